@@ -1,0 +1,29 @@
+// Compiles dist/burrow: one self-contained executable (STYLE.md #11).
+// Every Worker entrypoint must be listed here so the compiled binary embeds it.
+import { $ } from "bun";
+
+const root = new URL("..", import.meta.url).pathname;
+const pkg = await Bun.file(`${root}/package.json`).json();
+const commit = (await $`git -C ${root} rev-parse --short=12 HEAD`.nothrow().quiet().text()).trim() || "unknown";
+
+const workers = ["src/sandbox/create-worker.ts", "src/ports/connector-worker.ts"].filter((f) => Bun.file(`${root}/${f}`).size > 0);
+
+const result = await Bun.build({
+  entrypoints: [`${root}/src/main.ts`, ...workers.map((w) => `${root}/${w}`)],
+  compile: {
+    outfile: `${root}/dist/burrow`,
+    autoloadBunfig: false,
+    autoloadDotenv: false,
+  },
+  define: {
+    BURROW_VERSION: JSON.stringify(pkg.version),
+    BURROW_COMMIT: JSON.stringify(commit),
+  },
+  minify: { syntax: true, whitespace: true },
+  sourcemap: "none",
+});
+if (!result.success) {
+  for (const m of result.logs) console.error(m);
+  process.exit(1);
+}
+console.error(`built dist/burrow ${pkg.version} (${commit})`);

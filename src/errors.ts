@@ -1,0 +1,74 @@
+// One error type for everything burrow reports to a user (STYLE.md #6).
+// `exitCode` is stable: 125 for burrow's own failures, 126/127 like podman
+// for a command that cannot be run.
+
+export const EXIT = {
+  burrow: 125,
+  cannotInvoke: 126,
+  notFound: 127,
+} as const;
+
+export class BurrowError extends Error {
+  readonly exitCode: number;
+  /** A stable machine-readable tag, also sent over the control socket. */
+  readonly kind: string;
+  constructor(message: string, opts: { cause?: unknown; exitCode?: number; kind?: string } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = "BurrowError";
+    this.exitCode = opts.exitCode ?? EXIT.burrow;
+    this.kind = opts.kind ?? "error";
+  }
+  toJSON() {
+    return { error: this.message, kind: this.kind, exitCode: this.exitCode };
+  }
+}
+
+export function notFound(what: string, name: string): BurrowError {
+  return new BurrowError(`no ${what} with name or id "${name}" found`, { kind: "not-found" });
+}
+
+/** The message of anything thrown, for reports that collect several errors. */
+export function messageOf(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/**
+ * Runs every cleanup step, never stopping at the first failure (STYLE.md #4),
+ * and returns all the errors it met, in order.
+ */
+export async function runAll(steps: Array<() => unknown | Promise<unknown>>): Promise<Error[]> {
+  const errors: Error[] = [];
+  for (const step of steps) {
+    try {
+      await step();
+    } catch (e) {
+      errors.push(e instanceof Error ? e : new Error(String(e)));
+    }
+  }
+  return errors;
+}
+
+/** A stack of undo steps: push as setup proceeds, unwind on failure (latest first). */
+export class Rollback {
+  private steps: Array<{ what: string; undo: () => unknown | Promise<unknown> }> = [];
+  push(what: string, undo: () => unknown | Promise<unknown>): void {
+    this.steps.push({ what, undo });
+  }
+  /** Forget the steps: setup succeeded and the caller owns the resources now. */
+  commit(): void {
+    this.steps = [];
+  }
+  async unwind(): Promise<Error[]> {
+    const steps = this.steps.reverse();
+    this.steps = [];
+    return runAll(
+      steps.map(({ what, undo }) => async () => {
+        try {
+          await undo();
+        } catch (e) {
+          throw new Error(`undo ${what}: ${messageOf(e)}`);
+        }
+      }),
+    );
+  }
+}

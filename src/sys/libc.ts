@@ -1,0 +1,71 @@
+// The one place bun:ffi opens libc (STYLE.md #7). Every wrapper in src/sys
+// calls through `libc` and turns a -1 return into a SysError with errno read
+// straight after the call, on the same thread, before any other JS runs.
+import { dlopen, FFIType, read, type Pointer } from "bun:ffi";
+
+const { i32, u32, i64, u64, ptr, cstring } = FFIType;
+
+export const libc = dlopen("libc.so.6", {
+  __errno_location: { args: [], returns: ptr },
+  strerror: { args: [i32], returns: cstring },
+  unshare: { args: [i32], returns: i32 },
+  setns: { args: [i32, i32], returns: i32 },
+  mount: { args: [ptr, ptr, ptr, u64, ptr], returns: i32 },
+  umount2: { args: [ptr, i32], returns: i32 },
+  sethostname: { args: [ptr, u64], returns: i32 },
+  execve: { args: [ptr, ptr, ptr], returns: i32 },
+  open: { args: [ptr, i32, u32], returns: i32 },
+  close: { args: [i32], returns: i32 },
+  setsid: { args: [], returns: i32 },
+  gettid: { args: [], returns: i32 },
+  getuid: { args: [], returns: u32 },
+  getgid: { args: [], returns: u32 },
+  flock: { args: [i32, i32], returns: i32 },
+  socket: { args: [i32, i32, i32], returns: i32 },
+  connect: { args: [i32, ptr, u32], returns: i32 },
+  ioctl: { args: [i32, u64, ptr], returns: i32 },
+  prctl: { args: [i32, u64, u64, u64, u64], returns: i32 },
+  dup2: { args: [i32, i32], returns: i32 },
+  fcntl: { args: [i32, i32, i64], returns: i32 },
+  kill: { args: [i32, i32], returns: i32 },
+  chdir: { args: [ptr], returns: i32 },
+});
+
+const sym = libc.symbols;
+
+const ERRNO_NAMES: Record<number, string> = {
+  1: "EPERM", 2: "ENOENT", 3: "ESRCH", 4: "EINTR", 5: "EIO", 9: "EBADF", 11: "EAGAIN", 12: "ENOMEM",
+  13: "EACCES", 16: "EBUSY", 17: "EEXIST", 20: "ENOTDIR", 21: "EISDIR", 22: "EINVAL", 24: "EMFILE",
+  28: "ENOSPC", 30: "EROFS", 38: "ENOSYS", 95: "EOPNOTSUPP", 98: "EADDRINUSE", 99: "EADDRNOTAVAIL",
+  101: "ENETUNREACH", 110: "ETIMEDOUT", 111: "ECONNREFUSED", 113: "EHOSTUNREACH", 115: "EINPROGRESS",
+};
+
+export function errno(): number {
+  return read.i32(sym.__errno_location() as Pointer, 0);
+}
+
+export class SysError extends Error {
+  readonly syscall: string;
+  readonly errno: number;
+  readonly code: string;
+  constructor(syscall: string, err: number, detail?: string) {
+    const code = ERRNO_NAMES[err] ?? `errno ${err}`;
+    const human = String(sym.strerror(err));
+    super(`${syscall}${detail ? `(${detail})` : ""}: ${human} (${code})`);
+    this.name = "SysError";
+    this.syscall = syscall;
+    this.errno = err;
+    this.code = code;
+  }
+}
+
+/** Throws SysError when a libc call returned -1; returns the value otherwise. */
+export function check(syscall: string, ret: number, detail?: string): number {
+  if (ret === -1) throw new SysError(syscall, errno(), detail);
+  return ret;
+}
+
+/** A NUL-terminated copy of a string; keep the Buffer alive while its pointer is used. */
+export function cstr(s: string): Buffer {
+  return Buffer.from(`${s}\0`, "utf8");
+}

@@ -1,0 +1,40 @@
+// mount(2)/umount2(2) wrappers. Rootless, these act in the holder's mount
+// namespace (daemon) or in a sandbox's (sandbox Worker).
+import { check, cstr, libc } from "./libc.ts";
+
+export const MS = {
+  RDONLY: 1,
+  NOSUID: 2,
+  NODEV: 4,
+  NOEXEC: 8,
+  REMOUNT: 32,
+  BIND: 4096,
+  MOVE: 8192,
+  REC: 16384,
+  PRIVATE: 1 << 18,
+  SLAVE: 1 << 19,
+  SHARED: 1 << 20,
+} as const;
+
+export const MNT_DETACH = 2;
+
+export function mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null = null): void {
+  const s = source === null ? null : cstr(source);
+  const t = cstr(target);
+  const f = fstype === null ? null : cstr(fstype);
+  const d = data === null ? null : cstr(data);
+  check("mount", libc.symbols.mount(s, t, f, flags, d), `${source ?? "none"} -> ${target}`);
+}
+
+export function bind(source: string, target: string): void {
+  mount(source, target, null, MS.BIND);
+}
+
+export function umount(target: string, flags = MNT_DETACH): void {
+  check("umount2", libc.symbols.umount2(cstr(target), flags), target);
+}
+
+/** Makes every mount below `/` private in the calling thread's mount namespace. */
+export function makeRootPrivate(): void {
+  mount("none", "/", null, MS.REC | MS.PRIVATE);
+}

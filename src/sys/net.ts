@@ -1,0 +1,92 @@
+// Sockets made by hand, for the cases Bun's own APIs cannot express: a socket
+// created inside another network namespace (on a Worker that entered it) and
+// handed to the main thread by fd number, and the SIOCSIFFLAGS ioctl.
+import { ptr } from "bun:ffi";
+import { isIPv4, isIPv6 } from "node:net";
+import { check, libc } from "./libc.ts";
+import { close } from "./ns.ts";
+
+export const AF_INET = 2;
+export const AF_INET6 = 10;
+export const SOCK_STREAM = 1;
+export const SOCK_DGRAM = 2;
+export const SOCK_CLOEXEC = 0o2000000;
+
+function sockaddr(host: string, port: number): { buf: Uint8Array; family: number } {
+  if (isIPv4(host)) {
+    const buf = new Uint8Array(16);
+    const dv = new DataView(buf.buffer);
+    dv.setUint16(0, AF_INET, true);
+    dv.setUint16(2, port, false);
+    buf.set(host.split(".").map(Number), 4);
+    return { buf, family: AF_INET };
+  }
+  if (isIPv6(host)) {
+    const buf = new Uint8Array(28);
+    const dv = new DataView(buf.buffer);
+    dv.setUint16(0, AF_INET6, true);
+    dv.setUint16(2, port, false);
+    buf.set(ipv6Bytes(host), 8);
+    return { buf, family: AF_INET6 };
+  }
+  throw new Error(`not an IP address: ${host}`);
+}
+
+export function ipv6Bytes(addr: string): number[] {
+  let [head, tail] = addr.includes("::") ? addr.split("::") : [addr, undefined];
+  const parse = (s: string | undefined) => (s ? s.split(":") : []);
+  let h = parse(head);
+  let t = parse(tail);
+  const last = (t.length ? t : h).at(-1);
+  const v4: number[] = [];
+  if (last && last.includes(".")) {
+    (t.length ? t : h).pop();
+    v4.push(...last.split(".").map(Number));
+  }
+  const groupsNeeded = 8 - v4.length / 2;
+  const fill = tail === undefined ? [] : Array(groupsNeeded - h.length - t.length).fill("0");
+  const groups = [...h, ...fill, ...t];
+  const out: number[] = [];
+  for (const g of groups) {
+    const n = parseInt(g || "0", 16);
+    out.push(n >> 8, n & 0xff);
+  }
+  return [...out, ...v4];
+}
+
+/**
+ * Creates a socket in the calling thread's network namespace and connects it
+ * (blocking). Returns the fd; the caller owns it.
+ */
+export function connectSocket(host: string, port: number, type: number = SOCK_STREAM): number {
+  const { buf, family } = sockaddr(host, port);
+  const fd = check("socket", libc.symbols.socket(family, type | SOCK_CLOEXEC, 0));
+  const r = libc.symbols.connect(fd, ptr(buf), buf.length);
+  if (r === -1) {
+    try {
+      check("connect", r, `${host}:${port}`);
+    } finally {
+      close(fd);
+    }
+  }
+  return fd;
+}
+
+const SIOCGIFFLAGS = 0x8913;
+const SIOCSIFFLAGS = 0x8914;
+const IFF_UP = 1;
+
+/** Brings an interface up in the calling thread's network namespace. */
+export function linkUp(name: string): void {
+  const fd = check("socket", libc.symbols.socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  try {
+    const ifr = new Uint8Array(40);
+    ifr.set(Buffer.from(name, "utf8").subarray(0, 15), 0);
+    check("ioctl", libc.symbols.ioctl(fd, SIOCGIFFLAGS, ptr(ifr)), `SIOCGIFFLAGS ${name}`);
+    const dv = new DataView(ifr.buffer);
+    dv.setUint16(16, dv.getUint16(16, true) | IFF_UP, true);
+    check("ioctl", libc.symbols.ioctl(fd, SIOCSIFFLAGS, ptr(ifr)), `SIOCSIFFLAGS ${name}`);
+  } finally {
+    close(fd);
+  }
+}

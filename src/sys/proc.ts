@@ -1,0 +1,65 @@
+// Process-level calls: execve, setsid, flock, sethostname, prctl.
+import { ptr } from "bun:ffi";
+import { check, cstr, libc } from "./libc.ts";
+
+/** Replaces the calling process. Only returns by throwing SysError. */
+export function execve(path: string, argv: string[], env: Record<string, string | undefined>): never {
+  const keep: Buffer[] = [];
+  const list = (items: string[]) => {
+    const arr = new BigUint64Array(items.length + 1);
+    items.forEach((s, i) => {
+      const b = cstr(s);
+      keep.push(b);
+      arr[i] = BigInt(ptr(b));
+    });
+    arr[items.length] = 0n;
+    return arr;
+  };
+  const envList = Object.entries(env)
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]) => `${k}=${v}`);
+  const p = cstr(path);
+  const a = list(argv);
+  const e = list(envList);
+  check("execve", libc.symbols.execve(p, a, e), path);
+  throw new Error("unreachable");
+}
+
+export function setsid(): number {
+  return check("setsid", libc.symbols.setsid());
+}
+
+export function sethostname(name: string): void {
+  const b = Buffer.from(name, "utf8");
+  check("sethostname", libc.symbols.sethostname(b, b.length), name);
+}
+
+export const LOCK = { SH: 1, EX: 2, NB: 4, UN: 8 } as const;
+
+/** flock(2) on an open fd; blocks the calling thread for LOCK.EX without NB. */
+export function flock(fd: number, op: number): void {
+  check("flock", libc.symbols.flock(fd, op));
+}
+
+const PR_SET_PDEATHSIG = 1;
+export function setParentDeathSignal(sig: number): void {
+  check("prctl", libc.symbols.prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0));
+}
+
+export function getuid(): number {
+  return libc.symbols.getuid();
+}
+
+export function getgid(): number {
+  return libc.symbols.getgid();
+}
+
+export function chdir(dir: string): void {
+  check("chdir", libc.symbols.chdir(cstr(dir)), dir);
+}
+
+/** Clears FD_CLOEXEC so `fd` survives an execve. */
+export function keepAcrossExec(fd: number): void {
+  const F_SETFD = 2;
+  check("fcntl", libc.symbols.fcntl(fd, F_SETFD, 0));
+}
