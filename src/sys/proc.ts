@@ -63,3 +63,7 @@ export function keepAcrossExec(fd: number): void {
   const F_SETFD = 2;
   check("fcntl", libc.symbols.fcntl(fd, F_SETFD, 0));
 }
+
+export function dup2(oldfd: number, newfd: number): void {
+  check("dup2", libc.symbols.dup2(oldfd, newfd));
+}

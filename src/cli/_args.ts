@@ -1,0 +1,88 @@
+// Strict parsing of a command's raw arguments against its citty ArgsDef:
+// unknown flags are refused with the list of valid ones (citty accepts
+// anything), flags listed in `repeatable` collect arrays, and for commands
+// that run a program, parsing stops at `--` or the first positional.
+import type { ArgsDef } from "citty";
+import { BurrowError } from "../errors.ts";
+
+export interface Parsed {
+  flags: Record<string, string | boolean | string[]>;
+  positionals: string[];
+  /** Everything after `--` (or after the first positional with stopAtPositional). */
+  rest: string[];
+}
+
+export function parseStrict(raw: string[], def: ArgsDef, opts: { repeatable?: string[]; stopAtPositional?: boolean; command: string }): Parsed {
+  const byName = new Map<string, string>();
+  for (const [name, d] of Object.entries(def)) {
+    if (d.type === "positional") continue;
+    byName.set(name, name);
+    const aliases = "alias" in d && d.alias ? (Array.isArray(d.alias) ? d.alias : [d.alias]) : [];
+    for (const a of aliases) byName.set(a, name);
+  }
+  const flags: Parsed["flags"] = {};
+  const positionals: string[] = [];
+  let rest: string[] = [];
+  const known = () =>
+    Object.entries(def)
+      .filter(([, d]) => d.type !== "positional")
+      .map(([n, d]) => ("alias" in d && d.alias ? `-${d.alias} / --${n}` : `--${n}`))
+      .join(", ");
+  for (let i = 0; i < raw.length; i++) {
+    const arg = raw[i]!;
+    if (arg === "--") {
+      rest = raw.slice(i + 1);
+      break;
+    }
+    if (!arg.startsWith("-") || arg === "-") {
+      if (opts.stopAtPositional) {
+        rest = raw.slice(i);
+        break;
+      }
+      positionals.push(arg);
+      continue;
+    }
+    const long = arg.startsWith("--");
+    let key = long ? arg.slice(2) : arg.slice(1);
+    let value: string | undefined;
+    const eq = key.indexOf("=");
+    if (eq >= 0) {
+      value = key.slice(eq + 1);
+      key = key.slice(0, eq);
+    }
+    const name = byName.get(key);
+    if (!name) throw new BurrowError(`unknown flag ${long ? "--" : "-"}${key} for "burrow ${opts.command}": valid flags are ${known() || "none"}`, { kind: "bad-input" });
+    const d = def[name]!;
+    if (d.type === "boolean") {
+      if (value !== undefined && value !== "true" && value !== "false")
+        throw new BurrowError(`flag --${name} takes true or false, not "${value}"`, { kind: "bad-input" });
+      flags[name] = value !== "false";
+      continue;
+    }
+    if (value === undefined) {
+      value = raw[++i];
+      if (value === undefined) throw new BurrowError(`flag --${name} needs a value`, { kind: "bad-input" });
+    }
+    if (d.type === "enum" && d.options && !d.options.includes(value))
+      throw new BurrowError(`flag --${name} does not accept "${value}": use one of ${d.options.join(", ")}`, { kind: "bad-input" });
+    if (opts.repeatable?.includes(name)) ((flags[name] ??= []) as string[]).push(value);
+    else flags[name] = value;
+  }
+  return { flags, positionals, rest };
+}
+
+export function str(p: Parsed, name: string): string | undefined {
+  const val = p.flags[name];
+  return typeof val === "string" ? val : undefined;
+}
+export function bool(p: Parsed, name: string): boolean {
+  return p.flags[name] === true;
+}
+export function list(p: Parsed, name: string): string[] {
+  const val = p.flags[name];
+  return Array.isArray(val) ? val : [];
+}
+export function one(p: Parsed, what: string, command: string): string {
+  if (p.positionals.length !== 1) throw new BurrowError(`"burrow ${command}" takes exactly one ${what}, got ${p.positionals.length}`, { kind: "bad-input" });
+  return p.positionals[0]!;
+}

@@ -1,0 +1,19 @@
+// The command table: one citty command per file, loaded lazily (STYLE.md #5).
+import { defineCommand } from "citty";
+import { version } from "../version.ts";
+
+export const main = defineCommand({
+  meta: { name: "burrow", version: version().version, description: "Rootless network sandboxes, port publishing and bridge networks" },
+  subCommands: {
+    run: () => import("./run.ts").then((m) => m.default),
+    exec: () => import("./exec.ts").then((m) => m.default),
+    ps: () => import("./ps.ts").then((m) => m.default),
+    inspect: () => import("./inspect.ts").then((m) => m.default),
+    stop: () => import("./stop.ts").then((m) => m.default),
+    rm: () => import("./rm.ts").then((m) => m.default),
+    logs: () => import("./logs.ts").then((m) => m.default),
+    port: () => import("./port.ts").then((m) => m.default),
+    unshare: () => import("./unshare.ts").then((m) => m.default),
+    info: () => import("./info.ts").then((m) => m.default),
+  },
+});

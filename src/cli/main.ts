@@ -1,0 +1,47 @@
+// The CLI entry: citty for dispatch and help; one top-level error handler
+// (STYLE.md #6) printing one human line, or {"error": ...} with --format json.
+import { runCommand, showUsage } from "citty";
+import { BurrowError, EXIT, messageOf } from "../errors.ts";
+import { SysError } from "../sys/libc.ts";
+import { version } from "../version.ts";
+import { main } from "./index.ts";
+
+export async function cliMain(argv: string[]): Promise<void> {
+  if (argv[0] === "--version" || argv[0] === "-v" || argv[0] === "version") {
+    const v = version();
+    process.stdout.write(`burrow version ${v.version} (commit ${v.commit})\n`);
+    return;
+  }
+  if (!argv.length || argv[0] === "--help" || argv[0] === "-h" || argv[0] === "help") {
+    await showUsage(main);
+    return;
+  }
+  const subs = (main.subCommands ?? {}) as Record<string, unknown>;
+  if (!argv[0]!.startsWith("-") && !(argv[0]! in subs)) {
+    return fail(new BurrowError(`unknown command "${argv[0]}": valid commands are ${Object.keys(subs).join(", ")}`, { kind: "bad-input" }), argv);
+  }
+  if (argv.includes("--help") || argv.includes("-h")) {
+    const sub = await (subs[argv[0]!] as () => Promise<any>)();
+    await showUsage(sub, main);
+    return;
+  }
+  try {
+    await runCommand(main, { rawArgs: argv });
+  } catch (e) {
+    fail(e, argv);
+  }
+}
+
+function fail(e: unknown, argv: string[]): void {
+  const json = argv.some((a, i) => (a === "--format" && argv[i + 1] === "json") || a === "--format=json");
+  const err =
+    e instanceof BurrowError
+      ? e
+      : e instanceof SysError
+        ? new BurrowError(e.message)
+        : new BurrowError(`internal error: ${messageOf(e)}`);
+  if (process.env.BURROW_LOG === "debug" && e instanceof Error) process.stderr.write(`${e.stack}\n`);
+  if (json) process.stdout.write(`${JSON.stringify({ error: err.message, kind: err.kind, exitCode: err.exitCode })}\n`);
+  else process.stderr.write(`Error: ${err.message}\n`);
+  process.exitCode = err.exitCode ?? EXIT.burrow;
+}

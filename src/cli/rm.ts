@@ -1,0 +1,19 @@
+import { defineCommand } from "citty";
+import { call } from "../client/client.ts";
+import { BurrowError } from "../errors.ts";
+import { bool, parseStrict } from "./_args.ts";
+
+const args = { force: { type: "boolean", alias: "f", description: "Kill a running sandbox before removing it" } } as const;
+
+export default defineCommand({
+  meta: { name: "rm", description: "Remove sandboxes" },
+  args,
+  async run({ rawArgs }) {
+    const p = parseStrict(rawArgs, args, { command: "rm" });
+    if (!p.positionals.length) throw new BurrowError(`"burrow rm" needs at least one sandbox name or id`, { kind: "bad-input" });
+    for (const name of p.positionals) {
+      const r = await call("rm", { name, force: bool(p, "force") });
+      process.stdout.write(`${r.id}\n`);
+    }
+  },
+});

@@ -1,0 +1,24 @@
+import { defineCommand } from "citty";
+import { paths } from "../client/client.ts";
+import { BurrowError } from "../errors.ts";
+import { ensureHolder } from "../userns/session.ts";
+import { parseStrict } from "./_args.ts";
+import { spawnEnter, waitForeground } from "./_run-child.ts";
+
+const args = {} as const;
+
+export default defineCommand({
+  meta: { name: "unshare", description: "Run a command in the rootless session's user and mount namespaces (like podman unshare)" },
+  args,
+  async run({ rawArgs }) {
+    const p = parseStrict(rawArgs, args, { stopAtPositional: true, command: "unshare" });
+    const argv = p.rest.length ? p.rest : [process.env.SHELL || "/bin/sh"];
+    const pp = paths();
+    if (!pp.rootless) throw new BurrowError(`"burrow unshare" is for rootless use: as root, run the command directly`, { kind: "bad-input" });
+    const { ensureDaemon } = await import("../client/client.ts");
+    await ensureDaemon();
+    const h = await ensureHolder(pp);
+    const child = spawnEnter({ session: { user: `/proc/${h.pid}/ns/user`, mnt: `/proc/${h.pid}/ns/mnt` }, cwd: process.cwd() }, argv);
+    process.exitCode = await waitForeground(child);
+  },
+});

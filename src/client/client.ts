@@ -1,0 +1,95 @@
+// CLI side of the control protocol: HTTP over the control socket, starting
+// the daemon (and, rootless, the holder) on demand under a lock so that ten
+// concurrent CLIs start exactly one.
+import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
+import { BurrowError } from "../errors.ts";
+import { controlSocket, resolvePaths, type Paths } from "../paths.ts";
+import type { Op, OpArgs } from "../protocol.ts";
+import { cleanEnv, roleEnv, selfCommand } from "../sys/env.ts";
+import { LOCK, flock } from "../sys/proc.ts";
+import { ensureHolder } from "../userns/session.ts";
+
+let cachedPaths: Paths | null = null;
+export function paths(): Paths {
+  return (cachedPaths ??= resolvePaths());
+}
+
+class Unreachable extends Error {}
+
+async function rawCall(op: string, args: unknown): Promise<unknown> {
+  let res: Response;
+  try {
+    res = await fetch(`http://burrow/${op}`, {
+      unix: controlSocket(paths()),
+      method: "POST",
+      body: JSON.stringify(args ?? {}),
+      headers: { "content-type": "application/json" },
+      keepalive: true,
+    } as RequestInit);
+  } catch (e) {
+    throw new Unreachable(String(e));
+  }
+  const body = (await res.json().catch(() => ({ error: `daemon answered ${res.status} without JSON` }))) as any;
+  if (!res.ok) throw new BurrowError(body.error ?? "daemon error", { kind: body.kind, exitCode: body.exitCode ?? 125 });
+  return body;
+}
+
+export async function call<O extends Op>(op: O, args: OpArgs<O>): Promise<any> {
+  try {
+    return await rawCall(op, args);
+  } catch (e) {
+    if (!(e instanceof Unreachable)) throw e;
+  }
+  await ensureDaemon();
+  return rawCall(op, args);
+}
+
+async function ping(): Promise<boolean> {
+  try {
+    await rawCall("ping", {});
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Starts holder and daemon unless running; serialized by a lock file. */
+export async function ensureDaemon(): Promise<void> {
+  const p = paths();
+  mkdirSync(p.runtimeDir, { recursive: true, mode: 0o700 });
+  const lockFd = openSync(`${p.runtimeDir}/daemon.lock`, "a", 0o600);
+  try {
+    flock(lockFd, LOCK.EX);
+    if (await ping()) return;
+    const holder = p.rootless ? await ensureHolder(p) : null;
+    const logPath = `${p.runtimeDir}/daemon.log`;
+    const logFd = openSync(logPath, "a", 0o600);
+    const launcher = Bun.spawn([...selfCommand(), "__launch", holder ? String(holder.pid) : "-"], {
+      env: roleEnv({ BURROW_PATHS: JSON.stringify(p) }),
+      stdin: "ignore",
+      stdout: logFd,
+      stderr: logFd,
+      detached: true,
+    });
+    closeSync(logFd);
+    launcher.unref();
+    let exited = false;
+    launcher.exited.then(() => (exited = true));
+    const deadline = Date.now() + 10_000;
+    for (let i = 0; Date.now() < deadline; i++) {
+      if (await ping()) return;
+      if (exited) break;
+      await Bun.sleep(i < 20 ? 2 : 20);
+    }
+    let tail = "";
+    try {
+      tail = readFileSync(logPath, "utf8").trim().split("\n").slice(-3).join(" | ");
+    } catch {}
+    throw new BurrowError(`the burrow daemon did not start${tail ? `: ${tail}` : ""} (log: ${logPath})`, { kind: "daemon" });
+  } finally {
+    flock(lockFd, LOCK.UN);
+    closeSync(lockFd);
+  }
+}
+
+export { cleanEnv };

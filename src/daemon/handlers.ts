@@ -1,0 +1,38 @@
+// Operation table: one thin function per protocol op.
+import * as v from "valibot";
+import { BurrowError } from "../errors.ts";
+import { inspectView, psRow } from "../inspect/sandbox.ts";
+import type { Ops } from "../protocol.ts";
+import type { SandboxService } from "./service.ts";
+
+type Args<K extends keyof typeof Ops> = v.InferOutput<(typeof Ops)[K]>;
+
+export function handlers(svc: SandboxService) {
+  return {
+    ping: () => ({ pid: process.pid }),
+    info: () => ({ pid: process.pid, paths: svc.paths, session: svc.session, sandboxes: svc.active() }),
+    create: (a: Args<"create">) => svc.create(a),
+    started: (a: Args<"started">) => svc.started(a.id, a.pid),
+    exited: (a: Args<"exited">) => svc.exited(a.id, a.exitCode),
+    list: (a: Args<"list">) => svc.list(a.all).map((s) => psRow(s, svc.health(s))),
+    inspect: (a: Args<"inspect">) => {
+      const s = svc.store.find(a.name);
+      return inspectView(s, { health: svc.health(s) });
+    },
+    enter: (a: Args<"enter">) => {
+      const s = svc.store.find(a.name);
+      if (s.status !== "running") throw new BurrowError(`sandbox ${s.name} is not running (state: ${s.status})`, { kind: "not-running" });
+      return { id: s.id, name: s.name, enter: svc.enterTarget(s) };
+    },
+    logs: (a: Args<"logs">) => ({ path: svc.logPath(a.name) }),
+    port: (a: Args<"port">) => {
+      const s = svc.store.find(a.name);
+      return { id: s.id, name: s.name, ports: s.runtime.ports ?? [] };
+    },
+    stop: async (a: Args<"stop">) => {
+      const s = await svc.stop(a.name, a.timeout);
+      return { id: s.id, name: s.name };
+    },
+    rm: (a: Args<"rm">) => svc.rm(a.name, a.force),
+  };
+}

@@ -1,0 +1,118 @@
+// The daemon: one per user, started on demand by the CLI (through the
+// launcher, already inside the holder's user and mount namespaces when
+// rootless), serving HTTP over the control socket. Exits when idle.
+import { chmodSync, readFileSync, rmSync, mkdirSync } from "node:fs";
+import * as v from "valibot";
+import { BurrowError, messageOf } from "../errors.ts";
+import { log } from "../log.ts";
+import { controlSocket, resolvePaths } from "../paths.ts";
+import { Ops, formatIssues, type Op } from "../protocol.ts";
+import { openState } from "../state/db.ts";
+import { SandboxStore } from "../state/sandboxes.ts";
+import { holderAlive, readHolder, type HolderInfo } from "../userns/session.ts";
+import { prewarm } from "../sandbox/namespaces.ts";
+import { SandboxService } from "./service.ts";
+import { handlers } from "./handlers.ts";
+import { createPortDrivers } from "../ports/drivers.ts";
+import { registerBackends } from "../net/backends.ts";
+import { LOCK, flock } from "../sys/proc.ts";
+import { openSync, closeSync } from "node:fs";
+
+function bootId(): string {
+  try {
+    return readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim();
+  } catch {
+    return "unknown";
+  }
+}
+
+export async function daemonMain(): Promise<void> {
+  const paths = resolvePaths();
+  process.umask(0o077);
+  mkdirSync(paths.runtimeDir, { recursive: true, mode: 0o700 });
+  let holder: HolderInfo | null = null;
+  if (paths.rootless) {
+    holder = readHolder(paths);
+    if (!holder) {
+      log.error("no live holder: the daemon must be started by the burrow CLI");
+      process.exit(1);
+    }
+  }
+  registerBackends();
+  const store = new SandboxStore(openState(paths.stateDir));
+  const session = holder
+    ? { id: `${holder.pid}:${holder.startTime}`, enter: { user: `/proc/${holder.pid}/ns/user`, mnt: `/proc/${holder.pid}/ns/mnt` } }
+    : { id: `host`, enter: { mnt: `/proc/${process.pid}/ns/mnt` } };
+  const service = new SandboxService(paths, store, session, bootId(), createPortDrivers());
+  await service.reconcile();
+  prewarm();
+
+  const sock = controlSocket(paths);
+  rmSync(sock, { force: true });
+  const table = handlers(service);
+  let lastActivity = Date.now();
+  const server = Bun.serve({
+    unix: sock,
+    async fetch(req) {
+      const op = new URL(req.url).pathname.slice(1) as Op;
+      const schema = Ops[op];
+      if (!schema) return Response.json({ error: `unknown operation "${op}"`, kind: "protocol", exitCode: 125 }, { status: 404 });
+      service.inflight++;
+      lastActivity = Date.now();
+      try {
+        const body = await req.json().catch(() => ({}));
+        const parsed = v.safeParse(schema, body);
+        if (!parsed.success) throw new BurrowError(`invalid request: ${formatIssues(parsed.issues)}`, { kind: "protocol" });
+        const result = await (table[op] as (a: unknown) => unknown)(parsed.output);
+        return Response.json(result ?? {});
+      } catch (e) {
+        if (e instanceof BurrowError) return Response.json(e.toJSON(), { status: 400 });
+        log.error(e);
+        return Response.json({ error: messageOf(e), kind: "internal", exitCode: 125 }, { status: 500 });
+      } finally {
+        service.inflight--;
+        lastActivity = Date.now();
+      }
+    },
+  });
+  chmodSync(sock, 0o600);
+  log.debug(`daemon ${process.pid} listening on ${sock}`);
+
+  const idleMs = Number(process.env.BURROW_IDLE_TIMEOUT ?? "30") * 1000;
+  let shuttingDown = false;
+  const shutdown = async (why: string) => {
+    if (shuttingDown) return;
+    shuttingDown = true;
+    log.debug(`daemon exiting: ${why}`);
+    server.stop(true);
+    rmSync(sock, { force: true });
+    // With no sandbox left, the session has nothing to keep: end the holder
+    // too, but never while a CLI is starting one (it holds the lock).
+    if (holder && service.active() === 0) {
+      const fd = openSync(`${paths.runtimeDir}/daemon.lock`, "a", 0o600);
+      try {
+        flock(fd, LOCK.EX | LOCK.NB);
+        if (holderAlive(holder)) process.kill(holder.pid, "SIGKILL");
+        rmSync(`${paths.runtimeDir}/holder.json`, { force: true });
+      } catch {
+      } finally {
+        closeSync(fd);
+      }
+    }
+    process.exit(0);
+  };
+  setInterval(async () => {
+    try {
+      if (holder && !holderAlive(holder)) {
+        log.warn("the rootless session holder died: every sandbox of this session is gone");
+        await service.sessionLost();
+        return shutdown("holder gone");
+      }
+      await service.reap();
+      if (service.inflight === 0 && service.active() === 0 && Date.now() - lastActivity > idleMs) await shutdown("idle");
+    } catch (e) {
+      log.warn(`housekeeping: ${messageOf(e)}`);
+    }
+  }, Math.min(1000, Math.max(100, idleMs / 2)));
+  for (const sig of ["SIGTERM", "SIGINT"] as const) process.on(sig, () => void shutdown(sig));
+}

@@ -1,0 +1,390 @@
+// Sandbox lifecycle in the daemon (main thread, session namespaces).
+// Every request handler lives here; src/daemon/main.ts only routes.
+import { randomBytes } from "node:crypto";
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync } from "node:fs";
+import { BurrowError, Rollback, messageOf, notFound } from "../errors.ts";
+import { log } from "../log.ts";
+import { pinDir, sandboxDir, type Paths } from "../paths.ts";
+import type { CreateRequest, EnterTarget } from "../protocol.ts";
+import type { NetworkBackend, SetupContext } from "../net/backend.ts";
+import { parseNetworkMode, type NetworkMode } from "../net/mode.ts";
+import { backendFor } from "../net/registry.ts";
+import { createPinned, pinHolds, removePins } from "../sandbox/namespaces.ts";
+import { etcBinds, etcFiles, writeInPlace } from "../sandbox/files.ts";
+import { killAll, pidsInMountNs, terminate } from "../sandbox/processes.ts";
+import { nameInUse, type Sandbox, type SandboxStore } from "../state/sandboxes.ts";
+import { roleEnv, selfCommand } from "../sys/env.ts";
+import { startTimeOf } from "../userns/session.ts";
+import { etcContent } from "../sandbox/etc-content.ts";
+import { portsFor, type PortDriverSet } from "../ports/drivers.ts";
+
+export interface SessionInfo {
+  /** Identity of the namespaces pins live in ("host" for rootful). */
+  id: string;
+  enter: EnterTarget["session"];
+}
+
+const HOSTNAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/;
+
+function now(): string {
+  return new Date().toISOString();
+}
+
+const ADJECTIVES = ["brave", "calm", "eager", "fond", "keen", "lucid", "merry", "quiet", "swift", "witty", "bold", "gentle"];
+const ANIMALS = ["badger", "mole", "rabbit", "fox", "vole", "otter", "wombat", "marmot", "gopher", "shrew", "stoat", "hare"];
+
+export class SandboxService {
+  /** Detached sandboxes whose main process the daemon itself waits for. */
+  private children = new Map<string, Bun.Subprocess>();
+  /** Busy counter for idle detection. */
+  inflight = 0;
+
+  constructor(
+    readonly paths: Paths,
+    readonly store: SandboxStore,
+    readonly session: SessionInfo,
+    readonly bootId: string,
+    readonly ports: PortDriverSet,
+  ) {}
+
+  defaultNetwork(): string {
+    return this.paths.rootless ? "slirp4netns" : "bridge";
+  }
+
+  private randomName(): string {
+    for (;;) {
+      const pick = <T>(a: T[]) => a[Math.floor(Math.random() * a.length)]!;
+      const name = `${pick(ADJECTIVES)}_${pick(ANIMALS)}${Math.floor(Math.random() * 100)}`;
+      if (!this.store.nameTaken(name)) return name;
+    }
+  }
+
+  enterTarget(s: Sandbox): EnterTarget & { cwd: string } {
+    if (!s.runtime.pins) throw new BurrowError(`sandbox ${s.name} is not running`, { kind: "not-running" });
+    return { session: this.session.enter, ...s.runtime.pins, cwd: s.spec.cwd };
+  }
+
+  private ctx(s: Sandbox): SetupContext {
+    return { paths: this.paths, sandbox: s, netns: s.runtime.pins?.net ?? "", dir: sandboxDir(this.paths, s.id) };
+  }
+
+  /** Resolves container:NAME into a plain "join that netns" plan. */
+  private containerPlan(mode: Extract<NetworkMode, { kind: "container" }>) {
+    const target = this.store.find(mode.ref);
+    if (target.status !== "running" || !target.runtime.pins)
+      throw new BurrowError(`cannot share the network of sandbox "${mode.ref}": it is not running`, { kind: "bad-input" });
+    return { newNet: false, joinNet: target.runtime.pins.net, netOf: target.id, target };
+  }
+
+  async create(req: CreateRequest): Promise<{ id: string; name: string; enter: EnterTarget & { cwd: string } }> {
+    const name = req.name ?? this.randomName();
+    const hostname = req.hostname ?? name.slice(0, 63);
+    if (!HOSTNAME.test(hostname))
+      throw new BurrowError(`invalid hostname "${hostname}": use at most 64 letters, digits, _ . or -, starting with a letter or digit`, { kind: "bad-input" });
+    const networkRaw = req.network ?? this.defaultNetwork();
+    const mode = parseNetworkMode(networkRaw);
+    let backend: NetworkBackend | null = null;
+    let plan: { newNet: boolean; joinNet?: string; netOf?: string };
+    let sharedFrom: Sandbox | undefined;
+    if (mode.kind === "container") {
+      const c = this.containerPlan(mode);
+      plan = c;
+      sharedFrom = c.target;
+      if (req.ports.length) throw new BurrowError(`-p cannot be used with --network container:${mode.ref}: publish ports on "${c.target.name}" instead`, { kind: "bad-input" });
+    } else {
+      backend = backendFor(mode);
+      await backend.validate(mode, this.paths);
+      plan = backend.plan(mode);
+    }
+    const portSpecs = this.ports.parse(req.ports, mode);
+    if (this.store.nameTaken(name)) throw nameInUse(name);
+
+    const id = randomBytes(32).toString("hex");
+    const s: Sandbox = {
+      id,
+      name,
+      createdAt: now(),
+      status: "created",
+      pid: null,
+      pidStart: null,
+      exitCode: null,
+      startedAt: null,
+      finishedAt: null,
+      bootId: this.bootId,
+      session: this.session.id,
+      spec: { ...req, name, hostname, network: networkRaw },
+      runtime: { pins: null, ino: null, network: mode.kind, netOf: plan.netOf },
+    };
+    const undo = new Rollback();
+    try {
+      // The row first: it reserves the name against a concurrent create.
+      this.store.insert(s);
+      undo.push("state row", () => this.store.delete(id));
+      const dir = sandboxDir(this.paths, id);
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      undo.push("sandbox dir", () => rmSync(dir, { recursive: true, force: true }));
+      const files = etcFiles(dir);
+      const initial = etcContent({ mode, hostname, name, dns: req.dns, sharedDir: sharedFrom && sandboxDir(this.paths, sharedFrom.id) });
+      writeInPlace(files.hosts, initial.hosts);
+      writeInPlace(files.resolv, initial.resolv);
+      writeInPlace(files.hostname, `${hostname}\n`);
+
+      const { pins, ino } = await createPinned(
+        { hostname, newNet: plan.newNet, joinNet: plan.joinNet, binds: etcBinds(files) },
+        pinDir(this.paths, id),
+      );
+      s.runtime.pins = pins;
+      s.runtime.ino = ino;
+      undo.push("pins", () => {
+        const errs = removePins(pins, pinDir(this.paths, id));
+        if (errs.length) throw errs[0];
+      });
+      undo.push("processes", () => killAll(ino.mnt));
+
+      if (backend) {
+        const net = await backend.setup(mode, this.ctx(s));
+        s.runtime.backend = net.record;
+        s.runtime.address = net.address;
+        undo.push("network", async () => {
+          const errs = await backend!.teardown(net.record, this.ctx(s));
+          if (errs.length) throw errs[0];
+        });
+        const content = etcContent({ mode, hostname, name, dns: req.dns, net });
+        writeInPlace(files.hosts, content.hosts);
+        writeInPlace(files.resolv, content.resolv);
+      }
+      if (portSpecs.length) {
+        s.runtime.ports = await this.ports.setup(s, portSpecs);
+        undo.push("ports", async () => {
+          const errs = await this.ports.teardown(s);
+          if (errs.length) throw errs[0];
+        });
+      }
+      this.store.update(s);
+      if (req.detach) this.spawnDetached(s);
+      undo.commit();
+      this.store.event("create", s, { network: networkRaw });
+      return { id, name, enter: this.enterTarget(s) };
+    } catch (e) {
+      const errs = await undo.unwind();
+      for (const err of errs) log.warn(`rollback of ${name}: ${err.message}`);
+      throw e;
+    }
+  }
+
+  private spawnDetached(s: Sandbox): void {
+    const dir = sandboxDir(this.paths, s.id);
+    const logFd = openSync(`${dir}/log`, "a", 0o600);
+    try {
+      const proc = Bun.spawn([...selfCommand(), "__enter", JSON.stringify(this.enterTarget(s)), "--", ...s.spec.argv], {
+        env: roleEnv(s.spec.env),
+        stdin: "ignore",
+        stdout: logFd,
+        stderr: logFd,
+        detached: true,
+      });
+      this.children.set(s.id, proc);
+      this.markStarted(s, proc.pid);
+      proc.exited.then((code) => {
+        this.children.delete(s.id);
+        const exit = proc.signalCode ? 128 + (signalNumber(proc.signalCode) ?? 0) : code;
+        this.exited(s.id, exit).catch((e) => log.warn(`cleanup of ${s.name}: ${messageOf(e)}`));
+      });
+    } finally {
+      closeSync(logFd);
+    }
+  }
+
+  private markStarted(s: Sandbox, pid: number): void {
+    s.status = "running";
+    s.pid = pid;
+    s.pidStart = startTimeOf(pid);
+    s.startedAt = now();
+    this.store.update(s);
+    this.store.event("start", s, { pid });
+  }
+
+  started(id: string, pid: number): void {
+    const s = this.store.find(id);
+    if (s.status !== "created") return;
+    this.markStarted(s, pid);
+  }
+
+  /** The sandbox's main process ended: record it and release its network. */
+  async exited(id: string, exitCode: number | null): Promise<void> {
+    let s: Sandbox;
+    try {
+      s = this.store.find(id);
+    } catch {
+      return;
+    }
+    if (s.status === "exited") {
+      if (s.exitCode === null && exitCode !== null) {
+        s.exitCode = exitCode;
+        this.store.update(s);
+      }
+      return;
+    }
+    s.status = "exited";
+    s.exitCode = exitCode;
+    s.finishedAt = now();
+    const errors = await this.release(s);
+    this.store.update(s);
+    this.store.event("died", s, { exitCode });
+    for (const e of errors) log.warn(`cleanup of ${s.name}: ${e.message}`);
+    if (s.spec.rm) await this.remove(s, true);
+  }
+
+  /** Kills what is left and removes ports, network and pins (not the row). */
+  private async release(s: Sandbox): Promise<Error[]> {
+    const errors: Error[] = [];
+    if (s.runtime.ino) await killAll(s.runtime.ino.mnt);
+    if (s.runtime.ports?.length) errors.push(...(await this.ports.teardown(s)));
+    s.runtime.ports = s.runtime.ports?.map((p) => p);
+    const kind = s.runtime.network as NetworkMode["kind"];
+    if (s.runtime.backend && kind !== "container") {
+      try {
+        const backend = backendFor({ kind } as NetworkMode);
+        errors.push(...(await backend.teardown(s.runtime.backend, this.ctx(s))));
+      } catch (e) {
+        errors.push(e as Error);
+      }
+      s.runtime.backend = undefined;
+    }
+    if (s.runtime.pins) {
+      errors.push(...removePins(s.runtime.pins, pinDir(this.paths, s.id)));
+      s.runtime.pins = null;
+    }
+    return errors;
+  }
+
+  private dependents(s: Sandbox): Sandbox[] {
+    return this.store.all().filter((o) => o.runtime.netOf === s.id && o.status !== "exited");
+  }
+
+  async stop(ref: string, timeoutSec: number): Promise<Sandbox> {
+    const s = this.store.find(ref);
+    if (s.status === "exited") return s;
+    if (s.runtime.ino) await terminate(s.runtime.ino.mnt, timeoutSec * 1000);
+    // The waiter (CLI or this daemon) reports the exit status; give it a moment.
+    for (let i = 0; i < 50 && this.store.find(s.id).status !== "exited"; i++) await Bun.sleep(10);
+    if (this.store.find(s.id).status !== "exited") await this.exited(s.id, null);
+    return this.store.find(s.id);
+  }
+
+  async rm(ref: string, force: boolean): Promise<{ id: string; name: string }> {
+    const s = this.store.find(ref);
+    const deps = this.dependents(s);
+    if (deps.length)
+      throw new BurrowError(`sandbox ${s.name} shares its network with ${deps.map((d) => d.name).join(", ")}: remove those first`, { kind: "in-use" });
+    if (s.status !== "exited" && !force)
+      throw new BurrowError(`sandbox ${s.name} is ${s.status}: stop it first (burrow stop ${s.name}) or remove it with burrow rm -f`, { kind: "running" });
+    await this.remove(s, force);
+    return { id: s.id, name: s.name };
+  }
+
+  private async remove(s: Sandbox, force: boolean): Promise<void> {
+    const errors: Error[] = [];
+    if (s.status !== "exited" && force) {
+      s.status = "exited";
+      s.finishedAt = now();
+      errors.push(...(await this.release(s)));
+    }
+    this.children.get(s.id)?.kill(9);
+    try {
+      rmSync(sandboxDir(this.paths, s.id), { recursive: true, force: true });
+    } catch (e) {
+      errors.push(e as Error);
+    }
+    this.store.delete(s.id);
+    this.store.event("remove", s);
+    if (errors.length) throw new BurrowError(`removed ${s.name}, but cleanup reported: ${errors.map(messageOf).join("; ")}`, { kind: "cleanup" });
+  }
+
+  list(all: boolean): Sandbox[] {
+    return this.store.all().filter((s) => all || s.status === "running" || s.status === "created");
+  }
+
+  logPath(ref: string): string {
+    const s = this.store.find(ref);
+    return `${sandboxDir(this.paths, s.id)}/log`;
+  }
+
+  /** Sandboxes whose processes or pins vanished behind our back. */
+  async reap(): Promise<void> {
+    for (const s of this.store.all()) {
+      if (s.status === "exited") continue;
+      if (this.children.has(s.id)) continue;
+      const pinsOk = !!s.runtime.pins && !!s.runtime.ino && pinHolds(s.runtime.pins.mnt, s.runtime.ino.mnt);
+      if (s.status === "running") {
+        const gone = !s.pid || startTimeOf(s.pid) !== s.pidStart;
+        if (gone || !pinsOk) await this.exited(s.id, null);
+      } else if (!pinsOk) {
+        await this.exited(s.id, null);
+      }
+    }
+  }
+
+  /** At start: drop what a reboot or a dead session took away. */
+  async reconcile(): Promise<void> {
+    for (const s of this.store.all()) {
+      if (s.status === "exited") continue;
+      if (s.bootId !== this.bootId || s.session !== this.session.id) {
+        // Pins from another boot or session are unreachable: just record it.
+        // Processes of a dead session may still run; kill them by namespace.
+        if (s.bootId === this.bootId && s.runtime.ino) await killAll(s.runtime.ino.mnt);
+        s.runtime.pins = null;
+        s.runtime.backend = s.bootId === this.bootId ? s.runtime.backend : undefined;
+        s.status = "exited";
+        s.finishedAt = now();
+        const errs = await this.release(s);
+        for (const e of errs) log.debug(`reconcile ${s.name}: ${e.message}`);
+        this.store.update(s);
+        this.store.event("died", s, { reason: "session gone" });
+        if (s.spec.rm) await this.remove(s, true).catch(() => {});
+      }
+    }
+    await this.reap();
+  }
+
+  /** The holder died: every sandbox of this session is gone. */
+  async sessionLost(): Promise<void> {
+    for (const s of this.store.all()) {
+      if (s.status === "exited") continue;
+      await this.exited(s.id, null).catch(() => {});
+    }
+  }
+
+  active(): number {
+    return this.store.all().filter((s) => s.status !== "exited").length;
+  }
+
+  processes(s: Sandbox): number[] {
+    return s.runtime.ino ? pidsInMountNs(s.runtime.ino.mnt) : [];
+  }
+
+  health(s: Sandbox): string | null {
+    const kind = s.runtime.network as NetworkMode["kind"];
+    if (s.status !== "running" || !s.runtime.backend || kind === "container") return null;
+    try {
+      const b = backendFor({ kind } as NetworkMode);
+      if (b.healthy && !b.healthy(s.runtime.backend)) return `${kind} exited`;
+    } catch {}
+    return null;
+  }
+
+  hostsOf(s: Sandbox): string {
+    return readFileSync(etcFiles(sandboxDir(this.paths, s.id)).hosts, "utf8");
+  }
+
+  findOrThrow(ref: string): Sandbox {
+    const s = this.store.find(ref);
+    if (!s) throw notFound("sandbox", ref);
+    return s;
+  }
+}
+
+const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGUSR1: 10, SIGSEGV: 11, SIGUSR2: 12, SIGPIPE: 13, SIGALRM: 14, SIGTERM: 15 };
+export function signalNumber(name: string): number | undefined {
+  return SIGNALS[name];
+}

@@ -1,0 +1,78 @@
+// podman-compatible views of a sandbox: `inspect` JSON and `ps` rows.
+import type { Sandbox } from "../state/sandboxes.ts";
+
+export function portsView(s: Sandbox): Record<string, Array<{ HostIp: string; HostPort: string }> | null> {
+  const out: Record<string, Array<{ HostIp: string; HostPort: string }> | null> = {};
+  for (const p of s.runtime.ports ?? []) {
+    const key = `${p.containerPort}/${p.protocol}`;
+    (out[key] ??= []).push({ HostIp: p.hostIp, HostPort: String(p.hostPort) });
+  }
+  return out;
+}
+
+export function inspectView(s: Sandbox, extra: { health: string | null; networks?: Record<string, unknown> }) {
+  const statusName = s.status === "exited" ? "exited" : s.status;
+  return {
+    Id: s.id,
+    Name: s.name,
+    Created: s.createdAt,
+    Path: s.spec.argv[0],
+    Args: s.spec.argv.slice(1),
+    State: {
+      Status: statusName,
+      Running: s.status === "running",
+      Pid: s.status === "running" ? (s.pid ?? 0) : 0,
+      ExitCode: s.exitCode ?? 0,
+      StartedAt: s.startedAt ?? "",
+      FinishedAt: s.finishedAt ?? "",
+      Error: extra.health ?? s.runtime.networkError ?? "",
+    },
+    Config: {
+      Hostname: s.spec.hostname,
+      Cmd: s.spec.argv,
+      WorkingDir: s.spec.cwd,
+    },
+    HostConfig: {
+      NetworkMode: s.spec.network,
+      AutoRemove: s.spec.rm,
+      PortBindings: portsView(s),
+      Dns: s.spec.dns,
+    },
+    NetworkSettings: {
+      SandboxKey: s.runtime.pins?.net ?? "",
+      Ports: portsView(s),
+      IPAddress: s.runtime.address ?? "",
+      Networks: extra.networks ?? {},
+    },
+  };
+}
+
+export interface PsRow {
+  Id: string;
+  Names: string[];
+  Command: string[];
+  Status: string;
+  State: string;
+  Pid: number;
+  ExitCode: number;
+  CreatedAt: string;
+  StartedAt: string;
+  Network: string;
+  Ports: Array<{ host_ip: string; host_port: number; container_port: number; protocol: string }>;
+}
+
+export function psRow(s: Sandbox, health: string | null): PsRow {
+  return {
+    Id: s.id,
+    Names: [s.name],
+    Command: s.spec.argv,
+    State: s.status,
+    Status: health ? `${s.status} (${health})` : s.status === "exited" ? `Exited (${s.exitCode ?? "?"})` : s.status === "running" ? "Up" : "Created",
+    Pid: s.pid ?? 0,
+    ExitCode: s.exitCode ?? 0,
+    CreatedAt: s.createdAt,
+    StartedAt: s.startedAt ?? "",
+    Network: s.spec.network,
+    Ports: (s.runtime.ports ?? []).map((p) => ({ host_ip: p.hostIp, host_port: p.hostPort, container_port: p.containerPort, protocol: p.protocol })),
+  };
+}

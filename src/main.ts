@@ -1,0 +1,20 @@
+// Role dispatch, decided once (STYLE.md #1). Internal roles start with "__":
+//   __holder  keeps the rootless user+mount namespaces (single-threaded)
+//   __launch  joins the holder's namespaces and execs the daemon (single-threaded)
+//   __daemon  the per-user daemon
+//   __enter   joins a sandbox and execs a command (single-threaded)
+// The single-threaded roles do their unshare/setns before anything that could
+// start a thread, so they import only src/sys and their own module.
+const role = process.argv[2];
+
+if (role === "__holder") {
+  (await import("./userns/holder.ts")).holderMain();
+} else if (role === "__launch") {
+  (await import("./userns/launcher.ts")).launcherMain(process.argv.slice(3));
+} else if (role === "__enter") {
+  (await import("./sandbox/enter.ts")).enterMain(process.argv.slice(3));
+} else if (role === "__daemon") {
+  await (await import("./daemon/main.ts")).daemonMain();
+} else {
+  await (await import("./cli/main.ts")).cliMain(process.argv.slice(2));
+}

@@ -1,0 +1,48 @@
+// `--network MODE` parsing. The mode picks one backend from the registry;
+// backend-specific options (slirp4netns:cidr=...) are parsed by that backend.
+import { BurrowError } from "../errors.ts";
+
+export type NetworkMode =
+  | { kind: "none" }
+  | { kind: "host" }
+  | { kind: "slirp4netns"; options: string }
+  | { kind: "pasta"; options: string }
+  | { kind: "container"; ref: string }
+  | { kind: "ns"; path: string }
+  | { kind: "cni"; networks: string[] };
+
+export const MODE_HELP =
+  "none, host, slirp4netns[:OPT=V,...], pasta[:OPT,...], bridge, container:NAME, ns:PATH, or network names (NAME[,NAME...])";
+
+const NET_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+
+export function parseNetworkMode(raw: string, opts: { cniNetworks?: (name: string) => boolean } = {}): NetworkMode {
+  const [head, ...rest] = raw.split(":");
+  const tail = rest.join(":");
+  switch (head) {
+    case "none":
+    case "host":
+      if (rest.length) break;
+      return { kind: head };
+    case "slirp4netns":
+      return { kind: "slirp4netns", options: tail };
+    case "pasta":
+      return { kind: "pasta", options: tail };
+    case "container":
+      if (!tail) throw new BurrowError(`--network container: needs a sandbox name, as in container:NAME`, { kind: "bad-input" });
+      return { kind: "container", ref: tail };
+    case "ns":
+      if (!tail.startsWith("/")) throw new BurrowError(`--network ns: needs an absolute path, as in ns:/run/netns/NAME (got "${raw}")`, { kind: "bad-input" });
+      return { kind: "ns", path: tail };
+    case "bridge":
+      if (rest.length) break;
+      return { kind: "cni", networks: ["bridge"] };
+  }
+  if (!rest.length) {
+    const names = raw.split(",");
+    if (names.every((n) => NET_NAME.test(n)) && (!opts.cniNetworks || names.every(opts.cniNetworks))) {
+      return { kind: "cni", networks: names };
+    }
+  }
+  throw new BurrowError(`unknown network mode "${raw}": valid modes are ${MODE_HELP}`, { kind: "bad-input" });
+}

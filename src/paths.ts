@@ -1,0 +1,50 @@
+// Where burrow keeps things. Computed once by the CLI and handed to the
+// daemon through the environment (the daemon runs as uid 0 of the holder's
+// user namespace, so it cannot tell rootless from rootful by its own uid).
+import { homedir } from "node:os";
+import { BurrowError } from "./errors.ts";
+import { getuid } from "./sys/proc.ts";
+
+export interface Paths {
+  rootless: boolean;
+  /** The host uid of the user burrow serves. */
+  uid: number;
+  runtimeDir: string;
+  stateDir: string;
+  /** CNI network configs (podman v3 layout). */
+  cniConfigDir: string;
+}
+
+export function controlSocket(p: Paths): string {
+  return `${p.runtimeDir}/control.sock`;
+}
+export function pinDir(p: Paths, id: string): string {
+  return `${p.runtimeDir}/pins/${id}`;
+}
+export function sandboxDir(p: Paths, id: string): string {
+  return `${p.runtimeDir}/sandboxes/${id}`;
+}
+
+/** Resolves paths in the CLI (host namespaces). */
+export function resolvePaths(env: Record<string, string | undefined> = process.env): Paths {
+  if (env.BURROW_PATHS) return JSON.parse(env.BURROW_PATHS) as Paths;
+  const uid = getuid();
+  const rootless = uid !== 0;
+  const home = env.HOME || homedir();
+  let runtimeDir = env.BURROW_RUNTIME_DIR;
+  if (!runtimeDir) {
+    if (!rootless) runtimeDir = "/run/burrow";
+    else if (env.XDG_RUNTIME_DIR) runtimeDir = `${env.XDG_RUNTIME_DIR}/burrow`;
+    else
+      throw new BurrowError(
+        `XDG_RUNTIME_DIR is not set: burrow needs a private runtime directory. ` +
+          `Create one and export it: sudo install -d -m 0700 -o ${uid} /run/user/${uid} && export XDG_RUNTIME_DIR=/run/user/${uid}`,
+        { kind: "setup" },
+      );
+  }
+  const stateDir =
+    env.BURROW_STATE_DIR || (rootless ? `${env.XDG_DATA_HOME || `${home}/.local/share`}/burrow` : "/var/lib/burrow");
+  const cniConfigDir =
+    env.BURROW_CNI_CONFIG_DIR || (rootless ? `${env.XDG_CONFIG_HOME || `${home}/.config`}/cni/net.d` : "/etc/cni/net.d");
+  return { rootless, uid, runtimeDir, stateDir, cniConfigDir };
+}

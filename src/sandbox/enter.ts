@@ -1,0 +1,89 @@
+// The enter role: a re-exec'd single-threaded burrow that joins a sandbox and
+// execve()s the user's command, so no Bun stays in the path.
+// Rootless order: holder user ns -> holder mount ns (where pins are visible)
+// -> open the pins -> sandbox net, uts, mount ns -> chdir -> execve.
+import { accessSync, constants, statSync, writeSync } from "node:fs";
+import { EXIT } from "../errors.ts";
+import type { EnterTarget } from "../protocol.ts";
+import { CLONE, close, nsId, openRO, setns } from "../sys/ns.ts";
+import { chdir, execve } from "../sys/proc.ts";
+
+function fail(code: number, msg: string): never {
+  writeSync(2, `Error: ${msg}\n`);
+  process.exit(code);
+}
+
+/** PATH lookup the way a shell does it; returns null when nothing matches. */
+export function lookPath(cmd: string, path: string): { path: string } | { error: "not-found" | "not-executable"; path: string } {
+  if (cmd.includes("/")) {
+    try {
+      if (statSync(cmd).isDirectory()) return { error: "not-executable", path: cmd };
+      accessSync(cmd, constants.X_OK);
+      return { path: cmd };
+    } catch (e) {
+      return { error: (e as NodeJS.ErrnoException).code === "ENOENT" ? "not-found" : "not-executable", path: cmd };
+    }
+  }
+  let denied: string | null = null;
+  for (const dir of path.split(":")) {
+    const full = `${dir || "."}/${cmd}`;
+    try {
+      const st = statSync(full);
+      if (st.isDirectory()) continue;
+      accessSync(full, constants.X_OK);
+      return { path: full };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "EACCES") denied ??= full;
+    }
+  }
+  return denied ? { error: "not-executable", path: denied } : { error: "not-found", path: cmd };
+}
+
+function joinIfOther(path: string | undefined, kind: "user" | "mnt", nstype: number): void {
+  if (!path) return;
+  if (nsId(path) === nsId(`/proc/self/ns/${kind}`)) return;
+  const fd = openRO(path);
+  setns(fd, nstype, path);
+  close(fd);
+}
+
+export function enterMain(argv: string[]): never {
+  const sep = argv.indexOf("--");
+  const target = JSON.parse(argv[0] ?? "{}") as EnterTarget & { cwd?: string };
+  const cmd = sep >= 0 ? argv.slice(sep + 1) : [];
+  if (!cmd.length) fail(EXIT.burrow, "no command given");
+  try {
+    joinIfOther(target.session.user, "user", CLONE.NEWUSER);
+    joinIfOther(target.session.mnt, "mnt", CLONE.NEWNS);
+    // Open every pin before joining the sandbox's mount namespace: the pins
+    // are only visible in the session's.
+    const joins = ([[target.net, CLONE.NEWNET], [target.uts, CLONE.NEWUTS], [target.mnt, CLONE.NEWNS]] as const)
+      .filter(([path]) => path)
+      .map(([path, type]) => [openRO(path!), type, path!] as const);
+    for (const [fd, type, path] of joins) {
+      setns(fd, type, path);
+      close(fd);
+    }
+  } catch (e) {
+    fail(EXIT.burrow, `cannot enter the sandbox (is it still running?): ${(e as Error).message}`);
+  }
+  try {
+    chdir(target.cwd ?? "/");
+  } catch {
+    chdir("/");
+  }
+  const env: Record<string, string> = {};
+  for (const [k, val] of Object.entries(process.env)) {
+    if (val !== undefined && !k.startsWith("BUN_JSC_")) env[k] = val;
+  }
+  const found = lookPath(cmd[0]!, env.PATH ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+  if ("error" in found) {
+    if (found.error === "not-found") fail(EXIT.notFound, `${cmd[0]}: executable file not found in $PATH: no such file or directory`);
+    fail(EXIT.cannotInvoke, `${found.path}: permission denied: the file is not executable`);
+  }
+  try {
+    execve(found.path, cmd, env);
+  } catch (e) {
+    fail(EXIT.cannotInvoke, `cannot run ${cmd[0]}: ${(e as Error).message}`);
+  }
+}

@@ -1,0 +1,106 @@
+// Daemon main thread: creates a sandbox's net/mnt/uts namespaces on a Worker
+// and pins them with bind mounts of /proc/self/task/<tid>/ns/* (the pins
+// live in the session mount namespace: the holder's when rootless).
+import { mkdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { Rollback, messageOf } from "../errors.ts";
+import { bind, umount } from "../sys/mount.ts";
+import { workerUrl } from "../workers.ts";
+
+export interface CreateNsRequest {
+  hostname: string;
+  newNet: boolean;
+  joinNet?: string;
+  /** [source, target] bind mounts inside the new mount namespace. */
+  binds: Array<[string, string]>;
+}
+export type CreateNsReply = { ok: true; tid: number } | { ok: false; error: string };
+
+export interface Pins {
+  net: string;
+  uts: string;
+  mnt: string;
+}
+
+const createWorkerUrl = workerUrl("sandbox/create-worker.ts");
+
+function spawnWorker(): Worker {
+  const w = new Worker(createWorkerUrl);
+  // A warm worker must not keep the daemon alive on its own.
+  w.unref();
+  return w;
+}
+
+let spare: Worker | null = null;
+
+/** Starts a worker ahead of need, so the next sandbox does not wait for one. */
+export function prewarm(): void {
+  if (!spare) spare = spawnWorker();
+}
+
+function nextWorker(): Worker {
+  const w = spare ?? spawnWorker();
+  spare = null;
+  queueMicrotask(prewarm);
+  return w;
+}
+
+/**
+ * Makes the namespaces and pins them under `pinDir`. On any failure, every
+ * pin made so far is removed before the error is thrown.
+ */
+export async function createPinned(req: CreateNsRequest, pinDir: string): Promise<{ pins: Pins; ino: { net: number; uts: number; mnt: number } }> {
+  const worker = nextWorker();
+  const undo = new Rollback();
+  try {
+    const reply = await new Promise<CreateNsReply>((resolve, reject) => {
+      worker.onmessage = (ev) => resolve(ev.data);
+      worker.onerror = (ev) => reject(new Error(`sandbox worker failed: ${ev.message}`));
+      worker.postMessage(req);
+    });
+    if (!reply.ok) throw new Error(reply.error);
+    mkdirSync(pinDir, { recursive: true, mode: 0o700 });
+    undo.push("pin dir", () => rmSync(pinDir, { recursive: true, force: true }));
+    const pins: Pins = { net: `${pinDir}/net`, uts: `${pinDir}/uts`, mnt: `${pinDir}/mnt` };
+    for (const kind of ["net", "uts", "mnt"] as const) {
+      writeFileSync(pins[kind], "");
+      bind(`/proc/self/task/${reply.tid}/ns/${kind}`, pins[kind]);
+      undo.push(`${kind} pin`, () => umount(pins[kind]));
+    }
+    const ino = { net: statSync(pins.net).ino, uts: statSync(pins.uts).ino, mnt: statSync(pins.mnt).ino };
+    undo.commit();
+    return { pins, ino };
+  } catch (e) {
+    const errs = await undo.unwind();
+    if (errs.length) throw new Error(`${messageOf(e)} (and while rolling back: ${errs.map(messageOf).join("; ")})`);
+    throw e;
+  } finally {
+    worker.postMessage({ done: true });
+  }
+}
+
+/** Removes the pins; returns every error instead of stopping at the first. */
+export function removePins(pins: Pins, pinDir: string): Error[] {
+  const errors: Error[] = [];
+  for (const kind of ["net", "uts", "mnt"] as const) {
+    try {
+      umount(pins[kind]);
+    } catch (e) {
+      if (!String(e).includes("EINVAL") && !String(e).includes("ENOENT")) errors.push(e as Error);
+    }
+  }
+  try {
+    rmSync(pinDir, { recursive: true, force: true });
+  } catch (e) {
+    errors.push(e as Error);
+  }
+  return errors;
+}
+
+/** True when the pin still holds the namespace it was made for. */
+export function pinHolds(path: string, ino: number): boolean {
+  try {
+    return statSync(path).ino === ino;
+  } catch {
+    return false;
+  }
+}

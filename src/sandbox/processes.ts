@@ -1,0 +1,56 @@
+// Finding and signalling a sandbox's processes. A sandbox always has its own
+// mount namespace, so "the processes of a sandbox" are those whose
+// /proc/PID/ns/mnt has the sandbox's mount namespace inode.
+import { readdirSync, statSync } from "node:fs";
+
+export function pidsInMountNs(ino: number): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    const c = entry.charCodeAt(0);
+    if (c < 48 || c > 57) continue;
+    try {
+      if (statSync(`/proc/${entry}/ns/mnt`).ino === ino) out.push(Number(entry));
+    } catch {}
+  }
+  return out;
+}
+
+export function signalAll(pids: number[], signal: NodeJS.Signals | number): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, signal);
+    } catch {}
+  }
+}
+
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** SIGTERM, wait up to `timeoutMs`, then SIGKILL what is left; resolves when all are gone. */
+export async function terminate(ino: number, timeoutMs: number): Promise<void> {
+  let pids = pidsInMountNs(ino);
+  if (!pids.length) return;
+  signalAll(pids, "SIGTERM");
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    await Bun.sleep(10);
+    pids = pidsInMountNs(ino);
+    if (!pids.length) return;
+  }
+  await killAll(ino);
+}
+
+export async function killAll(ino: number): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    const pids = pidsInMountNs(ino);
+    if (!pids.length) return;
+    signalAll(pids, "SIGKILL");
+    await Bun.sleep(i < 10 ? 2 : 10);
+  }
+}

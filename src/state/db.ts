@@ -1,0 +1,56 @@
+// The daemon's state: bun:sqlite in WAL mode with numbered migrations
+// (PRAGMA user_version). Only the daemon opens it.
+import { Database } from "bun:sqlite";
+import { mkdirSync } from "node:fs";
+
+const MIGRATIONS: string[] = [
+  `CREATE TABLE sandboxes (
+     id TEXT PRIMARY KEY,
+     name TEXT NOT NULL UNIQUE,
+     created_at TEXT NOT NULL,
+     status TEXT NOT NULL,           -- created | running | exited
+     pid INTEGER,
+     pid_start TEXT,
+     exit_code INTEGER,
+     started_at TEXT,
+     finished_at TEXT,
+     boot_id TEXT NOT NULL,
+     session TEXT NOT NULL,          -- holder identity the pins live under
+     spec TEXT NOT NULL,             -- JSON: what the user asked for
+     runtime TEXT NOT NULL           -- JSON: what setup made (pins, ns inodes, network)
+   );
+   CREATE TABLE events (
+     seq INTEGER PRIMARY KEY AUTOINCREMENT,
+     time TEXT NOT NULL,
+     type TEXT NOT NULL,
+     sandbox_id TEXT,
+     name TEXT,
+     attrs TEXT
+   );
+   CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);`,
+];
+
+export function openState(dir: string): Database {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const db = new Database(`${dir}/state.db`, { create: true, strict: true });
+  db.run("PRAGMA journal_mode = WAL");
+  db.run("PRAGMA synchronous = NORMAL");
+  db.run("PRAGMA busy_timeout = 5000");
+  const current = (db.query("PRAGMA user_version").get() as { user_version: number }).user_version;
+  for (let i = current; i < MIGRATIONS.length; i++) {
+    db.transaction(() => {
+      db.run(MIGRATIONS[i]!);
+      db.run(`PRAGMA user_version = ${i + 1}`);
+    })();
+  }
+  return db;
+}
+
+export function getMeta(db: Database, key: string): string | null {
+  const row = db.query("SELECT value FROM meta WHERE key = ?").get(key) as { value: string } | null;
+  return row?.value ?? null;
+}
+
+export function setMeta(db: Database, key: string, value: string): void {
+  db.query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(key, value);
+}

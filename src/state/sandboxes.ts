@@ -1,0 +1,145 @@
+// Typed access to the sandboxes and events tables.
+import type { Database } from "bun:sqlite";
+import { BurrowError, notFound } from "../errors.ts";
+import type { CreateRequest } from "../protocol.ts";
+
+export type Status = "created" | "running" | "exited";
+
+/** What setup made, enough to enter and to tear down after a daemon restart. */
+export interface Runtime {
+  pins: { net: string; uts: string; mnt: string } | null;
+  /** Inode numbers of the sandbox's namespaces, to find its processes. */
+  ino: { net: number; uts: number; mnt: number } | null;
+  /** Network mode actually in use ("none", "host", "slirp4netns", "container", "ns", or a CNI name list). */
+  network: string;
+  /** Sandbox whose network namespace this one shares (container:NAME). */
+  netOf?: string;
+  /** Network backend record (slirp4netns pid etc.), written by the backend. */
+  backend?: Record<string, unknown>;
+  /** Published ports as resolved (actual host ports). */
+  ports?: PortRecord[];
+  /** IP address of the sandbox on its primary network, when it has one. */
+  address?: string;
+  networkError?: string;
+}
+
+export interface PortRecord {
+  hostIp: string;
+  hostPort: number;
+  containerPort: number;
+  protocol: "tcp" | "udp";
+}
+
+export interface Sandbox {
+  id: string;
+  name: string;
+  createdAt: string;
+  status: Status;
+  pid: number | null;
+  pidStart: string | null;
+  exitCode: number | null;
+  startedAt: string | null;
+  finishedAt: string | null;
+  bootId: string;
+  session: string;
+  spec: CreateRequest & { name: string; hostname: string; network: string };
+  runtime: Runtime;
+}
+
+interface Row {
+  id: string;
+  name: string;
+  created_at: string;
+  status: Status;
+  pid: number | null;
+  pid_start: string | null;
+  exit_code: number | null;
+  started_at: string | null;
+  finished_at: string | null;
+  boot_id: string;
+  session: string;
+  spec: string;
+  runtime: string;
+}
+
+function fromRow(r: Row): Sandbox {
+  return {
+    id: r.id,
+    name: r.name,
+    createdAt: r.created_at,
+    status: r.status,
+    pid: r.pid,
+    pidStart: r.pid_start,
+    exitCode: r.exit_code,
+    startedAt: r.started_at,
+    finishedAt: r.finished_at,
+    bootId: r.boot_id,
+    session: r.session,
+    spec: JSON.parse(r.spec),
+    runtime: JSON.parse(r.runtime),
+  };
+}
+
+export class SandboxStore {
+  constructor(private db: Database) {}
+
+  insert(s: Sandbox): void {
+    try {
+      this.db
+        .query(
+          `INSERT INTO sandboxes (id, name, created_at, status, pid, pid_start, exit_code, started_at, finished_at, boot_id, session, spec, runtime)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(s.id, s.name, s.createdAt, s.status, s.pid, s.pidStart, s.exitCode, s.startedAt, s.finishedAt, s.bootId, s.session, JSON.stringify(s.spec), JSON.stringify(s.runtime));
+    } catch (e) {
+      if (String(e).includes("UNIQUE")) throw nameInUse(s.name);
+      throw e;
+    }
+  }
+
+  update(s: Sandbox): void {
+    this.db
+      .query(
+        `UPDATE sandboxes SET status = ?, pid = ?, pid_start = ?, exit_code = ?, started_at = ?, finished_at = ?, runtime = ? WHERE id = ?`,
+      )
+      .run(s.status, s.pid, s.pidStart, s.exitCode, s.startedAt, s.finishedAt, JSON.stringify(s.runtime), s.id);
+  }
+
+  delete(id: string): void {
+    this.db.query("DELETE FROM sandboxes WHERE id = ?").run(id);
+  }
+
+  nameTaken(name: string): boolean {
+    return this.db.query("SELECT 1 FROM sandboxes WHERE name = ?").get(name) !== null;
+  }
+
+  all(): Sandbox[] {
+    return (this.db.query("SELECT * FROM sandboxes ORDER BY created_at").all() as Row[]).map(fromRow);
+  }
+
+  /** By exact name, exact id, or unique id prefix (like podman). */
+  find(ref: string): Sandbox {
+    const exact = this.db.query("SELECT * FROM sandboxes WHERE name = ? OR id = ?").get(ref, ref) as Row | null;
+    if (exact) return fromRow(exact);
+    if (/^[0-9a-f]+$/.test(ref)) {
+      const rows = this.db.query("SELECT * FROM sandboxes WHERE id LIKE ? LIMIT 2").all(`${ref}%`) as Row[];
+      if (rows.length === 1) return fromRow(rows[0]!);
+      if (rows.length > 1) throw new BurrowError(`more than one sandbox matches the id prefix "${ref}": give more characters`, { kind: "ambiguous" });
+    }
+    throw notFound("sandbox", ref);
+  }
+
+  event(type: string, s: Pick<Sandbox, "id" | "name"> | null, attrs: Record<string, unknown> = {}): void {
+    this.db
+      .query("INSERT INTO events (time, type, sandbox_id, name, attrs) VALUES (?, ?, ?, ?, ?)")
+      .run(new Date().toISOString(), type, s?.id ?? null, s?.name ?? null, JSON.stringify(attrs));
+  }
+
+  eventsSince(seq: number): Array<{ seq: number; time: string; type: string; sandbox_id: string | null; name: string | null; attrs: string }> {
+    return this.db.query("SELECT * FROM events WHERE seq > ? ORDER BY seq").all(seq) as any;
+  }
+}
+
+export function nameInUse(name: string): BurrowError {
+  return new BurrowError(`the sandbox name "${name}" is already in use: remove it (burrow rm -f ${name}) or choose another name`, { kind: "name-in-use" });
+}

@@ -1,0 +1,21 @@
+// The launcher role: a single-threaded burrow that joins the holder's user
+// and mount namespaces, then execve()s the daemon WITHOUT the single-thread
+// JSC variables, so the daemon inherits the namespaces and keeps a normal JIT.
+import { cleanEnv } from "../sys/env.ts";
+import { CLONE, join } from "../sys/ns.ts";
+import { execve } from "../sys/proc.ts";
+import { writeSync } from "node:fs";
+
+export function launcherMain(argv: string[]): never {
+  const holderPid = argv[0];
+  try {
+    if (holderPid && holderPid !== "-") {
+      join(`/proc/${holderPid}/ns/user`, CLONE.NEWUSER);
+      join(`/proc/${holderPid}/ns/mnt`, CLONE.NEWNS);
+    }
+    execve(process.execPath, [process.execPath, "__daemon"], cleanEnv());
+  } catch (e) {
+    writeSync(2, `burrow: cannot start the daemon: ${(e as Error).message}\n`);
+    process.exit(1);
+  }
+}

@@ -1,0 +1,91 @@
+// The rootless session: one holder per user. The CLI (host namespaces) calls
+// ensureHolder() under the daemon start lock.
+import { readFileSync, writeFileSync, rmSync } from "node:fs";
+import { BurrowError } from "../errors.ts";
+import { log } from "../log.ts";
+import type { Paths } from "../paths.ts";
+import { roleEnv, selfCommand } from "../sys/env.ts";
+import { nsId } from "../sys/ns.ts";
+import { getgid } from "../sys/proc.ts";
+import { writeMaps, type MapKind } from "./idmap.ts";
+
+export interface HolderInfo {
+  pid: number;
+  startTime: string;
+  userns: string;
+  mntns: string;
+  map: MapKind;
+}
+
+/** Field 22 of /proc/PID/stat: distinguishes a pid from its reuse. */
+export function startTimeOf(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+export function holderFile(p: Paths): string {
+  return `${p.runtimeDir}/holder.json`;
+}
+
+export function readHolder(p: Paths): HolderInfo | null {
+  try {
+    const h = JSON.parse(readFileSync(holderFile(p), "utf8")) as HolderInfo;
+    return holderAlive(h) ? h : null;
+  } catch {
+    return null;
+  }
+}
+
+export function holderAlive(h: HolderInfo): boolean {
+  return startTimeOf(h.pid) === h.startTime && nsId(`/proc/${h.pid}/ns/user`) === h.userns;
+}
+
+/** Returns the live holder, starting one when there is none. */
+export async function ensureHolder(p: Paths): Promise<HolderInfo> {
+  const live = readHolder(p);
+  if (live) return live;
+  const proc = Bun.spawn([...selfCommand(), "__holder"], {
+    env: roleEnv(),
+    stdin: "pipe",
+    stdout: "pipe",
+    stderr: "pipe",
+    detached: true,
+  });
+  const reader = proc.stdout.getReader();
+  const first = await Promise.race([reader.read(), proc.exited.then(() => null)]);
+  if (!first || first.done) {
+    const err = await new Response(proc.stderr).text();
+    throw new BurrowError(`could not start the rootless session: ${err.trim() || "holder exited"}`, { kind: "userns" });
+  }
+  try {
+    const { kind, why } = await writeMaps(proc.pid, p.uid, getgid());
+    if (kind === "single") log.warn(`using a single-id user namespace: ${why}; programs that change user inside a sandbox will fail`);
+    proc.stdin.write("go\n");
+    await proc.stdin.end();
+    // Wait until the holder has exec'd sleep, so its namespaces are final.
+    for (let i = 0; i < 200; i++) {
+      const cmd = readFileSync(`/proc/${proc.pid}/cmdline`, "utf8");
+      if (cmd.startsWith("burrow-holder")) break;
+      await Bun.sleep(1);
+    }
+    const info: HolderInfo = {
+      pid: proc.pid,
+      startTime: startTimeOf(proc.pid)!,
+      userns: nsId(`/proc/${proc.pid}/ns/user`)!,
+      mntns: nsId(`/proc/${proc.pid}/ns/mnt`)!,
+      map: kind,
+    };
+    writeFileSync(holderFile(p), JSON.stringify(info), { mode: 0o600 });
+    reader.releaseLock();
+    proc.unref();
+    return info;
+  } catch (e) {
+    proc.kill(9);
+    rmSync(holderFile(p), { force: true });
+    throw e;
+  }
+}
