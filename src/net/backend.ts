@@ -33,6 +33,10 @@ export interface NetworkSetup {
   hostsAddress?: string;
   /** Search domains to add to resolv.conf. */
   searchDomains?: string[];
+  /** Keep IPv6 nameservers of the host (the sandbox has IPv6). */
+  ipv6?: boolean;
+  gateway?: string;
+  prefixLength?: number;
 }
 
 export interface NetworkBackend {

@@ -1,3 +1,8 @@
 // Registers the backends that have their own folder. Imported by the daemon
 // only, so the CLI does not load them.
-export function registerBackends(): void {}
+import { registerBackend } from "./registry.ts";
+import { slirp4netnsBackend } from "./slirp4netns/backend.ts";
+
+export function registerBackends(): void {
+  registerBackend("slirp4netns", slirp4netnsBackend);
+}

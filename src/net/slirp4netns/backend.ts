@@ -1,0 +1,67 @@
+// The slirp4netns network backend: one slirp4netns per sandbox, started by
+// the daemon (session namespaces) for the sandbox's pinned netns.
+import type { NetworkBackend } from "../backend.ts";
+import type { NetworkMode } from "../mode.ts";
+import type { Paths } from "../../paths.ts";
+import { parseSlirp4netnsOptions, slirp4netnsAddresses, type Slirp4netnsOptions } from "./options.ts";
+import { checkSlirp4netnsFeatures, probeSlirp4netns, type Slirp4netnsFeatures } from "./probe.ts";
+import { isOurSlirp4netns, startSlirp4netns, stopSlirp4netnsPid } from "./process.ts";
+
+export interface Slirp4netnsRecord extends Record<string, unknown> {
+  pid: number;
+  netns: string;
+  apiSocket?: string;
+  options: Slirp4netnsOptions;
+}
+
+export function optionsOf(mode: NetworkMode): Slirp4netnsOptions {
+  const raw = mode.kind === "slirp4netns" ? mode.options : "";
+  return parseSlirp4netnsOptions(raw ? raw.split(",") : []);
+}
+
+function features(paths: Paths): Promise<Slirp4netnsFeatures> {
+  return probeSlirp4netns({ cachePath: `${paths.stateDir}/slirp4netns-probe.json` });
+}
+
+export const slirp4netnsBackend: NetworkBackend = {
+  async validate(mode, paths) {
+    const options = optionsOf(mode);
+    checkSlirp4netnsFeatures(options, await features(paths));
+  },
+  plan: () => ({ newNet: true }),
+  async setup(mode, ctx) {
+    const options = optionsOf(mode);
+    const apiSocket = options.portHandler === "slirp4netns" ? `${ctx.dir}/slirp4netns.sock` : undefined;
+    const proc = await startSlirp4netns({
+      netnsPath: ctx.netns,
+      options,
+      features: await features(ctx.paths),
+      logPath: `${ctx.dir}/slirp4netns.log`,
+      apiSocketPath: apiSocket,
+    });
+    const addrs = slirp4netnsAddresses(options);
+    const record: Slirp4netnsRecord = { pid: proc.pid, netns: ctx.netns, apiSocket, options };
+    return {
+      record,
+      address: addrs.tapAddress,
+      hostsAddress: addrs.tapAddress,
+      nameservers: [addrs.dns, ...(addrs.ipv6 ? [addrs.ipv6.dns] : [])],
+      ipv6: options.enableIPv6,
+      gateway: addrs.gateway,
+      prefixLength: addrs.prefixLength,
+    };
+  },
+  async teardown(record) {
+    const r = record as Slirp4netnsRecord;
+    try {
+      await stopSlirp4netnsPid(r.pid, r.netns, r.apiSocket);
+      return [];
+    } catch (e) {
+      return [e as Error];
+    }
+  },
+  healthy(record) {
+    const r = record as Slirp4netnsRecord;
+    return isOurSlirp4netns(r.pid, r.netns);
+  },
+};
