@@ -1,0 +1,179 @@
+// The builtin port forwarder: burrow's equivalent of podman's rootlessport /
+// RootlessKit "builtin" port driver, but inside the daemon, with no process
+// per sandbox.
+//
+// Runs on the daemon's MAIN thread, which stays in the host network namespace:
+// listeners and host-side sockets are made here. Everything that must happen
+// inside a sandbox's netns is done by one shared connector Worker
+// (src/ports/connector-worker.ts) that hops between pinned netns files.
+//
+// The target is the sandbox's own address (e.g. 10.0.2.100), never loopback:
+// forwarding to 127.0.0.1 inside the sandbox would expose services that
+// listen only on the sandbox's loopback (podman CVE-2021-20199).
+import { isIP } from "node:net";
+import { BurrowError } from "../errors.ts";
+import { Connector } from "./connector.ts";
+import { listenTcp, type TcpListener } from "./tcp-relay.ts";
+import { listenUdp, type UdpListener } from "./udp-relay.ts";
+
+export type PortProtocol = "tcp" | "udp";
+
+export type ForwardSpec = {
+  /** Host address to listen on; "" means all IPv4 addresses (0.0.0.0). "::" and "::1" work too. */
+  hostIp: string;
+  /** Host port; 0 picks a free one (see ForwardedPort.hostPort). */
+  hostPort: number;
+  protocol: PortProtocol;
+  /** The sandbox's pinned netns file, e.g. /run/burrow/netns/<id>. */
+  netnsPath: string;
+  /** The sandbox's own address in its netns; loopback is refused. */
+  targetIp: string;
+  targetPort: number;
+};
+
+export type ForwardedPort = {
+  /** The port actually bound (differs from the spec when it asked for 0). */
+  readonly hostPort: number;
+  readonly spec: Readonly<ForwardSpec>;
+  /** Stops listening and drops this port's connections and flows. Idempotent. */
+  close(): void;
+};
+
+export type ForwarderStats = {
+  ports: number;
+  /** Forwarded TCP connections currently open (accepted and not yet fully closed). */
+  tcpConnections: number;
+  /** UDP client flows currently mapped. */
+  udpFlows: number;
+  /** Whether the connector Worker is running (it starts on first use). */
+  connectorRunning: boolean;
+};
+
+export type ForwarderOptions = {
+  /** A UDP flow with no datagram either way for this long is forgotten. Default 60 s. */
+  udpIdleMs?: number;
+};
+
+export type Forwarder = {
+  add(spec: ForwardSpec): Promise<ForwardedPort>;
+  stats(): ForwarderStats;
+  /** Closes every port and stops the connector. */
+  close(): void;
+};
+
+/** "" means every IPv4 address, like podman's default `-p 8080:80`. */
+export function listenAddress(hostIp: string): string {
+  return hostIp === "" ? "0.0.0.0" : hostIp;
+}
+
+function validate(spec: ForwardSpec): void {
+  const port = (n: number) => Number.isInteger(n) && n >= 0 && n <= 65535;
+  if (spec.protocol !== "tcp" && spec.protocol !== "udp") {
+    throw new BurrowError(`invalid port protocol "${String(spec.protocol)}": use tcp or udp`, { kind: "invalid-argument" });
+  }
+  if (spec.hostIp !== "" && isIP(spec.hostIp) === 0) {
+    throw new BurrowError(`invalid host IP "${spec.hostIp}": use an IPv4 or IPv6 address, or leave it empty for all addresses`, { kind: "invalid-argument" });
+  }
+  if (!port(spec.hostPort)) {
+    throw new BurrowError(`invalid host port ${spec.hostPort}: use 1-65535, or 0 for a free port`, { kind: "invalid-argument" });
+  }
+  if (!port(spec.targetPort) || spec.targetPort === 0) {
+    throw new BurrowError(`invalid container port ${spec.targetPort}: use 1-65535`, { kind: "invalid-argument" });
+  }
+  if (isIP(spec.targetIp) === 0) {
+    throw new BurrowError(`invalid sandbox address "${spec.targetIp}" for port forwarding: not an IP address`, { kind: "invalid-argument" });
+  }
+  if (isLoopback(spec.targetIp)) {
+    throw new BurrowError(
+      `refusing to forward to ${spec.targetIp}: ports are published to the sandbox's own address, never to its loopback (services bound to 127.0.0.1 inside stay private)`,
+      { kind: "invalid-argument" },
+    );
+  }
+  if (spec.netnsPath === "") throw new BurrowError("port forwarding needs the sandbox's netns path", { kind: "invalid-argument" });
+}
+
+function isLoopback(ip: string): boolean {
+  const lower = ip.toLowerCase();
+  return ip.startsWith("127.") || lower === "::1" || lower === "0:0:0:0:0:0:0:1" || lower.startsWith("::ffff:127.");
+}
+
+/** Turns a bind/listen failure into the sentence a user needs. */
+export function bindError(e: unknown, spec: Pick<ForwardSpec, "hostIp" | "hostPort" | "protocol">): BurrowError {
+  const code = typeof e === "object" && e !== null && "code" in e ? String((e as { code: unknown }).code) : "";
+  const where = listenAddress(spec.hostIp);
+  const what = `${spec.hostPort}/${spec.protocol}`;
+  switch (code) {
+    case "EADDRINUSE":
+      return new BurrowError(`host port ${what} is already in use on ${where}`, { cause: e, kind: "port-in-use" });
+    case "EACCES":
+      return new BurrowError(
+        `cannot bind host port ${what} on ${where}: the port is privileged (below net.ipv4.ip_unprivileged_port_start); ` +
+          `allow it with \`sysctl net.ipv4.ip_unprivileged_port_start=${spec.hostPort}\` or publish on a port of 1024 or more`,
+        { cause: e, kind: "port-privileged" },
+      );
+    case "EADDRNOTAVAIL":
+    case "EINVAL":
+      return new BurrowError(`cannot bind host port ${what}: ${where} is not an address of this host`, { cause: e, kind: "invalid-argument" });
+    default:
+      return new BurrowError(`cannot bind host port ${what} on ${where}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+  }
+}
+
+export function createForwarder(options: ForwarderOptions = {}): Forwarder {
+  const udpIdleMs = options.udpIdleMs ?? 60_000;
+  const connector = new Connector();
+  const ports = new Set<{ tcp?: TcpListener; udp?: UdpListener; close(): void }>();
+  let closed = false;
+
+  return {
+    async add(spec) {
+      if (closed) throw new BurrowError("the port forwarder is closed");
+      validate(spec);
+      const hostIp = listenAddress(spec.hostIp);
+      const target = { netnsPath: spec.netnsPath, targetIp: spec.targetIp, targetPort: spec.targetPort };
+      let entry: { tcp?: TcpListener; udp?: UdpListener; close(): void };
+      try {
+        if (spec.protocol === "tcp") {
+          const tcp = listenTcp(hostIp, spec.hostPort, target, connector);
+          entry = { tcp, close: () => tcp.close() };
+        } else {
+          const udp = await listenUdp(hostIp, spec.hostPort, target, connector, udpIdleMs);
+          entry = { udp, close: () => udp.close() };
+        }
+      } catch (e) {
+        throw bindError(e, spec);
+      }
+      ports.add(entry);
+      const hostPort = (entry.tcp ?? entry.udp)!.hostPort;
+      let done = false;
+      return {
+        hostPort,
+        spec: { ...spec },
+        close() {
+          if (done) return;
+          done = true;
+          ports.delete(entry);
+          entry.close();
+        },
+      };
+    },
+
+    stats() {
+      let tcpConnections = 0;
+      let udpFlows = 0;
+      for (const p of ports) {
+        tcpConnections += p.tcp?.connections ?? 0;
+        udpFlows += p.udp?.flows ?? 0;
+      }
+      return { ports: ports.size, tcpConnections, udpFlows, connectorRunning: connector.running };
+    },
+
+    close() {
+      if (closed) return;
+      closed = true;
+      for (const p of [...ports]) p.close();
+      ports.clear();
+      connector.close();
+    },
+  };
+}
