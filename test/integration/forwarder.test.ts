@@ -12,12 +12,11 @@ import { join } from "node:path";
 import { BurrowError } from "../../src/errors.ts";
 import { createForwarder, type ForwardSpec, type Forwarder } from "../../src/ports/forwarder.ts";
 import { cleanEnv } from "../../src/sys/env.ts";
+import { createNetns, type TestNetns } from "../helpers/netns.ts";
 import { patternHash } from "../helpers/pattern.ts";
 import { fromBuffer, fromPattern, transfer } from "../helpers/tcp-client.ts";
 
 const isRoot = process.getuid?.() === 0;
-const NS = `burrow-t-fwd-${Math.random().toString(36).slice(2, 8)}`;
-const NETNS = `/run/netns/${NS}`;
 const ADDR = "10.0.2.100";
 const BASE = 7000;
 const PORT = { echo: BASE, http: BASE + 1, sink: BASE + 2, udpEcho: BASE + 3, loopbackOnly: BASE + 4, source: BASE + 5 };
@@ -28,10 +27,14 @@ async function sh(...cmd: string[]): Promise<void> {
   if ((await p.exited) !== 0) throw new Error(`${cmd.join(" ")}: ${await new Response(p.stderr).text()}`);
 }
 
-/** A netns with lo up and ADDR on an interface of its own (a dummy, or a veth pair when the dummy module is missing). */
+let ns: TestNetns;
+let NETNS: string;
+
+/** A test netns with ADDR on an interface of its own (a dummy, or a veth pair when the dummy module is missing). */
 async function makeNetns(): Promise<void> {
-  await sh("ip", "netns", "add", NS);
-  await sh("ip", "-n", NS, "link", "set", "lo", "up");
+  ns = await createNetns();
+  NETNS = ns.path;
+  const NS = ns.name;
   try {
     await sh("ip", "-n", NS, "link", "add", "d0", "type", "dummy");
   } catch {
@@ -60,7 +63,7 @@ async function until(cond: () => boolean, ms = 5000): Promise<void> {
 describe.skipIf(!isRoot)("builtin port forwarder", () => {
   beforeAll(async () => {
     await makeNetns();
-    servers = Bun.spawn(["ip", "netns", "exec", NS, process.execPath, join(repo, "test/helpers/netns-servers.ts"), ADDR, String(BASE)], {
+    servers = Bun.spawn(["nsenter", `--net=${NETNS}`, process.execPath, join(repo, "test/helpers/netns-servers.ts"), ADDR, String(BASE)], {
       env: cleanEnv(),
       stdin: "pipe",
       stdout: "pipe",
@@ -77,7 +80,7 @@ describe.skipIf(!isRoot)("builtin port forwarder", () => {
     fwd?.close();
     servers?.kill();
     await servers?.exited;
-    await sh("ip", "netns", "del", NS).catch(() => {});
+    await ns?.remove();
   });
 
   test("HTTP request and response reach the sandbox's service", async () => {
