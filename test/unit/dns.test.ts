@@ -228,9 +228,9 @@ describe("hosts", () => {
         { address: "169.254.3.4", netmask: "255.255.0.0", family: "IPv4", mac: "", internal: false, cidr: "169.254.3.4/16" },
       ],
       eth1: [{ address: "192.168.7.2", netmask: "255.255.255.0", family: "IPv4", mac: "", internal: false, cidr: "192.168.7.2/24" }],
-    } as unknown as Parameters<typeof firstHostIPv4>[0];
+    } as unknown as NonNullable<Parameters<typeof firstHostIPv4>[0]>;
     expect(firstHostIPv4(ifaces)).toBe("192.168.7.2");
-    expect(firstHostIPv4({ lo: ifaces.lo } as Parameters<typeof firstHostIPv4>[0])).toBeNull();
+    expect(firstHostIPv4({ lo: ifaces.lo })).toBeNull();
   });
 
   test("readHostHosts: missing file is empty", () => {
