@@ -10,7 +10,8 @@
 //     expect(r.code).toBe(0);
 //   });
 import { readFileSync, readlinkSync } from "node:fs";
-import { findLeaks, formatItems, runtimeDirOf, snapshot, type Item, type Snapshot } from "./leaks.ts";
+import { TAG_VAR, testRunId } from "./env.ts";
+import { findLeaks, formatItems, procEnv, snapshot, type Item, type Scope, type Snapshot } from "./leaks.ts";
 import { createNetns, killPids, listPids, type TestNetns } from "./netns.ts";
 import { burrow, burrowOk, makeDirs, run, spawn, spawnBurrow, type BurrowDirs, type Mode, type RunOptions, type RunResult, type SpawnOptions } from "./run.ts";
 
@@ -20,6 +21,8 @@ export interface BurrowContext {
   /** Rootful only. */
   netns?: TestNetns;
   before: Snapshot;
+  /** BURROW_TEST_TAG of every command this context starts. */
+  tag: string;
   /** burrow under test, as this context's identity, dirs and netns. */
   burrow(args: string[], opts?: RunOptions): Promise<RunResult>;
   burrowOk(args: string[], opts?: RunOptions): Promise<string>;
@@ -36,9 +39,10 @@ export async function burrowContext(mode: Mode = "rootless"): Promise<BurrowCont
   const netns = mode === "rootful" ? await createNetns() : undefined;
   const dirs = makeDirs(mode);
   const before = await snapshot({ runtimeDirs: [dirs.runtimeDir], netns: netns ? [netns.name] : [] });
-  const base: RunOptions = { mode, netns, dirs };
+  const tag = `${testRunId}/${crypto.randomUUID().slice(0, 8)}`;
+  const base: RunOptions = { mode, netns, dirs, env: { [TAG_VAR]: tag } };
   const spawned: ReturnType<typeof spawn>[] = [];
-  const merge = <T extends RunOptions | SpawnOptions>(o?: T): T => ({ ...base, ...o, env: { ...o?.env } }) as T;
+  const merge = <T extends RunOptions | SpawnOptions>(o?: T): T => ({ ...base, ...o, env: { ...base.env, ...o?.env } }) as T;
   const track = <P extends ReturnType<typeof spawn>>(p: P) => (spawned.push(p), p);
 
   return {
@@ -46,6 +50,7 @@ export async function burrowContext(mode: Mode = "rootless"): Promise<BurrowCont
     dirs,
     netns,
     before,
+    tag,
     burrow: (args, o) => burrow(args, merge(o)),
     burrowOk: (args, o) => burrowOk(args, merge(o)),
     spawnBurrow: (args, o) => track(spawnBurrow(args, merge(o))),
@@ -57,17 +62,23 @@ export async function burrowContext(mode: Mode = "rootless"): Promise<BurrowCont
       const running = spawned.filter((p) => p.exitCode === null && p.signalCode === null);
       if (running.length) await killPids(running.map((p) => p.pid), 5000);
 
+      const scope: Scope = {
+        tag,
+        ownsPath: (p) => p === dirs.root || p.startsWith(`${dirs.root}/`),
+        userns: holderUserns(dirs.runtimeDir),
+      };
       const leaks: Item[] = await findLeaks(before, {
-        runtimeDir: dirs.runtimeDir,
+        runtimeDirs: [dirs.runtimeDir],
         netns: netns ? [netns.name] : [],
         includeServices: opts.includeServices,
         settleMs: opts.settleMs,
+        scope,
       });
       if (leaks.length) problems.push(`left behind after the test:\n${formatItems(leaks)}`);
 
       // Forced cleanup, leak or not: this context's daemon and holder (they
       // would otherwise wait for their idle timeout) and anything leaked.
-      const mine = contextPids(dirs.runtimeDir);
+      const mine = contextPids(scope);
       if (mine.length) await killPids(mine);
       if (netns) {
         const killed = await netns.remove();
@@ -79,28 +90,28 @@ export async function burrowContext(mode: Mode = "rootless"): Promise<BurrowCont
   };
 }
 
-/** Processes that belong to the burrow using `runtimeDir`: started with it
- * in their environment, or inside its holder's user namespace (the holder
- * execs `sleep` with a bare environment). */
-function contextPids(runtimeDir: string): number[] {
-  let holder: { pid: number; userns: string } | undefined;
+/** The user namespace of the holder of `runtimeDir` (see src/userns/session.ts). */
+function holderUserns(runtimeDir: string): string[] {
   try {
-    holder = JSON.parse(readFileSync(`${runtimeDir}/holder.json`, "utf8"));
-  } catch {}
-  const userns = holder?.userns ? normalizeNs("user", holder.userns) : undefined;
+    const h = JSON.parse(readFileSync(`${runtimeDir}/holder.json`, "utf8"));
+    return typeof h.userns === "string" ? [h.userns] : [];
+  } catch {
+    return [];
+  }
+}
+
+/** Every process tied to the scope by tag, runtime dir or holder user
+ * namespace, whatever its kind (processes in the test netns die with it). */
+function contextPids(scope: Scope): number[] {
   return listPids().filter((pid) => {
     if (pid === process.pid) return false;
-    if (runtimeDirOf(pid) === runtimeDir) return true;
-    if (!userns) return false;
+    const env = procEnv(pid);
+    if (env.tag && scope.tag && env.tag.startsWith(scope.tag)) return true;
+    if (env.runtimeDir && scope.ownsPath?.(env.runtimeDir)) return true;
     try {
-      return readlinkSync(`/proc/${pid}/ns/user`) === userns;
+      return !!scope.userns?.includes(readlinkSync(`/proc/${pid}/ns/user`));
     } catch {
       return false;
     }
   });
-}
-
-/** holder.json may store "user:[N]" or just N. */
-function normalizeNs(kind: string, id: string | number): string {
-  return /^\d+$/.test(String(id)) ? `${kind}:[${id}]` : String(id);
 }

@@ -9,6 +9,15 @@
 //                       when the test user can reach it, else that copy.
 //   BURROW_TEST_USER    the unprivileged test user (default burrowtest).
 //   BURROW_TEST_TMPDIR  its private TMPDIR (default ~burrowtest/tmp).
+//   BURROW_TEST_RUN     id of this test run (scripts/test.sh sets it). Every
+//                       command the helpers start gets BURROW_TEST_TAG=RUN[/CTX]
+//                       in its environment, which burrow passes on to its
+//                       daemon and helpers: leak checks use it to tell this
+//                       run's processes from someone else's on a shared machine.
+//   CI=true / BURROW_TEST_STRICT=1
+//                       strict leak checks: also count new processes and
+//                       mounts that nothing ties to this run (a fresh CI
+//                       machine runs nothing else).
 import { accessSync, constants, readFileSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 
@@ -101,6 +110,10 @@ export function burrowBin(): string {
 
 export const isRoot = process.getuid?.() === 0;
 
+export const testRunId = process.env.BURROW_TEST_RUN || `manual-${crypto.randomUUID().slice(0, 8)}`;
+export const TAG_VAR = "BURROW_TEST_TAG";
+export const strictLeakCheck = process.env.CI === "true" || process.env.BURROW_TEST_STRICT === "1";
+
 /** Why integration tests cannot run here, or null when they can. For
  * describe.skipIf; CI runs as root after setup, so it never skips there. */
 export function integrationUnavailable(): string | null {
@@ -127,6 +140,7 @@ export function userEnv(extra: Record<string, string | undefined> = {}): Record<
       XDG_RUNTIME_DIR: u.runtimeDir,
       TMPDIR: u.tmpdir,
       LANG: "C.UTF-8",
+      [TAG_VAR]: testRunId,
     },
     extra,
   );
@@ -134,7 +148,7 @@ export function userEnv(extra: Record<string, string | undefined> = {}): Record<
 
 /** Clean environment for a command run as root (rootful burrow). */
 export function rootEnv(extra: Record<string, string | undefined> = {}): Record<string, string> {
-  return merge({ HOME: "/root", USER: "root", LOGNAME: "root", PATH: ROOT_PATH, LANG: "C.UTF-8" }, extra);
+  return merge({ HOME: "/root", USER: "root", LOGNAME: "root", PATH: ROOT_PATH, LANG: "C.UTF-8", [TAG_VAR]: testRunId }, extra);
 }
 
 function merge(base: Record<string, string>, extra: Record<string, string | undefined>): Record<string, string> {

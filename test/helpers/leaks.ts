@@ -18,9 +18,16 @@
 //            chains only (CNI leaves its empty top-level chains on purpose).
 //   netns    new entries in /run/netns, except test netns made by netns.ts.
 //   file     anything under RUNTIME_DIR/pins/ and RUNTIME_DIR/sandboxes/.
+//
+// Other people may use the machine (and the test user) at the same time, so
+// new processes and mounts count only when they belong to the Scope being
+// checked: its BURROW_TEST_TAG, its dirs, its holder's user namespace or a
+// test netns. What nothing ties to anyone counts only in strict mode (CI).
+// Links, firewall rules and files always count: nobody may touch the host's
+// network. /run/netns entries count when the scope's run named them (or strict).
 import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { basename } from "node:path";
-import { testUser } from "./env.ts";
+import { strictLeakCheck, TAG_VAR, testUser } from "./env.ts";
 import { activeNetns, listPids, netnsId } from "./netns.ts";
 
 export type ItemKind = "process" | "mount" | "link" | "iptables" | "netns" | "file";
@@ -36,9 +43,44 @@ export interface Item {
   /** For processes: what ties them to a test's burrow, when known. */
   pid?: number;
   uid?: number;
+  /** BURROW_TEST_TAG and BURROW_RUNTIME_DIR from a process's environment. */
+  tag?: string;
   runtimeDir?: string;
+  /** A process's user namespace, or for a holder's mount that holder's. */
   userns?: string;
-  netns?: string;
+  /** Mount point, for mounts. */
+  path?: string;
+  inTestNetns?: boolean;
+}
+
+/** What a leak check is about: one test (context) or one test run. */
+export interface Scope {
+  /** Prefix of the BURROW_TEST_TAG its commands carry. */
+  tag?: string;
+  /** True for its runtime dirs and the paths below them. */
+  ownsPath?: (path: string) => boolean;
+  /** User namespaces of its rootless holders. */
+  userns?: string[];
+  /** Prefix of the test netns it made (netns.ts runNetnsPrefix). */
+  netnsPrefix?: string;
+  /** Also count new processes and mounts tied to nothing (default: CI). */
+  strict?: boolean;
+}
+
+/** Whether a new item is the scope's to answer for. */
+export function inScope(i: Item, s: Scope): boolean {
+  const strict = s.strict ?? strictLeakCheck;
+  // A left test netns is the run's that made it (netns.ts names carry the
+  // run); someone's hand-made one is nobody's business but in strict mode.
+  if (i.kind === "netns") return strict || (!!s.netnsPrefix && basename(i.path ?? "").startsWith(s.netnsPrefix));
+  if (i.kind !== "process" && i.kind !== "mount") return true;
+  if (i.inTestNetns) return true;
+  if (s.tag && i.tag?.startsWith(s.tag)) return true;
+  if (i.runtimeDir && s.ownsPath?.(i.runtimeDir)) return true;
+  if (i.path && s.ownsPath?.(i.path)) return true;
+  if (i.userns && s.userns?.includes(i.userns)) return true;
+  const someoneElses = !!(i.tag || i.runtimeDir);
+  return !someoneElses && strict;
 }
 
 export interface Snapshot {
@@ -170,21 +212,25 @@ function readProc(pid: number): (ProcInfo & { start: string }) | null {
   };
 }
 
-/** The runtime dir a burrow process was started for, from its environment
- * (BURROW_RUNTIME_DIR, or the paths the CLI hands the daemon). */
-export function runtimeDirOf(pid: number): string | undefined {
+/** The test tag and runtime dir in a process's environment: BURROW_TEST_TAG,
+ * BURROW_RUNTIME_DIR or the paths the CLI hands the daemon (BURROW_PATHS). */
+export function procEnv(pid: number): { tag?: string; runtimeDir?: string } {
   const env = readText(`/proc/${pid}/environ`);
-  if (!env) return undefined;
+  const out: { tag?: string; runtimeDir?: string } = {};
+  if (!env) return out;
   for (const kv of env.split("\0")) {
-    if (kv.startsWith("BURROW_RUNTIME_DIR=")) return kv.slice("BURROW_RUNTIME_DIR=".length);
-    if (kv.startsWith("BURROW_PATHS=")) {
+    const eq = kv.indexOf("=");
+    const [k, v] = [kv.slice(0, eq), kv.slice(eq + 1)];
+    if (k === TAG_VAR) out.tag = v;
+    else if (k === "BURROW_RUNTIME_DIR") out.runtimeDir = v;
+    else if (k === "BURROW_PATHS" && !out.runtimeDir) {
       try {
-        const dir = JSON.parse(kv.slice("BURROW_PATHS=".length)).runtimeDir;
-        if (typeof dir === "string") return dir;
+        const dir = JSON.parse(v).runtimeDir;
+        if (typeof dir === "string") out.runtimeDir = dir;
       } catch {}
     }
   }
-  return undefined;
+  return out;
 }
 
 const nsOf = (pid: number, ns: string) => {
@@ -240,7 +286,7 @@ export async function snapshot(opts: SnapshotOptions = {}): Promise<Snapshot> {
   const testNs = new Map((opts.netns ?? []).map((n) => [netnsId(`/run/netns/${n}`), n] as const));
 
   // Processes, and the holders whose mount namespaces hold rootless pins.
-  const holders: number[] = [];
+  const holders: { pid: number; userns?: string }[] = [];
   for (const pid of listPids()) {
     if (pid === process.pid) continue;
     const p = readProc(pid);
@@ -249,7 +295,8 @@ export async function snapshot(opts: SnapshotOptions = {}): Promise<Snapshot> {
     const inTestNs = net !== undefined && testNs.has(net);
     const c = classifyProcess(p, testUid, inTestNs);
     if (!c) continue;
-    if (c.label === "holder") holders.push(pid);
+    const userns = nsOf(pid, "user");
+    if (c.label === "holder") holders.push({ pid, userns });
     items.push({
       kind: "process",
       key: `process:${pid}:${p.start}`,
@@ -257,9 +304,9 @@ export async function snapshot(opts: SnapshotOptions = {}): Promise<Snapshot> {
       service: c.service,
       pid,
       uid: p.uid,
-      runtimeDir: runtimeDirOf(pid),
-      userns: nsOf(pid, "user"),
-      netns: net,
+      ...procEnv(pid),
+      userns,
+      inTestNetns: inTestNs,
     });
   }
 
@@ -268,15 +315,17 @@ export async function snapshot(opts: SnapshotOptions = {}): Promise<Snapshot> {
   const mountKey = (m: MountEntry) => `${m.mountPoint} ${m.fsType} ${m.root}`;
   const onHost = new Set(hostMounts.map(mountKey));
   for (const m of hostMounts.filter((m) => isSandboxMount(m))) {
-    items.push({ kind: "mount", key: `mount:host:${mountKey(m)}`, what: `${m.mountPoint} (${m.fsType} ${m.root})` });
+    items.push({ kind: "mount", key: `mount:host:${mountKey(m)}`, what: `${m.mountPoint} (${m.fsType} ${m.root})`, path: m.mountPoint });
   }
-  for (const pid of holders) {
+  for (const { pid, userns } of holders) {
     for (const m of parseMountinfo(readText(`/proc/${pid}/mountinfo`) ?? "")) {
       if (onHost.has(mountKey(m)) || !isSandboxMount(m)) continue;
       items.push({
         kind: "mount",
         key: `mount:holder${pid}:${mountKey(m)}`,
         what: `${m.mountPoint} (${m.fsType} ${m.root}) in the mount namespace of holder ${pid}`,
+        path: m.mountPoint,
+        userns,
       });
     }
   }
@@ -294,7 +343,7 @@ export async function snapshot(opts: SnapshotOptions = {}): Promise<Snapshot> {
   }
 
   for (const name of existsSync("/run/netns") ? readdirSync("/run/netns") : []) {
-    if (!activeNetns.has(name)) items.push({ kind: "netns", key: `netns:${name}`, what: `/run/netns/${name}` });
+    if (!activeNetns.has(name)) items.push({ kind: "netns", key: `netns:${name}`, what: `/run/netns/${name}`, path: `/run/netns/${name}` });
   }
 
   for (const dir of opts.runtimeDirs ?? []) {
@@ -310,20 +359,16 @@ export interface LeakCheckOptions extends SnapshotOptions {
   includeServices?: boolean;
   /** Keep looking this long for leaks to go away (async teardown); default 3000. */
   settleMs?: number;
-  /** Only count processes of this runtime dir, or of none: a concurrent run
-   * with its own BURROW_RUNTIME_DIR is not this test's leak. */
-  runtimeDir?: string;
+  /** Whose leaks to count (see Scope); default: everything new, strict or not. */
+  scope?: Scope;
 }
 
-/** What is new since `before`, after letting teardown settle. */
+/** What is new since `before` and in scope, after letting teardown settle. */
 export async function findLeaks(before: Snapshot, opts: LeakCheckOptions = {}): Promise<Item[]> {
-  const runtimeDirs = opts.runtimeDirs ?? (opts.runtimeDir ? [opts.runtimeDir] : []);
   const deadline = Date.now() + (opts.settleMs ?? 3000);
   for (;;) {
-    const after = await snapshot({ ...opts, runtimeDirs });
-    const leaks = diffSnapshots(before, after, opts).filter(
-      (i) => !(opts.runtimeDir && i.runtimeDir && i.runtimeDir !== opts.runtimeDir),
-    );
+    const after = await snapshot(opts);
+    const leaks = diffSnapshots(before, after, opts).filter((i) => !opts.scope || inScope(i, opts.scope));
     if (leaks.length === 0 || Date.now() >= deadline) return leaks;
     await Bun.sleep(100);
   }

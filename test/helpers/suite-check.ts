@@ -4,14 +4,16 @@
 //   bun test/helpers/suite-check.ts snapshot FILE   # before
 //   bun test/helpers/suite-check.ts check FILE      # after: report, clean up, exit 1 on leaks
 //
-// After reporting, it ends the processes that are new since the snapshot
-// (helpers, enter children, burrow CLIs, the test user's processes, left-over
-// daemons and holders) and deletes new test netns (burrow-t-XXXXXXXX), so one bad
-// run does not poison the next. Mounts, links and rules are only reported.
-import { readdirSync } from "node:fs";
-import { diffSnapshots, formatItems, snapshot, type Snapshot } from "./leaks.ts";
-import { testUser } from "./env.ts";
-import { isTestNetnsName, killPids, removeNetns } from "./netns.ts";
+// Counts what this run left (BURROW_TEST_RUN tag, helpers' burrow-t-* dirs
+// and netns; with CI=true everything new: a CI machine runs nothing else).
+// After reporting it ends this run's new processes (left-over daemons and
+// holders included) and deletes its test netns, so one bad run does not
+// poison the next. Mounts, links and rules are only reported. Someone else's
+// processes on a shared machine are listed, never counted or killed.
+import { readdirSync, readlinkSync } from "node:fs";
+import { diffSnapshots, formatItems, inScope, snapshot, type Scope, type Snapshot } from "./leaks.ts";
+import { testRunId } from "./env.ts";
+import { killPids, removeNetns, runNetnsPrefix } from "./netns.ts";
 
 const [cmd, file] = process.argv.slice(2);
 if (!file || (cmd !== "snapshot" && cmd !== "check")) {
@@ -26,24 +28,28 @@ if (cmd === "snapshot") {
 }
 
 const saved = (await Bun.file(file).json()) as { snap: Snapshot; netns: string[] };
-const all = diffSnapshots(saved.snap, await snapshot(), { includeServices: true });
-const leaks = all.filter((i) => !i.service);
-const services = all.filter((i) => i.service);
-const newNetns = listNetns().filter((n) => isTestNetnsName(n) && !saved.netns.includes(n));
+const testNetns = listNetns().filter((n) => n.startsWith(runNetnsPrefix) && !saved.netns.includes(n));
+// This run: its tag, the helpers' private dirs (/…/burrow-t-ID/…) and its netns.
+const after = await snapshot({ netns: testNetns });
+const scope: Scope = { tag: testRunId, ownsPath: (p) => p.includes("/burrow-t-"), netnsPrefix: runNetnsPrefix };
+// A holder execs sleep with a bare environment: it is ours when a tagged
+// process (its daemon) shares its user namespace.
+const hostUserns = readlinkSync("/proc/self/ns/user");
+scope.userns = after.items.filter((i) => i.kind === "process" && i.tag?.startsWith(testRunId) && i.userns !== hostUserns).map((i) => i.userns!);
+const all = diffSnapshots(saved.snap, after, { includeServices: true });
+const ours = all.filter((i) => inScope(i, scope));
+const leaks = ours.filter((i) => !i.service);
+const services = ours.filter((i) => i.service);
+const others = all.filter((i) => !inScope(i, scope));
 
-if (services.length)
-  console.log(`suite-check: burrow daemons/holders still running after the suite (ended now):\n${formatItems(services)}`);
+if (others.length)
+  console.log(`suite-check: also new on this machine, not tied to this run (not counted; CI=true counts them):\n${formatItems(others)}`);
+if (services.length) console.log(`suite-check: burrow daemons/holders of this run still running (ended now):\n${formatItems(services)}`);
 if (leaks.length) console.log(`suite-check: LEAKED by the integration suite:\n${formatItems(leaks)}`);
 
-// Only what this run made: the test user's processes and those of the
-// helpers' private dirs (/…/burrow-t-ID/run). Someone else's burrow on a
-// shared machine is reported above but left alone.
-const testUid = testUser().uid;
-const pids = all
-  .filter((i) => i.kind === "process" && i.pid && (i.uid === testUid || i.runtimeDir?.includes("/burrow-t-")))
-  .map((i) => i.pid!);
+const pids = ours.filter((i) => i.kind === "process" && i.pid).map((i) => i.pid!);
 if (pids.length) await killPids(pids);
-for (const n of newNetns) {
+for (const n of testNetns) {
   console.log(`suite-check: removing test netns ${n} left behind`);
   await removeNetns(n);
 }

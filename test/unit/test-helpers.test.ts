@@ -2,8 +2,7 @@
 // test's leak check is wrong with them.
 import { describe, expect, test } from "bun:test";
 import { parsePasswdLine } from "../helpers/env.ts";
-import { classifyProcess, diffSnapshots, firewallLines, isSandboxMount, parseMountinfo, type Item } from "../helpers/leaks.ts";
-import { isTestNetnsName } from "../helpers/netns.ts";
+import { classifyProcess, diffSnapshots, firewallLines, inScope, isSandboxMount, parseMountinfo, type Item } from "../helpers/leaks.ts";
 import { commandFor } from "../helpers/run.ts";
 
 describe("parsePasswdLine", () => {
@@ -45,7 +44,7 @@ describe("mountinfo", () => {
   const text = [
     "22 1 0:21 / /proc rw,nosuid - proc proc rw",
     "600 25 0:4 net:[4026532999] /run/burrow-t-1/run/pins/abc/net rw - nsfs nsfs rw",
-    "601 25 0:4 net:[4026533000] /run/netns/burrow-t-0123abcd rw - nsfs nsfs rw",
+    "601 25 0:4 net:[4026533000] /run/netns/burrow-t-abc123-0f0f0f rw - nsfs nsfs rw",
     "602 25 0:25 /x /home/a\\040b rw - ext4 /dev/sda1 rw",
     "603 25 0:26 / /run/netns rw shared:5 - tmpfs tmpfs rw",
   ].join("\n");
@@ -55,7 +54,7 @@ describe("mountinfo", () => {
     expect(mounts[3]!.mountPoint).toBe("/home/a b");
   });
   test("pins count; /run/netns itself and active test netns do not", () => {
-    const active = new Set(["burrow-t-0123abcd"]);
+    const active = new Set(["burrow-t-abc123-0f0f0f"]);
     expect(mounts.map((m) => isSandboxMount(m, active))).toEqual([false, true, false, false, false]);
     expect(isSandboxMount(mounts[2]!, new Set())).toBe(true);
   });
@@ -94,16 +93,37 @@ test("diffSnapshots reports new items and skips services unless asked", () => {
   expect(diffSnapshots(before, after, { includeServices: true }).map((i) => i.key)).toEqual(["b", "holder"]);
 });
 
-test("isTestNetnsName matches only the helpers' own names", () => {
-  expect(isTestNetnsName("burrow-t-0123abcd")).toBe(true);
-  expect(isTestNetnsName("burrow-t-probe")).toBe(false);
+describe("inScope", () => {
+  const scope = { tag: "run-1/ctx", ownsPath: (p: string) => p.startsWith("/run/burrow-t-1"), userns: ["user:[7]"] };
+  const proc = (extra: Partial<Item>): Item => ({ kind: "process", key: "k", what: "w", ...extra });
+  test("a process is the scope's by tag, runtime dir, holder userns or test netns", () => {
+    expect(inScope(proc({ tag: "run-1/ctx" }), scope)).toBe(true);
+    expect(inScope(proc({ runtimeDir: "/run/burrow-t-1/run" }), scope)).toBe(true);
+    expect(inScope(proc({ userns: "user:[7]" }), scope)).toBe(true);
+    expect(inScope(proc({ inTestNetns: true }), scope)).toBe(true);
+  });
+  test("someone else's process never is; an untied one only when strict", () => {
+    expect(inScope(proc({ tag: "run-2/x" }), { ...scope, strict: true })).toBe(false);
+    expect(inScope(proc({ runtimeDir: "/run/user/1001/burrow" }), { ...scope, strict: true })).toBe(false);
+    expect(inScope(proc({}), { ...scope, strict: false })).toBe(false);
+    expect(inScope(proc({}), { ...scope, strict: true })).toBe(true);
+  });
+  test("host links and rules always count; netns entries when the scope's run named them", () => {
+    expect(inScope({ kind: "link", key: "k", what: "w" }, { ...scope, strict: false })).toBe(true);
+    const ns = (name: string): Item => ({ kind: "netns", key: name, what: name, path: `/run/netns/${name}` });
+    const run = { ...scope, strict: false, netnsPrefix: "burrow-t-abc123-" };
+    expect(inScope(ns("burrow-t-abc123-0f0f0f"), run)).toBe(true);
+    expect(inScope(ns("burrow-t-def456-0f0f0f"), run)).toBe(false);
+    expect(inScope(ns("burrow-t-probe"), run)).toBe(false);
+    expect(inScope(ns("burrow-t-probe"), { ...run, strict: true })).toBe(true);
+  });
 });
 
 describe("commandFor", () => {
   test("rootful runs enter the test netns with nsenter, keeping the host mount namespace", () => {
-    const netns = { name: "burrow-t-0123abcd", path: "/run/netns/burrow-t-0123abcd", remove: async () => [] };
+    const netns = { name: "burrow-t-abc123-0f0f0f", path: "/run/netns/burrow-t-abc123-0f0f0f", remove: async () => [] };
     const c = commandFor(["/bin/burrow", "ps"], { mode: "rootful", netns, env: { FOO: "1" } });
-    expect(c.argv).toEqual(["nsenter", "--net=/run/netns/burrow-t-0123abcd", "--", "/bin/burrow", "ps"]);
+    expect(c.argv).toEqual(["nsenter", "--net=/run/netns/burrow-t-abc123-0f0f0f", "--", "/bin/burrow", "ps"]);
     expect(c.env.FOO).toBe("1");
     expect(c.env.BUN_JSC_useConcurrentJIT).toBeUndefined();
   });
