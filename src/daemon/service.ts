@@ -61,7 +61,11 @@ export class SandboxService {
 
   enterTarget(s: Sandbox): EnterTarget & { cwd: string } {
     if (!s.runtime.pins) throw new BurrowError(`sandbox ${s.name} is not running`, { kind: "not-running" });
-    return { session: this.session.enter, ...s.runtime.pins, cwd: s.spec.cwd };
+    const target = { session: this.session.enter, ...s.runtime.pins, cwd: s.spec.cwd };
+    // Host network: the caller is in it already, and rootless could not
+    // setns into it anyway (it belongs to the host's user namespace).
+    if (s.runtime.network === "host") return { ...target, net: undefined };
+    return target;
   }
 
   private ctx(s: Sandbox): SetupContext {

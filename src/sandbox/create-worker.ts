@@ -6,7 +6,7 @@
 import { bind, makeRootPrivate } from "../sys/mount.ts";
 import { CLONE, gettid, join, unshare } from "../sys/ns.ts";
 import { linkUp } from "../sys/net.ts";
-import { sethostname } from "../sys/proc.ts";
+import { pinToCpu, sethostname } from "../sys/proc.ts";
 import type { CreateNsRequest, CreateNsReply } from "./namespaces.ts";
 
 declare const self: Worker;
@@ -20,6 +20,8 @@ self.onmessage = (ev: MessageEvent) => {
   try {
     // Runs in: this thread only. Join an existing netns first (container:,
     // ns:, host keeps the current one), then split off the rest.
+    // The CPU matters for the mount namespace pin: see namespaces.ts.
+    if (req.cpu !== undefined) pinToCpu(req.cpu);
     if (req.joinNet) join(req.joinNet, CLONE.NEWNET);
     unshare(CLONE.NEWNS | CLONE.NEWUTS | (req.newNet ? CLONE.NEWNET : 0));
     sethostname(req.hostname);

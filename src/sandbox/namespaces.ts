@@ -12,6 +12,8 @@ export interface CreateNsRequest {
   joinNet?: string;
   /** [source, target] bind mounts inside the new mount namespace. */
   binds: Array<[string, string]>;
+  /** Run the unshare on this CPU (see pinMountNs below). */
+  cpu?: number;
 }
 export type CreateNsReply = { ok: true; tid: number } | { ok: false; error: string };
 
@@ -44,11 +46,41 @@ function nextWorker(): Worker {
   return w;
 }
 
+// Why the CPU matters. The kernel refuses (EINVAL) to bind-mount a mount
+// namespace file unless that namespace is newer than the caller's own, to
+// prevent reference loops (fs/namespace.c mnt_ns_loop). Since Linux 6.18
+// "newer" compares namespace ids handed out from per-CPU batches, so a mount
+// namespace made on one CPU can look older than the holder's, made earlier
+// on another (measured: about half of first sandboxes failed on 2 cores).
+// Ids within one CPU's batch only grow, so the CPU the holder's namespace
+// came from always works: try each CPU in turn and remember the one that did.
+let goodCpu: number | undefined;
+const cpus = navigator.hardwareConcurrency || 1;
+
+function isLoopRefusal(e: unknown): boolean {
+  return e instanceof Error && e.message.includes("ns/mnt") && e.message.includes("EINVAL");
+}
+
 /**
  * Makes the namespaces and pins them under `pinDir`. On any failure, every
  * pin made so far is removed before the error is thrown.
  */
 export async function createPinned(req: CreateNsRequest, pinDir: string): Promise<{ pins: Pins; ino: { net: number; uts: number; mnt: number } }> {
+  const first = goodCpu;
+  for (let attempt = 0; ; attempt++) {
+    const cpu = first === undefined && attempt === 0 ? undefined : ((first ?? 0) + attempt) % cpus;
+    try {
+      const made = await createPinnedOnce({ ...req, cpu }, pinDir);
+      if (cpu !== undefined) goodCpu = cpu;
+      return made;
+    } catch (e) {
+      if (!isLoopRefusal(e) || attempt > cpus) throw e;
+      goodCpu = undefined;
+    }
+  }
+}
+
+async function createPinnedOnce(req: CreateNsRequest, pinDir: string): Promise<{ pins: Pins; ino: { net: number; uts: number; mnt: number } }> {
   const worker = nextWorker();
   const undo = new Rollback();
   try {

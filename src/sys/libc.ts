@@ -29,6 +29,7 @@ export const libc = dlopen("libc.so.6", {
   fcntl: { args: [i32, i32, i64], returns: i32 },
   kill: { args: [i32, i32], returns: i32 },
   chdir: { args: [ptr], returns: i32 },
+  sched_setaffinity: { args: [i32, u64, ptr], returns: i32 },
 });
 
 const sym = libc.symbols;

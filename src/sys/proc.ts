@@ -67,3 +67,10 @@ export function keepAcrossExec(fd: number): void {
 export function dup2(oldfd: number, newfd: number): void {
   check("dup2", libc.symbols.dup2(oldfd, newfd));
 }
+
+/** Pins the calling thread to one CPU (sched_setaffinity with pid 0 = this thread). */
+export function pinToCpu(cpu: number): void {
+  const mask = new BigUint64Array(16); // 1024 CPUs
+  mask[cpu >> 6] = 1n << BigInt(cpu & 63);
+  check("sched_setaffinity", libc.symbols.sched_setaffinity(0, mask.byteLength, mask), `cpu ${cpu}`);
+}

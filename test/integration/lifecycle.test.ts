@@ -1,0 +1,254 @@
+// Sandbox lifecycle end to end: dist/burrow as the unprivileged test user
+// (rootless) and as root inside a test-made netns (rootful).
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { readFileSync, readlinkSync, existsSync } from "node:fs";
+import { burrowContext, type BurrowContext } from "../helpers/context.ts";
+import { integrationUnavailable, testUser } from "../helpers/env.ts";
+import { listPids } from "../helpers/netns.ts";
+
+const why = integrationUnavailable();
+if (why) console.warn(`skipping lifecycle integration tests: ${why}`);
+
+function daemonPids(runtimeDir: string): number[] {
+  return listPids().filter((pid) => {
+    try {
+      const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+      if (argv[1] !== "__daemon") return false;
+      const env = readFileSync(`/proc/${pid}/environ`, "utf8");
+      return env.includes(runtimeDir);
+    } catch {
+      return false;
+    }
+  });
+}
+
+async function until(cond: () => boolean | Promise<boolean>, ms = 5000): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await cond()) return true;
+    await Bun.sleep(20);
+  }
+  return false;
+}
+
+for (const mode of ["rootless", "rootful"] as const) {
+  describe.skipIf(!!why)(`lifecycle (${mode})`, () => {
+    let t: BurrowContext;
+    beforeEach(async () => {
+      t = await burrowContext(mode);
+    });
+    afterEach(async () => {
+      await t.dispose();
+    });
+
+    test("run in the foreground: own hostname and netns, loopback up, stdio and exit status pass through", async () => {
+      const hostNet = mode === "rootless" ? readlinkSync("/proc/self/ns/net") : readlinkSync(t.netns!.path.replace(/.*/, `/proc/self/ns/net`));
+      const r = await t.burrow(["run", "--rm", "--network", "none", "--name", "fg1", "--hostname", "sandy", "--", "sh", "-c", "hostname; readlink /proc/self/ns/net; ip -o link show lo; cat /etc/hosts; echo err >&2; exit 3"]);
+      expect(r.code).toBe(3);
+      const lines = r.stdout.split("\n");
+      expect(lines[0]).toBe("sandy");
+      expect(lines[1]).toMatch(/^net:\[\d+\]$/);
+      expect(lines[1]).not.toBe(hostNet);
+      expect(lines[2]).toContain("UP");
+      expect(r.stdout).toMatch(/127\.0\.1\.1\s+sandy fg1/);
+      expect(r.stderr).toBe("err\n");
+      // --rm: nothing is listed afterwards
+      const ps = JSON.parse(await t.burrowOk(["ps", "-a", "--format", "json"]));
+      expect(ps).toEqual([]);
+    });
+
+    test("without --rm the exited sandbox stays listed with its exit code until rm", async () => {
+      const r = await t.burrow(["run", "--network", "none", "--name", "keep", "--", "sh", "-c", "exit 7"]);
+      expect(r.code).toBe(7);
+      const ps = JSON.parse(await t.burrowOk(["ps", "-a", "--format", "json"]));
+      expect(ps).toHaveLength(1);
+      expect(ps[0].Names).toEqual(["keep"]);
+      expect(ps[0].State).toBe("exited");
+      expect(ps[0].ExitCode).toBe(7);
+      expect(JSON.parse(await t.burrowOk(["ps", "--format", "json"]))).toEqual([]);
+      const inspect = JSON.parse(await t.burrowOk(["inspect", "keep"]));
+      expect(inspect[0].State.Status).toBe("exited");
+      expect(inspect[0].State.ExitCode).toBe(7);
+      expect(inspect[0].NetworkSettings.SandboxKey).toBe("");
+      const rm = await t.burrowOk(["rm", "keep"]);
+      expect(rm.trim()).toMatch(/^[0-9a-f]{64}$/);
+      expect(JSON.parse(await t.burrowOk(["ps", "-a", "--format", "json"]))).toEqual([]);
+    });
+
+    test("detached: logs, exec, ps, inspect, id prefixes, stop, rm", async () => {
+      const id = (await t.burrowOk(["run", "-d", "--network", "none", "--name", "bg", "--", "sh", "-c", "echo started; hostname; exec sleep 300"])).trim();
+      expect(id).toMatch(/^[0-9a-f]{64}$/);
+      expect(await until(async () => (await t.burrowOk(["logs", "bg"])).includes("started"))).toBe(true);
+      expect(await t.burrowOk(["logs", id.slice(0, 8)])).toBe("started\nbg\n");
+      const ex = await t.burrow(["exec", "bg", "--", "sh", "-c", "hostname; readlink /proc/1/ns/net >/dev/null; exit 5"]);
+      expect(ex.stdout).toBe("bg\n");
+      expect(ex.code).toBe(5);
+      // exec joins the same netns as the sandbox's main process
+      const ps = JSON.parse(await t.burrowOk(["ps", "--format", "json"]));
+      expect(ps).toHaveLength(1);
+      expect(ps[0].Id).toBe(id);
+      expect(ps[0].State).toBe("running");
+      const mainNet = readlinkSync(`/proc/${ps[0].Pid}/ns/net`);
+      const execNet = (await t.burrowOk(["exec", "bg", "--", "readlink", "/proc/self/ns/net"])).trim();
+      expect(execNet).toBe(mainNet);
+      const ins = JSON.parse(await t.burrowOk(["inspect", id.slice(0, 12)]))[0];
+      expect(ins.Id).toBe(id);
+      expect(ins.Name).toBe("bg");
+      expect(ins.State.Running).toBe(true);
+      expect(ins.State.Pid).toBe(ps[0].Pid);
+      expect(ins.NetworkSettings.SandboxKey).toContain(id);
+      expect(await t.burrowOk(["inspect", "--format", "{{.State.Status}} {{.Config.Hostname}}", "bg"])).toBe("running bg\n");
+      const stop = await t.burrow(["stop", "-t", "2", "bg"]);
+      expect(stop.code).toBe(0);
+      const after = JSON.parse(await t.burrowOk(["inspect", "bg"]))[0];
+      expect(after.State.Status).toBe("exited");
+      expect(after.State.ExitCode).toBe(143);
+      expect(existsSync(`/proc/${ps[0].Pid}`) && !readFileSync(`/proc/${ps[0].Pid}/stat`, "utf8").includes(") Z")).toBe(false);
+      await t.burrowOk(["rm", "bg"]);
+    });
+
+    test("rm -f kills a running sandbox's processes; plain rm refuses", async () => {
+      await t.burrowOk(["run", "-d", "--network", "none", "--name", "busy", "--", "sh", "-c", "sleep 300 & sleep 300 & wait"]);
+      const ps = JSON.parse(await t.burrowOk(["ps", "--format", "json"]));
+      const pid = ps[0].Pid;
+      const refused = await t.burrow(["rm", "busy"]);
+      expect(refused.code).toBe(125);
+      expect(refused.stderr).toContain("busy is running");
+      await t.burrowOk(["rm", "-f", "busy"]);
+      expect(await until(() => !existsSync(`/proc/${pid}/ns`))).toBe(true);
+      expect(JSON.parse(await t.burrowOk(["ps", "-a", "--format", "json"]))).toEqual([]);
+    });
+
+    test("bad input: one line, exit 125, nothing left behind", async () => {
+      const cases: Array<[string[], RegExp]> = [
+        [["run", "--bogus", "--", "true"], /unknown flag --bogus/],
+        [["run", "--network", "wormhole:x", "--", "true"], /unknown network mode "wormhole:x": valid modes are none, host/],
+        [["run", "--network", "none"], /needs a command/],
+        [["inspect", "nosuch"], /no sandbox with name or id "nosuch"/],
+        [["rm", "nosuch"], /no sandbox with name or id "nosuch"/],
+        [["frobnicate"], /unknown command "frobnicate"/],
+        [["run", "--network", "container:nosuch", "--", "true"], /no sandbox with name or id "nosuch"/],
+      ];
+      for (const [args, msg] of cases) {
+        const r = await t.burrow(args);
+        expect(r.code).toBe(125);
+        expect(r.stderr).toMatch(msg);
+        expect(r.stderr.trim().split("\n")).toHaveLength(1);
+      }
+      const json = await t.burrow(["inspect", "--format", "json", "nosuch"]);
+      expect(json.code).toBe(125);
+      expect(JSON.parse(json.stdout).error).toContain("nosuch");
+    });
+
+    test("name conflicts are refused and leave the first sandbox alone", async () => {
+      await t.burrowOk(["run", "-d", "--network", "none", "--name", "dup", "--", "sleep", "300"]);
+      const r = await t.burrow(["run", "--network", "none", "--name", "dup", "--", "true"]);
+      expect(r.code).toBe(125);
+      expect(r.stderr).toContain(`the sandbox name "dup" is already in use`);
+      const ps = JSON.parse(await t.burrowOk(["ps", "-a", "--format", "json"]));
+      expect(ps).toHaveLength(1);
+      expect(ps[0].State).toBe("running");
+      await t.burrowOk(["rm", "-f", "dup"]);
+    });
+
+    test("a command that cannot be run exits 127 (not found) or 126 (not executable)", async () => {
+      const nf = await t.burrow(["run", "--rm", "--network", "none", "--", "/no/such/program"]);
+      expect(nf.code).toBe(127);
+      expect(nf.stderr).toContain("/no/such/program");
+      const ne = await t.burrow(["run", "--rm", "--network", "none", "--", "/etc/hostname"]);
+      expect(ne.code).toBe(126);
+      const nf2 = await t.burrow(["run", "--rm", "--network", "none", "--", "no-such-command-xyz"]);
+      expect(nf2.code).toBe(127);
+      expect(nf2.stderr).toContain("executable file not found in $PATH");
+      expect(JSON.parse(await t.burrowOk(["ps", "-a", "--format", "json"]))).toEqual([]);
+    });
+
+    test("signals sent to a foreground run reach the command", async () => {
+      const p = t.spawnBurrow(["run", "--rm", "--network", "none", "--name", "sig", "--", "sh", "-c", "trap 'echo got-term; exit 42' TERM; echo ready; while :; do sleep 0.05; done"]);
+      const reader = (p.stdout as ReadableStream<Uint8Array>).getReader();
+      const first = await reader.read();
+      expect(Buffer.from(first.value!).toString()).toContain("ready");
+      p.kill("SIGTERM");
+      const code = await p.exited;
+      let rest = "";
+      for (;;) {
+        const c = await reader.read();
+        if (c.done) break;
+        rest += Buffer.from(c.value).toString();
+      }
+      expect(rest).toContain("got-term");
+      expect(code).toBe(42);
+      expect(JSON.parse(await t.burrowOk(["ps", "-a", "--format", "json"]))).toEqual([]);
+    });
+
+    test("container:NAME shares the other sandbox's network namespace", async () => {
+      await t.burrowOk(["run", "-d", "--network", "none", "--name", "owner", "--", "sleep", "300"]);
+      const ownerNet = (await t.burrowOk(["exec", "owner", "--", "readlink", "/proc/self/ns/net"])).trim();
+      const guest = await t.burrowOk(["run", "--rm", "--network", "container:owner", "--name", "guest", "--", "sh", "-c", "readlink /proc/self/ns/net; hostname"]);
+      expect(guest).toBe(`${ownerNet}\nguest\n`);
+      await t.burrowOk(["rm", "-f", "owner"]);
+    });
+
+    test("host network mode keeps the host's network namespace", async () => {
+      const here = (await t.run(["readlink", "/proc/self/ns/net"])).stdout.trim();
+      const inside = (await t.burrowOk(["run", "--rm", "--network", "host", "--", "readlink", "/proc/self/ns/net"])).trim();
+      expect(inside).toBe(here);
+    });
+
+    test("ten concurrent runs start exactly one daemon", async () => {
+      const runs = await Promise.all(Array.from({ length: 10 }, (_, i) => t.burrow(["run", "--rm", "--network", "none", "--name", `c${i}`, "--", "hostname"])));
+      for (const [i, r] of runs.entries()) {
+        expect(r.stderr).toBe("");
+        expect(r.code).toBe(0);
+        expect(r.stdout).toBe(`c${i}\n`);
+      }
+      expect(daemonPids(t.dirs.runtimeDir)).toHaveLength(1);
+    });
+
+    test("a daemon killed with SIGKILL is restarted by the next command, sandboxes intact", async () => {
+      await t.burrowOk(["run", "-d", "--network", "none", "--name", "survivor", "--", "sleep", "300"]);
+      const [daemon] = daemonPids(t.dirs.runtimeDir);
+      expect(daemon).toBeGreaterThan(0);
+      process.kill(daemon!, "SIGKILL");
+      expect(await until(() => !daemonPids(t.dirs.runtimeDir).includes(daemon!))).toBe(true);
+      const ps = JSON.parse(await t.burrowOk(["ps", "--format", "json"]));
+      expect(ps.map((s: { Names: string[] }) => s.Names[0])).toEqual(["survivor"]);
+      expect(ps[0].State).toBe("running");
+      expect(daemonPids(t.dirs.runtimeDir)).toHaveLength(1);
+      expect(await t.burrowOk(["exec", "survivor", "--", "hostname"])).toBe("survivor\n");
+      await t.burrowOk(["rm", "-f", "survivor"]);
+    });
+  });
+}
+
+describe.skipIf(!!why)("rootless session", () => {
+  let t: BurrowContext;
+  beforeEach(async () => {
+    t = await burrowContext("rootless");
+  });
+  afterEach(async () => {
+    await t.dispose();
+  });
+
+  test("burrow unshare runs a command as root of the session's user namespace", async () => {
+    const out = await t.burrowOk(["unshare", "--", "sh", "-c", "id -u; cat /proc/self/uid_map"]);
+    const [uid, map] = out.split("\n");
+    expect(uid).toBe("0");
+    expect(map!.trim().split(/\s+/)).toEqual(["0", String(testUser().uid), "1"]);
+    expect(out).toMatch(/\n\s+1\s+\d+\s+65536\n/);
+  });
+
+  test("killing the holder ends the session: sandboxes are reported gone and cleaned up", async () => {
+    await t.burrowOk(["run", "-d", "--network", "none", "--name", "doomed", "--", "sleep", "300"]);
+    const holder = JSON.parse(readFileSync(`${t.dirs.runtimeDir}/holder.json`, "utf8"));
+    const sleeper = JSON.parse(await t.burrowOk(["ps", "--format", "json"]))[0].Pid;
+    process.kill(holder.pid, "SIGKILL");
+    expect(await until(() => !existsSync(`/proc/${sleeper}/ns`), 10000)).toBe(true);
+    const ps = JSON.parse(await t.burrowOk(["ps", "-a", "--format", "json"]));
+    expect(ps).toHaveLength(1);
+    expect(ps[0].State).toBe("exited");
+    // the runtime files of the sandbox are gone; rm leaves no row
+    await t.burrowOk(["rm", "doomed"]);
+    expect(JSON.parse(await t.burrowOk(["ps", "-a", "--format", "json"]))).toEqual([]);
+  });
+});
