@@ -172,17 +172,23 @@ export function macvlanPlugins(spec: MacvlanSpec): PluginConf[] {
           routes: [...new Set(spec.ranges.map((r) => r.subnet.family))].map((f) => ({ dst: f === 4 ? "0.0.0.0/0" : "::/0" })),
           ranges: spec.ranges.map((r) => [hostLocalRange(r)]),
         };
-  const plugin: Record<string, unknown> = { type: "macvlan" };
-  if (spec.parent) plugin.master = spec.parent;
+  // "master" has no omitempty in podman's struct: "" lets the plugin use the default route's interface.
+  const plugin: Record<string, unknown> = { type: "macvlan", master: spec.parent ?? "" };
   plugin.ipam = ipam;
   if (spec.mtu) plugin.mtu = spec.mtu;
   return [plugin as PluginConf];
 }
 
-/** NewNcList: cniVersion, name, args.podman_labels (only when there are labels), plugins. */
+/**
+ * NewNcList: args.podman_labels (only when there are labels), cniVersion,
+ * name, plugins. podman's list is a Go map, which encoding/json writes with
+ * sorted keys, hence this order.
+ */
 export function buildConflist(name: string, plugins: PluginConf[], labels: Record<string, string> = {}): Conflist {
-  const conf: Record<string, unknown> = { cniVersion: CREATE_CNI_VERSION, name };
+  const conf: Record<string, unknown> = {};
   if (Object.keys(labels).length > 0) conf.args = { [LABELS_KEY]: { ...labels } };
+  conf.cniVersion = CREATE_CNI_VERSION;
+  conf.name = name;
   conf.plugins = plugins;
   return conf as Conflist;
 }

@@ -247,7 +247,8 @@ export class NetworkStore {
 
   async create(input: CreateNetworkOptions): Promise<Network> {
     const parsed = v.safeParse(CreateNetworkSchema, input);
-    if (!parsed.success) throw new BurrowError(describeIssues(parsed.issues), { kind: "invalid-argument" });
+    // Each message names its option and value already (they map onto CLI flags, not JSON paths).
+    if (!parsed.success) throw new BurrowError(parsed.issues.map((i) => i.message).join("; "), { kind: "invalid-argument" });
     return this.exclusive(() => this.createLocked(parsed.output));
   }
 
@@ -297,6 +298,8 @@ export class NetworkStore {
   /** The IPAM ranges of a new network: the given subnets (checked), plus free ones chosen as podman does. */
   private rangesFor(opts: v.InferOutput<typeof CreateNetworkSchema>, taken: Array<{ subnet: Subnet; network: string }>): RangeSpec[] {
     const given = opts.subnets.map((s) => parseCidr(s)!.subnet);
+    let routes: Subnet[] | undefined;
+    const hostRoutes = () => (routes ??= this.hostRoutes());
     for (const [i, subnet] of given.entries()) {
       const max = subnet.family === 4 ? 30 : 126;
       if (subnet.prefix > max) {
@@ -310,7 +313,7 @@ export class NetworkStore {
           kind: "invalid-argument",
         });
       }
-      const route = this.hostRoutes().find((r) => subnetsOverlap(r, subnet));
+      const route = hostRoutes().find((r) => subnetsOverlap(r, subnet));
       if (route) {
         throw new BurrowError(`subnet ${subnetToString(subnet)} is already used on this host (route ${subnetToString(route)})`, { kind: "invalid-argument" });
       }
@@ -349,7 +352,7 @@ export class NetworkStore {
     if (ranges.length === 0 || (opts.ipv6 && !has(4))) wanted.push(4);
     if (opts.ipv6 && !has(6)) wanted.push(6);
     if (wanted.length > 0) {
-      const used = [...taken.map((t) => t.subnet), ...this.hostRoutes()];
+      const used = [...taken.map((t) => t.subnet), ...hostRoutes()];
       for (const family of wanted) {
         const subnet = pickFreeSubnet(family, used);
         if (!subnet) throw new BurrowError(`no free IPv${family} subnet left for a new network: give one with --subnet`);
