@@ -112,6 +112,10 @@ export const isRoot = process.getuid?.() === 0;
 
 export const testRunId = process.env.BURROW_TEST_RUN || `manual-${crypto.randomUUID().slice(0, 8)}`;
 export const TAG_VAR = "BURROW_TEST_TAG";
+/** Start of the names of everything the helpers make for this run (test
+ * netns, private dirs): burrow-t-HASH6-, HASH6 from the run id, so a leak
+ * check can tell this run's leftovers from a concurrent run's. */
+export const runPrefix = `burrow-t-${new Bun.CryptoHasher("sha256").update(testRunId).digest("hex").slice(0, 6)}-`;
 export const strictLeakCheck = process.env.CI === "true" || process.env.BURROW_TEST_STRICT === "1";
 
 /** Why integration tests cannot run here, or null when they can. For

@@ -55,13 +55,13 @@ export interface Item {
 
 /** What a leak check is about: one test (context) or one test run. */
 export interface Scope {
-  /** Prefix of the BURROW_TEST_TAG its commands carry. */
+  /** BURROW_TEST_TAG of its commands: RUN (a run's, covering RUN/CTX) or RUN/CTX. */
   tag?: string;
   /** True for its runtime dirs and the paths below them. */
   ownsPath?: (path: string) => boolean;
   /** User namespaces of its rootless holders. */
   userns?: string[];
-  /** Prefix of the test netns it made (netns.ts runNetnsPrefix). */
+  /** Prefix of the test netns it made (env.ts runPrefix). */
   netnsPrefix?: string;
   /** Also count new processes and mounts tied to nothing (default: CI). */
   strict?: boolean;
@@ -72,15 +72,16 @@ export function inScope(i: Item, s: Scope): boolean {
   const strict = s.strict ?? strictLeakCheck;
   // A left test netns is the run's that made it (netns.ts names carry the
   // run); someone's hand-made one is nobody's business but in strict mode.
-  if (i.kind === "netns") return strict || (!!s.netnsPrefix && basename(i.path ?? "").startsWith(s.netnsPrefix));
+  if (i.kind === "netns" || i.path?.startsWith("/run/netns/"))
+    return strict || (!!s.netnsPrefix && basename(i.path ?? "").startsWith(s.netnsPrefix));
   if (i.kind !== "process" && i.kind !== "mount") return true;
   if (i.inTestNetns) return true;
-  if (s.tag && i.tag?.startsWith(s.tag)) return true;
+  // A tag is the most precise tie: another tag is someone else's.
+  if (i.tag) return !!s.tag && (i.tag === s.tag || i.tag.startsWith(`${s.tag}/`));
   if (i.runtimeDir && s.ownsPath?.(i.runtimeDir)) return true;
   if (i.path && s.ownsPath?.(i.path)) return true;
   if (i.userns && s.userns?.includes(i.userns)) return true;
-  const someoneElses = !!(i.tag || i.runtimeDir);
-  return !someoneElses && strict;
+  return !i.runtimeDir && strict; // a runtime dir not ours is someone else's
 }
 
 export interface Snapshot {

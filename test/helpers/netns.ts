@@ -6,7 +6,7 @@
 // remount /sys), which would hide burrow's pins from the test and from every
 // later command.
 import { existsSync, readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
-import { testRunId } from "./env.ts";
+import { runPrefix } from "./env.ts";
 
 export interface TestNetns {
   name: string;
@@ -20,10 +20,6 @@ export interface TestNetns {
  * the leak check does not count them. */
 export const activeNetns = new Set<string>();
 
-export const NETNS_PREFIX = "burrow-t-";
-/** Names are burrow-t-RUN-RANDOM, RUN from BURROW_TEST_RUN, so a leak check
- * can tell this run's netns from a concurrent run's. */
-export const runNetnsPrefix = `${NETNS_PREFIX}${new Bun.CryptoHasher("sha256").update(testRunId).digest("hex").slice(0, 6)}-`;
 
 async function sh(cmd: string[]): Promise<void> {
   const p = Bun.spawn(cmd, { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
@@ -32,7 +28,7 @@ async function sh(cmd: string[]): Promise<void> {
 }
 
 export async function createNetns(): Promise<TestNetns> {
-  const name = runNetnsPrefix + crypto.randomUUID().slice(0, 6);
+  const name = runPrefix + crypto.randomUUID().slice(0, 6);
   const path = `/run/netns/${name}`;
   await sh(["ip", "netns", "add", name]);
   activeNetns.add(name);

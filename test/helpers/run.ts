@@ -13,7 +13,7 @@
 import type { Subprocess } from "bun";
 import { chownSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { constants } from "node:os";
-import { burrowBin, rootEnv, testUser, userEnv } from "./env.ts";
+import { burrowBin, rootEnv, runPrefix, testUser, userEnv } from "./env.ts";
 import type { TestNetns } from "./netns.ts";
 
 export type Mode = "rootless" | "rootful";
@@ -164,8 +164,8 @@ export function runInNetns(netns: TestNetns, cmd: string[], opts: Omit<RunOption
  * /run/user/UID (tmpfs, short socket paths), owned by the test user, 0700.
  * Rootful: under /run, owned by root. */
 export function makeDirs(mode: Mode = "rootless"): BurrowDirs {
-  const id = crypto.randomUUID().slice(0, 8);
-  const root = mode === "rootless" ? `${testUser().runtimeDir}/burrow-t-${id}` : `/run/burrow-t-${id}`;
+  const name = runPrefix + crypto.randomUUID().slice(0, 6);
+  const root = mode === "rootless" ? `${testUser().runtimeDir}/${name}` : `/run/${name}`;
   const dirs = { runtimeDir: `${root}/run`, stateDir: `${root}/state`, cniConfigDir: `${root}/cni` };
   for (const d of [root, ...Object.values(dirs)]) {
     mkdirSync(d, { mode: 0o700 });

@@ -4,16 +4,16 @@
 //   bun test/helpers/suite-check.ts snapshot FILE   # before
 //   bun test/helpers/suite-check.ts check FILE      # after: report, clean up, exit 1 on leaks
 //
-// Counts what this run left (BURROW_TEST_RUN tag, helpers' burrow-t-* dirs
-// and netns; with CI=true everything new: a CI machine runs nothing else).
+// Counts what this run left (BURROW_TEST_RUN tag, the helpers' dirs and
+// netns named for the run; with CI=true everything new: a CI machine runs nothing else).
 // After reporting it ends this run's new processes (left-over daemons and
 // holders included) and deletes its test netns, so one bad run does not
 // poison the next. Mounts, links and rules are only reported. Someone else's
 // processes on a shared machine are listed, never counted or killed.
 import { readdirSync, readlinkSync } from "node:fs";
 import { diffSnapshots, formatItems, inScope, snapshot, type Scope, type Snapshot } from "./leaks.ts";
-import { testRunId } from "./env.ts";
-import { killPids, removeNetns, runNetnsPrefix } from "./netns.ts";
+import { runPrefix, testRunId } from "./env.ts";
+import { killPids, removeNetns } from "./netns.ts";
 
 const [cmd, file] = process.argv.slice(2);
 if (!file || (cmd !== "snapshot" && cmd !== "check")) {
@@ -28,10 +28,10 @@ if (cmd === "snapshot") {
 }
 
 const saved = (await Bun.file(file).json()) as { snap: Snapshot; netns: string[] };
-const testNetns = listNetns().filter((n) => n.startsWith(runNetnsPrefix) && !saved.netns.includes(n));
-// This run: its tag, the helpers' private dirs (/…/burrow-t-ID/…) and its netns.
+const testNetns = listNetns().filter((n) => n.startsWith(runPrefix) && !saved.netns.includes(n));
+// This run: its tag, and the dirs and netns the helpers named for it.
 const after = await snapshot({ netns: testNetns });
-const scope: Scope = { tag: testRunId, ownsPath: (p) => p.includes("/burrow-t-"), netnsPrefix: runNetnsPrefix };
+const scope: Scope = { tag: testRunId, ownsPath: (p) => p.includes(`/${runPrefix}`), netnsPrefix: runPrefix };
 // A holder execs sleep with a bare environment: it is ours when a tagged
 // process (its daemon) shares its user namespace.
 const hostUserns = readlinkSync("/proc/self/ns/user");

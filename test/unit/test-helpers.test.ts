@@ -104,6 +104,8 @@ describe("inScope", () => {
   });
   test("someone else's process never is; an untied one only when strict", () => {
     expect(inScope(proc({ tag: "run-2/x" }), { ...scope, strict: true })).toBe(false);
+    expect(inScope(proc({ tag: "run-1/ctx2" }), { ...scope, strict: true })).toBe(false);
+    expect(inScope(proc({ tag: "run-1/ctx", runtimeDir: "/elsewhere" }), { tag: "run-1" })).toBe(true);
     expect(inScope(proc({ runtimeDir: "/run/user/1001/burrow" }), { ...scope, strict: true })).toBe(false);
     expect(inScope(proc({}), { ...scope, strict: false })).toBe(false);
     expect(inScope(proc({}), { ...scope, strict: true })).toBe(true);
