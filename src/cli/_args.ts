@@ -5,6 +5,9 @@
 import type { ArgsDef } from "citty";
 import { BurrowError } from "../errors.ts";
 
+/** Thrown by parseStrict for -h/--help among the flags; the top level prints usage. */
+export class HelpRequested extends Error {}
+
 export interface Parsed {
   flags: Record<string, string | boolean | string[]>;
   positionals: string[];
@@ -42,6 +45,7 @@ export function parseStrict(raw: string[], def: ArgsDef, opts: { repeatable?: st
       positionals.push(arg);
       continue;
     }
+    if (arg === "--help" || arg === "-h") throw new HelpRequested(opts.command);
     const long = arg.startsWith("--");
     let key = long ? arg.slice(2) : arg.slice(1);
     let value: string | undefined;

@@ -5,6 +5,7 @@ import { BurrowError, EXIT, messageOf } from "../errors.ts";
 import { SysError } from "../sys/libc.ts";
 import { version } from "../version.ts";
 import { main } from "./index.ts";
+import { HelpRequested } from "./_args.ts";
 
 export async function cliMain(argv: string[]): Promise<void> {
   if (argv[0] === "--version" || argv[0] === "-v" || argv[0] === "version") {
@@ -20,14 +21,20 @@ export async function cliMain(argv: string[]): Promise<void> {
   if (!argv[0]!.startsWith("-") && !(argv[0]! in subs)) {
     return fail(new BurrowError(`unknown command "${argv[0]}": valid commands are ${Object.keys(subs).join(", ")}`, { kind: "bad-input" }), argv);
   }
-  if (argv.includes("--help") || argv.includes("-h")) {
-    const sub = await (subs[argv[0]!] as () => Promise<any>)();
-    await showUsage(sub, main);
-    return;
-  }
   try {
     await runCommand(main, { rawArgs: argv });
   } catch (e) {
+    if (e instanceof HelpRequested) {
+      // Subcommand groups (network ...) resolve to the innermost command.
+      let cmd: any = main;
+      for (const word of argv) {
+        const next = (await (typeof cmd.subCommands === "function" ? cmd.subCommands() : cmd.subCommands))?.[word];
+        if (!next) break;
+        cmd = await (typeof next === "function" ? next() : next);
+      }
+      await showUsage(cmd, main);
+      return;
+    }
     fail(e, argv);
   }
 }

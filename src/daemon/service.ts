@@ -315,11 +315,17 @@ export class SandboxService {
   }
 
   /** Sandboxes whose processes or pins vanished behind our back. */
-  async reap(): Promise<void> {
+  async reap(restore = false): Promise<void> {
     for (const s of this.store.all()) {
       if (s.status === "exited") continue;
       if (this.children.has(s.id)) continue;
       const pinsOk = !!s.runtime.pins && !!s.runtime.ino && pinHolds(s.runtime.pins.mnt, s.runtime.ino.mnt);
+      if (restore && pinsOk && s.runtime.ports?.length) {
+        await this.ports.restore(s).catch((e) => {
+          s.runtime.networkError = `ports not restored: ${messageOf(e)}`;
+          this.store.update(s);
+        });
+      }
       if (s.status === "running") {
         const gone = !s.pid || startTimeOf(s.pid) !== s.pidStart;
         if (gone || !pinsOk) await this.exited(s.id, null);
@@ -348,7 +354,7 @@ export class SandboxService {
         if (s.spec.rm) await this.remove(s, true).catch(() => {});
       }
     }
-    await this.reap();
+    await this.reap(true);
   }
 
   /** The holder died: every sandbox of this session is gone. */

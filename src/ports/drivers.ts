@@ -1,27 +1,52 @@
 // Port publishing for the daemon: picks the port driver for a sandbox's
-// network mode and keeps the live handles (STYLE.md #2).
+// network mode (one registry, STYLE.md #2) and validates -p up front.
 import { BurrowError } from "../errors.ts";
 import type { NetworkMode } from "../net/mode.ts";
 import type { PortRecord, Sandbox } from "../state/sandboxes.ts";
+import { parsePortSpecs } from "./spec.ts";
+import type { PortDriver } from "./driver.ts";
+import { builtinDriver } from "./builtin/driver.ts";
+import { slirp4netnsPortDriver } from "./slirp4netns/driver.ts";
 
 export interface PortDriverSet {
   /** Validates -p values before anything is created. */
   parse(raw: string[], mode: NetworkMode): PortRecord[];
   setup(s: Sandbox, specs: PortRecord[]): Promise<PortRecord[]>;
   teardown(s: Sandbox): Promise<Error[]>;
+  restore(s: Sandbox): Promise<void>;
+}
+
+type DriverName = "builtin" | "slirp4netns";
+
+/** slirp4netns:port_handler=slirp4netns picks slirp4netns's own; everything else the builtin forwarder. */
+function driverName(mode: NetworkMode | { kind: string; options?: string }): DriverName {
+  if (mode.kind === "slirp4netns" && "options" in mode && /(^|,)port_handler=slirp4netns(,|$)/.test(mode.options ?? "")) return "slirp4netns";
+  return "builtin";
 }
 
 export function createPortDrivers(): PortDriverSet {
+  const drivers: Record<DriverName, PortDriver> = { builtin: builtinDriver(), slirp4netns: slirp4netnsPortDriver() };
+  const forSandbox = (s: Sandbox) => drivers[(s.runtime.portDriver as DriverName | undefined) ?? "builtin"];
   return {
     parse(raw, mode) {
       if (!raw.length) return [];
-      throw new BurrowError(`-p is not supported with --network ${mode.kind}`, { kind: "bad-input" });
+      if (mode.kind === "none" || mode.kind === "host" || mode.kind === "ns")
+        throw new BurrowError(
+          `-p cannot be used with --network ${mode.kind}: ${mode.kind === "host" ? "the sandbox already uses the host's ports" : "the sandbox has no network burrow can forward to"}`,
+          { kind: "bad-input" },
+        );
+      const specs = parsePortSpecs(raw);
+      drivers[driverName(mode)].check?.(specs);
+      return specs;
     },
-    async setup() {
-      return [];
+    async setup(s, specs) {
+      const name = driverName({ kind: s.runtime.network, options: s.spec.network.split(":").slice(1).join(":") });
+      s.runtime.portDriver = name;
+      return drivers[name].setup(s, specs);
     },
-    async teardown() {
-      return [];
+    teardown: (s) => forSandbox(s).teardown(s),
+    async restore(s) {
+      await forSandbox(s).restore?.(s);
     },
   };
 }

@@ -18,6 +18,8 @@ export interface Runtime {
   backend?: Record<string, unknown>;
   /** Published ports as resolved (actual host ports). */
   ports?: PortRecord[];
+  /** Which port driver published them. */
+  portDriver?: string;
   /** IP address of the sandbox on its primary network, when it has one. */
   address?: string;
   networkError?: string;

@@ -1,5 +1,6 @@
 // The slirp4netns network backend: one slirp4netns per sandbox, started by
 // the daemon (session namespaces) for the sandbox's pinned netns.
+import { mkdirSync } from "node:fs";
 import type { NetworkBackend } from "../backend.ts";
 import type { NetworkMode } from "../mode.ts";
 import type { Paths } from "../../paths.ts";
@@ -31,7 +32,9 @@ export const slirp4netnsBackend: NetworkBackend = {
   plan: () => ({ newNet: true }),
   async setup(mode, ctx) {
     const options = optionsOf(mode);
-    const apiSocket = options.portHandler === "slirp4netns" ? `${ctx.dir}/slirp4netns.sock` : undefined;
+    // Unix socket paths are limited to 107 bytes: a short name, not ctx.dir.
+    const apiSocket = options.portHandler === "slirp4netns" ? `${ctx.paths.runtimeDir}/api/${ctx.sandbox.id.slice(0, 16)}.sock` : undefined;
+    if (apiSocket) mkdirSync(`${ctx.paths.runtimeDir}/api`, { recursive: true, mode: 0o700 });
     const proc = await startSlirp4netns({
       netnsPath: ctx.netns,
       options,

@@ -1,0 +1,14 @@
+// The port driver interface (STYLE.md #2): one folder per driver, chosen by
+// src/ports/drivers.ts. Runs on the daemon's main thread.
+import type { PortRecord, Sandbox } from "../state/sandboxes.ts";
+
+export interface PortDriver {
+  /** Refuses mappings the driver cannot serve, before anything is created. */
+  check?(specs: PortRecord[]): void;
+  /** Publishes the ports; returns them with actual host ports. Rolls back its own partial work. */
+  setup(s: Sandbox, specs: PortRecord[]): Promise<PortRecord[]>;
+  /** Unpublishes; every error is returned, none stops the rest. */
+  teardown(s: Sandbox): Promise<Error[]>;
+  /** After a daemon restart: publish the recorded ports again if they need this process. */
+  restore?(s: Sandbox): Promise<void>;
+}

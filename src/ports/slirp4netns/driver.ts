@@ -1,0 +1,92 @@
+// port_handler=slirp4netns: slirp4netns itself listens on the host, through
+// its API socket (add_hostfwd/remove_hostfwd). It keeps the client's source
+// address but supports no IPv6 host addresses. The forwards live inside the
+// slirp4netns process, so a daemon restart needs no restore.
+import { createServer } from "node:net";
+import { isIPv6 } from "node:net";
+import { BurrowError } from "../../errors.ts";
+import type { PortRecord, Sandbox } from "../../state/sandboxes.ts";
+import type { PortDriver } from "../driver.ts";
+import { addHostFwd, removeHostFwd } from "../../net/slirp4netns/api.ts";
+import { isOurSlirp4netns } from "../../net/slirp4netns/process.ts";
+
+/** A free TCP/UDP port on hostIp, for -p CTRPORT with a driver that needs a number. */
+async function freePort(hostIp: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(0, hostIp || "0.0.0.0", () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function apiOf(s: Sandbox): { socket: string; pid: number; netns: string } {
+  const b = s.runtime.backend as { apiSocket?: string; pid?: number; netns?: string } | undefined;
+  if (!b?.apiSocket || !b.pid || !b.netns) throw new BurrowError(`sandbox ${s.name} has no slirp4netns API socket`, { kind: "internal" });
+  return { socket: b.apiSocket, pid: b.pid, netns: b.netns };
+}
+
+export function slirp4netnsPortDriver(): PortDriver {
+  const ids = new Map<string, number[]>();
+  return {
+    check(specs) {
+      const v6 = specs.find((p) => isIPv6(p.hostIp));
+      if (v6)
+        throw new BurrowError(
+          `-p with IPv6 host address ${v6.hostIp} is not supported by port_handler=slirp4netns (slirp4netns forwards only IPv4): use port_handler=rootlesskit`,
+          { kind: "unsupported-option" },
+        );
+    },
+    async setup(s, specs) {
+      const api = apiOf(s);
+      const out: PortRecord[] = [];
+      const added: number[] = [];
+      try {
+        for (const p of specs) {
+          const hostPort = p.hostPort || (await freePort(p.hostIp));
+          const id = await addHostFwd(api.socket, {
+            proto: p.protocol,
+            host_addr: p.hostIp || "0.0.0.0",
+            host_port: hostPort,
+            guest_addr: s.runtime.address!,
+            guest_port: p.containerPort,
+          }).catch((e) => {
+            const msg = String(e?.message ?? e);
+            if (/in use/i.test(msg)) throw new BurrowError(`host port ${hostPort}/${p.protocol} is already in use on ${p.hostIp || "0.0.0.0"}`, { kind: "port-in-use" });
+            if (/permission denied/i.test(msg))
+              throw new BurrowError(
+                `cannot bind host port ${hostPort}/${p.protocol}: the port is privileged; allow it with \`sysctl net.ipv4.ip_unprivileged_port_start=${hostPort}\` or publish on a port of 1024 or more`,
+                { kind: "port-privileged" },
+              );
+            throw e;
+          });
+          added.push(id);
+          out.push({ ...p, hostPort });
+        }
+      } catch (e) {
+        for (const id of added) await removeHostFwd(api.socket, id).catch(() => {});
+        throw e;
+      }
+      ids.set(s.id, added);
+      return out;
+    },
+    async teardown(s) {
+      const list = ids.get(s.id) ?? [];
+      ids.delete(s.id);
+      const api = (() => {
+        try {
+          return apiOf(s);
+        } catch {
+          return null;
+        }
+      })();
+      // With slirp4netns gone, its forwards are gone too.
+      if (!api || !isOurSlirp4netns(api.pid, api.netns)) return [];
+      const errors: Error[] = [];
+      for (const id of list) await removeHostFwd(api.socket, id).catch((e) => errors.push(e));
+      return errors;
+    },
+  };
+}
