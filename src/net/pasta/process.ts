@@ -1,0 +1,236 @@
+// Probing and starting pasta (passt) for a sandbox's network namespace,
+// like podman's networking_pasta.go: pasta configures the namespace's
+// interface as a copy of the host's, forks into the background once ready
+// and exits by itself when the namespace file is deleted.
+//
+// Runs in the daemon's namespaces (rootless: the holder's user and mount
+// namespaces); pasta joins the sandbox netns by path.
+import { closeSync, openSync, readFileSync, rmSync, statSync } from "node:fs";
+import { BurrowError, messageOf } from "../../errors.ts";
+import { cleanEnv } from "../../sys/env.ts";
+import type { PastaOptions } from "./options.ts";
+
+/** The address the sandbox's resolv.conf names; pasta forwards it to the host's resolvers (podman 5 uses the same). */
+export const PASTA_DNS_FORWARD = "169.254.1.1";
+
+const INSTALL_HINT = "install the Debian package passt (apt-get install passt)";
+
+export interface PastaFeatures {
+  path: string;
+  /** Debian's 2023 builds print "pasta unknown version". */
+  version: string;
+  configNet: boolean;
+  dnsForward: boolean;
+  noMapGw: boolean;
+  runas: boolean;
+}
+
+/** Pure: features from `pasta --help` and `--version` output. */
+export function parsePastaHelp(path: string, help: string, versionText: string): PastaFeatures {
+  return {
+    path,
+    version: /^pasta (\S+)/m.exec(versionText)?.[1] ?? "unknown",
+    configNet: help.includes("--config-net"),
+    dnsForward: help.includes("--dns-forward"),
+    noMapGw: help.includes("--no-map-gw"),
+    runas: help.includes("--runas"),
+  };
+}
+
+const memory = new Map<string, PastaFeatures>();
+
+/** Probes pasta once per binary path + mtime + size. Throws BurrowError naming the package when missing. */
+export async function probePasta(path?: string): Promise<PastaFeatures> {
+  const bin = path ?? Bun.which("pasta", { PATH: process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin" });
+  let key: string;
+  try {
+    if (!bin) throw new Error("not in PATH");
+    const st = statSync(bin);
+    key = `${bin}:${st.mtimeMs}:${st.size}`;
+  } catch {
+    throw new BurrowError(`pasta is not installed (${path ?? "not found in PATH"}): ${INSTALL_HINT}`, { kind: "missing-dependency" });
+  }
+  const hit = memory.get(key);
+  if (hit) return hit;
+  const run = async (arg: string) => {
+    const p = Bun.spawn([bin, arg], { env: cleanEnv(), stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+    const [out, err] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+    // Without a syslog, pasta says "Failed to send N bytes to syslog" on stderr for every line.
+    return out + err.split("\n").filter((l) => !l.startsWith("Failed to send")).join("\n");
+  };
+  let help: string;
+  let version: string;
+  try {
+    [help, version] = await Promise.all([run("--help"), run("--version")]);
+  } catch (e) {
+    throw new BurrowError(`cannot run ${bin}: ${messageOf(e)}; ${INSTALL_HINT}`, { cause: e, kind: "missing-dependency" });
+  }
+  const features = parsePastaHelp(bin, help, version);
+  if (!features.configNet) {
+    throw new BurrowError(`pasta at ${bin} (version ${features.version}) lacks --config-net: install a newer passt`, {
+      kind: "missing-dependency",
+    });
+  }
+  memory.set(key, features);
+  return features;
+}
+
+/** A port to publish through pasta: pasta binds the host side itself, so hostPort must be chosen (not 0). */
+export interface PastaPort {
+  hostIp: string;
+  hostPort: number;
+  containerPort: number;
+  protocol: "tcp" | "udp";
+}
+
+/** `-t`/`-u` arguments for published ports, in pasta's `[ADDR/]HOST:CTR` syntax. Pure. */
+export function pastaPortArgs(ports: readonly PastaPort[]): string[] {
+  const args: string[] = [];
+  for (const p of ports) {
+    if (p.hostPort === 0) {
+      throw new BurrowError(
+        `pasta cannot pick a random host port for container port ${p.containerPort}/${p.protocol}: choose the host port before starting pasta`,
+        { kind: "invalid-option" },
+      );
+    }
+    const addr = p.hostIp && p.hostIp !== "0.0.0.0" ? `${p.hostIp}/` : "";
+    args.push(p.protocol === "tcp" ? "--tcp-ports" : "--udp-ports", `${addr}${p.hostPort}:${p.containerPort}`);
+  }
+  return args;
+}
+
+export interface PastaStartOptions {
+  netnsPath: string;
+  options: PastaOptions;
+  features: PastaFeatures;
+  ports?: readonly PastaPort[];
+  /** pasta's own log (truncated by pasta on start). */
+  logPath: string;
+  /** Where pasta writes its daemon's pid. */
+  pidPath: string;
+  /** How long pasta may take to configure and fork. Default 5000 ms. */
+  readyTimeoutMs?: number;
+  /** uid:gid pasta runs as; default: ours. See pastaArgs. */
+  runas?: string;
+}
+
+/**
+ * The pasta command line (without the binary), in podman's order: the
+ * configuration, ports, user options, "none" for port families nobody
+ * asked for (pasta's default is "auto": forward everything bound), no
+ * gateway mapping unless --map-gw, then burrow's own options. Pure.
+ */
+export function pastaArgs(o: Omit<PastaStartOptions, "readyTimeoutMs">): string[] {
+  const { options, features } = o;
+  const ports = o.ports ?? [];
+  const args = ["--config-net", ...pastaPortArgs(ports), ...options.args];
+  if (!options.tcpPorts && !ports.some((p) => p.protocol === "tcp")) args.push("--tcp-ports", "none");
+  if (!options.udpPorts && !ports.some((p) => p.protocol === "udp")) args.push("--udp-ports", "none");
+  if (!options.tcpNs) args.push("--tcp-ns", "none");
+  if (!options.udpNs) args.push("--udp-ns", "none");
+  if (!options.mapGw && features.noMapGw) args.push("--no-map-gw");
+  if (features.dnsForward && options.dnsForward.length === 0 && !options.ipv6Only) args.push("--dns-forward", PASTA_DNS_FORWARD);
+  // pasta started as uid 0 drops to "nobody", which cannot join a netns
+  // owned by our user namespace ("Couldn't switch to pasta namespaces",
+  // measured). The daemon is uid 0 rootful and in the holder's user
+  // namespace rootless, so pasta keeps our ids; it still drops capabilities.
+  if (features.runas) args.push("--runas", o.runas ?? `${process.getuid?.() ?? 0}:${process.getgid?.() ?? 0}`);
+  args.push("--quiet", "--log-file", o.logPath, "--pid", o.pidPath, "--netns", o.netnsPath);
+  return args;
+}
+
+/** The sandbox's nameserver with pasta: the forwarder, unless the user chose their own. */
+export function pastaNameservers(options: PastaOptions, features: PastaFeatures): string[] {
+  if (options.dnsForward.length > 0) return options.dnsForward;
+  return features.dnsForward && !options.ipv6Only ? [PASTA_DNS_FORWARD] : [];
+}
+
+export interface PastaProcess {
+  /** The backgrounded pasta (passt.avx2 on x86-64) serving the namespace. */
+  pid: number;
+  logPath: string;
+  /** SIGTERM the pasta daemon (it also quits when the netns pin is removed). Idempotent. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts pasta for `netnsPath` and resolves once it has configured the
+ * namespace and forked (its first process exits 0). On failure throws
+ * BurrowError with what pasta printed.
+ */
+export async function startPasta(o: PastaStartOptions): Promise<PastaProcess> {
+  rmSync(o.pidPath, { force: true });
+  const args = pastaArgs(o);
+  const errPath = `${o.logPath}.start`;
+  const errFd = openSync(errPath, "w", 0o600);
+  let proc: ReturnType<typeof Bun.spawn>;
+  try {
+    proc = Bun.spawn([o.features.path, ...args], { env: cleanEnv(), stdio: ["ignore", errFd, errFd] });
+  } catch (e) {
+    throw new BurrowError(`cannot start ${o.features.path}: ${messageOf(e)}; ${INSTALL_HINT}`, { cause: e, kind: "pasta" });
+  } finally {
+    closeSync(errFd);
+  }
+  const timeoutMs = o.readyTimeoutMs ?? 5000;
+  const code = await Promise.race([proc.exited, Bun.sleep(timeoutMs).then(() => "timeout" as const)]);
+  const printed = () => {
+    try {
+      const text = readFileSync(errPath, "utf8");
+      const usage = text.search(/^Usage: /m); // after an option error: the error is above it
+      return (usage >= 0 ? text.slice(0, usage) : text)
+        .split("\n")
+        .map((l) => l.trim())
+        .filter((l) => l && !l.startsWith("Failed to send"))
+        .slice(-8)
+        .join("; ");
+    } catch {
+      return "";
+    }
+  };
+  let pid = 0;
+  try {
+    pid = Number(readFileSync(o.pidPath, "utf8").trim());
+  } catch {}
+  const stop = onceAsync(async () => {
+    if (pid > 0 && isPasta(pid)) {
+      try {
+        process.kill(pid, "SIGTERM");
+      } catch {}
+      const deadline = Date.now() + 2000;
+      while (isPasta(pid) && Date.now() < deadline) await Bun.sleep(10);
+      if (isPasta(pid)) {
+        try {
+          process.kill(pid, "SIGKILL");
+        } catch {}
+      }
+    }
+  });
+  if (code !== 0 || pid <= 0) {
+    if (code === "timeout") proc.kill("SIGKILL");
+    await stop();
+    rmSync(o.pidPath, { force: true });
+    const what = code === "timeout" ? `was not ready after ${timeoutMs} ms` : code !== 0 ? `exited with code ${code}` : "wrote no pid file";
+    const said = printed();
+    rmSync(errPath, { force: true });
+    throw new BurrowError(`pasta for ${o.netnsPath} ${what}${said ? ` (pasta said: ${said})` : ""}`, { kind: "pasta" });
+  }
+  rmSync(errPath, { force: true });
+  return { pid, logPath: o.logPath, stop };
+}
+
+/** Whether `pid` is a live pasta/passt process. */
+export function isPasta(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+    return /^(pasta|passt)/.test(comm) && state !== "Z" && state !== "X";
+  } catch {
+    return false;
+  }
+}
+
+function onceAsync(fn: () => Promise<void>): () => Promise<void> {
+  let p: Promise<void> | undefined;
+  return () => (p ??= fn());
+}
