@@ -78,6 +78,25 @@ export async function slirp4netnsRequest(socketPath: string, execute: string, ar
   return "return" in reply.output ? reply.output.return : reply.output;
 }
 
+/**
+ * The add_hostfwd arguments for a published port (src/ports/spec.ts shape).
+ * hostIp "" (all addresses) is 0.0.0.0, as podman sends it. slirp4netns
+ * reports no port it picked, so a random host port (0) must be chosen by
+ * the caller first.
+ */
+export function hostFwdOf(
+  m: { hostIp: string; hostPort: number; containerPort: number; protocol: "tcp" | "udp" },
+  guestAddr: string,
+): HostFwd {
+  if (m.hostPort === 0) {
+    throw new BurrowError(
+      `slirp4netns cannot pick a random host port for container port ${m.containerPort}/${m.protocol}: choose the host port first`,
+      { kind: "invalid-option" },
+    );
+  }
+  return { proto: m.protocol, host_addr: m.hostIp || "0.0.0.0", host_port: m.hostPort, guest_addr: guestAddr, guest_port: m.containerPort };
+}
+
 /** add_hostfwd: forwards host_addr:host_port to guest_addr:guest_port. Returns the rule id. */
 export async function addHostFwd(socketPath: string, fwd: HostFwd): Promise<number> {
   const checked = v.safeParse(HostFwdSchema, fwd);
