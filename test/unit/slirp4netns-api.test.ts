@@ -20,7 +20,7 @@ async function fakeApi(reply: (req: any) => string | null): Promise<{ path: stri
   const requests: any[] = [];
   const srv = createServer({ allowHalfOpen: true }, (sock) => {
     const chunks: Buffer[] = [];
-    sock.on("data", (b) => chunks.push(b));
+    sock.on("data", (b) => chunks.push(Buffer.from(b)));
     sock.on("end", () => {
       const req = JSON.parse(Buffer.concat(chunks).toString());
       requests.push(req);
