@@ -1,8 +1,13 @@
 // port_handler=slirp4netns: slirp4netns itself listens on the host, through
 // its API socket (add_hostfwd/remove_hostfwd). It keeps the client's source
-// address but supports no IPv6 host addresses. The forwards live inside the
-// slirp4netns process, so a daemon restart needs no restore.
+// address but supports no IPv6 host addresses, and with
+// --disable-host-loopback (the default) UDP replies to a client on the host's
+// loopback are dropped by libslirp (containers/podman#4586): use
+// allow_host_loopback=true or the default handler for that. The forwards
+// live inside the slirp4netns process, so a daemon restart needs no restore.
 import { createServer } from "node:net";
+import { createSocket } from "node:dgram";
+import { bindError } from "../forwarder.ts";
 import { isIPv6 } from "node:net";
 import { BurrowError } from "../../errors.ts";
 import type { PortRecord, Sandbox } from "../../state/sandboxes.ts";
@@ -10,16 +15,35 @@ import type { PortDriver } from "../driver.ts";
 import { addHostFwd, removeHostFwd } from "../../net/slirp4netns/api.ts";
 import { isOurSlirp4netns } from "../../net/slirp4netns/process.ts";
 
-/** A free TCP/UDP port on hostIp, for -p CTRPORT with a driver that needs a number. */
-async function freePort(hostIp: string): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * Binds hostIp:port (0 = any free port) for a moment and returns the port.
+ * slirp4netns answers a taken port only with "slirp_add_hostfwd failed", so
+ * trying first is how the user gets told which port is in use.
+ */
+async function probePort(hostIp: string, port: number, protocol: "tcp" | "udp"): Promise<number> {
+  const address = hostIp || "0.0.0.0";
+  try {
+    if (protocol === "udp") {
+      const s = createSocket(isIPv6(address) ? "udp6" : "udp4");
+      return await new Promise<number>((resolve, reject) => {
+        s.once("error", reject);
+        s.bind(port, address, () => {
+          const p = s.address().port;
+          s.close(() => resolve(p));
+        });
+      });
+    }
     const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, hostIp || "0.0.0.0", () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
+    return await new Promise<number>((resolve, reject) => {
+      srv.once("error", reject);
+      srv.listen(port, address, () => {
+        const p = (srv.address() as { port: number }).port;
+        srv.close(() => resolve(p));
+      });
     });
-  });
+  } catch (e) {
+    throw bindError(e, { hostIp, hostPort: port, protocol });
+  }
 }
 
 function apiOf(s: Sandbox): { socket: string; pid: number; netns: string } {
@@ -45,7 +69,7 @@ export function slirp4netnsPortDriver(): PortDriver {
       const added: number[] = [];
       try {
         for (const p of specs) {
-          const hostPort = p.hostPort || (await freePort(p.hostIp));
+          const hostPort = await probePort(p.hostIp, p.hostPort, p.protocol);
           const id = await addHostFwd(api.socket, {
             proto: p.protocol,
             host_addr: p.hostIp || "0.0.0.0",
