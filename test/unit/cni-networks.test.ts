@@ -167,7 +167,7 @@ describe("podman v3's files", () => {
   });
 
   test("what burrow writes has podman v3's layout and format", async () => {
-    const n = await store().create({ name: "web", labels: { team: "web" } });
+    const { network: n } = await store().create({ name: "web", labels: { team: "web" } });
     const text = readFileSync(join(confDir, "web.conflist"), "utf8");
     // Same structure as podman's, with burrow's bridge, subnet and domain.
     const expected = JSON.parse(PODMAN_V3_CONFLIST);
@@ -185,17 +185,17 @@ describe("podman v3's files", () => {
 describe("create", () => {
   test("chooses free subnets and bridges, skipping networks and host routes", async () => {
     const s = store({ routes: ["10.89.1.0/24"], ifaces: ["lo", "burrow1"] });
-    const a = await s.create({ name: "a" });
+    const { network: a } = await s.create({ name: "a" });
     expect(a.subnets[0]!.subnet).toBe("10.89.2.0/24");
     expect(a.bridge).toBe("burrow2");
-    const b = await s.create({ name: "b" });
+    const { network: b } = await s.create({ name: "b" });
     expect(b.subnets[0]!.subnet).toBe("10.89.3.0/24");
     expect(b.bridge).toBe("burrow3");
   });
 
   test("concurrent creates never share a subnet or bridge", async () => {
     const s = store();
-    const made = await Promise.all(["n1", "n2", "n3", "n4"].map((name) => s.create({ name })));
+    const made = (await Promise.all(["n1", "n2", "n3", "n4"].map((name) => s.create({ name })))).map((c) => c.network);
     expect(new Set(made.map((n) => n.subnets[0]!.subnet)).size).toBe(4);
     expect(new Set(made.map((n) => n.bridge)).size).toBe(4);
   });
@@ -226,13 +226,13 @@ describe("create", () => {
   });
 
   test("without a name, the network is named after its bridge", async () => {
-    const n = await store().create({});
+    const { network: n } = await store().create({});
     expect(n.name).toBe("burrow1");
     expect(n.bridge).toBe("burrow1");
   });
 
   test("given subnet, gateway and ip-range", async () => {
-    const n = await store().create({ name: "g", subnets: ["192.168.77.5/24"], gateway: "192.168.77.254", ipRange: "192.168.77.128/25" });
+    const { network: n } = await store().create({ name: "g", subnets: ["192.168.77.5/24"], gateway: "192.168.77.254", ipRange: "192.168.77.128/25" });
     expect(n.subnets).toEqual([{ subnet: "192.168.77.0/24", rangeStart: "192.168.77.129", rangeEnd: "192.168.77.254", gateway: "192.168.77.254" }]);
   });
 
@@ -259,8 +259,9 @@ describe("create", () => {
     expect(existsSync(join(confDir, "x.conflist"))).toBe(false);
   });
 
-  test("--internal: no gateway, no masquerade, no default route", async () => {
-    const n = await store().create({ name: "int", internal: true, disableDns: true });
+  test("--internal: no gateway, no masquerade, no default route, no DNS (podman v3.0)", async () => {
+    const { network: n, warnings } = await store().create({ name: "int", internal: true });
+    expect(warnings).toEqual(["dnsname and internal networks are incompatible: DNS is not configured for network int"]);
     const bridge = n.conflist.plugins[0]!;
     expect(bridge.isGateway).toBe(false);
     expect(bridge.ipMasq).toBeUndefined();
@@ -270,27 +271,29 @@ describe("create", () => {
   });
 
   test("--ipv6 adds a chosen IPv6 subnet (dual stack)", async () => {
-    const n = await store({ routes: ["fd00:0:0:1::/64"] }).create({ name: "six", ipv6: true });
+    const { network: n } = await store({ routes: ["fd00:0:0:1::/64"] }).create({ name: "six", ipv6: true });
     expect(n.subnets.map((r) => r.subnet)).toEqual(["10.89.1.0/24", "fd00:0:0:2::/64"]);
     expect(n.subnets[1]!.gateway).toBe("fd00:0:0:2::1");
     expect(n.conflist.plugins[0]!.ipam!.routes).toEqual([{ dst: "0.0.0.0/0" }, { dst: "::/0" }]);
     expect(n.ipv6Enabled).toBe(true);
     // An IPv6 subnet given without --ipv6 makes an IPv6-only network (podman allows it).
-    const only6 = await store().create({ name: "only6", subnets: ["fd12:3456::/64"] });
+    const { network: only6 } = await store().create({ name: "only6", subnets: ["fd12:3456::/64"] });
     expect(only6.subnets.map((r) => r.subnet)).toEqual(["fd12:3456::/64"]);
   });
 
   test("DNS only when the dnsname plugin is installed", async () => {
-    expect((await store({ dnsname: false }).create({ name: "nodns" })).dnsEnabled).toBe(false);
-    expect((await store().create({ name: "dns" })).dnsEnabled).toBe(true);
-    expect((await store().create({ name: "off", disableDns: true })).dnsEnabled).toBe(false);
+    expect((await store({ dnsname: false }).create({ name: "nodns" })).network.dnsEnabled).toBe(false);
+    const dns = await store().create({ name: "dns" });
+    expect(dns.network.dnsEnabled).toBe(true);
+    expect(dns.warnings).toEqual([]);
+    expect((await store().create({ name: "off", disableDns: true })).network.dnsEnabled).toBe(false);
   });
 
   test("macvlan: DHCP without a subnet, host-local with one; the parent must exist", async () => {
     const s = store({ ifaces: ["lo", "eth0"] });
-    const dhcp = await s.create({ name: "mv", driver: "macvlan", parent: "eth0" });
+    const { network: dhcp } = await s.create({ name: "mv", driver: "macvlan", parent: "eth0" });
     expect(dhcp.conflist.plugins).toEqual([{ type: "macvlan", master: "eth0", ipam: { type: "dhcp" } }]);
-    const hl = await s.create({ name: "mv2", driver: "macvlan", parent: "eth0", subnets: ["192.168.50.0/24"] });
+    const { network: hl } = await s.create({ name: "mv2", driver: "macvlan", parent: "eth0", subnets: ["192.168.50.0/24"] });
     expect(hl.conflist.plugins[0]!.ipam).toEqual({
       type: "host-local",
       routes: [{ dst: "0.0.0.0/0" }],
@@ -333,7 +336,7 @@ describe("list, rm, prune", () => {
 
   test("lookup by name, full ID or unique ID prefix", async () => {
     const s = store();
-    const n = await s.create({ name: "web" });
+    const { network: n } = await s.create({ name: "web" });
     expect((await s.get(n.id)).name).toBe("web");
     expect((await s.get(n.id.slice(0, 5))).name).toBe("web");
     const e = await rejection(s.get("nosuch"));

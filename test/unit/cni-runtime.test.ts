@@ -230,6 +230,13 @@ describe("ADD", () => {
     expect(fake.calls.filter((c) => c.command === "DEL").every((c) => c.stdin.prevResult === undefined)).toBe(true);
   });
 
+  test("a config error the plugin repeats on the rollback's DEL is not reported twice", async () => {
+    const refuse = () => ({ exitCode: 1, stdout: { code: 7, msg: "invalid range set 0" } });
+    const fake = fakePlugins({ bridge: refuse });
+    const e = await rejection(runtime(fake.spawn).add(LIST, ATT));
+    expect(e.message).toBe("CNI plugin bridge failed (code 7): invalid range set 0");
+  });
+
   test("a missing plugin is named with the directories searched, before anything runs", async () => {
     const fake = fakePlugins();
     const list = { ...LIST, plugins: [...LIST.plugins, { type: "nosuch" }] };

@@ -72,6 +72,12 @@ export interface NetworkList {
   warnings: string[];
 }
 
+export interface CreatedNetwork {
+  network: Network;
+  /** What differs from the request, one sentence each (e.g. DNS left out of an internal network). */
+  warnings: string[];
+}
+
 export interface NetworkStoreOptions {
   /** The CNI config directory (podman v3: ~/.config/cni/net.d rootless, /etc/cni/net.d root). */
   dir: string;
@@ -245,14 +251,16 @@ export class NetworkStore {
     return (await this.get(nameOrId)).conflist;
   }
 
-  async create(input: CreateNetworkOptions): Promise<Network> {
+  /** Writes `<name>.conflist`. `warnings` says what was changed from the request (podman prints these). */
+  async create(input: CreateNetworkOptions): Promise<CreatedNetwork> {
     const parsed = v.safeParse(CreateNetworkSchema, input);
     // Each message names its option and value already (they map onto CLI flags, not JSON paths).
     if (!parsed.success) throw new BurrowError(parsed.issues.map((i) => i.message).join("; "), { kind: "invalid-argument" });
     return this.exclusive(() => this.createLocked(parsed.output));
   }
 
-  private async createLocked(opts: v.InferOutput<typeof CreateNetworkSchema>): Promise<Network> {
+  private async createLocked(opts: v.InferOutput<typeof CreateNetworkSchema>): Promise<CreatedNetwork> {
+    const warnings: string[] = [];
     const { networks } = await this.list();
     if (opts.name !== undefined && networks.some((n) => n.name === opts.name)) {
       throw new BurrowError(`network name ${opts.name} already used`, { kind: "network-exists" });
@@ -273,7 +281,13 @@ export class NetworkStore {
         [...networks.flatMap((n) => (n.bridge ? [n.bridge] : [])), ...this.interfaceNames()],
         BRIDGE_PREFIX,
       );
-      const dns = !opts.disableDns && this.hasPlugin("dnsname");
+      let dns = !opts.disableDns && this.hasPlugin("dnsname");
+      if (dns && opts.internal) {
+        // dnsmasq listens on the bridge's address, and an internal bridge has
+        // none: podman v3.0 leaves dnsname out and says so (containers/dnsname#51).
+        dns = false;
+        warnings.push(`dnsname and internal networks are incompatible: DNS is not configured for network ${opts.name ?? bridge}`);
+      }
       plugins = bridgePlugins({ bridge, ranges, internal: opts.internal, dns, mtu: opts.mtu, vlan: opts.vlan });
       // podman: a network created without a name is named after its bridge.
       name ??= bridge;
@@ -292,7 +306,7 @@ export class NetworkStore {
       }
       throw new BurrowError(`cannot write network config ${file}: ${messageOf(e)}`, { cause: e });
     }
-    return describeNetwork(conflist, file, name === DEFAULT_NETWORK, new Date());
+    return { network: describeNetwork(conflist, file, name === DEFAULT_NETWORK, new Date()), warnings };
   }
 
   /** The IPAM ranges of a new network: the given subnets (checked), plus free ones chosen as podman does. */

@@ -16,7 +16,7 @@ import { join } from "node:path";
 import * as v from "valibot";
 import { BurrowError, messageOf } from "../../errors.ts";
 import { type Conflist, ConflistSchema, NETWORK_NAME_PATTERN, type PluginConf, describeIssues } from "./conflist.ts";
-import { type PluginExecOptions, execPlugin, findPlugin, DEFAULT_PLUGIN_DIRS } from "./plugins.ts";
+import { CniPluginError, DEFAULT_PLUGIN_DIRS, type PluginExecOptions, execPlugin, findPlugin } from "./plugins.ts";
 import {
   type CniResult,
   type VersionResult,
@@ -366,9 +366,15 @@ export async function readCacheFile(file: string): Promise<CachedAttachment> {
   };
 }
 
+function samePluginError(a: CniPluginError, b: CniPluginError): boolean {
+  return a.plugin === b.plugin && a.code === b.code && a.msg === b.msg && a.details === b.details;
+}
+
 /** The error of a failed ADD, with the errors of its teardown added (same error object and class). */
 function withTeardown(e: unknown, teardown: Error[], what: string): Error {
   const err = e instanceof BurrowError ? e : new BurrowError(`attaching ${what}: ${messageOf(e)}`, { cause: e });
+  // A plugin whose config it cannot accept says so again on DEL: that repeats the error, it adds nothing.
+  if (err instanceof CniPluginError) teardown = teardown.filter((t) => !(t instanceof CniPluginError && samePluginError(t, err)));
   if (teardown.length > 0) {
     err.message = `${err.message} (teardown also failed: ${teardown.map(messageOf).join("; ")})`;
     Object.assign(err, { teardownErrors: teardown });
