@@ -74,14 +74,19 @@ describe("slirp4netnsArgs", () => {
 
 describe("slirp4netnsCommand", () => {
   test("the sandbox runs under unshare --mount --propagation private", () => {
-    const cmd = slirp4netnsCommand({ netnsPath, options: mode("slirp4netns"), features }, "/usr/bin/unshare");
+    const cmd = slirp4netnsCommand({ netnsPath, options: mode("slirp4netns"), features }, "/usr/bin/unshare", 0);
     expect(cmd.slice(0, 6)).toEqual(["/usr/bin/unshare", "--mount", "--propagation", "private", "--", "/usr/bin/slirp4netns"]);
     expect(cmd).toContain("--enable-sandbox");
   });
   test("without unshare(1), no sandbox", () => {
-    const cmd = slirp4netnsCommand({ netnsPath, options: mode("slirp4netns"), features }, null);
+    const cmd = slirp4netnsCommand({ netnsPath, options: mode("slirp4netns"), features }, null, 0);
     expect(cmd[0]).toBe("/usr/bin/slirp4netns");
     expect(cmd).not.toContain("--enable-sandbox");
+  });
+  test("not uid 0: no wrapper (unshare -m would fail)", () => {
+    const cmd = slirp4netnsCommand({ netnsPath, options: mode("slirp4netns"), features }, "/usr/bin/unshare", 1000);
+    expect(cmd[0]).toBe("/usr/bin/slirp4netns");
+    expect(cmd).toContain("--enable-sandbox");
   });
   test("sandbox off: slirp4netns directly", () => {
     const cmd = slirp4netnsCommand({ netnsPath, options: mode("slirp4netns"), features, sandbox: false }, "/usr/bin/unshare");

@@ -45,15 +45,21 @@ export interface Slirp4netnsStartOptions {
  * name and others' pins vanished. Podman avoids it because Go's
  * Unshareflags=CLONE_NEWNS also remounts / MS_REC|MS_PRIVATE in the child;
  * Bun.spawn cannot, so util-linux's unshare(1) does it and execs slirp4netns
- * (same pid). Without unshare(1) the sandbox is left off. Pure.
+ * (same pid). Without unshare(1) the sandbox is left off. Pure but for
+ * the defaults (PATH lookup, geteuid).
  */
 export function slirp4netnsCommand(
   o: Omit<Slirp4netnsStartOptions, "logPath" | "readyTimeoutMs">,
   unsharePath: string | null = Bun.which("unshare"),
+  euid: number = process.geteuid?.() ?? 0,
 ): string[] {
-  const sandbox = (o.sandbox ?? true) && o.features.enableSandbox && unsharePath !== null;
-  const args = slirp4netnsArgs({ ...o, sandbox });
-  if (!sandbox) return [o.features.path, ...args];
+  const sandbox = (o.sandbox ?? true) && o.features.enableSandbox;
+  const args = slirp4netnsArgs({ ...o, sandbox: sandbox && (euid !== 0 || unsharePath !== null) });
+  // Not uid 0 in our user namespace: unshare(1) would fail for lack of
+  // CAP_SYS_ADMIN, so slirp4netns is run as is. burrow itself always starts
+  // it as uid 0 (root, or the holder's user namespace); this is for callers
+  // outside that setup.
+  if (!sandbox || euid !== 0 || unsharePath === null) return [o.features.path, ...args];
   return [unsharePath, "--mount", "--propagation", "private", "--", o.features.path, ...args];
 }
 
