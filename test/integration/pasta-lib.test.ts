@@ -6,6 +6,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BurrowError } from "../../src/errors.ts";
+import { createNetns, type TestNetns } from "../helpers/netns.ts";
 import { parsePastaMode } from "../../src/net/pasta/options.ts";
 import { isPasta, probePasta, startPasta, type PastaFeatures } from "../../src/net/pasta/process.ts";
 
@@ -30,17 +31,21 @@ function freePort(): Promise<number> {
 
 describe.skipIf(!canRun)("pasta (real, as root)", () => {
   const dir = mkdtempSync(join(tmpdir(), "burrow-pasta-test-"));
-  const ns = `burrow-t-pasta-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
-  const netnsPath = `/run/netns/${ns}`;
+  let testNetns: TestNetns;
+  let ns: string;
+  let netnsPath: string;
   let features: PastaFeatures;
 
   beforeAll(async () => {
-    sh("ip", "netns", "add", ns);
+    // The shared helper names it after the run, so the suite's leak check knows it.
+    testNetns = await createNetns();
+    ns = testNetns.name;
+    netnsPath = testNetns.path;
     features = await probePasta();
   });
-  afterAll(() => {
+  afterAll(async () => {
     try {
-      sh("ip", "netns", "del", ns);
+      expect(await testNetns.remove()).toEqual([]); // nothing left running inside
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -59,7 +64,7 @@ describe.skipIf(!canRun)("pasta (real, as root)", () => {
       logPath: join(dir, "pasta.log"),
       pidPath: join(dir, "pasta.pid"),
     });
-    const server = Bun.spawn(["ip", "netns", "exec", ns, "busybox", "httpd", "-f", "-p", "8080", "-h", www], { stdout: "ignore", stderr: "ignore" });
+    const server = Bun.spawn(["nsenter", `--net=${netnsPath}`, "--", "busybox", "httpd", "-f", "-p", "8080", "-h", www], { stdout: "ignore", stderr: "ignore" });
     try {
       expect(isPasta(p.pid)).toBe(true);
       const links = JSON.parse(sh("ip", "-n", ns, "-j", "addr")) as Array<{ ifname: string; operstate: string; addr_info: Array<{ family: string; local: string }> }>;

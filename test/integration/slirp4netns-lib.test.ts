@@ -7,6 +7,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BurrowError } from "../../src/errors.ts";
+import { createNetns, type TestNetns } from "../helpers/netns.ts";
 import { addHostFwd, listHostFwd, removeHostFwd, waitForApiSocket } from "../../src/net/slirp4netns/api.ts";
 import { parseSlirp4netnsMode, slirp4netnsAddresses } from "../../src/net/slirp4netns/options.ts";
 import { probeSlirp4netns, type Slirp4netnsFeatures } from "../../src/net/slirp4netns/probe.ts";
@@ -40,21 +41,25 @@ interface AddrInfo {
 
 describe.skipIf(!canRun)("slirp4netns (real, as root)", () => {
   const dir = mkdtempSync(join(tmpdir(), "burrow-slirp-test-"));
-  const ns = `burrow-t-slirp-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
-  const netnsPath = `/run/netns/${ns}`;
+  let testNetns: TestNetns;
+  let ns: string;
+  let netnsPath: string;
   let features: Slirp4netnsFeatures;
   const running: Slirp4netnsProcess[] = [];
 
   beforeAll(async () => {
-    sh("ip", "netns", "add", ns);
+    // The shared helper names it after the run, so the suite's leak check knows it.
+    testNetns = await createNetns();
+    ns = testNetns.name;
+    netnsPath = testNetns.path;
     features = await probeSlirp4netns();
   });
   afterEach(async () => {
     for (const p of running.splice(0)) await p.stop();
   });
-  afterAll(() => {
+  afterAll(async () => {
     try {
-      sh("ip", "netns", "del", ns);
+      expect(await testNetns.remove()).toEqual([]); // nothing left running inside
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -133,7 +138,7 @@ describe.skipIf(!canRun)("slirp4netns (real, as root)", () => {
     sh("mkdir", "-p", www);
     writeFileSync(join(www, "hello.txt"), "hello from the sandbox\n");
     const guestPort = 8080;
-    const server = Bun.spawn(["ip", "netns", "exec", ns, "busybox", "httpd", "-f", "-p", `10.0.2.100:${guestPort}`, "-h", www], {
+    const server = Bun.spawn(["nsenter", `--net=${netnsPath}`, "--", "busybox", "httpd", "-f", "-p", `10.0.2.100:${guestPort}`, "-h", www], {
       stdout: "ignore",
       stderr: "ignore",
     });
