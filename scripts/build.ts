@@ -20,6 +20,10 @@ const result = await Bun.build({
     BURROW_COMMIT: JSON.stringify(commit),
   },
   minify: { syntax: true, whitespace: true },
+  // Precompiled bytecode: measured 20.9 ms -> 7.9 ms for `burrow --version`,
+  // since every CLI call, __enter child and launcher pays the parse.
+  bytecode: true,
+  format: "esm",
   sourcemap: "none",
 });
 if (!result.success) {

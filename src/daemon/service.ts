@@ -133,6 +133,7 @@ export class SandboxService {
       writeInPlace(files.resolv, initial.resolv);
       writeInPlace(files.hostname, `${hostname}\n`);
 
+      const t0 = performance.now();
       const { pins, ino } = await createPinned(
         { hostname, newNet: plan.newNet, joinNet: plan.joinNet, binds: etcBinds(files) },
         pinDir(this.paths, id),
@@ -145,6 +146,7 @@ export class SandboxService {
       });
       undo.push("processes", () => killAll(ino.mnt));
 
+      const t1 = performance.now();
       if (backend) {
         const net = await backend.setup(mode, this.ctx(s));
         s.runtime.backend = net.record;
@@ -165,6 +167,7 @@ export class SandboxService {
         });
       }
       this.store.update(s);
+      log.debug(`create ${name}: namespaces ${(t1 - t0).toFixed(1)} ms, network+ports ${(performance.now() - t1).toFixed(1)} ms`);
       if (req.detach) this.spawnDetached(s);
       undo.commit();
       this.store.event("create", s, { network: networkRaw });
@@ -242,9 +245,11 @@ export class SandboxService {
   /** Kills what is left and removes ports, network and pins (not the row). */
   private async release(s: Sandbox): Promise<Error[]> {
     const errors: Error[] = [];
+    const lap = timer();
     if (s.runtime.ino) await killAll(s.runtime.ino.mnt);
+    lap("kill");
     if (s.runtime.ports?.length) errors.push(...(await this.ports.teardown(s)));
-    s.runtime.ports = s.runtime.ports?.map((p) => p);
+    lap("ports");
     const kind = s.runtime.network as NetworkMode["kind"];
     if (s.runtime.backend && kind !== "container") {
       try {
@@ -255,10 +260,13 @@ export class SandboxService {
       }
       s.runtime.backend = undefined;
     }
+    lap("network");
     if (s.runtime.pins) {
       errors.push(...removePins(s.runtime.pins, pinDir(this.paths, s.id)));
       s.runtime.pins = null;
     }
+    lap("pins");
+    log.debug(`release ${s.name}: ${lap.report()}`);
     return errors;
   }
 
@@ -392,6 +400,19 @@ export class SandboxService {
     if (!s) throw notFound("sandbox", ref);
     return s;
   }
+}
+
+/** Phase timings for debug logs: lap("x") after each phase, report() at the end. */
+function timer() {
+  let last = performance.now();
+  const laps: string[] = [];
+  const lap = (what: string) => {
+    const now = performance.now();
+    laps.push(`${what} ${(now - last).toFixed(1)}`);
+    last = now;
+  };
+  lap.report = () => `${laps.join(", ")} ms`;
+  return lap;
 }
 
 const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGUSR1: 10, SIGSEGV: 11, SIGUSR2: 12, SIGPIPE: 13, SIGALRM: 14, SIGTERM: 15 };
