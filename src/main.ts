@@ -3,6 +3,7 @@
 //   __launch  joins the holder's namespaces and execs the daemon (single-threaded)
 //   __daemon  the per-user daemon
 //   __enter   joins a sandbox and execs a command (single-threaded)
+//   __cni     runs a CNI plugin in the rootless CNI namespace (single-threaded)
 // The single-threaded roles do their unshare/setns before anything that could
 // start a thread, so they import only src/sys and their own module.
 const role = process.argv[2];
@@ -13,6 +14,8 @@ if (role === "__holder") {
   (await import("./userns/launcher.ts")).launcherMain(process.argv.slice(3));
 } else if (role === "__enter") {
   (await import("./sandbox/enter.ts")).enterMain(process.argv.slice(3));
+} else if (role === "__cni") {
+  (await import("./net/cni/rootless-exec.ts")).rootlessCniExecMain(process.argv.slice(3));
 } else if (role === "__daemon") {
   await (await import("./daemon/main.ts")).daemonMain();
 } else {

@@ -43,6 +43,23 @@ export const Remove = v.object({ name: v.string(), force: v.optional(v.boolean()
 export const List = v.object({ all: v.optional(v.boolean(), false) });
 export const Empty = v.object({});
 
+export const NetworkCreate = v.object({
+  name: v.optional(v.string()),
+  driver: v.optional(v.string()),
+  subnets: v.optional(v.array(v.string()), []),
+  gateway: v.optional(v.string()),
+  ipRange: v.optional(v.string()),
+  ipv6: v.optional(v.boolean(), false),
+  internal: v.optional(v.boolean(), false),
+  disableDns: v.optional(v.boolean(), false),
+  labels: v.optional(v.record(v.string(), v.string()), {}),
+});
+export const NetworkRef = v.object({ name: v.pipe(v.string(), v.minLength(1)) });
+export const NetworkRemove = v.object({ names: v.array(v.string()), force: v.optional(v.boolean(), false) });
+export const NetworkConnect = v.object({ network: v.string(), sandbox: v.string(), aliases: v.optional(v.array(v.string()), []) });
+export const NetworkDisconnect = v.object({ network: v.string(), sandbox: v.string() });
+export const NetworkReload = v.object({ sandboxes: v.array(v.string()), all: v.optional(v.boolean(), false) });
+
 export const Ops = {
   create: CreateRequest,
   started: Started,
@@ -56,6 +73,14 @@ export const Ops = {
   rm: Remove,
   info: Empty,
   ping: Empty,
+  networkCreate: NetworkCreate,
+  networkList: Empty,
+  networkInspect: NetworkRef,
+  networkRemove: NetworkRemove,
+  networkPrune: Empty,
+  networkConnect: NetworkConnect,
+  networkDisconnect: NetworkDisconnect,
+  networkReload: NetworkReload,
 } as const;
 export type Op = keyof typeof Ops;
 export type OpArgs<O extends Op> = v.InferInput<(typeof Ops)[O]>;

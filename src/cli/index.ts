@@ -15,5 +15,6 @@ export const main = defineCommand({
     port: () => import("./port.ts").then((m) => m.default),
     unshare: () => import("./unshare.ts").then((m) => m.default),
     info: () => import("./info.ts").then((m) => m.default),
+    network: () => import("./network.ts").then((m) => m.default),
   },
 });

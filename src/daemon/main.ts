@@ -13,8 +13,10 @@ import { holderAlive, readHolder, type HolderInfo } from "../userns/session.ts";
 import { prewarm } from "../sandbox/namespaces.ts";
 import { SandboxService } from "./service.ts";
 import { handlers } from "./handlers.ts";
+import { networkHandlers } from "./networks.ts";
 import { createPortDrivers } from "../ports/drivers.ts";
 import { registerBackends } from "../net/backends.ts";
+import { CniNetworking } from "../net/cni/backend.ts";
 import { LOCK, flock } from "../sys/proc.ts";
 import { openSync, closeSync } from "node:fs";
 
@@ -38,18 +40,21 @@ export async function daemonMain(): Promise<void> {
       process.exit(1);
     }
   }
-  registerBackends();
   const store = new SandboxStore(openState(paths.stateDir));
+  const cni = new CniNetworking(paths, (exceptId) =>
+    store.all().filter((s) => s.id !== exceptId && s.status !== "exited" && s.runtime.network === "cni" && s.runtime.backend).length,
+  );
+  registerBackends(cni);
   const session = holder
     ? { id: `${holder.pid}:${holder.startTime}`, enter: { user: `/proc/${holder.pid}/ns/user`, mnt: `/proc/${holder.pid}/ns/mnt` } }
     : { id: `host`, enter: { mnt: `/proc/${process.pid}/ns/mnt` } };
-  const service = new SandboxService(paths, store, session, bootId(), createPortDrivers());
+  const service = new SandboxService(paths, store, session, bootId(), createPortDrivers(paths.rootless), cni);
   await service.reconcile();
   prewarm();
 
   const sock = controlSocket(paths);
   rmSync(sock, { force: true });
-  const table = handlers(service);
+  const table = { ...handlers(service), ...networkHandlers(service) };
   let lastActivity = Date.now();
   const server = Bun.serve({
     unix: sock,

@@ -16,7 +16,8 @@ import { nameInUse, type Sandbox, type SandboxStore } from "../state/sandboxes.t
 import { roleEnv, selfCommand } from "../sys/env.ts";
 import { startTimeOf } from "../userns/session.ts";
 import { etcContent } from "../sandbox/etc-content.ts";
-import { portsFor, type PortDriverSet } from "../ports/drivers.ts";
+import type { PortDriverSet } from "../ports/drivers.ts";
+import type { CniNetworking } from "../net/cni/backend.ts";
 
 export interface SessionInfo {
   /** Identity of the namespaces pins live in ("host" for rootful). */
@@ -45,6 +46,7 @@ export class SandboxService {
     readonly session: SessionInfo,
     readonly bootId: string,
     readonly ports: PortDriverSet,
+    readonly cni: CniNetworking,
   ) {}
 
   defaultNetwork(): string {
@@ -147,6 +149,7 @@ export class SandboxService {
       undo.push("processes", () => killAll(ino.mnt));
 
       const t1 = performance.now();
+      if (portSpecs.length) s.runtime.ports = await this.ports.prepare(mode, portSpecs);
       if (backend) {
         const net = await backend.setup(mode, this.ctx(s));
         s.runtime.backend = net.record;
@@ -160,7 +163,7 @@ export class SandboxService {
         writeInPlace(files.resolv, content.resolv);
       }
       if (portSpecs.length) {
-        s.runtime.ports = await this.ports.setup(s, portSpecs);
+        s.runtime.ports = await this.ports.setup(s, s.runtime.ports ?? portSpecs);
         undo.push("ports", async () => {
           const errs = await this.ports.teardown(s);
           if (errs.length) throw errs[0];

@@ -2,7 +2,9 @@
 // only, so the CLI does not load them.
 import { registerBackend } from "./registry.ts";
 import { slirp4netnsBackend } from "./slirp4netns/backend.ts";
+import { cniBackend, type CniNetworking } from "./cni/backend.ts";
 
-export function registerBackends(): void {
+export function registerBackends(cni: CniNetworking): void {
   registerBackend("slirp4netns", slirp4netnsBackend);
+  registerBackend("cni", cniBackend(cni));
 }

@@ -5,6 +5,8 @@ import type { PortRecord, Sandbox } from "../state/sandboxes.ts";
 export interface PortDriver {
   /** Refuses mappings the driver cannot serve, before anything is created. */
   check?(specs: PortRecord[]): void;
+  /** Before the network is set up: fix host ports the driver cannot choose itself. */
+  prepare?(specs: PortRecord[]): Promise<PortRecord[]>;
   /** Publishes the ports; returns them with actual host ports. Rolls back its own partial work. */
   setup(s: Sandbox, specs: PortRecord[]): Promise<PortRecord[]>;
   /** Unpublishes; every error is returned, none stops the rest. */

@@ -7,25 +7,32 @@ import { parsePortSpecs } from "./spec.ts";
 import type { PortDriver } from "./driver.ts";
 import { builtinDriver } from "./builtin/driver.ts";
 import { slirp4netnsPortDriver } from "./slirp4netns/driver.ts";
+import { portmapDriver } from "./portmap/driver.ts";
 
 export interface PortDriverSet {
   /** Validates -p values before anything is created. */
   parse(raw: string[], mode: NetworkMode): PortRecord[];
+  /** Before the network exists: picks host ports where the driver cannot (portmap). */
+  prepare(mode: NetworkMode, specs: PortRecord[]): Promise<PortRecord[]>;
   setup(s: Sandbox, specs: PortRecord[]): Promise<PortRecord[]>;
   teardown(s: Sandbox): Promise<Error[]>;
   restore(s: Sandbox): Promise<void>;
 }
 
-type DriverName = "builtin" | "slirp4netns";
+type DriverName = "builtin" | "slirp4netns" | "portmap";
 
-/** slirp4netns:port_handler=slirp4netns picks slirp4netns's own; everything else the builtin forwarder. */
-function driverName(mode: NetworkMode | { kind: string; options?: string }): DriverName {
-  if (mode.kind === "slirp4netns" && "options" in mode && /(^|,)port_handler=slirp4netns(,|$)/.test(mode.options ?? "")) return "slirp4netns";
-  return "builtin";
-}
-
-export function createPortDrivers(): PortDriverSet {
-  const drivers: Record<DriverName, PortDriver> = { builtin: builtinDriver(), slirp4netns: slirp4netnsPortDriver() };
+export function createPortDrivers(rootless: boolean): PortDriverSet {
+  const drivers: Record<DriverName, PortDriver> = { builtin: builtinDriver(), slirp4netns: slirp4netnsPortDriver(), portmap: portmapDriver() };
+  /**
+   * slirp4netns:port_handler=slirp4netns picks slirp4netns's own; rootful
+   * bridge networks the CNI portmap plugin (podman v3); everything else the
+   * builtin forwarder.
+   */
+  const driverName = (mode: NetworkMode | { kind: string; options?: string }): DriverName => {
+    if (mode.kind === "slirp4netns" && "options" in mode && /(^|,)port_handler=slirp4netns(,|$)/.test(mode.options ?? "")) return "slirp4netns";
+    if (mode.kind === "cni" && !rootless) return "portmap";
+    return "builtin";
+  };
   const forSandbox = (s: Sandbox) => drivers[(s.runtime.portDriver as DriverName | undefined) ?? "builtin"];
   return {
     parse(raw, mode) {
@@ -38,6 +45,10 @@ export function createPortDrivers(): PortDriverSet {
       const specs = parsePortSpecs(raw);
       drivers[driverName(mode)].check?.(specs);
       return specs;
+    },
+    async prepare(mode, specs) {
+      const d = drivers[driverName(mode)];
+      return d.prepare ? d.prepare(specs) : specs;
     },
     async setup(s, specs) {
       const name = driverName({ kind: s.runtime.network, options: s.spec.network.split(":").slice(1).join(":") });

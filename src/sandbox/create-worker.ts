@@ -23,11 +23,15 @@ self.onmessage = (ev: MessageEvent) => {
     // The CPU matters for the mount namespace pin: see namespaces.ts.
     if (req.cpu !== undefined) pinToCpu(req.cpu);
     if (req.joinNet) join(req.joinNet, CLONE.NEWNET);
-    unshare(CLONE.NEWNS | CLONE.NEWUTS | (req.newNet ? CLONE.NEWNET : 0));
-    sethostname(req.hostname);
-    makeRootPrivate();
-    for (const [src, dst] of req.binds) bind(src, dst);
-    if (req.newNet) linkUp("lo");
+    if (req.netOnly) {
+      unshare(CLONE.NEWNET);
+    } else {
+      unshare(CLONE.NEWNS | CLONE.NEWUTS | (req.newNet ? CLONE.NEWNET : 0));
+      sethostname(req.hostname);
+      makeRootPrivate();
+      for (const [src, dst] of req.binds) bind(src, dst);
+    }
+    if (req.newNet || req.netOnly) linkUp("lo");
     reply = { ok: true, tid: gettid() };
   } catch (e) {
     reply = { ok: false, error: (e as Error).message };

@@ -12,8 +12,10 @@ export interface CreateNsRequest {
   joinNet?: string;
   /** [source, target] bind mounts inside the new mount namespace. */
   binds: Array<[string, string]>;
-  /** Run the unshare on this CPU (see pinMountNs below). */
+  /** Run the unshare on this CPU (see createPinned below). */
   cpu?: number;
+  /** Only a new network namespace (the rootless CNI namespace): no mnt/uts, no binds. */
+  netOnly?: boolean;
 }
 export type CreateNsReply = { ok: true; tid: number } | { ok: false; error: string };
 
@@ -80,7 +82,14 @@ export async function createPinned(req: CreateNsRequest, pinDir: string): Promis
   }
 }
 
-async function createPinnedOnce(req: CreateNsRequest, pinDir: string): Promise<{ pins: Pins; ino: { net: number; uts: number; mnt: number } }> {
+/** A bare network namespace with loopback up, pinned at `path`. Returns its inode. */
+export async function createPinnedNetns(path: string): Promise<number> {
+  const dir = path.slice(0, path.lastIndexOf("/"));
+  const { ino } = await createPinnedOnce({ hostname: "", newNet: true, binds: [], netOnly: true }, dir, `${path.slice(dir.length + 1)}`);
+  return ino.net;
+}
+
+async function createPinnedOnce(req: CreateNsRequest, pinDir: string, netName = "net"): Promise<{ pins: Pins; ino: { net: number; uts: number; mnt: number } }> {
   const worker = nextWorker();
   const undo = new Rollback();
   try {
@@ -91,14 +100,16 @@ async function createPinnedOnce(req: CreateNsRequest, pinDir: string): Promise<{
     });
     if (!reply.ok) throw new Error(reply.error);
     mkdirSync(pinDir, { recursive: true, mode: 0o700 });
-    undo.push("pin dir", () => rmSync(pinDir, { recursive: true, force: true }));
-    const pins: Pins = { net: `${pinDir}/net`, uts: `${pinDir}/uts`, mnt: `${pinDir}/mnt` };
-    for (const kind of ["net", "uts", "mnt"] as const) {
+    if (!req.netOnly) undo.push("pin dir", () => rmSync(pinDir, { recursive: true, force: true }));
+    const pins: Pins = { net: `${pinDir}/${netName}`, uts: `${pinDir}/uts`, mnt: `${pinDir}/mnt` };
+    for (const kind of req.netOnly ? (["net"] as const) : (["net", "uts", "mnt"] as const)) {
       writeFileSync(pins[kind], "");
       bind(`/proc/self/task/${reply.tid}/ns/${kind}`, pins[kind]);
       undo.push(`${kind} pin`, () => umount(pins[kind]));
     }
-    const ino = { net: statSync(pins.net).ino, uts: statSync(pins.uts).ino, mnt: statSync(pins.mnt).ino };
+    const ino = req.netOnly
+      ? { net: statSync(pins.net).ino, uts: 0, mnt: 0 }
+      : { net: statSync(pins.net).ino, uts: statSync(pins.uts).ino, mnt: statSync(pins.mnt).ino };
     undo.commit();
     return { pins, ino };
   } catch (e) {

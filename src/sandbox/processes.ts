@@ -4,12 +4,17 @@
 import { readdirSync, statSync } from "node:fs";
 
 export function pidsInMountNs(ino: number): number[] {
+  return pidsInNs("mnt", ino);
+}
+
+/** Processes whose namespace of `kind` has inode `ino`. */
+export function pidsInNs(kind: "mnt" | "net", ino: number): number[] {
   const out: number[] = [];
   for (const entry of readdirSync("/proc")) {
     const c = entry.charCodeAt(0);
     if (c < 48 || c > 57) continue;
     try {
-      if (statSync(`/proc/${entry}/ns/mnt`).ino === ino) out.push(Number(entry));
+      if (statSync(`/proc/${entry}/ns/${kind}`).ino === ino) out.push(Number(entry));
     } catch {}
   }
   return out;

@@ -20,7 +20,7 @@ import { isOurSlirp4netns } from "../../net/slirp4netns/process.ts";
  * slirp4netns answers a taken port only with "slirp_add_hostfwd failed", so
  * trying first is how the user gets told which port is in use.
  */
-async function probePort(hostIp: string, port: number, protocol: "tcp" | "udp"): Promise<number> {
+export async function probePort(hostIp: string, port: number, protocol: "tcp" | "udp"): Promise<number> {
   const address = hostIp || "0.0.0.0";
   try {
     if (protocol === "udp") {

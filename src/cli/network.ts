@@ -1,0 +1,117 @@
+// `burrow network ...`: one subcommand group; each subcommand only parses and prints.
+import { defineCommand, type ArgsDef } from "citty";
+import { call } from "../client/client.ts";
+import { BurrowError } from "../errors.ts";
+import { bool, list, parseStrict, str } from "./_args.ts";
+import { formatArg, printJson } from "./_shared.ts";
+
+function sub(name: string, description: string, args: ArgsDef, run: (rawArgs: string[]) => Promise<void>) {
+  return defineCommand({
+    meta: { name, description },
+    args,
+    run: ({ rawArgs }) => run(rawArgs),
+  });
+}
+
+const createArgs = {
+  subnet: { type: "string", description: "Subnet in CIDR form (repeatable)" },
+  gateway: { type: "string", description: "Gateway address (needs --subnet)" },
+  "ip-range": { type: "string", description: "Allocate addresses from this CIDR range only" },
+  ipv6: { type: "boolean", description: "Add an IPv6 subnet too" },
+  internal: { type: "boolean", description: "No outbound connectivity (no gateway, no masquerade)" },
+  "disable-dns": { type: "boolean", description: "No DNS for names and aliases on this network" },
+  label: { type: "string", description: "Label KEY=VALUE (repeatable)" },
+  driver: { type: "string", alias: "d", description: "bridge (default) or macvlan" },
+} as const satisfies ArgsDef;
+
+const create = sub("create", "Create a bridge network (a CNI conflist)", createArgs, async (raw) => {
+  const p = parseStrict(raw, createArgs, { repeatable: ["subnet", "label"], command: "network create" });
+  if (p.positionals.length > 1) throw new BurrowError(`"burrow network create" takes at most one network name`, { kind: "bad-input" });
+  const labels: Record<string, string> = {};
+  for (const l of list(p, "label")) {
+    const eq = l.indexOf("=");
+    labels[eq < 0 ? l : l.slice(0, eq)] = eq < 0 ? "" : l.slice(eq + 1);
+  }
+  const r = await call("networkCreate", {
+    name: p.positionals[0],
+    driver: str(p, "driver"),
+    subnets: list(p, "subnet"),
+    gateway: str(p, "gateway"),
+    ipRange: str(p, "ip-range"),
+    ipv6: bool(p, "ipv6"),
+    internal: bool(p, "internal"),
+    disableDns: bool(p, "disable-dns"),
+    labels,
+  });
+  for (const w of r.warnings ?? []) process.stderr.write(`WARN: ${w}\n`);
+  process.stdout.write(`${r.name}\n`);
+});
+
+const lsArgs = {
+  ...formatArg,
+  quiet: { type: "boolean", alias: "q", description: "Print only network names" },
+  noheading: { type: "boolean", description: "Leave out the header line" },
+} as const satisfies ArgsDef;
+
+const ls = sub("ls", "List networks", lsArgs, async (raw) => {
+  const p = parseStrict(raw, lsArgs, { command: "network ls" });
+  const r = await call("networkList", {});
+  for (const w of r.warnings ?? []) process.stderr.write(`WARN: skipping ${w}\n`);
+  if (str(p, "format") === "json") return printJson(r.networks);
+  const text: string = bool(p, "quiet") ? r.quiet : bool(p, "noheading") ? r.noheading : r.table;
+  if (text) process.stdout.write(`${text}\n`);
+});
+
+const inspectArgs = { ...formatArg } as const satisfies ArgsDef;
+const inspect = sub("inspect", "Show networks' conflists", inspectArgs, async (raw) => {
+  const p = parseStrict(raw, inspectArgs, { command: "network inspect" });
+  if (!p.positionals.length) throw new BurrowError(`"burrow network inspect" needs at least one network name`, { kind: "bad-input" });
+  const out = [];
+  for (const name of p.positionals) out.push(await call("networkInspect", { name }));
+  printJson(out);
+});
+
+const rmArgs = { force: { type: "boolean", alias: "f", description: "Disconnect sandboxes that use the network first" } } as const satisfies ArgsDef;
+const rm = sub("rm", "Remove networks", rmArgs, async (raw) => {
+  const p = parseStrict(raw, rmArgs, { command: "network rm" });
+  if (!p.positionals.length) throw new BurrowError(`"burrow network rm" needs at least one network name`, { kind: "bad-input" });
+  const r = await call("networkRemove", { names: p.positionals, force: bool(p, "force") });
+  for (const n of r.removed) process.stdout.write(`${n}\n`);
+});
+
+const pruneArgs = { force: { type: "boolean", alias: "f", description: "Do not ask (burrow never asks)" } } as const satisfies ArgsDef;
+const prune = sub("prune", "Remove networks no sandbox uses", pruneArgs, async (raw) => {
+  parseStrict(raw, pruneArgs, { command: "network prune" });
+  const r = await call("networkPrune", {});
+  for (const n of r.removed) process.stdout.write(`${n}\n`);
+});
+
+const connectArgs = { alias: { type: "string", description: "DNS alias on this network (repeatable)" } } as const satisfies ArgsDef;
+const connect = sub("connect", "Connect a running sandbox to a network: network connect NET NAME", connectArgs, async (raw) => {
+  const p = parseStrict(raw, connectArgs, { repeatable: ["alias"], command: "network connect" });
+  if (p.positionals.length !== 2) throw new BurrowError(`usage: burrow network connect [--alias A]... NETWORK SANDBOX`, { kind: "bad-input" });
+  await call("networkConnect", { network: p.positionals[0]!, sandbox: p.positionals[1]!, aliases: list(p, "alias") });
+});
+
+const disconnectArgs = {} as const satisfies ArgsDef;
+const disconnect = sub("disconnect", "Disconnect a sandbox from a network: network disconnect NET NAME", disconnectArgs, async (raw) => {
+  const p = parseStrict(raw, disconnectArgs, { command: "network disconnect" });
+  if (p.positionals.length !== 2) throw new BurrowError(`usage: burrow network disconnect NETWORK SANDBOX`, { kind: "bad-input" });
+  await call("networkDisconnect", { network: p.positionals[0]!, sandbox: p.positionals[1]! });
+});
+
+const reloadArgs = { all: { type: "boolean", alias: "a", description: "Reload every running sandbox on a bridge network" } } as const satisfies ArgsDef;
+const reload = sub("reload", "Re-create sandboxes' bridge networking, e.g. after a firewall reload", reloadArgs, async (raw) => {
+  const p = parseStrict(raw, reloadArgs, { command: "network reload" });
+  if (!bool(p, "all") && !p.positionals.length) throw new BurrowError(`"burrow network reload" needs sandbox names or --all`, { kind: "bad-input" });
+  const r = await call("networkReload", { sandboxes: p.positionals, all: bool(p, "all") });
+  for (const id of r.reloaded) process.stdout.write(`${id}\n`);
+  for (const e of r.errors ?? []) process.stderr.write(`Error: ${e}\n`);
+  if (r.errors?.length) process.exitCode = 125;
+});
+
+export default defineCommand({
+  meta: { name: "network", description: "Manage bridge networks" },
+  subCommands: { create, ls, list: ls, inspect, rm, remove: rm, prune, connect, disconnect, reload },
+});
+

@@ -1,0 +1,204 @@
+// Bridge networks (CNI) for sandboxes: attach/detach through burrow's own CNI
+// runtime. Rootless, the plugins run in the shared rootless CNI namespace;
+// rootful, in the daemon's own network namespace (the host's, or in tests a
+// namespace made for the test), with ports through the portmap plugin.
+// Daemon main thread.
+import { BurrowError, messageOf } from "../../errors.ts";
+import { log } from "../../log.ts";
+import type { Paths } from "../../paths.ts";
+import type { PortRecord, Sandbox } from "../../state/sandboxes.ts";
+import type { NetworkBackend, NetworkSetup, SetupContext } from "../backend.ts";
+import type { NetworkMode } from "../mode.ts";
+import { buildAttachment, interfaceName } from "./attachment.ts";
+import { DNS_DOMAIN, type Conflist } from "./conflist.ts";
+import { inspectNetworkEntry, type InspectAdditionalNetwork } from "./inspect.ts";
+import { DEFAULT_NETWORK, NetworkStore, type Network } from "./networks.ts";
+import type { CniResult } from "./result.ts";
+import { CniRuntime } from "./runtime.ts";
+import { RootlessNetns } from "./rootless-netns.ts";
+
+export interface CniAttachmentRecord {
+  network: string;
+  ifName: string;
+  result: CniResult;
+  aliases: string[];
+}
+
+export interface CniRecord extends Record<string, unknown> {
+  rootless: boolean;
+  attachments: CniAttachmentRecord[];
+}
+
+/** "bridge" is the default network, as podman's "bridge" mode is. */
+export function networkNames(mode: NetworkMode): string[] {
+  if (mode.kind !== "cni") return [];
+  return mode.networks.map((n) => (n === "bridge" ? DEFAULT_NETWORK : n));
+}
+
+export function primaryIPv4(result: CniResult): { address: string; prefix: number; gateway?: string } | null {
+  const ip = result.ips.find((i) => i.version === "4");
+  if (!ip) return null;
+  const [address, prefix] = ip.address.split("/");
+  return { address: address!, prefix: Number(prefix), gateway: ip.gateway };
+}
+
+/** host-local keeps its allocations under burrow's state dir, not the host's /var/lib/cni. */
+function withDataDir(conf: Conflist, dataDir: string): Conflist {
+  return {
+    ...conf,
+    plugins: conf.plugins.map((p) => {
+      const ipam = (p as { ipam?: Record<string, unknown> }).ipam;
+      if (!ipam || ipam.type !== "host-local" || ipam.dataDir) return p;
+      return { ...p, ipam: { ...ipam, dataDir } };
+    }),
+  };
+}
+
+export class CniNetworking {
+  readonly store: NetworkStore;
+  readonly rootlessNetns: RootlessNetns | null;
+  private readonly runtime: CniRuntime;
+
+  constructor(
+    readonly paths: Paths,
+    /** Other sandboxes (not `exceptId`) that are attached to a bridge network right now. */
+    private readonly othersAttached: (exceptId: string) => number,
+  ) {
+    this.store = new NetworkStore({ dir: paths.cniConfigDir });
+    this.rootlessNetns = paths.rootless ? new RootlessNetns(paths) : null;
+    const rns = this.rootlessNetns;
+    this.runtime = new CniRuntime({
+      cacheDir: `${paths.stateDir}/cni`,
+      ...(rns ? { wrapper: rns.wrapper(), env: rns.env() } : {}),
+    });
+  }
+
+  private get dataDir(): string {
+    return `${this.paths.stateDir}/cni/networks`;
+  }
+
+  async networks(names: string[]): Promise<Network[]> {
+    const seen = new Set<string>();
+    const out: Network[] = [];
+    for (const name of names) {
+      const net = await this.store.get(name);
+      if (seen.has(net.name)) throw new BurrowError(`network ${net.name} is given twice`, { kind: "bad-input" });
+      seen.add(net.name);
+      out.push(net);
+    }
+    return out;
+  }
+
+  /** Attaches one network as `ifName`; the caller records the result. */
+  async attach(
+    s: Sandbox,
+    netns: string,
+    net: Network,
+    ifName: string,
+    opts: { ip?: string; mac?: string; aliases: string[]; ports?: PortRecord[] },
+  ): Promise<CniAttachmentRecord> {
+    if (this.rootlessNetns) await this.rootlessNetns.ensure();
+    // podman v3: every container's short id is an alias besides its name.
+    const aliases = [...new Set([...opts.aliases, s.id.slice(0, 12)])];
+    const att = buildAttachment({
+      containerId: s.id,
+      containerName: s.name,
+      netns,
+      ifName,
+      ip: opts.ip,
+      mac: opts.mac,
+      portMappings: opts.ports?.map((p) => ({ hostPort: p.hostPort, containerPort: p.containerPort, protocol: p.protocol, hostIP: p.hostIp })),
+      aliases: { [net.name]: aliases },
+    });
+    const result = await this.runtime.add(withDataDir(net.conflist, this.dataDir), att);
+    return { network: net.name, ifName, result, aliases };
+  }
+
+  /** DEL for one attachment, from the cached configuration (works after a restart). */
+  async detach(s: Pick<Sandbox, "id">, netns: string, a: CniAttachmentRecord, tolerateMissing = false): Promise<void> {
+    try {
+      await this.runtime.del(a.network, { containerId: s.id, netns, ifName: a.ifName });
+    } catch (e) {
+      // podman's reload tolerates teardown errors about chains a firewall
+      // reload already removed.
+      if (tolerateMissing) log.debug(`reload: ignoring teardown error on ${a.network}: ${messageOf(e)}`);
+      else throw e;
+    }
+  }
+
+  /** When no other sandbox uses a bridge network, the rootless namespace goes. */
+  async releaseShared(exceptId: string): Promise<Error[]> {
+    if (!this.rootlessNetns || this.othersAttached(exceptId) > 0 || !this.rootlessNetns.exists()) return [];
+    return this.rootlessNetns.teardown();
+  }
+
+  inspectEntries(record: CniRecord | undefined): Record<string, InspectAdditionalNetwork> {
+    const out: Record<string, InspectAdditionalNetwork> = {};
+    for (const a of record?.attachments ?? []) out[a.network] = inspectNetworkEntry(a.network, a.result, a.aliases);
+    return out;
+  }
+
+  /** What resolv.conf and /etc/hosts need from the attachments (podman v3's rules). */
+  async dnsView(record: CniRecord): Promise<Pick<NetworkSetup, "address" | "hostsAddress" | "nameservers" | "searchDomains" | "gateway" | "prefixLength">> {
+    const first = record.attachments[0] ? primaryIPv4(record.attachments[0].result) : null;
+    const nameservers: string[] = [];
+    for (const a of record.attachments) {
+      const net = await this.store.get(a.network).catch(() => null);
+      const gw = primaryIPv4(a.result)?.gateway;
+      if (net?.dnsEnabled && gw) nameservers.push(gw);
+    }
+    return {
+      address: first?.address,
+      hostsAddress: first?.address,
+      gateway: first?.gateway,
+      prefixLength: first?.prefix,
+      nameservers,
+      searchDomains: nameservers.length ? [DNS_DOMAIN] : undefined,
+    };
+  }
+}
+
+/** The NetworkBackend face of CniNetworking, for `--network NAME[,NAME]`/`bridge`. */
+export function cniBackend(cni: CniNetworking): NetworkBackend {
+  return {
+    async validate(mode) {
+      await cni.networks(networkNames(mode));
+    },
+    plan: () => ({ newNet: true }),
+    async setup(mode, ctx: SetupContext) {
+      const s = ctx.sandbox;
+      const nets = await cni.networks(networkNames(mode));
+      const record: CniRecord = { rootless: !!cni.rootlessNetns, attachments: [] };
+      try {
+        for (const [i, net] of nets.entries()) {
+          record.attachments.push(
+            await cni.attach(s, ctx.netns, net, interfaceName(i), {
+              ip: i === 0 ? s.spec.ip : undefined,
+              mac: i === 0 ? s.spec.mac : undefined,
+              aliases: s.spec.aliases,
+              ports: cni.rootlessNetns ? undefined : s.runtime.ports,
+            }),
+          );
+        }
+      } catch (e) {
+        for (const a of record.attachments.reverse()) await cni.detach(s, ctx.netns, a).catch(() => {});
+        await cni.releaseShared(s.id);
+        throw e;
+      }
+      return { record, ...(await cni.dnsView(record)) };
+    },
+    async teardown(record, ctx) {
+      const r = record as CniRecord;
+      const errors: Error[] = [];
+      for (const a of [...r.attachments].reverse()) {
+        try {
+          await cni.detach(ctx.sandbox, ctx.netns || `${ctx.paths.runtimeDir}/pins/${ctx.sandbox.id}/net`, a);
+        } catch (e) {
+          errors.push(e as Error);
+        }
+      }
+      errors.push(...(await cni.releaseShared(ctx.sandbox.id)));
+      return errors;
+    },
+  };
+}

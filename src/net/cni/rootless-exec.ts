@@ -1,0 +1,105 @@
+// The __cni role: runs one CNI plugin inside the rootless CNI network
+// namespace with a private mount namespace where /run and /var/lib/cni are
+// per-user directories (podman v3's RootlessCNI.Do, reimplemented). Spawned
+// by the daemon, so it starts inside the holder's user and mount namespaces;
+// single-threaded (SINGLE_THREAD_ENV), so unshare(CLONE_NEWNS) works.
+//
+// Mount order matters:
+//   1. the runtime dir (pins!) is bound into the new /run at its own path,
+//      so CNI_NETNS stays valid after /run is replaced;
+//   2. /run/systemd is kept (many files symlink there);
+//   3. resolv.conf: the rootless namespace's own (slirp4netns's DNS first),
+//      bound over /etc/resolv.conf or, when that is a symlink into /run,
+//      over its first target under /run (podman#10855, #11222), with a tmpfs
+//      over /run/systemd/resolve so systemd-resolved's rewrites do not
+//      unmount it (podman#10929);
+//   4. the per-user CNI data dir over /var/lib/cni when the host has one;
+//   5. the prepared run dir over /run, recursively.
+import { existsSync, mkdirSync, readlinkSync, statSync, writeFileSync, writeSync } from "node:fs";
+import { dirname, join as pathJoin } from "node:path";
+import { MS, bind, mount } from "../../sys/mount.ts";
+import { CLONE, join, unshare } from "../../sys/ns.ts";
+import { execve } from "../../sys/proc.ts";
+
+export interface RootlessExecConfig {
+  /** The rootless CNI netns pin. */
+  netns: string;
+  /** Per-user directory that becomes /run. */
+  runDir: string;
+  /** Per-user directory that becomes /var/lib/cni. */
+  varDir: string;
+  /** burrow's runtime dir (holds the pins); kept visible at the same path. */
+  runtimeDir: string;
+  /** The resolv.conf plugins (dnsmasq) should see. */
+  resolvConf: string;
+}
+
+function under(dir: string, path: string): string {
+  return pathJoin(dir, path.slice("/run".length));
+}
+
+function ensureFile(path: string): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  if (!existsSync(path)) writeFileSync(path, "", { mode: 0o600 });
+}
+
+/** The first path under /run that /etc/resolv.conf's symlink chain reaches, or /etc/resolv.conf. */
+export function resolvTarget(): string {
+  let path = "/etc/resolv.conf";
+  for (let i = 0; i < 255; i++) {
+    let link: string;
+    try {
+      link = readlinkSync(path);
+    } catch {
+      return path;
+    }
+    path = link.startsWith("/") ? link : pathJoin(dirname(path), link);
+    if (path.startsWith("/run/")) return path;
+  }
+  throw new Error("too many symlinks while resolving /etc/resolv.conf");
+}
+
+export function rootlessCniExecMain(argv: string[]): never {
+  const sep = argv.indexOf("--");
+  const cfg = JSON.parse(argv[0] ?? "{}") as RootlessExecConfig;
+  const plugin = argv.slice(sep + 1);
+  try {
+    join(cfg.netns, CLONE.NEWNET);
+    unshare(CLONE.NEWNS);
+    mount("none", "/", null, MS.REC | MS.PRIVATE);
+    if (cfg.runtimeDir.startsWith("/run/")) {
+      const mirror = under(cfg.runDir, cfg.runtimeDir);
+      mkdirSync(mirror, { recursive: true, mode: 0o700 });
+      mount(cfg.runtimeDir, mirror, null, MS.BIND | MS.REC);
+    }
+    if (existsSync("/run/systemd")) {
+      const dst = under(cfg.runDir, "/run/systemd");
+      mkdirSync(dst, { recursive: true, mode: 0o755 });
+      mount("/run/systemd", dst, null, MS.BIND | MS.REC);
+    }
+    let resolv = resolvTarget();
+    if (resolv.startsWith("/run/systemd/resolve/")) {
+      mount("tmpfs", under(cfg.runDir, "/run/systemd/resolve"), "tmpfs", MS.NOEXEC | MS.NOSUID | MS.NODEV);
+    }
+    if (resolv.startsWith("/run/")) {
+      resolv = under(cfg.runDir, resolv);
+      ensureFile(resolv);
+    }
+    if (existsSync(resolv)) bind(cfg.resolvConf, resolv);
+    // host-local gets an explicit dataDir (cni/backend.ts); the bind keeps
+    // any other plugin that writes /var/lib/cni off the host's copy.
+    if (existsSync("/var/lib/cni") && statSync("/var/lib/cni").isDirectory()) bind(cfg.varDir, "/var/lib/cni");
+    mount(cfg.runDir, "/run", null, MS.BIND | MS.REC);
+  } catch (e) {
+    writeSync(1, JSON.stringify({ cniVersion: "0.4.0", code: 999, msg: "burrow could not enter the rootless CNI namespace", details: (e as Error).message }));
+    process.exit(1);
+  }
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith("BUN_JSC_")) env[k] = v;
+  try {
+    execve(plugin[0]!, plugin, env);
+  } catch (e) {
+    writeSync(1, JSON.stringify({ cniVersion: "0.4.0", code: 999, msg: `cannot run CNI plugin ${plugin[0]}`, details: (e as Error).message }));
+    process.exit(1);
+  }
+}

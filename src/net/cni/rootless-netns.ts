@@ -1,0 +1,139 @@
+// The rootless CNI network namespace: one per user, shared by every rootless
+// bridge sandbox (podman v3's rootless-cni-ns). The CNI plugins run inside it
+// (bridge, veths, iptables masquerade live there, never in the host's
+// namespaces) and one slirp4netns gives it outbound connectivity. Created on
+// first need, torn down with its slirp4netns and dnsmasq when the last
+// bridge sandbox leaves. Daemon main thread, session namespaces.
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { log } from "../../log.ts";
+import type { Paths } from "../../paths.ts";
+import { createPinnedNetns, pinHolds } from "../../sandbox/namespaces.ts";
+import { pidsInNs, signalAll } from "../../sandbox/processes.ts";
+import { umount } from "../../sys/mount.ts";
+import { SINGLE_THREAD_ENV, selfCommand } from "../../sys/env.ts";
+import { buildResolvConf, readHostResolvConf } from "../../dns/resolvconf.ts";
+import { parseSlirp4netnsOptions, slirp4netnsAddresses } from "../slirp4netns/options.ts";
+import { probeSlirp4netns } from "../slirp4netns/probe.ts";
+import { isOurSlirp4netns, startSlirp4netns, stopSlirp4netnsPid } from "../slirp4netns/process.ts";
+import type { RootlessExecConfig } from "./rootless-exec.ts";
+
+interface State {
+  ino: number;
+  slirpPid: number;
+}
+
+export class RootlessNetns {
+  readonly dir: string;
+  readonly pin: string;
+  private busy: Promise<unknown> = Promise.resolve();
+
+  constructor(readonly paths: Paths) {
+    this.dir = `${paths.runtimeDir}/rootless-netns`;
+    this.pin = `${this.dir}/net`;
+  }
+
+  private get stateFile(): string {
+    return `${this.dir}/state.json`;
+  }
+
+  private readState(): State | null {
+    try {
+      return JSON.parse(readFileSync(this.stateFile, "utf8")) as State;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Alive: pinned, and its slirp4netns still running. */
+  alive(): boolean {
+    const st = this.readState();
+    return !!st && pinHolds(this.pin, st.ino) && isOurSlirp4netns(st.slirpPid, this.pin);
+  }
+
+  exists(): boolean {
+    return existsSync(this.dir);
+  }
+
+  /** Serializes create/teardown against each other (one daemon, many requests). */
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.busy.then(fn, fn);
+    this.busy = next.catch(() => {});
+    return next;
+  }
+
+  ensure(): Promise<void> {
+    return this.serial(async () => {
+      if (this.alive()) return;
+      if (this.exists()) await this.teardownNow();
+      const t0 = performance.now();
+      mkdirSync(`${this.dir}/run`, { recursive: true, mode: 0o700 });
+      mkdirSync(`${this.dir}/var`, { recursive: true, mode: 0o700 });
+      try {
+        const ino = await createPinnedNetns(this.pin);
+        const options = parseSlirp4netnsOptions([]);
+        const slirp = await startSlirp4netns({
+          netnsPath: this.pin,
+          options,
+          features: await probeSlirp4netns({ cachePath: `${this.paths.stateDir}/slirp4netns-probe.json` }),
+          logPath: `${this.dir}/slirp4netns.log`,
+        });
+        slirp.proc.unref();
+        const resolv = buildResolvConf({ hostContent: readHostResolvConf().content, firstNameservers: [slirp4netnsAddresses(options).dns] });
+        writeFileSync(`${this.dir}/resolv.conf`, resolv.content, { mode: 0o644 });
+        writeFileSync(this.stateFile, JSON.stringify({ ino, slirpPid: slirp.pid } satisfies State), { mode: 0o600 });
+        log.debug(`rootless CNI namespace up in ${(performance.now() - t0).toFixed(1)} ms`);
+      } catch (e) {
+        await this.teardownNow();
+        throw e;
+      }
+    });
+  }
+
+  /** The argv prefix that runs a CNI plugin inside this namespace (the __cni role). */
+  wrapper(): string[] {
+    const cfg: RootlessExecConfig = {
+      netns: this.pin,
+      runDir: `${this.dir}/run`,
+      varDir: `${this.dir}/var`,
+      runtimeDir: this.paths.runtimeDir,
+      resolvConf: `${this.dir}/resolv.conf`,
+    };
+    return [...selfCommand(), "__cni", JSON.stringify(cfg), "--"];
+  }
+
+  /** Environment the wrapper needs (it is a single-threaded burrow role). */
+  env(): Record<string, string> {
+    return { ...SINGLE_THREAD_ENV };
+  }
+
+  teardown(): Promise<Error[]> {
+    return this.serial(() => this.teardownNow());
+  }
+
+  /** Kills dnsmasq and anything else left inside, its slirp4netns, and unpins it. */
+  private async teardownNow(): Promise<Error[]> {
+    const errors: Error[] = [];
+    const st = this.readState();
+    if (st) {
+      const inside = pidsInNs("net", st.ino);
+      signalAll(inside, "SIGKILL");
+      try {
+        await stopSlirp4netnsPid(st.slirpPid, this.pin);
+      } catch (e) {
+        errors.push(e as Error);
+      }
+    }
+    try {
+      umount(this.pin);
+    } catch (e) {
+      if (!String(e).includes("EINVAL") && !String(e).includes("ENOENT")) errors.push(e as Error);
+    }
+    try {
+      rmSync(this.dir, { recursive: true, force: true });
+    } catch (e) {
+      errors.push(e as Error);
+    }
+    log.debug("rootless CNI namespace torn down");
+    return errors;
+  }
+}

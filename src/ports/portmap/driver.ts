@@ -1,0 +1,20 @@
+// Rootful bridge networks: the CNI portmap plugin publishes the ports (DNAT
+// rules in the daemon's network namespace), as podman v3 does. The ports go
+// to the plugin in the ADD's runtimeConfig, so they are fixed before the
+// network is set up; the rules go away with the CNI DEL.
+import type { PortDriver } from "../driver.ts";
+import { probePort } from "../slirp4netns/driver.ts";
+
+export function portmapDriver(): PortDriver {
+  return {
+    async prepare(specs) {
+      // portmap neither picks free ports nor notices a taken one: binding
+      // each for a moment does both, with the usual clear message.
+      const out = [];
+      for (const p of specs) out.push({ ...p, hostPort: await probePort(p.hostIp, p.hostPort, p.protocol) });
+      return out;
+    },
+    setup: async (_s, specs) => specs,
+    teardown: async () => [],
+  };
+}
