@@ -19,10 +19,10 @@ export interface PortDriverSet {
   restore(s: Sandbox): Promise<void>;
 }
 
-type DriverName = "builtin" | "slirp4netns" | "portmap";
+type DriverName = "builtin" | "slirp4netns" | "portmap" | "pasta";
 
 export function createPortDrivers(rootless: boolean): PortDriverSet {
-  const drivers: Record<DriverName, PortDriver> = { builtin: builtinDriver(), slirp4netns: slirp4netnsPortDriver(), portmap: portmapDriver() };
+  const drivers: Record<DriverName, PortDriver> = { builtin: builtinDriver(), slirp4netns: slirp4netnsPortDriver(), portmap: portmapDriver(), pasta: portmapDriver() };
   /**
    * slirp4netns:port_handler=slirp4netns picks slirp4netns's own; rootful
    * bridge networks the CNI portmap plugin (podman v3); everything else the
@@ -31,6 +31,8 @@ export function createPortDrivers(rootless: boolean): PortDriverSet {
   const driverName = (mode: NetworkMode | { kind: string; options?: string }): DriverName => {
     if (mode.kind === "slirp4netns" && "options" in mode && /(^|,)port_handler=slirp4netns(,|$)/.test(mode.options ?? "")) return "slirp4netns";
     if (mode.kind === "cni" && !rootless) return "portmap";
+    // pasta binds the host ports itself: they only need choosing up front.
+    if (mode.kind === "pasta") return "pasta";
     return "builtin";
   };
   const forSandbox = (s: Sandbox) => drivers[(s.runtime.portDriver as DriverName | undefined) ?? "builtin"];

@@ -1,7 +1,8 @@
-// Rootful bridge networks: the CNI portmap plugin publishes the ports (DNAT
-// rules in the daemon's network namespace), as podman v3 does. The ports go
-// to the plugin in the ADD's runtimeConfig, so they are fixed before the
-// network is set up; the rules go away with the CNI DEL.
+// Ports published by the network itself, fixed before it is set up:
+//  - rootful bridge networks: the CNI portmap plugin (DNAT rules in the
+//    daemon's network namespace, as podman v3), given the ports in the ADD's
+//    runtimeConfig; the rules go away with the CNI DEL;
+//  - pasta: pasta binds them (-t/-u) and releases them when it exits.
 import type { PortDriver } from "../driver.ts";
 import { probePort } from "../slirp4netns/driver.ts";
 
