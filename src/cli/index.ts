@@ -16,5 +16,6 @@ export const main = defineCommand({
     unshare: () => import("./unshare.ts").then((m) => m.default),
     info: () => import("./info.ts").then((m) => m.default),
     network: () => import("./network.ts").then((m) => m.default),
+    doctor: () => import("./doctor.ts").then((m) => m.default),
   },
 });
