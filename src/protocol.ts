@@ -60,6 +60,9 @@ export const NetworkConnect = v.object({ network: v.string(), sandbox: v.string(
 export const NetworkDisconnect = v.object({ network: v.string(), sandbox: v.string() });
 export const NetworkReload = v.object({ sandboxes: v.array(v.string()), all: v.optional(v.boolean(), false) });
 
+export const Events = v.object({ since: v.optional(v.number(), 0) });
+export const Stats = v.object({ names: v.array(v.string()) });
+
 export const Ops = {
   create: CreateRequest,
   started: Started,
@@ -73,6 +76,8 @@ export const Ops = {
   rm: Remove,
   info: Empty,
   ping: Empty,
+  events: Events,
+  stats: Stats,
   networkCreate: NetworkCreate,
   networkList: Empty,
   networkInspect: NetworkRef,

@@ -1,7 +1,7 @@
 // Operation table: one thin function per protocol op.
 import * as v from "valibot";
 import { BurrowError } from "../errors.ts";
-import { inspectView, psRow } from "../inspect/sandbox.ts";
+import { inspectView, psRow, sandboxStats } from "../inspect/sandbox.ts";
 import type { Ops } from "../protocol.ts";
 import type { SandboxService } from "./service.ts";
 import type { CniRecord } from "../net/cni/backend.ts";
@@ -36,5 +36,11 @@ export function handlers(svc: SandboxService) {
       return { id: s.id, name: s.name };
     },
     rm: (a: Args<"rm">) => svc.rm(a.name, a.force),
+    events: (a: Args<"events">) =>
+      svc.store.eventsSince(a.since).map((e) => ({ seq: e.seq, time: e.time, type: e.type, id: e.sandbox_id, name: e.name, attributes: JSON.parse(e.attrs || "{}") })),
+    stats: (a: Args<"stats">) => {
+      const targets = a.names.length ? a.names.map((n) => svc.store.find(n)) : svc.list(false);
+      return targets.map((s) => sandboxStats(s, svc.processes(s)));
+    },
   };
 }

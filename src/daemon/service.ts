@@ -171,9 +171,9 @@ export class SandboxService {
       }
       this.store.update(s);
       log.debug(`create ${name}: namespaces ${(t1 - t0).toFixed(1)} ms, network+ports ${(performance.now() - t1).toFixed(1)} ms`);
+      this.store.event("create", s, { network: networkRaw });
       if (req.detach) this.spawnDetached(s);
       undo.commit();
-      this.store.event("create", s, { network: networkRaw });
       return { id, name, enter: this.enterTarget(s) };
     } catch (e) {
       const errs = await undo.unwind();

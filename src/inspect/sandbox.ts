@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 // podman-compatible views of a sandbox: `inspect` JSON and `ps` rows.
 import type { Sandbox } from "../state/sandboxes.ts";
 
@@ -75,4 +76,30 @@ export function psRow(s: Sandbox, health: string | null): PsRow {
     Network: s.spec.network,
     Ports: (s.runtime.ports ?? []).map((p) => ({ host_ip: p.hostIp, host_port: p.hostPort, container_port: p.containerPort, protocol: p.protocol })),
   };
+}
+
+/** Network and memory counters of a running sandbox, read from /proc (host view). */
+export function sandboxStats(s: Sandbox, pids: number[]) {
+  let rx = 0;
+  let tx = 0;
+  let rss = 0;
+  // /proc/PID/net/dev shows the network namespace of PID: any sandbox process will do.
+  for (const pid of pids.slice(0, 1)) {
+    try {
+      for (const line of readFileSync(`/proc/${pid}/net/dev`, "utf8").split("\n").slice(2)) {
+        const [name, rest] = line.split(":");
+        if (!rest || name!.trim() === "lo") continue;
+        const f = rest.trim().split(/\s+/).map(Number);
+        rx += f[0] ?? 0;
+        tx += f[8] ?? 0;
+      }
+    } catch {}
+  }
+  for (const pid of pids) {
+    try {
+      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+      if (m) rss += Number(m[1]) * 1024;
+    } catch {}
+  }
+  return { ID: s.id, Name: s.name, PIDs: pids.length, MemUsage: rss, NetInput: rx, NetOutput: tx };
 }

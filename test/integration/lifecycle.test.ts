@@ -252,3 +252,28 @@ describe.skipIf(!!why)("rootless session", () => {
     expect(JSON.parse(await t.burrowOk(["ps", "-a", "--format", "json"]))).toEqual([]);
   });
 });
+
+describe.skipIf(!!why)("events and stats (rootless)", () => {
+  let t: BurrowContext;
+  beforeEach(async () => {
+    t = await burrowContext("rootless");
+  });
+  afterEach(async () => {
+    await t.dispose();
+  });
+
+  test("events record a sandbox's life in order; stats count its traffic and processes", async () => {
+    await t.burrowOk(["run", "-d", "--name", "ev", "--", "sh", "-c", "sleep 300 & wait"]);
+    // some traffic on tap0: a DNS query to slirp4netns's resolver
+    await t.burrow(["exec", "ev", "--", "sh", "-c", "busybox nslookup -timeout=1 example.invalid 10.0.2.3 >/dev/null 2>&1; true"]);
+    const stats = JSON.parse(await t.burrowOk(["stats", "--no-stream", "--format", "json", "ev"]));
+    expect(stats).toHaveLength(1);
+    expect(stats[0].Name).toBe("ev");
+    expect(stats[0].PIDs).toBe(2);
+    expect(stats[0].NetOutput).toBeGreaterThan(0);
+    expect(stats[0].MemUsage).toBeGreaterThan(0);
+    await t.burrowOk(["rm", "-f", "ev"]);
+    const events = (await t.burrowOk(["events", "--stream=false", "--format", "json"])).trim().split("\n").map((l) => JSON.parse(l));
+    expect(events.filter((e) => e.name === "ev").map((e) => e.type)).toEqual(["create", "start", "died", "remove"]);
+  });
+});
