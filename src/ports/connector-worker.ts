@@ -6,19 +6,16 @@
 // to the netns it was created in for its whole life, so sockets made here keep
 // working after the thread has moved on.
 //
-// Between jobs the thread "parks" in an empty network namespace of its own
-// (made once with unshare). That way it never keeps a removed sandbox's netns
-// alive, and a rootless daemon needs no way back to the host netns (it has
-// none: the host netns belongs to the initial user namespace).
+// Between jobs the thread parks in an empty netns (src/ports/netns-hop.ts).
 //
 // TCP: the socket is created non-blocking and its fd is posted back; the main
 // thread wraps it with Bun.connect({ fd }). UDP: Bun cannot wrap a datagram fd,
 // so the flow's Bun.udpSocket lives on this thread and datagrams travel by
 // message (UDP forwarding is latency-, not throughput-bound).
-import { CLONE, join, openRO, setns, unshare } from "../sys/ns.ts";
 import { SOCK_STREAM } from "../sys/net.ts";
 import { connectStart } from "../sys/netio.ts";
 import type { ConnectorErrorInfo, ConnectorReply, ConnectorRequest } from "./connector-protocol.ts";
+import { createHopper } from "./netns-hop.ts";
 
 declare const self: Worker;
 
@@ -29,35 +26,10 @@ function errorInfo(e: unknown): ConnectorErrorInfo {
   return { code, message: e instanceof Error ? e.message : String(e) };
 }
 
-/** The fd of the namespace this thread returns to after every job. */
-let parking: number = makeParking();
-
-function makeParking(): number {
-  try {
-    unshare(CLONE.NEWNET);
-  } catch {
-    // No CAP_SYS_ADMIN in our user namespace: park where we started instead.
-  }
-  return openRO("/proc/thread-self/ns/net");
-}
-
-/** Runs `fn` inside the netns pinned at `netnsPath`, synchronously, then parks. */
-function inNetns<T>(netnsPath: string, fn: () => T): T {
-  join(netnsPath, CLONE.NEWNET);
-  try {
-    return fn();
-  } finally {
-    try {
-      setns(parking, CLONE.NEWNET, "parking netns");
-    } catch (e) {
-      // Staying in a sandbox's netns would keep it alive and send the next
-      // job's traffic from the wrong place: stop serving, the main thread
-      // starts a fresh connector.
-      post({ op: "fatal", error: errorInfo(e) });
-      process.exit(1);
-    }
-  }
-}
+const { inNetns } = createHopper((e) => {
+  post({ op: "fatal", error: errorInfo(e) });
+  process.exit(1);
+});
 
 type Flow = { socket?: Bun.udp.ConnectedSocket<"uint8array">; closed: boolean };
 const flows = new Map<number, Flow>();
