@@ -1,0 +1,183 @@
+// Zero-copy relaying for the port forwarder: listening sockets, pipes,
+// splice(2) and epoll, used by the splice Worker (src/ports/splice-worker.ts)
+// and, for binding, by the daemon's main thread.
+//
+// These symbols get their own dlopen handle of the same libc so this file can
+// grow without touching libc.ts's table; errno is per thread and read through
+// libc.ts right after each call, as everywhere in src/sys.
+import { dlopen, FFIType, ptr } from "bun:ffi";
+import { check, errno, SysError } from "./libc.ts";
+import { SOCK_CLOEXEC, SOCK_STREAM } from "./net.ts";
+import { close } from "./ns.ts";
+import { SOCK_NONBLOCK, sockaddrOf } from "./netio.ts";
+
+const { i32, i64, u32, u64, ptr: P } = FFIType;
+
+
+const lib = dlopen("libc.so.6", {
+  pipe2: { args: [P, i32], returns: i32 },
+  splice: { args: [i32, P, i32, P, u64, u32], returns: i64 },
+  epoll_create1: { args: [i32], returns: i32 },
+  epoll_ctl: { args: [i32, i32, i32, P], returns: i32 },
+  epoll_wait: { args: [i32, P, i32, i32], returns: i32 },
+  accept4: { args: [i32, P, P, i32], returns: i32 },
+  shutdown: { args: [i32, i32], returns: i32 },
+  socket: { args: [i32, i32, i32], returns: i32 },
+  bind: { args: [i32, P, u32], returns: i32 },
+  listen: { args: [i32, i32], returns: i32 },
+  getsockname: { args: [i32, P, P], returns: i32 },
+  setsockopt: { args: [i32, i32, i32, P, u32], returns: i32 },
+  fcntl: { args: [i32, i32, i64], returns: i32 },
+  read: { args: [i32, P, u64], returns: i64 },
+  write: { args: [i32, P, u64], returns: i64 },
+});
+const sym = lib.symbols;
+
+export const EAGAIN = 11;
+export const EINTR = 4;
+export const SHUT_WR = 1;
+export const SHUT_RDWR = 2;
+const SPLICE_F_MOVE = 1;
+const SPLICE_F_NONBLOCK = 2;
+const O_NONBLOCK = 0o4000;
+const O_CLOEXEC = 0o2000000;
+const F_SETPIPE_SZ = 1031;
+const F_GETPIPE_SZ = 1032;
+const SOL_SOCKET = 1;
+const SO_REUSEADDR = 2;
+const IPPROTO_TCP = 6;
+const TCP_NODELAY = 1;
+
+export const EPOLLIN = 0x001;
+export const EPOLLOUT = 0x004;
+export const EPOLLERR = 0x008;
+export const EPOLLHUP = 0x010;
+export const EPOLLRDHUP = 0x2000;
+export const EPOLLET = 1 << 31;
+const EPOLL_CTL_ADD = 1;
+const EPOLL_CTL_DEL = 2;
+const EPOLL_CLOEXEC = O_CLOEXEC;
+
+/** struct epoll_event is packed on x86-64 (12 bytes), naturally aligned elsewhere (16). */
+const EV_SIZE = process.arch === "x64" ? 12 : 16;
+const EV_DATA = process.arch === "x64" ? 4 : 8;
+
+/** A non-blocking, close-on-exec pipe; returns [readFd, writeFd]. */
+export function pipe(): [number, number] {
+  const fds = new Int32Array(2);
+  check("pipe2", sym.pipe2(ptr(fds), O_NONBLOCK | O_CLOEXEC));
+  return [fds[0]!, fds[1]!];
+}
+
+/** Tries to resize a pipe; returns the size it has afterwards (unchanged when the user's pipe budget is spent). */
+export function setPipeSize(fd: number, bytes: number): number {
+  const r = sym.fcntl(fd, F_SETPIPE_SZ, bytes);
+  return r > 0 ? r : sym.fcntl(fd, F_GETPIPE_SZ, 0);
+}
+
+/**
+ * splice(2) without blocking, moving pages where it can. Returns the byte
+ * count, 0 at end of input, or -errno (EAGAIN: nothing to read / no room).
+ */
+export function spliceNB(fdIn: number, fdOut: number, len: number): number {
+  const n = Number(sym.splice(fdIn, null, fdOut, null, len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK));
+  return n >= 0 ? n : -errno();
+}
+
+export function shutdown(fd: number, how: number): void {
+  sym.shutdown(fd, how); // ENOTCONN after a reset is fine: the peer is gone either way
+}
+
+/** Disables Nagle, as Go does for every TCP connection (rootlessport's behaviour). */
+export function setNoDelay(fd: number): void {
+  const one = new Int32Array([1]);
+  sym.setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, ptr(one), 4);
+}
+
+/**
+ * A non-blocking TCP listening socket bound in the calling thread's netns.
+ * Throws SysError (code EADDRINUSE, EACCES, EADDRNOTAVAIL, ...) on failure.
+ * Returns the fd and the port actually bound.
+ */
+export function listenTcpSocket(host: string, port: number, backlog = 511): { fd: number; port: number } {
+  const { buf, family } = sockaddrOf(host, port);
+  const fd = check("socket", sym.socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  try {
+    // Like every server: rebinding while old connections sit in TIME_WAIT must work.
+    const one = new Int32Array([1]);
+    check("setsockopt", sym.setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, ptr(one), 4), "SO_REUSEADDR");
+    check("bind", sym.bind(fd, ptr(buf), buf.length), `${host}:${port}`);
+    check("listen", sym.listen(fd, backlog));
+    const out = new Uint8Array(28);
+    const len = new Uint32Array([out.length]);
+    check("getsockname", sym.getsockname(fd, ptr(out), ptr(len)));
+    return { fd, port: (out[2]! << 8) | out[3]! };
+  } catch (e) {
+    close(fd);
+    throw e;
+  }
+}
+
+/** accept4(2): a non-blocking, close-on-exec connection, or -errno (EAGAIN when none is waiting). */
+export function acceptNB(listenFd: number): number {
+  const fd = sym.accept4(listenFd, null, null, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  return fd >= 0 ? fd : -errno();
+}
+
+export class Epoll {
+  readonly fd = check("epoll_create1", sym.epoll_create1(EPOLL_CLOEXEC));
+  private readonly one = new Uint8Array(16);
+  private readonly oneView = new DataView(this.one.buffer);
+  private readonly events: Uint8Array;
+  private readonly view: DataView;
+  constructor(readonly max = 256) {
+    this.events = new Uint8Array(EV_SIZE * max);
+    this.view = new DataView(this.events.buffer);
+  }
+
+  /** Watches `fd`; the fd number itself is the event's data. */
+  add(fd: number, events: number): void {
+    this.oneView.setUint32(0, events >>> 0, true);
+    this.oneView.setUint32(EV_DATA, fd, true);
+    this.oneView.setUint32(EV_DATA + 4, 0, true);
+    check("epoll_ctl", sym.epoll_ctl(this.fd, EPOLL_CTL_ADD, fd, ptr(this.one)), `add ${fd}`);
+  }
+
+  remove(fd: number): void {
+    sym.epoll_ctl(this.fd, EPOLL_CTL_DEL, fd, ptr(this.one));
+  }
+
+  /** Blocks the calling thread; calls `on(fd, events)` for each ready fd. */
+  wait(timeoutMs: number, on: (fd: number, events: number) => void): void {
+    const n = sym.epoll_wait(this.fd, ptr(this.events), this.max, timeoutMs);
+    if (n < 0) {
+      const e = errno();
+      if (e === EINTR) return;
+      throw new SysError("epoll_wait", e);
+    }
+    for (let i = 0; i < n; i++) {
+      const base = i * EV_SIZE;
+      on(this.view.getUint32(base + EV_DATA, true), this.view.getUint32(base, true));
+    }
+  }
+}
+
+/** read(2) into `buf`; returns bytes read, 0 at EOF, or -errno. */
+export function readNB(fd: number, buf: Uint8Array): number {
+  const n = Number(sym.read(fd, ptr(buf), buf.byteLength));
+  return n >= 0 ? n : -errno();
+}
+
+/** write(2) of all of `buf` to a pipe (≤ PIPE_BUF bytes is atomic); throws on failure. */
+export function writeAll(fd: number, buf: Uint8Array): void {
+  let off = 0;
+  while (off < buf.byteLength) {
+    const n = Number(sym.write(fd, ptr(buf, off), buf.byteLength - off));
+    if (n < 0) {
+      const e = errno();
+      if (e === EINTR) continue;
+      throw new SysError("write", e);
+    }
+    off += n;
+  }
+}
