@@ -13,7 +13,8 @@
 import { isIP } from "node:net";
 import { BurrowError } from "../errors.ts";
 import { Connector } from "./connector.ts";
-import { listenTcp, type TcpListener } from "./tcp-relay.ts";
+import { listenTcp } from "./tcp-relay.ts";
+import { SpliceRelay } from "./tcp-splice.ts";
 import { listenUdp, type UdpListener } from "./udp-relay.ts";
 
 export type PortProtocol = "tcp" | "udp";
@@ -52,6 +53,8 @@ export type ForwarderStats = {
 export type ForwarderOptions = {
   /** A UDP flow with no datagram either way for this long is forgotten. Default 60 s. */
   udpIdleMs?: number;
+  /** How TCP bytes are moved: splice(2) on the splice Worker (default), or copied by Bun on the main thread. */
+  tcpEngine?: "splice" | "js";
 };
 
 export type Forwarder = {
@@ -121,7 +124,10 @@ export function bindError(e: unknown, spec: Pick<ForwardSpec, "hostIp" | "hostPo
 
 export function createForwarder(options: ForwarderOptions = {}): Forwarder {
   const udpIdleMs = options.udpIdleMs ?? 60_000;
+  const tcpEngine = options.tcpEngine ?? "splice";
   const connector = new Connector();
+  const splice = new SpliceRelay();
+  type TcpListener = { hostPort: number; connections?: number; close(): void };
   const ports = new Set<{ tcp?: TcpListener; udp?: UdpListener; close(): void }>();
   let closed = false;
 
@@ -134,14 +140,16 @@ export function createForwarder(options: ForwarderOptions = {}): Forwarder {
       let entry: { tcp?: TcpListener; udp?: UdpListener; close(): void };
       try {
         if (spec.protocol === "tcp") {
-          const tcp = listenTcp(hostIp, spec.hostPort, target, connector);
+          const tcp: TcpListener = tcpEngine === "js" ? listenTcp(hostIp, spec.hostPort, target, connector) : splice.listen(hostIp, spec.hostPort, target);
           entry = { tcp, close: () => tcp.close() };
         } else {
           const udp = await listenUdp(hostIp, spec.hostPort, target, connector, udpIdleMs);
           entry = { udp, close: () => udp.close() };
         }
       } catch (e) {
-        throw bindError(e, spec);
+        // Bind failures carry an errno name (Bun's and SysError's .code).
+        if (typeof e === "object" && e !== null && "code" in e) throw bindError(e, spec);
+        throw new BurrowError(`cannot publish port ${spec.hostPort}/${spec.protocol}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
       }
       ports.add(entry);
       const hostPort = (entry.tcp ?? entry.udp)!.hostPort;
@@ -159,13 +167,13 @@ export function createForwarder(options: ForwarderOptions = {}): Forwarder {
     },
 
     stats() {
-      let tcpConnections = 0;
+      let tcpConnections = splice.connections;
       let udpFlows = 0;
       for (const p of ports) {
         tcpConnections += p.tcp?.connections ?? 0;
         udpFlows += p.udp?.flows ?? 0;
       }
-      return { ports: ports.size, tcpConnections, udpFlows, connectorRunning: connector.running };
+      return { ports: ports.size, tcpConnections, udpFlows, connectorRunning: connector.running || splice.running };
     },
 
     close() {
@@ -174,6 +182,7 @@ export function createForwarder(options: ForwarderOptions = {}): Forwarder {
       for (const p of [...ports]) p.close();
       ports.clear();
       connector.close();
+      splice.close();
     },
   };
 }
