@@ -6,7 +6,7 @@
 // thread works under `bun test` too); one test runs it compiled with
 // `bun build --compile`, the way dist/burrow embeds the connector worker.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BurrowError } from "../../src/errors.ts";
@@ -100,8 +100,12 @@ describe.skipIf(!isRoot)("builtin port forwarder", () => {
     p.close();
   });
 
-  test("200 concurrent connections echo their random data byte for byte", async () => {
+  test("200 concurrent connections echo their random data byte for byte, and leave no fd behind", async () => {
     const p = await forward(PORT.echo);
+    // One connection first, so the relay worker's own fds (epoll, parking netns) exist already.
+    await transfer({ port: p.hostPort, total: 1, produce: fromBuffer(new Uint8Array([1])) });
+    await until(() => fwd.stats().tcpConnections === 0);
+    const fdsBefore = readdirSync("/proc/self/fd").length;
     const payloads = Array.from({ length: 200 }, (_, i) => crypto.getRandomValues(new Uint8Array(1 + ((i * 7919) % 300_000))));
     const results = await Promise.all(payloads.map((data) => transfer({ port: p.hostPort, total: data.byteLength, produce: fromBuffer(data) })));
     results.forEach((r, i) => {
@@ -109,6 +113,7 @@ describe.skipIf(!isRoot)("builtin port forwarder", () => {
       expect(Buffer.compare(r.data, payloads[i]!)).toBe(0);
     });
     await until(() => fwd.stats().tcpConnections === 0);
+    expect(readdirSync("/proc/self/fd").length).toBe(fdsBefore);
     p.close();
   }, 60_000);
 
@@ -216,17 +221,32 @@ describe.skipIf(!isRoot)("builtin port forwarder", () => {
       return { proc: p, first: JSON.parse(new TextDecoder().decode(value).split("\n")[0]!) as { ports?: number[]; error?: string } };
     }
 
-    test("the embedded connector worker forwards", async () => {
+    test("the embedded workers forward TCP and UDP", async () => {
       const build = Bun.spawnSync(
-        [process.execPath, "build", "--compile", join(repo, "test/helpers/forwarder-harness.ts"), join(repo, "src/ports/connector-worker.ts"), "--outfile", bin],
+        [process.execPath, "build", "--compile", join(repo, "test/helpers/forwarder-harness.ts"), join(repo, "src/ports/connector-worker.ts"), join(repo, "src/ports/splice-worker.ts"), "--outfile", bin],
         { env: cleanEnv(), stdout: "pipe", stderr: "pipe" },
       );
       expect(build.exitCode, build.stderr.toString()).toBe(0);
-      const { proc, first } = await startHarness([NETNS, `tcp:127.0.0.1:0:${ADDR}:${PORT.http}`]);
+      const { proc, first } = await startHarness([NETNS, `tcp:127.0.0.1:0:${ADDR}:${PORT.http}`, `udp:127.0.0.1:0:${ADDR}:${PORT.udpEcho}`]);
       try {
         expect(first.error).toBeUndefined();
         const res = await fetch(`http://127.0.0.1:${first.ports![0]}/compiled`, { headers: { connection: "close" } });
         expect(await res.text()).toBe("hello from the sandbox: GET /compiled\n");
+        const replies: string[] = [];
+        const client = await Bun.udpSocket({
+          hostname: "127.0.0.1",
+          socket: {
+            data(_s, d) {
+              replies.push(new TextDecoder().decode(d));
+            },
+          },
+        });
+        for (let i = 0; i < 50 && replies.length === 0; i++) {
+          if (i % 10 === 0) client.send("compiled-udp", first.ports![1]!, "127.0.0.1");
+          await Bun.sleep(20);
+        }
+        client.close();
+        expect(replies[0]).toBe("compiled-udp");
       } finally {
         proc.stdin.end();
         await proc.exited;
