@@ -42,7 +42,7 @@ export async function daemonMain(): Promise<void> {
   }
   const store = new SandboxStore(openState(paths.stateDir));
   const cni = new CniNetworking(paths, (exceptId) =>
-    store.all().filter((s) => s.id !== exceptId && s.status !== "exited" && s.runtime.network === "cni" && s.runtime.backend).length,
+    store.all().filter((s) => s.id !== exceptId && s.status !== "exited" && s.runtime.network === "cni").length,
   );
   registerBackends(cni);
   const session = holder

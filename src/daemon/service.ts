@@ -238,6 +238,9 @@ export class SandboxService {
     s.status = "exited";
     s.exitCode = exitCode;
     s.finishedAt = now();
+    // Recorded before the (slow) release, so a second exit report or an
+    // rm -f meanwhile does not release the same network twice.
+    this.store.update(s);
     const errors = await this.release(s);
     this.store.update(s);
     this.store.event("died", s, { exitCode });
@@ -303,6 +306,9 @@ export class SandboxService {
     if (s.status !== "exited" && force) {
       s.status = "exited";
       s.finishedAt = now();
+      // Before release: killing the main process makes its waiter report the
+      // exit, and that report must not release the network a second time.
+      this.store.update(s);
       errors.push(...(await this.release(s)));
     }
     this.children.get(s.id)?.kill(9);
