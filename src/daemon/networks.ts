@@ -20,6 +20,11 @@ function cniRecord(s: Sandbox): CniRecord {
   return (s.runtime.backend as CniRecord | undefined) ?? { rootless: false, attachments: [] };
 }
 
+/** The --network-alias / --alias values of an attachment (without the name and short id every sandbox gets). */
+function userAliases(s: Sandbox, a: CniAttachmentRecord): string[] {
+  return a.aliases.filter((x) => x !== s.name && x !== s.id.slice(0, 12));
+}
+
 /** Networks a sandbox names in its spec or is attached to now. */
 function networksOf(s: Sandbox): string[] {
   const names = new Set<string>();
@@ -176,7 +181,7 @@ export function networkHandlers(svc: SandboxService) {
       const net = await cni.store.get(a.network);
       const ip = keep ? a.result.ips[0]!.address.split("/")[0] : undefined;
       const mac = keep ? a.result.interfaces.find((x) => x.name === a.ifName)?.mac : undefined;
-      next.push(await cni.attach(s, s.runtime.pins!.net, net, a.ifName, { ip, mac, aliases: a.aliases.filter((x) => x !== s.id.slice(0, 12)), ports: svc.paths.rootless ? undefined : s.runtime.ports }));
+      next.push(await cni.attach(s, s.runtime.pins!.net, net, a.ifName, { ip, mac, aliases: userAliases(s, a), ports: svc.paths.rootless ? undefined : s.runtime.ports }));
     }
     record.attachments = next;
     s.runtime.backend = record;

@@ -61,7 +61,9 @@ export class CniNetworking {
 
   constructor(
     readonly paths: Paths,
-    /** Other sandboxes (not `exceptId`) that are attached to a bridge network right now. */
+    /** Other sandboxes (not `exceptId`) on bridge networks that are not exited, including
+     * ones still being created: tearing the namespace down under them would
+     * kill their plugins halfway. */
     private readonly othersAttached: (exceptId: string) => number,
   ) {
     this.store = new NetworkStore({ dir: paths.cniConfigDir });
@@ -69,7 +71,11 @@ export class CniNetworking {
     const rns = this.rootlessNetns;
     this.runtime = new CniRuntime({
       cacheDir: `${paths.stateDir}/cni`,
-      ...(rns ? { wrapper: rns.wrapper(), env: rns.env() } : {}),
+      // Rootful, dnsname keeps its dnsmasq files under $XDG_RUNTIME_DIR when
+      // set (else the host's /run/containers/cni/dnsname, podman's): burrow's
+      // own runtime dir keeps them apart from podman's dnsmasq for a network
+      // of the same name, and from whatever the caller's session exported.
+      ...(rns ? { wrapper: rns.wrapper(), env: rns.env() } : { env: { XDG_RUNTIME_DIR: paths.runtimeDir } }),
     });
   }
 
@@ -98,8 +104,12 @@ export class CniNetworking {
     opts: { ip?: string; mac?: string; aliases: string[]; ports?: PortRecord[] },
   ): Promise<CniAttachmentRecord> {
     if (this.rootlessNetns) await this.rootlessNetns.ensure();
-    // podman v3: every container's short id is an alias besides its name.
-    const aliases = [...new Set([...opts.aliases, s.id.slice(0, 12)])];
+    // Every sandbox answers to its name, its --network-alias values and its
+    // short id. dnsname registers the name itself (K8S_POD_NAME), so the
+    // aliases capability carries only the others; the record (inspect's
+    // Aliases) lists all three kinds.
+    const extra = [...new Set([...opts.aliases, s.id.slice(0, 12)])].filter((a) => a !== s.name);
+    const aliases = [s.name, ...extra];
     const att = buildAttachment({
       containerId: s.id,
       containerName: s.name,
@@ -108,7 +118,7 @@ export class CniNetworking {
       ip: opts.ip,
       mac: opts.mac,
       portMappings: opts.ports?.map((p) => ({ hostPort: p.hostPort, containerPort: p.containerPort, protocol: p.protocol, hostIP: p.hostIp })),
-      aliases: { [net.name]: aliases },
+      aliases: { [net.name]: extra },
     });
     const result = await this.runtime.add(withDataDir(net.conflist, this.dataDir), att);
     return { network: net.name, ifName, result, aliases };
