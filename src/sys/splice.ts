@@ -1,13 +1,13 @@
-// Zero-copy relaying for the port forwarder: listening sockets, pipes,
-// splice(2) and epoll, used by the splice Worker (src/ports/splice-worker.ts)
-// and, for binding, by the daemon's main thread.
+// The port forwarder's relay primitives: bound sockets, pipes, splice(2),
+// datagram I/O and epoll, used by the connector Worker
+// (src/ports/connector-worker.ts) and, for binding, by the daemon's main thread.
 //
 // These symbols get their own dlopen handle of the same libc so this file can
 // grow without touching libc.ts's table; errno is per thread and read through
 // libc.ts right after each call, as everywhere in src/sys.
 import { dlopen, FFIType, ptr } from "bun:ffi";
 import { check, errno, SysError } from "./libc.ts";
-import { SOCK_CLOEXEC, SOCK_STREAM } from "./net.ts";
+import { SOCK_CLOEXEC, SOCK_DGRAM, SOCK_STREAM } from "./net.ts";
 import { close } from "./ns.ts";
 import { SOCK_NONBLOCK, sockaddrOf } from "./netio.ts";
 
@@ -30,6 +30,8 @@ const lib = dlopen("libc.so.6", {
   fcntl: { args: [i32, i32, i64], returns: i32 },
   read: { args: [i32, P, u64], returns: i64 },
   write: { args: [i32, P, u64], returns: i64 },
+  recvfrom: { args: [i32, P, u64, i32, P, P], returns: i64 },
+  sendto: { args: [i32, P, u64, i32, P, u32], returns: i64 },
 });
 const sym = lib.symbols;
 
@@ -108,14 +110,58 @@ export function listenTcpSocket(host: string, port: number, backlog = 511): { fd
     check("setsockopt", sym.setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, ptr(one), 4), "SO_REUSEADDR");
     check("bind", sym.bind(fd, ptr(buf), buf.length), `${host}:${port}`);
     check("listen", sym.listen(fd, backlog));
-    const out = new Uint8Array(28);
-    const len = new Uint32Array([out.length]);
-    check("getsockname", sym.getsockname(fd, ptr(out), ptr(len)));
-    return { fd, port: (out[2]! << 8) | out[3]! };
+    return { fd, port: boundPort(fd) };
   } catch (e) {
     close(fd);
     throw e;
   }
+}
+
+/**
+ * A non-blocking UDP socket bound in the calling thread's netns, like
+ * listenTcpSocket. No SO_REUSEADDR: for UDP it would let a second socket
+ * share the port instead of reporting it in use.
+ */
+export function bindUdpSocket(host: string, port: number): { fd: number; port: number } {
+  const { buf, family } = sockaddrOf(host, port);
+  const fd = check("socket", sym.socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  try {
+    check("bind", sym.bind(fd, ptr(buf), buf.length), `${host}:${port}`);
+    return { fd, port: boundPort(fd) };
+  } catch (e) {
+    close(fd);
+    throw e;
+  }
+}
+
+function boundPort(fd: number): number {
+  const out = new Uint8Array(28);
+  const len = new Uint32Array([out.length]);
+  check("getsockname", sym.getsockname(fd, ptr(out), ptr(len)));
+  return (out[2]! << 8) | out[3]!;
+}
+
+/**
+ * One datagram: recvfrom(2) into `buf`, the sender's sockaddr into `from`
+ * (28 bytes fit IPv4 and IPv6) and its length into fromLen[0]. Returns the
+ * datagram's size or -errno (EAGAIN when none is waiting).
+ */
+export function recvFrom(fd: number, buf: Uint8Array, from: Uint8Array, fromLen: Uint32Array): number {
+  fromLen[0] = from.byteLength;
+  const n = Number(sym.recvfrom(fd, ptr(buf), buf.byteLength, 0, ptr(from), ptr(fromLen)));
+  return n >= 0 ? n : -errno();
+}
+
+/** sendto(2) of buf[0..len) to the sockaddr `to`; returns bytes or -errno. */
+export function sendTo(fd: number, buf: Uint8Array, len: number, to: Uint8Array): number {
+  const n = Number(sym.sendto(fd, ptr(buf), len, 0, ptr(to), to.byteLength));
+  return n >= 0 ? n : -errno();
+}
+
+/** write(2) of buf[0..len) (one datagram on a connected UDP socket); bytes or -errno. */
+export function writeNB(fd: number, buf: Uint8Array, len: number): number {
+  const n = Number(sym.write(fd, ptr(buf), len));
+  return n >= 0 ? n : -errno();
 }
 
 /** accept4(2): a non-blocking, close-on-exec connection, or -errno (EAGAIN when none is waiting). */
