@@ -1,30 +1,55 @@
 // Messages between the daemon's main thread and the connector Worker
-// (src/ports/connector-worker.ts). Every request carries an id and every
-// reply names it: one `onmessage` on each side dispatches by id, never a
-// handler swapped per port (DESIGN.md: that hung connections).
+// (src/ports/connector-worker.ts). The worker blocks in epoll_wait and cannot
+// receive Worker messages once it runs, so: one `init` message, then commands
+// as JSON lines down a pipe in its epoll set; reports come back as Worker
+// messages, counters through a SharedArrayBuffer.
 //
-// The types are plain TypeScript rather than valibot schemas: both ends are
-// burrow's own code in one process, and nothing here crosses a trust boundary.
+// Plain TypeScript types rather than valibot schemas: both ends are burrow's
+// own code in one process, and nothing here crosses a trust boundary.
 
-/** Main → worker. */
-export type ConnectorRequest =
-  /** Make a TCP socket inside `netnsPath` and start connecting it; reply with the fd. */
-  | { op: "connect"; id: number; netnsPath: string; host: string; port: number }
-  /** Open a connected UDP socket inside `netnsPath` for one client flow; reply when it exists. */
-  | { op: "udp-open"; id: number; flow: number; netnsPath: string; host: string; port: number }
-  /** A datagram from the flow's client, to send to the sandbox (no reply). */
-  | { op: "udp-send"; flow: number; data: Uint8Array }
-  /** Forget a flow (idle, or its port was closed); no reply. */
-  | { op: "udp-close"; flow: number };
+/** Main → worker, by postMessage, once. */
+export type ConnectorInit = {
+  op: "init";
+  /** Read end of the command pipe (non-blocking). */
+  controlFd: number;
+  /** Int32 counters indexed by COUNTER, shared with the main thread. */
+  counters: SharedArrayBuffer;
+};
 
-export type ConnectorErrorInfo = { code: string; message: string };
+/** Where a published port's traffic goes: the sandbox's own address, inside its netns. */
+export type Target = { netnsPath: string; host: string; port: number };
+
+/** Main → worker, one JSON line each on the command pipe. */
+export type ConnectorCommand =
+  /** Accept on `fd` (a listening TCP socket bound by the main thread) and relay each connection to the target. */
+  | ({ op: "listen-tcp"; id: number; fd: number } & Target)
+  /** Relay datagrams arriving on `fd` (a bound UDP socket), one flow per client address; flows expire after idleMs. */
+  | ({ op: "listen-udp"; id: number; fd: number; idleMs: number } & Target)
+  /** Close listener `id` (its fd) and drop its connections or flows. */
+  | { op: "unlisten"; id: number }
+  /** Close everything and leave the loop. */
+  | { op: "exit" };
 
 /** Worker → main. */
-export type ConnectorReply =
-  | { op: "connected"; id: number; fd: number }
-  | { op: "udp-opened"; id: number }
-  | { op: "failed"; id: number; error: ConnectorErrorInfo }
-  /** A datagram the sandbox sent back on a flow. */
-  | { op: "udp-recv"; flow: number; data: Uint8Array }
-  /** The worker's netns parking failed: it is not safe to use anymore. */
-  | { op: "fatal"; error: ConnectorErrorInfo };
+export type ConnectorReport = { op: "started" } | { op: "exited" } | { op: "fatal"; message: string };
+
+export const COUNTER = {
+  /** TCP connections being relayed now. */
+  tcpActive: 0,
+  /** TCP connections accepted since start. */
+  tcpAccepted: 1,
+  /** Accepted connections dropped because the sandbox side could not be set up. */
+  tcpFailed: 2,
+  /** UDP client flows mapped now. */
+  udpFlows: 3,
+} as const;
+export const COUNTERS = 4;
+
+/**
+ * Pipes start at the kernel's 64 KiB; a connection that fills one gets 1 MiB
+ * (fs.pipe-max-size), which lets each splice move more. A user's pipes share
+ * fs.pipe-user-pages-soft (64 MiB by default; past it, new pipes shrink to a
+ * page or two), so at most this many pipes grow.
+ */
+export const BIG_PIPE = 1 << 20;
+export const BIG_PIPE_BUDGET = 32;

@@ -1,120 +1,148 @@
 // Main-thread side of the connector Worker (src/ports/connector-worker.ts).
 //
-// Runs on the daemon's main thread, in the host network namespace. The worker
-// is started on first use and shared by every port of every sandbox (a Worker
-// costs ≈ 6.6 MB RSS). It is unref'd: listeners keep the daemon alive, not it.
-// Replies are dispatched by request id from one onmessage handler.
-import type { ConnectorErrorInfo, ConnectorReply, ConnectorRequest } from "./connector-protocol.ts";
+// Runs on the daemon's main thread, in the host network namespace: host
+// sockets are bound HERE (so bind errors come back synchronously, as
+// SysErrors with an errno code, and the port lives in the host netns), then
+// handed to the worker by fd number. The worker is started on first use,
+// shared by every port of every sandbox, and unref'd: listeners keep the
+// daemon alive, not it.
+import { log } from "../log.ts";
+import { close } from "../sys/ns.ts";
+import { bindUdpSocket, listenTcpSocket, pipe, SHUT_RDWR, shutdown, writeAll } from "../sys/splice.ts";
+import { COUNTER, COUNTERS, type ConnectorCommand, type ConnectorInit, type ConnectorReport, type Target } from "./connector-protocol.ts";
 import { workerPath } from "./worker-path.ts";
 
-/** An error reported by the connector, with the errno name when there was one. */
-export class ConnectorError extends Error {
-  readonly code: string;
-  constructor(info: ConnectorErrorInfo) {
-    super(info.message);
-    this.name = "ConnectorError";
-    this.code = info.code;
-  }
-}
+export type { Target };
 
-type Waiter = { resolve: (reply: ConnectorReply) => void; reject: (e: Error) => void };
-type FlowSink = { onData: (data: Uint8Array) => void; onLost: () => void };
+export type HostSocket = {
+  readonly hostPort: number;
+  /** Stops serving the port and drops its connections or flows. Idempotent. */
+  close(): void;
+};
 
+type Listen = Extract<ConnectorCommand, { op: "listen-tcp" | "listen-udp" }>;
 
 export class Connector {
   private worker: Worker | undefined;
+  private controlFd = -1;
+  private readonly counters = new Int32Array(new SharedArrayBuffer(4 * COUNTERS));
   private nextId = 1;
-  private readonly waiting = new Map<number, Waiter>();
-  private readonly flows = new Map<number, FlowSink>();
+  /** Every listener the worker serves, to hand them to a restarted worker. */
+  private readonly open = new Map<number, Listen>();
+  private readonly encoder = new TextEncoder();
 
   get running(): boolean {
     return this.worker !== undefined;
   }
 
-  /** Starts a TCP connection to host:port inside the netns pinned at netnsPath; resolves to its fd. */
-  async connect(netnsPath: string, host: string, port: number): Promise<number> {
-    const reply = await this.request({ op: "connect", id: 0, netnsPath, host, port });
-    if (reply.op !== "connected") throw new Error(`connector: unexpected reply ${reply.op}`);
-    return reply.fd;
+  /** TCP connections being relayed now, over all ports. */
+  get tcpConnections(): number {
+    return Atomics.load(this.counters, COUNTER.tcpActive);
   }
 
-  /** Opens UDP flow `flow` to host:port inside the netns; datagrams back arrive at sink.onData. */
-  async udpOpen(flow: number, netnsPath: string, host: string, port: number, sink: FlowSink): Promise<void> {
-    this.flows.set(flow, sink);
-    try {
-      await this.request({ op: "udp-open", id: 0, flow, netnsPath, host, port });
-    } catch (e) {
-      this.flows.delete(flow);
-      throw e;
-    }
+  /** UDP client flows mapped now, over all ports. */
+  get udpFlows(): number {
+    return Atomics.load(this.counters, COUNTER.udpFlows);
   }
 
-  udpSend(flow: number, data: Uint8Array): void {
-    if (this.worker && this.flows.has(flow)) this.post({ op: "udp-send", flow, data });
+  /** Binds hostIp:hostPort/tcp in the host netns and relays its connections to the target. Throws SysError when the bind fails. */
+  listenTcp(hostIp: string, hostPort: number, target: Target): HostSocket {
+    const { fd, port } = listenTcpSocket(hostIp, hostPort);
+    // shutdown() stops a listening socket at once: new connections are
+    // refused even before the worker has read the unlisten command.
+    return this.serve({ op: "listen-tcp", id: this.nextId++, fd, ...target }, port, () => shutdown(fd, SHUT_RDWR));
   }
 
-  udpClose(flow: number): void {
-    if (!this.flows.delete(flow)) return;
-    if (this.worker) this.post({ op: "udp-close", flow });
+  /** Binds hostIp:hostPort/udp in the host netns and relays datagrams per client. Throws SysError when the bind fails. */
+  listenUdp(hostIp: string, hostPort: number, target: Target, idleMs: number): HostSocket {
+    const { fd, port } = bindUdpSocket(hostIp, hostPort);
+    return this.serve({ op: "listen-udp", id: this.nextId++, fd, idleMs, ...target }, port, () => {});
   }
 
-  /** Stops the worker; pending requests fail, UDP flows are reported lost. */
+  /** Stops the worker; every listener, connection and flow is closed. */
   close(): void {
-    this.reset(new Error("port forwarder closed"));
-  }
-
-  private request(m: ConnectorRequest & { id: number }): Promise<ConnectorReply> {
-    const id = this.nextId++;
-    return new Promise((resolve, reject) => {
-      this.waiting.set(id, { resolve, reject });
-      this.post({ ...m, id });
-    });
-  }
-
-  private post(m: ConnectorRequest): void {
-    this.ensureWorker().postMessage(m);
-  }
-
-  private ensureWorker(): Worker {
-    if (this.worker) return this.worker;
-    const worker = new Worker(workerPath("ports/connector-worker", new URL("./connector-worker.ts", import.meta.url)));
-    worker.unref();
-    worker.onmessage = (event: MessageEvent<ConnectorReply>) => this.dispatch(event.data);
-    worker.onerror = (event) => this.reset(new Error(`connector worker failed: ${event.message}`));
-    worker.addEventListener("close", () => {
-      if (this.worker === worker) this.reset(new Error("connector worker exited"));
-    });
-    this.worker = worker;
-    return worker;
-  }
-
-  private dispatch(m: ConnectorReply): void {
-    switch (m.op) {
-      case "udp-recv":
-        this.flows.get(m.flow)?.onData(m.data);
-        return;
-      case "fatal":
-        this.reset(new ConnectorError(m.error));
-        return;
-      default: {
-        const waiter = this.waiting.get(m.id);
-        if (!waiter) return;
-        this.waiting.delete(m.id);
-        if (m.op === "failed") waiter.reject(new ConnectorError(m.error));
-        else waiter.resolve(m);
-      }
-    }
-  }
-
-  private reset(reason: Error): void {
     const worker = this.worker;
     this.worker = undefined;
-    worker?.terminate();
-    const waiting = [...this.waiting.values()];
-    this.waiting.clear();
-    for (const w of waiting) w.reject(reason);
-    const flows = [...this.flows.values()];
-    this.flows.clear();
-    for (const f of flows) f.onLost();
+    if (!worker) {
+      for (const l of this.open.values()) close(l.fd);
+      this.open.clear();
+      return;
+    }
+    this.open.clear();
+    const controlFd = this.controlFd;
+    this.controlFd = -1;
+    // The worker closes everything, reports "exited" and is then terminated
+    // (terminate() alone cannot interrupt its epoll_wait).
+    worker.addEventListener("message", (e: MessageEvent<ConnectorReport>) => {
+      if (e.data.op === "exited" || e.data.op === "fatal") {
+        worker.terminate();
+        close(controlFd);
+      }
+    });
+    try {
+      this.write(controlFd, { op: "exit" });
+    } catch {
+      worker.terminate(); // its command pipe is broken: nothing to wait for
+    }
+  }
+
+  private serve(m: Listen, port: number, stop: () => void): HostSocket {
+    this.open.set(m.id, m);
+    try {
+      this.send(m);
+    } catch (e) {
+      this.open.delete(m.id);
+      close(m.fd);
+      throw e;
+    }
+    let closed = false;
+    return {
+      hostPort: port,
+      close: () => {
+        if (closed) return;
+        closed = true;
+        if (!this.open.delete(m.id)) return; // the whole connector was closed
+        stop();
+        // The worker owns the fd from here: it closes it with the port's connections.
+        this.send({ op: "unlisten", id: m.id });
+      },
+    };
+  }
+
+  private send(m: ConnectorCommand): void {
+    this.ensureWorker();
+    this.write(this.controlFd, m);
+  }
+
+  private write(fd: number, m: ConnectorCommand): void {
+    writeAll(fd, this.encoder.encode(`${JSON.stringify(m)}\n`));
+  }
+
+  private ensureWorker(): void {
+    if (this.worker) return;
+    const [readFd, writeFd] = pipe();
+    const worker = new Worker(workerPath("ports/connector-worker", new URL("./connector-worker.ts", import.meta.url)));
+    worker.unref();
+    worker.onmessage = (e: MessageEvent<ConnectorReport>) => {
+      if (e.data.op === "fatal") this.restart(worker, new Error(e.data.message));
+    };
+    worker.onerror = (e) => this.restart(worker, new Error(e.message));
+    const init: ConnectorInit = { op: "init", controlFd: readFd, counters: this.counters.buffer as SharedArrayBuffer };
+    worker.postMessage(init);
+    this.worker = worker;
+    this.controlFd = writeFd;
+  }
+
+  /** The worker died: start a new one and hand it every listener again (their connections are lost). */
+  private restart(worker: Worker, e: Error): void {
+    if (this.worker !== worker) return;
+    log.error(`the port forwarding connector stopped, restarting it: ${e.message}`);
+    this.worker = undefined;
+    worker.terminate();
+    close(this.controlFd);
+    this.controlFd = -1;
+    Atomics.store(this.counters, COUNTER.tcpActive, 0);
+    Atomics.store(this.counters, COUNTER.udpFlows, 0);
+    for (const m of this.open.values()) this.send(m);
   }
 }

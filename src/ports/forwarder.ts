@@ -3,19 +3,19 @@
 // per sandbox.
 //
 // Runs on the daemon's MAIN thread, which stays in the host network namespace:
-// listeners and host-side sockets are made here. Everything that must happen
-// inside a sandbox's netns is done by one shared connector Worker
-// (src/ports/connector-worker.ts) that hops between pinned netns files.
+// host sockets are bound here. One shared connector Worker
+// (src/ports/connector-worker.ts) serves them all: it hops into the sandbox's
+// pinned netns to make the sandbox-side sockets, and moves TCP bytes with
+// splice(2) and UDP datagrams per client flow, so no byte crosses into JS or
+// onto the daemon's main thread.
 //
 // The target is the sandbox's own address (e.g. 10.0.2.100), never loopback:
 // forwarding to 127.0.0.1 inside the sandbox would expose services that
 // listen only on the sandbox's loopback (podman CVE-2021-20199).
 import { isIP } from "node:net";
-import { BurrowError } from "../errors.ts";
-import { Connector } from "./connector.ts";
-import { listenTcp } from "./tcp-relay.ts";
-import { SpliceRelay } from "./tcp-splice.ts";
-import { listenUdp, type UdpListener } from "./udp-relay.ts";
+import { BurrowError, messageOf } from "../errors.ts";
+import { SysError } from "../sys/libc.ts";
+import { Connector, type HostSocket } from "./connector.ts";
 
 export type PortProtocol = "tcp" | "udp";
 
@@ -46,15 +46,13 @@ export type ForwarderStats = {
   tcpConnections: number;
   /** UDP client flows currently mapped. */
   udpFlows: number;
-  /** Whether the connector Worker is running (it starts on first use). */
+  /** Whether the connector Worker is running (it starts with the first port). */
   connectorRunning: boolean;
 };
 
 export type ForwarderOptions = {
-  /** A UDP flow with no datagram either way for this long is forgotten. Default 60 s. */
+  /** A UDP flow with no datagram either way for this long is forgotten. Default 60 s (rootlessport's). */
   udpIdleMs?: number;
-  /** How TCP bytes are moved: splice(2) on the splice Worker (default), or copied by Bun on the main thread. */
-  tcpEngine?: "splice" | "js";
 };
 
 export type Forwarder = {
@@ -124,11 +122,8 @@ export function bindError(e: unknown, spec: Pick<ForwardSpec, "hostIp" | "hostPo
 
 export function createForwarder(options: ForwarderOptions = {}): Forwarder {
   const udpIdleMs = options.udpIdleMs ?? 60_000;
-  const tcpEngine = options.tcpEngine ?? "splice";
   const connector = new Connector();
-  const splice = new SpliceRelay();
-  type TcpListener = { hostPort: number; connections?: number; close(): void };
-  const ports = new Set<{ tcp?: TcpListener; udp?: UdpListener; close(): void }>();
+  const ports = new Set<HostSocket>();
   let closed = false;
 
   return {
@@ -136,53 +131,39 @@ export function createForwarder(options: ForwarderOptions = {}): Forwarder {
       if (closed) throw new BurrowError("the port forwarder is closed");
       validate(spec);
       const hostIp = listenAddress(spec.hostIp);
-      const target = { netnsPath: spec.netnsPath, targetIp: spec.targetIp, targetPort: spec.targetPort };
-      let entry: { tcp?: TcpListener; udp?: UdpListener; close(): void };
+      const target = { netnsPath: spec.netnsPath, host: spec.targetIp, port: spec.targetPort };
+      let socket: HostSocket;
       try {
-        if (spec.protocol === "tcp") {
-          const tcp: TcpListener = tcpEngine === "js" ? listenTcp(hostIp, spec.hostPort, target, connector) : splice.listen(hostIp, spec.hostPort, target);
-          entry = { tcp, close: () => tcp.close() };
-        } else {
-          const udp = await listenUdp(hostIp, spec.hostPort, target, connector, udpIdleMs);
-          entry = { udp, close: () => udp.close() };
-        }
+        socket =
+          spec.protocol === "tcp" ? connector.listenTcp(hostIp, spec.hostPort, target) : connector.listenUdp(hostIp, spec.hostPort, target, udpIdleMs);
       } catch (e) {
-        // Bind failures carry an errno name (Bun's and SysError's .code).
-        if (typeof e === "object" && e !== null && "code" in e) throw bindError(e, spec);
-        throw new BurrowError(`cannot publish port ${spec.hostPort}/${spec.protocol}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+        // Bind failures are SysErrors with an errno name.
+        if (e instanceof SysError) throw bindError(e, spec);
+        throw new BurrowError(`cannot publish port ${spec.hostPort}/${spec.protocol}: ${messageOf(e)}`, { cause: e });
       }
-      ports.add(entry);
-      const hostPort = (entry.tcp ?? entry.udp)!.hostPort;
+      ports.add(socket);
       let done = false;
       return {
-        hostPort,
+        hostPort: socket.hostPort,
         spec: { ...spec },
         close() {
           if (done) return;
           done = true;
-          ports.delete(entry);
-          entry.close();
+          ports.delete(socket);
+          socket.close();
         },
       };
     },
 
     stats() {
-      let tcpConnections = splice.connections;
-      let udpFlows = 0;
-      for (const p of ports) {
-        tcpConnections += p.tcp?.connections ?? 0;
-        udpFlows += p.udp?.flows ?? 0;
-      }
-      return { ports: ports.size, tcpConnections, udpFlows, connectorRunning: connector.running || splice.running };
+      return { ports: ports.size, tcpConnections: connector.tcpConnections, udpFlows: connector.udpFlows, connectorRunning: connector.running };
     },
 
     close() {
       if (closed) return;
       closed = true;
-      for (const p of [...ports]) p.close();
       ports.clear();
       connector.close();
-      splice.close();
     },
   };
 }
