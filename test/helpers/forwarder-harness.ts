@@ -7,7 +7,6 @@
 // IPv6 addresses go in brackets: tcp:[::1]:0:10.0.2.100:80. Prints one JSON
 // line {"ports":[actual host ports]} (or {"error": message}) on stdout, then
 // answers every "stats" line on stdin with a JSON line; exits at stdin EOF.
-// BURROW_TCP_ENGINE=js|splice picks the TCP engine (benchmarks compare them).
 import { createForwarder, type ForwardSpec } from "../../src/ports/forwarder.ts";
 
 function parseMapping(netnsPath: string, s: string): ForwardSpec {
@@ -25,8 +24,7 @@ function parseMapping(netnsPath: string, s: string): ForwardSpec {
 }
 
 const [netnsPath, ...mappings] = process.argv.slice(2);
-const engine = process.env.BURROW_TCP_ENGINE;
-const fwd = createForwarder({ tcpEngine: engine === "js" || engine === "splice" ? engine : undefined });
+const fwd = createForwarder();
 try {
   const ports: number[] = [];
   for (const m of mappings) ports.push((await fwd.add(parseMapping(netnsPath!, m))).hostPort);
