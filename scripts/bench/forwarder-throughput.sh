@@ -4,14 +4,14 @@
 #
 #   sudo scripts/bench/forwarder-throughput.sh [SECONDS] [ENGINE...]
 #     SECONDS  per iperf3 run (default 10)
-#     ENGINE   splice (burrow's default), js (Bun copying on the main thread),
-#              rootlessport (/usr/lib/podman/rootlessport, if present);
-#              default: all of them
+#     ENGINE   burrow (the builtin forwarder), rootlessport
+#              (/usr/lib/podman/rootlessport, podman's helper, if present);
+#              default: both
 #
 # Makes a test network namespace (burrow-t-XXXXXXXX) with 10.0.2.100 on an
 # interface of its own and an iperf3 server there, and forwards a free
 # 127.0.0.1 port to it: with the forwarder compiled the way dist/burrow embeds
-# it (test/helpers/forwarder-harness.ts + its Worker entrypoints), or with
+# it (test/helpers/forwarder-harness.ts + src/ports/connector-worker.ts), or with
 # rootlessport fed the same mapping. Runs iperf3 -c 127.0.0.1 upload and -R
 # download through each, and against an iperf3 server on host loopback.
 # Prints Gbit/s, the ratio to direct, and the forwarder's CPU time per GiB
@@ -25,7 +25,7 @@ shift || true
 engines=("$@")
 rootlessport=/usr/lib/podman/rootlessport
 if [ ${#engines[@]} = 0 ]; then
-  engines=(splice js)
+  engines=(burrow)
   [ -x "$rootlessport" ] && engines+=(rootlessport)
 fi
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -67,9 +67,9 @@ direct_port=$(free_port)
 iperf3 -s -B 127.0.0.1 -p "$direct_port" >/dev/null 2>&1 &
 pids+=($!)
 
-"$bun" build --compile "$repo/test/helpers/forwarder-harness.ts" "$repo/src/ports/connector-worker.ts" "$repo/src/ports/splice-worker.ts" --outfile "$work/forwarder" >/dev/null
+"$bun" build --compile "$repo/test/helpers/forwarder-harness.ts" "$repo/src/ports/connector-worker.ts" --outfile "$work/forwarder" >/dev/null
 
-# start_forwarder ENGINE: starts it on a free port (fd 3 keeps it alive);
+# start_forwarder burrow|rootlessport: starts it on a free port (fd 3 keeps it alive);
 # sets fwd_port and fwd_pid.
 start_forwarder() {
   rm -f "$work/in" "$work/out" "$work/ready"
@@ -87,7 +87,7 @@ start_forwarder() {
     exec 3>"$work/in"
     head -c1 "$work/ready" >/dev/null
   else
-    BURROW_TCP_ENGINE=$1 "$work/forwarder" "/run/netns/$ns" "tcp:127.0.0.1:$fwd_port:$addr:5201" <"$work/in" >"$work/out" &
+    "$work/forwarder" "/run/netns/$ns" "tcp:127.0.0.1:$fwd_port:$addr:5201" <"$work/in" >"$work/out" &
     fwd_pid=$!
     exec 3>"$work/in"
     for _ in $(seq 100); do [ -s "$work/out" ] && break; sleep 0.05; done
