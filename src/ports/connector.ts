@@ -3,9 +3,10 @@
 // Runs on the daemon's main thread, in the host network namespace: host
 // sockets are bound HERE (so bind errors come back synchronously, as
 // SysErrors with an errno code, and the port lives in the host netns), then
-// handed to the worker by fd number. The worker is started on first use,
-// shared by every port of every sandbox, and unref'd: listeners keep the
-// daemon alive, not it.
+// handed to the worker by fd number. The worker is started on first use and
+// shared by every port of every sandbox. It keeps the event loop alive while
+// at least one port is open (a published port is a live service, and the host
+// sockets are plain fds Bun does not know about), and not otherwise.
 import { log } from "../log.ts";
 import { close } from "../sys/ns.ts";
 import { bindUdpSocket, listenTcpSocket, pipe, SHUT_RDWR, shutdown, writeAll } from "../sys/splice.ts";
@@ -93,8 +94,10 @@ export class Connector {
     } catch (e) {
       this.open.delete(m.id);
       close(m.fd);
+      this.keepAlive();
       throw e;
     }
+    this.keepAlive();
     let closed = false;
     return {
       hostPort: port,
@@ -105,8 +108,14 @@ export class Connector {
         stop();
         // The worker owns the fd from here: it closes it with the port's connections.
         this.send({ op: "unlisten", id: m.id });
+        this.keepAlive();
       },
     };
+  }
+
+  private keepAlive(): void {
+    if (this.open.size > 0) this.worker?.ref();
+    else this.worker?.unref();
   }
 
   private send(m: ConnectorCommand): void {
@@ -144,5 +153,6 @@ export class Connector {
     Atomics.store(this.counters, COUNTER.tcpActive, 0);
     Atomics.store(this.counters, COUNTER.udpFlows, 0);
     for (const m of this.open.values()) this.send(m);
+    this.keepAlive();
   }
 }
