@@ -5,7 +5,7 @@ import { existsSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { createSocket } from "node:dgram";
 import { burrowContext, type BurrowContext } from "../helpers/context.ts";
-import { integrationUnavailable, repoRoot } from "../helpers/env.ts";
+import { burrowBin, integrationUnavailable, repoRoot } from "../helpers/env.ts";
 import { fromPattern, transfer } from "../helpers/tcp-client.ts";
 import { patternHash } from "../helpers/pattern.ts";
 
@@ -235,6 +235,19 @@ describe.skipIf(!!why)("slirp4netns networking and ports (rootless)", () => {
       blocker.close();
     }
     expect(JSON.parse(await t.burrowOk(["ps", "-a", "--format", "json"]))).toEqual([]);
+  });
+
+  test("slirp4netns missing from PATH: the error names the Debian package, nothing is left", async () => {
+    // A PATH with everything burrow needs but slirp4netns (newuidmap stays).
+    const bin = `${t.dirs.root}/bin`;
+    await t.run(["sh", "-c", `mkdir -p ${bin} && for p in sh sleep true unshare newuidmap newgidmap ip; do ln -s "$(command -v $p)" ${bin}/$p; done`]);
+    // setpriv itself is looked up with the runner's PATH: switch PATH with env(1).
+    const r = await t.run(["/usr/bin/env", `PATH=${bin}`, burrowBin(), "run", "--rm", "--", "/bin/true"]);
+    expect(r.code).toBe(125);
+    expect(r.stderr).toContain("slirp4netns");
+    expect(r.stderr).toMatch(/apt-get install slirp4netns|Debian package slirp4netns/);
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    expect(JSON.parse((await t.run(["/usr/bin/env", `PATH=${bin}`, burrowBin(), "ps", "-a", "--format", "json"])).stdout)).toEqual([]);
   });
 
   test("slirp4netns killed mid-run is reported and the sandbox removed cleanly", async () => {
