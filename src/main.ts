@@ -6,6 +6,8 @@
 //   __cni     runs a CNI plugin in the rootless CNI namespace (single-threaded)
 // The single-threaded roles do their unshare/setns before anything that could
 // start a thread, so they import only src/sys and their own module.
+export {};
+
 const role = process.argv[2];
 
 if (role === "__holder") {

@@ -5,7 +5,7 @@ import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import { BurrowError } from "../errors.ts";
 import { controlSocket, resolvePaths, type Paths } from "../paths.ts";
 import type { Op, OpArgs } from "../protocol.ts";
-import { cleanEnv, roleEnv, selfCommand } from "../sys/env.ts";
+import { roleEnv, selfCommand } from "../sys/env.ts";
 import { LOCK, flock } from "../sys/proc.ts";
 import { ensureHolder } from "../userns/session.ts";
 
@@ -92,4 +92,3 @@ export async function ensureDaemon(): Promise<void> {
   }
 }
 
-export { cleanEnv };

@@ -1,8 +1,8 @@
 // Sandbox lifecycle in the daemon (main thread, session namespaces).
 // Every request handler lives here; src/daemon/main.ts only routes.
 import { randomBytes } from "node:crypto";
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync } from "node:fs";
-import { BurrowError, Rollback, messageOf, notFound } from "../errors.ts";
+import { closeSync, mkdirSync, openSync, rmSync } from "node:fs";
+import { BurrowError, Rollback, messageOf } from "../errors.ts";
 import { log } from "../log.ts";
 import { pinDir, sandboxDir, type Paths } from "../paths.ts";
 import type { CreateRequest, EnterTarget } from "../protocol.ts";
@@ -197,7 +197,7 @@ export class SandboxService {
       this.markStarted(s, proc.pid);
       proc.exited.then((code) => {
         this.children.delete(s.id);
-        const exit = proc.signalCode ? 128 + (signalNumber(proc.signalCode) ?? 0) : code;
+        const exit = proc.signalCode ? 128 + (signalNumber(String(proc.signalCode)) ?? 0) : code;
         this.exited(s.id, exit).catch((e) => log.warn(`cleanup of ${s.name}: ${messageOf(e)}`));
       });
     } finally {
@@ -220,8 +220,26 @@ export class SandboxService {
     this.markStarted(s, pid);
   }
 
-  /** The sandbox's main process ended: record it and release its network. */
+  /** Exit reports being handled, by sandbox id. */
+  private exiting = new Map<string, Promise<void>>();
+
+  /**
+   * The sandbox's main process ended: record it and release its network.
+   * A second report while the first is handled (the waiter and stop's
+   * fallback) waits for it instead of releasing the network again.
+   */
   async exited(id: string, exitCode: number | null): Promise<void> {
+    const busy = this.exiting.get(id);
+    if (busy) {
+      await busy.catch(() => {});
+      return this.exited(id, exitCode);
+    }
+    const p = this.exitedNow(id, exitCode).finally(() => this.exiting.delete(id));
+    this.exiting.set(id, p);
+    return p;
+  }
+
+  private async exitedNow(id: string, exitCode: number | null): Promise<void> {
     let s: Sandbox;
     try {
       s = this.store.find(id);
@@ -238,9 +256,6 @@ export class SandboxService {
     s.status = "exited";
     s.exitCode = exitCode;
     s.finishedAt = now();
-    // Recorded before the (slow) release, so a second exit report or an
-    // rm -f meanwhile does not release the same network twice.
-    this.store.update(s);
     const errors = await this.release(s);
     this.store.update(s);
     this.store.event("died", s, { exitCode });
@@ -291,6 +306,8 @@ export class SandboxService {
   }
 
   async rm(ref: string, force: boolean): Promise<{ id: string; name: string }> {
+    // An exit being handled releases the network: let it finish first.
+    await this.exiting.get(this.store.find(ref).id)?.catch(() => {});
     const s = this.store.find(ref);
     const deps = this.dependents(s);
     if (deps.length)
@@ -400,15 +417,6 @@ export class SandboxService {
     return null;
   }
 
-  hostsOf(s: Sandbox): string {
-    return readFileSync(etcFiles(sandboxDir(this.paths, s.id)).hosts, "utf8");
-  }
-
-  findOrThrow(ref: string): Sandbox {
-    const s = this.store.find(ref);
-    if (!s) throw notFound("sandbox", ref);
-    return s;
-  }
 }
 
 /** Phase timings for debug logs: lap("x") after each phase, report() at the end. */

@@ -11,7 +11,7 @@ export interface EtcInput {
   hostname: string;
   name: string;
   dns: string[];
-  net?: NetworkSetup;
+  net?: Omit<NetworkSetup, "record">;
   /** Network aliases and peers to list (bridge networks). */
   extraHosts?: HostsEntry[];
   /** container:NAME shares the other sandbox's files, as podman does. */
