@@ -352,6 +352,7 @@ function run(init: ConnectorInit): void {
   close(init.controlFd);
   close(ep.fd);
   close(reserve);
+  hop.close();
   post({ op: "exited" });
 }
 

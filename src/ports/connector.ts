@@ -9,7 +9,8 @@
 // sockets are plain fds Bun does not know about), and not otherwise.
 import { log } from "../log.ts";
 import { close } from "../sys/ns.ts";
-import { bindUdpSocket, listenTcpSocket, pipe, SHUT_RDWR, shutdown, writeAll } from "../sys/splice.ts";
+import { SysError } from "../sys/libc.ts";
+import { bindUdpSocket, EAGAIN, listenTcpSocket, pipe, setBlocking, setPipeSize, SHUT_RDWR, shutdown, writeAll, writeNB } from "../sys/splice.ts";
 import { COUNTER, COUNTERS, type ConnectorCommand, type ConnectorInit, type ConnectorReport, type Target } from "./connector-protocol.ts";
 import { workerPath } from "./worker-path.ts";
 
@@ -25,7 +26,12 @@ type Listen = Extract<ConnectorCommand, { op: "listen-tcp" | "listen-udp" }>;
 
 export class Connector {
   private worker: Worker | undefined;
+  /** Write end of the worker's command pipe, and the read end the worker owns. */
   private controlFd = -1;
+  private controlReadFd = -1;
+  /** Command lines the pipe had no room for yet (only while the worker starts up under a burst). */
+  private backlog: Uint8Array[] = [];
+  private backlogTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly counters = new Int32Array(new SharedArrayBuffer(4 * COUNTERS));
   private nextId = 1;
   /** Every listener the worker serves, to hand them to a restarted worker. */
@@ -72,6 +78,16 @@ export class Connector {
     this.open.clear();
     const controlFd = this.controlFd;
     this.controlFd = -1;
+    this.controlReadFd = -1; // the worker closes it on its way out
+    // Everything still queued (listeners whose fds only the worker will
+    // close), then "exit": waiting for pipe room here is fine, the worker is
+    // draining it.
+    clearTimeout(this.backlogTimer);
+    this.backlogTimer = undefined;
+    setBlocking(controlFd);
+    for (const line of this.backlog) writeAll(controlFd, line);
+    this.backlog = [];
+    writeAll(controlFd, this.encoder.encode(`${JSON.stringify({ op: "exit" } satisfies ConnectorCommand)}\n`));
     // The worker closes everything, reports "exited" and is then terminated
     // (terminate() alone cannot interrupt its epoll_wait).
     worker.addEventListener("message", (e: MessageEvent<ConnectorReport>) => {
@@ -80,11 +96,6 @@ export class Connector {
         close(controlFd);
       }
     });
-    try {
-      this.write(controlFd, { op: "exit" });
-    } catch {
-      worker.terminate(); // its command pipe is broken: nothing to wait for
-    }
   }
 
   private serve(m: Listen, port: number, stop: () => void): HostSocket {
@@ -118,18 +129,35 @@ export class Connector {
     else this.worker?.unref();
   }
 
+  /** Queues a command line for the worker (starting it if needed). */
   private send(m: ConnectorCommand): void {
     this.ensureWorker();
-    this.write(this.controlFd, m);
+    const line = this.encoder.encode(`${JSON.stringify(m)}\n`);
+    // Lines are far below PIPE_BUF, so each write is all or nothing.
+    if (this.backlog.length === 0 && this.writeLine(line)) return;
+    this.backlog.push(line);
+    this.flushLater();
   }
 
-  private write(fd: number, m: ConnectorCommand): void {
-    writeAll(fd, this.encoder.encode(`${JSON.stringify(m)}\n`));
+  private writeLine(line: Uint8Array): boolean {
+    const n = writeNB(this.controlFd, line, line.byteLength);
+    if (n === line.byteLength) return true;
+    if (n === -EAGAIN) return false;
+    throw new SysError("write", -n, "connector command pipe");
+  }
+
+  private flushLater(): void {
+    this.backlogTimer ??= setTimeout(() => {
+      this.backlogTimer = undefined;
+      while (this.backlog.length > 0 && this.controlFd >= 0 && this.writeLine(this.backlog[0]!)) this.backlog.shift();
+      if (this.backlog.length > 0 && this.controlFd >= 0) this.flushLater();
+    }, 5);
   }
 
   private ensureWorker(): void {
     if (this.worker) return;
     const [readFd, writeFd] = pipe();
+    setPipeSize(writeFd, 1 << 20); // room for a daemon restoring many ports at once; best effort
     const worker = new Worker(workerPath("ports/connector-worker", new URL("./connector-worker.ts", import.meta.url)));
     worker.unref();
     worker.onmessage = (e: MessageEvent<ConnectorReport>) => {
@@ -140,6 +168,7 @@ export class Connector {
     worker.postMessage(init);
     this.worker = worker;
     this.controlFd = writeFd;
+    this.controlReadFd = readFd;
   }
 
   /** The worker died: start a new one and hand it every listener again (their connections are lost). */
@@ -149,7 +178,10 @@ export class Connector {
     this.worker = undefined;
     worker.terminate();
     close(this.controlFd);
+    close(this.controlReadFd);
     this.controlFd = -1;
+    this.controlReadFd = -1;
+    this.backlog = []; // the listeners are all sent again below
     Atomics.store(this.counters, COUNTER.tcpActive, 0);
     Atomics.store(this.counters, COUNTER.udpFlows, 0);
     for (const m of this.open.values()) this.send(m);

@@ -7,11 +7,13 @@
 // way back to the host netns (rootless has none: the host netns belongs to
 // the initial user namespace), and anything created there by mistake can
 // reach nothing.
-import { CLONE, join, openRO, setns, unshare } from "../sys/ns.ts";
+import { CLONE, close, join, openRO, setns, unshare } from "../sys/ns.ts";
 
 export type Hopper = {
   /** Runs `fn` inside the netns pinned at `netnsPath`, synchronously (no await in between), then parks. */
   inNetns<T>(netnsPath: string, fn: () => T): T;
+  /** Closes the parking netns fd (the thread is about to end). */
+  close(): void;
 };
 
 /** Call once at the top of the Worker. `onParkFailure` must not return (exit the Worker). */
@@ -36,6 +38,9 @@ export function createHopper(onParkFailure: (e: unknown) => never): Hopper {
           onParkFailure(e);
         }
       }
+    },
+    close() {
+      close(parking);
     },
   };
 }

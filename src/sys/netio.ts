@@ -4,9 +4,8 @@
 // is ONE thread shared by every sandbox, so a sandbox whose service drops SYNs
 // (full accept queue, firewall) would stall every other sandbox's forwards
 // for up to two minutes. Here the socket is created non-blocking and connect()
-// only starts the handshake: the fd is handed over at once and Bun's event loop
-// on the main thread finishes it (writes wait for writability; a refusal shows
-// up as end/close on the wrapped socket).
+// only starts the handshake; the connector's epoll loop sees it complete
+// (writable) or fail (a refusal surfaces as an error from the first splice).
 import { ptr } from "bun:ffi";
 import { isIPv4, isIPv6 } from "node:net";
 import { check, errno, libc, SysError } from "./libc.ts";

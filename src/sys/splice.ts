@@ -71,6 +71,12 @@ export function pipe(): [number, number] {
   return [fds[0]!, fds[1]!];
 }
 
+/** Clears O_NONBLOCK: later writes wait for room instead of failing with EAGAIN. */
+export function setBlocking(fd: number): void {
+  const F_SETFL = 4;
+  check("fcntl", sym.fcntl(fd, F_SETFL, 0), "F_SETFL");
+}
+
 /** Tries to resize a pipe; returns the size it has afterwards (unchanged when the user's pipe budget is spent). */
 export function setPipeSize(fd: number, bytes: number): number {
   const r = sym.fcntl(fd, F_SETPIPE_SZ, bytes);
