@@ -31,7 +31,13 @@ export type ConnectorCommand =
   | { op: "exit" };
 
 /** Worker → main. */
-export type ConnectorReport = { op: "started" } | { op: "exited" } | { op: "fatal"; message: string };
+export type ConnectorReport =
+  | { op: "started" }
+  | { op: "exited" }
+  /** The worker is gone (the main thread starts a new one). */
+  | { op: "fatal"; message: string }
+  /** Something the user should hear about; the worker goes on. */
+  | { op: "error"; message: string };
 
 export const COUNTER = {
   /** TCP connections being relayed now. */

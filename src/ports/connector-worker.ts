@@ -196,8 +196,12 @@ function run(init: ConnectorInit): void {
       handlers.set(ufd, handler);
       Atomics.add(counters, COUNTER.tcpActive, 1);
       Atomics.add(counters, COUNTER.tcpAccepted, 1);
-      ep.add(cfd, CONN_EVENTS);
-      ep.add(ufd, CONN_EVENTS);
+      try {
+        ep.add(cfd, CONN_EVENTS);
+        ep.add(ufd, CONN_EVENTS);
+      } catch {
+        closeConn(c); // out of epoll watches (fs.epoll.max_user_watches) or memory
+      }
     }
   }
 
@@ -232,11 +236,16 @@ function run(init: ConnectorInit): void {
         } catch {
           continue; // drop the datagram, as a NAT without a route would
         }
+        try {
+          ep.add(fd, EPOLLIN);
+        } catch {
+          close(fd);
+          continue;
+        }
         const flow: Flow = { listener: l, key, fd, client, lastActive: 0 };
         f = flow;
         l.flows.set(key, flow);
         handlers.set(fd, () => onUdpFlow(flow));
-        ep.add(fd, EPOLLIN);
         flowCount++;
         Atomics.add(counters, COUNTER.udpFlows, 1);
       }
@@ -307,21 +316,29 @@ function run(init: ConnectorInit): void {
     }
   }
 
+  function serve(l: Listener, handler: () => void): void {
+    try {
+      ep.add(l.fd, EPOLLIN);
+    } catch (e) {
+      close(l.fd);
+      post({ op: "error", message: `cannot serve a published port: ${e instanceof Error ? e.message : String(e)}` });
+      return;
+    }
+    listeners.set(l.id, l);
+    handlers.set(l.fd, handler);
+  }
+
   function command(m: ConnectorCommand): void {
     switch (m.op) {
       case "listen-tcp": {
         const l: TcpListener = { kind: "tcp", id: m.id, fd: m.fd, target: { netnsPath: m.netnsPath, host: m.host, port: m.port }, conns: new Set() };
-        listeners.set(l.id, l);
-        handlers.set(l.fd, () => accept(l));
-        ep.add(l.fd, EPOLLIN);
+        serve(l, () => accept(l));
         break;
       }
       case "listen-udp": {
         const target = { netnsPath: m.netnsPath, host: m.host, port: m.port };
         const l: UdpListener = { kind: "udp", id: m.id, fd: m.fd, target, idleMs: m.idleMs, flows: new Map() };
-        listeners.set(l.id, l);
-        handlers.set(l.fd, () => onUdpHost(l));
-        ep.add(l.fd, EPOLLIN);
+        serve(l, () => onUdpHost(l));
         break;
       }
       case "unlisten": {

@@ -162,6 +162,7 @@ export class Connector {
     worker.unref();
     worker.onmessage = (e: MessageEvent<ConnectorReport>) => {
       if (e.data.op === "fatal") this.restart(worker, new Error(e.data.message));
+      else if (e.data.op === "error") log.error(`port forwarding: ${e.data.message}`);
     };
     worker.onerror = (e) => this.restart(worker, new Error(e.message));
     const init: ConnectorInit = { op: "init", controlFd: readFd, counters: this.counters.buffer as SharedArrayBuffer };
