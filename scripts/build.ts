@@ -1,12 +1,13 @@
 // Compiles dist/burrow: one self-contained executable (STYLE.md #11).
-// Every Worker entrypoint must be listed here so the compiled binary embeds it.
+// Every Worker entrypoint, and the CLI and daemon (loaded on demand by
+// src/main.ts), must be listed here so the compiled binary embeds them.
 import { $ } from "bun";
 
 const root = new URL("..", import.meta.url).pathname;
 const pkg = await Bun.file(`${root}/package.json`).json();
 const commit = (await $`git -C ${root} rev-parse --short=12 HEAD`.nothrow().quiet().text()).trim() || "unknown";
 
-const workers = ["src/sandbox/create-worker.ts", "src/ports/connector-worker.ts", "src/ports/splice-worker.ts"].filter((f) => Bun.file(`${root}/${f}`).size > 0);
+const workers = ["src/cli/main.ts", "src/daemon/main.ts", "src/sandbox/create-worker.ts", "src/ports/connector-worker.ts", "src/ports/splice-worker.ts"].filter((f) => Bun.file(`${root}/${f}`).size > 0);
 
 const result = await Bun.build({
   entrypoints: [`${root}/src/main.ts`, ...workers.map((w) => `${root}/${w}`)],

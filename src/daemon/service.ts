@@ -39,6 +39,8 @@ export class SandboxService {
   private children = new Map<string, Bun.Subprocess>();
   /** Busy counter for idle detection. */
   inflight = 0;
+  /** Sandboxes whose create is under way: their row exists before their pins. */
+  private creating = new Set<string>();
 
   constructor(
     readonly paths: Paths,
@@ -124,6 +126,7 @@ export class SandboxService {
     const undo = new Rollback();
     try {
       // The row first: it reserves the name against a concurrent create.
+      this.creating.add(id);
       this.store.insert(s);
       undo.push("state row", () => this.store.delete(id));
       const dir = sandboxDir(this.paths, id);
@@ -179,6 +182,8 @@ export class SandboxService {
       const errs = await undo.unwind();
       for (const err of errs) log.warn(`rollback of ${name}: ${err.message}`);
       throw e;
+    } finally {
+      this.creating.delete(id);
     }
   }
 
@@ -221,37 +226,39 @@ export class SandboxService {
   }
 
   /** Exit reports being handled, by sandbox id. */
-  private exiting = new Map<string, Promise<void>>();
+  private exiting = new Map<string, Promise<Error[]>>();
+
+  /** The sandbox's main process ended: record it and release its network. */
+  async exited(id: string, exitCode: number | null): Promise<void> {
+    await this.recordExit(id, exitCode);
+  }
 
   /**
-   * The sandbox's main process ended: record it and release its network.
-   * A second report while the first is handled (the waiter and stop's
-   * fallback) waits for it instead of releasing the network again.
+   * exited(), returning the release's errors. A second report while the
+   * first is handled (the waiter, stop's fallback, rm -f) waits for it
+   * instead of releasing the network again, then only adds the exit code.
    */
-  async exited(id: string, exitCode: number | null): Promise<void> {
+  private recordExit(id: string, exitCode: number | null): Promise<Error[]> {
     const busy = this.exiting.get(id);
-    if (busy) {
-      await busy.catch(() => {});
-      return this.exited(id, exitCode);
-    }
+    if (busy) return busy.catch(() => []).then(() => this.recordExit(id, exitCode)).then(() => []);
     const p = this.exitedNow(id, exitCode).finally(() => this.exiting.delete(id));
     this.exiting.set(id, p);
     return p;
   }
 
-  private async exitedNow(id: string, exitCode: number | null): Promise<void> {
+  private async exitedNow(id: string, exitCode: number | null): Promise<Error[]> {
     let s: Sandbox;
     try {
       s = this.store.find(id);
     } catch {
-      return;
+      return [];
     }
     if (s.status === "exited") {
       if (s.exitCode === null && exitCode !== null) {
         s.exitCode = exitCode;
         this.store.update(s);
       }
-      return;
+      return [];
     }
     s.status = "exited";
     s.exitCode = exitCode;
@@ -261,6 +268,7 @@ export class SandboxService {
     this.store.event("died", s, { exitCode });
     for (const e of errors) log.warn(`cleanup of ${s.name}: ${e.message}`);
     if (s.spec.rm) await this.remove(s, true);
+    return errors;
   }
 
   /** Kills what is left and removes ports, network and pins (not the row). */
@@ -306,8 +314,6 @@ export class SandboxService {
   }
 
   async rm(ref: string, force: boolean): Promise<{ id: string; name: string }> {
-    // An exit being handled releases the network: let it finish first.
-    await this.exiting.get(this.store.find(ref).id)?.catch(() => {});
     const s = this.store.find(ref);
     const deps = this.dependents(s);
     if (deps.length)
@@ -321,12 +327,15 @@ export class SandboxService {
   private async remove(s: Sandbox, force: boolean): Promise<void> {
     const errors: Error[] = [];
     if (s.status !== "exited" && force) {
-      s.status = "exited";
-      s.finishedAt = now();
-      // Before release: killing the main process makes its waiter report the
-      // exit, and that report must not release the network a second time.
-      this.store.update(s);
-      errors.push(...(await this.release(s)));
+      // Through the exit path: killing the main process makes its waiter
+      // report the exit meanwhile, which must not release the network a
+      // second time; and the sandbox "died" before it is removed.
+      errors.push(...(await this.recordExit(s.id, null)));
+      if (!this.exists(s.id)) {
+        // --rm removed it already
+        if (errors.length) throw new BurrowError(`removed ${s.name}, but cleanup reported: ${errors.map(messageOf).join("; ")}`, { kind: "cleanup" });
+        return;
+      }
     }
     this.children.get(s.id)?.kill(9);
     try {
@@ -337,6 +346,15 @@ export class SandboxService {
     this.store.delete(s.id);
     this.store.event("remove", s);
     if (errors.length) throw new BurrowError(`removed ${s.name}, but cleanup reported: ${errors.map(messageOf).join("; ")}`, { kind: "cleanup" });
+  }
+
+  private exists(id: string): boolean {
+    try {
+      this.store.find(id);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   list(all: boolean): Sandbox[] {
@@ -352,7 +370,7 @@ export class SandboxService {
   async reap(restore = false): Promise<void> {
     for (const s of this.store.all()) {
       if (s.status === "exited") continue;
-      if (this.children.has(s.id)) continue;
+      if (this.children.has(s.id) || this.creating.has(s.id)) continue;
       const pinsOk = !!s.runtime.pins && !!s.runtime.ino && pinHolds(s.runtime.pins.mnt, s.runtime.ino.mnt);
       if (restore && pinsOk && s.runtime.ports?.length) {
         await this.ports.restore(s).catch((e) => {
