@@ -5,8 +5,10 @@
 // single-threaded (SINGLE_THREAD_ENV), so unshare(CLONE_NEWNS) works.
 //
 // Mount order matters:
-//   1. the runtime dir (pins!) is bound into the new /run at its own path,
-//      so CNI_NETNS stays valid after /run is replaced;
+//   1. the runtime dir (pins!) and the CNI data dir (host-local's
+//      allocations) are bound into the new /run at their own paths when they
+//      live under /run, so CNI_NETNS stays valid and allocations land where
+//      the daemon keeps them after /run is replaced;
 //   2. /run/systemd is kept (many files symlink there);
 //   3. resolv.conf: the rootless namespace's own (slirp4netns's DNS first),
 //      bound over /etc/resolv.conf or, when that is a symlink into /run,
@@ -28,8 +30,8 @@ export interface RootlessExecConfig {
   runDir: string;
   /** Per-user directory that becomes /var/lib/cni. */
   varDir: string;
-  /** burrow's runtime dir (holds the pins); kept visible at the same path. */
-  runtimeDir: string;
+  /** Directories kept visible at their own paths (burrow's runtime dir with the pins, the CNI data dir). */
+  keep: string[];
   /** The resolv.conf plugins (dnsmasq) should see. */
   resolvConf: string;
 }
@@ -67,10 +69,11 @@ export function rootlessCniExecMain(argv: string[]): never {
     join(cfg.netns, CLONE.NEWNET);
     unshare(CLONE.NEWNS);
     mount("none", "/", null, MS.REC | MS.PRIVATE);
-    if (cfg.runtimeDir.startsWith("/run/")) {
-      const mirror = under(cfg.runDir, cfg.runtimeDir);
+    for (const dir of cfg.keep) {
+      if (!dir.startsWith("/run/")) continue;
+      const mirror = under(cfg.runDir, dir);
       mkdirSync(mirror, { recursive: true, mode: 0o700 });
-      mount(cfg.runtimeDir, mirror, null, MS.BIND | MS.REC);
+      mount(dir, mirror, null, MS.BIND | MS.REC);
     }
     if (existsSync("/run/systemd")) {
       const dst = under(cfg.runDir, "/run/systemd");

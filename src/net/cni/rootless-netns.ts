@@ -17,6 +17,11 @@ import { probeSlirp4netns } from "../slirp4netns/probe.ts";
 import { isOurSlirp4netns, startSlirp4netns, stopSlirp4netnsPid } from "../slirp4netns/process.ts";
 import type { RootlessExecConfig } from "./rootless-exec.ts";
 
+/** Where host-local keeps its allocations (see backend.ts): it must be the same path inside the plugins' mount namespace. */
+export function cniDataDir(paths: Paths): string {
+  return `${paths.stateDir}/cni/networks`;
+}
+
 interface State {
   ino: number;
   slirpPid: number;
@@ -68,6 +73,7 @@ export class RootlessNetns {
       const t0 = performance.now();
       mkdirSync(`${this.dir}/run`, { recursive: true, mode: 0o700 });
       mkdirSync(`${this.dir}/var`, { recursive: true, mode: 0o700 });
+      mkdirSync(cniDataDir(this.paths), { recursive: true, mode: 0o700 });
       try {
         const ino = await createPinnedNetns(this.pin);
         const options = parseSlirp4netnsOptions([]);
@@ -95,7 +101,7 @@ export class RootlessNetns {
       netns: this.pin,
       runDir: `${this.dir}/run`,
       varDir: `${this.dir}/var`,
-      runtimeDir: this.paths.runtimeDir,
+      keep: [this.paths.runtimeDir, cniDataDir(this.paths)],
       resolvConf: `${this.dir}/resolv.conf`,
     };
     return [...selfCommand(), "__cni", JSON.stringify(cfg), "--"];
