@@ -70,6 +70,8 @@ export interface NetworkList {
   networks: Network[];
   /** One line per skipped file: `<file>: <what is wrong>`. */
   warnings: string[];
+  /** The network each skipped file was meant to be (its "name", else the file name) -> its warning line. */
+  skipped: Map<string, string>;
 }
 
 export interface CreatedNetwork {
@@ -186,8 +188,14 @@ export class NetworkStore {
       if ((e as NodeJS.ErrnoException).code !== "ENOENT") warnings.push(`${this.dir}: ${messageOf(e)}`);
     }
     const byName = new Map<string, Network>();
+    const skipped = new Map<string, string>();
     for (const entry of entries) {
       const file = join(this.dir, entry);
+      const skip = (problem: string, name = entry.slice(0, -CONFLIST_EXT.length)) => {
+        const line = `${file}: ${problem}`;
+        warnings.push(line);
+        if (!skipped.has(name)) skipped.set(name, line);
+      };
       let text: string;
       let created: Date;
       try {
@@ -196,19 +204,20 @@ export class NetworkStore {
         created = st.ctime;
         text = await readFile(file, "utf8");
       } catch (e) {
-        warnings.push(`${file}: ${messageOf(e)}`);
+        skip(messageOf(e));
         continue;
       }
       let json: unknown;
       try {
         json = JSON.parse(text);
       } catch (e) {
-        warnings.push(`${file}: invalid JSON: ${messageOf(e)}`);
+        skip(`invalid JSON: ${messageOf(e)}`);
         continue;
       }
       const parsed = v.safeParse(ConflistSchema, json);
       if (!parsed.success) {
-        warnings.push(`${file}: ${describeIssues(parsed.issues)}`);
+        const name = (json as { name?: unknown } | null)?.name;
+        skip(describeIssues(parsed.issues), typeof name === "string" && name ? name : undefined);
         continue;
       }
       const seen = byName.get(parsed.output.name);
@@ -220,7 +229,7 @@ export class NetworkStore {
     }
     if (!byName.has(DEFAULT_NETWORK)) byName.set(DEFAULT_NETWORK, this.synthesizeDefault([...byName.values()]));
     const networks = [...byName.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    return { networks, warnings };
+    return { networks, warnings, skipped };
   }
 
   /**
@@ -243,7 +252,16 @@ export class NetworkStore {
 
   /** A network by name, full ID or unique ID prefix (like podman's NormalizeName). */
   async get(nameOrId: string): Promise<Network> {
-    return resolveNetwork((await this.list()).networks, nameOrId);
+    const { networks, skipped } = await this.list();
+    try {
+      return resolveNetwork(networks, nameOrId);
+    } catch (e) {
+      // "not found" would hide the reason when the file is there but broken.
+      const why = skipped.get(nameOrId);
+      if (why && e instanceof BurrowError && e.kind === "not-found")
+        throw new BurrowError(`network ${nameOrId} cannot be used: ${why}`, { kind: "network-invalid" });
+      throw e;
+    }
   }
 
   /** The conflist JSON, as `network inspect` prints it. */
