@@ -15,7 +15,7 @@ import { inspectNetworkEntry, type InspectAdditionalNetwork } from "./inspect.ts
 import { DEFAULT_NETWORK, NetworkStore, type Network } from "./networks.ts";
 import type { CniResult } from "./result.ts";
 import { CniRuntime } from "./runtime.ts";
-import { RootlessNetns } from "./rootless-netns.ts";
+import { RootlessNetns, cniDataDir } from "./rootless-netns.ts";
 
 export interface CniAttachmentRecord {
   network: string;
@@ -58,6 +58,10 @@ export class CniNetworking {
   readonly store: NetworkStore;
   readonly rootlessNetns: RootlessNetns | null;
   private readonly runtime: CniRuntime;
+  /** ADDs and DELs under way. Their sandboxes may already count as exited
+   * (a release) or not yet as attached; the rootless namespace stays while
+   * any runs, or its plugins would be killed halfway. */
+  private busy = 0;
 
   constructor(
     readonly paths: Paths,
@@ -80,7 +84,7 @@ export class CniNetworking {
   }
 
   private get dataDir(): string {
-    return `${this.paths.stateDir}/cni/networks`;
+    return cniDataDir(this.paths);
   }
 
   async networks(names: string[]): Promise<Network[]> {
@@ -97,6 +101,30 @@ export class CniNetworking {
 
   /** Attaches one network as `ifName`; the caller records the result. */
   async attach(
+    s: Sandbox,
+    netns: string,
+    net: Network,
+    ifName: string,
+    opts: { ip?: string; mac?: string; aliases: string[]; ports?: PortRecord[] },
+  ): Promise<CniAttachmentRecord> {
+    return this.hold(() => this.attachNow(s, netns, net, ifName, opts));
+  }
+
+  /**
+   * Runs `fn` (ADDs/DELs) with the rootless namespace held: no release
+   * tears it down meanwhile. Wrap a whole sequence (all of a sandbox's
+   * attachments) so the namespace cannot go between two of its steps.
+   */
+  async hold<T>(fn: () => Promise<T>): Promise<T> {
+    this.busy++;
+    try {
+      return await fn();
+    } finally {
+      this.busy--;
+    }
+  }
+
+  private async attachNow(
     s: Sandbox,
     netns: string,
     net: Network,
@@ -126,19 +154,23 @@ export class CniNetworking {
 
   /** DEL for one attachment, from the cached configuration (works after a restart). */
   async detach(s: Pick<Sandbox, "id">, netns: string, a: CniAttachmentRecord, tolerateMissing = false): Promise<void> {
-    try {
-      await this.runtime.del(a.network, { containerId: s.id, netns, ifName: a.ifName });
-    } catch (e) {
-      // podman's reload tolerates teardown errors about chains a firewall
-      // reload already removed.
-      if (tolerateMissing) log.debug(`reload: ignoring teardown error on ${a.network}: ${messageOf(e)}`);
-      else throw e;
-    }
+    await this.hold(async () => {
+      try {
+        await this.runtime.del(a.network, { containerId: s.id, netns, ifName: a.ifName });
+      } catch (e) {
+        // podman's reload tolerates teardown errors about chains a firewall
+        // reload already removed.
+        if (tolerateMissing) log.debug(`reload: ignoring teardown error on ${a.network}: ${messageOf(e)}`);
+        else throw e;
+      }
+    });
   }
 
   /** When no other sandbox uses a bridge network, the rootless namespace goes. */
   async releaseShared(exceptId: string): Promise<Error[]> {
-    if (!this.rootlessNetns || this.othersAttached(exceptId) > 0 || !this.rootlessNetns.exists()) return [];
+    // The last release to finish tears it down: one still running (busy)
+    // calls this again when done.
+    if (!this.rootlessNetns || this.busy > 0 || this.othersAttached(exceptId) > 0 || !this.rootlessNetns.exists()) return [];
     return this.rootlessNetns.teardown();
   }
 
@@ -180,18 +212,22 @@ export function cniBackend(cni: CniNetworking): NetworkBackend {
       const nets = await cni.networks(networkNames(mode));
       const record: CniRecord = { rootless: !!cni.rootlessNetns, attachments: [] };
       try {
-        for (const [i, net] of nets.entries()) {
-          record.attachments.push(
-            await cni.attach(s, ctx.netns, net, interfaceName(i), {
-              ip: i === 0 ? s.spec.ip : undefined,
-              mac: i === 0 ? s.spec.mac : undefined,
-              aliases: s.spec.aliases,
-              ports: cni.rootlessNetns ? undefined : s.runtime.ports,
-            }),
-          );
-        }
+        await cni.hold(async () => {
+          for (const [i, net] of nets.entries()) {
+            record.attachments.push(
+              await cni.attach(s, ctx.netns, net, interfaceName(i), {
+                ip: i === 0 ? s.spec.ip : undefined,
+                mac: i === 0 ? s.spec.mac : undefined,
+                aliases: s.spec.aliases,
+                ports: cni.rootlessNetns ? undefined : s.runtime.ports,
+              }),
+            );
+          }
+        });
       } catch (e) {
-        for (const a of record.attachments.reverse()) await cni.detach(s, ctx.netns, a).catch(() => {});
+        await cni.hold(async () => {
+          for (const a of record.attachments.reverse()) await cni.detach(s, ctx.netns, a).catch(() => {});
+        });
         await cni.releaseShared(s.id);
         throw e;
       }
@@ -200,13 +236,15 @@ export function cniBackend(cni: CniNetworking): NetworkBackend {
     async teardown(record, ctx) {
       const r = record as CniRecord;
       const errors: Error[] = [];
-      for (const a of [...r.attachments].reverse()) {
-        try {
-          await cni.detach(ctx.sandbox, ctx.netns || `${ctx.paths.runtimeDir}/pins/${ctx.sandbox.id}/net`, a);
-        } catch (e) {
-          errors.push(e as Error);
+      await cni.hold(async () => {
+        for (const a of [...r.attachments].reverse()) {
+          try {
+            await cni.detach(ctx.sandbox, ctx.netns || `${ctx.paths.runtimeDir}/pins/${ctx.sandbox.id}/net`, a);
+          } catch (e) {
+            errors.push(e as Error);
+          }
         }
-      }
+      });
       errors.push(...(await cni.releaseShared(ctx.sandbox.id)));
       return errors;
     },
