@@ -243,6 +243,12 @@ for (const mode of ["rootless", "rootful"] as const) {
       const resolv = await t.burrowOk(["exec", "pub", "--", "cat", "/etc/resolv.conf"]);
       expect(resolv).not.toContain("nameserver 10.89.0.1");
       expect(resolv).not.toContain("dns.burrow");
+      // the port is taken while pub has it (rootful too, where portmap's DNAT alone would not say so)
+      const again = await t.burrow(["run", "-d", "--name", "pub2", "--network", "bridge", "-p", `${port}:8080`, "--", "sleep", "300"]);
+      expect(again.code).toBe(125);
+      expect(again.stderr).toContain(`host port ${port}/tcp is already in use`);
+      expect(JSON.parse(await t.burrowOk(["ps", "-a", "--format", "json"])).map((x: { Names: string[] }) => x.Names[0])).toEqual(["pub"]);
+      expect(await fetchFromHost(t, port)).toBe("pub\n");
       await t.burrowOk(["rm", "-f", "pub"]);
       expect(await fetchFromHost(t, port)).toBeNull();
     }, 60000);
