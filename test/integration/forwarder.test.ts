@@ -246,9 +246,18 @@ describe.skipIf(!isRoot)("builtin port forwarder", () => {
   });
 
   describe("compiled with bun build --compile", () => {
-    const dir = mkdtempSync(join(tmpdir(), "burrow-fwd-"));
-    chmodSync(dir, 0o755); // the privileged-port test runs the binary as nobody
-    const bin = join(dir, "forwarder-harness");
+    let dir = "";
+    let bin = "";
+    beforeAll(() => {
+      dir = mkdtempSync(join(tmpdir(), "burrow-fwd-"));
+      chmodSync(dir, 0o755); // the privileged-port test runs the binary as nobody
+      bin = join(dir, "forwarder-harness");
+      const build = Bun.spawnSync(
+        [process.execPath, "build", "--compile", join(repo, "test/helpers/forwarder-harness.ts"), join(repo, "src/ports/connector-worker.ts"), "--outfile", bin],
+        { env: cleanEnv(), stdout: "pipe", stderr: "pipe" },
+      );
+      if (build.exitCode !== 0) throw new Error(`bun build --compile failed: ${build.stderr.toString()}`);
+    }, 60_000);
     afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
     async function startHarness(args: string[], opts: { uid?: number } = {}) {
@@ -261,11 +270,6 @@ describe.skipIf(!isRoot)("builtin port forwarder", () => {
     }
 
     test("the embedded connector worker forwards TCP and UDP", async () => {
-      const build = Bun.spawnSync(
-        [process.execPath, "build", "--compile", join(repo, "test/helpers/forwarder-harness.ts"), join(repo, "src/ports/connector-worker.ts"), "--outfile", bin],
-        { env: cleanEnv(), stdout: "pipe", stderr: "pipe" },
-      );
-      expect(build.exitCode, build.stderr.toString()).toBe(0);
       const { proc, first } = await startHarness([NETNS, `tcp:127.0.0.1:0:${ADDR}:${PORT.http}`, `udp:127.0.0.1:0:${ADDR}:${PORT.udpEcho}`]);
       try {
         expect(first.error).toBeUndefined();
