@@ -5,7 +5,7 @@
 // iptables rules exist only there. Traffic goes only to loopback and to the
 // sandboxes; every test ends with the context's leak check.
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { chownSync, existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { burrowContext, type BurrowContext } from "../helpers/context.ts";
 import { integrationUnavailable, testUser } from "../helpers/env.ts";
 import { listPids } from "../helpers/netns.ts";
@@ -55,10 +55,13 @@ async function curlFrom(t: BurrowContext, from: string, url: string, maxTime = 2
 }
 
 /** The body, or null when the fetch fails. */
-async function fetchFrom(t: BurrowContext, from: string, url: string): Promise<string | null> {
-  const r = await curlFrom(t, from, url);
+async function fetchFrom(t: BurrowContext, from: string, url: string, maxTime = 2): Promise<string | null> {
+  const r = await curlFrom(t, from, url, maxTime);
   return r.code === 0 ? r.stdout : null;
 }
+
+/** A fetch that should fail: a shorter wait (names nobody knows wait for the upstream resolver). */
+const unreachable = (t: BurrowContext, from: string, url: string) => fetchFrom(t, from, url, 1);
 
 /** Retries until the fetch succeeds (a server takes a moment to listen). */
 function reach(t: BurrowContext, from: string, url: string): Promise<string> {
@@ -108,7 +111,7 @@ function inCniNetns(t: BurrowContext, cmd: string[]) {
 function processesOf(t: BurrowContext, pattern: RegExp): string[] {
   return listPids().flatMap((pid) => {
     try {
-      const cmd = require("node:fs").readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").join(" ");
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").join(" ");
       return pattern.test(cmd) && cmd.includes(t.dirs.root) ? [cmd] : [];
     } catch {
       return [];
@@ -261,7 +264,7 @@ for (const mode of ["rootless", "rootful"] as const) {
       await reach(t, "r", "http://r:8080/");
       await reach(t, "b", "http://b:8080/");
       // different networks: r's DNS does not know b
-      expect(await fetchFrom(t, "r", "http://b:8080/")).toBeNull();
+      expect(await unreachable(t, "r", "http://b:8080/")).toBeNull();
 
       expect(await t.burrow(["network", "connect", "--alias", "bee", "red", "b"])).toMatchObject({ code: 0 });
       const nets = (await inspect(t, "b")).NetworkSettings.Networks;
@@ -280,8 +283,8 @@ for (const mode of ["rootless", "rootful"] as const) {
       await t.burrowOk(["network", "disconnect", "red", "b"]);
       expect(Object.keys((await inspect(t, "b")).NetworkSettings.Networks)).toEqual(["blue"]);
       expect(Object.keys(await links(t, "b")).sort()).toEqual(["eth0", "lo"]);
-      expect(await fetchFrom(t, "r", "http://b:8080/")).toBeNull();
-      expect(await fetchFrom(t, "r", `http://${nets.red.IPAddress}:8080/`)).toBeNull();
+      expect(await unreachable(t, "r", "http://b:8080/")).toBeNull();
+      expect(await unreachable(t, "r", `http://${nets.red.IPAddress}:8080/`)).toBeNull();
       expect(await t.burrowOk(["exec", "b", "--", "cat", "/etc/resolv.conf"])).not.toContain("nameserver 10.89.50.1");
       // b is still fine on blue
       expect(await reach(t, "b", "http://b:8080/")).toBe("b\n");
@@ -293,9 +296,10 @@ for (const mode of ["rootless", "rootful"] as const) {
 
     test("network reload after the CNI namespace's iptables were flushed restores connectivity with the same IP and MAC", async () => {
       const port = hostPort();
-      const aId = await webSandbox(t, "a", ["--network", "bridge", "-p", `${port}:8080`]);
-      const bId = await webSandbox(t, "b", ["--network", "bridge"]);
-      const before = (await inspect(t, "a")).NetworkSettings.Networks.burrow;
+      await t.burrowOk(["network", "create", "--subnet", "10.89.90.0/24", "rel"]);
+      const aId = await webSandbox(t, "a", ["--network", "rel", "--network-alias", "web", "-p", `${port}:8080`]);
+      const bId = await webSandbox(t, "b", ["--network", "rel"]);
+      const before = (await inspect(t, "a")).NetworkSettings.Networks.rel;
       expect(await until(() => fetchFromHost(t, port), 10000, `host -> :${port}`)).toBe("a\n");
 
       // What the rules carry: rootful, the published port (portmap's DNAT);
@@ -320,18 +324,20 @@ for (const mode of ["rootless", "rootful"] as const) {
       expect(await t.burrowOk(["network", "reload", "a"])).toBe(`${aId}\n`);
       expect(await works()).toBe(true);
       expect(await rules()).toContain(aId);
-      const after = (await inspect(t, "a")).NetworkSettings.Networks.burrow;
+      const after = (await inspect(t, "a")).NetworkSettings.Networks.rel;
       expect(after.IPAddress).toBe(before.IPAddress);
       expect(after.MacAddress).toBe(before.MacAddress);
+      expect(after.Aliases).toEqual(before.Aliases);
       expect((await links(t, "a")).eth0).toEqual({ mac: before.MacAddress, ipv4: [`${before.IPAddress}/24`] });
-      // the sandboxes still reach each other, and the port still works (rootless: the forwarder)
-      expect(await reach(t, "b", `http://${before.IPAddress}:8080/`)).toBe("a\n");
+      // the sandboxes still reach each other, by name and alias too, and the port still works (rootless: the forwarder)
+      for (const host of [before.IPAddress, "a", "web"]) expect(await reach(t, "b", `http://${host}:8080/`)).toBe("a\n");
       expect(await until(() => fetchFromHost(t, port), 10000, `host -> :${port}`)).toBe("a\n");
 
       const all = (await t.burrowOk(["network", "reload", "--all"])).trim().split("\n").sort();
       expect(all).toEqual([aId, bId].sort());
-      expect((await inspect(t, "b")).NetworkSettings.Networks.burrow.IPAddress).toMatch(/^10\.89\.0\.\d+$/);
+      expect((await inspect(t, "b")).NetworkSettings.Networks.rel.IPAddress).toMatch(/^10\.89\.90\.\d+$/);
       expect(await rules()).toContain(bId);
+      expect(await reach(t, "a", "http://b:8080/")).toBe("b\n");
       await t.burrowOk(["rm", "-f", "a", "b"]);
     }, 60000);
 
