@@ -71,7 +71,10 @@ export async function daemonMain(): Promise<void> {
         const result = await (table[op] as (a: unknown) => unknown)(parsed.output);
         return Response.json(result ?? {});
       } catch (e) {
-        if (e instanceof BurrowError) return Response.json(e.toJSON(), { status: 400 });
+        if (e instanceof BurrowError) {
+          log.debug(`${op} failed: ${e.stack}${e.cause instanceof Error ? `\ncaused by: ${e.cause.stack}` : ""}`);
+          return Response.json(e.toJSON(), { status: 400 });
+        }
         log.error(e);
         return Response.json({ error: messageOf(e), kind: "internal", exitCode: 125 }, { status: 500 });
       } finally {

@@ -12,7 +12,7 @@ import { close } from "../sys/ns.ts";
 import { SysError } from "../sys/libc.ts";
 import { bindUdpSocket, EAGAIN, listenTcpSocket, pipe, setBlocking, setPipeSize, SHUT_RDWR, shutdown, writeAll, writeNB } from "../sys/splice.ts";
 import { COUNTER, COUNTERS, type ConnectorCommand, type ConnectorInit, type ConnectorReport, type Target } from "./connector-protocol.ts";
-import { workerPath } from "./worker-path.ts";
+import { workerUrl } from "../workers.ts";
 
 export type { Target };
 
@@ -158,7 +158,7 @@ export class Connector {
     if (this.worker) return;
     const [readFd, writeFd] = pipe();
     setPipeSize(writeFd, 1 << 20); // room for a daemon restoring many ports at once; best effort
-    const worker = new Worker(workerPath("ports/connector-worker", new URL("./connector-worker.ts", import.meta.url)));
+    const worker = new Worker(workerUrl("ports/connector-worker.ts"));
     worker.unref();
     worker.onmessage = (e: MessageEvent<ConnectorReport>) => {
       if (e.data.op === "fatal") this.restart(worker, new Error(e.data.message));

@@ -8,6 +8,7 @@ import type { PortDriver } from "./driver.ts";
 import { builtinDriver } from "./builtin/driver.ts";
 import { slirp4netnsPortDriver } from "./slirp4netns/driver.ts";
 import { portmapDriver } from "./portmap/driver.ts";
+import { pastaPortDriver } from "./pasta/driver.ts";
 
 export interface PortDriverSet {
   /** Validates -p values before anything is created. */
@@ -22,7 +23,7 @@ export interface PortDriverSet {
 type DriverName = "builtin" | "slirp4netns" | "portmap" | "pasta";
 
 export function createPortDrivers(rootless: boolean): PortDriverSet {
-  const drivers: Record<DriverName, PortDriver> = { builtin: builtinDriver(), slirp4netns: slirp4netnsPortDriver(), portmap: portmapDriver(), pasta: portmapDriver() };
+  const drivers: Record<DriverName, PortDriver> = { builtin: builtinDriver(), slirp4netns: slirp4netnsPortDriver(), portmap: portmapDriver(), pasta: pastaPortDriver() };
   /**
    * slirp4netns:port_handler=slirp4netns picks slirp4netns's own; rootful
    * bridge networks the CNI portmap plugin (podman v3); everything else the

@@ -1,0 +1,18 @@
+// --network pasta: pasta binds the published host ports itself (-t/-u) and
+// releases them when it exits. It cannot pick a random port nor tell which
+// one is taken, so burrow binds each for a moment first (probePort), before
+// pasta starts; nothing is left to do after.
+import type { PortDriver } from "../driver.ts";
+import { probePort } from "../slirp4netns/driver.ts";
+
+export function pastaPortDriver(): PortDriver {
+  return {
+    async prepare(specs) {
+      const out = [];
+      for (const p of specs) out.push({ ...p, hostPort: await probePort(p.hostIp, p.hostPort, p.protocol) });
+      return out;
+    },
+    setup: async (_s, specs) => specs,
+    teardown: async () => [],
+  };
+}
