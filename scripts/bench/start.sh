@@ -15,6 +15,13 @@
 # <= 1/8 of podman. Writes .bench/start-TIME.json (hyperfine's export) and
 # prints medians and ratios. podman's commands carry --label burrow.bench so
 # cleanup can find them; everything made is removed on exit.
+#
+# hyperfine runs with -i: about 1 in 70 `burrow run --rm` fails (4 of 263 here) (exit 125,
+# ENOENT under RUNTIME_DIR/sandboxes/ID) when the daemon's once-a-second
+# reap() meets a sandbox that is still being created (docs/benchmarks.md).
+# Without -i one such failure ends the whole run; with it the failures are
+# counted from the export and printed, next to the medians, so they are not
+# hidden. BENCH_STRICT=1 leaves -i out.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -45,18 +52,24 @@ echo "start.sh: $("$b" --version), $(podman --version), $(hyperfine --version)"
 echo "start.sh: warming up (each command once)"
 for c in "${cmds[@]}"; do
   # shellcheck disable=SC2086 # the commands are plain words, as hyperfine -N splits them
-  as_burrow $c || bench_die "failed: $c"
+  as_burrow $c || as_burrow $c || bench_die "failed twice: $c"
 done
 
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
-as_burrow hyperfine -N --warmup 3 --runs "$runs" --export-json "$work/start.json" "${cmds[@]}"
+ignore=(-i)
+[ -z "${BENCH_STRICT:-}" ] || ignore=()
+as_burrow hyperfine -N "${ignore[@]}" --warmup 3 --runs "$runs" --export-json "$work/start.json" "${cmds[@]}"
 out=$bench_out/start-$stamp.json
 cp "$work/start.json" "$out"
 cp "$out" "$bench_out/start-latest.json"
 
 echo
 echo "start.sh: medians ($runs runs each; JSON: ${out#"$bench_repo"/})"
-json 'j[0].results.map((r) => `  ${(r.median * 1000).toFixed(1).padStart(7)} ms  ${r.command}`).join("\n")' "$out"
+json 'j[0].results.map((r) => {
+  const failed = r.exit_codes.filter((c) => c !== 0);
+  const note = failed.length ? `   (${failed.length} of ${r.exit_codes.length} runs FAILED, exit ${[...new Set(failed)].join(",")})` : "";
+  return `  ${(r.median * 1000).toFixed(1).padStart(7)} ms  ${r.command}${note}`;
+}).join("\n")' "$out"
 json '(() => {
   const m = j[0].results.map((r) => r.median * 1000);
   const row = (what, b, p, goal) => `  ${what.padEnd(24)} burrow ${b.toFixed(1)} ms / podman ${p.toFixed(1)} ms = ${(b / p).toFixed(3)} (1/${(p / b).toFixed(1)})  goal ${goal}`;

@@ -57,14 +57,31 @@ measure() {
   local name=$1 port=$2 file
   file=$work/$(echo "$name" | tr -c 'a-z0-9\n' '-').json
   wait_server "$port"
+  cpu_busy >/dev/null
   if ! as_user iperf3 -c 127.0.0.1 -p "$port" -t "$secs" -J >"$file"; then
     json 'j[0].error' "$file" >&2 || true
     bench_die "iperf3 through $name failed"
   fi
-  local g
+  local g busy
+  busy=$(cpu_busy)
   g=$(json '(j[0].end.sum_received.bits_per_second / 1e9).toFixed(2)' "$file")
-  results+=("$name=$g")
-  printf '  %-22s %6s Gbit/s\n' "$name" "$g"
+  results+=("$name=$g=$busy")
+  printf '  %-22s %6s Gbit/s   CPU %s%% busy\n' "$name" "$g" "$busy"
+}
+
+# cpu_busy: percent of all cores busy since the last call (from /proc/stat).
+# Near 100 means the run was CPU-bound: client, server and forwarder share
+# the machine's cores, so a forwarder's own cost shows up as less throughput.
+cpu_prev=
+cpu_busy() {
+  local _ user nice sys idle iowait irq softirq steal now
+  read -r _ user nice sys idle iowait irq softirq steal _ </proc/stat
+  now="$((user + nice + sys + irq + softirq + steal)) $((idle + iowait))"
+  if [ -n "$cpu_prev" ]; then
+    set -- $cpu_prev $now
+    echo $(( (100 * ($3 - $1)) / (($3 - $1) + ($4 - $2) + 1) ))
+  fi
+  cpu_prev=$now
 }
 
 echo "throughput.sh: $(machine_line)"
@@ -120,7 +137,7 @@ measure "direct loopback again" "$direct_port"
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 out=$bench_out/throughput-$stamp.json
 printf '%s\n' "${results[@]}" | "$bench_bun" -e '
-  const rows = (await Bun.stdin.text()).trim().split("\n").map((l) => { const i = l.lastIndexOf("="); return { name: l.slice(0, i), gbits: Number(l.slice(i + 1)) }; });
+  const rows = (await Bun.stdin.text()).trim().split("\n").map((l) => { const [busy, gbits, ...name] = l.split("=").reverse(); return { name: name.reverse().join("="), gbits: Number(gbits), cpuBusyPercent: Number(busy) }; });
   await Bun.write(process.argv[1], JSON.stringify({ seconds: Number(process.argv[2]), rows }, null, 2) + "\n");' "$out" "$secs"
 cp "$out" "$bench_out/throughput-latest.json"
 
@@ -131,7 +148,7 @@ json '(() => {
   const rows = j[0].rows.filter((r) => !r.name.startsWith("direct"));
   return [
     `throughput.sh: Gbit/s and ratio to direct (mean of both direct runs: ${d.toFixed(2)}); JSON: ${process.argv[2]}`,
-    ...rows.map((r) => `  ${r.name.padEnd(22)} ${r.gbits.toFixed(2).padStart(6)}   ${(r.gbits / d).toFixed(2)}`),
+    ...rows.map((r) => `  ${r.name.padEnd(22)} ${r.gbits.toFixed(2).padStart(6)}   ${(r.gbits / d).toFixed(2)}   CPU ${r.cpuBusyPercent}% busy`),
     `  goals: burrow >= 0.80 of direct: ${b / d >= 0.8 ? "met" : "MISSED"} (${(b / d).toFixed(2)}); burrow >= rootlessport: ${b >= rp ? "met" : "MISSED"} (${(b / rp).toFixed(2)})`,
   ].join("\n");
 })()' "$out" "${out#"$bench_repo"/}"
