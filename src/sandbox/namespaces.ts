@@ -30,7 +30,7 @@ const createWorkerUrl = workerUrl("sandbox/create-worker.ts");
 function spawnWorker(): Worker {
   const w = new Worker(createWorkerUrl);
   // A warm worker must not keep the daemon alive on its own.
-  (w as Worker & { unref(): void }).unref();
+  w.unref();
   return w;
 }
 

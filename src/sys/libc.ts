@@ -30,6 +30,22 @@ export const libc = dlopen("libc.so.6", {
   kill: { args: [i32, i32], returns: i32 },
   chdir: { args: [ptr], returns: i32 },
   sched_setaffinity: { args: [i32, u64, ptr], returns: i32 },
+  // The port forwarder's relay (src/sys/splice.ts, src/sys/netio.ts).
+  pipe2: { args: [ptr, i32], returns: i32 },
+  splice: { args: [i32, ptr, i32, ptr, u64, u32], returns: i64 },
+  epoll_create1: { args: [i32], returns: i32 },
+  epoll_ctl: { args: [i32, i32, i32, ptr], returns: i32 },
+  epoll_wait: { args: [i32, ptr, i32, i32], returns: i32 },
+  accept4: { args: [i32, ptr, ptr, i32], returns: i32 },
+  shutdown: { args: [i32, i32], returns: i32 },
+  bind: { args: [i32, ptr, u32], returns: i32 },
+  listen: { args: [i32, i32], returns: i32 },
+  getsockname: { args: [i32, ptr, ptr], returns: i32 },
+  setsockopt: { args: [i32, i32, i32, ptr, u32], returns: i32 },
+  read: { args: [i32, ptr, u64], returns: i64 },
+  write: { args: [i32, ptr, u64], returns: i64 },
+  recvfrom: { args: [i32, ptr, u64, i32, ptr, ptr], returns: i64 },
+  sendto: { args: [i32, ptr, u64, i32, ptr, u32], returns: i64 },
 });
 
 const sym = libc.symbols;

@@ -2,38 +2,17 @@
 // datagram I/O and epoll, used by the connector Worker
 // (src/ports/connector-worker.ts) and, for binding, by the daemon's main thread.
 //
-// These symbols get their own dlopen handle of the same libc so this file can
-// grow without touching libc.ts's table; errno is per thread and read through
-// libc.ts right after each call, as everywhere in src/sys.
-import { dlopen, FFIType, ptr } from "bun:ffi";
-import { check, errno, SysError } from "./libc.ts";
+// The symbols are in libc.ts's table (libc is opened once); errno is per
+// thread and read right after each call, as everywhere in src/sys.
+import { ptr } from "bun:ffi";
+import { check, errno, libc, SysError } from "./libc.ts";
 import { SOCK_CLOEXEC, SOCK_DGRAM, SOCK_STREAM } from "./net.ts";
 import { close } from "./ns.ts";
 import { SOCK_NONBLOCK, sockaddrOf } from "./netio.ts";
 
-const { i32, i64, u32, u64, ptr: P } = FFIType;
 
 
-const lib = dlopen("libc.so.6", {
-  pipe2: { args: [P, i32], returns: i32 },
-  splice: { args: [i32, P, i32, P, u64, u32], returns: i64 },
-  epoll_create1: { args: [i32], returns: i32 },
-  epoll_ctl: { args: [i32, i32, i32, P], returns: i32 },
-  epoll_wait: { args: [i32, P, i32, i32], returns: i32 },
-  accept4: { args: [i32, P, P, i32], returns: i32 },
-  shutdown: { args: [i32, i32], returns: i32 },
-  socket: { args: [i32, i32, i32], returns: i32 },
-  bind: { args: [i32, P, u32], returns: i32 },
-  listen: { args: [i32, i32], returns: i32 },
-  getsockname: { args: [i32, P, P], returns: i32 },
-  setsockopt: { args: [i32, i32, i32, P, u32], returns: i32 },
-  fcntl: { args: [i32, i32, i64], returns: i32 },
-  read: { args: [i32, P, u64], returns: i64 },
-  write: { args: [i32, P, u64], returns: i64 },
-  recvfrom: { args: [i32, P, u64, i32, P, P], returns: i64 },
-  sendto: { args: [i32, P, u64, i32, P, u32], returns: i64 },
-});
-const sym = lib.symbols;
+const sym = libc.symbols;
 
 export const EAGAIN = 11;
 export const EINTR = 4;
