@@ -69,6 +69,17 @@ run_tier() {
   fi
 }
 
+# The types are part of the tests: a type error counts as one failure.
+if [ "${tiers[0]}" = unit ]; then
+  printf '\n== typecheck: tsc --noEmit\n'
+  if node_modules/.bin/tsc --noEmit -p .; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    notes+=("tsc --noEmit found type errors (listed above)")
+  fi
+fi
+
 for tier in "${tiers[@]}"; do
   [ "$tier" = integration ] && [ $setup_ok = 0 ] && continue
   if [ "$tier" = integration ] && has_tests test/integration; then
