@@ -213,7 +213,11 @@ for (const mode of ["rootless", "rootful"] as const) {
 
     test("a static IP and MAC are honoured; a taken IP is refused and rolled back", async () => {
       await t.burrowOk(["network", "create", "--subnet", "10.89.40.0/24", "fixed"]);
-      await t.burrowOk(["run", "-d", "--name", "s1", "--network", "fixed", "--ip", "10.89.40.50", "--mac-address", "92:d0:c6:0a:29:33", "--", "sleep", "300"]);
+      const s1Id = (await t.burrowOk(["run", "-d", "--name", "s1", "--network", "fixed", "--ip", "10.89.40.50", "--mac-address", "92:d0:c6:0a:29:33", "--", "sleep", "300"])).trim();
+      // tuning keeps the interface's old settings to restore on DEL: as root
+      // in the host's /run (rootless, in the rootless namespace's private /run)
+      const tuningBackup = `/run/cni/tuning/${s1Id}_eth0.json`;
+      if (mode === "rootful") expect(existsSync(tuningBackup)).toBe(true);
       const n = (await inspect(t, "s1")).NetworkSettings.Networks.fixed;
       expect(n.IPAddress).toBe("10.89.40.50");
       expect(n.MacAddress).toBe("92:d0:c6:0a:29:33");
@@ -231,6 +235,7 @@ for (const mode of ["rootless", "rootful"] as const) {
       expect(s2.IPAddress).toMatch(/^10\.89\.40\.\d+$/);
       expect(s2.IPAddress).not.toBe("10.89.40.50");
       await t.burrowOk(["rm", "-f", "s1", "s2"]);
+      expect(existsSync(tuningBackup)).toBe(false);
     }, 60000);
 
     test("a published port reaches a bridge sandbox from the host", async () => {
