@@ -240,7 +240,8 @@ for (const mode of ["rootless", "rootful"] as const) {
 
     test("a published port reaches a bridge sandbox from the host", async () => {
       const port = hostPort();
-      await webSandbox(t, "pub", ["--network", "bridge", "-p", `${port}:8080`]);
+      // rootful, the default network mode is the bridge network (as podman's)
+      await webSandbox(t, "pub", [...(mode === "rootful" ? [] : ["--network", "bridge"]), "-p", `${port}:8080`]);
       expect(await until(() => fetchFromHost(t, port), 10000, `host -> :${port}`)).toBe("pub\n");
       expect(await t.burrowOk(["port", "pub"])).toBe(`8080/tcp -> 0.0.0.0:${port}\n`);
       const ins = await inspect(t, "pub");
