@@ -11,8 +11,11 @@ export function portsView(s: Sandbox): Record<string, Array<{ HostIp: string; Ho
   return out;
 }
 
-export function inspectView(s: Sandbox, extra: { health: string | null; networks?: Record<string, unknown> }) {
+export function inspectView(s: Sandbox, extra: { health: string | null; networks?: Record<string, object> }) {
   const statusName = s.status === "exited" ? "exited" : s.status;
+  // podman v3 repeats the first network's addresses at the top level.
+  const first = (Object.values(extra.networks ?? {})[0] ?? {}) as Record<string, unknown>;
+  const top = (key: string, fallback: unknown) => first[key] ?? fallback;
   return {
     Id: s.id,
     Name: s.name,
@@ -42,7 +45,13 @@ export function inspectView(s: Sandbox, extra: { health: string | null; networks
     NetworkSettings: {
       SandboxKey: s.runtime.pins?.net ?? "",
       Ports: portsView(s),
-      IPAddress: s.runtime.address ?? "",
+      IPAddress: top("IPAddress", s.runtime.address ?? ""),
+      IPPrefixLen: top("IPPrefixLen", 0),
+      Gateway: top("Gateway", ""),
+      MacAddress: top("MacAddress", ""),
+      GlobalIPv6Address: top("GlobalIPv6Address", ""),
+      GlobalIPv6PrefixLen: top("GlobalIPv6PrefixLen", 0),
+      IPv6Gateway: top("IPv6Gateway", ""),
       Networks: extra.networks ?? {},
     },
   };
