@@ -1,8 +1,6 @@
-// Sockets made by hand, for the cases Bun's own APIs cannot express: a socket
-// created inside another network namespace (on a Worker that entered it) and
-// handed to the main thread by fd number, and the SIOCSIFFLAGS ioctl.
+// Socket constants, IPv6 address bytes, and the SIOCSIFFLAGS ioctl that
+// brings an interface up (sockets for the forwarder: netio.ts, splice.ts).
 import { ptr } from "bun:ffi";
-import { isIPv4, isIPv6 } from "node:net";
 import { check, libc } from "./libc.ts";
 import { close } from "./ns.ts";
 
@@ -11,26 +9,6 @@ export const AF_INET6 = 10;
 export const SOCK_STREAM = 1;
 export const SOCK_DGRAM = 2;
 export const SOCK_CLOEXEC = 0o2000000;
-
-function sockaddr(host: string, port: number): { buf: Uint8Array; family: number } {
-  if (isIPv4(host)) {
-    const buf = new Uint8Array(16);
-    const dv = new DataView(buf.buffer);
-    dv.setUint16(0, AF_INET, true);
-    dv.setUint16(2, port, false);
-    buf.set(host.split(".").map(Number), 4);
-    return { buf, family: AF_INET };
-  }
-  if (isIPv6(host)) {
-    const buf = new Uint8Array(28);
-    const dv = new DataView(buf.buffer);
-    dv.setUint16(0, AF_INET6, true);
-    dv.setUint16(2, port, false);
-    buf.set(ipv6Bytes(host), 8);
-    return { buf, family: AF_INET6 };
-  }
-  throw new Error(`not an IP address: ${host}`);
-}
 
 export function ipv6Bytes(addr: string): number[] {
   let [head, tail] = addr.includes("::") ? addr.split("::") : [addr, undefined];
@@ -52,24 +30,6 @@ export function ipv6Bytes(addr: string): number[] {
     out.push(n >> 8, n & 0xff);
   }
   return [...out, ...v4];
-}
-
-/**
- * Creates a socket in the calling thread's network namespace and connects it
- * (blocking). Returns the fd; the caller owns it.
- */
-export function connectSocket(host: string, port: number, type: number = SOCK_STREAM): number {
-  const { buf, family } = sockaddr(host, port);
-  const fd = check("socket", libc.symbols.socket(family, type | SOCK_CLOEXEC, 0));
-  const r = libc.symbols.connect(fd, ptr(buf), buf.length);
-  if (r === -1) {
-    try {
-      check("connect", r, `${host}:${port}`);
-    } finally {
-      close(fd);
-    }
-  }
-  return fd;
 }
 
 const SIOCGIFFLAGS = 0x8913;

@@ -1,7 +1,7 @@
 // Non-blocking socket setup for the port forwarder's connector Worker.
 //
-// net.ts's connectSocket() blocks until the handshake is done. The connector
-// is ONE thread shared by every sandbox, so a sandbox whose service drops SYNs
+// A blocking connect() would wait for the handshake. The connector is ONE
+// thread shared by every sandbox, so a sandbox whose service drops SYNs
 // (full accept queue, firewall) would stall every other sandbox's forwards
 // for up to two minutes. Here the socket is created non-blocking and connect()
 // only starts the handshake; the connector's epoll loop sees it complete
@@ -15,7 +15,7 @@ import { close } from "./ns.ts";
 export const SOCK_NONBLOCK = 0o4000;
 const EINPROGRESS = 115;
 
-/** struct sockaddr_in / sockaddr_in6 for an IP literal (net.ts keeps its own private). */
+/** struct sockaddr_in / sockaddr_in6 for an IP literal. */
 export function sockaddrOf(host: string, port: number): { buf: Uint8Array; family: number } {
   if (isIPv4(host)) {
     const buf = new Uint8Array(16);
