@@ -68,7 +68,9 @@ export async function daemonMain(): Promise<void> {
         const body = await req.json().catch(() => ({}));
         const parsed = v.safeParse(schema, body);
         if (!parsed.success) throw new BurrowError(`invalid request: ${formatIssues(parsed.issues)}`, { kind: "protocol" });
+        const t0 = performance.now();
         const result = await (table[op] as (a: unknown) => unknown)(parsed.output);
+        log.debug(`${op} handled in ${(performance.now() - t0).toFixed(1)} ms`);
         return Response.json(result ?? {});
       } catch (e) {
         if (e instanceof BurrowError) {

@@ -85,6 +85,7 @@ export class SandboxService {
   }
 
   async create(req: CreateRequest): Promise<{ id: string; name: string; enter: EnterTarget & { cwd: string } }> {
+    const tStart = performance.now();
     const name = req.name ?? this.randomName();
     const hostname = req.hostname ?? name.slice(0, 63);
     if (!HOSTNAME.test(hostname))
@@ -173,7 +174,7 @@ export class SandboxService {
         });
       }
       this.store.update(s);
-      log.debug(`create ${name}: namespaces ${(t1 - t0).toFixed(1)} ms, network+ports ${(performance.now() - t1).toFixed(1)} ms`);
+      log.debug(`create ${name}: before ns ${(t0 - tStart).toFixed(1)} ms, namespaces ${(t1 - t0).toFixed(1)} ms, network+ports ${(performance.now() - t1).toFixed(1)} ms`);
       this.store.event("create", s, { network: networkRaw });
       if (req.detach) this.spawnDetached(s);
       undo.commit();
