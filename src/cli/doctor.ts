@@ -8,7 +8,7 @@ import { formatArg, printJson } from "./_shared.ts";
 import { findRange } from "../userns/idmap.ts";
 import { getuid } from "../sys/proc.ts";
 import { cleanEnv } from "../sys/env.ts";
-import { DEFAULT_PLUGIN_DIRS } from "../net/cni/plugins.ts";
+import { DEFAULT_PLUGIN_DIRS } from "../net/cni/dirs.ts";
 
 type Level = "ok" | "warn" | "fail";
 interface Check {
@@ -18,7 +18,6 @@ interface Check {
   fix?: string;
 }
 
-const PLUGIN_DIRS = DEFAULT_PLUGIN_DIRS;
 
 function which(name: string): string | null {
   for (const dir of `${process.env.PATH ?? ""}:/usr/sbin:/sbin:/usr/bin:/bin`.split(":")) {
@@ -91,13 +90,13 @@ export function runChecks(): Check[] {
   const pasta = which("pasta");
   if (pasta) add("pasta", "ok", `${pasta}: ${versionOf(pasta)}`);
   else add("pasta", "warn", "not installed: needed for --network pasta", "sudo apt-get install passt");
-  const pluginDir = PLUGIN_DIRS.find((d) => existsSync(`${d}/bridge`));
-  if (!pluginDir) add("CNI plugins", "warn", `no bridge plugin in ${PLUGIN_DIRS.join(", ")}: bridge networks unavailable`, "sudo apt-get install containernetworking-plugins");
+  const pluginDir = DEFAULT_PLUGIN_DIRS.find((d) => existsSync(`${d}/bridge`));
+  if (!pluginDir) add("CNI plugins", "warn", `no bridge plugin in ${DEFAULT_PLUGIN_DIRS.join(", ")}: bridge networks unavailable`, "sudo apt-get install containernetworking-plugins");
   else {
     const missing = ["bridge", "host-local", "portmap", "firewall", "tuning"].filter((p) => !existsSync(`${pluginDir}/${p}`));
     if (missing.length) add("CNI plugins", "warn", `${pluginDir} lacks ${missing.join(", ")}`, "sudo apt-get install containernetworking-plugins");
     else add("CNI plugins", "ok", pluginDir);
-    if (!PLUGIN_DIRS.some((d) => existsSync(`${d}/dnsname`)))
+    if (!DEFAULT_PLUGIN_DIRS.some((d) => existsSync(`${d}/dnsname`)))
       add("dnsname plugin", "warn", "not installed: sandboxes on a network cannot resolve each other by name", "sudo apt-get install golang-github-containernetworking-plugin-dnsname");
     else add("dnsname plugin", "ok", "installed");
     if (!which("dnsmasq")) add("dnsmasq", "warn", "not installed: the dnsname plugin needs it", "sudo apt-get install dnsmasq-base");

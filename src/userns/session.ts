@@ -2,7 +2,6 @@
 // ensureHolder() under the daemon start lock.
 import { readFileSync, writeFileSync, rmSync } from "node:fs";
 import { BurrowError } from "../errors.ts";
-import { log } from "../log.ts";
 import type { Paths } from "../paths.ts";
 import { roleEnv, selfCommand } from "../sys/env.ts";
 import { nsId } from "../sys/ns.ts";
@@ -63,7 +62,9 @@ export async function ensureHolder(p: Paths): Promise<HolderInfo> {
   }
   try {
     const { kind, why } = await writeMaps(proc.pid, p.uid, getgid());
-    if (kind === "single") log.warn(`using a single-id user namespace: ${why}; programs that change user inside a sandbox will fail`);
+    // Said once: the holder lives on, and with it this choice. Plain stderr:
+    // the CLI does not load the logger (it costs start-up time).
+    if (kind === "single") process.stderr.write(`WARN: using a single-id user namespace: ${why}; programs that change user inside a sandbox will fail\n`);
     proc.stdin.write("go\n");
     await proc.stdin.end();
     // Wait until the holder has exec'd sleep, so its namespaces are final.

@@ -15,7 +15,9 @@ import { cleanEnv } from "../../sys/env.ts";
 import { PluginErrorSchema } from "./result.ts";
 
 /** Where plugins are looked for, in order (podman v3's default cni_plugin_dirs, plus Debian's /usr/lib/cni). */
-export const DEFAULT_PLUGIN_DIRS = ["/usr/local/libexec/cni", "/usr/libexec/cni", "/usr/local/lib/cni", "/usr/lib/cni", "/opt/cni/bin"];
+import { DEFAULT_PLUGIN_DIRS } from "./dirs.ts";
+
+export { DEFAULT_PLUGIN_DIRS };
 
 export const DEFAULT_PLUGIN_TIMEOUT_MS = 60_000;
 
