@@ -393,11 +393,19 @@ export class SandboxService {
     for (const s of this.store.all()) {
       if (s.status === "exited") continue;
       if (s.bootId !== this.bootId || s.session !== this.session.id) {
-        // Pins from another boot or session are unreachable: just record it.
-        // Processes of a dead session may still run; kill them by namespace.
-        if (s.bootId === this.bootId && s.runtime.ino) await killAll(s.runtime.ino.mnt);
+        if (s.bootId !== this.bootId) {
+          // After a reboot nothing of it runs, and its inode numbers and pids
+          // may now name someone else's: forget them, clean only our paths.
+          if (s.runtime.pins) removePins(s.runtime.pins, pinDir(this.paths, s.id));
+          s.runtime.ino = null;
+          s.runtime.backend = undefined;
+          s.runtime.ports = undefined;
+        } else if (s.runtime.ino) {
+          // A dead session's processes may still run: kill them by namespace.
+          await killAll(s.runtime.ino.mnt);
+        }
+        // Pins of a dead session are unreachable (its mount namespace is gone).
         s.runtime.pins = null;
-        s.runtime.backend = s.bootId === this.bootId ? s.runtime.backend : undefined;
         s.status = "exited";
         s.finishedAt = now();
         const errs = await this.release(s);

@@ -1,6 +1,7 @@
 // Sandbox lifecycle end to end: dist/burrow as the unprivileged test user
 // (rootless) and as root inside a test-made netns (rootful).
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { Database } from "bun:sqlite";
 import { readFileSync, readlinkSync, existsSync } from "node:fs";
 import { burrowContext, type BurrowContext } from "../helpers/context.ts";
 import { integrationUnavailable, testUser } from "../helpers/env.ts";
@@ -236,6 +237,22 @@ describe.skipIf(!!why)("rootless session", () => {
     expect(uid).toBe("0");
     expect(map!.trim().split(/\s+/)).toEqual(["0", String(testUser().uid), "1"]);
     expect(out).toMatch(/\n\s+1\s+\d+\s+65536\n/);
+  });
+
+  test("after a reboot (another boot id in the state) stale sandboxes are marked exited and their pins dropped", async () => {
+    await t.burrowOk(["run", "-d", "--network", "none", "--name", "old", "--", "sleep", "300"]);
+    const pid = JSON.parse(await t.burrowOk(["ps", "--format", "json"]))[0].Pid;
+    for (const d of daemonPids(t.dirs.runtimeDir)) process.kill(d, "SIGKILL");
+    process.kill(pid, "SIGKILL"); // a reboot ends every process
+    expect(await until(() => daemonPids(t.dirs.runtimeDir).length === 0)).toBe(true);
+    const db = new Database(`${t.dirs.stateDir}/state.db`);
+    db.run("UPDATE sandboxes SET boot_id = 'an-earlier-boot'");
+    db.close();
+    const ps = JSON.parse(await t.burrowOk(["ps", "-a", "--format", "json"]));
+    expect(ps).toHaveLength(1);
+    expect(ps[0].State).toBe("exited");
+    expect(JSON.parse(await t.burrowOk(["inspect", "old"]))[0].NetworkSettings.SandboxKey).toBe("");
+    await t.burrowOk(["rm", "old"]);
   });
 
   test("killing the holder ends the session: sandboxes are reported gone and cleaned up", async () => {
