@@ -105,6 +105,11 @@ export class SandboxService {
       await backend.validate(mode, this.paths);
       plan = backend.plan(mode);
     }
+    // podman v3: these only mean something on bridge networks.
+    for (const [flag, given] of [["--ip", req.ip], ["--mac-address", req.mac], ["--network-alias", req.aliases.length ? req.aliases.join(",") : undefined]] as const) {
+      if (given !== undefined && mode.kind !== "cni")
+        throw new BurrowError(`${flag} ${given} can only be used with bridge networks (--network bridge or a network name), not --network ${mode.kind}`, { kind: "bad-input" });
+    }
     const portSpecs = this.ports.parse(req.ports, mode);
     if (this.store.nameTaken(name)) throw nameInUse(name);
 

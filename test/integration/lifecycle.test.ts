@@ -129,6 +129,8 @@ for (const mode of ["rootless", "rootful"] as const) {
         [["rm", "nosuch"], /no sandbox with name or id "nosuch"/],
         [["frobnicate"], /unknown command "frobnicate"/],
         [["run", "--network", "container:nosuch", "--", "true"], /no sandbox with name or id "nosuch"/],
+        [["run", "--network", "none", "--ip", "10.0.0.5", "--", "true"], /--ip 10.0.0.5 can only be used with bridge networks/],
+        [["run", "--network", "none", "--network-alias", "web", "--", "true"], /--network-alias web can only be used with bridge networks/],
       ];
       for (const [args, msg] of cases) {
         const r = await t.burrow(args);
