@@ -31,6 +31,9 @@ function now(): string {
   return new Date().toISOString();
 }
 
+/** A sandbox still "created" with no process after this long was abandoned by its CLI. */
+const ABANDONED_MS = 10_000;
+
 const ADJECTIVES = ["brave", "calm", "eager", "fond", "keen", "lucid", "merry", "quiet", "swift", "witty", "bold", "gentle"];
 const ANIMALS = ["badger", "mole", "rabbit", "fox", "vole", "otter", "wombat", "marmot", "gopher", "shrew", "stoat", "hare"];
 
@@ -388,6 +391,10 @@ export class SandboxService {
         const gone = !s.pid || startTimeOf(s.pid) !== s.pidStart;
         if (gone || !pinsOk) await this.exited(s.id, null);
       } else if (!pinsOk) {
+        await this.exited(s.id, null);
+      } else if (Date.now() - Date.parse(s.createdAt) > ABANDONED_MS && !this.processes(s).length) {
+        // Created for a foreground run whose CLI died before starting the
+        // command: nobody will ever start it.
         await this.exited(s.id, null);
       }
     }
