@@ -90,6 +90,56 @@ export const Ops = {
 export type Op = keyof typeof Ops;
 export type OpArgs<O extends Op> = v.InferInput<(typeof Ops)[O]>;
 
+// Replies, checked by the CLI on arrival. Views that only get printed
+// (inspect, ps rows, conflists) are checked for their shape's outline.
+const Done = v.looseObject({});
+const IdName = v.looseObject({ id: v.string(), name: v.string() });
+const PortRecordSchema = v.object({ hostIp: v.string(), hostPort: v.number(), containerPort: v.number(), protocol: v.picklist(["tcp", "udp"]) });
+const Names = v.array(v.string());
+
+export const Replies = {
+  create: v.looseObject({ id: v.string(), name: v.string(), enter: v.looseObject({ ...EnterTarget.entries, cwd: v.optional(v.string()) }) }),
+  started: Done,
+  exited: Done,
+  list: v.array(
+    v.object({
+      Id: v.string(),
+      Names: Names,
+      Command: Names,
+      Status: v.string(),
+      State: v.string(),
+      Pid: v.number(),
+      ExitCode: v.number(),
+      CreatedAt: v.string(),
+      StartedAt: v.string(),
+      Network: v.string(),
+      Ports: v.array(v.object({ host_ip: v.string(), host_port: v.number(), container_port: v.number(), protocol: v.string() })),
+    }),
+  ),
+  inspect: v.looseObject({ Id: v.string(), Name: v.string(), State: v.looseObject({ Status: v.string() }) }),
+  enter: v.looseObject({ id: v.string(), name: v.string(), enter: EnterTarget }),
+  logs: v.object({ path: v.string() }),
+  port: v.looseObject({ id: v.string(), ports: v.array(PortRecordSchema) }),
+  stop: IdName,
+  rm: IdName,
+  info: Done,
+  ping: v.object({ pid: v.number() }),
+  events: v.array(v.object({ seq: v.number(), time: v.string(), type: v.string(), id: v.nullable(v.string()), name: v.nullable(v.string()), attributes: v.record(v.string(), v.unknown()) })),
+  stats: v.array(v.looseObject({ ID: v.string(), Name: v.string(), PIDs: v.number(), MemUsage: v.number(), NetInput: v.number(), NetOutput: v.number() })),
+  networkCreate: v.object({ name: v.string(), warnings: Names }),
+  networkList: v.looseObject({ networks: v.array(v.looseObject({ name: v.string() })), table: v.string(), quiet: v.string(), noheading: v.string(), warnings: Names }),
+  networkInspect: v.looseObject({ name: v.string() }),
+  networkRemove: v.object({ removed: Names }),
+  networkPrune: v.object({ removed: Names }),
+  networkConnect: v.object({ id: v.string() }),
+  networkDisconnect: v.object({ id: v.string() }),
+  networkReload: v.object({ reloaded: Names, errors: Names }),
+} as const satisfies Record<Op, v.GenericSchema>;
+export type Reply<O extends Op> = v.InferOutput<(typeof Replies)[O]>;
+
+/** A failed request's body. */
+export const ErrorReply = v.object({ error: v.string(), kind: v.optional(v.string()), exitCode: v.optional(v.number()) });
+
 /** One line per validation issue, with a dotted path (STYLE.md #8). */
 export function formatIssues(issues: v.BaseIssue<unknown>[]): string {
   return issues

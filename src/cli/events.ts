@@ -28,7 +28,7 @@ export default defineCommand({
     const json = str(p, "format") === "json";
     let since = 0;
     for (;;) {
-      const events = (await call("events", { since })) as Event[];
+      const events: Event[] = await call("events", { since });
       for (const e of events) {
         since = e.seq;
         if (json) process.stdout.write(`${JSON.stringify(e)}\n`);

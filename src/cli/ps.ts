@@ -26,7 +26,7 @@ export default defineCommand({
   args,
   async run({ rawArgs }) {
     const p = parseStrict(rawArgs, args, { command: "ps" });
-    const rows = (await call("list", { all: bool(p, "all") })) as PsRow[];
+    const rows: PsRow[] = await call("list", { all: bool(p, "all") });
     if (str(p, "format") === "json") return printJson(rows);
     if (bool(p, "quiet")) {
       for (const r of rows) process.stdout.write(`${r.Id.slice(0, 12)}\n`);

@@ -4,7 +4,8 @@
 import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import { BurrowError } from "../errors.ts";
 import { controlSocket, resolvePaths, type Paths } from "../paths.ts";
-import type { Op, OpArgs } from "../protocol.ts";
+import * as v from "valibot";
+import { ErrorReply, Replies, formatIssues, type Op, type OpArgs, type Reply } from "../protocol.ts";
 import { roleEnv, selfCommand } from "../sys/env.ts";
 import { LOCK, flock } from "../sys/proc.ts";
 import { ensureHolder } from "../userns/session.ts";
@@ -29,19 +30,25 @@ async function rawCall(op: string, args: unknown): Promise<unknown> {
   } catch (e) {
     throw new Unreachable(String(e));
   }
-  const body = (await res.json().catch(() => ({ error: `daemon answered ${res.status} without JSON` }))) as any;
-  if (!res.ok) throw new BurrowError(body.error ?? "daemon error", { kind: body.kind, exitCode: body.exitCode ?? 125 });
-  return body;
+  const body = await res.json().catch(() => undefined);
+  if (!res.ok) {
+    const err = v.safeParse(ErrorReply, body);
+    if (!err.success) throw new BurrowError(`the daemon failed with status ${res.status} and no readable error`, { kind: "protocol" });
+    throw new BurrowError(err.output.error, { kind: err.output.kind, exitCode: err.output.exitCode ?? 125 });
+  }
+  const reply = v.safeParse(Replies[op as Op], body);
+  if (!reply.success) throw new BurrowError(`the daemon's reply to ${op} is not what this burrow expects (${formatIssues(reply.issues)}): is an older daemon still running?`, { kind: "protocol" });
+  return reply.output;
 }
 
-export async function call<O extends Op>(op: O, args: OpArgs<O>): Promise<any> {
+export async function call<O extends Op>(op: O, args: OpArgs<O>): Promise<Reply<O>> {
   try {
-    return await rawCall(op, args);
+    return (await rawCall(op, args)) as Reply<O>;
   } catch (e) {
     if (!(e instanceof Unreachable)) throw e;
   }
   await ensureDaemon();
-  return rawCall(op, args);
+  return rawCall(op, args) as Promise<Reply<O>>;
 }
 
 async function ping(): Promise<boolean> {
