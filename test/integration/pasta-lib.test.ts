@@ -2,32 +2,16 @@
 // namespace made for the test. Published ports bind on 127.0.0.1 only.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BurrowError } from "../../src/errors.ts";
 import { createNetns, type TestNetns } from "../helpers/netns.ts";
 import { parsePastaMode } from "../../src/net/pasta/options.ts";
 import { isPasta, probePasta, startPasta, type PastaFeatures } from "../../src/net/pasta/process.ts";
+import { freePort, sh } from "../helpers/sys.ts";
 
 const canRun = process.getuid?.() === 0 && Bun.which("pasta") !== null && Bun.which("ip") !== null;
 
-function sh(...argv: string[]): string {
-  const r = Bun.spawnSync(argv, { stdout: "pipe", stderr: "pipe" });
-  if (r.exitCode !== 0) throw new Error(`${argv.join(" ")}: ${r.stderr.toString()}`);
-  return r.stdout.toString();
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 describe.skipIf(!canRun)("pasta (real, as root)", () => {
   const dir = mkdtempSync(join(tmpdir(), "burrow-pasta-test-"));

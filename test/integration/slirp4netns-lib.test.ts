@@ -3,7 +3,6 @@
 // loopback and into those namespaces; everything is removed afterwards.
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BurrowError } from "../../src/errors.ts";
@@ -12,25 +11,10 @@ import { addHostFwd, listHostFwd, removeHostFwd, waitForApiSocket } from "../../
 import { parseSlirp4netnsMode, slirp4netnsAddresses } from "../../src/net/slirp4netns/options.ts";
 import { probeSlirp4netns, type Slirp4netnsFeatures } from "../../src/net/slirp4netns/probe.ts";
 import { isOurSlirp4netns, startSlirp4netns, stopSlirp4netnsPid, type Slirp4netnsProcess } from "../../src/net/slirp4netns/process.ts";
+import { freePort, sh } from "../helpers/sys.ts";
 
 const canRun = process.getuid?.() === 0 && Bun.which("slirp4netns") !== null && Bun.which("ip") !== null;
 
-function sh(...argv: string[]): string {
-  const r = Bun.spawnSync(argv, { stdout: "pipe", stderr: "pipe" });
-  if (r.exitCode !== 0) throw new Error(`${argv.join(" ")}: ${r.stderr.toString()}`);
-  return r.stdout.toString();
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 interface AddrInfo {
   ifname: string;

@@ -54,6 +54,8 @@ function withDataDir(conf: Conflist, dataDir: string): Conflist {
   };
 }
 
+type AttachArgs = [s: Sandbox, netns: string, net: Network, ifName: string, opts: { ip?: string; mac?: string; aliases: string[]; ports?: PortRecord[] }];
+
 export class CniNetworking {
   readonly store: NetworkStore;
   readonly rootlessNetns: RootlessNetns | null;
@@ -100,14 +102,8 @@ export class CniNetworking {
   }
 
   /** Attaches one network as `ifName`; the caller records the result. */
-  async attach(
-    s: Sandbox,
-    netns: string,
-    net: Network,
-    ifName: string,
-    opts: { ip?: string; mac?: string; aliases: string[]; ports?: PortRecord[] },
-  ): Promise<CniAttachmentRecord> {
-    return this.hold(() => this.attachNow(s, netns, net, ifName, opts));
+  attach(...args: AttachArgs): Promise<CniAttachmentRecord> {
+    return this.hold(() => this.attachNow(...args));
   }
 
   /**
@@ -124,13 +120,7 @@ export class CniNetworking {
     }
   }
 
-  private async attachNow(
-    s: Sandbox,
-    netns: string,
-    net: Network,
-    ifName: string,
-    opts: { ip?: string; mac?: string; aliases: string[]; ports?: PortRecord[] },
-  ): Promise<CniAttachmentRecord> {
+  private async attachNow(...[s, netns, net, ifName, opts]: AttachArgs): Promise<CniAttachmentRecord> {
     if (this.rootlessNetns) await this.rootlessNetns.ensure();
     // Every sandbox answers to its name, its --network-alias values and its
     // short id. dnsname registers the name itself (K8S_POD_NAME), so the
