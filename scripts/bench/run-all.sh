@@ -5,11 +5,13 @@
 #
 # 1. setup-peers.sh (podman, runc, rootlesskit, the busybox rootfs; quiet
 #    when all is in place), 2. a fresh dist/burrow (bun run build) and one
-#    snapshot of it that all three measure (others may rebuild dist/ while
-#    this runs), 3. start.sh, throughput.sh, memory.sh. The whole output also
-#    goes to .bench/run-all-TIME.log. Each script removes what it made.
+#    snapshot of it that every script measures (others may rebuild dist/ while
+#    this runs), 3. start.sh, throughput.sh, memory.sh, bridge.sh. The whole
+#    output also goes to .bench/run-all-TIME.log. Each script removes what it
+#    made.
 # Arguments are not taken; the scripts' own (runs, seconds, counts) can be
-# set with BENCH_START_RUNS, BENCH_SECONDS, BENCH_SANDBOXES, BENCH_CONTAINERS.
+# set with BENCH_START_RUNS (start.sh and bridge.sh), BENCH_SECONDS
+# (throughput.sh and bridge.sh), BENCH_SANDBOXES, BENCH_CONTAINERS.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/lib.sh"
@@ -41,5 +43,8 @@ bash "$here/throughput.sh" "${BENCH_SECONDS:-10}"
 
 step "memory.sh"
 bash "$here/memory.sh" "${BENCH_SANDBOXES:-50}" "${BENCH_CONTAINERS:-5}"
+
+step "bridge.sh"
+bash "$here/bridge.sh" "${BENCH_START_RUNS:-30}" "${BENCH_SECONDS:-10}"
 
 step "done: log in ${log#"$bench_repo"/}"
