@@ -102,6 +102,7 @@ export function networkHandlers(svc: SandboxService) {
           if (u.status === "running" && cniRecord(u).attachments.some((x) => x.network === net.name)) await disconnect(net.name, u.id);
         }
         await cni.store.remove(net.name);
+        for (const e of await cni.forget(net)) log.warn(`network rm ${net.name}: ${e.message}`);
         svc.store.event("network-remove", null, { network: net.name });
         removed.push(net.name);
       }
@@ -110,6 +111,7 @@ export function networkHandlers(svc: SandboxService) {
     networkPrune: async () => {
       const inUse = new Set(svc.store.all().flatMap(networksOf));
       const { removed, errors } = await cni.store.prune(inUse);
+      for (const net of removed) for (const e of await cni.forget(net)) log.warn(`network prune ${net.name}: ${e.message}`);
       if (errors.length) throw new BurrowError(`network prune: ${errors.map(messageOf).join("; ")}`);
       return { removed: removed.map((n) => n.name) };
     },

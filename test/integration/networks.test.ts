@@ -458,5 +458,24 @@ for (const mode of ["rootless", "rootful"] as const) {
       const gone = await t.burrow(["network", "rm", "alpha"]);
       expect(gone.code).toBe(125);
     }, 30000);
+
+    test("network rm forgets the network's address allocations and removes its bridge", async () => {
+      await t.burrowOk(["network", "create", "--subnet", "10.199.7.0/24", "gone"]);
+      const bridge = JSON.parse(await t.burrowOk(["network", "ls", "--format", "json"])).find((n: { name: string }) => n.name === "gone").network_interface;
+      const first = (await t.burrowOk(["run", "--rm", "--network", "gone", "--", "sh", "-c", "ip -o -4 addr show eth0"])).match(/inet (\S+)\//)![1];
+      // keep a sandbox on another network so a rootless CNI namespace stays up with the bridge in it
+      await t.burrowOk(["run", "-d", "--network", "bridge", "--name", "keeper", "--", "sleep", "300"]);
+      await t.burrowOk(["run", "--rm", "--network", "gone", "--", "true"]);
+      await t.burrowOk(["network", "rm", "gone"]);
+      expect(existsSync(`${t.dirs.stateDir}/cni/networks/gone`)).toBe(false);
+      const links = mode === "rootful" ? await t.run(["ip", "-o", "link", "show"]) : await t.burrow(["unshare", "--", "nsenter", `--net=${t.dirs.runtimeDir}/rootless-netns/net`, "ip", "-o", "link", "show"]);
+      expect(links.code).toBe(0);
+      expect(links.stdout).not.toContain(`${bridge}:`);
+      await t.burrowOk(["network", "create", "--subnet", "10.199.7.0/24", "gone"]);
+      const again = (await t.burrowOk(["run", "--rm", "--network", "gone", "--", "sh", "-c", "ip -o -4 addr show eth0"])).match(/inet (\S+)\//)![1];
+      expect(again).toBe(first);
+      await t.burrowOk(["rm", "-f", "keeper"]);
+      await t.burrowOk(["network", "rm", "gone"]);
+    }, 30000);
   });
 }

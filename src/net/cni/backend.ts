@@ -3,7 +3,9 @@
 // rootful, in the daemon's own network namespace (the host's, or in tests a
 // namespace made for the test), with ports through the portmap plugin.
 // Daemon main thread.
+import { rmSync } from "node:fs";
 import { BurrowError, messageOf } from "../../errors.ts";
+import { cleanEnv } from "../../sys/env.ts";
 import { log } from "../../log.ts";
 import type { Paths } from "../../paths.ts";
 import type { PortRecord, Sandbox } from "../../state/sandboxes.ts";
@@ -87,6 +89,29 @@ export class CniNetworking {
 
   private get dataDir(): string {
     return cniDataDir(this.paths);
+  }
+
+  /**
+   * After `network rm`/`prune`: host-local's allocations for the network and
+   * its (now unused) bridge go too, as with podman, so a network made again
+   * under the same name starts afresh. Errors are returned, not thrown.
+   */
+  async forget(net: Network): Promise<Error[]> {
+    const errors: Error[] = [];
+    try {
+      rmSync(`${this.dataDir}/${net.name}`, { recursive: true, force: true });
+    } catch (e) {
+      errors.push(e as Error);
+    }
+    if (!net.bridge) return errors;
+    const rns = this.rootlessNetns;
+    if (rns && !rns.alive()) return errors; // its bridges went with it
+    const argv = [...(rns ? rns.wrapper() : []), "/usr/sbin/ip", "link", "del", net.bridge];
+    const p = Bun.spawn(argv, { env: cleanEnv(rns ? rns.env() : {}), stdout: "ignore", stderr: "pipe" });
+    const [code, err] = await Promise.all([p.exited, new Response(p.stderr).text()]);
+    // "Cannot find device": no sandbox ever used it here.
+    if (code !== 0 && !/Cannot find device|does not exist/.test(err)) errors.push(new Error(`removing bridge ${net.bridge}: ${err.trim()}`));
+    return errors;
   }
 
   async networks(names: string[]): Promise<Network[]> {
