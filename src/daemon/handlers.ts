@@ -14,7 +14,8 @@ export function handlers(svc: SandboxService) {
     info: () => ({ pid: process.pid, paths: svc.paths, session: svc.session, sandboxes: svc.active() }),
     create: (a: Args<"create">) => svc.create(a),
     started: (a: Args<"started">) => svc.started(a.id, a.pid),
-    exited: (a: Args<"exited">) => svc.exited(a.id, a.exitCode),
+    // The CLI waits for the exit to be recorded, not for the network's release.
+    exited: (a: Args<"exited">) => svc.exited(a.id, a.exitCode, { wait: false }),
     list: (a: Args<"list">) => svc.list(a.all).map((s) => psRow(s, svc.health(s))),
     inspect: (a: Args<"inspect">) => {
       const s = svc.store.find(a.name);

@@ -28,6 +28,9 @@ function bootId(): string {
   }
 }
 
+/** Ops that need not wait for background releases (create waits for its name only). */
+const UNSETTLED_OPS = new Set<Op>(["create", "started", "exited", "ping", "enter"]);
+
 export async function daemonMain(): Promise<void> {
   const paths = resolvePaths();
   process.umask(0o077);
@@ -69,6 +72,9 @@ export async function daemonMain(): Promise<void> {
         const parsed = v.safeParse(schema, body);
         if (!parsed.success) throw new BurrowError(`invalid request: ${formatIssues(parsed.issues)}`, { kind: "protocol" });
         const t0 = performance.now();
+        // What observes or changes state sees sandboxes fully released
+        // (exits release their network in the background: service.exited).
+        if (!UNSETTLED_OPS.has(op)) await service.settled();
         const result = await (table[op] as (a: unknown) => unknown)(parsed.output);
         log.debug(`${op} handled in ${(performance.now() - t0).toFixed(1)} ms`);
         return Response.json(result ?? {});
@@ -95,6 +101,7 @@ export async function daemonMain(): Promise<void> {
     shuttingDown = true;
     log.debug(`daemon exiting: ${why}`);
     server.stop(true);
+    await service.settled();
     rmSync(sock, { force: true });
     // With no sandbox left, the session has nothing to keep: end the holder
     // too, but never while a CLI is starting one (it holds the lock).
@@ -119,7 +126,7 @@ export async function daemonMain(): Promise<void> {
         return shutdown("holder gone");
       }
       await service.reap();
-      if (service.inflight === 0 && service.active() === 0 && Date.now() - lastActivity > idleMs) await shutdown("idle");
+      if (service.inflight === 0 && service.active() === 0 && service.releasing() === 0 && Date.now() - lastActivity > idleMs) await shutdown("idle");
     } catch (e) {
       log.warn(`housekeeping: ${messageOf(e)}`);
     }

@@ -114,6 +114,10 @@ export class SandboxService {
         throw new BurrowError(`${flag} ${given} can only be used with bridge networks (--network bridge or a network name), not --network ${mode.kind}`, { kind: "bad-input" });
     }
     const portSpecs = this.ports.parse(req.ports, mode);
+    // A sandbox of that name may be in its background release (`run --rm`
+    // just returned): its name is free once that is done.
+    const releasing = this.store.all().find((o) => o.name === name && this.exiting.has(o.id));
+    if (releasing) await this.settled(releasing.id);
     if (this.store.nameTaken(name)) throw nameInUse(name);
 
     const id = randomBytes(32).toString("hex");
@@ -234,28 +238,55 @@ export class SandboxService {
     this.markStarted(s, pid);
   }
 
-  /** Exit reports being handled, by sandbox id. */
-  private exiting = new Map<string, Promise<Error[]>>();
+  /** Exit reports being handled, by sandbox id: settle with `done`. */
+  private exiting = new Map<string, { visible: Promise<void>; done: Promise<Error[]> }>();
 
-  /** The sandbox's main process ended: record it and release its network. */
-  async exited(id: string, exitCode: number | null): Promise<void> {
-    await this.recordExit(id, exitCode);
+  /**
+   * The sandbox's main process ended: record it and release everything.
+   * Resolves once the exit is visible and its processes and host ports are
+   * gone; the network and the pins are released after that, in the
+   * background (a bridge's CNI DEL takes ~130 ms), like Docker's --rm. Every
+   * operation that observes state first waits for them (settled()), so
+   * nobody sees a half-released sandbox.
+   */
+  async exited(id: string, exitCode: number | null, opts: { wait?: boolean } = {}): Promise<void> {
+    const r = this.recordExit(id, exitCode);
+    await (opts.wait === false ? r.visible : r.done);
+  }
+
+  /** Waits until no sandbox is being released (all of them, or `id`'s). */
+  async settled(id?: string): Promise<void> {
+    const pending = id ? [this.exiting.get(id)] : [...this.exiting.values()];
+    await Promise.all(pending.map((p) => p?.done.catch(() => [])));
+  }
+
+  releasing(): number {
+    return this.exiting.size;
   }
 
   /**
-   * exited(), returning the release's errors. A second report while the
-   * first is handled (the waiter, stop's fallback, rm -f) waits for it
-   * instead of releasing the network again, then only adds the exit code.
+   * A second report while the first is handled (the waiter, stop's
+   * fallback, rm -f) waits for it instead of releasing the network again,
+   * then only adds the exit code.
    */
-  private recordExit(id: string, exitCode: number | null): Promise<Error[]> {
+  private recordExit(id: string, exitCode: number | null): { visible: Promise<void>; done: Promise<Error[]> } {
     const busy = this.exiting.get(id);
-    if (busy) return busy.catch(() => []).then(() => this.recordExit(id, exitCode)).then(() => []);
-    const p = this.exitedNow(id, exitCode).finally(() => this.exiting.delete(id));
-    this.exiting.set(id, p);
-    return p;
+    if (busy) {
+      const done = busy.done.catch(() => []).then(() => this.recordExit(id, exitCode).done).then(() => [] as Error[]);
+      return { visible: busy.visible, done };
+    }
+    let markVisible!: () => void;
+    const visible = new Promise<void>((r) => (markVisible = r));
+    const done = this.exitedNow(id, exitCode, markVisible).finally(() => {
+      markVisible();
+      this.exiting.delete(id);
+    });
+    const entry = { visible, done };
+    this.exiting.set(id, entry);
+    return entry;
   }
 
-  private async exitedNow(id: string, exitCode: number | null): Promise<Error[]> {
+  private async exitedNow(id: string, exitCode: number | null, visible: () => void): Promise<Error[]> {
     let s: Sandbox;
     try {
       s = this.store.find(id);
@@ -272,7 +303,12 @@ export class SandboxService {
     s.status = "exited";
     s.exitCode = exitCode;
     s.finishedAt = now();
-    const errors = await this.release(s);
+    // First what a next command could trip over: leftover processes and
+    // the host ports (a `run --rm -p 8080:80` right after must find 8080 free).
+    const errors = await this.releaseProcessesAndPorts(s);
+    this.store.update(s);
+    visible();
+    errors.push(...(await this.releaseNetwork(s)));
     this.store.update(s);
     this.store.event("died", s, { exitCode });
     for (const e of errors) log.warn(`cleanup of ${s.name}: ${e.message}`);
@@ -282,12 +318,19 @@ export class SandboxService {
 
   /** Kills what is left and removes ports, network and pins (not the row). */
   private async release(s: Sandbox): Promise<Error[]> {
+    return [...(await this.releaseProcessesAndPorts(s)), ...(await this.releaseNetwork(s))];
+  }
+
+  private async releaseProcessesAndPorts(s: Sandbox): Promise<Error[]> {
+    const errors: Error[] = [];
+    if (s.runtime.ino) await killAll(s.runtime.ino.mnt);
+    if (s.runtime.ports?.length) errors.push(...(await this.ports.teardown(s)));
+    return errors;
+  }
+
+  private async releaseNetwork(s: Sandbox): Promise<Error[]> {
     const errors: Error[] = [];
     const lap = timer();
-    if (s.runtime.ino) await killAll(s.runtime.ino.mnt);
-    lap("kill");
-    if (s.runtime.ports?.length) errors.push(...(await this.ports.teardown(s)));
-    lap("ports");
     const kind = s.runtime.network as NetworkMode["kind"];
     if (s.runtime.backend && kind !== "container") {
       try {
@@ -319,6 +362,8 @@ export class SandboxService {
     // The waiter (CLI or this daemon) reports the exit status; give it a moment.
     for (let i = 0; i < 50 && this.store.find(s.id).status !== "exited"; i++) await Bun.sleep(10);
     if (this.store.find(s.id).status !== "exited") await this.exited(s.id, null);
+    // stop returns with the sandbox fully released (network included).
+    await this.settled(s.id);
     return this.store.find(s.id);
   }
 
@@ -339,7 +384,7 @@ export class SandboxService {
       // Through the exit path: killing the main process makes its waiter
       // report the exit meanwhile, which must not release the network a
       // second time; and the sandbox "died" before it is removed.
-      errors.push(...(await this.recordExit(s.id, null)));
+      errors.push(...(await this.recordExit(s.id, null).done));
       if (!this.exists(s.id)) {
         // --rm removed it already
         if (errors.length) throw new BurrowError(`removed ${s.name}, but cleanup reported: ${errors.map(messageOf).join("; ")}`, { kind: "cleanup" });
