@@ -3,7 +3,7 @@
 //   __launch  joins the holder's namespaces and execs the daemon (single-threaded)
 //   __daemon  the per-user daemon
 //   __enter   joins a sandbox and execs a command (single-threaded)
-//   __cni     runs a CNI plugin in the rootless CNI namespace (single-threaded)
+//   __cni-server  runs CNI plugins in the rootless CNI namespace (starts single-threaded)
 // The single-threaded roles do their unshare/setns before anything that could
 // start a thread, so they import only src/sys and their own module.
 export {};
@@ -16,13 +16,12 @@ if (role === "__holder") {
   (await import("./userns/launcher.ts")).launcherMain(process.argv.slice(3));
 } else if (role === "__enter") {
   (await import("./sandbox/enter.ts")).enterMain(process.argv.slice(3));
-} else if (role === "__cni") {
-  (await import("./net/cni/rootless-exec.ts")).rootlessCniExecMain(process.argv.slice(3));
 } else {
   // The CLI and the daemon are separate bundles (scripts/build.ts): a
   // runtime-computed specifier keeps them out of this one. Measured: the
   // __enter role starts in 5.1 ms instead of 8.8 ms.
   const { workerUrl } = await import("./workers.ts");
   if (role === "__daemon") await (await import(workerUrl("daemon/main.ts"))).daemonMain();
+  else if (role === "__cni-server") await (await import(workerUrl("net/cni/rootless-exec.ts"))).rootlessCniServerMain(process.argv.slice(3));
   else await (await import(workerUrl("cli/main.ts"))).cliMain(process.argv.slice(2));
 }

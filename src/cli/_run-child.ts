@@ -1,6 +1,6 @@
 // Runs an __enter child in the foreground: stdio passes through, signals are
 // forwarded, and the exit status comes back like a shell's (128+N on signal).
-import { roleEnv, selfCommand } from "../sys/env.ts";
+import { roleEnv, selfCommand, SELF_ARGV0 } from "../sys/env.ts";
 import type { EnterTarget } from "../protocol.ts";
 
 const FORWARDED = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"] as const;
@@ -8,6 +8,7 @@ const NUM: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL:
 
 export function spawnEnter(target: EnterTarget & { cwd?: string }, argv: string[], env: Record<string, string | undefined> = {}) {
   return Bun.spawn([...selfCommand(), "__enter", JSON.stringify(target), "--", ...argv], {
+      argv0: SELF_ARGV0,
     env: roleEnv(env),
     stdin: "inherit",
     stdout: "inherit",

@@ -6,7 +6,7 @@ import { BurrowError } from "../errors.ts";
 import { controlSocket, resolvePaths, type Paths } from "../paths.ts";
 import * as v from "valibot";
 import { ErrorReply, Replies, formatIssues, type Op, type OpArgs, type Reply } from "../protocol.ts";
-import { roleEnv, selfCommand } from "../sys/env.ts";
+import { roleEnv, selfCommand, SELF_ARGV0 } from "../sys/env.ts";
 import { LOCK, flock } from "../sys/proc.ts";
 import { ensureHolder } from "../userns/session.ts";
 
@@ -72,6 +72,7 @@ export async function ensureDaemon(): Promise<void> {
     const logPath = `${p.runtimeDir}/daemon.log`;
     const logFd = openSync(logPath, "a", 0o600);
     const launcher = Bun.spawn([...selfCommand(), "__launch", holder ? String(holder.pid) : "-"], {
+      argv0: SELF_ARGV0,
       env: roleEnv({ BURROW_PATHS: JSON.stringify(p) }),
       stdin: "ignore",
       stdout: logFd,

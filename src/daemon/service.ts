@@ -13,7 +13,7 @@ import { createPinned, pinHolds, removePins } from "../sandbox/namespaces.ts";
 import { etcBinds, etcFiles, writeInPlace } from "../sandbox/files.ts";
 import { killAll, pidsInMountNs, terminate } from "../sandbox/processes.ts";
 import { nameInUse, type Sandbox, type SandboxStore } from "../state/sandboxes.ts";
-import { roleEnv, selfCommand } from "../sys/env.ts";
+import { roleEnv, selfCommand, SELF_ARGV0 } from "../sys/env.ts";
 import { startTimeOf } from "../userns/session.ts";
 import { etcContent } from "../sandbox/etc-content.ts";
 import type { PortDriverSet } from "../ports/drivers.ts";
@@ -205,6 +205,7 @@ export class SandboxService {
     const logFd = openSync(`${dir}/log`, "a", 0o600);
     try {
       const proc = Bun.spawn([...selfCommand(), "__enter", JSON.stringify(this.enterTarget(s)), "--", ...s.spec.argv], {
+      argv0: SELF_ARGV0,
         env: roleEnv(s.spec.env),
         stdin: "ignore",
         stdout: logFd,

@@ -34,8 +34,13 @@ export function roleEnv(extra: Record<string, string | undefined> = {}): Record<
 /** argv[0] to re-exec this same burrow: the compiled binary, or bun + the bundle. */
 export function selfCommand(): string[] {
   // In a `bun build --compile` binary, process.execPath is the binary itself and
-  // process.argv[1] is a virtual "/$bunfs/..." path.
+  // process.argv[1] is a virtual "/$bunfs/..." path. /proc/self/exe, resolved
+  // in the child before its exec, is the running binary even after an
+  // upgrade replaced the file: a daemon never starts roles of another version.
   const script = process.argv[1] ?? "";
-  if (script.startsWith("/$bunfs") || script === process.execPath || script === "") return [process.execPath];
+  if (script.startsWith("/$bunfs") || script === process.execPath || script === "") return ["/proc/self/exe"];
   return [process.execPath, script];
 }
+
+/** argv[0] for re-exec'd roles (Bun.spawn's argv0), so ps shows burrow's path. */
+export const SELF_ARGV0 = process.execPath;

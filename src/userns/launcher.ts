@@ -13,7 +13,8 @@ export function launcherMain(argv: string[]): never {
       join(`/proc/${holderPid}/ns/user`, CLONE.NEWUSER);
       join(`/proc/${holderPid}/ns/mnt`, CLONE.NEWNS);
     }
-    execve(process.execPath, [process.execPath, "__daemon"], cleanEnv());
+    // /proc/self/exe: this very binary, even if an upgrade replaced the file.
+    execve("/proc/self/exe", [process.execPath, "__daemon"], cleanEnv());
   } catch (e) {
     writeSync(2, `burrow: cannot start the daemon: ${(e as Error).message}\n`);
     process.exit(1);

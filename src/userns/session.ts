@@ -3,7 +3,7 @@
 import { readFileSync, writeFileSync, rmSync } from "node:fs";
 import { BurrowError } from "../errors.ts";
 import type { Paths } from "../paths.ts";
-import { roleEnv, selfCommand } from "../sys/env.ts";
+import { roleEnv, selfCommand, SELF_ARGV0 } from "../sys/env.ts";
 import { nsId } from "../sys/ns.ts";
 import { getgid } from "../sys/proc.ts";
 import { writeMaps, type MapKind } from "./idmap.ts";
@@ -48,6 +48,7 @@ export async function ensureHolder(p: Paths): Promise<HolderInfo> {
   const live = readHolder(p);
   if (live) return live;
   const proc = Bun.spawn([...selfCommand(), "__holder"], {
+      argv0: SELF_ARGV0,
     env: roleEnv(),
     stdin: "pipe",
     stdout: "pipe",

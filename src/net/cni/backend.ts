@@ -17,6 +17,7 @@ import { inspectNetworkEntry, type InspectAdditionalNetwork } from "./inspect.ts
 import { DEFAULT_NETWORK, NetworkStore, type Network } from "./networks.ts";
 import type { CniResult } from "./result.ts";
 import { CniRuntime } from "./runtime.ts";
+import { bunSpawner } from "./spawn.ts";
 import { RootlessNetns, cniDataDir } from "./rootless-netns.ts";
 
 export interface CniAttachmentRecord {
@@ -83,7 +84,7 @@ export class CniNetworking {
       // set (else the host's /run/containers/cni/dnsname, podman's): burrow's
       // own runtime dir keeps them apart from podman's dnsmasq for a network
       // of the same name, and from whatever the caller's session exported.
-      ...(rns ? { wrapper: rns.wrapper(), env: rns.env() } : { env: { XDG_RUNTIME_DIR: paths.runtimeDir } }),
+      ...(rns ? { spawn: rns.spawn } : { env: { XDG_RUNTIME_DIR: paths.runtimeDir } }),
     });
   }
 
@@ -106,9 +107,8 @@ export class CniNetworking {
     if (!net.bridge) return errors;
     const rns = this.rootlessNetns;
     if (rns && !rns.alive()) return errors; // its bridges went with it
-    const argv = [...(rns ? rns.wrapper() : []), "/usr/sbin/ip", "link", "del", net.bridge];
-    const p = Bun.spawn(argv, { env: cleanEnv(rns ? rns.env() : {}), stdout: "ignore", stderr: "pipe" });
-    const [code, err] = await Promise.all([p.exited, new Response(p.stderr).text()]);
+    const req = { argv: ["/usr/sbin/ip", "link", "del", net.bridge], env: cleanEnv(), stdin: "", timeoutMs: 10_000 };
+    const { exitCode: code, stderr: err } = await (rns ? rns.spawn(req) : bunSpawner(req));
     // "Cannot find device": no sandbox ever used it here.
     if (code !== 0 && !/Cannot find device|does not exist/.test(err)) errors.push(new Error(`removing bridge ${net.bridge}: ${err.trim()}`));
     return errors;
@@ -156,7 +156,7 @@ export class CniNetworking {
     const att = buildAttachment({
       containerId: s.id,
       containerName: s.name,
-      netns,
+      netns: this.pluginPath(netns),
       ifName,
       ip: opts.ip,
       mac: opts.mac,
@@ -167,11 +167,16 @@ export class CniNetworking {
     return { network: net.name, ifName, result, aliases };
   }
 
+  /** The netns path as plugins must be given it (rootless: through /proc/<daemon>/root). */
+  private pluginPath(netns: string): string {
+    return this.rootlessNetns ? this.rootlessNetns.visiblePath(netns) : netns;
+  }
+
   /** DEL for one attachment, from the cached configuration (works after a restart). */
   async detach(s: Pick<Sandbox, "id">, netns: string, a: CniAttachmentRecord, tolerateMissing = false): Promise<void> {
     await this.hold(async () => {
       try {
-        await this.runtime.del(a.network, { containerId: s.id, netns, ifName: a.ifName });
+        await this.runtime.del(a.network, { containerId: s.id, netns: this.pluginPath(netns), ifName: a.ifName });
       } catch (e) {
         // podman's reload tolerates teardown errors about chains a firewall
         // reload already removed.

@@ -16,28 +16,15 @@ import { PluginErrorSchema } from "./result.ts";
 
 /** Where plugins are looked for, in order (podman v3's default cni_plugin_dirs, plus Debian's /usr/lib/cni). */
 import { DEFAULT_PLUGIN_DIRS } from "./dirs.ts";
+import { bunSpawner, type PluginSpawner, type SpawnRequest, type SpawnResult } from "./spawn.ts";
+
+export { bunSpawner, type PluginSpawner, type SpawnRequest, type SpawnResult };
 
 export { DEFAULT_PLUGIN_DIRS };
 
 export const DEFAULT_PLUGIN_TIMEOUT_MS = 60_000;
 
 export type CniCommand = "ADD" | "DEL" | "CHECK" | "VERSION";
-
-export interface SpawnRequest {
-  argv: string[];
-  env: Record<string, string>;
-  stdin: string;
-  timeoutMs: number;
-}
-export interface SpawnResult {
-  /** null when killed by a signal (or the timeout). */
-  exitCode: number | null;
-  stdout: string;
-  stderr: string;
-  timedOut?: boolean;
-}
-/** Runs one plugin process; replace it to run plugins some other way (tests, another namespace). */
-export type PluginSpawner = (req: SpawnRequest) => Promise<SpawnResult>;
 
 export interface PluginExecOptions {
   /** Directories searched for plugin executables, in order (CNI_PATH). */
@@ -92,26 +79,6 @@ export function findPlugin(type: string, dirs: string[] = DEFAULT_PLUGIN_DIRS): 
   });
 }
 
-/** The default spawner: Bun.spawn with the config on stdin, killed after the timeout. */
-export const bunSpawner: PluginSpawner = async (req) => {
-  let timedOut = false;
-  const proc = Bun.spawn(req.argv, {
-    env: req.env,
-    stdin: new TextEncoder().encode(req.stdin),
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const timer = setTimeout(() => {
-    timedOut = true;
-    proc.kill("SIGKILL");
-  }, req.timeoutMs);
-  try {
-    const [stdout, stderr, exitCode] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
-    return { exitCode: proc.signalCode ? null : exitCode, stdout, stderr, timedOut };
-  } finally {
-    clearTimeout(timer);
-  }
-};
 
 export interface PluginCall {
   command: CniCommand;

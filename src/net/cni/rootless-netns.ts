@@ -10,12 +10,76 @@ import type { Paths } from "../../paths.ts";
 import { createPinnedNetns, pinHolds } from "../../sandbox/namespaces.ts";
 import { pidsInNs, signalAll } from "../../sandbox/processes.ts";
 import { umount } from "../../sys/mount.ts";
-import { SINGLE_THREAD_ENV, selfCommand } from "../../sys/env.ts";
+import { roleEnv, selfCommand, SELF_ARGV0 } from "../../sys/env.ts";
 import { buildResolvConf, readHostResolvConf } from "../../dns/resolvconf.ts";
 import { parseSlirp4netnsOptions, slirp4netnsAddresses } from "../slirp4netns/options.ts";
 import { probeSlirp4netns } from "../slirp4netns/probe.ts";
 import { isOurSlirp4netns, startSlirp4netns, stopSlirp4netnsPid } from "../slirp4netns/process.ts";
 import type { RootlessExecConfig } from "./rootless-exec.ts";
+import type { PluginSpawner, SpawnRequest, SpawnResult } from "./spawn.ts";
+
+/**
+ * The daemon's end of one __cni-server: requests as JSON lines on its
+ * stdin, replies by id on its stdout. A server that died fails what was
+ * pending and is replaced on the next request.
+ */
+class PluginServer {
+  dead = false;
+  private proc: Bun.Subprocess<"pipe", "pipe", "pipe">;
+  private nextId = 1;
+  private pending = new Map<number, { resolve: (r: SpawnResult) => void; reject: (e: Error) => void }>();
+  private ready: Promise<void>;
+
+  constructor(argv: string[]) {
+    this.proc = Bun.spawn(argv, { argv0: SELF_ARGV0, env: roleEnv(), stdin: "pipe", stdout: "pipe", stderr: "pipe" });
+    this.proc.unref();
+    let markReady!: () => void;
+    let failReady!: (e: Error) => void;
+    this.ready = new Promise((res, rej) => ((markReady = res), (failReady = rej)));
+    this.ready.catch(() => {});
+    const proc = this.proc;
+    void (async () => {
+      const decoder = new TextDecoder();
+      let buffered = "";
+      for await (const chunk of proc.stdout) {
+        buffered += decoder.decode(chunk, { stream: true });
+        let nl: number;
+        while ((nl = buffered.indexOf("\n")) >= 0) {
+          const msg = JSON.parse(buffered.slice(0, nl)) as { ready?: true; id?: number } & SpawnResult;
+          buffered = buffered.slice(nl + 1);
+          if (msg.ready) markReady();
+          else if (msg.id !== undefined) {
+            this.pending.get(msg.id)?.resolve(msg);
+            this.pending.delete(msg.id);
+          }
+        }
+      }
+    })()
+      .catch(() => {})
+      .finally(async () => {
+        this.dead = true;
+        const why = (await new Response(proc.stderr).text().catch(() => "")).trim();
+        const err = new Error(`the rootless CNI plugin runner exited${why ? `: ${why}` : ""}`);
+        failReady(err);
+        for (const p of this.pending.values()) p.reject(err);
+        this.pending.clear();
+      });
+  }
+
+  async run(req: SpawnRequest): Promise<SpawnResult> {
+    await this.ready;
+    const id = this.nextId++;
+    const reply = new Promise<SpawnResult>((resolve, reject) => this.pending.set(id, { resolve, reject }));
+    this.proc.stdin.write(`${JSON.stringify({ id, ...req })}\n`);
+    this.proc.stdin.flush();
+    return reply;
+  }
+
+  stop(): void {
+    this.dead = true;
+    this.proc.kill("SIGKILL");
+  }
+}
 
 /** Where host-local keeps its allocations (see backend.ts): it must be the same path inside the plugins' mount namespace. */
 export function cniDataDir(paths: Paths): string {
@@ -95,21 +159,30 @@ export class RootlessNetns {
     });
   }
 
-  /** The argv prefix that runs a CNI plugin inside this namespace (the __cni role). */
-  wrapper(): string[] {
-    const cfg: RootlessExecConfig = {
-      netns: this.pin,
-      runDir: `${this.dir}/run`,
-      varDir: `${this.dir}/var`,
-      keep: [this.paths.runtimeDir, cniDataDir(this.paths)],
-      resolvConf: `${this.dir}/resolv.conf`,
-    };
-    return [...selfCommand(), "__cni", JSON.stringify(cfg), "--"];
-  }
+  private server: PluginServer | null = null;
 
-  /** Environment the wrapper needs (it is a single-threaded burrow role). */
-  env(): Record<string, string> {
-    return { ...SINGLE_THREAD_ENV };
+  /**
+   * Runs a plugin (or any program) inside this namespace, through the
+   * long-lived __cni-server role (started on first use, ended with the
+   * namespace). For CniRuntime's `spawn` option.
+   */
+  readonly spawn: PluginSpawner = (req) => {
+    if (!this.server || this.server.dead) {
+      const cfg: RootlessExecConfig = {
+        netns: this.pin,
+        runDir: `${this.dir}/run`,
+        varDir: `${this.dir}/var`,
+        keep: [this.paths.runtimeDir, cniDataDir(this.paths)],
+        resolvConf: `${this.dir}/resolv.conf`,
+      };
+      this.server = new PluginServer([...selfCommand(), "__cni-server", JSON.stringify(cfg)]);
+    }
+    return this.server.run(req);
+  };
+
+  /** A path for `pin` that resolves inside the server's private mount namespace too. */
+  visiblePath(pin: string): string {
+    return `/proc/${process.pid}/root${pin}`;
   }
 
   teardown(): Promise<Error[]> {
@@ -119,6 +192,8 @@ export class RootlessNetns {
   /** Kills dnsmasq and anything else left inside, its slirp4netns, and unpins it. */
   private async teardownNow(): Promise<Error[]> {
     const errors: Error[] = [];
+    this.server?.stop();
+    this.server = null;
     const st = this.readState();
     if (st) {
       const inside = pidsInNs("net", st.ino);
