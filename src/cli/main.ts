@@ -21,6 +21,16 @@ export async function cliMain(argv: string[]): Promise<void> {
   if (!argv[0]!.startsWith("-") && !(argv[0]! in subs)) {
     return fail(new BurrowError(`unknown command "${argv[0]}": valid commands are ${Object.keys(subs).join(", ")}`, { kind: "bad-input" }), argv);
   }
+  // A command group (network) without its subcommand: its usage, or the list.
+  const group = (await (subs[argv[0]!] as () => Promise<any>)?.()) as { subCommands?: Record<string, unknown> } | undefined;
+  if (group?.subCommands && (argv.length === 1 || argv[1] === "--help" || argv[1] === "-h")) {
+    await showUsage(group as any, main);
+    if (argv.length === 1) fail(new BurrowError(`"burrow ${argv[0]}" needs a subcommand: ${Object.keys(group.subCommands).join(", ")}`, { kind: "bad-input" }), argv);
+    return;
+  }
+  if (group?.subCommands && !argv[1]!.startsWith("-") && !(argv[1]! in group.subCommands)) {
+    return fail(new BurrowError(`unknown command "${argv[0]} ${argv[1]}": valid ones are ${Object.keys(group.subCommands).join(", ")}`, { kind: "bad-input" }), argv);
+  }
   try {
     await runCommand(main, { rawArgs: argv });
   } catch (e) {

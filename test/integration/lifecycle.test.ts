@@ -128,6 +128,7 @@ for (const mode of ["rootless", "rootful"] as const) {
         [["inspect", "nosuch"], /no sandbox with name or id "nosuch"/],
         [["rm", "nosuch"], /no sandbox with name or id "nosuch"/],
         [["frobnicate"], /unknown command "frobnicate"/],
+        [["network", "frob"], /unknown command "network frob": valid ones are create, ls/],
         [["run", "--network", "container:nosuch", "--", "true"], /no sandbox with name or id "nosuch"/],
         [["run", "--network", "none", "--ip", "10.0.0.5", "--", "true"], /--ip 10.0.0.5 can only be used with bridge networks/],
         [["run", "--network", "none", "--network-alias", "web", "--", "true"], /--network-alias web can only be used with bridge networks/],
