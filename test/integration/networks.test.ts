@@ -459,6 +459,18 @@ for (const mode of ["rootless", "rootful"] as const) {
       expect(gone.code).toBe(125);
     }, 30000);
 
+    test("six sandboxes joining one network at once all succeed (CNI runs are serialized)", async () => {
+      await t.burrowOk(["network", "create", "crowd"]);
+      const runs = await Promise.all(Array.from({ length: 6 }, (_, i) => t.burrow(["run", "--rm", "--network", "crowd", "--name", `c${i}`, "--", "ip", "-o", "-4", "addr", "show", "eth0"])));
+      for (const r of runs) {
+        expect(r.stderr).toBe("");
+        expect(r.code).toBe(0);
+      }
+      const addrs = runs.map((r) => r.stdout.match(/inet (\S+)\//)![1]);
+      expect(new Set(addrs).size).toBe(6);
+      await t.burrowOk(["network", "rm", "crowd"]);
+    }, 60000);
+
     test("network rm forgets the network's address allocations and removes its bridge", async () => {
       await t.burrowOk(["network", "create", "--subnet", "10.199.7.0/24", "gone"]);
       const bridge = JSON.parse(await t.burrowOk(["network", "ls", "--format", "json"])).find((n: { name: string }) => n.name === "gone").network_interface;

@@ -163,8 +163,21 @@ export class CniNetworking {
       portMappings: opts.ports?.map((p) => ({ hostPort: p.hostPort, containerPort: p.containerPort, protocol: p.protocol, hostIP: p.hostIp })),
       aliases: { [net.name]: extra },
     });
-    const result = await this.runtime.add(withDataDir(net.conflist, this.dataDir), att);
+    const result = await this.exclusive(() => this.runtime.add(withDataDir(net.conflist, this.dataDir), att));
     return { network: net.name, ifName, result, aliases };
+  }
+
+  private queue: Promise<unknown> = Promise.resolve();
+
+  /**
+   * One CNI ADD or DEL at a time, as podman does under its CNI lock: the
+   * plugins are not safe to run concurrently (seen: two firewall ADDs both
+   * trying `iptables -N CNI-FORWARD`, one failing with "File exists").
+   */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(fn, fn);
+    this.queue = next.catch(() => {});
+    return next;
   }
 
   /** The netns path as plugins must be given it (rootless: through /proc/<daemon>/root). */
@@ -176,7 +189,7 @@ export class CniNetworking {
   async detach(s: Pick<Sandbox, "id">, netns: string, a: CniAttachmentRecord, tolerateMissing = false): Promise<void> {
     await this.hold(async () => {
       try {
-        await this.runtime.del(a.network, { containerId: s.id, netns: this.pluginPath(netns), ifName: a.ifName });
+        await this.exclusive(() => this.runtime.del(a.network, { containerId: s.id, netns: this.pluginPath(netns), ifName: a.ifName }));
       } catch (e) {
         // podman's reload tolerates teardown errors about chains a firewall
         // reload already removed.
