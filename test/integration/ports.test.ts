@@ -187,6 +187,26 @@ describe.skipIf(!!why)("slirp4netns networking and ports (rootless)", () => {
     expect(dflt).toContain("host.containers.internal");
   });
 
+  test("enable_ipv6 gives the sandbox slirp4netns's IPv6 address and resolver; --dns overrides the resolvers", async () => {
+    const out = await t.burrowOk(["run", "--rm", "--name", "v6", "--network", "slirp4netns:enable_ipv6=true", "--", "sh", "-c", "ip -o -6 addr show tap0 scope global; cat /etc/resolv.conf"]);
+    expect(out).toContain("fd00::");
+    const servers = out.split("\n").filter((l) => l.startsWith("nameserver"));
+    expect(servers.slice(0, 2)).toEqual(["nameserver 10.0.2.3", "nameserver fd00::3"]);
+    const dns = await t.burrowOk(["run", "--rm", "--dns", "192.0.2.53", "--dns", "2001:db8::53", "--", "cat", "/etc/resolv.conf"]);
+    expect(dns.split("\n").filter((l) => l.startsWith("nameserver"))).toEqual(["nameserver 192.0.2.53", "nameserver 2001:db8::53"]);
+    const bad = await t.burrow(["run", "--rm", "--dns", "not-an-ip", "--", "true"]);
+    expect(bad.code).toBe(125);
+    expect(bad.stderr).toContain(`invalid --dns "not-an-ip"`);
+  });
+
+  test("an IPv6 host address with the default handler", async () => {
+    const port = hostPort();
+    const srv = await startServers(t, "v6web", 7000, ["-p", `[::1]:${port}:7001`]);
+    expect(await get(port, "::1")).toContain("hello from the sandbox");
+    expect(await t.burrowOk(["port", "v6web"])).toBe(`7001/tcp -> [::1]:${port}\n`);
+    await srv.stop();
+  });
+
   test("every bad slirp4netns option or -p value is refused before anything is created", async () => {
     const bad: Array<[string[], RegExp]> = [
       [["--network", "slirp4netns:bogus=1"], /unknown slirp4netns option "bogus"/],
