@@ -1,14 +1,14 @@
 // CLI side of the control protocol: HTTP over the control socket, starting
 // the daemon (and, rootless, the holder) on demand under a lock so that ten
 // concurrent CLIs start exactly one.
-import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync } from "node:fs";
 import { BurrowError } from "../errors.ts";
 import { controlSocket, resolvePaths, type Paths } from "../paths.ts";
 import * as v from "valibot";
 import { ErrorReply, Replies, formatIssues, type Op, type OpArgs, type Reply } from "../protocol.ts";
 import { roleEnv, selfCommand, SELF_ARGV0 } from "../sys/env.ts";
 import { LOCK, flock } from "../sys/proc.ts";
-import { ensureHolder } from "../userns/session.ts";
+import { ensureHolder, holderFile, readHolder } from "../userns/session.ts";
 
 let cachedPaths: Paths | null = null;
 export function paths(): Paths {
@@ -68,6 +68,7 @@ export async function ensureDaemon(): Promise<void> {
   try {
     flock(lockFd, LOCK.EX);
     if (await ping()) return;
+    const hadHolder = p.rootless ? readHolder(p) : null;
     const holder = p.rootless ? await ensureHolder(p) : null;
     const logPath = `${p.runtimeDir}/daemon.log`;
     const logFd = openSync(logPath, "a", 0o600);
@@ -88,6 +89,15 @@ export async function ensureDaemon(): Promise<void> {
       if (await ping()) return;
       if (exited) break;
       await Bun.sleep(i < 20 ? 2 : 20);
+    }
+    // Leave nothing behind: a daemon that never answered, and a holder made
+    // just for it (one that was there before may hold others' sandboxes).
+    if (!exited) launcher.kill("SIGKILL");
+    if (holder && !hadHolder) {
+      try {
+        process.kill(holder.pid, "SIGKILL");
+      } catch {}
+      rmSync(holderFile(p), { force: true });
     }
     let tail = "";
     try {
