@@ -1,7 +1,7 @@
 // CLI side of the control protocol: HTTP over the control socket, starting
 // the daemon (and, rootless, the holder) on demand under a lock so that ten
 // concurrent CLIs start exactly one.
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync } from "node:fs";
+import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, rmSync } from "node:fs";
 import { BurrowError } from "../errors.ts";
 import { controlSocket, resolvePaths, type Paths } from "../paths.ts";
 import * as v from "valibot";
@@ -72,6 +72,7 @@ export async function ensureDaemon(): Promise<void> {
     const holder = p.rootless ? await ensureHolder(p) : null;
     const logPath = `${p.runtimeDir}/daemon.log`;
     const logFd = openSync(logPath, "a", 0o600);
+    const logStart = fstatSync(logFd).size;
     const launcher = Bun.spawn([...selfCommand(), "__launch", holder ? String(holder.pid) : "-"], {
       argv0: SELF_ARGV0,
       env: roleEnv({ BURROW_PATHS: JSON.stringify(p) }),
@@ -101,7 +102,9 @@ export async function ensureDaemon(): Promise<void> {
     }
     let tail = "";
     try {
-      tail = readFileSync(logPath, "utf8").trim().split("\n").slice(-3).join(" | ");
+      // Only what this start wrote: the log keeps earlier daemons' lines.
+      const lines = readFileSync(logPath).subarray(logStart).toString("utf8").trim().split("\n");
+      tail = lines.findLast((l) => l.startsWith("burrow daemon:") || l.startsWith("burrow:"))?.replace(/^burrow( daemon)?: /, "") ?? lines.slice(-3).join(" | ");
     } catch {}
     throw new BurrowError(`the burrow daemon did not start${tail ? `: ${tail}` : ""} (log: ${logPath})`, { kind: "daemon" });
   } finally {

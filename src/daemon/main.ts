@@ -43,7 +43,14 @@ export async function daemonMain(): Promise<void> {
       process.exit(1);
     }
   }
-  const store = new SandboxStore(openState(paths.stateDir));
+  let store: SandboxStore;
+  try {
+    store = new SandboxStore(openState(paths.stateDir));
+  } catch (e) {
+    // One line the CLI can quote (it shows the log's last line).
+    process.stderr.write(`burrow daemon: cannot open its state in ${paths.stateDir}: ${messageOf(e)}\n`);
+    process.exit(1);
+  }
   const cni = new CniNetworking(paths, (exceptId) =>
     store.all().filter((s) => s.id !== exceptId && s.status !== "exited" && s.runtime.network === "cni").length,
   );

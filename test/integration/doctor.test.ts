@@ -36,4 +36,13 @@ describe.skipIf(!!why)("doctor (rootless)", () => {
     expect(r.stderr).toContain("XDG_RUNTIME_DIR is not set");
     expect(r.stderr).toContain("export XDG_RUNTIME_DIR=/run/user/");
   });
+
+  test("a daemon that cannot start says why, and leaves no holder or daemon behind", async () => {
+    const r = await t.burrow(["ps"], { env: { BURROW_STATE_DIR: "/proc/1/burrow-cannot-write-here" } });
+    expect(r.code).toBe(125);
+    expect(r.stderr).toContain("the burrow daemon did not start");
+    expect(r.stderr).toContain("/proc/1/burrow-cannot-write-here");
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    // dispose() (afterEach) fails on any leftover process of this context
+  });
 });
