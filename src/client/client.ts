@@ -71,7 +71,12 @@ export async function ensureDaemon(): Promise<void> {
     const hadHolder = p.rootless ? readHolder(p) : null;
     const holder = p.rootless ? await ensureHolder(p) : null;
     const logPath = `${p.runtimeDir}/daemon.log`;
-    const logFd = openSync(logPath, "a", 0o600);
+    let logFd = openSync(logPath, "a", 0o600);
+    if (fstatSync(logFd).size > 1 << 20) {
+      // Keep the log from growing without bound across daemon restarts.
+      closeSync(logFd);
+      logFd = openSync(logPath, "w", 0o600);
+    }
     const logStart = fstatSync(logFd).size;
     const launcher = Bun.spawn([...selfCommand(), "__launch", holder ? String(holder.pid) : "-"], {
       argv0: SELF_ARGV0,
