@@ -1,10 +1,10 @@
+import { constants } from "node:os";
 // Runs an __enter child in the foreground: stdio passes through, signals are
 // forwarded, and the exit status comes back like a shell's (128+N on signal).
 import { roleEnv, selfCommand, SELF_ARGV0 } from "../sys/env.ts";
 import type { EnterTarget } from "../protocol.ts";
 
 const FORWARDED = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"] as const;
-const NUM: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGUSR1: 10, SIGUSR2: 12, SIGPIPE: 13, SIGTERM: 15 };
 
 export function spawnEnter(target: EnterTarget & { cwd?: string }, argv: string[], env: Record<string, string | undefined> = {}) {
   return Bun.spawn([...selfCommand(), "__enter", JSON.stringify(target), "--", ...argv], {
@@ -30,5 +30,5 @@ export async function waitForeground(child: Bun.Subprocess): Promise<number> {
   });
   const code = await child.exited;
   for (const [sig, h] of handlers) process.off(sig, h);
-  return child.signalCode ? 128 + (NUM[child.signalCode] ?? 0) : code;
+  return child.signalCode ? 128 + (constants.signals[child.signalCode as NodeJS.Signals] ?? 0) : code;
 }

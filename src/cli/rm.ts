@@ -11,9 +11,17 @@ export default defineCommand({
   async run({ rawArgs }) {
     const p = parseStrict(rawArgs, args, { command: "rm" });
     if (!p.positionals.length) throw new BurrowError(`"burrow rm" needs at least one sandbox name or id`, { kind: "bad-input" });
+    // Like podman: every name is tried; each failure is reported, the last decides the status.
+    let failed: unknown = null;
     for (const name of p.positionals) {
-      const r = await call("rm", { name, force: bool(p, "force") });
-      process.stdout.write(`${r.id}\n`);
+      try {
+        const r = await call("rm", { name, force: bool(p, "force") });
+        process.stdout.write(`${r.id}\n`);
+      } catch (e) {
+        if (failed) process.stderr.write(`Error: ${(failed as Error).message}\n`);
+        failed = e;
+      }
     }
+    if (failed) throw failed;
   },
 });

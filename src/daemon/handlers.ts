@@ -30,7 +30,8 @@ export function handlers(svc: SandboxService) {
     logs: (a: Args<"logs">) => ({ path: svc.logPath(a.name) }),
     port: (a: Args<"port">) => {
       const s = svc.store.find(a.name);
-      return { id: s.id, name: s.name, ports: s.runtime.ports ?? [] };
+      // Like podman: a sandbox that is not running publishes nothing.
+      return { id: s.id, name: s.name, ports: s.status === "running" ? (s.runtime.ports ?? []) : [] };
     },
     stop: async (a: Args<"stop">) => {
       const s = await svc.stop(a.name, a.timeout);

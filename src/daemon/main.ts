@@ -59,7 +59,10 @@ export async function daemonMain(): Promise<void> {
     ? { id: `${holder.pid}:${holder.startTime}`, enter: { user: `/proc/${holder.pid}/ns/user`, mnt: `/proc/${holder.pid}/ns/mnt` } }
     : { id: `host`, enter: { mnt: `/proc/${process.pid}/ns/mnt` } };
   const service = new SandboxService(paths, store, session, bootId(), createPortDrivers(paths.rootless), cni);
-  await service.reconcile();
+  // Listen first, reconcile meanwhile: a restart with many half-released
+  // sandboxes must not run into the starting CLI's deadline. Requests other
+  // than ping wait for it.
+  const reconciled = service.reconcile().catch((e) => log.warn(`reconcile: ${messageOf(e)}`));
   prewarm();
 
   const sock = controlSocket(paths);
@@ -78,6 +81,7 @@ export async function daemonMain(): Promise<void> {
         const body = await req.json().catch(() => ({}));
         const parsed = v.safeParse(schema, body);
         if (!parsed.success) throw new BurrowError(`invalid request: ${formatIssues(parsed.issues)}`, { kind: "protocol" });
+        if (op !== "ping") await reconciled;
         const t0 = performance.now();
         // What observes or changes state sees sandboxes fully released
         // (exits release their network in the background: service.exited).
@@ -127,6 +131,7 @@ export async function daemonMain(): Promise<void> {
   };
   setInterval(async () => {
     try {
+      await reconciled;
       if (holder && !holderAlive(holder)) {
         log.warn("the rootless session holder died: every sandbox of this session is gone");
         await service.sessionLost();

@@ -38,12 +38,18 @@ function networksOf(s: Sandbox): string[] {
 export function networkHandlers(svc: SandboxService) {
   const cni = svc.cni;
 
-  /** Rewrites hosts/resolv.conf and points published ports at the new primary address. */
+  /**
+   * After the attachments changed (already saved in the row): rewrites
+   * hosts/resolv.conf and points published ports at the new primary address.
+   * A port that cannot be re-published is recorded, not thrown: the network
+   * change itself happened.
+   */
   async function afterChange(s: Sandbox): Promise<void> {
     const record = cniRecord(s);
     const view = await cni.dnsView(record);
     const oldAddress = s.runtime.address;
     s.runtime.address = view.address;
+    svc.store.update(s);
     const files = etcFiles(sandboxDir(svc.paths, s.id));
     const content = etcContent({ mode: parseNetworkMode(s.spec.network), hostname: s.spec.hostname, name: s.name, dns: s.spec.dns, net: view });
     writeInPlace(files.hosts, content.hosts);
@@ -51,13 +57,19 @@ export function networkHandlers(svc: SandboxService) {
     if (s.runtime.ports?.length && oldAddress !== view.address && svc.paths.rootless) {
       // The forwarder connects to the primary address: re-publish the same host ports.
       await svc.ports.teardown(s);
-      if (view.address) s.runtime.ports = await svc.ports.setup(s, s.runtime.ports);
+      try {
+        if (view.address) s.runtime.ports = await svc.ports.setup(s, s.runtime.ports);
+      } catch (e) {
+        s.runtime.networkError = `published ports lost after the network change: ${messageOf(e)}`;
+      }
+      svc.store.update(s);
     }
-    svc.store.update(s);
   }
 
+  /** A running bridge sandbox, read afresh (call under its lock). */
   function running(ref: string): Sandbox {
     const s = svc.store.find(ref);
+    if (svc.isExiting(s.id)) throw new BurrowError(`sandbox ${s.name} is exiting`, { kind: "not-running" });
     if (s.status !== "running" || !s.runtime.pins) throw new BurrowError(`sandbox ${s.name} is not running (state: ${s.status})`, { kind: "not-running" });
     if (s.runtime.network !== "cni")
       throw new BurrowError(`sandbox ${s.name} uses --network ${s.spec.network}: only sandboxes on bridge networks can be connected or disconnected`, { kind: "bad-input" });
@@ -116,37 +128,52 @@ export function networkHandlers(svc: SandboxService) {
       return { removed: removed.map((n) => n.name) };
     },
     networkConnect: async (a: Args<"networkConnect">) => {
-      const s = running(a.sandbox);
       const net = await cni.store.get(a.network);
-      const record = cniRecord(s);
-      if (record.attachments.some((x) => x.network === net.name))
-        throw new BurrowError(`sandbox ${s.name} is already connected to network ${net.name}`, { kind: "bad-input" });
-      const used = new Set(record.attachments.map((x) => x.ifName));
-      let i = 0;
-      while (used.has(interfaceName(i))) i++;
-      const att = await cni.attach(s, s.runtime.pins!.net, net, interfaceName(i), { aliases: [...a.aliases, ...s.spec.aliases] });
-      record.attachments.push(att);
-      s.runtime.backend = record;
-      await afterChange(s);
-      svc.store.event("network-connect", s, { network: net.name });
-      return { id: s.id };
+      const id = svc.store.find(a.sandbox).id;
+      // Under the sandbox's lock: an exit, rm or another connect waits, so
+      // the attachment is never missed by a release nor given a taken ethN.
+      return svc.withLock(id, async () => {
+        const s = running(id);
+        const record = cniRecord(s);
+        if (record.attachments.some((x) => x.network === net.name))
+          throw new BurrowError(`sandbox ${s.name} is already connected to network ${net.name}`, { kind: "bad-input" });
+        const used = new Set(record.attachments.map((x) => x.ifName));
+        let i = 0;
+        while (used.has(interfaceName(i))) i++;
+        const att = await cni.attach(s, s.runtime.pins!.net, net, interfaceName(i), { aliases: [...a.aliases, ...s.spec.aliases] });
+        record.attachments.push(att);
+        s.runtime.backend = record;
+        svc.store.update(s);
+        await afterChange(s);
+        svc.store.event("network-connect", s, { network: net.name });
+        return { id: s.id };
+      });
     },
     networkDisconnect: async (a: Args<"networkDisconnect">) => {
-      const s = running(a.sandbox);
       const net = await cni.store.get(a.network);
-      await disconnect(net.name, s.id);
-      return { id: s.id };
+      const id = svc.store.find(a.sandbox).id;
+      await disconnect(net.name, id);
+      return { id };
     },
     networkReload: async (a: Args<"networkReload">) => {
-      const targets = a.all ? svc.store.all().filter((s) => s.status === "running" && s.runtime.network === "cni") : a.sandboxes.map(running);
       const reloaded: string[] = [];
       const errors: string[] = [];
-      for (const s of targets) {
+      const ids = a.all
+        ? svc.store.all().filter((s) => s.status === "running" && s.runtime.network === "cni").map((s) => s.id)
+        : a.sandboxes.flatMap((ref) => {
+            try {
+              return [svc.store.find(ref).id];
+            } catch (e) {
+              errors.push(messageOf(e));
+              return [];
+            }
+          });
+      for (const id of ids) {
         try {
-          await reload(s);
-          reloaded.push(s.id);
+          await svc.withLock(id, () => reload(running(id)));
+          reloaded.push(id);
         } catch (e) {
-          errors.push(`${s.name}: ${messageOf(e)}`);
+          errors.push(`${svc.store.all().find((x) => x.id === id)?.name ?? id}: ${messageOf(e)}`);
         }
       }
       if (errors.length && !reloaded.length) throw new BurrowError(`network reload failed: ${errors.join("; ")}`);
@@ -154,16 +181,19 @@ export function networkHandlers(svc: SandboxService) {
     },
   };
 
-  async function disconnect(network: string, id: string): Promise<void> {
-    const s = svc.store.find(id);
-    const record = cniRecord(s);
-    const att = record.attachments.find((x) => x.network === network);
-    if (!att) throw new BurrowError(`sandbox ${s.name} is not connected to network ${network}`, { kind: "bad-input" });
-    await cni.detach(s, s.runtime.pins!.net, att);
-    record.attachments = record.attachments.filter((x) => x !== att);
-    s.runtime.backend = record;
-    await afterChange(s);
-    svc.store.event("network-disconnect", s, { network });
+  function disconnect(network: string, id: string): Promise<void> {
+    return svc.withLock(id, async () => {
+      const s = running(id);
+      const record = cniRecord(s);
+      const att = record.attachments.find((x) => x.network === network);
+      if (!att) throw new BurrowError(`sandbox ${s.name} is not connected to network ${network}`, { kind: "bad-input" });
+      await cni.detach(s, s.runtime.pins!.net, att);
+      record.attachments = record.attachments.filter((x) => x !== att);
+      s.runtime.backend = record;
+      svc.store.update(s);
+      await afterChange(s);
+      svc.store.event("network-disconnect", s, { network });
+    });
   }
 
   /**
@@ -179,14 +209,20 @@ export function networkHandlers(svc: SandboxService) {
       [...record.attachments].reverse().map((a) => () => cni.detach(s, s.runtime.pins!.net, a, true)),
     );
     for (const e of errs) log.debug(`reload ${s.name}: ${e.message}`);
-    for (const a of record.attachments) {
-      const net = await cni.store.get(a.network);
-      const ip = keep ? a.result.ips[0]!.address.split("/")[0] : undefined;
-      const mac = keep ? a.result.interfaces.find((x) => x.name === a.ifName)?.mac : undefined;
-      next.push(await cni.attach(s, s.runtime.pins!.net, net, a.ifName, { ip, mac, aliases: userAliases(s, a), ports: svc.paths.rootless ? undefined : s.runtime.ports }));
+    try {
+      for (const a of record.attachments) {
+        const net = await cni.store.get(a.network);
+        const ip = keep ? a.result.ips[0]!.address.split("/")[0] : undefined;
+        const mac = keep ? a.result.interfaces.find((x) => x.name === a.ifName)?.mac : undefined;
+        next.push(await cni.attach(s, s.runtime.pins!.net, net, a.ifName, { ip, mac, aliases: userAliases(s, a), ports: svc.paths.rootless ? undefined : s.runtime.ports }));
+      }
+    } finally {
+      // What is attached now, even when a later network failed: the record
+      // must match the plugins' state so a release tears down exactly that.
+      record.attachments = next;
+      s.runtime.backend = record;
+      svc.store.update(s);
     }
-    record.attachments = next;
-    s.runtime.backend = record;
     await afterChange(s);
     svc.store.event("network-reload", s);
   }

@@ -1,6 +1,7 @@
 // Sandbox lifecycle in the daemon (main thread, session namespaces).
 // Every request handler lives here; src/daemon/main.ts only routes.
 import { randomBytes } from "node:crypto";
+import { constants } from "node:os";
 import { closeSync, mkdirSync, openSync, rmSync } from "node:fs";
 import { BurrowError, Rollback, messageOf } from "../errors.ts";
 import { log } from "../log.ts";
@@ -12,7 +13,7 @@ import { backendFor } from "../net/registry.ts";
 import { createPinned, pinHolds, removePins } from "../sandbox/namespaces.ts";
 import { etcBinds, etcFiles, writeInPlace } from "../sandbox/files.ts";
 import { killAll, pidsInMountNs, terminate } from "../sandbox/processes.ts";
-import { nameInUse, type Sandbox, type SandboxStore } from "../state/sandboxes.ts";
+import { nameInUse, type PortRecord, type Sandbox, type SandboxStore } from "../state/sandboxes.ts";
 import { roleEnv, selfCommand, SELF_ARGV0 } from "../sys/env.ts";
 import { startTimeOf } from "../userns/session.ts";
 import { etcContent } from "../sandbox/etc-content.ts";
@@ -44,6 +45,30 @@ export class SandboxService {
   inflight = 0;
   /** Sandboxes whose create is under way: their row exists before their pins. */
   private creating = new Set<string>();
+  /** Per-sandbox lock: create, exit/release, remove, connect/disconnect/reload take turns. */
+  private locks = new Map<string, Promise<unknown>>();
+
+  /**
+   * Runs `fn` when no other state change of sandbox `id` is under way. Never
+   * call it from inside `fn` for the same id (it would wait for itself).
+   */
+  withLock<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const next = (this.locks.get(id) ?? Promise.resolve()).then(fn, fn);
+    const tail = next.then(
+      () => {},
+      () => {},
+    );
+    this.locks.set(id, tail);
+    void tail.then(() => {
+      if (this.locks.get(id) === tail) this.locks.delete(id);
+    });
+    return next;
+  }
+
+  /** True while the sandbox's exit is being recorded or its network released. */
+  isExiting(id: string): boolean {
+    return this.exiting.has(id);
+  }
 
   constructor(
     readonly paths: Paths,
@@ -136,6 +161,26 @@ export class SandboxService {
       spec: { ...req, name, hostname, network: networkRaw },
       runtime: { pins: null, ino: null, network: mode.kind, netOf: plan.netOf },
     };
+    return this.withLock(id, () => this.createLocked(id, s, { req, mode, backend, plan, sharedFrom, portSpecs, hostname, name, networkRaw, tStart }));
+  }
+
+  private async createLocked(
+    id: string,
+    s: Sandbox,
+    c: {
+      req: CreateRequest;
+      mode: NetworkMode;
+      backend: NetworkBackend | null;
+      plan: { newNet: boolean; joinNet?: string; netOf?: string };
+      sharedFrom?: Sandbox;
+      portSpecs: PortRecord[];
+      hostname: string;
+      name: string;
+      networkRaw: string;
+      tStart: number;
+    },
+  ): Promise<{ id: string; name: string; enter: EnterTarget & { cwd: string } }> {
+    const { req, mode, backend, plan, sharedFrom, portSpecs, hostname, name, networkRaw, tStart } = c;
     const undo = new Rollback();
     try {
       // The row first: it reserves the name against a concurrent create.
@@ -287,7 +332,11 @@ export class SandboxService {
     return entry;
   }
 
-  private async exitedNow(id: string, exitCode: number | null, visible: () => void): Promise<Error[]> {
+  private exitedNow(id: string, exitCode: number | null, visible: () => void): Promise<Error[]> {
+    return this.withLock(id, () => this.exitedLocked(id, exitCode, visible));
+  }
+
+  private async exitedLocked(id: string, exitCode: number | null, visible: () => void): Promise<Error[]> {
     let s: Sandbox;
     try {
       s = this.store.find(id);
@@ -312,8 +361,8 @@ export class SandboxService {
     errors.push(...(await this.releaseNetwork(s)));
     this.store.update(s);
     this.store.event("died", s, { exitCode });
+    if (s.spec.rm) errors.push(...(await this.remove(s)));
     for (const e of errors) log.warn(`cleanup of ${s.name}: ${e.message}`);
-    if (s.spec.rm) await this.remove(s, true);
     return errors;
   }
 
@@ -375,23 +424,27 @@ export class SandboxService {
       throw new BurrowError(`sandbox ${s.name} shares its network with ${deps.map((d) => d.name).join(", ")}: remove those first`, { kind: "in-use" });
     if (s.status !== "exited" && !force)
       throw new BurrowError(`sandbox ${s.name} is ${s.status}: stop it first (burrow stop ${s.name}) or remove it with burrow rm -f`, { kind: "running" });
-    await this.remove(s, force);
+    const errors: Error[] = [];
+    if (s.status !== "exited" || this.exiting.has(s.id)) {
+      // Through the exit path (it waits for a create under way): killing the
+      // main process makes its waiter report the exit meanwhile, which must
+      // not release the network a second time; and the sandbox "died"
+      // before it is removed.
+      if (s.runtime.ino) await killAll(s.runtime.ino.mnt);
+      errors.push(...(await this.recordExit(s.id, null).done));
+    }
+    await this.withLock(s.id, async () => {
+      if (!this.exists(s.id)) return; // --rm removed it already
+      errors.push(...(await this.remove(this.store.find(s.id))));
+    });
+    if (errors.length) throw new BurrowError(`removed ${s.name}, but cleanup reported: ${errors.map(messageOf).join("; ")}`, { kind: "cleanup" });
     return { id: s.id, name: s.name };
   }
 
-  private async remove(s: Sandbox, force: boolean): Promise<void> {
+  /** Deletes an exited sandbox's files and row, releasing anything a crash left. Under its lock. */
+  private async remove(s: Sandbox): Promise<Error[]> {
     const errors: Error[] = [];
-    if (s.status !== "exited" && force) {
-      // Through the exit path: killing the main process makes its waiter
-      // report the exit meanwhile, which must not release the network a
-      // second time; and the sandbox "died" before it is removed.
-      errors.push(...(await this.recordExit(s.id, null).done));
-      if (!this.exists(s.id)) {
-        // --rm removed it already
-        if (errors.length) throw new BurrowError(`removed ${s.name}, but cleanup reported: ${errors.map(messageOf).join("; ")}`, { kind: "cleanup" });
-        return;
-      }
-    }
+    if (s.runtime.pins || s.runtime.backend || s.runtime.ports?.length) errors.push(...(await this.release(s)));
     this.children.get(s.id)?.kill(9);
     try {
       rmSync(sandboxDir(this.paths, s.id), { recursive: true, force: true });
@@ -400,7 +453,7 @@ export class SandboxService {
     }
     this.store.delete(s.id);
     this.store.event("remove", s);
-    if (errors.length) throw new BurrowError(`removed ${s.name}, but cleanup reported: ${errors.map(messageOf).join("; ")}`, { kind: "cleanup" });
+    return errors;
   }
 
   private exists(id: string): boolean {
@@ -446,32 +499,42 @@ export class SandboxService {
     }
   }
 
-  /** At start: drop what a reboot or a dead session took away. */
+  /**
+   * At start: drop what a reboot or a dead session took away, and finish
+   * releases a killed daemon left half done (an exited row that still has
+   * pins, a network or ports; a --rm row not yet removed).
+   */
   async reconcile(): Promise<void> {
     for (const s of this.store.all()) {
-      if (s.status === "exited") continue;
-      if (s.bootId !== this.bootId || s.session !== this.session.id) {
-        if (s.bootId !== this.bootId) {
-          // After a reboot nothing of it runs, and its inode numbers and pids
-          // may now name someone else's: forget them, clean only our paths.
-          if (s.runtime.pins) removePins(s.runtime.pins, pinDir(this.paths, s.id));
-          s.runtime.ino = null;
-          s.runtime.backend = undefined;
-          s.runtime.ports = undefined;
-        } else if (s.runtime.ino) {
-          // A dead session's processes may still run: kill them by namespace.
-          await killAll(s.runtime.ino.mnt);
-        }
-        // Pins of a dead session are unreachable (its mount namespace is gone).
-        s.runtime.pins = null;
-        s.status = "exited";
-        s.finishedAt = now();
-        const errs = await this.release(s);
-        for (const e of errs) log.debug(`reconcile ${s.name}: ${e.message}`);
-        this.store.update(s);
-        this.store.event("died", s, { reason: "session gone" });
-        if (s.spec.rm) await this.remove(s, true).catch(() => {});
+      const stale = s.bootId !== this.bootId || s.session !== this.session.id;
+      const leftovers = !!(s.runtime.pins || s.runtime.backend || s.runtime.ports?.length);
+      const wasRunning = s.status !== "exited";
+      if (wasRunning && !stale) continue; // reap() checks those
+      if (!wasRunning && !leftovers) {
+        if (s.spec.rm) await this.withLock(s.id, () => this.remove(s)).catch(() => {});
+        continue;
       }
+      if (s.bootId !== this.bootId) {
+        // After a reboot nothing of it runs, and its inode numbers and pids
+        // may now name someone else's: forget them, clean only our paths.
+        if (s.runtime.pins) removePins(s.runtime.pins, pinDir(this.paths, s.id));
+        s.runtime.ino = null;
+        s.runtime.backend = undefined;
+        s.runtime.ports = undefined;
+        s.runtime.pins = null;
+      } else if (s.session !== this.session.id) {
+        // A dead session's processes may still run: kill them by namespace.
+        // Its pins are unreachable (its mount namespace is gone).
+        if (s.runtime.ino) await killAll(s.runtime.ino.mnt);
+        s.runtime.pins = null;
+      }
+      s.status = "exited";
+      s.finishedAt ??= now();
+      const errs = await this.release(s);
+      for (const e of errs) log.debug(`reconcile ${s.name}: ${e.message}`);
+      this.store.update(s);
+      if (wasRunning) this.store.event("died", s, { reason: "session gone" });
+      if (s.spec.rm) await this.withLock(s.id, () => this.remove(s)).catch(() => {});
     }
     await this.reap(true);
   }
@@ -517,7 +580,6 @@ function timer() {
   return lap;
 }
 
-const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGUSR1: 10, SIGSEGV: 11, SIGUSR2: 12, SIGPIPE: 13, SIGALRM: 14, SIGTERM: 15 };
 export function signalNumber(name: string): number | undefined {
-  return SIGNALS[name];
+  return constants.signals[name as NodeJS.Signals];
 }

@@ -161,6 +161,8 @@ for (const mode of ["rootless", "rootful"] as const) {
       expect(nf.stderr).toContain("/no/such/program");
       const ne = await t.burrow(["run", "--rm", "--network", "none", "--", "/etc/hostname"]);
       expect(ne.code).toBe(126);
+      const abrt = await t.burrow(["run", "--rm", "--network", "none", "--", "sh", "-c", "kill -ABRT $$"]);
+      expect(abrt.code).toBe(134); // 128 + SIGABRT, like a shell
       const nf2 = await t.burrow(["run", "--rm", "--network", "none", "--", "no-such-command-xyz"]);
       expect(nf2.code).toBe(127);
       expect(nf2.stderr).toContain("executable file not found in $PATH");

@@ -148,9 +148,10 @@ export class RootlessNetns {
           logPath: `${this.dir}/slirp4netns.log`,
         });
         slirp.proc.unref();
+        // The state first: a failure below must still find slirp4netns to stop.
+        writeFileSync(this.stateFile, JSON.stringify({ ino, slirpPid: slirp.pid } satisfies State), { mode: 0o600 });
         const resolv = buildResolvConf({ hostContent: readHostResolvConf().content, firstNameservers: [slirp4netnsAddresses(options).dns] });
         writeFileSync(`${this.dir}/resolv.conf`, resolv.content, { mode: 0o644 });
-        writeFileSync(this.stateFile, JSON.stringify({ ino, slirpPid: slirp.pid } satisfies State), { mode: 0o600 });
         log.debug(`rootless CNI namespace up in ${(performance.now() - t0).toFixed(1)} ms`);
       } catch (e) {
         await this.teardownNow();
