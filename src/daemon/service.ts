@@ -203,6 +203,8 @@ export class SandboxService {
       );
       s.runtime.pins = pins;
       s.runtime.ino = ino;
+      // Saved at once: a daemon killed mid-create leaves a row the next one can release.
+      this.store.update(s);
       undo.push("pins", () => {
         const errs = removePins(pins, pinDir(this.paths, id));
         if (errs.length) throw errs[0];
@@ -215,6 +217,7 @@ export class SandboxService {
         const net = await backend.setup(mode, this.ctx(s));
         s.runtime.backend = net.record;
         s.runtime.address = net.address;
+        this.store.update(s);
         undo.push("network", async () => {
           const errs = await backend!.teardown(net.record, this.ctx(s));
           if (errs.length) throw errs[0];
