@@ -108,18 +108,6 @@ listening() {
   bench_die "the iperf3 server in $name ($tool) does not listen on 5201"
 }
 
-# cpu_busy: percent of all cores busy since the last call (as in throughput.sh).
-cpu_prev=
-cpu_busy() {
-  local _ user nice sys idle iowait irq softirq steal now
-  read -r _ user nice sys idle iowait irq softirq steal _ </proc/stat
-  now="$((user + nice + sys + irq + softirq + steal)) $((idle + iowait))"
-  if [ -n "$cpu_prev" ]; then
-    set -- $cpu_prev $now
-    echo $(((100 * ($3 - $1)) / (($3 - $1) + ($4 - $2) + 1)))
-  fi
-  cpu_prev=$now
-}
 
 echo "bridge.sh: $(machine_line)"
 echo "bridge.sh: $("$b" --version), $(podman --version) (CNI), $(hyperfine --version), $(iperf3 --version | head -1 | cut -d' ' -f1-2)," \

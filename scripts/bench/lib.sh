@@ -159,3 +159,18 @@ podman_cleanup() {
 machine_line() {
   printf '%s, %s cores, kernel %s, load %s\n' "$(. /etc/os-release && echo "$PRETTY_NAME")" "$(nproc)" "$(uname -r)" "$(cut -d' ' -f1-3 /proc/loadavg)"
 }
+
+# cpu_busy: percent of all cores busy since the last call (from /proc/stat).
+# Near 100 means the run was CPU-bound: client, server and forwarder share
+# the machine's cores, so a forwarder's own cost shows up as less throughput.
+cpu_prev=
+cpu_busy() {
+  local _ user nice sys idle iowait irq softirq steal now
+  read -r _ user nice sys idle iowait irq softirq steal _ </proc/stat
+  now="$((user + nice + sys + irq + softirq + steal)) $((idle + iowait))"
+  if [ -n "$cpu_prev" ]; then
+    set -- $cpu_prev $now
+    echo $(( (100 * ($3 - $1)) / (($3 - $1) + ($4 - $2) + 1) ))
+  fi
+  cpu_prev=$now
+}

@@ -69,20 +69,6 @@ measure() {
   printf '  %-22s %6s Gbit/s   CPU %s%% busy\n' "$name" "$g" "$busy"
 }
 
-# cpu_busy: percent of all cores busy since the last call (from /proc/stat).
-# Near 100 means the run was CPU-bound: client, server and forwarder share
-# the machine's cores, so a forwarder's own cost shows up as less throughput.
-cpu_prev=
-cpu_busy() {
-  local _ user nice sys idle iowait irq softirq steal now
-  read -r _ user nice sys idle iowait irq softirq steal _ </proc/stat
-  now="$((user + nice + sys + irq + softirq + steal)) $((idle + iowait))"
-  if [ -n "$cpu_prev" ]; then
-    set -- $cpu_prev $now
-    echo $(( (100 * ($3 - $1)) / (($3 - $1) + ($4 - $2) + 1) ))
-  fi
-  cpu_prev=$now
-}
 
 echo "throughput.sh: $(machine_line)"
 versions="$("$b" --version), $(podman --version), $(iperf3 --version | head -1)"
