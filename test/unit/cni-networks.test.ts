@@ -7,6 +7,7 @@ import { networkId } from "../../src/net/cni/conflist.ts";
 import { formatNetworkList, formatTable, networkSummary } from "../../src/net/cni/format.ts";
 import { parseCidr } from "../../src/net/cni/ip.ts";
 import { DEFAULT_NETWORK, NetworkStore, resolveNetwork } from "../../src/net/cni/networks.ts";
+import { rejection } from "../helpers/rejection.ts";
 
 let dir: string;
 let confDir: string;
@@ -21,15 +22,6 @@ function store(opts: { routes?: string[]; ifaces?: string[]; dnsname?: boolean }
   });
 }
 
-async function rejection(p: Promise<unknown>): Promise<BurrowError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(BurrowError);
-    return e as BurrowError;
-  }
-  throw new Error("expected a BurrowError");
-}
 
 // What `podman network create --label team=web podnet` (v3) writes, byte for
 // byte: the top level is a Go map (sorted keys), the plugins are structs.

@@ -7,6 +7,7 @@ import { assignInterfaces, buildAttachment, interfaceNames } from "../../src/net
 import type { Conflist } from "../../src/net/cni/conflist.ts";
 import { CniPluginError, type PluginSpawner, type SpawnRequest, cniArgsString, findPlugin } from "../../src/net/cni/plugins.ts";
 import { CniRuntime, CniTeardownError, cacheFilePath, pluginStdin } from "../../src/net/cni/runtime.ts";
+import { rejection } from "../helpers/rejection.ts";
 
 let dir: string;
 let pluginDir: string;
@@ -98,15 +99,6 @@ function runtime(spawn: PluginSpawner, extra: Partial<ConstructorParameters<type
   return new CniRuntime({ cacheDir, pluginDirs: [join(dir, "nothing-here"), pluginDir], spawn, ...extra });
 }
 
-async function rejection(p: Promise<unknown>): Promise<BurrowError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(BurrowError);
-    return e as BurrowError;
-  }
-  throw new Error("expected a BurrowError");
-}
 
 describe("ADD", () => {
   test("runs the plugins in order, chaining prevResult, and returns the normalized result", async () => {

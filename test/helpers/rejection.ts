@@ -1,0 +1,13 @@
+import { expect } from "bun:test";
+import { BurrowError } from "../../src/errors.ts";
+
+/** The BurrowError `p` rejects with; fails the test when it resolves or throws something else. */
+export async function rejection(p: Promise<unknown>): Promise<BurrowError> {
+  try {
+    await p;
+  } catch (e) {
+    expect(e).toBeInstanceOf(BurrowError);
+    return e as BurrowError;
+  }
+  throw new Error("expected a BurrowError");
+}
