@@ -1,7 +1,6 @@
 // slirp4netns networking and port publishing, rootless, end to end:
 // dist/burrow as the test user, real slirp4netns, real sockets on loopback.
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
-import { existsSync } from "node:fs";
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { createServer, type Server } from "node:net";
 import { createSocket } from "node:dgram";
 import { burrowContext, type BurrowContext } from "../helpers/context.ts";

@@ -2,7 +2,6 @@ import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BurrowError } from "../../src/errors.ts";
 import { networkId } from "../../src/net/cni/conflist.ts";
 import { formatNetworkList, formatTable, networkSummary } from "../../src/net/cni/format.ts";
 import { parseCidr } from "../../src/net/cni/ip.ts";

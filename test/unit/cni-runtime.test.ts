@@ -2,7 +2,6 @@ import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BurrowError } from "../../src/errors.ts";
 import { assignInterfaces, buildAttachment, interfaceNames } from "../../src/net/cni/attachment.ts";
 import type { Conflist } from "../../src/net/cni/conflist.ts";
 import { CniPluginError, type PluginSpawner, type SpawnRequest, cniArgsString, findPlugin } from "../../src/net/cni/plugins.ts";
