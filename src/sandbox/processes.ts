@@ -1,7 +1,7 @@
 // Finding and signalling a sandbox's processes. A sandbox always has its own
 // mount namespace, so "the processes of a sandbox" are those whose
 // /proc/PID/ns/mnt has the sandbox's mount namespace inode.
-import { readdirSync, statSync } from "node:fs";
+import { readFileSync, readdirSync, statSync } from "node:fs";
 
 export function pidsInMountNs(ino: number): number[] {
   return pidsInNs("mnt", ino);
@@ -58,4 +58,32 @@ export async function killAll(ino: number): Promise<void> {
     signalAll(pids, "SIGKILL");
     await Bun.sleep(i < 10 ? 2 : 10);
   }
+}
+
+/** Alive and not a zombie (kill(pid, 0) also succeeds for a zombie not yet reaped). */
+export function isRunning(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // Field 3, after the parenthesised command name.
+    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+    return state !== "Z" && state !== "X";
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Stops a helper this process may not be the parent of (a restarted
+ * daemon's slirp4netns, a forked pasta): SIGTERM, then SIGKILL after
+ * `graceMs`; resolves when `stillOurs()` no longer holds. The caller's check
+ * keeps a reused pid from being signalled.
+ */
+export async function stopHelper(pid: number, stillOurs: () => boolean, graceMs = 2000): Promise<void> {
+  if (!stillOurs()) return;
+  signalAll([pid], "SIGTERM");
+  const deadline = Date.now() + graceMs;
+  while (stillOurs() && Date.now() < deadline) await Bun.sleep(10);
+  if (!stillOurs()) return;
+  signalAll([pid], "SIGKILL");
+  while (stillOurs()) await Bun.sleep(10);
 }

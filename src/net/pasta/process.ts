@@ -8,6 +8,7 @@
 import { closeSync, openSync, readFileSync, rmSync, statSync } from "node:fs";
 import { BurrowError, messageOf } from "../../errors.ts";
 import { cleanEnv } from "../../sys/env.ts";
+import { stopHelper } from "../../sandbox/processes.ts";
 import type { PastaOptions } from "./options.ts";
 
 /** The address the sandbox's resolv.conf names; pasta forwards it to the host's resolvers (podman 5 uses the same). */
@@ -192,18 +193,7 @@ export async function startPasta(o: PastaStartOptions): Promise<PastaProcess> {
     pid = Number(readFileSync(o.pidPath, "utf8").trim());
   } catch {}
   const stop = onceAsync(async () => {
-    if (pid > 0 && isPasta(pid)) {
-      try {
-        process.kill(pid, "SIGTERM");
-      } catch {}
-      const deadline = Date.now() + 2000;
-      while (isPasta(pid) && Date.now() < deadline) await Bun.sleep(10);
-      if (isPasta(pid)) {
-        try {
-          process.kill(pid, "SIGKILL");
-        } catch {}
-      }
-    }
+    if (pid > 0) await stopHelper(pid, () => isPasta(pid));
   });
   if (code !== 0 || pid <= 0) {
     if (code === "timeout") proc.kill("SIGKILL");

@@ -8,6 +8,7 @@ import { closeSync, openSync, readFileSync, rmSync, statSync } from "node:fs";
 import type { Subprocess } from "bun";
 import { BurrowError, messageOf } from "../../errors.ts";
 import { cleanEnv } from "../../sys/env.ts";
+import { isRunning, stopHelper } from "../../sandbox/processes.ts";
 import { DEFAULT_MTU, type Slirp4netnsOptions } from "./options.ts";
 import { checkSlirp4netnsFeatures, type Slirp4netnsFeatures } from "./probe.ts";
 
@@ -250,19 +251,7 @@ function once(fn: () => Promise<void>): () => Promise<void> {
  * hit. Resolves when it is gone (or a zombie of a parent that is not us).
  */
 export async function stopSlirp4netnsPid(pid: number, netnsPath: string, apiSocketPath?: string): Promise<void> {
-  if (isOurSlirp4netns(pid, netnsPath)) {
-    try {
-      process.kill(pid, "SIGTERM");
-    } catch {}
-    const deadline = Date.now() + 2000;
-    while (isRunning(pid) && Date.now() < deadline) await Bun.sleep(10);
-    if (isRunning(pid)) {
-      try {
-        process.kill(pid, "SIGKILL");
-      } catch {}
-      while (isRunning(pid)) await Bun.sleep(10);
-    }
-  }
+  await stopHelper(pid, () => isOurSlirp4netns(pid, netnsPath));
   if (apiSocketPath !== undefined) rmSync(apiSocketPath, { force: true });
 }
 
@@ -271,17 +260,6 @@ export function isOurSlirp4netns(pid: number, netnsPath: string): boolean {
   try {
     const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
     return (argv[0] ?? "").endsWith("slirp4netns") && argv.includes(netnsPath) && isRunning(pid);
-  } catch {
-    return false;
-  }
-}
-
-function isRunning(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    // Field 3, after the parenthesised command name.
-    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
-    return state !== "Z" && state !== "X";
   } catch {
     return false;
   }
