@@ -72,7 +72,7 @@ export function renderReport(format: string, rows: readonly unknown[], opts: Rep
   const table = isTable(f);
   if (table) {
     f = f.slice("table".length).replace(/^ /, "");
-    if (!f.trim()) f = opts.defaultTable ?? "";
+    if (!f.trim()) f = normalizeFormat(opts.defaultTable ?? "").replace(/^table /, "");
   }
   if (!f.endsWith("\n")) f += "\n";
   const tpl = compileTemplate(f);
