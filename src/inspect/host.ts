@@ -160,27 +160,41 @@ export function kernelFeatures(): KernelFeature[] {
   ];
 }
 
+export interface IdMap {
+  ContainerID: number;
+  HostID: number;
+  Size: number;
+}
+
 export interface IdRanges {
   User: string;
-  Subuid: IdRange | null;
-  Subgid: IdRange | null;
-  /** /proc/PID/uid_map and gid_map of the rootless session holder, when it runs. */
-  UidMap: string[];
-  GidMap: string[];
+  /** The user's /etc/subuid and /etc/subgid ranges. */
+  Subuid: { Start: number; Count: number } | null;
+  Subgid: { Start: number; Count: number } | null;
+  /** The maps in use: /proc/PID/uid_map and gid_map of the rootless session holder, when it runs. */
+  UidMap: IdMap[];
+  GidMap: IdMap[];
 }
+
+const range = (r: IdRange | null) => (r ? { Start: r.start, Count: r.count } : null);
 
 export function idRanges(uid: number, holderPid?: number): IdRanges {
   let user = String(uid);
   try {
     user = userInfo().username;
   } catch {}
-  const lines = (p: string) => (read(p) ?? "").split("\n").map((l) => l.trim().replace(/\s+/g, " ")).filter(Boolean);
+  const map = (p: string): IdMap[] =>
+    (read(p) ?? "")
+      .split("\n")
+      .map((l) => l.trim().split(/\s+/).map(Number))
+      .filter((f) => f.length === 3 && f.every(Number.isInteger))
+      .map(([c, h, n]) => ({ ContainerID: c!, HostID: h!, Size: n! }));
   return {
     User: user,
-    Subuid: findRange(read("/etc/subuid") ?? "", user, uid),
-    Subgid: findRange(read("/etc/subgid") ?? "", user, uid),
-    UidMap: holderPid ? lines(`/proc/${holderPid}/uid_map`) : [],
-    GidMap: holderPid ? lines(`/proc/${holderPid}/gid_map`) : [],
+    Subuid: range(findRange(read("/etc/subuid") ?? "", user, uid)),
+    Subgid: range(findRange(read("/etc/subgid") ?? "", user, uid)),
+    UidMap: holderPid ? map(`/proc/${holderPid}/uid_map`) : [],
+    GidMap: holderPid ? map(`/proc/${holderPid}/gid_map`) : [],
   };
 }
 

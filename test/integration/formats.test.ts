@@ -172,8 +172,10 @@ describe.skipIf(!!why)("--format and --filter on real sandboxes (rootless)", () 
     expect(info.Host.Rootless).toBe(true);
     expect(info.Network.Backend).toBe("slirp4netns");
     expect(info.Network.Why).toContain("rootless");
-    expect(info.Host.IdMappings.Subuid.count).toBeGreaterThan(0);
-    expect(info.Host.IdMappings.UidMap.length).toBeGreaterThan(0);
+    expect(info.Host.IdMappings.Subuid.Count).toBeGreaterThan(0);
+    // The session maps the user to 0 and the subuid range from 1 (podman's layout).
+    expect(info.Host.IdMappings.UidMap[0]).toEqual({ ContainerID: 0, HostID: info.Host.Uid, Size: 1 });
+    expect(info.Host.IdMappings.UidMap[1]).toEqual({ ContainerID: 1, HostID: info.Host.IdMappings.Subuid.Start, Size: info.Host.IdMappings.Subuid.Count });
     expect(info.Host.KernelFeatures.find((f: { Name: string }) => f.Name === "user namespaces").Available).toBe(true);
     expect(await t.burrowOk(["info", "--format", "{{.Host.Rootless}} {{.Network.Backend}}"])).toBe("true slirp4netns\n");
     expect(await t.burrowOk(["info", "--format", '{{range .Helpers}}{{if eq .Name "slirp4netns"}}{{.Version}}{{end}}{{end}}'])).toMatch(/^\d+\.\d+\.\d+\n$/);
