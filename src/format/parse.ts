@@ -96,17 +96,11 @@ export function parse(src: string, funcs: ReadonlySet<string>): Node[] {
       p += 2;
     }
     if (text) pieces.push({ text });
-    // A comment: {{/* ... */}}, nothing else in the action.
-    while (isSpace(src[p])) p++;
+    // A comment: {{/* ... */}} (or {{- /* ... */ -}}), nothing else in the action.
     if (src.startsWith("/*", p)) {
       const close = src.indexOf("*/", p + 2);
       if (close < 0) fail("unclosed comment", open);
       let q = close + 2;
-      if (src[q] === " " && src[q + 1] === "-" && src.startsWith("}}", q + 2)) {
-        trimNext = true;
-        q += 2;
-      }
-      while (isSpace(src[q]) && !src.startsWith(" -}}", q)) q++;
       if (src.startsWith(" -}}", q)) {
         trimNext = true;
         q += 2;
@@ -182,7 +176,7 @@ export function parse(src: string, funcs: ReadonlySet<string>): Node[] {
       } else if ("()|=,".includes(c)) {
         push(c as "(", c);
         p++;
-      } else fail(`unexpected "${c}" in command`, start);
+      } else fail(`unrecognized character in action: U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")} '${c}'`, start);
     }
     pieces.push({ toks, pos: open, end: p });
     pos = p;

@@ -86,15 +86,27 @@ export function isTrue(v: unknown): boolean {
 
 export const sortedKeys = (o: object) => Object.keys(o).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 
-/** strconv.FormatFloat(f, 'g', -1, 64): the shortest form, exponent when < -4 or >= 21. */
-export function formatFloat(f: number): string {
+/**
+ * strconv.FormatFloat(f, 'g', prec, 64), fmt's %v and %g for floats: the
+ * shortest digits (or prec significant ones, trailing zeros dropped), in
+ * exponent form when the exponent is < -4 or >= the precision (6 for the
+ * shortest form): 1e+06, 1.2345675e+06, 0.0001, 1e-05.
+ */
+export function formatFloat(f: number, prec?: number): string {
   if (Number.isNaN(f)) return "NaN";
   if (!Number.isFinite(f)) return f > 0 ? "+Inf" : "-Inf";
-  if (Number.isInteger(f)) return String(f);
-  const [mant, e] = f.toExponential().split("e");
+  if (f === 0) return Object.is(f, -0) ? "-0" : "0";
+  const sign = f < 0 ? "-" : "";
+  const abs = Math.abs(f);
+  const [m, e] = (prec === undefined ? abs.toExponential() : abs.toExponential(Math.max(prec, 1) - 1)).split("e");
+  const mant = m!.includes(".") ? m!.replace(/0+$/, "").replace(/\.$/, "") : m!;
   const exp = Number(e);
-  if (exp < -4 || exp >= 21) return `${mant}e${exp < 0 ? "-" : "+"}${String(Math.abs(exp)).padStart(2, "0")}`;
-  return String(f);
+  const nd = mant.replace(".", "").length;
+  let eprec = prec === undefined ? 6 : Math.max(prec, 1);
+  if (prec !== undefined && eprec > nd && nd >= exp + 1) eprec = nd;
+  if (prec === undefined) eprec = 6;
+  if (exp < -4 || exp >= eprec) return `${sign}${mant}e${exp < 0 ? "-" : "+"}${String(Math.abs(exp)).padStart(2, "0")}`;
+  return sign + Number(`${mant}e${exp}`).toFixed(Math.max(nd - exp - 1, 0));
 }
 
 /** fmt's %v. */
@@ -226,6 +238,9 @@ function formatOne(verb: string, v: unknown, f: Spec): string {
     case "c":
       if (k !== "int") return bad(verb, v);
       return pad(String.fromCodePoint(v as number), f, false);
+    case "U":
+      if (k !== "int") return bad(verb, v);
+      return pad(`U+${(v as number).toString(16).toUpperCase().padStart(4, "0")}`, f, false);
     case "t":
       if (k !== "bool") return bad(verb, v);
       return pad(String(v), f, false);
@@ -243,7 +258,7 @@ function formatOne(verb: string, v: unknown, f: Spec): string {
       else if (verb === "e" || verb === "E") {
         const [m, e] = Math.abs(n).toExponential(f.prec ?? 6).split("e");
         s = `${m}e${Number(e) < 0 ? "-" : "+"}${String(Math.abs(Number(e))).padStart(2, "0")}`;
-      } else s = f.prec === undefined ? formatFloat(Math.abs(n)) : Number(Math.abs(n).toPrecision(f.prec || 1)).toString();
+      } else s = formatFloat(Math.abs(n), f.prec);
       if (verb === "E" || verb === "G") s = s.toUpperCase();
       return pad(sign(n, `${n < 0 ? "-" : ""}${s}`), f, true);
     }

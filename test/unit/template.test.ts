@@ -85,6 +85,9 @@ const cases: Case[] = [
   ['{{printf "%v %v %t" .L .M true}}', "[1 2 3] map[a:1 b:2 c:3] true", T()],
   ['{{printf "%f %.2f %e %g" 3.14159 3.14159 1234.5678 0.000012}}', "3.141590 3.14 1.234568e+03 1.2e-05"],
   ['{{printf "%x %6.2f%%" "hi" 12.3456}}', "6869  12.35%"],
+  ['{{printf "%.3g|%g|%g|%g|%v" 1234.5678 1000000.5 0.0001 0.00001 100000.5}}', "1.23e+03|1.0000005e+06|0.0001|1e-05|100000.5"],
+  ['{{printf "%+d|% d|%#x|%08.3f|%U" 5 5 255 3.14159 65}}', "+5| 5|0xff|0003.142|U+0041"],
+  ['{{printf "%+v" .Inner}}', "{Value:in}", T()],
   ['{{printf "%d"}}', "%!d(MISSING)"],
   ['{{printf "%d" "x"}}', "%!d(string=x)"],
   ['{{printf "%d" 1 2}}', "1%!(EXTRA int=2)"],
@@ -120,6 +123,9 @@ const cases: Case[] = [
   ["{{if true}}{{$x := 1}}{{end}}{{$x}}", { error: 'template: :1: undefined variable "$x"' }],
   ["{{nil}}", { error: "template: :1: nil is not a command" }],
   ["{{break}}", { error: "template: :1: {{break}} outside {{range}}" }],
+  ["{{.A @}}", { error: "template: :1: unrecognized character in action: U+0040 '@'" }],
+  ["{{/* c */ }}", { error: "template: :1: comment ends before closing delimiter" }],
+  ["{{/* never closed }}", { error: "template: :1: unclosed comment" }],
 ];
 
 describe("Go text/template", () => {
