@@ -32,6 +32,12 @@ export const EXAMPLES: Record<string, string[]> = {
   "network disconnect": ["burrow network disconnect mynet web"],
   "network reload": ["burrow network reload --all", "burrow network reload web"],
   doctor: ["burrow doctor", "burrow doctor --format json"],
+  // Commands of issue 9 items 3-4, landing from another branch.
+  start: ["burrow start web"],
+  restart: ["burrow restart web"],
+  wait: ["burrow wait web"],
+  generate: ["burrow generate systemd web"],
+  "generate systemd": ["burrow generate systemd web > ~/.config/systemd/user/burrow-web.service"],
   events: ["burrow events", "burrow events --stream=false --since 10m --filter type=network", "burrow events --format '{{.Time}} {{.Type}} {{.Status}} {{.Name}}'"],
   stats: ["burrow stats", "burrow stats --no-stream web", "burrow stats --no-stream --format '{{.Name}} {{.MemUsage}}'"],
 };

@@ -3,10 +3,10 @@ import { call } from "../client/client.ts";
 import { BurrowError } from "../errors.ts";
 import { list, parseStrict, str } from "./_args.ts";
 import { goView, matches, parseFilters, parseTime, render } from "./_format.ts";
-import { formatArg } from "./_shared.ts";
+import { templateFormatArg } from "./_shared.ts";
 
 const args = {
-  ...formatArg,
+  ...templateFormatArg,
   stream: { type: "string", description: "true (default): keep printing new events; false: print past events and exit" },
   filter: { type: "string", alias: "f", description: "Show only events matching KEY=VALUE: type (sandbox, network), event, sandbox, network (repeatable)" },
   since: { type: "string", description: "Show events after this time: a duration before now (10m), an RFC 3339 time or Unix seconds" },

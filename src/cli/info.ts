@@ -4,9 +4,9 @@ import { helpers, idRanges, kernelFeatures, kernelRelease } from "../inspect/hos
 import { version } from "../version.ts";
 import { parseStrict, str } from "./_args.ts";
 import { goView, render } from "./_format.ts";
-import { formatArg, printJson } from "./_shared.ts";
+import { templateFormatArg, printJson } from "./_shared.ts";
 
-const args = { ...formatArg } as const;
+const args = { ...templateFormatArg } as const;
 
 /** Which backend `run` uses without --network, and why (the daemon's defaultNetwork rule). */
 function defaultBackend(rootless: boolean) {

@@ -3,9 +3,9 @@ import { call } from "../client/client.ts";
 import { BurrowError } from "../errors.ts";
 import { parseStrict, str } from "./_args.ts";
 import { goView, render } from "./_format.ts";
-import { formatArg, printJson } from "./_shared.ts";
+import { templateFormatArg, printJson } from "./_shared.ts";
 
-const args = { ...formatArg } as const;
+const args = { ...templateFormatArg } as const;
 
 /** Fields of podman's inspect shape that are Go maps (ranged in key order, no "can't evaluate field" for a missing key). */
 export const INSPECT_MAPS = ["Labels", "Ports", "PortBindings", "Networks"];

@@ -4,7 +4,7 @@ import { call } from "../client/client.ts";
 import { BurrowError } from "../errors.ts";
 import { bool, list, parseStrict, str } from "./_args.ts";
 import { goView, labelMatches, matches, nameMatches, parseFilters, render } from "./_format.ts";
-import { formatArg, printJson } from "./_shared.ts";
+import { templateFormatArg, printJson } from "./_shared.ts";
 import { parseLabels } from "./_args.ts";
 
 function sub(name: string, description: string, args: ArgsDef, run: (rawArgs: string[]) => Promise<void>) {
@@ -46,7 +46,7 @@ const create = sub("create", "Create a bridge network (a CNI conflist)", createA
 });
 
 const lsArgs = {
-  ...formatArg,
+  ...templateFormatArg,
   quiet: { type: "boolean", alias: "q", description: "Print only network names" },
   noheading: { type: "boolean", description: "Leave out the header line" },
   filter: { type: "string", alias: "f", description: "Show only networks matching KEY=VALUE: name, id, driver, label (repeatable; same key ORs, different keys AND)" },
@@ -106,7 +106,7 @@ const ls = sub("ls", "List networks", lsArgs, async (raw) => {
   process.stdout.write(render(format ?? "table", views, { defaultTable: NETWORK_TABLE, headers: { ID: "NETWORK ID" }, noHeading: bool(p, "noheading") }));
 });
 
-const inspectArgs = { ...formatArg } as const satisfies ArgsDef;
+const inspectArgs = { ...templateFormatArg } as const satisfies ArgsDef;
 const inspect = sub("inspect", "Show networks' conflists, or their fields through a Go template", inspectArgs, async (raw) => {
   const p = parseStrict(raw, inspectArgs, { command: "network inspect" });
   if (!p.positionals.length) throw new BurrowError(`"burrow network inspect" needs at least one network name`, { kind: "bad-input" });

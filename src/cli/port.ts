@@ -4,9 +4,9 @@ import { BurrowError } from "../errors.ts";
 import { formatHostAddress, formatPortLines, type PortMapping } from "../ports/spec.ts";
 import { parseStrict, str } from "./_args.ts";
 import { goView, render } from "./_format.ts";
-import { formatArg, printJson } from "./_shared.ts";
+import { templateFormatArg, printJson } from "./_shared.ts";
 
-const args = { ...formatArg } as const;
+const args = { ...templateFormatArg } as const;
 
 export default defineCommand({
   meta: { name: "port", description: "List a sandbox's published ports: burrow port NAME [PORT[/PROTO]]" },

@@ -5,7 +5,7 @@ import { formatPortsSummary, type PortMapping } from "../ports/spec.ts";
 import type { PsRow } from "../inspect/sandbox.ts";
 import { bool, list, parseStrict, str } from "./_args.ts";
 import { ago, goView, labelMatches, matches, nameMatches, parseFilters, printRows } from "./_format.ts";
-import { formatArg } from "./_shared.ts";
+import { templateFormatArg } from "./_shared.ts";
 
 const args = {
   all: { type: "boolean", alias: "a", description: "Show all sandboxes, not only running ones" },
@@ -14,7 +14,7 @@ const args = {
   latest: { type: "boolean", alias: "l", description: "Show only the sandbox created last (any state)" },
   "no-trunc": { type: "boolean", description: "Do not shorten ids and commands" },
   noheading: { type: "boolean", description: "Leave out the header line of a table" },
-  ...formatArg,
+  ...templateFormatArg,
 } as const;
 
 const FILTERS = ["name", "id", "status", "network", "label"] as const;

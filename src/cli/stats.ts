@@ -2,10 +2,10 @@ import { defineCommand } from "citty";
 import { call } from "../client/client.ts";
 import { bool, parseStrict, str } from "./_args.ts";
 import { goView, render } from "./_format.ts";
-import { formatArg } from "./_shared.ts";
+import { templateFormatArg } from "./_shared.ts";
 
 const args = {
-  ...formatArg,
+  ...templateFormatArg,
   "no-stream": { type: "boolean", description: "Print once and exit (the default when stdout is not a terminal)" },
   noheading: { type: "boolean", description: "Leave out the header line of a table" },
 } as const;
