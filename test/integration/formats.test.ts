@@ -221,4 +221,13 @@ describe.skipIf(!!why)("--help of every command: a one-line summary, described f
     }
     expect(flagLines).toBeGreaterThan(40);
   });
+  test("on a terminal (script(1)) help is coloured, unless NO_COLOR is set", async () => {
+    const onTty = (env: Record<string, string | undefined>) => t.run(["script", "-qfec", `${burrowBin()} ps --help`, "/dev/null"], { env: { TERM: "xterm-256color", ...env }, timeoutMs: 10000 });
+    const coloured = await onTty({ NO_COLOR: undefined });
+    expect(coloured.stdout).toContain("EXAMPLES");
+    expect(coloured.stdout).toContain(ESC);
+    const plain = await onTty({ NO_COLOR: "1" });
+    expect(plain.stdout).toContain("EXAMPLES");
+    expect(plain.stdout).not.toContain(ESC);
+  });
 });
