@@ -145,7 +145,13 @@ describe.skipIf(!!why)("--format and --filter on real sandboxes (rootless)", () 
       expect(table).toEqual(["NAME        LABELS", "fmt-one     map[team:a]", "fmt-two     map[]"]);
       expect(await t.burrowOk(["network", "ls", "-q", "--filter", "name=two"])).toBe("fmt-two\n");
       expect(await t.burrowOk(["network", "inspect", "--format", "{{.Name}} {{.Labels.team}} {{len .Subnets}} {{.Conflist.name}}", "fmt-one"])).toBe("fmt-one a 1 fmt-one\n");
+      // ps and events filtered by network, on a sandbox attached to one.
+      await t.burrowOk(["run", "-d", "--name", "onnet", "--network", "fmt-one", "--", "sleep", "60"]);
+      expect(await t.burrowOk(["ps", "--filter", "network=fmt-one", "--format", "{{.Names}} {{.Networks}}"])).toBe("onnet fmt-one\n");
+      expect(await t.burrowOk(["ps", "--filter", "network=fmt-two", "--format", "{{.Names}}"])).toBe("");
+      expect(lines(await t.burrowOk(["events", "--stream=false", "--filter", "network=fmt-one", "--format", "{{.Type}} {{.Status}} {{.Name}}"]))).toEqual(["network create fmt-one", "sandbox create onnet"]);
     } finally {
+      await t.burrow(["rm", "-f", "onnet"]);
       await t.burrow(["network", "rm", "fmt-one", "fmt-two"]);
     }
   });
