@@ -4,36 +4,9 @@
 //
 // Pure: no system access.
 
-export class TemplateError extends Error {}
+import { argText, TemplateError, type Arg, type Cmd, type Node, type Pipe, type Tree } from "./tree.ts";
 
-export type Node =
-  | { t: "text"; text: string }
-  | { t: "action"; pos: number; pipe: Pipe }
-  | { t: "if" | "with"; pos: number; pipe: Pipe; list: Node[]; elseList: Node[] | null }
-  | { t: "range"; pos: number; pipe: Pipe; list: Node[]; elseList: Node[] | null }
-  | { t: "break" | "continue"; pos: number };
-
-export interface Pipe {
-  pos: number;
-  decl: string[];
-  /** `$x = v` assigns an existing variable instead of declaring one. */
-  assign: boolean;
-  cmds: Cmd[];
-}
-export interface Cmd {
-  pos: number;
-  args: Arg[];
-}
-export type Arg =
-  | { t: "dot"; pos: number }
-  | { t: "nil"; pos: number }
-  | { t: "field"; pos: number; names: string[] }
-  | { t: "var"; pos: number; name: string; names: string[] }
-  | { t: "func"; pos: number; name: string }
-  | { t: "str"; pos: number; value: string }
-  | { t: "num"; pos: number; value: number; float: boolean; text: string }
-  | { t: "bool"; pos: number; value: boolean }
-  | { t: "pipe"; pos: number; pipe: Pipe; names: string[] };
+export { TemplateError } from "./tree.ts";
 
 type Tok =
   | { k: "field" | "var" | "ident" | "str" | "raw" | "char" | "num"; v: string; pos: number; spaceBefore: boolean }
@@ -70,7 +43,8 @@ function unquote(src: string, fail: (m: string) => never): string {
   return out;
 }
 
-export function parse(src: string, funcs: ReadonlySet<string>): Node[] {
+export function parse(src: string, funcs: ReadonlySet<string>): Tree {
+  const defines = new Map<string, Node[]>();
   let pos = 0;
   const lineOf = (p: number) => 1 + (src.slice(0, p).match(/\n/g)?.length ?? 0);
   const fail = (msg: string, at = pos): never => {
@@ -327,7 +301,32 @@ export function parse(src: string, funcs: ReadonlySet<string>): Node[] {
         nodes.push({ t: word, pos: at });
         continue;
       }
-      if (word) fail(`{{${word}}} is not supported by burrow's templates`, at);
+      if (word === "define" || word === "block" || word === "template") {
+        const nameTok = toks[1];
+        if (!nameTok || (nameTok.k !== "str" && nameTok.k !== "raw")) fail(`unexpected ${nameTok ? `"${nameTok.v}"` : "end of action"} in ${word} clause`, at);
+        const name = nameTok.k === "raw" ? nameTok.v.slice(1, -1) : unquote(nameTok.v, (m) => fail(m, at));
+        const rest = toks.slice(2);
+        if (word === "define") {
+          if (inside || scopes.length > 1) fail(`unexpected <define> in command`, at);
+          if (rest.length) fail(`unexpected "${rest[0]!.v}" in define clause`, at);
+        }
+        const pipe = rest.length ? pipeline(rest, at, word) : null;
+        if (word === "template") {
+          nodes.push({ t: "template", pos: nameTok.pos, name, pipe });
+          continue;
+        }
+        // A define's body sees only $ (a template gets a fresh set of variables).
+        const saved = scopes.splice(0, scopes.length, ["$"]);
+        const savedRange = inRange.splice(0, inRange.length);
+        const body = list(word);
+        scopes.splice(0, scopes.length, ...saved);
+        inRange.push(...savedRange);
+        if (body.stop !== "end") fail(`unexpected {{else}} in ${word}`, body.at);
+        defines.set(name, body.nodes);
+        if (word === "block") nodes.push({ t: "template", pos: nameTok.pos, name, pipe });
+        continue;
+      }
+      if (word) fail(`unexpected <${word}> in command`, at);
       nodes.push({ t: "action", pos: at, pipe: pipeline(toks, at, "command") });
     }
     if (inside) fail("unexpected EOF");
@@ -360,34 +359,5 @@ export function parse(src: string, funcs: ReadonlySet<string>): Node[] {
     return { t: word, pos: at, pipe, list: body.nodes, elseList } as Node;
   }
 
-  return list(null).nodes;
-}
-
-export function argText(a: Arg): string {
-  switch (a.t) {
-    case "dot":
-      return ".";
-    case "nil":
-      return "nil";
-    case "field":
-      return `.${a.names.join(".")}`;
-    case "var":
-      return [a.name, ...a.names].join(".");
-    case "func":
-      return a.name;
-    case "str":
-      return JSON.stringify(a.value);
-    case "num":
-      return a.text;
-    case "bool":
-      return String(a.value);
-    case "pipe":
-      return `(${pipeText(a.pipe)})${a.names.map((n) => `.${n}`).join("")}`;
-  }
-}
-export function cmdText(c: Cmd): string {
-  return c.args.map(argText).join(" ");
-}
-export function pipeText(p: Pipe): string {
-  return (p.decl.length ? `${p.decl.join(", ")} ${p.assign ? "=" : ":="} ` : "") + p.cmds.map(cmdText).join(" | ");
+  return { nodes: list(null).nodes, defines };
 }

@@ -7,10 +7,11 @@
 // podman's (upper lower title join split truncate pad json).
 //
 // Pure: no system access.
-import { argText, cmdText, parse, TemplateError, type Arg, type Cmd, type Node, type Pipe } from "./parse.ts";
-import { goQuote, isTrue, kindOf, show, sortedKeys, sprint, sprintf, toJson, typeName } from "./values.ts";
+import { parse } from "./parse.ts";
+import { argText, cmdText, pipeText, TemplateError, type Arg, type Cmd, type Node, type Pipe } from "./tree.ts";
+import { isTrue, kindOf, show, sortedKeys, sprint, sprintf, toJson, typeName } from "./values.ts";
 
-export { TemplateError } from "./parse.ts";
+export { TemplateError } from "./tree.ts";
 export { goMap, goStruct } from "./values.ts";
 
 class Exec extends Error {
@@ -18,6 +19,7 @@ class Exec extends Error {
     readonly pos: number,
     readonly context: string,
     message: string,
+    readonly template: string,
   ) {
     super(message);
   }
@@ -149,14 +151,18 @@ type Scope = Array<[string, unknown]>;
 
 class Run {
   out = "";
+  depth = 0;
+  /** The template being executed, for errors: "" is the main one. */
+  current = "";
   constructor(
     readonly src: string,
+    readonly defines: Map<string, Node[]>,
     /** Header mode (podman's `table`): every field evaluates to its column name. */
     readonly header?: (name: string) => string,
   ) {}
 
   fail(pos: number, context: string, message: string): never {
-    throw new Exec(pos, context, message);
+    throw new Exec(pos, context, message, this.current);
   }
 
   lookup(vars: Scope[], name: string): unknown {
@@ -288,6 +294,20 @@ class Run {
         case "range":
           this.range(n, dot, vars);
           break;
+        case "template": {
+          const body = this.defines.get(n.name);
+          const ctx = `{{template ${JSON.stringify(n.name)}${n.pipe ? ` ${pipeText(n.pipe)}` : ""}}}`;
+          if (!body) this.fail(n.pos, ctx, `template ${JSON.stringify(n.name)} not defined`);
+          // Go's maxExecDepth guards against a template that includes itself.
+          if (++this.depth > 10000) this.fail(n.pos, ctx, `exceeded maximum template depth (10000)`);
+          const value = n.pipe ? this.pipeline(n.pipe, dot, vars) : undefined;
+          const outer = this.current;
+          this.current = n.name;
+          this.walk(body, value, [[["$", value]]]);
+          this.current = outer;
+          this.depth--;
+          break;
+        }
         case "break":
           throw BREAK;
         case "continue":
@@ -330,7 +350,7 @@ class Run {
     const line = 1 + (before.match(/\n/g)?.length ?? 0);
     const col = nl < 0 ? e.pos : e.pos - nl - 1;
     const ctx = e.context.length > 20 ? `${e.context.slice(0, 20)}...` : e.context;
-    return new TemplateError(`template: :${line}:${col}: executing "" at <${ctx}>: ${e.message}`);
+    return new TemplateError(`template: :${line}:${col}: executing ${JSON.stringify(e.template)} at <${ctx}>: ${e.message}`);
   }
 }
 
@@ -343,10 +363,10 @@ export interface Template {
 
 /** Parses a template (throws TemplateError at once for a template that does not parse). */
 export function compileTemplate(src: string): Template {
-  const nodes = parse(src, NAMES);
+  const { nodes, defines } = parse(src, NAMES);
   return {
     render(data) {
-      const run = new Run(src);
+      const run = new Run(src, defines);
       try {
         run.walk(nodes, data, [[["$", data]]]);
       } catch (e) {
@@ -360,7 +380,7 @@ export function compileTemplate(src: string): Template {
       for (const n of nodes) {
         if (n.t === "text") out += n.text;
         else if (n.t === "action") {
-          const run = new Run(src, name);
+          const run = new Run(src, defines, name);
           try {
             run.walk([n], {}, [[["$", {}]]]);
             out += run.out;
@@ -372,4 +392,3 @@ export function compileTemplate(src: string): Template {
   };
 }
 
-export { goQuote };

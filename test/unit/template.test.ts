@@ -62,6 +62,10 @@ const cases: Case[] = [
   ["{{$x := 1}}{{if true}}{{$x = 2}}{{end}}{{$x}}", "2"],
   ["{{$x := .Inner}}{{$x.Value}}", "in", T()],
   ["{{(index .S 1)}} {{(.Inner).Value}}", "b in", T()],
+  // Nested templates (text/template "Nested template definitions").
+  ['{{define "T1"}}ONE{{end}}{{define "T2"}}TWO {{template "T1"}}{{end}}{{define "T3"}}{{template "T1"}} {{template "T2"}}{{end}}{{template "T3"}}', "ONE TWO ONE"],
+  ['{{define "name"}}<{{.}}>{{end}}{{range .S}}{{template "name" .}}{{end}}', "<a><b>", T()],
+  ['{{block "list" .S}}{{range .}}-{{.}}{{end}}{{end}}', "-a-b", T()],
   // Functions (text/template "Functions").
   ["{{and 1 0 3}} {{and 1 2 3}} {{or 0 \"\" 4}} {{or 0 \"\"}}|", "0 3 4 |"],
   ["{{and .Nil .Nil.Foo}}", "<no value>", T()],
@@ -123,6 +127,8 @@ const cases: Case[] = [
   ["{{if true}}{{$x := 1}}{{end}}{{$x}}", { error: 'template: :1: undefined variable "$x"' }],
   ["{{nil}}", { error: "template: :1: nil is not a command" }],
   ["{{break}}", { error: "template: :1: {{break}} outside {{range}}" }],
+  ['{{template "nope"}}', { error: 'template: :1:11: executing "" at <{{template "nope"}}>: template "nope" not defined' }],
+  ['{{define "t"}}{{.Foo}}{{end}}{{template "t" .Inner}}', { error: 'executing "t" at <.Foo>: can\'t evaluate field Foo in type main.Inner' }, T()],
   ["{{.A @}}", { error: "template: :1: unrecognized character in action: U+0040 '@'" }],
   ["{{/* c */ }}", { error: "template: :1: comment ends before closing delimiter" }],
   ["{{/* never closed }}", { error: "template: :1: unclosed comment" }],
