@@ -197,7 +197,7 @@ export function parse(src: string, funcs: ReadonlySet<string>): Tree {
         const [arg, next] = operand(toks, i);
         cmd.args.push(arg);
         i = next;
-        if (i < toks.length && !toks[i]!.spaceBefore && toks[i]!.k !== "|" && toks[i]!.k !== ")") fail(`missing space?`, toks[i]!.pos);
+        if (i < toks.length && !toks[i]!.spaceBefore && toks[i]!.k !== "|" && toks[i]!.k !== ")") fail(`unexpected "${toks[i]!.v}" in operand`, toks[i]!.pos);
       }
       if (!cmd.args.length) {
         if (toks[i]?.k === "|" || p.cmds.length) fail(`missing command`, toks[i]?.pos ?? 0);
@@ -297,7 +297,7 @@ export function parse(src: string, funcs: ReadonlySet<string>): Tree {
         continue;
       }
       if (word === "break" || word === "continue") {
-        if (!scopes.some((_, k) => k > 0) || !inRange.length) fail(`{{${word}}} outside {{range}}`, at);
+        if (!inRange.length) fail(`{{${word}}} outside {{range}}`, at);
         nodes.push({ t: word, pos: at });
         continue;
       }

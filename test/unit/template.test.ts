@@ -129,6 +129,7 @@ const cases: Case[] = [
   ["{{break}}", { error: "template: :1: {{break}} outside {{range}}" }],
   ['{{template "nope"}}', { error: 'template: :1:11: executing "" at <{{template "nope"}}>: template "nope" not defined' }],
   ['{{define "t"}}{{.Foo}}{{end}}{{template "t" .Inner}}', { error: 'executing "t" at <.Foo>: can\'t evaluate field Foo in type main.Inner' }, T()],
+  ["{{len(.S)}}", { error: 'template: :1: unexpected "(" in operand' }, T()],
   ["{{.A @}}", { error: "template: :1: unrecognized character in action: U+0040 '@'" }],
   ["{{/* c */ }}", { error: "template: :1: comment ends before closing delimiter" }],
   ["{{/* never closed }}", { error: "template: :1: unclosed comment" }],
