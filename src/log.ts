@@ -10,7 +10,9 @@ let instance: ConsolaInstance | null = null;
 function get(): ConsolaInstance {
   if (!instance) {
     const { createConsola } = require("consola") as typeof import("consola");
-    instance = createConsola({ level, stderr: process.stderr, stdout: process.stderr }).withTag("burrow");
+    // Colour only on a terminal and never with NO_COLOR (consola alone looks at stdout, not stderr).
+    const colors = process.stderr.isTTY === true && !process.env.NO_COLOR;
+    instance = createConsola({ level, stderr: process.stderr, stdout: process.stderr, formatOptions: { colors } }).withTag("burrow");
   }
   return instance;
 }

@@ -23,6 +23,7 @@ export const CreateRequest = v.object({
   argv: v.pipe(v.array(v.string()), v.minLength(1, "a command to run is required")),
   cwd: v.optional(v.string(), "/"),
   env: v.optional(v.record(v.string(), v.string()), {}),
+  labels: v.optional(v.record(v.string(), v.string()), {}),
 });
 export type CreateRequest = v.InferOutput<typeof CreateRequest>;
 
@@ -113,6 +114,8 @@ export const Replies = {
       CreatedAt: v.string(),
       StartedAt: v.string(),
       Network: v.string(),
+      Networks: v.optional(Names, []),
+      Labels: v.optional(v.record(v.string(), v.string()), {}),
       Ports: v.array(v.object({ host_ip: v.string(), host_port: v.number(), container_port: v.number(), protocol: v.string() })),
     }),
   ),
@@ -127,7 +130,10 @@ export const Replies = {
   events: v.array(v.object({ seq: v.number(), time: v.string(), type: v.string(), id: v.nullable(v.string()), name: v.nullable(v.string()), attributes: v.record(v.string(), v.unknown()) })),
   stats: v.array(v.looseObject({ ID: v.string(), Name: v.string(), PIDs: v.number(), MemUsage: v.number(), NetInput: v.number(), NetOutput: v.number() })),
   networkCreate: v.object({ name: v.string(), warnings: Names }),
-  networkList: v.looseObject({ networks: v.array(v.looseObject({ name: v.string() })), table: v.string(), quiet: v.string(), noheading: v.string(), warnings: Names }),
+  networkList: v.looseObject({
+    networks: v.array(v.looseObject({ name: v.string(), id: v.string(), driver: v.string(), labels: v.optional(v.record(v.string(), v.string())) })),
+    warnings: Names,
+  }),
   networkInspect: v.looseObject({ name: v.string() }),
   networkRemove: v.object({ removed: Names }),
   networkPrune: v.object({ removed: Names }),

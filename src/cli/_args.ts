@@ -90,3 +90,15 @@ export function one(p: Parsed, what: string, command: string): string {
   if (p.positionals.length !== 1) throw new BurrowError(`"burrow ${command}" takes exactly one ${what}, got ${p.positionals.length}`, { kind: "bad-input" });
   return p.positionals[0]!;
 }
+
+/** --label KEY=VALUE values (KEY alone gives an empty value, as podman does). */
+export function parseLabels(values: readonly string[]): Record<string, string> {
+  const labels: Record<string, string> = {};
+  for (const l of values) {
+    const eq = l.indexOf("=");
+    const key = eq < 0 ? l : l.slice(0, eq);
+    if (!key) throw new BurrowError(`invalid --label "${l}": use KEY=VALUE or KEY`, { kind: "bad-input" });
+    labels[key] = eq < 0 ? "" : l.slice(eq + 1);
+  }
+  return labels;
+}

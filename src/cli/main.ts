@@ -1,11 +1,12 @@
 // The CLI entry: citty for dispatch and help; one top-level error handler
 // (STYLE.md #6) printing one human line, or {"error": ...} with --format json.
-import { runCommand, showUsage } from "citty";
+import { runCommand } from "citty";
 import { BurrowError, EXIT, messageOf } from "../errors.ts";
 import { SysError } from "../sys/libc.ts";
 import { version } from "../version.ts";
 import { main } from "./index.ts";
 import { HelpRequested } from "./_args.ts";
+import { printHelp } from "./_help.ts";
 
 export async function cliMain(argv: string[]): Promise<void> {
   if (argv[0] === "--version" || argv[0] === "-v" || argv[0] === "version") {
@@ -14,7 +15,7 @@ export async function cliMain(argv: string[]): Promise<void> {
     return;
   }
   if (!argv.length || argv[0] === "--help" || argv[0] === "-h" || argv[0] === "help") {
-    await showUsage(main);
+    await printHelp(main, undefined, "");
     return;
   }
   const subs = (main.subCommands ?? {}) as Record<string, unknown>;
@@ -24,7 +25,7 @@ export async function cliMain(argv: string[]): Promise<void> {
   // A command group (network) without its subcommand: its usage, or the list.
   const group = (await (subs[argv[0]!] as () => Promise<any>)?.()) as { subCommands?: Record<string, unknown> } | undefined;
   if (group?.subCommands && (argv.length === 1 || argv[1] === "--help" || argv[1] === "-h")) {
-    await showUsage(group as any, main);
+    await printHelp(group as any, main, argv[0]!);
     if (argv.length === 1) fail(new BurrowError(`"burrow ${argv[0]}" needs a subcommand: ${Object.keys(group.subCommands).join(", ")}`, { kind: "bad-input" }), argv);
     return;
   }
@@ -37,12 +38,14 @@ export async function cliMain(argv: string[]): Promise<void> {
     if (e instanceof HelpRequested) {
       // Subcommand groups (network ...) resolve to the innermost command.
       let cmd: any = main;
+      const path: string[] = [];
       for (const word of argv) {
         const next = (await (typeof cmd.subCommands === "function" ? cmd.subCommands() : cmd.subCommands))?.[word];
         if (!next) break;
         cmd = await (typeof next === "function" ? next() : next);
+        path.push(word);
       }
-      await showUsage(cmd, main);
+      await printHelp(cmd, main, path.join(" "));
       return;
     }
     fail(e, argv);

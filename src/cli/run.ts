@@ -1,8 +1,9 @@
 import { defineCommand } from "citty";
 import { call } from "../client/client.ts";
 import { BurrowError } from "../errors.ts";
-import { bool, list, parseStrict, str } from "./_args.ts";
+import { bool, list, parseLabels, parseStrict, str } from "./_args.ts";
 import { spawnEnter, waitForeground } from "./_run-child.ts";
+import { spinWhile } from "./_spinner.ts";
 
 export const runArgs = {
   detach: { type: "boolean", alias: "d", description: "Run in the background and print the sandbox id" },
@@ -15,18 +16,19 @@ export const runArgs = {
   "network-alias": { type: "string", description: "DNS alias on bridge networks (repeatable)" },
   dns: { type: "string", description: "Nameserver for the sandbox's resolv.conf (repeatable)" },
   hostname: { type: "string", description: "Hostname inside the sandbox (default: its name)" },
+  label: { type: "string", alias: "l", description: "Label KEY=VALUE, shown by inspect and matched by ps --filter label= (repeatable)" },
 } as const;
 
 export default defineCommand({
   meta: { name: "run", description: "Run a command in a new network sandbox" },
   args: runArgs,
   async run({ rawArgs }) {
-    const p = parseStrict(rawArgs, runArgs, { repeatable: ["publish", "network-alias", "dns"], stopAtPositional: true, command: "run" });
+    const p = parseStrict(rawArgs, runArgs, { repeatable: ["publish", "network-alias", "dns", "label"], stopAtPositional: true, command: "run" });
     if (!p.rest.length) throw new BurrowError(`"burrow run" needs a command, as in: burrow run -- COMMAND [ARG...]`, { kind: "bad-input" });
     const detach = bool(p, "detach");
     const env: Record<string, string> = {};
     for (const [k, v] of Object.entries(process.env)) if (v !== undefined && k !== "BURROW_PATHS") env[k] = v;
-    const created = await call("create", {
+    const created = await spinWhile("starting the sandbox", call("create", {
       name: str(p, "name"),
       hostname: str(p, "hostname"),
       network: str(p, "network"),
@@ -40,7 +42,8 @@ export default defineCommand({
       argv: p.rest,
       cwd: process.cwd(),
       env: detach ? env : {},
-    });
+      labels: parseLabels(list(p, "label")),
+    }));
     if (detach) {
       process.stdout.write(`${created.id}\n`);
       return;

@@ -7,7 +7,7 @@ import { sandboxDir } from "../paths.ts";
 import type { Ops } from "../protocol.ts";
 import { interfaceName } from "../net/cni/attachment.ts";
 import { networkNames, type CniAttachmentRecord, type CniRecord } from "../net/cni/backend.ts";
-import { formatNetworkList, networkSummary } from "../net/cni/format.ts";
+import { networkSummary } from "../net/cni/format.ts";
 import { parseNetworkMode } from "../net/mode.ts";
 import { etcContent } from "../sandbox/etc-content.ts";
 import { etcFiles, writeInPlace } from "../sandbox/files.ts";
@@ -96,7 +96,8 @@ export function networkHandlers(svc: SandboxService) {
     },
     networkList: async () => {
       const { networks, warnings } = await cni.store.list();
-      return { networks: networks.map(networkSummary), table: formatNetworkList(networks), quiet: formatNetworkList(networks, { quiet: true }), noheading: formatNetworkList(networks, { noHeading: true }), warnings };
+      // Data only: the CLI formats it (table, --quiet, templates).
+      return { networks: networks.map(networkSummary), warnings };
     },
     networkInspect: async (a: Args<"networkInspect">) => cni.store.inspect(a.name),
     networkRemove: async (a: Args<"networkRemove">) => {
