@@ -1,0 +1,98 @@
+// `run -t` / `exec -t` in the foreground: the command gets a fresh pty
+// (its controlling terminal, made so in the enter child), and the CLI relays
+// between its own terminal and the pty master, as podman's attach does:
+//   caller's tty (raw with -i) --stdin--> master --> slave: the command
+//   command's output --> master --> our stdout
+// SIGWINCH on our side becomes TIOCSWINSZ on the master, which the kernel
+// turns into SIGWINCH for the command's foreground group. With -i the
+// caller's terminal is raw, so ^C travels as a byte and the pty's line
+// discipline sends SIGINT to the command; without -i, SIGINT reaches us and
+// is forwarded.
+import { closeSync, createReadStream, write } from "node:fs";
+import type { EnterTarget } from "../protocol.ts";
+import { getWinSize, openPty, setWinSize } from "../sys/pty.ts";
+import { spawnEnter, waitForeground } from "./_run-child.ts";
+
+/** After the command exited, how long output still held by its leftovers may keep coming. */
+const DRAIN_MS = 1000;
+
+function callerSize() {
+  return getWinSize(1) ?? getWinSize(0) ?? getWinSize(2) ?? { rows: 24, cols: 80 };
+}
+
+export function spawnOnPty(target: EnterTarget & { cwd?: string }, argv: string[], env: Record<string, string | undefined>, opts: { interactive: boolean }) {
+  const { master, slave } = openPty(callerSize());
+  let child: Bun.Subprocess;
+  try {
+    child = spawnEnter({ ...target, tty: true }, argv, env, { stdin: slave, stdout: slave, stderr: slave });
+  } catch (e) {
+    closeSync(master);
+    closeSync(slave);
+    throw e;
+  }
+  // Only the command holds the slave now: its last close ends our reads (EIO).
+  closeSync(slave);
+
+  const output = createReadStream("", { fd: master, autoClose: false, highWaterMark: 64 * 1024 });
+  const outputDone = new Promise<void>((resolve) => {
+    output.on("data", (chunk) => process.stdout.write(chunk));
+    output.on("end", resolve);
+    output.on("error", () => resolve()); // EIO: every slave fd is closed
+  });
+
+  const onResize = () => {
+    try {
+      setWinSize(master, callerSize());
+    } catch {}
+  };
+  process.on("SIGWINCH", onResize);
+
+  const stdin = process.stdin;
+  const raw = opts.interactive && stdin.isTTY;
+  const restore = () => {
+    if (raw) {
+      try {
+        stdin.setRawMode(false);
+      } catch {}
+    }
+  };
+  let writes: Promise<void> = Promise.resolve();
+  const onInput = (chunk: Buffer) => {
+    writes = writes.then(() => writeAll(master, chunk)).catch(() => {});
+  };
+  if (opts.interactive) {
+    if (raw) stdin.setRawMode(true);
+    process.on("exit", restore);
+    stdin.on("data", onInput);
+    stdin.resume();
+  }
+
+  async function wait(): Promise<number> {
+    const code = await waitForeground(child, { ownSession: true });
+    await Promise.race([outputDone, Bun.sleep(DRAIN_MS)]);
+    process.off("SIGWINCH", onResize);
+    if (opts.interactive) {
+      stdin.off("data", onInput);
+      stdin.pause();
+      restore();
+      process.off("exit", restore);
+    }
+    output.destroy();
+    await writes;
+    try {
+      closeSync(master);
+    } catch {}
+    return code;
+  }
+  return { child, wait };
+}
+
+function writeAll(fd: number, buf: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const step = (off: number) => {
+      if (off >= buf.length) return resolve();
+      write(fd, buf, off, buf.length - off, null, (err, n) => (err ? reject(err) : step(off + n)));
+    };
+    step(0);
+  });
+}

@@ -1,0 +1,53 @@
+// Pseudo-terminals for `run -t` / `exec -t`: openpty, the window size
+// ioctls, and making a pty the controlling terminal of the enter child.
+// openPty and the window-size calls run in the CLI (host namespaces) or in
+// the daemon; makeControllingTerminal runs in the single-threaded enter child
+// just before its execve.
+import { ptr } from "bun:ffi";
+import { check, errno, libc, SysError } from "./libc.ts";
+
+const TIOCGWINSZ = 0x5413;
+const TIOCSWINSZ = 0x5414;
+const TIOCSCTTY = 0x540e;
+const EPERM = 1;
+
+export interface WinSize {
+  rows: number;
+  cols: number;
+}
+
+/** A new pty pair (both fds close-on-exec is not set: the slave goes to a child's stdio). */
+export function openPty(size?: WinSize): { master: number; slave: number } {
+  const fds = new Int32Array(2);
+  const ws = size ? new Uint16Array([size.rows, size.cols, 0, 0]) : null;
+  check("openpty", libc.symbols.openpty(ptr(fds), ptr(fds, 4), null, null, ws ? ptr(ws) : null));
+  return { master: fds[0]!, slave: fds[1]! };
+}
+
+/** The window size of the terminal on `fd`, or null when `fd` is no terminal. */
+export function getWinSize(fd: number): WinSize | null {
+  const ws = new Uint16Array(4);
+  if (libc.symbols.ioctl(fd, TIOCGWINSZ, ptr(ws)) === -1) return null;
+  return { rows: ws[0]!, cols: ws[1]! };
+}
+
+/** Sets the window size of a pty (on its master): the kernel sends SIGWINCH to its foreground group. */
+export function setWinSize(fd: number, size: WinSize): void {
+  const ws = new Uint16Array([size.rows, size.cols, 0, 0]);
+  check("ioctl", libc.symbols.ioctl(fd, TIOCSWINSZ, ptr(ws)), "TIOCSWINSZ");
+}
+
+/**
+ * Makes the terminal on `fd` the calling process's controlling terminal: a
+ * new session (a process that already leads one, as a detached child does,
+ * keeps it), then TIOCSCTTY. The command execve()d next is the session
+ * leader and its process group the terminal's foreground group, so ^C typed
+ * into the pty reaches it as SIGINT.
+ */
+export function makeControllingTerminal(fd: number): void {
+  if (libc.symbols.setsid() === -1) {
+    const err = errno();
+    if (err !== EPERM) throw new SysError("setsid", err);
+  }
+  check("ioctl", libc.symbols.ioctl(fd, TIOCSCTTY, null), "TIOCSCTTY");
+}
