@@ -42,6 +42,8 @@ export const EnterTarget = v.object({
   mnt: v.optional(v.string()),
   /** stdin is a pty slave: make it the controlling terminal before execve. */
   tty: v.optional(v.boolean()),
+  /** Where the enter child writes its own errors (closed before execve); default 2. */
+  errorFd: v.optional(v.pipe(v.number(), v.integer(), v.minValue(3))),
   /** An explicit -w: chdir there or fail (without it, a missing cwd falls back to /). */
   workdir: v.optional(v.string()),
   user: v.optional(ProcessUser),

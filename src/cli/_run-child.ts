@@ -11,6 +11,8 @@ export interface EnterStdio {
   stdin: "inherit" | "ignore" | number;
   stdout: "inherit" | number;
   stderr: "inherit" | number;
+  /** Passed on as fds 3, 4, ... (the enter child's errorFd). */
+  extra?: number[];
 }
 
 export function spawnEnter(
@@ -22,7 +24,7 @@ export function spawnEnter(
   return Bun.spawn([...selfCommand(), "__enter", JSON.stringify(target), "--", ...argv], {
     argv0: SELF_ARGV0,
     env: roleEnv(env),
-    ...stdio,
+    stdio: [stdio.stdin, stdio.stdout, stdio.stderr, ...(stdio.extra ?? [])],
   });
 }
 

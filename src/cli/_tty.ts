@@ -24,7 +24,9 @@ export function spawnOnPty(target: EnterTarget & { cwd?: string }, argv: string[
   const { master, slave } = openPty(callerSize());
   let child: Bun.Subprocess;
   try {
-    child = spawnEnter({ ...target, tty: true }, argv, env, { stdin: slave, stdout: slave, stderr: slave });
+    // Our stderr as its fd 3: the enter child's own errors (a bad --user, a
+    // missing command) reach the caller's stderr, not the pty.
+    child = spawnEnter({ ...target, tty: true, errorFd: 3 }, argv, env, { stdin: slave, stdout: slave, stderr: slave, extra: [2] });
   } catch (e) {
     closeSync(master);
     closeSync(slave);

@@ -6,13 +6,16 @@ import { accessSync, constants, readFileSync, statSync, writeSync } from "node:f
 import { BurrowError, EXIT } from "../errors.ts";
 import type { EnterTarget } from "../protocol.ts";
 import { CLONE, close, nsId, openRO, setns } from "../sys/ns.ts";
-import { chdir, execve } from "../sys/proc.ts";
+import { chdir, closeOnExec, execve } from "../sys/proc.ts";
 import { setIds } from "../sys/ids.ts";
 import { makeControllingTerminal } from "../sys/pty.ts";
 import { checkMapped, parseIdMap } from "./user.ts";
 
+/** Our own errors' fd: the caller's stderr even when stdio is a pty (EnterTarget.errorFd). */
+let errorFd = 2;
+
 function fail(code: number, msg: string): never {
-  writeSync(2, `Error: ${msg}\n`);
+  writeSync(errorFd, `Error: ${msg}\n`);
   process.exit(code);
 }
 
@@ -54,6 +57,7 @@ export function enterMain(argv: string[]): never {
   const sep = argv.indexOf("--");
   const target = JSON.parse(argv[0] ?? "{}") as EnterTarget & { cwd?: string };
   const cmd = sep >= 0 ? argv.slice(sep + 1) : [];
+  if (target.errorFd) errorFd = target.errorFd;
   if (!cmd.length) fail(EXIT.burrow, "no command given");
   try {
     joinIfOther(target.session.user, "user", CLONE.NEWUSER);
@@ -112,6 +116,12 @@ export function enterMain(argv: string[]): never {
   if ("error" in found) {
     if (found.error === "not-found") fail(EXIT.notFound, `${cmd[0]}: executable file not found in $PATH: no such file or directory`);
     fail(EXIT.cannotInvoke, `${found.path}: permission denied: the file is not executable`);
+  }
+  // The command must not inherit the error fd: a success leaves it only the pty.
+  if (errorFd !== 2) {
+    try {
+      closeOnExec(errorFd);
+    } catch {}
   }
   try {
     execve(found.path, cmd, env);
