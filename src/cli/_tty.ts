@@ -10,7 +10,7 @@
 // is forwarded.
 import { closeSync, createReadStream, write } from "node:fs";
 import type { EnterTarget } from "../protocol.ts";
-import { getWinSize, openPty, setWinSize } from "../sys/pty.ts";
+import { getWinSize, makeRaw, openPty, restoreTerminal, setWinSize } from "../sys/pty.ts";
 import { spawnEnter, waitForeground } from "./_run-child.ts";
 
 /** After the command exited, how long output still held by its leftovers may keep coming. */
@@ -50,12 +50,13 @@ export function spawnOnPty(target: EnterTarget & { cwd?: string }, argv: string[
   process.on("SIGWINCH", onResize);
 
   const stdin = process.stdin;
-  const raw = opts.interactive && stdin.isTTY;
+  let saved: Uint8Array | null = null;
   const restore = () => {
-    if (raw) {
+    if (saved) {
       try {
-        stdin.setRawMode(false);
+        restoreTerminal(0, saved);
       } catch {}
+      saved = null;
     }
   };
   let writes: Promise<void> = Promise.resolve();
@@ -63,7 +64,7 @@ export function spawnOnPty(target: EnterTarget & { cwd?: string }, argv: string[
     writes = writes.then(() => writeAll(master, chunk)).catch(() => {});
   };
   if (opts.interactive) {
-    if (raw) stdin.setRawMode(true);
+    if (stdin.isTTY) saved = makeRaw(0);
     process.on("exit", restore);
     stdin.on("data", onInput);
     stdin.resume();

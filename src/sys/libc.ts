@@ -48,6 +48,9 @@ export const libc = dlopen("libc.so.6", {
   sendto: { args: [i32, ptr, u64, i32, ptr, u32], returns: i64 },
   // Pseudo-terminals and --user (src/sys/pty.ts, src/sys/ids.ts).
   openpty: { args: [ptr, ptr, ptr, ptr, ptr], returns: i32 },
+  tcgetattr: { args: [i32, ptr], returns: i32 },
+  tcsetattr: { args: [i32, i32, ptr], returns: i32 },
+  cfmakeraw: { args: [ptr], returns: FFIType.void },
   setgroups: { args: [u64, ptr], returns: i32 },
   setresuid: { args: [u32, u32, u32], returns: i32 },
   setresgid: { args: [u32, u32, u32], returns: i32 },

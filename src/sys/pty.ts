@@ -51,3 +51,27 @@ export function makeControllingTerminal(fd: number): void {
   }
   check("ioctl", libc.symbols.ioctl(fd, TIOCSCTTY, null), "TIOCSCTTY");
 }
+
+/** struct termios is 60 bytes on Linux/glibc; room to spare. */
+const TERMIOS_SIZE = 64;
+const TCSANOW = 0;
+
+/**
+ * Puts the terminal on `fd` in raw mode as cfmakeraw(3) defines it (no
+ * echo, no line editing, no signal keys, and no output processing: the
+ * inner pty already turned \n into \r\n) and returns the settings to
+ * restore. Node's setRawMode keeps OPOST, which would double every \r.
+ */
+export function makeRaw(fd: number): Uint8Array {
+  const saved = new Uint8Array(TERMIOS_SIZE);
+  check("tcgetattr", libc.symbols.tcgetattr(fd, ptr(saved)));
+  const raw = saved.slice();
+  libc.symbols.cfmakeraw(ptr(raw));
+  check("tcsetattr", libc.symbols.tcsetattr(fd, TCSANOW, ptr(raw)));
+  return saved;
+}
+
+/** Puts back what makeRaw saved. */
+export function restoreTerminal(fd: number, saved: Uint8Array): void {
+  check("tcsetattr", libc.symbols.tcsetattr(fd, TCSANOW, ptr(saved)));
+}
