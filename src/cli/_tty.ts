@@ -8,9 +8,9 @@
 // caller's terminal is raw, so ^C travels as a byte and the pty's line
 // discipline sends SIGINT to the command; without -i, SIGINT reaches us and
 // is forwarded.
-import { closeSync, createReadStream, write } from "node:fs";
+import { closeSync } from "node:fs";
 import type { EnterTarget } from "../protocol.ts";
-import { getWinSize, makeRaw, openPty, restoreTerminal, setWinSize } from "../sys/pty.ts";
+import { getWinSize, makeRaw, openPty, readPty, restoreTerminal, setWinSize, writePty } from "../sys/pty.ts";
 import { spawnEnter, waitForeground } from "./_run-child.ts";
 
 /** After the command exited, how long output still held by its leftovers may keep coming. */
@@ -35,12 +35,7 @@ export function spawnOnPty(target: EnterTarget & { cwd?: string }, argv: string[
   // Only the command holds the slave now: its last close ends our reads (EIO).
   closeSync(slave);
 
-  const output = createReadStream("", { fd: master, autoClose: false, highWaterMark: 64 * 1024 });
-  const outputDone = new Promise<void>((resolve) => {
-    output.on("data", (chunk) => process.stdout.write(chunk));
-    output.on("end", resolve);
-    output.on("error", () => resolve()); // EIO: every slave fd is closed
-  });
+  const output = readPty(master, (chunk) => process.stdout.write(chunk));
 
   const onResize = () => {
     try {
@@ -60,8 +55,9 @@ export function spawnOnPty(target: EnterTarget & { cwd?: string }, argv: string[
     }
   };
   let writes: Promise<void> = Promise.resolve();
+  let closed = false;
   const onInput = (chunk: Buffer) => {
-    writes = writes.then(() => writeAll(master, chunk)).catch(() => {});
+    writes = writes.then(() => writePty(master, chunk, () => closed)).catch(() => {});
   };
   if (opts.interactive) {
     if (stdin.isTTY) saved = makeRaw(0);
@@ -72,7 +68,7 @@ export function spawnOnPty(target: EnterTarget & { cwd?: string }, argv: string[
 
   async function wait(): Promise<number> {
     const code = await waitForeground(child, { ownSession: true });
-    await Promise.race([outputDone, Bun.sleep(DRAIN_MS)]);
+    await Promise.race([output.done, Bun.sleep(DRAIN_MS)]);
     process.off("SIGWINCH", onResize);
     if (opts.interactive) {
       stdin.off("data", onInput);
@@ -80,7 +76,9 @@ export function spawnOnPty(target: EnterTarget & { cwd?: string }, argv: string[
       restore();
       process.off("exit", restore);
     }
-    output.destroy();
+    output.stop();
+    // Input nobody reads any more (a leftover holds the pty) is dropped.
+    closed = true;
     await writes;
     try {
       closeSync(master);
@@ -88,14 +86,4 @@ export function spawnOnPty(target: EnterTarget & { cwd?: string }, argv: string[
     return code;
   }
   return { child, wait };
-}
-
-function writeAll(fd: number, buf: Buffer): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const step = (off: number) => {
-      if (off >= buf.length) return resolve();
-      write(fd, buf, off, buf.length - off, null, (err, n) => (err ? reject(err) : step(off + n)));
-    };
-    step(0);
-  });
 }

@@ -2,8 +2,8 @@
 // session namespaces) holds the pty master for the command's lifetime and
 // appends everything the command writes to the sandbox's log, which `logs`
 // prints; as with podman's conmon, the output keeps its \r\n line ends.
-import { closeSync, createReadStream, createWriteStream } from "node:fs";
-import { openPty } from "../sys/pty.ts";
+import { closeSync, openSync, writeSync } from "node:fs";
+import { openPty, readPty } from "../sys/pty.ts";
 
 /** podman's size for a terminal nobody is attached to. */
 const DETACHED_SIZE = { rows: 24, cols: 80 };
@@ -20,11 +20,17 @@ export function ptyToLog(logPath: string): { slave: number; spawned(): void; abo
     slave,
     spawned() {
       closeSync(slave);
-      const out = createWriteStream(logPath, { flags: "a", mode: 0o600 });
-      const input = createReadStream("", { fd: master, highWaterMark: 64 * 1024 });
-      input.pipe(out);
-      // EIO once every slave fd is closed: the stream closes the master.
-      input.on("error", () => out.end());
+      const log = openSync(logPath, "a", 0o600);
+      // Small appends on the event loop: a log file write does not block for long.
+      const copy = readPty(master, (chunk) => {
+        try {
+          writeSync(log, chunk);
+        } catch {}
+      });
+      void copy.done.finally(() => {
+        closeSync(log);
+        closeSync(master);
+      });
     },
     abort() {
       closeSync(slave);

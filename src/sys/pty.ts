@@ -4,6 +4,7 @@
 // the daemon; makeControllingTerminal runs in the single-threaded enter child
 // just before its execve.
 import { ptr } from "bun:ffi";
+import { writeSync } from "node:fs";
 import { check, errno, libc, SysError } from "./libc.ts";
 
 const TIOCGWINSZ = 0x5413;
@@ -74,4 +75,59 @@ export function makeRaw(fd: number): Uint8Array {
 /** Puts back what makeRaw saved. */
 export function restoreTerminal(fd: number, saved: Uint8Array): void {
   check("tcsetattr", libc.symbols.tcsetattr(fd, TCSANOW, ptr(saved)));
+}
+
+const F_GETFL = 3;
+const F_SETFL = 4;
+const O_NONBLOCK = 0o4000;
+
+/** O_NONBLOCK on the open file (shared by every fd of it: the master is ours alone). */
+function setNonBlocking(fd: number): void {
+  const flags = check("fcntl", libc.symbols.fcntl(fd, F_GETFL, 0));
+  if (!(flags & O_NONBLOCK)) check("fcntl", libc.symbols.fcntl(fd, F_SETFL, flags | O_NONBLOCK));
+}
+
+/**
+ * Reads a pty master until the last slave fd closes (EIO), calling `onData`
+ * per chunk. The master is made non-blocking so Bun polls it on the event
+ * loop: a blocking read (fs.createReadStream) parks a thread-pool thread per
+ * pty, and a daemon with a few `-d -t` sandboxes had no thread left for its
+ * own file I/O (measured: readFile stuck behind 12 idle ptys). Does not
+ * close `master`. `stop()` ends the reading early.
+ */
+export function readPty(master: number, onData: (chunk: Uint8Array) => void): { done: Promise<void>; stop(): void } {
+  setNonBlocking(master);
+  const reader = Bun.file(master).stream().getReader();
+  const done = (async () => {
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        onData(value);
+      }
+    } catch {
+      // EIO: no slave fd left, the normal end of a pty's output.
+    }
+  })();
+  return {
+    done,
+    stop: () => void reader.cancel().catch(() => {}),
+  };
+}
+
+/**
+ * Writes all of `buf` to a pty master, made non-blocking (see readPty), waiting
+ * out EAGAIN while the command does not read its input, until `cancelled()`.
+ */
+export async function writePty(master: number, buf: Uint8Array, cancelled: () => boolean = () => false): Promise<void> {
+  setNonBlocking(master);
+  let off = 0;
+  while (off < buf.length && !cancelled()) {
+    try {
+      off += writeSync(master, buf, off, buf.length - off);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EAGAIN") throw e;
+      await Bun.sleep(5);
+    }
+  }
 }

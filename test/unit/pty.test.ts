@@ -3,7 +3,8 @@
 import { afterEach, expect, test } from "bun:test";
 import { closeSync, openSync, readSync, writeSync } from "node:fs";
 import { isatty } from "node:tty";
-import { getWinSize, makeRaw, openPty, restoreTerminal, setWinSize } from "../../src/sys/pty.ts";
+import { readFile } from "node:fs/promises";
+import { getWinSize, makeRaw, openPty, readPty, restoreTerminal, setWinSize, writePty } from "../../src/sys/pty.ts";
 
 const open: number[] = [];
 afterEach(() => {
@@ -50,4 +51,42 @@ test("makeRaw turns off output processing (\\n stays \\n) and restoreTerminal br
   expect(roundTrip(p, "b\n")).toBe("b\n");
   restoreTerminal(p.slave, saved);
   expect(roundTrip(p, "c\n")).toBe("c\r\n");
+});
+
+test("readPty delivers what the slave side writes and ends when the last slave fd closes", async () => {
+  const p = openPty();
+  open.push(p.master);
+  let got = "";
+  const r = readPty(p.master, (c) => (got += Buffer.from(c).toString()));
+  writeSync(p.slave, "one\n");
+  closeSync(p.slave);
+  await r.done;
+  expect(got).toBe("one\r\n");
+});
+
+test("idle ptys being read leave the thread pool free (a daemon with many -d -t sandboxes)", async () => {
+  const readers = Array.from({ length: 16 }, () => {
+    const p = pair();
+    return readPty(p.master, () => {});
+  });
+  // With blocking reads this never finished: every pool thread sat in read(2).
+  const r = await Promise.race([readFile("/proc/self/stat", "utf8").then(() => "read"), Bun.sleep(5000).then(() => "stuck")]);
+  expect(r).toBe("read");
+  for (const x of readers) x.stop();
+});
+
+test("writePty gets more than a pty buffer across once the other side reads", async () => {
+  const p = pair();
+  makeRaw(p.slave);
+  const big = Buffer.alloc(256 * 1024, "x");
+  const sent = writePty(p.master, big);
+  let got = 0;
+  // The slave side read on the event loop too (a blocking read here would
+  // stall the writer's retries).
+  const r = readPty(p.slave, (c) => (got += c.length));
+  const end = Date.now() + 10000;
+  while (got < big.length && Date.now() < end) await Bun.sleep(5);
+  r.stop();
+  await sent;
+  expect(got).toBe(big.length);
 });
