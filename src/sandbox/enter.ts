@@ -1,7 +1,8 @@
 // The enter role: a re-exec'd single-threaded burrow that joins a sandbox and
 // execve()s the user's command, so no Bun stays in the path.
 // Rootless order: holder user ns -> holder mount ns (where pins are visible)
-// -> open the pins -> sandbox net, uts, mount ns -> chdir -> execve.
+// -> open the pins -> sandbox net, uts, mount ns -> (-t) the pty on stdin
+// becomes the controlling terminal -> (--user) ids -> chdir -> execve.
 import { accessSync, constants, readFileSync, statSync, writeSync } from "node:fs";
 import { BurrowError, EXIT } from "../errors.ts";
 import type { EnterTarget } from "../protocol.ts";
