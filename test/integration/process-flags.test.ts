@@ -70,7 +70,7 @@ for (const mode of ["rootless", "rootful"] as const) {
       // The outer pty's name goes to a file so the test can resize it from outside.
       const outer = `${t.dirs.root}/outer-tty`;
       const inner = `trap 'stty size' WINCH; trap 'echo got-int; exit 3' INT; tty; test -t 0 && echo stdin-is-tty; stty size; echo ready; while :; do sleep 0.05; done`;
-      const pty = underPty(t, `stty rows 41 cols 101; tty > ${q(outer)}; "$B" run --rm --network none -it -- sh -c ${q(inner)}; echo "exit=$?"`);
+      const pty = underPty(t, `stty rows 41 cols 101; tty > ${q(outer)}; before=$(stty -g); "$B" run --rm --network none -it -- sh -c ${q(inner)}; echo "exit=$?"; [ "$(stty -g)" = "$before" ] && echo terminal-restored`);
       await pty.waitFor("ready");
       // Raw outer terminal: the inner pty's \r\n arrives as is.
       expect(pty.shown()).toMatch(/\/dev\/pts\/\d+\r\nstdin-is-tty\r\n41 101\r\nready\r\n/);
@@ -82,6 +82,7 @@ for (const mode of ["rootless", "rootful"] as const) {
       // ^C typed on the outer terminal travels raw to the command's pty.
       pty.type("\x03");
       await pty.waitFor("exit=3");
+      await pty.waitFor("terminal-restored");
       const shown = await pty.finish();
       expect(shown).toContain("got-int");
       expect(pty.proc.exitCode).toBe(0);
@@ -164,7 +165,7 @@ for (const mode of ["rootless", "rootful"] as const) {
         expect(refused.code).toBe(125);
         // The enter child's own errors go to the caller's stderr, not into the pty.
         const errFile = `${t.dirs.root}/exec-err`;
-        const pty = underPty(t, `stty rows 30 cols 90; "$B" exec -it ex sh -c 'tty; stty size'; echo "exit=$?"; "$B" exec -it -u 70000:0 ex id -u 2>${q(errFile)}; echo "exit=$?"; echo all-done`);
+        const pty = underPty(t, `stty rows 30 cols 90; "$B" exec -it ex sh -c 'tty; stty size'; echo "exit=$?"; "$B" exec -it -u 70000:0 ex id -u 2>${q(errFile)}; echo "exit=$?"; [ "$(stty size)" = "30 90" ] && stty -a | grep -q " icanon" && echo all-done`);
         await pty.waitFor("all-done");
         const shown = await pty.finish();
         expect(shown).toMatch(/\/dev\/pts\/\d+\r\n30 90\r\nexit=0\r\n/);
@@ -178,6 +179,9 @@ for (const mode of ["rootless", "rootful"] as const) {
     });
 
     test("-d -t: the detached command has a terminal and logs shows its output", async () => {
+      // Idle -d -t sandboxes beside it: the daemon reads every pty master
+      // on its event loop and stays responsive.
+      for (let i = 0; i < 4; i++) await t.burrowOk(["run", "-d", "-t", "--name", `idle${i}`, "--network", "none", "--", "sleep", "60"]);
       await t.burrowOk(["run", "-d", "-t", "--name", "dt", "--network", "none", "--", "sh", "-c", "tty; test -t 1 && echo out-is-tty; stty size; echo done; sleep 60"]);
       let logs = "";
       const end = Date.now() + 10000;
@@ -186,7 +190,8 @@ for (const mode of ["rootless", "rootful"] as const) {
         await Bun.sleep(50);
       }
       expect(logs).toMatch(/^\/dev\/pts\/\d+\r\nout-is-tty\r\n24 80\r\ndone\r\n/);
-      await t.burrowOk(["rm", "-f", "dt"]);
+      expect(await t.burrow(["run", "--rm", "--network", "none", "--", "echo", "still-serving"])).toMatchObject({ code: 0, stdout: "still-serving\n" });
+      await t.burrowOk(["rm", "-f", "dt", "idle0", "idle1", "idle2", "idle3"]);
     });
   });
 }
