@@ -9,6 +9,10 @@ export const Name = v.pipe(
   v.maxLength(253),
 );
 
+/** --user, resolved to ids by the CLI (src/sandbox/user.ts). */
+const Id = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(0xfffffffe));
+export const ProcessUser = v.object({ uid: Id, gid: Id, groups: v.array(Id), home: v.optional(v.string()) });
+
 export const CreateRequest = v.object({
   name: v.optional(Name),
   hostname: v.optional(v.string()),
@@ -24,6 +28,10 @@ export const CreateRequest = v.object({
   cwd: v.optional(v.string(), "/"),
   env: v.optional(v.record(v.string(), v.string()), {}),
   labels: v.optional(v.record(v.string(), v.string()), {}),
+  // run -t / -w / --user (src/cli/_process-flags.ts); absent: as before.
+  tty: v.optional(v.boolean()),
+  workdir: v.optional(v.string()),
+  user: v.optional(ProcessUser),
 });
 export type CreateRequest = v.InferOutput<typeof CreateRequest>;
 
@@ -33,6 +41,13 @@ export const EnterTarget = v.object({
   net: v.optional(v.string()),
   uts: v.optional(v.string()),
   mnt: v.optional(v.string()),
+  /** stdin is a pty slave: make it the controlling terminal before execve. */
+  tty: v.optional(v.boolean()),
+  /** Where the enter child writes its own errors (closed before execve); default 2. */
+  errorFd: v.optional(v.pipe(v.number(), v.integer(), v.minValue(3))),
+  /** An explicit -w: chdir there or fail (without it, a missing cwd falls back to /). */
+  workdir: v.optional(v.string()),
+  user: v.optional(ProcessUser),
 });
 export type EnterTarget = v.InferOutput<typeof EnterTarget>;
 

@@ -54,7 +54,30 @@ export function parseStrict(raw: string[], def: ArgsDef, opts: { repeatable?: st
       value = key.slice(eq + 1);
       key = key.slice(0, eq);
     }
-    const name = byName.get(key);
+    let name = byName.get(key);
+    // Combined short flags as cobra reads them: -it, -dit, -dp 80:80,
+    // -p8080:80, -eK=V: booleans in a row, then one flag that takes the rest
+    // (after an optional "=") or the next argument as its value.
+    if (!name && !long) {
+      const cluster = arg.slice(1);
+      let i2 = 0;
+      for (; i2 < cluster.length; i2++) {
+        const c = cluster[i2]!;
+        const n = byName.get(c);
+        if (!n || def[n]!.type === "positional")
+          throw new BurrowError(`unknown shorthand flag '${c}' in ${arg} for "burrow ${opts.command}": valid flags are ${known() || "none"}`, { kind: "bad-input" });
+        if (def[n]!.type === "boolean") {
+          flags[n] = true;
+          continue;
+        }
+        name = n;
+        break;
+      }
+      if (!name) continue;
+      const tail = cluster.slice(i2 + 1);
+      key = name;
+      value = tail === "" ? undefined : tail.startsWith("=") ? tail.slice(1) : tail;
+    }
     if (!name) throw new BurrowError(`unknown flag ${long ? "--" : "-"}${key} for "burrow ${opts.command}": valid flags are ${known() || "none"}`, { kind: "bad-input" });
     const d = def[name]!;
     if (d.type === "boolean") {

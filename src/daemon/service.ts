@@ -2,7 +2,7 @@
 // Every request handler lives here; src/daemon/main.ts only routes.
 import { randomBytes } from "node:crypto";
 import { constants } from "node:os";
-import { closeSync, mkdirSync, openSync, rmSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync } from "node:fs";
 import { BurrowError, Rollback, messageOf } from "../errors.ts";
 import { log } from "../log.ts";
 import { pinDir, sandboxDir, type Paths } from "../paths.ts";
@@ -19,6 +19,8 @@ import { startTimeOf } from "../userns/session.ts";
 import { etcContent } from "../sandbox/etc-content.ts";
 import type { PortDriverSet } from "../ports/drivers.ts";
 import type { CniNetworking } from "../net/cni/backend.ts";
+import { checkMapped, parseIdMap } from "../sandbox/user.ts";
+import { ptyToLog } from "./pty-log.ts";
 
 export interface SessionInfo {
   /** Identity of the namespaces pins live in ("host" for rootful). */
@@ -118,6 +120,8 @@ export class SandboxService {
     const hostname = req.hostname ?? name.slice(0, 63);
     if (!HOSTNAME.test(hostname))
       throw new BurrowError(`invalid hostname "${hostname}": use at most 64 letters, digits, _ . or -, starting with a letter or digit`, { kind: "bad-input" });
+    // --user: only ids this user namespace maps (run's check; exec's is in the enter child).
+    if (req.user) checkMapped(req.user, parseIdMap(readFileSync("/proc/self/uid_map", "utf8")), parseIdMap(readFileSync("/proc/self/gid_map", "utf8")));
     const networkRaw = req.network ?? this.defaultNetwork();
     const mode = parseNetworkMode(networkRaw);
     let backend: NetworkBackend | null = null;
@@ -251,15 +255,19 @@ export class SandboxService {
   private spawnDetached(s: Sandbox): void {
     const dir = sandboxDir(this.paths, s.id);
     const logFd = openSync(`${dir}/log`, "a", 0o600);
+    // -t: the command's stdio is a pty whose output the daemon logs.
+    const pty = s.spec.tty ? ptyToLog(`${dir}/log`) : null;
     try {
-      const proc = Bun.spawn([...selfCommand(), "__enter", JSON.stringify(this.enterTarget(s)), "--", ...s.spec.argv], {
+      const target = { ...this.enterTarget(s), tty: s.spec.tty, workdir: s.spec.workdir, user: s.spec.user };
+      const proc = Bun.spawn([...selfCommand(), "__enter", JSON.stringify(target), "--", ...s.spec.argv], {
       argv0: SELF_ARGV0,
         env: roleEnv(s.spec.env),
-        stdin: "ignore",
-        stdout: logFd,
-        stderr: logFd,
+        stdin: pty ? pty.slave : "ignore",
+        stdout: pty ? pty.slave : logFd,
+        stderr: pty ? pty.slave : logFd,
         detached: true,
       });
+      pty?.spawned();
       this.children.set(s.id, proc);
       this.markStarted(s, proc.pid);
       proc.exited.then((code) => {
@@ -267,6 +275,9 @@ export class SandboxService {
         const exit = proc.signalCode ? 128 + (signalNumber(String(proc.signalCode)) ?? 0) : code;
         this.exited(s.id, exit).catch((e) => log.warn(`cleanup of ${s.name}: ${messageOf(e)}`));
       });
+    } catch (e) {
+      pty?.abort();
+      throw e;
     } finally {
       closeSync(logFd);
     }

@@ -46,12 +46,20 @@ export const libc = dlopen("libc.so.6", {
   write: { args: [i32, ptr, u64], returns: i64 },
   recvfrom: { args: [i32, ptr, u64, i32, ptr, ptr], returns: i64 },
   sendto: { args: [i32, ptr, u64, i32, ptr, u32], returns: i64 },
+  // Pseudo-terminals and --user (src/sys/pty.ts, src/sys/ids.ts).
+  openpty: { args: [ptr, ptr, ptr, ptr, ptr], returns: i32 },
+  tcgetattr: { args: [i32, ptr], returns: i32 },
+  tcsetattr: { args: [i32, i32, ptr], returns: i32 },
+  cfmakeraw: { args: [ptr], returns: FFIType.void },
+  setgroups: { args: [u64, ptr], returns: i32 },
+  setresuid: { args: [u32, u32, u32], returns: i32 },
+  setresgid: { args: [u32, u32, u32], returns: i32 },
 });
 
 const sym = libc.symbols;
 
 const ERRNO_NAMES: Record<number, string> = {
-  1: "EPERM", 2: "ENOENT", 3: "ESRCH", 4: "EINTR", 5: "EIO", 9: "EBADF", 11: "EAGAIN", 12: "ENOMEM",
+  1: "EPERM", 2: "ENOENT", 3: "ESRCH", 4: "EINTR", 5: "EIO", 6: "ENXIO", 9: "EBADF", 11: "EAGAIN", 12: "ENOMEM",
   13: "EACCES", 16: "EBUSY", 17: "EEXIST", 20: "ENOTDIR", 21: "EISDIR", 22: "EINVAL", 24: "EMFILE",
   28: "ENOSPC", 30: "EROFS", 38: "ENOSYS", 95: "EOPNOTSUPP", 98: "EADDRINUSE", 99: "EADDRNOTAVAIL",
   101: "ENETUNREACH", 110: "ETIMEDOUT", 111: "ECONNREFUSED", 113: "EHOSTUNREACH", 115: "EINPROGRESS",

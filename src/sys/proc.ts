@@ -64,6 +64,13 @@ export function keepAcrossExec(fd: number): void {
   check("fcntl", libc.symbols.fcntl(fd, F_SETFD, 0));
 }
 
+/** Sets FD_CLOEXEC: `fd` stays usable until a successful execve closes it. */
+export function closeOnExec(fd: number): void {
+  const F_SETFD = 2;
+  const FD_CLOEXEC = 1;
+  check("fcntl", libc.symbols.fcntl(fd, F_SETFD, FD_CLOEXEC));
+}
+
 export function dup2(oldfd: number, newfd: number): void {
   check("dup2", libc.symbols.dup2(oldfd, newfd));
 }

@@ -19,7 +19,7 @@ const hostPort = () => nextPort++;
 
 /** The sandbox's test services (see netns-servers.ts), published; resolves once they listen. */
 async function startServers(t: BurrowContext, name: string, base: number, args: string[]) {
-  const p = t.spawnBurrow(["run", "--rm", "--name", name, ...args, "--", BUN, SERVERS, "10.0.2.100", String(base)], { stdin: "pipe" });
+  const p = t.spawnBurrow(["run", "-i", "--rm", "--name", name, ...args, "--", BUN, SERVERS, "10.0.2.100", String(base)], { stdin: "pipe" });
   const reader = (p.stdout as ReadableStream<Uint8Array>).getReader();
   let out = "";
   while (!out.includes("ready")) {
@@ -92,7 +92,7 @@ describe.skipIf(!!why)("slirp4netns networking and ports (rootless)", () => {
     const inside = await t.burrowOk(["run", "--rm", "--name", "pz", "--network", "pasta", "--", "sh", "-c", "ip -o -4 addr show scope global; cat /etc/resolv.conf"]);
     expect(inside).toMatch(/inet \d+\.\d+\.\d+\.\d+\//);
     expect(inside).toContain("nameserver 169.254.1.1");
-    const srv = t.spawnBurrow(["run", "--rm", "--name", "pweb", "--network", "pasta", "-p", `${http}:7001`, "-p", `${udp}:7003/udp`, "--", BUN, SERVERS, "0.0.0.0", "7000"], { stdin: "pipe" });
+    const srv = t.spawnBurrow(["run", "-i", "--rm", "--name", "pweb", "--network", "pasta", "-p", `${http}:7001`, "-p", `${udp}:7003/udp`, "--", BUN, SERVERS, "0.0.0.0", "7000"], { stdin: "pipe" });
     const reader = (srv.stdout as ReadableStream<Uint8Array>).getReader();
     let out = "";
     while (!out.includes("ready")) {
