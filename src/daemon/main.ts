@@ -1,12 +1,13 @@
 // The daemon: one per user, started on demand by the CLI (through the
 // launcher, already inside the holder's user and mount namespaces when
 // rootless), serving HTTP over the control socket. Exits when idle.
-import { chmodSync, readFileSync, rmSync, mkdirSync } from "node:fs";
-import * as v from "valibot";
+import { chmodSync, readFileSync, rmSync } from "node:fs";
 import { BurrowError, messageOf } from "../errors.ts";
 import { log } from "../log.ts";
 import { controlSocket, resolvePaths } from "../paths.ts";
-import { Ops, formatIssues, type Op } from "../protocol.ts";
+import { type Op } from "../protocol.ts";
+import { RequestRefused, parseArgs, readBody, routeOf } from "./request.ts";
+import { ensurePrivateDir } from "../client/trust.ts";
 import { openState } from "../state/db.ts";
 import { SandboxStore } from "../state/sandboxes.ts";
 import { holderAlive, readHolder, type HolderInfo } from "../userns/session.ts";
@@ -34,7 +35,14 @@ const UNSETTLED_OPS = new Set<Op>(["create", "started", "exited", "ping", "enter
 export async function daemonMain(): Promise<void> {
   const paths = resolvePaths();
   process.umask(0o077);
-  mkdirSync(paths.runtimeDir, { recursive: true, mode: 0o700 });
+  try {
+    // The CLI checked them too; the daemon trusts nothing it did not check.
+    ensurePrivateDir(paths.runtimeDir);
+    ensurePrivateDir(paths.stateDir);
+  } catch (e) {
+    process.stderr.write(`burrow daemon: ${messageOf(e)}\n`);
+    process.exit(1);
+  }
   let holder: HolderInfo | null = null;
   if (paths.rootless) {
     holder = readHolder(paths);
@@ -72,21 +80,25 @@ export async function daemonMain(): Promise<void> {
   const server = Bun.serve({
     unix: sock,
     async fetch(req) {
-      const op = new URL(req.url).pathname.slice(1) as Op;
-      const schema = Ops[op];
-      if (!schema) return Response.json({ error: `unknown operation "${op}"`, kind: "protocol", exitCode: 125 }, { status: 404 });
+      let op: Op;
+      let args: unknown;
+      try {
+        op = routeOf(new URL(req.url).pathname);
+        args = parseArgs(op, await readBody(req));
+      } catch (e) {
+        if (e instanceof RequestRefused) return Response.json(e.toJSON(), { status: e.status });
+        log.error(e);
+        return Response.json({ error: "the request could not be read", kind: "protocol", exitCode: 125 }, { status: 400 });
+      }
       service.inflight++;
       lastActivity = Date.now();
       try {
-        const body = await req.json().catch(() => ({}));
-        const parsed = v.safeParse(schema, body);
-        if (!parsed.success) throw new BurrowError(`invalid request: ${formatIssues(parsed.issues)}`, { kind: "protocol" });
         if (op !== "ping") await reconciled;
         const t0 = performance.now();
         // What observes or changes state sees sandboxes fully released
         // (exits release their network in the background: service.exited).
         if (!UNSETTLED_OPS.has(op)) await service.settled();
-        const result = await (table[op] as (a: unknown) => unknown)(parsed.output);
+        const result = await (table[op] as (a: unknown) => unknown)(args);
         log.debug(`${op} handled in ${(performance.now() - t0).toFixed(1)} ms`);
         return Response.json(result ?? {});
       } catch (e) {

@@ -139,14 +139,35 @@ export function formatHostAddress(m: Pick<PortMapping, "hostIp" | "hostPort">): 
   return ip.includes(":") ? `[${ip}]:${m.hostPort}` : `${ip}:${m.hostPort}`;
 }
 
+/** Most ports one sandbox may publish (each port of a range counts). */
+export const DEFAULT_MAX_PORTS = 1024;
+
+/** The limit: BURROW_MAX_PORTS (in the daemon's environment) or the default. */
+export function maxPorts(env: Record<string, string | undefined> = process.env): number {
+  const raw = env.BURROW_MAX_PORTS;
+  if (raw === undefined || raw === "") return DEFAULT_MAX_PORTS;
+  if (!/^\d{1,6}$/.test(raw) || Number(raw) < 1)
+    throw new BurrowError(`invalid BURROW_MAX_PORTS ${JSON.stringify(raw.slice(0, 40))}: give a whole number of ports of at least 1`, { kind: "bad-input" });
+  return Number(raw);
+}
+
 /**
  * Parses every -p value and refuses two that want the same host socket
- * (same protocol and port on the same address, or on all addresses).
+ * (same protocol and port on the same address, or on all addresses), and
+ * more than `max` ports in all: each host port costs a socket (an fd) in the
+ * daemon, so a `-p 127.0.0.1::1-65535` must fail cleanly rather than exhaust
+ * them (issue 10 item 6).
  */
-export function parsePortSpecs(specs: readonly string[]): PortMapping[] {
+export function parsePortSpecs(specs: readonly string[], max = maxPorts()): PortMapping[] {
   const out: PortMapping[] = [];
   for (const spec of specs) {
-    for (const m of parsePortSpec(spec)) {
+    const mappings = parsePortSpec(spec);
+    if (out.length + mappings.length > max)
+      throw new BurrowError(
+        `-p ${JSON.stringify(spec.slice(0, 60))}: a sandbox can publish at most ${max} ports, and this makes ${out.length + mappings.length}; publish fewer, or raise the limit with BURROW_MAX_PORTS in the daemon's environment`,
+        { kind: "bad-input" },
+      );
+    for (const m of mappings) {
       const clash = out.find((o) => conflicts(o, m));
       if (clash) {
         throw new BurrowError(

@@ -5,6 +5,8 @@
 // Pure: nothing here touches the system except `parseSlirp4netnsOptions`'s
 // interface check (outbound_addr=IFACE), which reads /sys/class/net of the
 // caller's network namespace (call it from the host namespace).
+import { reservedOverlap } from "../reserved.ts";
+import { parseCidr } from "../cni/ip.ts";
 import { existsSync } from "node:fs";
 import { isIPv4, isIPv6 } from "node:net";
 import * as v from "valibot";
@@ -45,6 +47,12 @@ export function isSlirpCidr(value: string): boolean {
   return prefix >= 1 && prefix <= 25;
 }
 
+/** Why a cidr= value overlaps a reserved range, or null (also for one that is no CIDR: other checks say so). */
+function reservedCidr(value: string): string | null {
+  const parsed = parseCidr(value);
+  return parsed ? reservedOverlap(parsed.subnet, { slirpInternal: false }) : null;
+}
+
 const bool = (name: string) =>
   v.optional(v.pipe(v.string(), v.picklist(["true", "false"], bad(name)), v.transform((s) => s === "true")), "false");
 
@@ -65,6 +73,10 @@ export const Slirp4netnsOptionsSchema = v.pipe(
           (s) => canonicalCidr(s) === s,
           (issue) =>
             `invalid slirp4netns option cidr=${JSON.stringify(issue.input)}: host bits are set; write the network address, ${canonicalCidr(String(issue.input))}`,
+        ),
+        v.check(
+          (s) => reservedCidr(s) === null,
+          (issue) => `invalid slirp4netns option cidr=${JSON.stringify(issue.input)}: ${reservedCidr(String(issue.input))}; use a private range such as 10.0.2.0/24`,
         ),
         v.description("IPv4 network of the sandbox (podman: cidr=)"),
       ),
