@@ -6,7 +6,7 @@ import { BurrowError, messageOf } from "../errors.ts";
 import { log } from "../log.ts";
 import { controlSocket, resolvePaths } from "../paths.ts";
 import { type Op } from "../protocol.ts";
-import { RequestRefused, parseArgs, readBody, routeOf } from "./request.ts";
+import { RequestRefused, parseArgs, readBody, routeOf, shortMessage } from "./request.ts";
 import { ensurePrivateDir } from "../client/trust.ts";
 import { openState } from "../state/db.ts";
 import { SandboxStore } from "../state/sandboxes.ts";
@@ -104,10 +104,10 @@ export async function daemonMain(): Promise<void> {
       } catch (e) {
         if (e instanceof BurrowError) {
           log.debug(`${op} failed: ${e.stack}${e.cause instanceof Error ? `\ncaused by: ${e.cause.stack}` : ""}`);
-          return Response.json(e.toJSON(), { status: 400 });
+          return Response.json({ ...e.toJSON(), error: shortMessage(e.message) }, { status: 400 });
         }
         log.error(e);
-        return Response.json({ error: messageOf(e), kind: "internal", exitCode: 125 }, { status: 500 });
+        return Response.json({ error: shortMessage(messageOf(e)), kind: "internal", exitCode: 125 }, { status: 500 });
       } finally {
         service.inflight--;
         lastActivity = Date.now();

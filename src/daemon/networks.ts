@@ -17,7 +17,10 @@ import type { SandboxService } from "./service.ts";
 type Args<K extends keyof typeof Ops> = v.InferOutput<(typeof Ops)[K]>;
 
 function cniRecord(s: Sandbox): CniRecord {
-  return (s.runtime.backend as CniRecord | undefined) ?? { rootless: false, attachments: [] };
+  // Only a CNI sandbox's backend record has attachments (a slirp4netns
+  // one's has none: `network prune` failed with a 500 on it).
+  const record = s.runtime.network === "cni" ? (s.runtime.backend as CniRecord | undefined) : undefined;
+  return record?.attachments ? record : { rootless: false, attachments: [] };
 }
 
 /** The --network-alias / --alias values of an attachment (without the name and short id every sandbox gets). */

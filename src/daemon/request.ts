@@ -7,14 +7,20 @@
 import * as v from "valibot";
 import { BurrowError } from "../errors.ts";
 import { Ops, formatIssues, type Op } from "../protocol.ts";
+import { quote } from "../quote.ts";
 
 export const MAX_BODY_BYTES = 1 << 20;
-const QUOTE_CHARS = 40;
 
-/** A value quoted for an error message: JSON-escaped, cut to a short prefix. */
-export function quoteShort(value: string, max = QUOTE_CHARS): string {
-  const cut = value.length > max ? `${value.slice(0, max)}…` : value;
-  return JSON.stringify(cut);
+/**
+ * An error message as it leaves the daemon: every quoted value cut to a
+ * short prefix (a handler may quote a 100 KB name in full), one line, and
+ * at most 1000 characters in all.
+ */
+export function shortMessage(message: string): string {
+  const short = message
+    .replace(/"((?:[^"\\]|\\.){60})(?:[^"\\]|\\.)+"/g, '"$1…"')
+    .replace(/[\r\n]+/g, " ");
+  return short.length > 1000 ? `${short.slice(0, 1000)}…` : short;
 }
 
 export class RequestRefused extends BurrowError {
@@ -28,7 +34,7 @@ export class RequestRefused extends BurrowError {
 /** The op a path names, or a 404 (own properties of Ops only). */
 export function routeOf(pathname: string): Op {
   const op = pathname.startsWith("/") ? pathname.slice(1) : pathname;
-  if (!Object.hasOwn(Ops, op)) throw new RequestRefused(404, `unknown operation ${quoteShort(op)}`);
+  if (!Object.hasOwn(Ops, op)) throw new RequestRefused(404, `unknown operation ${quote(op)}`);
   return op as Op;
 }
 
@@ -59,7 +65,7 @@ export function parseArgs(op: Op, text: string): unknown {
   try {
     body = JSON.parse(text);
   } catch {
-    throw new RequestRefused(400, `invalid request: the body of ${op} is not JSON (starts with ${quoteShort(text)})`);
+    throw new RequestRefused(400, `invalid request: the body of ${op} is not JSON (starts with ${quote(text)})`);
   }
   const parsed = v.safeParse(Ops[op], body);
   if (!parsed.success) throw new RequestRefused(400, `invalid request: ${shortIssues(parsed.issues)}`);
