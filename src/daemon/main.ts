@@ -54,6 +54,7 @@ export async function daemonMain(): Promise<void> {
   let store: SandboxStore;
   try {
     store = new SandboxStore(openState(paths.stateDir));
+    store.compact();
   } catch (e) {
     // One line the CLI can quote (it shows the log's last line).
     process.stderr.write(`burrow daemon: cannot open its state in ${paths.stateDir}: ${messageOf(e)}\n`);
@@ -125,6 +126,11 @@ export async function daemonMain(): Promise<void> {
     log.debug(`daemon exiting: ${why}`);
     server.stop(true);
     await service.settled();
+    try {
+      store.compact();
+    } catch (e) {
+      log.warn(`compacting the state: ${messageOf(e)}`);
+    }
     rmSync(sock, { force: true });
     // With no sandbox left, the session has nothing to keep: end the holder
     // too, but never while a CLI is starting one (it holds the lock).

@@ -13,6 +13,7 @@ import { etcContent } from "../sandbox/etc-content.ts";
 import { etcFiles, writeInPlace } from "../sandbox/files.ts";
 import type { Sandbox } from "../state/sandboxes.ts";
 import type { SandboxService } from "./service.ts";
+import { checkStaticAddressing } from "../net/cni/static.ts";
 
 type Args<K extends keyof typeof Ops> = v.InferOutput<(typeof Ops)[K]>;
 
@@ -132,6 +133,7 @@ export function networkHandlers(svc: SandboxService) {
     },
     networkConnect: async (a: Args<"networkConnect">) => {
       const net = await cni.store.get(a.network);
+      checkStaticAddressing(net, { aliases: a.aliases });
       const id = svc.store.find(a.sandbox).id;
       // Under the sandbox's lock: an exit, rm or another connect waits, so
       // the attachment is never missed by a release nor given a taken ethN.

@@ -18,7 +18,8 @@ import { roleEnv, selfCommand, SELF_ARGV0 } from "../sys/env.ts";
 import { startTimeOf } from "../userns/session.ts";
 import { etcContent } from "../sandbox/etc-content.ts";
 import type { PortDriverSet } from "../ports/drivers.ts";
-import type { CniNetworking } from "../net/cni/backend.ts";
+import { networkNames, type CniNetworking } from "../net/cni/backend.ts";
+import { checkStaticAddressing } from "../net/cni/static.ts";
 
 export interface SessionInfo {
   /** Identity of the namespaces pins live in ("host" for rootful). */
@@ -138,6 +139,8 @@ export class SandboxService {
       if (given !== undefined && mode.kind !== "cni")
         throw new BurrowError(`${flag} ${given} can only be used with bridge networks (--network bridge or a network name), not --network ${mode.kind}`, { kind: "bad-input" });
     }
+    // Before anything is made: a plugin would catch these only half-way, in its own words.
+    if (mode.kind === "cni") checkStaticAddressing((await this.cni.networks(networkNames(mode)))[0], req);
     const portSpecs = this.ports.parse(req.ports, mode);
     // A sandbox of that name may be in its background release (`run --rm`
     // just returned): its name is free once that is done.
