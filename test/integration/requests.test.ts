@@ -159,5 +159,5 @@ describe.skipIf(!!why)("control requests (rootless)", () => {
     if (result.failed) throw new Error(`fuzzer (seed ${result.seed}, counterexample ${JSON.stringify(result.counterexample)}): ${result.errorInstance instanceof Error ? result.errorInstance.message : String(result.errorInstance)}`);
     console.log(`fuzzer: ${result.numRuns} requests, answers by status ${JSON.stringify(answers)}`);
     expect(result.numRuns).toBeGreaterThan(20);
-  }, 60_000);
+  }, FUZZ_MS + 60_000);
 });
