@@ -255,7 +255,10 @@ export class SandboxService {
     const dir = sandboxDir(this.paths, s.id);
     const logFd = openSync(`${dir}/log`, "a", 0o600);
     try {
-      const proc = Bun.spawn([...selfCommand(), "__enter", JSON.stringify(this.enterTarget(s)), "--", ...s.spec.argv], {
+      // No session namespaces to join: this child already is in the
+      // daemon's. Naming them by /proc/<daemon pid> failed (exit 125) when
+      // the daemon was killed before the child got to them.
+      const proc = Bun.spawn([...selfCommand(), "__enter", JSON.stringify({ ...this.enterTarget(s), session: {} }), "--", ...s.spec.argv], {
       argv0: SELF_ARGV0,
         env: roleEnv(s.spec.env),
         stdin: "ignore",

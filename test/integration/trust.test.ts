@@ -80,6 +80,13 @@ describe.skipIf(!!why)("trust (rootless)", () => {
     expect(oneLine(r.stderr)).toContain(`refusing to use ${t.dirs.runtimeDir}: it is writable by group or others (mode 0777); fix it with: chmod go-w ${t.dirs.runtimeDir}`);
   });
 
+  test("a state dir writable by others: the daemon refuses to start, and says why", async () => {
+    chmodSync(t.dirs.stateDir, 0o777);
+    const r = await t.burrow(["ps"]);
+    expect(r.code).toBe(125);
+    expect(oneLine(r.stderr)).toContain(`the burrow daemon did not start: refusing to use ${t.dirs.stateDir}: it is writable by group or others (mode 0777)`);
+  });
+
   test("a socket in the user's dir with another user listening (SO_PEERCRED): refused, nothing sent", async () => {
     const sock = `${t.dirs.runtimeDir}/control.sock`;
     const fake = fakeListener(sock); // root listens
