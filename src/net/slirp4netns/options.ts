@@ -11,6 +11,7 @@ import { existsSync } from "node:fs";
 import { isIPv4, isIPv6 } from "node:net";
 import * as v from "valibot";
 import { BurrowError } from "../../errors.ts";
+import { quote } from "../../quote.ts";
 
 /** podman's slirp4netnsMTU: the MTU burrow asks for unless told otherwise. */
 export const DEFAULT_MTU = 65520;
@@ -32,7 +33,7 @@ const ACCEPTED: Record<string, string> = {
 export const OPTION_NAMES = Object.keys(ACCEPTED);
 
 const bad = (name: string) => (issue: { input: unknown }) =>
-  `invalid slirp4netns option ${name}=${JSON.stringify(String(issue.input))}: accepted values are ${ACCEPTED[name]}`;
+  `invalid slirp4netns option ${name}=${quote(issue.input, 80)}: accepted values are ${ACCEPTED[name]}`;
 
 /** Linux's dev_valid_name(): what the kernel would accept as an interface name. */
 export function isInterfaceName(name: string): boolean {
