@@ -60,6 +60,7 @@ describe.skipIf(!!why)("bounds and clean errors (rootless)", () => {
     await refused(run("--ip", "10.89.77.1"), `--ip "10.89.77.1" is network n1's gateway`);
     await refused(run("--ip", "10.89.77.255"), `--ip "10.89.77.255" is outside network n1's address range 10.89.77.1-10.89.77.254`);
     await refused(run("--ip", "nope"), 'invalid IP address "nope"');
+    await refused(["network", "connect", "--alias", "bad alias", "n1", "nosuch"], 'invalid network alias "bad alias"');
   });
 
   test("output into a closed pipe ends quietly (no EPIPE stack trace)", async () => {
