@@ -2,11 +2,12 @@
 // (STYLE.md #1, #8). Transport: HTTP over the control unix socket, one
 // POST /<op> per request with a JSON body validated here on arrival.
 import * as v from "valibot";
+import { quote } from "./quote.ts";
 
 export const Name = v.pipe(
   v.string(),
-  v.regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, "names start with a letter or digit and contain only letters, digits, _ . -"),
-  v.maxLength(253),
+  v.regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, (i) => `invalid name ${quote(i.input)}: names start with a letter or digit and contain only letters, digits, _ . -`),
+  v.maxLength(253, (i) => `invalid name ${quote(i.input)}: it is ${String(i.input).length} characters long; the limit is 253`),
 );
 
 /** --user, resolved to ids by the CLI (src/sandbox/user.ts). */

@@ -8,7 +8,36 @@ import { main } from "./index.ts";
 import { HelpRequested } from "./_args.ts";
 import { printHelp } from "./_help.ts";
 
+/** SIGPIPE's status (128 + 13), as a shell reports a pipeline member that lost its reader. */
+const EXIT_PIPE = 141;
+
+function isBrokenPipe(e: unknown): boolean {
+  return (e as NodeJS.ErrnoException | undefined)?.code === "EPIPE";
+}
+
+/**
+ * Output into a closed pipe (`burrow events | head -1`) ends the command
+ * quietly, like podman's SIGPIPE death, instead of printing a stack trace.
+ */
+function quitOnBrokenPipe(): void {
+  for (const stream of [process.stdout, process.stderr])
+    stream.on("error", (e) => {
+      if (isBrokenPipe(e)) process.exit(EXIT_PIPE);
+      throw e;
+    });
+}
+
 export async function cliMain(argv: string[]): Promise<void> {
+  quitOnBrokenPipe();
+  try {
+    await cliCommand(argv);
+  } catch (e) {
+    if (isBrokenPipe(e)) process.exit(EXIT_PIPE);
+    throw e;
+  }
+}
+
+async function cliCommand(argv: string[]): Promise<void> {
   if (argv[0] === "--version" || argv[0] === "-v" || argv[0] === "version") {
     const v = version();
     process.stdout.write(`burrow version ${v.version} (commit ${v.commit})\n`);
@@ -53,6 +82,7 @@ export async function cliMain(argv: string[]): Promise<void> {
 }
 
 function fail(e: unknown, argv: string[]): void {
+  if (isBrokenPipe(e)) process.exit(EXIT_PIPE);
   const json = argv.some((a, i) => (a === "--format" && argv[i + 1] === "json") || a === "--format=json");
   const err =
     e instanceof BurrowError

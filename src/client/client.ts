@@ -1,7 +1,7 @@
 // CLI side of the control protocol: HTTP over the control socket, starting
 // the daemon (and, rootless, the holder) on demand under a lock so that ten
 // concurrent CLIs start exactly one.
-import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, rmSync } from "node:fs";
+import { closeSync, fstatSync, readFileSync, rmSync } from "node:fs";
 import { BurrowError } from "../errors.ts";
 import { controlSocket, resolvePaths, type Paths } from "../paths.ts";
 import * as v from "valibot";
@@ -9,6 +9,7 @@ import { ErrorReply, Replies, formatIssues, type Op, type OpArgs, type Reply } f
 import { roleEnv, selfCommand, SELF_ARGV0 } from "../sys/env.ts";
 import { LOCK, flock } from "../sys/proc.ts";
 import { ensureHolder, holderFile, readHolder } from "../userns/session.ts";
+import { checkControlSocket, ensurePrivateDir, openPrivateAppend } from "./trust.ts";
 
 let cachedPaths: Paths | null = null;
 export function paths(): Paths {
@@ -17,7 +18,24 @@ export function paths(): Paths {
 
 class Unreachable extends Error {}
 
+/** Set once the runtime dir, the socket and its listener passed trust.ts. */
+let verified = false;
+
+/**
+ * Checks the path to the daemon before anything is sent over it: nothing,
+ * not even a ping, goes to a socket in a directory others control or to a
+ * listener that is not the user's own (issue 10 item 3).
+ */
+function verifyDaemon(): void {
+  if (verified) return;
+  const p = paths();
+  ensurePrivateDir(p.runtimeDir);
+  if (checkControlSocket(controlSocket(p)) === "absent") throw new Unreachable("no daemon listening");
+  verified = true;
+}
+
 async function rawCall(op: string, args: unknown): Promise<unknown> {
+  verifyDaemon();
   let res: Response;
   try {
     res = await fetch(`http://burrow/${op}`, {
@@ -28,6 +46,7 @@ async function rawCall(op: string, args: unknown): Promise<unknown> {
       keepalive: true,
     } as RequestInit);
   } catch (e) {
+    verified = false;
     throw new Unreachable(String(e));
   }
   const body = await res.json().catch(() => undefined);
@@ -55,7 +74,9 @@ async function ping(): Promise<boolean> {
   try {
     await rawCall("ping", {});
     return true;
-  } catch {
+  } catch (e) {
+    // A trust refusal is the answer, not a daemon still starting.
+    if (e instanceof BurrowError && e.kind === "bad-input") throw e;
     return false;
   }
 }
@@ -63,21 +84,29 @@ async function ping(): Promise<boolean> {
 /** Starts holder and daemon unless running; serialized by a lock file. */
 export async function ensureDaemon(): Promise<void> {
   const p = paths();
-  mkdirSync(p.runtimeDir, { recursive: true, mode: 0o700 });
-  const lockFd = openSync(`${p.runtimeDir}/daemon.lock`, "a", 0o600);
+  ensurePrivateDir(p.runtimeDir);
+  const lockFd = openPrivateAppend(`${p.runtimeDir}/daemon.lock`);
   try {
     flock(lockFd, LOCK.EX);
     if (await ping()) return;
-    const hadHolder = p.rootless ? readHolder(p) : null;
-    const holder = p.rootless ? await ensureHolder(p) : null;
+    // The log first: a log burrow cannot open (a planted symlink) must stop
+    // the start before a holder exists that nothing would end.
     const logPath = `${p.runtimeDir}/daemon.log`;
-    let logFd = openSync(logPath, "a", 0o600);
+    let logFd = openPrivateAppend(logPath);
     if (fstatSync(logFd).size > 1 << 20) {
       // Keep the log from growing without bound across daemon restarts.
       closeSync(logFd);
-      logFd = openSync(logPath, "w", 0o600);
+      logFd = openPrivateAppend(logPath, true);
     }
     const logStart = fstatSync(logFd).size;
+    const hadHolder = p.rootless ? readHolder(p) : null;
+    let holder;
+    try {
+      holder = p.rootless ? await ensureHolder(p) : null;
+    } catch (e) {
+      closeSync(logFd);
+      throw e;
+    }
     const launcher = Bun.spawn([...selfCommand(), "__launch", holder ? String(holder.pid) : "-"], {
       argv0: SELF_ARGV0,
       env: roleEnv({ BURROW_PATHS: JSON.stringify(p) }),

@@ -1,12 +1,13 @@
 // The daemon: one per user, started on demand by the CLI (through the
 // launcher, already inside the holder's user and mount namespaces when
 // rootless), serving HTTP over the control socket. Exits when idle.
-import { chmodSync, readFileSync, rmSync, mkdirSync } from "node:fs";
-import * as v from "valibot";
+import { chmodSync, readFileSync, rmSync } from "node:fs";
 import { BurrowError, messageOf } from "../errors.ts";
 import { log } from "../log.ts";
 import { controlSocket, resolvePaths } from "../paths.ts";
-import { Ops, formatIssues, type Op } from "../protocol.ts";
+import { type Op } from "../protocol.ts";
+import { RequestRefused, parseArgs, readBody, routeOf, shortMessage } from "./request.ts";
+import { ensurePrivateDir } from "../client/trust.ts";
 import { openState } from "../state/db.ts";
 import { SandboxStore } from "../state/sandboxes.ts";
 import { holderAlive, readHolder, type HolderInfo } from "../userns/session.ts";
@@ -34,7 +35,14 @@ const UNSETTLED_OPS = new Set<Op>(["create", "started", "exited", "ping", "enter
 export async function daemonMain(): Promise<void> {
   const paths = resolvePaths();
   process.umask(0o077);
-  mkdirSync(paths.runtimeDir, { recursive: true, mode: 0o700 });
+  try {
+    // The CLI checked them too; the daemon trusts nothing it did not check.
+    ensurePrivateDir(paths.runtimeDir);
+    ensurePrivateDir(paths.stateDir);
+  } catch (e) {
+    process.stderr.write(`burrow daemon: ${messageOf(e)}\n`);
+    process.exit(1);
+  }
   let holder: HolderInfo | null = null;
   if (paths.rootless) {
     holder = readHolder(paths);
@@ -46,6 +54,7 @@ export async function daemonMain(): Promise<void> {
   let store: SandboxStore;
   try {
     store = new SandboxStore(openState(paths.stateDir));
+    store.compact();
   } catch (e) {
     // One line the CLI can quote (it shows the log's last line).
     process.stderr.write(`burrow daemon: cannot open its state in ${paths.stateDir}: ${messageOf(e)}\n`);
@@ -72,30 +81,34 @@ export async function daemonMain(): Promise<void> {
   const server = Bun.serve({
     unix: sock,
     async fetch(req) {
-      const op = new URL(req.url).pathname.slice(1) as Op;
-      const schema = Ops[op];
-      if (!schema) return Response.json({ error: `unknown operation "${op}"`, kind: "protocol", exitCode: 125 }, { status: 404 });
+      let op: Op;
+      let args: unknown;
+      try {
+        op = routeOf(new URL(req.url).pathname);
+        args = parseArgs(op, await readBody(req));
+      } catch (e) {
+        if (e instanceof RequestRefused) return Response.json(e.toJSON(), { status: e.status });
+        log.error(e);
+        return Response.json({ error: "the request could not be read", kind: "protocol", exitCode: 125 }, { status: 400 });
+      }
       service.inflight++;
       lastActivity = Date.now();
       try {
-        const body = await req.json().catch(() => ({}));
-        const parsed = v.safeParse(schema, body);
-        if (!parsed.success) throw new BurrowError(`invalid request: ${formatIssues(parsed.issues)}`, { kind: "protocol" });
         if (op !== "ping") await reconciled;
         const t0 = performance.now();
         // What observes or changes state sees sandboxes fully released
         // (exits release their network in the background: service.exited).
         if (!UNSETTLED_OPS.has(op)) await service.settled();
-        const result = await (table[op] as (a: unknown) => unknown)(parsed.output);
+        const result = await (table[op] as (a: unknown) => unknown)(args);
         log.debug(`${op} handled in ${(performance.now() - t0).toFixed(1)} ms`);
         return Response.json(result ?? {});
       } catch (e) {
         if (e instanceof BurrowError) {
           log.debug(`${op} failed: ${e.stack}${e.cause instanceof Error ? `\ncaused by: ${e.cause.stack}` : ""}`);
-          return Response.json(e.toJSON(), { status: 400 });
+          return Response.json({ ...e.toJSON(), error: shortMessage(e.message) }, { status: 400 });
         }
         log.error(e);
-        return Response.json({ error: messageOf(e), kind: "internal", exitCode: 125 }, { status: 500 });
+        return Response.json({ error: shortMessage(messageOf(e)), kind: "internal", exitCode: 125 }, { status: 500 });
       } finally {
         service.inflight--;
         lastActivity = Date.now();
@@ -113,6 +126,11 @@ export async function daemonMain(): Promise<void> {
     log.debug(`daemon exiting: ${why}`);
     server.stop(true);
     await service.settled();
+    try {
+      store.compact();
+    } catch (e) {
+      log.warn(`compacting the state: ${messageOf(e)}`);
+    }
     rmSync(sock, { force: true });
     // With no sandbox left, the session has nothing to keep: end the holder
     // too, but never while a CLI is starting one (it holds the lock).

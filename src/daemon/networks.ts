@@ -13,11 +13,15 @@ import { etcContent } from "../sandbox/etc-content.ts";
 import { etcFiles, writeInPlace } from "../sandbox/files.ts";
 import type { Sandbox } from "../state/sandboxes.ts";
 import type { SandboxService } from "./service.ts";
+import { checkStaticAddressing } from "../net/cni/static.ts";
 
 type Args<K extends keyof typeof Ops> = v.InferOutput<(typeof Ops)[K]>;
 
 function cniRecord(s: Sandbox): CniRecord {
-  return (s.runtime.backend as CniRecord | undefined) ?? { rootless: false, attachments: [] };
+  // Only a CNI sandbox's backend record has attachments (a slirp4netns
+  // one's has none: `network prune` failed with a 500 on it).
+  const record = s.runtime.network === "cni" ? (s.runtime.backend as CniRecord | undefined) : undefined;
+  return record?.attachments ? record : { rootless: false, attachments: [] };
 }
 
 /** The --network-alias / --alias values of an attachment (without the name and short id every sandbox gets). */
@@ -130,6 +134,7 @@ export function networkHandlers(svc: SandboxService) {
     },
     networkConnect: async (a: Args<"networkConnect">) => {
       const net = await cni.store.get(a.network);
+      checkStaticAddressing(net, { aliases: a.aliases });
       const id = svc.store.find(a.sandbox).id;
       // Under the sandbox's lock: an exit, rm or another connect waits, so
       // the attachment is never missed by a release nor given a taken ethN.

@@ -18,7 +18,8 @@ import { roleEnv, selfCommand, SELF_ARGV0 } from "../sys/env.ts";
 import { startTimeOf } from "../userns/session.ts";
 import { etcContent } from "../sandbox/etc-content.ts";
 import type { PortDriverSet } from "../ports/drivers.ts";
-import type { CniNetworking } from "../net/cni/backend.ts";
+import { networkNames, type CniNetworking } from "../net/cni/backend.ts";
+import { checkStaticAddressing } from "../net/cni/static.ts";
 import { checkMapped, parseIdMap } from "../sandbox/user.ts";
 import { ptyToLog } from "./pty-log.ts";
 
@@ -142,6 +143,8 @@ export class SandboxService {
       if (given !== undefined && mode.kind !== "cni")
         throw new BurrowError(`${flag} ${given} can only be used with bridge networks (--network bridge or a network name), not --network ${mode.kind}`, { kind: "bad-input" });
     }
+    // Before anything is made: a plugin would catch these only half-way, in its own words.
+    if (mode.kind === "cni") checkStaticAddressing((await this.cni.networks(networkNames(mode)))[0], req);
     const portSpecs = this.ports.parse(req.ports, mode);
     // A sandbox of that name may be in its background release (`run --rm`
     // just returned): its name is free once that is done.
@@ -258,7 +261,10 @@ export class SandboxService {
     // -t: the command's stdio is a pty whose output the daemon logs.
     const pty = s.spec.tty ? ptyToLog(`${dir}/log`) : null;
     try {
-      const target = { ...this.enterTarget(s), tty: s.spec.tty, workdir: s.spec.workdir, user: s.spec.user };
+      // No session namespaces to join: this child already is in the
+      // daemon's. Naming them by /proc/<daemon pid> failed (exit 125) when
+      // the daemon was killed before the child got to them.
+      const target = { ...this.enterTarget(s), session: {}, tty: s.spec.tty, workdir: s.spec.workdir, user: s.spec.user };
       const proc = Bun.spawn([...selfCommand(), "__enter", JSON.stringify(target), "--", ...s.spec.argv], {
       argv0: SELF_ARGV0,
         env: roleEnv(s.spec.env),

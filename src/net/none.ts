@@ -3,6 +3,8 @@
 import type { NetworkBackend } from "./backend.ts";
 import { existsSync } from "node:fs";
 import { BurrowError } from "../errors.ts";
+import { quote } from "../quote.ts";
+import { CLONE, nsTypeOf } from "../sys/ns.ts";
 
 export const noneBackend: NetworkBackend = {
   validate() {},
@@ -22,8 +24,12 @@ export const hostBackend: NetworkBackend = {
 
 export const nsPathBackend: NetworkBackend = {
   validate(mode) {
-    if (mode.kind === "ns" && !existsSync(mode.path))
-      throw new BurrowError(`network namespace path "${mode.path}" does not exist: give a file such as /run/netns/NAME or /proc/PID/ns/net`, { kind: "bad-input" });
+    if (mode.kind !== "ns") return;
+    if (!existsSync(mode.path))
+      throw new BurrowError(`network namespace path ${quote(mode.path)} does not exist: give a file such as /run/netns/NAME or /proc/PID/ns/net`, { kind: "bad-input" });
+    // ns:/etc/passwd failed later with a raw EINVAL from setns.
+    if (nsTypeOf(mode.path) !== CLONE.NEWNET)
+      throw new BurrowError(`network namespace path ${quote(mode.path)} is not a network namespace: give a file such as /run/netns/NAME or /proc/PID/ns/net`, { kind: "bad-input" });
   },
   plan: (mode) => ({ newNet: false, joinNet: mode.kind === "ns" ? mode.path : undefined }),
   setup: async () => ({ record: {} }),

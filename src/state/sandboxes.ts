@@ -2,6 +2,7 @@
 import type { Database } from "bun:sqlite";
 import { BurrowError, notFound } from "../errors.ts";
 import type { CreateRequest } from "../protocol.ts";
+import { checkpoint, pruneEvents, retentionFromEnv, type Retention } from "./retention.ts";
 
 export type Status = "created" | "running" | "exited";
 
@@ -83,7 +84,10 @@ function fromRow(r: Row): Sandbox {
 }
 
 export class SandboxStore {
-  constructor(private db: Database) {}
+  constructor(
+    private db: Database,
+    private readonly retention: Retention = retentionFromEnv(),
+  ) {}
 
   insert(s: Sandbox): void {
     try {
@@ -132,9 +136,17 @@ export class SandboxStore {
   }
 
   event(type: string, s: Pick<Sandbox, "id" | "name"> | null, attrs: Record<string, unknown> = {}): void {
-    this.db
+    const { lastInsertRowid } = this.db
       .query("INSERT INTO events (time, type, sandbox_id, name, attrs) VALUES (?, ?, ?, ?, ?)")
       .run(new Date().toISOString(), type, s?.id ?? null, s?.name ?? null, JSON.stringify(attrs));
+    // Every 100 events: prune by count and age, then shrink the WAL.
+    if (Number(lastInsertRowid) % 100 === 0) this.compact();
+  }
+
+  /** Events within their bounds, and the WAL written back and truncated. */
+  compact(): void {
+    pruneEvents(this.db, this.retention);
+    checkpoint(this.db);
   }
 
   eventsSince(seq: number): Array<{ seq: number; time: string; type: string; sandbox_id: string | null; name: string | null; attrs: string }> {

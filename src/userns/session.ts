@@ -1,6 +1,7 @@
 // The rootless session: one holder per user. The CLI (host namespaces) calls
 // ensureHolder() under the daemon start lock.
-import { readFileSync, writeFileSync, rmSync } from "node:fs";
+import { closeSync, constants, openSync, readFileSync, writeFileSync, rmSync } from "node:fs";
+import * as v from "valibot";
 import { BurrowError } from "../errors.ts";
 import type { Paths } from "../paths.ts";
 import { roleEnv, selfCommand, SELF_ARGV0 } from "../sys/env.ts";
@@ -8,6 +9,13 @@ import { nsId } from "../sys/ns.ts";
 import { getgid } from "../sys/proc.ts";
 import { writeMaps, type MapKind } from "./idmap.ts";
 
+const HolderInfo = v.object({
+  pid: v.pipe(v.number(), v.integer(), v.minValue(1)),
+  startTime: v.string(),
+  userns: v.string(),
+  mntns: v.string(),
+  map: v.picklist(["subid", "single"]),
+});
 export interface HolderInfo {
   pid: number;
   startTime: string;
@@ -16,11 +24,18 @@ export interface HolderInfo {
   map: MapKind;
 }
 
-/** Field 22 of /proc/PID/stat: distinguishes a pid from its reuse. */
+/**
+ * Field 22 of /proc/PID/stat: distinguishes a pid from its reuse. Null for a
+ * process that is gone, and for one that has exited but is not reaped yet (a
+ * zombie, state Z or X): its namespaces are gone with it, so it must count
+ * as dead even while its pid and start time linger (issue 10 item 5).
+ */
 export function startTimeOf(pid: number): string | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19] ?? null;
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    if (fields[0] === "Z" || fields[0] === "X") return null;
+    return fields[19] ?? null;
   } catch {
     return null;
   }
@@ -32,7 +47,15 @@ export function holderFile(p: Paths): string {
 
 export function readHolder(p: Paths): HolderInfo | null {
   try {
-    const h = JSON.parse(readFileSync(holderFile(p), "utf8")) as HolderInfo;
+    // O_NOFOLLOW: in our own private directory a link can only be planted.
+    const fd = openSync(holderFile(p), constants.O_RDONLY | constants.O_NOFOLLOW);
+    let text: string;
+    try {
+      text = readFileSync(fd, "utf8");
+    } finally {
+      closeSync(fd);
+    }
+    const h = v.parse(HolderInfo, JSON.parse(text)) as HolderInfo;
     return holderAlive(h) ? h : null;
   } catch {
     return null;
@@ -81,7 +104,13 @@ export async function ensureHolder(p: Paths): Promise<HolderInfo> {
       mntns: nsId(`/proc/${proc.pid}/ns/mnt`)!,
       map: kind,
     };
-    writeFileSync(holderFile(p), JSON.stringify(info), { mode: 0o600 });
+    rmSync(holderFile(p), { force: true });
+    const fd = openSync(holderFile(p), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    try {
+      writeFileSync(fd, JSON.stringify(info));
+    } finally {
+      closeSync(fd);
+    }
     reader.releaseLock();
     proc.unref();
     return info;

@@ -94,7 +94,9 @@ export async function burrowContext(mode: Mode = "rootless"): Promise<BurrowCont
 function holderUserns(runtimeDir: string): string[] {
   try {
     const h = JSON.parse(readFileSync(`${runtimeDir}/holder.json`, "utf8"));
-    return typeof h.userns === "string" ? [h.userns] : [];
+    // Never the host's own user namespace (a planted or corrupt file): that
+    // would make every process on the machine this context's to kill.
+    return typeof h.userns === "string" && h.userns !== readlinkSync("/proc/1/ns/user") && h.userns !== readlinkSync("/proc/self/ns/user") ? [h.userns] : [];
   } catch {
     return [];
   }

@@ -76,7 +76,15 @@ describe("parseSlirp4netnsMode", () => {
   test("boundary prefix lengths", () => {
     expect(parseSlirp4netnsOptions(["cidr=10.0.0.0/8"]).cidr).toBe("10.0.0.0/8");
     expect(parseSlirp4netnsOptions(["cidr=10.0.2.0/25"]).cidr).toBe("10.0.2.0/25");
-    expect(parseSlirp4netnsOptions(["cidr=0.0.0.0/1"]).cidr).toBe("0.0.0.0/1");
+    // Every /1 overlaps loopback, link-local or multicast (issue 10 item 6).
+    expect(() => parseSlirp4netnsOptions(["cidr=0.0.0.0/1"])).toThrow('invalid slirp4netns option cidr="0.0.0.0/1": it overlaps the "this network" range 0.0.0.0/8');
+    expect(() => parseSlirp4netnsOptions(["cidr=128.0.0.0/1"])).toThrow(/it overlaps the link-local range 169\.254\.0\.0\/16/);
+  });
+
+  test("loopback and multicast networks are refused as cidr=, naming the range", () => {
+    expect(() => parseSlirp4netnsOptions(["cidr=127.0.0.0/8"])).toThrow('invalid slirp4netns option cidr="127.0.0.0/8": it overlaps the loopback range 127.0.0.0/8; use a private range such as 10.0.2.0/24');
+    expect(() => parseSlirp4netnsOptions(["cidr=224.1.0.0/16"])).toThrow(/multicast range 224\.0\.0\.0\/4/);
+    expect(parseSlirp4netnsOptions(["cidr=10.0.2.0/24"]).cidr).toBe("10.0.2.0/24");
   });
 
   test("the default reads /sys/class/net: lo always exists", () => {

@@ -7,6 +7,7 @@
 // Runs in the daemon's host namespaces: subnet and bridge-name choice reads
 // the calling thread's routes and interfaces (see host.ts) unless the caller
 // passes its own view.
+import { reservedOverlap } from "../reserved.ts";
 import { existsSync } from "node:fs";
 import { mkdir, readdir, readFile, stat, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -337,6 +338,8 @@ export class NetworkStore {
       if (subnet.prefix > max) {
         throw new BurrowError(`subnet ${opts.subnets[i]} is too small: the prefix length must be at most ${max}`, { kind: "invalid-argument" });
       }
+      const reserved = reservedOverlap(subnet, { slirpInternal: true });
+      if (reserved) throw new BurrowError(`invalid subnet ${JSON.stringify(opts.subnets[i])}: ${reserved}; use a private range such as 10.89.5.0/24`, { kind: "bad-input" });
       const other = given.findIndex((g, j) => j < i && subnetsOverlap(g, subnet));
       if (other >= 0) throw new BurrowError(`subnets ${opts.subnets[other]} and ${opts.subnets[i]} overlap`, { kind: "invalid-argument" });
       const clash = taken.find((t) => subnetsOverlap(t.subnet, subnet));

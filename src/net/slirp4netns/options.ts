@@ -5,10 +5,13 @@
 // Pure: nothing here touches the system except `parseSlirp4netnsOptions`'s
 // interface check (outbound_addr=IFACE), which reads /sys/class/net of the
 // caller's network namespace (call it from the host namespace).
+import { reservedOverlap } from "../reserved.ts";
+import { parseCidr } from "../cni/ip.ts";
 import { existsSync } from "node:fs";
 import { isIPv4, isIPv6 } from "node:net";
 import * as v from "valibot";
 import { BurrowError } from "../../errors.ts";
+import { quote } from "../../quote.ts";
 
 /** podman's slirp4netnsMTU: the MTU burrow asks for unless told otherwise. */
 export const DEFAULT_MTU = 65520;
@@ -30,7 +33,7 @@ const ACCEPTED: Record<string, string> = {
 export const OPTION_NAMES = Object.keys(ACCEPTED);
 
 const bad = (name: string) => (issue: { input: unknown }) =>
-  `invalid slirp4netns option ${name}=${JSON.stringify(String(issue.input))}: accepted values are ${ACCEPTED[name]}`;
+  `invalid slirp4netns option ${name}=${quote(issue.input, 80)}: accepted values are ${ACCEPTED[name]}`;
 
 /** Linux's dev_valid_name(): what the kernel would accept as an interface name. */
 export function isInterfaceName(name: string): boolean {
@@ -43,6 +46,12 @@ export function isSlirpCidr(value: string): boolean {
   if (!m || !isIPv4(m[1]!)) return false;
   const prefix = Number(m[2]);
   return prefix >= 1 && prefix <= 25;
+}
+
+/** Why a cidr= value overlaps a reserved range, or null (also for one that is no CIDR: other checks say so). */
+function reservedCidr(value: string): string | null {
+  const parsed = parseCidr(value);
+  return parsed ? reservedOverlap(parsed.subnet, { slirpInternal: false }) : null;
 }
 
 const bool = (name: string) =>
@@ -65,6 +74,10 @@ export const Slirp4netnsOptionsSchema = v.pipe(
           (s) => canonicalCidr(s) === s,
           (issue) =>
             `invalid slirp4netns option cidr=${JSON.stringify(issue.input)}: host bits are set; write the network address, ${canonicalCidr(String(issue.input))}`,
+        ),
+        v.check(
+          (s) => reservedCidr(s) === null,
+          (issue) => `invalid slirp4netns option cidr=${JSON.stringify(issue.input)}: ${reservedCidr(String(issue.input))}; use a private range such as 10.0.2.0/24`,
         ),
         v.description("IPv4 network of the sandbox (podman: cidr=)"),
       ),
