@@ -10,6 +10,8 @@ import { RequestRefused, parseArgs, readBody, routeOf, shortMessage } from "./re
 import { ensurePrivateDir } from "../client/trust.ts";
 import { openState } from "../state/db.ts";
 import { SandboxStore } from "../state/sandboxes.ts";
+import { HelperLedger } from "../state/helpers.ts";
+import { RequestsSeen } from "./requests-seen.ts";
 import { holderAlive, readHolder, type HolderInfo } from "../userns/session.ts";
 import { prewarm } from "../sandbox/namespaces.ts";
 import { SandboxService } from "./service.ts";
@@ -52,8 +54,11 @@ export async function daemonMain(): Promise<void> {
     }
   }
   let store: SandboxStore;
+  let bookkeeping: { helpers: HelperLedger; requests: RequestsSeen };
   try {
-    store = new SandboxStore(openState(paths.stateDir));
+    const db = openState(paths.stateDir);
+    store = new SandboxStore(db);
+    bookkeeping = { helpers: new HelperLedger(db), requests: new RequestsSeen(db) };
     store.compact();
   } catch (e) {
     // One line the CLI can quote (it shows the log's last line).
@@ -62,12 +67,17 @@ export async function daemonMain(): Promise<void> {
   }
   const cni = new CniNetworking(paths, (exceptId) =>
     store.all().filter((s) => s.id !== exceptId && s.status !== "exited" && s.runtime.network === "cni").length,
+    {
+      helpers: bookkeeping.helpers,
+      report: (type, attrs) => store.event(type, null, attrs),
+      unreleased: () => store.all().some((s) => s.runtime.network === "cni" && !!s.runtime.backend),
+    },
   );
   registerBackends(cni);
   const session = holder
     ? { id: `${holder.pid}:${holder.startTime}`, enter: { user: `/proc/${holder.pid}/ns/user`, mnt: `/proc/${holder.pid}/ns/mnt` } }
     : { id: `host`, enter: { mnt: `/proc/${process.pid}/ns/mnt` } };
-  const service = new SandboxService(paths, store, session, bootId(), createPortDrivers(paths.rootless), cni);
+  const service = new SandboxService(paths, store, session, bootId(), createPortDrivers(paths.rootless), cni, bookkeeping);
   // Listen first, reconcile meanwhile: a restart with many half-released
   // sandboxes must not run into the starting CLI's deadline. Requests other
   // than ping wait for it.

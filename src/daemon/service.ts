@@ -22,6 +22,7 @@ import { networkNames, type CniNetworking } from "../net/cni/backend.ts";
 import { checkStaticAddressing } from "../net/cni/static.ts";
 import { checkMapped, parseIdMap } from "../sandbox/user.ts";
 import { ptyToLog } from "./pty-log.ts";
+import { recoverCreates, replayCreate, type CreateBookkeeping, type RetryDeps } from "./create-retry.ts";
 
 export interface SessionInfo {
   /** Identity of the namespaces pins live in ("host" for rootful). */
@@ -80,7 +81,27 @@ export class SandboxService {
     readonly bootId: string,
     readonly ports: PortDriverSet,
     readonly cni: CniNetworking,
+    /** Request ids and the helper ledger (issue 10 item 2, src/daemon/create-retry.ts). */
+    readonly bookkeeping: CreateBookkeeping,
   ) {}
+
+  /** What create-retry.ts needs of this service. */
+  private get retryDeps(): RetryDeps {
+    const rns = this.cni.rootlessNetns;
+    return {
+      ...this.bookkeeping,
+      paths: this.paths,
+      store: this.store,
+      creating: this.creating,
+      current: (s) => s.bootId === this.bootId && s.session === this.session.id,
+      busy: (id) => this.locks.has(id),
+      withLock: (id, fn) => this.withLock(id, fn),
+      release: (s) => this.release(s),
+      enterTarget: (s) => this.enterTarget(s),
+      superviseShared: () => this.cni.supervise(),
+      rootlessNetnsOwns: rns ? (row) => rns.owns(row) : undefined,
+    };
+  }
 
   defaultNetwork(): string {
     return this.paths.rootless ? "slirp4netns" : "bridge";
@@ -104,7 +125,14 @@ export class SandboxService {
   }
 
   private ctx(s: Sandbox): SetupContext {
-    return { paths: this.paths, sandbox: s, netns: s.runtime.pins?.net ?? "", dir: sandboxDir(this.paths, s.id) };
+    return {
+      paths: this.paths,
+      sandbox: s,
+      netns: s.runtime.pins?.net ?? "",
+      dir: sandboxDir(this.paths, s.id),
+      // Helpers are written down before they are spawned (src/state/helpers.ts).
+      helpers: { intend: (kind) => this.bookkeeping.helpers.intend(kind, `sandbox:${s.id}`) },
+    };
   }
 
   /** Resolves container:NAME into a plain "join that netns" plan. */
@@ -115,7 +143,12 @@ export class SandboxService {
     return { newNet: false, joinNet: target.runtime.pins.net, netOf: target.id, target };
   }
 
-  async create(req: CreateRequest): Promise<{ id: string; name: string; enter: EnterTarget & { cwd: string } }> {
+  /** A retry (same request id) gets the first attempt's answer (src/daemon/requests-seen.ts). */
+  create(req: CreateRequest): Promise<{ id: string; name: string; enter?: EnterTarget & { cwd: string } }> {
+    return this.bookkeeping.requests.once(req.requestId, () => this.createFresh(req), (seen) => replayCreate(this.retryDeps, seen, req));
+  }
+
+  private async createFresh(req: CreateRequest): Promise<{ id: string; name: string; enter: EnterTarget & { cwd: string } }> {
     const tStart = performance.now();
     const name = req.name ?? this.randomName();
     const hostname = req.hostname ?? name.slice(0, 63);
@@ -166,7 +199,8 @@ export class SandboxService {
       bootId: this.bootId,
       session: this.session.id,
       spec: { ...req, name, hostname, network: networkRaw },
-      runtime: { pins: null, ino: null, network: mode.kind, netOf: plan.netOf },
+      // partial until the last step: a row still partial when no create works on it is rolled back.
+      runtime: { pins: null, ino: null, network: mode.kind, netOf: plan.netOf, partial: true },
     };
     return this.withLock(id, () => this.createLocked(id, s, { req, mode, backend, plan, sharedFrom, portSpecs, hostname, name, networkRaw, tStart }));
   }
@@ -194,6 +228,8 @@ export class SandboxService {
       this.creating.add(id);
       this.store.insert(s);
       undo.push("state row", () => this.store.delete(id));
+      this.bookkeeping.requests.record(req.requestId, id, name);
+      undo.push("request id", () => this.bookkeeping.requests.forget(id));
       const dir = sandboxDir(this.paths, id);
       mkdirSync(dir, { recursive: true, mode: 0o700 });
       undo.push("sandbox dir", () => rmSync(dir, { recursive: true, force: true }));
@@ -244,6 +280,9 @@ export class SandboxService {
       log.debug(`create ${name}: before ns ${(t0 - tStart).toFixed(1)} ms, namespaces ${(t1 - t0).toFixed(1)} ms, network+ports ${(performance.now() - t1).toFixed(1)} ms`);
       this.store.event("create", s, { network: networkRaw });
       if (req.detach) this.spawnDetached(s);
+      // Complete (and for -d, its command runs): from here a retry gets this answer.
+      delete s.runtime.partial;
+      this.store.update(s);
       undo.commit();
       return { id, name, enter: this.enterTarget(s) };
     } catch (e) {
@@ -496,8 +535,10 @@ export class SandboxService {
 
   /** Sandboxes whose processes or pins vanished behind our back. */
   async reap(restore = false): Promise<void> {
+    // Creates a dead daemon or a failed write left half-made, and helpers nobody owns.
+    await recoverCreates(this.retryDeps);
     for (const s of this.store.all()) {
-      if (s.status === "exited") continue;
+      if (s.status === "exited" || s.runtime.partial) continue;
       if (this.children.has(s.id) || this.creating.has(s.id)) continue;
       const pinsOk = !!s.runtime.pins && !!s.runtime.ino && pinHolds(s.runtime.pins.mnt, s.runtime.ino.mnt);
       if (restore && pinsOk && s.runtime.ports?.length) {
@@ -525,6 +566,8 @@ export class SandboxService {
    * pins, a network or ports; a --rm row not yet removed).
    */
   async reconcile(): Promise<void> {
+    // First: a half-made create must not get its ports restored below.
+    await recoverCreates(this.retryDeps);
     for (const s of this.store.all()) {
       const stale = s.bootId !== this.bootId || s.session !== this.session.id;
       const leftovers = !!(s.runtime.pins || s.runtime.backend || s.runtime.ports?.length);

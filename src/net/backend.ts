@@ -4,6 +4,7 @@
 import type { Paths } from "../paths.ts";
 import type { NetworkMode } from "./mode.ts";
 import type { Sandbox } from "../state/sandboxes.ts";
+import type { HelperKind, HelperTrack } from "../state/helpers.ts";
 
 /** What the namespace Worker must do for this backend. */
 export interface NetnsPlan {
@@ -20,6 +21,11 @@ export interface SetupContext {
   netns: string;
   /** Directory for backend-owned files (logs, sockets). */
   dir: string;
+  /**
+   * Records a helper before it is spawned (throws when that cannot be
+   * written: spawn nothing then); pass the track to the spawner.
+   */
+  helpers?: { intend(kind: HelperKind): HelperTrack };
 }
 
 export interface NetworkSetup {

@@ -28,6 +28,23 @@ const MIGRATIONS: string[] = [
      attrs TEXT
    );
    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);`,
+  // Issue 10 item 2: helper processes recorded before they are spawned
+  // (src/state/helpers.ts), and the request id of every create, so a
+  // retried create gets the first attempt's answer (src/daemon/requests-seen.ts).
+  `CREATE TABLE helpers (
+     id TEXT PRIMARY KEY,
+     kind TEXT NOT NULL,             -- slirp4netns | pasta
+     owner TEXT NOT NULL,            -- sandbox:<id> | rootless-netns
+     pid INTEGER,                    -- NULL until spawned
+     pid_start TEXT,
+     created_at TEXT NOT NULL
+   );
+   CREATE TABLE create_requests (
+     request_id TEXT PRIMARY KEY,
+     sandbox_id TEXT NOT NULL,
+     name TEXT NOT NULL,
+     created_at TEXT NOT NULL
+   );`,
 ];
 
 export function openState(dir: string): Database {

@@ -24,6 +24,8 @@ export interface Runtime {
   /** IP address of the sandbox on its primary network, when it has one. */
   address?: string;
   networkError?: string;
+  /** Set while its create is under way (src/daemon/create-retry.ts). */
+  partial?: boolean;
 }
 
 export interface PortRecord {

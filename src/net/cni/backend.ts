@@ -19,6 +19,8 @@ import type { CniResult } from "./result.ts";
 import { CniRuntime } from "./runtime.ts";
 import { bunSpawner } from "./spawn.ts";
 import { RootlessNetns, cniDataDir } from "./rootless-netns.ts";
+import { RootlessSupervisor, type Report } from "./rootless-supervisor.ts";
+import type { HelperLedger } from "../../state/helpers.ts";
 
 export interface CniAttachmentRecord {
   network: string;
@@ -67,6 +69,8 @@ export class CniNetworking {
    * (a release) or not yet as attached; the rootless namespace stays while
    * any runs, or its plugins would be killed halfway. */
   private busy = 0;
+  /** Restarts the rootless namespace's slirp4netns when it dies (issue 10 item 5). */
+  readonly supervisor: RootlessSupervisor | null;
 
   constructor(
     readonly paths: Paths,
@@ -74,10 +78,23 @@ export class CniNetworking {
      * ones still being created: tearing the namespace down under them would
      * kill their plugins halfway. */
     private readonly othersAttached: (exceptId: string) => number,
+    /** The helper ledger and `burrow events` (issue 10 items 2 and 5); absent in unit tests. */
+    daemon: { helpers?: HelperLedger; report?: Report; unreleased?: () => boolean } = {},
   ) {
     this.store = new NetworkStore({ dir: paths.cniConfigDir });
     this.rootlessNetns = paths.rootless ? new RootlessNetns(paths) : null;
     const rns = this.rootlessNetns;
+    const ledger = daemon.helpers;
+    if (rns && ledger) rns.hooks.helpers = { intend: (kind) => ledger.intend(kind, "rootless-netns") };
+    this.supervisor = rns
+      ? new RootlessSupervisor(
+          rns,
+          // An exited sandbox whose DEL has not run yet still needs the namespace.
+          () => this.busy > 0 || this.othersAttached("") > 0 || !!daemon.unreleased?.(),
+          () => this.releaseShared(""),
+          daemon.report ?? (() => {}),
+        )
+      : null;
     this.runtime = new CniRuntime({
       cacheDir: `${paths.stateDir}/cni`,
       // Rootful, dnsname keeps its dnsmasq files under $XDG_RUNTIME_DIR when
@@ -202,6 +219,11 @@ export class CniNetworking {
         else throw e;
       }
     });
+  }
+
+  /** Housekeeping: restarts a dead shared slirp4netns, tears down an unused namespace. */
+  async supervise(): Promise<void> {
+    await this.supervisor?.check();
   }
 
   /** When no other sandbox uses a bridge network, the rootless namespace goes. */

@@ -17,6 +17,15 @@ import { probeSlirp4netns } from "../slirp4netns/probe.ts";
 import { isOurSlirp4netns, startSlirp4netns, stopSlirp4netnsPid } from "../slirp4netns/process.ts";
 import type { RootlessExecConfig } from "./rootless-exec.ts";
 import type { PluginSpawner, SpawnRequest, SpawnResult } from "./spawn.ts";
+import type { HelperKind, HelperRow, HelperTrack } from "../../state/helpers.ts";
+
+/** What the daemon lends the namespace: the helper ledger (issue 10 item 2). */
+export interface RootlessNetnsHooks {
+  /** Records a helper before it is spawned, owned by the namespace. */
+  helpers?: { intend(kind: HelperKind): HelperTrack };
+  /** Its slirp4netns exited while the namespace is in use (src/net/cni/rootless-supervisor.ts restarts it). */
+  onSlirpExit?(pid: number): void;
+}
 
 /**
  * The daemon's end of one __cni-server: requests as JSON lines on its
@@ -95,6 +104,9 @@ export class RootlessNetns {
   readonly dir: string;
   readonly pin: string;
   private busy: Promise<unknown> = Promise.resolve();
+  /** ensure/teardown/revive under way: their helpers are claimed even before state.json names them. */
+  private working = 0;
+  hooks: RootlessNetnsHooks = {};
 
   constructor(readonly paths: Paths) {
     this.dir = `${paths.runtimeDir}/rootless-netns`;
@@ -125,7 +137,9 @@ export class RootlessNetns {
 
   /** Serializes create/teardown against each other (one daemon, many requests). */
   private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const next = this.busy.then(fn, fn);
+    this.working++;
+    const run = () => fn().finally(() => this.working--);
+    const next = this.busy.then(run, run);
     this.busy = next.catch(() => {});
     return next;
   }
@@ -141,15 +155,7 @@ export class RootlessNetns {
       try {
         const ino = await createPinnedNetns(this.pin);
         const options = parseSlirp4netnsOptions([]);
-        const slirp = await startSlirp4netns({
-          netnsPath: this.pin,
-          options,
-          features: await probeSlirp4netns({ cachePath: `${this.paths.stateDir}/slirp4netns-probe.json` }),
-          logPath: `${this.dir}/slirp4netns.log`,
-        });
-        slirp.proc.unref();
-        // The state first: a failure below must still find slirp4netns to stop.
-        writeFileSync(this.stateFile, JSON.stringify({ ino, slirpPid: slirp.pid } satisfies State), { mode: 0o600 });
+        await this.startSlirp(ino);
         const resolv = buildResolvConf({ hostContent: readHostResolvConf().content, firstNameservers: [slirp4netnsAddresses(options).dns] });
         writeFileSync(`${this.dir}/resolv.conf`, resolv.content, { mode: 0o644 });
         log.debug(`rootless CNI namespace up in ${(performance.now() - t0).toFixed(1)} ms`);
@@ -158,6 +164,58 @@ export class RootlessNetns {
         throw e;
       }
     });
+  }
+
+  /** Starts slirp4netns for the pinned namespace and writes the state naming it. */
+  private async startSlirp(ino: number): Promise<{ pid: number }> {
+    const features = await probeSlirp4netns({ cachePath: `${this.paths.stateDir}/slirp4netns-probe.json` });
+    const track = this.hooks.helpers?.intend("slirp4netns");
+    const slirp = await startSlirp4netns({
+      netnsPath: this.pin,
+      options: parseSlirp4netnsOptions([]),
+      features,
+      logPath: `${this.dir}/slirp4netns.log`,
+      track,
+    });
+    slirp.proc.unref();
+    // The state first: a failure below must still find slirp4netns to stop.
+    writeFileSync(this.stateFile, JSON.stringify({ ino, slirpPid: slirp.pid } satisfies State), { mode: 0o600 });
+    slirp.proc.exited.then(() => {
+      if (this.readState()?.slirpPid === slirp.pid) this.hooks.onSlirpExit?.(slirp.pid);
+    });
+    return slirp;
+  }
+
+  /** The namespace is pinned but its slirp4netns is gone (killed, crashed). */
+  slirpDead(): boolean {
+    const st = this.readState();
+    return !!st && pinHolds(this.pin, st.ino) && !isOurSlirp4netns(st.slirpPid, this.pin);
+  }
+
+  /**
+   * Starts a new slirp4netns for the namespace when the old one died: the
+   * bridges, veths and rules inside live on, and --configure makes tap0
+   * and the default route again. Returns the old and new pid, or null when
+   * nothing was to be done.
+   */
+  revive(): Promise<{ oldPid: number; pid: number } | null> {
+    return this.serial(async () => {
+      const st = this.readState();
+      if (!st || !this.slirpDead()) return null;
+      const slirp = await this.startSlirp(st.ino);
+      return { oldPid: st.slirpPid, pid: slirp.pid };
+    });
+  }
+
+  /** Whether a ledger row is this namespace's live slirp4netns (or one being started or stopped). */
+  owns(row: HelperRow): boolean {
+    if (this.working > 0) return true;
+    return row.pid !== null && this.readState()?.slirpPid === row.pid;
+  }
+
+  /** An operation is under way. */
+  get settling(): boolean {
+    return this.working > 0;
   }
 
   private server: PluginServer | null = null;

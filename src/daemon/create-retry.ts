@@ -1,0 +1,119 @@
+// What the daemon does with creates a dead daemon (or a failed write) left
+// half-made, and with helpers nobody owns (issue 10 item 2). A create's row
+// carries `runtime.partial` from its insert until its last step (for -d:
+// until its command runs); a partial row that no create of this daemon is
+// working on can never be finished, so it is rolled back: its processes,
+// ports, network and pins released, its files, request id and row deleted.
+// Then the helper ledger kills any helper that no live sandbox claims.
+// Daemon main thread, session namespaces.
+import { rmSync } from "node:fs";
+import { BurrowError, messageOf } from "../errors.ts";
+import { log } from "../log.ts";
+import { sandboxDir, type Paths } from "../paths.ts";
+import type { CreateRequest, EnterTarget } from "../protocol.ts";
+import type { HelperLedger, HelperRow } from "../state/helpers.ts";
+import type { Sandbox, SandboxStore } from "../state/sandboxes.ts";
+import type { RequestsSeen, SeenRequest } from "./requests-seen.ts";
+
+export interface CreateBookkeeping {
+  helpers: HelperLedger;
+  requests: RequestsSeen;
+}
+
+/** What these functions need of the service (kept narrow so they move with it). */
+export interface RetryDeps extends CreateBookkeeping {
+  paths: Paths;
+  store: SandboxStore;
+  /** Sandboxes whose create this daemon is working on. */
+  creating: ReadonlySet<string>;
+  /** Of this boot and session: its inodes and pids still name its own (reconcile() handles the others first). */
+  current(s: Sandbox): boolean;
+  /** Something (create, release, rm) holds the sandbox's lock. */
+  busy(id: string): boolean;
+  withLock<T>(id: string, fn: () => Promise<T>): Promise<T>;
+  /** Kills what is left and releases ports, network and pins (not the row). */
+  release(s: Sandbox): Promise<Error[]>;
+  enterTarget(s: Sandbox): EnterTarget & { cwd: string };
+  /** Between the rollbacks and the sweep: the shared rootless namespace's supervision. */
+  superviseShared?(): Promise<void>;
+  /** Whether the rootless CNI namespace claims this helper (null: rootful, no such namespace). */
+  rootlessNetnsOwns?(row: HelperRow): boolean;
+}
+
+export type CreateAnswer = { id: string; name: string; enter?: EnterTarget & { cwd: string } };
+
+function findOrNull(store: SandboxStore, id: string): Sandbox | null {
+  try {
+    return store.find(id);
+  } catch {
+    return null;
+  }
+}
+
+/** Abandoned: partial, and no create of this daemon will finish it. */
+function abandoned(d: RetryDeps, s: Sandbox): boolean {
+  return !!s.runtime.partial && !d.creating.has(s.id);
+}
+
+/**
+ * The answer to a retried create whose first attempt this daemon is not
+ * handling: the first attempt's result, or null (run the create afresh)
+ * once a half-made first attempt is rolled back.
+ */
+export async function replayCreate(d: RetryDeps, seen: SeenRequest, req: CreateRequest): Promise<CreateAnswer | null> {
+  const s = findOrNull(d.store, seen.sandboxId);
+  if (s && abandoned(d, s)) {
+    await rollBackAbandoned(d, s);
+    return null;
+  }
+  if (!s) {
+    // Made and already removed (run -d --rm of a short command): its id is the answer.
+    if (req.detach) return { id: seen.sandboxId, name: seen.name };
+    throw new BurrowError(`sandbox ${seen.name} (${seen.sandboxId.slice(0, 12)}) was created by this request, but it has exited and is gone`, { kind: "not-running" });
+  }
+  log.debug(`create of ${s.name} retried: answering with the first attempt's sandbox`);
+  return { id: s.id, name: s.name, enter: s.runtime.pins ? d.enterTarget(s) : undefined };
+}
+
+/** Rolls back one abandoned create, under its lock. Errors are logged; a failed write leaves the row for the next try. */
+export async function rollBackAbandoned(d: RetryDeps, s: Sandbox): Promise<void> {
+  await d.withLock(s.id, async () => {
+    const cur = findOrNull(d.store, s.id);
+    if (!cur || !abandoned(d, cur)) return;
+    const errors = await d.release(cur);
+    try {
+      rmSync(sandboxDir(d.paths, cur.id), { recursive: true, force: true });
+    } catch (e) {
+      errors.push(e as Error);
+    }
+    try {
+      d.requests.forget(cur.id);
+      d.store.delete(cur.id);
+      log.warn(`rolled back the create of ${cur.name} (${cur.id.slice(0, 12)}) that a daemon left half-made`);
+    } catch (e) {
+      // A full disk: the row stays partial, housekeeping tries again.
+      errors.push(new Error(`the state database: ${messageOf(e)}`));
+    }
+    for (const e of errors) log.warn(`rollback of ${cur.name}: ${e.message}`);
+  });
+}
+
+/** Rolls back every abandoned create, then kills helpers no live sandbox owns. */
+export async function recoverCreates(d: RetryDeps): Promise<void> {
+  for (const s of d.store.all()) {
+    if (abandoned(d, s) && !d.busy(s.id) && (d.current(s) || s.status === "exited")) await rollBackAbandoned(d, s);
+  }
+  await d.superviseShared?.();
+  sweepHelpers(d);
+}
+
+export function sweepHelpers(d: RetryDeps): HelperRow[] {
+  return d.helpers.sweep((row) => {
+    if (row.owner === "rootless-netns") return d.rootlessNetnsOwns?.(row) ?? false;
+    const id = row.owner.startsWith("sandbox:") ? row.owner.slice(8) : null;
+    if (!id) return false;
+    if (d.creating.has(id) || d.busy(id)) return true;
+    const s = findOrNull(d.store, id);
+    return !!s && s.status !== "exited" && !s.runtime.partial;
+  });
+}
