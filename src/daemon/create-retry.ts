@@ -12,12 +12,15 @@ import { log } from "../log.ts";
 import { sandboxDir, type Paths } from "../paths.ts";
 import type { CreateRequest, EnterTarget } from "../protocol.ts";
 import type { HelperLedger, HelperRow } from "../state/helpers.ts";
+import { isDiskFull, type SpaceReserve } from "../state/full.ts";
 import type { Sandbox, SandboxStore } from "../state/sandboxes.ts";
 import type { RequestsSeen, SeenRequest } from "./requests-seen.ts";
 
 export interface CreateBookkeeping {
   helpers: HelperLedger;
   requests: RequestsSeen;
+  /** Room for rollbacks on a full disk (src/state/full.ts). */
+  reserve?: SpaceReserve;
 }
 
 /** What these functions need of the service (kept narrow so they move with it). */
@@ -50,9 +53,22 @@ function findOrNull(store: SandboxStore, id: string): Sandbox | null {
   }
 }
 
-/** Abandoned: partial, and no create of this daemon will finish it. */
-function abandoned(d: RetryDeps, s: Sandbox): boolean {
+/**
+ * Abandoned: partial, and no create of this daemon will finish it. Such a
+ * row is being rolled back (or waits for room to be deleted): it is not
+ * listed, and a create of its name first finishes that rollback.
+ */
+export function abandoned(d: Pick<RetryDeps, "creating">, s: Sandbox): boolean {
   return !!s.runtime.partial && !d.creating.has(s.id);
+}
+
+/** Before a create takes `name`: a rolled-back create that still holds it lets go (if the disk lets it). */
+export async function freeName(d: RetryDeps, name: string): Promise<void> {
+  const stale = d.store.all().find((s) => s.name === name && abandoned(d, s));
+  if (!stale) return;
+  await rollBackAbandoned(d, stale);
+  if (d.store.nameTaken(name))
+    throw new BurrowError(`the sandbox name "${name}" is still held by a create that was rolled back, whose row cannot be deleted yet: ${d.paths.stateDir} is full; free some space there and try again`, { kind: "disk-full" });
 }
 
 /**
@@ -91,7 +107,8 @@ export async function rollBackAbandoned(d: RetryDeps, s: Sandbox): Promise<void>
       d.store.delete(cur.id);
       log.warn(`rolled back the create of ${cur.name} (${cur.id.slice(0, 12)}) that a daemon left half-made`);
     } catch (e) {
-      // A full disk: the row stays partial, housekeeping tries again.
+      // A full disk: the row stays partial, housekeeping tries again (with the reserve's room).
+      if (isDiskFull(e)) d.reserve?.release();
       errors.push(new Error(`the state database: ${messageOf(e)}`));
     }
     for (const e of errors) log.warn(`rollback of ${cur.name}: ${e.message}`);
@@ -105,6 +122,7 @@ export async function recoverCreates(d: RetryDeps): Promise<void> {
   }
   await d.superviseShared?.();
   sweepHelpers(d);
+  d.reserve?.ensure();
 }
 
 export function sweepHelpers(d: RetryDeps): HelperRow[] {

@@ -12,6 +12,7 @@ import { openState } from "../state/db.ts";
 import { SandboxStore } from "../state/sandboxes.ts";
 import { HelperLedger } from "../state/helpers.ts";
 import { RequestsSeen } from "./requests-seen.ts";
+import { diskFullError, SpaceReserve } from "../state/full.ts";
 import { holderAlive, readHolder, type HolderInfo } from "../userns/session.ts";
 import { prewarm } from "../sandbox/namespaces.ts";
 import { SandboxService } from "./service.ts";
@@ -54,11 +55,11 @@ export async function daemonMain(): Promise<void> {
     }
   }
   let store: SandboxStore;
-  let bookkeeping: { helpers: HelperLedger; requests: RequestsSeen };
+  let bookkeeping: { helpers: HelperLedger; requests: RequestsSeen; reserve: SpaceReserve };
   try {
     const db = openState(paths.stateDir);
     store = new SandboxStore(db);
-    bookkeeping = { helpers: new HelperLedger(db), requests: new RequestsSeen(db) };
+    bookkeeping = { helpers: new HelperLedger(db), requests: new RequestsSeen(db), reserve: new SpaceReserve(`${paths.stateDir}/reserve`) };
     store.compact();
   } catch (e) {
     // One line the CLI can quote (it shows the log's last line).
@@ -112,7 +113,9 @@ export async function daemonMain(): Promise<void> {
         const result = await (table[op] as (a: unknown) => unknown)(args);
         log.debug(`${op} handled in ${(performance.now() - t0).toFixed(1)} ms`);
         return Response.json(result ?? {});
-      } catch (e) {
+      } catch (err) {
+        // A full state filesystem is said as such (src/state/full.ts).
+        const e = diskFullError(err, paths.stateDir) ?? err;
         if (e instanceof BurrowError) {
           log.debug(`${op} failed: ${e.stack}${e.cause instanceof Error ? `\ncaused by: ${e.cause.stack}` : ""}`);
           return Response.json({ ...e.toJSON(), error: shortMessage(e.message) }, { status: 400 });

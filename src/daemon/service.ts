@@ -22,7 +22,8 @@ import { networkNames, type CniNetworking } from "../net/cni/backend.ts";
 import { checkStaticAddressing } from "../net/cni/static.ts";
 import { checkMapped, parseIdMap } from "../sandbox/user.ts";
 import { ptyToLog } from "./pty-log.ts";
-import { recoverCreates, replayCreate, type CreateBookkeeping, type RetryDeps } from "./create-retry.ts";
+import { isDiskFull } from "../state/full.ts";
+import { abandoned, freeName, recoverCreates, replayCreate, type CreateBookkeeping, type RetryDeps } from "./create-retry.ts";
 
 export interface SessionInfo {
   /** Identity of the namespaces pins live in ("host" for rootful). */
@@ -183,6 +184,7 @@ export class SandboxService {
     // just returned): its name is free once that is done.
     const releasing = this.store.all().find((o) => o.name === name && this.exiting.has(o.id));
     if (releasing) await this.settled(releasing.id);
+    await freeName(this.retryDeps, name);
     if (this.store.nameTaken(name)) throw nameInUse(name);
 
     const id = randomBytes(32).toString("hex");
@@ -246,13 +248,14 @@ export class SandboxService {
       );
       s.runtime.pins = pins;
       s.runtime.ino = ino;
-      // Saved at once: a daemon killed mid-create leaves a row the next one can release.
-      this.store.update(s);
+      // The undo before the write: a write that fails (a full disk) must still unpin.
       undo.push("pins", () => {
         const errs = removePins(pins, pinDir(this.paths, id));
         if (errs.length) throw errs[0];
       });
       undo.push("processes", () => killAll(ino.mnt));
+      // Saved at once: a daemon killed mid-create leaves a row the next one can release.
+      this.store.update(s);
 
       const t1 = performance.now();
       if (portSpecs.length) s.runtime.ports = await this.ports.prepare(mode, portSpecs);
@@ -260,11 +263,11 @@ export class SandboxService {
         const net = await backend.setup(mode, this.ctx(s));
         s.runtime.backend = net.record;
         s.runtime.address = net.address;
-        this.store.update(s);
         undo.push("network", async () => {
           const errs = await backend!.teardown(net.record, this.ctx(s));
           if (errs.length) throw errs[0];
         });
+        this.store.update(s);
         const content = etcContent({ mode, hostname, name, dns: req.dns, net });
         writeInPlace(files.hosts, content.hosts);
         writeInPlace(files.resolv, content.resolv);
@@ -286,6 +289,8 @@ export class SandboxService {
       undo.commit();
       return { id, name, enter: this.enterTarget(s) };
     } catch (e) {
+      // Out of space: the reserve makes room for the rollback's own writes.
+      if (isDiskFull(e)) this.bookkeeping.reserve?.release();
       const errs = await undo.unwind();
       for (const err of errs) log.warn(`rollback of ${name}: ${err.message}`);
       throw e;
@@ -525,7 +530,8 @@ export class SandboxService {
   }
 
   list(all: boolean): Sandbox[] {
-    return this.store.all().filter((s) => all || s.status === "running" || s.status === "created");
+    // Not a half-made create being rolled back (src/daemon/create-retry.ts).
+    return this.store.all().filter((s) => !abandoned({ creating: this.creating }, s) && (all || s.status === "running" || s.status === "created"));
   }
 
   logPath(ref: string): string {
