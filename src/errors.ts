@@ -48,27 +48,33 @@ export async function runAll(steps: Array<() => unknown | Promise<unknown>>): Pr
   return errors;
 }
 
+/** An undo or teardown step: throws, or returns the errors of its parts (all of them are reported). */
+export type UndoStep = () => unknown | Promise<unknown>;
+
 /** A stack of undo steps: push as setup proceeds, unwind on failure (latest first). */
 export class Rollback {
-  private steps: Array<{ what: string; undo: () => unknown | Promise<unknown> }> = [];
-  push(what: string, undo: () => unknown | Promise<unknown>): void {
+  private steps: Array<{ what: string; undo: UndoStep }> = [];
+  /** `undo` may throw, or return an Error[] (a teardown's report): each error counts. */
+  push(what: string, undo: UndoStep): void {
     this.steps.push({ what, undo });
   }
   /** Forget the steps: setup succeeded and the caller owns the resources now. */
   commit(): void {
     this.steps = [];
   }
+  /** Runs every step, never stopping at a failure; returns every error, each naming its step. */
   async unwind(): Promise<Error[]> {
     const steps = this.steps.reverse();
     this.steps = [];
-    return runAll(
-      steps.map(({ what, undo }) => async () => {
-        try {
-          await undo();
-        } catch (e) {
-          throw new Error(`undo ${what}: ${messageOf(e)}`);
-        }
-      }),
-    );
+    const errors: Error[] = [];
+    for (const { what, undo } of steps) {
+      try {
+        const result = await undo();
+        if (Array.isArray(result)) for (const e of result) if (e instanceof Error) errors.push(new Error(`undo ${what}: ${e.message}`, { cause: e }));
+      } catch (e) {
+        errors.push(new Error(`undo ${what}: ${messageOf(e)}`, { cause: e }));
+      }
+    }
+    return errors;
   }
 }

@@ -14,8 +14,8 @@ import { prewarm } from "../sandbox/namespaces.ts";
 import { SandboxService } from "./service.ts";
 import { handlers } from "./handlers.ts";
 import { networkHandlers } from "./networks.ts";
-import { createPortDrivers } from "../ports/drivers.ts";
-import { registerBackends } from "../net/backends.ts";
+import { createPortDrivers } from "../ports/registry.ts";
+import { createNetworkBackends, type NetworkBackends } from "../net/registry.ts";
 import { CniNetworking } from "../net/cni/backend.ts";
 import { LOCK, flock } from "../sys/proc.ts";
 import { openSync, closeSync } from "node:fs";
@@ -51,14 +51,14 @@ export async function daemonMain(): Promise<void> {
     process.stderr.write(`burrow daemon: cannot open its state in ${paths.stateDir}: ${messageOf(e)}\n`);
     process.exit(1);
   }
-  const cni = new CniNetworking(paths, (exceptId) =>
-    store.all().filter((s) => s.id !== exceptId && s.status !== "exited" && s.runtime.network === "cni").length,
-  );
-  registerBackends(cni);
+  // Counted lazily: the backends are made with `cni`, and asked later.
+  const onBridge = (kind: string) => backends.forKind(kind).bridge;
+  const cni = new CniNetworking(paths, (exceptId) => store.all().filter((s) => s.id !== exceptId && s.status !== "exited" && onBridge(s.runtime.network)).length);
+  const backends: NetworkBackends = createNetworkBackends({ cni });
   const session = holder
     ? { id: `${holder.pid}:${holder.startTime}`, enter: { user: `/proc/${holder.pid}/ns/user`, mnt: `/proc/${holder.pid}/ns/mnt` } }
     : { id: `host`, enter: { mnt: `/proc/${process.pid}/ns/mnt` } };
-  const service = new SandboxService(paths, store, session, bootId(), createPortDrivers(paths.rootless), cni);
+  const service = new SandboxService({ paths, store, session, bootId: bootId(), ports: createPortDrivers(), backends, cni });
   // Listen first, reconcile meanwhile: a restart with many half-released
   // sandboxes must not run into the starting CLI's deadline. Requests other
   // than ping wait for it.

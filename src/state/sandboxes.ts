@@ -14,8 +14,8 @@ export interface Runtime {
   network: string;
   /** Sandbox whose network namespace this one shares (container:NAME). */
   netOf?: string;
-  /** Network backend record (slirp4netns pid etc.), written by the backend. */
-  backend?: Record<string, unknown>;
+  /** Network backend record (slirp4netns pid etc.), written and read only by its backend. */
+  backend?: unknown;
   /** Published ports as resolved (actual host ports). */
   ports?: PortRecord[];
   /** Which port driver published them. */
@@ -109,6 +109,11 @@ export class SandboxStore {
 
   delete(id: string): void {
     this.db.query("DELETE FROM sandboxes WHERE id = ?").run(id);
+  }
+
+  /** Is there a row with exactly this id? */
+  has(id: string): boolean {
+    return this.db.query("SELECT 1 FROM sandboxes WHERE id = ?").get(id) !== null;
   }
 
   nameTaken(name: string): boolean {

@@ -62,10 +62,10 @@ export async function ensureHolder(p: Paths): Promise<HolderInfo> {
     throw new BurrowError(`could not start the rootless session: ${err.trim() || "holder exited"}`, { kind: "userns" });
   }
   try {
-    const { kind, why } = await writeMaps(proc.pid, p.uid, getgid());
+    const { map, why } = await writeMaps(proc.pid, p.uid, getgid());
     // Said once: the holder lives on, and with it this choice. Plain stderr:
     // the CLI does not load the logger (it costs start-up time).
-    if (kind === "single") process.stderr.write(`WARN: using a single-id user namespace: ${why}; programs that change user inside a sandbox will fail\n`);
+    if (map === "single") process.stderr.write(`WARN: using a single-id user namespace: ${why}; programs that change user inside a sandbox will fail\n`);
     proc.stdin.write("go\n");
     await proc.stdin.end();
     // Wait until the holder has exec'd sleep, so its namespaces are final.
@@ -79,7 +79,7 @@ export async function ensureHolder(p: Paths): Promise<HolderInfo> {
       startTime: startTimeOf(proc.pid)!,
       userns: nsId(`/proc/${proc.pid}/ns/user`)!,
       mntns: nsId(`/proc/${proc.pid}/ns/mnt`)!,
-      map: kind,
+      map,
     };
     writeFileSync(holderFile(p), JSON.stringify(info), { mode: 0o600 });
     reader.releaseLock();

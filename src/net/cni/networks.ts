@@ -12,6 +12,7 @@ import { mkdir, readdir, readFile, stat, unlink, writeFile } from "node:fs/promi
 import { join } from "node:path";
 import * as v from "valibot";
 import { BurrowError, messageOf, notFound, runAll } from "../../errors.ts";
+import { Mutex } from "../../mutex.ts";
 import {
   type Conflist,
   ConflistSchema,
@@ -163,19 +164,13 @@ export class NetworkStore {
   private readonly hostRoutes: () => Subnet[];
   private readonly interfaceNames: () => string[];
   /** Serializes create/remove/prune in this process: subnet and bridge choice must not race. */
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly mutex = new Mutex();
 
   constructor(opts: NetworkStoreOptions) {
     this.dir = opts.dir;
     this.pluginDirs = opts.pluginDirs ?? DEFAULT_PLUGIN_DIRS;
     this.hostRoutes = opts.hostRoutes ?? readHostRoutes;
     this.interfaceNames = opts.interfaceNames ?? readInterfaceNames;
-  }
-
-  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(fn, fn);
-    this.queue = run.catch(() => undefined);
-    return run;
   }
 
   /** Every network, sorted by name; files that cannot be read as conflists are skipped and reported. */
@@ -274,7 +269,7 @@ export class NetworkStore {
     const parsed = v.safeParse(CreateNetworkSchema, input);
     // Each message names its option and value already (they map onto CLI flags, not JSON paths).
     if (!parsed.success) throw new BurrowError(parsed.issues.map((i) => i.message).join("; "), { kind: "invalid-argument" });
-    return this.exclusive(() => this.createLocked(parsed.output));
+    return this.mutex.run(() => this.createLocked(parsed.output));
   }
 
   private async createLocked(opts: v.InferOutput<typeof CreateNetworkSchema>): Promise<CreatedNetwork> {
@@ -402,7 +397,7 @@ export class NetworkStore {
 
   /** Deletes a network's file. The default network cannot be removed. Returns what was removed (the caller deletes its bridge). */
   async remove(nameOrId: string): Promise<Network> {
-    return this.exclusive(async () => {
+    return this.mutex.run(async () => {
       const network = resolveNetwork((await this.list()).networks, nameOrId);
       await this.removeFile(network);
       return network;
@@ -424,7 +419,7 @@ export class NetworkStore {
   /** Removes every network except the default and those named in `inUse`; failures are collected, not fatal. */
   async prune(inUse: Iterable<string>): Promise<{ removed: Network[]; errors: Error[] }> {
     const keep = new Set(inUse);
-    return this.exclusive(async () => {
+    return this.mutex.run(async () => {
       const { networks } = await this.list();
       const removed: Network[] = [];
       const errors = await runAll(

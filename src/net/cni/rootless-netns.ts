@@ -6,6 +6,7 @@
 // bridge sandbox leaves. Daemon main thread, session namespaces.
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { log } from "../../log.ts";
+import { Mutex } from "../../mutex.ts";
 import type { Paths } from "../../paths.ts";
 import { createPinnedNetns, pinHolds } from "../../sandbox/namespaces.ts";
 import { pidsInNs, signalAll } from "../../sandbox/processes.ts";
@@ -94,7 +95,8 @@ interface State {
 export class RootlessNetns {
   readonly dir: string;
   readonly pin: string;
-  private busy: Promise<unknown> = Promise.resolve();
+  /** Serializes create/teardown against each other (one daemon, many requests). */
+  private readonly mutex = new Mutex();
 
   constructor(readonly paths: Paths) {
     this.dir = `${paths.runtimeDir}/rootless-netns`;
@@ -123,15 +125,8 @@ export class RootlessNetns {
     return existsSync(this.dir);
   }
 
-  /** Serializes create/teardown against each other (one daemon, many requests). */
-  private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const next = this.busy.then(fn, fn);
-    this.busy = next.catch(() => {});
-    return next;
-  }
-
   ensure(): Promise<void> {
-    return this.serial(async () => {
+    return this.mutex.run(async () => {
       if (this.alive()) return;
       if (this.exists()) await this.teardownNow();
       const t0 = performance.now();
@@ -187,7 +182,7 @@ export class RootlessNetns {
   }
 
   teardown(): Promise<Error[]> {
-    return this.serial(() => this.teardownNow());
+    return this.mutex.run(() => this.teardownNow());
   }
 
   /** Kills dnsmasq and anything else left inside, its slirp4netns, and unpins it. */
