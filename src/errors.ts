@@ -8,11 +8,56 @@ export const EXIT = {
   notFound: 127,
 } as const;
 
+/**
+ * Stable machine-readable tags, sent over the control socket and printed by
+ * `--format json`. One kind per thing a script may act on: every invalid
+ * value a user gave (an argument, an option, a flag's value) is `bad-input`.
+ */
+export const ERROR_KINDS = [
+  "error",
+  "bad-input",
+  "unsupported",
+  "unsupported-option",
+  "missing-dependency",
+  "setup",
+  "not-found",
+  "ambiguous",
+  "name-in-use",
+  "in-use",
+  "running",
+  "not-running",
+  "cleanup",
+  "protocol",
+  "internal",
+  "daemon",
+  "userns",
+  "pasta",
+  "slirp4netns",
+  "slirp4netns-api",
+  "port-in-use",
+  "port-privileged",
+  "network-default",
+  "network-exists",
+  "network-in-use",
+  "network-invalid",
+  "cni-cache",
+  "cni-plugin",
+  "cni-plugin-missing",
+  "cni-result",
+  "cni-teardown",
+  "cni-version",
+] as const;
+export type ErrorKind = (typeof ERROR_KINDS)[number];
+
+export function isErrorKind(k: unknown): k is ErrorKind {
+  return (ERROR_KINDS as readonly unknown[]).includes(k);
+}
+
 export class BurrowError extends Error {
   readonly exitCode: number;
   /** A stable machine-readable tag, also sent over the control socket. */
-  readonly kind: string;
-  constructor(message: string, opts: { cause?: unknown; exitCode?: number; kind?: string } = {}) {
+  readonly kind: ErrorKind;
+  constructor(message: string, opts: { cause?: unknown; exitCode?: number; kind?: ErrorKind } = {}) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = "BurrowError";
     this.exitCode = opts.exitCode ?? EXIT.burrow;

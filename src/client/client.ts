@@ -2,11 +2,11 @@
 // the daemon (and, rootless, the holder) on demand under a lock so that ten
 // concurrent CLIs start exactly one.
 import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, rmSync } from "node:fs";
-import { BurrowError } from "../errors.ts";
+import { BurrowError, EXIT, isErrorKind } from "../errors.ts";
 import { controlSocket, resolvePaths, type Paths } from "../paths.ts";
 import * as v from "valibot";
 import { ErrorReply, Replies, formatIssues, type Op, type OpArgs, type Reply } from "../protocol.ts";
-import { roleEnv, selfCommand, SELF_ARGV0 } from "../sys/env.ts";
+import { ROLES, spawnRole } from "../roles.ts";
 import { LOCK, flock } from "../sys/proc.ts";
 import { ensureHolder, holderFile, readHolder } from "../userns/session.ts";
 
@@ -34,7 +34,8 @@ async function rawCall(op: string, args: unknown): Promise<unknown> {
   if (!res.ok) {
     const err = v.safeParse(ErrorReply, body);
     if (!err.success) throw new BurrowError(`the daemon failed with status ${res.status} and no readable error`, { kind: "protocol" });
-    throw new BurrowError(err.output.error, { kind: err.output.kind, exitCode: err.output.exitCode ?? 125 });
+    // A kind this CLI does not know (another version's daemon) is kept generic.
+    throw new BurrowError(err.output.error, { kind: isErrorKind(err.output.kind) ? err.output.kind : "error", exitCode: err.output.exitCode ?? EXIT.burrow });
   }
   const reply = v.safeParse(Replies[op as Op], body);
   if (!reply.success) throw new BurrowError(`the daemon's reply to ${op} is not what this burrow expects (${formatIssues(reply.issues)}): is an older daemon still running?`, { kind: "protocol" });
@@ -78,9 +79,8 @@ export async function ensureDaemon(): Promise<void> {
       logFd = openSync(logPath, "w", 0o600);
     }
     const logStart = fstatSync(logFd).size;
-    const launcher = Bun.spawn([...selfCommand(), "__launch", holder ? String(holder.pid) : "-"], {
-      argv0: SELF_ARGV0,
-      env: roleEnv({ BURROW_PATHS: JSON.stringify(p) }),
+    const launcher = spawnRole(ROLES.launch, [holder ? String(holder.pid) : "-"], {
+      env: { BURROW_PATHS: JSON.stringify(p) },
       stdin: "ignore",
       stdout: logFd,
       stderr: logFd,

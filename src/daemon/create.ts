@@ -8,12 +8,11 @@ import { log } from "../log.ts";
 import { pinDir, sandboxDir } from "../paths.ts";
 import type { CreateRequest, EnterTarget } from "../protocol.ts";
 import { parseNetworkMode } from "../net/mode.ts";
-import { createPinned, removePins } from "../sandbox/namespaces.ts";
+import { createPinned, removePins } from "../namespaces/pins.ts";
 import { etcBinds, etcFiles, writeInPlace } from "../sandbox/files.ts";
-import { killAll } from "../sandbox/processes.ts";
+import { killAll, startTimeOf } from "../sys/processes.ts";
 import { nameInUse, type Sandbox } from "../state/sandboxes.ts";
-import { roleEnv, selfCommand, SELF_ARGV0 } from "../sys/env.ts";
-import { startTimeOf } from "../userns/session.ts";
+import { ROLES, spawnRole } from "../roles.ts";
 import { etcContent } from "../dns/etc-content.ts";
 import { enterTarget, now, sandboxLabel, setupContext, type DaemonContext } from "./context.ts";
 import { signalNumber, type SandboxReleases } from "./release.ts";
@@ -145,9 +144,8 @@ function spawnDetached(ctx: DaemonContext, releases: SandboxReleases, s: Sandbox
   const dir = sandboxDir(ctx.paths, s.id);
   const logFd = openSync(`${dir}/log`, "a", 0o600);
   try {
-    const proc = Bun.spawn([...selfCommand(), "__enter", JSON.stringify(enterTarget(ctx, s)), "--", ...s.spec.argv], {
-      argv0: SELF_ARGV0,
-      env: roleEnv(s.spec.env),
+    const proc = spawnRole(ROLES.enter, [JSON.stringify(enterTarget(ctx, s)), "--", ...s.spec.argv], {
+      env: s.spec.env,
       stdin: "ignore",
       stdout: logFd,
       stderr: logFd,

@@ -3,14 +3,14 @@
 // rootless), serving HTTP over the control socket. Exits when idle.
 import { chmodSync, readFileSync, rmSync, mkdirSync } from "node:fs";
 import * as v from "valibot";
-import { BurrowError, messageOf } from "../errors.ts";
+import { BurrowError, EXIT, messageOf } from "../errors.ts";
 import { log } from "../log.ts";
 import { controlSocket, resolvePaths } from "../paths.ts";
-import { Ops, formatIssues, type Op } from "../protocol.ts";
+import { Ops, formatIssues, type Handlers, type Op } from "../protocol.ts";
 import { openState } from "../state/db.ts";
 import { SandboxStore } from "../state/sandboxes.ts";
 import { holderAlive, readHolder, type HolderInfo } from "../userns/session.ts";
-import { prewarm } from "../sandbox/namespaces.ts";
+import { prewarm } from "../namespaces/pins.ts";
 import { SandboxService } from "./service.ts";
 import { handlers } from "./handlers.ts";
 import { networkHandlers } from "./networks.ts";
@@ -67,14 +67,14 @@ export async function daemonMain(): Promise<void> {
 
   const sock = controlSocket(paths);
   rmSync(sock, { force: true });
-  const table = { ...handlers(service), ...networkHandlers(service) };
+  const table = { ...handlers(service), ...networkHandlers(service) } satisfies Handlers;
   let lastActivity = Date.now();
   const server = Bun.serve({
     unix: sock,
     async fetch(req) {
       const op = new URL(req.url).pathname.slice(1) as Op;
       const schema = Ops[op];
-      if (!schema) return Response.json({ error: `unknown operation "${op}"`, kind: "protocol", exitCode: 125 }, { status: 404 });
+      if (!schema) return Response.json({ error: `unknown operation "${op}"`, kind: "protocol", exitCode: EXIT.burrow }, { status: 404 });
       service.inflight++;
       lastActivity = Date.now();
       try {
@@ -86,7 +86,7 @@ export async function daemonMain(): Promise<void> {
         // What observes or changes state sees sandboxes fully released
         // (exits release their network in the background: service.exited).
         if (!UNSETTLED_OPS.has(op)) await service.settled();
-        const result = await (table[op] as (a: unknown) => unknown)(parsed.output);
+        const result = await callHandler(table, op, parsed.output);
         log.debug(`${op} handled in ${(performance.now() - t0).toFixed(1)} ms`);
         return Response.json(result ?? {});
       } catch (e) {
@@ -95,7 +95,7 @@ export async function daemonMain(): Promise<void> {
           return Response.json(e.toJSON(), { status: 400 });
         }
         log.error(e);
-        return Response.json({ error: messageOf(e), kind: "internal", exitCode: 125 }, { status: 500 });
+        return Response.json({ error: messageOf(e), kind: "internal", exitCode: EXIT.burrow }, { status: 500 });
       } finally {
         service.inflight--;
         lastActivity = Date.now();
@@ -144,4 +144,14 @@ export async function daemonMain(): Promise<void> {
     }
   }, Math.min(1000, Math.max(100, idleMs / 2)));
   for (const sig of ["SIGTERM", "SIGINT"] as const) process.on(sig, () => void shutdown(sig));
+}
+
+/**
+ * Calls op's handler with its validated request. TypeScript cannot tie a
+ * runtime `op` to its own handler's parameter type (a correlated union), so
+ * the argument is erased here, once; `satisfies Handlers` above checked the
+ * table, and the Ops schema validated `args` for this very op.
+ */
+function callHandler(table: Handlers, op: Op, args: unknown): unknown {
+  return (table[op] as (a: unknown) => unknown)(args);
 }

@@ -5,10 +5,9 @@
 import { messageOf } from "../errors.ts";
 import { log } from "../log.ts";
 import { pinDir } from "../paths.ts";
-import { killAll, pidsInMountNs } from "../sandbox/processes.ts";
-import { pinHolds, removePins } from "../sandbox/namespaces.ts";
+import { killAll, pidsInMountNs, startTimeOf } from "../sys/processes.ts";
+import { pinHolds, removePins } from "../namespaces/pins.ts";
 import type { Sandbox } from "../state/sandboxes.ts";
-import { startTimeOf } from "../userns/session.ts";
 import { now, sandboxLabel, type DaemonContext } from "./context.ts";
 import type { SandboxReleases } from "./release.ts";
 

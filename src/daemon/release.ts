@@ -11,8 +11,8 @@ import { rmSync } from "node:fs";
 import { BurrowError, messageOf } from "../errors.ts";
 import { log } from "../log.ts";
 import { pinDir, sandboxDir } from "../paths.ts";
-import { removePins } from "../sandbox/namespaces.ts";
-import { killAll, terminate } from "../sandbox/processes.ts";
+import { removePins } from "../namespaces/pins.ts";
+import { killAll, terminate } from "../sys/processes.ts";
 import type { Sandbox } from "../state/sandboxes.ts";
 import { now, sandboxLabel, setupContext, type DaemonContext } from "./context.ts";
 

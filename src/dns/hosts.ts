@@ -64,14 +64,14 @@ export function localhostLines(hostContent: string): string[] {
 function checkEntry(e: HostsEntry, what: string): void {
   if (!isIP(e.ip)) {
     throw new BurrowError(`invalid ${what} address ${JSON.stringify(e.ip)}: accepted values are IPv4 or IPv6 addresses`, {
-      kind: "invalid-option",
+      kind: "bad-input",
     });
   }
   for (const n of e.names) {
     if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(n) || n.length > 253) {
       throw new BurrowError(
         `invalid ${what} name ${JSON.stringify(n)}: accepted are host names of letters, digits, "-", "_" and "."`,
-        { kind: "invalid-option" },
+        { kind: "bad-input" },
       );
     }
   }

@@ -39,7 +39,7 @@ import {
   shutdown,
   spliceNB,
   writeNB,
-} from "../sys/splice.ts";
+} from "../sys/sockets.ts";
 import { BIG_PIPE, BIG_PIPE_BUDGET, COUNTER, type ConnectorCommand, type ConnectorInit, type ConnectorReport, type Target } from "./connector-protocol.ts";
 import { createHopper } from "./netns-hop.ts";
 

@@ -4,7 +4,7 @@
 // -> open the pins -> sandbox net, uts, mount ns -> chdir -> execve.
 import { accessSync, constants, statSync, writeSync } from "node:fs";
 import { EXIT } from "../errors.ts";
-import type { EnterTarget } from "../protocol.ts";
+import { EnterRequest, parseMessage } from "../messages.ts";
 import { CLONE, close, nsId, openRO, setns } from "../sys/ns.ts";
 import { chdir, execve } from "../sys/proc.ts";
 
@@ -49,9 +49,14 @@ function joinIfOther(path: string | undefined, kind: "user" | "mnt", nstype: num
 
 export function enterMain(argv: string[]): never {
   const sep = argv.indexOf("--");
-  const target = JSON.parse(argv[0] ?? "{}") as EnterTarget & { cwd?: string };
   const cmd = sep >= 0 ? argv.slice(sep + 1) : [];
   if (!cmd.length) fail(EXIT.burrow, "no command given");
+  let target: EnterRequest;
+  try {
+    target = parseMessage(EnterRequest, argv[0] ?? "", "the __enter request");
+  } catch (e) {
+    fail(EXIT.burrow, (e as Error).message);
+  }
   try {
     joinIfOther(target.session.user, "user", CLONE.NEWUSER);
     joinIfOther(target.session.mnt, "mnt", CLONE.NEWNS);

@@ -1,5 +1,5 @@
 // Typed access to the sandboxes and events tables.
-import type { Database } from "bun:sqlite";
+import { type Database, SQLiteError } from "bun:sqlite";
 import { BurrowError, notFound } from "../errors.ts";
 import type { CreateRequest } from "../protocol.ts";
 
@@ -94,7 +94,8 @@ export class SandboxStore {
         )
         .run(s.id, s.name, s.createdAt, s.status, s.pid, s.pidStart, s.exitCode, s.startedAt, s.finishedAt, s.bootId, s.session, JSON.stringify(s.spec), JSON.stringify(s.runtime));
     } catch (e) {
-      if (String(e).includes("UNIQUE")) throw nameInUse(s.name);
+      // The one UNIQUE column is the name.
+      if (e instanceof SQLiteError && e.code === "SQLITE_CONSTRAINT_UNIQUE") throw nameInUse(s.name);
       throw e;
     }
   }

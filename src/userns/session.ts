@@ -1,30 +1,16 @@
 // The rootless session: one holder per user. The CLI (host namespaces) calls
 // ensureHolder() under the daemon start lock.
+import { startTimeOf } from "../sys/processes.ts";
 import { readFileSync, writeFileSync, rmSync } from "node:fs";
 import { BurrowError } from "../errors.ts";
 import type { Paths } from "../paths.ts";
-import { roleEnv, selfCommand, SELF_ARGV0 } from "../sys/env.ts";
+import { ROLES, spawnRole } from "../roles.ts";
 import { nsId } from "../sys/ns.ts";
 import { getgid } from "../sys/proc.ts";
-import { writeMaps, type MapKind } from "./idmap.ts";
+import { HolderFile, parseMessage, type HolderInfo } from "../messages.ts";
+import { writeMaps } from "./idmap.ts";
 
-export interface HolderInfo {
-  pid: number;
-  startTime: string;
-  userns: string;
-  mntns: string;
-  map: MapKind;
-}
-
-/** Field 22 of /proc/PID/stat: distinguishes a pid from its reuse. */
-export function startTimeOf(pid: number): string | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19] ?? null;
-  } catch {
-    return null;
-  }
-}
+export type { HolderInfo };
 
 export function holderFile(p: Paths): string {
   return `${p.runtimeDir}/holder.json`;
@@ -32,7 +18,8 @@ export function holderFile(p: Paths): string {
 
 export function readHolder(p: Paths): HolderInfo | null {
   try {
-    const h = JSON.parse(readFileSync(holderFile(p), "utf8")) as HolderInfo;
+    // A file that does not parse is no live holder: a new one replaces it.
+    const h = parseMessage(HolderFile, readFileSync(holderFile(p), "utf8"), "holder.json");
     return holderAlive(h) ? h : null;
   } catch {
     return null;
@@ -47,9 +34,7 @@ export function holderAlive(h: HolderInfo): boolean {
 export async function ensureHolder(p: Paths): Promise<HolderInfo> {
   const live = readHolder(p);
   if (live) return live;
-  const proc = Bun.spawn([...selfCommand(), "__holder"], {
-      argv0: SELF_ARGV0,
-    env: roleEnv(),
+  const proc = spawnRole(ROLES.holder, [], {
     stdin: "pipe",
     stdout: "pipe",
     stderr: "pipe",

@@ -71,8 +71,6 @@ export function formatIp(family: Family, value: bigint): string {
   return `${hex.slice(0, bestStart).join(":")}::${hex.slice(bestStart + bestLen).join(":")}`;
 }
 
-export const ipToString = (ip: IpAddress): string => formatIp(ip.family, ip.value);
-
 function maskOf(family: Family, prefix: number): bigint {
   const bits = bitsOf(family);
   const all = (1n << BigInt(bits)) - 1n;

@@ -268,7 +268,7 @@ export class NetworkStore {
   async create(input: CreateNetworkOptions): Promise<CreatedNetwork> {
     const parsed = v.safeParse(CreateNetworkSchema, input);
     // Each message names its option and value already (they map onto CLI flags, not JSON paths).
-    if (!parsed.success) throw new BurrowError(parsed.issues.map((i) => i.message).join("; "), { kind: "invalid-argument" });
+    if (!parsed.success) throw new BurrowError(parsed.issues.map((i) => i.message).join("; "), { kind: "bad-input" });
     return this.mutex.run(() => this.createLocked(parsed.output));
   }
 
@@ -285,7 +285,7 @@ export class NetworkStore {
     let name = opts.name;
     if (opts.driver === "macvlan") {
       if (opts.parent && !this.interfaceNames().includes(opts.parent)) {
-        throw new BurrowError(`macvlan parent interface ${JSON.stringify(opts.parent)} does not exist on this host`, { kind: "invalid-argument" });
+        throw new BurrowError(`macvlan parent interface ${JSON.stringify(opts.parent)} does not exist on this host`, { kind: "bad-input" });
       }
       plugins = macvlanPlugins({ parent: opts.parent, ranges, mtu: opts.mtu });
       name ??= pickFreeBridgeName(networks.map((n) => n.name), BRIDGE_PREFIX);
@@ -330,19 +330,19 @@ export class NetworkStore {
     for (const [i, subnet] of given.entries()) {
       const max = subnet.family === 4 ? 30 : 126;
       if (subnet.prefix > max) {
-        throw new BurrowError(`subnet ${opts.subnets[i]} is too small: the prefix length must be at most ${max}`, { kind: "invalid-argument" });
+        throw new BurrowError(`subnet ${opts.subnets[i]} is too small: the prefix length must be at most ${max}`, { kind: "bad-input" });
       }
       const other = given.findIndex((g, j) => j < i && subnetsOverlap(g, subnet));
-      if (other >= 0) throw new BurrowError(`subnets ${opts.subnets[other]} and ${opts.subnets[i]} overlap`, { kind: "invalid-argument" });
+      if (other >= 0) throw new BurrowError(`subnets ${opts.subnets[other]} and ${opts.subnets[i]} overlap`, { kind: "bad-input" });
       const clash = taken.find((t) => subnetsOverlap(t.subnet, subnet));
       if (clash) {
         throw new BurrowError(`subnet ${subnetToString(subnet)} is already used by network ${clash.network} (${subnetToString(clash.subnet)})`, {
-          kind: "invalid-argument",
+          kind: "bad-input",
         });
       }
       const route = hostRoutes().find((r) => subnetsOverlap(r, subnet));
       if (route) {
-        throw new BurrowError(`subnet ${subnetToString(subnet)} is already used on this host (route ${subnetToString(route)})`, { kind: "invalid-argument" });
+        throw new BurrowError(`subnet ${subnetToString(subnet)} is already used on this host (route ${subnetToString(route)})`, { kind: "bad-input" });
       }
     }
     const ranges: RangeSpec[] = given.map((subnet) => ({ subnet }));
@@ -352,7 +352,7 @@ export class NetworkStore {
       const range = ranges.find((r) => subnetContains(r.subnet, gw));
       if (!range) {
         throw new BurrowError(`gateway ${opts.gateway} is not in ${ranges.length ? `subnet ${ranges.map((r) => subnetToString(r.subnet)).join(" or ")}` : "any subnet: give --subnet too"}`, {
-          kind: "invalid-argument",
+          kind: "bad-input",
         });
       }
       range.gateway = opts.gateway;
@@ -362,7 +362,7 @@ export class NetworkStore {
       const range = ranges.find((r) => subnetContains(r.subnet, { family: ipRange.family, value: ipRange.network }) && ipRange.prefix >= r.subnet.prefix);
       if (!range) {
         throw new BurrowError(`ip-range ${opts.ipRange} is not inside ${ranges.length ? `subnet ${ranges.map((r) => subnetToString(r.subnet)).join(" or ")}` : "any subnet: give --subnet too"}`, {
-          kind: "invalid-argument",
+          kind: "bad-input",
         });
       }
       range.ipRange = ipRange;
@@ -371,7 +371,7 @@ export class NetworkStore {
     const has = (f: Family) => ranges.some((r) => r.subnet.family === f);
     if (opts.driver === "macvlan") {
       // No subnet means DHCP on the parent's network: nothing to choose.
-      if (opts.ipv6 && !has(6)) throw new BurrowError("a macvlan network with ipv6 needs an IPv6 subnet (--subnet)", { kind: "invalid-argument" });
+      if (opts.ipv6 && !has(6)) throw new BurrowError("a macvlan network with ipv6 needs an IPv6 subnet (--subnet)", { kind: "bad-input" });
       return ranges;
     }
     const wanted: Family[] = [];

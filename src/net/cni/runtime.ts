@@ -104,13 +104,13 @@ export function pluginStdin(list: Pick<Conflist, "name" | "cniVersion">, plugin:
 /** libcni's ValidateContainerID / ValidateInterfaceName. */
 export function validateAttachment(att: Attachment): void {
   if (!NETWORK_NAME_PATTERN.test(att.containerId)) {
-    throw new BurrowError(`invalid CNI container ID ${JSON.stringify(att.containerId)}: use letters, digits, "_", "." and "-"`, { kind: "invalid-argument" });
+    throw new BurrowError(`invalid CNI container ID ${JSON.stringify(att.containerId)}: use letters, digits, "_", "." and "-"`, { kind: "bad-input" });
   }
   const ifName = att.ifName;
   if (ifName === "" || ifName.length > 15 || ifName === "." || ifName === ".." || /[/:\s]/.test(ifName)) {
-    throw new BurrowError(`invalid interface name ${JSON.stringify(ifName)}: at most 15 characters, without "/", ":" or spaces`, { kind: "invalid-argument" });
+    throw new BurrowError(`invalid interface name ${JSON.stringify(ifName)}: at most 15 characters, without "/", ":" or spaces`, { kind: "bad-input" });
   }
-  if (att.netns === "") throw new BurrowError("a CNI attachment needs a network namespace path", { kind: "invalid-argument" });
+  if (att.netns === "") throw new BurrowError("a CNI attachment needs a network namespace path", { kind: "bad-input" });
 }
 
 export class CniRuntime {

@@ -1,0 +1,13 @@
+// What the CLI may ask of the process and the machine without importing
+// src/sys itself (the CLI sits above the system layer): its user id, the
+// environment for helper programs, and whether an error came from a
+// system call (a SysError: shown as its one line, not as an internal error).
+import { cleanEnv } from "./sys/env.ts";
+import { SysError } from "./sys/libc.ts";
+import { getuid } from "./sys/proc.ts";
+
+export { cleanEnv, getuid };
+
+export function isSystemError(e: unknown): e is Error {
+  return e instanceof SysError;
+}
