@@ -133,6 +133,7 @@ export const Replies = {
 export type Reply<O extends Op> = v.InferOutput<(typeof Replies)[O]>;
 
 /** What a handler of op O may return: its reply's shape, or nothing for ops that reply with `{}`. */
+// biome-ignore lint/suspicious/noConfusingVoidType: a handler of a `{}` reply is a function returning void, which `undefined` would not accept
 type HandlerResult<O extends Op> = v.InferInput<(typeof Replies)[O]> | ((typeof Replies)[O] extends typeof Done ? void : never);
 
 /**

@@ -1,5 +1,5 @@
 // Operation table: one thin function per protocol op.
-import * as v from "valibot";
+import type * as v from "valibot";
 import { BurrowError } from "../errors.ts";
 import { inspectView, psRow, sandboxStats } from "../inspect/sandbox.ts";
 import type { Ops } from "../protocol.ts";

@@ -1,6 +1,6 @@
 // Network operations: bridge network configs (CNI conflists) and attaching
 // running sandboxes to them. Daemon main thread.
-import * as v from "valibot";
+import type * as v from "valibot";
 import { BurrowError, messageOf, runAll } from "../errors.ts";
 import { log } from "../log.ts";
 import { sandboxDir } from "../paths.ts";

@@ -92,7 +92,7 @@ export function buildHosts(input: HostsInput): string {
     checkEntry({ ip: input.hostAddress, names: [HOST_CONTAINERS_INTERNAL] }, HOST_CONTAINERS_INTERNAL);
     lines.push(`${input.hostAddress}\t${HOST_CONTAINERS_INTERNAL}`);
   }
-  return lines.join("\n") + "\n";
+  return `${lines.join("\n")}\n`;
 }
 
 /** The host's /etc/hosts, or "" when it does not exist. */

@@ -118,7 +118,7 @@ export function buildResolvConf(input: ResolvConfInput): ResolvConf {
   if (search.length > 0) lines.push(`search ${search.join(" ")}`);
   for (const ns of nameservers) lines.push(`nameserver ${ns}`);
   if (options.length > 0) lines.push(`options ${options.join(" ")}`);
-  const content = lines.length > 0 ? lines.join("\n") + "\n" : "";
+  const content = lines.length > 0 ? `${lines.join("\n")}\n` : "";
   return { content, nameservers, search, options, dropped };
 }
 

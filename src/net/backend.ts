@@ -67,7 +67,7 @@ export interface NetworkBackend<K extends NetworkModeKind = NetworkModeKind, R =
 }
 
 /** Any backend, as the registry holds it. */
-// biome-ignore lint/suspicious/noExplicitAny: the registry erases each backend's own mode and record types
+// `any`: the registry erases each backend's own mode and record types
 export type AnyNetworkBackend = NetworkBackend<NetworkModeKind, any>;
 
 export type { NetworkMode };

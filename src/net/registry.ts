@@ -13,7 +13,7 @@ import { nsPathBackend } from "./ns/backend.ts";
 import { pastaBackend } from "./pasta/backend.ts";
 import { slirp4netnsBackend } from "./slirp4netns/backend.ts";
 
-// biome-ignore lint/suspicious/noExplicitAny: each backend keeps its own record type
+// `any`: each backend keeps its own record type
 type BackendTable = { [K in NetworkModeKind]: NetworkBackend<K, any> };
 
 export interface NetworkBackends {

@@ -59,7 +59,7 @@ function withDataDir(conf: Conflist, dataDir: string): Conflist {
     ...conf,
     plugins: conf.plugins.map((p) => {
       const ipam = (p as { ipam?: Record<string, unknown> }).ipam;
-      if (!ipam || ipam.type !== "host-local" || ipam.dataDir) return p;
+      if (ipam?.type !== "host-local" || ipam.dataDir) return p;
       return { ...p, ipam: { ...ipam, dataDir } };
     }),
   };

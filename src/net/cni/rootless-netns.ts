@@ -36,7 +36,10 @@ class CniRunner {
     this.proc.unref();
     let markReady!: () => void;
     let failReady!: (e: Error) => void;
-    this.ready = new Promise((res, rej) => ((markReady = res), (failReady = rej)));
+    this.ready = new Promise((res, rej) => {
+      markReady = res;
+      failReady = rej;
+    });
     this.ready.catch(() => {});
     const proc = this.proc;
     let broken: string | undefined;

@@ -48,7 +48,7 @@ export async function slirp4netnsRequest(socketPath: string, execute: string, ar
     sock.setTimeout(TIMEOUT_MS, () => sock.destroy(new Error(`no reply within ${TIMEOUT_MS} ms`)));
     sock.on("connect", () => {
       // end() after the write: a FIN is slirp4netns's end-of-request marker.
-      sock.end(request + "\n");
+      sock.end(`${request}\n`);
     });
     sock.on("data", (b: Buffer) => chunks.push(b));
     sock.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
