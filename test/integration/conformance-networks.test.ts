@@ -34,7 +34,8 @@ const BACKENDS: BackendCase[] = [
   { backend: "CNI bridge (rootful)", mode: "rootful", network: "bridge" },
 ];
 
-let nextPort = 41000 + Math.floor(Math.random() * 9000);
+// Below the ephemeral range (32768+) and apart from the other files' port ranges.
+let nextPort = 18200 + Math.floor(Math.random() * 1500);
 
 describeWhen(why)("network backend conformance", () => {
   let t: BurrowContext;

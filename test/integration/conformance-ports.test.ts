@@ -43,7 +43,8 @@ const DRIVERS: DriverCase[] = [
   { driver: "portmap (rootful bridge)", mode: "rootful", network: "bridge", udp: true },
 ];
 
-let nextPort = 21000 + Math.floor(Math.random() * 19000);
+// Below the ephemeral range (32768+) and apart from the other files' (20000-40000): several suites may run on one machine at once.
+let nextPort = 12000 + Math.floor(Math.random() * 6000);
 const hostPorts = (n: number) => {
   const first = nextPort;
   nextPort += n;
