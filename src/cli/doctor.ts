@@ -6,8 +6,7 @@ import { userInfo } from "node:os";
 import { parseStrict, str } from "./_args.ts";
 import { formatArg, printJson } from "./_shared.ts";
 import { findRange } from "../userns/idmap.ts";
-import { getuid } from "../sys/proc.ts";
-import { cleanEnv } from "../sys/env.ts";
+import { cleanEnv, getuid } from "../host.ts";
 import { DEFAULT_PLUGIN_DIRS } from "../net/cni/dirs.ts";
 
 type Level = "ok" | "warn" | "fail";

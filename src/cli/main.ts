@@ -2,7 +2,7 @@
 // (STYLE.md #6) printing one human line, or {"error": ...} with --format json.
 import { runCommand } from "citty";
 import { BurrowError, EXIT, messageOf } from "../errors.ts";
-import { SysError } from "../sys/libc.ts";
+import { isSystemError } from "../host.ts";
 import { version } from "../version.ts";
 import { main } from "./index.ts";
 import { HelpRequested } from "./_args.ts";
@@ -87,7 +87,7 @@ function fail(e: unknown, argv: string[]): void {
   const err =
     e instanceof BurrowError
       ? e
-      : e instanceof SysError
+      : isSystemError(e)
         ? new BurrowError(e.message)
         : new BurrowError(`internal error: ${messageOf(e)}`);
   if (process.env.BURROW_LOG === "debug" && e instanceof Error) process.stderr.write(`${e.stack}\n`);

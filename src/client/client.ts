@@ -2,14 +2,14 @@
 // the daemon (and, rootless, the holder) on demand under a lock so that ten
 // concurrent CLIs start exactly one.
 import { closeSync, fstatSync, readFileSync, rmSync } from "node:fs";
-import { BurrowError } from "../errors.ts";
+import { BurrowError, EXIT, isErrorKind } from "../errors.ts";
 import { controlSocket, resolvePaths, type Paths } from "../paths.ts";
 import * as v from "valibot";
 import { ErrorReply, Replies, formatIssues, type Op, type OpArgs, type Reply } from "../protocol.ts";
-import { roleEnv, selfCommand, SELF_ARGV0 } from "../sys/env.ts";
+import { ROLES, spawnRole } from "../roles.ts";
 import { LOCK, flock } from "../sys/proc.ts";
 import { ensureHolder, holderFile, readHolder } from "../userns/session.ts";
-import { checkControlSocket, ensurePrivateDir, openPrivateAppend } from "./trust.ts";
+import { UntrustedPath, checkControlSocket, ensurePrivateDir, openPrivateAppend } from "./trust.ts";
 
 let cachedPaths: Paths | null = null;
 export function paths(): Paths {
@@ -53,7 +53,8 @@ async function rawCall(op: string, args: unknown): Promise<unknown> {
   if (!res.ok) {
     const err = v.safeParse(ErrorReply, body);
     if (!err.success) throw new BurrowError(`the daemon failed with status ${res.status} and no readable error`, { kind: "protocol" });
-    throw new BurrowError(err.output.error, { kind: err.output.kind, exitCode: err.output.exitCode ?? 125 });
+    // A kind this CLI does not know (another version's daemon) is kept generic.
+    throw new BurrowError(err.output.error, { kind: isErrorKind(err.output.kind) ? err.output.kind : "error", exitCode: err.output.exitCode ?? EXIT.burrow });
   }
   const reply = v.safeParse(Replies[op as Op], body);
   if (!reply.success) throw new BurrowError(`the daemon's reply to ${op} is not what this burrow expects (${formatIssues(reply.issues)}): is an older daemon still running?`, { kind: "protocol" });
@@ -76,7 +77,7 @@ async function ping(): Promise<boolean> {
     return true;
   } catch (e) {
     // A trust refusal is the answer, not a daemon still starting.
-    if (e instanceof BurrowError && e.kind === "bad-input") throw e;
+    if (e instanceof UntrustedPath) throw e;
     return false;
   }
 }
@@ -107,9 +108,8 @@ export async function ensureDaemon(): Promise<void> {
       closeSync(logFd);
       throw e;
     }
-    const launcher = Bun.spawn([...selfCommand(), "__launch", holder ? String(holder.pid) : "-"], {
-      argv0: SELF_ARGV0,
-      env: roleEnv({ BURROW_PATHS: JSON.stringify(p) }),
+    const launcher = spawnRole(ROLES.launch, [holder ? String(holder.pid) : "-"], {
+      env: { BURROW_PATHS: JSON.stringify(p) },
       stdin: "ignore",
       stdout: logFd,
       stderr: logFd,

@@ -15,16 +15,23 @@ import { BurrowError } from "../errors.ts";
 import { geteuid, peerCredOfSocket } from "../sys/peercred.ts";
 import { SysError } from "../sys/libc.ts";
 
+/** A path on the way to the daemon that is not the user's alone. */
+export class UntrustedPath extends BurrowError {
+  constructor(message: string) {
+    super(message, { kind: "untrusted" });
+  }
+}
+
 function refuse(path: string, what: string, fix: string): never {
-  throw new BurrowError(`refusing to use ${path}: ${what}; ${fix}`, { kind: "bad-input" });
+  throw new UntrustedPath(`refusing to use ${path}: ${what}; ${fix}`);
 }
 
 const mode = (st: Stats) => `0${(st.mode & 0o7777).toString(8)}`;
 
-function checkOwnedPrivate(path: string, st: Stats, uid: number, kind: "directory" | "socket" | "file"): void {
+function checkOwnedPrivate(path: string, st: Stats, uid: number, type: "directory" | "socket" | "file"): void {
   if (st.isSymbolicLink()) refuse(path, "it is a symbolic link", `remove it (rm ${path}) and run burrow again`);
-  const isKind = kind === "directory" ? st.isDirectory() : kind === "socket" ? st.isSocket() : st.isFile();
-  if (!isKind) refuse(path, `it is not a ${kind}`, `remove it and run burrow again`);
+  const isType = type === "directory" ? st.isDirectory() : type === "socket" ? st.isSocket() : st.isFile();
+  if (!isType) refuse(path, `it is not a ${type}`, `remove it and run burrow again`);
   if (st.uid !== uid) refuse(path, `it is owned by uid ${st.uid}, not by you (uid ${uid})`, `remove it, or point XDG_RUNTIME_DIR at a directory of your own`);
   if (st.mode & 0o022) refuse(path, `it is writable by group or others (mode ${mode(st)})`, `fix it with: chmod go-w ${path}`);
 }

@@ -1,10 +1,9 @@
 // Operation table: one thin function per protocol op.
-import * as v from "valibot";
+import type * as v from "valibot";
 import { BurrowError } from "../errors.ts";
 import { inspectView, psRow, sandboxStats } from "../inspect/sandbox.ts";
 import type { Ops } from "../protocol.ts";
 import type { SandboxService } from "./service.ts";
-import type { CniRecord } from "../net/cni/backend.ts";
 
 type Args<K extends keyof typeof Ops> = v.InferOutput<(typeof Ops)[K]>;
 
@@ -19,8 +18,7 @@ export function handlers(svc: SandboxService) {
     list: (a: Args<"list">) => svc.list(a.all).map((s) => psRow(s, svc.health(s))),
     inspect: (a: Args<"inspect">) => {
       const s = svc.store.find(a.name);
-      const networks = s.runtime.network === "cni" ? svc.cni.inspectEntries(s.runtime.backend as CniRecord | undefined) : undefined;
-      return inspectView(s, { health: svc.health(s), networks });
+      return inspectView(s, { health: svc.health(s), networks: svc.inspectNetworks(s) });
     },
     enter: (a: Args<"enter">) => {
       const s = svc.store.find(a.name);

@@ -47,7 +47,7 @@ export function parse(src: string, funcs: ReadonlySet<string>): Tree {
   const defines = new Map<string, Node[]>();
   let pos = 0;
   const lineOf = (p: number) => 1 + (src.slice(0, p).match(/\n/g)?.length ?? 0);
-  const fail = (msg: string, at = pos): never => {
+  const fail: (msg: string, at?: number) => never = (msg, at = pos) => {
     throw new TemplateError(`template: :${lineOf(at)}: ${msg}`);
   };
 

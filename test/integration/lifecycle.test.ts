@@ -1,11 +1,13 @@
 // Sandbox lifecycle end to end: dist/burrow as the unprivileged test user
 // (rootless) and as root inside a test-made netns (rootful).
-import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { afterEach, beforeEach, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
 import { readFileSync, readlinkSync, existsSync } from "node:fs";
 import { burrowContext, type BurrowContext } from "../helpers/context.ts";
 import { integrationUnavailable, testUser } from "../helpers/env.ts";
 import { listPids } from "../helpers/netns.ts";
+import { until } from "../helpers/until.ts";
+import { describeWhen } from "../helpers/requirements.ts";
 
 const why = integrationUnavailable();
 if (why) console.warn(`skipping lifecycle integration tests: ${why}`);
@@ -23,17 +25,9 @@ function daemonPids(runtimeDir: string): number[] {
   });
 }
 
-async function until(cond: () => boolean | Promise<boolean>, ms = 5000): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await cond()) return true;
-    await Bun.sleep(20);
-  }
-  return false;
-}
 
 for (const mode of ["rootless", "rootful"] as const) {
-  describe.skipIf(!!why)(`lifecycle (${mode})`, () => {
+  describeWhen(why)(`lifecycle (${mode})`, () => {
     let t: BurrowContext;
     beforeEach(async () => {
       t = await burrowContext(mode);
@@ -227,7 +221,7 @@ for (const mode of ["rootless", "rootful"] as const) {
   });
 }
 
-describe.skipIf(!!why)("rootless session", () => {
+describeWhen(why)("rootless session", () => {
   let t: BurrowContext;
   beforeEach(async () => {
     t = await burrowContext("rootless");
@@ -275,7 +269,7 @@ describe.skipIf(!!why)("rootless session", () => {
   });
 });
 
-describe.skipIf(!!why)("events and stats (rootless)", () => {
+describeWhen(why)("events and stats (rootless)", () => {
   let t: BurrowContext;
   beforeEach(async () => {
     t = await burrowContext("rootless");

@@ -4,11 +4,13 @@
 // Rootful as root inside a test netns: the bridge, veths, dnsmasq and
 // iptables rules exist only there. Traffic goes only to loopback and to the
 // sandboxes; every test ends with the context's leak check.
-import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { afterEach, beforeEach, expect, test } from "bun:test";
 import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { burrowContext, type BurrowContext } from "../helpers/context.ts";
 import { integrationUnavailable, testUser } from "../helpers/env.ts";
 import { listPids } from "../helpers/netns.ts";
+import { until } from "../helpers/until.ts";
+import { describeWhen } from "../helpers/requirements.ts";
 
 const why = integrationUnavailable();
 if (why) console.warn(`skipping bridge network integration tests: ${why}`);
@@ -16,20 +18,6 @@ if (why) console.warn(`skipping bridge network integration tests: ${why}`);
 let nextPort = 20000 + Math.floor(Math.random() * 20000);
 const hostPort = () => nextPort++;
 
-async function until<T>(fn: () => Promise<T | null | undefined | false>, ms = 10000, what = "condition"): Promise<T> {
-  const end = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ""}`);
-    await Bun.sleep(50);
-  }
-}
 
 /** A file the sandbox (as the context's identity) can read. */
 function ownFile(t: BurrowContext, path: string, content: string): void {
@@ -120,7 +108,7 @@ function processesOf(t: BurrowContext, pattern: RegExp): string[] {
 }
 
 for (const mode of ["rootless", "rootful"] as const) {
-  describe.skipIf(!!why)(`bridge networks (${mode})`, () => {
+  describeWhen(why)(`bridge networks (${mode})`, () => {
     let t: BurrowContext;
     beforeEach(async () => {
       t = await burrowContext(mode);

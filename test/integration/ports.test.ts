@@ -1,12 +1,13 @@
 // slirp4netns networking and port publishing, rootless, end to end:
 // dist/burrow as the test user, real slirp4netns, real sockets on loopback.
-import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { afterEach, beforeEach, expect, test } from "bun:test";
 import { createServer, type Server } from "node:net";
 import { createSocket } from "node:dgram";
 import { burrowContext, type BurrowContext } from "../helpers/context.ts";
 import { burrowBin, integrationUnavailable, repoRoot } from "../helpers/env.ts";
 import { fromPattern, transfer } from "../helpers/tcp-client.ts";
 import { patternHash } from "../helpers/pattern.ts";
+import { describeWhen } from "../helpers/requirements.ts";
 
 const why = integrationUnavailable();
 if (why) console.warn(`skipping port integration tests: ${why}`);
@@ -57,7 +58,7 @@ function udpEcho(port: number, msg: string, host = "127.0.0.1"): Promise<string>
   });
 }
 
-describe.skipIf(!!why)("slirp4netns networking and ports (rootless)", () => {
+describeWhen(why)("slirp4netns networking and ports (rootless)", () => {
   let t: BurrowContext;
   beforeEach(async () => {
     t = await burrowContext("rootless");

@@ -5,7 +5,8 @@ import { join } from "node:path";
 import { assignInterfaces, buildAttachment, interfaceNames } from "../../src/net/cni/attachment.ts";
 import type { Conflist } from "../../src/net/cni/conflist.ts";
 import { CniPluginError, type PluginSpawner, type SpawnRequest, cniArgsString, findPlugin } from "../../src/net/cni/plugins.ts";
-import { CniRuntime, CniTeardownError, cacheFilePath, pluginStdin } from "../../src/net/cni/runtime.ts";
+import { cacheFilePath, readCacheFile } from "../../src/net/cni/cache.ts";
+import { CniRuntime, CniTeardownError, pluginStdin } from "../../src/net/cni/runtime.ts";
 import { rejection } from "../helpers/rejection.ts";
 
 let dir: string;
@@ -280,13 +281,13 @@ describe("DEL", () => {
     await runtime(first.spawn).add(LIST, ATT);
     const fake = fakePlugins();
     const restarted = runtime(fake.spawn);
-    const cached = await restarted.cachedAttachments("c0ffee");
-    expect(cached.map((c) => [c.networkName, c.ifName, c.netns])).toEqual([["web", "eth0", "/run/netns/x"]]);
+    const cached = await readCacheFile(cacheFilePath(cacheDir, "web", "c0ffee", "eth0"));
+    expect([cached.networkName, cached.ifName, cached.netns]).toEqual(["web", "eth0", "/run/netns/x"]);
     await restarted.del("web", { containerId: "c0ffee", netns: "/run/netns/x", ifName: "eth0" });
     expect(fake.calls).toHaveLength(5);
     expect(fake.calls[0]!.env.CNI_ARGS).toBe(cniArgsString(ATT.args));
     expect(fake.calls[0]!.stdin.runtimeConfig).toEqual({ aliases: { web: ["www"] } });
-    expect(await restarted.cachedAttachments()).toEqual([]);
+    expect(existsSync(cacheFilePath(cacheDir, "web", "c0ffee", "eth0"))).toBe(false);
     expect((await rejection(restarted.del("web", { containerId: "c0ffee", netns: "/run/netns/x", ifName: "eth0" }))).message).toContain(
       "no cached configuration",
     );
@@ -318,36 +319,6 @@ describe("DEL", () => {
     fake.calls.length = 0;
     await rt.del(list, ATT);
     expect(fake.calls.every((c) => c.stdin.prevResult === undefined)).toBe(true);
-  });
-});
-
-describe("CHECK and VERSION", () => {
-  test("CHECK runs in order against the cached result", async () => {
-    const fake = fakePlugins();
-    const rt = runtime(fake.spawn);
-    await rt.add(LIST, ATT);
-    fake.calls.length = 0;
-    await rt.check(LIST, ATT);
-    expect(fake.calls.map((c) => `${c.command} ${c.type}`)).toEqual(["CHECK bridge", "CHECK portmap", "CHECK firewall", "CHECK tuning", "CHECK dnsname"]);
-    expect(fake.calls[0]!.stdin.prevResult).toEqual(BRIDGE_RESULT);
-    expect((await rejection(rt.check({ ...LIST, cniVersion: "0.3.1" }, ATT))).message).toBe("network web has cniVersion 0.3.1: CHECK needs 0.4.0 or later");
-    await rt.check({ ...LIST, disableCheck: true }, { ...ATT, ifName: "eth9" });
-    expect((await rejection(rt.check(LIST, { ...ATT, ifName: "eth9" }))).message).toContain("no cached result");
-  });
-
-  test("VERSION and validate", async () => {
-    const fake = fakePlugins({
-      bridge: () => ({ stdout: { cniVersion: "1.0.0", supportedVersions: ["0.3.1", "0.4.0", "1.0.0"] } }),
-      portmap: () => ({ stdout: { cniVersion: "1.0.0", supportedVersions: ["0.3.1"] } }),
-      firewall: () => ({ stdout: { cniVersion: "1.0.0", supportedVersions: ["0.4.0"] } }),
-      tuning: () => ({ stdout: { cniVersion: "1.0.0", supportedVersions: ["0.4.0"] } }),
-      dnsname: () => ({ stdout: { cniVersion: "1.0.0", supportedVersions: ["0.4.0"] } }),
-    });
-    const rt = runtime(fake.spawn);
-    expect((await rt.version("bridge")).supportedVersions).toContain("1.0.0");
-    expect(fake.calls[0]!.env.CNI_COMMAND).toBe("VERSION");
-    expect(fake.calls[0]!.stdin).toEqual({ cniVersion: "1.0.0" });
-    expect(await rt.validate(LIST)).toEqual(["CNI plugin portmap does not support cniVersion 0.4.0 (it supports 0.3.1)"]);
   });
 });
 

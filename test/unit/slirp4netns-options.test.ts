@@ -136,7 +136,7 @@ describe("invalid options", () => {
       const e = error(() => parseSlirp4netnsMode(mode, eth0Only));
       expect(e.message).toMatch(message);
       expect(e.message).not.toContain("\n");
-      expect(e.kind).toBe("invalid-option");
+      expect(e.kind).toBe("bad-input");
     });
   }
 });

@@ -91,7 +91,7 @@ export interface PastaOptions {
 }
 
 function bad(message: string): BurrowError {
-  return new BurrowError(message, { kind: "invalid-option" });
+  return new BurrowError(message, { kind: "bad-input" });
 }
 
 /** Parses the option list of a pasta network mode (the part after `pasta:`, split on commas). */

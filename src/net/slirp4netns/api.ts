@@ -48,7 +48,7 @@ export async function slirp4netnsRequest(socketPath: string, execute: string, ar
     sock.setTimeout(TIMEOUT_MS, () => sock.destroy(new Error(`no reply within ${TIMEOUT_MS} ms`)));
     sock.on("connect", () => {
       // end() after the write: a FIN is slirp4netns's end-of-request marker.
-      sock.end(request + "\n");
+      sock.end(`${request}\n`);
     });
     sock.on("data", (b: Buffer) => chunks.push(b));
     sock.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
@@ -91,7 +91,7 @@ export function hostFwdOf(
   if (m.hostPort === 0) {
     throw new BurrowError(
       `slirp4netns cannot pick a random host port for container port ${m.containerPort}/${m.protocol}: choose the host port first`,
-      { kind: "invalid-option" },
+      { kind: "bad-input" },
     );
   }
   return { proto: m.protocol, host_addr: m.hostIp || "0.0.0.0", host_port: m.hostPort, guest_addr: guestAddr, guest_port: m.containerPort };
@@ -101,7 +101,7 @@ export function hostFwdOf(
 export async function addHostFwd(socketPath: string, fwd: HostFwd): Promise<number> {
   const checked = v.safeParse(HostFwdSchema, fwd);
   if (!checked.success) {
-    throw new BurrowError(`invalid port forward ${JSON.stringify(fwd)}: ${checked.issues[0].message}`, { kind: "invalid-option" });
+    throw new BurrowError(`invalid port forward ${JSON.stringify(fwd)}: ${checked.issues[0].message}`, { kind: "bad-input" });
   }
   const ret = (await slirp4netnsRequest(socketPath, "add_hostfwd", checked.output)) as { id?: unknown } | undefined;
   if (typeof ret?.id !== "number") {

@@ -151,33 +151,33 @@ export function parseSlirp4netnsOptions(list: readonly string[], opts: ParseOpti
     if (eq < 0) {
       const what = item === "" ? "an empty option" : `option ${JSON.stringify(item)}`;
       throw new BurrowError(`slirp4netns ${what} has no value: write NAME=VALUE with NAME one of ${OPTION_NAMES.join(", ")}`, {
-        kind: "invalid-option",
+        kind: "bad-input",
       });
     }
     const name = item.slice(0, eq);
     if (!(name in ACCEPTED)) {
       throw new BurrowError(`unknown slirp4netns option ${JSON.stringify(name)}: accepted options are ${OPTION_NAMES.join(", ")}`, {
-        kind: "invalid-option",
+        kind: "bad-input",
       });
     }
     raw[name] = item.slice(eq + 1);
   }
   const result = v.safeParse(Slirp4netnsOptionsSchema, raw, { abortEarly: true });
   if (!result.success) {
-    throw new BurrowError(result.issues[0].message, { kind: "invalid-option" });
+    throw new BurrowError(result.issues[0].message, { kind: "bad-input" });
   }
   const out = result.output;
   const exists = opts.interfaceExists ?? sysInterfaceExists;
   if (out.outboundAddr !== undefined && !isIPv4(out.outboundAddr) && !exists(out.outboundAddr)) {
     throw new BurrowError(
       `invalid slirp4netns option outbound_addr=${JSON.stringify(out.outboundAddr)}: no such network interface; accepted values are ${ACCEPTED.outbound_addr}`,
-      { kind: "invalid-option" },
+      { kind: "bad-input" },
     );
   }
   if (out.outboundAddr6 !== undefined && !isIPv6(out.outboundAddr6) && !exists(out.outboundAddr6)) {
     throw new BurrowError(
       `invalid slirp4netns option outbound_addr6=${JSON.stringify(out.outboundAddr6)}: no such network interface; accepted values are ${ACCEPTED.outbound_addr6}`,
-      { kind: "invalid-option" },
+      { kind: "bad-input" },
     );
   }
   return out;
@@ -191,11 +191,6 @@ export function parseSlirp4netnsMode(mode: string, opts: ParseOptions = {}): Sli
   if (mode === "slirp4netns") return parseSlirp4netnsOptions([], opts);
   if (!mode.startsWith("slirp4netns:")) return null;
   return parseSlirp4netnsOptions(mode.slice("slirp4netns:".length).split(","), opts);
-}
-
-/** The default options (`--network slirp4netns`). */
-export function defaultSlirp4netnsOptions(): Slirp4netnsOptions {
-  return parseSlirp4netnsOptions([]);
 }
 
 // ---- addresses -------------------------------------------------------------
@@ -237,7 +232,7 @@ export interface Slirp4netnsAddresses {
  */
 export function slirp4netnsAddresses(options: Pick<Slirp4netnsOptions, "cidr" | "enableIPv6">): Slirp4netnsAddresses {
   const cidr = options.cidr ?? DEFAULT_CIDR;
-  if (!isSlirpCidr(cidr)) throw new BurrowError(bad("cidr")({ input: cidr }), { kind: "invalid-option" });
+  if (!isSlirpCidr(cidr)) throw new BurrowError(bad("cidr")({ input: cidr }), { kind: "bad-input" });
   const [network, len] = canonicalCidr(cidr).split("/") as [string, string];
   const prefixLength = Number(len);
   const base = ipv4ToInt(network);
