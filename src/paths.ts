@@ -36,9 +36,7 @@ export function resolvePaths(env: Record<string, string | undefined> = process.e
         { kind: "setup" },
       );
   }
-  const stateDir =
-    env.BURROW_STATE_DIR || (rootless ? `${env.XDG_DATA_HOME || `${home}/.local/share`}/burrow` : "/var/lib/burrow");
-  const cniConfigDir =
-    env.BURROW_CNI_CONFIG_DIR || (rootless ? `${env.XDG_CONFIG_HOME || `${home}/.config`}/cni/net.d` : "/etc/cni/net.d");
+  const stateDir = env.BURROW_STATE_DIR || (rootless ? `${env.XDG_DATA_HOME || `${home}/.local/share`}/burrow` : "/var/lib/burrow");
+  const cniConfigDir = env.BURROW_CNI_CONFIG_DIR || (rootless ? `${env.XDG_CONFIG_HOME || `${home}/.config`}/cni/net.d` : "/etc/cni/net.d");
   return { rootless, uid, runtimeDir, stateDir, cniConfigDir };
 }

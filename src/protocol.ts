@@ -130,7 +130,16 @@ export const Replies = {
   rm: IdName,
   info: Done,
   ping: v.object({ pid: v.number() }),
-  events: v.array(v.object({ seq: v.number(), time: v.string(), type: v.string(), id: v.nullable(v.string()), name: v.nullable(v.string()), attributes: v.record(v.string(), v.unknown()) })),
+  events: v.array(
+    v.object({
+      seq: v.number(),
+      time: v.string(),
+      type: v.string(),
+      id: v.nullable(v.string()),
+      name: v.nullable(v.string()),
+      attributes: v.record(v.string(), v.unknown()),
+    }),
+  ),
   stats: v.array(v.looseObject({ ID: v.string(), Name: v.string(), PIDs: v.number(), MemUsage: v.number(), NetInput: v.number(), NetOutput: v.number() })),
   networkCreate: v.object({ name: v.string(), warnings: Names }),
   networkList: v.looseObject({

@@ -57,7 +57,10 @@ async function rawCall(op: string, args: unknown): Promise<unknown> {
     throw new BurrowError(err.output.error, { kind: isErrorKind(err.output.kind) ? err.output.kind : "error", exitCode: err.output.exitCode ?? EXIT.burrow });
   }
   const reply = v.safeParse(Replies[op as Op], body);
-  if (!reply.success) throw new BurrowError(`the daemon's reply to ${op} is not what this burrow expects (${formatIssues(reply.issues)}): is an older daemon still running?`, { kind: "protocol" });
+  if (!reply.success)
+    throw new BurrowError(`the daemon's reply to ${op} is not what this burrow expects (${formatIssues(reply.issues)}): is an older daemon still running?`, {
+      kind: "protocol",
+    });
   return reply.output;
 }
 
@@ -101,7 +104,7 @@ export async function ensureDaemon(): Promise<void> {
     }
     const logStart = fstatSync(logFd).size;
     const hadHolder = p.rootless ? readHolder(p) : null;
-    let holder;
+    let holder: Awaited<ReturnType<typeof ensureHolder>> | null;
     try {
       holder = p.rootless ? await ensureHolder(p) : null;
     } catch (e) {
@@ -138,7 +141,8 @@ export async function ensureDaemon(): Promise<void> {
     try {
       // Only what this start wrote: the log keeps earlier daemons' lines.
       const lines = readFileSync(logPath).subarray(logStart).toString("utf8").trim().split("\n");
-      tail = lines.findLast((l) => l.startsWith("burrow daemon:") || l.startsWith("burrow:"))?.replace(/^burrow( daemon)?: /, "") ?? lines.slice(-3).join(" | ");
+      tail =
+        lines.findLast((l) => l.startsWith("burrow daemon:") || l.startsWith("burrow:"))?.replace(/^burrow( daemon)?: /, "") ?? lines.slice(-3).join(" | ");
     } catch {}
     throw new BurrowError(`the burrow daemon did not start${tail ? `: ${tail}` : ""} (log: ${logPath})`, { kind: "daemon" });
   } finally {
@@ -146,4 +150,3 @@ export async function ensureDaemon(): Promise<void> {
     closeSync(lockFd);
   }
 }
-

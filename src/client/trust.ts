@@ -57,7 +57,11 @@ export function ensurePrivateDir(path: string, uid = geteuid()): void {
   checkOwnedPrivate(path, st, uid, "directory");
   const pst = statSync(parent);
   if (pst.mode & 0o002 && !(pst.mode & 0o1000))
-    refuse(path, `its parent ${parent} is writable by everyone without the sticky bit (mode ${mode(pst)})`, `fix it with: chmod o-w ${parent}, or point XDG_RUNTIME_DIR at a private directory`);
+    refuse(
+      path,
+      `its parent ${parent} is writable by everyone without the sticky bit (mode ${mode(pst)})`,
+      `fix it with: chmod o-w ${parent}, or point XDG_RUNTIME_DIR at a private directory`,
+    );
 }
 
 /** Checks a file burrow opens by name in one of its directories, if it exists. */
@@ -90,14 +94,15 @@ export type SocketCheck = "ours" | "absent";
  */
 export function checkControlSocket(path: string, uid = geteuid()): SocketCheck {
   if (!checkPrivateFile(path, "socket", uid)) return "absent";
-  let peer;
+  let peer: ReturnType<typeof peerCredOfSocket>;
   try {
     peer = peerCredOfSocket(path);
   } catch (e) {
     if (e instanceof SysError && (e.code === "ECONNREFUSED" || e.code === "ENOENT")) return "absent";
     throw e;
   }
-  if (peer.uid !== uid) refuse(path, `the process listening on it (pid ${peer.pid}) runs as uid ${peer.uid}, not as you (uid ${uid})`, "stop that process and remove the socket");
+  if (peer.uid !== uid)
+    refuse(path, `the process listening on it (pid ${peer.pid}) runs as uid ${peer.uid}, not as you (uid ${uid})`, "stop that process and remove the socket");
   return "ours";
 }
 

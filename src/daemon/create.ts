@@ -59,7 +59,9 @@ export async function createSandbox(ctx: DaemonContext, releases: SandboxRelease
     ["--network-alias", req.aliases.length ? req.aliases.join(",") : undefined],
   ] as const) {
     if (given !== undefined && !backend.bridge)
-      throw new BurrowError(`${flag} ${given} can only be used with bridge networks (--network bridge or a network name), not --network ${mode.kind}`, { kind: "bad-input" });
+      throw new BurrowError(`${flag} ${given} can only be used with bridge networks (--network bridge or a network name), not --network ${mode.kind}`, {
+        kind: "bad-input",
+      });
   }
   // Before anything is made: a plugin would catch these only half-way, in its own words.
   const bridgeNetworks = networkNames(mode);
@@ -134,7 +136,9 @@ export async function createSandbox(ctx: DaemonContext, releases: SandboxRelease
         undo.push("ports", () => ctx.ports.teardown(s));
       }
       ctx.store.update(s);
-      log.debug(`create ${name}: before ns ${(t0 - tStart).toFixed(1)} ms, namespaces ${(t1 - t0).toFixed(1)} ms, network+ports ${(performance.now() - t1).toFixed(1)} ms`);
+      log.debug(
+        `create ${name}: before ns ${(t0 - tStart).toFixed(1)} ms, namespaces ${(t1 - t0).toFixed(1)} ms, network+ports ${(performance.now() - t1).toFixed(1)} ms`,
+      );
       ctx.store.event("create", s, { network: networkRaw });
       if (req.detach) spawnDetached(ctx, releases, s);
       undo.commit();

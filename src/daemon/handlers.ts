@@ -37,7 +37,9 @@ export function handlers(svc: SandboxService) {
     },
     rm: (a: Args<"rm">) => svc.rm(a.name, a.force),
     events: (a: Args<"events">) =>
-      svc.store.eventsSince(a.since).map((e) => ({ seq: e.seq, time: e.time, type: e.type, id: e.sandbox_id, name: e.name, attributes: JSON.parse(e.attrs || "{}") })),
+      svc.store
+        .eventsSince(a.since)
+        .map((e) => ({ seq: e.seq, time: e.time, type: e.type, id: e.sandbox_id, name: e.name, attributes: JSON.parse(e.attrs || "{}") })),
     stats: (a: Args<"stats">) => {
       const targets = a.names.length ? a.names.map((n) => svc.store.find(n)) : svc.list(false);
       return targets.map((s) => sandboxStats(s, svc.processes(s)));

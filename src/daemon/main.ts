@@ -5,7 +5,7 @@ import { chmodSync, readFileSync, rmSync } from "node:fs";
 import { BurrowError, EXIT, messageOf } from "../errors.ts";
 import { log } from "../log.ts";
 import { controlSocket, resolvePaths } from "../paths.ts";
-import { type Handlers, type Op } from "../protocol.ts";
+import type { Handlers, Op } from "../protocol.ts";
 import { RequestRefused, parseArgs, readBody, routeOf, shortMessage } from "./request.ts";
 import { ensurePrivateDir } from "../client/trust.ts";
 import { openState } from "../state/db.ts";
@@ -62,7 +62,10 @@ export async function daemonMain(): Promise<void> {
   }
   // Counted lazily: the backends are made with `cni`, and asked later.
   const onBridge = (kind: string) => backends.forKind(kind).bridge;
-  const cni = new CniNetworking(paths, (exceptId) => store.all().filter((s) => s.id !== exceptId && s.status !== "exited" && onBridge(s.runtime.network)).length);
+  const cni = new CniNetworking(
+    paths,
+    (exceptId) => store.all().filter((s) => s.id !== exceptId && s.status !== "exited" && onBridge(s.runtime.network)).length,
+  );
   const backends: NetworkBackends = createNetworkBackends({ cni });
   const session = holder
     ? { id: `${holder.pid}:${holder.startTime}`, enter: { user: `/proc/${holder.pid}/ns/user`, mnt: `/proc/${holder.pid}/ns/mnt` } }
@@ -147,20 +150,23 @@ export async function daemonMain(): Promise<void> {
     }
     process.exit(0);
   };
-  setInterval(async () => {
-    try {
-      await reconciled;
-      if (holder && !holderAlive(holder)) {
-        log.warn("the rootless session holder died: every sandbox of this session is gone");
-        await service.sessionLost();
-        return shutdown("holder gone");
+  setInterval(
+    async () => {
+      try {
+        await reconciled;
+        if (holder && !holderAlive(holder)) {
+          log.warn("the rootless session holder died: every sandbox of this session is gone");
+          await service.sessionLost();
+          return shutdown("holder gone");
+        }
+        await service.reap();
+        if (service.inflight === 0 && service.active() === 0 && service.releasing() === 0 && Date.now() - lastActivity > idleMs) await shutdown("idle");
+      } catch (e) {
+        log.warn(`housekeeping: ${messageOf(e)}`);
       }
-      await service.reap();
-      if (service.inflight === 0 && service.active() === 0 && service.releasing() === 0 && Date.now() - lastActivity > idleMs) await shutdown("idle");
-    } catch (e) {
-      log.warn(`housekeeping: ${messageOf(e)}`);
-    }
-  }, Math.min(1000, Math.max(100, idleMs / 2)));
+    },
+    Math.min(1000, Math.max(100, idleMs / 2)),
+  );
   for (const sig of ["SIGTERM", "SIGINT"] as const) process.on(sig, () => void shutdown(sig));
 }
 

@@ -70,7 +70,9 @@ export function networkHandlers(svc: SandboxService) {
     if (svc.isExiting(s.id)) throw new BurrowError(`sandbox ${s.name} is exiting`, { kind: "not-running" });
     if (s.status !== "running" || !s.runtime.pins) throw new BurrowError(`sandbox ${s.name} is not running (state: ${s.status})`, { kind: "not-running" });
     if (!svc.backends.forKind(s.runtime.network).bridge)
-      throw new BurrowError(`sandbox ${s.name} uses --network ${s.spec.network}: only sandboxes on bridge networks can be connected or disconnected`, { kind: "bad-input" });
+      throw new BurrowError(`sandbox ${s.name} uses --network ${s.spec.network}: only sandboxes on bridge networks can be connected or disconnected`, {
+        kind: "bad-input",
+      });
     return s;
   }
 
@@ -159,7 +161,10 @@ export function networkHandlers(svc: SandboxService) {
       const reloaded: string[] = [];
       const errors: string[] = [];
       const ids = a.all
-        ? svc.store.all().filter((s) => s.status === "running" && svc.backends.forKind(s.runtime.network).bridge).map((s) => s.id)
+        ? svc.store
+            .all()
+            .filter((s) => s.status === "running" && svc.backends.forKind(s.runtime.network).bridge)
+            .map((s) => s.id)
         : a.sandboxes.flatMap((ref) => {
             try {
               return [svc.store.find(ref).id];
@@ -205,16 +210,21 @@ export function networkHandlers(svc: SandboxService) {
     const record = cniRecord(s);
     const keep = record.attachments.length === 1 && record.attachments[0]!.result.ips.length === 1;
     const next: CniAttachmentRecord[] = [];
-    const errs = await runAll(
-      [...record.attachments].reverse().map((a) => () => cni.detach(s, s.runtime.pins!.net, a, true)),
-    );
+    const errs = await runAll([...record.attachments].reverse().map((a) => () => cni.detach(s, s.runtime.pins!.net, a, true)));
     for (const e of errs) log.debug(`reload ${s.name}: ${e.message}`);
     try {
       for (const a of record.attachments) {
         const net = await cni.store.get(a.network);
         const ip = keep ? a.result.ips[0]!.address.split("/")[0] : undefined;
         const mac = keep ? a.result.interfaces.find((x) => x.name === a.ifName)?.mac : undefined;
-        next.push(await cni.attach(s, s.runtime.pins!.net, net, a.ifName, { ip, mac, aliases: userAliases(s, a), ports: svc.paths.rootless ? undefined : s.runtime.ports }));
+        next.push(
+          await cni.attach(s, s.runtime.pins!.net, net, a.ifName, {
+            ip,
+            mac,
+            aliases: userAliases(s, a),
+            ports: svc.paths.rootless ? undefined : s.runtime.ports,
+          }),
+        );
       }
     } finally {
       // What is attached now, even when a later network failed: the record

@@ -69,10 +69,7 @@ function checkEntry(e: HostsEntry, what: string): void {
   }
   for (const n of e.names) {
     if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(n) || n.length > 253) {
-      throw new BurrowError(
-        `invalid ${what} name ${JSON.stringify(n)}: accepted are host names of letters, digits, "-", "_" and "."`,
-        { kind: "bad-input" },
-      );
+      throw new BurrowError(`invalid ${what} name ${JSON.stringify(n)}: accepted are host names of letters, digits, "-", "_" and "."`, { kind: "bad-input" });
     }
   }
 }

@@ -139,10 +139,7 @@ export interface HostResolvConf {
  * stub listens on the host's loopback, which a sandbox cannot reach. A
  * missing file is empty (resolv.conf need not exist).
  */
-export function readHostResolvConf(
-  path = "/etc/resolv.conf",
-  upstreamPath = SYSTEMD_RESOLVED_UPSTREAM,
-): HostResolvConf {
+export function readHostResolvConf(path = "/etc/resolv.conf", upstreamPath = SYSTEMD_RESOLVED_UPSTREAM): HostResolvConf {
   let realPath: string | null = null;
   try {
     realPath = realpathSync(path);

@@ -136,7 +136,8 @@ export function parse(src: string, funcs: ReadonlySet<string>): Tree {
       } else if (/[0-9+\-.]/.test(c)) {
         const m = /^[+-]?(0[xX][0-9a-fA-F_]+|0[bB][01_]+|0[oO][0-7_]+|(\d[\d_]*)?\.?\d*([eE][+-]?\d+)?)/.exec(src.slice(p));
         const text = m?.[0] ?? "";
-        if (!text || text === "+" || text === "-" || isAlnum(src[p + text.length])) fail(`bad number syntax: "${src.slice(p, p + Math.max(1, text.length + 1))}"`, start);
+        if (!text || text === "+" || text === "-" || isAlnum(src[p + text.length]))
+          fail(`bad number syntax: "${src.slice(p, p + Math.max(1, text.length + 1))}"`, start);
         push("num", text);
         p += text.length;
       } else if (isAlnum(c)) {

@@ -101,7 +101,11 @@ export async function createPinnedNetns(path: string): Promise<number> {
   return ino.net;
 }
 
-async function createPinnedOnce(req: CreateNsRequest, pinDir: string, netName = "net"): Promise<{ pins: Pins; ino: { net: number; uts: number; mnt: number } }> {
+async function createPinnedOnce(
+  req: CreateNsRequest,
+  pinDir: string,
+  netName = "net",
+): Promise<{ pins: Pins; ino: { net: number; uts: number; mnt: number } }> {
   const { worker, prepared } = await workerFor(req);
   const undo = new Rollback();
   try {

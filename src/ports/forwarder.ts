@@ -110,8 +110,7 @@ export function createForwarder(options: ForwarderOptions = {}): Forwarder {
       const target = { netnsPath: spec.netnsPath, host: spec.targetIp, port: spec.targetPort };
       let socket: HostSocket;
       try {
-        socket =
-          spec.protocol === "tcp" ? connector.listenTcp(hostIp, spec.hostPort, target) : connector.listenUdp(hostIp, spec.hostPort, target, udpIdleMs);
+        socket = spec.protocol === "tcp" ? connector.listenTcp(hostIp, spec.hostPort, target) : connector.listenUdp(hostIp, spec.hostPort, target, udpIdleMs);
       } catch (e) {
         // Bind failures are SysErrors with an errno name.
         if (e instanceof SysError) throw bindError(e, spec);

@@ -70,7 +70,13 @@ export function enterMain(argv: string[]): never {
     joinIfOther(target.session.mnt, "mnt", CLONE.NEWNS);
     // Open every pin before joining the sandbox's mount namespace: the pins
     // are only visible in the session's.
-    const joins = ([[target.net, CLONE.NEWNET], [target.uts, CLONE.NEWUTS], [target.mnt, CLONE.NEWNS]] as const)
+    const joins = (
+      [
+        [target.net, CLONE.NEWNET],
+        [target.uts, CLONE.NEWUTS],
+        [target.mnt, CLONE.NEWNS],
+      ] as const
+    )
       .filter(([path]) => path)
       .map(([path, type]) => [openRO(path!), type, path!] as const);
     for (const [fd, type, path] of joins) {

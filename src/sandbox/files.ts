@@ -34,4 +34,3 @@ export function etcBinds(f: EtcFiles): Array<[string, string]> {
 export function writeInPlace(path: string, content: string): void {
   writeFileSync(path, content, { mode: 0o644 });
 }
-

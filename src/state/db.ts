@@ -47,4 +47,3 @@ export function openState(dir: string): Database {
   }
   return db;
 }
-

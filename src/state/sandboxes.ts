@@ -96,7 +96,21 @@ export class SandboxStore {
           `INSERT INTO sandboxes (id, name, created_at, status, pid, pid_start, exit_code, started_at, finished_at, boot_id, session, spec, runtime)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         )
-        .run(s.id, s.name, s.createdAt, s.status, s.pid, s.pidStart, s.exitCode, s.startedAt, s.finishedAt, s.bootId, s.session, JSON.stringify(s.spec), JSON.stringify(s.runtime));
+        .run(
+          s.id,
+          s.name,
+          s.createdAt,
+          s.status,
+          s.pid,
+          s.pidStart,
+          s.exitCode,
+          s.startedAt,
+          s.finishedAt,
+          s.bootId,
+          s.session,
+          JSON.stringify(s.spec),
+          JSON.stringify(s.runtime),
+        );
     } catch (e) {
       // The one UNIQUE column is the name.
       if (e instanceof SQLiteError && e.code === "SQLITE_CONSTRAINT_UNIQUE") throw nameInUse(s.name);
@@ -106,9 +120,7 @@ export class SandboxStore {
 
   update(s: Sandbox): void {
     this.db
-      .query(
-        `UPDATE sandboxes SET status = ?, pid = ?, pid_start = ?, exit_code = ?, started_at = ?, finished_at = ?, runtime = ? WHERE id = ?`,
-      )
+      .query(`UPDATE sandboxes SET status = ?, pid = ?, pid_start = ?, exit_code = ?, started_at = ?, finished_at = ?, runtime = ? WHERE id = ?`)
       .run(s.status, s.pid, s.pidStart, s.exitCode, s.startedAt, s.finishedAt, JSON.stringify(s.runtime), s.id);
   }
 

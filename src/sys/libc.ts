@@ -60,7 +60,6 @@ export const libc = dlopen("libc.so.6", {
 
 const sym = libc.symbols;
 
-
 export function errno(): number {
   return read.i32(sym.__errno_location() as Pointer, 0);
 }

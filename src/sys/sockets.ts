@@ -11,8 +11,6 @@ import { SOCK_CLOEXEC, SOCK_DGRAM, SOCK_STREAM } from "./net.ts";
 import { close } from "./ns.ts";
 import { SOCK_NONBLOCK, sockaddrOf } from "./netio.ts";
 
-
-
 const sym = libc.symbols;
 
 export const { EAGAIN, EINTR } = ERRNO;

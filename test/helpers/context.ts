@@ -63,7 +63,11 @@ export async function burrowContext(mode: Mode = "rootless"): Promise<BurrowCont
       const problems: string[] = [];
       // Foreground runs the test left running: stop them like a user would.
       const running = spawned.filter((p) => p.exitCode === null && p.signalCode === null);
-      if (running.length) await killPids(running.map((p) => p.pid), 5000);
+      if (running.length)
+        await killPids(
+          running.map((p) => p.pid),
+          5000,
+        );
 
       const scope: Scope = {
         tag,

@@ -45,9 +45,10 @@ export function describeWhen(missing: string | null): (name: string, fn: () => v
 export function testWhen(missing: string | null): (name: string, fn: () => unknown, timeout?: number) => void {
   return (name, fn, timeout) => {
     if (!missing) return test(name, fn as () => Promise<void>, timeout);
-    if (isRoot) return test(`${name}: requirements`, () => {
-      throw new Error(`running as root, yet ${missing}: run scripts/setup.sh (it installs every requirement)`);
-    });
+    if (isRoot)
+      return test(`${name}: requirements`, () => {
+        throw new Error(`running as root, yet ${missing}: run scripts/setup.sh (it installs every requirement)`);
+      });
     console.warn(`skipping "${name}": ${missing}`);
     return test.skip(name, fn as () => Promise<void>);
   };

@@ -34,7 +34,11 @@ function missingPlugins(names: string[]): string | null {
   return missing.length ? `CNI plugins ${missing.join(", ")} not found in ${DEFAULT_PLUGIN_DIRS.join(", ")}` : null;
 }
 
-const missing = firstMissing(needsRoot, () => missingTools(["ip", "nsenter", "iptables"]), () => missingPlugins(["bridge", "host-local", "portmap", "firewall", "tuning"]));
+const missing = firstMissing(
+  needsRoot,
+  () => missingTools(["ip", "nsenter", "iptables"]),
+  () => missingPlugins(["bridge", "host-local", "portmap", "firewall", "tuning"]),
+);
 const missingDns = firstMissing(
   missing,
   () => missingPlugins(["dnsname"]),
@@ -91,11 +95,18 @@ describeWhen(missing)("CNI library with the real plugins (as root, in test netns
     existsSync(join(dataDir, network)) ? readdirSync(join(dataDir, network)).filter((f) => f !== "lock" && !f.startsWith("last_reserved_ip")) : [];
   const cacheEntries = () => (existsSync(join(cacheDir, "results")) ? readdirSync(join(cacheDir, "results")) : []);
   /** Per-container iptables chains (bridge's ipMasq CNI-<hash>, portmap's CNI-DN-<hash>) left in the host netns. */
-  const containerChains = () => inNs(host, "iptables-save").split("\n").filter((l) => /^:CNI-(DN-)?[0-9a-f]{20,}/.test(l));
+  const containerChains = () =>
+    inNs(host, "iptables-save")
+      .split("\n")
+      .filter((l) => /^:CNI-(DN-)?[0-9a-f]{20,}/.test(l));
 
   function expectNothingLeft(network: string, bridge?: string) {
     for (const ns of [a, b]) expect(link(ns, "eth0")).toBeUndefined();
-    expect(links(host).filter((l) => l.linkinfo?.info_kind === "veth").map((l) => l.ifname)).toEqual([]);
+    expect(
+      links(host)
+        .filter((l) => l.linkinfo?.info_kind === "veth")
+        .map((l) => l.ifname),
+    ).toEqual([]);
     expect(allocations(network)).toEqual([]);
     expect(cacheEntries()).toEqual([]);
     expect(containerChains()).toEqual([]);
@@ -217,7 +228,9 @@ describeWhen(missing)("CNI library with the real plugins (as root, in test netns
       error = e;
     }
     expect(error).toBeInstanceOf(BurrowError);
-    expect((error as Error).message).toBe(`CNI plugin burrow-no-such-plugin not found in ${DEFAULT_PLUGIN_DIRS.join(", ")}: install it (Debian: containernetworking-plugins) or add its directory`);
+    expect((error as Error).message).toBe(
+      `CNI plugin burrow-no-such-plugin not found in ${DEFAULT_PLUGIN_DIRS.join(", ")}: install it (Debian: containernetworking-plugins) or add its directory`,
+    );
     expect(link(host, network.bridge!)).toBeUndefined();
     expectNothingLeft(conf.name, network.bridge);
   });

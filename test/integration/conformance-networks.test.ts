@@ -58,7 +58,26 @@ describeWhen(why)("network backend conformance", () => {
           chownSync(www, testUser().uid, testUser().gid);
           chownSync(`${www}/index.html`, testUser().uid, testUser().gid);
         }
-        const id = (await t.burrowOk(["run", "-d", "--name", "net", "--network", b.network, "-p", `${port}:8080`, "--", "busybox", "httpd", "-f", "-p", "8080", "-h", www])).trim();
+        const id = (
+          await t.burrowOk([
+            "run",
+            "-d",
+            "--name",
+            "net",
+            "--network",
+            b.network,
+            "-p",
+            `${port}:8080`,
+            "--",
+            "busybox",
+            "httpd",
+            "-f",
+            "-p",
+            "8080",
+            "-h",
+            www,
+          ])
+        ).trim();
         expect(id).toMatch(/^[0-9a-f]{64}$/);
         const inside = (cmd: string) => t.burrowOk(["exec", "net", "--", "sh", "-c", cmd]);
 
@@ -77,10 +96,14 @@ describeWhen(why)("network backend conformance", () => {
         expect(own).toContain(line!.split(/\s+/)[0]!);
 
         // From the host (the test netns, rootful) through the published port.
-        const got = await until(async () => {
-          const r = await t.run([BUN, CLIENT, "http", "127.0.0.1", String(port)]);
-          return r.code === 0 ? r.stdout : null;
-        }, 10_000, `the published port ${port}`);
+        const got = await until(
+          async () => {
+            const r = await t.run([BUN, CLIENT, "http", "127.0.0.1", String(port)]);
+            return r.code === 0 ? r.stdout : null;
+          },
+          10_000,
+          `the published port ${port}`,
+        );
         expect(got).toBe("served from the sandbox\n");
 
         await t.burrowOk(["rm", "-f", "net"]);

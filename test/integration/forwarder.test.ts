@@ -53,7 +53,6 @@ async function forward(targetPort: number, protocol: "tcp" | "udp" = "tcp", extr
   return fwd.add({ hostIp: "127.0.0.1", hostPort: 0, protocol, netnsPath: NETNS, targetIp: ADDR, targetPort, ...extra });
 }
 
-
 describeWhen(needsRoot())("builtin port forwarder", () => {
   beforeAll(async () => {
     await makeNetns();
@@ -247,7 +246,15 @@ describeWhen(needsRoot())("builtin port forwarder", () => {
       chmodSync(dir, 0o755); // the privileged-port test runs the binary as nobody
       bin = join(dir, "forwarder-harness");
       const build = Bun.spawnSync(
-        [process.execPath, "build", "--compile", join(repo, "test/helpers/forwarder-harness.ts"), join(repo, "src/ports/connector-worker.ts"), "--outfile", bin],
+        [
+          process.execPath,
+          "build",
+          "--compile",
+          join(repo, "test/helpers/forwarder-harness.ts"),
+          join(repo, "src/ports/connector-worker.ts"),
+          "--outfile",
+          bin,
+        ],
         { env: cleanEnv(), stdout: "pipe", stderr: "pipe" },
       );
       if (build.exitCode !== 0) throw new Error(`bun build --compile failed: ${build.stderr.toString()}`);

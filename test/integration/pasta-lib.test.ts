@@ -13,7 +13,6 @@ import { describeWhen, firstMissing, missingTools, needsRoot } from "../helpers/
 
 const missing = firstMissing(needsRoot, () => missingTools(["pasta", "ip"]));
 
-
 describeWhen(missing)("pasta (real, as root)", () => {
   const dir = mkdtempSync(join(tmpdir(), "burrow-pasta-test-"));
   let testNetns: TestNetns;
@@ -49,10 +48,17 @@ describeWhen(missing)("pasta (real, as root)", () => {
       logPath: join(dir, "pasta.log"),
       pidPath: join(dir, "pasta.pid"),
     });
-    const server = Bun.spawn(["nsenter", `--net=${netnsPath}`, "--", "busybox", "httpd", "-f", "-p", "8080", "-h", www], { stdout: "ignore", stderr: "ignore" });
+    const server = Bun.spawn(["nsenter", `--net=${netnsPath}`, "--", "busybox", "httpd", "-f", "-p", "8080", "-h", www], {
+      stdout: "ignore",
+      stderr: "ignore",
+    });
     try {
       expect(isPasta(p.pid)).toBe(true);
-      const links = JSON.parse(sh("ip", "-n", ns, "-j", "addr")) as Array<{ ifname: string; operstate: string; addr_info: Array<{ family: string; local: string }> }>;
+      const links = JSON.parse(sh("ip", "-n", ns, "-j", "addr")) as Array<{
+        ifname: string;
+        operstate: string;
+        addr_info: Array<{ family: string; local: string }>;
+      }>;
       const ext = links.find((l) => l.ifname !== "lo");
       expect(ext?.addr_info.some((a) => a.family === "inet")).toBe(true);
       const routes = JSON.parse(sh("ip", "-n", ns, "-j", "route", "show", "default")) as unknown[];

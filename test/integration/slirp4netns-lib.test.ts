@@ -16,7 +16,6 @@ import { describeWhen, firstMissing, missingTools, needsRoot } from "../helpers/
 
 const missing = firstMissing(needsRoot, () => missingTools(["slirp4netns", "ip"]));
 
-
 interface AddrInfo {
   ifname: string;
   mtu: number;
@@ -79,9 +78,7 @@ describeWhen(missing)("slirp4netns (real, as root)", () => {
     const t = tap();
     expect(t.mtu).toBe(1500);
     const addrs = slirp4netnsAddresses(options);
-    expect(t.addr_info.filter((a) => a.family === "inet").map((a) => `${a.local}/${a.prefixlen}`)).toEqual([
-      `${addrs.tapAddress}/${addrs.prefixLength}`,
-    ]);
+    expect(t.addr_info.filter((a) => a.family === "inet").map((a) => `${a.local}/${a.prefixlen}`)).toEqual([`${addrs.tapAddress}/${addrs.prefixLength}`]);
     expect(addrs.tapAddress).toBe("10.99.0.100");
   });
 

@@ -62,7 +62,12 @@ describe("the backend registry decides by mode", () => {
   // The CNI backend's plan and setup need the daemon's CniNetworking; the
   // decisions asked here (ports, flags, /etc policy) do not touch it.
   const backends = createNetworkBackends({ cni: {} as CniNetworking });
-  const running = { id: "a".repeat(64), name: "web", status: "running", runtime: { pins: { net: "/pins/net", uts: "/pins/uts", mnt: "/pins/mnt" } } } as Sandbox;
+  const running = {
+    id: "a".repeat(64),
+    name: "web",
+    status: "running",
+    runtime: { pins: { net: "/pins/net", uts: "/pins/uts", mnt: "/pins/mnt" } },
+  } as Sandbox;
   const ctx: PlanContext = {
     paths: { rootless: true, uid: 1000, runtimeDir: "/run/user/1000/burrow", stateDir: "/tmp/s", cniConfigDir: "/tmp/c" },
     find: (ref) => {
@@ -126,11 +131,14 @@ describe("the backend registry decides by mode", () => {
       joinNet: "/pins/net",
       netOf: running,
     });
-    expect((await rejection(Promise.resolve().then(() => backends.forMode(parseNetworkMode("container:gone")).plan(parseNetworkMode("container:gone"), ctx)))).message).toBe(
-      'no sandbox with name or id "gone" found',
-    );
+    expect(
+      (await rejection(Promise.resolve().then(() => backends.forMode(parseNetworkMode("container:gone")).plan(parseNetworkMode("container:gone"), ctx))))
+        .message,
+    ).toBe('no sandbox with name or id "gone" found');
     const ns = parseNetworkMode("ns:/no/such/netns");
-    expect((await rejection(Promise.resolve().then(() => backends.forMode(ns).plan(ns, ctx)))).message).toStartWith('network namespace path "/no/such/netns" does not exist');
+    expect((await rejection(Promise.resolve().then(() => backends.forMode(ns).plan(ns, ctx)))).message).toStartWith(
+      'network namespace path "/no/such/netns" does not exist',
+    );
   });
 
   test("a state row naming an unknown backend is refused by name", () => {

@@ -49,11 +49,13 @@ export function buildAttachment(spec: AttachmentSpec): Attachment {
     ["K8S_POD_INFRA_CONTAINER_ID", spec.containerId],
   ];
   if (spec.ip !== undefined && spec.ip !== "") {
-    if (!parseIp(spec.ip)) throw new BurrowError(`invalid IP address ${JSON.stringify(spec.ip)}: expected an IPv4 or IPv6 address such as 10.89.0.5`, { kind: "bad-input" });
+    if (!parseIp(spec.ip))
+      throw new BurrowError(`invalid IP address ${JSON.stringify(spec.ip)}: expected an IPv4 or IPv6 address such as 10.89.0.5`, { kind: "bad-input" });
     args.push(["IP", spec.ip]);
   }
   if (spec.mac !== undefined && spec.mac !== "") {
-    if (!MAC_PATTERN.test(spec.mac)) throw new BurrowError(`invalid MAC address ${JSON.stringify(spec.mac)}: expected six hex pairs such as 92:d0:c6:0a:29:33`, { kind: "bad-input" });
+    if (!MAC_PATTERN.test(spec.mac))
+      throw new BurrowError(`invalid MAC address ${JSON.stringify(spec.mac)}: expected six hex pairs such as 92:d0:c6:0a:29:33`, { kind: "bad-input" });
     args.push(["MAC", spec.mac]);
   }
   const capabilityArgs: Record<string, unknown> = { ...spec.capabilityArgs };

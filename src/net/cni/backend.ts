@@ -286,7 +286,9 @@ export function cniBackend(cni: CniNetworking): NetworkBackend<"cni", CniRecord>
       } catch (e) {
         await cni.hold(async () => {
           for (const a of record.attachments.reverse()) {
-            await cni.detach(s, ctx.netns, a).catch((err) => log.warn(`rollback of ${s.name} (${s.id.slice(0, 12)}): CNI DEL on ${a.network}: ${messageOf(err)}`));
+            await cni
+              .detach(s, ctx.netns, a)
+              .catch((err) => log.warn(`rollback of ${s.name} (${s.id.slice(0, 12)}): CNI DEL on ${a.network}: ${messageOf(err)}`));
           }
         });
         await cni.releaseShared(s.id);

@@ -23,7 +23,10 @@ const cidrCheck = (what: string, example: string) =>
 export const CreateNetworkSchema = v.object({
   name: v.optional(NetworkNameSchema),
   driver: v.optional(
-    v.picklist(SUPPORTED_DRIVERS, (i: v.PicklistIssue) => `unsupported network driver ${JSON.stringify(i.input)}: accepted are ${SUPPORTED_DRIVERS.join(", ")}`),
+    v.picklist(
+      SUPPORTED_DRIVERS,
+      (i: v.PicklistIssue) => `unsupported network driver ${JSON.stringify(i.input)}: accepted are ${SUPPORTED_DRIVERS.join(", ")}`,
+    ),
     "bridge",
   ),
   subnets: v.optional(v.array(v.pipe(v.string(), cidrCheck("subnet", "10.89.5.0/24 or fd00:0:0:5::/64"))), []),
@@ -61,7 +64,8 @@ export function planRanges(opts: CreateNetworkInput, taken: Array<{ subnet: Subn
       throw new BurrowError(`subnet ${opts.subnets[i]} is too small: the prefix length must be at most ${max}`, { kind: "bad-input" });
     }
     const reserved = reservedOverlap(subnet, { slirpInternal: true });
-    if (reserved) throw new BurrowError(`invalid subnet ${JSON.stringify(opts.subnets[i])}: ${reserved}; use a private range such as 10.89.5.0/24`, { kind: "bad-input" });
+    if (reserved)
+      throw new BurrowError(`invalid subnet ${JSON.stringify(opts.subnets[i])}: ${reserved}; use a private range such as 10.89.5.0/24`, { kind: "bad-input" });
     const other = given.findIndex((g, j) => j < i && subnetsOverlap(g, subnet));
     if (other >= 0) throw new BurrowError(`subnets ${opts.subnets[other]} and ${opts.subnets[i]} overlap`, { kind: "bad-input" });
     const clash = taken.find((t) => subnetsOverlap(t.subnet, subnet));
@@ -81,9 +85,12 @@ export function planRanges(opts: CreateNetworkInput, taken: Array<{ subnet: Subn
     const gw = parseIp(opts.gateway)!;
     const range = ranges.find((r) => subnetContains(r.subnet, gw));
     if (!range) {
-      throw new BurrowError(`gateway ${opts.gateway} is not in ${ranges.length ? `subnet ${ranges.map((r) => subnetToString(r.subnet)).join(" or ")}` : "any subnet: give --subnet too"}`, {
-        kind: "bad-input",
-      });
+      throw new BurrowError(
+        `gateway ${opts.gateway} is not in ${ranges.length ? `subnet ${ranges.map((r) => subnetToString(r.subnet)).join(" or ")}` : "any subnet: give --subnet too"}`,
+        {
+          kind: "bad-input",
+        },
+      );
     }
     range.gateway = opts.gateway;
   }
@@ -91,9 +98,12 @@ export function planRanges(opts: CreateNetworkInput, taken: Array<{ subnet: Subn
     const ipRange = parseCidr(opts.ipRange)!.subnet;
     const range = ranges.find((r) => subnetContains(r.subnet, { family: ipRange.family, value: ipRange.network }) && ipRange.prefix >= r.subnet.prefix);
     if (!range) {
-      throw new BurrowError(`ip-range ${opts.ipRange} is not inside ${ranges.length ? `subnet ${ranges.map((r) => subnetToString(r.subnet)).join(" or ")}` : "any subnet: give --subnet too"}`, {
-        kind: "bad-input",
-      });
+      throw new BurrowError(
+        `ip-range ${opts.ipRange} is not inside ${ranges.length ? `subnet ${ranges.map((r) => subnetToString(r.subnet)).join(" or ")}` : "any subnet: give --subnet too"}`,
+        {
+          kind: "bad-input",
+        },
+      );
     }
     range.ipRange = ipRange;
   }
@@ -133,12 +143,12 @@ export function planPlugins(
       throw new BurrowError(`macvlan parent interface ${JSON.stringify(opts.parent)} does not exist on this host`, { kind: "bad-input" });
     }
     plugins = macvlanPlugins({ parent: opts.parent, ranges: ctx.ranges, mtu: opts.mtu });
-    name ??= pickFreeBridgeName(ctx.networks.map((n) => n.name), BRIDGE_PREFIX);
-  } else {
-    const bridge = pickFreeBridgeName(
-      [...ctx.networks.flatMap((n) => (n.bridge ? [n.bridge] : [])), ...ctx.interfaceNames],
+    name ??= pickFreeBridgeName(
+      ctx.networks.map((n) => n.name),
       BRIDGE_PREFIX,
     );
+  } else {
+    const bridge = pickFreeBridgeName([...ctx.networks.flatMap((n) => (n.bridge ? [n.bridge] : [])), ...ctx.interfaceNames], BRIDGE_PREFIX);
     let dns = !opts.disableDns && ctx.hasDnsname();
     if (dns && opts.internal) {
       // dnsmasq listens on the bridge's address, and an internal bridge has

@@ -30,7 +30,15 @@ import { readHostRoutes, readInterfaceNames } from "./host.ts";
 import { type Subnet, parseCidr, subnetsOverlap } from "./ip.ts";
 import { DEFAULT_PLUGIN_DIRS } from "./plugins.ts";
 import { pickFreeBridgeName, pickFreeSubnet } from "./subnet.ts";
-import { BRIDGE_PREFIX, CreateNetworkSchema, type CreateNetworkInput, type CreateNetworkOptions, planPlugins, planRanges, SUPPORTED_DRIVERS } from "./network-plan.ts";
+import {
+  BRIDGE_PREFIX,
+  CreateNetworkSchema,
+  type CreateNetworkInput,
+  type CreateNetworkOptions,
+  planPlugins,
+  planRanges,
+  SUPPORTED_DRIVERS,
+} from "./network-plan.ts";
 
 export { BRIDGE_PREFIX, CreateNetworkSchema, SUPPORTED_DRIVERS, type CreateNetworkOptions };
 

@@ -18,15 +18,7 @@ import { BurrowError, messageOf } from "../../errors.ts";
 import { type CachedAttachment, cacheFilePath, readCacheEntry, writeCacheEntry } from "./cache.ts";
 import { type Conflist, NETWORK_NAME_PATTERN, type PluginConf, describeIssues } from "./conflist.ts";
 import { CniPluginError, DEFAULT_PLUGIN_DIRS, type PluginExecOptions, execPlugin, findPlugin } from "./plugins.ts";
-import {
-  type CniResult,
-  type WireResult,
-  WireResultSchema,
-  normalizeResult,
-  requireSupportedVersion,
-  versionAtLeast,
-  wireAsVersion,
-} from "./result.ts";
+import { type CniResult, type WireResult, WireResultSchema, normalizeResult, requireSupportedVersion, versionAtLeast, wireAsVersion } from "./result.ts";
 
 /** libcni's RuntimeConf: one interface of one container on one network. */
 export interface Attachment {
@@ -60,7 +52,12 @@ export class CniTeardownError extends BurrowError {
 }
 
 /** libcni's buildOneConfig + injectRuntimeConfig: a plugin's stdin. */
-export function pluginStdin(list: Pick<Conflist, "name" | "cniVersion">, plugin: PluginConf, prevResult: WireResult | undefined, capabilityArgs: Record<string, unknown> = {}): Record<string, unknown> {
+export function pluginStdin(
+  list: Pick<Conflist, "name" | "cniVersion">,
+  plugin: PluginConf,
+  prevResult: WireResult | undefined,
+  capabilityArgs: Record<string, unknown> = {},
+): Record<string, unknown> {
   const conf: Record<string, unknown> = { ...plugin, name: list.name, cniVersion: list.cniVersion };
   if (prevResult) conf.prevResult = prevResult;
   const runtimeConfig: Record<string, unknown> = {};
@@ -144,9 +141,12 @@ export class CniRuntime {
     let list: Conflist;
     if (typeof network === "string") {
       if (!cached?.conflist) {
-        throw new BurrowError(`cannot tear down network ${name} for ${att.containerId}/${att.ifName}: no cached configuration in ${this.cachePath(name, att)}`, {
-          kind: "cni-cache",
-        });
+        throw new BurrowError(
+          `cannot tear down network ${name} for ${att.containerId}/${att.ifName}: no cached configuration in ${this.cachePath(name, att)}`,
+          {
+            kind: "cni-cache",
+          },
+        );
       }
       list = cached.conflist;
     } else {

@@ -57,7 +57,13 @@ export async function probePasta(path?: string): Promise<PastaFeatures> {
     const p = Bun.spawn([bin, arg], { env: cleanEnv(), stdin: "ignore", stdout: "pipe", stderr: "pipe" });
     const [out, err] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
     // Without a syslog, pasta says "Failed to send N bytes to syslog" on stderr for every line.
-    return out + err.split("\n").filter((l) => !l.startsWith("Failed to send")).join("\n");
+    return (
+      out +
+      err
+        .split("\n")
+        .filter((l) => !l.startsWith("Failed to send"))
+        .join("\n")
+    );
   };
   let help: string;
   let version: string;

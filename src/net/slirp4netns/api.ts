@@ -30,11 +30,7 @@ export type HostFwdEntry = v.InferOutput<typeof HostFwdEntrySchema>;
 
 // slirp4netns 1.2 wraps add/remove replies in "return" but answers
 // list_hostfwd with a bare {"entries": [...]}.
-const ReplySchema = v.union([
-  v.object({ error: v.unknown() }),
-  v.object({ return: v.unknown() }),
-  v.object({ entries: v.unknown() }),
-]);
+const ReplySchema = v.union([v.object({ error: v.unknown() }), v.object({ return: v.unknown() }), v.object({ entries: v.unknown() })]);
 
 /** How long one request may take, connect to EOF. */
 const TIMEOUT_MS = 5000;
@@ -84,15 +80,11 @@ export async function slirp4netnsRequest(socketPath: string, execute: string, ar
  * reports no port it picked, so a random host port (0) must be chosen by
  * the caller first.
  */
-export function hostFwdOf(
-  m: { hostIp: string; hostPort: number; containerPort: number; protocol: "tcp" | "udp" },
-  guestAddr: string,
-): HostFwd {
+export function hostFwdOf(m: { hostIp: string; hostPort: number; containerPort: number; protocol: "tcp" | "udp" }, guestAddr: string): HostFwd {
   if (m.hostPort === 0) {
-    throw new BurrowError(
-      `slirp4netns cannot pick a random host port for container port ${m.containerPort}/${m.protocol}: choose the host port first`,
-      { kind: "bad-input" },
-    );
+    throw new BurrowError(`slirp4netns cannot pick a random host port for container port ${m.containerPort}/${m.protocol}: choose the host port first`, {
+      kind: "bad-input",
+    });
   }
   return { proto: m.protocol, host_addr: m.hostIp || "0.0.0.0", host_port: m.hostPort, guest_addr: guestAddr, guest_port: m.containerPort };
 }

@@ -55,7 +55,14 @@ function reservedCidr(value: string): string | null {
 }
 
 const bool = (name: string) =>
-  v.optional(v.pipe(v.string(), v.picklist(["true", "false"], bad(name)), v.transform((s) => s === "true")), "false");
+  v.optional(
+    v.pipe(
+      v.string(),
+      v.picklist(["true", "false"], bad(name)),
+      v.transform((s) => s === "true"),
+    ),
+    "false",
+  );
 
 /**
  * The raw option map (option name -> string value, as typed by the user) and
@@ -77,7 +84,8 @@ export const Slirp4netnsOptionsSchema = v.pipe(
         ),
         v.check(
           (s) => reservedCidr(s) === null,
-          (issue) => `invalid slirp4netns option cidr=${JSON.stringify(issue.input)}: ${reservedCidr(String(issue.input))}; use a private range such as 10.0.2.0/24`,
+          (issue) =>
+            `invalid slirp4netns option cidr=${JSON.stringify(issue.input)}: ${reservedCidr(String(issue.input))}; use a private range such as 10.0.2.0/24`,
         ),
         v.description("IPv4 network of the sandbox (podman: cidr=)"),
       ),
@@ -89,26 +97,23 @@ export const Slirp4netnsOptionsSchema = v.pipe(
     allow_host_loopback: bool("allow_host_loopback"),
     enable_ipv6: bool("enable_ipv6"),
     outbound_addr: v.optional(
-      v.pipe(v.string(), v.check((s) => isIPv4(s) || isInterfaceName(s), bad("outbound_addr"))),
-    ),
-    outbound_addr6: v.optional(
-      v.pipe(v.string(), v.check((s) => (isIPv6(s) && !isIPv4Mapped(s)) || (isInterfaceName(s) && !isIPv4(s)), bad("outbound_addr6"))),
-    ),
-    mtu: v.optional(
       v.pipe(
         v.string(),
-        v.regex(/^\d{1,5}$/, bad("mtu")),
-        v.transform(Number),
-        v.minValue(68, bad("mtu")),
-        v.maxValue(65521, bad("mtu")),
+        v.check((s) => isIPv4(s) || isInterfaceName(s), bad("outbound_addr")),
       ),
+    ),
+    outbound_addr6: v.optional(
+      v.pipe(
+        v.string(),
+        v.check((s) => (isIPv6(s) && !isIPv4Mapped(s)) || (isInterfaceName(s) && !isIPv4(s)), bad("outbound_addr6")),
+      ),
+    ),
+    mtu: v.optional(
+      v.pipe(v.string(), v.regex(/^\d{1,5}$/, bad("mtu")), v.transform(Number), v.minValue(68, bad("mtu")), v.maxValue(65521, bad("mtu"))),
       String(DEFAULT_MTU),
     ),
   }),
-  v.check(
-    (o) => o.outbound_addr6 === undefined || o.enable_ipv6,
-    "slirp4netns option outbound_addr6 needs enable_ipv6=true",
-  ),
+  v.check((o) => o.outbound_addr6 === undefined || o.enable_ipv6, "slirp4netns option outbound_addr6 needs enable_ipv6=true"),
   v.transform((o) => ({
     /** A network address/prefix; undefined means slirp4netns's default 10.0.2.0/24. */
     cidr: o.cidr,

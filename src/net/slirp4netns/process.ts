@@ -264,4 +264,3 @@ export function isOurSlirp4netns(pid: number, netnsPath: string): boolean {
     return false;
   }
 }
-

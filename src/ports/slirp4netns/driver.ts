@@ -46,7 +46,8 @@ export function slirp4netnsPortDriver(): PortDriver {
             guest_port: p.containerPort,
           }).catch((e) => {
             const msg = String(e?.message ?? e);
-            if (/in use/i.test(msg)) throw new BurrowError(`host port ${hostPort}/${p.protocol} is already in use on ${p.hostIp || "0.0.0.0"}`, { kind: "port-in-use" });
+            if (/in use/i.test(msg))
+              throw new BurrowError(`host port ${hostPort}/${p.protocol} is already in use on ${p.hostIp || "0.0.0.0"}`, { kind: "port-in-use" });
             if (/permission denied/i.test(msg))
               throw new BurrowError(
                 `cannot bind host port ${hostPort}/${p.protocol}: the port is privileged; allow it with \`sysctl net.ipv4.ip_unprivileged_port_start=${hostPort}\` or publish on a port of 1024 or more`,
@@ -59,7 +60,9 @@ export function slirp4netnsPortDriver(): PortDriver {
         }
       } catch (e) {
         for (const id of added) {
-          await removeHostFwd(api.socket, id).catch((err) => log.warn(`rollback of ${s.name} (${s.id.slice(0, 12)}): removing slirp4netns forward ${id}: ${messageOf(err)}`));
+          await removeHostFwd(api.socket, id).catch((err) =>
+            log.warn(`rollback of ${s.name} (${s.id.slice(0, 12)}): removing slirp4netns forward ${id}: ${messageOf(err)}`),
+          );
         }
         throw e;
       }
