@@ -11,17 +11,13 @@ import { BurrowError, messageOf } from "../errors.ts";
 import { log } from "../log.ts";
 import { sandboxDir, type Paths } from "../paths.ts";
 import type { CreateRequest, EnterTarget } from "../protocol.ts";
-import type { HelperLedger, HelperRow } from "../state/helpers.ts";
-import { isDiskFull, type SpaceReserve } from "../state/full.ts";
+import type { HelperRow } from "../state/helpers.ts";
+import { isDiskFull } from "../state/full.ts";
+import { enterTarget, type CreateBookkeeping, type DaemonContext } from "./context.ts";
 import type { Sandbox, SandboxStore } from "../state/sandboxes.ts";
-import type { RequestsSeen, SeenRequest } from "./requests-seen.ts";
+import type { SeenRequest } from "./requests-seen.ts";
 
-export interface CreateBookkeeping {
-  helpers: HelperLedger;
-  requests: RequestsSeen;
-  /** Room for rollbacks on a full disk (src/state/full.ts). */
-  reserve?: SpaceReserve;
-}
+export type { CreateBookkeeping };
 
 /** What these functions need of the service (kept narrow so they move with it). */
 export interface RetryDeps extends CreateBookkeeping {
@@ -41,6 +37,24 @@ export interface RetryDeps extends CreateBookkeeping {
   superviseShared?(): Promise<void>;
   /** Whether the rootless CNI namespace claims this helper (null: rootful, no such namespace). */
   rootlessNetnsOwns?(row: HelperRow): boolean;
+}
+
+/** The deps from the daemon's context and its releases. */
+export function retryDeps(ctx: DaemonContext, releases: { release(s: Sandbox): Promise<Error[]> }): RetryDeps {
+  const rns = ctx.cni.rootlessNetns;
+  return {
+    ...ctx.bookkeeping,
+    paths: ctx.paths,
+    store: ctx.store,
+    creating: ctx.creating,
+    current: (s) => s.bootId === ctx.bootId && s.session === ctx.session.id,
+    busy: (id) => ctx.locks.busy(id),
+    withLock: (id, fn) => ctx.locks.run(id, fn),
+    release: (s) => releases.release(s),
+    enterTarget: (s) => enterTarget(ctx, s),
+    superviseShared: () => ctx.cni.supervise(),
+    rootlessNetnsOwns: rns ? (row) => rns.owns(row) : undefined,
+  };
 }
 
 export type CreateAnswer = { id: string; name: string; enter?: EnterTarget & { cwd: string } };
@@ -68,7 +82,10 @@ export async function freeName(d: RetryDeps, name: string): Promise<void> {
   if (!stale) return;
   await rollBackAbandoned(d, stale);
   if (d.store.nameTaken(name))
-    throw new BurrowError(`the sandbox name "${name}" is still held by a create that was rolled back, whose row cannot be deleted yet: ${d.paths.stateDir} is full; free some space there and try again`, { kind: "disk-full" });
+    throw new BurrowError(
+      `the sandbox name "${name}" is still held by a create that was rolled back, whose row cannot be deleted yet: ${d.paths.stateDir} is full; free some space there and try again`,
+      { kind: "disk-full" },
+    );
 }
 
 /**
@@ -85,7 +102,9 @@ export async function replayCreate(d: RetryDeps, seen: SeenRequest, req: CreateR
   if (!s) {
     // Made and already removed (run -d --rm of a short command): its id is the answer.
     if (req.detach) return { id: seen.sandboxId, name: seen.name };
-    throw new BurrowError(`sandbox ${seen.name} (${seen.sandboxId.slice(0, 12)}) was created by this request, but it has exited and is gone`, { kind: "not-running" });
+    throw new BurrowError(`sandbox ${seen.name} (${seen.sandboxId.slice(0, 12)}) was created by this request, but it has exited and is gone`, {
+      kind: "not-running",
+    });
   }
   log.debug(`create of ${s.name} retried: answering with the first attempt's sandbox`);
   return { id: s.id, name: s.name, enter: s.runtime.pins ? d.enterTarget(s) : undefined };

@@ -62,7 +62,9 @@ export class RequestsSeen {
     if (!requestId) return;
     const now = Date.now();
     this.db.query("DELETE FROM create_requests WHERE created_at < ?").run(new Date(now - KEEP_MS).toISOString());
-    this.db.query("INSERT INTO create_requests (request_id, sandbox_id, name, created_at) VALUES (?, ?, ?, ?)").run(requestId, sandboxId, name, new Date(now).toISOString());
+    this.db
+      .query("INSERT INTO create_requests (request_id, sandbox_id, name, created_at) VALUES (?, ?, ?, ?)")
+      .run(requestId, sandboxId, name, new Date(now).toISOString());
   }
 
   /** The create of `sandboxId` was rolled back: a retry starts afresh. */
@@ -75,7 +77,10 @@ export class RequestsSeen {
   }
 
   lookup(requestId: string): SeenRequest | null {
-    const row = this.db.query("SELECT sandbox_id, name FROM create_requests WHERE request_id = ?").get(requestId) as { sandbox_id: string; name: string } | null;
+    const row = this.db.query("SELECT sandbox_id, name FROM create_requests WHERE request_id = ?").get(requestId) as {
+      sandbox_id: string;
+      name: string;
+    } | null;
     return row ? { sandboxId: row.sandbox_id, name: row.name } : null;
   }
 }

@@ -19,10 +19,13 @@ export function isDiskFull(e: unknown): boolean {
 /** The error to report instead of `e` when it is a full disk, else null. */
 export function diskFullError(e: unknown, stateDir: string): BurrowError | null {
   if (!isDiskFull(e)) return null;
-  return new BurrowError(`the state directory ${stateDir} is full (${messageOf(e).replace(/^.*?(database or disk is full|no space left on device|ENOSPC).*$/is, "$1")}): free some space there and try again`, {
-    kind: "disk-full",
-    cause: e,
-  });
+  return new BurrowError(
+    `the state directory ${stateDir} is full (${messageOf(e).replace(/^.*?(database or disk is full|no space left on device|ENOSPC).*$/is, "$1")}): free some space there and try again`,
+    {
+      kind: "disk-full",
+      cause: e,
+    },
+  );
 }
 
 /**

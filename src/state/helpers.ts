@@ -19,7 +19,7 @@ import { randomBytes } from "node:crypto";
 import { readFileSync, readdirSync } from "node:fs";
 import { messageOf } from "../errors.ts";
 import { log } from "../log.ts";
-import { startTimeOf } from "../userns/session.ts";
+import { startTimeOf } from "../sys/processes.ts";
 
 /** The environment variable that names a helper's ledger row. */
 export const HELPER_MARKER = "BURROW_HELPER_ID";
@@ -52,13 +52,17 @@ export class HelperLedger {
   /** Records the intent to spawn a helper; throws (nothing spawned yet) when the write fails. */
   intend(kind: HelperKind, owner: string): HelperTrack {
     const id = randomBytes(12).toString("hex");
-    this.db.query("INSERT INTO helpers (id, kind, owner, pid, pid_start, created_at) VALUES (?, ?, ?, NULL, NULL, ?)").run(id, kind, owner, new Date().toISOString());
+    this.db
+      .query("INSERT INTO helpers (id, kind, owner, pid, pid_start, created_at) VALUES (?, ?, ?, NULL, NULL, ?)")
+      .run(id, kind, owner, new Date().toISOString());
     return {
       env: { [HELPER_MARKER]: id },
       // An upsert: a sweep may have dropped a row whose spawn took long.
       spawned: (pid) => {
         this.db
-          .query("INSERT INTO helpers (id, kind, owner, pid, pid_start, created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET pid = excluded.pid, pid_start = excluded.pid_start")
+          .query(
+            "INSERT INTO helpers (id, kind, owner, pid, pid_start, created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET pid = excluded.pid, pid_start = excluded.pid_start",
+          )
           .run(id, kind, owner, pid, startTimeOf(pid), new Date().toISOString());
       },
     };

@@ -111,7 +111,11 @@ for (const mode of ["rootless", "rootful"] as const) {
       // Fill it up with 4 KiB files (the last write stops at ENOSPC); each
       // attempt below frees one more page, so creates run out of space at
       // different steps (the row, the helper's record, its pid, the CNI cache).
-      await inNs(["sh", "-c", `i=0; while dd if=/dev/zero of=${t.dirs.stateDir}/filler$i bs=4k count=1 2>/dev/null; do i=$((i+1)); done; rm -f ${t.dirs.stateDir}/filler$i`]);
+      await inNs([
+        "sh",
+        "-c",
+        `i=0; while dd if=/dev/zero of=${t.dirs.stateDir}/filler$i bs=4k count=1 2>/dev/null; do i=$((i+1)); done; rm -f ${t.dirs.stateDir}/filler$i`,
+      ]);
       const df = await inNs(["df", "--output=avail", t.dirs.stateDir]);
       expect(Number(df.stdout.trim().split("\n").at(-1)!.trim())).toBeLessThan(8);
 
@@ -153,7 +157,9 @@ for (const mode of ["rootless", "rootful"] as const) {
       expect(await ps()).toEqual([]);
       expect(await until(() => slirpPids(t).length === 0)).toBe(true);
       // No pin is left in the test's mount namespace (rootful pins live there).
-      const pins = readFileSync(`/proc/${keeper.pid}/mountinfo`, "utf8").split("\n").filter((l) => l.includes(`${t.dirs.runtimeDir}/pins/`));
+      const pins = readFileSync(`/proc/${keeper.pid}/mountinfo`, "utf8")
+        .split("\n")
+        .filter((l) => l.includes(`${t.dirs.runtimeDir}/pins/`));
       expect(pins).toEqual([]);
       // Idle: the daemon exits (rootless, ending the holder too), so no copy of the tmpfs outlives the test.
       const services = () => listPids().filter((pid) => procEnv(pid).tag === t.tag);

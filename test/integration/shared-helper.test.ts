@@ -64,7 +64,10 @@ describe.skipIf(!!why)("the rootless bridge networks' shared slirp4netns (rootle
     expect(route.stdout).toContain("via 10.0.2.2 dev tap0");
 
     const out = await t.burrowOk(["events", "--stream=false", "--format", "json"]);
-    const events = out.trim().split("\n").map((l) => JSON.parse(l)) as { type: string; attributes: Record<string, unknown> }[];
+    const events = out
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l)) as { type: string; attributes: Record<string, unknown> }[];
     const restarted = events.find((e) => e.type === "network-helper-restarted");
     expect(restarted?.attributes).toMatchObject({ helper: "slirp4netns", scope: "rootless-netns", oldPid: first, pid: second });
 

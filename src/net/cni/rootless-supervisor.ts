@@ -59,7 +59,9 @@ export class RootlessSupervisor {
     this.restarts = this.restarts.filter((t) => now - t < WINDOW_MS);
     if (this.restarts.length >= MAX_RESTARTS) {
       this.gaveUp = true;
-      log.error(`the rootless bridge networks' slirp4netns died ${MAX_RESTARTS} times within a minute: not restarting it (bridge sandboxes have no outside connectivity; see ${this.rns.dir}/slirp4netns.log)`);
+      log.error(
+        `the rootless bridge networks' slirp4netns died ${MAX_RESTARTS} times within a minute: not restarting it (bridge sandboxes have no outside connectivity; see ${this.rns.dir}/slirp4netns.log)`,
+      );
       this.report("network-helper-gave-up", { helper: "slirp4netns", scope: "rootless-netns", restarts: MAX_RESTARTS });
       return;
     }

@@ -8,9 +8,9 @@ import { closeSync, openSync, readFileSync, rmSync, statSync } from "node:fs";
 import type { Subprocess } from "bun";
 import { BurrowError, messageOf } from "../../errors.ts";
 import { cleanEnv } from "../../sys/env.ts";
-import { isRunning, stopHelper } from "../../sandbox/processes.ts";
+import { isRunning, stopHelper } from "../../sys/processes.ts";
 import type { HelperTrack } from "../../state/helpers.ts";
-import { DEFAULT_MTU, type Slirp4netnsOptions } from "./options.ts";
+import type { Slirp4netnsOptions } from "./options.ts";
 import { checkSlirp4netnsFeatures, type Slirp4netnsFeatures } from "./probe.ts";
 
 /** The fd number slirp4netns writes "1" to when the network is configured. */
@@ -195,7 +195,7 @@ export async function startSlirp4netns(o: Slirp4netnsStartOptions): Promise<Slir
   } catch (e) {
     // Nothing may run that nothing knows about: a pid we cannot record dies now.
     proc.kill("SIGKILL");
-    throw new BurrowError(`cannot record slirp4netns (pid ${proc.pid}) in the state database: ${messageOf(e)}`, { cause: e, kind: "state" });
+    throw new BurrowError(`cannot record slirp4netns (pid ${proc.pid}) in the state database: ${messageOf(e)}`, { cause: e, kind: "internal" });
   }
   const readyFd = proc.stdio[READY_FD] as unknown as number;
   const reader = Bun.file(readyFd).stream().getReader();
@@ -274,5 +274,3 @@ export function isOurSlirp4netns(pid: number, netnsPath: string): boolean {
     return false;
   }
 }
-
-export const DEFAULTS = { mtu: DEFAULT_MTU, tapName: "tap0", readyTimeoutMs: 5000 } as const;
