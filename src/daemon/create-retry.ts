@@ -6,10 +6,12 @@
 // ports, network and pins released, its files, request id and row deleted.
 // Then the helper ledger kills any helper that no live sandbox claims.
 // Daemon main thread, session namespaces.
-import { rmSync } from "node:fs";
+import { readdirSync, rmSync, statSync } from "node:fs";
+import { umountIfMounted } from "../sys/mount.ts";
+import { killAll } from "../sys/processes.ts";
 import { BurrowError, messageOf } from "../errors.ts";
 import { log } from "../log.ts";
-import { sandboxDir, type Paths } from "../paths.ts";
+import { pinDir, sandboxDir, type Paths } from "../paths.ts";
 import type { CreateRequest, EnterTarget } from "../protocol.ts";
 import type { HelperRow } from "../state/helpers.ts";
 import { isDiskFull } from "../state/full.ts";
@@ -33,6 +35,8 @@ export interface RetryDeps extends CreateBookkeeping {
   /** Kills what is left and releases ports, network and pins (not the row). */
   release(s: Sandbox): Promise<Error[]>;
   enterTarget(s: Sandbox): EnterTarget & { cwd: string };
+  /** What a create may have made before it could record it: a CNI ADD. */
+  releaseUnrecorded?(s: Sandbox): Promise<void>;
   /** Between the rollbacks and the sweep: the shared rootless namespace's supervision. */
   superviseShared?(): Promise<void>;
   /** Whether the rootless CNI namespace claims this helper (null: rootful, no such namespace). */
@@ -53,6 +57,10 @@ export function retryDeps(ctx: DaemonContext, releases: { release(s: Sandbox): P
     release: (s) => releases.release(s),
     enterTarget: (s) => enterTarget(ctx, s),
     superviseShared: () => ctx.cni.supervise(),
+    releaseUnrecorded: async (s) => {
+      if (s.runtime.backend || !ctx.backends.forKind(s.runtime.network).bridge) return;
+      await ctx.cni.detachUnrecorded(s, s.runtime.pins?.net ?? `${pinDir(ctx.paths, s.id)}/net`, s.spec.network);
+    },
     rootlessNetnsOwns: rns ? (row) => rns.owns(row) : undefined,
   };
 }
@@ -115,7 +123,11 @@ export async function rollBackAbandoned(d: RetryDeps, s: Sandbox): Promise<void>
   await d.withLock(s.id, async () => {
     const cur = findOrNull(d.store, s.id);
     if (!cur || !abandoned(d, cur)) return;
+    // Before the pins go: the plugins' DEL wants the netns.
+    await d.releaseUnrecorded?.(cur);
     const errors = await d.release(cur);
+    // Pins made but not yet recorded (the daemon died right after making them).
+    errors.push(...(await removeUnrecordedPins(pinDir(d.paths, cur.id))));
     try {
       rmSync(sandboxDir(d.paths, cur.id), { recursive: true, force: true });
     } catch (e) {
@@ -142,6 +154,34 @@ export async function recoverCreates(d: RetryDeps): Promise<void> {
   await d.superviseShared?.();
   sweepHelpers(d);
   d.reserve?.ensure();
+}
+
+/** Kills what runs in a pinned but unrecorded mount namespace, unmounts every pin under `dir`, removes it. */
+async function removeUnrecordedPins(dir: string): Promise<Error[]> {
+  let entries: string[];
+  try {
+    entries = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const errors: Error[] = [];
+  try {
+    // A bind-mounted nsfs file has the namespace's inode.
+    if (entries.includes("mnt")) await killAll(statSync(`${dir}/mnt`).ino);
+  } catch {}
+  for (const e of entries) {
+    try {
+      umountIfMounted(`${dir}/${e}`);
+    } catch (err) {
+      errors.push(err as Error);
+    }
+  }
+  try {
+    rmSync(dir, { recursive: true, force: true });
+  } catch (err) {
+    errors.push(err as Error);
+  }
+  return errors;
 }
 
 export function sweepHelpers(d: RetryDeps): HelperRow[] {

@@ -128,7 +128,11 @@ export async function createSandbox(ctx: DaemonContext, releases: SandboxRelease
       ctx.store.update(s);
 
       const t1 = performance.now();
-      if (portDriver) s.runtime.ports = await ctx.ports.prepare(portDriver, portSpecs);
+      if (portDriver) {
+        s.runtime.ports = await ctx.ports.prepare(portDriver, portSpecs);
+        // Recorded before the network: a rollback after a crash during the ADD needs them for portmap's DEL.
+        ctx.store.update(s);
+      }
       if (backend.setup) {
         const net = await backend.setup(mode, setupContext(ctx, s));
         s.runtime.backend = net.record;

@@ -126,7 +126,11 @@ for (const mode of ["rootless", "rootful"] as const) {
           expect(JSON.parse(await t.burrowOk(["ps", "-a", "--format", "json"]))).toEqual([]);
           expect(await until(() => slirpPids(t).length === 0)).toBe(true);
         }
-        console.log(`crash-retry (${mode}): created per round ${summary.join(" ")}`);
+        // The kills did land mid-create: some half-made creates were rolled back and created afresh.
+        const log = readFileSync(`${t.dirs.runtimeDir}/daemon.log`, "utf8");
+        const rolledBack = log.split("\n").filter((l) => l.includes("rolled back the create of")).length;
+        console.log(`crash-retry (${mode}): created per round ${summary.join(" ")}; half-made creates rolled back: ${rolledBack}`);
+        if (ROUNDS >= 5) expect(rolledBack).toBeGreaterThan(0);
       },
       ROUNDS * 60_000,
     );

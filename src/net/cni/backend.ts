@@ -12,7 +12,7 @@ import type { Paths } from "../../paths.ts";
 import type { PortRecord, Sandbox } from "../../state/sandboxes.ts";
 import type { DnsView } from "../../dns/etc-content.ts";
 import type { NetworkBackend, SetupContext } from "../backend.ts";
-import type { NetworkMode } from "../mode.ts";
+import { parseNetworkMode, type NetworkMode } from "../mode.ts";
 import { buildAttachment, interfaceName } from "./attachment.ts";
 import { DNS_DOMAIN, type Conflist } from "./conflist.ts";
 import { inspectNetworkEntry, type InspectAdditionalNetwork } from "./inspect.ts";
@@ -231,6 +231,37 @@ export class CniNetworking {
         // reload already removed.
         if (tolerateMissing) log.debug(`reload: ignoring teardown error on ${a.network}: ${messageOf(e)}`);
         else throw e;
+      }
+    });
+  }
+
+  /**
+   * DEL on every network a create asked for whose attachments were never
+   * recorded (its daemon died during an ADD, or the write failed): from the
+   * network's own configuration, since the ADD may not have cached one.
+   * Errors are logged: most of these DELs find nothing to remove. Rootless,
+   * only while the namespace lives (its teardown takes the rest with it).
+   */
+  async detachUnrecorded(s: Pick<Sandbox, "id" | "name" | "runtime">, netns: string, networkSpec: string): Promise<void> {
+    if (this.rootlessNetns && !this.rootlessNetns.alive()) return;
+    const names = networkNames(parseNetworkMode(networkSpec));
+    await this.hold(async () => {
+      for (const [i, name] of names.entries()) {
+        const net = await this.store.get(name).catch(() => null);
+        if (!net) continue;
+        // portmap finds its chains by container id, but only looks when given mappings.
+        const att = buildAttachment({
+          containerId: s.id,
+          containerName: s.name,
+          netns: this.pluginPath(netns),
+          ifName: interfaceName(i),
+          portMappings: this.rootlessNetns
+            ? undefined
+            : s.runtime.ports?.map((p) => ({ hostPort: p.hostPort, containerPort: p.containerPort, protocol: p.protocol, hostIP: p.hostIp })),
+        });
+        await this.exclusive("add", () => this.runtime.del(withDataDir(net.conflist, this.dataDir), att)).catch((e) =>
+          log.debug(`rollback: DEL of ${name} for ${s.id.slice(0, 12)}: ${messageOf(e)}`),
+        );
       }
     });
   }
