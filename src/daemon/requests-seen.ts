@@ -28,6 +28,7 @@ export interface SeenRequest {
 export class RequestsSeen {
   /** Creates this daemon is handling, by request id. */
   private inflight = new Map<string, Promise<unknown>>();
+  private recorded = 0;
 
   constructor(private readonly db: Database) {}
 
@@ -61,7 +62,8 @@ export class RequestsSeen {
   record(requestId: string | undefined, sandboxId: string, name: string): void {
     if (!requestId) return;
     const now = Date.now();
-    this.db.query("DELETE FROM create_requests WHERE created_at < ?").run(new Date(now - KEEP_MS).toISOString());
+    // Old ids go every 100th record: one write per create, not two, keeps the WAL small.
+    if (++this.recorded % 100 === 0) this.db.query("DELETE FROM create_requests WHERE created_at < ?").run(new Date(now - KEEP_MS).toISOString());
     this.db
       .query("INSERT INTO create_requests (request_id, sandbox_id, name, created_at) VALUES (?, ?, ?, ?)")
       .run(requestId, sandboxId, name, new Date(now).toISOString());

@@ -114,7 +114,7 @@ test("request ids: a retry while the first attempt runs shares its answer; a fin
   expect(runs).toBe(1);
 
   // Later (another daemon): the record answers through replay.
-  const replayed = await seen.once("aa".repeat(8), create, async (s) => ({ id: s.sandboxId, name: s.name, replayed: true }));
+  const replayed = await seen.once<object>("aa".repeat(8), create, async (s) => ({ id: s.sandboxId, name: s.name, replayed: true }));
   expect(replayed).toEqual({ id: "sandbox1", name: "web", replayed: true });
   expect(runs).toBe(1);
 

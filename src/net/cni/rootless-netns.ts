@@ -189,7 +189,8 @@ export class RootlessNetns {
     // The state first: a failure below must still find slirp4netns to stop.
     writeFileSync(this.stateFile, JSON.stringify({ ino, slirpPid: slirp.pid } satisfies State), { mode: 0o600 });
     slirp.proc.exited.then(() => {
-      if (this.readState()?.slirpPid === slirp.pid) this.hooks.onSlirpExit?.(slirp.pid);
+      // Not when our own teardown (or a restart) stopped it.
+      if (this.working === 0 && this.readState()?.slirpPid === slirp.pid) this.hooks.onSlirpExit?.(slirp.pid);
     });
     return slirp;
   }
