@@ -66,6 +66,8 @@ function sizeOf(path: string): number {
 }
 
 export async function sample(t: BurrowContext, cycle: number, t0: number): Promise<SoakSample> {
+  // The daemon answers `ps` once every background release is done.
+  await t.burrowOk(["ps"]);
   const pid = daemonPid(t);
   if (!pid) throw new Error(`soak: no daemon running after cycle ${cycle}`);
   // At a quiet moment: the last rm's background release (and its

@@ -55,21 +55,26 @@ describe.skipIf(!!why)("the rootless bridge networks' shared slirp4netns (rootle
     expect(first).toBeGreaterThan(0);
     process.kill(first!, "SIGKILL");
 
-    expect(await until(() => sharedSlirp(t).length === 1 && sharedSlirp(t)[0] !== first)).toBe(true);
+    // Reported (burrow events) once the new one is up.
+    const restartEvent = async () => {
+      const out = await t.burrowOk(["events", "--stream=false", "--format", "json"]);
+      const events = out
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l)) as { type: string; attributes: Record<string, unknown> }[];
+      return events.find((e) => e.type === "network-helper-restarted") ?? null;
+    };
+    expect(await until(async () => (await restartEvent()) !== null)).toBe(true);
+    const restarted = (await restartEvent())!;
     const [second] = sharedSlirp(t);
+    expect(second).toBeGreaterThan(0);
+    expect(second).not.toBe(first);
+    expect(restarted.attributes).toMatchObject({ helper: "slirp4netns", scope: "rootless-netns", oldPid: first, pid: second });
     // The new one configured tap0 in the namespace: address and default route are back.
     const addr = JSON.parse((await inRootlessNetns(["ip", "-j", "-4", "addr", "show", "tap0"])).stdout) as { addr_info: { local: string }[] }[];
     expect(addr[0]?.addr_info.map((a) => a.local)).toEqual(["10.0.2.100"]);
     const route = await inRootlessNetns(["ip", "-4", "route", "show", "default"]);
     expect(route.stdout).toContain("via 10.0.2.2 dev tap0");
-
-    const out = await t.burrowOk(["events", "--stream=false", "--format", "json"]);
-    const events = out
-      .trim()
-      .split("\n")
-      .map((l) => JSON.parse(l)) as { type: string; attributes: Record<string, unknown> }[];
-    const restarted = events.find((e) => e.type === "network-helper-restarted");
-    expect(restarted?.attributes).toMatchObject({ helper: "slirp4netns", scope: "rootless-netns", oldPid: first, pid: second });
 
     // The sandbox still works, and its removal takes the namespace and the new slirp4netns along.
     expect(await t.burrowOk(["exec", "b1", "--", "ip", "-4", "route", "show", "default"])).toContain("default via");

@@ -211,8 +211,17 @@ export class RootlessNetns {
     return this.serial(async () => {
       const st = this.readState();
       if (!st || !this.slirpDead()) return null;
-      const slirp = await this.startSlirp(st.ino);
-      return { oldPid: st.slirpPid, pid: slirp.pid };
+      // The kernel removes the dead one's tap0 a little after its exit
+      // (seen: the first new slirp4netns failing on the old tap0): retry.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const slirp = await this.startSlirp(st.ino);
+          return { oldPid: st.slirpPid, pid: slirp.pid };
+        } catch (e) {
+          if (attempt >= 5) throw e;
+          await Bun.sleep(100 * attempt);
+        }
+      }
     });
   }
 
