@@ -3,6 +3,7 @@ import { call } from "../client/client.ts";
 import { BurrowError } from "../errors.ts";
 import { bool, list, parseStrict, str } from "./_args.ts";
 import { spawnEnter, waitForeground } from "./_run-child.ts";
+import { checkRestartRequest } from "../sandbox/restart-policy.ts";
 
 export const runArgs = {
   detach: { type: "boolean", alias: "d", description: "Run in the background and print the sandbox id" },
@@ -15,6 +16,7 @@ export const runArgs = {
   "network-alias": { type: "string", description: "DNS alias on bridge networks (repeatable)" },
   dns: { type: "string", description: "Nameserver for the sandbox's resolv.conf (repeatable)" },
   hostname: { type: "string", description: "Hostname inside the sandbox (default: its name)" },
+  restart: { type: "string", description: "Restart policy with -d: no, on-failure[:N], always, unless-stopped" },
 } as const;
 
 export default defineCommand({
@@ -24,6 +26,7 @@ export default defineCommand({
     const p = parseStrict(rawArgs, runArgs, { repeatable: ["publish", "network-alias", "dns"], stopAtPositional: true, command: "run" });
     if (!p.rest.length) throw new BurrowError(`"burrow run" needs a command, as in: burrow run -- COMMAND [ARG...]`, { kind: "bad-input" });
     const detach = bool(p, "detach");
+    checkRestartRequest({ restart: str(p, "restart"), rm: bool(p, "rm"), detach });
     const env: Record<string, string> = {};
     for (const [k, v] of Object.entries(process.env)) if (v !== undefined && k !== "BURROW_PATHS") env[k] = v;
     const created = await call("create", {
@@ -37,6 +40,7 @@ export default defineCommand({
       aliases: list(p, "network-alias"),
       rm: bool(p, "rm"),
       detach,
+      restart: str(p, "restart"),
       argv: p.rest,
       cwd: process.cwd(),
       env: detach ? env : {},

@@ -5,6 +5,7 @@ import { inspectView, psRow, sandboxStats } from "../inspect/sandbox.ts";
 import type { Ops } from "../protocol.ts";
 import type { SandboxService } from "./service.ts";
 import type { CniRecord } from "../net/cni/backend.ts";
+import { withRestartRow, withRestartView } from "./restart.ts";
 
 type Args<K extends keyof typeof Ops> = v.InferOutput<(typeof Ops)[K]>;
 
@@ -16,11 +17,11 @@ export function handlers(svc: SandboxService) {
     started: (a: Args<"started">) => svc.started(a.id, a.pid),
     // The CLI waits for the exit to be recorded, not for the network's release.
     exited: (a: Args<"exited">) => svc.exited(a.id, a.exitCode, { wait: false }),
-    list: (a: Args<"list">) => svc.list(a.all).map((s) => psRow(s, svc.health(s))),
+    list: (a: Args<"list">) => svc.list(a.all).map((s) => withRestartRow(psRow(s, svc.health(s)), s)),
     inspect: (a: Args<"inspect">) => {
       const s = svc.store.find(a.name);
       const networks = s.runtime.network === "cni" ? svc.cni.inspectEntries(s.runtime.backend as CniRecord | undefined) : undefined;
-      return inspectView(s, { health: svc.health(s), networks });
+      return withRestartView(inspectView(s, { health: svc.health(s), networks }), s);
     },
     enter: (a: Args<"enter">) => {
       const s = svc.store.find(a.name);
@@ -38,6 +39,15 @@ export function handlers(svc: SandboxService) {
       return { id: s.id, name: s.name };
     },
     rm: (a: Args<"rm">) => svc.rm(a.name, a.force),
+    start: async (a: Args<"start">) => {
+      const s = await svc.restarts.start(a.name);
+      return { id: s.id, name: s.name };
+    },
+    restart: async (a: Args<"restart">) => {
+      const s = await svc.restarts.restart(a.name, a.timeout);
+      return { id: s.id, name: s.name };
+    },
+    wait: (a: Args<"wait">) => svc.restarts.wait(a.name),
     events: (a: Args<"events">) =>
       svc.store.eventsSince(a.since).map((e) => ({ seq: e.seq, time: e.time, type: e.type, id: e.sandbox_id, name: e.name, attributes: JSON.parse(e.attrs || "{}") })),
     stats: (a: Args<"stats">) => {

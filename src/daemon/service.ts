@@ -19,6 +19,8 @@ import { startTimeOf } from "../userns/session.ts";
 import { etcContent } from "../sandbox/etc-content.ts";
 import type { PortDriverSet } from "../ports/drivers.ts";
 import type { CniNetworking } from "../net/cni/backend.ts";
+import { RestartSupervisor } from "./restart.ts";
+import { checkRestartRequest } from "../sandbox/restart-policy.ts";
 
 export interface SessionInfo {
   /** Identity of the namespaces pins live in ("host" for rootful). */
@@ -47,6 +49,8 @@ export class SandboxService {
   private creating = new Set<string>();
   /** Per-sandbox lock: create, exit/release, remove, connect/disconnect/reload take turns. */
   private locks = new Map<string, Promise<unknown>>();
+  /** Restart policies, start, restart and wait (src/daemon/restart.ts). */
+  readonly restarts: RestartSupervisor = new RestartSupervisor(this);
 
   /**
    * Runs `fn` when no other state change of sandbox `id` is under way. Never
@@ -100,7 +104,7 @@ export class SandboxService {
     return target;
   }
 
-  private ctx(s: Sandbox): SetupContext {
+  ctx(s: Sandbox): SetupContext {
     return { paths: this.paths, sandbox: s, netns: s.runtime.pins?.net ?? "", dir: sandboxDir(this.paths, s.id) };
   }
 
@@ -112,12 +116,14 @@ export class SandboxService {
     return { newNet: false, joinNet: target.runtime.pins.net, netOf: target.id, target };
   }
 
-  async create(req: CreateRequest): Promise<{ id: string; name: string; enter: EnterTarget & { cwd: string } }> {
+  /** `reuse`: restart hook of `start`, an exited row made again in place (same id, name, logs). */
+  async create(req: CreateRequest, reuse?: Sandbox): Promise<{ id: string; name: string; enter: EnterTarget & { cwd: string } }> {
     const tStart = performance.now();
-    const name = req.name ?? this.randomName();
+    const name = reuse?.name ?? req.name ?? this.randomName();
     const hostname = req.hostname ?? name.slice(0, 63);
     if (!HOSTNAME.test(hostname))
       throw new BurrowError(`invalid hostname "${hostname}": use at most 64 letters, digits, _ . or -, starting with a letter or digit`, { kind: "bad-input" });
+    checkRestartRequest(req); // restart hook: --restart parsing and its refusals
     const networkRaw = req.network ?? this.defaultNetwork();
     const mode = parseNetworkMode(networkRaw);
     let backend: NetworkBackend | null = null;
@@ -143,13 +149,13 @@ export class SandboxService {
     // just returned): its name is free once that is done.
     const releasing = this.store.all().find((o) => o.name === name && this.exiting.has(o.id));
     if (releasing) await this.settled(releasing.id);
-    if (this.store.nameTaken(name)) throw nameInUse(name);
+    if (!reuse && this.store.nameTaken(name)) throw nameInUse(name);
 
-    const id = randomBytes(32).toString("hex");
+    const id = reuse?.id ?? randomBytes(32).toString("hex");
     const s: Sandbox = {
       id,
       name,
-      createdAt: now(),
+      createdAt: reuse?.createdAt ?? now(),
       status: "created",
       pid: null,
       pidStart: null,
@@ -159,9 +165,14 @@ export class SandboxService {
       bootId: this.bootId,
       session: this.session.id,
       spec: { ...req, name, hostname, network: networkRaw },
-      runtime: { pins: null, ino: null, network: mode.kind, netOf: plan.netOf },
+      runtime: { pins: null, ino: null, network: mode.kind, netOf: plan.netOf, restart: reuse?.runtime.restart },
     };
-    return this.withLock(id, () => this.createLocked(id, s, { req, mode, backend, plan, sharedFrom, portSpecs, hostname, name, networkRaw, tStart }));
+    return this.withLock(id, () => this.createLocked(id, s, { req, mode, backend, plan, sharedFrom, portSpecs, hostname, name, networkRaw, tStart, reuse }));
+  }
+
+  /** Restart hook (SupervisorHost): `start` of an exited sandbox makes it again from its spec. */
+  recreate(s: Sandbox, req: CreateRequest): Promise<unknown> {
+    return this.create(req, s);
   }
 
   private async createLocked(
@@ -178,18 +189,31 @@ export class SandboxService {
       name: string;
       networkRaw: string;
       tStart: number;
+      reuse?: Sandbox;
     },
   ): Promise<{ id: string; name: string; enter: EnterTarget & { cwd: string } }> {
-    const { req, mode, backend, plan, sharedFrom, portSpecs, hostname, name, networkRaw, tStart } = c;
+    const { req, mode, backend, plan, sharedFrom, portSpecs, hostname, name, networkRaw, tStart, reuse } = c;
     const undo = new Rollback();
     try {
       // The row first: it reserves the name against a concurrent create.
       this.creating.add(id);
-      this.store.insert(s);
-      undo.push("state row", () => this.store.delete(id));
       const dir = sandboxDir(this.paths, id);
-      mkdirSync(dir, { recursive: true, mode: 0o700 });
-      undo.push("sandbox dir", () => rmSync(dir, { recursive: true, force: true }));
+      if (reuse) {
+        // restart hook: `start` reuses the exited row; a failure leaves it exited as it was.
+        if (this.store.find(id).status !== "exited") throw new BurrowError(`sandbox ${name} is not exited any more`, { kind: "running" });
+        this.store.update(s);
+        this.store.updateSpec(s);
+        undo.push("state row", () => {
+          this.store.update(reuse);
+          this.store.updateSpec(reuse);
+        });
+        mkdirSync(dir, { recursive: true, mode: 0o700 });
+      } else {
+        this.store.insert(s);
+        undo.push("state row", () => this.store.delete(id));
+        mkdirSync(dir, { recursive: true, mode: 0o700 });
+        undo.push("sandbox dir", () => rmSync(dir, { recursive: true, force: true }));
+      }
       const files = etcFiles(dir);
       const initial = etcContent({ mode, hostname, name, dns: req.dns, sharedDir: sharedFrom && sandboxDir(this.paths, sharedFrom.id) });
       writeInPlace(files.hosts, initial.hosts);
@@ -248,7 +272,8 @@ export class SandboxService {
     }
   }
 
-  private spawnDetached(s: Sandbox): void {
+  /** Also the restart hook's respawn (src/daemon/restart.ts): same namespaces, same log. */
+  spawnDetached(s: Sandbox): void {
     const dir = sandboxDir(this.paths, s.id);
     const logFd = openSync(`${dir}/log`, "a", 0o600);
     try {
@@ -353,6 +378,8 @@ export class SandboxService {
       }
       return [];
     }
+    // restart hook: an exit the policy restarts keeps pins, network and ports.
+    if (await this.restarts.onExit(s, exitCode)) return [];
     s.status = "exited";
     s.exitCode = exitCode;
     s.finishedAt = now();
@@ -411,6 +438,7 @@ export class SandboxService {
   async stop(ref: string, timeoutSec: number): Promise<Sandbox> {
     const s = this.store.find(ref);
     if (s.status === "exited") return s;
+    await this.restarts.userStop(s); // restart hook: a user stop is never restarted
     if (s.runtime.ino) await terminate(s.runtime.ino.mnt, timeoutSec * 1000);
     // The waiter (CLI or this daemon) reports the exit status; give it a moment.
     for (let i = 0; i < 50 && this.store.find(s.id).status !== "exited"; i++) await Bun.sleep(10);
@@ -433,6 +461,7 @@ export class SandboxService {
       // main process makes its waiter report the exit meanwhile, which must
       // not release the network a second time; and the sandbox "died"
       // before it is removed.
+      if (s.status !== "exited") await this.restarts.userStop(s); // restart hook: rm -f stops it for good
       if (s.runtime.ino) await killAll(s.runtime.ino.mnt);
       errors.push(...(await this.recordExit(s.id, null).done));
     }
@@ -482,6 +511,7 @@ export class SandboxService {
     for (const s of this.store.all()) {
       if (s.status === "exited") continue;
       if (this.children.has(s.id) || this.creating.has(s.id)) continue;
+      if (this.restarts.holds(s.id)) continue; // restart hook: waiting for its back-off
       const pinsOk = !!s.runtime.pins && !!s.runtime.ino && pinHolds(s.runtime.pins.mnt, s.runtime.ino.mnt);
       if (restore && pinsOk && s.runtime.ports?.length) {
         await this.ports.restore(s).catch((e) => {
@@ -544,6 +574,7 @@ export class SandboxService {
 
   /** The holder died: every sandbox of this session is gone. */
   async sessionLost(): Promise<void> {
+    this.restarts.close(); // restart hook: nothing comes back without the session
     for (const s of this.store.all()) {
       if (s.status === "exited") continue;
       await this.exited(s.id, null).catch(() => {});
