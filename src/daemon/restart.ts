@@ -24,7 +24,8 @@ import { parseNetworkMode } from "../net/mode.ts";
 import { backendFor } from "../net/registry.ts";
 import type { PortDriverSet } from "../ports/drivers.ts";
 import { pinHolds } from "../sandbox/namespaces.ts";
-import { killAll, terminate } from "../sandbox/processes.ts";
+import { isRunning, killAll, terminate } from "../sandbox/processes.ts";
+import { startTimeOf } from "../userns/session.ts";
 import { NO_RESTART, formatRestartPolicy, nextBackoff, parseRestartPolicy, shouldRestart, type RestartPolicy, type RestartState } from "../sandbox/restart-policy.ts";
 import type { Sandbox, SandboxStore } from "../state/sandboxes.ts";
 
@@ -87,6 +88,14 @@ export class RestartSupervisor {
       this.clear(id);
       if (s.runtime.restart?.pending) s.runtime.restart.pending = false;
       return false;
+    }
+    // A second report about a run already handled: reap's snapshot from
+    // before a respawn, or the waiter and reap both seeing one exit. The
+    // current run is alive, or its restart is already scheduled.
+    if (this.timers.has(id) && s.runtime.restart?.pending) return true;
+    if (s.pid && s.pidStart && pinsHold(s) && isRunning(s.pid) && startTimeOf(s.pid) === s.pidStart) {
+      log.debug(`${s.name}: exit report for an earlier run ignored (pid ${s.pid} runs)`);
+      return true;
     }
     const st: RestartState = s.runtime.restart ?? { count: 0 };
     const forced = this.forced.has(id);

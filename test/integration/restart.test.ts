@@ -166,6 +166,19 @@ describe.skipIf(!!why)("restart policies (rootless)", () => {
     await t.burrowOk(["rm", "crashy2"]);
   }, 60000);
 
+  test("the daemon does not idle-exit while a restart-policy sandbox is supervised, even in its back-off", async () => {
+    const idle = { env: { BURROW_IDLE_TIMEOUT: "1" } };
+    await t.burrowOk(["run", "-d", "--name", "loop", "--network", "none", "--restart", "always", "--", "sh", "-c", "sleep 0.2; exit 1"], idle);
+    const [daemon] = daemonPids(t.dirs.runtimeDir);
+    expect(daemon).toBeGreaterThan(0);
+    await Bun.sleep(3500);
+    expect(daemonPids(t.dirs.runtimeDir)).toEqual([daemon!]);
+    expect((await inspect(t, "loop")).RestartCount).toBeGreaterThanOrEqual(3);
+    await t.burrowOk(["rm", "-f", "loop"]);
+    // with nothing left to supervise, it does exit when idle
+    await until(() => daemonPids(t.dirs.runtimeDir).length === 0, 10000, "idle exit");
+  }, 30000);
+
   test("--restart always survives a daemon SIGKILL: the command is brought back and serves again", async () => {
     const port = hostPort();
     const dir = webDir(t, "keep");
