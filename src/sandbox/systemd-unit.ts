@@ -61,7 +61,6 @@ export function systemdUnit(o: UnitOptions): string {
     "[Service]",
     "Type=oneshot",
     "RemainAfterExit=yes",
-    "Environment=BURROW_SYSTEMD_UNIT=%n",
     ...env,
     `ExecStart=${bin} start ${name}`,
     `ExecStop=${bin} stop -t ${o.stopTimeout} ${name}`,

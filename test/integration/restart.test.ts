@@ -249,6 +249,27 @@ describe.skipIf(!!why)("restart policies (rootless)", () => {
     await t.burrowOk(["rm", "-f", "us"]);
   }, 60000);
 
+  test("start of an exited sandbox whose host port is taken is refused and rolled back; it stays exited", async () => {
+    const port = hostPort();
+    const dir = webDir(t, "a");
+    await t.burrowOk(["run", "-d", "--name", "a", "-p", `${port}:8080`, "--", ...httpd(dir)]);
+    expect(await until(() => fetchFromHost(t, port), 10000, "first serve")).toBe("a\n");
+    await t.burrowOk(["stop", "-t", "1", "a"]);
+    await t.burrowOk(["run", "-d", "--name", "b", "-p", `${port}:8080`, "--", ...httpd(dir)]);
+    const r = await t.burrow(["start", "a"]);
+    expect(r.code).toBe(125);
+    expect(r.stderr).toContain(`${port}`);
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    const s = await inspect(t, "a");
+    expect(s.State.Status).toBe("exited");
+    expect(s.NetworkSettings.SandboxKey).toBe("");
+    expect(await fetchFromHost(t, port)).toBe("a\n"); // b serves the same directory
+    await t.burrowOk(["rm", "-f", "b"]);
+    await t.burrowOk(["start", "a"]);
+    expect(await until(() => fetchFromHost(t, port), 10000, "serve after start")).toBe("a\n");
+    await t.burrowOk(["rm", "-f", "a"]);
+  }, 60000);
+
   test("wait prints the exit code (and JSON with --format json); start runs an exited command again", async () => {
     await t.burrowOk(["run", "-d", "--name", "w5", "--network", "none", "--", "sh", "-c", "sleep 0.5; exit 5"]);
     const r = await t.burrow(["wait", "w5"], { timeoutMs: 15000 });

@@ -42,7 +42,7 @@ describe("systemd unit", () => {
     expect(d["Service.TimeoutStopSec"]).toEqual(["70"]);
     // the shared daemon must not be killed with the unit
     expect(d["Service.KillMode"]).toEqual(["process"]);
-    expect(d["Service.Environment"]).toEqual(["BURROW_SYSTEMD_UNIT=%n"]);
+    expect(d["Service.Environment"]).toBeUndefined();
     expect(d["Unit.After"]).toEqual(["network-online.target"]);
     expect(d["Unit.Wants"]).toEqual(["network-online.target"]);
     expect(d["Install.WantedBy"]).toEqual(["default.target"]);
@@ -54,7 +54,7 @@ describe("systemd unit", () => {
     expect(d["Service.ExecStop"]).toEqual(["/usr/local/bin/burrow stop -t 3 web"]);
     expect(d["Service.TimeoutStopSec"]).toEqual(["63"]);
     expect(d["Service.Restart"]).toEqual(["always"]);
-    expect(d["Service.Environment"]).toEqual(["BURROW_SYSTEMD_UNIT=%n", "BURROW_RUNTIME_DIR=/run/x", '"BURROW_STATE_DIR=/srv/state dir"']);
+    expect(d["Service.Environment"]).toEqual(["BURROW_RUNTIME_DIR=/run/x", '"BURROW_STATE_DIR=/srv/state dir"']);
   });
 
   test("words are quoted as systemd reads them, % doubled", () => {
