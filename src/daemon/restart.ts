@@ -64,6 +64,12 @@ export class RestartSupervisor {
   private stopping = new Set<string>();
   /** The user's `restart`: respawn at once, not counted. */
   private forced = new Set<string>();
+  /**
+   * A user `restart` still signalling the old processes: the respawn waits
+   * for it, or the new process would join the mount namespace that
+   * terminate() is emptying and be killed with the old ones.
+   */
+  private gates = new Map<string, Promise<void>>();
   /** Supervision gave up (namespaces gone, respawn failed): release the next exit. */
   private givingUp = new Set<string>();
   /** Starts under way, so two at once do not both re-create one sandbox. */
@@ -100,6 +106,7 @@ export class RestartSupervisor {
     const st: RestartState = s.runtime.restart ?? { count: 0 };
     const forced = this.forced.has(id);
     if (!forced && !shouldRestart(policyOf(s), { exitCode, restartCount: st.count, stoppedByUser: false })) {
+      if (s.spec.restart) log.debug(`${s.name} exited (${exitCode ?? "?"}): not restarted (policy ${formatRestartPolicy(policyOf(s))}, ${st.count} restarts)`);
       st.pending = false;
       s.runtime.restart = st;
       return false;
@@ -142,6 +149,7 @@ export class RestartSupervisor {
   }
 
   private async respawn(id: string): Promise<void> {
+    await this.gates.get(id);
     let exitCode: number | null = null;
     const outcome = await this.host.withLock(id, async (): Promise<"ok" | "skip" | "release"> => {
       let s: Sandbox;
@@ -152,7 +160,10 @@ export class RestartSupervisor {
       }
       exitCode = s.exitCode;
       if (s.status === "exited" || !s.runtime.restart?.pending || this.stopping.has(id) || this.closed) return "skip";
-      if (!pinsHold(s)) return "release";
+      if (!pinsHold(s)) {
+        log.debug(`${s.name}: not restarted, its namespaces are gone`);
+        return "release";
+      }
       const forced = this.forced.delete(id);
       try {
         await this.healNetwork(s);
@@ -165,6 +176,7 @@ export class RestartSupervisor {
         return "release";
       }
       this.host.store.event("restart", s, { restartCount: s.runtime.restart.count });
+      log.debug(`${s.name} restarted as pid ${s.pid}${forced ? " (user)" : ` (restart ${s.runtime.restart.count})`}`);
       return "ok";
     });
     if (outcome === "release") {
@@ -278,7 +290,14 @@ export class RestartSupervisor {
       // Waiting for its back-off: come back now.
       this.schedule(s.id, 0);
     } else if (s.runtime.ino) {
-      await terminate(s.runtime.ino.mnt, timeoutSec * 1000);
+      let open!: () => void;
+      this.gates.set(s.id, new Promise<void>((r) => (open = r)));
+      try {
+        await terminate(s.runtime.ino.mnt, timeoutSec * 1000);
+      } finally {
+        this.gates.delete(s.id);
+        open();
+      }
     }
     // The exit is reported by whoever waits for the command (this daemon,
     // the foreground CLI, or reap within a second); then it is spawned again.

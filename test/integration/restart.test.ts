@@ -249,6 +249,23 @@ describe.skipIf(!!why)("restart policies (rootless)", () => {
     await t.burrowOk(["rm", "-f", "us"]);
   }, 60000);
 
+  test("restart keeps the sandbox's namespaces even while another of its processes ignores SIGTERM", async () => {
+    const port = hostPort();
+    const dir = webDir(t, "stubborn");
+    await t.burrowOk(["run", "-d", "--name", "stubborn", "-p", `${port}:8080`, "--", "sh", "-c", `(trap '' TERM; exec sleep 1000) & exec ${httpd(dir).join(" ")}`]);
+    expect(await until(() => fetchFromHost(t, port), 10000, "first serve")).toBe("stubborn\n");
+    const netns = await t.burrowOk(["exec", "stubborn", "--", "readlink", "/proc/self/ns/net"]);
+    const before = await inspect(t, "stubborn");
+    await t.burrowOk(["restart", "-t", "2", "stubborn"]);
+    const after = await inspect(t, "stubborn");
+    expect(after.State.Running).toBe(true);
+    expect(after.State.Pid).not.toBe(before.State.Pid);
+    expect(after.RestartCount).toBe(0);
+    expect(await t.burrowOk(["exec", "stubborn", "--", "readlink", "/proc/self/ns/net"])).toBe(netns);
+    expect(await until(() => fetchFromHost(t, port), 10000, "serve after restart")).toBe("stubborn\n");
+    await t.burrowOk(["rm", "-f", "stubborn"]);
+  }, 60000);
+
   test("start of an exited sandbox whose host port is taken is refused and rolled back; it stays exited", async () => {
     const port = hostPort();
     const dir = webDir(t, "a");
@@ -368,15 +385,16 @@ for (const mode of ["rootful", "rootless"] as const) describe.skipIf(!!why)(`res
   test("restart keeps the IP and MAC on a bridge network and the port serves again", async () => {
     const port = hostPort();
     const dir = webDir(t, "br");
-    await t.burrowOk(["network", "create", "--subnet", "10.89.61.0/24", "rnet"]);
+    await t.burrowOk(["network", "create", "--subnet", "10.89.61.0/24", "rnet"], { env: { BURROW_LOG: "debug" } });
     await t.burrowOk(["run", "-d", "--name", "br", "--network", "rnet", "-p", `${port}:8080`, "--", ...httpd(dir)]);
     expect(await until(() => fetchFromHost(t, port), 10000, "first serve")).toBe("br\n");
     const before = await inspect(t, "br");
     const n0 = before.NetworkSettings.Networks.rnet;
     expect(n0.IPAddress).toMatch(/^10\.89\.61\.\d+$/);
-    const out = await t.burrowOk(["restart", "-t", "2", "br"]);
+    const out = await t.burrowOk(["restart", "-t", "2", "br"], { env: { BURROW_LOG: "debug" } });
     expect(out.trim()).toBe(before.Id);
     const after = await inspect(t, "br");
+    if (after.NetworkSettings.Networks.rnet.IPAddress !== n0.IPAddress) console.error(readFileSync(`${t.dirs.runtimeDir}/daemon.log`, "utf8"), "sandbox log:", readFileSync(`${t.dirs.runtimeDir}/sandboxes/${before.Id}/log`, "utf8"));
     expect(after.State.Running).toBe(true);
     expect(after.State.Pid).not.toBe(before.State.Pid);
     expect(after.NetworkSettings.Networks.rnet.IPAddress).toBe(n0.IPAddress);
