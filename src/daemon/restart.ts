@@ -60,6 +60,8 @@ function pinsHold(s: Sandbox): boolean {
 
 export class RestartSupervisor {
   private timers = new Map<string, ReturnType<typeof setTimeout>>();
+  /** Timers that fired and whose respawn waits for its turn. */
+  private respawning = new Set<string>();
   /** `stop` / `rm -f` under way: their exit is released, never restarted. */
   private stopping = new Set<string>();
   /** The user's `restart`: respawn at once, not counted. */
@@ -78,9 +80,9 @@ export class RestartSupervisor {
 
   constructor(private host: SupervisorHost) {}
 
-  /** True while this daemon owns the sandbox's next step (a back-off timer). */
+  /** True while this daemon owns the sandbox's next step (a back-off timer or its respawn). */
   holds(id: string): boolean {
-    return this.timers.has(id);
+    return this.timers.has(id) || this.respawning.has(id);
   }
 
   /**
@@ -98,7 +100,7 @@ export class RestartSupervisor {
     // A second report about a run already handled: reap's snapshot from
     // before a respawn, or the waiter and reap both seeing one exit. The
     // current run is alive, or its restart is already scheduled.
-    if (this.timers.has(id) && s.runtime.restart?.pending) return true;
+    if (this.holds(id) && s.runtime.restart?.pending) return true;
     if (s.pid && s.pidStart && pinsHold(s) && isRunning(s.pid) && startTimeOf(s.pid) === s.pidStart) {
       log.debug(`${s.name}: exit report for an earlier run ignored (pid ${s.pid} runs)`);
       return true;
@@ -137,7 +139,10 @@ export class RestartSupervisor {
       id,
       setTimeout(() => {
         this.timers.delete(id);
-        this.respawn(id).catch((e) => log.warn(`restart of ${id.slice(0, 12)}: ${messageOf(e)}`));
+        this.respawning.add(id);
+        this.respawn(id)
+          .catch((e) => log.warn(`restart of ${id.slice(0, 12)}: ${messageOf(e)}`))
+          .finally(() => this.respawning.delete(id));
       }, delayMs),
     );
   }
