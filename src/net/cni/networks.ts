@@ -300,6 +300,9 @@ export class NetworkStore {
         BRIDGE_PREFIX,
       );
       let dns = !opts.disableDns && this.hasPlugin("dnsname");
+      if (!opts.disableDns && !dns) {
+        warnings.push(`the dnsname CNI plugin is not installed (looked in ${this.pluginDirs.join(", ")}): names and aliases do not resolve between sandboxes on network ${opts.name ?? bridge}`);
+      }
       if (dns && opts.internal) {
         // dnsmasq listens on the bridge's address, and an internal bridge has
         // none: podman v3.0 leaves dnsname out and says so (containers/dnsname#51).
