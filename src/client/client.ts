@@ -9,6 +9,7 @@ import { ErrorReply, Replies, formatIssues, type Op, type OpArgs, type Reply } f
 import { roleEnv, selfCommand, SELF_ARGV0 } from "../sys/env.ts";
 import { LOCK, flock } from "../sys/proc.ts";
 import { ensureHolder, holderFile, readHolder } from "../userns/session.ts";
+import { replaceOtherDaemon, writeRecord } from "./upgrade.ts";
 
 let cachedPaths: Paths | null = null;
 export function paths(): Paths {
@@ -41,7 +42,13 @@ async function rawCall(op: string, args: unknown): Promise<unknown> {
   return reply.output;
 }
 
+let versionChecked = false;
+
 export async function call<O extends Op>(op: O, args: OpArgs<O>): Promise<Reply<O>> {
+  if (!versionChecked) {
+    versionChecked = true;
+    await replaceOtherDaemon(paths());
+  }
   try {
     return (await rawCall(op, args)) as Reply<O>;
   } catch (e) {
@@ -51,12 +58,25 @@ export async function call<O extends Op>(op: O, args: OpArgs<O>): Promise<Reply<
   return rawCall(op, args) as Promise<Reply<O>>;
 }
 
-async function ping(): Promise<boolean> {
+/**
+ * The reply of a daemon that is already running, or null when none is: never
+ * starts one (shell completion asks for names on every TAB).
+ */
+export async function callIfRunning<O extends Op>(op: O, args: OpArgs<O>): Promise<Reply<O> | null> {
   try {
-    await rawCall("ping", {});
-    return true;
+    return (await rawCall(op, args)) as Reply<O>;
+  } catch (e) {
+    if (e instanceof Unreachable) return null;
+    throw e;
+  }
+}
+
+/** The daemon's pid, or null when none answers. */
+async function ping(): Promise<number | null> {
+  try {
+    return ((await rawCall("ping", {})) as Reply<"ping">).pid;
   } catch {
-    return false;
+    return null;
   }
 }
 
@@ -67,7 +87,7 @@ export async function ensureDaemon(): Promise<void> {
   const lockFd = openSync(`${p.runtimeDir}/daemon.lock`, "a", 0o600);
   try {
     flock(lockFd, LOCK.EX);
-    if (await ping()) return;
+    if ((await ping()) !== null) return;
     const hadHolder = p.rootless ? readHolder(p) : null;
     const holder = p.rootless ? await ensureHolder(p) : null;
     const logPath = `${p.runtimeDir}/daemon.log`;
@@ -92,7 +112,11 @@ export async function ensureDaemon(): Promise<void> {
     launcher.exited.then(() => (exited = true));
     const deadline = Date.now() + 10_000;
     for (let i = 0; Date.now() < deadline; i++) {
-      if (await ping()) return;
+      const pid = await ping();
+      if (pid !== null) {
+        writeRecord(p, pid);
+        return;
+      }
       if (exited) break;
       await Bun.sleep(i < 20 ? 2 : 20);
     }
