@@ -413,11 +413,13 @@ export class SandboxService {
     if (s.status === "exited") return s;
     if (s.runtime.ino) await terminate(s.runtime.ino.mnt, timeoutSec * 1000);
     // The waiter (CLI or this daemon) reports the exit status; give it a moment.
-    for (let i = 0; i < 50 && this.store.find(s.id).status !== "exited"; i++) await Bun.sleep(10);
-    if (this.store.find(s.id).status !== "exited") await this.exited(s.id, null);
+    // A --rm sandbox's waiter may remove it meanwhile: stopped all the same.
+    const running = () => this.exists(s.id) && this.store.find(s.id).status !== "exited";
+    for (let i = 0; i < 50 && running(); i++) await Bun.sleep(10);
+    if (running()) await this.exited(s.id, null);
     // stop returns with the sandbox fully released (network included).
     await this.settled(s.id);
-    return this.store.find(s.id);
+    return this.exists(s.id) ? this.store.find(s.id) : s;
   }
 
   async rm(ref: string, force: boolean): Promise<{ id: string; name: string }> {
