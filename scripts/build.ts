@@ -51,6 +51,11 @@ export async function buildBinary(opts: { outfile: string; target?: Bun.Build.Co
       ...(opts.target ? { target: opts.target } : {}),
     },
     define: {
+      // Bun inlines the builder's NODE_ENV (unset reads as "development"):
+      // a build run from inside `bun test` (NODE_ENV=test) made other bytes
+      // and flipped libraries' test-mode checks. Pinned to what an unset
+      // NODE_ENV always gave, so the binary is the same whoever builds it.
+      "process.env.NODE_ENV": JSON.stringify("development"),
       BURROW_VERSION: JSON.stringify(info.version),
       BURROW_COMMIT: JSON.stringify(info.commit),
       BURROW_BUILD_DATE: JSON.stringify(info.date),
