@@ -173,7 +173,7 @@ export function completionScript(shell: Shell, prog = "burrow"): string {
 
 export default defineCommand({
   meta: { name: "completion", description: "Print the shell completion script for bash, zsh or fish" },
-  args: {},
+  args: { shell: { type: "positional", description: "bash, zsh or fish", required: false } },
   async run({ rawArgs }) {
     if (rawArgs[0] === "__complete") {
       const words = rawArgs[1] === "--" ? rawArgs.slice(2) : rawArgs.slice(1);
