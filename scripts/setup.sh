@@ -35,8 +35,9 @@ packages=(uidmap iptables iproute2 slirp4netns passt containernetworking-plugins
   golang-github-containernetworking-plugin-dnsname dnsmasq-base iperf3 hyperfine
   busybox-static curl procps psmisc util-linux
   # the release tests: lintian checks the .deb; the arm64 binary runs under
-  # qemu-user with arm64 libc (dpkg --add-architecture arm64, below)
-  lintian qemu-user-static libc6:arm64 libstdc++6:arm64)
+  # qemu-user with arm64 libc (dpkg --add-architecture arm64, below); man
+  # renders the man pages (and groff checks them in the unit tests)
+  lintian qemu-user-static libc6:arm64 libstdc++6:arm64 man-db)
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 
 arm64_arch=0
