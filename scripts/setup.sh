@@ -36,8 +36,9 @@ packages=(uidmap iptables iproute2 slirp4netns passt containernetworking-plugins
   busybox-static curl procps psmisc util-linux
   # the release tests: lintian checks the .deb; the arm64 binary runs under
   # qemu-user with arm64 libc (dpkg --add-architecture arm64, below); man
-  # renders the man pages (and groff checks them in the unit tests)
-  lintian qemu-user-static libc6:arm64 libstdc++6:arm64 man-db)
+  # renders the man pages (and groff checks them in the unit tests); zsh and
+  # fish run their completion scripts
+  lintian qemu-user-static libc6:arm64 libstdc++6:arm64 man-db zsh fish)
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 
 arm64_arch=0

@@ -40,7 +40,7 @@ function ok(r: Result, what: string): Result {
 
 function why(): string | null {
   if (process.getuid?.() !== 0) return "the release tests install a .deb and add a user: run them as root (CI does)";
-  for (const t of ["dpkg-deb", "apt-get", "lintian", "qemu-aarch64-static", "useradd", "npm", "setpriv", "man"]) {
+  for (const t of ["dpkg-deb", "apt-get", "lintian", "qemu-aarch64-static", "useradd", "npm", "setpriv", "man", "zsh", "fish"]) {
     if (!Bun.which(t, { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" })) return `${t} is missing: run scripts/setup.sh as root`;
   }
   if (sh(["dpkg-query", "-W", "-f=${Status}", "burrow"]).stdout.includes("ok installed")) return "the burrow package is already installed here: the apt test would remove it (apt-get remove burrow first)";
@@ -298,6 +298,12 @@ describe.skipIf(!!skip)("release", () => {
       expect(c.stdout).toBe("run\n");
       const s = asUser(["bash", "-c", `source /usr/share/bash-completion/completions/burrow; COMP_LINE="burrow stop "; COMP_POINT=\${#COMP_LINE}; _burrow; echo "n=\${#COMPREPLY[@]}"`]);
       expect(s.stdout).toBe("n=0\n");
+      // fish loads the vendor file by itself.
+      expect(asUser(["fish", "-c", 'complete -C "burrow network c"']).stdout).toBe("connect\ncreate\n");
+      // zsh: the function as compinit would autoload it, with compadd and _files
+      // standing in for the completion system's builtins.
+      const z = asUser(["zsh", "-f", "-c", `compdef() { : }; source /usr/share/zsh/vendor-completions/_burrow; compadd() { print -l -- "\${@:#-*}" }; _files() { print FILES }; words=(burrow ru); CURRENT=2; _burrow; words=(burrow run --rm -- ls /); CURRENT=6; _burrow`]);
+      expect(z.stdout).toBe("run\nFILES\n");
       expect(userPids()).toEqual([]);
       expect(existsSync(`${user.runtimeDir}/burrow/control.sock`)).toBe(false);
     });
