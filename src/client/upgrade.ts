@@ -6,10 +6,11 @@
 // is in flight; its state stays on disk) and the caller starts its own,
 // which adopts the state. A busy one is left alone and the CLI says, in one
 // line, what to do: never a protocol error from a reply it cannot read.
-import { readFileSync, renameSync, writeFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import * as v from "valibot";
 import { BurrowError } from "../errors.ts";
 import { controlSocket, type Paths } from "../paths.ts";
+import { LOCK, flock } from "../sys/proc.ts";
 import { version } from "../version.ts";
 
 const Record_ = v.object({ version: v.string(), commit: v.string(), pid: v.number() });
@@ -52,6 +53,16 @@ async function rawPost(p: Paths, op: string, body: unknown): Promise<unknown> {
 const Pid = v.looseObject({ pid: v.number() });
 const Listing = v.array(v.looseObject({ Names: v.optional(v.array(v.string())), Id: v.optional(v.string()), State: v.optional(v.string()) }));
 
+async function answeringPid(p: Paths): Promise<number | null> {
+  try {
+    const r = v.safeParse(Pid, await rawPost(p, "ping", {}));
+    // Not a burrow daemon's ping: the normal path reports whatever it is.
+    return r.success ? r.output.pid : null;
+  } catch {
+    return null;
+  }
+}
+
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -67,41 +78,49 @@ function alive(pid: number): boolean {
  * one. Returns without a word when no daemon answers.
  */
 export async function replaceOtherDaemon(p: Paths): Promise<void> {
-  const rec = readRecord(p);
   const me = mine();
+  const ours = (rec: DaemonRecord | null, pid: number | null): boolean =>
+    !!rec && rec.version === me.version && rec.commit === me.commit && (pid === null ? alive(rec.pid) : rec.pid === pid);
   // The common case costs a file read and a kill(pid, 0): no round trip.
-  if (rec && rec.version === me.version && rec.commit === me.commit && alive(rec.pid)) return;
-  let ping: unknown;
+  if (ours(readRecord(p), null)) return;
+  if ((await answeringPid(p)) === null) return; // no daemon: the caller starts one of this version
+  // A CLI of this version may be starting that daemon right now, its record
+  // not written yet: it holds daemon.lock until it is. Decide under the lock,
+  // or ten CLIs started at once would stop each other's new daemon.
+  const fd = openSync(`${p.runtimeDir}/daemon.lock`, "a", 0o600);
+  let daemonPid: number;
+  let other: string;
   try {
-    ping = await rawPost(p, "ping", {});
-  } catch {
-    return; // no daemon: the caller starts one of this version
+    flock(fd, LOCK.EX);
+    const rec = readRecord(p);
+    const pid = await answeringPid(p);
+    if (pid === null || ours(rec, pid)) return;
+    daemonPid = pid;
+    other = rec && rec.pid === pid ? `burrow ${rec.version} (commit ${rec.commit})` : "an older burrow";
+    let running: string[] | null = null;
+    try {
+      const list = v.safeParse(Listing, await rawPost(p, "list", { all: false }));
+      if (list.success) running = list.output.filter((s) => s.State === undefined || s.State === "running").map((s) => s.Names?.[0] ?? s.Id ?? "?");
+    } catch {}
+    const here = `burrow ${me.version}`;
+    if (running === null) {
+      throw new BurrowError(`a daemon of ${other} (pid ${daemonPid}) is running and ${here} cannot tell whether it is idle: run "kill ${daemonPid}" (sandboxes keep running; the new daemon adopts them), then retry`, { kind: "daemon-version" });
+    }
+    if (running.length) {
+      throw new BurrowError(
+        `a daemon of ${other} (pid ${daemonPid}) still runs ${running.length} sandbox${running.length === 1 ? "" : "es"} (${running.join(", ")}): ${here} replaces it once they have exited, or now after "kill ${daemonPid}" (they keep running; the new daemon adopts them)`,
+        { kind: "daemon-version" },
+      );
+    }
+    try {
+      process.kill(daemonPid, "SIGTERM");
+    } catch {}
+  } finally {
+    flock(fd, LOCK.UN);
+    closeSync(fd);
   }
-  const pid = v.safeParse(Pid, ping);
-  if (!pid.success) return; // not a burrow daemon's ping: the normal path reports it
-  if (rec && rec.pid === pid.output.pid && rec.version === me.version && rec.commit === me.commit) return;
-  const other = rec && rec.pid === pid.output.pid ? `burrow ${rec.version} (commit ${rec.commit})` : "an older burrow";
-  const daemonPid = pid.output.pid;
-
-  let running: string[] | null = null;
-  try {
-    const list = v.safeParse(Listing, await rawPost(p, "list", { all: false }));
-    if (list.success) running = list.output.filter((s) => s.State === undefined || s.State === "running").map((s) => s.Names?.[0] ?? s.Id ?? "?");
-  } catch {}
-  const here = `burrow ${me.version}`;
-  if (running === null) {
-    throw new BurrowError(`a daemon of ${other} (pid ${daemonPid}) is running and ${here} cannot tell whether it is idle: run "kill ${daemonPid}" (sandboxes keep running; the new daemon adopts them), then retry`, { kind: "daemon-version" });
-  }
-  if (running.length) {
-    throw new BurrowError(
-      `a daemon of ${other} (pid ${daemonPid}) still runs ${running.length} sandbox${running.length === 1 ? "" : "es"} (${running.join(", ")}): ${here} replaces it once they have exited, or now after "kill ${daemonPid}" (they keep running; the new daemon adopts them)`,
-      { kind: "daemon-version" },
-    );
-  }
-  // Idle: SIGTERM, and wait until it has let go of the socket.
-  try {
-    process.kill(daemonPid, "SIGTERM");
-  } catch {}
+  // Idle, and sent SIGTERM: wait (unlocked, so that it can end its idle
+  // holder on the way out) until it has let go of the socket.
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline) {
     let answers = true;
