@@ -10,14 +10,18 @@ let instance: ConsolaInstance | null = null;
 function get(): ConsolaInstance {
   if (!instance) {
     const { createConsola } = require("consola") as typeof import("consola");
-    instance = createConsola({ level, stderr: process.stderr, stdout: process.stderr }).withTag("burrow");
+    // Colour only on a terminal and never with NO_COLOR (consola alone looks at stdout, not stderr).
+    const colors = process.stderr.isTTY === true && !process.env.NO_COLOR;
+    instance = createConsola({ level, stderr: process.stderr, stdout: process.stderr, formatOptions: { colors } }).withTag("burrow");
   }
   return instance;
 }
 
 type Fn = (message: unknown, ...args: unknown[]) => void;
-const at = (min: number, name: "error" | "warn" | "info" | "debug"): Fn => (message, ...args) => {
-  if (level >= min) get()[name](message, ...args);
-};
+const at =
+  (min: number, name: "error" | "warn" | "info" | "debug"): Fn =>
+  (message, ...args) => {
+    if (level >= min) get()[name](message, ...args);
+  };
 
 export const log = { error: at(0, "error"), warn: at(1, "warn"), info: at(3, "info"), debug: at(4, "debug") };

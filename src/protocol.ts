@@ -2,12 +2,16 @@
 // (STYLE.md #1, #8). Transport: HTTP over the control unix socket, one
 // POST /<op> per request with a JSON body validated here on arrival.
 import * as v from "valibot";
+import { quote } from "./quote.ts";
 
 export const Name = v.pipe(
   v.string(),
-  v.regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, "names start with a letter or digit and contain only letters, digits, _ . -"),
-  v.maxLength(253),
+  v.regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, (i) => `invalid name ${quote(i.input)}: names start with a letter or digit and contain only letters, digits, _ . -`),
+  v.maxLength(253, (i) => `invalid name ${quote(i.input)}: it is ${String(i.input).length} characters long; the limit is 253`),
 );
+
+import { ProcessUser } from "./messages.ts";
+export { ProcessUser };
 
 export const CreateRequest = v.object({
   name: v.optional(Name),
@@ -25,17 +29,17 @@ export const CreateRequest = v.object({
   argv: v.pipe(v.array(v.string()), v.minLength(1, "a command to run is required")),
   cwd: v.optional(v.string(), "/"),
   env: v.optional(v.record(v.string(), v.string()), {}),
+  labels: v.optional(v.record(v.string(), v.string()), {}),
+  // run -t / -w / --user (src/cli/_process-flags.ts); absent: as before.
+  tty: v.optional(v.boolean()),
+  workdir: v.optional(v.string()),
+  user: v.optional(ProcessUser),
 });
 export type CreateRequest = v.InferOutput<typeof CreateRequest>;
 
-/** How a process joins a sandbox: the session namespaces first, then the pins. */
-export const EnterTarget = v.object({
-  session: v.object({ user: v.optional(v.string()), mnt: v.optional(v.string()) }),
-  net: v.optional(v.string()),
-  uts: v.optional(v.string()),
-  mnt: v.optional(v.string()),
-});
-export type EnterTarget = v.InferOutput<typeof EnterTarget>;
+// Shared with the __enter child, which must not load this whole module.
+export { EnterTarget, formatIssues } from "./messages.ts";
+import { EnterTarget } from "./messages.ts";
 
 export const Ref = v.object({ name: v.pipe(v.string(), v.minLength(1)) });
 export const Started = v.object({ id: v.string(), pid: v.number() });
@@ -119,6 +123,8 @@ export const Replies = {
       CreatedAt: v.string(),
       StartedAt: v.string(),
       Network: v.string(),
+      Networks: v.optional(Names, []),
+      Labels: v.optional(v.record(v.string(), v.string()), {}),
       Ports: v.array(v.object({ host_ip: v.string(), host_port: v.number(), container_port: v.number(), protocol: v.string() })),
     }),
   ),
@@ -133,10 +139,22 @@ export const Replies = {
   wait: v.object({ id: v.string(), name: v.string(), exitCode: v.number() }),
   info: Done,
   ping: v.object({ pid: v.number() }),
-  events: v.array(v.object({ seq: v.number(), time: v.string(), type: v.string(), id: v.nullable(v.string()), name: v.nullable(v.string()), attributes: v.record(v.string(), v.unknown()) })),
+  events: v.array(
+    v.object({
+      seq: v.number(),
+      time: v.string(),
+      type: v.string(),
+      id: v.nullable(v.string()),
+      name: v.nullable(v.string()),
+      attributes: v.record(v.string(), v.unknown()),
+    }),
+  ),
   stats: v.array(v.looseObject({ ID: v.string(), Name: v.string(), PIDs: v.number(), MemUsage: v.number(), NetInput: v.number(), NetOutput: v.number() })),
   networkCreate: v.object({ name: v.string(), warnings: Names }),
-  networkList: v.looseObject({ networks: v.array(v.looseObject({ name: v.string() })), table: v.string(), quiet: v.string(), noheading: v.string(), warnings: Names }),
+  networkList: v.looseObject({
+    networks: v.array(v.looseObject({ name: v.string(), id: v.string(), driver: v.string(), labels: v.optional(v.record(v.string(), v.string())) })),
+    warnings: Names,
+  }),
   networkInspect: v.looseObject({ name: v.string() }),
   networkRemove: v.object({ removed: Names }),
   networkPrune: v.object({ removed: Names }),
@@ -146,15 +164,19 @@ export const Replies = {
 } as const satisfies Record<Op, v.GenericSchema>;
 export type Reply<O extends Op> = v.InferOutput<(typeof Replies)[O]>;
 
+/** What a handler of op O may return: its reply's shape, or nothing for ops that reply with `{}`. */
+// biome-ignore lint/suspicious/noConfusingVoidType: a handler of a `{}` reply is a function returning void, which `undefined` would not accept
+type HandlerResult<O extends Op> = v.InferInput<(typeof Replies)[O]> | ((typeof Replies)[O] extends typeof Done ? void : never);
+
+/**
+ * The daemon's operation table: one handler per op, taking the op's
+ * validated request and returning its reply. src/daemon/main.ts builds it
+ * with `satisfies Handlers`, so a handler whose result drifts from the
+ * reply schema the CLI checks fails to compile.
+ */
+export type Handlers = { [O in Op]: (args: v.InferOutput<(typeof Ops)[O]>) => HandlerResult<O> | Promise<HandlerResult<O>> };
+
 /** A failed request's body. */
 export const ErrorReply = v.object({ error: v.string(), kind: v.optional(v.string()), exitCode: v.optional(v.number()) });
 
 /** One line per validation issue, with a dotted path (STYLE.md #8). */
-export function formatIssues(issues: v.BaseIssue<unknown>[]): string {
-  return issues
-    .map((i) => {
-      const path = v.getDotPath(i);
-      return path ? `${path}: ${i.message}` : i.message;
-    })
-    .join("; ");
-}

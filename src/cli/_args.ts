@@ -54,8 +54,36 @@ export function parseStrict(raw: string[], def: ArgsDef, opts: { repeatable?: st
       value = key.slice(eq + 1);
       key = key.slice(0, eq);
     }
-    const name = byName.get(key);
-    if (!name) throw new BurrowError(`unknown flag ${long ? "--" : "-"}${key} for "burrow ${opts.command}": valid flags are ${known() || "none"}`, { kind: "bad-input" });
+    let name = byName.get(key);
+    // Combined short flags as cobra reads them: -it, -dit, -dp 80:80,
+    // -p8080:80, -eK=V: booleans in a row, then one flag that takes the rest
+    // (after an optional "=") or the next argument as its value.
+    if (!name && !long) {
+      const cluster = arg.slice(1);
+      let i2 = 0;
+      for (; i2 < cluster.length; i2++) {
+        const c = cluster[i2]!;
+        const n = byName.get(c);
+        if (!n || def[n]!.type === "positional")
+          throw new BurrowError(`unknown shorthand flag '${c}' in ${arg} for "burrow ${opts.command}": valid flags are ${known() || "none"}`, {
+            kind: "bad-input",
+          });
+        if (def[n]!.type === "boolean") {
+          flags[n] = true;
+          continue;
+        }
+        name = n;
+        break;
+      }
+      if (!name) continue;
+      const tail = cluster.slice(i2 + 1);
+      key = name;
+      value = tail === "" ? undefined : tail.startsWith("=") ? tail.slice(1) : tail;
+    }
+    if (!name)
+      throw new BurrowError(`unknown flag ${long ? "--" : "-"}${key} for "burrow ${opts.command}": valid flags are ${known() || "none"}`, {
+        kind: "bad-input",
+      });
     const d = def[name]!;
     if (d.type === "boolean") {
       if (value !== undefined && value !== "true" && value !== "false")
@@ -89,4 +117,16 @@ export function list(p: Parsed, name: string): string[] {
 export function one(p: Parsed, what: string, command: string): string {
   if (p.positionals.length !== 1) throw new BurrowError(`"burrow ${command}" takes exactly one ${what}, got ${p.positionals.length}`, { kind: "bad-input" });
   return p.positionals[0]!;
+}
+
+/** --label KEY=VALUE values (KEY alone gives an empty value, as podman does). */
+export function parseLabels(values: readonly string[]): Record<string, string> {
+  const labels: Record<string, string> = {};
+  for (const l of values) {
+    const eq = l.indexOf("=");
+    const key = eq < 0 ? l : l.slice(0, eq);
+    if (!key) throw new BurrowError(`invalid --label "${l}": use KEY=VALUE or KEY`, { kind: "bad-input" });
+    labels[key] = eq < 0 ? "" : l.slice(eq + 1);
+  }
+  return labels;
 }

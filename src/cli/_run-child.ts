@@ -1,26 +1,42 @@
 import { constants } from "node:os";
 // Runs an __enter child in the foreground: stdio passes through, signals are
 // forwarded, and the exit status comes back like a shell's (128+N on signal).
-import { roleEnv, selfCommand, SELF_ARGV0 } from "../sys/env.ts";
+import { ROLES, spawnRole } from "../roles.ts";
 import type { EnterTarget } from "../protocol.ts";
 
 const FORWARDED = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"] as const;
 
-export function spawnEnter(target: EnterTarget & { cwd?: string }, argv: string[], env: Record<string, string | undefined> = {}) {
-  return Bun.spawn([...selfCommand(), "__enter", JSON.stringify(target), "--", ...argv], {
-      argv0: SELF_ARGV0,
-    env: roleEnv(env),
-    stdin: "inherit",
-    stdout: "inherit",
-    stderr: "inherit",
+export interface EnterStdio {
+  /** The caller's stdin (-i), /dev/null (podman's default), or an fd (a pty slave). */
+  stdin: "inherit" | "ignore" | number;
+  stdout: "inherit" | number;
+  stderr: "inherit" | number;
+  /** Passed on as fds 3, 4, ... (the enter child's errorFd). */
+  extra?: number[];
+}
+
+export function spawnEnter(
+  target: EnterTarget & { cwd?: string },
+  argv: string[],
+  env: Record<string, string | undefined> = {},
+  stdio: EnterStdio = { stdin: "inherit", stdout: "inherit", stderr: "inherit" },
+) {
+  return spawnRole(ROLES.enter, [JSON.stringify(target), "--", ...argv], {
+    env,
+    stdio: [stdio.stdin, stdio.stdout, stdio.stderr, ...(stdio.extra ?? [])],
   });
 }
 
-export async function waitForeground(child: Bun.Subprocess): Promise<number> {
+/**
+ * Waits for the child, forwarding signals. `ownSession`: the child leads its
+ * own session (a pty's), so the terminal's ^C did not reach it and SIGINT is
+ * forwarded too.
+ */
+export async function waitForeground(child: Bun.Subprocess, opts: { ownSession?: boolean } = {}): Promise<number> {
   const handlers = FORWARDED.map((sig) => {
     const h = () => {
       // A terminal already sent ^C to the whole foreground group.
-      if (sig === "SIGINT" && process.stdin.isTTY) return;
+      if (sig === "SIGINT" && process.stdin.isTTY && !opts.ownSession) return;
       try {
         child.kill(sig);
       } catch {}

@@ -30,7 +30,8 @@ const systemd = defineCommand({
     if (!(SYSTEMD_RESTART as readonly string[]).includes(restart))
       throw new BurrowError(`invalid --restart-policy "${restart}": use one of ${SYSTEMD_RESTART.join(", ")}`, { kind: "bad-input" });
     const format = str(p, "format");
-    if (format !== undefined && format !== "json") throw new BurrowError(`invalid --format "${format}": generate systemd accepts only json`, { kind: "bad-input" });
+    if (format !== undefined && format !== "json")
+      throw new BurrowError(`invalid --format "${format}": generate systemd accepts only json`, { kind: "bad-input" });
     const view = (await call("inspect", { name })) as { Id: string; Name: string; HostConfig?: { AutoRemove?: boolean } };
     if (view.HostConfig?.AutoRemove)
       throw new BurrowError(`sandbox ${view.Name} was made with --rm: it is removed when it exits, so a unit could not start it again`, { kind: "bad-input" });

@@ -1,17 +1,59 @@
 import { defineCommand } from "citty";
 import { call } from "../client/client.ts";
-import { parseStrict } from "./_args.ts";
-import { formatArg, printJson } from "./_shared.ts";
+import { helpers, idRanges, kernelFeatures, kernelRelease } from "../inspect/host.ts";
 import { version } from "../version.ts";
+import { parseStrict, str } from "./_args.ts";
+import { goView, render } from "./_format.ts";
+import { templateFormatArg, printJson } from "./_shared.ts";
 
-const args = { ...formatArg } as const;
+const args = { ...templateFormatArg } as const;
+
+/** Which backend `run` uses without --network, and why (the daemon's defaultNetwork rule). */
+function defaultBackend(rootless: boolean) {
+  return rootless
+    ? {
+        Backend: "slirp4netns",
+        Why: "rootless: slirp4netns is podman's rootless default and needs no privileges; pasta and bridge networks are there with --network",
+      }
+    : { Backend: "bridge", Why: 'rootful: sandboxes join the default bridge network (CNI, network "burrow"), as podman\'s rootful default' };
+}
 
 export default defineCommand({
-  meta: { name: "info", description: "Show how burrow is set up for this user" },
+  meta: { name: "info", description: "Show how burrow is set up for this user: versions, helpers, default backend, id ranges, kernel features" },
   args,
   async run({ rawArgs }) {
-    parseStrict(rawArgs, args, { command: "info" });
-    const info = await call("info", {});
-    printJson({ version: version(), ...info });
+    const p = parseStrict(rawArgs, args, { command: "info" });
+    const format = str(p, "format");
+    const daemon = (await call("info", {})) as {
+      pid: number;
+      paths: { rootless: boolean } & Record<string, unknown>;
+      session: { id?: string; enter?: { user?: string } };
+      sandboxes: unknown;
+    };
+    const rootless = daemon.paths.rootless;
+    const holderPid = Number(/^\/proc\/(\d+)\//.exec(daemon.session.enter?.user ?? "")?.[1]) || undefined;
+    const uid = process.getuid?.() ?? 0;
+    const found = helpers();
+    const info = goView(
+      {
+        Version: { Version: version().version, Commit: version().commit },
+        Host: {
+          Rootless: rootless,
+          Uid: uid,
+          Arch: process.arch,
+          Kernel: kernelRelease(),
+          IdMappings: idRanges(uid, rootless ? holderPid : undefined),
+          KernelFeatures: kernelFeatures(),
+        },
+        Network: defaultBackend(rootless),
+        Helpers: found.found,
+        MissingHelpers: found.missing,
+        Daemon: { Pid: daemon.pid, Paths: daemon.paths, Session: daemon.session, Sandboxes: daemon.sandboxes },
+      },
+      "info.Info",
+      ["Paths", "Session"],
+    );
+    if (!format || format === "json") return printJson(info);
+    process.stdout.write(render(format, [info]));
   },
 });

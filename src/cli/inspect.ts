@@ -2,22 +2,30 @@ import { defineCommand } from "citty";
 import { call } from "../client/client.ts";
 import { BurrowError } from "../errors.ts";
 import { parseStrict, str } from "./_args.ts";
-import { formatArg, printJson } from "./_shared.ts";
-import { renderTemplate } from "./_template.ts";
+import { goView, render } from "./_format.ts";
+import { templateFormatArg, printJson } from "./_shared.ts";
 
-const args = { ...formatArg } as const;
+const args = { ...templateFormatArg } as const;
+
+/** Fields of podman's inspect shape that are Go maps (ranged in key order, no "can't evaluate field" for a missing key). */
+export const INSPECT_MAPS = ["Labels", "Ports", "PortBindings", "Networks"];
 
 export default defineCommand({
-  meta: { name: "inspect", description: "Show a sandbox's configuration and state as JSON (podman's shape)" },
+  meta: { name: "inspect", description: "Show sandboxes' configuration and state as JSON (podman's shape), or through a Go template" },
   args,
   async run({ rawArgs }) {
     const p = parseStrict(rawArgs, args, { command: "inspect" });
     if (!p.positionals.length) throw new BurrowError(`"burrow inspect" needs at least one sandbox name or id`, { kind: "bad-input" });
+    const format = str(p, "format");
     const views = [];
     for (const name of p.positionals) views.push(await call("inspect", { name }));
-    const format = str(p, "format");
     if (format && format !== "json") {
-      for (const v of views) process.stdout.write(`${renderTemplate(format, v)}\n`);
+      process.stdout.write(
+        render(
+          format,
+          views.map((v) => goView(v, "inspect.Sandbox", INSPECT_MAPS)),
+        ),
+      );
       return;
     }
     printJson(views);

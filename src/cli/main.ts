@@ -1,20 +1,50 @@
 // The CLI entry: citty for dispatch and help; one top-level error handler
 // (STYLE.md #6) printing one human line, or {"error": ...} with --format json.
-import { runCommand, showUsage } from "citty";
+import { runCommand } from "citty";
 import { BurrowError, EXIT, messageOf } from "../errors.ts";
-import { SysError } from "../sys/libc.ts";
+import { isSystemError } from "../host.ts";
 import { version } from "../version.ts";
 import { main } from "./index.ts";
 import { HelpRequested } from "./_args.ts";
+import { printHelp } from "./_help.ts";
+
+/** SIGPIPE's status (128 + 13), as a shell reports a pipeline member that lost its reader. */
+const EXIT_PIPE = 141;
+
+function isBrokenPipe(e: unknown): boolean {
+  return (e as NodeJS.ErrnoException | undefined)?.code === "EPIPE";
+}
+
+/**
+ * Output into a closed pipe (`burrow events | head -1`) ends the command
+ * quietly, like podman's SIGPIPE death, instead of printing a stack trace.
+ */
+function quitOnBrokenPipe(): void {
+  for (const stream of [process.stdout, process.stderr])
+    stream.on("error", (e) => {
+      if (isBrokenPipe(e)) process.exit(EXIT_PIPE);
+      throw e;
+    });
+}
 
 export async function cliMain(argv: string[]): Promise<void> {
+  quitOnBrokenPipe();
+  try {
+    await cliCommand(argv);
+  } catch (e) {
+    if (isBrokenPipe(e)) process.exit(EXIT_PIPE);
+    throw e;
+  }
+}
+
+async function cliCommand(argv: string[]): Promise<void> {
   if (argv[0] === "--version" || argv[0] === "-v" || argv[0] === "version") {
     const v = version();
-    process.stdout.write(`burrow version ${v.version} (commit ${v.commit})\n`);
+    process.stdout.write(`burrow version ${v.version} (commit ${v.commit}, built ${v.date})\n`);
     return;
   }
   if (!argv.length || argv[0] === "--help" || argv[0] === "-h" || argv[0] === "help") {
-    await showUsage(main);
+    await printHelp(main, undefined, "");
     return;
   }
   const subs = (main.subCommands ?? {}) as Record<string, unknown>;
@@ -24,12 +54,16 @@ export async function cliMain(argv: string[]): Promise<void> {
   // A command group (network) without its subcommand: its usage, or the list.
   const group = (await (subs[argv[0]!] as () => Promise<any>)?.()) as { subCommands?: Record<string, unknown> } | undefined;
   if (group?.subCommands && (argv.length === 1 || argv[1] === "--help" || argv[1] === "-h")) {
-    await showUsage(group as any, main);
-    if (argv.length === 1) fail(new BurrowError(`"burrow ${argv[0]}" needs a subcommand: ${Object.keys(group.subCommands).join(", ")}`, { kind: "bad-input" }), argv);
+    await printHelp(group as any, main, argv[0]!);
+    if (argv.length === 1)
+      fail(new BurrowError(`"burrow ${argv[0]}" needs a subcommand: ${Object.keys(group.subCommands).join(", ")}`, { kind: "bad-input" }), argv);
     return;
   }
   if (group?.subCommands && !argv[1]!.startsWith("-") && !(argv[1]! in group.subCommands)) {
-    return fail(new BurrowError(`unknown command "${argv[0]} ${argv[1]}": valid ones are ${Object.keys(group.subCommands).join(", ")}`, { kind: "bad-input" }), argv);
+    return fail(
+      new BurrowError(`unknown command "${argv[0]} ${argv[1]}": valid ones are ${Object.keys(group.subCommands).join(", ")}`, { kind: "bad-input" }),
+      argv,
+    );
   }
   try {
     await runCommand(main, { rawArgs: argv });
@@ -37,12 +71,14 @@ export async function cliMain(argv: string[]): Promise<void> {
     if (e instanceof HelpRequested) {
       // Subcommand groups (network ...) resolve to the innermost command.
       let cmd: any = main;
+      const path: string[] = [];
       for (const word of argv) {
         const next = (await (typeof cmd.subCommands === "function" ? cmd.subCommands() : cmd.subCommands))?.[word];
         if (!next) break;
         cmd = await (typeof next === "function" ? next() : next);
+        path.push(word);
       }
-      await showUsage(cmd, main);
+      await printHelp(cmd, main, path.join(" "));
       return;
     }
     fail(e, argv);
@@ -50,13 +86,9 @@ export async function cliMain(argv: string[]): Promise<void> {
 }
 
 function fail(e: unknown, argv: string[]): void {
+  if (isBrokenPipe(e)) process.exit(EXIT_PIPE);
   const json = argv.some((a, i) => (a === "--format" && argv[i + 1] === "json") || a === "--format=json");
-  const err =
-    e instanceof BurrowError
-      ? e
-      : e instanceof SysError
-        ? new BurrowError(e.message)
-        : new BurrowError(`internal error: ${messageOf(e)}`);
+  const err = e instanceof BurrowError ? e : isSystemError(e) ? new BurrowError(e.message) : new BurrowError(`internal error: ${messageOf(e)}`);
   if (process.env.BURROW_LOG === "debug" && e instanceof Error) process.stderr.write(`${e.stack}\n`);
   if (json) process.stdout.write(`${JSON.stringify({ error: err.message, kind: err.kind, exitCode: err.exitCode })}\n`);
   else process.stderr.write(`Error: ${err.message}\n`);

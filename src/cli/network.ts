@@ -3,7 +3,9 @@ import { defineCommand, type ArgsDef } from "citty";
 import { call } from "../client/client.ts";
 import { BurrowError } from "../errors.ts";
 import { bool, list, parseStrict, str } from "./_args.ts";
-import { formatArg, printJson } from "./_shared.ts";
+import { goView, labelMatches, matches, nameMatches, parseFilters, render } from "./_format.ts";
+import { templateFormatArg, printJson } from "./_shared.ts";
+import { parseLabels } from "./_args.ts";
 
 function sub(name: string, description: string, args: ArgsDef, run: (rawArgs: string[]) => Promise<void>) {
   return defineCommand({
@@ -27,11 +29,7 @@ const createArgs = {
 const create = sub("create", "Create a bridge network (a CNI conflist)", createArgs, async (raw) => {
   const p = parseStrict(raw, createArgs, { repeatable: ["subnet", "label"], command: "network create" });
   if (p.positionals.length > 1) throw new BurrowError(`"burrow network create" takes at most one network name`, { kind: "bad-input" });
-  const labels: Record<string, string> = {};
-  for (const l of list(p, "label")) {
-    const eq = l.indexOf("=");
-    labels[eq < 0 ? l : l.slice(0, eq)] = eq < 0 ? "" : l.slice(eq + 1);
-  }
+  const labels = parseLabels(list(p, "label"));
   const r = await call("networkCreate", {
     name: p.positionals[0],
     driver: str(p, "driver"),
@@ -48,27 +46,92 @@ const create = sub("create", "Create a bridge network (a CNI conflist)", createA
 });
 
 const lsArgs = {
-  ...formatArg,
+  ...templateFormatArg,
   quiet: { type: "boolean", alias: "q", description: "Print only network names" },
   noheading: { type: "boolean", description: "Leave out the header line" },
+  filter: {
+    type: "string",
+    alias: "f",
+    description: "Show only networks matching KEY=VALUE: name, id, driver, label (repeatable; same key ORs, different keys AND)",
+  },
+  "no-trunc": { type: "boolean", description: "Show full network ids" },
 } as const satisfies ArgsDef;
 
+interface NetworkData {
+  name: string;
+  id: string;
+  driver: string;
+  network_interface?: string;
+  created?: string;
+  subnets?: Array<{ subnet: string; gateway?: string }>;
+  ipv6_enabled?: boolean;
+  internal?: boolean;
+  dns_enabled?: boolean;
+  labels?: Record<string, string>;
+}
+
+/** The fields a network template sees, podman's names (types.Network): .Name .ID .Driver .Labels ... */
+function networkView(n: NetworkData, noTrunc: boolean) {
+  return goView(
+    {
+      ID: noTrunc ? n.id : n.id.slice(0, 12),
+      Name: n.name,
+      Driver: n.driver,
+      NetworkInterface: n.network_interface ?? "",
+      Created: n.created ?? "",
+      Subnets: (n.subnets ?? []).map((s) => ({ Subnet: s.subnet, Gateway: s.gateway ?? "" })),
+      IPv6Enabled: n.ipv6_enabled ?? false,
+      Internal: n.internal ?? false,
+      DNSEnabled: n.dns_enabled ?? false,
+      Labels: n.labels ?? {},
+    },
+    "network.Network",
+    ["Labels"],
+  );
+}
+
+const NETWORK_TABLE = "table {{.ID}}\t{{.Name}}\t{{.Driver}}";
+
 const ls = sub("ls", "List networks", lsArgs, async (raw) => {
-  const p = parseStrict(raw, lsArgs, { command: "network ls" });
+  const p = parseStrict(raw, lsArgs, { repeatable: ["filter"], command: "network ls" });
+  const filters = parseFilters(list(p, "filter"), ["name", "id", "driver", "label"], "network ls");
+  const format = str(p, "format");
   const r = await call("networkList", {});
+  const networks = (r.networks as NetworkData[]).filter((n) =>
+    matches(filters, (key, v) =>
+      key === "name" ? nameMatches(n.name, v) : key === "id" ? n.id.startsWith(v) : key === "driver" ? n.driver === v : labelMatches(n.labels, v),
+    ),
+  );
   for (const w of r.warnings ?? []) process.stderr.write(`WARN: skipping ${w}\n`);
-  if (str(p, "format") === "json") return printJson(r.networks);
-  const text: string = bool(p, "quiet") ? r.quiet : bool(p, "noheading") ? r.noheading : r.table;
-  if (text) process.stdout.write(`${text}\n`);
+  if (format === "json") return printJson(networks);
+  if (bool(p, "quiet")) {
+    process.stdout.write(networks.map((n) => `${n.name}\n`).join(""));
+    return;
+  }
+  const views = networks.map((n) => networkView(n, bool(p, "no-trunc")));
+  process.stdout.write(render(format ?? "table", views, { defaultTable: NETWORK_TABLE, headers: { ID: "NETWORK ID" }, noHeading: bool(p, "noheading") }));
 });
 
-const inspectArgs = { ...formatArg } as const satisfies ArgsDef;
-const inspect = sub("inspect", "Show networks' conflists", inspectArgs, async (raw) => {
+const inspectArgs = { ...templateFormatArg } as const satisfies ArgsDef;
+const inspect = sub("inspect", "Show networks' conflists, or their fields through a Go template", inspectArgs, async (raw) => {
   const p = parseStrict(raw, inspectArgs, { command: "network inspect" });
   if (!p.positionals.length) throw new BurrowError(`"burrow network inspect" needs at least one network name`, { kind: "bad-input" });
-  const out = [];
+  const format = str(p, "format");
+  const out: Array<Record<string, unknown>> = [];
   for (const name of p.positionals) out.push(await call("networkInspect", { name }));
-  printJson(out);
+  if (!format || format === "json") return printJson(out);
+  // Templates see podman's field names (.Name, .ID, .Subnets...) and the conflist as .Conflist.
+  const all = (await call("networkList", {})).networks as NetworkData[];
+  const views = out.map((c) => {
+    const n = all.find((x) => x.name === c.name);
+    return { ...(n ? networkView(n, true) : { Name: c.name }), Conflist: c };
+  });
+  process.stdout.write(
+    render(
+      format,
+      views.map((v) => goView(v, "network.Network", ["Labels", "Conflist"])),
+    ),
+  );
 });
 
 const rmArgs = { force: { type: "boolean", alias: "f", description: "Disconnect sandboxes that use the network first" } } as const satisfies ArgsDef;
@@ -114,4 +177,3 @@ export default defineCommand({
   meta: { name: "network", description: "Manage bridge networks" },
   subCommands: { create, ls, list: ls, inspect, rm, remove: rm, prune, connect, disconnect, reload },
 });
-

@@ -1,58 +1,107 @@
 import { defineCommand } from "citty";
 import { call } from "../client/client.ts";
 import { BurrowError } from "../errors.ts";
-import { bool, list, parseStrict, str } from "./_args.ts";
+import { bool, list, parseLabels, parseStrict, str } from "./_args.ts";
+import { processArgs, processOptions, processRepeatable, type ProcessOptions } from "./_process-flags.ts";
 import { spawnEnter, waitForeground } from "./_run-child.ts";
+import { spinWhile } from "./_spinner.ts";
+import { spawnOnPty } from "./_tty.ts";
+import type { EnterTarget } from "../protocol.ts";
 import { checkRestartRequest } from "../sandbox/restart-policy.ts";
 
 export const runArgs = {
   detach: { type: "boolean", alias: "d", description: "Run in the background and print the sandbox id" },
   rm: { type: "boolean", description: "Remove the sandbox when its command exits" },
   name: { type: "string", description: "Name of the sandbox" },
-  network: { type: "string", alias: "net", description: "Network mode: none, host, slirp4netns[:OPT=V,...], pasta, bridge, NAME[,NAME], container:NAME, ns:PATH" },
+  network: {
+    type: "string",
+    alias: "net",
+    description: "Network mode: none, host, slirp4netns[:OPT=V,...], pasta, bridge, NAME[,NAME], container:NAME, ns:PATH",
+  },
   publish: { type: "string", alias: "p", description: "Publish a port: [IP:][HOSTPORT:]CTRPORT[/tcp|udp] (repeatable)" },
   ip: { type: "string", description: "Static IPv4 address on the first bridge network" },
   "mac-address": { type: "string", description: "Static MAC address on the first bridge network" },
   "network-alias": { type: "string", description: "DNS alias on bridge networks (repeatable)" },
   dns: { type: "string", description: "Nameserver for the sandbox's resolv.conf (repeatable)" },
   hostname: { type: "string", description: "Hostname inside the sandbox (default: its name)" },
+  label: { type: "string", alias: "l", description: "Label KEY=VALUE, shown by inspect and matched by ps --filter label= (repeatable)" },
   restart: { type: "string", description: "Restart policy with -d: no, on-failure[:N], always, unless-stopped" },
+  ...processArgs,
 } as const;
+
+/**
+ * Runs the command of `run` or `exec` in the foreground (on a pty with -t)
+ * and returns its exit status; `onStart` learns its pid.
+ */
+export async function runForeground(
+  target: EnterTarget & { cwd?: string },
+  argv: string[],
+  po: ProcessOptions,
+  onStart: (pid: number) => Promise<void>,
+): Promise<number> {
+  const full = { ...target, workdir: po.workdir, user: po.user, ...(po.workdir ? { cwd: po.workdir } : {}) };
+  if (po.tty) {
+    const pty = spawnOnPty(full, argv, po.env, { interactive: po.interactive });
+    const started = onStart(pty.child.pid);
+    const code = await pty.wait();
+    await started;
+    return code;
+  }
+  const child = spawnEnter(full, argv, po.env, { stdin: po.interactive ? "inherit" : "ignore", stdout: "inherit", stderr: "inherit" });
+  const started = onStart(child.pid);
+  const code = await waitForeground(child);
+  await started;
+  return code;
+}
 
 export default defineCommand({
   meta: { name: "run", description: "Run a command in a new network sandbox" },
   args: runArgs,
   async run({ rawArgs }) {
-    const p = parseStrict(rawArgs, runArgs, { repeatable: ["publish", "network-alias", "dns"], stopAtPositional: true, command: "run" });
+    const p = parseStrict(rawArgs, runArgs, {
+      repeatable: ["publish", "network-alias", "dns", "label", ...processRepeatable],
+      stopAtPositional: true,
+      command: "run",
+    });
     if (!p.rest.length) throw new BurrowError(`"burrow run" needs a command, as in: burrow run -- COMMAND [ARG...]`, { kind: "bad-input" });
     const detach = bool(p, "detach");
     checkRestartRequest({ restart: str(p, "restart"), rm: bool(p, "rm"), detach });
+    const po = processOptions(p, { detach, command: "run" });
     const env: Record<string, string> = {};
     for (const [k, v] of Object.entries(process.env)) if (v !== undefined && k !== "BURROW_PATHS") env[k] = v;
-    const created = await call("create", {
-      name: str(p, "name"),
-      hostname: str(p, "hostname"),
-      network: str(p, "network"),
-      ports: list(p, "publish"),
-      dns: list(p, "dns"),
-      ip: str(p, "ip"),
-      mac: str(p, "mac-address"),
-      aliases: list(p, "network-alias"),
-      rm: bool(p, "rm"),
-      detach,
-      restart: str(p, "restart"),
-      argv: p.rest,
-      cwd: process.cwd(),
-      env: detach ? env : {},
-    });
+    const created = await spinWhile(
+      "starting the sandbox",
+      call("create", {
+        name: str(p, "name"),
+        hostname: str(p, "hostname"),
+        network: str(p, "network"),
+        ports: list(p, "publish"),
+        dns: list(p, "dns"),
+        ip: str(p, "ip"),
+        mac: str(p, "mac-address"),
+        aliases: list(p, "network-alias"),
+        rm: bool(p, "rm"),
+        detach,
+        restart: str(p, "restart"),
+        argv: p.rest,
+        cwd: po.workdir ?? process.cwd(),
+        env: detach ? { ...env, ...po.env } : {},
+        labels: parseLabels(list(p, "label")),
+        ...(po.tty ? { tty: true } : {}),
+        ...(po.workdir ? { workdir: po.workdir } : {}),
+        ...(po.user ? { user: po.user } : {}),
+      }),
+    );
     if (detach) {
       process.stdout.write(`${created.id}\n`);
       return;
     }
-    const child = spawnEnter(created.enter, p.rest);
-    const started = call("started", { id: created.id, pid: child.pid }).catch(() => {});
-    const code = await waitForeground(child);
-    await started;
+    const code = await runForeground(created.enter, p.rest, po, (pid) =>
+      call("started", { id: created.id, pid }).then(
+        () => {},
+        () => {},
+      ),
+    );
     await call("exited", { id: created.id, exitCode: code });
     process.exitCode = code;
   },

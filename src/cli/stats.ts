@@ -1,11 +1,13 @@
 import { defineCommand } from "citty";
 import { call } from "../client/client.ts";
 import { bool, parseStrict, str } from "./_args.ts";
-import { formatArg, printJson } from "./_shared.ts";
+import { goView, render } from "./_format.ts";
+import { templateFormatArg } from "./_shared.ts";
 
 const args = {
-  ...formatArg,
-  "no-stream": { type: "boolean", description: "Print once and exit" },
+  ...templateFormatArg,
+  "no-stream": { type: "boolean", description: "Print once and exit (the default when stdout is not a terminal)" },
+  noheading: { type: "boolean", description: "Leave out the header line of a table" },
 } as const;
 
 interface Stat {
@@ -17,30 +19,52 @@ interface Stat {
   NetOutput: number;
 }
 
-function human(n: number): string {
+/** go-units HumanSize, as podman prints sizes: decimal units, 3 significant digits. */
+export function human(n: number): string {
   const units = ["B", "kB", "MB", "GB", "TB"];
   let i = 0;
   while (n >= 1000 && i < units.length - 1) {
     n /= 1000;
     i++;
   }
-  return `${n.toFixed(i ? 1 : 0)}${units[i]}`;
+  return `${Number(n.toPrecision(3))}${units[i]}`;
 }
 
+const TABLE = "table {{.ID}}\t{{.Name}}\t{{.MemUsage}}\t{{.NetIO}}\t{{.PIDs}}";
+
 export default defineCommand({
-  meta: { name: "stats", description: "Show sandboxes' network I/O, memory and process count" },
+  meta: { name: "stats", description: "Show sandboxes' network I/O, memory and process count, refreshed every second on a terminal" },
   args,
   async run({ rawArgs }) {
     const p = parseStrict(rawArgs, args, { command: "stats" });
+    const format = str(p, "format") ?? "table";
+    // Like podman stats: refresh in place on a terminal; once when piped or with --no-stream.
+    const live = !bool(p, "no-stream") && process.stdout.isTTY === true;
     for (;;) {
       const stats = (await call("stats", { names: p.positionals })) as Stat[];
-      if (str(p, "format") === "json") printJson(stats);
+      let text: string;
+      if (format === "json") text = `${JSON.stringify(stats, null, 2)}\n`;
       else {
-        const rows = [["ID", "NAME", "MEM USAGE", "NET IO", "PIDS"], ...stats.map((s) => [s.ID.slice(0, 12), s.Name, human(s.MemUsage), `${human(s.NetInput)} / ${human(s.NetOutput)}`, String(s.PIDs)])];
-        const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-        for (const r of rows) process.stdout.write(`${r.map((c, i) => c.padEnd(w[i]!)).join("  ").trimEnd()}\n`);
+        const rows = stats.map((s) =>
+          goView(
+            {
+              ID: s.ID.slice(0, 12),
+              Name: s.Name,
+              MemUsage: human(s.MemUsage),
+              MemUsageBytes: s.MemUsage,
+              NetIO: `${human(s.NetInput)} / ${human(s.NetOutput)}`,
+              NetInput: s.NetInput,
+              NetOutput: s.NetOutput,
+              PIDs: s.PIDs,
+            },
+            "stats.Sandbox",
+          ),
+        );
+        text = render(format, rows, { defaultTable: TABLE, headers: { PIDs: "PIDS", NetIO: "NET IO" }, noHeading: bool(p, "noheading") });
       }
-      if (bool(p, "no-stream")) return;
+      // Home the cursor and clear the screen, then draw: one frame per second.
+      process.stdout.write(live && format !== "json" ? `\x1b[H\x1b[2J${text}` : text);
+      if (!live) return;
       await Bun.sleep(1000);
     }
   },

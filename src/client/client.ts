@@ -1,14 +1,16 @@
 // CLI side of the control protocol: HTTP over the control socket, starting
 // the daemon (and, rootless, the holder) on demand under a lock so that ten
 // concurrent CLIs start exactly one.
-import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, rmSync } from "node:fs";
-import { BurrowError } from "../errors.ts";
+import { closeSync, fstatSync, readFileSync, rmSync } from "node:fs";
+import { BurrowError, EXIT, isErrorKind } from "../errors.ts";
 import { controlSocket, resolvePaths, type Paths } from "../paths.ts";
 import * as v from "valibot";
 import { ErrorReply, Replies, formatIssues, type Op, type OpArgs, type Reply } from "../protocol.ts";
-import { roleEnv, selfCommand, SELF_ARGV0 } from "../sys/env.ts";
+import { ROLES, spawnRole } from "../roles.ts";
 import { LOCK, flock } from "../sys/proc.ts";
 import { ensureHolder, holderFile, readHolder } from "../userns/session.ts";
+import { UntrustedPath, checkControlSocket, ensurePrivateDir, openPrivateAppend } from "./trust.ts";
+import { replaceOtherDaemon, writeRecord } from "./upgrade.ts";
 
 let cachedPaths: Paths | null = null;
 export function paths(): Paths {
@@ -17,7 +19,24 @@ export function paths(): Paths {
 
 class Unreachable extends Error {}
 
+/** Set once the runtime dir, the socket and its listener passed trust.ts. */
+let verified = false;
+
+/**
+ * Checks the path to the daemon before anything is sent over it: nothing,
+ * not even a ping, goes to a socket in a directory others control or to a
+ * listener that is not the user's own (issue 10 item 3).
+ */
+function verifyDaemon(): void {
+  if (verified) return;
+  const p = paths();
+  ensurePrivateDir(p.runtimeDir);
+  if (checkControlSocket(controlSocket(p)) === "absent") throw new Unreachable("no daemon listening");
+  verified = true;
+}
+
 async function rawCall(op: string, args: unknown): Promise<unknown> {
+  verifyDaemon();
   let res: Response;
   try {
     res = await fetch(`http://burrow/${op}`, {
@@ -28,20 +47,31 @@ async function rawCall(op: string, args: unknown): Promise<unknown> {
       keepalive: true,
     } as RequestInit);
   } catch (e) {
+    verified = false;
     throw new Unreachable(String(e));
   }
   const body = await res.json().catch(() => undefined);
   if (!res.ok) {
     const err = v.safeParse(ErrorReply, body);
     if (!err.success) throw new BurrowError(`the daemon failed with status ${res.status} and no readable error`, { kind: "protocol" });
-    throw new BurrowError(err.output.error, { kind: err.output.kind, exitCode: err.output.exitCode ?? 125 });
+    // A kind this CLI does not know (another version's daemon) is kept generic.
+    throw new BurrowError(err.output.error, { kind: isErrorKind(err.output.kind) ? err.output.kind : "error", exitCode: err.output.exitCode ?? EXIT.burrow });
   }
   const reply = v.safeParse(Replies[op as Op], body);
-  if (!reply.success) throw new BurrowError(`the daemon's reply to ${op} is not what this burrow expects (${formatIssues(reply.issues)}): is an older daemon still running?`, { kind: "protocol" });
+  if (!reply.success)
+    throw new BurrowError(`the daemon's reply to ${op} is not what this burrow expects (${formatIssues(reply.issues)}): is an older daemon still running?`, {
+      kind: "protocol",
+    });
   return reply.output;
 }
 
+let versionChecked = false;
+
 export async function call<O extends Op>(op: O, args: OpArgs<O>): Promise<Reply<O>> {
+  if (!versionChecked) {
+    versionChecked = true;
+    await replaceOtherDaemon(paths());
+  }
   try {
     return (await rawCall(op, args)) as Reply<O>;
   } catch (e) {
@@ -51,36 +81,58 @@ export async function call<O extends Op>(op: O, args: OpArgs<O>): Promise<Reply<
   return rawCall(op, args) as Promise<Reply<O>>;
 }
 
-async function ping(): Promise<boolean> {
+/**
+ * The reply of a daemon that is already running, or null when none is: never
+ * starts one (shell completion asks for names on every TAB).
+ */
+export async function callIfRunning<O extends Op>(op: O, args: OpArgs<O>): Promise<Reply<O> | null> {
   try {
-    await rawCall("ping", {});
-    return true;
-  } catch {
-    return false;
+    return (await rawCall(op, args)) as Reply<O>;
+  } catch (e) {
+    if (e instanceof Unreachable) return null;
+    throw e;
+  }
+}
+
+/** The daemon's pid, or null when none answers. */
+async function ping(): Promise<number | null> {
+  try {
+    return ((await rawCall("ping", {})) as Reply<"ping">).pid;
+  } catch (e) {
+    // A trust refusal is the answer, not a daemon still starting.
+    if (e instanceof UntrustedPath) throw e;
+    return null;
   }
 }
 
 /** Starts holder and daemon unless running; serialized by a lock file. */
 export async function ensureDaemon(): Promise<void> {
   const p = paths();
-  mkdirSync(p.runtimeDir, { recursive: true, mode: 0o700 });
-  const lockFd = openSync(`${p.runtimeDir}/daemon.lock`, "a", 0o600);
+  ensurePrivateDir(p.runtimeDir);
+  const lockFd = openPrivateAppend(`${p.runtimeDir}/daemon.lock`);
   try {
     flock(lockFd, LOCK.EX);
-    if (await ping()) return;
-    const hadHolder = p.rootless ? readHolder(p) : null;
-    const holder = p.rootless ? await ensureHolder(p) : null;
+    if ((await ping()) !== null) return;
+    // The log first: a log burrow cannot open (a planted symlink) must stop
+    // the start before a holder exists that nothing would end.
     const logPath = `${p.runtimeDir}/daemon.log`;
-    let logFd = openSync(logPath, "a", 0o600);
+    let logFd = openPrivateAppend(logPath);
     if (fstatSync(logFd).size > 1 << 20) {
       // Keep the log from growing without bound across daemon restarts.
       closeSync(logFd);
-      logFd = openSync(logPath, "w", 0o600);
+      logFd = openPrivateAppend(logPath, true);
     }
     const logStart = fstatSync(logFd).size;
-    const launcher = Bun.spawn([...selfCommand(), "__launch", holder ? String(holder.pid) : "-"], {
-      argv0: SELF_ARGV0,
-      env: roleEnv({ BURROW_PATHS: JSON.stringify(p) }),
+    const hadHolder = p.rootless ? readHolder(p) : null;
+    let holder: Awaited<ReturnType<typeof ensureHolder>> | null;
+    try {
+      holder = p.rootless ? await ensureHolder(p) : null;
+    } catch (e) {
+      closeSync(logFd);
+      throw e;
+    }
+    const launcher = spawnRole(ROLES.launch, [holder ? String(holder.pid) : "-"], {
+      env: { BURROW_PATHS: JSON.stringify(p) },
       stdin: "ignore",
       stdout: logFd,
       stderr: logFd,
@@ -92,7 +144,11 @@ export async function ensureDaemon(): Promise<void> {
     launcher.exited.then(() => (exited = true));
     const deadline = Date.now() + 10_000;
     for (let i = 0; Date.now() < deadline; i++) {
-      if (await ping()) return;
+      const pid = await ping();
+      if (pid !== null) {
+        writeRecord(p, pid);
+        return;
+      }
       if (exited) break;
       await Bun.sleep(i < 20 ? 2 : 20);
     }
@@ -109,7 +165,8 @@ export async function ensureDaemon(): Promise<void> {
     try {
       // Only what this start wrote: the log keeps earlier daemons' lines.
       const lines = readFileSync(logPath).subarray(logStart).toString("utf8").trim().split("\n");
-      tail = lines.findLast((l) => l.startsWith("burrow daemon:") || l.startsWith("burrow:"))?.replace(/^burrow( daemon)?: /, "") ?? lines.slice(-3).join(" | ");
+      tail =
+        lines.findLast((l) => l.startsWith("burrow daemon:") || l.startsWith("burrow:"))?.replace(/^burrow( daemon)?: /, "") ?? lines.slice(-3).join(" | ");
     } catch {}
     throw new BurrowError(`the burrow daemon did not start${tail ? `: ${tail}` : ""} (log: ${logPath})`, { kind: "daemon" });
   } finally {
@@ -117,4 +174,3 @@ export async function ensureDaemon(): Promise<void> {
     closeSync(lockFd);
   }
 }
-

@@ -1,10 +1,9 @@
 // Operation table: one thin function per protocol op.
-import * as v from "valibot";
+import type * as v from "valibot";
 import { BurrowError } from "../errors.ts";
 import { inspectView, psRow, sandboxStats } from "../inspect/sandbox.ts";
 import type { Ops } from "../protocol.ts";
 import type { SandboxService } from "./service.ts";
-import type { CniRecord } from "../net/cni/backend.ts";
 import { withRestartRow, withRestartView } from "./restart.ts";
 
 type Args<K extends keyof typeof Ops> = v.InferOutput<(typeof Ops)[K]>;
@@ -20,8 +19,7 @@ export function handlers(svc: SandboxService) {
     list: (a: Args<"list">) => svc.list(a.all).map((s) => withRestartRow(psRow(s, svc.health(s)), s)),
     inspect: (a: Args<"inspect">) => {
       const s = svc.store.find(a.name);
-      const networks = s.runtime.network === "cni" ? svc.cni.inspectEntries(s.runtime.backend as CniRecord | undefined) : undefined;
-      return withRestartView(inspectView(s, { health: svc.health(s), networks }), s);
+      return withRestartView(inspectView(s, { health: svc.health(s), networks: svc.inspectNetworks(s) }), s);
     },
     enter: (a: Args<"enter">) => {
       const s = svc.store.find(a.name);
@@ -49,7 +47,9 @@ export function handlers(svc: SandboxService) {
     },
     wait: (a: Args<"wait">) => svc.restarts.wait(a.name),
     events: (a: Args<"events">) =>
-      svc.store.eventsSince(a.since).map((e) => ({ seq: e.seq, time: e.time, type: e.type, id: e.sandbox_id, name: e.name, attributes: JSON.parse(e.attrs || "{}") })),
+      svc.store
+        .eventsSince(a.since)
+        .map((e) => ({ seq: e.seq, time: e.time, type: e.type, id: e.sandbox_id, name: e.name, attributes: JSON.parse(e.attrs || "{}") })),
     stats: (a: Args<"stats">) => {
       const targets = a.names.length ? a.names.map((n) => svc.store.find(n)) : svc.list(false);
       return targets.map((s) => sandboxStats(s, svc.processes(s)));

@@ -1,21 +1,22 @@
 // The daemon: one per user, started on demand by the CLI (through the
 // launcher, already inside the holder's user and mount namespaces when
 // rootless), serving HTTP over the control socket. Exits when idle.
-import { chmodSync, readFileSync, rmSync, mkdirSync } from "node:fs";
-import * as v from "valibot";
-import { BurrowError, messageOf } from "../errors.ts";
+import { chmodSync, readFileSync, rmSync } from "node:fs";
+import { BurrowError, EXIT, messageOf } from "../errors.ts";
 import { log } from "../log.ts";
 import { controlSocket, resolvePaths } from "../paths.ts";
-import { Ops, formatIssues, type Op } from "../protocol.ts";
+import type { Handlers, Op } from "../protocol.ts";
+import { RequestRefused, parseArgs, readBody, routeOf, shortMessage } from "./request.ts";
+import { ensurePrivateDir } from "../client/trust.ts";
 import { openState } from "../state/db.ts";
 import { SandboxStore } from "../state/sandboxes.ts";
 import { holderAlive, readHolder, type HolderInfo } from "../userns/session.ts";
-import { prewarm } from "../sandbox/namespaces.ts";
+import { prewarm } from "../namespaces/pins.ts";
 import { SandboxService } from "./service.ts";
 import { handlers } from "./handlers.ts";
 import { networkHandlers } from "./networks.ts";
-import { createPortDrivers } from "../ports/drivers.ts";
-import { registerBackends } from "../net/backends.ts";
+import { createPortDrivers } from "../ports/registry.ts";
+import { createNetworkBackends, type NetworkBackends } from "../net/registry.ts";
 import { CniNetworking } from "../net/cni/backend.ts";
 import { LOCK, flock } from "../sys/proc.ts";
 import { openSync, closeSync } from "node:fs";
@@ -34,7 +35,14 @@ const UNSETTLED_OPS = new Set<Op>(["create", "started", "exited", "ping", "enter
 export async function daemonMain(): Promise<void> {
   const paths = resolvePaths();
   process.umask(0o077);
-  mkdirSync(paths.runtimeDir, { recursive: true, mode: 0o700 });
+  try {
+    // The CLI checked them too; the daemon trusts nothing it did not check.
+    ensurePrivateDir(paths.runtimeDir);
+    ensurePrivateDir(paths.stateDir);
+  } catch (e) {
+    process.stderr.write(`burrow daemon: ${messageOf(e)}\n`);
+    process.exit(1);
+  }
   let holder: HolderInfo | null = null;
   if (paths.rootless) {
     holder = readHolder(paths);
@@ -46,19 +54,23 @@ export async function daemonMain(): Promise<void> {
   let store: SandboxStore;
   try {
     store = new SandboxStore(openState(paths.stateDir));
+    store.compact();
   } catch (e) {
     // One line the CLI can quote (it shows the log's last line).
     process.stderr.write(`burrow daemon: cannot open its state in ${paths.stateDir}: ${messageOf(e)}\n`);
     process.exit(1);
   }
-  const cni = new CniNetworking(paths, (exceptId) =>
-    store.all().filter((s) => s.id !== exceptId && s.status !== "exited" && s.runtime.network === "cni").length,
+  // Counted lazily: the backends are made with `cni`, and asked later.
+  const onBridge = (kind: string) => backends.forKind(kind).bridge;
+  const cni = new CniNetworking(
+    paths,
+    (exceptId) => store.all().filter((s) => s.id !== exceptId && s.status !== "exited" && onBridge(s.runtime.network)).length,
   );
-  registerBackends(cni);
+  const backends: NetworkBackends = createNetworkBackends({ cni });
   const session = holder
     ? { id: `${holder.pid}:${holder.startTime}`, enter: { user: `/proc/${holder.pid}/ns/user`, mnt: `/proc/${holder.pid}/ns/mnt` } }
     : { id: `host`, enter: { mnt: `/proc/${process.pid}/ns/mnt` } };
-  const service = new SandboxService(paths, store, session, bootId(), createPortDrivers(paths.rootless), cni);
+  const service = new SandboxService({ paths, store, session, bootId: bootId(), ports: createPortDrivers(), backends, cni });
   // Listen first, reconcile meanwhile: a restart with many half-released
   // sandboxes must not run into the starting CLI's deadline. Requests other
   // than ping wait for it.
@@ -67,35 +79,39 @@ export async function daemonMain(): Promise<void> {
 
   const sock = controlSocket(paths);
   rmSync(sock, { force: true });
-  const table = { ...handlers(service), ...networkHandlers(service) };
+  const table = { ...handlers(service), ...networkHandlers(service) } satisfies Handlers;
   let lastActivity = Date.now();
   const server = Bun.serve({
     unix: sock,
     async fetch(req) {
-      const op = new URL(req.url).pathname.slice(1) as Op;
-      const schema = Ops[op];
-      if (!schema) return Response.json({ error: `unknown operation "${op}"`, kind: "protocol", exitCode: 125 }, { status: 404 });
+      let op: Op;
+      let args: unknown;
+      try {
+        op = routeOf(new URL(req.url).pathname);
+        args = parseArgs(op, await readBody(req));
+      } catch (e) {
+        if (e instanceof RequestRefused) return Response.json(e.toJSON(), { status: e.status });
+        log.error(e);
+        return Response.json({ error: "the request could not be read", kind: "protocol", exitCode: EXIT.burrow }, { status: 400 });
+      }
       service.inflight++;
       lastActivity = Date.now();
       try {
-        const body = await req.json().catch(() => ({}));
-        const parsed = v.safeParse(schema, body);
-        if (!parsed.success) throw new BurrowError(`invalid request: ${formatIssues(parsed.issues)}`, { kind: "protocol" });
         if (op !== "ping") await reconciled;
         const t0 = performance.now();
         // What observes or changes state sees sandboxes fully released
         // (exits release their network in the background: service.exited).
         if (!UNSETTLED_OPS.has(op)) await service.settled();
-        const result = await (table[op] as (a: unknown) => unknown)(parsed.output);
+        const result = await callHandler(table, op, args);
         log.debug(`${op} handled in ${(performance.now() - t0).toFixed(1)} ms`);
         return Response.json(result ?? {});
       } catch (e) {
         if (e instanceof BurrowError) {
           log.debug(`${op} failed: ${e.stack}${e.cause instanceof Error ? `\ncaused by: ${e.cause.stack}` : ""}`);
-          return Response.json(e.toJSON(), { status: 400 });
+          return Response.json({ ...e.toJSON(), error: shortMessage(e.message) }, { status: 400 });
         }
         log.error(e);
-        return Response.json({ error: messageOf(e), kind: "internal", exitCode: 125 }, { status: 500 });
+        return Response.json({ error: shortMessage(messageOf(e)), kind: "internal", exitCode: EXIT.burrow }, { status: 500 });
       } finally {
         service.inflight--;
         lastActivity = Date.now();
@@ -113,6 +129,11 @@ export async function daemonMain(): Promise<void> {
     log.debug(`daemon exiting: ${why}`);
     server.stop(true);
     await service.settled();
+    try {
+      store.compact();
+    } catch (e) {
+      log.warn(`compacting the state: ${messageOf(e)}`);
+    }
     rmSync(sock, { force: true });
     // With no sandbox left, the session has nothing to keep: end the holder
     // too, but never while a CLI is starting one (it holds the lock).
@@ -129,19 +150,32 @@ export async function daemonMain(): Promise<void> {
     }
     process.exit(0);
   };
-  setInterval(async () => {
-    try {
-      await reconciled;
-      if (holder && !holderAlive(holder)) {
-        log.warn("the rootless session holder died: every sandbox of this session is gone");
-        await service.sessionLost();
-        return shutdown("holder gone");
+  setInterval(
+    async () => {
+      try {
+        await reconciled;
+        if (holder && !holderAlive(holder)) {
+          log.warn("the rootless session holder died: every sandbox of this session is gone");
+          await service.sessionLost();
+          return shutdown("holder gone");
+        }
+        await service.reap();
+        if (service.inflight === 0 && service.active() === 0 && service.releasing() === 0 && Date.now() - lastActivity > idleMs) await shutdown("idle");
+      } catch (e) {
+        log.warn(`housekeeping: ${messageOf(e)}`);
       }
-      await service.reap();
-      if (service.inflight === 0 && service.active() === 0 && service.releasing() === 0 && Date.now() - lastActivity > idleMs) await shutdown("idle");
-    } catch (e) {
-      log.warn(`housekeeping: ${messageOf(e)}`);
-    }
-  }, Math.min(1000, Math.max(100, idleMs / 2)));
+    },
+    Math.min(1000, Math.max(100, idleMs / 2)),
+  );
   for (const sig of ["SIGTERM", "SIGINT"] as const) process.on(sig, () => void shutdown(sig));
+}
+
+/**
+ * Calls op's handler with its validated request. TypeScript cannot tie a
+ * runtime `op` to its own handler's parameter type (a correlated union), so
+ * the argument is erased here, once; `satisfies Handlers` above checked the
+ * table, and the Ops schema validated `args` for this very op.
+ */
+function callHandler(table: Handlers, op: Op, args: unknown): unknown {
+  return (table[op] as (a: unknown) => unknown)(args);
 }

@@ -21,19 +21,27 @@ import { log } from "../log.ts";
 import type { CreateRequest } from "../protocol.ts";
 import type { SetupContext } from "../net/backend.ts";
 import { parseNetworkMode } from "../net/mode.ts";
-import { backendFor } from "../net/registry.ts";
-import type { PortDriverSet } from "../ports/drivers.ts";
-import { pinHolds } from "../sandbox/namespaces.ts";
-import { isRunning, killAll, terminate } from "../sandbox/processes.ts";
-import { startTimeOf } from "../userns/session.ts";
-import { NO_RESTART, formatRestartPolicy, nextBackoff, parseRestartPolicy, shouldRestart, type RestartPolicy, type RestartState } from "../sandbox/restart-policy.ts";
+import type { NetworkBackends } from "../net/registry.ts";
+import type { PortDrivers } from "../ports/registry.ts";
+import { pinHolds } from "../namespaces/pins.ts";
+import { isRunning, killAll, startTimeOf, terminate } from "../sys/processes.ts";
+import type { RestartHooks } from "./context.ts";
+import {
+  NO_RESTART,
+  formatRestartPolicy,
+  nextBackoff,
+  parseRestartPolicy,
+  shouldRestart,
+  type RestartPolicy,
+  type RestartState,
+} from "../sandbox/restart-policy.ts";
 import type { Sandbox, SandboxStore } from "../state/sandboxes.ts";
 
-
-/** What supervision needs from the sandbox service (kept narrow so the service can be split). */
+/** What supervision needs from the sandbox service (src/daemon/service.ts wires it to create and release). */
 export interface SupervisorHost {
   store: SandboxStore;
-  ports: PortDriverSet;
+  ports: PortDrivers;
+  backends: NetworkBackends;
   withLock<T>(id: string, fn: () => Promise<T>): Promise<T>;
   /** Starts the sandbox's command detached in its (pinned) namespaces and marks it running. */
   spawnDetached(s: Sandbox): void;
@@ -41,7 +49,7 @@ export interface SupervisorHost {
   exited(id: string, exitCode: number | null): Promise<void>;
   /** Re-runs a create for an existing, exited row (new namespaces, network and ports). */
   recreate(s: Sandbox, req: CreateRequest): Promise<unknown>;
-  ctx(s: Sandbox): SetupContext;
+  setupContext(s: Sandbox): SetupContext;
   health(s: Sandbox): string | null;
   isExiting(id: string): boolean;
 }
@@ -58,7 +66,7 @@ function pinsHold(s: Sandbox): boolean {
   return !!s.runtime.pins && !!s.runtime.ino && pinHolds(s.runtime.pins.mnt, s.runtime.ino.mnt);
 }
 
-export class RestartSupervisor {
+export class RestartSupervisor implements RestartHooks {
   private timers = new Map<string, ReturnType<typeof setTimeout>>();
   /** Timers that fired and whose respawn waits for its turn. */
   private respawning = new Set<string>();
@@ -197,13 +205,14 @@ export class RestartSupervisor {
    * one) and host ports (recorded as resolved).
    */
   private async healNetwork(s: Sandbox): Promise<void> {
-    if (!s.runtime.backend || s.runtime.network === "container" || !this.host.health(s)) return;
+    if (!s.runtime.backend || !this.host.health(s)) return;
     const mode = parseNetworkMode(s.spec.network);
-    const backend = backendFor(mode);
-    const ctx = this.host.ctx(s);
+    const backend = this.host.backends.forMode(mode);
+    if (!backend.setup) return;
+    const ctx = this.host.setupContext(s);
     const errors: Error[] = [];
     if (s.runtime.ports?.length) errors.push(...(await this.host.ports.teardown(s)));
-    errors.push(...(await backend.teardown(s.runtime.backend, ctx)));
+    if (backend.teardown) errors.push(...(await backend.teardown(s.runtime.backend, ctx)));
     for (const e of errors) log.debug(`restart of ${s.name}: old network: ${e.message}`);
     const net = await backend.setup(mode, ctx);
     s.runtime.backend = net.record;
@@ -259,10 +268,14 @@ export class RestartSupervisor {
       });
       return this.host.store.find(id);
     }
-    if (s.runtime.network === "container") {
+    if (s.runtime.netOf) {
+      // container:NAME (the one mode that shares another sandbox's netns)
       const target = s.runtime.netOf ? this.findById(s.runtime.netOf) : undefined;
-      if (!target || target.status !== "running")
-        throw new BurrowError(`cannot start ${s.name}: it shares the network of ${target?.name ?? "a removed sandbox"}, which is not running (start that first)`, { kind: "not-running" });
+      if (target?.status !== "running")
+        throw new BurrowError(
+          `cannot start ${s.name}: it shares the network of ${target?.name ?? "a removed sandbox"}, which is not running (start that first)`,
+          { kind: "not-running" },
+        );
     }
     // Namespaces, network and ports again from the spec as recorded, in the
     // same row: the id, name, logs and RestartCount's history stay.
@@ -337,7 +350,10 @@ export class RestartSupervisor {
 }
 
 /** inspect's restart fields (podman: RestartCount, HostConfig.RestartPolicy) and Restarting state. */
-export function withRestartView<T extends { State: Record<string, unknown>; HostConfig: Record<string, unknown> }>(view: T, s: Sandbox): T & { RestartCount: number } {
+export function withRestartView<T extends { State: Record<string, unknown>; HostConfig: Record<string, unknown> }>(
+  view: T,
+  s: Sandbox,
+): T & { RestartCount: number } {
   const p = policyOf(s);
   const restarting = s.status === "running" && !!s.runtime.restart?.pending;
   return {

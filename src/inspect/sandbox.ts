@@ -1,6 +1,19 @@
 import { readFileSync } from "node:fs";
 // podman-compatible views of a sandbox: `inspect` JSON and `ps` rows.
 import type { Sandbox } from "../state/sandboxes.ts";
+import { networkNames } from "../net/cni/backend.ts";
+import { parseNetworkMode } from "../net/mode.ts";
+
+/** The bridge networks a sandbox is on now, or (not running) the ones it asked for. */
+export function networksOf(s: Sandbox): string[] {
+  const attached = (s.runtime.backend as { attachments?: Array<{ network: string }> } | undefined)?.attachments ?? [];
+  if (attached.length) return [...new Set(attached.map((a) => a.network))];
+  try {
+    return networkNames(parseNetworkMode(s.spec.network));
+  } catch {
+    return [];
+  }
+}
 
 export function portsView(s: Sandbox): Record<string, Array<{ HostIp: string; HostPort: string }> | null> {
   const out: Record<string, Array<{ HostIp: string; HostPort: string }> | null> = {};
@@ -35,6 +48,7 @@ export function inspectView(s: Sandbox, extra: { health: string | null; networks
       Hostname: s.spec.hostname,
       Cmd: s.spec.argv,
       WorkingDir: s.spec.cwd,
+      Labels: s.spec.labels ?? {},
     },
     HostConfig: {
       NetworkMode: s.spec.network,
@@ -68,6 +82,8 @@ export interface PsRow {
   CreatedAt: string;
   StartedAt: string;
   Network: string;
+  Networks: string[];
+  Labels: Record<string, string>;
   Ports: Array<{ host_ip: string; host_port: number; container_port: number; protocol: string }>;
 }
 
@@ -83,6 +99,8 @@ export function psRow(s: Sandbox, health: string | null): PsRow {
     CreatedAt: s.createdAt,
     StartedAt: s.startedAt ?? "",
     Network: s.spec.network,
+    Networks: networksOf(s),
+    Labels: s.spec.labels ?? {},
     Ports: (s.runtime.ports ?? []).map((p) => ({ host_ip: p.hostIp, host_port: p.hostPort, container_port: p.containerPort, protocol: p.protocol })),
   };
 }

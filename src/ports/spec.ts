@@ -5,6 +5,7 @@
 import { isIPv4, isIPv6 } from "node:net";
 import * as v from "valibot";
 import { BurrowError } from "../errors.ts";
+import { quote } from "../quote.ts";
 
 export const PROTOCOLS = ["tcp", "udp"] as const;
 export type Protocol = (typeof PROTOCOLS)[number];
@@ -25,23 +26,23 @@ export const PUBLISH_FORMS =
   "where a port may be a range START-END of equal length on both sides and PROTO is tcp, udp or tcp,udp";
 
 function bad(spec: string, why: string): BurrowError {
-  return new BurrowError(`invalid -p ${JSON.stringify(spec)}: ${why}; accepted forms are ${PUBLISH_FORMS}`, { kind: "invalid-option" });
+  return new BurrowError(`invalid -p ${quote(spec, 80)}: ${why}; accepted forms are ${PUBLISH_FORMS}`, { kind: "bad-input" });
 }
 
 /** "8080" or "8080-8090" -> [start, length]. */
 function parseRange(spec: string, side: string, text: string): [number, number] {
   const parts = text.split("-");
-  if (parts.length > 2) throw bad(spec, `${side} port ${JSON.stringify(text)} has more than one "-"`);
+  if (parts.length > 2) throw bad(spec, `${side} port ${quote(text)} has more than one "-"`);
   const port = (s: string) => {
-    if (!/^\d+$/.test(s)) throw bad(spec, `${side} port ${JSON.stringify(s)} is not a number`);
+    if (!/^\d+$/.test(s)) throw bad(spec, `${side} port ${quote(s)} is not a number`);
     const n = Number(s);
     if (n < 1 || n > 65535) throw bad(spec, `${side} port ${n} is not between 1 and 65535`);
     return n;
   };
-  if (parts[0] === "") throw bad(spec, `${side} port ${JSON.stringify(text)} has no start`);
+  if (parts[0] === "") throw bad(spec, `${side} port ${quote(text)} has no start`);
   const start = port(parts[0]!);
   if (parts.length === 1) return [start, 1];
-  if (parts[1] === "") throw bad(spec, `${side} port range ${JSON.stringify(text)} has no end`);
+  if (parts[1] === "") throw bad(spec, `${side} port range ${quote(text)} has no end`);
   const end = port(parts[1]!);
   if (end <= start) throw bad(spec, `${side} port range ${text} must end above its start`);
   return [start, end - start + 1];
@@ -54,7 +55,7 @@ function parseProtocols(spec: string, text: string | undefined): Protocol[] {
   for (const p of text.split(",")) {
     const lower = p.toLowerCase();
     if (lower === "sctp") throw bad(spec, "sctp is not supported (only tcp and udp)");
-    if (lower !== "tcp" && lower !== "udp") throw bad(spec, `unknown protocol ${JSON.stringify(p)}`);
+    if (lower !== "tcp" && lower !== "udp") throw bad(spec, `unknown protocol ${quote(p)}`);
     if (!out.includes(lower)) out.push(lower);
   }
   return out;
@@ -139,19 +140,40 @@ export function formatHostAddress(m: Pick<PortMapping, "hostIp" | "hostPort">): 
   return ip.includes(":") ? `[${ip}]:${m.hostPort}` : `${ip}:${m.hostPort}`;
 }
 
+/** Most ports one sandbox may publish (each port of a range counts). */
+export const DEFAULT_MAX_PORTS = 1024;
+
+/** The limit: BURROW_MAX_PORTS (in the daemon's environment) or the default. */
+export function maxPorts(env: Record<string, string | undefined> = process.env): number {
+  const raw = env.BURROW_MAX_PORTS;
+  if (raw === undefined || raw === "") return DEFAULT_MAX_PORTS;
+  if (!/^\d{1,6}$/.test(raw) || Number(raw) < 1)
+    throw new BurrowError(`invalid BURROW_MAX_PORTS ${JSON.stringify(raw.slice(0, 40))}: give a whole number of ports of at least 1`, { kind: "bad-input" });
+  return Number(raw);
+}
+
 /**
  * Parses every -p value and refuses two that want the same host socket
- * (same protocol and port on the same address, or on all addresses).
+ * (same protocol and port on the same address, or on all addresses), and
+ * more than `max` ports in all: each host port costs a socket (an fd) in the
+ * daemon, so a `-p 127.0.0.1::1-65535` must fail cleanly rather than exhaust
+ * them (issue 10 item 6).
  */
-export function parsePortSpecs(specs: readonly string[]): PortMapping[] {
+export function parsePortSpecs(specs: readonly string[], max = maxPorts()): PortMapping[] {
   const out: PortMapping[] = [];
   for (const spec of specs) {
-    for (const m of parsePortSpec(spec)) {
+    const mappings = parsePortSpec(spec);
+    if (out.length + mappings.length > max)
+      throw new BurrowError(
+        `-p ${quote(spec, 80)}: a sandbox can publish at most ${max} ports, and this makes ${out.length + mappings.length}; publish fewer, or raise the limit with BURROW_MAX_PORTS in the daemon's environment`,
+        { kind: "bad-input" },
+      );
+    for (const m of mappings) {
       const clash = out.find((o) => conflicts(o, m));
       if (clash) {
         throw new BurrowError(
-          `-p ${JSON.stringify(spec)}: host port ${formatHostAddress(m)}/${m.protocol} is already published for container port ${clash.containerPort}/${clash.protocol}; give each mapping its own host port`,
-          { kind: "invalid-option" },
+          `-p ${quote(spec, 80)}: host port ${formatHostAddress(m)}/${m.protocol} is already published for container port ${clash.containerPort}/${clash.protocol}; give each mapping its own host port`,
+          { kind: "bad-input" },
         );
       }
       out.push(m);
@@ -174,7 +196,7 @@ export function formatPortLine(m: PortMapping): string {
 export function formatPortLines(mappings: readonly PortMapping[], filter?: string): string[] {
   if (filter === undefined) return mappings.map(formatPortLine);
   const m = /^(\d+)(?:\/(tcp|udp))?$/.exec(filter);
-  if (!m) throw new BurrowError(`invalid port ${JSON.stringify(filter)}: accepted forms are PORT, PORT/tcp or PORT/udp`, { kind: "invalid-option" });
+  if (!m) throw new BurrowError(`invalid port ${JSON.stringify(filter)}: accepted forms are PORT, PORT/tcp or PORT/udp`, { kind: "bad-input" });
   const port = Number(m[1]);
   const protocol = (m[2] ?? "tcp") as Protocol;
   const hits = mappings.filter((x) => x.containerPort === port && x.protocol === protocol);

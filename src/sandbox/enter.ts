@@ -1,15 +1,22 @@
 // The enter role: a re-exec'd single-threaded burrow that joins a sandbox and
 // execve()s the user's command, so no Bun stays in the path.
 // Rootless order: holder user ns -> holder mount ns (where pins are visible)
-// -> open the pins -> sandbox net, uts, mount ns -> chdir -> execve.
-import { accessSync, constants, statSync, writeSync } from "node:fs";
-import { EXIT } from "../errors.ts";
-import type { EnterTarget } from "../protocol.ts";
+// -> open the pins -> sandbox net, uts, mount ns -> (-t) the pty on stdin
+// becomes the controlling terminal -> (--user) ids -> chdir -> execve.
+import { accessSync, constants, readFileSync, statSync, writeSync } from "node:fs";
+import { BurrowError, EXIT } from "../errors.ts";
+import { EnterRequest, parseMessage } from "../messages.ts";
 import { CLONE, close, nsId, openRO, setns } from "../sys/ns.ts";
-import { chdir, execve } from "../sys/proc.ts";
+import { chdir, closeOnExec, execve } from "../sys/proc.ts";
+import { setIds } from "../sys/ids.ts";
+import { makeControllingTerminal } from "../sys/pty.ts";
+import { checkMapped, parseIdMap } from "./user.ts";
+
+/** Our own errors' fd: the caller's stderr even when stdio is a pty (EnterTarget.errorFd). */
+let errorFd = 2;
 
 function fail(code: number, msg: string): never {
-  writeSync(2, `Error: ${msg}\n`);
+  writeSync(errorFd, `Error: ${msg}\n`);
   process.exit(code);
 }
 
@@ -49,15 +56,27 @@ function joinIfOther(path: string | undefined, kind: "user" | "mnt", nstype: num
 
 export function enterMain(argv: string[]): never {
   const sep = argv.indexOf("--");
-  const target = JSON.parse(argv[0] ?? "{}") as EnterTarget & { cwd?: string };
   const cmd = sep >= 0 ? argv.slice(sep + 1) : [];
+  let target: EnterRequest;
+  try {
+    target = parseMessage(EnterRequest, argv[0] ?? "", "the __enter request");
+  } catch (e) {
+    fail(EXIT.burrow, (e as Error).message);
+  }
+  if (target.errorFd) errorFd = target.errorFd;
   if (!cmd.length) fail(EXIT.burrow, "no command given");
   try {
     joinIfOther(target.session.user, "user", CLONE.NEWUSER);
     joinIfOther(target.session.mnt, "mnt", CLONE.NEWNS);
     // Open every pin before joining the sandbox's mount namespace: the pins
     // are only visible in the session's.
-    const joins = ([[target.net, CLONE.NEWNET], [target.uts, CLONE.NEWUTS], [target.mnt, CLONE.NEWNS]] as const)
+    const joins = (
+      [
+        [target.net, CLONE.NEWNET],
+        [target.uts, CLONE.NEWUTS],
+        [target.mnt, CLONE.NEWNS],
+      ] as const
+    )
       .filter(([path]) => path)
       .map(([path, type]) => [openRO(path!), type, path!] as const);
     for (const [fd, type, path] of joins) {
@@ -67,10 +86,39 @@ export function enterMain(argv: string[]): never {
   } catch (e) {
     fail(EXIT.burrow, `cannot enter the sandbox (is it still running?): ${(e as Error).message}`);
   }
-  try {
-    chdir(target.cwd ?? "/");
-  } catch {
-    chdir("/");
+  if (target.tty) {
+    try {
+      makeControllingTerminal(0);
+    } catch (e) {
+      fail(EXIT.burrow, `cannot give the command its terminal: ${(e as Error).message}`);
+    }
+  }
+  if (target.user) {
+    // The ids the command may take are those of the user namespace it is in
+    // now (the holder's rootless, the host's rootful).
+    try {
+      const user = checkMapped(target.user, parseIdMap(readFileSync("/proc/self/uid_map", "utf8")), parseIdMap(readFileSync("/proc/self/gid_map", "utf8")));
+      // With a single-id map the kernel forbids setgroups ("deny"); there
+      // is only one group to be in then.
+      const setgroups = readFileSync("/proc/self/setgroups", "utf8").trim() !== "deny";
+      setIds(user.uid, user.gid, user.groups, { setgroups });
+    } catch (e) {
+      fail(EXIT.burrow, e instanceof BurrowError ? e.message : `cannot switch to --user ${target.user.uid}:${target.user.gid}: ${(e as Error).message}`);
+    }
+  }
+  // After the switch, so the directory is checked with the user's rights.
+  if (target.workdir) {
+    try {
+      chdir(target.workdir);
+    } catch (e) {
+      fail(EXIT.cannotInvoke, `cannot change to the working directory ${target.workdir}: ${(e as Error).message}`);
+    }
+  } else {
+    try {
+      chdir(target.cwd ?? "/");
+    } catch {
+      chdir("/");
+    }
   }
   const env: Record<string, string> = {};
   for (const [k, val] of Object.entries(process.env)) {
@@ -80,6 +128,12 @@ export function enterMain(argv: string[]): never {
   if ("error" in found) {
     if (found.error === "not-found") fail(EXIT.notFound, `${cmd[0]}: executable file not found in $PATH: no such file or directory`);
     fail(EXIT.cannotInvoke, `${found.path}: permission denied: the file is not executable`);
+  }
+  // The command must not inherit the error fd: a success leaves it only the pty.
+  if (errorFd !== 2) {
+    try {
+      closeOnExec(errorFd);
+    } catch {}
   }
   try {
     execve(found.path, cmd, env);

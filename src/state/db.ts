@@ -36,6 +36,8 @@ export function openState(dir: string): Database {
   db.run("PRAGMA journal_mode = WAL");
   db.run("PRAGMA synchronous = NORMAL");
   db.run("PRAGMA busy_timeout = 5000");
+  // A checkpointed WAL is cut back to this size instead of staying at its peak.
+  db.run("PRAGMA journal_size_limit = 1048576");
   const current = (db.query("PRAGMA user_version").get() as { user_version: number }).user_version;
   for (let i = current; i < MIGRATIONS.length; i++) {
     db.transaction(() => {
@@ -44,13 +46,4 @@ export function openState(dir: string): Database {
     })();
   }
   return db;
-}
-
-export function getMeta(db: Database, key: string): string | null {
-  const row = db.query("SELECT value FROM meta WHERE key = ?").get(key) as { value: string } | null;
-  return row?.value ?? null;
-}
-
-export function setMeta(db: Database, key: string, value: string): void {
-  db.query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(key, value);
 }

@@ -1,8 +1,9 @@
 // Typed access to the sandboxes and events tables.
-import type { Database } from "bun:sqlite";
+import { type Database, SQLiteError } from "bun:sqlite";
 import { BurrowError, notFound } from "../errors.ts";
 import type { CreateRequest } from "../protocol.ts";
 import type { RestartState } from "../sandbox/restart-policy.ts";
+import { checkpoint, pruneEvents, retentionFromEnv, type Retention } from "./retention.ts";
 
 export type Status = "created" | "running" | "exited";
 
@@ -15,8 +16,8 @@ export interface Runtime {
   network: string;
   /** Sandbox whose network namespace this one shares (container:NAME). */
   netOf?: string;
-  /** Network backend record (slirp4netns pid etc.), written by the backend. */
-  backend?: Record<string, unknown>;
+  /** Network backend record (slirp4netns pid etc.), written and read only by its backend. */
+  backend?: unknown;
   /** Published ports as resolved (actual host ports). */
   ports?: PortRecord[];
   /** Which port driver published them. */
@@ -86,7 +87,10 @@ function fromRow(r: Row): Sandbox {
 }
 
 export class SandboxStore {
-  constructor(private db: Database) {}
+  constructor(
+    private db: Database,
+    private readonly retention: Retention = retentionFromEnv(),
+  ) {}
 
   insert(s: Sandbox): void {
     try {
@@ -95,18 +99,31 @@ export class SandboxStore {
           `INSERT INTO sandboxes (id, name, created_at, status, pid, pid_start, exit_code, started_at, finished_at, boot_id, session, spec, runtime)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         )
-        .run(s.id, s.name, s.createdAt, s.status, s.pid, s.pidStart, s.exitCode, s.startedAt, s.finishedAt, s.bootId, s.session, JSON.stringify(s.spec), JSON.stringify(s.runtime));
+        .run(
+          s.id,
+          s.name,
+          s.createdAt,
+          s.status,
+          s.pid,
+          s.pidStart,
+          s.exitCode,
+          s.startedAt,
+          s.finishedAt,
+          s.bootId,
+          s.session,
+          JSON.stringify(s.spec),
+          JSON.stringify(s.runtime),
+        );
     } catch (e) {
-      if (String(e).includes("UNIQUE")) throw nameInUse(s.name);
+      // The one UNIQUE column is the name.
+      if (e instanceof SQLiteError && e.code === "SQLITE_CONSTRAINT_UNIQUE") throw nameInUse(s.name);
       throw e;
     }
   }
 
   update(s: Sandbox): void {
     this.db
-      .query(
-        `UPDATE sandboxes SET status = ?, pid = ?, pid_start = ?, exit_code = ?, started_at = ?, finished_at = ?, runtime = ? WHERE id = ?`,
-      )
+      .query(`UPDATE sandboxes SET status = ?, pid = ?, pid_start = ?, exit_code = ?, started_at = ?, finished_at = ?, runtime = ? WHERE id = ?`)
       .run(s.status, s.pid, s.pidStart, s.exitCode, s.startedAt, s.finishedAt, JSON.stringify(s.runtime), s.id);
   }
 
@@ -117,6 +134,11 @@ export class SandboxStore {
 
   delete(id: string): void {
     this.db.query("DELETE FROM sandboxes WHERE id = ?").run(id);
+  }
+
+  /** Is there a row with exactly this id? */
+  has(id: string): boolean {
+    return this.db.query("SELECT 1 FROM sandboxes WHERE id = ?").get(id) !== null;
   }
 
   nameTaken(name: string): boolean {
@@ -140,9 +162,17 @@ export class SandboxStore {
   }
 
   event(type: string, s: Pick<Sandbox, "id" | "name"> | null, attrs: Record<string, unknown> = {}): void {
-    this.db
+    const { lastInsertRowid } = this.db
       .query("INSERT INTO events (time, type, sandbox_id, name, attrs) VALUES (?, ?, ?, ?, ?)")
       .run(new Date().toISOString(), type, s?.id ?? null, s?.name ?? null, JSON.stringify(attrs));
+    // Every 100 events: prune by count and age, then shrink the WAL.
+    if (Number(lastInsertRowid) % 100 === 0) this.compact();
+  }
+
+  /** Events within their bounds, and the WAL written back and truncated. */
+  compact(): void {
+    pruneEvents(this.db, this.retention);
+    checkpoint(this.db);
   }
 
   eventsSince(seq: number): Array<{ seq: number; time: string; type: string; sandbox_id: string | null; name: string | null; attrs: string }> {

@@ -58,3 +58,25 @@ export function nsId(path: string): string | null {
 export function gettid(): number {
   return libc.symbols.gettid();
 }
+
+const NS_GET_NSTYPE = 0xb703;
+
+/**
+ * The CLONE_NEW* type of the namespace behind `path` (ioctl NS_GET_NSTYPE),
+ * or null when it is no namespace file (a regular file: ENOTTY/EINVAL) or
+ * cannot be opened. Any thread.
+ */
+export function nsTypeOf(path: string): number | null {
+  let fd: number;
+  try {
+    fd = openRO(path);
+  } catch {
+    return null;
+  }
+  try {
+    const t = libc.symbols.ioctl(fd, NS_GET_NSTYPE, null);
+    return t < 0 ? null : t;
+  } finally {
+    close(fd);
+  }
+}

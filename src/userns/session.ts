@@ -1,30 +1,16 @@
 // The rootless session: one holder per user. The CLI (host namespaces) calls
 // ensureHolder() under the daemon start lock.
-import { readFileSync, writeFileSync, rmSync } from "node:fs";
+import { startTimeOf } from "../sys/processes.ts";
+import { closeSync, constants, openSync, readFileSync, writeFileSync, rmSync } from "node:fs";
 import { BurrowError } from "../errors.ts";
 import type { Paths } from "../paths.ts";
-import { roleEnv, selfCommand, SELF_ARGV0 } from "../sys/env.ts";
+import { ROLES, spawnRole } from "../roles.ts";
 import { nsId } from "../sys/ns.ts";
 import { getgid } from "../sys/proc.ts";
-import { writeMaps, type MapKind } from "./idmap.ts";
+import { HolderFile, parseMessage, type HolderInfo } from "../messages.ts";
+import { writeMaps } from "./idmap.ts";
 
-export interface HolderInfo {
-  pid: number;
-  startTime: string;
-  userns: string;
-  mntns: string;
-  map: MapKind;
-}
-
-/** Field 22 of /proc/PID/stat: distinguishes a pid from its reuse. */
-export function startTimeOf(pid: number): string | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19] ?? null;
-  } catch {
-    return null;
-  }
-}
+export type { HolderInfo };
 
 export function holderFile(p: Paths): string {
   return `${p.runtimeDir}/holder.json`;
@@ -32,7 +18,16 @@ export function holderFile(p: Paths): string {
 
 export function readHolder(p: Paths): HolderInfo | null {
   try {
-    const h = JSON.parse(readFileSync(holderFile(p), "utf8")) as HolderInfo;
+    // O_NOFOLLOW: in our own private directory a link can only be planted.
+    const fd = openSync(holderFile(p), constants.O_RDONLY | constants.O_NOFOLLOW);
+    let text: string;
+    try {
+      text = readFileSync(fd, "utf8");
+    } finally {
+      closeSync(fd);
+    }
+    // A file that does not parse is no live holder: a new one replaces it.
+    const h = parseMessage(HolderFile, text, "holder.json");
     return holderAlive(h) ? h : null;
   } catch {
     return null;
@@ -47,9 +42,7 @@ export function holderAlive(h: HolderInfo): boolean {
 export async function ensureHolder(p: Paths): Promise<HolderInfo> {
   const live = readHolder(p);
   if (live) return live;
-  const proc = Bun.spawn([...selfCommand(), "__holder"], {
-      argv0: SELF_ARGV0,
-    env: roleEnv(),
+  const proc = spawnRole(ROLES.holder, [], {
     stdin: "pipe",
     stdout: "pipe",
     stderr: "pipe",
@@ -62,10 +55,10 @@ export async function ensureHolder(p: Paths): Promise<HolderInfo> {
     throw new BurrowError(`could not start the rootless session: ${err.trim() || "holder exited"}`, { kind: "userns" });
   }
   try {
-    const { kind, why } = await writeMaps(proc.pid, p.uid, getgid());
+    const { map, why } = await writeMaps(proc.pid, p.uid, getgid());
     // Said once: the holder lives on, and with it this choice. Plain stderr:
     // the CLI does not load the logger (it costs start-up time).
-    if (kind === "single") process.stderr.write(`WARN: using a single-id user namespace: ${why}; programs that change user inside a sandbox will fail\n`);
+    if (map === "single") process.stderr.write(`WARN: using a single-id user namespace: ${why}; programs that change user inside a sandbox will fail\n`);
     proc.stdin.write("go\n");
     await proc.stdin.end();
     // Wait until the holder has exec'd sleep, so its namespaces are final.
@@ -79,9 +72,15 @@ export async function ensureHolder(p: Paths): Promise<HolderInfo> {
       startTime: startTimeOf(proc.pid)!,
       userns: nsId(`/proc/${proc.pid}/ns/user`)!,
       mntns: nsId(`/proc/${proc.pid}/ns/mnt`)!,
-      map: kind,
+      map,
     };
-    writeFileSync(holderFile(p), JSON.stringify(info), { mode: 0o600 });
+    rmSync(holderFile(p), { force: true });
+    const fd = openSync(holderFile(p), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    try {
+      writeFileSync(fd, JSON.stringify(info));
+    } finally {
+      closeSync(fd);
+    }
     reader.releaseLock();
     proc.unref();
     return info;

@@ -43,7 +43,10 @@ export async function burrowContext(mode: Mode = "rootless"): Promise<BurrowCont
   const base: RunOptions = { mode, netns, dirs, env: { [TAG_VAR]: tag } };
   const spawned: ReturnType<typeof spawn>[] = [];
   const merge = <T extends RunOptions | SpawnOptions>(o?: T): T => ({ ...base, ...o, env: { ...base.env, ...o?.env } }) as T;
-  const track = <P extends ReturnType<typeof spawn>>(p: P) => (spawned.push(p), p);
+  const track = <P extends ReturnType<typeof spawn>>(p: P) => {
+    spawned.push(p);
+    return p;
+  };
 
   return {
     mode,
@@ -60,7 +63,11 @@ export async function burrowContext(mode: Mode = "rootless"): Promise<BurrowCont
       const problems: string[] = [];
       // Foreground runs the test left running: stop them like a user would.
       const running = spawned.filter((p) => p.exitCode === null && p.signalCode === null);
-      if (running.length) await killPids(running.map((p) => p.pid), 5000);
+      if (running.length)
+        await killPids(
+          running.map((p) => p.pid),
+          5000,
+        );
 
       const scope: Scope = {
         tag,
@@ -94,7 +101,9 @@ export async function burrowContext(mode: Mode = "rootless"): Promise<BurrowCont
 function holderUserns(runtimeDir: string): string[] {
   try {
     const h = JSON.parse(readFileSync(`${runtimeDir}/holder.json`, "utf8"));
-    return typeof h.userns === "string" ? [h.userns] : [];
+    // Never the host's own user namespace (a planted or corrupt file): that
+    // would make every process on the machine this context's to kill.
+    return typeof h.userns === "string" && h.userns !== readlinkSync("/proc/1/ns/user") && h.userns !== readlinkSync("/proc/self/ns/user") ? [h.userns] : [];
   } catch {
     return [];
   }

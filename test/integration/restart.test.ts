@@ -61,10 +61,14 @@ async function inspect(t: BurrowContext, name: string) {
 
 /** Running with a pid other than `old`. */
 async function respawned(t: BurrowContext, name: string, old: number, ms = 15000): Promise<number> {
-  return until(async () => {
-    const s = await inspect(t, name);
-    return s.State.Running && s.State.Pid > 0 && s.State.Pid !== old ? (s.State.Pid as number) : null;
-  }, ms, `${name} to come back with a new pid`);
+  return until(
+    async () => {
+      const s = await inspect(t, name);
+      return s.State.Running && s.State.Pid > 0 && s.State.Pid !== old ? (s.State.Pid as number) : null;
+    },
+    ms,
+    `${name} to come back with a new pid`,
+  );
 }
 
 function daemonPids(runtimeDir: string): number[] {
@@ -134,10 +138,14 @@ describe.skipIf(!!why)("restart policies (rootless)", () => {
 
   test("a command that fails at once is restarted with back-off, shown as Restarting, and rm -f ends it for good", async () => {
     await t.burrowOk(["run", "-d", "--name", "crashy", "--network", "none", "--restart", "always", "--", "sh", "-c", "exit 3"]);
-    const row = await until(async () => {
-      const ps = JSON.parse(await t.burrowOk(["ps", "--format", "json"]));
-      return ps.find((r: { Status: string }) => r.Status.startsWith("Restarting (3)"));
-    }, 5000, "ps to show Restarting (3)");
+    const row = await until(
+      async () => {
+        const ps = JSON.parse(await t.burrowOk(["ps", "--format", "json"]));
+        return ps.find((r: { Status: string }) => r.Status.startsWith("Restarting (3)"));
+      },
+      5000,
+      "ps to show Restarting (3)",
+    );
     expect(row.State).toBe("restarting");
     await Bun.sleep(1500);
     // 100 + 200 + 400 + 800 ms of back-off: a few restarts, not hundreds.
@@ -203,24 +211,24 @@ describe.skipIf(!!why)("restart policies (rootless)", () => {
   }, 60000);
 
   for (const helper of ["slirp4netns", "pasta"] as const)
-  test(`a dead ${helper} is started again with the sandbox's restart; the port serves again`, async () => {
-    const port = hostPort();
-    const dir = webDir(t, "heal");
-    await t.burrowOk(["run", "-d", "--name", "heal", "--restart", "on-failure", "--network", helper, "-p", `${port}:8080`, "--", ...httpd(dir)]);
-    expect(await until(() => fetchFromHost(t, port), 10000, "first serve")).toBe("heal\n");
-    const slirp = procsWith(t.dirs.runtimeDir, (argv) => argv[0]!.endsWith(helper));
-    expect(slirp).toHaveLength(1);
-    process.kill(slirp[0]!, "SIGKILL");
-    const pid0 = (await inspect(t, "heal")).State.Pid as number;
-    process.kill(pid0, "SIGKILL");
-    await respawned(t, "heal", pid0);
-    expect(await until(() => fetchFromHost(t, port), 10000, `serve after ${helper} restart`)).toBe("heal\n");
-    const again = procsWith(t.dirs.runtimeDir, (argv) => argv[0]!.endsWith(helper));
-    expect(again).toHaveLength(1);
-    expect(again[0]).not.toBe(slirp[0]);
-    expect((await inspect(t, "heal")).State.Error).toBe("");
-    await t.burrowOk(["rm", "-f", "heal"]);
-  }, 60000);
+    test(`a dead ${helper} is started again with the sandbox's restart; the port serves again`, async () => {
+      const port = hostPort();
+      const dir = webDir(t, "heal");
+      await t.burrowOk(["run", "-d", "--name", "heal", "--restart", "on-failure", "--network", helper, "-p", `${port}:8080`, "--", ...httpd(dir)]);
+      expect(await until(() => fetchFromHost(t, port), 10000, "first serve")).toBe("heal\n");
+      const slirp = procsWith(t.dirs.runtimeDir, (argv) => argv[0]!.endsWith(helper));
+      expect(slirp).toHaveLength(1);
+      process.kill(slirp[0]!, "SIGKILL");
+      const pid0 = (await inspect(t, "heal")).State.Pid as number;
+      process.kill(pid0, "SIGKILL");
+      await respawned(t, "heal", pid0);
+      expect(await until(() => fetchFromHost(t, port), 10000, `serve after ${helper} restart`)).toBe("heal\n");
+      const again = procsWith(t.dirs.runtimeDir, (argv) => argv[0]!.endsWith(helper));
+      expect(again).toHaveLength(1);
+      expect(again[0]).not.toBe(slirp[0]);
+      expect((await inspect(t, "heal")).State.Error).toBe("");
+      await t.burrowOk(["rm", "-f", "heal"]);
+    }, 60000);
 
   test("stop ends an unless-stopped sandbox for good; start brings it back with its port published again", async () => {
     const port = hostPort();
@@ -252,7 +260,18 @@ describe.skipIf(!!why)("restart policies (rootless)", () => {
   test("restart keeps the sandbox's namespaces even while another of its processes ignores SIGTERM", async () => {
     const port = hostPort();
     const dir = webDir(t, "stubborn");
-    await t.burrowOk(["run", "-d", "--name", "stubborn", "-p", `${port}:8080`, "--", "sh", "-c", `(trap '' TERM; exec sleep 1000) & exec ${httpd(dir).join(" ")}`]);
+    await t.burrowOk([
+      "run",
+      "-d",
+      "--name",
+      "stubborn",
+      "-p",
+      `${port}:8080`,
+      "--",
+      "sh",
+      "-c",
+      `(trap '' TERM; exec sleep 1000) & exec ${httpd(dir).join(" ")}`,
+    ]);
     expect(await until(() => fetchFromHost(t, port), 10000, "first serve")).toBe("stubborn\n");
     const netns = await t.burrowOk(["exec", "stubborn", "--", "readlink", "/proc/self/ns/net"]);
     const before = await inspect(t, "stubborn");
@@ -296,7 +315,7 @@ describe.skipIf(!!why)("restart policies (rootless)", () => {
     expect(j).toEqual([{ Id: expect.stringMatching(/^[0-9a-f]{64}$/), Name: "w5", ExitCode: 5 }]);
     // start runs the recorded command again
     await t.burrowOk(["start", "w5"]);
-    expect((await t.burrowOk(["wait", "w5"], { timeoutMs: 15000 }))).toBe("5\n");
+    expect(await t.burrowOk(["wait", "w5"], { timeoutMs: 15000 })).toBe("5\n");
     const missing = await t.burrow(["wait", "nosuch"]);
     expect(missing.code).toBe(125);
     expect(missing.stderr).toContain("nosuch");
@@ -373,35 +392,41 @@ describe.skipIf(!!why)("restart policies (rootless)", () => {
   }, 60000);
 });
 
-for (const mode of ["rootful", "rootless"] as const) describe.skipIf(!!why)(`restart (${mode} bridge)`, () => {
-  let t: BurrowContext;
-  beforeEach(async () => {
-    t = await burrowContext(mode);
-  });
-  afterEach(async () => {
-    await t.dispose();
-  });
+for (const mode of ["rootful", "rootless"] as const)
+  describe.skipIf(!!why)(`restart (${mode} bridge)`, () => {
+    let t: BurrowContext;
+    beforeEach(async () => {
+      t = await burrowContext(mode);
+    });
+    afterEach(async () => {
+      await t.dispose();
+    });
 
-  test("restart keeps the IP and MAC on a bridge network and the port serves again", async () => {
-    const port = hostPort();
-    const dir = webDir(t, "br");
-    await t.burrowOk(["network", "create", "--subnet", "10.89.61.0/24", "rnet"], { env: { BURROW_LOG: "debug" } });
-    await t.burrowOk(["run", "-d", "--name", "br", "--network", "rnet", "-p", `${port}:8080`, "--", ...httpd(dir)]);
-    expect(await until(() => fetchFromHost(t, port), 10000, "first serve")).toBe("br\n");
-    const before = await inspect(t, "br");
-    const n0 = before.NetworkSettings.Networks.rnet;
-    expect(n0.IPAddress).toMatch(/^10\.89\.61\.\d+$/);
-    const out = await t.burrowOk(["restart", "-t", "2", "br"], { env: { BURROW_LOG: "debug" } });
-    expect(out.trim()).toBe(before.Id);
-    const after = await inspect(t, "br");
-    if (after.NetworkSettings.Networks.rnet.IPAddress !== n0.IPAddress) console.error(readFileSync(`${t.dirs.runtimeDir}/daemon.log`, "utf8"), "sandbox log:", readFileSync(`${t.dirs.runtimeDir}/sandboxes/${before.Id}/log`, "utf8"));
-    expect(after.State.Running).toBe(true);
-    expect(after.State.Pid).not.toBe(before.State.Pid);
-    expect(after.NetworkSettings.Networks.rnet.IPAddress).toBe(n0.IPAddress);
-    expect(after.NetworkSettings.Networks.rnet.MacAddress).toBe(n0.MacAddress);
-    expect(after.RestartCount).toBe(0);
-    expect(await until(() => fetchFromHost(t, port), 10000, "serve after restart")).toBe("br\n");
-    await t.burrowOk(["rm", "-f", "br"]);
-    await t.burrowOk(["network", "rm", "rnet"]);
-  }, 60000);
-});
+    test("restart keeps the IP and MAC on a bridge network and the port serves again", async () => {
+      const port = hostPort();
+      const dir = webDir(t, "br");
+      await t.burrowOk(["network", "create", "--subnet", "10.89.61.0/24", "rnet"], { env: { BURROW_LOG: "debug" } });
+      await t.burrowOk(["run", "-d", "--name", "br", "--network", "rnet", "-p", `${port}:8080`, "--", ...httpd(dir)]);
+      expect(await until(() => fetchFromHost(t, port), 10000, "first serve")).toBe("br\n");
+      const before = await inspect(t, "br");
+      const n0 = before.NetworkSettings.Networks.rnet;
+      expect(n0.IPAddress).toMatch(/^10\.89\.61\.\d+$/);
+      const out = await t.burrowOk(["restart", "-t", "2", "br"], { env: { BURROW_LOG: "debug" } });
+      expect(out.trim()).toBe(before.Id);
+      const after = await inspect(t, "br");
+      if (after.NetworkSettings.Networks.rnet.IPAddress !== n0.IPAddress)
+        console.error(
+          readFileSync(`${t.dirs.runtimeDir}/daemon.log`, "utf8"),
+          "sandbox log:",
+          readFileSync(`${t.dirs.runtimeDir}/sandboxes/${before.Id}/log`, "utf8"),
+        );
+      expect(after.State.Running).toBe(true);
+      expect(after.State.Pid).not.toBe(before.State.Pid);
+      expect(after.NetworkSettings.Networks.rnet.IPAddress).toBe(n0.IPAddress);
+      expect(after.NetworkSettings.Networks.rnet.MacAddress).toBe(n0.MacAddress);
+      expect(after.RestartCount).toBe(0);
+      expect(await until(() => fetchFromHost(t, port), 10000, "serve after restart")).toBe("br\n");
+      await t.burrowOk(["rm", "-f", "br"]);
+      await t.burrowOk(["network", "rm", "rnet"]);
+    }, 60000);
+  });

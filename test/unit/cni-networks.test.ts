@@ -21,7 +21,6 @@ function store(opts: { routes?: string[]; ifaces?: string[]; dnsname?: boolean }
   });
 }
 
-
 // What `podman network create --label team=web podnet` (v3) writes, byte for
 // byte: the top level is a Go map (sorted keys), the plugins are structs.
 const PODMAN_V3_CONFLIST = `{
@@ -232,7 +231,9 @@ describe("create", () => {
     expect((await rejection(s.create({ name: "x", subnets: ["10.1.2.0"] }))).message).toBe(
       'invalid subnet "10.1.2.0": expected an address/prefix such as 10.89.5.0/24 or fd00:0:0:5::/64',
     );
-    expect((await rejection(s.create({ name: "x", subnets: ["10.1.2.0/24"], gateway: "10.1.3.1" }))).message).toBe("gateway 10.1.3.1 is not in subnet 10.1.2.0/24");
+    expect((await rejection(s.create({ name: "x", subnets: ["10.1.2.0/24"], gateway: "10.1.3.1" }))).message).toBe(
+      "gateway 10.1.3.1 is not in subnet 10.1.2.0/24",
+    );
     expect((await rejection(s.create({ name: "x", gateway: "10.1.3.1" }))).message).toBe("gateway 10.1.3.1 is not in any subnet: give --subnet too");
     expect((await rejection(s.create({ name: "x", subnets: ["10.1.2.0/24"], ipRange: "10.1.0.0/16" }))).message).toBe(
       "ip-range 10.1.0.0/16 is not inside subnet 10.1.2.0/24",
@@ -246,7 +247,9 @@ describe("create", () => {
     expect((await rejection(s.create({ name: "x", subnets: ["10.1.2.0/31"] }))).message).toBe(
       "subnet 10.1.2.0/31 is too small: the prefix length must be at most 30",
     );
-    expect((await rejection(s.create({ name: "x", driver: "ipvlan" as "bridge" }))).message).toBe('unsupported network driver "ipvlan": accepted are bridge, macvlan');
+    expect((await rejection(s.create({ name: "x", driver: "ipvlan" as "bridge" }))).message).toBe(
+      'unsupported network driver "ipvlan": accepted are bridge, macvlan',
+    );
     expect(existsSync(join(confDir, "x.conflist"))).toBe(false);
   });
 
@@ -273,7 +276,15 @@ describe("create", () => {
   });
 
   test("DNS only when the dnsname plugin is installed", async () => {
-    expect((await store({ dnsname: false }).create({ name: "nodns" })).network.dnsEnabled).toBe(false);
+    const nodns = await store({ dnsname: false }).create({ name: "nodns" });
+    expect(nodns.network.dnsEnabled).toBe(false);
+    // Created anyway, with one line saying what does not work and why.
+    expect(nodns.warnings).toEqual([
+      expect.stringMatching(
+        /^the dnsname CNI plugin is not installed \(looked in .*empty\): names and aliases do not resolve between sandboxes on network nodns$/,
+      ),
+    ]);
+    expect((await store({ dnsname: false }).create({ name: "nodns2", disableDns: true })).warnings).toEqual([]);
     const dns = await store().create({ name: "dns" });
     expect(dns.network.dnsEnabled).toBe(true);
     expect(dns.warnings).toEqual([]);

@@ -69,7 +69,8 @@ describe("run flag combinations", () => {
       expect(e.message).toContain("the --rm option conflicts with --restart");
       expect(e.message).toContain(p);
     }
-    for (const p of [undefined, "no", "on-failure", "on-failure:2"]) expect(checkRestartRequest({ restart: p, rm: true, detach: true }).name).toBe(parseRestartPolicy(p).name);
+    for (const p of [undefined, "no", "on-failure", "on-failure:2"])
+      expect(checkRestartRequest({ restart: p, rm: true, detach: true }).name).toBe(parseRestartPolicy(p).name);
   });
 
   test("a restarting policy needs -d; no policy does not", () => {

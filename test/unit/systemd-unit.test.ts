@@ -50,7 +50,9 @@ describe("systemd unit", () => {
   });
 
   test("the stop timeout, restart setting and burrow's dir variables are carried", () => {
-    const d = directives(systemdUnit({ ...base, stopTimeout: 3, restart: "always", env: { BURROW_STATE_DIR: "/srv/state dir", BURROW_RUNTIME_DIR: "/run/x" } }));
+    const d = directives(
+      systemdUnit({ ...base, stopTimeout: 3, restart: "always", env: { BURROW_STATE_DIR: "/srv/state dir", BURROW_RUNTIME_DIR: "/run/x" } }),
+    );
     expect(d["Service.ExecStop"]).toEqual(["/usr/local/bin/burrow stop -t 3 web"]);
     expect(d["Service.TimeoutStopSec"]).toEqual(["63"]);
     expect(d["Service.Restart"]).toEqual(["always"]);

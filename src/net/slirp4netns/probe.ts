@@ -9,6 +9,7 @@ import { dirname } from "node:path";
 import * as v from "valibot";
 import { BurrowError, messageOf } from "../../errors.ts";
 import { cleanEnv } from "../../sys/env.ts";
+import { findHelper } from "../../machine/helpers.ts";
 import { DEFAULT_MTU, type Slirp4netnsOptions } from "./options.ts";
 
 export const Slirp4netnsFeaturesSchema = v.object({
@@ -61,9 +62,11 @@ export function findSlirp4netns(path?: string): string {
       kind: "missing-dependency",
     });
   }
-  const found = Bun.which("slirp4netns", { PATH: process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin" });
+  const found = findHelper("slirp4netns");
   if (!found) {
-    throw new BurrowError(`slirp4netns is not installed (not found in PATH): ${INSTALL_HINT}`, { kind: "missing-dependency" });
+    throw new BurrowError(`slirp4netns is not installed (not found in containers.conf helper_binaries_dir, PATH, /usr/sbin or /sbin): ${INSTALL_HINT}`, {
+      kind: "missing-dependency",
+    });
   }
   return found;
 }
@@ -158,16 +161,11 @@ export function clearSlirp4netnsProbeCache(): void {
  * `publishesPorts`: the sandbox publishes ports, so port_handler=slirp4netns
  * needs the API socket.
  */
-export function checkSlirp4netnsFeatures(
-  options: Slirp4netnsOptions,
-  features: Slirp4netnsFeatures,
-  opts: { publishesPorts?: boolean } = {},
-): void {
+export function checkSlirp4netnsFeatures(options: Slirp4netnsOptions, features: Slirp4netnsFeatures, opts: { publishesPorts?: boolean } = {}): void {
   const lacks = (option: string, flag: string) =>
-    new BurrowError(
-      `slirp4netns option ${option} needs ${flag}, which slirp4netns ${features.version} (${features.path}) lacks: install a newer slirp4netns`,
-      { kind: "unsupported-option" },
-    );
+    new BurrowError(`slirp4netns option ${option} needs ${flag}, which slirp4netns ${features.version} (${features.path}) lacks: install a newer slirp4netns`, {
+      kind: "unsupported-option",
+    });
   // burrow always names the namespace by path (slirp4netns >= 0.4).
   if (!features.netnsType) throw lacks("(any)", "--netns-type=path");
   if (options.cidr !== undefined && !features.cidr) throw lacks(`cidr=${options.cidr}`, "--cidr");

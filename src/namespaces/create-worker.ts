@@ -1,0 +1,78 @@
+// Worker thread (daemon): makes one sandbox's namespaces, then is thrown
+// away. Network namespaces are per thread, so unshare here moves only this
+// thread; the daemon's main thread stays in the host network namespace.
+// A thread that unshared a mount namespace can never setns into another one,
+// which is why every sandbox gets a fresh Worker (the daemon keeps one warm,
+// with a plain sandbox's namespaces already made).
+import { bind, makeRootPrivate } from "../sys/mount.ts";
+import { CLONE, gettid, join, unshare } from "../sys/ns.ts";
+import { linkUp } from "../sys/net.ts";
+import { pinToCpu, sethostname } from "../sys/proc.ts";
+import { CreateNsMessage, parseMessage, type CreateNsReply } from "../messages.ts";
+
+declare const self: Worker;
+
+const parseRequest = (data: unknown) => parseMessage(CreateNsMessage, data, "the namespace worker's request");
+
+/** Set once this (spare) worker has made a sandbox's namespaces ahead of need. */
+let prepared = false;
+
+function makeNamespaces(cpu: number | undefined): void {
+  // The CPU matters for the mount namespace pin: see namespaces.ts.
+  if (cpu !== undefined) pinToCpu(cpu);
+  unshare(CLONE.NEWNS | CLONE.NEWUTS | CLONE.NEWNET);
+  makeRootPrivate();
+  linkUp("lo");
+}
+
+self.onmessage = (ev: MessageEvent) => {
+  let req: ReturnType<typeof parseRequest>;
+  try {
+    req = parseRequest(ev.data);
+  } catch (e) {
+    self.postMessage({ ok: false, error: (e as Error).message } satisfies CreateNsReply);
+    return;
+  }
+  if ("done" in req) {
+    process.exit(0);
+  }
+  if ("prepare" in req) {
+    // A spare: the expensive part of the next plain sandbox (new net, mount
+    // and uts namespaces, loopback up) happens before anyone asks for it.
+    try {
+      makeNamespaces(req.cpu);
+      prepared = true;
+      self.postMessage({ ok: true, tid: gettid() } satisfies CreateNsReply);
+    } catch (e) {
+      self.postMessage({ ok: false, error: (e as Error).message } satisfies CreateNsReply);
+    }
+    return;
+  }
+  let reply: CreateNsReply;
+  try {
+    // Runs in: this thread only. Join an existing netns first (container:,
+    // ns:, host keeps the current one), then split off the rest.
+    if (req.usePrepared) {
+      if (!prepared) throw new Error("internal: the spare sandbox worker was not prepared");
+    } else if (req.netOnly) {
+      if (req.cpu !== undefined) pinToCpu(req.cpu);
+      unshare(CLONE.NEWNET);
+      linkUp("lo");
+    } else if (req.newNet && !req.joinNet) {
+      makeNamespaces(req.cpu);
+    } else {
+      if (req.cpu !== undefined) pinToCpu(req.cpu);
+      if (req.joinNet) join(req.joinNet, CLONE.NEWNET);
+      unshare(CLONE.NEWNS | CLONE.NEWUTS);
+      makeRootPrivate();
+    }
+    if (!req.netOnly) {
+      sethostname(req.hostname);
+      for (const [src, dst] of req.binds) bind(src, dst);
+    }
+    reply = { ok: true, tid: gettid() };
+  } catch (e) {
+    reply = { ok: false, error: (e as Error).message };
+  }
+  self.postMessage(reply);
+};

@@ -1,0 +1,104 @@
+// Finding and signalling processes: a sandbox's, by namespace inode, and
+// helpers', by pid and start time (pids are reused). A sandbox always has its own
+// mount namespace, so "the processes of a sandbox" are those whose
+// /proc/PID/ns/mnt has the sandbox's mount namespace inode.
+import { readFileSync, readdirSync, statSync } from "node:fs";
+
+export function pidsInMountNs(ino: number): number[] {
+  return pidsInNs("mnt", ino);
+}
+
+/** Processes whose namespace of `kind` has inode `ino`. */
+export function pidsInNs(kind: "mnt" | "net", ino: number): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    const c = entry.charCodeAt(0);
+    if (c < 48 || c > 57) continue;
+    try {
+      if (statSync(`/proc/${entry}/ns/${kind}`).ino === ino) out.push(Number(entry));
+    } catch {}
+  }
+  return out;
+}
+
+export function signalAll(pids: number[], signal: NodeJS.Signals | number): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, signal);
+    } catch {}
+  }
+}
+
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** SIGTERM, wait up to `timeoutMs`, then SIGKILL what is left; resolves when all are gone. */
+export async function terminate(ino: number, timeoutMs: number): Promise<void> {
+  let pids = pidsInMountNs(ino);
+  if (!pids.length) return;
+  signalAll(pids, "SIGTERM");
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    await Bun.sleep(10);
+    pids = pidsInMountNs(ino);
+    if (!pids.length) return;
+  }
+  await killAll(ino);
+}
+
+export async function killAll(ino: number): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    const pids = pidsInMountNs(ino);
+    if (!pids.length) return;
+    signalAll(pids, "SIGKILL");
+    await Bun.sleep(i < 10 ? 2 : 10);
+  }
+}
+
+/** Alive and not a zombie (kill(pid, 0) also succeeds for a zombie not yet reaped). */
+export function isRunning(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // Field 3, after the parenthesised command name.
+    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+    return state !== "Z" && state !== "X";
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Stops a helper this process may not be the parent of (a restarted
+ * daemon's slirp4netns, a forked pasta): SIGTERM, then SIGKILL after
+ * `graceMs`; resolves when `stillOurs()` no longer holds. The caller's check
+ * keeps a reused pid from being signalled.
+ */
+export async function stopHelper(pid: number, stillOurs: () => boolean, graceMs = 2000): Promise<void> {
+  if (!stillOurs()) return;
+  signalAll([pid], "SIGTERM");
+  const deadline = Date.now() + graceMs;
+  while (stillOurs() && Date.now() < deadline) await Bun.sleep(10);
+  if (!stillOurs()) return;
+  signalAll([pid], "SIGKILL");
+  while (stillOurs()) await Bun.sleep(10);
+}
+
+/** Field 22 of /proc/PID/stat: distinguishes a pid from its reuse. */
+export function startTimeOf(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // A zombie (Z) or dead (X) process has lost its namespaces: it counts
+    // as gone even while its pid and start time linger (issue 10 item 5).
+    if (fields[0] === "Z" || fields[0] === "X") return null;
+    return fields[19] ?? null;
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,212 @@
+// The port forwarder's relay primitives: bound sockets, pipes, splice(2),
+// datagram I/O and epoll, used by the connector Worker
+// (src/ports/connector-worker.ts) and, for binding, by the daemon's main thread.
+//
+// The symbols are in libc.ts's table (libc is opened once); errno is per
+// thread and read right after each call, as everywhere in src/sys.
+import { ptr } from "bun:ffi";
+import { ERRNO } from "./errno.ts";
+import { check, errno, libc, SysError } from "./libc.ts";
+import { SOCK_CLOEXEC, SOCK_DGRAM, SOCK_STREAM } from "./net.ts";
+import { close } from "./ns.ts";
+import { SOCK_NONBLOCK, sockaddrOf } from "./netio.ts";
+
+const sym = libc.symbols;
+
+export const { EAGAIN, EINTR } = ERRNO;
+export const SHUT_WR = 1;
+export const SHUT_RDWR = 2;
+const SPLICE_F_MOVE = 1;
+const SPLICE_F_NONBLOCK = 2;
+const O_NONBLOCK = 0o4000;
+const O_CLOEXEC = 0o2000000;
+const F_SETPIPE_SZ = 1031;
+const F_GETPIPE_SZ = 1032;
+const SOL_SOCKET = 1;
+const SO_REUSEADDR = 2;
+const IPPROTO_TCP = 6;
+const TCP_NODELAY = 1;
+
+export const EPOLLIN = 0x001;
+export const EPOLLOUT = 0x004;
+export const EPOLLERR = 0x008;
+export const EPOLLHUP = 0x010;
+export const EPOLLRDHUP = 0x2000;
+export const EPOLLET = 1 << 31;
+const EPOLL_CTL_ADD = 1;
+const EPOLL_CTL_DEL = 2;
+const EPOLL_CLOEXEC = O_CLOEXEC;
+
+/** struct epoll_event is packed on x86-64 (12 bytes), naturally aligned elsewhere (16). */
+const EV_SIZE = process.arch === "x64" ? 12 : 16;
+const EV_DATA = process.arch === "x64" ? 4 : 8;
+
+/** A non-blocking, close-on-exec pipe; returns [readFd, writeFd]. */
+export function pipe(): [number, number] {
+  const fds = new Int32Array(2);
+  check("pipe2", sym.pipe2(ptr(fds), O_NONBLOCK | O_CLOEXEC));
+  return [fds[0]!, fds[1]!];
+}
+
+/** Clears O_NONBLOCK: later writes wait for room instead of failing with EAGAIN. */
+export function setBlocking(fd: number): void {
+  const F_SETFL = 4;
+  check("fcntl", sym.fcntl(fd, F_SETFL, 0), "F_SETFL");
+}
+
+/** Tries to resize a pipe; returns the size it has afterwards (unchanged when the user's pipe budget is spent). */
+export function setPipeSize(fd: number, bytes: number): number {
+  const r = sym.fcntl(fd, F_SETPIPE_SZ, bytes);
+  return r > 0 ? r : sym.fcntl(fd, F_GETPIPE_SZ, 0);
+}
+
+/**
+ * splice(2) without blocking, moving pages where it can. Returns the byte
+ * count, 0 at end of input, or -errno (EAGAIN: nothing to read / no room).
+ */
+export function spliceNB(fdIn: number, fdOut: number, len: number): number {
+  const n = Number(sym.splice(fdIn, null, fdOut, null, len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK));
+  return n >= 0 ? n : -errno();
+}
+
+export function shutdown(fd: number, how: number): void {
+  sym.shutdown(fd, how); // ENOTCONN after a reset is fine: the peer is gone either way
+}
+
+/** Disables Nagle, as Go does for every TCP connection (rootlessport's behaviour). */
+export function setNoDelay(fd: number): void {
+  const one = new Int32Array([1]);
+  sym.setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, ptr(one), 4);
+}
+
+/**
+ * A non-blocking TCP listening socket bound in the calling thread's netns.
+ * Throws SysError (code EADDRINUSE, EACCES, EADDRNOTAVAIL, ...) on failure.
+ * Returns the fd and the port actually bound.
+ */
+export function listenTcpSocket(host: string, port: number, backlog = 511): { fd: number; port: number } {
+  const { buf, family } = sockaddrOf(host, port);
+  const fd = check("socket", sym.socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  try {
+    // Like every server: rebinding while old connections sit in TIME_WAIT must work.
+    const one = new Int32Array([1]);
+    check("setsockopt", sym.setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, ptr(one), 4), "SO_REUSEADDR");
+    check("bind", sym.bind(fd, ptr(buf), buf.length), `${host}:${port}`);
+    check("listen", sym.listen(fd, backlog));
+    return { fd, port: boundPort(fd) };
+  } catch (e) {
+    close(fd);
+    throw e;
+  }
+}
+
+/**
+ * A non-blocking UDP socket bound in the calling thread's netns, like
+ * listenTcpSocket. No SO_REUSEADDR: for UDP it would let a second socket
+ * share the port instead of reporting it in use.
+ */
+export function bindUdpSocket(host: string, port: number): { fd: number; port: number } {
+  const { buf, family } = sockaddrOf(host, port);
+  const fd = check("socket", sym.socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  try {
+    check("bind", sym.bind(fd, ptr(buf), buf.length), `${host}:${port}`);
+    return { fd, port: boundPort(fd) };
+  } catch (e) {
+    close(fd);
+    throw e;
+  }
+}
+
+function boundPort(fd: number): number {
+  const out = new Uint8Array(28);
+  const len = new Uint32Array([out.length]);
+  check("getsockname", sym.getsockname(fd, ptr(out), ptr(len)));
+  return (out[2]! << 8) | out[3]!;
+}
+
+/**
+ * One datagram: recvfrom(2) into `buf`, the sender's sockaddr into `from`
+ * (28 bytes fit IPv4 and IPv6) and its length into fromLen[0]. Returns the
+ * datagram's size or -errno (EAGAIN when none is waiting).
+ */
+export function recvFrom(fd: number, buf: Uint8Array, from: Uint8Array, fromLen: Uint32Array): number {
+  fromLen[0] = from.byteLength;
+  const n = Number(sym.recvfrom(fd, ptr(buf), buf.byteLength, 0, ptr(from), ptr(fromLen)));
+  return n >= 0 ? n : -errno();
+}
+
+/** sendto(2) of buf[0..len) to the sockaddr `to`; returns bytes or -errno. */
+export function sendTo(fd: number, buf: Uint8Array, len: number, to: Uint8Array): number {
+  const n = Number(sym.sendto(fd, ptr(buf), len, 0, ptr(to), to.byteLength));
+  return n >= 0 ? n : -errno();
+}
+
+/** write(2) of buf[0..len) (one datagram on a connected UDP socket); bytes or -errno. */
+export function writeNB(fd: number, buf: Uint8Array, len: number): number {
+  const n = Number(sym.write(fd, ptr(buf), len));
+  return n >= 0 ? n : -errno();
+}
+
+/** accept4(2): a non-blocking, close-on-exec connection, or -errno (EAGAIN when none is waiting). */
+export function acceptNB(listenFd: number): number {
+  const fd = sym.accept4(listenFd, null, null, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  return fd >= 0 ? fd : -errno();
+}
+
+export class Epoll {
+  readonly fd = check("epoll_create1", sym.epoll_create1(EPOLL_CLOEXEC));
+  private readonly one = new Uint8Array(16);
+  private readonly oneView = new DataView(this.one.buffer);
+  private readonly events: Uint8Array;
+  private readonly view: DataView;
+  constructor(readonly max = 256) {
+    this.events = new Uint8Array(EV_SIZE * max);
+    this.view = new DataView(this.events.buffer);
+  }
+
+  /** Watches `fd`; the fd number itself is the event's data. */
+  add(fd: number, events: number): void {
+    this.oneView.setUint32(0, events >>> 0, true);
+    this.oneView.setUint32(EV_DATA, fd, true);
+    this.oneView.setUint32(EV_DATA + 4, 0, true);
+    check("epoll_ctl", sym.epoll_ctl(this.fd, EPOLL_CTL_ADD, fd, ptr(this.one)), `add ${fd}`);
+  }
+
+  remove(fd: number): void {
+    sym.epoll_ctl(this.fd, EPOLL_CTL_DEL, fd, ptr(this.one));
+  }
+
+  /** Blocks the calling thread; calls `on(fd, events)` for each ready fd. */
+  wait(timeoutMs: number, on: (fd: number, events: number) => void): void {
+    const n = sym.epoll_wait(this.fd, ptr(this.events), this.max, timeoutMs);
+    if (n < 0) {
+      const e = errno();
+      if (e === EINTR) return;
+      throw new SysError("epoll_wait", e);
+    }
+    for (let i = 0; i < n; i++) {
+      const base = i * EV_SIZE;
+      on(this.view.getUint32(base + EV_DATA, true), this.view.getUint32(base, true));
+    }
+  }
+}
+
+/** read(2) into `buf`; returns bytes read, 0 at EOF, or -errno. */
+export function readNB(fd: number, buf: Uint8Array): number {
+  const n = Number(sym.read(fd, ptr(buf), buf.byteLength));
+  return n >= 0 ? n : -errno();
+}
+
+/** write(2) of all of `buf` to a pipe (≤ PIPE_BUF bytes is atomic); throws on failure. */
+export function writeAll(fd: number, buf: Uint8Array): void {
+  let off = 0;
+  while (off < buf.byteLength) {
+    const n = Number(sym.write(fd, ptr(buf, off), buf.byteLength - off));
+    if (n < 0) {
+      const e = errno();
+      if (e === EINTR) continue;
+      throw new SysError("write", e);
+    }
+    off += n;
+  }
+}

@@ -1,0 +1,181 @@
+// Requests over the real control socket are parsed or refused (issue 10
+// item 4): malformed JSON is a 400 that changes nothing, unknown routes
+// (inherited names included) are 404s, bodies are limited to 1 MiB, errors
+// quote only a short prefix, and a time-bounded fuzzer feeds every route.
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import fc from "fast-check";
+import { burrowContext, type BurrowContext } from "../helpers/context.ts";
+import { integrationUnavailable } from "../helpers/env.ts";
+
+const why = integrationUnavailable();
+if (why) console.warn(`skipping request integration tests: ${why}`);
+
+/** How long the fuzzer runs (BURROW_FUZZ_MS for a longer run, as scripts/fuzz.sh does). */
+const FUZZ_MS = Number(process.env.BURROW_FUZZ_MS || 4000);
+
+interface Answer {
+  status: number;
+  text: string;
+}
+
+describe.skipIf(!!why)("control requests (rootless)", () => {
+  let t: BurrowContext;
+  let sock: string;
+  beforeEach(async () => {
+    t = await burrowContext("rootless");
+    await t.burrowOk(["network", "create", "keep1"]); // starts the daemon too
+    sock = `${t.dirs.runtimeDir}/control.sock`;
+  });
+  afterEach(async () => {
+    await t.dispose();
+  });
+
+  async function post(path: string, body: string | Uint8Array): Promise<Answer> {
+    const res = await fetch(`http://burrow${path}`, { unix: sock, method: "POST", body, headers: { "content-type": "application/json" } } as RequestInit);
+    return { status: res.status, text: await res.text() };
+  }
+
+  /** What a refused request must not change: sandboxes, networks, the daemon. */
+  async function state(): Promise<string> {
+    const list = JSON.parse((await post("/list", '{"all":true}')).text) as Array<{ Id: string; Names: string[]; State: string }>;
+    const nets = JSON.parse((await post("/networkList", "{}")).text) as { networks: Array<{ name: string }> };
+    const ping = JSON.parse((await post("/ping", "{}")).text) as { pid: number };
+    return JSON.stringify({ sandboxes: list.map((s) => [s.Id, s.Names, s.State]), networks: nets.networks.map((n) => n.name).sort(), daemon: ping.pid });
+  }
+
+  test("malformed JSON is a 400 and changes nothing: garbage does not prune, a truncated body creates nothing", async () => {
+    const before = await state();
+    const prune = await post("/networkPrune", "garbage");
+    expect(prune.status).toBe(400);
+    expect(JSON.parse(prune.text).error).toBe('invalid request: the body of networkPrune is not JSON (starts with "garbage")');
+    const create = await post("/networkCreate", '{"name":"burrow2');
+    expect(create.status).toBe(400);
+    expect((await post("/networkCreate", "")).status).toBe(400);
+    expect(await state()).toBe(before);
+    expect(JSON.parse(await t.burrowOk(["network", "ls", "--format", "json"])).map((n: { name: string }) => n.name)).toContain("keep1");
+  });
+
+  test("unknown routes, __proto__ and constructor included, are 404", async () => {
+    for (const route of ["/__proto__", "/constructor", "/toString", "/hasOwnProperty", "/nope", "/", "/create/x"]) {
+      const r = await post(route, "{}");
+      expect({ route, status: r.status }).toEqual({ route, status: 404 });
+      expect(JSON.parse(r.text).error).toStartWith("unknown operation ");
+    }
+  });
+
+  test("a body over 1 MiB is refused without being echoed; a long value is quoted only by its prefix", async () => {
+    const big = await post("/networkCreate", `{"name":"${"a".repeat(2 << 20)}"}`);
+    expect(big.status).toBe(413);
+    expect(big.text.length).toBeLessThan(300);
+    const long = await post("/networkCreate", `{"name":"${"b".repeat(100_000)}"}`);
+    expect(long.status).toBe(400);
+    expect(long.text.length).toBeLessThan(600);
+    const notJson = await post("/networkPrune", "x".repeat(500_000));
+    expect(notJson.status).toBe(400);
+    expect(notJson.text.length).toBeLessThan(300);
+  });
+
+  test("network prune beside a slirp4netns sandbox (found by the fuzzer: it answered 500)", async () => {
+    await t.burrowOk(["run", "-d", "--name", "s1", "--", "sleep", "30"]);
+    try {
+      const r = await t.burrow(["network", "prune", "-f"]);
+      expect(r.stderr).toBe("");
+      expect(r.stdout).toBe("keep1\n");
+      expect(r.code).toBe(0);
+    } finally {
+      await t.burrowOk(["rm", "-f", "s1"]);
+    }
+  });
+
+  test("a 300-character network name and a bad sandbox name are refused naming a prefix of the value", async () => {
+    const long = "n".repeat(300);
+    const r = await t.burrow(["network", "create", long]);
+    expect(r.code).toBe(125);
+    expect(r.stderr.trim()).toBe(`Error: invalid network name "${"n".repeat(60)}…": it is 300 characters long; the limit is 246`);
+    const bad = await t.burrow(["run", "--rm", "--name", "bad name", "--network", "none", "--", "true"]);
+    expect(bad.code).toBe(125);
+    expect(bad.stderr).toContain('invalid name "bad name"');
+  });
+
+  test(
+    `fuzzer: random and mutated bodies on every route for ${FUZZ_MS} ms: no crash, no 500, no change on 4xx`,
+    async () => {
+      const valid: Record<string, unknown> = {
+        create: { argv: ["true"], network: "none", rm: true },
+        started: { id: "nope", pid: 1 },
+        exited: { id: "nope", exitCode: 0 },
+        list: { all: true },
+        inspect: { name: "nope" },
+        enter: { name: "nope" },
+        logs: { name: "nope" },
+        port: { name: "nope" },
+        stop: { name: "nope", timeout: 0 },
+        rm: { name: "nope", force: true },
+        info: {},
+        ping: {},
+        events: { since: 0 },
+        stats: { names: ["nope"] },
+        networkCreate: { name: "fuzz1", subnets: ["10.77.0.0/24"] },
+        networkList: {},
+        networkInspect: { name: "nope" },
+        networkRemove: { names: ["nope"] },
+        networkPrune: {},
+        networkConnect: { network: "nope", sandbox: "nope" },
+        networkDisconnect: { network: "nope", sandbox: "nope" },
+        networkReload: { sandboxes: ["nope"] },
+      };
+      const routes = Object.keys(valid);
+      const mutated = fc
+        .tuple(fc.constantFrom(...routes), fc.string({ maxLength: 12 }), fc.jsonValue({ maxDepth: 2 }), fc.nat())
+        .map(([route, key, value, cut]) => {
+          const base = { ...(valid[route] as Record<string, unknown>) };
+          const keys = Object.keys(base);
+          const k = keys.length && cut % 3 ? keys[cut % keys.length]! : key;
+          base[k] = value;
+          const text = JSON.stringify(base);
+          return { route, body: cut % 5 === 0 ? text.slice(0, cut % (text.length + 1)) : text };
+        });
+      const random = fc
+        .tuple(fc.constantFrom(...routes, "__proto__", "constructor", "prototype"), fc.oneof(fc.string(), fc.json(), fc.uint8Array({ maxLength: 64 })))
+        .map(([route, body]) => ({ route, body }));
+      const answers: Record<number, number> = {};
+      const result = await fc
+        .check(
+          fc.asyncProperty(fc.oneof(mutated, random), async ({ route, body }) => {
+            const before = await state();
+            const r = await post(`/${route}`, body);
+            answers[r.status] = (answers[r.status] ?? 0) + 1;
+            if (r.status >= 500) throw new Error(`${route} answered ${r.status}: ${r.text.slice(0, 300)}`);
+            const reply = JSON.parse(r.text);
+            // A sandbox a 2xx create made would change by itself later (the
+            // daemon ends created rows nobody starts): remove it now, so every
+            // later change is one a request made.
+            if (route === "create" && r.status === 200) await post("/rm", JSON.stringify({ name: reply.id, force: true }));
+            if (r.status >= 400) {
+              if (typeof reply.error !== "string" || reply.error.includes("\n")) throw new Error(`${route}: error is not one line: ${r.text.slice(0, 300)}`);
+              const after = await state();
+              if (after !== before) throw new Error(`${route} answered ${r.status} but changed state:\n${before}\n${after}`);
+            }
+          }),
+          {
+            numRuns: 1_000_000,
+            interruptAfterTimeLimit: FUZZ_MS,
+            markInterruptAsFailure: false,
+            seed: Number(process.env.BURROW_FUZZ_SEED || Date.now() % 2 ** 31),
+          },
+        )
+        .finally(async () => {
+          // Whatever the fuzzer made on a 2xx goes, the normal way.
+          const left = JSON.parse(await t.burrowOk(["ps", "-a", "--format", "json"])) as Array<{ Id: string }>;
+          for (const s of left) await t.burrowOk(["rm", "-f", s.Id]);
+        });
+      if (result.failed)
+        throw new Error(
+          `fuzzer (seed ${result.seed}, counterexample ${JSON.stringify(result.counterexample)}): ${result.errorInstance instanceof Error ? result.errorInstance.message : String(result.errorInstance)}`,
+        );
+      console.log(`fuzzer: ${result.numRuns} requests, answers by status ${JSON.stringify(answers)}`);
+      expect(result.numRuns).toBeGreaterThan(20);
+    },
+    FUZZ_MS + 60_000,
+  );
+});
