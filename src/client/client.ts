@@ -35,6 +35,17 @@ function verifyDaemon(): void {
   verified = true;
 }
 
+/** True when a daemon socket exists on a path that passed trust.ts; throws UntrustedPath otherwise. */
+function daemonPathTrusted(): boolean {
+  try {
+    verifyDaemon();
+    return true;
+  } catch (e) {
+    if (e instanceof Unreachable) return false;
+    throw e;
+  }
+}
+
 async function rawCall(op: string, args: unknown): Promise<unknown> {
   verifyDaemon();
   let res: Response;
@@ -70,7 +81,8 @@ let versionChecked = false;
 export async function call<O extends Op>(op: O, args: OpArgs<O>): Promise<Reply<O>> {
   if (!versionChecked) {
     versionChecked = true;
-    await replaceOtherDaemon(paths());
+    // The version check talks to the daemon too: only over a trusted path.
+    if (daemonPathTrusted()) await replaceOtherDaemon(paths());
   }
   try {
     return (await rawCall(op, args)) as Reply<O>;

@@ -6,12 +6,13 @@
 // is in flight; its state stays on disk) and the caller starts its own,
 // which adopts the state. A busy one is left alone and the CLI says, in one
 // line, what to do: never a protocol error from a reply it cannot read.
-import { closeSync, openSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { closeSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import * as v from "valibot";
 import { BurrowError } from "../errors.ts";
 import { controlSocket, type Paths } from "../paths.ts";
 import { LOCK, flock } from "../sys/proc.ts";
 import { version } from "../version.ts";
+import { openPrivateAppend } from "./trust.ts";
 
 const Record_ = v.object({ version: v.string(), commit: v.string(), pid: v.number() });
 type DaemonRecord = v.InferOutput<typeof Record_>;
@@ -87,7 +88,7 @@ export async function replaceOtherDaemon(p: Paths): Promise<void> {
   // A CLI of this version may be starting that daemon right now, its record
   // not written yet: it holds daemon.lock until it is. Decide under the lock,
   // or ten CLIs started at once would stop each other's new daemon.
-  const fd = openSync(`${p.runtimeDir}/daemon.lock`, "a", 0o600);
+  const fd = openPrivateAppend(`${p.runtimeDir}/daemon.lock`);
   let daemonPid: number;
   let other: string;
   try {
