@@ -1,6 +1,7 @@
 // Supervision of restart policies, and the start / restart / wait
 // operations. The sandbox service calls in at a few marked hook points
-// (search for "restart hook" in service.ts); everything else lives here:
+// (search for "restart hook" in create.ts, release.ts and recovery.ts,
+// which reach it as DaemonContext.restarts); everything else lives here:
 //
 // - an exit that the policy restarts keeps the namespaces (pins), network,
 //   addresses, MAC, published ports and aliases; the command is spawned
