@@ -7,27 +7,13 @@ import { chownSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { burrowContext, type BurrowContext } from "../helpers/context.ts";
 import { burrowBin, integrationUnavailable, testUser } from "../helpers/env.ts";
 import { listPids } from "../helpers/netns.ts";
+import { until } from "../helpers/until.ts";
 
 const why = integrationUnavailable();
 if (why) console.warn(`skipping restart integration tests: ${why}`);
 
 let nextPort = 20000 + Math.floor(Math.random() * 20000);
 const hostPort = () => nextPort++;
-
-async function until<T>(fn: () => Promise<T | null | undefined | false> | T | null | undefined | false, ms = 15000, what = "condition"): Promise<T> {
-  const end = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ""}`);
-    await Bun.sleep(50);
-  }
-}
 
 /** busybox httpd serving "<name>\n" on 8080 inside the sandbox. */
 function webDir(t: BurrowContext, name: string): string {
@@ -320,6 +306,34 @@ describe.skipIf(!!why)("restart policies (rootless)", () => {
     expect(missing.code).toBe(125);
     expect(missing.stderr).toContain("nosuch");
     await t.burrowOk(["rm", "w5"]);
+  }, 60000);
+
+  test("a policy restart and a later start keep -t, -w, -e, --user and --label: every run has a pty, the same workdir, env and ids", async () => {
+    const script = 'echo "run tty=$(tty) pwd=$(pwd) ids=$(id -u):$(id -g) mark=$MARK"; exit 3';
+    await t.burrowOk([
+      ...["run", "-d", "-t", "--name", "tt", "--network", "none", "--restart", "on-failure:1"],
+      ...["-w", "/usr/share", "-e", "MARK=x1", "--user", "1000:1000", "--label", "app=tt"],
+      ...["--", "sh", "-c", script],
+    ]);
+    const runs = async () =>
+      (await t.burrowOk(["logs", "tt"]))
+        .replaceAll("\r", "")
+        .split("\n")
+        .filter((l) => l.startsWith("run "));
+    // One restart (on-failure:1), then exited for good with the command's status.
+    expect(await t.burrowOk(["wait", "tt"], { timeoutMs: 20000 })).toBe("3\n");
+    expect((await inspect(t, "tt")).RestartCount).toBe(1);
+    expect(await runs()).toHaveLength(2);
+    // start makes the sandbox again from its spec: the same flags, a fresh count.
+    await t.burrowOk(["start", "tt"]);
+    expect(await t.burrowOk(["wait", "tt"], { timeoutMs: 20000 })).toBe("3\n");
+    const s = await inspect(t, "tt");
+    expect(s.RestartCount).toBe(1);
+    expect(s.Config.Labels).toEqual({ app: "tt" });
+    const all = await runs();
+    expect(all).toHaveLength(4);
+    for (const l of all) expect(l).toMatch(/^run tty=\/dev\/pts\/\d+ pwd=\/usr\/share ids=1000:1000 mark=x1$/);
+    await t.burrowOk(["rm", "tt"]);
   }, 60000);
 
   test("bad policies and --rm with a policy that never ends are refused like podman, leaving nothing", async () => {
