@@ -3,6 +3,7 @@ import { writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { call, paths } from "../client/client.ts";
 import { BurrowError } from "../errors.ts";
+import { quote } from "../quote.ts";
 import { bool, one, parseStrict, str } from "./_args.ts";
 import { printJson } from "./_shared.ts";
 import { SYSTEMD_RESTART, systemdUnit, unitName } from "../sandbox/systemd-unit.ts";
@@ -25,13 +26,13 @@ const systemd = defineCommand({
     const p = parseStrict(rawArgs, systemdArgs, { command: "generate systemd" });
     const name = one(p, "sandbox name or id", "generate systemd");
     const t = str(p, "time") ?? "10";
-    if (!/^\d+$/.test(t)) throw new BurrowError(`invalid --time "${t}": give a whole number of seconds`, { kind: "bad-input" });
+    if (!/^\d+$/.test(t)) throw new BurrowError(`invalid --time ${quote(t)}: give a whole number of seconds`, { kind: "bad-input" });
     const restart = str(p, "restart-policy") ?? "on-failure";
     if (!(SYSTEMD_RESTART as readonly string[]).includes(restart))
-      throw new BurrowError(`invalid --restart-policy "${restart}": use one of ${SYSTEMD_RESTART.join(", ")}`, { kind: "bad-input" });
+      throw new BurrowError(`invalid --restart-policy ${quote(restart)}: use one of ${SYSTEMD_RESTART.join(", ")}`, { kind: "bad-input" });
     const format = str(p, "format");
     if (format !== undefined && format !== "json")
-      throw new BurrowError(`invalid --format "${format}": generate systemd accepts only json`, { kind: "bad-input" });
+      throw new BurrowError(`invalid --format ${quote(format)}: generate systemd accepts only json`, { kind: "bad-input" });
     const view = (await call("inspect", { name })) as { Id: string; Name: string; HostConfig?: { AutoRemove?: boolean } };
     if (view.HostConfig?.AutoRemove)
       throw new BurrowError(`sandbox ${view.Name} was made with --rm: it is removed when it exits, so a unit could not start it again`, { kind: "bad-input" });

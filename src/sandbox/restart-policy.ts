@@ -3,6 +3,7 @@
 // logic: the daemon's supervision (src/daemon/restart.ts) applies it.
 import * as v from "valibot";
 import { BurrowError } from "../errors.ts";
+import { quote } from "../quote.ts";
 
 export const POLICY_NAMES = ["no", "on-failure", "always", "unless-stopped"] as const;
 export type PolicyName = (typeof POLICY_NAMES)[number];
@@ -38,19 +39,19 @@ function bad(msg: string): BurrowError {
 export function parseRestartPolicy(raw: string | undefined): RestartPolicy {
   if (raw === undefined || raw === "") return NO_RESTART;
   const parts = raw.split(":");
-  if (parts.length > 2) throw bad(`invalid restart policy "${raw}": may specify retries at most once (on-failure:N)`);
+  if (parts.length > 2) throw bad(`invalid restart policy ${quote(raw)}: may specify retries at most once (on-failure:N)`);
   const name = parts[0]!.toLowerCase();
   if (parts.length === 2) {
-    if (name !== "on-failure") throw bad(`invalid restart policy "${raw}": retries can only be specified with the on-failure restart policy`);
+    if (name !== "on-failure") throw bad(`invalid restart policy ${quote(raw)}: retries can only be specified with the on-failure restart policy`);
     const n = parts[1]!;
-    if (!/^\d+$/.test(n)) throw bad(`invalid restart policy "${raw}": the retry count must be a whole number of 0 or more`);
+    if (!/^\d+$/.test(n)) throw bad(`invalid restart policy ${quote(raw)}: the retry count must be a whole number of 0 or more`);
     const count = Number(n);
-    if (!Number.isSafeInteger(count)) throw bad(`invalid restart policy "${raw}": the retry count is too large`);
+    if (!Number.isSafeInteger(count)) throw bad(`invalid restart policy ${quote(raw)}: the retry count is too large`);
     return { name: "on-failure", maxRetries: count };
   }
   if (name === "never") return NO_RESTART;
   if ((POLICY_NAMES as readonly string[]).includes(name)) return { name: name as PolicyName, maxRetries: 0 };
-  throw bad(`invalid restart policy "${raw}": may only be "no", "on-failure[:N]", "always" or "unless-stopped"`);
+  throw bad(`invalid restart policy ${quote(raw)}: may only be "no", "on-failure[:N]", "always" or "unless-stopped"`);
 }
 
 /** The flag value as podman prints it back (inspect, generate systemd). */

@@ -2,6 +2,7 @@
 // validation), the restart decision (podman's shouldRestart) and the
 // back-off schedule (Docker's restart manager: podman has none).
 import { describe, expect, test } from "bun:test";
+import fc from "fast-check";
 import { BurrowError } from "../../src/errors.ts";
 import {
   BACKOFF,
@@ -124,5 +125,43 @@ describe("back-off", () => {
     expect(nextBackoff(51200, 10_000)).toBe(100);
     expect(nextBackoff(60000, 3_600_000)).toBe(100);
     expect(nextBackoff(0, 0)).toBe(100);
+  });
+});
+
+describe("parseRestartPolicy on any text (fast-check, as test/unit/properties.test.ts)", () => {
+  const numRuns = Number(process.env.BURROW_PROPERTY_RUNS || 300);
+  const valid = fc.oneof(
+    fc.constantFrom("", "no", "never", "NO", "always", "Always", "unless-stopped", "on-failure"),
+    fc.nat().map((n) => `on-failure:${n}`),
+  );
+  const text = fc.oneof(valid, fc.string({ unit: fc.constantFrom(..."noaltwysuefir-:0123456789NOA"), maxLength: 30 }), fc.string({ maxLength: 200 }));
+  test("a policy or a one-line bad-input error that quotes at most 60 characters of the value", () => {
+    fc.assert(
+      fc.property(text, (s) => {
+        try {
+          parseRestartPolicy(s);
+        } catch (e) {
+          expect(e).toBeInstanceOf(BurrowError);
+          expect((e as BurrowError).kind).toBe("bad-input");
+          expect((e as BurrowError).message).not.toMatch(/[\r\n]/);
+          expect((e as BurrowError).message.length).toBeLessThan(200);
+        }
+      }),
+      { numRuns },
+    );
+  });
+  test("what parses prints back as a flag that parses to the same policy", () => {
+    fc.assert(
+      fc.property(text, (s) => {
+        let p: ReturnType<typeof parseRestartPolicy>;
+        try {
+          p = parseRestartPolicy(s);
+        } catch {
+          return;
+        }
+        expect(parseRestartPolicy(formatRestartPolicy(p))).toEqual(p);
+      }),
+      { numRuns },
+    );
   });
 });
