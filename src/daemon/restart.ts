@@ -32,6 +32,7 @@ import {
   formatRestartPolicy,
   nextBackoff,
   parseRestartPolicy,
+  restartStateOf,
   shouldRestart,
   type RestartPolicy,
   type RestartState,
@@ -114,7 +115,7 @@ export class RestartSupervisor implements RestartHooks {
       log.debug(`${s.name}: exit report for an earlier run ignored (pid ${s.pid} runs)`);
       return true;
     }
-    const st: RestartState = s.runtime.restart ?? { count: 0 };
+    const st: RestartState = restartStateOf(s.runtime.restart);
     const forced = this.forced.has(id);
     if (!forced && !shouldRestart(policyOf(s), { exitCode, restartCount: st.count, stoppedByUser: false })) {
       if (s.spec.restart) log.debug(`${s.name} exited (${exitCode ?? "?"}): not restarted (policy ${formatRestartPolicy(policyOf(s))}, ${st.count} restarts)`);
@@ -181,7 +182,8 @@ export class RestartSupervisor implements RestartHooks {
       const forced = this.forced.delete(id);
       try {
         await this.healNetwork(s);
-        s.runtime.restart = { ...s.runtime.restart, pending: false, count: s.runtime.restart.count + (forced ? 0 : 1) };
+        const st = restartStateOf(s.runtime.restart);
+        s.runtime.restart = { ...st, pending: false, count: st.count + (forced ? 0 : 1) };
         this.host.spawnDetached(s);
       } catch (e) {
         log.warn(`restart of ${s.name} failed: ${messageOf(e)}`);
@@ -360,7 +362,7 @@ export function withRestartView<T extends { State: Record<string, unknown>; Host
   return {
     ...view,
     State: restarting ? { ...view.State, Status: "restarting", Running: false, Restarting: true, Pid: 0 } : { ...view.State, Restarting: false },
-    RestartCount: s.runtime.restart?.count ?? 0,
+    RestartCount: restartStateOf(s.runtime.restart).count,
     HostConfig: { ...view.HostConfig, RestartPolicy: { Name: s.spec.restart ? p.name : "", MaximumRetryCount: p.maxRetries } },
   };
 }

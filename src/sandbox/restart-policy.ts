@@ -15,14 +15,24 @@ export const RestartPolicy = v.object({
 });
 export type RestartPolicy = v.InferOutput<typeof RestartPolicy>;
 
-/** Supervision state kept in the row (runtime.restart), so a daemon restart keeps counting. */
-export interface RestartState {
+/**
+ * Supervision state kept in the row (runtime.restart), so a daemon restart
+ * keeps counting. A schema: the row may come from another build or an edit.
+ */
+export const RestartState = v.object({
   /** Restarts made by the policy since the last user start (inspect's RestartCount). */
-  count: number;
+  count: v.pipe(v.number(), v.integer(), v.minValue(0)),
   /** The command exited and waits for its back-off to end (ps: "Restarting"). */
-  pending?: boolean;
+  pending: v.optional(v.boolean()),
   /** The back-off used last, to double. */
-  delayMs?: number;
+  delayMs: v.optional(v.pipe(v.number(), v.minValue(0), v.maxValue(60_000))),
+});
+export type RestartState = v.InferOutput<typeof RestartState>;
+
+/** The row's supervision state, or a fresh one when it is missing or not of this shape. */
+export function restartStateOf(raw: unknown): RestartState {
+  const r = v.safeParse(RestartState, raw);
+  return r.success ? r.output : { count: 0 };
 }
 
 export const NO_RESTART: RestartPolicy = { name: "no", maxRetries: 0 };

@@ -11,6 +11,7 @@ import {
   formatRestartPolicy,
   nextBackoff,
   parseRestartPolicy,
+  restartStateOf,
   shouldRestart,
 } from "../../src/sandbox/restart-policy.ts";
 
@@ -163,5 +164,14 @@ describe("parseRestartPolicy on any text (fast-check, as test/unit/properties.te
       }),
       { numRuns },
     );
+  });
+});
+
+describe("the supervision state read back from a row", () => {
+  test("a state of this shape is kept; anything else starts over at 0", () => {
+    expect(restartStateOf({ count: 3, pending: true, delayMs: 400 })).toEqual({ count: 3, pending: true, delayMs: 400 });
+    expect(restartStateOf({ count: 2 })).toEqual({ count: 2 });
+    for (const bad of [undefined, null, "3", { count: -1 }, { count: 1.5 }, { count: "2" }, { count: 1, pending: "yes" }, { count: 1, delayMs: 1e12 }])
+      expect(restartStateOf(bad)).toEqual({ count: 0 });
   });
 });
