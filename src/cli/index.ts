@@ -10,6 +10,10 @@ export const main = defineCommand({
     ps: () => import("./ps.ts").then((m) => m.default),
     inspect: () => import("./inspect.ts").then((m) => m.default),
     stop: () => import("./stop.ts").then((m) => m.default),
+    start: () => import("./start.ts").then((m) => m.default),
+    restart: () => import("./restart.ts").then((m) => m.default),
+    wait: () => import("./wait.ts").then((m) => m.default),
+    generate: () => import("./generate.ts").then((m) => m.default),
     rm: () => import("./rm.ts").then((m) => m.default),
     logs: () => import("./logs.ts").then((m) => m.default),
     port: () => import("./port.ts").then((m) => m.default),
@@ -19,5 +23,6 @@ export const main = defineCommand({
     doctor: () => import("./doctor.ts").then((m) => m.default),
     events: () => import("./events.ts").then((m) => m.default),
     stats: () => import("./stats.ts").then((m) => m.default),
+    completion: () => import("./completion.ts").then((m) => m.default),
   },
 });

@@ -10,6 +10,7 @@ import { ROLES, spawnRole } from "../roles.ts";
 import { LOCK, flock } from "../sys/proc.ts";
 import { ensureHolder, holderFile, readHolder } from "../userns/session.ts";
 import { UntrustedPath, checkControlSocket, ensurePrivateDir, openPrivateAppend } from "./trust.ts";
+import { replaceOtherDaemon, writeRecord } from "./upgrade.ts";
 
 let cachedPaths: Paths | null = null;
 export function paths(): Paths {
@@ -32,6 +33,17 @@ function verifyDaemon(): void {
   ensurePrivateDir(p.runtimeDir);
   if (checkControlSocket(controlSocket(p)) === "absent") throw new Unreachable("no daemon listening");
   verified = true;
+}
+
+/** True when a daemon socket exists on a path that passed trust.ts; throws UntrustedPath otherwise. */
+function daemonPathTrusted(): boolean {
+  try {
+    verifyDaemon();
+    return true;
+  } catch (e) {
+    if (e instanceof Unreachable) return false;
+    throw e;
+  }
 }
 
 async function rawCall(op: string, args: unknown): Promise<unknown> {
@@ -64,7 +76,14 @@ async function rawCall(op: string, args: unknown): Promise<unknown> {
   return reply.output;
 }
 
+let versionChecked = false;
+
 export async function call<O extends Op>(op: O, args: OpArgs<O>): Promise<Reply<O>> {
+  if (!versionChecked) {
+    versionChecked = true;
+    // The version check talks to the daemon too: only over a trusted path.
+    if (daemonPathTrusted()) await replaceOtherDaemon(paths());
+  }
   try {
     return (await rawCall(op, args)) as Reply<O>;
   } catch (e) {
@@ -74,14 +93,27 @@ export async function call<O extends Op>(op: O, args: OpArgs<O>): Promise<Reply<
   return rawCall(op, args) as Promise<Reply<O>>;
 }
 
-async function ping(): Promise<boolean> {
+/**
+ * The reply of a daemon that is already running, or null when none is: never
+ * starts one (shell completion asks for names on every TAB).
+ */
+export async function callIfRunning<O extends Op>(op: O, args: OpArgs<O>): Promise<Reply<O> | null> {
   try {
-    await rawCall("ping", {});
-    return true;
+    return (await rawCall(op, args)) as Reply<O>;
+  } catch (e) {
+    if (e instanceof Unreachable) return null;
+    throw e;
+  }
+}
+
+/** The daemon's pid, or null when none answers. */
+async function ping(): Promise<number | null> {
+  try {
+    return ((await rawCall("ping", {})) as Reply<"ping">).pid;
   } catch (e) {
     // A trust refusal is the answer, not a daemon still starting.
     if (e instanceof UntrustedPath) throw e;
-    return false;
+    return null;
   }
 }
 
@@ -92,7 +124,7 @@ export async function ensureDaemon(): Promise<void> {
   const lockFd = openPrivateAppend(`${p.runtimeDir}/daemon.lock`);
   try {
     flock(lockFd, LOCK.EX);
-    if (await ping()) return;
+    if ((await ping()) !== null) return;
     // The log first: a log burrow cannot open (a planted symlink) must stop
     // the start before a holder exists that nothing would end.
     const logPath = `${p.runtimeDir}/daemon.log`;
@@ -124,7 +156,11 @@ export async function ensureDaemon(): Promise<void> {
     launcher.exited.then(() => (exited = true));
     const deadline = Date.now() + 10_000;
     for (let i = 0; Date.now() < deadline; i++) {
-      if (await ping()) return;
+      const pid = await ping();
+      if (pid !== null) {
+        writeRecord(p, pid);
+        return;
+      }
       if (exited) break;
       await Bun.sleep(i < 20 ? 2 : 20);
     }

@@ -90,6 +90,8 @@ export class SandboxReleases {
       }
       return [];
     }
+    // restart hook: an exit the policy restarts keeps pins, network and ports.
+    if (await this.ctx.restarts.onExit(s, exitCode)) return [];
     s.status = "exited";
     s.exitCode = exitCode;
     s.finishedAt = now();
@@ -144,13 +146,16 @@ export class SandboxReleases {
     const { store } = this.ctx;
     const s = store.find(ref);
     if (s.status === "exited") return s;
+    await this.ctx.restarts.userStop(s); // restart hook: a user stop is never restarted
     if (s.runtime.ino) await terminate(s.runtime.ino.mnt, timeoutSec * 1000);
     // The waiter (CLI or this daemon) reports the exit status; give it a moment.
-    for (let i = 0; i < 50 && store.find(s.id).status !== "exited"; i++) await Bun.sleep(10);
-    if (store.find(s.id).status !== "exited") await this.exited(s.id, null);
+    // A --rm sandbox's waiter may remove it meanwhile: stopped all the same.
+    const running = () => store.has(s.id) && store.find(s.id).status !== "exited";
+    for (let i = 0; i < 50 && running(); i++) await Bun.sleep(10);
+    if (running()) await this.exited(s.id, null);
     // stop returns with the sandbox fully released (network included).
     await this.settled(s.id);
-    return store.find(s.id);
+    return store.has(s.id) ? store.find(s.id) : s;
   }
 
   async rm(ref: string, force: boolean): Promise<{ id: string; name: string }> {
@@ -167,6 +172,7 @@ export class SandboxReleases {
       // main process makes its waiter report the exit meanwhile, which must
       // not release the network a second time; and the sandbox "died"
       // before it is removed.
+      if (s.status !== "exited") await this.ctx.restarts.userStop(s); // restart hook: rm -f stops it for good
       if (s.runtime.ino) await killAll(s.runtime.ino.mnt);
       errors.push(...(await this.recordExit(s.id, null).done));
     }
