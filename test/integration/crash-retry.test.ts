@@ -46,6 +46,16 @@ function slirpPids(t: BurrowContext): number[] {
   });
 }
 
+/** dnsmasq processes serving this context's networks: rootful, dnsname keeps
+ * their files under the context's runtime dir; rootless, they inherit the
+ * test tag through the plugin runner. */
+function dnsmasqPids(t: BurrowContext): number[] {
+  return listPids().filter((pid) => {
+    const argv = argvOf(pid);
+    return (argv[0] ?? "").endsWith("dnsmasq") && (argv.some((a) => a.includes(t.dirs.root)) || procEnv(pid).tag === t.tag);
+  });
+}
+
 async function until(cond: () => boolean | Promise<boolean>, ms = 8000): Promise<boolean> {
   const end = Date.now() + ms;
   while (Date.now() < end) {
@@ -74,9 +84,11 @@ for (const mode of ["rootless", "rootful"] as const) {
     test(
       `kill -9 of the daemon during ${CLIS} concurrent creates, ${ROUNDS} times: true answers, no helper without a sandbox`,
       async () => {
-        // Every fourth on a bridge network: rootless, that is the shared
-        // namespace's slirp4netns; rootful, CNI in the test netns.
-        const network = (i: number) => (i % 4 === 3 ? "bridge" : "slirp4netns");
+        // Every fourth on a bridge network with DNS: rootless, that is the
+        // shared namespace's slirp4netns; rootful, CNI in the test netns;
+        // both, dnsname's dnsmasq.
+        await t.burrowOk(["network", "create", "crashnet"]);
+        const network = (i: number) => (i % 4 === 3 ? "crashnet" : "slirp4netns");
         const summary: string[] = [];
         for (let round = 0; round < ROUNDS; round++) {
           await t.burrowOk(["ps"]); // a daemon to kill
@@ -116,16 +128,21 @@ for (const mode of ["rootless", "rootful"] as const) {
           // rootless bridge namespace's one while a bridge sandbox runs).
           const running = ps.filter((r) => r.State === "running");
           const perSandbox = running.filter((r) => network(names.indexOf(r.Names[0]!)) === "slirp4netns").length;
-          const shared = mode === "rootless" && running.some((r) => network(names.indexOf(r.Names[0]!)) === "bridge") ? 1 : 0;
+          const bridged = running.some((r) => network(names.indexOf(r.Names[0]!)) === "crashnet");
+          const shared = mode === "rootless" && bridged ? 1 : 0;
           const accounted = await until(() => slirpPids(t).length === perSandbox + shared);
           expect({ round, slirp4netns: slirpPids(t).length }).toEqual({ round, slirp4netns: perSandbox + shared });
           expect(accounted).toBe(true);
+          // One dnsmasq for the network while a sandbox is on it, none otherwise.
+          expect(await until(() => dnsmasqPids(t).length === (bridged ? 1 : 0))).toBe(true);
           summary.push(`${ok}/${CLIS}`);
 
           if (ps.length) await t.burrowOk(["rm", "-f", ...ps.map((r) => r.Id)], { timeoutMs: 60_000 });
           expect(JSON.parse(await t.burrowOk(["ps", "-a", "--format", "json"]))).toEqual([]);
           expect(await until(() => slirpPids(t).length === 0)).toBe(true);
+          expect(await until(() => dnsmasqPids(t).length === 0)).toBe(true);
         }
+        await t.burrowOk(["network", "rm", "crashnet"]);
         // The kills did land mid-create: some half-made creates were rolled back and created afresh.
         const log = readFileSync(`${t.dirs.runtimeDir}/daemon.log`, "utf8");
         const rolledBack = log.split("\n").filter((l) => l.includes("rolled back the create of")).length;
