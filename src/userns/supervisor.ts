@@ -51,6 +51,8 @@ export const SUPERVISOR_IDLE_LINE = "burrow supervisor: ";
  *   cannot start at all): then the supervisor logs why and waits for the
  *   next SIGUSR1.
  * - SIGHUP (a logout's hangup) and SIGPIPE are ignored: the session outlives them.
+ * - While no daemon runs it waits in open(2) of a FIFO in the runtime
+ *   directory (.supervisor.fifo): no child process, no polling.
  * `wait` returns early (status > 128) when a trapped signal arrives; the
  * inner loop tells that from the daemon's own end with `kill -0`.
  */
@@ -81,10 +83,13 @@ while :; do
         fi ;;
     esac
   else
-    sleep 2147483647 &
-    spid=$!
-    wait "$spid"
-    kill "$spid" 2>/dev/null
+    # Wait for SIGUSR1 with no child process (a child would outlive a
+    # SIGKILLed holder): opening a FIFO that has no writer blocks until a
+    # signal interrupts it. Should the FIFO be unusable, poll once a second.
+    fifo=\${log%/*}/.supervisor.fifo
+    [ -p "$fifo" ] || { rm -f "$fifo"; mkfifo -m 600 "$fifo"; } 2>/dev/null
+    : <"$fifo" 2>/dev/null
+    [ "$want" = 1 ] || sleep 1
   fi
 done
 `;
