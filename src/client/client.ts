@@ -97,7 +97,8 @@ export async function ensureDaemon(): Promise<void> {
     // and daemon beside it is what split burrow in two (issue 10 finding 1).
     const owner = stateLockOwner(p.stateDir);
     if (owner !== null) {
-      const until = Date.now() + 5_000;
+      // It rebuilds within a second (a 250 ms check): 3 s is generous.
+      const until = Date.now() + 3_000;
       while (Date.now() < until) {
         if (await ping()) return;
         await Bun.sleep(20);

@@ -80,10 +80,24 @@ export async function daemonMain(): Promise<void> {
     ? { id: `${holder.pid}:${holder.startTime}`, enter: { user: `/proc/${holder.pid}/ns/user`, mnt: `/proc/${holder.pid}/ns/mnt` } }
     : { id: `host`, enter: { mnt: `/proc/${process.pid}/ns/mnt` } };
   const service = new SandboxService(paths, store, session, bootId(), createPortDrivers(paths.rootless), cni);
+  // The socket and everything else this daemon keeps in the runtime
+  // directory have one owner (src/daemon/ownership.ts).
+  const owner = new RuntimeOwner(paths, holder, {
+    serve: (unix) => Bun.serve({ ...serveOptions, unix }),
+    sandboxes: () => service.list(false),
+    withLock: (id, fn) => service.withLock(id, fn),
+    handOver: (why) => {
+      log.warn(`handing over: ${why}`);
+      void shutdown("handover", { handOver: true });
+    },
+  });
   // Listen first, reconcile meanwhile: a restart with many half-released
   // sandboxes must not run into the starting CLI's deadline. Requests other
-  // than ping wait for it.
-  const reconciled = service.reconcile().catch((e) => log.warn(`reconcile: ${messageOf(e)}`));
+  // than ping wait for it. Pins a logout removed are made again first.
+  const reconciled = owner
+    .restoreSandboxes()
+    .then(() => service.reconcile())
+    .catch((e) => log.warn(`reconcile: ${messageOf(e)}`));
   prewarm();
 
   const sock = controlSocket(paths);
@@ -125,17 +139,6 @@ export async function daemonMain(): Promise<void> {
       }
     },
   };
-  // The socket and everything else this daemon keeps in the runtime
-  // directory have one owner (src/daemon/ownership.ts).
-  const owner = new RuntimeOwner(paths, holder, {
-    serve: (unix) => Bun.serve({ ...serveOptions, unix }),
-    sandboxes: () => service.list(false),
-    withLock: (id, fn) => service.withLock(id, fn),
-    handOver: (why) => {
-      log.warn(`handing over: ${why}`);
-      void shutdown("handover", { handOver: true });
-    },
-  });
   try {
     owner.listen();
   } catch (e) {
@@ -189,6 +192,8 @@ export async function daemonMain(): Promise<void> {
         await service.sessionLost();
         return shutdown("holder gone");
       }
+      // Pins a logout removed are made again before the reaper looks at them.
+      await owner.check();
       await service.reap();
       if (service.inflight === 0 && service.active() === 0 && service.releasing() === 0 && Date.now() - lastActivity > idleMs) await shutdown("idle");
     } catch (e) {

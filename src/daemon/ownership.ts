@@ -138,7 +138,7 @@ export class RuntimeOwner {
   private socketIno = 0;
   private dirIno = 0;
   private pinsIno: number | null = null;
-  private checking = false;
+  private checking: Promise<void> | null = null;
   private lastError = "";
   private serial = 0;
 
@@ -213,9 +213,13 @@ export class RuntimeOwner {
   }
 
   /** One look at everything this daemon owns in the runtime dir; rebuilds what is gone. */
-  async check(): Promise<void> {
-    if (this.checking) return;
-    this.checking = true;
+  check(): Promise<void> {
+    // One check at a time; a caller that comes during one waits for it.
+    this.checking ??= this.checkOnce().finally(() => (this.checking = null));
+    return this.checking;
+  }
+
+  private async checkOnce(): Promise<void> {
     try {
       await this.checkNow();
       this.lastError = "";
@@ -225,8 +229,6 @@ export class RuntimeOwner {
       const msg = messageOf(e);
       if (msg !== this.lastError) log.warn(`cannot rebuild the runtime directory ${this.paths.runtimeDir}: ${msg}`);
       this.lastError = msg;
-    } finally {
-      this.checking = false;
     }
   }
 
@@ -253,10 +255,25 @@ export class RuntimeOwner {
       }
     }
     const pins = lstatSync(`${dir}/pins`, { throwIfNoEntry: false })?.ino ?? null;
-    if (dirChanged || pins !== this.pinsIno) {
-      for (const s of this.hooks.sandboxes()) await this.hooks.withLock(s.id, async () => this.restore(s));
-      this.pinsIno = lstatSync(`${dir}/pins`, { throwIfNoEntry: false })?.ino ?? null;
+    if (dirChanged || pins !== this.pinsIno) await this.restoreSandboxes();
+  }
+
+  /**
+   * Makes every live sandbox's pins and files again where they are gone.
+   * Also run once at start, before reconcile: a daemon restarted after a
+   * logout must not take lost pins for ended sandboxes.
+   */
+  async restoreSandboxes(): Promise<void> {
+    for (const s of this.hooks.sandboxes()) {
+      await this.hooks.withLock(s.id, async () => {
+        try {
+          this.restore(s);
+        } catch (e) {
+          log.warn(`sandbox ${s.name}: cannot make its pins again: ${messageOf(e)}`);
+        }
+      });
     }
+    this.pinsIno = lstatSync(`${this.paths.runtimeDir}/pins`, { throwIfNoEntry: false })?.ino ?? null;
   }
 
   /**

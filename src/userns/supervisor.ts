@@ -88,7 +88,8 @@ while :; do
     # signal interrupts it. Should the FIFO be unusable, poll once a second.
     fifo=\${log%/*}/.supervisor.fifo
     [ -p "$fifo" ] || { rm -f "$fifo"; mkfifo -m 600 "$fifo"; } 2>/dev/null
-    : <"$fifo" 2>/dev/null
+    # (true, not the special built-in ":", whose failed redirection would end the shell)
+    true <"$fifo" 2>/dev/null
     [ "$want" = 1 ] || sleep 1
   fi
 done
