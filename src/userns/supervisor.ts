@@ -46,10 +46,11 @@ export const SUPERVISOR_IDLE_LINE = "burrow supervisor: ";
  * Environment: BURROW_SUPERVISE_LOG (the daemon's log file).
  * - SIGUSR1 (sent by a CLI that found no daemon answering): start one.
  * - a daemon that exits 0 or 75 is not restarted (see DAEMON_EXIT);
- *   any other exit, a signal included, restarts it at once, unless it
- *   died within 2 s of its start three times in a row (a daemon that
- *   cannot start at all): then the supervisor logs why and waits for the
- *   next SIGUSR1.
+ *   any other exit, a signal included, restarts it at once. After three
+ *   ends in a row within 2 s of their start, a daemon killed by a signal
+ *   is restarted once a second, and one that exited with an error (it
+ *   cannot start at all) is not: the supervisor logs why and waits for
+ *   the next SIGUSR1, so the CLI that asked shows the daemon's own error.
  * - SIGHUP (a logout's hangup) and SIGPIPE are ignored: the session outlives them.
  * - While no daemon runs it waits in open(2) of a FIFO in the runtime
  *   directory (.supervisor.fifo): no child process, no polling.
@@ -78,7 +79,9 @@ while :; do
         echo "${SUPERVISOR_IDLE_LINE}the daemon stopped (status $rc); it starts again with the next burrow command" >>"$log" 2>/dev/null ;;
       *) read t1 _ </proc/uptime
         if [ $(( \${t1%.*} - \${t0%.*} )) -lt 2 ]; then fails=$((fails + 1)); else fails=0; fi
-        if [ "$fails" -lt 3 ]; then want=1; else fails=0
+        if [ "$fails" -lt 3 ]; then want=1
+        elif [ "$rc" -gt 128 ]; then sleep 1; want=1
+        else fails=0
           echo "${SUPERVISOR_IDLE_LINE}the daemon failed (status $rc) three times at start; it starts again with the next burrow command" >>"$log" 2>/dev/null
         fi ;;
     esac

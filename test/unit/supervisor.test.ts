@@ -69,6 +69,18 @@ test("a daemon killed by a signal is started again at once", async () => {
   expect(logText()).not.toContain(SUPERVISOR_IDLE_LINE);
 });
 
+test("a daemon killed again and again right after its start is still restarted, once a second", async () => {
+  start("sleep");
+  let last = 0;
+  for (let i = 1; i <= 4; i++) {
+    expect(await until(() => starts() === i && children().length === 1 && children()[0] !== last, 3000)).toBe(true);
+    last = children()[0]!;
+    process.kill(last, "SIGKILL");
+  }
+  expect(await until(() => starts() === 5 && children().length === 1, 3000)).toBe(true);
+  expect(logText()).not.toContain(SUPERVISOR_IDLE_LINE);
+});
+
 test("a clean stop (0) or a locked state (75) is not restarted; SIGUSR1 starts it again, with no child meanwhile", async () => {
   start("0");
   expect(await until(() => logText().includes(`${SUPERVISOR_IDLE_LINE}the daemon stopped (status 0)`))).toBe(true);
