@@ -7,7 +7,9 @@ const root = new URL("..", import.meta.url).pathname;
 const pkg = await Bun.file(`${root}/package.json`).json();
 const commit = (await $`git -C ${root} rev-parse --short=12 HEAD`.nothrow().quiet().text()).trim() || "unknown";
 
-const workers = ["src/cli/main.ts", "src/daemon/main.ts", "src/net/cni/rootless-exec.ts", "src/sandbox/create-worker.ts", "src/ports/connector-worker.ts"].filter((f) => Bun.file(`${root}/${f}`).size > 0);
+const workers = ["src/cli/main.ts", "src/daemon/main.ts", "src/net/cni/runner.ts", "src/namespaces/create-worker.ts", "src/ports/connector-worker.ts"].filter(
+  (f) => Bun.file(`${root}/${f}`).size > 0,
+);
 
 const result = await Bun.build({
   entrypoints: [`${root}/src/main.ts`, ...workers.map((w) => `${root}/${w}`)],

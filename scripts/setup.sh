@@ -4,7 +4,7 @@
 #
 #   - Debian packages for the real helpers (slirp4netns, pasta, CNI plugins,
 #     newuidmap, iptables, ...) and the test tools (iperf3, hyperfine, curl).
-#   - node_modules (bun comes from npm) and dist/burrow.
+#   - node_modules (npm ci; bun comes from npm) and dist/burrow.
 #   - the unprivileged test user (BURROW_TEST_USER, default burrowtest) with a
 #     /etc/subuid and /etc/subgid range, /run/user/UID (nobody else makes it on
 #     machines without systemd-logind) and a private TMPDIR (/tmp may be 0755).
@@ -141,20 +141,15 @@ cd "$repo"
 stamp=node_modules/.package-lock.json   # npm rewrites it on every install
 if [ ! -x node_modules/.bin/bun ] || [ ! -e $stamp ] || [ package.json -nt $stamp ] ||
   { [ -e package-lock.json ] && [ package-lock.json -nt $stamp ]; }; then
-  npm_flags=(--no-audit --no-fund --loglevel=error)
-  if [ -e package-lock.json ]; then
-    say "installing npm packages (npm ci)"
-    # npm ci refuses a lock file that no longer matches package.json (someone
-    # added a dependency without npm install): fall back to npm install.
-    npm ci "${npm_flags[@]}" </dev/null ||
-      { say "npm ci failed, trying npm install"; npm install "${npm_flags[@]}" </dev/null; }
-  else
-    say "installing npm packages (npm install)"
-    npm install "${npm_flags[@]}" </dev/null
-  fi
+  # npm ci only: it installs exactly the lock file, and refuses a lock file
+  # that no longer matches package.json (fix that with npm install and
+  # commit the lock file; setup never rewrites it).
+  [ -e package-lock.json ] || die "package-lock.json is missing: run npm install once and commit it"
+  say "installing npm packages (npm ci)"
+  npm ci --no-audit --no-fund --loglevel=error </dev/null || die "npm ci failed (is package-lock.json in step with package.json?)"
   touch $stamp
 fi
-[ -x node_modules/.bin/bun ] || die "node_modules/.bin/bun missing after npm install"
+[ -x node_modules/.bin/bun ] || die "node_modules/.bin/bun missing after npm ci"
 
 # ---------------------------------------------------------------- dist/burrow
 # Rebuild when anything that goes into the binary is newer. Directories are in

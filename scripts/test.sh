@@ -4,7 +4,8 @@
 #   scripts/test.sh [unit|integration] [bun test options...]
 #   npm test -- --timeout 120000        # options go to every bun test run
 #
-# Runs scripts/setup.sh, the unit tests, then the integration tests (real
+# Runs scripts/setup.sh, the typecheck, Biome's format and lint check, the
+# unit tests, then the integration tests (real
 # namespaces, run as root driving dist/burrow as the test user or inside a
 # test netns), then a suite-level check that nothing leaked. Ends with one
 # line: "N passed, N failed[, N skipped]". Exits non-zero on any failure.
@@ -77,6 +78,18 @@ if [ "${tiers[0]}" = unit ]; then
   else
     failed=$((failed + 1))
     notes+=("tsc --noEmit found type errors (listed above)")
+  fi
+fi
+
+# So is the style: Biome's formatter and linter (biome.json; npm run format
+# fixes the formatting). One failure, like the typecheck.
+if [ "${tiers[0]}" = unit ]; then
+  printf '\n== format and lint: biome check\n'
+  if node_modules/.bin/biome check --error-on-warnings --max-diagnostics=20 .; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    notes+=("biome check found unformatted or lint-failing code (listed above; npm run format fixes the formatting)")
   fi
 fi
 

@@ -8,11 +8,57 @@ export const EXIT = {
   notFound: 127,
 } as const;
 
+/**
+ * Stable machine-readable tags, sent over the control socket and printed by
+ * `--format json`. One kind per thing a script may act on: every invalid
+ * value a user gave (an argument, an option, a flag's value) is `bad-input`.
+ */
+export const ERROR_KINDS = [
+  "error",
+  "bad-input",
+  "unsupported",
+  "unsupported-option",
+  "missing-dependency",
+  "setup",
+  "untrusted",
+  "not-found",
+  "ambiguous",
+  "name-in-use",
+  "in-use",
+  "running",
+  "not-running",
+  "cleanup",
+  "protocol",
+  "internal",
+  "daemon",
+  "userns",
+  "pasta",
+  "slirp4netns",
+  "slirp4netns-api",
+  "port-in-use",
+  "port-privileged",
+  "network-default",
+  "network-exists",
+  "network-in-use",
+  "network-invalid",
+  "cni-cache",
+  "cni-plugin",
+  "cni-plugin-missing",
+  "cni-result",
+  "cni-teardown",
+  "cni-version",
+] as const;
+export type ErrorKind = (typeof ERROR_KINDS)[number];
+
+export function isErrorKind(k: unknown): k is ErrorKind {
+  return (ERROR_KINDS as readonly unknown[]).includes(k);
+}
+
 export class BurrowError extends Error {
   readonly exitCode: number;
   /** A stable machine-readable tag, also sent over the control socket. */
-  readonly kind: string;
-  constructor(message: string, opts: { cause?: unknown; exitCode?: number; kind?: string } = {}) {
+  readonly kind: ErrorKind;
+  constructor(message: string, opts: { cause?: unknown; exitCode?: number; kind?: ErrorKind } = {}) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = "BurrowError";
     this.exitCode = opts.exitCode ?? EXIT.burrow;
@@ -48,27 +94,33 @@ export async function runAll(steps: Array<() => unknown | Promise<unknown>>): Pr
   return errors;
 }
 
+/** An undo or teardown step: throws, or returns the errors of its parts (all of them are reported). */
+export type UndoStep = () => unknown | Promise<unknown>;
+
 /** A stack of undo steps: push as setup proceeds, unwind on failure (latest first). */
 export class Rollback {
-  private steps: Array<{ what: string; undo: () => unknown | Promise<unknown> }> = [];
-  push(what: string, undo: () => unknown | Promise<unknown>): void {
+  private steps: Array<{ what: string; undo: UndoStep }> = [];
+  /** `undo` may throw, or return an Error[] (a teardown's report): each error counts. */
+  push(what: string, undo: UndoStep): void {
     this.steps.push({ what, undo });
   }
   /** Forget the steps: setup succeeded and the caller owns the resources now. */
   commit(): void {
     this.steps = [];
   }
+  /** Runs every step, never stopping at a failure; returns every error, each naming its step. */
   async unwind(): Promise<Error[]> {
     const steps = this.steps.reverse();
     this.steps = [];
-    return runAll(
-      steps.map(({ what, undo }) => async () => {
-        try {
-          await undo();
-        } catch (e) {
-          throw new Error(`undo ${what}: ${messageOf(e)}`);
-        }
-      }),
-    );
+    const errors: Error[] = [];
+    for (const { what, undo } of steps) {
+      try {
+        const result = await undo();
+        if (Array.isArray(result)) for (const e of result) if (e instanceof Error) errors.push(new Error(`undo ${what}: ${e.message}`, { cause: e }));
+      } catch (e) {
+        errors.push(new Error(`undo ${what}: ${messageOf(e)}`, { cause: e }));
+      }
+    }
+    return errors;
   }
 }

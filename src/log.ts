@@ -18,8 +18,10 @@ function get(): ConsolaInstance {
 }
 
 type Fn = (message: unknown, ...args: unknown[]) => void;
-const at = (min: number, name: "error" | "warn" | "info" | "debug"): Fn => (message, ...args) => {
-  if (level >= min) get()[name](message, ...args);
-};
+const at =
+  (min: number, name: "error" | "warn" | "info" | "debug"): Fn =>
+  (message, ...args) => {
+    if (level >= min) get()[name](message, ...args);
+  };
 
 export const log = { error: at(0, "error"), warn: at(1, "warn"), info: at(3, "info"), debug: at(4, "debug") };

@@ -2,18 +2,12 @@
 // daemon through the environment (the daemon runs as uid 0 of the holder's
 // user namespace, so it cannot tell rootless from rootful by its own uid).
 import { homedir } from "node:os";
+import type * as v from "valibot";
 import { BurrowError } from "./errors.ts";
+import { PathsMessage, parseMessage } from "./messages.ts";
 import { getuid } from "./sys/proc.ts";
 
-export interface Paths {
-  rootless: boolean;
-  /** The host uid of the user burrow serves. */
-  uid: number;
-  runtimeDir: string;
-  stateDir: string;
-  /** CNI network configs (podman v3 layout). */
-  cniConfigDir: string;
-}
+export type Paths = v.InferOutput<typeof PathsMessage>;
 
 export function controlSocket(p: Paths): string {
   return `${p.runtimeDir}/control.sock`;
@@ -27,7 +21,7 @@ export function sandboxDir(p: Paths, id: string): string {
 
 /** Resolves paths in the CLI (host namespaces). */
 export function resolvePaths(env: Record<string, string | undefined> = process.env): Paths {
-  if (env.BURROW_PATHS) return JSON.parse(env.BURROW_PATHS) as Paths;
+  if (env.BURROW_PATHS) return parseMessage(PathsMessage, env.BURROW_PATHS, "BURROW_PATHS");
   const uid = getuid();
   const rootless = uid !== 0;
   const home = env.HOME || homedir();
@@ -42,9 +36,7 @@ export function resolvePaths(env: Record<string, string | undefined> = process.e
         { kind: "setup" },
       );
   }
-  const stateDir =
-    env.BURROW_STATE_DIR || (rootless ? `${env.XDG_DATA_HOME || `${home}/.local/share`}/burrow` : "/var/lib/burrow");
-  const cniConfigDir =
-    env.BURROW_CNI_CONFIG_DIR || (rootless ? `${env.XDG_CONFIG_HOME || `${home}/.config`}/cni/net.d` : "/etc/cni/net.d");
+  const stateDir = env.BURROW_STATE_DIR || (rootless ? `${env.XDG_DATA_HOME || `${home}/.local/share`}/burrow` : "/var/lib/burrow");
+  const cniConfigDir = env.BURROW_CNI_CONFIG_DIR || (rootless ? `${env.XDG_CONFIG_HOME || `${home}/.config`}/cni/net.d` : "/etc/cni/net.d");
   return { rootless, uid, runtimeDir, stateDir, cniConfigDir };
 }

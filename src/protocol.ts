@@ -10,9 +10,8 @@ export const Name = v.pipe(
   v.maxLength(253, (i) => `invalid name ${quote(i.input)}: it is ${String(i.input).length} characters long; the limit is 253`),
 );
 
-/** --user, resolved to ids by the CLI (src/sandbox/user.ts). */
-const Id = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(0xfffffffe));
-export const ProcessUser = v.object({ uid: Id, gid: Id, groups: v.array(Id), home: v.optional(v.string()) });
+import { ProcessUser } from "./messages.ts";
+export { ProcessUser };
 
 export const CreateRequest = v.object({
   name: v.optional(Name),
@@ -36,21 +35,9 @@ export const CreateRequest = v.object({
 });
 export type CreateRequest = v.InferOutput<typeof CreateRequest>;
 
-/** How a process joins a sandbox: the session namespaces first, then the pins. */
-export const EnterTarget = v.object({
-  session: v.object({ user: v.optional(v.string()), mnt: v.optional(v.string()) }),
-  net: v.optional(v.string()),
-  uts: v.optional(v.string()),
-  mnt: v.optional(v.string()),
-  /** stdin is a pty slave: make it the controlling terminal before execve. */
-  tty: v.optional(v.boolean()),
-  /** Where the enter child writes its own errors (closed before execve); default 2. */
-  errorFd: v.optional(v.pipe(v.number(), v.integer(), v.minValue(3))),
-  /** An explicit -w: chdir there or fail (without it, a missing cwd falls back to /). */
-  workdir: v.optional(v.string()),
-  user: v.optional(ProcessUser),
-});
-export type EnterTarget = v.InferOutput<typeof EnterTarget>;
+// Shared with the __enter child, which must not load this whole module.
+export { EnterTarget, formatIssues } from "./messages.ts";
+import { EnterTarget } from "./messages.ts";
 
 export const Ref = v.object({ name: v.pipe(v.string(), v.minLength(1)) });
 export const Started = v.object({ id: v.string(), pid: v.number() });
@@ -143,7 +130,16 @@ export const Replies = {
   rm: IdName,
   info: Done,
   ping: v.object({ pid: v.number() }),
-  events: v.array(v.object({ seq: v.number(), time: v.string(), type: v.string(), id: v.nullable(v.string()), name: v.nullable(v.string()), attributes: v.record(v.string(), v.unknown()) })),
+  events: v.array(
+    v.object({
+      seq: v.number(),
+      time: v.string(),
+      type: v.string(),
+      id: v.nullable(v.string()),
+      name: v.nullable(v.string()),
+      attributes: v.record(v.string(), v.unknown()),
+    }),
+  ),
   stats: v.array(v.looseObject({ ID: v.string(), Name: v.string(), PIDs: v.number(), MemUsage: v.number(), NetInput: v.number(), NetOutput: v.number() })),
   networkCreate: v.object({ name: v.string(), warnings: Names }),
   networkList: v.looseObject({
@@ -159,15 +155,19 @@ export const Replies = {
 } as const satisfies Record<Op, v.GenericSchema>;
 export type Reply<O extends Op> = v.InferOutput<(typeof Replies)[O]>;
 
+/** What a handler of op O may return: its reply's shape, or nothing for ops that reply with `{}`. */
+// biome-ignore lint/suspicious/noConfusingVoidType: a handler of a `{}` reply is a function returning void, which `undefined` would not accept
+type HandlerResult<O extends Op> = v.InferInput<(typeof Replies)[O]> | ((typeof Replies)[O] extends typeof Done ? void : never);
+
+/**
+ * The daemon's operation table: one handler per op, taking the op's
+ * validated request and returning its reply. src/daemon/main.ts builds it
+ * with `satisfies Handlers`, so a handler whose result drifts from the
+ * reply schema the CLI checks fails to compile.
+ */
+export type Handlers = { [O in Op]: (args: v.InferOutput<(typeof Ops)[O]>) => HandlerResult<O> | Promise<HandlerResult<O>> };
+
 /** A failed request's body. */
 export const ErrorReply = v.object({ error: v.string(), kind: v.optional(v.string()), exitCode: v.optional(v.number()) });
 
 /** One line per validation issue, with a dotted path (STYLE.md #8). */
-export function formatIssues(issues: v.BaseIssue<unknown>[]): string {
-  return issues
-    .map((i) => {
-      const path = v.getDotPath(i);
-      return path ? `${path}: ${i.message}` : i.message;
-    })
-    .join("; ");
-}

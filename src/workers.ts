@@ -5,7 +5,7 @@
 // From source (`bun test`, `bun src/main.ts`) it is the .ts file under src/.
 // `bun build --compile` embeds each entrypoint listed in scripts/build.ts as
 // /$bunfs/root/<path relative to the common root of all entrypoints>.js:
-// "sandbox/create-worker.js" for the release build, "src/ports/..." for a
+// "namespaces/create-worker.js" for the release build, "src/ports/..." for a
 // test harness built from test/helpers. A bare name is never returned: Bun
 // would resolve it against the current directory.
 import { existsSync } from "node:fs";

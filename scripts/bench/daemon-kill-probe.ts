@@ -53,4 +53,6 @@ for (let i = 0; i < rounds; i++) {
 }
 const sorted = rows.map((r) => r.downMs).sort((a, b) => a - b);
 const median = sorted[Math.floor(sorted.length / 2)]!;
-console.log(JSON.stringify({ port, rounds, medianMs: median, minMs: sorted[0], maxMs: sorted.at(-1), failedTotal: rows.reduce((n, r) => n + r.failed, 0), rows }));
+console.log(
+  JSON.stringify({ port, rounds, medianMs: median, minMs: sorted[0], maxMs: sorted.at(-1), failedTotal: rows.reduce((n, r) => n + r.failed, 0), rows }),
+);

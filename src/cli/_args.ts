@@ -65,7 +65,9 @@ export function parseStrict(raw: string[], def: ArgsDef, opts: { repeatable?: st
         const c = cluster[i2]!;
         const n = byName.get(c);
         if (!n || def[n]!.type === "positional")
-          throw new BurrowError(`unknown shorthand flag '${c}' in ${arg} for "burrow ${opts.command}": valid flags are ${known() || "none"}`, { kind: "bad-input" });
+          throw new BurrowError(`unknown shorthand flag '${c}' in ${arg} for "burrow ${opts.command}": valid flags are ${known() || "none"}`, {
+            kind: "bad-input",
+          });
         if (def[n]!.type === "boolean") {
           flags[n] = true;
           continue;
@@ -78,7 +80,10 @@ export function parseStrict(raw: string[], def: ArgsDef, opts: { repeatable?: st
       key = name;
       value = tail === "" ? undefined : tail.startsWith("=") ? tail.slice(1) : tail;
     }
-    if (!name) throw new BurrowError(`unknown flag ${long ? "--" : "-"}${key} for "burrow ${opts.command}": valid flags are ${known() || "none"}`, { kind: "bad-input" });
+    if (!name)
+      throw new BurrowError(`unknown flag ${long ? "--" : "-"}${key} for "burrow ${opts.command}": valid flags are ${known() || "none"}`, {
+        kind: "bad-input",
+      });
     const d = def[name]!;
     if (d.type === "boolean") {
       if (value !== undefined && value !== "true" && value !== "false")

@@ -19,7 +19,10 @@ export function render(format: string, rows: readonly unknown[], opts: ReportOpt
 
 /** --format json prints `json`; anything else (or the default table) goes through the template engine. */
 export function printRows(format: string | undefined, rows: readonly unknown[], json: unknown, opts: ReportOptions & { defaultTable: string }): void {
-  if (format === "json") return printJson(json);
+  if (format === "json") {
+    printJson(json);
+    return;
+  }
   const text = render(format ?? "table", rows, opts);
   process.stdout.write(text);
 }
@@ -31,7 +34,10 @@ export function printRows(format: string | undefined, rows: readonly unknown[], 
  */
 export function goView<T>(value: T, name: string, maps: readonly string[] = []): T {
   const walk = (v: unknown, type: string): void => {
-    if (Array.isArray(v)) return v.forEach((x) => walk(x, type));
+    if (Array.isArray(v)) {
+      for (const x of v) walk(x, type);
+      return;
+    }
     if (v === null || typeof v !== "object") return;
     goStruct(v, type);
     for (const [k, x] of Object.entries(v)) {
@@ -52,7 +58,8 @@ export function parseFilters(raw: readonly string[], valid: readonly string[], c
     const eq = f.indexOf("=");
     if (eq <= 0) throw new BurrowError(`invalid filter "${f}": use KEY=VALUE with KEY one of ${valid.join(", ")}`, { kind: "bad-input" });
     const key = f.slice(0, eq);
-    if (!valid.includes(key)) throw new BurrowError(`invalid filter "${key}" for "burrow ${command}": valid filters are ${valid.join(", ")}`, { kind: "bad-input" });
+    if (!valid.includes(key))
+      throw new BurrowError(`invalid filter "${key}" for "burrow ${command}": valid filters are ${valid.join(", ")}`, { kind: "bad-input" });
     (out.get(key) ?? out.set(key, []).get(key)!).push(f.slice(eq + 1));
   }
   return out;
@@ -89,7 +96,10 @@ const UNITS: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s:
  * Unix seconds (1764600000, 1764600000.5). Returns milliseconds since the epoch.
  */
 export function parseTime(raw: string, flag: string, now = Date.now()): number {
-  const bad = () => new BurrowError(`invalid ${flag} "${raw}": use a duration (10m, 1h30m), an RFC 3339 time (2006-01-02T15:04:05Z07:00) or Unix seconds`, { kind: "bad-input" });
+  const bad = () =>
+    new BurrowError(`invalid ${flag} "${raw}": use a duration (10m, 1h30m), an RFC 3339 time (2006-01-02T15:04:05Z07:00) or Unix seconds`, {
+      kind: "bad-input",
+    });
   if (/^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$/.test(raw)) {
     let ms = 0;
     for (const m of raw.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)) ms += Number(m[1]) * UNITS[m[2]!]!;

@@ -13,7 +13,11 @@ export const EXAMPLES: Record<string, string[]> = {
   ],
   exec: ["burrow exec web -- ip addr", "burrow exec web -- sh -c 'ss -ltn'"],
   ps: ["burrow ps -a", "burrow ps --filter label=app=web --filter status=running", "burrow ps --format 'table {{.Names}}\\t{{.Status}}\\t{{.Ports}}'"],
-  inspect: ["burrow inspect web", "burrow inspect --format '{{.NetworkSettings.IPAddress}}' web", "burrow inspect --format '{{range $p, $b := .NetworkSettings.Ports}}{{$p}} {{end}}' web"],
+  inspect: [
+    "burrow inspect web",
+    "burrow inspect --format '{{.NetworkSettings.IPAddress}}' web",
+    "burrow inspect --format '{{range $p, $b := .NetworkSettings.Ports}}{{$p}} {{end}}' web",
+  ],
   stop: ["burrow stop web", "burrow stop -t 2 web db"],
   rm: ["burrow rm web", "burrow rm -f web db"],
   logs: ["burrow logs web"],
@@ -22,7 +26,11 @@ export const EXAMPLES: Record<string, string[]> = {
   info: ["burrow info", "burrow info --format '{{range .Helpers}}{{.Name}} {{.Version}}\\n{{end}}'", "burrow info --format '{{.Network.Backend}}'"],
   network: ["burrow network create mynet", "burrow network ls", "burrow network rm mynet"],
   "network create": ["burrow network create mynet", "burrow network create --subnet 10.90.0.0/24 --label team=a mynet"],
-  "network ls": ["burrow network ls", "burrow network ls --filter driver=bridge --format '{{.Name}}'", "burrow network ls --format 'table {{.Name}}\\t{{.Driver}}\\t{{.Labels}}'"],
+  "network ls": [
+    "burrow network ls",
+    "burrow network ls --filter driver=bridge --format '{{.Name}}'",
+    "burrow network ls --format 'table {{.Name}}\\t{{.Driver}}\\t{{.Labels}}'",
+  ],
   "network list": ["burrow network list -q"],
   "network inspect": ["burrow network inspect mynet", "burrow network inspect --format '{{range .Subnets}}{{.Subnet}} {{end}}' mynet"],
   "network rm": ["burrow network rm mynet", "burrow network rm -f mynet"],
@@ -38,7 +46,11 @@ export const EXAMPLES: Record<string, string[]> = {
   wait: ["burrow wait web"],
   generate: ["burrow generate systemd web"],
   "generate systemd": ["burrow generate systemd web > ~/.config/systemd/user/burrow-web.service"],
-  events: ["burrow events", "burrow events --stream=false --since 10m --filter type=network", "burrow events --format '{{.Time}} {{.Type}} {{.Status}} {{.Name}}'"],
+  events: [
+    "burrow events",
+    "burrow events --stream=false --since 10m --filter type=network",
+    "burrow events --format '{{.Time}} {{.Type}} {{.Status}} {{.Name}}'",
+  ],
   stats: ["burrow stats", "burrow stats --no-stream web", "burrow stats --no-stream --format '{{.Name}} {{.MemUsage}}'"],
 };
 
@@ -47,7 +59,7 @@ export function colorAllowed(stream: { isTTY?: boolean } = process.stdout): bool
   return stream.isTTY === true && !process.env.NO_COLOR;
 }
 
-const ANSI = /\x1b\[[0-9;]*m/g;
+const ANSI = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, "g");
 
 export async function printHelp(cmd: CommandDef<any>, parent: CommandDef<any> | undefined, path: string): Promise<void> {
   let text = await renderUsage(cmd, parent);

@@ -88,7 +88,10 @@ export function processOptions(p: Parsed, opts: { detach: boolean; command: stri
   // podman only warns here ("The input device is not a TTY..."); burrow
   // refuses, see docs/decisions.md "-t without a terminal".
   if (tty && !opts.detach && !isatty(0))
-    throw new BurrowError(`the input device is not a TTY: "burrow ${opts.command} -t" needs a terminal on stdin (drop -t, and use -i alone to feed it piped input)`, { kind: "bad-input" });
+    throw new BurrowError(
+      `the input device is not a TTY: "burrow ${opts.command} -t" needs a terminal on stdin (drop -t, and use -i alone to feed it piped input)`,
+      { kind: "bad-input" },
+    );
   const files = list(p, "env-file").map((path) => ({ path, text: readText(path, "env file") }));
   const env = requestedEnv(list(p, "env"), files, process.env);
   const workdir = str(p, "workdir");

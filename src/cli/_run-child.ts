@@ -1,7 +1,7 @@
 import { constants } from "node:os";
 // Runs an __enter child in the foreground: stdio passes through, signals are
 // forwarded, and the exit status comes back like a shell's (128+N on signal).
-import { roleEnv, selfCommand, SELF_ARGV0 } from "../sys/env.ts";
+import { ROLES, spawnRole } from "../roles.ts";
 import type { EnterTarget } from "../protocol.ts";
 
 const FORWARDED = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"] as const;
@@ -21,9 +21,8 @@ export function spawnEnter(
   env: Record<string, string | undefined> = {},
   stdio: EnterStdio = { stdin: "inherit", stdout: "inherit", stderr: "inherit" },
 ) {
-  return Bun.spawn([...selfCommand(), "__enter", JSON.stringify(target), "--", ...argv], {
-    argv0: SELF_ARGV0,
-    env: roleEnv(env),
+  return spawnRole(ROLES.enter, [JSON.stringify(target), "--", ...argv], {
+    env,
     stdio: [stdio.stdin, stdio.stdout, stdio.stderr, ...(stdio.extra ?? [])],
   });
 }

@@ -7,7 +7,11 @@ export const formatArg = {
 
 /** --format for commands that print through the Go template engine (src/format). */
 export const templateFormatArg = {
-  format: { type: "string", description: "Output format: json, a Go template ('{{.Name}}'), or 'table TEMPLATE' with a header row", valueHint: "json|TEMPLATE" },
+  format: {
+    type: "string",
+    description: "Output format: json, a Go template ('{{.Name}}'), or 'table TEMPLATE' with a header row",
+    valueHint: "json|TEMPLATE",
+  },
 } as const satisfies ArgsDef;
 
 export function printJson(value: unknown): void {

@@ -57,7 +57,8 @@ export default defineCommand({
     if (stream !== "true" && stream !== "false") throw new BurrowError(`--stream takes true or false, not "${stream}"`, { kind: "bad-input" });
     const filters = parseFilters(list(p, "filter"), FILTERS, "events");
     for (const t of filters.get("type") ?? [])
-      if (!["sandbox", "container", "network"].includes(t)) throw new BurrowError(`invalid filter type=${t}: valid types are sandbox (or container) and network`, { kind: "bad-input" });
+      if (!["sandbox", "container", "network"].includes(t))
+        throw new BurrowError(`invalid filter type=${t}: valid types are sandbox (or container) and network`, { kind: "bad-input" });
     const sinceRaw = str(p, "since");
     const untilRaw = str(p, "until");
     const since = sinceRaw === undefined ? -Infinity : parseTime(sinceRaw, "--since");
@@ -93,7 +94,13 @@ export default defineCommand({
       else if (format) out = render(format, events.map(eventView));
       else
         for (const e of events)
-          out += `${e.time} ${e.type}${e.id ? ` ${e.id.slice(0, 12)}` : ""}${e.name ? ` (name=${e.name}${Object.entries(e.attributes).map(([k, v]) => `, ${k}=${v}`).join("")})` : ""}\n`;
+          out += `${e.time} ${e.type}${e.id ? ` ${e.id.slice(0, 12)}` : ""}${
+            e.name
+              ? ` (name=${e.name}${Object.entries(e.attributes)
+                  .map(([k, v]) => `, ${k}=${v}`)
+                  .join("")})`
+              : ""
+          }\n`;
       process.stdout.write(out);
       if (stream === "false" || Date.now() > until) return;
       await Bun.sleep(250);

@@ -14,7 +14,8 @@ export default defineCommand({
     const p = parseStrict(rawArgs, args, { repeatable: processRepeatable, stopAtPositional: true, command: "exec" });
     const [name, ...rest] = p.rest;
     const argv = rest[0] === "--" ? rest.slice(1) : rest;
-    if (!name || !argv.length) throw new BurrowError(`"burrow exec" needs a sandbox and a command: burrow exec NAME -- COMMAND [ARG...]`, { kind: "bad-input" });
+    if (!name || !argv.length)
+      throw new BurrowError(`"burrow exec" needs a sandbox and a command: burrow exec NAME -- COMMAND [ARG...]`, { kind: "bad-input" });
     const po = processOptions(p, { detach: false, command: "exec" });
     const target = await call("enter", { name });
     process.exitCode = await runForeground({ ...target.enter, cwd: process.cwd() }, argv, po, async () => {});

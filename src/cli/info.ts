@@ -11,8 +11,11 @@ const args = { ...templateFormatArg } as const;
 /** Which backend `run` uses without --network, and why (the daemon's defaultNetwork rule). */
 function defaultBackend(rootless: boolean) {
   return rootless
-    ? { Backend: "slirp4netns", Why: "rootless: slirp4netns is podman's rootless default and needs no privileges; pasta and bridge networks are there with --network" }
-    : { Backend: "bridge", Why: "rootful: sandboxes join the default bridge network (CNI, network \"burrow\"), as podman's rootful default" };
+    ? {
+        Backend: "slirp4netns",
+        Why: "rootless: slirp4netns is podman's rootless default and needs no privileges; pasta and bridge networks are there with --network",
+      }
+    : { Backend: "bridge", Why: 'rootful: sandboxes join the default bridge network (CNI, network "burrow"), as podman\'s rootful default' };
 }
 
 export default defineCommand({
@@ -21,7 +24,12 @@ export default defineCommand({
   async run({ rawArgs }) {
     const p = parseStrict(rawArgs, args, { command: "info" });
     const format = str(p, "format");
-    const daemon = (await call("info", {})) as { pid: number; paths: { rootless: boolean } & Record<string, unknown>; session: { id?: string; enter?: { user?: string } }; sandboxes: unknown };
+    const daemon = (await call("info", {})) as {
+      pid: number;
+      paths: { rootless: boolean } & Record<string, unknown>;
+      session: { id?: string; enter?: { user?: string } };
+      sandboxes: unknown;
+    };
     const rootless = daemon.paths.rootless;
     const holderPid = Number(/^\/proc\/(\d+)\//.exec(daemon.session.enter?.user ?? "")?.[1]) || undefined;
     const uid = process.getuid?.() ?? 0;

@@ -20,7 +20,12 @@ export default defineCommand({
     const views = [];
     for (const name of p.positionals) views.push(await call("inspect", { name }));
     if (format && format !== "json") {
-      process.stdout.write(render(format, views.map((v) => goView(v, "inspect.Sandbox", INSPECT_MAPS))));
+      process.stdout.write(
+        render(
+          format,
+          views.map((v) => goView(v, "inspect.Sandbox", INSPECT_MAPS)),
+        ),
+      );
       return;
     }
     printJson(views);

@@ -2,7 +2,7 @@
 // (STYLE.md #6) printing one human line, or {"error": ...} with --format json.
 import { runCommand } from "citty";
 import { BurrowError, EXIT, messageOf } from "../errors.ts";
-import { SysError } from "../sys/libc.ts";
+import { isSystemError } from "../host.ts";
 import { version } from "../version.ts";
 import { main } from "./index.ts";
 import { HelpRequested } from "./_args.ts";
@@ -55,11 +55,15 @@ async function cliCommand(argv: string[]): Promise<void> {
   const group = (await (subs[argv[0]!] as () => Promise<any>)?.()) as { subCommands?: Record<string, unknown> } | undefined;
   if (group?.subCommands && (argv.length === 1 || argv[1] === "--help" || argv[1] === "-h")) {
     await printHelp(group as any, main, argv[0]!);
-    if (argv.length === 1) fail(new BurrowError(`"burrow ${argv[0]}" needs a subcommand: ${Object.keys(group.subCommands).join(", ")}`, { kind: "bad-input" }), argv);
+    if (argv.length === 1)
+      fail(new BurrowError(`"burrow ${argv[0]}" needs a subcommand: ${Object.keys(group.subCommands).join(", ")}`, { kind: "bad-input" }), argv);
     return;
   }
   if (group?.subCommands && !argv[1]!.startsWith("-") && !(argv[1]! in group.subCommands)) {
-    return fail(new BurrowError(`unknown command "${argv[0]} ${argv[1]}": valid ones are ${Object.keys(group.subCommands).join(", ")}`, { kind: "bad-input" }), argv);
+    return fail(
+      new BurrowError(`unknown command "${argv[0]} ${argv[1]}": valid ones are ${Object.keys(group.subCommands).join(", ")}`, { kind: "bad-input" }),
+      argv,
+    );
   }
   try {
     await runCommand(main, { rawArgs: argv });
@@ -84,12 +88,7 @@ async function cliCommand(argv: string[]): Promise<void> {
 function fail(e: unknown, argv: string[]): void {
   if (isBrokenPipe(e)) process.exit(EXIT_PIPE);
   const json = argv.some((a, i) => (a === "--format" && argv[i + 1] === "json") || a === "--format=json");
-  const err =
-    e instanceof BurrowError
-      ? e
-      : e instanceof SysError
-        ? new BurrowError(e.message)
-        : new BurrowError(`internal error: ${messageOf(e)}`);
+  const err = e instanceof BurrowError ? e : isSystemError(e) ? new BurrowError(e.message) : new BurrowError(`internal error: ${messageOf(e)}`);
   if (process.env.BURROW_LOG === "debug" && e instanceof Error) process.stderr.write(`${e.stack}\n`);
   if (json) process.stdout.write(`${JSON.stringify({ error: err.message, kind: err.kind, exitCode: err.exitCode })}\n`);
   else process.stderr.write(`Error: ${err.message}\n`);

@@ -49,7 +49,11 @@ const lsArgs = {
   ...templateFormatArg,
   quiet: { type: "boolean", alias: "q", description: "Print only network names" },
   noheading: { type: "boolean", description: "Leave out the header line" },
-  filter: { type: "string", alias: "f", description: "Show only networks matching KEY=VALUE: name, id, driver, label (repeatable; same key ORs, different keys AND)" },
+  filter: {
+    type: "string",
+    alias: "f",
+    description: "Show only networks matching KEY=VALUE: name, id, driver, label (repeatable; same key ORs, different keys AND)",
+  },
   "no-trunc": { type: "boolean", description: "Show full network ids" },
 } as const satisfies ArgsDef;
 
@@ -94,7 +98,9 @@ const ls = sub("ls", "List networks", lsArgs, async (raw) => {
   const format = str(p, "format");
   const r = await call("networkList", {});
   const networks = (r.networks as NetworkData[]).filter((n) =>
-    matches(filters, (key, v) => (key === "name" ? nameMatches(n.name, v) : key === "id" ? n.id.startsWith(v) : key === "driver" ? n.driver === v : labelMatches(n.labels, v))),
+    matches(filters, (key, v) =>
+      key === "name" ? nameMatches(n.name, v) : key === "id" ? n.id.startsWith(v) : key === "driver" ? n.driver === v : labelMatches(n.labels, v),
+    ),
   );
   for (const w of r.warnings ?? []) process.stderr.write(`WARN: skipping ${w}\n`);
   if (format === "json") return printJson(networks);
@@ -120,7 +126,12 @@ const inspect = sub("inspect", "Show networks' conflists, or their fields throug
     const n = all.find((x) => x.name === c.name);
     return { ...(n ? networkView(n, true) : { Name: c.name }), Conflist: c };
   });
-  process.stdout.write(render(format, views.map((v) => goView(v, "network.Network", ["Labels", "Conflist"]))));
+  process.stdout.write(
+    render(
+      format,
+      views.map((v) => goView(v, "network.Network", ["Labels", "Conflist"])),
+    ),
+  );
 });
 
 const rmArgs = { force: { type: "boolean", alias: "f", description: "Disconnect sandboxes that use the network first" } } as const satisfies ArgsDef;
@@ -166,4 +177,3 @@ export default defineCommand({
   meta: { name: "network", description: "Manage bridge networks" },
   subCommands: { create, ls, list: ls, inspect, rm, remove: rm, prune, connect, disconnect, reload },
 });
-

@@ -23,9 +23,17 @@ export default defineCommand({
       for (const l of lines) process.stdout.write(`${l}\n`);
       return;
     }
-    const hits = wanted === undefined ? ports : ports.filter((m) => lines.includes(formatHostAddress(m)) && `${m.containerPort}/${m.protocol}` === (wanted.includes("/") ? wanted : `${wanted}/tcp`));
+    const hits =
+      wanted === undefined
+        ? ports
+        : ports.filter((m) => lines.includes(formatHostAddress(m)) && `${m.containerPort}/${m.protocol}` === (wanted.includes("/") ? wanted : `${wanted}/tcp`));
     if (format === "json") return printJson(hits);
-    const rows = hits.map((m) => goView({ ContainerPort: m.containerPort, Protocol: m.protocol, HostIP: m.hostIp || "0.0.0.0", HostPort: m.hostPort, HostAddress: formatHostAddress(m) }, "port.Mapping"));
+    const rows = hits.map((m) =>
+      goView(
+        { ContainerPort: m.containerPort, Protocol: m.protocol, HostIP: m.hostIp || "0.0.0.0", HostPort: m.hostPort, HostAddress: formatHostAddress(m) },
+        "port.Mapping",
+      ),
+    );
     process.stdout.write(render(format, rows, { defaultTable: "table {{.ContainerPort}}/{{.Protocol}}\t{{.HostAddress}}" }));
   },
 });

@@ -10,7 +10,11 @@ import { templateFormatArg } from "./_shared.ts";
 const args = {
   all: { type: "boolean", alias: "a", description: "Show all sandboxes, not only running ones" },
   quiet: { type: "boolean", alias: "q", description: "Print only ids" },
-  filter: { type: "string", alias: "f", description: "Show only sandboxes matching KEY=VALUE: name, id, status, network, label (repeatable; same key ORs, different keys AND)" },
+  filter: {
+    type: "string",
+    alias: "f",
+    description: "Show only sandboxes matching KEY=VALUE: name, id, status, network, label (repeatable; same key ORs, different keys AND)",
+  },
   latest: { type: "boolean", alias: "l", description: "Show only the sandbox created last (any state)" },
   "no-trunc": { type: "boolean", description: "Do not shorten ids and commands" },
   noheading: { type: "boolean", description: "Leave out the header line of a table" },

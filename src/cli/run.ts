@@ -12,7 +12,11 @@ export const runArgs = {
   detach: { type: "boolean", alias: "d", description: "Run in the background and print the sandbox id" },
   rm: { type: "boolean", description: "Remove the sandbox when its command exits" },
   name: { type: "string", description: "Name of the sandbox" },
-  network: { type: "string", alias: "net", description: "Network mode: none, host, slirp4netns[:OPT=V,...], pasta, bridge, NAME[,NAME], container:NAME, ns:PATH" },
+  network: {
+    type: "string",
+    alias: "net",
+    description: "Network mode: none, host, slirp4netns[:OPT=V,...], pasta, bridge, NAME[,NAME], container:NAME, ns:PATH",
+  },
   publish: { type: "string", alias: "p", description: "Publish a port: [IP:][HOSTPORT:]CTRPORT[/tcp|udp] (repeatable)" },
   ip: { type: "string", description: "Static IPv4 address on the first bridge network" },
   "mac-address": { type: "string", description: "Static MAC address on the first bridge network" },
@@ -52,31 +56,38 @@ export default defineCommand({
   meta: { name: "run", description: "Run a command in a new network sandbox" },
   args: runArgs,
   async run({ rawArgs }) {
-    const p = parseStrict(rawArgs, runArgs, { repeatable: ["publish", "network-alias", "dns", "label", ...processRepeatable], stopAtPositional: true, command: "run" });
+    const p = parseStrict(rawArgs, runArgs, {
+      repeatable: ["publish", "network-alias", "dns", "label", ...processRepeatable],
+      stopAtPositional: true,
+      command: "run",
+    });
     if (!p.rest.length) throw new BurrowError(`"burrow run" needs a command, as in: burrow run -- COMMAND [ARG...]`, { kind: "bad-input" });
     const detach = bool(p, "detach");
     const po = processOptions(p, { detach, command: "run" });
     const env: Record<string, string> = {};
     for (const [k, v] of Object.entries(process.env)) if (v !== undefined && k !== "BURROW_PATHS") env[k] = v;
-    const created = await spinWhile("starting the sandbox", call("create", {
-      name: str(p, "name"),
-      hostname: str(p, "hostname"),
-      network: str(p, "network"),
-      ports: list(p, "publish"),
-      dns: list(p, "dns"),
-      ip: str(p, "ip"),
-      mac: str(p, "mac-address"),
-      aliases: list(p, "network-alias"),
-      rm: bool(p, "rm"),
-      detach,
-      argv: p.rest,
-      cwd: po.workdir ?? process.cwd(),
-      env: detach ? { ...env, ...po.env } : {},
-      labels: parseLabels(list(p, "label")),
-      ...(po.tty ? { tty: true } : {}),
-      ...(po.workdir ? { workdir: po.workdir } : {}),
-      ...(po.user ? { user: po.user } : {}),
-    }));
+    const created = await spinWhile(
+      "starting the sandbox",
+      call("create", {
+        name: str(p, "name"),
+        hostname: str(p, "hostname"),
+        network: str(p, "network"),
+        ports: list(p, "publish"),
+        dns: list(p, "dns"),
+        ip: str(p, "ip"),
+        mac: str(p, "mac-address"),
+        aliases: list(p, "network-alias"),
+        rm: bool(p, "rm"),
+        detach,
+        argv: p.rest,
+        cwd: po.workdir ?? process.cwd(),
+        env: detach ? { ...env, ...po.env } : {},
+        labels: parseLabels(list(p, "label")),
+        ...(po.tty ? { tty: true } : {}),
+        ...(po.workdir ? { workdir: po.workdir } : {}),
+        ...(po.user ? { user: po.user } : {}),
+      }),
+    );
     if (detach) {
       process.stdout.write(`${created.id}\n`);
       return;

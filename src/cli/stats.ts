@@ -47,7 +47,16 @@ export default defineCommand({
       else {
         const rows = stats.map((s) =>
           goView(
-            { ID: s.ID.slice(0, 12), Name: s.Name, MemUsage: human(s.MemUsage), MemUsageBytes: s.MemUsage, NetIO: `${human(s.NetInput)} / ${human(s.NetOutput)}`, NetInput: s.NetInput, NetOutput: s.NetOutput, PIDs: s.PIDs },
+            {
+              ID: s.ID.slice(0, 12),
+              Name: s.Name,
+              MemUsage: human(s.MemUsage),
+              MemUsageBytes: s.MemUsage,
+              NetIO: `${human(s.NetInput)} / ${human(s.NetOutput)}`,
+              NetInput: s.NetInput,
+              NetOutput: s.NetOutput,
+              PIDs: s.PIDs,
+            },
             "stats.Sandbox",
           ),
         );

@@ -2,16 +2,16 @@
 // the daemon (and, rootless, the holder) on demand under a lock so that ten
 // concurrent CLIs start exactly one.
 import { closeSync, fstatSync, readFileSync, rmSync } from "node:fs";
-import { BurrowError } from "../errors.ts";
+import { BurrowError, EXIT, isErrorKind } from "../errors.ts";
 import { controlSocket, resolvePaths, type Paths } from "../paths.ts";
 import * as v from "valibot";
 import { ErrorReply, Replies, formatIssues, type Op, type OpArgs, type Reply } from "../protocol.ts";
-import { roleEnv, selfCommand, SELF_ARGV0 } from "../sys/env.ts";
+import { ROLES, spawnRole } from "../roles.ts";
 import { LOCK, flock } from "../sys/proc.ts";
 import { ensureHolder, holderAlive, holderFile, readHolderFile, readHolder } from "../userns/session.ts";
 import { SUPERVISOR_IDLE_LINE, isSupervisor } from "../userns/supervisor.ts";
-import { stateLockOwner } from "../daemon/ownership.ts";
-import { checkControlSocket, ensurePrivateDir, openPrivateAppend } from "./trust.ts";
+import { stateLockOwner } from "../state/lock.ts";
+import { UntrustedPath, checkControlSocket, ensurePrivateDir, openPrivateAppend } from "./trust.ts";
 
 let cachedPaths: Paths | null = null;
 export function paths(): Paths {
@@ -55,10 +55,14 @@ async function rawCall(op: string, args: unknown): Promise<unknown> {
   if (!res.ok) {
     const err = v.safeParse(ErrorReply, body);
     if (!err.success) throw new BurrowError(`the daemon failed with status ${res.status} and no readable error`, { kind: "protocol" });
-    throw new BurrowError(err.output.error, { kind: err.output.kind, exitCode: err.output.exitCode ?? 125 });
+    // A kind this CLI does not know (another version's daemon) is kept generic.
+    throw new BurrowError(err.output.error, { kind: isErrorKind(err.output.kind) ? err.output.kind : "error", exitCode: err.output.exitCode ?? EXIT.burrow });
   }
   const reply = v.safeParse(Replies[op as Op], body);
-  if (!reply.success) throw new BurrowError(`the daemon's reply to ${op} is not what this burrow expects (${formatIssues(reply.issues)}): is an older daemon still running?`, { kind: "protocol" });
+  if (!reply.success)
+    throw new BurrowError(`the daemon's reply to ${op} is not what this burrow expects (${formatIssues(reply.issues)}): is an older daemon still running?`, {
+      kind: "protocol",
+    });
   return reply.output;
 }
 
@@ -78,7 +82,7 @@ async function ping(): Promise<boolean> {
     return true;
   } catch (e) {
     // A trust refusal is the answer, not a daemon still starting.
-    if (e instanceof BurrowError && e.kind === "bad-input") throw e;
+    if (e instanceof UntrustedPath) throw e;
     return false;
   }
 }
@@ -119,7 +123,7 @@ export async function ensureDaemon(): Promise<void> {
     }
     const logStart = fstatSync(logFd).size;
     const hadHolder = p.rootless ? readHolder(p) : null;
-    let holder;
+    let holder: Awaited<ReturnType<typeof ensureHolder>> | null;
     try {
       holder = p.rootless ? await ensureHolder(p) : null;
     } catch (e) {
@@ -134,9 +138,8 @@ export async function ensureDaemon(): Promise<void> {
     if (supervised && hadHolder) process.kill(holder!.pid, "SIGUSR1");
     let launcher: Bun.Subprocess | null = null;
     if (!supervised) {
-      launcher = Bun.spawn([...selfCommand(), "__launch", holder ? String(holder.pid) : "-"], {
-        argv0: SELF_ARGV0,
-        env: roleEnv({ BURROW_PATHS: JSON.stringify(p) }),
+      launcher = spawnRole(ROLES.launch, [holder ? String(holder.pid) : "-"], {
+        env: { BURROW_PATHS: JSON.stringify(p) },
         stdin: "ignore",
         stdout: logFd,
         stderr: logFd,
@@ -175,7 +178,8 @@ export async function ensureDaemon(): Promise<void> {
     try {
       // Only what this start wrote: the log keeps earlier daemons' lines.
       const lines = readFileSync(logPath).subarray(logStart).toString("utf8").trim().split("\n");
-      tail = lines.findLast((l) => l.startsWith("burrow daemon:") || l.startsWith("burrow:"))?.replace(/^burrow( daemon)?: /, "") ?? lines.slice(-3).join(" | ");
+      tail =
+        lines.findLast((l) => l.startsWith("burrow daemon:") || l.startsWith("burrow:"))?.replace(/^burrow( daemon)?: /, "") ?? lines.slice(-3).join(" | ");
     } catch {}
     throw new BurrowError(`the burrow daemon did not start${tail ? `: ${tail}` : ""} (log: ${logPath})`, { kind: "daemon" });
   } finally {
@@ -183,4 +187,3 @@ export async function ensureDaemon(): Promise<void> {
     closeSync(lockFd);
   }
 }
-

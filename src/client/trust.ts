@@ -15,16 +15,23 @@ import { BurrowError } from "../errors.ts";
 import { geteuid, peerCredOfSocket } from "../sys/peercred.ts";
 import { SysError } from "../sys/libc.ts";
 
+/** A path on the way to the daemon that is not the user's alone. */
+export class UntrustedPath extends BurrowError {
+  constructor(message: string) {
+    super(message, { kind: "untrusted" });
+  }
+}
+
 function refuse(path: string, what: string, fix: string): never {
-  throw new BurrowError(`refusing to use ${path}: ${what}; ${fix}`, { kind: "bad-input" });
+  throw new UntrustedPath(`refusing to use ${path}: ${what}; ${fix}`);
 }
 
 const mode = (st: Stats) => `0${(st.mode & 0o7777).toString(8)}`;
 
-function checkOwnedPrivate(path: string, st: Stats, uid: number, kind: "directory" | "socket" | "file"): void {
+function checkOwnedPrivate(path: string, st: Stats, uid: number, type: "directory" | "socket" | "file"): void {
   if (st.isSymbolicLink()) refuse(path, "it is a symbolic link", `remove it (rm ${path}) and run burrow again`);
-  const isKind = kind === "directory" ? st.isDirectory() : kind === "socket" ? st.isSocket() : st.isFile();
-  if (!isKind) refuse(path, `it is not a ${kind}`, `remove it and run burrow again`);
+  const isType = type === "directory" ? st.isDirectory() : type === "socket" ? st.isSocket() : st.isFile();
+  if (!isType) refuse(path, `it is not a ${type}`, `remove it and run burrow again`);
   if (st.uid !== uid) refuse(path, `it is owned by uid ${st.uid}, not by you (uid ${uid})`, `remove it, or point XDG_RUNTIME_DIR at a directory of your own`);
   if (st.mode & 0o022) refuse(path, `it is writable by group or others (mode ${mode(st)})`, `fix it with: chmod go-w ${path}`);
 }
@@ -50,7 +57,11 @@ export function ensurePrivateDir(path: string, uid = geteuid()): void {
   checkOwnedPrivate(path, st, uid, "directory");
   const pst = statSync(parent);
   if (pst.mode & 0o002 && !(pst.mode & 0o1000))
-    refuse(path, `its parent ${parent} is writable by everyone without the sticky bit (mode ${mode(pst)})`, `fix it with: chmod o-w ${parent}, or point XDG_RUNTIME_DIR at a private directory`);
+    refuse(
+      path,
+      `its parent ${parent} is writable by everyone without the sticky bit (mode ${mode(pst)})`,
+      `fix it with: chmod o-w ${parent}, or point XDG_RUNTIME_DIR at a private directory`,
+    );
 }
 
 /** Checks a file burrow opens by name in one of its directories, if it exists. */
@@ -83,14 +94,15 @@ export type SocketCheck = "ours" | "absent";
  */
 export function checkControlSocket(path: string, uid = geteuid()): SocketCheck {
   if (!checkPrivateFile(path, "socket", uid)) return "absent";
-  let peer;
+  let peer: ReturnType<typeof peerCredOfSocket>;
   try {
     peer = peerCredOfSocket(path);
   } catch (e) {
     if (e instanceof SysError && (e.code === "ECONNREFUSED" || e.code === "ENOENT")) return "absent";
     throw e;
   }
-  if (peer.uid !== uid) refuse(path, `the process listening on it (pid ${peer.pid}) runs as uid ${peer.uid}, not as you (uid ${uid})`, "stop that process and remove the socket");
+  if (peer.uid !== uid)
+    refuse(path, `the process listening on it (pid ${peer.pid}) runs as uid ${peer.uid}, not as you (uid ${uid})`, "stop that process and remove the socket");
   return "ours";
 }
 

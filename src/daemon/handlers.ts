@@ -1,10 +1,9 @@
 // Operation table: one thin function per protocol op.
-import * as v from "valibot";
+import type * as v from "valibot";
 import { BurrowError } from "../errors.ts";
 import { inspectView, psRow, sandboxStats } from "../inspect/sandbox.ts";
 import type { Ops } from "../protocol.ts";
 import type { SandboxService } from "./service.ts";
-import type { CniRecord } from "../net/cni/backend.ts";
 
 type Args<K extends keyof typeof Ops> = v.InferOutput<(typeof Ops)[K]>;
 
@@ -19,8 +18,7 @@ export function handlers(svc: SandboxService) {
     list: (a: Args<"list">) => svc.list(a.all).map((s) => psRow(s, svc.health(s))),
     inspect: (a: Args<"inspect">) => {
       const s = svc.store.find(a.name);
-      const networks = s.runtime.network === "cni" ? svc.cni.inspectEntries(s.runtime.backend as CniRecord | undefined) : undefined;
-      return inspectView(s, { health: svc.health(s), networks });
+      return inspectView(s, { health: svc.health(s), networks: svc.inspectNetworks(s) });
     },
     enter: (a: Args<"enter">) => {
       const s = svc.store.find(a.name);
@@ -39,7 +37,9 @@ export function handlers(svc: SandboxService) {
     },
     rm: (a: Args<"rm">) => svc.rm(a.name, a.force),
     events: (a: Args<"events">) =>
-      svc.store.eventsSince(a.since).map((e) => ({ seq: e.seq, time: e.time, type: e.type, id: e.sandbox_id, name: e.name, attributes: JSON.parse(e.attrs || "{}") })),
+      svc.store
+        .eventsSince(a.since)
+        .map((e) => ({ seq: e.seq, time: e.time, type: e.type, id: e.sandbox_id, name: e.name, attributes: JSON.parse(e.attrs || "{}") })),
     stats: (a: Args<"stats">) => {
       const targets = a.names.length ? a.names.map((n) => svc.store.find(n)) : svc.list(false);
       return targets.map((s) => sandboxStats(s, svc.processes(s)));

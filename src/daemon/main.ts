@@ -2,25 +2,26 @@
 // launcher, already inside the holder's user and mount namespaces when
 // rootless), serving HTTP over the control socket. Exits when idle.
 import { readFileSync } from "node:fs";
-import { BurrowError, messageOf } from "../errors.ts";
+import { BurrowError, EXIT, messageOf } from "../errors.ts";
 import { log } from "../log.ts";
 import { controlSocket, resolvePaths } from "../paths.ts";
-import { type Op } from "../protocol.ts";
+import type { Handlers, Op } from "../protocol.ts";
 import { RequestRefused, parseArgs, readBody, routeOf, shortMessage } from "./request.ts";
 import { ensurePrivateDir } from "../client/trust.ts";
 import { openState } from "../state/db.ts";
 import { SandboxStore } from "../state/sandboxes.ts";
 import { holderAlive, readHolder, type HolderInfo } from "../userns/session.ts";
-import { prewarm } from "../sandbox/namespaces.ts";
+import { prewarm } from "../namespaces/pins.ts";
 import { SandboxService } from "./service.ts";
 import { handlers } from "./handlers.ts";
 import { networkHandlers } from "./networks.ts";
-import { createPortDrivers } from "../ports/drivers.ts";
-import { registerBackends } from "../net/backends.ts";
+import { createPortDrivers } from "../ports/registry.ts";
+import { createNetworkBackends, type NetworkBackends } from "../net/registry.ts";
 import { CniNetworking } from "../net/cni/backend.ts";
 import { LOCK, flock } from "../sys/proc.ts";
 import { openSync, closeSync } from "node:fs";
-import { RuntimeOwner, acquireStateLock, holderFromParent } from "./ownership.ts";
+import { RuntimeOwner, holderFromParent } from "./ownership.ts";
+import { acquireStateLock } from "../state/lock.ts";
 import { DAEMON_EXIT } from "../userns/supervisor.ts";
 
 function bootId(): string {
@@ -72,14 +73,17 @@ export async function daemonMain(): Promise<void> {
     process.stderr.write(`burrow daemon: cannot open its state in ${paths.stateDir}: ${messageOf(e)}\n`);
     process.exit(1);
   }
-  const cni = new CniNetworking(paths, (exceptId) =>
-    store.all().filter((s) => s.id !== exceptId && s.status !== "exited" && s.runtime.network === "cni").length,
+  // Counted lazily: the backends are made with `cni`, and asked later.
+  const onBridge = (kind: string) => backends.forKind(kind).bridge;
+  const cni = new CniNetworking(
+    paths,
+    (exceptId) => store.all().filter((s) => s.id !== exceptId && s.status !== "exited" && onBridge(s.runtime.network)).length,
   );
-  registerBackends(cni);
+  const backends: NetworkBackends = createNetworkBackends({ cni });
   const session = holder
     ? { id: `${holder.pid}:${holder.startTime}`, enter: { user: `/proc/${holder.pid}/ns/user`, mnt: `/proc/${holder.pid}/ns/mnt` } }
     : { id: `host`, enter: { mnt: `/proc/${process.pid}/ns/mnt` } };
-  const service = new SandboxService(paths, store, session, bootId(), createPortDrivers(paths.rootless), cni);
+  const service = new SandboxService({ paths, store, session, bootId: bootId(), ports: createPortDrivers(), backends, cni });
   // The socket and everything else this daemon keeps in the runtime
   // directory have one owner (src/daemon/ownership.ts).
   const owner = new RuntimeOwner(paths, holder, {
@@ -101,7 +105,7 @@ export async function daemonMain(): Promise<void> {
   prewarm();
 
   const sock = controlSocket(paths);
-  const table = { ...handlers(service), ...networkHandlers(service) };
+  const table = { ...handlers(service), ...networkHandlers(service) } satisfies Handlers;
   let lastActivity = Date.now();
   const serveOptions = {
     async fetch(req: Request) {
@@ -113,7 +117,7 @@ export async function daemonMain(): Promise<void> {
       } catch (e) {
         if (e instanceof RequestRefused) return Response.json(e.toJSON(), { status: e.status });
         log.error(e);
-        return Response.json({ error: "the request could not be read", kind: "protocol", exitCode: 125 }, { status: 400 });
+        return Response.json({ error: "the request could not be read", kind: "protocol", exitCode: EXIT.burrow }, { status: 400 });
       }
       service.inflight++;
       lastActivity = Date.now();
@@ -123,7 +127,7 @@ export async function daemonMain(): Promise<void> {
         // What observes or changes state sees sandboxes fully released
         // (exits release their network in the background: service.exited).
         if (!UNSETTLED_OPS.has(op)) await service.settled();
-        const result = await (table[op] as (a: unknown) => unknown)(args);
+        const result = await callHandler(table, op, args);
         log.debug(`${op} handled in ${(performance.now() - t0).toFixed(1)} ms`);
         return Response.json(result ?? {});
       } catch (e) {
@@ -132,7 +136,7 @@ export async function daemonMain(): Promise<void> {
           return Response.json({ ...e.toJSON(), error: shortMessage(e.message) }, { status: 400 });
         }
         log.error(e);
-        return Response.json({ error: shortMessage(messageOf(e)), kind: "internal", exitCode: 125 }, { status: 500 });
+        return Response.json({ error: shortMessage(messageOf(e)), kind: "internal", exitCode: EXIT.burrow }, { status: 500 });
       } finally {
         service.inflight--;
         lastActivity = Date.now();
@@ -184,21 +188,34 @@ export async function daemonMain(): Promise<void> {
   setInterval(() => {
     if (!shuttingDown) void reconciled.then(() => owner.check());
   }, 250);
-  setInterval(async () => {
-    try {
-      await reconciled;
-      if (holder && !holderAlive(holder)) {
-        log.warn("the rootless session holder died: every sandbox of this session is gone");
-        await service.sessionLost();
-        return shutdown("holder gone");
+  setInterval(
+    async () => {
+      try {
+        await reconciled;
+        if (holder && !holderAlive(holder)) {
+          log.warn("the rootless session holder died: every sandbox of this session is gone");
+          await service.sessionLost();
+          return shutdown("holder gone");
+        }
+        // Pins a logout removed are made again before the reaper looks at them.
+        await owner.check();
+        await service.reap();
+        if (service.inflight === 0 && service.active() === 0 && service.releasing() === 0 && Date.now() - lastActivity > idleMs) await shutdown("idle");
+      } catch (e) {
+        log.warn(`housekeeping: ${messageOf(e)}`);
       }
-      // Pins a logout removed are made again before the reaper looks at them.
-      await owner.check();
-      await service.reap();
-      if (service.inflight === 0 && service.active() === 0 && service.releasing() === 0 && Date.now() - lastActivity > idleMs) await shutdown("idle");
-    } catch (e) {
-      log.warn(`housekeeping: ${messageOf(e)}`);
-    }
-  }, Math.min(1000, Math.max(100, idleMs / 2)));
+    },
+    Math.min(1000, Math.max(100, idleMs / 2)),
+  );
   for (const sig of ["SIGTERM", "SIGINT"] as const) process.on(sig, () => void shutdown(sig));
+}
+
+/**
+ * Calls op's handler with its validated request. TypeScript cannot tie a
+ * runtime `op` to its own handler's parameter type (a correlated union), so
+ * the argument is erased here, once; `satisfies Handlers` above checked the
+ * table, and the Ops schema validated `args` for this very op.
+ */
+function callHandler(table: Handlers, op: Op, args: unknown): unknown {
+  return (table[op] as (a: unknown) => unknown)(args);
 }

@@ -1,28 +1,21 @@
 // Network operations: bridge network configs (CNI conflists) and attaching
 // running sandboxes to them. Daemon main thread.
-import * as v from "valibot";
+import type * as v from "valibot";
 import { BurrowError, messageOf, runAll } from "../errors.ts";
 import { log } from "../log.ts";
 import { sandboxDir } from "../paths.ts";
 import type { Ops } from "../protocol.ts";
 import { interfaceName } from "../net/cni/attachment.ts";
-import { networkNames, type CniAttachmentRecord, type CniRecord } from "../net/cni/backend.ts";
+import { cniRecordOf as cniRecord, networkNames, type CniAttachmentRecord } from "../net/cni/backend.ts";
 import { networkSummary } from "../net/cni/format.ts";
 import { parseNetworkMode } from "../net/mode.ts";
-import { etcContent } from "../sandbox/etc-content.ts";
+import { etcContent } from "../dns/etc-content.ts";
 import { etcFiles, writeInPlace } from "../sandbox/files.ts";
 import type { Sandbox } from "../state/sandboxes.ts";
 import type { SandboxService } from "./service.ts";
 import { checkStaticAddressing } from "../net/cni/static.ts";
 
 type Args<K extends keyof typeof Ops> = v.InferOutput<(typeof Ops)[K]>;
-
-function cniRecord(s: Sandbox): CniRecord {
-  // Only a CNI sandbox's backend record has attachments (a slirp4netns
-  // one's has none: `network prune` failed with a 500 on it).
-  const record = s.runtime.network === "cni" ? (s.runtime.backend as CniRecord | undefined) : undefined;
-  return record?.attachments ? record : { rootless: false, attachments: [] };
-}
 
 /** The --network-alias / --alias values of an attachment (without the name and short id every sandbox gets). */
 function userAliases(s: Sandbox, a: CniAttachmentRecord): string[] {
@@ -55,7 +48,8 @@ export function networkHandlers(svc: SandboxService) {
     s.runtime.address = view.address;
     svc.store.update(s);
     const files = etcFiles(sandboxDir(svc.paths, s.id));
-    const content = etcContent({ mode: parseNetworkMode(s.spec.network), hostname: s.spec.hostname, name: s.name, dns: s.spec.dns, net: view });
+    const policy = svc.backends.forKind(s.runtime.network).etc;
+    const content = etcContent({ policy, hostname: s.spec.hostname, name: s.name, dns: s.spec.dns, net: view });
     writeInPlace(files.hosts, content.hosts);
     writeInPlace(files.resolv, content.resolv);
     if (s.runtime.ports?.length && oldAddress !== view.address && svc.paths.rootless) {
@@ -75,8 +69,10 @@ export function networkHandlers(svc: SandboxService) {
     const s = svc.store.find(ref);
     if (svc.isExiting(s.id)) throw new BurrowError(`sandbox ${s.name} is exiting`, { kind: "not-running" });
     if (s.status !== "running" || !s.runtime.pins) throw new BurrowError(`sandbox ${s.name} is not running (state: ${s.status})`, { kind: "not-running" });
-    if (s.runtime.network !== "cni")
-      throw new BurrowError(`sandbox ${s.name} uses --network ${s.spec.network}: only sandboxes on bridge networks can be connected or disconnected`, { kind: "bad-input" });
+    if (!svc.backends.forKind(s.runtime.network).bridge)
+      throw new BurrowError(`sandbox ${s.name} uses --network ${s.spec.network}: only sandboxes on bridge networks can be connected or disconnected`, {
+        kind: "bad-input",
+      });
     return s;
   }
 
@@ -165,7 +161,10 @@ export function networkHandlers(svc: SandboxService) {
       const reloaded: string[] = [];
       const errors: string[] = [];
       const ids = a.all
-        ? svc.store.all().filter((s) => s.status === "running" && s.runtime.network === "cni").map((s) => s.id)
+        ? svc.store
+            .all()
+            .filter((s) => s.status === "running" && svc.backends.forKind(s.runtime.network).bridge)
+            .map((s) => s.id)
         : a.sandboxes.flatMap((ref) => {
             try {
               return [svc.store.find(ref).id];
@@ -211,16 +210,21 @@ export function networkHandlers(svc: SandboxService) {
     const record = cniRecord(s);
     const keep = record.attachments.length === 1 && record.attachments[0]!.result.ips.length === 1;
     const next: CniAttachmentRecord[] = [];
-    const errs = await runAll(
-      [...record.attachments].reverse().map((a) => () => cni.detach(s, s.runtime.pins!.net, a, true)),
-    );
+    const errs = await runAll([...record.attachments].reverse().map((a) => () => cni.detach(s, s.runtime.pins!.net, a, true)));
     for (const e of errs) log.debug(`reload ${s.name}: ${e.message}`);
     try {
       for (const a of record.attachments) {
         const net = await cni.store.get(a.network);
         const ip = keep ? a.result.ips[0]!.address.split("/")[0] : undefined;
         const mac = keep ? a.result.interfaces.find((x) => x.name === a.ifName)?.mac : undefined;
-        next.push(await cni.attach(s, s.runtime.pins!.net, net, a.ifName, { ip, mac, aliases: userAliases(s, a), ports: svc.paths.rootless ? undefined : s.runtime.ports }));
+        next.push(
+          await cni.attach(s, s.runtime.pins!.net, net, a.ifName, {
+            ip,
+            mac,
+            aliases: userAliases(s, a),
+            ports: svc.paths.rootless ? undefined : s.runtime.ports,
+          }),
+        );
       }
     } finally {
       // What is attached now, even when a later network failed: the record

@@ -1,9 +1,7 @@
 // One owner of the runtime directory at a time (issue 10 item 1).
 //
-// - The state database carries the lock: the daemon holds flock(LOCK_EX) on
-//   STATE_DIR/state.lock for its whole life, so two daemons for one state
-//   can never both be active. The lock dies with the process (kill -9
-//   included); the fd is close-on-exec, so no helper inherits it.
+// - The state database carries the lock (src/state/lock.ts): two daemons
+//   for one state can never both be active.
 // - The control socket is made under a private name and renamed into place,
 //   and its inode is remembered: Bun's server.stop() unlinks its socket *by
 //   path*, which is how a stale daemon used to delete a newer daemon's
@@ -24,85 +22,19 @@
 //
 // Runs on the daemon's main thread, in the holder's user + mount namespaces
 // when rootless (where the pins live).
-import { chmodSync, closeSync, constants, copyFileSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync, ftruncateSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { ensurePrivateDir } from "../client/trust.ts";
 import { messageOf } from "../errors.ts";
 import { log } from "../log.ts";
 import { controlSocket, pinDir, sandboxDir, type Paths } from "../paths.ts";
-import { pidsInNs } from "../sandbox/processes.ts";
+import { pidsInNs } from "../sys/processes.ts";
 import type { Sandbox } from "../state/sandboxes.ts";
 import { bind } from "../sys/mount.ts";
 import { nsId } from "../sys/ns.ts";
 import { peerCredOfSocket } from "../sys/peercred.ts";
-import { LOCK, flock } from "../sys/proc.ts";
-import { holderFile, readHolderFile, startTimeOf, writeHolderFile, type HolderInfo } from "../userns/session.ts";
+import { startTimeOf } from "../sys/processes.ts";
+import { holderFile, readHolderFile, writeHolderFile, type HolderInfo } from "../userns/session.ts";
 import { etcFiles } from "../sandbox/files.ts";
-
-export function stateLockFile(stateDir: string): string {
-  return `${stateDir}/state.lock`;
-}
-
-/**
- * Takes the state database's lock for this daemon, retrying for `waitMs`
- * (a daemon that is shutting down, or a CLI's brief shared probe, holds it
- * for a moment). Returns the fd to keep open, or the pid written by the
- * daemon that holds it.
- */
-export async function acquireStateLock(stateDir: string, waitMs = 2000): Promise<{ fd: number } | { heldBy: number | null }> {
-  const fd = openSync(stateLockFile(stateDir), constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
-  const deadline = Date.now() + waitMs;
-  for (;;) {
-    try {
-      flock(fd, LOCK.EX | LOCK.NB);
-      ftruncateSync(fd, 0);
-      writeSync(fd, `${process.pid}\n`, 0);
-      return { fd };
-    } catch (e) {
-      if (Date.now() > deadline) {
-        closeSync(fd);
-        return { heldBy: lockHolderPid(stateDir) };
-      }
-      if (!String(e).includes("EWOULDBLOCK") && !String(e).includes("EAGAIN")) {
-        closeSync(fd);
-        throw e;
-      }
-      await Bun.sleep(50);
-    }
-  }
-}
-
-function lockHolderPid(stateDir: string): number | null {
-  try {
-    const n = Number.parseInt(readFileSync(stateLockFile(stateDir), "utf8"), 10);
-    return Number.isInteger(n) && n > 0 ? n : null;
-  } catch {
-    return null;
-  }
-}
-
-/**
- * For the CLI: the pid of the daemon that holds the state's lock, 0 when it
- * is held but names no pid, null when no daemon holds it. A shared,
- * non-blocking probe: it never waits, and a daemon starting meanwhile
- * retries (acquireStateLock).
- */
-export function stateLockOwner(stateDir: string): number | null {
-  let fd: number;
-  try {
-    fd = openSync(stateLockFile(stateDir), constants.O_RDONLY | constants.O_NOFOLLOW);
-  } catch {
-    return null;
-  }
-  try {
-    flock(fd, LOCK.SH | LOCK.NB);
-    flock(fd, LOCK.UN);
-    return null;
-  } catch {
-    return lockHolderPid(stateDir) ?? 0;
-  } finally {
-    closeSync(fd);
-  }
-}
 
 /**
  * The holder of a daemon started by the holder's supervisor: its parent
@@ -185,7 +117,7 @@ export class RuntimeOwner {
   private otherListener(): number | null {
     try {
       const st = lstatSync(this.socket, { throwIfNoEntry: false });
-      if (!st || !st.isSocket()) return null;
+      if (!st?.isSocket()) return null;
       const peer = peerCredOfSocket(this.socket);
       return peer.pid === process.pid ? null : peer.pid;
     } catch {

@@ -17,9 +17,7 @@ export const MAX_BODY_BYTES = 1 << 20;
  * at most 1000 characters in all.
  */
 export function shortMessage(message: string): string {
-  const short = message
-    .replace(/"((?:[^"\\]|\\.){60})(?:[^"\\]|\\.)+"/g, '"$1…"')
-    .replace(/[\r\n]+/g, " ");
+  const short = message.replace(/"((?:[^"\\]|\\.){60})(?:[^"\\]|\\.)+"/g, '"$1…"').replace(/[\r\n]+/g, " ");
   return short.length > 1000 ? `${short.slice(0, 1000)}…` : short;
 }
 
@@ -74,6 +72,8 @@ export function parseArgs(op: Op, text: string): unknown {
 
 /** formatIssues, with every line cut short: an issue may quote the input. */
 function shortIssues(issues: v.BaseIssue<unknown>[]): string {
-  const lines = formatIssues(issues.slice(0, 5)).split("; ").map((l) => (l.length > 160 ? `${l.slice(0, 160)}…` : l));
+  const lines = formatIssues(issues.slice(0, 5))
+    .split("; ")
+    .map((l) => (l.length > 160 ? `${l.slice(0, 160)}…` : l));
   return lines.join("; ").replace(/[\r\n]+/g, " ");
 }

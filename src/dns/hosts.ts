@@ -64,15 +64,12 @@ export function localhostLines(hostContent: string): string[] {
 function checkEntry(e: HostsEntry, what: string): void {
   if (!isIP(e.ip)) {
     throw new BurrowError(`invalid ${what} address ${JSON.stringify(e.ip)}: accepted values are IPv4 or IPv6 addresses`, {
-      kind: "invalid-option",
+      kind: "bad-input",
     });
   }
   for (const n of e.names) {
     if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(n) || n.length > 253) {
-      throw new BurrowError(
-        `invalid ${what} name ${JSON.stringify(n)}: accepted are host names of letters, digits, "-", "_" and "."`,
-        { kind: "invalid-option" },
-      );
+      throw new BurrowError(`invalid ${what} name ${JSON.stringify(n)}: accepted are host names of letters, digits, "-", "_" and "."`, { kind: "bad-input" });
     }
   }
 }
@@ -92,7 +89,7 @@ export function buildHosts(input: HostsInput): string {
     checkEntry({ ip: input.hostAddress, names: [HOST_CONTAINERS_INTERNAL] }, HOST_CONTAINERS_INTERNAL);
     lines.push(`${input.hostAddress}\t${HOST_CONTAINERS_INTERNAL}`);
   }
-  return lines.join("\n") + "\n";
+  return `${lines.join("\n")}\n`;
 }
 
 /** The host's /etc/hosts, or "" when it does not exist. */

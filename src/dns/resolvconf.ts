@@ -94,7 +94,7 @@ export function buildResolvConf(input: ResolvConfInput): ResolvConf {
   if (input.dns && input.dns.length > 0) {
     for (const d of input.dns) {
       if (!isIP(d.split("%")[0]!)) {
-        throw new BurrowError(`invalid --dns ${JSON.stringify(d)}: accepted values are IPv4 or IPv6 addresses`, { kind: "invalid-option" });
+        throw new BurrowError(`invalid --dns ${JSON.stringify(d)}: accepted values are IPv4 or IPv6 addresses`, { kind: "bad-input" });
       }
     }
     nameservers = [...input.dns];
@@ -118,7 +118,7 @@ export function buildResolvConf(input: ResolvConfInput): ResolvConf {
   if (search.length > 0) lines.push(`search ${search.join(" ")}`);
   for (const ns of nameservers) lines.push(`nameserver ${ns}`);
   if (options.length > 0) lines.push(`options ${options.join(" ")}`);
-  const content = lines.length > 0 ? lines.join("\n") + "\n" : "";
+  const content = lines.length > 0 ? `${lines.join("\n")}\n` : "";
   return { content, nameservers, search, options, dropped };
 }
 
@@ -139,10 +139,7 @@ export interface HostResolvConf {
  * stub listens on the host's loopback, which a sandbox cannot reach. A
  * missing file is empty (resolv.conf need not exist).
  */
-export function readHostResolvConf(
-  path = "/etc/resolv.conf",
-  upstreamPath = SYSTEMD_RESOLVED_UPSTREAM,
-): HostResolvConf {
+export function readHostResolvConf(path = "/etc/resolv.conf", upstreamPath = SYSTEMD_RESOLVED_UPSTREAM): HostResolvConf {
   let realPath: string | null = null;
   try {
     realPath = realpathSync(path);

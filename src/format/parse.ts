@@ -47,7 +47,7 @@ export function parse(src: string, funcs: ReadonlySet<string>): Tree {
   const defines = new Map<string, Node[]>();
   let pos = 0;
   const lineOf = (p: number) => 1 + (src.slice(0, p).match(/\n/g)?.length ?? 0);
-  const fail = (msg: string, at = pos): never => {
+  const fail: (msg: string, at?: number) => never = (msg, at = pos) => {
     throw new TemplateError(`template: :${lineOf(at)}: ${msg}`);
   };
 
@@ -136,7 +136,8 @@ export function parse(src: string, funcs: ReadonlySet<string>): Tree {
       } else if (/[0-9+\-.]/.test(c)) {
         const m = /^[+-]?(0[xX][0-9a-fA-F_]+|0[bB][01_]+|0[oO][0-7_]+|(\d[\d_]*)?\.?\d*([eE][+-]?\d+)?)/.exec(src.slice(p));
         const text = m?.[0] ?? "";
-        if (!text || text === "+" || text === "-" || isAlnum(src[p + text.length])) fail(`bad number syntax: "${src.slice(p, p + Math.max(1, text.length + 1))}"`, start);
+        if (!text || text === "+" || text === "-" || isAlnum(src[p + text.length]))
+          fail(`bad number syntax: "${src.slice(p, p + Math.max(1, text.length + 1))}"`, start);
         push("num", text);
         p += text.length;
       } else if (isAlnum(c)) {

@@ -123,14 +123,18 @@ const FUNCS: Record<string, Func> = {
   println: (...a) => `${a.map((x) => show(x, false)).join(" ")}\n`,
   printf: (f, ...a) => sprintf(wantString(f), a),
   html: (...a) => sprint(a).replace(/[&<>"'\0]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&#34;", "'": "&#39;", "\0": "\uFFFD" })[c]!),
-  urlquery: (...a) => encodeURIComponent(sprint(a)).replace(/%20/g, "+").replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`),
+  urlquery: (...a) =>
+    encodeURIComponent(sprint(a))
+      .replace(/%20/g, "+")
+      .replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`),
   // podman's additions (containers/common report.DefaultFuncs).
   json: (v) => toJson(v),
   upper: (s) => wantString(s).toUpperCase(),
   lower: (s) => wantString(s).toLowerCase(),
   title: (s) => wantString(s).replace(/(^|[^\p{L}\p{N}_'])(\p{L})/gu, (_, pre: string, c: string) => pre + c.toUpperCase()),
   join: (list, sep) => {
-    if (!Array.isArray(list) || !list.every((x) => typeof x === "string")) throw new FuncError(`wrong type for value; expected []string; got ${typeName(list)}`);
+    if (!Array.isArray(list) || !list.every((x) => typeof x === "string"))
+      throw new FuncError(`wrong type for value; expected []string; got ${typeName(list)}`);
     return list.join(wantString(sep));
   },
   split: (s, sep) => {
@@ -235,7 +239,27 @@ class Run {
       return v;
     }
     const args = [...argNodes.map((n) => this.arg(n, dot, vars)), ...extra];
-    const want: Record<string, [number, number]> = { not: [1, 1], ne: [2, 2], lt: [2, 2], le: [2, 2], gt: [2, 2], ge: [2, 2], len: [1, 1], json: [1, 1], upper: [1, 1], lower: [1, 1], title: [1, 1], join: [2, 2], split: [2, 2], truncate: [2, 2], pad: [3, 3], index: [1, Infinity], slice: [1, 4], printf: [1, Infinity], eq: [1, Infinity] };
+    const want: Record<string, [number, number]> = {
+      not: [1, 1],
+      ne: [2, 2],
+      lt: [2, 2],
+      le: [2, 2],
+      gt: [2, 2],
+      ge: [2, 2],
+      len: [1, 1],
+      json: [1, 1],
+      upper: [1, 1],
+      lower: [1, 1],
+      title: [1, 1],
+      join: [2, 2],
+      split: [2, 2],
+      truncate: [2, 2],
+      pad: [3, 3],
+      index: [1, Infinity],
+      slice: [1, 4],
+      printf: [1, Infinity],
+      eq: [1, Infinity],
+    };
     const w = want[name];
     if (w && (args.length < w[0] || args.length > w[1]))
       this.fail(cmd.pos, cmdText(cmd), `wrong number of args for ${name}: want ${w[0] === w[1] ? w[0] : `at least ${w[0]}`} got ${args.length}`);
@@ -391,4 +415,3 @@ export function compileTemplate(src: string): Template {
     },
   };
 }
-

@@ -145,7 +145,8 @@ export function goQuote(s: string): string {
     const esc: Record<number, string> = { 7: "\\a", 8: "\\b", 12: "\\f", 10: "\\n", 13: "\\r", 9: "\\t", 11: "\\v", 92: "\\\\", 34: '\\"' };
     if (esc[c]) out += esc[c];
     else if (c < 0x20 || c === 0x7f) out += `\\x${c.toString(16).padStart(2, "0")}`;
-    else if (/[\p{Cc}\p{Cf}\p{Co}\p{Cn}\p{Zl}\p{Zp}]/u.test(ch)) out += c > 0xffff ? `\\U${c.toString(16).padStart(8, "0")}` : `\\u${c.toString(16).padStart(4, "0")}`;
+    else if (/[\p{Cc}\p{Cf}\p{Co}\p{Cn}\p{Zl}\p{Zp}]/u.test(ch))
+      out += c > 0xffff ? `\\U${c.toString(16).padStart(8, "0")}` : `\\u${c.toString(16).padStart(4, "0")}`;
     else out += ch;
   }
   return `${out}"`;
@@ -195,12 +196,19 @@ function bad(verb: string, v: unknown): string {
 
 function formatOne(verb: string, v: unknown, f: Spec): string {
   const k = kindOf(v);
-  if (k === "slice" && verb !== "T" && verb !== "p") return pad(`[${(v as unknown[]).map((x) => formatOne(verb, x, { ...f, width: undefined })).join(" ")}]`, f, false);
+  if (k === "slice" && verb !== "T" && verb !== "p")
+    return pad(`[${(v as unknown[]).map((x) => formatOne(verb, x, { ...f, width: undefined })).join(" ")}]`, f, false);
   const sign = (n: number, s: string) => (n < 0 || Object.is(n, -0) ? s : f.plus ? `+${s}` : f.space ? ` ${s}` : s);
   switch (verb) {
     case "v":
       if (f.plus && k === "struct")
-        return pad(`{${Object.entries(v as object).map(([key, x]) => `${key}:${show(x, false)}`).join(" ")}}`, f, false);
+        return pad(
+          `{${Object.entries(v as object)
+            .map(([key, x]) => `${key}:${show(x, false)}`)
+            .join(" ")}}`,
+          f,
+          false,
+        );
       if (f.sharp && k === "string") return pad(goQuote(v as string), f, false);
       return pad(show(v, false), f, k === "int" || k === "float");
     case "T":
@@ -256,7 +264,9 @@ function formatOne(verb: string, v: unknown, f: Spec): string {
       let s: string;
       if (verb === "f" || verb === "F") s = Math.abs(n).toFixed(f.prec ?? 6);
       else if (verb === "e" || verb === "E") {
-        const [m, e] = Math.abs(n).toExponential(f.prec ?? 6).split("e");
+        const [m, e] = Math.abs(n)
+          .toExponential(f.prec ?? 6)
+          .split("e");
         s = `${m}e${Number(e) < 0 ? "-" : "+"}${String(Math.abs(Number(e))).padStart(2, "0")}`;
       } else s = formatFloat(Math.abs(n), f.prec);
       if (verb === "E" || verb === "G") s = s.toUpperCase();
@@ -284,7 +294,13 @@ export function sprintf(format: string, args: unknown[]): string {
     const m = re.exec(format)!;
     i = re.lastIndex;
     const flags = m[1] ?? "";
-    const f: Spec = { minus: flags.includes("-"), plus: flags.includes("+"), sharp: flags.includes("#"), space: flags.includes(" "), zero: flags.includes("0") };
+    const f: Spec = {
+      minus: flags.includes("-"),
+      plus: flags.includes("+"),
+      sharp: flags.includes("#"),
+      space: flags.includes(" "),
+      zero: flags.includes("0"),
+    };
     const num = (s: string | undefined): number | undefined => {
       if (s === undefined) return undefined;
       if (s === "*") {
@@ -314,7 +330,11 @@ export function sprintf(format: string, args: unknown[]): string {
     }
     out += formatOne(verb, args[ai++], f);
   }
-  if (ai < args.length) out += `%!(EXTRA ${args.slice(ai).map((a) => `${typeName(a)}=${show(a, false)}`).join(", ")})`;
+  if (ai < args.length)
+    out += `%!(EXTRA ${args
+      .slice(ai)
+      .map((a) => `${typeName(a)}=${show(a, false)}`)
+      .join(", ")})`;
   return out;
 }
 

@@ -39,7 +39,12 @@ function which(name: string): string | null {
 function firstLine(cmd: string[], env: Record<string, string> = cleanEnv()): string {
   try {
     const p = Bun.spawnSync(cmd, { env, stdout: "pipe", stderr: "pipe", stdin: "ignore", timeout: 3000 });
-    return (p.stdout.toString() + p.stderr.toString()).split("\n").find((l) => l.trim())?.trim() ?? "";
+    return (
+      (p.stdout.toString() + p.stderr.toString())
+        .split("\n")
+        .find((l) => l.trim())
+        ?.trim() ?? ""
+    );
   } catch {
     return "";
   }
@@ -63,7 +68,11 @@ function packageVersions(paths: string[]): Map<string, string> {
   }
   const pkgs = [...new Set(owners.values())];
   if (!pkgs.length) return out;
-  const show = Bun.spawnSync(["dpkg-query", "-W", "-f", "${Package} ${Version}\\n", ...pkgs], { env: cleanEnv(), stdout: "pipe", stderr: "ignore" });
+  const show = Bun.spawnSync(
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's own ${Package} fields, not a JS template
+    ["dpkg-query", "-W", "-f", "${Package} ${Version}\\n", ...pkgs],
+    { env: cleanEnv(), stdout: "pipe", stderr: "ignore" },
+  );
   const versions = new Map(
     show.stdout
       .toString()
@@ -150,7 +159,13 @@ export function kernelFeatures(): KernelFeature[] {
     {
       Name: "unprivileged user namespaces",
       Available: unprivClone !== "0" && apparmor !== "1",
-      Detail: [unprivClone !== null ? `kernel.unprivileged_userns_clone=${unprivClone}` : "", apparmor !== null ? `kernel.apparmor_restrict_unprivileged_userns=${apparmor}` : ""].filter(Boolean).join(", ") || "no restriction",
+      Detail:
+        [
+          unprivClone !== null ? `kernel.unprivileged_userns_clone=${unprivClone}` : "",
+          apparmor !== null ? `kernel.apparmor_restrict_unprivileged_userns=${apparmor}` : "",
+        ]
+          .filter(Boolean)
+          .join(", ") || "no restriction",
     },
     { Name: "network namespaces", Available: existsSync("/proc/self/ns/net"), Detail: "/proc/self/ns/net" },
     { Name: "mount namespaces", Available: existsSync("/proc/self/ns/mnt"), Detail: "/proc/self/ns/mnt" },

@@ -11,8 +11,10 @@ export type NetworkMode =
   | { kind: "ns"; path: string }
   | { kind: "cni"; networks: string[] };
 
-export const MODE_HELP =
-  "none, host, slirp4netns[:OPT=V,...], pasta[:OPT,...], bridge, container:NAME, ns:PATH, or network names (NAME[,NAME...])";
+export type NetworkModeKind = NetworkMode["kind"];
+export type NetworkModeOf<K extends NetworkModeKind> = Extract<NetworkMode, { kind: K }>;
+
+export const MODE_HELP = "none, host, slirp4netns[:OPT=V,...], pasta[:OPT,...], bridge, container:NAME, ns:PATH, or network names (NAME[,NAME...])";
 
 const NET_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 

@@ -14,7 +14,7 @@ const range = (cidr: string, what: string): Reserved => ({ subnet: parseCidr(cid
 
 /** Reserved for every use: loopback, "this network", link-local, multicast, broadcast. */
 const ALWAYS: Reserved[] = [
-  range("0.0.0.0/8", "the \"this network\" range"),
+  range("0.0.0.0/8", 'the "this network" range'),
   range("127.0.0.0/8", "the loopback range"),
   range("169.254.0.0/16", "the link-local range"),
   range("224.0.0.0/4", "the multicast range"),

@@ -39,7 +39,7 @@ import {
   shutdown,
   spliceNB,
   writeNB,
-} from "../sys/splice.ts";
+} from "../sys/sockets.ts";
 import { BIG_PIPE, BIG_PIPE_BUDGET, COUNTER, type ConnectorCommand, type ConnectorInit, type ConnectorReport, type Target } from "./connector-protocol.ts";
 import { createHopper } from "./netns-hop.ts";
 
@@ -57,9 +57,9 @@ type End = { fd: number; readable: boolean; writable: boolean };
 /** One direction of a TCP connection: src → pipe → dst. */
 type Dir = { src: End; dst: End; pr: number; pw: number; size: number; inPipe: number; eof: boolean; shut: boolean };
 type Conn = { listener: TcpListener; client: End; upstream: End; up: Dir; down: Dir; done: boolean };
-type TcpListener = { kind: "tcp"; id: number; fd: number; target: Target; conns: Set<Conn> };
+type TcpListener = { protocol: "tcp"; id: number; fd: number; target: Target; conns: Set<Conn> };
 type Flow = { listener: UdpListener; key: string; fd: number; client: Uint8Array; lastActive: number };
-type UdpListener = { kind: "udp"; id: number; fd: number; target: Target; idleMs: number; flows: Map<string, Flow> };
+type UdpListener = { protocol: "udp"; id: number; fd: number; target: Target; idleMs: number; flows: Map<string, Flow> };
 type Listener = TcpListener | UdpListener;
 
 function run(init: ConnectorInit): void {
@@ -271,7 +271,7 @@ function run(init: ConnectorInit): void {
   function sweepFlows(now: number): void {
     lastSweep = now;
     for (const l of listeners.values()) {
-      if (l.kind !== "udp") continue;
+      if (l.protocol !== "udp") continue;
       for (const f of [...l.flows.values()]) if (now - f.lastActive >= l.idleMs) closeFlow(f);
     }
   }
@@ -279,7 +279,7 @@ function run(init: ConnectorInit): void {
   function waitTimeout(): number {
     if (flowCount === 0) return -1;
     let idle = Infinity;
-    for (const l of listeners.values()) if (l.kind === "udp" && l.flows.size > 0) idle = Math.min(idle, l.idleMs);
+    for (const l of listeners.values()) if (l.protocol === "udp" && l.flows.size > 0) idle = Math.min(idle, l.idleMs);
     return Math.max(10, Math.min(1000, Math.floor(idle / 4)));
   }
 
@@ -289,7 +289,7 @@ function run(init: ConnectorInit): void {
     listeners.delete(l.id);
     handlers.delete(l.fd);
     close(l.fd);
-    if (l.kind === "tcp") for (const c of [...l.conns]) closeConn(c);
+    if (l.protocol === "tcp") for (const c of [...l.conns]) closeConn(c);
     else for (const f of [...l.flows.values()]) closeFlow(f);
   }
 
@@ -331,13 +331,13 @@ function run(init: ConnectorInit): void {
   function command(m: ConnectorCommand): void {
     switch (m.op) {
       case "listen-tcp": {
-        const l: TcpListener = { kind: "tcp", id: m.id, fd: m.fd, target: { netnsPath: m.netnsPath, host: m.host, port: m.port }, conns: new Set() };
+        const l: TcpListener = { protocol: "tcp", id: m.id, fd: m.fd, target: { netnsPath: m.netnsPath, host: m.host, port: m.port }, conns: new Set() };
         serve(l, () => accept(l));
         break;
       }
       case "listen-udp": {
         const target = { netnsPath: m.netnsPath, host: m.host, port: m.port };
-        const l: UdpListener = { kind: "udp", id: m.id, fd: m.fd, target, idleMs: m.idleMs, flows: new Map() };
+        const l: UdpListener = { protocol: "udp", id: m.id, fd: m.fd, target, idleMs: m.idleMs, flows: new Map() };
         serve(l, () => onUdpHost(l));
         break;
       }

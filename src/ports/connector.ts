@@ -10,7 +10,7 @@
 import { log } from "../log.ts";
 import { close } from "../sys/ns.ts";
 import { SysError } from "../sys/libc.ts";
-import { bindUdpSocket, EAGAIN, listenTcpSocket, pipe, setBlocking, setPipeSize, SHUT_RDWR, shutdown, writeAll, writeNB } from "../sys/splice.ts";
+import { bindUdpSocket, EAGAIN, listenTcpSocket, pipe, setBlocking, setPipeSize, SHUT_RDWR, shutdown, writeAll, writeNB } from "../sys/sockets.ts";
 import { COUNTER, COUNTERS, type ConnectorCommand, type ConnectorInit, type ConnectorReport, type Target } from "./connector-protocol.ts";
 import { workerUrl } from "../workers.ts";
 

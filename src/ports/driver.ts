@@ -1,5 +1,5 @@
 // The port driver interface (STYLE.md #2): one folder per driver, chosen by
-// src/ports/drivers.ts. Runs on the daemon's main thread.
+// src/ports/registry.ts. Runs on the daemon's main thread.
 import type { PortRecord, Sandbox } from "../state/sandboxes.ts";
 
 export interface PortDriver {
@@ -13,4 +13,11 @@ export interface PortDriver {
   teardown(s: Sandbox): Promise<Error[]>;
   /** After a daemon restart: publish the recorded ports again if they need this process. */
   restore?(s: Sandbox): Promise<void>;
+}
+
+export const PORT_DRIVER_NAMES = ["builtin", "slirp4netns", "portmap", "pasta"] as const;
+export type PortDriverName = (typeof PORT_DRIVER_NAMES)[number];
+
+export function isPortDriverName(name: unknown): name is PortDriverName {
+  return (PORT_DRIVER_NAMES as readonly unknown[]).includes(name);
 }

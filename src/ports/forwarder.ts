@@ -16,6 +16,9 @@ import { isIP } from "node:net";
 import { BurrowError, messageOf } from "../errors.ts";
 import { SysError } from "../sys/libc.ts";
 import { Connector, type HostSocket } from "./connector.ts";
+import { bindError, listenAddress } from "./host-port.ts";
+
+export { bindError, listenAddress };
 
 export type PortProtocol = "tcp" | "udp";
 
@@ -62,62 +65,35 @@ export type Forwarder = {
   close(): void;
 };
 
-/** "" means every IPv4 address, like podman's default `-p 8080:80`. */
-export function listenAddress(hostIp: string): string {
-  return hostIp === "" ? "0.0.0.0" : hostIp;
-}
-
 function validate(spec: ForwardSpec): void {
   const port = (n: number) => Number.isInteger(n) && n >= 0 && n <= 65535;
   if (spec.protocol !== "tcp" && spec.protocol !== "udp") {
-    throw new BurrowError(`invalid port protocol "${String(spec.protocol)}": use tcp or udp`, { kind: "invalid-argument" });
+    throw new BurrowError(`invalid port protocol "${String(spec.protocol)}": use tcp or udp`, { kind: "bad-input" });
   }
   if (spec.hostIp !== "" && isIP(spec.hostIp) === 0) {
-    throw new BurrowError(`invalid host IP "${spec.hostIp}": use an IPv4 or IPv6 address, or leave it empty for all addresses`, { kind: "invalid-argument" });
+    throw new BurrowError(`invalid host IP "${spec.hostIp}": use an IPv4 or IPv6 address, or leave it empty for all addresses`, { kind: "bad-input" });
   }
   if (!port(spec.hostPort)) {
-    throw new BurrowError(`invalid host port ${spec.hostPort}: use 1-65535, or 0 for a free port`, { kind: "invalid-argument" });
+    throw new BurrowError(`invalid host port ${spec.hostPort}: use 1-65535, or 0 for a free port`, { kind: "bad-input" });
   }
   if (!port(spec.targetPort) || spec.targetPort === 0) {
-    throw new BurrowError(`invalid container port ${spec.targetPort}: use 1-65535`, { kind: "invalid-argument" });
+    throw new BurrowError(`invalid container port ${spec.targetPort}: use 1-65535`, { kind: "bad-input" });
   }
   if (isIP(spec.targetIp) === 0) {
-    throw new BurrowError(`invalid sandbox address "${spec.targetIp}" for port forwarding: not an IP address`, { kind: "invalid-argument" });
+    throw new BurrowError(`invalid sandbox address "${spec.targetIp}" for port forwarding: not an IP address`, { kind: "bad-input" });
   }
   if (isLoopback(spec.targetIp)) {
     throw new BurrowError(
       `refusing to forward to ${spec.targetIp}: ports are published to the sandbox's own address, never to its loopback (services bound to 127.0.0.1 inside stay private)`,
-      { kind: "invalid-argument" },
+      { kind: "bad-input" },
     );
   }
-  if (spec.netnsPath === "") throw new BurrowError("port forwarding needs the sandbox's netns path", { kind: "invalid-argument" });
+  if (spec.netnsPath === "") throw new BurrowError("port forwarding needs the sandbox's netns path", { kind: "bad-input" });
 }
 
 function isLoopback(ip: string): boolean {
   const lower = ip.toLowerCase();
   return ip.startsWith("127.") || lower === "::1" || lower === "0:0:0:0:0:0:0:1" || lower.startsWith("::ffff:127.");
-}
-
-/** Turns a bind/listen failure into the sentence a user needs. */
-export function bindError(e: unknown, spec: Pick<ForwardSpec, "hostIp" | "hostPort" | "protocol">): BurrowError {
-  const code = typeof e === "object" && e !== null && "code" in e ? String((e as { code: unknown }).code) : "";
-  const where = listenAddress(spec.hostIp);
-  const what = `${spec.hostPort}/${spec.protocol}`;
-  switch (code) {
-    case "EADDRINUSE":
-      return new BurrowError(`host port ${what} is already in use on ${where}`, { cause: e, kind: "port-in-use" });
-    case "EACCES":
-      return new BurrowError(
-        `cannot bind host port ${what} on ${where}: the port is privileged (below net.ipv4.ip_unprivileged_port_start); ` +
-          `allow it with \`sysctl net.ipv4.ip_unprivileged_port_start=${spec.hostPort}\` or publish on a port of 1024 or more`,
-        { cause: e, kind: "port-privileged" },
-      );
-    case "EADDRNOTAVAIL":
-    case "EINVAL":
-      return new BurrowError(`cannot bind host port ${what}: ${where} is not an address of this host`, { cause: e, kind: "invalid-argument" });
-    default:
-      return new BurrowError(`cannot bind host port ${what} on ${where}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
-  }
 }
 
 export function createForwarder(options: ForwarderOptions = {}): Forwarder {
@@ -134,8 +110,7 @@ export function createForwarder(options: ForwarderOptions = {}): Forwarder {
       const target = { netnsPath: spec.netnsPath, host: spec.targetIp, port: spec.targetPort };
       let socket: HostSocket;
       try {
-        socket =
-          spec.protocol === "tcp" ? connector.listenTcp(hostIp, spec.hostPort, target) : connector.listenUdp(hostIp, spec.hostPort, target, udpIdleMs);
+        socket = spec.protocol === "tcp" ? connector.listenTcp(hostIp, spec.hostPort, target) : connector.listenUdp(hostIp, spec.hostPort, target, udpIdleMs);
       } catch (e) {
         // Bind failures are SysErrors with an errno name.
         if (e instanceof SysError) throw bindError(e, spec);

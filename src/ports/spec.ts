@@ -26,7 +26,7 @@ export const PUBLISH_FORMS =
   "where a port may be a range START-END of equal length on both sides and PROTO is tcp, udp or tcp,udp";
 
 function bad(spec: string, why: string): BurrowError {
-  return new BurrowError(`invalid -p ${quote(spec, 80)}: ${why}; accepted forms are ${PUBLISH_FORMS}`, { kind: "invalid-option" });
+  return new BurrowError(`invalid -p ${quote(spec, 80)}: ${why}; accepted forms are ${PUBLISH_FORMS}`, { kind: "bad-input" });
 }
 
 /** "8080" or "8080-8090" -> [start, length]. */
@@ -173,7 +173,7 @@ export function parsePortSpecs(specs: readonly string[], max = maxPorts()): Port
       if (clash) {
         throw new BurrowError(
           `-p ${quote(spec, 80)}: host port ${formatHostAddress(m)}/${m.protocol} is already published for container port ${clash.containerPort}/${clash.protocol}; give each mapping its own host port`,
-          { kind: "invalid-option" },
+          { kind: "bad-input" },
         );
       }
       out.push(m);
@@ -196,7 +196,7 @@ export function formatPortLine(m: PortMapping): string {
 export function formatPortLines(mappings: readonly PortMapping[], filter?: string): string[] {
   if (filter === undefined) return mappings.map(formatPortLine);
   const m = /^(\d+)(?:\/(tcp|udp))?$/.exec(filter);
-  if (!m) throw new BurrowError(`invalid port ${JSON.stringify(filter)}: accepted forms are PORT, PORT/tcp or PORT/udp`, { kind: "invalid-option" });
+  if (!m) throw new BurrowError(`invalid port ${JSON.stringify(filter)}: accepted forms are PORT, PORT/tcp or PORT/udp`, { kind: "bad-input" });
   const port = Number(m[1]);
   const protocol = (m[2] ?? "tcp") as Protocol;
   const hits = mappings.filter((x) => x.containerPort === port && x.protocol === protocol);

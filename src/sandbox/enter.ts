@@ -5,7 +5,7 @@
 // becomes the controlling terminal -> (--user) ids -> chdir -> execve.
 import { accessSync, constants, readFileSync, statSync, writeSync } from "node:fs";
 import { BurrowError, EXIT } from "../errors.ts";
-import type { EnterTarget } from "../protocol.ts";
+import { EnterRequest, parseMessage } from "../messages.ts";
 import { CLONE, close, nsId, openRO, setns } from "../sys/ns.ts";
 import { chdir, closeOnExec, execve } from "../sys/proc.ts";
 import { setIds } from "../sys/ids.ts";
@@ -56,8 +56,13 @@ function joinIfOther(path: string | undefined, kind: "user" | "mnt", nstype: num
 
 export function enterMain(argv: string[]): never {
   const sep = argv.indexOf("--");
-  const target = JSON.parse(argv[0] ?? "{}") as EnterTarget & { cwd?: string };
   const cmd = sep >= 0 ? argv.slice(sep + 1) : [];
+  let target: EnterRequest;
+  try {
+    target = parseMessage(EnterRequest, argv[0] ?? "", "the __enter request");
+  } catch (e) {
+    fail(EXIT.burrow, (e as Error).message);
+  }
   if (target.errorFd) errorFd = target.errorFd;
   if (!cmd.length) fail(EXIT.burrow, "no command given");
   try {
@@ -65,7 +70,13 @@ export function enterMain(argv: string[]): never {
     joinIfOther(target.session.mnt, "mnt", CLONE.NEWNS);
     // Open every pin before joining the sandbox's mount namespace: the pins
     // are only visible in the session's.
-    const joins = ([[target.net, CLONE.NEWNET], [target.uts, CLONE.NEWUTS], [target.mnt, CLONE.NEWNS]] as const)
+    const joins = (
+      [
+        [target.net, CLONE.NEWNET],
+        [target.uts, CLONE.NEWUTS],
+        [target.mnt, CLONE.NEWNS],
+      ] as const
+    )
       .filter(([path]) => path)
       .map(([path, type]) => [openRO(path!), type, path!] as const);
     for (const [fd, type, path] of joins) {

@@ -2,7 +2,7 @@
 // sandbox's runtime directory and are bind-mounted over /etc inside its
 // mount namespace. They are rewritten in place (same inode), so the bind
 // mounts see later changes, e.g. when a network is connected.
-import { existsSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
+import { realpathSync, writeFileSync } from "node:fs";
 
 export interface EtcFiles {
   hosts: string;
@@ -33,12 +33,4 @@ export function etcBinds(f: EtcFiles): Array<[string, string]> {
 
 export function writeInPlace(path: string, content: string): void {
   writeFileSync(path, content, { mode: 0o644 });
-}
-
-export function readHostFile(path: string): string {
-  try {
-    return existsSync(path) ? readFileSync(path, "utf8") : "";
-  } catch {
-    return "";
-  }
 }

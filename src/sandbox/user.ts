@@ -76,7 +76,11 @@ export function resolveUser(spec: string, passwdText: string, groupText: string)
     entry = passwd.find((p) => p.uid === uid);
   } else {
     entry = passwd.find((p) => p.name === u);
-    if (!entry) throw new BurrowError(`--user "${spec}": unable to find user ${u}: no matching entries in passwd file (the host's /etc/passwd; a numeric uid needs no entry)`, { kind: "bad-input" });
+    if (!entry)
+      throw new BurrowError(
+        `--user "${spec}": unable to find user ${u}: no matching entries in passwd file (the host's /etc/passwd; a numeric uid needs no entry)`,
+        { kind: "bad-input" },
+      );
     uid = entry.uid;
   }
   const groups = parseGroup(groupText);
@@ -89,7 +93,11 @@ export function resolveUser(spec: string, passwdText: string, groupText: string)
     gid = numeric(g, "gid", spec);
   } else {
     const found = groups.find((gr) => gr.name === g);
-    if (!found) throw new BurrowError(`--user "${spec}": unable to find group ${g}: no matching entries in group file (the host's /etc/group; a numeric gid needs no entry)`, { kind: "bad-input" });
+    if (!found)
+      throw new BurrowError(
+        `--user "${spec}": unable to find group ${g}: no matching entries in group file (the host's /etc/group; a numeric gid needs no entry)`,
+        { kind: "bad-input" },
+      );
     gid = found.gid;
   }
   return { uid, gid, groups: [...new Set(extra)], ...(entry ? { home: entry.home } : {}) };

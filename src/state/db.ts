@@ -47,12 +47,3 @@ export function openState(dir: string): Database {
   }
   return db;
 }
-
-export function getMeta(db: Database, key: string): string | null {
-  const row = db.query("SELECT value FROM meta WHERE key = ?").get(key) as { value: string } | null;
-  return row?.value ?? null;
-}
-
-export function setMeta(db: Database, key: string, value: string): void {
-  db.query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(key, value);
-}

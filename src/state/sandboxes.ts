@@ -1,5 +1,5 @@
 // Typed access to the sandboxes and events tables.
-import type { Database } from "bun:sqlite";
+import { type Database, SQLiteError } from "bun:sqlite";
 import { BurrowError, notFound } from "../errors.ts";
 import type { CreateRequest } from "../protocol.ts";
 import { checkpoint, pruneEvents, retentionFromEnv, type Retention } from "./retention.ts";
@@ -15,8 +15,8 @@ export interface Runtime {
   network: string;
   /** Sandbox whose network namespace this one shares (container:NAME). */
   netOf?: string;
-  /** Network backend record (slirp4netns pid etc.), written by the backend. */
-  backend?: Record<string, unknown>;
+  /** Network backend record (slirp4netns pid etc.), written and read only by its backend. */
+  backend?: unknown;
   /** Published ports as resolved (actual host ports). */
   ports?: PortRecord[];
   /** Which port driver published them. */
@@ -96,23 +96,41 @@ export class SandboxStore {
           `INSERT INTO sandboxes (id, name, created_at, status, pid, pid_start, exit_code, started_at, finished_at, boot_id, session, spec, runtime)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         )
-        .run(s.id, s.name, s.createdAt, s.status, s.pid, s.pidStart, s.exitCode, s.startedAt, s.finishedAt, s.bootId, s.session, JSON.stringify(s.spec), JSON.stringify(s.runtime));
+        .run(
+          s.id,
+          s.name,
+          s.createdAt,
+          s.status,
+          s.pid,
+          s.pidStart,
+          s.exitCode,
+          s.startedAt,
+          s.finishedAt,
+          s.bootId,
+          s.session,
+          JSON.stringify(s.spec),
+          JSON.stringify(s.runtime),
+        );
     } catch (e) {
-      if (String(e).includes("UNIQUE")) throw nameInUse(s.name);
+      // The one UNIQUE column is the name.
+      if (e instanceof SQLiteError && e.code === "SQLITE_CONSTRAINT_UNIQUE") throw nameInUse(s.name);
       throw e;
     }
   }
 
   update(s: Sandbox): void {
     this.db
-      .query(
-        `UPDATE sandboxes SET status = ?, pid = ?, pid_start = ?, exit_code = ?, started_at = ?, finished_at = ?, runtime = ? WHERE id = ?`,
-      )
+      .query(`UPDATE sandboxes SET status = ?, pid = ?, pid_start = ?, exit_code = ?, started_at = ?, finished_at = ?, runtime = ? WHERE id = ?`)
       .run(s.status, s.pid, s.pidStart, s.exitCode, s.startedAt, s.finishedAt, JSON.stringify(s.runtime), s.id);
   }
 
   delete(id: string): void {
     this.db.query("DELETE FROM sandboxes WHERE id = ?").run(id);
+  }
+
+  /** Is there a row with exactly this id? */
+  has(id: string): boolean {
+    return this.db.query("SELECT 1 FROM sandboxes WHERE id = ?").get(id) !== null;
   }
 
   nameTaken(name: string): boolean {

@@ -8,7 +8,7 @@ import { check, libc } from "./libc.ts";
 export function setIds(uid: number, gid: number, groups: number[], opts: { setgroups: boolean }): void {
   if (opts.setgroups) {
     const list = new Uint32Array(Math.max(groups.length, 1));
-    groups.forEach((g, i) => (list[i] = g));
+    list.set(groups);
     check("setgroups", libc.symbols.setgroups(groups.length, ptr(list)), groups.join(","));
   }
   check("setresgid", libc.symbols.setresgid(gid, gid, gid), String(gid));

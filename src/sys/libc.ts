@@ -2,6 +2,7 @@
 // calls through `libc` and turns a -1 return into a SysError with errno read
 // straight after the call, on the same thread, before any other JS runs.
 import { dlopen, FFIType, read, type Pointer } from "bun:ffi";
+import { errnoName, type ErrnoName } from "./errno.ts";
 
 const { i32, u32, i64, u64, ptr, cstring } = FFIType;
 
@@ -25,7 +26,6 @@ export const libc = dlopen("libc.so.6", {
   socket: { args: [i32, i32, i32], returns: i32 },
   connect: { args: [i32, ptr, u32], returns: i32 },
   ioctl: { args: [i32, u64, ptr], returns: i32 },
-  prctl: { args: [i32, u64, u64, u64, u64], returns: i32 },
   dup2: { args: [i32, i32], returns: i32 },
   fcntl: { args: [i32, i32, i64], returns: i32 },
   kill: { args: [i32, i32], returns: i32 },
@@ -60,13 +60,6 @@ export const libc = dlopen("libc.so.6", {
 
 const sym = libc.symbols;
 
-const ERRNO_NAMES: Record<number, string> = {
-  1: "EPERM", 2: "ENOENT", 3: "ESRCH", 4: "EINTR", 5: "EIO", 6: "ENXIO", 9: "EBADF", 11: "EAGAIN", 12: "ENOMEM",
-  13: "EACCES", 16: "EBUSY", 17: "EEXIST", 20: "ENOTDIR", 21: "EISDIR", 22: "EINVAL", 24: "EMFILE",
-  28: "ENOSPC", 30: "EROFS", 38: "ENOSYS", 95: "EOPNOTSUPP", 98: "EADDRINUSE", 99: "EADDRNOTAVAIL",
-  101: "ENETUNREACH", 110: "ETIMEDOUT", 111: "ECONNREFUSED", 113: "EHOSTUNREACH", 115: "EINPROGRESS",
-};
-
 export function errno(): number {
   return read.i32(sym.__errno_location() as Pointer, 0);
 }
@@ -76,7 +69,7 @@ export class SysError extends Error {
   readonly errno: number;
   readonly code: string;
   constructor(syscall: string, err: number, detail?: string) {
-    const code = ERRNO_NAMES[err] ?? `errno ${err}`;
+    const code = errnoName(err);
     const human = String(sym.strerror(err));
     super(`${syscall}${detail ? `(${detail})` : ""}: ${human} (${code})`);
     this.name = "SysError";
@@ -84,6 +77,11 @@ export class SysError extends Error {
     this.errno = err;
     this.code = code;
   }
+}
+
+/** Is `e` a SysError with one of these codes (errno names such as "EINVAL")? */
+export function isSysError(e: unknown, ...codes: ErrnoName[]): e is SysError {
+  return e instanceof SysError && (codes as string[]).includes(e.code);
 }
 
 /** Throws SysError when a libc call returned -1; returns the value otherwise. */

@@ -1,6 +1,6 @@
 // mount(2)/umount2(2) wrappers. Rootless, these act in the holder's mount
 // namespace (daemon) or in a sandbox's (sandbox Worker).
-import { check, cstr, libc } from "./libc.ts";
+import { check, cstr, isSysError, libc } from "./libc.ts";
 
 export const MS = {
   RDONLY: 1,
@@ -37,4 +37,13 @@ export function umount(target: string, flags = MNT_DETACH): void {
 /** Makes every mount below `/` private in the calling thread's mount namespace. */
 export function makeRootPrivate(): void {
   mount("none", "/", null, MS.REC | MS.PRIVATE);
+}
+
+/** umount that accepts "nothing mounted there" (EINVAL) and "no such path" (ENOENT): teardown that may run twice. */
+export function umountIfMounted(target: string, flags = MNT_DETACH): void {
+  try {
+    umount(target, flags);
+  } catch (e) {
+    if (!isSysError(e, "EINVAL", "ENOENT")) throw e;
+  }
 }

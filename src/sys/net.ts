@@ -11,13 +11,13 @@ export const SOCK_DGRAM = 2;
 export const SOCK_CLOEXEC = 0o2000000;
 
 export function ipv6Bytes(addr: string): number[] {
-  let [head, tail] = addr.includes("::") ? addr.split("::") : [addr, undefined];
+  const [head, tail] = addr.includes("::") ? addr.split("::") : [addr, undefined];
   const parse = (s: string | undefined) => (s ? s.split(":") : []);
-  let h = parse(head);
-  let t = parse(tail);
+  const h = parse(head);
+  const t = parse(tail);
   const last = (t.length ? t : h).at(-1);
   const v4: number[] = [];
-  if (last && last.includes(".")) {
+  if (last?.includes(".")) {
     (t.length ? t : h).pop();
     v4.push(...last.split(".").map(Number));
   }

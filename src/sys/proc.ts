@@ -1,4 +1,4 @@
-// Process-level calls: execve, setsid, flock, sethostname, prctl.
+// Process-level calls: execve, setsid, flock, sethostname.
 import { ptr } from "bun:ffi";
 import { check, cstr, libc } from "./libc.ts";
 
@@ -41,11 +41,6 @@ export function flock(fd: number, op: number): void {
   check("flock", libc.symbols.flock(fd, op));
 }
 
-const PR_SET_PDEATHSIG = 1;
-export function setParentDeathSignal(sig: number): void {
-  check("prctl", libc.symbols.prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0));
-}
-
 export function getuid(): number {
   return libc.symbols.getuid();
 }
@@ -56,12 +51,6 @@ export function getgid(): number {
 
 export function chdir(dir: string): void {
   check("chdir", libc.symbols.chdir(cstr(dir)), dir);
-}
-
-/** Clears FD_CLOEXEC so `fd` survives an execve. */
-export function keepAcrossExec(fd: number): void {
-  const F_SETFD = 2;
-  check("fcntl", libc.symbols.fcntl(fd, F_SETFD, 0));
 }
 
 /** Sets FD_CLOEXEC: `fd` stays usable until a successful execve closes it. */

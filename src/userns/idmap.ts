@@ -46,7 +46,7 @@ export type MapKind = "subid" | "single";
  * Returns which kind of map was written and, for the single-id fallback, the
  * reason, so the caller can tell the user once.
  */
-export async function writeMaps(pid: number, uid: number, gid: number): Promise<{ kind: MapKind; why?: string }> {
+export async function writeMaps(pid: number, uid: number, gid: number): Promise<{ map: MapKind; why?: string }> {
   let user = String(uid);
   try {
     user = userInfo().username;
@@ -69,11 +69,11 @@ export async function writeMaps(pid: number, uid: number, gid: number): Promise<
       if ((await p.exited) !== 0) throw new BurrowError(`${bin} failed: ${err.trim()}`, { kind: "userns" });
     };
     await Promise.all([run(newuidmap, uid, subuid), run(newgidmap, gid, subgid)]);
-    return { kind: "subid" };
+    return { map: "subid" };
   }
   // Single-id fallback: only our own uid and gid exist inside.
   writeFileSync(`/proc/${pid}/uid_map`, `0 ${uid} 1\n`);
   writeFileSync(`/proc/${pid}/setgroups`, "deny\n");
   writeFileSync(`/proc/${pid}/gid_map`, `0 ${gid} 1\n`);
-  return { kind: "single", why };
+  return { map: "single", why };
 }

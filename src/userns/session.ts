@@ -1,46 +1,17 @@
 // The rootless session: one holder per user. The CLI (host namespaces) calls
 // ensureHolder() under the daemon start lock.
+import { startTimeOf } from "../sys/processes.ts";
 import { closeSync, constants, openSync, readFileSync, renameSync, writeFileSync, rmSync } from "node:fs";
-import * as v from "valibot";
 import { BurrowError } from "../errors.ts";
 import type { Paths } from "../paths.ts";
-import { roleEnv, selfCommand, SELF_ARGV0 } from "../sys/env.ts";
+import { ROLES, spawnRole } from "../roles.ts";
 import { nsId } from "../sys/ns.ts";
 import { getgid } from "../sys/proc.ts";
-import { writeMaps, type MapKind } from "./idmap.ts";
+import { HolderFile, parseMessage, type HolderInfo } from "../messages.ts";
+import { writeMaps } from "./idmap.ts";
 import { supervisorEnv } from "./supervisor.ts";
 
-const HolderInfo = v.object({
-  pid: v.pipe(v.number(), v.integer(), v.minValue(1)),
-  startTime: v.string(),
-  userns: v.string(),
-  mntns: v.string(),
-  map: v.picklist(["subid", "single"]),
-});
-export interface HolderInfo {
-  pid: number;
-  startTime: string;
-  userns: string;
-  mntns: string;
-  map: MapKind;
-}
-
-/**
- * Field 22 of /proc/PID/stat: distinguishes a pid from its reuse. Null for a
- * process that is gone, and for one that has exited but is not reaped yet (a
- * zombie, state Z or X): its namespaces are gone with it, so it must count
- * as dead even while its pid and start time linger (issue 10 item 5).
- */
-export function startTimeOf(pid: number): string | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    if (fields[0] === "Z" || fields[0] === "X") return null;
-    return fields[19] ?? null;
-  } catch {
-    return null;
-  }
-}
+export type { HolderInfo };
 
 export function holderFile(p: Paths): string {
   return `${p.runtimeDir}/holder.json`;
@@ -78,7 +49,8 @@ export function readHolderFile(p: Paths): HolderInfo | null {
   try {
     const fd = openSync(holderFile(p), constants.O_RDONLY | constants.O_NOFOLLOW);
     try {
-      return v.parse(HolderInfo, JSON.parse(readFileSync(fd, "utf8"))) as HolderInfo;
+      // A file that does not parse is no live holder: a new one replaces it.
+      return parseMessage(HolderFile, readFileSync(fd, "utf8"), "holder.json");
     } finally {
       closeSync(fd);
     }
@@ -91,11 +63,10 @@ export function readHolderFile(p: Paths): HolderInfo | null {
 export async function ensureHolder(p: Paths): Promise<HolderInfo> {
   const live = readHolder(p);
   if (live) return live;
-  const proc = Bun.spawn([...selfCommand(), "__holder"], {
-    argv0: SELF_ARGV0,
+  const proc = spawnRole(ROLES.holder, [], {
     // The holder supervises the daemon (src/userns/supervisor.ts): it
     // needs the paths the daemon gets and where the daemon logs.
-    env: roleEnv({ BURROW_PATHS: JSON.stringify(p), ...supervisorEnv(`${p.runtimeDir}/daemon.log`) }),
+    env: { BURROW_PATHS: JSON.stringify(p), ...supervisorEnv(`${p.runtimeDir}/daemon.log`) },
     stdin: "pipe",
     stdout: "pipe",
     stderr: "pipe",
@@ -108,11 +79,11 @@ export async function ensureHolder(p: Paths): Promise<HolderInfo> {
     throw new BurrowError(`could not start the rootless session: ${err.trim() || "holder exited"}`, { kind: "userns" });
   }
   try {
-    const { kind, why } = await writeMaps(proc.pid, p.uid, getgid());
+    const { map, why } = await writeMaps(proc.pid, p.uid, getgid());
     // Said once: the holder lives on, and with it this choice. Plain stderr:
     // the CLI does not load the logger (it costs start-up time).
-    if (kind === "single") process.stderr.write(`WARN: using a single-id user namespace: ${why}; programs that change user inside a sandbox will fail\n`);
-    proc.stdin.write(`go ${kind}\n`);
+    if (map === "single") process.stderr.write(`WARN: using a single-id user namespace: ${why}; programs that change user inside a sandbox will fail\n`);
+    proc.stdin.write(`go ${map}\n`);
     await proc.stdin.end();
     // Wait until the holder has exec'd sleep, so its namespaces are final.
     for (let i = 0; i < 200; i++) {
@@ -125,7 +96,7 @@ export async function ensureHolder(p: Paths): Promise<HolderInfo> {
       startTime: startTimeOf(proc.pid)!,
       userns: nsId(`/proc/${proc.pid}/ns/user`)!,
       mntns: nsId(`/proc/${proc.pid}/ns/mnt`)!,
-      map: kind,
+      map,
     };
     writeHolderFile(p, info);
     reader.releaseLock();

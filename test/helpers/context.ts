@@ -43,7 +43,10 @@ export async function burrowContext(mode: Mode = "rootless"): Promise<BurrowCont
   const base: RunOptions = { mode, netns, dirs, env: { [TAG_VAR]: tag } };
   const spawned: ReturnType<typeof spawn>[] = [];
   const merge = <T extends RunOptions | SpawnOptions>(o?: T): T => ({ ...base, ...o, env: { ...base.env, ...o?.env } }) as T;
-  const track = <P extends ReturnType<typeof spawn>>(p: P) => (spawned.push(p), p);
+  const track = <P extends ReturnType<typeof spawn>>(p: P) => {
+    spawned.push(p);
+    return p;
+  };
 
   return {
     mode,
@@ -60,7 +63,11 @@ export async function burrowContext(mode: Mode = "rootless"): Promise<BurrowCont
       const problems: string[] = [];
       // Foreground runs the test left running: stop them like a user would.
       const running = spawned.filter((p) => p.exitCode === null && p.signalCode === null);
-      if (running.length) await killPids(running.map((p) => p.pid), 5000);
+      if (running.length)
+        await killPids(
+          running.map((p) => p.pid),
+          5000,
+        );
 
       const scope: Scope = {
         tag,

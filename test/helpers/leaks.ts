@@ -72,8 +72,7 @@ export function inScope(i: Item, s: Scope): boolean {
   const strict = s.strict ?? strictLeakCheck;
   // A left test netns is the run's that made it (netns.ts names carry the
   // run); someone's hand-made one is nobody's business but in strict mode.
-  if (i.kind === "netns" || i.path?.startsWith("/run/netns/"))
-    return strict || (!!s.netnsPrefix && basename(i.path ?? "").startsWith(s.netnsPrefix));
+  if (i.kind === "netns" || i.path?.startsWith("/run/netns/")) return strict || (!!s.netnsPrefix && basename(i.path ?? "").startsWith(s.netnsPrefix));
   if (i.kind !== "process" && i.kind !== "mount") return true;
   if (i.inTestNetns) return true;
   // A tag is the most precise tie: another tag is someone else's.

@@ -20,7 +20,6 @@ export interface TestNetns {
  * the leak check does not count them. */
 export const activeNetns = new Set<string>();
 
-
 async function sh(cmd: string[]): Promise<void> {
   const p = Bun.spawn(cmd, { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
   const [code, err] = await Promise.all([p.exited, new Response(p.stderr).text()]);

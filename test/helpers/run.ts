@@ -118,7 +118,10 @@ function collect(stream: ReadableStream<Uint8Array>): { done: Promise<void>; tex
 
 /** Starts `cmd` and returns the Subprocess (default: stdin ignored, stdout
  * and stderr piped). The caller kills it and awaits `.exited`. */
-export function spawn(cmd: string[], opts: SpawnOptions = {}): Subprocess<"pipe" | "ignore" | "inherit", "pipe" | "ignore" | "inherit", "pipe" | "ignore" | "inherit"> {
+export function spawn(
+  cmd: string[],
+  opts: SpawnOptions = {},
+): Subprocess<"pipe" | "ignore" | "inherit", "pipe" | "ignore" | "inherit", "pipe" | "ignore" | "inherit"> {
   const c = commandFor(cmd, opts);
   return Bun.spawn(c.argv, {
     env: c.env,

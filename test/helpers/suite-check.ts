@@ -42,8 +42,7 @@ const leaks = ours.filter((i) => !i.service);
 const services = ours.filter((i) => i.service);
 const others = all.filter((i) => !inScope(i, scope));
 
-if (others.length)
-  console.log(`suite-check: also new on this machine, not tied to this run (not counted; CI=true counts them):\n${formatItems(others)}`);
+if (others.length) console.log(`suite-check: also new on this machine, not tied to this run (not counted; CI=true counts them):\n${formatItems(others)}`);
 if (services.length) console.log(`suite-check: burrow daemons/holders of this run still running (ended now):\n${formatItems(services)}`);
 if (leaks.length) console.log(`suite-check: LEAKED by the integration suite:\n${formatItems(leaks)}`);
 

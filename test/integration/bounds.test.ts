@@ -27,12 +27,17 @@ describe.skipIf(!!why)("bounds and clean errors (rootless)", () => {
   }
 
   test("a sandbox publishes at most 1024 ports by default", async () => {
-    await refused(["run", "--rm", "-p", "127.0.0.1::1-65535", "--", "true"], '-p "127.0.0.1::1-65535": a sandbox can publish at most 1024 ports, and this makes 65535');
+    await refused(
+      ["run", "--rm", "-p", "127.0.0.1::1-65535", "--", "true"],
+      '-p "127.0.0.1::1-65535": a sandbox can publish at most 1024 ports, and this makes 65535',
+    );
   });
 
   test("BURROW_MAX_PORTS in the daemon's environment sets the limit", async () => {
     // This context's first command starts its daemon, with this environment.
-    await refused(["run", "--rm", "-p", "127.0.0.1:18080-18082:80-82", "--", "true"], "a sandbox can publish at most 2 ports, and this makes 3", { BURROW_MAX_PORTS: "2" });
+    await refused(["run", "--rm", "-p", "127.0.0.1:18080-18082:80-82", "--", "true"], "a sandbox can publish at most 2 ports, and this makes 3", {
+      BURROW_MAX_PORTS: "2",
+    });
   });
 
   test("loopback, multicast and slirp4netns's own range are refused as subnets and cidr=", async () => {

@@ -1,12 +1,13 @@
 // burrow doctor and the setup errors users hit first, as the test user.
-import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { afterEach, beforeEach, expect, test } from "bun:test";
 import { burrowContext, type BurrowContext } from "../helpers/context.ts";
 import { integrationUnavailable } from "../helpers/env.ts";
+import { describeWhen } from "../helpers/requirements.ts";
 
 const why = integrationUnavailable();
 if (why) console.warn(`skipping doctor integration tests: ${why}`);
 
-describe.skipIf(!!why)("doctor (rootless)", () => {
+describeWhen(why)("doctor (rootless)", () => {
   let t: BurrowContext;
   beforeEach(async () => {
     t = await burrowContext("rootless");

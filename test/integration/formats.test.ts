@@ -28,7 +28,25 @@ describe.skipIf(!!why)("--format and --filter on real sandboxes (rootless)", () 
   const ids: Record<string, string> = {};
   beforeAll(async () => {
     t = await burrowContext("rootless");
-    ids.web = (await t.burrowOk(["run", "-d", "--name", "web", "--label", "app=web", "--label", "tier=front", "-p", "127.0.0.1:18380-18381:80-81", "-p", "[::1]:18390:90", "--", "sleep", "120"])).trim();
+    ids.web = (
+      await t.burrowOk([
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--label",
+        "app=web",
+        "--label",
+        "tier=front",
+        "-p",
+        "127.0.0.1:18380-18381:80-81",
+        "-p",
+        "[::1]:18390:90",
+        "--",
+        "sleep",
+        "120",
+      ])
+    ).trim();
     ids.db = (await t.burrowOk(["run", "-d", "--name", "db", "-l", "app=db", "--network", "none", "--", "sleep", "120"])).trim();
     const done = await t.burrow(["run", "--name", "done", "--network", "none", "--", "true"]);
     expect(done.code).toBe(0);
@@ -44,7 +62,11 @@ describe.skipIf(!!why)("--format and --filter on real sandboxes (rootless)", () 
     expect(await t.burrowOk(["ps", "--filter", "name=web", "--format", "{{.Ports}}"])).toBe("127.0.0.1:18380-18381->80-81/tcp, [::1]:18390->90/tcp\n");
     const table = lines(await t.burrowOk(["ps", "-a", "--format", "table {{.Names}}\\t{{.State}}\\t{{.Labels}}"]));
     expect(table[0]).toMatch(/^NAMES {7}STATE {7}LABELS$/);
-    expect(table.slice(1).sort()).toEqual(["db          running     map[app:db]", "done        exited      map[]", "web         running     map[app:web tier:front]"]);
+    expect(table.slice(1).sort()).toEqual([
+      "db          running     map[app:db]",
+      "done        exited      map[]",
+      "web         running     map[app:web tier:front]",
+    ]);
     expect(await t.burrowOk(["ps", "--filter", "name=web", "--format", "{{.ID}}"])).toBe(`${ids.web!.slice(0, 12)}\n`);
     expect(await t.burrowOk(["ps", "--filter", "name=web", "--no-trunc", "--format", "{{.ID}}"])).toBe(`${ids.web}\n`);
     expect(await t.burrowOk(["ps", "-l", "--format", "{{.Names}}"])).toBe("done\n");
@@ -70,7 +92,9 @@ describe.skipIf(!!why)("--format and --filter on real sandboxes (rootless)", () 
 
   test("inspect: range over maps in key order, if, json, index", async () => {
     expect(await t.burrowOk(["inspect", "--format", "{{range $k, $v := .NetworkSettings.Ports}}{{$k}} {{end}}", "web"])).toBe("80/tcp 81/tcp 90/tcp \n");
-    expect(await t.burrowOk(["inspect", "--format", "{{if .State.Running}}yes{{else}}no{{end}} {{.Config.Labels.app}}", "web", "done"])).toBe("yes web\nno <no value>\n");
+    expect(await t.burrowOk(["inspect", "--format", "{{if .State.Running}}yes{{else}}no{{end}} {{.Config.Labels.app}}", "web", "done"])).toBe(
+      "yes web\nno <no value>\n",
+    );
     expect(await t.burrowOk(["inspect", "--format", "{{json .Config.Labels}}", "web"])).toBe('{"app":"web","tier":"front"}\n');
     expect(await t.burrowOk(["inspect", "--format", '{{(index (index .NetworkSettings.Ports "90/tcp") 0).HostIp}}', "web"])).toBe("::1\n");
     expect(await t.burrowOk(["inspect", "--format", "{{.Name}}\\t{{.State.ExitCode}}", "done"])).toBe("done\t0\n");
@@ -144,12 +168,17 @@ describe.skipIf(!!why)("--format and --filter on real sandboxes (rootless)", () 
       const table = lines(await t.burrowOk(["network", "ls", "--filter", "name=fmt", "--format", "table {{.Name}}\\t{{.Labels}}"]));
       expect(table).toEqual(["NAME        LABELS", "fmt-one     map[team:a]", "fmt-two     map[]"]);
       expect(await t.burrowOk(["network", "ls", "-q", "--filter", "name=two"])).toBe("fmt-two\n");
-      expect(await t.burrowOk(["network", "inspect", "--format", "{{.Name}} {{.Labels.team}} {{len .Subnets}} {{.Conflist.name}}", "fmt-one"])).toBe("fmt-one a 1 fmt-one\n");
+      expect(await t.burrowOk(["network", "inspect", "--format", "{{.Name}} {{.Labels.team}} {{len .Subnets}} {{.Conflist.name}}", "fmt-one"])).toBe(
+        "fmt-one a 1 fmt-one\n",
+      );
       // ps and events filtered by network, on a sandbox attached to one.
       await t.burrowOk(["run", "-d", "--name", "onnet", "--network", "fmt-one", "--", "sleep", "60"]);
       expect(await t.burrowOk(["ps", "--filter", "network=fmt-one", "--format", "{{.Names}} {{.Networks}}"])).toBe("onnet fmt-one\n");
       expect(await t.burrowOk(["ps", "--filter", "network=fmt-two", "--format", "{{.Names}}"])).toBe("");
-      expect(lines(await t.burrowOk(["events", "--stream=false", "--filter", "network=fmt-one", "--format", "{{.Type}} {{.Status}} {{.Name}}"]))).toEqual(["network create fmt-one", "sandbox create onnet"]);
+      expect(lines(await t.burrowOk(["events", "--stream=false", "--filter", "network=fmt-one", "--format", "{{.Type}} {{.Status}} {{.Name}}"]))).toEqual([
+        "network create fmt-one",
+        "sandbox create onnet",
+      ]);
     } finally {
       await t.burrow(["rm", "-f", "onnet"]);
       await t.burrow(["network", "rm", "fmt-one", "fmt-two"]);
@@ -161,7 +190,8 @@ describe.skipIf(!!why)("--format and --filter on real sandboxes (rootless)", () 
     const found = new Map<string, { Version: string; Path: string }>(info.Helpers.map((h: { Name: string; Version: string; Path: string }) => [h.Name, h]));
     const installed: string[] = [];
     for (const name of ["slirp4netns", "pasta", "netavark", "aardvark-dns", "dnsmasq", "newuidmap", "newgidmap"]) {
-      if (["/usr/local/bin", "/usr/bin", "/bin", "/usr/sbin", "/sbin", "/usr/libexec/podman", "/usr/lib/podman"].some((d) => existsSync(`${d}/${name}`))) installed.push(name);
+      if (["/usr/local/bin", "/usr/bin", "/bin", "/usr/sbin", "/sbin", "/usr/libexec/podman", "/usr/lib/podman"].some((d) => existsSync(`${d}/${name}`)))
+        installed.push(name);
     }
     for (const dir of ["/usr/local/libexec/cni", "/usr/libexec/cni", "/usr/local/lib/cni", "/usr/lib/cni", "/opt/cni/bin"]) {
       try {
@@ -188,7 +218,22 @@ describe.skipIf(!!why)("--format and --filter on real sandboxes (rootless)", () 
   });
 
   test("no escape code in any command's output when stdout is not a terminal", async () => {
-    const commands = [["ps", "-a"], ["ps", "--format", "table {{.Names}}\\t{{.Status}}"], ["inspect", "web"], ["port", "web"], ["network", "ls"], ["info"], ["events", "--stream=false"], ["stats", "--no-stream"], ["logs", "db"], ["--help"], ["network"], ["nosuchcommand"], ["ps", "--filter", "x=1"], ["run", "--name", "esc", "--rm", "--network", "none", "--", "true"]];
+    const commands = [
+      ["ps", "-a"],
+      ["ps", "--format", "table {{.Names}}\\t{{.Status}}"],
+      ["inspect", "web"],
+      ["port", "web"],
+      ["network", "ls"],
+      ["info"],
+      ["events", "--stream=false"],
+      ["stats", "--no-stream"],
+      ["logs", "db"],
+      ["--help"],
+      ["network"],
+      ["nosuchcommand"],
+      ["ps", "--filter", "x=1"],
+      ["run", "--name", "esc", "--rm", "--network", "none", "--", "true"],
+    ];
     for (const args of commands) {
       const r = await t.burrow(args, { env: { TERM: "xterm-256color", FORCE_COLOR: undefined } });
       expect({ args, stdout: r.stdout.includes(ESC), stderr: r.stderr.includes(ESC) }).toEqual({ args, stdout: false, stderr: false });
@@ -228,7 +273,8 @@ describe.skipIf(!!why)("--help of every command: a one-line summary, described f
     expect(flagLines).toBeGreaterThan(40);
   });
   test("on a terminal (script(1)) help is coloured, unless NO_COLOR is set", async () => {
-    const onTty = (env: Record<string, string | undefined>) => t.run(["script", "-qfec", `${burrowBin()} ps --help`, "/dev/null"], { env: { TERM: "xterm-256color", ...env }, timeoutMs: 10000 });
+    const onTty = (env: Record<string, string | undefined>) =>
+      t.run(["script", "-qfec", `${burrowBin()} ps --help`, "/dev/null"], { env: { TERM: "xterm-256color", ...env }, timeoutMs: 10000 });
     const coloured = await onTty({ NO_COLOR: undefined });
     expect(coloured.stdout).toContain("EXAMPLES");
     expect(coloured.stdout).toContain(ESC);

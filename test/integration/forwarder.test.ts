@@ -15,8 +15,9 @@ import { cleanEnv } from "../../src/sys/env.ts";
 import { createNetns, type TestNetns } from "../helpers/netns.ts";
 import { patternHash } from "../helpers/pattern.ts";
 import { fromBuffer, fromPattern, transfer } from "../helpers/tcp-client.ts";
+import { until } from "../helpers/until.ts";
+import { describeWhen, needsRoot } from "../helpers/requirements.ts";
 
-const isRoot = process.getuid?.() === 0;
 const ADDR = "10.0.2.100";
 const BASE = 7000;
 const PORT = { echo: BASE, http: BASE + 1, sink: BASE + 2, udpEcho: BASE + 3, loopbackOnly: BASE + 4, source: BASE + 5 };
@@ -52,15 +53,7 @@ async function forward(targetPort: number, protocol: "tcp" | "udp" = "tcp", extr
   return fwd.add({ hostIp: "127.0.0.1", hostPort: 0, protocol, netnsPath: NETNS, targetIp: ADDR, targetPort, ...extra });
 }
 
-async function until(cond: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error("condition not met in time");
-    await Bun.sleep(20);
-  }
-}
-
-describe.skipIf(!isRoot)("builtin port forwarder", () => {
+describeWhen(needsRoot())("builtin port forwarder", () => {
   beforeAll(async () => {
     await makeNetns();
     servers = Bun.spawn(["nsenter", `--net=${NETNS}`, process.execPath, join(repo, "test/helpers/netns-servers.ts"), ADDR, String(BASE)], {
@@ -253,7 +246,15 @@ describe.skipIf(!isRoot)("builtin port forwarder", () => {
       chmodSync(dir, 0o755); // the privileged-port test runs the binary as nobody
       bin = join(dir, "forwarder-harness");
       const build = Bun.spawnSync(
-        [process.execPath, "build", "--compile", join(repo, "test/helpers/forwarder-harness.ts"), join(repo, "src/ports/connector-worker.ts"), "--outfile", bin],
+        [
+          process.execPath,
+          "build",
+          "--compile",
+          join(repo, "test/helpers/forwarder-harness.ts"),
+          join(repo, "src/ports/connector-worker.ts"),
+          "--outfile",
+          bin,
+        ],
         { env: cleanEnv(), stdout: "pipe", stderr: "pipe" },
       );
       if (build.exitCode !== 0) throw new Error(`bun build --compile failed: ${build.stderr.toString()}`);

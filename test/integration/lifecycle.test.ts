@@ -1,11 +1,13 @@
 // Sandbox lifecycle end to end: dist/burrow as the unprivileged test user
 // (rootless) and as root inside a test-made netns (rootful).
-import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { afterEach, beforeEach, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
 import { readFileSync, readlinkSync, existsSync } from "node:fs";
 import { burrowContext, type BurrowContext } from "../helpers/context.ts";
 import { integrationUnavailable, testUser } from "../helpers/env.ts";
 import { listPids } from "../helpers/netns.ts";
+import { until } from "../helpers/until.ts";
+import { describeWhen } from "../helpers/requirements.ts";
 
 const why = integrationUnavailable();
 if (why) console.warn(`skipping lifecycle integration tests: ${why}`);
@@ -23,17 +25,8 @@ function daemonPids(runtimeDir: string): number[] {
   });
 }
 
-async function until(cond: () => boolean | Promise<boolean>, ms = 5000): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await cond()) return true;
-    await Bun.sleep(20);
-  }
-  return false;
-}
-
 for (const mode of ["rootless", "rootful"] as const) {
-  describe.skipIf(!!why)(`lifecycle (${mode})`, () => {
+  describeWhen(why)(`lifecycle (${mode})`, () => {
     let t: BurrowContext;
     beforeEach(async () => {
       t = await burrowContext(mode);
@@ -44,7 +37,20 @@ for (const mode of ["rootless", "rootful"] as const) {
 
     test("run in the foreground: own hostname and netns, loopback up, stdio and exit status pass through", async () => {
       const hostNet = mode === "rootless" ? readlinkSync("/proc/self/ns/net") : readlinkSync(t.netns!.path.replace(/.*/, `/proc/self/ns/net`));
-      const r = await t.burrow(["run", "--rm", "--network", "none", "--name", "fg1", "--hostname", "sandy", "--", "sh", "-c", "hostname; readlink /proc/self/ns/net; ip -o link show lo; cat /etc/hosts; echo err >&2; exit 3"]);
+      const r = await t.burrow([
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--name",
+        "fg1",
+        "--hostname",
+        "sandy",
+        "--",
+        "sh",
+        "-c",
+        "hostname; readlink /proc/self/ns/net; ip -o link show lo; cat /etc/hosts; echo err >&2; exit 3",
+      ]);
       expect(r.code).toBe(3);
       const lines = r.stdout.split("\n");
       expect(lines[0]).toBe("sandy");
@@ -170,7 +176,18 @@ for (const mode of ["rootless", "rootful"] as const) {
     });
 
     test("signals sent to a foreground run reach the command", async () => {
-      const p = t.spawnBurrow(["run", "--rm", "--network", "none", "--name", "sig", "--", "sh", "-c", "trap 'echo got-term; exit 42' TERM; echo ready; while :; do sleep 0.05; done"]);
+      const p = t.spawnBurrow([
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--name",
+        "sig",
+        "--",
+        "sh",
+        "-c",
+        "trap 'echo got-term; exit 42' TERM; echo ready; while :; do sleep 0.05; done",
+      ]);
       const reader = (p.stdout as ReadableStream<Uint8Array>).getReader();
       const first = await reader.read();
       expect(Buffer.from(first.value!).toString()).toContain("ready");
@@ -190,7 +207,18 @@ for (const mode of ["rootless", "rootful"] as const) {
     test("container:NAME shares the other sandbox's network namespace", async () => {
       await t.burrowOk(["run", "-d", "--network", "none", "--name", "owner", "--", "sleep", "300"]);
       const ownerNet = (await t.burrowOk(["exec", "owner", "--", "readlink", "/proc/self/ns/net"])).trim();
-      const guest = await t.burrowOk(["run", "--rm", "--network", "container:owner", "--name", "guest", "--", "sh", "-c", "readlink /proc/self/ns/net; hostname"]);
+      const guest = await t.burrowOk([
+        "run",
+        "--rm",
+        "--network",
+        "container:owner",
+        "--name",
+        "guest",
+        "--",
+        "sh",
+        "-c",
+        "readlink /proc/self/ns/net; hostname",
+      ]);
       expect(guest).toBe(`${ownerNet}\nguest\n`);
       await t.burrowOk(["rm", "-f", "owner"]);
     });
@@ -227,7 +255,7 @@ for (const mode of ["rootless", "rootful"] as const) {
   });
 }
 
-describe.skipIf(!!why)("rootless session", () => {
+describeWhen(why)("rootless session", () => {
   let t: BurrowContext;
   beforeEach(async () => {
     t = await burrowContext("rootless");
@@ -280,7 +308,7 @@ describe.skipIf(!!why)("rootless session", () => {
   });
 });
 
-describe.skipIf(!!why)("events and stats (rootless)", () => {
+describeWhen(why)("events and stats (rootless)", () => {
   let t: BurrowContext;
   beforeEach(async () => {
     t = await burrowContext("rootless");
@@ -300,7 +328,10 @@ describe.skipIf(!!why)("events and stats (rootless)", () => {
     expect(stats[0].NetOutput).toBeGreaterThan(0);
     expect(stats[0].MemUsage).toBeGreaterThan(0);
     await t.burrowOk(["rm", "-f", "ev"]);
-    const events = (await t.burrowOk(["events", "--stream=false", "--format", "json"])).trim().split("\n").map((l) => JSON.parse(l));
+    const events = (await t.burrowOk(["events", "--stream=false", "--format", "json"]))
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
     expect(events.filter((e) => e.name === "ev").map((e) => e.type)).toEqual(["create", "start", "died", "remove"]);
   });
 });

@@ -4,32 +4,19 @@
 // Rootful as root inside a test netns: the bridge, veths, dnsmasq and
 // iptables rules exist only there. Traffic goes only to loopback and to the
 // sandboxes; every test ends with the context's leak check.
-import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { afterEach, beforeEach, expect, test } from "bun:test";
 import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { burrowContext, type BurrowContext } from "../helpers/context.ts";
 import { integrationUnavailable, testUser } from "../helpers/env.ts";
 import { listPids } from "../helpers/netns.ts";
+import { until } from "../helpers/until.ts";
+import { describeWhen } from "../helpers/requirements.ts";
 
 const why = integrationUnavailable();
 if (why) console.warn(`skipping bridge network integration tests: ${why}`);
 
 let nextPort = 20000 + Math.floor(Math.random() * 20000);
 const hostPort = () => nextPort++;
-
-async function until<T>(fn: () => Promise<T | null | undefined | false>, ms = 10000, what = "condition"): Promise<T> {
-  const end = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ""}`);
-    await Bun.sleep(50);
-  }
-}
 
 /** A file the sandbox (as the context's identity) can read. */
 function ownFile(t: BurrowContext, path: string, content: string): void {
@@ -120,7 +107,7 @@ function processesOf(t: BurrowContext, pattern: RegExp): string[] {
 }
 
 for (const mode of ["rootless", "rootful"] as const) {
-  describe.skipIf(!!why)(`bridge networks (${mode})`, () => {
+  describeWhen(why)(`bridge networks (${mode})`, () => {
     let t: BurrowContext;
     beforeEach(async () => {
       t = await burrowContext(mode);
@@ -213,7 +200,9 @@ for (const mode of ["rootless", "rootful"] as const) {
 
     test("a static IP and MAC are honoured; a taken IP is refused and rolled back", async () => {
       await t.burrowOk(["network", "create", "--subnet", "10.89.40.0/24", "fixed"]);
-      const s1Id = (await t.burrowOk(["run", "-d", "--name", "s1", "--network", "fixed", "--ip", "10.89.40.50", "--mac-address", "92:d0:c6:0a:29:33", "--", "sleep", "300"])).trim();
+      const s1Id = (
+        await t.burrowOk(["run", "-d", "--name", "s1", "--network", "fixed", "--ip", "10.89.40.50", "--mac-address", "92:d0:c6:0a:29:33", "--", "sleep", "300"])
+      ).trim();
       // tuning keeps the interface's old settings to restore on DEL: as root
       // in the host's /run (rootless, in the rootless namespace's private /run)
       const tuningBackup = `/run/cni/tuning/${s1Id}_eth0.json`;
@@ -502,7 +491,10 @@ for (const mode of ["rootless", "rootful"] as const) {
       await t.burrowOk(["run", "--rm", "--network", "kn", "--name", "k1", "--", "true"]);
       const daemons = listPids().filter((pid) => {
         try {
-          return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")[1] === "__daemon" && readFileSync(`/proc/${pid}/environ`, "utf8").includes(t.dirs.runtimeDir);
+          return (
+            readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")[1] === "__daemon" &&
+            readFileSync(`/proc/${pid}/environ`, "utf8").includes(t.dirs.runtimeDir)
+          );
         } catch {
           return false;
         }
@@ -516,7 +508,9 @@ for (const mode of ["rootless", "rootful"] as const) {
 
     test("six sandboxes joining one network at once all succeed (CNI runs are serialized)", async () => {
       await t.burrowOk(["network", "create", "crowd"]);
-      const runs = await Promise.all(Array.from({ length: 6 }, (_, i) => t.burrow(["run", "--rm", "--network", "crowd", "--name", `c${i}`, "--", "ip", "-o", "-4", "addr", "show", "eth0"])));
+      const runs = await Promise.all(
+        Array.from({ length: 6 }, (_, i) => t.burrow(["run", "--rm", "--network", "crowd", "--name", `c${i}`, "--", "ip", "-o", "-4", "addr", "show", "eth0"])),
+      );
       for (const r of runs) {
         expect(r.stderr).toBe("");
         expect(r.code).toBe(0);
@@ -535,7 +529,10 @@ for (const mode of ["rootless", "rootful"] as const) {
       await t.burrowOk(["run", "--rm", "--network", "gone", "--", "true"]);
       await t.burrowOk(["network", "rm", "gone"]);
       expect(existsSync(`${t.dirs.stateDir}/cni/networks/gone`)).toBe(false);
-      const links = mode === "rootful" ? await t.run(["ip", "-o", "link", "show"]) : await t.burrow(["unshare", "--", "nsenter", `--net=${t.dirs.runtimeDir}/rootless-netns/net`, "ip", "-o", "link", "show"]);
+      const links =
+        mode === "rootful"
+          ? await t.run(["ip", "-o", "link", "show"])
+          : await t.burrow(["unshare", "--", "nsenter", `--net=${t.dirs.runtimeDir}/rootless-netns/net`, "ip", "-o", "link", "show"]);
       expect(links.code).toBe(0);
       expect(links.stdout).not.toContain(`${bridge}:`);
       await t.burrowOk(["network", "create", "--subnet", "10.199.7.0/24", "gone"]);

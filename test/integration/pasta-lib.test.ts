@@ -1,6 +1,6 @@
 // The pasta library module against the real pasta, as root, in a network
 // namespace made for the test. Published ports bind on 127.0.0.1 only.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -9,11 +9,11 @@ import { createNetns, type TestNetns } from "../helpers/netns.ts";
 import { parsePastaMode } from "../../src/net/pasta/options.ts";
 import { isPasta, probePasta, startPasta, type PastaFeatures } from "../../src/net/pasta/process.ts";
 import { freePort, sh } from "../helpers/sys.ts";
+import { describeWhen, firstMissing, missingTools, needsRoot } from "../helpers/requirements.ts";
 
-const canRun = process.getuid?.() === 0 && Bun.which("pasta") !== null && Bun.which("ip") !== null;
+const missing = firstMissing(needsRoot, () => missingTools(["pasta", "ip"]));
 
-
-describe.skipIf(!canRun)("pasta (real, as root)", () => {
+describeWhen(missing)("pasta (real, as root)", () => {
   const dir = mkdtempSync(join(tmpdir(), "burrow-pasta-test-"));
   let testNetns: TestNetns;
   let ns: string;
@@ -48,10 +48,17 @@ describe.skipIf(!canRun)("pasta (real, as root)", () => {
       logPath: join(dir, "pasta.log"),
       pidPath: join(dir, "pasta.pid"),
     });
-    const server = Bun.spawn(["nsenter", `--net=${netnsPath}`, "--", "busybox", "httpd", "-f", "-p", "8080", "-h", www], { stdout: "ignore", stderr: "ignore" });
+    const server = Bun.spawn(["nsenter", `--net=${netnsPath}`, "--", "busybox", "httpd", "-f", "-p", "8080", "-h", www], {
+      stdout: "ignore",
+      stderr: "ignore",
+    });
     try {
       expect(isPasta(p.pid)).toBe(true);
-      const links = JSON.parse(sh("ip", "-n", ns, "-j", "addr")) as Array<{ ifname: string; operstate: string; addr_info: Array<{ family: string; local: string }> }>;
+      const links = JSON.parse(sh("ip", "-n", ns, "-j", "addr")) as Array<{
+        ifname: string;
+        operstate: string;
+        addr_info: Array<{ family: string; local: string }>;
+      }>;
       const ext = links.find((l) => l.ifname !== "lo");
       expect(ext?.addr_info.some((a) => a.family === "inet")).toBe(true);
       const routes = JSON.parse(sh("ip", "-n", ns, "-j", "route", "show", "default")) as unknown[];

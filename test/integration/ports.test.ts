@@ -1,12 +1,13 @@
 // slirp4netns networking and port publishing, rootless, end to end:
 // dist/burrow as the test user, real slirp4netns, real sockets on loopback.
-import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { afterEach, beforeEach, expect, test } from "bun:test";
 import { createServer, type Server } from "node:net";
 import { createSocket } from "node:dgram";
 import { burrowContext, type BurrowContext } from "../helpers/context.ts";
 import { burrowBin, integrationUnavailable, repoRoot } from "../helpers/env.ts";
 import { fromPattern, transfer } from "../helpers/tcp-client.ts";
 import { patternHash } from "../helpers/pattern.ts";
+import { describeWhen } from "../helpers/requirements.ts";
 
 const why = integrationUnavailable();
 if (why) console.warn(`skipping port integration tests: ${why}`);
@@ -57,7 +58,7 @@ function udpEcho(port: number, msg: string, host = "127.0.0.1"): Promise<string>
   });
 }
 
-describe.skipIf(!!why)("slirp4netns networking and ports (rootless)", () => {
+describeWhen(why)("slirp4netns networking and ports (rootless)", () => {
   let t: BurrowContext;
   beforeEach(async () => {
     t = await burrowContext("rootless");
@@ -89,10 +90,24 @@ describe.skipIf(!!why)("slirp4netns networking and ports (rootless)", () => {
   // client on loopback or on the host's address alike (measured).
   test("pasta: its own address, DNS forwarder and a published TCP port", async () => {
     const [http, udp] = [hostPort(), hostPort()];
-    const inside = await t.burrowOk(["run", "--rm", "--name", "pz", "--network", "pasta", "--", "sh", "-c", "ip -o -4 addr show scope global; cat /etc/resolv.conf"]);
+    const inside = await t.burrowOk([
+      "run",
+      "--rm",
+      "--name",
+      "pz",
+      "--network",
+      "pasta",
+      "--",
+      "sh",
+      "-c",
+      "ip -o -4 addr show scope global; cat /etc/resolv.conf",
+    ]);
     expect(inside).toMatch(/inet \d+\.\d+\.\d+\.\d+\//);
     expect(inside).toContain("nameserver 169.254.1.1");
-    const srv = t.spawnBurrow(["run", "-i", "--rm", "--name", "pweb", "--network", "pasta", "-p", `${http}:7001`, "-p", `${udp}:7003/udp`, "--", BUN, SERVERS, "0.0.0.0", "7000"], { stdin: "pipe" });
+    const srv = t.spawnBurrow(
+      ["run", "-i", "--rm", "--name", "pweb", "--network", "pasta", "-p", `${http}:7001`, "-p", `${udp}:7003/udp`, "--", BUN, SERVERS, "0.0.0.0", "7000"],
+      { stdin: "pipe" },
+    );
     const reader = (srv.stdout as ReadableStream<Uint8Array>).getReader();
     let out = "";
     while (!out.includes("ready")) {
@@ -175,7 +190,18 @@ describe.skipIf(!!why)("slirp4netns networking and ports (rootless)", () => {
   });
 
   test("cidr= changes the sandbox's address, gateway and DNS entry", async () => {
-    const out = await t.burrowOk(["run", "--rm", "--name", "cidr", "--network", "slirp4netns:cidr=10.5.0.0/24", "--", "sh", "-c", "ip -o -4 addr show tap0; ip route show default; cat /etc/resolv.conf; grep cidr /etc/hosts"]);
+    const out = await t.burrowOk([
+      "run",
+      "--rm",
+      "--name",
+      "cidr",
+      "--network",
+      "slirp4netns:cidr=10.5.0.0/24",
+      "--",
+      "sh",
+      "-c",
+      "ip -o -4 addr show tap0; ip route show default; cat /etc/resolv.conf; grep cidr /etc/hosts",
+    ]);
     expect(out).toContain("inet 10.5.0.100/24");
     expect(out).toContain("default via 10.5.0.2");
     expect(out.split("\n").find((l) => l.startsWith("nameserver"))).toBe("nameserver 10.5.0.3");
@@ -187,7 +213,18 @@ describe.skipIf(!!why)("slirp4netns networking and ports (rootless)", () => {
   });
 
   test("enable_ipv6 gives the sandbox slirp4netns's IPv6 address and resolver; --dns overrides the resolvers", async () => {
-    const out = await t.burrowOk(["run", "--rm", "--name", "v6", "--network", "slirp4netns:enable_ipv6=true", "--", "sh", "-c", "ip -o -6 addr show tap0 scope global; cat /etc/resolv.conf"]);
+    const out = await t.burrowOk([
+      "run",
+      "--rm",
+      "--name",
+      "v6",
+      "--network",
+      "slirp4netns:enable_ipv6=true",
+      "--",
+      "sh",
+      "-c",
+      "ip -o -6 addr show tap0 scope global; cat /etc/resolv.conf",
+    ]);
     expect(out).toContain("fd00::");
     const servers = out.split("\n").filter((l) => l.startsWith("nameserver"));
     expect(servers.slice(0, 2)).toEqual(["nameserver 10.0.2.3", "nameserver fd00::3"]);
@@ -241,7 +278,20 @@ describe.skipIf(!!why)("slirp4netns networking and ports (rootless)", () => {
     await new Promise<void>((r) => blocker.listen(port, "0.0.0.0", r));
     try {
       for (const handler of ["rootlesskit", "slirp4netns"]) {
-        const r = await t.burrow(["run", "--rm", "--name", "clash", "--network", `slirp4netns:port_handler=${handler}`, "-p", `${hostPort()}:80`, "-p", `${port}:81`, "--", "true"]);
+        const r = await t.burrow([
+          "run",
+          "--rm",
+          "--name",
+          "clash",
+          "--network",
+          `slirp4netns:port_handler=${handler}`,
+          "-p",
+          `${hostPort()}:80`,
+          "-p",
+          `${port}:81`,
+          "--",
+          "true",
+        ]);
         expect(r.code).toBe(125);
         expect(r.stderr).toContain(`host port ${port}/tcp is already in use`);
       }

@@ -70,7 +70,10 @@ for (const mode of ["rootless", "rootful"] as const) {
       // The outer pty's name goes to a file so the test can resize it from outside.
       const outer = `${t.dirs.root}/outer-tty`;
       const inner = `trap 'stty size' WINCH; trap 'echo got-int; exit 3' INT; tty; test -t 0 && echo stdin-is-tty; stty size; echo ready; while :; do sleep 0.05; done`;
-      const pty = underPty(t, `stty rows 41 cols 101; tty > ${q(outer)}; before=$(stty -g); "$B" run --rm --network none -it -- sh -c ${q(inner)}; echo "exit=$?"; [ "$(stty -g)" = "$before" ] && echo terminal-restored`);
+      const pty = underPty(
+        t,
+        `stty rows 41 cols 101; tty > ${q(outer)}; before=$(stty -g); "$B" run --rm --network none -it -- sh -c ${q(inner)}; echo "exit=$?"; [ "$(stty -g)" = "$before" ] && echo terminal-restored`,
+      );
       await pty.waitFor("ready");
       // Raw outer terminal: the inner pty's \r\n arrives as is.
       expect(pty.shown()).toMatch(/\/dev\/pts\/\d+\r\nstdin-is-tty\r\n41 101\r\nready\r\n/);
@@ -121,24 +124,55 @@ for (const mode of ["rootless", "rootful"] as const) {
       writeFileSync(envFile, "# settings\nFROM_FILE=file value\nOVERRIDDEN=file\n  PASSED\n\nNOT_IN_CALLER\n");
       if (mode === "rootless") chownSync(envFile, testUser().uid, testUser().gid);
       const r = await t.burrow(
-        ["run", "--rm", "--network", "none", "-e", "A=1", "-eOVERRIDDEN=flag", "-e", "FROM_CALLER", "-e", "ABSENT", "--env-file", envFile, "-w", "/usr/share", "-u", "1000:1000", "--", "sh", "-c", "env; echo pwd=$(pwd); echo ids=$(id -u):$(id -g)"],
+        [
+          "run",
+          "--rm",
+          "--network",
+          "none",
+          "-e",
+          "A=1",
+          "-eOVERRIDDEN=flag",
+          "-e",
+          "FROM_CALLER",
+          "-e",
+          "ABSENT",
+          "--env-file",
+          envFile,
+          "-w",
+          "/usr/share",
+          "-u",
+          "1000:1000",
+          "--",
+          "sh",
+          "-c",
+          "env; echo pwd=$(pwd); echo ids=$(id -u):$(id -g)",
+        ],
         { env: { FROM_CALLER: "caller value", PASSED: "passed value", ABSENT: undefined, NOT_IN_CALLER: undefined } },
       );
       expect(r.stderr).toBe("");
       expect(r.code).toBe(0);
       const lines = r.stdout.split("\n");
-      for (const want of ["A=1", "OVERRIDDEN=flag", "FROM_CALLER=caller value", "FROM_FILE=file value", "PASSED=passed value", "pwd=/usr/share", "ids=1000:1000"]) expect(lines).toContain(want);
+      for (const want of [
+        "A=1",
+        "OVERRIDDEN=flag",
+        "FROM_CALLER=caller value",
+        "FROM_FILE=file value",
+        "PASSED=passed value",
+        "pwd=/usr/share",
+        "ids=1000:1000",
+      ])
+        expect(lines).toContain(want);
       expect(r.stdout).not.toMatch(/^(ABSENT|NOT_IN_CALLER)=/m);
     });
 
     test("--user by name from the host's /etc/passwd, and HOME from it", async () => {
-      const r = await t.burrow(["run", "--rm", "--network", "none", "--user", "daemon", "--", "sh", "-c", 'echo $(id -u):$(id -g) $HOME']);
+      const r = await t.burrow(["run", "--rm", "--network", "none", "--user", "daemon", "--", "sh", "-c", "echo $(id -u):$(id -g) $HOME"]);
       expect(r).toMatchObject({ code: 0, stdout: "1:1 /usr/sbin\n" });
     });
 
     test("bad --user, -w and --env-file values: one line naming the value, 125, nothing left behind", async () => {
       const cases: [string[], string][] = [
-        [["--user", "no-such-user"], 'unable to find user no-such-user'],
+        [["--user", "no-such-user"], "unable to find user no-such-user"],
         [["-w", "relative/dir"], '-w/--workdir "relative/dir" must be an absolute path'],
         [["-w", "/no/such/dir"], '-w/--workdir "/no/such/dir" is not an existing directory'],
         [["--env-file", "/no/such.env"], "cannot read env file /no/such.env: ENOENT"],
@@ -165,12 +199,15 @@ for (const mode of ["rootless", "rootful"] as const) {
         expect(refused.code).toBe(125);
         // The enter child's own errors go to the caller's stderr, not into the pty.
         const errFile = `${t.dirs.root}/exec-err`;
-        const pty = underPty(t, `stty rows 30 cols 90; "$B" exec -it ex sh -c 'tty; stty size'; echo "exit=$?"; "$B" exec -it -u 70000:0 ex id -u 2>${q(errFile)}; echo "exit=$?"; [ "$(stty size)" = "30 90" ] && stty -a | grep -q " icanon" && echo all-done`);
+        const pty = underPty(
+          t,
+          `stty rows 30 cols 90; "$B" exec -it ex sh -c 'tty; stty size'; echo "exit=$?"; "$B" exec -it -u 70000:0 ex id -u 2>${q(errFile)}; echo "exit=$?"; [ "$(stty size)" = "30 90" ] && stty -a | grep -q " icanon" && echo all-done`,
+        );
         await pty.waitFor("all-done");
         const shown = await pty.finish();
         expect(shown).toMatch(/\/dev\/pts\/\d+\r\n30 90\r\nexit=0\r\n/);
         if (mode === "rootless") {
-          expect(shown).toMatch(/exit=0\r\n[^]*exit=125/);
+          expect(shown).toMatch(/exit=0\r\n[\s\S]*exit=125/);
           expect(readFileSync(errFile, "utf8")).toContain("uid 70000 is not mapped in the sandbox's user namespace (mapped uids: 0-65536)");
         } else expect(shown).toMatch(/70000\r\nexit=0/);
       } finally {
@@ -182,7 +219,19 @@ for (const mode of ["rootless", "rootful"] as const) {
       // Idle -d -t sandboxes beside it: the daemon reads every pty master
       // on its event loop and stays responsive.
       for (let i = 0; i < 4; i++) await t.burrowOk(["run", "-d", "-t", "--name", `idle${i}`, "--network", "none", "--", "sleep", "60"]);
-      await t.burrowOk(["run", "-d", "-t", "--name", "dt", "--network", "none", "--", "sh", "-c", "tty; test -t 1 && echo out-is-tty; stty size; echo done; sleep 60"]);
+      await t.burrowOk([
+        "run",
+        "-d",
+        "-t",
+        "--name",
+        "dt",
+        "--network",
+        "none",
+        "--",
+        "sh",
+        "-c",
+        "tty; test -t 1 && echo out-is-tty; stty size; echo done; sleep 60",
+      ]);
       let logs = "";
       const end = Date.now() + 10000;
       while (!logs.includes("done") && Date.now() < end) {

@@ -97,71 +97,85 @@ describe.skipIf(!!why)("control requests (rootless)", () => {
     expect(bad.stderr).toContain('invalid name "bad name"');
   });
 
-  test(`fuzzer: random and mutated bodies on every route for ${FUZZ_MS} ms: no crash, no 500, no change on 4xx`, async () => {
-    const valid: Record<string, unknown> = {
-      create: { argv: ["true"], network: "none", rm: true },
-      started: { id: "nope", pid: 1 },
-      exited: { id: "nope", exitCode: 0 },
-      list: { all: true },
-      inspect: { name: "nope" },
-      enter: { name: "nope" },
-      logs: { name: "nope" },
-      port: { name: "nope" },
-      stop: { name: "nope", timeout: 0 },
-      rm: { name: "nope", force: true },
-      info: {},
-      ping: {},
-      events: { since: 0 },
-      stats: { names: ["nope"] },
-      networkCreate: { name: "fuzz1", subnets: ["10.77.0.0/24"] },
-      networkList: {},
-      networkInspect: { name: "nope" },
-      networkRemove: { names: ["nope"] },
-      networkPrune: {},
-      networkConnect: { network: "nope", sandbox: "nope" },
-      networkDisconnect: { network: "nope", sandbox: "nope" },
-      networkReload: { sandboxes: ["nope"] },
-    };
-    const routes = Object.keys(valid);
-    const mutated = fc
-      .tuple(fc.constantFrom(...routes), fc.string({ maxLength: 12 }), fc.jsonValue({ maxDepth: 2 }), fc.nat())
-      .map(([route, key, value, cut]) => {
-        const base = { ...(valid[route] as Record<string, unknown>) };
-        const keys = Object.keys(base);
-        const k = keys.length && cut % 3 ? keys[cut % keys.length]! : key;
-        base[k] = value;
-        const text = JSON.stringify(base);
-        return { route, body: cut % 5 === 0 ? text.slice(0, cut % (text.length + 1)) : text };
-      });
-    const random = fc.tuple(fc.constantFrom(...routes, "__proto__", "constructor", "prototype"), fc.oneof(fc.string(), fc.json(), fc.uint8Array({ maxLength: 64 }))).map(([route, body]) => ({ route, body }));
-    const answers: Record<number, number> = {};
-    const result = await fc
-      .check(
-      fc.asyncProperty(fc.oneof(mutated, random), async ({ route, body }) => {
-        const before = await state();
-        const r = await post(`/${route}`, body);
-        answers[r.status] = (answers[r.status] ?? 0) + 1;
-        if (r.status >= 500) throw new Error(`${route} answered ${r.status}: ${r.text.slice(0, 300)}`);
-        const reply = JSON.parse(r.text);
-        // A sandbox a 2xx create made would change by itself later (the
-        // daemon ends created rows nobody starts): remove it now, so every
-        // later change is one a request made.
-        if (route === "create" && r.status === 200) await post("/rm", JSON.stringify({ name: reply.id, force: true }));
-        if (r.status >= 400) {
-          if (typeof reply.error !== "string" || reply.error.includes("\n")) throw new Error(`${route}: error is not one line: ${r.text.slice(0, 300)}`);
-          const after = await state();
-          if (after !== before) throw new Error(`${route} answered ${r.status} but changed state:\n${before}\n${after}`);
-        }
-      }),
-      { numRuns: 1_000_000, interruptAfterTimeLimit: FUZZ_MS, markInterruptAsFailure: false, seed: Number(process.env.BURROW_FUZZ_SEED || Date.now() % 2 ** 31) },
-      )
-      .finally(async () => {
-        // Whatever the fuzzer made on a 2xx goes, the normal way.
-        const left = JSON.parse(await t.burrowOk(["ps", "-a", "--format", "json"])) as Array<{ Id: string }>;
-        for (const s of left) await t.burrowOk(["rm", "-f", s.Id]);
-      });
-    if (result.failed) throw new Error(`fuzzer (seed ${result.seed}, counterexample ${JSON.stringify(result.counterexample)}): ${result.errorInstance instanceof Error ? result.errorInstance.message : String(result.errorInstance)}`);
-    console.log(`fuzzer: ${result.numRuns} requests, answers by status ${JSON.stringify(answers)}`);
-    expect(result.numRuns).toBeGreaterThan(20);
-  }, FUZZ_MS + 60_000);
+  test(
+    `fuzzer: random and mutated bodies on every route for ${FUZZ_MS} ms: no crash, no 500, no change on 4xx`,
+    async () => {
+      const valid: Record<string, unknown> = {
+        create: { argv: ["true"], network: "none", rm: true },
+        started: { id: "nope", pid: 1 },
+        exited: { id: "nope", exitCode: 0 },
+        list: { all: true },
+        inspect: { name: "nope" },
+        enter: { name: "nope" },
+        logs: { name: "nope" },
+        port: { name: "nope" },
+        stop: { name: "nope", timeout: 0 },
+        rm: { name: "nope", force: true },
+        info: {},
+        ping: {},
+        events: { since: 0 },
+        stats: { names: ["nope"] },
+        networkCreate: { name: "fuzz1", subnets: ["10.77.0.0/24"] },
+        networkList: {},
+        networkInspect: { name: "nope" },
+        networkRemove: { names: ["nope"] },
+        networkPrune: {},
+        networkConnect: { network: "nope", sandbox: "nope" },
+        networkDisconnect: { network: "nope", sandbox: "nope" },
+        networkReload: { sandboxes: ["nope"] },
+      };
+      const routes = Object.keys(valid);
+      const mutated = fc
+        .tuple(fc.constantFrom(...routes), fc.string({ maxLength: 12 }), fc.jsonValue({ maxDepth: 2 }), fc.nat())
+        .map(([route, key, value, cut]) => {
+          const base = { ...(valid[route] as Record<string, unknown>) };
+          const keys = Object.keys(base);
+          const k = keys.length && cut % 3 ? keys[cut % keys.length]! : key;
+          base[k] = value;
+          const text = JSON.stringify(base);
+          return { route, body: cut % 5 === 0 ? text.slice(0, cut % (text.length + 1)) : text };
+        });
+      const random = fc
+        .tuple(fc.constantFrom(...routes, "__proto__", "constructor", "prototype"), fc.oneof(fc.string(), fc.json(), fc.uint8Array({ maxLength: 64 })))
+        .map(([route, body]) => ({ route, body }));
+      const answers: Record<number, number> = {};
+      const result = await fc
+        .check(
+          fc.asyncProperty(fc.oneof(mutated, random), async ({ route, body }) => {
+            const before = await state();
+            const r = await post(`/${route}`, body);
+            answers[r.status] = (answers[r.status] ?? 0) + 1;
+            if (r.status >= 500) throw new Error(`${route} answered ${r.status}: ${r.text.slice(0, 300)}`);
+            const reply = JSON.parse(r.text);
+            // A sandbox a 2xx create made would change by itself later (the
+            // daemon ends created rows nobody starts): remove it now, so every
+            // later change is one a request made.
+            if (route === "create" && r.status === 200) await post("/rm", JSON.stringify({ name: reply.id, force: true }));
+            if (r.status >= 400) {
+              if (typeof reply.error !== "string" || reply.error.includes("\n")) throw new Error(`${route}: error is not one line: ${r.text.slice(0, 300)}`);
+              const after = await state();
+              if (after !== before) throw new Error(`${route} answered ${r.status} but changed state:\n${before}\n${after}`);
+            }
+          }),
+          {
+            numRuns: 1_000_000,
+            interruptAfterTimeLimit: FUZZ_MS,
+            markInterruptAsFailure: false,
+            seed: Number(process.env.BURROW_FUZZ_SEED || Date.now() % 2 ** 31),
+          },
+        )
+        .finally(async () => {
+          // Whatever the fuzzer made on a 2xx goes, the normal way.
+          const left = JSON.parse(await t.burrowOk(["ps", "-a", "--format", "json"])) as Array<{ Id: string }>;
+          for (const s of left) await t.burrowOk(["rm", "-f", s.Id]);
+        });
+      if (result.failed)
+        throw new Error(
+          `fuzzer (seed ${result.seed}, counterexample ${JSON.stringify(result.counterexample)}): ${result.errorInstance instanceof Error ? result.errorInstance.message : String(result.errorInstance)}`,
+        );
+      console.log(`fuzzer: ${result.numRuns} requests, answers by status ${JSON.stringify(answers)}`);
+      expect(result.numRuns).toBeGreaterThan(20);
+    },
+    FUZZ_MS + 60_000,
+  );
 });

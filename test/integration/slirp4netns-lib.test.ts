@@ -1,7 +1,7 @@
 // The slirp4netns library modules against the real slirp4netns, as root, in
 // network namespaces made for the test (`ip netns add`). Traffic goes only to
 // loopback and into those namespaces; everything is removed afterwards.
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,9 +12,9 @@ import { parseSlirp4netnsMode, slirp4netnsAddresses } from "../../src/net/slirp4
 import { probeSlirp4netns, type Slirp4netnsFeatures } from "../../src/net/slirp4netns/probe.ts";
 import { isOurSlirp4netns, startSlirp4netns, stopSlirp4netnsPid, type Slirp4netnsProcess } from "../../src/net/slirp4netns/process.ts";
 import { freePort, sh } from "../helpers/sys.ts";
+import { describeWhen, firstMissing, missingTools, needsRoot } from "../helpers/requirements.ts";
 
-const canRun = process.getuid?.() === 0 && Bun.which("slirp4netns") !== null && Bun.which("ip") !== null;
-
+const missing = firstMissing(needsRoot, () => missingTools(["slirp4netns", "ip"]));
 
 interface AddrInfo {
   ifname: string;
@@ -23,7 +23,7 @@ interface AddrInfo {
   addr_info: Array<{ family: string; local: string; prefixlen: number }>;
 }
 
-describe.skipIf(!canRun)("slirp4netns (real, as root)", () => {
+describeWhen(missing)("slirp4netns (real, as root)", () => {
   const dir = mkdtempSync(join(tmpdir(), "burrow-slirp-test-"));
   let testNetns: TestNetns;
   let ns: string;
@@ -78,9 +78,7 @@ describe.skipIf(!canRun)("slirp4netns (real, as root)", () => {
     const t = tap();
     expect(t.mtu).toBe(1500);
     const addrs = slirp4netnsAddresses(options);
-    expect(t.addr_info.filter((a) => a.family === "inet").map((a) => `${a.local}/${a.prefixlen}`)).toEqual([
-      `${addrs.tapAddress}/${addrs.prefixLength}`,
-    ]);
+    expect(t.addr_info.filter((a) => a.family === "inet").map((a) => `${a.local}/${a.prefixlen}`)).toEqual([`${addrs.tapAddress}/${addrs.prefixLength}`]);
     expect(addrs.tapAddress).toBe("10.99.0.100");
   });
 

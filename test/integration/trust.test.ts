@@ -77,7 +77,9 @@ describe.skipIf(!!why)("trust (rootless)", () => {
     chmodSync(t.dirs.runtimeDir, 0o777);
     const r = await t.burrow(["ps"]);
     expect(r.code).toBe(125);
-    expect(oneLine(r.stderr)).toContain(`refusing to use ${t.dirs.runtimeDir}: it is writable by group or others (mode 0777); fix it with: chmod go-w ${t.dirs.runtimeDir}`);
+    expect(oneLine(r.stderr)).toContain(
+      `refusing to use ${t.dirs.runtimeDir}: it is writable by group or others (mode 0777); fix it with: chmod go-w ${t.dirs.runtimeDir}`,
+    );
   });
 
   test("a state dir writable by others: the daemon refuses to start, and says why", async () => {
@@ -95,7 +97,9 @@ describe.skipIf(!!why)("trust (rootless)", () => {
       chownSync(sock, testUser().uid, testUser().gid);
       const r = await t.burrow(["run", "--rm", "--network", "none", "--", "true"], { env: { AWS_SECRET_ACCESS_KEY: "s3cr3t" } });
       expect(r.code).toBe(125);
-      expect(oneLine(r.stderr)).toMatch(new RegExp(`refusing to use ${sock}: the process listening on it \\(pid \\d+\\) runs as uid 0, not as you \\(uid ${testUser().uid}\\)`));
+      expect(oneLine(r.stderr)).toMatch(
+        new RegExp(`refusing to use ${sock}: the process listening on it \\(pid \\d+\\) runs as uid 0, not as you \\(uid ${testUser().uid}\\)`),
+      );
       await Bun.sleep(100);
       // It connected to ask the kernel who listens, and sent nothing.
       expect(fake.seen.bytes).toBe(0);

@@ -6,7 +6,10 @@ import { BurrowError } from "../../src/errors.ts";
 describe("--filter", () => {
   test("same key ORs, different keys AND", () => {
     const f = parseFilters(["name=web", "name=db", "label=app"], ["name", "label"], "ps");
-    expect([...f]).toEqual([["name", ["web", "db"]], ["label", ["app"]]]);
+    expect([...f]).toEqual([
+      ["name", ["web", "db"]],
+      ["label", ["app"]],
+    ]);
     const row = (name: string, labels: Record<string, string>) => matches(f, (k, v) => (k === "name" ? name === v : labelMatches(labels, v)));
     expect(row("web", { app: "x" })).toBe(true);
     expect(row("db", { app: "y" })).toBe(true);

@@ -1,16 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { parseProcIpv6Route, parseProcRoute } from "../../src/net/cni/host.ts";
-import {
-  canonicalSubnet,
-  firstHost,
-  formatIp,
-  lastHost,
-  parseCidr,
-  parseIp,
-  subnetContains,
-  subnetToString,
-  subnetsOverlap,
-} from "../../src/net/cni/ip.ts";
+import { canonicalSubnet, firstHost, formatIp, lastHost, parseCidr, parseIp, subnetContains, subnetToString, subnetsOverlap } from "../../src/net/cni/ip.ts";
 import { pickFreeBridgeName, pickFreeSubnet } from "../../src/net/cni/subnet.ts";
 
 const sub = (s: string) => parseCidr(s)!.subnet;

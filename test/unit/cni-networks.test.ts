@@ -21,7 +21,6 @@ function store(opts: { routes?: string[]; ifaces?: string[]; dnsname?: boolean }
   });
 }
 
-
 // What `podman network create --label team=web podnet` (v3) writes, byte for
 // byte: the top level is a Go map (sorted keys), the plugins are structs.
 const PODMAN_V3_CONFLIST = `{
@@ -232,7 +231,9 @@ describe("create", () => {
     expect((await rejection(s.create({ name: "x", subnets: ["10.1.2.0"] }))).message).toBe(
       'invalid subnet "10.1.2.0": expected an address/prefix such as 10.89.5.0/24 or fd00:0:0:5::/64',
     );
-    expect((await rejection(s.create({ name: "x", subnets: ["10.1.2.0/24"], gateway: "10.1.3.1" }))).message).toBe("gateway 10.1.3.1 is not in subnet 10.1.2.0/24");
+    expect((await rejection(s.create({ name: "x", subnets: ["10.1.2.0/24"], gateway: "10.1.3.1" }))).message).toBe(
+      "gateway 10.1.3.1 is not in subnet 10.1.2.0/24",
+    );
     expect((await rejection(s.create({ name: "x", gateway: "10.1.3.1" }))).message).toBe("gateway 10.1.3.1 is not in any subnet: give --subnet too");
     expect((await rejection(s.create({ name: "x", subnets: ["10.1.2.0/24"], ipRange: "10.1.0.0/16" }))).message).toBe(
       "ip-range 10.1.0.0/16 is not inside subnet 10.1.2.0/24",
@@ -246,7 +247,9 @@ describe("create", () => {
     expect((await rejection(s.create({ name: "x", subnets: ["10.1.2.0/31"] }))).message).toBe(
       "subnet 10.1.2.0/31 is too small: the prefix length must be at most 30",
     );
-    expect((await rejection(s.create({ name: "x", driver: "ipvlan" as "bridge" }))).message).toBe('unsupported network driver "ipvlan": accepted are bridge, macvlan');
+    expect((await rejection(s.create({ name: "x", driver: "ipvlan" as "bridge" }))).message).toBe(
+      'unsupported network driver "ipvlan": accepted are bridge, macvlan',
+    );
     expect(existsSync(join(confDir, "x.conflist"))).toBe(false);
   });
 

@@ -88,7 +88,10 @@ describe("resultToBasicNetworkConfig (podman v3)", () => {
   test("later IPv4 addresses are secondary, with their MACs as additional", () => {
     const r: CniResult = {
       cniVersion: "1.0.0",
-      interfaces: [{ name: "eth0", mac: "02:00:00:00:00:01" }, { name: "eth1", mac: "02:00:00:00:00:02" }],
+      interfaces: [
+        { name: "eth0", mac: "02:00:00:00:00:01" },
+        { name: "eth1", mac: "02:00:00:00:00:02" },
+      ],
       ips: [
         { version: "4", address: "10.1.0.2/24", gateway: "10.1.0.1", interface: 0 },
         { version: "4", address: "10.2.0.2/16", gateway: "10.2.0.1", interface: 1 },

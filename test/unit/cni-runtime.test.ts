@@ -5,7 +5,8 @@ import { join } from "node:path";
 import { assignInterfaces, buildAttachment, interfaceNames } from "../../src/net/cni/attachment.ts";
 import type { Conflist } from "../../src/net/cni/conflist.ts";
 import { CniPluginError, type PluginSpawner, type SpawnRequest, cniArgsString, findPlugin } from "../../src/net/cni/plugins.ts";
-import { CniRuntime, CniTeardownError, cacheFilePath, pluginStdin } from "../../src/net/cni/runtime.ts";
+import { cacheFilePath, readCacheFile } from "../../src/net/cni/cache.ts";
+import { CniRuntime, CniTeardownError, pluginStdin } from "../../src/net/cni/runtime.ts";
 import { rejection } from "../helpers/rejection.ts";
 
 let dir: string;
@@ -73,9 +74,7 @@ function fakePlugins(overrides: Record<string, Behaviour> = {}) {
     const type = path.slice(path.lastIndexOf("/") + 1);
     const call: Call = { type, command: req.env.CNI_COMMAND!, stdin: JSON.parse(req.stdin), env: req.env, argv: req.argv };
     calls.push(call);
-    const behave: Behaviour =
-      overrides[type] ??
-      ((c) => (c.command !== "ADD" ? {} : { stdout: type === "bridge" ? BRIDGE_RESULT : c.stdin.prevResult }));
+    const behave: Behaviour = overrides[type] ?? ((c) => (c.command !== "ADD" ? {} : { stdout: type === "bridge" ? BRIDGE_RESULT : c.stdin.prevResult }));
     const r = behave(call);
     const stdout = r.stdout === undefined ? "" : typeof r.stdout === "string" ? r.stdout : JSON.stringify(r.stdout);
     return { exitCode: r.exitCode === undefined ? 0 : r.exitCode, stdout, stderr: r.stderr ?? "" };
@@ -97,7 +96,6 @@ const ATT = buildAttachment({
 function runtime(spawn: PluginSpawner, extra: Partial<ConstructorParameters<typeof CniRuntime>[0]> = {}) {
   return new CniRuntime({ cacheDir, pluginDirs: [join(dir, "nothing-here"), pluginDir], spawn, ...extra });
 }
-
 
 describe("ADD", () => {
   test("runs the plugins in order, chaining prevResult, and returns the normalized result", async () => {
@@ -146,7 +144,9 @@ describe("ADD", () => {
     expect(env.CNI_CONTAINERID).toBe("c0ffee");
     expect(env.CNI_NETNS).toBe("/run/netns/x");
     expect(env.CNI_IFNAME).toBe("eth0");
-    expect(env.CNI_ARGS).toBe("IgnoreUnknown=1;K8S_POD_NAMESPACE=webapp;K8S_POD_NAME=webapp;K8S_POD_INFRA_CONTAINER_ID=c0ffee;IP=10.89.1.9;MAC=92:d0:c6:0a:29:33");
+    expect(env.CNI_ARGS).toBe(
+      "IgnoreUnknown=1;K8S_POD_NAMESPACE=webapp;K8S_POD_NAME=webapp;K8S_POD_INFRA_CONTAINER_ID=c0ffee;IP=10.89.1.9;MAC=92:d0:c6:0a:29:33",
+    );
     expect(env.CNI_PATH).toBe(`${join(dir, "nothing-here")}:${pluginDir}`);
     expect(env.PATH).toBe("/bin:/usr/sbin");
     expect(env.BURROW_T).toBe("1");
@@ -180,7 +180,9 @@ describe("ADD", () => {
       bridge: () => ({ stdout: { ...BRIDGE_RESULT, cniVersion: "1.0.0", ips: [{ interface: 2, address: "10.89.1.9/24", gateway: "10.89.1.1" }] } }),
     });
     await runtime(fake.spawn).add(LIST, ATT);
-    expect((fake.calls[1]!.stdin.prevResult as { ips: unknown[] }).ips).toEqual([{ version: "4", interface: 2, address: "10.89.1.9/24", gateway: "10.89.1.1" }]);
+    expect((fake.calls[1]!.stdin.prevResult as { ips: unknown[] }).ips).toEqual([
+      { version: "4", interface: 2, address: "10.89.1.9/24", gateway: "10.89.1.1" },
+    ]);
   });
 
   test("a failing plugin: its error verbatim, the whole list torn down in reverse, nothing cached", async () => {
@@ -280,13 +282,13 @@ describe("DEL", () => {
     await runtime(first.spawn).add(LIST, ATT);
     const fake = fakePlugins();
     const restarted = runtime(fake.spawn);
-    const cached = await restarted.cachedAttachments("c0ffee");
-    expect(cached.map((c) => [c.networkName, c.ifName, c.netns])).toEqual([["web", "eth0", "/run/netns/x"]]);
+    const cached = await readCacheFile(cacheFilePath(cacheDir, "web", "c0ffee", "eth0"));
+    expect([cached.networkName, cached.ifName, cached.netns]).toEqual(["web", "eth0", "/run/netns/x"]);
     await restarted.del("web", { containerId: "c0ffee", netns: "/run/netns/x", ifName: "eth0" });
     expect(fake.calls).toHaveLength(5);
     expect(fake.calls[0]!.env.CNI_ARGS).toBe(cniArgsString(ATT.args));
     expect(fake.calls[0]!.stdin.runtimeConfig).toEqual({ aliases: { web: ["www"] } });
-    expect(await restarted.cachedAttachments()).toEqual([]);
+    expect(existsSync(cacheFilePath(cacheDir, "web", "c0ffee", "eth0"))).toBe(false);
     expect((await rejection(restarted.del("web", { containerId: "c0ffee", netns: "/run/netns/x", ifName: "eth0" }))).message).toContain(
       "no cached configuration",
     );
@@ -321,36 +323,6 @@ describe("DEL", () => {
   });
 });
 
-describe("CHECK and VERSION", () => {
-  test("CHECK runs in order against the cached result", async () => {
-    const fake = fakePlugins();
-    const rt = runtime(fake.spawn);
-    await rt.add(LIST, ATT);
-    fake.calls.length = 0;
-    await rt.check(LIST, ATT);
-    expect(fake.calls.map((c) => `${c.command} ${c.type}`)).toEqual(["CHECK bridge", "CHECK portmap", "CHECK firewall", "CHECK tuning", "CHECK dnsname"]);
-    expect(fake.calls[0]!.stdin.prevResult).toEqual(BRIDGE_RESULT);
-    expect((await rejection(rt.check({ ...LIST, cniVersion: "0.3.1" }, ATT))).message).toBe("network web has cniVersion 0.3.1: CHECK needs 0.4.0 or later");
-    await rt.check({ ...LIST, disableCheck: true }, { ...ATT, ifName: "eth9" });
-    expect((await rejection(rt.check(LIST, { ...ATT, ifName: "eth9" }))).message).toContain("no cached result");
-  });
-
-  test("VERSION and validate", async () => {
-    const fake = fakePlugins({
-      bridge: () => ({ stdout: { cniVersion: "1.0.0", supportedVersions: ["0.3.1", "0.4.0", "1.0.0"] } }),
-      portmap: () => ({ stdout: { cniVersion: "1.0.0", supportedVersions: ["0.3.1"] } }),
-      firewall: () => ({ stdout: { cniVersion: "1.0.0", supportedVersions: ["0.4.0"] } }),
-      tuning: () => ({ stdout: { cniVersion: "1.0.0", supportedVersions: ["0.4.0"] } }),
-      dnsname: () => ({ stdout: { cniVersion: "1.0.0", supportedVersions: ["0.4.0"] } }),
-    });
-    const rt = runtime(fake.spawn);
-    expect((await rt.version("bridge")).supportedVersions).toContain("1.0.0");
-    expect(fake.calls[0]!.env.CNI_COMMAND).toBe("VERSION");
-    expect(fake.calls[0]!.stdin).toEqual({ cniVersion: "1.0.0" });
-    expect(await rt.validate(LIST)).toEqual(["CNI plugin portmap does not support cniVersion 0.4.0 (it supports 0.3.1)"]);
-  });
-});
-
 describe("the default spawner runs real executables", () => {
   test("stdin, environment and result", async () => {
     writeFileSync(
@@ -367,7 +339,10 @@ describe("the default spawner runs real executables", () => {
   });
 
   test("an error object on stdout, and a hung plugin", async () => {
-    writeFileSync(join(pluginDir, "bridge"), `#!/bin/sh\n[ "$CNI_COMMAND" = ADD ] || exit 0\necho '{"cniVersion":"1.0.0","code":7,"msg":"invalid config","details":"no bridge name"}'\nexit 1\n`);
+    writeFileSync(
+      join(pluginDir, "bridge"),
+      `#!/bin/sh\n[ "$CNI_COMMAND" = ADD ] || exit 0\necho '{"cniVersion":"1.0.0","code":7,"msg":"invalid config","details":"no bridge name"}'\nexit 1\n`,
+    );
     writeFileSync(join(pluginDir, "tuning"), "#!/bin/sh\nexec sleep 30\n");
     const rt = new CniRuntime({ cacheDir, pluginDirs: [pluginDir], timeoutMs: 300 });
     const att = { containerId: "abc", netns: "/proc/self/ns/net", ifName: "eth0" };
@@ -403,11 +378,16 @@ describe("attachments", () => {
     const base = { containerId: "c1", containerName: "n", netns: "/x", ifName: "eth0" };
     expect(() => buildAttachment({ ...base, ip: "10.1.1" })).toThrow('invalid IP address "10.1.1"');
     expect(() => buildAttachment({ ...base, mac: "92:d0:c6" })).toThrow('invalid MAC address "92:d0:c6"');
-    expect(() => buildAttachment({ ...base, portMappings: [{ hostPort: 0, containerPort: 80, protocol: "tcp" }] })).toThrow(/invalid port mapping: 0\.hostPort/);
+    expect(() => buildAttachment({ ...base, portMappings: [{ hostPort: 0, containerPort: 80, protocol: "tcp" }] })).toThrow(
+      /invalid port mapping: 0\.hostPort/,
+    );
   });
 
   test("stdin of one plugin (libcni's buildOneConfig)", () => {
-    const conf = pluginStdin({ name: "n", cniVersion: "1.0.0" }, { type: "portmap", capabilities: { portMappings: true, ips: true } }, undefined, { ips: ["x"], mac: "m" });
+    const conf = pluginStdin({ name: "n", cniVersion: "1.0.0" }, { type: "portmap", capabilities: { portMappings: true, ips: true } }, undefined, {
+      ips: ["x"],
+      mac: "m",
+    });
     expect(conf).toEqual({ type: "portmap", capabilities: { portMappings: true, ips: true }, name: "n", cniVersion: "1.0.0", runtimeConfig: { ips: ["x"] } });
   });
 

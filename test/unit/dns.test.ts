@@ -4,13 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BurrowError } from "../../src/errors.ts";
 import { buildHosts, firstHostIPv4, localhostLines, readHostHosts } from "../../src/dns/hosts.ts";
-import {
-  buildResolvConf,
-  canonicalIPv6,
-  isLoopbackNameserver,
-  parseResolvConf,
-  readHostResolvConf,
-} from "../../src/dns/resolvconf.ts";
+import { buildResolvConf, canonicalIPv6, isLoopbackNameserver, parseResolvConf, readHostResolvConf } from "../../src/dns/resolvconf.ts";
 
 describe("parseResolvConf", () => {
   test("nameservers, last search/domain wins, options accumulate, comments", () => {
@@ -214,9 +208,7 @@ describe("hosts", () => {
     expect(() => buildHosts({ hostContent: "", hostname: "a", extra: [{ ip: "db", names: ["x"] }] })).toThrow(
       'invalid host entry address "db": accepted values are IPv4 or IPv6 addresses',
     );
-    expect(() => buildHosts({ hostContent: "", hostname: "a", extra: [{ ip: "10.0.0.1", names: ["a b"] }] })).toThrow(
-      /invalid host entry name "a b"/,
-    );
+    expect(() => buildHosts({ hostContent: "", hostname: "a", extra: [{ ip: "10.0.0.1", names: ["a b"] }] })).toThrow(/invalid host entry name "a b"/);
     expect(() => buildHosts({ hostContent: "", hostname: "bad host" })).toThrow(/invalid sandbox name "bad host"/);
   });
 

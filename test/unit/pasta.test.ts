@@ -107,7 +107,17 @@ describe("pastaArgs", () => {
         { hostIp: "127.0.0.1", hostPort: 5353, containerPort: 53, protocol: "udp" },
       ],
     });
-    expect(args.slice(0, 9)).toEqual(["--config-net", "--tcp-ports", "8080:80", "--udp-ports", "127.0.0.1/5353:53", "--tcp-ns", "5432", "--dns-forward", "10.0.2.3"]);
+    expect(args.slice(0, 9)).toEqual([
+      "--config-net",
+      "--tcp-ports",
+      "8080:80",
+      "--udp-ports",
+      "127.0.0.1/5353:53",
+      "--tcp-ns",
+      "5432",
+      "--dns-forward",
+      "10.0.2.3",
+    ]);
     // Only the family nobody asked for is closed.
     expect(args.slice(9, 11)).toEqual(["--udp-ns", "none"]);
     expect(args.filter((a) => a === "none")).toHaveLength(1);

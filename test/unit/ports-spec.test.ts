@@ -1,13 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { BurrowError } from "../../src/errors.ts";
-import {
-  formatPortLine,
-  formatPortLines,
-  formatPortsSummary,
-  parsePortSpec,
-  parsePortSpecs,
-  type PortMapping,
-} from "../../src/ports/spec.ts";
+import { formatPortLine, formatPortLines, formatPortsSummary, parsePortSpec, parsePortSpecs, type PortMapping } from "../../src/ports/spec.ts";
 
 const m = (hostIp: string, hostPort: number, containerPort: number, protocol: "tcp" | "udp" = "tcp"): PortMapping => ({
   hostIp,

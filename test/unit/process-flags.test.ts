@@ -108,7 +108,21 @@ describe("-e / --env", () => {
 describe("--env-file (podman's format)", () => {
   const caller = { FROM_CALLER: "yes", P_ONE: "1", P_TWO: "2" };
   test("comments, blank lines, leading blanks, bare names, prefixes, CRLF", () => {
-    const text = ["# a comment", "", "   ", "A=1", "  B=two words  ", "\tC=x=y", "FROM_CALLER", "MISSING", "P_*", "   # indented comment", "D=", "E=crlf\r", ""].join("\n");
+    const text = [
+      "# a comment",
+      "",
+      "   ",
+      "A=1",
+      "  B=two words  ",
+      "\tC=x=y",
+      "FROM_CALLER",
+      "MISSING",
+      "P_*",
+      "   # indented comment",
+      "D=",
+      "E=crlf\r",
+      "",
+    ].join("\n");
     expect(parseEnvFile(text, caller)).toEqual({ A: "1", B: "two words  ", C: "x=y", FROM_CALLER: "yes", P_ONE: "1", P_TWO: "2", D: "", E: "crlf" });
   });
   test("quotes are kept: podman does not unquote", () => {
@@ -145,7 +159,9 @@ describe("--user", () => {
     expect(resolveUser("5000:5000", passwd, group)).toEqual({ uid: 5000, gid: 5000, groups: [] });
   });
   test("unknown names and malformed forms are refused with the value", () => {
-    expect(refusal(() => resolveUser("carol", passwd, group)).message).toContain('--user "carol": unable to find user carol: no matching entries in passwd file');
+    expect(refusal(() => resolveUser("carol", passwd, group)).message).toContain(
+      '--user "carol": unable to find user carol: no matching entries in passwd file',
+    );
     expect(refusal(() => resolveUser("alice:wheel", passwd, group)).message).toContain("unable to find group wheel: no matching entries in group file");
     for (const bad of ["", ":50", "alice:"]) expect(refusal(() => resolveUser(bad, passwd, group)).message).toContain("use USER, UID, USER:GROUP or UID:GID");
     expect(refusal(() => resolveUser("99999999999", passwd, group)).message).toContain("out of range");
@@ -166,7 +182,9 @@ describe("--user", () => {
       "--user: uid 65537 is not mapped in the sandbox's user namespace (mapped uids: 0-65536); use one of those, or give your user a larger range in /etc/subuid",
     );
     const single = parseIdMap("0 1001 1\n");
-    expect(refusal(() => checkMapped({ uid: 0, gid: 5, groups: [] }, single, single)).message).toContain("gid 5 is not mapped in the sandbox's user namespace (mapped gids: 0)");
+    expect(refusal(() => checkMapped({ uid: 0, gid: 5, groups: [] }, single, single)).message).toContain(
+      "gid 5 is not mapped in the sandbox's user namespace (mapped gids: 0)",
+    );
   });
   test("rootful: the initial namespace maps every id", () => {
     const all = parseIdMap("         0          0 4294967295\n");

@@ -47,8 +47,14 @@ const port = fc.integer({ min: 1, max: 65535 });
 
 describe("port specs", () => {
   test("any text: a mapping list or a one-line BurrowError", () => {
-    fc.assert(fc.property(textOf("0123456789:.-/[]abcdeftcpuds"), (s) => void burrowOrValue(() => parsePortSpec(s))), params);
-    fc.assert(fc.property(fc.array(textOf("0123456789:-/", 16), { maxLength: 4 }), (l) => void burrowOrValue(() => parsePortSpecs(l, 64))), params);
+    fc.assert(
+      fc.property(textOf("0123456789:.-/[]abcdeftcpuds"), (s) => void burrowOrValue(() => parsePortSpec(s))),
+      params,
+    );
+    fc.assert(
+      fc.property(fc.array(textOf("0123456789:-/", 16), { maxLength: 4 }), (l) => void burrowOrValue(() => parsePortSpecs(l, 64))),
+      params,
+    );
   });
 
   test("valid specs round-trip: [IP:][HOST:]CTR[/PROTO] gives back the same ports", () => {
@@ -95,7 +101,10 @@ describe("port specs", () => {
 
 describe("network modes and option strings", () => {
   test("any --network text: a mode or a one-line BurrowError", () => {
-    fc.assert(fc.property(textOf("abcnoehstlrip4:/,=.-0123456789_"), (s) => void burrowOrValue(() => parseNetworkMode(s))), params);
+    fc.assert(
+      fc.property(textOf("abcnoehstlrip4:/,=.-0123456789_"), (s) => void burrowOrValue(() => parseNetworkMode(s))),
+      params,
+    );
   });
 
   test("valid modes round-trip", () => {
@@ -107,23 +116,40 @@ describe("network modes and option strings", () => {
       }),
       params,
     );
-    fc.assert(fc.property(name, (n) => expect(parseNetworkMode(`container:${n}`)).toEqual({ kind: "container", ref: n })), params);
+    fc.assert(
+      fc.property(name, (n) => expect(parseNetworkMode(`container:${n}`)).toEqual({ kind: "container", ref: n })),
+      params,
+    );
   });
 
   test("slirp4netns:OPTIONS and pasta:OPTIONS: options or a one-line BurrowError", () => {
     const item = fc.oneof(
-      fc.constantFrom("cidr", "port_handler", "allow_host_loopback", "enable_ipv6", "outbound_addr", "outbound_addr6", "mtu", "x").chain((k) =>
-        fc.oneof(textOf("0123456789./:truefalsloabcdrt", 20), ipv4, fc.constant("10.0.2.0/24"), fc.constant("true")).map((val) => `${k}=${val}`),
-      ),
+      fc
+        .constantFrom("cidr", "port_handler", "allow_host_loopback", "enable_ipv6", "outbound_addr", "outbound_addr6", "mtu", "x")
+        .chain((k) => fc.oneof(textOf("0123456789./:truefalsloabcdrt", 20), ipv4, fc.constant("10.0.2.0/24"), fc.constant("true")).map((val) => `${k}=${val}`)),
       fc.string({ maxLength: 20 }),
     );
-    fc.assert(fc.property(fc.array(item, { maxLength: 4 }), (items) => void burrowOrValue(() => parseSlirp4netnsMode(`slirp4netns:${items.join(",")}`))), params);
-    const pasta = fc.array(fc.oneof(fc.constantFrom("--mtu", "-t", "-u", "--dns", "--ipv4-only", "-4", "--address", "-a", "auto", "none", "1500", "8080:80"), fc.string({ maxLength: 12 })), { maxLength: 5 });
-    fc.assert(fc.property(pasta, (items) => void burrowOrValue(() => parsePastaMode(`pasta:${items.join(",")}`))), params);
+    fc.assert(
+      fc.property(fc.array(item, { maxLength: 4 }), (items) => void burrowOrValue(() => parseSlirp4netnsMode(`slirp4netns:${items.join(",")}`))),
+      params,
+    );
+    const pasta = fc.array(
+      fc.oneof(
+        fc.constantFrom("--mtu", "-t", "-u", "--dns", "--ipv4-only", "-4", "--address", "-a", "auto", "none", "1500", "8080:80"),
+        fc.string({ maxLength: 12 }),
+      ),
+      { maxLength: 5 },
+    );
+    fc.assert(
+      fc.property(pasta, (items) => void burrowOrValue(() => parsePastaMode(`pasta:${items.join(",")}`))),
+      params,
+    );
   });
 
   test("valid slirp4netns options round-trip", () => {
-    const cidr = fc.tuple(fc.integer({ min: 10, max: 10 }), fc.nat(255), fc.integer({ min: 8, max: 25 })).map(([a, b, len]) => canonicalSubnet(`${a}.${b}.0.0/${len}`)!);
+    const cidr = fc
+      .tuple(fc.integer({ min: 10, max: 10 }), fc.nat(255), fc.integer({ min: 8, max: 25 }))
+      .map(([a, b, len]) => canonicalSubnet(`${a}.${b}.0.0/${len}`)!);
     fc.assert(
       fc.property(cidr, fc.boolean(), fc.integer({ min: 68, max: 65521 }), fc.constantFrom("rootlesskit", "slirp4netns"), (c, v6, mtu, handler) => {
         const o = parseSlirp4netnsMode(`slirp4netns:cidr=${c},enable_ipv6=${v6},mtu=${mtu},port_handler=${handler}`)!;
@@ -163,12 +189,18 @@ describe("addresses and CIDRs", () => {
 
   test("subnets round-trip, and canonical form is idempotent", () => {
     fc.assert(
-      fc.property(fc.oneof(ipv4.chain((a) => fc.nat(32).map((p) => `${a}/${p}`)), ipv6.chain((a) => fc.nat(128).map((p) => `${a}/${p}`))), (text) => {
-        const c = canonicalSubnet(text)!;
-        expect(c).not.toBeNull();
-        expect(canonicalSubnet(c)).toBe(c);
-        expect(subnetToString(parseCidr(c)!.subnet)).toBe(c);
-      }),
+      fc.property(
+        fc.oneof(
+          ipv4.chain((a) => fc.nat(32).map((p) => `${a}/${p}`)),
+          ipv6.chain((a) => fc.nat(128).map((p) => `${a}/${p}`)),
+        ),
+        (text) => {
+          const c = canonicalSubnet(text)!;
+          expect(c).not.toBeNull();
+          expect(canonicalSubnet(c)).toBe(c);
+          expect(subnetToString(parseCidr(c)!.subnet)).toBe(c);
+        },
+      ),
       params,
     );
   });
@@ -186,7 +218,11 @@ describe("addresses and CIDRs", () => {
 });
 
 describe("static addressing: --ip, --mac-address, --network-alias", () => {
-  const net = describeNetwork(buildConflist("n1", bridgePlugins({ bridge: "burrow9", ranges: [{ subnet: parseCidr("10.89.9.0/24")!.subnet }], internal: false, dns: false })), null, false);
+  const net = describeNetwork(
+    buildConflist("n1", bridgePlugins({ bridge: "burrow9", ranges: [{ subnet: parseCidr("10.89.9.0/24")!.subnet }], internal: false, dns: false })),
+    null,
+    false,
+  );
 
   test("any text: accepted or a one-line BurrowError", () => {
     fc.assert(
@@ -211,14 +247,27 @@ describe("static addressing: --ip, --mac-address, --network-alias", () => {
       }),
       params,
     );
-    fc.assert(fc.property(fc.integer({ min: 2, max: 254 }), (h) => expect(burrowOrValue(() => checkStaticIp(`10.89.9.${h}`, net))).toBeUndefined()), params);
+    fc.assert(
+      fc.property(fc.integer({ min: 2, max: 254 }), (h) => expect(burrowOrValue(() => checkStaticIp(`10.89.9.${h}`, net))).toBeUndefined()),
+      params,
+    );
   });
 });
 
 describe("conflists and CNI results", () => {
   test("any JSON: the conflist schema and describeNetwork never throw anything but BurrowError", () => {
-    const plugin = fc.record({ type: fc.oneof(fc.constantFrom("bridge", "portmap", "host-local"), fc.string()), ipam: fc.option(fc.jsonValue({ maxDepth: 3 }), { nil: undefined }), bridge: fc.option(fc.jsonValue({ maxDepth: 1 }), { nil: undefined }) }, { requiredKeys: ["type"] });
-    const conf = fc.oneof(fc.jsonValue({ maxDepth: 3 }), fc.record({ cniVersion: fc.oneof(fc.constant("0.4.0"), fc.string()), name: fc.string(), plugins: fc.array(plugin, { maxLength: 3 }) }));
+    const plugin = fc.record(
+      {
+        type: fc.oneof(fc.constantFrom("bridge", "portmap", "host-local"), fc.string()),
+        ipam: fc.option(fc.jsonValue({ maxDepth: 3 }), { nil: undefined }),
+        bridge: fc.option(fc.jsonValue({ maxDepth: 1 }), { nil: undefined }),
+      },
+      { requiredKeys: ["type"] },
+    );
+    const conf = fc.oneof(
+      fc.jsonValue({ maxDepth: 3 }),
+      fc.record({ cniVersion: fc.oneof(fc.constant("0.4.0"), fc.string()), name: fc.string(), plugins: fc.array(plugin, { maxLength: 3 }) }),
+    );
     fc.assert(
       fc.property(conf, (json) => {
         const parsed = v.safeParse(ConflistSchema, json);
@@ -247,9 +296,22 @@ describe("conflists and CNI results", () => {
   test("any JSON as a plugin's result: a result or a one-line BurrowError", () => {
     const result = fc.oneof(
       fc.jsonValue({ maxDepth: 3 }),
-      fc.record({ cniVersion: fc.constantFrom("0.4.0", "1.0.0", "9"), interfaces: fc.jsonValue({ maxDepth: 2 }), ips: fc.array(fc.record({ address: fc.oneof(fc.string(), fc.constant("10.0.0.2/24")), gateway: fc.option(fc.string(), { nil: undefined }), interface: fc.option(fc.integer(), { nil: undefined }) })) }),
+      fc.record({
+        cniVersion: fc.constantFrom("0.4.0", "1.0.0", "9"),
+        interfaces: fc.jsonValue({ maxDepth: 2 }),
+        ips: fc.array(
+          fc.record({
+            address: fc.oneof(fc.string(), fc.constant("10.0.0.2/24")),
+            gateway: fc.option(fc.string(), { nil: undefined }),
+            interface: fc.option(fc.integer(), { nil: undefined }),
+          }),
+        ),
+      }),
     );
-    fc.assert(fc.property(result, (json) => void burrowOrValue(() => normalizeResult(json))), params);
+    fc.assert(
+      fc.property(result, (json) => void burrowOrValue(() => normalizeResult(json))),
+      params,
+    );
   });
 });
 
@@ -257,11 +319,22 @@ describe("control messages", () => {
   const ops = Object.keys(Ops) as Op[];
 
   test("any route: an op or a 404 BurrowError", () => {
-    fc.assert(fc.property(fc.oneof(fc.string(), fc.constantFrom("__proto__", "constructor", "toString", "valueOf", ...ops)), (r) => void burrowOrValue(() => routeOf(`/${r}`))), params);
+    fc.assert(
+      fc.property(
+        fc.oneof(fc.string(), fc.constantFrom("__proto__", "constructor", "toString", "valueOf", ...ops)),
+        (r) => void burrowOrValue(() => routeOf(`/${r}`)),
+      ),
+      params,
+    );
   });
 
   test("any body for any op: arguments or a one-line BurrowError, quoting at most a short prefix", () => {
-    const body = fc.oneof(fc.string(), fc.json(), fc.jsonValue({ maxDepth: 3 }).map((x) => JSON.stringify(x)), fc.string({ minLength: 200, maxLength: 2000 }).map((s) => JSON.stringify({ name: s, names: [s], argv: [s] })));
+    const body = fc.oneof(
+      fc.string(),
+      fc.json(),
+      fc.jsonValue({ maxDepth: 3 }).map((x) => JSON.stringify(x)),
+      fc.string({ minLength: 200, maxLength: 2000 }).map((s) => JSON.stringify({ name: s, names: [s], argv: [s] })),
+    );
     fc.assert(
       fc.property(fc.constantFrom(...ops), body, (op, text) => {
         const r = burrowOrValue(() => parseArgs(op, text));
@@ -279,7 +352,7 @@ describe("control messages", () => {
     const envName = fc.string({ minLength: 1 }).filter((k) => !["__proto__", "prototype", "constructor"].includes(k));
     fc.assert(
       fc.property(name, fc.array(fc.string(), { minLength: 1, maxLength: 4 }), fc.dictionary(envName, fc.string()), (n, argv, env) => {
-        const req = { name: n, argv, env, ports: [], dns: [], aliases: [], rm: false, detach: true, cwd: "/" };
+        const req = { name: n, argv, env, ports: [], dns: [], aliases: [], labels: {}, rm: false, detach: true, cwd: "/" };
         expect(parseArgs("create", JSON.stringify(req))).toEqual(req);
         expect(parseArgs("rm", JSON.stringify({ name: n, force: true }))).toEqual({ name: n, force: true });
       }),

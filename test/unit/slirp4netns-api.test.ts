@@ -38,7 +38,10 @@ describe("slirp4netns API client", () => {
   test("add, list, remove: one half-closed request per call", async () => {
     const api = await fakeApi((req) => {
       if (req.execute === "add_hostfwd") return JSON.stringify({ return: { id: 7 } });
-      if (req.execute === "list_hostfwd") return JSON.stringify({ entries: [{ id: 7, ...req.arguments, proto: "tcp", host_addr: "0.0.0.0", host_port: 8080, guest_addr: "10.0.2.100", guest_port: 80 }] });
+      if (req.execute === "list_hostfwd")
+        return JSON.stringify({
+          entries: [{ id: 7, ...req.arguments, proto: "tcp", host_addr: "0.0.0.0", host_port: 8080, guest_addr: "10.0.2.100", guest_port: 80 }],
+        });
       return JSON.stringify({ return: {} });
     });
     const fwd = hostFwdOf({ hostIp: "", hostPort: 8080, containerPort: 80, protocol: "tcp" }, "10.0.2.100");
@@ -54,9 +57,9 @@ describe("slirp4netns API client", () => {
 
   test("slirp4netns's error text comes through", async () => {
     const api = await fakeApi(() => JSON.stringify({ error: { desc: "bad request: add_hostfwd: slirp_add_hostfwd failed" } }));
-    await expect(
-      addHostFwd(api.path, { proto: "udp", host_addr: "127.0.0.1", host_port: 53, guest_addr: "10.0.2.100", guest_port: 53 }),
-    ).rejects.toThrow("slirp4netns refused add_hostfwd: bad request: add_hostfwd: slirp_add_hostfwd failed");
+    await expect(addHostFwd(api.path, { proto: "udp", host_addr: "127.0.0.1", host_port: 53, guest_addr: "10.0.2.100", guest_port: 53 })).rejects.toThrow(
+      "slirp4netns refused add_hostfwd: bad request: add_hostfwd: slirp_add_hostfwd failed",
+    );
   });
 
   test("garbage, odd shapes and missing ids", async () => {
@@ -65,9 +68,9 @@ describe("slirp4netns API client", () => {
     const odd = await fakeApi(() => JSON.stringify({ what: 1 }));
     await expect(slirp4netnsRequest(odd.path, "list_hostfwd")).rejects.toThrow(/list_hostfwd: unexpected reply \{"what":1\}/);
     const noId = await fakeApi(() => JSON.stringify({ return: {} }));
-    await expect(
-      addHostFwd(noId.path, { proto: "tcp", host_addr: "0.0.0.0", host_port: 1, guest_addr: "10.0.2.100", guest_port: 1 }),
-    ).rejects.toThrow(/reply has no id/);
+    await expect(addHostFwd(noId.path, { proto: "tcp", host_addr: "0.0.0.0", host_port: 1, guest_addr: "10.0.2.100", guest_port: 1 })).rejects.toThrow(
+      /reply has no id/,
+    );
   });
 
   test("arguments are validated before sending", async () => {

@@ -1,12 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { BurrowError } from "../../src/errors.ts";
-import {
-  canonicalCidr,
-  isInterfaceName,
-  parseSlirp4netnsMode,
-  parseSlirp4netnsOptions,
-  slirp4netnsAddresses,
-} from "../../src/net/slirp4netns/options.ts";
+import { canonicalCidr, isInterfaceName, parseSlirp4netnsMode, parseSlirp4netnsOptions, slirp4netnsAddresses } from "../../src/net/slirp4netns/options.ts";
 
 const noIfaces = { interfaceExists: () => false };
 const eth0Only = { interfaceExists: (n: string) => n === "eth0" };
@@ -77,12 +71,16 @@ describe("parseSlirp4netnsMode", () => {
     expect(parseSlirp4netnsOptions(["cidr=10.0.0.0/8"]).cidr).toBe("10.0.0.0/8");
     expect(parseSlirp4netnsOptions(["cidr=10.0.2.0/25"]).cidr).toBe("10.0.2.0/25");
     // Every /1 overlaps loopback, link-local or multicast (issue 10 item 6).
-    expect(() => parseSlirp4netnsOptions(["cidr=0.0.0.0/1"])).toThrow('invalid slirp4netns option cidr="0.0.0.0/1": it overlaps the "this network" range 0.0.0.0/8');
+    expect(() => parseSlirp4netnsOptions(["cidr=0.0.0.0/1"])).toThrow(
+      'invalid slirp4netns option cidr="0.0.0.0/1": it overlaps the "this network" range 0.0.0.0/8',
+    );
     expect(() => parseSlirp4netnsOptions(["cidr=128.0.0.0/1"])).toThrow(/it overlaps the link-local range 169\.254\.0\.0\/16/);
   });
 
   test("loopback and multicast networks are refused as cidr=, naming the range", () => {
-    expect(() => parseSlirp4netnsOptions(["cidr=127.0.0.0/8"])).toThrow('invalid slirp4netns option cidr="127.0.0.0/8": it overlaps the loopback range 127.0.0.0/8; use a private range such as 10.0.2.0/24');
+    expect(() => parseSlirp4netnsOptions(["cidr=127.0.0.0/8"])).toThrow(
+      'invalid slirp4netns option cidr="127.0.0.0/8": it overlaps the loopback range 127.0.0.0/8; use a private range such as 10.0.2.0/24',
+    );
     expect(() => parseSlirp4netnsOptions(["cidr=224.1.0.0/16"])).toThrow(/multicast range 224\.0\.0\.0\/4/);
     expect(parseSlirp4netnsOptions(["cidr=10.0.2.0/24"]).cidr).toBe("10.0.2.0/24");
   });
@@ -97,7 +95,10 @@ describe("invalid options", () => {
   const cases: Array<[string, RegExp]> = [
     ["slirp4netns:", /empty option has no value/],
     ["slirp4netns:cidr", /option "cidr" has no value: write NAME=VALUE/],
-    ["slirp4netns:bogus=1", /unknown slirp4netns option "bogus": accepted options are cidr, port_handler, allow_host_loopback, enable_ipv6, outbound_addr, outbound_addr6, mtu/],
+    [
+      "slirp4netns:bogus=1",
+      /unknown slirp4netns option "bogus": accepted options are cidr, port_handler, allow_host_loopback, enable_ipv6, outbound_addr, outbound_addr6, mtu/,
+    ],
     ["slirp4netns:=1", /unknown slirp4netns option "": accepted options are/],
     ["slirp4netns:CIDR=10.0.2.0/24", /unknown slirp4netns option "CIDR"/],
     ["slirp4netns:cidr=abc", /cidr="abc": accepted values are an IPv4 network with a prefix length of 1-25/],
@@ -136,7 +137,7 @@ describe("invalid options", () => {
       const e = error(() => parseSlirp4netnsMode(mode, eth0Only));
       expect(e.message).toMatch(message);
       expect(e.message).not.toContain("\n");
-      expect(e.kind).toBe("invalid-option");
+      expect(e.kind).toBe("bad-input");
     });
   }
 });

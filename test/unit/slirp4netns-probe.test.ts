@@ -158,7 +158,7 @@ describe("probeSlirp4netns", () => {
   test("a missing binary names the Debian package", () => {
     expect(() => findSlirp4netns(join(dir, "nope"))).toThrow(/install the Debian package slirp4netns/);
     const saved = process.env.PATH;
-    process.env.PATH = dir + "/empty";
+    process.env.PATH = `${dir}/empty`;
     try {
       expect(() => findSlirp4netns()).toThrow(/slirp4netns is not installed \(not found in PATH\): install the Debian package slirp4netns/);
     } finally {

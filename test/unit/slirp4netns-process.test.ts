@@ -5,13 +5,7 @@ import { join } from "node:path";
 import { BurrowError } from "../../src/errors.ts";
 import { parseSlirp4netnsMode } from "../../src/net/slirp4netns/options.ts";
 import { parseSlirp4netnsHelp, type Slirp4netnsFeatures } from "../../src/net/slirp4netns/probe.ts";
-import {
-  slirp4netnsArgs,
-  slirp4netnsCommand,
-  slirp4netnsFailure,
-  startSlirp4netns,
-  tailLines,
-} from "../../src/net/slirp4netns/process.ts";
+import { slirp4netnsArgs, slirp4netnsCommand, slirp4netnsFailure, startSlirp4netns, tailLines } from "../../src/net/slirp4netns/process.ts";
 
 const FULL_HELP =
   "--mtu --enable-ipv6 --api-socket --cidr --disable-host-loopback --netns-type --enable-sandbox --enable-seccomp --outbound-addr --outbound-addr6";
@@ -35,9 +29,7 @@ describe("slirp4netnsArgs", () => {
   });
 
   test("every option", () => {
-    const options = mode(
-      "slirp4netns:cidr=10.5.0.0/16,allow_host_loopback=true,enable_ipv6=true,outbound_addr=10.1.1.1,outbound_addr6=eth0,mtu=1500",
-    );
+    const options = mode("slirp4netns:cidr=10.5.0.0/16,allow_host_loopback=true,enable_ipv6=true,outbound_addr=10.1.1.1,outbound_addr6=eth0,mtu=1500");
     expect(slirp4netnsArgs({ netnsPath, options, features, apiSocketPath: "/run/x/api.sock", tapName: "tap1", sandbox: false })).toEqual([
       "--mtu=1500",
       "--enable-seccomp",
@@ -186,9 +178,9 @@ describe("startSlirp4netns with stand-in binaries", () => {
 
   test("an option the binary lacks is refused before spawning", async () => {
     const features = fake("old", `touch ${join(dir, "old-ran")}; exit 1`);
-    await expect(
-      startSlirp4netns({ netnsPath, options: mode("slirp4netns:enable_ipv6=true"), features, logPath: join(dir, "old.log") }),
-    ).rejects.toThrow(/option enable_ipv6=true needs --enable-ipv6, which slirp4netns 0\.0\.1-test/);
+    await expect(startSlirp4netns({ netnsPath, options: mode("slirp4netns:enable_ipv6=true"), features, logPath: join(dir, "old.log") })).rejects.toThrow(
+      /option enable_ipv6=true needs --enable-ipv6, which slirp4netns 0\.0\.1-test/,
+    );
     expect(existsSync(join(dir, "old-ran"))).toBe(false);
   });
 });

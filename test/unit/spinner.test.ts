@@ -9,7 +9,13 @@ function stream(isTTY: boolean) {
 
 test("a slow start on a terminal spins, then wipes its line", async () => {
   const { writes, s } = stream(true);
-  expect(await spinWhile("starting", Bun.sleep(800).then(() => 7), s)).toBe(7);
+  expect(
+    await spinWhile(
+      "starting",
+      Bun.sleep(800).then(() => 7),
+      s,
+    ),
+  ).toBe(7);
   expect(writes.length).toBeGreaterThanOrEqual(2);
   expect(writes[0]).toMatch(/^\r\S starting$/);
   expect(writes.at(-1)).toBe("\r\x1b[K");
@@ -26,6 +32,12 @@ test("a quick start, or no terminal, writes nothing", async () => {
 
 test("a failure still wipes the line and passes the error on", async () => {
   const { writes, s } = stream(true);
-  await expect(spinWhile("starting", Bun.sleep(700).then(() => Promise.reject(new Error("boom"))), s)).rejects.toThrow("boom");
+  await expect(
+    spinWhile(
+      "starting",
+      Bun.sleep(700).then(() => Promise.reject(new Error("boom"))),
+      s,
+    ),
+  ).rejects.toThrow("boom");
   expect(writes.at(-1)).toBe("\r\x1b[K");
 });

@@ -7,7 +7,20 @@ import { describe, expect, test } from "bun:test";
 import { compileTemplate, goMap, goStruct } from "../../src/format/template.ts";
 import { headerOf, renderReport, splitCamel, tabwrite } from "../../src/format/report.ts";
 
-const T = () => goStruct({ Name: "web", Count: 3, Empty: "", Nil: null, L: [1, 2, 3], S: ["a", "b"], M: goMap({ b: 2, a: 1, c: 3 }), Inner: goStruct({ Value: "in" }, "main.Inner") }, "main.T");
+const T = () =>
+  goStruct(
+    {
+      Name: "web",
+      Count: 3,
+      Empty: "",
+      Nil: null,
+      L: [1, 2, 3],
+      S: ["a", "b"],
+      M: goMap({ b: 2, a: 1, c: 3 }),
+      Inner: goStruct({ Value: "in" }, "main.Inner"),
+    },
+    "main.T",
+  );
 
 type Case = [template: string, expected: string | { error: string }, data?: unknown];
 
@@ -15,7 +28,7 @@ const cases: Case[] = [
   // Actions and literals (text/template "Actions", "Arguments").
   ["plain text", "plain text"],
   ['{{"\\"output\\""}}', '"output"'],
-  ["{{`\"output\"`}}", '"output"'],
+  ['{{`"output"`}}', '"output"'],
   ['{{printf "%q" "output"}}', '"output"'],
   ['{{"output" | printf "%q"}}', '"output"'],
   ['{{printf "%q" (print "out" "put")}}', '"output"'],
@@ -63,16 +76,28 @@ const cases: Case[] = [
   ["{{$x := .Inner}}{{$x.Value}}", "in", T()],
   ["{{(index .S 1)}} {{(.Inner).Value}}", "b in", T()],
   // Nested templates (text/template "Nested template definitions").
-  ['{{define "T1"}}ONE{{end}}{{define "T2"}}TWO {{template "T1"}}{{end}}{{define "T3"}}{{template "T1"}} {{template "T2"}}{{end}}{{template "T3"}}', "ONE TWO ONE"],
+  [
+    '{{define "T1"}}ONE{{end}}{{define "T2"}}TWO {{template "T1"}}{{end}}{{define "T3"}}{{template "T1"}} {{template "T2"}}{{end}}{{template "T3"}}',
+    "ONE TWO ONE",
+  ],
   ['{{define "name"}}<{{.}}>{{end}}{{range .S}}{{template "name" .}}{{end}}', "<a><b>", T()],
   ['{{block "list" .S}}{{range .}}-{{.}}{{end}}{{end}}', "-a-b", T()],
   // Functions (text/template "Functions").
-  ["{{and 1 0 3}} {{and 1 2 3}} {{or 0 \"\" 4}} {{or 0 \"\"}}|", "0 3 4 |"],
+  ['{{and 1 0 3}} {{and 1 2 3}} {{or 0 "" 4}} {{or 0 ""}}|', "0 3 4 |"],
   ["{{and .Nil .Nil.Foo}}", "<no value>", T()],
   ["{{not 0}} {{not 1}}", "true false"],
   ['{{len "abc"}} {{len "héllo"}} {{len .L}} {{len .M}}', "3 6 3 3", T()],
   ['{{index .S 1}} {{index .M "b"}} {{index "abc" 1}}', "b 2 98", T()],
-  ["{{index .Grid 1 0}}", "3", { Grid: [[1, 2], [3, 4]] }],
+  [
+    "{{index .Grid 1 0}}",
+    "3",
+    {
+      Grid: [
+        [1, 2],
+        [3, 4],
+      ],
+    },
+  ],
   ['{{slice "abcde" 1 3}} {{slice .L 1}} {{slice .L}}', "bc [2 3] [1 2 3]", T()],
   ['{{print "a" 1 2 "b"}}', "a1 2b"],
   ['{{print 1 2 "a" "b" 3}}', "1 2ab3"],
@@ -85,7 +110,7 @@ const cases: Case[] = [
   ['{{printf "%d|%5d|%-5d|%05d" 42 42 42 42}}', "42|   42|42   |00042"],
   ['{{printf "%x %X %o %b %c" 255 255 8 5 65}}', "ff FF 10 101 A"],
   ['{{printf "%s|%10s|%-10s|%.2s" "hi" "hi" "hi" "hello"}}', "hi|        hi|hi        |he"],
-  ['{{printf "%q %q" "a\\"b" 97}}', "\"a\\\"b\" 'a'"],
+  ['{{printf "%q %q" "a\\"b" 97}}', '"a\\"b" \'a\''],
   ['{{printf "%v %v %t" .L .M true}}', "[1 2 3] map[a:1 b:2 c:3] true", T()],
   ['{{printf "%f %.2f %e %g" 3.14159 3.14159 1234.5678 0.000012}}', "3.141590 3.14 1.234568e+03 1.2e-05"],
   ['{{printf "%x %6.2f%%" "hi" 12.3456}}', "6869  12.35%"],
@@ -105,7 +130,11 @@ const cases: Case[] = [
   ['{{json "<&>"}}', '"<&>"'],
   ["{{json .}}", '{"State":{"Running":true,"Pid":7}}', { State: { Running: true, Pid: 7 } }],
   ['{{(index .NetworkSettings.Networks "my-net").IPAddress}}', "10.89.0.5", { NetworkSettings: { Networks: goMap({ "my-net": { IPAddress: "10.89.0.5" } }) } }],
-  ['{{range $p, $conf := .NetworkSettings.Ports}}{{$p}} -> {{(index $conf 0).HostPort}} {{end}}', "443/tcp -> 8443 80/tcp -> 8080 ", { NetworkSettings: { Ports: goMap({ "80/tcp": [{ HostIp: "", HostPort: "8080" }], "443/tcp": [{ HostIp: "", HostPort: "8443" }] }) } }],
+  [
+    "{{range $p, $conf := .NetworkSettings.Ports}}{{$p}} -> {{(index $conf 0).HostPort}} {{end}}",
+    "443/tcp -> 8443 80/tcp -> 8080 ",
+    { NetworkSettings: { Ports: goMap({ "80/tcp": [{ HostIp: "", HostPort: "8080" }], "443/tcp": [{ HostIp: "", HostPort: "8443" }] }) } },
+  ],
   ["{{if .State.Running}}yes{{end}}", "yes", { State: { Running: true } }],
 
   // Errors, worded as Go's.
@@ -163,7 +192,9 @@ describe("podman's table and report format", () => {
   });
   test("`table` prefix: a header row, then aligned rows; \\t and \\n typed in a shell are a tab and a newline", () => {
     const rows = [goStruct({ Names: "web", Status: "Up" }, "ps.Row"), goStruct({ Names: "a-long-sandbox-name", Status: "Exited (0)" }, "ps.Row")];
-    expect(renderReport("table {{.Names}}\\t{{.Status}}", rows)).toBe("NAMES                STATUS\nweb                  Up\na-long-sandbox-name  Exited (0)\n");
+    expect(renderReport("table {{.Names}}\\t{{.Status}}", rows)).toBe(
+      "NAMES                STATUS\nweb                  Up\na-long-sandbox-name  Exited (0)\n",
+    );
     expect(renderReport("table {{.Names}}\\t{{.Status}}", rows, { noHeading: true })).toBe("web                  Up\na-long-sandbox-name  Exited (0)\n");
     expect(renderReport("table {{.Names}}", [])).toBe("NAMES\n");
     expect(renderReport("table", rows, { defaultTable: "{{.Names}}" })).toBe("NAMES\nweb\na-long-sandbox-name\n");

@@ -38,7 +38,9 @@ test("group- or world-writable, a symlink, a file, another owner: each refused i
   const r = root();
   mkdirSync(`${r}/w`, { mode: 0o700 });
   chmodSync(`${r}/w`, 0o770);
-  expect(refusal(() => ensurePrivateDir(`${r}/w`))).toBe(`refusing to use ${r}/w: it is writable by group or others (mode 0770); fix it with: chmod go-w ${r}/w`);
+  expect(refusal(() => ensurePrivateDir(`${r}/w`))).toBe(
+    `refusing to use ${r}/w: it is writable by group or others (mode 0770); fix it with: chmod go-w ${r}/w`,
+  );
   symlinkSync(`${r}/w`, `${r}/l`);
   expect(refusal(() => ensurePrivateDir(`${r}/l`))).toContain("it is a symbolic link");
   writeFileSync(`${r}/f`, "");
@@ -61,5 +63,7 @@ test("files by name: absent is fine, a symlink is refused, and never followed wh
   writeFileSync(`${r}/victim`, "keep");
   symlinkSync(`${r}/victim`, `${r}/daemon.log`);
   expect(refusal(() => checkPrivateFile(`${r}/daemon.log`, "file"))).toContain("it is a symbolic link");
-  expect(refusal(() => openPrivateAppend(`${r}/daemon.log`))).toBe(`refusing to use ${r}/daemon.log: it is a symbolic link; remove it (rm ${r}/daemon.log) and run burrow again`);
+  expect(refusal(() => openPrivateAppend(`${r}/daemon.log`))).toBe(
+    `refusing to use ${r}/daemon.log: it is a symbolic link; remove it (rm ${r}/daemon.log) and run burrow again`,
+  );
 });

@@ -49,17 +49,19 @@ export function buildAttachment(spec: AttachmentSpec): Attachment {
     ["K8S_POD_INFRA_CONTAINER_ID", spec.containerId],
   ];
   if (spec.ip !== undefined && spec.ip !== "") {
-    if (!parseIp(spec.ip)) throw new BurrowError(`invalid IP address ${JSON.stringify(spec.ip)}: expected an IPv4 or IPv6 address such as 10.89.0.5`, { kind: "invalid-argument" });
+    if (!parseIp(spec.ip))
+      throw new BurrowError(`invalid IP address ${JSON.stringify(spec.ip)}: expected an IPv4 or IPv6 address such as 10.89.0.5`, { kind: "bad-input" });
     args.push(["IP", spec.ip]);
   }
   if (spec.mac !== undefined && spec.mac !== "") {
-    if (!MAC_PATTERN.test(spec.mac)) throw new BurrowError(`invalid MAC address ${JSON.stringify(spec.mac)}: expected six hex pairs such as 92:d0:c6:0a:29:33`, { kind: "invalid-argument" });
+    if (!MAC_PATTERN.test(spec.mac))
+      throw new BurrowError(`invalid MAC address ${JSON.stringify(spec.mac)}: expected six hex pairs such as 92:d0:c6:0a:29:33`, { kind: "bad-input" });
     args.push(["MAC", spec.mac]);
   }
   const capabilityArgs: Record<string, unknown> = { ...spec.capabilityArgs };
   if (spec.portMappings && spec.portMappings.length > 0) {
     const parsed = v.safeParse(v.array(PortMappingSchema), spec.portMappings);
-    if (!parsed.success) throw new BurrowError(`invalid port mapping: ${describeIssues(parsed.issues)}`, { kind: "invalid-argument" });
+    if (!parsed.success) throw new BurrowError(`invalid port mapping: ${describeIssues(parsed.issues)}`, { kind: "bad-input" });
     capabilityArgs.portMappings = parsed.output;
   }
   if (spec.aliases && Object.keys(spec.aliases).length > 0) capabilityArgs.aliases = spec.aliases;

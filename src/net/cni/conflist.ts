@@ -30,7 +30,10 @@ export const NetworkNameSchema = v.pipe(
   v.string(),
   v.regex(NETWORK_NAME_PATTERN, (i) => `invalid network name ${quote(i.input)}: use letters, digits, "_", "." and "-", starting with a letter or digit`),
   // NAME.conflist must fit a file name (255 bytes): longer failed with a raw ENAMETOOLONG.
-  v.maxLength(MAX_NETWORK_NAME, (i) => `invalid network name ${quote(i.input)}: it is ${String(i.input).length} characters long; the limit is ${MAX_NETWORK_NAME}`),
+  v.maxLength(
+    MAX_NETWORK_NAME,
+    (i) => `invalid network name ${quote(i.input)}: it is ${String(i.input).length} characters long; the limit is ${MAX_NETWORK_NAME}`,
+  ),
   v.description("network name: [a-zA-Z0-9][a-zA-Z0-9_.-]*"),
 );
 
@@ -139,9 +142,7 @@ export interface BridgeSpec {
 
 /** bridge + host-local, portmap, firewall, tuning[, dnsname]: what podman v3 writes for a bridge network. */
 export function bridgePlugins(spec: BridgeSpec): PluginConf[] {
-  const routes = spec.internal
-    ? []
-    : [...new Set(spec.ranges.map((r) => r.subnet.family))].map((f) => ({ dst: f === 4 ? "0.0.0.0/0" : "::/0" }));
+  const routes = spec.internal ? [] : [...new Set(spec.ranges.map((r) => r.subnet.family))].map((f) => ({ dst: f === 4 ? "0.0.0.0/0" : "::/0" }));
   const ipam: Record<string, unknown> = { type: "host-local" };
   if (routes.length > 0) ipam.routes = routes;
   ipam.ranges = spec.ranges.map((r) => [hostLocalRange(r)]);

@@ -5,7 +5,8 @@
 import type { Network } from "./networks.ts";
 
 /** podman 4's network JSON shape (types.Network), plus the CNI version and plugin types of the conflist. */
-export interface NetworkSummary {
+// A type, not an interface: it must fit the reply schema's open record (protocol.ts Handlers).
+export type NetworkSummary = {
   name: string;
   id: string;
   driver: string;
@@ -19,7 +20,7 @@ export interface NetworkSummary {
   ipam_options?: { driver: string };
   cni_version: string;
   plugins: string[];
-}
+};
 
 export function networkSummary(n: Network): NetworkSummary {
   const ipamDriver = n.conflist.plugins.find((p) => p.ipam?.type)?.ipam?.type;

@@ -32,7 +32,7 @@ export function parseIp(text: string): IpAddress | null {
   const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(s);
   if (v4) {
     const n = parseIp(v4[1]!)!.value;
-    s = s.slice(0, v4.index) + `${(n >> 16n).toString(16)}:${(n & 0xffffn).toString(16)}`;
+    s = `${s.slice(0, v4.index)}${(n >> 16n).toString(16)}:${(n & 0xffffn).toString(16)}`;
   }
   const [head, tail] = s.includes("::") ? s.split("::") : [s, undefined];
   const headGroups = head ? head.split(":") : [];

@@ -7,19 +7,16 @@
 // Runs in the daemon's host namespaces: subnet and bridge-name choice reads
 // the calling thread's routes and interfaces (see host.ts) unless the caller
 // passes its own view.
-import { reservedOverlap } from "../reserved.ts";
 import { existsSync } from "node:fs";
 import { mkdir, readdir, readFile, stat, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import * as v from "valibot";
 import { BurrowError, messageOf, notFound, runAll } from "../../errors.ts";
+import { Mutex } from "../../mutex.ts";
 import {
   type Conflist,
   ConflistSchema,
   type IpamRange,
-  NetworkNameSchema,
-  type PluginConf,
-  type RangeSpec,
   bridgePlugins,
   buildConflist,
   conflistBridge,
@@ -27,18 +24,34 @@ import {
   conflistRanges,
   conflistText,
   describeIssues,
-  macvlanPlugins,
   networkId,
 } from "./conflist.ts";
 import { readHostRoutes, readInterfaceNames } from "./host.ts";
-import { type Family, type Subnet, parseCidr, parseIp, subnetContains, subnetToString, subnetsOverlap } from "./ip.ts";
+import { type Subnet, parseCidr, subnetsOverlap } from "./ip.ts";
 import { DEFAULT_PLUGIN_DIRS } from "./plugins.ts";
 import { pickFreeBridgeName, pickFreeSubnet } from "./subnet.ts";
+import {
+  BRIDGE_PREFIX,
+  CreateNetworkSchema,
+  type CreateNetworkInput,
+  type CreateNetworkOptions,
+  planPlugins,
+  planRanges,
+  SUPPORTED_DRIVERS,
+} from "./network-plan.ts";
+
+export { BRIDGE_PREFIX, CreateNetworkSchema, SUPPORTED_DRIVERS, type CreateNetworkOptions };
+
+/** The subnets of a network's ranges (unparsable ones skipped: list() reported them). */
+function parseSubnets(ranges: IpamRange[]): Subnet[] {
+  return ranges.flatMap((r) => {
+    const parsed = parseCidr(r.subnet);
+    return parsed ? [parsed.subnet] : [];
+  });
+}
 
 export const DEFAULT_NETWORK = "burrow";
 export const DEFAULT_SUBNET = "10.89.0.0/24";
-export const BRIDGE_PREFIX = "burrow";
-export const SUPPORTED_DRIVERS = ["bridge", "macvlan"] as const;
 export const CONFLIST_EXT = ".conflist";
 
 /** A network as `network ls` / `inspect` / the runtime see it. */
@@ -92,41 +105,6 @@ export interface NetworkStoreOptions {
   interfaceNames?: () => string[];
 }
 
-const cidrCheck = (what: string, example: string) =>
-  v.check(
-    (s: string) => parseCidr(s) !== null,
-    (i: v.CheckIssue<string>) => `invalid ${what} ${JSON.stringify(i.input)}: expected an address/prefix such as ${example}`,
-  );
-
-/** `burrow network create`'s options (the CLI maps its flags onto these). */
-export const CreateNetworkSchema = v.object({
-  name: v.optional(NetworkNameSchema),
-  driver: v.optional(
-    v.picklist(SUPPORTED_DRIVERS, (i: v.PicklistIssue) => `unsupported network driver ${JSON.stringify(i.input)}: accepted are ${SUPPORTED_DRIVERS.join(", ")}`),
-    "bridge",
-  ),
-  subnets: v.optional(v.array(v.pipe(v.string(), cidrCheck("subnet", "10.89.5.0/24 or fd00:0:0:5::/64"))), []),
-  gateway: v.optional(
-    v.pipe(
-      v.string(),
-      v.check(
-        (s) => parseIp(s) !== null,
-        (i) => `invalid gateway ${JSON.stringify(i.input)}: expected an IPv4 or IPv6 address`,
-      ),
-    ),
-  ),
-  ipRange: v.optional(v.pipe(v.string(), cidrCheck("ip-range", "10.89.5.128/25"))),
-  ipv6: v.optional(v.boolean(), false),
-  internal: v.optional(v.boolean(), false),
-  disableDns: v.optional(v.boolean(), false),
-  labels: v.optional(v.record(v.string(), v.string()), {}),
-  /** macvlan: the host interface (podman: -o parent=). */
-  parent: v.optional(v.string()),
-  mtu: v.optional(v.pipe(v.number(), v.integer("mtu must be an integer"), v.minValue(0, "mtu must be 0 or more"))),
-  vlan: v.optional(v.pipe(v.number(), v.integer("vlan must be an integer"), v.minValue(0, "vlan must be 0-4094"), v.maxValue(4094, "vlan must be 0-4094"))),
-});
-export type CreateNetworkOptions = v.InferInput<typeof CreateNetworkSchema>;
-
 /** What a parsed conflist says about itself. */
 export function describeNetwork(conflist: Conflist, file: string | null, isDefault: boolean, created?: Date): Network {
   const subnets = conflistRanges(conflist);
@@ -151,32 +129,19 @@ export function describeNetwork(conflist: Conflist, file: string | null, isDefau
   };
 }
 
-function parseSubnets(ranges: IpamRange[]): Subnet[] {
-  return ranges.flatMap((r) => {
-    const parsed = parseCidr(r.subnet);
-    return parsed ? [parsed.subnet] : [];
-  });
-}
-
 export class NetworkStore {
   readonly dir: string;
   private readonly pluginDirs: string[];
   private readonly hostRoutes: () => Subnet[];
   private readonly interfaceNames: () => string[];
   /** Serializes create/remove/prune in this process: subnet and bridge choice must not race. */
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly mutex = new Mutex();
 
   constructor(opts: NetworkStoreOptions) {
     this.dir = opts.dir;
     this.pluginDirs = opts.pluginDirs ?? DEFAULT_PLUGIN_DIRS;
     this.hostRoutes = opts.hostRoutes ?? readHostRoutes;
     this.interfaceNames = opts.interfaceNames ?? readInterfaceNames;
-  }
-
-  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(fn, fn);
-    this.queue = run.catch(() => undefined);
-    return run;
   }
 
   /** Every network, sorted by name; files that cannot be read as conflists are skipped and reported. */
@@ -274,44 +239,26 @@ export class NetworkStore {
   async create(input: CreateNetworkOptions): Promise<CreatedNetwork> {
     const parsed = v.safeParse(CreateNetworkSchema, input);
     // Each message names its option and value already (they map onto CLI flags, not JSON paths).
-    if (!parsed.success) throw new BurrowError(parsed.issues.map((i) => i.message).join("; "), { kind: "invalid-argument" });
-    return this.exclusive(() => this.createLocked(parsed.output));
+    if (!parsed.success) throw new BurrowError(parsed.issues.map((i) => i.message).join("; "), { kind: "bad-input" });
+    return this.mutex.run(() => this.createLocked(parsed.output));
   }
 
-  private async createLocked(opts: v.InferOutput<typeof CreateNetworkSchema>): Promise<CreatedNetwork> {
+  private async createLocked(opts: CreateNetworkInput): Promise<CreatedNetwork> {
     const warnings: string[] = [];
     const { networks } = await this.list();
     if (opts.name !== undefined && networks.some((n) => n.name === opts.name)) {
       throw new BurrowError(`network name ${opts.name} already used`, { kind: "network-exists" });
     }
     const taken = networks.flatMap((n) => parseSubnets(n.subnets).map((subnet) => ({ subnet, network: n.name })));
-    const ranges = this.rangesFor(opts, taken);
+    const ranges = planRanges(opts, taken, this.hostRoutes);
 
-    let plugins: PluginConf[];
-    let name = opts.name;
-    if (opts.driver === "macvlan") {
-      if (opts.parent && !this.interfaceNames().includes(opts.parent)) {
-        throw new BurrowError(`macvlan parent interface ${JSON.stringify(opts.parent)} does not exist on this host`, { kind: "invalid-argument" });
-      }
-      plugins = macvlanPlugins({ parent: opts.parent, ranges, mtu: opts.mtu });
-      name ??= pickFreeBridgeName(networks.map((n) => n.name), BRIDGE_PREFIX);
-    } else {
-      const bridge = pickFreeBridgeName(
-        [...networks.flatMap((n) => (n.bridge ? [n.bridge] : [])), ...this.interfaceNames()],
-        BRIDGE_PREFIX,
-      );
-      let dns = !opts.disableDns && this.hasPlugin("dnsname");
-      if (dns && opts.internal) {
-        // dnsmasq listens on the bridge's address, and an internal bridge has
-        // none: podman v3.0 leaves dnsname out and says so (containers/dnsname#51).
-        dns = false;
-        warnings.push(`dnsname and internal networks are incompatible: DNS is not configured for network ${opts.name ?? bridge}`);
-      }
-      plugins = bridgePlugins({ bridge, ranges, internal: opts.internal, dns, mtu: opts.mtu, vlan: opts.vlan });
-      // podman: a network created without a name is named after its bridge.
-      name ??= bridge;
-      if (networks.some((n) => n.name === name)) throw new BurrowError(`network name ${name} already used`, { kind: "network-exists" });
-    }
+    const { name, plugins } = planPlugins(opts, {
+      ranges,
+      networks,
+      interfaceNames: this.interfaceNames(),
+      hasDnsname: () => this.hasPlugin("dnsname"),
+      warnings,
+    });
 
     const conflist = buildConflist(name, plugins, opts.labels);
     await mkdir(this.dir, { recursive: true, mode: 0o755 });
@@ -328,84 +275,13 @@ export class NetworkStore {
     return { network: describeNetwork(conflist, file, name === DEFAULT_NETWORK, new Date()), warnings };
   }
 
-  /** The IPAM ranges of a new network: the given subnets (checked), plus free ones chosen as podman does. */
-  private rangesFor(opts: v.InferOutput<typeof CreateNetworkSchema>, taken: Array<{ subnet: Subnet; network: string }>): RangeSpec[] {
-    const given = opts.subnets.map((s) => parseCidr(s)!.subnet);
-    let routes: Subnet[] | undefined;
-    const hostRoutes = () => (routes ??= this.hostRoutes());
-    for (const [i, subnet] of given.entries()) {
-      const max = subnet.family === 4 ? 30 : 126;
-      if (subnet.prefix > max) {
-        throw new BurrowError(`subnet ${opts.subnets[i]} is too small: the prefix length must be at most ${max}`, { kind: "invalid-argument" });
-      }
-      const reserved = reservedOverlap(subnet, { slirpInternal: true });
-      if (reserved) throw new BurrowError(`invalid subnet ${JSON.stringify(opts.subnets[i])}: ${reserved}; use a private range such as 10.89.5.0/24`, { kind: "bad-input" });
-      const other = given.findIndex((g, j) => j < i && subnetsOverlap(g, subnet));
-      if (other >= 0) throw new BurrowError(`subnets ${opts.subnets[other]} and ${opts.subnets[i]} overlap`, { kind: "invalid-argument" });
-      const clash = taken.find((t) => subnetsOverlap(t.subnet, subnet));
-      if (clash) {
-        throw new BurrowError(`subnet ${subnetToString(subnet)} is already used by network ${clash.network} (${subnetToString(clash.subnet)})`, {
-          kind: "invalid-argument",
-        });
-      }
-      const route = hostRoutes().find((r) => subnetsOverlap(r, subnet));
-      if (route) {
-        throw new BurrowError(`subnet ${subnetToString(subnet)} is already used on this host (route ${subnetToString(route)})`, { kind: "invalid-argument" });
-      }
-    }
-    const ranges: RangeSpec[] = given.map((subnet) => ({ subnet }));
-
-    if (opts.gateway !== undefined) {
-      const gw = parseIp(opts.gateway)!;
-      const range = ranges.find((r) => subnetContains(r.subnet, gw));
-      if (!range) {
-        throw new BurrowError(`gateway ${opts.gateway} is not in ${ranges.length ? `subnet ${ranges.map((r) => subnetToString(r.subnet)).join(" or ")}` : "any subnet: give --subnet too"}`, {
-          kind: "invalid-argument",
-        });
-      }
-      range.gateway = opts.gateway;
-    }
-    if (opts.ipRange !== undefined) {
-      const ipRange = parseCidr(opts.ipRange)!.subnet;
-      const range = ranges.find((r) => subnetContains(r.subnet, { family: ipRange.family, value: ipRange.network }) && ipRange.prefix >= r.subnet.prefix);
-      if (!range) {
-        throw new BurrowError(`ip-range ${opts.ipRange} is not inside ${ranges.length ? `subnet ${ranges.map((r) => subnetToString(r.subnet)).join(" or ")}` : "any subnet: give --subnet too"}`, {
-          kind: "invalid-argument",
-        });
-      }
-      range.ipRange = ipRange;
-    }
-
-    const has = (f: Family) => ranges.some((r) => r.subnet.family === f);
-    if (opts.driver === "macvlan") {
-      // No subnet means DHCP on the parent's network: nothing to choose.
-      if (opts.ipv6 && !has(6)) throw new BurrowError("a macvlan network with ipv6 needs an IPv6 subnet (--subnet)", { kind: "invalid-argument" });
-      return ranges;
-    }
-    const wanted: Family[] = [];
-    // No subnet at all: one IPv4 subnet. --ipv6: dual stack, choosing whichever family is missing.
-    if (ranges.length === 0 || (opts.ipv6 && !has(4))) wanted.push(4);
-    if (opts.ipv6 && !has(6)) wanted.push(6);
-    if (wanted.length > 0) {
-      const used = [...taken.map((t) => t.subnet), ...hostRoutes()];
-      for (const family of wanted) {
-        const subnet = pickFreeSubnet(family, used);
-        if (!subnet) throw new BurrowError(`no free IPv${family} subnet left for a new network: give one with --subnet`);
-        used.push(subnet);
-        ranges.push({ subnet });
-      }
-      ranges.sort((a, b) => a.subnet.family - b.subnet.family);
-    }
-    return ranges;
-  }
-
   private hasPlugin(type: string): boolean {
     return this.pluginDirs.some((d) => existsSync(join(d, type)));
   }
 
   /** Deletes a network's file. The default network cannot be removed. Returns what was removed (the caller deletes its bridge). */
   async remove(nameOrId: string): Promise<Network> {
-    return this.exclusive(async () => {
+    return this.mutex.run(async () => {
       const network = resolveNetwork((await this.list()).networks, nameOrId);
       await this.removeFile(network);
       return network;
@@ -427,7 +303,7 @@ export class NetworkStore {
   /** Removes every network except the default and those named in `inUse`; failures are collected, not fatal. */
   async prune(inUse: Iterable<string>): Promise<{ removed: Network[]; errors: Error[] }> {
     const keep = new Set(inUse);
-    return this.exclusive(async () => {
+    return this.mutex.run(async () => {
       const { networks } = await this.list();
       const removed: Network[] = [];
       const errors = await runAll(

@@ -79,7 +79,6 @@ export function findPlugin(type: string, dirs: string[] = DEFAULT_PLUGIN_DIRS): 
   });
 }
 
-
 export interface PluginCall {
   command: CniCommand;
   /** The plugin type (its executable's name). */
@@ -140,7 +139,12 @@ export async function execPlugin(call: PluginCall, opts: PluginExecOptions = {})
   }
   if (out.stderr.trim()) log.debug(`cni: ${call.type} stderr: ${out.stderr.trim()}`);
   if (out.timedOut) {
-    throw new CniPluginError({ plugin: call.type, command: call.command, exitCode: null, msg: `no answer within ${opts.timeoutMs ?? DEFAULT_PLUGIN_TIMEOUT_MS} ms` });
+    throw new CniPluginError({
+      plugin: call.type,
+      command: call.command,
+      exitCode: null,
+      msg: `no answer within ${opts.timeoutMs ?? DEFAULT_PLUGIN_TIMEOUT_MS} ms`,
+    });
   }
   const text = out.stdout.trim();
   if (out.exitCode !== 0) {

@@ -161,7 +161,6 @@ export const PluginErrorSchema = v.looseObject({
   msg: v.optional(v.string()),
   details: v.optional(v.string()),
 });
-export type PluginErrorJson = v.InferOutput<typeof PluginErrorSchema>;
 
 /** A plugin's VERSION answer. */
 export const VersionResultSchema = v.looseObject({

@@ -6,38 +6,43 @@
 // bridge sandbox leaves. Daemon main thread, session namespaces.
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { log } from "../../log.ts";
+import { Mutex } from "../../mutex.ts";
 import type { Paths } from "../../paths.ts";
-import { createPinnedNetns, pinHolds } from "../../sandbox/namespaces.ts";
-import { pidsInNs, signalAll } from "../../sandbox/processes.ts";
-import { umount } from "../../sys/mount.ts";
-import { roleEnv, selfCommand, SELF_ARGV0 } from "../../sys/env.ts";
+import { createPinnedNetns, pinHolds } from "../../namespaces/pins.ts";
+import { pidsInNs, signalAll } from "../../sys/processes.ts";
+import { umountIfMounted } from "../../sys/mount.ts";
+import { ROLES, spawnRole } from "../../roles.ts";
 import { buildResolvConf, readHostResolvConf } from "../../dns/resolvconf.ts";
 import { parseSlirp4netnsOptions, slirp4netnsAddresses } from "../slirp4netns/options.ts";
 import { probeSlirp4netns } from "../slirp4netns/probe.ts";
 import { isOurSlirp4netns, startSlirp4netns, stopSlirp4netnsPid } from "../slirp4netns/process.ts";
-import type { RootlessExecConfig } from "./rootless-exec.ts";
+import { CniRunnerReply, parseMessage, type CniRunnerConfig } from "../../messages.ts";
 import type { PluginSpawner, SpawnRequest, SpawnResult } from "./spawn.ts";
 
 /**
- * The daemon's end of one __cni-server: requests as JSON lines on its
- * stdin, replies by id on its stdout. A server that died fails what was
+ * The daemon's end of one __cni-runner: requests as JSON lines on its
+ * stdin, replies by id on its stdout. A runner that died fails what was
  * pending and is replaced on the next request.
  */
-class PluginServer {
+class CniRunner {
   dead = false;
   private proc: Bun.Subprocess<"pipe", "pipe", "pipe">;
   private nextId = 1;
   private pending = new Map<number, { resolve: (r: SpawnResult) => void; reject: (e: Error) => void }>();
   private ready: Promise<void>;
 
-  constructor(argv: string[]) {
-    this.proc = Bun.spawn(argv, { argv0: SELF_ARGV0, env: roleEnv(), stdin: "pipe", stdout: "pipe", stderr: "pipe" });
+  constructor(cfg: CniRunnerConfig) {
+    this.proc = spawnRole(ROLES.cniRunner, [JSON.stringify(cfg)], { stdin: "pipe", stdout: "pipe", stderr: "pipe" });
     this.proc.unref();
     let markReady!: () => void;
     let failReady!: (e: Error) => void;
-    this.ready = new Promise((res, rej) => ((markReady = res), (failReady = rej)));
+    this.ready = new Promise((res, rej) => {
+      markReady = res;
+      failReady = rej;
+    });
     this.ready.catch(() => {});
     const proc = this.proc;
+    let broken: string | undefined;
     void (async () => {
       const decoder = new TextDecoder();
       let buffered = "";
@@ -45,20 +50,25 @@ class PluginServer {
         buffered += decoder.decode(chunk, { stream: true });
         let nl: number;
         while ((nl = buffered.indexOf("\n")) >= 0) {
-          const msg = JSON.parse(buffered.slice(0, nl)) as { ready?: true; id?: number } & SpawnResult;
+          const line = buffered.slice(0, nl);
           buffered = buffered.slice(nl + 1);
-          if (msg.ready) markReady();
-          else if (msg.id !== undefined) {
+          const msg = parseMessage(CniRunnerReply, line, "the CNI runner's reply");
+          if ("ready" in msg) markReady();
+          else {
             this.pending.get(msg.id)?.resolve(msg);
             this.pending.delete(msg.id);
           }
         }
       }
     })()
-      .catch(() => {})
+      .catch((e) => {
+        // A reply that does not parse: stop trusting this runner.
+        broken = (e as Error).message;
+        proc.kill("SIGKILL");
+      })
       .finally(async () => {
         this.dead = true;
-        const why = (await new Response(proc.stderr).text().catch(() => "")).trim();
+        const why = broken ?? (await new Response(proc.stderr).text().catch(() => "")).trim();
         const err = new Error(`the rootless CNI plugin runner exited${why ? `: ${why}` : ""}`);
         failReady(err);
         for (const p of this.pending.values()) p.reject(err);
@@ -94,7 +104,8 @@ interface State {
 export class RootlessNetns {
   readonly dir: string;
   readonly pin: string;
-  private busy: Promise<unknown> = Promise.resolve();
+  /** Serializes create/teardown against each other (one daemon, many requests). */
+  private readonly mutex = new Mutex();
 
   constructor(readonly paths: Paths) {
     this.dir = `${paths.runtimeDir}/rootless-netns`;
@@ -123,15 +134,8 @@ export class RootlessNetns {
     return existsSync(this.dir);
   }
 
-  /** Serializes create/teardown against each other (one daemon, many requests). */
-  private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const next = this.busy.then(fn, fn);
-    this.busy = next.catch(() => {});
-    return next;
-  }
-
   ensure(): Promise<void> {
-    return this.serial(async () => {
+    return this.mutex.run(async () => {
       if (this.alive()) return;
       if (this.exists()) await this.teardownNow();
       const t0 = performance.now();
@@ -160,41 +164,41 @@ export class RootlessNetns {
     });
   }
 
-  private server: PluginServer | null = null;
+  private runner: CniRunner | null = null;
 
   /**
    * Runs a plugin (or any program) inside this namespace, through the
-   * long-lived __cni-server role (started on first use, ended with the
+   * long-lived __cni-runner role (started on first use, ended with the
    * namespace). For CniRuntime's `spawn` option.
    */
   readonly spawn: PluginSpawner = (req) => {
-    if (!this.server || this.server.dead) {
-      const cfg: RootlessExecConfig = {
+    if (!this.runner || this.runner.dead) {
+      const cfg: CniRunnerConfig = {
         netns: this.pin,
         runDir: `${this.dir}/run`,
         varDir: `${this.dir}/var`,
         keep: [this.paths.runtimeDir, cniDataDir(this.paths)],
         resolvConf: `${this.dir}/resolv.conf`,
       };
-      this.server = new PluginServer([...selfCommand(), "__cni-server", JSON.stringify(cfg)]);
+      this.runner = new CniRunner(cfg);
     }
-    return this.server.run(req);
+    return this.runner.run(req);
   };
 
-  /** A path for `pin` that resolves inside the server's private mount namespace too. */
+  /** A path for `pin` that resolves inside the runner's private mount namespace too. */
   visiblePath(pin: string): string {
     return `/proc/${process.pid}/root${pin}`;
   }
 
   teardown(): Promise<Error[]> {
-    return this.serial(() => this.teardownNow());
+    return this.mutex.run(() => this.teardownNow());
   }
 
   /** Kills dnsmasq and anything else left inside, its slirp4netns, and unpins it. */
   private async teardownNow(): Promise<Error[]> {
     const errors: Error[] = [];
-    this.server?.stop();
-    this.server = null;
+    this.runner?.stop();
+    this.runner = null;
     const st = this.readState();
     if (st) {
       const inside = pidsInNs("net", st.ino);
@@ -206,9 +210,9 @@ export class RootlessNetns {
       }
     }
     try {
-      umount(this.pin);
+      umountIfMounted(this.pin);
     } catch (e) {
-      if (!String(e).includes("EINVAL") && !String(e).includes("ENOENT")) errors.push(e as Error);
+      errors.push(e as Error);
     }
     try {
       rmSync(this.dir, { recursive: true, force: true });

@@ -1,20 +1,11 @@
 // Running one plugin process: the request/result shapes and the default
-// spawner. Its own module so the __cni-server role (its own small bundle)
+// spawner. Its own module so the __cni-runner role (its own small bundle)
 // needs nothing else from the CNI runtime.
 
-export interface SpawnRequest {
-  argv: string[];
-  env: Record<string, string>;
-  stdin: string;
-  timeoutMs: number;
-}
-export interface SpawnResult {
-  /** null when killed by a signal (or the timeout). */
-  exitCode: number | null;
-  stdout: string;
-  stderr: string;
-  timedOut?: boolean;
-}
+// The shapes are messages to and from the __cni-runner role: src/messages.ts.
+import type { SpawnRequest, SpawnResult } from "../../messages.ts";
+
+export type { SpawnRequest, SpawnResult };
 /** Runs one plugin process; replace it to run plugins some other way (tests, another namespace). */
 export type PluginSpawner = (req: SpawnRequest) => Promise<SpawnResult>;
 

@@ -13,7 +13,11 @@ const MAC = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
 export function checkMac(mac: string): void {
   if (!MAC.test(mac)) throw new BurrowError(`invalid MAC address ${quote(mac)}: expected six hex pairs such as 92:d0:c6:0a:29:33`, { kind: "bad-input" });
   const first = parseInt(mac.slice(0, 2), 16);
-  if (first & 1) throw new BurrowError(`invalid MAC address ${quote(mac)}: it is a multicast or broadcast address; give a unicast one (the first octet even), such as 92:d0:c6:0a:29:33`, { kind: "bad-input" });
+  if (first & 1)
+    throw new BurrowError(
+      `invalid MAC address ${quote(mac)}: it is a multicast or broadcast address; give a unicast one (the first octet even), such as 92:d0:c6:0a:29:33`,
+      { kind: "bad-input" },
+    );
   if (/^(00:){5}00$/.test(mac)) throw new BurrowError(`invalid MAC address ${quote(mac)}: the all-zero address cannot be assigned`, { kind: "bad-input" });
 }
 
@@ -21,9 +25,7 @@ export function checkMac(mac: string): void {
 export function checkAlias(alias: string): void {
   const labels = alias.split(".");
   const ok =
-    alias.length > 0 &&
-    alias.length <= 253 &&
-    labels.every((l) => l.length >= 1 && l.length <= 63 && /^[a-zA-Z0-9_]([a-zA-Z0-9_-]*[a-zA-Z0-9_])?$/.test(l));
+    alias.length > 0 && alias.length <= 253 && labels.every((l) => l.length >= 1 && l.length <= 63 && /^[a-zA-Z0-9_]([a-zA-Z0-9_-]*[a-zA-Z0-9_])?$/.test(l));
   if (!ok)
     throw new BurrowError(
       `invalid network alias ${quote(alias)}: use a hostname (dot-separated labels of at most 63 letters, digits, "-" or "_", 253 characters in all)`,
@@ -47,7 +49,11 @@ export function checkStaticIp(ip: string, net: Network): void {
   const where = ranges.map((x) => subnetToString(x.subnet)).join(" or ") || "no subnet";
   if (!hit) throw new BurrowError(`--ip ${quote(ip)} is not in network ${net.name}'s subnet (${where})`, { kind: "bad-input" });
   const start = hit.r.rangeStart ? parseIp(hit.r.rangeStart) : firstHost(hit.subnet);
-  const end = hit.r.rangeEnd ? parseIp(hit.r.rangeEnd) : addr.family === 4 ? lastHost(hit.subnet) : { family: 6 as const, value: lastHost(hit.subnet).value + 1n };
+  const end = hit.r.rangeEnd
+    ? parseIp(hit.r.rangeEnd)
+    : addr.family === 4
+      ? lastHost(hit.subnet)
+      : { family: 6 as const, value: lastHost(hit.subnet).value + 1n };
   const inRange = (a: IpAddress) => (!start || a.value >= start.value) && (!end || a.value <= end.value);
   if (!inRange(addr))
     throw new BurrowError(

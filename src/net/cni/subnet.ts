@@ -44,9 +44,4 @@ export function pickFreeBridgeName(taken: Iterable<string>, prefix = "burrow"): 
   }
 }
 
-/** Which of `others` (name, subnet) overlaps `subnet`, for error messages. */
-export function findOverlap<T extends { subnet: Subnet }>(subnet: Subnet, others: T[]): T | undefined {
-  return others.find((o) => subnetsOverlap(subnet, o.subnet));
-}
-
 export { subnetToString };

@@ -3,25 +3,30 @@
 // driver only chooses host ports up front. Daemon main thread.
 import type { NetworkBackend } from "../backend.ts";
 import { firstHostIPv4 } from "../../dns/hosts.ts";
-import type { NetworkMode } from "../mode.ts";
+import type { NetworkModeOf } from "../mode.ts";
 import { parsePastaOptions, type PastaOptions } from "./options.ts";
 import { isPasta, pastaNameservers, probePasta, startPasta } from "./process.ts";
 
-export interface PastaRecord extends Record<string, unknown> {
+export interface PastaRecord {
   pid: number;
 }
 
-function optionsOf(mode: NetworkMode): PastaOptions {
-  const raw = mode.kind === "pasta" ? mode.options : "";
-  return parsePastaOptions(raw ? raw.split(",") : []);
+function optionsOf(mode: NetworkModeOf<"pasta">): PastaOptions {
+  return parsePastaOptions(mode.options ? mode.options.split(",") : []);
 }
 
-export const pastaBackend: NetworkBackend = {
-  async validate(mode) {
+export const pastaBackend: NetworkBackend<"pasta", PastaRecord> = {
+  kind: "pasta",
+  etc: "network",
+  bridge: false,
+  entersNetns: true,
+  async plan(mode) {
     optionsOf(mode);
     await probePasta();
+    return { newNet: true };
   },
-  plan: () => ({ newNet: true }),
+  // pasta binds the host ports itself: they only need choosing up front.
+  ports: () => ({ driver: "pasta" }),
   async setup(mode, ctx) {
     const options = optionsOf(mode);
     const features = await probePasta();
@@ -39,8 +44,7 @@ export const pastaBackend: NetworkBackend = {
     const address = options.addresses[0] ?? firstHostIPv4() ?? undefined;
     return { record, address, hostsAddress: address, nameservers: pastaNameservers(options, features) };
   },
-  async teardown(record) {
-    const pid = (record as PastaRecord).pid;
+  async teardown({ pid }) {
     if (pid > 0 && isPasta(pid)) {
       try {
         process.kill(pid, "SIGKILL");
@@ -50,5 +54,5 @@ export const pastaBackend: NetworkBackend = {
     }
     return [];
   },
-  healthy: (record) => isPasta((record as PastaRecord).pid),
+  healthy: ({ pid }) => isPasta(pid),
 };

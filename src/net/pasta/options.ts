@@ -91,7 +91,7 @@ export interface PastaOptions {
 }
 
 function bad(message: string): BurrowError {
-  return new BurrowError(message, { kind: "invalid-option" });
+  return new BurrowError(message, { kind: "bad-input" });
 }
 
 /** Parses the option list of a pasta network mode (the part after `pasta:`, split on commas). */
@@ -138,9 +138,7 @@ export function parsePastaOptions(list: readonly string[]): PastaOptions {
     } else if (item.startsWith("-")) {
       throw bad(`unknown pasta option ${JSON.stringify(name)}: see pasta(1) for its options; write them comma-separated, as in pasta:--mtu,1500`);
     } else {
-      throw bad(
-        `unexpected pasta argument ${JSON.stringify(item)}: options are written comma-separated with their values, as in pasta:-a,10.0.2.10`,
-      );
+      throw bad(`unexpected pasta argument ${JSON.stringify(item)}: options are written comma-separated with their values, as in pasta:-a,10.0.2.10`);
     }
   }
   if (out.ipv4Only && out.ipv6Only) throw bad("pasta options --ipv4-only and --ipv6-only exclude each other");

@@ -8,7 +8,7 @@
 import { closeSync, openSync, readFileSync, rmSync, statSync } from "node:fs";
 import { BurrowError, messageOf } from "../../errors.ts";
 import { cleanEnv } from "../../sys/env.ts";
-import { stopHelper } from "../../sandbox/processes.ts";
+import { stopHelper } from "../../sys/processes.ts";
 import type { PastaOptions } from "./options.ts";
 
 /** The address the sandbox's resolv.conf names; pasta forwards it to the host's resolvers (podman 5 uses the same). */
@@ -57,7 +57,13 @@ export async function probePasta(path?: string): Promise<PastaFeatures> {
     const p = Bun.spawn([bin, arg], { env: cleanEnv(), stdin: "ignore", stdout: "pipe", stderr: "pipe" });
     const [out, err] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
     // Without a syslog, pasta says "Failed to send N bytes to syslog" on stderr for every line.
-    return out + err.split("\n").filter((l) => !l.startsWith("Failed to send")).join("\n");
+    return (
+      out +
+      err
+        .split("\n")
+        .filter((l) => !l.startsWith("Failed to send"))
+        .join("\n")
+    );
   };
   let help: string;
   let version: string;
@@ -91,7 +97,7 @@ export function pastaPortArgs(ports: readonly PastaPort[]): string[] {
     if (p.hostPort === 0) {
       throw new BurrowError(
         `pasta cannot pick a random host port for container port ${p.containerPort}/${p.protocol}: choose the host port before starting pasta`,
-        { kind: "invalid-option" },
+        { kind: "bad-input" },
       );
     }
     const addr = p.hostIp && p.hostIp !== "0.0.0.0" ? `${p.hostIp}/` : "";

@@ -30,11 +30,7 @@ export type HostFwdEntry = v.InferOutput<typeof HostFwdEntrySchema>;
 
 // slirp4netns 1.2 wraps add/remove replies in "return" but answers
 // list_hostfwd with a bare {"entries": [...]}.
-const ReplySchema = v.union([
-  v.object({ error: v.unknown() }),
-  v.object({ return: v.unknown() }),
-  v.object({ entries: v.unknown() }),
-]);
+const ReplySchema = v.union([v.object({ error: v.unknown() }), v.object({ return: v.unknown() }), v.object({ entries: v.unknown() })]);
 
 /** How long one request may take, connect to EOF. */
 const TIMEOUT_MS = 5000;
@@ -48,7 +44,7 @@ export async function slirp4netnsRequest(socketPath: string, execute: string, ar
     sock.setTimeout(TIMEOUT_MS, () => sock.destroy(new Error(`no reply within ${TIMEOUT_MS} ms`)));
     sock.on("connect", () => {
       // end() after the write: a FIN is slirp4netns's end-of-request marker.
-      sock.end(request + "\n");
+      sock.end(`${request}\n`);
     });
     sock.on("data", (b: Buffer) => chunks.push(b));
     sock.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
@@ -84,15 +80,11 @@ export async function slirp4netnsRequest(socketPath: string, execute: string, ar
  * reports no port it picked, so a random host port (0) must be chosen by
  * the caller first.
  */
-export function hostFwdOf(
-  m: { hostIp: string; hostPort: number; containerPort: number; protocol: "tcp" | "udp" },
-  guestAddr: string,
-): HostFwd {
+export function hostFwdOf(m: { hostIp: string; hostPort: number; containerPort: number; protocol: "tcp" | "udp" }, guestAddr: string): HostFwd {
   if (m.hostPort === 0) {
-    throw new BurrowError(
-      `slirp4netns cannot pick a random host port for container port ${m.containerPort}/${m.protocol}: choose the host port first`,
-      { kind: "invalid-option" },
-    );
+    throw new BurrowError(`slirp4netns cannot pick a random host port for container port ${m.containerPort}/${m.protocol}: choose the host port first`, {
+      kind: "bad-input",
+    });
   }
   return { proto: m.protocol, host_addr: m.hostIp || "0.0.0.0", host_port: m.hostPort, guest_addr: guestAddr, guest_port: m.containerPort };
 }
@@ -101,7 +93,7 @@ export function hostFwdOf(
 export async function addHostFwd(socketPath: string, fwd: HostFwd): Promise<number> {
   const checked = v.safeParse(HostFwdSchema, fwd);
   if (!checked.success) {
-    throw new BurrowError(`invalid port forward ${JSON.stringify(fwd)}: ${checked.issues[0].message}`, { kind: "invalid-option" });
+    throw new BurrowError(`invalid port forward ${JSON.stringify(fwd)}: ${checked.issues[0].message}`, { kind: "bad-input" });
   }
   const ret = (await slirp4netnsRequest(socketPath, "add_hostfwd", checked.output)) as { id?: unknown } | undefined;
   if (typeof ret?.id !== "number") {

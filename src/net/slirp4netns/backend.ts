@@ -2,13 +2,13 @@
 // the daemon (session namespaces) for the sandbox's pinned netns.
 import { mkdirSync, rmSync } from "node:fs";
 import type { NetworkBackend } from "../backend.ts";
-import type { NetworkMode } from "../mode.ts";
+import type { NetworkModeOf } from "../mode.ts";
 import type { Paths } from "../../paths.ts";
 import { parseSlirp4netnsOptions, slirp4netnsAddresses, type Slirp4netnsOptions } from "./options.ts";
 import { checkSlirp4netnsFeatures, probeSlirp4netns, type Slirp4netnsFeatures } from "./probe.ts";
 import { isOurSlirp4netns, startSlirp4netns, stopSlirp4netnsPid } from "./process.ts";
 
-export interface Slirp4netnsRecord extends Record<string, unknown> {
+export interface Slirp4netnsRecord {
   pid: number;
   netns: string;
   apiSocket?: string;
@@ -18,21 +18,26 @@ export interface Slirp4netnsRecord extends Record<string, unknown> {
 /** slirp4netns processes this daemon started, for a fast, event-driven stop. */
 const live = new Map<number, Bun.Subprocess>();
 
-export function optionsOf(mode: NetworkMode): Slirp4netnsOptions {
-  const raw = mode.kind === "slirp4netns" ? mode.options : "";
-  return parseSlirp4netnsOptions(raw ? raw.split(",") : []);
+export function optionsOf(mode: NetworkModeOf<"slirp4netns">): Slirp4netnsOptions {
+  return parseSlirp4netnsOptions(mode.options ? mode.options.split(",") : []);
 }
 
 function features(paths: Paths): Promise<Slirp4netnsFeatures> {
   return probeSlirp4netns({ cachePath: `${paths.stateDir}/slirp4netns-probe.json` });
 }
 
-export const slirp4netnsBackend: NetworkBackend = {
-  async validate(mode, paths) {
+export const slirp4netnsBackend: NetworkBackend<"slirp4netns", Slirp4netnsRecord> = {
+  kind: "slirp4netns",
+  etc: "network",
+  bridge: false,
+  entersNetns: true,
+  async plan(mode, { paths }) {
     const options = optionsOf(mode);
     checkSlirp4netnsFeatures(options, await features(paths));
+    return { newNet: true };
   },
-  plan: () => ({ newNet: true }),
+  // port_handler=slirp4netns: slirp4netns's own (API socket); else the builtin forwarder.
+  ports: (mode) => ({ driver: optionsOf(mode).portHandler === "slirp4netns" ? "slirp4netns" : "builtin" }),
   async setup(mode, ctx) {
     const options = optionsOf(mode);
     // Unix socket paths are limited to 107 bytes: a short name, not ctx.dir.
@@ -59,8 +64,7 @@ export const slirp4netnsBackend: NetworkBackend = {
       prefixLength: addrs.prefixLength,
     };
   },
-  async teardown(record) {
-    const r = record as Slirp4netnsRecord;
+  async teardown(r) {
     try {
       const proc = live.get(r.pid);
       if (proc) {
@@ -78,8 +82,5 @@ export const slirp4netnsBackend: NetworkBackend = {
       return [e as Error];
     }
   },
-  healthy(record) {
-    const r = record as Slirp4netnsRecord;
-    return isOurSlirp4netns(r.pid, r.netns);
-  },
+  healthy: (r) => isOurSlirp4netns(r.pid, r.netns),
 };

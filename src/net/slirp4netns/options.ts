@@ -55,7 +55,14 @@ function reservedCidr(value: string): string | null {
 }
 
 const bool = (name: string) =>
-  v.optional(v.pipe(v.string(), v.picklist(["true", "false"], bad(name)), v.transform((s) => s === "true")), "false");
+  v.optional(
+    v.pipe(
+      v.string(),
+      v.picklist(["true", "false"], bad(name)),
+      v.transform((s) => s === "true"),
+    ),
+    "false",
+  );
 
 /**
  * The raw option map (option name -> string value, as typed by the user) and
@@ -77,7 +84,8 @@ export const Slirp4netnsOptionsSchema = v.pipe(
         ),
         v.check(
           (s) => reservedCidr(s) === null,
-          (issue) => `invalid slirp4netns option cidr=${JSON.stringify(issue.input)}: ${reservedCidr(String(issue.input))}; use a private range such as 10.0.2.0/24`,
+          (issue) =>
+            `invalid slirp4netns option cidr=${JSON.stringify(issue.input)}: ${reservedCidr(String(issue.input))}; use a private range such as 10.0.2.0/24`,
         ),
         v.description("IPv4 network of the sandbox (podman: cidr=)"),
       ),
@@ -89,26 +97,23 @@ export const Slirp4netnsOptionsSchema = v.pipe(
     allow_host_loopback: bool("allow_host_loopback"),
     enable_ipv6: bool("enable_ipv6"),
     outbound_addr: v.optional(
-      v.pipe(v.string(), v.check((s) => isIPv4(s) || isInterfaceName(s), bad("outbound_addr"))),
-    ),
-    outbound_addr6: v.optional(
-      v.pipe(v.string(), v.check((s) => (isIPv6(s) && !isIPv4Mapped(s)) || (isInterfaceName(s) && !isIPv4(s)), bad("outbound_addr6"))),
-    ),
-    mtu: v.optional(
       v.pipe(
         v.string(),
-        v.regex(/^\d{1,5}$/, bad("mtu")),
-        v.transform(Number),
-        v.minValue(68, bad("mtu")),
-        v.maxValue(65521, bad("mtu")),
+        v.check((s) => isIPv4(s) || isInterfaceName(s), bad("outbound_addr")),
       ),
+    ),
+    outbound_addr6: v.optional(
+      v.pipe(
+        v.string(),
+        v.check((s) => (isIPv6(s) && !isIPv4Mapped(s)) || (isInterfaceName(s) && !isIPv4(s)), bad("outbound_addr6")),
+      ),
+    ),
+    mtu: v.optional(
+      v.pipe(v.string(), v.regex(/^\d{1,5}$/, bad("mtu")), v.transform(Number), v.minValue(68, bad("mtu")), v.maxValue(65521, bad("mtu"))),
       String(DEFAULT_MTU),
     ),
   }),
-  v.check(
-    (o) => o.outbound_addr6 === undefined || o.enable_ipv6,
-    "slirp4netns option outbound_addr6 needs enable_ipv6=true",
-  ),
+  v.check((o) => o.outbound_addr6 === undefined || o.enable_ipv6, "slirp4netns option outbound_addr6 needs enable_ipv6=true"),
   v.transform((o) => ({
     /** A network address/prefix; undefined means slirp4netns's default 10.0.2.0/24. */
     cidr: o.cidr,
@@ -151,33 +156,33 @@ export function parseSlirp4netnsOptions(list: readonly string[], opts: ParseOpti
     if (eq < 0) {
       const what = item === "" ? "an empty option" : `option ${JSON.stringify(item)}`;
       throw new BurrowError(`slirp4netns ${what} has no value: write NAME=VALUE with NAME one of ${OPTION_NAMES.join(", ")}`, {
-        kind: "invalid-option",
+        kind: "bad-input",
       });
     }
     const name = item.slice(0, eq);
     if (!(name in ACCEPTED)) {
       throw new BurrowError(`unknown slirp4netns option ${JSON.stringify(name)}: accepted options are ${OPTION_NAMES.join(", ")}`, {
-        kind: "invalid-option",
+        kind: "bad-input",
       });
     }
     raw[name] = item.slice(eq + 1);
   }
   const result = v.safeParse(Slirp4netnsOptionsSchema, raw, { abortEarly: true });
   if (!result.success) {
-    throw new BurrowError(result.issues[0].message, { kind: "invalid-option" });
+    throw new BurrowError(result.issues[0].message, { kind: "bad-input" });
   }
   const out = result.output;
   const exists = opts.interfaceExists ?? sysInterfaceExists;
   if (out.outboundAddr !== undefined && !isIPv4(out.outboundAddr) && !exists(out.outboundAddr)) {
     throw new BurrowError(
       `invalid slirp4netns option outbound_addr=${JSON.stringify(out.outboundAddr)}: no such network interface; accepted values are ${ACCEPTED.outbound_addr}`,
-      { kind: "invalid-option" },
+      { kind: "bad-input" },
     );
   }
   if (out.outboundAddr6 !== undefined && !isIPv6(out.outboundAddr6) && !exists(out.outboundAddr6)) {
     throw new BurrowError(
       `invalid slirp4netns option outbound_addr6=${JSON.stringify(out.outboundAddr6)}: no such network interface; accepted values are ${ACCEPTED.outbound_addr6}`,
-      { kind: "invalid-option" },
+      { kind: "bad-input" },
     );
   }
   return out;
@@ -191,11 +196,6 @@ export function parseSlirp4netnsMode(mode: string, opts: ParseOptions = {}): Sli
   if (mode === "slirp4netns") return parseSlirp4netnsOptions([], opts);
   if (!mode.startsWith("slirp4netns:")) return null;
   return parseSlirp4netnsOptions(mode.slice("slirp4netns:".length).split(","), opts);
-}
-
-/** The default options (`--network slirp4netns`). */
-export function defaultSlirp4netnsOptions(): Slirp4netnsOptions {
-  return parseSlirp4netnsOptions([]);
 }
 
 // ---- addresses -------------------------------------------------------------
@@ -237,7 +237,7 @@ export interface Slirp4netnsAddresses {
  */
 export function slirp4netnsAddresses(options: Pick<Slirp4netnsOptions, "cidr" | "enableIPv6">): Slirp4netnsAddresses {
   const cidr = options.cidr ?? DEFAULT_CIDR;
-  if (!isSlirpCidr(cidr)) throw new BurrowError(bad("cidr")({ input: cidr }), { kind: "invalid-option" });
+  if (!isSlirpCidr(cidr)) throw new BurrowError(bad("cidr")({ input: cidr }), { kind: "bad-input" });
   const [network, len] = canonicalCidr(cidr).split("/") as [string, string];
   const prefixLength = Number(len);
   const base = ipv4ToInt(network);

@@ -158,16 +158,11 @@ export function clearSlirp4netnsProbeCache(): void {
  * `publishesPorts`: the sandbox publishes ports, so port_handler=slirp4netns
  * needs the API socket.
  */
-export function checkSlirp4netnsFeatures(
-  options: Slirp4netnsOptions,
-  features: Slirp4netnsFeatures,
-  opts: { publishesPorts?: boolean } = {},
-): void {
+export function checkSlirp4netnsFeatures(options: Slirp4netnsOptions, features: Slirp4netnsFeatures, opts: { publishesPorts?: boolean } = {}): void {
   const lacks = (option: string, flag: string) =>
-    new BurrowError(
-      `slirp4netns option ${option} needs ${flag}, which slirp4netns ${features.version} (${features.path}) lacks: install a newer slirp4netns`,
-      { kind: "unsupported-option" },
-    );
+    new BurrowError(`slirp4netns option ${option} needs ${flag}, which slirp4netns ${features.version} (${features.path}) lacks: install a newer slirp4netns`, {
+      kind: "unsupported-option",
+    });
   // burrow always names the namespace by path (slirp4netns >= 0.4).
   if (!features.netnsType) throw lacks("(any)", "--netns-type=path");
   if (options.cidr !== undefined && !features.cidr) throw lacks(`cidr=${options.cidr}`, "--cidr");

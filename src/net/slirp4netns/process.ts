@@ -8,8 +8,8 @@ import { closeSync, openSync, readFileSync, rmSync, statSync } from "node:fs";
 import type { Subprocess } from "bun";
 import { BurrowError, messageOf } from "../../errors.ts";
 import { cleanEnv } from "../../sys/env.ts";
-import { isRunning, stopHelper } from "../../sandbox/processes.ts";
-import { DEFAULT_MTU, type Slirp4netnsOptions } from "./options.ts";
+import { isRunning, stopHelper } from "../../sys/processes.ts";
+import type { Slirp4netnsOptions } from "./options.ts";
 import { checkSlirp4netnsFeatures, type Slirp4netnsFeatures } from "./probe.ts";
 
 /** The fd number slirp4netns writes "1" to when the network is configured. */
@@ -264,5 +264,3 @@ export function isOurSlirp4netns(pid: number, netnsPath: string): boolean {
     return false;
   }
 }
-
-export const DEFAULTS = { mtu: DEFAULT_MTU, tapName: "tap0", readyTimeoutMs: 5000 } as const;

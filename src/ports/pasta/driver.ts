@@ -3,7 +3,7 @@
 // one is taken, so burrow binds each for a moment first (probePort), before
 // pasta starts; nothing is left to do after.
 import type { PortDriver } from "../driver.ts";
-import { probePort } from "../slirp4netns/driver.ts";
+import { probePort } from "../host-port.ts";
 
 export function pastaPortDriver(): PortDriver {
   return {

@@ -10,37 +10,9 @@
 // never reaches these sockets while the rules are in place (DNAT happens
 // first); a connection that does (rules flushed) is closed at once.
 // Daemon main thread, daemon's network namespace.
-import { createSocket, type Socket as UdpSocket } from "node:dgram";
-import { createServer, isIPv6, type Server } from "node:net";
-import { bindError } from "../forwarder.ts";
 import type { PortRecord, Sandbox } from "../../state/sandboxes.ts";
 import type { PortDriver } from "../driver.ts";
-import { probePort } from "../slirp4netns/driver.ts";
-
-type Held = Server | UdpSocket;
-
-/** Binds hostIp:hostPort and keeps it. */
-async function holdPort(p: PortRecord): Promise<Held> {
-  const address = p.hostIp || "0.0.0.0";
-  try {
-    if (p.protocol === "udp") {
-      const s = createSocket(isIPv6(address) ? "udp6" : "udp4");
-      await new Promise<void>((resolve, reject) => {
-        s.once("error", reject);
-        s.bind(p.hostPort, address, () => resolve());
-      });
-      return s;
-    }
-    const srv = createServer((c) => c.destroy());
-    await new Promise<void>((resolve, reject) => {
-      srv.once("error", reject);
-      srv.listen(p.hostPort, address, () => resolve());
-    });
-    return srv;
-  } catch (e) {
-    throw bindError(e, p);
-  }
-}
+import { holdPort, probePort, type HeldPort as Held } from "../host-port.ts";
 
 function release(held: Held[]): void {
   for (const h of held) h.close();

@@ -5,46 +5,14 @@
 // loopback are dropped by libslirp (containers/podman#4586): use
 // allow_host_loopback=true or the default handler for that. The forwards
 // live inside the slirp4netns process, so a daemon restart needs no restore.
-import { createServer } from "node:net";
-import { createSocket } from "node:dgram";
-import { bindError } from "../forwarder.ts";
 import { isIPv6 } from "node:net";
-import { BurrowError } from "../../errors.ts";
+import { probePort } from "../host-port.ts";
+import { BurrowError, messageOf } from "../../errors.ts";
+import { log } from "../../log.ts";
 import type { PortRecord, Sandbox } from "../../state/sandboxes.ts";
 import type { PortDriver } from "../driver.ts";
 import { addHostFwd, removeHostFwd } from "../../net/slirp4netns/api.ts";
 import { isOurSlirp4netns } from "../../net/slirp4netns/process.ts";
-
-/**
- * Binds hostIp:port (0 = any free port) for a moment and returns the port.
- * slirp4netns answers a taken port only with "slirp_add_hostfwd failed", so
- * trying first is how the user gets told which port is in use.
- */
-export async function probePort(hostIp: string, port: number, protocol: "tcp" | "udp"): Promise<number> {
-  const address = hostIp || "0.0.0.0";
-  try {
-    if (protocol === "udp") {
-      const s = createSocket(isIPv6(address) ? "udp6" : "udp4");
-      return await new Promise<number>((resolve, reject) => {
-        s.once("error", reject);
-        s.bind(port, address, () => {
-          const p = s.address().port;
-          s.close(() => resolve(p));
-        });
-      });
-    }
-    const srv = createServer();
-    return await new Promise<number>((resolve, reject) => {
-      srv.once("error", reject);
-      srv.listen(port, address, () => {
-        const p = (srv.address() as { port: number }).port;
-        srv.close(() => resolve(p));
-      });
-    });
-  } catch (e) {
-    throw bindError(e, { hostIp, hostPort: port, protocol });
-  }
-}
 
 function apiOf(s: Sandbox): { socket: string; pid: number; netns: string } {
   const b = s.runtime.backend as { apiSocket?: string; pid?: number; netns?: string } | undefined;
@@ -78,7 +46,8 @@ export function slirp4netnsPortDriver(): PortDriver {
             guest_port: p.containerPort,
           }).catch((e) => {
             const msg = String(e?.message ?? e);
-            if (/in use/i.test(msg)) throw new BurrowError(`host port ${hostPort}/${p.protocol} is already in use on ${p.hostIp || "0.0.0.0"}`, { kind: "port-in-use" });
+            if (/in use/i.test(msg))
+              throw new BurrowError(`host port ${hostPort}/${p.protocol} is already in use on ${p.hostIp || "0.0.0.0"}`, { kind: "port-in-use" });
             if (/permission denied/i.test(msg))
               throw new BurrowError(
                 `cannot bind host port ${hostPort}/${p.protocol}: the port is privileged; allow it with \`sysctl net.ipv4.ip_unprivileged_port_start=${hostPort}\` or publish on a port of 1024 or more`,
@@ -90,7 +59,11 @@ export function slirp4netnsPortDriver(): PortDriver {
           out.push({ ...p, hostPort });
         }
       } catch (e) {
-        for (const id of added) await removeHostFwd(api.socket, id).catch(() => {});
+        for (const id of added) {
+          await removeHostFwd(api.socket, id).catch((err) =>
+            log.warn(`rollback of ${s.name} (${s.id.slice(0, 12)}): removing slirp4netns forward ${id}: ${messageOf(err)}`),
+          );
+        }
         throw e;
       }
       ids.set(s.id, added);

@@ -1,4 +1,5 @@
-// Finding and signalling a sandbox's processes. A sandbox always has its own
+// Finding and signalling processes: a sandbox's, by namespace inode, and
+// helpers', by pid and start time (pids are reused). A sandbox always has its own
 // mount namespace, so "the processes of a sandbox" are those whose
 // /proc/PID/ns/mnt has the sandbox's mount namespace inode.
 import { readFileSync, readdirSync, statSync } from "node:fs";
@@ -86,4 +87,18 @@ export async function stopHelper(pid: number, stillOurs: () => boolean, graceMs 
   if (!stillOurs()) return;
   signalAll([pid], "SIGKILL");
   while (stillOurs()) await Bun.sleep(10);
+}
+
+/** Field 22 of /proc/PID/stat: distinguishes a pid from its reuse. */
+export function startTimeOf(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // A zombie (Z) or dead (X) process has lost its namespaces: it counts
+    // as gone even while its pid and start time linger (issue 10 item 5).
+    if (fields[0] === "Z" || fields[0] === "X") return null;
+    return fields[19] ?? null;
+  } catch {
+    return null;
+  }
 }

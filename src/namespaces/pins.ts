@@ -1,25 +1,15 @@
 // Daemon main thread: creates a sandbox's net/mnt/uts namespaces on a Worker
 // and pins them with bind mounts of /proc/self/task/<tid>/ns/* (the pins
 // live in the session mount namespace: the holder's when rootless).
+import * as v from "valibot";
 import { mkdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { Rollback, messageOf } from "../errors.ts";
-import { bind, umount } from "../sys/mount.ts";
+import { isSysError } from "../sys/libc.ts";
+import { bind, umount, umountIfMounted } from "../sys/mount.ts";
+import { CreateNsReply, parseMessage, type CreateNsRequest } from "../messages.ts";
 import { workerUrl } from "../workers.ts";
 
-export interface CreateNsRequest {
-  hostname: string;
-  newNet: boolean;
-  joinNet?: string;
-  /** [source, target] bind mounts inside the new mount namespace. */
-  binds: Array<[string, string]>;
-  /** Run the unshare on this CPU (see createPinned below). */
-  cpu?: number;
-  /** Only a new network namespace (the rootless CNI namespace): no mnt/uts, no binds. */
-  netOnly?: boolean;
-  /** The worker is a prepared spare: its namespaces exist; only name them and bind the files. */
-  usePrepared?: boolean;
-}
-export type CreateNsReply = { ok: true; tid: number } | { ok: false; error: string };
+export type { CreateNsRequest };
 
 export interface Pins {
   net: string;
@@ -27,7 +17,7 @@ export interface Pins {
   mnt: string;
 }
 
-const createWorkerUrl = workerUrl("sandbox/create-worker.ts");
+const createWorkerUrl = workerUrl("namespaces/create-worker.ts");
 
 function spawnWorker(): Worker {
   const w = new Worker(createWorkerUrl);
@@ -49,7 +39,7 @@ export function prewarm(): void {
   const worker = spawnWorker();
   const cpu = goodCpu;
   const ready = new Promise<boolean>((resolve) => {
-    worker.onmessage = (ev) => resolve((ev.data as CreateNsReply).ok);
+    worker.onmessage = (ev) => resolve(v.is(CreateNsReply, ev.data) && ev.data.ok);
     worker.onerror = () => resolve(false);
   });
   worker.postMessage({ prepare: true, cpu });
@@ -82,7 +72,7 @@ let goodCpu: number | undefined;
 const cpus = navigator.hardwareConcurrency || 1;
 
 function isLoopRefusal(e: unknown): boolean {
-  return e instanceof Error && e.message.includes("ns/mnt") && e.message.includes("EINVAL");
+  return isSysError(e, "EINVAL") && e.message.includes("ns/mnt");
 }
 
 /**
@@ -111,12 +101,22 @@ export async function createPinnedNetns(path: string): Promise<number> {
   return ino.net;
 }
 
-async function createPinnedOnce(req: CreateNsRequest, pinDir: string, netName = "net"): Promise<{ pins: Pins; ino: { net: number; uts: number; mnt: number } }> {
+async function createPinnedOnce(
+  req: CreateNsRequest,
+  pinDir: string,
+  netName = "net",
+): Promise<{ pins: Pins; ino: { net: number; uts: number; mnt: number } }> {
   const { worker, prepared } = await workerFor(req);
   const undo = new Rollback();
   try {
     const reply = await new Promise<CreateNsReply>((resolve, reject) => {
-      worker.onmessage = (ev) => resolve(ev.data);
+      worker.onmessage = (ev) => {
+        try {
+          resolve(parseMessage(CreateNsReply, ev.data, "the namespace worker's reply"));
+        } catch (e) {
+          reject(e);
+        }
+      };
       worker.onerror = (ev) => reject(new Error(`sandbox worker failed: ${ev.message}`));
       worker.postMessage({ ...req, usePrepared: prepared });
     });
@@ -148,9 +148,9 @@ export function removePins(pins: Pins, pinDir: string): Error[] {
   const errors: Error[] = [];
   for (const kind of ["net", "uts", "mnt"] as const) {
     try {
-      umount(pins[kind]);
+      umountIfMounted(pins[kind]);
     } catch (e) {
-      if (!String(e).includes("EINVAL") && !String(e).includes("ENOENT")) errors.push(e as Error);
+      errors.push(e as Error);
     }
   }
   try {

@@ -5,17 +5,15 @@
 // The symbols are in libc.ts's table (libc is opened once); errno is per
 // thread and read right after each call, as everywhere in src/sys.
 import { ptr } from "bun:ffi";
+import { ERRNO } from "./errno.ts";
 import { check, errno, libc, SysError } from "./libc.ts";
 import { SOCK_CLOEXEC, SOCK_DGRAM, SOCK_STREAM } from "./net.ts";
 import { close } from "./ns.ts";
 import { SOCK_NONBLOCK, sockaddrOf } from "./netio.ts";
 
-
-
 const sym = libc.symbols;
 
-export const EAGAIN = 11;
-export const EINTR = 4;
+export const { EAGAIN, EINTR } = ERRNO;
 export const SHUT_WR = 1;
 export const SHUT_RDWR = 2;
 const SPLICE_F_MOVE = 1;

@@ -8,9 +8,11 @@ import { bind, makeRootPrivate } from "../sys/mount.ts";
 import { CLONE, gettid, join, unshare } from "../sys/ns.ts";
 import { linkUp } from "../sys/net.ts";
 import { pinToCpu, sethostname } from "../sys/proc.ts";
-import type { CreateNsRequest, CreateNsReply } from "./namespaces.ts";
+import { CreateNsMessage, parseMessage, type CreateNsReply } from "../messages.ts";
 
 declare const self: Worker;
+
+const parseRequest = (data: unknown) => parseMessage(CreateNsMessage, data, "the namespace worker's request");
 
 /** Set once this (spare) worker has made a sandbox's namespaces ahead of need. */
 let prepared = false;
@@ -24,7 +26,13 @@ function makeNamespaces(cpu: number | undefined): void {
 }
 
 self.onmessage = (ev: MessageEvent) => {
-  const req = ev.data as CreateNsRequest | { done: true } | { prepare: true; cpu?: number };
+  let req: ReturnType<typeof parseRequest>;
+  try {
+    req = parseRequest(ev.data);
+  } catch (e) {
+    self.postMessage({ ok: false, error: (e as Error).message } satisfies CreateNsReply);
+    return;
+  }
   if ("done" in req) {
     process.exit(0);
   }

@@ -1,4 +1,4 @@
-// The __cni-server role: runs CNI plugins inside the rootless CNI network
+// The __cni-runner role: runs CNI plugins inside the rootless CNI network
 // namespace with a private mount namespace where /run and /var/lib/cni are
 // per-user directories (podman v3's RootlessCNI.Do, reimplemented). Spawned
 // by the daemon, so it starts inside the holder's user and mount namespaces;
@@ -17,24 +17,15 @@
 //      unmount it (podman#10929);
 //   4. the per-user CNI data dir over /var/lib/cni when the host has one;
 //   5. the prepared run dir over /run, recursively.
+import type * as v from "valibot";
 import { existsSync, mkdirSync, readlinkSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { dirname, join as pathJoin } from "node:path";
 import { MS, bind, mount } from "../../sys/mount.ts";
 import { CLONE, join, unshare } from "../../sys/ns.ts";
-import { bunSpawner, type SpawnRequest } from "./spawn.ts";
+import { CniRunnerConfig, CniRunnerRequest, parseMessage } from "../../messages.ts";
+import { bunSpawner } from "./spawn.ts";
 
-export interface RootlessExecConfig {
-  /** The rootless CNI netns pin. */
-  netns: string;
-  /** Per-user directory that becomes /run. */
-  runDir: string;
-  /** Per-user directory that becomes /var/lib/cni. */
-  varDir: string;
-  /** Directories kept visible at their own paths (burrow's runtime dir with the pins, the CNI data dir). */
-  keep: string[];
-  /** The resolv.conf plugins (dnsmasq) should see. */
-  resolvConf: string;
-}
+export type { CniRunnerConfig };
 
 function under(dir: string, path: string): string {
   return pathJoin(dir, path.slice("/run".length));
@@ -66,7 +57,7 @@ export function resolvTarget(): string {
  * its private mount namespace. Everything started afterwards (threads,
  * plugin processes) inherits both.
  */
-function enterRootlessCni(cfg: RootlessExecConfig): void {
+function enterRootlessCni(cfg: CniRunnerConfig): void {
   join(cfg.netns, CLONE.NEWNET);
   unshare(CLONE.NEWNS);
   mount("none", "/", null, MS.REC | MS.PRIVATE);
@@ -97,7 +88,7 @@ function enterRootlessCni(cfg: RootlessExecConfig): void {
 }
 
 /**
- * The __cni-server role: enters the rootless CNI namespace once, then runs
+ * The __cni-runner role: enters the rootless CNI namespace once, then runs
  * CNI plugins for the daemon for as long as the namespace lives, one JSON
  * request per stdin line, one JSON reply per stdout line (RootlessNetns is
  * the client). One Bun start per namespace instead of one per plugin run
@@ -106,10 +97,9 @@ function enterRootlessCni(cfg: RootlessExecConfig): void {
  * CNI_NETNS as /proc/<daemon pid>/root/<pin>, which resolves in its own.
  * Exits when stdin closes (the daemon went away).
  */
-export async function rootlessCniServerMain(argv: string[]): Promise<void> {
-  const cfg = JSON.parse(argv[0] ?? "{}") as RootlessExecConfig;
+export async function cniRunnerMain(argv: string[]): Promise<void> {
   try {
-    enterRootlessCni(cfg);
+    enterRootlessCni(parseMessage(CniRunnerConfig, argv[0] ?? "", "the CNI runner's configuration"));
   } catch (e) {
     writeSync(2, `burrow: cannot enter the rootless CNI namespace: ${(e as Error).message}\n`);
     process.exit(1);
@@ -124,7 +114,14 @@ export async function rootlessCniServerMain(argv: string[]): Promise<void> {
       const line = buffered.slice(0, nl);
       buffered = buffered.slice(nl + 1);
       if (!line.trim()) continue;
-      const req = JSON.parse(line) as { id: number } & SpawnRequest;
+      let req: v.InferOutput<typeof CniRunnerRequest>;
+      try {
+        req = parseMessage(CniRunnerRequest, line, "a CNI runner request");
+      } catch (e) {
+        // Without a valid id nobody waits for a reply: say it on stderr (the daemon shows it if we die).
+        writeSync(2, `burrow: ${(e as Error).message}\n`);
+        continue;
+      }
       bunSpawner(req)
         .catch((e) => ({ exitCode: null, stdout: "", stderr: String((e as Error).message ?? e), timedOut: false }))
         .then((res) => process.stdout.write(`${JSON.stringify({ id: req.id, ...res })}\n`));

@@ -1,0 +1,55 @@
+// What every part of the daemon's sandbox lifecycle shares (create, release,
+// recovery, the network operations). Daemon main thread, session namespaces.
+import { sandboxDir, type Paths } from "../paths.ts";
+import type { EnterTarget } from "../protocol.ts";
+import type { SetupContext } from "../net/backend.ts";
+import type { CniNetworking } from "../net/cni/backend.ts";
+import type { NetworkBackends } from "../net/registry.ts";
+import type { KeyedMutex } from "../mutex.ts";
+import type { PortDrivers } from "../ports/registry.ts";
+import { BurrowError } from "../errors.ts";
+import type { Sandbox, SandboxStore } from "../state/sandboxes.ts";
+
+export interface SessionInfo {
+  /** Identity of the namespaces pins live in ("host" for rootful). */
+  id: string;
+  enter: EnterTarget["session"];
+}
+
+export interface DaemonContext {
+  readonly paths: Paths;
+  readonly store: SandboxStore;
+  readonly session: SessionInfo;
+  readonly bootId: string;
+  readonly ports: PortDrivers;
+  readonly backends: NetworkBackends;
+  readonly cni: CniNetworking;
+  /** Per-sandbox lock: create, exit/release, remove, connect/disconnect/reload take turns. */
+  readonly locks: KeyedMutex<string>;
+  /** Detached sandboxes whose main process the daemon itself waits for. */
+  readonly children: Map<string, Bun.Subprocess>;
+  /** Sandboxes whose create is under way: their row exists before their pins. */
+  readonly creating: Set<string>;
+}
+
+export function now(): string {
+  return new Date().toISOString();
+}
+
+/** What a network backend gets for one sandbox. */
+export function setupContext(ctx: DaemonContext, s: Sandbox): SetupContext {
+  return { paths: ctx.paths, sandbox: s, netns: s.runtime.pins?.net ?? "", dir: sandboxDir(ctx.paths, s.id) };
+}
+
+/** How `exec` and a detached start join the sandbox. */
+export function enterTarget(ctx: DaemonContext, s: Sandbox): EnterTarget & { cwd: string } {
+  if (!s.runtime.pins) throw new BurrowError(`sandbox ${s.name} is not running`, { kind: "not-running" });
+  const target = { session: ctx.session.enter, ...s.runtime.pins, cwd: s.spec.cwd };
+  if (!ctx.backends.forKind(s.runtime.network).entersNetns) return { ...target, net: undefined };
+  return target;
+}
+
+/** "name (id12)" for log lines about one sandbox. */
+export function sandboxLabel(s: Pick<Sandbox, "id" | "name">): string {
+  return `${s.name} (${s.id.slice(0, 12)})`;
+}

@@ -1,0 +1,196 @@
+// Creating a sandbox: its row, files, pinned namespaces, network and ports,
+// each step pushing its undo on a Rollback that unwinds them all (every
+// error reported) when a later step fails. Daemon main thread.
+import { randomBytes } from "node:crypto";
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync } from "node:fs";
+import { BurrowError, Rollback, messageOf } from "../errors.ts";
+import { log } from "../log.ts";
+import { pinDir, sandboxDir } from "../paths.ts";
+import type { CreateRequest, EnterTarget } from "../protocol.ts";
+import { parseNetworkMode } from "../net/mode.ts";
+import { createPinned, removePins } from "../namespaces/pins.ts";
+import { etcBinds, etcFiles, writeInPlace } from "../sandbox/files.ts";
+import { killAll, startTimeOf } from "../sys/processes.ts";
+import { nameInUse, type Sandbox } from "../state/sandboxes.ts";
+import { ROLES, spawnRole } from "../roles.ts";
+import { etcContent } from "../dns/etc-content.ts";
+import { enterTarget, now, sandboxLabel, setupContext, type DaemonContext } from "./context.ts";
+import { signalNumber, type SandboxReleases } from "./release.ts";
+import { networkNames } from "../net/cni/backend.ts";
+import { checkStaticAddressing } from "../net/cni/static.ts";
+import { checkMapped, parseIdMap } from "../sandbox/user.ts";
+import { ptyToLog } from "./pty-log.ts";
+
+const HOSTNAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/;
+
+const ADJECTIVES = ["brave", "calm", "eager", "fond", "keen", "lucid", "merry", "quiet", "swift", "witty", "bold", "gentle"];
+const ANIMALS = ["badger", "mole", "rabbit", "fox", "vole", "otter", "wombat", "marmot", "gopher", "shrew", "stoat", "hare"];
+
+export type Created = { id: string; name: string; enter: EnterTarget & { cwd: string } };
+
+function randomName(ctx: DaemonContext): string {
+  for (;;) {
+    const pick = <T>(a: T[]) => a[Math.floor(Math.random() * a.length)]!;
+    const name = `${pick(ADJECTIVES)}_${pick(ANIMALS)}${Math.floor(Math.random() * 100)}`;
+    if (!ctx.store.nameTaken(name)) return name;
+  }
+}
+
+export function defaultNetwork(ctx: DaemonContext): string {
+  return ctx.paths.rootless ? "slirp4netns" : "bridge";
+}
+
+export async function createSandbox(ctx: DaemonContext, releases: SandboxReleases, req: CreateRequest): Promise<Created> {
+  const tStart = performance.now();
+  const name = req.name ?? randomName(ctx);
+  const hostname = req.hostname ?? name.slice(0, 63);
+  if (!HOSTNAME.test(hostname))
+    throw new BurrowError(`invalid hostname "${hostname}": use at most 64 letters, digits, _ . or -, starting with a letter or digit`, { kind: "bad-input" });
+  // --user: only ids this user namespace maps (run's check; exec's is in the enter child).
+  if (req.user) checkMapped(req.user, parseIdMap(readFileSync("/proc/self/uid_map", "utf8")), parseIdMap(readFileSync("/proc/self/gid_map", "utf8")));
+  const networkRaw = req.network ?? defaultNetwork(ctx);
+  const mode = parseNetworkMode(networkRaw);
+  const backend = ctx.backends.forMode(mode);
+  const plan = await backend.plan(mode, { paths: ctx.paths, find: (ref) => ctx.store.find(ref) });
+  // podman v3: these only mean something on bridge networks.
+  for (const [flag, given] of [
+    ["--ip", req.ip],
+    ["--mac-address", req.mac],
+    ["--network-alias", req.aliases.length ? req.aliases.join(",") : undefined],
+  ] as const) {
+    if (given !== undefined && !backend.bridge)
+      throw new BurrowError(`${flag} ${given} can only be used with bridge networks (--network bridge or a network name), not --network ${mode.kind}`, {
+        kind: "bad-input",
+      });
+  }
+  // Before anything is made: a plugin would catch these only half-way, in its own words.
+  const bridgeNetworks = networkNames(mode);
+  if (bridgeNetworks.length) checkStaticAddressing((await ctx.cni.networks(bridgeNetworks))[0], req);
+  const portChoice = backend.ports(mode, { rootless: ctx.paths.rootless, plan });
+  const portSpecs = ctx.ports.parse(req.ports, portChoice);
+  // A sandbox of that name may be in its background release (`run --rm`
+  // just returned): its name is free once that is done.
+  const releasing = ctx.store.all().find((o) => o.name === name && releases.isExiting(o.id));
+  if (releasing) await releases.settled(releasing.id);
+  if (ctx.store.nameTaken(name)) throw nameInUse(name);
+
+  const id = randomBytes(32).toString("hex");
+  const s: Sandbox = {
+    id,
+    name,
+    createdAt: now(),
+    status: "created",
+    pid: null,
+    pidStart: null,
+    exitCode: null,
+    startedAt: null,
+    finishedAt: null,
+    bootId: ctx.bootId,
+    session: ctx.session.id,
+    spec: { ...req, name, hostname, network: networkRaw },
+    runtime: { pins: null, ino: null, network: mode.kind, netOf: plan.netOf?.id },
+  };
+  const portDriver = portSpecs.length && "driver" in portChoice ? portChoice.driver : undefined;
+  s.runtime.portDriver = portDriver;
+
+  return ctx.locks.run(id, async () => {
+    const undo = new Rollback();
+    try {
+      // The row first: it reserves the name against a concurrent create.
+      ctx.creating.add(id);
+      ctx.store.insert(s);
+      undo.push("state row", () => ctx.store.delete(id));
+      const dir = sandboxDir(ctx.paths, id);
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      undo.push("sandbox dir", () => rmSync(dir, { recursive: true, force: true }));
+      const files = etcFiles(dir);
+      const sharedDir = plan.netOf && sandboxDir(ctx.paths, plan.netOf.id);
+      const initial = etcContent({ policy: backend.etc, hostname, name, dns: req.dns, sharedDir });
+      writeInPlace(files.hosts, initial.hosts);
+      writeInPlace(files.resolv, initial.resolv);
+      writeInPlace(files.hostname, `${hostname}\n`);
+
+      const t0 = performance.now();
+      const { pins, ino } = await createPinned({ hostname, newNet: plan.newNet, joinNet: plan.joinNet, binds: etcBinds(files) }, pinDir(ctx.paths, id));
+      s.runtime.pins = pins;
+      s.runtime.ino = ino;
+      // Saved at once: a daemon killed mid-create leaves a row the next one can release.
+      ctx.store.update(s);
+      undo.push("pins", () => removePins(pins, pinDir(ctx.paths, id)));
+      undo.push("processes", () => killAll(ino.mnt));
+
+      const t1 = performance.now();
+      if (portDriver) s.runtime.ports = await ctx.ports.prepare(portDriver, portSpecs);
+      if (backend.setup) {
+        const net = await backend.setup(mode, setupContext(ctx, s));
+        s.runtime.backend = net.record;
+        s.runtime.address = net.address;
+        ctx.store.update(s);
+        undo.push("network", () => backend.teardown?.(net.record, setupContext(ctx, s)));
+        const content = etcContent({ policy: backend.etc, hostname, name, dns: req.dns, net });
+        writeInPlace(files.hosts, content.hosts);
+        writeInPlace(files.resolv, content.resolv);
+      }
+      if (portSpecs.length) {
+        s.runtime.ports = await ctx.ports.setup(s, s.runtime.ports ?? portSpecs);
+        undo.push("ports", () => ctx.ports.teardown(s));
+      }
+      ctx.store.update(s);
+      log.debug(
+        `create ${name}: before ns ${(t0 - tStart).toFixed(1)} ms, namespaces ${(t1 - t0).toFixed(1)} ms, network+ports ${(performance.now() - t1).toFixed(1)} ms`,
+      );
+      ctx.store.event("create", s, { network: networkRaw });
+      if (req.detach) spawnDetached(ctx, releases, s);
+      undo.commit();
+      return { id, name, enter: enterTarget(ctx, s) };
+    } catch (e) {
+      for (const err of await undo.unwind()) log.warn(`rollback of ${sandboxLabel(s)}: ${err.message}`);
+      throw e;
+    } finally {
+      ctx.creating.delete(id);
+    }
+  });
+}
+
+/** `run -d`: the daemon starts the command itself (through `__enter`) and waits for it. */
+function spawnDetached(ctx: DaemonContext, releases: SandboxReleases, s: Sandbox): void {
+  const dir = sandboxDir(ctx.paths, s.id);
+  const logFd = openSync(`${dir}/log`, "a", 0o600);
+  // -t: the command's stdio is a pty whose output the daemon logs.
+  const pty = s.spec.tty ? ptyToLog(`${dir}/log`) : null;
+  try {
+    // No session namespaces to join: this child already is in the
+    // daemon's. Naming them by /proc/<daemon pid> failed (exit 125) when
+    // the daemon was killed before the child got to them.
+    const target = { ...enterTarget(ctx, s), session: {}, tty: s.spec.tty, workdir: s.spec.workdir, user: s.spec.user };
+    const proc = spawnRole(ROLES.enter, [JSON.stringify(target), "--", ...s.spec.argv], {
+      env: s.spec.env,
+      stdin: pty ? pty.slave : "ignore",
+      stdout: pty ? pty.slave : logFd,
+      stderr: pty ? pty.slave : logFd,
+      detached: true,
+    });
+    pty?.spawned();
+    ctx.children.set(s.id, proc);
+    markStarted(ctx, s, proc.pid);
+    proc.exited.then((code) => {
+      ctx.children.delete(s.id);
+      const exit = proc.signalCode ? 128 + (signalNumber(String(proc.signalCode)) ?? 0) : code;
+      releases.exited(s.id, exit).catch((e) => log.warn(`cleanup of ${sandboxLabel(s)}: ${messageOf(e)}`));
+    });
+  } catch (e) {
+    pty?.abort();
+    throw e;
+  } finally {
+    closeSync(logFd);
+  }
+}
+
+export function markStarted(ctx: DaemonContext, s: Sandbox, pid: number): void {
+  s.status = "running";
+  s.pid = pid;
+  s.pidStart = startTimeOf(pid);
+  s.startedAt = now();
+  ctx.store.update(s);
+  ctx.store.event("start", s, { pid });
+}

@@ -1,0 +1,151 @@
+// Messages between burrow's own processes and threads, other than CLI <->
+// daemon (those are src/protocol.ts): the single source of truth for their
+// shapes (STYLE.md #1, #8). Each is validated where it is received, with
+// parseMessage(), since the other end may be another version of burrow (an
+// upgrade while a daemon runs), a file someone edited, or a crash's leftover.
+//
+// Not here: the connector Worker's messages (src/ports/connector-protocol.ts),
+// which stay plain types on purpose; see that file.
+import * as v from "valibot";
+import { BurrowError } from "./errors.ts";
+
+/** One line per issue, each with its dotted path (STYLE.md #8). */
+export function formatIssues(issues: v.BaseIssue<unknown>[]): string {
+  return issues
+    .map((i) => {
+      const path = v.getDotPath(i);
+      return path ? `${path}: ${i.message}` : i.message;
+    })
+    .join("; ");
+}
+
+/** Parses `json` (text, or a value already parsed) against `schema`; `what` names the message in the error. */
+export function parseMessage<S extends v.GenericSchema>(schema: S, json: string | unknown, what: string): v.InferOutput<S> {
+  let value: unknown = json;
+  if (typeof json === "string") {
+    try {
+      value = JSON.parse(json);
+    } catch (e) {
+      throw new BurrowError(`${what} is not valid JSON: ${(e as Error).message}`, { kind: "protocol", cause: e });
+    }
+  }
+  const r = v.safeParse(schema, value);
+  if (!r.success) throw new BurrowError(`${what} is malformed: ${formatIssues(r.issues)}`, { kind: "protocol" });
+  return r.output;
+}
+
+// ---------------------------------------------------------------- paths
+/** Where burrow keeps things: computed by the CLI, handed to the daemon in BURROW_PATHS. */
+export const PathsMessage = v.object({
+  rootless: v.boolean(),
+  /** The host uid of the user burrow serves. */
+  uid: v.pipe(v.number(), v.integer(), v.minValue(0)),
+  runtimeDir: v.pipe(v.string(), v.startsWith("/")),
+  stateDir: v.pipe(v.string(), v.startsWith("/")),
+  /** CNI network configs (podman v3 layout). */
+  cniConfigDir: v.pipe(v.string(), v.startsWith("/")),
+});
+
+// ---------------------------------------------------------------- holder
+/** RUNTIME_DIR/holder.json: the rootless session's holder, written by the CLI that started it. */
+export const HolderFile = v.object({
+  pid: v.pipe(v.number(), v.integer(), v.minValue(1)),
+  startTime: v.string(),
+  userns: v.string(),
+  mntns: v.string(),
+  map: v.picklist(["subid", "single"]),
+});
+export type HolderInfo = v.InferOutput<typeof HolderFile>;
+
+// ---------------------------------------------------------------- enter
+/** How a process joins a sandbox: the session namespaces first, then the pins. */
+/** --user, resolved to ids by the CLI (src/sandbox/user.ts). */
+const Id = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(0xfffffffe));
+export const ProcessUser = v.object({ uid: Id, gid: Id, groups: v.array(Id), home: v.optional(v.string()) });
+
+export const EnterTarget = v.object({
+  session: v.object({ user: v.optional(v.string()), mnt: v.optional(v.string()) }),
+  net: v.optional(v.string()),
+  uts: v.optional(v.string()),
+  mnt: v.optional(v.string()),
+  /** stdin is a pty slave: make it the controlling terminal before execve. */
+  tty: v.optional(v.boolean()),
+  /** Where the enter child writes its own errors (closed before execve); default 2. */
+  errorFd: v.optional(v.pipe(v.number(), v.integer(), v.minValue(3))),
+  /** An explicit -w: chdir there or fail (without it, a missing cwd falls back to /). */
+  workdir: v.optional(v.string()),
+  user: v.optional(ProcessUser),
+});
+export type EnterTarget = v.InferOutput<typeof EnterTarget>;
+
+/** `burrow __enter REQUEST -- CMD...`: REQUEST is this, as JSON. */
+export const EnterRequest = v.object({ ...EnterTarget.entries, cwd: v.optional(v.string()) });
+export type EnterRequest = v.InferOutput<typeof EnterRequest>;
+
+// ---------------------------------------------------------------- namespace Worker
+/** Daemon main thread -> namespace Worker (src/namespaces/create-worker.ts). */
+export const CreateNsRequest = v.object({
+  hostname: v.string(),
+  newNet: v.boolean(),
+  joinNet: v.optional(v.string()),
+  /** [source, target] bind mounts inside the new mount namespace. */
+  binds: v.array(v.tuple([v.string(), v.string()])),
+  /** Run the unshare on this CPU (see src/namespaces/pins.ts). */
+  cpu: v.optional(v.number()),
+  /** Only a new network namespace (the rootless CNI namespace): no mnt/uts, no binds. */
+  netOnly: v.optional(v.boolean()),
+  /** The worker is a prepared spare: its namespaces exist; only name them and bind the files. */
+  usePrepared: v.optional(v.boolean()),
+});
+export type CreateNsRequest = v.InferOutput<typeof CreateNsRequest>;
+
+/** Everything the namespace Worker is sent: a request, "prepare as a spare", or "done, exit". */
+export const CreateNsMessage = v.union([
+  v.object({ done: v.literal(true) }),
+  v.object({ prepare: v.literal(true), cpu: v.optional(v.number()) }),
+  CreateNsRequest,
+]);
+
+/** Namespace Worker -> main thread: the thread whose namespaces to pin, or why not. */
+export const CreateNsReply = v.variant("ok", [v.object({ ok: v.literal(true), tid: v.number() }), v.object({ ok: v.literal(false), error: v.string() })]);
+export type CreateNsReply = v.InferOutput<typeof CreateNsReply>;
+
+// ---------------------------------------------------------------- CNI runner
+/** `burrow __cni-runner CONFIG`: CONFIG is this, as JSON. */
+export const CniRunnerConfig = v.object({
+  /** The rootless CNI netns pin. */
+  netns: v.string(),
+  /** Per-user directory that becomes /run. */
+  runDir: v.string(),
+  /** Per-user directory that becomes /var/lib/cni. */
+  varDir: v.string(),
+  /** Directories kept visible at their own paths (burrow's runtime dir with the pins, the CNI data dir). */
+  keep: v.array(v.string()),
+  /** The resolv.conf plugins (dnsmasq) should see. */
+  resolvConf: v.string(),
+});
+export type CniRunnerConfig = v.InferOutput<typeof CniRunnerConfig>;
+
+/** One plugin process to run. */
+export const SpawnRequest = v.object({
+  argv: v.pipe(v.array(v.string()), v.minLength(1)),
+  env: v.record(v.string(), v.string()),
+  stdin: v.string(),
+  timeoutMs: v.number(),
+});
+export type SpawnRequest = v.InferOutput<typeof SpawnRequest>;
+
+export const SpawnResult = v.object({
+  /** null when killed by a signal (or the timeout). */
+  exitCode: v.nullable(v.number()),
+  stdout: v.string(),
+  stderr: v.string(),
+  timedOut: v.optional(v.boolean()),
+});
+export type SpawnResult = v.InferOutput<typeof SpawnResult>;
+
+/** Daemon -> runner, one JSON line on its stdin. */
+export const CniRunnerRequest = v.object({ id: v.number(), ...SpawnRequest.entries });
+
+/** Runner -> daemon, one JSON line on its stdout: "ready" once, then one reply per request. */
+export const CniRunnerReply = v.union([v.object({ ready: v.literal(true) }), v.object({ id: v.number(), ...SpawnResult.entries })]);
