@@ -22,7 +22,20 @@
 //
 // Runs on the daemon's main thread, in the holder's user + mount namespaces
 // when rootless (where the pins live).
-import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  closeSync,
+  constants,
+  copyFileSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { ensurePrivateDir } from "../client/trust.ts";
 import { messageOf } from "../errors.ts";
 import { log } from "../log.ts";
@@ -250,6 +263,37 @@ export class RuntimeOwner {
       writeFileSync(`${sdir}/log`, "", { mode: 0o600 });
     }
   }
+}
+
+/**
+ * The pins of `target` as fds the child inherits (3, 4, 5), named
+ * /proc/self/fd/N in the target: a detached command started now joins its
+ * sandbox even when a logout removes the pin files before the `__enter`
+ * child gets to them (`run -d X; rm -rf $XDG_RUNTIME_DIR/burrow`, the
+ * issue's repro, hit that window). close() drops the daemon's copies once
+ * the child is spawned. Runs on the daemon's main thread (the pins are in
+ * its mount namespace).
+ */
+export function pinsAsFds<T extends { net?: string | undefined; uts?: string | undefined; mnt?: string | undefined }>(
+  target: T,
+): { target: T; fds: number[]; close(): void } {
+  const fds: number[] = [];
+  const out = { ...target };
+  try {
+    for (const kind of ["net", "uts", "mnt"] as const) {
+      const path = target[kind];
+      if (!path) continue;
+      fds.push(openSync(path, constants.O_RDONLY));
+      out[kind] = `/proc/self/fd/${2 + fds.length}` as T[typeof kind];
+    }
+  } catch (e) {
+    for (const fd of fds) closeSync(fd);
+    throw e;
+  }
+  const close = () => {
+    for (const fd of fds) closeSync(fd);
+  };
+  return { target: out, fds, close };
 }
 
 function holds(path: string, ino: number): boolean {

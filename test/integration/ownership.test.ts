@@ -5,7 +5,7 @@
 // `kill -9` of the daemon with published ports. Every test ends with the
 // context's leak check (dispose).
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { chownSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { burrowContext, type BurrowContext } from "../helpers/context.ts";
 import { integrationUnavailable, testUser } from "../helpers/env.ts";
 import { listPids } from "../helpers/netns.ts";
@@ -96,8 +96,6 @@ describe.skipIf(!!why)("runtime directory ownership (rootless)", () => {
     // The issue's repro, step by step.
     const seconds = "3016";
     await t.burrowOk(["run", "-d", "--network", "none", "--name", "X", "--", "sleep", seconds]);
-    // The command has joined its sandbox (run -d returns before that).
-    expect(await until(() => pidsWith(`sleep ${seconds}`).length === 1, 5000)).toBe(true);
     const before = services(t.dirs.runtimeDir);
     expect(before.daemons).toHaveLength(1);
     expect(before.holders).toHaveLength(1);
@@ -106,6 +104,11 @@ describe.skipIf(!!why)("runtime directory ownership (rootless)", () => {
     expect(list.map((s) => [s.Names[0], s.State])).toEqual([["X", "running"]]);
     // exactly one holder and one daemon: the same ones
     expect(services(t.dirs.runtimeDir)).toEqual(before);
+    // The command joined its sandbox through pins handed down as fds (the
+    // files may be gone before it gets to them), and kept none of them.
+    const [sleeper] = list.map((s) => s.Pid);
+    expect(await until(() => argvOf(sleeper!)[0] === "sleep", 5000)).toBe(true);
+    expect(readdirSync(`/proc/${sleeper}/fd`).map(Number).sort()).toEqual([0, 1, 2]);
     await t.burrowOk(["rm", "-f", "X"]);
     expect(await until(() => pidsWith(`sleep ${seconds}`).length === 0, 5000)).toBe(true);
     expect(await ps(t)).toEqual([]);
