@@ -1,36 +1,82 @@
-// Compiles dist/burrow: one self-contained executable (STYLE.md #11).
+// Compiles one self-contained executable (STYLE.md #11): dist/burrow for this
+// machine, or, from scripts/release.ts, one per release target.
+//
+//   bun scripts/build.ts                       -> dist/burrow (host target)
+//   buildBinary({ target: "bun-linux-arm64", outfile })  (scripts/release.ts)
+//
 // Every Worker entrypoint, and the CLI and daemon (loaded on demand by
-// src/main.ts), must be listed here so the compiled binary embeds them.
+// src/main.ts), must be listed here so the compiled binary embeds them. A
+// listed entrypoint that does not exist fails the build: a binary missing one
+// would only fail at run time, in the one role that loads it.
 import { $ } from "bun";
+import { existsSync } from "node:fs";
 
-const root = new URL("..", import.meta.url).pathname;
-const pkg = await Bun.file(`${root}/package.json`).json();
-const commit = (await $`git -C ${root} rev-parse --short=12 HEAD`.nothrow().quiet().text()).trim() || "unknown";
+const root = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 
-const workers = ["src/cli/main.ts", "src/daemon/main.ts", "src/net/cni/runner.ts", "src/namespaces/create-worker.ts", "src/ports/connector-worker.ts"].filter(
-  (f) => Bun.file(`${root}/${f}`).size > 0,
-);
+export const ENTRYPOINTS = [
+  "src/main.ts",
+  "src/cli/main.ts",
+  "src/daemon/main.ts",
+  "src/net/cni/runner.ts",
+  "src/namespaces/create-worker.ts",
+  "src/ports/connector-worker.ts",
+];
 
-const result = await Bun.build({
-  entrypoints: [`${root}/src/main.ts`, ...workers.map((w) => `${root}/${w}`)],
-  compile: {
-    outfile: `${root}/dist/burrow`,
-    autoloadBunfig: false,
-    autoloadDotenv: false,
-  },
-  define: {
-    BURROW_VERSION: JSON.stringify(pkg.version),
-    BURROW_COMMIT: JSON.stringify(commit),
-  },
-  minify: { syntax: true, whitespace: true },
-  // Precompiled bytecode: measured 20.9 ms -> 7.9 ms for `burrow --version`,
-  // since every CLI call, __enter child and launcher pays the parse.
-  bytecode: true,
-  format: "esm",
-  sourcemap: "none",
-});
-if (!result.success) {
-  for (const m of result.logs) console.error(m);
-  process.exit(1);
+export interface BuildInfo {
+  version: string;
+  commit: string;
+  /** ISO 8601, UTC, seconds: the commit's date, so two builds of one commit agree. */
+  date: string;
 }
-console.error(`built dist/burrow ${pkg.version} (${commit})`);
+
+export async function buildInfo(): Promise<BuildInfo> {
+  const pkg = await Bun.file(`${root}/package.json`).json();
+  const commit = (await $`git -C ${root} rev-parse --short=12 HEAD`.nothrow().quiet().text()).trim() || "unknown";
+  // SOURCE_DATE_EPOCH (reproducible-builds.org) wins; then the commit time.
+  const epoch = process.env.SOURCE_DATE_EPOCH || (await $`git -C ${root} log -1 --format=%ct`.nothrow().quiet().text()).trim();
+  const date = (epoch ? new Date(Number(epoch) * 1000) : new Date()).toISOString().replace(/\.\d+Z$/, "Z");
+  return { version: String(pkg.version), commit, date };
+}
+
+export async function buildBinary(opts: { outfile: string; target?: Bun.Build.CompileTarget; info?: BuildInfo }): Promise<void> {
+  const missing = ENTRYPOINTS.filter((f) => !existsSync(`${root}/${f}`));
+  if (missing.length) throw new Error(`entrypoints listed in scripts/build.ts do not exist: ${missing.join(", ")} (update ENTRYPOINTS)`);
+  const info = opts.info ?? (await buildInfo());
+  const result = await Bun.build({
+    entrypoints: ENTRYPOINTS.map((e) => `${root}/${e}`),
+    compile: {
+      outfile: opts.outfile,
+      autoloadBunfig: false,
+      autoloadDotenv: false,
+      ...(opts.target ? { target: opts.target } : {}),
+    },
+    define: {
+      // Bun inlines the builder's NODE_ENV (unset reads as "development"):
+      // a build run from inside `bun test` (NODE_ENV=test) made other bytes
+      // and flipped libraries' test-mode checks. Pinned to what an unset
+      // NODE_ENV always gave, so the binary is the same whoever builds it.
+      "process.env.NODE_ENV": JSON.stringify("development"),
+      BURROW_VERSION: JSON.stringify(info.version),
+      BURROW_COMMIT: JSON.stringify(info.commit),
+      BURROW_BUILD_DATE: JSON.stringify(info.date),
+    },
+    minify: { syntax: true, whitespace: true },
+    // Precompiled bytecode: measured 20.9 ms -> 7.9 ms for `burrow --version`,
+    // since every CLI call, __enter child and launcher pays the parse.
+    bytecode: true,
+    format: "esm",
+    sourcemap: "none",
+  });
+  if (!result.success) throw new Error(`bun build failed:\n${result.logs.map(String).join("\n")}`);
+}
+
+if (import.meta.main) {
+  try {
+    const info = await buildInfo();
+    await buildBinary({ outfile: `${root}/dist/burrow`, info });
+    console.error(`built dist/burrow ${info.version} (${info.commit})`);
+  } catch (e) {
+    console.error(`build: ${e instanceof Error ? e.message : String(e)}`);
+    process.exit(1);
+  }
+}

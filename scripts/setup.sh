@@ -33,8 +33,17 @@ need() { needs_root+=("$*"); }
 # ---------------------------------------------------------------- packages
 packages=(uidmap iptables iproute2 slirp4netns passt containernetworking-plugins
   golang-github-containernetworking-plugin-dnsname dnsmasq-base iperf3 hyperfine
-  busybox-static curl procps psmisc util-linux)
+  busybox-static curl procps psmisc util-linux
+  # the release tests: lintian checks the .deb; the arm64 binary runs under
+  # qemu-user with arm64 libc (dpkg --add-architecture arm64, below); man
+  # renders the man pages (and groff checks them in the unit tests); zsh and
+  # fish run their completion scripts
+  lintian qemu-user-static libc6:arm64 libstdc++6:arm64 man-db zsh fish)
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
+
+arm64_arch=0
+dpkg --print-foreign-architectures | grep -qx arm64 && arm64_arch=1
+[ $arm64_arch = 1 ] || need "dpkg architecture arm64 (dpkg --add-architecture arm64)"
 
 missing_packages=()
 for p in "${packages[@]}"; do
@@ -79,6 +88,10 @@ refuse_if_needed() {
 [ $is_root = 1 ] && needs_root=()
 refuse_if_needed
 
+if [ $arm64_arch = 0 ]; then
+  say "adding dpkg architecture arm64"
+  dpkg --add-architecture arm64
+fi
 if [ ${#missing_packages[@]} -gt 0 ]; then
   say "installing Debian packages: ${missing_packages[*]}"
   export DEBIAN_FRONTEND=noninteractive

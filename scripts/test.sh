@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one test command (`npm test`, also what .ci/run calls).
 #
-#   scripts/test.sh [unit|integration] [bun test options...]
+#   scripts/test.sh [unit|integration|release] [bun test options...]
 #   npm test -- --timeout 120000        # options go to every bun test run
 #
 # Runs scripts/setup.sh, the typecheck, Biome's format and lint check, the
@@ -14,8 +14,9 @@ set -uo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 
-tiers=(unit integration)
-case "${1:-}" in unit | integration) tiers=("$1"); shift ;; esac
+# release: `bun run release` once, then the install routes (test/release).
+tiers=(unit integration release)
+case "${1:-}" in unit | integration | release) tiers=("$1"); shift ;; esac
 
 # The copy of dist/burrow that setup installed for the test user (see
 # test/helpers/env.ts). An explicit BURROW_BIN wins.
@@ -94,7 +95,7 @@ if [ "${tiers[0]}" = unit ]; then
 fi
 
 for tier in "${tiers[@]}"; do
-  [ "$tier" = integration ] && [ $setup_ok = 0 ] && continue
+  [ "$tier" != unit ] && [ $setup_ok = 0 ] && continue
   if [ "$tier" = integration ] && has_tests test/integration; then
     # Suite-level leak check around the whole integration run: processes,
     # mounts, host links, host firewall rules (test/helpers/leaks.ts).

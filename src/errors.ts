@@ -21,6 +21,7 @@ export const ERROR_KINDS = [
   "missing-dependency",
   "setup",
   "untrusted",
+  "daemon-version",
   "not-found",
   "ambiguous",
   "name-in-use",

@@ -19,5 +19,6 @@ export const main = defineCommand({
     doctor: () => import("./doctor.ts").then((m) => m.default),
     events: () => import("./events.ts").then((m) => m.default),
     stats: () => import("./stats.ts").then((m) => m.default),
+    completion: () => import("./completion.ts").then((m) => m.default),
   },
 });

@@ -40,7 +40,7 @@ export async function cliMain(argv: string[]): Promise<void> {
 async function cliCommand(argv: string[]): Promise<void> {
   if (argv[0] === "--version" || argv[0] === "-v" || argv[0] === "version") {
     const v = version();
-    process.stdout.write(`burrow version ${v.version} (commit ${v.commit})\n`);
+    process.stdout.write(`burrow version ${v.version} (commit ${v.commit}, built ${v.date})\n`);
     return;
   }
   if (!argv.length || argv[0] === "--help" || argv[0] === "-h" || argv[0] === "help") {

@@ -12,6 +12,7 @@ import { ensureHolder, holderAlive, holderFile, readHolderFile, readHolder } fro
 import { SUPERVISOR_IDLE_LINE, isSupervisor } from "../userns/supervisor.ts";
 import { stateLockOwner } from "../state/lock.ts";
 import { UntrustedPath, checkControlSocket, ensurePrivateDir, openPrivateAppend } from "./trust.ts";
+import { replaceOtherDaemon, writeRecord } from "./upgrade.ts";
 
 let cachedPaths: Paths | null = null;
 export function paths(): Paths {
@@ -34,6 +35,17 @@ function verifyDaemon(): void {
   ensurePrivateDir(p.runtimeDir);
   if (checkControlSocket(controlSocket(p)) === "absent") throw new Unreachable("no daemon listening");
   verified = true;
+}
+
+/** True when a daemon socket exists on a path that passed trust.ts; throws UntrustedPath otherwise. */
+function daemonPathTrusted(): boolean {
+  try {
+    verifyDaemon();
+    return true;
+  } catch (e) {
+    if (e instanceof Unreachable) return false;
+    throw e;
+  }
 }
 
 async function rawCall(op: string, args: unknown): Promise<unknown> {
@@ -66,7 +78,14 @@ async function rawCall(op: string, args: unknown): Promise<unknown> {
   return reply.output;
 }
 
+let versionChecked = false;
+
 export async function call<O extends Op>(op: O, args: OpArgs<O>): Promise<Reply<O>> {
+  if (!versionChecked) {
+    versionChecked = true;
+    // The version check talks to the daemon too: only over a trusted path.
+    if (daemonPathTrusted()) await replaceOtherDaemon(paths());
+  }
   try {
     return (await rawCall(op, args)) as Reply<O>;
   } catch (e) {
@@ -76,14 +95,27 @@ export async function call<O extends Op>(op: O, args: OpArgs<O>): Promise<Reply<
   return rawCall(op, args) as Promise<Reply<O>>;
 }
 
-async function ping(): Promise<boolean> {
+/**
+ * The reply of a daemon that is already running, or null when none is: never
+ * starts one (shell completion asks for names on every TAB).
+ */
+export async function callIfRunning<O extends Op>(op: O, args: OpArgs<O>): Promise<Reply<O> | null> {
   try {
-    await rawCall("ping", {});
-    return true;
+    return (await rawCall(op, args)) as Reply<O>;
+  } catch (e) {
+    if (e instanceof Unreachable) return null;
+    throw e;
+  }
+}
+
+/** The daemon's pid, or null when none answers. */
+async function ping(): Promise<number | null> {
+  try {
+    return ((await rawCall("ping", {})) as Reply<"ping">).pid;
   } catch (e) {
     // A trust refusal is the answer, not a daemon still starting.
     if (e instanceof UntrustedPath) throw e;
-    return false;
+    return null;
   }
 }
 
@@ -94,7 +126,7 @@ export async function ensureDaemon(): Promise<void> {
   const lockFd = openPrivateAppend(`${p.runtimeDir}/daemon.lock`);
   try {
     flock(lockFd, LOCK.EX);
-    if (await ping()) return;
+    if ((await ping()) !== null) return;
     // A daemon that holds the state database's lock is alive: its runtime
     // directory or socket was removed (a logout) and it makes them again
     // within a second (src/daemon/ownership.ts). Starting a second holder
@@ -104,7 +136,7 @@ export async function ensureDaemon(): Promise<void> {
       // It rebuilds within a second (a 250 ms check): 3 s is generous.
       const until = Date.now() + 3_000;
       while (Date.now() < until) {
-        if (await ping()) return;
+        if ((await ping()) !== null) return;
         await Bun.sleep(20);
       }
       throw new BurrowError(
@@ -160,7 +192,11 @@ export async function ensureDaemon(): Promise<void> {
     };
     const deadline = Date.now() + 10_000;
     for (let i = 0; Date.now() < deadline; i++) {
-      if (await ping()) return;
+      const pid = await ping();
+      if (pid !== null) {
+        writeRecord(p, pid);
+        return;
+      }
       if (exited || (supervised && (gaveUp() || !holderAlive(holder!)))) break;
       await Bun.sleep(i < 20 ? 2 : 20);
     }

@@ -6,7 +6,8 @@
 //   and its inode is remembered: Bun's server.stop() unlinks its socket *by
 //   path*, which is how a stale daemon used to delete a newer daemon's
 //   control.sock. A daemon now removes control.sock and holder.json only
-//   when they are still the ones it made (inode, holder pid + start time).
+//   when they are still the ones it made (inode, holder pid + start time),
+//   and keeps daemon.version (src/client/upgrade.ts) naming itself.
 // - Every 250 ms the daemon checks that its runtime directory, its socket,
 //   holder.json, the sandboxes' pins and their /etc files are still there.
 //   systemd-logind removes $XDG_RUNTIME_DIR at logout; the daemon then
@@ -37,6 +38,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { ensurePrivateDir } from "../client/trust.ts";
+import { readRecord, writeRecord } from "../client/upgrade.ts";
 import { messageOf } from "../errors.ts";
 import { log } from "../log.ts";
 import { controlSocket, pinDir, sandboxDir, type Paths } from "../paths.ts";
@@ -124,6 +126,17 @@ export class RuntimeOwner {
     this.server?.stop(false);
     this.server = server;
     this.dirIno = lstatSync(this.paths.runtimeDir).ino;
+    this.keepRecord();
+  }
+
+  /**
+   * daemon.version names this daemon (src/client/upgrade.ts). The CLI that
+   * starts a daemon writes it, but a daemon restarted by the supervisor or
+   * one whose directory a logout removed has no such CLI: without the
+   * record the next CLI would take it for another version's daemon.
+   */
+  private keepRecord(): void {
+    if (readRecord(this.paths)?.pid !== process.pid) writeRecord(this.paths, process.pid);
   }
 
   /** The pid of another process that answers on control.sock, or null. */
@@ -192,6 +205,7 @@ export class RuntimeOwner {
       log.warn(`the control socket ${this.socket} was gone: listening again`);
     }
     this.dirIno = lstatSync(dir).ino;
+    this.keepRecord();
     if (this.holder) {
       const h = readHolderFile(this.paths);
       if (!h || h.pid !== this.holder.pid || h.startTime !== this.holder.startTime) {

@@ -146,11 +146,13 @@ export class SandboxReleases {
     if (s.status === "exited") return s;
     if (s.runtime.ino) await terminate(s.runtime.ino.mnt, timeoutSec * 1000);
     // The waiter (CLI or this daemon) reports the exit status; give it a moment.
-    for (let i = 0; i < 50 && store.find(s.id).status !== "exited"; i++) await Bun.sleep(10);
-    if (store.find(s.id).status !== "exited") await this.exited(s.id, null);
+    // A --rm sandbox's waiter may remove it meanwhile: stopped all the same.
+    const running = () => store.has(s.id) && store.find(s.id).status !== "exited";
+    for (let i = 0; i < 50 && running(); i++) await Bun.sleep(10);
+    if (running()) await this.exited(s.id, null);
     // stop returns with the sandbox fully released (network included).
     await this.settled(s.id);
-    return store.find(s.id);
+    return store.has(s.id) ? store.find(s.id) : s;
   }
 
   async rm(ref: string, force: boolean): Promise<{ id: string; name: string }> {

@@ -69,7 +69,7 @@ function packageVersions(paths: string[]): Map<string, string> {
   const pkgs = [...new Set(owners.values())];
   if (!pkgs.length) return out;
   const show = Bun.spawnSync(
-    // biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's own ${Package} fields, not a JS template
+    // dpkg-query's own ${Package} fields, not a JS template.
     ["dpkg-query", "-W", "-f", "${Package} ${Version}\\n", ...pkgs],
     { env: cleanEnv(), stdout: "pipe", stderr: "ignore" },
   );

@@ -60,9 +60,13 @@ async function client(t: BurrowContext, ...args: string[]): Promise<string> {
 
 /** The test services inside a sandbox, published with `ports`; resolves once they listen. */
 async function startServers(t: BurrowContext, name: string, network: string, ports: string[]) {
-  const p = t.spawnBurrow(["run", "--rm", "--name", name, "--network", network, ...ports.flatMap((x) => ["-p", x]), "--", BUN, SERVERS, "0.0.0.0", "7000"], {
-    stdin: "pipe",
-  });
+  // -i: the servers exit when their stdin (a pipe from this test) closes.
+  const p = t.spawnBurrow(
+    ["run", "-i", "--rm", "--name", name, "--network", network, ...ports.flatMap((x) => ["-p", x]), "--", BUN, SERVERS, "0.0.0.0", "7000"],
+    {
+      stdin: "pipe",
+    },
+  );
   const reader = (p.stdout as ReadableStream<Uint8Array>).getReader();
   let out = "";
   while (!out.includes("ready")) {

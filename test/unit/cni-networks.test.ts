@@ -276,7 +276,15 @@ describe("create", () => {
   });
 
   test("DNS only when the dnsname plugin is installed", async () => {
-    expect((await store({ dnsname: false }).create({ name: "nodns" })).network.dnsEnabled).toBe(false);
+    const nodns = await store({ dnsname: false }).create({ name: "nodns" });
+    expect(nodns.network.dnsEnabled).toBe(false);
+    // Created anyway, with one line saying what does not work and why.
+    expect(nodns.warnings).toEqual([
+      expect.stringMatching(
+        /^the dnsname CNI plugin is not installed \(looked in .*empty\): names and aliases do not resolve between sandboxes on network nodns$/,
+      ),
+    ]);
+    expect((await store({ dnsname: false }).create({ name: "nodns2", disableDns: true })).warnings).toEqual([]);
     const dns = await store().create({ name: "dns" });
     expect(dns.network.dnsEnabled).toBe(true);
     expect(dns.warnings).toEqual([]);

@@ -148,7 +148,7 @@ describe("ADD", () => {
       "IgnoreUnknown=1;K8S_POD_NAMESPACE=webapp;K8S_POD_NAME=webapp;K8S_POD_INFRA_CONTAINER_ID=c0ffee;IP=10.89.1.9;MAC=92:d0:c6:0a:29:33",
     );
     expect(env.CNI_PATH).toBe(`${join(dir, "nothing-here")}:${pluginDir}`);
-    expect(env.PATH).toBe("/bin:/usr/sbin");
+    expect(env.PATH).toBe("/bin:/usr/sbin:/sbin");
     expect(env.BURROW_T).toBe("1");
     expect(env.CNI_STRAY).toBeUndefined();
     expect(env.BUN_JSC_useConcurrentJIT).toBeUndefined();

@@ -174,7 +174,7 @@ describe("strict argument parsing", () => {
       return e.message;
     };
     expect(msg(["--nmae", "x"])).toBe('unknown flag --nmae for "burrow run": valid flags are --name, -d / --detach, --format, -p / --publish');
-    expect(msg(["-x"])).toStartWith('unknown flag -x for "burrow run"');
+    expect(msg(["-x"])).toStartWith("unknown shorthand flag 'x' in -x for \"burrow run\"");
     expect(msg(["--detach=yes"])).toBe('flag --detach takes true or false, not "yes"');
     expect(msg(["--name"])).toBe("flag --name needs a value");
     expect(msg(["--format", "xml"])).toBe('flag --format does not accept "xml": use one of table, json');

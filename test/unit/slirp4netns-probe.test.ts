@@ -160,7 +160,9 @@ describe("probeSlirp4netns", () => {
     const saved = process.env.PATH;
     process.env.PATH = `${dir}/empty`;
     try {
-      expect(() => findSlirp4netns()).toThrow(/slirp4netns is not installed \(not found in PATH\): install the Debian package slirp4netns/);
+      expect(() => findSlirp4netns()).toThrow(
+        /slirp4netns is not installed \(not found in containers.conf helper_binaries_dir, PATH, \/usr\/sbin or \/sbin\): install the Debian package slirp4netns/,
+      );
     } finally {
       process.env.PATH = saved;
     }

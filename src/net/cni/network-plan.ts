@@ -134,7 +134,7 @@ export function planRanges(opts: CreateNetworkInput, taken: Array<{ subnet: Subn
 /** The plugins and name of a new network; warnings (podman's) are appended to ctx.warnings. */
 export function planPlugins(
   opts: CreateNetworkInput,
-  ctx: { ranges: RangeSpec[]; networks: Network[]; interfaceNames: string[]; hasDnsname: () => boolean; warnings: string[] },
+  ctx: { ranges: RangeSpec[]; networks: Network[]; interfaceNames: string[]; hasDnsname: () => boolean; pluginDirs: string[]; warnings: string[] },
 ): { name: string; plugins: PluginConf[] } {
   let plugins: PluginConf[];
   let name = opts.name;
@@ -150,6 +150,11 @@ export function planPlugins(
   } else {
     const bridge = pickFreeBridgeName([...ctx.networks.flatMap((n) => (n.bridge ? [n.bridge] : [])), ...ctx.interfaceNames], BRIDGE_PREFIX);
     let dns = !opts.disableDns && ctx.hasDnsname();
+    if (!opts.disableDns && !dns) {
+      ctx.warnings.push(
+        `the dnsname CNI plugin is not installed (looked in ${ctx.pluginDirs.join(", ")}): names and aliases do not resolve between sandboxes on network ${opts.name ?? bridge}`,
+      );
+    }
     if (dns && opts.internal) {
       // dnsmasq listens on the bridge's address, and an internal bridge has
       // none: podman v3.0 leaves dnsname out and says so (containers/dnsname#51).

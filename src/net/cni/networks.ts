@@ -257,6 +257,7 @@ export class NetworkStore {
       networks,
       interfaceNames: this.interfaceNames(),
       hasDnsname: () => this.hasPlugin("dnsname"),
+      pluginDirs: this.pluginDirs,
       warnings,
     });
 

@@ -16,6 +16,7 @@ import { PluginErrorSchema } from "./result.ts";
 
 /** Where plugins are looked for, in order (podman v3's default cni_plugin_dirs, plus Debian's /usr/lib/cni). */
 import { DEFAULT_PLUGIN_DIRS } from "./dirs.ts";
+import { withSbin } from "../../machine/helpers.ts";
 import { bunSpawner, type PluginSpawner, type SpawnRequest, type SpawnResult } from "./spawn.ts";
 
 export { bunSpawner, type PluginSpawner, type SpawnRequest, type SpawnResult };
@@ -113,10 +114,9 @@ export function pluginEnv(call: Omit<PluginCall, "config" | "type">, opts: Plugi
     },
     base,
   );
-  // Plugins run iptables, ip6tables and dnsmasq from /usr/sbin, which a
-  // user's PATH often lacks (Debian); podman v3 adds it the same way.
-  const path = env.PATH ?? "/usr/local/bin:/usr/bin:/bin";
-  if (!path.split(":").includes("/usr/sbin")) env.PATH = `${path}:/usr/sbin`;
+  // Plugins run iptables, ip6tables and dnsmasq from /usr/sbin or /sbin,
+  // which a user's PATH often lacks (Debian); podman v3 adds them the same way.
+  env.PATH = withSbin(env.PATH);
   return env;
 }
 

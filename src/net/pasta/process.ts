@@ -8,6 +8,7 @@
 import { closeSync, openSync, readFileSync, rmSync, statSync } from "node:fs";
 import { BurrowError, messageOf } from "../../errors.ts";
 import { cleanEnv } from "../../sys/env.ts";
+import { findHelper } from "../../machine/helpers.ts";
 import { stopHelper } from "../../sys/processes.ts";
 import type { PastaOptions } from "./options.ts";
 
@@ -42,7 +43,7 @@ const memory = new Map<string, PastaFeatures>();
 
 /** Probes pasta once per binary path + mtime + size. Throws BurrowError naming the package when missing. */
 export async function probePasta(path?: string): Promise<PastaFeatures> {
-  const bin = path ?? Bun.which("pasta", { PATH: process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin" });
+  const bin = path ?? findHelper("pasta");
   let key: string;
   try {
     if (!bin) throw new Error("not in PATH");

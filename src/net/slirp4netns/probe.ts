@@ -9,6 +9,7 @@ import { dirname } from "node:path";
 import * as v from "valibot";
 import { BurrowError, messageOf } from "../../errors.ts";
 import { cleanEnv } from "../../sys/env.ts";
+import { findHelper } from "../../machine/helpers.ts";
 import { DEFAULT_MTU, type Slirp4netnsOptions } from "./options.ts";
 
 export const Slirp4netnsFeaturesSchema = v.object({
@@ -61,9 +62,11 @@ export function findSlirp4netns(path?: string): string {
       kind: "missing-dependency",
     });
   }
-  const found = Bun.which("slirp4netns", { PATH: process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin" });
+  const found = findHelper("slirp4netns");
   if (!found) {
-    throw new BurrowError(`slirp4netns is not installed (not found in PATH): ${INSTALL_HINT}`, { kind: "missing-dependency" });
+    throw new BurrowError(`slirp4netns is not installed (not found in containers.conf helper_binaries_dir, PATH, /usr/sbin or /sbin): ${INSTALL_HINT}`, {
+      kind: "missing-dependency",
+    });
   }
   return found;
 }

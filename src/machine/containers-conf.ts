@@ -1,0 +1,91 @@
+// containers.conf, read the way podman reads it, for the settings that say
+// where helper programs live:
+//   [engine]  helper_binaries_dir = [...]   where slirp4netns, pasta, ... are looked for first
+//             network_cmd_path = "..."      the slirp4netns binary
+//   [network] cni_plugin_dirs = [...]       where CNI plugins are looked for
+// Files, later ones win key by key: /usr/share/containers/containers.conf,
+// /etc/containers/containers.conf, /etc/containers/containers.conf.d/*.conf,
+// $XDG_CONFIG_HOME (or ~/.config)/containers/containers.conf and its .d.
+// CONTAINERS_CONF names the one file to read instead (podman's variable).
+// Everything else in the files is ignored. Bun parses the TOML (Bun.TOML);
+// valibot checks the few keys burrow reads.
+import { readdirSync, readFileSync } from "node:fs";
+import { homedir } from "node:os";
+import * as v from "valibot";
+import { BurrowError } from "../errors.ts";
+
+const Dirs = v.array(v.pipe(v.string(), v.minLength(1)));
+const ConfFile = v.looseObject({
+  engine: v.optional(v.looseObject({ helper_binaries_dir: v.optional(Dirs), network_cmd_path: v.optional(v.string()) })),
+  network: v.optional(v.looseObject({ cni_plugin_dirs: v.optional(Dirs) })),
+});
+
+export interface HelperConf {
+  helperBinariesDir?: string[];
+  networkCmdPath?: string;
+  cniPluginDirs?: string[];
+  /** The files that were read, in order. */
+  files: string[];
+}
+
+function confD(dir: string): string[] {
+  try {
+    return readdirSync(dir)
+      .filter((f) => f.endsWith(".conf"))
+      .sort()
+      .map((f) => `${dir}/${f}`);
+  } catch {
+    return [];
+  }
+}
+
+/** The files podman would read, in order (later wins). */
+export function confFiles(env: Record<string, string | undefined> = process.env): string[] {
+  if (env.CONTAINERS_CONF) return [env.CONTAINERS_CONF];
+  const home = env.HOME || homedir();
+  const user = `${env.XDG_CONFIG_HOME || `${home}/.config`}/containers`;
+  return [
+    "/usr/share/containers/containers.conf",
+    "/etc/containers/containers.conf",
+    ...confD("/etc/containers/containers.conf.d"),
+    `${user}/containers.conf`,
+    ...confD(`${user}/containers.conf.d`),
+  ];
+}
+
+/** Parses one file's text; throws a BurrowError naming the file and the bad key. */
+export function parseConf(text: string, file: string): Omit<HelperConf, "files"> {
+  let raw: unknown;
+  try {
+    raw = Bun.TOML.parse(text);
+  } catch (e) {
+    throw new BurrowError(`${file} is not valid TOML: ${e instanceof Error ? e.message : String(e)}`, { kind: "bad-input" });
+  }
+  const r = v.safeParse(ConfFile, raw);
+  if (!r.success) {
+    const issue = r.issues[0]!;
+    const path = issue.path?.map((p) => String(p.key)).join(".") ?? "";
+    throw new BurrowError(`${file}: ${path}: ${issue.message}`, { kind: "bad-input" });
+  }
+  const out: Omit<HelperConf, "files"> = {};
+  if (r.output.engine?.helper_binaries_dir) out.helperBinariesDir = r.output.engine.helper_binaries_dir;
+  if (r.output.engine?.network_cmd_path) out.networkCmdPath = r.output.engine.network_cmd_path;
+  if (r.output.network?.cni_plugin_dirs) out.cniPluginDirs = r.output.network.cni_plugin_dirs;
+  return out;
+}
+
+/** Reads and merges every containers.conf there is; a missing file is no error. */
+export function readHelperConf(files: string[] = confFiles()): HelperConf {
+  const merged: HelperConf = { files: [] };
+  for (const file of files) {
+    let text: string;
+    try {
+      text = readFileSync(file, "utf8");
+    } catch {
+      continue;
+    }
+    merged.files.push(file);
+    Object.assign(merged, parseConf(text, file));
+  }
+  return merged;
+}
