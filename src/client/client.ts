@@ -129,21 +129,22 @@ export async function ensureDaemon(): Promise<void> {
     if ((await ping()) !== null) return;
     // A daemon that holds the state database's lock is alive: its runtime
     // directory or socket was removed (a logout) and it makes them again
-    // within a second (src/daemon/ownership.ts). Starting a second holder
-    // and daemon beside it is what split burrow in two (issue 10 finding 1).
-    const owner = stateLockOwner(p.stateDir);
-    if (owner !== null) {
-      // It rebuilds within a second (a 250 ms check): 3 s is generous.
-      const until = Date.now() + 3_000;
-      while (Date.now() < until) {
-        if ((await ping()) !== null) return;
-        await Bun.sleep(20);
-      }
+    // within a second (src/daemon/ownership.ts), or it is on its way out
+    // (its holder died, SIGTERM) and lets go of the lock when done. Starting
+    // a second holder and daemon beside it is what split burrow in two
+    // (issue 10 finding 1): wait for it to answer or to let go.
+    let owner = stateLockOwner(p.stateDir);
+    const until = Date.now() + 5_000;
+    while (owner !== null && Date.now() < until) {
+      if ((await ping()) !== null) return;
+      await Bun.sleep(20);
+      owner = stateLockOwner(p.stateDir);
+    }
+    if (owner !== null)
       throw new BurrowError(
         `a burrow daemon${owner ? ` (pid ${owner})` : ""} holds the state in ${p.stateDir} but does not answer on ${controlSocket(p)}; see ${p.runtimeDir}/daemon.log, or stop it (kill ${owner || "PID"}) and run burrow again`,
         { kind: "daemon" },
       );
-    }
     // The log first: a log burrow cannot open (a planted symlink) must stop
     // the start before a holder exists that nothing would end.
     const logPath = `${p.runtimeDir}/daemon.log`;
