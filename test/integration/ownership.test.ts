@@ -230,3 +230,40 @@ describe.skipIf(!!why)("runtime directory ownership (rootless)", () => {
     expect(await get(port)).toBeNull();
   }, 30000);
 });
+
+describe.skipIf(!!why)("daemon restarts (rootful)", () => {
+  let t: BurrowContext;
+  beforeEach(async () => {
+    t = await burrowContext("rootful");
+  });
+  afterEach(async () => {
+    await t.dispose();
+  });
+
+  /** GET / on 127.0.0.1:port inside the test netns. */
+  const getInNetns = async (port: number) => {
+    const r = await t.run(["curl", "-sS", "--max-time", "2", `http://127.0.0.1:${port}/`]);
+    return r.code === 0 ? r.stdout : null;
+  };
+
+  test("kill -9 of the rootful daemon: bridge ports (portmap's DNAT) keep answering; the next command starts a daemon", async () => {
+    const port = hostPort();
+    const dir = `${t.dirs.root}/www-br`;
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(`${dir}/index.html`, "br\n");
+    // Rootful, the default network is the bridge, published with portmap.
+    await t.burrowOk(["run", "-d", "--name", "br", "-p", `${port}:80`, "--", "busybox", "httpd", "-f", "-p", "80", "-h", dir]);
+    expect(await until(async () => (await getInNetns(port)) === "br\n")).toBe(true);
+    const [daemon] = services(t.dirs.runtimeDir).daemons;
+    expect(daemon).toBeGreaterThan(0);
+    process.kill(daemon!, "SIGKILL");
+    expect(await until(() => services(t.dirs.runtimeDir).daemons.length === 0, 5000)).toBe(true);
+    // No daemon, and the port still answers: the kernel forwards it.
+    expect(await getInNetns(port)).toBe("br\n");
+    expect(services(t.dirs.runtimeDir).daemons).toEqual([]);
+    expect((await ps(t)).map((s) => [s.Names[0], s.State])).toEqual([["br", "running"]]);
+    expect(services(t.dirs.runtimeDir).daemons).toHaveLength(1);
+    await t.burrowOk(["rm", "-f", "br"]);
+    expect(await getInNetns(port)).toBeNull();
+  }, 30000);
+});
