@@ -90,6 +90,7 @@ export async function daemonMain(): Promise<void> {
     serve: (unix) => Bun.serve({ ...serveOptions, unix }),
     sandboxes: () => service.list(false),
     withLock: (id, fn) => service.withLock(id, fn),
+    restoreShared: async () => cni.rootlessNetns?.restore(),
     handOver: (why) => {
       log.warn(`handing over: ${why}`);
       void shutdown("handover", { handOver: true });

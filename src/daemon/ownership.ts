@@ -78,6 +78,8 @@ export interface OwnerHooks {
   withLock(id: string, fn: () => Promise<void>): Promise<void>;
   /** Another process listens on our socket path: stop and exit. */
   handOver(why: string): void;
+  /** Namespaces shared by sandboxes (the rootless CNI one): restore theirs too. */
+  restoreShared(): Promise<void>;
 }
 
 export class RuntimeOwner {
@@ -223,6 +225,7 @@ export class RuntimeOwner {
    * logout must not take lost pins for ended sandboxes.
    */
   async restoreSandboxes(): Promise<void> {
+    await this.hooks.restoreShared().catch((e) => log.warn(`cannot restore the shared network namespace: ${messageOf(e)}`));
     for (const s of this.hooks.sandboxes()) {
       await this.hooks.withLock(s.id, async () => {
         try {

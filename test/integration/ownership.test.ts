@@ -157,6 +157,31 @@ describe.skipIf(!!why)("runtime directory ownership (rootless)", () => {
     expect(services(t.dirs.runtimeDir)).toEqual(before);
   }, 60000);
 
+  test("logout under bridge sandboxes: the rootless CNI namespace is pinned again, new sandboxes join the same network", async () => {
+    await t.burrowOk(["network", "create", "lnet"]);
+    const dir = `${t.dirs.root}/www-a`;
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(`${dir}/index.html`, "a\n");
+    chownSync(dir, testUser().uid, testUser().gid);
+    chownSync(`${dir}/index.html`, testUser().uid, testUser().gid);
+    await t.burrowOk(["run", "-d", "--network", "lnet", "--name", "a", "--", "busybox", "httpd", "-f", "-p", "8080", "-h", dir]);
+    const ip = JSON.parse(await t.burrowOk(["inspect", "a"]))[0].NetworkSettings.Networks.lnet.IPAddress;
+    const slirps = () => pidsWith("slirp4netns").filter((pid) => argvOf(pid).join(" ").includes(t.dirs.runtimeDir));
+    expect(slirps()).toHaveLength(1);
+    const before = services(t.dirs.runtimeDir);
+
+    rmSync(t.dirs.runtimeDir, { recursive: true, force: true });
+
+    await t.burrowOk(["run", "-d", "--network", "lnet", "--name", "c", "--", "sleep", "3023"]);
+    // same network namespace: one slirp4netns, and c reaches a by its address
+    expect(slirps()).toHaveLength(1);
+    expect(await until(async () => (await t.burrow(["exec", "c", "--", "curl", "-sS", "--max-time", "2", `http://${ip}:8080/`])).stdout === "a\n")).toBe(true);
+    expect(services(t.dirs.runtimeDir)).toEqual(before);
+    await t.burrowOk(["rm", "-f", "a", "c"]);
+    await t.burrowOk(["network", "rm", "lnet"]);
+    expect(await until(() => slirps().length === 0, 5000)).toBe(true);
+  }, 60000);
+
   test("a daemon removes only files it made: a foreign listener on its socket makes it hand over", async () => {
     await t.burrowOk(["run", "-d", "--network", "none", "--name", "kept", "--", "sleep", "3021"]);
     const { daemons } = services(t.dirs.runtimeDir);
