@@ -11,12 +11,11 @@ import { integrationUnavailable, repoRoot } from "../helpers/env.ts";
 import type { Mode } from "../helpers/run.ts";
 import { until } from "../helpers/until.ts";
 import { describeWhen } from "../helpers/requirements.ts";
+import { BUN, startSandboxServers } from "../helpers/sandbox-servers.ts";
 
 const why = integrationUnavailable();
 if (why) console.warn(`skipping the port-driver conformance suite: ${why}`);
 
-const BUN = `${repoRoot}/node_modules/bun/bin/bun.exe`;
-const SERVERS = `${repoRoot}/test/helpers/netns-servers.ts`;
 const CLIENT = `${repoRoot}/test/helpers/net-client.ts`;
 
 interface DriverCase {
@@ -59,29 +58,8 @@ async function client(t: BurrowContext, ...args: string[]): Promise<string> {
 }
 
 /** The test services inside a sandbox, published with `ports`; resolves once they listen. */
-async function startServers(t: BurrowContext, name: string, network: string, ports: string[]) {
-  // -i: the servers exit when their stdin (a pipe from this test) closes.
-  const p = t.spawnBurrow(
-    ["run", "-i", "--rm", "--name", name, "--network", network, ...ports.flatMap((x) => ["-p", x]), "--", BUN, SERVERS, "0.0.0.0", "7000"],
-    {
-      stdin: "pipe",
-    },
-  );
-  const reader = (p.stdout as ReadableStream<Uint8Array>).getReader();
-  let out = "";
-  while (!out.includes("ready")) {
-    const c = await reader.read();
-    if (c.done) throw new Error(`servers did not start: ${out}${await new Response(p.stderr as ReadableStream).text()}`);
-    out += Buffer.from(c.value).toString();
-  }
-  reader.releaseLock();
-  return {
-    async stop() {
-      (p.stdin as import("bun").FileSink).end();
-      expect(await p.exited).toBe(0);
-    },
-  };
-}
+const startServers = (t: BurrowContext, name: string, network: string, ports: string[]) =>
+  startSandboxServers(t, name, ["--network", network, ...ports.flatMap((x) => ["-p", x])], "0.0.0.0", 7000);
 
 describeWhen(why)("port driver conformance", () => {
   let t: BurrowContext;

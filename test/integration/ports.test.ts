@@ -4,38 +4,20 @@ import { afterEach, beforeEach, expect, test } from "bun:test";
 import { createServer, type Server } from "node:net";
 import { createSocket } from "node:dgram";
 import { burrowContext, type BurrowContext } from "../helpers/context.ts";
-import { burrowBin, integrationUnavailable, repoRoot } from "../helpers/env.ts";
+import { burrowBin, integrationUnavailable } from "../helpers/env.ts";
 import { fromPattern, transfer } from "../helpers/tcp-client.ts";
 import { patternHash } from "../helpers/pattern.ts";
 import { describeWhen } from "../helpers/requirements.ts";
+import { startSandboxServers } from "../helpers/sandbox-servers.ts";
 
 const why = integrationUnavailable();
 if (why) console.warn(`skipping port integration tests: ${why}`);
 
-const BUN = `${repoRoot}/node_modules/bun/bin/bun.exe`;
-const SERVERS = `${repoRoot}/test/helpers/netns-servers.ts`;
-
 let nextPort = 20000 + Math.floor(Math.random() * 20000);
 const hostPort = () => nextPort++;
 
-/** The sandbox's test services (see netns-servers.ts), published; resolves once they listen. */
-async function startServers(t: BurrowContext, name: string, base: number, args: string[]) {
-  const p = t.spawnBurrow(["run", "-i", "--rm", "--name", name, ...args, "--", BUN, SERVERS, "10.0.2.100", String(base)], { stdin: "pipe" });
-  const reader = (p.stdout as ReadableStream<Uint8Array>).getReader();
-  let out = "";
-  while (!out.includes("ready")) {
-    const c = await reader.read();
-    if (c.done) throw new Error(`servers did not start: ${out}${await new Response(p.stderr as ReadableStream).text()}`);
-    out += Buffer.from(c.value).toString();
-  }
-  reader.releaseLock();
-  return {
-    async stop() {
-      (p.stdin as import("bun").FileSink).end();
-      expect(await p.exited).toBe(0);
-    },
-  };
-}
+/** The sandbox's test services (see netns-servers.ts), published on 10.0.2.100; resolves once they listen. */
+const startServers = (t: BurrowContext, name: string, base: number, args: string[]) => startSandboxServers(t, name, args, "10.0.2.100", base);
 
 async function get(port: number, host = "127.0.0.1"): Promise<string> {
   const r = await fetch(`http://${host.includes(":") ? `[${host}]` : host}:${port}/`);
@@ -104,22 +86,10 @@ describeWhen(why)("slirp4netns networking and ports (rootless)", () => {
     ]);
     expect(inside).toMatch(/inet \d+\.\d+\.\d+\.\d+\//);
     expect(inside).toContain("nameserver 169.254.1.1");
-    const srv = t.spawnBurrow(
-      ["run", "-i", "--rm", "--name", "pweb", "--network", "pasta", "-p", `${http}:7001`, "-p", `${udp}:7003/udp`, "--", BUN, SERVERS, "0.0.0.0", "7000"],
-      { stdin: "pipe" },
-    );
-    const reader = (srv.stdout as ReadableStream<Uint8Array>).getReader();
-    let out = "";
-    while (!out.includes("ready")) {
-      const c = await reader.read();
-      if (c.done) throw new Error(`servers did not start: ${out}`);
-      out += Buffer.from(c.value).toString();
-    }
-    reader.releaseLock();
+    const srv = await startSandboxServers(t, "pweb", ["--network", "pasta", "-p", `${http}:7001`, "-p", `${udp}:7003/udp`], "0.0.0.0", 7000);
     expect(await get(http)).toContain("hello from the sandbox");
     expect(await t.burrowOk(["port", "pweb"])).toBe(`7001/tcp -> 0.0.0.0:${http}\n7003/udp -> 0.0.0.0:${udp}\n`);
-    (srv.stdin as import("bun").FileSink).end();
-    expect(await srv.exited).toBe(0);
+    await srv.stop();
   });
 
   test("a port range and a random host port", async () => {
