@@ -313,6 +313,22 @@ export function pinsAsFds<T extends { net?: string | undefined; uts?: string | u
   return { target: out, fds, close };
 }
 
+/**
+ * Where to rewrite one of a running sandbox's /etc files (`copy` in its
+ * runtime dir, `inside` its path in the sandbox) so that the sandbox sees
+ * the change: the copy, and, when a logout replaced the copy (the sandbox's
+ * bind mount still shows the unlinked original), also the file as the
+ * sandbox sees it, /proc/PID/root/etc/NAME, which is that original.
+ */
+export function etcTargets(copy: string, inside: string, pid: number | null): string[] {
+  if (!pid) return [copy];
+  try {
+    const seen = statSync(`/proc/${pid}/root${inside}`).ino;
+    if (seen !== statSync(copy, { throwIfNoEntry: false })?.ino) return [copy, `/proc/${pid}/root${inside}`];
+  } catch {}
+  return [copy];
+}
+
 function holds(path: string, ino: number): boolean {
   try {
     return statSync(path).ino === ino;

@@ -177,8 +177,16 @@ describe.skipIf(!!why)("runtime directory ownership (rootless)", () => {
     expect(slirps()).toHaveLength(1);
     expect(await until(async () => (await t.burrow(["exec", "c", "--", "curl", "-sS", "--max-time", "2", `http://${ip}:8080/`])).stdout === "a\n")).toBe(true);
     expect(services(t.dirs.runtimeDir)).toEqual(before);
+    // a network change after the logout reaches a's own /etc files (its resolv.conf gains the new network's DNS)
+    await t.burrowOk(["network", "create", "lnet2"]);
+    const etcBefore = await t.burrowOk(["exec", "a", "--", "cat", "/etc/hosts", "/etc/resolv.conf"]);
+    await t.burrowOk(["network", "connect", "lnet2", "a"]);
+    const gw2 = JSON.parse(await t.burrowOk(["inspect", "a"]))[0].NetworkSettings.Networks.lnet2.Gateway;
+    const etcAfter = await t.burrowOk(["exec", "a", "--", "cat", "/etc/hosts", "/etc/resolv.conf"]);
+    expect(etcAfter).not.toBe(etcBefore);
+    expect(etcAfter).toContain(`nameserver ${gw2}\n`);
     await t.burrowOk(["rm", "-f", "a", "c"]);
-    await t.burrowOk(["network", "rm", "lnet"]);
+    await t.burrowOk(["network", "rm", "lnet", "lnet2"]);
     expect(await until(() => slirps().length === 0, 5000)).toBe(true);
   }, 60000);
 
