@@ -28,6 +28,7 @@ export const ERROR_KINDS = [
   "in-use",
   "running",
   "not-running",
+  "timeout",
   "cleanup",
   "protocol",
   "internal",

@@ -24,6 +24,8 @@ export const CreateRequest = v.object({
   aliases: v.optional(v.array(v.string()), []),
   rm: v.optional(v.boolean(), false),
   detach: v.optional(v.boolean(), false),
+  /** --restart as given (src/sandbox/restart-policy.ts parses it). */
+  restart: v.optional(v.string()),
   argv: v.pipe(v.array(v.string()), v.minLength(1, "a command to run is required")),
   cwd: v.optional(v.string(), "/"),
   env: v.optional(v.record(v.string(), v.string()), {}),
@@ -44,6 +46,7 @@ export const Started = v.object({ id: v.string(), pid: v.number() });
 export const Exited = v.object({ id: v.string(), exitCode: v.number() });
 export const Stop = v.object({ name: v.string(), timeout: v.optional(v.number(), 10) });
 export const Remove = v.object({ name: v.string(), force: v.optional(v.boolean(), false) });
+export const Restart = v.object({ name: v.string(), timeout: v.optional(v.number(), 10) });
 export const List = v.object({ all: v.optional(v.boolean(), false) });
 export const Empty = v.object({});
 
@@ -78,6 +81,9 @@ export const Ops = {
   port: Ref,
   stop: Stop,
   rm: Remove,
+  start: Ref,
+  restart: Restart,
+  wait: Ref,
   info: Empty,
   ping: Empty,
   events: Events,
@@ -128,6 +134,9 @@ export const Replies = {
   port: v.looseObject({ id: v.string(), ports: v.array(PortRecordSchema) }),
   stop: IdName,
   rm: IdName,
+  start: IdName,
+  restart: IdName,
+  wait: v.object({ id: v.string(), name: v.string(), exitCode: v.number() }),
   info: Done,
   ping: v.object({ pid: v.number() }),
   events: v.array(

@@ -7,6 +7,7 @@ import { spawnEnter, waitForeground } from "./_run-child.ts";
 import { spinWhile } from "./_spinner.ts";
 import { spawnOnPty } from "./_tty.ts";
 import type { EnterTarget } from "../protocol.ts";
+import { checkRestartRequest } from "../sandbox/restart-policy.ts";
 
 export const runArgs = {
   detach: { type: "boolean", alias: "d", description: "Run in the background and print the sandbox id" },
@@ -24,6 +25,7 @@ export const runArgs = {
   dns: { type: "string", description: "Nameserver for the sandbox's resolv.conf (repeatable)" },
   hostname: { type: "string", description: "Hostname inside the sandbox (default: its name)" },
   label: { type: "string", alias: "l", description: "Label KEY=VALUE, shown by inspect and matched by ps --filter label= (repeatable)" },
+  restart: { type: "string", description: "Restart policy with -d: no, on-failure[:N], always, unless-stopped" },
   ...processArgs,
 } as const;
 
@@ -63,6 +65,7 @@ export default defineCommand({
     });
     if (!p.rest.length) throw new BurrowError(`"burrow run" needs a command, as in: burrow run -- COMMAND [ARG...]`, { kind: "bad-input" });
     const detach = bool(p, "detach");
+    checkRestartRequest({ restart: str(p, "restart"), rm: bool(p, "rm"), detach });
     const po = processOptions(p, { detach, command: "run" });
     const env: Record<string, string> = {};
     for (const [k, v] of Object.entries(process.env)) if (v !== undefined && k !== "BURROW_PATHS") env[k] = v;
@@ -79,6 +82,7 @@ export default defineCommand({
         aliases: list(p, "network-alias"),
         rm: bool(p, "rm"),
         detach,
+        restart: str(p, "restart"),
         argv: p.rest,
         cwd: po.workdir ?? process.cwd(),
         env: detach ? { ...env, ...po.env } : {},

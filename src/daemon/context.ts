@@ -16,6 +16,21 @@ export interface SessionInfo {
   enter: EnterTarget["session"];
 }
 
+/**
+ * Where create, release and recovery call into restart-policy supervision
+ * (src/daemon/restart.ts, search for "restart hook").
+ */
+export interface RestartHooks {
+  /** Under the sandbox's lock, on an exit: true when the policy takes it over (nothing is released). */
+  onExit(s: Sandbox, exitCode: number | null): Promise<boolean>;
+  /** Before `stop` or `rm -f` signals the sandbox: it is never restarted. */
+  userStop(s: Sandbox): Promise<void>;
+  /** A back-off timer or its respawn owns the sandbox's next step (reap leaves it alone). */
+  holds(id: string): boolean;
+  /** The session is gone: nothing is restarted any more. */
+  close(): void;
+}
+
 export interface DaemonContext {
   readonly paths: Paths;
   readonly store: SandboxStore;
@@ -30,6 +45,7 @@ export interface DaemonContext {
   readonly children: Map<string, Bun.Subprocess>;
   /** Sandboxes whose create is under way: their row exists before their pins. */
   readonly creating: Set<string>;
+  readonly restarts: RestartHooks;
 }
 
 export function now(): string {

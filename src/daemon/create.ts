@@ -20,6 +20,7 @@ import { networkNames } from "../net/cni/backend.ts";
 import { checkStaticAddressing } from "../net/cni/static.ts";
 import { checkMapped, parseIdMap } from "../sandbox/user.ts";
 import { ptyToLog } from "./pty-log.ts";
+import { checkRestartRequest } from "../sandbox/restart-policy.ts";
 import { pinsAsFds } from "./ownership.ts";
 
 const HOSTNAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/;
@@ -41,12 +42,14 @@ export function defaultNetwork(ctx: DaemonContext): string {
   return ctx.paths.rootless ? "slirp4netns" : "bridge";
 }
 
-export async function createSandbox(ctx: DaemonContext, releases: SandboxReleases, req: CreateRequest): Promise<Created> {
+/** `reuse`: restart hook of `start`, an exited row made again in place (same id, name, logs). */
+export async function createSandbox(ctx: DaemonContext, releases: SandboxReleases, req: CreateRequest, reuse?: Sandbox): Promise<Created> {
   const tStart = performance.now();
-  const name = req.name ?? randomName(ctx);
+  const name = reuse?.name ?? req.name ?? randomName(ctx);
   const hostname = req.hostname ?? name.slice(0, 63);
   if (!HOSTNAME.test(hostname))
     throw new BurrowError(`invalid hostname "${hostname}": use at most 64 letters, digits, _ . or -, starting with a letter or digit`, { kind: "bad-input" });
+  checkRestartRequest(req); // restart hook: --restart parsing and its refusals
   // --user: only ids this user namespace maps (run's check; exec's is in the enter child).
   if (req.user) checkMapped(req.user, parseIdMap(readFileSync("/proc/self/uid_map", "utf8")), parseIdMap(readFileSync("/proc/self/gid_map", "utf8")));
   const networkRaw = req.network ?? defaultNetwork(ctx);
@@ -73,13 +76,13 @@ export async function createSandbox(ctx: DaemonContext, releases: SandboxRelease
   // just returned): its name is free once that is done.
   const releasing = ctx.store.all().find((o) => o.name === name && releases.isExiting(o.id));
   if (releasing) await releases.settled(releasing.id);
-  if (ctx.store.nameTaken(name)) throw nameInUse(name);
+  if (!reuse && ctx.store.nameTaken(name)) throw nameInUse(name);
 
-  const id = randomBytes(32).toString("hex");
+  const id = reuse?.id ?? randomBytes(32).toString("hex");
   const s: Sandbox = {
     id,
     name,
-    createdAt: now(),
+    createdAt: reuse?.createdAt ?? now(),
     status: "created",
     pid: null,
     pidStart: null,
@@ -89,7 +92,7 @@ export async function createSandbox(ctx: DaemonContext, releases: SandboxRelease
     bootId: ctx.bootId,
     session: ctx.session.id,
     spec: { ...req, name, hostname, network: networkRaw },
-    runtime: { pins: null, ino: null, network: mode.kind, netOf: plan.netOf?.id },
+    runtime: { pins: null, ino: null, network: mode.kind, netOf: plan.netOf?.id, restart: reuse?.runtime.restart },
   };
   const portDriver = portSpecs.length && "driver" in portChoice ? portChoice.driver : undefined;
   s.runtime.portDriver = portDriver;
@@ -99,11 +102,23 @@ export async function createSandbox(ctx: DaemonContext, releases: SandboxRelease
     try {
       // The row first: it reserves the name against a concurrent create.
       ctx.creating.add(id);
-      ctx.store.insert(s);
-      undo.push("state row", () => ctx.store.delete(id));
       const dir = sandboxDir(ctx.paths, id);
-      mkdirSync(dir, { recursive: true, mode: 0o700 });
-      undo.push("sandbox dir", () => rmSync(dir, { recursive: true, force: true }));
+      if (reuse) {
+        // restart hook: `start` reuses the exited row; a failure leaves it exited as it was.
+        if (ctx.store.find(id).status !== "exited") throw new BurrowError(`sandbox ${name} is not exited any more`, { kind: "running" });
+        ctx.store.update(s);
+        ctx.store.updateSpec(s);
+        undo.push("state row", () => {
+          ctx.store.update(reuse);
+          ctx.store.updateSpec(reuse);
+        });
+        mkdirSync(dir, { recursive: true, mode: 0o700 });
+      } else {
+        ctx.store.insert(s);
+        undo.push("state row", () => ctx.store.delete(id));
+        mkdirSync(dir, { recursive: true, mode: 0o700 });
+        undo.push("sandbox dir", () => rmSync(dir, { recursive: true, force: true }));
+      }
       const files = etcFiles(dir);
       const sharedDir = plan.netOf && sandboxDir(ctx.paths, plan.netOf.id);
       const initial = etcContent({ policy: backend.etc, hostname, name, dns: req.dns, sharedDir });
@@ -153,8 +168,12 @@ export async function createSandbox(ctx: DaemonContext, releases: SandboxRelease
   });
 }
 
-/** `run -d`: the daemon starts the command itself (through `__enter`) and waits for it. */
-function spawnDetached(ctx: DaemonContext, releases: SandboxReleases, s: Sandbox): void {
+/**
+ * `run -d`: the daemon starts the command itself (through `__enter`) and
+ * waits for it. Also the restart hook's respawn (src/daemon/restart.ts):
+ * same namespaces, same log.
+ */
+export function spawnDetached(ctx: DaemonContext, releases: SandboxReleases, s: Sandbox): void {
   const dir = sandboxDir(ctx.paths, s.id);
   const logFd = openSync(`${dir}/log`, "a", 0o600);
   // -t: the command's stdio is a pty whose output the daemon logs.

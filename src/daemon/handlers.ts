@@ -4,6 +4,7 @@ import { BurrowError } from "../errors.ts";
 import { inspectView, psRow, sandboxStats } from "../inspect/sandbox.ts";
 import type { Ops } from "../protocol.ts";
 import type { SandboxService } from "./service.ts";
+import { withRestartRow, withRestartView } from "./restart.ts";
 
 type Args<K extends keyof typeof Ops> = v.InferOutput<(typeof Ops)[K]>;
 
@@ -15,10 +16,10 @@ export function handlers(svc: SandboxService) {
     started: (a: Args<"started">) => svc.started(a.id, a.pid),
     // The CLI waits for the exit to be recorded, not for the network's release.
     exited: (a: Args<"exited">) => svc.exited(a.id, a.exitCode, { wait: false }),
-    list: (a: Args<"list">) => svc.list(a.all).map((s) => psRow(s, svc.health(s))),
+    list: (a: Args<"list">) => svc.list(a.all).map((s) => withRestartRow(psRow(s, svc.health(s)), s)),
     inspect: (a: Args<"inspect">) => {
       const s = svc.store.find(a.name);
-      return inspectView(s, { health: svc.health(s), networks: svc.inspectNetworks(s) });
+      return withRestartView(inspectView(s, { health: svc.health(s), networks: svc.inspectNetworks(s) }), s);
     },
     enter: (a: Args<"enter">) => {
       const s = svc.store.find(a.name);
@@ -36,6 +37,15 @@ export function handlers(svc: SandboxService) {
       return { id: s.id, name: s.name };
     },
     rm: (a: Args<"rm">) => svc.rm(a.name, a.force),
+    start: async (a: Args<"start">) => {
+      const s = await svc.restarts.start(a.name);
+      return { id: s.id, name: s.name };
+    },
+    restart: async (a: Args<"restart">) => {
+      const s = await svc.restarts.restart(a.name, a.timeout);
+      return { id: s.id, name: s.name };
+    },
+    wait: (a: Args<"wait">) => svc.restarts.wait(a.name),
     events: (a: Args<"events">) =>
       svc.store
         .eventsSince(a.since)

@@ -30,6 +30,7 @@ export class SandboxRecovery {
     for (const s of ctx.store.all()) {
       if (s.status === "exited") continue;
       if (ctx.children.has(s.id) || ctx.creating.has(s.id)) continue;
+      if (ctx.restarts.holds(s.id)) continue; // restart hook: waiting for its back-off
       const pinsOk = !!s.runtime.pins && !!s.runtime.ino && pinHolds(s.runtime.pins.mnt, s.runtime.ino.mnt);
       if (restore && pinsOk && s.runtime.ports?.length) {
         await ctx.ports.restore(s).catch((e) => {
@@ -100,6 +101,7 @@ export class SandboxRecovery {
 
   /** The holder died: every sandbox of this session is gone. */
   async sessionLost(): Promise<void> {
+    this.ctx.restarts.close(); // restart hook: nothing comes back without the session
     for (const s of this.ctx.store.all()) {
       if (s.status === "exited") continue;
       await this.releases.exited(s.id, null).catch((e) => log.warn(`session lost: releasing ${sandboxLabel(s)}: ${messageOf(e)}`));

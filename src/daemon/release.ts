@@ -90,6 +90,8 @@ export class SandboxReleases {
       }
       return [];
     }
+    // restart hook: an exit the policy restarts keeps pins, network and ports.
+    if (await this.ctx.restarts.onExit(s, exitCode)) return [];
     s.status = "exited";
     s.exitCode = exitCode;
     s.finishedAt = now();
@@ -144,6 +146,7 @@ export class SandboxReleases {
     const { store } = this.ctx;
     const s = store.find(ref);
     if (s.status === "exited") return s;
+    await this.ctx.restarts.userStop(s); // restart hook: a user stop is never restarted
     if (s.runtime.ino) await terminate(s.runtime.ino.mnt, timeoutSec * 1000);
     // The waiter (CLI or this daemon) reports the exit status; give it a moment.
     // A --rm sandbox's waiter may remove it meanwhile: stopped all the same.
@@ -169,6 +172,7 @@ export class SandboxReleases {
       // main process makes its waiter report the exit meanwhile, which must
       // not release the network a second time; and the sandbox "died"
       // before it is removed.
+      if (s.status !== "exited") await this.ctx.restarts.userStop(s); // restart hook: rm -f stops it for good
       if (s.runtime.ino) await killAll(s.runtime.ino.mnt);
       errors.push(...(await this.recordExit(s.id, null).done));
     }

@@ -9,10 +9,11 @@ import { sandboxDir, type Paths } from "../paths.ts";
 import { KeyedMutex } from "../mutex.ts";
 import type { PortDrivers } from "../ports/registry.ts";
 import type { Sandbox, SandboxStore } from "../state/sandboxes.ts";
-import { enterTarget, type DaemonContext, type SessionInfo } from "./context.ts";
-import { createSandbox, markStarted, type Created } from "./create.ts";
+import { enterTarget, setupContext, type DaemonContext, type SessionInfo } from "./context.ts";
+import { createSandbox, markStarted, spawnDetached, type Created } from "./create.ts";
 import { processesOf, SandboxRecovery } from "./recovery.ts";
 import { SandboxReleases } from "./release.ts";
+import { RestartSupervisor } from "./restart.ts";
 
 export type { SessionInfo };
 
@@ -22,6 +23,8 @@ export class SandboxService {
   private readonly ctx: DaemonContext;
   private readonly releases: SandboxReleases;
   private readonly recovery: SandboxRecovery;
+  /** Restart policies, start, restart and wait (src/daemon/restart.ts). */
+  readonly restarts: RestartSupervisor;
 
   constructor(deps: {
     paths: Paths;
@@ -32,7 +35,21 @@ export class SandboxService {
     backends: NetworkBackends;
     cni: CniNetworking;
   }) {
-    this.ctx = { ...deps, locks: new KeyedMutex<string>(), children: new Map(), creating: new Set() };
+    // The supervisor's host calls back into create and release, which
+    // themselves call the supervisor at their restart hooks (ctx.restarts).
+    this.restarts = new RestartSupervisor({
+      store: deps.store,
+      ports: deps.ports,
+      backends: deps.backends,
+      withLock: (id, fn) => this.withLock(id, fn),
+      spawnDetached: (s) => spawnDetached(this.ctx, this.releases, s),
+      exited: (id, exitCode) => this.releases.exited(id, exitCode),
+      recreate: (s, req) => createSandbox(this.ctx, this.releases, req, s),
+      setupContext: (s) => setupContext(this.ctx, s),
+      health: (s) => this.health(s),
+      isExiting: (id) => this.releases.isExiting(id),
+    });
+    this.ctx = { ...deps, locks: new KeyedMutex<string>(), children: new Map(), creating: new Set(), restarts: this.restarts };
     this.releases = new SandboxReleases(this.ctx);
     this.recovery = new SandboxRecovery(this.ctx, this.releases);
   }

@@ -2,6 +2,7 @@
 import { type Database, SQLiteError } from "bun:sqlite";
 import { BurrowError, notFound } from "../errors.ts";
 import type { CreateRequest } from "../protocol.ts";
+import type { RestartState } from "../sandbox/restart-policy.ts";
 import { checkpoint, pruneEvents, retentionFromEnv, type Retention } from "./retention.ts";
 
 export type Status = "created" | "running" | "exited";
@@ -24,6 +25,8 @@ export interface Runtime {
   /** IP address of the sandbox on its primary network, when it has one. */
   address?: string;
   networkError?: string;
+  /** Restart-policy supervision (src/daemon/restart.ts). */
+  restart?: RestartState;
 }
 
 export interface PortRecord {
@@ -122,6 +125,11 @@ export class SandboxStore {
     this.db
       .query(`UPDATE sandboxes SET status = ?, pid = ?, pid_start = ?, exit_code = ?, started_at = ?, finished_at = ?, runtime = ? WHERE id = ?`)
       .run(s.status, s.pid, s.pidStart, s.exitCode, s.startedAt, s.finishedAt, JSON.stringify(s.runtime), s.id);
+  }
+
+  /** The spec as a later `start` ran it (detached, with an environment). */
+  updateSpec(s: Sandbox): void {
+    this.db.query(`UPDATE sandboxes SET spec = ? WHERE id = ?`).run(JSON.stringify(s.spec), s.id);
   }
 
   delete(id: string): void {

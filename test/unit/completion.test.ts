@@ -54,6 +54,10 @@ describe("completion", () => {
   test("sandbox and network names, from the name source", async () => {
     expect(await c("burrow stop w")).toEqual(["web", "worker"]);
     expect(await c("burrow rm -f d")).toEqual(["db"]);
+    expect(await c("burrow start w")).toEqual(["web", "worker"]);
+    expect(await c("burrow restart -t 3 d")).toEqual(["db"]);
+    expect(await c("burrow wait ")).toEqual(["db", "web", "worker"]);
+    expect(await c("burrow generate systemd w")).toEqual(["web", "worker"]);
     expect(await c("burrow network rm ")).toEqual(["back", "front"]);
     expect(await c("burrow network connect f")).toEqual(["front"]);
     expect(await c("burrow network connect front w")).toEqual(["web", "worker"]);
