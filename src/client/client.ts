@@ -8,7 +8,9 @@ import * as v from "valibot";
 import { ErrorReply, Replies, formatIssues, type Op, type OpArgs, type Reply } from "../protocol.ts";
 import { ROLES, spawnRole } from "../roles.ts";
 import { LOCK, flock } from "../sys/proc.ts";
-import { ensureHolder, holderFile, readHolder } from "../userns/session.ts";
+import { ensureHolder, holderAlive, holderFile, readHolderFile, readHolder } from "../userns/session.ts";
+import { SUPERVISOR_IDLE_LINE, isSupervisor } from "../userns/supervisor.ts";
+import { stateLockOwner } from "../state/lock.ts";
 import { UntrustedPath, checkControlSocket, ensurePrivateDir, openPrivateAppend } from "./trust.ts";
 import { replaceOtherDaemon, writeRecord } from "./upgrade.ts";
 
@@ -125,6 +127,24 @@ export async function ensureDaemon(): Promise<void> {
   try {
     flock(lockFd, LOCK.EX);
     if ((await ping()) !== null) return;
+    // A daemon that holds the state database's lock is alive: its runtime
+    // directory or socket was removed (a logout) and it makes them again
+    // within a second (src/daemon/ownership.ts), or it is on its way out
+    // (its holder died, SIGTERM) and lets go of the lock when done. Starting
+    // a second holder and daemon beside it is what split burrow in two
+    // (issue 10 finding 1): wait for it to answer or to let go.
+    let owner = stateLockOwner(p.stateDir);
+    const until = Date.now() + 5_000;
+    while (owner !== null && Date.now() < until) {
+      if ((await ping()) !== null) return;
+      await Bun.sleep(20);
+      owner = stateLockOwner(p.stateDir);
+    }
+    if (owner !== null)
+      throw new BurrowError(
+        `a burrow daemon${owner ? ` (pid ${owner})` : ""} holds the state in ${p.stateDir} but does not answer on ${controlSocket(p)}; see ${p.runtimeDir}/daemon.log, or stop it (kill ${owner || "PID"}) and run burrow again`,
+        { kind: "daemon" },
+      );
     // The log first: a log burrow cannot open (a planted symlink) must stop
     // the start before a holder exists that nothing would end.
     const logPath = `${p.runtimeDir}/daemon.log`;
@@ -143,17 +163,34 @@ export async function ensureDaemon(): Promise<void> {
       closeSync(logFd);
       throw e;
     }
-    const launcher = spawnRole(ROLES.launch, [holder ? String(holder.pid) : "-"], {
-      env: { BURROW_PATHS: JSON.stringify(p) },
-      stdin: "ignore",
-      stdout: logFd,
-      stderr: logFd,
-      detached: true,
-    });
+    // Rootless, the holder supervises the daemon (src/userns/supervisor.ts):
+    // a new holder starts one by itself, a live one is woken with SIGUSR1.
+    // A holder of an older burrow (`sleep infinity`) and rootful mode get
+    // the daemon from the launcher, as before.
+    const supervised = !!holder && isSupervisor(holder.pid);
+    if (supervised && hadHolder) process.kill(holder!.pid, "SIGUSR1");
+    let launcher: Bun.Subprocess | null = null;
+    if (!supervised) {
+      launcher = spawnRole(ROLES.launch, [holder ? String(holder.pid) : "-"], {
+        env: { BURROW_PATHS: JSON.stringify(p) },
+        stdin: "ignore",
+        stdout: logFd,
+        stderr: logFd,
+        detached: true,
+      });
+      launcher.unref();
+    }
     closeSync(logFd);
-    launcher.unref();
     let exited = false;
-    launcher.exited.then(() => (exited = true));
+    launcher?.exited.then(() => (exited = true));
+    const gaveUp = () => {
+      // The supervisor logs one line when it stops restarting a daemon.
+      try {
+        return readFileSync(logPath).subarray(logStart).toString("utf8").includes(SUPERVISOR_IDLE_LINE);
+      } catch {
+        return false;
+      }
+    };
     const deadline = Date.now() + 10_000;
     for (let i = 0; Date.now() < deadline; i++) {
       const pid = await ping();
@@ -161,17 +198,18 @@ export async function ensureDaemon(): Promise<void> {
         writeRecord(p, pid);
         return;
       }
-      if (exited) break;
+      if (exited || (supervised && (gaveUp() || !holderAlive(holder!)))) break;
       await Bun.sleep(i < 20 ? 2 : 20);
     }
     // Leave nothing behind: a daemon that never answered, and a holder made
     // just for it (one that was there before may hold others' sandboxes).
-    if (!exited) launcher.kill("SIGKILL");
+    if (launcher && !exited) launcher.kill("SIGKILL");
     if (holder && !hadHolder) {
       try {
         process.kill(holder.pid, "SIGKILL");
       } catch {}
-      rmSync(holderFile(p), { force: true });
+      // Only the holder.json that names it.
+      if (readHolderFile(p)?.pid === holder.pid) rmSync(holderFile(p), { force: true });
     }
     let tail = "";
     try {

@@ -23,6 +23,7 @@ import { checkStaticAddressing } from "../net/cni/static.ts";
 import { checkMapped, parseIdMap } from "../sandbox/user.ts";
 import { ptyToLog } from "./pty-log.ts";
 import { checkRestartRequest } from "../sandbox/restart-policy.ts";
+import { pinsAsFds } from "./ownership.ts";
 
 const HOSTNAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/;
 
@@ -199,14 +200,19 @@ export function spawnDetached(ctx: DaemonContext, releases: SandboxReleases, s: 
     // No session namespaces to join: this child already is in the
     // daemon's. Naming them by /proc/<daemon pid> failed (exit 125) when
     // the daemon was killed before the child got to them.
-    const target = { ...enterTarget(ctx, s), session: {}, tty: s.spec.tty, workdir: s.spec.workdir, user: s.spec.user };
-    const proc = spawnRole(ROLES.enter, [JSON.stringify(target), "--", ...s.spec.argv], {
-      env: s.spec.env,
-      stdin: pty ? pty.slave : "ignore",
-      stdout: pty ? pty.slave : logFd,
-      stderr: pty ? pty.slave : logFd,
-      detached: true,
-    });
+    // The pins go as inherited fds (src/daemon/ownership.ts): a logout may
+    // remove the files before the child has joined.
+    const pinned = pinsAsFds({ ...enterTarget(ctx, s), session: {}, tty: s.spec.tty, workdir: s.spec.workdir, user: s.spec.user });
+    let proc: ReturnType<typeof spawnRole>;
+    try {
+      proc = spawnRole(ROLES.enter, [JSON.stringify(pinned.target), "--", ...s.spec.argv], {
+        env: s.spec.env,
+        stdio: [pty ? pty.slave : "ignore", pty ? pty.slave : logFd, pty ? pty.slave : logFd, ...pinned.fds],
+        detached: true,
+      });
+    } finally {
+      pinned.close();
+    }
     pty?.spawned();
     ctx.children.set(s.id, proc);
     markStarted(ctx, s, proc.pid);

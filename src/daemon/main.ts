@@ -1,7 +1,7 @@
 // The daemon: one per user, started on demand by the CLI (through the
 // launcher, already inside the holder's user and mount namespaces when
 // rootless), serving HTTP over the control socket. Exits when idle.
-import { chmodSync, readFileSync, rmSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { BurrowError, EXIT, messageOf } from "../errors.ts";
 import { log } from "../log.ts";
 import { controlSocket, resolvePaths } from "../paths.ts";
@@ -23,6 +23,9 @@ import { createNetworkBackends, type NetworkBackends } from "../net/registry.ts"
 import { CniNetworking } from "../net/cni/backend.ts";
 import { LOCK, flock } from "../sys/proc.ts";
 import { openSync, closeSync } from "node:fs";
+import { RuntimeOwner, holderFromParent } from "./ownership.ts";
+import { acquireStateLock } from "../state/lock.ts";
+import { DAEMON_EXIT } from "../userns/supervisor.ts";
 
 function bootId(): string {
   try {
@@ -46,9 +49,19 @@ export async function daemonMain(): Promise<void> {
     process.stderr.write(`burrow daemon: ${messageOf(e)}\n`);
     process.exit(1);
   }
+  // The state database's lock first (src/daemon/ownership.ts): a second
+  // daemon for one state never gets as far as reading it.
+  const lock = await acquireStateLock(paths.stateDir).catch((e) => ({ heldBy: null, error: e as unknown }));
+  if (!("fd" in lock)) {
+    const why = "error" in lock ? messageOf(lock.error) : `another burrow daemon${lock.heldBy ? ` (pid ${lock.heldBy})` : ""} is active for this state`;
+    process.stderr.write(`burrow daemon: not starting: ${why} (${paths.stateDir}/state.lock)\n`);
+    process.exit(DAEMON_EXIT.stateLocked);
+  }
   let holder: HolderInfo | null = null;
   if (paths.rootless) {
-    holder = readHolder(paths);
+    // Started by the holder's supervisor: the holder is our parent, even
+    // when a logout removed holder.json (the owner below writes it again).
+    holder = process.env.BURROW_SUPERVISED === "1" ? holderFromParent() : readHolder(paths);
     if (!holder) {
       log.error("no live holder: the daemon must be started by the burrow CLI");
       process.exit(1);
@@ -83,19 +96,32 @@ export async function daemonMain(): Promise<void> {
     ? { id: `${holder.pid}:${holder.startTime}`, enter: { user: `/proc/${holder.pid}/ns/user`, mnt: `/proc/${holder.pid}/ns/mnt` } }
     : { id: `host`, enter: { mnt: `/proc/${process.pid}/ns/mnt` } };
   const service = new SandboxService({ paths, store, session, bootId: bootId(), ports: createPortDrivers(), backends, cni, bookkeeping });
+  // The socket and everything else this daemon keeps in the runtime
+  // directory have one owner (src/daemon/ownership.ts).
+  const owner = new RuntimeOwner(paths, holder, {
+    serve: (unix) => Bun.serve({ ...serveOptions, unix }),
+    sandboxes: () => service.list(false),
+    withLock: (id, fn) => service.withLock(id, fn),
+    restoreShared: async () => cni.rootlessNetns?.restore(),
+    handOver: (why) => {
+      log.warn(`handing over: ${why}`);
+      void shutdown("handover", { handOver: true });
+    },
+  });
   // Listen first, reconcile meanwhile: a restart with many half-released
   // sandboxes must not run into the starting CLI's deadline. Requests other
-  // than ping wait for it.
-  const reconciled = service.reconcile().catch((e) => log.warn(`reconcile: ${messageOf(e)}`));
+  // than ping wait for it. Pins a logout removed are made again first.
+  const reconciled = owner
+    .restoreSandboxes()
+    .then(() => service.reconcile())
+    .catch((e) => log.warn(`reconcile: ${messageOf(e)}`));
   prewarm();
 
   const sock = controlSocket(paths);
-  rmSync(sock, { force: true });
   const table = { ...handlers(service), ...networkHandlers(service) } satisfies Handlers;
   let lastActivity = Date.now();
-  const server = Bun.serve({
-    unix: sock,
-    async fetch(req) {
+  const serveOptions = {
+    async fetch(req: Request) {
       let op: Op;
       let args: unknown;
       try {
@@ -131,39 +157,52 @@ export async function daemonMain(): Promise<void> {
         lastActivity = Date.now();
       }
     },
-  });
-  chmodSync(sock, 0o600);
+  };
+  try {
+    owner.listen();
+  } catch (e) {
+    process.stderr.write(`burrow daemon: cannot listen: ${messageOf(e)}\n`);
+    process.exit(DAEMON_EXIT.stateLocked);
+  }
   log.debug(`daemon ${process.pid} listening on ${sock}`);
 
   const idleMs = Number(process.env.BURROW_IDLE_TIMEOUT ?? "30") * 1000;
   let shuttingDown = false;
-  const shutdown = async (why: string) => {
+  const shutdown = async (why: string, opts: { handOver?: boolean } = {}) => {
     if (shuttingDown) return;
     shuttingDown = true;
     log.debug(`daemon exiting: ${why}`);
-    server.stop(true);
+    owner.stop();
     await service.settled();
     try {
       store.compact();
     } catch (e) {
       log.warn(`compacting the state: ${messageOf(e)}`);
     }
-    rmSync(sock, { force: true });
     // With no sandbox left, the session has nothing to keep: end the holder
     // too, but never while a CLI is starting one (it holds the lock).
-    if (holder && service.active() === 0) {
+    // Files are removed only while they are still this daemon's own.
+    let endSession = false;
+    if (holder && service.active() === 0 && !opts.handOver) {
       const fd = openSync(`${paths.runtimeDir}/daemon.lock`, "a", 0o600);
       try {
         flock(fd, LOCK.EX | LOCK.NB);
+        endSession = true;
+        owner.releaseFiles(true);
         if (holderAlive(holder)) process.kill(holder.pid, "SIGKILL");
-        rmSync(`${paths.runtimeDir}/holder.json`, { force: true });
       } catch {
       } finally {
         closeSync(fd);
       }
     }
-    process.exit(0);
+    if (!endSession && !opts.handOver) owner.releaseFiles(false);
+    process.exit(DAEMON_EXIT.stopped);
   };
+  // Notices within a second a runtime directory or socket that is gone or
+  // replaced (a logout's rm -rf) and rebuilds them.
+  setInterval(() => {
+    if (!shuttingDown) void reconciled.then(() => owner.check());
+  }, 250);
   setInterval(
     async () => {
       try {
@@ -173,6 +212,8 @@ export async function daemonMain(): Promise<void> {
           await service.sessionLost();
           return shutdown("holder gone");
         }
+        // Pins a logout removed are made again before the reaper looks at them.
+        await owner.check();
         await service.reap();
         if (service.inflight === 0 && service.active() === 0 && service.releasing() === 0 && Date.now() - lastActivity > idleMs) await shutdown("idle");
       } catch (e) {

@@ -11,6 +11,7 @@ import { networkSummary } from "../net/cni/format.ts";
 import { parseNetworkMode } from "../net/mode.ts";
 import { etcContent } from "../dns/etc-content.ts";
 import { etcFiles, writeInPlace } from "../sandbox/files.ts";
+import { etcTargets } from "./ownership.ts";
 import type { Sandbox } from "../state/sandboxes.ts";
 import type { SandboxService } from "./service.ts";
 import { checkStaticAddressing } from "../net/cni/static.ts";
@@ -50,8 +51,9 @@ export function networkHandlers(svc: SandboxService) {
     const files = etcFiles(sandboxDir(svc.paths, s.id));
     const policy = svc.backends.forKind(s.runtime.network).etc;
     const content = etcContent({ policy, hostname: s.spec.hostname, name: s.name, dns: s.spec.dns, net: view });
-    writeInPlace(files.hosts, content.hosts);
-    writeInPlace(files.resolv, content.resolv);
+    // After a logout the sandbox reads unlinked originals (src/daemon/ownership.ts).
+    for (const path of etcTargets(files.hosts, "/etc/hosts", s.pid)) writeInPlace(path, content.hosts);
+    for (const path of etcTargets(files.resolv, "/etc/resolv.conf", s.pid)) writeInPlace(path, content.resolv);
     if (s.runtime.ports?.length && oldAddress !== view.address && svc.paths.rootless) {
       // The forwarder connects to the primary address: re-publish the same host ports.
       await svc.ports.teardown(s);

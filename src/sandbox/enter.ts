@@ -82,6 +82,10 @@ export function enterMain(argv: string[]): never {
     for (const [fd, type, path] of joins) {
       setns(fd, type, path);
       close(fd);
+      // A pin handed down as an inherited fd (src/daemon/ownership.ts
+      // pinsAsFds) is not the command's to keep.
+      const inherited = /^\/proc\/self\/fd\/(\d+)$/.exec(path);
+      if (inherited) close(Number(inherited[1]));
     }
   } catch (e) {
     fail(EXIT.burrow, `cannot enter the sandbox (is it still running?): ${(e as Error).message}`);

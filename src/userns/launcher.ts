@@ -4,7 +4,7 @@
 import { ROLES } from "../roles.ts";
 import { cleanEnv } from "../sys/env.ts";
 import { CLONE, join } from "../sys/ns.ts";
-import { execve } from "../sys/proc.ts";
+import { closeOnExec, execve } from "../sys/proc.ts";
 import { writeSync } from "node:fs";
 
 export function launcherMain(argv: string[]): never {
@@ -14,8 +14,13 @@ export function launcherMain(argv: string[]): never {
       join(`/proc/${holderPid}/ns/user`, CLONE.NEWUSER);
       join(`/proc/${holderPid}/ns/mnt`, CLONE.NEWNS);
     }
+    // Started by the holder's supervisor (src/userns/supervisor.ts): fd 3
+    // is the binary it exec'd us through; the daemon needs neither it nor
+    // the script.
+    const supervised = process.env.BURROW_SUPERVISED === "1";
+    if (supervised) closeOnExec(3);
     // /proc/self/exe: this very binary, even if an upgrade replaced the file.
-    execve("/proc/self/exe", [process.execPath, ROLES.daemon], cleanEnv());
+    execve("/proc/self/exe", [process.execPath, ROLES.daemon], cleanEnv(supervised ? { BURROW_SUPERVISOR: undefined, BURROW_SUPERVISE_LOG: undefined } : {}));
   } catch (e) {
     writeSync(2, `burrow: cannot start the daemon: ${(e as Error).message}\n`);
     process.exit(1);

@@ -1,7 +1,7 @@
 // The rootless session: one holder per user. The CLI (host namespaces) calls
 // ensureHolder() under the daemon start lock.
 import { startTimeOf } from "../sys/processes.ts";
-import { closeSync, constants, openSync, readFileSync, writeFileSync, rmSync } from "node:fs";
+import { closeSync, constants, openSync, readFileSync, renameSync, writeFileSync, rmSync } from "node:fs";
 import { BurrowError } from "../errors.ts";
 import type { Paths } from "../paths.ts";
 import { ROLES, spawnRole } from "../roles.ts";
@@ -9,6 +9,7 @@ import { nsId } from "../sys/ns.ts";
 import { getgid } from "../sys/proc.ts";
 import { HolderFile, parseMessage, type HolderInfo } from "../messages.ts";
 import { writeMaps } from "./idmap.ts";
+import { supervisorEnv } from "./supervisor.ts";
 
 export type { HolderInfo };
 
@@ -17,25 +18,45 @@ export function holderFile(p: Paths): string {
 }
 
 export function readHolder(p: Paths): HolderInfo | null {
-  try {
-    // O_NOFOLLOW: in our own private directory a link can only be planted.
-    const fd = openSync(holderFile(p), constants.O_RDONLY | constants.O_NOFOLLOW);
-    let text: string;
-    try {
-      text = readFileSync(fd, "utf8");
-    } finally {
-      closeSync(fd);
-    }
-    // A file that does not parse is no live holder: a new one replaces it.
-    const h = parseMessage(HolderFile, text, "holder.json");
-    return holderAlive(h) ? h : null;
-  } catch {
-    return null;
-  }
+  // O_NOFOLLOW inside: in our own private directory a link can only be planted.
+  const h = readHolderFile(p);
+  return h && holderAlive(h) ? h : null;
 }
 
 export function holderAlive(h: HolderInfo): boolean {
   return startTimeOf(h.pid) === h.startTime && nsId(`/proc/${h.pid}/ns/user`) === h.userns;
+}
+
+/**
+ * Writes holder.json atomically (a new file renamed over the old one), so a
+ * reader never sees half a file and the daemon, which rewrites it after a
+ * logout removed it (src/daemon/ownership.ts), and the CLI never clash.
+ */
+export function writeHolderFile(p: Paths, info: HolderInfo): void {
+  const tmp = `${p.runtimeDir}/.holder.json.${process.pid}`;
+  rmSync(tmp, { force: true });
+  const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  try {
+    writeFileSync(fd, JSON.stringify(info));
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, holderFile(p));
+}
+
+/** Parses holder.json as it is now, alive or not; null when absent or unreadable. */
+export function readHolderFile(p: Paths): HolderInfo | null {
+  try {
+    const fd = openSync(holderFile(p), constants.O_RDONLY | constants.O_NOFOLLOW);
+    try {
+      // A file that does not parse is no live holder: a new one replaces it.
+      return parseMessage(HolderFile, readFileSync(fd, "utf8"), "holder.json");
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return null;
+  }
 }
 
 /** Returns the live holder, starting one when there is none. */
@@ -43,6 +64,9 @@ export async function ensureHolder(p: Paths): Promise<HolderInfo> {
   const live = readHolder(p);
   if (live) return live;
   const proc = spawnRole(ROLES.holder, [], {
+    // The holder supervises the daemon (src/userns/supervisor.ts): it
+    // needs the paths the daemon gets and where the daemon logs.
+    env: { BURROW_PATHS: JSON.stringify(p), ...supervisorEnv(`${p.runtimeDir}/daemon.log`) },
     stdin: "pipe",
     stdout: "pipe",
     stderr: "pipe",
@@ -59,7 +83,7 @@ export async function ensureHolder(p: Paths): Promise<HolderInfo> {
     // Said once: the holder lives on, and with it this choice. Plain stderr:
     // the CLI does not load the logger (it costs start-up time).
     if (map === "single") process.stderr.write(`WARN: using a single-id user namespace: ${why}; programs that change user inside a sandbox will fail\n`);
-    proc.stdin.write("go\n");
+    proc.stdin.write(`go ${map}\n`);
     await proc.stdin.end();
     // Wait until the holder has exec'd sleep, so its namespaces are final.
     for (let i = 0; i < 200; i++) {
@@ -74,13 +98,7 @@ export async function ensureHolder(p: Paths): Promise<HolderInfo> {
       mntns: nsId(`/proc/${proc.pid}/ns/mnt`)!,
       map,
     };
-    rmSync(holderFile(p), { force: true });
-    const fd = openSync(holderFile(p), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
-    try {
-      writeFileSync(fd, JSON.stringify(info));
-    } finally {
-      closeSync(fd);
-    }
+    writeHolderFile(p, info);
     reader.releaseLock();
     proc.unref();
     return info;

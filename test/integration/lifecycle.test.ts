@@ -275,8 +275,13 @@ describeWhen(why)("rootless session", () => {
   test("after a reboot (another boot id in the state) stale sandboxes are marked exited and their pins dropped", async () => {
     await t.burrowOk(["run", "-d", "--network", "none", "--name", "old", "--", "sleep", "300"]);
     const pid = JSON.parse(await t.burrowOk(["ps", "--format", "json"]))[0].Pid;
+    // A reboot ends every process: the holder first stopped, so that its
+    // supervisor cannot restart the daemon before the state says "another boot".
+    const holder = JSON.parse(readFileSync(`${t.dirs.runtimeDir}/holder.json`, "utf8")).pid;
+    process.kill(holder, "SIGSTOP");
     for (const d of daemonPids(t.dirs.runtimeDir)) process.kill(d, "SIGKILL");
-    process.kill(pid, "SIGKILL"); // a reboot ends every process
+    process.kill(holder, "SIGKILL");
+    process.kill(pid, "SIGKILL");
     expect(await until(() => daemonPids(t.dirs.runtimeDir).length === 0)).toBe(true);
     const db = new Database(`${t.dirs.stateDir}/state.db`);
     db.run("UPDATE sandboxes SET boot_id = 'an-earlier-boot'");

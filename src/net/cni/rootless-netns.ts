@@ -10,7 +10,7 @@ import { Mutex } from "../../mutex.ts";
 import type { Paths } from "../../paths.ts";
 import { createPinnedNetns, pinHolds } from "../../namespaces/pins.ts";
 import { pidsInNs, signalAll } from "../../sys/processes.ts";
-import { umountIfMounted } from "../../sys/mount.ts";
+import { bind, umountIfMounted } from "../../sys/mount.ts";
 import { ROLES, spawnRole } from "../../roles.ts";
 import { buildResolvConf, readHostResolvConf } from "../../dns/resolvconf.ts";
 import { parseSlirp4netnsOptions, slirp4netnsAddresses } from "../slirp4netns/options.ts";
@@ -110,6 +110,14 @@ interface State {
   slirpPid: number;
 }
 
+function commOf(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, "utf8").trim();
+  } catch {
+    return "";
+  }
+}
+
 export class RootlessNetns {
   readonly dir: string;
   readonly pin: string;
@@ -163,9 +171,10 @@ export class RootlessNetns {
       try {
         const ino = await createPinnedNetns(this.pin);
         const options = parseSlirp4netnsOptions([]);
-        await this.startSlirp(ino);
+        const slirp = await this.startSlirp(ino);
         const resolv = buildResolvConf({ hostContent: readHostResolvConf().content, firstNameservers: [slirp4netnsAddresses(options).dns] });
         writeFileSync(`${this.dir}/resolv.conf`, resolv.content, { mode: 0o644 });
+        this.made = { state: { ino, slirpPid: slirp.pid }, resolv: resolv.content };
         log.debug(`rootless CNI namespace up in ${(performance.now() - t0).toFixed(1)} ms`);
       } catch (e) {
         await this.teardownNow();
@@ -188,6 +197,8 @@ export class RootlessNetns {
     slirp.proc.unref();
     // The state first: a failure below must still find slirp4netns to stop.
     writeFileSync(this.stateFile, JSON.stringify({ ino, slirpPid: slirp.pid } satisfies State), { mode: 0o600 });
+    // restore() after a logout writes the state of the slirp4netns that runs now.
+    if (this.made) this.made.state = { ino, slirpPid: slirp.pid };
     slirp.proc.exited.then(() => {
       // Not when our own teardown (or a restart) stopped it.
       if (this.working === 0 && this.readState()?.slirpPid === slirp.pid) this.hooks.onSlirpExit?.(slirp.pid);
@@ -237,6 +248,44 @@ export class RootlessNetns {
   }
 
   private runner: CniRunner | null = null;
+  /** What ensure() wrote, kept for restore(): a logout may remove the files. */
+  private made: { state: State; resolv: string } | null = null;
+
+  /**
+   * A logout removed the runtime directory under this live namespace
+   * (src/daemon/ownership.ts): makes its directory, state.json,
+   * resolv.conf and pin again (the pin from a process inside it: unlinking
+   * the pin file detached the mount) and replaces the plugin runner, whose
+   * private mount namespace lost its binds of the old directories. Nothing
+   * to do when this daemon did not make it, or it is intact, or gone.
+   */
+  restore(): Promise<void> {
+    return this.mutex.run(async () => {
+      const made = this.made;
+      if (!made || pinHolds(this.pin, made.state.ino)) return;
+      const inside = pidsInNs("net", made.state.ino);
+      if (!inside.length) return;
+      mkdirSync(`${this.dir}/run`, { recursive: true, mode: 0o700 });
+      mkdirSync(`${this.dir}/var`, { recursive: true, mode: 0o700 });
+      mkdirSync(cniDataDir(this.paths), { recursive: true, mode: 0o700 });
+      writeFileSync(this.stateFile, JSON.stringify(made.state), { mode: 0o600 });
+      writeFileSync(`${this.dir}/resolv.conf`, made.resolv, { mode: 0o644 });
+      if (!existsSync(this.pin)) writeFileSync(this.pin, "");
+      bind(`/proc/${inside[0]}/ns/net`, this.pin);
+      this.runner?.stop();
+      this.runner = null;
+      // dnsname's files went with the directory (they live in the runner's
+      // /run, which is RUNTIME_DIR/rootless-netns/run): its dnsmasq would
+      // hold the bridge's port 53 against the one the next ADD starts.
+      // Names of sandboxes made before the logout are lost; their addresses
+      // and routes are not.
+      signalAll(
+        inside.filter((pid) => commOf(pid) === "dnsmasq"),
+        "SIGTERM",
+      );
+      log.warn(`the rootless CNI namespace was pinned again from process ${inside[0]}`);
+    });
+  }
 
   /**
    * Runs a plugin (or any program) inside this namespace, through the
@@ -271,6 +320,7 @@ export class RootlessNetns {
     const errors: Error[] = [];
     this.runner?.stop();
     this.runner = null;
+    this.made = null;
     const st = this.readState();
     if (st) {
       const inside = pidsInNs("net", st.ino);
