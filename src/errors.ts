@@ -49,6 +49,8 @@ export const ERROR_KINDS = [
   "cni-result",
   "cni-teardown",
   "cni-version",
+  // A full state filesystem (src/state/full.ts): free space and try again.
+  "disk-full",
 ] as const;
 export type ErrorKind = (typeof ERROR_KINDS)[number];
 

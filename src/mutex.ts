@@ -23,6 +23,11 @@ export class KeyedMutex<K = string> {
     });
     return next;
   }
+
+  /** Something holds or waits for `key`. */
+  busy(key: K): boolean {
+    return this.tails.has(key);
+  }
 }
 
 /** A KeyedMutex with one key. */

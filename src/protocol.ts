@@ -34,6 +34,17 @@ export const CreateRequest = v.object({
   tty: v.optional(v.boolean()),
   workdir: v.optional(v.string()),
   user: v.optional(ProcessUser),
+  /**
+   * Made by the CLI, the same for every attempt of one `run`: a create sent
+   * again after a broken connection gets the first attempt's answer
+   * (src/daemon/requests-seen.ts).
+   */
+  requestId: v.optional(
+    v.pipe(
+      v.string(),
+      v.regex(/^[0-9a-f]{16,64}$/, (i) => `invalid request id ${quote(i.input)}: 16 to 64 hex digits`),
+    ),
+  ),
 });
 export type CreateRequest = v.InferOutput<typeof CreateRequest>;
 
@@ -108,7 +119,8 @@ const PortRecordSchema = v.object({ hostIp: v.string(), hostPort: v.number(), co
 const Names = v.array(v.string());
 
 export const Replies = {
-  create: v.looseObject({ id: v.string(), name: v.string(), enter: v.looseObject({ ...EnterTarget.entries, cwd: v.optional(v.string()) }) }),
+  // No enter target: a retried create whose sandbox has exited and gone since.
+  create: v.looseObject({ id: v.string(), name: v.string(), enter: v.optional(v.looseObject({ ...EnterTarget.entries, cwd: v.optional(v.string()) })) }),
   started: Done,
   exited: Done,
   list: v.array(

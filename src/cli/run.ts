@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { defineCommand } from "citty";
 import { call } from "../client/client.ts";
 import { BurrowError } from "../errors.ts";
@@ -90,12 +91,18 @@ export default defineCommand({
         ...(po.tty ? { tty: true } : {}),
         ...(po.workdir ? { workdir: po.workdir } : {}),
         ...(po.user ? { user: po.user } : {}),
+        // One id for every attempt: call() sends the create again after a
+        // broken connection, and the daemon answers a retry with the first
+        // attempt's result instead of meeting its half-made sandbox.
+        requestId: randomBytes(16).toString("hex"),
       }),
     );
     if (detach) {
       process.stdout.write(`${created.id}\n`);
       return;
     }
+    if (!created.enter)
+      throw new BurrowError(`sandbox ${created.name} (${created.id.slice(0, 12)}) was created, but it has exited and is gone`, { kind: "not-running" });
     const code = await runForeground(created.enter, p.rest, po, (pid) =>
       call("started", { id: created.id, pid }).then(
         () => {},

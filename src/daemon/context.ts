@@ -9,6 +9,17 @@ import type { KeyedMutex } from "../mutex.ts";
 import type { PortDrivers } from "../ports/registry.ts";
 import { BurrowError } from "../errors.ts";
 import type { Sandbox, SandboxStore } from "../state/sandboxes.ts";
+import type { HelperLedger } from "../state/helpers.ts";
+import type { SpaceReserve } from "../state/full.ts";
+import type { RequestsSeen } from "./requests-seen.ts";
+
+/** Creates safe to retry (issue 10 item 2): src/daemon/create-retry.ts. */
+export interface CreateBookkeeping {
+  helpers: HelperLedger;
+  requests: RequestsSeen;
+  /** Room for rollbacks on a full disk (src/state/full.ts). */
+  reserve?: SpaceReserve;
+}
 
 export interface SessionInfo {
   /** Identity of the namespaces pins live in ("host" for rootful). */
@@ -45,6 +56,7 @@ export interface DaemonContext {
   readonly children: Map<string, Bun.Subprocess>;
   /** Sandboxes whose create is under way: their row exists before their pins. */
   readonly creating: Set<string>;
+  readonly bookkeeping: CreateBookkeeping;
   readonly restarts: RestartHooks;
 }
 
@@ -54,7 +66,14 @@ export function now(): string {
 
 /** What a network backend gets for one sandbox. */
 export function setupContext(ctx: DaemonContext, s: Sandbox): SetupContext {
-  return { paths: ctx.paths, sandbox: s, netns: s.runtime.pins?.net ?? "", dir: sandboxDir(ctx.paths, s.id) };
+  return {
+    paths: ctx.paths,
+    sandbox: s,
+    netns: s.runtime.pins?.net ?? "",
+    dir: sandboxDir(ctx.paths, s.id),
+    // Helpers are written down before they are spawned (src/state/helpers.ts).
+    helpers: { intend: (kind) => ctx.bookkeeping.helpers.intend(kind, `sandbox:${s.id}`) },
+  };
 }
 
 /** How `exec` and a detached start join the sandbox. */

@@ -16,6 +16,8 @@ import { ROLES, spawnRole } from "../roles.ts";
 import { etcContent } from "../dns/etc-content.ts";
 import { enterTarget, now, sandboxLabel, setupContext, type DaemonContext } from "./context.ts";
 import { signalNumber, type SandboxReleases } from "./release.ts";
+import { isDiskFull } from "../state/full.ts";
+import { freeName, retryDeps } from "./create-retry.ts";
 import { networkNames } from "../net/cni/backend.ts";
 import { checkStaticAddressing } from "../net/cni/static.ts";
 import { checkMapped, parseIdMap } from "../sandbox/user.ts";
@@ -76,6 +78,8 @@ export async function createSandbox(ctx: DaemonContext, releases: SandboxRelease
   // just returned): its name is free once that is done.
   const releasing = ctx.store.all().find((o) => o.name === name && releases.isExiting(o.id));
   if (releasing) await releases.settled(releasing.id);
+  // A create rolled back on a full disk may still hold the name (src/daemon/create-retry.ts).
+  if (!reuse) await freeName(retryDeps(ctx, releases), name);
   if (!reuse && ctx.store.nameTaken(name)) throw nameInUse(name);
 
   const id = reuse?.id ?? randomBytes(32).toString("hex");
@@ -92,7 +96,9 @@ export async function createSandbox(ctx: DaemonContext, releases: SandboxRelease
     bootId: ctx.bootId,
     session: ctx.session.id,
     spec: { ...req, name, hostname, network: networkRaw },
-    runtime: { pins: null, ino: null, network: mode.kind, netOf: plan.netOf?.id, restart: reuse?.runtime.restart },
+    // partial until the last step: a new row still partial when no create works on it is
+    // rolled back (src/daemon/create-retry.ts). Not a restarted one: that row is the user's.
+    runtime: { pins: null, ino: null, network: mode.kind, netOf: plan.netOf?.id, restart: reuse?.runtime.restart, ...(reuse ? {} : { partial: true }) },
   };
   const portDriver = portSpecs.length && "driver" in portChoice ? portChoice.driver : undefined;
   s.runtime.portDriver = portDriver;
@@ -116,6 +122,8 @@ export async function createSandbox(ctx: DaemonContext, releases: SandboxRelease
       } else {
         ctx.store.insert(s);
         undo.push("state row", () => ctx.store.delete(id));
+        ctx.bookkeeping.requests.record(req.requestId, id, name);
+        undo.push("request id", () => ctx.bookkeeping.requests.forget(id));
         mkdirSync(dir, { recursive: true, mode: 0o700 });
         undo.push("sandbox dir", () => rmSync(dir, { recursive: true, force: true }));
       }
@@ -130,19 +138,24 @@ export async function createSandbox(ctx: DaemonContext, releases: SandboxRelease
       const { pins, ino } = await createPinned({ hostname, newNet: plan.newNet, joinNet: plan.joinNet, binds: etcBinds(files) }, pinDir(ctx.paths, id));
       s.runtime.pins = pins;
       s.runtime.ino = ino;
-      // Saved at once: a daemon killed mid-create leaves a row the next one can release.
-      ctx.store.update(s);
+      // The undo before the write: a write that fails (a full disk) must still unpin.
       undo.push("pins", () => removePins(pins, pinDir(ctx.paths, id)));
       undo.push("processes", () => killAll(ino.mnt));
+      // Saved at once: a daemon killed mid-create leaves a row the next one can release.
+      ctx.store.update(s);
 
       const t1 = performance.now();
-      if (portDriver) s.runtime.ports = await ctx.ports.prepare(portDriver, portSpecs);
+      if (portDriver) {
+        s.runtime.ports = await ctx.ports.prepare(portDriver, portSpecs);
+        // Recorded before the network: a rollback after a crash during the ADD needs them for portmap's DEL.
+        ctx.store.update(s);
+      }
       if (backend.setup) {
         const net = await backend.setup(mode, setupContext(ctx, s));
         s.runtime.backend = net.record;
         s.runtime.address = net.address;
-        ctx.store.update(s);
         undo.push("network", () => backend.teardown?.(net.record, setupContext(ctx, s)));
+        ctx.store.update(s);
         const content = etcContent({ policy: backend.etc, hostname, name, dns: req.dns, net });
         writeInPlace(files.hosts, content.hosts);
         writeInPlace(files.resolv, content.resolv);
@@ -157,9 +170,14 @@ export async function createSandbox(ctx: DaemonContext, releases: SandboxRelease
       );
       ctx.store.event("create", s, { network: networkRaw });
       if (req.detach) spawnDetached(ctx, releases, s);
+      // Complete (and for -d, its command runs): from here a retry gets this answer.
+      delete s.runtime.partial;
+      ctx.store.update(s);
       undo.commit();
       return { id, name, enter: enterTarget(ctx, s) };
     } catch (e) {
+      // Out of space: the reserve makes room for the rollback's own writes.
+      if (isDiskFull(e)) ctx.bookkeeping.reserve?.release();
       for (const err of await undo.unwind()) log.warn(`rollback of ${sandboxLabel(s)}: ${err.message}`);
       throw e;
     } finally {

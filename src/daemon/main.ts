@@ -10,6 +10,9 @@ import { RequestRefused, parseArgs, readBody, routeOf, shortMessage } from "./re
 import { ensurePrivateDir } from "../client/trust.ts";
 import { openState } from "../state/db.ts";
 import { SandboxStore } from "../state/sandboxes.ts";
+import { HelperLedger } from "../state/helpers.ts";
+import { RequestsSeen } from "./requests-seen.ts";
+import { diskFullError, SpaceReserve } from "../state/full.ts";
 import { holderAlive, readHolder, type HolderInfo } from "../userns/session.ts";
 import { prewarm } from "../namespaces/pins.ts";
 import { SandboxService } from "./service.ts";
@@ -65,8 +68,11 @@ export async function daemonMain(): Promise<void> {
     }
   }
   let store: SandboxStore;
+  let bookkeeping: { helpers: HelperLedger; requests: RequestsSeen; reserve: SpaceReserve };
   try {
-    store = new SandboxStore(openState(paths.stateDir));
+    const db = openState(paths.stateDir);
+    store = new SandboxStore(db);
+    bookkeeping = { helpers: new HelperLedger(db), requests: new RequestsSeen(db), reserve: new SpaceReserve(`${paths.stateDir}/reserve`) };
     store.compact();
   } catch (e) {
     // One line the CLI can quote (it shows the log's last line).
@@ -78,12 +84,18 @@ export async function daemonMain(): Promise<void> {
   const cni = new CniNetworking(
     paths,
     (exceptId) => store.all().filter((s) => s.id !== exceptId && s.status !== "exited" && onBridge(s.runtime.network)).length,
+    {
+      helpers: bookkeeping.helpers,
+      report: (type, attrs) => store.event(type, null, attrs),
+      // An exited bridge sandbox whose DEL has not run yet still needs the rootless namespace.
+      unreleased: () => store.all().some((s) => onBridge(s.runtime.network) && !!s.runtime.backend),
+    },
   );
   const backends: NetworkBackends = createNetworkBackends({ cni });
   const session = holder
     ? { id: `${holder.pid}:${holder.startTime}`, enter: { user: `/proc/${holder.pid}/ns/user`, mnt: `/proc/${holder.pid}/ns/mnt` } }
     : { id: `host`, enter: { mnt: `/proc/${process.pid}/ns/mnt` } };
-  const service = new SandboxService({ paths, store, session, bootId: bootId(), ports: createPortDrivers(), backends, cni });
+  const service = new SandboxService({ paths, store, session, bootId: bootId(), ports: createPortDrivers(), backends, cni, bookkeeping });
   // The socket and everything else this daemon keeps in the runtime
   // directory have one owner (src/daemon/ownership.ts).
   const owner = new RuntimeOwner(paths, holder, {
@@ -131,7 +143,9 @@ export async function daemonMain(): Promise<void> {
         const result = await callHandler(table, op, args);
         log.debug(`${op} handled in ${(performance.now() - t0).toFixed(1)} ms`);
         return Response.json(result ?? {});
-      } catch (e) {
+      } catch (err) {
+        // A full state filesystem is said as such (src/state/full.ts).
+        const e = diskFullError(err, paths.stateDir) ?? err;
         if (e instanceof BurrowError) {
           log.debug(`${op} failed: ${e.stack}${e.cause instanceof Error ? `\ncaused by: ${e.cause.stack}` : ""}`);
           return Response.json({ ...e.toJSON(), error: shortMessage(e.message) }, { status: 400 });

@@ -10,6 +10,7 @@ import { pinHolds, removePins } from "../namespaces/pins.ts";
 import type { Sandbox } from "../state/sandboxes.ts";
 import { now, sandboxLabel, type DaemonContext } from "./context.ts";
 import type { SandboxReleases } from "./release.ts";
+import { recoverCreates, retryDeps } from "./create-retry.ts";
 
 /** A sandbox still "created" with no process after this long was abandoned by its CLI. */
 const ABANDONED_MS = 10_000;
@@ -27,8 +28,10 @@ export class SandboxRecovery {
   /** Sandboxes whose processes or pins vanished behind our back. */
   async reap(restore = false): Promise<void> {
     const { ctx, releases } = this;
+    // Creates a dead daemon or a failed write left half-made, and helpers nobody owns.
+    await recoverCreates(retryDeps(ctx, releases));
     for (const s of ctx.store.all()) {
-      if (s.status === "exited") continue;
+      if (s.status === "exited" || s.runtime.partial) continue;
       if (ctx.children.has(s.id) || ctx.creating.has(s.id)) continue;
       if (ctx.restarts.holds(s.id)) continue; // restart hook: waiting for its back-off
       const pinsOk = !!s.runtime.pins && !!s.runtime.ino && pinHolds(s.runtime.pins.mnt, s.runtime.ino.mnt);
@@ -65,6 +68,8 @@ export class SandboxRecovery {
           for (const e of errs) log.warn(`reconcile: removing ${sandboxLabel(s)}: ${e.message}`);
         })
         .catch((e) => log.warn(`reconcile: removing ${sandboxLabel(s)}: ${messageOf(e)}`));
+    // First: a half-made create must not get its ports restored by reap() below.
+    await recoverCreates(retryDeps(ctx, releases));
     for (const s of ctx.store.all()) {
       const stale = s.bootId !== ctx.bootId || s.session !== ctx.session.id;
       const leftovers = !!(s.runtime.pins || s.runtime.backend || s.runtime.ports?.length);

@@ -9,7 +9,8 @@ import { sandboxDir, type Paths } from "../paths.ts";
 import { KeyedMutex } from "../mutex.ts";
 import type { PortDrivers } from "../ports/registry.ts";
 import type { Sandbox, SandboxStore } from "../state/sandboxes.ts";
-import { enterTarget, setupContext, type DaemonContext, type SessionInfo } from "./context.ts";
+import { enterTarget, setupContext, type CreateBookkeeping, type DaemonContext, type SessionInfo } from "./context.ts";
+import { abandoned, replayCreate, retryDeps } from "./create-retry.ts";
 import { createSandbox, markStarted, spawnDetached, type Created } from "./create.ts";
 import { processesOf, SandboxRecovery } from "./recovery.ts";
 import { SandboxReleases } from "./release.ts";
@@ -34,6 +35,7 @@ export class SandboxService {
     ports: PortDrivers;
     backends: NetworkBackends;
     cni: CniNetworking;
+    bookkeeping: CreateBookkeeping;
   }) {
     // The supervisor's host calls back into create and release, which
     // themselves call the supervisor at their restart hooks (ctx.restarts).
@@ -81,8 +83,13 @@ export class SandboxService {
     return this.ctx.locks.run(id, fn);
   }
 
-  create(req: CreateRequest): Promise<Created> {
-    return createSandbox(this.ctx, this.releases, req);
+  /** A retry (same request id) gets the first attempt's answer (src/daemon/requests-seen.ts). */
+  create(req: CreateRequest): Promise<Created | { id: string; name: string }> {
+    return this.ctx.bookkeeping.requests.once(
+      req.requestId,
+      () => createSandbox(this.ctx, this.releases, req),
+      (seen) => replayCreate(retryDeps(this.ctx, this.releases), seen, req),
+    );
   }
 
   /** The CLI started the command of a foreground sandbox. */
@@ -128,7 +135,8 @@ export class SandboxService {
   }
 
   list(all: boolean): Sandbox[] {
-    return this.ctx.store.all().filter((s) => all || s.status === "running" || s.status === "created");
+    // Not a half-made create being rolled back (src/daemon/create-retry.ts).
+    return this.ctx.store.all().filter((s) => !abandoned(this.ctx, s) && (all || s.status === "running" || s.status === "created"));
   }
 
   logPath(ref: string): string {

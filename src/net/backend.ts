@@ -8,6 +8,7 @@ import type { DnsView, EtcPolicy } from "../dns/etc-content.ts";
 import type { Paths } from "../paths.ts";
 import type { PortDriverName } from "../ports/driver.ts";
 import type { Sandbox } from "../state/sandboxes.ts";
+import type { HelperKind, HelperTrack } from "../state/helpers.ts";
 import type { NetworkMode, NetworkModeKind, NetworkModeOf } from "./mode.ts";
 
 /** What the namespace Worker must do for this backend. */
@@ -31,6 +32,11 @@ export interface SetupContext {
   netns: string;
   /** Directory for backend-owned files (logs, sockets). */
   dir: string;
+  /**
+   * Records a helper before it is spawned (throws when that cannot be
+   * written: spawn nothing then); pass the track to the spawner.
+   */
+  helpers?: { intend(kind: HelperKind): HelperTrack };
 }
 
 export interface NetworkSetup<R> extends DnsView {

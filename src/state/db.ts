@@ -28,6 +28,23 @@ const MIGRATIONS: string[] = [
      attrs TEXT
    );
    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);`,
+  // Issue 10 item 2: helper processes recorded before they are spawned
+  // (src/state/helpers.ts), and the request id of every create, so a
+  // retried create gets the first attempt's answer (src/daemon/requests-seen.ts).
+  `CREATE TABLE helpers (
+     id TEXT PRIMARY KEY,
+     kind TEXT NOT NULL,             -- slirp4netns | pasta
+     owner TEXT NOT NULL,            -- sandbox:<id> | rootless-netns
+     pid INTEGER,                    -- NULL until spawned
+     pid_start TEXT,
+     created_at TEXT NOT NULL
+   );
+   CREATE TABLE create_requests (
+     request_id TEXT PRIMARY KEY,
+     sandbox_id TEXT NOT NULL,
+     name TEXT NOT NULL,
+     created_at TEXT NOT NULL
+   );`,
 ];
 
 export function openState(dir: string): Database {
@@ -38,6 +55,9 @@ export function openState(dir: string): Database {
   db.run("PRAGMA busy_timeout = 5000");
   // A checkpointed WAL is cut back to this size instead of staying at its peak.
   db.run("PRAGMA journal_size_limit = 1048576");
+  // Checkpoint at 256 pages (1 MiB) instead of 1000 (4 MiB): the WAL of a
+  // busy daemon stays near the limit above (a create writes ~10 frames).
+  db.run("PRAGMA wal_autocheckpoint = 256");
   const current = (db.query("PRAGMA user_version").get() as { user_version: number }).user_version;
   for (let i = current; i < MIGRATIONS.length; i++) {
     db.transaction(() => {

@@ -25,6 +25,8 @@ export interface Runtime {
   /** IP address of the sandbox on its primary network, when it has one. */
   address?: string;
   networkError?: string;
+  /** Set while its create is under way (src/daemon/create-retry.ts). */
+  partial?: boolean;
   /** Restart-policy supervision (src/daemon/restart.ts). */
   restart?: RestartState;
 }

@@ -12,7 +12,7 @@ import type { Paths } from "../../paths.ts";
 import type { PortRecord, Sandbox } from "../../state/sandboxes.ts";
 import type { DnsView } from "../../dns/etc-content.ts";
 import type { NetworkBackend, SetupContext } from "../backend.ts";
-import type { NetworkMode } from "../mode.ts";
+import { parseNetworkMode, type NetworkMode } from "../mode.ts";
 import { buildAttachment, interfaceName } from "./attachment.ts";
 import { DNS_DOMAIN, type Conflist } from "./conflist.ts";
 import { inspectNetworkEntry, type InspectAdditionalNetwork } from "./inspect.ts";
@@ -21,6 +21,8 @@ import type { CniResult } from "./result.ts";
 import { CniRuntime } from "./runtime.ts";
 import { bunSpawner } from "./spawn.ts";
 import { RootlessNetns, cniDataDir } from "./rootless-netns.ts";
+import { RootlessSupervisor, type Report } from "./rootless-supervisor.ts";
+import type { HelperLedger } from "../../state/helpers.ts";
 
 export interface CniAttachmentRecord {
   network: string;
@@ -75,6 +77,8 @@ export class CniNetworking {
    * (a release) or not yet as attached; the rootless namespace stays while
    * any runs, or its plugins would be killed halfway. */
   private busy = 0;
+  /** Restarts the rootless namespace's slirp4netns when it dies (issue 10 item 5). */
+  readonly supervisor: RootlessSupervisor | null;
 
   constructor(
     readonly paths: Paths,
@@ -82,10 +86,23 @@ export class CniNetworking {
      * ones still being created: tearing the namespace down under them would
      * kill their plugins halfway. */
     private readonly othersAttached: (exceptId: string) => number,
+    /** The helper ledger and `burrow events` (issue 10 items 2 and 5); absent in unit tests. */
+    daemon: { helpers?: HelperLedger; report?: Report; unreleased?: () => boolean } = {},
   ) {
     this.store = new NetworkStore({ dir: paths.cniConfigDir });
     this.rootlessNetns = paths.rootless ? new RootlessNetns(paths) : null;
     const rns = this.rootlessNetns;
+    const ledger = daemon.helpers;
+    if (rns && ledger) rns.hooks.helpers = { intend: (kind) => ledger.intend(kind, "rootless-netns") };
+    this.supervisor = rns
+      ? new RootlessSupervisor(
+          rns,
+          // An exited sandbox whose DEL has not run yet still needs the namespace.
+          () => this.busy > 0 || this.othersAttached("") > 0 || !!daemon.unreleased?.(),
+          () => this.releaseShared(""),
+          daemon.report ?? (() => {}),
+        )
+      : null;
     this.runtime = new CniRuntime({
       cacheDir: `${paths.stateDir}/cni`,
       // Rootful, dnsname keeps its dnsmasq files under $XDG_RUNTIME_DIR when
@@ -216,6 +233,42 @@ export class CniNetworking {
         else throw e;
       }
     });
+  }
+
+  /**
+   * DEL on every network a create asked for whose attachments were never
+   * recorded (its daemon died during an ADD, or the write failed): from the
+   * network's own configuration, since the ADD may not have cached one.
+   * Errors are logged: most of these DELs find nothing to remove. Rootless,
+   * only while the namespace lives (its teardown takes the rest with it).
+   */
+  async detachUnrecorded(s: Pick<Sandbox, "id" | "name" | "runtime">, netns: string, networkSpec: string): Promise<void> {
+    if (this.rootlessNetns && !this.rootlessNetns.alive()) return;
+    const names = networkNames(parseNetworkMode(networkSpec));
+    await this.hold(async () => {
+      for (const [i, name] of names.entries()) {
+        const net = await this.store.get(name).catch(() => null);
+        if (!net) continue;
+        // portmap finds its chains by container id, but only looks when given mappings.
+        const att = buildAttachment({
+          containerId: s.id,
+          containerName: s.name,
+          netns: this.pluginPath(netns),
+          ifName: interfaceName(i),
+          portMappings: this.rootlessNetns
+            ? undefined
+            : s.runtime.ports?.map((p) => ({ hostPort: p.hostPort, containerPort: p.containerPort, protocol: p.protocol, hostIP: p.hostIp })),
+        });
+        await this.exclusive("add", () => this.runtime.del(withDataDir(net.conflist, this.dataDir), att)).catch((e) =>
+          log.debug(`rollback: DEL of ${name} for ${s.id.slice(0, 12)}: ${messageOf(e)}`),
+        );
+      }
+    });
+  }
+
+  /** Housekeeping: restarts a dead shared slirp4netns, tears down an unused namespace. */
+  async supervise(): Promise<void> {
+    await this.supervisor?.check();
   }
 
   /** When no other sandbox uses a bridge network, the rootless namespace goes. */

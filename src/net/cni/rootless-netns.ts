@@ -18,6 +18,15 @@ import { probeSlirp4netns } from "../slirp4netns/probe.ts";
 import { isOurSlirp4netns, startSlirp4netns, stopSlirp4netnsPid } from "../slirp4netns/process.ts";
 import { CniRunnerReply, parseMessage, type CniRunnerConfig } from "../../messages.ts";
 import type { PluginSpawner, SpawnRequest, SpawnResult } from "./spawn.ts";
+import type { HelperKind, HelperRow, HelperTrack } from "../../state/helpers.ts";
+
+/** What the daemon lends the namespace: the helper ledger (issue 10 item 2). */
+export interface RootlessNetnsHooks {
+  /** Records a helper before it is spawned, owned by the namespace. */
+  helpers?: { intend(kind: HelperKind): HelperTrack };
+  /** Its slirp4netns exited while the namespace is in use (src/net/cni/rootless-supervisor.ts restarts it). */
+  onSlirpExit?(pid: number): void;
+}
 
 /**
  * The daemon's end of one __cni-runner: requests as JSON lines on its
@@ -114,6 +123,9 @@ export class RootlessNetns {
   readonly pin: string;
   /** Serializes create/teardown against each other (one daemon, many requests). */
   private readonly mutex = new Mutex();
+  /** ensure/teardown/revive under way: their helpers are claimed even before state.json names them. */
+  private working = 0;
+  hooks: RootlessNetnsHooks = {};
 
   constructor(readonly paths: Paths) {
     this.dir = `${paths.runtimeDir}/rootless-netns`;
@@ -142,8 +154,14 @@ export class RootlessNetns {
     return existsSync(this.dir);
   }
 
+  /** The mutex, counting who waits for or holds it (see owns()). */
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    this.working++;
+    return this.mutex.run(fn).finally(() => this.working--);
+  }
+
   ensure(): Promise<void> {
-    return this.mutex.run(async () => {
+    return this.serial(async () => {
       if (this.alive()) return;
       if (this.exists()) await this.teardownNow();
       const t0 = performance.now();
@@ -153,15 +171,7 @@ export class RootlessNetns {
       try {
         const ino = await createPinnedNetns(this.pin);
         const options = parseSlirp4netnsOptions([]);
-        const slirp = await startSlirp4netns({
-          netnsPath: this.pin,
-          options,
-          features: await probeSlirp4netns({ cachePath: `${this.paths.stateDir}/slirp4netns-probe.json` }),
-          logPath: `${this.dir}/slirp4netns.log`,
-        });
-        slirp.proc.unref();
-        // The state first: a failure below must still find slirp4netns to stop.
-        writeFileSync(this.stateFile, JSON.stringify({ ino, slirpPid: slirp.pid } satisfies State), { mode: 0o600 });
+        const slirp = await this.startSlirp(ino);
         const resolv = buildResolvConf({ hostContent: readHostResolvConf().content, firstNameservers: [slirp4netnsAddresses(options).dns] });
         writeFileSync(`${this.dir}/resolv.conf`, resolv.content, { mode: 0o644 });
         this.made = { state: { ino, slirpPid: slirp.pid }, resolv: resolv.content };
@@ -171,6 +181,70 @@ export class RootlessNetns {
         throw e;
       }
     });
+  }
+
+  /** Starts slirp4netns for the pinned namespace and writes the state naming it. */
+  private async startSlirp(ino: number): Promise<{ pid: number }> {
+    const features = await probeSlirp4netns({ cachePath: `${this.paths.stateDir}/slirp4netns-probe.json` });
+    const track = this.hooks.helpers?.intend("slirp4netns");
+    const slirp = await startSlirp4netns({
+      netnsPath: this.pin,
+      options: parseSlirp4netnsOptions([]),
+      features,
+      logPath: `${this.dir}/slirp4netns.log`,
+      track,
+    });
+    slirp.proc.unref();
+    // The state first: a failure below must still find slirp4netns to stop.
+    writeFileSync(this.stateFile, JSON.stringify({ ino, slirpPid: slirp.pid } satisfies State), { mode: 0o600 });
+    // restore() after a logout writes the state of the slirp4netns that runs now.
+    if (this.made) this.made.state = { ino, slirpPid: slirp.pid };
+    slirp.proc.exited.then(() => {
+      // Not when our own teardown (or a restart) stopped it.
+      if (this.working === 0 && this.readState()?.slirpPid === slirp.pid) this.hooks.onSlirpExit?.(slirp.pid);
+    });
+    return slirp;
+  }
+
+  /** The namespace is pinned but its slirp4netns is gone (killed, crashed). */
+  slirpDead(): boolean {
+    const st = this.readState();
+    return !!st && pinHolds(this.pin, st.ino) && !isOurSlirp4netns(st.slirpPid, this.pin);
+  }
+
+  /**
+   * Starts a new slirp4netns for the namespace when the old one died: the
+   * bridges, veths and rules inside live on, and --configure makes tap0
+   * and the default route again. Returns the old and new pid, or null when
+   * nothing was to be done.
+   */
+  revive(): Promise<{ oldPid: number; pid: number } | null> {
+    return this.serial(async () => {
+      const st = this.readState();
+      if (!st || !this.slirpDead()) return null;
+      // The kernel removes the dead one's tap0 a little after its exit
+      // (seen: the first new slirp4netns failing on the old tap0): retry.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const slirp = await this.startSlirp(st.ino);
+          return { oldPid: st.slirpPid, pid: slirp.pid };
+        } catch (e) {
+          if (attempt >= 5) throw e;
+          await Bun.sleep(100 * attempt);
+        }
+      }
+    });
+  }
+
+  /** Whether a ledger row is this namespace's live slirp4netns (or one being started or stopped). */
+  owns(row: HelperRow): boolean {
+    if (this.working > 0) return true;
+    return row.pid !== null && this.readState()?.slirpPid === row.pid;
+  }
+
+  /** An operation is under way. */
+  get settling(): boolean {
+    return this.working > 0;
   }
 
   private runner: CniRunner | null = null;
@@ -238,7 +312,7 @@ export class RootlessNetns {
   }
 
   teardown(): Promise<Error[]> {
-    return this.mutex.run(() => this.teardownNow());
+    return this.serial(() => this.teardownNow());
   }
 
   /** Kills dnsmasq and anything else left inside, its slirp4netns, and unpins it. */

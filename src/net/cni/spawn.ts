@@ -12,12 +12,20 @@ export type PluginSpawner = (req: SpawnRequest) => Promise<SpawnResult>;
 /** The default spawner: Bun.spawn with the config on stdin, killed after the timeout. */
 export const bunSpawner: PluginSpawner = async (req) => {
   let timedOut = false;
+  // stdin through a pipe we close, not a buffer: Bun hands a buffer over as
+  // a memfd that stays open in the daemon until the Subprocess is collected
+  // (seen by scripts/soak: up to a dozen extra fds after bridge cycles).
   const proc = Bun.spawn(req.argv, {
     env: req.env,
-    stdin: new TextEncoder().encode(req.stdin),
+    stdin: "pipe",
     stdout: "pipe",
     stderr: "pipe",
   });
+  try {
+    proc.stdin.write(req.stdin);
+    // A plugin that exits without reading (EPIPE) is reported by its exit status below.
+    void Promise.resolve(proc.stdin.end()).catch(() => {});
+  } catch {}
   const timer = setTimeout(() => {
     timedOut = true;
     proc.kill("SIGKILL");

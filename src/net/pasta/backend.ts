@@ -30,7 +30,9 @@ export const pastaBackend: NetworkBackend<"pasta", PastaRecord> = {
   async setup(mode, ctx) {
     const options = optionsOf(mode);
     const features = await probePasta();
+    const track = ctx.helpers?.intend("pasta");
     const p = await startPasta({
+      track,
       netnsPath: ctx.netns,
       options,
       features,

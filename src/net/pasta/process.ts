@@ -10,6 +10,7 @@ import { BurrowError, messageOf } from "../../errors.ts";
 import { cleanEnv } from "../../sys/env.ts";
 import { findHelper } from "../../machine/helpers.ts";
 import { stopHelper } from "../../sys/processes.ts";
+import type { HelperTrack } from "../../state/helpers.ts";
 import type { PastaOptions } from "./options.ts";
 
 /** The address the sandbox's resolv.conf names; pasta forwards it to the host's resolvers (podman 5 uses the same). */
@@ -120,6 +121,8 @@ export interface PastaStartOptions {
   readyTimeoutMs?: number;
   /** uid:gid pasta runs as; default: ours. See pastaArgs. */
   runas?: string;
+  /** The helper ledger's row (written before the spawn; pasta's forked pid once known). */
+  track?: HelperTrack;
 }
 
 /**
@@ -173,7 +176,7 @@ export async function startPasta(o: PastaStartOptions): Promise<PastaProcess> {
   const errFd = openSync(errPath, "w", 0o600);
   let proc: ReturnType<typeof Bun.spawn>;
   try {
-    proc = Bun.spawn([o.features.path, ...args], { env: cleanEnv(), stdio: ["ignore", errFd, errFd] });
+    proc = Bun.spawn([o.features.path, ...args], { env: cleanEnv(o.track?.env), stdio: ["ignore", errFd, errFd] });
   } catch (e) {
     throw new BurrowError(`cannot start ${o.features.path}: ${messageOf(e)}; ${INSTALL_HINT}`, { cause: e, kind: "pasta" });
   } finally {
@@ -212,6 +215,13 @@ export async function startPasta(o: PastaStartOptions): Promise<PastaProcess> {
     throw new BurrowError(`pasta for ${o.netnsPath} ${what}${said ? ` (pasta said: ${said})` : ""}`, { kind: "pasta" });
   }
   rmSync(errPath, { force: true });
+  try {
+    o.track?.spawned(pid);
+  } catch (e) {
+    // Nothing may run that nothing knows about.
+    await stop();
+    throw new BurrowError(`cannot record pasta (pid ${pid}) in the state database: ${messageOf(e)}`, { cause: e, kind: "internal" });
+  }
   return { pid, logPath: o.logPath, stop };
 }
 

@@ -43,10 +43,13 @@ export const slirp4netnsBackend: NetworkBackend<"slirp4netns", Slirp4netnsRecord
     // Unix socket paths are limited to 107 bytes: a short name, not ctx.dir.
     const apiSocket = options.portHandler === "slirp4netns" ? `${ctx.paths.runtimeDir}/api/${ctx.sandbox.id.slice(0, 16)}.sock` : undefined;
     if (apiSocket) mkdirSync(`${ctx.paths.runtimeDir}/api`, { recursive: true, mode: 0o700 });
+    const probed = await features(ctx.paths);
+    const track = ctx.helpers?.intend("slirp4netns");
     const proc = await startSlirp4netns({
+      track,
       netnsPath: ctx.netns,
       options,
-      features: await features(ctx.paths),
+      features: probed,
       logPath: `${ctx.dir}/slirp4netns.log`,
       apiSocketPath: apiSocket,
     });

@@ -9,6 +9,7 @@ import type { Subprocess } from "bun";
 import { BurrowError, messageOf } from "../../errors.ts";
 import { cleanEnv } from "../../sys/env.ts";
 import { isRunning, stopHelper } from "../../sys/processes.ts";
+import type { HelperTrack } from "../../state/helpers.ts";
 import type { Slirp4netnsOptions } from "./options.ts";
 import { checkSlirp4netnsFeatures, type Slirp4netnsFeatures } from "./probe.ts";
 
@@ -33,6 +34,8 @@ export interface Slirp4netnsStartOptions {
    * off for no_pivot_root, containers/podman#8852).
    */
   sandbox?: boolean;
+  /** The helper ledger's row for this process (written before the spawn; gets the pid at once). */
+  track?: HelperTrack;
 }
 
 /**
@@ -178,7 +181,7 @@ export async function startSlirp4netns(o: Slirp4netnsStartOptions): Promise<Slir
   let proc: Subprocess<"ignore", number, number>;
   try {
     proc = Bun.spawn(command, {
-      env: cleanEnv(),
+      env: cleanEnv(o.track?.env),
       stdio: ["ignore", logFd, logFd, "pipe"],
       detached: true,
     });
@@ -186,6 +189,13 @@ export async function startSlirp4netns(o: Slirp4netnsStartOptions): Promise<Slir
     throw new BurrowError(`cannot start ${o.features.path}: ${messageOf(e)}`, { cause: e, kind: "slirp4netns" });
   } finally {
     closeSync(logFd); // the child has its copy
+  }
+  try {
+    o.track?.spawned(proc.pid);
+  } catch (e) {
+    // Nothing may run that nothing knows about: a pid we cannot record dies now.
+    proc.kill("SIGKILL");
+    throw new BurrowError(`cannot record slirp4netns (pid ${proc.pid}) in the state database: ${messageOf(e)}`, { cause: e, kind: "internal" });
   }
   const readyFd = proc.stdio[READY_FD] as unknown as number;
   const reader = Bun.file(readyFd).stream().getReader();

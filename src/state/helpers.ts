@@ -1,0 +1,160 @@
+// The helper-process ledger (issue 10 item 2): every process burrow leaves
+// running beside a sandbox (slirp4netns, pasta, the rootless CNI
+// namespace's slirp4netns) is written down BEFORE it is spawned, and its
+// pid and start time the moment it is. A daemon killed at any point, or a
+// write that fails (a full disk), can then never leave a helper nothing
+// knows about:
+//
+//   intend()   row with no pid, and a marker for the helper's environment;
+//              it fails (disk full) before anything is spawned
+//   spawned()  pid + start time; if that write fails the caller kills the
+//              helper it still holds and fails the create
+//   sweep()    (daemon start and housekeeping) kills what no live owner
+//              claims: by pid + start time, or for a row the daemon died
+//              before completing, by the marker in /proc/PID/environ
+//
+// Daemon main thread, session namespaces (the helpers' own).
+import type { Database } from "bun:sqlite";
+import { randomBytes } from "node:crypto";
+import { readFileSync, readdirSync } from "node:fs";
+import { messageOf } from "../errors.ts";
+import { log } from "../log.ts";
+import { startTimeOf } from "../sys/processes.ts";
+
+/** The environment variable that names a helper's ledger row. */
+export const HELPER_MARKER = "BURROW_HELPER_ID";
+
+export type HelperKind = "slirp4netns" | "pasta";
+
+export interface HelperRow {
+  id: string;
+  kind: HelperKind;
+  /** "sandbox:<id>" or "rootless-netns". */
+  owner: string;
+  pid: number | null;
+  pidStart: string | null;
+  createdAt: string;
+}
+
+/** What a spawner gets for one helper: its environment marker and where to report the pid. */
+export interface HelperTrack {
+  env: Record<string, string>;
+  /** Records the pid (and its start time); throws if that cannot be written. */
+  spawned(pid: number): void;
+}
+
+/** Whether an owner still claims its helpers (a sandbox that runs or is being made). */
+export type OwnerLive = (row: HelperRow) => boolean;
+
+export class HelperLedger {
+  constructor(private readonly db: Database) {}
+
+  /** Records the intent to spawn a helper; throws (nothing spawned yet) when the write fails. */
+  intend(kind: HelperKind, owner: string): HelperTrack {
+    const id = randomBytes(12).toString("hex");
+    this.db
+      .query("INSERT INTO helpers (id, kind, owner, pid, pid_start, created_at) VALUES (?, ?, ?, NULL, NULL, ?)")
+      .run(id, kind, owner, new Date().toISOString());
+    return {
+      env: { [HELPER_MARKER]: id },
+      // An upsert: a sweep may have dropped a row whose spawn took long.
+      spawned: (pid) => {
+        this.db
+          .query(
+            "INSERT INTO helpers (id, kind, owner, pid, pid_start, created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET pid = excluded.pid, pid_start = excluded.pid_start",
+          )
+          .run(id, kind, owner, pid, startTimeOf(pid), new Date().toISOString());
+      },
+    };
+  }
+
+  all(): HelperRow[] {
+    const rows = this.db.query("SELECT * FROM helpers ORDER BY created_at").all() as Array<{
+      id: string;
+      kind: HelperKind;
+      owner: string;
+      pid: number | null;
+      pid_start: string | null;
+      created_at: string;
+    }>;
+    return rows.map((r) => ({ id: r.id, kind: r.kind, owner: r.owner, pid: r.pid, pidStart: r.pid_start, createdAt: r.created_at }));
+  }
+
+  /** Forgets the rows of helpers that are gone, whoever owned them. */
+  private drop(id: string): void {
+    this.db.query("DELETE FROM helpers WHERE id = ?").run(id);
+  }
+
+  /**
+   * Kills every recorded helper whose owner is not live, and forgets the
+   * rows of helpers that are gone. `graceMs`: rows without a pid younger
+   * than this are left alone (a spawn under way). Returns what it killed,
+   * for the log and for tests.
+   */
+  sweep(ownerLive: OwnerLive, graceMs = 5000): HelperRow[] {
+    const killed: HelperRow[] = [];
+    let byMarker: Map<string, number> | null = null;
+    for (const row of this.all()) {
+      try {
+        if (row.pid !== null) {
+          const running = row.pidStart !== null && startTimeOf(row.pid) === row.pidStart;
+          if (!running) {
+            this.drop(row.id);
+            continue;
+          }
+          if (ownerLive(row)) continue;
+          kill(row.pid);
+          killed.push(row);
+          this.drop(row.id);
+          continue;
+        }
+        // Intent without a pid: the daemon died (or its write failed)
+        // between spawn and record. Find the helper by its marker.
+        if (ownerLive(row) && Date.now() - Date.parse(row.createdAt) < graceMs) continue;
+        byMarker ??= markedProcesses();
+        const pid = byMarker.get(row.id);
+        const live = pid !== undefined && ownerLive({ ...row, pid });
+        if (pid !== undefined && !live) {
+          kill(pid);
+          killed.push({ ...row, pid });
+        }
+        if (!live) this.drop(row.id);
+        else this.db.query("UPDATE helpers SET pid = ?, pid_start = ? WHERE id = ?").run(pid, startTimeOf(pid), row.id);
+      } catch (e) {
+        // A full disk: the row stays, the next sweep tries again.
+        log.debug(`helper ledger: ${row.kind} ${row.pid ?? "(no pid)"}: ${messageOf(e)}`);
+      }
+    }
+    for (const k of killed) log.warn(`killed a ${k.kind} (pid ${k.pid}) that no sandbox owns any more (owner was ${k.owner})`);
+    return killed;
+  }
+}
+
+function kill(pid: number): void {
+  try {
+    process.kill(pid, "SIGKILL");
+  } catch {}
+}
+
+/** pid of every process of ours whose environment carries a helper marker, by marker. */
+export function markedProcesses(): Map<string, number> {
+  const out = new Map<string, number>();
+  const needle = `${HELPER_MARKER}=`;
+  for (const entry of readdirSync("/proc")) {
+    const c = entry.charCodeAt(0);
+    if (c < 48 || c > 57) continue;
+    let env: string;
+    try {
+      env = readFileSync(`/proc/${entry}/environ`, "latin1");
+    } catch {
+      continue; // not ours, or gone
+    }
+    const at = env.indexOf(needle);
+    if (at < 0) continue;
+    const end = env.indexOf("\0", at);
+    const id = env.slice(at + needle.length, end < 0 ? undefined : end);
+    // pasta forks: the parent exits at once, the child keeps the marker.
+    if (startTimeOf(Number(entry)) !== null) out.set(id, Number(entry));
+  }
+  return out;
+}
