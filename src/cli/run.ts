@@ -86,7 +86,10 @@ export default defineCommand({
         restart: str(p, "restart"),
         argv: p.rest,
         cwd: po.workdir ?? process.cwd(),
-        env: detach ? { ...env, ...po.env } : {},
+        // The daemon needs the environment to start the command itself: now
+        // (-d), or later with `burrow start` (a kept foreground sandbox).
+        // A foreground --rm sandbox can never be started again: nothing sent.
+        env: detach || !bool(p, "rm") ? { ...env, ...po.env } : {},
         labels: parseLabels(list(p, "label")),
         ...(po.tty ? { tty: true } : {}),
         ...(po.workdir ? { workdir: po.workdir } : {}),

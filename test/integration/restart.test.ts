@@ -308,6 +308,19 @@ describe.skipIf(!!why)("restart policies (rootless)", () => {
     await t.burrowOk(["rm", "w5"]);
   }, 60000);
 
+  test("start of a kept foreground sandbox runs its command with the environment it was run with", async () => {
+    // The first run prints to the caller; the started one to the sandbox's log.
+    const first = await t.burrow(["run", "--name", "fg", "--network", "none", "--", "sh", "-c", 'echo "foo=$BURROW_T_FOO path=$PATH"'], {
+      env: { BURROW_T_FOO: "bar" },
+    });
+    expect(first.code).toBe(0);
+    expect(first.stdout).toStartWith("foo=bar path=");
+    await t.burrowOk(["start", "fg"]);
+    expect(await t.burrowOk(["wait", "fg"], { timeoutMs: 15000 })).toBe("0\n");
+    expect(await t.burrowOk(["logs", "fg"])).toBe(first.stdout);
+    await t.burrowOk(["rm", "fg"]);
+  }, 30000);
+
   test("a policy restart and a later start keep -t, -w, -e, --user and --label: every run has a pty, the same workdir, env and ids", async () => {
     const script = 'echo "run tty=$(tty) pwd=$(pwd) ids=$(id -u):$(id -g) mark=$MARK"; exit 3';
     await t.burrowOk([
