@@ -11,3 +11,15 @@ export async function rejection(p: Promise<unknown>): Promise<BurrowError> {
   }
   throw new Error("expected a BurrowError");
 }
+
+/** The BurrowError `fn` throws, checked to exit 125; fails the test when it returns or throws something else. */
+export function refusal(fn: () => unknown): BurrowError {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(BurrowError);
+    expect((e as BurrowError).exitCode).toBe(125);
+    return e as BurrowError;
+  }
+  throw new Error("expected a refusal");
+}

@@ -11,6 +11,7 @@ import { integrationUnavailable, testUser } from "../helpers/env.ts";
 import { listPids } from "../helpers/netns.ts";
 import { until } from "../helpers/until.ts";
 import { describeWhen } from "../helpers/requirements.ts";
+import { fetchFromHost, inspect } from "../helpers/published.ts";
 
 const why = integrationUnavailable();
 if (why) console.warn(`skipping bridge network integration tests: ${why}`);
@@ -57,22 +58,6 @@ function reach(t: BurrowContext, from: string, url: string): Promise<string> {
 
 /** From the "host": the test process itself (rootless: the daemon listens in
  * the host netns) or, rootful, curl inside the test netns. */
-async function fetchFromHost(t: BurrowContext, port: number): Promise<string | null> {
-  if (t.mode === "rootless") {
-    try {
-      const r = await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(2000) });
-      return await r.text();
-    } catch {
-      return null;
-    }
-  }
-  const r = await t.run(["curl", "-sS", "--max-time", "2", `http://127.0.0.1:${port}/`]);
-  return r.code === 0 ? r.stdout : null;
-}
-
-async function inspect(t: BurrowContext, name: string) {
-  return JSON.parse(await t.burrowOk(["inspect", name]))[0];
-}
 
 interface Link {
   ifname: string;

@@ -8,6 +8,7 @@ import { burrowContext, type BurrowContext } from "../helpers/context.ts";
 import { burrowBin, integrationUnavailable, testUser } from "../helpers/env.ts";
 import { listPids } from "../helpers/netns.ts";
 import { until } from "../helpers/until.ts";
+import { fetchFromHost, inspect } from "../helpers/published.ts";
 
 const why = integrationUnavailable();
 if (why) console.warn(`skipping restart integration tests: ${why}`);
@@ -27,23 +28,6 @@ function webDir(t: BurrowContext, name: string): string {
   return dir;
 }
 const httpd = (dir: string) => ["busybox", "httpd", "-f", "-p", "8080", "-h", dir];
-
-async function fetchFromHost(t: BurrowContext, port: number): Promise<string | null> {
-  if (t.mode === "rootless") {
-    try {
-      const r = await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(2000) });
-      return r.ok ? await r.text() : null;
-    } catch {
-      return null;
-    }
-  }
-  const r = await t.run(["curl", "-sS", "--max-time", "2", `http://127.0.0.1:${port}/`]);
-  return r.code === 0 ? r.stdout : null;
-}
-
-async function inspect(t: BurrowContext, name: string) {
-  return JSON.parse(await t.burrowOk(["inspect", name]))[0];
-}
 
 /** Running with a pid other than `old`. */
 async function respawned(t: BurrowContext, name: string, old: number, ms = 15000): Promise<number> {

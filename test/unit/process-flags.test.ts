@@ -7,21 +7,10 @@ import { parseStrict } from "../../src/cli/_args.ts";
 import { applyEnvEntry, parseEnvFile, requestedEnv } from "../../src/cli/_process-flags.ts";
 import { runArgs } from "../../src/cli/run.ts";
 import { checkMapped, parseIdMap, resolveUser } from "../../src/sandbox/user.ts";
-import { BurrowError } from "../../src/errors.ts";
+import { refusal } from "../helpers/rejection.ts";
 
 const repeatable = ["publish", "network-alias", "dns", "env", "env-file"];
 const parse = (...raw: string[]) => parseStrict(raw, runArgs, { repeatable, stopAtPositional: true, command: "run" });
-
-function refusal(fn: () => unknown): BurrowError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(BurrowError);
-    expect((e as BurrowError).exitCode).toBe(125);
-    return e as BurrowError;
-  }
-  throw new Error("expected a refusal");
-}
 
 describe("combined short flags", () => {
   test("-it sets both booleans and the command follows", () => {

@@ -14,17 +14,7 @@ import {
   restartStateOf,
   shouldRestart,
 } from "../../src/sandbox/restart-policy.ts";
-
-function refusal(fn: () => unknown): BurrowError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(BurrowError);
-    expect((e as BurrowError).exitCode).toBe(125);
-    return e as BurrowError;
-  }
-  throw new Error("expected a refusal");
-}
+import { refusal } from "../helpers/rejection.ts";
 
 describe("parseRestartPolicy", () => {
   test.each([
