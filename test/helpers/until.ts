@@ -15,3 +15,16 @@ export async function until<T>(fn: () => T | Promise<T>, ms = 10_000, what = "co
     await Bun.sleep(20);
   }
 }
+
+/**
+ * Like until(), for a test that asserts on the answer itself: true once
+ * `cond` holds, false (instead of throwing) when `ms` pass first.
+ */
+export async function eventually(cond: () => boolean | Promise<boolean>, ms = 8000): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await cond()) return true;
+    await Bun.sleep(50);
+  }
+  return !!(await cond());
+}

@@ -12,6 +12,7 @@ import { burrowContext, type BurrowContext } from "../helpers/context.ts";
 import { integrationUnavailable } from "../helpers/env.ts";
 import { procEnv } from "../helpers/leaks.ts";
 import { listPids } from "../helpers/netns.ts";
+import { eventually } from "../helpers/until.ts";
 
 const why = integrationUnavailable();
 if (why) console.warn(`skipping crash-retry integration tests: ${why}`);
@@ -56,14 +57,7 @@ function dnsmasqPids(t: BurrowContext): number[] {
   });
 }
 
-async function until(cond: () => boolean | Promise<boolean>, ms = 8000): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await cond()) return true;
-    await Bun.sleep(50);
-  }
-  return !!(await cond());
-}
+const until = (cond: () => boolean | Promise<boolean>, ms = 8000) => eventually(cond, ms);
 
 interface PsRow {
   Id: string;

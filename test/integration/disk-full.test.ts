@@ -17,6 +17,7 @@ import { burrowBin, integrationUnavailable, testUser, TAG_VAR } from "../helpers
 import { procEnv } from "../helpers/leaks.ts";
 import { listPids } from "../helpers/netns.ts";
 import { commandFor, type RunResult } from "../helpers/run.ts";
+import { eventually } from "../helpers/until.ts";
 
 const why = integrationUnavailable();
 if (why) console.warn(`skipping disk-full integration tests: ${why}`);
@@ -34,14 +35,7 @@ function slirpPids(t: BurrowContext): number[] {
   });
 }
 
-async function until(cond: () => boolean | Promise<boolean>, ms = 8000): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await cond()) return true;
-    await Bun.sleep(50);
-  }
-  return !!(await cond());
-}
+const until = (cond: () => boolean | Promise<boolean>, ms = 8000) => eventually(cond, ms);
 
 async function runCmd(argv: string[], env: Record<string, string>, cwd: string, timeoutMs = 30_000): Promise<RunResult> {
   const p = Bun.spawn(argv, { env, cwd, stdin: "ignore", stdout: "pipe", stderr: "pipe" });

@@ -9,6 +9,7 @@ import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync
 import { burrowContext, type BurrowContext } from "../helpers/context.ts";
 import { integrationUnavailable, testUser } from "../helpers/env.ts";
 import { listPids } from "../helpers/netns.ts";
+import { eventually } from "../helpers/until.ts";
 
 const why = integrationUnavailable();
 if (why) console.warn(`skipping runtime-directory ownership tests: ${why}`);
@@ -50,14 +51,7 @@ function pidsWith(marker: string): number[] {
   return listPids().filter((pid) => argvOf(pid).join(" ").includes(marker));
 }
 
-async function until(cond: () => boolean | Promise<boolean>, ms = 10000): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await cond()) return true;
-    await Bun.sleep(20);
-  }
-  return false;
-}
+const until = (cond: () => boolean | Promise<boolean>, ms = 10000) => eventually(cond, ms);
 
 /** GET / on 127.0.0.1:port; the body, or null when nothing answers. */
 async function get(port: number): Promise<string | null> {

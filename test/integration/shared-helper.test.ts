@@ -10,6 +10,7 @@ import { readFileSync } from "node:fs";
 import { burrowContext, type BurrowContext } from "../helpers/context.ts";
 import { integrationUnavailable } from "../helpers/env.ts";
 import { listPids } from "../helpers/netns.ts";
+import { eventually } from "../helpers/until.ts";
 
 const why = integrationUnavailable();
 if (why) console.warn(`skipping shared-helper integration tests: ${why}`);
@@ -29,14 +30,7 @@ function sharedSlirp(t: BurrowContext): number[] {
   });
 }
 
-async function until(cond: () => boolean | Promise<boolean>, ms = 5000): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await cond()) return true;
-    await Bun.sleep(50);
-  }
-  return !!(await cond());
-}
+const until = (cond: () => boolean | Promise<boolean>, ms = 5000) => eventually(cond, ms);
 
 describe.skipIf(!!why)("the rootless bridge networks' shared slirp4netns (rootless)", () => {
   let t: BurrowContext;

@@ -5,6 +5,7 @@ import { afterEach, beforeEach, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { SUPERVISOR_IDLE_LINE, SUPERVISOR_SCRIPT } from "../../src/userns/supervisor.ts";
+import { eventually } from "../helpers/until.ts";
 
 let dir: string;
 let sup: ReturnType<typeof Bun.spawn> | null = null;
@@ -51,14 +52,7 @@ function children(): number[] {
     return [];
   }
 }
-async function until(cond: () => boolean, ms = 5000): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (cond()) return true;
-    await Bun.sleep(10);
-  }
-  return cond();
-}
+const until = (cond: () => boolean | Promise<boolean>, ms = 5000) => eventually(cond, ms);
 
 test("a daemon killed by a signal is started again at once", async () => {
   start("sleep");
