@@ -8,6 +8,7 @@ import { bind, makeRootPrivate } from "../sys/mount.ts";
 import { CLONE, gettid, join, unshare } from "../sys/ns.ts";
 import { linkUp } from "../sys/net.ts";
 import { pinToCpu, sethostname } from "../sys/proc.ts";
+import { exitWorker } from "../sys/libc.ts";
 import { CreateNsMessage, parseMessage, type CreateNsReply } from "../messages.ts";
 
 declare const self: Worker;
@@ -34,7 +35,7 @@ self.onmessage = (ev: MessageEvent) => {
     return;
   }
   if ("done" in req) {
-    process.exit(0);
+    exitWorker(0);
   }
   if ("prepare" in req) {
     // A spare: the expensive part of the next plain sandbox (new net, mount
