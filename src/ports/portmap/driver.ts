@@ -18,13 +18,40 @@ function release(held: Held[]): void {
   for (const h of held) h.close();
 }
 
+/** How long a random port picked by prepare() stays held for its create's setup(). */
+const PICKED_MS = 30_000;
+
+const keyOf = (p: Pick<PortRecord, "hostIp" | "hostPort" | "protocol">) => `${p.protocol} ${p.hostIp || "0.0.0.0"} ${p.hostPort}`;
+
 export function portmapDriver(): PortDriver {
   const holds = new Map<string, Held[]>();
+  /**
+   * Random host ports (-p ::80) picked by prepare() and kept bound until
+   * setup() adopts them. Picking by binding for a moment and releasing let
+   * the kernel hand the same port to a concurrent create's listener (the
+   * builtin forwarder binds port 0 too) before this one held it: seen as
+   * "host port N is already in use" with 20 creates at once.
+   */
+  const picked = new Map<string, { held: Held; at: number }>();
+
+  function dropStalePicks(): void {
+    // A create that failed between prepare and setup never adopts its pick.
+    for (const [key, p] of picked) {
+      if (Date.now() - p.at > PICKED_MS) {
+        p.held.close();
+        picked.delete(key);
+      }
+    }
+  }
 
   async function holdAll(s: Sandbox, specs: PortRecord[]): Promise<void> {
     const held: Held[] = [];
     try {
-      for (const p of specs) held.push(await holdPort(p));
+      for (const p of specs) {
+        const pick = picked.get(keyOf(p));
+        picked.delete(keyOf(p));
+        held.push(pick ? pick.held : await holdPort(p));
+      }
     } catch (e) {
       release(held);
       throw e;
@@ -34,10 +61,30 @@ export function portmapDriver(): PortDriver {
 
   return {
     async prepare(specs) {
-      // portmap does not pick free ports: binding each for a moment picks
-      // one for a 0 and names a taken port clearly before anything is made.
-      const out = [];
-      for (const p of specs) out.push({ ...p, hostPort: await probePort(p.hostIp, p.hostPort, p.protocol) });
+      // portmap does not pick free ports. A given port is bound for a moment
+      // to name a taken one clearly before anything is made; a 0 is bound
+      // and kept (see picked) so the port chosen stays ours.
+      dropStalePicks();
+      const out: PortRecord[] = [];
+      try {
+        for (const p of specs) {
+          if (p.hostPort !== 0) {
+            out.push({ ...p, hostPort: await probePort(p.hostIp, p.hostPort, p.protocol) });
+            continue;
+          }
+          const held = await holdPort(p);
+          const addr = held.address();
+          const chosen = { ...p, hostPort: typeof addr === "object" && addr ? addr.port : 0 };
+          picked.set(keyOf(chosen), { held, at: Date.now() });
+          out.push(chosen);
+        }
+      } catch (e) {
+        for (const p of out) {
+          picked.get(keyOf(p))?.held.close();
+          picked.delete(keyOf(p));
+        }
+        throw e;
+      }
       return out;
     },
     async setup(s, specs) {
@@ -47,6 +94,11 @@ export function portmapDriver(): PortDriver {
     async teardown(s) {
       release(holds.get(s.id) ?? []);
       holds.delete(s.id);
+      for (const p of s.runtime.ports ?? []) {
+        // A rollback before setup() adopted its picks.
+        picked.get(keyOf(p))?.held.close();
+        picked.delete(keyOf(p));
+      }
       return [];
     },
     async restore(s) {
