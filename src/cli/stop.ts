@@ -1,20 +1,20 @@
 import { defineCommand } from "citty";
 import { call } from "../client/client.ts";
 import { BurrowError } from "../errors.ts";
-import { parseStrict, str } from "./_args.ts";
+import { parseStrict } from "./_args.ts";
+import { stopTimeout, timeArg } from "./_shared.ts";
 
-const args = { time: { type: "string", alias: "t", description: "Seconds to wait after SIGTERM before SIGKILL (default 10)" } } as const;
+const args = { ...timeArg } as const;
 
 export default defineCommand({
   meta: { name: "stop", description: "Stop a sandbox's processes (SIGTERM, then SIGKILL)" },
   args,
   async run({ rawArgs }) {
     const p = parseStrict(rawArgs, args, { command: "stop" });
-    const t = str(p, "time") ?? "10";
-    if (!/^\d+$/.test(t)) throw new BurrowError(`invalid --time "${t}": give a whole number of seconds`, { kind: "bad-input" });
+    const timeout = stopTimeout(p);
     if (!p.positionals.length) throw new BurrowError(`"burrow stop" needs at least one sandbox name or id`, { kind: "bad-input" });
     for (const name of p.positionals) {
-      await call("stop", { name, timeout: Number(t) });
+      await call("stop", { name, timeout });
       process.stdout.write(`${name}\n`);
     }
   },
