@@ -23,3 +23,14 @@ export function refusal(fn: () => unknown): BurrowError {
   }
   throw new Error("expected a refusal");
 }
+
+/** The BurrowError `fn` throws; fails the test when it returns or throws something else. */
+export function thrown(fn: () => unknown): BurrowError {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(BurrowError);
+    return e as BurrowError;
+  }
+  throw new Error("expected a BurrowError, nothing was thrown");
+}

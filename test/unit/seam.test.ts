@@ -11,17 +11,7 @@ import { parseNetworkMode, type NetworkMode } from "../../src/net/mode.ts";
 import { createNetworkBackends } from "../../src/net/registry.ts";
 import { createPortDrivers } from "../../src/ports/registry.ts";
 import type { Sandbox } from "../../src/state/sandboxes.ts";
-import { rejection } from "../helpers/rejection.ts";
-
-function thrown(fn: () => unknown): BurrowError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(BurrowError);
-    return e as BurrowError;
-  }
-  throw new Error("expected a BurrowError, nothing was thrown");
-}
+import { rejection, thrown } from "../helpers/rejection.ts";
 
 describe("parseNetworkMode", () => {
   test("every mode, with its options", () => {

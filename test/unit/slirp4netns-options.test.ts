@@ -1,19 +1,11 @@
 import { describe, expect, test } from "bun:test";
-import { BurrowError } from "../../src/errors.ts";
 import { canonicalCidr, isInterfaceName, parseSlirp4netnsMode, parseSlirp4netnsOptions, slirp4netnsAddresses } from "../../src/net/slirp4netns/options.ts";
+import { thrown } from "../helpers/rejection.ts";
 
 const noIfaces = { interfaceExists: () => false };
 const eth0Only = { interfaceExists: (n: string) => n === "eth0" };
 
-function error(fn: () => unknown): BurrowError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(BurrowError);
-    return e as BurrowError;
-  }
-  throw new Error("expected a BurrowError");
-}
+const error = thrown;
 
 describe("parseSlirp4netnsMode", () => {
   test("defaults match podman v3", () => {
