@@ -3,7 +3,7 @@
 // relies on. Runs in the CLI (host namespaces, as the calling user).
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { userInfo } from "node:os";
-import { DEFAULT_PLUGIN_DIRS } from "../net/cni/dirs.ts";
+import { cniPluginDirs, findHelper, helperConf } from "../machine/helpers.ts";
 import { cleanEnv } from "../sys/env.ts";
 import { findRange, type IdRange } from "../userns/idmap.ts";
 
@@ -27,12 +27,23 @@ const TOOLS: Array<[name: string, kind: HelperInfo["Kind"]]> = [
   ["newuidmap", "userns"],
   ["newgidmap", "userns"],
 ];
-const EXTRA_DIRS = ["/usr/sbin", "/sbin", "/usr/libexec/podman", "/usr/lib/podman", "/usr/local/libexec/podman"];
+// netavark and aardvark-dns live in podman's own libexec directories.
+const PODMAN_DIRS = ["/usr/libexec/podman", "/usr/lib/podman", "/usr/local/libexec/podman"];
 
-function which(name: string): string | null {
-  for (const dir of [...(process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin").split(":"), ...EXTRA_DIRS]) {
-    if (dir && existsSync(`${dir}/${name}`)) return `${dir}/${name}`;
+/** containers.conf as doctor and the daemon read it; a broken file is doctor's to report, not info's. */
+function conf() {
+  try {
+    return helperConf();
+  } catch {
+    return { files: [] };
   }
+}
+
+/** Where burrow finds NAME (src/machine/helpers.ts), else podman's directories. */
+function which(name: string): string | null {
+  const found = findHelper(name, conf());
+  if (found) return found;
+  for (const dir of PODMAN_DIRS) if (existsSync(`${dir}/${name}`)) return `${dir}/${name}`;
   return null;
 }
 
@@ -100,7 +111,7 @@ export function helpers(): { found: HelperInfo[]; missing: string[] } {
     found.push({ Name: name, Path: path, Kind: kind, Detail: firstLine([path, "--version"]) });
   }
   const seen = new Set<string>();
-  for (const dir of DEFAULT_PLUGIN_DIRS) {
+  for (const dir of cniPluginDirs(conf())) {
     let names: string[];
     try {
       names = readdirSync(dir).sort();
