@@ -17,5 +17,5 @@ export BURROW_FUZZ_MS=${2:-120000}
 export BURROW_BIN=${BURROW_BIN:-${BURROW_TEST_BIN:-/usr/local/lib/burrow-test/burrow}}
 export BURROW_TEST_RUN=${BURROW_TEST_RUN:-fuzz-$(date +%s)-$$}
 echo "fuzz: $BURROW_PROPERTY_RUNS cases per property, socket fuzzer for $BURROW_FUZZ_MS ms, binary $BURROW_BIN"
-"$bun" test ./test/unit/properties.test.ts --timeout $((BURROW_PROPERTY_RUNS / 5 + 60000))
+"$bun" test ./test/unit/properties.test.ts ./test/unit/properties-cli.test.ts --timeout $((BURROW_PROPERTY_RUNS / 5 + 60000))
 "$bun" test ./test/integration/requests.test.ts -t fuzzer --timeout $((BURROW_FUZZ_MS + 120000))

@@ -1,6 +1,7 @@
 // One error type for everything burrow reports to a user (STYLE.md #6).
 // `exitCode` is stable: 125 for burrow's own failures, 126/127 like podman
 // for a command that cannot be run.
+import { quote } from "./quote.ts";
 
 export const EXIT = {
   burrow: 125,
@@ -74,7 +75,7 @@ export class BurrowError extends Error {
 }
 
 export function notFound(what: string, name: string): BurrowError {
-  return new BurrowError(`no ${what} with name or id "${name}" found`, { kind: "not-found" });
+  return new BurrowError(`no ${what} with name or id ${quote(name)} found`, { kind: "not-found" });
 }
 
 /** The message of anything thrown, for reports that collect several errors. */

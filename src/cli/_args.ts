@@ -4,6 +4,7 @@
 // that run a program, parsing stops at `--` or the first positional.
 import type { ArgsDef } from "citty";
 import { BurrowError } from "../errors.ts";
+import { quote } from "../quote.ts";
 
 /** Thrown by parseStrict for -h/--help among the flags; the top level prints usage. */
 export class HelpRequested extends Error {}
@@ -87,7 +88,7 @@ export function parseStrict(raw: string[], def: ArgsDef, opts: { repeatable?: st
     const d = def[name]!;
     if (d.type === "boolean") {
       if (value !== undefined && value !== "true" && value !== "false")
-        throw new BurrowError(`flag --${name} takes true or false, not "${value}"`, { kind: "bad-input" });
+        throw new BurrowError(`flag --${name} takes true or false, not ${quote(value)}`, { kind: "bad-input" });
       flags[name] = value !== "false";
       continue;
     }
@@ -96,7 +97,7 @@ export function parseStrict(raw: string[], def: ArgsDef, opts: { repeatable?: st
       if (value === undefined) throw new BurrowError(`flag --${name} needs a value`, { kind: "bad-input" });
     }
     if (d.type === "enum" && d.options && !d.options.includes(value))
-      throw new BurrowError(`flag --${name} does not accept "${value}": use one of ${d.options.join(", ")}`, { kind: "bad-input" });
+      throw new BurrowError(`flag --${name} does not accept ${quote(value)}: use one of ${d.options.join(", ")}`, { kind: "bad-input" });
     if (opts.repeatable?.includes(name)) ((flags[name] ??= []) as string[]).push(value);
     else flags[name] = value;
   }
@@ -125,7 +126,7 @@ export function parseLabels(values: readonly string[]): Record<string, string> {
   for (const l of values) {
     const eq = l.indexOf("=");
     const key = eq < 0 ? l : l.slice(0, eq);
-    if (!key) throw new BurrowError(`invalid --label "${l}": use KEY=VALUE or KEY`, { kind: "bad-input" });
+    if (!key) throw new BurrowError(`invalid --label ${quote(l)}: use KEY=VALUE or KEY`, { kind: "bad-input" });
     labels[key] = eq < 0 ? "" : l.slice(eq + 1);
   }
   return labels;

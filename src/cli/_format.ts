@@ -6,6 +6,7 @@ import { BurrowError } from "../errors.ts";
 import { renderReport, type ReportOptions } from "../format/report.ts";
 import { goMap, goStruct, TemplateError } from "../format/template.ts";
 import { printJson } from "./_shared.ts";
+import { quote } from "../quote.ts";
 
 /** Renders rows with a template; template errors become bad input (exit 125). */
 export function render(format: string, rows: readonly unknown[], opts: ReportOptions = {}): string {
@@ -56,10 +57,10 @@ export function parseFilters(raw: readonly string[], valid: readonly string[], c
   const out: Filters = new Map();
   for (const f of raw) {
     const eq = f.indexOf("=");
-    if (eq <= 0) throw new BurrowError(`invalid filter "${f}": use KEY=VALUE with KEY one of ${valid.join(", ")}`, { kind: "bad-input" });
+    if (eq <= 0) throw new BurrowError(`invalid filter ${quote(f)}: use KEY=VALUE with KEY one of ${valid.join(", ")}`, { kind: "bad-input" });
     const key = f.slice(0, eq);
     if (!valid.includes(key))
-      throw new BurrowError(`invalid filter "${key}" for "burrow ${command}": valid filters are ${valid.join(", ")}`, { kind: "bad-input" });
+      throw new BurrowError(`invalid filter ${quote(key)} for "burrow ${command}": valid filters are ${valid.join(", ")}`, { kind: "bad-input" });
     (out.get(key) ?? out.set(key, []).get(key)!).push(f.slice(eq + 1));
   }
   return out;
@@ -97,7 +98,7 @@ const UNITS: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s:
  */
 export function parseTime(raw: string, flag: string, now = Date.now()): number {
   const bad = () =>
-    new BurrowError(`invalid ${flag} "${raw}": use a duration (10m, 1h30m), an RFC 3339 time (2006-01-02T15:04:05Z07:00) or Unix seconds`, {
+    new BurrowError(`invalid ${flag} ${quote(raw)}: use a duration (10m, 1h30m), an RFC 3339 time (2006-01-02T15:04:05Z07:00) or Unix seconds`, {
       kind: "bad-input",
     });
   if (/^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$/.test(raw)) {

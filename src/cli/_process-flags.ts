@@ -8,6 +8,7 @@ import type { ArgsDef } from "citty";
 import { BurrowError } from "../errors.ts";
 import { resolveUser, type ProcessUser } from "../sandbox/user.ts";
 import { bool, list, str, type Parsed } from "./_args.ts";
+import { quote } from "../quote.ts";
 
 export const processArgs = {
   interactive: { type: "boolean", alias: "i", description: "Keep stdin open: the command reads the caller's stdin (without -i it reads /dev/null)" },
@@ -96,12 +97,13 @@ export function processOptions(p: Parsed, opts: { detach: boolean; command: stri
   const env = requestedEnv(list(p, "env"), files, process.env);
   const workdir = str(p, "workdir");
   if (workdir !== undefined) {
-    if (!workdir.startsWith("/")) throw new BurrowError(`-w/--workdir "${workdir}" must be an absolute path`, { kind: "bad-input" });
+    if (!workdir.startsWith("/")) throw new BurrowError(`-w/--workdir ${quote(workdir)} must be an absolute path`, { kind: "bad-input" });
     let isDir = false;
     try {
       isDir = statSync(workdir).isDirectory();
     } catch {}
-    if (!isDir) throw new BurrowError(`-w/--workdir "${workdir}" is not an existing directory (the sandbox sees the host's filesystem)`, { kind: "bad-input" });
+    if (!isDir)
+      throw new BurrowError(`-w/--workdir ${quote(workdir)} is not an existing directory (the sandbox sees the host's filesystem)`, { kind: "bad-input" });
   }
   const userSpec = str(p, "user");
   const user = userSpec === undefined ? undefined : resolveUser(userSpec, readText("/etc/passwd", "user database"), readText("/etc/group", "group database"));

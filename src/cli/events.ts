@@ -4,6 +4,7 @@ import { BurrowError } from "../errors.ts";
 import { list, parseStrict, str } from "./_args.ts";
 import { goView, matches, parseFilters, parseTime, render } from "./_format.ts";
 import { templateFormatArg } from "./_shared.ts";
+import { quote } from "../quote.ts";
 
 const args = {
   ...templateFormatArg,
@@ -54,7 +55,7 @@ export default defineCommand({
   async run({ rawArgs }) {
     const p = parseStrict(rawArgs, args, { repeatable: ["filter"], command: "events" });
     const stream = str(p, "stream") ?? "true";
-    if (stream !== "true" && stream !== "false") throw new BurrowError(`--stream takes true or false, not "${stream}"`, { kind: "bad-input" });
+    if (stream !== "true" && stream !== "false") throw new BurrowError(`--stream takes true or false, not ${quote(stream)}`, { kind: "bad-input" });
     const filters = parseFilters(list(p, "filter"), FILTERS, "events");
     for (const t of filters.get("type") ?? [])
       if (!["sandbox", "container", "network"].includes(t))

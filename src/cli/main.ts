@@ -7,6 +7,7 @@ import { version } from "../version.ts";
 import { main } from "./index.ts";
 import { HelpRequested } from "./_args.ts";
 import { printHelp } from "./_help.ts";
+import { quote } from "../quote.ts";
 
 /** SIGPIPE's status (128 + 13), as a shell reports a pipeline member that lost its reader. */
 const EXIT_PIPE = 141;
@@ -49,7 +50,7 @@ async function cliCommand(argv: string[]): Promise<void> {
   }
   const subs = (main.subCommands ?? {}) as Record<string, unknown>;
   if (!argv[0]!.startsWith("-") && !(argv[0]! in subs)) {
-    return fail(new BurrowError(`unknown command "${argv[0]}": valid commands are ${Object.keys(subs).join(", ")}`, { kind: "bad-input" }), argv);
+    return fail(new BurrowError(`unknown command ${quote(argv[0])}: valid commands are ${Object.keys(subs).join(", ")}`, { kind: "bad-input" }), argv);
   }
   // A command group (network) without its subcommand: its usage, or the list.
   const group = (await (subs[argv[0]!] as () => Promise<any>)?.()) as { subCommands?: Record<string, unknown> } | undefined;

@@ -24,6 +24,7 @@ import { checkMapped, parseIdMap } from "../sandbox/user.ts";
 import { ptyToLog } from "./pty-log.ts";
 import { checkRestartRequest } from "../sandbox/restart-policy.ts";
 import { pinsAsFds } from "./ownership.ts";
+import { quote } from "../quote.ts";
 
 const HOSTNAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/;
 
@@ -50,7 +51,9 @@ export async function createSandbox(ctx: DaemonContext, releases: SandboxRelease
   const name = reuse?.name ?? req.name ?? randomName(ctx);
   const hostname = req.hostname ?? name.slice(0, 63);
   if (!HOSTNAME.test(hostname))
-    throw new BurrowError(`invalid hostname "${hostname}": use at most 64 letters, digits, _ . or -, starting with a letter or digit`, { kind: "bad-input" });
+    throw new BurrowError(`invalid hostname ${quote(hostname)}: use at most 64 letters, digits, _ . or -, starting with a letter or digit`, {
+      kind: "bad-input",
+    });
   checkRestartRequest(req); // restart hook: --restart parsing and its refusals
   // --user: only ids this user namespace maps (run's check; exec's is in the enter child).
   if (req.user) checkMapped(req.user, parseIdMap(readFileSync("/proc/self/uid_map", "utf8")), parseIdMap(readFileSync("/proc/self/gid_map", "utf8")));

@@ -15,6 +15,7 @@ import { etcTargets } from "./ownership.ts";
 import type { Sandbox } from "../state/sandboxes.ts";
 import type { SandboxService } from "./service.ts";
 import { checkStaticAddressing } from "../net/cni/static.ts";
+import { quote } from "../quote.ts";
 
 type Args<K extends keyof typeof Ops> = v.InferOutput<(typeof Ops)[K]>;
 
@@ -81,7 +82,7 @@ export function networkHandlers(svc: SandboxService) {
   return {
     networkCreate: async (a: Args<"networkCreate">) => {
       if (a.driver && a.driver !== "bridge" && a.driver !== "macvlan")
-        throw new BurrowError(`unsupported network driver "${a.driver}": use bridge or macvlan`, { kind: "bad-input" });
+        throw new BurrowError(`unsupported network driver ${quote(a.driver)}: use bridge or macvlan`, { kind: "bad-input" });
       const { network, warnings } = await cni.store.create({
         name: a.name,
         driver: (a.driver as "bridge" | "macvlan" | undefined) ?? "bridge",

@@ -1,6 +1,7 @@
 // `--network MODE` parsing. The mode picks one backend from the registry;
 // backend-specific options (slirp4netns:cidr=...) are parsed by that backend.
 import { BurrowError } from "../errors.ts";
+import { quote } from "../quote.ts";
 
 export type NetworkMode =
   | { kind: "none" }
@@ -34,7 +35,8 @@ export function parseNetworkMode(raw: string, opts: { cniNetworks?: (name: strin
       if (!tail) throw new BurrowError(`--network container: needs a sandbox name, as in container:NAME`, { kind: "bad-input" });
       return { kind: "container", ref: tail };
     case "ns":
-      if (!tail.startsWith("/")) throw new BurrowError(`--network ns: needs an absolute path, as in ns:/run/netns/NAME (got "${raw}")`, { kind: "bad-input" });
+      if (!tail.startsWith("/"))
+        throw new BurrowError(`--network ns: needs an absolute path, as in ns:/run/netns/NAME (got ${quote(raw)})`, { kind: "bad-input" });
       return { kind: "ns", path: tail };
     case "bridge":
       if (rest.length) break;
@@ -46,5 +48,5 @@ export function parseNetworkMode(raw: string, opts: { cniNetworks?: (name: strin
       return { kind: "cni", networks: names };
     }
   }
-  throw new BurrowError(`unknown network mode "${raw}": valid modes are ${MODE_HELP}`, { kind: "bad-input" });
+  throw new BurrowError(`unknown network mode ${quote(raw)}: valid modes are ${MODE_HELP}`, { kind: "bad-input" });
 }

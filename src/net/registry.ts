@@ -12,6 +12,7 @@ import { noneBackend } from "./none/backend.ts";
 import { nsPathBackend } from "./ns/backend.ts";
 import { pastaBackend } from "./pasta/backend.ts";
 import { slirp4netnsBackend } from "./slirp4netns/backend.ts";
+import { quote } from "../quote.ts";
 
 // `any`: each backend keeps its own record type
 type BackendTable = { [K in NetworkModeKind]: NetworkBackend<K, any> };
@@ -35,7 +36,7 @@ export function createNetworkBackends(deps: { cni: CniNetworking }): NetworkBack
   };
   const forKind = (kind: string): AnyNetworkBackend => {
     const b = Object.hasOwn(table, kind) ? table[kind as NetworkModeKind] : undefined;
-    if (!b) throw new BurrowError(`network mode "${kind}" is not available in this build`, { kind: "unsupported" });
+    if (!b) throw new BurrowError(`network mode ${quote(kind)} is not available in this build`, { kind: "unsupported" });
     // The one place a backend's own mode and record types are erased: the
     // table above checked that each key holds the backend of that kind.
     return b as AnyNetworkBackend;

@@ -17,6 +17,7 @@ import { BurrowError, messageOf } from "../errors.ts";
 import { SysError } from "../sys/libc.ts";
 import { Connector, type HostSocket } from "./connector.ts";
 import { bindError, listenAddress } from "./host-port.ts";
+import { quote } from "../quote.ts";
 
 export { bindError, listenAddress };
 
@@ -68,10 +69,10 @@ export type Forwarder = {
 function validate(spec: ForwardSpec): void {
   const port = (n: number) => Number.isInteger(n) && n >= 0 && n <= 65535;
   if (spec.protocol !== "tcp" && spec.protocol !== "udp") {
-    throw new BurrowError(`invalid port protocol "${String(spec.protocol)}": use tcp or udp`, { kind: "bad-input" });
+    throw new BurrowError(`invalid port protocol ${quote(String(spec.protocol))}: use tcp or udp`, { kind: "bad-input" });
   }
   if (spec.hostIp !== "" && isIP(spec.hostIp) === 0) {
-    throw new BurrowError(`invalid host IP "${spec.hostIp}": use an IPv4 or IPv6 address, or leave it empty for all addresses`, { kind: "bad-input" });
+    throw new BurrowError(`invalid host IP ${quote(spec.hostIp)}: use an IPv4 or IPv6 address, or leave it empty for all addresses`, { kind: "bad-input" });
   }
   if (!port(spec.hostPort)) {
     throw new BurrowError(`invalid host port ${spec.hostPort}: use 1-65535, or 0 for a free port`, { kind: "bad-input" });
@@ -80,7 +81,7 @@ function validate(spec: ForwardSpec): void {
     throw new BurrowError(`invalid container port ${spec.targetPort}: use 1-65535`, { kind: "bad-input" });
   }
   if (isIP(spec.targetIp) === 0) {
-    throw new BurrowError(`invalid sandbox address "${spec.targetIp}" for port forwarding: not an IP address`, { kind: "bad-input" });
+    throw new BurrowError(`invalid sandbox address ${quote(spec.targetIp)} for port forwarding: not an IP address`, { kind: "bad-input" });
   }
   if (isLoopback(spec.targetIp)) {
     throw new BurrowError(

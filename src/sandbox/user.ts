@@ -4,6 +4,7 @@
 // the CLI resolves names, the daemon (run) and the enter child (exec) check
 // the ids against the uid_map/gid_map they live under.
 import { BurrowError } from "../errors.ts";
+import { quote } from "../quote.ts";
 
 /** The credentials a command runs with. */
 export interface ProcessUser {
@@ -53,7 +54,7 @@ const MAX_ID = 0xfffffffe;
 
 function numeric(s: string, what: string, spec: string): number {
   const n = Number(s);
-  if (n > MAX_ID) throw new BurrowError(`--user "${spec}": ${what} ${s} is out of range (at most ${MAX_ID})`, { kind: "bad-input" });
+  if (n > MAX_ID) throw new BurrowError(`--user ${quote(spec)}: ${what} ${s} is out of range (at most ${MAX_ID})`, { kind: "bad-input" });
   return n;
 }
 
@@ -67,7 +68,7 @@ export function resolveUser(spec: string, passwdText: string, groupText: string)
   const colon = spec.indexOf(":");
   const u = colon >= 0 ? spec.slice(0, colon) : spec;
   const g = colon >= 0 ? spec.slice(colon + 1) : undefined;
-  if (!u || g === "") throw new BurrowError(`--user "${spec}" is not valid: use USER, UID, USER:GROUP or UID:GID`, { kind: "bad-input" });
+  if (!u || g === "") throw new BurrowError(`--user ${quote(spec)} is not valid: use USER, UID, USER:GROUP or UID:GID`, { kind: "bad-input" });
   const passwd = parsePasswd(passwdText);
   let entry: PasswdEntry | undefined;
   let uid: number;
@@ -78,7 +79,7 @@ export function resolveUser(spec: string, passwdText: string, groupText: string)
     entry = passwd.find((p) => p.name === u);
     if (!entry)
       throw new BurrowError(
-        `--user "${spec}": unable to find user ${u}: no matching entries in passwd file (the host's /etc/passwd; a numeric uid needs no entry)`,
+        `--user ${quote(spec)}: unable to find user ${quote(u)}: no matching entries in passwd file (the host's /etc/passwd; a numeric uid needs no entry)`,
         { kind: "bad-input" },
       );
     uid = entry.uid;
@@ -95,7 +96,7 @@ export function resolveUser(spec: string, passwdText: string, groupText: string)
     const found = groups.find((gr) => gr.name === g);
     if (!found)
       throw new BurrowError(
-        `--user "${spec}": unable to find group ${g}: no matching entries in group file (the host's /etc/group; a numeric gid needs no entry)`,
+        `--user ${quote(spec)}: unable to find group ${quote(g)}: no matching entries in group file (the host's /etc/group; a numeric gid needs no entry)`,
         { kind: "bad-input" },
       );
     gid = found.gid;

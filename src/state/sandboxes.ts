@@ -4,6 +4,7 @@ import { BurrowError, notFound } from "../errors.ts";
 import type { CreateRequest } from "../protocol.ts";
 import type { RestartState } from "../sandbox/restart-policy.ts";
 import { checkpoint, pruneEvents, retentionFromEnv, type Retention } from "./retention.ts";
+import { quote } from "../quote.ts";
 
 export type Status = "created" | "running" | "exited";
 
@@ -158,7 +159,7 @@ export class SandboxStore {
     if (/^[0-9a-f]+$/.test(ref)) {
       const rows = this.db.query("SELECT * FROM sandboxes WHERE id LIKE ? LIMIT 2").all(`${ref}%`) as Row[];
       if (rows.length === 1) return fromRow(rows[0]!);
-      if (rows.length > 1) throw new BurrowError(`more than one sandbox matches the id prefix "${ref}": give more characters`, { kind: "ambiguous" });
+      if (rows.length > 1) throw new BurrowError(`more than one sandbox matches the id prefix ${quote(ref)}: give more characters`, { kind: "ambiguous" });
     }
     throw notFound("sandbox", ref);
   }
@@ -183,5 +184,5 @@ export class SandboxStore {
 }
 
 export function nameInUse(name: string): BurrowError {
-  return new BurrowError(`the sandbox name "${name}" is already in use: remove it (burrow rm -f ${name}) or choose another name`, { kind: "name-in-use" });
+  return new BurrowError(`the sandbox name ${quote(name)} is already in use: remove it (burrow rm -f ${name}) or choose another name`, { kind: "name-in-use" });
 }
