@@ -14,7 +14,7 @@
 //   which reaches the 0600 socket while the user's CLI keeps working. Its
 //   uid is still 65534, and that is all SO_PEERCRED tells the daemon.
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { chmodSync, readFileSync, statSync } from "node:fs";
+import { chmodSync, readFileSync, rmSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import { burrowContext, type BurrowContext } from "../helpers/context.ts";
 import { integrationUnavailable, testUser, USER_PATH } from "../helpers/env.ts";
@@ -180,6 +180,18 @@ for (const mode of ["rootless", "rootful"] as Mode[]) {
       expect(await state(t)).toBe(before);
       expect(disconnects(t)).toHaveLength(1);
     });
+
+    // A logout removes a user's runtime dir; a rootful one has none.
+    if (mode === "rootless")
+      test("after a logout's rm -rf the daemon's new socket is checked too", async () => {
+        rmSync(t.dirs.runtimeDir, { recursive: true, force: true }); // what systemd-logind does at logout
+        const before = await state(t); // waits for the daemon to make its socket again
+        const idle = await foreignPeer(t, sock);
+        const refused = await t.burrow(["network", "create", "during"]);
+        expect(refused.stderr.trim()).toBe(REFUSAL(idle.pid, sock));
+        expect((await idle.result()).stdout).toBe("connected\nclosed 0\n");
+        expect(await state(t)).toBe(before);
+      });
 
     test("during: pipelined requests of uid 65534 run none of them; the user's commands before and after work", async () => {
       const before = await state(t);
