@@ -7,7 +7,8 @@
 // root too) as the overflow uid 65534. Host namespaces or the holder's, any
 // thread.
 import { ptr } from "bun:ffi";
-import { check, cstr, libc, SysError } from "./libc.ts";
+import { ERRNO } from "./errno.ts";
+import { check, cstr, errno, libc, SysError } from "./libc.ts";
 
 const AF_UNIX = 1;
 const SOCK_STREAM = 1;
@@ -67,13 +68,18 @@ export function peerCredOfFd(fd: number): PeerCred {
 }
 
 /**
- * The socket's kernel cookie (SO_COOKIE): unique among all sockets since
- * boot and never reused, so (fd, cookie) names one connection for good.
- * Null when `fd` is not an open socket.
+ * The socket's kernel cookie (SO_COOKIE, Linux 4.12): unique among all
+ * sockets since boot and never reused, so (fd, cookie) names one
+ * connection for good. Null when `fd` is not an open socket; throws
+ * SysError for anything else (a kernel without SO_COOKIE), so that a
+ * caller checking sockets fails closed rather than seeing none.
  */
 export function socketCookie(fd: number): bigint | null {
   optLen[0] = 8;
-  return libc.symbols.getsockopt(fd, SOL_SOCKET, SO_COOKIE, ptr(cookie), ptr(optLen)) === 0 ? cookie[0]! : null;
+  if (libc.symbols.getsockopt(fd, SOL_SOCKET, SO_COOKIE, ptr(cookie), ptr(optLen)) === 0) return cookie[0]!;
+  const err = errno();
+  if (err === ERRNO.ENOTSOCK || err === ERRNO.EBADF) return null;
+  throw new SysError("getsockopt", err, "SO_COOKIE");
 }
 
 /**
