@@ -26,6 +26,8 @@ import { openSync, closeSync } from "node:fs";
 import { RuntimeOwner, holderFromParent } from "./ownership.ts";
 import { acquireStateLock } from "../state/lock.ts";
 import { DAEMON_EXIT } from "../userns/supervisor.ts";
+import { ControlPeers, peerRefusal } from "./peers.ts";
+import { geteuid } from "../sys/peercred.ts";
 
 function bootId(): string {
   try {
@@ -96,10 +98,16 @@ export async function daemonMain(): Promise<void> {
     ? { id: `${holder.pid}:${holder.startTime}`, enter: { user: `/proc/${holder.pid}/ns/user`, mnt: `/proc/${holder.pid}/ns/mnt` } }
     : { id: `host`, enter: { mnt: `/proc/${process.pid}/ns/mnt` } };
   const service = new SandboxService({ paths, store, session, bootId: bootId(), ports: createPortDrivers(), backends, cni, bookkeeping });
+  // Every request's connections are checked against our own uid first
+  // (SO_PEERCRED, src/daemon/peers.ts).
+  const peers = new ControlPeers(geteuid());
   // The socket and everything else this daemon keeps in the runtime
   // directory have one owner (src/daemon/ownership.ts).
   const owner = new RuntimeOwner(paths, holder, {
-    serve: (unix) => Bun.serve({ ...serveOptions, unix }),
+    serve: (unix) => {
+      peers.listening(unix);
+      return Bun.serve({ ...serveOptions, unix });
+    },
     sandboxes: () => service.list(false),
     withLock: (id, fn) => service.withLock(id, fn),
     restoreShared: async () => cni.rootlessNetns?.restore(),
@@ -122,6 +130,21 @@ export async function daemonMain(): Promise<void> {
   let lastActivity = Date.now();
   const serveOptions = {
     async fetch(req: Request) {
+      // Before anything else, while this request's connection is surely
+      // still open: no request is served while another user's process is
+      // connected (it may be this one's).
+      let foreign: ReturnType<ControlPeers["foreign"]>;
+      try {
+        foreign = peers.foreign();
+      } catch (e) {
+        // Unchecked is refused (the fd table cannot be read: out of fds).
+        log.error(`checking the control socket's connections: ${messageOf(e)}`);
+        return Response.json(
+          { error: `cannot check who is connected to the control socket: ${shortMessage(messageOf(e))}`, kind: "internal", exitCode: EXIT.burrow },
+          { status: 503 },
+        );
+      }
+      if (foreign.length) return Response.json({ error: peerRefusal(foreign, sock), kind: "untrusted", exitCode: EXIT.burrow }, { status: 403 });
       let op: Op;
       let args: unknown;
       try {

@@ -44,6 +44,8 @@ export const libc = dlopen("libc.so.6", {
   getsockname: { args: [i32, ptr, ptr], returns: i32 },
   setsockopt: { args: [i32, i32, i32, ptr, u32], returns: i32 },
   getsockopt: { args: [i32, i32, i32, ptr, ptr], returns: i32 },
+  // The daemon's look at its own open fds (src/sys/peercred.ts).
+  getdents64: { args: [i32, ptr, u64], returns: i64 },
   read: { args: [i32, ptr, u64], returns: i64 },
   write: { args: [i32, ptr, u64], returns: i64 },
   recvfrom: { args: [i32, ptr, u64, i32, ptr, ptr], returns: i64 },

@@ -6,6 +6,7 @@ import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { burrowContext, type BurrowContext } from "../helpers/context.ts";
 import { integrationUnavailable } from "../helpers/env.ts";
+import { relayAs } from "../helpers/socket-peer.ts";
 
 const why = integrationUnavailable();
 if (why) console.warn(`skipping request integration tests: ${why}`);
@@ -24,7 +25,9 @@ describe.skipIf(!!why)("control requests (rootless)", () => {
   beforeEach(async () => {
     t = await burrowContext("rootless");
     await t.burrowOk(["network", "create", "keep1"]); // starts the daemon too
-    sock = `${t.dirs.runtimeDir}/control.sock`;
+    // The daemon serves only its own user (SO_PEERCRED), not this root
+    // process: requests go through a relay run as the test user.
+    sock = await relayAs(t, `${t.dirs.runtimeDir}/control.sock`);
   });
   afterEach(async () => {
     await t.dispose();
