@@ -151,7 +151,7 @@ describe("--user", () => {
     expect(refusal(() => resolveUser("carol", passwd, group)).message).toContain(
       '--user "carol": unable to find user "carol": no matching entries in passwd file',
     );
-    expect(refusal(() => resolveUser("alice:wheel", passwd, group)).message).toContain("unable to find group \"wheel\": no matching entries in group file");
+    expect(refusal(() => resolveUser("alice:wheel", passwd, group)).message).toContain('unable to find group "wheel": no matching entries in group file');
     for (const bad of ["", ":50", "alice:"]) expect(refusal(() => resolveUser(bad, passwd, group)).message).toContain("use USER, UID, USER:GROUP or UID:GID");
     expect(refusal(() => resolveUser("99999999999", passwd, group)).message).toContain("out of range");
   });
