@@ -11,7 +11,7 @@ import { umountIfMounted } from "../sys/mount.ts";
 import { killAll } from "../sys/processes.ts";
 import { BurrowError, messageOf } from "../errors.ts";
 import { log } from "../log.ts";
-import { pinDir, sandboxDir, type Paths } from "../paths.ts";
+import { pinDir, sandboxDir, sandboxStateDir, type Paths } from "../paths.ts";
 import type { CreateRequest, EnterTarget } from "../protocol.ts";
 import type { HelperRow } from "../state/helpers.ts";
 import { isDiskFull } from "../state/full.ts";
@@ -130,6 +130,7 @@ export async function rollBackAbandoned(d: RetryDeps, s: Sandbox): Promise<void>
     errors.push(...(await removeUnrecordedPins(pinDir(d.paths, cur.id))));
     try {
       rmSync(sandboxDir(d.paths, cur.id), { recursive: true, force: true });
+      rmSync(sandboxStateDir(d.paths, cur.id), { recursive: true, force: true });
     } catch (e) {
       errors.push(e as Error);
     }
