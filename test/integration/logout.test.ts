@@ -122,4 +122,177 @@ describe.skipIf(!!why)("logout (rootless)", () => {
     await t.burrowOk(["rm", "-f", "linked"]);
     expect(existsSync(`${t.dirs.stateDir}/sandboxes/${id}`)).toBe(false);
   }, 30000);
+
+  test("bridge DNS names survive a logout: older sandboxes resolve each other and a new one, and it them", async () => {
+    await t.burrowOk(["network", "create", "dnet"]);
+    await Promise.all(["a", "b"].map((n) => t.burrowOk(["run", "-d", "--network", "dnet", "--name", n, "--", "sleep", "3033"])));
+    const ip = async (n: string) => JSON.parse(await t.burrowOk(["inspect", n]))[0].NetworkSettings.Networks.dnet.IPAddress as string;
+    const resolves = async (from: string, name: string, want: string) =>
+      until(async () => (await t.burrow(["exec", from, "--", "getent", "hosts", name])).stdout.split(/\s+/)[0] === want, 5000);
+    const [ipA, ipB] = [await ip("a"), await ip("b")];
+    expect(await resolves("a", "b", ipB)).toBe(true);
+    expect(dnsmasqPids(t)).toHaveLength(1);
+
+    logout(t);
+
+    expect(await resolves("a", "b", ipB)).toBe(true);
+    expect(await resolves("b", "a.dns.burrow", ipA)).toBe(true);
+    await t.burrowOk(["run", "-d", "--network", "dnet", "--name", "c", "--", "sleep", "3033"]);
+    const ipC = await ip("c");
+    expect(await resolves("a", "c", ipC)).toBe(true);
+    expect(await resolves("c", "a", ipA)).toBe(true);
+    expect(await resolves("c", "b", ipB)).toBe(true);
+    // One dnsmasq, never two for one network. (Here the state dir is under
+    // /run, which the old plugin runner's mount namespace lost with the
+    // runtime dir, so it was replaced; with ~/.local/share it is the same one.)
+    expect(dnsmasqPids(t)).toHaveLength(1);
+    await t.burrowOk(["rm", "-f", "a", "b", "c"]);
+    await t.burrowOk(["network", "rm", "dnet"]);
+    expect(await until(() => dnsmasqPids(t).length === 0, 5000)).toBe(true);
+  }, 60000);
+
+  test("port_handler=slirp4netns after a logout: ports still answer, restart and rm -f work and leave nothing", async () => {
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    const dir = `${t.dirs.root}/www`;
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(`${dir}/index.html`, "api\n");
+    chownSync(dir, testUser().uid, testUser().gid);
+    chownSync(`${dir}/index.html`, testUser().uid, testUser().gid);
+    const get = async () => {
+      try {
+        return await (await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(1000) })).text();
+      } catch {
+        return null;
+      }
+    };
+    await t.burrowOk([
+      "run",
+      "-d",
+      "--name",
+      "api",
+      "--network",
+      "slirp4netns:port_handler=slirp4netns",
+      "-p",
+      `127.0.0.1:${port}:80`,
+      "--",
+      "busybox",
+      "httpd",
+      "-f",
+      "-p",
+      "80",
+      "-h",
+      dir,
+    ]);
+    expect(await until(async () => (await get()) === "api\n")).toBe(true);
+    expect(slirpPids(t)).toHaveLength(1);
+
+    logout(t);
+
+    expect(await get()).toBe("api\n");
+    // restart: the same namespaces and slirp4netns, the port answers again
+    await t.burrowOk(["restart", "-t", "1", "api"]);
+    expect(await until(async () => (await get()) === "api\n")).toBe(true);
+    expect(await until(() => slirpPids(t).length === 1, 5000)).toBe(true);
+    // kill slirp4netns: a restart policy-free sandbox reports it, rm -f cleans up
+    await t.burrowOk(["rm", "-f", "api"]);
+    expect(await get()).toBeNull();
+    console.log(daemonLog(t));
+    expect(await until(() => slirpPids(t).length === 0, 5000)).toBe(true);
+    expect(JSON.parse(await t.burrowOk(["ps", "-a", "--format", "json"]))).toEqual([]);
+  }, 60000);
 });
+
+describe.skipIf(!!why)("logout and a daemon crash (rootless)", () => {
+  let t: BurrowContext;
+  beforeEach(async () => {
+    t = await burrowContext("rootless");
+  });
+  afterEach(async () => {
+    await t.dispose();
+  });
+
+  test("a logout, then kill -9 of the daemon before it rebuilt anything: after rm -fa and network rm no dnsmasq is left", async () => {
+    await t.burrowOk(["network", "create", "ldns"]);
+    await t.burrowOk(["run", "-d", "--network", "ldns", "--name", "a", "--", "sleep", "3035"]);
+    expect(dnsmasqPids(t)).toHaveLength(1);
+    const [daemon] = daemonPids(t);
+    logout(t);
+    // The next daemon (the holder restarts it) never knew the rootless CNI namespace.
+    process.kill(daemon!, "SIGKILL");
+    const rm = await t.burrow(["rm", "-fa"]);
+    expect(rm.stdout.trim()).toHaveLength(64);
+    expect(JSON.parse(await t.burrowOk(["ps", "-a", "--format", "json"]))).toEqual([]);
+    await t.burrowOk(["network", "rm", "ldns"]);
+    expect(await until(() => dnsmasqPids(t).length === 0, 5000)).toBe(true);
+    expect(await until(() => slirpPids(t).length === 0, 5000)).toBe(true);
+  }, 60000);
+});
+
+/**
+ * A CNI plugin dir like the machine's, whose dnsname pauses after an ADD
+ * while `hold` exists: dnsmasq is up, the daemon has not recorded the ADD.
+ */
+function slowDnsnamePlugins(t: BurrowContext): { conf: string; hold: string; remove(): void } {
+  // Not under the runtime dirs (/run): the rootless plugin runner has its own /run.
+  const dir = `${testUser().tmpdir}/cni-plugins-${t.tag.replace(/\W/g, "-")}`;
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  const real = ["/usr/lib/cni", "/usr/libexec/cni", "/opt/cni/bin"].find((d) => existsSync(`${d}/dnsname`));
+  if (!real) throw new Error("the dnsname CNI plugin is not installed (scripts/setup.sh installs it)");
+  for (const p of readdirSync(real)) if (p !== "dnsname") symlinkSync(`${real}/${p}`, `${dir}/${p}`);
+  const hold = `${dir}/hold`;
+  writeFileSync(
+    `${dir}/dnsname`,
+    `#!/bin/sh\n${real}/dnsname "$@"\nrc=$?\nif [ "$CNI_COMMAND" = ADD ]; then while [ -e ${hold} ]; do sleep 0.1; done; fi\nexit $rc\n`,
+  );
+  chmodSync(`${dir}/dnsname`, 0o755);
+  const conf = `${t.dirs.root}/containers.conf`;
+  writeFileSync(conf, `[network]\ncni_plugin_dirs = ["${dir}"]\n`);
+  for (const f of [dir, conf, `${dir}/dnsname`]) chownSync(f, testUser().uid, testUser().gid);
+  return { conf, hold, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+for (const mode of ["rootless", "rootful"] as const) {
+  describe.skipIf(!!why)(`dnsmasq through a daemon crash (${mode})`, () => {
+    let t: BurrowContext;
+    beforeEach(async () => {
+      t = await burrowContext(mode);
+    });
+    const cleanups: (() => void)[] = [];
+    afterEach(async () => {
+      try {
+        await t.dispose();
+      } finally {
+        for (const c of cleanups.splice(0)) c();
+      }
+    });
+
+    test("kill -9 of the daemon (and the CLI) while dnsname has started dnsmasq: after rm -fa and network rm no dnsmasq is left", async () => {
+      const plugins = slowDnsnamePlugins(t);
+      const { conf, hold } = plugins;
+      const env = { CONTAINERS_CONF: conf };
+      cleanups.push(plugins.remove);
+      await t.burrowOk(["network", "create", "crashdns"], { env });
+      writeFileSync(hold, "");
+      // The first create's ADD pauses in dnsname once dnsmasq is up; two more wait behind it.
+      const first = t.spawnBurrow(["run", "-d", "--network", "crashdns", "--name", "d0", "--", "sleep", "3034"], { env });
+      expect(await until(() => dnsmasqPids(t).length === 1, 20000)).toBe(true);
+      const others = ["d1", "d2"].map((n) => t.burrow(["run", "-d", "--network", "crashdns", "--name", n, "--", "sleep", "3034"], { env, timeoutMs: 60_000 }));
+      await Bun.sleep(300);
+      const [daemon] = daemonPids(t);
+      expect(daemon).toBeGreaterThan(0);
+      // The daemon dies mid-ADD, and so does the CLI that asked: nobody
+      // retries that create, whose dnsname entry is already written.
+      process.kill(daemon!, "SIGKILL");
+      first.kill("SIGKILL");
+      rmSync(hold);
+      const results = await Promise.all(others);
+      for (const r of results) expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: "" });
+      const gone = await until(async () => (await t.burrowOk(["ps", "-a", "--format", "json"], { env })).includes('"d0"') === false);
+      expect(gone).toBe(true);
+      await t.burrowOk(["rm", "-fa"], { env });
+      await t.burrowOk(["network", "rm", "crashdns"], { env });
+      expect(await until(() => dnsmasqPids(t).length === 0, 5000)).toBe(true);
+      expect(JSON.parse(await t.burrowOk(["ps", "-a", "--format", "json"], { env }))).toEqual([]);
+    }, 90000);
+  });
+}
