@@ -4,7 +4,7 @@
 // namespaces) and one slirp4netns gives it outbound connectivity. Created on
 // first need, torn down with its slirp4netns and dnsmasq when the last
 // bridge sandbox leaves. Daemon main thread, session namespaces.
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import * as v from "valibot";
 import { log } from "../../log.ts";
 import { nsId } from "../../sys/ns.ts";
@@ -127,6 +127,7 @@ const MadeFile = v.object({
   resolv: v.string(),
   bootId: v.string(),
   userns: v.nullable(v.string()),
+  slirpStart: v.nullable(v.string()),
 });
 
 function bootId(): string {
@@ -189,7 +190,10 @@ export class RootlessNetns {
 
   ensure(): Promise<void> {
     return this.serial(async () => {
-      if (this.alive()) return;
+      if (this.alive()) {
+        if (!this.legacyChecked) await this.replaceLegacyDnsmasq();
+        return;
+      }
       if (this.exists()) await this.teardownNow();
       // A new namespace: no dnsmasq of an older one may serve it (a daemon
       // restarted after a logout lost that namespace's state.json).
@@ -226,12 +230,58 @@ export class RootlessNetns {
     // The state first: a failure below must still find slirp4netns to stop.
     writeFileSync(this.stateFile, JSON.stringify({ ino, slirpPid: slirp.pid } satisfies State), { mode: 0o600 });
     // restore() after a logout writes the state of the slirp4netns that runs now.
-    if (this.made) this.remember({ ...this.made, state: { ino, slirpPid: slirp.pid } });
+    // (A daemon restarted since ensure() has only the file: it is kept true too.)
+    const made = this.made ?? this.recall();
+    if (made) this.remember({ ...made, state: { ino, slirpPid: slirp.pid } });
     slirp.proc.exited.then(() => {
       // Not when our own teardown (or a restart) stopped it.
       if (this.working === 0 && this.readState()?.slirpPid === slirp.pid) this.hooks.onSlirpExit?.(slirp.pid);
     });
     return slirp;
+  }
+
+  private legacyChecked = false;
+
+  /**
+   * A namespace made by burrow 0.2.0 or older (taken over on upgrade) has
+   * dnsmasq processes whose dnsname files are in the runner's /run, under
+   * RUNTIME_DIR/rootless-netns/run: the next ADD, looking in the state dir,
+   * would start a second dnsmasq that cannot bind the bridge's port 53.
+   * Each is stopped and its hosts file copied to the state dir, so the
+   * dnsmasq the next ADD starts has every name. Once per daemon, and after
+   * a logout.
+   */
+  private async replaceLegacyDnsmasq(): Promise<void> {
+    this.legacyChecked = true;
+    const st = this.readState();
+    if (!st) return;
+    const root = dnsnameRoot(this.paths);
+    for (const pid of pidsInNs("net", st.ino)) {
+      let argv: string[];
+      try {
+        if (readFileSync(`/proc/${pid}/comm`, "utf8").trim() !== "dnsmasq") continue;
+        argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+      } catch {
+        continue;
+      }
+      const conf = argv.find((a) => a.startsWith("--conf-file="))?.slice("--conf-file=".length);
+      const m = conf && /\/containers\/cni\/dnsname\/([^/]+)\/dnsmasq\.conf$/.exec(conf);
+      if (!conf || !m || conf.startsWith(`${root}/`)) continue;
+      const net = m[1]!;
+      // Its path as the old runner saw it; /run there was RUNTIME_DIR/rootless-netns/run.
+      const hosts = `${conf.startsWith("/run/") ? `${this.dir}/run${conf.slice("/run".length)}` : conf}`.replace(/dnsmasq\.conf$/, "addnhosts");
+      await killAndWait(pid);
+      const dir = dnsnameDir(this.paths, net);
+      try {
+        if (existsSync(hosts) && !existsSync(`${dir}/addnhosts`)) {
+          mkdirSync(dir, { recursive: true, mode: 0o700 });
+          copyFileSync(hosts, `${dir}/addnhosts`);
+        }
+      } catch (e) {
+        log.warn(`network ${net}: cannot keep the names of an older burrow's dnsmasq: ${messageOf(e)}`);
+      }
+      log.warn(`network ${net}: stopped dnsmasq ${pid} of an older burrow (files in the runtime dir); the next sandbox on it starts one from ${dir}`);
+    }
   }
 
   /** The directories the plugin runner binds (they must exist before it starts). */
@@ -308,17 +358,24 @@ export class RootlessNetns {
   private remember(made: Made): void {
     this.made = made;
     try {
-      writeFileSync(this.madeFile, JSON.stringify({ ...made, bootId: bootId(), userns: nsId("/proc/self/ns/user") }), { mode: 0o600 });
+      const record = { ...made, bootId: bootId(), userns: nsId("/proc/self/ns/user"), slirpStart: startTimeOf(made.state.slirpPid) };
+      writeFileSync(this.madeFile, JSON.stringify(record), { mode: 0o600 });
     } catch (e) {
       log.warn(`cannot keep the rootless CNI namespace's state in ${this.madeFile}: ${messageOf(e)}`);
     }
   }
 
-  /** The namespace a previous daemon of this boot and holder made, if its file says so. */
+  /**
+   * The namespace a previous daemon of this boot and holder made, if its
+   * file says so and the slirp4netns it names still runs (same pid, same
+   * start time, serving our pin path): that process holds the namespace,
+   * so its inode number cannot have been reused by another one.
+   */
   private recall(): Made | null {
     try {
       const raw = v.parse(MadeFile, JSON.parse(readFileSync(this.madeFile, "utf8")));
       if (raw.bootId !== bootId() || raw.userns !== nsId("/proc/self/ns/user")) return null;
+      if (startTimeOf(raw.state.slirpPid) !== raw.slirpStart || !isOurSlirp4netns(raw.state.slirpPid, this.pin)) return null;
       return { state: raw.state, resolv: raw.resolv };
     } catch {
       return null;
@@ -348,6 +405,7 @@ export class RootlessNetns {
       this.runner?.stop();
       this.runner = null;
       log.warn(`the rootless CNI namespace was pinned again from process ${inside[0]}`);
+      await this.replaceLegacyDnsmasq();
       await this.restoreDnsmasq();
     });
   }
@@ -366,10 +424,11 @@ export class RootlessNetns {
     for (const net of dnsnameNetworks(this.paths)) {
       const dir = dnsnameDir(this.paths, net);
       const running = dnsmasqOf(this.paths, net);
-      if (running && existsSync(`/proc/${running.pid}/root${dir}/addnhosts`)) continue;
+      // None running: the next ADD starts one from the same files (dnsname's way).
+      if (!running || existsSync(`/proc/${running.pid}/root${dir}/addnhosts`)) continue;
       if (!existsSync(`${dir}/dnsmasq.conf`) || !existsSync(`${dir}/addnhosts`)) continue;
       try {
-        if (running) await killAndWait(running.pid);
+        await killAndWait(running.pid);
         const track = this.hooks.helpers?.intend("dnsmasq", dnsmasqOwner(net));
         const r = await this.spawn({
           argv: [findHelper("dnsmasq") ?? "dnsmasq", "-u", "root", `--conf-file=${dir}/dnsmasq.conf`],
