@@ -18,6 +18,18 @@ export function pinDir(p: Paths, id: string): string {
 export function sandboxDir(p: Paths, id: string): string {
   return `${p.runtimeDir}/sandboxes/${id}`;
 }
+/**
+ * A sandbox's files that must outlive a logout (its log): in the state dir,
+ * as podman keeps a container's log in its storage, not under
+ * $XDG_RUNTIME_DIR, which systemd-logind removes.
+ */
+export function sandboxStateDir(p: Paths, id: string): string {
+  return `${p.stateDir}/sandboxes/${id}`;
+}
+/** Where a sandbox's detached output goes: the path its row names (older builds: in the runtime dir). */
+export function sandboxLog(p: Paths, s: { id: string; runtime: { log?: string } }): string {
+  return s.runtime.log ?? `${sandboxDir(p, s.id)}/log`;
+}
 
 /** Resolves paths in the CLI (host namespaces). */
 export function resolvePaths(env: Record<string, string | undefined> = process.env): Paths {

@@ -1,6 +1,6 @@
 import { defineCommand } from "citty";
-import { existsSync } from "node:fs";
 import { call } from "../client/client.ts";
+import { openPrivateLog } from "../client/trust.ts";
 import { one, parseStrict } from "./_args.ts";
 
 const args = {} as const;
@@ -11,6 +11,8 @@ export default defineCommand({
   async run({ rawArgs }) {
     const p = parseStrict(rawArgs, args, { command: "logs" });
     const { path } = await call("logs", { name: one(p, "sandbox name or id", "logs") });
-    if (existsSync(path)) await Bun.write(Bun.stdout, Bun.file(path));
+    // Checked like every file burrow opens by name: the user's, not a symbolic link.
+    const fd = openPrivateLog(path);
+    if (fd !== null) await Bun.write(Bun.stdout, Bun.file(fd));
   },
 });

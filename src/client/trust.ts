@@ -9,7 +9,7 @@
 // Ownership is compared with the effective uid of the calling process in its
 // own user namespace: the CLI's host uid, and for a rootless daemon uid 0 of
 // the holder's user namespace, which is the same user.
-import { closeSync, constants, lstatSync, mkdirSync, openSync, statSync, type Stats } from "node:fs";
+import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, statSync, type Stats } from "node:fs";
 import { dirname } from "node:path";
 import { BurrowError } from "../errors.ts";
 import { geteuid, peerCredOfSocket } from "../sys/peercred.ts";
@@ -83,6 +83,31 @@ export function openPrivateAppend(path: string, truncate = false): number {
     if ((e as NodeJS.ErrnoException).code === "ELOOP") refuse(path, "it is a symbolic link", `remove it (rm ${path}) and run burrow again`);
     throw e;
   }
+}
+
+/**
+ * Opens a sandbox's log (named by the daemon) for reading: null when there
+ * is none yet; refused when it is a symbolic link, not a regular file, or
+ * not the user's alone. O_NOFOLLOW, then fstat of what was opened, so a
+ * swap between the check and the open cannot redirect the read.
+ */
+export function openPrivateLog(path: string, uid = geteuid()): number | null {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") return null;
+    if (code === "ELOOP") refuse(path, "it is a symbolic link", `remove it (rm ${path})`);
+    throw e;
+  }
+  try {
+    checkOwnedPrivate(path, fstatSync(fd), uid, "file");
+  } catch (e) {
+    closeSync(fd);
+    throw e;
+  }
+  return fd;
 }
 
 export type SocketCheck = "ours" | "absent";

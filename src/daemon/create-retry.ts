@@ -11,9 +11,12 @@ import { umountIfMounted } from "../sys/mount.ts";
 import { killAll } from "../sys/processes.ts";
 import { BurrowError, messageOf } from "../errors.ts";
 import { log } from "../log.ts";
-import { pinDir, sandboxDir, type Paths } from "../paths.ts";
+import { pinDir, sandboxDir, sandboxStateDir, type Paths } from "../paths.ts";
 import type { CreateRequest, EnterTarget } from "../protocol.ts";
 import type { HelperRow } from "../state/helpers.ts";
+import { cniRecordOf, networkNames } from "../net/cni/backend.ts";
+import { dnsmasqNetwork, dnsnameNetworks, stopDnsmasq as forgetDnsmasq } from "../net/cni/dnsmasq.ts";
+import { parseNetworkMode } from "../net/mode.ts";
 import { isDiskFull } from "../state/full.ts";
 import { enterTarget, type CreateBookkeeping, type DaemonContext } from "./context.ts";
 import type { Sandbox, SandboxStore } from "../state/sandboxes.ts";
@@ -41,6 +44,8 @@ export interface RetryDeps extends CreateBookkeeping {
   superviseShared?(): Promise<void>;
   /** Whether the rootless CNI namespace claims this helper (null: rootful, no such namespace). */
   rootlessNetnsOwns?(row: HelperRow): boolean;
+  /** CNI ADDs or DELs are under way: every network's dnsmasq is claimed meanwhile. */
+  cniWorking?(): boolean;
 }
 
 /** The deps from the daemon's context and its releases. */
@@ -62,6 +67,7 @@ export function retryDeps(ctx: DaemonContext, releases: { release(s: Sandbox): P
       await ctx.cni.detachUnrecorded(s, s.runtime.pins?.net ?? `${pinDir(ctx.paths, s.id)}/net`, s.spec.network);
     },
     rootlessNetnsOwns: rns ? (row) => rns.owns(row) : undefined,
+    cniWorking: () => ctx.cni.working,
   };
 }
 
@@ -130,6 +136,7 @@ export async function rollBackAbandoned(d: RetryDeps, s: Sandbox): Promise<void>
     errors.push(...(await removeUnrecordedPins(pinDir(d.paths, cur.id))));
     try {
       rmSync(sandboxDir(d.paths, cur.id), { recursive: true, force: true });
+      rmSync(sandboxStateDir(d.paths, cur.id), { recursive: true, force: true });
     } catch (e) {
       errors.push(e as Error);
     }
@@ -184,13 +191,46 @@ async function removeUnrecordedPins(dir: string): Promise<Error[]> {
   return errors;
 }
 
+/** A sandbox on `network`, by what it asked for or what it was connected to since. */
+function onNetwork(s: Sandbox, network: string): boolean {
+  if (cniRecordOf(s).attachments.some((a) => a.network === network)) return true;
+  try {
+    return networkNames(parseNetworkMode(s.spec.network)).includes(network);
+  } catch {
+    return false;
+  }
+}
+
+/** Some sandbox that runs, is being made or is being released is on `network`. */
+function networkUsed(d: RetryDeps, network: string): boolean {
+  return d.store.all().some((s) => (s.status !== "exited" || d.creating.has(s.id) || d.busy(s.id)) && onNetwork(s, network));
+}
+
 export function sweepHelpers(d: RetryDeps): HelperRow[] {
-  return d.helpers.sweep((row) => {
+  const killed = d.helpers.sweep((row) => {
     if (row.owner === "rootless-netns") return d.rootlessNetnsOwns?.(row) ?? false;
+    const network = dnsmasqNetwork(row.owner);
+    if (network !== null) {
+      // dnsname stops it on the DEL that empties its hosts file; one that
+      // DEL missed (a create rolled back without its cached result, a
+      // crash) is ours to stop once no sandbox is on the network.
+      return !!d.cniWorking?.() || networkUsed(d, network);
+    }
     const id = row.owner.startsWith("sandbox:") ? row.owner.slice(8) : null;
     if (!id) return false;
     if (d.creating.has(id) || d.busy(id)) return true;
     const s = findOrNull(d.store, id);
     return !!s && s.status !== "exited" && !s.runtime.partial;
   });
+  // dnsname's files of networks no sandbox uses: their dnsmasq (recorded or
+  // not: one an older burrow started) is stopped and the files go, as after
+  // dnsname's own last DEL, so stale names never come back with the next one.
+  if (!d.cniWorking?.()) {
+    for (const network of dnsnameNetworks(d.paths)) {
+      if (networkUsed(d, network)) continue;
+      const pid = forgetDnsmasq(d.paths, network);
+      if (pid !== null) log.warn(`stopped dnsmasq ${pid} of network ${network}: no sandbox is on that network any more`);
+    }
+  }
+  return killed;
 }

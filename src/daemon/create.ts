@@ -2,10 +2,11 @@
 // each step pushing its undo on a Rollback that unwinds them all (every
 // error reported) when a later step fails. Daemon main thread.
 import { randomBytes } from "node:crypto";
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync } from "node:fs";
+import { closeSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { BurrowError, Rollback, messageOf } from "../errors.ts";
 import { log } from "../log.ts";
-import { pinDir, sandboxDir } from "../paths.ts";
+import { pinDir, sandboxDir, sandboxLog, sandboxStateDir } from "../paths.ts";
+import { ensurePrivateDir, openPrivateAppend } from "../client/trust.ts";
 import type { CreateRequest, EnterTarget } from "../protocol.ts";
 import { parseNetworkMode } from "../net/mode.ts";
 import { createPinned, removePins } from "../namespaces/pins.ts";
@@ -101,7 +102,16 @@ export async function createSandbox(ctx: DaemonContext, releases: SandboxRelease
     spec: { ...req, name, hostname, network: networkRaw },
     // partial until the last step: a new row still partial when no create works on it is
     // rolled back (src/daemon/create-retry.ts). Not a restarted one: that row is the user's.
-    runtime: { pins: null, ino: null, network: mode.kind, netOf: plan.netOf?.id, restart: reuse?.runtime.restart, ...(reuse ? {} : { partial: true }) },
+    runtime: {
+      pins: null,
+      ino: null,
+      network: mode.kind,
+      netOf: plan.netOf?.id,
+      restart: reuse?.runtime.restart,
+      // `start` of an exited row keeps appending where its log is (a row of 0.2.0: the runtime dir).
+      log: reuse ? reuse.runtime.log : `${sandboxStateDir(ctx.paths, id)}/log`,
+      ...(reuse ? {} : { partial: true }),
+    },
   };
   const portDriver = portSpecs.length && "driver" in portChoice ? portChoice.driver : undefined;
   s.runtime.portDriver = portDriver;
@@ -122,6 +132,7 @@ export async function createSandbox(ctx: DaemonContext, releases: SandboxRelease
           ctx.store.updateSpec(reuse);
         });
         mkdirSync(dir, { recursive: true, mode: 0o700 });
+        if (s.runtime.log) mkdirSync(sandboxStateDir(ctx.paths, id), { recursive: true, mode: 0o700 });
       } else {
         ctx.store.insert(s);
         undo.push("state row", () => ctx.store.delete(id));
@@ -129,6 +140,10 @@ export async function createSandbox(ctx: DaemonContext, releases: SandboxRelease
         undo.push("request id", () => ctx.bookkeeping.requests.forget(id));
         mkdirSync(dir, { recursive: true, mode: 0o700 });
         undo.push("sandbox dir", () => rmSync(dir, { recursive: true, force: true }));
+        // The log's directory, in the state dir (a logout removes the runtime dir).
+        ensurePrivateDir(`${ctx.paths.stateDir}/sandboxes`);
+        undo.push("sandbox state dir", () => rmSync(sandboxStateDir(ctx.paths, id), { recursive: true, force: true }));
+        mkdirSync(sandboxStateDir(ctx.paths, id), { mode: 0o700 });
       }
       const files = etcFiles(dir);
       const sharedDir = plan.netOf && sandboxDir(ctx.paths, plan.netOf.id);
@@ -195,10 +210,17 @@ export async function createSandbox(ctx: DaemonContext, releases: SandboxRelease
  * same namespaces, same log.
  */
 export function spawnDetached(ctx: DaemonContext, releases: SandboxReleases, s: Sandbox): void {
-  const dir = sandboxDir(ctx.paths, s.id);
-  const logFd = openSync(`${dir}/log`, "a", 0o600);
+  // Never through a symbolic link: the log is opened by name in the state dir.
+  const logPath = sandboxLog(ctx.paths, s);
+  const logFd = openPrivateAppend(logPath);
   // -t: the command's stdio is a pty whose output the daemon logs.
-  const pty = s.spec.tty ? ptyToLog(`${dir}/log`) : null;
+  let pty: ReturnType<typeof ptyToLog> | null;
+  try {
+    pty = s.spec.tty ? ptyToLog(logPath) : null;
+  } catch (e) {
+    closeSync(logFd);
+    throw e;
+  }
   try {
     // No session namespaces to join: this child already is in the
     // daemon's. Naming them by /proc/<daemon pid> failed (exit 125) when

@@ -277,7 +277,10 @@ export class RuntimeOwner {
           copyFileSync(`/proc/${procs[0]}/root${inside}`, path);
         } catch {}
       }
-      writeFileSync(`${sdir}/log`, "", { mode: 0o600 });
+      // A row of 0.2.0 kept its log here: the command writes on into the
+      // unlinked file; `logs` shows what comes after a restart (newer rows
+      // log to the state dir, which a logout does not touch).
+      if (!s.runtime.log) writeFileSync(`${sdir}/log`, "", { mode: 0o600 });
     }
   }
 }

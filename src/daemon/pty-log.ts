@@ -2,7 +2,8 @@
 // session namespaces) holds the pty master for the command's lifetime and
 // appends everything the command writes to the sandbox's log, which `logs`
 // prints; as with podman's conmon, the output keeps its \r\n line ends.
-import { closeSync, openSync, writeSync } from "node:fs";
+import { closeSync, writeSync } from "node:fs";
+import { openPrivateAppend } from "../client/trust.ts";
 import { openPty, readPty } from "../sys/pty.ts";
 
 /** podman's size for a terminal nobody is attached to. */
@@ -15,12 +16,20 @@ const DETACHED_SIZE = { rows: 24, cols: 80 };
  * spawn failed.
  */
 export function ptyToLog(logPath: string): { slave: number; spawned(): void; abort(): void } {
-  const { master, slave } = openPty(DETACHED_SIZE);
+  // Opened first: a log that cannot be opened (a planted symbolic link) fails before any pty exists.
+  const log = openPrivateAppend(logPath);
+  let pty: ReturnType<typeof openPty>;
+  try {
+    pty = openPty(DETACHED_SIZE);
+  } catch (e) {
+    closeSync(log);
+    throw e;
+  }
+  const { master, slave } = pty;
   return {
     slave,
     spawned() {
       closeSync(slave);
-      const log = openSync(logPath, "a", 0o600);
       // Small appends on the event loop: a log file write does not block for long.
       const copy = readPty(master, (chunk) => {
         try {
@@ -35,6 +44,7 @@ export function ptyToLog(logPath: string): { slave: number; spawned(): void; abo
     abort() {
       closeSync(slave);
       closeSync(master);
+      closeSync(log);
     },
   };
 }

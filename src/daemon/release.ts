@@ -10,7 +10,7 @@ import { constants } from "node:os";
 import { rmSync } from "node:fs";
 import { BurrowError, messageOf } from "../errors.ts";
 import { log } from "../log.ts";
-import { pinDir, sandboxDir } from "../paths.ts";
+import { pinDir, sandboxDir, sandboxStateDir } from "../paths.ts";
 import { removePins } from "../namespaces/pins.ts";
 import { killAll, terminate } from "../sys/processes.ts";
 import type { Sandbox } from "../state/sandboxes.ts";
@@ -191,6 +191,7 @@ export class SandboxReleases {
     this.ctx.children.get(s.id)?.kill(9);
     try {
       rmSync(sandboxDir(this.ctx.paths, s.id), { recursive: true, force: true });
+      rmSync(sandboxStateDir(this.ctx.paths, s.id), { recursive: true, force: true });
     } catch (e) {
       errors.push(e as Error);
     }

@@ -5,7 +5,7 @@
 import type { CreateRequest, EnterTarget } from "../protocol.ts";
 import type { CniNetworking } from "../net/cni/backend.ts";
 import type { NetworkBackends } from "../net/registry.ts";
-import { sandboxDir, type Paths } from "../paths.ts";
+import { sandboxLog, type Paths } from "../paths.ts";
 import { KeyedMutex } from "../mutex.ts";
 import type { PortDrivers } from "../ports/registry.ts";
 import type { Sandbox, SandboxStore } from "../state/sandboxes.ts";
@@ -141,7 +141,7 @@ export class SandboxService {
 
   logPath(ref: string): string {
     const s = this.ctx.store.find(ref);
-    return `${sandboxDir(this.ctx.paths, s.id)}/log`;
+    return sandboxLog(this.ctx.paths, s);
   }
 
   /** Sandboxes not exited (idle detection). */

@@ -1,7 +1,11 @@
 // The helper-process ledger (issue 10 item 2): every process burrow leaves
 // running beside a sandbox (slirp4netns, pasta, the rootless CNI
-// namespace's slirp4netns) is written down BEFORE it is spawned, and its
-// pid and start time the moment it is. A daemon killed at any point, or a
+// namespace's slirp4netns, dnsname's dnsmasq) is written down BEFORE it is
+// spawned, and its pid and start time the moment it is. dnsmasq is started
+// by the dnsname plugin, not by burrow: its intent is written before the
+// ADD that may start it, the marker rides in the plugins' environment
+// (dnsname passes its own on to dnsmasq), and its pid comes from dnsname's
+// pid file, checked (src/net/cni/dnsmasq.ts). A daemon killed at any point, or a
 // write that fails (a full disk), can then never leave a helper nothing
 // knows about:
 //
@@ -24,12 +28,12 @@ import { startTimeOf } from "../sys/processes.ts";
 /** The environment variable that names a helper's ledger row. */
 export const HELPER_MARKER = "BURROW_HELPER_ID";
 
-export type HelperKind = "slirp4netns" | "pasta";
+export type HelperKind = "slirp4netns" | "pasta" | "dnsmasq";
 
 export interface HelperRow {
   id: string;
   kind: HelperKind;
-  /** "sandbox:<id>" or "rootless-netns". */
+  /** "sandbox:<id>", "rootless-netns", or "dnsname:<network>" (a network's dnsmasq). */
   owner: string;
   pid: number | null;
   pidStart: string | null;
@@ -41,6 +45,8 @@ export interface HelperTrack {
   env: Record<string, string>;
   /** Records the pid (and its start time); throws if that cannot be written. */
   spawned(pid: number): void;
+  /** Nothing was spawned after all (dnsname found its dnsmasq running): forgets the intent. */
+  cancel(): void;
 }
 
 /** Whether an owner still claims its helpers (a sandbox that runs or is being made). */
@@ -65,7 +71,13 @@ export class HelperLedger {
           )
           .run(id, kind, owner, pid, startTimeOf(pid), new Date().toISOString());
       },
+      cancel: () => this.drop(id),
     };
+  }
+
+  /** Whether a row records this very process (pid and start time). */
+  records(pid: number, pidStart: string): boolean {
+    return !!this.db.query("SELECT 1 FROM helpers WHERE pid = ? AND pid_start = ?").get(pid, pidStart);
   }
 
   all(): HelperRow[] {

@@ -30,6 +30,12 @@ export interface Runtime {
   partial?: boolean;
   /** Restart-policy supervision (src/daemon/restart.ts). */
   restart?: RestartState;
+  /**
+   * The detached output's file (paths.ts sandboxLog): in the state dir so
+   * a logout cannot take it. Unset in rows made by 0.2.0 and earlier, whose log
+   * stays in the runtime dir.
+   */
+  log?: string;
 }
 
 export interface PortRecord {

@@ -21,8 +21,9 @@ import type { CniResult } from "./result.ts";
 import { CniRuntime } from "./runtime.ts";
 import { bunSpawner } from "./spawn.ts";
 import { RootlessNetns, cniDataDir } from "./rootless-netns.ts";
+import { dnsmasqOf, dnsmasqOwner, dnsnameRuntimeDir } from "./dnsmasq.ts";
 import { RootlessSupervisor, type Report } from "./rootless-supervisor.ts";
-import type { HelperLedger } from "../../state/helpers.ts";
+import type { HelperLedger, HelperTrack } from "../../state/helpers.ts";
 
 export interface CniAttachmentRecord {
   network: string;
@@ -79,6 +80,7 @@ export class CniNetworking {
   private busy = 0;
   /** Restarts the rootless namespace's slirp4netns when it dies (issue 10 item 5). */
   readonly supervisor: RootlessSupervisor | null;
+  private readonly ledger: HelperLedger | null;
 
   constructor(
     readonly paths: Paths,
@@ -93,7 +95,8 @@ export class CniNetworking {
     this.rootlessNetns = paths.rootless ? new RootlessNetns(paths) : null;
     const rns = this.rootlessNetns;
     const ledger = daemon.helpers;
-    if (rns && ledger) rns.hooks.helpers = { intend: (kind) => ledger.intend(kind, "rootless-netns") };
+    this.ledger = ledger ?? null;
+    if (rns && ledger) rns.hooks.helpers = { intend: (kind, owner) => ledger.intend(kind, owner ?? "rootless-netns") };
     this.supervisor = rns
       ? new RootlessSupervisor(
           rns,
@@ -109,7 +112,9 @@ export class CniNetworking {
       // set (else the host's /run/containers/cni/dnsname, podman's): burrow's
       // own runtime dir keeps them apart from podman's dnsmasq for a network
       // of the same name, and from whatever the caller's session exported.
-      ...(rns ? { spawn: rns.spawn } : { env: { XDG_RUNTIME_DIR: paths.runtimeDir } }),
+      // Rootless, the state dir (src/net/cni/dnsmasq.ts): a logout must not take them.
+      env: { XDG_RUNTIME_DIR: dnsnameRuntimeDir(paths) },
+      ...(rns ? { spawn: rns.spawn } : {}),
     });
   }
 
@@ -188,8 +193,38 @@ export class CniNetworking {
       portMappings: opts.ports?.map((p) => ({ hostPort: p.hostPort, containerPort: p.containerPort, protocol: p.protocol, hostIP: p.hostIp })),
       aliases: { [net.name]: extra },
     });
-    const result = await this.exclusive("add", () => this.runtime.add(withDataDir(net.conflist, this.dataDir), att));
+    const result = await this.exclusive("add", async () => {
+      // dnsname starts the network's dnsmasq on an ADD that finds none: its
+      // ledger row is written first (issue 10 item 2), its pid after.
+      const track = net.dnsEnabled && this.ledger && !dnsmasqOf(this.paths, net.name) ? this.ledger.intend("dnsmasq", dnsmasqOwner(net.name)) : undefined;
+      try {
+        return await this.runtime.add(withDataDir(net.conflist, this.dataDir), att, track?.env);
+      } finally {
+        if (net.dnsEnabled) this.recordDnsmasq(net.name, track);
+      }
+    });
     return { network: net.name, ifName, result, aliases };
+  }
+
+  /**
+   * After an ADD on a network with DNS: the dnsmasq that serves it now, from
+   * dnsname's pid file (checked), goes in the ledger unless it is there
+   * already (one started by an older burrow is taken in too). An intent
+   * that nothing came of is dropped.
+   */
+  private recordDnsmasq(network: string, track: HelperTrack | undefined): void {
+    if (!this.ledger) return;
+    try {
+      const running = dnsmasqOf(this.paths, network);
+      if (!running || this.ledger.records(running.pid, running.startTime)) {
+        track?.cancel();
+        return;
+      }
+      (track ?? this.ledger.intend("dnsmasq", dnsmasqOwner(network))).spawned(running.pid);
+    } catch (e) {
+      // A full disk: the sweep finds an unrecorded one by its marker.
+      log.warn(`cannot record dnsmasq of network ${network}: ${messageOf(e)}`);
+    }
   }
 
   private readonly queues = new KeyedMutex<"add" | "del">();
@@ -264,6 +299,11 @@ export class CniNetworking {
         );
       }
     });
+  }
+
+  /** ADDs or DELs are under way (a network's dnsmasq may be starting or stopping). */
+  get working(): boolean {
+    return this.busy > 0;
   }
 
   /** Housekeeping: restarts a dead shared slirp4netns, tears down an unused namespace. */

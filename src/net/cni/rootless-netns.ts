@@ -4,8 +4,10 @@
 // namespaces) and one slirp4netns gives it outbound connectivity. Created on
 // first need, torn down with its slirp4netns and dnsmasq when the last
 // bridge sandbox leaves. Daemon main thread, session namespaces.
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import * as v from "valibot";
 import { log } from "../../log.ts";
+import { nsId } from "../../sys/ns.ts";
 import { Mutex } from "../../mutex.ts";
 import type { Paths } from "../../paths.ts";
 import { createPinnedNetns, pinHolds } from "../../namespaces/pins.ts";
@@ -19,11 +21,16 @@ import { isOurSlirp4netns, startSlirp4netns, stopSlirp4netnsPid } from "../slirp
 import { CniRunnerReply, parseMessage, type CniRunnerConfig } from "../../messages.ts";
 import type { PluginSpawner, SpawnRequest, SpawnResult } from "./spawn.ts";
 import type { HelperKind, HelperRow, HelperTrack } from "../../state/helpers.ts";
+import { dnsmasqOf, dnsmasqOwner, dnsnameDir, dnsnameNetworks, dnsnameRoot, dnsnameRuntimeDir, stopDnsmasq } from "./dnsmasq.ts";
+import { findHelper } from "../../machine/helpers.ts";
+import { cleanEnv } from "../../sys/env.ts";
+import { messageOf } from "../../errors.ts";
+import { startTimeOf } from "../../sys/processes.ts";
 
 /** What the daemon lends the namespace: the helper ledger (issue 10 item 2). */
 export interface RootlessNetnsHooks {
   /** Records a helper before it is spawned, owned by the namespace. */
-  helpers?: { intend(kind: HelperKind): HelperTrack };
+  helpers?: { intend(kind: HelperKind, owner?: string): HelperTrack };
   /** Its slirp4netns exited while the namespace is in use (src/net/cni/rootless-supervisor.ts restarts it). */
   onSlirpExit?(pid: number): void;
 }
@@ -110,12 +117,33 @@ interface State {
   slirpPid: number;
 }
 
-function commOf(pid: number): string {
+interface Made {
+  state: State;
+  resolv: string;
+}
+
+const MadeFile = v.object({
+  state: v.object({ ino: v.number(), slirpPid: v.number() }),
+  resolv: v.string(),
+  bootId: v.string(),
+  userns: v.nullable(v.string()),
+  slirpStart: v.nullable(v.string()),
+});
+
+function bootId(): string {
   try {
-    return readFileSync(`/proc/${pid}/comm`, "utf8").trim();
+    return readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim();
   } catch {
     return "";
   }
+}
+
+/** SIGKILL, then wait (up to 2 s) until the process is gone: its sockets closed. */
+async function killAndWait(pid: number): Promise<void> {
+  try {
+    process.kill(pid, "SIGKILL");
+  } catch {}
+  for (let i = 0; i < 100 && startTimeOf(pid) !== null; i++) await Bun.sleep(20);
 }
 
 export class RootlessNetns {
@@ -162,19 +190,23 @@ export class RootlessNetns {
 
   ensure(): Promise<void> {
     return this.serial(async () => {
-      if (this.alive()) return;
+      if (this.alive()) {
+        if (!this.legacyChecked) await this.replaceLegacyDnsmasq();
+        return;
+      }
       if (this.exists()) await this.teardownNow();
+      // A new namespace: no dnsmasq of an older one may serve it (a daemon
+      // restarted after a logout lost that namespace's state.json).
+      this.forgetDnsmasq();
       const t0 = performance.now();
-      mkdirSync(`${this.dir}/run`, { recursive: true, mode: 0o700 });
-      mkdirSync(`${this.dir}/var`, { recursive: true, mode: 0o700 });
-      mkdirSync(cniDataDir(this.paths), { recursive: true, mode: 0o700 });
+      this.makeDirs();
       try {
         const ino = await createPinnedNetns(this.pin);
         const options = parseSlirp4netnsOptions([]);
         const slirp = await this.startSlirp(ino);
         const resolv = buildResolvConf({ hostContent: readHostResolvConf().content, firstNameservers: [slirp4netnsAddresses(options).dns] });
         writeFileSync(`${this.dir}/resolv.conf`, resolv.content, { mode: 0o644 });
-        this.made = { state: { ino, slirpPid: slirp.pid }, resolv: resolv.content };
+        this.remember({ state: { ino, slirpPid: slirp.pid }, resolv: resolv.content });
         log.debug(`rootless CNI namespace up in ${(performance.now() - t0).toFixed(1)} ms`);
       } catch (e) {
         await this.teardownNow();
@@ -198,12 +230,74 @@ export class RootlessNetns {
     // The state first: a failure below must still find slirp4netns to stop.
     writeFileSync(this.stateFile, JSON.stringify({ ino, slirpPid: slirp.pid } satisfies State), { mode: 0o600 });
     // restore() after a logout writes the state of the slirp4netns that runs now.
-    if (this.made) this.made.state = { ino, slirpPid: slirp.pid };
+    // (A daemon restarted since ensure() has only the file: it is kept true too.)
+    const made = this.made ?? this.recall();
+    if (made) this.remember({ ...made, state: { ino, slirpPid: slirp.pid } });
     slirp.proc.exited.then(() => {
       // Not when our own teardown (or a restart) stopped it.
       if (this.working === 0 && this.readState()?.slirpPid === slirp.pid) this.hooks.onSlirpExit?.(slirp.pid);
     });
     return slirp;
+  }
+
+  private legacyChecked = false;
+
+  /**
+   * A namespace made by burrow 0.2.0 or older (taken over on upgrade) has
+   * dnsmasq processes whose dnsname files are in the runner's /run, under
+   * RUNTIME_DIR/rootless-netns/run: the next ADD, looking in the state dir,
+   * would start a second dnsmasq that cannot bind the bridge's port 53.
+   * Each is stopped and its hosts file copied to the state dir, so the
+   * dnsmasq the next ADD starts has every name. Once per daemon, and after
+   * a logout.
+   */
+  private async replaceLegacyDnsmasq(): Promise<void> {
+    this.legacyChecked = true;
+    const st = this.readState();
+    if (!st) return;
+    const root = dnsnameRoot(this.paths);
+    for (const pid of pidsInNs("net", st.ino)) {
+      let argv: string[];
+      try {
+        if (readFileSync(`/proc/${pid}/comm`, "utf8").trim() !== "dnsmasq") continue;
+        argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+      } catch {
+        continue;
+      }
+      const conf = argv.find((a) => a.startsWith("--conf-file="))?.slice("--conf-file=".length);
+      const m = conf && /\/containers\/cni\/dnsname\/([^/]+)\/dnsmasq\.conf$/.exec(conf);
+      if (!conf || !m || conf.startsWith(`${root}/`)) continue;
+      const net = m[1]!;
+      // Its path as the old runner saw it; /run there was RUNTIME_DIR/rootless-netns/run.
+      const hosts = `${conf.startsWith("/run/") ? `${this.dir}/run${conf.slice("/run".length)}` : conf}`.replace(/dnsmasq\.conf$/, "addnhosts");
+      await killAndWait(pid);
+      const dir = dnsnameDir(this.paths, net);
+      try {
+        if (existsSync(hosts) && !existsSync(`${dir}/addnhosts`)) {
+          mkdirSync(dir, { recursive: true, mode: 0o700 });
+          copyFileSync(hosts, `${dir}/addnhosts`);
+        }
+      } catch (e) {
+        log.warn(`network ${net}: cannot keep the names of an older burrow's dnsmasq: ${messageOf(e)}`);
+      }
+      log.warn(`network ${net}: stopped dnsmasq ${pid} of an older burrow (files in the runtime dir); the next sandbox on it starts one from ${dir}`);
+    }
+  }
+
+  /** The directories the plugin runner binds (they must exist before it starts). */
+  private makeDirs(): void {
+    mkdirSync(`${this.dir}/run`, { recursive: true, mode: 0o700 });
+    mkdirSync(`${this.dir}/var`, { recursive: true, mode: 0o700 });
+    mkdirSync(cniDataDir(this.paths), { recursive: true, mode: 0o700 });
+    mkdirSync(dnsnameRuntimeDir(this.paths), { recursive: true, mode: 0o700 });
+  }
+
+  /** Stops every dnsmasq dnsname's files name (checked by pid file and config path) and removes those files. */
+  private forgetDnsmasq(): void {
+    for (const net of dnsnameNetworks(this.paths)) {
+      const pid = stopDnsmasq(this.paths, net);
+      if (pid !== null) log.warn(`stopped dnsmasq ${pid} of network ${net}: it served a rootless CNI namespace that is gone`);
+    }
   }
 
   /** The namespace is pinned but its slirp4netns is gone (killed, crashed). */
@@ -249,7 +343,44 @@ export class RootlessNetns {
 
   private runner: CniRunner | null = null;
   /** What ensure() wrote, kept for restore(): a logout may remove the files. */
-  private made: { state: State; resolv: string } | null = null;
+  private made: Made | null = null;
+
+  /**
+   * What ensure() made, also kept in the state dir (which a logout leaves
+   * alone): a daemon restarted after a logout, before its predecessor
+   * rebuilt anything, still finds the namespace its bridge sandboxes are in.
+   * Only for this boot and this holder's user namespace.
+   */
+  private get madeFile(): string {
+    return `${this.paths.stateDir}/cni/rootless-netns.json`;
+  }
+
+  private remember(made: Made): void {
+    this.made = made;
+    try {
+      const record = { ...made, bootId: bootId(), userns: nsId("/proc/self/ns/user"), slirpStart: startTimeOf(made.state.slirpPid) };
+      writeFileSync(this.madeFile, JSON.stringify(record), { mode: 0o600 });
+    } catch (e) {
+      log.warn(`cannot keep the rootless CNI namespace's state in ${this.madeFile}: ${messageOf(e)}`);
+    }
+  }
+
+  /**
+   * The namespace a previous daemon of this boot and holder made, if its
+   * file says so and the slirp4netns it names still runs (same pid, same
+   * start time, serving our pin path): that process holds the namespace,
+   * so its inode number cannot have been reused by another one.
+   */
+  private recall(): Made | null {
+    try {
+      const raw = v.parse(MadeFile, JSON.parse(readFileSync(this.madeFile, "utf8")));
+      if (raw.bootId !== bootId() || raw.userns !== nsId("/proc/self/ns/user")) return null;
+      if (startTimeOf(raw.state.slirpPid) !== raw.slirpStart || !isOurSlirp4netns(raw.state.slirpPid, this.pin)) return null;
+      return { state: raw.state, resolv: raw.resolv };
+    } catch {
+      return null;
+    }
+  }
 
   /**
    * A logout removed the runtime directory under this live namespace
@@ -261,30 +392,61 @@ export class RootlessNetns {
    */
   restore(): Promise<void> {
     return this.mutex.run(async () => {
-      const made = this.made;
+      const made = this.made ?? this.recall();
       if (!made || pinHolds(this.pin, made.state.ino)) return;
       const inside = pidsInNs("net", made.state.ino);
       if (!inside.length) return;
-      mkdirSync(`${this.dir}/run`, { recursive: true, mode: 0o700 });
-      mkdirSync(`${this.dir}/var`, { recursive: true, mode: 0o700 });
-      mkdirSync(cniDataDir(this.paths), { recursive: true, mode: 0o700 });
+      this.made = made;
+      this.makeDirs();
       writeFileSync(this.stateFile, JSON.stringify(made.state), { mode: 0o600 });
       writeFileSync(`${this.dir}/resolv.conf`, made.resolv, { mode: 0o644 });
       if (!existsSync(this.pin)) writeFileSync(this.pin, "");
       bind(`/proc/${inside[0]}/ns/net`, this.pin);
       this.runner?.stop();
       this.runner = null;
-      // dnsname's files went with the directory (they live in the runner's
-      // /run, which is RUNTIME_DIR/rootless-netns/run): its dnsmasq would
-      // hold the bridge's port 53 against the one the next ADD starts.
-      // Names of sandboxes made before the logout are lost; their addresses
-      // and routes are not.
-      signalAll(
-        inside.filter((pid) => commOf(pid) === "dnsmasq"),
-        "SIGTERM",
-      );
       log.warn(`the rootless CNI namespace was pinned again from process ${inside[0]}`);
+      await this.replaceLegacyDnsmasq();
+      await this.restoreDnsmasq();
     });
+  }
+
+  /**
+   * dnsname's files live in the state dir (dnsmasq.ts), which a logout
+   * leaves alone, so every name is still in them. A dnsmasq that still
+   * sees them (the state dir is not under /run, the usual case) goes on,
+   * and the next ADD HUPs it as dnsname always does. One whose mount
+   * namespace (the old runner's) reached them through the removed /run
+   * (a state dir under /run, as in the tests) would re-read nothing on
+   * that HUP: it is replaced by a dnsmasq started the way dnsname starts
+   * one, from the same config, in the new runner's mount namespace.
+   */
+  private async restoreDnsmasq(): Promise<void> {
+    for (const net of dnsnameNetworks(this.paths)) {
+      const dir = dnsnameDir(this.paths, net);
+      const running = dnsmasqOf(this.paths, net);
+      // None running: the next ADD starts one from the same files (dnsname's way).
+      if (!running || existsSync(`/proc/${running.pid}/root${dir}/addnhosts`)) continue;
+      if (!existsSync(`${dir}/dnsmasq.conf`) || !existsSync(`${dir}/addnhosts`)) continue;
+      try {
+        await killAndWait(running.pid);
+        const track = this.hooks.helpers?.intend("dnsmasq", dnsmasqOwner(net));
+        const r = await this.spawn({
+          argv: [findHelper("dnsmasq") ?? "dnsmasq", "-u", "root", `--conf-file=${dir}/dnsmasq.conf`],
+          env: cleanEnv(track?.env),
+          stdin: "",
+          timeoutMs: 10_000,
+        });
+        const now = dnsmasqOf(this.paths, net);
+        if (r.exitCode !== 0 || !now) {
+          track?.cancel();
+          throw new Error(`dnsmasq exited ${r.exitCode}: ${r.stderr.trim() || r.stdout.trim()}`);
+        }
+        track?.spawned(now.pid);
+        log.warn(`network ${net}: dnsmasq ${now.pid} serves its names now (its files were reached through the removed runtime directory)`);
+      } catch (e) {
+        log.warn(`network ${net}: cannot start its dnsmasq again after the runtime directory was removed: ${messageOf(e)}`);
+      }
+    }
   }
 
   /**
@@ -298,7 +460,7 @@ export class RootlessNetns {
         netns: this.pin,
         runDir: `${this.dir}/run`,
         varDir: `${this.dir}/var`,
-        keep: [this.paths.runtimeDir, cniDataDir(this.paths)],
+        keep: [this.paths.runtimeDir, cniDataDir(this.paths), dnsnameRuntimeDir(this.paths)],
         resolvConf: `${this.dir}/resolv.conf`,
       };
       this.runner = new CniRunner(cfg);
@@ -321,6 +483,7 @@ export class RootlessNetns {
     this.runner?.stop();
     this.runner = null;
     this.made = null;
+    rmSync(this.madeFile, { force: true });
     const st = this.readState();
     if (st) {
       const inside = pidsInNs("net", st.ino);
@@ -338,6 +501,8 @@ export class RootlessNetns {
     }
     try {
       rmSync(this.dir, { recursive: true, force: true });
+      // Its dnsmasq died with it above: dnsname's files for it go too.
+      rmSync(dnsnameRoot(this.paths), { recursive: true, force: true });
     } catch (e) {
       errors.push(e as Error);
     }

@@ -105,15 +105,17 @@ export class CniRuntime {
    * fails, the whole list is DEL'd (every error collected) before the
    * plugin's error is thrown.
    */
-  async add(list: Conflist, att: Attachment): Promise<CniResult> {
+  async add(list: Conflist, att: Attachment, env?: Record<string, string>): Promise<CniResult> {
     requireSupportedVersion(list.cniVersion, `network ${list.name}`);
     validateAttachment(att);
     for (const plugin of list.plugins) findPlugin(plugin.type, this.pluginDirs);
+    // `env`: extra variables for this ADD's plugins (a helper ledger marker that dnsname hands on to dnsmasq).
+    const exec = env ? { ...this.exec, env: { ...this.exec.env, ...env } } : this.exec;
 
     let prev: WireResult | undefined;
     try {
       for (const plugin of list.plugins) {
-        const out = await execPlugin(this.call("ADD", list, plugin, prev, att), this.exec);
+        const out = await execPlugin(this.call("ADD", list, plugin, prev, att), exec);
         if (out === undefined) throw new BurrowError(`CNI plugin ${plugin.type} printed no result for ADD on network ${list.name}`, { kind: "cni-result" });
         const parsed = v.safeParse(WireResultSchema, out);
         if (!parsed.success) {

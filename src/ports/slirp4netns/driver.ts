@@ -4,7 +4,11 @@
 // --disable-host-loopback (the default) UDP replies to a client on the host's
 // loopback are dropped by libslirp (containers/podman#4586): use
 // allow_host_loopback=true or the default handler for that. The forwards
-// live inside the slirp4netns process, so a daemon restart needs no restore.
+// live inside the slirp4netns process, so a daemon restart needs no restore,
+// and neither does a logout that removed the API socket: nothing but the
+// teardown uses it after setup, and a restarted slirp4netns (restart
+// policies) makes a new one.
+import { lstatSync } from "node:fs";
 import { isIPv6 } from "node:net";
 import { probePort } from "../host-port.ts";
 import { BurrowError, messageOf } from "../../errors.ts";
@@ -81,6 +85,14 @@ export function slirp4netnsPortDriver(): PortDriver {
       })();
       // With slirp4netns gone, its forwards are gone too.
       if (!api || !isOurSlirp4netns(api.pid, api.netns)) return [];
+      // A logout removed the socket with the runtime dir. It is not made
+      // again (docs/decisions.md): every teardown of these ports is followed
+      // by the end of the slirp4netns that holds them, which the network's
+      // teardown kills, so the forwards go with it.
+      if (!lstatSync(api.socket, { throwIfNoEntry: false })?.isSocket()) {
+        log.debug(`${s.name}: slirp4netns API socket ${api.socket} is gone; its forwards end with slirp4netns ${api.pid}`);
+        return [];
+      }
       const errors: Error[] = [];
       for (const id of list) await removeHostFwd(api.socket, id).catch((e) => errors.push(e));
       return errors;
