@@ -192,7 +192,11 @@ if (import.meta.main) {
   } catch (e) {
     console.error(e instanceof Error ? e.message : String(e));
     try {
-      console.error(`daemon log (last lines):\n${readFileSync(`${t.dirs.runtimeDir}/daemon.log`, "utf8").trim().split("\n").slice(-15).join("\n")}`);
+      const daemonLog = readFileSync(`${t.dirs.runtimeDir}/daemon.log`, "utf8");
+      mkdirSync(".bench", { recursive: true });
+      const kept = `.bench/soak-daemon-${new Date().toISOString().replace(/[:.]/g, "-")}.log`;
+      writeFileSync(kept, daemonLog);
+      console.error(`daemon log (last lines; all of it in ${kept}):\n${daemonLog.trim().split("\n").slice(-15).join("\n")}`);
     } catch {}
     code = 1;
   } finally {
