@@ -39,7 +39,7 @@ export function alive(pid: number): boolean {
 }
 
 /**
- * Runs `fn` with the mount namespace pinned at `pin` held open, when the pin
+ * Runs `fn` with the namespace pinned at `pin` held open, when the pin
  * still holds namespace `ino`; does nothing otherwise. A namespace's inode
  * names it only while it lives: the number of a freed one goes to the next
  * namespace made (seen: an `rm` after the release had unpinned the sandbox
@@ -47,7 +47,7 @@ export function alive(pid: number): boolean {
  * namespace). The open fd keeps the namespace alive, so its number cannot
  * pass to another one while `fn` looks for its processes.
  */
-async function withNamespace(ino: number, pin: string | undefined, fn: () => Promise<void>): Promise<void> {
+export async function withNamespace(ino: number, pin: string | undefined, fn: () => void | Promise<void>): Promise<void> {
   if (pin === undefined) return fn(); // no pin to hold (a dead session's sandbox): the inode alone
   let fd: number;
   try {

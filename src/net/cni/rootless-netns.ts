@@ -9,7 +9,7 @@ import { log } from "../../log.ts";
 import { Mutex } from "../../mutex.ts";
 import type { Paths } from "../../paths.ts";
 import { createPinnedNetns, pinHolds } from "../../namespaces/pins.ts";
-import { pidsInNs, signalAll } from "../../sys/processes.ts";
+import { pidsInNs, signalAll, withNamespace } from "../../sys/processes.ts";
 import { bind, umountIfMounted } from "../../sys/mount.ts";
 import { ROLES, spawnRole } from "../../roles.ts";
 import { buildResolvConf, readHostResolvConf } from "../../dns/resolvconf.ts";
@@ -323,8 +323,9 @@ export class RootlessNetns {
     this.made = null;
     const st = this.readState();
     if (st) {
-      const inside = pidsInNs("net", st.ino);
-      signalAll(inside, "SIGKILL");
+      // By inode only while the pin holds it (src/sys/processes.ts): a stale
+      // state.json's inode may name another namespace now, another daemon's.
+      await withNamespace(st.ino, this.pin, () => signalAll(pidsInNs("net", st.ino), "SIGKILL"));
       try {
         await stopSlirp4netnsPid(st.slirpPid, this.pin);
       } catch (e) {
