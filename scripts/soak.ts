@@ -2,7 +2,7 @@
 // daemon, watching what must not grow: the daemon's RSS and open fds, and
 // the state database (state.db + its WAL) on disk.
 //
-//   sudo node_modules/.bin/bun scripts/soak.ts [CYCLES] [--mode rootless|rootful] [--kind full|light|mixed|runrm] [--every N]
+//   sudo node_modules/.bin/bun scripts/soak.ts [CYCLES] [--mode rootless|rootful] [--kind full|light|mixed|runrm] [--every N] [--keep-going]
 //
 // kinds (each cycle, one sandbox):
 //   full   run -d --network bridge -p (busybox httpd), traffic through the
@@ -11,6 +11,9 @@
 //   light  run -d --network slirp4netns -p, traffic, rm -f
 //   mixed  light, and every tenth cycle a full one (the CI soak's)
 //   runrm  `run --rm -- true`: what the events table and the WAL grow by
+//
+// --keep-going: a failed cycle is reported (and counted in the summary)
+// and the soak goes on, instead of ending at the first failure.
 //
 // Prints one line every N cycles (default CYCLES/10) and a JSON summary at
 // the end (also written to .bench/soak-TIME.json). Runs as root with the
@@ -43,6 +46,8 @@ export interface SoakResult {
   /** Distinct daemon pids seen (more than one: the daemon restarted mid-soak). */
   daemons: number[];
   msPerCycle: number;
+  /** Cycles that failed (only with keepGoing: otherwise the first failure ends the soak). */
+  failures: { cycle: number; error: string }[];
 }
 
 function daemonPid(t: BurrowContext): number | null {
@@ -107,7 +112,7 @@ async function fetchPort(t: BurrowContext, port: number): Promise<string | null>
 
 export async function soakCycles(
   t: BurrowContext,
-  opts: { cycles: number; kind: SoakKind; every?: number; onSample?: (s: SoakSample) => void },
+  opts: { cycles: number; kind: SoakKind; every?: number; keepGoing?: boolean; onSample?: (s: SoakSample) => void },
 ): Promise<SoakResult> {
   const every = Math.max(1, opts.every ?? Math.floor(opts.cycles / 10));
   const www = `${t.dirs.root}/www`;
@@ -120,7 +125,24 @@ export async function soakCycles(
   const t0 = performance.now();
   const samples: SoakSample[] = [await sample(t, 0, t0)];
   opts.onSample?.(samples[0]!);
+  const failures: SoakResult["failures"] = [];
   for (let i = 1; i <= opts.cycles; i++) {
+    try {
+      await cycle(i);
+    } catch (e) {
+      if (!opts.keepGoing) throw e;
+      const error = (e instanceof Error ? e.message : String(e)).trim().split("\n").join(" / ");
+      failures.push({ cycle: i, error });
+      console.error(`soak: cycle ${i} failed (going on): ${error}`);
+      await t.burrow(["rm", "-f", `soak${i}`]);
+    }
+    if (i % every === 0 || i === opts.cycles) {
+      const s = await sample(t, i, t0);
+      samples.push(s);
+      opts.onSample?.(s);
+    }
+  }
+  async function cycle(i: number): Promise<void> {
     if (opts.kind === "runrm") {
       await t.burrowOk(["run", "--rm", "--network", "none", "--", "true"]);
     } else {
@@ -138,11 +160,6 @@ export async function soakCycles(
       }
       await t.burrowOk(["rm", "-f", name]);
     }
-    if (i % every === 0 || i === opts.cycles) {
-      const s = await sample(t, i, t0);
-      samples.push(s);
-      opts.onSample?.(s);
-    }
   }
   if (opts.kind === "full" || opts.kind === "mixed") await t.burrowOk(["network", "rm", "soaknet"]);
   const last = samples.at(-1)!;
@@ -153,6 +170,7 @@ export async function soakCycles(
     samples,
     daemons: [...new Set(samples.map((s) => s.daemonPid))],
     msPerCycle: Math.round(last.elapsedMs / opts.cycles),
+    failures,
   };
 }
 
@@ -169,9 +187,11 @@ if (import.meta.main) {
   const mode = (flag("--mode") ?? "rootless") as "rootless" | "rootful";
   const kind = (flag("--kind") ?? "full") as SoakKind;
   const every = flag("--every");
+  const keepGoing = args.includes("--keep-going");
+  if (keepGoing) args.splice(args.indexOf("--keep-going"), 1);
   const cycles = Number(args[0] ?? "1000");
   if (!["rootless", "rootful"].includes(mode) || !["full", "light", "mixed", "runrm"].includes(kind) || !Number.isInteger(cycles) || cycles < 1) {
-    console.error("usage: bun scripts/soak.ts [CYCLES] [--mode rootless|rootful] [--kind full|light|mixed|runrm] [--every N]");
+    console.error("usage: bun scripts/soak.ts [CYCLES] [--mode rootless|rootful] [--kind full|light|mixed|runrm] [--every N] [--keep-going]");
     process.exit(2);
   }
   if (process.getuid?.() !== 0) {
@@ -181,18 +201,22 @@ if (import.meta.main) {
   const t = await burrowContext(mode);
   let code = 0;
   try {
-    const r = await soakCycles(t, { cycles, kind, every: every ? Number(every) : undefined, onSample: (s) => console.log(formatSample(s)) });
+    const r = await soakCycles(t, { cycles, kind, keepGoing, every: every ? Number(every) : undefined, onSample: (s) => console.log(formatSample(s)) });
     const json = JSON.stringify(r, null, 2);
     mkdirSync(".bench", { recursive: true });
     const out = `.bench/soak-${mode}-${kind}-${new Date().toISOString().replace(/[:.]/g, "-")}.json`;
     writeFileSync(out, `${json}\n`);
     console.log(
-      `${cycles} ${kind} cycles (${mode}) in ${(r.samples.at(-1)!.elapsedMs / 1000).toFixed(1)} s, ${r.msPerCycle} ms each; daemons: ${r.daemons.join(", ")}; ${out}`,
+      `${cycles} ${kind} cycles (${mode}) in ${(r.samples.at(-1)!.elapsedMs / 1000).toFixed(1)} s, ${r.msPerCycle} ms each; daemons: ${r.daemons.join(", ")}; failed cycles: ${r.failures.length}; ${out}`,
     );
   } catch (e) {
     console.error(e instanceof Error ? e.message : String(e));
     try {
-      console.error(`daemon log (last lines):\n${readFileSync(`${t.dirs.runtimeDir}/daemon.log`, "utf8").trim().split("\n").slice(-15).join("\n")}`);
+      const daemonLog = readFileSync(`${t.dirs.runtimeDir}/daemon.log`, "utf8");
+      mkdirSync(".bench", { recursive: true });
+      const kept = `.bench/soak-daemon-${new Date().toISOString().replace(/[:.]/g, "-")}.log`;
+      writeFileSync(kept, daemonLog);
+      console.error(`daemon log (last lines; all of it in ${kept}):\n${daemonLog.trim().split("\n").slice(-15).join("\n")}`);
     } catch {}
     code = 1;
   } finally {

@@ -174,7 +174,7 @@ async function removeUnrecordedPins(dir: string): Promise<Error[]> {
   const errors: Error[] = [];
   try {
     // A bind-mounted nsfs file has the namespace's inode.
-    if (entries.includes("mnt")) await killAll(statSync(`${dir}/mnt`).ino);
+    if (entries.includes("mnt")) await killAll(statSync(`${dir}/mnt`).ino, `${dir}/mnt`);
   } catch {}
   for (const e of entries) {
     try {

@@ -158,7 +158,7 @@ export async function createSandbox(ctx: DaemonContext, releases: SandboxRelease
       s.runtime.ino = ino;
       // The undo before the write: a write that fails (a full disk) must still unpin.
       undo.push("pins", () => removePins(pins, pinDir(ctx.paths, id)));
-      undo.push("processes", () => killAll(ino.mnt));
+      undo.push("processes", () => killAll(ino.mnt, pins.mnt));
       // Saved at once: a daemon killed mid-create leaves a row the next one can release.
       ctx.store.update(s);
 

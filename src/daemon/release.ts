@@ -115,7 +115,8 @@ export class SandboxReleases {
 
   private async releaseProcessesAndPorts(s: Sandbox): Promise<Error[]> {
     const errors: Error[] = [];
-    if (s.runtime.ino) await killAll(s.runtime.ino.mnt);
+    // Only while pinned: a released sandbox's namespace is gone and its inode may name another's.
+    if (s.runtime.ino && s.runtime.pins) await killAll(s.runtime.ino.mnt, s.runtime.pins.mnt);
     if (s.runtime.ports?.length) errors.push(...(await this.ctx.ports.teardown(s)));
     return errors;
   }
@@ -147,7 +148,7 @@ export class SandboxReleases {
     const s = store.find(ref);
     if (s.status === "exited") return s;
     await this.ctx.restarts.userStop(s); // restart hook: a user stop is never restarted
-    if (s.runtime.ino) await terminate(s.runtime.ino.mnt, timeoutSec * 1000);
+    if (s.runtime.ino && s.runtime.pins) await terminate(s.runtime.ino.mnt, timeoutSec * 1000, s.runtime.pins.mnt);
     // The waiter (CLI or this daemon) reports the exit status; give it a moment.
     // A --rm sandbox's waiter may remove it meanwhile: stopped all the same.
     const running = () => store.has(s.id) && store.find(s.id).status !== "exited";
@@ -173,7 +174,7 @@ export class SandboxReleases {
       // not release the network a second time; and the sandbox "died"
       // before it is removed.
       if (s.status !== "exited") await this.ctx.restarts.userStop(s); // restart hook: rm -f stops it for good
-      if (s.runtime.ino) await killAll(s.runtime.ino.mnt);
+      if (s.runtime.ino && s.runtime.pins) await killAll(s.runtime.ino.mnt, s.runtime.pins.mnt);
       errors.push(...(await this.recordExit(s.id, null).done));
     }
     await this.ctx.locks.run(s.id, async () => {

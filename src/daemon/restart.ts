@@ -126,7 +126,7 @@ export class RestartSupervisor implements RestartHooks {
     if (!pinsHold(s)) return false;
     // Like a container's restart: whatever else ran in the sandbox (exec
     // sessions, children of the command) ends with it.
-    await killAll(s.runtime.ino!.mnt);
+    await killAll(s.runtime.ino!.mnt, s.runtime.pins!.mnt);
     const uptime = s.startedAt ? Date.now() - Date.parse(s.startedAt) : 0;
     const delay = forced ? 0 : nextBackoff(st.delayMs ?? 0, uptime);
     if (!forced) st.delayMs = delay;
@@ -314,7 +314,7 @@ export class RestartSupervisor implements RestartHooks {
       let open!: () => void;
       this.gates.set(s.id, new Promise<void>((r) => (open = r)));
       try {
-        await terminate(s.runtime.ino.mnt, timeoutSec * 1000);
+        await terminate(s.runtime.ino.mnt, timeoutSec * 1000, s.runtime.pins?.mnt);
       } finally {
         this.gates.delete(s.id);
         open();

@@ -48,8 +48,10 @@ export const COUNTER = {
   tcpFailed: 2,
   /** UDP client flows mapped now. */
   udpFlows: 3,
+  /** Garbage collections the worker ran itself (see connector-worker.ts). */
+  collections: 4,
 } as const;
-export const COUNTERS = 4;
+export const COUNTERS = 5;
 
 /**
  * Pipes start at the kernel's 64 KiB; a connection that fills one gets 1 MiB

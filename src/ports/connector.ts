@@ -52,6 +52,11 @@ export class Connector {
     return Atomics.load(this.counters, COUNTER.udpFlows);
   }
 
+  /** Garbage collections the worker ran on its own since it started. */
+  get collections(): number {
+    return Atomics.load(this.counters, COUNTER.collections);
+  }
+
   /** Binds hostIp:hostPort/tcp in the host netns and relays its connections to the target. Throws SysError when the bind fails. */
   listenTcp(hostIp: string, hostPort: number, target: Target): HostSocket {
     const { fd, port } = listenTcpSocket(hostIp, hostPort);

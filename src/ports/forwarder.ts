@@ -52,6 +52,8 @@ export type ForwarderStats = {
   udpFlows: number;
   /** Whether the connector Worker is running (it starts with the first port). */
   connectorRunning: boolean;
+  /** Garbage collections the connector ran on its own, once idle after making garbage. */
+  collections: number;
 };
 
 export type ForwarderOptions = {
@@ -132,7 +134,13 @@ export function createForwarder(options: ForwarderOptions = {}): Forwarder {
     },
 
     stats() {
-      return { ports: ports.size, tcpConnections: connector.tcpConnections, udpFlows: connector.udpFlows, connectorRunning: connector.running };
+      return {
+        ports: ports.size,
+        tcpConnections: connector.tcpConnections,
+        udpFlows: connector.udpFlows,
+        connectorRunning: connector.running,
+        collections: connector.collections,
+      };
     },
 
     close() {

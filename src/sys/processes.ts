@@ -2,7 +2,7 @@
 // helpers', by pid and start time (pids are reused). A sandbox always has its own
 // mount namespace, so "the processes of a sandbox" are those whose
 // /proc/PID/ns/mnt has the sandbox's mount namespace inode.
-import { readFileSync, readdirSync, statSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readFileSync, readdirSync, statSync } from "node:fs";
 
 export function pidsInMountNs(ino: number): number[] {
   return pidsInNs("mnt", ino);
@@ -38,21 +38,55 @@ export function alive(pid: number): boolean {
   }
 }
 
-/** SIGTERM, wait up to `timeoutMs`, then SIGKILL what is left; resolves when all are gone. */
-export async function terminate(ino: number, timeoutMs: number): Promise<void> {
-  let pids = pidsInMountNs(ino);
-  if (!pids.length) return;
-  signalAll(pids, "SIGTERM");
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    await Bun.sleep(10);
-    pids = pidsInMountNs(ino);
-    if (!pids.length) return;
+/**
+ * Runs `fn` with the namespace pinned at `pin` held open, when the pin
+ * still holds namespace `ino`; does nothing otherwise. A namespace's inode
+ * names it only while it lives: the number of a freed one goes to the next
+ * namespace made (seen: an `rm` after the release had unpinned the sandbox
+ * SIGKILLed the new shared slirp4netns, whose --enable-sandbox makes a mount
+ * namespace). The open fd keeps the namespace alive, so its number cannot
+ * pass to another one while `fn` looks for its processes.
+ */
+export async function withNamespace(ino: number, pin: string | undefined, fn: () => void | Promise<void>): Promise<void> {
+  if (pin === undefined) return fn(); // no pin to hold (a dead session's sandbox): the inode alone
+  let fd: number;
+  try {
+    fd = openSync(pin, "r");
+  } catch {
+    return; // unpinned: its processes were killed before the pin went
   }
-  await killAll(ino);
+  try {
+    if (fstatSync(fd).ino === ino) await fn();
+  } finally {
+    closeSync(fd);
+  }
 }
 
-export async function killAll(ino: number): Promise<void> {
+/**
+ * SIGTERM, wait up to `timeoutMs`, then SIGKILL what is left; resolves when
+ * all are gone. `pin`: the namespace's pin file (see withNamespace).
+ */
+export async function terminate(ino: number, timeoutMs: number, pin?: string): Promise<void> {
+  await withNamespace(ino, pin, async () => {
+    let pids = pidsInMountNs(ino);
+    if (!pids.length) return;
+    signalAll(pids, "SIGTERM");
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      await Bun.sleep(10);
+      pids = pidsInMountNs(ino);
+      if (!pids.length) return;
+    }
+    await killNow(ino);
+  });
+}
+
+/** SIGKILLs everything in mount namespace `ino` until nothing is left. `pin`: its pin file (see withNamespace). */
+export async function killAll(ino: number, pin?: string): Promise<void> {
+  await withNamespace(ino, pin, () => killNow(ino));
+}
+
+async function killNow(ino: number): Promise<void> {
   for (let i = 0; i < 500; i++) {
     const pids = pidsInMountNs(ino);
     if (!pids.length) return;

@@ -103,7 +103,11 @@ function holderUserns(runtimeDir: string): string[] {
     const h = JSON.parse(readFileSync(`${runtimeDir}/holder.json`, "utf8"));
     // Never the host's own user namespace (a planted or corrupt file): that
     // would make every process on the machine this context's to kill.
-    return typeof h.userns === "string" && h.userns !== readlinkSync("/proc/1/ns/user") && h.userns !== readlinkSync("/proc/self/ns/user") ? [h.userns] : [];
+    if (typeof h.userns !== "string" || h.userns === readlinkSync("/proc/1/ns/user") || h.userns === readlinkSync("/proc/self/ns/user")) return [];
+    // Only while the holder lives in it: a namespace's inode names it only
+    // while it lives, and the number of a freed one goes to the next one made
+    // (another test's or a soak's session, whose processes were then killed).
+    return typeof h.pid === "number" && readlinkSync(`/proc/${h.pid}/ns/user`) === h.userns ? [h.userns] : [];
   } catch {
     return [];
   }

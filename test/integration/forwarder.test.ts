@@ -232,6 +232,26 @@ describeWhen(needsRoot())("builtin port forwarder", () => {
     }
   });
 
+  test("the connector collects its own garbage once idle, and then sleeps", async () => {
+    // Its thread never returns to an event loop, so JSC's GC timers never
+    // run there: without this the daemon's RSS grew with every connection.
+    const p = await forward(PORT.http);
+    const before = fwd.stats().collections;
+    for (let i = 0; i < 20; i++) {
+      const res = await fetch(`http://127.0.0.1:${p.hostPort}/gc${i}`, { headers: { connection: "close" } });
+      expect(await res.text()).toBe(`hello from the sandbox: GET /gc${i}\n`);
+    }
+    await until(() => fwd.stats().tcpConnections === 0);
+    await until(() => fwd.stats().collections > before, 5000, "a collection after the connections");
+    // Once a second has passed since the last garbage (a late close), there
+    // is nothing new to collect: no further wake-ups for it.
+    await Bun.sleep(1500);
+    const after = fwd.stats().collections;
+    await Bun.sleep(1500);
+    expect(fwd.stats().collections).toBe(after);
+    p.close();
+  }, 15_000);
+
   test("closing a port stops its listener", async () => {
     const p = await forward(PORT.http);
     p.close();

@@ -291,7 +291,13 @@ describeWhen(why)("slirp4netns networking and ports (rootless)", () => {
 
   test("slirp4netns killed mid-run is reported and the sandbox removed cleanly", async () => {
     await t.burrowOk(["run", "-d", "--name", "victim", "-p", `${hostPort()}:80`, "--", "sleep", "300"]);
-    const pids = (await t.run(["pgrep", "-u", "burrowtest", "-f", "slirp4netns"])).stdout.trim().split("\n").filter(Boolean);
+    // Only this test's slirp4netns (its netns pin is under our runtime dir): other
+    // test runs and soaks on the machine have theirs.
+    const pids = (await t.run(["pgrep", "-a", "-u", "burrowtest", "-f", "slirp4netns"])).stdout
+      .trim()
+      .split("\n")
+      .filter((line) => line.includes(`${t.dirs.runtimeDir}/`))
+      .map((line) => line.split(" ")[0]!);
     expect(pids.length).toBeGreaterThan(0);
     for (const p of pids) process.kill(Number(p), "SIGKILL");
     const ps = JSON.parse(await t.burrowOk(["ps", "--format", "json"]));

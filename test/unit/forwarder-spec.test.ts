@@ -52,7 +52,7 @@ describe("add() refuses bad specs before binding anything", () => {
     });
   }
   test("nothing was started", () => {
-    expect(fwd.stats()).toEqual({ ports: 0, tcpConnections: 0, udpFlows: 0, connectorRunning: false });
+    expect(fwd.stats()).toEqual({ ports: 0, tcpConnections: 0, udpFlows: 0, connectorRunning: false, collections: 0 });
     fwd.close();
   });
 });

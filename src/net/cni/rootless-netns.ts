@@ -11,7 +11,7 @@ import { nsId } from "../../sys/ns.ts";
 import { Mutex } from "../../mutex.ts";
 import type { Paths } from "../../paths.ts";
 import { createPinnedNetns, pinHolds } from "../../namespaces/pins.ts";
-import { pidsInNs, signalAll } from "../../sys/processes.ts";
+import { pidsInNs, signalAll, withNamespace } from "../../sys/processes.ts";
 import { bind, umountIfMounted } from "../../sys/mount.ts";
 import { ROLES, spawnRole } from "../../roles.ts";
 import { buildResolvConf, readHostResolvConf } from "../../dns/resolvconf.ts";
@@ -486,8 +486,9 @@ export class RootlessNetns {
     rmSync(this.madeFile, { force: true });
     const st = this.readState();
     if (st) {
-      const inside = pidsInNs("net", st.ino);
-      signalAll(inside, "SIGKILL");
+      // By inode only while the pin holds it (src/sys/processes.ts): a stale
+      // state.json's inode may name another namespace now, another daemon's.
+      await withNamespace(st.ino, this.pin, () => signalAll(pidsInNs("net", st.ino), "SIGKILL"));
       try {
         await stopSlirp4netnsPid(st.slirpPid, this.pin);
       } catch (e) {

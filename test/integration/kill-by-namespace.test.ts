@@ -1,0 +1,59 @@
+// killAll/terminate (src/sys/processes.ts) find a sandbox's processes by the
+// inode of its mount namespace. That number names the namespace only while
+// it lives: the kernel hands a freed one to the next namespace made. So with
+// a pin they act only while the pin still holds that namespace, and hold it
+// open while they look. Real processes in a real mount namespace (root).
+import { afterEach, expect, test } from "bun:test";
+import { statSync } from "node:fs";
+import { cleanEnv } from "../../src/sys/env.ts";
+import { killAll, pidsInMountNs, terminate } from "../../src/sys/processes.ts";
+import { describeWhen, needsRoot } from "../helpers/requirements.ts";
+import { until } from "../helpers/until.ts";
+
+let child: Bun.Subprocess | undefined;
+
+/** A `sleep` in a mount namespace of its own; returns its pid and that namespace's inode. */
+async function sleeperInOwnMountNs(): Promise<{ pid: number; ino: number }> {
+  child = Bun.spawn(["unshare", "--mount", "--propagation", "private", "sleep", "300"], { env: cleanEnv(), stdio: ["ignore", "ignore", "inherit"] });
+  const pid = child.pid;
+  const own = statSync("/proc/self/ns/mnt").ino;
+  // unshare(1) execs sleep once the namespace is made.
+  const ino = await until(() => {
+    const i = statSync(`/proc/${pid}/ns/mnt`).ino;
+    return i !== own ? i : null;
+  });
+  return { pid, ino };
+}
+
+afterEach(async () => {
+  child?.kill("SIGKILL");
+  await child?.exited;
+  child = undefined;
+});
+
+describeWhen(needsRoot())("killing by mount namespace", () => {
+  test("with a pin that does not hold the namespace (released: the inode may be another's), nothing is signalled", async () => {
+    const { pid, ino } = await sleeperInOwnMountNs();
+    await killAll(ino, "/nonexistent/pin/mnt");
+    await killAll(ino, "/etc/hostname"); // a file of another inode: a pin left unmounted
+    await terminate(ino, 100, "/nonexistent/pin/mnt");
+    expect(pidsInMountNs(ino)).toEqual([pid]);
+    expect(child!.exitCode).toBeNull();
+  });
+
+  test("with a pin that holds it, every process in it is killed", async () => {
+    const { pid, ino } = await sleeperInOwnMountNs();
+    expect(pidsInMountNs(ino)).toEqual([pid]);
+    // /proc/PID/ns/mnt stands in for the sandbox's bind-mounted pin: same inode, and opening it holds the namespace.
+    await killAll(ino, `/proc/${pid}/ns/mnt`);
+    expect(await child!.exited).not.toBe(0);
+    expect(pidsInMountNs(ino)).toEqual([]);
+  });
+
+  test("terminate with a holding pin sends SIGTERM first", async () => {
+    const { pid, ino } = await sleeperInOwnMountNs();
+    await terminate(ino, 2000, `/proc/${pid}/ns/mnt`);
+    await child!.exited;
+    expect(child!.signalCode).toBe("SIGTERM");
+  });
+});
