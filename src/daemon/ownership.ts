@@ -50,6 +50,7 @@ import { peerCredOfSocket } from "../sys/peercred.ts";
 import { startTimeOf } from "../sys/processes.ts";
 import { holderFile, readHolderFile, writeHolderFile, type HolderInfo } from "../userns/session.ts";
 import { etcFiles } from "../sandbox/files.ts";
+import { readSupervisorFile, removeSupervisorFile, supervisorAlive, writeSupervisorFile, type SupervisorInfo } from "../client/root-supervisor.ts";
 
 /**
  * The holder of a daemon started by the holder's supervisor: its parent
@@ -95,6 +96,8 @@ export class RuntimeOwner {
     readonly paths: Paths,
     readonly holder: HolderInfo | null,
     private readonly hooks: OwnerHooks,
+    /** Rootful: the supervisor that started this daemon (src/client/root-supervisor.ts). */
+    readonly supervisor: SupervisorInfo | null = null,
   ) {}
 
   get socket(): string {
@@ -163,9 +166,14 @@ export class RuntimeOwner {
     this.server = null;
   }
 
-  /** Removes control.sock and (with `holderToo`) holder.json, each only if it is still ours. */
+  /**
+   * Removes control.sock, supervisor.json and (with `holderToo`) holder.json,
+   * each only if it is still ours. A rootful supervisor exits right after
+   * this daemon's clean stop: its file goes with it.
+   */
   releaseFiles(holderToo: boolean): void {
     if (this.socketIno && this.ownsSocket()) rmSync(this.socket, { force: true });
+    if (this.supervisor) removeSupervisorFile(this.paths, this.supervisor);
     if (holderToo && this.holder) {
       const h = readHolderFile(this.paths);
       if (h && h.pid === this.holder.pid && h.startTime === this.holder.startTime) rmSync(holderFile(this.paths), { force: true });
@@ -214,6 +222,12 @@ export class RuntimeOwner {
         if (h && startTimeOf(h.pid) === h.startTime) log.warn(`holder.json named holder ${h.pid}; this daemon's sandboxes live in holder ${this.holder.pid}`);
         writeHolderFile(this.paths, this.holder);
       }
+    }
+    if (this.supervisor) {
+      const s = readSupervisorFile(this.paths);
+      // (Not for a supervisor killed under us: the next start brings a new one.)
+      if ((!s || s.pid !== this.supervisor.pid || s.startTime !== this.supervisor.startTime) && supervisorAlive(this.supervisor))
+        writeSupervisorFile(this.paths, this.supervisor);
     }
     const pins = lstatSync(`${dir}/pins`, { throwIfNoEntry: false })?.ino ?? null;
     if (dirChanged || pins !== this.pinsIno) await this.restoreSandboxes();
