@@ -13,7 +13,7 @@ import { SUPERVISOR_IDLE_LINE, isSupervisor } from "../userns/supervisor.ts";
 import { stateLockOwner } from "../state/lock.ts";
 import { UntrustedPath, checkControlSocket, ensurePrivateDir, openPrivateAppend } from "./trust.ts";
 import { replaceOtherDaemon, writeRecord } from "./upgrade.ts";
-import { readSupervisor, removeSupervisorFile, startSupervisor, supervisorAlive, supervisorChildren } from "./root-supervisor.ts";
+import { readSupervisor, removeSupervisorFile, startSupervisorReady, supervisorAlive, supervisorChildren } from "./root-supervisor.ts";
 
 let cachedPaths: Paths | null = null;
 export function paths(): Paths {
@@ -176,7 +176,7 @@ export async function ensureDaemon(): Promise<void> {
     let rootSupervisor: { pid: number; startTime: string; fresh: boolean } | null = null;
     if (!p.rootless) {
       const live = readSupervisor(p);
-      rootSupervisor = live ? { ...live, fresh: false } : { ...startSupervisor(p, logPath), fresh: true };
+      rootSupervisor = live ? { ...live, fresh: false } : { ...(await startSupervisorReady(p, logPath)), fresh: true };
     }
     let launcher: Bun.Subprocess | null = null;
     if (!supervised && !rootSupervisor) {
@@ -213,7 +213,7 @@ export async function ensureDaemon(): Promise<void> {
         // The supervisor that was there stopped meanwhile (its daemon went
         // idle or was replaced just as we came): start our own, once.
         logStart = statSync(logPath, { throwIfNoEntry: false })?.size ?? 0;
-        rootSupervisor = { ...startSupervisor(p, logPath), fresh: true };
+        rootSupervisor = { ...(await startSupervisorReady(p, logPath)), fresh: true };
       }
       await Bun.sleep(i < 20 ? 2 : 20);
     }

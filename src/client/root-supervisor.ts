@@ -5,8 +5,8 @@
 // and again at once when it dies of anything but a clean stop, and exits when
 // the daemon stops cleanly (idle, SIGTERM, handover, another version's CLI
 // replacing it) or cannot start at all. So after `kill -9` of a rootful
-// daemon, its builtin forwarder's and slirp4netns' published ports come
-// back without anybody typing anything.
+// daemon, the ports its builtin forwarder publishes (slirp4netns's default
+// handler) come back without anybody typing anything.
 //
 // One supervisor at a time: the CLI starts one only under daemon.lock and
 // only when RUNTIME_DIR/supervisor.json names no live one (pid + start time +
@@ -121,5 +121,16 @@ export function startSupervisor(p: Paths, log: string): SupervisorInfo {
   proc.unref();
   const info: SupervisorInfo = { pid: proc.pid, startTime: startTimeOf(proc.pid) ?? "" };
   writeSupervisorFile(p, info);
+  return info;
+}
+
+/**
+ * startSupervisor(), then waits (up to 1 s) until the child has exec'd the
+ * shell: Bun.spawn may return before the exec, while /proc/PID/cmdline
+ * still shows the CLI, and supervisorAlive() would take it for gone.
+ */
+export async function startSupervisorReady(p: Paths, log: string): Promise<SupervisorInfo> {
+  const info = startSupervisor(p, log);
+  for (let i = 0; i < 200 && !supervisorAlive(info) && startTimeOf(info.pid) === info.startTime; i++) await Bun.sleep(5);
   return info;
 }
