@@ -220,16 +220,16 @@ export async function ensureDaemon(): Promise<void> {
     // Leave nothing behind: a daemon that never answered, and a holder made
     // just for it (one that was there before may hold others' sandboxes).
     if (launcher && !exited) launcher.kill("SIGKILL");
-    if (rootSupervisor?.fresh) {
+    if (rootSupervisor?.fresh && supervisorAlive(rootSupervisor)) {
       // The supervisor first, so that it restarts nothing; then its daemon.
-      const children = supervisorAlive(rootSupervisor) ? supervisorChildren(rootSupervisor.pid) : [];
-      for (const pid of [rootSupervisor.pid, ...children]) {
+      // (Only while it is still ours: a pid that died may be reused.)
+      for (const pid of [rootSupervisor.pid, ...supervisorChildren(rootSupervisor.pid)]) {
         try {
           process.kill(pid, "SIGKILL");
         } catch {}
       }
-      removeSupervisorFile(p, rootSupervisor);
     }
+    if (rootSupervisor?.fresh) removeSupervisorFile(p, rootSupervisor);
     if (holder && !hadHolder) {
       try {
         process.kill(holder.pid, "SIGKILL");

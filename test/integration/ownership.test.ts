@@ -5,7 +5,7 @@
 // `kill -9` of the daemon with published ports. Every test ends with the
 // context's leak check (dispose).
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { burrowContext, type BurrowContext } from "../helpers/context.ts";
 import { integrationUnavailable, testUser } from "../helpers/env.ts";
 import { listPids } from "../helpers/netns.ts";
@@ -375,6 +375,21 @@ describe.skipIf(!!why)("daemon restarts (rootful)", () => {
     expect(await until(() => gone(old.daemon) && gone(old.supervisor), 5000)).toBe(true);
     expect(services(t.dirs.runtimeDir)).toEqual({ daemons: [now!.daemon], holders: [now!.supervisor] });
     expect(JSON.parse(readFileSync(`${t.dirs.runtimeDir}/supervisor.json`, "utf8")).pid).toBe(now!.supervisor);
+  });
+
+  test("a rootful daemon that cannot start: one line saying why, and no supervisor or daemon left", async () => {
+    chmodSync(t.dirs.stateDir, 0o777); // the daemon refuses a state dir others can write
+    const r = await t.burrow(["ps"]);
+    expect(r.code).toBe(125);
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    expect(r.stderr).toContain(`the burrow daemon did not start: refusing to use ${t.dirs.stateDir}: it is writable by group or others (mode 0777)`);
+    // The supervisor tried three times, said so in the log, and exited; the CLI removed its record.
+    expect(await until(() => services(t.dirs.runtimeDir).daemons.length + services(t.dirs.runtimeDir).holders.length === 0, 5000)).toBe(true);
+    expect(existsSync(`${t.dirs.runtimeDir}/supervisor.json`)).toBe(false);
+    expect(readFileSync(`${t.dirs.runtimeDir}/daemon.log`, "utf8")).toContain("burrow supervisor: the daemon failed (status 1) three times at start");
+    chmodSync(t.dirs.stateDir, 0o700);
+    expect(await ps(t)).toEqual([]); // and the next command starts both
+    expect(supervised()).not.toBeNull();
   });
 
   test("kill -9 of the rootful daemon: bridge ports (portmap's DNAT) keep answering while the supervisor restarts it", async () => {
