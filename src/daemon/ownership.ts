@@ -240,8 +240,14 @@ export class RuntimeOwner {
    */
   async restoreSandboxes(): Promise<void> {
     await this.hooks.restoreShared().catch((e) => log.warn(`cannot restore the shared network namespace: ${messageOf(e)}`));
-    for (const s of this.hooks.sandboxes()) {
-      await this.hooks.withLock(s.id, async () => {
+    for (const listed of this.hooks.sandboxes()) {
+      await this.hooks.withLock(listed.id, async () => {
+        // As it is now, under its lock: one removed while we waited (rm -f)
+        // has nothing to restore, and the inodes of its freed namespaces may
+        // already be another namespace's (the kernel reuses them at once):
+        // "restoring" it pinned a stranger's mount namespace and left it.
+        const s = this.hooks.sandboxes().find((x) => x.id === listed.id);
+        if (!s) return;
         try {
           this.restore(s);
         } catch (e) {
