@@ -57,6 +57,13 @@ export const HolderFile = v.object({
 });
 export type HolderInfo = v.InferOutput<typeof HolderFile>;
 
+/** RUNTIME_DIR/supervisor.json: the rootful daemon's supervisor, written by the CLI that started it (src/client/root-supervisor.ts). */
+export const SupervisorFile = v.object({
+  pid: v.pipe(v.number(), v.integer(), v.minValue(1)),
+  startTime: v.string(),
+});
+export type SupervisorInfo = v.InferOutput<typeof SupervisorFile>;
+
 // ---------------------------------------------------------------- enter
 /** How a process joins a sandbox: the session namespaces first, then the pins. */
 /** --user, resolved to ids by the CLI (src/sandbox/user.ts). */

@@ -1,7 +1,7 @@
 // CLI side of the control protocol: HTTP over the control socket, starting
 // the daemon (and, rootless, the holder) on demand under a lock so that ten
 // concurrent CLIs start exactly one.
-import { closeSync, fstatSync, readFileSync, rmSync } from "node:fs";
+import { closeSync, fstatSync, readFileSync, rmSync, statSync } from "node:fs";
 import { BurrowError, EXIT, isErrorKind } from "../errors.ts";
 import { controlSocket, resolvePaths, type Paths } from "../paths.ts";
 import * as v from "valibot";
@@ -13,6 +13,7 @@ import { SUPERVISOR_IDLE_LINE, isSupervisor } from "../userns/supervisor.ts";
 import { stateLockOwner } from "../state/lock.ts";
 import { UntrustedPath, checkControlSocket, ensurePrivateDir, openPrivateAppend } from "./trust.ts";
 import { replaceOtherDaemon, writeRecord } from "./upgrade.ts";
+import { readSupervisor, removeSupervisorFile, startSupervisorReady, supervisorAlive, supervisorChildren } from "./root-supervisor.ts";
 
 let cachedPaths: Paths | null = null;
 export function paths(): Paths {
@@ -154,7 +155,7 @@ export async function ensureDaemon(): Promise<void> {
       closeSync(logFd);
       logFd = openPrivateAppend(logPath, true);
     }
-    const logStart = fstatSync(logFd).size;
+    let logStart = fstatSync(logFd).size;
     const hadHolder = p.rootless ? readHolder(p) : null;
     let holder: Awaited<ReturnType<typeof ensureHolder>> | null;
     try {
@@ -165,12 +166,20 @@ export async function ensureDaemon(): Promise<void> {
     }
     // Rootless, the holder supervises the daemon (src/userns/supervisor.ts):
     // a new holder starts one by itself, a live one is woken with SIGUSR1.
-    // A holder of an older burrow (`sleep infinity`) and rootful mode get
-    // the daemon from the launcher, as before.
+    // Rootful, a supervisor of its own does (src/client/root-supervisor.ts):
+    // a live one is restarting its daemon right now (it exits rather than
+    // wait when its daemon stops), so only a missing one is started. A
+    // holder of an older burrow (`sleep infinity`) gets the daemon from the
+    // launcher, as before.
     const supervised = !!holder && isSupervisor(holder.pid);
     if (supervised && hadHolder) process.kill(holder!.pid, "SIGUSR1");
+    let rootSupervisor: { pid: number; startTime: string; fresh: boolean } | null = null;
+    if (!p.rootless) {
+      const live = readSupervisor(p);
+      rootSupervisor = live ? { ...live, fresh: false } : { ...(await startSupervisorReady(p, logPath)), fresh: true };
+    }
     let launcher: Bun.Subprocess | null = null;
-    if (!supervised) {
+    if (!supervised && !rootSupervisor) {
       launcher = spawnRole(ROLES.launch, [holder ? String(holder.pid) : "-"], {
         env: { BURROW_PATHS: JSON.stringify(p) },
         stdin: "ignore",
@@ -199,11 +208,28 @@ export async function ensureDaemon(): Promise<void> {
         return;
       }
       if (exited || (supervised && (gaveUp() || !holderAlive(holder!)))) break;
+      if (rootSupervisor && (gaveUp() || !supervisorAlive(rootSupervisor))) {
+        if (rootSupervisor.fresh) break;
+        // The supervisor that was there stopped meanwhile (its daemon went
+        // idle or was replaced just as we came): start our own, once.
+        logStart = statSync(logPath, { throwIfNoEntry: false })?.size ?? 0;
+        rootSupervisor = { ...(await startSupervisorReady(p, logPath)), fresh: true };
+      }
       await Bun.sleep(i < 20 ? 2 : 20);
     }
     // Leave nothing behind: a daemon that never answered, and a holder made
     // just for it (one that was there before may hold others' sandboxes).
     if (launcher && !exited) launcher.kill("SIGKILL");
+    if (rootSupervisor?.fresh && supervisorAlive(rootSupervisor)) {
+      // The supervisor first, so that it restarts nothing; then its daemon.
+      // (Only while it is still ours: a pid that died may be reused.)
+      for (const pid of [rootSupervisor.pid, ...supervisorChildren(rootSupervisor.pid)]) {
+        try {
+          process.kill(pid, "SIGKILL");
+        } catch {}
+      }
+    }
+    if (rootSupervisor?.fresh) removeSupervisorFile(p, rootSupervisor);
     if (holder && !hadHolder) {
       try {
         process.kill(holder.pid, "SIGKILL");

@@ -6,7 +6,7 @@
 // ports, network and pins released, its files, request id and row deleted.
 // Then the helper ledger kills any helper that no live sandbox claims.
 // Daemon main thread, session namespaces.
-import { readdirSync, rmSync, statSync } from "node:fs";
+import { readFileSync, readdirSync, rmSync, statSync } from "node:fs";
 import { umountIfMounted } from "../sys/mount.ts";
 import { killAll } from "../sys/processes.ts";
 import { BurrowError, messageOf } from "../errors.ts";
@@ -124,11 +124,42 @@ export async function replayCreate(d: RetryDeps, seen: SeenRequest, req: CreateR
   return { id: s.id, name: s.name, enter: s.runtime.pins ? d.enterTarget(s) : undefined };
 }
 
+/**
+ * Waits (up to `ms`) until no CNI plugin runs for container `id`: plugins
+ * carry CNI_CONTAINERID in their environment (src/net/cni/plugins.ts), and
+ * one started by a daemon that died keeps running to its end.
+ */
+export async function pluginsDone(id: string, ms = 5000): Promise<void> {
+  const needle = `CNI_CONTAINERID=${id}\0`;
+  const running = () =>
+    readdirSync("/proc").some((e) => {
+      const c = e.charCodeAt(0);
+      if (c < 48 || c > 57) return false;
+      try {
+        return readFileSync(`/proc/${e}/environ`, "latin1").includes(needle);
+      } catch {
+        return false; // gone, or not ours
+      }
+    });
+  const end = Date.now() + ms;
+  while (running()) {
+    if (Date.now() > end) {
+      log.warn(`a CNI plugin for ${id.slice(0, 12)} still runs after ${ms} ms: rolling its create back anyway`);
+      return;
+    }
+    await Bun.sleep(20);
+  }
+}
+
 /** Rolls back one abandoned create, under its lock. Errors are logged; a failed write leaves the row for the next try. */
 export async function rollBackAbandoned(d: RetryDeps, s: Sandbox): Promise<void> {
   await d.withLock(s.id, async () => {
     const cur = findOrNull(d.store, s.id);
     if (!cur || !abandoned(d, cur)) return;
+    // A plugin the dead daemon started may still be finishing its ADD (a
+    // supervised daemon is back within ~60 ms, before portmap's iptables
+    // calls end): a DEL run before it ends would leave the rules it adds next.
+    await pluginsDone(cur.id);
     // Before the pins go: the plugins' DEL wants the netns.
     await d.releaseUnrecorded?.(cur);
     const errors = await d.release(cur);

@@ -165,6 +165,11 @@ export async function createSandbox(ctx: DaemonContext, releases: SandboxRelease
       const t1 = performance.now();
       if (portDriver) {
         s.runtime.ports = await ctx.ports.prepare(portDriver, portSpecs);
+        // The undo as soon as there is something to undo: a create that fails
+        // between here and the ports' setup (the network's ADD refusing an
+        // --ip, a full disk) gives back what prepare() holds, portmap's
+        // random host ports, at once instead of after their 30 s expiry.
+        undo.push("port picks", () => ctx.ports.teardown(s));
         // Recorded before the network: a rollback after a crash during the ADD needs them for portmap's DEL.
         ctx.store.update(s);
       }
@@ -180,6 +185,9 @@ export async function createSandbox(ctx: DaemonContext, releases: SandboxRelease
       }
       if (portSpecs.length) {
         s.runtime.ports = await ctx.ports.setup(s, s.runtime.ports ?? portSpecs);
+        // Again, so that after the setup the ports go before the network as
+        // they always did (every driver's teardown is idempotent: the
+        // earlier undo then finds nothing left).
         undo.push("ports", () => ctx.ports.teardown(s));
       }
       ctx.store.update(s);

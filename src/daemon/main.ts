@@ -28,6 +28,7 @@ import { acquireStateLock } from "../state/lock.ts";
 import { DAEMON_EXIT } from "../userns/supervisor.ts";
 import { ControlPeers, peerRefusal } from "./peers.ts";
 import { geteuid } from "../sys/peercred.ts";
+import { supervisorFromParent } from "../client/root-supervisor.ts";
 
 function bootId(): string {
   try {
@@ -103,19 +104,27 @@ export async function daemonMain(): Promise<void> {
   const peers = new ControlPeers(geteuid());
   // The socket and everything else this daemon keeps in the runtime
   // directory have one owner (src/daemon/ownership.ts).
-  const owner = new RuntimeOwner(paths, holder, {
-    serve: (unix) => {
-      peers.listening(unix);
-      return Bun.serve({ ...serveOptions, unix });
+  // Rootful, a daemon started by its supervisor keeps supervisor.json true
+  // (src/client/root-supervisor.ts); rootless, holder.json names the supervisor.
+  const supervisor = !paths.rootless && process.env.BURROW_SUPERVISED === "1" ? supervisorFromParent() : null;
+  const owner = new RuntimeOwner(
+    paths,
+    holder,
+    {
+      serve: (unix) => {
+        peers.listening(unix);
+        return Bun.serve({ ...serveOptions, unix });
+      },
+      sandboxes: () => service.list(false),
+      withLock: (id, fn) => service.withLock(id, fn),
+      restoreShared: async () => cni.rootlessNetns?.restore(),
+      handOver: (why) => {
+        log.warn(`handing over: ${why}`);
+        void shutdown("handover", { handOver: true });
+      },
     },
-    sandboxes: () => service.list(false),
-    withLock: (id, fn) => service.withLock(id, fn),
-    restoreShared: async () => cni.rootlessNetns?.restore(),
-    handOver: (why) => {
-      log.warn(`handing over: ${why}`);
-      void shutdown("handover", { handOver: true });
-    },
-  });
+    supervisor,
+  );
   // Listen first, reconcile meanwhile: a restart with many half-released
   // sandboxes must not run into the starting CLI's deadline. Requests other
   // than ping wait for it. Pins a logout removed are made again first.

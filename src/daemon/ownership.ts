@@ -50,6 +50,7 @@ import { peerCredOfSocket } from "../sys/peercred.ts";
 import { startTimeOf } from "../sys/processes.ts";
 import { holderFile, readHolderFile, writeHolderFile, type HolderInfo } from "../userns/session.ts";
 import { etcFiles } from "../sandbox/files.ts";
+import { readSupervisorFile, removeSupervisorFile, supervisorAlive, writeSupervisorFile, type SupervisorInfo } from "../client/root-supervisor.ts";
 
 /**
  * The holder of a daemon started by the holder's supervisor: its parent
@@ -95,6 +96,8 @@ export class RuntimeOwner {
     readonly paths: Paths,
     readonly holder: HolderInfo | null,
     private readonly hooks: OwnerHooks,
+    /** Rootful: the supervisor that started this daemon (src/client/root-supervisor.ts). */
+    readonly supervisor: SupervisorInfo | null = null,
   ) {}
 
   get socket(): string {
@@ -163,9 +166,14 @@ export class RuntimeOwner {
     this.server = null;
   }
 
-  /** Removes control.sock and (with `holderToo`) holder.json, each only if it is still ours. */
+  /**
+   * Removes control.sock, supervisor.json and (with `holderToo`) holder.json,
+   * each only if it is still ours. A rootful supervisor exits right after
+   * this daemon's clean stop: its file goes with it.
+   */
   releaseFiles(holderToo: boolean): void {
     if (this.socketIno && this.ownsSocket()) rmSync(this.socket, { force: true });
+    if (this.supervisor) removeSupervisorFile(this.paths, this.supervisor);
     if (holderToo && this.holder) {
       const h = readHolderFile(this.paths);
       if (h && h.pid === this.holder.pid && h.startTime === this.holder.startTime) rmSync(holderFile(this.paths), { force: true });
@@ -215,6 +223,12 @@ export class RuntimeOwner {
         writeHolderFile(this.paths, this.holder);
       }
     }
+    if (this.supervisor) {
+      const s = readSupervisorFile(this.paths);
+      // (Not for a supervisor killed under us: the next start brings a new one.)
+      if ((!s || s.pid !== this.supervisor.pid || s.startTime !== this.supervisor.startTime) && supervisorAlive(this.supervisor))
+        writeSupervisorFile(this.paths, this.supervisor);
+    }
     const pins = lstatSync(`${dir}/pins`, { throwIfNoEntry: false })?.ino ?? null;
     if (dirChanged || pins !== this.pinsIno) await this.restoreSandboxes();
   }
@@ -226,8 +240,14 @@ export class RuntimeOwner {
    */
   async restoreSandboxes(): Promise<void> {
     await this.hooks.restoreShared().catch((e) => log.warn(`cannot restore the shared network namespace: ${messageOf(e)}`));
-    for (const s of this.hooks.sandboxes()) {
-      await this.hooks.withLock(s.id, async () => {
+    for (const listed of this.hooks.sandboxes()) {
+      await this.hooks.withLock(listed.id, async () => {
+        // As it is now, under its lock: one removed while we waited (rm -f)
+        // has nothing to restore, and the inodes of its freed namespaces may
+        // already be another namespace's (the kernel reuses them at once):
+        // "restoring" it pinned a stranger's mount namespace and left it.
+        const s = this.hooks.sandboxes().find((x) => x.id === listed.id);
+        if (!s) return;
         try {
           this.restore(s);
         } catch (e) {

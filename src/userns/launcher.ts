@@ -20,7 +20,11 @@ export function launcherMain(argv: string[]): never {
     const supervised = process.env.BURROW_SUPERVISED === "1";
     if (supervised) closeOnExec(3);
     // /proc/self/exe: this very binary, even if an upgrade replaced the file.
-    execve("/proc/self/exe", [process.execPath, ROLES.daemon], cleanEnv(supervised ? { BURROW_SUPERVISOR: undefined, BURROW_SUPERVISE_LOG: undefined } : {}));
+    execve(
+      "/proc/self/exe",
+      [process.execPath, ROLES.daemon],
+      cleanEnv(supervised ? { BURROW_SUPERVISOR: undefined, BURROW_SUPERVISE_LOG: undefined, BURROW_SUPERVISE_EXIT: undefined } : {}),
+    );
   } catch (e) {
     writeSync(2, `burrow: cannot start the daemon: ${(e as Error).message}\n`);
     process.exit(1);

@@ -1,17 +1,23 @@
-// The holder's second job (issue 10 item 5): after unshare and the id maps,
+// The daemon's supervisor (issue 10 item 5): a small POSIX shell script that
+// starts the daemon as its child and starts it again at once when it dies of
+// anything but a clean stop. So after `kill -9` of the daemon its published
+// ports are back in the time a daemon takes to start, with nobody typing
+// anything.
+//
+// Rootless, it is the holder's second job: after unshare and the id maps,
 // the holder execve()s /bin/sh running SUPERVISOR_SCRIPT instead of `sleep
 // infinity`. The shell keeps the namespaces alive exactly as sleep did (same
-// pid, same namespaces: holder.json stays true) and also starts the daemon
-// as its child, restarting it at once when it dies of anything but a clean
-// stop. So after `kill -9` of the daemon its published ports are back in the
-// time a daemon takes to start, with nobody typing anything.
+// pid, same namespaces: holder.json stays true). Rootful has no namespaces
+// to keep: the CLI starts the same script as `burrow-supervisor`
+// (src/client/root-supervisor.ts), which exits when its daemon stops cleanly.
 //
-// Why a shell and not Bun: the holder must stay small (it lives as long as
-// the session; dash is ~1 MB RSS where an idle Bun is ~30 MB), and a shell
-// starts no threads, so nothing of DESIGN.md's single-thread rule is at
-// stake. The daemon is started through the launcher role (`__launch -`,
-// already inside the namespaces), which gives it burrow's path as argv[0]
-// and strips the single-thread JSC variables, as for any daemon start.
+// Why a shell and not Bun: the supervisor must stay small (the holder lives
+// as long as the session; dash is ~1 MB RSS where an idle Bun is ~30 MB),
+// and a shell starts no threads, so nothing of DESIGN.md's single-thread
+// rule is at stake. The daemon is started through the launcher role
+// (`__launch -`, already inside the namespaces when rootless), which gives
+// it burrow's path as argv[0] and strips the single-thread JSC variables,
+// as for any daemon start.
 //
 // This module is imported by the holder (single-threaded, before exec) and
 // by the CLI: it must import nothing that starts threads.
@@ -28,14 +34,22 @@ export const DAEMON_EXIT = {
 /** $0 of the supervising shell, so a CLI can tell it from a `sleep infinity` holder of an older burrow. */
 export const SUPERVISOR_MARK = "supervise";
 
+/** argv[0] of each kind of supervisor: the rootless holder, and the rootful one. */
+export const SUPERVISOR_ARGV0 = { holder: "burrow-holder", rootful: "burrow-supervisor" } as const;
+
 /**
  * What the CLI adds to the holder's environment. The holder then execs
  * `/bin/sh -c 'eval "$BURROW_SUPERVISOR"' supervise /proc/self/fd/3 __launch -`
  * (src/userns/holder.ts): the script travels in the environment, so `ps`
  * shows one short line, not forty lines of shell.
  */
-export function supervisorEnv(log: string): Record<string, string> {
-  return { BURROW_SUPERVISOR: SUPERVISOR_SCRIPT, BURROW_SUPERVISE_LOG: log, BURROW_SUPERVISED: "1" };
+export function supervisorEnv(log: string, opts: { exitOnStop?: boolean } = {}): Record<string, string> {
+  return {
+    BURROW_SUPERVISOR: SUPERVISOR_SCRIPT,
+    BURROW_SUPERVISE_LOG: log,
+    BURROW_SUPERVISED: "1",
+    ...(opts.exitOnStop ? { BURROW_SUPERVISE_EXIT: "1" } : {}),
+  };
 }
 
 /** The line the supervisor logs when it stops restarting; the CLI waits for no daemon after it. */
@@ -43,26 +57,35 @@ export const SUPERVISOR_IDLE_LINE = "burrow supervisor: ";
 
 /**
  * POSIX sh (dash). Positional parameters are the daemon's start command.
- * Environment: BURROW_SUPERVISE_LOG (the daemon's log file).
- * - SIGUSR1 (sent by a CLI that found no daemon answering): start one.
+ * Environment: BURROW_SUPERVISE_LOG (the daemon's log file),
+ * BURROW_SUPERVISE_EXIT (set: the rootful supervisor, see below).
  * - a daemon that exits 0 or 75 is not restarted (see DAEMON_EXIT);
  *   any other exit, a signal included, restarts it at once. After three
  *   ends in a row within 2 s of their start, a daemon killed by a signal
  *   is restarted once a second, and one that exited with an error (it
- *   cannot start at all) is not: the supervisor logs why and waits for
- *   the next SIGUSR1, so the CLI that asked shows the daemon's own error.
+ *   cannot start at all) is not: the supervisor logs why.
+ * - Rootless (the holder), it then waits for SIGUSR1 (sent by a CLI that
+ *   found no daemon answering) and starts one again; the CLI that asked
+ *   shows the daemon's own error. While no daemon runs it waits in open(2)
+ *   of a FIFO in the runtime directory (.supervisor.fifo): no child
+ *   process, no polling.
+ * - Rootful (BURROW_SUPERVISE_EXIT), it exits instead: it keeps nothing
+ *   alive, and the next burrow command starts a supervisor again. SIGTERM
+ *   and SIGINT are passed on to the daemon (a clean stop) and the
+ *   supervisor exits with it; nothing is restarted after them.
  * - SIGHUP (a logout's hangup) and SIGPIPE are ignored: the session outlives them.
- * - While no daemon runs it waits in open(2) of a FIFO in the runtime
- *   directory (.supervisor.fifo): no child process, no polling.
  * `wait` returns early (status > 128) when a trapped signal arrives; the
  * inner loop tells that from the daemon's own end with `kill -0`.
  */
 export const SUPERVISOR_SCRIPT = `
 log=$BURROW_SUPERVISE_LOG
-want=1 fails=0
+once=$BURROW_SUPERVISE_EXIT
+want=1 fails=0 stop=0 pid=
 trap 'want=1' USR1
 trap '' HUP PIPE
+[ -n "$once" ] && trap 'stop=1; [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null' TERM INT
 while :; do
+  [ "$stop" = 1 ] && exit 0
   if [ "$want" = 1 ]; then
     want=0
     mkdir -p -m 700 "\${log%/*}" 2>/dev/null
@@ -73,10 +96,15 @@ while :; do
       wait "$pid"; rc=$?
       kill -0 "$pid" 2>/dev/null || break
     done
-    want=0
+    pid= want=0
+    [ "$stop" = 1 ] && exit 0
     case $rc in
       0|75) fails=0
-        echo "${SUPERVISOR_IDLE_LINE}the daemon stopped (status $rc); it starts again with the next burrow command" >>"$log" 2>/dev/null ;;
+        if [ -n "$once" ]; then
+          echo "${SUPERVISOR_IDLE_LINE}the daemon stopped (status $rc); the supervisor exits, the next burrow command starts both again" >>"$log" 2>/dev/null
+        else
+          echo "${SUPERVISOR_IDLE_LINE}the daemon stopped (status $rc); it starts again with the next burrow command" >>"$log" 2>/dev/null
+        fi ;;
       *) read t1 _ </proc/uptime
         if [ $(( \${t1%.*} - \${t0%.*} )) -lt 2 ]; then fails=$((fails + 1)); else fails=0; fi
         if [ "$fails" -lt 3 ]; then want=1
@@ -85,6 +113,8 @@ while :; do
           echo "${SUPERVISOR_IDLE_LINE}the daemon failed (status $rc) three times at start; it starts again with the next burrow command" >>"$log" 2>/dev/null
         fi ;;
     esac
+  elif [ -n "$once" ]; then
+    exit 0
   else
     # Wait for SIGUSR1 with no child process (a child would outlive a
     # SIGKILLed holder): opening a FIFO that has no writer blocks until a
@@ -98,11 +128,14 @@ while :; do
 done
 `;
 
-/** True when `pid`'s command line is a supervising holder (not an older burrow's `sleep infinity` one). */
-export function isSupervisor(pid: number): boolean {
+/**
+ * True when `pid`'s command line is a supervisor of that kind: a supervising
+ * holder (not an older burrow's `sleep infinity` one), or a rootful one.
+ */
+export function isSupervisor(pid: number, kind: keyof typeof SUPERVISOR_ARGV0 = "holder"): boolean {
   try {
     const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
-    return argv[0] === "burrow-holder" && argv[1] === "-c" && argv[3] === SUPERVISOR_MARK;
+    return argv[0] === SUPERVISOR_ARGV0[kind] && argv[1] === "-c" && argv[3] === SUPERVISOR_MARK;
   } catch {
     return false;
   }

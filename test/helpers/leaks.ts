@@ -5,7 +5,8 @@
 //   process  slirp4netns, pasta, passt, dnsmasq; `burrow __enter` children;
 //            any burrow CLI; any process of the test user; any process
 //            inside a test netns given to snapshot(). The holder
-//            (argv[0] "burrow-holder") and burrow's internal `__` roles
+//            (argv[0] "burrow-holder"), the rootful supervisor
+//            ("burrow-supervisor") and burrow's internal `__` roles
 //            (daemon, launcher) are "service" items: the daemon exits only
 //            when idle, so the diff skips them unless asked (includeServices).
 //   mount    nsfs mounts and mounts whose path names burrow, netns,
@@ -112,6 +113,7 @@ export function classifyProcess(p: ProcInfo, testUid: number, inTestNetns = fals
   const arg0 = basename(p.argv[0] ?? "");
   const line = p.argv.join(" ");
   if (arg0 === "burrow-holder") return { label: "holder", service: true };
+  if (arg0 === "burrow-supervisor") return { label: "rootful supervisor", service: true };
   if (/burrow __enter/.test(line)) return { label: "enter child", service: false };
   if (arg0 === "burrow" || arg0.startsWith("burrow.")) {
     const role = p.argv[1] ?? "";

@@ -384,9 +384,14 @@ describe.skipIf(!!why)("restart policies (rootless)", () => {
     expect(json["burrow-boot.service"]).toBe(unit);
     expect((await t.burrow(["generate", "systemd", "nosuch"])).code).toBe(125);
 
-    // A reboot: every process ends, and the boot id changes.
+    // A reboot: every process ends, and the boot id changes. The holder
+    // first stopped, so that its supervisor cannot restart the daemon
+    // before the state says "another boot" (as in lifecycle.test.ts).
     const pid = (await inspect(t, "boot")).State.Pid as number;
+    const holder = JSON.parse(readFileSync(`${t.dirs.runtimeDir}/holder.json`, "utf8")).pid as number;
+    process.kill(holder, "SIGSTOP");
     for (const d of daemonPids(t.dirs.runtimeDir)) process.kill(d, "SIGKILL");
+    process.kill(holder, "SIGKILL");
     process.kill(pid, "SIGKILL");
     for (const h of procsWith(t.dirs.runtimeDir, (argv) => argv[0]!.endsWith("slirp4netns"))) process.kill(h, "SIGKILL");
     await until(() => daemonPids(t.dirs.runtimeDir).length === 0, 5000, "daemon gone");

@@ -1,10 +1,10 @@
 // The holder's supervisor script (src/userns/supervisor.ts), run by the real
 // /bin/sh with a stand-in daemon: a shell that records each start and then
 // does what the test's control file says (exit with a status, or sleep).
-import { afterEach, beforeEach, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { SUPERVISOR_IDLE_LINE, SUPERVISOR_SCRIPT } from "../../src/userns/supervisor.ts";
+import { SUPERVISOR_IDLE_LINE, supervisorEnv } from "../../src/userns/supervisor.ts";
 import { eventually } from "../helpers/until.ts";
 
 let dir: string;
@@ -22,10 +22,11 @@ afterEach(() => {
 
 const fakeDaemon = `echo start >>"$0/starts"; read what <"$0/do"; [ "$what" = sleep ] && exec sleep 60; exit "$what"`;
 
-function start(first: string): void {
+/** Starts the supervisor: the holder's (default), or the rootful one that exits when its daemon stops. */
+function start(first: string, opts: { exitOnStop?: boolean } = {}): void {
   writeFileSync(`${dir}/do`, `${first}\n`);
   sup = Bun.spawn(["/bin/sh", "-c", 'eval "$BURROW_SUPERVISOR"', "supervise", "/bin/sh", "-c", fakeDaemon, dir], {
-    env: { PATH: "/usr/bin:/bin", BURROW_SUPERVISOR: SUPERVISOR_SCRIPT, BURROW_SUPERVISE_LOG: `${dir}/daemon.log` },
+    env: { PATH: "/usr/bin:/bin", ...supervisorEnv(`${dir}/daemon.log`, opts) },
     stdio: ["ignore", "ignore", "ignore"],
   });
 }
@@ -108,4 +109,60 @@ test("a logout's SIGHUP does not end the supervisor or its daemon", async () => 
   await Bun.sleep(100);
   expect(sup!.exitCode).toBeNull();
   expect(children()).toEqual([daemon!]);
+});
+
+describe("rootful (exits when its daemon stops)", () => {
+  const exited = () => sup!.exited.then(() => true);
+
+  test("a daemon killed by a signal is started again at once", async () => {
+    start("sleep", { exitOnStop: true });
+    expect(await until(() => starts() === 1 && children().length === 1)).toBe(true);
+    const [first] = children();
+    process.kill(first!, "SIGKILL");
+    expect(await until(() => starts() === 2 && children().length === 1 && children()[0] !== first)).toBe(true);
+    expect(sup!.exitCode).toBeNull();
+  });
+
+  test("a clean stop (0) or a locked state (75): the supervisor exits, restarting nothing", async () => {
+    for (const status of ["0", "75"]) {
+      rmSync(`${dir}/starts`, { force: true });
+      start(status, { exitOnStop: true });
+      expect(await Promise.race([exited(), Bun.sleep(5000).then(() => false)])).toBe(true);
+      expect(sup!.exitCode).toBe(0);
+      expect(starts()).toBe(1);
+      expect(logText()).toContain(`${SUPERVISOR_IDLE_LINE}the daemon stopped (status ${status}); the supervisor exits`);
+    }
+  });
+
+  test("three failures right at start: it says why and exits", async () => {
+    start("1", { exitOnStop: true });
+    expect(await Promise.race([exited(), Bun.sleep(5000).then(() => false)])).toBe(true);
+    expect(starts()).toBe(3);
+    expect(logText()).toContain(`${SUPERVISOR_IDLE_LINE}the daemon failed (status 1) three times at start`);
+  });
+
+  test("SIGTERM to the supervisor stops its daemon cleanly and ends both; nothing is restarted", async () => {
+    // A daemon that stops cleanly (exit 0) on SIGTERM, as burrow's does.
+    writeFileSync(`${dir}/do`, "term\n");
+    const daemon = `echo start >>"$0/starts"; trap 'echo term >>"$0/starts"; exit 0' TERM; while :; do sleep 0.05; done`;
+    sup = Bun.spawn(["/bin/sh", "-c", 'eval "$BURROW_SUPERVISOR"', "supervise", "/bin/sh", "-c", daemon, dir], {
+      env: { PATH: "/usr/bin:/bin", ...supervisorEnv(`${dir}/daemon.log`, { exitOnStop: true }) },
+      stdio: ["ignore", "ignore", "ignore"],
+    });
+    expect(await until(() => starts() === 1 && children().length === 1)).toBe(true);
+    const [child] = children();
+    process.kill(sup.pid, "SIGTERM");
+    expect(await Promise.race([exited(), Bun.sleep(5000).then(() => false)])).toBe(true);
+    expect(sup.exitCode).toBe(0);
+    expect(readFileSync(`${dir}/starts`, "utf8")).toBe("start\nterm\n");
+    expect(existsSync(`/proc/${child}/stat`) && !readFileSync(`/proc/${child}/stat`, "utf8").includes(") Z ")).toBe(false);
+  });
+
+  test("the holder's supervisor is unchanged: SIGTERM ends the shell alone", async () => {
+    start("sleep");
+    expect(await until(() => starts() === 1 && children().length === 1)).toBe(true);
+    process.kill(sup!.pid, "SIGTERM");
+    expect(await Promise.race([exited(), Bun.sleep(5000).then(() => false)])).toBe(true);
+    expect(sup!.signalCode).toBe("SIGTERM");
+  });
 });

@@ -24,6 +24,10 @@ describe("classifyProcess", () => {
   const p = (argv: string[], uid = 0, comm = argv[0]!.split("/").pop()!.slice(0, 15)) => ({ pid: 1, argv, comm, uid });
   test("the holder and internal roles are services", () => {
     expect(classifyProcess(p(["burrow-holder", "infinity"], 1001, "sleep"), 1001)).toEqual({ label: "holder", service: true });
+    expect(classifyProcess(p(["burrow-supervisor", "-c", 'eval "$BURROW_SUPERVISOR"', "supervise"], 0, "sh"), 1001)).toEqual({
+      label: "rootful supervisor",
+      service: true,
+    });
     expect(classifyProcess(p(["/usr/local/lib/burrow-test/burrow", "__daemon"]), 1001)?.service).toBe(true);
   });
   test("enter children, CLIs and helpers are leaks", () => {

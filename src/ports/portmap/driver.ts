@@ -35,7 +35,9 @@ export function portmapDriver(): PortDriver {
   const picked = new Map<string, { held: Held; at: number }>();
 
   function dropStalePicks(): void {
-    // A create that failed between prepare and setup never adopts its pick.
+    // A create that fails between prepare and setup gives its picks back
+    // through its rollback (teardown below, src/daemon/create.ts); this
+    // expiry is only the backstop for a pick nothing ever claims.
     for (const [key, p] of picked) {
       if (Date.now() - p.at > PICKED_MS) {
         p.held.close();

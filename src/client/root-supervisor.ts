@@ -1,0 +1,136 @@
+// The rootful daemon's supervisor (issue 10 item 5). Rootless, the holder
+// supervises the daemon (src/userns/supervisor.ts); rootful has no holder,
+// so the CLI that starts a daemon starts the same script on its own, as
+// `burrow-supervisor` (/bin/sh, ~1.7 MB): it starts the daemon as its child
+// and again at once when it dies of anything but a clean stop, and exits when
+// the daemon stops cleanly (idle, SIGTERM, handover, another version's CLI
+// replacing it) or cannot start at all. So after `kill -9` of a rootful
+// daemon, the ports its builtin forwarder publishes (slirp4netns's default
+// handler) come back without anybody typing anything.
+//
+// One supervisor at a time: the CLI starts one only under daemon.lock and
+// only when RUNTIME_DIR/supervisor.json names no live one (pid + start time +
+// command line). Should two ever run (the file removed by hand between a
+// crash and the restart), the state database's lock (src/state/lock.ts)
+// still lets one daemon through; the other exits 75 and its supervisor with it.
+//
+// Used by the CLI (starting and finding it) and by the daemon (keeping the
+// file true after its runtime directory was removed, and removing it when
+// it stops cleanly).
+import { closeSync, constants, openSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { type SupervisorInfo, SupervisorFile, parseMessage } from "../messages.ts";
+import type { Paths } from "../paths.ts";
+import { ROLES } from "../roles.ts";
+import { roleEnv, selfCommand } from "../sys/env.ts";
+import { startTimeOf } from "../sys/processes.ts";
+import { SUPERVISOR_ARGV0, SUPERVISOR_MARK, isSupervisor, supervisorEnv } from "../userns/supervisor.ts";
+
+export type { SupervisorInfo };
+
+export function supervisorFile(p: Paths): string {
+  return `${p.runtimeDir}/supervisor.json`;
+}
+
+/** Parses supervisor.json as it is now, alive or not; null when absent or unreadable. */
+export function readSupervisorFile(p: Paths): SupervisorInfo | null {
+  try {
+    // O_NOFOLLOW: in our own private directory a link can only be planted.
+    const fd = openSync(supervisorFile(p), constants.O_RDONLY | constants.O_NOFOLLOW);
+    try {
+      return parseMessage(SupervisorFile, readFileSync(fd, "utf8"), "supervisor.json");
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return null;
+  }
+}
+
+/** Written atomically (a new file renamed over the old one), by the CLI and the daemon alike. */
+export function writeSupervisorFile(p: Paths, info: SupervisorInfo): void {
+  const tmp = `${p.runtimeDir}/.supervisor.json.${process.pid}`;
+  rmSync(tmp, { force: true });
+  const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  try {
+    writeFileSync(fd, JSON.stringify(info));
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, supervisorFile(p));
+}
+
+/** Removes supervisor.json only while it names `info` (never a newer supervisor's). */
+export function removeSupervisorFile(p: Paths, info: SupervisorInfo): void {
+  const now = readSupervisorFile(p);
+  if (now && now.pid === info.pid && now.startTime === info.startTime) rmSync(supervisorFile(p), { force: true });
+}
+
+/** Alive and still a rootful supervisor: a reused pid or a zombie is not. */
+export function supervisorAlive(info: SupervisorInfo): boolean {
+  return startTimeOf(info.pid) === info.startTime && isSupervisor(info.pid, "rootful");
+}
+
+/** The live supervisor supervisor.json names, or null. */
+export function readSupervisor(p: Paths): SupervisorInfo | null {
+  const s = readSupervisorFile(p);
+  return s && supervisorAlive(s) ? s : null;
+}
+
+/** For the daemon: its parent, when that is a rootful supervisor (it was started by one). */
+export function supervisorFromParent(): SupervisorInfo | null {
+  const pid = process.ppid;
+  const startTime = startTimeOf(pid);
+  return startTime && isSupervisor(pid, "rootful") ? { pid, startTime } : null;
+}
+
+/** The supervisor's children (its launcher or daemon), for a CLI that gives up on a start. */
+export function supervisorChildren(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Starts a supervisor (and with it a daemon) and records it in
+ * supervisor.json. The caller holds daemon.lock and found no live one.
+ * Runs in the CLI, in the host's namespaces (or a test's netns): the
+ * supervisor and its daemons inherit them, as the launcher's did.
+ */
+export function startSupervisor(p: Paths, log: string): SupervisorInfo {
+  // The supervisor starts the daemon through this very binary, inherited as
+  // fd 3 (as the holder does, src/userns/holder.ts): an upgrade that
+  // replaces the file never makes it restart a daemon of another version.
+  // Not compiled (bun + the source, while developing): bun and the script.
+  const self = selfCommand();
+  const compiled = self.length === 1;
+  const exe = openSync("/proc/self/exe", "r");
+  let proc: Bun.Subprocess;
+  try {
+    proc = Bun.spawn(["/bin/sh", "-c", 'eval "$BURROW_SUPERVISOR"', SUPERVISOR_MARK, ...(compiled ? ["/proc/self/fd/3"] : self), ROLES.launch, "-"], {
+      argv0: SUPERVISOR_ARGV0.rootful,
+      env: roleEnv({ BURROW_PATHS: JSON.stringify(p), ...supervisorEnv(log, { exitOnStop: true }) }),
+      stdio: ["ignore", "ignore", "ignore", exe],
+      cwd: "/",
+      detached: true,
+    });
+  } finally {
+    closeSync(exe);
+  }
+  proc.unref();
+  const info: SupervisorInfo = { pid: proc.pid, startTime: startTimeOf(proc.pid) ?? "" };
+  writeSupervisorFile(p, info);
+  return info;
+}
+
+/**
+ * startSupervisor(), then waits (up to 1 s) until the child has exec'd the
+ * shell: Bun.spawn may return before the exec, while /proc/PID/cmdline
+ * still shows the CLI, and supervisorAlive() would take it for gone.
+ */
+export async function startSupervisorReady(p: Paths, log: string): Promise<SupervisorInfo> {
+  const info = startSupervisor(p, log);
+  for (let i = 0; i < 200 && !supervisorAlive(info) && startTimeOf(info.pid) === info.startTime; i++) await Bun.sleep(5);
+  return info;
+}
