@@ -5,6 +5,7 @@
 // Pure: no system access.
 
 import { argText, TemplateError, type Arg, type Cmd, type Node, type Pipe, type Tree } from "./tree.ts";
+import { goQuote } from "./values.ts";
 
 export { TemplateError } from "./tree.ts";
 
@@ -137,7 +138,7 @@ export function parse(src: string, funcs: ReadonlySet<string>): Tree {
         const m = /^[+-]?(0[xX][0-9a-fA-F_]+|0[bB][01_]+|0[oO][0-7_]+|(\d[\d_]*)?\.?\d*([eE][+-]?\d+)?)/.exec(src.slice(p));
         const text = m?.[0] ?? "";
         if (!text || text === "+" || text === "-" || isAlnum(src[p + text.length]))
-          fail(`bad number syntax: "${src.slice(p, p + Math.max(1, text.length + 1))}"`, start);
+          fail(`bad number syntax: ${goQuote(src.slice(p, p + Math.max(1, text.length + 1)))}`, start);
         push("num", text);
         p += text.length;
       } else if (isAlnum(c)) {
@@ -179,12 +180,12 @@ export function parse(src: string, funcs: ReadonlySet<string>): Tree {
         if (names.length > 1 && ctx !== "range") fail(`too many declarations in ${ctx}`, toks[0]!.pos);
         p.decl = names;
         p.assign = op === "=";
-        if (p.assign) for (const n of names) if (!declared(n)) fail(`undefined variable "${n}"`, toks[0]!.pos);
+        if (p.assign) for (const n of names) if (!declared(n)) fail(`undefined variable ${goQuote(n)}`, toks[0]!.pos);
         i = j + 1;
       } else i = save;
     }
     const end = parseCmds(toks, i, p, ctx);
-    if (end !== toks.length) fail(`unexpected "${toks[end]!.v}" in ${ctx}`, toks[end]!.pos);
+    if (end !== toks.length) fail(`unexpected ${goQuote(toks[end]!.v)} in ${ctx}`, toks[end]!.pos);
     if (!p.cmds.length) fail(`missing value for ${ctx}`, at);
     if (!p.assign) scopes[scopes.length - 1]!.push(...p.decl);
     return p;
@@ -198,7 +199,8 @@ export function parse(src: string, funcs: ReadonlySet<string>): Tree {
         const [arg, next] = operand(toks, i);
         cmd.args.push(arg);
         i = next;
-        if (i < toks.length && !toks[i]!.spaceBefore && toks[i]!.k !== "|" && toks[i]!.k !== ")") fail(`unexpected "${toks[i]!.v}" in operand`, toks[i]!.pos);
+        if (i < toks.length && !toks[i]!.spaceBefore && toks[i]!.k !== "|" && toks[i]!.k !== ")")
+          fail(`unexpected ${goQuote(toks[i]!.v)} in operand`, toks[i]!.pos);
       }
       if (!cmd.args.length) {
         if (toks[i]?.k === "|" || p.cmds.length) fail(`missing command`, toks[i]?.pos ?? 0);
@@ -230,7 +232,7 @@ export function parse(src: string, funcs: ReadonlySet<string>): Tree {
         return [{ t: "field", pos, names: [tk.v.slice(1), ...rest] }, next];
       }
       case "var": {
-        if (!declared(tk.v)) fail(`undefined variable "${tk.v}"`, pos);
+        if (!declared(tk.v)) fail(`undefined variable ${goQuote(tk.v)}`, pos);
         const [names, next] = fieldsAfter(toks, i + 1);
         return [{ t: "var", pos, name: tk.v, names }, next];
       }
@@ -252,14 +254,14 @@ export function parse(src: string, funcs: ReadonlySet<string>): Tree {
         const sign = clean.startsWith("-") ? -1 : 1;
         const body = clean.replace(/^[+-]/, "");
         const value = float ? Number(clean) : sign * Number(/^0[0-7]+$/.test(body) ? `0o${body.slice(1)}` : body);
-        if (Number.isNaN(value)) fail(`bad number syntax: "${tk.v}"`, pos);
+        if (Number.isNaN(value)) fail(`bad number syntax: ${goQuote(tk.v)}`, pos);
         return [{ t: "num", pos, value, float, text: tk.v }, i + 1];
       }
       case "ident": {
         if (tk.v === "true" || tk.v === "false") return [{ t: "bool", pos, value: tk.v === "true" }, i + 1];
         if (tk.v === "nil") return [{ t: "nil", pos }, i + 1];
         if (KEYWORDS.has(tk.v)) fail(`unexpected <${tk.v}> in operand`, pos);
-        if (!funcs.has(tk.v)) fail(`function "${tk.v}" not defined`, pos);
+        if (!funcs.has(tk.v)) fail(`function ${goQuote(tk.v)} not defined`, pos);
         return [{ t: "func", pos, name: tk.v }, i + 1];
       }
       case "(": {
@@ -271,7 +273,7 @@ export function parse(src: string, funcs: ReadonlySet<string>): Tree {
         return [{ t: "pipe", pos, pipe: inner, names }, next];
       }
       default:
-        return fail(`unexpected "${tk.v}" in operand`, pos);
+        return fail(`unexpected ${goQuote(tk.v)} in operand`, pos);
     }
   }
 
@@ -290,7 +292,7 @@ export function parse(src: string, funcs: ReadonlySet<string>): Tree {
       const word = head.k === "ident" && KEYWORDS.has(head.v) ? head.v : null;
       if (word === "end" || word === "else") {
         if (!inside) fail(`unexpected {{${word}}}`, at);
-        if (word === "end" && toks.length > 1) fail(`unexpected "${toks[1]!.v}" in end`, at);
+        if (word === "end" && toks.length > 1) fail(`unexpected ${goQuote(toks[1]!.v)} in end`, at);
         return { nodes, stop: word, elseToks: toks.slice(1), at };
       }
       if (word === "if" || word === "with" || word === "range") {
@@ -304,12 +306,13 @@ export function parse(src: string, funcs: ReadonlySet<string>): Tree {
       }
       if (word === "define" || word === "block" || word === "template") {
         const nameTok = toks[1];
-        if (!nameTok || (nameTok.k !== "str" && nameTok.k !== "raw")) fail(`unexpected ${nameTok ? `"${nameTok.v}"` : "end of action"} in ${word} clause`, at);
+        if (!nameTok || (nameTok.k !== "str" && nameTok.k !== "raw"))
+          fail(`unexpected ${nameTok ? `${goQuote(nameTok.v)}` : "end of action"} in ${word} clause`, at);
         const name = nameTok.k === "raw" ? nameTok.v.slice(1, -1) : unquote(nameTok.v, (m) => fail(m, at));
         const rest = toks.slice(2);
         if (word === "define") {
           if (inside || scopes.length > 1) fail(`unexpected <define> in command`, at);
-          if (rest.length) fail(`unexpected "${rest[0]!.v}" in define clause`, at);
+          if (rest.length) fail(`unexpected ${goQuote(rest[0]!.v)} in define clause`, at);
         }
         const pipe = rest.length ? pipeline(rest, at, word) : null;
         if (word === "template") {
@@ -350,7 +353,7 @@ export function parse(src: string, funcs: ReadonlySet<string>): Tree {
       if (rest.length && rest[0]!.k === "ident" && (rest[0]!.v === "if" || rest[0]!.v === "with") && word !== "range") {
         elseList = [control(rest[0]!.v as "if" | "with", rest.slice(1), body.at)];
       } else {
-        if (rest.length) fail(`unexpected "${rest[0]!.v}" in else`, body.at);
+        if (rest.length) fail(`unexpected ${goQuote(rest[0]!.v)} in else`, body.at);
         const tail = list(word);
         if (tail.stop !== "end") fail(`expected end; found {{else}}`, tail.at);
         elseList = tail.nodes;

@@ -172,7 +172,7 @@ for (const mode of ["rootless", "rootful"] as const) {
 
     test("bad --user, -w and --env-file values: one line naming the value, 125, nothing left behind", async () => {
       const cases: [string[], string][] = [
-        [["--user", "no-such-user"], "unable to find user no-such-user"],
+        [["--user", "no-such-user"], 'unable to find user "no-such-user"'],
         [["-w", "relative/dir"], '-w/--workdir "relative/dir" must be an absolute path'],
         [["-w", "/no/such/dir"], '-w/--workdir "/no/such/dir" is not an existing directory'],
         [["--env-file", "/no/such.env"], "cannot read env file /no/such.env: ENOENT"],
