@@ -8,8 +8,8 @@
 // connected to and disconnected from a second network (the "light" kind,
 // plus connect/disconnect at a tenth of the cost: a full cycle takes 670 ms
 // here, 300 of them ~3.5 min per mode). BURROW_SOAK_CYCLES (300),
-// BURROW_SOAK_RSS_MB (5): the bound on growth after the warm-up, asserted
-// with BURROW_SOAK_STRICT=1 (see below).
+// BURROW_SOAK_RSS_MB (5): the bound on growth after the warm-up (issue 10:
+// "RSS grows less than 5 MB").
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { soakCycles, type SoakSample } from "../../scripts/soak.ts";
 import { burrowContext, type BurrowContext } from "../helpers/context.ts";
@@ -20,9 +20,6 @@ if (why) console.warn(`skipping soak integration tests: ${why}`);
 
 const CYCLES = Number(process.env.BURROW_SOAK_CYCLES ?? "300");
 const RSS_MB = Number(process.env.BURROW_SOAK_RSS_MB ?? "5");
-const STRICT = process.env.BURROW_SOAK_STRICT === "1";
-/** The regression guard while the 5 MB goal is not met: twice today's worst rate (60 KB a cycle) over the measured cycles. */
-const GUARD_MB = 0.12 * (CYCLES - Math.min(100, Math.floor(CYCLES / 3)));
 /** Cycles before the baseline: the forwarder's threads, JIT and caches settle. */
 const WARMUP = Math.min(100, Math.floor(CYCLES / 3));
 
@@ -47,19 +44,10 @@ for (const mode of ["rootless", "rootful"] as const) {
       expect(Math.max(...after.map((s) => s.fds)) - base.fds).toBeLessThanOrEqual(4);
       expect(after.at(-1)!.fds - base.fds).toBeLessThanOrEqual(2);
       const growthMb = (after.at(-1)!.rssKiB - base.rssKiB) / 1024;
-      // Today the daemon's RSS grows by ~25-60 KB per sandbox made (measured
-      // on main before this test too; docs/benchmarks.md "Soak"), so the
-      // issue's 5 MB over 300 cycles is not met yet: asserted only with
-      // BURROW_SOAK_STRICT=1. Always asserted: no per-cycle leak of a thread
-      // or a buffer (a leaked Worker alone is 6.6 MB).
-      if (STRICT) expect(growthMb).toBeLessThan(RSS_MB);
-      else {
-        if (growthMb >= RSS_MB)
-          console.warn(
-            `soak (${mode}): RSS grew ${growthMb.toFixed(1)} MB after the warm-up, over the issue's ${RSS_MB} MB goal (BURROW_SOAK_STRICT=1 makes this fail)`,
-          );
-        expect(growthMb).toBeLessThan(GUARD_MB);
-      }
+      // Since the connector Worker collects its own garbage (docs/benchmarks.md
+      // "Soak") the daemon grows ~2 MB over these 200 cycles, none of it per
+      // cycle; before, 25-60 KB per sandbox made (5-12 MB here).
+      expect(growthMb).toBeLessThan(RSS_MB);
     }, 600_000);
   });
 }
