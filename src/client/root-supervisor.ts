@@ -17,8 +17,9 @@
 // Used by the CLI (starting and finding it) and by the daemon (keeping the
 // file true after its runtime directory was removed, and removing it when
 // it stops cleanly).
-import { closeSync, constants, openSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { type SupervisorInfo, SupervisorFile, parseMessage } from "../messages.ts";
+import { closeSync, openSync, readFileSync, rmSync } from "node:fs";
+import { type SupervisorInfo, SupervisorFile } from "../messages.ts";
+import { readPrivateRecord, writePrivateRecord } from "../private-file.ts";
 import type { Paths } from "../paths.ts";
 import { ROLES } from "../roles.ts";
 import { roleEnv, selfCommand } from "../sys/env.ts";
@@ -33,30 +34,12 @@ export function supervisorFile(p: Paths): string {
 
 /** Parses supervisor.json as it is now, alive or not; null when absent or unreadable. */
 export function readSupervisorFile(p: Paths): SupervisorInfo | null {
-  try {
-    // O_NOFOLLOW: in our own private directory a link can only be planted.
-    const fd = openSync(supervisorFile(p), constants.O_RDONLY | constants.O_NOFOLLOW);
-    try {
-      return parseMessage(SupervisorFile, readFileSync(fd, "utf8"), "supervisor.json");
-    } finally {
-      closeSync(fd);
-    }
-  } catch {
-    return null;
-  }
+  return readPrivateRecord(supervisorFile(p), SupervisorFile, "supervisor.json");
 }
 
 /** Written atomically (a new file renamed over the old one), by the CLI and the daemon alike. */
 export function writeSupervisorFile(p: Paths, info: SupervisorInfo): void {
-  const tmp = `${p.runtimeDir}/.supervisor.json.${process.pid}`;
-  rmSync(tmp, { force: true });
-  const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
-  try {
-    writeFileSync(fd, JSON.stringify(info));
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, supervisorFile(p));
+  writePrivateRecord(p.runtimeDir, "supervisor.json", info);
 }
 
 /** Removes supervisor.json only while it names `info` (never a newer supervisor's). */

@@ -1,13 +1,14 @@
 // The rootless session: one holder per user. The CLI (host namespaces) calls
 // ensureHolder() under the daemon start lock.
 import { startTimeOf } from "../sys/processes.ts";
-import { closeSync, constants, openSync, readFileSync, renameSync, writeFileSync, rmSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import { BurrowError } from "../errors.ts";
 import type { Paths } from "../paths.ts";
 import { ROLES, spawnRole } from "../roles.ts";
 import { nsId } from "../sys/ns.ts";
 import { getgid } from "../sys/proc.ts";
-import { HolderFile, parseMessage, type HolderInfo } from "../messages.ts";
+import { HolderFile, type HolderInfo } from "../messages.ts";
+import { readPrivateRecord, writePrivateRecord } from "../private-file.ts";
 import { writeMaps } from "./idmap.ts";
 import { supervisorEnv } from "./supervisor.ts";
 
@@ -33,30 +34,12 @@ export function holderAlive(h: HolderInfo): boolean {
  * logout removed it (src/daemon/ownership.ts), and the CLI never clash.
  */
 export function writeHolderFile(p: Paths, info: HolderInfo): void {
-  const tmp = `${p.runtimeDir}/.holder.json.${process.pid}`;
-  rmSync(tmp, { force: true });
-  const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
-  try {
-    writeFileSync(fd, JSON.stringify(info));
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, holderFile(p));
+  writePrivateRecord(p.runtimeDir, "holder.json", info);
 }
 
 /** Parses holder.json as it is now, alive or not; null when absent or unreadable. */
 export function readHolderFile(p: Paths): HolderInfo | null {
-  try {
-    const fd = openSync(holderFile(p), constants.O_RDONLY | constants.O_NOFOLLOW);
-    try {
-      // A file that does not parse is no live holder: a new one replaces it.
-      return parseMessage(HolderFile, readFileSync(fd, "utf8"), "holder.json");
-    } finally {
-      closeSync(fd);
-    }
-  } catch {
-    return null;
-  }
+  return readPrivateRecord(holderFile(p), HolderFile, "holder.json");
 }
 
 /** Returns the live holder, starting one when there is none. */

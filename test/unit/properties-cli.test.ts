@@ -5,27 +5,12 @@
 // BURROW_PROPERTY_RUNS / BURROW_PROPERTY_SEED as there (scripts/fuzz.sh).
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
+import { burrowOrValue, params, textOf } from "../helpers/properties.ts";
 import { BurrowError } from "../../src/errors.ts";
 import { parseFilters, parseTime, render } from "../../src/cli/_format.ts";
 import { applyEnvEntry, parseEnvFile } from "../../src/cli/_process-flags.ts";
 import { goStruct } from "../../src/format/template.ts";
 import { resolveUser } from "../../src/sandbox/user.ts";
-
-const numRuns = Number(process.env.BURROW_PROPERTY_RUNS || 300);
-const seed = process.env.BURROW_PROPERTY_SEED ? Number(process.env.BURROW_PROPERTY_SEED) : undefined;
-const params = { numRuns, ...(seed === undefined ? {} : { seed }) };
-
-function burrowOrValue<T>(fn: () => T): T | BurrowError {
-  try {
-    return fn();
-  } catch (e) {
-    if (!(e instanceof BurrowError)) throw new Error(`threw ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)} instead of a BurrowError`);
-    if (/[\r\n]/.test(e.message)) throw new Error(`error is not one line: ${JSON.stringify(e.message)}`);
-    return e;
-  }
-}
-
-const textOf = (alphabet: string, maxLength = 40) => fc.oneof(fc.string({ unit: fc.constantFrom(...alphabet), maxLength }), fc.string({ maxLength }));
 
 /** A row as `ps` hands it to the engine: a Go struct of strings, numbers, bools, a map. */
 const row = () =>

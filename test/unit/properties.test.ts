@@ -8,6 +8,7 @@
 // many more than npm test); BURROW_PROPERTY_SEED replays a failure.
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
+import { burrowOrValue, params, textOf } from "../helpers/properties.ts";
 import * as v from "valibot";
 import { BurrowError } from "../../src/errors.ts";
 import { parsePortSpec, parsePortSpecs } from "../../src/ports/spec.ts";
@@ -22,24 +23,6 @@ import { checkAlias, checkMac, checkStaticIp } from "../../src/net/cni/static.ts
 import { reservedOverlap } from "../../src/net/reserved.ts";
 import { Ops, type Op } from "../../src/protocol.ts";
 import { parseArgs, routeOf, shortMessage } from "../../src/daemon/request.ts";
-
-const numRuns = Number(process.env.BURROW_PROPERTY_RUNS || 300);
-const seed = process.env.BURROW_PROPERTY_SEED ? Number(process.env.BURROW_PROPERTY_SEED) : undefined;
-const params = { numRuns, ...(seed === undefined ? {} : { seed }) };
-
-/** Runs `fn`; it may return or throw a one-line BurrowError, nothing else. */
-function burrowOrValue<T>(fn: () => T): T | BurrowError {
-  try {
-    return fn();
-  } catch (e) {
-    if (!(e instanceof BurrowError)) throw new Error(`threw ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)} instead of a BurrowError`);
-    if (/[\r\n]/.test(e.message)) throw new Error(`error is not one line: ${JSON.stringify(e.message)}`);
-    return e;
-  }
-}
-
-/** Strings over a parser's own alphabet (to get past the first check), mixed with any text. */
-const textOf = (alphabet: string, maxLength = 40) => fc.oneof(fc.string({ unit: fc.constantFrom(...alphabet), maxLength }), fc.string({ maxLength }));
 
 const ipv4 = fc.tuple(fc.nat(255), fc.nat(255), fc.nat(255), fc.nat(255)).map((o) => o.join("."));
 const ipv6 = fc.ipV6();
