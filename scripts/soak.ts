@@ -14,13 +14,16 @@
 //
 // --keep-going: a failed cycle is reported (and counted in the summary)
 // and the soak goes on, instead of ending at the first failure.
+// --smaps DIR: at every sample, copy the daemon's /proc/PID/smaps, status
+// thread names and open fds to DIR/CYCLE.{smaps,status,threads,fds} (what grew, by
+// mapping: scripts/smaps-diff.ts DIR/A.smaps DIR/B.smaps).
 //
 // Prints one line every N cycles (default CYCLES/10) and a JSON summary at
 // the end (also written to .bench/soak-TIME.json). Runs as root with the
 // test helpers (test/helpers): private dirs, the test user (rootless) or a
 // test netns (rootful), and everything removed afterwards. Not in CI; the
 // bounded version is test/integration/soak.test.ts.
-import { chownSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { chownSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from "node:fs";
 import { burrowContext, type BurrowContext } from "../test/helpers/context.ts";
 import { testUser } from "../test/helpers/env.ts";
 import { procEnv } from "../test/helpers/leaks.ts";
@@ -178,6 +181,34 @@ function formatSample(s: SoakSample): string {
   return `cycle ${String(s.cycle).padStart(5)}  daemon ${s.daemonPid}  rss ${(s.rssKiB / 1024).toFixed(1)} MiB  fds ${s.fds}  db ${(s.dbBytes / 1024).toFixed(0)} KiB  ${(s.elapsedMs / 1000).toFixed(1)} s`;
 }
 
+/** The daemon's mappings, status and thread names at one sample (--smaps). */
+function saveSmaps(s: SoakSample, dir: string): void {
+  const proc = `/proc/${s.daemonPid}`;
+  const base = `${dir}/${String(s.cycle).padStart(5, "0")}`;
+  try {
+    writeFileSync(`${base}.smaps`, readFileSync(`${proc}/smaps`));
+    writeFileSync(`${base}.status`, readFileSync(`${proc}/status`));
+    const threads = readdirSync(`${proc}/task`).map((tid) => {
+      try {
+        return `${tid} ${readFileSync(`${proc}/task/${tid}/comm`, "utf8").trim()}`;
+      } catch {
+        return `${tid} ?`;
+      }
+    });
+    writeFileSync(`${base}.threads`, `${threads.join("\n")}\n`);
+    const fds = readdirSync(`${proc}/fd`).map((fd) => {
+      try {
+        return `${fd} ${readlinkSync(`${proc}/fd/${fd}`)}`;
+      } catch {
+        return `${fd} ?`;
+      }
+    });
+    writeFileSync(`${base}.fds`, `${fds.join("\n")}\n`);
+  } catch (e) {
+    console.error(`soak: --smaps: ${e instanceof Error ? e.message : e}`);
+  }
+}
+
 if (import.meta.main) {
   const args = process.argv.slice(2);
   const flag = (name: string) => {
@@ -187,11 +218,12 @@ if (import.meta.main) {
   const mode = (flag("--mode") ?? "rootless") as "rootless" | "rootful";
   const kind = (flag("--kind") ?? "full") as SoakKind;
   const every = flag("--every");
+  const smapsDir = flag("--smaps");
   const keepGoing = args.includes("--keep-going");
   if (keepGoing) args.splice(args.indexOf("--keep-going"), 1);
   const cycles = Number(args[0] ?? "1000");
   if (!["rootless", "rootful"].includes(mode) || !["full", "light", "mixed", "runrm"].includes(kind) || !Number.isInteger(cycles) || cycles < 1) {
-    console.error("usage: bun scripts/soak.ts [CYCLES] [--mode rootless|rootful] [--kind full|light|mixed|runrm] [--every N] [--keep-going]");
+    console.error("usage: bun scripts/soak.ts [CYCLES] [--mode rootless|rootful] [--kind full|light|mixed|runrm] [--every N] [--keep-going] [--smaps DIR]");
     process.exit(2);
   }
   if (process.getuid?.() !== 0) {
@@ -201,7 +233,12 @@ if (import.meta.main) {
   const t = await burrowContext(mode);
   let code = 0;
   try {
-    const r = await soakCycles(t, { cycles, kind, keepGoing, every: every ? Number(every) : undefined, onSample: (s) => console.log(formatSample(s)) });
+    if (smapsDir) mkdirSync(smapsDir, { recursive: true });
+    const onSample = (s: SoakSample) => {
+      console.log(formatSample(s));
+      if (smapsDir) saveSmaps(s, smapsDir);
+    };
+    const r = await soakCycles(t, { cycles, kind, keepGoing, every: every ? Number(every) : undefined, onSample });
     const json = JSON.stringify(r, null, 2);
     mkdirSync(".bench", { recursive: true });
     const out = `.bench/soak-${mode}-${kind}-${new Date().toISOString().replace(/[:.]/g, "-")}.json`;

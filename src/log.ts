@@ -1,18 +1,70 @@
 // One tagged logger (STYLE.md #6). Level from BURROW_LOG (debug|info|warn|error).
 // consola costs ~15 ms to evaluate, which would double the CLI's start time:
 // it is loaded on the first message, not at startup.
-import type { ConsolaInstance } from "consola";
+//
+// The daemon logs through consola's core with a plain reporter of ours
+// (`logPlainToFd`), not the full consola: importing "consola" makes
+// process.stdout and process.stderr (Node streams, two more fds) and loads
+// its fancy reporter, which cost the long-lived daemon ~6.5 MiB of RSS at
+// its first message, a step that showed in the soak at whatever cycle the
+// first warning came (issue 10). The core with this reporter: ~1.6 MiB
+// standalone against ~11.7. The lines look the same in daemon.log.
+import type { ConsolaInstance, ConsolaReporter, LogObject } from "consola";
+import { writeSync } from "node:fs";
 
 const levels: Record<string, number> = { silent: -999, error: 0, warn: 1, info: 3, debug: 4, trace: 5 };
 const level = levels[process.env.BURROW_LOG ?? ""] ?? 3;
 
+/** Set by `logPlainToFd`: messages go to this fd through consola's core. */
+let plainFd: number | null = null;
+
+/**
+ * Logs to `fd` (the daemon's stderr, its daemon.log) with consola's core and
+ * a plain reporter, without touching process.stdout or process.stderr. Call
+ * before the first message.
+ */
+export function logPlainToFd(fd: number): void {
+  plainFd = fd;
+}
+
+function formatArg(a: unknown): string {
+  if (typeof a === "string") return a;
+  if (a instanceof Error) return a.stack ?? `${a.name}: ${a.message}`;
+  return Bun.inspect(a);
+}
+
+/** What consola's fancy reporter writes without colours or a terminal width: "[tag]  WARN  message", "[tag] ℹ message". */
+export function formatPlain(o: Pick<LogObject, "type" | "level" | "tag" | "args">): string {
+  const message = o.args.map(formatArg).join(" ");
+  const icons: Record<string, string> = { info: "ℹ", debug: "⚙", trace: "→", success: "✔", ready: "✔", start: "◐", fail: "✖", fatal: "✖" };
+  const type = o.level < 2 ? ` ${o.type.toUpperCase()} ` : (icons[o.type] ?? o.type);
+  return `${o.tag ? `[${o.tag}] ` : ""}${[type, message].filter(Boolean).join(" ")}\n`;
+}
+
+function plainReporter(fd: number): ConsolaReporter {
+  return {
+    log(o) {
+      try {
+        writeSync(fd, formatPlain(o));
+      } catch {
+        // A full disk or a closed log must not take the daemon down with it.
+      }
+    },
+  };
+}
+
 let instance: ConsolaInstance | null = null;
 function get(): ConsolaInstance {
   if (!instance) {
-    const { createConsola } = require("consola") as typeof import("consola");
-    // Colour only on a terminal and never with NO_COLOR (consola alone looks at stdout, not stderr).
-    const colors = process.stderr.isTTY === true && !process.env.NO_COLOR;
-    instance = createConsola({ level, stderr: process.stderr, stdout: process.stderr, formatOptions: { colors } }).withTag("burrow");
+    if (plainFd !== null) {
+      const { createConsola } = require("consola/core") as typeof import("consola/core");
+      instance = createConsola({ level, reporters: [plainReporter(plainFd)] }).withTag("burrow");
+    } else {
+      const { createConsola } = require("consola") as typeof import("consola");
+      // Colour only on a terminal and never with NO_COLOR (consola alone looks at stdout, not stderr).
+      const colors = process.stderr.isTTY === true && !process.env.NO_COLOR;
+      instance = createConsola({ level, stderr: process.stderr, stdout: process.stderr, formatOptions: { colors } }).withTag("burrow");
+    }
   }
   return instance;
 }

@@ -3,7 +3,7 @@
 // rootless), serving HTTP over the control socket. Exits when idle.
 import { readFileSync } from "node:fs";
 import { BurrowError, EXIT, messageOf } from "../errors.ts";
-import { log } from "../log.ts";
+import { log, logPlainToFd } from "../log.ts";
 import { controlSocket, resolvePaths } from "../paths.ts";
 import type { Handlers, Op } from "../protocol.ts";
 import { RequestRefused, parseArgs, readBody, routeOf, shortMessage } from "./request.ts";
@@ -44,6 +44,8 @@ const UNSETTLED_OPS = new Set<Op>(["create", "started", "exited", "ping", "enter
 export async function daemonMain(): Promise<void> {
   const paths = resolvePaths();
   process.umask(0o077);
+  // stderr is daemon.log: plain lines, without the cost of Node's stdio streams (src/log.ts).
+  logPlainToFd(2);
   try {
     // The CLI checked them too; the daemon trusts nothing it did not check.
     ensurePrivateDir(paths.runtimeDir);
