@@ -16,6 +16,12 @@ export interface Parsed {
   rest: string[];
 }
 
+/** The positionals of a command that acts on named things; none is one line, exit 125. */
+export function names(p: Parsed, command: string, what = "sandbox name or id"): string[] {
+  if (!p.positionals.length) throw new BurrowError(`"burrow ${command}" needs at least one ${what}`, { kind: "bad-input" });
+  return p.positionals;
+}
+
 export function parseStrict(raw: string[], def: ArgsDef, opts: { repeatable?: string[]; stopAtPositional?: boolean; command: string }): Parsed {
   const byName = new Map<string, string>();
   for (const [name, d] of Object.entries(def)) {

@@ -1,7 +1,6 @@
 import { defineCommand } from "citty";
 import { call } from "../client/client.ts";
-import { BurrowError } from "../errors.ts";
-import { parseStrict, str } from "./_args.ts";
+import { names, parseStrict, str } from "./_args.ts";
 import { goView, render } from "./_format.ts";
 import { templateFormatArg, printJson } from "./_shared.ts";
 
@@ -15,10 +14,9 @@ export default defineCommand({
   args,
   async run({ rawArgs }) {
     const p = parseStrict(rawArgs, args, { command: "inspect" });
-    if (!p.positionals.length) throw new BurrowError(`"burrow inspect" needs at least one sandbox name or id`, { kind: "bad-input" });
     const format = str(p, "format");
     const views = [];
-    for (const name of p.positionals) views.push(await call("inspect", { name }));
+    for (const name of names(p, "inspect")) views.push(await call("inspect", { name }));
     if (format && format !== "json") {
       process.stdout.write(
         render(

@@ -2,7 +2,7 @@
 import { defineCommand, type ArgsDef } from "citty";
 import { call } from "../client/client.ts";
 import { BurrowError } from "../errors.ts";
-import { bool, list, parseStrict, str } from "./_args.ts";
+import { bool, list, names, parseStrict, str } from "./_args.ts";
 import { goView, labelMatches, matches, nameMatches, parseFilters, render } from "./_format.ts";
 import { templateFormatArg, printJson } from "./_shared.ts";
 import { parseLabels } from "./_args.ts";
@@ -115,10 +115,9 @@ const ls = sub("ls", "List networks", lsArgs, async (raw) => {
 const inspectArgs = { ...templateFormatArg } as const satisfies ArgsDef;
 const inspect = sub("inspect", "Show networks' conflists, or their fields through a Go template", inspectArgs, async (raw) => {
   const p = parseStrict(raw, inspectArgs, { command: "network inspect" });
-  if (!p.positionals.length) throw new BurrowError(`"burrow network inspect" needs at least one network name`, { kind: "bad-input" });
   const format = str(p, "format");
   const out: Array<Record<string, unknown>> = [];
-  for (const name of p.positionals) out.push(await call("networkInspect", { name }));
+  for (const name of names(p, "network inspect", "network name")) out.push(await call("networkInspect", { name }));
   if (!format || format === "json") return printJson(out);
   // Templates see podman's field names (.Name, .ID, .Subnets...) and the conflist as .Conflist.
   const all = (await call("networkList", {})).networks as NetworkData[];
@@ -137,8 +136,7 @@ const inspect = sub("inspect", "Show networks' conflists, or their fields throug
 const rmArgs = { force: { type: "boolean", alias: "f", description: "Disconnect sandboxes that use the network first" } } as const satisfies ArgsDef;
 const rm = sub("rm", "Remove networks", rmArgs, async (raw) => {
   const p = parseStrict(raw, rmArgs, { command: "network rm" });
-  if (!p.positionals.length) throw new BurrowError(`"burrow network rm" needs at least one network name`, { kind: "bad-input" });
-  const r = await call("networkRemove", { names: p.positionals, force: bool(p, "force") });
+  const r = await call("networkRemove", { names: names(p, "network rm", "network name"), force: bool(p, "force") });
   for (const n of r.removed) process.stdout.write(`${n}\n`);
 });
 

@@ -1,7 +1,6 @@
 import { defineCommand } from "citty";
 import { call } from "../client/client.ts";
-import { BurrowError } from "../errors.ts";
-import { parseStrict } from "./_args.ts";
+import { names, parseStrict } from "./_args.ts";
 
 const args = {} as const;
 
@@ -10,8 +9,7 @@ export default defineCommand({
   args,
   async run({ rawArgs }) {
     const p = parseStrict(rawArgs, args, { command: "start" });
-    if (!p.positionals.length) throw new BurrowError(`"burrow start" needs at least one sandbox name or id`, { kind: "bad-input" });
-    for (const name of p.positionals) {
+    for (const name of names(p, "start")) {
       await call("start", { name });
       process.stdout.write(`${name}\n`);
     }

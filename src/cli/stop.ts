@@ -1,7 +1,6 @@
 import { defineCommand } from "citty";
 import { call } from "../client/client.ts";
-import { BurrowError } from "../errors.ts";
-import { parseStrict } from "./_args.ts";
+import { names, parseStrict } from "./_args.ts";
 import { stopTimeout, timeArg } from "./_shared.ts";
 
 const args = { ...timeArg } as const;
@@ -12,8 +11,7 @@ export default defineCommand({
   async run({ rawArgs }) {
     const p = parseStrict(rawArgs, args, { command: "stop" });
     const timeout = stopTimeout(p);
-    if (!p.positionals.length) throw new BurrowError(`"burrow stop" needs at least one sandbox name or id`, { kind: "bad-input" });
-    for (const name of p.positionals) {
+    for (const name of names(p, "stop")) {
       await call("stop", { name, timeout });
       process.stdout.write(`${name}\n`);
     }

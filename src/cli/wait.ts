@@ -2,7 +2,7 @@ import { defineCommand } from "citty";
 import { call } from "../client/client.ts";
 import { BurrowError } from "../errors.ts";
 import { quote } from "../quote.ts";
-import { parseStrict, str } from "./_args.ts";
+import { names, parseStrict, str } from "./_args.ts";
 import { formatArg, printJson } from "./_shared.ts";
 
 const args = { ...formatArg } as const;
@@ -14,9 +14,8 @@ export default defineCommand({
     const p = parseStrict(rawArgs, args, { command: "wait" });
     const format = str(p, "format");
     if (format !== undefined && format !== "json") throw new BurrowError(`invalid --format ${quote(format)}: wait accepts only json`, { kind: "bad-input" });
-    if (!p.positionals.length) throw new BurrowError(`"burrow wait" needs at least one sandbox name or id`, { kind: "bad-input" });
     // Like podman: one exit code per line, in the order given.
-    const results = await Promise.all(p.positionals.map((name) => call("wait", { name })));
+    const results = await Promise.all(names(p, "wait").map((name) => call("wait", { name })));
     if (format === "json") printJson(results.map((r) => ({ Id: r.id, Name: r.name, ExitCode: r.exitCode })));
     else for (const r of results) process.stdout.write(`${r.exitCode}\n`);
   },
