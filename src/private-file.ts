@@ -1,6 +1,7 @@
-// The small JSON records burrow keeps in its private runtime directory
-// (holder.json, supervisor.json): read with O_NOFOLLOW, since in a private
-// directory a symbolic link can only have been planted, and written
+// The small JSON records burrow keeps in its private runtime and state
+// directories (holder.json, supervisor.json, cni/rootless-netns.json): read
+// with O_NOFOLLOW, since in a private directory a symbolic link can only
+// have been planted, and written
 // atomically (a new file renamed over the old one) so a reader never sees
 // half a file and two writers (the CLI, and the daemon rebuilding after a
 // logout) never clash.

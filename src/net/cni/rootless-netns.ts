@@ -26,6 +26,10 @@ import { findHelper } from "../../machine/helpers.ts";
 import { cleanEnv } from "../../sys/env.ts";
 import { messageOf } from "../../errors.ts";
 import { startTimeOf } from "../../sys/processes.ts";
+import { readPrivateRecord, writePrivateRecord } from "../../private-file.ts";
+
+/** In STATE_DIR/cni: what this boot's rootless CNI namespace is (see remember()). */
+const MADE_FILE = "rootless-netns.json";
 
 /** What the daemon lends the namespace: the helper ledger (issue 10 item 2). */
 export interface RootlessNetnsHooks {
@@ -352,14 +356,14 @@ export class RootlessNetns {
    * Only for this boot and this holder's user namespace.
    */
   private get madeFile(): string {
-    return `${this.paths.stateDir}/cni/rootless-netns.json`;
+    return `${this.paths.stateDir}/cni/${MADE_FILE}`;
   }
 
   private remember(made: Made): void {
     this.made = made;
     try {
       const record = { ...made, bootId: bootId(), userns: nsId("/proc/self/ns/user"), slirpStart: startTimeOf(made.state.slirpPid) };
-      writeFileSync(this.madeFile, JSON.stringify(record), { mode: 0o600 });
+      writePrivateRecord(`${this.paths.stateDir}/cni`, MADE_FILE, record);
     } catch (e) {
       log.warn(`cannot keep the rootless CNI namespace's state in ${this.madeFile}: ${messageOf(e)}`);
     }
@@ -373,8 +377,8 @@ export class RootlessNetns {
    */
   private recall(): Made | null {
     try {
-      const raw = v.parse(MadeFile, JSON.parse(readFileSync(this.madeFile, "utf8")));
-      if (raw.bootId !== bootId() || raw.userns !== nsId("/proc/self/ns/user")) return null;
+      const raw = readPrivateRecord(this.madeFile, MadeFile, MADE_FILE);
+      if (!raw || raw.bootId !== bootId() || raw.userns !== nsId("/proc/self/ns/user")) return null;
       if (startTimeOf(raw.state.slirpPid) !== raw.slirpStart || !isOurSlirp4netns(raw.state.slirpPid, this.pin)) return null;
       return { state: raw.state, resolv: raw.resolv };
     } catch {
