@@ -8,6 +8,7 @@
 // which stay plain types on purpose; see that file.
 import * as v from "valibot";
 import { BurrowError } from "./errors.ts";
+import { CAPABILITIES } from "./sandbox/capabilities.ts";
 
 /** One line per issue, each with its dotted path (STYLE.md #8). */
 export function formatIssues(issues: v.BaseIssue<unknown>[]): string {
@@ -82,6 +83,14 @@ export const EnterTarget = v.object({
   /** An explicit -w: chdir there or fail (without it, a missing cwd falls back to /). */
   workdir: v.optional(v.string()),
   user: v.optional(ProcessUser),
+  /**
+   * The command's capabilities (bounding, permitted, effective), resolved at
+   * create (src/sandbox/capabilities.ts). Absent: keep every capability
+   * (`burrow unshare`, and sandboxes made before 0.3).
+   */
+  caps: v.optional(v.array(v.picklist(CAPABILITIES))),
+  /** Put the command in a Landlock domain of its own (src/sys/caps.ts); off with --privileged. */
+  confine: v.optional(v.boolean()),
 });
 export type EnterTarget = v.InferOutput<typeof EnterTarget>;
 
@@ -97,6 +106,12 @@ export const CreateNsRequest = v.object({
   joinNet: v.optional(v.string()),
   /** [source, target] bind mounts inside the new mount namespace. */
   binds: v.array(v.tuple([v.string(), v.string()])),
+  /**
+   * Directories covered by an empty read-only tmpfs inside the new mount
+   * namespace: burrow's runtime dir (the control socket, every sandbox's
+   * pins) and state dir are none of a sandboxed command's business.
+   */
+  hide: v.optional(v.array(v.pipe(v.string(), v.startsWith("/"))), []),
   /** Run the unshare on this CPU (see src/namespaces/pins.ts). */
   cpu: v.optional(v.number()),
   /** Only a new network namespace (the rootless CNI namespace): no mnt/uts, no binds. */

@@ -34,6 +34,11 @@ export const CreateRequest = v.object({
   tty: v.optional(v.boolean()),
   workdir: v.optional(v.string()),
   user: v.optional(ProcessUser),
+  // --cap-add / --cap-drop (names as given, ALL allowed) and --privileged:
+  // resolved by the daemon (src/sandbox/capabilities.ts), refused there when unknown.
+  capAdd: v.optional(v.array(v.string()), []),
+  capDrop: v.optional(v.array(v.string()), []),
+  privileged: v.optional(v.boolean(), false),
   /**
    * Made by the CLI, the same for every attempt of one `run`: a create sent
    * again after a broken connection gets the first attempt's answer

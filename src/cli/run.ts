@@ -9,6 +9,7 @@ import { spinWhile } from "./_spinner.ts";
 import { spawnOnPty } from "./_tty.ts";
 import type { EnterTarget } from "../protocol.ts";
 import { checkRestartRequest } from "../sandbox/restart-policy.ts";
+import { splitCapabilityList } from "../sandbox/capabilities.ts";
 
 export const runArgs = {
   detach: { type: "boolean", alias: "d", description: "Run in the background and print the sandbox id" },
@@ -27,6 +28,9 @@ export const runArgs = {
   hostname: { type: "string", description: "Hostname inside the sandbox (default: its name)" },
   label: { type: "string", alias: "l", description: "Label KEY=VALUE, shown by inspect and matched by ps --filter label= (repeatable)" },
   restart: { type: "string", description: "Restart policy with -d: no, on-failure[:N], always, unless-stopped" },
+  "cap-add": { type: "string", description: "Give the command a capability beyond the default set: NET_ADMIN, SYS_PTRACE, ..., or ALL (repeatable)" },
+  "cap-drop": { type: "string", description: "Take a capability from the default set, or ALL (repeatable)" },
+  privileged: { type: "boolean", description: "Every capability and no Landlock confinement: the command may reach other sandboxes" },
   ...processArgs,
 } as const;
 
@@ -60,7 +64,7 @@ export default defineCommand({
   args: runArgs,
   async run({ rawArgs }) {
     const p = parseStrict(rawArgs, runArgs, {
-      repeatable: ["publish", "network-alias", "dns", "label", ...processRepeatable],
+      repeatable: ["publish", "network-alias", "dns", "label", "cap-add", "cap-drop", ...processRepeatable],
       stopAtPositional: true,
       command: "run",
     });
@@ -94,6 +98,9 @@ export default defineCommand({
         ...(po.tty ? { tty: true } : {}),
         ...(po.workdir ? { workdir: po.workdir } : {}),
         ...(po.user ? { user: po.user } : {}),
+        capAdd: splitCapabilityList(list(p, "cap-add")),
+        capDrop: splitCapabilityList(list(p, "cap-drop")),
+        privileged: bool(p, "privileged"),
         // One id for every attempt: call() sends the create again after a
         // broken connection, and the daemon answers a retry with the first
         // attempt's result instead of meeting its half-made sandbox.

@@ -79,9 +79,22 @@ export function setupContext(ctx: DaemonContext, s: Sandbox): SetupContext {
 /** How `exec` and a detached start join the sandbox. */
 export function enterTarget(ctx: DaemonContext, s: Sandbox): EnterTarget & { cwd: string } {
   if (!s.runtime.pins) throw new BurrowError(`sandbox ${s.name} is not running`, { kind: "not-running" });
-  const target = { session: ctx.session.enter, ...s.runtime.pins, cwd: s.spec.cwd };
+  const target: EnterTarget & { cwd: string } = { session: ctx.session.enter, ...s.runtime.pins, cwd: s.spec.cwd, ...confinement(s) };
   if (!ctx.backends.forKind(s.runtime.network).entersNetns) return { ...target, net: undefined };
   return target;
+}
+
+/**
+ * What the command is allowed: its capability set, and a Landlock domain of
+ * its own unless it has CAP_SYS_ADMIN (--privileged, or --cap-add): Landlock
+ * forbids every mount to a process in a domain, and podman's users add
+ * SYS_ADMIN to mount. With it the command may reach sandboxes with no more
+ * capabilities than its own (docs/threat-model.md). A row of 0.2.0 has no
+ * set: its command keeps what it had.
+ */
+function confinement(s: Sandbox): Pick<EnterTarget, "caps" | "confine"> {
+  if (!s.spec.caps) return {};
+  return { caps: s.spec.caps as EnterTarget["caps"], confine: !s.spec.caps.includes("CAP_SYS_ADMIN") };
 }
 
 /** "name (id12)" for log lines about one sandbox. */

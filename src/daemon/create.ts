@@ -26,6 +26,8 @@ import { ptyToLog } from "./pty-log.ts";
 import { checkRestartRequest } from "../sandbox/restart-policy.ts";
 import { pinsAsFds } from "./ownership.ts";
 import { quote } from "../quote.ts";
+import { knownCapabilities, PODMAN_DEFAULT_CAPABILITIES, resolveCapabilities } from "../sandbox/capabilities.ts";
+import { helperConf } from "../machine/helpers.ts";
 
 const HOSTNAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/;
 
@@ -58,6 +60,14 @@ export async function createSandbox(ctx: DaemonContext, releases: SandboxRelease
   checkRestartRequest(req); // restart hook: --restart parsing and its refusals
   // --user: only ids this user namespace maps (run's check; exec's is in the enter child).
   if (req.user) checkMapped(req.user, parseIdMap(readFileSync("/proc/self/uid_map", "utf8")), parseIdMap(readFileSync("/proc/self/gid_map", "utf8")));
+  // Resolved once: `start` and `restart` keep the set the sandbox was made with.
+  const caps =
+    reuse?.spec.caps ??
+    resolveCapabilities(
+      { capAdd: req.capAdd ?? [], capDrop: req.capDrop ?? [], privileged: req.privileged ?? false },
+      helperConf().defaultCapabilities ?? PODMAN_DEFAULT_CAPABILITIES,
+      knownCapabilities(),
+    );
   const networkRaw = req.network ?? defaultNetwork(ctx);
   const mode = parseNetworkMode(networkRaw);
   const backend = ctx.backends.forMode(mode);
@@ -99,7 +109,7 @@ export async function createSandbox(ctx: DaemonContext, releases: SandboxRelease
     finishedAt: null,
     bootId: ctx.bootId,
     session: ctx.session.id,
-    spec: { ...req, name, hostname, network: networkRaw },
+    spec: { ...req, name, hostname, network: networkRaw, caps },
     // partial until the last step: a new row still partial when no create works on it is
     // rolled back (src/daemon/create-retry.ts). Not a restarted one: that row is the user's.
     runtime: {
@@ -153,7 +163,10 @@ export async function createSandbox(ctx: DaemonContext, releases: SandboxRelease
       writeInPlace(files.hostname, `${hostname}\n`);
 
       const t0 = performance.now();
-      const { pins, ino } = await createPinned({ hostname, newNet: plan.newNet, joinNet: plan.joinNet, binds: etcBinds(files) }, pinDir(ctx.paths, id));
+      const { pins, ino } = await createPinned(
+        { hostname, newNet: plan.newNet, joinNet: plan.joinNet, binds: etcBinds(files), hide: [ctx.paths.runtimeDir, ctx.paths.stateDir] },
+        pinDir(ctx.paths, id),
+      );
       s.runtime.pins = pins;
       s.runtime.ino = ino;
       // The undo before the write: a write that fails (a full disk) must still unpin.

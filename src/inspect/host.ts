@@ -5,6 +5,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { userInfo } from "node:os";
 import { cniPluginDirs, findHelper, helperConf } from "../machine/helpers.ts";
 import { cleanEnv } from "../sys/env.ts";
+import { landlockAbi } from "../sys/caps.ts";
 import { findRange, type IdRange } from "../userns/idmap.ts";
 
 export interface HelperInfo {
@@ -165,6 +166,7 @@ export function kernelFeatures(): KernelFeature[] {
   const apparmor = read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns");
   const portStart = read("/proc/sys/net/ipv4/ip_unprivileged_port_start");
   const forward = read("/proc/sys/net/ipv4/ip_forward");
+  const landlock = landlockAbi();
   return [
     { Name: "user namespaces", Available: maxUserNs !== null && Number(maxUserNs) > 0, Detail: `user.max_user_namespaces=${maxUserNs ?? "absent"}` },
     {
@@ -182,6 +184,12 @@ export function kernelFeatures(): KernelFeature[] {
     { Name: "mount namespaces", Available: existsSync("/proc/self/ns/mnt"), Detail: "/proc/self/ns/mnt" },
     { Name: "tun device", Available: existsSync("/dev/net/tun"), Detail: "/dev/net/tun (slirp4netns, pasta)" },
     { Name: "unprivileged low ports", Available: portStart !== null, Detail: `net.ipv4.ip_unprivileged_port_start=${portStart ?? "absent"}` },
+    {
+      Name: "Landlock",
+      Available: landlock > 0,
+      Detail:
+        landlock > 0 ? `ABI ${landlock}: each sandbox gets its own domain` : "absent: sandboxes with equal capabilities can ptrace each other (burrow doctor)",
+    },
     { Name: "IPv4 forwarding", Available: forward === "1", Detail: `net.ipv4.ip_forward=${forward ?? "absent"} (bridge networks, in their namespace)` },
   ];
 }

@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import type { Sandbox } from "../state/sandboxes.ts";
 import { networkNames } from "../net/cni/backend.ts";
 import { parseNetworkMode } from "../net/mode.ts";
+import { CAPABILITIES } from "../sandbox/capabilities.ts";
 
 /** The bridge networks a sandbox is on now, or (not running) the ones it asked for. */
 export function networksOf(s: Sandbox): string[] {
@@ -22,6 +23,14 @@ export function portsView(s: Sandbox): Record<string, Array<{ HostIp: string; Ho
     (out[key] ??= []).push({ HostIp: p.hostIp, HostPort: String(p.hostPort) });
   }
   return out;
+}
+
+/** As podman prints them: CAP_NET_ADMIN for net_admin, ALL kept. */
+function asCapNames(given: string[] | undefined): string[] {
+  return (given ?? []).map((c) => {
+    const upper = c.trim().toUpperCase();
+    return upper === "ALL" || upper.startsWith("CAP_") ? upper : `CAP_${upper}`;
+  });
 }
 
 export function inspectView(s: Sandbox, extra: { health: string | null; networks?: Record<string, object> }) {
@@ -44,6 +53,10 @@ export function inspectView(s: Sandbox, extra: { health: string | null; networks
       FinishedAt: s.finishedAt ?? "",
       Error: extra.health ?? s.runtime.networkError ?? "",
     },
+    // A row of 0.2.0 has no set: its command kept every capability. A
+    // non-root --user loses the effective set at its setuid (as in podman).
+    EffectiveCaps: s.spec.user && s.spec.user.uid !== 0 ? [] : (s.spec.caps ?? [...CAPABILITIES]),
+    BoundingCaps: s.spec.caps ?? [...CAPABILITIES],
     Config: {
       Hostname: s.spec.hostname,
       Cmd: s.spec.argv,
@@ -55,6 +68,9 @@ export function inspectView(s: Sandbox, extra: { health: string | null; networks
       AutoRemove: s.spec.rm,
       PortBindings: portsView(s),
       Dns: s.spec.dns,
+      CapAdd: asCapNames(s.spec.capAdd),
+      CapDrop: asCapNames(s.spec.capDrop),
+      Privileged: s.spec.privileged ?? false,
     },
     NetworkSettings: {
       SandboxKey: s.runtime.pins?.net ?? "",

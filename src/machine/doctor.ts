@@ -5,6 +5,7 @@ import { accessSync, constants, existsSync, readFileSync, statSync } from "node:
 import { userInfo } from "node:os";
 import { findRange } from "../userns/idmap.ts";
 import { cleanEnv } from "../sys/env.ts";
+import { landlockAbi } from "../sys/caps.ts";
 import { readHelperConf, type HelperConf } from "./containers-conf.ts";
 import { hostDistro, installCommand, type Distro } from "./distro.ts";
 import { cniPluginDirs, findCniPluginDir, findHelper } from "./helpers.ts";
@@ -24,6 +25,8 @@ export interface DoctorInput {
   distro: Distro;
   /** containers.conf as read, or the error reading it. */
   conf: HelperConf | Error;
+  /** Landlock's ABI version, 0 without it (src/sys/caps.ts). */
+  landlockAbi?: number;
 }
 
 function read(path: string): string | null {
@@ -56,7 +59,7 @@ export function hostInput(): DoctorInput {
   } catch (e) {
     conf = e instanceof Error ? e : new Error(String(e));
   }
-  return { uid, user, env: process.env, distro: hostDistro(), conf };
+  return { uid, user, env: process.env, distro: hostDistro(), conf, landlockAbi: landlockAbi() };
 }
 
 export function runChecks(input: DoctorInput = hostInput()): Check[] {
@@ -183,5 +186,15 @@ export function runChecks(input: DoctorInput = hostInput()): Check[] {
       `host ports from ${start} can be published without root`,
       Number(start) > 0 ? `to publish lower ports: sudo sysctl net.ipv4.ip_unprivileged_port_start=<port>` : undefined,
     );
+  if (input.landlockAbi !== undefined) {
+    if (input.landlockAbi > 0) add("Landlock", "ok", `ABI ${input.landlockAbi}: each sandbox's processes are out of reach of the others'`);
+    else
+      add(
+        "Landlock",
+        "warn",
+        "not enabled: a sandboxed command can ptrace processes of another sandbox that has no more capabilities than it, and use that sandbox's network",
+        "Linux 5.13 or later with landlock in the kernel's lsm= list (CONFIG_LSM)",
+      );
+  }
   return out;
 }

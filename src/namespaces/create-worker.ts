@@ -4,7 +4,8 @@
 // A thread that unshared a mount namespace can never setns into another one,
 // which is why every sandbox gets a fresh Worker (the daemon keeps one warm,
 // with a plain sandbox's namespaces already made).
-import { bind, makeRootPrivate } from "../sys/mount.ts";
+import { writeFileSync } from "node:fs";
+import { bind, hideDirectory, makeRootPrivate } from "../sys/mount.ts";
 import { CLONE, gettid, join, unshare } from "../sys/ns.ts";
 import { linkUp } from "../sys/net.ts";
 import { pinToCpu, sethostname } from "../sys/proc.ts";
@@ -24,6 +25,20 @@ function makeNamespaces(cpu: number | undefined): void {
   unshare(CLONE.NEWNS | CLONE.NEWUTS | CLONE.NEWNET);
   makeRootPrivate();
   linkUp("lo");
+  allowPing();
+}
+
+/**
+ * The command has no CAP_NET_RAW (podman's default set), so ping needs ICMP
+ * datagram sockets, which a new network namespace allows nobody ("1 0").
+ * podman's default_sysctls give gid 0 of the container the right; so do we.
+ * /proc/sys/net is this thread's network namespace's. A kernel that refuses
+ * leaves ping as it was, nothing else.
+ */
+function allowPing(): void {
+  try {
+    writeFileSync("/proc/sys/net/ipv4/ping_group_range", "0 0");
+  } catch {}
 }
 
 self.onmessage = (ev: MessageEvent) => {
@@ -70,6 +85,8 @@ self.onmessage = (ev: MessageEvent) => {
     if (!req.netOnly) {
       sethostname(req.hostname);
       for (const [src, dst] of req.binds) bind(src, dst);
+      // After the binds: their sources may live under a hidden directory.
+      for (const dir of req.hide) hideDirectory(dir);
     }
     reply = { ok: true, tid: gettid() };
   } catch (e) {

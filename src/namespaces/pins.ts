@@ -97,7 +97,7 @@ export async function createPinned(req: CreateNsRequest, pinDir: string): Promis
 /** A bare network namespace with loopback up, pinned at `path`. Returns its inode. */
 export async function createPinnedNetns(path: string): Promise<number> {
   const dir = path.slice(0, path.lastIndexOf("/"));
-  const { ino } = await createPinnedOnce({ hostname: "", newNet: true, binds: [], netOnly: true }, dir, `${path.slice(dir.length + 1)}`);
+  const { ino } = await createPinnedOnce({ hostname: "", newNet: true, binds: [], hide: [], netOnly: true }, dir, `${path.slice(dir.length + 1)}`);
   return ino.net;
 }
 

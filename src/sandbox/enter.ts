@@ -2,7 +2,8 @@
 // execve()s the user's command, so no Bun stays in the path.
 // Rootless order: holder user ns -> holder mount ns (where pins are visible)
 // -> open the pins -> sandbox net, uts, mount ns -> (-t) the pty on stdin
-// becomes the controlling terminal -> (--user) ids -> chdir -> execve.
+// becomes the controlling terminal -> own Landlock domain -> bounding set ->
+// (--user) ids -> capabilities -> chdir -> execve.
 import { accessSync, constants, readFileSync, statSync, writeSync } from "node:fs";
 import { BurrowError, EXIT } from "../errors.ts";
 import { EnterRequest, parseMessage } from "../messages.ts";
@@ -11,6 +12,8 @@ import { chdir, closeOnExec, execve } from "../sys/proc.ts";
 import { setIds } from "../sys/ids.ts";
 import { makeControllingTerminal } from "../sys/pty.ts";
 import { checkMapped, parseIdMap } from "./user.ts";
+import { enterOwnLandlockDomain, limitBoundingSet, limitProcessCapabilities } from "../sys/caps.ts";
+import { capabilityNumbers, lastCapability } from "./capabilities.ts";
 
 /** Our own errors' fd: the caller's stderr even when stdio is a pty (EnterTarget.errorFd). */
 let errorFd = 2;
@@ -97,6 +100,14 @@ export function enterMain(argv: string[]): never {
       fail(EXIT.burrow, `cannot give the command its terminal: ${(e as Error).message}`);
     }
   }
+  // Before --user: both need capabilities the command may not keep.
+  const keep = target.caps && capabilityNumbers(target.caps);
+  try {
+    if (target.confine) enterOwnLandlockDomain();
+    if (keep) limitBoundingSet(keep, lastCapability());
+  } catch (e) {
+    fail(EXIT.burrow, `cannot confine the command: ${(e as Error).message}`);
+  }
   if (target.user) {
     // The ids the command may take are those of the user namespace it is in
     // now (the holder's rootless, the host's rootful).
@@ -108,6 +119,13 @@ export function enterMain(argv: string[]): never {
       setIds(user.uid, user.gid, user.groups, { setgroups });
     } catch (e) {
       fail(EXIT.burrow, e instanceof BurrowError ? e.message : `cannot switch to --user ${target.user.uid}:${target.user.gid}: ${(e as Error).message}`);
+    }
+  }
+  if (keep) {
+    try {
+      limitProcessCapabilities(keep);
+    } catch (e) {
+      fail(EXIT.burrow, `cannot set the command's capabilities: ${(e as Error).message}`);
     }
   }
   // After the switch, so the directory is checked with the user's rights.

@@ -57,7 +57,8 @@ export interface Sandbox {
   finishedAt: string | null;
   bootId: string;
   session: string;
-  spec: CreateRequest & { name: string; hostname: string; network: string };
+  /** `caps`: the command's capability set, resolved at create (absent in rows of 0.2.0: every capability). */
+  spec: CreateRequest & { name: string; hostname: string; network: string; caps?: string[] };
   runtime: Runtime;
 }
 

@@ -58,6 +58,11 @@ export const libc = dlopen("libc.so.6", {
   setgroups: { args: [u64, ptr], returns: i32 },
   setresuid: { args: [u32, u32, u32], returns: i32 },
   setresgid: { args: [u32, u32, u32], returns: i32 },
+  // The sandboxed command's capabilities and Landlock domain (src/sys/caps.ts).
+  prctl: { args: [i32, u64, u64, u64, u64], returns: i32 },
+  capget: { args: [ptr, ptr], returns: i32 },
+  capset: { args: [ptr, ptr], returns: i32 },
+  syscall: { args: [i64, i64, i64, i64], returns: i64 },
 });
 
 const sym = libc.symbols;

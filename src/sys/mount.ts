@@ -34,6 +34,15 @@ export function umount(target: string, flags = MNT_DETACH): void {
   check("umount2", libc.symbols.umount2(cstr(target), flags), target);
 }
 
+/**
+ * Covers `dir` with an empty, read-only tmpfs that nobody may enter (mode 0):
+ * what was below it stays only for mount namespaces made before. A command
+ * without CAP_SYS_ADMIN cannot unmount it.
+ */
+export function hideDirectory(dir: string): void {
+  mount("tmpfs", dir, "tmpfs", MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC, "mode=000,size=4k,nr_inodes=1");
+}
+
 /** Makes every mount below `/` private in the calling thread's mount namespace. */
 export function makeRootPrivate(): void {
   mount("none", "/", null, MS.REC | MS.PRIVATE);

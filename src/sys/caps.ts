@@ -1,0 +1,93 @@
+// Capabilities and the Landlock domain of the enter child (single-threaded,
+// inside the sandbox's namespaces, just before --user and execve).
+//
+// Order matters: Landlock first (landlock_restrict_self needs CAP_SYS_ADMIN
+// or no_new_privs; we still have the former), then the bounding set (needs
+// CAP_SETPCAP), then --user (needs CAP_SETUID/SETGID), and last, still as
+// uid 0, the permitted/effective/inheritable sets. After execve a uid-0
+// command gets exactly the bounding set (its file capabilities are cut to it).
+import { ptr } from "bun:ffi";
+import { check, errno as errnoNow, libc, SysError } from "./libc.ts";
+
+const PR_CAPBSET_DROP = 24;
+const PR_CAP_AMBIENT = 47;
+const PR_CAP_AMBIENT_CLEAR_ALL = 4;
+const LINUX_CAPABILITY_VERSION_3 = 0x20080522;
+
+function mask(caps: number[]): [number, number] {
+  let lo = 0;
+  let hi = 0;
+  for (const c of caps) {
+    if (c < 32) lo |= 1 << c;
+    else hi |= 1 << (c - 32);
+  }
+  return [lo >>> 0, hi >>> 0];
+}
+
+/**
+ * Leaves the calling process only `keep`: drops every other capability from
+ * the bounding set, clears the ambient set and (while still uid 0) cuts
+ * permitted and effective to `keep`, inheritable to nothing.
+ */
+export function limitBoundingSet(keep: number[], last: number): void {
+  const kept = new Set(keep);
+  for (let cap = 0; cap <= last; cap++) {
+    if (!kept.has(cap)) check("prctl(PR_CAPBSET_DROP)", libc.symbols.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), String(cap));
+  }
+  check("prctl(PR_CAP_AMBIENT_CLEAR_ALL)", libc.symbols.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0));
+}
+
+/** permitted = effective = current ∩ keep, inheritable = {} (after --user, which may have emptied them already). */
+export function limitProcessCapabilities(keep: number[]): void {
+  const header = new Uint32Array([LINUX_CAPABILITY_VERSION_3, 0]);
+  // Two __user_cap_data_struct {effective, permitted, inheritable}: bits 0-31, then 32-63.
+  const data = new Uint32Array(6);
+  check("capget", libc.symbols.capget(ptr(header), ptr(data)));
+  const [lo, hi] = mask(keep);
+  const eff = [(data[0]! & lo) >>> 0, (data[3]! & hi) >>> 0];
+  const perm = [(data[1]! & lo) >>> 0, (data[4]! & hi) >>> 0];
+  data.set([eff[0]!, perm[0]!, 0, eff[1]!, perm[1]!, 0]);
+  header[0] = LINUX_CAPABILITY_VERSION_3;
+  header[1] = 0;
+  check("capset", libc.symbols.capset(ptr(header), ptr(data)));
+}
+
+// landlock(7): the same syscall numbers on x86_64 and aarch64.
+const SYS_landlock_create_ruleset = 444;
+const SYS_landlock_restrict_self = 446;
+const LANDLOCK_CREATE_RULESET_VERSION = 1;
+/** Creating block devices: never allowed in a sandbox anyway (no CAP_MKNOD, and never in a user namespace). */
+const LANDLOCK_ACCESS_FS_MAKE_BLOCK = 1 << 11;
+
+/** Landlock's ABI version, or 0 when the kernel lacks it or has it disabled. */
+export function landlockAbi(): number {
+  const r = Number(libc.symbols.syscall(SYS_landlock_create_ruleset, 0, 0, LANDLOCK_CREATE_RULESET_VERSION));
+  return r > 0 ? r : 0;
+}
+
+/**
+ * Puts the calling process (and everything it starts) in a Landlock domain of
+ * its own. The ruleset forbids nothing a sandboxed command could do anyway
+ * (making block devices); what matters is the domain: Landlock lets a process
+ * in a domain ptrace, read /proc/PID/{mem,environ,ns/*,root} of, or
+ * pidfd_getfd from only processes in the same domain or one nested in it. So
+ * a sandbox cannot reach another sandbox's processes (and through them its
+ * namespaces), nor the daemon's or its helpers', whatever uid and
+ * capabilities it shares with them. Returns false when the kernel has no
+ * Landlock (the caller says so elsewhere); throws on any other failure.
+ */
+export function enterOwnLandlockDomain(): boolean {
+  const attr = new BigUint64Array([BigInt(LANDLOCK_ACCESS_FS_MAKE_BLOCK)]);
+  const fd = Number(libc.symbols.syscall(SYS_landlock_create_ruleset, Number(ptr(attr)), 8, 0));
+  if (fd < 0) {
+    const err = new SysError("landlock_create_ruleset", errnoNow());
+    if (err.code === "ENOSYS" || err.code === "EOPNOTSUPP") return false;
+    throw err;
+  }
+  try {
+    check("landlock_restrict_self", Number(libc.symbols.syscall(SYS_landlock_restrict_self, fd, 0, 0)));
+  } finally {
+    libc.symbols.close(fd);
+  }
+  return true;
+}
