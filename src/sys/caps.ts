@@ -62,7 +62,7 @@ const LANDLOCK_ACCESS_FS_MAKE_BLOCK = 1 << 11;
 /** Landlock's ABI version, or 0 when the kernel lacks it or has it disabled. */
 export function landlockAbi(): number {
   const r = Number(libc.symbols.syscall(SYS_landlock_create_ruleset, 0, 0, LANDLOCK_CREATE_RULESET_VERSION));
-  return r > 0 ? r : 0;
+  return Math.max(r, 0);
 }
 
 /**
