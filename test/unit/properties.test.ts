@@ -335,7 +335,21 @@ describe("control messages", () => {
     const envName = fc.string({ minLength: 1 }).filter((k) => !["__proto__", "prototype", "constructor"].includes(k));
     fc.assert(
       fc.property(name, fc.array(fc.string(), { minLength: 1, maxLength: 4 }), fc.dictionary(envName, fc.string()), (n, argv, env) => {
-        const req = { name: n, argv, env, ports: [], dns: [], aliases: [], labels: {}, rm: false, detach: true, cwd: "/" };
+        const req = {
+          name: n,
+          argv,
+          env,
+          ports: [],
+          dns: [],
+          aliases: [],
+          labels: {},
+          rm: false,
+          detach: true,
+          cwd: "/",
+          capAdd: [],
+          capDrop: [],
+          privileged: false,
+        };
         expect(parseArgs("create", JSON.stringify(req))).toEqual(req);
         expect(parseArgs("rm", JSON.stringify({ name: n, force: true }))).toEqual({ name: n, force: true });
       }),
