@@ -5,7 +5,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { userInfo } from "node:os";
 import { cniPluginDirs, findHelper, helperConf } from "../machine/helpers.ts";
 import { cleanEnv } from "../sys/env.ts";
-import { landlockAbi } from "../sys/caps.ts";
+import { LANDLOCK_MIN_ABI, landlockAbi } from "../sys/caps.ts";
 import { findRange, type IdRange } from "../userns/idmap.ts";
 
 export interface HelperInfo {
@@ -186,9 +186,11 @@ export function kernelFeatures(): KernelFeature[] {
     { Name: "unprivileged low ports", Available: portStart !== null, Detail: `net.ipv4.ip_unprivileged_port_start=${portStart ?? "absent"}` },
     {
       Name: "Landlock",
-      Available: landlock > 0,
+      Available: landlock >= LANDLOCK_MIN_ABI,
       Detail:
-        landlock > 0 ? `ABI ${landlock}: each sandbox gets its own domain` : "absent: sandboxes with equal capabilities can ptrace each other (burrow doctor)",
+        landlock >= LANDLOCK_MIN_ABI
+          ? `ABI ${landlock}: each sandbox gets its own domain`
+          : `${landlock ? `ABI ${landlock}, too old` : "absent"}: sandboxes with equal capabilities can ptrace each other (burrow doctor)`,
     },
     { Name: "IPv4 forwarding", Available: forward === "1", Detail: `net.ipv4.ip_forward=${forward ?? "absent"} (bridge networks, in their namespace)` },
   ];

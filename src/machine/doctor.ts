@@ -5,7 +5,7 @@ import { accessSync, constants, existsSync, readFileSync, statSync } from "node:
 import { userInfo } from "node:os";
 import { findRange } from "../userns/idmap.ts";
 import { cleanEnv } from "../sys/env.ts";
-import { landlockAbi } from "../sys/caps.ts";
+import { LANDLOCK_MIN_ABI, landlockAbi } from "../sys/caps.ts";
 import { readHelperConf, type HelperConf } from "./containers-conf.ts";
 import { hostDistro, installCommand, type Distro } from "./distro.ts";
 import { cniPluginDirs, findCniPluginDir, findHelper } from "./helpers.ts";
@@ -187,13 +187,13 @@ export function runChecks(input: DoctorInput = hostInput()): Check[] {
       Number(start) > 0 ? `to publish lower ports: sudo sysctl net.ipv4.ip_unprivileged_port_start=<port>` : undefined,
     );
   if (input.landlockAbi !== undefined) {
-    if (input.landlockAbi > 0) add("Landlock", "ok", `ABI ${input.landlockAbi}: each sandbox's processes are out of reach of the others'`);
+    if (input.landlockAbi >= LANDLOCK_MIN_ABI) add("Landlock", "ok", `ABI ${input.landlockAbi}: each sandbox's processes are out of reach of the others'`);
     else
       add(
         "Landlock",
         "warn",
-        "not enabled: a sandboxed command can ptrace processes of another sandbox that has no more capabilities than it, and use that sandbox's network",
-        "Linux 5.13 or later with landlock in the kernel's lsm= list (CONFIG_LSM)",
+        `${input.landlockAbi ? `ABI ${input.landlockAbi} is too old` : "not enabled"}: a sandboxed command can ptrace processes of another sandbox that has no more capabilities than it, and use that sandbox's network`,
+        "Linux 5.19 or later with landlock in the kernel's lsm= list (CONFIG_LSM, or lsm= on the kernel command line)",
       );
   }
   return out;

@@ -7,7 +7,7 @@
 // uid 0, the permitted/effective/inheritable sets. After execve a uid-0
 // command gets exactly the bounding set (its file capabilities are cut to it).
 import { ptr } from "bun:ffi";
-import { check, errno as errnoNow, libc, SysError } from "./libc.ts";
+import { check, cstr, errno as errnoNow, libc, SysError } from "./libc.ts";
 
 const PR_CAPBSET_DROP = 24;
 const PR_CAP_AMBIENT = 47;
@@ -54,40 +54,59 @@ export function limitProcessCapabilities(keep: number[]): void {
 
 // landlock(7): the same syscall numbers on x86_64 and aarch64.
 const SYS_landlock_create_ruleset = 444;
+const SYS_landlock_add_rule = 445;
 const SYS_landlock_restrict_self = 446;
 const LANDLOCK_CREATE_RULESET_VERSION = 1;
+const LANDLOCK_RULE_PATH_BENEATH = 1;
+/** Linking or renaming a file into another directory (ABI 2). */
+const LANDLOCK_ACCESS_FS_REFER = 1 << 13;
 /** Creating block devices: never allowed in a sandbox anyway (no CAP_MKNOD, and never in a user namespace). */
 const LANDLOCK_ACCESS_FS_MAKE_BLOCK = 1 << 11;
+const O_PATH = 0o10000000;
+const O_DIRECTORY = 0o200000;
+const O_CLOEXEC = 0o2000000;
 
 /** Landlock's ABI version, or 0 when the kernel lacks it or has it disabled. */
 export function landlockAbi(): number {
-  const r = Number(libc.symbols.syscall(SYS_landlock_create_ruleset, 0, 0, LANDLOCK_CREATE_RULESET_VERSION));
+  const r = Number(libc.symbols.syscall(SYS_landlock_create_ruleset, 0, 0, LANDLOCK_CREATE_RULESET_VERSION, 0));
   return Math.max(r, 0);
 }
 
+/** The oldest ABI burrow confines with: ABI 1 denies every rename into another directory. */
+export const LANDLOCK_MIN_ABI = 2;
+
 /**
  * Puts the calling process (and everything it starts) in a Landlock domain of
- * its own. The ruleset forbids nothing a sandboxed command could do anyway
- * (making block devices); what matters is the domain: Landlock lets a process
- * in a domain ptrace, read /proc/PID/{mem,environ,ns/*,root} of, or
- * pidfd_getfd from only processes in the same domain or one nested in it. So
- * a sandbox cannot reach another sandbox's processes (and through them its
- * namespaces), nor the daemon's or its helpers', whatever uid and
- * capabilities it shares with them. Returns false when the kernel has no
+ * its own. The ruleset changes nothing a sandboxed command could do: it
+ * handles "make a block device" (impossible in a sandbox anyway) and
+ * "reparent a file" (which Landlock denies to every domain that handles any
+ * filesystem right unless a rule grants it), and grants the latter under
+ * `/`. What matters is the domain: Landlock lets a process in a domain
+ * ptrace, read /proc/PID/{mem,environ,ns/*,root} of, or pidfd_getfd from only
+ * processes in the same domain or one nested in it. So a sandbox cannot reach
+ * another sandbox's processes (and through them its namespaces), nor the
+ * daemon's or its helpers', whatever uid and capabilities it shares with
+ * them. A domain also forbids mounts. Runs in the sandbox's mount namespace:
+ * `/` is the sandbox's root. Returns false when the kernel has no usable
  * Landlock (the caller says so elsewhere); throws on any other failure.
  */
 export function enterOwnLandlockDomain(): boolean {
-  const attr = new BigUint64Array([BigInt(LANDLOCK_ACCESS_FS_MAKE_BLOCK)]);
-  const fd = Number(libc.symbols.syscall(SYS_landlock_create_ruleset, Number(ptr(attr)), 8, 0));
-  if (fd < 0) {
-    const err = new SysError("landlock_create_ruleset", errnoNow());
-    if (err.code === "ENOSYS" || err.code === "EOPNOTSUPP") return false;
-    throw err;
-  }
+  if (landlockAbi() < LANDLOCK_MIN_ABI) return false;
+  const attr = new BigUint64Array([BigInt(LANDLOCK_ACCESS_FS_MAKE_BLOCK | LANDLOCK_ACCESS_FS_REFER)]);
+  const rulesetFd = Number(libc.symbols.syscall(SYS_landlock_create_ruleset, Number(ptr(attr)), 8, 0, 0));
+  if (rulesetFd < 0) throw new SysError("landlock_create_ruleset", errnoNow());
+  let rootFd = -1;
   try {
-    check("landlock_restrict_self", Number(libc.symbols.syscall(SYS_landlock_restrict_self, fd, 0, 0)));
+    rootFd = check("open", libc.symbols.open(ptr(cstr("/")), O_PATH | O_DIRECTORY | O_CLOEXEC, 0), "/");
+    // struct landlock_path_beneath_attr { u64 allowed_access; s32 parent_fd } (packed, 12 bytes).
+    const rule = Buffer.alloc(12);
+    rule.writeBigUInt64LE(BigInt(LANDLOCK_ACCESS_FS_REFER), 0);
+    rule.writeInt32LE(rootFd, 8);
+    check("landlock_add_rule", Number(libc.symbols.syscall(SYS_landlock_add_rule, rulesetFd, LANDLOCK_RULE_PATH_BENEATH, Number(ptr(rule)), 0)), "/");
+    check("landlock_restrict_self", Number(libc.symbols.syscall(SYS_landlock_restrict_self, rulesetFd, 0, 0, 0)));
   } finally {
-    libc.symbols.close(fd);
+    if (rootFd >= 0) libc.symbols.close(rootFd);
+    libc.symbols.close(rulesetFd);
   }
   return true;
 }

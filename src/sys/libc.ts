@@ -62,7 +62,8 @@ export const libc = dlopen("libc.so.6", {
   prctl: { args: [i32, u64, u64, u64, u64], returns: i32 },
   capget: { args: [ptr, ptr], returns: i32 },
   capset: { args: [ptr, ptr], returns: i32 },
-  syscall: { args: [i64, i64, i64, i64], returns: i64 },
+  // Every argument given: the kernel reads all that the call takes, set or not.
+  syscall: { args: [i64, i64, i64, i64, i64], returns: i64 },
 });
 
 const sym = libc.symbols;

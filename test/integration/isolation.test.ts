@@ -151,6 +151,22 @@ for (const mode of ["rootless", "rootful"] as const) {
       expect((await t.burrowOk(["ps", "-a", "--format", "{{.Names}}"])).trim()).toBe("");
     });
 
+    test("the confinement leaves ordinary file work alone: renames and links across directories", async () => {
+      const r = await t.burrow([
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--",
+        "sh",
+        "-c",
+        "d=$(mktemp -d) && mkdir $d/a $d/b && echo x > $d/a/f && mv $d/a/f $d/b/f && ln $d/b/f $d/a/g && cat $d/a/g && rm -r $d && echo done",
+      ]);
+      expect(r.stderr).toBe("");
+      expect(r.stdout).toBe("x\ndone\n");
+      expect(r.code).toBe(0);
+    });
+
     test("start, restart and exec keep the set the sandbox was made with", async () => {
       await t.burrowOk(["run", "-d", "--name", "kept", "--cap-add", "NET_ADMIN", "--cap-drop", "CHOWN", "--", "sleep", "300"]);
       const expected = "00000000800415fa"; // default + NET_ADMIN (12) - CHOWN (0)
