@@ -30,10 +30,11 @@ const DEFAULT_NAMES = [
 ];
 
 /** One probe a line, "NAME=exit status", run by sh inside the attacking sandbox. */
-function probes(victimPid: number, runtimeDir: string): string {
+function probes(victim: { pid: number; pin: string }, runtimeDir: string): string {
   return [
-    `nsenter --net=/proc/${victimPid}/ns/net true 2>/dev/null; echo nsenter-proc=$?`,
-    `cat /proc/${victimPid}/environ >/dev/null 2>&1; echo environ=$?`,
+    `nsenter --net=/proc/${victim.pid}/ns/net true 2>/dev/null; echo nsenter-proc=$?`,
+    `nsenter --net=${victim.pin} true 2>/dev/null; echo nsenter-pin=$?`,
+    `cat /proc/${victim.pid}/environ >/dev/null 2>&1; echo environ=$?`,
     `ls ${runtimeDir}/pins >/dev/null 2>&1; echo pins=$?`,
     `test -e ${runtimeDir}/control.sock; echo socket=$?`,
     `unshare -n true 2>/dev/null; echo unshare-net=$?`,
@@ -64,27 +65,31 @@ for (const mode of ["rootless", "rootful"] as const) {
     });
     afterEach(() => t.dispose());
 
-    async function victim(): Promise<number> {
+    /** The victim's command pid and its network namespace pin (inspect's SandboxKey). */
+    async function victim(): Promise<{ pid: number; pin: string }> {
       // Networked (the default mode): what a --network none attacker would want to join.
       await t.burrowOk(["run", "-d", "--name", "victim", "--", "sleep", "300"]);
       const pid = Number((await t.burrowOk(["inspect", "victim", "--format", "{{.State.Pid}}"])).trim());
       // The enter child keeps every capability until its execve: wait for the command.
       await until(() => /^Name:\s*sleep$/m.test(readFileSync(`/proc/${pid}/status`, "utf8")));
-      return pid;
+      const pin = (await t.burrowOk(["inspect", "victim", "--format", "{{.NetworkSettings.SandboxKey}}"])).trim();
+      expect(pin).toStartWith(`${t.dirs.runtimeDir}/pins/`);
+      return { pid, pin };
     }
 
     test("podman's default set: inspect shows it, the command has exactly it, and a hostile command reaches no sibling", async () => {
-      const pid = await victim();
+      const v = await victim();
+      const pid = v.pid;
       const inspected = JSON.parse(await t.burrowOk(["inspect", "victim", "--format", "json"]))[0];
       expect([...inspected.EffectiveCaps].sort()).toEqual([...DEFAULT_NAMES].sort());
       expect([...inspected.BoundingCaps].sort()).toEqual([...DEFAULT_NAMES].sort());
       expect(inspected.HostConfig.Privileged).toBe(false);
       expect(statusCaps(readFileSync(`/proc/${pid}/status`, "utf8"))).toEqual({ eff: DEFAULT_MASK, bnd: DEFAULT_MASK, prm: DEFAULT_MASK });
 
-      const r = await t.burrow(["run", "--rm", "--network", "none", "--", "sh", "-c", `${probes(pid, t.dirs.runtimeDir)}; ip -o link show | wc -l`]);
+      const r = await t.burrow(["run", "--rm", "--network", "none", "--", "sh", "-c", `${probes(v, t.dirs.runtimeDir)}; ip -o link show | wc -l`]);
       expect(r.code).toBe(0);
       const got = results(r.stdout);
-      expect(got).toEqual({ "nsenter-proc": 1, environ: 1, pins: 2, socket: 1, "unshare-net": 1, mount: 32, "link-add": 2 });
+      expect(got).toEqual({ "nsenter-proc": 1, "nsenter-pin": 1, environ: 1, pins: 2, socket: 1, "unshare-net": 1, mount: 32, "link-add": 2 });
       // Still only its own loopback: nothing joined, nothing added.
       expect(r.stdout.trim().split("\n").at(-1)).toBe("1");
       // And the victim is untouched by the attempts.
@@ -93,33 +98,34 @@ for (const mode of ["rootless", "rootful"] as const) {
     });
 
     test("--cap-add NET_ADMIN changes its own network only; SYS_PTRACE still reaches no sibling", async () => {
-      const pid = await victim();
+      const v = await victim();
       const netAdmin = results(
-        (await t.burrowOk(["run", "--rm", "--network", "none", "--cap-add", "NET_ADMIN", "--", "sh", "-c", probes(pid, t.dirs.runtimeDir)])).toString(),
+        (await t.burrowOk(["run", "--rm", "--network", "none", "--cap-add", "NET_ADMIN", "--", "sh", "-c", probes(v, t.dirs.runtimeDir)])).toString(),
       );
-      expect(netAdmin).toEqual({ "nsenter-proc": 1, environ: 1, pins: 2, socket: 1, "unshare-net": 1, mount: 32, "link-add": 0 });
+      expect(netAdmin).toEqual({ "nsenter-proc": 1, "nsenter-pin": 1, environ: 1, pins: 2, socket: 1, "unshare-net": 1, mount: 32, "link-add": 0 });
 
       // SYS_PTRACE alone opens nothing: the sibling stays out of its Landlock domain.
 
       const ptrace = results(
-        await t.burrowOk(["run", "--rm", "--network", "none", "--cap-add", "CAP_SYS_PTRACE", "--", "sh", "-c", probes(pid, t.dirs.runtimeDir)]),
+        await t.burrowOk(["run", "--rm", "--network", "none", "--cap-add", "CAP_SYS_PTRACE", "--", "sh", "-c", probes(v, t.dirs.runtimeDir)]),
       );
-      expect(ptrace).toEqual({ "nsenter-proc": 1, environ: 1, pins: 2, socket: 1, "unshare-net": 1, mount: 32, "link-add": 2 });
+      expect(ptrace).toEqual({ "nsenter-proc": 1, "nsenter-pin": 1, environ: 1, pins: 2, socket: 1, "unshare-net": 1, mount: 32, "link-add": 2 });
       await t.burrowOk(["rm", "-f", "victim"]);
     });
 
     test("--cap-add SYS_ADMIN is what podman makes of it: mounts and namespaces of its own, and the user's grant to reach a sibling", async () => {
-      const pid = await victim();
+      const v = await victim();
       const sysAdmin = results(
-        await t.burrowOk(["run", "--rm", "--network", "none", "--cap-add", "sys_admin", "--", "sh", "-c", probes(pid, t.dirs.runtimeDir)]),
+        await t.burrowOk(["run", "--rm", "--network", "none", "--cap-add", "sys_admin", "--", "sh", "-c", probes(v, t.dirs.runtimeDir)]),
       );
       // Pins and the socket stay covered until it unmounts the cover itself.
-      expect(sysAdmin).toEqual({ "nsenter-proc": 0, environ: 0, pins: 2, socket: 1, "unshare-net": 0, mount: 0, "link-add": 2 });
+      expect(sysAdmin).toEqual({ "nsenter-proc": 0, "nsenter-pin": 1, environ: 0, pins: 2, socket: 1, "unshare-net": 0, mount: 0, "link-add": 2 });
       await t.burrowOk(["rm", "-f", "victim"]);
     });
 
     test("--privileged is every capability and may join a sibling, as the user asked", async () => {
-      const pid = await victim();
+      const v = await victim();
+      const pid = v.pid;
       const r = await t.burrow([
         "run",
         "--rm",
