@@ -10,8 +10,8 @@ import { cniRecordOf as cniRecord, networkNames, type CniAttachmentRecord } from
 import { networkSummary } from "../net/cni/format.ts";
 import { parseNetworkMode } from "../net/mode.ts";
 import { etcContent } from "../dns/etc-content.ts";
-import { etcFiles, writeInPlace } from "../sandbox/files.ts";
-import { etcTargets } from "./ownership.ts";
+import { etcFiles } from "../sandbox/files.ts";
+import { rewriteEtcFile } from "./ownership.ts";
 import type { Sandbox } from "../state/sandboxes.ts";
 import type { SandboxService } from "./service.ts";
 import { checkStaticAddressing } from "../net/cni/static.ts";
@@ -53,8 +53,8 @@ export function networkHandlers(svc: SandboxService) {
     const policy = svc.backends.forKind(s.runtime.network).etc;
     const content = etcContent({ policy, hostname: s.spec.hostname, name: s.name, dns: s.spec.dns, net: view });
     // After a logout the sandbox reads unlinked originals (src/daemon/ownership.ts).
-    for (const path of etcTargets(files.hosts, "/etc/hosts", s.pid)) writeInPlace(path, content.hosts);
-    for (const path of etcTargets(files.resolv, "/etc/resolv.conf", s.pid)) writeInPlace(path, content.resolv);
+    rewriteEtcFile(files.hosts, "/etc/hosts", s, content.hosts);
+    rewriteEtcFile(files.resolv, "/etc/resolv.conf", s, content.resolv);
     if (s.runtime.ports?.length && oldAddress !== view.address && svc.paths.rootless) {
       // The forwarder connects to the primary address: re-publish the same host ports.
       await svc.ports.teardown(s);

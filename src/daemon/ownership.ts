@@ -29,6 +29,8 @@ import {
   constants,
   copyFileSync,
   existsSync,
+  fstatSync,
+  ftruncateSync,
   lstatSync,
   mkdirSync,
   openSync,
@@ -36,6 +38,7 @@ import {
   rmSync,
   statSync,
   writeFileSync,
+  writeSync,
 } from "node:fs";
 import { ensurePrivateDir } from "../client/trust.ts";
 import { readRecord, writeRecord } from "../client/upgrade.ts";
@@ -49,7 +52,7 @@ import { nsId } from "../sys/ns.ts";
 import { peerCredOfSocket } from "../sys/peercred.ts";
 import { startTimeOf } from "../sys/processes.ts";
 import { holderFile, readHolderFile, writeHolderFile, type HolderInfo } from "../userns/session.ts";
-import { etcFiles } from "../sandbox/files.ts";
+import { etcFiles, writeInPlace } from "../sandbox/files.ts";
 import { readSupervisorFile, removeSupervisorFile, supervisorAlive, writeSupervisorFile, type SupervisorInfo } from "../client/root-supervisor.ts";
 
 /**
@@ -337,19 +340,42 @@ export function pinsAsFds<T extends { net?: string | undefined; uts?: string | u
 }
 
 /**
- * Where to rewrite one of a running sandbox's /etc files (`copy` in its
- * runtime dir, `inside` its path in the sandbox) so that the sandbox sees
- * the change: the copy, and, when a logout replaced the copy (the sandbox's
- * bind mount still shows the unlinked original), also the file as the
- * sandbox sees it, /proc/PID/root/etc/NAME, which is that original.
+ * Rewrites one of a running sandbox's /etc files (`copy` in its runtime dir,
+ * `inside` its path in the sandbox) so that the sandbox sees the change: the
+ * copy, and, when a logout replaced the copy (the sandbox's bind mount still
+ * shows the unlinked original), also the file as the sandbox sees it,
+ * /proc/PID/root/etc/NAME, which is that original.
+ *
+ * The second write happens only through a process that is in the sandbox's
+ * mount namespace, checked before and after the open (the pid may be an enter
+ * child that has not joined yet, or a recycled pid): through any other
+ * process it would have rewritten the host's own /etc file, which a rootful
+ * daemon may. The file is opened without following a symbolic link and never
+ * written when it is the daemon's own /etc file.
  */
-export function etcTargets(copy: string, inside: string, pid: number | null): string[] {
-  if (!pid) return [copy];
+export function rewriteEtcFile(copy: string, inside: string, s: Pick<Sandbox, "pid" | "runtime">, content: string): void {
+  writeInPlace(copy, content);
+  const { pid } = s;
+  const mnt = s.runtime.ino?.mnt;
+  if (!pid || !mnt) return;
+  const inSandbox = () => holds(`/proc/${pid}/ns/mnt`, mnt);
+  if (!inSandbox()) return;
+  let fd: number;
   try {
-    const seen = statSync(`/proc/${pid}/root${inside}`).ino;
-    if (seen !== statSync(copy, { throwIfNoEntry: false })?.ino) return [copy, `/proc/${pid}/root${inside}`];
-  } catch {}
-  return [copy];
+    fd = openSync(`/proc/${pid}/root${inside}`, constants.O_WRONLY | constants.O_NOFOLLOW);
+  } catch {
+    return;
+  }
+  try {
+    const seen = fstatSync(fd);
+    const same = (o: { dev: number; ino: number } | undefined) => o !== undefined && o.dev === seen.dev && o.ino === seen.ino;
+    if (!seen.isFile() || !inSandbox()) return;
+    if (same(statSync(copy, { throwIfNoEntry: false })) || same(statSync(inside, { throwIfNoEntry: false }))) return;
+    ftruncateSync(fd, 0);
+    writeSync(fd, content, 0);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 function holds(path: string, ino: number): boolean {
