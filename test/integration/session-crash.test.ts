@@ -102,6 +102,32 @@ describe.skipIf(!!why)("session through crashes (rootless)", () => {
     await endSession(t);
   }, 120000);
 
+  test("item 11: a logout, then kill -9 of the daemon while its holder is slow to restart it: the CLI waits for that holder, no second one", async () => {
+    // logout.test.ts's "before it rebuilt anything" lost this race about once
+    // in 800 runs: a CLI that came before the holder had restarted the daemon
+    // found neither holder.json nor a daemon holding the state, and started
+    // a second holder. Here the holder is stopped, so the CLI always comes first.
+    const id = (await t.burrowOk(["run", "-d", "--network", "none", "--name", "a", "--", "sleep", "3020"])).trim();
+    const [holder] = services(t).holders;
+    const [daemon] = services(t).daemons;
+    process.kill(holder!, "SIGSTOP");
+    try {
+      logout(t);
+      process.kill(daemon!, "SIGKILL");
+      const rm = t.spawnBurrow(["rm", "-fa"], { stdout: "pipe", stderr: "pipe" });
+      // No holder but the stopped one, for as long as the CLI would need to start one (~50 ms here).
+      expect(await until(() => services(t).holders.some((h) => h !== holder), 1500)).toBe(false);
+      process.kill(holder!, "SIGCONT");
+      const [out, err, code] = await Promise.all([new Response(rm.stdout).text(), new Response(rm.stderr).text(), rm.exited]);
+      expect({ out: out.trim(), err, code }).toEqual({ out: id, err: "", code: 0 });
+    } finally {
+      process.kill(holder!, "SIGCONT");
+    }
+    expect(services(t).holders).toEqual([holder!]);
+    expect(JSON.parse(await t.burrowOk(["ps", "-a", "--format", "json"]))).toEqual([]);
+    await endSession(t);
+  }, 60000);
+
   for (const network of ["slirp4netns", "pasta", "bridge"] as const) {
     test(`item 3 (${network}): started again after its holder died, a sandbox survives the next daemon restart and leaves nothing`, async () => {
       const port = await freePort();
