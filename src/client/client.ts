@@ -182,7 +182,6 @@ export async function ensureDaemon(): Promise<void> {
     const hadHolder = p.rootless ? readHolder(p) : null;
     let holder: Awaited<ReturnType<typeof ensureHolder>> | null;
     try {
-      if (p.rootless) ensurePrivateDir(p.stateDir);
       holder = p.rootless ? await ensureHolder(p) : null;
     } catch (e) {
       closeSync(logFd);

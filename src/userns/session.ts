@@ -10,6 +10,7 @@ import { getgid } from "../sys/proc.ts";
 import { HolderFile, type HolderInfo } from "../messages.ts";
 import { readPrivateRecord, writePrivateRecord } from "../private-file.ts";
 import { writeMaps } from "./idmap.ts";
+import { isPrivateDir } from "../client/trust.ts";
 import { supervisorEnv } from "./supervisor.ts";
 
 export type { HolderInfo };
@@ -30,11 +31,22 @@ export function holderStateFile(p: Paths): string {
   return `${p.stateDir}/holder.json`;
 }
 
+/**
+ * The copy is read and written only in a state dir that is already private
+ * (the daemon refuses any other, and says so): a record others could plant
+ * would name the process a CLI signals.
+ */
+function stateCopyUsable(p: Paths): boolean {
+  return isPrivateDir(p.stateDir);
+}
+
 /** The live holder: holder.json's, else the state dir's copy's (a logout took holder.json). */
 export function readHolder(p: Paths): HolderInfo | null {
   // O_NOFOLLOW inside: in our own private directory a link can only be planted.
-  for (const h of [readHolderFile(p), readHolderStateFile(p)]) if (h && holderAlive(h)) return h;
-  return null;
+  const h = readHolderFile(p);
+  if (h && holderAlive(h)) return h;
+  const copy = stateCopyUsable(p) ? readHolderStateFile(p) : null;
+  return copy && holderAlive(copy) ? copy : null;
 }
 
 export function holderAlive(h: HolderInfo): boolean {
@@ -50,9 +62,23 @@ export function writeHolderFile(p: Paths, info: HolderInfo): void {
   writePrivateRecord(p.runtimeDir, "holder.json", info);
 }
 
-/** The state dir's copy (holderStateFile), written the same way; the state dir exists (the caller made it private). */
-export function writeHolderStateFile(p: Paths, info: HolderInfo): void {
-  writePrivateRecord(p.stateDir, "holder.json", info);
+/**
+ * The state dir's copy (holderStateFile), written the same way; the state
+ * dir exists (the caller made it private). Best effort: it only matters in
+ * the few ms after a logout and a daemon crash, and a full state
+ * filesystem must not stop a session from starting. False when not written.
+ */
+export function writeHolderStateFile(p: Paths, info: HolderInfo): boolean {
+  if (!stateCopyUsable(p)) return false;
+  try {
+    writePrivateRecord(p.stateDir, "holder.json", info);
+    return true;
+  } catch {
+    try {
+      rmSync(`${p.stateDir}/.holder.json.${process.pid}`, { force: true });
+    } catch {}
+    return false;
+  }
 }
 
 /** Parses holder.json as it is now, alive or not; null when absent or unreadable. */
