@@ -1,16 +1,17 @@
 // CLI side of the control protocol: HTTP over the control socket, starting
 // the daemon (and, rootless, the holder) on demand under a lock so that ten
 // concurrent CLIs start exactly one.
-import { closeSync, fstatSync, readFileSync, rmSync, statSync } from "node:fs";
+import { closeSync, fstatSync, readFileSync, statSync } from "node:fs";
 import { BurrowError, EXIT, isErrorKind } from "../errors.ts";
 import { controlSocket, resolvePaths, type Paths } from "../paths.ts";
 import * as v from "valibot";
 import { ErrorReply, Replies, formatIssues, type Op, type OpArgs, type Reply } from "../protocol.ts";
 import { ROLES, spawnRole } from "../roles.ts";
 import { LOCK, flock } from "../sys/proc.ts";
-import { ensureHolder, holderAlive, holderFile, readHolderFile, readHolder } from "../userns/session.ts";
+import { ensureHolder, holderAlive, readHolder, removeHolderFiles, type HolderInfo } from "../userns/session.ts";
 import { SUPERVISOR_IDLE_LINE, isSupervisor } from "../userns/supervisor.ts";
 import { stateLockOwner } from "../state/lock.ts";
+import { parentOf } from "../sys/processes.ts";
 import { UntrustedPath, checkControlSocket, ensurePrivateDir, openPrivateAppend } from "./trust.ts";
 import { replaceOtherDaemon, writeRecord } from "./upgrade.ts";
 import { readSupervisor, removeSupervisorFile, startSupervisorReady, supervisorAlive, supervisorChildren } from "./root-supervisor.ts";
@@ -120,6 +121,40 @@ async function ping(): Promise<number | null> {
   }
 }
 
+/**
+ * A daemon that holds the state database's lock is alive: its runtime
+ * directory or socket was removed (a logout) and it makes them again within
+ * a second (src/daemon/ownership.ts), or it is on its way out (its holder
+ * died, SIGTERM) and lets go of the lock when done. Starting a second holder
+ * and daemon beside it is what split burrow in two (issue 10 finding 1).
+ * Waits up to 5 s for it to answer (true) or to let go of the lock (false).
+ */
+async function answeredByLockOwner(p: Paths): Promise<boolean> {
+  let owner = stateLockOwner(p.stateDir);
+  const until = Date.now() + 5_000;
+  while (owner !== null && Date.now() < until) {
+    if ((await ping()) !== null) return true;
+    await Bun.sleep(20);
+    owner = stateLockOwner(p.stateDir);
+  }
+  if (owner !== null)
+    throw new BurrowError(
+      `a burrow daemon${owner ? ` (pid ${owner})` : ""} holds the state in ${p.stateDir} but does not answer on ${controlSocket(p)}; see ${p.runtimeDir}/daemon.log, or stop it (kill ${owner || "PID"}) and run burrow again`,
+      { kind: "daemon" },
+    );
+  return false;
+}
+
+/** Ends a holder this CLI started and no daemon of it serves; only the records that name it go. */
+function endFreshHolder(p: Paths, holder: HolderInfo): void {
+  if (holderAlive(holder)) {
+    try {
+      process.kill(holder.pid, "SIGKILL");
+    } catch {}
+  }
+  removeHolderFiles(p, holder);
+}
+
 /** Starts holder and daemon unless running; serialized by a lock file. */
 export async function ensureDaemon(): Promise<void> {
   const p = paths();
@@ -128,24 +163,7 @@ export async function ensureDaemon(): Promise<void> {
   try {
     flock(lockFd, LOCK.EX);
     if ((await ping()) !== null) return;
-    // A daemon that holds the state database's lock is alive: its runtime
-    // directory or socket was removed (a logout) and it makes them again
-    // within a second (src/daemon/ownership.ts), or it is on its way out
-    // (its holder died, SIGTERM) and lets go of the lock when done. Starting
-    // a second holder and daemon beside it is what split burrow in two
-    // (issue 10 finding 1): wait for it to answer or to let go.
-    let owner = stateLockOwner(p.stateDir);
-    const until = Date.now() + 5_000;
-    while (owner !== null && Date.now() < until) {
-      if ((await ping()) !== null) return;
-      await Bun.sleep(20);
-      owner = stateLockOwner(p.stateDir);
-    }
-    if (owner !== null)
-      throw new BurrowError(
-        `a burrow daemon${owner ? ` (pid ${owner})` : ""} holds the state in ${p.stateDir} but does not answer on ${controlSocket(p)}; see ${p.runtimeDir}/daemon.log, or stop it (kill ${owner || "PID"}) and run burrow again`,
-        { kind: "daemon" },
-      );
+    if (await answeredByLockOwner(p)) return;
     // The log first: a log burrow cannot open (a planted symlink) must stop
     // the start before a holder exists that nothing would end.
     const logPath = `${p.runtimeDir}/daemon.log`;
@@ -156,6 +174,11 @@ export async function ensureDaemon(): Promise<void> {
       logFd = openPrivateAppend(logPath, true);
     }
     let logStart = fstatSync(logFd).size;
+    // readHolder also finds a holder whose holder.json a logout removed (its
+    // copy in the state dir): right after a logout and a kill -9 of the
+    // daemon, that holder is restarting it, and for a few ms nobody holds
+    // the state's lock. Waking it is right; a second holder is not (issue 19
+    // item 2).
     const hadHolder = p.rootless ? readHolder(p) : null;
     let holder: Awaited<ReturnType<typeof ensureHolder>> | null;
     try {
@@ -204,6 +227,10 @@ export async function ensureDaemon(): Promise<void> {
     for (let i = 0; Date.now() < deadline; i++) {
       const pid = await ping();
       if (pid !== null) {
+        // A holder made for this start whose daemon is not the one that
+        // answers (it lost the state's lock to a daemon that came back
+        // meanwhile) holds nothing: end it, or it would wait forever.
+        if (supervised && !hadHolder && parentOf(pid) !== holder!.pid) endFreshHolder(p, holder!);
         writeRecord(p, pid);
         return;
       }
@@ -230,13 +257,10 @@ export async function ensureDaemon(): Promise<void> {
       }
     }
     if (rootSupervisor?.fresh) removeSupervisorFile(p, rootSupervisor);
-    if (holder && !hadHolder) {
-      try {
-        process.kill(holder.pid, "SIGKILL");
-      } catch {}
-      // Only the holder.json that names it.
-      if (readHolderFile(p)?.pid === holder.pid) rmSync(holderFile(p), { force: true });
-    }
+    if (holder && !hadHolder) endFreshHolder(p, holder);
+    // The daemon that answers may be another holder's, come back while we
+    // started ours (whose daemon then found the state locked and stopped).
+    if (await answeredByLockOwner(p)) return;
     let tail = "";
     try {
       // Only what this start wrote: the log keeps earlier daemons' lines.

@@ -64,6 +64,18 @@ export function ensurePrivateDir(path: string, uid = geteuid()): void {
     );
 }
 
+/** True when `path` exists and is a private directory of ours (what ensurePrivateDir would accept); never makes it. */
+export function isPrivateDir(path: string, uid = geteuid()): boolean {
+  const st = lstatSync(path, { throwIfNoEntry: false });
+  if (!st) return false;
+  try {
+    checkOwnedPrivate(path, st, uid, "directory");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Checks a file burrow opens by name in one of its directories, if it exists. */
 export function checkPrivateFile(path: string, kind: "socket" | "file", uid = geteuid()): boolean {
   const st = lstatSync(path, { throwIfNoEntry: false });

@@ -51,7 +51,15 @@ import { bind } from "../sys/mount.ts";
 import { nsId } from "../sys/ns.ts";
 import { peerCredOfSocket } from "../sys/peercred.ts";
 import { startTimeOf } from "../sys/processes.ts";
-import { holderFile, readHolderFile, writeHolderFile, type HolderInfo } from "../userns/session.ts";
+import {
+  readHolderFile,
+  readHolderStateFile,
+  removeHolderFiles,
+  sameHolder,
+  writeHolderFile,
+  writeHolderStateFile,
+  type HolderInfo,
+} from "../userns/session.ts";
 import { etcFiles, writeInPlace } from "../sandbox/files.ts";
 import { readSupervisorFile, removeSupervisorFile, supervisorAlive, writeSupervisorFile, type SupervisorInfo } from "../client/root-supervisor.ts";
 
@@ -177,10 +185,7 @@ export class RuntimeOwner {
   releaseFiles(holderToo: boolean): void {
     if (this.socketIno && this.ownsSocket()) rmSync(this.socket, { force: true });
     if (this.supervisor) removeSupervisorFile(this.paths, this.supervisor);
-    if (holderToo && this.holder) {
-      const h = readHolderFile(this.paths);
-      if (h && h.pid === this.holder.pid && h.startTime === this.holder.startTime) rmSync(holderFile(this.paths), { force: true });
-    }
+    if (holderToo && this.holder) removeHolderFiles(this.paths, this.holder);
   }
 
   /** One look at everything this daemon owns in the runtime dir; rebuilds what is gone. */
@@ -221,10 +226,13 @@ export class RuntimeOwner {
     this.keepRecord();
     if (this.holder) {
       const h = readHolderFile(this.paths);
-      if (!h || h.pid !== this.holder.pid || h.startTime !== this.holder.startTime) {
+      if (!sameHolder(h, this.holder)) {
         if (h && startTimeOf(h.pid) === h.startTime) log.warn(`holder.json named holder ${h.pid}; this daemon's sandboxes live in holder ${this.holder.pid}`);
         writeHolderFile(this.paths, this.holder);
       }
+      // The copy beside state.db, by which a CLI finds this holder while
+      // neither holder.json nor a daemon is there (src/userns/session.ts).
+      if (!sameHolder(readHolderStateFile(this.paths), this.holder)) writeHolderStateFile(this.paths, this.holder);
     }
     if (this.supervisor) {
       const s = readSupervisorFile(this.paths);

@@ -2,10 +2,11 @@
 // processes or pins vanished (reap, every second), what a reboot, a dead
 // session or a killed daemon left (reconcile, at start), and a dead holder
 // (sessionLost). Daemon main thread.
+import { statSync } from "node:fs";
 import { messageOf } from "../errors.ts";
 import { log } from "../log.ts";
 import { pinDir } from "../paths.ts";
-import { killAll, pidsInMountNs, startTimeOf } from "../sys/processes.ts";
+import { killOtherSession, pidsInMountNs, startTimeOf } from "../sys/processes.ts";
 import { pinHolds, removePins } from "../namespaces/pins.ts";
 import type { Sandbox } from "../state/sandboxes.ts";
 import { now, sandboxLabel, type DaemonContext } from "./context.ts";
@@ -17,6 +18,22 @@ const ABANDONED_MS = 10_000;
 
 export function processesOf(s: Sandbox): number[] {
   return s.runtime.ino ? pidsInMountNs(s.runtime.ino.mnt) : [];
+}
+
+/**
+ * True when the sandbox's mount namespace pin is an nsfs mount, in this
+ * daemon's mount namespace, of the very namespace its row names (the device
+ * is checked too: a leftover empty pin file's tmpfs inode number may equal it).
+ */
+function pinnedHere(s: Sandbox): boolean {
+  const { pins, ino } = s.runtime;
+  if (!pins || !ino) return false;
+  try {
+    const pin = statSync(pins.mnt);
+    return pin.ino === ino.mnt && pin.dev === statSync("/proc/self/ns/mnt").dev;
+  } catch {
+    return false;
+  }
 }
 
 export class SandboxRecovery {
@@ -75,6 +92,16 @@ export class SandboxRecovery {
       const leftovers = !!(s.runtime.pins || s.runtime.backend || s.runtime.ports?.length);
       const wasRunning = s.status !== "exited";
       if (wasRunning && !stale) continue; // reap() checks those
+      if (wasRunning && s.bootId === ctx.bootId && s.session !== ctx.session.id && pinnedHere(s)) {
+        // Its namespaces are pinned in this session's mount namespace: it
+        // is ours, made by a `start` whose row kept the session of an
+        // earlier, dead holder (issue 19 item 3, rows written before the
+        // fix). Adopt it; reap() below checks it like any other.
+        log.warn(`reconcile: ${sandboxLabel(s)} is pinned in this session but its row named session ${s.session}: adopted`);
+        s.session = ctx.session.id;
+        ctx.store.update(s);
+        continue;
+      }
       if (!wasRunning && !leftovers) {
         if (s.spec.rm) await removeLocked(s);
         continue;
@@ -90,7 +117,10 @@ export class SandboxRecovery {
       } else if (s.session !== ctx.session.id) {
         // A dead session's processes may still run: kill them by namespace.
         // Its pins are unreachable (its mount namespace is gone).
-        if (s.runtime.ino) await killAll(s.runtime.ino.mnt);
+        if (s.runtime.ino) await killOtherSession(s.runtime.ino);
+        // Its pin files are still in the runtime dir (the mounts on them
+        // went with that session's mount namespace): remove them.
+        if (s.runtime.pins) for (const e of removePins(s.runtime.pins, pinDir(ctx.paths, s.id))) log.debug(`reconcile ${sandboxLabel(s)}: ${e.message}`);
         s.runtime.pins = null;
       }
       s.status = "exited";

@@ -133,8 +133,14 @@ export class SandboxStore {
 
   update(s: Sandbox): void {
     this.db
-      .query(`UPDATE sandboxes SET status = ?, pid = ?, pid_start = ?, exit_code = ?, started_at = ?, finished_at = ?, runtime = ? WHERE id = ?`)
-      .run(s.status, s.pid, s.pidStart, s.exitCode, s.startedAt, s.finishedAt, JSON.stringify(s.runtime), s.id);
+      // boot_id and session too: `start` of an exited row makes it anew in
+      // this boot's and this session's namespaces (issue 19 item 3: a row
+      // that kept a dead holder's session was killed as "session gone" by
+      // the next daemon start, its pins left behind).
+      .query(
+        `UPDATE sandboxes SET status = ?, pid = ?, pid_start = ?, exit_code = ?, started_at = ?, finished_at = ?, boot_id = ?, session = ?, runtime = ? WHERE id = ?`,
+      )
+      .run(s.status, s.pid, s.pidStart, s.exitCode, s.startedAt, s.finishedAt, s.bootId, s.session, JSON.stringify(s.runtime), s.id);
   }
 
   /** The spec as a later `start` ran it (detached, with an environment). */

@@ -48,7 +48,7 @@ export function alive(pid: number): boolean {
  * pass to another one while `fn` looks for its processes.
  */
 export async function withNamespace(ino: number, pin: string | undefined, fn: () => void | Promise<void>): Promise<void> {
-  if (pin === undefined) return fn(); // no pin to hold (a dead session's sandbox): the inode alone
+  if (pin === undefined) return fn(); // no pin to hold: the inode alone (a dead session's sandbox: killOtherSession)
   let fd: number;
   try {
     fd = openSync(pin, "r");
@@ -95,6 +95,36 @@ async function killNow(ino: number): Promise<void> {
   }
 }
 
+/**
+ * SIGKILLs what is left of a sandbox of another, dead session, known only by
+ * its namespace inodes (its pins went with that session's mount namespace).
+ * An inode names a namespace only while it lives: once the sandbox's
+ * processes are gone its number passes to the next namespace made, such as
+ * the mount namespace of this session's new holder (seen, issue 19: a
+ * restarted daemon "killed the dead session's sandbox" and with it its new
+ * holder and itself). So a process counts only when its mount and UTS
+ * namespaces both have the sandbox's numbers and its user namespace is not
+ * ours: a dead session's processes keep that session's user namespace
+ * alive, so its number cannot be ours.
+ */
+export async function killOtherSession(ino: { mnt: number; uts: number }): Promise<void> {
+  const own = statSync("/proc/self/ns/user").ino;
+  const nsOf = (pid: number, kind: string) => {
+    try {
+      return statSync(`/proc/${pid}/ns/${kind}`).ino;
+    } catch {
+      return null;
+    }
+  };
+  const theirs = () => pidsInMountNs(ino.mnt).filter((pid) => (!ino.uts || nsOf(pid, "uts") === ino.uts) && nsOf(pid, "user") !== own);
+  for (let i = 0; i < 500; i++) {
+    const pids = theirs();
+    if (!pids.length) return;
+    signalAll(pids, "SIGKILL");
+    await Bun.sleep(i < 10 ? 2 : 10);
+  }
+}
+
 /** Alive and not a zombie (kill(pid, 0) also succeeds for a zombie not yet reaped). */
 export function isRunning(pid: number): boolean {
   try {
@@ -121,6 +151,17 @@ export async function stopHelper(pid: number, stillOurs: () => boolean, graceMs 
   if (!stillOurs()) return;
   signalAll([pid], "SIGKILL");
   while (stillOurs()) await Bun.sleep(10);
+}
+
+/** The parent pid of `pid` (/proc/PID/stat field 4), or null when it is gone. */
+export function parentOf(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+    return Number.isInteger(ppid) ? ppid : null;
+  } catch {
+    return null;
+  }
 }
 
 /** Field 22 of /proc/PID/stat: distinguishes a pid from its reuse. */

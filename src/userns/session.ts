@@ -10,6 +10,7 @@ import { getgid } from "../sys/proc.ts";
 import { HolderFile, type HolderInfo } from "../messages.ts";
 import { readPrivateRecord, writePrivateRecord } from "../private-file.ts";
 import { writeMaps } from "./idmap.ts";
+import { isPrivateDir } from "../client/trust.ts";
 import { supervisorEnv } from "./supervisor.ts";
 
 export type { HolderInfo };
@@ -18,10 +19,34 @@ export function holderFile(p: Paths): string {
   return `${p.runtimeDir}/holder.json`;
 }
 
+/**
+ * The same record kept beside state.db (issue 19 item 2). A logout removes
+ * holder.json with the runtime directory; if the daemon is killed before it
+ * wrote the file again, the holder still lives (it is restarting that
+ * daemon) and only this copy says so. Without it the next CLI started a
+ * second holder, whose daemon found the state locked and which then waited
+ * forever, keeping a user and mount namespace alive.
+ */
+export function holderStateFile(p: Paths): string {
+  return `${p.stateDir}/holder.json`;
+}
+
+/**
+ * The copy is read and written only in a state dir that is already private
+ * (the daemon refuses any other, and says so): a record others could plant
+ * would name the process a CLI signals.
+ */
+function stateCopyUsable(p: Paths): boolean {
+  return isPrivateDir(p.stateDir);
+}
+
+/** The live holder: holder.json's, else the state dir's copy's (a logout took holder.json). */
 export function readHolder(p: Paths): HolderInfo | null {
   // O_NOFOLLOW inside: in our own private directory a link can only be planted.
   const h = readHolderFile(p);
-  return h && holderAlive(h) ? h : null;
+  if (h && holderAlive(h)) return h;
+  const copy = stateCopyUsable(p) ? readHolderStateFile(p) : null;
+  return copy && holderAlive(copy) ? copy : null;
 }
 
 export function holderAlive(h: HolderInfo): boolean {
@@ -37,9 +62,44 @@ export function writeHolderFile(p: Paths, info: HolderInfo): void {
   writePrivateRecord(p.runtimeDir, "holder.json", info);
 }
 
+/**
+ * The state dir's copy (holderStateFile), written the same way; the state
+ * dir exists (the caller made it private). Best effort: it only matters in
+ * the few ms after a logout and a daemon crash, and a full state
+ * filesystem must not stop a session from starting. False when not written.
+ */
+export function writeHolderStateFile(p: Paths, info: HolderInfo): boolean {
+  if (!stateCopyUsable(p)) return false;
+  try {
+    writePrivateRecord(p.stateDir, "holder.json", info);
+    return true;
+  } catch {
+    try {
+      rmSync(`${p.stateDir}/.holder.json.${process.pid}`, { force: true });
+    } catch {}
+    return false;
+  }
+}
+
 /** Parses holder.json as it is now, alive or not; null when absent or unreadable. */
 export function readHolderFile(p: Paths): HolderInfo | null {
   return readPrivateRecord(holderFile(p), HolderFile, "holder.json");
+}
+
+/** Parses the state dir's copy as it is now, alive or not. */
+export function readHolderStateFile(p: Paths): HolderInfo | null {
+  return readPrivateRecord(holderStateFile(p), HolderFile, "holder.json");
+}
+
+/** Same holder: pid and start time. */
+export function sameHolder(a: HolderInfo | null, b: HolderInfo): boolean {
+  return !!a && a.pid === b.pid && a.startTime === b.startTime;
+}
+
+/** Removes holder.json and its state dir copy, each only while it names `h`. */
+export function removeHolderFiles(p: Paths, h: HolderInfo): void {
+  if (sameHolder(readHolderFile(p), h)) rmSync(holderFile(p), { force: true });
+  if (sameHolder(readHolderStateFile(p), h)) rmSync(holderStateFile(p), { force: true });
 }
 
 /** Returns the live holder, starting one when there is none. */
@@ -82,6 +142,7 @@ export async function ensureHolder(p: Paths): Promise<HolderInfo> {
       map,
     };
     writeHolderFile(p, info);
+    writeHolderStateFile(p, info);
     reader.releaseLock();
     proc.unref();
     return info;

@@ -60,6 +60,9 @@ export const SUPERVISOR_IDLE_LINE = "burrow supervisor: ";
  * Environment: BURROW_SUPERVISE_LOG (the daemon's log file),
  * BURROW_SUPERVISE_EXIT (set: the rootful supervisor, see below).
  * - a daemon that exits 0 or 75 is not restarted (see DAEMON_EXIT);
+ *   a holder whose first daemon exits 75 exits too (issue 19 item 2):
+ *   another holder's daemon serves this state, so this holder's namespaces
+ *   hold nothing and nobody would ever wake it;
  *   any other exit, a signal included, restarts it at once. After three
  *   ends in a row within 2 s of their start, a daemon killed by a signal
  *   is restarted once a second, and one that exited with an error (it
@@ -80,7 +83,7 @@ export const SUPERVISOR_IDLE_LINE = "burrow supervisor: ";
 export const SUPERVISOR_SCRIPT = `
 log=$BURROW_SUPERVISE_LOG
 once=$BURROW_SUPERVISE_EXIT
-want=1 fails=0 stop=0 pid=
+want=1 fails=0 stop=0 pid= starts=0
 trap 'want=1' USR1
 trap '' HUP PIPE
 [ -n "$once" ] && trap 'stop=1; [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null' TERM INT
@@ -91,13 +94,17 @@ while :; do
     mkdir -p -m 700 "\${log%/*}" 2>/dev/null
     read t0 _ </proc/uptime
     "$@" </dev/null >>"$log" 2>&1 &
-    pid=$!
+    pid=$! starts=$((starts + 1))
     while :; do
       wait "$pid"; rc=$?
       kill -0 "$pid" 2>/dev/null || break
     done
     pid= want=0
     [ "$stop" = 1 ] && exit 0
+    if [ "$rc" = 75 ] && [ "$starts" = 1 ] && [ -z "$once" ]; then
+      echo "${SUPERVISOR_IDLE_LINE}another daemon is active for this state (status 75) before this holder ever had one: the holder exits" >>"$log" 2>/dev/null
+      exit 0
+    fi
     case $rc in
       0|75) fails=0
         if [ -n "$once" ]; then

@@ -6,15 +6,20 @@
 import { afterEach, expect, test } from "bun:test";
 import { statSync } from "node:fs";
 import { cleanEnv } from "../../src/sys/env.ts";
-import { killAll, pidsInMountNs, terminate } from "../../src/sys/processes.ts";
+import { killAll, killOtherSession, pidsInMountNs, terminate } from "../../src/sys/processes.ts";
 import { describeWhen, needsRoot } from "../helpers/requirements.ts";
 import { until } from "../helpers/until.ts";
 
 let child: Bun.Subprocess | undefined;
 
-/** A `sleep` in a mount namespace of its own; returns its pid and that namespace's inode. */
-async function sleeperInOwnMountNs(): Promise<{ pid: number; ino: number }> {
-  child = Bun.spawn(["unshare", "--mount", "--propagation", "private", "sleep", "300"], { env: cleanEnv(), stdio: ["ignore", "ignore", "inherit"] });
+/**
+ * A `sleep` in a mount namespace of its own (and, with `userAndUts`, a user
+ * and UTS namespace of its own too: like a sandbox of another session);
+ * returns its pid and its namespaces' inodes.
+ */
+async function sleeperInOwnMountNs(userAndUts = false): Promise<{ pid: number; ino: number; uts: number }> {
+  const flags = userAndUts ? ["--user", "--map-root-user", "--uts"] : [];
+  child = Bun.spawn(["unshare", ...flags, "--mount", "--propagation", "private", "sleep", "300"], { env: cleanEnv(), stdio: ["ignore", "ignore", "inherit"] });
   const pid = child.pid;
   const own = statSync("/proc/self/ns/mnt").ino;
   // unshare(1) execs sleep once the namespace is made.
@@ -22,7 +27,7 @@ async function sleeperInOwnMountNs(): Promise<{ pid: number; ino: number }> {
     const i = statSync(`/proc/${pid}/ns/mnt`).ino;
     return i !== own ? i : null;
   });
-  return { pid, ino };
+  return { pid, ino, uts: statSync(`/proc/${pid}/ns/uts`).ino };
 }
 
 afterEach(async () => {
@@ -48,6 +53,23 @@ describeWhen(needsRoot())("killing by mount namespace", () => {
     await killAll(ino, `/proc/${pid}/ns/mnt`);
     expect(await child!.exited).not.toBe(0);
     expect(pidsInMountNs(ino)).toEqual([]);
+  });
+
+  test("a dead session's leftovers (no pin): only processes outside our user namespace with both inodes are killed", async () => {
+    // In our own user namespace: what the mount namespace number may name
+    // now is this session's (its new holder's), never a dead session's.
+    const mine = await sleeperInOwnMountNs();
+    await killOtherSession({ mnt: mine.ino, uts: mine.uts });
+    expect(pidsInMountNs(mine.ino)).toEqual([mine.pid]);
+    child!.kill("SIGKILL");
+    await child!.exited;
+    // Another user namespace, but the UTS number differs: not that sandbox.
+    const other = await sleeperInOwnMountNs(true);
+    await killOtherSession({ mnt: other.ino, uts: other.uts + 1 });
+    expect(pidsInMountNs(other.ino)).toEqual([other.pid]);
+    await killOtherSession({ mnt: other.ino, uts: other.uts });
+    expect(await child!.exited).not.toBe(0);
+    expect(pidsInMountNs(other.ino)).toEqual([]);
   });
 
   test("terminate with a holding pin sends SIGTERM first", async () => {

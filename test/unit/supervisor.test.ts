@@ -101,6 +101,13 @@ test("three failures right at start: it stops retrying, says why, and waits for 
   expect(await until(() => starts() === 4 && children().length === 1)).toBe(true);
 });
 
+test("a holder whose first daemon finds the state locked (75) exits: another holder's daemon serves the state", async () => {
+  start("75");
+  expect(await sup!.exited).toBe(0);
+  expect(starts()).toBe(1);
+  expect(logText()).toContain(`${SUPERVISOR_IDLE_LINE}another daemon is active for this state (status 75)`);
+});
+
 test("a logout's SIGHUP does not end the supervisor or its daemon", async () => {
   start("sleep");
   expect(await until(() => starts() === 1 && children().length === 1)).toBe(true);
