@@ -46,9 +46,16 @@ async function finish(p: Bun.Subprocess<"ignore", "pipe", "pipe">, timeoutMs: nu
 export async function prepareSidRoot(): Promise<string | null> {
   const p = Bun.spawn(["bash", sidScript, "build"], { env: scriptEnv(), stdin: "ignore", stdout: "pipe", stderr: "pipe" });
   const r = await finish(p, 15 * 60_000);
+  // Quiet when the root is ready; a build says what it did and how long it took.
+  if (r.stderr.trim()) console.warn(r.stderr.trim());
   if (r.code === 0) return null;
-  if (r.code === ARCHIVE_UNREACHABLE) return r.stderr.trim().replace(/^sid-root: error: /, "");
-  throw new Error(`scripts/sid-root.sh build failed (exit ${r.code}):\n${r.stderr}`);
+  if (r.code === ARCHIVE_UNREACHABLE)
+    return r.stderr
+      .trim()
+      .split("\n")
+      .at(-1)!
+      .replace(/^sid-root: error: /, "");
+  throw new Error(`scripts/sid-root.sh build failed (exit ${r.code}): see above`);
 }
 
 export interface SidRunOptions {
