@@ -1,0 +1,131 @@
+// The sid tier (issue 14 item 6): today's podman 5, netavark, passt and
+// slirp4netns in the Debian sid root of scripts/sid-root.sh, on this kernel.
+// These tests check that the tier itself works: burrow (built on Debian 12)
+// runs there as the unprivileged user with pasta and slirp4netns, podman 5
+// runs a container, and every entry leaves nothing running. The root is
+// built on first use (about a minute, then cached); only an unreachable
+// Debian archive skips them.
+import { readFileSync } from "node:fs";
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { integrationUnavailable, testRunId } from "../helpers/env.ts";
+import { assertNoLeaks, type Snapshot, snapshot } from "../helpers/leaks.ts";
+import { describeWhen } from "../helpers/requirements.ts";
+import { pidsInSidRoot, prepareSidRoot, sidCgroups, sidRootDir, sidRun, sidSpawn, sidSweep, sidWait } from "../helpers/sid.ts";
+import { until } from "../helpers/until.ts";
+
+const unavailable = integrationUnavailable();
+const archiveUnreachable = unavailable ? null : await prepareSidRoot();
+if (unavailable) console.warn(`skipping the sid tier: ${unavailable}`);
+if (archiveUnreachable) console.warn(`skipping the sid tier: ${archiveUnreachable}`);
+
+// A home of its own in the entry's /tmp (a tmpfs that goes with the entry),
+// so burrow's and podman's state start empty and nothing stays in the root.
+const FRESH_HOME = 'export HOME="$(mktemp -d)" && cd "$HOME"';
+
+/** A port on 127.0.0.1 free right now (the root shares the host's network). */
+function freePort(): number {
+  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = s.port;
+  s.stop(true);
+  return port;
+}
+
+const tier = archiveUnreachable ? describe.skip : describeWhen(unavailable);
+
+tier("sid tier", () => {
+  let before: Snapshot;
+  beforeEach(async () => {
+    before = await snapshot();
+  });
+  afterEach(async () => {
+    // Nothing of any entry may outlive it: no process rooted in the sid
+    // root, no cgroup of an entry, nothing new on the host of this tag.
+    // What is found is ended (sweep) before the test fails with its list.
+    const left = { pids: pidsInSidRoot(), cgroups: sidCgroups() };
+    if (left.pids.length || left.cgroups.length) await sidSweep();
+    expect(left).toEqual({ pids: [], cgroups: [] });
+    await assertNoLeaks(before, { includeServices: true, scope: { tag: `${testRunId}/sid` } });
+  });
+
+  test("today's podman, netavark, aardvark-dns and pasta are there, and burrow runs beside them", async () => {
+    const r = await sidRun([
+      "sh",
+      "-ec",
+      "podman --version; /usr/lib/podman/netavark --version; /usr/lib/podman/aardvark-dns --version; pasta --version | head -1; slirp4netns --version | head -1; burrow --version",
+    ]);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    console.log(`sid tier versions:\n${r.stdout.trim().replace(/^/gm, "  ")}`);
+    expect(Number(r.stdout.match(/^podman version (\d+)\./m)?.[1])).toBeGreaterThanOrEqual(5);
+    expect(r.stdout).toMatch(/^netavark \d+\.\d+/m);
+    expect(r.stdout).toMatch(/^aardvark-dns \d+\.\d+/m);
+    expect(r.stdout).toMatch(/^pasta /m);
+    expect(r.stdout).toMatch(/^burrow version /m);
+  }, 60_000);
+
+  test("pasta: a published port answers curl inside the root, and rm leaves no sandbox", async () => {
+    const port = freePort();
+    const script = `${FRESH_HOME}
+mkdir www && echo "hello from sid" > www/index.html
+burrow run -d --rm --name web --network pasta -p 127.0.0.1:${port}:80 -- busybox httpd -f -p 80 -h "$HOME/www" >/dev/null
+# pasta forwards as soon as the sandbox exists; httpd listens a moment later
+tries=0
+until body=$(curl -fsS --max-time 2 http://127.0.0.1:${port}/ 2>/dev/null); do
+  tries=$((tries + 1)); [ $tries -lt 200 ] || { echo "no answer on port ${port}" >&2; exit 1; }
+  sleep 0.05
+done
+echo "$body"
+burrow rm -f web >/dev/null
+burrow ps -a --format json`;
+    const r = await sidRun(["sh", "-ec", script]);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    const [body, ps] = r.stdout.trim().split("\n");
+    expect(body).toBe("hello from sid");
+    expect(JSON.parse(ps ?? "")).toEqual([]);
+  }, 60_000);
+
+  test("slirp4netns: run --rm works", async () => {
+    const r = await sidRun(["sh", "-ec", `${FRESH_HOME}; burrow run --rm --network slirp4netns -- ip -4 -o addr show tap0`]);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("10.0.2.100/24");
+  }, 60_000);
+
+  test("podman 5 runs the static busybox tree (runc, cgroupfs)", async () => {
+    const r = await sidRun(["sh", "-ec", `${FRESH_HOME}; podman run --rm --network none --rootfs /opt/busybox-rootfs sh -c 'echo in-container; id -u'`]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe("in-container\n0\n");
+  }, 60_000);
+
+  test("an entry ends what its command left running, and keeps its exit status", async () => {
+    // A daemon and holder (burrow -d), a sandbox, a stray background sleep
+    // and podman's pause process: all outlive CMD, none the entry.
+    const script = `${FRESH_HOME}
+burrow run -d -- sleep 1000 >/dev/null
+podman run --rm -d --network none --rootfs /opt/busybox-rootfs sleep 1000 >/dev/null 2>&1
+sleep 1000 &
+exit 7`;
+    const r = await sidRun(["sh", "-ec", script]);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(7);
+  }, 60_000);
+
+  test("a terminated entry ends everything too", async () => {
+    const p = sidSpawn(["sh", "-ec", `${FRESH_HOME}; burrow run -d -- sleep 1000 >/dev/null; exec sleep 1000`]);
+    const root = sidRootDir();
+    // Running: the sandbox's sleep and the command's own, both in the root.
+    const sleeping = () =>
+      pidsInSidRoot(root).filter((pid) => {
+        try {
+          return readFileSync(`/proc/${pid}/cmdline`, "utf8") === "sleep\u00001000\u0000";
+        } catch {
+          return false;
+        }
+      });
+    await until(() => sleeping().length === 2, 20_000, "the sandbox's and the command's sleep 1000");
+    p.kill("SIGTERM");
+    const r = await sidWait(p);
+    expect(r.code).toBe(143);
+  }, 60_000);
+});
