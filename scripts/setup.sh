@@ -34,6 +34,8 @@ need() { needs_root+=("$*"); }
 packages=(uidmap iptables iproute2 slirp4netns passt containernetworking-plugins
   golang-github-containernetworking-plugin-dnsname dnsmasq-base iperf3 hyperfine
   busybox-static curl procps psmisc util-linux
+  # the sid tier (scripts/sid-root.sh builds a Debian sid root with it)
+  debootstrap
   # the release tests: lintian checks the .deb; the arm64 binary runs under
   # qemu-user with arm64 libc (dpkg --add-architecture arm64, below); man
   # renders the man pages (and groff checks them in the unit tests); zsh and
