@@ -19,7 +19,7 @@ export const EXAMPLES: Record<string, string[]> = {
     "burrow inspect --format '{{range $p, $b := .NetworkSettings.Ports}}{{$p}} {{end}}' web",
   ],
   stop: ["burrow stop web", "burrow stop -t 2 web db"],
-  rm: ["burrow rm web", "burrow rm -f web db"],
+  rm: ["burrow rm web", "burrow rm -f web db", "burrow rm -f --depend web"],
   logs: ["burrow logs web"],
   port: ["burrow port web", "burrow port web 80/tcp", "burrow port web --format '{{.HostPort}}'"],
   unshare: ["burrow unshare -- id", "burrow unshare -- cat /proc/self/uid_map"],
