@@ -40,6 +40,8 @@ export const EXAMPLES: Record<string, string[]> = {
   "network disconnect": ["burrow network disconnect mynet web"],
   "network reload": ["burrow network reload --all", "burrow network reload web"],
   doctor: ["burrow doctor", "burrow doctor --format json"],
+  system: ["burrow system recover"],
+  "system recover": ["burrow system recover", "burrow system recover --format json"],
   completion: ["burrow completion bash > ~/.local/share/bash-completion/completions/burrow", "burrow completion fish > ~/.config/fish/completions/burrow.fish"],
   // Commands of issue 9 items 3-4, landing from another branch.
   start: ["burrow start web"],

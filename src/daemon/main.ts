@@ -8,7 +8,9 @@ import { controlSocket, resolvePaths } from "../paths.ts";
 import type { Handlers, Op } from "../protocol.ts";
 import { RequestRefused, parseArgs, readBody, routeOf, shortMessage } from "./request.ts";
 import { ensurePrivateDir } from "../client/trust.ts";
-import { openState } from "../state/db.ts";
+import { openState, restoreDeletedState, stateDbFile } from "../state/db.ts";
+import type { Database } from "bun:sqlite";
+import { checkOpen } from "../state/check.ts";
 import { SandboxStore } from "../state/sandboxes.ts";
 import { HelperLedger } from "../state/helpers.ts";
 import { RequestsSeen } from "./requests-seen.ts";
@@ -37,6 +39,9 @@ function bootId(): string {
     return "unknown";
   }
 }
+
+/** Not one of DAEMON_EXIT's "do not restart" codes: the supervisor restarts the daemon at once, on the file written back. */
+const EXIT_RESTORED_STATE = 70;
 
 /** Ops that need not wait for background releases (create waits for its name only). */
 const UNSETTLED_OPS = new Set<Op>(["create", "started", "exited", "ping", "enter"]);
@@ -73,15 +78,22 @@ export async function daemonMain(): Promise<void> {
     }
   }
   let store: SandboxStore;
+  let stateDb: Database;
   let bookkeeping: { helpers: HelperLedger; requests: RequestsSeen; reserve: SpaceReserve };
   try {
     const db = openState(paths.stateDir);
+    stateDb = db;
+    // A damaged page would fail some later request half-way: refuse it now.
+    const health = checkOpen(db, stateDbFile(paths.stateDir));
+    if (!health.ok) throw new Error(health.detail);
     store = new SandboxStore(db);
-    bookkeeping = { helpers: new HelperLedger(db), requests: new RequestsSeen(db), reserve: new SpaceReserve(`${paths.stateDir}/reserve`) };
+    bookkeeping = { helpers: new HelperLedger(db, paths.stateDir), requests: new RequestsSeen(db), reserve: new SpaceReserve(`${paths.stateDir}/reserve`) };
     store.compact();
   } catch (e) {
     // One line the CLI can quote (it shows the log's last line).
-    process.stderr.write(`burrow daemon: cannot open its state in ${paths.stateDir}: ${messageOf(e)}\n`);
+    process.stderr.write(
+      `burrow daemon: cannot open its state in ${paths.stateDir}: ${messageOf(e)}; burrow system recover sets it aside and stops what it cannot manage\n`,
+    );
     process.exit(1);
   }
   // Counted lazily: the backends are made with `cni`, and asked later.
@@ -241,6 +253,12 @@ export async function daemonMain(): Promise<void> {
     async () => {
       try {
         await reconciled;
+        // state.db removed under us: written back from our handle, then a
+        // restart (the supervisor's, at once) opens it as any start does.
+        if (!shuttingDown && restoreDeletedState(stateDb, paths.stateDir)) {
+          log.warn(`${stateDbFile(paths.stateDir)} was deleted while the daemon ran: written back from the open database; restarting on it`);
+          process.exit(EXIT_RESTORED_STATE);
+        }
         if (holder && !holderAlive(holder)) {
           log.warn("the rootless session holder died: every sandbox of this session is gone");
           await service.sessionLost();

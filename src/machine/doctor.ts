@@ -4,6 +4,8 @@
 import { accessSync, constants, existsSync, readFileSync, statSync } from "node:fs";
 import { userInfo } from "node:os";
 import { findRange } from "../userns/idmap.ts";
+import { resolvePaths } from "../paths.ts";
+import { checkStateDb } from "../state/check.ts";
 import { cleanEnv } from "../sys/env.ts";
 import { readHelperConf, type HelperConf } from "./containers-conf.ts";
 import { hostDistro, installCommand, type Distro } from "./distro.ts";
@@ -24,6 +26,8 @@ export interface DoctorInput {
   distro: Distro;
   /** containers.conf as read, or the error reading it. */
   conf: HelperConf | Error;
+  /** Where the state database is (absent: not checked, e.g. no runtime dir to resolve paths). */
+  stateDir?: string;
 }
 
 function read(path: string): string | null {
@@ -56,7 +60,11 @@ export function hostInput(): DoctorInput {
   } catch (e) {
     conf = e instanceof Error ? e : new Error(String(e));
   }
-  return { uid, user, env: process.env, distro: hostDistro(), conf };
+  let stateDir: string | undefined;
+  try {
+    stateDir = resolvePaths().stateDir;
+  } catch {} // XDG_RUNTIME_DIR missing: its own check says so
+  return { uid, user, env: process.env, distro: hostDistro(), conf, stateDir };
 }
 
 export function runChecks(input: DoctorInput = hostInput()): Check[] {
@@ -175,6 +183,13 @@ export function runChecks(input: DoctorInput = hostInput()): Check[] {
   const iptables = findHelper("iptables", conf, search);
   if (!iptables) add("iptables", "warn", "not installed: bridge networks need it for masquerade and port mapping", installCommand(distro, "iptables"));
   else add("iptables", "ok", iptables);
+  if (input.stateDir) {
+    // Read-only, with no daemon: a damaged database stops the daemon from
+    // starting, and its sandboxes would run on unmanaged (issue 19 item 8).
+    const health = checkStateDb(input.stateDir);
+    if (health.ok) add("state database", "ok", health.detail);
+    else add("state database", "fail", health.detail, "burrow system recover (keeps the damaged file beside it, stops the sandboxes it can no longer manage)");
+  }
   const start = read("/proc/sys/net/ipv4/ip_unprivileged_port_start");
   if (rootless && start !== null)
     add(

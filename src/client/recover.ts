@@ -1,0 +1,73 @@
+// `burrow system recover` (issue 19 item 8): the way back from a state
+// database the daemon cannot use. The damaged file is set aside, never
+// deleted (the user may want what is in it); the daemon then starts on a
+// fresh database and, at start, stops every sandbox it has no record of and
+// kills the helpers of this state that no row records
+// (src/daemon/recovery.ts stopUnrecorded, src/state/helpers.ts
+// sweepUnrecorded). CLI side, host namespaces.
+import { existsSync, renameSync, closeSync } from "node:fs";
+import { BurrowError } from "../errors.ts";
+import { checkStateDb } from "../state/check.ts";
+import { stateDbFile } from "../state/db.ts";
+import { acquireStateLock, stateLockOwner } from "../state/lock.ts";
+import { call, paths } from "./client.ts";
+
+export interface RecoverReport {
+  /** What the check found. */
+  health: string;
+  /** Where the damaged database now is, when it was set aside. */
+  setAside: string | null;
+  /** The daemon that stopped so the file could be set aside. */
+  stoppedDaemon: number | null;
+  /** Sandboxes stopped because nothing recorded them (short ids). */
+  stopped: string[];
+}
+
+/** How long a daemon asked to stop gets before recover gives up. */
+const STOP_WAIT_MS = 15_000;
+
+export async function recoverState(now = new Date()): Promise<RecoverReport> {
+  const p = paths();
+  const health = checkStateDb(p.stateDir);
+  let setAside: string | null = null;
+  let stoppedDaemon: number | null = null;
+  if (!health.ok) {
+    if (health.newer)
+      throw new BurrowError(`${health.detail}; run that burrow, or upgrade this one: recover sets aside only a damaged database`, { kind: "setup" });
+    // A daemon that opened the file before it was damaged still holds it:
+    // it stops (SIGTERM is a clean stop: its sandboxes keep running, and
+    // no supervisor restarts it), or the file could change under us.
+    const owner = stateLockOwner(p.stateDir);
+    if (owner) {
+      try {
+        process.kill(owner, "SIGTERM");
+        stoppedDaemon = owner;
+      } catch {}
+    }
+    const lock = await acquireStateLock(p.stateDir, STOP_WAIT_MS);
+    if (!("fd" in lock))
+      throw new BurrowError(
+        `a burrow daemon${lock.heldBy ? ` (pid ${lock.heldBy})` : ""} still holds ${p.stateDir} after ${STOP_WAIT_MS / 1000} s: stop it (kill ${lock.heldBy ?? "PID"}) and run burrow system recover again`,
+        { kind: "daemon" },
+      );
+    try {
+      // Under the lock no daemon opens the file. The WAL and its index go
+      // with it, under the same stem, so sqlite3 opens the set as it was.
+      const stamp = now.toISOString().replace(/[-:]/g, "").replace(/\..*/, "");
+      const aside = `${p.stateDir}/state-damaged-${stamp}.db`;
+      const file = stateDbFile(p.stateDir);
+      for (const suffix of ["-wal", "-shm", ""]) if (existsSync(file + suffix)) renameSync(file + suffix, aside + suffix);
+      setAside = aside;
+    } finally {
+      closeSync(lock.fd);
+    }
+  }
+  // The daemon starts (or already runs) on a sound database; any request
+  // but ping waits until its start-up reconcile, which stops the
+  // unrecorded sandboxes, is done.
+  const events = await call("events", { since: 0 });
+  // Only this recover's: an earlier daemon start may have stopped others (and said so in its log).
+  const since = now.toISOString();
+  const stopped = events.filter((e) => e.type === "died" && e.attributes.reason === "no record" && e.time >= since).map((e) => e.name ?? e.id ?? "?");
+  return { health: health.detail, setAside, stoppedDaemon, stopped };
+}
