@@ -24,6 +24,9 @@ const recover = defineCommand({
       process.stdout.write(`state database: ${r.health}\n`);
       if (r.stoppedDaemon) process.stdout.write(`stopped the daemon (pid ${r.stoppedDaemon}) that still had it open\n`);
       process.stdout.write(`set it aside as ${r.setAside} (kept for you; burrow no longer reads it)\n`);
+      const kept = r.salvaged?.sandboxes ?? 0;
+      if (kept) process.stdout.write(`kept the records of ${kept} sandbox${kept === 1 ? "" : "es"} that could still be read (events are not kept)\n`);
+      else if (r.salvaged?.lost) process.stdout.write(`no sandbox record could be read from it (${r.salvaged.lost})\n`);
     }
     for (const id of r.stopped) process.stdout.write(`stopped sandbox ${id}: no record of it was left\n`);
     if (!r.setAside && !r.stopped.length) process.stdout.write("nothing to recover\n");

@@ -1,7 +1,9 @@
 // `burrow system recover` (issue 19 item 8): the way back from a state
 // database the daemon cannot use. The damaged file is set aside, never
-// deleted (the user may want what is in it); the daemon then starts on a
-// fresh database and, at start, stops every sandbox it has no record of and
+// deleted (the user may want what is in it); the sandboxes' and helpers'
+// rows that can still be read go into a fresh database
+// (src/state/salvage.ts); the daemon then starts on it and, at start,
+// stops every sandbox it has no record of and
 // kills the helpers of this state that no row records
 // (src/daemon/recovery.ts stopUnrecorded, src/state/helpers.ts
 // sweepUnrecorded). CLI side, host namespaces.
@@ -9,6 +11,7 @@ import { existsSync, renameSync, closeSync } from "node:fs";
 import { BurrowError } from "../errors.ts";
 import { checkStateDb } from "../state/check.ts";
 import { stateDbFile } from "../state/db.ts";
+import { type Salvaged, salvageState } from "../state/salvage.ts";
 import { acquireStateLock, stateLockOwner } from "../state/lock.ts";
 import { call, paths } from "./client.ts";
 
@@ -19,6 +22,8 @@ export interface RecoverReport {
   setAside: string | null;
   /** The daemon that stopped so the file could be set aside. */
   stoppedDaemon: number | null;
+  /** What could still be read from the damaged file and was kept. */
+  salvaged: Salvaged | null;
   /** Sandboxes stopped because nothing recorded them (short ids). */
   stopped: string[];
 }
@@ -31,6 +36,7 @@ export async function recoverState(now = new Date()): Promise<RecoverReport> {
   const health = checkStateDb(p.stateDir);
   let setAside: string | null = null;
   let stoppedDaemon: number | null = null;
+  let salvaged: Salvaged | null = null;
   if (!health.ok) {
     if (health.newer)
       throw new BurrowError(`${health.detail}; run that burrow, or upgrade this one: recover sets aside only a damaged database`, { kind: "setup" });
@@ -58,6 +64,8 @@ export async function recoverState(now = new Date()): Promise<RecoverReport> {
       const file = stateDbFile(p.stateDir);
       for (const suffix of ["-wal", "-shm", ""]) if (existsSync(file + suffix)) renameSync(file + suffix, aside + suffix);
       setAside = aside;
+      // Rows that can still be read come back; the rest is stopped by the daemon's start.
+      salvaged = salvageState(aside, p.stateDir);
     } finally {
       closeSync(lock.fd);
     }
@@ -69,5 +77,5 @@ export async function recoverState(now = new Date()): Promise<RecoverReport> {
   // Only this recover's: an earlier daemon start may have stopped others (and said so in its log).
   const since = now.toISOString();
   const stopped = events.filter((e) => e.type === "died" && e.attributes.reason === "no record" && e.time >= since).map((e) => e.name ?? e.id ?? "?");
-  return { health: health.detail, setAside, stoppedDaemon, stopped };
+  return { health: health.detail, setAside, stoppedDaemon, salvaged, stopped };
 }

@@ -135,6 +135,36 @@ for (const mode of ["rootless", "rootful"] as const) {
       rmSync(aside!, { force: true });
     });
 
+    test("damage that spares the sandboxes' rows: system recover keeps those sandboxes, running, with their ports", async () => {
+      const port = nextPort++;
+      await web(t, "kept", "slirp4netns", port);
+      // A clean stop (its sandboxes run on; no supervisor restarts it) writes everything into state.db.
+      const daemon = daemonPid(t.dirs.runtimeDir)!;
+      process.kill(daemon, "SIGTERM");
+      await until(() => daemonPid(t.dirs.runtimeDir) === undefined, 10000, "the daemon to stop");
+      const db = `${t.dirs.stateDir}/state.db`;
+      const sql = async (q: string) => (await t.run(["sqlite3", "-readonly", db, q])).stdout.trim();
+      const pageSize = Number(await sql("PRAGMA page_size"));
+      const eventsPage = Number(await sql("SELECT rootpage FROM sqlite_master WHERE name = 'events'"));
+      expect(eventsPage).toBeGreaterThan(1);
+      const fd = openSync(db, "r+");
+      writeSync(fd, Buffer.alloc(pageSize, 0x41), 0, pageSize, (eventsPage - 1) * pageSize);
+      closeSync(fd);
+      const ps = await t.burrow(["ps", "-a"]);
+      expect(ps.code).not.toBe(0);
+      expect(ps.stderr).toContain("burrow system recover");
+      const r = await t.burrow(["system", "recover"]);
+      expect(r.stderr).toBe("");
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain("kept the records of 1 sandbox that could still be read");
+      expect(r.stdout).not.toContain("stopped sandbox");
+      const rows = JSON.parse(await t.burrowOk(["ps", "-a", "--format", "json"]));
+      expect(rows.map((x: { Names: string[]; State: string }) => [x.Names[0], x.State])).toEqual([["kept", "running"]]);
+      expect(await until(() => fetchFromHost(t, port), 10000, "the kept sandbox's port")).toBe("kept\n");
+      await t.burrowOk(["rm", "-f", "kept"]);
+      rmSync(r.stdout.match(/set it aside as (\S+)/)![1]!, { force: true });
+    });
+
     test("a database damaged under a running daemon: system recover stops that daemon first, then recovers", async () => {
       const port = nextPort++;
       await web(t, "running", "slirp4netns", port);
