@@ -170,6 +170,9 @@ export class SandboxReleases {
     const { store } = this.ctx;
     const s = store.find(ref);
     const removed: Array<{ id: string; name: string }> = [];
+    // Refused before any dependant goes: a running sandbox without -f stays, and so do they.
+    if (s.status !== "exited" && !force)
+      throw new BurrowError(`sandbox ${s.name} is ${s.status}: stop it first (burrow stop ${s.name}) or remove it with burrow rm -f`, { kind: "running" });
     if (depend) {
       for (const dep of store.all().filter((o) => o.runtime.netOf === s.id)) {
         if (!store.has(dep.id)) continue; // gone with an earlier one (--rm)
@@ -182,8 +185,6 @@ export class SandboxReleases {
         `sandbox ${s.name} shares its network with ${deps.map((d) => d.name).join(", ")}: remove those first, or all of them with burrow rm -f --depend ${s.name}`,
         { kind: "in-use" },
       );
-    if (s.status !== "exited" && !force)
-      throw new BurrowError(`sandbox ${s.name} is ${s.status}: stop it first (burrow stop ${s.name}) or remove it with burrow rm -f`, { kind: "running" });
     const errors: Error[] = [];
     if (s.status !== "exited" || this.exiting.has(s.id)) {
       // Through the exit path (it waits for a create under way): killing the

@@ -94,6 +94,11 @@ for (const mode of ["rootless", "rootful"] as const) {
       expect(refused.stderr).toContain("shares its network with guest");
       expect(refused.stderr).toContain("--depend");
       expect(await names(t)).toEqual(["guest", "other", "owner"]);
+      // Without -f a running owner is refused before any dependant goes.
+      const running = await t.burrow(["rm", "--depend", "owner"]);
+      expect(running.code).not.toBe(0);
+      expect(running.stderr).toContain("sandbox owner is running");
+      expect(await names(t)).toEqual(["guest", "other", "owner"]);
       const r = await t.burrowOk(["rm", "-f", "--depend", "owner"]);
       expect(r.trim().split("\n")).toEqual([guest, owner]);
       expect(await names(t)).toEqual(["other"]);
