@@ -7,7 +7,8 @@
 // kills the helpers of this state that no row records
 // (src/daemon/recovery.ts stopUnrecorded, src/state/helpers.ts
 // sweepUnrecorded). CLI side, host namespaces.
-import { existsSync, renameSync, closeSync } from "node:fs";
+import { closeSync, existsSync, readFileSync, renameSync } from "node:fs";
+import { ROLES } from "../roles.ts";
 import { BurrowError } from "../errors.ts";
 import { checkStateDb } from "../state/check.ts";
 import { stateDbFile } from "../state/db.ts";
@@ -28,6 +29,15 @@ export interface RecoverReport {
   stopped: string[];
 }
 
+/** Whether `pid` is a burrow daemon: the lock file's pid is only a hint, never signalled unchecked. */
+function isDaemon(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")[1] === ROLES.daemon;
+  } catch {
+    return false;
+  }
+}
+
 /** How long a daemon asked to stop gets before recover gives up. */
 const STOP_WAIT_MS = 15_000;
 
@@ -44,7 +54,7 @@ export async function recoverState(now = new Date()): Promise<RecoverReport> {
     // it stops (SIGTERM is a clean stop: its sandboxes keep running, and
     // no supervisor restarts it), or the file could change under us.
     const owner = stateLockOwner(p.stateDir);
-    if (owner) {
+    if (owner && owner !== process.pid && isDaemon(owner)) {
       try {
         process.kill(owner, "SIGTERM");
         stoppedDaemon = owner;

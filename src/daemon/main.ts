@@ -91,9 +91,11 @@ export async function daemonMain(): Promise<void> {
     store.compact();
   } catch (e) {
     // One line the CLI can quote (it shows the log's last line).
-    process.stderr.write(
-      `burrow daemon: cannot open its state in ${paths.stateDir}: ${messageOf(e)}; burrow system recover sets it aside and stops what it cannot manage\n`,
-    );
+    const why = messageOf(e);
+    const fix = /newer than this burrow/.test(why)
+      ? "run the burrow that made it, or upgrade this one"
+      : "burrow system recover sets it aside, keeps what can still be read and stops the rest";
+    process.stderr.write(`burrow daemon: cannot open its state in ${paths.stateDir}: ${why}; ${fix}\n`);
     process.exit(1);
   }
   // Counted lazily: the backends are made with `cni`, and asked later.
@@ -229,7 +231,17 @@ export async function daemonMain(): Promise<void> {
     // too, but never while a CLI is starting one (it holds the lock).
     // Files are removed only while they are still this daemon's own.
     let endSession = false;
-    if (holder && service.active() === 0 && !opts.handOver) {
+    // A state that cannot be read any more (damaged under us, then
+    // `system recover`'s SIGTERM) counts as holding sandboxes: the session
+    // stays, and the stop stays clean (an exception here would be a crash
+    // the supervisor answers with restarts).
+    let active = 1;
+    try {
+      active = service.active();
+    } catch (e) {
+      log.warn(`reading the state at exit: ${messageOf(e)}`);
+    }
+    if (holder && active === 0 && !opts.handOver) {
       const fd = openSync(`${paths.runtimeDir}/daemon.lock`, "a", 0o600);
       try {
         flock(fd, LOCK.EX | LOCK.NB);

@@ -5,7 +5,7 @@
 import { messageOf } from "../errors.ts";
 import { log } from "../log.ts";
 import { pinDir } from "../paths.ts";
-import { killAll, pidsInMountNs, startTimeOf } from "../sys/processes.ts";
+import { isRunning, killAll, pidsInMountNs, startTimeOf } from "../sys/processes.ts";
 import { pinHolds, removePins } from "../namespaces/pins.ts";
 import type { Sandbox } from "../state/sandboxes.ts";
 import { now, sandboxLabel, type DaemonContext } from "./context.ts";
@@ -120,7 +120,9 @@ export class SandboxRecovery {
     }
     await this.reap(true);
     // After the shared namespace's supervision (in reap) took down what it no longer needs.
-    sweepUnrecorded(ctx.bookkeeping.helpers, ctx.paths.stateDir, (pid) => ctx.paths.rootless && sameUserNamespace(pid));
+    const killed = sweepUnrecorded(ctx.bookkeeping.helpers, ctx.paths.stateDir, (pid) => ctx.paths.rootless && sameUserNamespace(pid));
+    // Gone before any request is answered: "nothing unrecorded runs" holds once reconcile is done.
+    for (let i = 0; i < 200 && killed.some((k) => isRunning(k.pid)); i++) await Bun.sleep(10);
   }
 
   /**

@@ -188,7 +188,14 @@ export function runChecks(input: DoctorInput = hostInput()): Check[] {
     // starting, and its sandboxes would run on unmanaged (issue 19 item 8).
     const health = checkStateDb(input.stateDir);
     if (health.ok) add("state database", "ok", health.detail);
-    else add("state database", "fail", health.detail, "burrow system recover (keeps the damaged file beside it, stops the sandboxes it can no longer manage)");
+    else if (health.newer) add("state database", "fail", health.detail, "run the newer burrow that made it, or upgrade this one");
+    else
+      add(
+        "state database",
+        "fail",
+        health.detail,
+        "burrow system recover (sets the file aside, keeps the sandboxes whose records can still be read, stops the rest)",
+      );
   }
   const start = read("/proc/sys/net/ipv4/ip_unprivileged_port_start");
   if (rootless && start !== null)

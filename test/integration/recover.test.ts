@@ -35,6 +35,9 @@ function contextProcesses(t: BurrowContext, names: RegExp): number[] {
     try {
       const comm = readFileSync(`/proc/${pid}/comm`, "utf8").trim();
       if (!names.test(comm)) return false;
+      // A zombie is dead already; only its parent has yet to reap it.
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z")) return false;
       const env = readFileSync(`/proc/${pid}/environ`, "utf8");
       const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8");
       return env.includes(t.dirs.stateDir) || env.includes(t.dirs.runtimeDir) || cmd.includes(t.dirs.runtimeDir) || env.includes(t.tag);
