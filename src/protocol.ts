@@ -4,10 +4,20 @@
 import * as v from "valibot";
 import { quote } from "./quote.ts";
 
+/** Names refused because they look like an id (docs/decisions.md "Names"). */
+export const ID_SHAPED_NAME = /^[0-9a-f]{12,64}$/;
+
 export const Name = v.pipe(
   v.string(),
   v.regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, (i) => `invalid name ${quote(i.input)}: names start with a letter or digit and contain only letters, digits, _ . -`),
   v.maxLength(253, (i) => `invalid name ${quote(i.input)}: it is ${String(i.input).length} characters long; the limit is 253`),
+  // A name shaped like an id (ps shows 12 hex digits, inspect 64) could pass
+  // for another sandbox's id or short id: `rm -f ID` would find the impostor.
+  v.check(
+    (name) => !ID_SHAPED_NAME.test(name),
+    (i) =>
+      `invalid name ${quote(i.input)}: 12 to 64 lowercase hex digits is the shape of a sandbox id, so it could pass for another sandbox's id; add a letter from g-z or a "-"`,
+  ),
 );
 
 import { ProcessUser } from "./messages.ts";
@@ -61,7 +71,8 @@ export const Ref = v.object({ name: v.pipe(v.string(), v.minLength(1)) });
 export const Started = v.object({ id: v.string(), pid: v.number() });
 export const Exited = v.object({ id: v.string(), exitCode: v.number() });
 export const Stop = v.object({ name: v.string(), timeout: v.optional(v.number(), 10) });
-export const Remove = v.object({ name: v.string(), force: v.optional(v.boolean(), false) });
+/** depend: remove the sandboxes that joined this one's network first (podman's rm --depend). */
+export const Remove = v.object({ name: v.string(), force: v.optional(v.boolean(), false), depend: v.optional(v.boolean(), false) });
 export const Restart = v.object({ name: v.string(), timeout: v.optional(v.number(), 10) });
 export const List = v.object({ all: v.optional(v.boolean(), false) });
 export const Empty = v.object({});
@@ -150,7 +161,8 @@ export const Replies = {
   logs: v.object({ path: v.string() }),
   port: v.looseObject({ id: v.string(), ports: v.array(PortRecordSchema) }),
   stop: IdName,
-  rm: IdName,
+  // removed: every sandbox removed, dependants (--depend) first; absent from an older daemon.
+  rm: v.looseObject({ ...IdName.entries, removed: v.optional(v.array(IdName)) }),
   start: IdName,
   restart: IdName,
   wait: v.object({ id: v.string(), name: v.string(), exitCode: v.number() }),

@@ -19,7 +19,7 @@ export const EXAMPLES: Record<string, string[]> = {
     "burrow inspect --format '{{range $p, $b := .NetworkSettings.Ports}}{{$p}} {{end}}' web",
   ],
   stop: ["burrow stop web", "burrow stop -t 2 web db"],
-  rm: ["burrow rm web", "burrow rm -f web db"],
+  rm: ["burrow rm web", "burrow rm -f web db", "burrow rm -f --depend web"],
   logs: ["burrow logs web"],
   port: ["burrow port web", "burrow port web 80/tcp", "burrow port web --format '{{.HostPort}}'"],
   unshare: ["burrow unshare -- id", "burrow unshare -- cat /proc/self/uid_map"],
@@ -40,6 +40,8 @@ export const EXAMPLES: Record<string, string[]> = {
   "network disconnect": ["burrow network disconnect mynet web"],
   "network reload": ["burrow network reload --all", "burrow network reload web"],
   doctor: ["burrow doctor", "burrow doctor --format json"],
+  system: ["burrow system recover"],
+  "system recover": ["burrow system recover", "burrow system recover --format json"],
   completion: ["burrow completion bash > ~/.local/share/bash-completion/completions/burrow", "burrow completion fish > ~/.config/fish/completions/burrow.fish"],
   // Commands of issue 9 items 3-4, landing from another branch.
   start: ["burrow start web"],

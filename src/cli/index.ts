@@ -21,6 +21,7 @@ export const main = defineCommand({
     info: () => import("./info.ts").then((m) => m.default),
     network: () => import("./network.ts").then((m) => m.default),
     doctor: () => import("./doctor.ts").then((m) => m.default),
+    system: () => import("./system.ts").then((m) => m.default),
     events: () => import("./events.ts").then((m) => m.default),
     stats: () => import("./stats.ts").then((m) => m.default),
     completion: () => import("./completion.ts").then((m) => m.default),

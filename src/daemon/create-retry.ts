@@ -195,7 +195,7 @@ export async function recoverCreates(d: RetryDeps): Promise<void> {
 }
 
 /** Kills what runs in a pinned but unrecorded mount namespace, unmounts every pin under `dir`, removes it. */
-async function removeUnrecordedPins(dir: string): Promise<Error[]> {
+export async function removeUnrecordedPins(dir: string): Promise<Error[]> {
   let entries: string[];
   try {
     entries = readdirSync(dir);

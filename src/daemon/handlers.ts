@@ -36,7 +36,7 @@ export function handlers(svc: SandboxService) {
       const s = await svc.stop(a.name, a.timeout);
       return { id: s.id, name: s.name };
     },
-    rm: (a: Args<"rm">) => svc.rm(a.name, a.force),
+    rm: (a: Args<"rm">) => svc.rm(a.name, a.force, a.depend),
     start: async (a: Args<"start">) => {
       const s = await svc.restarts.start(a.name);
       return { id: s.id, name: s.name };

@@ -8,7 +8,9 @@ import { controlSocket, resolvePaths } from "../paths.ts";
 import type { Handlers, Op } from "../protocol.ts";
 import { RequestRefused, parseArgs, readBody, routeOf, shortMessage } from "./request.ts";
 import { ensurePrivateDir } from "../client/trust.ts";
-import { openState } from "../state/db.ts";
+import { openState, restoreDeletedState, stateDbFile } from "../state/db.ts";
+import type { Database } from "bun:sqlite";
+import { checkOpen } from "../state/check.ts";
 import { SandboxStore } from "../state/sandboxes.ts";
 import { HelperLedger } from "../state/helpers.ts";
 import { RequestsSeen } from "./requests-seen.ts";
@@ -37,6 +39,9 @@ function bootId(): string {
     return "unknown";
   }
 }
+
+/** Not one of DAEMON_EXIT's "do not restart" codes: the supervisor restarts the daemon at once, on the file written back. */
+const EXIT_RESTORED_STATE = 70;
 
 /** Ops that need not wait for background releases (create waits for its name only). */
 const UNSETTLED_OPS = new Set<Op>(["create", "started", "exited", "ping", "enter"]);
@@ -73,15 +78,24 @@ export async function daemonMain(): Promise<void> {
     }
   }
   let store: SandboxStore;
+  let stateDb: Database;
   let bookkeeping: { helpers: HelperLedger; requests: RequestsSeen; reserve: SpaceReserve };
   try {
     const db = openState(paths.stateDir);
+    stateDb = db;
+    // A damaged page would fail some later request half-way: refuse it now.
+    const health = checkOpen(db, stateDbFile(paths.stateDir));
+    if (!health.ok) throw new Error(health.detail);
     store = new SandboxStore(db);
-    bookkeeping = { helpers: new HelperLedger(db), requests: new RequestsSeen(db), reserve: new SpaceReserve(`${paths.stateDir}/reserve`) };
+    bookkeeping = { helpers: new HelperLedger(db, paths.stateDir), requests: new RequestsSeen(db), reserve: new SpaceReserve(`${paths.stateDir}/reserve`) };
     store.compact();
   } catch (e) {
     // One line the CLI can quote (it shows the log's last line).
-    process.stderr.write(`burrow daemon: cannot open its state in ${paths.stateDir}: ${messageOf(e)}\n`);
+    const why = messageOf(e);
+    const fix = /newer than this burrow/.test(why)
+      ? "run the burrow that made it, or upgrade this one"
+      : "burrow system recover sets it aside, keeps what can still be read and stops the rest";
+    process.stderr.write(`burrow daemon: cannot open its state in ${paths.stateDir}: ${why}; ${fix}\n`);
     process.exit(1);
   }
   // Counted lazily: the backends are made with `cni`, and asked later.
@@ -217,7 +231,17 @@ export async function daemonMain(): Promise<void> {
     // too, but never while a CLI is starting one (it holds the lock).
     // Files are removed only while they are still this daemon's own.
     let endSession = false;
-    if (holder && service.active() === 0 && !opts.handOver) {
+    // A state that cannot be read any more (damaged under us, then
+    // `system recover`'s SIGTERM) counts as holding sandboxes: the session
+    // stays, and the stop stays clean (an exception here would be a crash
+    // the supervisor answers with restarts).
+    let active = 1;
+    try {
+      active = service.active();
+    } catch (e) {
+      log.warn(`reading the state at exit: ${messageOf(e)}`);
+    }
+    if (holder && active === 0 && !opts.handOver) {
       const fd = openSync(`${paths.runtimeDir}/daemon.lock`, "a", 0o600);
       try {
         flock(fd, LOCK.EX | LOCK.NB);
@@ -241,6 +265,12 @@ export async function daemonMain(): Promise<void> {
     async () => {
       try {
         await reconciled;
+        // state.db removed under us: written back from our handle, then a
+        // restart (the supervisor's, at once) opens it as any start does.
+        if (!shuttingDown && restoreDeletedState(stateDb, paths.stateDir)) {
+          log.warn(`${stateDbFile(paths.stateDir)} was deleted while the daemon ran: written back from the open database; restarting on it`);
+          process.exit(EXIT_RESTORED_STATE);
+        }
         if (holder && !holderAlive(holder)) {
           log.warn("the rootless session holder died: every sandbox of this session is gone");
           await service.sessionLost();

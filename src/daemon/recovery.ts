@@ -2,16 +2,30 @@
 // processes or pins vanished (reap, every second), what a reboot, a dead
 // session or a killed daemon left (reconcile, at start), and a dead holder
 // (sessionLost). Daemon main thread.
-import { statSync } from "node:fs";
 import { messageOf } from "../errors.ts";
 import { log } from "../log.ts";
 import { pinDir } from "../paths.ts";
-import { killOtherSession, pidsInMountNs, startTimeOf } from "../sys/processes.ts";
+import { isRunning, killOtherSession, pidsInMountNs, startTimeOf } from "../sys/processes.ts";
 import { pinHolds, removePins } from "../namespaces/pins.ts";
 import type { Sandbox } from "../state/sandboxes.ts";
 import { now, sandboxLabel, type DaemonContext } from "./context.ts";
 import type { SandboxReleases } from "./release.ts";
-import { recoverCreates, retryDeps } from "./create-retry.ts";
+import { recoverCreates, removeUnrecordedPins, retryDeps } from "./create-retry.ts";
+import { readdirSync, rmSync, statSync } from "node:fs";
+import { sandboxDir, sandboxStateDir } from "../paths.ts";
+import { sweepUnrecorded } from "../state/helpers.ts";
+
+/** A sandbox id (create.ts: 32 random bytes, hex); anything else under pins/ is not a sandbox's. */
+const SANDBOX_ID = /^[0-9a-f]{64}$/;
+
+/** Whether process `pid` lives in this daemon's user namespace (rootless: the holder's). */
+function sameUserNamespace(pid: number): boolean {
+  try {
+    return statSync(`/proc/${pid}/ns/user`).ino === statSync("/proc/self/ns/user").ino;
+  } catch {
+    return false;
+  }
+}
 
 /** A sandbox still "created" with no process after this long was abandoned by its CLI. */
 const ABANDONED_MS = 10_000;
@@ -78,6 +92,8 @@ export class SandboxRecovery {
    */
   async reconcile(): Promise<void> {
     const { ctx, releases } = this;
+    // Sandboxes whose rows went with the state database: nothing may run unrecorded.
+    await this.stopUnrecorded();
     const removeLocked = (s: Sandbox) =>
       ctx.locks
         .run(s.id, () => releases.remove(s))
@@ -132,6 +148,49 @@ export class SandboxRecovery {
       if (s.spec.rm) await removeLocked(s);
     }
     await this.reap(true);
+    // After the shared namespace's supervision (in reap) took down what it no longer needs.
+    const killed = sweepUnrecorded(ctx.bookkeeping.helpers, ctx.paths.stateDir, (pid) => ctx.paths.rootless && sameUserNamespace(pid));
+    // Gone before any request is answered: "nothing unrecorded runs" holds once reconcile is done.
+    for (let i = 0; i < 200 && killed.some((k) => isRunning(k.pid)); i++) await Bun.sleep(10);
+  }
+
+  /**
+   * Sandboxes pinned under RUNTIME_DIR/pins that have no row: their row went
+   * with a state database that was deleted, or set aside as damaged by
+   * `burrow system recover` (issue 19 item 8). A row is all that says how a
+   * sandbox was made (its command, ports, network), so it cannot be rebuilt
+   * from the pins: it is stopped instead, as a podman user would expect of a
+   * container its engine has no record of. Its bridge attachments are
+   * deleted from the CNI cache while its netns still lives; its processes
+   * are killed by mount namespace, its pins unmounted, its files removed;
+   * its helpers (slirp4netns, pasta) are killed by their markers afterwards
+   * (sweepUnrecorded). Only at start: this daemon makes no sandbox yet.
+   */
+  async stopUnrecorded(): Promise<void> {
+    const { ctx } = this;
+    const pins = `${ctx.paths.runtimeDir}/pins`;
+    const ids = new Set<string>();
+    for (const dir of [pins, `${ctx.paths.runtimeDir}/sandboxes`]) {
+      try {
+        for (const id of readdirSync(dir)) if (SANDBOX_ID.test(id)) ids.add(id);
+      } catch {} // none yet
+    }
+    for (const id of ids) {
+      if (ctx.store.has(id) || ctx.creating.has(id)) continue;
+      await ctx.locks.run(id, async () => {
+        const errors = await ctx.cni.detachCached(id, `${pinDir(ctx.paths, id)}/net`);
+        errors.push(...(await removeUnrecordedPins(pinDir(ctx.paths, id))));
+        try {
+          rmSync(sandboxDir(ctx.paths, id), { recursive: true, force: true });
+          rmSync(sandboxStateDir(ctx.paths, id), { recursive: true, force: true });
+        } catch (e) {
+          errors.push(e as Error);
+        }
+        for (const e of errors) log.warn(`stopping unrecorded sandbox ${id.slice(0, 12)}: ${e.message}`);
+        log.warn(`stopped sandbox ${id.slice(0, 12)}: the state database has no record of it`);
+        ctx.store.event("died", { id, name: id.slice(0, 12) }, { reason: "no record" });
+      });
+    }
   }
 
   /** The holder died: every sandbox of this session is gone. */

@@ -159,14 +159,32 @@ export class SandboxReleases {
     return store.has(s.id) ? store.find(s.id) : s;
   }
 
-  async rm(ref: string, force: boolean): Promise<{ id: string; name: string }> {
+  /**
+   * Removes a sandbox. Sandboxes that joined its network (container:NAME)
+   * are podman's dependants: a running one refuses the removal, unless
+   * `depend`, which removes every dependant first (theirs before them),
+   * as podman's `rm --depend`. Returns what was removed, in order, the
+   * sandbox itself last.
+   */
+  async rm(ref: string, force: boolean, depend = false): Promise<{ id: string; name: string; removed: Array<{ id: string; name: string }> }> {
     const { store } = this.ctx;
     const s = store.find(ref);
-    const deps = store.all().filter((o) => o.runtime.netOf === s.id && o.status !== "exited");
-    if (deps.length)
-      throw new BurrowError(`sandbox ${s.name} shares its network with ${deps.map((d) => d.name).join(", ")}: remove those first`, { kind: "in-use" });
+    const removed: Array<{ id: string; name: string }> = [];
+    // Refused before any dependant goes: a running sandbox without -f stays, and so do they.
     if (s.status !== "exited" && !force)
       throw new BurrowError(`sandbox ${s.name} is ${s.status}: stop it first (burrow stop ${s.name}) or remove it with burrow rm -f`, { kind: "running" });
+    if (depend) {
+      for (const dep of store.all().filter((o) => o.runtime.netOf === s.id)) {
+        if (!store.has(dep.id)) continue; // gone with an earlier one (--rm)
+        removed.push(...(await this.rm(dep.id, force, true)).removed);
+      }
+    }
+    const deps = store.all().filter((o) => o.runtime.netOf === s.id && o.status !== "exited");
+    if (deps.length)
+      throw new BurrowError(
+        `sandbox ${s.name} shares its network with ${deps.map((d) => d.name).join(", ")}: remove those first, or all of them with burrow rm -f --depend ${s.name}`,
+        { kind: "in-use" },
+      );
     const errors: Error[] = [];
     if (s.status !== "exited" || this.exiting.has(s.id)) {
       // Through the exit path (it waits for a create under way): killing the
@@ -182,7 +200,8 @@ export class SandboxReleases {
       errors.push(...(await this.remove(store.find(s.id))));
     });
     if (errors.length) throw new BurrowError(`removed ${s.name}, but cleanup reported: ${errors.map(messageOf).join("; ")}`, { kind: "cleanup" });
-    return { id: s.id, name: s.name };
+    removed.push({ id: s.id, name: s.name });
+    return { id: s.id, name: s.name, removed };
   }
 
   /** Deletes an exited sandbox's files and row, releasing anything a crash left. Under its lock. */

@@ -120,8 +120,8 @@ export class SandboxService {
   stop(ref: string, timeoutSec: number): Promise<Sandbox> {
     return this.releases.stop(ref, timeoutSec);
   }
-  rm(ref: string, force: boolean): Promise<{ id: string; name: string }> {
-    return this.releases.rm(ref, force);
+  rm(ref: string, force: boolean, depend = false): Promise<{ id: string; name: string; removed: Array<{ id: string; name: string }> }> {
+    return this.releases.rm(ref, force, depend);
   }
 
   reap(): Promise<void> {

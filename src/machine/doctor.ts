@@ -4,6 +4,8 @@
 import { accessSync, constants, existsSync, readFileSync, statSync } from "node:fs";
 import { userInfo } from "node:os";
 import { findRange } from "../userns/idmap.ts";
+import { resolvePaths } from "../paths.ts";
+import { checkStateDb } from "../state/check.ts";
 import { cleanEnv } from "../sys/env.ts";
 import { LANDLOCK_MIN_ABI, landlockAbi } from "../sys/caps.ts";
 import { readHelperConf, type HelperConf } from "./containers-conf.ts";
@@ -27,6 +29,8 @@ export interface DoctorInput {
   conf: HelperConf | Error;
   /** Landlock's ABI version, 0 without it (src/sys/caps.ts). */
   landlockAbi?: number;
+  /** Where the state database is (absent: not checked, e.g. no runtime dir to resolve paths). */
+  stateDir?: string;
 }
 
 function read(path: string): string | null {
@@ -59,7 +63,11 @@ export function hostInput(): DoctorInput {
   } catch (e) {
     conf = e instanceof Error ? e : new Error(String(e));
   }
-  return { uid, user, env: process.env, distro: hostDistro(), conf, landlockAbi: landlockAbi() };
+  let stateDir: string | undefined;
+  try {
+    stateDir = resolvePaths().stateDir;
+  } catch {} // XDG_RUNTIME_DIR missing: its own check says so
+  return { uid, user, env: process.env, distro: hostDistro(), conf, stateDir, landlockAbi: landlockAbi() };
 }
 
 export function runChecks(input: DoctorInput = hostInput()): Check[] {
@@ -178,6 +186,20 @@ export function runChecks(input: DoctorInput = hostInput()): Check[] {
   const iptables = findHelper("iptables", conf, search);
   if (!iptables) add("iptables", "warn", "not installed: bridge networks need it for masquerade and port mapping", installCommand(distro, "iptables"));
   else add("iptables", "ok", iptables);
+  if (input.stateDir) {
+    // Read-only, with no daemon: a damaged database stops the daemon from
+    // starting, and its sandboxes would run on unmanaged (issue 19 item 8).
+    const health = checkStateDb(input.stateDir);
+    if (health.ok) add("state database", "ok", health.detail);
+    else if (health.newer) add("state database", "fail", health.detail, "run the newer burrow that made it, or upgrade this one");
+    else
+      add(
+        "state database",
+        "fail",
+        health.detail,
+        "burrow system recover (sets the file aside, keeps the sandboxes whose records can still be read, stops the rest)",
+      );
+  }
   const start = read("/proc/sys/net/ipv4/ip_unprivileged_port_start");
   if (rootless && start !== null)
     add(

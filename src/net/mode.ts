@@ -19,6 +19,32 @@ export const MODE_HELP = "none, host, slirp4netns[:OPT=V,...], pasta[:OPT,...], 
 
 const NET_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 
+/**
+ * Words that burrow never gives a network it creates, each with why: the
+ * mode words `--network` reads before any network name (a network named
+ * "host" could never be chosen: `--network host` is the host's namespace),
+ * podman's mode words, and podman's default network. A conflist that
+ * podman made under one of these names is still read (podman v3 names its
+ * default network "podman"), just never created by burrow.
+ */
+export const RESERVED_NETWORK_NAMES: Readonly<Record<string, string>> = {
+  none: "--network none is the mode with no network",
+  host: "--network host is the host's network namespace",
+  bridge: "--network bridge is the default bridge network",
+  pasta: "--network pasta is the pasta mode",
+  slirp4netns: "--network slirp4netns is the slirp4netns mode",
+  container: "--network container:NAME joins another sandbox's network",
+  ns: "--network ns:PATH joins a network namespace",
+  private: "podman reads --network private as a mode",
+  default: "podman reads --network default as a mode",
+  podman: "it is podman's default network",
+};
+
+/** Why `name` may not be given to a new network, or null. */
+export function reservedNetworkName(name: string): string | null {
+  return Object.hasOwn(RESERVED_NETWORK_NAMES, name) ? RESERVED_NETWORK_NAMES[name]! : null;
+}
+
 export function parseNetworkMode(raw: string, opts: { cniNetworks?: (name: string) => boolean } = {}): NetworkMode {
   const [head, ...rest] = raw.split(":");
   const tail = rest.join(":");

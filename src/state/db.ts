@@ -1,7 +1,7 @@
 // The daemon's state: bun:sqlite in WAL mode with numbered migrations
 // (PRAGMA user_version). Only the daemon opens it.
 import { Database } from "bun:sqlite";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, renameSync, rmSync, statSync } from "node:fs";
 
 const MIGRATIONS: string[] = [
   `CREATE TABLE sandboxes (
@@ -47,9 +47,16 @@ const MIGRATIONS: string[] = [
    );`,
 ];
 
+/** The schema version this burrow writes (PRAGMA user_version after the migrations). */
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+export function stateDbFile(dir: string): string {
+  return `${dir}/state.db`;
+}
+
 export function openState(dir: string): Database {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const db = new Database(`${dir}/state.db`, { create: true, strict: true });
+  const db = new Database(stateDbFile(dir), { create: true, strict: true });
   db.run("PRAGMA journal_mode = WAL");
   db.run("PRAGMA synchronous = NORMAL");
   db.run("PRAGMA busy_timeout = 5000");
@@ -59,6 +66,8 @@ export function openState(dir: string): Database {
   // busy daemon stays near the limit above (a create writes ~10 frames).
   db.run("PRAGMA wal_autocheckpoint = 256");
   const current = (db.query("PRAGMA user_version").get() as { user_version: number }).user_version;
+  // A newer burrow's schema is not ours to migrate or misread.
+  if (current > SCHEMA_VERSION) throw new Error(`its schema version is ${current}, newer than this burrow's ${SCHEMA_VERSION}`);
   for (let i = current; i < MIGRATIONS.length; i++) {
     db.transaction(() => {
       db.run(MIGRATIONS[i]!);
@@ -66,4 +75,40 @@ export function openState(dir: string): Database {
     })();
   }
   return db;
+}
+
+/**
+ * The database file as the daemon opened it: its inode, to notice a
+ * `rm state.db` under a running daemon, which would otherwise go on
+ * writing into the unlinked file and leave the next daemon nothing to know
+ * its sandboxes by (issue 19 item 8).
+ */
+export function stateFileIno(dir: string): number | null {
+  return statSync(stateDbFile(dir), { throwIfNoEntry: false })?.ino ?? null;
+}
+
+/**
+ * When state.db is gone from `dir` while `db` (opened from it) is still
+ * good: writes the database back in its place from the open handle and
+ * returns true; the caller must stop using `db` (it is closed) and start
+ * again on the file. Synchronous from start to end, so no request of the
+ * daemon runs in between. Returns false when the file is there.
+ */
+export function restoreDeletedState(db: Database, dir: string): boolean {
+  if (statSync(stateDbFile(dir), { throwIfNoEntry: false })) return false;
+  const tmp = `${stateDbFile(dir)}.restoring`;
+  rmSync(tmp, { force: true });
+  // Everything into the (unlinked) main file first, then a full copy of it.
+  db.run("PRAGMA wal_checkpoint(TRUNCATE)");
+  db.query("VACUUM INTO ?").run(tmp);
+  // Closing removes the -wal and -shm the name still carries (the old
+  // file's, now empty): a WAL must never meet another database file.
+  db.close();
+  try {
+    renameSync(tmp, stateDbFile(dir));
+  } catch {
+    // The handle is closed either way: the restart finds no file and
+    // stops the sandboxes it has no record of (src/daemon/recovery.ts).
+  }
+  return true;
 }

@@ -27,6 +27,13 @@ import { startTimeOf } from "../sys/processes.ts";
 
 /** The environment variable that names a helper's ledger row. */
 export const HELPER_MARKER = "BURROW_HELPER_ID";
+/**
+ * The environment variable that names the state directory whose ledger
+ * wrote the row: a helper whose row is gone with its database (issue 19
+ * item 8) is still known as this state's, and no other's (several daemons
+ * of one uid, each with its own state, as in the tests).
+ */
+export const HELPER_SCOPE = "BURROW_HELPER_STATE";
 
 export type HelperKind = "slirp4netns" | "pasta" | "dnsmasq";
 
@@ -53,7 +60,11 @@ export interface HelperTrack {
 export type OwnerLive = (row: HelperRow) => boolean;
 
 export class HelperLedger {
-  constructor(private readonly db: Database) {}
+  constructor(
+    private readonly db: Database,
+    /** The state directory (HELPER_SCOPE); absent in unit tests. */
+    private readonly scope?: string,
+  ) {}
 
   /** Records the intent to spawn a helper; throws (nothing spawned yet) when the write fails. */
   intend(kind: HelperKind, owner: string): HelperTrack {
@@ -62,7 +73,7 @@ export class HelperLedger {
       .query("INSERT INTO helpers (id, kind, owner, pid, pid_start, created_at) VALUES (?, ?, ?, NULL, NULL, ?)")
       .run(id, kind, owner, new Date().toISOString());
     return {
-      env: { [HELPER_MARKER]: id },
+      env: { [HELPER_MARKER]: id, ...(this.scope ? { [HELPER_SCOPE]: this.scope } : {}) },
       // An upsert: a sweep may have dropped a row whose spawn took long.
       spawned: (pid) => {
         this.db
@@ -142,6 +153,32 @@ export class HelperLedger {
   }
 }
 
+/**
+ * Kills the helpers of this state that no row records: their rows went
+ * with a database that was deleted or set aside as damaged (issue 19 item
+ * 8). Only at daemon start, before anything is spawned: a spawn under way
+ * has its row first, but this daemon has none under way yet. A helper is
+ * this state's when its HELPER_SCOPE is, or, for one an older burrow
+ * started without that variable, when `unscopedOurs(pid)` says so
+ * (rootless: it lives in this daemon's user namespace, which only this
+ * state's daemons use).
+ */
+export function sweepUnrecorded(ledger: HelperLedger, scope: string, unscopedOurs: (pid: number) => boolean): Array<{ pid: number; id: string }> {
+  const rows = ledger.all();
+  const recorded = new Set(rows.map((r) => r.id));
+  // A dnsmasq an earlier ADD started is recorded under a row of its own (recordDnsmasq), not its marker's.
+  const recordedPids = new Set(rows.flatMap((r) => (r.pid !== null && r.pidStart !== null && startTimeOf(r.pid) === r.pidStart ? [r.pid] : [])));
+  const killed: Array<{ pid: number; id: string }> = [];
+  for (const h of markedHelpers()) {
+    if (recorded.has(h.id) || recordedPids.has(h.pid)) continue;
+    if (h.scope !== null ? h.scope !== scope : !unscopedOurs(h.pid)) continue;
+    kill(h.pid);
+    killed.push({ pid: h.pid, id: h.id });
+  }
+  for (const k of killed) log.warn(`killed helper pid ${k.pid}: no record of it (its row ${k.id} went with the state database)`);
+  return killed;
+}
+
 function kill(pid: number): void {
   try {
     process.kill(pid, "SIGKILL");
@@ -150,8 +187,25 @@ function kill(pid: number): void {
 
 /** pid of every process of ours whose environment carries a helper marker, by marker. */
 export function markedProcesses(): Map<string, number> {
-  const out = new Map<string, number>();
-  const needle = `${HELPER_MARKER}=`;
+  return new Map(markedHelpers().map((h) => [h.id, h.pid]));
+}
+
+/** The value of `name` in a NUL-separated environment, or null. */
+function envValue(env: string, name: string): string | null {
+  const needle = `${name}=`;
+  let at = 0;
+  if (!env.startsWith(needle)) {
+    const i = env.indexOf(`\0${needle}`);
+    if (i < 0) return null;
+    at = i + 1;
+  }
+  const end = env.indexOf("\0", at);
+  return env.slice(at + needle.length, end < 0 ? undefined : end);
+}
+
+/** Every live process of ours whose environment carries a helper marker: its pid, marker and scope. */
+function markedHelpers(): Array<{ pid: number; id: string; scope: string | null }> {
+  const out: Array<{ pid: number; id: string; scope: string | null }> = [];
   for (const entry of readdirSync("/proc")) {
     const c = entry.charCodeAt(0);
     if (c < 48 || c > 57) continue;
@@ -161,12 +215,10 @@ export function markedProcesses(): Map<string, number> {
     } catch {
       continue; // not ours, or gone
     }
-    const at = env.indexOf(needle);
-    if (at < 0) continue;
-    const end = env.indexOf("\0", at);
-    const id = env.slice(at + needle.length, end < 0 ? undefined : end);
+    const id = envValue(env, HELPER_MARKER);
+    if (id === null) continue;
     // pasta forks: the parent exits at once, the child keeps the marker.
-    if (startTimeOf(Number(entry)) !== null) out.set(id, Number(entry));
+    if (startTimeOf(Number(entry)) !== null) out.push({ pid: Number(entry), id, scope: envValue(env, HELPER_SCOPE) });
   }
   return out;
 }

@@ -165,9 +165,14 @@ export class SandboxStore {
     return (this.db.query("SELECT * FROM sandboxes ORDER BY created_at").all() as Row[]).map(fromRow);
   }
 
-  /** By exact name, exact id, or unique id prefix (like podman). */
+  /**
+   * By exact id, then exact name, then unique id prefix: podman's order. An
+   * id always wins over a name, so no name can hide a sandbox's id (names of
+   * id shape are refused too: src/protocol.ts ID_SHAPED_NAME).
+   */
   find(ref: string): Sandbox {
-    const exact = this.db.query("SELECT * FROM sandboxes WHERE name = ? OR id = ?").get(ref, ref) as Row | null;
+    const exact = (this.db.query("SELECT * FROM sandboxes WHERE id = ?").get(ref) ??
+      this.db.query("SELECT * FROM sandboxes WHERE name = ?").get(ref)) as Row | null;
     if (exact) return fromRow(exact);
     if (/^[0-9a-f]+$/.test(ref)) {
       const rows = this.db.query("SELECT * FROM sandboxes WHERE id LIKE ? LIMIT 2").all(`${ref}%`) as Row[];

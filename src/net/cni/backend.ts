@@ -3,7 +3,7 @@
 // rootful, in the daemon's own network namespace (the host's, or in tests a
 // namespace made for the test), with ports through the portmap plugin.
 // Daemon main thread.
-import { rmSync } from "node:fs";
+import { readdirSync, rmSync } from "node:fs";
 import { BurrowError, messageOf } from "../../errors.ts";
 import { KeyedMutex } from "../../mutex.ts";
 import { cleanEnv } from "../../sys/env.ts";
@@ -299,6 +299,41 @@ export class CniNetworking {
         );
       }
     });
+  }
+
+  /**
+   * DEL of every attachment the CNI cache records for sandbox `id`, from
+   * the cached configuration: for a sandbox whose row went with the state
+   * database (issue 19 item 8), so its veth, address lease and (rootful)
+   * portmap rules do not outlive it. Call while its netns pin still exists.
+   * Errors are returned. Rootless, only while the namespace lives (its
+   * teardown takes the rest with it).
+   */
+  async detachCached(id: string, netns: string): Promise<Error[]> {
+    if (this.rootlessNetns && !this.rootlessNetns.alive()) return [];
+    let files: string[];
+    try {
+      files = readdirSync(`${this.paths.stateDir}/cni/results`);
+    } catch {
+      return [];
+    }
+    const errors: Error[] = [];
+    // libcni's file name: <network>-<containerId>-<ifName> (cache.ts); a network name may hold "-".
+    const infix = `-${id}-`;
+    await this.hold(async () => {
+      for (const file of files) {
+        const at = file.indexOf(infix);
+        if (at <= 0) continue;
+        const network = file.slice(0, at);
+        const ifName = file.slice(at + infix.length);
+        try {
+          await this.exclusive("add", () => this.runtime.del(network, { containerId: id, netns: this.pluginPath(netns), ifName }));
+        } catch (e) {
+          errors.push(e as Error);
+        }
+      }
+    });
+    return errors;
   }
 
   /** ADDs or DELs are under way (a network's dnsmasq may be starting or stopping). */

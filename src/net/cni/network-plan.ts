@@ -4,11 +4,13 @@
 // name. Pure: the store (networks.ts) passes in what it read.
 import * as v from "valibot";
 import { BurrowError } from "../../errors.ts";
+import { quote } from "../../quote.ts";
 import { NetworkNameSchema, type PluginConf, type RangeSpec, bridgePlugins, macvlanPlugins } from "./conflist.ts";
 import { type Family, type Subnet, parseCidr, parseIp, subnetContains, subnetToString, subnetsOverlap } from "./ip.ts";
 import type { Network } from "./networks.ts";
 import { pickFreeBridgeName, pickFreeSubnet } from "./subnet.ts";
 import { reservedOverlap } from "../reserved.ts";
+import { RESERVED_NETWORK_NAMES, reservedNetworkName } from "../mode.ts";
 
 export const BRIDGE_PREFIX = "burrow";
 export const SUPPORTED_DRIVERS = ["bridge", "macvlan"] as const;
@@ -21,7 +23,16 @@ const cidrCheck = (what: string, example: string) =>
 
 /** `burrow network create`'s options (the CLI maps its flags onto these). */
 export const CreateNetworkSchema = v.object({
-  name: v.optional(NetworkNameSchema),
+  name: v.optional(
+    v.pipe(
+      NetworkNameSchema,
+      v.check(
+        (name) => reservedNetworkName(name) === null,
+        (i) =>
+          `invalid network name ${quote(i.input)}: it is reserved (${reservedNetworkName(String(i.input))}); reserved are ${Object.keys(RESERVED_NETWORK_NAMES).join(", ")}`,
+      ),
+    ),
+  ),
   driver: v.optional(
     v.picklist(
       SUPPORTED_DRIVERS,
