@@ -6,7 +6,7 @@ import { closeSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { BurrowError, Rollback, messageOf } from "../errors.ts";
 import { log } from "../log.ts";
 import { pinDir, sandboxDir, sandboxLog, sandboxStateDir } from "../paths.ts";
-import { ensurePrivateDir, openPrivateAppend } from "../client/trust.ts";
+import { ensurePrivateDir, openPrivateAppend } from "../private-file.ts";
 import type { CreateRequest, EnterTarget } from "../protocol.ts";
 import { parseNetworkMode } from "../net/mode.ts";
 import { createPinned, removePins } from "../namespaces/pins.ts";

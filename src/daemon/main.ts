@@ -7,7 +7,7 @@ import { log, logPlainToFd } from "../log.ts";
 import { controlSocket, resolvePaths } from "../paths.ts";
 import type { Handlers, Op } from "../protocol.ts";
 import { RequestRefused, parseArgs, readBody, routeOf, shortMessage } from "./request.ts";
-import { ensurePrivateDir } from "../client/trust.ts";
+import { ensurePrivateDir } from "../private-file.ts";
 import { openState } from "../state/db.ts";
 import { SandboxStore } from "../state/sandboxes.ts";
 import { HelperLedger } from "../state/helpers.ts";
@@ -28,7 +28,7 @@ import { acquireStateLock } from "../state/lock.ts";
 import { DAEMON_EXIT } from "../userns/supervisor.ts";
 import { ControlPeers, peerRefusal } from "./peers.ts";
 import { geteuid } from "../sys/peercred.ts";
-import { supervisorFromParent } from "../client/root-supervisor.ts";
+import { supervisorFromParent } from "../runtime-records.ts";
 
 function bootId(): string {
   try {

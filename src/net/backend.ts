@@ -6,7 +6,7 @@
 // setup() is called.
 import type { DnsView, EtcPolicy } from "../dns/etc-content.ts";
 import type { Paths } from "../paths.ts";
-import type { PortDriverName } from "../ports/driver.ts";
+import type { PortDriverName } from "../port-driver-names.ts";
 import type { Sandbox } from "../state/sandboxes.ts";
 import type { HelperKind, HelperTrack } from "../state/helpers.ts";
 import type { NetworkMode, NetworkModeKind, NetworkModeOf } from "./mode.ts";
