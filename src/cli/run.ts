@@ -4,9 +4,9 @@ import { call } from "../client/client.ts";
 import { BurrowError } from "../errors.ts";
 import { bool, list, parseLabels, parseStrict, str } from "./_args.ts";
 import { processArgs, processOptions, processRepeatable, type ProcessOptions } from "./_process-flags.ts";
-import { spawnEnter, waitForeground } from "./_run-child.ts";
+import { spawnEnter, waitForeground } from "../client/enter.ts";
 import { spinWhile } from "./_spinner.ts";
-import { spawnOnPty } from "./_tty.ts";
+import { spawnOnPty } from "../client/tty.ts";
 import type { EnterTarget } from "../protocol.ts";
 import { checkRestartRequest } from "../sandbox/restart-policy.ts";
 
