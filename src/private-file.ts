@@ -4,10 +4,15 @@
 // have been planted, and written
 // atomically (a new file renamed over the old one) so a reader never sees
 // half a file and two writers (the CLI, and the daemon rebuilding after a
-// logout) never clash.
-import { closeSync, constants, openSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+// logout) never clash. The private directories themselves are made and
+// checked here too (ensurePrivateDir), for the CLI (src/client/trust.ts)
+// and the daemon alike.
+import { closeSync, constants, lstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, type Stats } from "node:fs";
+import { dirname } from "node:path";
 import type * as v from "valibot";
+import { BurrowError } from "./errors.ts";
 import { parseMessage } from "./messages.ts";
+import { geteuid } from "./sys/peercred.ts";
 
 /** The record at `path` if it exists and matches `schema`; null otherwise (a file that does not parse is no record). */
 export function readPrivateRecord<S extends v.GenericSchema>(path: string, schema: S, what: string): v.InferOutput<S> | null {
@@ -34,4 +39,66 @@ export function writePrivateRecord(dir: string, name: string, value: unknown): v
     closeSync(fd);
   }
   renameSync(tmp, `${dir}/${name}`);
+}
+
+/** A path on the way to the daemon that is not the user's alone. */
+export class UntrustedPath extends BurrowError {
+  constructor(message: string) {
+    super(message, { kind: "untrusted" });
+  }
+}
+
+export function refuse(path: string, what: string, fix: string): never {
+  throw new UntrustedPath(`refusing to use ${path}: ${what}; ${fix}`);
+}
+
+const mode = (st: Stats) => `0${(st.mode & 0o7777).toString(8)}`;
+
+export function checkOwnedPrivate(path: string, st: Stats, uid: number, type: "directory" | "socket" | "file"): void {
+  if (st.isSymbolicLink()) refuse(path, "it is a symbolic link", `remove it (rm ${path}) and run burrow again`);
+  const isType = type === "directory" ? st.isDirectory() : type === "socket" ? st.isSocket() : st.isFile();
+  if (!isType) refuse(path, `it is not a ${type}`, `remove it and run burrow again`);
+  if (st.uid !== uid) refuse(path, `it is owned by uid ${st.uid}, not by you (uid ${uid})`, `remove it, or point XDG_RUNTIME_DIR at a directory of your own`);
+  if (st.mode & 0o022) refuse(path, `it is writable by group or others (mode ${mode(st)})`, `fix it with: chmod go-w ${path}`);
+}
+
+/**
+ * Makes `path` (mode 0700) unless it exists, then checks it: a real
+ * directory, owned by the caller, writable by nobody else, in a parent that
+ * others cannot swap it out of (writable by others only with the sticky bit).
+ */
+export function ensurePrivateDir(path: string, uid = geteuid()): void {
+  const parent = dirname(path);
+  let st = lstatSync(path, { throwIfNoEntry: false });
+  if (!st) {
+    mkdirSync(parent, { recursive: true, mode: 0o700 });
+    try {
+      // Not recursive: the last component is made here, by us, or not at all.
+      mkdirSync(path, { mode: 0o700 });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+    }
+    st = lstatSync(path);
+  }
+  checkOwnedPrivate(path, st, uid, "directory");
+  const pst = statSync(parent);
+  if (pst.mode & 0o002 && !(pst.mode & 0o1000))
+    refuse(
+      path,
+      `its parent ${parent} is writable by everyone without the sticky bit (mode ${mode(pst)})`,
+      `fix it with: chmod o-w ${parent}, or point XDG_RUNTIME_DIR at a private directory`,
+    );
+}
+
+/**
+ * Opens a file in a checked directory for appending (created 0600), never
+ * through a symbolic link: there a link can only be an attack or a mistake.
+ */
+export function openPrivateAppend(path: string, truncate = false): number {
+  try {
+    return openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW | (truncate ? constants.O_TRUNC : constants.O_APPEND), 0o600);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ELOOP") refuse(path, "it is a symbolic link", `remove it (rm ${path}) and run burrow again`);
+    throw e;
+  }
 }

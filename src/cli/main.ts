@@ -2,7 +2,7 @@
 // (STYLE.md #6) printing one human line, or {"error": ...} with --format json.
 import { runCommand } from "citty";
 import { BurrowError, EXIT, messageOf } from "../errors.ts";
-import { isSystemError } from "../host.ts";
+import { isSystemError } from "../client/host.ts";
 import { version } from "../version.ts";
 import { main } from "./index.ts";
 import { HelpRequested } from "./_args.ts";

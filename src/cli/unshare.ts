@@ -3,7 +3,7 @@ import { paths } from "../client/client.ts";
 import { BurrowError } from "../errors.ts";
 import { ensureHolder } from "../userns/session.ts";
 import { parseStrict } from "./_args.ts";
-import { spawnEnter, waitForeground } from "./_run-child.ts";
+import { spawnEnter, waitForeground } from "../client/enter.ts";
 
 const args = {} as const;
 

@@ -17,53 +17,23 @@
 // Used by the CLI (starting and finding it) and by the daemon (keeping the
 // file true after its runtime directory was removed, and removing it when
 // it stops cleanly).
-import { closeSync, openSync, readFileSync, rmSync } from "node:fs";
-import { type SupervisorInfo, SupervisorFile } from "../messages.ts";
-import { readPrivateRecord, writePrivateRecord } from "../private-file.ts";
+import { closeSync, openSync, readFileSync } from "node:fs";
+import type { SupervisorInfo } from "../messages.ts";
+import { readSupervisorFile, supervisorAlive, writeSupervisorFile } from "../runtime-records.ts";
 import type { Paths } from "../paths.ts";
 import { ROLES } from "../roles.ts";
 import { roleEnv, selfCommand } from "../sys/env.ts";
 import { startTimeOf } from "../sys/processes.ts";
-import { SUPERVISOR_ARGV0, SUPERVISOR_MARK, isSupervisor, supervisorEnv } from "../userns/supervisor.ts";
+import { SUPERVISOR_ARGV0, SUPERVISOR_MARK, supervisorEnv } from "../userns/supervisor.ts";
 
 export type { SupervisorInfo };
-
-export function supervisorFile(p: Paths): string {
-  return `${p.runtimeDir}/supervisor.json`;
-}
-
-/** Parses supervisor.json as it is now, alive or not; null when absent or unreadable. */
-export function readSupervisorFile(p: Paths): SupervisorInfo | null {
-  return readPrivateRecord(supervisorFile(p), SupervisorFile, "supervisor.json");
-}
-
-/** Written atomically (a new file renamed over the old one), by the CLI and the daemon alike. */
-export function writeSupervisorFile(p: Paths, info: SupervisorInfo): void {
-  writePrivateRecord(p.runtimeDir, "supervisor.json", info);
-}
-
-/** Removes supervisor.json only while it names `info` (never a newer supervisor's). */
-export function removeSupervisorFile(p: Paths, info: SupervisorInfo): void {
-  const now = readSupervisorFile(p);
-  if (now && now.pid === info.pid && now.startTime === info.startTime) rmSync(supervisorFile(p), { force: true });
-}
-
-/** Alive and still a rootful supervisor: a reused pid or a zombie is not. */
-export function supervisorAlive(info: SupervisorInfo): boolean {
-  return startTimeOf(info.pid) === info.startTime && isSupervisor(info.pid, "rootful");
-}
+// supervisor.json is shared with the daemon, which keeps it true (src/runtime-records.ts).
+export { readSupervisorFile, removeSupervisorFile, supervisorAlive, supervisorFile, supervisorFromParent, writeSupervisorFile } from "../runtime-records.ts";
 
 /** The live supervisor supervisor.json names, or null. */
 export function readSupervisor(p: Paths): SupervisorInfo | null {
   const s = readSupervisorFile(p);
   return s && supervisorAlive(s) ? s : null;
-}
-
-/** For the daemon: its parent, when that is a rootful supervisor (it was started by one). */
-export function supervisorFromParent(): SupervisorInfo | null {
-  const pid = process.ppid;
-  const startTime = startTimeOf(pid);
-  return startTime && isSupervisor(pid, "rootful") ? { pid, startTime } : null;
 }
 
 /** The supervisor's children (its launcher or daemon), for a CLI that gives up on a start. */

@@ -9,60 +9,13 @@
 // Ownership is compared with the effective uid of the calling process in its
 // own user namespace: the CLI's host uid, and for a rootless daemon uid 0 of
 // the holder's user namespace, which is the same user.
-import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, statSync, type Stats } from "node:fs";
-import { dirname } from "node:path";
-import { BurrowError } from "../errors.ts";
+import { closeSync, constants, fstatSync, lstatSync, openSync } from "node:fs";
+import { checkOwnedPrivate, refuse } from "../private-file.ts";
 import { geteuid, peerCredOfSocket } from "../sys/peercred.ts";
 import { SysError } from "../sys/libc.ts";
 
-/** A path on the way to the daemon that is not the user's alone. */
-export class UntrustedPath extends BurrowError {
-  constructor(message: string) {
-    super(message, { kind: "untrusted" });
-  }
-}
-
-function refuse(path: string, what: string, fix: string): never {
-  throw new UntrustedPath(`refusing to use ${path}: ${what}; ${fix}`);
-}
-
-const mode = (st: Stats) => `0${(st.mode & 0o7777).toString(8)}`;
-
-function checkOwnedPrivate(path: string, st: Stats, uid: number, type: "directory" | "socket" | "file"): void {
-  if (st.isSymbolicLink()) refuse(path, "it is a symbolic link", `remove it (rm ${path}) and run burrow again`);
-  const isType = type === "directory" ? st.isDirectory() : type === "socket" ? st.isSocket() : st.isFile();
-  if (!isType) refuse(path, `it is not a ${type}`, `remove it and run burrow again`);
-  if (st.uid !== uid) refuse(path, `it is owned by uid ${st.uid}, not by you (uid ${uid})`, `remove it, or point XDG_RUNTIME_DIR at a directory of your own`);
-  if (st.mode & 0o022) refuse(path, `it is writable by group or others (mode ${mode(st)})`, `fix it with: chmod go-w ${path}`);
-}
-
-/**
- * Makes `path` (mode 0700) unless it exists, then checks it: a real
- * directory, owned by the caller, writable by nobody else, in a parent that
- * others cannot swap it out of (writable by others only with the sticky bit).
- */
-export function ensurePrivateDir(path: string, uid = geteuid()): void {
-  const parent = dirname(path);
-  let st = lstatSync(path, { throwIfNoEntry: false });
-  if (!st) {
-    mkdirSync(parent, { recursive: true, mode: 0o700 });
-    try {
-      // Not recursive: the last component is made here, by us, or not at all.
-      mkdirSync(path, { mode: 0o700 });
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
-    }
-    st = lstatSync(path);
-  }
-  checkOwnedPrivate(path, st, uid, "directory");
-  const pst = statSync(parent);
-  if (pst.mode & 0o002 && !(pst.mode & 0o1000))
-    refuse(
-      path,
-      `its parent ${parent} is writable by everyone without the sticky bit (mode ${mode(pst)})`,
-      `fix it with: chmod o-w ${parent}, or point XDG_RUNTIME_DIR at a private directory`,
-    );
-}
+// The daemon makes and opens its private files with the same checks (src/private-file.ts).
+export { UntrustedPath, ensurePrivateDir, openPrivateAppend } from "../private-file.ts";
 
 /** True when `path` exists and is a private directory of ours (what ensurePrivateDir would accept); never makes it. */
 export function isPrivateDir(path: string, uid = geteuid()): boolean {
@@ -82,19 +35,6 @@ export function checkPrivateFile(path: string, kind: "socket" | "file", uid = ge
   if (!st) return false;
   checkOwnedPrivate(path, st, uid, kind);
   return true;
-}
-
-/**
- * Opens a file in a checked directory for appending (created 0600), never
- * through a symbolic link: there a link can only be an attack or a mistake.
- */
-export function openPrivateAppend(path: string, truncate = false): number {
-  try {
-    return openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW | (truncate ? constants.O_TRUNC : constants.O_APPEND), 0o600);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ELOOP") refuse(path, "it is a symbolic link", `remove it (rm ${path}) and run burrow again`);
-    throw e;
-  }
 }
 
 /**

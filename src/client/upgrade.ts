@@ -6,39 +6,16 @@
 // is in flight; its state stays on disk) and the caller starts its own,
 // which adopts the state. A busy one is left alone and the CLI says, in one
 // line, what to do: never a protocol error from a reply it cannot read.
-import { closeSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { closeSync } from "node:fs";
 import * as v from "valibot";
 import { BurrowError } from "../errors.ts";
 import { controlSocket, type Paths } from "../paths.ts";
 import { LOCK, flock } from "../sys/proc.ts";
-import { version } from "../version.ts";
+import { mine, readRecord, type DaemonRecord } from "../runtime-records.ts";
 import { openPrivateAppend } from "./trust.ts";
 
-const Record_ = v.object({ version: v.string(), commit: v.string(), pid: v.number() });
-type DaemonRecord = v.InferOutput<typeof Record_>;
-
-export const recordFile = (p: Paths) => `${p.runtimeDir}/daemon.version`;
-
-function mine(): { version: string; commit: string } {
-  const { version: ver, commit } = version();
-  return { version: ver, commit };
-}
-
-export function readRecord(p: Paths): DaemonRecord | null {
-  try {
-    const r = v.safeParse(Record_, JSON.parse(readFileSync(recordFile(p), "utf8")));
-    return r.success ? r.output : null;
-  } catch {
-    return null;
-  }
-}
-
-/** Called by the CLI that just started daemon PID. */
-export function writeRecord(p: Paths, pid: number): void {
-  const tmp = `${recordFile(p)}.${process.pid}`;
-  writeFileSync(tmp, JSON.stringify({ ...mine(), pid }), { mode: 0o600 });
-  renameSync(tmp, recordFile(p));
-}
+// The record itself is shared with the daemon, which keeps it naming itself (src/runtime-records.ts).
+export { readRecord, recordFile, writeRecord } from "../runtime-records.ts";
 
 /** POST /op without the reply schemas: an older daemon's replies may differ. */
 async function rawPost(p: Paths, op: string, body: unknown): Promise<unknown> {

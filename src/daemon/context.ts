@@ -3,7 +3,6 @@
 import { sandboxDir, type Paths } from "../paths.ts";
 import type { EnterTarget } from "../protocol.ts";
 import type { SetupContext } from "../net/backend.ts";
-import type { CniNetworking } from "../net/cni/backend.ts";
 import type { NetworkBackends } from "../net/registry.ts";
 import type { KeyedMutex } from "../mutex.ts";
 import type { PortDrivers } from "../ports/registry.ts";
@@ -49,7 +48,6 @@ export interface DaemonContext {
   readonly bootId: string;
   readonly ports: PortDrivers;
   readonly backends: NetworkBackends;
-  readonly cni: CniNetworking;
   /** Per-sandbox lock: create, exit/release, remove, connect/disconnect/reload take turns. */
   readonly locks: KeyedMutex<string>;
   /** Detached sandboxes whose main process the daemon itself waits for. */

@@ -6,7 +6,7 @@
 // ports, network and pins released, its files, request id and row deleted.
 // Then the helper ledger kills any helper that no live sandbox claims.
 // Daemon main thread, session namespaces.
-import { readFileSync, readdirSync, rmSync, statSync } from "node:fs";
+import { readdirSync, rmSync, statSync } from "node:fs";
 import { umountIfMounted } from "../sys/mount.ts";
 import { killAll } from "../sys/processes.ts";
 import { BurrowError, messageOf } from "../errors.ts";
@@ -14,9 +14,9 @@ import { log } from "../log.ts";
 import { pinDir, sandboxDir, sandboxStateDir, type Paths } from "../paths.ts";
 import type { CreateRequest, EnterTarget } from "../protocol.ts";
 import type { HelperRow } from "../state/helpers.ts";
-import { cniRecordOf, networkNames } from "../net/cni/backend.ts";
-import { dnsmasqNetwork, dnsnameNetworks, stopDnsmasq as forgetDnsmasq } from "../net/cni/dnsmasq.ts";
+import type { NetworksCapability } from "../net/backend.ts";
 import { parseNetworkMode } from "../net/mode.ts";
+import { attachedNetworks, networkNames } from "../net/registry.ts";
 import { isDiskFull } from "../state/full.ts";
 import { enterTarget, type CreateBookkeeping, type DaemonContext } from "./context.ts";
 import type { Sandbox, SandboxStore } from "../state/sandboxes.ts";
@@ -42,15 +42,12 @@ export interface RetryDeps extends CreateBookkeeping {
   releaseUnrecorded?(s: Sandbox): Promise<void>;
   /** Between the rollbacks and the sweep: the shared rootless namespace's supervision. */
   superviseShared?(): Promise<void>;
-  /** Whether the rootless CNI namespace claims this helper (null: rootful, no such namespace). */
-  rootlessNetnsOwns?(row: HelperRow): boolean;
-  /** CNI ADDs or DELs are under way: every network's dnsmasq is claimed meanwhile. */
-  cniWorking?(): boolean;
+  /** The named networks' part of the rollback and the sweep (src/net/backend.ts). */
+  networks?: Pick<NetworksCapability, "settled" | "claims" | "sweep">;
 }
 
 /** The deps from the daemon's context and its releases. */
 export function retryDeps(ctx: DaemonContext, releases: { release(s: Sandbox): Promise<Error[]> }): RetryDeps {
-  const rns = ctx.cni.rootlessNetns;
   return {
     ...ctx.bookkeeping,
     paths: ctx.paths,
@@ -61,13 +58,12 @@ export function retryDeps(ctx: DaemonContext, releases: { release(s: Sandbox): P
     withLock: (id, fn) => ctx.locks.run(id, fn),
     release: (s) => releases.release(s),
     enterTarget: (s) => enterTarget(ctx, s),
-    superviseShared: () => ctx.cni.supervise(),
+    superviseShared: () => ctx.backends.networks.supervise(),
     releaseUnrecorded: async (s) => {
       if (s.runtime.backend || !ctx.backends.forKind(s.runtime.network).bridge) return;
-      await ctx.cni.detachUnrecorded(s, s.runtime.pins?.net ?? `${pinDir(ctx.paths, s.id)}/net`, s.spec.network);
+      await ctx.backends.networks.releaseUnrecorded(s, s.runtime.pins?.net ?? `${pinDir(ctx.paths, s.id)}/net`);
     },
-    rootlessNetnsOwns: rns ? (row) => rns.owns(row) : undefined,
-    cniWorking: () => ctx.cni.working,
+    networks: ctx.backends.networks,
   };
 }
 
@@ -124,33 +120,6 @@ export async function replayCreate(d: RetryDeps, seen: SeenRequest, req: CreateR
   return { id: s.id, name: s.name, enter: s.runtime.pins ? d.enterTarget(s) : undefined };
 }
 
-/**
- * Waits (up to `ms`) until no CNI plugin runs for container `id`: plugins
- * carry CNI_CONTAINERID in their environment (src/net/cni/plugins.ts), and
- * one started by a daemon that died keeps running to its end.
- */
-export async function pluginsDone(id: string, ms = 5000): Promise<void> {
-  const needle = `CNI_CONTAINERID=${id}\0`;
-  const running = () =>
-    readdirSync("/proc").some((e) => {
-      const c = e.charCodeAt(0);
-      if (c < 48 || c > 57) return false;
-      try {
-        return readFileSync(`/proc/${e}/environ`, "latin1").includes(needle);
-      } catch {
-        return false; // gone, or not ours
-      }
-    });
-  const end = Date.now() + ms;
-  while (running()) {
-    if (Date.now() > end) {
-      log.warn(`a CNI plugin for ${id.slice(0, 12)} still runs after ${ms} ms: rolling its create back anyway`);
-      return;
-    }
-    await Bun.sleep(20);
-  }
-}
-
 /** Rolls back one abandoned create, under its lock. Errors are logged; a failed write leaves the row for the next try. */
 export async function rollBackAbandoned(d: RetryDeps, s: Sandbox): Promise<void> {
   await d.withLock(s.id, async () => {
@@ -159,7 +128,7 @@ export async function rollBackAbandoned(d: RetryDeps, s: Sandbox): Promise<void>
     // A plugin the dead daemon started may still be finishing its ADD (a
     // supervised daemon is back within ~60 ms, before portmap's iptables
     // calls end): a DEL run before it ends would leave the rules it adds next.
-    await pluginsDone(cur.id);
+    await d.networks?.settled(cur.id);
     // Before the pins go: the plugins' DEL wants the netns.
     await d.releaseUnrecorded?.(cur);
     const errors = await d.release(cur);
@@ -224,7 +193,7 @@ export async function removeUnrecordedPins(dir: string): Promise<Error[]> {
 
 /** A sandbox on `network`, by what it asked for or what it was connected to since. */
 function onNetwork(s: Sandbox, network: string): boolean {
-  if (cniRecordOf(s).attachments.some((a) => a.network === network)) return true;
+  if (attachedNetworks(s).includes(network)) return true;
   try {
     return networkNames(parseNetworkMode(s.spec.network)).includes(network);
   } catch {
@@ -238,30 +207,18 @@ function networkUsed(d: RetryDeps, network: string): boolean {
 }
 
 export function sweepHelpers(d: RetryDeps): HelperRow[] {
+  const used = (network: string) => networkUsed(d, network);
   const killed = d.helpers.sweep((row) => {
-    if (row.owner === "rootless-netns") return d.rootlessNetnsOwns?.(row) ?? false;
-    const network = dnsmasqNetwork(row.owner);
-    if (network !== null) {
-      // dnsname stops it on the DEL that empties its hosts file; one that
-      // DEL missed (a create rolled back without its cached result, a
-      // crash) is ours to stop once no sandbox is on the network.
-      return !!d.cniWorking?.() || networkUsed(d, network);
-    }
+    // The shared namespace's helpers and each network's (dnsname's dnsmasq).
+    const claimed = d.networks?.claims(row, used);
+    if (claimed !== undefined) return claimed;
     const id = row.owner.startsWith("sandbox:") ? row.owner.slice(8) : null;
     if (!id) return false;
     if (d.creating.has(id) || d.busy(id)) return true;
     const s = findOrNull(d.store, id);
     return !!s && s.status !== "exited" && !s.runtime.partial;
   });
-  // dnsname's files of networks no sandbox uses: their dnsmasq (recorded or
-  // not: one an older burrow started) is stopped and the files go, as after
-  // dnsname's own last DEL, so stale names never come back with the next one.
-  if (!d.cniWorking?.()) {
-    for (const network of dnsnameNetworks(d.paths)) {
-      if (networkUsed(d, network)) continue;
-      const pid = forgetDnsmasq(d.paths, network);
-      if (pid !== null) log.warn(`stopped dnsmasq ${pid} of network ${network}: no sandbox is on that network any more`);
-    }
-  }
+  // Per-network helpers of networks no sandbox uses (src/net/cni/named.ts).
+  d.networks?.sweep(used);
   return killed;
 }

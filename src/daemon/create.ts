@@ -6,7 +6,7 @@ import { closeSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { BurrowError, Rollback, messageOf } from "../errors.ts";
 import { log } from "../log.ts";
 import { pinDir, sandboxDir, sandboxLog, sandboxStateDir } from "../paths.ts";
-import { ensurePrivateDir, openPrivateAppend } from "../client/trust.ts";
+import { ensurePrivateDir, openPrivateAppend } from "../private-file.ts";
 import type { CreateRequest, EnterTarget } from "../protocol.ts";
 import { parseNetworkMode } from "../net/mode.ts";
 import { createPinned, removePins } from "../namespaces/pins.ts";
@@ -19,8 +19,6 @@ import { enterTarget, now, sandboxLabel, setupContext, type DaemonContext } from
 import { signalNumber, type SandboxReleases } from "./release.ts";
 import { isDiskFull } from "../state/full.ts";
 import { freeName, retryDeps } from "./create-retry.ts";
-import { networkNames } from "../net/cni/backend.ts";
-import { checkStaticAddressing } from "../net/cni/static.ts";
 import { checkMapped, parseIdMap } from "../sandbox/user.ts";
 import { ptyToLog } from "./pty-log.ts";
 import { checkRestartRequest } from "../sandbox/restart-policy.ts";
@@ -84,8 +82,7 @@ export async function createSandbox(ctx: DaemonContext, releases: SandboxRelease
       });
   }
   // Before anything is made: a plugin would catch these only half-way, in its own words.
-  const bridgeNetworks = networkNames(mode);
-  if (bridgeNetworks.length) checkStaticAddressing((await ctx.cni.networks(bridgeNetworks))[0], req);
+  await backend.networks?.checkCreate(mode, req);
   const portChoice = backend.ports(mode, { rootless: ctx.paths.rootless, plan });
   const portSpecs = ctx.ports.parse(req.ports, portChoice);
   // A sandbox of that name may be in its background release (`run --rm`

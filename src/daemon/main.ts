@@ -7,7 +7,7 @@ import { log, logPlainToFd } from "../log.ts";
 import { controlSocket, resolvePaths } from "../paths.ts";
 import type { Handlers, Op } from "../protocol.ts";
 import { RequestRefused, parseArgs, readBody, routeOf, shortMessage } from "./request.ts";
-import { ensurePrivateDir } from "../client/trust.ts";
+import { ensurePrivateDir } from "../private-file.ts";
 import { openState, restoreDeletedState, stateDbFile } from "../state/db.ts";
 import type { Database } from "bun:sqlite";
 import { checkOpen } from "../state/check.ts";
@@ -22,7 +22,6 @@ import { handlers } from "./handlers.ts";
 import { networkHandlers } from "./networks.ts";
 import { createPortDrivers } from "../ports/registry.ts";
 import { createNetworkBackends, type NetworkBackends } from "../net/registry.ts";
-import { CniNetworking } from "../net/cni/backend.ts";
 import { LOCK, flock } from "../sys/proc.ts";
 import { openSync, closeSync } from "node:fs";
 import { RuntimeOwner, holderFromParent } from "./ownership.ts";
@@ -30,7 +29,7 @@ import { acquireStateLock } from "../state/lock.ts";
 import { DAEMON_EXIT } from "../userns/supervisor.ts";
 import { ControlPeers, peerRefusal } from "./peers.ts";
 import { geteuid } from "../sys/peercred.ts";
-import { supervisorFromParent } from "../client/root-supervisor.ts";
+import { supervisorFromParent } from "../runtime-records.ts";
 
 function bootId(): string {
   try {
@@ -98,23 +97,16 @@ export async function daemonMain(): Promise<void> {
     process.stderr.write(`burrow daemon: cannot open its state in ${paths.stateDir}: ${why}; ${fix}\n`);
     process.exit(1);
   }
-  // Counted lazily: the backends are made with `cni`, and asked later.
-  const onBridge = (kind: string) => backends.forKind(kind).bridge;
-  const cni = new CniNetworking(
+  const backends: NetworkBackends = createNetworkBackends({
     paths,
-    (exceptId) => store.all().filter((s) => s.id !== exceptId && s.status !== "exited" && onBridge(s.runtime.network)).length,
-    {
-      helpers: bookkeeping.helpers,
-      report: (type, attrs) => store.event(type, null, attrs),
-      // An exited bridge sandbox whose DEL has not run yet still needs the rootless namespace.
-      unreleased: () => store.all().some((s) => onBridge(s.runtime.network) && !!s.runtime.backend),
-    },
-  );
-  const backends: NetworkBackends = createNetworkBackends({ cni });
+    sandboxes: () => store.all(),
+    helpers: bookkeeping.helpers,
+    report: (type, attrs) => store.event(type, null, attrs),
+  });
   const session = holder
     ? { id: `${holder.pid}:${holder.startTime}`, enter: { user: `/proc/${holder.pid}/ns/user`, mnt: `/proc/${holder.pid}/ns/mnt` } }
     : { id: `host`, enter: { mnt: `/proc/${process.pid}/ns/mnt` } };
-  const service = new SandboxService({ paths, store, session, bootId: bootId(), ports: createPortDrivers(), backends, cni, bookkeeping });
+  const service = new SandboxService({ paths, store, session, bootId: bootId(), ports: createPortDrivers(), backends, bookkeeping });
   // Every request's connections are checked against our own uid first
   // (SO_PEERCRED, src/daemon/peers.ts).
   const peers = new ControlPeers(geteuid());
@@ -133,7 +125,7 @@ export async function daemonMain(): Promise<void> {
       },
       sandboxes: () => service.list(false),
       withLock: (id, fn) => service.withLock(id, fn),
-      restoreShared: async () => cni.rootlessNetns?.restore(),
+      restoreShared: () => backends.networks.restore(),
       handOver: (why) => {
         log.warn(`handing over: ${why}`);
         void shutdown("handover", { handOver: true });

@@ -40,8 +40,8 @@ import {
   writeFileSync,
   writeSync,
 } from "node:fs";
-import { ensurePrivateDir } from "../client/trust.ts";
-import { readRecord, writeRecord } from "../client/upgrade.ts";
+import { ensurePrivateDir } from "../private-file.ts";
+import { readRecord, writeRecord } from "../runtime-records.ts";
 import { messageOf } from "../errors.ts";
 import { log } from "../log.ts";
 import { controlSocket, pinDir, sandboxDir, type Paths } from "../paths.ts";
@@ -61,7 +61,7 @@ import {
   type HolderInfo,
 } from "../userns/session.ts";
 import { etcFiles, writeInPlace } from "../sandbox/files.ts";
-import { readSupervisorFile, removeSupervisorFile, supervisorAlive, writeSupervisorFile, type SupervisorInfo } from "../client/root-supervisor.ts";
+import { readSupervisorFile, removeSupervisorFile, supervisorAlive, writeSupervisorFile, type SupervisorInfo } from "../runtime-records.ts";
 
 /**
  * The holder of a daemon started by the holder's supervisor: its parent

@@ -3,7 +3,7 @@
 // appends everything the command writes to the sandbox's log, which `logs`
 // prints; as with podman's conmon, the output keeps its \r\n line ends.
 import { closeSync, writeSync } from "node:fs";
-import { openPrivateAppend } from "../client/trust.ts";
+import { openPrivateAppend } from "../private-file.ts";
 import { openPty, readPty } from "../sys/pty.ts";
 
 /** podman's size for a terminal nobody is attached to. */

@@ -178,7 +178,7 @@ export class SandboxRecovery {
     for (const id of ids) {
       if (ctx.store.has(id) || ctx.creating.has(id)) continue;
       await ctx.locks.run(id, async () => {
-        const errors = await ctx.cni.detachCached(id, `${pinDir(ctx.paths, id)}/net`);
+        const errors = await ctx.backends.networks.releaseByRecords(id, `${pinDir(ctx.paths, id)}/net`);
         errors.push(...(await removeUnrecordedPins(pinDir(ctx.paths, id))));
         try {
           rmSync(sandboxDir(ctx.paths, id), { recursive: true, force: true });

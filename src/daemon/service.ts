@@ -3,7 +3,6 @@
 // recovery (recovery.ts), which share one DaemonContext. Daemon main
 // thread, session namespaces.
 import type { CreateRequest, EnterTarget } from "../protocol.ts";
-import type { CniNetworking } from "../net/cni/backend.ts";
 import type { NetworkBackends } from "../net/registry.ts";
 import { sandboxLog, type Paths } from "../paths.ts";
 import { KeyedMutex } from "../mutex.ts";
@@ -34,7 +33,6 @@ export class SandboxService {
     bootId: string;
     ports: PortDrivers;
     backends: NetworkBackends;
-    cni: CniNetworking;
     bookkeeping: CreateBookkeeping;
   }) {
     // The supervisor's host calls back into create and release, which
@@ -70,9 +68,6 @@ export class SandboxService {
   }
   get backends(): NetworkBackends {
     return this.ctx.backends;
-  }
-  get cni(): CniNetworking {
-    return this.ctx.cni;
   }
 
   /**

@@ -1,14 +1,14 @@
 import { readFileSync } from "node:fs";
 // podman-compatible views of a sandbox: `inspect` JSON and `ps` rows.
 import type { Sandbox } from "../state/sandboxes.ts";
-import { networkNames } from "../net/cni/backend.ts";
+import { attachedNetworks, networkNames } from "../net/registry.ts";
 import { parseNetworkMode } from "../net/mode.ts";
 import { CAPABILITIES } from "../sandbox/capabilities.ts";
 
 /** The bridge networks a sandbox is on now, or (not running) the ones it asked for. */
 export function networksOf(s: Sandbox): string[] {
-  const attached = (s.runtime.backend as { attachments?: Array<{ network: string }> } | undefined)?.attachments ?? [];
-  if (attached.length) return [...new Set(attached.map((a) => a.network))];
+  const attached = attachedNetworks(s);
+  if (attached.length) return [...new Set(attached)];
   try {
     return networkNames(parseNetworkMode(s.spec.network));
   } catch {

@@ -6,9 +6,9 @@
 // setup() is called.
 import type { DnsView, EtcPolicy } from "../dns/etc-content.ts";
 import type { Paths } from "../paths.ts";
-import type { PortDriverName } from "../ports/driver.ts";
-import type { Sandbox } from "../state/sandboxes.ts";
-import type { HelperKind, HelperTrack } from "../state/helpers.ts";
+import type { PortDriverName } from "../port-driver-names.ts";
+import type { PortRecord, Sandbox } from "../state/sandboxes.ts";
+import type { HelperKind, HelperLedger, HelperRow, HelperTrack } from "../state/helpers.ts";
 import type { NetworkMode, NetworkModeKind, NetworkModeOf } from "./mode.ts";
 
 /** What the namespace Worker must do for this backend. */
@@ -70,6 +70,138 @@ export interface NetworkBackend<K extends NetworkModeKind = NetworkModeKind, R =
   healthy?(record: R): boolean;
   /** inspect's NetworkSettings.Networks entries (bridge networks). */
   inspectNetworks?(record: R | undefined): Record<string, object>;
+  /** Named networks: the backends of bridge networks have them (see NetworksCapability). */
+  readonly networks?: NetworksCapability<K, R>;
+}
+
+/** What the registry needs to make the backends (src/daemon/main.ts gives it). */
+export interface NetworkDeps {
+  paths: Paths;
+  /** Every sandbox row: a shared namespace stays while a sandbox on a named network needs it. */
+  sandboxes(): Sandbox[];
+  /** The helper ledger (src/state/helpers.ts); absent in unit tests. */
+  helpers?: HelperLedger;
+  /** A line in `burrow events` (a shared helper restarted). */
+  report?(type: string, attrs: Record<string, unknown>): void;
+}
+
+/** A named network as the daemon handles it; the backend keeps the rest (its file, its configuration). */
+export interface NamedNetwork {
+  readonly name: string;
+  /** The default network (`--network bridge`): never removed. */
+  readonly isDefault: boolean;
+}
+
+/** `network create`'s request (src/protocol.ts NetworkCreate, validated). */
+export interface NetworkCreateRequest {
+  name?: string;
+  driver?: string;
+  subnets: string[];
+  gateway?: string;
+  ipRange?: string;
+  ipv6: boolean;
+  internal: boolean;
+  disableDns: boolean;
+  labels: Record<string, string>;
+}
+
+/** One network of `network ls`: podman 4's network JSON shape (types.Network), plus what the backend adds. */
+// A type, not an interface: it must fit the reply schema's open record (protocol.ts Handlers).
+export type NetworkSummary = {
+  name: string;
+  id: string;
+  driver: string;
+  network_interface?: string;
+  created?: string;
+  subnets: Array<{ subnet: string; gateway?: string; lease_range?: { start_ip?: string; end_ip?: string } }>;
+  ipv6_enabled: boolean;
+  internal: boolean;
+  dns_enabled: boolean;
+  labels?: Record<string, string>;
+  ipam_options?: { driver: string };
+};
+
+/** --ip, --mac-address and --network-alias, as create and `network connect` give them. */
+export interface StaticAddressing {
+  ip?: string;
+  mac?: string;
+  aliases?: string[];
+}
+
+/**
+ * Which named networks a mode or a row names: pure, so inspect and the
+ * registry's networkNames()/attachedNetworks() ask it without a daemon.
+ */
+export interface NetworkNaming<K extends NetworkModeKind = NetworkModeKind> {
+  /** The networks a mode attaches to, in order ("bridge" is the default network). */
+  names(mode: NetworkModeOf<K>): string[];
+  /** The networks a sandbox's row (of this backend) says it is attached to now. */
+  attached(s: Pick<Sandbox, "runtime">): string[];
+}
+
+/**
+ * Named networks (`network create/ls/inspect/rm/prune/connect/disconnect/
+ * reload`, `--network NAME[,NAME]`), as a capability of the backend that
+ * serves them. The daemon keeps the sandbox's lock, its row, its /etc
+ * files, its ports and the events; the backend keeps its networks' files,
+ * its attachments (the record in `runtime.backend`), and every shared
+ * namespace and helper they need. Daemon main thread.
+ */
+export interface NetworksCapability<K extends NetworkModeKind = NetworkModeKind, R = unknown> extends NetworkNaming<K> {
+  // What create needs (src/daemon/create.ts), before anything is made.
+  /** The networks exist, are not given twice, and --ip/--mac-address/--network-alias fit the first. */
+  checkCreate(mode: NetworkModeOf<K>, req: StaticAddressing): Promise<void>;
+
+  // The networks themselves.
+  create(req: NetworkCreateRequest): Promise<{ name: string; warnings: string[] }>;
+  /** Every network, and a warning for each file that cannot be used. */
+  list(): Promise<{ networks: NetworkSummary[]; warnings: string[] }>;
+  /** `network inspect`'s view of one network. */
+  inspect(nameOrId: string): Promise<{ name: string }>;
+  /** A network by name or id (throws not-found, or why its file cannot be used). */
+  get(nameOrId: string): Promise<NamedNetwork>;
+  /** Removes the network's own definition (throws). */
+  remove(net: NamedNetwork): Promise<void>;
+  /** Removes every network but the default and `inUse`; failures are collected. */
+  prune(inUse: Set<string>): Promise<{ removed: NamedNetwork[]; errors: Error[] }>;
+  /** After remove/prune: what the network left (allocations, its bridge); errors returned, not thrown. */
+  forget(net: NamedNetwork): Promise<Error[]>;
+
+  // A running sandbox's attachments: the record is `runtime.backend`.
+  /** `network connect`'s --alias values and the network, checked before the sandbox is looked at. */
+  checkConnect(net: NamedNetwork, opts: StaticAddressing): void;
+  /** Attaches `net` (throws when attached already); returns the new record for the row. */
+  connect(s: Sandbox, netns: string, net: NamedNetwork, aliases: string[]): Promise<R>;
+  /** Detaches `network` (throws when not attached); returns the new record for the row. */
+  disconnect(s: Sandbox, netns: string, network: string): Promise<R>;
+  /**
+   * podman's reload: detach (tolerating what a firewall reload removed) and
+   * attach again, keeping IP and MAC where it can. `save` gets the record
+   * of what is attached now, even when a network failed (then it throws).
+   */
+  reload(s: Sandbox, netns: string, opts: { ports?: PortRecord[]; save(record: R): void }): Promise<void>;
+  /** What resolv.conf and /etc/hosts need from a sandbox's attachments. */
+  dnsView(s: Pick<Sandbox, "runtime">): Promise<DnsView>;
+
+  // Crash recovery and the helper sweep (src/daemon/create-retry.ts).
+  /** Waits (a while) until nothing this backend started for sandbox `id` still runs: a dead daemon's plugin runs to its end. */
+  settled(id: string): Promise<void>;
+  /** Undoes what a create may have attached before it could record it (from the spec's networks). */
+  releaseUnrecorded(s: Sandbox, netns: string): Promise<void>;
+  /**
+   * Detaches everything the backend's own records (CNI: its results cache)
+   * say sandbox `id` has, for a sandbox whose row is gone with the state
+   * database; errors are returned. Call while its netns pin still exists.
+   */
+  releaseByRecords(id: string, netns: string): Promise<Error[]>;
+  /** Housekeeping: restarts a dead shared helper, tears down an unused shared namespace. */
+  supervise(): Promise<void>;
+  /** A helper row of this backend's: whether it is still needed; undefined for rows that are not its own. */
+  claims(row: HelperRow, used: (network: string) => boolean): boolean | undefined;
+  /** Stops the per-network helpers (and their files) of networks no sandbox is on. */
+  sweep(used: (network: string) => boolean): void;
+  /** After a logout removed the runtime dir: the shared namespace's pins and files again. */
+  restore(): Promise<void>;
 }
 
 /** Any backend, as the registry holds it. */

@@ -15,9 +15,5 @@ export interface PortDriver {
   restore?(s: Sandbox): Promise<void>;
 }
 
-export const PORT_DRIVER_NAMES = ["builtin", "slirp4netns", "portmap", "pasta"] as const;
-export type PortDriverName = (typeof PORT_DRIVER_NAMES)[number];
-
-export function isPortDriverName(name: unknown): name is PortDriverName {
-  return (PORT_DRIVER_NAMES as readonly unknown[]).includes(name);
-}
+// The names live beside net/ and ports/ (src/port-driver-names.ts): both use them.
+export { isPortDriverName, PORT_DRIVER_NAMES, type PortDriverName } from "../port-driver-names.ts";

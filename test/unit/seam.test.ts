@@ -5,10 +5,11 @@ import { describe, expect, test } from "bun:test";
 import type { ArgsDef } from "citty";
 import { parseStrict } from "../../src/cli/_args.ts";
 import { BurrowError, isErrorKind } from "../../src/errors.ts";
+import { readdirSync, readFileSync } from "node:fs";
+import { join, relative, resolve } from "node:path";
 import type { PlanContext } from "../../src/net/backend.ts";
-import type { CniNetworking } from "../../src/net/cni/backend.ts";
 import { parseNetworkMode, type NetworkMode } from "../../src/net/mode.ts";
-import { createNetworkBackends } from "../../src/net/registry.ts";
+import { attachedNetworks, createNetworkBackends, networkNames } from "../../src/net/registry.ts";
 import { createPortDrivers } from "../../src/ports/registry.ts";
 import type { Sandbox } from "../../src/state/sandboxes.ts";
 import { rejection, thrown } from "../helpers/rejection.ts";
@@ -49,9 +50,10 @@ describe("parseNetworkMode", () => {
 });
 
 describe("the backend registry decides by mode", () => {
-  // The CNI backend's plan and setup need the daemon's CniNetworking; the
-  // decisions asked here (ports, flags, /etc policy) do not touch it.
-  const backends = createNetworkBackends({ cni: {} as CniNetworking });
+  // The CNI backend's plan and setup need the daemon's sandboxes and files;
+  // the decisions asked here (ports, flags, /etc policy) touch neither.
+  const paths = { rootless: true, uid: 1000, runtimeDir: "/run/user/1000/burrow", stateDir: "/tmp/s", cniConfigDir: "/tmp/c" };
+  const backends = createNetworkBackends({ paths, sandboxes: () => [] });
   const running = {
     id: "a".repeat(64),
     name: "web",
@@ -59,7 +61,7 @@ describe("the backend registry decides by mode", () => {
     runtime: { pins: { net: "/pins/net", uts: "/pins/uts", mnt: "/pins/mnt" } },
   } as Sandbox;
   const ctx: PlanContext = {
-    paths: { rootless: true, uid: 1000, runtimeDir: "/run/user/1000/burrow", stateDir: "/tmp/s", cniConfigDir: "/tmp/c" },
+    paths,
     find: (ref) => {
       if (ref === "web") return running;
       throw new BurrowError(`no sandbox with name or id "${ref}" found`, { kind: "not-found" });
@@ -174,5 +176,80 @@ describe("strict argument parsing", () => {
     expect(isErrorKind("bad-input")).toBe(true);
     expect(isErrorKind("invalid-argument")).toBe(false);
     expect(isErrorKind("invalid-option")).toBe(false);
+  });
+});
+
+describe("named networks are the backend's", () => {
+  const row = (network: string, backend: unknown) => ({ runtime: { network, backend } }) as Sandbox;
+
+  test("the networks a mode names: bridge networks only, the default by its name", () => {
+    expect(networkNames(parseNetworkMode("red,bridge"))).toEqual(["red", "burrow"]);
+    for (const m of ["none", "host", "slirp4netns", "pasta", "container:x", "ns:/x"]) expect(networkNames(parseNetworkMode(m))).toEqual([]);
+  });
+
+  test("the networks a row is attached to, read by its own backend", () => {
+    const attachments = [{ network: "red" }, { network: "blue" }];
+    expect(attachedNetworks(row("cni", { rootless: true, attachments }))).toEqual(["red", "blue"]);
+    expect(attachedNetworks(row("cni", undefined))).toEqual([]);
+    expect(attachedNetworks(row("slirp4netns", { pid: 1 }))).toEqual([]);
+    expect(attachedNetworks(row("netavark", { attachments }))).toEqual([]);
+    expect(attachedNetworks(row("toString", undefined))).toEqual([]);
+  });
+
+  test("only bridge backends have the networks capability, and the registry names the one serving them", () => {
+    const backends = createNetworkBackends({
+      paths: { rootless: false, uid: 0, runtimeDir: "/run/burrow", stateDir: "/tmp/s", cniConfigDir: "/tmp/c" },
+      sandboxes: () => [],
+    });
+    for (const m of ["none", "host", "slirp4netns", "pasta", "container:x", "ns:/x", "bridge"]) {
+      const b = backends.forMode(parseNetworkMode(m));
+      expect([m, !!b.networks]).toEqual([m, b.bridge]);
+    }
+    expect(backends.networks as unknown).toBe(backends.forKind("cni").networks);
+  });
+});
+
+// docs/architecture.md "Layers point one way": the rules the seam keeps.
+describe("layering", () => {
+  const src = resolve(import.meta.dir, "../../src");
+  const files = (dir: string): string[] =>
+    readdirSync(join(src, dir), { withFileTypes: true, recursive: true })
+      .filter((e) => e.isFile() && e.name.endsWith(".ts"))
+      .map((e) => relative(src, join(e.parentPath, e.name)));
+  /** Every module a file imports (static, dynamic, type-only), as a path under src/. */
+  const importsOf = (file: string): string[] => {
+    const text = readFileSync(join(src, file), "utf8");
+    const specs = [...text.matchAll(/(?:from|import)\s*\(?\s*"(\.{1,2}\/[^"]+)"/g)].map((m) => m[1]!);
+    return specs.map((spec) => relative(src, resolve(join(src, file, ".."), spec)));
+  };
+  const offending = (dirs: string[], bad: (target: string) => boolean): string[] =>
+    dirs.flatMap((d) =>
+      files(d).flatMap((f) =>
+        importsOf(f)
+          .filter(bad)
+          .map((t) => `${f} -> ${t}`),
+      ),
+    );
+
+  test("the daemon and inspect reach src/net only through backend.ts, registry.ts and mode.ts", () => {
+    const allowed = new Set(["net/backend.ts", "net/registry.ts", "net/mode.ts"]);
+    expect(offending(["daemon", "inspect"], (t) => t.startsWith("net/") && !allowed.has(t))).toEqual([]);
+  });
+
+  test("src/net imports nothing from src/ports", () => {
+    expect(offending(["net"], (t) => t.startsWith("ports/"))).toEqual([]);
+  });
+
+  test("the CLI reaches the system only through src/client", () => {
+    expect(offending(["cli"], (t) => t.startsWith("sys/") || t === "roles.ts" || t === "host.ts")).toEqual([]);
+  });
+
+  test("the daemon imports nothing from src/client", () => {
+    expect(offending(["daemon"], (t) => t.startsWith("client/"))).toEqual([]);
+  });
+
+  test("the checks see imports at all", () => {
+    expect(importsOf("daemon/networks.ts")).toContain("net/registry.ts");
+    expect(importsOf("cli/run.ts")).toContain("client/enter.ts");
   });
 });

@@ -2,15 +2,12 @@
 // src/sys itself (the CLI sits above the system layer): its user id, the
 // environment for helper programs, and whether an error came from a
 // system call (a SysError: shown as its one line, not as an internal error).
-import { cleanEnv } from "./sys/env.ts";
-import { SysError } from "./sys/libc.ts";
-import { getuid } from "./sys/proc.ts";
+import { cleanEnv } from "../sys/env.ts";
+import { SysError } from "../sys/libc.ts";
+import { getuid } from "../sys/proc.ts";
 
 export { cleanEnv, getuid };
 
 export function isSystemError(e: unknown): e is Error {
   return e instanceof SysError;
 }
-
-// The CLI's side of -t (src/cli/_tty.ts): the pseudo-terminal calls.
-export { getWinSize, makeRaw, openPty, readPty, restoreTerminal, setWinSize, writePty } from "./sys/pty.ts";

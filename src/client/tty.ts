@@ -10,8 +10,8 @@
 // is forwarded.
 import { closeSync } from "node:fs";
 import type { EnterTarget } from "../protocol.ts";
-import { getWinSize, makeRaw, openPty, readPty, restoreTerminal, setWinSize, writePty } from "../host.ts";
-import { spawnEnter, waitForeground } from "./_run-child.ts";
+import { getWinSize, makeRaw, openPty, readPty, restoreTerminal, setWinSize, writePty } from "../sys/pty.ts";
+import { spawnEnter, waitForeground } from "./enter.ts";
 
 /** After the command exited, how long output still held by its leftovers may keep coming. */
 const DRAIN_MS = 1000;
