@@ -2,11 +2,11 @@
 // each step pushing its undo on a Rollback that unwinds them all (every
 // error reported) when a later step fails. Daemon main thread.
 import { randomBytes } from "node:crypto";
-import { closeSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { BurrowError, Rollback, messageOf } from "../errors.ts";
 import { log } from "../log.ts";
 import { pinDir, sandboxDir, sandboxLog, sandboxStateDir } from "../paths.ts";
-import { ensurePrivateDir, openPrivateAppend } from "../client/trust.ts";
+import { ensurePrivateDir } from "../client/trust.ts";
 import type { CreateRequest, EnterTarget } from "../protocol.ts";
 import { parseNetworkMode } from "../net/mode.ts";
 import { createPinned, removePins } from "../namespaces/pins.ts";
@@ -22,7 +22,8 @@ import { freeName, retryDeps } from "./create-retry.ts";
 import { networkNames } from "../net/cni/backend.ts";
 import { checkStaticAddressing } from "../net/cni/static.ts";
 import { checkMapped, parseIdMap } from "../sandbox/user.ts";
-import { ptyToLog } from "./pty-log.ts";
+import { detachedOutput } from "./log-copy.ts";
+import { LOG_FILE } from "../sandbox-log.ts";
 import { checkRestartRequest } from "../sandbox/restart-policy.ts";
 import { pinsAsFds } from "./ownership.ts";
 import { quote } from "../quote.ts";
@@ -109,7 +110,8 @@ export async function createSandbox(ctx: DaemonContext, releases: SandboxRelease
       netOf: plan.netOf?.id,
       restart: reuse?.runtime.restart,
       // `start` of an exited row keeps appending where its log is (a row of 0.2.0: the runtime dir).
-      log: reuse ? reuse.runtime.log : `${sandboxStateDir(ctx.paths, id)}/log`,
+      // A new row's log is podman's k8s-file (src/sandbox-log.ts); an older row keeps its plain file.
+      log: reuse ? reuse.runtime.log : `${sandboxStateDir(ctx.paths, id)}/${LOG_FILE}`,
       ...(reuse ? {} : { partial: true }),
     },
   };
@@ -219,16 +221,8 @@ export async function createSandbox(ctx: DaemonContext, releases: SandboxRelease
  */
 export function spawnDetached(ctx: DaemonContext, releases: SandboxReleases, s: Sandbox): void {
   // Never through a symbolic link: the log is opened by name in the state dir.
-  const logPath = sandboxLog(ctx.paths, s);
-  const logFd = openPrivateAppend(logPath);
-  // -t: the command's stdio is a pty whose output the daemon logs.
-  let pty: ReturnType<typeof ptyToLog> | null;
-  try {
-    pty = s.spec.tty ? ptyToLog(logPath) : null;
-  } catch (e) {
-    closeSync(logFd);
-    throw e;
-  }
+  // -t: the command's stdio is a pty whose output the daemon logs; without: pipes it copies.
+  const output = detachedOutput(sandboxLog(ctx.paths, s), s.spec.tty === true);
   try {
     // No session namespaces to join: this child already is in the
     // daemon's. Naming them by /proc/<daemon pid> failed (exit 125) when
@@ -240,27 +234,32 @@ export function spawnDetached(ctx: DaemonContext, releases: SandboxReleases, s: 
     try {
       proc = spawnRole(ROLES.enter, [JSON.stringify(pinned.target), "--", ...s.spec.argv], {
         env: s.spec.env,
-        stdio: [pty ? pty.slave : "ignore", pty ? pty.slave : logFd, pty ? pty.slave : logFd, ...pinned.fds],
+        stdio: [...output.stdio, ...pinned.fds],
         detached: true,
       });
     } finally {
       pinned.close();
     }
-    pty?.spawned();
+    output.spawned();
     ctx.children.set(s.id, proc);
     markStarted(ctx, s, proc.pid);
-    proc.exited.then((code) => {
+    proc.exited.then(async (code) => {
       ctx.children.delete(s.id);
       const exit = proc.signalCode ? 128 + (signalNumber(String(proc.signalCode)) ?? 0) : code;
+      // What the command wrote last is in the log before the sandbox counts as
+      // exited (`logs -f` and `wait` then see all of it); bounded, since a
+      // process the command left behind may hold its pipe until the release kills it.
+      await Promise.race([output.done, Bun.sleep(OUTPUT_DRAIN_MS)]);
       releases.exited(s.id, exit).catch((e) => log.warn(`cleanup of ${sandboxLabel(s)}: ${messageOf(e)}`));
     });
   } catch (e) {
-    pty?.abort();
+    output.abort();
     throw e;
-  } finally {
-    closeSync(logFd);
   }
 }
+
+/** How long the exit waits for the last output to reach the log when something else still holds the pipe. */
+const OUTPUT_DRAIN_MS = 500;
 
 export function markStarted(ctx: DaemonContext, s: Sandbox, pid: number): void {
   s.status = "running";

@@ -4,7 +4,8 @@
 import { readFileSync } from "node:fs";
 import { BurrowError, EXIT, messageOf } from "../errors.ts";
 import { log, logPlainToFd } from "../log.ts";
-import { controlSocket, resolvePaths } from "../paths.ts";
+import { controlSocket, resolvePaths, sandboxLog } from "../paths.ts";
+import { reattachLog } from "./log-copy.ts";
 import type { Handlers, Op } from "../protocol.ts";
 import { RequestRefused, parseArgs, readBody, routeOf, shortMessage } from "./request.ts";
 import { ensurePrivateDir } from "../client/trust.ts";
@@ -133,6 +134,10 @@ export async function daemonMain(): Promise<void> {
   const reconciled = owner
     .restoreSandboxes()
     .then(() => service.reconcile())
+    // The output of detached commands that outlived the last daemon waited in their pipes.
+    .then(() => {
+      for (const s of service.list(false)) if (s.status === "running" && s.spec.detach) reattachLog(sandboxLog(paths, s), s.spec.tty === true);
+    })
     .catch((e) => log.warn(`reconcile: ${messageOf(e)}`));
   prewarm();
 

@@ -3,6 +3,7 @@
 //   [engine]  helper_binaries_dir = [...]   where slirp4netns, pasta, ... are looked for first
 //             network_cmd_path = "..."      the slirp4netns binary
 //   [network] cni_plugin_dirs = [...]       where CNI plugins are looked for
+//   [containers] log_size_max = N          a detached sandbox's log bound in bytes (-1: none)
 // Files, later ones win key by key: /usr/share/containers/containers.conf,
 // /etc/containers/containers.conf, /etc/containers/containers.conf.d/*.conf,
 // $XDG_CONFIG_HOME (or ~/.config)/containers/containers.conf and its .d.
@@ -18,12 +19,15 @@ const Dirs = v.array(v.pipe(v.string(), v.minLength(1)));
 const ConfFile = v.looseObject({
   engine: v.optional(v.looseObject({ helper_binaries_dir: v.optional(Dirs), network_cmd_path: v.optional(v.string()) })),
   network: v.optional(v.looseObject({ cni_plugin_dirs: v.optional(Dirs) })),
+  containers: v.optional(v.looseObject({ log_size_max: v.optional(v.pipe(v.number(), v.integer())) })),
 });
 
 export interface HelperConf {
   helperBinariesDir?: string[];
   networkCmdPath?: string;
   cniPluginDirs?: string[];
+  /** `[containers] log_size_max`: bytes, -1 (or 0) for no bound. */
+  logSizeMax?: number;
   /** The files that were read, in order. */
   files: string[];
 }
@@ -71,6 +75,7 @@ export function parseConf(text: string, file: string): Omit<HelperConf, "files">
   if (r.output.engine?.helper_binaries_dir) out.helperBinariesDir = r.output.engine.helper_binaries_dir;
   if (r.output.engine?.network_cmd_path) out.networkCmdPath = r.output.engine.network_cmd_path;
   if (r.output.network?.cni_plugin_dirs) out.cniPluginDirs = r.output.network.cni_plugin_dirs;
+  if (r.output.containers?.log_size_max !== undefined) out.logSizeMax = r.output.containers.log_size_max;
   return out;
 }
 

@@ -1,0 +1,281 @@
+// A detached sandbox's output on its way to the log (daemon, main thread).
+//
+// `run -d`: the command's stdout and stderr are two named pipes in the
+// sandbox's state dir (stdout.fifo, stderr.fifo), which the daemon reads and
+// writes to `ctr.log` in podman's k8s-file format (src/sandbox-log.ts): a
+// time and a stream per line, a size cap with rotation, a bounded copy rate.
+// The command's end is opened O_RDWR, so the pipe always has a reader (the
+// command's own fd): when the daemon dies, the command's writes wait in the
+// pipe (1 MiB) instead of dying of SIGPIPE, and the next daemon opens the
+// pipes again by name (reattachLogs) and goes on copying.
+// `run -d -t`: the pty master's output goes through the same writer
+// (src/daemon/pty-log.ts).
+// Rows made by burrow 0.3 and older name a plain `log`: their command keeps
+// writing straight into it, as it did.
+import { closeSync, constants, fstatSync, openSync, renameSync, writeSync } from "node:fs";
+import { dirname } from "node:path";
+import { openPrivateAppend } from "../client/trust.ts";
+import { log } from "../log.ts";
+import { readHelperConf } from "../machine/containers-conf.ts";
+import { isStampedLog, keepNewest, type LogStream, logTime, rotatedLog, stampChunk, takeOldest } from "../sandbox-log.ts";
+import { makeFifo, setPipeSize } from "../sys/sockets.ts";
+import { ptyToLog } from "./pty-log.ts";
+
+/** The bound when containers.conf sets none (podman's default is unlimited; a `yes` loop wrote 4.4 GB in 12 s). */
+export const DEFAULT_LOG_SIZE_MAX = 64 * 1024 * 1024;
+/** The smallest bound: each half holds several whole records of up to 8 KiB (podman's floor is 8 KiB). */
+const MIN_LOG_SIZE_MAX = 64 * 1024;
+/**
+ * The most a sandbox's output costs the daemon: this many bytes of log a
+ * second, after a burst of as many. A command that writes faster waits on
+ * its full pipe (it is slowed, never stopped); measured: a `yes` sandbox
+ * then costs the daemon ~N % of a core (docs/decisions.md).
+ */
+const COPY_RATE = 16 * 1024 * 1024;
+/** Room in each pipe: what a command may write while the daemon is away (a restart takes ~55 ms). */
+const PIPE_SIZE = 1024 * 1024;
+
+let sizeMax: number | undefined;
+
+/** containers.conf `[containers] log_size_max` (bytes; -1: no bound), read once per daemon. */
+export function logSizeMax(): number {
+  if (sizeMax !== undefined) return sizeMax;
+  try {
+    const conf = readHelperConf().logSizeMax;
+    sizeMax = conf === undefined ? DEFAULT_LOG_SIZE_MAX : conf <= 0 ? -1 : Math.max(conf, MIN_LOG_SIZE_MAX);
+  } catch (e) {
+    log.warn(`containers.conf: ${e instanceof Error ? e.message : String(e)}; logs are capped at the default ${DEFAULT_LOG_SIZE_MAX} bytes`);
+    sizeMax = DEFAULT_LOG_SIZE_MAX;
+  }
+  return sizeMax;
+}
+
+/**
+ * One sandbox's ctr.log, shared by its stdout and stderr copies (and a
+ * restart's). With a bound, the file holds at most half of it: when a write
+ * would pass that, ctr.log becomes ctr.log.1 (replacing the older one) and a
+ * new ctr.log starts, so the two hold at most the bound and always the
+ * newest half of it or more.
+ */
+class LogWriter {
+  private fd: number;
+  private size: number;
+  users = 0;
+
+  constructor(
+    readonly path: string,
+    private readonly max: number,
+  ) {
+    this.fd = openPrivateAppend(path);
+    this.size = fstatSync(this.fd).size;
+  }
+
+  write(stamped: Uint8Array): void {
+    if (this.max <= 0) {
+      this.append(stamped);
+      return;
+    }
+    const half = Math.floor(this.max / 2);
+    // What would be rotated out within this write anyway is never written;
+    // the rest goes in pieces that each fit a file, so the two files are
+    // always an unbroken run of the newest output.
+    let rest = keepNewest(stamped, this.max);
+    while (rest.length) {
+      const piece = takeOldest(rest, half);
+      if (this.size > 0 && this.size + piece.length > half) this.rotate();
+      this.append(piece);
+      rest = rest.subarray(piece.length);
+    }
+  }
+
+  private append(buf: Uint8Array): void {
+    try {
+      for (let off = 0; off < buf.length; ) off += writeSync(this.fd, buf, off, buf.length - off);
+      this.size += buf.length;
+    } catch (e) {
+      // A full disk loses output, not the sandbox (podman's conmon does the same).
+      log.debug(`log ${this.path}: ${e instanceof Error ? e.message : String(e)}`);
+      this.size = fstatSync(this.fd).size;
+    }
+  }
+
+  private rotate(): void {
+    try {
+      renameSync(this.path, rotatedLog(this.path));
+    } catch (e) {
+      log.warn(`log rotation of ${this.path}: ${e instanceof Error ? e.message : String(e)}`);
+      return;
+    }
+    closeSync(this.fd);
+    this.fd = openPrivateAppend(this.path);
+    this.size = 0;
+  }
+
+  close(): void {
+    closeSync(this.fd);
+  }
+}
+
+const writers = new Map<string, LogWriter>();
+
+/** The sandbox's writer, shared while anything copies into it. */
+function acquireWriter(path: string): LogWriter {
+  let w = writers.get(path);
+  if (!w) {
+    w = new LogWriter(path, logSizeMax());
+    writers.set(path, w);
+  }
+  w.users++;
+  return w;
+}
+
+function releaseWriter(w: LogWriter): void {
+  if (--w.users > 0) return;
+  writers.delete(w.path);
+  w.close();
+}
+
+/** Spends `bytes` of the copy budget; a promise to wait for when it is overspent. */
+function pacer(): (bytes: number) => Promise<void> | undefined {
+  let tokens = COPY_RATE;
+  let last = performance.now();
+  return (bytes) => {
+    const now = performance.now();
+    tokens = Math.min(COPY_RATE, tokens + ((now - last) * COPY_RATE) / 1000) - bytes;
+    last = now;
+    return tokens < 0 ? Bun.sleep((-tokens * 1000) / COPY_RATE) : undefined;
+  };
+}
+
+/** Stamps and writes a stream's chunks; returns the pace to keep. */
+function stamper(writer: LogWriter, stream: LogStream): (chunk: Uint8Array) => Promise<void> | undefined {
+  const pace = pacer();
+  return (chunk) => {
+    const stamped = stampChunk(chunk, stream, logTime(performance.timeOrigin + performance.now()));
+    writer.write(stamped);
+    return pace(stamped.length);
+  };
+}
+
+/** Copies a pipe (read end, O_NONBLOCK) into the log until its last writer closes; closes `fd`. */
+function copyPipe(fd: number, stream: LogStream, writer: LogWriter): Promise<void> {
+  const onChunk = stamper(writer, stream);
+  const reader = Bun.file(fd).stream().getReader();
+  return (async () => {
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        const pace = onChunk(value);
+        if (pace) await pace;
+      }
+    } catch (e) {
+      log.debug(`log copy of ${stream}: ${e instanceof Error ? e.message : String(e)}`);
+    } finally {
+      closeSync(fd);
+      releaseWriter(writer);
+    }
+  })();
+}
+
+const fifoPath = (logPath: string, stream: LogStream) => `${dirname(logPath)}/${stream}.fifo`;
+
+/** Opens a stream's named pipe (made when missing), never through a link and only a FIFO. */
+function openFifo(path: string, flags: number): number {
+  const fd = openSync(path, flags | constants.O_NOFOLLOW);
+  if (!fstatSync(fd).isFIFO()) {
+    closeSync(fd);
+    throw new Error(`${path} is not a named pipe`);
+  }
+  return fd;
+}
+
+export interface DetachedOutput {
+  /** stdin, stdout, stderr for the command. */
+  stdio: [number | "ignore", number, number];
+  /** After the spawn: closes the daemon's copies of the command's ends and starts copying. */
+  spawned(): void;
+  /** The spawn failed: closes everything. */
+  abort(): void;
+  /** Settles when everything the command wrote is in the log (its last writer closed). */
+  done: Promise<void>;
+}
+
+/** Where `run -d` output goes: see the top of this file. */
+export function detachedOutput(logPath: string, tty: boolean): DetachedOutput {
+  if (tty) {
+    const stamped = isStampedLog(logPath);
+    const writer = stamped ? acquireWriter(logPath) : null;
+    const rawFd = writer ? null : openPrivateAppend(logPath);
+    const onChunk = writer ? stamper(writer, "stdout") : (chunk: Uint8Array) => void writeSync(rawFd!, chunk);
+    const close = () => (writer ? releaseWriter(writer) : closeSync(rawFd!));
+    let pty: ReturnType<typeof ptyToLog>;
+    try {
+      pty = ptyToLog(onChunk, close);
+    } catch (e) {
+      close();
+      throw e;
+    }
+    return { stdio: [pty.slave, pty.slave, pty.slave], spawned: pty.spawned, abort: pty.abort, done: pty.done };
+  }
+  if (!isStampedLog(logPath)) {
+    // A row of an older burrow: the command writes straight into its plain log.
+    const fd = openPrivateAppend(logPath);
+    return { stdio: ["ignore", fd, fd], spawned: () => closeSync(fd), abort: () => closeSync(fd), done: Promise.resolve() };
+  }
+  const opened: number[] = [];
+  try {
+    const ends = (["stdout", "stderr"] as const).map((stream) => {
+      const path = fifoPath(logPath, stream);
+      makeFifo(path);
+      // The command's end first: a reader opened with no writer would see end of file at once.
+      const write = openFifo(path, constants.O_RDWR);
+      opened.push(write);
+      setPipeSize(write, PIPE_SIZE);
+      const read = openFifo(path, constants.O_RDONLY | constants.O_NONBLOCK);
+      opened.push(read);
+      return { stream, write, read };
+    });
+    let done: Promise<void> = Promise.resolve();
+    return {
+      stdio: ["ignore", ends[0]!.write, ends[1]!.write],
+      spawned() {
+        const copies = ends.map((e) => {
+          closeSync(e.write);
+          return copyPipe(e.read, e.stream, acquireWriter(logPath));
+        });
+        done = Promise.all(copies).then(() => {});
+      },
+      abort() {
+        for (const fd of opened) closeSync(fd);
+      },
+      get done() {
+        return done;
+      },
+    };
+  } catch (e) {
+    for (const fd of opened) closeSync(fd);
+    throw e;
+  }
+}
+
+/**
+ * A new daemon goes on copying a running sandbox's output, which waited in
+ * its pipes while no daemon read them. Nothing to do for a plain log (the
+ * command writes it itself) or a `-t` one (its pty hung up with the daemon
+ * that held it).
+ */
+export function reattachLog(logPath: string, tty: boolean): void {
+  // Already copying (this daemon started it).
+  if (tty || !isStampedLog(logPath) || writers.has(logPath)) return;
+  for (const stream of ["stdout", "stderr"] as const) {
+    let fd: number;
+    try {
+      fd = openFifo(fifoPath(logPath, stream), constants.O_RDONLY | constants.O_NONBLOCK);
+    } catch (e) {
+      log.warn(`log of ${logPath}: ${e instanceof Error ? e.message : String(e)}`);
+      continue;
+    }
+    void copyPipe(fd, stream, acquireWriter(logPath));
+  }
+}
