@@ -241,6 +241,8 @@ export function spawnDetached(ctx: DaemonContext, releases: SandboxReleases, s: 
       pinned.close();
     }
     output.spawned();
+    if (output.pipes) s.runtime.logPipes = output.pipes;
+    else delete s.runtime.logPipes;
     ctx.children.set(s.id, proc);
     markStarted(ctx, s, proc.pid);
     proc.exited.then(async (code) => {

@@ -1,24 +1,26 @@
 // A detached sandbox's output on its way to the log (daemon, main thread).
 //
-// `run -d`: the command's stdout and stderr are two named pipes in the
-// sandbox's state dir (stdout.fifo, stderr.fifo), which the daemon reads and
-// writes to `ctr.log` in podman's k8s-file format (src/sandbox-log.ts): a
-// time and a stream per line, a size cap with rotation, a bounded copy rate.
-// The command's end is opened O_RDWR, so the pipe always has a reader (the
-// command's own fd): when the daemon dies, the command's writes wait in the
-// pipe (1 MiB) instead of dying of SIGPIPE, and the next daemon opens the
-// pipes again by name (reattachLogs) and goes on copying.
+// `run -d`: the command's stdout and stderr are two pipes the daemon reads
+// and writes to `ctr.log` in podman's k8s-file format (src/sandbox-log.ts):
+// a time and a stream per line, a size cap with rotation, a bounded copy
+// rate. The command's end is the pipe opened again O_RDWR (through
+// /proc/self/fd), so the pipe always has a reader, the command's own fd:
+// when the daemon dies, the command's writes wait in the pipe (1 MiB)
+// instead of dying of SIGPIPE, and the next daemon opens the pipes again
+// through the command's /proc/PID/fd/1 and 2 (reattachLog) and goes on
+// copying. Anonymous pipes, not named ones in the sandbox's directory: a
+// mkfifo costs as much as a file on the state dir's disk (~0.5-0.8 ms each
+// here), a pipe a few microseconds.
 // `run -d -t`: the pty master's output goes through the same writer
 // (src/daemon/pty-log.ts).
 // Rows made by burrow 0.3 and older name a plain `log`: their command keeps
 // writing straight into it, as it did.
 import { closeSync, constants, fstatSync, openSync, renameSync, writeSync } from "node:fs";
-import { dirname } from "node:path";
 import { openPrivateAppend } from "../client/trust.ts";
 import { log } from "../log.ts";
 import { readHelperConf } from "../machine/containers-conf.ts";
 import { isStampedLog, keepNewest, type LogStream, logTime, rotatedLog, stampChunk, takeOldest } from "../sandbox-log.ts";
-import { makeFifo, setPipeSize } from "../sys/sockets.ts";
+import { pipe, setPipeSize } from "../sys/sockets.ts";
 import { ptyToLog } from "./pty-log.ts";
 
 /** The bound when containers.conf sets none (podman's default is unlimited; a `yes` loop wrote 4.4 GB in 12 s). */
@@ -178,27 +180,21 @@ function copyPipe(fd: number, stream: LogStream, writer: LogWriter): Promise<voi
   })();
 }
 
-const fifoPath = (logPath: string, stream: LogStream) => `${dirname(logPath)}/${stream}.fifo`;
-
-/** Opens a stream's named pipe (made when missing), never through a link and only a FIFO. */
-function openFifo(path: string, flags: number): number {
-  const fd = openSync(path, flags | constants.O_NOFOLLOW);
-  if (!fstatSync(fd).isFIFO()) {
-    closeSync(fd);
-    throw new Error(`${path} is not a named pipe`);
-  }
-  return fd;
-}
+const STREAMS = ["stdout", "stderr"] as const;
+/** The command's fd of each stream. */
+const STREAM_FD = { stdout: 1, stderr: 2 } as const;
 
 export interface DetachedOutput {
   /** stdin, stdout, stderr for the command. */
   stdio: [number | "ignore", number, number];
+  /** The pipes' inodes, for the row (a new daemon checks them before it reads): only for pipes. */
+  pipes?: { stdout: number; stderr: number };
   /** After the spawn: closes the daemon's copies of the command's ends and starts copying. */
   spawned(): void;
   /** The spawn failed: closes everything. */
   abort(): void;
   /** Settles when everything the command wrote is in the log (its last writer closed). */
-  done: Promise<void>;
+  readonly done: Promise<void>;
 }
 
 /** Where `run -d` output goes: see the top of this file. */
@@ -216,7 +212,14 @@ export function detachedOutput(logPath: string, tty: boolean): DetachedOutput {
       close();
       throw e;
     }
-    return { stdio: [pty.slave, pty.slave, pty.slave], spawned: pty.spawned, abort: pty.abort, done: pty.done };
+    return {
+      stdio: [pty.slave, pty.slave, pty.slave],
+      spawned: pty.spawned,
+      abort: pty.abort,
+      get done() {
+        return pty.done;
+      },
+    };
   }
   if (!isStampedLog(logPath)) {
     // A row of an older burrow: the command writes straight into its plain log.
@@ -225,23 +228,24 @@ export function detachedOutput(logPath: string, tty: boolean): DetachedOutput {
   }
   const opened: number[] = [];
   try {
-    const ends = (["stdout", "stderr"] as const).map((stream) => {
-      const path = fifoPath(logPath, stream);
-      makeFifo(path);
-      // The command's end first: a reader opened with no writer would see end of file at once.
-      const write = openFifo(path, constants.O_RDWR);
-      opened.push(write);
-      setPipeSize(write, PIPE_SIZE);
-      const read = openFifo(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    const ends = STREAMS.map((stream) => {
+      const [read, write] = pipe();
       opened.push(read);
-      return { stream, write, read };
+      // The command's end: the same pipe opened for reading and writing, blocking.
+      const command = openSync(`/proc/self/fd/${read}`, constants.O_RDWR);
+      opened.push(command);
+      closeSync(write);
+      setPipeSize(command, PIPE_SIZE);
+      return { stream, read, command, ino: fstatSync(read).ino };
     });
+    const [out, err] = ends as [(typeof ends)[0], (typeof ends)[0]];
     let done: Promise<void> = Promise.resolve();
     return {
-      stdio: ["ignore", ends[0]!.write, ends[1]!.write],
+      stdio: ["ignore", out.command, err.command],
+      pipes: { stdout: out.ino, stderr: err.ino },
       spawned() {
         const copies = ends.map((e) => {
-          closeSync(e.write);
+          closeSync(e.command);
           return copyPipe(e.read, e.stream, acquireWriter(logPath));
         });
         done = Promise.all(copies).then(() => {});
@@ -261,19 +265,32 @@ export function detachedOutput(logPath: string, tty: boolean): DetachedOutput {
 
 /**
  * A new daemon goes on copying a running sandbox's output, which waited in
- * its pipes while no daemon read them. Nothing to do for a plain log (the
- * command writes it itself) or a `-t` one (its pty hung up with the daemon
- * that held it).
+ * its pipes while no daemon read them: opened again through the command's
+ * /proc/PID/fd/1 and 2 when those are still the recorded pipes. Nothing to
+ * do for a plain log (the command writes it itself) or a `-t` one (its pty
+ * hung up with the daemon that held it). A command that moved its stdout
+ * elsewhere while a child of it still writes to the pipe is not found: that
+ * child waits once the pipe is full (docs/decisions.md).
  */
-export function reattachLog(logPath: string, tty: boolean): void {
+export function reattachLog(
+  s: { pid: number | null; spec: { tty?: boolean }; runtime: { logPipes?: { stdout: number; stderr: number } } },
+  logPath: string,
+): void {
+  const pipes = s.runtime.logPipes;
   // Already copying (this daemon started it).
-  if (tty || !isStampedLog(logPath) || writers.has(logPath)) return;
-  for (const stream of ["stdout", "stderr"] as const) {
+  if (s.spec.tty || !pipes || !s.pid || !isStampedLog(logPath) || writers.has(logPath)) return;
+  for (const stream of STREAMS) {
     let fd: number;
     try {
-      fd = openFifo(fifoPath(logPath, stream), constants.O_RDONLY | constants.O_NONBLOCK);
+      fd = openSync(`/proc/${s.pid}/fd/${STREAM_FD[stream]}`, constants.O_RDONLY | constants.O_NONBLOCK);
     } catch (e) {
-      log.warn(`log of ${logPath}: ${e instanceof Error ? e.message : String(e)}`);
+      log.warn(`log of ${logPath}: ${stream}: ${e instanceof Error ? e.message : String(e)}`);
+      continue;
+    }
+    const st = fstatSync(fd);
+    if (!st.isFIFO() || st.ino !== pipes[stream]) {
+      closeSync(fd);
+      log.warn(`log of ${logPath}: the command's ${stream} is not its log pipe any more`);
       continue;
     }
     void copyPipe(fd, stream, acquireWriter(logPath));

@@ -136,7 +136,7 @@ export async function daemonMain(): Promise<void> {
     .then(() => service.reconcile())
     // The output of detached commands that outlived the last daemon waited in their pipes.
     .then(() => {
-      for (const s of service.list(false)) if (s.status === "running" && s.spec.detach) reattachLog(sandboxLog(paths, s), s.spec.tty === true);
+      for (const s of service.list(false)) if (s.status === "running" && s.spec.detach) reattachLog(s, sandboxLog(paths, s));
     })
     .catch((e) => log.warn(`reconcile: ${messageOf(e)}`));
   prewarm();

@@ -33,7 +33,6 @@ export const libc = dlopen("libc.so.6", {
   sched_setaffinity: { args: [i32, u64, ptr], returns: i32 },
   // The port forwarder's relay (src/sys/splice.ts, src/sys/netio.ts).
   pipe2: { args: [ptr, i32], returns: i32 },
-  mkfifo: { args: [ptr, u32], returns: i32 },
   splice: { args: [i32, ptr, i32, ptr, u64, u32], returns: i64 },
   epoll_create1: { args: [i32], returns: i32 },
   epoll_ctl: { args: [i32, i32, i32, ptr], returns: i32 },

@@ -48,14 +48,6 @@ export function pipe(): [number, number] {
   return [fds[0]!, fds[1]!];
 }
 
-/** Makes a named pipe (mode before the umask); false when something already has that name. */
-export function makeFifo(path: string, mode = 0o600): boolean {
-  if (sym.mkfifo(ptr(Buffer.from(`${path}\0`)), mode) === 0) return true;
-  const err = errno();
-  if (err === ERRNO.EEXIST) return false;
-  throw new SysError("mkfifo", err, path);
-}
-
 /** Clears O_NONBLOCK: later writes wait for room instead of failing with EAGAIN. */
 export function setBlocking(fd: number): void {
   const F_SETFL = 4;
