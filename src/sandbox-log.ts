@@ -84,18 +84,30 @@ export function stampChunk(chunk: Uint8Array, stream: LogStream, time: string): 
   return out;
 }
 
+const decoder = new TextDecoder();
+let lastTime = { time: "", ms: Number.NaN };
+const STDOUT = encoder.encode("stdout");
+const STDERR = encoder.encode("stderr");
+
+function streamAt(line: Uint8Array, at: number): LogStream | null {
+  const is = (name: Uint8Array) => name.every((c, i) => line[at + i] === c);
+  return is(STDOUT) ? "stdout" : is(STDERR) ? "stderr" : null;
+}
+
 /** Parses one record (without its newline); null when the line is not one (a torn write, another format). */
 export function parseRecord(line: Uint8Array): LogRecord | null {
   const a = line.indexOf(SPACE);
   if (a < 20) return null;
   const b = line.indexOf(SPACE, a + 1);
   if (b === -1 || b + 2 > line.length) return null;
-  const time = new TextDecoder().decode(line.subarray(0, a));
-  const stream = new TextDecoder().decode(line.subarray(a + 1, b));
-  if (stream !== "stdout" && stream !== "stderr") return null;
+  const stream = b - a === 7 ? streamAt(line, a + 1) : null;
+  if (!stream) return null;
   const flag = line[b + 1];
   if (flag !== 70 && flag !== 80) return null; // F, P
-  const ms = Date.parse(time);
+  const time = decoder.decode(line.subarray(0, a));
+  // The records of one chunk share their time: parse it once.
+  if (time !== lastTime.time) lastTime = { time, ms: Date.parse(time) };
+  const ms = lastTime.ms;
   if (Number.isNaN(ms)) return null;
   // The separator after the flag is absent for an empty text at the end of the line.
   const text = line.subarray(Math.min(b + 3, line.length));

@@ -29,6 +29,30 @@ async function out(stream: "stdout" | "stderr", data: Uint8Array): Promise<void>
   if (!target.write(data)) await new Promise((resolve) => target.once("drain", resolve));
 }
 
+/** Lines gathered into one write per stream run (a million `y` lines were a million writes). */
+class Output {
+  private parts: Uint8Array[] = [];
+  private size = 0;
+  private stream: "stdout" | "stderr" = "stdout";
+
+  async add(stream: "stdout" | "stderr", data: Uint8Array): Promise<void> {
+    if (stream !== this.stream || this.size >= FLUSH_AT) await this.flush();
+    this.stream = stream;
+    this.parts.push(data);
+    this.size += data.length;
+  }
+
+  async flush(): Promise<void> {
+    if (!this.parts.length) return;
+    const data = this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts);
+    this.parts = [];
+    this.size = 0;
+    await out(this.stream, data);
+  }
+}
+
+const FLUSH_AT = 256 * 1024;
+
 /** Reads what `fd` has from `offset` on; returns the bytes and the new offset. */
 function readFrom(fd: number, offset: number): { bytes: Uint8Array; offset: number } {
   const parts: Uint8Array[] = [];
@@ -132,6 +156,7 @@ export async function printLog(path: string, opts: LogOptions): Promise<void> {
   }
   // The current file first, then the rotated one: a rotation in between shows as the same file.
   const cursor = LogCursor.open(path);
+  const output = new Output();
   try {
     const first = [...(stamped ? readRotated(path, cursor) : []), ...cursor.next()];
     const joiner = new LineJoiner();
@@ -139,7 +164,8 @@ export async function printLog(path: string, opts: LogOptions): Promise<void> {
     // Without -f the log is complete: an unfinished last line counts for --tail.
     if (!opts.follow) lines.push(...unfinished(cursor, joiner, stamped, opts));
     const shown = opts.tail === undefined ? lines : opts.tail === 0 ? [] : lines.slice(-opts.tail);
-    for (const line of shown) await print(line, opts);
+    for (const line of shown) await print(output, line, opts);
+    await output.flush();
     if (!opts.follow) return;
     let ended = false;
     void opts.follow.then(
@@ -150,11 +176,13 @@ export async function printLog(path: string, opts: LogOptions): Promise<void> {
       // Read once more after the end: what the command wrote last.
       const last = ended;
       const more = cursor.next();
-      for (const line of stamped ? toLines(more, joiner, opts) : more.map(plainLine)) await print(line, opts);
+      for (const line of stamped ? toLines(more, joiner, opts) : more.map(plainLine)) await print(output, line, opts);
+      await output.flush();
       if (last || (opts.until !== undefined && Date.now() > opts.until)) break;
       await Promise.race([Bun.sleep(FOLLOW_POLL_MS), opts.follow.catch(() => {})]);
     }
-    for (const line of unfinished(cursor, joiner, stamped, opts)) await print(line, opts);
+    for (const line of unfinished(cursor, joiner, stamped, opts)) await print(output, line, opts);
+    await output.flush();
   } finally {
     cursor.close();
   }
@@ -188,6 +216,6 @@ function plainLine(text: Uint8Array): LogLine {
   return { time: "", ms: 0, stream: "stdout", text: Buffer.concat([text, NEWLINE]) };
 }
 
-async function print(line: LogLine, opts: LogOptions): Promise<void> {
-  await out(line.stream, opts.timestamps ? Buffer.concat([encoder.encode(`${line.time} `), line.text]) : line.text);
+function print(output: Output, line: LogLine, opts: LogOptions): Promise<void> {
+  return output.add(line.stream, opts.timestamps ? Buffer.concat([encoder.encode(`${line.time} `), line.text]) : line.text);
 }

@@ -251,7 +251,7 @@ export function spawnDetached(ctx: DaemonContext, releases: SandboxReleases, s: 
       // What the command wrote last is in the log before the sandbox counts as
       // exited (`logs -f` and `wait` then see all of it); bounded, since a
       // process the command left behind may hold its pipe until the release kills it.
-      await Promise.race([output.done, Bun.sleep(OUTPUT_DRAIN_MS)]);
+      await Promise.race([output.drain(), Bun.sleep(OUTPUT_DRAIN_MS)]);
       releases.exited(s.id, exit).catch((e) => log.warn(`cleanup of ${sandboxLabel(s)}: ${messageOf(e)}`));
     });
   } catch (e) {

@@ -137,31 +137,53 @@ function releaseWriter(w: LogWriter): void {
   w.close();
 }
 
-/** Spends `bytes` of the copy budget; a promise to wait for when it is overspent. */
-function pacer(): (bytes: number) => Promise<void> | undefined {
-  let tokens = COPY_RATE;
-  let last = performance.now();
-  return (bytes) => {
+/**
+ * The copy budget of one stream: spend() returns a promise to wait for when
+ * it is overspent. hurry() ends the pacing: the command has exited, and
+ * what it left in the pipe (up to 1 MiB, ~20 MiB of log for `yes`) goes
+ * into the log at once, so that `wait` and `logs -f` see all of it.
+ */
+class Pacer {
+  private tokens = COPY_RATE;
+  private last = performance.now();
+  private hurried = false;
+  private wake: (() => void) | null = null;
+
+  spend(bytes: number): Promise<void> | undefined {
+    if (this.hurried) return undefined;
     const now = performance.now();
-    tokens = Math.min(COPY_RATE, tokens + ((now - last) * COPY_RATE) / 1000) - bytes;
-    last = now;
-    return tokens < 0 ? Bun.sleep((-tokens * 1000) / COPY_RATE) : undefined;
-  };
+    this.tokens = Math.min(COPY_RATE, this.tokens + ((now - this.last) * COPY_RATE) / 1000) - bytes;
+    this.last = now;
+    if (this.tokens >= 0) return undefined;
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, (-this.tokens * 1000) / COPY_RATE);
+      this.wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    }).finally(() => {
+      this.wake = null;
+    });
+  }
+
+  hurry(): void {
+    this.hurried = true;
+    this.wake?.();
+  }
 }
 
 /** Stamps and writes a stream's chunks; returns the pace to keep. */
-function stamper(writer: LogWriter, stream: LogStream): (chunk: Uint8Array) => Promise<void> | undefined {
-  const pace = pacer();
+function stamper(writer: LogWriter, stream: LogStream, pacer = new Pacer()): (chunk: Uint8Array) => Promise<void> | undefined {
   return (chunk) => {
     const stamped = stampChunk(chunk, stream, logTime(performance.timeOrigin + performance.now()));
     writer.write(stamped);
-    return pace(stamped.length);
+    return pacer.spend(stamped.length);
   };
 }
 
 /** Copies a pipe (read end, O_NONBLOCK) into the log until its last writer closes; closes `fd`. */
-function copyPipe(fd: number, stream: LogStream, writer: LogWriter): Promise<void> {
-  const onChunk = stamper(writer, stream);
+function copyPipe(fd: number, stream: LogStream, writer: LogWriter, pacer = new Pacer()): Promise<void> {
+  const onChunk = stamper(writer, stream, pacer);
   const reader = Bun.file(fd).stream().getReader();
   return (async () => {
     try {
@@ -193,8 +215,8 @@ export interface DetachedOutput {
   spawned(): void;
   /** The spawn failed: closes everything. */
   abort(): void;
-  /** Settles when everything the command wrote is in the log (its last writer closed). */
-  readonly done: Promise<void>;
+  /** The command exited: copies what is left without pacing; settles when it is in the log (the pipe's last writer closed). */
+  drain(): Promise<void>;
 }
 
 /** Where `run -d` output goes: see the top of this file. */
@@ -203,11 +225,13 @@ export function detachedOutput(logPath: string, tty: boolean): DetachedOutput {
     const stamped = isStampedLog(logPath);
     const writer = stamped ? acquireWriter(logPath) : null;
     const rawFd = writer ? null : openPrivateAppend(logPath);
-    const onChunk = writer ? stamper(writer, "stdout") : (chunk: Uint8Array) => void writeSync(rawFd!, chunk);
+    const onChunk = (chunk: Uint8Array) => void writeSync(rawFd!, chunk);
     const close = () => (writer ? releaseWriter(writer) : closeSync(rawFd!));
+    const pacer = new Pacer();
+    const paced = writer ? stamper(writer, "stdout", pacer) : onChunk;
     let pty: ReturnType<typeof ptyToLog>;
     try {
-      pty = ptyToLog(onChunk, close);
+      pty = ptyToLog(paced, close);
     } catch (e) {
       close();
       throw e;
@@ -216,7 +240,8 @@ export function detachedOutput(logPath: string, tty: boolean): DetachedOutput {
       stdio: [pty.slave, pty.slave, pty.slave],
       spawned: pty.spawned,
       abort: pty.abort,
-      get done() {
+      drain() {
+        pacer.hurry();
         return pty.done;
       },
     };
@@ -224,7 +249,7 @@ export function detachedOutput(logPath: string, tty: boolean): DetachedOutput {
   if (!isStampedLog(logPath)) {
     // A row of an older burrow: the command writes straight into its plain log.
     const fd = openPrivateAppend(logPath);
-    return { stdio: ["ignore", fd, fd], spawned: () => closeSync(fd), abort: () => closeSync(fd), done: Promise.resolve() };
+    return { stdio: ["ignore", fd, fd], spawned: () => closeSync(fd), abort: () => closeSync(fd), drain: () => Promise.resolve() };
   }
   const opened: number[] = [];
   try {
@@ -239,21 +264,23 @@ export function detachedOutput(logPath: string, tty: boolean): DetachedOutput {
       return { stream, read, command, ino: fstatSync(read).ino };
     });
     const [out, err] = ends as [(typeof ends)[0], (typeof ends)[0]];
+    const pacers = ends.map(() => new Pacer());
     let done: Promise<void> = Promise.resolve();
     return {
       stdio: ["ignore", out.command, err.command],
       pipes: { stdout: out.ino, stderr: err.ino },
       spawned() {
-        const copies = ends.map((e) => {
+        const copies = ends.map((e, i) => {
           closeSync(e.command);
-          return copyPipe(e.read, e.stream, acquireWriter(logPath));
+          return copyPipe(e.read, e.stream, acquireWriter(logPath), pacers[i]);
         });
         done = Promise.all(copies).then(() => {});
       },
       abort() {
         for (const fd of opened) closeSync(fd);
       },
-      get done() {
+      drain() {
+        for (const p of pacers) p.hurry();
         return done;
       },
     };

@@ -192,6 +192,15 @@ describe.skipIf(!!why)("logs (rootless)", () => {
     await t.burrowOk(["rm", "opts"]);
   }, 30000);
 
+  test("what a paced command left in its pipe is in the log when wait returns", async () => {
+    // 1,000,000 lines: ~44 MiB of log, well past the copy's 16 MiB burst, so
+    // the command ends with its pipe full and the rest is copied at its exit.
+    await t.burrowOk(["run", "-d", "--network", "none", "--name", "paced", "--", "seq", "1", "1000000"]);
+    expect((await t.burrowOk(["wait", "paced"], { timeoutMs: 30000 })).trim()).toBe("0");
+    expect(await t.burrowOk(["logs", "--tail", "1", "paced"])).toBe("1000000\n");
+    await t.burrowOk(["rm", "paced"]);
+  }, 40000);
+
   test("-f prints output as it comes and ends when the sandbox ends", async () => {
     const gate = `${t.dirs.root}/gate`;
     await t.burrowOk([
