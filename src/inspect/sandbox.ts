@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import type { Sandbox } from "../state/sandboxes.ts";
 import { networkNames } from "../net/cni/backend.ts";
 import { parseNetworkMode } from "../net/mode.ts";
+import { isStampedLog } from "../sandbox-log.ts";
 
 /** The bridge networks a sandbox is on now, or (not running) the ones it asked for. */
 export function networksOf(s: Sandbox): string[] {
@@ -35,6 +36,8 @@ export function inspectView(s: Sandbox, extra: { health: string | null; networks
     Created: s.createdAt,
     Path: s.spec.argv[0],
     Args: s.spec.argv.slice(1),
+    // podman's LogPath: the k8s-file log (src/sandbox-log.ts); empty for a row of 0.2.0 (its log was in the runtime dir).
+    LogPath: s.runtime.log ?? "",
     State: {
       Status: statusName,
       Running: s.status === "running",
@@ -55,6 +58,7 @@ export function inspectView(s: Sandbox, extra: { health: string | null; networks
       AutoRemove: s.spec.rm,
       PortBindings: portsView(s),
       Dns: s.spec.dns,
+      LogConfig: { Type: s.runtime.log && isStampedLog(s.runtime.log) ? "k8s-file" : "file", Path: s.runtime.log ?? "" },
     },
     NetworkSettings: {
       SandboxKey: s.runtime.pins?.net ?? "",

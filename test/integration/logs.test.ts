@@ -157,8 +157,13 @@ describe.skipIf(!!why)("logs (rootless)", () => {
   afterEach(() => t.dispose());
 
   test("--tail, --timestamps, --since and --until; stderr lines go to stderr", async () => {
-    await t.burrowOk(["run", "-d", "--network", "none", "--name", "opts", "--", "sh", "-c", "echo one; echo two >&2; sleep 1.2; echo three; printf four"]);
+    const id = (
+      await t.burrowOk(["run", "-d", "--network", "none", "--name", "opts", "--", "sh", "-c", "echo one; echo two >&2; sleep 1.2; echo three; printf four"])
+    ).trim();
     expect((await t.burrowOk(["wait", "opts"])).trim()).toBe("0");
+    const view = JSON.parse(await t.burrowOk(["inspect", "opts"]))[0];
+    expect(view.LogPath).toBe(`${logDir(t, id)}/ctr.log`);
+    expect(view.HostConfig.LogConfig).toEqual({ Type: "k8s-file", Path: `${logDir(t, id)}/ctr.log` });
     const all = await t.burrow(["logs", "opts"]);
     expect(all.stdout).toBe("one\nthree\nfour");
     expect(all.stderr).toBe("two\n");
