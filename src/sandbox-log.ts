@@ -6,7 +6,7 @@
 // Pure: no I/O here.
 //
 // The file is `ctr.log` (podman's name for it) and, after a rotation, the
-// older half in `ctr.log.1`. Sandboxes made by burrow 0.3 and older have a
+// older half in `ctr.log.1`. Sandboxes made by earlier builds have a
 // plain `log` file their command wrote straight into: no times, no streams.
 
 export const LOG_FILE = "ctr.log";

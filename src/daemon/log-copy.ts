@@ -13,7 +13,7 @@
 // here), a pipe a few microseconds.
 // `run -d -t`: the pty master's output goes through the same writer
 // (src/daemon/pty-log.ts).
-// Rows made by burrow 0.3 and older name a plain `log`: their command keeps
+// Rows made by earlier builds name a plain `log`: their command keeps
 // writing straight into it, as it did.
 import { closeSync, constants, fstatSync, openSync, renameSync, writeSync } from "node:fs";
 import { openPrivateAppend } from "../client/trust.ts";

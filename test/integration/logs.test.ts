@@ -248,7 +248,7 @@ describe.skipIf(!!why)("logs (rootless)", () => {
   test("a sandbox of an older burrow keeps its plain log: printed as is, --tail and -f work, times are refused in one line", async () => {
     const id = (await t.burrowOk(["run", "-d", "--network", "none", "--name", "old", "--", "sh", "-c", "echo new"])).trim();
     expect((await t.burrowOk(["wait", "old"])).trim()).toBe("0");
-    // What 0.3 left: a plain `log` the command wrote, named by the row.
+    // What an earlier build left: a plain `log` the command wrote, named by the row.
     const plain = `${logDir(t, id)}/log`;
     writeFileSync(plain, "a\nb\nc");
     chownSync(plain, testUser().uid, testUser().gid);
