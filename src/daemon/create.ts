@@ -248,9 +248,10 @@ export function spawnDetached(ctx: DaemonContext, releases: SandboxReleases, s: 
     proc.exited.then(async (code) => {
       ctx.children.delete(s.id);
       const exit = proc.signalCode ? 128 + (signalNumber(String(proc.signalCode)) ?? 0) : code;
-      // What the command wrote last is in the log before the sandbox counts as
-      // exited (`logs -f` and `wait` then see all of it); bounded, since a
-      // process the command left behind may hold its pipe until the release kills it.
+      // What the command wrote last is in the log before the sandbox counts
+      // as exited (`logs -f` and `wait` then see all of it). Bounded: a -t
+      // command's pty may be held by a process it left behind until the
+      // release kills it.
       await Promise.race([output.drain(), Bun.sleep(OUTPUT_DRAIN_MS)]);
       releases.exited(s.id, exit).catch((e) => log.warn(`cleanup of ${sandboxLabel(s)}: ${messageOf(e)}`));
     });
@@ -260,8 +261,8 @@ export function spawnDetached(ctx: DaemonContext, releases: SandboxReleases, s: 
   }
 }
 
-/** How long the exit waits for the last output to reach the log when something else still holds the pipe. */
-const OUTPUT_DRAIN_MS = 500;
+/** The most an exit waits for the last output to reach the log (a full 1 MiB pipe of `yes` takes ~0.1 s unpaced). */
+const OUTPUT_DRAIN_MS = 5000;
 
 export function markStarted(ctx: DaemonContext, s: Sandbox, pid: number): void {
   s.status = "running";

@@ -20,7 +20,7 @@ import { openPrivateAppend } from "../client/trust.ts";
 import { log } from "../log.ts";
 import { readHelperConf } from "../machine/containers-conf.ts";
 import { isStampedLog, keepNewest, type LogStream, logTime, rotatedLog, stampChunk, takeOldest } from "../sandbox-log.ts";
-import { pipe, setPipeSize } from "../sys/sockets.ts";
+import { bytesReadable, pipe, setPipeSize } from "../sys/sockets.ts";
 import { ptyToLog } from "./pty-log.ts";
 
 /** The bound when containers.conf sets none (podman's default is unlimited; a `yes` loop wrote 4.4 GB in 12 s). */
@@ -181,14 +181,26 @@ function stamper(writer: LogWriter, stream: LogStream, pacer = new Pacer()): (ch
   };
 }
 
+interface PipeCopy {
+  /** Settles when the pipe's last writer closed and everything is in the log. */
+  done: Promise<void>;
+  /** Everything written so far is in the log: the copy waits on an empty pipe. */
+  caughtUp(): boolean;
+}
+
 /** Copies a pipe (read end, O_NONBLOCK) into the log until its last writer closes; closes `fd`. */
-function copyPipe(fd: number, stream: LogStream, writer: LogWriter, pacer = new Pacer()): Promise<void> {
+function copyPipe(fd: number, stream: LogStream, writer: LogWriter, pacer = new Pacer()): PipeCopy {
   const onChunk = stamper(writer, stream, pacer);
   const reader = Bun.file(fd).stream().getReader();
-  return (async () => {
+  let waiting = false;
+  let closed = false;
+  const done = (async () => {
     try {
       for (;;) {
+        // A read still pending has nothing buffered behind it: what the pipe holds is all that is left.
+        waiting = true;
         const { value, done } = await reader.read();
+        waiting = false;
         if (done) return;
         const pace = onChunk(value);
         if (pace) await pace;
@@ -196,11 +208,18 @@ function copyPipe(fd: number, stream: LogStream, writer: LogWriter, pacer = new 
     } catch (e) {
       log.debug(`log copy of ${stream}: ${e instanceof Error ? e.message : String(e)}`);
     } finally {
+      closed = true;
       closeSync(fd);
       releaseWriter(writer);
     }
   })();
+  return { done, caughtUp: () => closed || (waiting && bytesReadable(fd) === 0) };
 }
+
+/** How long a -t command's exit waits for the rest of its terminal output. */
+const PTY_DRAIN_MS = 500;
+/** How often an exit looks whether the copies have caught up. */
+const CATCH_UP_POLL_MS = 10;
 
 const STREAMS = ["stdout", "stderr"] as const;
 /** The command's fd of each stream. */
@@ -215,7 +234,7 @@ export interface DetachedOutput {
   spawned(): void;
   /** The spawn failed: closes everything. */
   abort(): void;
-  /** The command exited: copies what is left without pacing; settles when it is in the log (the pipe's last writer closed). */
+  /** The command exited: copies what is left without pacing; settles when all it wrote is in the log. */
   drain(): Promise<void>;
 }
 
@@ -242,7 +261,8 @@ export function detachedOutput(logPath: string, tty: boolean): DetachedOutput {
       abort: pty.abort,
       drain() {
         pacer.hurry();
-        return pty.done;
+        // A pty's end (EIO) waits for every holder of its slave, which a process the command left behind may be.
+        return Promise.race([pty.done, Bun.sleep(PTY_DRAIN_MS)]);
       },
     };
   }
@@ -251,6 +271,8 @@ export function detachedOutput(logPath: string, tty: boolean): DetachedOutput {
     const fd = openPrivateAppend(logPath);
     return { stdio: ["ignore", fd, fd], spawned: () => closeSync(fd), abort: () => closeSync(fd), drain: () => Promise.resolve() };
   }
+  // The log first: one that cannot be opened (a planted link) fails before any pipe exists.
+  const writer = acquireWriter(logPath);
   const opened: number[] = [];
   try {
     const ends = STREAMS.map((stream) => {
@@ -265,27 +287,33 @@ export function detachedOutput(logPath: string, tty: boolean): DetachedOutput {
     });
     const [out, err] = ends as [(typeof ends)[0], (typeof ends)[0]];
     const pacers = ends.map(() => new Pacer());
-    let done: Promise<void> = Promise.resolve();
+    let copies: PipeCopy[] | null = null;
     return {
       stdio: ["ignore", out.command, err.command],
       pipes: { stdout: out.ino, stderr: err.ino },
       spawned() {
-        const copies = ends.map((e, i) => {
+        copies = ends.map((e, i) => {
           closeSync(e.command);
-          return copyPipe(e.read, e.stream, acquireWriter(logPath), pacers[i]);
+          writer.users++;
+          return copyPipe(e.read, e.stream, writer, pacers[i]);
         });
-        done = Promise.all(copies).then(() => {});
+        releaseWriter(writer);
       },
       abort() {
+        // After spawned() the copies own the pipes: they end with the command.
+        if (copies) return;
         for (const fd of opened) closeSync(fd);
+        releaseWriter(writer);
       },
-      drain() {
+      async drain() {
         for (const p of pacers) p.hurry();
-        return done;
+        // Not the pipes' end: a process the command left behind may hold them open until the release kills it.
+        while (!(copies ?? []).every((c) => c.caughtUp())) await Bun.sleep(CATCH_UP_POLL_MS);
       },
     };
   } catch (e) {
     for (const fd of opened) closeSync(fd);
+    releaseWriter(writer);
     throw e;
   }
 }
@@ -320,6 +348,6 @@ export function reattachLog(
       log.warn(`log of ${logPath}: the command's ${stream} is not its log pipe any more`);
       continue;
     }
-    void copyPipe(fd, stream, acquireWriter(logPath));
+    copyPipe(fd, stream, acquireWriter(logPath));
   }
 }

@@ -22,9 +22,11 @@ export function ptyToLog(
 ): { slave: number; spawned(): void; abort(): void; readonly done: Promise<void> } {
   const { master, slave } = openPty(DETACHED_SIZE);
   let done: Promise<void> = Promise.resolve();
+  let started = false;
   return {
     slave,
     spawned() {
+      started = true;
       closeSync(slave);
       const copy = readPty(master, (chunk) => {
         try {
@@ -39,6 +41,8 @@ export function ptyToLog(
       });
     },
     abort() {
+      // After spawned() the copy owns the master: it ends with the command's terminal.
+      if (started) return;
       closeSync(slave);
       closeSync(master);
       close();
