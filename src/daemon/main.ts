@@ -131,13 +131,13 @@ export async function daemonMain(): Promise<void> {
   // Listen first, reconcile meanwhile: a restart with many half-released
   // sandboxes must not run into the starting CLI's deadline. Requests other
   // than ping wait for it. Pins a logout removed are made again first.
+  // First of all: the output of detached commands that outlived the last
+  // daemon waits in their pipes, and a command that exits before it is
+  // read takes it with it.
+  for (const s of service.list(false)) if (s.status === "running" && s.spec.detach) reattachLog(s, sandboxLog(paths, s));
   const reconciled = owner
     .restoreSandboxes()
     .then(() => service.reconcile())
-    // The output of detached commands that outlived the last daemon waited in their pipes.
-    .then(() => {
-      for (const s of service.list(false)) if (s.status === "running" && s.spec.detach) reattachLog(s, sandboxLog(paths, s));
-    })
     .catch((e) => log.warn(`reconcile: ${messageOf(e)}`));
   prewarm();
 

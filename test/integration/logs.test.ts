@@ -245,6 +245,45 @@ describe.skipIf(!!why)("logs (rootless)", () => {
     await t.burrowOk(["rm", "fol"]);
   }, 30000);
 
+  test("-f goes on through a daemon kill -9: output written after the restart is printed, and it ends with the sandbox", async () => {
+    const gate = `${t.dirs.root}/gate`;
+    await t.burrowOk([
+      "run",
+      "-d",
+      "--network",
+      "none",
+      "--name",
+      "fk",
+      "--",
+      "sh",
+      "-c",
+      `echo before; while [ ! -e ${gate} ]; do sleep 0.05; done; echo after`,
+    ]);
+    const follow = t.spawnBurrow(["logs", "-f", "fk"]);
+    const reader = (follow.stdout as ReadableStream<Uint8Array>).getReader();
+    const decoder = new TextDecoder();
+    let seen = "";
+    while (!seen.includes("before\n")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      seen += decoder.decode(value);
+    }
+    const [daemon] = daemonPids(t);
+    process.kill(daemon!, "SIGKILL");
+    await until(() => daemonPids(t).length === 1 && daemonPids(t)[0] !== daemon, 10000, "the daemon restarted");
+    // Answering means it has read the pipes again (output a command leaves while no daemon reads is lost if it exits first).
+    await t.burrowOk(["ps"]);
+    writeFileSync(gate, "");
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      seen += decoder.decode(value);
+    }
+    expect(await follow.exited).toBe(0);
+    expect(seen).toBe("before\nafter\n");
+    await t.burrowOk(["rm", "fk"]);
+  }, 30000);
+
   test("a sandbox of an older burrow keeps its plain log: printed as is, --tail and -f work, times are refused in one line", async () => {
     const id = (await t.burrowOk(["run", "-d", "--network", "none", "--name", "old", "--", "sh", "-c", "echo new"])).trim();
     expect((await t.burrowOk(["wait", "old"])).trim()).toBe("0");
