@@ -28,10 +28,10 @@ export const DEFAULT_LOG_SIZE_MAX = 64 * 1024 * 1024;
 /** The smallest bound: each half holds several whole records of up to 8 KiB (podman's floor is 8 KiB). */
 const MIN_LOG_SIZE_MAX = 64 * 1024;
 /**
- * The most a sandbox's output costs the daemon: this many bytes of log a
+ * The most a stream of a sandbox costs the daemon: this many bytes of log a
  * second, after a burst of as many. A command that writes faster waits on
  * its full pipe (it is slowed, never stopped); measured: a `yes` sandbox
- * then costs the daemon ~N % of a core (docs/decisions.md).
+ * then costs the daemon 8-18 % of one core here (docs/decisions.md).
  */
 const COPY_RATE = 16 * 1024 * 1024;
 /** Room in each pipe: what a command may write while the daemon is away (a restart takes ~55 ms). */
