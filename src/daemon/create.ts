@@ -2,11 +2,11 @@
 // each step pushing its undo on a Rollback that unwinds them all (every
 // error reported) when a later step fails. Daemon main thread.
 import { randomBytes } from "node:crypto";
-import { closeSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { BurrowError, Rollback, messageOf } from "../errors.ts";
 import { log } from "../log.ts";
 import { pinDir, sandboxDir, sandboxLog, sandboxStateDir } from "../paths.ts";
-import { ensurePrivateDir, openPrivateAppend } from "../private-file.ts";
+import { ensurePrivateDir } from "../private-file.ts";
 import type { CreateRequest, EnterTarget } from "../protocol.ts";
 import { parseNetworkMode } from "../net/mode.ts";
 import { createPinned, removePins } from "../namespaces/pins.ts";
@@ -20,7 +20,8 @@ import { signalNumber, type SandboxReleases } from "./release.ts";
 import { isDiskFull } from "../state/full.ts";
 import { freeName, retryDeps } from "./create-retry.ts";
 import { checkMapped, parseIdMap } from "../sandbox/user.ts";
-import { ptyToLog } from "./pty-log.ts";
+import { detachedOutput } from "./log-copy.ts";
+import { LOG_FILE } from "../sandbox-log.ts";
 import { checkRestartRequest } from "../sandbox/restart-policy.ts";
 import { pinsAsFds } from "./ownership.ts";
 import { quote } from "../quote.ts";
@@ -116,7 +117,8 @@ export async function createSandbox(ctx: DaemonContext, releases: SandboxRelease
       netOf: plan.netOf?.id,
       restart: reuse?.runtime.restart,
       // `start` of an exited row keeps appending where its log is (a row of 0.2.0: the runtime dir).
-      log: reuse ? reuse.runtime.log : `${sandboxStateDir(ctx.paths, id)}/log`,
+      // A new row's log is podman's k8s-file (src/sandbox-log.ts); an older row keeps its plain file.
+      log: reuse ? reuse.runtime.log : `${sandboxStateDir(ctx.paths, id)}/${LOG_FILE}`,
       ...(reuse ? {} : { partial: true }),
     },
   };
@@ -229,16 +231,8 @@ export async function createSandbox(ctx: DaemonContext, releases: SandboxRelease
  */
 export function spawnDetached(ctx: DaemonContext, releases: SandboxReleases, s: Sandbox): void {
   // Never through a symbolic link: the log is opened by name in the state dir.
-  const logPath = sandboxLog(ctx.paths, s);
-  const logFd = openPrivateAppend(logPath);
-  // -t: the command's stdio is a pty whose output the daemon logs.
-  let pty: ReturnType<typeof ptyToLog> | null;
-  try {
-    pty = s.spec.tty ? ptyToLog(logPath) : null;
-  } catch (e) {
-    closeSync(logFd);
-    throw e;
-  }
+  // -t: the command's stdio is a pty whose output the daemon logs; without: pipes it copies.
+  const output = detachedOutput(sandboxLog(ctx.paths, s), s.spec.tty === true);
   try {
     // No session namespaces to join: this child already is in the
     // daemon's. Naming them by /proc/<daemon pid> failed (exit 125) when
@@ -250,27 +244,35 @@ export function spawnDetached(ctx: DaemonContext, releases: SandboxReleases, s: 
     try {
       proc = spawnRole(ROLES.enter, [JSON.stringify(pinned.target), "--", ...s.spec.argv], {
         env: s.spec.env,
-        stdio: [pty ? pty.slave : "ignore", pty ? pty.slave : logFd, pty ? pty.slave : logFd, ...pinned.fds],
+        stdio: [...output.stdio, ...pinned.fds],
         detached: true,
       });
     } finally {
       pinned.close();
     }
-    pty?.spawned();
+    output.spawned();
+    if (output.pipes) s.runtime.logPipes = output.pipes;
+    else delete s.runtime.logPipes;
     ctx.children.set(s.id, proc);
     markStarted(ctx, s, proc.pid);
-    proc.exited.then((code) => {
+    proc.exited.then(async (code) => {
       ctx.children.delete(s.id);
       const exit = proc.signalCode ? 128 + (signalNumber(String(proc.signalCode)) ?? 0) : code;
+      // What the command wrote last is in the log before the sandbox counts
+      // as exited (`logs -f` and `wait` then see all of it). Bounded: a -t
+      // command's pty may be held by a process it left behind until the
+      // release kills it.
+      await Promise.race([output.drain(), Bun.sleep(OUTPUT_DRAIN_MS)]);
       releases.exited(s.id, exit).catch((e) => log.warn(`cleanup of ${sandboxLabel(s)}: ${messageOf(e)}`));
     });
   } catch (e) {
-    pty?.abort();
+    output.abort();
     throw e;
-  } finally {
-    closeSync(logFd);
   }
 }
+
+/** The most an exit waits for the last output to reach the log (a full 1 MiB pipe of `yes` takes ~0.1 s unpaced). */
+const OUTPUT_DRAIN_MS = 5000;
 
 export function markStarted(ctx: DaemonContext, s: Sandbox, pid: number): void {
   s.status = "running";

@@ -4,7 +4,8 @@
 import { readFileSync } from "node:fs";
 import { BurrowError, EXIT, messageOf } from "../errors.ts";
 import { log, logPlainToFd } from "../log.ts";
-import { controlSocket, resolvePaths } from "../paths.ts";
+import { controlSocket, resolvePaths, sandboxLog } from "../paths.ts";
+import { reattachLog } from "./log-copy.ts";
 import type { Handlers, Op } from "../protocol.ts";
 import { RequestRefused, parseArgs, readBody, routeOf, shortMessage } from "./request.ts";
 import { ensurePrivateDir } from "../private-file.ts";
@@ -136,6 +137,10 @@ export async function daemonMain(): Promise<void> {
   // Listen first, reconcile meanwhile: a restart with many half-released
   // sandboxes must not run into the starting CLI's deadline. Requests other
   // than ping wait for it. Pins a logout removed are made again first.
+  // First of all: the output of detached commands that outlived the last
+  // daemon waits in their pipes, and a command that exits before it is
+  // read takes it with it.
+  for (const s of service.list(false)) if (s.status === "running" && s.spec.detach) reattachLog(s, sandboxLog(paths, s));
   const reconciled = owner
     .restoreSandboxes()
     .then(() => service.reconcile())

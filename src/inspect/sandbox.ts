@@ -4,6 +4,7 @@ import type { Sandbox } from "../state/sandboxes.ts";
 import { attachedNetworks, networkNames } from "../net/registry.ts";
 import { parseNetworkMode } from "../net/mode.ts";
 import { CAPABILITIES } from "../sandbox/capabilities.ts";
+import { isStampedLog } from "../sandbox-log.ts";
 
 /** The bridge networks a sandbox is on now, or (not running) the ones it asked for. */
 export function networksOf(s: Sandbox): string[] {
@@ -44,6 +45,8 @@ export function inspectView(s: Sandbox, extra: { health: string | null; networks
     Created: s.createdAt,
     Path: s.spec.argv[0],
     Args: s.spec.argv.slice(1),
+    // podman's LogPath: the k8s-file log (src/sandbox-log.ts); empty for a row of 0.2.0 (its log was in the runtime dir).
+    LogPath: s.runtime.log ?? "",
     State: {
       Status: statusName,
       Running: s.status === "running",
@@ -71,6 +74,7 @@ export function inspectView(s: Sandbox, extra: { health: string | null; networks
       CapAdd: asCapNames(s.spec.capAdd),
       CapDrop: asCapNames(s.spec.capDrop),
       Privileged: s.spec.privileged ?? false,
+      LogConfig: { Type: s.runtime.log && isStampedLog(s.runtime.log) ? "k8s-file" : "file", Path: s.runtime.log ?? "" },
     },
     NetworkSettings: {
       SandboxKey: s.runtime.pins?.net ?? "",

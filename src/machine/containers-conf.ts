@@ -4,6 +4,7 @@
 //             network_cmd_path = "..."      the slirp4netns binary
 //   [network] cni_plugin_dirs = [...]       where CNI plugins are looked for
 //   [containers] default_capabilities = [...] a sandboxed command's capabilities
+//   [containers] log_size_max = N          a detached sandbox's log bound in bytes (-1: none)
 // Files, later ones win key by key: /usr/share/containers/containers.conf,
 // /etc/containers/containers.conf, /etc/containers/containers.conf.d/*.conf,
 // $XDG_CONFIG_HOME (or ~/.config)/containers/containers.conf and its .d.
@@ -19,7 +20,7 @@ const Dirs = v.array(v.pipe(v.string(), v.minLength(1)));
 const ConfFile = v.looseObject({
   engine: v.optional(v.looseObject({ helper_binaries_dir: v.optional(Dirs), network_cmd_path: v.optional(v.string()) })),
   network: v.optional(v.looseObject({ cni_plugin_dirs: v.optional(Dirs) })),
-  containers: v.optional(v.looseObject({ default_capabilities: v.optional(v.array(v.string())) })),
+  containers: v.optional(v.looseObject({ default_capabilities: v.optional(v.array(v.string())), log_size_max: v.optional(v.pipe(v.number(), v.integer())) })),
 });
 
 export interface HelperConf {
@@ -28,6 +29,8 @@ export interface HelperConf {
   cniPluginDirs?: string[];
   /** [containers] default_capabilities: a sandboxed command's capabilities before --cap-add/--cap-drop. */
   defaultCapabilities?: string[];
+  /** `[containers] log_size_max`: bytes, -1 (or 0) for no bound. */
+  logSizeMax?: number;
   /** The files that were read, in order. */
   files: string[];
 }
@@ -76,6 +79,7 @@ export function parseConf(text: string, file: string): Omit<HelperConf, "files">
   if (r.output.engine?.network_cmd_path) out.networkCmdPath = r.output.engine.network_cmd_path;
   if (r.output.network?.cni_plugin_dirs) out.cniPluginDirs = r.output.network.cni_plugin_dirs;
   if (r.output.containers?.default_capabilities) out.defaultCapabilities = r.output.containers.default_capabilities;
+  if (r.output.containers?.log_size_max !== undefined) out.logSizeMax = r.output.containers.log_size_max;
   return out;
 }
 

@@ -36,6 +36,12 @@ export interface Runtime {
    * stays in the runtime dir.
    */
   log?: string;
+  /**
+   * Inodes of the pipes a detached command's stdout and stderr go to
+   * (src/daemon/log-copy.ts): a new daemon opens them again through the
+   * command's /proc/PID/fd/1 and 2, and only if they are still these.
+   */
+  logPipes?: { stdout: number; stderr: number };
 }
 
 export interface PortRecord {

@@ -93,9 +93,10 @@ function setNonBlocking(fd: number): void {
  * loop: a blocking read (fs.createReadStream) parks a thread-pool thread per
  * pty, and a daemon with a few `-d -t` sandboxes had no thread left for its
  * own file I/O (measured: readFile stuck behind 12 idle ptys). Does not
- * close `master`. `stop()` ends the reading early.
+ * close `master`. `stop()` ends the reading early. When `onData` returns a
+ * promise, the next read waits for it.
  */
-export function readPty(master: number, onData: (chunk: Uint8Array) => void): { done: Promise<void>; stop(): void } {
+export function readPty(master: number, onData: (chunk: Uint8Array) => unknown): { done: Promise<void>; stop(): void } {
   setNonBlocking(master);
   const reader = Bun.file(master).stream().getReader();
   const done = (async () => {
@@ -103,7 +104,9 @@ export function readPty(master: number, onData: (chunk: Uint8Array) => void): { 
       for (;;) {
         const { value, done } = await reader.read();
         if (done) return;
-        onData(value);
+        // A promise back means "not faster than this" (the daemon's log throttle): wait for it.
+        const pace = onData(value);
+        if (pace instanceof Promise) await pace;
       }
     } catch {
       // EIO: no slave fd left, the normal end of a pty's output.

@@ -48,6 +48,14 @@ export function pipe(): [number, number] {
   return [fds[0]!, fds[1]!];
 }
 
+const FIONREAD = 0x541b;
+
+/** How many bytes wait to be read on a pipe (FIONREAD); -1 when it cannot be asked (a closed fd). */
+export function bytesReadable(fd: number): number {
+  const n = new Int32Array(1);
+  return sym.ioctl(fd, FIONREAD, ptr(n)) === -1 ? -1 : n[0]!;
+}
+
 /** Clears O_NONBLOCK: later writes wait for room instead of failing with EAGAIN. */
 export function setBlocking(fd: number): void {
   const F_SETFL = 4;

@@ -99,8 +99,8 @@ describe.skipIf(!!why)("logout (rootless)", () => {
     expect(await until(async () => (await t.burrowOk(["logs", "plain"])) === "before-plain\nafter-plain\n")).toBe(true);
     expect(await until(async () => (await t.burrowOk(["logs", "tty"])) === "before-tty\r\nafter-tty\r\n")).toBe(true);
     // a log is the user's file, never in the runtime dir a logout removes
-    expect(readFileSync(`${t.dirs.stateDir}/sandboxes/${plain}/log`, "utf8")).toBe("before-plain\nafter-plain\n");
-    expect(existsSync(`${t.dirs.runtimeDir}/sandboxes/${plain}/log`)).toBe(false);
+    expect(readFileSync(`${t.dirs.stateDir}/sandboxes/${plain}/ctr.log`, "utf8")).toMatch(/ stdout F before-plain\n.* stdout F after-plain\n$/);
+    expect(existsSync(`${t.dirs.runtimeDir}/sandboxes/${plain}/ctr.log`)).toBe(false);
     // a stopped sandbox keeps its log; rm removes it
     await t.burrowOk(["stop", "-t", "1", "plain"]);
     expect(await t.burrowOk(["logs", "plain"])).toBe("before-plain\nafter-plain\n");
@@ -112,7 +112,7 @@ describe.skipIf(!!why)("logout (rootless)", () => {
   test("a log file that is a symbolic link is refused, not followed", async () => {
     const id = (await t.burrowOk(["run", "-d", "--network", "none", "--name", "linked", "--", "sh", "-c", "echo hi; exec sleep 3032"])).trim();
     expect(await until(async () => (await t.burrowOk(["logs", "linked"])) === "hi\n")).toBe(true);
-    const log = `${t.dirs.stateDir}/sandboxes/${id}/log`;
+    const log = `${t.dirs.stateDir}/sandboxes/${id}/ctr.log`;
     rmSync(log);
     symlinkSync("/etc/shadow", log);
     const r = await t.burrow(["logs", "linked"]);

@@ -52,6 +52,7 @@ describe("containers.conf", () => {
       helperBinariesDir: ["/opt/h", "/usr/libexec/podman"],
       networkCmdPath: "/opt/s/slirp4netns",
       cniPluginDirs: ["/opt/cni"],
+      logSizeMax: -1,
     });
   });
 
