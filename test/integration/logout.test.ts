@@ -217,7 +217,9 @@ describe.skipIf(!!why)("logout and a daemon crash (rootless)", () => {
     // The next daemon (the holder restarts it) never knew the rootless CNI namespace.
     process.kill(daemon!, "SIGKILL");
     const rm = await t.burrow(["rm", "-fa"]);
-    expect(rm.stdout.trim()).toHaveLength(64);
+    // All of it in one value: a failure shows what rm said, and what the daemon saw.
+    const seen = rm.stdout.trim().length === 64 ? "" : `${(await t.burrow(["events", "--format", "json"])).stdout}\n${daemonLog(t)}`;
+    expect({ code: rm.code, removed: rm.stdout.trim().length, stderr: rm.stderr, seen }).toEqual({ code: 0, removed: 64, stderr: "", seen: "" });
     expect(JSON.parse(await t.burrowOk(["ps", "-a", "--format", "json"]))).toEqual([]);
     await t.burrowOk(["network", "rm", "ldns"]);
     expect(await until(() => dnsmasqPids(t).length === 0, 5000)).toBe(true);
