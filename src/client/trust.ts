@@ -9,7 +9,7 @@
 // Ownership is compared with the effective uid of the calling process in its
 // own user namespace: the CLI's host uid, and for a rootless daemon uid 0 of
 // the holder's user namespace, which is the same user.
-import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, statSync, type Stats } from "node:fs";
+import { closeSync, constants, fchmodSync, fstatSync, lstatSync, mkdirSync, openSync, statSync, type Stats } from "node:fs";
 import { dirname } from "node:path";
 import { BurrowError } from "../errors.ts";
 import { geteuid, peerCredOfSocket } from "../sys/peercred.ts";
@@ -78,7 +78,11 @@ export function checkPrivateFile(path: string, kind: "socket" | "file", uid = ge
  */
 export function openPrivateAppend(path: string, truncate = false): number {
   try {
-    return openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW | (truncate ? constants.O_TRUNC : constants.O_APPEND), 0o600);
+    const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW | (truncate ? constants.O_TRUNC : constants.O_APPEND), 0o600);
+    // One made by a looser umask (an older supervisor's `>>` after a logout) is made private again.
+    const st = fstatSync(fd);
+    if (st.isFile() && st.mode & 0o077 && st.uid === geteuid()) fchmodSync(fd, 0o600);
+    return fd;
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === "ELOOP") refuse(path, "it is a symbolic link", `remove it (rm ${path}) and run burrow again`);
     throw e;

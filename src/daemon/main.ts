@@ -29,6 +29,7 @@ import { DAEMON_EXIT } from "../userns/supervisor.ts";
 import { ControlPeers, peerRefusal } from "./peers.ts";
 import { geteuid } from "../sys/peercred.ts";
 import { supervisorFromParent } from "../client/root-supervisor.ts";
+import { DaemonLogFile } from "./log-file.ts";
 
 function bootId(): string {
   try {
@@ -234,8 +235,15 @@ export async function daemonMain(): Promise<void> {
   };
   // Notices within a second a runtime directory or socket that is gone or
   // replaced (a logout's rm -rf) and rebuilds them.
+  // Its own log too, once the directory is back (src/daemon/log-file.ts).
+  const logFile = new DaemonLogFile(`${paths.runtimeDir}/daemon.log`);
   setInterval(() => {
-    if (!shuttingDown) void reconciled.then(() => owner.check());
+    if (!shuttingDown)
+      void reconciled
+        .then(() => owner.check())
+        .then(() => {
+          if (logFile.check()) log.warn("daemon.log was removed (a logout?): logging to a new one");
+        });
   }, 250);
   setInterval(
     async () => {
