@@ -1,0 +1,178 @@
+// Faults an adversarial run found in the daemon's reach (issue 19 items 4,
+// 5 and 10): a stopped daemon, a FIFO given as a namespace, namespace paths
+// burrow may not join, and the daemon's log after a logout. dist/burrow as
+// the unprivileged test user; every test ends with the context's leak check.
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { readFileSync, readlinkSync, rmSync, statSync } from "node:fs";
+import { burrowContext, type BurrowContext } from "../helpers/context.ts";
+import { integrationUnavailable, testUser } from "../helpers/env.ts";
+import { listPids } from "../helpers/netns.ts";
+import { until } from "../helpers/until.ts";
+
+const why = integrationUnavailable();
+if (why) console.warn(`skipping daemon fault tests: ${why}`);
+
+function argvOf(pid: number): string[] {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+  } catch {
+    return [];
+  }
+}
+
+function envHas(pid: number, s: string): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/environ`, "utf8").includes(s);
+  } catch {
+    return false;
+  }
+}
+
+/** This context's live daemon, found by its runtime dir. */
+function daemonPid(t: BurrowContext): number {
+  const pids = listPids().filter((pid) => argvOf(pid)[1] === "__daemon" && envHas(pid, t.dirs.runtimeDir));
+  if (pids.length !== 1) throw new Error(`expected one daemon for ${t.dirs.runtimeDir}, found ${pids.length}`);
+  return pids[0]!;
+}
+
+function oneLine(stderr: string): string {
+  const lines = stderr.trim().split("\n");
+  expect(lines).toHaveLength(1);
+  return lines[0]!;
+}
+
+describe.skipIf(!!why)("a daemon that does not answer (rootless)", () => {
+  let t: BurrowContext;
+  let stopped: number | null = null;
+  beforeEach(async () => {
+    t = await burrowContext("rootless");
+  });
+  afterEach(async () => {
+    // Resumed before the leak check, so that dispose can end it cleanly.
+    if (stopped !== null) process.kill(stopped, "SIGCONT");
+    stopped = null;
+    await t.dispose();
+  });
+
+  test("a stopped daemon: the CLI gives up within the default bound, naming the daemon's pid and kill -CONT", async () => {
+    await t.burrowOk(["ps", "-a"]);
+    const pid = daemonPid(t);
+    process.kill(pid, "SIGSTOP");
+    stopped = pid;
+    const t0 = Date.now();
+    const r = await t.burrow(["ps", "-a"], { timeoutMs: 20_000 });
+    const took = Date.now() - t0;
+    expect(r.timedOut).toBe(false);
+    expect(took).toBeLessThan(10_000);
+    expect(r.code).toBe(125);
+    const line = oneLine(r.stderr);
+    expect(line).toContain(`the burrow daemon (pid ${pid}) has not answered`);
+    expect(line).toContain(`kill -CONT ${pid}`);
+    // BURROW_DAEMON_TIMEOUT sets the bound.
+    const t1 = Date.now();
+    const c = await t.burrow(["inspect", "nosuch"], { env: { BURROW_DAEMON_TIMEOUT: "1.5" }, timeoutMs: 20_000 });
+    expect(c.timedOut).toBe(false);
+    expect(Date.now() - t1).toBeLessThan(5_000);
+    expect(oneLine(c.stderr)).toContain(`the burrow daemon (pid ${pid}) has not answered on ${t.dirs.runtimeDir}/control.sock in 1.5 s`);
+    process.kill(pid, "SIGCONT");
+    stopped = null;
+    // Back: the same daemon answers again.
+    expect(JSON.parse(await t.burrowOk(["ps", "-a", "--format", "json"]))).toEqual([]);
+    expect(daemonPid(t)).toBe(pid);
+  });
+
+  test("the bound is on the daemon answering, not on a long request: wait and a foreground run outlast it", async () => {
+    await t.burrowOk(["run", "-d", "--name", "slow", "--network", "none", "--", "sleep", "2.5"]);
+    const env = { BURROW_DAEMON_TIMEOUT: "0.5" };
+    const w = await t.burrow(["wait", "slow"], { env });
+    expect({ code: w.code, out: w.stdout.trim(), err: w.stderr }).toEqual({ code: 0, out: "0", err: "" });
+    const r = await t.burrow(["run", "--rm", "--network", "none", "--", "sh", "-c", "sleep 1.5; exit 3"], { env });
+    expect({ code: r.code, err: r.stderr }).toEqual({ code: 3, err: "" });
+    await t.burrowOk(["rm", "slow"]);
+  });
+
+  test("BURROW_DAEMON_TIMEOUT that is not a number of seconds is refused in one line", async () => {
+    const r = await t.burrow(["ps"], { env: { BURROW_DAEMON_TIMEOUT: "soon" } });
+    expect(r.code).toBe(125);
+    expect(oneLine(r.stderr)).toContain('BURROW_DAEMON_TIMEOUT must be a number of seconds from 0.1 to 86400, such as 8 (got "soon")');
+  });
+});
+
+describe.skipIf(!!why)("namespace paths from a request (rootless)", () => {
+  let t: BurrowContext;
+  beforeEach(async () => {
+    t = await burrowContext("rootless");
+  });
+  afterEach(async () => {
+    await t.dispose();
+  });
+
+  async function refused(path: string, expected: string): Promise<void> {
+    const r = await t.burrow(["run", "--rm", "--network", `ns:${path}`, "--", "true"], { timeoutMs: 15_000 });
+    expect({ path, timedOut: r.timedOut, code: r.code }).toEqual({ path, timedOut: false, code: 125 });
+    expect(oneLine(r.stderr)).toContain(expected);
+  }
+
+  test("a FIFO given as ns:PATH is refused at once and the daemon still answers the next command", async () => {
+    const fifo = `${testUser().tmpdir}/burrow-fifo-${process.pid}`;
+    rmSync(fifo, { force: true });
+    await t.run(["mkfifo", fifo]);
+    try {
+      await refused(fifo, `network namespace path "${fifo}" is not a network namespace (it is a FIFO)`);
+      // The daemon's main thread is not stuck in open(): the next command answers.
+      const ps = await t.burrow(["ps", "-a", "--format", "json"], { timeoutMs: 15_000 });
+      expect({ timedOut: ps.timedOut, code: ps.code, out: JSON.parse(ps.stdout) }).toEqual({ timedOut: false, code: 0, out: [] });
+    } finally {
+      rmSync(fifo, { force: true });
+    }
+  });
+
+  test("ns: paths burrow may not join: permission denied and another user namespace's are said as such, with no stack trace", async () => {
+    await refused("/proc/1/ns/net", 'network namespace path "/proc/1/ns/net" cannot be opened: permission denied');
+    // /proc/self is the daemon: its netns is the host's, not its user namespace's to give.
+    await refused("/proc/self/ns/net", 'network namespace path "/proc/self/ns/net" belongs to a user namespace burrow has no rights in');
+    await refused("/proc/self/ns/uts", "is not a network namespace (it is a uts namespace)");
+    await refused("/nonexistent/net", 'network namespace path "/nonexistent/net" does not exist');
+    const log = readFileSync(`${t.dirs.runtimeDir}/daemon.log`, "utf8");
+    expect(log).not.toContain("EPERM");
+    expect(log).not.toMatch(/^\s+at /m);
+  });
+
+  test("ns: on another sandbox's pinned network namespace still joins it", async () => {
+    const id = (await t.burrowOk(["run", "-d", "--network", "none", "--", "sleep", "60"])).trim();
+    const pin = `${t.dirs.runtimeDir}/pins/${id}/net`;
+    const inner = await t.burrowOk(["run", "--rm", "--network", `ns:${pin}`, "--", "readlink", "/proc/self/ns/net"]);
+    const target = await t.burrowOk(["exec", id, "--", "readlink", "/proc/self/ns/net"]);
+    expect(inner.trim()).toBe(target.trim());
+    await t.burrowOk(["rm", "-f", id]);
+  });
+});
+
+describe.skipIf(!!why)("the daemon's log after a logout (rootless)", () => {
+  let t: BurrowContext;
+  beforeEach(async () => {
+    t = await burrowContext("rootless");
+  });
+  afterEach(async () => {
+    await t.dispose();
+  });
+
+  test("daemon.log comes back 0600 and the running daemon writes into it, also after a restart by its supervisor", async () => {
+    await t.burrowOk(["run", "-d", "--name", "keep", "--network", "none", "--", "sleep", "60"]);
+    const pid = daemonPid(t);
+    const log = `${t.dirs.runtimeDir}/daemon.log`;
+    rmSync(t.dirs.runtimeDir, { recursive: true, force: true });
+    // The daemon's stderr is the new file, not the deleted one.
+    await until(() => readlinkSync(`/proc/${pid}/fd/2`) === log, 10_000, "the daemon to reopen daemon.log");
+    expect(statSync(log).mode & 0o777).toBe(0o600);
+    // The supervisor's restart after kill -9 makes the file anew (`>>`):
+    // private too. Stopped first, so that this daemon cannot reopen it itself.
+    process.kill(pid, "SIGSTOP");
+    rmSync(log);
+    process.kill(pid, "SIGKILL");
+    await until(() => listPids().some((p) => p !== pid && argvOf(p)[1] === "__daemon" && envHas(p, t.dirs.runtimeDir)), 10_000, "a new daemon");
+    await until(() => statSync(log, { throwIfNoEntry: false }), 10_000, "daemon.log");
+    expect(statSync(log).mode & 0o777).toBe(0o600);
+    await t.burrowOk(["rm", "-f", "keep"]);
+  });
+});
