@@ -30,6 +30,8 @@ import { ControlPeers, peerRefusal } from "./peers.ts";
 import { geteuid } from "../sys/peercred.ts";
 import { supervisorFromParent } from "../client/root-supervisor.ts";
 import { DaemonLogFile } from "./log-file.ts";
+import { raiseOpenFileLimit } from "../sys/rlimit.ts";
+import { DAEMON_MIN_OPEN_FILES, ROOTFUL_DAEMON_OPEN_FILES, openFilesRefusal } from "../open-files.ts";
 
 function bootId(): string {
   try {
@@ -47,6 +49,14 @@ export async function daemonMain(): Promise<void> {
   process.umask(0o077);
   // stderr is daemon.log: plain lines, without the cost of Node's stdio streams (src/log.ts).
   logPlainToFd(2);
+  // Not the open-file limit of whichever shell started the CLI that started
+  // us: all that is allowed (rootful: raised as systemd does for services),
+  // and a refusal the CLI quotes when even that is too low (src/open-files.ts).
+  const files = raiseOpenFileLimit(paths.rootless ? 0 : ROOTFUL_DAEMON_OPEN_FILES);
+  if (files.hard < DAEMON_MIN_OPEN_FILES) {
+    process.stderr.write(`burrow daemon: not starting: ${openFilesRefusal("the burrow daemon", files.hard, DAEMON_MIN_OPEN_FILES)}\n`);
+    process.exit(1);
+  }
   try {
     // The CLI checked them too; the daemon trusts nothing it did not check.
     ensurePrivateDir(paths.runtimeDir);
