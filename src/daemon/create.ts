@@ -3,7 +3,7 @@
 // error reported) when a later step fails. Daemon main thread.
 import { randomBytes } from "node:crypto";
 import { closeSync, mkdirSync, readFileSync, rmSync } from "node:fs";
-import { BurrowError, Rollback, messageOf } from "../errors.ts";
+import { BurrowError, EXIT, Rollback, messageOf } from "../errors.ts";
 import { log } from "../log.ts";
 import { pinDir, sandboxDir, sandboxLog, sandboxStateDir } from "../paths.ts";
 import { ensurePrivateDir, openPrivateAppend } from "../client/trust.ts";
@@ -195,7 +195,13 @@ export async function createSandbox(ctx: DaemonContext, releases: SandboxRelease
         `create ${name}: before ns ${(t0 - tStart).toFixed(1)} ms, namespaces ${(t1 - t0).toFixed(1)} ms, network+ports ${(performance.now() - t1).toFixed(1)} ms`,
       );
       ctx.store.event("create", s, { network: networkRaw });
-      if (req.detach) spawnDetached(ctx, releases, s);
+      if (req.detach) {
+        // As podman: a command that cannot be run fails `run -d` at once
+        // with 127 or 126, not an id whose sandbox has already exited. The
+        // create is then rolled back like any other failed one.
+        const failure = await spawnDetached(ctx, releases, s, { reportStartFailure: true });
+        if (failure) throw new BurrowError(failure.message, { kind: "bad-input", exitCode: failure.exitCode });
+      }
       // Complete (and for -d, its command runs): from here a retry gets this answer.
       delete s.runtime.partial;
       ctx.store.update(s);
@@ -217,7 +223,27 @@ export async function createSandbox(ctx: DaemonContext, releases: SandboxRelease
  * waits for it. Also the restart hook's respawn (src/daemon/restart.ts):
  * same namespaces, same log.
  */
-export function spawnDetached(ctx: DaemonContext, releases: SandboxReleases, s: Sandbox): void {
+export function spawnDetached(ctx: DaemonContext, releases: SandboxReleases, s: Sandbox): void;
+/**
+ * With `reportStartFailure`: resolves once the command was exec'd (null), or
+ * with the enter child's own error and status when it could not be (not
+ * found: 127, not executable: 126, cannot enter: 125). The enter child writes
+ * its errors to an extra pipe (EnterTarget.errorFd) that it marks
+ * close-on-exec: EOF with nothing read is a successful exec. A failed start
+ * is not recorded as an exit: the caller rolls the create back.
+ */
+export function spawnDetached(
+  ctx: DaemonContext,
+  releases: SandboxReleases,
+  s: Sandbox,
+  opts: { reportStartFailure: true },
+): Promise<{ message: string; exitCode: number } | null>;
+export function spawnDetached(
+  ctx: DaemonContext,
+  releases: SandboxReleases,
+  s: Sandbox,
+  opts: { reportStartFailure?: boolean } = {},
+): undefined | Promise<{ message: string; exitCode: number } | null> {
   // Never through a symbolic link: the log is opened by name in the state dir.
   const logPath = sandboxLog(ctx.paths, s);
   const logFd = openPrivateAppend(logPath);
@@ -236,11 +262,13 @@ export function spawnDetached(ctx: DaemonContext, releases: SandboxReleases, s: 
     // The pins go as inherited fds (src/daemon/ownership.ts): a logout may
     // remove the files before the child has joined.
     const pinned = pinsAsFds({ ...enterTarget(ctx, s), session: {}, tty: s.spec.tty, workdir: s.spec.workdir, user: s.spec.user });
+    // The error pipe goes after the pins: fd 3 + their number in the child.
+    const errorFd = opts.reportStartFailure ? 3 + pinned.fds.length : undefined;
     let proc: ReturnType<typeof spawnRole>;
     try {
-      proc = spawnRole(ROLES.enter, [JSON.stringify(pinned.target), "--", ...s.spec.argv], {
+      proc = spawnRole(ROLES.enter, [JSON.stringify({ ...pinned.target, ...(errorFd ? { errorFd } : {}) }), "--", ...s.spec.argv], {
         env: s.spec.env,
-        stdio: [pty ? pty.slave : "ignore", pty ? pty.slave : logFd, pty ? pty.slave : logFd, ...pinned.fds],
+        stdio: [pty ? pty.slave : "ignore", pty ? pty.slave : logFd, pty ? pty.slave : logFd, ...pinned.fds, ...(errorFd ? ["pipe" as const] : [])],
         detached: true,
       });
     } finally {
@@ -249,11 +277,15 @@ export function spawnDetached(ctx: DaemonContext, releases: SandboxReleases, s: 
     pty?.spawned();
     ctx.children.set(s.id, proc);
     markStarted(ctx, s, proc.pid);
-    proc.exited.then((code) => {
+    const started = errorFd ? startOutcome(proc, proc.stdio[errorFd] as unknown as number) : Promise.resolve(null);
+    proc.exited.then(async (code) => {
       ctx.children.delete(s.id);
+      // Never ran: the create that asked rolls back; this is no exit to record.
+      if (await started) return;
       const exit = proc.signalCode ? 128 + (signalNumber(String(proc.signalCode)) ?? 0) : code;
       releases.exited(s.id, exit).catch((e) => log.warn(`cleanup of ${sandboxLabel(s)}: ${messageOf(e)}`));
     });
+    return errorFd ? started : undefined;
   } catch (e) {
     pty?.abort();
     throw e;
@@ -262,8 +294,26 @@ export function spawnDetached(ctx: DaemonContext, releases: SandboxReleases, s: 
   }
 }
 
+/** What the enter child wrote to its error pipe before it closed (exec) or exited (failure). */
+async function startOutcome(proc: Bun.Subprocess, fd: number): Promise<{ message: string; exitCode: number } | null> {
+  let text = "";
+  try {
+    text = await Bun.file(fd).text();
+  } catch {
+  } finally {
+    try {
+      closeSync(fd);
+    } catch {}
+  }
+  const message = text.trim().replace(/^Error: /, "");
+  if (!message) return null;
+  const code = await proc.exited;
+  return { message: message.split("\n")[0]!, exitCode: code || EXIT.burrow };
+}
+
 export function markStarted(ctx: DaemonContext, s: Sandbox, pid: number): void {
   s.status = "running";
+  delete s.runtime.stoppedByUser;
   s.pid = pid;
   s.pidStart = startTimeOf(pid);
   s.startedAt = now();
