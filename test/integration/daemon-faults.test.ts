@@ -5,7 +5,7 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { readFileSync, readlinkSync, rmSync, statSync } from "node:fs";
 import { burrowContext, type BurrowContext } from "../helpers/context.ts";
-import { integrationUnavailable, testUser } from "../helpers/env.ts";
+import { burrowBin, integrationUnavailable, testUser } from "../helpers/env.ts";
 import { listPids } from "../helpers/netns.ts";
 import { until } from "../helpers/until.ts";
 
@@ -174,5 +174,109 @@ describe.skipIf(!!why)("the daemon's log after a logout (rootless)", () => {
     await until(() => statSync(log, { throwIfNoEntry: false }), 10_000, "daemon.log");
     expect(statSync(log).mode & 0o777).toBe(0o600);
     await t.burrowOk(["rm", "-f", "keep"]);
+  });
+});
+
+describe.skipIf(!!why)("open-file limits (rootless)", () => {
+  let t: BurrowContext;
+  beforeEach(async () => {
+    t = await burrowContext("rootless");
+  });
+  afterEach(async () => {
+    await t.dispose();
+  });
+
+  /** burrow ARGS under `ulimit -n N` (soft and hard, as a shell sets it). */
+  const limited = (n: number, args: string[]) => t.run(["sh", "-c", `ulimit -n ${n} && exec "$0" "$@"`, burrowBin(), ...args]);
+
+  test("a hard limit too low for the CLI, or for the daemon it would start, is one line and exit 125, with nothing left", async () => {
+    const cli = await limited(16, ["ps", "-a"]);
+    expect(cli.code).toBe(125);
+    expect(oneLine(cli.stderr)).toContain("the open-file limit is 16 (ulimit -Hn) and burrow needs at least 32");
+    const daemon = await limited(64, ["run", "--rm", "--network", "none", "--", "true"]);
+    expect(daemon.code).toBe(125);
+    expect(oneLine(daemon.stderr)).toContain(
+      "the burrow daemon did not start: not starting: the open-file limit is 64 (ulimit -Hn) and the burrow daemon needs at least 128",
+    );
+  });
+
+  test("the daemon runs with its soft limit raised to the hard one", async () => {
+    await t.run(["sh", "-c", `ulimit -S -n 200 && exec "$0" ps`, burrowBin()]);
+    const limits = readFileSync(`/proc/${daemonPid(t)}/limits`, "utf8");
+    const [soft, hard] = /^Max open files\s+(\d+)\s+(\d+)/m.exec(limits)!.slice(1).map(Number);
+    expect(soft).toBe(hard!);
+  });
+});
+
+describe.skipIf(!!why)("run -d of a command that cannot run (rootless)", () => {
+  let t: BurrowContext;
+  beforeEach(async () => {
+    t = await burrowContext("rootless");
+  });
+  afterEach(async () => {
+    await t.dispose();
+  });
+
+  test("not found is 127 and not executable 126, at once, as podman; the create is rolled back", async () => {
+    for (const [argv, code, text] of [
+      [["/nonexistent"], 127, "/nonexistent: executable file not found in $PATH"],
+      [["/etc/passwd"], 126, "/etc/passwd: permission denied: the file is not executable"],
+    ] as const) {
+      for (const extra of [[], ["--rm"], ["-t"]]) {
+        const r = await t.burrow(["run", "-d", ...extra, "--name", "never", "--network", "none", "--", ...argv]);
+        expect({ argv, extra, code: r.code, out: r.stdout }).toEqual({ argv, extra, code, out: "" });
+        expect(oneLine(r.stderr)).toContain(text);
+      }
+    }
+    expect(JSON.parse(await t.burrowOk(["ps", "-a", "--format", "json"]))).toEqual([]);
+    // The name is free again, and a command that runs still gets its id.
+    const id = (await t.burrowOk(["run", "-d", "--name", "never", "--network", "none", "--", "sh", "-c", "exit 127"])).trim();
+    expect(id).toMatch(/^[0-9a-f]{64}$/);
+    expect((await t.burrowOk(["wait", "never"])).trim()).toBe("127");
+    await t.burrowOk(["rm", "never"]);
+  });
+});
+
+describe.skipIf(!!why)("inspect's State (rootless)", () => {
+  let t: BurrowContext;
+  beforeEach(async () => {
+    t = await burrowContext("rootless");
+  });
+  afterEach(async () => {
+    await t.dispose();
+  });
+
+  test("carries every field of podman 4's State; StoppedByUser after a stop", async () => {
+    await t.burrowOk(["run", "-d", "--name", "st", "--network", "none", "--", "sleep", "60"]);
+    const state = async () => JSON.parse(await t.burrowOk(["inspect", "st"]))[0].State;
+    const running = await state();
+    expect(Object.keys(running)).toEqual([
+      "OciVersion",
+      "Status",
+      "Running",
+      "Paused",
+      "Restarting",
+      "OOMKilled",
+      "Dead",
+      "Pid",
+      "ConmonPid",
+      "ExitCode",
+      "Error",
+      "StartedAt",
+      "FinishedAt",
+      "Health",
+      "CgroupPath",
+      "CheckpointedAt",
+      "RestoredAt",
+      "StoppedByUser",
+    ]);
+    expect(running).toMatchObject({ Status: "running", Running: true, Paused: false, Dead: false, StoppedByUser: false });
+    expect(running.CgroupPath).toStartWith("/");
+    expect(running.Health).toEqual({ Status: "", FailingStreak: 0, Log: null });
+    await t.burrowOk(["stop", "-t", "0", "st"]);
+    expect(await state()).toMatchObject({ Status: "exited", Running: false, Pid: 0, StoppedByUser: true, CgroupPath: "" });
+    await t.burrowOk(["start", "st"]);
+    expect(await state()).toMatchObject({ Status: "running", StoppedByUser: false });
+    await t.burrowOk(["rm", "-f", "st"]);
   });
 });
