@@ -2,14 +2,13 @@
 // (STYLE.md #6) printing one human line, or {"error": ...} with --format json.
 import { runCommand } from "citty";
 import { BurrowError, EXIT, messageOf } from "../errors.ts";
-import { isSystemError } from "../host.ts";
+import { isSystemError, openFileLimit, raiseOpenFileLimit } from "../host.ts";
 import { version } from "../version.ts";
 import { main } from "./index.ts";
 import { HelpRequested } from "./_args.ts";
 import { printHelp } from "./_help.ts";
 import { quote } from "../quote.ts";
 import { CLI_MIN_OPEN_FILES, openFilesRefusal } from "../open-files.ts";
-import { openFileLimit, raiseOpenFileLimit } from "../sys/rlimit.ts";
 
 /** SIGPIPE's status (128 + 13), as a shell reports a pipeline member that lost its reader. */
 const EXIT_PIPE = 141;
