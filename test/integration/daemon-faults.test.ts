@@ -280,3 +280,39 @@ describe.skipIf(!!why)("inspect's State (rootless)", () => {
     await t.burrowOk(["rm", "-f", "st"]);
   });
 });
+
+describe.skipIf(!!why)("a stopped daemon and a FIFO namespace path (rootful)", () => {
+  let t: BurrowContext;
+  let stopped: number | null = null;
+  beforeEach(async () => {
+    t = await burrowContext("rootful");
+  });
+  afterEach(async () => {
+    if (stopped !== null) process.kill(stopped, "SIGCONT");
+    stopped = null;
+    await t.dispose();
+  });
+
+  test("a stopped rootful daemon: the CLI gives up within the bound with the pid", async () => {
+    await t.burrowOk(["ps", "-a"]);
+    const pid = daemonPid(t);
+    process.kill(pid, "SIGSTOP");
+    stopped = pid;
+    const r = await t.burrow(["ps", "-a"], { env: { BURROW_DAEMON_TIMEOUT: "2" }, timeoutMs: 20_000 });
+    expect({ timedOut: r.timedOut, code: r.code }).toEqual({ timedOut: false, code: 125 });
+    expect(oneLine(r.stderr)).toContain(`the burrow daemon (pid ${pid}) has not answered`);
+    process.kill(pid, "SIGCONT");
+    stopped = null;
+    expect(JSON.parse(await t.burrowOk(["ps", "-a", "--format", "json"]))).toEqual([]);
+  });
+
+  test("a FIFO given as ns:PATH is refused at once and the rootful daemon still answers", async () => {
+    const fifo = `${t.dirs.root}/fifo`;
+    await t.run(["mkfifo", fifo]);
+    const r = await t.burrow(["run", "--rm", "--network", `ns:${fifo}`, "--", "true"], { timeoutMs: 15_000 });
+    expect({ timedOut: r.timedOut, code: r.code }).toEqual({ timedOut: false, code: 125 });
+    expect(oneLine(r.stderr)).toContain(`network namespace path "${fifo}" is not a network namespace (it is a FIFO)`);
+    const ps = await t.burrow(["ps", "-a", "--format", "json"], { timeoutMs: 15_000 });
+    expect({ timedOut: ps.timedOut, code: ps.code, out: JSON.parse(ps.stdout) }).toEqual({ timedOut: false, code: 0, out: [] });
+  });
+});
