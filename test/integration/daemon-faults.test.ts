@@ -91,6 +91,27 @@ describe.skipIf(!!why)("a daemon that does not answer (rootless)", () => {
     await t.burrowOk(["rm", "slow"]);
   });
 
+  test("a CLI waiting on daemon.lock gives up at once, naming the pid, when the lock's holder is stopped", async () => {
+    // What a CLI stopped half-way through starting the daemon (^Z) looks
+    // like to the next one: a process that holds daemon.lock and does not run.
+    const lock = `${t.dirs.runtimeDir}/daemon.lock`;
+    const holder = t.spawn(["flock", lock, "sleep", "60"]);
+    try {
+      await until(() => readFileSync("/proc/locks", "utf8").includes(` ${holder.pid} `), 5000, "flock to hold daemon.lock");
+      process.kill(holder.pid, "SIGSTOP");
+      const t0 = Date.now();
+      const r = await t.burrow(["ps", "-a"], { timeoutMs: 20_000 });
+      expect({ timedOut: r.timedOut, code: r.code }).toEqual({ timedOut: false, code: 125 });
+      expect(Date.now() - t0).toBeLessThan(5_000);
+      expect(oneLine(r.stderr)).toContain(`another burrow command (pid ${holder.pid}) holds ${lock} and is stopped: resume it (kill -CONT ${holder.pid})`);
+    } finally {
+      // flock runs sleep as its child: both go.
+      const children = readFileSync(`/proc/${holder.pid}/task/${holder.pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
+      for (const pid of [holder.pid, ...children]) process.kill(pid, "SIGKILL");
+      await holder.exited;
+    }
+  });
+
   test("BURROW_DAEMON_TIMEOUT that is not a number of seconds is refused in one line", async () => {
     const r = await t.burrow(["ps"], { env: { BURROW_DAEMON_TIMEOUT: "soon" } });
     expect(r.code).toBe(125);
