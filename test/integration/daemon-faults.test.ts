@@ -229,34 +229,35 @@ describe.skipIf(!!why)("open-file limits (rootless)", () => {
   });
 });
 
-describe.skipIf(!!why)("run -d of a command that cannot run (rootless)", () => {
-  let t: BurrowContext;
-  beforeEach(async () => {
-    t = await burrowContext("rootless");
-  });
-  afterEach(async () => {
-    await t.dispose();
-  });
+for (const mode of ["rootless", "rootful"] as const)
+  describe.skipIf(!!why)(`run -d of a command that cannot run (${mode})`, () => {
+    let t: BurrowContext;
+    beforeEach(async () => {
+      t = await burrowContext(mode);
+    });
+    afterEach(async () => {
+      await t.dispose();
+    });
 
-  test("not found is 127 and not executable 126, at once, as podman; the create is rolled back", async () => {
-    for (const [argv, code, text] of [
-      [["/nonexistent"], 127, "/nonexistent: executable file not found in $PATH"],
-      [["/etc/passwd"], 126, "/etc/passwd: permission denied: the file is not executable"],
-    ] as const) {
-      for (const extra of [[], ["--rm"], ["-t"]]) {
-        const r = await t.burrow(["run", "-d", ...extra, "--name", "never", "--network", "none", "--", ...argv]);
-        expect({ argv, extra, code: r.code, out: r.stdout }).toEqual({ argv, extra, code, out: "" });
-        expect(oneLine(r.stderr)).toContain(text);
+    test("not found is 127 and not executable 126, at once, as podman; the create is rolled back", async () => {
+      for (const [argv, code, text] of [
+        [["/nonexistent"], 127, "/nonexistent: executable file not found in $PATH"],
+        [["/etc/passwd"], 126, "/etc/passwd: permission denied: the file is not executable"],
+      ] as const) {
+        for (const extra of [[], ["--rm"], ["-t"]]) {
+          const r = await t.burrow(["run", "-d", ...extra, "--name", "never", "--network", "none", "--", ...argv]);
+          expect({ argv, extra, code: r.code, out: r.stdout }).toEqual({ argv, extra, code, out: "" });
+          expect(oneLine(r.stderr)).toContain(text);
+        }
       }
-    }
-    expect(JSON.parse(await t.burrowOk(["ps", "-a", "--format", "json"]))).toEqual([]);
-    // The name is free again, and a command that runs still gets its id.
-    const id = (await t.burrowOk(["run", "-d", "--name", "never", "--network", "none", "--", "sh", "-c", "exit 127"])).trim();
-    expect(id).toMatch(/^[0-9a-f]{64}$/);
-    expect((await t.burrowOk(["wait", "never"])).trim()).toBe("127");
-    await t.burrowOk(["rm", "never"]);
+      expect(JSON.parse(await t.burrowOk(["ps", "-a", "--format", "json"]))).toEqual([]);
+      // The name is free again, and a command that runs still gets its id.
+      const id = (await t.burrowOk(["run", "-d", "--name", "never", "--network", "none", "--", "sh", "-c", "exit 127"])).trim();
+      expect(id).toMatch(/^[0-9a-f]{64}$/);
+      expect((await t.burrowOk(["wait", "never"])).trim()).toBe("127");
+      await t.burrowOk(["rm", "never"]);
+    });
   });
-});
 
 describe.skipIf(!!why)("inspect's State (rootless)", () => {
   let t: BurrowContext;
