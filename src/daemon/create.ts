@@ -153,7 +153,14 @@ export async function createSandbox(ctx: DaemonContext, releases: SandboxRelease
       writeInPlace(files.hostname, `${hostname}\n`);
 
       const t0 = performance.now();
-      const { pins, ino } = await createPinned({ hostname, newNet: plan.newNet, joinNet: plan.joinNet, binds: etcBinds(files) }, pinDir(ctx.paths, id));
+      const { pins, ino } = await createPinned({ hostname, newNet: plan.newNet, joinNet: plan.joinNet, binds: etcBinds(files) }, pinDir(ctx.paths, id)).catch(
+        (e) => {
+          // ns:PATH passed its check (src/net/ns/backend.ts) but changed before the join: still one line, not an internal error.
+          if (mode.kind === "ns")
+            throw new BurrowError(`cannot join network namespace path ${quote(mode.path)}: ${messageOf(e)}`, { kind: "bad-input", cause: e });
+          throw e;
+        },
+      );
       s.runtime.pins = pins;
       s.runtime.ino = ino;
       // The undo before the write: a write that fails (a full disk) must still unpin.
