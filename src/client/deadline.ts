@@ -114,7 +114,7 @@ export async function withDaemonDeadline<T>(p: Paths, request: (signal: AbortSig
         .catch(() => {})
         .finally(() => (pinging = false));
     },
-    Math.max(25, Math.min(1000, bound / 8)),
+    Math.max(25, Math.min(500, bound / 16)),
   );
   try {
     return await request(abort.signal);
