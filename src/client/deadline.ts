@@ -93,6 +93,7 @@ export async function withDaemonDeadline<T>(p: Paths, request: (signal: AbortSig
     () => {
       const quiet = Date.now() - lastHeard;
       if (quiet >= bound) {
+        clearInterval(tick);
         silent = daemonSilentError(p, bound);
         abort.abort(silent);
         return;
