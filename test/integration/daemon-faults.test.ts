@@ -328,6 +328,12 @@ describe.skipIf(!!why)("a stopped daemon and a FIFO namespace path (rootful)", (
     expect(JSON.parse(await t.burrowOk(["ps", "-a", "--format", "json"]))).toEqual([]);
   });
 
+  test("ns:/run/netns/NAME (ip netns add) still joins that namespace", async () => {
+    const path = t.netns!.path;
+    const inner = await t.burrowOk(["run", "--rm", "--network", `ns:${path}`, "--", "readlink", "/proc/self/ns/net"]);
+    expect(inner.trim()).toBe(`net:[${statSync(path).ino}]`);
+  });
+
   test("a FIFO given as ns:PATH is refused at once and the rootful daemon still answers", async () => {
     const fifo = `${t.dirs.root}/fifo`;
     await t.run(["mkfifo", fifo]);
