@@ -125,6 +125,9 @@ export async function callIfRunning<O extends Op>(op: O, args: OpArgs<O>): Promi
 
 /** The daemon's pid, or null when none answers. */
 async function ping(): Promise<number | null> {
+  // A daemon that holds the state's lock but is stopped would neither
+  // answer nor let go: said at once, wherever the CLI waits for one.
+  refuseIfDaemonStopped(paths());
   try {
     return ((await rawCall("ping", {})) as Reply<"ping">).pid;
   } catch (e) {
@@ -152,8 +155,6 @@ export async function ensureDaemon(): Promise<void> {
     let owner = stateLockOwner(p.stateDir);
     const until = Date.now() + 5_000;
     while (owner !== null && Date.now() < until) {
-      // Stopped, it would neither answer nor let go: say so now.
-      refuseIfDaemonStopped(p);
       if ((await ping()) !== null) return;
       await Bun.sleep(20);
       owner = stateLockOwner(p.stateDir);

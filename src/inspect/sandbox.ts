@@ -24,21 +24,6 @@ export function portsView(s: Sandbox): Record<string, Array<{ HostIp: string; Ho
   return out;
 }
 
-/** Go's zero time.Time, as podman prints a time that never happened. */
-const ZERO_TIME = "0001-01-01T00:00:00Z";
-
-/** The command's cgroup v2 path (the "0::" line of /proc/PID/cgroup), "" when there is none. */
-function cgroupOf(pid: number): string {
-  try {
-    const line = readFileSync(`/proc/${pid}/cgroup`, "utf8")
-      .split("\n")
-      .find((l) => l.startsWith("0::"));
-    return line ? line.slice(3) : "";
-  } catch {
-    return "";
-  }
-}
-
 export function inspectView(s: Sandbox, extra: { health: string | null; networks?: Record<string, object> }) {
   const statusName = s.status === "exited" ? "exited" : s.status;
   // podman v3 repeats the first network's addresses at the top level.
@@ -158,4 +143,19 @@ export function sandboxStats(s: Sandbox, pids: number[]) {
     } catch {}
   }
   return { ID: s.id, Name: s.name, PIDs: pids.length, MemUsage: rss, NetInput: rx, NetOutput: tx };
+}
+
+/** Go's zero time.Time, as podman prints a time that never happened. */
+const ZERO_TIME = "0001-01-01T00:00:00Z";
+
+/** The command's cgroup v2 path (the "0::" line of /proc/PID/cgroup), "" when there is none. */
+function cgroupOf(pid: number): string {
+  try {
+    const line = readFileSync(`/proc/${pid}/cgroup`, "utf8")
+      .split("\n")
+      .find((l) => l.startsWith("0::"));
+    return line ? line.slice(3) : "";
+  } catch {
+    return "";
+  }
 }

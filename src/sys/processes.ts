@@ -95,21 +95,16 @@ async function killNow(ino: number): Promise<void> {
   }
 }
 
-/** Field 3 of /proc/PID/stat (R, S, D, T stopped, t traced, Z, X...), or null when there is no such process. */
-export function processState(pid: number): string | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    // After the parenthesised command name.
-    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
-  } catch {
-    return null;
-  }
-}
-
 /** Alive and not a zombie (kill(pid, 0) also succeeds for a zombie not yet reaped). */
 export function isRunning(pid: number): boolean {
-  const state = processState(pid);
-  return state !== null && state !== "Z" && state !== "X";
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // Field 3, after the parenthesised command name.
+    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+    return state !== "Z" && state !== "X";
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -165,4 +160,15 @@ export function flockHolder(fd: number): number | null {
     if (f[1] === "FLOCK" && f[5] === id) return Number(f[4]) || null;
   }
   return null;
+}
+
+/** Field 3 of /proc/PID/stat (R, S, D, T stopped, t traced, Z, X...), or null when there is no such process. */
+export function processState(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // After the parenthesised command name.
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+  } catch {
+    return null;
+  }
 }
