@@ -153,14 +153,7 @@ export async function createSandbox(ctx: DaemonContext, releases: SandboxRelease
       writeInPlace(files.hostname, `${hostname}\n`);
 
       const t0 = performance.now();
-      const { pins, ino } = await createPinned({ hostname, newNet: plan.newNet, joinNet: plan.joinNet, binds: etcBinds(files) }, pinDir(ctx.paths, id)).catch(
-        (e) => {
-          // ns:PATH passed its check (src/net/ns/backend.ts) but changed before the join: still one line, not an internal error.
-          if (mode.kind === "ns")
-            throw new BurrowError(`cannot join network namespace path ${quote(mode.path)}: ${messageOf(e)}`, { kind: "bad-input", cause: e });
-          throw e;
-        },
-      );
+      const { pins, ino } = await createPinned({ hostname, newNet: plan.newNet, joinNet: plan.joinNet, binds: etcBinds(files) }, pinDir(ctx.paths, id));
       s.runtime.pins = pins;
       s.runtime.ino = ino;
       // The undo before the write: a write that fails (a full disk) must still unpin.
@@ -218,6 +211,10 @@ export async function createSandbox(ctx: DaemonContext, releases: SandboxRelease
       // Out of space: the reserve makes room for the rollback's own writes.
       if (isDiskFull(e)) ctx.bookkeeping.reserve?.release();
       for (const err of await undo.unwind()) log.warn(`rollback of ${sandboxLabel(s)}: ${err.message}`);
+      // ns:PATH passed its check (src/net/ns/backend.ts) but the join failed
+      // (the path changed meanwhile): still one line, not an internal error.
+      if (mode.kind === "ns" && !(e instanceof BurrowError) && messageOf(e).includes(`(${mode.path})`))
+        throw new BurrowError(`cannot join network namespace path ${quote(mode.path)}: ${messageOf(e)}`, { kind: "bad-input", cause: e });
       throw e;
     } finally {
       ctx.creating.delete(id);
