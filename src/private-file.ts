@@ -7,7 +7,21 @@
 // logout) never clash. The private directories themselves are made and
 // checked here too (ensurePrivateDir), for the CLI (src/client/trust.ts)
 // and the daemon alike.
-import { closeSync, constants, lstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, type Stats } from "node:fs";
+import {
+  closeSync,
+  constants,
+  fchmodSync,
+  fstatSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  type Stats,
+} from "node:fs";
 import { dirname } from "node:path";
 import type * as v from "valibot";
 import { BurrowError } from "./errors.ts";
@@ -96,7 +110,11 @@ export function ensurePrivateDir(path: string, uid = geteuid()): void {
  */
 export function openPrivateAppend(path: string, truncate = false): number {
   try {
-    return openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW | (truncate ? constants.O_TRUNC : constants.O_APPEND), 0o600);
+    const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW | (truncate ? constants.O_TRUNC : constants.O_APPEND), 0o600);
+    // One made by a looser umask (an older supervisor's `>>` after a logout) is made private again.
+    const st = fstatSync(fd);
+    if (st.isFile() && st.mode & 0o077 && st.uid === geteuid()) fchmodSync(fd, 0o600);
+    return fd;
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === "ELOOP") refuse(path, "it is a symbolic link", `remove it (rm ${path}) and run burrow again`);
     throw e;

@@ -156,7 +156,8 @@ export const Replies = {
       Ports: v.array(v.object({ host_ip: v.string(), host_port: v.number(), container_port: v.number(), protocol: v.string() })),
     }),
   ),
-  inspect: v.looseObject({ Id: v.string(), Name: v.string(), State: v.looseObject({ Status: v.string() }) }),
+  // OciVersion named before Status only to keep podman's key order in the output (a loose object puts known keys first).
+  inspect: v.looseObject({ Id: v.string(), Name: v.string(), State: v.looseObject({ OciVersion: v.optional(v.string()), Status: v.string() }) }),
   enter: v.looseObject({ id: v.string(), name: v.string(), enter: EnterTarget }),
   logs: v.object({ path: v.string() }),
   port: v.looseObject({ id: v.string(), ports: v.array(PortRecordSchema) }),

@@ -2,12 +2,13 @@
 // (STYLE.md #6) printing one human line, or {"error": ...} with --format json.
 import { runCommand } from "citty";
 import { BurrowError, EXIT, messageOf } from "../errors.ts";
-import { isSystemError } from "../client/host.ts";
+import { isSystemError, openFileLimit, raiseOpenFileLimit } from "../client/host.ts";
 import { version } from "../version.ts";
 import { main } from "./index.ts";
 import { HelpRequested } from "./_args.ts";
 import { printHelp } from "./_help.ts";
 import { quote } from "../quote.ts";
+import { CLI_MIN_OPEN_FILES, openFilesRefusal } from "../open-files.ts";
 
 /** SIGPIPE's status (128 + 13), as a shell reports a pipeline member that lost its reader. */
 const EXIT_PIPE = 141;
@@ -30,6 +31,10 @@ function quitOnBrokenPipe(): void {
 
 export async function cliMain(argv: string[]): Promise<void> {
   quitOnBrokenPipe();
+  // Bun raised the soft limit already; a hard one too low to work is said
+  // now, in one line, not as an EMFILE half-way (src/open-files.ts).
+  const files = raiseOpenFileLimit();
+  if (files.hard < CLI_MIN_OPEN_FILES) return fail(new BurrowError(openFilesRefusal("burrow", files.hard, CLI_MIN_OPEN_FILES), { kind: "setup" }), argv);
   try {
     await cliCommand(argv);
   } catch (e) {
@@ -86,10 +91,20 @@ async function cliCommand(argv: string[]): Promise<void> {
   }
 }
 
+/** Out of file descriptors (EMFILE from node:fs or from src/sys) is said as what to do about it. */
+function outOfFiles(e: unknown): BurrowError | null {
+  if ((e as NodeJS.ErrnoException | undefined)?.code !== "EMFILE") return null;
+  return new BurrowError(
+    `burrow ran out of file descriptors (the open-file limit is ${openFileLimit().soft}, ulimit -n): raise it (ulimit -n 1024) and run burrow again`,
+    { kind: "setup" },
+  );
+}
+
 function fail(e: unknown, argv: string[]): void {
   if (isBrokenPipe(e)) process.exit(EXIT_PIPE);
   const json = argv.some((a, i) => (a === "--format" && argv[i + 1] === "json") || a === "--format=json");
-  const err = e instanceof BurrowError ? e : isSystemError(e) ? new BurrowError(e.message) : new BurrowError(`internal error: ${messageOf(e)}`);
+  const err =
+    e instanceof BurrowError ? e : (outOfFiles(e) ?? (isSystemError(e) ? new BurrowError(e.message) : new BurrowError(`internal error: ${messageOf(e)}`)));
   if (process.env.BURROW_LOG === "debug" && e instanceof Error) process.stderr.write(`${e.stack}\n`);
   if (json) process.stdout.write(`${JSON.stringify({ error: err.message, kind: err.kind, exitCode: err.exitCode })}\n`);
   else process.stderr.write(`Error: ${err.message}\n`);

@@ -14,6 +14,7 @@ import { stateLockOwner } from "../state/lock.ts";
 import { parentOf } from "../sys/processes.ts";
 import { UntrustedPath, checkControlSocket, ensurePrivateDir, openPrivateAppend } from "./trust.ts";
 import { replaceOtherDaemon, writeRecord } from "./upgrade.ts";
+import { DaemonSilent, daemonTimeoutMs, refuseIfDaemonStopped, takeDaemonLock, withDaemonDeadline } from "./deadline.ts";
 import { readSupervisor, removeSupervisorFile, startSupervisorReady, supervisorAlive, supervisorChildren } from "./root-supervisor.ts";
 
 let cachedPaths: Paths | null = null;
@@ -52,20 +53,30 @@ function daemonPathTrusted(): boolean {
 
 async function rawCall(op: string, args: unknown): Promise<unknown> {
   verifyDaemon();
-  let res: Response;
-  try {
-    res = await fetch(`http://burrow/${op}`, {
-      unix: controlSocket(paths()),
-      method: "POST",
-      body: JSON.stringify(args ?? {}),
-      headers: { "content-type": "application/json" },
-      keepalive: true,
-    } as RequestInit);
-  } catch (e) {
-    verified = false;
-    throw new Unreachable(String(e));
-  }
-  const body = await res.json().catch(() => undefined);
+  // Bounded by the daemon answering at all, not by how long the request
+  // takes (src/client/deadline.ts).
+  const { res, body } = await withDaemonDeadline(paths(), async (signal) => {
+    let res: Response;
+    try {
+      res = await fetch(`http://burrow/${op}`, {
+        unix: controlSocket(paths()),
+        method: "POST",
+        body: JSON.stringify(args ?? {}),
+        headers: { "content-type": "application/json" },
+        keepalive: true,
+        signal,
+      } as RequestInit);
+    } catch (e) {
+      if (signal.aborted) throw e;
+      verified = false;
+      throw new Unreachable(String(e));
+    }
+    const body: unknown = await res.json().catch(() => {
+      if (signal.aborted) throw signal.reason;
+      return undefined;
+    });
+    return { res, body };
+  });
   if (!res.ok) {
     const err = v.safeParse(ErrorReply, body);
     if (!err.success) throw new BurrowError(`the daemon failed with status ${res.status} and no readable error`, { kind: "protocol" });
@@ -83,6 +94,8 @@ async function rawCall(op: string, args: unknown): Promise<unknown> {
 let versionChecked = false;
 
 export async function call<O extends Op>(op: O, args: OpArgs<O>): Promise<Reply<O>> {
+  // A bad BURROW_DAEMON_TIMEOUT is refused before any daemon is started or waited for.
+  daemonTimeoutMs();
   if (!versionChecked) {
     versionChecked = true;
     // The version check talks to the daemon too: only over a trusted path.
@@ -102,6 +115,7 @@ export async function call<O extends Op>(op: O, args: OpArgs<O>): Promise<Reply<
  * starts one (shell completion asks for names on every TAB).
  */
 export async function callIfRunning<O extends Op>(op: O, args: OpArgs<O>): Promise<Reply<O> | null> {
+  daemonTimeoutMs();
   try {
     return (await rawCall(op, args)) as Reply<O>;
   } catch (e) {
@@ -112,11 +126,15 @@ export async function callIfRunning<O extends Op>(op: O, args: OpArgs<O>): Promi
 
 /** The daemon's pid, or null when none answers. */
 async function ping(): Promise<number | null> {
+  // A daemon that holds the state's lock but is stopped would neither
+  // answer nor let go: said at once, wherever the CLI waits for one.
+  refuseIfDaemonStopped(paths());
   try {
     return ((await rawCall("ping", {})) as Reply<"ping">).pid;
   } catch (e) {
-    // A trust refusal is the answer, not a daemon still starting.
-    if (e instanceof UntrustedPath) throw e;
+    // A trust refusal is the answer, not a daemon still starting; nor is
+    // a daemon that is there but does not answer (stopped, hung).
+    if (e instanceof UntrustedPath || e instanceof DaemonSilent) throw e;
     return null;
   }
 }
@@ -161,7 +179,7 @@ export async function ensureDaemon(): Promise<void> {
   ensurePrivateDir(p.runtimeDir);
   const lockFd = openPrivateAppend(`${p.runtimeDir}/daemon.lock`);
   try {
-    flock(lockFd, LOCK.EX);
+    await takeDaemonLock(lockFd, p);
     if ((await ping()) !== null) return;
     if (await answeredByLockOwner(p)) return;
     // The log first: a log burrow cannot open (a planted symlink) must stop

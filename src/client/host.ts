@@ -7,6 +7,8 @@ import { SysError } from "../sys/libc.ts";
 import { getuid } from "../sys/proc.ts";
 
 export { cleanEnv, getuid };
+// The open-file limit, raised and checked at the CLI's start (src/open-files.ts).
+export { openFileLimit, raiseOpenFileLimit } from "../sys/rlimit.ts";
 
 export function isSystemError(e: unknown): e is Error {
   return e instanceof SysError;

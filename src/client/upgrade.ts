@@ -13,19 +13,24 @@ import { controlSocket, type Paths } from "../paths.ts";
 import { LOCK, flock } from "../sys/proc.ts";
 import { mine, readRecord, type DaemonRecord } from "../runtime-records.ts";
 import { openPrivateAppend } from "./trust.ts";
+import { DaemonSilent, takeDaemonLock, withDaemonDeadline } from "./deadline.ts";
 
 // The record itself is shared with the daemon, which keeps it naming itself (src/runtime-records.ts).
 export { readRecord, recordFile, writeRecord } from "../runtime-records.ts";
 
 /** POST /op without the reply schemas: an older daemon's replies may differ. */
 async function rawPost(p: Paths, op: string, body: unknown): Promise<unknown> {
-  const res = await fetch(`http://burrow/${op}`, {
-    unix: controlSocket(p),
-    method: "POST",
-    body: JSON.stringify(body),
-    headers: { "content-type": "application/json" },
-  } as RequestInit);
-  return res.json();
+  // Bounded like every call: a stopped daemon must not hang the CLI here either.
+  return withDaemonDeadline(p, async (signal) => {
+    const res = await fetch(`http://burrow/${op}`, {
+      unix: controlSocket(p),
+      method: "POST",
+      body: JSON.stringify(body),
+      headers: { "content-type": "application/json" },
+      signal,
+    } as RequestInit);
+    return res.json();
+  });
 }
 
 const Pid = v.looseObject({ pid: v.number() });
@@ -36,7 +41,8 @@ async function answeringPid(p: Paths): Promise<number | null> {
     const r = v.safeParse(Pid, await rawPost(p, "ping", {}));
     // Not a burrow daemon's ping: the normal path reports whatever it is.
     return r.success ? r.output.pid : null;
-  } catch {
+  } catch (e) {
+    if (e instanceof DaemonSilent) throw e;
     return null;
   }
 }
@@ -69,7 +75,7 @@ export async function replaceOtherDaemon(p: Paths): Promise<void> {
   let daemonPid: number;
   let other: string;
   try {
-    flock(fd, LOCK.EX);
+    await takeDaemonLock(fd, p);
     const rec = readRecord(p);
     const pid = await answeringPid(p);
     if (pid === null || ours(rec, pid)) return;
@@ -79,7 +85,9 @@ export async function replaceOtherDaemon(p: Paths): Promise<void> {
     try {
       const list = v.safeParse(Listing, await rawPost(p, "list", { all: false }));
       if (list.success) running = list.output.filter((s) => s.State === undefined || s.State === "running").map((s) => s.Names?.[0] ?? s.Id ?? "?");
-    } catch {}
+    } catch (e) {
+      if (e instanceof DaemonSilent) throw e;
+    }
     const here = `burrow ${me.version}`;
     if (running === null) {
       throw new BurrowError(
@@ -107,7 +115,8 @@ export async function replaceOtherDaemon(p: Paths): Promise<void> {
     let answers = true;
     try {
       await rawPost(p, "ping", {});
-    } catch {
+    } catch (e) {
+      if (e instanceof DaemonSilent) throw e;
       answers = false;
     }
     if (!answers && !alive(daemonPid)) return;

@@ -2,8 +2,8 @@
 // each step pushing its undo on a Rollback that unwinds them all (every
 // error reported) when a later step fails. Daemon main thread.
 import { randomBytes } from "node:crypto";
-import { mkdirSync, readFileSync, rmSync } from "node:fs";
-import { BurrowError, Rollback, messageOf } from "../errors.ts";
+import { closeSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { BurrowError, EXIT, Rollback, messageOf } from "../errors.ts";
 import { log } from "../log.ts";
 import { pinDir, sandboxDir, sandboxLog, sandboxStateDir } from "../paths.ts";
 import { ensurePrivateDir } from "../private-file.ts";
@@ -207,7 +207,13 @@ export async function createSandbox(ctx: DaemonContext, releases: SandboxRelease
         `create ${name}: before ns ${(t0 - tStart).toFixed(1)} ms, namespaces ${(t1 - t0).toFixed(1)} ms, network+ports ${(performance.now() - t1).toFixed(1)} ms`,
       );
       ctx.store.event("create", s, { network: networkRaw });
-      if (req.detach) spawnDetached(ctx, releases, s);
+      if (req.detach) {
+        // As podman: a command that cannot be run fails `run -d` at once
+        // with 127 or 126, not an id whose sandbox has already exited. The
+        // create is then rolled back like any other failed one.
+        const failure = await spawnDetached(ctx, releases, s, { reportStartFailure: true });
+        if (failure) throw new BurrowError(failure.message, { kind: "bad-input", exitCode: failure.exitCode });
+      }
       // Complete (and for -d, its command runs): from here a retry gets this answer.
       delete s.runtime.partial;
       ctx.store.update(s);
@@ -217,6 +223,10 @@ export async function createSandbox(ctx: DaemonContext, releases: SandboxRelease
       // Out of space: the reserve makes room for the rollback's own writes.
       if (isDiskFull(e)) ctx.bookkeeping.reserve?.release();
       for (const err of await undo.unwind()) log.warn(`rollback of ${sandboxLabel(s)}: ${err.message}`);
+      // ns:PATH passed its check (src/net/ns/backend.ts) but the join failed
+      // (the path changed meanwhile): still one line, not an internal error.
+      if (mode.kind === "ns" && !(e instanceof BurrowError) && messageOf(e).includes(`(${mode.path})`))
+        throw new BurrowError(`cannot join network namespace path ${quote(mode.path)}: ${messageOf(e)}`, { kind: "bad-input", cause: e });
       throw e;
     } finally {
       ctx.creating.delete(id);
@@ -229,7 +239,27 @@ export async function createSandbox(ctx: DaemonContext, releases: SandboxRelease
  * waits for it. Also the restart hook's respawn (src/daemon/restart.ts):
  * same namespaces, same log.
  */
-export function spawnDetached(ctx: DaemonContext, releases: SandboxReleases, s: Sandbox): void {
+export function spawnDetached(ctx: DaemonContext, releases: SandboxReleases, s: Sandbox): void;
+/**
+ * With `reportStartFailure`: resolves once the command was exec'd (null), or
+ * with the enter child's own error and status when it could not be (not
+ * found: 127, not executable: 126, cannot enter: 125). The enter child writes
+ * its errors to an extra pipe (EnterTarget.errorFd) that it marks
+ * close-on-exec: EOF with nothing read is a successful exec. A failed start
+ * is not recorded as an exit: the caller rolls the create back.
+ */
+export function spawnDetached(
+  ctx: DaemonContext,
+  releases: SandboxReleases,
+  s: Sandbox,
+  opts: { reportStartFailure: true },
+): Promise<{ message: string; exitCode: number } | null>;
+export function spawnDetached(
+  ctx: DaemonContext,
+  releases: SandboxReleases,
+  s: Sandbox,
+  opts: { reportStartFailure?: boolean } = {},
+): undefined | Promise<{ message: string; exitCode: number } | null> {
   // Never through a symbolic link: the log is opened by name in the state dir.
   // -t: the command's stdio is a pty whose output the daemon logs; without: pipes it copies.
   const output = detachedOutput(sandboxLog(ctx.paths, s), s.spec.tty === true);
@@ -240,11 +270,13 @@ export function spawnDetached(ctx: DaemonContext, releases: SandboxReleases, s: 
     // The pins go as inherited fds (src/daemon/ownership.ts): a logout may
     // remove the files before the child has joined.
     const pinned = pinsAsFds({ ...enterTarget(ctx, s), session: {}, tty: s.spec.tty, workdir: s.spec.workdir, user: s.spec.user });
+    // The error pipe goes after the pins: fd 3 + their number in the child.
+    const errorFd = opts.reportStartFailure ? 3 + pinned.fds.length : undefined;
     let proc: ReturnType<typeof spawnRole>;
     try {
-      proc = spawnRole(ROLES.enter, [JSON.stringify(pinned.target), "--", ...s.spec.argv], {
+      proc = spawnRole(ROLES.enter, [JSON.stringify({ ...pinned.target, ...(errorFd ? { errorFd } : {}) }), "--", ...s.spec.argv], {
         env: s.spec.env,
-        stdio: [...output.stdio, ...pinned.fds],
+        stdio: [...output.stdio, ...pinned.fds, ...(errorFd ? ["pipe" as const] : [])],
         detached: true,
       });
     } finally {
@@ -255,8 +287,11 @@ export function spawnDetached(ctx: DaemonContext, releases: SandboxReleases, s: 
     else delete s.runtime.logPipes;
     ctx.children.set(s.id, proc);
     markStarted(ctx, s, proc.pid);
+    const started = errorFd ? startOutcome(proc, proc.stdio[errorFd] as unknown as number) : Promise.resolve(null);
     proc.exited.then(async (code) => {
       ctx.children.delete(s.id);
+      // Never ran: the create that asked rolls back; this is no exit to record.
+      if (await started) return;
       const exit = proc.signalCode ? 128 + (signalNumber(String(proc.signalCode)) ?? 0) : code;
       // What the command wrote last is in the log before the sandbox counts
       // as exited (`logs -f` and `wait` then see all of it). Bounded: a -t
@@ -265,6 +300,7 @@ export function spawnDetached(ctx: DaemonContext, releases: SandboxReleases, s: 
       await Promise.race([output.drain(), Bun.sleep(OUTPUT_DRAIN_MS)]);
       releases.exited(s.id, exit).catch((e) => log.warn(`cleanup of ${sandboxLabel(s)}: ${messageOf(e)}`));
     });
+    return errorFd ? started : undefined;
   } catch (e) {
     output.abort();
     throw e;
@@ -274,8 +310,26 @@ export function spawnDetached(ctx: DaemonContext, releases: SandboxReleases, s: 
 /** The most an exit waits for the last output to reach the log (a full 1 MiB pipe of `yes` takes ~0.1 s unpaced). */
 const OUTPUT_DRAIN_MS = 5000;
 
+/** What the enter child wrote to its error pipe before it closed (exec) or exited (failure). */
+async function startOutcome(proc: Bun.Subprocess, fd: number): Promise<{ message: string; exitCode: number } | null> {
+  let text = "";
+  try {
+    text = await Bun.file(fd).text();
+  } catch {
+  } finally {
+    try {
+      closeSync(fd);
+    } catch {}
+  }
+  const message = text.trim().replace(/^Error: /, "");
+  if (!message) return null;
+  const code = await proc.exited;
+  return { message: message.split("\n")[0]!, exitCode: code || EXIT.burrow };
+}
+
 export function markStarted(ctx: DaemonContext, s: Sandbox, pid: number): void {
   s.status = "running";
+  delete s.runtime.stoppedByUser;
   s.pid = pid;
   s.pidStart = startTimeOf(pid);
   s.startedAt = now();

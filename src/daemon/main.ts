@@ -31,6 +31,9 @@ import { DAEMON_EXIT } from "../userns/supervisor.ts";
 import { ControlPeers, peerRefusal } from "./peers.ts";
 import { geteuid } from "../sys/peercred.ts";
 import { supervisorFromParent } from "../runtime-records.ts";
+import { DaemonLogFile } from "./log-file.ts";
+import { raiseOpenFileLimit } from "../sys/rlimit.ts";
+import { DAEMON_MIN_OPEN_FILES, ROOTFUL_DAEMON_OPEN_FILES, openFilesRefusal } from "../open-files.ts";
 
 function bootId(): string {
   try {
@@ -51,6 +54,14 @@ export async function daemonMain(): Promise<void> {
   process.umask(0o077);
   // stderr is daemon.log: plain lines, without the cost of Node's stdio streams (src/log.ts).
   logPlainToFd(2);
+  // Not the open-file limit of whichever shell started the CLI that started
+  // us: all that is allowed (rootful: raised as systemd does for services),
+  // and a refusal the CLI quotes when even that is too low (src/open-files.ts).
+  const files = raiseOpenFileLimit(paths.rootless ? 0 : ROOTFUL_DAEMON_OPEN_FILES);
+  if (files.hard < DAEMON_MIN_OPEN_FILES) {
+    process.stderr.write(`burrow daemon: not starting: ${openFilesRefusal("the burrow daemon", files.hard, DAEMON_MIN_OPEN_FILES)}\n`);
+    process.exit(1);
+  }
   try {
     // The CLI checked them too; the daemon trusts nothing it did not check.
     ensurePrivateDir(paths.runtimeDir);
@@ -255,8 +266,15 @@ export async function daemonMain(): Promise<void> {
   };
   // Notices within a second a runtime directory or socket that is gone or
   // replaced (a logout's rm -rf) and rebuilds them.
+  // Its own log too, once the directory is back (src/daemon/log-file.ts).
+  const logFile = new DaemonLogFile(`${paths.runtimeDir}/daemon.log`);
   setInterval(() => {
-    if (!shuttingDown) void reconciled.then(() => owner.check());
+    if (!shuttingDown)
+      void reconciled
+        .then(() => owner.check())
+        .then(() => {
+          if (logFile.check()) log.warn("daemon.log was removed (a logout?): logging to a new one");
+        });
   }, 250);
   setInterval(
     async () => {

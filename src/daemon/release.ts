@@ -148,6 +148,12 @@ export class SandboxReleases {
     const s = store.find(ref);
     if (s.status === "exited") return s;
     await this.ctx.restarts.userStop(s); // restart hook: a user stop is never restarted
+    if (store.has(s.id)) {
+      // inspect's State.StoppedByUser: on the row as it is now (not `s`, which an exit may have changed since).
+      const now = store.find(s.id);
+      now.runtime.stoppedByUser = true;
+      store.update(now);
+    }
     if (s.runtime.ino && s.runtime.pins) await terminate(s.runtime.ino.mnt, timeoutSec * 1000, s.runtime.pins.mnt);
     // The waiter (CLI or this daemon) reports the exit status; give it a moment.
     // A --rm sandbox's waiter may remove it meanwhile: stopped all the same.

@@ -47,14 +47,28 @@ export function inspectView(s: Sandbox, extra: { health: string | null; networks
     Args: s.spec.argv.slice(1),
     // podman's LogPath: the k8s-file log (src/sandbox-log.ts); empty for a row of 0.2.0 (its log was in the runtime dir).
     LogPath: s.runtime.log ?? "",
+    // Every field of podman 4's State, in its order (issue 19 item 10);
+    // what burrow has no counterpart for has podman's zero value (see
+    // docs/decisions.md). Restarting is set by withRestartView.
     State: {
+      OciVersion: "",
       Status: statusName,
       Running: s.status === "running",
+      Paused: false,
+      Restarting: false,
+      OOMKilled: false,
+      Dead: false,
       Pid: s.status === "running" ? (s.pid ?? 0) : 0,
+      ConmonPid: 0,
       ExitCode: s.exitCode ?? 0,
+      Error: extra.health ?? s.runtime.networkError ?? "",
       StartedAt: s.startedAt ?? "",
       FinishedAt: s.finishedAt ?? "",
-      Error: extra.health ?? s.runtime.networkError ?? "",
+      Health: { Status: "", FailingStreak: 0, Log: null },
+      CgroupPath: s.status === "running" && s.pid ? cgroupOf(s.pid) : "",
+      CheckpointedAt: ZERO_TIME,
+      RestoredAt: ZERO_TIME,
+      StoppedByUser: !!s.runtime.stoppedByUser,
     },
     // A row of 0.2.0 has no set: its command kept every capability. A
     // non-root --user loses the effective set at its setuid (as in podman).
@@ -149,4 +163,19 @@ export function sandboxStats(s: Sandbox, pids: number[]) {
     } catch {}
   }
   return { ID: s.id, Name: s.name, PIDs: pids.length, MemUsage: rss, NetInput: rx, NetOutput: tx };
+}
+
+/** Go's zero time.Time, as podman prints a time that never happened. */
+const ZERO_TIME = "0001-01-01T00:00:00Z";
+
+/** The command's cgroup v2 path (the "0::" line of /proc/PID/cgroup), "" when there is none. */
+function cgroupOf(pid: number): string {
+  try {
+    const line = readFileSync(`/proc/${pid}/cgroup`, "utf8")
+      .split("\n")
+      .find((l) => l.startsWith("0::"));
+    return line ? line.slice(3) : "";
+  } catch {
+    return "";
+  }
 }

@@ -30,6 +30,8 @@ export interface Runtime {
   partial?: boolean;
   /** Restart-policy supervision (src/daemon/restart.ts). */
   restart?: RestartState;
+  /** Its last end was a `stop` (inspect's State.StoppedByUser); cleared when it starts again. */
+  stoppedByUser?: boolean;
   /**
    * The detached output's file (paths.ts sandboxLog): in the state dir so
    * a logout cannot take it. Unset in rows made by 0.2.0 and earlier, whose log

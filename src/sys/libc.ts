@@ -29,6 +29,11 @@ export const libc = dlopen("libc.so.6", {
   dup2: { args: [i32, i32], returns: i32 },
   fcntl: { args: [i32, i32, i64], returns: i32 },
   kill: { args: [i32, i32], returns: i32 },
+  // Checking a namespace path from a request (src/sys/ns.ts) and the
+  // open-file limit (src/sys/rlimit.ts).
+  fstatfs: { args: [i32, ptr], returns: i32 },
+  getrlimit: { args: [i32, ptr], returns: i32 },
+  setrlimit: { args: [i32, ptr], returns: i32 },
   chdir: { args: [ptr], returns: i32 },
   sched_setaffinity: { args: [i32, u64, ptr], returns: i32 },
   // The port forwarder's relay (src/sys/splice.ts, src/sys/netio.ts).

@@ -177,3 +177,39 @@ export function startTimeOf(pid: number): string | null {
     return null;
   }
 }
+
+/**
+ * The pid that holds a flock(2) lock on the file open as `fd`, from
+ * /proc/locks (matched by device and inode), or null when none is listed.
+ */
+export function flockHolder(fd: number): number | null {
+  let st: { dev: number; ino: number };
+  let locks: string;
+  try {
+    st = fstatSync(fd);
+    locks = readFileSync("/proc/locks", "utf8");
+  } catch {
+    return null;
+  }
+  // glibc's major()/minor(), printed by the kernel as %02x:%02x:%lu.
+  const major = ((st.dev >>> 8) & 0xfff) | (Math.floor(st.dev / 2 ** 32) & ~0xfff);
+  const minor = (st.dev & 0xff) | ((st.dev >>> 12) & 0xfff00);
+  const id = `${major.toString(16).padStart(2, "0")}:${minor.toString(16).padStart(2, "0")}:${st.ino}`;
+  for (const line of locks.split("\n")) {
+    const f = line.trim().split(/\s+/);
+    // "1: FLOCK  ADVISORY  WRITE 1234 00:1a:5678 0 EOF" (blocked waiters are marked "->").
+    if (f[1] === "FLOCK" && f[5] === id) return Number(f[4]) || null;
+  }
+  return null;
+}
+
+/** Field 3 of /proc/PID/stat (R, S, D, T stopped, t traced, Z, X...), or null when there is no such process. */
+export function processState(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // After the parenthesised command name.
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+  } catch {
+    return null;
+  }
+}

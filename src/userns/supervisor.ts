@@ -77,10 +77,12 @@ export const SUPERVISOR_IDLE_LINE = "burrow supervisor: ";
  *   and SIGINT are passed on to the daemon (a clean stop) and the
  *   supervisor exits with it; nothing is restarted after them.
  * - SIGHUP (a logout's hangup) and SIGPIPE are ignored: the session outlives them.
+ * - umask 077: a log it makes again after a logout is the user's alone (0600).
  * `wait` returns early (status > 128) when a trapped signal arrives; the
  * inner loop tells that from the daemon's own end with `kill -0`.
  */
 export const SUPERVISOR_SCRIPT = `
+umask 077
 log=$BURROW_SUPERVISE_LOG
 once=$BURROW_SUPERVISE_EXIT
 want=1 fails=0 stop=0 pid= starts=0
