@@ -79,7 +79,7 @@ describe.skipIf(!!why)("a daemon that does not answer (rootless)", () => {
     // Back: the same daemon answers again.
     expect(JSON.parse(await t.burrowOk(["ps", "-a", "--format", "json"]))).toEqual([]);
     expect(daemonPid(t)).toBe(pid);
-  });
+  }, 30_000);
 
   test("the bound is on the daemon answering, not on a long request: wait and a foreground run outlast it", async () => {
     await t.burrowOk(["run", "-d", "--name", "slow", "--network", "none", "--", "sleep", "2.5"]);
