@@ -1,0 +1,223 @@
+// The netavark library (src/net/netavark/run.ts) against the REAL netavark
+// 1.17 of the sid tier (scripts/sid-root.sh), as root, with nftables.
+// Nothing runs in the machine's own network namespace: two test netns play
+// "the host" (where netavark makes the bridge, the firewall table and the
+// port forwarding) and "the sandbox". netavark runs in the sid root, entered
+// into the host netns with nsenter; both namespaces are named to it by
+// /proc/PID/ns/net of a holder process, since the sid root has its own /run
+// (so /run/netns/NAME is not there) but shares this machine's pids.
+// netavark's --config directory is in the sid root's /var/tmp, so that it
+// outlives one entry (setup and teardown are two), and is removed at the end.
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { BurrowError } from "../../src/errors.ts";
+import { parseNetworkFile } from "../../src/net/netavark/networks-dir.ts";
+import {
+  buildSetupOptions,
+  type NetavarkInvocation,
+  type NetavarkSpawner,
+  netavarkSetup,
+  netavarkTeardown,
+  netavarkVersion,
+} from "../../src/net/netavark/run.ts";
+import type { NetworkFile } from "../../src/net/netavark/schema.ts";
+import { integrationUnavailable } from "../helpers/env.ts";
+import { createNetns, killPids, type TestNetns } from "../helpers/netns.ts";
+import { describeWhen, firstMissing, missingTools } from "../helpers/requirements.ts";
+import { prepareSidRoot, sidRootDir, sidScript } from "../helpers/sid.ts";
+
+const unavailable = firstMissing(integrationUnavailable(), () => missingTools(["ip", "nsenter"]));
+const archiveUnreachable = unavailable ? null : await prepareSidRoot();
+if (unavailable) console.warn(`skipping the netavark library tests: ${unavailable}`);
+if (archiveUnreachable) console.warn(`skipping the netavark library tests: ${archiveUnreachable}`);
+
+const NETAVARK = "/usr/lib/podman/netavark";
+const AARDVARK = "/usr/lib/podman/aardvark-dns";
+const fixture = (name: string) => join(import.meta.dir, "../fixtures/netavark", name);
+
+function sh(...argv: string[]): string {
+  const r = Bun.spawnSync(argv, { stdout: "pipe", stderr: "pipe" });
+  if (r.exitCode !== 0) throw new Error(`${argv.join(" ")} (exit ${r.exitCode}): ${r.stderr.toString().trim()}`);
+  return r.stdout.toString();
+}
+
+interface Link {
+  ifname: string;
+  address?: string;
+  addr_info?: Array<{ family: string; local: string; prefixlen: number }>;
+}
+const links = (ns: TestNetns): Link[] => JSON.parse(sh("ip", "-n", ns.name, "-j", "addr", "show"));
+const link = (ns: TestNetns, name: string) => links(ns).find((l) => l.ifname === name);
+const ipv4 = (l: Link | undefined) => l?.addr_info?.filter((a) => a.family === "inet").map((a) => `${a.local}/${a.prefixlen}`) ?? [];
+
+/** A process that keeps a test netns reachable as /proc/PID/ns/net from inside the sid root. */
+function holder(ns: TestNetns): Bun.Subprocess {
+  return Bun.spawn(["nsenter", `--net=${ns.path}`, "--", "sleep", "600"], { stdin: "ignore", stdout: "ignore", stderr: "ignore" });
+}
+
+/** Runs a command in the sid root, as root, in the netns that `hostPid` is in. */
+function sidInNetns(hostPid: number, argv: string[], env: Record<string, string> = {}, stdin = ""): Promise<{ code: number; stdout: string; stderr: string }> {
+  const full = [
+    "bash",
+    sidScript,
+    "run",
+    "--",
+    "env",
+    ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
+    "nsenter",
+    `--net=/proc/${hostPid}/ns/net`,
+    "--",
+    ...argv,
+  ];
+  const p = Bun.spawn(full, { stdin: new TextEncoder().encode(stdin), stdout: "pipe", stderr: "pipe" });
+  return Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]).then(([stdout, stderr, code]) => ({ code, stdout, stderr }));
+}
+
+/** The network podman 5.8 wrote (test/fixtures/netavark), DNS off: aardvark-dns would end with the sid entry. */
+function fixtureNetwork(): NetworkFile {
+  const parsed = parseNetworkFile("nvtest1.json", readFileSync(fixture("podman-5.8-nvtest1.json"), "utf8"));
+  if (!("config" in parsed)) throw new Error(parsed.reason);
+  return { ...parsed.config, dns_enabled: false };
+}
+
+/** One TCP exchange: a server in `server`'s netns answers "pong <what it read>"; the client in `client`'s connects to host:port. */
+async function tcpRoundTrip(server: TestNetns, serverPort: number, client: TestNetns, host: string, port: number): Promise<string> {
+  const serverScript = `const s = Bun.listen({ hostname: "0.0.0.0", port: ${serverPort}, socket: { data(sock, d) { sock.end("pong " + d.toString()); } } }); console.log("ready");`;
+  const srv = Bun.spawn(["nsenter", `--net=${server.path}`, "--", process.execPath, "-e", serverScript], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  try {
+    const reader = srv.stdout.getReader();
+    const first = await reader.read();
+    expect(new TextDecoder().decode(first.value)).toContain("ready");
+    const clientScript = `const got = await new Promise((res, rej) => Bun.connect({ hostname: "${host}", port: ${port}, socket: { open(s) { s.write("ping"); }, data(s, d) { res(d.toString()); }, error(s, e) { rej(e); }, connectError(s, e) { rej(e); } } })); console.log(got);`;
+    return sh("nsenter", `--net=${client.path}`, "--", process.execPath, "-e", clientScript).trim();
+  } finally {
+    srv.kill();
+    await srv.exited;
+  }
+}
+
+const tier = archiveUnreachable ? (name: string, fn: () => void) => test.skip(name, fn) : describeWhen(unavailable);
+
+tier("netavark library with the real netavark 1.17 (sid tier, as root, in test netns)", () => {
+  const spaces: TestNetns[] = [];
+  const holders: Bun.Subprocess[] = [];
+  let host: TestNetns;
+  let box: TestNetns;
+  let hostPid: number;
+  let boxPid: number;
+  const rand = Math.random().toString(36).slice(2, 8);
+  // netavark's own state, inside the sid root (path as netavark sees it, and from here).
+  const configDir = `/var/tmp/burrow-netavark-lib-${rand}`;
+  let configDirHere: string;
+  let inv: NetavarkInvocation;
+  let spawner: NetavarkSpawner;
+
+  beforeAll(async () => {
+    configDirHere = join(sidRootDir(), configDir);
+    host = await createNetns();
+    box = await createNetns();
+    spaces.push(host, box);
+    for (const ns of [host, box]) holders.push(holder(ns));
+    [hostPid, boxPid] = holders.map((h) => h.pid) as [number, number];
+    // The holder has entered its netns once nsenter has exec'd sleep.
+    for (const pid of [hostPid, boxPid]) {
+      const deadline = Date.now() + 5000;
+      while (!readFileSync(`/proc/${pid}/cmdline`, "utf8").startsWith("sleep") && Date.now() < deadline) await Bun.sleep(10);
+    }
+    inv = { binary: NETAVARK, configDir, rootless: false, aardvarkBinary: AARDVARK, firewallDriver: "nftables" };
+    spawner = (argv, stdin, env) => sidInNetns(hostPid, argv, env, stdin);
+  });
+
+  afterAll(async () => {
+    await killPids(holders.map((h) => h.pid));
+    for (const ns of spaces) await ns.remove();
+    if (configDirHere) rmSync(configDirHere, { recursive: true, force: true });
+  });
+
+  const sandboxPath = () => `/proc/${boxPid}/ns/net`;
+  const nftRuleset = async () => {
+    const r = await sidInNetns(hostPid, ["nft", "list", "ruleset"]);
+    expect(r.stderr).toBe("");
+    return r.stdout;
+  };
+
+  test("netavark version is read and validated", async () => {
+    const version = await netavarkVersion(NETAVARK, (argv, stdin, env) => sidInNetns(hostPid, argv, env, stdin));
+    expect(version.version).toMatch(/^1\.(1[7-9]|[2-9]\d)\./);
+    expect(version.default_fw_driver).toBe("nftables");
+  });
+
+  test("setup then teardown of a podman-made bridge network with a static IP, a MAC and a published port", async () => {
+    const network = fixtureNetwork();
+    const options = buildSetupOptions({
+      containerId: "b".repeat(64),
+      containerName: `lib-${rand}`,
+      attachments: [{ network, interfaceName: "eth0", staticIps: ["10.89.0.5"], staticMac: "02:42:0a:59:00:05", aliases: ["web"] }],
+      ports: [{ hostIp: "127.0.0.1", hostPort: 18081, containerPort: 8080, protocol: "tcp" }],
+    });
+
+    const status = await netavarkSetup(inv, sandboxPath(), options, spawner);
+    expect(status.nvtest1?.interfaces?.eth0).toEqual({ mac_address: "02:42:0a:59:00:05", subnets: [{ ipnet: "10.89.0.5/24", gateway: "10.89.0.1" }] });
+
+    // The sandbox's side: eth0 with the address and MAC asked for.
+    expect(ipv4(link(box, "eth0"))).toEqual(["10.89.0.5/24"]);
+    expect(link(box, "eth0")?.address).toBe("02:42:0a:59:00:05");
+    // The host's side: the network's bridge with the gateway address.
+    expect(ipv4(link(host, network.network_interface!))).toEqual(["10.89.0.1/24"]);
+    // The port forwarding works: 127.0.0.1:18081 in the host netns reaches the sandbox's port 8080.
+    expect(await tcpRoundTrip(box, 8080, host, "127.0.0.1", 18081)).toBe("pong ping");
+    expect(await nftRuleset()).toContain("dnat ip to 10.89.0.5:8080");
+
+    await netavarkTeardown(inv, sandboxPath(), options, spawner);
+
+    // Everything of this network and sandbox is gone: the veth, the bridge,
+    // every rule and chain naming the subnet, netavark's per-network and
+    // per-port records. netavark keeps its own empty base table (inet
+    // netavark) on purpose, as it does under podman.
+    expect(link(box, "eth0")).toBeUndefined();
+    expect(link(host, network.network_interface!)).toBeUndefined();
+    expect(links(host).map((l) => l.ifname)).toEqual(["lo"]);
+    const after = await nftRuleset();
+    expect(after).not.toContain("10.89.0.");
+    expect(after).not.toMatch(/chain nv_/);
+    expect(after).not.toContain("18081");
+    for (const sub of ["networks", "ports"]) {
+      const dir = join(configDirHere, "firewall", sub);
+      expect(existsSync(dir) ? readdirSync(dir) : []).toEqual([]);
+    }
+  });
+
+  test("a failed setup is one line with netavark's own message, and its rollback leaves nothing behind", async () => {
+    const options = buildSetupOptions({
+      containerId: "c".repeat(64),
+      containerName: `lib-bad-${rand}`,
+      // Not in the network's subnet 10.89.0.0/24. netavark 1.17 does not check
+      // that itself: it fails half-way, adding the default route via
+      // 10.89.0.1, and leaves the veth pair and the bridge, which the
+      // teardown netavarkSetup then runs removes. (burrow must check the
+      // address first.)
+      attachments: [{ network: fixtureNetwork(), interfaceName: "eth0", staticIps: ["10.77.0.5"] }],
+    });
+    const err = await netavarkSetup(inv, sandboxPath(), options, spawner).catch((e) => e);
+    expect(err).toBeInstanceOf(BurrowError);
+    expect((err as BurrowError).kind).toBe("netavark");
+    expect((err as BurrowError).message).toMatch(/^netavark setup failed: .*Network is unreachable/);
+    expect((err as BurrowError).message).not.toContain("\n");
+    expect(link(box, "eth0")).toBeUndefined();
+    expect(links(host).map((l) => l.ifname)).toEqual(["lo"]);
+    expect(await nftRuleset()).not.toContain("10.89.0.");
+  });
+
+  test("a sandbox netns that does not exist is refused by netavark in one line", async () => {
+    const options = buildSetupOptions({
+      containerId: "d".repeat(64),
+      containerName: `lib-gone-${rand}`,
+      attachments: [{ network: fixtureNetwork(), interfaceName: "eth0", staticIps: ["10.89.0.6"] }],
+    });
+    const err = await netavarkSetup(inv, "/proc/999999999/ns/net", options, spawner).catch((e) => e);
+    // The rollback's teardown cannot open it either, and says so.
+    expect((err as BurrowError).message).toStartWith("netavark setup failed: invalid namespace path: IO error: No such file or directory (os error 2)");
+    expect((err as BurrowError).message).not.toContain("\n");
+  });
+});
