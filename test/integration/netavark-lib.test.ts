@@ -8,8 +8,13 @@
 // (so /run/netns/NAME is not there) but shares this machine's pids.
 // netavark's --config directory is in the sid root's /var/tmp, so that it
 // outlives one entry (setup and teardown are two), and is removed at the end.
+//
+// Rootless, as podman runs it: the test user's own user namespace with a
+// network namespace of its own ("the rootless netns"), the sandbox's netns
+// owned by that user namespace, and netavark run with --rootless=true as
+// root of that user namespace (entered with nsenter -U -n).
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { BurrowError } from "../../src/errors.ts";
 import { parseNetworkFile } from "../../src/net/netavark/networks-dir.ts";
@@ -22,7 +27,7 @@ import {
   netavarkVersion,
 } from "../../src/net/netavark/run.ts";
 import type { NetworkFile } from "../../src/net/netavark/schema.ts";
-import { integrationUnavailable } from "../helpers/env.ts";
+import { integrationUnavailable, testUser } from "../helpers/env.ts";
 import { createNetns, killPids, type TestNetns } from "../helpers/netns.ts";
 import { describeWhen, firstMissing, missingTools } from "../helpers/requirements.ts";
 import { prepareSidRoot, sidRootDir, sidScript } from "../helpers/sid.ts";
@@ -219,5 +224,117 @@ tier("netavark library with the real netavark 1.17 (sid tier, as root, in test n
     // The rollback's teardown cannot open it either, and says so.
     expect((err as BurrowError).message).toStartWith("netavark setup failed: invalid namespace path: IO error: No such file or directory (os error 2)");
     expect((err as BurrowError).message).not.toContain("\n");
+  });
+});
+
+/** Waits until the holder has exec'd `sleep` (so it is in its namespaces). */
+async function settled(pid: number): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (!readFileSync(`/proc/${pid}/cmdline`, "utf8").startsWith("sleep") && Date.now() < deadline) await Bun.sleep(10);
+}
+
+const pidLinks = (pid: number): Link[] => JSON.parse(sh("nsenter", "-t", String(pid), "-n", "--", "ip", "-j", "addr", "show"));
+
+tier("netavark library with the real netavark 1.17, rootless (sid tier, the test user's user namespace)", () => {
+  const holders: Bun.Subprocess[] = [];
+  let userNsPid: number;
+  let boxPid: number;
+  const rand = Math.random().toString(36).slice(2, 8);
+  const configDir = `/var/tmp/burrow-netavark-lib-rootless-${rand}`;
+  let configDirHere: string;
+  let inv: NetavarkInvocation;
+  let spawner: NetavarkSpawner;
+  /** Runs argv in the sid root as root of the test user's user namespace, in its rootless netns. */
+  const inUserNs = (argv: string[], env: Record<string, string> = {}, stdin = "") => {
+    const full = [
+      "bash",
+      sidScript,
+      "run",
+      "--",
+      "env",
+      ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
+      "nsenter",
+      "-t",
+      String(userNsPid),
+      "-U",
+      "-n",
+      "--",
+      ...argv,
+    ];
+    const p = Bun.spawn(full, { stdin: new TextEncoder().encode(stdin), stdout: "pipe", stderr: "pipe" });
+    return Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]).then(([stdout, stderr, code]) => ({ code, stdout, stderr }));
+  };
+
+  beforeAll(async () => {
+    const user = testUser();
+    configDirHere = join(sidRootDir(), configDir);
+    // Owned by the user: root of its user namespace is the user on disk.
+    mkdirSync(configDirHere, { mode: 0o700 });
+    chownSync(configDirHere, user.uid, user.gid);
+    const userNs = Bun.spawn(["runuser", "-u", user.name, "--", "unshare", "--map-root-user", "--net", "--", "sleep", "600"], {
+      stdin: "ignore",
+      stdout: "ignore",
+      stderr: "ignore",
+    });
+    holders.push(userNs);
+    // runuser may fork (for its PAM session): the holder is the sleep, itself or its child.
+    const deadline = Date.now() + 5000;
+    let pid = 0;
+    while (!pid && Date.now() < deadline) {
+      const own = readFileSync(`/proc/${userNs.pid}/cmdline`, "utf8");
+      if (own.startsWith("sleep")) pid = userNs.pid;
+      else
+        pid = Number(
+          Bun.spawnSync(["pgrep", "-P", String(userNs.pid), "-x", "sleep"])
+            .stdout.toString()
+            .trim()
+            .split("\n")[0] || 0,
+        );
+      if (!pid) await Bun.sleep(10);
+    }
+    if (!pid) throw new Error("the test user's user namespace did not start");
+    userNsPid = pid;
+    await settled(userNsPid);
+    const box = Bun.spawn(["nsenter", "-t", String(userNsPid), "-U", "--", "unshare", "--net", "--", "sleep", "600"], {
+      stdin: "ignore",
+      stdout: "ignore",
+      stderr: "ignore",
+    });
+    holders.push(box);
+    boxPid = box.pid;
+    await settled(boxPid);
+    inv = { binary: NETAVARK, configDir, rootless: true, aardvarkBinary: AARDVARK };
+    spawner = (argv, stdin, env) => inUserNs(argv, env, stdin);
+  });
+
+  afterAll(async () => {
+    await killPids([...holders.map((h) => h.pid), ...(userNsPid ? [userNsPid] : [])]);
+    if (configDirHere) rmSync(configDirHere, { recursive: true, force: true });
+  });
+
+  test("setup then teardown in the rootless netns: the sandbox gets its address, and nothing of the network is left", async () => {
+    // The sandbox's holder is the test user on this machine, root only in its own user namespace.
+    expect(readFileSync(`/proc/${boxPid}/status`, "utf8")).toMatch(new RegExp(`^Uid:\\t${testUser().uid}\\t`, "m"));
+    const network = fixtureNetwork();
+    const options = buildSetupOptions({
+      containerId: "e".repeat(64),
+      containerName: `lib-rootless-${rand}`,
+      attachments: [{ network, interfaceName: "eth0", staticIps: ["10.89.0.7"], staticMac: "02:42:0a:59:00:07" }],
+      ports: [{ hostIp: "127.0.0.1", hostPort: 18082, containerPort: 80, protocol: "tcp" }],
+    });
+    const sandbox = `/proc/${boxPid}/ns/net`;
+    const status = await netavarkSetup(inv, sandbox, options, spawner);
+    expect(status.nvtest1?.interfaces?.eth0?.subnets).toEqual([{ ipnet: "10.89.0.7/24", gateway: "10.89.0.1" }]);
+    expect(ipv4(pidLinks(boxPid).find((l) => l.ifname === "eth0"))).toEqual(["10.89.0.7/24"]);
+    expect(ipv4(pidLinks(userNsPid).find((l) => l.ifname === network.network_interface))).toEqual(["10.89.0.1/24"]);
+    const rules = await inUserNs(["nft", "list", "ruleset"]);
+    expect(rules.stdout).toContain("dnat ip to 10.89.0.7:80");
+
+    await netavarkTeardown(inv, sandbox, options, spawner);
+    expect(pidLinks(boxPid).map((l) => l.ifname)).toEqual(["lo"]);
+    expect(pidLinks(userNsPid).map((l) => l.ifname)).toEqual(["lo"]);
+    const after = await inUserNs(["nft", "list", "ruleset"]);
+    expect(after.stdout).not.toContain("10.89.0.");
+    expect(after.stdout).not.toMatch(/chain nv_/);
   });
 });
