@@ -15,6 +15,7 @@
 // root of that user namespace (entered with nsenter -U -n).
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BurrowError } from "../../src/errors.ts";
 import { parseNetworkFile } from "../../src/net/netavark/networks-dir.ts";
@@ -102,130 +103,187 @@ async function tcpRoundTrip(server: TestNetns, serverPort: number, client: TestN
   }
 }
 
-const tier = archiveUnreachable ? (name: string, fn: () => void) => test.skip(name, fn) : describeWhen(unavailable);
+/** Where the rootful suite's netavark runs, and how it shows the host netns's firewall. */
+interface RootfulTarget {
+  /** Runs argv as root in the netns of `hostPid` (stdin given). */
+  run(hostPid: number, argv: string[], env?: Record<string, string>, stdin?: string): Promise<{ code: number; stdout: string; stderr: string }>;
+  /** netavark's --config, as netavark sees it, and from here. */
+  configDir(rand: string): { there: string; here: string };
+  /** The firewall of the host netns as text (nft ruleset, or iptables-save). */
+  firewall: string[];
+  inv: Omit<NetavarkInvocation, "configDir">;
+  /** What `netavark version` must say. */
+  version: RegExp;
+  fwDriver: string | undefined;
+}
 
-tier("netavark library with the real netavark 1.17 (sid tier, as root, in test netns)", () => {
-  const spaces: TestNetns[] = [];
-  const holders: Bun.Subprocess[] = [];
-  let host: TestNetns;
-  let box: TestNetns;
-  let hostPid: number;
-  let boxPid: number;
-  const rand = Math.random().toString(36).slice(2, 8);
-  // netavark's own state, inside the sid root (path as netavark sees it, and from here).
-  const configDir = `/var/tmp/burrow-netavark-lib-${rand}`;
-  let configDirHere: string;
-  let inv: NetavarkInvocation;
-  let spawner: NetavarkSpawner;
+function rootfulSuite(title: string, skip: string | null, target: () => RootfulTarget): void {
+  const describeIt = skip ? (name: string, fn: () => void) => test.skip(name, fn) : describeWhen(unavailable);
+  if (skip && !unavailable) console.warn(`skipping "${title}": ${skip}`);
+  describeIt(title, () => {
+    const spaces: TestNetns[] = [];
+    const holders: Bun.Subprocess[] = [];
+    let host: TestNetns;
+    let box: TestNetns;
+    let hostPid: number;
+    let boxPid: number;
+    const rand = Math.random().toString(36).slice(2, 8);
+    let t: RootfulTarget;
+    let configDirHere: string;
+    let inv: NetavarkInvocation;
+    let spawner: NetavarkSpawner;
 
-  beforeAll(async () => {
-    configDirHere = join(sidRootDir(), configDir);
-    host = await createNetns();
-    box = await createNetns();
-    spaces.push(host, box);
-    for (const ns of [host, box]) holders.push(holder(ns));
-    [hostPid, boxPid] = holders.map((h) => h.pid) as [number, number];
-    // The holder has entered its netns once nsenter has exec'd sleep.
-    for (const pid of [hostPid, boxPid]) {
-      const deadline = Date.now() + 5000;
-      while (!readFileSync(`/proc/${pid}/cmdline`, "utf8").startsWith("sleep") && Date.now() < deadline) await Bun.sleep(10);
-    }
-    inv = { binary: NETAVARK, configDir, rootless: false, aardvarkBinary: AARDVARK, firewallDriver: "nftables" };
-    spawner = (argv, stdin, env) => sidInNetns(hostPid, argv, env, stdin);
-  });
-
-  afterAll(async () => {
-    await killPids(holders.map((h) => h.pid));
-    for (const ns of spaces) await ns.remove();
-    if (configDirHere) rmSync(configDirHere, { recursive: true, force: true });
-  });
-
-  const sandboxPath = () => `/proc/${boxPid}/ns/net`;
-  const nftRuleset = async () => {
-    const r = await sidInNetns(hostPid, ["nft", "list", "ruleset"]);
-    expect(r.stderr).toBe("");
-    return r.stdout;
-  };
-
-  test("netavark version is read and validated", async () => {
-    const version = await netavarkVersion(NETAVARK, (argv, stdin, env) => sidInNetns(hostPid, argv, env, stdin));
-    expect(version.version).toMatch(/^1\.(1[7-9]|[2-9]\d)\./);
-    expect(version.default_fw_driver).toBe("nftables");
-  });
-
-  test("setup then teardown of a podman-made bridge network with a static IP, a MAC and a published port", async () => {
-    const network = fixtureNetwork();
-    const options = buildSetupOptions({
-      containerId: "b".repeat(64),
-      containerName: `lib-${rand}`,
-      attachments: [{ network, interfaceName: "eth0", staticIps: ["10.89.0.5"], staticMac: "02:42:0a:59:00:05", aliases: ["web"] }],
-      ports: [{ hostIp: "127.0.0.1", hostPort: 18081, containerPort: 8080, protocol: "tcp" }],
+    beforeAll(async () => {
+      t = target();
+      const dirs = t.configDir(rand);
+      configDirHere = dirs.here;
+      host = await createNetns();
+      box = await createNetns();
+      spaces.push(host, box);
+      for (const ns of [host, box]) holders.push(holder(ns));
+      [hostPid, boxPid] = holders.map((h) => h.pid) as [number, number];
+      for (const pid of [hostPid, boxPid]) await settled(pid);
+      inv = { ...t.inv, configDir: dirs.there };
+      spawner = (argv, stdin, env) => t.run(hostPid, argv, env, stdin);
     });
 
-    const status = await netavarkSetup(inv, sandboxPath(), options, spawner);
-    expect(status.nvtest1?.interfaces?.eth0).toEqual({ mac_address: "02:42:0a:59:00:05", subnets: [{ ipnet: "10.89.0.5/24", gateway: "10.89.0.1" }] });
-
-    // The sandbox's side: eth0 with the address and MAC asked for.
-    expect(ipv4(link(box, "eth0"))).toEqual(["10.89.0.5/24"]);
-    expect(link(box, "eth0")?.address).toBe("02:42:0a:59:00:05");
-    // The host's side: the network's bridge with the gateway address.
-    expect(ipv4(link(host, network.network_interface!))).toEqual(["10.89.0.1/24"]);
-    // The port forwarding works: 127.0.0.1:18081 in the host netns reaches the sandbox's port 8080.
-    expect(await tcpRoundTrip(box, 8080, host, "127.0.0.1", 18081)).toBe("pong ping");
-    expect(await nftRuleset()).toContain("dnat ip to 10.89.0.5:8080");
-
-    await netavarkTeardown(inv, sandboxPath(), options, spawner);
-
-    // Everything of this network and sandbox is gone: the veth, the bridge,
-    // every rule and chain naming the subnet, netavark's per-network and
-    // per-port records. netavark keeps its own empty base table (inet
-    // netavark) on purpose, as it does under podman.
-    expect(link(box, "eth0")).toBeUndefined();
-    expect(link(host, network.network_interface!)).toBeUndefined();
-    expect(links(host).map((l) => l.ifname)).toEqual(["lo"]);
-    const after = await nftRuleset();
-    expect(after).not.toContain("10.89.0.");
-    expect(after).not.toMatch(/chain nv_/);
-    expect(after).not.toContain("18081");
-    for (const sub of ["networks", "ports"]) {
-      const dir = join(configDirHere, "firewall", sub);
-      expect(existsSync(dir) ? readdirSync(dir) : []).toEqual([]);
-    }
-  });
-
-  test("a failed setup is one line with netavark's own message, and its rollback leaves nothing behind", async () => {
-    const options = buildSetupOptions({
-      containerId: "c".repeat(64),
-      containerName: `lib-bad-${rand}`,
-      // Not in the network's subnet 10.89.0.0/24. netavark 1.17 does not check
-      // that itself: it fails half-way, adding the default route via
-      // 10.89.0.1, and leaves the veth pair and the bridge, which the
-      // teardown netavarkSetup then runs removes. (burrow must check the
-      // address first.)
-      attachments: [{ network: fixtureNetwork(), interfaceName: "eth0", staticIps: ["10.77.0.5"] }],
+    afterAll(async () => {
+      await killPids(holders.map((h) => h.pid));
+      for (const ns of spaces) await ns.remove();
+      if (configDirHere) rmSync(configDirHere, { recursive: true, force: true });
     });
-    const err = await netavarkSetup(inv, sandboxPath(), options, spawner).catch((e) => e);
-    expect(err).toBeInstanceOf(BurrowError);
-    expect((err as BurrowError).kind).toBe("netavark");
-    expect((err as BurrowError).message).toMatch(/^netavark setup failed: .*Network is unreachable/);
-    expect((err as BurrowError).message).not.toContain("\n");
-    expect(link(box, "eth0")).toBeUndefined();
-    expect(links(host).map((l) => l.ifname)).toEqual(["lo"]);
-    expect(await nftRuleset()).not.toContain("10.89.0.");
-  });
 
-  test("a sandbox netns that does not exist is refused by netavark in one line", async () => {
-    const options = buildSetupOptions({
-      containerId: "d".repeat(64),
-      containerName: `lib-gone-${rand}`,
-      attachments: [{ network: fixtureNetwork(), interfaceName: "eth0", staticIps: ["10.89.0.6"] }],
+    const sandboxPath = () => `/proc/${boxPid}/ns/net`;
+    const firewall = async () => {
+      const r = await t.run(hostPid, t.firewall);
+      expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: "" });
+      return r.stdout;
+    };
+
+    test("netavark version is read and validated", async () => {
+      const version = await netavarkVersion(t.inv.binary, (argv, stdin, env) => t.run(hostPid, argv, env, stdin));
+      expect(version.version).toMatch(t.version);
+      expect(version.default_fw_driver).toBe(t.fwDriver);
     });
-    const err = await netavarkSetup(inv, "/proc/999999999/ns/net", options, spawner).catch((e) => e);
-    // The rollback's teardown cannot open it either, and says so.
-    expect((err as BurrowError).message).toStartWith("netavark setup failed: invalid namespace path: IO error: No such file or directory (os error 2)");
-    expect((err as BurrowError).message).not.toContain("\n");
+
+    test("setup then teardown of a podman-made bridge network with a static IP, a MAC and a published port", async () => {
+      const network = fixtureNetwork();
+      const options = buildSetupOptions({
+        containerId: "b".repeat(64),
+        containerName: `lib-${rand}`,
+        attachments: [{ network, interfaceName: "eth0", staticIps: ["10.89.0.5"], staticMac: "02:42:0a:59:00:05", aliases: ["web"] }],
+        ports: [{ hostIp: "127.0.0.1", hostPort: 18081, containerPort: 8080, protocol: "tcp" }],
+      });
+
+      const status = await netavarkSetup(inv, sandboxPath(), options, spawner);
+      expect(status.nvtest1?.interfaces?.eth0).toEqual({ mac_address: "02:42:0a:59:00:05", subnets: [{ ipnet: "10.89.0.5/24", gateway: "10.89.0.1" }] });
+
+      // The sandbox's side: eth0 with the address and MAC asked for.
+      expect(ipv4(link(box, "eth0"))).toEqual(["10.89.0.5/24"]);
+      expect(link(box, "eth0")?.address).toBe("02:42:0a:59:00:05");
+      // The host's side: the network's bridge with the gateway address.
+      expect(ipv4(link(host, network.network_interface!))).toEqual(["10.89.0.1/24"]);
+      // The port forwarding works: 127.0.0.1:18081 in the host netns reaches the sandbox's port 8080.
+      expect(await tcpRoundTrip(box, 8080, host, "127.0.0.1", 18081)).toBe("pong ping");
+      expect(await firewall()).toContain("10.89.0.5:8080");
+
+      await netavarkTeardown(inv, sandboxPath(), options, spawner);
+
+      // Everything of this network and sandbox is gone: the veth, the bridge,
+      // every rule and chain naming the subnet or port, netavark's
+      // per-network and per-port records. netavark keeps its own empty base
+      // table or chains on purpose, as it does under podman.
+      expect(link(box, "eth0")).toBeUndefined();
+      expect(link(host, network.network_interface!)).toBeUndefined();
+      expect(links(host).map((l) => l.ifname)).toEqual(["lo"]);
+      const after = await firewall();
+      expect(after).not.toContain("10.89.0.");
+      // Per-network chains: nv_* (nftables), NETAVARK-<hash> and NETAVARK-DN-<hash> (1.4's iptables).
+      expect(after).not.toMatch(/chain nv_|NETAVARK-(DN-)?[0-9A-F]{13}/);
+      expect(after).not.toContain("18081");
+      for (const sub of ["networks", "ports"]) {
+        const dir = join(configDirHere, "firewall", sub);
+        expect(existsSync(dir) ? readdirSync(dir) : []).toEqual([]);
+      }
+    });
+
+    test("a failed setup is one line with netavark's own message, and its rollback leaves nothing behind", async () => {
+      const options = buildSetupOptions({
+        containerId: "c".repeat(64),
+        containerName: `lib-bad-${rand}`,
+        // Not in the network's subnet 10.89.0.0/24. netavark does not check
+        // that itself: it fails half-way, adding the default route via
+        // 10.89.0.1, and leaves the veth pair and the bridge, which the
+        // teardown netavarkSetup then runs removes. (burrow must check the
+        // address first.)
+        attachments: [{ network: fixtureNetwork(), interfaceName: "eth0", staticIps: ["10.77.0.5"] }],
+      });
+      const err = await netavarkSetup(inv, sandboxPath(), options, spawner).catch((e) => e);
+      expect(err).toBeInstanceOf(BurrowError);
+      expect((err as BurrowError).kind).toBe("netavark");
+      expect((err as BurrowError).message).toMatch(/^netavark setup failed: .*Network is unreachable/);
+      expect((err as BurrowError).message).not.toContain("\n");
+      expect(link(box, "eth0")).toBeUndefined();
+      expect(links(host).map((l) => l.ifname)).toEqual(["lo"]);
+      expect(await firewall()).not.toContain("10.89.0.");
+    });
+
+    test("a sandbox netns that does not exist is refused by netavark in one line", async () => {
+      const options = buildSetupOptions({
+        containerId: "d".repeat(64),
+        containerName: `lib-gone-${rand}`,
+        attachments: [{ network: fixtureNetwork(), interfaceName: "eth0", staticIps: ["10.89.0.6"] }],
+      });
+      const err = await netavarkSetup(inv, "/proc/999999999/ns/net", options, spawner).catch((e) => e);
+      expect((err as BurrowError).kind).toBe("netavark");
+      expect((err as BurrowError).message).toMatch(/^netavark setup failed: .*No such file or directory/);
+      expect((err as BurrowError).message).not.toContain("\n");
+    });
   });
-});
+}
+
+/** Runs `argv` on this machine, as root, in the netns of `hostPid`. */
+function hostInNetns(hostPid: number, argv: string[], env: Record<string, string> = {}, stdin = "") {
+  const p = Bun.spawn(["nsenter", `--net=/proc/${hostPid}/ns/net`, "--", ...argv], {
+    env,
+    stdin: new TextEncoder().encode(stdin),
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  return Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]).then(([stdout, stderr, code]) => ({ code, stdout, stderr }));
+}
+
+rootfulSuite("netavark library with the real netavark 1.17 (sid tier, as root, in test netns, nftables)", archiveUnreachable, () => ({
+  run: sidInNetns,
+  configDir: (rand) => {
+    const there = `/var/tmp/burrow-netavark-lib-${rand}`;
+    return { there, here: join(sidRootDir(), there) };
+  },
+  firewall: ["nft", "list", "ruleset"],
+  inv: { binary: NETAVARK, rootless: false, aardvarkBinary: AARDVARK, firewallDriver: "nftables" },
+  version: /^1\.(1[7-9]|[2-9]\d)\./,
+  fwDriver: "nftables",
+}));
+
+// Debian 12's own netavark 1.4 (scripts/setup.sh installs it), iptables.
+const HOST_NETAVARK = "/usr/lib/podman/netavark";
+rootfulSuite(
+  "netavark library with Debian 12's netavark 1.4 (this machine, as root, in test netns, iptables)",
+  existsSync(HOST_NETAVARK)
+    ? missingTools(["iptables-save"], "/usr/sbin:/sbin:/usr/bin:/bin")
+    : `${HOST_NETAVARK} is not installed (Debian: apt-get install netavark aardvark-dns)`,
+  () => ({
+    run: (hostPid, argv, env = {}, stdin = "") => hostInNetns(hostPid, argv, { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", ...env }, stdin),
+    configDir: (rand) => {
+      const dir = join(tmpdir(), `burrow-netavark-lib-${rand}`);
+      return { there: dir, here: dir };
+    },
+    firewall: ["iptables-save"],
+    inv: { binary: HOST_NETAVARK, rootless: false, aardvarkBinary: "/usr/lib/podman/aardvark-dns" },
+    version: /^1\.\d+\./,
+    fwDriver: undefined,
+  }),
+);
 
 /** Waits until the holder has exec'd `sleep` (so it is in its namespaces). */
 async function settled(pid: number): Promise<void> {
@@ -234,6 +292,8 @@ async function settled(pid: number): Promise<void> {
 }
 
 const pidLinks = (pid: number): Link[] => JSON.parse(sh("nsenter", "-t", String(pid), "-n", "--", "ip", "-j", "addr", "show"));
+
+const tier = archiveUnreachable ? (name: string, fn: () => void) => test.skip(name, fn) : describeWhen(unavailable);
 
 tier("netavark library with the real netavark 1.17, rootless (sid tier, the test user's user namespace)", () => {
   const holders: Bun.Subprocess[] = [];
