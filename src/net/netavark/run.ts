@@ -158,7 +158,7 @@ export const bunNetavarkSpawner: NetavarkSpawner = async (argv, stdin, env) => {
 };
 
 function oneLine(s: string): string {
-  return s.replace(/\s*\n\s*/g, "; ").trim();
+  return s.replace(/\s*[\r\n]+\s*/g, "; ").trim();
 }
 
 /**
