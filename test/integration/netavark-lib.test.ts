@@ -18,7 +18,7 @@ import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BurrowError } from "../../src/errors.ts";
-import { parseNetworkFile } from "../../src/net/netavark/networks-dir.ts";
+import { parseNetworkFile, planNetwork, readNetworks, writeNetworkFile } from "../../src/net/netavark/networks-dir.ts";
 import {
   buildSetupOptions,
   type NetavarkInvocation,
@@ -31,7 +31,7 @@ import type { NetworkFile } from "../../src/net/netavark/schema.ts";
 import { integrationUnavailable, testUser } from "../helpers/env.ts";
 import { createNetns, killPids, type TestNetns } from "../helpers/netns.ts";
 import { describeWhen, firstMissing, missingTools } from "../helpers/requirements.ts";
-import { prepareSidRoot, sidRootDir, sidScript } from "../helpers/sid.ts";
+import { prepareSidRoot, sidRootDir, sidRun, sidScript } from "../helpers/sid.ts";
 
 const unavailable = firstMissing(integrationUnavailable(), () => missingTools(["ip", "nsenter"]));
 const archiveUnreachable = unavailable ? null : await prepareSidRoot();
@@ -396,5 +396,68 @@ tier("netavark library with the real netavark 1.17, rootless (sid tier, the test
     const after = await inUserNs(["nft", "list", "ruleset"]);
     expect(after.stdout).not.toContain("10.89.0.");
     expect(after.stdout).not.toMatch(/chain nv_/);
+  });
+});
+
+// Both ways with podman 5.8 (issue 14 item 3): a network file burrow writes
+// is one podman shows and runs a container on, and one podman writes is one
+// burrow reads as servable. The directory is podman's --network-config-dir,
+// in the sid root's /var/tmp (owned by the test user), removed at the end.
+tier("podman 5.8 and burrow's network files (sid tier, as the test user)", () => {
+  const rand = Math.random().toString(36).slice(2, 8);
+  const dirThere = `/var/tmp/burrow-netavark-files-${rand}`;
+  let dirHere: string;
+  const podman = (...args: string[]) =>
+    sidRun(["env", "PODMAN_IGNORE_CGROUPSV1_WARNING=1", "podman", "--network-config-dir", dirThere, ...args], { timeoutMs: 60_000 });
+
+  beforeAll(() => {
+    const user = testUser();
+    dirHere = join(sidRootDir(), dirThere);
+    mkdirSync(dirHere, { mode: 0o755 });
+    chownSync(dirHere, user.uid, user.gid);
+  });
+  afterAll(() => {
+    if (dirHere) rmSync(dirHere, { recursive: true, force: true });
+  });
+
+  test("a network burrow writes is podman's: inspect shows it and a podman container joins it", async () => {
+    const existing = readNetworks(dirHere, { rootless: true }).networks.map((n) => n.config);
+    const planned = planNetwork({ name: `bw-${rand}`, labels: { made: "burrow" } }, existing, { subnets: [], interfaces: [] });
+    writeNetworkFile(dirHere, planned);
+    const user = testUser();
+    chownSync(join(dirHere, `${planned.name}.json`), user.uid, user.gid);
+
+    const inspect = await podman("network", "inspect", planned.name);
+    expect(inspect.stderr).toBe("");
+    const shown = JSON.parse(inspect.stdout)[0];
+    expect(shown).toMatchObject({
+      name: planned.name,
+      id: planned.id,
+      driver: "bridge",
+      network_interface: planned.network_interface,
+      subnets: planned.subnets,
+      dns_enabled: true,
+      labels: { made: "burrow" },
+    });
+
+    const run = await podman("run", "--rm", "--network", planned.name, "--rootfs", "/opt/busybox-rootfs", "ip", "-4", "-o", "addr", "show", "eth0");
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain(`inet ${planned.subnets![0]!.subnet.replace(/\.0\/24$/, ".")}`);
+
+    // podman's `network rm` of a file burrow made works too.
+    expect((await podman("network", "rm", planned.name)).code).toBe(0);
+    expect(readdirSync(dirHere).filter((f) => f.endsWith(".json"))).toEqual([]);
+  });
+
+  test("a network podman creates is one burrow lists as servable; a macvlan one is listed with its reason", async () => {
+    expect((await podman("network", "create", "--subnet", "10.97.3.0/24", `pm-${rand}`)).code).toBe(0);
+    expect((await podman("network", "create", "-d", "macvlan", "-o", "parent=lo", `mv-${rand}`)).code).toBe(0);
+    const listing = readNetworks(dirHere, { rootless: true });
+    expect(listing.invalid).toEqual([]);
+    const by = Object.fromEntries(listing.networks.map((n) => [n.name, n]));
+    expect(by[`pm-${rand}`]?.unservable).toBeNull();
+    expect(by[`pm-${rand}`]?.config.subnets).toEqual([{ subnet: "10.97.3.0/24", gateway: "10.97.3.1" }]);
+    expect(by[`mv-${rand}`]?.unservable?.field).toBe("driver");
+    expect(by.podman?.file).toBeNull();
   });
 });
