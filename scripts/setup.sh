@@ -36,6 +36,8 @@ packages=(uidmap iptables iproute2 slirp4netns passt containernetworking-plugins
   busybox-static curl procps psmisc util-linux
   # the sid tier (scripts/sid-root.sh builds a Debian sid root with it)
   debootstrap
+  # Debian 12's netavark 1.4 (iptables) for test/integration/netavark-lib.test.ts
+  netavark aardvark-dns
   # the release tests: lintian checks the .deb; the arm64 binary runs under
   # qemu-user with arm64 libc (dpkg --add-architecture arm64, below); man
   # renders the man pages (and groff checks them in the unit tests); zsh and

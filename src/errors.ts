@@ -50,6 +50,8 @@ export const ERROR_KINDS = [
   "cni-result",
   "cni-teardown",
   "cni-version",
+  // netavark setup/teardown failed; the message is netavark's own (src/net/netavark/run.ts).
+  "netavark",
   // A full state filesystem (src/state/full.ts): free space and try again.
   "disk-full",
 ] as const;
