@@ -1,4 +1,5 @@
 // Small synchronous helpers for library-level integration tests (run as root).
+import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
 
 /** Runs argv, throws with its stderr when it fails, returns stdout. */
@@ -18,4 +19,13 @@ export function freePort(): Promise<number> {
       srv.close(() => resolve(port));
     });
   });
+}
+
+/** A process's argv from /proc (empty once it is gone). */
+export function argvOf(pid: number): string[] {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+  } catch {
+    return [];
+  }
 }

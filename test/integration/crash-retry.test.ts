@@ -13,20 +13,13 @@ import { integrationUnavailable } from "../helpers/env.ts";
 import { procEnv } from "../helpers/leaks.ts";
 import { listPids } from "../helpers/netns.ts";
 import { eventually } from "../helpers/until.ts";
+import { argvOf } from "../helpers/sys.ts";
 
 const why = integrationUnavailable();
 if (why) console.warn(`skipping crash-retry integration tests: ${why}`);
 
 const ROUNDS = Number(process.env.BURROW_CRASH_ROUNDS ?? "10");
 const CLIS = Number(process.env.BURROW_CRASH_CLIS ?? "20");
-
-function argvOf(pid: number): string[] {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
-  } catch {
-    return [];
-  }
-}
 
 function daemonPids(t: BurrowContext): number[] {
   return listPids().filter((pid) => argvOf(pid)[1] === "__daemon" && procEnv(pid).runtimeDir === t.dirs.runtimeDir);

@@ -8,17 +8,10 @@ import { burrowContext, type BurrowContext } from "../helpers/context.ts";
 import { burrowBin, integrationUnavailable, testUser } from "../helpers/env.ts";
 import { listPids } from "../helpers/netns.ts";
 import { until } from "../helpers/until.ts";
+import { argvOf } from "../helpers/sys.ts";
 
 const why = integrationUnavailable();
 if (why) console.warn(`skipping daemon fault tests: ${why}`);
-
-function argvOf(pid: number): string[] {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
-  } catch {
-    return [];
-  }
-}
 
 function envHas(pid: number, s: string): boolean {
   try {

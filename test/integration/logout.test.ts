@@ -11,19 +11,12 @@ import { integrationUnavailable, testUser } from "../helpers/env.ts";
 import { procEnv } from "../helpers/leaks.ts";
 import { listPids } from "../helpers/netns.ts";
 import { eventually } from "../helpers/until.ts";
+import { argvOf } from "../helpers/sys.ts";
 
 const why = integrationUnavailable();
 if (why) console.warn(`skipping logout tests: ${why}`);
 
 const until = (cond: () => boolean | Promise<boolean>, ms = 10000) => eventually(cond, ms);
-
-function argvOf(pid: number): string[] {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
-  } catch {
-    return [];
-  }
-}
 
 /** Not a zombie. */
 function alive(pid: number): boolean {

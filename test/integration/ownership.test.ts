@@ -10,20 +10,13 @@ import { burrowContext, type BurrowContext } from "../helpers/context.ts";
 import { integrationUnavailable, testUser } from "../helpers/env.ts";
 import { listPids } from "../helpers/netns.ts";
 import { eventually } from "../helpers/until.ts";
+import { argvOf } from "../helpers/sys.ts";
 
 const why = integrationUnavailable();
 if (why) console.warn(`skipping runtime-directory ownership tests: ${why}`);
 
 let nextPort = 20000 + Math.floor(Math.random() * 20000);
 const hostPort = () => nextPort++;
-
-function argvOf(pid: number): string[] {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
-  } catch {
-    return [];
-  }
-}
 
 function envHas(pid: number, s: string): boolean {
   try {

@@ -9,21 +9,13 @@ import { burrowContext, type BurrowContext } from "../helpers/context.ts";
 import { integrationUnavailable, testUser } from "../helpers/env.ts";
 import { procEnv } from "../helpers/leaks.ts";
 import { listPids } from "../helpers/netns.ts";
-import { freePort } from "../helpers/sys.ts";
+import { argvOf, freePort } from "../helpers/sys.ts";
 import { eventually } from "../helpers/until.ts";
 
 const why = integrationUnavailable();
 if (why) console.warn(`skipping session crash tests: ${why}`);
 
 const until = (cond: () => boolean | Promise<boolean>, ms = 10000) => eventually(cond, ms);
-
-function argvOf(pid: number): string[] {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
-  } catch {
-    return [];
-  }
-}
 
 /** Not a zombie, not gone. */
 function alive(pid: number): boolean {

@@ -3,21 +3,11 @@
 //
 // Pure: no system access.
 import type { Network } from "./networks.ts";
+import type { NetworkSummary as BackendNetworkSummary } from "../backend.ts";
 
-/** podman 4's network JSON shape (types.Network), plus the CNI version and plugin types of the conflist. */
+/** podman 4's network JSON shape (the backend's NetworkSummary), plus the CNI version and plugin types of the conflist. */
 // A type, not an interface: it must fit the reply schema's open record (protocol.ts Handlers).
-export type NetworkSummary = {
-  name: string;
-  id: string;
-  driver: string;
-  network_interface?: string;
-  created?: string;
-  subnets: Array<{ subnet: string; gateway?: string; lease_range?: { start_ip?: string; end_ip?: string } }>;
-  ipv6_enabled: boolean;
-  internal: boolean;
-  dns_enabled: boolean;
-  labels?: Record<string, string>;
-  ipam_options?: { driver: string };
+export type NetworkSummary = BackendNetworkSummary & {
   cni_version: string;
   plugins: string[];
 };
