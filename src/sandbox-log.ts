@@ -186,6 +186,29 @@ export function keepNewest(buf: Uint8Array, max: number): Uint8Array {
 }
 
 /**
+ * The length of `buf`'s leading records up to and including the first F
+ * record (the end of the line a previous chunk left open), or 0 when there
+ * is none. `buf` holds the records of one chunk, so of one stream.
+ */
+export function lineEndLength(buf: Uint8Array): number {
+  for (let start = 0; start < buf.length; ) {
+    const nl = buf.indexOf(NL, start);
+    if (nl === -1) return 0;
+    const r = parseRecord(buf.subarray(start, nl));
+    if (r && !r.partial) return nl + 1;
+    start = nl + 1;
+  }
+  return 0;
+}
+
+/** The last record of `buf` (newline-ended records), or null. */
+export function lastRecord(buf: Uint8Array): LogRecord | null {
+  if (buf.length === 0) return null;
+  const end = buf[buf.length - 1] === NL ? buf.length - 1 : buf.length;
+  return parseRecord(buf.subarray(buf.lastIndexOf(NL, end - 1) + 1, end));
+}
+
+/**
  * The oldest whole records of `buf` that fit in `max` bytes (at least one
  * record, even a longer one): how a write is split between rotations.
  */

@@ -19,7 +19,18 @@ import { closeSync, constants, fstatSync, openSync, renameSync, writeSync } from
 import { openPrivateAppend } from "../private-file.ts";
 import { log } from "../log.ts";
 import { readHelperConf } from "../machine/containers-conf.ts";
-import { isStampedLog, keepNewest, type LogStream, logTime, rotatedLog, stampChunk, takeOldest } from "../sandbox-log.ts";
+import {
+  isStampedLog,
+  keepNewest,
+  lastRecord,
+  lineEndLength,
+  type LogStream,
+  logTime,
+  MAX_RECORD_TEXT,
+  rotatedLog,
+  stampChunk,
+  takeOldest,
+} from "../sandbox-log.ts";
 import { bytesReadable, pipe, setPipeSize } from "../sys/sockets.ts";
 import { ptyToLog } from "./pty-log.ts";
 
@@ -54,12 +65,14 @@ export function logSizeMax(): number {
 
 /**
  * One sandbox's ctr.log, shared by its stdout and stderr copies (and a
- * restart's). With a bound, the file holds at most half of it: when a write
- * would pass that, ctr.log becomes ctr.log.1 (replacing the older one) and a
- * new ctr.log starts, so the two hold at most the bound and always the
- * newest half of it or more.
+ * restart's). With a bound, the file holds at most half of it (less one
+ * record's room): when a write would pass that, ctr.log becomes ctr.log.1
+ * (replacing the older one) and a new ctr.log starts, so the two hold at
+ * most the bound and always nearly the newest half of it or more. A file
+ * never begins inside a line: a line left open (a P record) is ended in
+ * the file it began in, so `logs` never shows a line's tail as a line.
  */
-class LogWriter {
+export class LogWriter {
   private fd: number;
   private size: number;
   users = 0;
@@ -72,25 +85,48 @@ class LogWriter {
     this.size = fstatSync(this.fd).size;
   }
 
+  /** Streams whose last record in the current file is a P: their line goes on in the next record. */
+  private readonly openLines = new Set<LogStream>();
+
   write(stamped: Uint8Array): void {
     if (this.max <= 0) {
       this.append(stamped);
       return;
     }
-    const half = Math.floor(this.max / 2);
+    // Each file holds at most `half`, plus the end of one line (below).
+    const half = Math.floor(this.max / 2) - LINE_END_ALLOWANCE;
     // What would be rotated out within this write anyway is never written;
     // the rest goes in pieces that each fit a file, so the two files are
     // always an unbroken run of the newest output.
     let rest = keepNewest(stamped, this.max);
+    if (rest.length < stamped.length) {
+      // Older output is gone, and with it the start of the line the kept
+      // part may begin inside: start at the next whole line, in a new file
+      // (the current one may end inside a line this chunk's lost start closed).
+      rest = rest.subarray(lineEndLength(rest));
+      if (this.size > 0) this.rotate();
+    }
     while (rest.length) {
-      const piece = takeOldest(rest, half);
-      if (this.size > 0 && this.size + piece.length > half) this.rotate();
+      // The current file is filled up to its half before it rotates, so the
+      // older file always holds nearly half the bound.
+      let piece = takeOldest(rest, Math.max(half - this.size, 1));
+      if (this.size > 0 && this.size + piece.length > half) {
+        // A file never begins inside a line: the end of a line this file
+        // left open is written here first (one record's worth at most).
+        const stream = lastRecord(piece)?.stream;
+        const end = stream && this.openLines.has(stream) ? lineEndLength(piece) : 0;
+        if (end > 0 && end <= LINE_END_ALLOWANCE) piece = piece.subarray(0, end);
+        else this.rotate();
+      }
       this.append(piece);
       rest = rest.subarray(piece.length);
     }
   }
 
   private append(buf: Uint8Array): void {
+    const last = lastRecord(buf);
+    if (last?.partial) this.openLines.add(last.stream);
+    else if (last) this.openLines.delete(last.stream);
     try {
       for (let off = 0; off < buf.length; ) off += writeSync(this.fd, buf, off, buf.length - off);
       this.size += buf.length;
@@ -111,12 +147,16 @@ class LogWriter {
     closeSync(this.fd);
     this.fd = openPrivateAppend(this.path);
     this.size = 0;
+    this.openLines.clear();
   }
 
   close(): void {
     closeSync(this.fd);
   }
 }
+
+/** What a file may hold past its half to end an open line: one record of MAX_RECORD_TEXT and its header. */
+const LINE_END_ALLOWANCE = MAX_RECORD_TEXT + 64;
 
 const writers = new Map<string, LogWriter>();
 
