@@ -13,7 +13,7 @@ import { setIds } from "../sys/ids.ts";
 import { makeControllingTerminal } from "../sys/pty.ts";
 import { checkMapped, parseIdMap } from "./user.ts";
 import { enterOwnLandlockDomain, limitBoundingSet, limitProcessCapabilities } from "../sys/caps.ts";
-import { capabilityNumbers, lastCapability } from "./capabilities.ts";
+import { capabilityNumbers } from "./capabilities.ts";
 
 /** Our own errors' fd: the caller's stderr even when stdio is a pty (EnterTarget.errorFd). */
 let errorFd = 2;
@@ -104,7 +104,7 @@ export function enterMain(argv: string[]): never {
   const keep = target.caps && capabilityNumbers(target.caps);
   try {
     if (target.confine) enterOwnLandlockDomain();
-    if (keep) limitBoundingSet(keep, lastCapability());
+    if (keep) limitBoundingSet(keep);
   } catch (e) {
     fail(EXIT.burrow, `cannot confine the command: ${(e as Error).message}`);
   }
