@@ -145,7 +145,8 @@ describe.skipIf(!!why)("logout (rootless)", () => {
   }, 60000);
 
   test("port_handler=slirp4netns after a logout: the port answers, a slirp4netns restart publishes it again, rm -f leaves nothing", async () => {
-    const port = 20000 + Math.floor(Math.random() * 20000);
+    // Below the ephemeral range (32768+) and apart from the other files' ranges.
+    const port = 31000 + Math.floor(Math.random() * 1700);
     const dir = `${t.dirs.root}/www`;
     mkdirSync(dir, { recursive: true });
     writeFileSync(`${dir}/index.html`, "api\n");

@@ -16,7 +16,9 @@ import { fetchFromHost, inspect } from "../helpers/published.ts";
 const why = integrationUnavailable();
 if (why) console.warn(`skipping bridge network integration tests: ${why}`);
 
-let nextPort = 20000 + Math.floor(Math.random() * 20000);
+// Below the ephemeral range (32768-60999 here: an outgoing connection may take such a port
+// at any time) and apart from the other files' ranges.
+let nextPort = 20000 + Math.floor(Math.random() * 3000);
 const hostPort = () => nextPort++;
 
 /** A file the sandbox (as the context's identity) can read. */

@@ -15,7 +15,9 @@ import { argvOf } from "../helpers/sys.ts";
 const why = integrationUnavailable();
 if (why) console.warn(`skipping runtime-directory ownership tests: ${why}`);
 
-let nextPort = 20000 + Math.floor(Math.random() * 20000);
+// Below the ephemeral range (32768-60999 here: an outgoing connection may take such a port
+// at any time) and apart from the other files' ranges.
+let nextPort = 23000 + Math.floor(Math.random() * 3000);
 const hostPort = () => nextPort++;
 
 function envHas(pid: number, s: string): boolean {

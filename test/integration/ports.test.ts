@@ -13,7 +13,9 @@ import { startSandboxServers } from "../helpers/sandbox-servers.ts";
 const why = integrationUnavailable();
 if (why) console.warn(`skipping port integration tests: ${why}`);
 
-let nextPort = 20000 + Math.floor(Math.random() * 20000);
+// Below the ephemeral range (32768-60999 here: an outgoing connection may take such a port
+// at any time) and apart from the other files' ranges.
+let nextPort = 26000 + Math.floor(Math.random() * 3000);
 const hostPort = () => nextPort++;
 
 /** The sandbox's test services (see netns-servers.ts), published on 10.0.2.100; resolves once they listen. */

@@ -16,7 +16,9 @@ import { describeWhen } from "../helpers/requirements.ts";
 const why = integrationUnavailable();
 if (why) console.warn(`skipping state recovery integration tests: ${why}`);
 
-let nextPort = 41000 + Math.floor(Math.random() * 4000);
+// Below the ephemeral range (32768-60999 here: an outgoing connection may take such a port
+// at any time) and apart from the other files' ranges.
+let nextPort = 10000 + Math.floor(Math.random() * 2000);
 
 function daemonPid(runtimeDir: string): number | undefined {
   return listPids().find((pid) => {

@@ -13,7 +13,9 @@ import { fetchFromHost, inspect } from "../helpers/published.ts";
 const why = integrationUnavailable();
 if (why) console.warn(`skipping restart integration tests: ${why}`);
 
-let nextPort = 20000 + Math.floor(Math.random() * 20000);
+// Below the ephemeral range (32768-60999 here: an outgoing connection may take such a port
+// at any time) and apart from the other files' ranges.
+let nextPort = 29000 + Math.floor(Math.random() * 2000);
 const hostPort = () => nextPort++;
 
 /** busybox httpd serving "<name>\n" on 8080 inside the sandbox. */
