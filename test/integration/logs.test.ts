@@ -207,81 +207,71 @@ describe.skipIf(!!why)("logs (rootless)", () => {
     await t.burrowOk(["rm", "paced"]);
   }, 40000);
 
-  test("-f prints output as it comes and ends when the sandbox ends", async () => {
-    const gate = `${t.dirs.root}/gate`;
+  /**
+   * A sandbox that prints `first`, waits for a gate file, then prints
+   * `second`; and `logs -f` of it, read until `first` shows. `open()` lets the
+   * sandbox go on; `rest()` reads -f to its end and returns all it printed.
+   */
+  async function gatedFollow(name: string, first: string, second: string) {
+    const gate = `${t.dirs.root}/gate-${name}`;
     await t.burrowOk([
       "run",
       "-d",
       "--network",
       "none",
       "--name",
-      "fol",
+      name,
       "--",
       "sh",
       "-c",
-      `echo first; while [ ! -e ${gate} ]; do sleep 0.05; done; echo second`,
+      `echo ${first}; while [ ! -e ${gate} ]; do sleep 0.05; done; echo ${second}`,
     ]);
-    const follow = t.spawnBurrow(["logs", "-f", "fol"]);
+    const follow = t.spawnBurrow(["logs", "-f", name]);
     const reader = (follow.stdout as ReadableStream<Uint8Array>).getReader();
-    let seen = "";
     const decoder = new TextDecoder();
-    while (!seen.includes("first\n")) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      seen += decoder.decode(value);
-    }
-    expect(seen).toBe("first\n");
+    let seen = "";
+    const read = async (until?: string) => {
+      while (until === undefined || !seen.includes(until)) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        seen += decoder.decode(value);
+      }
+    };
+    await read(`${first}\n`);
+    return {
+      follow,
+      seen: () => seen,
+      open: () => writeFileSync(gate, ""),
+      async rest() {
+        await read();
+        return seen;
+      },
+    };
+  }
+
+  test("-f prints output as it comes and ends when the sandbox ends", async () => {
+    const f = await gatedFollow("fol", "first", "second");
+    expect(f.seen()).toBe("first\n");
     // Still following: the sandbox runs.
-    expect(follow.exitCode).toBeNull();
-    writeFileSync(gate, "");
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      seen += decoder.decode(value);
-    }
-    expect(await follow.exited).toBe(0);
-    expect(seen).toBe("first\nsecond\n");
+    expect(f.follow.exitCode).toBeNull();
+    f.open();
+    expect(await f.rest()).toBe("first\nsecond\n");
+    expect(await f.follow.exited).toBe(0);
     // -f of an exited sandbox prints and ends at once.
     expect(await t.burrowOk(["logs", "-f", "fol"])).toBe("first\nsecond\n");
     await t.burrowOk(["rm", "fol"]);
   }, 30000);
 
   test("-f goes on through a daemon kill -9: output written after the restart is printed, and it ends with the sandbox", async () => {
-    const gate = `${t.dirs.root}/gate`;
-    await t.burrowOk([
-      "run",
-      "-d",
-      "--network",
-      "none",
-      "--name",
-      "fk",
-      "--",
-      "sh",
-      "-c",
-      `echo before; while [ ! -e ${gate} ]; do sleep 0.05; done; echo after`,
-    ]);
-    const follow = t.spawnBurrow(["logs", "-f", "fk"]);
-    const reader = (follow.stdout as ReadableStream<Uint8Array>).getReader();
-    const decoder = new TextDecoder();
-    let seen = "";
-    while (!seen.includes("before\n")) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      seen += decoder.decode(value);
-    }
+    const f = await gatedFollow("fk", "before", "after");
     const [daemon] = daemonPids(t);
     process.kill(daemon!, "SIGKILL");
     await until(() => daemonPids(t).length === 1 && daemonPids(t)[0] !== daemon, 10000, "the daemon restarted");
     // Answering means it has read the pipes again (output a command leaves while no daemon reads is lost if it exits first).
     await t.burrowOk(["ps"]);
-    writeFileSync(gate, "");
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      seen += decoder.decode(value);
-    }
-    expect(await follow.exited).toBe(0);
-    expect(seen).toBe("before\nafter\n");
+    f.open();
+    expect(await f.rest()).toBe("before\nafter\n");
+    expect(await f.follow.exited).toBe(0);
     await t.burrowOk(["rm", "fk"]);
   }, 30000);
 
