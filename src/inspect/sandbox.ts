@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import type { Sandbox } from "../state/sandboxes.ts";
 import { attachedNetworks, networkNames } from "../net/registry.ts";
 import { parseNetworkMode } from "../net/mode.ts";
-import { CAPABILITIES } from "../sandbox/capabilities.ts";
+import { CAPABILITIES, canonicalCapability } from "../sandbox/capabilities.ts";
 import { isStampedLog } from "../sandbox-log.ts";
 
 /** The bridge networks a sandbox is on now, or (not running) the ones it asked for. */
@@ -28,10 +28,7 @@ export function portsView(s: Sandbox): Record<string, Array<{ HostIp: string; Ho
 
 /** As podman prints them: CAP_NET_ADMIN for net_admin, ALL kept. */
 function asCapNames(given: string[] | undefined): string[] {
-  return (given ?? []).map((c) => {
-    const upper = c.trim().toUpperCase();
-    return upper === "ALL" || upper.startsWith("CAP_") ? upper : `CAP_${upper}`;
-  });
+  return (given ?? []).map(canonicalCapability);
 }
 
 export function inspectView(s: Sandbox, extra: { health: string | null; networks?: Record<string, object> }) {

@@ -62,9 +62,10 @@ export function lastCapability(): number {
   return CAPABILITIES.length - 1;
 }
 
-/** The capabilities this kernel has, by name, in kernel order. */
+let known: string[] | undefined;
+/** The capabilities this kernel has, by name, in kernel order (read once: it cannot change while the machine runs). */
 export function knownCapabilities(): string[] {
-  return CAPABILITIES.slice(0, lastCapability() + 1);
+  return (known ??= CAPABILITIES.slice(0, lastCapability() + 1));
 }
 
 /** podman's containers.conf default_capabilities (podman 4 and later): no NET_ADMIN, NET_RAW, SYS_ADMIN or SYS_PTRACE. */
@@ -82,10 +83,15 @@ export const PODMAN_DEFAULT_CAPABILITIES = [
   "CAP_SYS_CHROOT",
 ];
 
+/** A name as podman prints it: CAP_NET_ADMIN for net_admin, ALL kept; not checked. */
+export function canonicalCapability(given: string): string {
+  const upper = given.trim().toUpperCase();
+  return upper === "ALL" || upper.startsWith("CAP_") ? upper : `CAP_${upper}`;
+}
+
 /** "net_admin", "NET_ADMIN" and "CAP_NET_ADMIN" all name CAP_NET_ADMIN, as in podman. */
 export function capabilityName(given: string, flag: string, known: readonly string[] = CAPABILITIES): string {
-  const upper = given.trim().toUpperCase();
-  const name = upper.startsWith("CAP_") ? upper : `CAP_${upper}`;
+  const name = canonicalCapability(given);
   if (!known.includes(name))
     throw new BurrowError(`invalid ${flag} ${quote(given)}: not a capability this kernel knows; use a name such as NET_ADMIN or CAP_NET_ADMIN, or ALL`, {
       kind: "bad-input",
