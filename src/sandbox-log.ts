@@ -152,16 +152,7 @@ export class LineJoiner {
 }
 
 function concat(parts: Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return parts[0]!;
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
 }
 
 /** Splits bytes into newline-ended lines; returns the lines and the unfinished rest. */

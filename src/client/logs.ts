@@ -57,12 +57,14 @@ const FLUSH_AT = 256 * 1024;
 function readFrom(fd: number, offset: number): { bytes: Uint8Array; offset: number } {
   const parts: Uint8Array[] = [];
   let at = offset;
-  for (;;) {
-    const buf = new Uint8Array(CHUNK);
-    const n = readSync(fd, buf, 0, CHUNK, at);
+  // Sized by what is there: an idle `-f` poll (every 100 ms) allocates nothing.
+  for (let left = fstatSync(fd).size - at; left > 0; ) {
+    const buf = new Uint8Array(Math.min(left, CHUNK));
+    const n = readSync(fd, buf, 0, buf.length, at);
     if (n <= 0) break;
     parts.push(buf.subarray(0, n));
     at += n;
+    left -= n;
   }
   return { bytes: parts.length === 1 ? parts[0]! : Buffer.concat(parts), offset: at };
 }

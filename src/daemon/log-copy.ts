@@ -17,6 +17,7 @@
 // writing straight into it, as it did.
 import { closeSync, constants, fstatSync, openSync, renameSync, writeSync } from "node:fs";
 import { openPrivateAppend } from "../private-file.ts";
+import { messageOf } from "../errors.ts";
 import { log } from "../log.ts";
 import { readHelperConf } from "../machine/containers-conf.ts";
 import {
@@ -35,7 +36,7 @@ import { bytesReadable, pipe, setPipeSize } from "../sys/sockets.ts";
 import { ptyToLog } from "./pty-log.ts";
 
 /** The bound when containers.conf sets none (podman's default is unlimited; a `yes` loop wrote 4.4 GB in 12 s). */
-export const DEFAULT_LOG_SIZE_MAX = 64 * 1024 * 1024;
+const DEFAULT_LOG_SIZE_MAX = 64 * 1024 * 1024;
 /** The smallest bound: each half holds several whole records of up to 8 KiB (podman's floor is 8 KiB). */
 const MIN_LOG_SIZE_MAX = 64 * 1024;
 /**
@@ -51,13 +52,13 @@ const PIPE_SIZE = 1024 * 1024;
 let sizeMax: number | undefined;
 
 /** containers.conf `[containers] log_size_max` (bytes; -1: no bound), read once per daemon. */
-export function logSizeMax(): number {
+function logSizeMax(): number {
   if (sizeMax !== undefined) return sizeMax;
   try {
     const conf = readHelperConf().logSizeMax;
     sizeMax = conf === undefined ? DEFAULT_LOG_SIZE_MAX : conf <= 0 ? -1 : Math.max(conf, MIN_LOG_SIZE_MAX);
   } catch (e) {
-    log.warn(`containers.conf: ${e instanceof Error ? e.message : String(e)}; logs are capped at the default ${DEFAULT_LOG_SIZE_MAX} bytes`);
+    log.warn(`containers.conf: ${messageOf(e)}; logs are capped at the default ${DEFAULT_LOG_SIZE_MAX} bytes`);
     sizeMax = DEFAULT_LOG_SIZE_MAX;
   }
   return sizeMax;
@@ -132,7 +133,7 @@ export class LogWriter {
       this.size += buf.length;
     } catch (e) {
       // A full disk loses output, not the sandbox (podman's conmon does the same).
-      log.debug(`log ${this.path}: ${e instanceof Error ? e.message : String(e)}`);
+      log.debug(`log ${this.path}: ${messageOf(e)}`);
       this.size = fstatSync(this.fd).size;
     }
   }
@@ -141,11 +142,19 @@ export class LogWriter {
     try {
       renameSync(this.path, rotatedLog(this.path));
     } catch (e) {
-      log.warn(`log rotation of ${this.path}: ${e instanceof Error ? e.message : String(e)}`);
+      log.warn(`log rotation of ${this.path}: ${messageOf(e)}`);
+      return;
+    }
+    // Open first: a writer whose new file cannot be opened keeps its fd (now ctr.log.1), never a closed one.
+    let fd: number;
+    try {
+      fd = openPrivateAppend(this.path);
+    } catch (e) {
+      log.warn(`log rotation of ${this.path}: ${messageOf(e)}`);
       return;
     }
     closeSync(this.fd);
-    this.fd = openPrivateAppend(this.path);
+    this.fd = fd;
     this.size = 0;
     this.openLines.clear();
   }
@@ -246,7 +255,7 @@ function copyPipe(fd: number, stream: LogStream, writer: LogWriter, pacer = new 
         if (pace) await pace;
       }
     } catch (e) {
-      log.debug(`log copy of ${stream}: ${e instanceof Error ? e.message : String(e)}`);
+      log.debug(`log copy of ${stream}: ${messageOf(e)}`);
     } finally {
       closed = true;
       closeSync(fd);
@@ -319,9 +328,13 @@ export function detachedOutput(logPath: string, tty: boolean): DetachedOutput {
       const [read, write] = pipe();
       opened.push(read);
       // The command's end: the same pipe opened for reading and writing, blocking.
-      const command = openSync(`/proc/self/fd/${read}`, constants.O_RDWR);
+      let command: number;
+      try {
+        command = openSync(`/proc/self/fd/${read}`, constants.O_RDWR);
+      } finally {
+        closeSync(write);
+      }
       opened.push(command);
-      closeSync(write);
       setPipeSize(command, PIPE_SIZE);
       return { stream, read, command, ino: fstatSync(read).ino };
     });
@@ -379,7 +392,7 @@ export function reattachLog(
     try {
       fd = openSync(`/proc/${s.pid}/fd/${STREAM_FD[stream]}`, constants.O_RDONLY | constants.O_NONBLOCK);
     } catch (e) {
-      log.warn(`log of ${logPath}: ${stream}: ${e instanceof Error ? e.message : String(e)}`);
+      log.warn(`log of ${logPath}: ${stream}: ${messageOf(e)}`);
       continue;
     }
     const st = fstatSync(fd);
@@ -388,6 +401,15 @@ export function reattachLog(
       log.warn(`log of ${logPath}: the command's ${stream} is not its log pipe any more`);
       continue;
     }
-    copyPipe(fd, stream, acquireWriter(logPath));
+    let writer: LogWriter;
+    try {
+      writer = acquireWriter(logPath);
+    } catch (e) {
+      // One sandbox's log that cannot be opened (gone, a planted link) loses its output, not the daemon's start.
+      closeSync(fd);
+      log.warn(`log of ${logPath}: ${messageOf(e)}`);
+      continue;
+    }
+    copyPipe(fd, stream, writer);
   }
 }
