@@ -48,11 +48,17 @@ export function writePrivateRecord(dir: string, name: string, value: unknown): v
   rmSync(tmp, { force: true });
   const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
   try {
-    writeFileSync(fd, JSON.stringify(value));
-  } finally {
-    closeSync(fd);
+    try {
+      writeFileSync(fd, JSON.stringify(value));
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, `${dir}/${name}`);
+  } catch (e) {
+    // A full disk or a failed rename leaves no temporary file behind.
+    rmSync(tmp, { force: true });
+    throw e;
   }
-  renameSync(tmp, `${dir}/${name}`);
 }
 
 /** A path on the way to the daemon that is not the user's alone. */
@@ -111,12 +117,29 @@ export function ensurePrivateDir(path: string, uid = geteuid()): void {
 export function openPrivateAppend(path: string, truncate = false): number {
   try {
     const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW | (truncate ? constants.O_TRUNC : constants.O_APPEND), 0o600);
-    // One made by a looser umask (an older supervisor's `>>` after a logout) is made private again.
-    const st = fstatSync(fd);
-    if (st.isFile() && st.mode & 0o077 && st.uid === geteuid()) fchmodSync(fd, 0o600);
+    try {
+      // One made by a looser umask (an older supervisor's `>>` after a logout) is made private again.
+      const st = fstatSync(fd);
+      if (st.isFile() && st.mode & 0o077 && st.uid === geteuid()) fchmodSync(fd, 0o600);
+    } catch (e) {
+      closeSync(fd);
+      throw e;
+    }
     return fd;
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === "ELOOP") refuse(path, "it is a symbolic link", `remove it (rm ${path}) and run burrow again`);
     throw e;
+  }
+}
+
+/** True when `path` exists and is a private directory of ours (what ensurePrivateDir would accept); never makes it. */
+export function isPrivateDir(path: string, uid = geteuid()): boolean {
+  const st = lstatSync(path, { throwIfNoEntry: false });
+  if (!st) return false;
+  try {
+    checkOwnedPrivate(path, st, uid, "directory");
+    return true;
+  } catch {
+    return false;
   }
 }

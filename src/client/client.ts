@@ -242,8 +242,16 @@ export async function ensureDaemon(): Promise<void> {
       }
     };
     const deadline = Date.now() + 10_000;
+    // A daemon found stopped or silent ends the wait, not the cleanup below.
+    let refused: unknown = null;
     for (let i = 0; Date.now() < deadline; i++) {
-      const pid = await ping();
+      let pid: number | null;
+      try {
+        pid = await ping();
+      } catch (e) {
+        refused = e;
+        break;
+      }
       if (pid !== null) {
         // A holder made for this start whose daemon is not the one that
         // answers (it lost the state's lock to a daemon that came back
@@ -276,6 +284,7 @@ export async function ensureDaemon(): Promise<void> {
     }
     if (rootSupervisor?.fresh) removeSupervisorFile(p, rootSupervisor);
     if (holder && !hadHolder) endFreshHolder(p, holder);
+    if (refused) throw refused;
     // The daemon that answers may be another holder's, come back while we
     // started ours (whose daemon then found the state locked and stopped).
     if (await answeredByLockOwner(p)) return;

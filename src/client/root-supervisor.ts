@@ -28,7 +28,7 @@ import { SUPERVISOR_ARGV0, SUPERVISOR_MARK, supervisorEnv } from "../userns/supe
 
 export type { SupervisorInfo };
 // supervisor.json is shared with the daemon, which keeps it true (src/runtime-records.ts).
-export { readSupervisorFile, removeSupervisorFile, supervisorAlive, supervisorFile, supervisorFromParent, writeSupervisorFile } from "../runtime-records.ts";
+export { removeSupervisorFile, supervisorAlive } from "../runtime-records.ts";
 
 /** The live supervisor supervisor.json names, or null. */
 export function readSupervisor(p: Paths): SupervisorInfo | null {

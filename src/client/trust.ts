@@ -15,19 +15,7 @@ import { geteuid, peerCredOfSocket } from "../sys/peercred.ts";
 import { SysError } from "../sys/libc.ts";
 
 // The daemon makes and opens its private files with the same checks (src/private-file.ts).
-export { UntrustedPath, ensurePrivateDir, openPrivateAppend } from "../private-file.ts";
-
-/** True when `path` exists and is a private directory of ours (what ensurePrivateDir would accept); never makes it. */
-export function isPrivateDir(path: string, uid = geteuid()): boolean {
-  const st = lstatSync(path, { throwIfNoEntry: false });
-  if (!st) return false;
-  try {
-    checkOwnedPrivate(path, st, uid, "directory");
-    return true;
-  } catch {
-    return false;
-  }
-}
+export { UntrustedPath, ensurePrivateDir, isPrivateDir, openPrivateAppend } from "../private-file.ts";
 
 /** Checks a file burrow opens by name in one of its directories, if it exists. */
 export function checkPrivateFile(path: string, kind: "socket" | "file", uid = geteuid()): boolean {

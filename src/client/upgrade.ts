@@ -16,7 +16,7 @@ import { openPrivateAppend } from "./trust.ts";
 import { DaemonSilent, takeDaemonLock, withDaemonDeadline } from "./deadline.ts";
 
 // The record itself is shared with the daemon, which keeps it naming itself (src/runtime-records.ts).
-export { readRecord, recordFile, writeRecord } from "../runtime-records.ts";
+export { writeRecord } from "../runtime-records.ts";
 
 /** POST /op without the reply schemas: an older daemon's replies may differ. */
 async function rawPost(p: Paths, op: string, body: unknown): Promise<unknown> {

@@ -5,7 +5,8 @@
 // daemon notices within a second that its log is gone and opens the path
 // again (0600, O_NOFOLLOW), onto fds 1 and 2, once its runtime directory is
 // back (src/daemon/ownership.ts makes it again).
-import { closeSync, constants, fchmodSync, fstatSync, openSync, readlinkSync, statSync } from "node:fs";
+import { closeSync, fstatSync, readlinkSync, statSync } from "node:fs";
+import { openPrivateAppend } from "../private-file.ts";
 import { dup2 } from "../sys/proc.ts";
 
 export class DaemonLogFile {
@@ -33,16 +34,14 @@ export class DaemonLogFile {
     }
     let fd: number;
     try {
-      fd = openSync(this.path, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
+      // 0600, never through a link, made private again if a looser umask made it.
+      fd = openPrivateAppend(this.path);
     } catch {
       // The runtime directory is not back yet (or a planted symlink): next time.
       return false;
     }
     try {
-      const st = fstatSync(fd);
-      if (!st.isFile()) return false;
-      // Made meanwhile with a looser umask (an older supervisor's >>): ours, so private again.
-      if (st.mode & 0o077) fchmodSync(fd, 0o600);
+      if (!fstatSync(fd).isFile()) return false;
       dup2(fd, 1);
       dup2(fd, 2);
       return true;

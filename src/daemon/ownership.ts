@@ -98,6 +98,8 @@ export class RuntimeOwner {
   private server: Listener | null = null;
   private socketIno = 0;
   private dirIno = 0;
+  /** STATE_DIR/holder.json was found naming our holder (written if it did not). */
+  private holderStateKept = false;
   private pinsIno: number | null = null;
   private checking: Promise<void> | null = null;
   private lastError = "";
@@ -232,7 +234,12 @@ export class RuntimeOwner {
       }
       // The copy beside state.db, by which a CLI finds this holder while
       // neither holder.json nor a daemon is there (src/userns/session.ts).
-      if (!sameHolder(readHolderStateFile(this.paths), this.holder)) writeHolderStateFile(this.paths, this.holder);
+      // A logout does not touch the state dir: checked once, and again only
+      // after a change of the runtime dir, not every 250 ms.
+      if (!this.holderStateKept || dirChanged) {
+        if (!sameHolder(readHolderStateFile(this.paths), this.holder)) writeHolderStateFile(this.paths, this.holder);
+        this.holderStateKept = sameHolder(readHolderStateFile(this.paths), this.holder);
+      }
     }
     if (this.supervisor) {
       const s = readSupervisorFile(this.paths);

@@ -78,16 +78,6 @@ export function openState(dir: string): Database {
 }
 
 /**
- * The database file as the daemon opened it: its inode, to notice a
- * `rm state.db` under a running daemon, which would otherwise go on
- * writing into the unlinked file and leave the next daemon nothing to know
- * its sandboxes by (issue 19 item 8).
- */
-export function stateFileIno(dir: string): number | null {
-  return statSync(stateDbFile(dir), { throwIfNoEntry: false })?.ino ?? null;
-}
-
-/**
  * When state.db is gone from `dir` while `db` (opened from it) is still
  * good: writes the database back in its place from the open handle and
  * returns true; the caller must stop using `db` (it is closed) and start

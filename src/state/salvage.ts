@@ -8,7 +8,7 @@
 // unrecorded. Every row is checked as any file from outside would be.
 import { Database } from "bun:sqlite";
 import * as v from "valibot";
-import { chmodSync } from "node:fs";
+import { chmodSync, rmSync } from "node:fs";
 import { openState, stateDbFile } from "./db.ts";
 
 const Json = v.pipe(
@@ -84,6 +84,8 @@ export function salvageState(damaged: string, stateDir: string): Salvaged {
   }
   if (!sandboxes.length) return { sandboxes: 0, helpers: 0 };
   const db = openState(stateDir);
+  // Made by the CLI (umask 022), read by the daemon only: as private as the daemon's own.
+  chmodSync(stateDbFile(stateDir), 0o600);
   const names = new Set<string>();
   try {
     db.transaction(() => {
@@ -106,10 +108,13 @@ export function salvageState(damaged: string, stateDir: string): Salvaged {
         );
     })();
     db.run("PRAGMA wal_checkpoint(TRUNCATE)");
-  } finally {
+  } catch (e) {
+    // No half-made database in its place: an empty sound one would tell the
+    // next recover there is nothing to do, while the damaged copy still holds the rows.
     db.close();
+    for (const suffix of ["", "-wal", "-shm"]) rmSync(`${stateDbFile(stateDir)}${suffix}`, { force: true });
+    throw e;
   }
-  // Made by the CLI (umask 022), read by the daemon only: as private as the daemon's own.
-  chmodSync(stateDbFile(stateDir), 0o600);
+  db.close();
   return { sandboxes: names.size, helpers: helpers.length };
 }

@@ -10,7 +10,7 @@ import { getgid } from "../sys/proc.ts";
 import { HolderFile, type HolderInfo } from "../messages.ts";
 import { readPrivateRecord, writePrivateRecord } from "../private-file.ts";
 import { writeMaps } from "./idmap.ts";
-import { isPrivateDir } from "../client/trust.ts";
+import { isPrivateDir } from "../private-file.ts";
 import { supervisorEnv } from "./supervisor.ts";
 
 export type { HolderInfo };
@@ -74,9 +74,7 @@ export function writeHolderStateFile(p: Paths, info: HolderInfo): boolean {
     writePrivateRecord(p.stateDir, "holder.json", info);
     return true;
   } catch {
-    try {
-      rmSync(`${p.stateDir}/.holder.json.${process.pid}`, { force: true });
-    } catch {}
+    // writePrivateRecord leaves no temporary file behind.
     return false;
   }
 }

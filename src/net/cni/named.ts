@@ -53,7 +53,7 @@ function userAliases(s: Sandbox, a: CniAttachmentRecord): string[] {
  * carry CNI_CONTAINERID in their environment (src/net/cni/plugins.ts), and
  * one started by a daemon that died keeps running to its end.
  */
-export async function pluginsDone(id: string, ms = 5000): Promise<void> {
+async function pluginsDone(id: string, ms = 5000): Promise<void> {
   const needle = `CNI_CONTAINERID=${id}\0`;
   const running = () =>
     readdirSync("/proc").some((e) => {
@@ -75,7 +75,7 @@ export async function pluginsDone(id: string, ms = 5000): Promise<void> {
   }
 }
 
-export function cniNetworks(cni: CniNetworking): NetworksCapability<"cni", CniRecord> {
+function cniNetworks(cni: CniNetworking): NetworksCapability<"cni", CniRecord> {
   return {
     ...cniNaming,
     async checkCreate(mode, req) {
