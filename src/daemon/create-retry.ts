@@ -191,23 +191,28 @@ export async function removeUnrecordedPins(dir: string): Promise<Error[]> {
   return errors;
 }
 
-/** A sandbox on `network`, by what it asked for or what it was connected to since. */
-function onNetwork(s: Sandbox, network: string): boolean {
-  if (attachedNetworks(s).includes(network)) return true;
+/** The networks a sandbox is on: what it asked for, and what it was connected to since. */
+function networksOf(s: Sandbox): string[] {
+  let asked: string[] = [];
   try {
-    return networkNames(parseNetworkMode(s.spec.network)).includes(network);
-  } catch {
-    return false;
-  }
+    asked = networkNames(parseNetworkMode(s.spec.network));
+  } catch {}
+  return [...attachedNetworks(s), ...asked];
 }
 
-/** Some sandbox that runs, is being made or is being released is on `network`. */
-function networkUsed(d: RetryDeps, network: string): boolean {
-  return d.store.all().some((s) => (s.status !== "exited" || d.creating.has(s.id) || d.busy(s.id)) && onNetwork(s, network));
+/**
+ * The networks some sandbox that runs, is being made or is being released
+ * is on. One look at the rows per sweep (every second), taken on first use:
+ * the sweep is synchronous, so it stays true throughout.
+ */
+function networksInUse(d: RetryDeps): (network: string) => boolean {
+  let inUse: Set<string> | null = null;
+  return (network) =>
+    (inUse ??= new Set(d.store.all().flatMap((s) => (s.status !== "exited" || d.creating.has(s.id) || d.busy(s.id) ? networksOf(s) : [])))).has(network);
 }
 
 export function sweepHelpers(d: RetryDeps): HelperRow[] {
-  const used = (network: string) => networkUsed(d, network);
+  const used = networksInUse(d);
   const killed = d.helpers.sweep((row) => {
     // The shared namespace's helpers and each network's (dnsname's dnsmasq).
     const claimed = d.networks?.claims(row, used);

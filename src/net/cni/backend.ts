@@ -387,10 +387,9 @@ export function cniBackend(cni: CniNetworking): NetworkBackend<"cni", CniRecord>
     etc: "network",
     bridge: true,
     entersNetns: true,
-    async plan(mode) {
-      await cni.networks(networkNames(mode));
-      return { newNet: true };
-    },
+    // The networks are looked up (and refused when unknown) by the networks
+    // capability's checkCreate, which create calls next: not twice.
+    plan: async () => ({ newNet: true }),
     // Rootful bridge networks publish through the CNI portmap plugin (podman
     // v3); rootless ones through the builtin forwarder to the bridge address.
     ports: (_mode, { rootless }) => ({ driver: rootless ? "builtin" : "portmap" }),
