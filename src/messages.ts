@@ -45,6 +45,10 @@ export const PathsMessage = v.object({
   stateDir: v.pipe(v.string(), v.startsWith("/")),
   /** CNI network configs (podman v3 layout). */
   cniConfigDir: v.pipe(v.string(), v.startsWith("/")),
+  /** podman 4-6's network files (netavark): podman's own directory unless BURROW_NETWORKS_DIR says otherwise. */
+  networksDir: v.pipe(v.string(), v.startsWith("/")),
+  /** netavark's --config (its firewall state, aardvark-dns's files). */
+  netavarkDir: v.pipe(v.string(), v.startsWith("/")),
 });
 
 // ---------------------------------------------------------------- holder

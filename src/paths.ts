@@ -50,5 +50,14 @@ export function resolvePaths(env: Record<string, string | undefined> = process.e
   }
   const stateDir = env.BURROW_STATE_DIR || (rootless ? `${env.XDG_DATA_HOME || `${home}/.local/share`}/burrow` : "/var/lib/burrow");
   const cniConfigDir = env.BURROW_CNI_CONFIG_DIR || (rootless ? `${env.XDG_CONFIG_HOME || `${home}/.config`}/cni/net.d` : "/etc/cni/net.d");
-  return { rootless, uid, runtimeDir, stateDir, cniConfigDir };
+  // podman's places (docs/netavark.md), so both see the same networks.
+  // containers.conf network_config_dir and storage.conf's graphroot are not
+  // read here (the CLI's start stays file-free): docs/netavark.md.
+  const networksDir =
+    env.BURROW_NETWORKS_DIR || (rootless ? `${env.XDG_DATA_HOME || `${home}/.local/share`}/containers/storage/networks` : "/etc/containers/networks");
+  // Rootful: podman's, so a podman container and a sandbox on one network
+  // share one aardvark-dns. Rootless: burrow's own namespace runs its own
+  // bridges, so its own directory, in the state dir (a logout keeps it).
+  const netavarkDir = env.BURROW_NETAVARK_DIR || (rootless ? `${stateDir}/netavark` : "/run/containers/networks");
+  return { rootless, uid, runtimeDir, stateDir, cniConfigDir, networksDir, netavarkDir };
 }

@@ -29,6 +29,7 @@ export default defineCommand({
       paths: { rootless: boolean } & Record<string, unknown>;
       session: { id?: string; enter?: { user?: string } };
       sandboxes: unknown;
+      networkBackend?: { kind: string; why: string };
     };
     const rootless = daemon.paths.rootless;
     const holderPid = Number(/^\/proc\/(\d+)\//.exec(daemon.session.enter?.user ?? "")?.[1]) || undefined;
@@ -45,7 +46,11 @@ export default defineCommand({
           IdMappings: idRanges(uid, rootless ? holderPid : undefined),
           KernelFeatures: kernelFeatures(),
         },
-        Network: defaultBackend(rootless),
+        Network: {
+          ...defaultBackend(rootless),
+          // podman's host.networkBackend: which backend serves named networks (`--network NAME`, `bridge`), and why.
+          NamedNetworks: daemon.networkBackend ? { Backend: daemon.networkBackend.kind, Why: daemon.networkBackend.why } : undefined,
+        },
         Helpers: found.found,
         MissingHelpers: found.missing,
         Daemon: { Pid: daemon.pid, Paths: daemon.paths, Session: daemon.session, Sandboxes: daemon.sandboxes },

@@ -15,8 +15,7 @@ import { pinDir, sandboxDir, sandboxStateDir, type Paths } from "../paths.ts";
 import type { CreateRequest, EnterTarget } from "../protocol.ts";
 import type { HelperRow } from "../state/helpers.ts";
 import type { NetworksCapability } from "../net/backend.ts";
-import { parseNetworkMode } from "../net/mode.ts";
-import { attachedNetworks, networkNames } from "../net/registry.ts";
+import { networksOfRow } from "../net/registry.ts";
 import { isDiskFull } from "../state/full.ts";
 import { enterTarget, type CreateBookkeeping, type DaemonContext } from "./context.ts";
 import type { Sandbox, SandboxStore } from "../state/sandboxes.ts";
@@ -192,13 +191,7 @@ export async function removeUnrecordedPins(dir: string): Promise<Error[]> {
 }
 
 /** The networks a sandbox is on: what it asked for, and what it was connected to since. */
-function networksOf(s: Sandbox): string[] {
-  let asked: string[] = [];
-  try {
-    asked = networkNames(parseNetworkMode(s.spec.network));
-  } catch {}
-  return [...attachedNetworks(s), ...asked];
-}
+const networksOf = networksOfRow;
 
 /**
  * The networks some sandbox that runs, is being made or is being released

@@ -8,7 +8,6 @@ import { log } from "../log.ts";
 import { pinDir, sandboxDir, sandboxLog, sandboxStateDir } from "../paths.ts";
 import { ensurePrivateDir } from "../private-file.ts";
 import type { CreateRequest, EnterTarget } from "../protocol.ts";
-import { parseNetworkMode } from "../net/mode.ts";
 import { createPinned, removePins } from "../namespaces/pins.ts";
 import { etcBinds, etcFiles, writeInPlace } from "../sandbox/files.ts";
 import { killAll, startTimeOf } from "../sys/processes.ts";
@@ -68,7 +67,7 @@ export async function createSandbox(ctx: DaemonContext, releases: SandboxRelease
       knownCapabilities(),
     );
   const networkRaw = req.network ?? defaultNetwork(ctx);
-  const mode = parseNetworkMode(networkRaw);
+  const mode = ctx.backends.parse(networkRaw);
   const backend = ctx.backends.forMode(mode);
   const plan = await backend.plan(mode, { paths: ctx.paths, find: (ref) => ctx.store.find(ref) });
   // podman v3: these only mean something on bridge networks.

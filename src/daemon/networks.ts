@@ -7,8 +7,7 @@ import { BurrowError, messageOf } from "../errors.ts";
 import { log } from "../log.ts";
 import { sandboxDir } from "../paths.ts";
 import type { Ops } from "../protocol.ts";
-import { parseNetworkMode } from "../net/mode.ts";
-import { attachedNetworks, networkNames } from "../net/registry.ts";
+import { attachedNetworks, networksOfRow } from "../net/registry.ts";
 import { etcContent } from "../dns/etc-content.ts";
 import { etcFiles } from "../sandbox/files.ts";
 import { rewriteEtcFile } from "./ownership.ts";
@@ -18,14 +17,7 @@ import type { SandboxService } from "./service.ts";
 type Args<K extends keyof typeof Ops> = v.InferOutput<(typeof Ops)[K]>;
 
 /** Networks a sandbox names in its spec or is attached to now. */
-function networksOf(s: Sandbox): string[] {
-  const names = new Set<string>();
-  try {
-    for (const n of networkNames(parseNetworkMode(s.spec.network))) names.add(n);
-  } catch {}
-  for (const n of attachedNetworks(s)) names.add(n);
-  return [...names];
-}
+const networksOf = networksOfRow;
 
 export function networkHandlers(svc: SandboxService) {
   const nets = svc.backends.networks;

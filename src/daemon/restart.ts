@@ -21,7 +21,7 @@ import { BurrowError, messageOf } from "../errors.ts";
 import { log } from "../log.ts";
 import type { CreateRequest } from "../protocol.ts";
 import type { SetupContext } from "../net/backend.ts";
-import { parseNetworkMode } from "../net/mode.ts";
+import { modeOfRow } from "../net/registry.ts";
 import type { NetworkBackends } from "../net/registry.ts";
 import type { PortDrivers } from "../ports/registry.ts";
 import { pinHolds } from "../namespaces/pins.ts";
@@ -209,7 +209,7 @@ export class RestartSupervisor implements RestartHooks {
    */
   private async healNetwork(s: Sandbox): Promise<void> {
     if (!s.runtime.backend || !this.host.health(s)) return;
-    const mode = parseNetworkMode(s.spec.network);
+    const mode = modeOfRow(s);
     const backend = this.host.backends.forMode(mode);
     if (!backend.setup) return;
     const ctx = this.host.setupContext(s);

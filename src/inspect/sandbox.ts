@@ -1,8 +1,7 @@
 import { readFileSync } from "node:fs";
 // podman-compatible views of a sandbox: `inspect` JSON and `ps` rows.
 import type { Sandbox } from "../state/sandboxes.ts";
-import { attachedNetworks, networkNames } from "../net/registry.ts";
-import { parseNetworkMode } from "../net/mode.ts";
+import { askedNetworks, attachedNetworks } from "../net/registry.ts";
 import { CAPABILITIES, canonicalCapability } from "../sandbox/capabilities.ts";
 import { isStampedLog } from "../sandbox-log.ts";
 
@@ -10,11 +9,7 @@ import { isStampedLog } from "../sandbox-log.ts";
 export function networksOf(s: Sandbox): string[] {
   const attached = attachedNetworks(s);
   if (attached.length) return [...new Set(attached)];
-  try {
-    return networkNames(parseNetworkMode(s.spec.network));
-  } catch {
-    return [];
-  }
+  return askedNetworks(s);
 }
 
 export function portsView(s: Sandbox): Record<string, Array<{ HostIp: string; HostPort: string }> | null> {

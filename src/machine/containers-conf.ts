@@ -3,6 +3,8 @@
 //   [engine]  helper_binaries_dir = [...]   where slirp4netns, pasta, ... are looked for first
 //             network_cmd_path = "..."      the slirp4netns binary
 //   [network] cni_plugin_dirs = [...]       where CNI plugins are looked for
+//             network_backend = "..."       cni or netavark for named networks
+//             default_network, default_subnet   netavark's default network
 //   [containers] default_capabilities = [...] a sandboxed command's capabilities
 //   [containers] log_size_max = N          a detached sandbox's log bound in bytes (-1: none)
 // Files, later ones win key by key: /usr/share/containers/containers.conf,
@@ -19,7 +21,14 @@ import { BurrowError } from "../errors.ts";
 const Dirs = v.array(v.pipe(v.string(), v.minLength(1)));
 const ConfFile = v.looseObject({
   engine: v.optional(v.looseObject({ helper_binaries_dir: v.optional(Dirs), network_cmd_path: v.optional(v.string()) })),
-  network: v.optional(v.looseObject({ cni_plugin_dirs: v.optional(Dirs) })),
+  network: v.optional(
+    v.looseObject({
+      cni_plugin_dirs: v.optional(Dirs),
+      network_backend: v.optional(v.picklist(["cni", "netavark", ""])),
+      default_network: v.optional(v.pipe(v.string(), v.regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/))),
+      default_subnet: v.optional(v.string()),
+    }),
+  ),
   containers: v.optional(v.looseObject({ default_capabilities: v.optional(v.array(v.string())), log_size_max: v.optional(v.pipe(v.number(), v.integer())) })),
 });
 
@@ -27,6 +36,11 @@ export interface HelperConf {
   helperBinariesDir?: string[];
   networkCmdPath?: string;
   cniPluginDirs?: string[];
+  /** `[network] network_backend`: which backend serves named networks (src/net/registry.ts). */
+  networkBackend?: "cni" | "netavark";
+  /** `[network] default_network` / `default_subnet`: netavark's default network (podman's "podman", 10.88.0.0/16). */
+  defaultNetwork?: string;
+  defaultSubnet?: string;
   /** [containers] default_capabilities: a sandboxed command's capabilities before --cap-add/--cap-drop. */
   defaultCapabilities?: string[];
   /** `[containers] log_size_max`: bytes, -1 (or 0) for no bound. */
@@ -78,6 +92,9 @@ export function parseConf(text: string, file: string): Omit<HelperConf, "files">
   if (r.output.engine?.helper_binaries_dir) out.helperBinariesDir = r.output.engine.helper_binaries_dir;
   if (r.output.engine?.network_cmd_path) out.networkCmdPath = r.output.engine.network_cmd_path;
   if (r.output.network?.cni_plugin_dirs) out.cniPluginDirs = r.output.network.cni_plugin_dirs;
+  if (r.output.network?.network_backend) out.networkBackend = r.output.network.network_backend;
+  if (r.output.network?.default_network) out.defaultNetwork = r.output.network.default_network;
+  if (r.output.network?.default_subnet) out.defaultSubnet = r.output.network.default_subnet;
   if (r.output.containers?.default_capabilities) out.defaultCapabilities = r.output.containers.default_capabilities;
   if (r.output.containers?.log_size_max !== undefined) out.logSizeMax = r.output.containers.log_size_max;
   return out;

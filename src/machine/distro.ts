@@ -53,7 +53,7 @@ export function hostDistro(files = ["/etc/os-release", "/usr/lib/os-release"]): 
 }
 
 /** The pieces doctor can name a package for. */
-export type Piece = "uidmap" | "slirp4netns" | "pasta" | "cni-plugins" | "dnsname" | "dnsmasq" | "iptables";
+export type Piece = "uidmap" | "slirp4netns" | "pasta" | "cni-plugins" | "dnsname" | "dnsmasq" | "iptables" | "netavark";
 
 const PACKAGES: Record<Exclude<Family, "unknown">, Record<Piece, string>> = {
   debian: {
@@ -64,6 +64,7 @@ const PACKAGES: Record<Exclude<Family, "unknown">, Record<Piece, string>> = {
     dnsname: "golang-github-containernetworking-plugin-dnsname",
     dnsmasq: "dnsmasq-base",
     iptables: "iptables",
+    netavark: "netavark aardvark-dns",
   },
   fedora: {
     uidmap: "shadow-utils",
@@ -73,6 +74,7 @@ const PACKAGES: Record<Exclude<Family, "unknown">, Record<Piece, string>> = {
     dnsname: "podman-plugins",
     dnsmasq: "dnsmasq",
     iptables: "iptables-nft",
+    netavark: "netavark aardvark-dns",
   },
   arch: {
     uidmap: "shadow",
@@ -82,6 +84,7 @@ const PACKAGES: Record<Exclude<Family, "unknown">, Record<Piece, string>> = {
     dnsname: "podman-dnsname",
     dnsmasq: "dnsmasq",
     iptables: "iptables",
+    netavark: "netavark aardvark-dns",
   },
   suse: {
     uidmap: "shadow",
@@ -91,6 +94,7 @@ const PACKAGES: Record<Exclude<Family, "unknown">, Record<Piece, string>> = {
     dnsname: "cni-plugin-dnsname",
     dnsmasq: "dnsmasq",
     iptables: "iptables",
+    netavark: "netavark aardvark-dns",
   },
 };
 

@@ -10,6 +10,7 @@ import { cleanEnv } from "../sys/env.ts";
 import { LANDLOCK_MIN_ABI, landlockAbi } from "../sys/caps.ts";
 import { readHelperConf, type HelperConf } from "./containers-conf.ts";
 import { hostDistro, installCommand, type Distro } from "./distro.ts";
+import { findNetavarkHelper } from "../net/netavark/run.ts";
 import { cniPluginDirs, findCniPluginDir, findHelper } from "./helpers.ts";
 
 export type Level = "ok" | "warn" | "fail";
@@ -170,8 +171,19 @@ export function runChecks(input: DoctorInput = hostInput()): Check[] {
 
   const dirs = cniPluginDirs(conf);
   const pluginDir = findCniPluginDir("bridge", dirs);
-  if (!pluginDir) add("CNI plugins", "warn", `no bridge plugin in ${dirs.join(", ")}: bridge networks unavailable`, installCommand(distro, "cni-plugins"));
-  else {
+  // Named networks: netavark (podman 4-6) or the CNI plugins (podman v3); src/net/registry.ts picks.
+  const netavark = findNetavarkHelper("netavark", conf);
+  if (netavark) {
+    const aardvark = findNetavarkHelper("aardvark-dns", conf);
+    add("netavark", "ok", `${netavark}: ${versionOf(netavark)}`);
+    if (!aardvark)
+      add("aardvark-dns", "warn", "not installed: names do not resolve between sandboxes on netavark networks", installCommand(distro, "netavark"));
+  }
+  if (!pluginDir && !netavark)
+    add("bridge networks", "warn", "neither netavark nor the CNI plugins are installed: bridge networks unavailable", installCommand(distro, "netavark"));
+  else if (!pluginDir) {
+    // netavark serves them: CNI's plugins are not needed.
+  } else {
     const missing = ["bridge", "host-local", "portmap", "firewall", "tuning"].filter((p) => !existsSync(`${pluginDir}/${p}`));
     if (missing.length) add("CNI plugins", "warn", `${pluginDir} lacks ${missing.join(", ")}`, installCommand(distro, "cni-plugins"));
     else add("CNI plugins", "ok", pluginDir);

@@ -10,7 +10,11 @@ export type NetworkMode =
   | { kind: "pasta"; options: string }
   | { kind: "container"; ref: string }
   | { kind: "ns"; path: string }
-  | { kind: "cni"; networks: string[] };
+  | { kind: "cni"; networks: string[] }
+  | { kind: "netavark"; networks: string[] };
+
+/** The backends that serve named networks (`--network NAME`, `bridge`): the registry picks one (src/net/registry.ts). */
+export type NamedNetworkKind = "cni" | "netavark";
 
 export type NetworkModeKind = NetworkMode["kind"];
 export type NetworkModeOf<K extends NetworkModeKind> = Extract<NetworkMode, { kind: K }>;
@@ -45,7 +49,12 @@ export function reservedNetworkName(name: string): string | null {
   return Object.hasOwn(RESERVED_NETWORK_NAMES, name) ? RESERVED_NETWORK_NAMES[name]! : null;
 }
 
-export function parseNetworkMode(raw: string, opts: { cniNetworks?: (name: string) => boolean } = {}): NetworkMode {
+/**
+ * `named`: which backend serves named networks (the registry's choice, or
+ * the one a sandbox's row was made with); CNI when not given.
+ */
+export function parseNetworkMode(raw: string, opts: { cniNetworks?: (name: string) => boolean; named?: NamedNetworkKind } = {}): NetworkMode {
+  const named = opts.named ?? "cni";
   const [head, ...rest] = raw.split(":");
   const tail = rest.join(":");
   switch (head) {
@@ -66,12 +75,12 @@ export function parseNetworkMode(raw: string, opts: { cniNetworks?: (name: strin
       return { kind: "ns", path: tail };
     case "bridge":
       if (rest.length) break;
-      return { kind: "cni", networks: ["bridge"] };
+      return { kind: named, networks: ["bridge"] };
   }
   if (!rest.length) {
     const names = raw.split(",");
     if (names.every((n) => NET_NAME.test(n)) && (!opts.cniNetworks || names.every(opts.cniNetworks))) {
-      return { kind: "cni", networks: names };
+      return { kind: named, networks: names };
     }
   }
   throw new BurrowError(`unknown network mode ${quote(raw)}: valid modes are ${MODE_HELP}`, { kind: "bad-input" });

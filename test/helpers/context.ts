@@ -35,9 +35,9 @@ export interface BurrowContext {
   dispose(opts?: { includeServices?: boolean; settleMs?: number }): Promise<void>;
 }
 
-export async function burrowContext(mode: Mode = "rootless"): Promise<BurrowContext> {
+export async function burrowContext(mode: Mode = "rootless", o: { networkBackend?: "cni" | "netavark" | "auto" } = {}): Promise<BurrowContext> {
   const netns = mode === "rootful" ? await createNetns() : undefined;
-  const dirs = makeDirs(mode);
+  const dirs = makeDirs(mode, o);
   const before = await snapshot({ runtimeDirs: [dirs.runtimeDir], netns: netns ? [netns.name] : [] });
   const tag = `${testRunId}/${crypto.randomUUID().slice(0, 8)}`;
   const base: RunOptions = { mode, netns, dirs, env: { [TAG_VAR]: tag } };

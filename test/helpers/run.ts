@@ -24,6 +24,9 @@ export interface BurrowDirs {
   runtimeDir: string;
   stateDir: string;
   cniConfigDir: string;
+  /** podman 4-6 network files (netavark) and netavark's --config. */
+  networksDir: string;
+  netavarkDir: string;
   /** The BURROW_* variables that point burrow at these dirs. */
   env: Record<string, string>;
   /** Unmounts what is still mounted below root (returns those paths), then deletes root. */
@@ -166,10 +169,16 @@ export function runInNetns(netns: TestNetns, cmd: string[], opts: Omit<RunOption
 /** Private runtime, state and CNI config dirs for one test. Rootless: under
  * /run/user/UID (tmpfs, short socket paths), owned by the test user, 0700.
  * Rootful: under /run, owned by root. */
-export function makeDirs(mode: Mode = "rootless"): BurrowDirs {
+export function makeDirs(mode: Mode = "rootless", o: { networkBackend?: "cni" | "netavark" | "auto" } = {}): BurrowDirs {
   const name = runPrefix + crypto.randomUUID().slice(0, 6);
   const root = mode === "rootless" ? `${testUser().runtimeDir}/${name}` : `/run/${name}`;
-  const dirs = { runtimeDir: `${root}/run`, stateDir: `${root}/state`, cniConfigDir: `${root}/cni` };
+  const dirs = {
+    runtimeDir: `${root}/run`,
+    stateDir: `${root}/state`,
+    cniConfigDir: `${root}/cni`,
+    networksDir: `${root}/networks`,
+    netavarkDir: `${root}/netavark`,
+  };
   for (const d of [root, ...Object.values(dirs)]) {
     mkdirSync(d, { mode: 0o700 });
     if (mode === "rootless") chownSync(d, testUser().uid, testUser().gid);
@@ -177,7 +186,15 @@ export function makeDirs(mode: Mode = "rootless"): BurrowDirs {
   return {
     root,
     ...dirs,
-    env: { BURROW_RUNTIME_DIR: dirs.runtimeDir, BURROW_STATE_DIR: dirs.stateDir, BURROW_CNI_CONFIG_DIR: dirs.cniConfigDir },
+    env: {
+      BURROW_RUNTIME_DIR: dirs.runtimeDir,
+      BURROW_STATE_DIR: dirs.stateDir,
+      BURROW_CNI_CONFIG_DIR: dirs.cniConfigDir,
+      BURROW_NETWORKS_DIR: dirs.networksDir,
+      BURROW_NETAVARK_DIR: dirs.netavarkDir,
+      // Tests written for one backend say which; "auto" leaves the choice to burrow's rule (src/net/registry.ts).
+      ...(o.networkBackend === "auto" ? {} : { BURROW_NETWORK_BACKEND: o.networkBackend ?? "cni" }),
+    },
     remove: () => removeDirs(root),
   };
 }

@@ -13,7 +13,7 @@ let dir: string;
 let p: Paths;
 beforeEach(() => {
   dir = mkdtempSync(`${tmpdir()}/burrow-deadline-`);
-  p = { rootless: true, uid: 1000, runtimeDir: dir, stateDir: dir, cniConfigDir: dir };
+  p = { rootless: true, uid: 1000, runtimeDir: dir, stateDir: dir, cniConfigDir: dir, networksDir: "/tmp/n", netavarkDir: "/tmp/nv" };
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 

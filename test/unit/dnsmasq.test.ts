@@ -20,7 +20,15 @@ afterEach(() => {
 function paths(rootless: boolean): Paths {
   const root = mkdtempSync(`${tmpdir()}/burrow-unit-`);
   dirs.push(root);
-  return { rootless, uid: rootless ? 1000 : 0, runtimeDir: `${root}/run`, stateDir: `${root}/state`, cniConfigDir: `${root}/cni` };
+  return {
+    rootless,
+    uid: rootless ? 1000 : 0,
+    runtimeDir: `${root}/run`,
+    stateDir: `${root}/state`,
+    cniConfigDir: `${root}/cni`,
+    networksDir: "/tmp/n",
+    netavarkDir: "/tmp/nv",
+  };
 }
 
 /** A process whose comm is `name`, with `args` on its command line. */

@@ -52,6 +52,7 @@ describe("containers.conf", () => {
       helperBinariesDir: ["/opt/h", "/usr/libexec/podman"],
       networkCmdPath: "/opt/s/slirp4netns",
       cniPluginDirs: ["/opt/cni"],
+      networkBackend: "cni",
       logSizeMax: -1,
     });
   });
@@ -112,7 +113,7 @@ describe("doctor's checks", () => {
     user: "nobody-here",
     env: { PATH: `${dir}/empty` },
     distro: distroFrom({ ID: "fedora", PRETTY_NAME: "Fedora Linux 41" }),
-    conf: { files: [], cniPluginDirs: [`${dir}/empty-cni`] },
+    conf: { files: [], cniPluginDirs: [`${dir}/empty-cni`], helperBinariesDir: [`${dir}/empty`] },
     ...over,
   });
   const byName = (checks: ReturnType<typeof runChecks>) => Object.fromEntries(checks.map((c) => [c.check, c]));
@@ -125,7 +126,9 @@ describe("doctor's checks", () => {
     expect(c.XDG_RUNTIME_DIR!.fix).toBe("sudo install -d -m 0700 -o 4242 /run/user/4242 && export XDG_RUNTIME_DIR=/run/user/4242");
     expect(c["/etc/subuid"]!.fix).toStartWith("sudo usermod --add-subuids 100000-165535 nobody-here");
     expect(c["/etc/subgid"]!.fix).toStartWith("sudo usermod --add-subgids 100000-165535 nobody-here");
-    expect(c["CNI plugins"]).toMatchObject({ level: "warn", fix: "sudo dnf install containernetworking-plugins" });
+    // Neither backend of named networks: one line, naming today's (netavark).
+    expect(c["bridge networks"]).toMatchObject({ level: "warn", fix: "sudo dnf install netavark aardvark-dns" });
+    expect(c["CNI plugins"]).toBeUndefined();
     // newuidmap lives in /usr/bin or /usr/sbin here; the sbin fallback finds it.
     expect(["ok", "warn"]).toContain(c.newuidmap!.level);
   });

@@ -9,7 +9,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import type { PlanContext } from "../../src/net/backend.ts";
 import { parseNetworkMode, type NetworkMode } from "../../src/net/mode.ts";
-import { attachedNetworks, createNetworkBackends, networkNames } from "../../src/net/registry.ts";
+import { askedNetworks, attachedNetworks, chooseNamedBackend, createNetworkBackends, networkNames } from "../../src/net/registry.ts";
 import { createPortDrivers } from "../../src/ports/registry.ts";
 import type { Sandbox } from "../../src/state/sandboxes.ts";
 import { rejection, thrown } from "../helpers/rejection.ts";
@@ -52,7 +52,15 @@ describe("parseNetworkMode", () => {
 describe("the backend registry decides by mode", () => {
   // The CNI backend's plan and setup need the daemon's sandboxes and files;
   // the decisions asked here (ports, flags, /etc policy) touch neither.
-  const paths = { rootless: true, uid: 1000, runtimeDir: "/run/user/1000/burrow", stateDir: "/tmp/s", cniConfigDir: "/tmp/c" };
+  const paths = {
+    rootless: true,
+    uid: 1000,
+    runtimeDir: "/run/user/1000/burrow",
+    stateDir: "/tmp/s",
+    cniConfigDir: "/tmp/c",
+    networksDir: "/tmp/n",
+    netavarkDir: "/tmp/nv",
+  };
   const backends = createNetworkBackends({ paths, sandboxes: () => [] });
   const running = {
     id: "a".repeat(64),
@@ -134,7 +142,7 @@ describe("the backend registry decides by mode", () => {
   });
 
   test("a state row naming an unknown backend is refused by name", () => {
-    expect(thrown(() => backends.forKind("netavark")).message).toBe('network mode "netavark" is not available in this build');
+    expect(thrown(() => backends.forKind("macvlan")).message).toBe('network mode "macvlan" is not available in this build');
     expect(thrown(() => backends.forKind("toString")).kind).toBe("unsupported");
   });
 });
@@ -198,14 +206,38 @@ describe("named networks are the backend's", () => {
 
   test("only bridge backends have the networks capability, and the registry names the one serving them", () => {
     const backends = createNetworkBackends({
-      paths: { rootless: false, uid: 0, runtimeDir: "/run/burrow", stateDir: "/tmp/s", cniConfigDir: "/tmp/c" },
+      paths: { rootless: false, uid: 0, runtimeDir: "/run/burrow", stateDir: "/tmp/s", cniConfigDir: "/tmp/c", networksDir: "/tmp/n", netavarkDir: "/tmp/nv" },
       sandboxes: () => [],
     });
     for (const m of ["none", "host", "slirp4netns", "pasta", "container:x", "ns:/x", "bridge"]) {
       const b = backends.forMode(parseNetworkMode(m));
       expect([m, !!b.networks]).toEqual([m, b.bridge]);
     }
-    expect(backends.networks as unknown).toBe(backends.forKind("cni").networks);
+    expect(backends.forKind("netavark").networks).toBeDefined();
+    expect(["cni", "netavark"]).toContain(backends.named().kind);
+    expect(backends.parse("red").kind).toBe(backends.named().kind);
+  });
+
+  test("which backend serves named networks: podman 4's rule", () => {
+    const base = { cniInUse: false, netavarkInstalled: true };
+    expect(chooseNamedBackend(base)).toEqual({ kind: "netavark", why: "netavark is installed and no CNI network exists" });
+    expect(chooseNamedBackend({ ...base, cniInUse: true }).kind).toBe("cni");
+    expect(chooseNamedBackend({ ...base, netavarkInstalled: false }).kind).toBe("cni");
+    expect(chooseNamedBackend({ ...base, cniInUse: true, conf: "netavark" })).toEqual({
+      kind: "netavark",
+      why: 'containers.conf network_backend = "netavark"',
+    });
+    expect(chooseNamedBackend({ ...base, conf: "cni" }).kind).toBe("cni");
+    expect(chooseNamedBackend({ ...base, conf: "netavark", env: "cni" })).toEqual({ kind: "cni", why: "BURROW_NETWORK_BACKEND=cni" });
+    expect(chooseNamedBackend({ ...base, env: "bogus" }).kind).toBe("netavark");
+  });
+
+  test("bridge is each backend's default network; a row is read with the backend it was made with", () => {
+    expect(networkNames(parseNetworkMode("red,bridge", { named: "netavark" }))).toEqual(["red", "podman"]);
+    const spec = (network: string) => ({ network }) as Sandbox["spec"];
+    expect(askedNetworks({ spec: spec("bridge"), runtime: { network: "netavark" } } as Sandbox)).toEqual(["podman"]);
+    expect(askedNetworks({ spec: spec("bridge"), runtime: { network: "cni" } } as Sandbox)).toEqual(["burrow"]);
+    expect(askedNetworks({ spec: spec("slirp4netns"), runtime: { network: "slirp4netns" } } as Sandbox)).toEqual([]);
   });
 });
 

@@ -10,6 +10,8 @@ import { BurrowError, runAll } from "../../errors.ts";
 import { log } from "../../log.ts";
 import type { Sandbox } from "../../state/sandboxes.ts";
 import type { NetworkBackend, NetworkDeps, NetworkNaming, NetworksCapability } from "../backend.ts";
+import type { SharedRootlessNamespace } from "../netavark/backend.ts";
+import type { Paths } from "../../paths.ts";
 import { interfaceName } from "./attachment.ts";
 import { CniNetworking, cniBackend, cniRecordOf, networkNames, type CniAttachmentRecord, type CniRecord } from "./backend.ts";
 import { dnsmasqNetwork, dnsnameNetworks, stopDnsmasq as forgetDnsmasq } from "./dnsmasq.ts";
@@ -29,7 +31,7 @@ export function cniBackendWith(
   deps: NetworkDeps,
   /** Whether a row's backend (runtime.network) is one of bridge networks. */
   onBridge: (kind: string) => boolean,
-): NetworkBackend<"cni", CniRecord> & { networks: NetworksCapability<"cni", CniRecord> } {
+): NetworkBackend<"cni", CniRecord> & { networks: NetworksCapability<"cni", CniRecord>; shared: SharedRootlessNamespace | null } {
   const cni = new CniNetworking(
     deps.paths,
     (exceptId) => deps.sandboxes().filter((s) => s.id !== exceptId && s.status !== "exited" && onBridge(s.runtime.network)).length,
@@ -40,7 +42,19 @@ export function cniBackendWith(
       unreleased: () => deps.sandboxes().some((s) => onBridge(s.runtime.network) && !!s.runtime.backend),
     },
   );
-  return { ...cniBackend(cni), networks: cniNetworks(cni) };
+  // The rootless namespace is lent to netavark's backend: both backends' bridges live in it.
+  const ns = cni.rootlessNetns;
+  const shared = ns ? { ns, hold: <T>(fn: () => Promise<T>) => cni.hold(fn), release: (id: string) => cni.releaseShared(id) } : null;
+  return { ...cniBackend(cni), networks: cniNetworks(cni), shared };
+}
+
+/** Does the user have CNI networks of their own (conflists; the synthesized default does not count)? */
+export function hasCniNetworks(paths: Paths): boolean {
+  try {
+    return readdirSync(paths.cniConfigDir).some((e) => e.endsWith(".conflist"));
+  } catch {
+    return false;
+  }
 }
 
 /** The --network-alias / --alias values of an attachment (without the name and short id every sandbox gets). */

@@ -294,6 +294,8 @@ export class RootlessNetns {
     mkdirSync(`${this.dir}/var`, { recursive: true, mode: 0o700 });
     mkdirSync(cniDataDir(this.paths), { recursive: true, mode: 0o700 });
     mkdirSync(dnsnameRuntimeDir(this.paths), { recursive: true, mode: 0o700 });
+    // netavark's --config when it serves named networks (src/net/netavark/backend.ts).
+    mkdirSync(this.paths.netavarkDir, { recursive: true, mode: 0o700 });
   }
 
   /** Stops every dnsmasq dnsname's files name (checked by pid file and config path) and removes those files. */
@@ -464,7 +466,7 @@ export class RootlessNetns {
         netns: this.pin,
         runDir: `${this.dir}/run`,
         varDir: `${this.dir}/var`,
-        keep: [this.paths.runtimeDir, cniDataDir(this.paths), dnsnameRuntimeDir(this.paths)],
+        keep: [this.paths.runtimeDir, cniDataDir(this.paths), dnsnameRuntimeDir(this.paths), this.paths.netavarkDir],
         resolvConf: `${this.dir}/resolv.conf`,
       };
       this.runner = new CniRunner(cfg);
@@ -508,6 +510,8 @@ export class RootlessNetns {
       rmSync(this.dir, { recursive: true, force: true });
       // Its dnsmasq died with it above: dnsname's files for it go too.
       rmSync(dnsnameRoot(this.paths), { recursive: true, force: true });
+      // So did netavark's bridges, rules and aardvark-dns: its state of them goes.
+      rmSync(this.paths.netavarkDir, { recursive: true, force: true });
     } catch (e) {
       errors.push(e as Error);
     }

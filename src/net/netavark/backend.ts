@@ -1,0 +1,736 @@
+// Named networks served by the real netavark, as podman 4-6 serve them:
+// podman's network files in podman's places (networks-dir.ts), burrow's own
+// address choice (addresses.ts, netavark allocates nothing), and one
+// `netavark setup`/`teardown` per attachment (run.ts). Rootful, netavark
+// runs in the daemon's namespaces (the host's; a test's netns in tests).
+// Rootless, it runs inside the rootless namespace that CNI networks use too
+// (src/net/cni/rootless-netns.ts: one per user, with its slirp4netns),
+// through that namespace's runner, so bridges, firewall rules and
+// aardvark-dns live there, never in the host's namespaces.
+//
+// What teardown needs is exactly the options document setup was given: it
+// is written to a journal in the state dir before setup runs (a daemon that
+// dies during setup leaves it for the rollback), and kept in the row's
+// record once setup answered. Daemon main thread.
+import { mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import * as v from "valibot";
+import { BurrowError, messageOf } from "../../errors.ts";
+import { log } from "../../log.ts";
+import { Mutex } from "../../mutex.ts";
+import { readPrivateRecord, writePrivateRecord } from "../../private-file.ts";
+import { quote } from "../../quote.ts";
+import { helperConf } from "../../machine/helpers.ts";
+import type { HelperLedger, HelperRow } from "../../state/helpers.ts";
+import type { PortRecord, Sandbox } from "../../state/sandboxes.ts";
+import { startTimeOf } from "../../sys/processes.ts";
+import type { DnsView } from "../../dns/etc-content.ts";
+import type { NamedNetwork, NetworkBackend, NetworkDeps, NetworkNaming, NetworkSummary, NetworksCapability, StaticAddressing } from "../backend.ts";
+import type { NetworkModeOf } from "../mode.ts";
+import { subnetToString } from "../cni/ip.ts";
+import { readHostRoutes, readInterfaceNames } from "../cni/host.ts";
+import type { RootlessNetns } from "../cni/rootless-netns.ts";
+import { pickAddresses } from "./addresses.ts";
+import {
+  DEFAULT_NETWORK_NAME,
+  defaultNetworkConfig,
+  planNetwork,
+  readNetworks,
+  removeNetworkFile,
+  writeNetworkFile,
+  type PodmanNetwork,
+} from "./networks-dir.ts";
+import {
+  buildSetupOptions,
+  findNetavarkHelper,
+  netavarkSetup,
+  netavarkTeardown,
+  type NetavarkInvocation,
+  type NetavarkSpawner,
+  bunNetavarkSpawner,
+} from "./run.ts";
+import { SetupOptions, StatusBlock, type NetworkFile } from "./schema.ts";
+
+/** One network a sandbox is attached to: what setup was given (teardown gets the same) and what it answered. */
+export interface NetavarkAttachment {
+  network: string;
+  ifName: string;
+  options: SetupOptions;
+  status: StatusBlock;
+  /** Names aardvark-dns answers for it there: its name, short id and --network-alias values (inspect's Aliases). */
+  aliases: string[];
+}
+
+export interface NetavarkRecord {
+  rootless: boolean;
+  attachments: NetavarkAttachment[];
+}
+
+const Attachment = v.object({
+  network: v.string(),
+  ifName: v.string(),
+  options: SetupOptions,
+  status: StatusBlock,
+  aliases: v.array(v.string()),
+});
+
+/** The record of a row: validated, since the row is a file (state.db) outside this process. */
+export function netavarkRecordOf(s: Pick<Sandbox, "runtime">): NetavarkRecord {
+  const r = s.runtime.backend as { rootless?: unknown; attachments?: unknown } | undefined;
+  const atts = v.safeParse(v.array(Attachment), r?.attachments ?? []);
+  return { rootless: r?.rootless === true, attachments: atts.success ? atts.output : [] };
+}
+
+/** The journal: options documents whose setup may have run, by sandbox (see the header). */
+const Journal = v.object({ pending: v.array(SetupOptions) });
+
+/** What the CNI backend lends: the rootless namespace both backends' bridges live in. */
+export interface SharedRootlessNamespace {
+  ns: RootlessNetns;
+  /** Runs `fn` with the namespace held: no release tears it down meanwhile. */
+  hold<T>(fn: () => Promise<T>): Promise<T>;
+  /** Tears the namespace down when no sandbox but `exceptId` needs it. */
+  release(exceptId: string): Promise<Error[]>;
+}
+
+export interface NetavarkDeps extends NetworkDeps {
+  shared: SharedRootlessNamespace | null;
+  /** Tests replace netavark's process. */
+  spawn?: NetavarkSpawner;
+}
+
+function ifNameAt(i: number): string {
+  return `eth${i}`;
+}
+
+/** The default network's file: containers.conf default_network/default_subnet, else podman's. */
+function defaultNetwork(): NetworkFile {
+  const conf = helperConf();
+  return defaultNetworkConfig({ name: conf.defaultNetwork, subnet: conf.defaultSubnet, now: new Date(0) });
+}
+
+function defaultName(): string {
+  return helperConf().defaultNetwork ?? DEFAULT_NETWORK_NAME;
+}
+
+export function netavarkNames(mode: NetworkModeOf<"netavark">): string[] {
+  return mode.networks.map((n) => (n === "bridge" ? defaultName() : n));
+}
+
+export const netavarkNaming: NetworkNaming<"netavark"> = {
+  names: netavarkNames,
+  attached: (s) => netavarkRecordOf(s).attachments.map((a) => a.network),
+};
+
+function addressesOf(status: StatusBlock): { ip: string; prefix: number; gateway?: string; mac?: string }[] {
+  const out: { ip: string; prefix: number; gateway?: string; mac?: string }[] = [];
+  for (const iface of Object.values(status.interfaces ?? {})) {
+    for (const sn of iface.subnets ?? []) {
+      const [ip, prefix] = sn.ipnet.split("/");
+      out.push({ ip: ip!, prefix: Number(prefix), gateway: sn.gateway ?? undefined, mac: iface.mac_address });
+    }
+  }
+  return out;
+}
+
+/** podman 4's inspect entry for one network (NetworkSettings.Networks[NAME]). */
+function inspectEntry(a: NetavarkAttachment): Record<string, unknown> {
+  const addrs = addressesOf(a.status);
+  const v4 = addrs.filter((x) => !x.ip.includes(":"));
+  const v6 = addrs.filter((x) => x.ip.includes(":"));
+  const mac = Object.values(a.status.interfaces ?? {})[0]?.mac_address ?? "";
+  return {
+    EndpointID: "",
+    Gateway: v4[0]?.gateway ?? "",
+    IPAddress: v4[0]?.ip ?? "",
+    IPPrefixLen: v4[0]?.prefix ?? 0,
+    ...(v4.length > 1 ? { SecondaryIPAddresses: v4.slice(1).map((x) => x.ip) } : {}),
+    IPv6Gateway: v6[0]?.gateway ?? "",
+    GlobalIPv6Address: v6[0]?.ip ?? "",
+    GlobalIPv6PrefixLen: v6[0]?.prefix ?? 0,
+    MacAddress: mac,
+    NetworkID: a.options.network_info[a.network]?.id ?? a.network,
+    DriverOpts: null,
+    IPAMConfig: null,
+    Links: null,
+    Aliases: [...a.aliases],
+  };
+}
+
+function summaryOf(n: PodmanNetwork): NetworkSummary {
+  const c = n.config;
+  return {
+    name: c.name,
+    id: c.id,
+    driver: c.driver,
+    ...(c.network_interface ? { network_interface: c.network_interface } : {}),
+    ...(c.created ? { created: c.created } : {}),
+    subnets: (c.subnets ?? []).map((s) => ({
+      subnet: s.subnet,
+      ...(s.gateway ? { gateway: s.gateway } : {}),
+      ...(s.lease_range ? { lease_range: { start_ip: s.lease_range.start_ip, end_ip: s.lease_range.end_ip } } : {}),
+    })),
+    ipv6_enabled: c.ipv6_enabled ?? false,
+    internal: c.internal ?? false,
+    dns_enabled: c.dns_enabled ?? false,
+    ...(c.labels ? { labels: c.labels } : {}),
+    ipam_options: { driver: c.ipam_options?.driver ?? "host-local" },
+  };
+}
+
+interface NamedNetavarkNetwork extends NamedNetwork {
+  config: NetworkFile;
+}
+
+/**
+ * The addresses aardvark-dns knows on `network` (its file in the config
+ * dir: one line per container, `ID IPv4s IPv6s names`): podman's
+ * containers' too when they share the directory (rootful), so a sandbox
+ * never gets an address a container holds there.
+ */
+function aardvarkAddresses(configDir: string, network: string): string[] {
+  const out: string[] = [];
+  for (const file of [network, `${network}%int`]) {
+    let text: string;
+    try {
+      text = readFileSync(`${configDir}/aardvark-dns/${file}`, "utf8");
+    } catch {
+      continue;
+    }
+    for (const line of text.split("\n").slice(1)) {
+      const [, v4 = "", v6 = ""] = line.trim().split(/\s+/);
+      for (const ip of [...v4.split(","), ...v6.split(",")]) if (ip) out.push(ip);
+    }
+  }
+  return out;
+}
+
+export class NetavarkNetworking {
+  private readonly spawnLocal: NetavarkSpawner;
+  /** Setups and teardowns, one at a time: an address is picked and taken under it, and netavark's firewall setup is not safe to race. */
+  private readonly mutex = new Mutex();
+  /** Addresses handed out by a setup whose row may not be saved yet, by network. */
+  private readonly reserved = new Map<string, Map<string, string>>();
+  private busy = 0;
+
+  constructor(readonly deps: NetavarkDeps) {
+    this.spawnLocal = deps.spawn ?? bunNetavarkSpawner;
+  }
+
+  get rootless(): boolean {
+    return this.deps.paths.rootless;
+  }
+
+  private get shared(): SharedRootlessNamespace | null {
+    return this.rootless ? this.deps.shared : null;
+  }
+
+  get working(): boolean {
+    return this.busy > 0;
+  }
+
+  /** The networks, every file, and the default. */
+  listing(): ReturnType<typeof readNetworks> {
+    return readNetworks(this.deps.paths.networksDir, { rootless: this.rootless, defaultNetwork: defaultNetwork() });
+  }
+
+  /** A network by name or (a unique prefix of its) id; refuses one burrow cannot serve, naming field and value. */
+  find(ref: string, o: { servable?: boolean } = {}): NamedNetavarkNetwork {
+    const { networks, invalid } = this.listing();
+    let n = networks.find((x) => x.name === ref);
+    if (!n && /^[0-9a-f]{3,64}$/.test(ref)) {
+      const hits = networks.filter((x) => x.config.id.startsWith(ref));
+      if (hits.length > 1) throw new BurrowError(`network id prefix ${quote(ref)} is ambiguous: ${hits.map((h) => h.name).join(", ")}`, { kind: "bad-input" });
+      n = hits[0];
+    }
+    if (!n) {
+      const bad = invalid.find((f) => f.file.endsWith(`/${ref}.json`));
+      if (bad) throw new BurrowError(`network ${ref} cannot be used: ${bad.file}: ${bad.reason}`, { kind: "network-invalid" });
+      throw new BurrowError(`no network with name or id ${quote(ref)} found`, { kind: "not-found" });
+    }
+    if (o.servable && n.unservable) {
+      const u = n.unservable;
+      throw new BurrowError(`network ${n.name} cannot be used: ${u.field} ${quote(u.value)}: ${u.reason}`, { kind: "unsupported" });
+    }
+    return { name: n.name, isDefault: n.name === defaultName(), config: n.config };
+  }
+
+  invocation(): NetavarkInvocation {
+    const binary = findNetavarkHelper("netavark");
+    if (!binary)
+      throw new BurrowError('netavark is not installed: install the netavark package (or set network_backend = "cni" in containers.conf)', { kind: "setup" });
+    const aardvark = findNetavarkHelper("aardvark-dns");
+    return { binary, configDir: this.deps.paths.netavarkDir, rootless: this.rootless, ...(aardvark ? { aardvarkBinary: aardvark } : {}) };
+  }
+
+  /** Runs netavark where it must run: the rootless namespace, or here. */
+  private readonly spawn: NetavarkSpawner = async (argv, stdin, env) => {
+    const shared = this.shared;
+    if (!shared) return this.spawnLocal(argv, stdin, env);
+    const r = await shared.ns.spawn({ argv, stdin, env, timeoutMs: 60_000 });
+    return { code: r.exitCode ?? -1, stdout: r.stdout, stderr: r.timedOut ? `netavark timed out\n${r.stderr}` : r.stderr };
+  };
+
+  /** The netns path as netavark must be given it (rootless: through /proc/<daemon>/root, the runner's /run is private). */
+  private netnsPath(netns: string): string {
+    return this.shared ? this.shared.ns.visiblePath(netns) : netns;
+  }
+
+  async hold<T>(fn: () => Promise<T>): Promise<T> {
+    this.busy++;
+    try {
+      return this.shared ? await this.shared.hold(fn) : await fn();
+    } finally {
+      this.busy--;
+    }
+  }
+
+  // ------------------------------------------------------------ journal
+
+  private journalPath(id: string): string {
+    return `${this.deps.paths.stateDir}/netavark-journal/${id}.json`;
+  }
+
+  private readJournal(id: string): SetupOptions[] {
+    try {
+      return readPrivateRecord(this.journalPath(id), Journal, "a netavark journal")?.pending ?? [];
+    } catch (e) {
+      log.warn(`netavark journal of ${id.slice(0, 12)}: ${messageOf(e)}`);
+      return [];
+    }
+  }
+
+  private writeJournal(id: string, pending: SetupOptions[]): void {
+    if (!pending.length) {
+      rmSync(this.journalPath(id), { force: true });
+      return;
+    }
+    const dir = `${this.deps.paths.stateDir}/netavark-journal`;
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    writePrivateRecord(dir, `${id}.json`, { pending });
+  }
+
+  private sameAttachment(a: SetupOptions, b: SetupOptions): boolean {
+    return JSON.stringify(Object.keys(a.networks)) === JSON.stringify(Object.keys(b.networks)) && a.container_id === b.container_id;
+  }
+
+  // ------------------------------------------------------------ attach / detach
+
+  /** Addresses in use on `network`: burrow's rows, setups under way, and aardvark-dns's entries (podman's containers). */
+  private usedAddresses(network: string, exceptId: string): string[] {
+    const out: string[] = [];
+    for (const s of this.deps.sandboxes()) {
+      if (s.id === exceptId || s.runtime.network !== "netavark") continue;
+      for (const a of netavarkRecordOf(s).attachments) if (a.network === network) for (const x of addressesOf(a.status)) out.push(x.ip);
+    }
+    for (const [ip, id] of this.reserved.get(network) ?? []) if (id !== exceptId) out.push(ip);
+    out.push(...aardvarkAddresses(this.deps.paths.netavarkDir, network));
+    return out;
+  }
+
+  private reserve(network: string, ips: string[], id: string): void {
+    const m = this.reserved.get(network) ?? new Map<string, string>();
+    for (const ip of ips) m.set(ip, id);
+    this.reserved.set(network, m);
+  }
+
+  private unreserve(network: string, id: string): void {
+    const m = this.reserved.get(network);
+    if (!m) return;
+    for (const [ip, owner] of m) if (owner === id) m.delete(ip);
+  }
+
+  /** Attaches one network as `ifName`: picks the addresses, journals the options, runs setup. */
+  async attach(
+    s: Sandbox,
+    netns: string,
+    net: NamedNetavarkNetwork,
+    ifName: string,
+    opts: { ip?: string; mac?: string; aliases: string[]; ports?: PortRecord[] },
+  ): Promise<NetavarkAttachment> {
+    if (this.shared) await this.shared.ns.ensure();
+    const inv = this.invocation();
+    return this.mutex.run(async () => {
+      const ips = pickAddresses(net.config, this.usedAddresses(net.name, s.id), opts.ip ? [opts.ip] : []);
+      const extra = [...new Set([s.id.slice(0, 12), ...opts.aliases])].filter((a) => a !== s.name);
+      const options = buildSetupOptions({
+        containerId: s.id,
+        containerName: s.name,
+        hostname: s.spec.hostname,
+        attachments: [{ network: net.config, interfaceName: ifName, staticIps: ips, staticMac: opts.mac, aliases: extra }],
+        ports: opts.ports?.map((p) => ({ hostIp: p.hostIp, hostPort: p.hostPort, containerPort: p.containerPort, protocol: p.protocol })),
+        dnsServers: s.spec.dns,
+      });
+      const journal = this.readJournal(s.id);
+      this.writeJournal(s.id, [...journal, options]);
+      this.reserve(net.name, ips, s.id);
+      const track = net.config.dns_enabled && this.deps.helpers && !this.aardvark() ? this.deps.helpers.intend("aardvark-dns", "netavark") : undefined;
+      let reply: Awaited<ReturnType<typeof netavarkSetup>>;
+      try {
+        reply = await netavarkSetup(inv, this.netnsPath(netns), options, this.markedSpawn(track?.env));
+      } catch (e) {
+        // netavarkSetup ran netavark's teardown already.
+        this.unreserve(net.name, s.id);
+        this.writeJournal(s.id, journal);
+        track?.cancel();
+        throw e;
+      }
+      if (net.config.dns_enabled) this.recordAardvark(track);
+      return { network: net.name, ifName, options, status: reply[net.name]!, aliases: [s.name, ...extra] };
+    });
+  }
+
+  /** The spawner with a helper ledger marker in netavark's environment: aardvark-dns, its child, inherits it. */
+  private markedSpawn(marker: Record<string, string> | undefined): NetavarkSpawner {
+    if (!marker) return this.spawn;
+    return (argv, stdin, env) => this.spawn(argv, stdin, { ...env, ...marker });
+  }
+
+  /** Runs teardown for one attachment's options (errors thrown: netavark's own list, in one line). */
+  async detach(id: string, netns: string, options: SetupOptions): Promise<void> {
+    const inv = this.invocation();
+    await this.mutex.run(async () => {
+      await netavarkTeardown(inv, this.netnsPath(netns), options, this.spawn);
+      for (const name of Object.keys(options.networks)) this.unreserve(name, id);
+      this.writeJournal(
+        id,
+        this.readJournal(id).filter((o) => !this.sameAttachment(o, options)),
+      );
+    });
+  }
+
+  /** Teardown of everything the journal says may be set up for `id` (a create that died, a row that is gone). */
+  async detachJournaled(id: string, netns: string): Promise<Error[]> {
+    const errors: Error[] = [];
+    for (const options of this.readJournal(id).reverse()) {
+      try {
+        await this.detach(id, netns, options);
+      } catch (e) {
+        errors.push(e as Error);
+      }
+    }
+    return errors;
+  }
+
+  // ------------------------------------------------------------ aardvark-dns
+
+  /** The aardvark-dns that serves netavark's config dir now, from its pid file (checked: alive, and aardvark-dns). */
+  aardvark(): { pid: number } | null {
+    try {
+      const pid = Number(readFileSync(`${this.deps.paths.netavarkDir}/aardvark-dns/aardvark.pid`, "utf8").trim());
+      if (!Number.isInteger(pid) || pid <= 0 || startTimeOf(pid) === null) return null;
+      const comm = readFileSync(`/proc/${pid}/comm`, "utf8").trim();
+      return comm.startsWith("aardvark") ? { pid } : null;
+    } catch {
+      return null;
+    }
+  }
+
+  private recordAardvark(track: ReturnType<HelperLedger["intend"]> | undefined): void {
+    const ledger = this.deps.helpers;
+    if (!ledger) return;
+    try {
+      const running = this.aardvark();
+      const start = running ? startTimeOf(running.pid) : null;
+      if (!running || start === null || ledger.records(running.pid, start)) {
+        track?.cancel();
+        return;
+      }
+      (track ?? ledger.intend("aardvark-dns", "netavark")).spawned(running.pid);
+    } catch (e) {
+      log.warn(`cannot record aardvark-dns: ${messageOf(e)}`);
+    }
+  }
+
+  // ------------------------------------------------------------ views
+
+  dnsView(record: NetavarkRecord): DnsView {
+    const first = record.attachments[0] ? addressesOf(record.attachments[0].status).find((x) => !x.ip.includes(":")) : undefined;
+    const nameservers: string[] = [];
+    const search: string[] = [];
+    for (const a of record.attachments) {
+      for (const ns of a.status.dns_server_ips ?? []) if (!nameservers.includes(ns)) nameservers.push(ns);
+      for (const d of a.status.dns_search_domains ?? []) if (!search.includes(d)) search.push(d);
+    }
+    return {
+      address: first?.ip,
+      hostsAddress: first?.ip,
+      gateway: first?.gateway,
+      prefixLength: first?.prefix,
+      nameservers,
+      searchDomains: search.length ? search : undefined,
+    };
+  }
+
+  inspectEntries(record: NetavarkRecord | undefined): Record<string, object> {
+    const out: Record<string, object> = {};
+    for (const a of record?.attachments ?? []) out[a.network] = inspectEntry(a);
+    return out;
+  }
+}
+
+/** Is a process netavark, working on config dir `dir`? (a dead daemon's setup runs to its end) */
+function netavarkRunning(dir: string): boolean {
+  for (const e of readdirSync("/proc")) {
+    const c = e.charCodeAt(0);
+    if (c < 48 || c > 57) continue;
+    try {
+      const argv = readFileSync(`/proc/${e}/cmdline`, "utf8").split("\0");
+      if (argv[0]?.endsWith("netavark") && argv.includes(dir)) return true;
+    } catch {} // gone, or not ours
+  }
+  return false;
+}
+
+function checkAliases(aliases: string[] | undefined): void {
+  for (const a of aliases ?? []) {
+    if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(a))
+      throw new BurrowError(`invalid network alias ${quote(a)}: letters, digits, "_", "." and "-"`, { kind: "bad-input" });
+  }
+}
+
+/** The NetworkBackend and networks capability for `--network NAME` when netavark serves named networks. */
+export function netavarkBackendWith(
+  deps: NetavarkDeps,
+): NetworkBackend<"netavark", NetavarkRecord> & { networks: NetworksCapability<"netavark", NetavarkRecord> } {
+  const nv = new NetavarkNetworking(deps);
+  const releaseShared = (id: string) => (nv.rootless && deps.shared ? deps.shared.release(id) : Promise.resolve([]));
+
+  const networksOfMode = (mode: NetworkModeOf<"netavark">): NamedNetavarkNetwork[] => {
+    const seen = new Set<string>();
+    return netavarkNames(mode).map((name) => {
+      const n = nv.find(name, { servable: true });
+      if (seen.has(n.name)) throw new BurrowError(`network ${n.name} is given twice`, { kind: "bad-input" });
+      seen.add(n.name);
+      return n;
+    });
+  };
+
+  const networks: NetworksCapability<"netavark", NetavarkRecord> = {
+    ...netavarkNaming,
+    async checkCreate(mode, req: StaticAddressing) {
+      const nets = networksOfMode(mode);
+      nv.invocation();
+      checkAliases(req.aliases);
+      if (req.ip && nets[0]) pickAddresses(nets[0].config, [], [req.ip]);
+      if (req.mac && !/^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/.test(req.mac))
+        throw new BurrowError(`invalid MAC address ${quote(req.mac)}: six hex pairs such as 92:d0:c6:0a:29:33`, { kind: "bad-input" });
+    },
+
+    async create(req) {
+      if (req.driver && req.driver !== "bridge")
+        throw new BurrowError(`unsupported network driver ${quote(req.driver)}: burrow creates bridge networks`, { kind: "bad-input" });
+      if (req.ipRange) throw new BurrowError(`--ip-range is not supported with netavark networks yet: give --subnet`, { kind: "bad-input" });
+      const existing = nv.listing().networks.map((n) => n.config);
+      const name = req.name ?? firstFreeName(existing.map((n) => n.name));
+      const routes = readHostRoutes().map(subnetToString);
+      if (req.gateway && req.subnets.length !== 1) throw new BurrowError("--gateway needs exactly one --subnet", { kind: "bad-input" });
+      const config = planNetwork(
+        {
+          name,
+          subnets: req.subnets.map((subnet) => ({ subnet, ...(req.gateway ? { gateway: req.gateway } : {}) })),
+          ipv6: req.ipv6,
+          internal: req.internal,
+          dnsEnabled: !req.disableDns,
+          labels: req.labels,
+        },
+        existing,
+        { subnets: routes, interfaces: readInterfaceNames() },
+      );
+      writeNetworkFile(deps.paths.networksDir, config);
+      return { name: config.name, warnings: [] };
+    },
+    async list() {
+      const { networks: all, invalid } = nv.listing();
+      const warnings = [
+        ...invalid.map((f) => `${f.file}: ${f.reason}`),
+        ...all
+          .filter((n) => n.unservable)
+          .map((n) => `network ${n.name} cannot be used: ${n.unservable!.field} ${quote(n.unservable!.value)}: ${n.unservable!.reason}`),
+      ];
+      return { networks: all.map(summaryOf), warnings };
+    },
+    async inspect(ref) {
+      const n = nv.find(ref);
+      return { ...n.config, name: n.name };
+    },
+    get: async (ref) => nv.find(ref),
+    async remove(net) {
+      removeNetworkFile(deps.paths.networksDir, net.name, defaultName());
+    },
+    async prune(inUse) {
+      const removed: NamedNetwork[] = [];
+      const errors: Error[] = [];
+      for (const n of nv.listing().networks) {
+        if (n.name === defaultName() || inUse.has(n.name) || !n.file) continue;
+        try {
+          removeNetworkFile(deps.paths.networksDir, n.name, defaultName());
+          removed.push({ name: n.name, isDefault: false });
+        } catch (e) {
+          errors.push(e as Error);
+        }
+      }
+      return { removed, errors };
+    },
+    // netavark's teardown of a network's last sandbox removes its bridge and rules.
+    forget: async () => [],
+
+    checkConnect(net, opts) {
+      const n = nv.find(net.name, { servable: true });
+      checkAliases(opts.aliases);
+      if (opts.ip) pickAddresses(n.config, [], [opts.ip]);
+    },
+    async connect(s, netns, net, aliases) {
+      const record = netavarkRecordOf(s);
+      if (record.attachments.some((x) => x.network === net.name))
+        throw new BurrowError(`sandbox ${s.name} is already connected to network ${net.name}`, { kind: "bad-input" });
+      const used = new Set(record.attachments.map((x) => x.ifName));
+      let i = 0;
+      while (used.has(ifNameAt(i))) i++;
+      const n = nv.find(net.name, { servable: true });
+      record.attachments.push(await nv.hold(() => nv.attach(s, netns, n, ifNameAt(i), { aliases })));
+      return record;
+    },
+    async disconnect(s, netns, network) {
+      const record = netavarkRecordOf(s);
+      const att = record.attachments.find((x) => x.network === network);
+      if (!att) throw new BurrowError(`sandbox ${s.name} is not connected to network ${network}`, { kind: "bad-input" });
+      await nv.hold(() => nv.detach(s.id, netns, att.options));
+      record.attachments = record.attachments.filter((x) => x !== att);
+      return record;
+    },
+    async reload(s, netns, { ports, save }) {
+      // podman's reload: teardown (tolerating what a firewall reload removed), then setup with the same addresses and MAC.
+      const record = netavarkRecordOf(s);
+      const next: NetavarkAttachment[] = [];
+      await nv.hold(async () => {
+        for (const a of [...record.attachments].reverse()) {
+          await nv.detach(s.id, netns, a.options).catch((e) => log.debug(`reload ${s.name}: ignoring teardown error on ${a.network}: ${messageOf(e)}`));
+        }
+        try {
+          for (const [i, a] of record.attachments.entries()) {
+            const n = nv.find(a.network, { servable: true });
+            const per = a.options.networks[a.network];
+            next.push(
+              await nv.attach(s, netns, n, a.ifName, {
+                ip: per?.static_ips?.[0],
+                mac: Object.values(a.status.interfaces ?? {})[0]?.mac_address,
+                aliases: a.aliases.filter((x) => x !== s.name && x !== s.id.slice(0, 12)),
+                ports: i === 0 && !nv.rootless ? ports : undefined,
+              }),
+            );
+          }
+        } finally {
+          record.attachments = next;
+          save(record);
+        }
+      });
+    },
+    dnsView: async (s) => nv.dnsView(netavarkRecordOf(s)),
+
+    async settled() {
+      const end = Date.now() + 5000;
+      while (netavarkRunning(deps.paths.netavarkDir)) {
+        if (Date.now() > end) {
+          log.warn("a netavark process still runs after 5 s: rolling its create back anyway");
+          return;
+        }
+        await Bun.sleep(20);
+      }
+    },
+    async releaseUnrecorded(s, netns) {
+      if (nv.rootless && deps.shared && !deps.shared.ns.alive()) return;
+      const errors = await nv.hold(() => nv.detachJournaled(s.id, netns));
+      for (const e of errors) log.debug(`rollback: netavark teardown for ${s.id.slice(0, 12)}: ${e.message}`);
+    },
+    async releaseByRecords(id, netns) {
+      if (nv.rootless && deps.shared && !deps.shared.ns.alive()) return [];
+      return nv.hold(() => nv.detachJournaled(id, netns));
+    },
+    // The shared namespace is CNI's to supervise (src/net/cni/rootless-supervisor.ts).
+    supervise: async () => {},
+    claims(row: HelperRow) {
+      if (row.kind !== "aardvark-dns") return undefined;
+      // netavark stops it when its last network's last sandbox goes; until then it is needed.
+      return nv.working || deps.sandboxes().some((s) => s.runtime.network === "netavark" && netavarkRecordOf(s).attachments.length > 0);
+    },
+    sweep() {},
+    restore: async () => {},
+  };
+
+  return {
+    kind: "netavark",
+    etc: "network",
+    bridge: true,
+    entersNetns: true,
+    plan: async () => ({ newNet: true }),
+    // Rootful, netavark publishes the ports itself (DNAT), and the portmap
+    // driver holds the host ports; rootless, the builtin forwarder reaches
+    // the sandbox's bridge address, as for CNI networks.
+    ports: (_mode, { rootless }) => ({ driver: rootless ? "builtin" : "portmap" }),
+    async setup(mode, ctx) {
+      const s = ctx.sandbox;
+      const nets = networksOfMode(mode);
+      const record: NetavarkRecord = { rootless: nv.rootless, attachments: [] };
+      try {
+        await nv.hold(async () => {
+          for (const [i, n] of nets.entries()) {
+            record.attachments.push(
+              await nv.attach(s, ctx.netns, n, ifNameAt(i), {
+                ip: i === 0 ? s.spec.ip : undefined,
+                mac: i === 0 ? s.spec.mac : undefined,
+                aliases: s.spec.aliases,
+                ports: i === 0 && !nv.rootless ? s.runtime.ports : undefined,
+              }),
+            );
+          }
+        });
+      } catch (e) {
+        await nv.hold(async () => {
+          for (const a of record.attachments.reverse()) {
+            await nv.detach(s.id, ctx.netns, a.options).catch((err) => log.warn(`rollback of ${s.name}: netavark teardown on ${a.network}: ${messageOf(err)}`));
+          }
+        });
+        await releaseShared(s.id);
+        throw e;
+      }
+      return { record, ...nv.dnsView(record) };
+    },
+    async teardown(r, ctx) {
+      const errors: Error[] = [];
+      const netns = ctx.netns || `${ctx.paths.runtimeDir}/pins/${ctx.sandbox.id}/net`;
+      const record = netavarkRecordOf({ runtime: { ...ctx.sandbox.runtime, backend: r } });
+      await nv.hold(async () => {
+        for (const a of [...record.attachments].reverse()) {
+          try {
+            await nv.detach(ctx.sandbox.id, netns, a.options);
+          } catch (e) {
+            errors.push(e as Error);
+          }
+        }
+      });
+      errors.push(...(await releaseShared(ctx.sandbox.id)));
+      return errors;
+    },
+    inspectNetworks: (r) => nv.inspectEntries(r),
+    networks,
+  };
+}
+
+/** A name for a network created without one: podman's "podmanN" scheme, first free. */
+function firstFreeName(taken: string[]): string {
+  for (let n = 1; ; n++) if (!taken.includes(`podman${n}`)) return `podman${n}`;
+}
+
+/** Is netavark installed (for the backend choice)? */
+export function netavarkInstalled(): boolean {
+  return findNetavarkHelper("netavark") !== null;
+}
+
+/** Does the user have netavark network files (besides the implicit default)? */
+export function hasNetavarkNetworks(dir: string): boolean {
+  try {
+    return readdirSync(dir).some((e) => e.endsWith(".json") && !e.startsWith("."));
+  } catch {
+    return false;
+  }
+}
