@@ -104,7 +104,7 @@ export interface ProcInfo {
   uid: number;
 }
 
-const HELPERS = /^(slirp4netns|pasta|passt|dnsmasq)(\.avx2)?$/;
+const HELPERS = /^(slirp4netns|pasta|passt|dnsmasq|aardvark-dns)(\.avx2)?$/;
 
 /** What kind of leak a process would be, or null when it is none of ours.
  * `testUid` marks the test user's processes; `inTestNetns` those inside a
@@ -164,13 +164,20 @@ export function isSandboxMount(m: MountEntry, testNetns: ReadonlySet<string> = a
 export function firewallLines(save: string, perContainerOnly = false): string[] {
   const out: string[] = [];
   let table = "";
-  const perContainer = /CNI-(DN-|SN-)?[0-9a-f]{16,}|id: \\?"/;
+  // CNI's per-container chains and rules; netavark 1.x's per-network chains
+  // (NETAVARK-<hex>, NETAVARK-DN-<hex>) and rules naming them (its base
+  // chains stay, as CNI's top-level ones do).
+  const perContainer = /CNI-(DN-|SN-)?[0-9a-f]{16,}|id: \\?"|NETAVARK-(DN-)?[0-9A-F]{13}/;
   for (const raw of save.split("\n")) {
     const line = raw.trim();
     if (line.startsWith("*")) table = line.slice(1);
     if (!line || line.startsWith("#") || line.startsWith("*") || line === "COMMIT") continue;
     // Chain declarations carry packet counters ("[0:0]") that change.
     const norm = line.startsWith(":") ? line.replace(/\s*\[\d+:\d+\]$/, "") : line;
+    // netavark 1.4 leaves a network's port chain declared, empty and unreferenced,
+    // when the network's last container had no ports (its teardown only looks
+    // at the chain of the ports it is given): netavark's, as its base chains are.
+    if (perContainerOnly && /^:NETAVARK-DN-[0-9A-F]{13} -$/.test(norm)) continue;
     if (perContainerOnly ? perContainer.test(norm) : /cni|burrow/i.test(norm)) out.push(`${table}: ${norm}`);
   }
   return out;

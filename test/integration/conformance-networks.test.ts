@@ -25,6 +25,8 @@ interface BackendCase {
   backend: string;
   mode: Mode;
   network: string;
+  /** Which backend serves named networks (CNI unless given). */
+  networkBackend?: "cni" | "netavark";
 }
 
 const BACKENDS: BackendCase[] = [
@@ -32,6 +34,8 @@ const BACKENDS: BackendCase[] = [
   { backend: "pasta", mode: "rootless", network: "pasta" },
   { backend: "CNI bridge (rootless)", mode: "rootless", network: "bridge" },
   { backend: "CNI bridge (rootful)", mode: "rootful", network: "bridge" },
+  { backend: "netavark bridge (rootless)", mode: "rootless", network: "bridge", networkBackend: "netavark" },
+  { backend: "netavark bridge (rootful)", mode: "rootful", network: "bridge", networkBackend: "netavark" },
 ];
 
 // Below the ephemeral range (32768+) and apart from the other files' port ranges.
@@ -46,7 +50,7 @@ describeWhen(why)("network backend conformance", () => {
   for (const b of BACKENDS) {
     describe(b.backend, () => {
       beforeEach(async () => {
-        t = await burrowContext(b.mode);
+        t = await burrowContext(b.mode, { networkBackend: b.networkBackend });
       });
 
       test("address, route, resolv.conf, hosts, a published port and exec; nothing left after rm", async () => {

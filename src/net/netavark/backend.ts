@@ -148,7 +148,8 @@ function inspectEntry(a: NetavarkAttachment): Record<string, unknown> {
     GlobalIPv6Address: v6[0]?.ip ?? "",
     GlobalIPv6PrefixLen: v6[0]?.prefix ?? 0,
     MacAddress: mac,
-    NetworkID: a.options.network_info[a.network]?.id ?? a.network,
+    // podman 4-6 put the network's name here, as v3 did.
+    NetworkID: a.network,
     DriverOpts: null,
     IPAMConfig: null,
     Links: null,

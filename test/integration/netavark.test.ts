@@ -1,0 +1,277 @@
+// Named networks served by the real netavark (Debian 12's 1.4 here; the sid
+// tier runs 1.17 with nftables): the built binary, rootless as the test user
+// (netavark in burrow's rootless namespace) and rootful as root in a test
+// netns. podman 4-6's network files, aardvark-dns names, static addresses,
+// several networks, connect/disconnect/reload, a daemon crash; every test
+// ends with the context's leak check.
+import { afterEach, beforeEach, expect, test } from "bun:test";
+import { chownSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { burrowContext, type BurrowContext } from "../helpers/context.ts";
+import { integrationUnavailable, repoRoot, testUser } from "../helpers/env.ts";
+import { listPids } from "../helpers/netns.ts";
+import { until } from "../helpers/until.ts";
+import { describeWhen } from "../helpers/requirements.ts";
+import { fetchFromHost, inspect } from "../helpers/published.ts";
+import { findNetavarkHelper } from "../../src/net/netavark/run.ts";
+
+const why = integrationUnavailable() ?? (findNetavarkHelper("netavark") ? null : "netavark is not installed (apt-get install netavark aardvark-dns)");
+if (why) console.warn(`skipping the netavark network tests: ${why}`);
+
+// Below the ephemeral range, apart from the other files' ranges.
+let nextPort = 23500 + Math.floor(Math.random() * 1000);
+
+function own(t: BurrowContext, path: string): void {
+  if (t.mode === "rootless") chownSync(path, testUser().uid, testUser().gid);
+}
+
+/** A detached sandbox serving its own name over HTTP on :8080. */
+async function webSandbox(t: BurrowContext, name: string, args: string[]): Promise<string> {
+  const dir = `${t.dirs.root}/www-${name}`;
+  mkdirSync(dir, { recursive: true });
+  own(t, dir);
+  writeFileSync(`${dir}/index.html`, `${name}\n`);
+  own(t, `${dir}/index.html`);
+  const id = (await t.burrowOk(["run", "-d", "--name", name, ...args, "--", "busybox", "httpd", "-f", "-p", "8080", "-h", dir])).trim();
+  expect(id).toMatch(/^[0-9a-f]{64}$/);
+  return id;
+}
+
+async function fetchFrom(t: BurrowContext, from: string, url: string): Promise<string | null> {
+  const r = await t.burrow(["exec", from, "--", "curl", "-sS", "--max-time", "2", url], { timeoutMs: 15000 });
+  return r.code === 0 ? r.stdout : null;
+}
+
+const reach = (t: BurrowContext, from: string, url: string) => until(() => fetchFrom(t, from, url), 10000, `${from} -> ${url}`);
+
+async function links(t: BurrowContext, name: string): Promise<Record<string, { mac?: string; ipv4: string[] }>> {
+  const out: Array<{ ifname: string; address?: string; addr_info?: Array<{ family: string; local: string; prefixlen: number }> }> = JSON.parse(
+    await t.burrowOk(["exec", name, "--", "ip", "-j", "addr", "show"]),
+  );
+  return Object.fromEntries(
+    out.map((l) => [l.ifname, { mac: l.address, ipv4: (l.addr_info ?? []).filter((a) => a.family === "inet").map((a) => `${a.local}/${a.prefixlen}`) }]),
+  );
+}
+
+/** aardvark-dns and netavark processes working on this context's netavark dir. */
+function netavarkProcesses(t: BurrowContext): string[] {
+  return listPids().flatMap((pid) => {
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").join(" ");
+      return /aardvark-dns|netavark/.test(cmd) && cmd.includes(t.dirs.netavarkDir) ? [cmd] : [];
+    } catch {
+      return [];
+    }
+  });
+}
+
+/** What the journal, aardvark-dns's config and (rootless) the shared namespace still hold. */
+function netavarkState(t: BurrowContext): string[] {
+  const out: string[] = [];
+  const journal = `${t.dirs.stateDir}/netavark-journal`;
+  if (existsSync(journal)) out.push(...readdirSync(journal).map((f) => `journal/${f}`));
+  const aardvark = `${t.dirs.netavarkDir}/aardvark-dns`;
+  if (existsSync(aardvark)) out.push(...readdirSync(aardvark).map((f) => `aardvark-dns/${f}`));
+  if (t.mode === "rootless" && existsSync(`${t.dirs.runtimeDir}/rootless-netns`)) out.push("rootless-netns");
+  return out;
+}
+
+for (const mode of ["rootless", "rootful"] as const) {
+  describeWhen(why)(`netavark networks (${mode})`, () => {
+    let t: BurrowContext;
+    beforeEach(async () => {
+      t = await burrowContext(mode, { networkBackend: "netavark" });
+    });
+    afterEach(async () => {
+      await t.dispose();
+    });
+
+    test("names, aliases and short ids through aardvark-dns; static IP and MAC; two networks; a published port; nothing left", async () => {
+      expect(await t.burrowOk(["network", "create", "--subnet", "10.89.60.0/24", "front"])).toBe("front\n");
+      await t.burrowOk(["network", "create", "--subnet", "10.89.61.0/24", "back"]);
+      // podman's file, in podman's place, in podman's format
+      const file = readFileSync(`${t.dirs.networksDir}/front.json`, "utf8");
+      expect(file).toStartWith('{\n     "name": "front",\n     "id": "');
+      expect(JSON.parse(file)).toMatchObject({ driver: "bridge", dns_enabled: true, subnets: [{ subnet: "10.89.60.0/24", gateway: "10.89.60.1" }] });
+
+      const port = nextPort++;
+      const [aId, bId] = await Promise.all([
+        webSandbox(t, "a", [
+          "--network",
+          "front",
+          "--ip",
+          "10.89.60.50",
+          "--mac-address",
+          "92:d0:c6:0a:29:33",
+          "--network-alias",
+          "web",
+          "-p",
+          `127.0.0.1:${port}:8080`,
+        ]),
+        webSandbox(t, "b", ["--network", "front,back"]),
+      ]);
+      const a = (await inspect(t, "a")).NetworkSettings.Networks;
+      expect(Object.keys(a)).toEqual(["front"]);
+      expect(a.front).toMatchObject({ NetworkID: "front", IPAddress: "10.89.60.50", IPPrefixLen: 24, Gateway: "10.89.60.1", MacAddress: "92:d0:c6:0a:29:33" });
+      expect([...a.front.Aliases].sort()).toEqual(["a", aId.slice(0, 12), "web"].sort());
+      expect((await links(t, "a")).eth0).toEqual({ mac: "92:d0:c6:0a:29:33", ipv4: ["10.89.60.50/24"] });
+      const b = (await inspect(t, "b")).NetworkSettings.Networks;
+      expect(Object.keys(b).sort()).toEqual(["back", "front"]);
+      const l = await links(t, "b");
+      expect(l.eth0!.ipv4).toEqual([`${b.front.IPAddress}/24`]);
+      expect(l.eth1!.ipv4).toEqual([`${b.back.IPAddress}/24`]);
+
+      for (const host of ["10.89.60.50", "a", "web", aId.slice(0, 12), "a.dns.podman"]) expect(await reach(t, "b", `http://${host}:8080/`)).toBe("a\n");
+      expect(await reach(t, "a", `http://${bId.slice(0, 12)}:8080/`)).toBe("b\n");
+      const resolv = (await t.burrowOk(["exec", "b", "--", "cat", "/etc/resolv.conf"])).split("\n");
+      expect(resolv.filter((x) => x.startsWith("nameserver")).slice(0, 2)).toEqual(["nameserver 10.89.60.1", "nameserver 10.89.61.1"]);
+      expect(resolv).toContain("search dns.podman");
+      expect(await until(() => fetchFromHost(t, port), 10000, "the published port")).toBe("a\n");
+
+      // A taken address: one line naming it, nothing made.
+      const taken = await t.burrow(["run", "-d", "--name", "c", "--network", "front", "--ip", "10.89.60.50", "--", "sleep", "300"]);
+      expect(taken.code).toBe(125);
+      expect(taken.stderr.trim().split("\n")).toHaveLength(1);
+      expect(taken.stderr).toContain("10.89.60.50 is already allocated on network front");
+      // An address outside the network: refused before netavark runs.
+      const outside = await t.burrow(["run", "--rm", "--network", "front", "--ip", "10.1.2.3", "--", "true"]);
+      expect(outside.code).toBe(125);
+      expect(outside.stderr).toContain("10.1.2.3 is not in a subnet of network front");
+
+      const used = await t.burrow(["network", "rm", "front"]);
+      expect(used.code).toBe(125);
+      expect(used.stderr).toContain("used by sandbox");
+
+      await t.burrowOk(["rm", "-f", "a", "b"]);
+      expect(JSON.parse(await t.burrowOk(["ps", "-a", "--format", "json"]))).toEqual([]);
+      await until(
+        async () => (netavarkState(t).length === 0 && netavarkProcesses(t).length === 0 ? true : null),
+        10000,
+        "netavark's state and aardvark-dns gone",
+      );
+      expect(await t.burrowOk(["network", "rm", "front", "back"])).toBe("front\nback\n");
+      expect(existsSync(`${t.dirs.networksDir}/front.json`)).toBe(false);
+    }, 90000);
+
+    test("connect, disconnect and reload keep the address and MAC; aardvark-dns follows", async () => {
+      await t.burrowOk(["network", "create", "--subnet", "10.89.62.0/24", "n1"]);
+      await t.burrowOk(["network", "create", "--subnet", "10.89.63.0/24", "n2"]);
+      await webSandbox(t, "s", ["--network", "n1"]);
+      await webSandbox(t, "peer", ["--network", "n2"]);
+      const before = (await inspect(t, "s")).NetworkSettings.Networks.n1;
+      expect(await fetchFrom(t, "peer", "http://s:8080/")).toBeNull();
+
+      await t.burrowOk(["network", "connect", "--alias", "svc", "n2", "s"]);
+      const both = (await inspect(t, "s")).NetworkSettings.Networks;
+      expect(Object.keys(both).sort()).toEqual(["n1", "n2"]);
+      expect(both.n2.IPAddress).toMatch(/^10\.89\.63\.\d+$/);
+      expect((await links(t, "s")).eth1!.ipv4).toEqual([`${both.n2.IPAddress}/24`]);
+      expect(await reach(t, "peer", "http://svc:8080/")).toBe("s\n");
+
+      await t.burrowOk(["network", "reload", "s"]);
+      const after = (await inspect(t, "s")).NetworkSettings.Networks;
+      expect([after.n1.IPAddress, after.n1.MacAddress, after.n2.IPAddress, after.n2.MacAddress]).toEqual([
+        before.IPAddress,
+        before.MacAddress,
+        both.n2.IPAddress,
+        both.n2.MacAddress,
+      ]);
+      expect(await reach(t, "peer", "http://s:8080/")).toBe("s\n");
+
+      await t.burrowOk(["network", "disconnect", "n2", "s"]);
+      expect(Object.keys((await inspect(t, "s")).NetworkSettings.Networks)).toEqual(["n1"]);
+      expect((await links(t, "s")).eth1).toBeUndefined();
+      await until(async () => ((await fetchFrom(t, "peer", "http://s:8080/")) === null ? true : null), 10000, "s unreachable from n2");
+      await t.burrowOk(["rm", "-f", "s", "peer"]);
+      await until(async () => (netavarkState(t).length === 0 ? true : null), 10000, "netavark's state gone");
+    }, 90000);
+
+    test("podman's network files: the default network, a file podman wrote, and one burrow cannot serve", async () => {
+      mkdirSync(t.dirs.networksDir, { recursive: true });
+      for (const name of ["nvtest2", "nvmac"]) copyFileSync(`${repoRoot}/test/fixtures/netavark/podman-5.8-${name}.json`, `${t.dirs.networksDir}/${name}.json`);
+      const ls = await t.burrow(["network", "ls", "--format", "json"]);
+      expect(ls.code).toBe(0);
+      const names = (JSON.parse(ls.stdout) as Array<{ name: string }>).map((n) => n.name);
+      expect(names).toEqual(expect.arrayContaining(["podman", "nvtest2", "nvmac"]));
+      expect(ls.stderr).toContain('network nvmac cannot be used: driver "macvlan"');
+
+      // The file podman wrote (IPv6, internal, a label) serves a sandbox.
+      const fixture = JSON.parse(readFileSync(`${t.dirs.networksDir}/nvtest2.json`, "utf8"));
+      await t.burrowOk(["run", "-d", "--name", "p", "--network", "nvtest2", "--", "sleep", "300"]);
+      const n = (await inspect(t, "p")).NetworkSettings.Networks.nvtest2;
+      const v4 = fixture.subnets.find((s: { subnet: string }) => !s.subnet.includes(":")).subnet.replace(/\.0\/\d+$/, ".");
+      expect(n.IPAddress.startsWith(v4)).toBe(true);
+      expect(n.GlobalIPv6Address).not.toBe("");
+
+      // --network bridge is podman's default network, podman0 on 10.88.0.0/16.
+      const br = await t.burrow(["run", "--rm", "--network", "bridge", "--", "sh", "-c", "ip -4 -o addr show eth0"]);
+      expect(br.code).toBe(0);
+      expect(br.stdout).toMatch(/inet 10\.88\.\d+\.\d+\/16/);
+
+      // One burrow cannot serve: one line naming network, field and value; nothing made.
+      const mac = await t.burrow(["run", "--rm", "--network", "nvmac", "--", "true"]);
+      expect(mac.code).toBe(125);
+      expect(mac.stderr.trim()).toBe(
+        'Error: network nvmac cannot be used: driver "macvlan": burrow serves bridge networks only' + (mode === "rootless" ? " (and it needs root)" : ""),
+      );
+      const unknown = await t.burrow(["run", "--rm", "--network", "nosuch", "--", "true"]);
+      expect(unknown.code).toBe(125);
+      expect(unknown.stderr).toContain('no network with name or id "nosuch" found');
+      expect(JSON.parse(await t.burrowOk(["ps", "-a", "--format", "json"])).map((s: { Names: string[] }) => s.Names[0])).toEqual(["p"]);
+      // Files burrow did not create are left as they were.
+      expect(readFileSync(`${t.dirs.networksDir}/nvtest2.json`, "utf8")).toBe(
+        readFileSync(`${repoRoot}/test/fixtures/netavark/podman-5.8-nvtest2.json`, "utf8"),
+      );
+      await t.burrowOk(["rm", "-f", "p"]);
+    }, 90000);
+
+    test("a daemon killed with SIGKILL: the sandbox keeps its network, and rm -f afterwards leaves nothing", async () => {
+      await t.burrowOk(["network", "create", "kn"]);
+      await webSandbox(t, "k", ["--network", "kn"]);
+      await webSandbox(t, "k2", ["--network", "kn"]);
+      expect(await reach(t, "k2", "http://k:8080/")).toBe("k\n");
+      const daemons = listPids().filter((pid) => {
+        try {
+          return (
+            readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")[1] === "__daemon" &&
+            readFileSync(`/proc/${pid}/environ`, "utf8").includes(t.dirs.runtimeDir)
+          );
+        } catch {
+          return false;
+        }
+      });
+      expect(daemons.length).toBe(1);
+      process.kill(daemons[0]!, "SIGKILL");
+      expect(await reach(t, "k2", "http://k:8080/")).toBe("k\n");
+      await t.burrowOk(["rm", "-f", "k", "k2"]);
+      await until(
+        async () => (netavarkState(t).length === 0 && netavarkProcesses(t).length === 0 ? true : null),
+        10000,
+        "netavark's state and aardvark-dns gone",
+      );
+    }, 90000);
+  });
+}
+
+describeWhen(why)("which backend serves named networks", () => {
+  let t: BurrowContext;
+  afterEach(async () => {
+    await t.dispose();
+  });
+
+  test("no CNI network and netavark installed: netavark, and info says why", async () => {
+    t = await burrowContext("rootless", { networkBackend: "auto" });
+    const info = JSON.parse(await t.burrowOk(["info", "--format", "json"]));
+    expect(info.Network.NamedNetworks).toEqual({ Backend: "netavark", Why: "netavark is installed and no CNI network exists" });
+    await t.burrowOk(["network", "create", "auto1"]);
+    expect(existsSync(`${t.dirs.networksDir}/auto1.json`)).toBe(true);
+    await t.burrowOk(["network", "rm", "auto1"]);
+  });
+
+  test("a user with CNI networks keeps CNI (an upgrade from 0.2.0)", async () => {
+    t = await burrowContext("rootless", { networkBackend: "auto" });
+    writeFileSync(`${t.dirs.cniConfigDir}/old.conflist`, readFileSync(`${repoRoot}/test/fixtures/netavark/podman-5.8-nvtest1.json`, "utf8"));
+    own(t, `${t.dirs.cniConfigDir}/old.conflist`);
+    const info = JSON.parse(await t.burrowOk(["info", "--format", "json"]));
+    expect(info.Network.NamedNetworks).toEqual({ Backend: "cni", Why: "CNI networks or sandboxes on them exist already" });
+  });
+});
