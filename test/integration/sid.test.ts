@@ -85,6 +85,56 @@ burrow ps -a --format json`;
     expect(JSON.parse(ps ?? "")).toEqual([]);
   }, 60_000);
 
+  test("a machine without CNI: bridge networks through netavark 1.17 and nftables, names through aardvark-dns", async () => {
+    const port = freePort();
+    const script = `${FRESH_HOME}
+test ! -e /usr/lib/cni/bridge || { echo "the sid root has CNI plugins" >&2; exit 1; }
+burrow info --format '{{.Network.NamedNetworks.Backend}}'
+burrow network create sidnet >/dev/null
+mkdir www && echo "hello by name" > www/index.html
+burrow run -d --name web --network sidnet -p 127.0.0.1:${port}:80 -- busybox httpd -f -p 80 -h "$HOME/www" >/dev/null
+tries=0
+until body=$(burrow run --rm --network sidnet -- curl -fsS --max-time 2 http://web/ 2>/dev/null); do
+  tries=$((tries + 1)); [ $tries -lt 100 ] || { echo "web not reachable by name" >&2; exit 1; }
+  sleep 0.1
+done
+echo "$body"
+curl -fsS --max-time 5 http://127.0.0.1:${port}/
+# netavark 1.17 chose nftables in burrow's rootless namespace
+burrow unshare -- nsenter --net="$XDG_RUNTIME_DIR/burrow/rootless-netns/net" -- /usr/sbin/nft list tables
+burrow rm -f web >/dev/null
+burrow network rm sidnet >/dev/null
+burrow ps -a --format json`;
+    const r = await sidRun(["sh", "-ec", script]);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trim().split("\n");
+    expect(lines[0]).toBe("netavark");
+    expect(lines.slice(1, 3)).toEqual(["hello by name", "hello by name"]);
+    expect(lines).toContain("table inet netavark");
+    expect(JSON.parse(lines.at(-1) ?? "")).toEqual([]);
+  }, 90_000);
+
+  test("podman and burrow share network files: each uses and lists the other's", async () => {
+    const script = `${FRESH_HOME}
+podman network create --subnet 10.89.77.0/24 frompodman >/dev/null
+burrow run --rm --network frompodman -- ip -4 -o addr show eth0 | grep -o 'inet [0-9.]*'
+burrow network create fromburrow >/dev/null
+podman network ls --format '{{.Name}}' | sort | tr '\\n' ' '; echo
+podman network inspect fromburrow --format '{{.Driver}} {{.DNSEnabled}}'
+podman run --rm --network fromburrow --rootfs /opt/busybox-rootfs sh -c 'ip -4 -o addr show eth0' | grep -o 'inet 10\\.[0-9.]*' | cut -d. -f1-3
+podman network rm fromburrow >/dev/null
+burrow network ls --format '{{.Name}}' | sort | tr '\\n' ' '; echo`;
+    const r = await sidRun(["sh", "-ec", script]);
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trim().split("\n");
+    expect(lines[0]).toMatch(/^inet 10\.89\.77\.\d+$/);
+    expect(lines[1]!.trim().split(" ")).toEqual(["frompodman", "fromburrow", "podman"].sort());
+    expect(lines[2]).toBe("bridge true");
+    expect(lines[3]).toMatch(/^inet 10\.89\.\d+$/);
+    expect(lines[4]!.trim().split(" ")).toEqual(["frompodman", "podman"]);
+  }, 90_000);
+
   test("slirp4netns: run --rm works", async () => {
     const r = await sidRun(["sh", "-ec", `${FRESH_HOME}; burrow run --rm --network slirp4netns -- ip -4 -o addr show tap0`]);
     expect(r.stderr).toBe("");
