@@ -257,21 +257,29 @@ describeWhen(why)("which backend serves named networks", () => {
   afterEach(async () => {
     await t.dispose();
   });
+  /** No containers.conf but an empty one: the test user's own (scripts/bench/setup-peers.sh writes one) must not decide. */
+  const noConf = (t: BurrowContext) => {
+    const conf = `${t.dirs.root}/containers.conf`;
+    writeFileSync(conf, "");
+    own(t, conf);
+    return { env: { CONTAINERS_CONF: conf } };
+  };
 
   test("no CNI network and netavark installed: netavark, and info says why", async () => {
     t = await burrowContext("rootless", { networkBackend: "auto" });
-    const info = JSON.parse(await t.burrowOk(["info", "--format", "json"]));
+    const o = noConf(t);
+    const info = JSON.parse(await t.burrowOk(["info", "--format", "json"], o));
     expect(info.Network.NamedNetworks).toEqual({ Backend: "netavark", Why: "netavark is installed and no CNI network exists" });
-    await t.burrowOk(["network", "create", "auto1"]);
+    await t.burrowOk(["network", "create", "auto1"], o);
     expect(existsSync(`${t.dirs.networksDir}/auto1.json`)).toBe(true);
-    await t.burrowOk(["network", "rm", "auto1"]);
+    await t.burrowOk(["network", "rm", "auto1"], o);
   });
 
   test("a user with CNI networks keeps CNI (an upgrade from 0.2.0)", async () => {
     t = await burrowContext("rootless", { networkBackend: "auto" });
     writeFileSync(`${t.dirs.cniConfigDir}/old.conflist`, readFileSync(`${repoRoot}/test/fixtures/netavark/podman-5.8-nvtest1.json`, "utf8"));
     own(t, `${t.dirs.cniConfigDir}/old.conflist`);
-    const info = JSON.parse(await t.burrowOk(["info", "--format", "json"]));
+    const info = JSON.parse(await t.burrowOk(["info", "--format", "json"], noConf(t)));
     expect(info.Network.NamedNetworks).toEqual({ Backend: "cni", Why: "CNI networks or sandboxes on them exist already" });
   });
 });

@@ -135,6 +135,38 @@ burrow network ls --format '{{.Name}}' | sort | tr '\\n' ' '; echo`;
     expect(lines[4]!.trim().split(" ")).toEqual(["frompodman", "podman"]);
   }, 90_000);
 
+  test("rootful, in a namespace of its own: a podman container and a burrow sandbox on one network reach each other by name", async () => {
+    // As root in the entry (its /run is a tmpfs of its own), in a fresh netns:
+    // podman's and burrow's netavark share /run/containers/networks, so one
+    // aardvark-dns answers for both.
+    // Everything of podman's and burrow's in the entry's own /run: nothing stays in the cached root.
+    const script = `unshare -n sh -ec '
+export PODMAN_IGNORE_CGROUPSV1_WARNING=1 BURROW_NETWORKS_DIR=/run/t/networks BURROW_STATE_DIR=/run/t/burrow-state
+P="podman --root /run/t/storage --runroot /run/t/runroot --network-config-dir /run/t/networks"
+ip link set lo up
+$P network create --subnet 10.89.90.0/24 mixed >/dev/null
+$P run -d --name pc --network mixed --rootfs /opt/busybox-rootfs sleep 300 >/dev/null
+burrow run -d --name bs --network mixed -- sleep 300 >/dev/null
+burrow exec bs -- getent hosts pc
+$P exec pc nslookup bs | grep -o "Address:[[:space:]]*[0-9.]*$" | grep -o "[0-9.]*$"
+burrow inspect bs --format "{{.NetworkSettings.Networks.mixed.IPAddress}}"
+burrow rm -f bs >/dev/null
+$P rm -f -t 0 pc >/dev/null
+$P network rm mixed >/dev/null
+ls /run/containers/networks/aardvark-dns 2>/dev/null || true
+'`;
+    const r = await sidRun(["sh", "-ec", script], { user: false });
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trim().split("\n");
+    expect(lines[0]).toMatch(/^10\.89\.90\.(\d+)\s+pc\.dns\.podman$/);
+    const podmanIp = lines[0]!.split(/\s+/)[0];
+    // burrow's address: free in podman's allocations (read from aardvark-dns's file), and what aardvark-dns tells podman's container
+    expect(lines[1]).toBe(lines[2]);
+    expect(lines[2]).toMatch(/^10\.89\.90\.\d+$/);
+    expect(lines[2]).not.toBe(podmanIp);
+    expect(lines.slice(3)).toEqual([]);
+  }, 90_000);
+
   test("slirp4netns: run --rm works", async () => {
     const r = await sidRun(["sh", "-ec", `${FRESH_HOME}; burrow run --rm --network slirp4netns -- ip -4 -o addr show tap0`]);
     expect(r.stderr).toBe("");
