@@ -68,6 +68,7 @@ interface NetworkData {
   internal?: boolean;
   dns_enabled?: boolean;
   labels?: Record<string, string>;
+  backend?: string;
 }
 
 /** The fields a network template sees, podman's names (types.Network): .Name .ID .Driver .Labels ... */
@@ -84,6 +85,8 @@ function networkView(n: NetworkData, noTrunc: boolean) {
       Internal: n.internal ?? false,
       DNSEnabled: n.dns_enabled ?? false,
       Labels: n.labels ?? {},
+      // Set only when networks of both backends are listed (src/net/registry.ts).
+      Backend: n.backend ?? "",
     },
     "network.Network",
     ["Labels"],
@@ -102,14 +105,16 @@ const ls = sub("ls", "List networks", lsArgs, async (raw) => {
       key === "name" ? nameMatches(n.name, v) : key === "id" ? n.id.startsWith(v) : key === "driver" ? n.driver === v : labelMatches(n.labels, v),
     ),
   );
-  for (const w of r.warnings ?? []) process.stderr.write(`WARN: skipping ${w}\n`);
+  for (const w of r.warnings ?? []) process.stderr.write(`WARN: ${w}\n`);
   if (format === "json") return printJson(networks);
   if (bool(p, "quiet")) {
     process.stdout.write(networks.map((n) => `${n.name}\n`).join(""));
     return;
   }
   const views = networks.map((n) => networkView(n, bool(p, "no-trunc")));
-  process.stdout.write(render(format ?? "table", views, { defaultTable: NETWORK_TABLE, headers: { ID: "NETWORK ID" }, noHeading: bool(p, "noheading") }));
+  // Networks of both backends (a CNI user who also has podman 4-6's files): say whose each is.
+  const table = networks.some((n) => n.backend) ? `${NETWORK_TABLE}\t{{.Backend}}` : NETWORK_TABLE;
+  process.stdout.write(render(format ?? "table", views, { defaultTable: table, headers: { ID: "NETWORK ID" }, noHeading: bool(p, "noheading") }));
 });
 
 const inspectArgs = { ...templateFormatArg } as const satisfies ArgsDef;

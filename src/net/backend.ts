@@ -119,6 +119,8 @@ export type NetworkSummary = {
   dns_enabled: boolean;
   labels?: Record<string, string>;
   ipam_options?: { driver: string };
+  /** Which backend serves it: only when networks of both backends are listed. */
+  backend?: string;
 };
 
 /** --ip, --mac-address and --network-alias, as create and `network connect` give them. */

@@ -2,11 +2,11 @@
 // once and passes it in, as it does the port drivers' (src/ports/registry.ts).
 // A new backend is one folder under src/net plus its lines here (the table,
 // and NAMING when it has named networks).
-import { BurrowError } from "../errors.ts";
+import { BurrowError, messageOf } from "../errors.ts";
 import type { Sandbox } from "../state/sandboxes.ts";
-import type { AnyNetworkBackend, NetworkBackend, NetworkDeps, NetworkNaming, NetworksCapability } from "./backend.ts";
+import type { AnyNetworkBackend, NamedNetwork, NetworkBackend, NetworkDeps, NetworkNaming, NetworksCapability } from "./backend.ts";
 import { cniBackendWith, cniNaming, hasCniNetworks } from "./cni/named.ts";
-import { netavarkBackendWith, netavarkInstalled, netavarkNaming } from "./netavark/backend.ts";
+import { hasNetavarkNetworks, netavarkBackendWith, netavarkInstalled, netavarkNaming } from "./netavark/backend.ts";
 import { helperConf } from "../machine/helpers.ts";
 import { containerBackend } from "./container/backend.ts";
 import { hostBackend } from "./host/backend.ts";
@@ -52,6 +52,11 @@ export function chooseNamedBackend(o: { env?: string; conf?: "cni" | "netavark";
   if (o.cniInUse) return { kind: "cni", why: "CNI networks or sandboxes on them exist already" };
   if (o.netavarkInstalled) return { kind: "netavark", why: "netavark is installed and no CNI network exists" };
   return { kind: "cni", why: "netavark is not installed" };
+}
+
+/** A backend's default network, made up when no file defines it: not listed as the other backend's. */
+function isImplicitDefault(kind: NamedNetworkKind, name: string): boolean {
+  return kind === "cni" ? name === "burrow" : name === (helperConf().defaultNetwork ?? "podman");
 }
 
 /** A row's named-network kind (the one its spec was parsed with at create). */
@@ -127,13 +132,19 @@ export function createNetworkBackends(deps: NetworkDeps): NetworkBackends {
     }));
   // Mode and record types are erased here as forKind's are.
   const caps = { cni: cni.networks, netavark: netavark.networks } as Record<NamedNetworkKind, NetworksCapability<NetworkModeKind, any>>;
+  // The other backend's networks are listed too when it has files of its own (not just its implicit default).
+  const hasFiles: Record<NamedNetworkKind, () => boolean> = {
+    cni: () => hasCniNetworks(deps.paths),
+    netavark: () => hasNetavarkNetworks(deps.paths.networksDir),
+  };
   return {
     forMode: (mode) => forKind(mode.kind),
     forKind,
     networks: combined(
-      () => caps[named().kind],
+      () => named().kind,
+      caps,
+      hasFiles,
       (s) => caps[rowNamedKind(s)],
-      Object.values(caps),
     ),
     parse: (raw) => parseNetworkMode(raw, { named: named().kind }),
     named,
@@ -142,27 +153,77 @@ export function createNetworkBackends(deps: NetworkDeps): NetworkBackends {
 
 /**
  * One networks capability over both backends: what a user asks of networks
- * goes to the chosen backend; what concerns a sandbox, to the backend its
- * row was made with; housekeeping, to both.
+ * goes to the chosen backend (a network only the other one has is found
+ * there, listed with its backend, and removed by it); what concerns a
+ * sandbox, to the backend its row was made with; housekeeping, to both.
  */
 function combined(
-  chosen: () => NetworksCapability<NetworkModeKind, any>,
+  chosenKind: () => NamedNetworkKind,
+  caps: Record<NamedNetworkKind, NetworksCapability<NetworkModeKind, any>>,
+  hasFiles: Record<NamedNetworkKind, () => boolean>,
   of: (s: Sandbox) => NetworksCapability<NetworkModeKind, any>,
-  all: NetworksCapability<NetworkModeKind, any>[],
 ): NetworksCapability<NetworkModeKind, any> {
+  const all = Object.values(caps);
+  const chosen = () => caps[chosenKind()];
+  const otherKind = (): NamedNetworkKind => (chosenKind() === "cni" ? "netavark" : "cni");
+  /** Whose each network given out by get() is. */
+  const owner = new WeakMap<NamedNetwork, NamedNetworkKind>();
+  const ownerOf = (net: NamedNetwork) => caps[owner.get(net) ?? chosenKind()];
+  /** The chosen backend's answer; for a name it does not know, the other's (when it has networks). */
+  async function either<T>(fn: (c: NetworksCapability<NetworkModeKind, any>, kind: NamedNetworkKind) => Promise<T>): Promise<T> {
+    try {
+      return await fn(chosen(), chosenKind());
+    } catch (e) {
+      const other = otherKind();
+      if (!(e instanceof BurrowError) || e.kind !== "not-found" || !hasFiles[other]()) throw e;
+      return await fn(caps[other], other).catch(() => {
+        throw e;
+      });
+    }
+  }
   return {
     names: (mode) => chosen().names(mode),
     attached: (s) => attachedNetworks(s),
     checkCreate: (mode, req) => chosen().checkCreate(mode, req),
     create: (req) => chosen().create(req),
-    list: () => chosen().list(),
-    inspect: (ref) => chosen().inspect(ref),
-    get: (ref) => chosen().get(ref),
-    remove: (net) => chosen().remove(net),
+    async list() {
+      const mine = await chosen().list();
+      const other = otherKind();
+      if (!hasFiles[other]()) return mine;
+      const theirs = await caps[other].list().catch((e) => ({ networks: [], warnings: [`${other} networks: ${messageOf(e)}`] }));
+      const names = new Set(mine.networks.map((n) => n.name));
+      const extra = theirs.networks.filter((n) => !names.has(n.name) && !isImplicitDefault(other, n.name));
+      if (!extra.length) return mine;
+      const kind = chosenKind();
+      return {
+        networks: [...mine.networks.map((n) => ({ ...n, backend: kind })), ...extra.map((n) => ({ ...n, backend: other }))].sort((a, b) =>
+          a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
+        ),
+        warnings: [...mine.warnings, ...theirs.warnings],
+      };
+    },
+    inspect: (ref) => either((c) => c.inspect(ref)),
+    get: (ref) =>
+      either(async (c, kind) => {
+        const net = await c.get(ref);
+        owner.set(net, kind);
+        return net;
+      }),
+    remove: (net) => ownerOf(net).remove(net),
     prune: (inUse) => chosen().prune(inUse),
-    forget: (net) => chosen().forget(net),
-    checkConnect: (net, opts) => chosen().checkConnect(net, opts),
-    connect: (s, netns, net, aliases) => of(s).connect(s, netns, net, aliases),
+    forget: (net) => ownerOf(net).forget(net),
+    checkConnect: (net, opts) => ownerOf(net).checkConnect(net, opts),
+    connect(s, netns, net, aliases) {
+      const mine = owner.get(net) ?? chosenKind();
+      if (mine !== rowNamedKind(s))
+        throw new BurrowError(
+          `network ${net.name} is a ${mine} network and sandbox ${s.name} is on ${rowNamedKind(s)} networks: a sandbox joins networks of one backend`,
+          {
+            kind: "bad-input",
+          },
+        );
+      return of(s).connect(s, netns, net, aliases);
+    },
     disconnect: (s, netns, network) => of(s).disconnect(s, netns, network),
     reload: (s, netns, opts) => of(s).reload(s, netns, opts),
     dnsView: (s) => of(s as Sandbox).dnsView(s),

@@ -224,6 +224,41 @@ for (const mode of ["rootless", "rootful"] as const) {
       await t.burrowOk(["rm", "-f", "p"]);
     }, 90000);
 
+    test("a setup netavark refuses is rolled back: netavark's message in one line, exit 125, nothing left", async () => {
+      // A network whose bridge is an interface that is not a bridge: planned
+      // by hand (podman would never), refused by netavark half-way.
+      mkdirSync(t.dirs.networksDir, { recursive: true });
+      const bad = {
+        name: "badbridge",
+        id: "b".repeat(64),
+        driver: "bridge",
+        network_interface: "lo",
+        subnets: [{ subnet: "10.89.70.0/24", gateway: "10.89.70.1" }],
+        ipv6_enabled: false,
+        internal: false,
+        dns_enabled: true,
+        ipam_options: { driver: "host-local" },
+      };
+      writeFileSync(`${t.dirs.networksDir}/badbridge.json`, `${JSON.stringify(bad, null, 5)}\n`);
+      const port = nextPort++;
+      const r = await t.burrow(["run", "-d", "--name", "nope", "--network", "badbridge", "-p", `127.0.0.1:${port}:80`, "--", "sleep", "300"]);
+      expect(r.code).toBe(125);
+      const lines = r.stderr.trim().split("\n");
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toStartWith("Error: netavark setup failed: ");
+      expect(JSON.parse(await t.burrowOk(["ps", "-a", "--format", "json"]))).toEqual([]);
+      await until(
+        async () => (netavarkState(t).length === 0 && netavarkProcesses(t).length === 0 ? true : null),
+        10000,
+        "netavark's state and aardvark-dns gone",
+      );
+      // The name, the port and the address are free again.
+      await t.burrowOk(["network", "create", "--subnet", "10.89.71.0/24", "good"]);
+      await webSandbox(t, "nope", ["--network", "good", "-p", `127.0.0.1:${port}:8080`]);
+      expect(await until(() => fetchFromHost(t, port), 10000, "the published port")).toBe("nope\n");
+      await t.burrowOk(["rm", "-f", "nope"]);
+    }, 90000);
+
     test("a daemon killed with SIGKILL: the sandbox keeps its network, and rm -f afterwards leaves nothing", async () => {
       await t.burrowOk(["network", "create", "kn"]);
       await webSandbox(t, "k", ["--network", "kn"]);
@@ -281,5 +316,23 @@ describeWhen(why)("which backend serves named networks", () => {
     own(t, `${t.dirs.cniConfigDir}/old.conflist`);
     const info = JSON.parse(await t.burrowOk(["info", "--format", "json"], noConf(t)));
     expect(info.Network.NamedNetworks).toEqual({ Backend: "cni", Why: "CNI networks or sandboxes on them exist already" });
+  });
+
+  test("networks of both backends: network ls shows each with its backend, and rm removes either", async () => {
+    t = await burrowContext("rootless", { networkBackend: "cni" });
+    await t.burrowOk(["network", "create", "oldcni"]);
+    mkdirSync(t.dirs.networksDir, { recursive: true });
+    copyFileSync(`${repoRoot}/test/fixtures/netavark/podman-5.8-nvtest1.json`, `${t.dirs.networksDir}/nvtest1.json`);
+    own(t, t.dirs.networksDir);
+    own(t, `${t.dirs.networksDir}/nvtest1.json`);
+    const table = (await t.burrowOk(["network", "ls"])).trim().split("\n");
+    expect(table[0]).toMatch(/^NETWORK ID\s+NAME\s+DRIVER\s+BACKEND$/);
+    const rows = Object.fromEntries(table.slice(1).map((l) => [l.split(/\s+/)[1], l.split(/\s+/)[3]]));
+    // CNI serves named networks here; podman's default network "podman" is not made up beside burrow's.
+    expect(rows).toEqual({ burrow: "cni", oldcni: "cni", nvtest1: "netavark" });
+    expect(JSON.parse(await t.burrowOk(["network", "inspect", "nvtest1"]))[0].name).toBe("nvtest1");
+    expect(await t.burrowOk(["network", "rm", "nvtest1", "oldcni"])).toBe("nvtest1\noldcni\n");
+    expect(existsSync(`${t.dirs.networksDir}/nvtest1.json`)).toBe(false);
+    expect((await t.burrowOk(["network", "ls"])).split("\n")[0]).not.toContain("BACKEND");
   });
 });

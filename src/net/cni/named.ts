@@ -117,7 +117,7 @@ function cniNetworks(cni: CniNetworking): NetworksCapability<"cni", CniRecord> {
     async list() {
       const { networks, warnings } = await cni.store.list();
       // Data only: the CLI formats it (table, --quiet, templates).
-      return { networks: networks.map(networkSummary), warnings };
+      return { networks: networks.map(networkSummary), warnings: warnings.map((w) => `skipping ${w}`) };
     },
     inspect: (name) => cni.store.inspect(name),
     get: (ref) => cni.store.get(ref),

@@ -543,7 +543,7 @@ export function netavarkBackendWith(
     async list() {
       const { networks: all, invalid } = nv.listing();
       const warnings = [
-        ...invalid.map((f) => `${f.file}: ${f.reason}`),
+        ...invalid.map((f) => `skipping ${f.file}: ${f.reason}`),
         ...all
           .filter((n) => n.unservable)
           .map((n) => `network ${n.name} cannot be used: ${n.unservable!.field} ${quote(n.unservable!.value)}: ${n.unservable!.reason}`),
