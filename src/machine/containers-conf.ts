@@ -27,6 +27,7 @@ const ConfFile = v.looseObject({
       network_backend: v.optional(v.picklist(["cni", "netavark", ""])),
       default_network: v.optional(v.pipe(v.string(), v.regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/))),
       default_subnet: v.optional(v.string()),
+      network_config_dir: v.optional(v.pipe(v.string(), v.startsWith("/"))),
     }),
   ),
   containers: v.optional(v.looseObject({ default_capabilities: v.optional(v.array(v.string())), log_size_max: v.optional(v.pipe(v.number(), v.integer())) })),
@@ -41,6 +42,8 @@ export interface HelperConf {
   /** `[network] default_network` / `default_subnet`: netavark's default network (podman's "podman", 10.88.0.0/16). */
   defaultNetwork?: string;
   defaultSubnet?: string;
+  /** `[network] network_config_dir`: where podman 4-6 keep network files (wins over the default places). */
+  networkConfigDir?: string;
   /** [containers] default_capabilities: a sandboxed command's capabilities before --cap-add/--cap-drop. */
   defaultCapabilities?: string[];
   /** `[containers] log_size_max`: bytes, -1 (or 0) for no bound. */
@@ -95,9 +98,42 @@ export function parseConf(text: string, file: string): Omit<HelperConf, "files">
   if (r.output.network?.network_backend) out.networkBackend = r.output.network.network_backend;
   if (r.output.network?.default_network) out.defaultNetwork = r.output.network.default_network;
   if (r.output.network?.default_subnet) out.defaultSubnet = r.output.network.default_subnet;
+  if (r.output.network?.network_config_dir) out.networkConfigDir = r.output.network.network_config_dir;
   if (r.output.containers?.default_capabilities) out.defaultCapabilities = r.output.containers.default_capabilities;
   if (r.output.containers?.log_size_max !== undefined) out.logSizeMax = r.output.containers.log_size_max;
   return out;
+}
+
+const StorageFile = v.looseObject({
+  storage: v.optional(v.looseObject({ graphroot: v.optional(v.string()), rootless_storage_path: v.optional(v.string()) })),
+});
+
+/**
+ * Where rootless podman keeps its storage when storage.conf moves it (its
+ * network files live in GRAPHROOT/networks): the user's storage.conf
+ * `graphroot`, else the system's `rootless_storage_path` ($HOME, $UID and
+ * $USER expanded, as containers/storage does). Undefined when neither is
+ * set or a file cannot be read as TOML (podman would fail then too).
+ */
+export function rootlessGraphRoot(env: Record<string, string | undefined> = process.env, uid = process.getuid?.() ?? 0): string | undefined {
+  const home = env.HOME || homedir();
+  const read = (file: string) => {
+    try {
+      const r = v.safeParse(StorageFile, Bun.TOML.parse(readFileSync(file, "utf8")));
+      return r.success ? r.output.storage : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const user = read(`${env.XDG_CONFIG_HOME || `${home}/.config`}/containers/storage.conf`);
+  if (user?.graphroot?.startsWith("/")) return user.graphroot;
+  const system = read(env.CONTAINERS_STORAGE_CONF || "/etc/containers/storage.conf")?.rootless_storage_path;
+  if (!system) return undefined;
+  const expanded = system
+    .replaceAll("$HOME", home)
+    .replaceAll("$UID", String(uid))
+    .replaceAll("$USER", env.USER ?? "");
+  return expanded.startsWith("/") ? expanded : undefined;
 }
 
 /** Reads and merges every containers.conf there is; a missing file is no error. */

@@ -6,7 +6,7 @@ import { BurrowError, messageOf } from "../errors.ts";
 import type { Sandbox } from "../state/sandboxes.ts";
 import type { AnyNetworkBackend, NamedNetwork, NetworkBackend, NetworkDeps, NetworkNaming, NetworksCapability } from "./backend.ts";
 import { cniBackendWith, cniNaming, hasCniNetworks } from "./cni/named.ts";
-import { hasNetavarkNetworks, netavarkBackendWith, netavarkInstalled, netavarkNaming } from "./netavark/backend.ts";
+import { hasNetavarkNetworks, netavarkBackendWith, networksDirOf, netavarkInstalled, netavarkNaming } from "./netavark/backend.ts";
 import { helperConf } from "../machine/helpers.ts";
 import { containerBackend } from "./container/backend.ts";
 import { hostBackend } from "./host/backend.ts";
@@ -135,7 +135,7 @@ export function createNetworkBackends(deps: NetworkDeps): NetworkBackends {
   // The other backend's networks are listed too when it has files of its own (not just its implicit default).
   const hasFiles: Record<NamedNetworkKind, () => boolean> = {
     cni: () => hasCniNetworks(deps.paths),
-    netavark: () => hasNetavarkNetworks(deps.paths.networksDir),
+    netavark: () => hasNetavarkNetworks(networksDirOf(deps.paths)),
   };
   return {
     forMode: (mode) => forKind(mode.kind),

@@ -20,6 +20,8 @@ import { Mutex } from "../../mutex.ts";
 import { readPrivateRecord, writePrivateRecord } from "../../private-file.ts";
 import { quote } from "../../quote.ts";
 import { helperConf } from "../../machine/helpers.ts";
+import { rootlessGraphRoot } from "../../machine/containers-conf.ts";
+import type { Paths } from "../../paths.ts";
 import type { HelperLedger, HelperRow } from "../../state/helpers.ts";
 import type { PortRecord, Sandbox } from "../../state/sandboxes.ts";
 import { startTimeOf } from "../../sys/processes.ts";
@@ -217,6 +219,13 @@ export class NetavarkNetworking {
     this.spawnLocal = deps.spawn ?? bunNetavarkSpawner;
   }
 
+  private dir: string | null = null;
+
+  /** Where the network files are (read once per daemon: see networksDirOf). */
+  get networksDir(): string {
+    return (this.dir ??= networksDirOf(this.deps.paths));
+  }
+
   get rootless(): boolean {
     return this.deps.paths.rootless;
   }
@@ -231,7 +240,7 @@ export class NetavarkNetworking {
 
   /** The networks, every file, and the default. */
   listing(): ReturnType<typeof readNetworks> {
-    return readNetworks(this.deps.paths.networksDir, { rootless: this.rootless, defaultNetwork: defaultNetwork() });
+    return readNetworks(this.networksDir, { rootless: this.rootless, defaultNetwork: defaultNetwork() });
   }
 
   /** A network by name or (a unique prefix of its) id; refuses one burrow cannot serve, naming field and value. */
@@ -537,7 +546,7 @@ export function netavarkBackendWith(
         existing,
         { subnets: routes, interfaces: readInterfaceNames() },
       );
-      writeNetworkFile(deps.paths.networksDir, config);
+      writeNetworkFile(nv.networksDir, config);
       return { name: config.name, warnings: [] };
     },
     async list() {
@@ -556,7 +565,7 @@ export function netavarkBackendWith(
     },
     get: async (ref) => nv.find(ref),
     async remove(net) {
-      removeNetworkFile(deps.paths.networksDir, net.name, defaultName());
+      removeNetworkFile(nv.networksDir, net.name, defaultName());
     },
     async prune(inUse) {
       const removed: NamedNetwork[] = [];
@@ -564,7 +573,7 @@ export function netavarkBackendWith(
       for (const n of nv.listing().networks) {
         if (n.name === defaultName() || inUse.has(n.name) || !n.file) continue;
         try {
-          removeNetworkFile(deps.paths.networksDir, n.name, defaultName());
+          removeNetworkFile(nv.networksDir, n.name, defaultName());
           removed.push({ name: n.name, isDefault: false });
         } catch (e) {
           errors.push(e as Error);
@@ -720,6 +729,19 @@ export function netavarkBackendWith(
 /** A name for a network created without one: podman's "podmanN" scheme, first free. */
 function firstFreeName(taken: string[]): string {
   for (let n = 1; ; n++) if (!taken.includes(`podman${n}`)) return `podman${n}`;
+}
+
+/**
+ * podman's network directory: BURROW_NETWORKS_DIR (the CLI put it in
+ * paths.networksDir), else containers.conf network_config_dir, else
+ * (rootless) the graphroot storage.conf names, else podman's default place.
+ */
+export function networksDirOf(paths: Paths, env: Record<string, string | undefined> = process.env): string {
+  if (env.BURROW_NETWORKS_DIR) return paths.networksDir;
+  const conf = helperConf();
+  if (conf.networkConfigDir) return conf.networkConfigDir;
+  const graph = paths.rootless ? rootlessGraphRoot(env, paths.uid) : undefined;
+  return graph ? `${graph}/networks` : paths.networksDir;
 }
 
 /** Is netavark installed (for the backend choice)? */
