@@ -144,6 +144,34 @@ describe.skipIf(!!why)("logout (rootless)", () => {
     expect(await until(() => dnsmasqPids(t).length === 0, 5000)).toBe(true);
   }, 60000);
 
+  test("netavark networks after a logout: names resolve both ways, a new sandbox joins, one aardvark-dns, nothing left after rm", async () => {
+    await t.dispose();
+    t = await burrowContext("rootless", { networkBackend: "netavark" });
+    const aardvark = () =>
+      listPids().filter((pid) => (argvOf(pid)[0] ?? "").endsWith("aardvark-dns") && alive(pid) && argvOf(pid).some((a) => a.includes(t.dirs.root)));
+    await t.burrowOk(["network", "create", "nnet"]);
+    await Promise.all(["a", "b"].map((n) => t.burrowOk(["run", "-d", "--network", "nnet", "--name", n, "--", "sleep", "3036"])));
+    const ip = async (n: string) => JSON.parse(await t.burrowOk(["inspect", n]))[0].NetworkSettings.Networks.nnet.IPAddress as string;
+    const resolves = async (from: string, name: string, want: string) =>
+      until(async () => (await t.burrow(["exec", from, "--", "getent", "hosts", name])).stdout.split(/\s+/)[0] === want, 5000);
+    const [ipA, ipB] = [await ip("a"), await ip("b")];
+    expect(await resolves("a", "b", ipB)).toBe(true);
+    expect(aardvark()).toHaveLength(1);
+
+    logout(t);
+
+    expect(await resolves("b", "a.dns.podman", ipA)).toBe(true);
+    await t.burrowOk(["run", "-d", "--network", "nnet", "--name", "c", "--", "sleep", "3036"]);
+    const ipC = await ip("c");
+    expect([ipA, ipB]).not.toContain(ipC);
+    expect(await resolves("a", "c", ipC)).toBe(true);
+    expect(await resolves("c", "b", ipB)).toBe(true);
+    expect(aardvark()).toHaveLength(1);
+    await t.burrowOk(["rm", "-f", "a", "b", "c"]);
+    await t.burrowOk(["network", "rm", "nnet"]);
+    expect(await until(() => aardvark().length === 0, 5000)).toBe(true);
+  }, 60000);
+
   test("port_handler=slirp4netns after a logout: the port answers, a slirp4netns restart publishes it again, rm -f leaves nothing", async () => {
     // Below the ephemeral range (32768+) and apart from the other files' ranges.
     const port = 31000 + Math.floor(Math.random() * 1700);

@@ -12,7 +12,7 @@
 // is written to a journal in the state dir before setup runs (a daemon that
 // dies during setup leaves it for the rollback), and kept in the row's
 // record once setup answered. Daemon main thread.
-import { mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import * as v from "valibot";
 import { BurrowError, messageOf } from "../../errors.ts";
 import { log } from "../../log.ts";
@@ -25,6 +25,7 @@ import type { Paths } from "../../paths.ts";
 import type { HelperLedger, HelperRow } from "../../state/helpers.ts";
 import type { PortRecord, Sandbox } from "../../state/sandboxes.ts";
 import { startTimeOf } from "../../sys/processes.ts";
+import { cleanEnv } from "../../sys/env.ts";
 import type { DnsView } from "../../dns/etc-content.ts";
 import type { NamedNetwork, NetworkBackend, NetworkDeps, NetworkNaming, NetworkSummary, NetworksCapability, StaticAddressing } from "../backend.ts";
 import type { NetworkModeOf } from "../mode.ts";
@@ -451,6 +452,35 @@ export class NetavarkNetworking {
     }
   }
 
+  /**
+   * After a logout removed the runtime dir: an aardvark-dns whose mount
+   * namespace (the old runner's) reached netavark's dir through the removed
+   * /run (a state dir under /run, as in the tests) reads nothing on the next
+   * reload. It is replaced by one started as netavark starts it, in the new
+   * runner's namespaces, from the same files: every name is in them.
+   */
+  async restoreAardvark(): Promise<void> {
+    const shared = this.shared;
+    const running = this.aardvark();
+    const dir = `${this.deps.paths.netavarkDir}/aardvark-dns`;
+    if (!shared || !running || !shared.ns.alive() || existsSync(`/proc/${running.pid}/root${dir}`)) return;
+    const binary = findNetavarkHelper("aardvark-dns");
+    if (!binary) return;
+    try {
+      process.kill(running.pid, "SIGKILL");
+    } catch {}
+    for (let i = 0; i < 100 && startTimeOf(running.pid) !== null; i++) await Bun.sleep(20);
+    const track = this.deps.helpers?.intend("aardvark-dns", "netavark");
+    const r = await shared.ns.spawn({ argv: [binary, "--config", dir, "-p", "53", "run"], env: cleanEnv(track?.env), stdin: "", timeoutMs: 10_000 });
+    if (r.exitCode !== 0) {
+      track?.cancel();
+      log.warn(`cannot start aardvark-dns again after the runtime directory was removed: ${r.stderr.trim() || `exit ${r.exitCode}`}`);
+      return;
+    }
+    this.recordAardvark(track);
+    log.warn(`aardvark-dns ${this.aardvark()?.pid ?? "?"} serves netavark's names now (the old one reached its files through the removed runtime directory)`);
+  }
+
   // ------------------------------------------------------------ views
 
   dnsView(record: NetavarkRecord): DnsView {
@@ -664,7 +694,7 @@ export function netavarkBackendWith(
       return nv.working || deps.sandboxes().some((s) => s.runtime.network === "netavark" && netavarkRecordOf(s).attachments.length > 0);
     },
     sweep() {},
-    restore: async () => {},
+    restore: () => nv.restoreAardvark(),
   };
 
   return {
