@@ -376,8 +376,10 @@ export class NetavarkNetworking {
       this.reserve(net.name, ips, s.id);
       const track = net.config.dns_enabled && this.deps.helpers && !this.aardvark() ? this.deps.helpers.intend("aardvark-dns", "netavark") : undefined;
       let reply: Awaited<ReturnType<typeof netavarkSetup>>;
+      const t0 = performance.now();
       try {
         reply = await netavarkSetup(inv, this.netnsPath(netns), options, this.markedSpawn(track?.env));
+        log.debug(`netavark setup ${s.id.slice(0, 12)} on ${net.name}: ${(performance.now() - t0).toFixed(1)} ms`);
       } catch (e) {
         // netavarkSetup ran netavark's teardown already.
         this.unreserve(net.name, s.id);
@@ -400,7 +402,9 @@ export class NetavarkNetworking {
   async detach(id: string, netns: string, options: SetupOptions): Promise<void> {
     const inv = this.invocation();
     await this.mutex.run(async () => {
+      const t0 = performance.now();
       await netavarkTeardown(inv, this.netnsPath(netns), options, this.spawn);
+      log.debug(`netavark teardown ${id.slice(0, 12)}: ${(performance.now() - t0).toFixed(1)} ms`);
       for (const name of Object.keys(options.networks)) this.unreserve(name, id);
       this.writeJournal(
         id,
