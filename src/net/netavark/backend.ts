@@ -360,7 +360,10 @@ export class NetavarkNetworking {
   ): Promise<NetavarkAttachment> {
     if (this.shared) await this.shared.ns.ensure();
     const inv = this.invocation();
+    const queued = performance.now();
     return this.mutex.run(async () => {
+      const waited = performance.now() - queued;
+      if (waited > 1) log.debug(`netavark setup ${s.id.slice(0, 12)} waited ${waited.toFixed(1)} ms for the one before`);
       const ips = pickAddresses(net.config, this.usedAddresses(net.name, s.id), opts.ip ? [opts.ip] : []);
       const extra = [...new Set([s.id.slice(0, 12), ...opts.aliases])].filter((a) => a !== s.name);
       const options = buildSetupOptions({
