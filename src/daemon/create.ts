@@ -26,7 +26,8 @@ import { checkRestartRequest } from "../sandbox/restart-policy.ts";
 import { pinsAsFds } from "./ownership.ts";
 import { quote } from "../quote.ts";
 import { knownCapabilities, PODMAN_DEFAULT_CAPABILITIES, resolveCapabilities } from "../sandbox/capabilities.ts";
-import { helperConf } from "../machine/helpers.ts";
+import { findHelper, helperConf } from "../machine/helpers.ts";
+import { rootlessDefault } from "../net/rootless-default.ts";
 
 const HOSTNAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/;
 
@@ -43,8 +44,16 @@ function randomName(ctx: DaemonContext): string {
   }
 }
 
+let fallbackLogged = false;
+/** Rootful: the default bridge network. Rootless: src/net/rootless-default.ts (what is installed, containers.conf, merit). */
 export function defaultNetwork(ctx: DaemonContext): string {
-  return ctx.paths.rootless ? "slirp4netns" : "bridge";
+  if (!ctx.paths.rootless) return "bridge";
+  const chosen = rootlessDefault(helperConf(), (name) => findHelper(name));
+  if (chosen.fallback && !fallbackLogged) {
+    fallbackLogged = true;
+    log.warn(chosen.fallback);
+  }
+  return chosen.mode;
 }
 
 /** `reuse`: restart hook of `start`, an exited row made again in place (same id, name, logs). */

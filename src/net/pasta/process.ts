@@ -15,6 +15,8 @@ import type { PastaOptions } from "./options.ts";
 
 /** The address the sandbox's resolv.conf names; pasta forwards it to the host's resolvers (podman 5 uses the same). */
 export const PASTA_DNS_FORWARD = "169.254.1.1";
+/** The address pasta maps to the host (--map-guest-addr, pasta 2024-08 and later): podman 5.3's host.containers.internal. */
+export const PASTA_GUEST_ADDR = "169.254.1.2";
 
 const INSTALL_HINT = "install the Debian package passt (apt-get install passt)";
 
@@ -26,6 +28,8 @@ export interface PastaFeatures {
   dnsForward: boolean;
   noMapGw: boolean;
   runas: boolean;
+  /** --map-guest-addr (passt 2024_08_21 and later; Debian 12's 2023 pasta lacks it). */
+  mapGuestAddr: boolean;
 }
 
 /** Pure: features from `pasta --help` and `--version` output. */
@@ -37,6 +41,7 @@ export function parsePastaHelp(path: string, help: string, versionText: string):
     dnsForward: help.includes("--dns-forward"),
     noMapGw: help.includes("--no-map-gw"),
     runas: help.includes("--runas"),
+    mapGuestAddr: help.includes("--map-guest-addr"),
   };
 }
 
@@ -126,28 +131,41 @@ export interface PastaStartOptions {
 }
 
 /**
- * The pasta command line (without the binary), in podman's order: the
- * configuration, ports, user options, "none" for port families nobody
- * asked for (pasta's default is "auto": forward everything bound), no
- * gateway mapping unless --map-gw, then burrow's own options. Pure.
+ * The pasta command line (without the binary), in podman 5's order
+ * (common/libnetwork/pasta): --config-net; containers.conf pasta_options
+ * and the user's options (both in `options.args`); one -t/-u per published
+ * port; the DNS forwarder unless the user named one; "none" for the port
+ * families nobody asked for (pasta's default is "auto": forward everything
+ * bound); --no-map-gw unless --map-gw; burrow's own (--runas, log, pid);
+ * --quiet, --netns; last --map-guest-addr where this pasta has it. Pure.
  */
 export function pastaArgs(o: Omit<PastaStartOptions, "readyTimeoutMs">): string[] {
   const { options, features } = o;
   const ports = o.ports ?? [];
-  const args = ["--config-net", ...pastaPortArgs(ports), ...options.args];
+  const args = ["--config-net", ...options.args, ...pastaPortArgs(ports)];
+  if (features.dnsForward && options.dnsForward.length === 0 && !options.ipv6Only) args.push("--dns-forward", PASTA_DNS_FORWARD);
   if (!options.tcpPorts && !ports.some((p) => p.protocol === "tcp")) args.push("--tcp-ports", "none");
   if (!options.udpPorts && !ports.some((p) => p.protocol === "udp")) args.push("--udp-ports", "none");
   if (!options.tcpNs) args.push("--tcp-ns", "none");
   if (!options.udpNs) args.push("--udp-ns", "none");
   if (!options.mapGw && features.noMapGw) args.push("--no-map-gw");
-  if (features.dnsForward && options.dnsForward.length === 0 && !options.ipv6Only) args.push("--dns-forward", PASTA_DNS_FORWARD);
   // pasta started as uid 0 drops to "nobody", which cannot join a netns
   // owned by our user namespace ("Couldn't switch to pasta namespaces",
   // measured). The daemon is uid 0 rootful and in the holder's user
   // namespace rootless, so pasta keeps our ids; it still drops capabilities.
   if (features.runas) args.push("--runas", o.runas ?? `${process.getuid?.() ?? 0}:${process.getgid?.() ?? 0}`);
-  args.push("--quiet", "--log-file", o.logPath, "--pid", o.pidPath, "--netns", o.netnsPath);
+  args.push("--log-file", o.logPath);
+  // A user's --pid is in options.args already (pasta takes one): burrow reads that file.
+  if (options.pidFile === null) args.push("--pid", o.pidPath);
+  args.push("--quiet", "--netns", o.netnsPath);
+  if (features.mapGuestAddr && options.mapGuestAddr === null && !options.ipv6Only) args.push("--map-guest-addr", PASTA_GUEST_ADDR);
   return args;
+}
+
+/** host.containers.internal's address that pasta gives the sandbox, or null when it maps none (podman 5.3). */
+export function pastaHostAddress(options: PastaOptions, features: PastaFeatures): string | null {
+  if (options.mapGuestAddr !== null) return options.mapGuestAddr === "none" ? null : options.mapGuestAddr;
+  return features.mapGuestAddr && !options.ipv6Only ? PASTA_GUEST_ADDR : null;
 }
 
 /** The sandbox's nameserver with pasta: the forwarder, unless the user chose their own. */
@@ -170,7 +188,9 @@ export interface PastaProcess {
  * BurrowError with what pasta printed.
  */
 export async function startPasta(o: PastaStartOptions): Promise<PastaProcess> {
-  rmSync(o.pidPath, { force: true });
+  // The user's pid file is theirs: pasta truncates it; burrow's own is removed first.
+  const pidPath = o.options.pidFile ?? o.pidPath;
+  if (o.options.pidFile === null) rmSync(o.pidPath, { force: true });
   const args = pastaArgs(o);
   const errPath = `${o.logPath}.start`;
   const errFd = openSync(errPath, "w", 0o600);
@@ -199,17 +219,21 @@ export async function startPasta(o: PastaStartOptions): Promise<PastaProcess> {
     }
   };
   let pid = 0;
-  try {
-    pid = Number(readFileSync(o.pidPath, "utf8").trim());
-  } catch {}
+  if (code === 0) {
+    try {
+      const text = readFileSync(pidPath, "utf8").trim();
+      // Helper output: a pid, and one of pasta's (a user's file could hold anything).
+      if (/^[1-9]\d{0,9}$/.test(text) && isPasta(Number(text))) pid = Number(text);
+    } catch {}
+  }
   const stop = onceAsync(async () => {
     if (pid > 0) await stopHelper(pid, () => isPasta(pid));
   });
   if (code !== 0 || pid <= 0) {
     if (code === "timeout") proc.kill("SIGKILL");
     await stop();
-    rmSync(o.pidPath, { force: true });
-    const what = code === "timeout" ? `was not ready after ${timeoutMs} ms` : code !== 0 ? `exited with code ${code}` : "wrote no pid file";
+    if (o.options.pidFile === null) rmSync(o.pidPath, { force: true });
+    const what = code === "timeout" ? `was not ready after ${timeoutMs} ms` : code !== 0 ? `exited with code ${code}` : `wrote no pasta pid to ${pidPath}`;
     const said = printed();
     rmSync(errPath, { force: true });
     throw new BurrowError(`pasta for ${o.netnsPath} ${what}${said ? ` (pasta said: ${said})` : ""}`, { kind: "pasta" });
