@@ -85,8 +85,10 @@ for c in "${cmds[@]}"; do
 done
 as_burrow hyperfine -N -i --warmup 3 --runs "$runs" --export-json "$work/start.json" "${cmds[@]}" >/dev/null
 read -r s_slirp s_pasta < <(json 'j[0].results.map((r) => (r.median * 1000).toFixed(1)).join(" ")' "$work/start.json")
-results+=("start_ms slirp4netns=$s_slirp pasta=$s_pasta")
-echo "  start (median ms)            slirp4netns $s_slirp   pasta $s_pasta"
+# hyperfine -i: a failed run does not end the bench, and it is counted, not hidden.
+read -r f_slirp f_pasta < <(json 'j[0].results.map((r) => r.exit_codes.filter((c) => c !== 0).length).join(" ")' "$work/start.json")
+results+=("start_ms slirp4netns=$s_slirp pasta=$s_pasta" "start_failed_runs slirp4netns=$f_slirp pasta=$f_pasta")
+echo "  start (median ms)            slirp4netns $s_slirp   pasta $s_pasta   (failed runs: $f_slirp, $f_pasta of $runs)"
 
 # ---------------------------------------------------------------- throughput and short connections
 hport=$(free_port 15301)
