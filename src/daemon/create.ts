@@ -198,6 +198,7 @@ export async function createSandbox(ctx: DaemonContext, releases: SandboxRelease
         const net = await backend.setup(mode, setupContext(ctx, s));
         s.runtime.backend = net.record;
         s.runtime.address = net.address;
+        s.runtime.ipv6 = net.ipv6 || undefined;
         undo.push("network", () => backend.teardown?.(net.record, setupContext(ctx, s)));
         ctx.store.update(s);
         const content = etcContent({ policy: backend.etc, hostname, name, dns: req.dns, net });
