@@ -17,21 +17,23 @@ function optionsOf(mode: NetworkModeOf<"pasta">): PastaOptions {
   return parsePastaOptionsWithConf(helperConf().pastaOptions ?? [], mode.options ? mode.options.split(",") : []);
 }
 
+const probeCache = (paths: { stateDir: string }) => `${paths.stateDir}/pasta-probe.json`;
+
 export const pastaBackend: NetworkBackend<"pasta", PastaRecord> = {
   kind: "pasta",
   etc: "network",
   bridge: false,
   entersNetns: true,
-  async plan(mode) {
+  async plan(mode, ctx) {
     optionsOf(mode);
-    await probePasta();
+    await probePasta(undefined, probeCache(ctx.paths));
     return { newNet: true };
   },
   // pasta binds the host ports itself: they only need choosing up front.
   ports: () => ({ driver: "pasta" }),
   async setup(mode, ctx) {
     const options = optionsOf(mode);
-    const features = await probePasta();
+    const features = await probePasta(undefined, probeCache(ctx.paths));
     const track = ctx.helpers?.intend("pasta");
     const p = await startPasta({
       track,

@@ -5,7 +5,9 @@
 //
 // Runs in the daemon's namespaces (rootless: the holder's user and mount
 // namespaces); pasta joins the sandbox netns by path.
-import { closeSync, openSync, readFileSync, rmSync, statSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
+import * as v from "valibot";
 import { BurrowError, messageOf } from "../../errors.ts";
 import { cleanEnv } from "../../sys/env.ts";
 import { findHelper } from "../../machine/helpers.ts";
@@ -20,16 +22,39 @@ export const PASTA_GUEST_ADDR = "169.254.1.2";
 
 const INSTALL_HINT = "install the Debian package passt (apt-get install passt)";
 
-export interface PastaFeatures {
-  path: string;
+export const PastaFeaturesSchema = v.object({
+  path: v.string(),
   /** Debian's 2023 builds print "pasta unknown version". */
-  version: string;
-  configNet: boolean;
-  dnsForward: boolean;
-  noMapGw: boolean;
-  runas: boolean;
+  version: v.string(),
+  configNet: v.boolean(),
+  dnsForward: v.boolean(),
+  noMapGw: v.boolean(),
+  runas: v.boolean(),
   /** --map-guest-addr (passt 2024_08_21 and later; Debian 12's 2023 pasta lacks it). */
-  mapGuestAddr: boolean;
+  mapGuestAddr: v.boolean(),
+});
+export type PastaFeatures = v.InferOutput<typeof PastaFeaturesSchema>;
+
+/** What probePasta remembers across daemons (a file in the state dir), by binary path. */
+const DiskCacheSchema = v.object({ entries: v.record(v.string(), v.object({ key: v.string(), features: PastaFeaturesSchema })) });
+type DiskCache = v.InferOutput<typeof DiskCacheSchema>;
+
+function readDiskCache(file: string): DiskCache {
+  try {
+    const parsed = v.safeParse(DiskCacheSchema, JSON.parse(readFileSync(file, "utf8")));
+    if (parsed.success) return parsed.output;
+  } catch {}
+  return { entries: {} };
+}
+
+function writeDiskCache(file: string, cache: DiskCache): void {
+  // A cache: failing to write it only costs a probe next time.
+  try {
+    mkdirSync(dirname(file), { recursive: true });
+    const tmp = `${file}.${process.pid}.tmp`;
+    writeFileSync(tmp, JSON.stringify(cache), { mode: 0o600 });
+    renameSync(tmp, file);
+  } catch {}
 }
 
 /** Pure: features from `pasta --help` and `--version` output. */
@@ -47,8 +72,13 @@ export function parsePastaHelp(path: string, help: string, versionText: string):
 
 const memory = new Map<string, PastaFeatures>();
 
-/** Probes pasta once per binary path + mtime + size. Throws BurrowError naming the package when missing. */
-export async function probePasta(path?: string): Promise<PastaFeatures> {
+/**
+ * Probes pasta once per binary path + mtime + size, in memory and, with
+ * `cachePath`, on disk across daemons (as slirp4netns's probe does): the
+ * options burrow adds depend on it (--map-guest-addr, podman retries
+ * without it instead). Throws BurrowError naming the package when missing.
+ */
+export async function probePasta(path?: string, cachePath?: string): Promise<PastaFeatures> {
   const bin = path ?? findHelper("pasta");
   let key: string;
   try {
@@ -60,6 +90,13 @@ export async function probePasta(path?: string): Promise<PastaFeatures> {
   }
   const hit = memory.get(key);
   if (hit) return hit;
+  if (cachePath) {
+    const stored = readDiskCache(cachePath).entries[bin];
+    if (stored && stored.key === key && stored.features.path === bin) {
+      memory.set(key, stored.features);
+      return stored.features;
+    }
+  }
   const run = async (arg: string) => {
     const p = Bun.spawn([bin, arg], { env: cleanEnv(), stdin: "ignore", stdout: "pipe", stderr: "pipe" });
     const [out, err] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
@@ -86,6 +123,11 @@ export async function probePasta(path?: string): Promise<PastaFeatures> {
     });
   }
   memory.set(key, features);
+  if (cachePath) {
+    const cache = readDiskCache(cachePath);
+    cache.entries[bin] = { key, features };
+    writeDiskCache(cachePath, cache);
+  }
   return features;
 }
 
