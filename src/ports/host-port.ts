@@ -61,8 +61,9 @@ export function bindError(e: unknown, spec: Pick<PortRecord, "hostIp" | "hostPor
  * slirp4netns answers a taken port only with "slirp_add_hostfwd failed", so
  * trying first is how the user gets told which port is in use.
  */
-export async function probePort(hostIp: string, port: number, protocol: "tcp" | "udp"): Promise<number> {
-  const address = hostIp || "0.0.0.0";
+export async function probePort(hostIp: string, port: number, protocol: "tcp" | "udp", listenOn?: string): Promise<number> {
+  // listenOn: where the helper will really bind, when that differs (pasta's "all addresses" is dual-stack).
+  const address = listenOn ?? (hostIp || "0.0.0.0");
   try {
     if (protocol === "udp") {
       const s = createSocket(isIPv6(address) ? "udp6" : "udp4");

@@ -102,3 +102,26 @@ describeWhen(why)("IPv6 published ports (rootless)", () => {
     await t.burrowOk(["rm", "-f", id]);
   });
 });
+
+describeWhen(why)("IPv6 published ports: a port taken on IPv6 only (rootless)", () => {
+  let t: BurrowContext;
+  beforeEach(async () => {
+    t = await burrowContext("rootless");
+  });
+  afterEach(() => t.dispose());
+
+  for (const network of ["slirp4netns", "pasta"]) {
+    test(`${network}: plain -p of a port another program holds on [::1] only is refused with the port named, leaving nothing`, async () => {
+      const port = hostPort();
+      const holder = Bun.listen({ hostname: "::1", port, socket: { data() {} } });
+      try {
+        const r = await t.burrow(["run", "--rm", "--network", network, "-p", `${port}:80`, "--", "true"]);
+        expect(r.code).toBe(125);
+        expect(r.stderr.trim()).toBe(`Error: host port ${port}/tcp is already in use on 0.0.0.0`);
+        expect(await t.burrowOk(["ps", "-aq"])).toBe("");
+      } finally {
+        holder.stop(true);
+      }
+    });
+  }
+});
