@@ -27,7 +27,7 @@ import { pinsAsFds } from "./ownership.ts";
 import { quote } from "../quote.ts";
 import { knownCapabilities, PODMAN_DEFAULT_CAPABILITIES, resolveCapabilities } from "../sandbox/capabilities.ts";
 import { findHelper, helperConf } from "../machine/helpers.ts";
-import { rootlessDefault } from "../net/rootless-default.ts";
+import { rootlessDefault } from "../machine/rootless-default.ts";
 
 const HOSTNAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/;
 
@@ -45,7 +45,7 @@ function randomName(ctx: DaemonContext): string {
 }
 
 let fallbackLogged = false;
-/** Rootful: the default bridge network. Rootless: src/net/rootless-default.ts (what is installed, containers.conf, merit). */
+/** Rootful: the default bridge network. Rootless: src/machine/rootless-default.ts (what is installed, containers.conf, merit). */
 export function defaultNetwork(ctx: DaemonContext): string {
   if (!ctx.paths.rootless) return "bridge";
   const chosen = rootlessDefault(helperConf(), (name) => findHelper(name));

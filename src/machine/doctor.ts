@@ -11,7 +11,7 @@ import { LANDLOCK_MIN_ABI, landlockAbi } from "../sys/caps.ts";
 import { readHelperConf, type HelperConf } from "./containers-conf.ts";
 import { hostDistro, installCommand, type Distro } from "./distro.ts";
 import { cniPluginDirs, findCniPluginDir, findHelper } from "./helpers.ts";
-import { rootlessDefault } from "../net/rootless-default.ts";
+import { rootlessDefault } from "./rootless-default.ts";
 
 export type Level = "ok" | "warn" | "fail";
 export interface Check {

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { parseConf } from "../../src/machine/containers-conf.ts";
-import { MERIT_DEFAULT, rootlessDefault } from "../../src/net/rootless-default.ts";
+import { MERIT_DEFAULT, rootlessDefault } from "../../src/machine/rootless-default.ts";
 import { hostContainersInternal } from "../../src/dns/etc-content.ts";
 
 const installed =

@@ -6,7 +6,7 @@
 // other one is used, so that a plain `run` works on a machine with only
 // pasta (podman 6 dropped slirp4netns) or only slirp4netns; `info` and
 // `doctor` say so. Pure but for the helper lookup it is given.
-import type { HelperConf, RootlessNetworkCmd } from "../machine/containers-conf.ts";
+import type { HelperConf, RootlessNetworkCmd } from "./containers-conf.ts";
 
 /** burrow's own choice when containers.conf names none (docs/decisions.md). */
 export const MERIT_DEFAULT: RootlessNetworkCmd = "slirp4netns";
