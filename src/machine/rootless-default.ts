@@ -1,6 +1,7 @@
 // Which network `burrow run` uses rootless without --network: the helper
 // chosen on merit (docs/benchmarks.md "Rootless backends": slirp4netns with
-// burrow's forwarder beat pasta on every row on Debian 12), unless
+// burrow's forwarder was ahead on every row of the quiet Debian 12 run, and
+// on memory everywhere), unless
 // containers.conf default_rootless_network_cmd names the other, as in
 // podman. When the chosen helper is not installed and the other one is, the
 // other one is used, so that a plain `run` works on a machine with only
