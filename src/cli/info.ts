@@ -1,6 +1,6 @@
 import { defineCommand } from "citty";
 import { call } from "../client/client.ts";
-import { helpers, idRanges, kernelFeatures, kernelRelease } from "../inspect/host.ts";
+import { defaultRootlessBackend, helpers, idRanges, kernelFeatures, kernelRelease } from "../inspect/host.ts";
 import { version } from "../version.ts";
 import { parseStrict, str } from "./_args.ts";
 import { goView, render } from "./_format.ts";
@@ -10,12 +10,9 @@ const args = { ...templateFormatArg } as const;
 
 /** Which backend `run` uses without --network, and why (the daemon's defaultNetwork rule). */
 function defaultBackend(rootless: boolean) {
-  return rootless
-    ? {
-        Backend: "slirp4netns",
-        Why: "rootless: slirp4netns is podman's rootless default and needs no privileges; pasta and bridge networks are there with --network",
-      }
-    : { Backend: "bridge", Why: 'rootful: sandboxes join the default bridge network (CNI, network "burrow"), as podman\'s rootful default' };
+  if (!rootless) return { Backend: "bridge", Why: 'rootful: sandboxes join the default bridge network (CNI, network "burrow"), as podman\'s rootful default' };
+  const chosen = defaultRootlessBackend();
+  return { Backend: chosen.mode, Why: chosen.why };
 }
 
 export default defineCommand({

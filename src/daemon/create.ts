@@ -25,7 +25,8 @@ import { checkRestartRequest } from "../sandbox/restart-policy.ts";
 import { pinsAsFds } from "./ownership.ts";
 import { quote } from "../quote.ts";
 import { knownCapabilities, PODMAN_DEFAULT_CAPABILITIES, resolveCapabilities } from "../sandbox/capabilities.ts";
-import { helperConf } from "../machine/helpers.ts";
+import { findHelper, helperConf } from "../machine/helpers.ts";
+import { rootlessDefault } from "../machine/rootless-default.ts";
 
 const HOSTNAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/;
 
@@ -42,8 +43,16 @@ function randomName(ctx: DaemonContext): string {
   }
 }
 
+let fallbackLogged = false;
+/** Rootful: the default bridge network. Rootless: src/machine/rootless-default.ts (what is installed, containers.conf, merit). */
 export function defaultNetwork(ctx: DaemonContext): string {
-  return ctx.paths.rootless ? "slirp4netns" : "bridge";
+  if (!ctx.paths.rootless) return "bridge";
+  const chosen = rootlessDefault(helperConf(), (name) => findHelper(name));
+  if (chosen.fallback && !fallbackLogged) {
+    fallbackLogged = true;
+    log.warn(chosen.fallback);
+  }
+  return chosen.mode;
 }
 
 /** `reuse`: restart hook of `start`, an exited row made again in place (same id, name, logs). */
@@ -188,6 +197,7 @@ export async function createSandbox(ctx: DaemonContext, releases: SandboxRelease
         const net = await backend.setup(mode, setupContext(ctx, s));
         s.runtime.backend = net.record;
         s.runtime.address = net.address;
+        s.runtime.ipv6 = net.ipv6 || undefined;
         undo.push("network", () => backend.teardown?.(net.record, setupContext(ctx, s)));
         ctx.store.update(s);
         const content = etcContent({ policy: backend.etc, hostname, name, dns: req.dns, net });

@@ -4,6 +4,7 @@
 import { readFileSync } from "node:fs";
 import { buildHosts, firstHostIPv4, readHostHosts, type HostsEntry } from "./hosts.ts";
 import { buildResolvConf, readHostResolvConf } from "./resolvconf.ts";
+import { helperConf } from "../machine/helpers.ts";
 
 /**
  * - `host`: the host's own files (--network host);
@@ -27,6 +28,8 @@ export interface DnsView {
   ipv6?: boolean;
   gateway?: string;
   prefixLength?: number;
+  /** The address this network gives the host (pasta's mapped guest address); else the host's first address. */
+  hostContainersInternal?: string;
 }
 
 export interface EtcInput {
@@ -39,6 +42,19 @@ export interface EtcInput {
   extraHosts?: HostsEntry[];
   /** The directory whose files `shared` copies. */
   sharedDir?: string;
+  /** containers.conf host_containers_internal_ip ("none": no entry); default: read from containers.conf. */
+  hostContainersInternalIp?: string;
+}
+
+/**
+ * host.containers.internal as podman 5.3+ resolves it: containers.conf
+ * host_containers_internal_ip ("none" leaves the entry out), else the
+ * address the network maps to the host (pasta's --map-guest-addr), else the
+ * host's first non-loopback IPv4 address. null: no entry.
+ */
+export function hostContainersInternal(conf: string | undefined, net: DnsView | undefined, hostIPv4: () => string | null = firstHostIPv4): string | null {
+  if (conf === "none") return null;
+  return conf || net?.hostContainersInternal || hostIPv4();
 }
 
 export function etcContent(input: EtcInput): { hosts: string; resolv: string } {
@@ -55,7 +71,8 @@ export function etcContent(input: EtcInput): { hosts: string; resolv: string } {
         address: input.net?.hostsAddress ?? input.net?.address ?? null,
         // podman adds host.containers.internal only when the sandbox has a
         // network that can reach the host.
-        hostAddress: input.policy === "isolated" ? null : firstHostIPv4(),
+        hostAddress:
+          input.policy === "isolated" ? null : hostContainersInternal(input.hostContainersInternalIp ?? helperConf().hostContainersInternalIp, input.net),
         extra: input.extraHosts,
       });
   const hostResolv = readHostResolvConf();

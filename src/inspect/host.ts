@@ -4,6 +4,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { userInfo } from "node:os";
 import { cniPluginDirs, findHelper, helperConf } from "../machine/helpers.ts";
+import { rootlessDefault, type RootlessDefault } from "../machine/rootless-default.ts";
 import { cleanEnv } from "../sys/env.ts";
 import { LANDLOCK_MIN_ABI, landlockAbi } from "../sys/caps.ts";
 import { findRange, type IdRange } from "../userns/idmap.ts";
@@ -38,6 +39,12 @@ function conf() {
   } catch {
     return { files: [] };
   }
+}
+
+/** The rootless default as the daemon picks it (src/machine/rootless-default.ts), from this process's PATH and containers.conf. */
+export function defaultRootlessBackend(): RootlessDefault {
+  const c = conf();
+  return rootlessDefault(c, (name) => findHelper(name, c));
 }
 
 /** Where burrow finds NAME (src/machine/helpers.ts), else podman's directories. */

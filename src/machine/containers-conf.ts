@@ -5,6 +5,10 @@
 //   [network] cni_plugin_dirs = [...]       where CNI plugins are looked for
 //             network_backend = "..."       cni or netavark for named networks
 //             default_network, default_subnet   netavark's default network
+//             network_config_dir = "..."    where podman 4-6 keep network files
+//   [network] default_rootless_network_cmd  "pasta" or "slirp4netns": the rootless default
+//   [network] pasta_options = [...]         pasta arguments before the user's --network pasta:...
+//   [containers] host_containers_internal_ip  host.containers.internal's address ("none": no entry)
 //   [containers] default_capabilities = [...] a sandboxed command's capabilities
 //   [containers] log_size_max = N          a detached sandbox's log bound in bytes (-1: none)
 // Files, later ones win key by key: /usr/share/containers/containers.conf,
@@ -15,8 +19,13 @@
 // valibot checks the few keys burrow reads.
 import { readdirSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
+import { isIP } from "node:net";
 import * as v from "valibot";
 import { BurrowError } from "../errors.ts";
+
+/** The rootless network helpers podman's default_rootless_network_cmd names. */
+export const ROOTLESS_NETWORK_CMDS = ["pasta", "slirp4netns"] as const;
+export type RootlessNetworkCmd = (typeof ROOTLESS_NETWORK_CMDS)[number];
 
 const Dirs = v.array(v.pipe(v.string(), v.minLength(1)));
 const ConfFile = v.looseObject({
@@ -28,9 +37,22 @@ const ConfFile = v.looseObject({
       default_network: v.optional(v.pipe(v.string(), v.regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/))),
       default_subnet: v.optional(v.string()),
       network_config_dir: v.optional(v.pipe(v.string(), v.startsWith("/"))),
+      default_rootless_network_cmd: v.optional(v.picklist(ROOTLESS_NETWORK_CMDS, 'accepted values are "pasta" and "slirp4netns"')),
+      pasta_options: v.optional(v.array(v.string())),
     }),
   ),
-  containers: v.optional(v.looseObject({ default_capabilities: v.optional(v.array(v.string())), log_size_max: v.optional(v.pipe(v.number(), v.integer())) })),
+  containers: v.optional(
+    v.looseObject({
+      default_capabilities: v.optional(v.array(v.string())),
+      log_size_max: v.optional(v.pipe(v.number(), v.integer())),
+      host_containers_internal_ip: v.optional(
+        v.pipe(
+          v.string(),
+          v.check((s) => s === "" || s === "none" || isIP(s) !== 0, 'accepted values are an IPv4 or IPv6 address, or "none" for no entry'),
+        ),
+      ),
+    }),
+  ),
 });
 
 export interface HelperConf {
@@ -48,6 +70,12 @@ export interface HelperConf {
   defaultCapabilities?: string[];
   /** `[containers] log_size_max`: bytes, -1 (or 0) for no bound. */
   logSizeMax?: number;
+  /** `[network] default_rootless_network_cmd`: the rootless default helper. */
+  defaultRootlessNetworkCmd?: RootlessNetworkCmd;
+  /** `[network] pasta_options`: pasta arguments given before the user's own. */
+  pastaOptions?: string[];
+  /** `[containers] host_containers_internal_ip`: an address, or "none" to leave the entry out. */
+  hostContainersInternalIp?: string;
   /** The files that were read, in order. */
   files: string[];
 }
@@ -101,6 +129,10 @@ export function parseConf(text: string, file: string): Omit<HelperConf, "files">
   if (r.output.network?.network_config_dir) out.networkConfigDir = r.output.network.network_config_dir;
   if (r.output.containers?.default_capabilities) out.defaultCapabilities = r.output.containers.default_capabilities;
   if (r.output.containers?.log_size_max !== undefined) out.logSizeMax = r.output.containers.log_size_max;
+  if (r.output.network?.default_rootless_network_cmd) out.defaultRootlessNetworkCmd = r.output.network.default_rootless_network_cmd;
+  if (r.output.network?.pasta_options) out.pastaOptions = r.output.network.pasta_options;
+  // podman: empty means "not set" (its built-in choice applies).
+  if (r.output.containers?.host_containers_internal_ip) out.hostContainersInternalIp = r.output.containers.host_containers_internal_ip;
   return out;
 }
 

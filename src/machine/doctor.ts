@@ -12,6 +12,7 @@ import { readHelperConf, type HelperConf } from "./containers-conf.ts";
 import { hostDistro, installCommand, type Distro } from "./distro.ts";
 import { findNetavarkHelper } from "../net/netavark/run.ts";
 import { cniPluginDirs, findCniPluginDir, findHelper } from "./helpers.ts";
+import { rootlessDefault } from "./rootless-default.ts";
 
 export type Level = "ok" | "warn" | "fail";
 export interface Check {
@@ -157,17 +158,15 @@ export function runChecks(input: DoctorInput = hostInput()): Check[] {
   }
   const slirp = findHelper("slirp4netns", conf, search);
   const pasta = findHelper("pasta", conf, search);
+  const chosen = rootlessDefault(conf, (name) => findHelper(name, conf, search));
+  const role = (name: "slirp4netns" | "pasta") =>
+    chosen.mode === name ? `the rootless default; ${chosen.why.replace(/^rootless: /, "")}` : `needed for --network ${name}`;
+  // Rootless runs need one of the two user-mode stacks; either one will do for a plain `run`.
   if (slirp) add("slirp4netns", "ok", `${slirp}: ${versionOf(slirp)}`);
-  // Rootless runs need one of the two user-mode stacks.
-  else
-    add(
-      "slirp4netns",
-      rootless && !pasta ? "fail" : "warn",
-      "not installed: needed for --network slirp4netns (the rootless default)",
-      installCommand(distro, "slirp4netns"),
-    );
+  else add("slirp4netns", rootless && !pasta ? "fail" : "warn", `not installed: ${role("slirp4netns")}`, installCommand(distro, "slirp4netns"));
   if (pasta) add("pasta", "ok", `${pasta}: ${versionOf(pasta)}`);
-  else add("pasta", "warn", "not installed: needed for --network pasta", installCommand(distro, "pasta"));
+  else add("pasta", "warn", `not installed: ${role("pasta")}`, installCommand(distro, "pasta"));
+  if (rootless && chosen.fallback) add("rootless default", "warn", chosen.fallback, installCommand(distro, chosen.mode === "pasta" ? "slirp4netns" : "pasta"));
 
   const dirs = cniPluginDirs(conf);
   const pluginDir = findCniPluginDir("bridge", dirs);

@@ -17,7 +17,12 @@ export type ConnectorInit = {
 };
 
 /** Where a published port's traffic goes: the sandbox's own address, inside its netns. */
-export type Target = { netnsPath: string; host: string; port: number };
+/**
+ * ipv6: the sandbox has IPv6, so a client that came over IPv6 is forwarded
+ * to the sandbox's own global IPv6 address (looked up in its netns per
+ * connection or flow: slirp4netns's is SLAAC, not fixed); else to `host`.
+ */
+export type Target = { netnsPath: string; host: string; ipv6?: boolean; port: number };
 
 /** Main → worker, one JSON line each on the command pipe. */
 export type ConnectorCommand =

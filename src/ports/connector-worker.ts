@@ -27,7 +27,7 @@
 // small heap takes ~0.7 ms; an idle connector wakes no more than before.
 import { close, openRO } from "../sys/ns.ts";
 import { SOCK_DGRAM, SOCK_STREAM } from "../sys/net.ts";
-import { connectStart } from "../sys/netio.ts";
+import { connectStart, isIPv6Sockaddr, ownGlobalIPv6 } from "../sys/netio.ts";
 import {
   acceptNB,
   EAGAIN,
@@ -46,6 +46,7 @@ import {
   setPipeSize,
   SHUT_WR,
   shutdown,
+  socketName,
   spliceNB,
   writeNB,
 } from "../sys/sockets.ts";
@@ -67,6 +68,15 @@ const GC_IDLE_MS = 1000;
 const GC_MAX_MS = 5000;
 
 type End = { fd: number; readable: boolean; writable: boolean };
+/**
+ * In the sandbox's netns: the address a client goes to, the sandbox's own
+ * global IPv6 address for an IPv6 client when it has one (not while its
+ * address is still tentative), else its IPv4 address.
+ */
+function targetHost(target: Target, clientSockaddr: () => Uint8Array): string {
+  return (target.ipv6 && isIPv6Sockaddr(clientSockaddr()) && ownGlobalIPv6()) || target.host;
+}
+
 /** One direction of a TCP connection: src → pipe → dst. */
 type Dir = { src: End; dst: End; pr: number; pw: number; size: number; inPipe: number; eof: boolean; shut: boolean };
 type Conn = { listener: TcpListener; client: End; upstream: End; up: Dir; down: Dir; done: boolean };
@@ -184,7 +194,14 @@ function run(init: ConnectorInit): void {
       let ufd = -1;
       const pipes: number[] = [];
       try {
-        ufd = hop.inNetns(l.target.netnsPath, () => connectStart(l.target.host, l.target.port, SOCK_STREAM));
+        // The local end of an accepted connection has the client's family (an IPv4 client on "::" is ::ffff:...).
+        ufd = hop.inNetns(l.target.netnsPath, () =>
+          connectStart(
+            targetHost(l.target, () => socketName(cfd)),
+            l.target.port,
+            SOCK_STREAM,
+          ),
+        );
         pipes.push(...pipe(), ...pipe());
       } catch {
         // Netns gone, no route, out of fds: the client sees the connection
@@ -249,7 +266,13 @@ function run(init: ConnectorInit): void {
       if (!f) {
         let fd: number;
         try {
-          fd = hop.inNetns(l.target.netnsPath, () => connectStart(l.target.host, l.target.port, SOCK_DGRAM));
+          fd = hop.inNetns(l.target.netnsPath, () =>
+            connectStart(
+              targetHost(l.target, () => client),
+              l.target.port,
+              SOCK_DGRAM,
+            ),
+          );
         } catch {
           continue; // drop the datagram, as a NAT without a route would
         }
@@ -370,12 +393,18 @@ function run(init: ConnectorInit): void {
   function command(m: ConnectorCommand): void {
     switch (m.op) {
       case "listen-tcp": {
-        const l: TcpListener = { protocol: "tcp", id: m.id, fd: m.fd, target: { netnsPath: m.netnsPath, host: m.host, port: m.port }, conns: new Set() };
+        const l: TcpListener = {
+          protocol: "tcp",
+          id: m.id,
+          fd: m.fd,
+          target: { netnsPath: m.netnsPath, host: m.host, ipv6: m.ipv6, port: m.port },
+          conns: new Set(),
+        };
         serve(l, () => accept(l));
         break;
       }
       case "listen-udp": {
-        const target = { netnsPath: m.netnsPath, host: m.host, port: m.port };
+        const target = { netnsPath: m.netnsPath, host: m.host, ipv6: m.ipv6, port: m.port };
         const l: UdpListener = { protocol: "udp", id: m.id, fd: m.fd, target, idleMs: m.idleMs, flows: new Map() };
         serve(l, () => onUdpHost(l));
         break;

@@ -16,7 +16,7 @@ import { isIP } from "node:net";
 import { BurrowError, messageOf } from "../errors.ts";
 import { SysError } from "../sys/libc.ts";
 import { Connector, type HostSocket } from "./connector.ts";
-import { bindError, listenAddress } from "./host-port.ts";
+import { bindError, forwarderListenAddress, listenAddress } from "./host-port.ts";
 import { quote } from "../quote.ts";
 
 export { bindError, listenAddress };
@@ -24,7 +24,7 @@ export { bindError, listenAddress };
 export type PortProtocol = "tcp" | "udp";
 
 export type ForwardSpec = {
-  /** Host address to listen on; "" means all IPv4 addresses (0.0.0.0). "::" and "::1" work too. */
+  /** Host address to listen on; "" means all addresses ("::", IPv4 too, where the host has IPv6; else 0.0.0.0). "::" and "::1" work too. */
   hostIp: string;
   /** Host port; 0 picks a free one (see ForwardedPort.hostPort). */
   hostPort: number;
@@ -33,6 +33,8 @@ export type ForwardSpec = {
   netnsPath: string;
   /** The sandbox's own address in its netns; loopback is refused. */
   targetIp: string;
+  /** The sandbox has IPv6: IPv6 clients are forwarded to its own global IPv6 address (IPv4 while it has none yet). */
+  targetIPv6?: boolean;
   targetPort: number;
 };
 
@@ -109,8 +111,8 @@ export function createForwarder(options: ForwarderOptions = {}): Forwarder {
     async add(spec) {
       if (closed) throw new BurrowError("the port forwarder is closed");
       validate(spec);
-      const hostIp = listenAddress(spec.hostIp);
-      const target = { netnsPath: spec.netnsPath, host: spec.targetIp, port: spec.targetPort };
+      const hostIp = forwarderListenAddress(spec.hostIp);
+      const target = { netnsPath: spec.netnsPath, host: spec.targetIp, ipv6: spec.targetIPv6 === true, port: spec.targetPort };
       let socket: HostSocket;
       try {
         socket = spec.protocol === "tcp" ? connector.listenTcp(hostIp, spec.hostPort, target) : connector.listenUdp(hostIp, spec.hostPort, target, udpIdleMs);

@@ -1,14 +1,37 @@
 // Host ports on the daemon's main thread (host network namespace): binding
 // one for a moment to choose or check it (slirp4netns, pasta), holding one
 // for a sandbox's life (portmap), and the sentence a failed bind becomes.
+import { readFileSync } from "node:fs";
 import { createSocket, type Socket as UdpSocket } from "node:dgram";
 import { createServer, isIPv6, type Server } from "node:net";
 import { BurrowError } from "../errors.ts";
 import type { PortRecord } from "../state/sandboxes.ts";
 
-/** "" means every IPv4 address, like podman's default `-p 8080:80`. */
+/** "" means every IPv4 address, like podman's default `-p 8080:80`; also how messages name it. */
 export function listenAddress(hostIp: string): string {
   return hostIp === "" ? "0.0.0.0" : hostIp;
+}
+
+let ipv6: boolean | undefined;
+/** Whether this network namespace has IPv6 at all (any address, ::1 included), read once. */
+export function hostHasIPv6(): boolean {
+  if (ipv6 === undefined) {
+    try {
+      ipv6 = readFileSync("/proc/net/if_inet6", "utf8").trim() !== "";
+    } catch {
+      ipv6 = false;
+    }
+  }
+  return ipv6;
+}
+
+/**
+ * Where the builtin forwarder listens: "" (all addresses) is "::" as a
+ * dual-stack socket where the host has IPv6, so `-p 8080:80` answers on
+ * [::1] and the host's IPv6 addresses as podman 5's does, and 0.0.0.0 where it has none.
+ */
+export function forwarderListenAddress(hostIp: string, hasIPv6 = hostHasIPv6()): string {
+  return hostIp === "" && hasIPv6 ? "::" : listenAddress(hostIp);
 }
 
 /** Turns a bind/listen failure into the sentence a user needs. */
@@ -38,8 +61,9 @@ export function bindError(e: unknown, spec: Pick<PortRecord, "hostIp" | "hostPor
  * slirp4netns answers a taken port only with "slirp_add_hostfwd failed", so
  * trying first is how the user gets told which port is in use.
  */
-export async function probePort(hostIp: string, port: number, protocol: "tcp" | "udp"): Promise<number> {
-  const address = hostIp || "0.0.0.0";
+export async function probePort(hostIp: string, port: number, protocol: "tcp" | "udp", listenOn?: string): Promise<number> {
+  // listenOn: where the helper will really bind, when that differs (pasta's "all addresses" is dual-stack).
+  const address = listenOn ?? (hostIp || "0.0.0.0");
   try {
     if (protocol === "udp") {
       const s = createSocket(isIPv6(address) ? "udp6" : "udp4");

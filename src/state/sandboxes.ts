@@ -25,6 +25,8 @@ export interface Runtime {
   portDriver?: string;
   /** IP address of the sandbox on its primary network, when it has one. */
   address?: string;
+  /** The sandbox has IPv6 there (slirp4netns enable_ipv6): the forwarder reaches it over IPv6 for IPv6 clients. */
+  ipv6?: boolean;
   networkError?: string;
   /** Set while its create is under way (src/daemon/create-retry.ts). */
   partial?: boolean;

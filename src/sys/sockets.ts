@@ -25,6 +25,8 @@ const F_GETPIPE_SZ = 1032;
 const SOL_SOCKET = 1;
 const SO_REUSEADDR = 2;
 const IPPROTO_TCP = 6;
+const IPPROTO_IPV6 = 41;
+const IPV6_V6ONLY = 26;
 const TCP_NODELAY = 1;
 
 export const EPOLLIN = 0x001;
@@ -99,6 +101,7 @@ export function listenTcpSocket(host: string, port: number, backlog = 511): { fd
     // Like every server: rebinding while old connections sit in TIME_WAIT must work.
     const one = new Int32Array([1]);
     check("setsockopt", sym.setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, ptr(one), 4), "SO_REUSEADDR");
+    dualStack(fd, host);
     check("bind", sym.bind(fd, ptr(buf), buf.length), `${host}:${port}`);
     check("listen", sym.listen(fd, backlog));
     return { fd, port: boundPort(fd) };
@@ -117,12 +120,31 @@ export function bindUdpSocket(host: string, port: number): { fd: number; port: n
   const { buf, family } = sockaddrOf(host, port);
   const fd = check("socket", sym.socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   try {
+    dualStack(fd, host);
     check("bind", sym.bind(fd, ptr(buf), buf.length), `${host}:${port}`);
     return { fd, port: boundPort(fd) };
   } catch (e) {
     close(fd);
     throw e;
   }
+}
+
+/**
+ * "::" serves IPv4 clients too (as ::ffff:a.b.c.d), whatever
+ * net.ipv6.bindv6only says: that is what publishing on all addresses means.
+ */
+function dualStack(fd: number, host: string): void {
+  if (host !== "::") return;
+  const zero = new Int32Array([0]);
+  check("setsockopt", sym.setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, ptr(zero), 4), "IPV6_V6ONLY");
+}
+
+/** getsockname(2): the local sockaddr of `fd` (28 bytes fit IPv4 and IPv6); empty on failure. */
+export function socketName(fd: number): Uint8Array {
+  const out = new Uint8Array(28);
+  const len = new Uint32Array([out.length]);
+  if (sym.getsockname(fd, ptr(out), ptr(len)) !== 0) return new Uint8Array(0);
+  return out.subarray(0, len[0]);
 }
 
 function boundPort(fd: number): number {

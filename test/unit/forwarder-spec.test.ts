@@ -1,6 +1,8 @@
 // The forwarder's checks and messages, without sockets or namespaces:
 // invalid specs are refused before anything is bound.
 import { describe, expect, test } from "bun:test";
+import { forwarderListenAddress } from "../../src/ports/host-port.ts";
+import { isIPv6Sockaddr, sockaddrOf } from "../../src/sys/netio.ts";
 import { BurrowError } from "../../src/errors.ts";
 import { bindError, createForwarder, listenAddress, type ForwardSpec } from "../../src/ports/forwarder.ts";
 
@@ -54,5 +56,21 @@ describe("add() refuses bad specs before binding anything", () => {
   test("nothing was started", () => {
     expect(fwd.stats()).toEqual({ ports: 0, tcpConnections: 0, udpFlows: 0, connectorRunning: false, collections: 0 });
     fwd.close();
+  });
+});
+
+describe("IPv6 (issue 15 item 4)", () => {
+  test("plain -p listens on :: where the host has IPv6, else on 0.0.0.0; given addresses stay", () => {
+    expect(forwarderListenAddress("", true)).toBe("::");
+    expect(forwarderListenAddress("", false)).toBe("0.0.0.0");
+    expect(forwarderListenAddress("127.0.0.1", true)).toBe("127.0.0.1");
+    expect(forwarderListenAddress("::1", false)).toBe("::1");
+  });
+  test("an IPv4 client on a dual-stack socket (::ffff:a.b.c.d) is not an IPv6 one", () => {
+    expect(isIPv6Sockaddr(sockaddrOf("::1", 80).buf)).toBe(true);
+    expect(isIPv6Sockaddr(sockaddrOf("fd00::5", 80).buf)).toBe(true);
+    expect(isIPv6Sockaddr(sockaddrOf("::ffff:127.0.0.1", 80).buf)).toBe(false);
+    expect(isIPv6Sockaddr(sockaddrOf("127.0.0.1", 80).buf)).toBe(false);
+    expect(isIPv6Sockaddr(new Uint8Array(0))).toBe(false);
   });
 });

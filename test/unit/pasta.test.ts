@@ -1,7 +1,15 @@
 import { describe, expect, test } from "bun:test";
 import { BurrowError } from "../../src/errors.ts";
-import { parsePastaMode, parsePastaOptions } from "../../src/net/pasta/options.ts";
-import { parsePastaHelp, pastaArgs, pastaNameservers, pastaPortArgs, PASTA_DNS_FORWARD } from "../../src/net/pasta/process.ts";
+import { parsePastaMode, parsePastaOptions, parsePastaOptionsWithConf } from "../../src/net/pasta/options.ts";
+import {
+  parsePastaHelp,
+  pastaArgs,
+  pastaHostAddress,
+  pastaNameservers,
+  pastaPortArgs,
+  PASTA_DNS_FORWARD,
+  PASTA_GUEST_ADDR,
+} from "../../src/net/pasta/process.ts";
 
 const HELP_2023 = "--config-net --dns-forward --no-map-gw --runas --tcp-ports --udp-ports";
 const features = parsePastaHelp("/usr/bin/pasta", HELP_2023, "pasta unknown version\nCopyright Red Hat\n");
@@ -19,6 +27,8 @@ describe("parsePastaMode", () => {
       dnsForward: [],
       ipv4Only: false,
       ipv6Only: false,
+      mapGuestAddr: null,
+      pidFile: null,
     });
     expect(parsePastaMode("pasta:")).toEqual(parsePastaMode("pasta")!);
     expect(parsePastaMode("slirp4netns")).toBeNull();
@@ -40,7 +50,8 @@ describe("parsePastaMode", () => {
     ["pasta:-x", /unknown pasta option "-x"/],
     ["pasta:10.0.2.10", /unexpected pasta argument "10.0.2.10": options are written comma-separated with their values/],
     ["pasta:--netns,/run/netns/x", /pasta option --netns cannot be given: burrow passes the sandbox's namespace/],
-    ["pasta:-P,/tmp/p", /pasta option -P cannot be given: burrow tracks pasta's pid itself/],
+    ["pasta:-P,tmp/p", /invalid pasta option --pid="tmp\/p": accepted values are absolute file paths/],
+    ["pasta:--map-guest-addr,host", /invalid pasta option --map-guest-addr="host": accepted values are IPv4 or IPv6 addresses, or none/],
     ["pasta:-f", /pasta option -f cannot be given: burrow runs pasta in the background/],
     ["pasta:--runas=nobody", /pasta option --runas cannot be given/],
     ["pasta:-l,/tmp/log", /pasta option -l cannot be given: burrow chooses the log file/],
@@ -72,9 +83,11 @@ describe("parsePastaMode", () => {
 describe("pastaArgs", () => {
   const base = { netnsPath: "/run/burrow/netns/x", features, logPath: "/run/x/pasta.log", pidPath: "/run/x/pasta.pid", runas: "0:0" };
 
-  test("defaults: no automatic forwarding, no gateway mapping, DNS forwarder", () => {
+  test("defaults, in podman 5's order: no automatic forwarding, no gateway mapping, DNS forwarder", () => {
     expect(pastaArgs({ ...base, options: parsePastaMode("pasta")! })).toEqual([
       "--config-net",
+      "--dns-forward",
+      PASTA_DNS_FORWARD,
       "--tcp-ports",
       "none",
       "--udp-ports",
@@ -84,18 +97,43 @@ describe("pastaArgs", () => {
       "--udp-ns",
       "none",
       "--no-map-gw",
-      "--dns-forward",
-      PASTA_DNS_FORWARD,
       "--runas",
       "0:0",
-      "--quiet",
       "--log-file",
       "/run/x/pasta.log",
       "--pid",
       "/run/x/pasta.pid",
+      "--quiet",
       "--netns",
       "/run/burrow/netns/x",
     ]);
+  });
+
+  test("a pasta with --map-guest-addr gets it last; the user's own wins; host.containers.internal follows it", () => {
+    const newer = parsePastaHelp("/usr/bin/pasta", `${HELP_2023} --map-guest-addr`, "pasta 0.0~git20261002.cba3570-1\n");
+    const args = pastaArgs({ ...base, features: newer, options: parsePastaMode("pasta")! });
+    expect(args.slice(-2)).toEqual(["--map-guest-addr", PASTA_GUEST_ADDR]);
+    expect(args.slice(-5, -2)).toEqual(["--quiet", "--netns", "/run/burrow/netns/x"]);
+    expect(pastaHostAddress(parsePastaMode("pasta")!, newer)).toBe(PASTA_GUEST_ADDR);
+    expect(pastaHostAddress(parsePastaMode("pasta")!, features)).toBeNull();
+    const own = parsePastaMode("pasta:--map-guest-addr,169.254.7.7")!;
+    expect(pastaArgs({ ...base, features: newer, options: own }).filter((a) => a === "--map-guest-addr")).toHaveLength(1);
+    expect(pastaHostAddress(own, newer)).toBe("169.254.7.7");
+    expect(pastaHostAddress(parsePastaMode("pasta:--map-guest-addr,none")!, newer)).toBeNull();
+  });
+
+  test("a user's --pid replaces burrow's", () => {
+    const args = pastaArgs({ ...base, options: parsePastaMode("pasta:--pid,/tmp/mine.pid")! });
+    expect(args.filter((a) => a === "--pid")).toHaveLength(1);
+    expect(args[args.indexOf("--pid") + 1]).toBe("/tmp/mine.pid");
+    expect(parsePastaMode("pasta:-P,/tmp/a,--pid=/tmp/b")!.args).toEqual(["--pid", "/tmp/b"]);
+  });
+
+  test("containers.conf pasta_options come first, the user's after; a bad one is named as the file's", () => {
+    const o = parsePastaOptionsWithConf(["--mtu", "1400", "-T", "9000"], ["--mtu", "1500"]);
+    expect(o.args).toEqual(["--mtu", "1400", "--tcp-ns", "9000", "--mtu", "1500"]);
+    expect(o.tcpNs).toBe(true);
+    expect(() => parsePastaOptionsWithConf(["--netns", "/x"], [])).toThrow(/^containers.conf pasta_options: pasta option --netns cannot be given/);
   });
 
   test("published ports and user options", () => {
@@ -109,14 +147,14 @@ describe("pastaArgs", () => {
     });
     expect(args.slice(0, 9)).toEqual([
       "--config-net",
-      "--tcp-ports",
-      "8080:80",
-      "--udp-ports",
-      "127.0.0.1/5353:53",
       "--tcp-ns",
       "5432",
       "--dns-forward",
       "10.0.2.3",
+      "--tcp-ports",
+      "8080:80",
+      "--udp-ports",
+      "127.0.0.1/5353:53",
     ]);
     // Only the family nobody asked for is closed.
     expect(args.slice(9, 11)).toEqual(["--udp-ns", "none"]);

@@ -4,32 +4,36 @@
 import type { NetworkBackend } from "../backend.ts";
 import { firstHostIPv4 } from "../../dns/hosts.ts";
 import type { NetworkModeOf } from "../mode.ts";
-import { parsePastaOptions, type PastaOptions } from "./options.ts";
-import { isPasta, pastaNameservers, probePasta, startPasta } from "./process.ts";
+import { helperConf } from "../../machine/helpers.ts";
+import { parsePastaOptionsWithConf, type PastaOptions } from "./options.ts";
+import { isPasta, pastaHostAddress, pastaNameservers, probePasta, startPasta } from "./process.ts";
 
 export interface PastaRecord {
   pid: number;
 }
 
+/** containers.conf pasta_options, then the user's `pasta:...` options (podman's order). */
 function optionsOf(mode: NetworkModeOf<"pasta">): PastaOptions {
-  return parsePastaOptions(mode.options ? mode.options.split(",") : []);
+  return parsePastaOptionsWithConf(helperConf().pastaOptions ?? [], mode.options ? mode.options.split(",") : []);
 }
+
+const probeCache = (paths: { stateDir: string }) => `${paths.stateDir}/pasta-probe.json`;
 
 export const pastaBackend: NetworkBackend<"pasta", PastaRecord> = {
   kind: "pasta",
   etc: "network",
   bridge: false,
   entersNetns: true,
-  async plan(mode) {
+  async plan(mode, ctx) {
     optionsOf(mode);
-    await probePasta();
+    await probePasta(undefined, probeCache(ctx.paths));
     return { newNet: true };
   },
   // pasta binds the host ports itself: they only need choosing up front.
   ports: () => ({ driver: "pasta" }),
   async setup(mode, ctx) {
     const options = optionsOf(mode);
-    const features = await probePasta();
+    const features = await probePasta(undefined, probeCache(ctx.paths));
     const track = ctx.helpers?.intend("pasta");
     const p = await startPasta({
       track,
@@ -44,7 +48,13 @@ export const pastaBackend: NetworkBackend<"pasta", PastaRecord> = {
     // pasta gives the sandbox the host's own address: /etc/hosts names the
     // sandbox there, as podman does.
     const address = options.addresses[0] ?? firstHostIPv4() ?? undefined;
-    return { record, address, hostsAddress: address, nameservers: pastaNameservers(options, features) };
+    return {
+      record,
+      address,
+      hostsAddress: address,
+      nameservers: pastaNameservers(options, features),
+      hostContainersInternal: pastaHostAddress(options, features) ?? undefined,
+    };
   },
   async teardown({ pid }) {
     if (pid > 0 && isPasta(pid)) {

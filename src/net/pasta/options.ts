@@ -31,6 +31,10 @@ const WITH_VALUE: Record<string, string | undefined> = {
   "--tcp-ns": "-T",
   "--udp-ns": "-U",
   "--ns-mac-addr": undefined,
+  "--map-host-loopback": undefined,
+  "--map-guest-addr": undefined,
+  // podman passes a user's pid file on: burrow then reads pasta's pid from it.
+  "--pid": "-P",
 };
 const FLAGS: Record<string, string | undefined> = {
   "--debug": "-d",
@@ -58,7 +62,6 @@ const RESERVED: Record<string, string> = {
   "--userns": "burrow passes the sandbox's namespace",
   "--netns-only": "burrow passes the sandbox's namespace",
   "--no-netns-quit": "pasta must quit with the sandbox",
-  "--pid": "burrow tracks pasta's pid itself",
   "--foreground": "burrow runs pasta in the background",
   "--log-file": "burrow chooses the log file",
   "--stderr": "burrow chooses the log file",
@@ -67,7 +70,7 @@ const RESERVED: Record<string, string> = {
   "--help": "it is not a network option",
   "--version": "it is not a network option",
 };
-const RESERVED_SHORT: Record<string, string> = { "-P": "--pid", "-f": "--foreground", "-l": "--log-file", "-e": "--stderr", "-F": "--fd", "-h": "--help" };
+const RESERVED_SHORT: Record<string, string> = { "-f": "--foreground", "-l": "--log-file", "-e": "--stderr", "-F": "--fd", "-h": "--help" };
 
 const longOf = (table: Record<string, string | undefined>, name: string): string | undefined =>
   name in table ? name : Object.keys(table).find((k) => table[k] === name);
@@ -88,6 +91,10 @@ export interface PastaOptions {
   dnsForward: string[];
   ipv4Only: boolean;
   ipv6Only: boolean;
+  /** --map-guest-addr given (burrow then adds none of its own). */
+  mapGuestAddr: string | null;
+  /** --pid FILE given: pasta writes its pid there and burrow reads it from there. */
+  pidFile: string | null;
 }
 
 function bad(message: string): BurrowError {
@@ -107,6 +114,8 @@ export function parsePastaOptions(list: readonly string[]): PastaOptions {
     dnsForward: [],
     ipv4Only: false,
     ipv6Only: false,
+    mapGuestAddr: null,
+    pidFile: null,
   };
   for (let i = 0; i < list.length; i++) {
     const item = list[i]!;
@@ -122,6 +131,8 @@ export function parsePastaOptions(list: readonly string[]): PastaOptions {
       else value = list[++i];
       if (value === undefined) throw bad(`pasta option ${name} needs a value: write ${name},VALUE`);
       checkValue(valued, value);
+      // pasta refuses a second --pid: only the last one given is passed on.
+      if (valued === "--pid" && out.pidFile !== null) out.args.splice(out.args.lastIndexOf("--pid"), 2);
       out.args.push(valued, value);
       if (valued === "--tcp-ports") out.tcpPorts = true;
       if (valued === "--udp-ports") out.udpPorts = true;
@@ -129,6 +140,8 @@ export function parsePastaOptions(list: readonly string[]): PastaOptions {
       if (valued === "--udp-ns") out.udpNs = true;
       if (valued === "--address") out.addresses.push(value);
       if (valued === "--dns-forward") out.dnsForward.push(value);
+      if (valued === "--map-guest-addr") out.mapGuestAddr = value;
+      if (valued === "--pid") out.pidFile = value;
     } else if (flag) {
       if (eq > 0) throw bad(`pasta option ${name} takes no value (got ${JSON.stringify(item)})`);
       if (flag === "--map-gw") out.mapGw = true;
@@ -150,6 +163,13 @@ function checkValue(option: string, value: string): void {
   if (ipOptions.includes(option) && !isIP(value)) {
     throw bad(`invalid pasta option ${option}=${JSON.stringify(value)}: accepted values are IPv4 or IPv6 addresses`);
   }
+  if ((option === "--map-guest-addr" || option === "--map-host-loopback") && value !== "none" && !isIP(value)) {
+    throw bad(`invalid pasta option ${option}=${JSON.stringify(value)}: accepted values are IPv4 or IPv6 addresses, or none`);
+  }
+  // The daemon, not the user's shell, hands the path to pasta: a relative one would land in the daemon's directory.
+  if (option === "--pid" && (!value.startsWith("/") || value.includes("\0"))) {
+    throw bad(`invalid pasta option --pid=${JSON.stringify(value)}: accepted values are absolute file paths`);
+  }
   if (option === "--dns" && value !== "" && !isIP(value)) {
     throw bad(`invalid pasta option --dns=${JSON.stringify(value)}: accepted values are IPv4 or IPv6 addresses, or empty to disable`);
   }
@@ -159,6 +179,21 @@ function checkValue(option: string, value: string): void {
   if (["--tcp-ports", "--udp-ports", "--tcp-ns", "--udp-ns"].includes(option) && value === "") {
     throw bad(`invalid pasta option ${option}: the port spec is empty; accepted are none, auto or port lists such as 8080:80`);
   }
+}
+
+/**
+ * containers.conf `pasta_options` followed by the user's options, as podman
+ * passes them (the user's come later, so a repeated option is theirs).
+ * A bad option in the file is named as the file's.
+ */
+export function parsePastaOptionsWithConf(confOptions: readonly string[], user: readonly string[]): PastaOptions {
+  try {
+    parsePastaOptions(confOptions);
+  } catch (e) {
+    if (e instanceof BurrowError) throw bad(`containers.conf pasta_options: ${e.message}`);
+    throw e;
+  }
+  return parsePastaOptions([...confOptions, ...user]);
 }
 
 /** Parses `pasta` or `pasta:OPT,...`; null when the mode is not pasta. */

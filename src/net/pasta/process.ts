@@ -5,7 +5,9 @@
 //
 // Runs in the daemon's namespaces (rootless: the holder's user and mount
 // namespaces); pasta joins the sandbox netns by path.
-import { closeSync, openSync, readFileSync, rmSync, statSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
+import * as v from "valibot";
 import { BurrowError, messageOf } from "../../errors.ts";
 import { cleanEnv } from "../../sys/env.ts";
 import { findHelper } from "../../machine/helpers.ts";
@@ -15,17 +17,44 @@ import type { PastaOptions } from "./options.ts";
 
 /** The address the sandbox's resolv.conf names; pasta forwards it to the host's resolvers (podman 5 uses the same). */
 export const PASTA_DNS_FORWARD = "169.254.1.1";
+/** The address pasta maps to the host (--map-guest-addr, pasta 2024-08 and later): podman 5.3's host.containers.internal. */
+export const PASTA_GUEST_ADDR = "169.254.1.2";
 
 const INSTALL_HINT = "install the Debian package passt (apt-get install passt)";
 
-export interface PastaFeatures {
-  path: string;
+export const PastaFeaturesSchema = v.object({
+  path: v.string(),
   /** Debian's 2023 builds print "pasta unknown version". */
-  version: string;
-  configNet: boolean;
-  dnsForward: boolean;
-  noMapGw: boolean;
-  runas: boolean;
+  version: v.string(),
+  configNet: v.boolean(),
+  dnsForward: v.boolean(),
+  noMapGw: v.boolean(),
+  runas: v.boolean(),
+  /** --map-guest-addr (passt 2024_08_21 and later; Debian 12's 2023 pasta lacks it). */
+  mapGuestAddr: v.boolean(),
+});
+export type PastaFeatures = v.InferOutput<typeof PastaFeaturesSchema>;
+
+/** What probePasta remembers across daemons (a file in the state dir), by binary path. */
+const DiskCacheSchema = v.object({ entries: v.record(v.string(), v.object({ key: v.string(), features: PastaFeaturesSchema })) });
+type DiskCache = v.InferOutput<typeof DiskCacheSchema>;
+
+function readDiskCache(file: string): DiskCache {
+  try {
+    const parsed = v.safeParse(DiskCacheSchema, JSON.parse(readFileSync(file, "utf8")));
+    if (parsed.success) return parsed.output;
+  } catch {}
+  return { entries: {} };
+}
+
+function writeDiskCache(file: string, cache: DiskCache): void {
+  // A cache: failing to write it only costs a probe next time.
+  try {
+    mkdirSync(dirname(file), { recursive: true });
+    const tmp = `${file}.${process.pid}.tmp`;
+    writeFileSync(tmp, JSON.stringify(cache), { mode: 0o600 });
+    renameSync(tmp, file);
+  } catch {}
 }
 
 /** Pure: features from `pasta --help` and `--version` output. */
@@ -37,13 +66,19 @@ export function parsePastaHelp(path: string, help: string, versionText: string):
     dnsForward: help.includes("--dns-forward"),
     noMapGw: help.includes("--no-map-gw"),
     runas: help.includes("--runas"),
+    mapGuestAddr: help.includes("--map-guest-addr"),
   };
 }
 
 const memory = new Map<string, PastaFeatures>();
 
-/** Probes pasta once per binary path + mtime + size. Throws BurrowError naming the package when missing. */
-export async function probePasta(path?: string): Promise<PastaFeatures> {
+/**
+ * Probes pasta once per binary path + mtime + size, in memory and, with
+ * `cachePath`, on disk across daemons (as slirp4netns's probe does): the
+ * options burrow adds depend on it (--map-guest-addr, podman retries
+ * without it instead). Throws BurrowError naming the package when missing.
+ */
+export async function probePasta(path?: string, cachePath?: string): Promise<PastaFeatures> {
   const bin = path ?? findHelper("pasta");
   let key: string;
   try {
@@ -55,6 +90,13 @@ export async function probePasta(path?: string): Promise<PastaFeatures> {
   }
   const hit = memory.get(key);
   if (hit) return hit;
+  if (cachePath) {
+    const stored = readDiskCache(cachePath).entries[bin];
+    if (stored && stored.key === key && stored.features.path === bin) {
+      memory.set(key, stored.features);
+      return stored.features;
+    }
+  }
   const run = async (arg: string) => {
     const p = Bun.spawn([bin, arg], { env: cleanEnv(), stdin: "ignore", stdout: "pipe", stderr: "pipe" });
     const [out, err] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
@@ -81,6 +123,11 @@ export async function probePasta(path?: string): Promise<PastaFeatures> {
     });
   }
   memory.set(key, features);
+  if (cachePath) {
+    const cache = readDiskCache(cachePath);
+    cache.entries[bin] = { key, features };
+    writeDiskCache(cachePath, cache);
+  }
   return features;
 }
 
@@ -126,28 +173,41 @@ export interface PastaStartOptions {
 }
 
 /**
- * The pasta command line (without the binary), in podman's order: the
- * configuration, ports, user options, "none" for port families nobody
- * asked for (pasta's default is "auto": forward everything bound), no
- * gateway mapping unless --map-gw, then burrow's own options. Pure.
+ * The pasta command line (without the binary), in podman 5's order
+ * (common/libnetwork/pasta): --config-net; containers.conf pasta_options
+ * and the user's options (both in `options.args`); one -t/-u per published
+ * port; the DNS forwarder unless the user named one; "none" for the port
+ * families nobody asked for (pasta's default is "auto": forward everything
+ * bound); --no-map-gw unless --map-gw; burrow's own (--runas, log, pid);
+ * --quiet, --netns; last --map-guest-addr where this pasta has it. Pure.
  */
 export function pastaArgs(o: Omit<PastaStartOptions, "readyTimeoutMs">): string[] {
   const { options, features } = o;
   const ports = o.ports ?? [];
-  const args = ["--config-net", ...pastaPortArgs(ports), ...options.args];
+  const args = ["--config-net", ...options.args, ...pastaPortArgs(ports)];
+  if (features.dnsForward && options.dnsForward.length === 0 && !options.ipv6Only) args.push("--dns-forward", PASTA_DNS_FORWARD);
   if (!options.tcpPorts && !ports.some((p) => p.protocol === "tcp")) args.push("--tcp-ports", "none");
   if (!options.udpPorts && !ports.some((p) => p.protocol === "udp")) args.push("--udp-ports", "none");
   if (!options.tcpNs) args.push("--tcp-ns", "none");
   if (!options.udpNs) args.push("--udp-ns", "none");
   if (!options.mapGw && features.noMapGw) args.push("--no-map-gw");
-  if (features.dnsForward && options.dnsForward.length === 0 && !options.ipv6Only) args.push("--dns-forward", PASTA_DNS_FORWARD);
   // pasta started as uid 0 drops to "nobody", which cannot join a netns
   // owned by our user namespace ("Couldn't switch to pasta namespaces",
   // measured). The daemon is uid 0 rootful and in the holder's user
   // namespace rootless, so pasta keeps our ids; it still drops capabilities.
   if (features.runas) args.push("--runas", o.runas ?? `${process.getuid?.() ?? 0}:${process.getgid?.() ?? 0}`);
-  args.push("--quiet", "--log-file", o.logPath, "--pid", o.pidPath, "--netns", o.netnsPath);
+  args.push("--log-file", o.logPath);
+  // A user's --pid is in options.args already (pasta takes one): burrow reads that file.
+  if (options.pidFile === null) args.push("--pid", o.pidPath);
+  args.push("--quiet", "--netns", o.netnsPath);
+  if (features.mapGuestAddr && options.mapGuestAddr === null && !options.ipv6Only) args.push("--map-guest-addr", PASTA_GUEST_ADDR);
   return args;
+}
+
+/** host.containers.internal's address that pasta gives the sandbox, or null when it maps none (podman 5.3). */
+export function pastaHostAddress(options: PastaOptions, features: PastaFeatures): string | null {
+  if (options.mapGuestAddr !== null) return options.mapGuestAddr === "none" ? null : options.mapGuestAddr;
+  return features.mapGuestAddr && !options.ipv6Only ? PASTA_GUEST_ADDR : null;
 }
 
 /** The sandbox's nameserver with pasta: the forwarder, unless the user chose their own. */
@@ -170,7 +230,9 @@ export interface PastaProcess {
  * BurrowError with what pasta printed.
  */
 export async function startPasta(o: PastaStartOptions): Promise<PastaProcess> {
-  rmSync(o.pidPath, { force: true });
+  // The user's pid file is theirs: pasta truncates it; burrow's own is removed first.
+  const pidPath = o.options.pidFile ?? o.pidPath;
+  if (o.options.pidFile === null) rmSync(o.pidPath, { force: true });
   const args = pastaArgs(o);
   const errPath = `${o.logPath}.start`;
   const errFd = openSync(errPath, "w", 0o600);
@@ -199,17 +261,21 @@ export async function startPasta(o: PastaStartOptions): Promise<PastaProcess> {
     }
   };
   let pid = 0;
-  try {
-    pid = Number(readFileSync(o.pidPath, "utf8").trim());
-  } catch {}
+  if (code === 0) {
+    try {
+      const text = readFileSync(pidPath, "utf8").trim();
+      // Helper output: a pid, and one of pasta's (a user's file could hold anything).
+      if (/^[1-9]\d{0,9}$/.test(text) && isPasta(Number(text))) pid = Number(text);
+    } catch {}
+  }
   const stop = onceAsync(async () => {
     if (pid > 0) await stopHelper(pid, () => isPasta(pid));
   });
   if (code !== 0 || pid <= 0) {
     if (code === "timeout") proc.kill("SIGKILL");
     await stop();
-    rmSync(o.pidPath, { force: true });
-    const what = code === "timeout" ? `was not ready after ${timeoutMs} ms` : code !== 0 ? `exited with code ${code}` : "wrote no pid file";
+    if (o.options.pidFile === null) rmSync(o.pidPath, { force: true });
+    const what = code === "timeout" ? `was not ready after ${timeoutMs} ms` : code !== 0 ? `exited with code ${code}` : `wrote no pasta pid to ${pidPath}`;
     const said = printed();
     rmSync(errPath, { force: true });
     throw new BurrowError(`pasta for ${o.netnsPath} ${what}${said ? ` (pasta said: ${said})` : ""}`, { kind: "pasta" });

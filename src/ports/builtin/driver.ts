@@ -24,6 +24,7 @@ export function builtinDriver(): PortDriver {
           protocol: p.protocol,
           netnsPath: s.runtime.pins.net,
           targetIp: s.runtime.address,
+          targetIPv6: s.runtime.ipv6 === true,
           targetPort: p.containerPort,
         });
         handles.push(h);

@@ -1,15 +1,16 @@
 // --network pasta: pasta binds the published host ports itself (-t/-u) and
 // releases them when it exits. It cannot pick a random port nor tell which
 // one is taken, so burrow binds each for a moment first (probePort), before
-// pasta starts; nothing is left to do after.
+// pasta starts; nothing is left to do after. pasta's "all addresses" is a
+// dual-stack [::] socket where the host has IPv6: the probe binds the same.
 import type { PortDriver } from "../driver.ts";
-import { probePort } from "../host-port.ts";
+import { forwarderListenAddress, probePort } from "../host-port.ts";
 
 export function pastaPortDriver(): PortDriver {
   return {
     async prepare(specs) {
       const out = [];
-      for (const p of specs) out.push({ ...p, hostPort: await probePort(p.hostIp, p.hostPort, p.protocol) });
+      for (const p of specs) out.push({ ...p, hostPort: await probePort(p.hostIp, p.hostPort, p.protocol, forwarderListenAddress(p.hostIp)) });
       return out;
     },
     setup: async (_s, specs) => specs,
