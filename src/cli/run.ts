@@ -4,7 +4,7 @@ import { call } from "../client/client.ts";
 import { BurrowError } from "../errors.ts";
 import { bool, list, parseLabels, parseStrict, str } from "./_args.ts";
 import { processArgs, processOptions, processRepeatable, type ProcessOptions } from "./_process-flags.ts";
-import { spawnEnter, waitForeground } from "../client/enter.ts";
+import { prepareEnterHelper, spawnEnter, waitForeground } from "../client/enter.ts";
 import { spinWhile } from "./_spinner.ts";
 import { spawnOnPty } from "../client/tty.ts";
 import type { EnterTarget } from "../protocol.ts";
@@ -45,6 +45,7 @@ export async function runForeground(
   onStart: (pid: number) => Promise<void>,
 ): Promise<number> {
   const full = { ...target, workdir: po.workdir, user: po.user, ...(po.workdir ? { cwd: po.workdir } : {}) };
+  await prepareEnterHelper();
   if (po.tty) {
     const pty = spawnOnPty(full, argv, po.env, { interactive: po.interactive });
     const started = onStart(pty.child.pid);
@@ -74,6 +75,8 @@ export default defineCommand({
     const po = processOptions(p, { detach, command: "run" });
     const env: Record<string, string> = {};
     for (const [k, v] of Object.entries(process.env)) if (v !== undefined && k !== "BURROW_PATHS") env[k] = v;
+    // The enter helper loads (a memfd, ~0.2 ms) while the daemon creates the sandbox.
+    if (!detach) void prepareEnterHelper();
     const created = await spinWhile(
       "starting the sandbox",
       call("create", {
