@@ -9,6 +9,7 @@ import { cleanEnv, roleEnv, SELF_ARGV0 } from "../sys/env.ts";
 import { sealedExecutable } from "../sys/memfd.ts";
 import type { EnterRequest } from "../messages.ts";
 import { capabilityNumbers } from "./capabilities.ts";
+import { log } from "../log.ts";
 
 /** The helper's name in the compiled binary (scripts/build.ts ENTER_HELPER). */
 const ASSET = "burrow-enter-helper";
@@ -103,10 +104,14 @@ export function spawnEnterStep(
     try {
       // /proc/self/fd/N is opened by the child's execve before close-on-exec
       // closes N: the helper runs and the command never sees the memfd.
-      return Bun.spawn([`/proc/self/fd/${fd}`, ...helperArgs(request, argv)], { ...rest, argv0: "burrow-enter", env: cleanEnv(env) });
-    } catch {
+      const child = Bun.spawn([`/proc/self/fd/${fd}`, ...helperArgs(request, argv)], { ...rest, argv0: "burrow-enter", env: cleanEnv(env) });
+      log.debug(`enter ${child.pid}: the C helper`);
+      return child;
+    } catch (e) {
+      log.debug(`enter: the C helper would not start (${(e as Error).message}): the Bun role from now on`);
       helperFd = null;
     }
   }
+  log.debug("enter: the Bun __enter role");
   return Bun.spawn(roleArgv(ROLES.enter, [JSON.stringify(request), "--", ...argv]), { ...rest, argv0: SELF_ARGV0, env: roleEnv(env) });
 }
