@@ -94,6 +94,11 @@ export async function buildBinary(opts: { outfile: string; target?: Bun.Build.Co
     // since every CLI call, __enter child and launcher pays the parse.
     bytecode: true,
     format: "esm",
+    // Code shared by the entrypoints, and each CLI command, become chunks
+    // loaded when first imported: `burrow run` no longer loads the whole
+    // CLI bundle (every command, the format and template code) before its
+    // first request (issue 17 item 2, docs/benchmarks.md).
+    splitting: true,
     sourcemap: "none",
   });
   if (!result.success) throw new Error(`bun build failed:\n${result.logs.map(String).join("\n")}`);
