@@ -9,7 +9,8 @@
 // listed entrypoint that does not exist fails the build: a binary missing one
 // would only fail at run time, in the one role that loads it.
 import { $ } from "bun";
-import { existsSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
+import { dirname } from "node:path";
 
 const root = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 
@@ -44,6 +45,8 @@ export async function buildEnterHelper(): Promise<string | null> {
     return null;
   }
   const out = `${root}/${ENTER_HELPER_OUT}`;
+  // A fresh checkout has no dist/ yet.
+  mkdirSync(dirname(out), { recursive: true });
   const r = await $`${cc} -static -Os -s -Wall -Wextra -Werror -fno-asynchronous-unwind-tables -o ${out} ${root}/${ENTER_HELPER_SOURCE}`.nothrow().quiet();
   if (r.exitCode !== 0) throw new Error(`musl-gcc failed on ${ENTER_HELPER_SOURCE}:\n${r.stderr.toString()}`);
   return out;
