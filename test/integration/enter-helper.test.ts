@@ -47,6 +47,7 @@ for (const mode of ["rootless", "rootful"] as const) {
         await until(() => /^Name:\s*sleep$/m.test(readFileSync(`/proc/${pid}/status`, "utf8")));
         const status = readFileSync(`/proc/${pid}/status`, "utf8");
         expect(/^CapBnd:\s*([0-9a-f]+)$/m.exec(status)?.[1]).toBe(DEFAULT_MASK);
+        expect(/^SigIgn:\s*([0-9a-f]+)$/m.exec(status)?.[1]).toBe("0000000000000000");
 
         const exec = await t.burrow(["exec", "-w", "/tmp", "--user", "1:1", name, "--", "sh", "-c", PROBE], { env: way.env });
         expect(exec.code).toBe(0);
@@ -68,7 +69,16 @@ for (const mode of ["rootless", "rootful"] as const) {
         expect(lines[11]).toBe("4");
 
         const fg = await t.burrow(
-          ["run", "--rm", "--network", "none", "--", "sh", "-c", "grep CapEff /proc/self/status; mount -t tmpfs x /mnt 2>/dev/null; echo mount=$?"],
+          [
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--",
+            "sh",
+            "-c",
+            "grep -E '^(CapEff|SigIgn)' /proc/self/status; mount -t tmpfs x /mnt 2>/dev/null; echo mount=$?; yes | head -1",
+          ],
           {
             env: way.env,
           },
@@ -76,6 +86,10 @@ for (const mode of ["rootless", "rootful"] as const) {
         expect(fg.code).toBe(0);
         expect(fg.stderr).toMatch(way.says);
         expect(fg.stdout).toContain(DEFAULT_MASK);
+        // No signal ignored, as a shell or podman starts a command: Bun's
+        // ignored SIGPIPE used to reach it (and `yes | head` never ended).
+        expect(fg.stdout).toMatch(/^SigIgn:\s+0000000000000000$/m);
+        expect(fg.stdout).toContain("\ny\n");
         // Landlock (and the missing CAP_SYS_ADMIN) refuse the mount.
         expect(fg.stdout).toContain("mount=32");
         seen.push(way.name);
