@@ -34,6 +34,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -573,6 +574,15 @@ int main(int argc, char **argv) {
     say("Error: %s: permission denied: the file is not executable\n", found);
     _exit(EXIT_CANNOT_INVOKE);
   }
+
+  /* Signals as a shell leaves them, whoever spawned us: SIGPIPE and SIGXFSZ
+   * at their default action (Bun ignores both, and an ignored signal stays
+   * ignored across execve), nothing blocked. */
+  signal(SIGPIPE, SIG_DFL);
+  signal(SIGXFSZ, SIG_DFL);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
 
   /* The command must not inherit the error fd: a success leaves it only the pty. */
   if (error_fd != 2) fcntl(error_fd, F_SETFD, FD_CLOEXEC);
