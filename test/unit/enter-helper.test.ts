@@ -5,9 +5,10 @@
 // here: the translation, the helper's strict parsing, and the command-side
 // answers that need no namespace.
 import { beforeAll, describe, expect, test } from "bun:test";
-import { existsSync } from "node:fs";
+import { closeSync, existsSync, readFileSync, writeSync } from "node:fs";
 import { buildEnterHelper } from "../../scripts/build.ts";
 import { helperArgs } from "../../src/sandbox/enter-spawn.ts";
+import { sealedExecutable } from "../../src/sys/memfd.ts";
 import { repoRoot } from "../helpers/env.ts";
 
 describe("helperArgs", () => {
@@ -85,5 +86,22 @@ describe("the helper itself", () => {
     const r = run(["-C", "400", "--", "grep", "CapBnd", "/proc/self/status"]);
     expect(r.code).toBe(0);
     expect(r.out.trim()).toBe("CapBnd:\t0000000000000400");
+  });
+});
+
+describe("sealedExecutable", () => {
+  test("holds exactly the bytes, at or above the fd asked for, close-on-exec, and refuses every write", () => {
+    const bytes = new TextEncoder().encode("#!/bin/sh\necho sealed\n");
+    const fd = sealedExecutable("burrow-test", bytes, 64);
+    try {
+      expect(fd).toBeGreaterThanOrEqual(64);
+      expect(readFileSync(`/proc/self/fd/${fd}`, "utf8")).toBe("#!/bin/sh\necho sealed\n");
+      // FD_CLOEXEC: fdinfo's flags are octal, O_CLOEXEC is 02000000.
+      const flags = Number.parseInt(/^flags:\s+(\d+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, "utf8"))![1]!, 8);
+      expect(flags & 0o2000000).toBe(0o2000000);
+      expect(() => writeSync(fd, "x", 0)).toThrow();
+    } finally {
+      closeSync(fd);
+    }
   });
 });
