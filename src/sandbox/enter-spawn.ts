@@ -11,7 +11,7 @@ import type { EnterRequest } from "../messages.ts";
 import { capabilityNumbers } from "./capabilities.ts";
 import { log } from "../log.ts";
 
-/** The helper's name in the compiled binary (scripts/build.ts ENTER_HELPER). */
+/** The helper's file name in the compiled binary (scripts/build.ts ENTER_HELPER_OUT). */
 const ASSET = "burrow-enter-helper";
 
 /**
