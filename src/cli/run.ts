@@ -6,6 +6,7 @@ import { bool, list, parseLabels, parseStrict, str } from "./_args.ts";
 import { processArgs, processOptions, processRepeatable, type ProcessOptions } from "./_process-flags.ts";
 import { prepareEnterHelper, spawnEnter, waitForeground } from "../client/enter.ts";
 import { spinWhile } from "./_spinner.ts";
+import { guardOutput } from "./_output.ts";
 import { spawnOnPty } from "../client/tty.ts";
 import type { EnterTarget } from "../protocol.ts";
 import { checkRestartRequest } from "../sandbox/restart-policy.ts";
@@ -47,6 +48,8 @@ export async function runForeground(
   const full = { ...target, workdir: po.workdir, user: po.user, ...(po.workdir ? { cwd: po.workdir } : {}) };
   await prepareEnterHelper();
   if (po.tty) {
+    // The relay prints the command's output through process.stdout.
+    guardOutput();
     const pty = spawnOnPty(full, argv, po.env, { interactive: po.interactive });
     const started = onStart(pty.child.pid);
     const code = await pty.wait();
@@ -111,6 +114,7 @@ export default defineCommand({
       }),
     );
     if (detach) {
+      guardOutput();
       process.stdout.write(`${created.id}\n`);
       return;
     }
