@@ -9,7 +9,8 @@
 // listed entrypoint that does not exist fails the build: a binary missing one
 // would only fail at run time, in the one role that loads it.
 import { $ } from "bun";
-import { existsSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
+import { dirname } from "node:path";
 
 const root = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 
@@ -21,6 +22,35 @@ export const ENTRYPOINTS = [
   "src/namespaces/create-worker.ts",
   "src/ports/connector-worker.ts",
 ];
+
+/**
+ * The enter helper (src/sandbox/enter-helper.c): a static musl program that
+ * joins a sandbox and execs the command, embedded in the binary and run from
+ * a sealed memfd (src/sandbox/enter-spawn.ts, docs/decisions.md "The enter
+ * helper"). Built for the host's architecture only: a binary for another
+ * target (scripts/release.ts) embeds none and enters through the Bun
+ * `__enter` role, as one built without musl-gcc does.
+ */
+export const ENTER_HELPER_SOURCE = "src/sandbox/enter-helper.c";
+/** The embedded file's name: enter-spawn.ts finds it by this prefix. */
+const ENTER_HELPER_OUT = "dist/burrow-enter-helper";
+
+const HOST_TARGET: Record<string, string> = { x64: "bun-linux-x64", arm64: "bun-linux-arm64" };
+
+/** Compiles the helper for this machine; null (with a warning) when musl-gcc is missing. */
+export async function buildEnterHelper(): Promise<string | null> {
+  const cc = Bun.which("musl-gcc");
+  if (!cc) {
+    console.error("build: musl-gcc not found (Debian: musl-tools, scripts/setup.sh): no enter helper, runs enter through the Bun __enter role");
+    return null;
+  }
+  const out = `${root}/${ENTER_HELPER_OUT}`;
+  // A fresh checkout has no dist/ yet.
+  mkdirSync(dirname(out), { recursive: true });
+  const r = await $`${cc} -static -Os -s -Wall -Wextra -Werror -fno-asynchronous-unwind-tables -o ${out} ${root}/${ENTER_HELPER_SOURCE}`.nothrow().quiet();
+  if (r.exitCode !== 0) throw new Error(`musl-gcc failed on ${ENTER_HELPER_SOURCE}:\n${r.stderr.toString()}`);
+  return out;
+}
 
 export interface BuildInfo {
   version: string;
@@ -42,8 +72,10 @@ export async function buildBinary(opts: { outfile: string; target?: Bun.Build.Co
   const missing = ENTRYPOINTS.filter((f) => !existsSync(`${root}/${f}`));
   if (missing.length) throw new Error(`entrypoints listed in scripts/build.ts do not exist: ${missing.join(", ")} (update ENTRYPOINTS)`);
   const info = opts.info ?? (await buildInfo());
+  const native = !opts.target || opts.target.startsWith(HOST_TARGET[process.arch] ?? "none");
+  const helper = native ? await buildEnterHelper() : null;
   const result = await Bun.build({
-    entrypoints: ENTRYPOINTS.map((e) => `${root}/${e}`),
+    entrypoints: [...ENTRYPOINTS.map((e) => `${root}/${e}`), ...(helper ? [helper] : [])],
     compile: {
       outfile: opts.outfile,
       autoloadBunfig: false,
@@ -65,6 +97,11 @@ export async function buildBinary(opts: { outfile: string; target?: Bun.Build.Co
     // since every CLI call, __enter child and launcher pays the parse.
     bytecode: true,
     format: "esm",
+    // Code shared by the entrypoints, and each CLI command, become chunks
+    // loaded when first imported: `burrow run` no longer loads the whole
+    // CLI bundle (every command, the format and template code) before its
+    // first request (issue 17 item 2, docs/benchmarks.md).
+    splitting: true,
     sourcemap: "none",
   });
   if (!result.success) throw new Error(`bun build failed:\n${result.logs.map(String).join("\n")}`);

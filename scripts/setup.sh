@@ -34,6 +34,9 @@ need() { needs_root+=("$*"); }
 packages=(uidmap iptables iproute2 slirp4netns passt containernetworking-plugins
   golang-github-containernetworking-plugin-dnsname dnsmasq-base iperf3 hyperfine
   busybox-static curl procps psmisc util-linux
+  # musl-gcc builds the static enter helper embedded in dist/burrow
+  # (src/sandbox/enter-helper.c, scripts/build.ts)
+  musl-tools
   # the sid tier (scripts/sid-root.sh builds a Debian sid root with it)
   debootstrap
   # Debian 12's netavark 1.4 (iptables) for test/integration/netavark-lib.test.ts

@@ -5,7 +5,11 @@
 #
 # Environment: BURROW_TEST_USER (burrowtest), BENCH_ROOTFS
 # (~USER/bench-rootfs, made by setup-peers.sh), BENCH_BURROW (a burrow binary
-# to measure instead of a snapshot of dist/burrow).
+# to measure instead of a snapshot of dist/burrow), BENCH_CONTAINERS_CONF
+# (podman's CONTAINERS_CONF, instead of the test user's containers.conf that
+# setup-peers.sh writes: for a machine shared with people whose tests must
+# not see that file), BENCH_NAME (a suffix for burrow's bench dirs, so two
+# people benchmarking at once do not share, and replace, one daemon).
 
 bench_repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 bench_bun=$bench_repo/node_modules/.bin/bun
@@ -16,8 +20,8 @@ bench_gid=$(id -g "$bench_user")
 bench_home=$(getent passwd "$bench_user" | cut -d: -f6)
 bench_tmp=$bench_home/tmp
 bench_rootfs=${BENCH_ROOTFS:-$bench_home/bench-rootfs}
-bench_runtime=/run/user/$bench_uid/burrow-bench
-bench_state=$bench_home/.local/share/burrow-bench
+bench_runtime=/run/user/$bench_uid/burrow-bench${BENCH_NAME:+-$BENCH_NAME}
+bench_state=$bench_home/.local/share/burrow-bench${BENCH_NAME:+-$BENCH_NAME}
 
 bench_die() { printf '%s: error: %s\n' "$(basename "$0")" "$*" >&2; exit 1; }
 
@@ -38,6 +42,7 @@ bench_require() {
 # subshell that a kill does not pass on).
 bench_env=(HOME="$bench_home" USER="$bench_user" LOGNAME="$bench_user" PATH=/usr/local/bin:/usr/bin:/bin
   XDG_RUNTIME_DIR="/run/user/$bench_uid" TMPDIR="$bench_tmp" LANG=C.UTF-8)
+[ -z "${BENCH_CONTAINERS_CONF:-}" ] || bench_env+=(CONTAINERS_CONF="$BENCH_CONTAINERS_CONF")
 burrow_env=(BURROW_RUNTIME_DIR="$bench_runtime" BURROW_STATE_DIR="$bench_state" BURROW_IDLE_TIMEOUT=60)
 setpriv_argv=(setpriv --reuid="$bench_uid" --regid="$bench_gid" --init-groups --)
 as_user_argv=(env -i -C "$bench_home" "${bench_env[@]}" "${setpriv_argv[@]}")

@@ -11,7 +11,8 @@
 #   podman run --rm --network none --rootfs DIR true
 #   burrow run --rm -p PORT:80 -- true                       slirp4netns + builtin forwarder
 #   podman run --rm --network slirp4netns -p PORT:80 --rootfs DIR true   + rootlessport
-# Goals (the issue): burrow none <= 1/10 of podman and < 25 ms; burrow -p
+#   burrow exec NAME -- true / podman exec NAME true          into a running sleep 600
+# Goals (the issues): burrow none <= 1/10 of podman and < 25 ms; exec <= 1/10 of podman exec; burrow -p
 # <= 1/8 of podman. Writes .bench/start-TIME.json (hyperfine's export) and
 # prints medians and ratios. podman's commands carry --label burrow.bench so
 # cleanup can find them; everything made is removed on exit.
@@ -41,12 +42,18 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# exec joins a running sandbox / container (issue 17: <= 1/10 of podman exec).
+as_burrow "$b" run -d --name bench-exec --network none -- sleep 600 >/dev/null
+as_user podman run -d --name bench-exec-$$ --network none --label burrow.bench=1 --rootfs "$bench_rootfs" sleep 600 >/dev/null
+
 cmds=(
   "unshare -rn true"
   "$b run --rm --network none -- true"
   "podman run --rm --network none --label burrow.bench=1 --rootfs $bench_rootfs true"
   "$b run --rm -p $port:80 -- true"
   "podman run --rm --network slirp4netns -p $port:80 --label burrow.bench=1 --rootfs $bench_rootfs true"
+  "$b exec bench-exec -- true"
+  "podman exec bench-exec-$$ true"
 )
 
 echo "start.sh: $(machine_line)"
@@ -79,6 +86,7 @@ json '(() => {
     "start.sh: ratios burrow/podman",
     row("--network none", m[1], m[2], `<= 0.100 and < 25 ms: ${m[1] / m[2] <= 0.1 && m[1] < 25 ? "met" : "MISSED"}`),
     row("slirp4netns -p", m[3], m[4], `<= 0.125: ${m[3] / m[4] <= 0.125 ? "met" : "MISSED"}`),
+    row("exec NAME -- true", m[5], m[6], `<= 0.100: ${m[5] / m[6] <= 0.1 ? "met" : "MISSED"}`),
     `  floor (unshare -rn true) ${m[0].toFixed(1)} ms`,
   ].join("\n");
 })()' "$out"

@@ -4,6 +4,7 @@ import { BurrowError } from "../errors.ts";
 import { parseStrict } from "./_args.ts";
 import { processArgs, processOptions, processRepeatable } from "./_process-flags.ts";
 import { runForeground } from "./run.ts";
+import { prepareEnterHelper } from "../client/enter.ts";
 
 const args = { ...processArgs } as const;
 
@@ -17,6 +18,8 @@ export default defineCommand({
     if (!name || !argv.length)
       throw new BurrowError(`"burrow exec" needs a sandbox and a command: burrow exec NAME -- COMMAND [ARG...]`, { kind: "bad-input" });
     const po = processOptions(p, { detach: false, command: "exec" });
+    // The enter helper loads while the daemon looks the sandbox up.
+    void prepareEnterHelper();
     const target = await call("enter", { name });
     process.exitCode = await runForeground({ ...target.enter, cwd: process.cwd() }, argv, po, async () => {});
   },

@@ -9,28 +9,11 @@ import { HelpRequested } from "./_args.ts";
 import { printHelp } from "./_help.ts";
 import { quote } from "../quote.ts";
 import { CLI_MIN_OPEN_FILES, openFilesRefusal } from "../open-files.ts";
-
-/** SIGPIPE's status (128 + 13), as a shell reports a pipeline member that lost its reader. */
-const EXIT_PIPE = 141;
-
-function isBrokenPipe(e: unknown): boolean {
-  return (e as NodeJS.ErrnoException | undefined)?.code === "EPIPE";
-}
-
-/**
- * Output into a closed pipe (`burrow events | head -1`) ends the command
- * quietly, like podman's SIGPIPE death, instead of printing a stack trace.
- */
-function quitOnBrokenPipe(): void {
-  for (const stream of [process.stdout, process.stderr])
-    stream.on("error", (e) => {
-      if (isBrokenPipe(e)) process.exit(EXIT_PIPE);
-      throw e;
-    });
-}
+import { EXIT_PIPE, QUIET_COMMANDS, guardOutput, isBrokenPipe } from "./_output.ts";
 
 export async function cliMain(argv: string[]): Promise<void> {
-  quitOnBrokenPipe();
+  // A foreground run or exec guards its output when it prints (src/cli/_output.ts).
+  if (!QUIET_COMMANDS.has(argv[0] ?? "")) guardOutput();
   // Bun raised the soft limit already; a hard one too low to work is said
   // now, in one line, not as an EMFILE half-way (src/open-files.ts).
   const files = raiseOpenFileLimit();
@@ -102,6 +85,7 @@ function outOfFiles(e: unknown): BurrowError | null {
 
 function fail(e: unknown, argv: string[]): void {
   if (isBrokenPipe(e)) process.exit(EXIT_PIPE);
+  guardOutput();
   const json = argv.some((a, i) => (a === "--format" && argv[i + 1] === "json") || a === "--format=json");
   const err =
     e instanceof BurrowError ? e : (outOfFiles(e) ?? (isSystemError(e) ? new BurrowError(e.message) : new BurrowError(`internal error: ${messageOf(e)}`)));

@@ -4,8 +4,9 @@ import { call } from "../client/client.ts";
 import { BurrowError } from "../errors.ts";
 import { bool, list, parseLabels, parseStrict, str } from "./_args.ts";
 import { processArgs, processOptions, processRepeatable, type ProcessOptions } from "./_process-flags.ts";
-import { spawnEnter, waitForeground } from "../client/enter.ts";
+import { prepareEnterHelper, spawnEnter, waitForeground } from "../client/enter.ts";
 import { spinWhile } from "./_spinner.ts";
+import { guardOutput } from "./_output.ts";
 import { spawnOnPty } from "../client/tty.ts";
 import type { EnterTarget } from "../protocol.ts";
 import { checkRestartRequest } from "../sandbox/restart-policy.ts";
@@ -45,7 +46,10 @@ export async function runForeground(
   onStart: (pid: number) => Promise<void>,
 ): Promise<number> {
   const full = { ...target, workdir: po.workdir, user: po.user, ...(po.workdir ? { cwd: po.workdir } : {}) };
+  await prepareEnterHelper();
   if (po.tty) {
+    // The relay prints the command's output through process.stdout.
+    guardOutput();
     const pty = spawnOnPty(full, argv, po.env, { interactive: po.interactive });
     const started = onStart(pty.child.pid);
     const code = await pty.wait();
@@ -74,6 +78,8 @@ export default defineCommand({
     const po = processOptions(p, { detach, command: "run" });
     const env: Record<string, string> = {};
     for (const [k, v] of Object.entries(process.env)) if (v !== undefined && k !== "BURROW_PATHS") env[k] = v;
+    // The enter helper loads (a memfd, ~0.2 ms) while the daemon creates the sandbox.
+    if (!detach) void prepareEnterHelper();
     const created = await spinWhile(
       "starting the sandbox",
       call("create", {
@@ -108,6 +114,7 @@ export default defineCommand({
       }),
     );
     if (detach) {
+      guardOutput();
       process.stdout.write(`${created.id}\n`);
       return;
     }

@@ -3,7 +3,7 @@ import { paths } from "../client/client.ts";
 import { BurrowError } from "../errors.ts";
 import { ensureHolder } from "../userns/session.ts";
 import { parseStrict } from "./_args.ts";
-import { spawnEnter, waitForeground } from "../client/enter.ts";
+import { prepareEnterHelper, spawnEnter, waitForeground } from "../client/enter.ts";
 
 const args = {} as const;
 
@@ -18,6 +18,7 @@ export default defineCommand({
     const { ensureDaemon } = await import("../client/client.ts");
     await ensureDaemon();
     const h = await ensureHolder(pp);
+    await prepareEnterHelper();
     const child = spawnEnter({ session: { user: `/proc/${h.pid}/ns/user`, mnt: `/proc/${h.pid}/ns/mnt` }, cwd: process.cwd() }, argv);
     process.exitCode = await waitForeground(child);
   },

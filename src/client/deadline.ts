@@ -19,10 +19,14 @@ export const DEFAULT_DAEMON_TIMEOUT_S = 8;
 
 const Seconds = v.pipe(v.string(), v.trim(), v.decimal(), v.transform(Number), v.minValue(0.1), v.maxValue(86_400));
 
+/** The last value parsed: every request asks twice (call() first, then its deadline). */
+let parsedTimeout: { raw: string; ms: number } | null = null;
+
 /** BURROW_DAEMON_TIMEOUT in ms; a value that is not a number of seconds is refused in one line. */
 export function daemonTimeoutMs(env: Record<string, string | undefined> = process.env): number {
   const raw = env.BURROW_DAEMON_TIMEOUT;
   if (raw === undefined || raw === "") return DEFAULT_DAEMON_TIMEOUT_S * 1000;
+  if (parsedTimeout?.raw === raw) return parsedTimeout.ms;
   const r = v.safeParse(Seconds, raw);
   if (!r.success)
     throw new BurrowError(
@@ -31,7 +35,8 @@ export function daemonTimeoutMs(env: Record<string, string | undefined> = proces
         kind: "bad-input",
       },
     );
-  return r.output * 1000;
+  parsedTimeout = { raw, ms: r.output * 1000 };
+  return parsedTimeout.ms;
 }
 
 /** The daemon's pid as its state lock names it, when it holds that lock. */

@@ -1,8 +1,12 @@
 import { constants } from "node:os";
-// Runs an __enter child in the foreground: stdio passes through, signals are
-// forwarded, and the exit status comes back like a shell's (128+N on signal).
-import { ROLES, spawnRole } from "../roles.ts";
+// Runs the enter step (the C helper, or the Bun __enter role:
+// src/sandbox/enter-spawn.ts) in the foreground: stdio passes through,
+// signals are forwarded, and the exit status comes back like a shell's
+// (128+N on signal).
 import type { EnterTarget } from "../protocol.ts";
+import { spawnEnterStep } from "../sandbox/enter-spawn.ts";
+
+export { prepareEnterHelper } from "../sandbox/enter-spawn.ts";
 
 const FORWARDED = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"] as const;
 
@@ -21,7 +25,7 @@ export function spawnEnter(
   env: Record<string, string | undefined> = {},
   stdio: EnterStdio = { stdin: "inherit", stdout: "inherit", stderr: "inherit" },
 ) {
-  return spawnRole(ROLES.enter, [JSON.stringify(target), "--", ...argv], {
+  return spawnEnterStep(target, argv, {
     env,
     stdio: [stdio.stdin, stdio.stdout, stdio.stderr, ...(stdio.extra ?? [])],
   });

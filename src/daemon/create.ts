@@ -12,7 +12,7 @@ import { createPinned, removePins } from "../namespaces/pins.ts";
 import { etcBinds, etcFiles, writeInPlace } from "../sandbox/files.ts";
 import { killAll, startTimeOf } from "../sys/processes.ts";
 import { nameInUse, type Sandbox } from "../state/sandboxes.ts";
-import { ROLES, spawnRole } from "../roles.ts";
+import { spawnEnterStep } from "../sandbox/enter-spawn.ts";
 import { etcContent } from "../dns/etc-content.ts";
 import { enterTarget, now, sandboxLabel, setupContext, type DaemonContext } from "./context.ts";
 import { signalNumber, type SandboxReleases } from "./release.ts";
@@ -281,9 +281,9 @@ export function spawnDetached(
     const pinned = pinsAsFds({ ...enterTarget(ctx, s), session: {}, tty: s.spec.tty, workdir: s.spec.workdir, user: s.spec.user });
     // The error pipe goes after the pins: fd 3 + their number in the child.
     const errorFd = opts.reportStartFailure ? 3 + pinned.fds.length : undefined;
-    let proc: ReturnType<typeof spawnRole>;
+    let proc: Bun.Subprocess;
     try {
-      proc = spawnRole(ROLES.enter, [JSON.stringify({ ...pinned.target, ...(errorFd ? { errorFd } : {}) }), "--", ...s.spec.argv], {
+      proc = spawnEnterStep({ ...pinned.target, ...(errorFd ? { errorFd } : {}) }, s.spec.argv, {
         env: s.spec.env,
         stdio: [...output.stdio, ...pinned.fds, ...(errorFd ? ["pipe" as const] : [])],
         detached: true,

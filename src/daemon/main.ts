@@ -34,6 +34,7 @@ import { supervisorFromParent } from "../runtime-records.ts";
 import { DaemonLogFile } from "./log-file.ts";
 import { raiseOpenFileLimit } from "../sys/rlimit.ts";
 import { DAEMON_MIN_OPEN_FILES, ROOTFUL_DAEMON_OPEN_FILES, openFilesRefusal } from "../open-files.ts";
+import { prepareEnterHelper } from "../sandbox/enter-spawn.ts";
 
 function bootId(): string {
   try {
@@ -221,6 +222,9 @@ export async function daemonMain(): Promise<void> {
     process.exit(DAEMON_EXIT.stateLocked);
   }
   log.debug(`daemon ${process.pid} listening on ${sock}`);
+  // `run -d` and restarts start their commands through the C enter helper
+  // once it is loaded (src/sandbox/enter-spawn.ts); until then, the Bun role.
+  void prepareEnterHelper();
 
   const idleMs = Number(process.env.BURROW_IDLE_TIMEOUT ?? "30") * 1000;
   let shuttingDown = false;

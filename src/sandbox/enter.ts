@@ -8,7 +8,7 @@ import { accessSync, constants, readFileSync, statSync, writeSync } from "node:f
 import { BurrowError, EXIT } from "../errors.ts";
 import { EnterRequest, parseMessage } from "../messages.ts";
 import { CLONE, close, nsId, openRO, setns } from "../sys/ns.ts";
-import { chdir, closeOnExec, execve } from "../sys/proc.ts";
+import { chdir, closeOnExec, execve, restoreDefaultSignals } from "../sys/proc.ts";
 import { setIds } from "../sys/ids.ts";
 import { makeControllingTerminal } from "../sys/pty.ts";
 import { checkMapped, parseIdMap } from "./user.ts";
@@ -157,6 +157,8 @@ export function enterMain(argv: string[]): never {
       closeOnExec(errorFd);
     } catch {}
   }
+  // The C helper starts with default dispositions (Bun.spawn resets them); this Bun does not.
+  restoreDefaultSignals();
   try {
     execve(found.path, cmd, env);
   } catch (e) {

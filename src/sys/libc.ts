@@ -28,6 +28,8 @@ export const libc = dlopen("libc.so.6", {
   ioctl: { args: [i32, u64, ptr], returns: i32 },
   dup2: { args: [i32, i32], returns: i32 },
   fcntl: { args: [i32, i32, i64], returns: i32 },
+  memfd_create: { args: [ptr, u32], returns: i32 },
+  signal: { args: [i32, ptr], returns: ptr },
   kill: { args: [i32, i32], returns: i32 },
   // Checking a namespace path from a request (src/sys/ns.ts) and the
   // open-file limit (src/sys/rlimit.ts).

@@ -25,6 +25,18 @@ export function execve(path: string, argv: string[], env: Record<string, string 
   throw new Error("unreachable");
 }
 
+/** SIGPIPE and SIGXFSZ: Bun ignores both, and an ignored signal stays ignored across execve. */
+const BUN_IGNORED_SIGNALS = [13, 25];
+
+/**
+ * Gives SIGPIPE and SIGXFSZ back their default action before an execve, as a
+ * shell or podman leaves them: a command started with them ignored would
+ * see EPIPE instead of dying (`yes | head -1` would never end).
+ */
+export function restoreDefaultSignals(): void {
+  for (const sig of BUN_IGNORED_SIGNALS) libc.symbols.signal(sig, null);
+}
+
 export function setsid(): number {
   return check("setsid", libc.symbols.setsid());
 }

@@ -114,7 +114,8 @@ export function classifyProcess(p: ProcInfo, testUid: number, inTestNetns = fals
   const line = p.argv.join(" ");
   if (arg0 === "burrow-holder") return { label: "holder", service: true };
   if (arg0 === "burrow-supervisor") return { label: "rootful supervisor", service: true };
-  if (/burrow __enter/.test(line)) return { label: "enter child", service: false };
+  // The C enter helper (argv0 burrow-enter) or the Bun __enter role.
+  if (arg0 === "burrow-enter" || /burrow __enter/.test(line)) return { label: "enter child", service: false };
   if (arg0 === "burrow" || arg0.startsWith("burrow.")) {
     const role = p.argv[1] ?? "";
     if (role.startsWith("__")) return { label: `burrow ${role}`, service: true };

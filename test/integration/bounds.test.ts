@@ -74,4 +74,10 @@ describe.skipIf(!!why)("bounds and clean errors (rootless)", () => {
     const r = await t.run(["sh", "-c", `(sleep 0.3; ${burrowBin()} network ls; echo "rc=$?" >&2) | true`]);
     expect(r.stderr).toBe("rc=141\n");
   });
+
+  test("so does run -d, which makes its output streams only when it prints (issue 17)", async () => {
+    const r = await t.run(["sh", "-c", `(sleep 0.3; ${burrowBin()} run -d --name piped --network none -- sleep 60; echo "rc=$?" >&2) | true`]);
+    expect(r.stderr).toBe("rc=141\n");
+    await t.burrowOk(["rm", "-f", "piped"]);
+  });
 });

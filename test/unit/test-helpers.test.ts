@@ -32,6 +32,7 @@ describe("classifyProcess", () => {
   });
   test("enter children, CLIs and helpers are leaks", () => {
     expect(classifyProcess(p(["/x/burrow", "__enter", "{}", "--", "sh"]), 1001)).toEqual({ label: "enter child", service: false });
+    expect(classifyProcess(p(["burrow-enter", "-n", "/pins/net", "--", "sh"], 1001, "3"), 1001)).toEqual({ label: "enter child", service: false });
     expect(classifyProcess(p(["/x/burrow", "run", "--", "sleep", "9"]), 1001)?.label).toBe("burrow CLI");
     expect(classifyProcess(p(["/usr/bin/slirp4netns", "--configure", "3"]), 1001)?.label).toBe("helper");
     expect(classifyProcess(p(["pasta.avx2", "-f"]), 1001)?.label).toBe("helper");

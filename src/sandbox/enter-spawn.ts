@@ -1,0 +1,117 @@
+// Starts the enter step of a run, exec or unshare: the static C helper
+// (src/sandbox/enter-helper.c) from a sealed memfd when this binary embeds
+// one, else the Bun `__enter` role (src/sandbox/enter.ts). Both do the same
+// joins, confinement and execve from the same validated EnterRequest; the
+// helper spares the second Bun start (~6 ms) of every foreground run.
+// docs/decisions.md "The enter helper" says why and when the fallback runs.
+import { ROLES, roleArgv } from "../roles.ts";
+import { cleanEnv, roleEnv, SELF_ARGV0 } from "../sys/env.ts";
+import { sealedExecutable } from "../sys/memfd.ts";
+import type { EnterRequest } from "../messages.ts";
+import { capabilityNumbers } from "./capabilities.ts";
+import { log } from "../log.ts";
+
+/** The helper's file name in the compiled binary (scripts/build.ts ENTER_HELPER_OUT). */
+const ASSET = "burrow-enter-helper";
+
+/**
+ * The memfd's lowest fd number: above every fd a spawn hands down (stdio,
+ * the daemon's pins and error pipe: at most 7), so none is dup2'd over it.
+ */
+const HELPER_MIN_FD = 64;
+
+/** BURROW_ENTER_HELPER=0 forces the Bun role (tests of the fallback; a kill switch). */
+function helperWanted(): boolean {
+  return process.env.BURROW_ENTER_HELPER !== "0";
+}
+
+let helperFd: number | null | undefined;
+let loading: Promise<number | null> | undefined;
+
+/**
+ * Loads the embedded helper into a sealed memfd, once per process. null when
+ * this binary has none (a build without musl-gcc, a foreign-arch release
+ * build, `bun run src/...`) or the kernel will not make one.
+ */
+export function prepareEnterHelper(): Promise<number | null> {
+  if (helperFd !== undefined) return Promise.resolve(helperFd);
+  loading ??= (async () => {
+    const blob = helperWanted() ? Bun.embeddedFiles.find((f) => (f as Blob & { name: string }).name.startsWith(ASSET)) : undefined;
+    try {
+      helperFd = blob ? sealedExecutable(ASSET, await blob.bytes(), HELPER_MIN_FD) : null;
+    } catch {
+      helperFd = null;
+    }
+    return helperFd;
+  })();
+  return loading;
+}
+
+/** The helper's memfd if prepareEnterHelper has finished with one. */
+export function readyEnterHelper(): number | null {
+  return helperFd ?? null;
+}
+
+/** The hex bit mask of capability names: the helper's -C. */
+function capabilityMask(names: readonly string[]): string {
+  let lo = 0;
+  let hi = 0;
+  for (const c of capabilityNumbers(names)) {
+    if (c < 32) lo |= 1 << c;
+    else hi |= 1 << (c - 32);
+  }
+  return (hi >>> 0).toString(16) + (lo >>> 0).toString(16).padStart(8, "0");
+}
+
+/** The helper's argv for `request` (its option letters: enter-helper.c's header). */
+export function helperArgs(request: EnterRequest, argv: string[]): string[] {
+  const out: string[] = [];
+  const opt = (flag: string, value: string | undefined) => {
+    if (value !== undefined) out.push(flag, value);
+  };
+  opt("-U", request.session.user);
+  opt("-M", request.session.mnt);
+  opt("-n", request.net);
+  opt("-u", request.uts);
+  opt("-m", request.mnt);
+  if (request.tty) out.push("-t");
+  opt("-e", request.errorFd === undefined ? undefined : String(request.errorFd));
+  opt("-w", request.workdir);
+  opt("-c", request.cwd);
+  if (request.user) opt("-i", `${request.user.uid}:${request.user.gid}:${request.user.groups.join(",")}`);
+  if (request.caps) opt("-C", capabilityMask(request.caps));
+  if (request.confine) out.push("-L");
+  return [...out, "--", ...argv];
+}
+
+/**
+ * Spawns the enter step for `request` and `argv`. `env` is the command's
+ * extra environment (on top of process.env), as spawnRole takes it. The
+ * helper is used when prepareEnterHelper has made it ready; a spawn it
+ * cannot do (a kernel refusing to exec a memfd) falls back to the Bun role
+ * for this process from then on.
+ */
+export function spawnEnterStep(
+  request: EnterRequest,
+  argv: string[],
+  options: Omit<Bun.SpawnOptions.SpawnOptions<Bun.SpawnOptions.Writable, Bun.SpawnOptions.Readable, Bun.SpawnOptions.Readable>, "argv0" | "env"> & {
+    env?: Record<string, string | undefined>;
+  },
+): Bun.Subprocess {
+  const { env, ...rest } = options;
+  const fd = helperWanted() ? readyEnterHelper() : null;
+  if (fd !== null) {
+    try {
+      // /proc/self/fd/N is opened by the child's execve before close-on-exec
+      // closes N: the helper runs and the command never sees the memfd.
+      const child = Bun.spawn([`/proc/self/fd/${fd}`, ...helperArgs(request, argv)], { ...rest, argv0: "burrow-enter", env: cleanEnv(env) });
+      log.debug(`enter ${child.pid}: the C helper`);
+      return child;
+    } catch (e) {
+      log.debug(`enter: the C helper would not start (${(e as Error).message}): the Bun role from now on`);
+      helperFd = null;
+    }
+  }
+  log.debug("enter: the Bun __enter role");
+  return Bun.spawn(roleArgv(ROLES.enter, [JSON.stringify(request), "--", ...argv]), { ...rest, argv0: SELF_ARGV0, env: roleEnv(env) });
+}

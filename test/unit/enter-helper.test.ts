@@ -1,0 +1,107 @@
+// The C enter helper (src/sandbox/enter-helper.c) and its argv, built from
+// the validated EnterRequest (src/sandbox/enter-spawn.ts). The joins and the
+// confinement inside a real sandbox are the integration tests' (isolation,
+// process-flags, lifecycle run with the helper: the built binary uses it);
+// here: the translation, the helper's strict parsing, and the command-side
+// answers that need no namespace.
+import { beforeAll, describe, expect, test } from "bun:test";
+import { closeSync, existsSync, readFileSync, writeSync } from "node:fs";
+import { buildEnterHelper } from "../../scripts/build.ts";
+import { helperArgs } from "../../src/sandbox/enter-spawn.ts";
+import { sealedExecutable } from "../../src/sys/memfd.ts";
+import { repoRoot } from "../helpers/env.ts";
+
+describe("helperArgs", () => {
+  test("every field of the request becomes its option, the command after --", () => {
+    const args = helperArgs(
+      {
+        session: { user: "/proc/9/ns/user", mnt: "/proc/9/ns/mnt" },
+        net: "/pins/net",
+        uts: "/pins/uts",
+        mnt: "/pins/mnt",
+        tty: true,
+        errorFd: 3,
+        workdir: "/w",
+        cwd: "/c",
+        user: { uid: 1000, gid: 100, groups: [10, 20] },
+        caps: ["CAP_CHOWN", "CAP_NET_BIND_SERVICE", "CAP_CHECKPOINT_RESTORE"],
+        confine: true,
+      },
+      ["sh", "-c", "-- x"],
+    );
+    expect(args).toEqual([
+      ...["-U", "/proc/9/ns/user", "-M", "/proc/9/ns/mnt", "-n", "/pins/net", "-u", "/pins/uts", "-m", "/pins/mnt", "-t", "-e", "3"],
+      ...["-w", "/w", "-c", "/c", "-i", "1000:100:10,20", "-C", "10000000401", "-L", "--", "sh", "-c", "-- x"],
+    ]);
+  });
+
+  test("an empty request is just the command; an empty capability list keeps nothing", () => {
+    expect(helperArgs({ session: {} }, ["true"])).toEqual(["--", "true"]);
+    expect(helperArgs({ session: {}, caps: [] }, ["true"])).toEqual(["-C", "000000000", "--", "true"]);
+  });
+});
+
+describe("the helper itself", () => {
+  let helper = `${repoRoot}/dist/burrow-enter-helper`;
+  beforeAll(async () => {
+    if (!existsSync(helper)) helper = (await buildEnterHelper()) ?? "";
+  });
+
+  function run(args: string[]) {
+    const p = Bun.spawnSync([helper, ...args], { stdio: ["ignore", "pipe", "pipe"], env: { PATH: "/usr/bin:/bin", BUN_JSC_useConcurrentJIT: "0", KEEP: "1" } });
+    return { code: p.exitCode, out: p.stdout.toString(), err: p.stderr.toString() };
+  }
+
+  test("refuses malformed options with 125 before doing anything", () => {
+    if (!helper) return console.warn("skipped: no musl-gcc to build the helper");
+    for (const args of [[], ["-C", "xyz", "--", "true"], ["-i", "1:-2", "--", "true"], ["-e", "1", "--", "true"], ["-Q", "--", "true"], ["-n"]]) {
+      const r = run(args);
+      expect(r.code, args.join(" ")).toBe(125);
+      expect(r.err).toStartWith("Error: ");
+    }
+  });
+
+  test("not found is 127, not executable 126, in enter.ts's words", () => {
+    if (!helper) return console.warn("skipped: no musl-gcc to build the helper");
+    expect(run(["--", "no-such-command-here"])).toMatchObject({
+      code: 127,
+      err: "Error: no-such-command-here: executable file not found in $PATH: no such file or directory\n",
+    });
+    expect(run(["--", "/etc/passwd"])).toMatchObject({ code: 126, err: "Error: /etc/passwd: permission denied: the file is not executable\n" });
+    expect(run(["--", "/etc"])).toMatchObject({ code: 126 });
+    expect(run(["-w", "/no/such/dir", "--", "true"])).toMatchObject({ code: 126 });
+    expect(run(["-w", "/no/such/dir", "--", "true"]).err).toStartWith("Error: cannot change to the working directory /no/such/dir: chdir(/no/such/dir): ");
+  });
+
+  test("execs the command in the working directory with the environment minus BUN_JSC_*", () => {
+    if (!helper) return console.warn("skipped: no musl-gcc to build the helper");
+    const r = run(["-c", "/tmp", "--", "sh", "-c", 'pwd; env | grep -c BUN_JSC_ || true; echo "$KEEP"']);
+    expect(r).toMatchObject({ code: 0, out: "/tmp\n0\n1\n" });
+    // A cwd that is gone falls back to /, as enter.ts.
+    expect(run(["-c", "/no/such/dir", "--", "pwd"])).toMatchObject({ code: 0, out: "/\n" });
+  });
+
+  test("-C cuts the bounding set to the mask", () => {
+    if (!helper) return console.warn("skipped: no musl-gcc to build the helper");
+    const r = run(["-C", "400", "--", "grep", "CapBnd", "/proc/self/status"]);
+    expect(r.code).toBe(0);
+    expect(r.out.trim()).toBe("CapBnd:\t0000000000000400");
+  });
+});
+
+describe("sealedExecutable", () => {
+  test("holds exactly the bytes, at or above the fd asked for, close-on-exec, and refuses every write", () => {
+    const bytes = new TextEncoder().encode("#!/bin/sh\necho sealed\n");
+    const fd = sealedExecutable("burrow-test", bytes, 64);
+    try {
+      expect(fd).toBeGreaterThanOrEqual(64);
+      expect(readFileSync(`/proc/self/fd/${fd}`, "utf8")).toBe("#!/bin/sh\necho sealed\n");
+      // FD_CLOEXEC: fdinfo's flags are octal, O_CLOEXEC is 02000000.
+      const flags = Number.parseInt(/^flags:\s+(\d+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, "utf8"))![1]!, 8);
+      expect(flags & 0o2000000).toBe(0o2000000);
+      expect(() => writeSync(fd, "x", 0)).toThrow();
+    } finally {
+      closeSync(fd);
+    }
+  });
+});
