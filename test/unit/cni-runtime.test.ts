@@ -111,6 +111,24 @@ describe("ADD", () => {
     expect(result.ips).toEqual([{ version: "4", address: "10.89.1.9/24", gateway: "10.89.1.1", interface: 2 }]);
   });
 
+  test("portmap without mappings is not run on ADD (it would echo prevResult), but is on DEL", async () => {
+    const fake = fakePlugins();
+    const noPorts = buildAttachment({ containerId: "c0ffee", containerName: "webapp", netns: "/run/netns/x", ifName: "eth0" });
+    const rt = runtime(fake.spawn);
+    const result = await rt.add(LIST, noPorts);
+    expect(fake.calls.map((c) => `${c.command} ${c.type}`)).toEqual(["ADD bridge", "ADD firewall", "ADD tuning", "ADD dnsname"]);
+    for (const c of fake.calls.slice(1)) expect(c.stdin.prevResult).toEqual(BRIDGE_RESULT);
+    expect(result.ips).toEqual([{ version: "4", address: "10.89.1.9/24", gateway: "10.89.1.1", interface: 2 }]);
+    fake.calls.length = 0;
+    await rt.del("web", noPorts);
+    expect(fake.calls.map((c) => `${c.command} ${c.type}`)).toEqual(["DEL dnsname", "DEL tuning", "DEL firewall", "DEL portmap", "DEL bridge"]);
+    // With mappings it runs (the test above); a list whose portmap comes first (no prevResult) still gets its error from the plugin.
+    const first: Conflist = { ...LIST, plugins: [LIST.plugins[1]!, ...LIST.plugins] };
+    fake.calls.length = 0;
+    await rt.add(first, noPorts).catch(() => {});
+    expect(fake.calls[0]!.type).toBe("portmap");
+  });
+
   test("runtimeConfig carries only the capabilities each plugin declares", async () => {
     const fake = fakePlugins();
     await runtime(fake.spawn).add(LIST, ATT);

@@ -3,7 +3,8 @@
 // results, keep them in libcni's cache format, and undo a failed ADD.
 //
 //   ADD    plugins in order; each gets the previous one's result as
-//          prevResult; the last result is cached and returned.
+//          prevResult; the last result is cached and returned. portmap
+//          without mappings is skipped: it would only echo prevResult.
 //   DEL    plugins in reverse; the cached result is prevResult (0.4.0+);
 //          every plugin runs even if one fails; the cache entry goes only
 //          when all succeeded, so a retry (even after a daemon restart) can
@@ -115,7 +116,9 @@ export class CniRuntime {
     let prev: WireResult | undefined;
     try {
       for (const plugin of list.plugins) {
-        const out = await execPlugin(this.call("ADD", list, plugin, prev, att), exec);
+        const call = this.call("ADD", list, plugin, prev, att);
+        if (passesThrough(call.config, prev)) continue;
+        const out = await execPlugin(call, exec);
         if (out === undefined) throw new BurrowError(`CNI plugin ${plugin.type} printed no result for ADD on network ${list.name}`, { kind: "cni-result" });
         const parsed = v.safeParse(WireResultSchema, out);
         if (!parsed.success) {
@@ -202,6 +205,20 @@ export class CniRuntime {
   private readCacheEntry(networkName: string, att: Pick<Attachment, "containerId" | "ifName">): Promise<CachedAttachment | undefined> {
     return readCacheEntry(this.cachePath(networkName, att));
   }
+}
+
+/**
+ * An ADD that would only print its prevResult back: portmap without port
+ * mappings (every containernetworking-plugins release returns prevResult
+ * first thing then). Not running it saves a process on every start of a
+ * sandbox without ports, and on every rootless one (rootless bridges publish
+ * through burrow's own forwarder). Its DEL still runs: that is off the
+ * critical path and does what libcni's would.
+ */
+function passesThrough(config: Record<string, unknown>, prev: WireResult | undefined): boolean {
+  if (config.type !== "portmap" || prev === undefined) return false;
+  const mappings = (config.runtimeConfig as { portMappings?: unknown } | undefined)?.portMappings;
+  return !Array.isArray(mappings) || mappings.length === 0;
 }
 
 function samePluginError(a: CniPluginError, b: CniPluginError): boolean {
