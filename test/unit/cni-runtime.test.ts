@@ -330,6 +330,33 @@ describe("DEL", () => {
     expect(existsSync(join(cacheDir, "results", "web-c0ffee-eth0"))).toBe(true);
   });
 
+  test("beforeEachPlugin holds back each plugin's run until it resolves", async () => {
+    const fake = fakePlugins();
+    const rt = runtime(fake.spawn);
+    await rt.add(LIST, ATT);
+    fake.calls.length = 0;
+    const order: string[] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let held!: () => void;
+    const holding = new Promise<void>((r) => (held = r));
+    const del = rt.del("web", ATT, {
+      beforeEachPlugin: async () => {
+        order.push(`wait after ${fake.calls.length}`);
+        if (fake.calls.length === 2) {
+          held();
+          await gate;
+        }
+      },
+    });
+    await holding;
+    expect(fake.calls.map((c) => c.type)).toEqual(["dnsname", "tuning"]);
+    release();
+    await del;
+    expect(fake.calls.map((c) => c.type)).toEqual(["dnsname", "tuning", "firewall", "portmap", "bridge"]);
+    expect(order).toEqual(["wait after 0", "wait after 1", "wait after 2", "wait after 3", "wait after 4"]);
+  });
+
   test("0.3.1 networks get no prevResult on DEL", async () => {
     const fake = fakePlugins({ bridge: (c) => (c.command === "ADD" ? { stdout: { ...BRIDGE_RESULT, cniVersion: "0.3.1" } } : {}) });
     const list = { ...LIST, cniVersion: "0.3.1" };

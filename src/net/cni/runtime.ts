@@ -6,7 +6,8 @@
 //          prevResult; the last result is cached and returned. portmap
 //          without mappings is skipped: it would only echo prevResult.
 //   DEL    plugins in reverse; the cached result is prevResult (0.4.0+);
-//          every plugin runs even if one fails; the cache entry goes only
+//          every plugin runs even if one fails (the caller may hold each
+//          one back until a moment of its choosing); the cache entry goes only
 //          when all succeeded, so a retry (even after a daemon restart) can
 //          still DEL.
 //
@@ -140,7 +141,7 @@ export class CniRuntime {
    * be gone, or the daemon restarted). Runs every plugin even if some fail;
    * throws CniTeardownError listing all failures.
    */
-  async del(network: Conflist | string, att: Attachment): Promise<void> {
+  async del(network: Conflist | string, att: Attachment, opts: { beforeEachPlugin?: () => Promise<void> } = {}): Promise<void> {
     const name = typeof network === "string" ? network : network.name;
     const cached = await this.readCacheEntry(name, att);
     let list: Conflist;
@@ -170,7 +171,7 @@ export class CniRuntime {
     }
     const args = att.args ?? cached?.args;
     const capabilityArgs = att.capabilityArgs ?? cached?.capabilityArgs;
-    const errors = await this.runDel(list, { ...att, args, capabilityArgs }, prev);
+    const errors = await this.runDel(list, { ...att, args, capabilityArgs }, prev, opts.beforeEachPlugin);
     if (errors.length > 0) throw new CniTeardownError(`tearing down network ${list.name} for ${att.containerId}/${att.ifName}`, errors);
     await unlink(this.cachePath(list.name, att)).catch((e) => {
       if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
@@ -189,11 +190,12 @@ export class CniRuntime {
     };
   }
 
-  /** DEL of every plugin, last first, collecting errors. */
-  private async runDel(list: Conflist, att: Attachment, prev: WireResult | undefined): Promise<Error[]> {
+  /** DEL of every plugin, last first, collecting errors. `beforeEachPlugin` may hold each run back. */
+  private async runDel(list: Conflist, att: Attachment, prev: WireResult | undefined, beforeEachPlugin?: () => Promise<void>): Promise<Error[]> {
     const errors: Error[] = [];
     for (const plugin of [...list.plugins].reverse()) {
       try {
+        await beforeEachPlugin?.();
         await execPlugin(this.call("DEL", list, plugin, prev, att), this.exec);
       } catch (e) {
         errors.push(e instanceof Error ? e : new Error(String(e)));
