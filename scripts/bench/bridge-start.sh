@@ -106,14 +106,22 @@ echo "bridge-start.sh: $("$b" --version), $(podman --version) ($backend), $(hype
 
 # ---------------------------------------------------------------- rootless
 rootless() {
-  local work pconf pargs port port2 cmds c
+  local work pargs port port2 cmds c xdg
   work=$(as_user mktemp -d "$bench_tmp/bench-bstart.XXXXXX")
+  # podman's own XDG_RUNTIME_DIR: its pause process (the user namespace its
+  # containers live in) is then this run's alone. Other bench scripts end the
+  # test user's shared one when THEIR storage has no container left
+  # (lib.sh's podman_cleanup), which made every later podman run here exit
+  # 127 mid-measurement.
+  xdg=/run/user/$bench_uid/bstart-podman-$$
+  as_user mkdir -m 700 "$xdg"
   as_user mkdir -p "$bench_state/net.d" "$work/networks" "$work/storage" "$work/run"
   write_podman_conf "$work/containers.conf" "$work/networks" "$bench_uid:$bench_gid"
   make_rootfs "$work/rootfs" "$bench_uid:$bench_gid"
   pargs="--root $work/storage --runroot $work/run"
+  as_podman() { as_burrow env CONTAINERS_CONF="$work/containers.conf" XDG_RUNTIME_DIR="$xdg" "$@"; }
   rootless_cleanup() {
-    local ids
+    local ids pause
     if [ -S "$bench_runtime/control.sock" ]; then
       ids=$(as_burrow "$b" ps -a -q 2>/dev/null || true)
       # shellcheck disable=SC2086
@@ -123,18 +131,22 @@ rootless() {
     burrow_cleanup "$b"
     rm -rf "$bench_state" "$bench_runtime"
     # shellcheck disable=SC2086
-    ids=$(as_user env CONTAINERS_CONF="$work/containers.conf" podman $pargs ps -a -q 2>/dev/null || true)
+    ids=$(as_podman podman $pargs ps -a -q 2>/dev/null || true)
     # shellcheck disable=SC2086
-    [ -z "$ids" ] || as_user env CONTAINERS_CONF="$work/containers.conf" podman $pargs rm -f -t 0 $ids >/dev/null 2>&1 || true
+    [ -z "$ids" ] || as_podman podman $pargs rm -f -t 0 $ids >/dev/null 2>&1 || true
     # shellcheck disable=SC2086
-    as_user env CONTAINERS_CONF="$work/containers.conf" podman $pargs network rm -f "$pnet" >/dev/null 2>&1 || true
+    as_podman podman $pargs network rm -f "$pnet" >/dev/null 2>&1 || true
     # podman's storage holds files of the user namespace's subuids: removed from inside it.
     # shellcheck disable=SC2086
-    as_user env CONTAINERS_CONF="$work/containers.conf" podman $pargs unshare rm -rf "$work/storage" "$work/run" 2>/dev/null || true
-    rm -rf "$work"
+    as_podman podman $pargs unshare rm -rf "$work/storage" "$work/run" 2>/dev/null || true
+    pause=$(cat "$xdg/libpod/tmp/pause.pid" 2>/dev/null || true)
+    if [ -n "$pause" ] && [ "$(stat -c %u "/proc/$pause" 2>/dev/null)" = "$bench_uid" ] &&
+      [ "$(cat "/proc/$pause/comm" 2>/dev/null)" = "podman pause" ]; then
+      kill -TERM "$pause" 2>/dev/null || true
+    fi
+    rm -rf "$work" "$xdg"
   }
   pending=rootless_cleanup
-  as_podman() { as_burrow env CONTAINERS_CONF="$work/containers.conf" "$@"; }
 
   as_burrow "$b" network create "$bnet" >/dev/null
   # shellcheck disable=SC2086
