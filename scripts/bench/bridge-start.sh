@@ -121,7 +121,7 @@ rootless() {
   pargs="--root $work/storage --runroot $work/run"
   as_podman() { as_burrow env CONTAINERS_CONF="$work/containers.conf" XDG_RUNTIME_DIR="$xdg" "$@"; }
   rootless_cleanup() {
-    local ids pause
+    local ids pause pid
     if [ -S "$bench_runtime/control.sock" ]; then
       ids=$(as_burrow "$b" ps -a -q 2>/dev/null || true)
       # shellcheck disable=SC2086
@@ -139,6 +139,12 @@ rootless() {
     # podman's storage holds files of the user namespace's subuids: removed from inside it.
     # shellcheck disable=SC2086
     as_podman podman $pargs unshare rm -rf "$work/storage" "$work/run" 2>/dev/null || true
+    # netavark leaves aardvark-dns running now and then (seen once in ten
+    # runs, its config dir already gone): ours by its --config path.
+    for pid in $(pgrep -u "$bench_uid" -f "aardvark-dns --config $work/" 2>/dev/null || true); do
+      echo "$(basename "$0"): killing leftover aardvark-dns (pid $pid)" >&2
+      kill -TERM "$pid" 2>/dev/null || true
+    done
     pause=$(cat "$xdg/libpod/tmp/pause.pid" 2>/dev/null || true)
     if [ -n "$pause" ] && [ "$(stat -c %u "/proc/$pause" 2>/dev/null)" = "$bench_uid" ] &&
       [ "$(cat "/proc/$pause/comm" 2>/dev/null)" = "podman pause" ]; then
