@@ -6,11 +6,12 @@
 # 1. setup-peers.sh (podman, runc, rootlesskit, the busybox rootfs; quiet
 #    when all is in place), 2. a fresh dist/burrow (bun run build) and one
 #    snapshot of it that every script measures (others may rebuild dist/ while
-#    this runs), 3. start.sh, throughput.sh, memory.sh, bridge.sh. The whole
+#    this runs), 3. start.sh, throughput.sh, memory.sh, bridge.sh,
+#    bridge-start.sh (rootless and rootful, podman on netavark). The whole
 #    output also goes to .bench/run-all-TIME.log. Each script removes what it
 #    made.
 # Arguments are not taken; the scripts' own (runs, seconds, counts) can be
-# set with BENCH_START_RUNS (start.sh and bridge.sh), BENCH_SECONDS
+# set with BENCH_START_RUNS (start.sh, bridge.sh, bridge-start.sh), BENCH_SECONDS
 # (throughput.sh and bridge.sh), BENCH_SANDBOXES, BENCH_CONTAINERS.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -46,5 +47,8 @@ bash "$here/memory.sh" "${BENCH_SANDBOXES:-50}" "${BENCH_CONTAINERS:-5}"
 
 step "bridge.sh"
 bash "$here/bridge.sh" "${BENCH_START_RUNS:-30}" "${BENCH_SECONDS:-10}"
+
+step "bridge-start.sh"
+bash "$here/bridge-start.sh" "${BENCH_START_RUNS:-30}" both
 
 step "done: log in ${log#"$bench_repo"/}"

@@ -507,6 +507,63 @@ for (const mode of ["rootless", "rootful"] as const) {
       await t.burrowOk(["network", "rm", "crowd"]);
     }, 60000);
 
+    test("run --rm back to back and six at once on one DNS network, alone and beside a sandbox that stays: every name resolves, the staying one's dnsmasq is never restarted, nothing is left", async () => {
+      // A DEL now runs beside the next sandbox's ADD unless it may be the
+      // network's last (which stops dnsmasq, racing the next ADD's start).
+      await t.burrowOk(["network", "create", "--subnet", "10.199.9.0/24", "churn"]);
+      // on another network: keeps the rootless namespace up, so what churn's sandboxes leave there can be looked at
+      await t.burrowOk(["run", "-d", "--network", "bridge", "--name", "holder", "--", "sleep", "300"]);
+      // Through dnsmasq (the FQDN: the short name is in the sandbox's /etc/hosts),
+      // polled: dnsname's ADD only signals dnsmasq to reread its hosts file.
+      const lookup = (name: string) => `i=0; until getent hosts ${name}.dns.burrow; do i=$((i + 1)); [ $i -lt 100 ] || exit 1; sleep 0.05; done`;
+      const resolves = async (name: string, also?: string) => {
+        const r = await t.burrow([
+          "run",
+          "--rm",
+          "--network",
+          "churn",
+          "--name",
+          name,
+          "--",
+          "sh",
+          "-c",
+          [lookup(name), ...(also ? [lookup(also)] : [])].join("; "),
+        ]);
+        expect(r.stderr).toBe("");
+        expect(r.code).toBe(0);
+        expect(r.stdout).toMatch(new RegExp(`^10\\.199\\.9\\.\\d+\\s+${name}\\.dns\\.burrow\\b`, "m"));
+        if (also) expect(r.stdout).toMatch(new RegExp(`\\s${also}\\.dns\\.burrow\\b`));
+      };
+      const rounds = async (prefix: string, also?: string) => {
+        for (let round = 0; round < 3; round++) await Promise.all(Array.from({ length: 6 }, (_, i) => resolves(`${prefix}${round}${i}`, also)));
+        for (let i = 0; i < 4; i++) await resolves(`${prefix}s${i}`, also);
+      };
+      // Alone: a DEL may empty the hosts file; dnsmasq stops and the next ADD starts another.
+      await rounds("a");
+      // Beside a sandbox that stays: its dnsmasq serves every round.
+      await t.burrowOk(["run", "-d", "--network", "churn", "--name", "stay", "--", "sleep", "300"]);
+      const pidFile = `${mode === "rootless" ? `${t.dirs.stateDir}/cni/run` : t.dirs.runtimeDir}/containers/cni/dnsname/churn/pidfile`;
+      const dnsmasqPid = readFileSync(pidFile, "utf8").trim();
+      await rounds("b", "stay");
+      expect(readFileSync(pidFile, "utf8").trim()).toBe(dnsmasqPid);
+      await t.burrowOk(["rm", "-f", "stay"]);
+
+      // ps waits for background releases: then nothing of churn's is left
+      expect(JSON.parse(await t.burrowOk(["ps", "-a", "--format", "json"])).map((s: { Names: string[] }) => s.Names[0])).toEqual(["holder"]);
+      expect(cniState().filter((f) => f.includes("churn") || f.includes("10.199.9."))).toEqual([]);
+      expect(processesOf(t, /dnsmasq.*\/churn\//)).toEqual([]);
+      expect(existsSync(pidFile)).toBe(false);
+      const bridge = JSON.parse(await t.burrowOk(["network", "ls", "--format", "json"])).find((n: { name: string }) => n.name === "churn").network_interface;
+      const veths = await inCniNetns(t, ["/usr/sbin/ip", "-o", "link", "show", "master", bridge]);
+      expect(veths.code).toBe(0);
+      expect(veths.stdout).toBe("");
+      const rules = await inCniNetns(t, ["/usr/sbin/iptables-save"]);
+      expect(rules.code).toBe(0);
+      expect(rules.stdout).not.toContain("10.199.9.");
+      await t.burrowOk(["rm", "-f", "holder"]);
+      await t.burrowOk(["network", "rm", "churn"]);
+    }, 60000);
+
     test("network rm forgets the network's address allocations and removes its bridge", async () => {
       await t.burrowOk(["network", "create", "--subnet", "10.199.7.0/24", "gone"]);
       const bridge = JSON.parse(await t.burrowOk(["network", "ls", "--format", "json"])).find((n: { name: string }) => n.name === "gone").network_interface;

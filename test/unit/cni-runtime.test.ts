@@ -111,6 +111,24 @@ describe("ADD", () => {
     expect(result.ips).toEqual([{ version: "4", address: "10.89.1.9/24", gateway: "10.89.1.1", interface: 2 }]);
   });
 
+  test("portmap without mappings is not run on ADD (it would echo prevResult), but is on DEL", async () => {
+    const fake = fakePlugins();
+    const noPorts = buildAttachment({ containerId: "c0ffee", containerName: "webapp", netns: "/run/netns/x", ifName: "eth0" });
+    const rt = runtime(fake.spawn);
+    const result = await rt.add(LIST, noPorts);
+    expect(fake.calls.map((c) => `${c.command} ${c.type}`)).toEqual(["ADD bridge", "ADD firewall", "ADD tuning", "ADD dnsname"]);
+    for (const c of fake.calls.slice(1)) expect(c.stdin.prevResult).toEqual(BRIDGE_RESULT);
+    expect(result.ips).toEqual([{ version: "4", address: "10.89.1.9/24", gateway: "10.89.1.1", interface: 2 }]);
+    fake.calls.length = 0;
+    await rt.del("web", noPorts);
+    expect(fake.calls.map((c) => `${c.command} ${c.type}`)).toEqual(["DEL dnsname", "DEL tuning", "DEL firewall", "DEL portmap", "DEL bridge"]);
+    // With mappings it runs (the test above); a list whose portmap comes first (no prevResult) still gets its error from the plugin.
+    const first: Conflist = { ...LIST, plugins: [LIST.plugins[1]!, ...LIST.plugins] };
+    fake.calls.length = 0;
+    await rt.add(first, noPorts).catch(() => {});
+    expect(fake.calls[0]!.type).toBe("portmap");
+  });
+
   test("runtimeConfig carries only the capabilities each plugin declares", async () => {
     const fake = fakePlugins();
     await runtime(fake.spawn).add(LIST, ATT);
@@ -310,6 +328,33 @@ describe("DEL", () => {
     );
     expect(fake.calls).toHaveLength(5);
     expect(existsSync(join(cacheDir, "results", "web-c0ffee-eth0"))).toBe(true);
+  });
+
+  test("beforeEachPlugin holds back each plugin's run until it resolves", async () => {
+    const fake = fakePlugins();
+    const rt = runtime(fake.spawn);
+    await rt.add(LIST, ATT);
+    fake.calls.length = 0;
+    const order: string[] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let held!: () => void;
+    const holding = new Promise<void>((r) => (held = r));
+    const del = rt.del("web", ATT, {
+      beforeEachPlugin: async () => {
+        order.push(`wait after ${fake.calls.length}`);
+        if (fake.calls.length === 2) {
+          held();
+          await gate;
+        }
+      },
+    });
+    await holding;
+    expect(fake.calls.map((c) => c.type)).toEqual(["dnsname", "tuning"]);
+    release();
+    await del;
+    expect(fake.calls.map((c) => c.type)).toEqual(["dnsname", "tuning", "firewall", "portmap", "bridge"]);
+    expect(order).toEqual(["wait after 0", "wait after 1", "wait after 2", "wait after 3", "wait after 4"]);
   });
 
   test("0.3.1 networks get no prevResult on DEL", async () => {

@@ -130,12 +130,14 @@ export async function execPlugin(call: PluginCall, opts: PluginExecOptions = {})
   const argv = [...(opts.wrapper ?? []), path];
   const stdin = JSON.stringify(call.config);
   const spawn = opts.spawn ?? bunSpawner;
-  log.debug(`cni: ${call.command} ${call.type} (${call.containerId ?? ""} ${call.ifName ?? ""})`);
+  const started = performance.now();
   let out: SpawnResult;
   try {
     out = await spawn({ argv, env: pluginEnv(call, opts), stdin, timeoutMs: opts.timeoutMs ?? DEFAULT_PLUGIN_TIMEOUT_MS });
   } catch (e) {
     throw new CniPluginError({ plugin: call.type, command: call.command, msg: `cannot run ${argv.join(" ")}: ${messageOf(e)}` });
+  } finally {
+    log.debug(`cni: ${call.command} ${call.type} (${call.containerId ?? ""} ${call.ifName ?? ""}) ${(performance.now() - started).toFixed(1)} ms`);
   }
   if (out.stderr.trim()) log.debug(`cni: ${call.type} stderr: ${out.stderr.trim()}`);
   if (out.timedOut) {

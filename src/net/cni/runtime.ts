@@ -3,9 +3,11 @@
 // results, keep them in libcni's cache format, and undo a failed ADD.
 //
 //   ADD    plugins in order; each gets the previous one's result as
-//          prevResult; the last result is cached and returned.
+//          prevResult; the last result is cached and returned. portmap
+//          without mappings is skipped: it would only echo prevResult.
 //   DEL    plugins in reverse; the cached result is prevResult (0.4.0+);
-//          every plugin runs even if one fails; the cache entry goes only
+//          every plugin runs even if one fails (the caller may hold each
+//          one back until a moment of its choosing); the cache entry goes only
 //          when all succeeded, so a retry (even after a daemon restart) can
 //          still DEL.
 //
@@ -115,7 +117,9 @@ export class CniRuntime {
     let prev: WireResult | undefined;
     try {
       for (const plugin of list.plugins) {
-        const out = await execPlugin(this.call("ADD", list, plugin, prev, att), exec);
+        const call = this.call("ADD", list, plugin, prev, att);
+        if (passesThrough(call.config, prev)) continue;
+        const out = await execPlugin(call, exec);
         if (out === undefined) throw new BurrowError(`CNI plugin ${plugin.type} printed no result for ADD on network ${list.name}`, { kind: "cni-result" });
         const parsed = v.safeParse(WireResultSchema, out);
         if (!parsed.success) {
@@ -137,7 +141,7 @@ export class CniRuntime {
    * be gone, or the daemon restarted). Runs every plugin even if some fail;
    * throws CniTeardownError listing all failures.
    */
-  async del(network: Conflist | string, att: Attachment): Promise<void> {
+  async del(network: Conflist | string, att: Attachment, opts: { beforeEachPlugin?: () => Promise<void> } = {}): Promise<void> {
     const name = typeof network === "string" ? network : network.name;
     const cached = await this.readCacheEntry(name, att);
     let list: Conflist;
@@ -167,7 +171,7 @@ export class CniRuntime {
     }
     const args = att.args ?? cached?.args;
     const capabilityArgs = att.capabilityArgs ?? cached?.capabilityArgs;
-    const errors = await this.runDel(list, { ...att, args, capabilityArgs }, prev);
+    const errors = await this.runDel(list, { ...att, args, capabilityArgs }, prev, opts.beforeEachPlugin);
     if (errors.length > 0) throw new CniTeardownError(`tearing down network ${list.name} for ${att.containerId}/${att.ifName}`, errors);
     await unlink(this.cachePath(list.name, att)).catch((e) => {
       if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
@@ -186,11 +190,12 @@ export class CniRuntime {
     };
   }
 
-  /** DEL of every plugin, last first, collecting errors. */
-  private async runDel(list: Conflist, att: Attachment, prev: WireResult | undefined): Promise<Error[]> {
+  /** DEL of every plugin, last first, collecting errors. `beforeEachPlugin` may hold each run back. */
+  private async runDel(list: Conflist, att: Attachment, prev: WireResult | undefined, beforeEachPlugin?: () => Promise<void>): Promise<Error[]> {
     const errors: Error[] = [];
     for (const plugin of [...list.plugins].reverse()) {
       try {
+        await beforeEachPlugin?.();
         await execPlugin(this.call("DEL", list, plugin, prev, att), this.exec);
       } catch (e) {
         errors.push(e instanceof Error ? e : new Error(String(e)));
@@ -202,6 +207,20 @@ export class CniRuntime {
   private readCacheEntry(networkName: string, att: Pick<Attachment, "containerId" | "ifName">): Promise<CachedAttachment | undefined> {
     return readCacheEntry(this.cachePath(networkName, att));
   }
+}
+
+/**
+ * An ADD that would only print its prevResult back: portmap without port
+ * mappings (every containernetworking-plugins release returns prevResult
+ * first thing then). Not running it saves a process on every start of a
+ * sandbox without ports, and on every rootless one (rootless bridges publish
+ * through burrow's own forwarder). Its DEL still runs: that is off the
+ * critical path and does what libcni's would.
+ */
+function passesThrough(config: Record<string, unknown>, prev: WireResult | undefined): boolean {
+  if (config.type !== "portmap" || prev === undefined) return false;
+  const mappings = (config.runtimeConfig as { portMappings?: unknown } | undefined)?.portMappings;
+  return !Array.isArray(mappings) || mappings.length === 0;
 }
 
 function samePluginError(a: CniPluginError, b: CniPluginError): boolean {
