@@ -54,7 +54,7 @@ stamp=$(date -u +%Y%m%dT%H%M%SZ)
 # bench script may be running).
 bench_runtime=/run/user/$bench_uid/burrow-bstart-$$
 bench_state=$bench_home/.local/share/burrow-bstart-$$
-burrow_env=(BURROW_RUNTIME_DIR="$bench_runtime" BURROW_STATE_DIR="$bench_state" BURROW_CNI_CONFIG_DIR="$bench_state/net.d" BURROW_IDLE_TIMEOUT=60)
+burrow_env=(BURROW_RUNTIME_DIR="$bench_runtime" BURROW_STATE_DIR="$bench_state" BURROW_CNI_CONFIG_DIR="$bench_state/net.d" BURROW_IDLE_TIMEOUT=60 BURROW_NETWORK_BACKEND=cni)
 as_burrow_argv=(env -i -C "$bench_home" "${bench_env[@]}" "${burrow_env[@]}" "${setpriv_argv[@]}")
 
 # write_podman_conf FILE NETWORK_DIR OWNER

@@ -52,7 +52,7 @@ srv=bench-bridge-srv
 
 # burrow with the private conflist dir. The daemon takes its paths from the
 # CLI that starts it, so this must be the first burrow command of the run.
-as_bridge() { as_burrow env BURROW_CNI_CONFIG_DIR="$cni_dir" "$@"; }
+as_bridge() { as_burrow env BURROW_CNI_CONFIG_DIR="$cni_dir" BURROW_NETWORK_BACKEND=cni "$@"; }
 
 # Someone else's bench daemon would bring its own conflist dir (and its
 # cleanup would end ours): wait for it rather than share it. The same for a
