@@ -128,3 +128,14 @@ function contextPids(scope: Scope): number[] {
     }
   });
 }
+
+/** The daemons serving this context: argv[1] "__daemon" and this context's BURROW_RUNTIME_DIR. */
+export function daemonPids(t: Pick<BurrowContext, "dirs">): number[] {
+  return listPids().filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")[1] === "__daemon" && procEnv(pid).runtimeDir === t.dirs.runtimeDir;
+    } catch {
+      return false; // gone
+    }
+  });
+}

@@ -3,7 +3,9 @@
 // as root or as the test user there. docs/testing.md "The sid tier".
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { afterEach, beforeEach, expect } from "bun:test";
 import { burrowBin, repoRoot, ROOT_PATH, TAG_VAR, testRunId } from "./env.ts";
+import { assertNoLeaks, type Snapshot, snapshot } from "./leaks.ts";
 
 export const sidScript = join(repoRoot, "scripts/sid-root.sh");
 /** The script's exit status when the Debian archive cannot be reached. */
@@ -115,4 +117,23 @@ export function sidCgroups(): string[] {
   } catch {
     return [];
   }
+}
+
+/**
+ * The sid tier's per-test check, for a describe block of sid tests:
+ * nothing of any entry may outlive it (no process rooted in the sid root,
+ * no cgroup of an entry, nothing new on the host of the tier's tag). What
+ * is found is ended (sweep) before the test fails with its list.
+ */
+export function sidTierChecks(): void {
+  let before: Snapshot;
+  beforeEach(async () => {
+    before = await snapshot();
+  });
+  afterEach(async () => {
+    const left = { pids: pidsInSidRoot(), cgroups: sidCgroups() };
+    if (left.pids.length || left.cgroups.length) await sidSweep();
+    expect(left).toEqual({ pids: [], cgroups: [] });
+    await assertNoLeaks(before, { includeServices: true, scope: { tag: `${testRunId}/sid` } });
+  });
 }

@@ -8,7 +8,7 @@
 // test netns; each test ends with the leak check.
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
-import { burrowContext, type BurrowContext } from "../helpers/context.ts";
+import { burrowContext, daemonPids, type BurrowContext } from "../helpers/context.ts";
 import { integrationUnavailable } from "../helpers/env.ts";
 import { procEnv } from "../helpers/leaks.ts";
 import { listPids } from "../helpers/netns.ts";
@@ -20,10 +20,6 @@ if (why) console.warn(`skipping crash-retry integration tests: ${why}`);
 
 const ROUNDS = Number(process.env.BURROW_CRASH_ROUNDS ?? "10");
 const CLIS = Number(process.env.BURROW_CRASH_CLIS ?? "20");
-
-function daemonPids(t: BurrowContext): number[] {
-  return listPids().filter((pid) => argvOf(pid)[1] === "__daemon" && procEnv(pid).runtimeDir === t.dirs.runtimeDir);
-}
 
 /** This context's live slirp4netns processes (they carry its test tag). */
 function slirpPids(t: BurrowContext): number[] {

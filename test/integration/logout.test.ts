@@ -6,7 +6,7 @@
 // rootful in a test netns where said); every test ends with the leak check.
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { burrowContext, type BurrowContext } from "../helpers/context.ts";
+import { burrowContext, daemonPids, type BurrowContext } from "../helpers/context.ts";
 import { integrationUnavailable, testUser } from "../helpers/env.ts";
 import { procEnv } from "../helpers/leaks.ts";
 import { listPids } from "../helpers/netns.ts";
@@ -39,10 +39,6 @@ function dnsmasqPids(t: BurrowContext): number[] {
 /** This context's slirp4netns processes. */
 function slirpPids(t: BurrowContext): number[] {
   return listPids().filter((pid) => (argvOf(pid)[0] ?? "").endsWith("slirp4netns") && alive(pid) && procEnv(pid).tag === t.tag);
-}
-
-function daemonPids(t: BurrowContext): number[] {
-  return listPids().filter((pid) => argvOf(pid)[1] === "__daemon" && procEnv(pid).runtimeDir === t.dirs.runtimeDir);
 }
 
 /** What the daemon wrote to its log, also after a logout unlinked the file (its stderr). */

@@ -7,10 +7,8 @@
 import { Database } from "bun:sqlite";
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { chownSync, existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { burrowContext, type BurrowContext } from "../helpers/context.ts";
+import { burrowContext, daemonPids, type BurrowContext } from "../helpers/context.ts";
 import { burrowBin, integrationUnavailable, testUser } from "../helpers/env.ts";
-import { procEnv } from "../helpers/leaks.ts";
-import { listPids } from "../helpers/netns.ts";
 import { until } from "../helpers/until.ts";
 
 const why = integrationUnavailable();
@@ -20,16 +18,6 @@ const STAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{9}Z /;
 
 function logDir(t: BurrowContext, id: string): string {
   return `${t.dirs.stateDir}/sandboxes/${id}`;
-}
-
-function daemonPids(t: BurrowContext): number[] {
-  return listPids().filter((pid) => {
-    try {
-      return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")[1] === "__daemon" && procEnv(pid).runtimeDir === t.dirs.runtimeDir;
-    } catch {
-      return false;
-    }
-  });
 }
 
 /** utime + stime of a process, in clock ticks. */

@@ -6,7 +6,7 @@
 // ends with the context's leak check.
 import { afterEach, beforeEach, expect, test } from "bun:test";
 import { chownSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
-import { burrowContext, type BurrowContext } from "../helpers/context.ts";
+import { burrowContext, daemonPids, type BurrowContext } from "../helpers/context.ts";
 import { integrationUnavailable, repoRoot, testUser } from "../helpers/env.ts";
 import { listPids } from "../helpers/netns.ts";
 import { until } from "../helpers/until.ts";
@@ -264,16 +264,7 @@ for (const mode of ["rootless", "rootful"] as const) {
       await webSandbox(t, "k", ["--network", "kn"]);
       await webSandbox(t, "k2", ["--network", "kn"]);
       expect(await reach(t, "k2", "http://k:8080/")).toBe("k\n");
-      const daemons = listPids().filter((pid) => {
-        try {
-          return (
-            readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")[1] === "__daemon" &&
-            readFileSync(`/proc/${pid}/environ`, "utf8").includes(t.dirs.runtimeDir)
-          );
-        } catch {
-          return false;
-        }
-      });
+      const daemons = daemonPids(t);
       expect(daemons.length).toBe(1);
       process.kill(daemons[0]!, "SIGKILL");
       expect(await reach(t, "k2", "http://k:8080/")).toBe("k\n");

@@ -6,7 +6,7 @@
 // sandboxes; every test ends with the context's leak check.
 import { afterEach, beforeEach, expect, test } from "bun:test";
 import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { burrowContext, type BurrowContext } from "../helpers/context.ts";
+import { burrowContext, daemonPids, type BurrowContext } from "../helpers/context.ts";
 import { integrationUnavailable, testUser } from "../helpers/env.ts";
 import { listPids } from "../helpers/netns.ts";
 import { until } from "../helpers/until.ts";
@@ -476,16 +476,7 @@ for (const mode of ["rootless", "rootful"] as const) {
     test("a daemon killed during a background release: the next daemon finishes it", async () => {
       await t.burrowOk(["network", "create", "kn"]);
       await t.burrowOk(["run", "--rm", "--network", "kn", "--name", "k1", "--", "true"]);
-      const daemons = listPids().filter((pid) => {
-        try {
-          return (
-            readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")[1] === "__daemon" &&
-            readFileSync(`/proc/${pid}/environ`, "utf8").includes(t.dirs.runtimeDir)
-          );
-        } catch {
-          return false;
-        }
-      });
+      const daemons = daemonPids(t);
       for (const pid of daemons) process.kill(pid, "SIGKILL");
       // the next command starts a daemon whose reconcile finishes the release and the --rm
       expect(JSON.parse(await t.burrowOk(["ps", "-a", "--format", "json"]))).toEqual([]);

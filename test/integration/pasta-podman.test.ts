@@ -5,10 +5,9 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { chmodSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { burrowContext, type BurrowContext } from "../helpers/context.ts";
-import { integrationUnavailable, testRunId } from "../helpers/env.ts";
-import { assertNoLeaks, type Snapshot, snapshot } from "../helpers/leaks.ts";
+import { integrationUnavailable } from "../helpers/env.ts";
 import { describeWhen, firstMissing, missingTools } from "../helpers/requirements.ts";
-import { pidsInSidRoot, prepareSidRoot, sidCgroups, sidRun, sidSweep } from "../helpers/sid.ts";
+import { prepareSidRoot, sidRun, sidTierChecks } from "../helpers/sid.ts";
 import { until } from "../helpers/until.ts";
 
 const why = firstMissing(integrationUnavailable(), () => missingTools(["pasta", "slirp4netns"]));
@@ -226,16 +225,7 @@ if (archiveUnreachable) console.warn(`skipping the sid tier's pasta: ${archiveUn
 const sidTier = archiveUnreachable ? describe.skip : describeWhen(unavailable);
 
 sidTier("pasta 2026 in the sid tier", () => {
-  let before: Snapshot;
-  beforeEach(async () => {
-    before = await snapshot();
-  });
-  afterEach(async () => {
-    const left = { pids: pidsInSidRoot(), cgroups: sidCgroups() };
-    if (left.pids.length || left.cgroups.length) await sidSweep();
-    expect(left).toEqual({ pids: [], cgroups: [] });
-    await assertNoLeaks(before, { includeServices: true, scope: { tag: `${testRunId}/sid` } });
-  });
+  sidTierChecks();
 
   test("--map-guest-addr 169.254.1.2 comes last, and host.containers.internal is that address, which reaches the host", async () => {
     const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });

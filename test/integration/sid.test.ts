@@ -6,11 +6,10 @@
 // built on first use (about a minute, then cached); only an unreachable
 // Debian archive skips them.
 import { readFileSync } from "node:fs";
-import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { integrationUnavailable, testRunId } from "../helpers/env.ts";
-import { assertNoLeaks, type Snapshot, snapshot } from "../helpers/leaks.ts";
+import { describe, expect, test } from "bun:test";
+import { integrationUnavailable } from "../helpers/env.ts";
 import { describeWhen } from "../helpers/requirements.ts";
-import { pidsInSidRoot, prepareSidRoot, sidCgroups, sidRootDir, sidRun, sidSpawn, sidSweep, sidWait } from "../helpers/sid.ts";
+import { pidsInSidRoot, prepareSidRoot, sidRootDir, sidRun, sidSpawn, sidTierChecks, sidWait } from "../helpers/sid.ts";
 import { until } from "../helpers/until.ts";
 
 const unavailable = integrationUnavailable();
@@ -33,19 +32,7 @@ function freePort(): number {
 const tier = archiveUnreachable ? describe.skip : describeWhen(unavailable);
 
 tier("sid tier", () => {
-  let before: Snapshot;
-  beforeEach(async () => {
-    before = await snapshot();
-  });
-  afterEach(async () => {
-    // Nothing of any entry may outlive it: no process rooted in the sid
-    // root, no cgroup of an entry, nothing new on the host of this tag.
-    // What is found is ended (sweep) before the test fails with its list.
-    const left = { pids: pidsInSidRoot(), cgroups: sidCgroups() };
-    if (left.pids.length || left.cgroups.length) await sidSweep();
-    expect(left).toEqual({ pids: [], cgroups: [] });
-    await assertNoLeaks(before, { includeServices: true, scope: { tag: `${testRunId}/sid` } });
-  });
+  sidTierChecks();
 
   test("today's podman, netavark, aardvark-dns and pasta are there, and burrow runs beside them", async () => {
     const r = await sidRun([
