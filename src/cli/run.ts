@@ -4,7 +4,7 @@ import { call } from "../client/client.ts";
 import { BurrowError } from "../errors.ts";
 import { bool, list, parseLabels, parseStrict, str } from "./_args.ts";
 import { processArgs, processOptions, processRepeatable, type ProcessOptions } from "./_process-flags.ts";
-import { prepareEnterHelper, spawnEnter, waitForeground } from "../client/enter.ts";
+import { catchSignals, prepareEnterHelper, spawnEnter, waitForeground } from "../client/enter.ts";
 import { spinWhile } from "./_spinner.ts";
 import { guardOutput } from "./_output.ts";
 import { spawnOnPty } from "../client/tty.ts";
@@ -56,9 +56,16 @@ export async function runForeground(
     await started;
     return code;
   }
-  const child = spawnEnter(full, argv, po.env, { stdin: po.interactive ? "inherit" : "ignore", stdout: "inherit", stderr: "inherit" });
+  const signals = catchSignals();
+  let child: Bun.Subprocess;
+  try {
+    child = spawnEnter(full, argv, po.env, { stdin: po.interactive ? "inherit" : "ignore", stdout: "inherit", stderr: "inherit" });
+  } catch (e) {
+    signals.release();
+    throw e;
+  }
   const started = onStart(child.pid);
-  const code = await waitForeground(child);
+  const code = await waitForeground(child, signals);
   await started;
   return code;
 }

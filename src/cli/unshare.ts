@@ -3,7 +3,7 @@ import { paths } from "../client/client.ts";
 import { BurrowError } from "../errors.ts";
 import { ensureHolder } from "../userns/session.ts";
 import { parseStrict } from "./_args.ts";
-import { prepareEnterHelper, spawnEnter, waitForeground } from "../client/enter.ts";
+import { catchSignals, prepareEnterHelper, spawnEnter, waitForeground } from "../client/enter.ts";
 
 const args = {} as const;
 
@@ -19,7 +19,14 @@ export default defineCommand({
     await ensureDaemon();
     const h = await ensureHolder(pp);
     await prepareEnterHelper();
-    const child = spawnEnter({ session: { user: `/proc/${h.pid}/ns/user`, mnt: `/proc/${h.pid}/ns/mnt` }, cwd: process.cwd() }, argv);
-    process.exitCode = await waitForeground(child);
+    const signals = catchSignals();
+    let child: Bun.Subprocess;
+    try {
+      child = spawnEnter({ session: { user: `/proc/${h.pid}/ns/user`, mnt: `/proc/${h.pid}/ns/mnt` }, cwd: process.cwd() }, argv);
+    } catch (e) {
+      signals.release();
+      throw e;
+    }
+    process.exitCode = await waitForeground(child, signals);
   },
 });

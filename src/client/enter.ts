@@ -31,24 +31,57 @@ export function spawnEnter(
   });
 }
 
+export interface CaughtSignals {
+  /** From now on the signals go to `child`, the ones caught before it existed first. */
+  forward(child: Bun.Subprocess): void;
+  release(): void;
+}
+
 /**
- * Waits for the child, forwarding signals. `ownSession`: the child leads its
- * own session (a pty's), so the terminal's ^C did not reach it and SIGINT is
- * forwarded too.
+ * Catches the forwarded signals from now on. Call it before the command is
+ * spawned: the enter helper execs the command within a millisecond, so a
+ * signal sent once the command runs (a caller that waits for its first
+ * output) could otherwise reach this process while its default action
+ * still stands, and end it with the command left running. `ownSession`:
+ * the child leads its own session (a pty's), so the terminal's ^C did not
+ * reach it and SIGINT is forwarded too.
  */
-export async function waitForeground(child: Bun.Subprocess, opts: { ownSession?: boolean } = {}): Promise<number> {
+export function catchSignals(opts: { ownSession?: boolean } = {}): CaughtSignals {
+  let child: Bun.Subprocess | null = null;
+  const caught: NodeJS.Signals[] = [];
+  const send = (c: Bun.Subprocess, sig: NodeJS.Signals) => {
+    try {
+      c.kill(sig);
+    } catch {}
+  };
   const handlers = FORWARDED.map((sig) => {
     const h = () => {
       // A terminal already sent ^C to the whole foreground group.
       if (sig === "SIGINT" && process.stdin.isTTY && !opts.ownSession) return;
-      try {
-        child.kill(sig);
-      } catch {}
+      if (child) send(child, sig);
+      else caught.push(sig);
     };
     process.on(sig, h);
     return [sig, h] as const;
   });
-  const code = await child.exited;
-  for (const [sig, h] of handlers) process.off(sig, h);
-  return child.signalCode ? 128 + (constants.signals[child.signalCode as NodeJS.Signals] ?? 0) : code;
+  return {
+    forward(c) {
+      child = c;
+      for (const sig of caught.splice(0)) send(c, sig);
+    },
+    release() {
+      for (const [sig, h] of handlers) process.off(sig, h);
+    },
+  };
+}
+
+/** Waits for the child, forwarding the signals `signals` caught (catch them before the spawn: see catchSignals). */
+export async function waitForeground(child: Bun.Subprocess, signals: CaughtSignals): Promise<number> {
+  signals.forward(child);
+  try {
+    const code = await child.exited;
+    return child.signalCode ? 128 + (constants.signals[child.signalCode as NodeJS.Signals] ?? 0) : code;
+  } finally {
+    signals.release();
+  }
 }

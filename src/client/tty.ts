@@ -11,7 +11,7 @@
 import { closeSync } from "node:fs";
 import type { EnterTarget } from "../protocol.ts";
 import { getWinSize, makeRaw, openPty, readPty, restoreTerminal, setWinSize, writePty } from "../sys/pty.ts";
-import { spawnEnter, waitForeground } from "./enter.ts";
+import { catchSignals, spawnEnter, waitForeground } from "./enter.ts";
 
 /** After the command exited, how long output still held by its leftovers may keep coming. */
 const DRAIN_MS = 1000;
@@ -23,11 +23,13 @@ function callerSize() {
 export function spawnOnPty(target: EnterTarget & { cwd?: string }, argv: string[], env: Record<string, string | undefined>, opts: { interactive: boolean }) {
   const { master, slave } = openPty(callerSize());
   let child: Bun.Subprocess;
+  const signals = catchSignals({ ownSession: true });
   try {
     // Our stderr as its fd 3: the enter child's own errors (a bad --user, a
     // missing command) reach the caller's stderr, not the pty.
     child = spawnEnter({ ...target, tty: true, errorFd: 3 }, argv, env, { stdin: slave, stdout: slave, stderr: slave, extra: [2] });
   } catch (e) {
+    signals.release();
     closeSync(master);
     closeSync(slave);
     throw e;
@@ -67,7 +69,7 @@ export function spawnOnPty(target: EnterTarget & { cwd?: string }, argv: string[
   }
 
   async function wait(): Promise<number> {
-    const code = await waitForeground(child, { ownSession: true });
+    const code = await waitForeground(child, signals);
     await Promise.race([output.done, Bun.sleep(DRAIN_MS)]);
     process.off("SIGWINCH", onResize);
     if (opts.interactive) {

@@ -392,7 +392,8 @@ describe.skipIf(!!skip)("release", () => {
 
   test("CNI plugins only in a Fedora-style /usr/libexec/cni (mount namespace): bridge networks work, no dnsname: warned", async () => {
     expect(await userIdle()).toEqual([]);
-    const env = Object.entries(userEnv()).map(([k, v]) => `${k}=${v}`);
+    // CNI's plugin discovery is what this tests: the user would get netavark otherwise (it is installed here).
+    const env = Object.entries(userEnv({ BURROW_NETWORK_BACKEND: "cni" })).map(([k, v]) => `${k}=${v}`);
     const su = `setpriv --reuid=${user.uid} --regid=${user.gid} --init-groups -- env -i ${env.join(" ")}`;
     const script = [
       "set -e",
@@ -429,7 +430,7 @@ describe.skipIf(!!skip)("release", () => {
     mkdirSync(helpers, { mode: 0o755 });
     symlinkSync(Bun.which("pasta")!, `${helpers}/pasta`);
     ok(
-      asUser(["sh", "-c", `printf '[engine]\\nhelper_binaries_dir = ["${helpers}"]\\n[network]\\ncni_plugin_dirs = ["${dir}"]\\n' > ${conf}/containers.conf`]),
+      asUser(["sh", "-c", `printf '[engine]\\nhelper_binaries_dir = ["${helpers}"]\\n[network]\\nnetwork_backend = "cni"\\ncni_plugin_dirs = ["${dir}"]\\n' > ${conf}/containers.conf`]),
       "write containers.conf",
     );
     try {
