@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Bridge-network start-up only: burrow (CNI networks) against podman 4.3 on a
-# network of podman's own backend (netavark 1.4 on Debian 12 unless
-# PODMAN_BACKEND=cni), side by side in one hyperfine run, rootless (as the
-# test user) and rootful (as root, inside a network namespace made here).
+# Bridge-network start-up only: burrow (CNI networks, or netavark ones with
+# BURROW_BACKEND=netavark) against podman 4.3 on a network of podman's own
+# backend (netavark 1.4 on Debian 12 unless PODMAN_BACKEND=cni), side by side
+# in one hyperfine run, rootless (as the test user) and rootful (as root,
+# inside a network namespace made here).
 # Run as root.
 #
 #   sudo scripts/bench/bridge-start.sh [RUNS [rootless|rootful|both]]   RUNS per command (20), both
@@ -36,6 +37,8 @@ modes=${2:-both}
 case $modes in rootless | rootful) ;; both) modes="rootless rootful" ;; *) bench_die "MODE is rootless, rootful or both, not \"$modes\"" ;; esac
 backend=${PODMAN_BACKEND:-netavark}
 case $backend in netavark | cni) ;; *) bench_die "PODMAN_BACKEND is netavark or cni, not \"$backend\"" ;; esac
+burrow_backend=${BURROW_BACKEND:-cni}
+case $burrow_backend in netavark | cni) ;; *) bench_die "BURROW_BACKEND is cni or netavark, not \"$burrow_backend\"" ;; esac
 [ "$(id -u)" = 0 ] || bench_die "run as root: it runs the rootless commands as $bench_user with setpriv"
 for c in hyperfine podman busybox nsenter; do command -v "$c" >/dev/null || bench_die "$c is not installed (podman, busybox-static: scripts/bench/setup-peers.sh)"; done
 [ -x "$bench_bun" ] || bench_die "node_modules/.bin/bun is missing: npm ci"
@@ -54,7 +57,9 @@ stamp=$(date -u +%Y%m%dT%H%M%SZ)
 # bench script may be running).
 bench_runtime=/run/user/$bench_uid/burrow-bstart-$$
 bench_state=$bench_home/.local/share/burrow-bstart-$$
-burrow_env=(BURROW_RUNTIME_DIR="$bench_runtime" BURROW_STATE_DIR="$bench_state" BURROW_CNI_CONFIG_DIR="$bench_state/net.d" BURROW_IDLE_TIMEOUT=60 BURROW_NETWORK_BACKEND=cni)
+# Never the user's or podman's network files: private ones for either backend.
+burrow_env=(BURROW_RUNTIME_DIR="$bench_runtime" BURROW_STATE_DIR="$bench_state" BURROW_CNI_CONFIG_DIR="$bench_state/net.d" BURROW_IDLE_TIMEOUT=60
+  BURROW_NETWORK_BACKEND="$burrow_backend" BURROW_NETWORKS_DIR="$bench_state/networks")
 as_burrow_argv=(env -i -C "$bench_home" "${bench_env[@]}" "${burrow_env[@]}" "${setpriv_argv[@]}")
 
 # write_podman_conf FILE NETWORK_DIR OWNER
@@ -94,7 +99,7 @@ report() {
   });
   function quant(xs, q) { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(q * (s.length - 1))]; }
   const [b, p] = rs.map((r) => r.median * 1000);
-  lines.push(`bridge-start.sh ('"$1"'): burrow ${b.toFixed(1)} ms / podman ${p.toFixed(1)} ms = ${(b / p).toFixed(3)} (1/${(p / b).toFixed(1)})  goal <= 0.200: ${b / p <= 0.2 ? "met" : "MISSED"}`);
+  lines.push(`bridge-start.sh ('"$1"', burrow on '"$burrow_backend"'): burrow ${b.toFixed(1)} ms / podman ${p.toFixed(1)} ms = ${(b / p).toFixed(3)} (1/${(p / b).toFixed(1)})  goal <= 0.200: ${b / p <= 0.2 ? "met" : "MISSED"}`);
   return lines.join("\n");
 })()' "$2"
 }
@@ -187,6 +192,7 @@ rootful() {
   ns=burrow-bstart-$$
   rootful_env=(env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8
     BURROW_RUNTIME_DIR="$root/run" BURROW_STATE_DIR="$root/state" BURROW_CNI_CONFIG_DIR="$root/cni" BURROW_IDLE_TIMEOUT=60
+    BURROW_NETWORK_BACKEND="$burrow_backend" BURROW_NETWORKS_DIR="$root/networks" BURROW_NETAVARK_DIR="$root/netavark"
     CONTAINERS_CONF="$root/containers.conf")
   in_ns=(nsenter "--net=/run/netns/$ns" --)
   pargs="--root $root/pstorage --runroot $root/prun"

@@ -359,6 +359,10 @@ export class NetavarkNetworking {
     opts: { ip?: string; mac?: string; aliases: string[]; ports?: PortRecord[] },
   ): Promise<NetavarkAttachment> {
     if (this.shared) await this.shared.ns.ensure();
+    // netavark 1.4 does not make its --config itself: a DNS-enabled setup fails
+    // without it ("failed to create aardvark-dns directory"). Rootful it is
+    // podman's /run/containers/networks, which a machine without podman lacks.
+    else mkdirSync(this.deps.paths.netavarkDir, { recursive: true, mode: 0o755 });
     const inv = this.invocation();
     const queued = performance.now();
     return this.mutex.run(async () => {
