@@ -122,6 +122,14 @@ function contextPids(scope: Scope): number[] {
     if (env.tag && scope.tag && env.tag.startsWith(scope.tag)) return true;
     if (env.runtimeDir && scope.ownsPath?.(env.runtimeDir)) return true;
     try {
+      // A daemon a helper started with a clean environment (aardvark-dns from
+      // netavark) names this context's dirs on its command line.
+      if (
+        readFileSync(`/proc/${pid}/cmdline`, "utf8")
+          .split("\0")
+          .some((a) => scope.ownsPath?.(a))
+      )
+        return true;
       return !!scope.userns?.includes(readlinkSync(`/proc/${pid}/ns/user`));
     } catch {
       return false;

@@ -160,7 +160,12 @@ for (const mode of ["rootless", "rootful"] as const) {
       await webSandbox(t, "s", ["--network", "n1"]);
       await webSandbox(t, "peer", ["--network", "n2"]);
       const before = (await inspect(t, "s")).NetworkSettings.Networks.n1;
-      expect(await fetchFrom(t, "peer", "http://s:8080/")).toBeNull();
+      // No second interface before the connect. (Not "peer cannot resolve s": a
+      // name nobody knows goes to the upstream resolvers, which the rootful test
+      // netns cannot reach, and aardvark-dns 1.4 then answers nothing after its
+      // next reload until that forward gives up. Nor "peer cannot reach s's
+      // address": netavark routes between its bridges unless told to isolate.)
+      expect((await links(t, "s")).eth1).toBeUndefined();
 
       await t.burrowOk(["network", "connect", "--alias", "svc", "n2", "s"]);
       const both = (await inspect(t, "s")).NetworkSettings.Networks;
@@ -177,7 +182,12 @@ for (const mode of ["rootless", "rootful"] as const) {
         both.n2.IPAddress,
         both.n2.MacAddress,
       ]);
+      // Both ways over n2 after the reload, by name. peer's neighbour entry for
+      // the gateway is from before: burrow fixed the bridge's MAC (netavark 1.4
+      // leaves it to the lowest port MAC, which s's new veth could change;
+      // docs/netavark.md).
       expect(await reach(t, "peer", "http://s:8080/")).toBe("s\n");
+      expect(await reach(t, "s", "http://peer:8080/")).toBe("peer\n");
 
       await t.burrowOk(["network", "disconnect", "n2", "s"]);
       expect(Object.keys((await inspect(t, "s")).NetworkSettings.Networks)).toEqual(["n1"]);
@@ -212,9 +222,8 @@ for (const mode of ["rootless", "rootful"] as const) {
       // One burrow cannot serve: one line naming network, field and value; nothing made.
       const mac = await t.burrow(["run", "--rm", "--network", "nvmac", "--", "true"]);
       expect(mac.code).toBe(125);
-      expect(mac.stderr.trim()).toBe(
-        'Error: network nvmac cannot be used: driver "macvlan": burrow serves bridge networks only' + (mode === "rootless" ? " (and it needs root)" : ""),
-      );
+      const needsRoot = mode === "rootless" ? " (and it needs root)" : "";
+      expect(mac.stderr.trim()).toBe(`Error: network nvmac cannot be used: driver "macvlan": burrow serves bridge networks only${needsRoot}`);
       const unknown = await t.burrow(["run", "--rm", "--network", "nosuch", "--", "true"]);
       expect(unknown.code).toBe(125);
       expect(unknown.stderr).toContain('no network with name or id "nosuch" found');

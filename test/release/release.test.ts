@@ -430,7 +430,11 @@ describe.skipIf(!!skip)("release", () => {
     mkdirSync(helpers, { mode: 0o755 });
     symlinkSync(Bun.which("pasta")!, `${helpers}/pasta`);
     ok(
-      asUser(["sh", "-c", `printf '[engine]\\nhelper_binaries_dir = ["${helpers}"]\\n[network]\\nnetwork_backend = "cni"\\ncni_plugin_dirs = ["${dir}"]\\n' > ${conf}/containers.conf`]),
+      asUser([
+        "sh",
+        "-c",
+        `printf '[engine]\\nhelper_binaries_dir = ["${helpers}"]\\n[network]\\nnetwork_backend = "cni"\\ncni_plugin_dirs = ["${dir}"]\\n' > ${conf}/containers.conf`,
+      ]),
       "write containers.conf",
     );
     try {

@@ -19,7 +19,7 @@ import { log } from "../../log.ts";
 import { Mutex } from "../../mutex.ts";
 import { readPrivateRecord, writePrivateRecord } from "../../private-file.ts";
 import { quote } from "../../quote.ts";
-import { helperConf } from "../../machine/helpers.ts";
+import { helperConf, withSbin } from "../../machine/helpers.ts";
 import { rootlessGraphRoot } from "../../machine/containers-conf.ts";
 import type { Paths } from "../../paths.ts";
 import type { HelperLedger, HelperRow } from "../../state/helpers.ts";
@@ -82,6 +82,9 @@ export function netavarkRecordOf(s: Pick<Sandbox, "runtime">): NetavarkRecord {
   const atts = v.safeParse(v.array(Attachment), r?.attachments ?? []);
   return { rootless: r?.rootless === true, attachments: atts.success ? atts.output : [] };
 }
+
+/** `ip -j link show dev BRIDGE`: the one link, its index and MAC. */
+const BridgeLink = v.pipe(v.array(v.looseObject({ ifindex: v.number(), address: v.pipe(v.string(), v.regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/)) })), v.length(1));
 
 /** The journal: options documents whose setup may have run, by sandbox (see the header). */
 const Journal = v.object({ pending: v.array(SetupOptions) });
@@ -395,8 +398,39 @@ export class NetavarkNetworking {
         throw e;
       }
       if (net.config.dns_enabled) this.recordAardvark(track);
+      await this.freezeBridgeMac(net.config.network_interface);
       return { network: net.name, ifName, options, status: reply[net.name]!, aliases: [s.name, ...extra] };
     });
+  }
+
+  /** Bridges whose MAC this daemon has fixed, as NAME@IFINDEX (a bridge made again is another one). */
+  private readonly frozenBridges = new Set<string>();
+
+  /**
+   * netavark 1.4 sets no MAC on its bridges, so the kernel gives a bridge the
+   * lowest MAC of its ports: a sandbox joining or leaving changes the
+   * gateway's MAC under every other sandbox's neighbour cache, and their DNS
+   * and outbound traffic stall for ~10 s (docs/netavark.md). Setting the
+   * bridge's MAC to the one it has now changes nothing anyone sees and keeps
+   * it from changing again, as later netavark versions do themselves. Best
+   * effort: a failure is logged, never fatal.
+   */
+  private async freezeBridgeMac(bridge: string | undefined): Promise<void> {
+    if (!bridge) return;
+    const env = { PATH: withSbin(process.env.PATH) };
+    try {
+      const shown = await this.spawn(["ip", "-j", "link", "show", "dev", bridge], "", env);
+      const link = v.safeParse(BridgeLink, JSON.parse(shown.stdout || "null"));
+      if (shown.code !== 0 || !link.success) throw new Error(shown.stderr.trim() || "ip -j link show answered something else");
+      const { ifindex, address } = link.output[0]!;
+      const key = `${bridge}@${ifindex}`;
+      if (this.frozenBridges.has(key)) return;
+      const set = await this.spawn(["ip", "link", "set", "dev", bridge, "address", address], "", env);
+      if (set.code !== 0) throw new Error(set.stderr.trim());
+      this.frozenBridges.add(key);
+    } catch (e) {
+      log.debug(`cannot fix the MAC of bridge ${bridge}: ${messageOf(e)}`);
+    }
   }
 
   /** The spawner with a helper ledger marker in netavark's environment: aardvark-dns, its child, inherits it. */
