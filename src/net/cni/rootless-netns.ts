@@ -176,6 +176,11 @@ export class RootlessNetns {
     }
   }
 
+  /** The pinned namespace's inode number (null when there is none): tells one namespace from the next. */
+  get inode(): number | null {
+    return this.readState()?.ino ?? null;
+  }
+
   /** Alive: pinned, and its slirp4netns still running. */
   alive(): boolean {
     const st = this.readState();

@@ -403,8 +403,12 @@ export class NetavarkNetworking {
     });
   }
 
-  /** Bridges whose MAC this daemon has fixed, as NAME@IFINDEX (a bridge made again is another one). */
+  /** Bridges whose MAC this daemon has fixed, as NAME@NAMESPACE; forgotten when their network's last sandbox leaves (netavark removes the bridge). */
   private readonly frozenBridges = new Set<string>();
+
+  private bridgeKey(bridge: string): string {
+    return `${bridge}@${this.shared ? (this.shared.ns.inode ?? "none") : "here"}`;
+  }
 
   /**
    * netavark 1.4 sets no MAC on its bridges, so the kernel gives a bridge the
@@ -417,15 +421,14 @@ export class NetavarkNetworking {
    */
   private async freezeBridgeMac(bridge: string | undefined): Promise<void> {
     if (!bridge) return;
+    const key = this.bridgeKey(bridge);
+    if (this.frozenBridges.has(key)) return;
     const env = { PATH: withSbin(process.env.PATH) };
     try {
       const shown = await this.spawn(["ip", "-j", "link", "show", "dev", bridge], "", env);
       const link = v.safeParse(BridgeLink, JSON.parse(shown.stdout || "null"));
       if (shown.code !== 0 || !link.success) throw new Error(shown.stderr.trim() || "ip -j link show answered something else");
-      const { ifindex, address } = link.output[0]!;
-      const key = `${bridge}@${ifindex}`;
-      if (this.frozenBridges.has(key)) return;
-      const set = await this.spawn(["ip", "link", "set", "dev", bridge, "address", address], "", env);
+      const set = await this.spawn(["ip", "link", "set", "dev", bridge, "address", link.output[0]!.address], "", env);
       if (set.code !== 0) throw new Error(set.stderr.trim());
       this.frozenBridges.add(key);
     } catch (e) {
@@ -446,12 +449,24 @@ export class NetavarkNetworking {
       const t0 = performance.now();
       await netavarkTeardown(inv, this.netnsPath(netns), options, this.spawn);
       log.debug(`netavark teardown ${id.slice(0, 12)}: ${(performance.now() - t0).toFixed(1)} ms`);
-      for (const name of Object.keys(options.networks)) this.unreserve(name, id);
+      for (const name of Object.keys(options.networks)) {
+        this.unreserve(name, id);
+        // netavark removes a bridge with its network's last sandbox: one made again is fixed again.
+        const bridge = options.network_info[name]?.network_interface;
+        if (bridge && !this.othersOn(name, id)) this.frozenBridges.delete(this.bridgeKey(bridge));
+      }
       this.writeJournal(
         id,
         this.readJournal(id).filter((o) => !this.sameAttachment(o, options)),
       );
     });
+  }
+
+  /** Is a sandbox other than `id` attached to `network` (by the rows)? */
+  private othersOn(network: string, id: string): boolean {
+    return this.deps
+      .sandboxes()
+      .some((s) => s.id !== id && s.runtime.network === "netavark" && netavarkRecordOf(s).attachments.some((a) => a.network === network));
   }
 
   /** Teardown of everything the journal says may be set up for `id` (a create that died, a row that is gone). */
