@@ -4,6 +4,7 @@
 // joins, confinement and execve from the same validated EnterRequest; the
 // helper spares the second Bun start (~6 ms) of every foreground run.
 // docs/decisions.md "The enter helper" says why and when the fallback runs.
+import { closeSync } from "node:fs";
 import { ROLES, roleArgv } from "../roles.ts";
 import { cleanEnv, roleEnv, SELF_ARGV0 } from "../sys/env.ts";
 import { sealedExecutable } from "../sys/memfd.ts";
@@ -110,6 +111,9 @@ export function spawnEnterStep(
     } catch (e) {
       log.debug(`enter: the C helper would not start (${(e as Error).message}): the Bun role from now on`);
       helperFd = null;
+      try {
+        closeSync(fd);
+      } catch {}
     }
   }
   log.debug("enter: the Bun __enter role");

@@ -8,17 +8,22 @@ export function pidsInMountNs(ino: number): number[] {
   return pidsInNs("mnt", ino);
 }
 
-/** Processes whose namespace of `kind` has inode `ino`. */
-export function pidsInNs(kind: "mnt" | "net", ino: number): number[] {
+/** Every process for which `test(pid)` holds; a test that throws (the process went, or is not ours to read) is false. */
+export function pidsWhere(test: (pid: number) => boolean): number[] {
   const out: number[] = [];
   for (const entry of readdirSync("/proc")) {
     const c = entry.charCodeAt(0);
     if (c < 48 || c > 57) continue;
     try {
-      if (statSync(`/proc/${entry}/ns/${kind}`).ino === ino) out.push(Number(entry));
+      if (test(Number(entry))) out.push(Number(entry));
     } catch {}
   }
   return out;
+}
+
+/** Processes whose namespace of `kind` has inode `ino`. */
+export function pidsInNs(kind: "mnt" | "net", ino: number): number[] {
+  return pidsWhere((pid) => statSync(`/proc/${pid}/ns/${kind}`).ino === ino);
 }
 
 export function signalAll(pids: number[], signal: NodeJS.Signals | number): void {

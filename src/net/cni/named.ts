@@ -6,6 +6,7 @@
 // moved in whole; the sandbox's lock, row, /etc files, ports and events
 // stay the daemon's. Daemon main thread.
 import { readdirSync, readFileSync } from "node:fs";
+import { pidsWhere } from "../../sys/processes.ts";
 import { BurrowError, runAll } from "../../errors.ts";
 import { log } from "../../log.ts";
 import type { Sandbox } from "../../state/sandboxes.ts";
@@ -69,16 +70,7 @@ function userAliases(s: Sandbox, a: CniAttachmentRecord): string[] {
  */
 async function pluginsDone(id: string, ms = 5000): Promise<void> {
   const needle = `CNI_CONTAINERID=${id}\0`;
-  const running = () =>
-    readdirSync("/proc").some((e) => {
-      const c = e.charCodeAt(0);
-      if (c < 48 || c > 57) return false;
-      try {
-        return readFileSync(`/proc/${e}/environ`, "latin1").includes(needle);
-      } catch {
-        return false; // gone, or not ours
-      }
-    });
+  const running = () => pidsWhere((pid) => readFileSync(`/proc/${pid}/environ`, "latin1").includes(needle)).length > 0;
   const end = Date.now() + ms;
   while (running()) {
     if (Date.now() > end) {

@@ -13,6 +13,7 @@
 // dies during setup leaves it for the rollback), and kept in the row's
 // record once setup answered. Daemon main thread.
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { pinDir } from "../../paths.ts";
 import * as v from "valibot";
 import { BurrowError, messageOf } from "../../errors.ts";
 import { log } from "../../log.ts";
@@ -24,7 +25,7 @@ import { rootlessGraphRoot } from "../../machine/containers-conf.ts";
 import type { Paths } from "../../paths.ts";
 import type { HelperLedger, HelperRow } from "../../state/helpers.ts";
 import type { PortRecord, Sandbox } from "../../state/sandboxes.ts";
-import { startTimeOf } from "../../sys/processes.ts";
+import { pidsWhere, startTimeOf } from "../../sys/processes.ts";
 import { cleanEnv } from "../../sys/env.ts";
 import type { DnsView } from "../../dns/etc-content.ts";
 import type { NamedNetwork, NetworkBackend, NetworkDeps, NetworkNaming, NetworkSummary, NetworksCapability, StaticAddressing } from "../backend.ts";
@@ -32,6 +33,8 @@ import type { NetworkModeOf } from "../mode.ts";
 import { subnetToString } from "../cni/ip.ts";
 import { readHostRoutes, readInterfaceNames } from "../cni/host.ts";
 import type { RootlessNetns } from "../cni/rootless-netns.ts";
+import { interfaceName } from "../cni/attachment.ts";
+import { checkAlias, checkMac } from "../cni/static.ts";
 import { pickAddresses } from "./addresses.ts";
 import {
   DEFAULT_NETWORK_NAME,
@@ -47,6 +50,7 @@ import {
   findNetavarkHelper,
   netavarkSetup,
   netavarkTeardown,
+  NetavarkRollbackFailed,
   type NetavarkInvocation,
   type NetavarkSpawner,
   bunNetavarkSpawner,
@@ -102,10 +106,6 @@ export interface NetavarkDeps extends NetworkDeps {
   shared: SharedRootlessNamespace | null;
   /** Tests replace netavark's process. */
   spawn?: NetavarkSpawner;
-}
-
-function ifNameAt(i: number): string {
-  return `eth${i}`;
 }
 
 /** The default network's file: containers.conf default_network/default_subnet, else podman's. */
@@ -268,12 +268,17 @@ export class NetavarkNetworking {
     return { name: n.name, isDefault: n.name === defaultName(), config: n.config };
   }
 
+  private found: NetavarkInvocation | null = null;
+
+  /** How netavark is run: its binary and aardvark-dns's looked up once per daemon, not per setup. */
   invocation(): NetavarkInvocation {
+    if (this.found) return this.found;
     const binary = findNetavarkHelper("netavark");
     if (!binary)
       throw new BurrowError('netavark is not installed: install the netavark package (or set network_backend = "cni" in containers.conf)', { kind: "setup" });
     const aardvark = findNetavarkHelper("aardvark-dns");
-    return { binary, configDir: this.deps.paths.netavarkDir, rootless: this.rootless, ...(aardvark ? { aardvarkBinary: aardvark } : {}) };
+    this.found = { binary, configDir: this.deps.paths.netavarkDir, rootless: this.rootless, ...(aardvark ? { aardvarkBinary: aardvark } : {}) };
+    return this.found;
   }
 
   /** Runs netavark where it must run: the rootless namespace, or here. */
@@ -321,6 +326,11 @@ export class NetavarkNetworking {
     const dir = `${this.deps.paths.stateDir}/netavark-journal`;
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     writePrivateRecord(dir, `${id}.json`, { pending });
+  }
+
+  /** Drops a sandbox's journal (after a rollback that did all it could). */
+  forgetJournal(id: string): void {
+    this.writeJournal(id, []);
   }
 
   private sameAttachment(a: SetupOptions, b: SetupOptions): boolean {
@@ -391,9 +401,10 @@ export class NetavarkNetworking {
         reply = await netavarkSetup(inv, this.netnsPath(netns), options, this.markedSpawn(track?.env));
         log.debug(`netavark setup ${s.id.slice(0, 12)} on ${net.name}: ${(performance.now() - t0).toFixed(1)} ms`);
       } catch (e) {
-        // netavarkSetup ran netavark's teardown already.
+        // netavarkSetup ran netavark's teardown already; when that failed too,
+        // the journal keeps the options for the caller's rollback to try again.
         this.unreserve(net.name, s.id);
-        this.writeJournal(s.id, journal);
+        if (!(e instanceof NetavarkRollbackFailed)) this.writeJournal(s.id, journal);
         track?.cancel();
         throw e;
       }
@@ -570,22 +581,12 @@ export class NetavarkNetworking {
 
 /** Is a process netavark, working on config dir `dir`? (a dead daemon's setup runs to its end) */
 function netavarkRunning(dir: string): boolean {
-  for (const e of readdirSync("/proc")) {
-    const c = e.charCodeAt(0);
-    if (c < 48 || c > 57) continue;
-    try {
-      const argv = readFileSync(`/proc/${e}/cmdline`, "utf8").split("\0");
-      if (argv[0]?.endsWith("netavark") && argv.includes(dir)) return true;
-    } catch {} // gone, or not ours
-  }
-  return false;
-}
-
-function checkAliases(aliases: string[] | undefined): void {
-  for (const a of aliases ?? []) {
-    if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(a))
-      throw new BurrowError(`invalid network alias ${quote(a)}: letters, digits, "_", "." and "-"`, { kind: "bad-input" });
-  }
+  return (
+    pidsWhere((pid) => {
+      const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+      return !!argv[0]?.endsWith("netavark") && argv.includes(dir);
+    }).length > 0
+  );
 }
 
 /** The NetworkBackend and networks capability for `--network NAME` when netavark serves named networks. */
@@ -610,10 +611,9 @@ export function netavarkBackendWith(
     async checkCreate(mode, req: StaticAddressing) {
       const nets = networksOfMode(mode);
       nv.invocation();
-      checkAliases(req.aliases);
+      for (const a of req.aliases ?? []) checkAlias(a);
       if (req.ip && nets[0]) pickAddresses(nets[0].config, [], [req.ip]);
-      if (req.mac && !/^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/.test(req.mac))
-        throw new BurrowError(`invalid MAC address ${quote(req.mac)}: six hex pairs such as 92:d0:c6:0a:29:33`, { kind: "bad-input" });
+      if (req.mac) checkMac(req.mac);
     },
 
     async create(req) {
@@ -676,7 +676,7 @@ export function netavarkBackendWith(
 
     checkConnect(net, opts) {
       const n = nv.find(net.name, { servable: true });
-      checkAliases(opts.aliases);
+      for (const a of opts.aliases ?? []) checkAlias(a);
       if (opts.ip) pickAddresses(n.config, [], [opts.ip]);
     },
     async connect(s, netns, net, aliases) {
@@ -685,9 +685,9 @@ export function netavarkBackendWith(
         throw new BurrowError(`sandbox ${s.name} is already connected to network ${net.name}`, { kind: "bad-input" });
       const used = new Set(record.attachments.map((x) => x.ifName));
       let i = 0;
-      while (used.has(ifNameAt(i))) i++;
+      while (used.has(interfaceName(i))) i++;
       const n = nv.find(net.name, { servable: true });
-      record.attachments.push(await nv.hold(() => nv.attach(s, netns, n, ifNameAt(i), { aliases })));
+      record.attachments.push(await nv.hold(() => nv.attach(s, netns, n, interfaceName(i), { aliases })));
       return record;
     },
     async disconnect(s, netns, network) {
@@ -775,7 +775,7 @@ export function netavarkBackendWith(
         await nv.hold(async () => {
           for (const [i, n] of nets.entries()) {
             record.attachments.push(
-              await nv.attach(s, ctx.netns, n, ifNameAt(i), {
+              await nv.attach(s, ctx.netns, n, interfaceName(i), {
                 ip: i === 0 ? s.spec.ip : undefined,
                 mac: i === 0 ? s.spec.mac : undefined,
                 aliases: s.spec.aliases,
@@ -785,11 +785,12 @@ export function netavarkBackendWith(
           }
         });
       } catch (e) {
-        await nv.hold(async () => {
-          for (const a of record.attachments.reverse()) {
-            await nv.detach(s.id, ctx.netns, a.options).catch((err) => log.warn(`rollback of ${s.name}: netavark teardown on ${a.network}: ${messageOf(err)}`));
-          }
-        });
+        // The journal holds every attachment set up so far, and one whose own
+        // rollback failed: each is torn down, newest first.
+        const errors = await nv.hold(() => nv.detachJournaled(s.id, ctx.netns));
+        for (const err of errors) log.warn(`rollback of ${s.name}: netavark teardown: ${messageOf(err)}`);
+        // Tried twice now; nothing later would try again for a sandbox that was never made.
+        nv.forgetJournal(s.id);
         await releaseShared(s.id);
         throw e;
       }
@@ -797,7 +798,7 @@ export function netavarkBackendWith(
     },
     async teardown(r, ctx) {
       const errors: Error[] = [];
-      const netns = ctx.netns || `${ctx.paths.runtimeDir}/pins/${ctx.sandbox.id}/net`;
+      const netns = ctx.netns || `${pinDir(ctx.paths, ctx.sandbox.id)}/net`;
       const record = netavarkRecordOf({ runtime: { ...ctx.sandbox.runtime, backend: r } });
       await nv.hold(async () => {
         for (const a of [...record.attachments].reverse()) {

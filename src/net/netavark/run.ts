@@ -157,6 +157,13 @@ export const bunNetavarkSpawner: NetavarkSpawner = async (argv, stdin, env) => {
   return { code, stdout, stderr };
 };
 
+/** A setup that failed and whose teardown failed too: something of it may be left, so its caller keeps what a later teardown needs. */
+export class NetavarkRollbackFailed extends BurrowError {
+  constructor(message: string) {
+    super(message, { kind: "netavark" });
+  }
+}
+
 function oneLine(s: string): string {
   return s.replace(/\s*[\r\n]+\s*/g, "; ").trim();
 }
@@ -210,7 +217,7 @@ export async function netavarkSetup(
       stderr: e.message,
     }));
     if (undo.code === 0) throw err;
-    throw new BurrowError(`${err.message} (and its rollback failed: ${failureMessage(undo)})`, { kind: "netavark" });
+    throw new NetavarkRollbackFailed(`${err.message} (and its rollback failed: ${failureMessage(undo)})`);
   }
   let json: unknown;
   try {
