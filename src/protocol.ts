@@ -74,6 +74,15 @@ export const Stop = v.object({ name: v.string(), timeout: v.optional(v.number(),
 /** depend: remove the sandboxes that joined this one's network first (podman's rm --depend). */
 export const Remove = v.object({ name: v.string(), force: v.optional(v.boolean(), false), depend: v.optional(v.boolean(), false) });
 export const Restart = v.object({ name: v.string(), timeout: v.optional(v.number(), 10) });
+/**
+ * `burrow port add|rm NAME SPEC...`: -p values as `run` takes them (add), or
+ * as `port rm` takes them (src/ports/live.ts parseRemoval). The daemon
+ * parses them; nothing changes unless every one is accepted.
+ */
+export const PortChange = v.object({
+  name: v.pipe(v.string(), v.minLength(1)),
+  ports: v.pipe(v.array(v.string()), v.minLength(1, "give at least one port")),
+});
 export const List = v.object({ all: v.optional(v.boolean(), false) });
 export const Empty = v.object({});
 
@@ -106,6 +115,8 @@ export const Ops = {
   enter: Ref,
   logs: Ref,
   port: Ref,
+  portAdd: PortChange,
+  portRm: PortChange,
   stop: Stop,
   rm: Remove,
   start: Ref,
@@ -161,6 +172,9 @@ export const Replies = {
   enter: v.looseObject({ id: v.string(), name: v.string(), enter: EnterTarget }),
   logs: v.object({ path: v.string() }),
   port: v.looseObject({ id: v.string(), ports: v.array(PortRecordSchema) }),
+  // The mappings added (actual host ports) or removed.
+  portAdd: v.object({ id: v.string(), name: v.string(), ports: v.array(PortRecordSchema) }),
+  portRm: v.object({ id: v.string(), name: v.string(), ports: v.array(PortRecordSchema) }),
   stop: IdName,
   // removed: every sandbox removed, dependants (--depend) first; absent from an older daemon.
   rm: v.looseObject({ ...IdName.entries, removed: v.optional(v.array(IdName)) }),

@@ -32,6 +32,8 @@ export function handlers(svc: SandboxService) {
       // Like podman: a sandbox that is not running publishes nothing.
       return { id: s.id, name: s.name, ports: s.status === "running" ? (s.runtime.ports ?? []) : [] };
     },
+    portAdd: (a: Args<"portAdd">) => svc.portAdd(a.name, a.ports),
+    portRm: (a: Args<"portRm">) => svc.portRm(a.name, a.ports),
     stop: async (a: Args<"stop">) => {
       const s = await svc.stop(a.name, a.timeout);
       return { id: s.id, name: s.name };

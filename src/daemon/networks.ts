@@ -163,7 +163,8 @@ export function networkHandlers(svc: SandboxService) {
   /** podman's reloadContainerNetwork (the backend's reload), then the row, /etc files and ports. */
   async function reload(s: Sandbox): Promise<void> {
     await nets.reload(s, s.runtime.pins!.net, {
-      ports: svc.paths.rootless ? undefined : s.runtime.ports,
+      // Not the ones `port add` gave the builtin forwarder: the rules are only for the others.
+      ports: svc.paths.rootless ? undefined : s.runtime.ports?.filter((p) => !p.forwarded),
       save: (record) => {
         s.runtime.backend = record;
         svc.store.update(s);

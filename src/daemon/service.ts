@@ -11,6 +11,7 @@ import type { Sandbox, SandboxStore } from "../state/sandboxes.ts";
 import { enterTarget, setupContext, type CreateBookkeeping, type DaemonContext, type SessionInfo } from "./context.ts";
 import { abandoned, replayCreate, retryDeps } from "./create-retry.ts";
 import { createSandbox, markStarted, spawnDetached, type Created } from "./create.ts";
+import { addPorts, removePorts, type PortChangeReply } from "./live-ports.ts";
 import { processesOf, SandboxRecovery } from "./recovery.ts";
 import { SandboxReleases } from "./release.ts";
 import { RestartSupervisor } from "./restart.ts";
@@ -117,6 +118,15 @@ export class SandboxService {
   }
   rm(ref: string, force: boolean, depend = false): Promise<{ id: string; name: string; removed: Array<{ id: string; name: string }> }> {
     return this.releases.rm(ref, force, depend);
+  }
+
+  /** `burrow port add`: more ports on a running sandbox (src/daemon/live-ports.ts). */
+  portAdd(ref: string, ports: string[]): Promise<PortChangeReply> {
+    return addPorts(this.ctx, (id) => this.releases.isExiting(id), ref, ports);
+  }
+  /** `burrow port rm`. */
+  portRm(ref: string, ports: string[]): Promise<PortChangeReply> {
+    return removePorts(this.ctx, (id) => this.releases.isExiting(id), ref, ports);
   }
 
   reap(): Promise<void> {

@@ -11,6 +11,16 @@ export interface PortDriver {
   setup(s: Sandbox, specs: PortRecord[]): Promise<PortRecord[]>;
   /** Unpublishes; every error is returned, none stops the rest. */
   teardown(s: Sandbox): Promise<Error[]>;
+  /**
+   * `burrow port add` on a running sandbox: publishes more ports beside the
+   * ones it has (host port 0 = a free one); returns them with actual host
+   * ports. All or nothing: rolls back its own partial work.
+   */
+  add?(s: Sandbox, specs: PortRecord[]): Promise<PortRecord[]>;
+  /** `burrow port rm`: unpublishes these (as recorded) and leaves the others; every error is returned. */
+  remove?(s: Sandbox, ports: PortRecord[]): Promise<Error[]>;
+  /** Why this driver cannot add ports to a running sandbox (then add and remove are absent). */
+  readonly liveRefusal?: string;
   /** After a daemon restart: publish the recorded ports again if they need this process. */
   restore?(s: Sandbox): Promise<void>;
 }

@@ -21,6 +21,23 @@ export interface PortDrivers {
   setup(s: Sandbox, specs: PortRecord[]): Promise<PortRecord[]>;
   teardown(s: Sandbox): Promise<Error[]>;
   restore(s: Sandbox): Promise<void>;
+  /**
+   * `burrow port add` on a running sandbox whose s.runtime.portDriver is
+   * set: publishes specs beside its ports, all or nothing. A driver that
+   * cannot change a live attachment (portmap) has them published by the
+   * builtin forwarder, marked `forwarded`; one that cannot at all (pasta)
+   * refuses in one line.
+   */
+  add(s: Sandbox, specs: PortRecord[]): Promise<PortRecord[]>;
+  /** Why `burrow port rm` cannot remove this recorded port, or undefined. */
+  refuseRemoval(s: Sandbox, port: PortRecord): string | undefined;
+  /** `burrow port rm`: unpublishes these recorded ports; every error is returned. */
+  remove(s: Sandbox, ports: PortRecord[]): Promise<Error[]>;
+}
+
+/** The sandbox as seen by one driver: only the ports it published. */
+function withPorts(s: Sandbox, ports: PortRecord[]): Sandbox {
+  return { ...s, runtime: { ...s.runtime, ports } };
 }
 
 export function createPortDrivers(): PortDrivers {
@@ -44,9 +61,60 @@ export function createPortDrivers(): PortDrivers {
       return d.prepare ? d.prepare(specs) : specs;
     },
     setup: (s, specs) => forSandbox(s).setup(s, specs),
-    teardown: (s) => forSandbox(s).teardown(s),
+    async teardown(s) {
+      const d = forSandbox(s);
+      if (d === drivers.builtin) return d.teardown(s);
+      const all = s.runtime.ports ?? [];
+      const errors = await d.teardown(
+        withPorts(
+          s,
+          all.filter((p) => !p.forwarded),
+        ),
+      );
+      // The ports `port add` gave the forwarder (nothing when there are none).
+      errors.push(
+        ...(await drivers.builtin.teardown(
+          withPorts(
+            s,
+            all.filter((p) => p.forwarded),
+          ),
+        )),
+      );
+      return errors;
+    },
     async restore(s) {
-      await forSandbox(s).restore?.(s);
+      const d = forSandbox(s);
+      if (d === drivers.builtin) return d.restore?.(s);
+      const all = s.runtime.ports ?? [];
+      await d.restore?.(
+        withPorts(
+          s,
+          all.filter((p) => !p.forwarded),
+        ),
+      );
+      const forwarded = all.filter((p) => p.forwarded);
+      if (forwarded.length) await drivers.builtin.restore?.(withPorts(s, forwarded));
+    },
+    async add(s, specs) {
+      const d = forSandbox(s);
+      if (d.add) return d.add(s, specs);
+      if (d.liveRefusal) throw new BurrowError(d.liveRefusal, { kind: "unsupported-option" });
+      const added = await drivers.builtin.add!(s, specs);
+      return added.map((p) => ({ ...p, forwarded: true }));
+    },
+    refuseRemoval(s, port) {
+      const d = forSandbox(s);
+      if (port.forwarded || d.remove) return undefined;
+      if (d.liveRefusal) return d.liveRefusal;
+      return `host port ${port.hostPort}/${port.protocol} was published when ${s.name} started, by ${s.runtime.portDriver} rules burrow cannot change while the sandbox runs; only ports added with \`burrow port add\` can be removed from a running rootful bridge sandbox`;
+    },
+    async remove(s, ports) {
+      const d = forSandbox(s);
+      const forwarded = ports.filter((p) => p.forwarded);
+      const own = ports.filter((p) => !p.forwarded);
+      const errors = forwarded.length ? await drivers.builtin.remove!(s, forwarded) : [];
+      if (own.length && d.remove) errors.push(...(await d.remove(s, own)));
+      return errors;
     },
   };
 }

@@ -124,7 +124,7 @@ export function parsePortSpec(spec: string): PortMapping[] {
 }
 
 /** Whether two host bindings would take the same socket. */
-function conflicts(a: PortMapping, b: PortMapping): boolean {
+export function conflicts(a: PortMapping, b: PortMapping): boolean {
   if (a.protocol !== b.protocol || a.hostPort !== b.hostPort || a.hostPort === 0) return false;
   if (a.hostIp === b.hostIp) return true;
   // "" is 0.0.0.0, every IPv4 address (the forwarder's listenAddress);

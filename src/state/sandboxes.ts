@@ -53,6 +53,14 @@ export interface PortRecord {
   hostPort: number;
   containerPort: number;
   protocol: "tcp" | "udp";
+  /**
+   * Published by burrow's builtin forwarder although the sandbox's driver is
+   * portmap: a port added to a running rootful bridge sandbox (`burrow port
+   * add`), which neither CNI portmap nor netavark can add to a live
+   * attachment (docs/decisions.md "Ports added to a running sandbox").
+   * Such a port is never handed to CNI or netavark.
+   */
+  forwarded?: true;
 }
 
 export interface Sandbox {

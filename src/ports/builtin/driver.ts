@@ -10,7 +10,8 @@ export function builtinDriver(): PortDriver {
   let fwd: Forwarder | null = null;
   const live = new Map<string, ForwardedPort[]>();
 
-  async function publish(s: Sandbox, specs: PortRecord[]): Promise<PortRecord[]> {
+  /** append: `port add` keeps the sandbox's other ports; setup and restore publish its whole set. */
+  async function publish(s: Sandbox, specs: PortRecord[], append = false): Promise<PortRecord[]> {
     if (!s.runtime.pins || !s.runtime.address)
       throw new BurrowError(`cannot publish ports of ${s.name}: its network has no address to forward to`, { kind: "bad-input" });
     fwd ??= createForwarder();
@@ -34,12 +35,30 @@ export function builtinDriver(): PortDriver {
       for (const h of handles) h.close();
       throw e;
     }
-    live.set(s.id, handles);
+    live.set(s.id, append ? [...(live.get(s.id) ?? []), ...handles] : handles);
     return out;
   }
 
   return {
-    setup: publish,
+    setup: (s, specs) => publish(s, specs),
+    add: (s, specs) => publish(s, specs, true),
+    async remove(s, ports) {
+      const handles = live.get(s.id) ?? [];
+      const gone = (h: ForwardedPort) => ports.some((p) => p.hostIp === h.spec.hostIp && p.hostPort === h.hostPort && p.protocol === h.spec.protocol);
+      const errors: Error[] = [];
+      for (const h of handles.filter(gone)) {
+        try {
+          h.close();
+        } catch (e) {
+          errors.push(new Error(`closing host port ${h.hostPort}: ${messageOf(e)}`));
+        }
+      }
+      live.set(
+        s.id,
+        handles.filter((h) => !gone(h)),
+      );
+      return errors;
+    },
     async teardown(s) {
       const handles = live.get(s.id) ?? [];
       live.delete(s.id);

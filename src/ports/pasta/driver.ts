@@ -14,6 +14,12 @@ export function pastaPortDriver(): PortDriver {
       return out;
     },
     setup: async (_s, specs) => specs,
+    // pesto(1) can change a running pasta's forwards, but only through the
+    // control socket pasta was started with (-c, experimental, passt 2025
+    // and later); burrow does not start pasta with one, and Debian 12's
+    // pasta has neither (docs/decisions.md "Ports added to a running sandbox").
+    liveRefusal:
+      "--network pasta binds its published ports itself and cannot change them while it runs (burrow starts pasta without the control socket pesto needs); publish the port at `burrow run -p`, or use --network slirp4netns",
     teardown: async () => [],
   };
 }

@@ -15,7 +15,7 @@ import { BurrowError, messageOf } from "../../errors.ts";
 import { log } from "../../log.ts";
 import type { PortRecord, Sandbox } from "../../state/sandboxes.ts";
 import type { PortDriver } from "../driver.ts";
-import { addHostFwd, removeHostFwd } from "../../net/slirp4netns/api.ts";
+import { addHostFwd, listHostFwd, removeHostFwd } from "../../net/slirp4netns/api.ts";
 import { isOurSlirp4netns } from "../../net/slirp4netns/process.ts";
 
 function apiOf(s: Sandbox): { socket: string; pid: number; netns: string } {
@@ -26,52 +26,83 @@ function apiOf(s: Sandbox): { socket: string; pid: number; netns: string } {
 
 export function slirp4netnsPortDriver(): PortDriver {
   const ids = new Map<string, number[]>();
-  return {
-    check(specs) {
-      const v6 = specs.find((p) => isIPv6(p.hostIp));
-      if (v6)
-        throw new BurrowError(
-          `-p with IPv6 host address ${v6.hostIp} is not supported by port_handler=slirp4netns (slirp4netns forwards only IPv4): use port_handler=rootlesskit`,
-          { kind: "unsupported-option" },
-        );
-    },
-    async setup(s, specs) {
-      const api = apiOf(s);
-      const out: PortRecord[] = [];
-      const added: number[] = [];
-      try {
-        for (const p of specs) {
-          const hostPort = await probePort(p.hostIp, p.hostPort, p.protocol);
-          const id = await addHostFwd(api.socket, {
-            proto: p.protocol,
-            host_addr: p.hostIp || "0.0.0.0",
-            host_port: hostPort,
-            guest_addr: s.runtime.address!,
-            guest_port: p.containerPort,
-          }).catch((e) => {
-            const msg = String(e?.message ?? e);
-            if (/in use/i.test(msg))
-              throw new BurrowError(`host port ${hostPort}/${p.protocol} is already in use on ${p.hostIp || "0.0.0.0"}`, { kind: "port-in-use" });
-            if (/permission denied/i.test(msg))
-              throw new BurrowError(
-                `cannot bind host port ${hostPort}/${p.protocol}: the port is privileged; allow it with \`sysctl net.ipv4.ip_unprivileged_port_start=${hostPort}\` or publish on a port of 1024 or more`,
-                { kind: "port-privileged" },
-              );
-            throw e;
-          });
-          added.push(id);
-          out.push({ ...p, hostPort });
-        }
-      } catch (e) {
-        for (const id of added) {
-          await removeHostFwd(api.socket, id).catch((err) =>
-            log.warn(`rollback of ${s.name} (${s.id.slice(0, 12)}): removing slirp4netns forward ${id}: ${messageOf(err)}`),
-          );
-        }
-        throw e;
+  /** append: `port add` keeps the forwards the sandbox has. */
+  async function publish(s: Sandbox, specs: PortRecord[], append = false): Promise<PortRecord[]> {
+    const api = apiOf(s);
+    const out: PortRecord[] = [];
+    const added: number[] = [];
+    try {
+      for (const p of specs) {
+        const hostPort = await probePort(p.hostIp, p.hostPort, p.protocol);
+        const id = await addHostFwd(api.socket, {
+          proto: p.protocol,
+          host_addr: p.hostIp || "0.0.0.0",
+          host_port: hostPort,
+          guest_addr: s.runtime.address!,
+          guest_port: p.containerPort,
+        }).catch((e) => {
+          const msg = String(e?.message ?? e);
+          if (/in use/i.test(msg))
+            throw new BurrowError(`host port ${hostPort}/${p.protocol} is already in use on ${p.hostIp || "0.0.0.0"}`, { kind: "port-in-use" });
+          if (/permission denied/i.test(msg))
+            throw new BurrowError(
+              `cannot bind host port ${hostPort}/${p.protocol}: the port is privileged; allow it with \`sysctl net.ipv4.ip_unprivileged_port_start=${hostPort}\` or publish on a port of 1024 or more`,
+              { kind: "port-privileged" },
+            );
+          throw e;
+        });
+        added.push(id);
+        out.push({ ...p, hostPort });
       }
-      ids.set(s.id, added);
-      return out;
+    } catch (e) {
+      for (const id of added) {
+        await removeHostFwd(api.socket, id).catch((err) =>
+          log.warn(`rollback of ${s.name} (${s.id.slice(0, 12)}): removing slirp4netns forward ${id}: ${messageOf(err)}`),
+        );
+      }
+      throw e;
+    }
+    ids.set(s.id, append ? [...(ids.get(s.id) ?? []), ...added] : added);
+    return out;
+  }
+
+  function check(specs: PortRecord[]): void {
+    const v6 = specs.find((p) => isIPv6(p.hostIp));
+    if (v6)
+      throw new BurrowError(
+        `-p with IPv6 host address ${v6.hostIp} is not supported by port_handler=slirp4netns (slirp4netns forwards only IPv4): use port_handler=rootlesskit`,
+        { kind: "unsupported-option" },
+      );
+  }
+
+  return {
+    check,
+    setup: (s, specs) => publish(s, specs),
+    add(s, specs) {
+      check(specs);
+      return publish(s, specs, true);
+    },
+    async remove(s, ports) {
+      // By what slirp4netns lists, not by the ids this process noted: a
+      // daemon restarted since (kill -9) no longer knows them, and the
+      // forwards live on in slirp4netns.
+      const api = apiOf(s);
+      const errors: Error[] = [];
+      const entries = await listHostFwd(api.socket);
+      const removed = new Set<number>();
+      for (const p of ports) {
+        const e = entries.find((x) => x.proto === p.protocol && x.host_port === p.hostPort && x.host_addr === (p.hostIp || "0.0.0.0"));
+        if (!e) continue;
+        await removeHostFwd(api.socket, e.id).then(
+          () => removed.add(e.id),
+          (err) => errors.push(err),
+        );
+      }
+      ids.set(
+        s.id,
+        (ids.get(s.id) ?? []).filter((id) => !removed.has(id)),
+      );
+      return errors;
     },
     async teardown(s) {
       const list = ids.get(s.id) ?? [];
