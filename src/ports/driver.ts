@@ -19,8 +19,8 @@ export interface PortDriver {
   add?(s: Sandbox, specs: PortRecord[]): Promise<PortRecord[]>;
   /** `burrow port rm`: unpublishes these (as recorded) and leaves the others; every error is returned. */
   remove?(s: Sandbox, ports: PortRecord[]): Promise<Error[]>;
-  /** Why this driver cannot add ports to a running sandbox (then add and remove are absent). */
-  readonly liveRefusal?: string;
+  /** Why this driver cannot add or remove ports of this running sandbox now, or undefined. */
+  liveRefusal?(s: Sandbox): string | undefined;
   /** After a daemon restart: publish the recorded ports again if they need this process. */
   restore?(s: Sandbox): Promise<void>;
 }

@@ -97,15 +97,17 @@ export function createPortDrivers(): PortDrivers {
     },
     async add(s, specs) {
       const d = forSandbox(s);
+      const why = d.liveRefusal?.(s);
+      if (why) throw new BurrowError(why, { kind: "unsupported-option" });
       if (d.add) return d.add(s, specs);
-      if (d.liveRefusal) throw new BurrowError(d.liveRefusal, { kind: "unsupported-option" });
       const added = await drivers.builtin.add!(s, specs);
       return added.map((p) => ({ ...p, forwarded: true }));
     },
     refuseRemoval(s, port) {
       const d = forSandbox(s);
-      if (port.forwarded || d.remove) return undefined;
-      if (d.liveRefusal) return d.liveRefusal;
+      if (port.forwarded) return undefined;
+      const why = d.liveRefusal?.(s);
+      if (why || d.remove) return why;
       return `host port ${port.hostPort}/${port.protocol} was published when ${s.name} started, by ${s.runtime.portDriver} rules burrow cannot change while the sandbox runs; only ports added with \`burrow port add\` can be removed from a running rootful bridge sandbox`;
     },
     async remove(s, ports) {

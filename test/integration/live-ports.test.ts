@@ -7,16 +7,19 @@
 // bridge), slirp4netns's own handler, pasta (refused: see
 // docs/decisions.md), and rootful bridges (CNI and netavark), where the
 // added ports are served by the builtin forwarder beside portmap's rules.
-import { afterEach, beforeEach, expect, test } from "bun:test";
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { createServer, type Server } from "node:net";
 import { burrowContext, daemonPids, type BurrowContext } from "../helpers/context.ts";
 import { integrationUnavailable } from "../helpers/env.ts";
 import { fetchFromHost, inspect } from "../helpers/published.ts";
 import { describeWhen } from "../helpers/requirements.ts";
+import { prepareSidRoot, sidRun, sidTierChecks } from "../helpers/sid.ts";
 import { until } from "../helpers/until.ts";
 
 const why = integrationUnavailable();
 if (why) console.warn(`skipping live port integration tests: ${why}`);
+const sidUnreachable = why ? null : await prepareSidRoot();
+if (sidUnreachable) console.warn(`skipping the sid tier's live port test: ${sidUnreachable}`);
 
 // Apart from the other files' ranges, and below the ephemeral range.
 let nextPort = 6100 + Math.floor(Math.random() * 1800);
@@ -187,7 +190,7 @@ describeWhen(why)("ports added to a running sandbox (rootless)", () => {
     expect(await bindable(t, random)).toBe(true);
   }, 60_000);
 
-  test("pasta: refused in one line saying why, nothing changes", async () => {
+  test("Debian 12's pasta (no control socket): refused in one line saying why, nothing changes", async () => {
     await t.burrowOk(["run", "-d", "--name", "web", "--network", "pasta", "--", ...SERVER]);
     const port = hostPort();
     await refused(t, ["port", "add", "web", `127.0.0.1:${port}:8000`], "--network pasta binds its published ports itself");
@@ -250,3 +253,48 @@ for (const networkBackend of ["cni", "netavark"] as const) {
     }, 60_000);
   });
 }
+
+// Today's pasta (passt 2026, the sid tier) has the control socket pesto
+// needs: burrow starts pasta with --conf-path and adds and removes through it.
+(sidUnreachable ? describe.skip : describeWhen(why))("ports added to a running sandbox (sid tier, pasta with pesto)", () => {
+  sidTierChecks();
+
+  test("pasta: add, serve, refuse a taken port, remove (the port free again)", async () => {
+    const [port, taken] = [hostPort(), hostPort()];
+    const script = `export HOME="$(mktemp -d)" && cd "$HOME"
+mkdir www && echo "${REPLY}" > www/index.html
+burrow run -d --name web --network pasta -- busybox httpd -f -p 80 -h "$HOME/www" >/dev/null
+burrow port add web 127.0.0.1:${port}:80
+tries=0
+until body=$(curl -fsS --max-time 2 http://127.0.0.1:${port}/ 2>/dev/null); do
+  tries=$((tries + 1)); [ $tries -lt 100 ] || { echo "no answer on port ${port}" >&2; exit 1; }
+  sleep 0.05
+done
+echo "$body"
+busybox httpd -f -p 127.0.0.1:${taken} -h "$HOME/www" & holder=$!
+until curl -fsS --max-time 2 http://127.0.0.1:${taken}/ >/dev/null 2>&1; do sleep 0.05; done
+burrow port add web 127.0.0.1:${taken}:80 2>&1 && exit 1 || echo "refused $?"
+kill $holder; wait $holder 2>/dev/null || true
+burrow port web
+burrow port rm web ${port}
+curl -fsS --max-time 2 http://127.0.0.1:${port}/ >/dev/null 2>&1 && exit 1
+# free again: pasta lets go of it, so burrow can publish it once more
+burrow port add web 127.0.0.1:${port}:80 >/dev/null
+burrow port rm web ${port} >/dev/null
+burrow rm -f web >/dev/null
+ls "$XDG_RUNTIME_DIR/burrow/api" 2>/dev/null | wc -l`;
+    const r = await sidRun(["sh", "-ec", script]);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim().split("\n")).toEqual([
+      `80/tcp -> 127.0.0.1:${port}`,
+      REPLY,
+      `Error: host port ${taken}/tcp is already in use on 127.0.0.1`,
+      "refused 125",
+      `80/tcp -> 127.0.0.1:${port}`,
+      `80/tcp -> 127.0.0.1:${port}`,
+      // no control socket left
+      "0",
+    ]);
+  }, 120_000);
+});

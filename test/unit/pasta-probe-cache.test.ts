@@ -16,7 +16,16 @@ test("a stored probe of the same binary is used; a changed binary is probed agai
     chmodSync(bin, 0o755);
     const cache = join(dir, "pasta-probe.json");
     const st = statSync(bin);
-    const stored = { path: bin, version: "from-the-cache", configNet: true, dnsForward: true, noMapGw: false, runas: false, mapGuestAddr: false };
+    const stored = {
+      path: bin,
+      version: "from-the-cache",
+      configNet: true,
+      dnsForward: true,
+      noMapGw: false,
+      runas: false,
+      mapGuestAddr: false,
+      confPath: false,
+    };
     writeFileSync(cache, JSON.stringify({ entries: { [bin]: { key: `${bin}:${st.mtimeMs}:${st.size}`, features: stored } } }));
     expect(await probePasta(bin, cache)).toEqual(stored);
     expect(() => readFileSync(runs)).toThrow(); // not run

@@ -1,6 +1,8 @@
 // The pasta network backend (passt's namespace mode): one pasta per sandbox,
 // which also publishes the sandbox's ports itself (-t/-u), so its port
 // driver only chooses host ports up front. Daemon main thread.
+import { mkdirSync, rmSync } from "node:fs";
+import { dirname } from "node:path";
 import type { NetworkBackend } from "../backend.ts";
 import { firstHostIPv4 } from "../../dns/hosts.ts";
 import type { NetworkModeOf } from "../mode.ts";
@@ -10,6 +12,8 @@ import { isPasta, pastaHostAddress, pastaNameservers, probePasta, startPasta } f
 
 export interface PastaRecord {
   pid: number;
+  /** pasta's control socket (--conf-path), where the installed pasta has one: pesto adds and removes ports through it. */
+  control?: string;
 }
 
 /** containers.conf pasta_options, then the user's `pasta:...` options (podman's order). */
@@ -34,6 +38,12 @@ export const pastaBackend: NetworkBackend<"pasta", PastaRecord> = {
   async setup(mode, ctx) {
     const options = optionsOf(mode);
     const features = await probePasta(undefined, probeCache(ctx.paths));
+    // Short: a unix socket path has room for 107 bytes; named as slirp4netns's API socket is.
+    const control = features.confPath ? `${ctx.paths.runtimeDir}/api/${ctx.sandbox.id.slice(0, 16)}.pasta` : undefined;
+    if (control) {
+      mkdirSync(dirname(control), { recursive: true, mode: 0o700 });
+      rmSync(control, { force: true });
+    }
     const track = ctx.helpers?.intend("pasta");
     const p = await startPasta({
       track,
@@ -43,8 +53,9 @@ export const pastaBackend: NetworkBackend<"pasta", PastaRecord> = {
       ports: ctx.sandbox.runtime.ports ?? [],
       logPath: `${ctx.dir}/pasta.log`,
       pidPath: `${ctx.dir}/pasta.pid`,
+      controlPath: control,
     });
-    const record: PastaRecord = { pid: p.pid };
+    const record: PastaRecord = { pid: p.pid, control };
     // pasta gives the sandbox the host's own address: /etc/hosts names the
     // sandbox there, as podman does.
     const address = options.addresses[0] ?? firstHostIPv4() ?? undefined;
@@ -56,7 +67,9 @@ export const pastaBackend: NetworkBackend<"pasta", PastaRecord> = {
       hostContainersInternal: pastaHostAddress(options, features) ?? undefined,
     };
   },
-  async teardown({ pid }) {
+  async teardown({ pid, control }) {
+    // pasta killed leaves its control socket behind.
+    if (control) rmSync(control, { force: true });
     if (pid > 0 && isPasta(pid)) {
       try {
         process.kill(pid, "SIGKILL");

@@ -32,6 +32,8 @@ export const PastaFeaturesSchema = v.object({
   runas: v.boolean(),
   /** --map-guest-addr (passt 2024_08_21 and later; Debian 12's 2023 pasta lacks it). */
   mapGuestAddr: v.boolean(),
+  /** -c/--conf-path: the control socket pesto(1) changes a running pasta's forwards through (passt 2025 and later, experimental). */
+  confPath: v.boolean(),
 });
 export type PastaFeatures = v.InferOutput<typeof PastaFeaturesSchema>;
 
@@ -67,6 +69,7 @@ export function parsePastaHelp(path: string, help: string, versionText: string):
     noMapGw: help.includes("--no-map-gw"),
     runas: help.includes("--runas"),
     mapGuestAddr: help.includes("--map-guest-addr"),
+    confPath: help.includes("--conf-path"),
   };
 }
 
@@ -164,6 +167,8 @@ export interface PastaStartOptions {
   logPath: string;
   /** Where pasta writes its daemon's pid. */
   pidPath: string;
+  /** pasta's control socket for pesto (`burrow port add`), where this pasta has one (features.confPath). */
+  controlPath?: string;
   /** How long pasta may take to configure and fork. Default 5000 ms. */
   readyTimeoutMs?: number;
   /** uid:gid pasta runs as; default: ours. See pastaArgs. */
@@ -199,6 +204,7 @@ export function pastaArgs(o: Omit<PastaStartOptions, "readyTimeoutMs">): string[
   args.push("--log-file", o.logPath);
   // A user's --pid is in options.args already (pasta takes one): burrow reads that file.
   if (options.pidFile === null) args.push("--pid", o.pidPath);
+  if (features.confPath && o.controlPath) args.push("--conf-path", o.controlPath);
   args.push("--quiet", "--netns", o.netnsPath);
   if (features.mapGuestAddr && options.mapGuestAddr === null && !options.ipv6Only) args.push("--map-guest-addr", PASTA_GUEST_ADDR);
   return args;
