@@ -11,6 +11,7 @@ import type { PortChoice } from "../net/backend.ts";
 import { modeOfRow } from "../net/registry.ts";
 import { isPortDriverName } from "../ports/driver.ts";
 import { formatSpec, parseAdditions, parseRemovals, specWithout } from "../ports/live.ts";
+import { formatPortLine } from "../ports/spec.ts";
 import type { PortRecord, Sandbox } from "../state/sandboxes.ts";
 import type { DaemonContext } from "./context.ts";
 
@@ -70,7 +71,7 @@ export async function addPorts(ctx: DaemonContext, isExiting: (id: string) => bo
       for (const err of await ctx.ports.remove(s, added)) log.warn(`rollback of port add on ${s.name}: ${err.message}`);
       throw e;
     }
-    ctx.store.event("port-add", s, { ports: added.map(plain) });
+    ctx.store.event("port-add", s, { ports: added.map(formatPortLine).join(", ") });
     return { id: s.id, name: s.name, ports: added.map(plain) };
   });
 }
@@ -93,7 +94,7 @@ export async function removePorts(ctx: DaemonContext, isExiting: (id: string) =>
     s.runtime.ports = existing.filter((p) => !removed.includes(p));
     s.spec.ports = specWithout(s.spec.ports ?? [], removed);
     save(ctx, s, before);
-    ctx.store.event("port-rm", s, { ports: removed.map(plain) });
+    ctx.store.event("port-rm", s, { ports: removed.map(formatPortLine).join(", ") });
     return { id: s.id, name: s.name, ports: removed.map(plain) };
   });
 }

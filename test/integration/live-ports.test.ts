@@ -112,6 +112,16 @@ async function liveCycle(t: BurrowContext, network: string) {
   expect(await bindable(t, b)).toBe(true);
   expect(await portLines(t, "web")).toEqual([]);
   await refused(t, ["port", "rm", "web", String(b)], `host port ${b}/tcp is not published by this sandbox`);
+  // Each change is an event, naming the mappings.
+  const events = (await t.burrowOk(["events", "--stream=false", "--filter", "event=port-add", "--filter", "event=port-rm"])).trim().split("\n");
+  expect(events.map((e) => e.replace(/^\S+ /, ""))).toEqual(
+    [
+      ["port-add", a],
+      ["port-add", b],
+      ["port-rm", a],
+      ["port-rm", b],
+    ].map(([event, port]) => expect.stringMatching(new RegExp(`^${event} [0-9a-f]{12} \\(name=web, ports=8000/tcp -> 127\\.0\\.0\\.1:${port}\\)$`))),
+  );
   await t.burrowOk(["rm", "-f", "web"]);
 }
 
