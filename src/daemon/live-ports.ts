@@ -88,8 +88,9 @@ export async function removePorts(ctx: DaemonContext, isExiting: (id: string) =>
       if (why) throw new BurrowError(why, { kind: "unsupported-option" });
     }
     const errors = await ctx.ports.remove(s, removed);
-    // The row keeps every port while one failed: a second `port rm` finds
-    // the ones already gone gone (each driver's removal is idempotent).
+    // The row keeps every port while one failed: a second `port rm` of the
+    // same values skips the ones already taken off (the builtin forwarder
+    // and slirp4netns's list_hostfwd lookup find nothing left to remove).
     if (errors.length) throw new BurrowError(`cannot remove every port of ${s.name}: ${errors.map((e) => e.message).join("; ")}`, { kind: "error" });
     s.runtime.ports = existing.filter((p) => !removed.includes(p));
     s.spec.ports = specWithout(s.spec.ports ?? [], removed);
