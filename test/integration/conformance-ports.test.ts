@@ -11,6 +11,7 @@ import { integrationUnavailable, repoRoot } from "../helpers/env.ts";
 import type { Mode } from "../helpers/run.ts";
 import { until } from "../helpers/until.ts";
 import { describeWhen } from "../helpers/requirements.ts";
+import { SHARED_PASTA_CONF } from "../helpers/shared-netns.ts";
 import { BUN, startSandboxServers } from "../helpers/sandbox-servers.ts";
 
 const why = integrationUnavailable();
@@ -26,6 +27,8 @@ interface DriverCase {
   network: string;
   /** UDP: true, or why this driver's helper on this machine cannot pass (printed). */
   udp: true | string;
+  /** The test's own containers.conf (e.g. pasta for the bridges' shared rootless namespace). */
+  containersConf?: string;
 }
 
 const DRIVERS: DriverCase[] = [
@@ -39,6 +42,8 @@ const DRIVERS: DriverCase[] = [
     udp: "Debian 12's pasta (git20230309) delivers the datagram into the sandbox but drops the reply (measured; see ports.test.ts)",
   },
   { driver: "builtin forwarder (rootless bridge)", mode: "rootless", network: "bridge", udp: true },
+  // The same forwarder when pasta connects the bridges' shared rootless namespace (issue 15 item 1).
+  { driver: "builtin forwarder (rootless bridge, pasta namespace)", mode: "rootless", network: "bridge", udp: true, containersConf: SHARED_PASTA_CONF },
   { driver: "portmap (rootful bridge)", mode: "rootful", network: "bridge", udp: true },
 ];
 
@@ -70,7 +75,7 @@ describeWhen(why)("port driver conformance", () => {
   for (const d of DRIVERS) {
     describe(d.driver, () => {
       beforeEach(async () => {
-        t = await burrowContext(d.mode);
+        t = await burrowContext(d.mode, { containersConf: d.containersConf });
       });
 
       test("TCP, UDP, a range, a random host port and a half-close are forwarded; nothing is left after", async () => {
