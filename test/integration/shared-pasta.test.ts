@@ -13,7 +13,8 @@ import { chownSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:
 import { burrowContext, daemonPids, type BurrowContext } from "../helpers/context.ts";
 import { integrationUnavailable, repoRoot, testUser } from "../helpers/env.ts";
 import { describeWhen } from "../helpers/requirements.ts";
-import { SHARED_PASTA_CONF, sharedHelperPids } from "../helpers/shared-netns.ts";
+import { SHARED_PASTA_CONF, sharedHelperPids, sharedPin } from "../helpers/shared-netns.ts";
+import { networkInterfaces } from "node:os";
 import { until } from "../helpers/until.ts";
 
 const why = integrationUnavailable();
@@ -110,6 +111,23 @@ describeWhen(why ?? (gateway ? null : "no IPv4 default route"))("pasta for the b
       // By name through the network's DNS (dnsname's dnsmasq or aardvark-dns, whose upstream is pasta's forwarder).
       const webIp = JSON.parse(await t.burrowOk(["inspect", "web"]))[0].NetworkSettings.Networks.pn.IPAddress as string;
       expect((await t.burrowOk(["exec", "cli", "--", "getent", "hosts", "web"])).split(/\s+/)[0]).toBe(webIp);
+      // host.containers.internal as podman 5.3 writes it for bridge networks with pasta: Debian 12's
+      // pasta maps no guest address, so the host's first address that is not also the namespace's own
+      // (pasta copied those), or no entry at all (this machine's only address is the copied one).
+      const inside = JSON.parse(
+        await t.burrowOk(["unshare", "--", "nsenter", `--net=${sharedPin(t)}`, "--", "ip", "-j", "-4", "addr", "show", "scope", "global"]),
+      ).flatMap((l: { addr_info: { local: string }[] }) => l.addr_info.map((a) => a.local)) as string[];
+      const hostAddress =
+        Object.values(networkInterfaces())
+          .flat()
+          .find((a) => a && a.family === "IPv4" && !a.internal && !a.address.startsWith("169.254.") && !inside.includes(a.address))?.address ?? null;
+      const hosts = await t.burrowOk(["exec", "cli", "--", "cat", "/etc/hosts"]);
+      const entry =
+        hosts
+          .split("\n")
+          .find((l) => l.split(/\s+/).includes("host.containers.internal"))
+          ?.split(/\s+/)[0] ?? null;
+      expect({ entry, inside: inside.includes(entry ?? "") }).toEqual({ entry: hostAddress, inside: false });
       // The namespace's own resolv.conf names pasta's DNS forwarder first, as podman's does.
       const resolv = readFileSync(`${t.dirs.runtimeDir}/rootless-netns/resolv.conf`, "utf8");
       expect(resolv.split("\n")[0]).toBe("nameserver 169.254.1.1");

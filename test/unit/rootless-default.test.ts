@@ -63,4 +63,10 @@ describe("hostContainersInternal (podman 5.3)", () => {
     expect(hostContainersInternal(undefined, { hostContainersInternal: "169.254.1.2" }, host)).toBe("169.254.1.2");
     expect(hostContainersInternal(undefined, {}, host)).toBe("192.0.2.2");
   });
+  test("bridges behind pasta without a mapped address: the host's first address that is not also the namespace's", () => {
+    const hostOutside = (exclude: readonly string[]) => ["192.0.2.2", "198.51.100.7"].find((a) => !exclude.includes(a)) ?? null;
+    expect(hostContainersInternal(undefined, { hostAddressesInside: ["192.0.2.2"] }, hostOutside)).toBe("198.51.100.7");
+    expect(hostContainersInternal(undefined, { hostAddressesInside: ["192.0.2.2", "198.51.100.7"] }, hostOutside)).toBeNull();
+    expect(hostContainersInternal("10.9.9.9", { hostAddressesInside: ["192.0.2.2", "198.51.100.7"] }, hostOutside)).toBe("10.9.9.9");
+  });
 });

@@ -29,7 +29,10 @@ import { findHelper, helperConf } from "../../machine/helpers.ts";
 import type { RootlessNetworkCmd } from "../../machine/containers-conf.ts";
 import { sharedNamespaceHelper, type SharedNamespaceHelper } from "../../machine/rootless-default.ts";
 import { parsePastaOptionsWithConf } from "../pasta/options.ts";
-import { isOurPasta, pastaNameservers, probePasta, startPasta } from "../pasta/process.ts";
+import { isOurPasta, pastaHostAddress, pastaNameservers, probePasta, startPasta } from "../pasta/process.ts";
+import type { PastaOptions } from "../pasta/options.ts";
+import type { DnsView } from "../../dns/etc-content.ts";
+import { networkInterfaces } from "node:os";
 import { cleanEnv } from "../../sys/env.ts";
 import { messageOf } from "../../errors.ts";
 import { startTimeOf } from "../../sys/processes.ts";
@@ -132,7 +135,15 @@ const SharedHelperName = v.picklist(["slirp4netns", "pasta"] as const satisfies 
  * kept so a daemon of either build reads the other's file); `helper`
  * absent means slirp4netns, as every older build made it.
  */
-const StateFile = v.object({ ino: v.number(), slirpPid: v.number(), helper: v.optional(SharedHelperName) });
+const StateFile = v.object({
+  ino: v.number(),
+  slirpPid: v.number(),
+  helper: v.optional(SharedHelperName),
+  /** pasta: the address it maps to the host (--map-guest-addr), host.containers.internal for bridge sandboxes (podman 5.3). */
+  hostAddress: v.optional(v.pipe(v.string(), v.ip())),
+  /** pasta: the host's addresses it copied into the namespace, which are not the host from there. */
+  inside: v.optional(v.array(v.pipe(v.string(), v.ip()))),
+});
 type State = v.InferOutput<typeof StateFile>;
 
 const helperOf = (st: Pick<State, "helper">): RootlessNetworkCmd => st.helper ?? "slirp4netns";
@@ -149,6 +160,22 @@ const MadeFile = v.object({
   userns: v.nullable(v.string()),
   slirpStart: v.nullable(v.string()),
 });
+
+/**
+ * The IPv4 addresses pasta --config-net gives the namespace: the user's
+ * -a, else those of the host's interface with the default route, which
+ * pasta copies. Read from /proc/net/route, no spawn.
+ */
+function pastaCopiedAddresses(options: PastaOptions): string[] {
+  if (options.addresses.length) return options.addresses;
+  try {
+    const routes = readFileSync("/proc/net/route", "utf8").split("\n").slice(1);
+    const iface = routes.map((l) => l.trim().split(/\s+/)).find((f) => f[1] === "00000000" && f[7] === "00000000")?.[0];
+    return (iface ? (networkInterfaces()[iface] ?? []) : []).filter((a) => a.family === "IPv4").map((a) => a.address);
+  } catch {
+    return [];
+  }
+}
 
 function bootId(): string {
   try {
@@ -311,8 +338,22 @@ export class RootlessNetns {
       pidPath: `${this.dir}/pasta.pid`,
       outlivePin: true,
     });
-    this.recordHelper({ ino, slirpPid: pasta.pid, helper: "pasta" });
+    const hostAddress = pastaHostAddress(options, features);
+    this.recordHelper({ ino, slirpPid: pasta.pid, helper: "pasta", ...(hostAddress ? { hostAddress } : {}), inside: pastaCopiedAddresses(options) });
     return { pid: pasta.pid, nameservers: pastaNameservers(options, features) };
+  }
+
+  /**
+   * What bridge sandboxes' /etc/hosts needs from the namespace (podman 5.3's
+   * rule for bridge networks): with pasta, host.containers.internal is the
+   * address pasta maps to the host; without one (Debian 12's pasta has no
+   * --map-guest-addr), the host's first address that pasta did not copy into
+   * the namespace, since from there those are the namespace's own.
+   */
+  hostView(): Pick<DnsView, "hostContainersInternal" | "hostAddressesInside"> {
+    const st = this.readState();
+    if (!st || helperOf(st) !== "pasta") return {};
+    return st.hostAddress ? { hostContainersInternal: st.hostAddress } : { hostAddressesInside: st.inside ?? [] };
   }
 
   /** state.json, and the state-dir record when there is one, name the helper that runs now. */
