@@ -9,7 +9,7 @@
 // one is restarted; after rm and network rm no pasta is left. dist/burrow as
 // the test user; every test ends with the context's leak check.
 import { afterEach, expect, test } from "bun:test";
-import { chownSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chownSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { burrowContext, daemonPids, type BurrowContext } from "../helpers/context.ts";
 import { integrationUnavailable, repoRoot, testUser } from "../helpers/env.ts";
 import { describeWhen } from "../helpers/requirements.ts";
@@ -142,6 +142,40 @@ describeWhen(why ?? (gateway ? null : "no IPv4 default route"))("pasta for the b
       expect((await sharedInfo(t)).Pid ?? null).toBeNull();
     }, 60_000);
   }
+
+  /** A PATH holding everything /usr/bin and /usr/sbin have but `missing` (Debian's /bin is /usr/bin). */
+  function pathWithout(missing: string): string {
+    const dir = `${t.dirs.root}/bin-without-${missing}`;
+    mkdirSync(dir, { recursive: true });
+    for (const name of readdirSync("/usr/bin")) if (name !== missing) symlinkSync(`/usr/bin/${name}`, `${dir}/${name}`);
+    return `${dir}:/usr/sbin`;
+  }
+
+  test("the default's helper not installed: the other one serves the namespace, and info says why (both ways)", async () => {
+    // No containers.conf choice and no slirp4netns: pasta, as for a plain run.
+    t = await burrowContext("rootless", { containersConf: "" });
+    let env = { PATH: pathWithout("slirp4netns") };
+    await t.burrowOk(["run", "-d", "--name", "b", "--network", "bridge", "--", "sleep", "300"], { env });
+    expect(sharedHelperPids(t, "pasta")).toHaveLength(1);
+    expect(sharedHelperPids(t, "slirp4netns")).toEqual([]);
+    let info = await sharedInfo(t);
+    expect(info.Helper).toBe("pasta");
+    expect(info.Why).toContain("slirp4netns is not installed");
+    await t.burrowOk(["rm", "-f", "b"], { env });
+    expect(await until(() => sharedHelperPids(t, "pasta").length === 0 || null, 5000, "pasta to end")).toBe(true);
+    await t.dispose();
+
+    // pasta chosen in containers.conf but not installed: slirp4netns.
+    t = await burrowContext("rootless", { containersConf: SHARED_PASTA_CONF });
+    env = { PATH: pathWithout("pasta") };
+    await t.burrowOk(["run", "-d", "--name", "b", "--network", "bridge", "--", "sleep", "300"], { env });
+    expect(sharedHelperPids(t, "slirp4netns")).toHaveLength(1);
+    expect(sharedHelperPids(t, "pasta")).toEqual([]);
+    info = await sharedInfo(t);
+    expect(info.Helper).toBe("slirp4netns");
+    expect(info.Why).toContain("pasta is not installed");
+    await t.burrowOk(["rm", "-f", "b"], { env });
+  }, 60_000);
 
   test("kill -9 of the daemon and a logout keep the same pasta serving; a killed pasta is restarted and reported", async () => {
     t = await burrowContext("rootless", { containersConf: CONF });
