@@ -47,15 +47,10 @@ export default defineCommand({
         Network: {
           ...defaultBackend(rootless),
           // podman's host.networkBackend: which backend serves named networks (`--network NAME`, `bridge`), and why.
-          NamedNetworks: daemon.networkBackend
-            ? {
-                Backend: daemon.networkBackend.kind,
-                Why: daemon.networkBackend.why,
-                // Rootless: what connects the shared namespace their bridges live in (podman's host.rootlessNetworkCmd).
-                RootlessNetns: daemon.rootlessNetns
-                  ? { Helper: daemon.rootlessNetns.helper, Pid: daemon.rootlessNetns.pid ?? undefined, Why: daemon.rootlessNetns.why }
-                  : undefined,
-              }
+          NamedNetworks: daemon.networkBackend ? { Backend: daemon.networkBackend.kind, Why: daemon.networkBackend.why } : undefined,
+          // Rootless: what connects the shared namespace bridge networks live in (podman's host.rootlessNetworkCmd).
+          RootlessNetns: daemon.rootlessNetns
+            ? { Helper: daemon.rootlessNetns.helper, Pid: daemon.rootlessNetns.pid ?? undefined, Why: daemon.rootlessNetns.why }
             : undefined,
         },
         Helpers: found.found,

@@ -62,7 +62,7 @@ interface RootlessNetnsInfo {
 }
 
 async function sharedInfo(t: BurrowContext): Promise<RootlessNetnsInfo> {
-  return JSON.parse(await t.burrowOk(["info", "--format", "{{json .Network.NamedNetworks.RootlessNetns}}"])) as RootlessNetnsInfo;
+  return JSON.parse(await t.burrowOk(["info", "--format", "{{json .Network.RootlessNetns}}"])) as RootlessNetnsInfo;
 }
 
 /** The published port's answer from the host, once it answers. */
@@ -201,6 +201,16 @@ describeWhen(why ?? (gateway ? null : "no IPv4 default route"))("pasta for the b
     expect(await until(async () => (await sharedInfo(t)).Pid ?? null, 5000, "the namespace pinned again")).toBe(first!);
     expect(await outbound(t, "b", host.port)).toBe("still here\n");
     expect(await fromHost(t, port)).toBe("served from the sandbox\n");
+    // A sandbox made after the logout still gets podman's host.containers.internal: never one of the
+    // namespace's own addresses (what pasta copied is remembered with the namespace, not only in the runtime dir).
+    await t.burrowOk(["run", "-d", "--name", "late", "--network", "bridge", "--", "sleep", "300"]);
+    const inside = JSON.parse(
+      await t.burrowOk(["unshare", "--", "nsenter", `--net=${sharedPin(t)}`, "--", "ip", "-j", "-4", "addr", "show", "scope", "global"]),
+    ).flatMap((l: { addr_info: { local: string }[] }) => l.addr_info.map((a) => a.local)) as string[];
+    const late = (await t.burrowOk(["exec", "late", "--", "cat", "/etc/hosts"])).split("\n").find((l) => l.split(/\s+/).includes("host.containers.internal"));
+    expect(inside.length).toBeGreaterThan(0);
+    expect(inside).not.toContain(late?.split(/\s+/)[0] ?? "");
+    expect(await outbound(t, "late", host.port)).toBe("still here\n");
 
     // Killed: a new pasta for the same namespace, reported in `burrow events`.
     process.kill(first!, "SIGKILL");
@@ -225,7 +235,7 @@ describeWhen(why ?? (gateway ? null : "no IPv4 default route"))("pasta for the b
       ),
     ).toBe("still here\n");
 
-    await t.burrowOk(["rm", "-f", "b"]);
+    await t.burrowOk(["rm", "-f", "b", "late"]);
     expect(await until(() => sharedHelperPids(t, "pasta").length === 0 || null, 5000, "pasta to end")).toBe(true);
   }, 60_000);
 });

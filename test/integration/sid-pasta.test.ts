@@ -163,9 +163,9 @@ host_httpd=$!
 burrow network create pn >/dev/null
 burrow run -d --name web --network pn -p 127.0.0.1:${published}:80 -- busybox httpd -f -p 80 -h "$HOME/www" >/dev/null
 cli=$(burrow run -d --name cli --network pn -- sleep 300)
-burrow info --format '{{.Network.NamedNetworks.Backend}} {{.Network.NamedNetworks.RootlessNetns.Helper}}'
+burrow info --format '{{.Network.NamedNetworks.Backend}} {{.Network.RootlessNetns.Helper}}'
 # The namespace's pasta: info's pid is the one in its pid file, and a pasta serving the namespace's pin
-pasta_pid=$(burrow info --format '{{.Network.NamedNetworks.RootlessNetns.Pid}}')
+pasta_pid=$(burrow info --format '{{.Network.RootlessNetns.Pid}}')
 [ "$pasta_pid" = "$(cat "$XDG_RUNTIME_DIR/burrow/rootless-netns/pasta.pid")" ] && grep -a -q -- "$XDG_RUNTIME_DIR/burrow/rootless-netns/net" /proc/$pasta_pid/cmdline && echo "pasta serves the namespace"
 burrow exec cli -- curl -fsS --max-time 5 http://169.254.1.2:${hostPort}/
 tries=0

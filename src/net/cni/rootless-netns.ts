@@ -260,7 +260,7 @@ export class RootlessNetns {
     return this.readState()?.ino ?? null;
   }
 
-  /** Alive: pinned, and its slirp4netns still running. */
+  /** Alive: pinned, and its helper (slirp4netns or pasta) still running. */
   alive(): boolean {
     const st = this.readState();
     return !!st && pinHolds(this.pin, st.ino) && this.helperAlive(st);
@@ -297,7 +297,7 @@ export class RootlessNetns {
         const started = await this.startHelper(ino, chosen.helper);
         const resolv = buildResolvConf({ hostContent: readHostResolvConf().content, firstNameservers: started.nameservers });
         writeFileSync(`${this.dir}/resolv.conf`, resolv.content, { mode: 0o644 });
-        this.remember({ state: { ino, slirpPid: started.pid, helper: chosen.helper }, resolv: resolv.content });
+        this.remember({ state: started.state, resolv: resolv.content });
         log.debug(`rootless CNI namespace up with ${chosen.helper} in ${(performance.now() - t0).toFixed(1)} ms`);
       } catch (e) {
         await this.teardownNow();
@@ -308,12 +308,12 @@ export class RootlessNetns {
 
   /**
    * Starts the namespace's helper and writes the state naming it; returns
-   * its pid and the nameservers that reach the host's resolvers through it.
+   * that state and the nameservers that reach the host's resolvers through it.
    */
-  private async startHelper(ino: number, helper: RootlessNetworkCmd): Promise<{ pid: number; nameservers: string[] }> {
+  private async startHelper(ino: number, helper: RootlessNetworkCmd): Promise<{ state: State; nameservers: string[] }> {
     if (helper === "pasta") return this.startPasta(ino);
     const slirp = await this.startSlirp(ino);
-    return { pid: slirp.pid, nameservers: [slirp4netnsAddresses(parseSlirp4netnsOptions([])).dns] };
+    return { state: slirp.state, nameservers: [slirp4netnsAddresses(parseSlirp4netnsOptions([])).dns] };
   }
 
   /**
@@ -325,7 +325,7 @@ export class RootlessNetns {
    * deletes the pin file, and the namespace must outlive that (restore()
    * pins it again); burrow stops this pasta itself.
    */
-  private async startPasta(ino: number): Promise<{ pid: number; nameservers: string[] }> {
+  private async startPasta(ino: number): Promise<{ state: State; nameservers: string[] }> {
     const options = parsePastaOptionsWithConf(helperConf().pastaOptions ?? [], []);
     const features = await probePasta(undefined, `${this.paths.stateDir}/pasta-probe.json`);
     const track = this.hooks.helpers?.intend("pasta");
@@ -339,8 +339,9 @@ export class RootlessNetns {
       outlivePin: true,
     });
     const hostAddress = pastaHostAddress(options, features);
-    this.recordHelper({ ino, slirpPid: pasta.pid, helper: "pasta", ...(hostAddress ? { hostAddress } : {}), inside: pastaCopiedAddresses(options) });
-    return { pid: pasta.pid, nameservers: pastaNameservers(options, features) };
+    const state: State = { ino, slirpPid: pasta.pid, helper: "pasta", ...(hostAddress ? { hostAddress } : {}), inside: pastaCopiedAddresses(options) };
+    this.recordHelper(state);
+    return { state, nameservers: pastaNameservers(options, features) };
   }
 
   /**
@@ -367,7 +368,7 @@ export class RootlessNetns {
   }
 
   /** Starts slirp4netns for the pinned namespace and writes the state naming it. */
-  private async startSlirp(ino: number): Promise<{ pid: number }> {
+  private async startSlirp(ino: number): Promise<{ state: State }> {
     const features = await probeSlirp4netns({ cachePath: `${this.paths.stateDir}/slirp4netns-probe.json` });
     const track = this.hooks.helpers?.intend("slirp4netns");
     const slirp = await startSlirp4netns({
@@ -378,12 +379,13 @@ export class RootlessNetns {
       track,
     });
     slirp.proc.unref();
-    this.recordHelper({ ino, slirpPid: slirp.pid, helper: "slirp4netns" });
+    const state: State = { ino, slirpPid: slirp.pid, helper: "slirp4netns" };
+    this.recordHelper(state);
     slirp.proc.exited.then(() => {
       // Not when our own teardown (or a restart) stopped it.
       if (this.working === 0 && this.readState()?.slirpPid === slirp.pid) this.hooks.onSlirpExit?.(slirp.pid);
     });
-    return slirp;
+    return { state };
   }
 
   private legacyChecked = false;
@@ -471,7 +473,7 @@ export class RootlessNetns {
       for (let attempt = 1; ; attempt++) {
         try {
           const started = await this.startHelper(st.ino, helper);
-          return { helper, oldPid: st.slirpPid, pid: started.pid };
+          return { helper, oldPid: st.slirpPid, pid: started.state.slirpPid };
         } catch (e) {
           if (attempt >= 5) throw e;
           await Bun.sleep(100 * attempt);
