@@ -177,6 +177,23 @@ describeWhen(why ?? (gateway ? null : "no IPv4 default route"))("pasta for the b
     await t.burrowOk(["rm", "-f", "b"], { env });
   }, 60_000);
 
+  test("a logout, then kill -9 of the daemon before it rebuilt anything: the next daemon finds the namespace through its pasta", async () => {
+    t = await burrowContext("rootless", { containersConf: CONF });
+    const host = hostServer("after both\n");
+    stops.push(host.stop);
+    await t.burrowOk(["run", "-d", "--name", "b", "--network", "bridge", "--", "sleep", "300"]);
+    const [first] = sharedHelperPids(t, "pasta");
+    const [daemon] = daemonPids(t);
+    rmSync(t.dirs.runtimeDir, { recursive: true, force: true });
+    process.kill(daemon!, "SIGKILL");
+    // The next daemon knows the namespace only from the state dir's record, and its pasta from the ledger.
+    expect(await until(async () => (await sharedInfo(t)).Pid ?? null, 5000, "the namespace pinned again")).toBe(first!);
+    expect(sharedHelperPids(t, "pasta")).toEqual([first!]);
+    expect(await outbound(t, "b", host.port)).toBe("after both\n");
+    await t.burrowOk(["rm", "-f", "b"]);
+    expect(await until(() => sharedHelperPids(t, "pasta").length === 0 || null, 5000, "pasta to end")).toBe(true);
+  }, 60_000);
+
   test("kill -9 of the daemon and a logout keep the same pasta serving; a killed pasta is restarted and reported", async () => {
     t = await burrowContext("rootless", { containersConf: CONF });
     const host = hostServer("still here\n");

@@ -485,8 +485,9 @@ export class RootlessNetns {
   /** Whether a ledger row is this namespace's live helper (or one being started or stopped). */
   owns(row: HelperRow): boolean {
     if (this.working > 0) return true;
-    // After a logout state.json is gone until restore() writes it again: what ensure() made still counts.
-    const st = this.readState() ?? this.made?.state;
+    // After a logout state.json is gone until restore() writes it again: what ensure() made still
+    // counts, also for a daemon started since, which knows it only from the state dir's record.
+    const st = this.readState() ?? (this.made ?? this.recall())?.state;
     return row.pid !== null && st?.slirpPid === row.pid;
   }
 
