@@ -27,6 +27,7 @@ export default defineCommand({
       session: { id?: string; enter?: { user?: string } };
       sandboxes: unknown;
       networkBackend?: { kind: string; why: string };
+      rootlessNetns?: { helper: string; pid: number | null; why: string } | null;
     };
     const rootless = daemon.paths.rootless;
     const holderPid = Number(/^\/proc\/(\d+)\//.exec(daemon.session.enter?.user ?? "")?.[1]) || undefined;
@@ -47,6 +48,10 @@ export default defineCommand({
           ...defaultBackend(rootless),
           // podman's host.networkBackend: which backend serves named networks (`--network NAME`, `bridge`), and why.
           NamedNetworks: daemon.networkBackend ? { Backend: daemon.networkBackend.kind, Why: daemon.networkBackend.why } : undefined,
+          // Rootless: what connects the shared namespace bridge networks live in (podman's host.rootlessNetworkCmd).
+          RootlessNetns: daemon.rootlessNetns
+            ? { Helper: daemon.rootlessNetns.helper, Pid: daemon.rootlessNetns.pid ?? undefined, Why: daemon.rootlessNetns.why }
+            : undefined,
         },
         Helpers: found.found,
         MissingHelpers: found.missing,

@@ -11,7 +11,14 @@ type Args<K extends keyof typeof Ops> = v.InferOutput<(typeof Ops)[K]>;
 export function handlers(svc: SandboxService) {
   return {
     ping: () => ({ pid: process.pid }),
-    info: () => ({ pid: process.pid, paths: svc.paths, session: svc.session, sandboxes: svc.active(), networkBackend: svc.backends.named() }),
+    info: () => ({
+      pid: process.pid,
+      paths: svc.paths,
+      session: svc.session,
+      sandboxes: svc.active(),
+      networkBackend: svc.backends.named(),
+      rootlessNetns: svc.backends.sharedNamespace(),
+    }),
     create: (a: Args<"create">) => svc.create(a),
     started: (a: Args<"started">) => svc.started(a.id, a.pid),
     // The CLI waits for the exit to be recorded, not for the network's release.

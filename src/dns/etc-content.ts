@@ -30,6 +30,12 @@ export interface DnsView {
   prefixLength?: number;
   /** The address this network gives the host (pasta's mapped guest address); else the host's first address. */
   hostContainersInternal?: string;
+  /**
+   * Host addresses that are not the host from this network (pasta copies the
+   * host's own into the namespace bridge networks live in): podman 5.3 skips
+   * them when it takes the host's first address.
+   */
+  hostAddressesInside?: string[];
 }
 
 export interface EtcInput {
@@ -52,9 +58,13 @@ export interface EtcInput {
  * address the network maps to the host (pasta's --map-guest-addr), else the
  * host's first non-loopback IPv4 address. null: no entry.
  */
-export function hostContainersInternal(conf: string | undefined, net: DnsView | undefined, hostIPv4: () => string | null = firstHostIPv4): string | null {
+export function hostContainersInternal(
+  conf: string | undefined,
+  net: DnsView | undefined,
+  hostIPv4: (exclude: readonly string[]) => string | null = (exclude) => firstHostIPv4(undefined, exclude),
+): string | null {
   if (conf === "none") return null;
-  return conf || net?.hostContainersInternal || hostIPv4();
+  return conf || net?.hostContainersInternal || hostIPv4(net?.hostAddressesInside ?? []);
 }
 
 export function etcContent(input: EtcInput): { hosts: string; resolv: string } {

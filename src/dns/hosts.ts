@@ -109,10 +109,10 @@ type Interfaces = ReturnType<typeof networkInterfaces>;
  * 169.254/16), for host.containers.internal, like podman 4's GetLocalIP.
  * null when the host has none. Interfaces are those of the caller's netns.
  */
-export function firstHostIPv4(interfaces: Interfaces = networkInterfaces()): string | null {
+export function firstHostIPv4(interfaces: Interfaces = networkInterfaces(), exclude: readonly string[] = []): string | null {
   for (const addrs of Object.values(interfaces)) {
     for (const a of addrs ?? []) {
-      if (a.family !== "IPv4" || a.internal || !isIPv4(a.address)) continue;
+      if (a.family !== "IPv4" || a.internal || !isIPv4(a.address) || exclude.includes(a.address)) continue;
       if (a.address.startsWith("127.") || a.address.startsWith("169.254.") || a.address === "0.0.0.0") continue;
       return a.address;
     }

@@ -37,3 +37,31 @@ export function rootlessDefault(conf: Pick<HelperConf, "defaultRootlessNetworkCm
   const fallback = `${preferred} is not installed (${because}); plain \`burrow run\` uses ${other} instead: install the package ${PACKAGE[preferred]} to use ${preferred}`;
   return { mode: other, why: `rootless: ${fallback}`, fallback };
 }
+
+/** Which helper connects the shared rootless namespace of bridge networks, and why (`info`). */
+export interface SharedNamespaceHelper {
+  helper: RootlessNetworkCmd;
+  why: string;
+  /** Set when the preferred helper is missing and the other one serves: what to log once. */
+  fallback: string | null;
+}
+
+/**
+ * The helper of the shared rootless namespace that bridge networks live in
+ * (src/net/cni/rootless-netns.ts). podman 5 reads the same key for it
+ * (common/libnetwork/internal/rootlessnetns: default_rootless_network_cmd),
+ * so it follows the same rule as a plain `run`: the configured or merit
+ * choice, or the other helper when only that one is installed.
+ */
+export function sharedNamespaceHelper(conf: Pick<HelperConf, "defaultRootlessNetworkCmd">, find: (name: string) => string | null): SharedNamespaceHelper {
+  const chosen = rootlessDefault(conf, find);
+  if (chosen.fallback) {
+    const said = chosen.fallback.replace("plain `burrow run` uses", "the bridge networks' rootless namespace uses");
+    return { helper: chosen.mode, why: said, fallback: said };
+  }
+  const configured = conf.defaultRootlessNetworkCmd;
+  const why = configured
+    ? `containers.conf default_rootless_network_cmd = "${configured}", as podman 5 reads it for its rootless network namespace`
+    : `burrow's rootless default (${chosen.mode}); containers.conf default_rootless_network_cmd chooses, as in podman 5`;
+  return { helper: chosen.mode, why, fallback: null };
+}

@@ -32,6 +32,14 @@ export interface NetworkBackends {
   parse(raw: string): NetworkMode;
   /** Which backend serves named networks, and why (`info`). */
   named(): NamedChoice;
+  /** Rootless: the helper connecting the shared namespace bridge networks live in, its pid while it runs, and why (`info`). */
+  sharedNamespace(): SharedNamespaceInfo | null;
+}
+
+export interface SharedNamespaceInfo {
+  helper: string;
+  pid: number | null;
+  why: string;
 }
 
 export interface NamedChoice {
@@ -148,6 +156,7 @@ export function createNetworkBackends(deps: NetworkDeps): NetworkBackends {
     ),
     parse: (raw) => parseNetworkMode(raw, { named: named().kind }),
     named,
+    sharedNamespace: () => cni.shared?.ns.helperInfo() ?? null,
   };
 }
 

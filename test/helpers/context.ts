@@ -13,7 +13,20 @@ import { readFileSync, readlinkSync } from "node:fs";
 import { TAG_VAR, testRunId } from "./env.ts";
 import { findLeaks, formatItems, procEnv, snapshot, type Item, type Scope, type Snapshot } from "./leaks.ts";
 import { createNetns, killPids, listPids, type TestNetns } from "./netns.ts";
-import { burrow, burrowOk, makeDirs, run, spawn, spawnBurrow, type BurrowDirs, type Mode, type RunOptions, type RunResult, type SpawnOptions } from "./run.ts";
+import {
+  burrow,
+  burrowOk,
+  makeDirs,
+  run,
+  spawn,
+  spawnBurrow,
+  type BurrowDirs,
+  type DirsOptions,
+  type Mode,
+  type RunOptions,
+  type RunResult,
+  type SpawnOptions,
+} from "./run.ts";
 
 export interface BurrowContext {
   mode: Mode;
@@ -35,7 +48,7 @@ export interface BurrowContext {
   dispose(opts?: { includeServices?: boolean; settleMs?: number }): Promise<void>;
 }
 
-export async function burrowContext(mode: Mode = "rootless", o: { networkBackend?: "cni" | "netavark" | "auto" } = {}): Promise<BurrowContext> {
+export async function burrowContext(mode: Mode = "rootless", o: DirsOptions = {}): Promise<BurrowContext> {
   const netns = mode === "rootful" ? await createNetns() : undefined;
   const dirs = makeDirs(mode, o);
   const before = await snapshot({ runtimeDirs: [dirs.runtimeDir], netns: netns ? [netns.name] : [] });

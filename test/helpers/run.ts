@@ -11,7 +11,7 @@
 // given `dirs` (see makeDirs), so a test gets its own daemon, state and
 // networks. The test process itself runs as root.
 import type { Subprocess } from "bun";
-import { chownSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { chownSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { constants } from "node:os";
 import { burrowBin, rootEnv, runPrefix, testUser, userEnv } from "./env.ts";
 import type { TestNetns } from "./netns.ts";
@@ -169,7 +169,13 @@ export function runInNetns(netns: TestNetns, cmd: string[], opts: Omit<RunOption
 /** Private runtime, state and CNI config dirs for one test. Rootless: under
  * /run/user/UID (tmpfs, short socket paths), owned by the test user, 0700.
  * Rootful: under /run, owned by root. */
-export function makeDirs(mode: Mode = "rootless", o: { networkBackend?: "cni" | "netavark" | "auto" } = {}): BurrowDirs {
+export interface DirsOptions {
+  networkBackend?: "cni" | "netavark" | "auto";
+  /** A containers.conf of this test's own (TOML text), given to burrow as CONTAINERS_CONF. */
+  containersConf?: string;
+}
+
+export function makeDirs(mode: Mode = "rootless", o: DirsOptions = {}): BurrowDirs {
   const name = runPrefix + crypto.randomUUID().slice(0, 6);
   const root = mode === "rootless" ? `${testUser().runtimeDir}/${name}` : `/run/${name}`;
   const dirs = {
@@ -183,6 +189,11 @@ export function makeDirs(mode: Mode = "rootless", o: { networkBackend?: "cni" | 
     mkdirSync(d, { mode: 0o700 });
     if (mode === "rootless") chownSync(d, testUser().uid, testUser().gid);
   }
+  const conf = `${root}/containers.conf`;
+  if (o.containersConf !== undefined) {
+    writeFileSync(conf, o.containersConf, { mode: 0o644 });
+    if (mode === "rootless") chownSync(conf, testUser().uid, testUser().gid);
+  }
   return {
     root,
     ...dirs,
@@ -194,6 +205,7 @@ export function makeDirs(mode: Mode = "rootless", o: { networkBackend?: "cni" | 
       BURROW_NETAVARK_DIR: dirs.netavarkDir,
       // Tests written for one backend say which; "auto" leaves the choice to burrow's rule (src/net/registry.ts).
       ...(o.networkBackend === "auto" ? {} : { BURROW_NETWORK_BACKEND: o.networkBackend ?? "cni" }),
+      ...(o.containersConf !== undefined ? { CONTAINERS_CONF: conf } : {}),
     },
     remove: () => removeDirs(root),
   };

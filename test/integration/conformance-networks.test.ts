@@ -14,6 +14,7 @@ import { integrationUnavailable, repoRoot, testUser } from "../helpers/env.ts";
 import type { Mode } from "../helpers/run.ts";
 import { until } from "../helpers/until.ts";
 import { describeWhen } from "../helpers/requirements.ts";
+import { SHARED_PASTA_CONF } from "../helpers/shared-netns.ts";
 
 const why = integrationUnavailable();
 if (why) console.warn(`skipping the network-backend conformance suite: ${why}`);
@@ -27,6 +28,8 @@ interface BackendCase {
   network: string;
   /** Which backend serves named networks (CNI unless given). */
   networkBackend?: "cni" | "netavark";
+  /** The test's own containers.conf (e.g. pasta for the bridges' shared rootless namespace). */
+  containersConf?: string;
 }
 
 const BACKENDS: BackendCase[] = [
@@ -35,6 +38,15 @@ const BACKENDS: BackendCase[] = [
   { backend: "CNI bridge (rootless)", mode: "rootless", network: "bridge" },
   { backend: "CNI bridge (rootful)", mode: "rootful", network: "bridge" },
   { backend: "netavark bridge (rootless)", mode: "rootless", network: "bridge", networkBackend: "netavark" },
+  // Bridges whose shared rootless namespace pasta connects (issue 15 item 1).
+  { backend: "CNI bridge (rootless, pasta namespace)", mode: "rootless", network: "bridge", containersConf: SHARED_PASTA_CONF },
+  {
+    backend: "netavark bridge (rootless, pasta namespace)",
+    mode: "rootless",
+    network: "bridge",
+    networkBackend: "netavark",
+    containersConf: SHARED_PASTA_CONF,
+  },
   { backend: "netavark bridge (rootful)", mode: "rootful", network: "bridge", networkBackend: "netavark" },
 ];
 
@@ -50,7 +62,7 @@ describeWhen(why)("network backend conformance", () => {
   for (const b of BACKENDS) {
     describe(b.backend, () => {
       beforeEach(async () => {
-        t = await burrowContext(b.mode, { networkBackend: b.networkBackend });
+        t = await burrowContext(b.mode, { networkBackend: b.networkBackend, containersConf: b.containersConf });
       });
 
       test("address, route, resolv.conf, hosts, a published port and exec; nothing left after rm", async () => {

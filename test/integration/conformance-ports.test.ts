@@ -11,6 +11,7 @@ import { integrationUnavailable, repoRoot } from "../helpers/env.ts";
 import type { Mode } from "../helpers/run.ts";
 import { until } from "../helpers/until.ts";
 import { describeWhen } from "../helpers/requirements.ts";
+import { SHARED_PASTA_CONF } from "../helpers/shared-netns.ts";
 import { BUN, startSandboxServers } from "../helpers/sandbox-servers.ts";
 
 const why = integrationUnavailable();
@@ -26,6 +27,8 @@ interface DriverCase {
   network: string;
   /** UDP: true, or why this driver's helper on this machine cannot pass (printed). */
   udp: true | string;
+  /** The test's own containers.conf (e.g. pasta for the bridges' shared rootless namespace). */
+  containersConf?: string;
 }
 
 const DRIVERS: DriverCase[] = [
@@ -36,11 +39,25 @@ const DRIVERS: DriverCase[] = [
     driver: "pasta",
     mode: "rootless",
     network: "pasta",
-    udp: "Debian 12's pasta (git20230309) delivers the datagram into the sandbox but drops the reply (measured; see ports.test.ts)",
+    // Only the 2023 builds say "pasta unknown version"; sid's 2026 pasta passes the UDP case (sid-pasta.test.ts).
+    udp: pastaVersionLine().includes("unknown version")
+      ? "Debian 12's pasta (git20230309) delivers a loopback client's datagram into the sandbox but drops the reply (a pasta 2023 limitation: docs/decisions.md)"
+      : true,
   },
   { driver: "builtin forwarder (rootless bridge)", mode: "rootless", network: "bridge", udp: true },
+  // The same forwarder when pasta connects the bridges' shared rootless namespace (issue 15 item 1).
+  { driver: "builtin forwarder (rootless bridge, pasta namespace)", mode: "rootless", network: "bridge", udp: true, containersConf: SHARED_PASTA_CONF },
   { driver: "portmap (rootful bridge)", mode: "rootful", network: "bridge", udp: true },
 ];
+
+/** The first line of `pasta --version` here ("" without pasta). */
+function pastaVersionLine(): string {
+  try {
+    return Bun.spawnSync(["pasta", "--version"], { stdout: "pipe", stderr: "pipe" }).stdout.toString().split("\n")[0] ?? "";
+  } catch {
+    return "";
+  }
+}
 
 // Below the ephemeral range (32768+) and apart from the other files' (20000-40000): several suites may run on one machine at once.
 let nextPort = 12000 + Math.floor(Math.random() * 6000);
@@ -70,7 +87,7 @@ describeWhen(why)("port driver conformance", () => {
   for (const d of DRIVERS) {
     describe(d.driver, () => {
       beforeEach(async () => {
-        t = await burrowContext(d.mode);
+        t = await burrowContext(d.mode, { containersConf: d.containersConf });
       });
 
       test("TCP, UDP, a range, a random host port and a half-close are forwarded; nothing is left after", async () => {

@@ -223,6 +223,8 @@ describe("hosts", () => {
     } as unknown as NonNullable<Parameters<typeof firstHostIPv4>[0]>;
     expect(firstHostIPv4(ifaces)).toBe("192.168.7.2");
     expect(firstHostIPv4({ lo: ifaces.lo })).toBeNull();
+    // Addresses that are not the host from where the sandbox is (pasta's copies in the bridges' namespace).
+    expect(firstHostIPv4(ifaces, ["192.168.7.2"])).toBeNull();
   });
 
   test("readHostHosts: missing file is empty", () => {

@@ -122,6 +122,12 @@ describe("pastaArgs", () => {
     expect(pastaHostAddress(parsePastaMode("pasta:--map-guest-addr,none")!, newer)).toBeNull();
   });
 
+  test("the shared rootless namespace's pasta outlives its pin (--no-netns-quit among burrow's own options)", () => {
+    const args = pastaArgs({ ...base, options: parsePastaMode("pasta")!, outlivePin: true });
+    expect(args.slice(args.indexOf("--log-file"), args.indexOf("--pid"))).toEqual(["--log-file", "/run/x/pasta.log", "--no-netns-quit"]);
+    expect(pastaArgs({ ...base, options: parsePastaMode("pasta")! })).not.toContain("--no-netns-quit");
+  });
+
   test("a user's --pid replaces burrow's", () => {
     const args = pastaArgs({ ...base, options: parsePastaMode("pasta:--pid,/tmp/mine.pid")! });
     expect(args.filter((a) => a === "--pid")).toHaveLength(1);

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { parseConf } from "../../src/machine/containers-conf.ts";
-import { MERIT_DEFAULT, rootlessDefault } from "../../src/machine/rootless-default.ts";
+import { MERIT_DEFAULT, rootlessDefault, sharedNamespaceHelper } from "../../src/machine/rootless-default.ts";
 import { hostContainersInternal } from "../../src/dns/etc-content.ts";
 
 const installed =
@@ -21,6 +21,19 @@ describe("rootlessDefault", () => {
   });
   test("neither installed: the preferred one (its error names the package)", () => {
     expect(rootlessDefault({ defaultRootlessNetworkCmd: "pasta" }, installed())).toMatchObject({ mode: "pasta", fallback: null });
+  });
+});
+
+describe("sharedNamespaceHelper (the bridge networks' rootless namespace)", () => {
+  test("the same rule as a plain run: containers.conf, else the default, else the installed one", () => {
+    expect(sharedNamespaceHelper({ defaultRootlessNetworkCmd: "pasta" }, installed("pasta", "slirp4netns"))).toMatchObject({ helper: "pasta", fallback: null });
+    expect(sharedNamespaceHelper({ defaultRootlessNetworkCmd: "pasta" }, installed("pasta", "slirp4netns")).why).toContain("default_rootless_network_cmd");
+    expect(sharedNamespaceHelper({}, installed("pasta", "slirp4netns"))).toMatchObject({ helper: MERIT_DEFAULT, fallback: null });
+    const fallback = sharedNamespaceHelper({ defaultRootlessNetworkCmd: "pasta" }, installed("slirp4netns"));
+    expect(fallback.helper).toBe("slirp4netns");
+    expect(fallback.fallback).toContain("pasta is not installed");
+    expect(fallback.fallback).toContain("rootless namespace uses slirp4netns");
+    expect(sharedNamespaceHelper({}, installed("pasta")).helper).toBe("pasta");
   });
 });
 
@@ -49,5 +62,11 @@ describe("hostContainersInternal (podman 5.3)", () => {
     expect(hostContainersInternal("none", { hostContainersInternal: "169.254.1.2" }, host)).toBeNull();
     expect(hostContainersInternal(undefined, { hostContainersInternal: "169.254.1.2" }, host)).toBe("169.254.1.2");
     expect(hostContainersInternal(undefined, {}, host)).toBe("192.0.2.2");
+  });
+  test("bridges behind pasta without a mapped address: the host's first address that is not also the namespace's", () => {
+    const hostOutside = (exclude: readonly string[]) => ["192.0.2.2", "198.51.100.7"].find((a) => !exclude.includes(a)) ?? null;
+    expect(hostContainersInternal(undefined, { hostAddressesInside: ["192.0.2.2"] }, hostOutside)).toBe("198.51.100.7");
+    expect(hostContainersInternal(undefined, { hostAddressesInside: ["192.0.2.2", "198.51.100.7"] }, hostOutside)).toBeNull();
+    expect(hostContainersInternal("10.9.9.9", { hostAddressesInside: ["192.0.2.2", "198.51.100.7"] }, hostOutside)).toBe("10.9.9.9");
   });
 });

@@ -481,6 +481,8 @@ export class CniNetworking {
       prefixLength: first?.prefix,
       nameservers,
       searchDomains: nameservers.length ? [DNS_DOMAIN] : undefined,
+      // Rootless: the shared namespace decides what reaches the host (pasta's mapped address).
+      ...this.rootlessNetns?.hostView(),
     };
   }
 }

@@ -1,17 +1,20 @@
 // The rootless CNI network namespace: one per user, shared by every rootless
-// bridge sandbox (podman v3's rootless-cni-ns). The CNI plugins run inside it
-// (bridge, veths, iptables masquerade live there, never in the host's
-// namespaces) and one slirp4netns gives it outbound connectivity. Created on
-// first need, torn down with its slirp4netns and dnsmasq when the last
-// bridge sandbox leaves. Daemon main thread, session namespaces.
-import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+// bridge sandbox (podman v3's rootless-cni-ns, podman 5's rootless-netns). The
+// CNI plugins and netavark run inside it (bridge, veths, iptables masquerade
+// live there, never in the host's namespaces) and one helper gives it
+// outbound connectivity: slirp4netns, or pasta as podman 5 runs it there when
+// containers.conf default_rootless_network_cmd says so (the same rule as a
+// plain `run`: src/machine/rootless-default.ts). Created on first need, torn
+// down with its helper and dnsmasq when the last bridge sandbox leaves.
+// Daemon main thread, session namespaces.
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import * as v from "valibot";
 import { log } from "../../log.ts";
 import { nsId } from "../../sys/ns.ts";
 import { Mutex } from "../../mutex.ts";
 import type { Paths } from "../../paths.ts";
 import { createPinnedNetns, pinHolds } from "../../namespaces/pins.ts";
-import { pidsInNs, signalAll, withNamespace } from "../../sys/processes.ts";
+import { pidsInNs, signalAll, stopHelper, withNamespace } from "../../sys/processes.ts";
 import { bind, umountIfMounted } from "../../sys/mount.ts";
 import { ROLES, spawnRole } from "../../roles.ts";
 import { buildResolvConf, readHostResolvConf } from "../../dns/resolvconf.ts";
@@ -22,7 +25,14 @@ import { CniRunnerReply, parseMessage, type CniRunnerConfig } from "../../messag
 import type { PluginSpawner, SpawnRequest, SpawnResult } from "./spawn.ts";
 import type { HelperKind, HelperRow, HelperTrack } from "../../state/helpers.ts";
 import { dnsmasqOf, dnsmasqOwner, dnsnameDir, dnsnameNetworks, dnsnameRoot, dnsnameRuntimeDir, stopDnsmasq } from "./dnsmasq.ts";
-import { findHelper } from "../../machine/helpers.ts";
+import { findHelper, helperConf } from "../../machine/helpers.ts";
+import type { RootlessNetworkCmd } from "../../machine/containers-conf.ts";
+import { sharedNamespaceHelper, type SharedNamespaceHelper } from "../../machine/rootless-default.ts";
+import { parsePastaOptionsWithConf } from "../pasta/options.ts";
+import { isOurPasta, pastaHostAddress, pastaNameservers, probePasta, startPasta } from "../pasta/process.ts";
+import type { PastaOptions } from "../pasta/options.ts";
+import type { DnsView } from "../../dns/etc-content.ts";
+import { networkInterfaces } from "node:os";
 import { cleanEnv } from "../../sys/env.ts";
 import { messageOf } from "../../errors.ts";
 import { startTimeOf } from "../../sys/processes.ts";
@@ -35,7 +45,7 @@ const MADE_FILE = "rootless-netns.json";
 export interface RootlessNetnsHooks {
   /** Records a helper before it is spawned, owned by the namespace. */
   helpers?: { intend(kind: HelperKind, owner?: string): HelperTrack };
-  /** Its slirp4netns exited while the namespace is in use (src/net/cni/rootless-supervisor.ts restarts it). */
+  /** Its slirp4netns exited while the namespace is in use (src/net/cni/rootless-supervisor.ts restarts it; a dead pasta is found by its housekeeping). */
   onSlirpExit?(pid: number): void;
 }
 
@@ -116,10 +126,27 @@ export function cniDataDir(paths: Paths): string {
   return `${paths.stateDir}/cni/networks`;
 }
 
-interface State {
-  ino: number;
-  slirpPid: number;
-}
+/** The helpers that can connect the namespace (containers.conf default_rootless_network_cmd). */
+const SharedHelperName = v.picklist(["slirp4netns", "pasta"] as const satisfies readonly RootlessNetworkCmd[]);
+
+/**
+ * RUNTIME_DIR/rootless-netns/state.json. `slirpPid` is the pid of the
+ * namespace's helper, whichever it is (the name is older than pasta here;
+ * kept so a daemon of either build reads the other's file); `helper`
+ * absent means slirp4netns, as every older build made it.
+ */
+const StateFile = v.object({
+  ino: v.number(),
+  slirpPid: v.number(),
+  helper: v.optional(SharedHelperName),
+  /** pasta: the address it maps to the host (--map-guest-addr), host.containers.internal for bridge sandboxes (podman 5.3). */
+  hostAddress: v.optional(v.pipe(v.string(), v.ip())),
+  /** pasta: the host's addresses it copied into the namespace, which are not the host from there. */
+  inside: v.optional(v.array(v.pipe(v.string(), v.ip()))),
+});
+type State = v.InferOutput<typeof StateFile>;
+
+const helperOf = (st: Pick<State, "helper">): RootlessNetworkCmd => st.helper ?? "slirp4netns";
 
 interface Made {
   state: State;
@@ -127,12 +154,28 @@ interface Made {
 }
 
 const MadeFile = v.object({
-  state: v.object({ ino: v.number(), slirpPid: v.number() }),
+  state: StateFile,
   resolv: v.string(),
   bootId: v.string(),
   userns: v.nullable(v.string()),
   slirpStart: v.nullable(v.string()),
 });
+
+/**
+ * The IPv4 addresses pasta --config-net gives the namespace: the user's
+ * -a, else those of the host's interface with the default route, which
+ * pasta copies. Read from /proc/net/route, no spawn.
+ */
+function pastaCopiedAddresses(options: PastaOptions): string[] {
+  if (options.addresses.length) return options.addresses;
+  try {
+    const routes = readFileSync("/proc/net/route", "utf8").split("\n").slice(1);
+    const iface = routes.map((l) => l.trim().split(/\s+/)).find((f) => f[1] === "00000000" && f[7] === "00000000")?.[0];
+    return (iface ? (networkInterfaces()[iface] ?? []) : []).filter((a) => a.family === "IPv4").map((a) => a.address);
+  } catch {
+    return [];
+  }
+}
 
 function bootId(): string {
   try {
@@ -170,10 +213,46 @@ export class RootlessNetns {
 
   private readState(): State | null {
     try {
-      return JSON.parse(readFileSync(this.stateFile, "utf8")) as State;
+      const parsed = v.safeParse(StateFile, JSON.parse(readFileSync(this.stateFile, "utf8")));
+      return parsed.success ? parsed.output : null;
     } catch {
       return null;
     }
+  }
+
+  /** Whether the helper `st` names is alive and serves this namespace's pin. */
+  private helperAlive(st: Pick<State, "slirpPid" | "helper">): boolean {
+    return helperOf(st) === "pasta" ? isOurPasta(st.slirpPid, this.pin) : isOurSlirp4netns(st.slirpPid, this.pin);
+  }
+
+  /** Which helper a new namespace gets, and why; decided when it is made. */
+  private chosen: SharedNamespaceHelper | null = null;
+
+  /**
+   * For `info`: the helper serving the namespace now (with its pid), or the
+   * one a new namespace would get.
+   */
+  helperInfo(): { helper: RootlessNetworkCmd; pid: number | null; why: string } {
+    const st = this.readState();
+    let choice = this.chosen;
+    if (!choice) {
+      try {
+        choice = sharedNamespaceHelper(helperConf(), (name) => findHelper(name));
+      } catch (e) {
+        choice = { helper: "slirp4netns", why: messageOf(e), fallback: null };
+      }
+    }
+    if (st && pinHolds(this.pin, st.ino)) {
+      const helper = helperOf(st);
+      return { helper, pid: this.helperAlive(st) ? st.slirpPid : null, why: helper === choice.helper ? choice.why : "chosen when the namespace was made" };
+    }
+    return { helper: choice.helper, pid: null, why: choice.why };
+  }
+
+  /** The helper of the namespace as it is now (slirp4netns when there is none). */
+  get helperName(): RootlessNetworkCmd {
+    const st = this.readState();
+    return st ? helperOf(st) : (this.chosen?.helper ?? "slirp4netns");
   }
 
   /** The pinned namespace's inode number (null when there is none): tells one namespace from the next. */
@@ -181,10 +260,10 @@ export class RootlessNetns {
     return this.readState()?.ino ?? null;
   }
 
-  /** Alive: pinned, and its slirp4netns still running. */
+  /** Alive: pinned, and its helper (slirp4netns or pasta) still running. */
   alive(): boolean {
     const st = this.readState();
-    return !!st && pinHolds(this.pin, st.ino) && isOurSlirp4netns(st.slirpPid, this.pin);
+    return !!st && pinHolds(this.pin, st.ino) && this.helperAlive(st);
   }
 
   exists(): boolean {
@@ -210,13 +289,16 @@ export class RootlessNetns {
       const t0 = performance.now();
       this.makeDirs();
       try {
+        const chosen = sharedNamespaceHelper(helperConf(), (name) => findHelper(name));
+        // Said once per daemon, as for a plain `run` (src/daemon/create.ts).
+        if (chosen.fallback && !this.chosen?.fallback) log.warn(chosen.fallback);
+        this.chosen = chosen;
         const ino = await createPinnedNetns(this.pin);
-        const options = parseSlirp4netnsOptions([]);
-        const slirp = await this.startSlirp(ino);
-        const resolv = buildResolvConf({ hostContent: readHostResolvConf().content, firstNameservers: [slirp4netnsAddresses(options).dns] });
+        const started = await this.startHelper(ino, chosen.helper);
+        const resolv = buildResolvConf({ hostContent: readHostResolvConf().content, firstNameservers: started.nameservers });
         writeFileSync(`${this.dir}/resolv.conf`, resolv.content, { mode: 0o644 });
-        this.remember({ state: { ino, slirpPid: slirp.pid }, resolv: resolv.content });
-        log.debug(`rootless CNI namespace up in ${(performance.now() - t0).toFixed(1)} ms`);
+        this.remember({ state: started.state, resolv: resolv.content });
+        log.debug(`rootless CNI namespace up with ${chosen.helper} in ${(performance.now() - t0).toFixed(1)} ms`);
       } catch (e) {
         await this.teardownNow();
         throw e;
@@ -224,8 +306,69 @@ export class RootlessNetns {
     });
   }
 
+  /**
+   * Starts the namespace's helper and writes the state naming it; returns
+   * that state and the nameservers that reach the host's resolvers through it.
+   */
+  private async startHelper(ino: number, helper: RootlessNetworkCmd): Promise<{ state: State; nameservers: string[] }> {
+    if (helper === "pasta") return this.startPasta(ino);
+    const slirp = await this.startSlirp(ino);
+    return { state: slirp.state, nameservers: [slirp4netnsAddresses(parseSlirp4netnsOptions([])).dns] };
+  }
+
+  /**
+   * pasta as podman 5 runs it for its rootless netns (pasta.Setup with no
+   * ports: --config-net, containers.conf pasta_options, --dns-forward,
+   * "none" for every port direction, --no-map-gw, --map-guest-addr where
+   * the installed pasta has it); bridge sandboxes' published ports go
+   * through burrow's forwarder, not pasta. Also --no-netns-quit: a logout
+   * deletes the pin file, and the namespace must outlive that (restore()
+   * pins it again); burrow stops this pasta itself.
+   */
+  private async startPasta(ino: number): Promise<{ state: State; nameservers: string[] }> {
+    const options = parsePastaOptionsWithConf(helperConf().pastaOptions ?? [], []);
+    const features = await probePasta(undefined, `${this.paths.stateDir}/pasta-probe.json`);
+    const track = this.hooks.helpers?.intend("pasta");
+    const pasta = await startPasta({
+      track,
+      netnsPath: this.pin,
+      options,
+      features,
+      logPath: `${this.dir}/pasta.log`,
+      pidPath: `${this.dir}/pasta.pid`,
+      outlivePin: true,
+    });
+    const hostAddress = pastaHostAddress(options, features);
+    const state: State = { ino, slirpPid: pasta.pid, helper: "pasta", ...(hostAddress ? { hostAddress } : {}), inside: pastaCopiedAddresses(options) };
+    this.recordHelper(state);
+    return { state, nameservers: pastaNameservers(options, features) };
+  }
+
+  /**
+   * What bridge sandboxes' /etc/hosts needs from the namespace (podman 5.3's
+   * rule for bridge networks): with pasta, host.containers.internal is the
+   * address pasta maps to the host; without one (Debian 12's pasta has no
+   * --map-guest-addr), the host's first address that pasta did not copy into
+   * the namespace, since from there those are the namespace's own.
+   */
+  hostView(): Pick<DnsView, "hostContainersInternal" | "hostAddressesInside"> {
+    const st = this.readState();
+    if (!st || helperOf(st) !== "pasta") return {};
+    return st.hostAddress ? { hostContainersInternal: st.hostAddress } : { hostAddressesInside: st.inside ?? [] };
+  }
+
+  /** state.json, and the state-dir record when there is one, name the helper that runs now. */
+  private recordHelper(state: State): void {
+    // The state first: a failure below must still find the helper to stop.
+    writeFileSync(this.stateFile, JSON.stringify(state satisfies State), { mode: 0o600 });
+    // restore() after a logout writes the state of the helper that runs now.
+    // (A daemon restarted since ensure() has only the file: it is kept true too.)
+    const made = this.made ?? this.recall();
+    if (made) this.remember({ ...made, state });
+  }
+
   /** Starts slirp4netns for the pinned namespace and writes the state naming it. */
-  private async startSlirp(ino: number): Promise<{ pid: number }> {
+  private async startSlirp(ino: number): Promise<{ state: State }> {
     const features = await probeSlirp4netns({ cachePath: `${this.paths.stateDir}/slirp4netns-probe.json` });
     const track = this.hooks.helpers?.intend("slirp4netns");
     const slirp = await startSlirp4netns({
@@ -236,17 +379,13 @@ export class RootlessNetns {
       track,
     });
     slirp.proc.unref();
-    // The state first: a failure below must still find slirp4netns to stop.
-    writeFileSync(this.stateFile, JSON.stringify({ ino, slirpPid: slirp.pid } satisfies State), { mode: 0o600 });
-    // restore() after a logout writes the state of the slirp4netns that runs now.
-    // (A daemon restarted since ensure() has only the file: it is kept true too.)
-    const made = this.made ?? this.recall();
-    if (made) this.remember({ ...made, state: { ino, slirpPid: slirp.pid } });
+    const state: State = { ino, slirpPid: slirp.pid, helper: "slirp4netns" };
+    this.recordHelper(state);
     slirp.proc.exited.then(() => {
       // Not when our own teardown (or a restart) stopped it.
       if (this.working === 0 && this.readState()?.slirpPid === slirp.pid) this.hooks.onSlirpExit?.(slirp.pid);
     });
-    return slirp;
+    return { state };
   }
 
   private legacyChecked = false;
@@ -311,28 +450,30 @@ export class RootlessNetns {
     }
   }
 
-  /** The namespace is pinned but its slirp4netns is gone (killed, crashed). */
-  slirpDead(): boolean {
+  /** The namespace is pinned but its helper is gone (killed, crashed). */
+  helperDead(): boolean {
     const st = this.readState();
-    return !!st && pinHolds(this.pin, st.ino) && !isOurSlirp4netns(st.slirpPid, this.pin);
+    return !!st && pinHolds(this.pin, st.ino) && !this.helperAlive(st);
   }
 
   /**
-   * Starts a new slirp4netns for the namespace when the old one died: the
-   * bridges, veths and rules inside live on, and --configure makes tap0
-   * and the default route again. Returns the old and new pid, or null when
+   * Starts a new helper of the same kind for the namespace when the old one
+   * died: the bridges, veths and rules inside live on, and slirp4netns's
+   * --configure (pasta's --config-net) makes its interface and the default
+   * route again. Returns the helper, the old and new pid, or null when
    * nothing was to be done.
    */
-  revive(): Promise<{ oldPid: number; pid: number } | null> {
+  revive(): Promise<{ helper: RootlessNetworkCmd; oldPid: number; pid: number } | null> {
     return this.serial(async () => {
       const st = this.readState();
-      if (!st || !this.slirpDead()) return null;
+      if (!st || !this.helperDead()) return null;
       // The kernel removes the dead one's tap0 a little after its exit
       // (seen: the first new slirp4netns failing on the old tap0): retry.
+      const helper = helperOf(st);
       for (let attempt = 1; ; attempt++) {
         try {
-          const slirp = await this.startSlirp(st.ino);
-          return { oldPid: st.slirpPid, pid: slirp.pid };
+          const started = await this.startHelper(st.ino, helper);
+          return { helper, oldPid: st.slirpPid, pid: started.state.slirpPid };
         } catch (e) {
           if (attempt >= 5) throw e;
           await Bun.sleep(100 * attempt);
@@ -341,10 +482,13 @@ export class RootlessNetns {
     });
   }
 
-  /** Whether a ledger row is this namespace's live slirp4netns (or one being started or stopped). */
+  /** Whether a ledger row is this namespace's live helper (or one being started or stopped). */
   owns(row: HelperRow): boolean {
     if (this.working > 0) return true;
-    return row.pid !== null && this.readState()?.slirpPid === row.pid;
+    // After a logout state.json is gone until restore() writes it again: what ensure() made still
+    // counts, also for a daemon started since, which knows it only from the state dir's record.
+    const st = this.readState() ?? (this.made ?? this.recall())?.state;
+    return row.pid !== null && st?.slirpPid === row.pid;
   }
 
   /** An operation is under way. */
@@ -386,7 +530,7 @@ export class RootlessNetns {
     try {
       const raw = readPrivateRecord(this.madeFile, MadeFile, MADE_FILE);
       if (!raw || raw.bootId !== bootId() || raw.userns !== nsId("/proc/self/ns/user")) return null;
-      if (startTimeOf(raw.state.slirpPid) !== raw.slirpStart || !isOurSlirp4netns(raw.state.slirpPid, this.pin)) return null;
+      if (startTimeOf(raw.state.slirpPid) !== raw.slirpStart || !this.helperAlive(raw.state)) return null;
       return { state: raw.state, resolv: raw.resolv };
     } catch {
       return null;
@@ -405,20 +549,43 @@ export class RootlessNetns {
     return this.mutex.run(async () => {
       const made = this.made ?? this.recall();
       if (!made || pinHolds(this.pin, made.state.ino)) return;
-      const inside = pidsInNs("net", made.state.ino);
-      if (!inside.length) return;
+      const handle = this.namespaceHandle(made.state);
+      if (!handle) return;
       this.made = made;
       this.makeDirs();
       writeFileSync(this.stateFile, JSON.stringify(made.state), { mode: 0o600 });
       writeFileSync(`${this.dir}/resolv.conf`, made.resolv, { mode: 0o644 });
       if (!existsSync(this.pin)) writeFileSync(this.pin, "");
-      bind(`/proc/${inside[0]}/ns/net`, this.pin);
+      bind(handle.path, this.pin);
       this.runner?.stop();
       this.runner = null;
-      log.warn(`the rootless CNI namespace was pinned again from process ${inside[0]}`);
+      log.warn(`the rootless CNI namespace was pinned again from ${handle.holder}`);
       await this.replaceLegacyDnsmasq();
       await this.restoreDnsmasq();
     });
+  }
+
+  /**
+   * Something that holds the namespace open, to pin it again from: a
+   * process inside it (dnsmasq, aardvark-dns), else its pasta's open
+   * handle on the pin (pasta keeps one for its whole life; slirp4netns
+   * keeps none). Null when neither is there.
+   */
+  private namespaceHandle(st: State): { path: string; holder: string } | null {
+    const inside = pidsInNs("net", st.ino);
+    if (inside.length) return { path: `/proc/${inside[0]}/ns/net`, holder: `process ${inside[0]}` };
+    if (helperOf(st) !== "pasta" || !this.helperAlive(st)) return null;
+    try {
+      const nsfs = statSync("/proc/self/ns/net").dev;
+      for (const fd of readdirSync(`/proc/${st.slirpPid}/fd`)) {
+        const path = `/proc/${st.slirpPid}/fd/${fd}`;
+        try {
+          const target = statSync(path);
+          if (target.dev === nsfs && target.ino === st.ino) return { path, holder: `pasta ${st.slirpPid}'s handle on it` };
+        } catch {} // closed meanwhile
+      }
+    } catch {} // pasta is gone
+    return null;
   }
 
   /**
@@ -488,7 +655,7 @@ export class RootlessNetns {
     return this.serial(() => this.teardownNow());
   }
 
-  /** Kills dnsmasq and anything else left inside, its slirp4netns, and unpins it. */
+  /** Kills dnsmasq and anything else left inside, its helper (slirp4netns or pasta), and unpins it. */
   private async teardownNow(): Promise<Error[]> {
     const errors: Error[] = [];
     this.runner?.stop();
@@ -501,7 +668,9 @@ export class RootlessNetns {
       // state.json's inode may name another namespace now, another daemon's.
       await withNamespace(st.ino, this.pin, () => signalAll(pidsInNs("net", st.ino), "SIGKILL"));
       try {
-        await stopSlirp4netnsPid(st.slirpPid, this.pin);
+        const pid = st.slirpPid;
+        if (helperOf(st) === "pasta") await stopHelper(pid, () => isOurPasta(pid, this.pin));
+        else await stopSlirp4netnsPid(pid, this.pin);
       } catch (e) {
         errors.push(e as Error);
       }

@@ -1,10 +1,10 @@
-// Supervision of the rootless CNI namespace's shared slirp4netns (issue 10
-// item 5): every rootless bridge sandbox reaches the outside through it, and
+// Supervision of the rootless CNI namespace's shared helper, slirp4netns or
+// pasta (issue 10 item 5): every rootless bridge sandbox reaches the outside through it, and
 // a kill of it used to go unnoticed until someone looked. Now its exit (seen
-// at once when this daemon started it, else at the next housekeeping tick,
-// within a second) is reported (daemon log and a `burrow events` entry) and
+// at once when this daemon started slirp4netns, else at the next
+// housekeeping tick, within a second: pasta forks away from its starter) is reported (daemon log and a `burrow events` entry) and
 // a new one is started for the same namespace; bridges, veths and rules
-// inside live on. A slirp4netns that keeps dying is restarted at most
+// inside live on. A helper that keeps dying is restarted at most
 // MAX_RESTARTS times a minute, then left dead and reported as given up.
 // A namespace no bridge sandbox uses any more (a create rolled back after a
 // daemon crash) is torn down here. Daemon main thread.
@@ -50,35 +50,36 @@ export class RootlessSupervisor {
       for (const e of errs) log.warn(`tearing down the unused rootless CNI namespace: ${e.message}`);
       return;
     }
-    if (!this.rns.slirpDead()) {
+    if (!this.rns.helperDead()) {
       this.gaveUp = false;
       return;
     }
     if (this.gaveUp) return;
     const now = Date.now();
     this.restarts = this.restarts.filter((t) => now - t < WINDOW_MS);
+    const helper = this.rns.helperName;
     if (this.restarts.length >= MAX_RESTARTS) {
       this.gaveUp = true;
       log.error(
-        `the rootless bridge networks' slirp4netns died ${MAX_RESTARTS} times within a minute: not restarting it (bridge sandboxes have no outside connectivity; see ${this.rns.dir}/slirp4netns.log)`,
+        `the rootless bridge networks' ${helper} died ${MAX_RESTARTS} times within a minute: not restarting it (bridge sandboxes have no outside connectivity; see ${this.rns.dir}/${helper}.log)`,
       );
-      this.report("network-helper-gave-up", { helper: "slirp4netns", scope: "rootless-netns", restarts: MAX_RESTARTS });
+      this.report("network-helper-gave-up", { helper, scope: "rootless-netns", restarts: MAX_RESTARTS });
       return;
     }
     this.restarts.push(now);
     try {
       const r = await this.rns.revive();
       if (!r) return;
-      log.warn(`restarted the rootless bridge networks' slirp4netns (pid ${r.oldPid} died, new pid ${r.pid})`);
-      this.report("network-helper-restarted", { helper: "slirp4netns", scope: "rootless-netns", oldPid: r.oldPid, pid: r.pid });
+      log.warn(`restarted the rootless bridge networks' ${r.helper} (pid ${r.oldPid} died, new pid ${r.pid})`);
+      this.report("network-helper-restarted", { helper: r.helper, scope: "rootless-netns", oldPid: r.oldPid, pid: r.pid });
     } catch (e) {
-      log.warn(`restarting the rootless bridge networks' slirp4netns: ${messageOf(e)}`);
-      this.report("network-helper-died", { helper: "slirp4netns", scope: "rootless-netns", error: messageOf(e) });
+      log.warn(`restarting the rootless bridge networks' ${helper}: ${messageOf(e)}`);
+      this.report("network-helper-died", { helper, scope: "rootless-netns", error: messageOf(e) });
     }
   }
 
-  /** For health(): the shared slirp4netns is dead right now. */
+  /** For health(): the shared helper is dead right now. */
   down(): boolean {
-    return this.rns.exists() && this.rns.slirpDead();
+    return this.rns.exists() && this.rns.helperDead();
   }
 }

@@ -569,6 +569,8 @@ export class NetavarkNetworking {
       prefixLength: first?.prefix,
       nameservers,
       searchDomains: search.length ? search : undefined,
+      // Rootless: the shared namespace decides what reaches the host (pasta's mapped address).
+      ...this.shared?.ns.hostView(),
     };
   }
 

@@ -175,6 +175,12 @@ export interface PastaStartOptions {
   runas?: string;
   /** The helper ledger's row (written before the spawn; pasta's forked pid once known). */
   track?: HelperTrack;
+  /**
+   * Keep running when the namespace's pin file is deleted (`--no-netns-quit`):
+   * for the shared rootless namespace of bridge networks, which burrow stops
+   * itself and pins again after a logout removed the runtime directory.
+   */
+  outlivePin?: boolean;
 }
 
 /**
@@ -202,6 +208,7 @@ export function pastaArgs(o: Omit<PastaStartOptions, "readyTimeoutMs">): string[
   // namespace rootless, so pasta keeps our ids; it still drops capabilities.
   if (features.runas) args.push("--runas", o.runas ?? `${process.getuid?.() ?? 0}:${process.getgid?.() ?? 0}`);
   args.push("--log-file", o.logPath);
+  if (o.outlivePin) args.push("--no-netns-quit");
   // A user's --pid is in options.args already (pasta takes one): burrow reads that file.
   if (options.pidFile === null) args.push("--pid", o.pidPath);
   if (features.confPath && o.controlPath) args.push("--conf-path", o.controlPath);
@@ -304,6 +311,15 @@ export function isPasta(pid: number): boolean {
     const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
     const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
     return /^(pasta|passt)/.test(comm) && state !== "Z" && state !== "X";
+  } catch {
+    return false;
+  }
+}
+
+/** Whether `pid` is a live pasta serving `netnsPath` (its --netns argument). */
+export function isOurPasta(pid: number, netnsPath: string): boolean {
+  try {
+    return isPasta(pid) && readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").includes(netnsPath);
   } catch {
     return false;
   }
