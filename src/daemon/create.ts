@@ -198,6 +198,7 @@ export async function createSandbox(ctx: DaemonContext, releases: SandboxRelease
         s.runtime.backend = net.record;
         s.runtime.address = net.address;
         s.runtime.ipv6 = net.ipv6 || undefined;
+        s.runtime.address6 = net.address6;
         undo.push("network", () => backend.teardown?.(net.record, setupContext(ctx, s)));
         ctx.store.update(s);
         const content = etcContent({ policy: backend.etc, hostname, name, dns: req.dns, net });

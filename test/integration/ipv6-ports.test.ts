@@ -9,6 +9,7 @@ import { readFileSync } from "node:fs";
 import { connect, isIPv6 } from "node:net";
 import { burrowContext, type BurrowContext } from "../helpers/context.ts";
 import { integrationUnavailable } from "../helpers/env.ts";
+import { findNetavarkHelper } from "../../src/net/netavark/run.ts";
 import { describeWhen, firstMissing } from "../helpers/requirements.ts";
 import { until } from "../helpers/until.ts";
 
@@ -125,3 +126,93 @@ describeWhen(why)("IPv6 published ports: a port taken on IPv6 only (rootless)", 
     });
   }
 });
+
+const noNetavark = () => (findNetavarkHelper("netavark") ? null : "netavark is not installed (apt-get install netavark aardvark-dns)");
+
+/**
+ * Connects from inside a sandbox to NAME:7000 over IPv6 (the name resolved
+ * to its AAAA record through the sandbox's resolv.conf) and prints
+ * "ADDRESS PEER": the address the name gave and the peer the server saw.
+ */
+const AAAA_CLIENT = (name: string) =>
+  `const { address } = await require("node:dns").promises.lookup(${JSON.stringify(name)}, { family: 6 }); let got = ""; await new Promise((ok, no) => { const s = require("node:net").connect({ host: address, port: 7000 }); s.on("data", (d) => { got += d; }); s.on("close", ok); s.on("error", no); }); console.log(address, got.trim());`;
+
+for (const backend of ["cni", "netavark"] as const) {
+  describeWhen(why ?? (backend === "netavark" ? noNetavark() : null))(`IPv6 published ports on a bridge network (${backend}, rootless)`, () => {
+    let t: BurrowContext;
+    beforeEach(async () => {
+      t = await burrowContext("rootless", { networkBackend: backend });
+    });
+    afterEach(() => t.dispose());
+
+    const serve = async (network: string, publish: string[], name?: string) =>
+      (
+        await t.burrowOk([
+          "run",
+          "-d",
+          ...(name ? ["--name", name] : []),
+          "--network",
+          network,
+          ...publish.flatMap((p) => ["-p", p]),
+          "--",
+          process.execPath,
+          "-e",
+          PEER_SERVER,
+        ])
+      ).trim();
+    /** The sandbox's addresses on its network, from inspect (podman v3's CNI view lists a dual-stack IPv6 address as secondary). */
+    const addresses = async (id: string) => {
+      const n = Object.values(JSON.parse(await t.burrowOk(["inspect", id]))[0].NetworkSettings.Networks)[0] as {
+        IPAddress: string;
+        GlobalIPv6Address: string;
+        SecondaryIPv6Addresses?: string[];
+      };
+      return { v4: n.IPAddress, v6: n.GlobalIPv6Address || (n.SecondaryIPv6Addresses?.[0]?.split("/")[0] ?? "") };
+    };
+
+    test("network create --ipv6: [::1] and plain -p reach the sandbox over IPv6, IPv4 clients over IPv4", async () => {
+      const [v6, plain] = [hostPort(), hostPort()];
+      await t.burrowOk(["network", "create", "--ipv6", "v6net"]);
+      const net = JSON.parse(await t.burrowOk(["network", "ls", "--format", "json"])).find((n: { name: string }) => n.name === "v6net");
+      // podman 4+ (and burrow on both backends): --ipv6 without --subnet adds a unique-local /64 beside an IPv4 subnet.
+      expect(net.ipv6_enabled).toBe(true);
+      const subnets = net.subnets.map((x: { subnet: string }) => x.subnet);
+      expect(subnets.some((x: string) => /^fd[0-9a-f]{2}:.*\/64$/.test(x))).toBe(true);
+      const id = await serve("v6net", [`[::1]:${v6}:7000`, `${plain}:7000`]);
+      const own = await addresses(id);
+      expect(isRealIPv6(own.v6)).toBe(true);
+      // Fixed by the backend's address: no waiting for it (the first connection already goes over IPv6).
+      expect(await until(() => peerThrough("::1", v6), 10_000, "the server behind [::1]")).toBe(own.v6);
+      expect(await peerThrough("::1", plain)).toBe(own.v6);
+      expect(await peerThrough("127.0.0.1", plain)).toBe(`::ffff:${own.v4}`);
+      expect(await t.burrowOk(["port", id])).toBe(`7000/tcp -> [::1]:${v6}\n7000/tcp -> 0.0.0.0:${plain}\n`);
+      await t.burrowOk(["rm", "-f", id]);
+      await t.burrowOk(["network", "rm", "v6net"]);
+    });
+
+    test("a bridge network without IPv6: -p [::1] still serves, over IPv4", async () => {
+      const port = hostPort();
+      await t.burrowOk(["network", "create", "v4net"]);
+      const id = await serve("v4net", [`[::1]:${port}:7000`]);
+      const own = await addresses(id);
+      expect(own.v6).toBe("");
+      expect(await until(() => peerThrough("::1", port), 10_000, "the server behind [::1]")).toBe(`::ffff:${own.v4}`);
+      await t.burrowOk(["rm", "-f", id]);
+      await t.burrowOk(["network", "rm", "v4net"]);
+    });
+
+    test("sandbox to sandbox over IPv6 by name (AAAA from the network's DNS)", async () => {
+      await t.burrowOk(["network", "create", "--ipv6", "v6dns"]);
+      const server = await serve("v6dns", [], "v6server");
+      const own = await addresses(server);
+      const r = await t.burrow(["run", "--rm", "--network", "v6dns", "--", process.execPath, "-e", AAAA_CLIENT("v6server")]);
+      // dnsname's dnsmasq and aardvark-dns both answer AAAA for a sandbox's IPv6 address.
+      expect(r.stderr).toBe("");
+      const [address, peer] = r.stdout.trim().split(" ");
+      expect(address).toBe(own.v6);
+      expect(isRealIPv6(peer!)).toBe(true);
+      await t.burrowOk(["rm", "-f", server]);
+      await t.burrowOk(["network", "rm", "v6dns"]);
+    });
+  });
+}

@@ -468,6 +468,8 @@ export class CniNetworking {
   /** What resolv.conf and /etc/hosts need from the attachments (podman v3's rules). */
   async dnsView(record: CniRecord): Promise<DnsView> {
     const first = record.attachments[0] ? primaryIPv4(record.attachments[0].result) : null;
+    // A primary network with an IPv6 subnet: the forwarder reaches the sandbox there over IPv6 for IPv6 clients.
+    const address6 = record.attachments[0]?.result.ips.find((i) => i.version === "6")?.address.split("/")[0];
     const nameservers: string[] = [];
     for (const a of record.attachments) {
       const net = await this.store.get(a.network).catch(() => null);
@@ -479,6 +481,7 @@ export class CniNetworking {
       hostsAddress: first?.address,
       gateway: first?.gateway,
       prefixLength: first?.prefix,
+      ...(address6 ? { ipv6: true, address6 } : {}),
       nameservers,
       searchDomains: nameservers.length ? [DNS_DOMAIN] : undefined,
     };

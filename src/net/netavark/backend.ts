@@ -556,6 +556,8 @@ export class NetavarkNetworking {
 
   dnsView(record: NetavarkRecord): DnsView {
     const first = record.attachments[0] ? addressesOf(record.attachments[0].status).find((x) => !x.ip.includes(":")) : undefined;
+    // A primary network with an IPv6 subnet: the forwarder reaches the sandbox there over IPv6 for IPv6 clients.
+    const address6 = record.attachments[0] ? addressesOf(record.attachments[0].status).find((x) => x.ip.includes(":"))?.ip : undefined;
     const nameservers: string[] = [];
     const search: string[] = [];
     for (const a of record.attachments) {
@@ -567,6 +569,7 @@ export class NetavarkNetworking {
       hostsAddress: first?.ip,
       gateway: first?.gateway,
       prefixLength: first?.prefix,
+      ...(address6 ? { ipv6: true, address6 } : {}),
       nameservers,
       searchDomains: search.length ? search : undefined,
     };
