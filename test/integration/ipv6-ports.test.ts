@@ -7,7 +7,7 @@
 import { afterEach, beforeEach, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { connect, isIPv6 } from "node:net";
-import { burrowContext, type BurrowContext } from "../helpers/context.ts";
+import { burrowContext, daemonPids, type BurrowContext } from "../helpers/context.ts";
 import { integrationUnavailable } from "../helpers/env.ts";
 import { findNetavarkHelper } from "../../src/net/netavark/run.ts";
 import { describeWhen, firstMissing } from "../helpers/requirements.ts";
@@ -213,6 +213,95 @@ for (const backend of ["cni", "netavark"] as const) {
       expect(isRealIPv6(peer!)).toBe(true);
       await t.burrowOk(["rm", "-f", server]);
       await t.burrowOk(["network", "rm", "v6dns"]);
+    });
+  });
+}
+
+/** A client run with `bun -e` (in the test netns when rootful): prints the line the server sends through host:port, or nothing. */
+const PEER_CLIENT = (host: string, port: number) =>
+  `let got = ""; const s = require("node:net").connect({ host: ${JSON.stringify(host)}, port: ${port} }); s.setTimeout(3000, () => s.destroy()); s.on("data", (d) => { got += d; }); s.on("close", () => console.log(got.trim())); s.on("error", () => {});`;
+
+/** The host's own IPv6 address in the rootful tests' netns (on a link of its own, as a host's interface). */
+const NETNS_IPV6 = "fd99:15:4::1";
+
+for (const backend of ["cni", "netavark"] as const) {
+  describeWhen(why ?? (backend === "netavark" ? noNetavark() : null))(`IPv6 published ports on a bridge network (${backend}, rootful)`, () => {
+    let t: BurrowContext;
+    beforeEach(async () => {
+      t = await burrowContext("rootful", { networkBackend: backend });
+      for (const cmd of [
+        // A veth pair with both ends here (no dummy module on every machine).
+        ["ip", "link", "add", "host0", "type", "veth", "peer", "name", "host1"],
+        ["ip", "link", "set", "host0", "up"],
+        ["ip", "link", "set", "host1", "up"],
+        ["ip", "addr", "add", `${NETNS_IPV6}/64`, "dev", "host0", "nodad"],
+        ["ip", "addr", "add", "10.15.4.1/24", "dev", "host0"],
+      ]) {
+        const r = await t.run(cmd);
+        expect(r.stderr).toBe("");
+      }
+    });
+    afterEach(() => t.dispose());
+
+    const peerIn = async (host: string, port: number) => (await t.run([process.execPath, "-e", PEER_CLIENT(host, port)])).stdout.trim();
+
+    test("network create --ipv6: the published port serves IPv6 clients over IPv6 (DNAT), IPv4 clients over IPv4", async () => {
+      const port = hostPort();
+      await t.burrowOk(["network", "create", "--ipv6", "v6root"]);
+      const id = (await t.burrowOk(["run", "-d", "--network", "v6root", "-p", `${port}:7000`, "--", process.execPath, "-e", PEER_SERVER])).trim();
+      const peer6 = await until(async () => (await peerIn(NETNS_IPV6, port)) || null, 10_000, `the server behind [${NETNS_IPV6}]:${port}`);
+      // DNAT keeps the client's address: the server sees the host's own IPv6 address.
+      expect(peer6).toBe(NETNS_IPV6);
+      expect(await peerIn("10.15.4.1", port)).toBe("::ffff:10.15.4.1");
+      expect(await t.burrowOk(["port", id])).toBe(`7000/tcp -> 0.0.0.0:${port}\n`);
+      await t.burrowOk(["rm", "-f", id]);
+      await t.burrowOk(["network", "rm", "v6root"]);
+    });
+
+    /** The sandbox's IPv6 address on its network (podman v3's CNI view lists a dual-stack one as secondary). */
+    const address6 = async (id: string) => {
+      const n = Object.values(JSON.parse(await t.burrowOk(["inspect", id]))[0].NetworkSettings.Networks)[0] as {
+        GlobalIPv6Address: string;
+        SecondaryIPv6Addresses?: string[];
+      };
+      return n.GlobalIPv6Address || (n.SecondaryIPv6Addresses?.[0]?.split("/")[0] ?? "");
+    };
+
+    test("-p [::1]:P (and a random [::1] port) serves over IPv6: the forwarder, not a DNAT rule the kernel cannot route", async () => {
+      const port = hostPort();
+      await t.burrowOk(["network", "create", "--ipv6", "v6loop"]);
+      const id = (
+        await t.burrowOk(["run", "-d", "--network", "v6loop", "-p", `[::1]:${port}:7000`, "-p", "[::1]::7000", "--", process.execPath, "-e", PEER_SERVER])
+      ).trim();
+      const [fixed, random] = (await t.burrowOk(["port", id])).trim().split("\n");
+      expect(fixed).toBe(`7000/tcp -> [::1]:${port}`);
+      const randomPort = Number(random!.match(/^7000\/tcp -> \[::1\]:(\d+)$/)?.[1]);
+      expect(randomPort).toBeGreaterThan(0);
+      const own = await address6(id);
+      expect(isRealIPv6(own)).toBe(true);
+      // Before: a DNAT rule for ::1 that the kernel drops (no route_localnet for IPv6), and the client timed out.
+      expect(await until(async () => (await peerIn("::1", port)) || null, 10_000, `the server behind [::1]:${port}`)).toBe(own);
+      expect(await peerIn("::1", randomPort)).toBe(own);
+      const nat = (await t.run(["ip6tables-save", "-t", "nat"])).stdout;
+      expect(nat).not.toContain(`${port}`);
+      // A daemon killed -9 (its supervisor starts another) opens them again.
+      const [daemon] = daemonPids(t);
+      process.kill(daemon!, "SIGKILL");
+      expect(await until(async () => (await peerIn("::1", port)) || null, 10_000, `the server behind [::1]:${port} after kill -9 of the daemon`)).toBe(own);
+      expect(await peerIn("::1", randomPort)).toBe(own);
+      await t.burrowOk(["rm", "-f", id]);
+      await t.burrowOk(["network", "rm", "v6loop"]);
+    });
+
+    test("a network without IPv6: -p [::1]:P still serves, over IPv4", async () => {
+      const port = hostPort();
+      await t.burrowOk(["network", "create", "v4loop"]);
+      const id = (await t.burrowOk(["run", "-d", "--network", "v4loop", "-p", `[::1]:${port}:7000`, "--", process.execPath, "-e", PEER_SERVER])).trim();
+      expect(await address6(id)).toBe("");
+      const peer = await until(async () => (await peerIn("::1", port)) || null, 10_000, `the server behind [::1]:${port}`);
+      expect(peer.startsWith("::ffff:10.")).toBe(true);
+      await t.burrowOk(["rm", "-f", id]);
+      await t.burrowOk(["network", "rm", "v4loop"]);
     });
   });
 }
