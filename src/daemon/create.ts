@@ -171,7 +171,14 @@ export async function createSandbox(ctx: DaemonContext, releases: SandboxRelease
 
       const t0 = performance.now();
       const { pins, ino } = await createPinned(
-        { hostname, newNet: plan.newNet, joinNet: plan.joinNet, binds: etcBinds(files), hide: [ctx.paths.runtimeDir, ctx.paths.stateDir] },
+        {
+          hostname,
+          newNet: plan.newNet,
+          joinNet: plan.joinNet,
+          binds: etcBinds(files),
+          hide: [ctx.paths.runtimeDir, ctx.paths.stateDir],
+          netSysctls: plan.netSysctls,
+        },
         pinDir(ctx.paths, id),
       );
       s.runtime.pins = pins;

@@ -56,16 +56,12 @@ describeWhen(why)("IPv6 published ports (rootless)", () => {
   test("slirp4netns with enable_ipv6: [::1] reaches the sandbox over IPv6, IPv4 clients over IPv4", async () => {
     const [v6, plain] = [hostPort(), hostPort()];
     const id = await serve("slirp4netns:enable_ipv6=true", [`[::1]:${v6}:7000`, `${plain}:7000`]);
-    // slirp4netns's IPv6 address is SLAAC (fd00::/64), usable once its
-    // duplicate address detection is over; until then IPv6 clients go over IPv4.
-    const peer = await until(
-      async () => {
-        const p = await peerThrough("::1", v6);
-        return p.startsWith("fd00:") ? p : null;
-      },
-      10_000,
-      "the server behind [::1] to see an fd00::/64 peer",
-    );
+    // slirp4netns's IPv6 address is SLAAC (fd00::/64): setup waits for it
+    // (no duplicate address detection in the sandbox), so the first answer,
+    // as soon as the server listens, already comes over IPv6 (it came over
+    // IPv4 for the first 1-3 s before).
+    const peer = await until(() => peerThrough("::1", v6), 10_000, "the server behind [::1]");
+    expect(peer.startsWith("fd00:")).toBe(true);
     // The forwarder connects from inside the sandbox: the peer is the sandbox's own address.
     const own = (await t.burrowOk(["exec", id, "ip", "-6", "-o", "addr", "show", "scope", "global"])).match(/inet6 (fd00:[0-9a-f:]+)\//)?.[1];
     expect(peer).toBe(own!);
@@ -277,6 +273,12 @@ for (const backend of ["cni", "netavark"] as const) {
       expect(fixed).toBe(`7000/tcp -> [::1]:${port}`);
       const randomPort = Number(random!.match(/^7000\/tcp -> \[::1\]:(\d+)$/)?.[1]);
       expect(randomPort).toBeGreaterThan(0);
+      // ps brackets IPv6 as port does; inspect's HostIp is podman's JSON, unbracketed.
+      expect((await t.burrowOk(["ps", "--format", "{{.Ports}}"])).trim()).toBe(`[::1]:${port}->7000/tcp, [::1]:${randomPort}->7000/tcp`);
+      expect(JSON.parse(await t.burrowOk(["inspect", id]))[0].NetworkSettings.Ports["7000/tcp"]).toEqual([
+        { HostIp: "::1", HostPort: `${port}` },
+        { HostIp: "::1", HostPort: `${randomPort}` },
+      ]);
       const own = await address6(id);
       expect(isRealIPv6(own)).toBe(true);
       // Before: a DNAT rule for ::1 that the kernel drops (no route_localnet for IPv6), and the client timed out.
