@@ -25,7 +25,7 @@ import { RootlessNetns, cniDataDir } from "./rootless-netns.ts";
 import { dnsmasqOf, dnsmasqOwner, dnsnameRuntimeDir } from "./dnsmasq.ts";
 import { RootlessSupervisor, type Report } from "./rootless-supervisor.ts";
 import type { HelperLedger, HelperTrack } from "../../state/helpers.ts";
-import { servedByDnat } from "../../ports/dnat.ts";
+import { servedByDnat } from "../../port-dnat.ts";
 
 export interface CniAttachmentRecord {
   network: string;
@@ -192,7 +192,7 @@ export class CniNetworking {
       ifName,
       ip: opts.ip,
       mac: opts.mac,
-      // Not the ports on [::1]: DNAT cannot serve them (src/ports/dnat.ts).
+      // Not the ports on [::1]: DNAT cannot serve them (src/port-dnat.ts).
       portMappings: opts.ports
         ?.filter(servedByDnat)
         .map((p) => ({ hostPort: p.hostPort, containerPort: p.containerPort, protocol: p.protocol, hostIP: p.hostIp })),

@@ -10,13 +10,13 @@
 // never reaches these sockets while the rules are in place (DNAT happens
 // first); a connection that does (rules flushed) is closed at once.
 //
-// A port published on [::1] only is no DNAT's to serve (src/ports/dnat.ts):
+// A port published on [::1] only is no DNAT's to serve (src/port-dnat.ts):
 // the builtin forwarder listens there and connects from inside the sandbox
 // to its own address, IPv6 where it has one, as for rootless sandboxes.
 // Daemon main thread, daemon's network namespace.
 import type { PortRecord, Sandbox } from "../../state/sandboxes.ts";
 import { builtinDriver } from "../builtin/driver.ts";
-import { servedByDnat } from "../dnat.ts";
+import { servedByDnat } from "../../port-dnat.ts";
 import type { PortDriver } from "../driver.ts";
 import { holdPort, probePort, type HeldPort as Held } from "../host-port.ts";
 

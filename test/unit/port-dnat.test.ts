@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { isIPv6Loopback, servedByDnat } from "../../src/ports/dnat.ts";
+import { isIPv6Loopback, servedByDnat } from "../../src/port-dnat.ts";
 
 test("::1 in any spelling is the IPv6 loopback; nothing else is", () => {
   for (const a of ["::1", "0:0:0:0:0:0:0:1", "0000:0000:0000:0000:0000:0000:0000:0001", "::0:1", "0::1"]) expect(isIPv6Loopback(a)).toBe(true);

@@ -1,12 +1,13 @@
 // Which published ports a rootful bridge network's DNAT (CNI portmap,
 // netavark) can serve. IPv6 has no route_localnet: the kernel will not route
-// a packet from ::1 to ::1, rewritten by DNAT to the sandbox's address, out
-// of the host (it is dropped, and the client waits for its timeout:
+// a packet from ::1, whose destination DNAT rewrote to the sandbox's
+// address, out of loopback (it is dropped, and the client waits for its timeout:
 // podman's behaviour, netavark #790, podman #26092). So a port published on
 // [::1] only is left out of the plugins' mappings and served by the builtin
-// forwarder instead (src/ports/portmap/driver.ts). Pure: the network
-// backends and the portmap driver both ask it.
-import type { PortRecord } from "../state/sandboxes.ts";
+// forwarder instead (src/ports/portmap/driver.ts). Pure, and its own
+// module because src/net and src/ports do not import each other: the
+// network backends and the portmap driver both ask it.
+import type { PortRecord } from "./state/sandboxes.ts";
 
 /** Is this the IPv6 loopback address (any spelling)? */
 export function isIPv6Loopback(ip: string): boolean {
