@@ -295,6 +295,22 @@ for (const backend of ["cni", "netavark"] as const) {
       await t.burrowOk(["network", "rm", "v6loop"]);
     });
 
+    test("disconnecting the primary network: a [::1] port follows the sandbox to its address on the next one", async () => {
+      const port = hostPort();
+      await t.burrowOk(["network", "create", "--ipv6", "first6"]);
+      await t.burrowOk(["network", "create", "--ipv6", "second6"]);
+      const id = (await t.burrowOk(["run", "-d", "--network", "first6,second6", "-p", `[::1]:${port}:7000`, "--", process.execPath, "-e", PEER_SERVER])).trim();
+      const before = await address6(id);
+      expect(await until(async () => (await peerIn("::1", port)) || null, 10_000, `the server behind [::1]:${port}`)).toBe(before);
+      await t.burrowOk(["network", "disconnect", "first6", id]);
+      const after = await address6(id);
+      expect(isRealIPv6(after)).toBe(true);
+      expect(after).not.toBe(before);
+      expect(await peerIn("::1", port)).toBe(after);
+      await t.burrowOk(["rm", "-f", id]);
+      await t.burrowOk(["network", "rm", "first6", "second6"]);
+    });
+
     test("a network without IPv6: -p [::1]:P still serves, over IPv4", async () => {
       const port = hostPort();
       await t.burrowOk(["network", "create", "v4loop"]);
