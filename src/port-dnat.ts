@@ -18,3 +18,13 @@ export function isIPv6Loopback(ip: string): boolean {
 export function servedByDnat(p: Pick<PortRecord, "hostIp">): boolean {
   return !isIPv6Loopback(p.hostIp);
 }
+
+/**
+ * The mappings the plugins get: not the [::1] ports, and `[::]` as every
+ * address, IPv4 too, as burrow's rootless `[::]` is (netavark 1.4 turns
+ * "::" into a rule for the destination ::/128, which matches nothing;
+ * portmap and netavark 1.17 make it IPv6 only).
+ */
+export function dnatPorts<P extends Pick<PortRecord, "hostIp">>(ports: P[] | undefined): P[] {
+  return (ports ?? []).filter(servedByDnat).map((p) => (/^[0:]*::?[0:]*$/.test(p.hostIp) && p.hostIp.includes(":") ? { ...p, hostIp: "" } : p));
+}

@@ -25,7 +25,7 @@ import { RootlessNetns, cniDataDir } from "./rootless-netns.ts";
 import { dnsmasqOf, dnsmasqOwner, dnsnameRuntimeDir } from "./dnsmasq.ts";
 import { RootlessSupervisor, type Report } from "./rootless-supervisor.ts";
 import type { HelperLedger, HelperTrack } from "../../state/helpers.ts";
-import { servedByDnat } from "../../port-dnat.ts";
+import { dnatPorts } from "../../port-dnat.ts";
 
 export interface CniAttachmentRecord {
   network: string;
@@ -192,10 +192,8 @@ export class CniNetworking {
       ifName,
       ip: opts.ip,
       mac: opts.mac,
-      // Not the ports on [::1]: DNAT cannot serve them (src/port-dnat.ts).
-      portMappings: opts.ports
-        ?.filter(servedByDnat)
-        .map((p) => ({ hostPort: p.hostPort, containerPort: p.containerPort, protocol: p.protocol, hostIP: p.hostIp })),
+      // Not the ports on [::1]: DNAT cannot serve them; [::] as all addresses (src/port-dnat.ts).
+      portMappings: dnatPorts(opts.ports).map((p) => ({ hostPort: p.hostPort, containerPort: p.containerPort, protocol: p.protocol, hostIP: p.hostIp })),
       aliases: { [net.name]: extra },
     });
     const add = () =>
@@ -398,9 +396,7 @@ export class CniNetworking {
           ifName: interfaceName(i),
           portMappings: this.rootlessNetns
             ? undefined
-            : s.runtime.ports
-                ?.filter(servedByDnat)
-                .map((p) => ({ hostPort: p.hostPort, containerPort: p.containerPort, protocol: p.protocol, hostIP: p.hostIp })),
+            : dnatPorts(s.runtime.ports).map((p) => ({ hostPort: p.hostPort, containerPort: p.containerPort, protocol: p.protocol, hostIP: p.hostIp })),
         });
         await this.runDel(net, name, attachmentKey(s.id, att.ifName), "add", () => this.runtime.del(withDataDir(net.conflist, this.dataDir), att)).catch((e) =>
           log.debug(`rollback: DEL of ${name} for ${s.id.slice(0, 12)}: ${messageOf(e)}`),

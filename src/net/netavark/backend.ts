@@ -56,7 +56,7 @@ import {
   bunNetavarkSpawner,
 } from "./run.ts";
 import { SetupOptions, StatusBlock, type NetworkFile } from "./schema.ts";
-import { servedByDnat } from "../../port-dnat.ts";
+import { dnatPorts } from "../../port-dnat.ts";
 
 /** One network a sandbox is attached to: what setup was given (teardown gets the same) and what it answered. */
 export interface NetavarkAttachment {
@@ -389,8 +389,8 @@ export class NetavarkNetworking {
         containerName: s.name,
         hostname: s.spec.hostname,
         attachments: [{ network: net.config, interfaceName: ifName, staticIps: ips, staticMac: opts.mac, aliases: extra }],
-        // Not the ports on [::1]: DNAT cannot serve them (src/port-dnat.ts).
-        ports: opts.ports?.filter(servedByDnat).map((p) => ({ hostIp: p.hostIp, hostPort: p.hostPort, containerPort: p.containerPort, protocol: p.protocol })),
+        // Not the ports on [::1]: DNAT cannot serve them; [::] as all addresses (src/port-dnat.ts).
+        ports: dnatPorts(opts.ports).map((p) => ({ hostIp: p.hostIp, hostPort: p.hostPort, containerPort: p.containerPort, protocol: p.protocol })),
         dnsServers: s.spec.dns,
       });
       const journal = this.readJournal(s.id);
