@@ -26,5 +26,5 @@ export function servedByDnat(p: Pick<PortRecord, "hostIp">): boolean {
  * portmap and netavark 1.17 make it IPv6 only).
  */
 export function dnatPorts<P extends Pick<PortRecord, "hostIp">>(ports: P[] | undefined): P[] {
-  return (ports ?? []).filter(servedByDnat).map((p) => (/^[0:]*::?[0:]*$/.test(p.hostIp) && p.hostIp.includes(":") ? { ...p, hostIp: "" } : p));
+  return (ports ?? []).filter(servedByDnat).map((p) => (/^[0:]+$/.test(p.hostIp) && p.hostIp.includes(":") ? { ...p, hostIp: "" } : p));
 }

@@ -133,7 +133,12 @@ export function portmapDriver(): PortDriver {
       if (holds.has(s.id) || !s.runtime.ports?.length) return;
       const forwarded = s.runtime.ports.filter((p) => !servedByDnat(p));
       if (forwarded.length) await loopback6.setup(s, forwarded);
-      await holdAll(s, s.runtime.ports.filter(servedByDnat));
+      try {
+        await holdAll(s, s.runtime.ports.filter(servedByDnat));
+      } catch (e) {
+        await loopback6.teardown(s);
+        throw e;
+      }
     },
   };
 }
