@@ -26,8 +26,9 @@ if (why) console.warn(`skipping the IPv6 port tests: ${why}`);
 let nextPort = 30000 + Math.floor(Math.random() * 1000);
 const hostPort = () => nextPort++;
 
-/** Answers each connection on [::]:7000 (IPv4 too) with the peer address it sees. */
-const PEER_SERVER = 'Bun.listen({ hostname: "::", port: 7000, socket: { open(s) { s.end(`${s.remoteAddress}\\n`); }, data() {} } });';
+/** Answers each connection on [::]:7000/tcp, and each datagram on [::]:7001/udp (IPv4 too), with the peer address it sees. */
+const PEER_SERVER =
+  'Bun.listen({ hostname: "::", port: 7000, socket: { open(s) { s.end(`${s.remoteAddress}\\n`); }, data() {} } }); Bun.udpSocket({ hostname: "::", port: 7001, socket: { data(s, _d, port, addr) { s.send(`${addr}\\n`, port, addr); } } });';
 
 /** The line the server sends through host:port, or throws when the connection closes without one. */
 function peerThrough(host: string, port: number): Promise<string> {
@@ -40,6 +41,30 @@ function peerThrough(host: string, port: number): Promise<string> {
     s.on("close", () => (got.endsWith("\n") ? resolve(got.trim()) : reject(new Error(`no answer through ${host}:${port}`))));
     s.on("error", reject);
   });
+}
+/** The line the UDP server sends back through host:port (datagrams resent until one answer comes: UDP may drop the first). */
+async function udpPeerThrough(host: string, port: number): Promise<string> {
+  let got: string | null = null;
+  const client = await Bun.udpSocket({
+    hostname: isIPv6(host) ? "::" : "0.0.0.0",
+    socket: {
+      data(_s, d) {
+        got ??= new TextDecoder().decode(d).trim();
+      },
+    },
+  });
+  try {
+    return await until(
+      () => {
+        if (got === null) client.send("peer?", port, host);
+        return got;
+      },
+      5000,
+      `a datagram back through ${host}:${port}`,
+    );
+  } finally {
+    client.close();
+  }
 }
 const isRealIPv6 = (a: string) => isIPv6(a) && !a.toLowerCase().startsWith("::ffff:");
 
@@ -167,21 +192,23 @@ for (const backend of ["cni", "netavark"] as const) {
     };
 
     test("network create --ipv6: [::1] and plain -p reach the sandbox over IPv6, IPv4 clients over IPv4", async () => {
-      const [v6, plain] = [hostPort(), hostPort()];
+      const [v6, plain, udp] = [hostPort(), hostPort(), hostPort()];
       await t.burrowOk(["network", "create", "--ipv6", "v6net"]);
       const net = JSON.parse(await t.burrowOk(["network", "ls", "--format", "json"])).find((n: { name: string }) => n.name === "v6net");
       // podman 4+ (and burrow on both backends): --ipv6 without --subnet adds a unique-local /64 beside an IPv4 subnet.
       expect(net.ipv6_enabled).toBe(true);
       const subnets = net.subnets.map((x: { subnet: string }) => x.subnet);
       expect(subnets.some((x: string) => /^fd[0-9a-f]{2}:.*\/64$/.test(x))).toBe(true);
-      const id = await serve("v6net", [`[::1]:${v6}:7000`, `${plain}:7000`]);
+      const id = await serve("v6net", [`[::1]:${v6}:7000`, `${plain}:7000`, `[::1]:${udp}:7001/udp`]);
       const own = await addresses(id);
       expect(isRealIPv6(own.v6)).toBe(true);
       // Fixed by the backend's address: no waiting for it (the first connection already goes over IPv6).
       expect(await until(() => peerThrough("::1", v6), 10_000, "the server behind [::1]")).toBe(own.v6);
       expect(await peerThrough("::1", plain)).toBe(own.v6);
       expect(await peerThrough("127.0.0.1", plain)).toBe(`::ffff:${own.v4}`);
-      expect(await t.burrowOk(["port", id])).toBe(`7000/tcp -> [::1]:${v6}\n7000/tcp -> 0.0.0.0:${plain}\n`);
+      // UDP flows too: over IPv6 to the sandbox's IPv6 address.
+      expect(await udpPeerThrough("::1", udp)).toBe(own.v6);
+      expect(await t.burrowOk(["port", id])).toBe(`7000/tcp -> [::1]:${v6}\n7000/tcp -> 0.0.0.0:${plain}\n7001/udp -> [::1]:${udp}\n`);
       await t.burrowOk(["rm", "-f", id]);
       await t.burrowOk(["network", "rm", "v6net"]);
     });
