@@ -122,6 +122,8 @@ export const CreateNsRequest = v.object({
   netOnly: v.optional(v.boolean()),
   /** The worker is a prepared spare: its namespaces exist; only name them and bind the files. */
   usePrepared: v.optional(v.boolean()),
+  /** A new netns's sysctls, written before the network backend sets it up (NetnsPlan.netSysctls): paths under /proc/sys/net. */
+  netSysctls: v.optional(v.array(v.tuple([v.pipe(v.string(), v.regex(/^net(\/[a-z0-9_]+)+$/)), v.pipe(v.string(), v.regex(/^[0-9 ]+$/))]))),
 });
 export type CreateNsRequest = v.InferOutput<typeof CreateNsRequest>;
 

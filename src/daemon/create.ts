@@ -171,7 +171,14 @@ export async function createSandbox(ctx: DaemonContext, releases: SandboxRelease
 
       const t0 = performance.now();
       const { pins, ino } = await createPinned(
-        { hostname, newNet: plan.newNet, joinNet: plan.joinNet, binds: etcBinds(files), hide: [ctx.paths.runtimeDir, ctx.paths.stateDir] },
+        {
+          hostname,
+          newNet: plan.newNet,
+          joinNet: plan.joinNet,
+          binds: etcBinds(files),
+          hide: [ctx.paths.runtimeDir, ctx.paths.stateDir],
+          netSysctls: plan.netSysctls,
+        },
         pinDir(ctx.paths, id),
       );
       s.runtime.pins = pins;
@@ -198,6 +205,7 @@ export async function createSandbox(ctx: DaemonContext, releases: SandboxRelease
         s.runtime.backend = net.record;
         s.runtime.address = net.address;
         s.runtime.ipv6 = net.ipv6 || undefined;
+        s.runtime.address6 = net.address6;
         undo.push("network", () => backend.teardown?.(net.record, setupContext(ctx, s)));
         ctx.store.update(s);
         const content = etcContent({ policy: backend.etc, hostname, name, dns: req.dns, net });

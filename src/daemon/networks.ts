@@ -9,6 +9,7 @@ import { sandboxDir } from "../paths.ts";
 import type { Ops } from "../protocol.ts";
 import { attachedNetworks, networksOfRow } from "../net/registry.ts";
 import { etcContent } from "../dns/etc-content.ts";
+import { servedByDnat } from "../port-dnat.ts";
 import { etcFiles } from "../sandbox/files.ts";
 import { rewriteEtcFile } from "./ownership.ts";
 import type { Sandbox } from "../state/sandboxes.ts";
@@ -31,7 +32,10 @@ export function networkHandlers(svc: SandboxService) {
   async function afterChange(s: Sandbox): Promise<void> {
     const view = await nets.dnsView(s);
     const oldAddress = s.runtime.address;
+    const oldAddress6 = s.runtime.address6;
     s.runtime.address = view.address;
+    s.runtime.ipv6 = view.ipv6 || undefined;
+    s.runtime.address6 = view.address6;
     svc.store.update(s);
     const files = etcFiles(sandboxDir(svc.paths, s.id));
     const policy = svc.backends.forKind(s.runtime.network).etc;
@@ -39,8 +43,12 @@ export function networkHandlers(svc: SandboxService) {
     // After a logout the sandbox reads unlinked originals (src/daemon/ownership.ts).
     rewriteEtcFile(files.hosts, "/etc/hosts", s, content.hosts);
     rewriteEtcFile(files.resolv, "/etc/resolv.conf", s, content.resolv);
-    if (s.runtime.ports?.length && oldAddress !== view.address && svc.paths.rootless) {
-      // The forwarder connects to the primary address: re-publish the same host ports.
+    if (
+      s.runtime.ports?.length &&
+      (oldAddress !== view.address || oldAddress6 !== view.address6) &&
+      (svc.paths.rootless || !s.runtime.ports.every(servedByDnat))
+    ) {
+      // The forwarder (rootless; rootful: ports on [::1]) connects to the primary address: re-publish the same host ports.
       await svc.ports.teardown(s);
       try {
         if (view.address) s.runtime.ports = await svc.ports.setup(s, s.runtime.ports);

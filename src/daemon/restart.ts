@@ -221,6 +221,7 @@ export class RestartSupervisor implements RestartHooks {
     s.runtime.backend = net.record;
     if (net.address) s.runtime.address = net.address;
     s.runtime.ipv6 = net.ipv6 || undefined;
+    s.runtime.address6 = net.address6;
     this.host.store.update(s);
     if (s.runtime.ports?.length) s.runtime.ports = await this.host.ports.setup(s, s.runtime.ports);
     s.runtime.networkError = undefined;

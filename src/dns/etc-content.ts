@@ -26,6 +26,8 @@ export interface DnsView {
   searchDomains?: string[];
   /** Keep IPv6 nameservers of the host (the sandbox has IPv6). */
   ipv6?: boolean;
+  /** The sandbox's own IPv6 address on its primary network, where it is fixed (bridge networks with an IPv6 subnet). */
+  address6?: string;
   gateway?: string;
   prefixLength?: number;
   /** The address this network gives the host (pasta's mapped guest address); else the host's first address. */

@@ -41,6 +41,20 @@ function allowPing(): void {
   } catch {}
 }
 
+/**
+ * The backend's sysctls for the sandbox's own new netns (never one it
+ * joins); /proc/sys/net is this thread's. They make its network come up
+ * sooner (slirp4netns's IPv6), nothing depends on them: a kernel that
+ * refuses (no IPv6) leaves the defaults.
+ */
+function writeNetSysctls(sysctls: Array<[string, string]>): void {
+  for (const [key, value] of sysctls) {
+    try {
+      writeFileSync(`/proc/sys/${key}`, value);
+    } catch {}
+  }
+}
+
 self.onmessage = (ev: MessageEvent) => {
   let req: ReturnType<typeof parseRequest>;
   try {
@@ -82,6 +96,7 @@ self.onmessage = (ev: MessageEvent) => {
       unshare(CLONE.NEWNS | CLONE.NEWUTS);
       makeRootPrivate();
     }
+    if (req.newNet && !req.joinNet) writeNetSysctls(req.netSysctls ?? []);
     if (!req.netOnly) {
       sethostname(req.hostname);
       for (const [src, dst] of req.binds) bind(src, dst);

@@ -17,6 +17,8 @@ export interface NetnsPlan {
   joinNet?: string;
   /** Sandbox whose netns is shared (container:NAME). */
   netOf?: Sandbox;
+  /** Sysctls (paths under /proc/sys/net, values) written in a new netns before the backend sets it up. */
+  netSysctls?: Array<[string, string]>;
 }
 
 export interface PlanContext {

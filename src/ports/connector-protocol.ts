@@ -20,9 +20,10 @@ export type ConnectorInit = {
 /**
  * ipv6: the sandbox has IPv6, so a client that came over IPv6 is forwarded
  * to the sandbox's own global IPv6 address (looked up in its netns per
- * connection or flow: slirp4netns's is SLAAC, not fixed); else to `host`.
+ * connection or flow: slirp4netns's is SLAAC, not fixed), or to `host6`
+ * where the backend fixed it (bridge networks); else to `host`.
  */
-export type Target = { netnsPath: string; host: string; ipv6?: boolean; port: number };
+export type Target = { netnsPath: string; host: string; ipv6?: boolean; host6?: string; port: number };
 
 /** Main → worker, one JSON line each on the command pipe. */
 export type ConnectorCommand =

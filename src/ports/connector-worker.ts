@@ -74,7 +74,7 @@ type End = { fd: number; readable: boolean; writable: boolean };
  * address is still tentative), else its IPv4 address.
  */
 function targetHost(target: Target, clientSockaddr: () => Uint8Array): string {
-  return (target.ipv6 && isIPv6Sockaddr(clientSockaddr()) && ownGlobalIPv6()) || target.host;
+  return (target.ipv6 && isIPv6Sockaddr(clientSockaddr()) && (target.host6 ?? ownGlobalIPv6())) || target.host;
 }
 
 /** One direction of a TCP connection: src → pipe → dst. */
@@ -397,14 +397,14 @@ function run(init: ConnectorInit): void {
           protocol: "tcp",
           id: m.id,
           fd: m.fd,
-          target: { netnsPath: m.netnsPath, host: m.host, ipv6: m.ipv6, port: m.port },
+          target: { netnsPath: m.netnsPath, host: m.host, ipv6: m.ipv6, host6: m.host6, port: m.port },
           conns: new Set(),
         };
         serve(l, () => accept(l));
         break;
       }
       case "listen-udp": {
-        const target = { netnsPath: m.netnsPath, host: m.host, ipv6: m.ipv6, port: m.port };
+        const target = { netnsPath: m.netnsPath, host: m.host, ipv6: m.ipv6, host6: m.host6, port: m.port };
         const l: UdpListener = { protocol: "udp", id: m.id, fd: m.fd, target, idleMs: m.idleMs, flows: new Map() };
         serve(l, () => onUdpHost(l));
         break;

@@ -35,6 +35,8 @@ export type ForwardSpec = {
   targetIp: string;
   /** The sandbox has IPv6: IPv6 clients are forwarded to its own global IPv6 address (IPv4 while it has none yet). */
   targetIPv6?: boolean;
+  /** Its IPv6 address where the backend fixed it (bridge networks); absent: looked up in its netns per connection. */
+  targetIp6?: string;
   targetPort: number;
 };
 
@@ -87,12 +89,16 @@ function validate(spec: ForwardSpec): void {
   if (isIP(spec.targetIp) === 0) {
     throw new BurrowError(`invalid sandbox address ${quote(spec.targetIp)} for port forwarding: not an IP address`, { kind: "bad-input" });
   }
-  if (isLoopback(spec.targetIp)) {
-    throw new BurrowError(
-      `refusing to forward to ${spec.targetIp}: ports are published to the sandbox's own address, never to its loopback (services bound to 127.0.0.1 inside stay private)`,
-      { kind: "bad-input" },
-    );
+  if (spec.targetIp6 !== undefined && isIP(spec.targetIp6) !== 6) {
+    throw new BurrowError(`invalid sandbox IPv6 address ${quote(spec.targetIp6)} for port forwarding: not an IPv6 address`, { kind: "bad-input" });
   }
+  for (const ip of [spec.targetIp, spec.targetIp6])
+    if (ip !== undefined && isLoopback(ip)) {
+      throw new BurrowError(
+        `refusing to forward to ${ip}: ports are published to the sandbox's own address, never to its loopback (services bound to 127.0.0.1 inside stay private)`,
+        { kind: "bad-input" },
+      );
+    }
   if (spec.netnsPath === "") throw new BurrowError("port forwarding needs the sandbox's netns path", { kind: "bad-input" });
 }
 
@@ -112,7 +118,7 @@ export function createForwarder(options: ForwarderOptions = {}): Forwarder {
       if (closed) throw new BurrowError("the port forwarder is closed");
       validate(spec);
       const hostIp = forwarderListenAddress(spec.hostIp);
-      const target = { netnsPath: spec.netnsPath, host: spec.targetIp, ipv6: spec.targetIPv6 === true, port: spec.targetPort };
+      const target = { netnsPath: spec.netnsPath, host: spec.targetIp, ipv6: spec.targetIPv6 === true, host6: spec.targetIp6, port: spec.targetPort };
       let socket: HostSocket;
       try {
         socket = spec.protocol === "tcp" ? connector.listenTcp(hostIp, spec.hostPort, target) : connector.listenUdp(hostIp, spec.hostPort, target, udpIdleMs);

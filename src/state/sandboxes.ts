@@ -25,8 +25,10 @@ export interface Runtime {
   portDriver?: string;
   /** IP address of the sandbox on its primary network, when it has one. */
   address?: string;
-  /** The sandbox has IPv6 there (slirp4netns enable_ipv6): the forwarder reaches it over IPv6 for IPv6 clients. */
+  /** The sandbox has IPv6 there (slirp4netns enable_ipv6, a bridge network with an IPv6 subnet): the forwarder reaches it over IPv6 for IPv6 clients. */
   ipv6?: boolean;
+  /** Its IPv6 address there when the backend fixed it (bridge networks); absent: looked up in its netns (slirp4netns's SLAAC). */
+  address6?: string;
   networkError?: string;
   /** Set while its create is under way (src/daemon/create-retry.ts). */
   partial?: boolean;

@@ -157,6 +157,66 @@ ls /run/containers/networks/aardvark-dns 2>/dev/null || true
     expect(lines.slice(3)).toEqual([]);
   }, 90_000);
 
+  // busybox httpd's CGI sees the client's address in REMOTE_ADDR (bracketed): the server's view of its peer.
+  const PEER_CGI = `mkdir -p www/cgi-bin && printf '#!/bin/sh\\nprintf "Content-Type: text/plain\\\\r\\\\n\\\\r\\\\n%%s\\\\n" "$REMOTE_ADDR"\\n' > www/cgi-bin/peer && chmod +x www/cgi-bin/peer
+ask() { tries=0; until peer=$(curl -fsS -g --max-time 2 "http://$1/cgi-bin/peer" 2>&1); do tries=$((tries + 1)); [ $tries -lt 50 ] || { peer=none; break; }; sleep 0.1; done; echo "$1 -> $peer"; }`;
+
+  test("IPv6 ports on a netavark 1.17 network made with --ipv6, rootless: [::1] reaches the sandbox over IPv6", async () => {
+    const port = freePort();
+    const script = `${FRESH_HOME}
+${PEER_CGI}
+burrow network create --ipv6 sid6 >/dev/null
+burrow run -d --name web6 --network sid6 -p "[::1]:${port}:80" -- busybox httpd -f -p 80 -h "$HOME/www" >/dev/null
+ask "[::1]:${port}"
+burrow inspect web6 --format '{{.NetworkSettings.Networks.sid6.GlobalIPv6Address}}'
+burrow rm -f web6 >/dev/null
+burrow network rm sid6 >/dev/null
+burrow ps -a --format json`;
+    const r = await sidRun(["sh", "-ec", script]);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    const [peer, own, rows] = r.stdout.trim().split("\n");
+    expect(own).toMatch(/^fd[0-9a-f]{2}:[0-9a-f:]+$/);
+    expect(peer).toBe(`[::1]:${port} -> [${own}]`);
+    expect(JSON.parse(rows ?? "")).toEqual([]);
+  }, 90_000);
+
+  test("IPv6 ports rootful, netavark 1.17 with nftables: plain -p and [::] by DNAT, [::1] through the forwarder", async () => {
+    // As the rootful test above: a netns of its own, everything in the entry's /run.
+    const script = `unshare -n sh -ec '
+export BURROW_NETWORKS_DIR=/run/t/networks BURROW_STATE_DIR=/run/t/burrow-state HOME=/run/t/home
+mkdir -p /run/t/home && cd /run/t/home
+${PEER_CGI.replaceAll("'", "'\\''")}
+ip link set lo up
+ip link add host0 type veth peer name host1 && ip link set host0 up && ip link set host1 up
+ip addr add fd99:15:4::1/64 dev host0 nodad && ip addr add 10.15.4.1/24 dev host0
+burrow network create --ipv6 sid6 >/dev/null
+burrow run -d --name web6 --network sid6 -p 31990:80 -p "[::]:31991:80" -p "[::1]:31992:80" -- busybox httpd -f -p 80 -h /run/t/home/www >/dev/null
+ask "[fd99:15:4::1]:31990"; ask "10.15.4.1:31990"; ask "[fd99:15:4::1]:31991"; ask "10.15.4.1:31991"; ask "[::1]:31992"
+burrow inspect web6 --format "{{.NetworkSettings.Networks.sid6.GlobalIPv6Address}}"
+burrow rm -f web6 >/dev/null
+burrow network rm sid6 >/dev/null
+burrow ps -a --format json
+/usr/sbin/nft list ruleset | grep -c 3199 || true
+'`;
+    const r = await sidRun(["sh", "-ec", script], { user: false });
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trim().split("\n");
+    const own = lines[5]!;
+    expect(own).toMatch(/^fd[0-9a-f]{2}:[0-9a-f:]+$/);
+    expect(lines).toEqual([
+      "[fd99:15:4::1]:31990 -> [fd99:15:4::1]",
+      "10.15.4.1:31990 -> [::ffff:10.15.4.1]",
+      "[fd99:15:4::1]:31991 -> [fd99:15:4::1]",
+      "10.15.4.1:31991 -> [::ffff:10.15.4.1]",
+      `[::1]:31992 -> [${own}]`,
+      own,
+      "[]",
+      "0",
+    ]);
+  }, 90_000);
+
   test("slirp4netns: run --rm works", async () => {
     const r = await sidRun(["sh", "-ec", `${FRESH_HOME}; burrow run --rm --network slirp4netns -- ip -4 -o addr show tap0`]);
     expect(r.stderr).toBe("");

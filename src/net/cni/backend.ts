@@ -25,6 +25,7 @@ import { RootlessNetns, cniDataDir } from "./rootless-netns.ts";
 import { dnsmasqOf, dnsmasqOwner, dnsnameRuntimeDir } from "./dnsmasq.ts";
 import { RootlessSupervisor, type Report } from "./rootless-supervisor.ts";
 import type { HelperLedger, HelperTrack } from "../../state/helpers.ts";
+import { dnatPorts } from "../../port-dnat.ts";
 
 export interface CniAttachmentRecord {
   network: string;
@@ -191,7 +192,8 @@ export class CniNetworking {
       ifName,
       ip: opts.ip,
       mac: opts.mac,
-      portMappings: opts.ports?.map((p) => ({ hostPort: p.hostPort, containerPort: p.containerPort, protocol: p.protocol, hostIP: p.hostIp })),
+      // Not the ports on [::1]: DNAT cannot serve them; [::] as all addresses (src/port-dnat.ts).
+      portMappings: dnatPorts(opts.ports).map((p) => ({ hostPort: p.hostPort, containerPort: p.containerPort, protocol: p.protocol, hostIP: p.hostIp })),
       aliases: { [net.name]: extra },
     });
     const add = () =>
@@ -394,7 +396,7 @@ export class CniNetworking {
           ifName: interfaceName(i),
           portMappings: this.rootlessNetns
             ? undefined
-            : s.runtime.ports?.map((p) => ({ hostPort: p.hostPort, containerPort: p.containerPort, protocol: p.protocol, hostIP: p.hostIp })),
+            : dnatPorts(s.runtime.ports).map((p) => ({ hostPort: p.hostPort, containerPort: p.containerPort, protocol: p.protocol, hostIP: p.hostIp })),
         });
         await this.runDel(net, name, attachmentKey(s.id, att.ifName), "add", () => this.runtime.del(withDataDir(net.conflist, this.dataDir), att)).catch((e) =>
           log.debug(`rollback: DEL of ${name} for ${s.id.slice(0, 12)}: ${messageOf(e)}`),
@@ -468,6 +470,8 @@ export class CniNetworking {
   /** What resolv.conf and /etc/hosts need from the attachments (podman v3's rules). */
   async dnsView(record: CniRecord): Promise<DnsView> {
     const first = record.attachments[0] ? primaryIPv4(record.attachments[0].result) : null;
+    // A primary network with an IPv6 subnet: the forwarder reaches the sandbox there over IPv6 for IPv6 clients.
+    const address6 = record.attachments[0]?.result.ips.find((i) => i.version === "6")?.address.split("/")[0];
     const nameservers: string[] = [];
     for (const a of record.attachments) {
       const net = await this.store.get(a.network).catch(() => null);
@@ -479,6 +483,7 @@ export class CniNetworking {
       hostsAddress: first?.address,
       gateway: first?.gateway,
       prefixLength: first?.prefix,
+      ...(address6 ? { ipv6: true, address6 } : {}),
       nameservers,
       searchDomains: nameservers.length ? [DNS_DOMAIN] : undefined,
       // Rootless: the shared namespace decides what reaches the host (pasta's mapped address).

@@ -56,6 +56,7 @@ import {
   bunNetavarkSpawner,
 } from "./run.ts";
 import { SetupOptions, StatusBlock, type NetworkFile } from "./schema.ts";
+import { dnatPorts } from "../../port-dnat.ts";
 
 /** One network a sandbox is attached to: what setup was given (teardown gets the same) and what it answered. */
 export interface NetavarkAttachment {
@@ -388,7 +389,8 @@ export class NetavarkNetworking {
         containerName: s.name,
         hostname: s.spec.hostname,
         attachments: [{ network: net.config, interfaceName: ifName, staticIps: ips, staticMac: opts.mac, aliases: extra }],
-        ports: opts.ports?.map((p) => ({ hostIp: p.hostIp, hostPort: p.hostPort, containerPort: p.containerPort, protocol: p.protocol })),
+        // Not the ports on [::1]: DNAT cannot serve them; [::] as all addresses (src/port-dnat.ts).
+        ports: dnatPorts(opts.ports).map((p) => ({ hostIp: p.hostIp, hostPort: p.hostPort, containerPort: p.containerPort, protocol: p.protocol })),
         dnsServers: s.spec.dns,
       });
       const journal = this.readJournal(s.id);
@@ -556,6 +558,8 @@ export class NetavarkNetworking {
 
   dnsView(record: NetavarkRecord): DnsView {
     const first = record.attachments[0] ? addressesOf(record.attachments[0].status).find((x) => !x.ip.includes(":")) : undefined;
+    // A primary network with an IPv6 subnet: the forwarder reaches the sandbox there over IPv6 for IPv6 clients.
+    const address6 = record.attachments[0] ? addressesOf(record.attachments[0].status).find((x) => x.ip.includes(":"))?.ip : undefined;
     const nameservers: string[] = [];
     const search: string[] = [];
     for (const a of record.attachments) {
@@ -567,6 +571,7 @@ export class NetavarkNetworking {
       hostsAddress: first?.ip,
       gateway: first?.gateway,
       prefixLength: first?.prefix,
+      ...(address6 ? { ipv6: true, address6 } : {}),
       nameservers,
       searchDomains: search.length ? search : undefined,
       // Rootless: the shared namespace decides what reaches the host (pasta's mapped address).

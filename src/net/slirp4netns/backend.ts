@@ -7,6 +7,8 @@ import type { Paths } from "../../paths.ts";
 import { parseSlirp4netnsOptions, slirp4netnsAddresses, type Slirp4netnsOptions } from "./options.ts";
 import { checkSlirp4netnsFeatures, probeSlirp4netns, type Slirp4netnsFeatures } from "./probe.ts";
 import { isOurSlirp4netns, startSlirp4netns, stopSlirp4netnsPid } from "./process.ts";
+import { waitForGlobalIPv6 } from "./ipv6.ts";
+import { log } from "../../log.ts";
 
 export interface Slirp4netnsRecord {
   pid: number;
@@ -14,6 +16,19 @@ export interface Slirp4netnsRecord {
   apiSocket?: string;
   options: Slirp4netnsOptions;
 }
+
+/**
+ * enable_ipv6: tap0 (made later by slirp4netns, so it takes the netns's
+ * defaults) asks for slirp4netns's router advertisement at once instead of
+ * after duplicate address detection of its link-local address and a random
+ * delay, and its SLAAC address is usable at once (no detection either:
+ * slirp4netns's network has no other host). The address was there 1-3 s
+ * after start, and IPv6 clients of a published port went over IPv4 until then.
+ */
+const IPV6_AT_ONCE: Array<[string, string]> = [
+  ["net/ipv6/conf/default/accept_dad", "0"],
+  ["net/ipv6/conf/default/router_solicitation_delay", "0"],
+];
 
 /** slirp4netns processes this daemon started, for a fast, event-driven stop. */
 const live = new Map<number, Bun.Subprocess>();
@@ -34,7 +49,7 @@ export const slirp4netnsBackend: NetworkBackend<"slirp4netns", Slirp4netnsRecord
   async plan(mode, { paths }) {
     const options = optionsOf(mode);
     checkSlirp4netnsFeatures(options, await features(paths));
-    return { newNet: true };
+    return { newNet: true, ...(options.enableIPv6 ? { netSysctls: IPV6_AT_ONCE } : {}) };
   },
   // port_handler=slirp4netns: slirp4netns's own (API socket); else the builtin forwarder.
   ports: (mode) => ({ driver: optionsOf(mode).portHandler === "slirp4netns" ? "slirp4netns" : "builtin" }),
@@ -57,12 +72,16 @@ export const slirp4netnsBackend: NetworkBackend<"slirp4netns", Slirp4netnsRecord
     proc.proc.exited.then(() => live.delete(proc.pid));
     const addrs = slirp4netnsAddresses(options);
     const record: Slirp4netnsRecord = { pid: proc.pid, netns: ctx.netns, apiSocket, options };
+    const t0 = performance.now();
+    const address6 = options.enableIPv6 ? await waitForGlobalIPv6(ctx.netns, "tap0") : null;
+    if (options.enableIPv6) log.debug(`slirp4netns ${proc.pid}: IPv6 address ${address6 ?? "not there yet"} after ${(performance.now() - t0).toFixed(1)} ms`);
     return {
       record,
       address: addrs.tapAddress,
       hostsAddress: addrs.tapAddress,
       nameservers: [addrs.dns, ...(addrs.ipv6 ? [addrs.ipv6.dns] : [])],
       ipv6: options.enableIPv6,
+      ...(address6 ? { address6 } : {}),
       gateway: addrs.gateway,
       prefixLength: addrs.prefixLength,
     };

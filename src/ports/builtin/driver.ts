@@ -26,6 +26,7 @@ export function builtinDriver(): PortDriver {
           netnsPath: s.runtime.pins.net,
           targetIp: s.runtime.address,
           targetIPv6: s.runtime.ipv6 === true,
+          targetIp6: s.runtime.address6,
           targetPort: p.containerPort,
         });
         handles.push(h);

@@ -9,8 +9,14 @@
 // each published port and holds the socket for the sandbox's life. Traffic
 // never reaches these sockets while the rules are in place (DNAT happens
 // first); a connection that does (rules flushed) is closed at once.
+//
+// A port published on [::1] only is no DNAT's to serve (src/port-dnat.ts):
+// the builtin forwarder listens there and connects from inside the sandbox
+// to its own address, IPv6 where it has one, as for rootless sandboxes.
 // Daemon main thread, daemon's network namespace.
 import type { PortRecord, Sandbox } from "../../state/sandboxes.ts";
+import { builtinDriver } from "../builtin/driver.ts";
+import { servedByDnat } from "../../port-dnat.ts";
 import type { PortDriver } from "../driver.ts";
 import { holdPort, probePort, type HeldPort as Held } from "../host-port.ts";
 
@@ -25,6 +31,8 @@ const keyOf = (p: Pick<PortRecord, "hostIp" | "hostPort" | "protocol">) => `${p.
 
 export function portmapDriver(): PortDriver {
   const holds = new Map<string, Held[]>();
+  /** The ports on [::1]; it starts its connector thread only when one is published. */
+  const loopback6 = builtinDriver();
   /**
    * Random host ports (-p ::80) picked by prepare() and kept bound until
    * setup() adopts them. Picking by binding for a moment and releasing let
@@ -70,6 +78,11 @@ export function portmapDriver(): PortDriver {
       const out: PortRecord[] = [];
       try {
         for (const p of specs) {
+          if (!servedByDnat(p)) {
+            // The forwarder binds it at setup (a 0 there picks a free port): nothing to hold meanwhile.
+            out.push(p.hostPort !== 0 ? { ...p, hostPort: await probePort(p.hostIp, p.hostPort, p.protocol) } : p);
+            continue;
+          }
           if (p.hostPort !== 0) {
             out.push({ ...p, hostPort: await probePort(p.hostIp, p.hostPort, p.protocol) });
             continue;
@@ -90,10 +103,23 @@ export function portmapDriver(): PortDriver {
       return out;
     },
     async setup(s, specs) {
-      await holdAll(s, specs);
-      return specs;
+      const forwarded = specs.some((p) => !servedByDnat(p))
+        ? await loopback6.setup(
+            s,
+            specs.filter((p) => !servedByDnat(p)),
+          )
+        : [];
+      try {
+        await holdAll(s, specs.filter(servedByDnat));
+      } catch (e) {
+        await loopback6.teardown(s);
+        throw e;
+      }
+      let next = 0;
+      return specs.map((p) => (servedByDnat(p) ? p : forwarded[next++]!));
     },
     async teardown(s) {
+      const errors = await loopback6.teardown(s);
       release(holds.get(s.id) ?? []);
       holds.delete(s.id);
       for (const p of s.runtime.ports ?? []) {
@@ -101,10 +127,18 @@ export function portmapDriver(): PortDriver {
         picked.get(keyOf(p))?.held.close();
         picked.delete(keyOf(p));
       }
-      return [];
+      return errors;
     },
     async restore(s) {
-      if (!holds.has(s.id) && s.runtime.ports?.length) await holdAll(s, s.runtime.ports);
+      if (holds.has(s.id) || !s.runtime.ports?.length) return;
+      const forwarded = s.runtime.ports.filter((p) => !servedByDnat(p));
+      if (forwarded.length) await loopback6.setup(s, forwarded);
+      try {
+        await holdAll(s, s.runtime.ports.filter(servedByDnat));
+      } catch (e) {
+        await loopback6.teardown(s);
+        throw e;
+      }
     },
   };
 }
