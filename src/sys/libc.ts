@@ -73,6 +73,8 @@ export const libc = dlopen("libc.so.6", {
   socketpair: { args: [i32, i32, i32, ptr], returns: i32 },
   recvmsg: { args: [i32, ptr, i32], returns: i64 },
   poll: { args: [ptr, u64, i32], returns: i32 },
+  process_vm_readv: { args: [i32, ptr, u64, ptr, u64, u64], returns: i64 },
+  getpeername: { args: [i32, ptr, ptr], returns: i32 },
   // Every argument given: the kernel reads all that the call takes, set or not.
   syscall: { args: [i64, i64, i64, i64, i64], returns: i64 },
 });

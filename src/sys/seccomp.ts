@@ -294,3 +294,55 @@ export function receiveFd(sock: number): number | null {
   }
   return v.getInt32(16, true);
 }
+
+// ------------------------------------------------------------ acting for the trapped process
+
+/** pidfd_open(2) and pidfd_getfd(2): the same numbers on every architecture (the unified table from 424 on). */
+const SYS_pidfd_open = 434;
+const SYS_pidfd_getfd = 438;
+const SECCOMP_IOCTL_NOTIF_ADDFD = 0x40182103;
+const SECCOMP_ADDFD_FLAG_SETFD = 1;
+const O_CLOEXEC = 0o2000000;
+
+/**
+ * Reads `len` bytes at `addr` in process `pid` into memory of ours
+ * (process_vm_readv): the supervisor decides on this copy only, so a thread
+ * of the process rewriting its sockaddr after the trap changes nothing the
+ * supervisor uses. Throws when the memory cannot be read whole.
+ */
+export function readProcessMemory(pid: number, addr: bigint, len: number): Uint8Array {
+  const out = new Uint8Array(len);
+  const local = new BigUint64Array([BigInt(ptr(out)), BigInt(len)]);
+  const remote = new BigUint64Array([addr, BigInt(len)]);
+  const n = Number(libc.symbols.process_vm_readv(pid, local, 1, remote, 1, 0));
+  check("process_vm_readv", n);
+  if (n !== len) throw new Error(`process_vm_readv: read ${n} of ${len} bytes`);
+  return out;
+}
+
+/** A copy of fd `targetFd` of process `pid`, close-on-exec, as our own fd (pidfd_getfd). */
+export function copyProcessFd(pid: number, targetFd: number): number {
+  const pidfd = check("pidfd_open", Number(libc.symbols.syscall(SYS_pidfd_open, pid, 0, 0, 0)));
+  try {
+    return check("pidfd_getfd", Number(libc.symbols.syscall(SYS_pidfd_getfd, pidfd, targetFd, 0, 0)));
+  } finally {
+    libc.symbols.close(pidfd);
+  }
+}
+
+/**
+ * Installs our fd `ours` as fd `targetFd` of the process trapped in
+ * notification `id` (SECCOMP_IOCTL_NOTIF_ADDFD with SETFD: the process's old
+ * file at that number is closed, as dup2 would). The call itself is still
+ * pending: answer it afterwards. Close-on-exec as the process had it.
+ */
+export function installProcessFd(listener: number, id: bigint, ours: number, targetFd: number, cloexec: boolean): void {
+  const buf = new Uint8Array(24);
+  const v = new DataView(buf.buffer);
+  v.setBigUint64(0, id, true);
+  v.setUint32(8, SECCOMP_ADDFD_FLAG_SETFD, true);
+  v.setUint32(12, ours, true);
+  v.setUint32(16, targetFd, true);
+  v.setUint32(20, cloexec ? O_CLOEXEC : 0, true);
+  check("ioctl", libc.symbols.ioctl(listener, SECCOMP_IOCTL_NOTIF_ADDFD, buf), "SECCOMP_IOCTL_NOTIF_ADDFD");
+}

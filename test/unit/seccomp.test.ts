@@ -143,6 +143,7 @@ describe("the filter in a real process", () => {
 
   test("a trapped connect waits for the answer: CONTINUE runs it in place, an error answer is what the process sees", async () => {
     if (!helper) return console.warn("skipped: no musl-gcc to build the enter helper (Debian: musl-tools)");
+    if (!existsSync("/usr/bin/python3")) return console.warn("skipped: no /usr/bin/python3 (Debian: python3, scripts/setup.sh)");
     const support = accelerationSupport();
     if (!support.ok) return console.warn(`skipped: this machine cannot accelerate: needs ${support.missing}`);
     expect(hostSeccompArch()).not.toBeNull();
@@ -174,6 +175,7 @@ describe("the filter in a real process", () => {
 
   test("untrapped socket calls run without a notification; a bind does notify", async () => {
     if (!helper) return console.warn("skipped: no musl-gcc to build the enter helper (Debian: musl-tools)");
+    if (!existsSync("/usr/bin/python3")) return console.warn("skipped: no /usr/bin/python3 (Debian: python3, scripts/setup.sh)");
     const support = accelerationSupport();
     if (!support.ok) return console.warn(`skipped: this machine cannot accelerate: needs ${support.missing}`);
     const { child, listener } = accelerated(
