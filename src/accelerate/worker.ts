@@ -81,7 +81,10 @@ function run(init: AcceleratorInit): void {
 
   function onListener(fd: number, events: number): void {
     const owner = listeners.get(fd);
-    if (!owner) return drop(fd);
+    if (!owner) {
+      drop(fd);
+      return;
+    }
     if (events & EPOLLIN) {
       let n: ReturnType<typeof receiveNotification>;
       try {
@@ -121,9 +124,12 @@ function run(init: AcceleratorInit): void {
     countsDirty = true;
   }
 
-  function onHandoff(fd: number, events: number): void {
+  function onHandoff(fd: number): void {
     const h = handoffs.get(fd);
-    if (!h) return drop(fd);
+    if (!h) {
+      drop(fd);
+      return;
+    }
     const buf = new Uint8Array(64);
     for (;;) {
       let r: { n: number; fds: number[] };
@@ -136,14 +142,16 @@ function run(init: AcceleratorInit): void {
       if (r.n === 0) {
         for (const f of r.fds) close(f);
         handoffs.delete(fd);
-        return drop(fd);
+        drop(fd);
+        return;
       }
       h.text += new TextDecoder().decode(buf.subarray(0, r.n));
       if (!r.fds.length) {
         // The token line, perhaps in pieces; anything longer than it and the helper's byte is not ours.
         if (h.text.length > 34) {
           handoffs.delete(fd);
-          return drop(fd);
+          drop(fd);
+          return;
         }
         continue;
       }
@@ -167,7 +175,6 @@ function run(init: AcceleratorInit): void {
       post({ op: "attached", id: owner.id });
       return;
     }
-    void events;
   }
 
   function onAccept(): void {

@@ -139,9 +139,12 @@ export function spawnEnterStep(
   const { env, ...rest } = options;
   const fd = helperWanted() ? readyEnterHelper() : null;
   if (request.accelerate && fd === null) {
-    throw new BurrowError("--accelerate needs burrow's enter helper, and this build has none (built without musl-gcc, or the kernel refused to run it from memory)", {
-      kind: "bad-input",
-    });
+    throw new BurrowError(
+      "--accelerate needs burrow's enter helper, and this build has none (built without musl-gcc, or the kernel refused to run it from memory)",
+      {
+        kind: "bad-input",
+      },
+    );
   }
   if (fd !== null) {
     const accel = request.accelerate ? accelerationFds(request.accelerate, rest.stdio?.length ?? 3) : undefined;
