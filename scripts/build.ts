@@ -21,6 +21,7 @@ export const ENTRYPOINTS = [
   "src/net/cni/runner.ts",
   "src/namespaces/create-worker.ts",
   "src/ports/connector-worker.ts",
+  "src/accelerate/worker.ts",
 ];
 
 /**

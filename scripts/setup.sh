@@ -34,6 +34,8 @@ need() { needs_root+=("$*"); }
 packages=(uidmap iptables iproute2 slirp4netns passt containernetworking-plugins
   golang-github-containernetworking-plugin-dnsname dnsmasq-base iperf3 hyperfine
   busybox-static curl procps psmisc util-linux
+  # real clients and servers in tests (the --accelerate filter tests run python3 under it)
+  python3
   # musl-gcc builds the static enter helper embedded in dist/burrow
   # (src/sandbox/enter-helper.c, scripts/build.ts)
   musl-tools

@@ -95,6 +95,13 @@ export const EnterTarget = v.object({
   caps: v.optional(v.array(v.picklist(CAPABILITIES))),
   /** Put the command in a Landlock domain of its own (src/sys/caps.ts); off with --privileged. */
   confine: v.optional(v.boolean()),
+  /** --accelerate: the enter step installs the notify filter and hands its listener to the daemon here (docs/accelerate.md). */
+  accelerate: v.optional(
+    v.object({
+      socket: v.pipe(v.string(), v.startsWith("/")),
+      token: v.pipe(v.string(), v.regex(/^[0-9a-f]{32}$/)),
+    }),
+  ),
 });
 export type EnterTarget = v.InferOutput<typeof EnterTarget>;
 

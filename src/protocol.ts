@@ -49,6 +49,8 @@ export const CreateRequest = v.object({
   capAdd: v.optional(v.array(v.string()), []),
   capDrop: v.optional(v.array(v.string()), []),
   privileged: v.optional(v.boolean(), false),
+  /** --accelerate: host sockets for the command's TCP connects (docs/accelerate.md). */
+  accelerate: v.optional(v.boolean(), false),
   /**
    * Made by the CLI, the same for every attempt of one `run`: a create sent
    * again after a broken connection gets the first attempt's answer

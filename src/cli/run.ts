@@ -32,6 +32,7 @@ export const runArgs = {
   "cap-add": { type: "string", description: "Give the command a capability beyond the default set: NET_ADMIN, SYS_PTRACE, ..., or ALL (repeatable)" },
   "cap-drop": { type: "string", description: "Take a capability from the default set, or ALL (repeatable)" },
   privileged: { type: "boolean", description: "Every capability and no Landlock confinement: the command may reach other sandboxes" },
+  accelerate: { type: "boolean", description: "TCP connections out of the sandbox through host sockets, at host speed (docs/accelerate.md)" },
   ...processArgs,
 } as const;
 
@@ -114,6 +115,7 @@ export default defineCommand({
         capAdd: splitCapabilityList(list(p, "cap-add")),
         capDrop: splitCapabilityList(list(p, "cap-drop")),
         privileged: bool(p, "privileged"),
+        accelerate: bool(p, "accelerate"),
         // One id for every attempt: call() sends the create again after a
         // broken connection, and the daemon answers a retry with the first
         // attempt's result instead of meeting its half-made sandbox.

@@ -1,5 +1,7 @@
 // What every part of the daemon's sandbox lifecycle shares (create, release,
 // recovery, the network operations). Daemon main thread, session namespaces.
+import type { Accelerator } from "../accelerate/supervisor.ts";
+import { accelerationScope } from "../accelerate/scope-of.ts";
 import { sandboxDir, type Paths } from "../paths.ts";
 import type { EnterTarget } from "../protocol.ts";
 import type { SetupContext } from "../net/backend.ts";
@@ -56,6 +58,8 @@ export interface DaemonContext {
   readonly creating: Set<string>;
   readonly bookkeeping: CreateBookkeeping;
   readonly restarts: RestartHooks;
+  /** --accelerate's supervisor (src/accelerate/supervisor.ts): started with the first accelerated sandbox. */
+  readonly accelerator: Accelerator;
 }
 
 export function now(): string {
@@ -78,6 +82,8 @@ export function setupContext(ctx: DaemonContext, s: Sandbox): SetupContext {
 export function enterTarget(ctx: DaemonContext, s: Sandbox): EnterTarget & { cwd: string } {
   if (!s.runtime.pins) throw new BurrowError(`sandbox ${s.name} is not running`, { kind: "not-running" });
   const target: EnterTarget & { cwd: string } = { session: ctx.session.enter, ...s.runtime.pins, cwd: s.spec.cwd, ...confinement(s) };
+  // Every process entering an accelerated sandbox (run, exec, a restart) carries the filter, with a listener of its own.
+  if (s.spec.accelerate && s.runtime.ino) target.accelerate = ctx.accelerator.expect(s.id, accelerationScope(s, s.runtime.ino.net));
   if (!ctx.backends.forKind(s.runtime.network).entersNetns) return { ...target, net: undefined };
   return target;
 }

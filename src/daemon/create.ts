@@ -1,6 +1,8 @@
 // Creating a sandbox: its row, files, pinned namespaces, network and ports,
 // each step pushing its undo on a Rollback that unwinds them all (every
 // error reported) when a later step fails. Daemon main thread.
+import { refuseAcceleration } from "../accelerate/scope-of.ts";
+import { checkAccelerationSupport } from "../accelerate/supervisor.ts";
 import { randomBytes } from "node:crypto";
 import { closeSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { BurrowError, EXIT, Rollback, messageOf } from "../errors.ts";
@@ -92,6 +94,10 @@ export async function createSandbox(ctx: DaemonContext, releases: SandboxRelease
   }
   // Before anything is made: a plugin would catch these only half-way, in its own words.
   await backend.networks?.checkCreate(mode, req);
+  if (req.accelerate) {
+    refuseAcceleration(mode, networkRaw);
+    checkAccelerationSupport();
+  }
   const portChoice = backend.ports(mode, { rootless: ctx.paths.rootless, plan });
   const portSpecs = ctx.ports.parse(req.ports, portChoice);
   // A sandbox of that name may be in its background release (`run --rm`

@@ -26,7 +26,10 @@ export function handlers(svc: SandboxService) {
     list: (a: Args<"list">) => svc.list(a.all).map((s) => withRestartRow(psRow(s, svc.health(s)), s)),
     inspect: (a: Args<"inspect">) => {
       const s = svc.store.find(a.name);
-      return withRestartView(inspectView(s, { health: svc.health(s), networks: svc.inspectNetworks(s) }), s);
+      return withRestartView(
+        inspectView(s, { health: svc.health(s), networks: svc.inspectNetworks(s), acceleratedConnections: svc.accelerator.connections.get(s.id) ?? 0 }),
+        s,
+      );
     },
     enter: (a: Args<"enter">) => {
       const s = svc.store.find(a.name);

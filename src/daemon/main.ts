@@ -266,6 +266,7 @@ export async function daemonMain(): Promise<void> {
       }
     }
     if (!endSession && !opts.handOver) owner.releaseFiles(false);
+    service.accelerator.close();
     process.exit(DAEMON_EXIT.stopped);
   };
   // Notices within a second a runtime directory or socket that is gone or

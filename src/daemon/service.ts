@@ -2,6 +2,7 @@
 // façade over create (src/daemon/create.ts), release (release.ts) and
 // recovery (recovery.ts), which share one DaemonContext. Daemon main
 // thread, session namespaces.
+import { Accelerator } from "../accelerate/supervisor.ts";
 import type { CreateRequest, EnterTarget } from "../protocol.ts";
 import type { NetworkBackends } from "../net/registry.ts";
 import { sandboxLog, type Paths } from "../paths.ts";
@@ -50,7 +51,14 @@ export class SandboxService {
       health: (s) => this.health(s),
       isExiting: (id) => this.releases.isExiting(id),
     });
-    this.ctx = { ...deps, locks: new KeyedMutex<string>(), children: new Map(), creating: new Set(), restarts: this.restarts };
+    this.ctx = {
+      ...deps,
+      locks: new KeyedMutex<string>(),
+      children: new Map(),
+      creating: new Set(),
+      restarts: this.restarts,
+      accelerator: new Accelerator(`${deps.paths.runtimeDir}/accelerate.sock`, process.getuid?.() ?? 0),
+    };
     this.releases = new SandboxReleases(this.ctx);
     this.recovery = new SandboxRecovery(this.ctx, this.releases);
   }
@@ -69,6 +77,9 @@ export class SandboxService {
   }
   get backends(): NetworkBackends {
     return this.ctx.backends;
+  }
+  get accelerator(): Accelerator {
+    return this.ctx.accelerator;
   }
 
   /**

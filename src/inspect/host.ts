@@ -1,6 +1,7 @@
 // What `burrow info` tells about the machine: the helpers burrow found and
 // their versions, the subordinate id ranges, and the kernel features burrow
 // relies on. Runs in the CLI (host namespaces, as the calling user).
+import { accelerationSupport } from "../sys/seccomp.ts";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { userInfo } from "node:os";
 import { cniPluginDirs, findHelper, helperConf } from "../machine/helpers.ts";
@@ -200,7 +201,18 @@ export function kernelFeatures(): KernelFeature[] {
           : `${landlock ? `ABI ${landlock}, too old` : "absent"}: sandboxes with equal capabilities can ptrace each other (burrow doctor)`,
     },
     { Name: "IPv4 forwarding", Available: forward === "1", Detail: `net.ipv4.ip_forward=${forward ?? "absent"} (bridge networks, in their namespace)` },
+    accelerationFeature(),
   ];
+}
+
+/** --accelerate: seccomp user notification with ADDFD (src/sys/seccomp.ts probes it). */
+function accelerationFeature(): KernelFeature {
+  const a = accelerationSupport();
+  return {
+    Name: "--accelerate",
+    Available: a.ok,
+    Detail: a.ok ? `seccomp user notification with ADDFD${a.addfdSend ? " and SEND" : ""}` : `needs ${a.missing}`,
+  };
 }
 
 export interface IdMap {

@@ -26,7 +26,7 @@ function asCapNames(given: string[] | undefined): string[] {
   return (given ?? []).map(canonicalCapability);
 }
 
-export function inspectView(s: Sandbox, extra: { health: string | null; networks?: Record<string, object> }) {
+export function inspectView(s: Sandbox, extra: { health: string | null; networks?: Record<string, object>; acceleratedConnections?: number }) {
   const statusName = s.status === "exited" ? "exited" : s.status;
   // podman v3 repeats the first network's addresses at the top level.
   const first = (Object.values(extra.networks ?? {})[0] ?? {}) as Record<string, unknown>;
@@ -80,6 +80,8 @@ export function inspectView(s: Sandbox, extra: { health: string | null; networks
       CapAdd: asCapNames(s.spec.capAdd),
       CapDrop: asCapNames(s.spec.capDrop),
       Privileged: s.spec.privileged ?? false,
+      /** burrow's own: --accelerate (docs/accelerate.md). */
+      Accelerate: s.spec.accelerate ?? false,
       LogConfig: { Type: s.runtime.log && isStampedLog(s.runtime.log) ? "k8s-file" : "file", Path: s.runtime.log ?? "" },
     },
     NetworkSettings: {
@@ -93,6 +95,8 @@ export function inspectView(s: Sandbox, extra: { health: string | null; networks
       GlobalIPv6PrefixLen: top("GlobalIPv6PrefixLen", 0),
       IPv6Gateway: top("IPv6Gateway", ""),
       Networks: extra.networks ?? {},
+      /** burrow's own: TCP connections made through host sockets (--accelerate) since the daemon started. */
+      AcceleratedConnections: extra.acceleratedConnections ?? 0,
     },
   };
 }

@@ -19,11 +19,13 @@
  *
  *   burrow-enter [-U PATH] [-M PATH] [-n PATH] [-u PATH] [-m PATH] [-t]
  *                [-e FD] [-w DIR] [-c DIR] [-i UID:GID[:G,G...]]
- *                [-C CAPMASK_HEX] [-L] -- COMMAND [ARG...]
+ *                [-C CAPMASK_HEX] [-L] [-F FD -S FD] -- COMMAND [ARG...]
  *
  * It is single-threaded from its first instruction, which is what issue 16
- * (--accelerate) needs: its seccomp filter goes in at SECCOMP_SLOT below,
- * after every join and credential change, right before execve.
+ * (--accelerate) needs: with -F and -S, the seccomp filter read from -F's fd
+ * (built in src/sys/seccomp.ts) goes in after every join and credential
+ * change, right before execve, and its listener is sent over -S's unix
+ * socket to whoever answers it (docs/accelerate.md).
  *
  * Error messages and exit codes are enter.ts's, word for word (tests and
  * users see no difference): 125 burrow's own failure, 126 cannot invoke,
@@ -42,6 +44,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <termios.h>
@@ -135,6 +138,7 @@ struct request {
   int has_caps;
   uint64_t keep;
   int confine;
+  int filter_fd, notify_fd; /* -F, -S: -1 when not accelerated */
   char **argv;
 };
 
@@ -187,8 +191,17 @@ static int parse_hex64(const char *s, uint64_t *out) {
   return 0;
 }
 
+/* An inherited fd number given as an option value: 3..65535. */
+static int parse_fd(const char *v, const char *what) {
+  uint32_t fd;
+  const char *end;
+  if (parse_id(v, &end, &fd) || *end || fd < 3 || fd > 65535) die(EXIT_BURROW, what);
+  return (int)fd;
+}
+
 static void parse_args(int argc, char **argv, struct request *r) {
   memset(r, 0, sizeof *r);
+  r->filter_fd = r->notify_fd = -1;
   int i = 1;
   /* -e first wherever it is: every later complaint goes there. */
   for (int j = 1; j + 1 < argc && strcmp(argv[j], "--") != 0; j++) {
@@ -229,9 +242,12 @@ static void parse_args(int argc, char **argv, struct request *r) {
       if (parse_hex64(v, &r->keep)) die(EXIT_BURROW, "enter helper: bad -C");
       r->has_caps = 1;
       break;
+    case 'F': r->filter_fd = parse_fd(v, "enter helper: bad -F"); break;
+    case 'S': r->notify_fd = parse_fd(v, "enter helper: bad -S"); break;
     default: die(EXIT_BURROW, "enter helper: bad arguments");
     }
   }
+  if ((r->filter_fd < 0) != (r->notify_fd < 0)) die(EXIT_BURROW, "enter helper: -F and -S go together");
   if (i >= argc) die(EXIT_BURROW, "no command given");
   r->argv = argv + i;
 }
@@ -531,6 +547,69 @@ static void strip_bun_env(void) {
   *w = NULL;
 }
 
+/* ------------------------------------------------------------ --accelerate */
+
+/* struct sock_fprog of linux/filter.h (musl ships no kernel headers). */
+struct filter_program {
+  unsigned short len;
+  const void *filter;
+};
+#define SECCOMP_SET_MODE_FILTER 1
+#define SECCOMP_FILTER_FLAG_NEW_LISTENER (1UL << 3)
+#define MAX_FILTER_BYTES (4096 * 8)
+
+static const char *const ACCEL = "cannot accelerate the command: ";
+
+/* Sends `fd` over the unix socket `sock` with SCM_RIGHTS (one byte of data carries it). */
+static int send_fd(int sock, int fd) {
+  char byte = 'L';
+  struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+  union {
+    struct cmsghdr h;
+    char buf[CMSG_SPACE(sizeof(int))];
+  } control;
+  memset(&control, 0, sizeof control);
+  struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control.buf };
+  struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(c), &fd, sizeof fd);
+  ssize_t n;
+  do n = sendmsg(sock, &msg, MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+  return n == 1 ? 0 : -1;
+}
+
+/*
+ * Reads the filter program from `filter_fd`, sets no_new_privs (the filter
+ * needs it without CAP_SYS_ADMIN), installs the filter with a listener,
+ * hands the listener over `notify_fd` and closes all three: from here every
+ * call the filter names waits for the supervisor's answer, in this process
+ * and every child of the command.
+ */
+static void install_notify_filter(int filter_fd, int notify_fd) {
+  static unsigned char program[MAX_FILTER_BYTES + 1];
+  size_t have = 0;
+  for (;;) {
+    ssize_t n = read(filter_fd, program + have, sizeof program - have);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) die_sys(EXIT_BURROW, ACCEL, "read", "the filter", errno);
+    if (n == 0) break;
+    have += (size_t)n;
+    if (have > MAX_FILTER_BYTES) die(EXIT_BURROW, "cannot accelerate the command: the filter is longer than 4096 instructions");
+  }
+  close(filter_fd);
+  if (have == 0 || have % 8) die(EXIT_BURROW, "cannot accelerate the command: the filter is not a whole number of BPF instructions");
+  struct filter_program prog = { .len = (unsigned short)(have / 8), .filter = program };
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) die_sys(EXIT_BURROW, ACCEL, "prctl", "PR_SET_NO_NEW_PRIVS", errno);
+  long listener = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+  if (listener < 0) die_sys(EXIT_BURROW, ACCEL, "seccomp", "SECCOMP_SET_MODE_FILTER", errno);
+  if (send_fd(notify_fd, (int)listener) < 0) die_sys(EXIT_BURROW, ACCEL, "sendmsg", "the listener", errno);
+  close((int)listener);
+  close(notify_fd);
+}
+
 int main(int argc, char **argv) {
   struct request r;
   parse_args(argc, argv, &r);
@@ -587,13 +666,10 @@ int main(int argc, char **argv) {
   /* The command must not inherit the error fd: a success leaves it only the pty. */
   if (error_fd != 2) fcntl(error_fd, F_SETFD, FD_CLOEXEC);
 
-  /* SECCOMP_SLOT (issue 16, --accelerate): still single-threaded, every join
-   * and credential change done, nothing left between here and execve. Set
-   * PR_SET_NO_NEW_PRIVS, install the BPF filter with
-   * SECCOMP_FILTER_FLAG_NEW_LISTENER, hand the listener fd to the daemon
-   * (SCM_RIGHTS over an fd the caller passes, e.g. a new -S FD option) and
-   * close it here. The filter program itself is built in src/sys (as data)
-   * and passed in, so the helper stays a dumb installer. */
+  /* --accelerate: still single-threaded, every join and credential change
+   * done, nothing left between here and execve but the exec itself (which
+   * the filter does not trap). */
+  if (r.filter_fd >= 0) install_notify_filter(r.filter_fd, r.notify_fd);
 
   execve(found, r.argv, environ);
   int e = errno;

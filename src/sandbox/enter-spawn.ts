@@ -4,7 +4,11 @@
 // joins, confinement and execve from the same validated EnterRequest; the
 // helper spares the second Bun start (~6 ms) of every foreground run.
 // docs/decisions.md "The enter helper" says why and when the fallback runs.
-import { closeSync } from "node:fs";
+import { closeSync, writeSync } from "node:fs";
+import { BurrowError } from "../errors.ts";
+import { acceleratedFilter } from "../sys/seccomp.ts";
+import { pipe, writeAll } from "../sys/sockets.ts";
+import { connectUnix } from "../sys/unix-socket.ts";
 import { ROLES, roleArgv } from "../roles.ts";
 import { cleanEnv, roleEnv, SELF_ARGV0 } from "../sys/env.ts";
 import { sealedExecutable } from "../sys/memfd.ts";
@@ -64,8 +68,8 @@ function capabilityMask(names: readonly string[]): string {
   return (hi >>> 0).toString(16) + (lo >>> 0).toString(16).padStart(8, "0");
 }
 
-/** The helper's argv for `request` (its option letters: enter-helper.c's header). */
-export function helperArgs(request: EnterRequest, argv: string[]): string[] {
+/** The helper's argv for `request` (its option letters: enter-helper.c's header); `accelerate`: the fds of -F and -S. */
+export function helperArgs(request: EnterRequest, argv: string[], accelerate?: { filterFd: number; handoffFd: number }): string[] {
   const out: string[] = [];
   const opt = (flag: string, value: string | undefined) => {
     if (value !== undefined) out.push(flag, value);
@@ -82,7 +86,40 @@ export function helperArgs(request: EnterRequest, argv: string[]): string[] {
   if (request.user) opt("-i", `${request.user.uid}:${request.user.gid}:${request.user.groups.join(",")}`);
   if (request.caps) opt("-C", capabilityMask(request.caps));
   if (request.confine) out.push("-L");
+  if (accelerate) out.push("-F", String(accelerate.filterFd), "-S", String(accelerate.handoffFd));
   return [...out, "--", ...argv];
+}
+
+/**
+ * The two fds an accelerated enter step gets: a pipe holding this machine's
+ * filter program (-F) and a connection to the daemon's handoff socket that
+ * already carries the token line (-S); the helper sends its listener there.
+ * Ours are close-on-exec: the spawn dup2s them to `first` and `first + 1`.
+ */
+function accelerationFds(a: NonNullable<EnterRequest["accelerate"]>, first: number) {
+  const [filterFd, filterWrite] = pipe();
+  let handoffFd = -1;
+  try {
+    writeAll(filterWrite, acceleratedFilter());
+    handoffFd = connectUnix(a.socket);
+    writeSync(handoffFd, `${a.token}\n`);
+  } catch (e) {
+    closeSync(filterFd);
+    if (handoffFd >= 0) closeSync(handoffFd);
+    throw new BurrowError(`cannot hand the --accelerate listener to the daemon: ${(e as Error).message}`, { kind: "internal" });
+  } finally {
+    closeSync(filterWrite);
+  }
+  return {
+    filterFd,
+    handoffFd,
+    child: { filterFd: first, handoffFd: first + 1 },
+    /** After the spawn, which has its own copies by then. */
+    close: () => {
+      closeSync(filterFd);
+      closeSync(handoffFd);
+    },
+  };
 }
 
 /**
@@ -101,14 +138,34 @@ export function spawnEnterStep(
 ): Bun.Subprocess {
   const { env, ...rest } = options;
   const fd = helperWanted() ? readyEnterHelper() : null;
+  if (request.accelerate && fd === null) {
+    throw new BurrowError(
+      "--accelerate needs burrow's enter helper, and this build has none (built without musl-gcc, or the kernel refused to run it from memory)",
+      {
+        kind: "bad-input",
+      },
+    );
+  }
   if (fd !== null) {
+    const accel = request.accelerate ? accelerationFds(request.accelerate, rest.stdio?.length ?? 3) : undefined;
     try {
+      const stdio = accel ? [...(rest.stdio ?? ["inherit", "inherit", "inherit"]), accel.filterFd, accel.handoffFd] : rest.stdio;
       // /proc/self/fd/N is opened by the child's execve before close-on-exec
       // closes N: the helper runs and the command never sees the memfd.
-      const child = Bun.spawn([`/proc/self/fd/${fd}`, ...helperArgs(request, argv)], { ...rest, argv0: "burrow-enter", env: cleanEnv(env) });
+      const child = Bun.spawn([`/proc/self/fd/${fd}`, ...helperArgs(request, argv, accel?.child)], {
+        ...rest,
+        ...(stdio ? { stdio: stdio as typeof rest.stdio } : {}),
+        argv0: "burrow-enter",
+        env: cleanEnv(env),
+      });
       log.debug(`enter ${child.pid}: the C helper`);
+      accel?.close();
       return child;
     } catch (e) {
+      if (accel) {
+        accel.close();
+        throw e;
+      }
       log.debug(`enter: the C helper would not start (${(e as Error).message}): the Bun role from now on`);
       helperFd = null;
       try {

@@ -69,6 +69,12 @@ export const libc = dlopen("libc.so.6", {
   prctl: { args: [i32, u64, u64, u64, u64], returns: i32 },
   capget: { args: [ptr, ptr], returns: i32 },
   capset: { args: [ptr, ptr], returns: i32 },
+  // --accelerate: the seccomp listener the enter helper hands over (src/sys/seccomp.ts).
+  socketpair: { args: [i32, i32, i32, ptr], returns: i32 },
+  recvmsg: { args: [i32, ptr, i32], returns: i64 },
+  poll: { args: [ptr, u64, i32], returns: i32 },
+  process_vm_readv: { args: [i32, ptr, u64, ptr, u64, u64], returns: i64 },
+  getpeername: { args: [i32, ptr, ptr], returns: i32 },
   // Every argument given: the kernel reads all that the call takes, set or not.
   syscall: { args: [i64, i64, i64, i64, i64], returns: i64 },
 });

@@ -26,7 +26,7 @@ export interface PeerCred {
   gid: number;
 }
 
-function sockaddrUn(path: string): Uint8Array {
+export function sockaddrUn(path: string): Uint8Array {
   const p = cstr(path);
   // sun_path is 108 bytes, NUL included.
   if (p.length > 108) throw new SysError("connect", 36 /* ENAMETOOLONG */, path);

@@ -350,6 +350,7 @@ describe("control messages", () => {
           capAdd: [],
           capDrop: [],
           privileged: false,
+          accelerate: false,
         };
         expect(parseArgs("create", JSON.stringify(req))).toEqual(req);
         expect(parseArgs("rm", JSON.stringify({ name: n, force: true }))).toEqual({ name: n, force: true, depend: false });

@@ -816,6 +816,10 @@ export function netavarkBackendWith(
           }
         }
       });
+      // The release drops the row's record after this, whatever failed: the
+      // journal would then be read by nothing (it serves creates that died
+      // before their row), so a failed teardown must not leave it behind.
+      if (errors.length) nv.forgetJournal(ctx.sandbox.id);
       errors.push(...(await releaseShared(ctx.sandbox.id)));
       return errors;
     },

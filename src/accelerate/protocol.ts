@@ -1,0 +1,37 @@
+// Messages between the daemon's main thread and the accelerator Worker
+// (src/accelerate/worker.ts). As with the connector: one `init` message,
+// then commands as JSON lines down a pipe in the Worker's epoll set (it
+// blocks in epoll_wait and reads no Worker messages); reports come back as
+// Worker messages. Plain types: both ends are burrow's code in one process.
+import type { Scope } from "./scope.ts";
+
+export type AcceleratorInit = {
+  op: "init";
+  /** Read end of the command pipe (non-blocking). */
+  controlFd: number;
+  /** The listening unix socket enter steps hand their seccomp listener to. */
+  handoffFd: number;
+  /** struct seccomp_notif and friends, as the kernel reported them. */
+  sizes: { notif: number; resp: number; data: number };
+  /** The daemon's uid as SO_PEERCRED shows its own processes (0 rootless and rootful). */
+  uid: number;
+};
+
+export type AcceleratorCommand =
+  /** An enter step of sandbox `id` will hand over a listener, announced by `token`. */
+  | { op: "expect"; id: string; token: string; scope: Scope }
+  /** Sandbox `id` ended: close its listeners and whatever is pending for them. */
+  | { op: "forget"; id: string }
+  | { op: "exit" };
+
+export type AcceleratorReport =
+  | { op: "started" }
+  /** Connections made through host sockets since the last report, per sandbox. */
+  | { op: "counts"; counts: Record<string, number> }
+  | { op: "attached"; id: string }
+  | { op: "warn"; message: string }
+  | { op: "fatal"; message: string }
+  | { op: "exited" };
+
+/** The token line an enter step's spawner writes first on its handoff connection: 32 hex digits and a newline. */
+export const TOKEN_LINE = /^[0-9a-f]{32}\n$/;

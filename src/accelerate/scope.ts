@@ -1,0 +1,50 @@
+// What an accelerated sandbox may reach through a host socket: the same as
+// without --accelerate, no more (docs/accelerate.md "Threat model"). Pure:
+// the daemon fills a Scope from the sandbox's row; the supervisor asks
+// `decide` with burrow's own copy of the destination and the trapped task's
+// network namespace.
+import { type IpAddress, parseCidr, parseIp, type Subnet, subnetContains } from "../net/cni/ip.ts";
+import type { Destination, Verdict } from "./connect.ts";
+
+export interface Scope {
+  /** Inode of the sandbox's network namespace: a task in any other (its own `unshare -n`) is never accelerated. */
+  netnsInode: number;
+  /** Destinations that stay inside the sandbox's own namespace: its addresses, its networks' subnets, the helper's internal range. */
+  inside: string[];
+  /** slirp4netns's 10.0.2.2 (pasta: its --map-host-loopback address): the host's loopback, reachable only with allow_host_loopback. */
+  hostAlias?: string[];
+  allowHostLoopback: boolean;
+}
+
+/** Never through a host socket: loopback, unspecified, link-local (pasta's and the cloud's 169.254/16), multicast. */
+const LOCAL_ONLY = ["127.0.0.0/8", "0.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4", "255.255.255.255/32", "::1/128", "::/128", "fe80::/10", "ff00::/8"];
+
+const subnets = (cidrs: string[]): Subnet[] => cidrs.map((c) => parseCidr(c)?.subnet).filter((s): s is Subnet => !!s);
+const LOCAL_SUBNETS = subnets(LOCAL_ONLY);
+
+function within(list: Subnet[], ip: IpAddress): boolean {
+  return list.some((s) => subnetContains(s, ip));
+}
+
+/** `inside` as subnets: a bare address is its own /32 or /128. */
+export function insideSubnets(scope: Scope): Subnet[] {
+  return subnets(scope.inside.map((a) => (a.includes("/") ? a : `${a}/${a.includes(":") ? 128 : 32}`)));
+}
+
+/**
+ * The verdict for a connect to `dest` by a task whose network namespace has
+ * inode `taskNetns`. A host socket only for a destination outside everything
+ * the sandbox's own namespace serves; the host alias maps to the host's
+ * loopback only when the sandbox was given it.
+ */
+export function decide(scope: Scope, dest: Destination, taskNetns: number | null, inside: Subnet[] = insideSubnets(scope)): Verdict {
+  if (taskNetns !== scope.netnsInode) return { continue: "another network namespace" };
+  const ip = parseIp(dest.ip);
+  if (!ip) return { continue: "not an address" };
+  if (scope.hostAlias?.includes(dest.ip)) {
+    return scope.allowHostLoopback ? { host: { ip: ip.family === 4 ? "127.0.0.1" : "::1", port: dest.port } } : { continue: "host loopback not allowed" };
+  }
+  if (within(LOCAL_SUBNETS, ip)) return { continue: "local address" };
+  if (within(inside, ip)) return { continue: "inside the sandbox's networks" };
+  return { host: dest };
+}

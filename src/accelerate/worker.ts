@@ -1,0 +1,279 @@
+// The accelerator: ONE Worker thread for every accelerated sandbox (a
+// Worker costs ~6.6 MB; docs/accelerate.md). It
+// - accepts on the handoff socket, where each accelerated enter step's
+//   spawner writes a token line and the enter helper then sends its seccomp
+//   listener (SCM_RIGHTS): a listener is adopted only with a token the main
+//   thread announced, from a peer of the daemon's own uid;
+// - polls every listener, and answers each trapped connect
+//   (src/accelerate/connect.ts) with the sandbox's scope
+//   (src/accelerate/scope.ts); a bind is let through (inbound acceleration is
+//   not built yet);
+// - waits for blocking connects to finish without ever blocking on one.
+import { statSync } from "node:fs";
+import { close } from "../sys/ns.ts";
+import { peerCredOfFd } from "../sys/peercred.ts";
+import { answerNotification, type NotifSizes, receiveNotification, SOCKET_SYSCALLS, hostSeccompArch } from "../sys/seccomp.ts";
+import { acceptNB, EAGAIN, Epoll, EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, readNB } from "../sys/sockets.ts";
+import { receiveWithFds } from "../sys/unix-socket.ts";
+import { acceleratedConnect } from "./connect.ts";
+import type { AcceleratorCommand, AcceleratorInit, AcceleratorReport } from "./protocol.ts";
+import { TOKEN_LINE } from "./protocol.ts";
+import { decide, insideSubnets, type Scope } from "./scope.ts";
+import type { Subnet } from "../net/cni/ip.ts";
+
+declare const self: Worker;
+const post = (m: AcceleratorReport) => self.postMessage(m);
+
+/** A blocking connect left unanswered this long is answered ETIMEDOUT (the kernel's own SYN retries give up after ~2 min). */
+const PENDING_LIMIT_MS = 130_000;
+/** Counts are reported at most this often. */
+const REPORT_MS = 500;
+/** A handoff connection that sends nothing useful this long is dropped. */
+const HANDOFF_MS = 10_000;
+
+interface Expected {
+  id: string;
+  scope: Scope;
+  inside: Subnet[];
+}
+
+function netnsInode(pid: number): number | null {
+  try {
+    return statSync(`/proc/${pid}/ns/net`).ino;
+  } catch {
+    return null;
+  }
+}
+
+function run(init: AcceleratorInit): void {
+  const sizes: NotifSizes = init.sizes;
+  const arch = hostSeccompArch();
+  if (!arch) throw new Error(`no seccomp table for ${process.arch}`);
+  const nrConnect = SOCKET_SYSCALLS[arch].connect;
+  const ep = new Epoll(256);
+  const handlers = new Map<number, (fd: number, events: number) => void>();
+  const expected = new Map<string, Expected>(); // by token
+  const listeners = new Map<number, Expected>(); // by listener fd
+  const pending = new Map<number, { listener: number; finish: () => number; abandon: () => void; since: number }>(); // by twin fd
+  const handoffs = new Map<number, { text: string; since: number }>();
+  const counts: Record<string, number> = {};
+  let countsDirty = false;
+  let lastReport = 0;
+  let running = true;
+
+  const drop = (fd: number) => {
+    ep.remove(fd);
+    handlers.delete(fd);
+    close(fd);
+  };
+
+  function dropListener(fd: number): void {
+    for (const [twin, p] of pending) {
+      if (p.listener !== fd) continue;
+      pending.delete(twin);
+      ep.remove(twin);
+      handlers.delete(twin);
+      p.abandon();
+    }
+    listeners.delete(fd);
+    drop(fd);
+  }
+
+  function onListener(fd: number, events: number): void {
+    const owner = listeners.get(fd);
+    if (!owner) {
+      drop(fd);
+      return;
+    }
+    if (events & EPOLLIN) {
+      let n: ReturnType<typeof receiveNotification>;
+      try {
+        n = receiveNotification(fd, sizes);
+      } catch {
+        // ENOENT: the task died or the call was interrupted between poll and receive.
+        return;
+      }
+      if (n.nr !== nrConnect) {
+        try {
+          answerNotification(fd, n.id, { continue: true });
+        } catch {}
+        return;
+      }
+      const out = acceleratedConnect(fd, n, (dest, pid) => decide(owner.scope, dest, netnsInode(pid), owner.inside));
+      if ("pending" in out) {
+        const p = { listener: fd, ...out.pending, since: Date.now() };
+        pending.set(out.pending.fd, p);
+        handlers.set(out.pending.fd, (twin) => {
+          pending.delete(twin);
+          ep.remove(twin);
+          handlers.delete(twin);
+          if (p.finish() === 0) count(owner.id);
+        });
+        ep.add(out.pending.fd, EPOLLOUT);
+      } else if (out.answered === "host" && (out.errno === 0 || out.errno === 115)) {
+        count(owner.id);
+      }
+      return;
+    }
+    // POLLHUP: no task uses this filter any more.
+    if (events & (EPOLLHUP | EPOLLERR)) dropListener(fd);
+  }
+
+  function count(id: string): void {
+    counts[id] = (counts[id] ?? 0) + 1;
+    countsDirty = true;
+  }
+
+  function onHandoff(fd: number): void {
+    const h = handoffs.get(fd);
+    if (!h) {
+      drop(fd);
+      return;
+    }
+    const buf = new Uint8Array(64);
+    for (;;) {
+      let r: { n: number; fds: number[] };
+      try {
+        r = receiveWithFds(fd, buf);
+      } catch {
+        r = { n: 0, fds: [] };
+      }
+      if (r.n === -1) return;
+      if (r.n === 0) {
+        for (const f of r.fds) close(f);
+        handoffs.delete(fd);
+        drop(fd);
+        return;
+      }
+      h.text += new TextDecoder().decode(buf.subarray(0, r.n));
+      if (!r.fds.length) {
+        // The token line, perhaps in pieces; anything longer than it and the helper's byte is not ours.
+        if (h.text.length > 34) {
+          handoffs.delete(fd);
+          drop(fd);
+          return;
+        }
+        continue;
+      }
+      // The listener comes with the helper's one byte, after the token line (one read may bring both).
+      const line = h.text.slice(0, 33);
+      const token = TOKEN_LINE.test(line) && h.text.slice(33) === "L" ? line.slice(0, 32) : "";
+      const owner = token ? expected.get(token) : undefined;
+      const [listener, ...extra] = r.fds;
+      for (const f of extra) close(f);
+      handoffs.delete(fd);
+      drop(fd);
+      if (!owner) {
+        close(listener!);
+        post({ op: "warn", message: "a listener came with an unknown token: closed" });
+        return;
+      }
+      expected.delete(token);
+      listeners.set(listener!, owner);
+      handlers.set(listener!, onListener);
+      ep.add(listener!, EPOLLIN);
+      post({ op: "attached", id: owner.id });
+      return;
+    }
+  }
+
+  function onAccept(): void {
+    for (;;) {
+      const c = acceptNB(init.handoffFd);
+      if (c < 0) return;
+      let uid = -1;
+      try {
+        uid = peerCredOfFd(c).uid;
+      } catch {}
+      if (uid !== init.uid) {
+        close(c);
+        post({ op: "warn", message: `a handoff connection from uid ${uid} refused` });
+        continue;
+      }
+      handoffs.set(c, { text: "", since: Date.now() });
+      handlers.set(c, onHandoff);
+      ep.add(c, EPOLLIN);
+    }
+  }
+
+  let control = "";
+  const controlBuf = new Uint8Array(65536);
+  function onControl(): void {
+    for (;;) {
+      const n = readNB(init.controlFd, controlBuf);
+      if (n === -EAGAIN) break;
+      if (n <= 0) {
+        running = false;
+        return;
+      }
+      control += new TextDecoder().decode(controlBuf.subarray(0, n));
+    }
+    let nl = control.indexOf("\n");
+    while (nl >= 0) {
+      command(JSON.parse(control.slice(0, nl)) as AcceleratorCommand);
+      control = control.slice(nl + 1);
+      nl = control.indexOf("\n");
+    }
+  }
+
+  function command(m: AcceleratorCommand): void {
+    switch (m.op) {
+      case "expect":
+        expected.set(m.token, { id: m.id, scope: m.scope, inside: insideSubnets(m.scope) });
+        break;
+      case "forget":
+        for (const [t, e] of expected) if (e.id === m.id) expected.delete(t);
+        for (const [fd, e] of listeners) if (e.id === m.id) dropListener(fd);
+        delete counts[m.id];
+        break;
+      case "exit":
+        running = false;
+        break;
+    }
+  }
+
+  handlers.set(init.controlFd, onControl);
+  ep.add(init.controlFd, EPOLLIN);
+  handlers.set(init.handoffFd, onAccept);
+  ep.add(init.handoffFd, EPOLLIN);
+  const onEvent = (fd: number, events: number) => handlers.get(fd)?.(fd, events);
+
+  post({ op: "started" });
+  while (running) {
+    ep.wait(pending.size || handoffs.size || countsDirty ? REPORT_MS : -1, onEvent);
+    const now = Date.now();
+    if (countsDirty && now - lastReport >= REPORT_MS) {
+      post({ op: "counts", counts: { ...counts } });
+      for (const k of Object.keys(counts)) delete counts[k];
+      countsDirty = false;
+      lastReport = now;
+    }
+    for (const [twin, p] of pending) {
+      if (now - p.since < PENDING_LIMIT_MS) continue;
+      pending.delete(twin);
+      ep.remove(twin);
+      handlers.delete(twin);
+      p.abandon();
+    }
+    for (const [fd, h] of handoffs) {
+      if (now - h.since < HANDOFF_MS) continue;
+      handoffs.delete(fd);
+      drop(fd);
+    }
+  }
+  for (const fd of [...listeners.keys()]) dropListener(fd);
+  for (const fd of handoffs.keys()) drop(fd);
+  close(init.controlFd);
+  close(init.handoffFd);
+  close(ep.fd);
+  post({ op: "exited" });
+}
+
+self.onmessage = (event: MessageEvent<AcceleratorInit>) => {
+  if (event.data.op !== "init") return;
+  try {
+    run(event.data);
+  } catch (e) {
+    post({ op: "fatal", message: e instanceof Error ? (e.stack ?? e.message) : String(e) });
+  }
+};

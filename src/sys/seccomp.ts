@@ -1,0 +1,348 @@
+// seccomp user notification, the kernel side of `--accelerate` (issue 16;
+// docs/accelerate.md has the design and the threat model).
+//
+// Three parts, all data or thin syscall wrappers:
+// - the BPF program the enter helper installs (src/sandbox/enter-helper.c
+//   `-F`): it notifies on the socket calls the supervisor answers and allows
+//   everything else, so a call the filter does not name, or any call made
+//   through another ABI, runs in the sandbox's own network namespace exactly
+//   as without `--accelerate`. Acceleration is an optimisation on top of the
+//   sandbox's confinement, never its boundary: letting a call through is
+//   always the safe answer.
+// - the probe: kernel >= 5.9 (SECCOMP_IOCTL_NOTIF_ADDFD) and a real
+//   seccomp(SECCOMP_GET_NOTIF_SIZES) call.
+// - the listener's ioctls and the SCM_RIGHTS receive that brings a listener
+//   from the helper to the daemon.
+import { ptr } from "bun:ffi";
+import { release } from "node:os";
+import { check, errno, libc, SysError } from "./libc.ts";
+
+export type SeccompArch = "x86_64" | "aarch64";
+
+/** AUDIT_ARCH_* of <linux/audit.h>: what seccomp_data.arch holds for a native call. */
+export const AUDIT_ARCH: Record<SeccompArch, number> = { x86_64: 0xc000003e, aarch64: 0xc00000b7 };
+
+/** The calls the filter can name, by architecture (x86_64: arch/x86/entry/syscalls/syscall_64.tbl; aarch64: the generic table, include/uapi/asm-generic/unistd.h). */
+export const SOCKET_SYSCALLS: Record<SeccompArch, Record<"socket" | "bind" | "listen" | "connect" | "setsockopt" | "close", number>> = {
+  x86_64: { socket: 41, connect: 42, bind: 49, listen: 50, setsockopt: 54, close: 3 },
+  aarch64: { socket: 198, bind: 200, listen: 201, connect: 203, setsockopt: 208, close: 57 },
+};
+
+export type TrappedCall = keyof (typeof SOCKET_SYSCALLS)["x86_64"];
+
+/**
+ * What `--accelerate` traps: connect (outbound: a host socket in place of the
+ * sandbox's) and bind (inbound: a published port bound on the host). Nothing
+ * else: the supervisor reads a socket's type, flags and options from the
+ * socket itself when it must replace it (pidfd_getfd), so setsockopt, close
+ * and fcntl need no trap, and every untrapped call costs the command nothing.
+ */
+export const ACCELERATED_CALLS: readonly TrappedCall[] = ["connect", "bind"];
+
+const SYS_SECCOMP: Record<SeccompArch, number> = { x86_64: 317, aarch64: 277 };
+
+/** x86_64's x32 ABI marks its calls with this bit in nr. */
+const X32_SYSCALL_BIT = 0x40000000;
+
+// BPF opcodes (linux/bpf_common.h) and seccomp return values (linux/seccomp.h).
+const BPF_LD_W_ABS = 0x20;
+const BPF_JMP_JEQ_K = 0x15;
+const BPF_JMP_JGE_K = 0x35;
+const BPF_RET_K = 0x06;
+export const SECCOMP_RET_ALLOW = 0x7fff0000;
+export const SECCOMP_RET_USER_NOTIF = 0x7fc00000;
+/** Offsets in struct seccomp_data. */
+const DATA_NR = 0;
+const DATA_ARCH = 4;
+/** BPF_MAXINSNS. */
+export const BPF_MAX_INSTRUCTIONS = 4096;
+
+export interface BpfInstruction {
+  code: number;
+  jt: number;
+  jf: number;
+  k: number;
+}
+
+/** The machine this binary runs on, as seccomp names it; null for any other. */
+export function hostSeccompArch(arch: string = process.arch): SeccompArch | null {
+  return arch === "x64" ? "x86_64" : arch === "arm64" ? "aarch64" : null;
+}
+
+/** Offset of the low 32 bits of seccomp_data.args[2]: the sockaddr length of connect and bind. */
+const DATA_ARG2_LOW = 32;
+/** sizeof(struct sockaddr_in) and sizeof(struct sockaddr_in6). */
+export const INET_SOCKADDR_LENGTHS = [16, 28] as const;
+
+/**
+ * The filter as instructions: a call of another architecture (i386 through
+ * int 0x80, arm32 compat) or x86_64's x32 ABI is allowed without a look; a
+ * native call whose number is in `calls` notifies the listener when its
+ * sockaddr length (the third argument of connect and bind) is an IPv4 or
+ * IPv6 one; the rest is allowed. The length test keeps the unix-socket
+ * connects every program makes (nscd, D-Bus, a language runtime's own at
+ * start) off the supervisor: a unix sockaddr of exactly 16 or 28 bytes is
+ * still trapped and answered CONTINUE; an inet one passed with a larger
+ * length (sizeof(struct sockaddr_storage)) runs unaccelerated, which is
+ * always safe.
+ */
+export function notifyProgram(arch: SeccompArch, calls: readonly TrappedCall[] = ACCELERATED_CALLS): BpfInstruction[] {
+  const numbers = [...new Set(calls.map((c) => SOCKET_SYSCALLS[arch][c]))];
+  if (!numbers.length) throw new Error("a notify filter needs at least one call");
+  const p: BpfInstruction[] = [];
+  const add = (code: number, k: number, jt = 0, jf = 0) => p.push({ code, jt, jf, k }) - 1;
+  // Jumps are relative to the next instruction, filled in once the targets are placed.
+  add(BPF_LD_W_ABS, DATA_ARCH);
+  const archTest = add(BPF_JMP_JEQ_K, AUDIT_ARCH[arch]);
+  add(BPF_LD_W_ABS, DATA_NR);
+  const x32 = arch === "x86_64" ? add(BPF_JMP_JGE_K, X32_SYSCALL_BIT) : -1;
+  const nrTests = numbers.map((nr) => add(BPF_JMP_JEQ_K, nr));
+  const allow = add(BPF_RET_K, SECCOMP_RET_ALLOW);
+  const lengthCheck = add(BPF_LD_W_ABS, DATA_ARG2_LOW);
+  const lengthTests = INET_SOCKADDR_LENGTHS.map((len) => add(BPF_JMP_JEQ_K, len));
+  add(BPF_RET_K, SECCOMP_RET_ALLOW);
+  const notify = add(BPF_RET_K, SECCOMP_RET_USER_NOTIF);
+  p[archTest]!.jf = allow - archTest - 1;
+  if (x32 >= 0) p[x32]!.jt = allow - x32 - 1;
+  for (const t of nrTests) p[t]!.jt = lengthCheck - t - 1;
+  for (const t of lengthTests) p[t]!.jt = notify - t - 1;
+  return p;
+}
+
+/** struct sock_filter[], little-endian (both supported architectures are). */
+export function encodeProgram(program: readonly BpfInstruction[]): Uint8Array {
+  if (program.length > BPF_MAX_INSTRUCTIONS) throw new Error(`a seccomp filter has at most ${BPF_MAX_INSTRUCTIONS} instructions`);
+  const out = new Uint8Array(program.length * 8);
+  const view = new DataView(out.buffer);
+  program.forEach((ins, i) => {
+    if (ins.jt < 0 || ins.jt > 255 || ins.jf < 0 || ins.jf > 255) throw new Error(`instruction ${i}: jump out of range`);
+    view.setUint16(i * 8, ins.code, true);
+    view.setUint8(i * 8 + 2, ins.jt);
+    view.setUint8(i * 8 + 3, ins.jf);
+    view.setUint32(i * 8 + 4, ins.k >>> 0, true);
+  });
+  return out;
+}
+
+/** The bytes the enter helper's `-F` reads: this machine's filter. */
+export function acceleratedFilter(): Uint8Array {
+  const arch = hostSeccompArch();
+  if (!arch) throw new Error(`--accelerate has no seccomp filter for ${process.arch}`);
+  return encodeProgram(notifyProgram(arch));
+}
+
+// ------------------------------------------------------------ probe
+
+const SECCOMP_GET_NOTIF_SIZES = 3;
+
+export interface NotifSizes {
+  notif: number;
+  resp: number;
+  data: number;
+}
+
+export type AccelerationSupport = { ok: true; sizes: NotifSizes; addfdSend: boolean } | { ok: false; missing: string };
+
+/** "6.18.44-fc" -> [6, 18]; null when the release string is not a version. */
+export function kernelVersion(rel: string = release()): [number, number] | null {
+  const m = /^(\d+)\.(\d+)/.exec(rel);
+  return m ? [Number(m[1]), Number(m[2])] : null;
+}
+
+function atLeast(v: [number, number], major: number, minor: number): boolean {
+  return v[0] > major || (v[0] === major && v[1] >= minor);
+}
+
+let support: AccelerationSupport | undefined;
+
+/**
+ * Can this machine accelerate? Kernel >= 5.9 for SECCOMP_IOCTL_NOTIF_ADDFD,
+ * and seccomp itself answering SECCOMP_GET_NOTIF_SIZES (a kernel built
+ * without CONFIG_SECCOMP_FILTER, or a container runtime's filter refusing
+ * seccomp(2), fails here). `addfdSend` (>= 5.14) lets the supervisor install
+ * the socket and answer the call in one step. Probed once per process.
+ */
+export function accelerationSupport(): AccelerationSupport {
+  if (support) return support;
+  const arch = hostSeccompArch();
+  const version = kernelVersion();
+  if (!arch) support = { ok: false, missing: `an x86_64 or aarch64 machine (this is ${process.arch})` };
+  else if (!version || !atLeast(version, 5, 9))
+    support = { ok: false, missing: `Linux 5.9 or later for SECCOMP_IOCTL_NOTIF_ADDFD (this kernel is ${release()})` };
+  else {
+    const sizes = new Uint16Array(3);
+    const r = Number(libc.symbols.syscall(SYS_SECCOMP[arch], SECCOMP_GET_NOTIF_SIZES, 0, Number(ptr(sizes)), 0));
+    if (r !== 0) support = { ok: false, missing: `seccomp user notification (seccomp(SECCOMP_GET_NOTIF_SIZES): ${new SysError("seccomp", errno()).message})` };
+    else support = { ok: true, sizes: { notif: sizes[0]!, resp: sizes[1]!, data: sizes[2]! }, addfdSend: atLeast(version, 5, 14) };
+  }
+  return support;
+}
+
+// ------------------------------------------------------------ the listener
+
+// ioctl numbers of linux/seccomp.h: _IOWR('!', 0, struct seccomp_notif) and so on.
+const SECCOMP_IOCTL_NOTIF_RECV = 0xc0502100;
+const SECCOMP_IOCTL_NOTIF_SEND = 0xc0182101;
+const SECCOMP_IOCTL_NOTIF_ID_VALID = 0x40082102;
+export const SECCOMP_USER_NOTIF_FLAG_CONTINUE = 1;
+
+/** One trapped call, as struct seccomp_notif gives it. */
+export interface Notification {
+  /** The cookie every answer names. */
+  id: bigint;
+  pid: number;
+  nr: number;
+  arch: number;
+  args: bigint[];
+}
+
+/**
+ * Receives the next notification from `listener` (blocks unless the fd is
+ * non-blocking). The buffer is the size the kernel reported and zeroed, as
+ * SECCOMP_IOCTL_NOTIF_RECV requires.
+ */
+export function receiveNotification(listener: number, sizes: NotifSizes): Notification {
+  const buf = new Uint8Array(Math.max(sizes.notif, 80));
+  check("ioctl", libc.symbols.ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, buf), "SECCOMP_IOCTL_NOTIF_RECV");
+  const v = new DataView(buf.buffer);
+  const args: bigint[] = [];
+  for (let i = 0; i < 6; i++) args.push(v.getBigUint64(32 + i * 8, true));
+  return { id: v.getBigUint64(0, true), pid: v.getUint32(8, true), nr: v.getInt32(16, true), arch: v.getUint32(20, true), args };
+}
+
+const POLLIN = 0x1;
+const POLLHUP = 0x10;
+
+/**
+ * Waits up to `timeoutMs` for `listener` to have a notification: "ready",
+ * "gone" when no process uses the filter any more (POLLHUP), or "timeout".
+ * SECCOMP_IOCTL_NOTIF_RECV itself blocks whatever the fd's flags say.
+ */
+export function waitNotification(listener: number, timeoutMs: number): "ready" | "gone" | "timeout" {
+  const pfd = new Uint8Array(8);
+  const v = new DataView(pfd.buffer);
+  v.setInt32(0, listener, true);
+  v.setInt16(4, POLLIN, true);
+  let n: number;
+  do n = libc.symbols.poll(pfd, 1, timeoutMs);
+  while (n === -1 && errno() === 4);
+  check("poll", n);
+  if (n === 0) return "timeout";
+  const revents = v.getInt16(6, true);
+  return revents & POLLIN ? "ready" : revents & POLLHUP ? "gone" : "timeout";
+}
+
+/** Is notification `id` still pending (its process alive, the call not interrupted)? Checked before acting on what was read for it. */
+export function notificationValid(listener: number, id: bigint): boolean {
+  const cookie = new BigUint64Array([id]);
+  return libc.symbols.ioctl(listener, SECCOMP_IOCTL_NOTIF_ID_VALID, cookie) === 0;
+}
+
+/**
+ * Answers notification `id`: `continue` lets the call run as the process
+ * made it (in the sandbox's own namespaces); otherwise the call returns
+ * `value`, or fails with `error` (a positive errno).
+ */
+export function answerNotification(listener: number, id: bigint, answer: { continue: true } | { value: number } | { error: number }): void {
+  const buf = new Uint8Array(24);
+  const v = new DataView(buf.buffer);
+  v.setBigUint64(0, id, true);
+  if ("continue" in answer) v.setUint32(20, SECCOMP_USER_NOTIF_FLAG_CONTINUE, true);
+  else if ("error" in answer) v.setInt32(16, -answer.error, true);
+  else v.setBigInt64(8, BigInt(answer.value), true);
+  check("ioctl", libc.symbols.ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, buf), "SECCOMP_IOCTL_NOTIF_SEND");
+}
+
+// ------------------------------------------------------------ fds over a unix socket
+
+const AF_UNIX = 1;
+const SOCK_STREAM = 1;
+const SOCK_CLOEXEC = 0o2000000;
+const SOL_SOCKET = 1;
+const SCM_RIGHTS = 1;
+const MSG_CMSG_CLOEXEC = 0x40000000;
+
+/** A connected pair of close-on-exec unix stream sockets. */
+export function socketPair(): [number, number] {
+  const fds = new Int32Array(2);
+  check("socketpair", libc.symbols.socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds));
+  return [fds[0]!, fds[1]!];
+}
+
+/**
+ * Receives one fd sent with SCM_RIGHTS on `sock` (close-on-exec here),
+ * with the one byte of data that carries it. null at end of stream.
+ */
+export function receiveFd(sock: number): number | null {
+  const data = new Uint8Array(1);
+  const iov = new BigUint64Array([BigInt(ptr(data)), 1n]);
+  // struct cmsghdr (len u64, level i32, type i32) + one int, padded to 8.
+  const control = new Uint8Array(24);
+  const msg = new BigUint64Array(7); // struct msghdr: name, namelen, iov, iovlen, control, controllen, flags
+  msg[2] = BigInt(ptr(iov));
+  msg[3] = 1n;
+  msg[4] = BigInt(ptr(control));
+  msg[5] = 24n;
+  let n: number;
+  do n = Number(libc.symbols.recvmsg(sock, msg, MSG_CMSG_CLOEXEC));
+  while (n === -1 && errno() === 4);
+  check("recvmsg", n);
+  if (n === 0) return null;
+  const v = new DataView(control.buffer);
+  if (Number(v.getBigUint64(0, true)) < 20 || v.getInt32(8, true) !== SOL_SOCKET || v.getInt32(12, true) !== SCM_RIGHTS) {
+    throw new Error("recvmsg: the message carried no fd");
+  }
+  return v.getInt32(16, true);
+}
+
+// ------------------------------------------------------------ acting for the trapped process
+
+/** pidfd_open(2) and pidfd_getfd(2): the same numbers on every architecture (the unified table from 424 on). */
+const SYS_pidfd_open = 434;
+const SYS_pidfd_getfd = 438;
+const SECCOMP_IOCTL_NOTIF_ADDFD = 0x40182103;
+const SECCOMP_ADDFD_FLAG_SETFD = 1;
+const O_CLOEXEC = 0o2000000;
+
+/**
+ * Reads `len` bytes at `addr` in process `pid` into memory of ours
+ * (process_vm_readv): the supervisor decides on this copy only, so a thread
+ * of the process rewriting its sockaddr after the trap changes nothing the
+ * supervisor uses. Throws when the memory cannot be read whole.
+ */
+export function readProcessMemory(pid: number, addr: bigint, len: number): Uint8Array {
+  const out = new Uint8Array(len);
+  const local = new BigUint64Array([BigInt(ptr(out)), BigInt(len)]);
+  const remote = new BigUint64Array([addr, BigInt(len)]);
+  const n = Number(libc.symbols.process_vm_readv(pid, local, 1, remote, 1, 0));
+  check("process_vm_readv", n);
+  if (n !== len) throw new Error(`process_vm_readv: read ${n} of ${len} bytes`);
+  return out;
+}
+
+/** A copy of fd `targetFd` of process `pid`, close-on-exec, as our own fd (pidfd_getfd). */
+export function copyProcessFd(pid: number, targetFd: number): number {
+  const pidfd = check("pidfd_open", Number(libc.symbols.syscall(SYS_pidfd_open, pid, 0, 0, 0)));
+  try {
+    return check("pidfd_getfd", Number(libc.symbols.syscall(SYS_pidfd_getfd, pidfd, targetFd, 0, 0)));
+  } finally {
+    libc.symbols.close(pidfd);
+  }
+}
+
+/**
+ * Installs our fd `ours` as fd `targetFd` of the process trapped in
+ * notification `id` (SECCOMP_IOCTL_NOTIF_ADDFD with SETFD: the process's old
+ * file at that number is closed, as dup2 would). The call itself is still
+ * pending: answer it afterwards. Close-on-exec as the process had it.
+ */
+export function installProcessFd(listener: number, id: bigint, ours: number, targetFd: number, cloexec: boolean): void {
+  const buf = new Uint8Array(24);
+  const v = new DataView(buf.buffer);
+  v.setBigUint64(0, id, true);
+  v.setUint32(8, SECCOMP_ADDFD_FLAG_SETFD, true);
+  v.setUint32(12, ours, true);
+  v.setUint32(16, targetFd, true);
+  v.setUint32(20, cloexec ? O_CLOEXEC : 0, true);
+  check("ioctl", libc.symbols.ioctl(listener, SECCOMP_IOCTL_NOTIF_ADDFD, buf), "SECCOMP_IOCTL_NOTIF_ADDFD");
+}

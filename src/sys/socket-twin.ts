@@ -1,0 +1,132 @@
+// A host-side twin of a sandboxed process's socket, for --accelerate
+// (docs/accelerate.md): the shape and options are read from the process's
+// own socket (a pidfd_getfd copy), never from a record of its setsockopt
+// calls, and copied onto a socket made in the supervisor's network namespace.
+import { ptr } from "bun:ffi";
+import { check, errno, libc } from "./libc.ts";
+import { AF_INET, AF_INET6, SOCK_CLOEXEC, SOCK_STREAM } from "./net.ts";
+import { SOCK_NONBLOCK } from "./netio.ts";
+
+const SOL_SOCKET = 1;
+const SO_TYPE = 3;
+const SO_ERROR = 4;
+const SO_PROTOCOL = 38;
+const SO_DOMAIN = 39;
+const IPPROTO_IP = 0;
+const IPPROTO_TCP = 6;
+const IPPROTO_IPV6 = 41;
+const F_GETFL = 3;
+const F_SETFL = 4;
+const O_NONBLOCK = 0o4000;
+const ENOTCONN = 107;
+export const EINPROGRESS = 115;
+
+/** The int-valued options copied to the twin: what a client sets before connect and expects to keep. */
+const COPIED_OPTIONS: ReadonlyArray<{ level: number; name: number; families?: number[] }> = [
+  { level: SOL_SOCKET, name: 2 }, // SO_REUSEADDR
+  { level: SOL_SOCKET, name: 9 }, // SO_KEEPALIVE
+  { level: SOL_SOCKET, name: 12 }, // SO_PRIORITY
+  { level: SOL_SOCKET, name: 15 }, // SO_REUSEPORT
+  { level: IPPROTO_TCP, name: 1 }, // TCP_NODELAY
+  { level: IPPROTO_TCP, name: 4 }, // TCP_KEEPIDLE
+  { level: IPPROTO_TCP, name: 5 }, // TCP_KEEPINTVL
+  { level: IPPROTO_TCP, name: 6 }, // TCP_KEEPCNT
+  { level: IPPROTO_TCP, name: 18 }, // TCP_USER_TIMEOUT
+  { level: IPPROTO_IP, name: 1, families: [AF_INET] }, // IP_TOS
+  { level: IPPROTO_IPV6, name: 26, families: [AF_INET6] }, // IPV6_V6ONLY
+];
+/** SO_LINGER: struct linger, two ints. */
+const SO_LINGER = 13;
+
+export interface SocketShape {
+  family: number;
+  /** SOCK_STREAM, SOCK_DGRAM, ... (without the creation flags). */
+  type: number;
+  protocol: number;
+  nonblocking: boolean;
+  connected: boolean;
+  /** The local port it is bound to, 0 when unbound. */
+  boundPort: number;
+}
+
+function intOption(fd: number, level: number, name: number): number | null {
+  const val = new Int32Array(1);
+  const len = new Uint32Array([4]);
+  return libc.symbols.getsockopt(fd, level, name, ptr(val), ptr(len)) === 0 ? val[0]! : null;
+}
+
+/** What kind of socket `fd` is, and whether it is bound or connected yet. Throws when `fd` is not a socket. */
+export function socketShape(fd: number): SocketShape {
+  const type = intOption(fd, SOL_SOCKET, SO_TYPE);
+  if (type === null) check("getsockopt", -1, "SO_TYPE");
+  const family = intOption(fd, SOL_SOCKET, SO_DOMAIN) ?? -1;
+  const protocol = intOption(fd, SOL_SOCKET, SO_PROTOCOL) ?? -1;
+  const flags = check("fcntl", libc.symbols.fcntl(fd, F_GETFL, 0), "F_GETFL");
+  const peer = new Uint8Array(128);
+  const peerLen = new Uint32Array([peer.length]);
+  const connected = libc.symbols.getpeername(fd, ptr(peer), ptr(peerLen)) === 0 || errno() !== ENOTCONN;
+  const name = new Uint8Array(128);
+  const nameLen = new Uint32Array([name.length]);
+  let boundPort = 0;
+  if (libc.symbols.getsockname(fd, ptr(name), ptr(nameLen)) === 0 && (family === AF_INET || family === AF_INET6)) {
+    boundPort = (name[2]! << 8) | name[3]!;
+  }
+  return { family, type: type!, protocol, nonblocking: (flags & O_NONBLOCK) !== 0, connected, boundPort };
+}
+
+/**
+ * A new TCP socket in the calling thread's network namespace with `shape`'s
+ * family and `from`'s options, non-blocking (the supervisor never waits on a
+ * connect) and close-on-exec here. The caller sets the blocking mode the
+ * process wants before it installs the twin.
+ */
+export function tcpTwin(from: number, shape: SocketShape): number {
+  if (shape.type !== SOCK_STREAM) throw new Error("only TCP sockets have twins");
+  const fd = check("socket", libc.symbols.socket(shape.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  for (const o of COPIED_OPTIONS) {
+    if (o.families && !o.families.includes(shape.family)) continue;
+    const v = intOption(from, o.level, o.name);
+    if (v === null) continue;
+    const now = intOption(fd, o.level, o.name);
+    if (now === v) continue;
+    // Best effort, as the process's own setsockopt was: an option the host refuses is left at its default.
+    libc.symbols.setsockopt(fd, o.level, o.name, ptr(new Int32Array([v])), 4);
+  }
+  const linger = new Int32Array(2);
+  const len = new Uint32Array([8]);
+  if (libc.symbols.getsockopt(from, SOL_SOCKET, SO_LINGER, ptr(linger), ptr(len)) === 0 && linger[0]) {
+    libc.symbols.setsockopt(fd, SOL_SOCKET, SO_LINGER, ptr(linger), 8);
+  }
+  return fd;
+}
+
+/** Starts connecting `fd` (non-blocking) to the sockaddr `addr`: 0 when connected at once, EINPROGRESS, or the errno of an immediate failure. */
+export function connectSockaddr(fd: number, addr: Uint8Array): number {
+  if (libc.symbols.connect(fd, ptr(addr), addr.length) === 0) return 0;
+  return errno();
+}
+
+/** SO_ERROR: the outcome of a finished non-blocking connect (0 = connected). */
+export function socketError(fd: number): number {
+  return intOption(fd, SOL_SOCKET, SO_ERROR) ?? errno();
+}
+
+/** Sets or clears O_NONBLOCK on `fd`'s open file (shared with every copy of it, the process's included). */
+export function setNonBlocking(fd: number, on: boolean): void {
+  const flags = check("fcntl", libc.symbols.fcntl(fd, F_GETFL, 0), "F_GETFL");
+  check("fcntl", libc.symbols.fcntl(fd, F_SETFL, on ? flags | O_NONBLOCK : flags & ~O_NONBLOCK), "F_SETFL");
+}
+
+const POLLOUT = 0x4;
+
+/** Waits up to `timeoutMs` for `fd` to be writable (a non-blocking connect has ended, either way). */
+export function waitWritable(fd: number, timeoutMs: number): boolean {
+  const pfd = new Uint8Array(8);
+  const v = new DataView(pfd.buffer);
+  v.setInt32(0, fd, true);
+  v.setInt16(4, POLLOUT, true);
+  let n: number;
+  do n = libc.symbols.poll(pfd, 1, timeoutMs);
+  while (n === -1 && errno() === 4);
+  return check("poll", n) === 1;
+}

@@ -1,0 +1,199 @@
+// --accelerate (issue 16), end to end from the built binary: a sandboxed
+// command's TCP connects out of the sandbox become host sockets, within
+// exactly what the sandbox could reach without the flag. The proof that a
+// connection went through a host socket: the client's own address
+// (getsockname) is the host side's, 127.0.0.1, not the sandbox's 10.0.2.100.
+// The only server the sandboxes reach is on the loopback of the daemon's
+// network namespace (the host's rootless, a test netns rootful).
+import { afterEach, beforeEach, expect, test } from "bun:test";
+import { burrowContext, type BurrowContext } from "../helpers/context.ts";
+import { integrationUnavailable } from "../helpers/env.ts";
+import { describeWhen, firstMissing } from "../helpers/requirements.ts";
+import { until } from "../helpers/until.ts";
+import { accelerationSupport } from "../../src/sys/seccomp.ts";
+
+const why = firstMissing(integrationUnavailable(), () => {
+  const s = accelerationSupport();
+  return s.ok ? null : `this machine cannot accelerate: needs ${s.missing}`;
+});
+if (why) console.warn(`skipping the --accelerate tests: ${why}`);
+
+let nextPort = 32000 + Math.floor(Math.random() * 1000);
+
+/**
+ * A server on BIND:PORT of the daemon's netns: each connection gets "peer
+ * ADDR" and is logged as "conn LOCAL_ADDR" on stdout. It reads what the
+ * client sent before closing: a close with unread data (curl's request)
+ * would be a reset, and curl would fail on it. A client gone first (a reset)
+ * only ends that connection.
+ */
+const SERVER = (port: number, bind = "127.0.0.1") =>
+  `import socket\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(("${bind}",${port}))\ns.listen(64)\nprint("ready",flush=True)\nwhile True:\n  c,a=s.accept()\n  print("conn", c.getsockname()[0], flush=True)\n  try:\n    c.sendall(b"peer %s\\n" % a[0].encode())\n    c.shutdown(socket.SHUT_WR)\n    c.settimeout(2)\n    while c.recv(4096): pass\n  except OSError: pass\n  c.close()\n`;
+
+/** Connects to HOST:PORT from the sandbox: "local ADDR reply" or the error's errno name. */
+const CLIENT = (host: string, port: number) =>
+  `import socket,errno\ns=socket.socket()\ntry:\n  s.connect(("${host}",${port}))\n  print("local", s.getsockname()[0], s.recv(100).decode().strip())\nexcept OSError as e:\n  print(errno.errorcode.get(e.errno, e.errno))\n`;
+
+for (const mode of ["rootless", "rootful"] as const) {
+  describeWhen(why)(`--accelerate (${mode})`, () => {
+    let t: BurrowContext;
+    let port: number;
+    let server: ReturnType<BurrowContext["spawn"]>;
+    let serverOut: string[];
+    beforeEach(async () => {
+      t = await burrowContext(mode);
+      port = nextPort++;
+      serverOut = [];
+      server = t.spawn(["python3", "-c", SERVER(port)]);
+      const reader = (async () => {
+        const dec = new TextDecoder();
+        for await (const chunk of server.stdout as ReadableStream<Uint8Array>) serverOut.push(...dec.decode(chunk).split("\n").filter(Boolean));
+      })();
+      void reader;
+      await until(async () => serverOut.includes("ready") || null, 10_000, "the host-side server");
+    });
+    afterEach(async () => {
+      server.kill();
+      await server.exited;
+      await t.dispose();
+    });
+
+    const slirp = (allow: boolean) => `slirp4netns:allow_host_loopback=${allow}`;
+
+    test("through the host alias with allow_host_loopback: a host socket, for run, exec and curl's non-blocking connect; inspect counts it", async () => {
+      const out = await t.burrowOk(["run", "--rm", "--accelerate", "--network", slirp(true), "--", "python3", "-c", CLIENT("10.0.2.2", port)]);
+      expect(out.trim()).toBe("local 127.0.0.1 peer 127.0.0.1");
+      const plain = await t.burrowOk(["run", "--rm", "--network", slirp(true), "--", "python3", "-c", CLIENT("10.0.2.2", port)]);
+      expect(plain.trim()).toBe("local 10.0.2.100 peer 127.0.0.1");
+
+      await t.burrowOk(["run", "-d", "--name", "acc", "--accelerate", "--network", slirp(true), "--", "sleep", "60"]);
+      const viaExec = await t.burrowOk(["exec", "acc", "--", "python3", "-c", CLIENT("10.0.2.2", port)]);
+      expect(viaExec.trim()).toBe("local 127.0.0.1 peer 127.0.0.1");
+      const curl = await t.burrowOk(["exec", "acc", "--", "curl", "-s", "--http0.9", `http://10.0.2.2:${port}/`]);
+      expect(curl.trim()).toBe("peer 127.0.0.1");
+      const inspected = await until(
+        async () => {
+          const [i] = JSON.parse(await t.burrowOk(["inspect", "acc"]));
+          return i.NetworkSettings.AcceleratedConnections >= 2 ? i : null;
+        },
+        10_000,
+        "inspect counting the two accelerated connections",
+      );
+      expect(inspected.HostConfig.Accelerate).toBe(true);
+      await t.burrowOk(["rm", "-f", "acc"]);
+    });
+
+    test("without allow_host_loopback the host's loopback stays out of reach, exactly as without --accelerate", async () => {
+      const accelerated = await t.burrowOk(["run", "--rm", "--accelerate", "--network", slirp(false), "--", "python3", "-c", CLIENT("10.0.2.2", port)]);
+      const plain = await t.burrowOk(["run", "--rm", "--network", slirp(false), "--", "python3", "-c", CLIENT("10.0.2.2", port)]);
+      expect(accelerated.trim()).toBe(plain.trim());
+      expect(accelerated.trim()).not.toStartWith("local");
+      expect(serverOut.filter((l) => l.startsWith("conn"))).toEqual([]);
+    });
+
+    test("the sandbox's own loopback, UDP and unix sockets stay its own; a nested network namespace gets no host socket", async () => {
+      const script = `import socket,threading,subprocess,sys
+srv=socket.socket(); srv.bind(("127.0.0.1",7000)); srv.listen(1)
+def serve():
+  c,a=srv.accept(); c.sendall(b"inside"); c.close()
+threading.Thread(target=serve).start()
+c=socket.socket(); c.connect(("127.0.0.1",7000)); print("tcp", c.getsockname()[0], c.recv(10).decode())
+u=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); u.bind(("127.0.0.1",7001)); u.sendto(b"dgram",("127.0.0.1",7001)); print("udp", u.recv(10).decode())
+a,b=socket.socketpair(); a.sendall(b"unix"); print("unix", b.recv(10).decode())
+sys.stdout.flush()
+r=subprocess.run(["unshare","-rn","python3","-c",${JSON.stringify(CLIENT("10.0.2.2", port))}],capture_output=True,text=True)
+print("nested", r.stdout.strip() or r.stderr.strip())
+`;
+      const out = await t.burrowOk(["run", "--rm", "--accelerate", "--network", slirp(true), "--", "python3", "-c", script]);
+      expect(out.trim().split("\n")).toEqual(["tcp 127.0.0.1 inside", "udp dgram", "unix unix", "nested ENETUNREACH"]);
+      expect(serverOut.filter((l) => l.startsWith("conn"))).toEqual([]);
+    });
+
+    test("a thread rewriting the sockaddr during connect never reaches the host's loopback", async () => {
+      // The buffer flips between the host alias (refused without
+      // allow_host_loopback) and the sandbox's own 127.0.0.1 (nothing listens
+      // there): whatever the supervisor reads, no connect may end at the host's server.
+      const script = `import ctypes,socket,struct,threading
+libc=ctypes.CDLL(None,use_errno=True)
+a=struct.pack("<H",socket.AF_INET)+struct.pack(">H",${port})+socket.inet_aton("10.0.2.2")+bytes(8)
+b=struct.pack("<H",socket.AF_INET)+struct.pack(">H",${port})+socket.inet_aton("127.0.0.1")+bytes(8)
+buf=ctypes.create_string_buffer(a,16)
+stop=False
+def flip():
+  while not stop:
+    ctypes.memmove(buf,b,16); ctypes.memmove(buf,a,16)
+threading.Thread(target=flip,daemon=True).start()
+ok=0
+for i in range(300):
+  s=socket.socket()
+  if libc.connect(s.fileno(),buf,16)==0: ok+=1
+  s.close()
+stop=True
+print("connected", ok)
+`;
+      const out = await t.burrowOk(["run", "--rm", "--accelerate", "--network", slirp(false), "--", "python3", "-c", script]);
+      expect(out.trim()).toBe("connected 0");
+      expect(serverOut.filter((l) => l.startsWith("conn"))).toEqual([]);
+    });
+
+    // Rootful only: an "outside" address rootless would be the real network's.
+    test.if(mode === "rootful")("a sockaddr rewritten between an outside address and 127.0.0.1 only ever connects to the outside one", async () => {
+      // 192.0.2.1 (TEST-NET-1) on the test netns's loopback is "outside" to the sandbox: its connects become host sockets.
+      await t.run(["ip", "addr", "add", "192.0.2.1/32", "dev", "lo"]);
+      const wide = nextPort++;
+      const all = t.spawn(["python3", "-c", SERVER(wide, "0.0.0.0")]);
+      const seen: string[] = [];
+      void (async () => {
+        const dec = new TextDecoder();
+        for await (const chunk of all.stdout as ReadableStream<Uint8Array>) seen.push(...dec.decode(chunk).split("\n").filter(Boolean));
+      })();
+      try {
+        await until(async () => seen.includes("ready") || null, 10_000, "the wide server");
+        const script = `import ctypes,socket,struct,threading
+libc=ctypes.CDLL(None,use_errno=True)
+a=struct.pack("<H",socket.AF_INET)+struct.pack(">H",${wide})+socket.inet_aton("192.0.2.1")+bytes(8)
+b=struct.pack("<H",socket.AF_INET)+struct.pack(">H",${wide})+socket.inet_aton("127.0.0.1")+bytes(8)
+buf=ctypes.create_string_buffer(a,16)
+stop=False
+def flip():
+  while not stop:
+    ctypes.memmove(buf,b,16); ctypes.memmove(buf,a,16)
+threading.Thread(target=flip,daemon=True).start()
+ok=0
+for i in range(300):
+  s=socket.socket()
+  if libc.connect(s.fileno(),buf,16)==0: ok+=1
+  s.close()
+stop=True
+print("connected", ok)
+`;
+        const out = await t.burrowOk(["run", "--rm", "--accelerate", "--network", slirp(false), "--", "python3", "-c", script]);
+        const ok = Number(/^connected (\d+)$/.exec(out.trim())?.[1]);
+        expect(ok).toBeGreaterThan(0);
+        const conns = await until(
+          async () => {
+            const c = seen.filter((l) => l.startsWith("conn "));
+            return c.length >= ok ? c : null;
+          },
+          10_000,
+          "the server logging every connection",
+        );
+        // Every connection that reached the daemon's namespace went to the address burrow read, never to its loopback.
+        expect([...new Set(conns)]).toEqual(["conn 192.0.2.1"]);
+      } finally {
+        all.kill();
+        await all.exited;
+      }
+    });
+
+    test("refused in one line where it cannot apply, leaving nothing", async () => {
+      for (const network of ["none", "host"]) {
+        const r = await t.burrow(["run", "--rm", "--accelerate", "--network", network, "--", "true"]);
+        expect(r.code).toBe(125);
+        expect(r.stderr.trim().split("\n")).toHaveLength(1);
+        expect(r.stderr).toContain(`--accelerate works with --network slirp4netns, pasta or a bridge network, not --network "${network}"`);
+      }
+      expect((await t.burrowOk(["ps", "-a", "-q"])).trim()).toBe("");
+    });
+  });
+}
