@@ -27,7 +27,7 @@
 // small heap takes ~0.7 ms; an idle connector wakes no more than before.
 import { close, openRO } from "../sys/ns.ts";
 import { SOCK_DGRAM, SOCK_STREAM } from "../sys/net.ts";
-import { connectStart, isIPv6Sockaddr, ownGlobalIPv6 } from "../sys/netio.ts";
+import { connectStart, connectStartFrom, isIPv6Sockaddr, ownGlobalIPv6 } from "../sys/netio.ts";
 import {
   acceptNB,
   EAGAIN,
@@ -38,6 +38,7 @@ import {
   EPOLLIN,
   EPOLLOUT,
   EPOLLRDHUP,
+  peerName,
   pipe,
   readNB,
   recvFrom,
@@ -50,7 +51,17 @@ import {
   spliceNB,
   writeNB,
 } from "../sys/sockets.ts";
-import { BIG_PIPE, BIG_PIPE_BUDGET, COUNTER, type ConnectorCommand, type ConnectorInit, type ConnectorReport, type Target } from "./connector-protocol.ts";
+import {
+  BIG_PIPE,
+  BIG_PIPE_BUDGET,
+  COUNTER,
+  type ConnectorCommand,
+  type ConnectorInit,
+  type ConnectorReport,
+  type SourceAddress,
+  type Target,
+} from "./connector-protocol.ts";
+import { CLIENT_MARK, clientSource, familyOf, prepareClientAddressRouting } from "./client-address.ts";
 import { createHopper } from "./netns-hop.ts";
 
 declare const self: Worker;
@@ -80,7 +91,8 @@ function targetHost(target: Target, clientSockaddr: () => Uint8Array): string {
 /** One direction of a TCP connection: src → pipe → dst. */
 type Dir = { src: End; dst: End; pr: number; pw: number; size: number; inPipe: number; eof: boolean; shut: boolean };
 type Conn = { listener: TcpListener; client: End; upstream: End; up: Dir; down: Dir; done: boolean };
-type TcpListener = { protocol: "tcp"; id: number; fd: number; target: Target; conns: Set<Conn> };
+/** keepClientAddress: the sandbox's netns routes replies to client addresses back (src/ports/client-address.ts). */
+type TcpListener = { protocol: "tcp"; id: number; fd: number; target: Target; keepClientAddress: boolean; conns: Set<Conn> };
 type Flow = { listener: UdpListener; key: string; fd: number; client: Uint8Array; lastActive: number };
 type UdpListener = { protocol: "udp"; id: number; fd: number; target: Target; idleMs: number; flows: Map<string, Flow> };
 type Listener = TcpListener | UdpListener;
@@ -195,13 +207,23 @@ function run(init: ConnectorInit): void {
       const pipes: number[] = [];
       try {
         // The local end of an accepted connection has the client's family (an IPv4 client on "::" is ::ffff:...).
-        ufd = hop.inNetns(l.target.netnsPath, () =>
-          connectStart(
-            targetHost(l.target, () => socketName(cfd)),
-            l.target.port,
-            SOCK_STREAM,
-          ),
-        );
+        const peer = l.keepClientAddress ? peerName(cfd) : null;
+        ufd = hop.inNetns(l.target.netnsPath, () => {
+          const host = targetHost(l.target, () => socketName(cfd));
+          const from = peer && clientSource(peer, familyOf(host));
+          if (from) {
+            try {
+              const fd = connectStartFrom(host, l.target.port, SOCK_STREAM, from, CLIENT_MARK);
+              Atomics.add(counters, COUNTER.tcpClientAddress, 1);
+              return fd;
+            } catch {
+              // The client's address:port is busy in the sandbox (one client
+              // on two published ports of it at once), or the kernel refuses:
+              // this connection goes in as the forwarder, as it would without.
+            }
+          }
+          return connectStart(host, l.target.port, SOCK_STREAM);
+        });
         pipes.push(...pipe(), ...pipe());
       } catch {
         // Netns gone, no route, out of fds: the client sees the connection
@@ -393,14 +415,18 @@ function run(init: ConnectorInit): void {
   function command(m: ConnectorCommand): void {
     switch (m.op) {
       case "listen-tcp": {
-        const l: TcpListener = {
-          protocol: "tcp",
-          id: m.id,
-          fd: m.fd,
-          target: { netnsPath: m.netnsPath, host: m.host, ipv6: m.ipv6, port: m.port },
-          conns: new Set(),
-        };
+        const target = { netnsPath: m.netnsPath, host: m.host, ipv6: m.ipv6, port: m.port };
+        let answer: SourceAddress = { sourceAddress: "forwarder" };
+        if (m.keepClientAddress) {
+          try {
+            answer = hop.inNetns(m.netnsPath, () => prepareClientAddressRouting(m.ipv6 === true));
+          } catch (e) {
+            answer = { sourceAddress: "forwarder", why: `cannot enter the sandbox's network namespace: ${e instanceof Error ? e.message : String(e)}` };
+          }
+        }
+        const l: TcpListener = { protocol: "tcp", id: m.id, fd: m.fd, target, keepClientAddress: answer.sourceAddress === "client", conns: new Set() };
         serve(l, () => accept(l));
+        post({ op: "listening", id: m.id, ...answer });
         break;
       }
       case "listen-udp": {

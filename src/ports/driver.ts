@@ -11,6 +11,12 @@ export interface PortDriver {
   setup(s: Sandbox, specs: PortRecord[]): Promise<PortRecord[]>;
   /** Unpublishes; every error is returned, none stops the rest. */
   teardown(s: Sandbox): Promise<Error[]>;
+  /**
+   * The address the sandbox sees for a published port's clients (not on
+   * loopback), for drivers where it is fixed by how they forward; the
+   * builtin forwarder records it per port at setup instead.
+   */
+  sourceAddress?(p: PortRecord): Pick<PortRecord, "sourceAddress" | "sourceAddressWhy">;
   /** After a daemon restart: publish the recorded ports again if they need this process. */
   restore?(s: Sandbox): Promise<void>;
 }

@@ -43,7 +43,11 @@ export function createPortDrivers(): PortDrivers {
       const d = drivers[driver];
       return d.prepare ? d.prepare(specs) : specs;
     },
-    setup: (s, specs) => forSandbox(s).setup(s, specs),
+    async setup(s, specs) {
+      const d = forSandbox(s);
+      const out = await d.setup(s, specs);
+      return d.sourceAddress ? out.map((p) => ({ ...p, ...d.sourceAddress!(p) })) : out;
+    },
     teardown: (s) => forSandbox(s).teardown(s),
     async restore(s) {
       await forSandbox(s).restore?.(s);

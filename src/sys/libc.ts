@@ -49,6 +49,7 @@ export const libc = dlopen("libc.so.6", {
   bind: { args: [i32, ptr, u32], returns: i32 },
   listen: { args: [i32, i32], returns: i32 },
   getsockname: { args: [i32, ptr, ptr], returns: i32 },
+  getpeername: { args: [i32, ptr, ptr], returns: i32 },
   setsockopt: { args: [i32, i32, i32, ptr, u32], returns: i32 },
   getsockopt: { args: [i32, i32, i32, ptr, ptr], returns: i32 },
   // The daemon's look at its own open fds (src/sys/peercred.ts).

@@ -1,6 +1,8 @@
 // port_handler=rootlesskit (the default): burrow's own forwarder inside the
 // daemon, no process per sandbox. It connects to the sandbox's own address,
-// never to its loopback (see src/ports/forwarder.ts).
+// never to its loopback (see src/ports/forwarder.ts). TCP clients not on
+// loopback go in with their own address unless the user turned it off
+// (src/ports/client-address.ts).
 import { BurrowError, messageOf } from "../../errors.ts";
 import type { PortRecord, Sandbox } from "../../state/sandboxes.ts";
 import type { PortDriver } from "../driver.ts";
@@ -26,9 +28,11 @@ export function builtinDriver(): PortDriver {
           targetIp: s.runtime.address,
           targetIPv6: s.runtime.ipv6 === true,
           targetPort: p.containerPort,
+          keepClientAddress: s.runtime.keepClientAddress !== false,
         });
         handles.push(h);
-        out.push({ ...p, hostPort: h.hostPort });
+        const why = h.sourceAddress.sourceAddress === "client" ? undefined : (h.sourceAddress.why ?? "turned off (source_ip=false)");
+        out.push({ ...p, hostPort: h.hostPort, sourceAddress: h.sourceAddress.sourceAddress, sourceAddressWhy: why });
       }
     } catch (e) {
       for (const h of handles) h.close();

@@ -89,6 +89,8 @@ export function portmapDriver(): PortDriver {
       }
       return out;
     },
+    // DNAT (the portmap plugin, netavark's rules) rewrites only the destination.
+    sourceAddress: () => ({ sourceAddress: "client" }),
     async setup(s, specs) {
       await holdAll(s, specs);
       return specs;

@@ -35,6 +35,11 @@ export function slirp4netnsPortDriver(): PortDriver {
           { kind: "unsupported-option" },
         );
     },
+    sourceAddress: () => ({
+      sourceAddress: "forwarder",
+      sourceAddressWhy:
+        "port_handler=slirp4netns: slirp4netns connects from its gateway address; the default port_handler=rootlesskit keeps TCP clients' addresses",
+    }),
     async setup(s, specs) {
       const api = apiOf(s);
       const out: PortRecord[] = [];
