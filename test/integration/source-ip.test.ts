@@ -6,7 +6,7 @@
 // there; rootful, the context's own netns is the server netns. A TCP server
 // in the sandbox answers each connection with the peer address it sees.
 import { afterEach, beforeEach, expect, test } from "bun:test";
-import { burrowContext, type BurrowContext } from "../helpers/context.ts";
+import { burrowContext, daemonPids, type BurrowContext } from "../helpers/context.ts";
 import { burrowBin, integrationUnavailable, TAG_VAR } from "../helpers/env.ts";
 import { createNetns, type TestNetns } from "../helpers/netns.ts";
 import { describeWhen, firstMissing, missingTools } from "../helpers/requirements.ts";
@@ -23,20 +23,25 @@ if (why) console.warn(`skipping the client-address tests: ${why}`);
 
 const CLIENT = "10.77.0.2";
 const SERVER = "10.77.0.1";
+const CLIENT6 = "fd77::2";
+const SERVER6 = "fd77::1";
+/** What the dual-stack server prints for an IPv4 peer. */
+const v4 = (ip: string) => `::ffff:${ip}`;
 const PORT = 18080;
 
 /**
- * Answers each TCP connection on 0.0.0.0:7000 with the peer address it
- * sees, once the client has said something: the client speaks first, as in
+ * Answers each TCP connection on [::]:7000 (IPv4 too, as ::ffff:a.b.c.d)
+ * with the peer address it sees, once the client has said something: the client speaks first, as in
  * HTTP. (Debian 12's pasta 2023 holds a server's first bytes to a
  * non-loopback client until the client sends: a server-first protocol
  * stalls there, with or without burrow; see docs/decisions.md.)
  */
 const PEER_SERVER = `
 import socket
-s = socket.socket()
+s = socket.socket(socket.AF_INET6)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", 7000))
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+s.bind(("::", 7000))
 s.listen(64)
 while True:
     c, a = s.accept()
@@ -83,15 +88,17 @@ async function peerSeen(from: TestNetns, host: string, port = PORT): Promise<str
  */
 async function answered(from: TestNetns): Promise<boolean> {
   const seen = await peerSeen(from, SERVER).catch(() => "none");
-  return /^[0-9.]+$/.test(seen);
+  return /^[0-9a-f.:]+$/.test(seen);
 }
 
-/** Joins `a` and `b` with a veth pair: a gets CLIENT, b SERVER (and a default route, which pasta needs to start). */
+/** Joins the two with a veth pair: CLIENT and CLIENT6, SERVER and SERVER6 (and a default route there, which pasta needs to start). */
 async function link(client: TestNetns, server: TestNetns): Promise<void> {
   const tag = crypto.randomUUID().slice(0, 6);
   await ok(["ip", "link", "add", `sc${tag}`, "netns", client.name, "type", "veth", "peer", "name", `ss${tag}`, "netns", server.name]);
   await ok(["ip", "-n", client.name, "addr", "add", `${CLIENT}/24`, "dev", `sc${tag}`]);
   await ok(["ip", "-n", server.name, "addr", "add", `${SERVER}/24`, "dev", `ss${tag}`]);
+  await ok(["ip", "-n", client.name, "addr", "add", `${CLIENT6}/64`, "dev", `sc${tag}`, "nodad"]);
+  await ok(["ip", "-n", server.name, "addr", "add", `${SERVER6}/64`, "dev", `ss${tag}`, "nodad"]);
   await ok(["ip", "-n", client.name, "link", "set", `sc${tag}`, "up"]);
   await ok(["ip", "-n", server.name, "link", "set", `ss${tag}`, "up"]);
   // Not the client: pasta maps its gateway's address.
@@ -156,18 +163,37 @@ describeWhen(why)("the client's address behind a published port, rootless", () =
 
   test("slirp4netns: the sandbox sees the client netns's address; a loopback client still comes in as the sandbox's own address", async () => {
     await serve("slirp4netns");
-    expect(await peerSeen(client, SERVER)).toBe(CLIENT);
+    expect(await peerSeen(client, SERVER)).toBe(v4(CLIENT));
     // Loopback clients keep today's path (the forwarder connects from the sandbox's own address).
-    expect(await peerSeen(server, "127.0.0.1")).toBe("10.0.2.100");
+    expect(await peerSeen(server, "127.0.0.1")).toBe(v4("10.0.2.100"));
     // Many connections in a row: each goes in as the client (a new client port each time).
-    for (let i = 0; i < 20; i++) expect(await peerSeen(client, SERVER)).toBe(CLIENT);
+    for (let i = 0; i < 20; i++) expect(await peerSeen(client, SERVER)).toBe(v4(CLIENT));
+    expect(await sourceAddresses()).toEqual([{ HostIp: "", HostPort: String(PORT), SourceAddress: "client" }]);
+    // A daemon killed with -9 is started again and publishes the port again, the same way.
+    const [daemon] = daemonPids(t);
+    expect(daemon).toBeNumber();
+    process.kill(daemon!, "SIGKILL");
+    await until(() => !daemonPids(t).includes(daemon!), 5_000, "the killed daemon to be gone");
+    await until(
+      async () => (await peerSeen(client, SERVER).catch(() => "")) === v4(CLIENT),
+      15_000,
+      "the restarted daemon to serve the port with the client's address",
+    );
+    await stop();
+  });
+
+  test("slirp4netns with IPv6: an IPv6 client is seen at its IPv6 address, an IPv4 one at its IPv4 address", async () => {
+    await serve("slirp4netns:enable_ipv6=true");
+    // The sandbox's IPv6 address comes by SLAAC: until it is there, IPv6 clients are forwarded over IPv4.
+    await until(async () => (await peerSeen(client, SERVER6).catch(() => "")) === CLIENT6, 15_000, "an IPv6 client to be seen as itself");
+    expect(await peerSeen(client, SERVER)).toBe(v4(CLIENT));
     expect(await sourceAddresses()).toEqual([{ HostIp: "", HostPort: String(PORT), SourceAddress: "client" }]);
     await stop();
   });
 
   test("slirp4netns:source_ip=false gives today's address, and inspect says why", async () => {
     await serve("slirp4netns:source_ip=false");
-    expect(await peerSeen(client, SERVER)).toBe("10.0.2.100");
+    expect(await peerSeen(client, SERVER)).toBe(v4("10.0.2.100"));
     expect(await sourceAddresses()).toEqual([{ HostIp: "", HostPort: String(PORT), SourceAddress: "forwarder", Why: "turned off (source_ip=false)" }]);
     await stop();
   });
@@ -183,14 +209,14 @@ describeWhen(why)("the client's address behind a published port, rootless", () =
 
   test("a rootless bridge network: the sandbox sees the client netns's address", async () => {
     await serve("bridge");
-    expect(await peerSeen(client, SERVER)).toBe(CLIENT);
+    expect(await peerSeen(client, SERVER)).toBe(v4(CLIENT));
     expect(await sourceAddresses()).toEqual([{ HostIp: "", HostPort: String(PORT), SourceAddress: "client" }]);
     await stop();
   });
 
   test("pasta: its own forwarding keeps the client's address (nothing of burrow's in the path)", async () => {
     await serve("pasta");
-    expect(await peerSeen(client, SERVER)).toBe(CLIENT);
+    expect(await peerSeen(client, SERVER)).toBe(v4(CLIENT));
     expect(await sourceAddresses()).toEqual([{ HostIp: "", HostPort: String(PORT), SourceAddress: "client" }]);
     await stop();
   });
@@ -217,7 +243,7 @@ describeWhen(why)("the client's address behind a published port, rootful bridge 
   test("the sandbox sees the client netns's address, unchanged by burrow", async () => {
     await t.burrowOk(["run", "-d", "--name", "web", "--network", "bridge", "-p", `${PORT}:7000`, "--", PYTHON, "-c", PEER_SERVER]);
     await until(() => answered(client), 15_000, "the server in the sandbox to answer through the published port");
-    expect(await peerSeen(client, SERVER)).toBe(CLIENT);
+    expect(await peerSeen(client, SERVER)).toBe(v4(CLIENT));
     const out = await t.burrowOk(["inspect", "--format", '{{json (index .NetworkSettings.SourceAddresses "7000/tcp")}}', "web"]);
     expect(JSON.parse(out)).toEqual([{ HostIp: "", HostPort: String(PORT), SourceAddress: "client" }]);
     await t.burrowOk(["rm", "-f", "web"]);
