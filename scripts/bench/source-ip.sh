@@ -79,14 +79,24 @@ start bench-forwarder 'slirp4netns:source_ip=false' 15311 15312
 kept=$(in_server "$b" inspect --format '{{(index (index .NetworkSettings.SourceAddresses "5201/tcp") 0).SourceAddress}}' bench-client)
 [ "$kept" = client ] || bench_die "bench-client does not keep client addresses ($kept): nothing to measure"
 
+daemon=$(bench_daemons | while read -r pid; do case $(tr '\0' ' ' <"/proc/$pid/cmdline") in *" __daemon "*) echo "$pid" ;; esac; done | head -1)
+[ -n "$daemon" ] || bench_die "no bench daemon found"
+# daemon_ticks: the daemon's CPU time so far (utime + stime, clock ticks): the forwarder's cost.
+daemon_ticks() { awk '{ print $14 + $15 }' "/proc/$daemon/stat"; }
+hz=$(getconf CLK_TCK)
+
 rows=()
-# iperf NAME PORT [-R]: one run, receiver-side Gbit/s
+# iperf NAME PORT [-R]: one run, receiver-side Gbit/s, and the daemon's CPU
+# seconds per GiB moved (steadier than Gbit/s on a shared machine).
 iperf() {
-  local file=$work/iperf.json g
+  local file=$work/iperf.json g t0 t1 cpu
+  t0=$(daemon_ticks)
   in_client iperf3 -c "$server" -p "$2" -t "$secs" -J ${3:+"$3"} >"$file" || bench_die "iperf3 through $1 failed: $(json 'j[0].error' "$file")"
+  t1=$(daemon_ticks)
   g=$(json '(j[0].end.sum_received.bits_per_second / 1e9).toFixed(2)' "$file")
-  rows+=("{\"path\":\"$1\",\"what\":\"${3:-up}\",\"gbits\":$g}")
-  printf '  %-18s %-5s %6s Gbit/s\n' "$1" "${3:-up}" "$g"
+  cpu=$(json "(($t1 - $t0) / $hz / (j[0].end.sum_received.bytes / 2 ** 30)).toFixed(3)" "$file")
+  rows+=("{\"path\":\"$1\",\"what\":\"${3:-up}\",\"gbits\":$g,\"cpuPerGiB\":$cpu}")
+  printf '  %-18s %-5s %6s Gbit/s   forwarder %s CPU s/GiB\n' "$1" "${3:-up}" "$g" "$cpu"
 }
 # short NAME PORT: median and p95 ms of $conns sequential short connections
 short() {
@@ -126,6 +136,8 @@ json '(() => {
     `  ${"".padEnd(24)} ${"client".padStart(8)} ${"today".padStart(8)} ${"".padEnd(7)} ratio goal`,
     line("upload", of("client", "up", g), of("forwarder", "up", g), "Gbit/s", (x) => x >= 0.9),
     line("download (-R)", of("client", "-R", g), of("forwarder", "-R", g), "Gbit/s", (x) => x >= 0.9),
+    line("forwarder CPU, upload", of("client", "up", (r) => r.cpuPerGiB), of("forwarder", "up", (r) => r.cpuPerGiB), "s/GiB", (x) => x <= 1 / 0.9),
+    line("forwarder CPU, download", of("client", "-R", (r) => r.cpuPerGiB), of("forwarder", "-R", (r) => r.cpuPerGiB), "s/GiB", (x) => x <= 1 / 0.9),
     line("short connection median", of("client", "short", (r) => r.stats.medianMs), of("forwarder", "short", (r) => r.stats.medianMs), "ms", (x) => x <= 1.1),
     line("short connection p95", of("client", "short", (r) => r.stats.p95Ms), of("forwarder", "short", (r) => r.stats.p95Ms), "ms", (x) => x <= 1.1),
   ].join("\n");
