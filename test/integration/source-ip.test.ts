@@ -191,6 +191,16 @@ describeWhen(why)("the client's address behind a published port, rootless", () =
     await stop();
   });
 
+  test("info says once whether this kernel can keep client addresses", async () => {
+    const info = JSON.parse(await burrowOkInServer(["info", "--format", "json"]));
+    const feature = info.Host.KernelFeatures.find((f: { Name: string }) => f.Name === "client address on published ports");
+    expect(feature).toEqual({
+      Name: "client address on published ports",
+      Available: true,
+      Detail: expect.stringContaining("source_ip=false turns it off"),
+    });
+  });
+
   test("slirp4netns:source_ip=false gives today's address, and inspect says why", async () => {
     await serve("slirp4netns:source_ip=false");
     expect(await peerSeen(client, SERVER)).toBe(v4("10.0.2.100"));
