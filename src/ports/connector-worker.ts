@@ -366,14 +366,42 @@ function run(init: ConnectorInit): void {
     return gcIn < 0 ? sweep : Math.min(sweep, gcIn);
   }
 
+  // ---- the client's address (src/ports/client-address.ts) ----
+
+  /**
+   * Each sandbox netns's reply routing, set up by its first port that asks
+   * (a pin path names one sandbox's netns for its whole life, never
+   * reused) and forgotten with its last TCP listener. A restarted worker
+   * sets it up again: it is idempotent.
+   */
+  const routing = new Map<string, SourceAddress>();
+  function clientRouting(target: Target): SourceAddress {
+    const known = routing.get(target.netnsPath);
+    if (known) return known;
+    let answer: SourceAddress;
+    try {
+      answer = hop.inNetns(target.netnsPath, () => prepareClientAddressRouting(target.ipv6 === true));
+    } catch (e) {
+      answer = { sourceAddress: "forwarder", why: `cannot enter the sandbox's network namespace: ${e instanceof Error ? e.message : String(e)}` };
+    }
+    routing.set(target.netnsPath, answer);
+    return answer;
+  }
+  function forgetRouting(netnsPath: string): void {
+    for (const l of listeners.values()) if (l.protocol === "tcp" && l.target.netnsPath === netnsPath) return;
+    routing.delete(netnsPath);
+  }
+
   // ---- listeners and commands ----
 
   function unlisten(l: Listener): void {
     listeners.delete(l.id);
     handlers.delete(l.fd);
     close(l.fd);
-    if (l.protocol === "tcp") for (const c of [...l.conns]) closeConn(c);
-    else for (const f of [...l.flows.values()]) closeFlow(f);
+    if (l.protocol === "tcp") {
+      for (const c of [...l.conns]) closeConn(c);
+      forgetRouting(l.target.netnsPath);
+    } else for (const f of [...l.flows.values()]) closeFlow(f);
   }
 
   let running = true;
@@ -416,17 +444,10 @@ function run(init: ConnectorInit): void {
     switch (m.op) {
       case "listen-tcp": {
         const target = { netnsPath: m.netnsPath, host: m.host, ipv6: m.ipv6, port: m.port };
-        let answer: SourceAddress = { sourceAddress: "forwarder" };
-        if (m.keepClientAddress) {
-          try {
-            answer = hop.inNetns(m.netnsPath, () => prepareClientAddressRouting(m.ipv6 === true));
-          } catch (e) {
-            answer = { sourceAddress: "forwarder", why: `cannot enter the sandbox's network namespace: ${e instanceof Error ? e.message : String(e)}` };
-          }
-        }
+        const answer: SourceAddress = m.keepClientAddress ? clientRouting(target) : { sourceAddress: "forwarder" };
         const l: TcpListener = { protocol: "tcp", id: m.id, fd: m.fd, target, keepClientAddress: answer.sourceAddress === "client", conns: new Set() };
         serve(l, () => accept(l));
-        post({ op: "listening", id: m.id, ...answer });
+        if (m.keepClientAddress) post({ op: "listening", id: m.id, ...answer });
         break;
       }
       case "listen-udp": {

@@ -70,7 +70,10 @@ export class Connector {
   listenTcp(hostIp: string, hostPort: number, target: Target, keepClientAddress = false): HostSocket {
     const { fd, port } = listenTcpSocket(hostIp, hostPort);
     const id = this.nextId++;
-    const sourceAddress = new Promise<SourceAddress>((resolve) => this.answers.set(id, resolve));
+    // Only a port that asks waits for the worker (which may be starting up).
+    const sourceAddress = keepClientAddress
+      ? new Promise<SourceAddress>((resolve) => this.answers.set(id, resolve))
+      : Promise.resolve<SourceAddress>({ sourceAddress: "forwarder" });
     // shutdown() stops a listening socket at once: new connections are
     // refused even before the worker has read the unlisten command.
     try {
@@ -90,6 +93,12 @@ export class Connector {
   private settle(id: number, answer: SourceAddress): void {
     this.answers.get(id)?.(answer);
     this.answers.delete(id);
+  }
+
+  /** Starts the worker ahead of the first listener (it takes a few ms), so publishing need not wait for it. */
+  warm(): void {
+    this.ensureWorker();
+    this.keepAlive();
   }
 
   /** Stops the worker; every listener, connection and flow is closed. */

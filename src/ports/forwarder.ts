@@ -42,8 +42,12 @@ export type ForwardSpec = {
 };
 
 export type ForwardedPort = {
-  /** The address the sandbox sees for this port's non-loopback clients, and when it is the forwarder's, why. */
-  readonly sourceAddress: SourceAddress;
+  /**
+   * The address the sandbox sees for this port's non-loopback clients, and
+   * when it is the forwarder's, why. Settles once the connector has set up
+   * the sandbox's side (await several ports' together: one round trip).
+   */
+  readonly sourceAddress: Promise<SourceAddress>;
   /** The port actually bound (differs from the spec when it asked for 0). */
   readonly hostPort: number;
   readonly spec: Readonly<ForwardSpec>;
@@ -72,6 +76,8 @@ export type ForwarderOptions = {
 
 export type Forwarder = {
   add(spec: ForwardSpec): Promise<ForwardedPort>;
+  /** Starts the connector thread now (ports about to be published), so their setup does not wait for it. */
+  warm(): void;
   stats(): ForwarderStats;
   /** Closes every port and stops the connector. */
   close(): void;
@@ -141,7 +147,7 @@ export function createForwarder(options: ForwarderOptions = {}): Forwarder {
         throw new BurrowError(`cannot publish port ${spec.hostPort}/${spec.protocol}: ${messageOf(e)}`, { cause: e });
       }
       ports.add(socket);
-      const sourceAddress = spec.keepClientAddress ? await socket.sourceAddress.then((a) => explain(a, spec, hostIp)) : { sourceAddress: "forwarder" as const };
+      const sourceAddress = socket.sourceAddress.then((a) => (spec.keepClientAddress ? explain(a, spec, hostIp) : a));
       let done = false;
       return {
         sourceAddress,
@@ -154,6 +160,10 @@ export function createForwarder(options: ForwarderOptions = {}): Forwarder {
           socket.close();
         },
       };
+    },
+
+    warm() {
+      if (!closed) connector.warm();
     },
 
     stats() {

@@ -31,9 +31,14 @@ export function builtinDriver(): PortDriver {
           keepClientAddress: s.runtime.keepClientAddress !== false,
         });
         handles.push(h);
-        const why = h.sourceAddress.sourceAddress === "client" ? undefined : (h.sourceAddress.why ?? "turned off (source_ip=false)");
-        out.push({ ...p, hostPort: h.hostPort, sourceAddress: h.sourceAddress.sourceAddress, sourceAddressWhy: why });
+        out.push({ ...p, hostPort: h.hostPort });
       }
+      // All ports' answers at once: the connector sets up each sandbox's side once.
+      const answers = await Promise.all(handles.map((h) => h.sourceAddress));
+      answers.forEach((a, i) => {
+        out[i]!.sourceAddress = a.sourceAddress;
+        out[i]!.sourceAddressWhy = a.sourceAddress === "client" ? undefined : (a.why ?? "turned off (source_ip=false)");
+      });
     } catch (e) {
       for (const h of handles) h.close();
       throw e;
@@ -43,6 +48,14 @@ export function builtinDriver(): PortDriver {
   }
 
   return {
+    // Before the network is set up: the connector thread starts beside the
+    // namespaces and the network helper instead of after them, so the ports'
+    // setup (which waits for its answer about client addresses) does not wait for it.
+    async prepare(specs) {
+      fwd ??= createForwarder();
+      fwd.warm();
+      return specs;
+    },
     setup: publish,
     async teardown(s) {
       const handles = live.get(s.id) ?? [];
