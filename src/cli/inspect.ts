@@ -7,7 +7,7 @@ import { templateFormatArg, printJson } from "./_shared.ts";
 const args = { ...templateFormatArg } as const;
 
 /** Fields of podman's inspect shape that are Go maps (ranged in key order, no "can't evaluate field" for a missing key). */
-export const INSPECT_MAPS = ["Labels", "Ports", "PortBindings", "Networks"];
+export const INSPECT_MAPS = ["Labels", "Ports", "PortBindings", "Networks", "SourceAddresses"];
 
 export default defineCommand({
   meta: { name: "inspect", description: "Show sandboxes' configuration and state as JSON (podman's shape), or through a Go template" },

@@ -138,6 +138,7 @@ export async function createSandbox(ctx: DaemonContext, releases: SandboxRelease
   };
   const portDriver = portSpecs.length && "driver" in portChoice ? portChoice.driver : undefined;
   s.runtime.portDriver = portDriver;
+  if (portDriver && "driver" in portChoice && portChoice.keepClientAddress === false) s.runtime.keepClientAddress = false;
 
   return ctx.locks.run(id, async () => {
     const undo = new Rollback();

@@ -5,6 +5,7 @@ import { accelerationSupport } from "../sys/seccomp.ts";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { userInfo } from "node:os";
 import { cniPluginDirs, findHelper, helperConf } from "../machine/helpers.ts";
+import { policyRoutingMissing } from "../sys/netlink.ts";
 import { rootlessDefault, type RootlessDefault } from "../machine/rootless-default.ts";
 import { cleanEnv } from "../sys/env.ts";
 import { LANDLOCK_MIN_ABI, landlockAbi } from "../sys/caps.ts";
@@ -200,6 +201,7 @@ export function kernelFeatures(): KernelFeature[] {
           ? `ABI ${landlock}: each sandbox gets its own domain`
           : `${landlock ? `ABI ${landlock}, too old` : "absent"}: sandboxes with equal capabilities can ptrace each other (burrow doctor)`,
     },
+    clientAddressFeature(),
     { Name: "IPv4 forwarding", Available: forward === "1", Detail: `net.ipv4.ip_forward=${forward ?? "absent"} (bridge networks, in their namespace)` },
     accelerationFeature(),
   ];
@@ -212,6 +214,26 @@ function accelerationFeature(): KernelFeature {
     Name: "--accelerate",
     Available: a.ok,
     Detail: a.ok ? `seccomp user notification with ADDFD${a.addfdSend ? " and SEND" : ""}` : `needs ${a.missing}`,
+  };
+}
+
+/**
+ * Whether the builtin forwarder can hand sandboxes TCP clients' own
+ * addresses (src/ports/client-address.ts): it needs policy routing
+ * (CONFIG_IP_MULTIPLE_TABLES) and net.ipv4.tcp_fwmark_accept. Said once
+ * here; each port's inspect SourceAddresses says what it got.
+ */
+function clientAddressFeature(): KernelFeature {
+  const name = "client address on published ports";
+  if (read("/proc/sys/net/ipv4/tcp_fwmark_accept") === null)
+    return { Name: name, Available: false, Detail: "net.ipv4.tcp_fwmark_accept is absent (kernel older than 3.15): sandboxes see the forwarder's address" };
+  const missing = policyRoutingMissing();
+  if (missing) return { Name: name, Available: false, Detail: `no policy routing in this kernel (${missing}): sandboxes see the forwarder's address` };
+  return {
+    Name: name,
+    Available: true,
+    Detail:
+      "TCP clients not on loopback keep their address behind the builtin forwarder (slirp4netns, rootless bridge networks); slirp4netns:source_ip=false turns it off",
   };
 }
 

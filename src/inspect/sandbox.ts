@@ -21,6 +21,23 @@ export function portsView(s: Sandbox): Record<string, Array<{ HostIp: string; Ho
   return out;
 }
 
+/**
+ * burrow's own, beside Ports and keyed the same way: which address the
+ * sandbox sees for each published port's clients not on loopback ("client":
+ * theirs; "forwarder": the forwarder's or gateway's, with why). Loopback
+ * clients always come in as the forwarder.
+ */
+export function sourceAddressView(s: Sandbox): Record<string, Array<{ HostIp: string; HostPort: string; SourceAddress: string; Why?: string }>> {
+  const out: Record<string, Array<{ HostIp: string; HostPort: string; SourceAddress: string; Why?: string }>> = {};
+  for (const p of s.runtime.ports ?? []) {
+    const key = `${p.containerPort}/${p.protocol}`;
+    const why =
+      p.sourceAddress === "client" ? undefined : (p.sourceAddressWhy ?? (p.sourceAddress ? undefined : "published before burrow kept client addresses"));
+    (out[key] ??= []).push({ HostIp: p.hostIp, HostPort: String(p.hostPort), SourceAddress: p.sourceAddress ?? "forwarder", ...(why ? { Why: why } : {}) });
+  }
+  return out;
+}
+
 /** As podman prints them: CAP_NET_ADMIN for net_admin, ALL kept. */
 function asCapNames(given: string[] | undefined): string[] {
   return (given ?? []).map(canonicalCapability);
@@ -87,6 +104,7 @@ export function inspectView(s: Sandbox, extra: { health: string | null; networks
     NetworkSettings: {
       SandboxKey: s.runtime.pins?.net ?? "",
       Ports: portsView(s),
+      SourceAddresses: sourceAddressView(s),
       IPAddress: top("IPAddress", s.runtime.address ?? ""),
       IPPrefixLen: top("IPPrefixLen", 0),
       Gateway: top("Gateway", ""),

@@ -47,7 +47,8 @@ export interface NetworkSetup<R> extends DnsView {
 }
 
 /** Who serves `-p` for a mode: a port driver, or a sentence saying why nobody can. */
-export type PortChoice = { driver: PortDriverName } | { refuse: string };
+/** keepClientAddress=false: the user turned the client's address off (slirp4netns:source_ip=false); absent means keep it where the driver can. */
+export type PortChoice = { driver: PortDriverName; keepClientAddress?: boolean } | { refuse: string };
 
 export interface NetworkBackend<K extends NetworkModeKind = NetworkModeKind, R = unknown> {
   readonly kind: K;

@@ -25,10 +25,19 @@ export type ConnectorInit = {
  */
 export type Target = { netnsPath: string; host: string; ipv6?: boolean; host6?: string; port: number };
 
+/**
+ * TCP only: the sandbox should see each client's own address
+ * (IP_TRANSPARENT, see src/ports/client-address.ts) where it can.
+ */
+export type ClientAddressWish = { keepClientAddress?: boolean };
+
+/** Which address a sandbox sees for a port's (non-loopback, TCP) clients, and when not theirs, why. */
+export type SourceAddress = { sourceAddress: "client" } | { sourceAddress: "forwarder"; why?: string };
+
 /** Main → worker, one JSON line each on the command pipe. */
 export type ConnectorCommand =
   /** Accept on `fd` (a listening TCP socket bound by the main thread) and relay each connection to the target. */
-  | ({ op: "listen-tcp"; id: number; fd: number } & Target)
+  | ({ op: "listen-tcp"; id: number; fd: number } & Target & ClientAddressWish)
   /** Relay datagrams arriving on `fd` (a bound UDP socket), one flow per client address; flows expire after idleMs. */
   | ({ op: "listen-udp"; id: number; fd: number; idleMs: number } & Target)
   /** Close listener `id` (its fd) and drop its connections or flows. */
@@ -39,6 +48,8 @@ export type ConnectorCommand =
 /** Worker → main. */
 export type ConnectorReport =
   | { op: "started" }
+  /** A listen-tcp is served; what its clients' connections will carry. */
+  | ({ op: "listening"; id: number } & SourceAddress)
   | { op: "exited" }
   /** The worker is gone (the main thread starts a new one). */
   | { op: "fatal"; message: string }
@@ -56,8 +67,10 @@ export const COUNTER = {
   udpFlows: 3,
   /** Garbage collections the worker ran itself (see connector-worker.ts). */
   collections: 4,
+  /** Connections that went in with the client's own address. */
+  tcpClientAddress: 5,
 } as const;
-export const COUNTERS = 5;
+export const COUNTERS = 6;
 
 /**
  * Pipes start at the kernel's 64 KiB; a connection that fills one gets 1 MiB

@@ -27,7 +27,7 @@
 // small heap takes ~0.7 ms; an idle connector wakes no more than before.
 import { close, openRO } from "../sys/ns.ts";
 import { SOCK_DGRAM, SOCK_STREAM } from "../sys/net.ts";
-import { connectStart, isIPv6Sockaddr, ownGlobalIPv6 } from "../sys/netio.ts";
+import { connectStart, connectStartFrom, isIPv6Sockaddr, ownGlobalIPv6 } from "../sys/netio.ts";
 import {
   acceptNB,
   EAGAIN,
@@ -38,6 +38,7 @@ import {
   EPOLLIN,
   EPOLLOUT,
   EPOLLRDHUP,
+  peerName,
   pipe,
   readNB,
   recvFrom,
@@ -50,7 +51,17 @@ import {
   spliceNB,
   writeNB,
 } from "../sys/sockets.ts";
-import { BIG_PIPE, BIG_PIPE_BUDGET, COUNTER, type ConnectorCommand, type ConnectorInit, type ConnectorReport, type Target } from "./connector-protocol.ts";
+import {
+  BIG_PIPE,
+  BIG_PIPE_BUDGET,
+  COUNTER,
+  type ConnectorCommand,
+  type ConnectorInit,
+  type ConnectorReport,
+  type SourceAddress,
+  type Target,
+} from "./connector-protocol.ts";
+import { CLIENT_MARK, clientSource, familyOf, prepareClientAddressRouting } from "./client-address.ts";
 import { createHopper } from "./netns-hop.ts";
 
 declare const self: Worker;
@@ -80,7 +91,8 @@ function targetHost(target: Target, clientSockaddr: () => Uint8Array): string {
 /** One direction of a TCP connection: src → pipe → dst. */
 type Dir = { src: End; dst: End; pr: number; pw: number; size: number; inPipe: number; eof: boolean; shut: boolean };
 type Conn = { listener: TcpListener; client: End; upstream: End; up: Dir; down: Dir; done: boolean };
-type TcpListener = { protocol: "tcp"; id: number; fd: number; target: Target; conns: Set<Conn> };
+/** keepClientAddress: the sandbox's netns routes replies to client addresses back (src/ports/client-address.ts). */
+type TcpListener = { protocol: "tcp"; id: number; fd: number; target: Target; keepClientAddress: boolean; conns: Set<Conn> };
 type Flow = { listener: UdpListener; key: string; fd: number; client: Uint8Array; lastActive: number };
 type UdpListener = { protocol: "udp"; id: number; fd: number; target: Target; idleMs: number; flows: Map<string, Flow> };
 type Listener = TcpListener | UdpListener;
@@ -195,13 +207,23 @@ function run(init: ConnectorInit): void {
       const pipes: number[] = [];
       try {
         // The local end of an accepted connection has the client's family (an IPv4 client on "::" is ::ffff:...).
-        ufd = hop.inNetns(l.target.netnsPath, () =>
-          connectStart(
-            targetHost(l.target, () => socketName(cfd)),
-            l.target.port,
-            SOCK_STREAM,
-          ),
-        );
+        const peer = l.keepClientAddress ? peerName(cfd) : null;
+        ufd = hop.inNetns(l.target.netnsPath, () => {
+          const host = targetHost(l.target, () => socketName(cfd));
+          const from = peer && clientSource(peer, familyOf(host));
+          if (from) {
+            try {
+              const fd = connectStartFrom(host, l.target.port, SOCK_STREAM, from, CLIENT_MARK);
+              Atomics.add(counters, COUNTER.tcpClientAddress, 1);
+              return fd;
+            } catch {
+              // The client's address:port is busy in the sandbox (one client
+              // on two published ports of it at once), or the kernel refuses:
+              // this connection goes in as the forwarder, as it would without.
+            }
+          }
+          return connectStart(host, l.target.port, SOCK_STREAM);
+        });
         pipes.push(...pipe(), ...pipe());
       } catch {
         // Netns gone, no route, out of fds: the client sees the connection
@@ -344,14 +366,42 @@ function run(init: ConnectorInit): void {
     return gcIn < 0 ? sweep : Math.min(sweep, gcIn);
   }
 
+  // ---- the client's address (src/ports/client-address.ts) ----
+
+  /**
+   * Each sandbox netns's reply routing, set up by its first port that asks
+   * (a pin path names one sandbox's netns for its whole life, never
+   * reused) and forgotten with its last TCP listener. A restarted worker
+   * sets it up again: it is idempotent.
+   */
+  const routing = new Map<string, SourceAddress>();
+  function clientRouting(target: Target): SourceAddress {
+    const known = routing.get(target.netnsPath);
+    if (known) return known;
+    let answer: SourceAddress;
+    try {
+      answer = hop.inNetns(target.netnsPath, () => prepareClientAddressRouting(target.ipv6 === true));
+    } catch (e) {
+      answer = { sourceAddress: "forwarder", why: `cannot enter the sandbox's network namespace: ${e instanceof Error ? e.message : String(e)}` };
+    }
+    routing.set(target.netnsPath, answer);
+    return answer;
+  }
+  function forgetRouting(netnsPath: string): void {
+    for (const l of listeners.values()) if (l.protocol === "tcp" && l.target.netnsPath === netnsPath) return;
+    routing.delete(netnsPath);
+  }
+
   // ---- listeners and commands ----
 
   function unlisten(l: Listener): void {
     listeners.delete(l.id);
     handlers.delete(l.fd);
     close(l.fd);
-    if (l.protocol === "tcp") for (const c of [...l.conns]) closeConn(c);
-    else for (const f of [...l.flows.values()]) closeFlow(f);
+    if (l.protocol === "tcp") {
+      for (const c of [...l.conns]) closeConn(c);
+      forgetRouting(l.target.netnsPath);
+    } else for (const f of [...l.flows.values()]) closeFlow(f);
   }
 
   let running = true;
@@ -393,14 +443,11 @@ function run(init: ConnectorInit): void {
   function command(m: ConnectorCommand): void {
     switch (m.op) {
       case "listen-tcp": {
-        const l: TcpListener = {
-          protocol: "tcp",
-          id: m.id,
-          fd: m.fd,
-          target: { netnsPath: m.netnsPath, host: m.host, ipv6: m.ipv6, host6: m.host6, port: m.port },
-          conns: new Set(),
-        };
+        const target = { netnsPath: m.netnsPath, host: m.host, ipv6: m.ipv6, host6: m.host6, port: m.port };
+        const answer: SourceAddress = m.keepClientAddress ? clientRouting(target) : { sourceAddress: "forwarder" };
+        const l: TcpListener = { protocol: "tcp", id: m.id, fd: m.fd, target, keepClientAddress: answer.sourceAddress === "client", conns: new Set() };
         serve(l, () => accept(l));
+        if (m.keepClientAddress) post({ op: "listening", id: m.id, ...answer });
         break;
       }
       case "listen-udp": {

@@ -11,13 +11,15 @@ import { log } from "../log.ts";
 import { close } from "../sys/ns.ts";
 import { SysError } from "../sys/libc.ts";
 import { bindUdpSocket, EAGAIN, listenTcpSocket, pipe, setBlocking, setPipeSize, SHUT_RDWR, shutdown, writeAll, writeNB } from "../sys/sockets.ts";
-import { COUNTER, COUNTERS, type ConnectorCommand, type ConnectorInit, type ConnectorReport, type Target } from "./connector-protocol.ts";
+import { COUNTER, COUNTERS, type ConnectorCommand, type ConnectorInit, type ConnectorReport, type SourceAddress, type Target } from "./connector-protocol.ts";
 import { workerUrl } from "../workers.ts";
 
-export type { Target };
+export type { SourceAddress, Target };
 
 export type HostSocket = {
   readonly hostPort: number;
+  /** TCP: settles once the worker serves the port and knows whether its clients go in with their own address. */
+  readonly sourceAddress: Promise<SourceAddress>;
   /** Stops serving the port and drops its connections or flows. Idempotent. */
   close(): void;
 };
@@ -37,6 +39,8 @@ export class Connector {
   /** Every listener the worker serves, to hand them to a restarted worker. */
   private readonly open = new Map<number, Listen>();
   private readonly encoder = new TextEncoder();
+  /** listen-tcp commands waiting for the worker's "listening" (by id; a restarted worker answers the same id). */
+  private readonly answers = new Map<number, (a: SourceAddress) => void>();
 
   get running(): boolean {
     return this.worker !== undefined;
@@ -52,27 +56,54 @@ export class Connector {
     return Atomics.load(this.counters, COUNTER.udpFlows);
   }
 
+  /** TCP connections that went into their sandbox with the client's own address, since start. */
+  get tcpClientAddress(): number {
+    return Atomics.load(this.counters, COUNTER.tcpClientAddress);
+  }
+
   /** Garbage collections the worker ran on its own since it started. */
   get collections(): number {
     return Atomics.load(this.counters, COUNTER.collections);
   }
 
   /** Binds hostIp:hostPort/tcp in the host netns and relays its connections to the target. Throws SysError when the bind fails. */
-  listenTcp(hostIp: string, hostPort: number, target: Target): HostSocket {
+  listenTcp(hostIp: string, hostPort: number, target: Target, keepClientAddress = false): HostSocket {
     const { fd, port } = listenTcpSocket(hostIp, hostPort);
+    const id = this.nextId++;
+    // Only a port that asks waits for the worker (which may be starting up).
+    const sourceAddress = keepClientAddress
+      ? new Promise<SourceAddress>((resolve) => this.answers.set(id, resolve))
+      : Promise.resolve<SourceAddress>({ sourceAddress: "forwarder" });
     // shutdown() stops a listening socket at once: new connections are
     // refused even before the worker has read the unlisten command.
-    return this.serve({ op: "listen-tcp", id: this.nextId++, fd, ...target }, port, () => shutdown(fd, SHUT_RDWR));
+    try {
+      return this.serve({ op: "listen-tcp", id, fd, keepClientAddress, ...target }, port, sourceAddress, () => shutdown(fd, SHUT_RDWR));
+    } catch (e) {
+      this.answers.delete(id);
+      throw e;
+    }
   }
 
   /** Binds hostIp:hostPort/udp in the host netns and relays datagrams per client. Throws SysError when the bind fails. */
   listenUdp(hostIp: string, hostPort: number, target: Target, idleMs: number): HostSocket {
     const { fd, port } = bindUdpSocket(hostIp, hostPort);
-    return this.serve({ op: "listen-udp", id: this.nextId++, fd, idleMs, ...target }, port, () => {});
+    return this.serve({ op: "listen-udp", id: this.nextId++, fd, idleMs, ...target }, port, Promise.resolve({ sourceAddress: "forwarder" }), () => {});
+  }
+
+  private settle(id: number, answer: SourceAddress): void {
+    this.answers.get(id)?.(answer);
+    this.answers.delete(id);
+  }
+
+  /** Starts the worker ahead of the first listener (it takes a few ms), so publishing need not wait for it. */
+  warm(): void {
+    this.ensureWorker();
+    this.keepAlive();
   }
 
   /** Stops the worker; every listener, connection and flow is closed. */
   close(): void {
+    for (const id of [...this.answers.keys()]) this.settle(id, { sourceAddress: "forwarder" });
     const worker = this.worker;
     this.worker = undefined;
     if (!worker) {
@@ -103,7 +134,7 @@ export class Connector {
     });
   }
 
-  private serve(m: Listen, port: number, stop: () => void): HostSocket {
+  private serve(m: Listen, port: number, sourceAddress: Promise<SourceAddress>, stop: () => void): HostSocket {
     this.open.set(m.id, m);
     try {
       this.send(m);
@@ -117,9 +148,11 @@ export class Connector {
     let closed = false;
     return {
       hostPort: port,
+      sourceAddress,
       close: () => {
         if (closed) return;
         closed = true;
+        this.settle(m.id, { sourceAddress: "forwarder" });
         if (!this.open.delete(m.id)) return; // the whole connector was closed
         stop();
         // The worker owns the fd from here: it closes it with the port's connections.
@@ -166,7 +199,10 @@ export class Connector {
     const worker = new Worker(workerUrl("ports/connector-worker.ts"));
     worker.unref();
     worker.onmessage = (e: MessageEvent<ConnectorReport>) => {
-      if (e.data.op === "fatal") this.restart(worker, new Error(e.data.message));
+      if (e.data.op === "listening") {
+        const { op: _op, id, ...answer } = e.data;
+        this.settle(id, answer);
+      } else if (e.data.op === "fatal") this.restart(worker, new Error(e.data.message));
       else if (e.data.op === "error") log.error(`port forwarding: ${e.data.message}`);
     };
     worker.onerror = (e) => this.restart(worker, new Error(e.message));

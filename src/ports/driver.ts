@@ -21,6 +21,12 @@ export interface PortDriver {
   remove?(s: Sandbox, ports: PortRecord[]): Promise<Error[]>;
   /** Why this driver cannot add or remove ports of this running sandbox now, or undefined. */
   liveRefusal?(s: Sandbox): string | undefined;
+  /**
+   * The address the sandbox sees for a published port's clients (not on
+   * loopback), for drivers where it is fixed by how they forward; the
+   * builtin forwarder records it per port at setup instead.
+   */
+  sourceAddress?(p: PortRecord): Pick<PortRecord, "sourceAddress" | "sourceAddressWhy">;
   /** After a daemon restart: publish the recorded ports again if they need this process. */
   restore?(s: Sandbox): Promise<void>;
 }

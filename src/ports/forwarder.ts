@@ -15,11 +15,12 @@
 import { isIP } from "node:net";
 import { BurrowError, messageOf } from "../errors.ts";
 import { SysError } from "../sys/libc.ts";
-import { Connector, type HostSocket } from "./connector.ts";
+import { Connector, type HostSocket, type SourceAddress } from "./connector.ts";
 import { bindError, forwarderListenAddress, listenAddress } from "./host-port.ts";
 import { quote } from "../quote.ts";
 
 export { bindError, listenAddress };
+export type { SourceAddress };
 
 export type PortProtocol = "tcp" | "udp";
 
@@ -38,9 +39,17 @@ export type ForwardSpec = {
   /** Its IPv6 address where the backend fixed it (bridge networks); absent: looked up in its netns per connection. */
   targetIp6?: string;
   targetPort: number;
+  /** TCP: the sandbox sees non-loopback clients' own addresses (src/ports/client-address.ts) where it can be set up. */
+  keepClientAddress?: boolean;
 };
 
 export type ForwardedPort = {
+  /**
+   * The address the sandbox sees for this port's non-loopback clients, and
+   * when it is the forwarder's, why. Settles once the connector has set up
+   * the sandbox's side (await several ports' together: one round trip).
+   */
+  readonly sourceAddress: Promise<SourceAddress>;
   /** The port actually bound (differs from the spec when it asked for 0). */
   readonly hostPort: number;
   readonly spec: Readonly<ForwardSpec>;
@@ -58,6 +67,8 @@ export type ForwarderStats = {
   connectorRunning: boolean;
   /** Garbage collections the connector ran on its own, once idle after making garbage. */
   collections: number;
+  /** TCP connections that went in with the client's own address, since the connector started. */
+  tcpClientAddress: number;
 };
 
 export type ForwarderOptions = {
@@ -67,6 +78,8 @@ export type ForwarderOptions = {
 
 export type Forwarder = {
   add(spec: ForwardSpec): Promise<ForwardedPort>;
+  /** Starts the connector thread now (ports about to be published), so their setup does not wait for it. */
+  warm(): void;
   stats(): ForwarderStats;
   /** Closes every port and stops the connector. */
   close(): void;
@@ -102,6 +115,15 @@ function validate(spec: ForwardSpec): void {
   if (spec.netnsPath === "") throw new BurrowError("port forwarding needs the sandbox's netns path", { kind: "bad-input" });
 }
 
+/** Why a port asked to keep client addresses cannot, when the reason is the port itself rather than the sandbox. */
+function explain(a: SourceAddress, spec: ForwardSpec, hostIp: string): SourceAddress {
+  if (a.sourceAddress === "client" || a.why) return a;
+  if (spec.protocol === "udp") return { sourceAddress: "forwarder", why: "UDP ports keep the forwarder's address (docs/decisions.md)" };
+  if (isLoopback(hostIp))
+    return { sourceAddress: "forwarder", why: `published on ${hostIp}: every client is local, and a loopback address cannot be used in the sandbox` };
+  return a;
+}
+
 function isLoopback(ip: string): boolean {
   const lower = ip.toLowerCase();
   return ip.startsWith("127.") || lower === "::1" || lower === "0:0:0:0:0:0:0:1" || lower.startsWith("::ffff:127.");
@@ -121,15 +143,20 @@ export function createForwarder(options: ForwarderOptions = {}): Forwarder {
       const target = { netnsPath: spec.netnsPath, host: spec.targetIp, ipv6: spec.targetIPv6 === true, host6: spec.targetIp6, port: spec.targetPort };
       let socket: HostSocket;
       try {
-        socket = spec.protocol === "tcp" ? connector.listenTcp(hostIp, spec.hostPort, target) : connector.listenUdp(hostIp, spec.hostPort, target, udpIdleMs);
+        socket =
+          spec.protocol === "tcp"
+            ? connector.listenTcp(hostIp, spec.hostPort, target, spec.keepClientAddress === true && !isLoopback(hostIp))
+            : connector.listenUdp(hostIp, spec.hostPort, target, udpIdleMs);
       } catch (e) {
         // Bind failures are SysErrors with an errno name.
         if (e instanceof SysError) throw bindError(e, spec);
         throw new BurrowError(`cannot publish port ${spec.hostPort}/${spec.protocol}: ${messageOf(e)}`, { cause: e });
       }
       ports.add(socket);
+      const sourceAddress = socket.sourceAddress.then((a) => (spec.keepClientAddress ? explain(a, spec, hostIp) : a));
       let done = false;
       return {
+        sourceAddress,
         hostPort: socket.hostPort,
         spec: { ...spec },
         close() {
@@ -141,6 +168,10 @@ export function createForwarder(options: ForwarderOptions = {}): Forwarder {
       };
     },
 
+    warm() {
+      if (!closed) connector.warm();
+    },
+
     stats() {
       return {
         ports: ports.size,
@@ -148,6 +179,7 @@ export function createForwarder(options: ForwarderOptions = {}): Forwarder {
         udpFlows: connector.udpFlows,
         connectorRunning: connector.running,
         collections: connector.collections,
+        tcpClientAddress: connector.tcpClientAddress,
       };
     },
 

@@ -60,7 +60,11 @@ export function createPortDrivers(): PortDrivers {
       const d = drivers[driver];
       return d.prepare ? d.prepare(specs) : specs;
     },
-    setup: (s, specs) => forSandbox(s).setup(s, specs),
+    async setup(s, specs) {
+      const d = forSandbox(s);
+      const out = await d.setup(s, specs);
+      return d.sourceAddress ? out.map((p) => ({ ...p, ...d.sourceAddress!(p) })) : out;
+    },
     async teardown(s) {
       const d = forSandbox(s);
       if (d === drivers.builtin) return d.teardown(s);
@@ -99,7 +103,10 @@ export function createPortDrivers(): PortDrivers {
       const d = forSandbox(s);
       const why = d.liveRefusal?.(s);
       if (why) throw new BurrowError(why, { kind: "unsupported-option" });
-      if (d.add) return d.add(s, specs);
+      if (d.add) {
+        const out = await d.add(s, specs);
+        return d.sourceAddress ? out.map((p) => ({ ...p, ...d.sourceAddress!(p) })) : out;
+      }
       const added = await drivers.builtin.add!(s, specs);
       return added.map((p) => ({ ...p, forwarded: true }));
     },

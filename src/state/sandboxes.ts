@@ -23,6 +23,8 @@ export interface Runtime {
   ports?: PortRecord[];
   /** Which port driver published them. */
   portDriver?: string;
+  /** false: the user turned the client's address off for these ports (slirp4netns:source_ip=false). */
+  keepClientAddress?: false;
   /** IP address of the sandbox on its primary network, when it has one. */
   address?: string;
   /** The sandbox has IPv6 there (slirp4netns enable_ipv6, a bridge network with an IPv6 subnet): the forwarder reaches it over IPv6 for IPv6 clients. */
@@ -63,6 +65,14 @@ export interface PortRecord {
    * Such a port is never handed to CNI or netavark.
    */
   forwarded?: true;
+  /**
+   * The address the sandbox sees for this port's clients not on loopback:
+   * their own, or the forwarder's (set by the driver that published it;
+   * absent in rows made before burrow kept client addresses).
+   */
+  sourceAddress?: "client" | "forwarder";
+  /** When the forwarder's: why. */
+  sourceAddressWhy?: string;
 }
 
 export interface Sandbox {

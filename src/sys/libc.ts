@@ -49,6 +49,7 @@ export const libc = dlopen("libc.so.6", {
   bind: { args: [i32, ptr, u32], returns: i32 },
   listen: { args: [i32, i32], returns: i32 },
   getsockname: { args: [i32, ptr, ptr], returns: i32 },
+  getpeername: { args: [i32, ptr, ptr], returns: i32 },
   setsockopt: { args: [i32, i32, i32, ptr, u32], returns: i32 },
   getsockopt: { args: [i32, i32, i32, ptr, ptr], returns: i32 },
   // The daemon's look at its own open fds (src/sys/peercred.ts).
@@ -74,7 +75,6 @@ export const libc = dlopen("libc.so.6", {
   recvmsg: { args: [i32, ptr, i32], returns: i64 },
   poll: { args: [ptr, u64, i32], returns: i32 },
   process_vm_readv: { args: [i32, ptr, u64, ptr, u64, u64], returns: i64 },
-  getpeername: { args: [i32, ptr, ptr], returns: i32 },
   // Every argument given: the kernel reads all that the call takes, set or not.
   syscall: { args: [i64, i64, i64, i64, i64], returns: i64 },
 });

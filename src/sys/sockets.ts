@@ -147,6 +147,14 @@ export function socketName(fd: number): Uint8Array {
   return out.subarray(0, len[0]);
 }
 
+/** getpeername(2): the remote sockaddr of a connected `fd` (the client of an accepted connection); empty on failure. */
+export function peerName(fd: number): Uint8Array {
+  const out = new Uint8Array(28);
+  const len = new Uint32Array([out.length]);
+  if (sym.getpeername(fd, ptr(out), ptr(len)) !== 0) return new Uint8Array(0);
+  return out.subarray(0, len[0]);
+}
+
 function boundPort(fd: number): number {
   const out = new Uint8Array(28);
   const len = new Uint32Array([out.length]);

@@ -54,7 +54,7 @@ describe("add() refuses bad specs before binding anything", () => {
     });
   }
   test("nothing was started", () => {
-    expect(fwd.stats()).toEqual({ ports: 0, tcpConnections: 0, udpFlows: 0, connectorRunning: false, collections: 0 });
+    expect(fwd.stats()).toEqual({ ports: 0, tcpConnections: 0, udpFlows: 0, connectorRunning: false, collections: 0, tcpClientAddress: 0 });
     fwd.close();
   });
 });

@@ -83,8 +83,9 @@ describe("the backend registry decides by mode", () => {
   };
 
   test("port driver per mode: builtin, slirp4netns's API, pasta, portmap", async () => {
-    expect(await choice("slirp4netns")).toEqual({ driver: "builtin" });
-    expect(await choice("slirp4netns:port_handler=rootlesskit")).toEqual({ driver: "builtin" });
+    expect(await choice("slirp4netns")).toEqual({ driver: "builtin", keepClientAddress: true });
+    expect(await choice("slirp4netns:port_handler=rootlesskit")).toEqual({ driver: "builtin", keepClientAddress: true });
+    expect(await choice("slirp4netns:source_ip=false")).toEqual({ driver: "builtin", keepClientAddress: false });
     expect(await choice("slirp4netns:port_handler=slirp4netns")).toEqual({ driver: "slirp4netns" });
     expect(await choice("pasta")).toEqual({ driver: "pasta" });
     expect(await choice("bridge", true)).toEqual({ driver: "builtin" });

@@ -17,6 +17,7 @@ describe("parseSlirp4netnsMode", () => {
       outboundAddr: undefined,
       outboundAddr6: undefined,
       mtu: 65520,
+      sourceIp: true,
     });
   });
 
@@ -28,7 +29,7 @@ describe("parseSlirp4netnsMode", () => {
 
   test("every option", () => {
     const o = parseSlirp4netnsMode(
-      "slirp4netns:cidr=10.42.0.0/16,port_handler=slirp4netns,allow_host_loopback=true,enable_ipv6=true,outbound_addr=eth0,outbound_addr6=fd00::1,mtu=1500",
+      "slirp4netns:cidr=10.42.0.0/16,port_handler=slirp4netns,allow_host_loopback=true,enable_ipv6=true,outbound_addr=eth0,outbound_addr6=fd00::1,mtu=1500,source_ip=false",
       eth0Only,
     );
     expect(o).toEqual({
@@ -39,6 +40,7 @@ describe("parseSlirp4netnsMode", () => {
       outboundAddr: "eth0",
       outboundAddr6: "fd00::1",
       mtu: 1500,
+      sourceIp: false,
     });
   });
 

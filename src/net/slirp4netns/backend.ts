@@ -52,7 +52,10 @@ export const slirp4netnsBackend: NetworkBackend<"slirp4netns", Slirp4netnsRecord
     return { newNet: true, ...(options.enableIPv6 ? { netSysctls: IPV6_AT_ONCE } : {}) };
   },
   // port_handler=slirp4netns: slirp4netns's own (API socket); else the builtin forwarder.
-  ports: (mode) => ({ driver: optionsOf(mode).portHandler === "slirp4netns" ? "slirp4netns" : "builtin" }),
+  ports: (mode) => {
+    const o = optionsOf(mode);
+    return o.portHandler === "slirp4netns" ? { driver: "slirp4netns" } : { driver: "builtin", keepClientAddress: o.sourceIp };
+  },
   async setup(mode, ctx) {
     const options = optionsOf(mode);
     // Unix socket paths are limited to 107 bytes: a short name, not ctx.dir.

@@ -29,6 +29,7 @@ const ACCEPTED: Record<string, string> = {
   outbound_addr6: "an IPv6 address or the name of an existing network interface",
   // 68 is IPv4's minimum (podman's lower bound); 65521 is slirp4netns's maximum.
   mtu: "an integer from 68 to 65521",
+  source_ip: "true or false",
 };
 export const OPTION_NAMES = Object.keys(ACCEPTED);
 
@@ -54,14 +55,14 @@ function reservedCidr(value: string): string | null {
   return parsed ? reservedOverlap(parsed.subnet, { slirpInternal: false }) : null;
 }
 
-const bool = (name: string) =>
+const bool = (name: string, fallback: "true" | "false" = "false") =>
   v.optional(
     v.pipe(
       v.string(),
       v.picklist(["true", "false"], bad(name)),
       v.transform((s) => s === "true"),
     ),
-    "false",
+    fallback,
   );
 
 /**
@@ -112,6 +113,8 @@ export const Slirp4netnsOptionsSchema = v.pipe(
       v.pipe(v.string(), v.regex(/^\d{1,5}$/, bad("mtu")), v.transform(Number), v.minValue(68, bad("mtu")), v.maxValue(65521, bad("mtu"))),
       String(DEFAULT_MTU),
     ),
+    // burrow's own (podman has none): the builtin forwarder hands the sandbox each TCP client's own address.
+    source_ip: bool("source_ip", "true"),
   }),
   v.check((o) => o.outbound_addr6 === undefined || o.enable_ipv6, "slirp4netns option outbound_addr6 needs enable_ipv6=true"),
   v.transform((o) => ({
@@ -123,6 +126,8 @@ export const Slirp4netnsOptionsSchema = v.pipe(
     outboundAddr: o.outbound_addr,
     outboundAddr6: o.outbound_addr6,
     mtu: o.mtu,
+    /** The builtin forwarder lets the sandbox see TCP clients' own addresses (src/ports/client-address.ts). */
+    sourceIp: o.source_ip,
   })),
 );
 export type Slirp4netnsOptions = v.InferOutput<typeof Slirp4netnsOptionsSchema>;

@@ -1,6 +1,8 @@
 // port_handler=rootlesskit (the default): burrow's own forwarder inside the
 // daemon, no process per sandbox. It connects to the sandbox's own address,
-// never to its loopback (see src/ports/forwarder.ts).
+// never to its loopback (see src/ports/forwarder.ts). TCP clients not on
+// loopback go in with their own address unless the user turned it off
+// (src/ports/client-address.ts).
 import { BurrowError, messageOf } from "../../errors.ts";
 import type { PortRecord, Sandbox } from "../../state/sandboxes.ts";
 import type { PortDriver } from "../driver.ts";
@@ -28,10 +30,17 @@ export function builtinDriver(): PortDriver {
           targetIPv6: s.runtime.ipv6 === true,
           targetIp6: s.runtime.address6,
           targetPort: p.containerPort,
+          keepClientAddress: s.runtime.keepClientAddress !== false,
         });
         handles.push(h);
         out.push({ ...p, hostPort: h.hostPort });
       }
+      // All ports' answers at once: the connector sets up each sandbox's side once.
+      const answers = await Promise.all(handles.map((h) => h.sourceAddress));
+      answers.forEach((a, i) => {
+        out[i]!.sourceAddress = a.sourceAddress;
+        out[i]!.sourceAddressWhy = a.sourceAddress === "client" ? undefined : (a.why ?? "turned off (source_ip=false)");
+      });
     } catch (e) {
       for (const h of handles) h.close();
       throw e;
@@ -41,6 +50,14 @@ export function builtinDriver(): PortDriver {
   }
 
   return {
+    // Before the network is set up: the connector thread starts beside the
+    // namespaces and the network helper instead of after them, so the ports'
+    // setup (which waits for its answer about client addresses) does not wait for it.
+    async prepare(specs) {
+      fwd ??= createForwarder();
+      fwd.warm();
+      return specs;
+    },
     setup: (s, specs) => publish(s, specs),
     add: (s, specs) => publish(s, specs, true),
     async remove(s, ports) {

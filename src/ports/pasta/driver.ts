@@ -59,6 +59,12 @@ export function pastaPortDriver(): PortDriver {
       for (const p of specs) out.push({ ...p, hostPort: await probePort(p.hostIp, p.hostPort, p.protocol, forwarderListenAddress(p.hostIp)) });
       return out;
     },
+    // pasta's own forwarding hands TCP and UDP clients not on loopback to the
+    // sandbox with their own address (tested on Debian 12's 2023 pasta:
+    // test/integration/source-ip.test.ts); loopback clients come from 127.0.0.1
+    // (its splice path), and a client on the host's own address as pasta's
+    // gateway. Nothing to set up: no pesto or control socket is needed for it.
+    sourceAddress: () => ({ sourceAddress: "client" }),
     setup: async (_s, specs) => specs,
     teardown: async () => [],
     liveRefusal: (s) => (controlOf(s) && pestoPath() ? undefined : NO_CONTROL),

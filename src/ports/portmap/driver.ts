@@ -102,6 +102,8 @@ export function portmapDriver(): PortDriver {
       }
       return out;
     },
+    // DNAT (the portmap plugin, netavark's rules) rewrites only the destination.
+    sourceAddress: () => ({ sourceAddress: "client" }),
     async setup(s, specs) {
       const forwarded = specs.some((p) => !servedByDnat(p))
         ? await loopback6.setup(

@@ -77,6 +77,11 @@ export function slirp4netnsPortDriver(): PortDriver {
 
   return {
     check,
+    sourceAddress: () => ({
+      sourceAddress: "forwarder",
+      sourceAddressWhy:
+        "port_handler=slirp4netns: slirp4netns connects from its gateway address; the default port_handler=rootlesskit keeps TCP clients' addresses",
+    }),
     setup: (s, specs) => publish(s, specs),
     add(s, specs) {
       check(specs);
