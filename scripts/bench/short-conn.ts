@@ -1,12 +1,14 @@
 // Short connections, for scripts/bench/pasta.sh:
 //   bun short-conn.ts serve PORT        accept, write one byte, close (runs in the sandbox)
-//   bun short-conn.ts connect PORT N    N sequential connect / read a byte / close to
-//                                       127.0.0.1:PORT; prints JSON {medianMs, p95Ms, meanMs}
+//   bun short-conn.ts connect PORT N [HOST]
+//                                       N sequential connect / read a byte / close to
+//                                       HOST:PORT (default 127.0.0.1); prints JSON {medianMs, p95Ms, meanMs}
 // One process serves every connection (no fork per connection), so what is
 // measured is the path through the published port, not the server.
 import { connect, createServer } from "node:net";
 
-const [mode, portText, countText] = process.argv.slice(2);
+const [mode, portText, countText, hostText] = process.argv.slice(2);
+const host = hostText ?? "127.0.0.1";
 const port = Number(portText);
 if (mode === "serve") {
   createServer((s) => s.end("x")).listen(port, "0.0.0.0");
@@ -15,7 +17,7 @@ if (mode === "serve") {
   const once = () =>
     new Promise<number>((resolve, reject) => {
       const t0 = performance.now();
-      const s = connect(port, "127.0.0.1");
+      const s = connect(port, host);
       let got = false;
       s.on("data", () => {
         got = true;
