@@ -9,10 +9,10 @@
 //   (src/accelerate/scope.ts); a bind is let through (inbound acceleration is
 //   not built yet);
 // - waits for blocking connects to finish without ever blocking on one.
-import { statSync } from "node:fs";
+import { readlinkSync } from "node:fs";
 import { close } from "../sys/ns.ts";
 import { peerCredOfFd } from "../sys/peercred.ts";
-import { answerNotification, type NotifSizes, receiveNotification, SOCKET_SYSCALLS, hostSeccompArch } from "../sys/seccomp.ts";
+import { answerNotification, hostSeccompArch, type NotifSizes, receiveNotification, SOCKET_SYSCALLS, syncWakeUp } from "../sys/seccomp.ts";
 import { acceptNB, EAGAIN, Epoll, EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, readNB } from "../sys/sockets.ts";
 import { receiveWithFds } from "../sys/unix-socket.ts";
 import { acceleratedConnect } from "./connect.ts";
@@ -37,9 +37,11 @@ interface Expected {
   inside: Subnet[];
 }
 
+/** The inode of `pid`'s network namespace, from its "net:[INODE]" link (cheaper than a stat). */
 function netnsInode(pid: number): number | null {
   try {
-    return statSync(`/proc/${pid}/ns/net`).ino;
+    const m = /^net:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/ns/net`));
+    return m ? Number(m[1]) : null;
   } catch {
     return null;
   }
@@ -169,6 +171,7 @@ function run(init: AcceleratorInit): void {
         return;
       }
       expected.delete(token);
+      syncWakeUp(listener!);
       listeners.set(listener!, owner);
       handlers.set(listener!, onListener);
       ep.add(listener!, EPOLLIN);

@@ -232,6 +232,19 @@ export function waitNotification(listener: number, timeoutMs: number): "ready" |
   return revents & POLLIN ? "ready" : revents & POLLHUP ? "gone" : "timeout";
 }
 
+const SECCOMP_IOCTL_NOTIF_SET_FLAGS = 0x40082104;
+const SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP = 1;
+
+/**
+ * Linux >= 6.6: the kernel wakes the answering thread and the trapped task
+ * as one hand-off on the same CPU (made for supervisors like this one), which
+ * takes a scheduler round trip off every trapped call. Best effort: false
+ * where the kernel lacks it.
+ */
+export function syncWakeUp(listener: number): boolean {
+  return libc.symbols.ioctl(listener, SECCOMP_IOCTL_NOTIF_SET_FLAGS, new BigUint64Array([BigInt(SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP)])) === 0;
+}
+
 /** Is notification `id` still pending (its process alive, the call not interrupted)? Checked before acting on what was read for it. */
 export function notificationValid(listener: number, id: bigint): boolean {
   const cookie = new BigUint64Array([id]);
