@@ -20,6 +20,8 @@ export type AcceleratorInit = {
 export type AcceleratorCommand =
   /** An enter step of sandbox `id` will hand over a listener, announced by `token`. */
   | { op: "expect"; id: string; token: string; scope: Scope }
+  /** A listener of sandbox `id` taken back from its keeper after a daemon restart (an fd of this process, the Worker's from now on). */
+  | { op: "adopt"; id: string; fd: number; scope: Scope }
   /** Sandbox `id` ended: close its listeners and whatever is pending for them. */
   | { op: "forget"; id: string }
   | { op: "exit" };
@@ -28,7 +30,8 @@ export type AcceleratorReport =
   | { op: "started" }
   /** Connections made through host sockets since the last report, per sandbox. */
   | { op: "counts"; counts: Record<string, number> }
-  | { op: "attached"; id: string }
+  /** A listener of `id` was adopted; `keepFd` is a duplicate of it for the main thread to hand to a keeper (and close), or -1. */
+  | { op: "attached"; id: string; keepFd: number }
   | { op: "warn"; message: string }
   | { op: "fatal"; message: string }
   | { op: "exited" };

@@ -7,7 +7,10 @@ import { rmSync } from "node:fs";
 import { BurrowError } from "../errors.ts";
 import { log } from "../log.ts";
 import { close } from "../sys/ns.ts";
-import { accelerationSupport } from "../sys/seccomp.ts";
+import { accelerationSupport, copyProcessFd } from "../sys/seccomp.ts";
+import { startTimeOf } from "../sys/processes.ts";
+import { spawnListenerKeeper } from "../sandbox/enter-spawn.ts";
+import type { HelperLedger } from "../state/helpers.ts";
 import { pipe, setBlocking, writeAll } from "../sys/sockets.ts";
 import { listenUnix } from "../sys/unix-socket.ts";
 import { workerUrl } from "../workers.ts";
@@ -38,6 +41,8 @@ export class Accelerator {
   constructor(
     private readonly socketPath: string,
     private readonly uid: number,
+    /** The helper ledger: each listener's keeper is written down as its sandbox's helper. */
+    private readonly helpers?: HelperLedger,
   ) {
     // One daemon at a time holds the state lock: a socket here is a killed daemon's.
     rmSync(socketPath, { force: true });
@@ -52,12 +57,68 @@ export class Accelerator {
     return { socket: this.socketPath, token };
   }
 
-  /** Sandbox `id` ended: its listeners are closed (its processes are gone with it). */
-  forget(id: string): void {
+  /** Sandbox `id` ended: its listeners are closed (its processes are gone with it) and their keepers stopped. */
+  async forget(id: string): Promise<void> {
     this.connections.delete(id);
     this.active.delete(id);
     if (this.worker) this.send({ op: "forget", id });
     this.keepAlive();
+    const keepers = this.keepersOf(id);
+    for (const k of keepers) {
+      try {
+        process.kill(k.pid, "SIGKILL");
+      } catch {}
+    }
+    for (let i = 0; i < 100 && keepers.some((k) => startTimeOf(k.pid) === k.start); i++) await Bun.sleep(10);
+  }
+
+  /** The live keepers the ledger records for sandbox `id`. */
+  private keepersOf(id: string): Array<{ pid: number; start: string }> {
+    if (!this.helpers) return [];
+    return this.helpers
+      .all()
+      .filter((r) => r.kind === "accel-keeper" && r.owner === `sandbox:${id}` && r.pid !== null && r.pidStart !== null && startTimeOf(r.pid) === r.pidStart)
+      .map((r) => ({ pid: r.pid!, start: r.pidStart! }));
+  }
+
+  /**
+   * After a daemon restart: takes back every listener of sandbox `s` from its
+   * keepers (pidfd_getfd of their fd 3) and serves them again. Calls trapped
+   * while no daemon ran have waited in the kernel; they are answered now.
+   */
+  recover(id: string, scope: Scope): number {
+    let n = 0;
+    for (const k of this.keepersOf(id)) {
+      let fd: number;
+      try {
+        fd = copyProcessFd(k.pid, 3);
+      } catch (e) {
+        log.warn(`accelerate: cannot take a listener of ${id.slice(0, 12)} back from keeper ${k.pid}: ${(e as Error).message}`);
+        continue;
+      }
+      this.ensureWorker();
+      this.send({ op: "adopt", id, fd, scope });
+      n++;
+    }
+    return n;
+  }
+
+  /** A keeper for a listener the Worker adopted (`keepFd`, ours to close). */
+  private keep(id: string, keepFd: number): void {
+    if (keepFd < 0) return;
+    try {
+      const track = this.helpers?.intend("accel-keeper", `sandbox:${id}`);
+      const child = spawnListenerKeeper(keepFd, track?.env ?? {});
+      if (child) track?.spawned(child.pid);
+      else {
+        track?.cancel();
+        log.warn("accelerate: this build has no enter helper to keep listeners: a daemon crash would cut accelerated sandboxes' connects");
+      }
+    } catch (e) {
+      log.warn(`accelerate: no keeper for a listener of ${id.slice(0, 12)}: ${(e as Error).message}`);
+    } finally {
+      close(keepFd);
+    }
   }
 
   attached(id: string): boolean {
@@ -106,6 +167,7 @@ export class Accelerator {
       else if (m.op === "attached") {
         this.active.add(m.id);
         this.keepAlive();
+        this.keep(m.id, m.keepFd);
       } else if (m.op === "warn") log.warn(`accelerate: ${m.message}`);
       else if (m.op === "fatal") log.error(`accelerate: the supervisor stopped: ${m.message}`);
     };

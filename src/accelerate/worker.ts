@@ -12,7 +12,7 @@
 import { readlinkSync } from "node:fs";
 import { close } from "../sys/ns.ts";
 import { peerCredOfFd } from "../sys/peercred.ts";
-import { answerNotification, hostSeccompArch, type NotifSizes, receiveNotification, SOCKET_SYSCALLS, syncWakeUp } from "../sys/seccomp.ts";
+import { answerNotification, duplicateFd, hostSeccompArch, type NotifSizes, receiveNotification, SOCKET_SYSCALLS, syncWakeUp } from "../sys/seccomp.ts";
 import { acceptNB, EAGAIN, Epoll, EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, readNB } from "../sys/sockets.ts";
 import { receiveWithFds } from "../sys/unix-socket.ts";
 import { acceleratedConnect } from "./connect.ts";
@@ -171,13 +171,26 @@ function run(init: AcceleratorInit): void {
         return;
       }
       expected.delete(token);
-      syncWakeUp(listener!);
-      listeners.set(listener!, owner);
-      handlers.set(listener!, onListener);
-      ep.add(listener!, EPOLLIN);
-      post({ op: "attached", id: owner.id });
+      adopt(listener!, owner, true);
       return;
     }
+  }
+
+  /** Serves `listener` for `owner`; `keep`: hand a duplicate to the main thread for a keeper process (a new listener; one taken back from its keeper has one). */
+  function adopt(listener: number, owner: Expected, keep: boolean): void {
+    syncWakeUp(listener);
+    listeners.set(listener, owner);
+    handlers.set(listener, onListener);
+    ep.add(listener, EPOLLIN);
+    let keepFd = -1;
+    if (keep) {
+      try {
+        keepFd = duplicateFd(listener);
+      } catch (e) {
+        post({ op: "warn", message: `no keeper for a listener of ${owner.id.slice(0, 12)}: ${(e as Error).message}` });
+      }
+    }
+    post({ op: "attached", id: owner.id, keepFd });
   }
 
   function onAccept(): void {
@@ -223,6 +236,9 @@ function run(init: AcceleratorInit): void {
     switch (m.op) {
       case "expect":
         expected.set(m.token, { id: m.id, scope: m.scope, inside: insideSubnets(m.scope) });
+        break;
+      case "adopt":
+        adopt(m.fd, { id: m.id, scope: m.scope, inside: insideSubnets(m.scope) }, false);
         break;
       case "forget":
         for (const [t, e] of expected) if (e.id === m.id) expected.delete(t);

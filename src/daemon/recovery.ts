@@ -2,6 +2,7 @@
 // processes or pins vanished (reap, every second), what a reboot, a dead
 // session or a killed daemon left (reconcile, at start), and a dead holder
 // (sessionLost). Daemon main thread.
+import { accelerationScope } from "../accelerate/scope-of.ts";
 import { messageOf } from "../errors.ts";
 import { log } from "../log.ts";
 import { pinDir } from "../paths.ts";
@@ -71,6 +72,14 @@ export class SandboxRecovery {
           s.runtime.networkError = `ports not restored: ${messageOf(e)}`;
           ctx.store.update(s);
         });
+      }
+      // Listeners of accelerated sandboxes, from their keepers: trapped calls have waited for this.
+      if (restore && pinsOk && s.spec.accelerate && s.runtime.ino) {
+        try {
+          ctx.accelerator.recover(s.id, accelerationScope(s, s.runtime.ino.net));
+        } catch (e) {
+          log.warn(`accelerate: ${sandboxLabel(s)}: ${messageOf(e)}`);
+        }
       }
       if (s.status === "running") {
         const gone = !s.pid || startTimeOf(s.pid) !== s.pidStart;

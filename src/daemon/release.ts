@@ -118,7 +118,7 @@ export class SandboxReleases {
     // Only while pinned: a released sandbox's namespace is gone and its inode may name another's.
     if (s.runtime.ino && s.runtime.pins) await killAll(s.runtime.ino.mnt, s.runtime.pins.mnt);
     // Its processes are gone: their listeners and pending connects go too.
-    if (s.spec.accelerate) this.ctx.accelerator.forget(s.id);
+    if (s.spec.accelerate) await this.ctx.accelerator.forget(s.id);
     if (s.runtime.ports?.length) errors.push(...(await this.ctx.ports.teardown(s)));
     return errors;
   }

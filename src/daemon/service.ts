@@ -57,7 +57,7 @@ export class SandboxService {
       children: new Map(),
       creating: new Set(),
       restarts: this.restarts,
-      accelerator: new Accelerator(`${deps.paths.runtimeDir}/accelerate.sock`, process.getuid?.() ?? 0),
+      accelerator: new Accelerator(`${deps.paths.runtimeDir}/accelerate.sock`, process.getuid?.() ?? 0, deps.bookkeeping.helpers),
     };
     this.releases = new SandboxReleases(this.ctx);
     this.recovery = new SandboxRecovery(this.ctx, this.releases);

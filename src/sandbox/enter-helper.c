@@ -20,6 +20,8 @@
  *   burrow-enter [-U PATH] [-M PATH] [-n PATH] [-u PATH] [-m PATH] [-t]
  *                [-e FD] [-w DIR] [-c DIR] [-i UID:GID[:G,G...]]
  *                [-C CAPMASK_HEX] [-L] [-F FD -S FD] -- COMMAND [ARG...]
+ *   burrow-enter -K      (keeper: holds the seccomp listener on fd 3 until no
+ *                        process uses its filter any more)
  *
  * It is single-threaded from its first instruction, which is what issue 16
  * (--accelerate) needs: with -F and -S, the seccomp filter read from -F's fd
@@ -42,6 +44,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -610,7 +613,27 @@ static void install_notify_filter(int filter_fd, int notify_fd) {
   close(notify_fd);
 }
 
+/*
+ * --accelerate's keeper: a copy of a sandbox's seccomp listener that outlives
+ * the daemon. Were the daemon's copies the last, its death would close the
+ * listener, and the kernel would fail every trapped connect with ENOSYS from
+ * then on; with this copy the calls wait until the next daemon takes the
+ * listener back (pidfd_getfd of our fd 3) and answers. It answers nothing
+ * itself (POLLIN is not asked for) and ends when the filter has no process
+ * left (POLLHUP) or when burrow kills it with its sandbox.
+ */
+static _Noreturn void keep_listener(void) {
+  struct pollfd p = { .fd = 3, .events = 0 };
+  for (;;) {
+    int n = poll(&p, 1, -1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) _exit(EXIT_BURROW);
+    if (p.revents & (POLLHUP | POLLERR | POLLNVAL)) _exit(0);
+  }
+}
+
 int main(int argc, char **argv) {
+  if (argc == 2 && strcmp(argv[1], "-K") == 0) keep_listener();
   struct request r;
   parse_args(argc, argv, &r);
 

@@ -91,6 +91,25 @@ export function helperArgs(request: EnterRequest, argv: string[], accelerate?: {
 }
 
 /**
+ * Starts the enter helper as a keeper of one --accelerate listener (its -K
+ * mode: enter-helper.c keep_listener): `listenerFd` becomes its fd 3. null
+ * when this binary has no helper (nothing then keeps the listener through
+ * a daemon's death: docs/accelerate.md).
+ */
+export function spawnListenerKeeper(listenerFd: number, env: Record<string, string>): Bun.Subprocess | null {
+  const fd = readyEnterHelper();
+  if (fd === null) return null;
+  const child = Bun.spawn([`/proc/self/fd/${fd}`, "-K"], {
+    stdio: ["ignore", "ignore", "ignore", listenerFd],
+    argv0: "burrow-accel-keep",
+    env: cleanEnv(env),
+    detached: true,
+  });
+  child.unref();
+  return child;
+}
+
+/**
  * The two fds an accelerated enter step gets: a pipe holding this machine's
  * filter program (-F) and a connection to the daemon's handoff socket that
  * already carries the token line (-S); the helper sends its listener there.

@@ -35,7 +35,7 @@ export const HELPER_MARKER = "BURROW_HELPER_ID";
  */
 export const HELPER_SCOPE = "BURROW_HELPER_STATE";
 
-export type HelperKind = "slirp4netns" | "pasta" | "dnsmasq" | "aardvark-dns";
+export type HelperKind = "slirp4netns" | "pasta" | "dnsmasq" | "aardvark-dns" | "accel-keeper";
 
 export interface HelperRow {
   id: string;

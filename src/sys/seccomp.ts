@@ -310,6 +310,13 @@ export function receiveFd(sock: number): number | null {
 
 // ------------------------------------------------------------ acting for the trapped process
 
+const F_DUPFD_CLOEXEC = 1030;
+
+/** A close-on-exec duplicate of `fd` (the same open file), numbered 3 or above. */
+export function duplicateFd(fd: number): number {
+  return check("fcntl", libc.symbols.fcntl(fd, F_DUPFD_CLOEXEC, 3), "F_DUPFD_CLOEXEC");
+}
+
 /** pidfd_open(2) and pidfd_getfd(2): the same numbers on every architecture (the unified table from 424 on). */
 const SYS_pidfd_open = 434;
 const SYS_pidfd_getfd = 438;

@@ -6,7 +6,8 @@
 // The only server the sandboxes reach is on the loopback of the daemon's
 // network namespace (the host's rootless, a test netns rootful).
 import { afterEach, beforeEach, expect, test } from "bun:test";
-import { burrowContext, type BurrowContext } from "../helpers/context.ts";
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { burrowContext, type BurrowContext, daemonPids } from "../helpers/context.ts";
 import { integrationUnavailable } from "../helpers/env.ts";
 import { describeWhen, firstMissing } from "../helpers/requirements.ts";
 import { until } from "../helpers/until.ts";
@@ -136,20 +137,21 @@ print("connected", ok)
       expect(serverOut.filter((l) => l.startsWith("conn"))).toEqual([]);
     });
 
-    // Rootful only: an "outside" address rootless would be the real network's.
-    test.if(mode === "rootful")("a sockaddr rewritten between an outside address and 127.0.0.1 only ever connects to the outside one", async () => {
-      // 192.0.2.1 (TEST-NET-1) on the test netns's loopback is "outside" to the sandbox: its connects become host sockets.
-      await t.run(["ip", "addr", "add", "192.0.2.1/32", "dev", "lo"]);
-      const wide = nextPort++;
-      const all = t.spawn(["python3", "-c", SERVER(wide, "0.0.0.0")]);
-      const seen: string[] = [];
-      void (async () => {
-        const dec = new TextDecoder();
-        for await (const chunk of all.stdout as ReadableStream<Uint8Array>) seen.push(...dec.decode(chunk).split("\n").filter(Boolean));
-      })();
-      try {
-        await until(async () => seen.includes("ready") || null, 10_000, "the wide server");
-        const script = `import ctypes,socket,struct,threading
+    // Rootful only (not registered rootless): an "outside" address rootless would be the real network's.
+    if (mode === "rootful")
+      test("a sockaddr rewritten between an outside address and 127.0.0.1 only ever connects to the outside one", async () => {
+        // 192.0.2.1 (TEST-NET-1) on the test netns's loopback is "outside" to the sandbox: its connects become host sockets.
+        await t.run(["ip", "addr", "add", "192.0.2.1/32", "dev", "lo"]);
+        const wide = nextPort++;
+        const all = t.spawn(["python3", "-c", SERVER(wide, "0.0.0.0")]);
+        const seen: string[] = [];
+        void (async () => {
+          const dec = new TextDecoder();
+          for await (const chunk of all.stdout as ReadableStream<Uint8Array>) seen.push(...dec.decode(chunk).split("\n").filter(Boolean));
+        })();
+        try {
+          await until(async () => seen.includes("ready") || null, 10_000, "the wide server");
+          const script = `import ctypes,socket,struct,threading
 libc=ctypes.CDLL(None,use_errno=True)
 a=struct.pack("<H",socket.AF_INET)+struct.pack(">H",${wide})+socket.inet_aton("192.0.2.1")+bytes(8)
 b=struct.pack("<H",socket.AF_INET)+struct.pack(">H",${wide})+socket.inet_aton("127.0.0.1")+bytes(8)
@@ -167,22 +169,44 @@ for i in range(300):
 stop=True
 print("connected", ok)
 `;
-        const out = await t.burrowOk(["run", "--rm", "--accelerate", "--network", slirp(false), "--", "python3", "-c", script]);
-        const ok = Number(/^connected (\d+)$/.exec(out.trim())?.[1]);
-        expect(ok).toBeGreaterThan(0);
-        const conns = await until(
-          async () => {
-            const c = seen.filter((l) => l.startsWith("conn "));
-            return c.length >= ok ? c : null;
-          },
-          10_000,
-          "the server logging every connection",
-        );
-        // Every connection that reached the daemon's namespace went to the address burrow read, never to its loopback.
-        expect([...new Set(conns)]).toEqual(["conn 192.0.2.1"]);
+          const out = await t.burrowOk(["run", "--rm", "--accelerate", "--network", slirp(false), "--", "python3", "-c", script]);
+          const ok = Number(/^connected (\d+)$/.exec(out.trim())?.[1]);
+          expect(ok).toBeGreaterThan(0);
+          const conns = await until(
+            async () => {
+              const c = seen.filter((l) => l.startsWith("conn "));
+              return c.length >= ok ? c : null;
+            },
+            10_000,
+            "the server logging every connection",
+          );
+          // Every connection that reached the daemon's namespace went to the address burrow read, never to its loopback.
+          expect([...new Set(conns)]).toEqual(["conn 192.0.2.1"]);
+        } finally {
+          all.kill();
+          await all.exited;
+        }
+      });
+
+    test("kill -9 of the daemon: a connect waits for the next daemon, which takes the listener back from its keeper; rm -f leaves no keeper", async () => {
+      const dir = mkdtempSync("/tmp/burrow-accel-");
+      chmodSync(dir, 0o777);
+      const go = `${dir}/go`;
+      try {
+        const script = `import os,time,socket\nprint("waiting",flush=True)\nwhile not os.path.exists(${JSON.stringify(go)}): time.sleep(0.05)\ns=socket.socket()\ns.connect(("10.0.2.2",${port}))\nprint("local", s.getsockname()[0], flush=True)\ntime.sleep(600)\n`;
+        await t.burrowOk(["run", "-d", "--name", "k", "--accelerate", "--network", slirp(true), "--", "python3", "-c", script]);
+        await until(async () => (await t.burrowOk(["logs", "k"])).includes("waiting") || null, 10_000, "the command to start");
+        const [daemon] = daemonPids(t);
+        expect(daemon).toBeGreaterThan(0);
+        process.kill(daemon!, "SIGKILL");
+        await until(() => !daemonPids(t).includes(daemon!), 10_000, "the daemon's end");
+        // The connect is made now, by the command that was filtered under the killed daemon.
+        writeFileSync(go, "");
+        const line = await until(async () => (await t.burrowOk(["logs", "k"])).split("\n").find((l) => l.startsWith("local")), 15_000, "the connect's answer");
+        expect(line).toBe("local 127.0.0.1");
+        await t.burrowOk(["rm", "-f", "k"]);
       } finally {
-        all.kill();
-        await all.exited;
+        rmSync(dir, { recursive: true, force: true });
       }
     });
 
