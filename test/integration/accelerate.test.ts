@@ -188,6 +188,30 @@ print("connected", ok)
         }
       });
 
+    // Rootful only: 192.0.2.1 on the test netns's loopback is an outside address (rootless it would be the real network's).
+    if (mode === "rootful")
+      test("a bridge network sandbox: outside destinations through host sockets, its own subnet through the bridge", async () => {
+        await t.run(["ip", "addr", "add", "192.0.2.1/32", "dev", "lo"]);
+        const wide = nextPort++;
+        const all = t.spawn(["python3", "-c", SERVER(wide, "0.0.0.0")]);
+        const seen: string[] = [];
+        void (async () => {
+          const dec = new TextDecoder();
+          for await (const chunk of all.stdout as ReadableStream<Uint8Array>) seen.push(...dec.decode(chunk).split("\n").filter(Boolean));
+        })();
+        try {
+          await until(async () => seen.includes("ready") || null, 10_000, "the wide server");
+          const out = await t.burrowOk(["run", "--rm", "--accelerate", "--network", "bridge", "--", "python3", "-c", CLIENT("192.0.2.1", wide)]);
+          // The host socket's own address is the daemon netns's; through the bridge it would be the sandbox's 10.x address.
+          expect(out.trim()).toBe("local 192.0.2.1 peer 192.0.2.1");
+          const plain = await t.burrowOk(["run", "--rm", "--network", "bridge", "--", "python3", "-c", CLIENT("192.0.2.1", wide)]);
+          expect(plain.trim()).toMatch(/^local 10\.\d+\.\d+\.\d+ peer /);
+        } finally {
+          all.kill();
+          await all.exited;
+        }
+      });
+
     test("kill -9 of the daemon: a connect waits for the next daemon, which takes the listener back from its keeper; rm -f leaves no keeper", async () => {
       const dir = mkdtempSync("/tmp/burrow-accel-");
       chmodSync(dir, 0o777);
