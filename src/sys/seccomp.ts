@@ -16,6 +16,7 @@
 import { ptr } from "bun:ffi";
 import { release } from "node:os";
 import { check, errno, libc, SysError } from "./libc.ts";
+import { POLLHUP, POLLIN, pollOnce } from "./unix-socket.ts";
 
 export type SeccompArch = "x86_64" | "aarch64";
 
@@ -210,25 +211,13 @@ export function receiveNotification(listener: number, sizes: NotifSizes): Notifi
   return { id: v.getBigUint64(0, true), pid: v.getUint32(8, true), nr: v.getInt32(16, true), arch: v.getUint32(20, true), args };
 }
 
-const POLLIN = 0x1;
-const POLLHUP = 0x10;
-
 /**
  * Waits up to `timeoutMs` for `listener` to have a notification: "ready",
  * "gone" when no process uses the filter any more (POLLHUP), or "timeout".
  * SECCOMP_IOCTL_NOTIF_RECV itself blocks whatever the fd's flags say.
  */
 export function waitNotification(listener: number, timeoutMs: number): "ready" | "gone" | "timeout" {
-  const pfd = new Uint8Array(8);
-  const v = new DataView(pfd.buffer);
-  v.setInt32(0, listener, true);
-  v.setInt16(4, POLLIN, true);
-  let n: number;
-  do n = libc.symbols.poll(pfd, 1, timeoutMs);
-  while (n === -1 && errno() === 4);
-  check("poll", n);
-  if (n === 0) return "timeout";
-  const revents = v.getInt16(6, true);
+  const revents = pollOnce(listener, POLLIN, timeoutMs);
   return revents & POLLIN ? "ready" : revents & POLLHUP ? "gone" : "timeout";
 }
 
@@ -264,48 +253,6 @@ export function answerNotification(listener: number, id: bigint, answer: { conti
   else if ("error" in answer) v.setInt32(16, -answer.error, true);
   else v.setBigInt64(8, BigInt(answer.value), true);
   check("ioctl", libc.symbols.ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, buf), "SECCOMP_IOCTL_NOTIF_SEND");
-}
-
-// ------------------------------------------------------------ fds over a unix socket
-
-const AF_UNIX = 1;
-const SOCK_STREAM = 1;
-const SOCK_CLOEXEC = 0o2000000;
-const SOL_SOCKET = 1;
-const SCM_RIGHTS = 1;
-const MSG_CMSG_CLOEXEC = 0x40000000;
-
-/** A connected pair of close-on-exec unix stream sockets. */
-export function socketPair(): [number, number] {
-  const fds = new Int32Array(2);
-  check("socketpair", libc.symbols.socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds));
-  return [fds[0]!, fds[1]!];
-}
-
-/**
- * Receives one fd sent with SCM_RIGHTS on `sock` (close-on-exec here),
- * with the one byte of data that carries it. null at end of stream.
- */
-export function receiveFd(sock: number): number | null {
-  const data = new Uint8Array(1);
-  const iov = new BigUint64Array([BigInt(ptr(data)), 1n]);
-  // struct cmsghdr (len u64, level i32, type i32) + one int, padded to 8.
-  const control = new Uint8Array(24);
-  const msg = new BigUint64Array(7); // struct msghdr: name, namelen, iov, iovlen, control, controllen, flags
-  msg[2] = BigInt(ptr(iov));
-  msg[3] = 1n;
-  msg[4] = BigInt(ptr(control));
-  msg[5] = 24n;
-  let n: number;
-  do n = Number(libc.symbols.recvmsg(sock, msg, MSG_CMSG_CLOEXEC));
-  while (n === -1 && errno() === 4);
-  check("recvmsg", n);
-  if (n === 0) return null;
-  const v = new DataView(control.buffer);
-  if (Number(v.getBigUint64(0, true)) < 20 || v.getInt32(8, true) !== SOL_SOCKET || v.getInt32(12, true) !== SCM_RIGHTS) {
-    throw new Error("recvmsg: the message carried no fd");
-  }
-  return v.getInt32(16, true);
 }
 
 // ------------------------------------------------------------ acting for the trapped process

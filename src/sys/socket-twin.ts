@@ -6,6 +6,7 @@ import { ptr } from "bun:ffi";
 import { check, errno, libc } from "./libc.ts";
 import { AF_INET, AF_INET6, SOCK_CLOEXEC, SOCK_STREAM } from "./net.ts";
 import { SOCK_NONBLOCK } from "./netio.ts";
+import { POLLOUT, pollOnce } from "./unix-socket.ts";
 
 const SOL_SOCKET = 1;
 const SO_TYPE = 3;
@@ -117,16 +118,7 @@ export function setNonBlocking(fd: number, on: boolean): void {
   check("fcntl", libc.symbols.fcntl(fd, F_SETFL, on ? flags | O_NONBLOCK : flags & ~O_NONBLOCK), "F_SETFL");
 }
 
-const POLLOUT = 0x4;
-
 /** Waits up to `timeoutMs` for `fd` to be writable (a non-blocking connect has ended, either way). */
 export function waitWritable(fd: number, timeoutMs: number): boolean {
-  const pfd = new Uint8Array(8);
-  const v = new DataView(pfd.buffer);
-  v.setInt32(0, fd, true);
-  v.setInt16(4, POLLOUT, true);
-  let n: number;
-  do n = libc.symbols.poll(pfd, 1, timeoutMs);
-  while (n === -1 && errno() === 4);
-  return check("poll", n) === 1;
+  return pollOnce(fd, POLLOUT, timeoutMs) !== 0;
 }

@@ -35,27 +35,38 @@ const SERVER = (port: number, bind = "127.0.0.1") =>
 const CLIENT = (host: string, port: number) =>
   `import socket,errno\ns=socket.socket()\ntry:\n  s.connect(("${host}",${port}))\n  print("local", s.getsockname()[0], s.recv(100).decode().strip())\nexcept OSError as e:\n  print(errno.errorcode.get(e.errno, e.errno))\n`;
 
+/** Starts SERVER in `t`'s identity and netns; resolves once it listens. `lines` fills with what it prints. */
+async function startServer(t: BurrowContext, port: number, bind?: string) {
+  const proc = t.spawn(["python3", "-c", SERVER(port, bind)]);
+  const lines: string[] = [];
+  void (async () => {
+    const dec = new TextDecoder();
+    for await (const chunk of proc.stdout as ReadableStream<Uint8Array>) lines.push(...dec.decode(chunk).split("\n").filter(Boolean));
+  })();
+  await until(async () => lines.includes("ready") || null, 10_000, `the server on ${bind ?? "127.0.0.1"}:${port}`);
+  return {
+    lines,
+    async stop() {
+      proc.kill();
+      await proc.exited;
+    },
+  };
+}
+
 for (const mode of ["rootless", "rootful"] as const) {
   describeWhen(why)(`--accelerate (${mode})`, () => {
     let t: BurrowContext;
     let port: number;
-    let server: ReturnType<BurrowContext["spawn"]>;
+    let server: Awaited<ReturnType<typeof startServer>>;
     let serverOut: string[];
     beforeEach(async () => {
       t = await burrowContext(mode);
       port = nextPort++;
-      serverOut = [];
-      server = t.spawn(["python3", "-c", SERVER(port)]);
-      const reader = (async () => {
-        const dec = new TextDecoder();
-        for await (const chunk of server.stdout as ReadableStream<Uint8Array>) serverOut.push(...dec.decode(chunk).split("\n").filter(Boolean));
-      })();
-      void reader;
-      await until(async () => serverOut.includes("ready") || null, 10_000, "the host-side server");
+      server = await startServer(t, port);
+      serverOut = server.lines;
     });
     afterEach(async () => {
-      server.kill();
-      await server.exited;
+      await server.stop();
       await t.dispose();
     });
 
@@ -143,14 +154,9 @@ print("connected", ok)
         // 192.0.2.1 (TEST-NET-1) on the test netns's loopback is "outside" to the sandbox: its connects become host sockets.
         await t.run(["ip", "addr", "add", "192.0.2.1/32", "dev", "lo"]);
         const wide = nextPort++;
-        const all = t.spawn(["python3", "-c", SERVER(wide, "0.0.0.0")]);
-        const seen: string[] = [];
-        void (async () => {
-          const dec = new TextDecoder();
-          for await (const chunk of all.stdout as ReadableStream<Uint8Array>) seen.push(...dec.decode(chunk).split("\n").filter(Boolean));
-        })();
+        const all = await startServer(t, wide, "0.0.0.0");
+        const seen = all.lines;
         try {
-          await until(async () => seen.includes("ready") || null, 10_000, "the wide server");
           const script = `import ctypes,socket,struct,threading
 libc=ctypes.CDLL(None,use_errno=True)
 a=struct.pack("<H",socket.AF_INET)+struct.pack(">H",${wide})+socket.inet_aton("192.0.2.1")+bytes(8)
@@ -183,8 +189,7 @@ print("connected", ok)
           // Every connection that reached the daemon's namespace went to the address burrow read, never to its loopback.
           expect([...new Set(conns)]).toEqual(["conn 192.0.2.1"]);
         } finally {
-          all.kill();
-          await all.exited;
+          await all.stop();
         }
       });
 
@@ -193,22 +198,15 @@ print("connected", ok)
       test("a bridge network sandbox: outside destinations through host sockets, its own subnet through the bridge", async () => {
         await t.run(["ip", "addr", "add", "192.0.2.1/32", "dev", "lo"]);
         const wide = nextPort++;
-        const all = t.spawn(["python3", "-c", SERVER(wide, "0.0.0.0")]);
-        const seen: string[] = [];
-        void (async () => {
-          const dec = new TextDecoder();
-          for await (const chunk of all.stdout as ReadableStream<Uint8Array>) seen.push(...dec.decode(chunk).split("\n").filter(Boolean));
-        })();
+        const all = await startServer(t, wide, "0.0.0.0");
         try {
-          await until(async () => seen.includes("ready") || null, 10_000, "the wide server");
           const out = await t.burrowOk(["run", "--rm", "--accelerate", "--network", "bridge", "--", "python3", "-c", CLIENT("192.0.2.1", wide)]);
           // The host socket's own address is the daemon netns's; through the bridge it would be the sandbox's 10.x address.
           expect(out.trim()).toBe("local 192.0.2.1 peer 192.0.2.1");
           const plain = await t.burrowOk(["run", "--rm", "--network", "bridge", "--", "python3", "-c", CLIENT("192.0.2.1", wide)]);
           expect(plain.trim()).toMatch(/^local 10\.\d+\.\d+\.\d+ peer /);
         } finally {
-          all.kill();
-          await all.exited;
+          await all.stop();
         }
       });
 

@@ -3,12 +3,12 @@
 // namespace of its own (`unshare -rn`: only a loopback that is down), so any
 // connection it makes can only have gone through the twin socket made here.
 import { beforeAll, describe, expect, test } from "bun:test";
-import { closeSync, existsSync, mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { closeSync, existsSync } from "node:fs";
 import { buildEnterHelper } from "../../scripts/build.ts";
 import { acceleratedConnect, parseInetSockaddr, type Verdict } from "../../src/accelerate/connect.ts";
 import { sockaddrOf } from "../../src/sys/netio.ts";
-import { accelerationSupport, acceleratedFilter, receiveFd, receiveNotification, socketPair, waitNotification } from "../../src/sys/seccomp.ts";
+import { accelerationSupport, receiveNotification, waitNotification } from "../../src/sys/seccomp.ts";
+import { notifSizes, pythonUnderFilter } from "../helpers/accelerate.ts";
 import { waitWritable } from "../../src/sys/socket-twin.ts";
 import { repoRoot } from "../helpers/env.ts";
 
@@ -40,24 +40,7 @@ describe("a trapped connect through a host twin", () => {
     if (!why && Bun.spawnSync(["unshare", "-rn", "true"]).exitCode !== 0) why = "unshare -rn fails here (user namespaces disabled?)";
   });
 
-  /** python3 under the filter in an empty netns; the listener it handed over. */
-  function sandboxed(code: string) {
-    const dir = mkdtempSync(`${tmpdir()}/burrow-accel-`);
-    writeFileSync(`${dir}/filter`, acceleratedFilter());
-    const filterFd = openSync(`${dir}/filter`, "r");
-    rmSync(dir, { recursive: true });
-    const [mine, theirs] = socketPair();
-    const child = Bun.spawn(["unshare", "-rn", helper, "-F", "3", "-S", "4", "--", "/usr/bin/python3", "-c", code], {
-      stdio: ["ignore", "pipe", "pipe", filterFd, theirs],
-      env: { PATH: "/usr/bin:/bin" },
-    });
-    closeSync(filterFd);
-    closeSync(theirs);
-    const listener = receiveFd(mine);
-    closeSync(mine);
-    if (listener === null) throw new Error("the helper sent no listener");
-    return { child, listener };
-  }
+  const sandboxed = (code: string) => pythonUnderFilter(helper, code, ["unshare", "-rn"]);
 
   async function server() {
     const peers: string[] = [];
@@ -76,11 +59,7 @@ describe("a trapped connect through a host twin", () => {
     return { port: s.port, peers, stop: () => s.stop(true) };
   }
 
-  function sizes() {
-    const s = accelerationSupport();
-    if (!s.ok) throw new Error(s.missing);
-    return s.sizes;
-  }
+  const sizes = notifSizes;
 
   const toHost =
     (ip: string, port: number): ((d: { ip: string; port: number }) => Verdict) =>

@@ -16,17 +16,16 @@ import {
   kernelVersion,
   notificationValid,
   notifyProgram,
-  receiveFd,
   receiveNotification,
   SECCOMP_RET_ALLOW,
   SECCOMP_RET_USER_NOTIF,
   type SeccompArch,
   SOCKET_SYSCALLS,
-  socketPair,
   waitNotification,
-  acceleratedFilter,
   hostSeccompArch,
 } from "../../src/sys/seccomp.ts";
+import { receiveFd, socketPair } from "../../src/sys/unix-socket.ts";
+import { pythonUnderFilter } from "../helpers/accelerate.ts";
 import { repoRoot } from "../helpers/env.ts";
 
 /** Runs a classic-BPF seccomp program over (arch, nr) with the four opcodes the filter uses; anything else fails the test. */
@@ -120,23 +119,7 @@ describe("the filter in a real process", () => {
     if (!existsSync(helper)) helper = (await buildEnterHelper()) ?? "";
   });
 
-  /** Starts python3 under the filter through the helper; returns the child and the listener it handed over. */
-  function accelerated(code: string) {
-    const dir = mkdtempSync(`${tmpdir()}/burrow-seccomp-`);
-    writeFileSync(`${dir}/filter`, acceleratedFilter());
-    const filterFd = openSync(`${dir}/filter`, "r");
-    rmSync(dir, { recursive: true });
-    const [mine, theirs] = socketPair();
-    const child = Bun.spawn([helper, "-F", "3", "-S", "4", "--", "/usr/bin/python3", "-c", code], {
-      stdio: ["ignore", "pipe", "pipe", filterFd, theirs],
-      env: { PATH: "/usr/bin:/bin" },
-    });
-    closeSync(filterFd);
-    closeSync(theirs);
-    const listener = receiveFd(mine);
-    closeSync(mine);
-    return { child, listener };
-  }
+  const accelerated = (code: string) => pythonUnderFilter(helper, code);
 
   const connectTo = (port: number) =>
     `import socket,errno\ns=socket.socket()\ntry:\n  s.connect(("127.0.0.1",${port}))\n  print("connected")\nexcept OSError as e:\n  print(errno.errorcode[e.errno])\n`;
