@@ -127,13 +127,19 @@ export default defineCommand({
     }
     if (!created.enter)
       throw new BurrowError(`sandbox ${created.name} (${created.id.slice(0, 12)}) was created, but it has exited and is gone`, { kind: "not-running" });
-    const code = await runForeground(created.enter, p.rest, po, (pid) =>
-      call("started", { id: created.id, pid }).then(
+    let pid: number | undefined;
+    let started: Promise<void> = Promise.resolve();
+    const code = await runForeground(created.enter, p.rest, po, async (childPid) => {
+      pid = childPid;
+      started = call("started", { id: created.id, pid }).then(
         () => {},
         () => {},
-      ),
-    );
-    await call("exited", { id: created.id, exitCode: code });
+      );
+    });
+    // The exit goes out without waiting for started's reply (a round trip
+    // of every short command): it carries the pid, and the daemon marks the
+    // sandbox started first when the started report has not come yet.
+    await Promise.all([call("exited", { id: created.id, exitCode: code, ...(pid !== undefined ? { pid } : {}) }), started]);
     process.exitCode = code;
   },
 });
