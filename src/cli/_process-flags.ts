@@ -8,7 +8,7 @@ import { BurrowError } from "../errors.ts";
 import { resolveUser, type ProcessUser } from "../sandbox/user.ts";
 import { bool, list, str, type Parsed } from "./_args.ts";
 import { quote } from "../quote.ts";
-import { isTerminal } from "../sys/pty.ts";
+import { isTerminal } from "../client/host.ts";
 
 export const processArgs = {
   interactive: { type: "boolean", alias: "i", description: "Keep stdin open: the command reads the caller's stdin (without -i it reads /dev/null)" },

@@ -1,7 +1,7 @@
 // A spinner on stderr while a slow first start runs (the rootless session,
 // the first bridge network): only on a terminal, only after 400 ms, and the
 // line is wiped before anything else is printed.
-import { isTerminal } from "../sys/pty.ts";
+import { isTerminal } from "../client/host.ts";
 
 const FRAMES = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
 
