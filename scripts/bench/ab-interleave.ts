@@ -7,6 +7,10 @@
 // work on 2 cores) shows up as a difference between the commands.
 //
 //   bun scripts/bench/ab-interleave.ts RUNS WARMUP LABEL @@ A... @@ B...  (@@: the commands may hold --)
+//
+// AB_GAP_MS (default 0): a pause before each command. Work a daemon does
+// after its reply (a release, the next spare Worker) otherwise overlaps the
+// other side's next run, which favours the build that defers more.
 const args = process.argv.slice(2);
 const [runsArg, warmArg, labelArg] = args;
 const label = labelArg ?? "";
@@ -18,8 +22,11 @@ const b = args.slice(sep2 + 1);
 const runs = Number(runsArg);
 const warmup = Number(warmArg);
 
+const gapMs = Number(process.env.AB_GAP_MS ?? "0");
+
 /** Wall time, and CPU time (user + system, ms) from the command's rusage. */
 function once(cmd: string[]): number {
+  if (gapMs > 0) Bun.sleepSync(gapMs);
   const t0 = performance.now();
   const p = Bun.spawnSync(cmd, { stdout: "ignore", stderr: "pipe" });
   const ms = performance.now() - t0;
