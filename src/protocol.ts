@@ -71,7 +71,13 @@ import { EnterTarget } from "./messages.ts";
 
 export const Ref = v.object({ name: v.pipe(v.string(), v.minLength(1)) });
 export const Started = v.object({ id: v.string(), pid: v.number() });
-export const Exited = v.object({ id: v.string(), exitCode: v.number() });
+/**
+ * pid: the command's, as `started` reports it. The CLI sends its exit
+ * without waiting for started's reply; a daemon that has not had the
+ * started report yet marks the sandbox started first (an older daemon
+ * ignores the field).
+ */
+export const Exited = v.object({ id: v.string(), exitCode: v.number(), pid: v.optional(v.number()) });
 export const Stop = v.object({ name: v.string(), timeout: v.optional(v.number(), 10) });
 /** depend: remove the sandboxes that joined this one's network first (podman's rm --depend). */
 export const Remove = v.object({ name: v.string(), force: v.optional(v.boolean(), false), depend: v.optional(v.boolean(), false) });

@@ -9,7 +9,9 @@
 # `run --rm --network none -- true` and `run --rm -p PORT:80 -- true`
 # (slirp4netns, builtin forwarder), A and B alternately (hyperfine would run
 # each in one block, and the machine's load drifts between blocks). Prints
-# the medians and the median of the paired differences B - A.
+# the medians and the median of the paired differences B - A, of the wall
+# and the CPU time. AB_GAP_MS=100 pauses before each command, so that what a
+# daemon does after its reply does not land in the other side's run.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 

@@ -3,12 +3,12 @@
 // Parsing here is pure where it can be (env-file text, -e lookups) so the
 // unit tests cover podman's documented forms.
 import { readFileSync, statSync } from "node:fs";
-import { isatty } from "node:tty";
 import type { ArgsDef } from "citty";
 import { BurrowError } from "../errors.ts";
 import { resolveUser, type ProcessUser } from "../sandbox/user.ts";
 import { bool, list, str, type Parsed } from "./_args.ts";
 import { quote } from "../quote.ts";
+import { isTerminal } from "../client/host.ts";
 
 export const processArgs = {
   interactive: { type: "boolean", alias: "i", description: "Keep stdin open: the command reads the caller's stdin (without -i it reads /dev/null)" },
@@ -88,7 +88,7 @@ export function processOptions(p: Parsed, opts: { detach: boolean; command: stri
   const tty = bool(p, "tty");
   // podman only warns here ("The input device is not a TTY..."); burrow
   // refuses, see docs/decisions.md "-t without a terminal".
-  if (tty && !opts.detach && !isatty(0))
+  if (tty && !opts.detach && !isTerminal(0))
     throw new BurrowError(
       `the input device is not a TTY: "burrow ${opts.command} -t" needs a terminal on stdin (drop -t, and use -i alone to feed it piped input)`,
       { kind: "bad-input" },

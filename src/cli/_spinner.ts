@@ -1,14 +1,14 @@
 // A spinner on stderr while a slow first start runs (the rootless session,
 // the first bridge network): only on a terminal, only after 400 ms, and the
 // line is wiped before anything else is printed.
-import { isatty } from "node:tty";
+import { isTerminal } from "../client/host.ts";
 
 const FRAMES = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
 
 export async function spinWhile<T>(label: string, work: Promise<T>, given?: NodeJS.WriteStream): Promise<T> {
-  // isatty(2) first: process.stderr is made on first touch, which a quiet
+  // isTerminal(2) first: process.stderr is made on first touch, which a quiet
   // `run` never pays for off a terminal (src/cli/_output.ts).
-  if (given ? !given.isTTY : !isatty(2)) return work;
+  if (given ? !given.isTTY : !isTerminal(2)) return work;
   const stream = given ?? process.stderr;
   let frame = 0;
   let shown = false;

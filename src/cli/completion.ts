@@ -5,7 +5,7 @@
 // sandbox and network operands, from the daemon when one is running. It
 // never starts a daemon: no daemon, no names (podman's cobra __complete
 // works the same way).
-import { defineCommand } from "citty";
+import { defineCommand } from "./_command.ts";
 import { readdirSync } from "node:fs";
 import { BurrowError } from "../errors.ts";
 import { callIfRunning } from "../client/client.ts";

@@ -1,6 +1,6 @@
 // `burrow doctor`: what this machine lacks for burrow, and how to fix it on
 // this distribution. The probes live in src/machine/doctor.ts; no daemon, no root.
-import { defineCommand } from "citty";
+import { defineCommand } from "./_command.ts";
 import { runChecks } from "../machine/doctor.ts";
 import { parseStrict, str } from "./_args.ts";
 import { formatArg, printJson } from "./_shared.ts";

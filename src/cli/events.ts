@@ -1,4 +1,4 @@
-import { defineCommand } from "citty";
+import { defineCommand } from "./_command.ts";
 import { call } from "../client/client.ts";
 import { BurrowError } from "../errors.ts";
 import { list, parseStrict, str } from "./_args.ts";

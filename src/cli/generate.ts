@@ -1,4 +1,4 @@
-import { defineCommand } from "citty";
+import { defineCommand } from "./_command.ts";
 import { writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { call, paths } from "../client/client.ts";

@@ -1,5 +1,5 @@
 // The command table: one citty command per file, loaded lazily (STYLE.md #5).
-import { defineCommand } from "citty";
+import { defineCommand } from "./_command.ts";
 import { version } from "../version.ts";
 
 export const main = defineCommand({

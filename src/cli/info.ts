@@ -1,4 +1,4 @@
-import { defineCommand } from "citty";
+import { defineCommand } from "./_command.ts";
 import { call } from "../client/client.ts";
 import { defaultRootlessBackend, helpers, idRanges, kernelFeatures, kernelRelease } from "../inspect/host.ts";
 import { version } from "../version.ts";

@@ -1,15 +1,20 @@
 // The CLI entry: citty for dispatch and help; one top-level error handler
 // (STYLE.md #6) printing one human line, or {"error": ...} with --format json.
-import { runCommand } from "citty";
 import { BurrowError, EXIT, messageOf } from "../errors.ts";
 import { isSystemError, openFileLimit, raiseOpenFileLimit } from "../client/host.ts";
 import { version } from "../version.ts";
 import { main } from "./index.ts";
 import { HelpRequested } from "./_args.ts";
-import { printHelp } from "./_help.ts";
 import { quote } from "../quote.ts";
 import { CLI_MIN_OPEN_FILES, openFilesRefusal } from "../open-files.ts";
 import { EXIT_PIPE, QUIET_COMMANDS, guardOutput, isBrokenPipe } from "./_output.ts";
+import type { CommandContext, CommandDef } from "citty";
+
+// citty (it loads node:util) and the help texts are loaded when used: a
+// `run` or `exec` needs neither (docs/decisions.md "A CLI that starts fast").
+async function printHelp(...args: Parameters<typeof import("./_help.ts").printHelp>): Promise<void> {
+  await (await import("./_help.ts")).printHelp(...args);
+}
 
 export async function cliMain(argv: string[]): Promise<void> {
   // A foreground run or exec guards its output when it prints (src/cli/_output.ts).
@@ -55,7 +60,11 @@ async function cliCommand(argv: string[]): Promise<void> {
     );
   }
   try {
-    await runCommand(main, { rawArgs: argv });
+    // run and exec read their flags from rawArgs themselves (parseStrict):
+    // called directly, without citty's parse and dispatch.
+    const direct = QUIET_COMMANDS.has(argv[0]!) ? (group as CommandDef | undefined) : undefined;
+    if (direct?.run) await direct.run({ rawArgs: argv.slice(1), args: { _: [] } as unknown as CommandContext["args"], cmd: direct });
+    else await (await import("citty")).runCommand(main, { rawArgs: argv });
   } catch (e) {
     if (e instanceof HelpRequested) {
       // Subcommand groups (network ...) resolve to the innermost command.

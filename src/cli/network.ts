@@ -1,5 +1,6 @@
 // `burrow network ...`: one subcommand group; each subcommand only parses and prints.
-import { defineCommand, type ArgsDef } from "citty";
+import type { ArgsDef } from "citty";
+import { defineCommand } from "./_command.ts";
 import { call } from "../client/client.ts";
 import { BurrowError } from "../errors.ts";
 import { bool, list, names, parseStrict, str } from "./_args.ts";

@@ -1,4 +1,4 @@
-import { defineCommand } from "citty";
+import { defineCommand } from "./_command.ts";
 import { call } from "../client/client.ts";
 import { BurrowError } from "../errors.ts";
 import { formatPortsSummary, type PortMapping } from "../ports/spec.ts";

@@ -1,5 +1,4 @@
-import { randomBytes } from "node:crypto";
-import { defineCommand } from "citty";
+import { defineCommand } from "./_command.ts";
 import { call } from "../client/client.ts";
 import { BurrowError } from "../errors.ts";
 import { bool, list, parseLabels, parseStrict, str } from "./_args.ts";
@@ -118,8 +117,9 @@ export default defineCommand({
         accelerate: bool(p, "accelerate"),
         // One id for every attempt: call() sends the create again after a
         // broken connection, and the daemon answers a retry with the first
-        // attempt's result instead of meeting its half-made sandbox.
-        requestId: randomBytes(16).toString("hex"),
+        // attempt's result instead of meeting its half-made sandbox. Web
+        // Crypto's: node:crypto costs a CLI start ~5 ms to load.
+        requestId: Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString("hex"),
       }),
     );
     if (detach) {
@@ -129,13 +129,19 @@ export default defineCommand({
     }
     if (!created.enter)
       throw new BurrowError(`sandbox ${created.name} (${created.id.slice(0, 12)}) was created, but it has exited and is gone`, { kind: "not-running" });
-    const code = await runForeground(created.enter, p.rest, po, (pid) =>
-      call("started", { id: created.id, pid }).then(
+    let pid: number | undefined;
+    let started: Promise<void> = Promise.resolve();
+    const code = await runForeground(created.enter, p.rest, po, async (childPid) => {
+      pid = childPid;
+      started = call("started", { id: created.id, pid }).then(
         () => {},
         () => {},
-      ),
-    );
-    await call("exited", { id: created.id, exitCode: code });
+      );
+    });
+    // The exit goes out without waiting for started's reply (a round trip
+    // of every short command): it carries the pid, and the daemon marks the
+    // sandbox started first when the started report has not come yet.
+    await Promise.all([call("exited", { id: created.id, exitCode: code, ...(pid !== undefined ? { pid } : {}) }), started]);
     process.exitCode = code;
   },
 });

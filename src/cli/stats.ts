@@ -1,4 +1,4 @@
-import { defineCommand } from "citty";
+import { defineCommand } from "./_command.ts";
 import { call } from "../client/client.ts";
 import { bool, parseStrict, str } from "./_args.ts";
 import { goView, render } from "./_format.ts";

@@ -1,6 +1,6 @@
 // `burrow system ...`: podman's group for the engine's own upkeep. Only
 // parses and prints; the work is in src/client/recover.ts.
-import { defineCommand } from "citty";
+import { defineCommand } from "./_command.ts";
 import { recoverState } from "../client/recover.ts";
 import { parseStrict, str } from "./_args.ts";
 import { formatArg, printJson } from "./_shared.ts";

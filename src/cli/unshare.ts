@@ -1,4 +1,4 @@
-import { defineCommand } from "citty";
+import { defineCommand } from "./_command.ts";
 import { paths } from "../client/client.ts";
 import { BurrowError } from "../errors.ts";
 import { ensureHolder } from "../userns/session.ts";

@@ -15,6 +15,7 @@ import { parentOf } from "../sys/processes.ts";
 import { UntrustedPath, checkControlSocket, ensurePrivateDir, openPrivateAppend } from "./trust.ts";
 import { replaceOtherDaemon, writeRecord } from "./upgrade.ts";
 import { DaemonSilent, daemonTimeoutMs, refuseIfDaemonStopped, takeDaemonLock, withDaemonDeadline } from "./deadline.ts";
+import { postUnix, type UnixReply } from "./unix-http.ts";
 import { readSupervisor, removeSupervisorFile, startSupervisorReady, supervisorAlive, supervisorChildren } from "./root-supervisor.ts";
 
 let cachedPaths: Paths | null = null;
@@ -56,28 +57,21 @@ async function rawCall(op: string, args: unknown): Promise<unknown> {
   // Bounded by the daemon answering at all, not by how long the request
   // takes (src/client/deadline.ts).
   const { res, body } = await withDaemonDeadline(paths(), async (signal) => {
-    let res: Response;
+    let res: UnixReply;
     try {
-      res = await fetch(`http://burrow/${op}`, {
-        unix: controlSocket(paths()),
-        method: "POST",
-        body: JSON.stringify(args ?? {}),
-        headers: { "content-type": "application/json" },
-        keepalive: true,
-        signal,
-      } as RequestInit);
+      res = await postUnix(controlSocket(paths()), `/${op}`, JSON.stringify(args ?? {}), signal);
     } catch (e) {
       if (signal.aborted) throw e;
       verified = false;
       throw new Unreachable(String(e));
     }
-    const body: unknown = await res.json().catch(() => {
-      if (signal.aborted) throw signal.reason;
-      return undefined;
-    });
+    let body: unknown;
+    try {
+      body = JSON.parse(res.text);
+    } catch {}
     return { res, body };
   });
-  if (!res.ok) {
+  if (res.status < 200 || res.status > 299) {
     const err = v.safeParse(ErrorReply, body);
     if (!err.success) throw new BurrowError(`the daemon failed with status ${res.status} and no readable error`, { kind: "protocol" });
     // A kind this CLI does not know (another version's daemon) is kept generic.

@@ -9,6 +9,8 @@ import { getuid } from "../sys/proc.ts";
 export { cleanEnv, getuid };
 // The open-file limit, raised and checked at the CLI's start (src/open-files.ts).
 export { openFileLimit, raiseOpenFileLimit } from "../sys/rlimit.ts";
+// Whether an fd is a terminal, without node:tty (its net and stream modules cost a start ~1 ms).
+export { isTerminal } from "../sys/pty.ts";
 
 export function isSystemError(e: unknown): e is Error {
   return e instanceof SysError;

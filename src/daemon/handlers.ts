@@ -22,7 +22,7 @@ export function handlers(svc: SandboxService) {
     create: (a: Args<"create">) => svc.create(a),
     started: (a: Args<"started">) => svc.started(a.id, a.pid),
     // The CLI waits for the exit to be recorded, not for the network's release.
-    exited: (a: Args<"exited">) => svc.exited(a.id, a.exitCode, { wait: false }),
+    exited: (a: Args<"exited">) => svc.exited(a.id, a.exitCode, { wait: false, pid: a.pid }),
     list: (a: Args<"list">) => svc.list(a.all).map((s) => withRestartRow(psRow(s, svc.health(s)), s)),
     inspect: (a: Args<"inspect">) => {
       const s = svc.store.find(a.name);

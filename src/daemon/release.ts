@@ -100,6 +100,14 @@ export class SandboxReleases {
     const errors = await this.releaseProcessesAndPorts(s);
     store.update(s);
     visible();
+    // The exit report's reply goes out before the rest: without a turn of
+    // the event loop here, a sandbox without a network backend (none, host,
+    // container:) would have its pins, directories and --rm row removed
+    // synchronously, ahead of the reply (~1-2 ms of every `run --rm`).
+    // Whoever could see the rest waits for it: settled() before every
+    // operation that observes state, and a create by the same name
+    // (src/daemon/create.ts).
+    await new Promise<void>((r) => setImmediate(r));
     errors.push(...(await this.releaseNetwork(s)));
     store.update(s);
     store.event("died", s, { exitCode });

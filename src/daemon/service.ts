@@ -110,7 +110,14 @@ export class SandboxService {
     return enterTarget(this.ctx, s);
   }
 
-  exited(id: string, exitCode: number | null, opts: { wait?: boolean } = {}): Promise<void> {
+  /**
+   * The command of a sandbox exited. `pid`: the CLI's exit report of a
+   * foreground run, sent while its started report may still be on its way:
+   * a sandbox not marked started yet is marked first, so that its events
+   * stay start, died and its row has the pid.
+   */
+  exited(id: string, exitCode: number | null, opts: { wait?: boolean; pid?: number } = {}): Promise<void> {
+    if (opts.pid !== undefined && this.ctx.store.has(id)) this.started(id, opts.pid);
     return this.releases.exited(id, exitCode, opts);
   }
   settled(id?: string): Promise<void> {

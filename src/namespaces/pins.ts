@@ -46,18 +46,20 @@ export function prewarm(): void {
   spare = { worker, cpu, ready };
 }
 
-/** The prepared spare when it fits the request, else a fresh worker. */
-async function workerFor(req: CreateNsRequest): Promise<{ worker: Worker; prepared: boolean }> {
+/**
+ * The prepared spare when it fits the request, else a fresh worker.
+ * `tookSpare`: the caller starts the next spare when it is done with this one.
+ */
+async function workerFor(req: CreateNsRequest): Promise<{ worker: Worker; prepared: boolean; tookSpare: boolean }> {
   const plain = req.newNet && !req.joinNet && !req.netOnly;
   const s = spare;
   if (plain && s && (req.cpu === undefined || req.cpu === s.cpu)) {
     spare = null;
-    // Starting a Worker blocks this thread for a moment: after the reply.
-    setTimeout(prewarm, 1);
-    if (await s.ready) return { worker: s.worker, prepared: true };
+    if (await s.ready) return { worker: s.worker, prepared: true, tookSpare: true };
     s.worker.postMessage({ done: true });
+    return { worker: spawnWorker(), prepared: false, tookSpare: true };
   }
-  return { worker: spawnWorker(), prepared: false };
+  return { worker: spawnWorker(), prepared: false, tookSpare: false };
 }
 
 // Why the CPU matters. The kernel refuses (EINVAL) to bind-mount a mount
@@ -106,8 +108,14 @@ async function createPinnedOnce(
   pinDir: string,
   netName = "net",
 ): Promise<{ pins: Pins; ino: { net: number; uts: number; mnt: number } }> {
-  const { worker, prepared } = await workerFor(req);
+  const { worker, prepared, tookSpare } = await workerFor(req);
   const undo = new Rollback();
+  // Starting a Worker blocks this thread for a moment (~1-3 ms): the next
+  // spare (tookSpare) is started once these namespaces are pinned, on a
+  // later turn of the event loop (the finally below), so that a create with
+  // nothing left to wait for has sent its reply by then. It used to be a
+  // 1 ms timer from when the spare was taken, which could fire in the middle
+  // of the create it was meant to follow.
   try {
     const reply = await new Promise<CreateNsReply>((resolve, reject) => {
       worker.onmessage = (ev) => {
@@ -140,6 +148,7 @@ async function createPinnedOnce(
     throw e;
   } finally {
     worker.postMessage({ done: true });
+    if (tookSpare) setImmediate(prewarm);
   }
 }
 

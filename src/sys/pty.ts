@@ -17,6 +17,14 @@ export interface WinSize {
   cols: number;
 }
 
+/**
+ * Whether `fd` is a terminal, as node:tty's isatty says, without loading
+ * node:tty (its net and stream modules cost a CLI start ~1 ms).
+ */
+export function isTerminal(fd: number): boolean {
+  return libc.symbols.isatty(fd) === 1;
+}
+
 /** A new pty pair (both fds close-on-exec is not set: the slave goes to a child's stdio). */
 export function openPty(size?: WinSize): { master: number; slave: number } {
   const fds = new Int32Array(2);

@@ -181,4 +181,28 @@ describe.skipIf(!!why)("control requests (rootless)", () => {
     },
     FUZZ_MS + 60_000,
   );
+
+  test("an exit report that overtakes its started report: the sandbox is marked started first (events create, start, died), a late started changes nothing", async () => {
+    // `run` sends its exit without waiting for started's reply (issue 17):
+    // the daemon may get the exit first.
+    const created = await post("/create", JSON.stringify({ name: "overtaken", network: "none", argv: ["true"] }));
+    expect(created.status).toBe(200);
+    const { id } = JSON.parse(created.text) as { id: string };
+    // The pid of a command that has exited, as the CLI's child is when it reports (a live one's exit report is ignored).
+    const gone = Bun.spawn(["true"]);
+    await gone.exited;
+    const exited = await post("/exited", JSON.stringify({ id, exitCode: 0, pid: gone.pid }));
+    expect(exited.status).toBe(200);
+    const late = await post("/started", JSON.stringify({ id, pid: gone.pid }));
+    expect(late.status).toBe(200);
+    const inspect = JSON.parse(await t.burrowOk(["inspect", "overtaken"]));
+    expect(inspect[0].State.Status).toBe("exited");
+    expect(inspect[0].State.ExitCode).toBe(0);
+    const events = (await t.burrowOk(["events", "--stream=false", "--format", "json"]))
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { name: string; type: string });
+    expect(events.filter((e) => e.name === "overtaken").map((e) => e.type)).toEqual(["create", "start", "died"]);
+    await t.burrowOk(["rm", "overtaken"]);
+  });
 });

@@ -1,0 +1,48 @@
+// The CLI's HTTP/1.1 client over the control socket (src/client/unix-http.ts).
+import { afterAll, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { MalformedReply, parseReply, postUnix } from "../../src/client/unix-http.ts";
+
+const dir = mkdtempSync(`${tmpdir()}/unix-http-`);
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+test("parseReply takes the body by Content-Length, or by chunks", () => {
+  expect(parseReply(Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n{"a":1}'))).toEqual({ status: 200, text: '{"a":1}' });
+  expect(parseReply(Buffer.from('HTTP/1.1 400 Bad Request\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n{"a\r\n4;x=y\r\n":1}\r\n0\r\n\r\n'))).toEqual({
+    status: 400,
+    text: '{"a":1}',
+  });
+  expect(parseReply(Buffer.from("HTTP/1.1 204 No Content\r\n\r\n"))).toEqual({ status: 204, text: "" });
+});
+
+test("parseReply refuses what is not a whole HTTP reply", () => {
+  for (const raw of [
+    "",
+    "HTTP/1.1 200 OK\r\nContent-Length: 7\r\n",
+    "SSH-2.0-OpenSSH\r\n\r\n",
+    "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n{}",
+    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n9\r\n{}",
+  ])
+    expect(() => parseReply(Buffer.from(raw))).toThrow(MalformedReply);
+});
+
+test("postUnix against Bun.serve: status and body, a large request body, a missing socket", async () => {
+  const sock = `${dir}/s.sock`;
+  const server = Bun.serve({
+    unix: sock,
+    fetch: async (req) => Response.json({ path: new URL(req.url).pathname, length: (await req.text()).length }, { status: 201 }),
+  });
+  try {
+    const big = JSON.stringify({ env: "x".repeat(3 << 20) });
+    const r = await postUnix(sock, "/create", big);
+    expect(r.status).toBe(201);
+    expect(JSON.parse(r.text)).toEqual({ path: "/create", length: big.length });
+    await expect(postUnix(`${dir}/none.sock`, "/ping", "{}")).rejects.toBeDefined();
+    const aborted = new AbortController();
+    aborted.abort(new Error("gave up"));
+    await expect(postUnix(sock, "/ping", "{}", aborted.signal)).rejects.toThrow("gave up");
+  } finally {
+    server.stop(true);
+  }
+});
