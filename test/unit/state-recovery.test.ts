@@ -5,7 +5,7 @@
 // (src/state/helpers.ts sweepUnrecorded), on real files and processes.
 import { afterEach, expect, test } from "bun:test";
 import type { Database } from "bun:sqlite";
-import { closeSync, existsSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { checkStateDb } from "../../src/state/check.ts";
 import { SCHEMA_VERSION, openState, restoreDeletedState, stateDbFile } from "../../src/state/db.ts";
@@ -90,17 +90,20 @@ test("a deleted state.db is written back from the open handle, with every row", 
 test("sweepUnrecorded kills this state's helpers that no row records, and nobody else's", async () => {
   const d = dir();
   const ledger = new HelperLedger(openState(d), d);
-  const spawn = (env: Record<string, string>) => {
+  const spawn = async (env: Record<string, string>) => {
     const p = Bun.spawn(["sleep", "60"], { env: { ...process.env, ...env } });
     procs.push(p);
+    // Until its execve, /proc/PID/environ is still this process's (no marker): the sweep must see the child's own.
+    const end = Date.now() + 5000;
+    while (!readFileSync(`/proc/${p.pid}/environ`, "utf8").includes(`${HELPER_MARKER}=${env[HELPER_MARKER]}`) && Date.now() < end) await Bun.sleep(5);
     return p.pid;
   };
   const recorded = ledger.intend("pasta", "sandbox:x");
-  const kept = spawn(recorded.env);
+  const kept = await spawn(recorded.env);
   recorded.spawned(kept);
-  const orphan = spawn({ [HELPER_MARKER]: "c".repeat(24), [HELPER_SCOPE]: d });
-  const otherState = spawn({ [HELPER_MARKER]: "d".repeat(24), [HELPER_SCOPE]: `${d}-other` });
-  const unscoped = spawn({ [HELPER_MARKER]: "e".repeat(24) });
+  const orphan = await spawn({ [HELPER_MARKER]: "c".repeat(24), [HELPER_SCOPE]: d });
+  const otherState = await spawn({ [HELPER_MARKER]: "d".repeat(24), [HELPER_SCOPE]: `${d}-other` });
+  const unscoped = await spawn({ [HELPER_MARKER]: "e".repeat(24) });
   const killed = sweepUnrecorded(ledger, d, (pid) => pid === unscoped);
   expect(killed.map((k) => k.pid).sort()).toEqual([orphan, unscoped].sort());
   for (const pid of [orphan, unscoped]) {
