@@ -52,6 +52,7 @@ const GROUPS = {
     shutdown: { args: [i32, i32], returns: i32 },
     getsockname: { args: [i32, ptr, ptr], returns: i32 },
     getpeername: { args: [i32, ptr, ptr], returns: i32 },
+    if_nametoindex: { args: [ptr], returns: u32 },
     setsockopt: { args: [i32, i32, i32, ptr, u32], returns: i32 },
     getsockopt: { args: [i32, i32, i32, ptr, ptr], returns: i32 },
     recvfrom: { args: [i32, ptr, u64, i32, ptr, ptr], returns: i64 },

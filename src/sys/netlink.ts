@@ -14,7 +14,7 @@
 // small and fixed.
 import { ptr } from "bun:ffi";
 import { ERRNO } from "./errno.ts";
-import { check, errno, libc, SysError } from "./libc.ts";
+import { check, cstr, errno, libc, SysError } from "./libc.ts";
 import { AF_INET, AF_INET6, SOCK_CLOEXEC } from "./net.ts";
 import { close } from "./ns.ts";
 
@@ -25,6 +25,8 @@ const NLMSG_ERROR = 2;
 const NLMSG_DONE = 3;
 const RTM_NEWROUTE = 24;
 const RTM_NEWRULE = 32;
+const RTM_DELNEIGH = 29;
+const NDA_DST = 1;
 const RTM_GETRULE = 34;
 const NLM_F_REQUEST = 1;
 const NLM_F_ACK = 4;
@@ -188,5 +190,33 @@ export function policyRoutingMissing(): string | null {
     return e instanceof Error ? e.message : String(e);
   } finally {
     if (fd >= 0) close(fd);
+  }
+}
+
+/**
+ * In the calling thread's netns: forgets the neighbour entry of IPv4 `ip` on
+ * interface `device` (the bridge), if there is one. A sandbox that gets its
+ * address back with a new MAC (stop + start on netavark 1.4, which sends no
+ * gratuitous ARP) is otherwise unreachable across the bridge until the old
+ * entry times out. false when there was nothing to forget.
+ */
+export function forgetNeighbour(ip: string, device: string): boolean {
+  const index = libc.symbols.if_nametoindex(ptr(cstr(device)));
+  if (!index) return false;
+  const b = ip.split(".").map(Number);
+  const header = [AF_INET, 0, 0, 0, index & 0xff, (index >> 8) & 0xff, (index >> 16) & 0xff, (index >>> 24) & 0xff, 0, 0, 0, 0];
+  const fd = openRoute();
+  try {
+    request(
+      fd,
+      message(RTM_DELNEIGH, NLM_F_REQUEST | NLM_F_ACK, header, [[NDA_DST, b[0]! | (b[1]! << 8) | (b[2]! << 16) | (b[3]! << 24)]]),
+      `forget neighbour ${ip}`,
+    );
+    return true;
+  } catch (e) {
+    if (e instanceof SysError && e.code === "ENOENT") return false;
+    throw e;
+  } finally {
+    libc.symbols.close(fd);
   }
 }

@@ -270,6 +270,21 @@ for (const mode of ["rootless", "rootful"] as const) {
       await t.burrowOk(["rm", "-f", "nope"]);
     }, 90000);
 
+    test("stop + start while another sandbox stays on the bridge: the published port answers again at once", async () => {
+      // The address comes back with a new MAC; netavark 1.4 announces none, and an old
+      // neighbour entry on the bridge (rootful) would keep the port dark for ~30 s.
+      await t.burrowOk(["network", "create", "--subnet", "10.89.72.0/24", "sn"]);
+      await webSandbox(t, "stays", ["--network", "sn"]);
+      const port = nextPort++;
+      await webSandbox(t, "web", ["--network", "sn", "-p", `127.0.0.1:${port}:8080`]);
+      expect(await until(() => fetchFromHost(t, port), 10000, "the published port")).toBe("web\n");
+      await t.burrowOk(["stop", "-t", "0", "web"]);
+      await t.burrowOk(["start", "web"]);
+      expect(await until(() => fetchFromHost(t, port), 5000, "the published port after start")).toBe("web\n");
+      await t.burrowOk(["rm", "-f", "web", "stays"]);
+      await t.burrowOk(["network", "rm", "sn"]);
+    }, 60000);
+
     test("a daemon killed with SIGKILL: the sandbox keeps its network, and rm -f afterwards leaves nothing", async () => {
       await t.burrowOk(["network", "create", "kn"]);
       await webSandbox(t, "k", ["--network", "kn"]);

@@ -12,6 +12,7 @@
 // is written to a journal in the state dir before setup runs (a daemon that
 // dies during setup leaves it for the rollback), and kept in the row's
 // record once setup answered. Daemon main thread.
+import { forgetNeighbour } from "../../sys/netlink.ts";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { pinDir } from "../../paths.ts";
 import * as v from "valibot";
@@ -412,6 +413,7 @@ export class NetavarkNetworking {
       }
       if (net.config.dns_enabled) this.recordAardvark(track);
       await this.freezeBridgeMac(net.config.network_interface);
+      this.forgetOldNeighbours(reply[net.name]!, net.config.network_interface);
       return { network: net.name, ifName, options, status: reply[net.name]!, aliases: [s.name, ...extra] };
     });
   }
@@ -446,6 +448,26 @@ export class NetavarkNetworking {
       this.frozenBridges.add(key);
     } catch (e) {
       log.debug(`cannot fix the MAC of bridge ${bridge}: ${messageOf(e)}`);
+    }
+  }
+
+  /**
+   * Rootful: the bridge lives in this daemon's netns, where DNAT'ed published
+   * ports cross it. A sandbox that got an address back (stop + start, a
+   * create after an rm) has a new MAC, and netavark 1.4 announces none: the
+   * old neighbour entry would send its ports' traffic nowhere until it timed
+   * out (~30 s). Forgotten here, the first packet asks again. Rootless ports
+   * reach the sandbox from inside its own netns: nothing to forget there.
+   */
+  private forgetOldNeighbours(status: StatusBlock, bridge: string | undefined): void {
+    if (this.rootless || !bridge) return;
+    for (const a of addressesOf(status)) {
+      if (a.ip.includes(":")) continue;
+      try {
+        forgetNeighbour(a.ip, bridge);
+      } catch (e) {
+        log.debug(`cannot forget the neighbour entry of ${a.ip} on ${bridge}: ${messageOf(e)}`);
+      }
     }
   }
 
