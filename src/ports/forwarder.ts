@@ -55,6 +55,10 @@ export type ForwardedPort = {
   readonly spec: Readonly<ForwardSpec>;
   /** Stops listening and drops this port's connections and flows. Idempotent. */
   close(): void;
+  /** The address the host socket listens on ("::" for all addresses where the host has IPv6). */
+  readonly listenIp: string;
+  /** TCP: lends the host socket to an accelerated sandbox's server (src/ports/connector.ts HostSocket.lend). */
+  lend?(): Promise<{ fd: number; resume(): void } | null>;
 };
 
 export type ForwarderStats = {
@@ -159,6 +163,8 @@ export function createForwarder(options: ForwarderOptions = {}): Forwarder {
         sourceAddress,
         hostPort: socket.hostPort,
         spec: { ...spec },
+        listenIp: hostIp,
+        lend: socket.lend && (() => (done ? Promise.resolve(null) : socket.lend!())),
         close() {
           if (done) return;
           done = true;

@@ -90,6 +90,15 @@ export function builtinDriver(): PortDriver {
       }
       return errors;
     },
+    async lend(s, containerPort, family) {
+      const tcp = (live.get(s.id) ?? []).filter((h) => h.spec.protocol === "tcp" && h.spec.targetPort === containerPort);
+      // Published twice (two host addresses or ports): one listening socket cannot serve both, so neither is lent.
+      if (tcp.length !== 1) return null;
+      const h = tcp[0]!;
+      if ((h.listenIp.includes(":") ? 6 : 4) !== family || !h.lend) return null;
+      const lent = await h.lend();
+      return lent && { ...lent, hostPort: h.hostPort };
+    },
     async restore(s) {
       if (live.has(s.id) || !s.runtime.ports?.length) return;
       await publish(s, s.runtime.ports);
