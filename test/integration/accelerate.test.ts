@@ -58,9 +58,11 @@ async function startServer(t: BurrowContext, port: number, bind?: string) {
  * prints "bound ADDR PORT" (getsockname: the host's address and port when it
  * got the published port's host socket), answers COUNT connections with
  * "local ADDR PORT" (the accepted socket's own address), then closes and exits.
+ * SO_REUSEADDR as servers set it: the previous server's connections linger
+ * in TIME_WAIT on port 8000 inside.
  */
 const INSIDE_SERVER = (bind: string, count: number) =>
-  `import socket\ns=socket.socket(socket.AF_INET6 if ":" in "${bind}" else socket.AF_INET)\ns.bind(("${bind}",8000))\ns.listen(64)\nn=s.getsockname()\nprint("bound",n[0],n[1],flush=True)\nfor i in range(${count}):\n  c,a=s.accept()\n  l=c.getsockname()\n  c.sendall(b"local %s %d\\n" % (l[0].encode(), l[1]))\n  c.close()\ns.close()\nprint("closed",flush=True)\n`;
+  `import socket\ns=socket.socket(socket.AF_INET6 if ":" in "${bind}" else socket.AF_INET)\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(("${bind}",8000))\ns.listen(64)\nn=s.getsockname()\nprint("bound",n[0],n[1],flush=True)\nfor i in range(${count}):\n  c,a=s.accept()\n  l=c.getsockname()\n  c.sendall(b"local %s %d\\n" % (l[0].encode(), l[1]))\n  c.close()\ns.close()\nprint("closed",flush=True)\n`;
 
 /** Connects to HOST:PORT and prints the first line it reads, "closed" for none, or the error. */
 const ONE_LINE = (host: string, port: number) =>
