@@ -16,7 +16,7 @@ import { listenUnix } from "../sys/unix-socket.ts";
 import { workerUrl } from "../workers.ts";
 import type { AcceleratorCommand, AcceleratorInit, AcceleratorReport } from "./protocol.ts";
 import type { Scope } from "./scope.ts";
-import type { LentPort } from "../ports/driver.ts";
+import type { HeldPort, LentPort } from "../ports/driver.ts";
 
 /** What an accelerated enter step is given: where to hand its listener over, and the token that names it. */
 export interface Handoff {
@@ -135,6 +135,17 @@ export class Accelerator {
     }
   }
 
+  /** After a daemon restart: a port's socket a server of `id` held, taken back paused (src/accelerate/held.ts): given to the forwarder once nobody holds it. */
+  watchHeld(id: string, held: HeldPort): void {
+    this.watch({ id, port: { fd: -1, hostPort: held.hostPort, resume: held.resume }, inode: held.inode });
+  }
+
+  private watch(out: LentOut): void {
+    this.lent.add(out);
+    this.takeBackTimer ??= setInterval(() => this.takeBack(), TAKE_BACK_MS);
+    this.takeBackTimer.unref?.();
+  }
+
   /** The Worker installed (or could not install) the socket lent for `ask`. */
   private borrowed(ask: number, ok: boolean): void {
     const out = this.lending.get(ask);
@@ -144,9 +155,7 @@ export class Accelerator {
       out.port.resume();
       return;
     }
-    this.lent.add(out);
-    this.takeBackTimer ??= setInterval(() => this.takeBack(), TAKE_BACK_MS);
-    this.takeBackTimer.unref?.();
+    this.watch(out);
   }
 
   /** Gives the forwarder back every lent socket no process of its sandbox holds any more. */

@@ -29,6 +29,8 @@ export type HostSocket = {
    * close; `resume` accepts on it again. Null once the port is closed.
    */
   lend?(): Promise<{ fd: number; resume(): void } | null>;
+  /** Set when the port's socket was taken from a sandboxed server that holds it (`held`): paused until `resume`. */
+  held?: { resume(): void };
 };
 
 type Listen = Extract<ConnectorCommand, { op: "listen-tcp" | "listen-udp" }>;
@@ -78,8 +80,20 @@ export class Connector {
   }
 
   /** Binds hostIp:hostPort/tcp in the host netns and relays its connections to the target. Throws SysError when the bind fails. */
-  listenTcp(hostIp: string, hostPort: number, target: Target, keepClientAddress = false): HostSocket {
-    const { fd, port } = listenTcpSocket(hostIp, hostPort);
+  listenTcp(hostIp: string, hostPort: number, target: Target, keepClientAddress = false, held?: () => number | null): HostSocket {
+    let fd: number;
+    let port: number;
+    let paused = false;
+    try {
+      ({ fd, port } = listenTcpSocket(hostIp, hostPort));
+    } catch (e) {
+      // --accelerate after a daemon restart: a sandboxed server holds the port's socket; served again (paused) once it lets go.
+      const taken = e instanceof SysError && e.code === "EADDRINUSE" ? held?.() : null;
+      if (taken === null || taken === undefined) throw e;
+      fd = taken;
+      port = hostPort;
+      paused = true;
+    }
     const id = this.nextId++;
     // Only a port that asks waits for the worker (which may be starting up).
     const sourceAddress = keepClientAddress
@@ -89,7 +103,11 @@ export class Connector {
     // refused even before the worker has read the unlisten command.
     try {
       const socket = this.serve({ op: "listen-tcp", id, fd, keepClientAddress, ...target }, port, sourceAddress, () => shutdown(fd, SHUT_RDWR));
-      return { ...socket, lend: () => this.lend(id, fd) };
+      if (paused) {
+        this.paused.add(id);
+        this.send({ op: "pause", id });
+      }
+      return { ...socket, lend: () => this.lend(id, fd), ...(paused ? { held: { resume: () => this.resume(id) } } : {}) };
     } catch (e) {
       this.answers.delete(id);
       throw e;
@@ -117,11 +135,13 @@ export class Connector {
     const copy = duplicateFd(fd);
     return {
       fd: copy,
-      resume: () => {
-        if (!this.paused.delete(id) || !this.open.has(id)) return;
-        this.send({ op: "resume", id });
-      },
+      resume: () => this.resume(id),
     };
+  }
+
+  private resume(id: number): void {
+    if (!this.paused.delete(id) || !this.open.has(id)) return;
+    this.send({ op: "resume", id });
   }
 
   private settle(id: number, answer: SourceAddress): void {

@@ -359,6 +359,58 @@ print("bad",bad); print(u.recv(100).decode())
       await t.burrowOk(["rm", "-f", "echo"]);
     });
 
+    test("inbound: kill -9 of the daemon while a server holds a published port: the next daemon restores every port and takes that one back when the server closes it", async () => {
+      const host = nextPort++;
+      const other = nextPort++;
+      await t.burrowOk([
+        "run",
+        "-d",
+        "--name",
+        "held",
+        "--accelerate",
+        "--network",
+        "slirp4netns",
+        "-p",
+        `127.0.0.1:${host}:8000`,
+        "-p",
+        `127.0.0.1:${other}:8001`,
+        "--",
+        "sleep",
+        "600",
+      ]);
+      const hostClient = async (p: number) => (await t.run(["python3", "-c", ONE_LINE("127.0.0.1", p)])).stdout.trim();
+      const server = await startInside(t, "held", INSIDE_SERVER("0.0.0.0", 1));
+      expect(server.first).toBe(`bound 127.0.0.1 ${host}`);
+      const [daemon] = daemonPids(t);
+      expect(daemon).toBeGreaterThan(0);
+      process.kill(daemon!, "SIGKILL");
+      await until(() => !daemonPids(t).includes(daemon!), 10_000, "the daemon's end");
+      // The next daemon (started by this command) restores the ports: the held one's bind fails with EADDRINUSE, and it takes the server's socket instead.
+      const [row] = JSON.parse(await t.burrowOk(["inspect", "held"]));
+      expect(row.State.Error).toBe("");
+      expect(await hostClient(host)).toBe(`local 127.0.0.1 ${host}`);
+      await server.exited;
+      // The other port is served by the new daemon's forwarder, and so is the first once the server let it go.
+      const inside = await startInside(
+        t,
+        "held",
+        `import socket,threading
+def serve(p):
+  s=socket.socket(socket.AF_INET6); s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1); s.bind(("::",p)); s.listen(4)
+  c,a=s.accept(); l=c.getsockname(); c.sendall(b"local %s %d\\n" % (l[0].encode(), l[1])); c.close()
+ts=[threading.Thread(target=serve,args=(p,)) for p in (8000,8001)]
+for x in ts: x.start()
+print("bound",flush=True)
+for x in ts: x.join()
+`,
+      );
+      expect(inside.first).toBe("bound");
+      expect(await hostClient(other)).toBe("local ::ffff:10.0.2.100 8001");
+      expect(await hostClient(host)).toBe("local ::ffff:10.0.2.100 8000");
+      await inside.exited;
+      await t.burrowOk(["rm", "-f", "held"]);
+    });
+
     test("refused in one line where it cannot apply, leaving nothing", async () => {
       for (const network of ["none", "host"]) {
         const r = await t.burrow(["run", "--rm", "--accelerate", "--network", network, "--", "true"]);
