@@ -84,12 +84,17 @@ export function trappedBind(listener: number, n: Notification, decide: (dest: De
 
 /**
  * Finishes a parked bind with the lent host socket `fd` (ours to close), or
- * with CONTINUE when `fd` is -1. True when the host socket is the process's
+ * when `fd` is -1 with `errno` (the port is lent to another server already)
+ * or CONTINUE. True when the host socket is the process's
  * now.
  */
-export function finishBind(p: ParkedBind, fd: number): boolean {
+export function finishBind(p: ParkedBind, fd: number, errno?: number): boolean {
   if (fd < 0) {
-    proceed(p.listener, p.id, "no published port to lend");
+    if (errno) {
+      try {
+        answerNotification(p.listener, p.id, { error: errno });
+      } catch {}
+    } else proceed(p.listener, p.id, "no published port to lend");
     return false;
   }
   try {

@@ -24,8 +24,8 @@ export type AcceleratorCommand =
   | { op: "adopt"; id: string; fd: number; scope: Scope }
   /** Sandbox `id` ended: close its listeners and whatever is pending for them. */
   | { op: "forget"; id: string }
-  /** The answer to `lend` number `ask`: a host listening socket (an fd of this process, the Worker's to close), or -1 for none. */
-  | { op: "lent"; ask: number; fd: number }
+  /** The answer to `lend` number `ask`: a host listening socket (an fd of this process, the Worker's to close), or -1 for none: the bind runs inside, or fails with `errno` when given. */
+  | { op: "lent"; ask: number; fd: number; errno?: number }
   | { op: "exit" };
 
 export type AcceleratorReport =

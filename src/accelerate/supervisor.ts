@@ -38,6 +38,8 @@ export interface PortLender {
   processes(id: string): number[];
 }
 
+const EADDRINUSE = 98;
+
 /** While a port is lent, whether some process of its sandbox still holds it is checked this often. */
 const TAKE_BACK_MS = 500;
 
@@ -127,6 +129,15 @@ export class Accelerator {
       this.sendIfRunning({ op: "lent", ask, fd: -1 });
       return;
     }
+    // Lent already: a second server's bind fails as it would inside (EADDRINUSE) while the first holds the socket.
+    const inFlight = [...this.lending.values()].some((o) => o.inode === inode);
+    const earlier = [...this.lent].find((o) => o.inode === inode);
+    if (inFlight || (earlier && heldBy(this.lender?.processes(id) ?? [], inode))) {
+      close(lent.fd);
+      this.sendIfRunning({ op: "lent", ask, fd: -1, errno: EADDRINUSE });
+      return;
+    }
+    if (earlier) this.lent.delete(earlier); // its server let go before the check: this bind takes the socket over, still paused
     this.lending.set(ask, { id, port: lent, inode });
     if (!this.sendIfRunning({ op: "lent", ask, fd: lent.fd })) {
       this.lending.delete(ask);

@@ -271,7 +271,7 @@ function run(init: AcceleratorInit): void {
           if (b || m.fd >= 0) post({ op: "borrowed", ask: m.ask, ok: false });
           break;
         }
-        const ok = finishBind(b, m.fd);
+        const ok = finishBind(b, m.fd, m.errno);
         if (m.fd >= 0) post({ op: "borrowed", ask: m.ask, ok });
         break;
       }

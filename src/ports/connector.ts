@@ -123,13 +123,21 @@ export class Connector {
   /** See HostSocket.lend. */
   private async lend(id: number, fd: number): Promise<{ fd: number; resume(): void } | null> {
     if (!this.open.has(id)) return null;
+    const wasPaused = this.paused.has(id);
     this.paused.add(id);
-    await new Promise<void>((resolve) => {
-      const waiting = this.pauses.get(id) ?? [];
-      waiting.push(resolve);
-      this.pauses.set(id, waiting);
-      this.send({ op: "pause", id });
-    });
+    try {
+      await new Promise<void>((resolve) => {
+        const waiting = this.pauses.get(id) ?? [];
+        waiting.push(resolve);
+        this.pauses.set(id, waiting);
+        this.send({ op: "pause", id });
+      });
+    } catch (e) {
+      // The worker never got the pause: nothing to resume there.
+      this.pauses.delete(id);
+      if (!wasPaused) this.paused.delete(id);
+      throw e;
+    }
     // Closed while the worker paused it: the fd number may be gone or reused.
     if (!this.open.has(id)) return null;
     const copy = duplicateFd(fd);

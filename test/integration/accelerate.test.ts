@@ -274,6 +274,9 @@ print("connected", ok)
       // The wildcard: the server's socket is the host's listening socket (its name is the host's address and port).
       const accelerated = await startInside(t, "srv", INSIDE_SERVER("0.0.0.0", 1));
       expect(accelerated.first).toBe(`bound 127.0.0.1 ${host}`);
+      // A second server on the port while the first holds it: EADDRINUSE, as inside.
+      const second = `import socket,errno\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ntry:\n  s.bind(("0.0.0.0",8000)); print("bound", *s.getsockname())\nexcept OSError as e:\n  print(errno.errorcode[e.errno])\n`;
+      expect((await t.burrowOk(["exec", "srv", "--", "python3", "-c", second])).trim()).toBe("EADDRINUSE");
       expect(await hostClient()).toBe(`local 127.0.0.1 ${host}`);
       await accelerated.exited;
       expect(accelerated.lines).toContain("closed");
