@@ -103,11 +103,6 @@ export class Accelerator {
     this.lender = lender;
   }
 
-  /** Sockets lent now (for tests of the daemon and inspect). */
-  get lentPorts(): number {
-    return this.lent.size;
-  }
-
   /** The Worker asks for a published port's host socket for a trapped bind. */
   private async lend(ask: number, id: string, port: number, family: 4 | 6): Promise<void> {
     let lent: LentPort | null = null;
