@@ -13,15 +13,20 @@
 #           ways and on the host itself
 # start     hyperfine: run --rm --accelerate -p P:80 -- true against
 #           run --rm -p P:80 -- true
-# Inbound (a published port bound on the host by the accelerated process)
-# is not built yet: no row. Traffic is loopback only; everything is stopped
-# on exit.
+# inbound   iperf3 -c on the host through -p 127.0.0.1:PORT:5201 to
+#           iperf3 -s -B 0.0.0.0 in a slirp4netns sandbox: direct (both on the
+#           host's loopback), burrow --accelerate (the server gets the
+#           forwarder's host socket), and burrow without (the forwarder)
+# BENCH_SECTIONS (default "outbound inbound latency start") picks sections.
+# Traffic is loopback only; everything is stopped on exit.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 secs=${1:-5}
 conns=${2:-2000}
 starts=${3:-20}
+sections=" ${BENCH_SECTIONS:-outbound inbound latency start} "
+want() { [[ $sections == *" $1 "* ]]; }
 bench_require iperf3 hyperfine
 b=$(bench_burrow)
 work=$(as_user mktemp -d "$bench_tmp/bench-accel.XXXXXX")
@@ -71,6 +76,7 @@ latency() {
   esac
 }
 
+if want outbound; then
 echo "outbound iperf3, $secs s each (receiver Gbit/s); load $(cut -d' ' -f1 /proc/loadavg)"
 declare -A gbit
 for m in direct accelerate slirp4netns pasta; do
@@ -78,6 +84,44 @@ for m in direct accelerate slirp4netns pasta; do
   printf '  %-12s %6.2f Gbit/s  %s of direct\n' "$m" "${gbit[$m]}" "$(calc "${gbit[$m]} / ${gbit[direct]}")"
 done
 
+fi
+
+# inbound MODE: receiver Gbit/s of one iperf3 run from the host to a server where MODE says.
+inbound() {
+  local port out name= flag
+  port=$(free_port $((iport + 10)))
+  case $1 in
+  direct)
+    "${as_user_argv[@]}" iperf3 -s -1 -B 127.0.0.1 -p "$port" >/dev/null 2>&1 &
+    pids+=($!)
+    until ss -Htln "sport = :$port" | grep -q .; do sleep 0.05; done
+    ;;
+  accelerate | forwarder)
+    name=bench-inbound-$1
+    # -B 0.0.0.0: an IPv4 socket, as the 127.0.0.1 host socket is (an IPv6 one binds inside: docs/accelerate.md).
+    flag=()
+    [ "$1" = forwarder ] || flag=(--accelerate)
+    as_burrow "$b" run -d --name "$name" "${flag[@]}" --network slirp4netns -p "127.0.0.1:$port:5201" -- iperf3 -s -1 -B 0.0.0.0 --forceflush >/dev/null
+    until as_burrow "$b" logs "$name" 2>/dev/null | grep -q "Server listening"; do sleep 0.05; done
+    ;;
+  esac
+  out=$(as_user iperf3 -c 127.0.0.1 -p "$port" -t "$secs" -J)
+  [ -z "${name:-}" ] || as_burrow "$b" rm -f "$name" >/dev/null
+  echo "$out" >"$work/inbound-$1.json"
+  json 'j[0].end.sum_received.bits_per_second / 1e9' "$work/inbound-$1.json"
+}
+
+if want inbound; then
+echo "inbound iperf3 through -p 127.0.0.1:PORT:5201, $secs s each (receiver Gbit/s); load $(cut -d' ' -f1 /proc/loadavg)"
+declare -A ingbit
+for m in direct accelerate forwarder; do
+  ingbit[$m]=$(inbound "$m" || echo 0)
+  printf '  %-12s %6.2f Gbit/s  %s of direct\n' "$m" "${ingbit[$m]}" "$(calc "${ingbit[$m]} / ${ingbit[direct]}")"
+done
+
+fi
+
+if want latency; then
 echo "latency, $conns sequential short connections"
 declare -A med
 for m in direct accelerate slirp4netns pasta; do
@@ -86,6 +130,9 @@ for m in direct accelerate slirp4netns pasta; do
   printf '  %-12s mean %6.3f ms  median %6.3f ms  %s x direct (mean)\n' "$m" "${med[$m]}" "$(json 'j[0].medianMs' "$work/lat-$m.json")" "$(calc "${med[$m]} / ${med[direct]}")"
 done
 
+fi
+
+if want start; then
 echo "start, $starts runs each"
 p=$(free_port 18380)
 as_burrow "$b" run --rm -- true >/dev/null
@@ -94,3 +141,4 @@ as_burrow hyperfine -N --warmup 3 --runs "$starts" --export-json "$work/start.js
   -n plain "$b run --rm -p 127.0.0.1:$p:80 -- true" >/dev/null
 json 'j[0].results.map((r) => `  ${r.command.padEnd(12)} median ${(r.median * 1000).toFixed(1)} ms`).join("\n")' "$work/start.json"
 json '`  ratio ${(j[0].results[0].median / j[0].results[1].median).toFixed(3)} (goal <= 1.15)`' "$work/start.json"
+fi

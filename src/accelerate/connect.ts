@@ -42,7 +42,7 @@ export function parseInetSockaddr(b: Uint8Array): Destination | null {
 }
 
 /** Is fd `fd` of `pid` close-on-exec (fdinfo's flags, octal)? */
-function processFdCloexec(pid: number, fd: number): boolean {
+export function processFdCloexec(pid: number, fd: number): boolean {
   try {
     const m = /^flags:\s+([0-7]+)$/m.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, "utf8"));
     return m ? (Number.parseInt(m[1]!, 8) & 0o2000000) !== 0 : false;

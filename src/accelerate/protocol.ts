@@ -24,6 +24,8 @@ export type AcceleratorCommand =
   | { op: "adopt"; id: string; fd: number; scope: Scope }
   /** Sandbox `id` ended: close its listeners and whatever is pending for them. */
   | { op: "forget"; id: string }
+  /** The answer to `lend` number `ask`: a host listening socket (an fd of this process, the Worker's to close), or -1 for none: the bind runs inside, or fails with `errno` when given. */
+  | { op: "lent"; ask: number; fd: number; errno?: number }
   | { op: "exit" };
 
 export type AcceleratorReport =
@@ -32,6 +34,10 @@ export type AcceleratorReport =
   | { op: "counts"; counts: Record<string, number> }
   /** A listener of `id` was adopted; `keepFd` is a duplicate of it for the main thread to hand to a keeper (and close), or -1. */
   | { op: "attached"; id: string; keepFd: number }
+  /** A server of sandbox `id` binds TCP container port `port` (wildcard or its own address): lend it that port's host socket of `family`, if it is published so. */
+  | { op: "lend"; ask: number; id: string; port: number; family: 4 | 6 }
+  /** Whether the socket lent for `ask` is the server's now (else the main thread takes it back at once). */
+  | { op: "borrowed"; ask: number; ok: boolean }
   | { op: "warn"; message: string }
   | { op: "fatal"; message: string }
   | { op: "exited" };

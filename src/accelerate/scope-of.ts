@@ -31,6 +31,7 @@ export function refuseAcceleration(mode: NetworkMode, raw: string): void {
 export function accelerationScope(s: Pick<Sandbox, "spec" | "runtime">, netnsInode: number): Scope {
   const mode = modeOfRow(s);
   const own = s.runtime.address ? [s.runtime.address] : [];
+  const ownAll = [...own, ...(s.runtime.address6 ? [s.runtime.address6] : [])];
   if (mode.kind === "slirp4netns") {
     const o = parseSlirp4netnsOptions(mode.options ? mode.options.split(",") : []);
     const a = slirp4netnsAddresses(o);
@@ -39,10 +40,11 @@ export function accelerationScope(s: Pick<Sandbox, "spec" | "runtime">, netnsIno
       inside: [a.cidr, ...(a.ipv6 ? [a.ipv6.cidr] : []), ...own],
       hostAlias: [a.gateway, ...(a.ipv6 ? [a.ipv6.gateway] : [])],
       allowHostLoopback: o.allowHostLoopback,
+      own: ownAll,
     };
   }
   // pasta copies the host's addresses into the sandbox: those stay inside,
   // and its link-local host addresses (169.254.1.x) stay pasta's.
-  if (mode.kind === "pasta") return { netnsInode, inside: own, allowHostLoopback: false };
-  return { netnsInode, inside: [...PRIVATE, ...own], allowHostLoopback: false };
+  if (mode.kind === "pasta") return { netnsInode, inside: own, allowHostLoopback: false, own: ownAll };
+  return { netnsInode, inside: [...PRIVATE, ...own], allowHostLoopback: false, own: ownAll };
 }

@@ -14,6 +14,8 @@ export interface Scope {
   /** slirp4netns's 10.0.2.2 (pasta: its --map-host-loopback address): the host's loopback, reachable only with allow_host_loopback. */
   hostAlias?: string[];
   allowHostLoopback: boolean;
+  /** The sandbox's own addresses: a bind to one of them (or to the wildcard) on a published port gets the host's listening socket. */
+  own?: string[];
 }
 
 /** Never through a host socket: loopback, unspecified, link-local (pasta's and the cloud's 169.254/16), multicast. */
@@ -47,4 +49,24 @@ export function decide(scope: Scope, dest: Destination, taskNetns: number | null
   if (within(LOCAL_SUBNETS, ip)) return { continue: "local address" };
   if (within(inside, ip)) return { continue: "inside the sandbox's networks" };
   return { host: dest };
+}
+
+/** A trapped bind the supervisor may answer with a published port's host socket: the container port and the socket's family. */
+export type BindVerdict = { port: number; family: 4 | 6 } | { continue: string };
+
+/**
+ * The verdict for a bind of a `family` TCP socket to `dest` (burrow's copy)
+ * by a task in network namespace `taskNetns`: only the wildcard of the
+ * socket's own family or one of the sandbox's own addresses, on a real
+ * port. A bind to loopback stays inside: such a server must stay
+ * unreachable from the host.
+ */
+export function decideBind(scope: Scope, dest: Destination, family: 4 | 6, taskNetns: number | null): BindVerdict {
+  if (taskNetns !== scope.netnsInode) return { continue: "another network namespace" };
+  if (dest.port === 0) return { continue: "no port asked for" };
+  const ip = parseIp(dest.ip);
+  if (!ip || ip.family !== family) return { continue: "an address of the other family" };
+  const wildcard = family === 4 ? dest.ip === "0.0.0.0" : dest.ip === "::";
+  if (!wildcard && !(scope.own ?? []).includes(dest.ip)) return { continue: "not the wildcard or the sandbox's own address" };
+  return { port: dest.port, family };
 }

@@ -3,7 +3,7 @@
 // (RUNTIME_DIR/accelerate.sock, in the user's private runtime dir) and tells
 // the Worker which tokens to expect. docs/accelerate.md has the design.
 import { randomBytes } from "node:crypto";
-import { rmSync } from "node:fs";
+import { readdirSync, readlinkSync, rmSync, statSync } from "node:fs";
 import { BurrowError } from "../errors.ts";
 import { log } from "../log.ts";
 import { close } from "../sys/ns.ts";
@@ -16,6 +16,7 @@ import { listenUnix } from "../sys/unix-socket.ts";
 import { workerUrl } from "../workers.ts";
 import type { AcceleratorCommand, AcceleratorInit, AcceleratorReport } from "./protocol.ts";
 import type { Scope } from "./scope.ts";
+import type { HeldPort, LentPort } from "../ports/driver.ts";
 
 /** What an accelerated enter step is given: where to hand its listener over, and the token that names it. */
 export interface Handoff {
@@ -29,7 +30,56 @@ export function checkAccelerationSupport(): void {
   if (!s.ok) throw new BurrowError(`--accelerate needs ${s.missing}`, { kind: "bad-input" });
 }
 
+/** What the accelerator needs from the daemon to lend published ports to servers in sandboxes (docs/accelerate.md "Inbound"). */
+export interface PortLender {
+  /** The host socket of sandbox `id`'s one builtin-forwarded TCP port to container port `port`, lent; null when there is none to lend. */
+  lend(id: string, port: number, family: 4 | 6): Promise<LentPort | null>;
+  /** The pids of sandbox `id`'s processes now. */
+  processes(id: string): number[];
+}
+
+const EADDRINUSE = 98;
+
+/** While a port is lent, whether some process of its sandbox still holds it is checked this often. */
+const TAKE_BACK_MS = 500;
+
+/** The socket inode of our fd `fd` ("socket:[INODE]"). */
+function socketInode(fd: number): number {
+  return statSync(`/proc/self/fd/${fd}`).ino;
+}
+
+/** Does some process in `pids` hold the socket with inode `inode`? */
+function heldBy(pids: number[], inode: number): boolean {
+  const link = `socket:[${inode}]`;
+  for (const pid of pids) {
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue; // gone meanwhile
+    }
+    for (const fd of fds) {
+      try {
+        if (readlinkSync(`/proc/${pid}/fd/${fd}`) === link) return true;
+      } catch {}
+    }
+  }
+  return false;
+}
+
+interface LentOut {
+  id: string;
+  port: LentPort;
+  inode: number;
+}
+
 export class Accelerator {
+  private lender: PortLender | undefined;
+  /** Sockets sent to the Worker for a bind, not yet confirmed (by ask). */
+  private readonly lending = new Map<number, LentOut>();
+  /** Sockets sandboxed servers hold now: the forwarder takes each back once no process of its sandbox has it. */
+  private readonly lent = new Set<LentOut>();
+  private takeBackTimer: ReturnType<typeof setInterval> | undefined;
   private worker: Worker | undefined;
   private controlFd = -1;
   private readonly encoder = new TextEncoder();
@@ -48,6 +98,85 @@ export class Accelerator {
     rmSync(socketPath, { force: true });
   }
 
+  /** Connects the daemon's published ports (set once, by the daemon service). */
+  setLender(lender: PortLender): void {
+    this.lender = lender;
+  }
+
+  /** The Worker asks for a published port's host socket for a trapped bind. */
+  private async lend(ask: number, id: string, port: number, family: 4 | 6): Promise<void> {
+    let lent: LentPort | null = null;
+    try {
+      lent = (await this.lender?.lend(id, port, family)) ?? null;
+    } catch (e) {
+      log.warn(`accelerate: cannot lend port ${port} of ${id.slice(0, 12)}: ${(e as Error).message}`);
+    }
+    if (!lent) {
+      this.sendIfRunning({ op: "lent", ask, fd: -1 });
+      return;
+    }
+    let inode: number;
+    try {
+      inode = socketInode(lent.fd);
+    } catch {
+      close(lent.fd);
+      lent.resume();
+      this.sendIfRunning({ op: "lent", ask, fd: -1 });
+      return;
+    }
+    // Lent already: a second server's bind fails as it would inside (EADDRINUSE) while the first holds the socket.
+    const inFlight = [...this.lending.values()].some((o) => o.inode === inode);
+    const earlier = [...this.lent].find((o) => o.inode === inode);
+    if (inFlight || (earlier && heldBy(this.lender?.processes(id) ?? [], inode))) {
+      close(lent.fd);
+      this.sendIfRunning({ op: "lent", ask, fd: -1, errno: EADDRINUSE });
+      return;
+    }
+    if (earlier) this.lent.delete(earlier); // its server let go before the check: this bind takes the socket over, still paused
+    this.lending.set(ask, { id, port: lent, inode });
+    if (!this.sendIfRunning({ op: "lent", ask, fd: lent.fd })) {
+      this.lending.delete(ask);
+      close(lent.fd);
+      lent.resume();
+    }
+  }
+
+  /** After a daemon restart: a port's socket a server of `id` held, taken back paused (src/accelerate/held.ts): given to the forwarder once nobody holds it. */
+  watchHeld(id: string, held: HeldPort): void {
+    this.watch({ id, port: { fd: -1, hostPort: held.hostPort, resume: held.resume }, inode: held.inode });
+  }
+
+  private watch(out: LentOut): void {
+    this.lent.add(out);
+    this.takeBackTimer ??= setInterval(() => this.takeBack(), TAKE_BACK_MS);
+    this.takeBackTimer.unref?.();
+  }
+
+  /** The Worker installed (or could not install) the socket lent for `ask`. */
+  private borrowed(ask: number, ok: boolean): void {
+    const out = this.lending.get(ask);
+    this.lending.delete(ask);
+    if (!out) return;
+    if (!ok) {
+      out.port.resume();
+      return;
+    }
+    this.watch(out);
+  }
+
+  /** Gives the forwarder back every lent socket no process of its sandbox holds any more. */
+  private takeBack(): void {
+    for (const out of this.lent) {
+      if (heldBy(this.lender?.processes(out.id) ?? [], out.inode)) continue;
+      this.lent.delete(out);
+      out.port.resume();
+    }
+    if (this.lent.size === 0) {
+      clearInterval(this.takeBackTimer);
+      this.takeBackTimer = undefined;
+    }
+  }
+
   /** A token for one enter step of `id` (run, exec, restart): its listener is adopted with `scope`. */
   expect(id: string, scope: Scope): Handoff {
     checkAccelerationSupport();
@@ -61,6 +190,11 @@ export class Accelerator {
   async forget(id: string): Promise<void> {
     this.connections.delete(id);
     this.active.delete(id);
+    for (const out of this.lent) {
+      if (out.id !== id) continue;
+      this.lent.delete(out);
+      out.port.resume();
+    }
     if (this.worker) this.send({ op: "forget", id });
     this.keepAlive();
     const keepers = this.keepersOf(id);
@@ -126,6 +260,8 @@ export class Accelerator {
   }
 
   close(): void {
+    clearInterval(this.takeBackTimer);
+    this.takeBackTimer = undefined;
     const worker = this.worker;
     if (!worker) return;
     this.worker = undefined;
@@ -138,6 +274,17 @@ export class Accelerator {
     close(this.controlFd);
     this.controlFd = -1;
     rmSync(this.socketPath, { force: true });
+  }
+
+  /** send, unless the Worker is gone (the daemon is stopping); false then. */
+  private sendIfRunning(m: AcceleratorCommand): boolean {
+    if (!this.worker) return false;
+    try {
+      this.send(m);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   private send(m: AcceleratorCommand): void {
@@ -168,7 +315,9 @@ export class Accelerator {
         this.active.add(m.id);
         this.keepAlive();
         this.keep(m.id, m.keepFd);
-      } else if (m.op === "warn") log.warn(`accelerate: ${m.message}`);
+      } else if (m.op === "lend") void this.lend(m.ask, m.id, m.port, m.family);
+      else if (m.op === "borrowed") this.borrowed(m.ask, m.ok);
+      else if (m.op === "warn") log.warn(`accelerate: ${m.message}`);
       else if (m.op === "fatal") log.error(`accelerate: the supervisor stopped: ${m.message}`);
     };
     worker.onerror = (e) => log.error(`accelerate: the supervisor failed: ${e.message}`);

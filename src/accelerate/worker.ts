@@ -6,8 +6,9 @@
 //   thread announced, from a peer of the daemon's own uid;
 // - polls every listener, and answers each trapped connect
 //   (src/accelerate/connect.ts) with the sandbox's scope
-//   (src/accelerate/scope.ts); a bind is let through (inbound acceleration is
-//   not built yet);
+//   (src/accelerate/scope.ts), and each trapped bind on a published port
+//   with the forwarder's host socket, which it asks the main thread to lend
+//   (src/accelerate/bind.ts);
 // - waits for blocking connects to finish without ever blocking on one.
 import { readlinkSync } from "node:fs";
 import { close } from "../sys/ns.ts";
@@ -15,10 +16,11 @@ import { peerCredOfFd } from "../sys/peercred.ts";
 import { answerNotification, duplicateFd, hostSeccompArch, type NotifSizes, receiveNotification, SOCKET_SYSCALLS, syncWakeUp } from "../sys/seccomp.ts";
 import { acceptNB, EAGAIN, Epoll, EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, readNB } from "../sys/sockets.ts";
 import { receiveWithFds } from "../sys/unix-socket.ts";
+import { finishBind, type ParkedBind, trappedBind } from "./bind.ts";
 import { acceleratedConnect } from "./connect.ts";
 import type { AcceleratorCommand, AcceleratorInit, AcceleratorReport } from "./protocol.ts";
 import { TOKEN_LINE } from "./protocol.ts";
-import { decide, insideSubnets, type Scope } from "./scope.ts";
+import { decide, decideBind, insideSubnets, type Scope } from "./scope.ts";
 import type { Subnet } from "../net/cni/ip.ts";
 
 declare const self: Worker;
@@ -28,6 +30,8 @@ const post = (m: AcceleratorReport) => self.postMessage(m);
 const PENDING_LIMIT_MS = 130_000;
 /** Counts are reported at most this often. */
 const REPORT_MS = 500;
+/** A bind the main thread has not lent a socket for in this long runs in the sandbox (CONTINUE). */
+const LEND_MS = 2_000;
 /** A handoff connection that sends nothing useful this long is dropped. */
 const HANDOFF_MS = 10_000;
 
@@ -52,12 +56,15 @@ function run(init: AcceleratorInit): void {
   const arch = hostSeccompArch();
   if (!arch) throw new Error(`no seccomp table for ${process.arch}`);
   const nrConnect = SOCKET_SYSCALLS[arch].connect;
+  const nrBind = SOCKET_SYSCALLS[arch].bind;
   const ep = new Epoll(256);
   const handlers = new Map<number, (fd: number, events: number) => void>();
   const expected = new Map<string, Expected>(); // by token
   const listeners = new Map<number, Expected>(); // by listener fd
   const pending = new Map<number, { listener: number; finish: () => number; abandon: () => void; since: number }>(); // by twin fd
   const handoffs = new Map<number, { text: string; since: number }>();
+  const parked = new Map<number, ParkedBind & { since: number }>(); // binds waiting for a lent socket, by ask
+  let nextAsk = 1;
   const counts: Record<string, number> = {};
   let countsDirty = false;
   let lastReport = 0;
@@ -77,6 +84,8 @@ function run(init: AcceleratorInit): void {
       handlers.delete(twin);
       p.abandon();
     }
+    // Its binds are answered when their sockets come (the ADDFD then fails: nothing is lent).
+    for (const b of parked.values()) if (b.listener === fd) b.listener = -1;
     listeners.delete(fd);
     drop(fd);
   }
@@ -93,6 +102,15 @@ function run(init: AcceleratorInit): void {
         n = receiveNotification(fd, sizes);
       } catch {
         // ENOENT: the task died or the call was interrupted between poll and receive.
+        return;
+      }
+      if (n.nr === nrBind) {
+        const out = trappedBind(fd, n, (dest, family, pid) => decideBind(owner.scope, dest, family, netnsInode(pid)));
+        if ("park" in out) {
+          const ask = nextAsk++;
+          parked.set(ask, { ...out.park, since: Date.now() });
+          post({ op: "lend", ask, id: owner.id, port: out.park.port, family: out.park.family });
+        }
         return;
       }
       if (n.nr !== nrConnect) {
@@ -245,6 +263,18 @@ function run(init: AcceleratorInit): void {
         for (const [fd, e] of listeners) if (e.id === m.id) dropListener(fd);
         delete counts[m.id];
         break;
+      case "lent": {
+        const b = parked.get(m.ask);
+        parked.delete(m.ask);
+        if (!b || b.listener < 0) {
+          if (m.fd >= 0) close(m.fd);
+          if (b || m.fd >= 0) post({ op: "borrowed", ask: m.ask, ok: false });
+          break;
+        }
+        const ok = finishBind(b, m.fd, m.errno);
+        if (m.fd >= 0) post({ op: "borrowed", ask: m.ask, ok });
+        break;
+      }
       case "exit":
         running = false;
         break;
@@ -259,7 +289,7 @@ function run(init: AcceleratorInit): void {
 
   post({ op: "started" });
   while (running) {
-    ep.wait(pending.size || handoffs.size || countsDirty ? REPORT_MS : -1, onEvent);
+    ep.wait(pending.size || handoffs.size || parked.size || countsDirty ? REPORT_MS : -1, onEvent);
     const now = Date.now();
     if (countsDirty && now - lastReport >= REPORT_MS) {
       post({ op: "counts", counts: { ...counts } });
@@ -273,6 +303,12 @@ function run(init: AcceleratorInit): void {
       ep.remove(twin);
       handlers.delete(twin);
       p.abandon();
+    }
+    for (const [ask, b] of parked) {
+      if (now - b.since < LEND_MS) continue;
+      // No answer in time: the bind runs in the sandbox; a socket lent later is given back ("lent" finds no ask).
+      parked.delete(ask);
+      if (b.listener >= 0) finishBind(b, -1);
     }
     for (const [fd, h] of handoffs) {
       if (now - h.since < HANDOFF_MS) continue;

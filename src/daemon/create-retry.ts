@@ -68,7 +68,7 @@ export function retryDeps(ctx: DaemonContext, releases: { release(s: Sandbox): P
 
 export type CreateAnswer = { id: string; name: string; enter?: EnterTarget & { cwd: string } };
 
-function findOrNull(store: SandboxStore, id: string): Sandbox | null {
+export function findOrNull(store: SandboxStore, id: string): Sandbox | null {
   try {
     return store.find(id);
   } catch {

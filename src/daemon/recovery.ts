@@ -77,6 +77,8 @@ export class SandboxRecovery {
       if (restore && pinsOk && s.spec.accelerate && s.runtime.ino) {
         try {
           ctx.accelerator.recover(s.id, accelerationScope(s, s.runtime.ino.net));
+          // Published ports a server of it held while no daemon ran: the forwarder takes each back once it lets go.
+          for (const held of ctx.ports.heldAtRestore(s)) ctx.accelerator.watchHeld(s.id, held);
         } catch (e) {
           log.warn(`accelerate: ${sandboxLabel(s)}: ${messageOf(e)}`);
         }

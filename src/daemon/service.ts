@@ -10,7 +10,7 @@ import { KeyedMutex } from "../mutex.ts";
 import type { PortDrivers } from "../ports/registry.ts";
 import type { Sandbox, SandboxStore } from "../state/sandboxes.ts";
 import { enterTarget, setupContext, type CreateBookkeeping, type DaemonContext, type SessionInfo } from "./context.ts";
-import { abandoned, replayCreate, retryDeps } from "./create-retry.ts";
+import { abandoned, findOrNull, replayCreate, retryDeps } from "./create-retry.ts";
 import { createSandbox, markStarted, spawnDetached, type Created } from "./create.ts";
 import { addPorts, removePorts, type PortChangeReply } from "./live-ports.ts";
 import { processesOf, SandboxRecovery } from "./recovery.ts";
@@ -59,6 +59,17 @@ export class SandboxService {
       restarts: this.restarts,
       accelerator: new Accelerator(`${deps.paths.runtimeDir}/accelerate.sock`, process.getuid?.() ?? 0, deps.bookkeeping.helpers),
     };
+    // A server in an accelerated sandbox binding a published port gets the forwarder's host socket (docs/accelerate.md "Inbound").
+    this.ctx.accelerator.setLender({
+      lend: async (id, port, family) => {
+        const s = findOrNull(this.ctx.store, id);
+        return s && s.status === "running" ? this.ctx.ports.lend(s, port, family) : null;
+      },
+      processes: (id) => {
+        const s = findOrNull(this.ctx.store, id);
+        return s ? processesOf(s) : [];
+      },
+    });
     this.releases = new SandboxReleases(this.ctx);
     this.recovery = new SandboxRecovery(this.ctx, this.releases);
   }

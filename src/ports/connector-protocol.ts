@@ -42,6 +42,14 @@ export type ConnectorCommand =
   | ({ op: "listen-udp"; id: number; fd: number; idleMs: number } & Target)
   /** Close listener `id` (its fd) and drop its connections or flows. */
   | { op: "unlisten"; id: number }
+  /**
+   * --accelerate lends TCP listener `id` to a sandboxed server: stop accepting
+   * on it (out of the epoll set, the fd kept open; its relayed connections
+   * go on) and answer "paused".
+   */
+  | { op: "pause"; id: number }
+  /** The lent listener came back (no sandboxed process holds it): accept on it again. */
+  | { op: "resume"; id: number }
   /** Close everything and leave the loop. */
   | { op: "exit" };
 
@@ -51,6 +59,8 @@ export type ConnectorReport =
   /** A listen-tcp is served; what its clients' connections will carry. */
   | ({ op: "listening"; id: number } & SourceAddress)
   | { op: "exited" }
+  /** Listener `id` is out of the epoll set (or unknown): nothing accepts on it here until "resume". */
+  | { op: "paused"; id: number }
   /** The worker is gone (the main thread starts a new one). */
   | { op: "fatal"; message: string }
   /** Something the user should hear about; the worker goes on. */

@@ -28,6 +28,7 @@
 import { close, openRO } from "../sys/ns.ts";
 import { SOCK_DGRAM, SOCK_STREAM } from "../sys/net.ts";
 import { connectStart, connectStartFrom, isIPv6Sockaddr, ownGlobalIPv6 } from "../sys/netio.ts";
+import { setNonBlocking } from "../sys/socket-twin.ts";
 import {
   acceptNB,
   EAGAIN,
@@ -394,8 +395,12 @@ function run(init: ConnectorInit): void {
 
   // ---- listeners and commands ----
 
+  /** Listeners lent to an accelerated sandbox's server (by id): out of the epoll set. */
+  const paused = new Set<number>();
+
   function unlisten(l: Listener): void {
     listeners.delete(l.id);
+    paused.delete(l.id);
     handlers.delete(l.fd);
     close(l.fd);
     if (l.protocol === "tcp") {
@@ -459,6 +464,27 @@ function run(init: ConnectorInit): void {
       case "unlisten": {
         const l = listeners.get(m.id);
         if (l) unlisten(l);
+        break;
+      }
+      case "pause": {
+        const l = listeners.get(m.id);
+        if (l && !paused.has(m.id)) {
+          ep.remove(l.fd);
+          paused.add(m.id);
+        }
+        post({ op: "paused", id: m.id });
+        break;
+      }
+      case "resume": {
+        const l = listeners.get(m.id);
+        if (!l || !paused.delete(m.id)) break;
+        try {
+          // The server may have made the shared open file blocking: accept here must never wait.
+          setNonBlocking(l.fd, true);
+          ep.add(l.fd, EPOLLIN);
+        } catch (e) {
+          post({ op: "error", message: `cannot serve a published port again: ${e instanceof Error ? e.message : String(e)}` });
+        }
         break;
       }
       case "exit":

@@ -12,6 +12,7 @@ import { close } from "../sys/ns.ts";
 import { SysError } from "../sys/libc.ts";
 import { bindUdpSocket, EAGAIN, listenTcpSocket, pipe, setBlocking, setPipeSize, SHUT_RDWR, shutdown, writeAll, writeNB } from "../sys/sockets.ts";
 import { COUNTER, COUNTERS, type ConnectorCommand, type ConnectorInit, type ConnectorReport, type SourceAddress, type Target } from "./connector-protocol.ts";
+import { duplicateFd } from "../sys/seccomp.ts";
 import { workerUrl } from "../workers.ts";
 
 export type { SourceAddress, Target };
@@ -22,6 +23,14 @@ export type HostSocket = {
   readonly sourceAddress: Promise<SourceAddress>;
   /** Stops serving the port and drops its connections or flows. Idempotent. */
   close(): void;
+  /**
+   * TCP, for --accelerate: stops accepting on the host socket (its relayed
+   * connections go on) and gives a close-on-exec duplicate of it, ours to
+   * close; `resume` accepts on it again. Null once the port is closed.
+   */
+  lend?(): Promise<{ fd: number; resume(): void } | null>;
+  /** Set when the port's socket was taken from a sandboxed server that holds it (`held`): paused until `resume`. */
+  held?: { resume(): void };
 };
 
 type Listen = Extract<ConnectorCommand, { op: "listen-tcp" | "listen-udp" }>;
@@ -39,6 +48,10 @@ export class Connector {
   /** Every listener the worker serves, to hand them to a restarted worker. */
   private readonly open = new Map<number, Listen>();
   private readonly encoder = new TextEncoder();
+  /** Listeners lent out (by id): a restarted worker is told to pause them again. */
+  private readonly paused = new Set<number>();
+  /** pause commands waiting for the worker's "paused" (by id). */
+  private readonly pauses = new Map<number, Array<() => void>>();
   /** listen-tcp commands waiting for the worker's "listening" (by id; a restarted worker answers the same id). */
   private readonly answers = new Map<number, (a: SourceAddress) => void>();
 
@@ -67,8 +80,20 @@ export class Connector {
   }
 
   /** Binds hostIp:hostPort/tcp in the host netns and relays its connections to the target. Throws SysError when the bind fails. */
-  listenTcp(hostIp: string, hostPort: number, target: Target, keepClientAddress = false): HostSocket {
-    const { fd, port } = listenTcpSocket(hostIp, hostPort);
+  listenTcp(hostIp: string, hostPort: number, target: Target, keepClientAddress = false, held?: () => number | null): HostSocket {
+    let fd: number;
+    let port: number;
+    let paused = false;
+    try {
+      ({ fd, port } = listenTcpSocket(hostIp, hostPort));
+    } catch (e) {
+      // --accelerate after a daemon restart: a sandboxed server holds the port's socket; served again (paused) once it lets go.
+      const taken = e instanceof SysError && e.code === "EADDRINUSE" ? held?.() : null;
+      if (taken === null || taken === undefined) throw e;
+      fd = taken;
+      port = hostPort;
+      paused = true;
+    }
     const id = this.nextId++;
     // Only a port that asks waits for the worker (which may be starting up).
     const sourceAddress = keepClientAddress
@@ -77,7 +102,12 @@ export class Connector {
     // shutdown() stops a listening socket at once: new connections are
     // refused even before the worker has read the unlisten command.
     try {
-      return this.serve({ op: "listen-tcp", id, fd, keepClientAddress, ...target }, port, sourceAddress, () => shutdown(fd, SHUT_RDWR));
+      const socket = this.serve({ op: "listen-tcp", id, fd, keepClientAddress, ...target }, port, sourceAddress, () => shutdown(fd, SHUT_RDWR));
+      if (paused) {
+        this.paused.add(id);
+        this.send({ op: "pause", id });
+      }
+      return { ...socket, lend: () => this.lend(id, fd), ...(paused ? { held: { resume: () => this.resume(id) } } : {}) };
     } catch (e) {
       this.answers.delete(id);
       throw e;
@@ -88,6 +118,38 @@ export class Connector {
   listenUdp(hostIp: string, hostPort: number, target: Target, idleMs: number): HostSocket {
     const { fd, port } = bindUdpSocket(hostIp, hostPort);
     return this.serve({ op: "listen-udp", id: this.nextId++, fd, idleMs, ...target }, port, Promise.resolve({ sourceAddress: "forwarder" }), () => {});
+  }
+
+  /** See HostSocket.lend. */
+  private async lend(id: number, fd: number): Promise<{ fd: number; resume(): void } | null> {
+    if (!this.open.has(id)) return null;
+    const wasPaused = this.paused.has(id);
+    this.paused.add(id);
+    try {
+      await new Promise<void>((resolve) => {
+        const waiting = this.pauses.get(id) ?? [];
+        waiting.push(resolve);
+        this.pauses.set(id, waiting);
+        this.send({ op: "pause", id });
+      });
+    } catch (e) {
+      // The worker never got the pause: nothing to resume there.
+      this.pauses.delete(id);
+      if (!wasPaused) this.paused.delete(id);
+      throw e;
+    }
+    // Closed while the worker paused it: the fd number may be gone or reused.
+    if (!this.open.has(id)) return null;
+    const copy = duplicateFd(fd);
+    return {
+      fd: copy,
+      resume: () => this.resume(id),
+    };
+  }
+
+  private resume(id: number): void {
+    if (!this.paused.delete(id) || !this.open.has(id)) return;
+    this.send({ op: "resume", id });
   }
 
   private settle(id: number, answer: SourceAddress): void {
@@ -104,6 +166,8 @@ export class Connector {
   /** Stops the worker; every listener, connection and flow is closed. */
   close(): void {
     for (const id of [...this.answers.keys()]) this.settle(id, { sourceAddress: "forwarder" });
+    for (const id of [...this.pauses.keys()]) this.donePausing(id);
+    this.paused.clear();
     const worker = this.worker;
     this.worker = undefined;
     if (!worker) {
@@ -153,6 +217,8 @@ export class Connector {
         if (closed) return;
         closed = true;
         this.settle(m.id, { sourceAddress: "forwarder" });
+        this.paused.delete(m.id);
+        this.donePausing(m.id);
         if (!this.open.delete(m.id)) return; // the whole connector was closed
         stop();
         // The worker owns the fd from here: it closes it with the port's connections.
@@ -160,6 +226,11 @@ export class Connector {
         this.keepAlive();
       },
     };
+  }
+
+  private donePausing(id: number): void {
+    for (const resolve of this.pauses.get(id) ?? []) resolve();
+    this.pauses.delete(id);
   }
 
   private keepAlive(): void {
@@ -202,7 +273,8 @@ export class Connector {
       if (e.data.op === "listening") {
         const { op: _op, id, ...answer } = e.data;
         this.settle(id, answer);
-      } else if (e.data.op === "fatal") this.restart(worker, new Error(e.data.message));
+      } else if (e.data.op === "paused") this.donePausing(e.data.id);
+      else if (e.data.op === "fatal") this.restart(worker, new Error(e.data.message));
       else if (e.data.op === "error") log.error(`port forwarding: ${e.data.message}`);
     };
     worker.onerror = (e) => this.restart(worker, new Error(e.message));
@@ -227,6 +299,7 @@ export class Connector {
     Atomics.store(this.counters, COUNTER.tcpActive, 0);
     Atomics.store(this.counters, COUNTER.udpFlows, 0);
     for (const m of this.open.values()) this.send(m);
+    for (const id of this.paused) this.send({ op: "pause", id });
     this.keepAlive();
   }
 }

@@ -27,8 +27,31 @@ export interface PortDriver {
    * builtin forwarder records it per port at setup instead.
    */
   sourceAddress?(p: PortRecord): Pick<PortRecord, "sourceAddress" | "sourceAddressWhy">;
+  /**
+   * --accelerate: the host listening socket of the one TCP port of `s` this
+   * driver forwards to container port `containerPort`, lent to a server in
+   * the sandbox (docs/accelerate.md "Inbound"); null when there is no such
+   * single port of that address family (4 or 6).
+   */
+  lend?(s: Sandbox, containerPort: number, family: 4 | 6): Promise<LentPort | null>;
+  /** After restore: the ports whose host socket a server of accelerated sandbox `s` held (taken back, paused), once. */
+  heldAtRestore?(s: Sandbox): HeldPort[];
   /** After a daemon restart: publish the recorded ports again if they need this process. */
   restore?(s: Sandbox): Promise<void>;
+}
+
+/** A published port's host listening socket, lent: `fd` is a duplicate, the borrower's to close; `resume` gives the port back to the forwarder. */
+export interface LentPort {
+  fd: number;
+  hostPort: number;
+  resume(): void;
+}
+
+/** A lent port found held by a sandboxed server when the daemon restarted: the forwarder serves it after `resume`. */
+export interface HeldPort {
+  inode: number;
+  hostPort: number;
+  resume(): void;
 }
 
 // The names live beside net/ and ports/ (src/port-driver-names.ts): both use them.

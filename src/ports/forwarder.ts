@@ -41,6 +41,8 @@ export type ForwardSpec = {
   targetPort: number;
   /** TCP: the sandbox sees non-loopback clients' own addresses (src/ports/client-address.ts) where it can be set up. */
   keepClientAddress?: boolean;
+  /** TCP, --accelerate after a daemon restart: when the port is in use, the listening socket a server of the sandbox holds (an fd of ours), or null. */
+  held?: () => number | null;
 };
 
 export type ForwardedPort = {
@@ -55,6 +57,12 @@ export type ForwardedPort = {
   readonly spec: Readonly<ForwardSpec>;
   /** Stops listening and drops this port's connections and flows. Idempotent. */
   close(): void;
+  /** The address the host socket listens on ("::" for all addresses where the host has IPv6). */
+  readonly listenIp: string;
+  /** TCP: lends the host socket to an accelerated sandbox's server (src/ports/connector.ts HostSocket.lend). */
+  lend?(): Promise<{ fd: number; resume(): void } | null>;
+  /** Set when the host socket was taken from a sandboxed server holding it (spec.held): the forwarder serves it after `resume`. */
+  readonly held?: { resume(): void };
 };
 
 export type ForwarderStats = {
@@ -145,7 +153,7 @@ export function createForwarder(options: ForwarderOptions = {}): Forwarder {
       try {
         socket =
           spec.protocol === "tcp"
-            ? connector.listenTcp(hostIp, spec.hostPort, target, spec.keepClientAddress === true && !isLoopback(hostIp))
+            ? connector.listenTcp(hostIp, spec.hostPort, target, spec.keepClientAddress === true && !isLoopback(hostIp), spec.held)
             : connector.listenUdp(hostIp, spec.hostPort, target, udpIdleMs);
       } catch (e) {
         // Bind failures are SysErrors with an errno name.
@@ -159,6 +167,9 @@ export function createForwarder(options: ForwarderOptions = {}): Forwarder {
         sourceAddress,
         hostPort: socket.hostPort,
         spec: { ...spec },
+        listenIp: hostIp,
+        held: socket.held,
+        lend: socket.lend && (() => (done ? Promise.resolve(null) : socket.lend!())),
         close() {
           if (done) return;
           done = true;

@@ -6,7 +6,7 @@ import { BurrowError } from "../errors.ts";
 import type { PortChoice } from "../net/backend.ts";
 import type { PortRecord, Sandbox } from "../state/sandboxes.ts";
 import { builtinDriver } from "./builtin/driver.ts";
-import { isPortDriverName, type PortDriver, type PortDriverName } from "./driver.ts";
+import { isPortDriverName, type HeldPort, type LentPort, type PortDriver, type PortDriverName } from "./driver.ts";
 import { pastaPortDriver } from "./pasta/driver.ts";
 import { portmapDriver } from "./portmap/driver.ts";
 import { slirp4netnsPortDriver } from "./slirp4netns/driver.ts";
@@ -20,6 +20,10 @@ export interface PortDrivers {
   /** Publishes through the driver recorded in s.runtime.portDriver. */
   setup(s: Sandbox, specs: PortRecord[]): Promise<PortRecord[]>;
   teardown(s: Sandbox): Promise<Error[]>;
+  /** --accelerate: the builtin forwarder's host socket for the sandbox's one TCP port to `containerPort`, lent (PortDriver.lend). */
+  lend(s: Sandbox, containerPort: number, family: 4 | 6): Promise<LentPort | null>;
+  /** After restore: the builtin forwarder's ports a server of `s` held (PortDriver.heldAtRestore). */
+  heldAtRestore(s: Sandbox): HeldPort[];
   restore(s: Sandbox): Promise<void>;
   /**
    * `burrow port add` on a running sandbox whose s.runtime.portDriver is
@@ -85,6 +89,13 @@ export function createPortDrivers(): PortDrivers {
         )),
       );
       return errors;
+    },
+    heldAtRestore: (s) => drivers.builtin.heldAtRestore?.(s) ?? [],
+    async lend(s, containerPort, family) {
+      // Only the builtin forwarder's own sockets: portmap/netavark rules and the helpers' ports keep their path.
+      const d = forSandbox(s);
+      if (d !== drivers.builtin && (s.runtime.ports ?? []).some((p) => !p.forwarded && p.protocol === "tcp" && p.containerPort === containerPort)) return null;
+      return drivers.builtin.lend!(s, containerPort, family);
     },
     async restore(s) {
       const d = forSandbox(s);

@@ -53,6 +53,33 @@ async function startServer(t: BurrowContext, port: number, bind?: string) {
   };
 }
 
+/**
+ * A server inside a sandbox on BIND:8000 (an IPv6 socket for an IPv6 BIND):
+ * prints "bound ADDR PORT" (getsockname: the host's address and port when it
+ * got the published port's host socket), answers COUNT connections with
+ * "local ADDR PORT" (the accepted socket's own address), then closes and exits.
+ * SO_REUSEADDR as servers set it: the previous server's connections linger
+ * in TIME_WAIT on port 8000 inside.
+ */
+const INSIDE_SERVER = (bind: string, count: number) =>
+  `import socket\ns=socket.socket(socket.AF_INET6 if ":" in "${bind}" else socket.AF_INET)\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(("${bind}",8000))\ns.listen(64)\nn=s.getsockname()\nprint("bound",n[0],n[1],flush=True)\nfor i in range(${count}):\n  c,a=s.accept()\n  l=c.getsockname()\n  c.sendall(b"local %s %d\\n" % (l[0].encode(), l[1]))\n  c.close()\ns.close()\nprint("closed",flush=True)\n`;
+
+/** Connects to HOST:PORT and prints the first line it reads, "closed" for none, or the error. */
+const ONE_LINE = (host: string, port: number) =>
+  `import socket\ntry:\n  s=socket.create_connection(("${host}",${port}),timeout=10)\n  print(s.makefile().readline().strip() or "closed")\nexcept OSError as e:\n  print("error", e)\n`;
+
+/** Runs SCRIPT under `burrow exec NAME`; resolves once it printed a line starting with `ready`. */
+async function startInside(t: BurrowContext, name: string, script: string, ready = "bound") {
+  const proc = t.spawnBurrow(["exec", name, "--", "python3", "-c", script]);
+  const lines: string[] = [];
+  void (async () => {
+    const dec = new TextDecoder();
+    for await (const chunk of proc.stdout as ReadableStream<Uint8Array>) lines.push(...dec.decode(chunk).split("\n").filter(Boolean));
+  })();
+  const first = await until(async () => lines.find((l) => l.startsWith(ready)) ?? null, 10_000, `the server in ${name}`);
+  return { first, lines, exited: proc.exited };
+}
+
 for (const mode of ["rootless", "rootful"] as const) {
   describeWhen(why)(`--accelerate (${mode})`, () => {
     let t: BurrowContext;
@@ -230,6 +257,161 @@ print("connected", ok)
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }
+    });
+
+    test("inbound: a server binding a published port gets the host's listening socket; one bound to 127.0.0.1 inside stays unreachable; the forwarder takes the port back", async () => {
+      const host = nextPort++;
+      await t.burrowOk(["run", "-d", "--name", "srv", "--accelerate", "--network", "slirp4netns", "-p", `127.0.0.1:${host}:8000`, "--", "sleep", "600"]);
+      const hostClient = async () => (await t.run(["python3", "-c", ONE_LINE("127.0.0.1", host)])).stdout.trim();
+
+      // Bound to the sandbox's loopback: the bind runs inside, the forwarder finds nothing on 10.0.2.100:8000.
+      const loopback = await startInside(t, "srv", INSIDE_SERVER("127.0.0.1", 1));
+      expect(loopback.first).toBe("bound 127.0.0.1 8000");
+      expect(await hostClient()).not.toStartWith("local");
+      expect((await t.burrowOk(["exec", "srv", "--", "python3", "-c", ONE_LINE("127.0.0.1", 8000)])).trim()).toBe("local 127.0.0.1 8000");
+      await loopback.exited;
+
+      // The wildcard: the server's socket is the host's listening socket (its name is the host's address and port).
+      const accelerated = await startInside(t, "srv", INSIDE_SERVER("0.0.0.0", 1));
+      expect(accelerated.first).toBe(`bound 127.0.0.1 ${host}`);
+      // A second server on the port while the first holds it: EADDRINUSE, as inside.
+      const second = `import socket,errno\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ntry:\n  s.bind(("0.0.0.0",8000)); print("bound", *s.getsockname())\nexcept OSError as e:\n  print(errno.errorcode[e.errno])\n`;
+      expect((await t.burrowOk(["exec", "srv", "--", "python3", "-c", second])).trim()).toBe("EADDRINUSE");
+      expect(await hostClient()).toBe(`local 127.0.0.1 ${host}`);
+      await accelerated.exited;
+      expect(accelerated.lines).toContain("closed");
+
+      // An IPv6 socket cannot take the IPv4 host socket: it binds inside, and the forwarder, which took the port back, reaches it.
+      const inside = await startInside(t, "srv", INSIDE_SERVER("::", 1));
+      expect(inside.first).toBe("bound :: 8000");
+      expect(await hostClient()).toMatch(/^local ::ffff:10\.0\.2\.100 8000$/);
+      await inside.exited;
+
+      // And the next wildcard bind gets the host socket again.
+      const again = await startInside(t, "srv", INSIDE_SERVER("0.0.0.0", 1));
+      expect(again.first).toBe(`bound 127.0.0.1 ${host}`);
+      expect(await hostClient()).toBe(`local 127.0.0.1 ${host}`);
+      await again.exited;
+      await t.burrowOk(["rm", "-f", "srv"]);
+    });
+
+    test("inbound: 200 concurrent connections through a lent port, every byte checked; UDP on a published port stays on the forwarder", async () => {
+      const host = nextPort++;
+      const udp = nextPort++;
+      await t.burrowOk([
+        "run",
+        "-d",
+        "--name",
+        "echo",
+        "--accelerate",
+        "--network",
+        "slirp4netns",
+        "-p",
+        `127.0.0.1:${host}:8000`,
+        "-p",
+        `127.0.0.1:${udp}:8001/udp`,
+        "--",
+        "sleep",
+        "600",
+      ]);
+      const echo = `import socket,threading
+s=socket.socket(); s.bind(("0.0.0.0",8000)); s.listen(512)
+u=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); u.bind(("0.0.0.0",8001))
+print("bound",*s.getsockname(),"udp",*u.getsockname(),flush=True)
+def dgram():
+  d,a=u.recvfrom(100); u.sendto(b"udp "+d,a)
+threading.Thread(target=dgram).start()
+def serve(c):
+  while True:
+    d=c.recv(65536)
+    if not d: break
+    c.sendall(d)
+  c.close()
+for i in range(200):
+  c,a=s.accept(); threading.Thread(target=serve,args=(c,)).start()
+`;
+      const server = await startInside(t, "echo", echo);
+      expect(server.first).toBe(`bound 127.0.0.1 ${host} udp 0.0.0.0 8001`);
+      const clients = `import socket,threading,os
+bad=[]
+def one(i):
+  try:
+    data=os.urandom(65536+i)
+    s=socket.create_connection(("127.0.0.1",${host}),timeout=60)
+    def send():
+      s.sendall(data); s.shutdown(socket.SHUT_WR)
+    w=threading.Thread(target=send); w.start()
+    got=bytearray()
+    while True:
+      d=s.recv(65536)
+      if not d: break
+      got+=d
+    w.join()
+    if bytes(got)!=data: bad.append(i)
+  except OSError as e:
+    bad.append(str(e))
+ts=[threading.Thread(target=one,args=(i,)) for i in range(200)]
+for x in ts: x.start()
+for x in ts: x.join()
+u=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); u.settimeout(10); u.sendto(b"ping",("127.0.0.1",${udp}))
+print("bad",bad); print(u.recv(100).decode())
+`;
+      const out = await t.run(["python3", "-c", clients]);
+      expect(out.stdout.trim().split("\n")).toEqual(["bad []", "udp ping"]);
+      await server.exited;
+      await t.burrowOk(["rm", "-f", "echo"]);
+    });
+
+    test("inbound: kill -9 of the daemon while a server holds a published port: the next daemon restores every port and takes that one back when the server closes it", async () => {
+      const host = nextPort++;
+      const other = nextPort++;
+      await t.burrowOk([
+        "run",
+        "-d",
+        "--name",
+        "held",
+        "--accelerate",
+        "--network",
+        "slirp4netns",
+        "-p",
+        `127.0.0.1:${host}:8000`,
+        "-p",
+        `127.0.0.1:${other}:8001`,
+        "--",
+        "sleep",
+        "600",
+      ]);
+      const hostClient = async (p: number) => (await t.run(["python3", "-c", ONE_LINE("127.0.0.1", p)])).stdout.trim();
+      const server = await startInside(t, "held", INSIDE_SERVER("0.0.0.0", 1));
+      expect(server.first).toBe(`bound 127.0.0.1 ${host}`);
+      const [daemon] = daemonPids(t);
+      expect(daemon).toBeGreaterThan(0);
+      process.kill(daemon!, "SIGKILL");
+      await until(() => !daemonPids(t).includes(daemon!), 10_000, "the daemon's end");
+      // The next daemon (started by this command) restores the ports: the held one's bind fails with EADDRINUSE, and it takes the server's socket instead.
+      const [row] = JSON.parse(await t.burrowOk(["inspect", "held"]));
+      expect(row.State.Error).toBe("");
+      expect(await hostClient(host)).toBe(`local 127.0.0.1 ${host}`);
+      await server.exited;
+      // The other port is served by the new daemon's forwarder, and so is the first once the server let it go.
+      const inside = await startInside(
+        t,
+        "held",
+        `import socket,threading
+def serve(p):
+  s=socket.socket(socket.AF_INET6); s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1); s.bind(("::",p)); s.listen(4)
+  c,a=s.accept(); l=c.getsockname(); c.sendall(b"local %s %d\\n" % (l[0].encode(), l[1])); c.close()
+ts=[threading.Thread(target=serve,args=(p,)) for p in (8000,8001)]
+for x in ts: x.start()
+print("bound",flush=True)
+for x in ts: x.join()
+`,
+      );
+      expect(inside.first).toBe("bound");
+      expect(await hostClient(other)).toBe("local ::ffff:10.0.2.100 8001");
+      expect(await hostClient(host)).toBe("local ::ffff:10.0.2.100 8000");
+      await inside.exited;
+      await t.burrowOk(["rm", "-f", "held"]);
     });
 
     test("refused in one line where it cannot apply, leaving nothing", async () => {

@@ -2,7 +2,8 @@
 // the sandbox could reach anyway, outside its own namespace's networks.
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { decide, type Scope } from "../../src/accelerate/scope.ts";
+import { listeningInodes } from "../../src/accelerate/held.ts";
+import { decide, decideBind, type Scope } from "../../src/accelerate/scope.ts";
 
 const slirp: Scope = { netnsInode: 4026532000, inside: ["10.0.2.0/24", "fd00::/64", "10.0.2.100"], hostAlias: ["10.0.2.2"], allowHostLoopback: false };
 const bridge: Scope = { netnsInode: 4026532001, inside: ["10.88.0.0/16", "10.89.3.0/24", "fd10:1::/64"], allowHostLoopback: false };
@@ -53,5 +54,38 @@ describe("decide", () => {
       }),
       { numRuns: 5000 },
     );
+  });
+});
+
+describe("decideBind (inbound)", () => {
+  const scope: Scope = { netnsInode: 7, inside: ["10.0.2.0/24"], allowHostLoopback: false, own: ["10.0.2.100", "fd00::100"] };
+  test("the wildcard or the sandbox's own address of the socket's family, on a real port, in the sandbox's namespace", () => {
+    expect(decideBind(scope, { ip: "0.0.0.0", port: 80 }, 4, 7)).toEqual({ port: 80, family: 4 });
+    expect(decideBind(scope, { ip: "::", port: 80 }, 6, 7)).toEqual({ port: 80, family: 6 });
+    expect(decideBind(scope, { ip: "10.0.2.100", port: 80 }, 4, 7)).toEqual({ port: 80, family: 4 });
+    expect(decideBind(scope, { ip: "fd00::100", port: 80 }, 6, 7)).toEqual({ port: 80, family: 6 });
+  });
+  test("loopback, another address, port 0, another namespace, a family mix: the bind runs inside", () => {
+    for (const [ip, port, family, ns] of [
+      ["127.0.0.1", 80, 4, 7],
+      ["::1", 80, 6, 7],
+      ["10.0.2.15", 80, 4, 7],
+      ["0.0.0.0", 0, 4, 7],
+      ["0.0.0.0", 80, 4, 8],
+      ["0.0.0.0", 80, 6, 7],
+    ] as const)
+      expect(decideBind(scope, { ip, port }, family, ns)).toHaveProperty("continue");
+  });
+});
+
+describe("listeningInodes", () => {
+  test("only listening sockets (st 0A) on the port, from tcp and tcp6", () => {
+    const tcp = `  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1001        0 4242 1 0000000000000000 100 0 0 10 0
+   1: 0100007F:1F90 0100007F:D431 01 00000000:00000000 00:00000000 00000000  1001        0 4343 1 0000000000000000 20 4 30 10 -1
+   2: 0100007F:1F91 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1001        0 4444 1 0000000000000000 100 0 0 10 0`;
+    const tcp6 = `  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000000000000000000000000000:1F90 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000  1001        0 4545 1 0000000000000000 100 0 0 10 0`;
+    expect([...listeningInodes([tcp, tcp6], 8080)]).toEqual([4242, 4545]);
   });
 });

@@ -5,7 +5,9 @@
 // (src/ports/client-address.ts).
 import { BurrowError, messageOf } from "../../errors.ts";
 import type { PortRecord, Sandbox } from "../../state/sandboxes.ts";
-import type { PortDriver } from "../driver.ts";
+import { takeHeldListener } from "../../accelerate/held.ts";
+import { pidsInMountNs } from "../../sys/processes.ts";
+import type { HeldPort, PortDriver } from "../driver.ts";
 import { createForwarder, type ForwardedPort, type Forwarder } from "../forwarder.ts";
 
 export function builtinDriver(): PortDriver {
@@ -13,6 +15,16 @@ export function builtinDriver(): PortDriver {
   const live = new Map<string, ForwardedPort[]>();
 
   /** append: `port add` keeps the sandbox's other ports; setup and restore publish its whole set. */
+  /** Ports whose host socket a sandboxed server held at restore (by handle): their socket inodes, until takeHeld hands them to the accelerator. */
+  const heldInodes = new Map<ForwardedPort, number>();
+  let inodeOfHeld = 0;
+  function takeHeld(s: Sandbox, port: number): number | null {
+    const t = takeHeldListener(pidsInMountNs(s.runtime.ino!.mnt), port);
+    if (!t) return null;
+    inodeOfHeld = t.inode;
+    return t.fd;
+  }
+
   async function publish(s: Sandbox, specs: PortRecord[], append = false): Promise<PortRecord[]> {
     if (!s.runtime.pins || !s.runtime.address)
       throw new BurrowError(`cannot publish ports of ${s.name}: its network has no address to forward to`, { kind: "bad-input" });
@@ -31,7 +43,9 @@ export function builtinDriver(): PortDriver {
           targetIp6: s.runtime.address6,
           targetPort: p.containerPort,
           keepClientAddress: s.runtime.keepClientAddress !== false,
+          held: s.spec.accelerate && s.runtime.ino && p.protocol === "tcp" ? () => takeHeld(s, p.hostPort) : undefined,
         });
+        if (h.held) heldInodes.set(h, inodeOfHeld);
         handles.push(h);
         out.push({ ...p, hostPort: h.hostPort });
       }
@@ -42,7 +56,10 @@ export function builtinDriver(): PortDriver {
         out[i]!.sourceAddressWhy = a.sourceAddress === "client" ? undefined : (a.why ?? "turned off (source_ip=false)");
       });
     } catch (e) {
-      for (const h of handles) h.close();
+      for (const h of handles) {
+        heldInodes.delete(h);
+        h.close();
+      }
       throw e;
     }
     live.set(s.id, append ? [...(live.get(s.id) ?? []), ...handles] : handles);
@@ -89,6 +106,25 @@ export function builtinDriver(): PortDriver {
         }
       }
       return errors;
+    },
+    async lend(s, containerPort, family) {
+      const tcp = (live.get(s.id) ?? []).filter((h) => h.spec.protocol === "tcp" && h.spec.targetPort === containerPort);
+      // Published twice (two host addresses or ports): one listening socket cannot serve both, so neither is lent.
+      if (tcp.length !== 1) return null;
+      const h = tcp[0]!;
+      if ((h.listenIp.includes(":") ? 6 : 4) !== family || !h.lend) return null;
+      const lent = await h.lend();
+      return lent && { ...lent, hostPort: h.hostPort };
+    },
+    heldAtRestore(s) {
+      const out: HeldPort[] = [];
+      for (const h of live.get(s.id) ?? []) {
+        const inode = heldInodes.get(h);
+        if (inode === undefined || !h.held) continue;
+        heldInodes.delete(h);
+        out.push({ inode, hostPort: h.hostPort, resume: h.held.resume });
+      }
+      return out;
     },
     async restore(s) {
       if (live.has(s.id) || !s.runtime.ports?.length) return;
