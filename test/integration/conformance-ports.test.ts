@@ -29,6 +29,8 @@ interface DriverCase {
   udp: true | string;
   /** The test's own containers.conf (e.g. pasta for the bridges' shared rootless namespace). */
   containersConf?: string;
+  /** More `run` flags for every sandbox of the case (e.g. --accelerate). */
+  runFlags?: string[];
 }
 
 const DRIVERS: DriverCase[] = [
@@ -48,6 +50,10 @@ const DRIVERS: DriverCase[] = [
   // The same forwarder when pasta connects the bridges' shared rootless namespace (issue 15 item 1).
   { driver: "builtin forwarder (rootless bridge, pasta namespace)", mode: "rootless", network: "bridge", udp: true, containersConf: SHARED_PASTA_CONF },
   { driver: "portmap (rootful bridge)", mode: "rootful", network: "bridge", udp: true },
+  // --accelerate (issue 16): the same cases with the seccomp filter on every server; a
+  // server's bind of a published port may get the host's socket (docs/accelerate.md "Inbound").
+  { driver: "builtin forwarder (slirp4netns) with --accelerate", mode: "rootless", network: "slirp4netns", udp: true, runFlags: ["--accelerate"] },
+  { driver: "builtin forwarder (rootless bridge) with --accelerate", mode: "rootless", network: "bridge", udp: true, runFlags: ["--accelerate"] },
 ];
 
 /** The first line of `pasta --version` here ("" without pasta). */
@@ -75,8 +81,8 @@ async function client(t: BurrowContext, ...args: string[]): Promise<string> {
 }
 
 /** The test services inside a sandbox, published with `ports`; resolves once they listen. */
-const startServers = (t: BurrowContext, name: string, network: string, ports: string[]) =>
-  startSandboxServers(t, name, ["--network", network, ...ports.flatMap((x) => ["-p", x])], "0.0.0.0", 7000);
+const startServers = (t: BurrowContext, name: string, network: string, ports: string[], runFlags: string[] = []) =>
+  startSandboxServers(t, name, [...runFlags, "--network", network, ...ports.flatMap((x) => ["-p", x])], "0.0.0.0", 7000);
 
 describeWhen(why)("port driver conformance", () => {
   let t: BurrowContext;
@@ -95,7 +101,13 @@ describeWhen(why)("port driver conformance", () => {
         const udp = hostPorts(1);
         const range = hostPorts(2);
         // 7000 echo, 7001 HTTP, 7002 sink (replies after EOF), 7003/udp echo, 7005 source.
-        const srv = await startServers(t, "svc", d.network, [`${range}-${range + 1}:7000-7001`, `${sink}:7002`, `127.0.0.1:${udp}:7003/udp`, "7005"]);
+        const srv = await startServers(
+          t,
+          "svc",
+          d.network,
+          [`${range}-${range + 1}:7000-7001`, `${sink}:7002`, `127.0.0.1:${udp}:7003/udp`, "7005"],
+          d.runFlags,
+        );
         // TCP through the second port of the range (HTTP), with time for a bridge's rules to settle.
         expect(await until(() => client(t, "http", "127.0.0.1", String(range + 1)), 10_000, `HTTP on ${range + 1}`)).toContain("hello from the sandbox");
         // The first port of the range: the echo service, through a half-closing client.
@@ -119,8 +131,21 @@ describeWhen(why)("port driver conformance", () => {
 
       test("a host port in use is refused with the port named, and the second sandbox is rolled back", async () => {
         const port = hostPorts(1);
-        await t.burrowOk(["run", "-d", "--name", "first", "--network", d.network, "-p", `${port}:7001`, "--", "sleep", "300"]);
-        const again = await t.burrow(["run", "-d", "--name", "second", "--network", d.network, "-p", `${port}:7001`, "--", "sleep", "300"]);
+        await t.burrowOk(["run", "-d", "--name", "first", ...(d.runFlags ?? []), "--network", d.network, "-p", `${port}:7001`, "--", "sleep", "300"]);
+        const again = await t.burrow([
+          "run",
+          "-d",
+          "--name",
+          "second",
+          ...(d.runFlags ?? []),
+          "--network",
+          d.network,
+          "-p",
+          `${port}:7001`,
+          "--",
+          "sleep",
+          "300",
+        ]);
         expect(again.code).toBe(125);
         expect(again.stderr).toContain(`host port ${port}/tcp is already in use`);
         expect(JSON.parse(await t.burrowOk(["ps", "-a", "--format", "json"])).map((x: { Names: string[] }) => x.Names[0])).toEqual(["first"]);
