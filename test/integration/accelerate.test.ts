@@ -22,6 +22,30 @@ if (why) console.warn(`skipping the --accelerate tests: ${why}`);
 let nextPort = 32000 + Math.floor(Math.random() * 1000);
 
 /**
+ * 300 connects to PORT through one sockaddr buffer that a second thread
+ * flips between addresses A and B the whole time (the TOCTOU the supervisor
+ * must not fall for); prints "connected N".
+ */
+const FLIPPER = (port: number, a: string, b: string) => `import ctypes,socket,struct,threading
+libc=ctypes.CDLL(None,use_errno=True)
+a=struct.pack("<H",socket.AF_INET)+struct.pack(">H",${port})+socket.inet_aton("${a}")+bytes(8)
+b=struct.pack("<H",socket.AF_INET)+struct.pack(">H",${port})+socket.inet_aton("${b}")+bytes(8)
+buf=ctypes.create_string_buffer(a,16)
+stop=False
+def flip():
+  while not stop:
+    ctypes.memmove(buf,b,16); ctypes.memmove(buf,a,16)
+threading.Thread(target=flip,daemon=True).start()
+ok=0
+for i in range(300):
+  s=socket.socket()
+  if libc.connect(s.fileno(),buf,16)==0: ok+=1
+  s.close()
+stop=True
+print("connected", ok)
+`;
+
+/**
  * A server on BIND:PORT of the daemon's netns: each connection gets "peer
  * ADDR" and is logged as "conn LOCAL_ADDR" on stdout. It reads what the
  * client sent before closing: a close with unread data (curl's request)
@@ -152,24 +176,7 @@ print("nested", r.stdout.strip() or r.stderr.strip())
       // The buffer flips between the host alias (refused without
       // allow_host_loopback) and the sandbox's own 127.0.0.1 (nothing listens
       // there): whatever the supervisor reads, no connect may end at the host's server.
-      const script = `import ctypes,socket,struct,threading
-libc=ctypes.CDLL(None,use_errno=True)
-a=struct.pack("<H",socket.AF_INET)+struct.pack(">H",${port})+socket.inet_aton("10.0.2.2")+bytes(8)
-b=struct.pack("<H",socket.AF_INET)+struct.pack(">H",${port})+socket.inet_aton("127.0.0.1")+bytes(8)
-buf=ctypes.create_string_buffer(a,16)
-stop=False
-def flip():
-  while not stop:
-    ctypes.memmove(buf,b,16); ctypes.memmove(buf,a,16)
-threading.Thread(target=flip,daemon=True).start()
-ok=0
-for i in range(300):
-  s=socket.socket()
-  if libc.connect(s.fileno(),buf,16)==0: ok+=1
-  s.close()
-stop=True
-print("connected", ok)
-`;
+      const script = FLIPPER(port, "10.0.2.2", "127.0.0.1");
       const out = await t.burrowOk(["run", "--rm", "--accelerate", "--network", slirp(false), "--", "python3", "-c", script]);
       expect(out.trim()).toBe("connected 0");
       expect(serverOut.filter((l) => l.startsWith("conn"))).toEqual([]);
@@ -184,24 +191,7 @@ print("connected", ok)
         const all = await startServer(t, wide, "0.0.0.0");
         const seen = all.lines;
         try {
-          const script = `import ctypes,socket,struct,threading
-libc=ctypes.CDLL(None,use_errno=True)
-a=struct.pack("<H",socket.AF_INET)+struct.pack(">H",${wide})+socket.inet_aton("192.0.2.1")+bytes(8)
-b=struct.pack("<H",socket.AF_INET)+struct.pack(">H",${wide})+socket.inet_aton("127.0.0.1")+bytes(8)
-buf=ctypes.create_string_buffer(a,16)
-stop=False
-def flip():
-  while not stop:
-    ctypes.memmove(buf,b,16); ctypes.memmove(buf,a,16)
-threading.Thread(target=flip,daemon=True).start()
-ok=0
-for i in range(300):
-  s=socket.socket()
-  if libc.connect(s.fileno(),buf,16)==0: ok+=1
-  s.close()
-stop=True
-print("connected", ok)
-`;
+          const script = FLIPPER(wide, "192.0.2.1", "127.0.0.1");
           const out = await t.burrowOk(["run", "--rm", "--accelerate", "--network", slirp(false), "--", "python3", "-c", script]);
           const ok = Number(/^connected (\d+)$/.exec(out.trim())?.[1]);
           expect(ok).toBeGreaterThan(0);
