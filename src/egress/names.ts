@@ -7,6 +7,7 @@
 // trailing dot. dns-message.ts escapes every byte outside [a-z0-9-_] in a
 // label (`\.`, `\DDD`), so a name with an escape never matches a pattern:
 // one wire name has exactly one text form, and no label can smuggle a dot.
+import { quote } from "../quote.ts";
 
 /** One label: letters, digits, hyphen and underscore (`_service` names), 1-63 characters. */
 const LABEL = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/;
@@ -26,7 +27,7 @@ export function hostNameProblem(name: string): string | null {
   const labels = name.split(".");
   const bad = labels.find((l) => !LABEL.test(l));
   if (bad !== undefined)
-    return bad === "" ? "an empty label" : `the label ${JSON.stringify(bad)} (letters, digits, '-' and '_' only, 1-63 characters, no '-' at either end)`;
+    return bad === "" ? "an empty label" : `the label ${quote(bad)} (letters, digits, '-' and '_' only, 1-63 characters, no '-' at either end)`;
   // RFC 3696 2: a top-level domain is never all digits; this also keeps 10.1.2.3 out.
   if (/^\d+$/.test(labels[labels.length - 1]!)) return "an address, not a name (use --allow-cidr)";
   return null;
@@ -48,6 +49,7 @@ export interface HostPattern {
  */
 export function parseHostPattern(text: string): HostPattern | string {
   const pattern = canonicalName(text);
+  if (pattern === "*") return "'*' alone would be every name; to reach every address, give --allow-cidr 0.0.0.0/0 and --allow-cidr ::/0";
   const wildcard = pattern.startsWith("*.");
   const base = wildcard ? pattern.slice(2) : pattern;
   if (base.includes("*")) return "'*' only as the whole first label, as in *.example.com";

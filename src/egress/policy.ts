@@ -208,7 +208,7 @@ export function parseCidrFlag(value: string, flag: "--allow-cidr" | "--deny-cidr
     [target, portText] = [m[1]!, m[2]];
   } else {
     // No prefix: a preset or IPv4 address may take :PORTS; a bare IPv6 address may not (its colons).
-    const m = /^(private|host|[\d.]+):(.*)$/i.exec(rest);
+    const m = /^(private|host|\d+\.\d+\.\d+\.\d+):(.*)$/i.exec(rest);
     [target, portText] = m ? [m[1]!, m[2]] : [rest, undefined];
   }
   const preset = target.toLowerCase();
