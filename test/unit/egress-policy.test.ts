@@ -303,3 +303,18 @@ describe("learned addresses", () => {
     expect(l.size).toBe(0);
   });
 });
+
+describe("src/egress stays pure until it is wired", () => {
+  test("imports only valibot, itself, the IP helpers, errors and quote: no fs, no ffi, no processes", async () => {
+    const { readdirSync, readFileSync } = await import("node:fs");
+    const dir = new URL("../../src/egress/", import.meta.url).pathname;
+    const allowed = new Set(["valibot", "../net/cni/ip.ts", "../errors.ts", "../quote.ts"]);
+    for (const file of readdirSync(dir)) {
+      const text = readFileSync(`${dir}${file}`, "utf8");
+      for (const m of text.matchAll(/from "([^"]+)"/g)) {
+        const source = m[1]!;
+        expect(source.startsWith("./") || allowed.has(source), `${file} imports ${source}`).toBe(true);
+      }
+    }
+  });
+});
