@@ -39,7 +39,7 @@ function matches(rule: CompiledRule): string[] {
     [4, "ip"],
     [6, "ip6"],
   ] as const) {
-    const ranges = rule.subnets.filter((s) => s.family === family).map(subnetToString);
+    const ranges = [...new Set(rule.subnets.filter((s) => s.family === family).map(subnetToString))];
     if (ranges.length > 0) out.push(join(`${keyword} daddr ${ranges.length === 1 ? ranges[0] : `{ ${ranges.join(", ")} }`}`, transport));
   }
   return out;
@@ -49,12 +49,19 @@ const namesDns = (rule: CompiledRule) => !!rule.ports?.some((r) => r.from <= 53 
 
 /**
  * A refusal: logged (rate-limited, so the limit may only silence the log,
- * never the verdict: the verdict is a rule of its own), then dropped, or
- * let through under --egress-log-only. An empty match is every packet.
+ * never the verdict: the verdict is a rule of its own), then refused, or
+ * let through under --egress-log-only. TCP gets a reset, so connect()
+ * fails at once with ECONNREFUSED instead of retrying its SYN into a drop
+ * until the program's timeout; anything else is dropped, which fails the
+ * sender's send at once with EPERM. An empty match is every packet;
+ * `protocol` is the match's own, when it has one.
  */
-function refusing(match: string, tag: string, logOnly: boolean): string[] {
+function refusing(match: string, tag: string, logOnly: boolean, protocol?: "tcp" | "udp"): string[] {
   const m = match === "" ? "" : `${match} `;
-  return [`${m}${LOG_LIMIT} log prefix "${LOG_PREFIX}${tag} " group ${NFLOG_GROUP}`, `${m}counter ${logOnly ? "accept" : "drop"}`];
+  const log = `${m}${LOG_LIMIT} log prefix "${LOG_PREFIX}${tag} " group ${NFLOG_GROUP}`;
+  if (logOnly) return [log, `${m}counter accept`];
+  const reset = protocol === "udp" ? [] : [`${m}meta l4proto tcp counter reject with tcp reset`];
+  return [log, ...reset, `${m}counter drop`];
 }
 
 /**
@@ -82,7 +89,7 @@ export function nftRuleset(policy: CompiledPolicy): string {
     "ct state established,related accept",
     "icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept",
   ];
-  for (const rule of policy.deny) for (const m of matches(rule)) chain.push(...refusing(m, rule.id, policy.logOnly));
+  for (const rule of policy.deny) for (const m of matches(rule)) chain.push(...refusing(m, rule.id, policy.logOnly, rule.protocol));
   if (policy.allow.length > 0) {
     const accept = (rule: CompiledRule) => matches(rule).map((m) => `${m} accept`);
     chain.push(...policy.allow.filter(namesDns).flatMap(accept));

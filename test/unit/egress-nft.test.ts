@@ -1,6 +1,6 @@
 // The nftables ruleset of an egress policy (src/egress/nft.ts): its shape,
 // and, where `nft` and unprivileged user namespaces exist, the kernel's own
-// verdicts on UDP sends in a throwaway `unshare -rn` namespace compared with
+// verdicts on UDP sends and TCP connects in a throwaway `unshare -rn` namespace compared with
 // policy.ts's `verdict` (the host's network is never touched).
 import { describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
@@ -44,14 +44,21 @@ describe("ruleset text", () => {
     expect(lines.at(-1)).toBe("counter drop");
   });
 
-  test("every rate-limited log line is followed by the same match's own verdict, so the limit never changes a verdict", () => {
+  test("every rate-limited log line is followed by the same match's own verdicts, so the limit never changes a verdict", () => {
     for (const logOnly of [false, true]) {
-      const lines = chainLines(nftRuleset(compiled({ allowHost: ["a.test"], denyCidr: ["private", "0.0.0.0/0:25"], logOnly })));
+      const lines = chainLines(nftRuleset(compiled({ allowHost: ["a.test"], denyCidr: ["private", "0.0.0.0/0:25", "192.0.2.0/24/udp"], logOnly })));
       lines.forEach((l, i) => {
         if (!l.includes(" log prefix ")) return;
         const match = l.slice(0, l.indexOf("limit rate")).trim();
-        expect(lines[i + 1]).toBe(`${match === "" ? "" : `${match} `}counter ${logOnly ? "accept" : "drop"}`);
+        const m = match === "" ? "" : `${match} `;
         expect(l).toContain(`group ${NFLOG_GROUP}`);
+        // TCP gets a reset (connect fails at once); a UDP-only match has no TCP to reset.
+        const verdicts = logOnly
+          ? [`${m}counter accept`]
+          : match.includes("meta l4proto udp")
+            ? [`${m}counter drop`]
+            : [`${m}meta l4proto tcp counter reject with tcp reset`, `${m}counter drop`];
+        expect(lines.slice(i + 1, i + 1 + verdicts.length)).toEqual(verdicts);
       });
     }
   });
@@ -59,7 +66,7 @@ describe("ruleset text", () => {
   test("deny rules only: no DNS guard and no default refusal", () => {
     const lines = chainLines(nftRuleset(compiled({ denyCidr: ["198.51.100.20"] })));
     expect(lines.some((l) => l.includes("dport 53"))).toBe(false);
-    expect(lines.at(-1)).toBe("ip daddr 198.51.100.20/32 counter drop");
+    expect(lines.slice(-2)).toEqual(["ip daddr 198.51.100.20/32 meta l4proto tcp counter reject with tcp reset", "ip daddr 198.51.100.20/32 counter drop"]);
   });
 
   test("log prefixes map back to rule ids", () => {
@@ -122,16 +129,26 @@ describe("the kernel agrees with verdict()", () => {
     "2001:db8:1::10:80",
     "2001:db8:2::5:9",
   ];
+  // A TCP connect to the sandbox's own loopback is answered by its own stack (a reset: nobody listens), not the ruleset.
+  const tcpDestinations = destinations.filter((d) => !d.startsWith("127."));
   const split = (d: string) => ({ ip: d.slice(0, d.lastIndexOf(":")), port: Number(d.slice(d.lastIndexOf(":") + 1)) });
 
   /** Sends one UDP datagram to each destination from a fresh namespace with the ruleset loaded: true where the kernel let it out. */
   function sendAll(ruleset: string): Record<string, boolean> {
+    // Keys: "udp 198.51.100.10:443", "tcp 198.51.100.10:443".
     const dir = mkdtempSync(join(tmpdir(), "burrow-egress-nft-"));
     try {
       writeFileSync(join(dir, "rules.nft"), ruleset);
       const sends = destinations.map((d) => {
         const { ip, port } = split(d);
-        return `if (echo x > /dev/udp/${ip}/${port}) 2>/dev/null; then echo "${d} sent"; else echo "${d} refused"; fi`;
+        return `if (echo x > /dev/udp/${ip}/${port}) 2>/dev/null; then echo "udp ${d} sent"; else echo "udp ${d} refused"; fi`;
+      });
+      // TCP: a refused connect fails at once (the ruleset's reset: "Connection refused"); an
+      // allowed one sends its SYN into a veth nobody answers and is still waiting when
+      // timeout ends it (124). All in parallel, so the wait is paid once.
+      const connects = tcpDestinations.map((d) => {
+        const { ip, port } = split(d);
+        return `(timeout 2 bash -c 'echo x > /dev/tcp/${ip}/${port}' 2>/dev/null; case $? in 124) echo "tcp ${d} sent";; *) echo "tcp ${d} refused";; esac) &`;
       });
       const script = [
         "set -e",
@@ -144,6 +161,8 @@ describe("the kernel agrees with verdict()", () => {
         `nft -f ${join(dir, "rules.nft")}`,
         "set +e",
         ...sends,
+        ...connects,
+        "wait",
       ].join("\n");
       const r = spawnSync("unshare", ["-rn", "bash", "-c", script], { encoding: "utf8" });
       expect(r.stderr).toBe("");
@@ -153,37 +172,44 @@ describe("the kernel agrees with verdict()", () => {
           .trim()
           .split("\n")
           .map((l) => l.split(" "))
-          .map(([d, what]) => [d!, what === "sent"]),
+          .map(([proto, d, what]) => [`${proto} ${d}`, what === "sent"]),
       );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   }
 
-  test.skipIf(skip !== null)("enforcing: each UDP send goes out exactly when verdict() allows it", () => {
+  test.skipIf(skip !== null)("enforcing: each UDP send and TCP connect goes out exactly when verdict() allows it; refused connects fail at once", () => {
     const policy = compiled(flags, ["192.0.2.1"]);
     const learned = new LearnedAddresses();
     learned.add("203.0.113.5", 0, 300, 0);
     const ruleset = nftRuleset(policy) + nftLearn([{ address: "203.0.113.5", rule: 0, seconds: learnedSeconds(300) }]);
     const kernel = sendAll(ruleset);
     const expected = Object.fromEntries(
-      destinations.map((d) => [d, verdict(policy, { ...split(d), protocol: "udp" }, (ip) => learned.rulesFor(ip, 1000)).allow]),
+      (["udp", "tcp"] as const).flatMap((protocol) =>
+        (protocol === "tcp" ? tcpDestinations : destinations).map((d) => [
+          `${protocol} ${d}`,
+          verdict(policy, { ...split(d), protocol }, (ip) => learned.rulesFor(ip, 1000)).allow,
+        ]),
+      ),
     );
     expect(kernel).toEqual(expected);
     // And the cases themselves are what docs/egress.md says.
     expect(expected).toMatchObject({
-      "198.51.100.10:443": true,
-      "198.51.100.10:444": false,
-      "198.51.100.20:443": false,
-      "203.0.113.5:9": true,
-      "203.0.113.5:53": false,
-      "10.1.2.3:443": false,
+      "udp 198.51.100.10:443": true,
+      "tcp 198.51.100.10:443": false,
+      "udp 198.51.100.10:444": false,
+      "udp 198.51.100.20:443": false,
+      "tcp 203.0.113.5:9": true,
+      "udp 203.0.113.5:53": false,
+      "tcp 10.1.2.3:443": false,
+      "tcp 2001:db8:1::10:443": true,
     });
   });
 
   test.skipIf(skip !== null)("--egress-log-only: nothing is refused", () => {
     const kernel = sendAll(nftRuleset(compiled({ ...flags, logOnly: true }, ["192.0.2.1"])));
     expect(Object.values(kernel).every(Boolean)).toBe(true);
-    expect(Object.keys(kernel)).toHaveLength(destinations.length);
+    expect(Object.keys(kernel)).toHaveLength(destinations.length + tcpDestinations.length);
   });
 });
