@@ -250,6 +250,8 @@ export function ruleText(rule: Rule, action: "allow" | "deny"): string {
 export interface PolicyContext {
   /** The host's own addresses as the sandbox reaches them: its interfaces', the host-loopback alias (10.0.2.2, pasta's mapped address), bridge gateways. */
   hostAddresses: readonly string[];
+  /** The sandbox's own addresses: traffic to them stays on its loopback (nft.ts accepts `oif lo`), so no rule applies. */
+  sandboxAddresses?: readonly string[];
 }
 
 export interface CompiledRule {
@@ -272,6 +274,8 @@ export interface CompiledPolicy {
   /** Host-rule patterns, each with its index in `allow`. */
   hosts: { pattern: HostPattern; allowIndex: number }[];
   logOnly: boolean;
+  /** The sandbox's own addresses, as /32 or /128: never egress. */
+  own: Subnet[];
 }
 
 function presetSubnets(preset: Preset, ctx: PolicyContext): Subnet[] {
@@ -297,6 +301,7 @@ export function compilePolicy(policy: EgressPolicy, ctx: PolicyContext): Compile
     allow,
     hosts: allow.flatMap((r) => (r.pattern ? [{ pattern: r.pattern, allowIndex: r.index }] : [])),
     logOnly: policy.logOnly,
+    own: (ctx.sandboxAddresses ?? []).map((a) => parseCidr(canonicalCidr(a) ?? "")?.subnet).filter((s): s is Subnet => !!s),
   };
 }
 
@@ -336,7 +341,7 @@ const covers = (rule: CompiledRule, ip: IpAddress) => !!rule.subnets?.some((s) =
 
 /**
  * The one verdict on an outbound destination (docs/egress.md "Semantics"):
- * the sandbox's loopback is not egress; a deny rule wins; with no allow
+ * the sandbox's loopback and its own addresses are not egress; a deny rule wins; with no allow
  * rule everything else passes; otherwise an allow rule must cover it, a
  * host rule through an address its name resolved to (`learned`), and DNS
  * (port 53) passes only where a rule names port 53.
@@ -344,7 +349,7 @@ const covers = (rule: CompiledRule, ip: IpAddress) => !!rule.subnets?.some((s) =
 export function verdict(policy: CompiledPolicy, dest: Destination, learned: Learned = nothingLearned): Verdict {
   const ip = parseIp(dest.ip);
   if (!ip) return { allow: false, rule: null, reason: "not an address" };
-  if (LOOPBACK_SUBNETS.some((s) => subnetContains(s, ip))) return { allow: true, rule: null, reason: "loopback" };
+  if ([...LOOPBACK_SUBNETS, ...policy.own].some((s) => subnetContains(s, ip))) return { allow: true, rule: null, reason: "loopback" };
   for (const rule of policy.deny) {
     if (covers(rule, ip) && portsMatch(rule, dest)) return { allow: false, rule: { id: rule.id, text: rule.text }, reason: "deny rule" };
   }

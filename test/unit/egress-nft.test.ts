@@ -105,6 +105,9 @@ function kernelSkipReason(): string | null {
   return null;
 }
 
+/** A namespace, a ruleset and sends per case; the TCP cases wait out one 2 s timeout for the allowed connects. */
+const KERNEL_TEST_MS = 30_000;
+
 describe("the kernel agrees with verdict()", () => {
   const skip = kernelSkipReason();
   if (skip) console.log(`skipped: the ruleset in a real namespace: ${skip}`);
@@ -134,19 +137,19 @@ describe("the kernel agrees with verdict()", () => {
   const split = (d: string) => ({ ip: d.slice(0, d.lastIndexOf(":")), port: Number(d.slice(d.lastIndexOf(":") + 1)) });
 
   /** Sends one UDP datagram to each destination from a fresh namespace with the ruleset loaded: true where the kernel let it out. */
-  function sendAll(ruleset: string): Record<string, boolean> {
+  function sendAll(ruleset: string, udp: readonly string[] = destinations, tcp: readonly string[] = tcpDestinations): Record<string, boolean> {
     // Keys: "udp 198.51.100.10:443", "tcp 198.51.100.10:443".
     const dir = mkdtempSync(join(tmpdir(), "burrow-egress-nft-"));
     try {
       writeFileSync(join(dir, "rules.nft"), ruleset);
-      const sends = destinations.map((d) => {
+      const sends = udp.map((d) => {
         const { ip, port } = split(d);
         return `if (echo x > /dev/udp/${ip}/${port}) 2>/dev/null; then echo "udp ${d} sent"; else echo "udp ${d} refused"; fi`;
       });
       // TCP: a refused connect fails at once (the ruleset's reset: "Connection refused"); an
       // allowed one sends its SYN into a veth nobody answers and is still waiting when
       // timeout ends it (124). All in parallel, so the wait is paid once.
-      const connects = tcpDestinations.map((d) => {
+      const connects = tcp.map((d) => {
         const { ip, port } = split(d);
         return `(timeout 2 bash -c 'echo x > /dev/tcp/${ip}/${port}' 2>/dev/null; case $? in 124) echo "tcp ${d} sent";; *) echo "tcp ${d} refused";; esac) &`;
       });
@@ -179,37 +182,92 @@ describe("the kernel agrees with verdict()", () => {
     }
   }
 
-  test.skipIf(skip !== null)("enforcing: each UDP send and TCP connect goes out exactly when verdict() allows it; refused connects fail at once", () => {
-    const policy = compiled(flags, ["192.0.2.1"]);
-    const learned = new LearnedAddresses();
-    learned.add("203.0.113.5", 0, 300, 0);
-    const ruleset = nftRuleset(policy) + nftLearn([{ address: "203.0.113.5", rule: 0, seconds: learnedSeconds(300) }]);
-    const kernel = sendAll(ruleset);
-    const expected = Object.fromEntries(
-      (["udp", "tcp"] as const).flatMap((protocol) =>
-        (protocol === "tcp" ? tcpDestinations : destinations).map((d) => [
-          `${protocol} ${d}`,
-          verdict(policy, { ...split(d), protocol }, (ip) => learned.rulesFor(ip, 1000)).allow,
-        ]),
-      ),
-    );
-    expect(kernel).toEqual(expected);
-    // And the cases themselves are what docs/egress.md says.
-    expect(expected).toMatchObject({
-      "udp 198.51.100.10:443": true,
-      "tcp 198.51.100.10:443": false,
-      "udp 198.51.100.10:444": false,
-      "udp 198.51.100.20:443": false,
-      "tcp 203.0.113.5:9": true,
-      "udp 203.0.113.5:53": false,
-      "tcp 10.1.2.3:443": false,
-      "tcp 2001:db8:1::10:443": true,
-    });
-  });
+  test.skipIf(skip !== null)(
+    "enforcing: each UDP send and TCP connect goes out exactly when verdict() allows it; refused connects fail at once",
+    () => {
+      const policy = compiled(flags, ["192.0.2.1"]);
+      const learned = new LearnedAddresses();
+      learned.add("203.0.113.5", 0, 300, 0);
+      const ruleset = nftRuleset(policy) + nftLearn([{ address: "203.0.113.5", rule: 0, seconds: learnedSeconds(300) }]);
+      const kernel = sendAll(ruleset);
+      const expected = Object.fromEntries(
+        (["udp", "tcp"] as const).flatMap((protocol) =>
+          (protocol === "tcp" ? tcpDestinations : destinations).map((d) => [
+            `${protocol} ${d}`,
+            verdict(policy, { ...split(d), protocol }, (ip) => learned.rulesFor(ip, 1000)).allow,
+          ]),
+        ),
+      );
+      expect(kernel).toEqual(expected);
+      // And the cases themselves are what docs/egress.md says.
+      expect(expected).toMatchObject({
+        "udp 198.51.100.10:443": true,
+        "tcp 198.51.100.10:443": false,
+        "udp 198.51.100.10:444": false,
+        "udp 198.51.100.20:443": false,
+        "tcp 203.0.113.5:9": true,
+        "udp 203.0.113.5:53": false,
+        "tcp 10.1.2.3:443": false,
+        "tcp 2001:db8:1::10:443": true,
+      });
+    },
+    KERNEL_TEST_MS,
+  );
 
-  test.skipIf(skip !== null)("--egress-log-only: nothing is refused", () => {
-    const kernel = sendAll(nftRuleset(compiled({ ...flags, logOnly: true }, ["192.0.2.1"])));
-    expect(Object.values(kernel).every(Boolean)).toBe(true);
-    expect(Object.keys(kernel)).toHaveLength(destinations.length + tcpDestinations.length);
-  });
+  test.skipIf(skip !== null)(
+    "property: for random policies, the kernel lets out exactly the UDP sends verdict() allows",
+    () => {
+      const targets = [
+        "198.51.100.0/24",
+        "198.51.100.10",
+        "203.0.113.0/24",
+        "10.0.0.0/8",
+        "2001:db8::/32",
+        "[2001:db8:1::10]",
+        "private",
+        "host",
+        "0.0.0.0/0",
+        "::/0",
+      ];
+      const tails = ["", ":53", ":443", ":80,443", ":1-100", "/udp", ":443/tcp", ":53/udp"];
+      const rule = fc
+        .tuple(fc.constantFrom(...targets), fc.constantFrom(...tails))
+        .map(([t, tail]) => (tail.startsWith(":") && t.includes(":") && !t.includes("/") && !t.startsWith("[") ? `[${t}]${tail}` : `${t}${tail}`));
+      const sent = ["198.51.100.10", "198.51.100.20", "203.0.113.5", "10.1.2.3", "192.0.2.1", "2001:db8:1::10", "fd00::5"].flatMap((ip) =>
+        [53, 80, 443, 9].map((port) => `${ip}:${port}`),
+      );
+      fc.assert(
+        fc.property(
+          fc.array(rule, { maxLength: 3 }),
+          fc.array(rule, { maxLength: 2 }),
+          fc.option(fc.constantFrom(...tails), { nil: undefined }),
+          (allowCidr, denyCidr, hostTail) => {
+            const allowHost = hostTail === undefined ? [] : [`a.test${hostTail}`];
+            if (allowCidr.length + denyCidr.length + allowHost.length === 0) return;
+            const policy = compiled({ allowHost, allowCidr, denyCidr }, ["192.0.2.1"]);
+            const learned = new LearnedAddresses();
+            if (allowHost.length) learned.add("203.0.113.5", 0, 300, 0);
+            const ruleset = nftRuleset(policy) + (allowHost.length ? nftLearn([{ address: "203.0.113.5", rule: 0, seconds: 300 }]) : "");
+            const kernel = sendAll(ruleset, sent, []);
+            const expected = Object.fromEntries(
+              sent.map((d) => [`udp ${d}`, verdict(policy, { ...split(d), protocol: "udp" }, (ip) => learned.rulesFor(ip, 1000)).allow]),
+            );
+            expect(kernel, `${JSON.stringify({ allowHost, allowCidr, denyCidr })}`).toEqual(expected);
+          },
+        ),
+        { numRuns: 12 },
+      );
+    },
+    KERNEL_TEST_MS,
+  );
+
+  test.skipIf(skip !== null)(
+    "--egress-log-only: nothing is refused",
+    () => {
+      const kernel = sendAll(nftRuleset(compiled({ ...flags, logOnly: true }, ["192.0.2.1"])));
+      expect(Object.values(kernel).every(Boolean)).toBe(true);
+      expect(Object.keys(kernel)).toHaveLength(destinations.length + tcpDestinations.length);
+    },
+    KERNEL_TEST_MS,
+  );
 });

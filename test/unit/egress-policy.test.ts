@@ -198,6 +198,16 @@ describe("verdict", () => {
     expect(verdictOf(wide, { ip: "198.51.100.53", port: 443, protocol: "tcp" }).allow).toBe(true);
   });
 
+  test("the sandbox's own addresses are not egress, whatever the rules say", () => {
+    const own = compilePolicy(parseEgressFlags({ ...none, allowHost: ["a.test"], denyCidr: ["private"] })!, {
+      hostAddresses: [],
+      sandboxAddresses: ["10.0.2.100", "fd00::100"],
+    });
+    expect(verdictOf(own, { ip: "10.0.2.100", port: 80, protocol: "tcp" })).toMatchObject({ allow: true, reason: "loopback" });
+    expect(verdictOf(own, { ip: "fd00::100", port: 80, protocol: "udp" })).toMatchObject({ allow: true, reason: "loopback" });
+    expect(verdictOf(own, { ip: "10.0.2.2", port: 80, protocol: "tcp" })).toMatchObject({ allow: false, reason: "deny rule" });
+  });
+
   test("deny rules only: everything else passes, DNS included", () => {
     const denyOnly = policyOf({ denyCidr: ["private"] });
     expect(verdictOf(denyOnly, { ip: "198.51.100.53", port: 53, protocol: "udp" })).toEqual({ allow: true, rule: null, reason: "no allow rules" });
