@@ -388,3 +388,17 @@ export function answerVerdict(policy: CompiledPolicy, address: string): AnswerVe
   if (special && !policy.allow.some((r) => covers(r, ip))) return { keep: false, reason: "rebinding" };
   return { keep: true, reason: "allowed" };
 }
+
+/** burrow's resolver for a sandbox with a policy: on the sandbox's own loopback (docs/egress.md "The resolver"). */
+export const EGRESS_RESOLVER = "127.0.0.53";
+
+/** `inspect`'s `HostConfig.Egress` (burrow's own key; podman has none): the rules as the flags that make them. */
+export function inspectEgress(policy: EgressPolicy | null): { Mode: "enforce" | "log-only"; Allow: string[]; Deny: string[]; Resolver: string } | null {
+  if (!policy) return null;
+  return {
+    Mode: policy.logOnly ? "log-only" : "enforce",
+    Allow: policy.allow.map((r) => ruleText(r, "allow")),
+    Deny: policy.deny.map((r) => ruleText(r, "deny")),
+    Resolver: EGRESS_RESOLVER,
+  };
+}

@@ -11,6 +11,7 @@ import {
   compilePolicy,
   type EgressFlags,
   EgressPolicy,
+  inspectEgress,
   parseAllowHost,
   parseCidrFlag,
   parseEgressFlags,
@@ -145,6 +146,19 @@ describe("flags", () => {
       { allow: Array.from({ length: 257 }, () => ({ kind: "cidr", cidr: "10.0.0.0/8" })), deny: [], logOnly: false },
     ];
     for (const b of bad) expect(v.safeParse(EgressPolicy, b).success).toBe(false);
+  });
+});
+
+describe("inspect", () => {
+  test("HostConfig.Egress: the mode, the rules as flags, the resolver; null without a policy", () => {
+    const policy = parseEgressFlags({ ...none, allowHost: ["*.PythonHosted.org:443"], denyCidr: ["private"], logOnly: true });
+    expect(inspectEgress(policy)).toEqual({
+      Mode: "log-only",
+      Allow: ["--allow-host *.pythonhosted.org:443"],
+      Deny: ["--deny-cidr private"],
+      Resolver: "127.0.0.53",
+    });
+    expect(inspectEgress(null)).toBeNull();
   });
 });
 
