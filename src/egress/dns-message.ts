@@ -11,8 +11,9 @@
 // (RFC 1035 5.1), so such a name never matches an allow pattern.
 //
 // Every name burrow writes is uncompressed, and names inside the rdata of
-// the types that may be compressed (RFC 3597 4: NS, CNAME, SOA, PTR, MX)
-// are expanded when parsed, so any record can be written back anywhere.
+// the types that may be compressed (RFC 3597 4: NS, CNAME, SOA, PTR, MX;
+// and SRV, which some servers compress against RFC 2782) are expanded when
+// parsed, so any record can be written back anywhere.
 
 export const TYPE = { A: 1, NS: 2, CNAME: 5, SOA: 6, PTR: 12, MX: 15, TXT: 16, AAAA: 28, SRV: 33, OPT: 41, SVCB: 64, HTTPS: 65, ANY: 255 } as const;
 export const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 } as const;
@@ -240,6 +241,10 @@ function readRecord(r: Reader): ResourceRecord {
   } else if (type === TYPE.MX) {
     const preference = r.u16("an MX record");
     data = { kind: "raw", bytes: Uint8Array.from([preference >> 8, preference & 0xff, ...wireName(r.labels())]) };
+  } else if (type === TYPE.SRV && length >= 7) {
+    // RFC 2782 forbids compressing the target, but some servers do: expanded like MX's.
+    const fixed = r.take(6, "an SRV record");
+    data = { kind: "raw", bytes: Uint8Array.from([...fixed, ...wireName(r.labels())]) };
   } else if (type === TYPE.SOA) {
     const names = [...wireName(r.labels()), ...wireName(r.labels())];
     data = { kind: "raw", bytes: Uint8Array.from([...names, ...r.take(20, "an SOA record")]) };

@@ -321,6 +321,17 @@ export interface Verdict {
   reason: "loopback" | "deny rule" | "allow rule" | "no allow rules" | "default deny" | "dns to another resolver" | "not an address";
 }
 
+/**
+ * An IPv4-mapped IPv6 address (::ffff:a.b.c.d) as the IPv4 address it
+ * reaches: an AF_INET6 socket connected to it sends IPv4 packets, which the
+ * ruleset judges by their IPv4 destination. --accelerate's supervisor sees
+ * the mapped form in the trapped sockaddr, so `verdict` must judge it the
+ * same way, or `--deny-cidr private` would not cover ::ffff:10.0.0.1.
+ */
+export function unmapped(ip: IpAddress): IpAddress {
+  return ip.family === 6 && ip.value >> 32n === 0xffffn ? { family: 4, value: ip.value & 0xffffffffn } : ip;
+}
+
 /** Which allow rules (indexes into `allow`) a DNS answer gave an address to; none by default. */
 export type Learned = (ip: IpAddress) => readonly number[];
 const nothingLearned: Learned = () => [];
@@ -347,8 +358,9 @@ const covers = (rule: CompiledRule, ip: IpAddress) => !!rule.subnets?.some((s) =
  * (port 53) passes only where a rule names port 53.
  */
 export function verdict(policy: CompiledPolicy, dest: Destination, learned: Learned = nothingLearned): Verdict {
-  const ip = parseIp(dest.ip);
-  if (!ip) return { allow: false, rule: null, reason: "not an address" };
+  const parsed = parseIp(dest.ip);
+  if (!parsed) return { allow: false, rule: null, reason: "not an address" };
+  const ip = unmapped(parsed);
   if ([...LOOPBACK_SUBNETS, ...policy.own].some((s) => subnetContains(s, ip))) return { allow: true, rule: null, reason: "loopback" };
   for (const rule of policy.deny) {
     if (covers(rule, ip) && portsMatch(rule, dest)) return { allow: false, rule: { id: rule.id, text: rule.text }, reason: "deny rule" };

@@ -123,6 +123,52 @@ describe("codec", () => {
     expect(roundTrip(m)).toEqual(m);
   });
 
+  test("a compressed SRV target is expanded, so the record can be written anywhere", () => {
+    const name = [4, ...Buffer.from("host"), 4, ...Buffer.from("test"), 0];
+    const bytes = Uint8Array.from([
+      0,
+      1,
+      0x81,
+      0x80,
+      0,
+      1,
+      0,
+      1,
+      0,
+      0,
+      0,
+      0,
+      ...name,
+      0,
+      33,
+      0,
+      1,
+      0xc0,
+      12,
+      0,
+      33,
+      0,
+      1,
+      0,
+      0,
+      0,
+      60,
+      0,
+      8,
+      0,
+      1,
+      0,
+      2,
+      0x01,
+      0xbb,
+      0xc0,
+      12,
+    ]);
+    const m = parseMessage(bytes);
+    expect(m.answers[0]!.data).toEqual({ kind: "raw", bytes: Uint8Array.from([0, 1, 0, 2, 0x01, 0xbb, ...name]) });
+    expect(roundTrip(m)).toEqual(m);
+  });
+
   test("one text per wire name: a dot or any other byte inside a label is escaped", () => {
     const bytes = Uint8Array.from([0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 8, ...Buffer.from("pypi.org"), 0, 0, 1, 0, 1]);
     expect(parseMessage(bytes).questions[0]!.name).toBe("pypi\\046org");

@@ -222,6 +222,14 @@ describe("verdict", () => {
     expect(verdictOf(own, { ip: "10.0.2.2", port: 80, protocol: "tcp" })).toMatchObject({ allow: false, reason: "deny rule" });
   });
 
+  test("an IPv4-mapped IPv6 destination is judged as the IPv4 address it reaches", () => {
+    const p = policyOf({ allowCidr: ["::/0", "198.51.100.10:443"], denyCidr: ["private"] });
+    expect(verdictOf(p, { ip: "::ffff:10.0.0.1", port: 443, protocol: "tcp" })).toMatchObject({ allow: false, rule: { text: "--deny-cidr private" } });
+    expect(verdictOf(p, { ip: "::ffff:198.51.100.10", port: 443, protocol: "tcp" })).toMatchObject({ allow: true, rule: { id: "allow[1]" } });
+    expect(verdictOf(p, { ip: "::ffff:203.0.113.9", port: 443, protocol: "tcp" }).allow).toBe(false);
+    expect(verdictOf(p, { ip: "::ffff:127.0.0.1", port: 80, protocol: "tcp" })).toMatchObject({ allow: true, reason: "loopback" });
+  });
+
   test("deny rules only: everything else passes, DNS included", () => {
     const denyOnly = policyOf({ denyCidr: ["private"] });
     expect(verdictOf(denyOnly, { ip: "198.51.100.53", port: 53, protocol: "udp" })).toEqual({ allow: true, rule: null, reason: "no allow rules" });
