@@ -43,6 +43,9 @@ packages=(uidmap iptables iproute2 slirp4netns passt containernetworking-plugins
   debootstrap
   # Debian 12's netavark 1.4 (iptables) for test/integration/netavark-lib.test.ts
   netavark aardvark-dns
+  # nft: test/unit/egress-nft.test.ts loads the egress ruleset in an unshare -rn
+  # namespace (issue 18; the wiring will need it at run time too)
+  nftables
   # the release tests: lintian checks the .deb; the arm64 binary runs under
   # qemu-user with arm64 libc (dpkg --add-architecture arm64, below); man
   # renders the man pages (and groff checks them in the unit tests); zsh and
