@@ -14,7 +14,7 @@ import { readlinkSync } from "node:fs";
 import { close } from "../sys/ns.ts";
 import { peerCredOfFd } from "../sys/peercred.ts";
 import { answerNotification, duplicateFd, hostSeccompArch, type NotifSizes, receiveNotification, SOCKET_SYSCALLS, syncWakeUp } from "../sys/seccomp.ts";
-import { acceptNB, EAGAIN, Epoll, EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, readNB } from "../sys/sockets.ts";
+import { acceptNB, Epoll, EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, LinePipe } from "../sys/sockets.ts";
 import { receiveWithFds } from "../sys/unix-socket.ts";
 import { finishBind, type ParkedBind, trappedBind } from "./bind.ts";
 import { acceleratedConnect } from "./connect.ts";
@@ -144,6 +144,7 @@ function run(init: AcceleratorInit): void {
     countsDirty = true;
   }
 
+  const ascii = new TextDecoder();
   function onHandoff(fd: number): void {
     const h = handoffs.get(fd);
     if (!h) {
@@ -165,7 +166,7 @@ function run(init: AcceleratorInit): void {
         drop(fd);
         return;
       }
-      h.text += new TextDecoder().decode(buf.subarray(0, r.n));
+      h.text += ascii.decode(buf.subarray(0, r.n));
       if (!r.fds.length) {
         // The token line, perhaps in pieces; anything longer than it and the helper's byte is not ours.
         if (h.text.length > 34) {
@@ -230,24 +231,10 @@ function run(init: AcceleratorInit): void {
     }
   }
 
-  let control = "";
-  const controlBuf = new Uint8Array(65536);
+  const controlPipe = new LinePipe(init.controlFd);
   function onControl(): void {
-    for (;;) {
-      const n = readNB(init.controlFd, controlBuf);
-      if (n === -EAGAIN) break;
-      if (n <= 0) {
-        running = false;
-        return;
-      }
-      control += new TextDecoder().decode(controlBuf.subarray(0, n));
-    }
-    let nl = control.indexOf("\n");
-    while (nl >= 0) {
-      command(JSON.parse(control.slice(0, nl)) as AcceleratorCommand);
-      control = control.slice(nl + 1);
-      nl = control.indexOf("\n");
-    }
+    // false: the main thread closed its end.
+    if (!controlPipe.drain((line) => command(JSON.parse(line) as AcceleratorCommand))) running = false;
   }
 
   function command(m: AcceleratorCommand): void {

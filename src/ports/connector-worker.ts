@@ -39,6 +39,7 @@ import {
   EPOLLIN,
   EPOLLOUT,
   EPOLLRDHUP,
+  LinePipe,
   peerName,
   pipe,
   readNB,
@@ -410,27 +411,12 @@ function run(init: ConnectorInit): void {
   }
 
   let running = true;
-  let pending = "";
-  const control = new Uint8Array(65536);
-  const decoder = new TextDecoder();
+  const controlPipe = new LinePipe(init.controlFd);
 
   function onControl(): void {
-    for (;;) {
-      const n = readNB(init.controlFd, control);
-      if (n === 0) {
-        running = false; // the main thread closed its end
-        return;
-      }
-      if (n < 0) return;
-      madeGarbage();
-      pending += decoder.decode(control.subarray(0, n), { stream: true });
-      let nl: number;
-      while ((nl = pending.indexOf("\n")) >= 0) {
-        const cmd = JSON.parse(pending.slice(0, nl)) as ConnectorCommand;
-        pending = pending.slice(nl + 1);
-        command(cmd);
-      }
-    }
+    madeGarbage();
+    // false: the main thread closed its end.
+    if (!controlPipe.drain((line) => command(JSON.parse(line) as ConnectorCommand))) running = false;
   }
 
   function serve(l: Listener, handler: () => void): void {

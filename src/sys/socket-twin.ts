@@ -3,6 +3,7 @@
 // own socket (a pidfd_getfd copy), never from a record of its setsockopt
 // calls, and copied onto a socket made in the supervisor's network namespace.
 import { ptr } from "bun:ffi";
+import { ERRNO } from "./errno.ts";
 import { check, errno, libc } from "./libc.ts";
 import { AF_INET, AF_INET6, SOCK_CLOEXEC, SOCK_STREAM } from "./net.ts";
 import { SOCK_NONBLOCK } from "./netio.ts";
@@ -20,7 +21,7 @@ const F_GETFL = 3;
 const F_SETFL = 4;
 const O_NONBLOCK = 0o4000;
 const ENOTCONN = 107;
-export const EINPROGRESS = 115;
+export const { EINPROGRESS } = ERRNO;
 
 /** The int-valued options copied to the twin: what a client sets before connect and expects to keep. */
 const COPIED_OPTIONS: ReadonlyArray<{ level: number; name: number; families?: number[] }> = [

@@ -235,6 +235,34 @@ export function readNB(fd: number, buf: Uint8Array): number {
   return n >= 0 ? n : -errno();
 }
 
+/**
+ * The read end of a command pipe carrying one JSON document per line (the
+ * Workers that block in epoll_wait get their commands this way): `drain`
+ * reads what is there without blocking and hands each whole line to `onLine`.
+ * false once the writer has closed its end.
+ */
+export class LinePipe {
+  private readonly buf = new Uint8Array(65536);
+  private readonly decoder = new TextDecoder();
+  private text = "";
+  constructor(readonly fd: number) {}
+
+  drain(onLine: (line: string) => void): boolean {
+    for (;;) {
+      const n = readNB(this.fd, this.buf);
+      if (n === 0) return false;
+      if (n < 0) return true; // EAGAIN (or EINTR): the rest comes with the next event
+      this.text += this.decoder.decode(this.buf.subarray(0, n), { stream: true });
+      let nl: number;
+      while ((nl = this.text.indexOf("\n")) >= 0) {
+        const line = this.text.slice(0, nl);
+        this.text = this.text.slice(nl + 1);
+        onLine(line);
+      }
+    }
+  }
+}
+
 /** write(2) of all of `buf` to a pipe (≤ PIPE_BUF bytes is atomic); throws on failure. */
 export function writeAll(fd: number, buf: Uint8Array): void {
   let off = 0;

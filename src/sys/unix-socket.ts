@@ -2,19 +2,18 @@
 // fds (SCM_RIGHTS). The --accelerate listener of every enter step reaches
 // the daemon's supervisor Worker through one (docs/accelerate.md).
 import { ptr } from "bun:ffi";
+import { ERRNO } from "./errno.ts";
 import { check, errno, libc } from "./libc.ts";
+import { SOCK_CLOEXEC, SOCK_STREAM } from "./net.ts";
 import { SOCK_NONBLOCK } from "./netio.ts";
 import { sockaddrUn } from "./peercred.ts";
 
+const { EINTR, EAGAIN } = ERRNO;
 const AF_UNIX = 1;
-const SOCK_STREAM = 1;
-const SOCK_CLOEXEC = 0o2000000;
 const SOL_SOCKET = 1;
 const SCM_RIGHTS = 1;
 const MSG_CMSG_CLOEXEC = 0x40000000;
 const MSG_DONTWAIT = 0x40;
-const EINTR = 4;
-const EAGAIN = 11;
 export const POLLIN = 0x1;
 export const POLLOUT = 0x4;
 export const POLLHUP = 0x10;
