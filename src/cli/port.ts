@@ -26,9 +26,11 @@ function changeOf(positionals: string[]): "add" | "rm" | undefined {
 async function change(verb: "add" | "rm", positionals: string[], format: string | undefined): Promise<void> {
   const [, name, ...ports] = positionals;
   if (!name || !ports.length) throw new BurrowError(`"burrow port ${verb}" needs a sandbox name and at least one port: ${USAGE}`, { kind: "bad-input" });
+  // Before the change: a refused --format must leave the ports as they were.
+  if (format !== undefined && format !== "json")
+    throw new BurrowError(`invalid --format ${JSON.stringify(format)} for "burrow port ${verb}": only json`, { kind: "bad-input" });
   const r = await call(verb === "add" ? "portAdd" : "portRm", { name, ports });
   if (format === "json") return printJson(r.ports);
-  if (format !== undefined) throw new BurrowError(`invalid --format ${JSON.stringify(format)} for "burrow port ${verb}": only json`, { kind: "bad-input" });
   // The same lines as `burrow port NAME`: what was published or taken off.
   for (const m of r.ports) process.stdout.write(`${formatPortLine(m)}\n`);
 }

@@ -10,7 +10,7 @@ import { log } from "../log.ts";
 import type { PortChoice } from "../net/backend.ts";
 import { modeOfRow } from "../net/registry.ts";
 import { isPortDriverName } from "../ports/driver.ts";
-import { formatSpec, parseAdditions, parseRemovals, specWithout } from "../ports/live.ts";
+import { checkAdditions, formatSpec, parseRemovals, specWithout } from "../ports/live.ts";
 import { formatPortLine } from "../ports/spec.ts";
 import type { PortRecord, Sandbox } from "../state/sandboxes.ts";
 import type { DaemonContext } from "./context.ts";
@@ -46,12 +46,31 @@ function save(ctx: DaemonContext, s: Sandbox, before: Sandbox): void {
   }
 }
 
-export async function addPorts(ctx: DaemonContext, isExiting: (id: string) => boolean, ref: string, raw: string[]): Promise<PortChangeReply> {
+/**
+ * One change under the sandbox's lock, on a running sandbox: `change` gets
+ * its row and recorded ports, and a `save` that writes the row (or puts it
+ * back as it was); it returns the ports it published or took off, which the
+ * event and the reply name.
+ */
+async function changePorts(
+  ctx: DaemonContext,
+  isExiting: (id: string) => boolean,
+  ref: string,
+  verb: "add" | "remove",
+  change: (s: Sandbox, existing: PortRecord[], save: () => void) => Promise<PortRecord[]>,
+): Promise<PortChangeReply> {
   const { id } = ctx.store.find(ref);
   return ctx.locks.run(id, async () => {
-    const s = runningNow(ctx, id, isExiting, "add");
+    const s = runningNow(ctx, id, isExiting, verb);
     const before = structuredClone(s);
-    const existing = s.runtime.ports ?? [];
+    const changed = await change(s, s.runtime.ports ?? [], () => save(ctx, s, before));
+    ctx.store.event(verb === "add" ? "port-add" : "port-rm", s, { ports: changed.map(formatPortLine).join(", ") });
+    return { id: s.id, name: s.name, ports: changed.map(plain) };
+  });
+}
+
+export function addPorts(ctx: DaemonContext, isExiting: (id: string) => boolean, ref: string, raw: string[]): Promise<PortChangeReply> {
+  return changePorts(ctx, isExiting, ref, "add", async (s, existing, save) => {
     // The driver the backend names for -p; a sandbox run without -p has none recorded yet.
     const recorded = s.runtime.portDriver;
     const mode = modeOfRow(s);
@@ -59,29 +78,24 @@ export async function addPorts(ctx: DaemonContext, isExiting: (id: string) => bo
       ? { driver: recorded }
       : ctx.backends.forMode(mode).ports(mode, { rootless: ctx.paths.rootless, plan: { newNet: !s.runtime.netOf } });
     if ("refuse" in choice) throw new BurrowError(choice.refuse, { kind: "bad-input" });
-    ctx.ports.parse(raw, choice); // each value as run reads it, and the driver's own refusals (IPv6 on slirp4netns's handler)
-    const specs = parseAdditions(raw, existing);
+    // Each value as run reads it, with the driver's own refusals (IPv6 on slirp4netns's handler).
+    const specs = checkAdditions(ctx.ports.parse(raw, choice), existing);
     s.runtime.portDriver = choice.driver;
     const added = await ctx.ports.add(s, specs);
     s.runtime.ports = [...existing, ...added];
     s.spec.ports = [...(s.spec.ports ?? []), ...specs.map(formatSpec)];
     try {
-      save(ctx, s, before);
+      save();
     } catch (e) {
       for (const err of await ctx.ports.remove(s, added)) log.warn(`rollback of port add on ${s.name}: ${err.message}`);
       throw e;
     }
-    ctx.store.event("port-add", s, { ports: added.map(formatPortLine).join(", ") });
-    return { id: s.id, name: s.name, ports: added.map(plain) };
+    return added;
   });
 }
 
-export async function removePorts(ctx: DaemonContext, isExiting: (id: string) => boolean, ref: string, raw: string[]): Promise<PortChangeReply> {
-  const { id } = ctx.store.find(ref);
-  return ctx.locks.run(id, async () => {
-    const s = runningNow(ctx, id, isExiting, "remove");
-    const before = structuredClone(s);
-    const existing = s.runtime.ports ?? [];
+export function removePorts(ctx: DaemonContext, isExiting: (id: string) => boolean, ref: string, raw: string[]): Promise<PortChangeReply> {
+  return changePorts(ctx, isExiting, ref, "remove", async (s, existing, save) => {
     const removed = parseRemovals(raw, existing);
     for (const p of removed) {
       const why = ctx.ports.refuseRemoval(s, p);
@@ -94,8 +108,7 @@ export async function removePorts(ctx: DaemonContext, isExiting: (id: string) =>
     if (errors.length) throw new BurrowError(`cannot remove every port of ${s.name}: ${errors.map((e) => e.message).join("; ")}`, { kind: "error" });
     s.runtime.ports = existing.filter((p) => !removed.includes(p));
     s.spec.ports = specWithout(s.spec.ports ?? [], removed);
-    save(ctx, s, before);
-    ctx.store.event("port-rm", s, { ports: removed.map(formatPortLine).join(", ") });
-    return { id: s.id, name: s.name, ports: removed.map(plain) };
+    save();
+    return removed;
   });
 }

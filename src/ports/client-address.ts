@@ -65,9 +65,10 @@ export function prepareClientAddressRouting(ipv6: boolean): SourceAddress {
  * clients whose family the sandbox's target does not have.
  */
 export function clientSource(peer: Uint8Array, targetFamily: number): Uint8Array | null {
-  if (peer.length === 0 || isLoopbackSockaddr(peer)) return null;
+  if (peer.length === 0) return null;
+  // Unmapped once: isLoopbackSockaddr would unmap (a copy) again.
   const from = unmappedSockaddr(peer);
-  return sockaddrFamily(from) === targetFamily ? from : null;
+  return !isLoopbackSockaddr(from) && sockaddrFamily(from) === targetFamily ? from : null;
 }
 
 export function familyOf(host: string): number {

@@ -208,10 +208,11 @@ function run(init: ConnectorInit): void {
       let ufd = -1;
       const pipes: number[] = [];
       try {
-        // The local end of an accepted connection has the client's family (an IPv4 client on "::" is ::ffff:...).
+        // Either end of an accepted connection has the client's family (an IPv4 client on "::" is ::ffff:...):
+        // the peer, read anyway for the client's address, spares a getsockname.
         const peer = l.keepClientAddress ? peerName(cfd) : null;
         ufd = hop.inNetns(l.target.netnsPath, () => {
-          const host = targetHost(l.target, () => socketName(cfd));
+          const host = targetHost(l.target, () => (peer?.length ? peer : socketName(cfd)));
           const from = peer && clientSource(peer, familyOf(host));
           if (from) {
             try {

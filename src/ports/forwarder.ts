@@ -17,6 +17,7 @@ import { BurrowError, messageOf } from "../errors.ts";
 import { SysError } from "../sys/libc.ts";
 import { Connector, type HostSocket, type SourceAddress } from "./connector.ts";
 import { bindError, forwarderListenAddress, listenAddress } from "./host-port.ts";
+import { isIPv6Loopback } from "../port-dnat.ts";
 import { quote } from "../quote.ts";
 
 export { bindError, listenAddress };
@@ -133,8 +134,7 @@ function explain(a: SourceAddress, spec: ForwardSpec, hostIp: string): SourceAdd
 }
 
 function isLoopback(ip: string): boolean {
-  const lower = ip.toLowerCase();
-  return ip.startsWith("127.") || lower === "::1" || lower === "0:0:0:0:0:0:0:1" || lower.startsWith("::ffff:127.");
+  return ip.startsWith("127.") || ip.toLowerCase().startsWith("::ffff:127.") || isIPv6Loopback(ip);
 }
 
 export function createForwarder(options: ForwarderOptions = {}): Forwarder {

@@ -5,7 +5,7 @@
 import { BurrowError } from "../errors.ts";
 import { quote } from "../quote.ts";
 import type { PortRecord } from "../state/sandboxes.ts";
-import { conflicts, formatHostAddress, formatPortLine, maxPorts, type PortMapping, parsePortSpec, parsePortSpecs, type Protocol } from "./spec.ts";
+import { conflicts, formatHostAddress, formatPortLine, maxPorts, type PortMapping, parsePortSpec, type Protocol } from "./spec.ts";
 
 export const REMOVAL_FORMS = "HOSTPORT[/PROTO] (every mapping of that host port), or a -p value with its host port, as in 8080:80, 127.0.0.1:8080:80/udp";
 
@@ -15,12 +15,11 @@ function same(a: PortMapping, b: PortMapping): boolean {
 }
 
 /**
- * Parses `port add` values like run's -p (ranges, host port 0 or none for a
- * free one) and refuses, naming the value, one that clashes with a port the
- * sandbox publishes or goes beyond the limit counted with them.
+ * `port add` values, parsed as run's -p reads them (ranges, host port 0 or
+ * none for a free one): refuses, naming the value, one that clashes with a
+ * port the sandbox publishes or goes beyond the limit counted with them.
  */
-export function parseAdditions(raw: readonly string[], existing: readonly PortRecord[], max = maxPorts()): PortMapping[] {
-  const specs = parsePortSpecs(raw, max);
+export function checkAdditions<M extends PortMapping>(specs: M[], existing: readonly PortRecord[], max = maxPorts()): M[] {
   if (existing.length + specs.length > max)
     throw new BurrowError(
       `the sandbox publishes ${existing.length} ports and these add ${specs.length}: a sandbox can publish at most ${max}; publish fewer, or raise the limit with BURROW_MAX_PORTS in the daemon's environment`,

@@ -44,6 +44,26 @@ function withPorts(s: Sandbox, ports: PortRecord[]): Sandbox {
   return { ...s, runtime: { ...s.runtime, ports } };
 }
 
+/** The sandbox as its own driver sees it, and as the builtin forwarder does (the ports `port add` gave it: `forwarded`). */
+function byPublisher(s: Sandbox): { own: Sandbox; forwarded: Sandbox } {
+  const all = s.runtime.ports ?? [];
+  return {
+    own: withPorts(
+      s,
+      all.filter((p) => !p.forwarded),
+    ),
+    forwarded: withPorts(
+      s,
+      all.filter((p) => p.forwarded),
+    ),
+  };
+}
+
+/** The driver's fixed client address on each port, where it has one (PortDriver.sourceAddress). */
+function withSourceAddress(d: PortDriver, ports: PortRecord[]): PortRecord[] {
+  return d.sourceAddress ? ports.map((p) => ({ ...p, ...d.sourceAddress!(p) })) : ports;
+}
+
 export function createPortDrivers(): PortDrivers {
   const drivers: Record<PortDriverName, PortDriver> = {
     builtin: builtinDriver(),
@@ -66,28 +86,15 @@ export function createPortDrivers(): PortDrivers {
     },
     async setup(s, specs) {
       const d = forSandbox(s);
-      const out = await d.setup(s, specs);
-      return d.sourceAddress ? out.map((p) => ({ ...p, ...d.sourceAddress!(p) })) : out;
+      return withSourceAddress(d, await d.setup(s, specs));
     },
     async teardown(s) {
       const d = forSandbox(s);
       if (d === drivers.builtin) return d.teardown(s);
-      const all = s.runtime.ports ?? [];
-      const errors = await d.teardown(
-        withPorts(
-          s,
-          all.filter((p) => !p.forwarded),
-        ),
-      );
+      const { own, forwarded } = byPublisher(s);
+      const errors = await d.teardown(own);
       // The ports `port add` gave the forwarder (nothing when there are none).
-      errors.push(
-        ...(await drivers.builtin.teardown(
-          withPorts(
-            s,
-            all.filter((p) => p.forwarded),
-          ),
-        )),
-      );
+      errors.push(...(await drivers.builtin.teardown(forwarded)));
       return errors;
     },
     heldAtRestore: (s) => drivers.builtin.heldAtRestore?.(s) ?? [],
@@ -100,23 +107,16 @@ export function createPortDrivers(): PortDrivers {
     async restore(s) {
       const d = forSandbox(s);
       if (d === drivers.builtin) return d.restore?.(s);
-      const all = s.runtime.ports ?? [];
-      await d.restore?.(
-        withPorts(
-          s,
-          all.filter((p) => !p.forwarded),
-        ),
-      );
-      const forwarded = all.filter((p) => p.forwarded);
-      if (forwarded.length) await drivers.builtin.restore?.(withPorts(s, forwarded));
+      const { own, forwarded } = byPublisher(s);
+      await d.restore?.(own);
+      await drivers.builtin.restore?.(forwarded); // nothing when `port add` gave it none
     },
     async add(s, specs) {
       const d = forSandbox(s);
       const why = d.liveRefusal?.(s);
       if (why) throw new BurrowError(why, { kind: "unsupported-option" });
       if (d.add) {
-        const out = await d.add(s, specs);
-        return d.sourceAddress ? out.map((p) => ({ ...p, ...d.sourceAddress!(p) })) : out;
+        return withSourceAddress(d, await d.add(s, specs));
       }
       const added = await drivers.builtin.add!(s, specs);
       return added.map((p) => ({ ...p, forwarded: true }));

@@ -166,6 +166,9 @@ describeWhen(why)("ports added to a running sandbox (rootless)", () => {
     await refused(t, ["port", "rm", "web", `127.0.0.1:${free}:80`], `80/tcp -> 127.0.0.1:${free} is not published by this sandbox`);
     await refused(t, ["port", "rm", "web", "127.0.0.1:80"], `invalid port "127.0.0.1:80"`);
     await refused(t, ["port", "add", "nosuch", `${free}:8000`], `no sandbox with name or id "nosuch" found`);
+    // A --format only listing knows is bad input: refused before anything is published.
+    await refused(t, ["port", "add", "web", "--format", "table", `127.0.0.1:${free}:8000`], 'invalid --format "table" for "burrow port add": only json');
+    expect(await bindable(t, free)).toBe(true);
     expect(await shown(t, "web")).toEqual({ ps: [], inspect: [] });
     await t.burrowOk(["stop", "-t", "0", "web"]);
     await refused(t, ["port", "add", "web", `${free}:8000`], "cannot add ports to web: it is not running (state: exited)");

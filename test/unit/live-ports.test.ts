@@ -1,8 +1,8 @@
 // `burrow port add|rm` values against a sandbox's recorded ports, and its
 // -p list kept in step (src/ports/live.ts): pure, no daemon.
 import { describe, expect, test } from "bun:test";
-import { formatSpec, parseAdditions, parseRemovals, specWithout } from "../../src/ports/live.ts";
-import { parsePortSpec } from "../../src/ports/spec.ts";
+import { checkAdditions, formatSpec, parseRemovals, specWithout } from "../../src/ports/live.ts";
+import { parsePortSpec, parsePortSpecs } from "../../src/ports/spec.ts";
 import type { PortRecord } from "../../src/state/sandboxes.ts";
 
 const rec = (hostIp: string, hostPort: number, containerPort: number, protocol: "tcp" | "udp" = "tcp"): PortRecord => ({
@@ -13,19 +13,25 @@ const rec = (hostIp: string, hostPort: number, containerPort: number, protocol: 
 });
 const existing = [rec("", 8080, 80), rec("127.0.0.1", 5353, 53, "udp"), rec("127.0.0.1", 8443, 443)];
 
-describe("parseAdditions", () => {
+describe("checkAdditions", () => {
   test("reads -p values as run does: ranges and free host ports", () => {
-    expect(parseAdditions(["9000-9001:90-91", "127.0.0.1::53/udp"], existing)).toEqual([rec("", 9000, 90), rec("", 9001, 91), rec("127.0.0.1", 0, 53, "udp")]);
+    expect(checkAdditions(parsePortSpecs(["9000-9001:90-91", "127.0.0.1::53/udp"]), existing)).toEqual([
+      rec("", 9000, 90),
+      rec("", 9001, 91),
+      rec("127.0.0.1", 0, 53, "udp"),
+    ]);
   });
   test("a host port the sandbox already publishes is refused, naming both", () => {
-    expect(() => parseAdditions(["127.0.0.1:8080:81"], existing)).toThrow(
+    expect(() => checkAdditions(parsePortSpecs(["127.0.0.1:8080:81"]), existing)).toThrow(
       "host port 127.0.0.1:8080/tcp is already published by this sandbox (80/tcp -> 0.0.0.0:8080)",
     );
     // Another protocol or address is another socket.
-    expect(parseAdditions(["8080:80/udp", "127.0.0.2:8443:443"], existing)).toHaveLength(2);
+    expect(checkAdditions(parsePortSpecs(["8080:80/udp", "127.0.0.2:8443:443"]), existing)).toHaveLength(2);
   });
   test("the limit counts the ports the sandbox has", () => {
-    expect(() => parseAdditions(["9000-9001:90-91"], existing, 4)).toThrow("the sandbox publishes 3 ports and these add 2: a sandbox can publish at most 4");
+    expect(() => checkAdditions(parsePortSpecs(["9000-9001:90-91"]), existing, 4)).toThrow(
+      "the sandbox publishes 3 ports and these add 2: a sandbox can publish at most 4",
+    );
   });
 });
 

@@ -14,17 +14,10 @@ export function builtinDriver(): PortDriver {
   let fwd: Forwarder | null = null;
   const live = new Map<string, ForwardedPort[]>();
 
-  /** append: `port add` keeps the sandbox's other ports; setup and restore publish its whole set. */
-  /** Ports whose host socket a sandboxed server held at restore (by handle): their socket inodes, until takeHeld hands them to the accelerator. */
+  /** Ports whose host socket a sandboxed server held at restore (by handle): their socket inodes, until heldAtRestore hands them to the accelerator. */
   const heldInodes = new Map<ForwardedPort, number>();
-  let inodeOfHeld = 0;
-  function takeHeld(s: Sandbox, port: number): number | null {
-    const t = takeHeldListener(pidsInMountNs(s.runtime.ino!.mnt), port);
-    if (!t) return null;
-    inodeOfHeld = t.inode;
-    return t.fd;
-  }
 
+  /** append: `port add` keeps the sandbox's other ports; setup and restore publish its whole set. */
   async function publish(s: Sandbox, specs: PortRecord[], append = false): Promise<PortRecord[]> {
     if (!s.runtime.pins || !s.runtime.address)
       throw new BurrowError(`cannot publish ports of ${s.name}: its network has no address to forward to`, { kind: "bad-input" });
@@ -33,6 +26,13 @@ export function builtinDriver(): PortDriver {
     const out: PortRecord[] = [];
     try {
       for (const p of specs) {
+        // This port's own: fwd.add awaits, and another publish may run meanwhile.
+        let heldInode = 0;
+        const takeHeld = () => {
+          const t = takeHeldListener(pidsInMountNs(s.runtime.ino!.mnt), p.hostPort);
+          heldInode = t?.inode ?? 0;
+          return t?.fd ?? null;
+        };
         const h = await fwd.add({
           hostIp: p.hostIp,
           hostPort: p.hostPort,
@@ -43,9 +43,9 @@ export function builtinDriver(): PortDriver {
           targetIp6: s.runtime.address6,
           targetPort: p.containerPort,
           keepClientAddress: s.runtime.keepClientAddress !== false,
-          held: s.spec.accelerate && s.runtime.ino && p.protocol === "tcp" ? () => takeHeld(s, p.hostPort) : undefined,
+          held: s.spec.accelerate && s.runtime.ino && p.protocol === "tcp" ? takeHeld : undefined,
         });
-        if (h.held) heldInodes.set(h, inodeOfHeld);
+        if (h.held) heldInodes.set(h, heldInode);
         handles.push(h);
         out.push({ ...p, hostPort: h.hostPort });
       }
@@ -82,6 +82,7 @@ export function builtinDriver(): PortDriver {
       const gone = (h: ForwardedPort) => ports.some((p) => p.hostIp === h.spec.hostIp && p.hostPort === h.hostPort && p.protocol === h.spec.protocol);
       const errors: Error[] = [];
       for (const h of handles.filter(gone)) {
+        heldInodes.delete(h);
         try {
           h.close();
         } catch (e) {
@@ -99,6 +100,7 @@ export function builtinDriver(): PortDriver {
       live.delete(s.id);
       const errors: Error[] = [];
       for (const h of handles) {
+        heldInodes.delete(h);
         try {
           h.close();
         } catch (e) {

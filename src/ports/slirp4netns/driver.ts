@@ -10,7 +10,7 @@
 // policies) makes a new one.
 import { lstatSync } from "node:fs";
 import { isIPv6 } from "node:net";
-import { probePort } from "../host-port.ts";
+import { listenAddress, probePort } from "../host-port.ts";
 import { BurrowError, messageOf } from "../../errors.ts";
 import { log } from "../../log.ts";
 import type { PortRecord, Sandbox } from "../../state/sandboxes.ts";
@@ -36,14 +36,14 @@ export function slirp4netnsPortDriver(): PortDriver {
         const hostPort = await probePort(p.hostIp, p.hostPort, p.protocol);
         const id = await addHostFwd(api.socket, {
           proto: p.protocol,
-          host_addr: p.hostIp || "0.0.0.0",
+          host_addr: listenAddress(p.hostIp),
           host_port: hostPort,
           guest_addr: s.runtime.address!,
           guest_port: p.containerPort,
         }).catch((e) => {
           const msg = String(e?.message ?? e);
           if (/in use/i.test(msg))
-            throw new BurrowError(`host port ${hostPort}/${p.protocol} is already in use on ${p.hostIp || "0.0.0.0"}`, { kind: "port-in-use" });
+            throw new BurrowError(`host port ${hostPort}/${p.protocol} is already in use on ${listenAddress(p.hostIp)}`, { kind: "port-in-use" });
           if (/permission denied/i.test(msg))
             throw new BurrowError(
               `cannot bind host port ${hostPort}/${p.protocol}: the port is privileged; allow it with \`sysctl net.ipv4.ip_unprivileged_port_start=${hostPort}\` or publish on a port of 1024 or more`,
@@ -96,7 +96,7 @@ export function slirp4netnsPortDriver(): PortDriver {
       const entries = await listHostFwd(api.socket);
       const removed = new Set<number>();
       for (const p of ports) {
-        const e = entries.find((x) => x.proto === p.protocol && x.host_port === p.hostPort && x.host_addr === (p.hostIp || "0.0.0.0"));
+        const e = entries.find((x) => x.proto === p.protocol && x.host_port === p.hostPort && x.host_addr === listenAddress(p.hostIp));
         if (!e) continue;
         await removeHostFwd(api.socket, e.id).then(
           () => removed.add(e.id),
