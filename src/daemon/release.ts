@@ -220,10 +220,17 @@ export class SandboxReleases {
     return { id: s.id, name: s.name, removed };
   }
 
-  /** Deletes an exited sandbox's files and row, releasing anything a crash left. Under its lock. */
+  /**
+   * Deletes an exited sandbox's files and row, releasing anything a crash
+   * left. Under its lock. Its recorded ports alone are no leftover: an
+   * exited row keeps them for inspect, and they were torn down at its exit
+   * (a second teardown could close a concurrent create's port pick,
+   * src/ports/portmap/driver.ts); what a killed daemon left of them,
+   * reconcile() releases before it removes the row.
+   */
   async remove(s: Sandbox): Promise<Error[]> {
     const errors: Error[] = [];
-    if (s.runtime.pins || s.runtime.backend || s.runtime.ports?.length) errors.push(...(await this.release(s)));
+    if (s.runtime.pins || s.runtime.backend) errors.push(...(await this.release(s)));
     this.ctx.children.get(s.id)?.kill(9);
     try {
       rmSync(sandboxDir(this.ctx.paths, s.id), { recursive: true, force: true });

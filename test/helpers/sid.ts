@@ -7,6 +7,13 @@ import { afterEach, beforeEach, expect } from "bun:test";
 import { burrowBin, repoRoot, ROOT_PATH, TAG_VAR, testRunId } from "./env.ts";
 import { assertNoLeaks, type Snapshot, snapshot } from "./leaks.ts";
 
+/**
+ * The start of a sid entry's script: a home of its own in the entry's /tmp
+ * (a tmpfs that goes with the entry), so burrow's and podman's state start
+ * empty and nothing stays in the root.
+ */
+export const SID_FRESH_HOME = 'export HOME="$(mktemp -d)" && cd "$HOME"';
+
 export const sidScript = join(repoRoot, "scripts/sid-root.sh");
 /** The script's exit status when the Debian archive cannot be reached. */
 const ARCHIVE_UNREACHABLE = 3;

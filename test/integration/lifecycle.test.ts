@@ -7,6 +7,7 @@ import { burrowContext, type BurrowContext } from "../helpers/context.ts";
 import { integrationUnavailable, testUser } from "../helpers/env.ts";
 import { listPids } from "../helpers/netns.ts";
 import { until } from "../helpers/until.ts";
+import { freePort } from "../helpers/sys.ts";
 import { describeWhen } from "../helpers/requirements.ts";
 
 const why = integrationUnavailable();
@@ -115,6 +116,20 @@ for (const mode of ["rootless", "rootful"] as const) {
       expect(events.filter((e) => e.name === "kept").map((e) => e.type)).toEqual(["create", "start", "died"]);
       await t.burrowOk(["rm", "kept"]);
       await t.burrowOk(["network", "rm", "racenet"]);
+    });
+
+    test("a sandbox with published ports is released once: at its exit, not again by --rm's removal or by rm", async () => {
+      // The daemon starts with this command: debug logs its one "release NAME:" line per release.
+      const debug = { env: { BURROW_LOG: "debug" } };
+      const r = await t.burrow(["run", "--rm", "--name", "relrm", "-p", `${await freePort()}:80`, "--", "true"], debug);
+      expect({ code: r.code, stderr: r.stderr.replace(/^\[burrow\] ⚙ .*\n/gm, "") }).toEqual({ code: 0, stderr: "" });
+      await t.burrowOk(["run", "-d", "--name", "relkept", "-p", `${await freePort()}:80`, "--", "sleep", "60"], debug);
+      await t.burrowOk(["stop", "-t", "0", "relkept"], debug);
+      await t.burrowOk(["rm", "relkept"], debug);
+      // ps waits for every release under way.
+      expect(JSON.parse(await t.burrowOk(["ps", "-a", "--format", "json"]))).toEqual([]);
+      const log = readFileSync(`${t.dirs.runtimeDir}/daemon.log`, "utf8");
+      expect({ relrm: log.match(/release relrm:/g)?.length, relkept: log.match(/release relkept:/g)?.length }).toEqual({ relrm: 1, relkept: 1 });
     });
 
     test("detached: logs, exec, ps, inspect, id prefixes, stop, rm", async () => {

@@ -9,23 +9,14 @@
 // entry ends with the tier's checks (nothing of it left running).
 import { describe, expect, test } from "bun:test";
 import { integrationUnavailable } from "../helpers/env.ts";
+import { freePort } from "../helpers/sys.ts";
 import { describeWhen } from "../helpers/requirements.ts";
-import { prepareSidRoot, sidRun, sidTierChecks } from "../helpers/sid.ts";
+import { SID_FRESH_HOME, prepareSidRoot, sidRun, sidTierChecks } from "../helpers/sid.ts";
 
 const unavailable = integrationUnavailable();
 const archiveUnreachable = unavailable ? null : await prepareSidRoot();
 if (unavailable) console.warn(`skipping the sid tier's pasta tests: ${unavailable}`);
 if (archiveUnreachable) console.warn(`skipping the sid tier's pasta tests: ${archiveUnreachable}`);
-
-const FRESH_HOME = 'export HOME="$(mktemp -d)" && cd "$HOME"';
-
-/** A port on 127.0.0.1 free right now (the root shares the host's network). */
-function freePort(): number {
-  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = s.port;
-  s.stop(true);
-  return port;
-}
 
 /** Two consecutive free ports, below the ephemeral range and apart from the other suites'. */
 function freeRange(): number {
@@ -75,8 +66,8 @@ tier("sid tier: pasta", () => {
 
   test("the network-backend and port-driver conformance cases pass with --network pasta on sid's pasta", async () => {
     const range = freeRange();
-    const [sink, udp, busy] = [freePort(), freePort(), freePort()];
-    const script = `${FRESH_HOME}
+    const [sink, udp, busy] = [await freePort(), await freePort(), await freePort()];
+    const script = `${SID_FRESH_HOME}
 ${PERL_FILES}
 mkdir www && echo "served from the sandbox" > www/index.html
 cat > servers.sh <<EOF
@@ -151,8 +142,8 @@ curl -fsS --max-time 2 http://127.0.0.1:$((${range} + 1))/ >/dev/null 2>&1 && ec
   }, 120_000);
 
   test("bridge networks with pasta for their shared rootless namespace (netavark 1.17): outbound to the host through pasta's guest address, names, a published port, info; no pasta after rm and network rm", async () => {
-    const [hostPort, published] = [freePort(), freePort()];
-    const script = `${FRESH_HOME}
+    const [hostPort, published] = [await freePort(), await freePort()];
+    const script = `${SID_FRESH_HOME}
 mkdir -p .config/containers www host
 printf '[network]\\ndefault_rootless_network_cmd = "pasta"\\n' > .config/containers/containers.conf
 echo "served from the sandbox" > www/index.html

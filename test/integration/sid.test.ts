@@ -8,26 +8,15 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, test } from "bun:test";
 import { integrationUnavailable } from "../helpers/env.ts";
+import { freePort } from "../helpers/sys.ts";
 import { describeWhen } from "../helpers/requirements.ts";
-import { pidsInSidRoot, prepareSidRoot, sidRootDir, sidRun, sidSpawn, sidTierChecks, sidWait } from "../helpers/sid.ts";
+import { SID_FRESH_HOME, pidsInSidRoot, prepareSidRoot, sidRootDir, sidRun, sidSpawn, sidTierChecks, sidWait } from "../helpers/sid.ts";
 import { until } from "../helpers/until.ts";
 
 const unavailable = integrationUnavailable();
 const archiveUnreachable = unavailable ? null : await prepareSidRoot();
 if (unavailable) console.warn(`skipping the sid tier: ${unavailable}`);
 if (archiveUnreachable) console.warn(`skipping the sid tier: ${archiveUnreachable}`);
-
-// A home of its own in the entry's /tmp (a tmpfs that goes with the entry),
-// so burrow's and podman's state start empty and nothing stays in the root.
-const FRESH_HOME = 'export HOME="$(mktemp -d)" && cd "$HOME"';
-
-/** A port on 127.0.0.1 free right now (the root shares the host's network). */
-function freePort(): number {
-  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = s.port;
-  s.stop(true);
-  return port;
-}
 
 const tier = archiveUnreachable ? describe.skip : describeWhen(unavailable);
 
@@ -51,8 +40,8 @@ tier("sid tier", () => {
   }, 60_000);
 
   test("pasta: a published port answers curl inside the root, and rm leaves no sandbox", async () => {
-    const port = freePort();
-    const script = `${FRESH_HOME}
+    const port = await freePort();
+    const script = `${SID_FRESH_HOME}
 mkdir www && echo "hello from sid" > www/index.html
 burrow run -d --rm --name web --network pasta -p 127.0.0.1:${port}:80 -- busybox httpd -f -p 80 -h "$HOME/www" >/dev/null
 # pasta forwards as soon as the sandbox exists; httpd listens a moment later
@@ -73,8 +62,8 @@ burrow ps -a --format json`;
   }, 60_000);
 
   test("a machine without CNI: bridge networks through netavark 1.17 and nftables, names through aardvark-dns", async () => {
-    const port = freePort();
-    const script = `${FRESH_HOME}
+    const port = await freePort();
+    const script = `${SID_FRESH_HOME}
 test ! -e /usr/lib/cni/bridge || { echo "the sid root has CNI plugins" >&2; exit 1; }
 burrow info --format '{{.Network.NamedNetworks.Backend}}'
 burrow network create sidnet >/dev/null
@@ -106,7 +95,7 @@ burrow ps -a --format json`;
   }, 90_000);
 
   test("podman and burrow share network files: each uses and lists the other's", async () => {
-    const script = `${FRESH_HOME}
+    const script = `${SID_FRESH_HOME}
 podman network create --subnet 10.89.77.0/24 frompodman >/dev/null
 burrow run --rm --network frompodman -- ip -4 -o addr show eth0 | grep -o 'inet [0-9.]*'
 burrow network create fromburrow >/dev/null
@@ -162,8 +151,8 @@ ls /run/containers/networks/aardvark-dns 2>/dev/null || true
 ask() { tries=0; until peer=$(curl -fsS -g --max-time 2 "http://$1/cgi-bin/peer" 2>&1); do tries=$((tries + 1)); [ $tries -lt 50 ] || { peer=none; break; }; sleep 0.1; done; echo "$1 -> $peer"; }`;
 
   test("IPv6 ports on a netavark 1.17 network made with --ipv6, rootless: [::1] reaches the sandbox over IPv6", async () => {
-    const port = freePort();
-    const script = `${FRESH_HOME}
+    const port = await freePort();
+    const script = `${SID_FRESH_HOME}
 ${PEER_CGI}
 burrow network create --ipv6 sid6 >/dev/null
 burrow run -d --name web6 --network sid6 -p "[::1]:${port}:80" -- busybox httpd -f -p 80 -h "$HOME/www" >/dev/null
@@ -218,14 +207,14 @@ burrow ps -a --format json
   }, 90_000);
 
   test("slirp4netns: run --rm works", async () => {
-    const r = await sidRun(["sh", "-ec", `${FRESH_HOME}; burrow run --rm --network slirp4netns -- ip -4 -o addr show tap0`]);
+    const r = await sidRun(["sh", "-ec", `${SID_FRESH_HOME}; burrow run --rm --network slirp4netns -- ip -4 -o addr show tap0`]);
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
     expect(r.stdout).toContain("10.0.2.100/24");
   }, 60_000);
 
   test("podman 5 runs the static busybox tree (runc, cgroupfs)", async () => {
-    const r = await sidRun(["sh", "-ec", `${FRESH_HOME}; podman run --rm --network none --rootfs /opt/busybox-rootfs sh -c 'echo in-container; id -u'`]);
+    const r = await sidRun(["sh", "-ec", `${SID_FRESH_HOME}; podman run --rm --network none --rootfs /opt/busybox-rootfs sh -c 'echo in-container; id -u'`]);
     expect(r.code).toBe(0);
     expect(r.stdout).toBe("in-container\n0\n");
   }, 60_000);
@@ -233,7 +222,7 @@ burrow ps -a --format json
   test("an entry ends what its command left running, and keeps its exit status", async () => {
     // A daemon and holder (burrow -d), a sandbox, a stray background sleep
     // and podman's pause process: all outlive CMD, none the entry.
-    const script = `${FRESH_HOME}
+    const script = `${SID_FRESH_HOME}
 burrow run -d -- sleep 1000 >/dev/null
 podman run --rm -d --network none --rootfs /opt/busybox-rootfs sleep 1000 >/dev/null 2>&1
 sleep 1000 &
@@ -244,7 +233,7 @@ exit 7`;
   }, 60_000);
 
   test("a terminated entry ends everything too", async () => {
-    const p = sidSpawn(["sh", "-ec", `${FRESH_HOME}; burrow run -d -- sleep 1000 >/dev/null; exec sleep 1000`]);
+    const p = sidSpawn(["sh", "-ec", `${SID_FRESH_HOME}; burrow run -d -- sleep 1000 >/dev/null; exec sleep 1000`]);
     const root = sidRootDir();
     // Running: the sandbox's sleep and the command's own, both in the root.
     const sleeping = () =>

@@ -72,6 +72,20 @@ export function buildAttachment(spec: AttachmentSpec): Attachment {
 export const interfaceName = (index: number): string => `eth${index}`;
 
 /**
+ * `network connect`: the interface a sandbox's next network gets (the
+ * lowest free eth<N>), whichever backend attaches it; refuses a network the
+ * sandbox is on already.
+ */
+export function connectInterface(sandbox: string, attachments: Array<{ network: string; ifName: string }>, network: string): string {
+  if (attachments.some((x) => x.network === network))
+    throw new BurrowError(`sandbox ${sandbox} is already connected to network ${network}`, { kind: "bad-input" });
+  const used = new Set(attachments.map((x) => x.ifName));
+  let i = 0;
+  while (used.has(interfaceName(i))) i++;
+  return interfaceName(i);
+}
+
+/**
  * podman's ContainerNetworkDescriptions: network name -> interface index,
  * stable for the sandbox's life. Networks already present keep their index;
  * each new one gets the lowest free index (so a reconnect never collides).

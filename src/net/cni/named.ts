@@ -13,7 +13,7 @@ import type { Sandbox } from "../../state/sandboxes.ts";
 import type { NetworkBackend, NetworkDeps, NetworkNaming, NetworksCapability } from "../backend.ts";
 import type { SharedRootlessNamespace } from "../netavark/backend.ts";
 import type { Paths } from "../../paths.ts";
-import { interfaceName } from "./attachment.ts";
+import { connectInterface } from "./attachment.ts";
 import { CniNetworking, cniBackend, cniRecordOf, networkNames, type CniAttachmentRecord, type CniRecord } from "./backend.ts";
 import { dnsmasqNetwork, dnsnameNetworks, stopDnsmasq as forgetDnsmasq } from "./dnsmasq.ts";
 import { networkSummary } from "./format.ts";
@@ -123,12 +123,8 @@ function cniNetworks(cni: CniNetworking): NetworksCapability<"cni", CniRecord> {
     checkConnect: (net, opts) => checkStaticAddressing(net as Network, opts),
     async connect(s, netns, net, aliases) {
       const record = cniRecordOf(s);
-      if (record.attachments.some((x) => x.network === net.name))
-        throw new BurrowError(`sandbox ${s.name} is already connected to network ${net.name}`, { kind: "bad-input" });
-      const used = new Set(record.attachments.map((x) => x.ifName));
-      let i = 0;
-      while (used.has(interfaceName(i))) i++;
-      const att = await cni.attach(s, netns, net as Network, interfaceName(i), { aliases });
+      const ifName = connectInterface(s.name, record.attachments, net.name);
+      const att = await cni.attach(s, netns, net as Network, ifName, { aliases });
       record.attachments.push(att);
       return record;
     },

@@ -29,7 +29,7 @@ import { findHelper, helperConf } from "../../machine/helpers.ts";
 import type { RootlessNetworkCmd } from "../../machine/containers-conf.ts";
 import { sharedNamespaceHelper, type SharedNamespaceHelper } from "../../machine/rootless-default.ts";
 import { parsePastaOptionsWithConf } from "../pasta/options.ts";
-import { isOurPasta, pastaHostAddress, pastaNameservers, probePasta, startPasta } from "../pasta/process.ts";
+import { isOurPasta, pastaHostAddress, pastaNameservers, pastaProbeCache, probePasta, startPasta } from "../pasta/process.ts";
 import type { PastaOptions } from "../pasta/options.ts";
 import type { DnsView } from "../../dns/etc-content.ts";
 import { networkInterfaces } from "node:os";
@@ -327,7 +327,7 @@ export class RootlessNetns {
    */
   private async startPasta(ino: number): Promise<{ state: State; nameservers: string[] }> {
     const options = parsePastaOptionsWithConf(helperConf().pastaOptions ?? [], []);
-    const features = await probePasta(undefined, `${this.paths.stateDir}/pasta-probe.json`);
+    const features = await probePasta(undefined, pastaProbeCache(this.paths));
     const track = this.hooks.helpers?.intend("pasta");
     const pasta = await startPasta({
       track,

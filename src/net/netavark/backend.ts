@@ -34,7 +34,7 @@ import type { NetworkModeOf } from "../mode.ts";
 import { subnetToString } from "../cni/ip.ts";
 import { readHostRoutes, readInterfaceNames } from "../cni/host.ts";
 import type { RootlessNetns } from "../cni/rootless-netns.ts";
-import { interfaceName } from "../cni/attachment.ts";
+import { connectInterface, interfaceName } from "../cni/attachment.ts";
 import { checkAlias, checkMac } from "../cni/static.ts";
 import { pickAddresses } from "./addresses.ts";
 import {
@@ -710,13 +710,9 @@ export function netavarkBackendWith(
     },
     async connect(s, netns, net, aliases) {
       const record = netavarkRecordOf(s);
-      if (record.attachments.some((x) => x.network === net.name))
-        throw new BurrowError(`sandbox ${s.name} is already connected to network ${net.name}`, { kind: "bad-input" });
-      const used = new Set(record.attachments.map((x) => x.ifName));
-      let i = 0;
-      while (used.has(interfaceName(i))) i++;
+      const ifName = connectInterface(s.name, record.attachments, net.name);
       const n = nv.find(net.name, { servable: true });
-      record.attachments.push(await nv.hold(() => nv.attach(s, netns, n, interfaceName(i), { aliases })));
+      record.attachments.push(await nv.hold(() => nv.attach(s, netns, n, ifName, { aliases })));
       return record;
     },
     async disconnect(s, netns, network) {

@@ -8,7 +8,7 @@ import { firstHostIPv4 } from "../../dns/hosts.ts";
 import type { NetworkModeOf } from "../mode.ts";
 import { helperConf } from "../../machine/helpers.ts";
 import { parsePastaOptionsWithConf, type PastaOptions } from "./options.ts";
-import { isPasta, pastaHostAddress, pastaNameservers, probePasta, startPasta } from "./process.ts";
+import { isPasta, pastaHostAddress, pastaNameservers, pastaProbeCache, probePasta, startPasta } from "./process.ts";
 
 export interface PastaRecord {
   pid: number;
@@ -21,8 +21,6 @@ function optionsOf(mode: NetworkModeOf<"pasta">): PastaOptions {
   return parsePastaOptionsWithConf(helperConf().pastaOptions ?? [], mode.options ? mode.options.split(",") : []);
 }
 
-const probeCache = (paths: { stateDir: string }) => `${paths.stateDir}/pasta-probe.json`;
-
 export const pastaBackend: NetworkBackend<"pasta", PastaRecord> = {
   kind: "pasta",
   etc: "network",
@@ -30,14 +28,14 @@ export const pastaBackend: NetworkBackend<"pasta", PastaRecord> = {
   entersNetns: true,
   async plan(mode, ctx) {
     optionsOf(mode);
-    await probePasta(undefined, probeCache(ctx.paths));
+    await probePasta(undefined, pastaProbeCache(ctx.paths));
     return { newNet: true };
   },
   // pasta binds the host ports itself: they only need choosing up front.
   ports: () => ({ driver: "pasta" }),
   async setup(mode, ctx) {
     const options = optionsOf(mode);
-    const features = await probePasta(undefined, probeCache(ctx.paths));
+    const features = await probePasta(undefined, pastaProbeCache(ctx.paths));
     // Short: a unix socket path has room for 107 bytes; named as slirp4netns's API socket is.
     const control = features.confPath ? `${ctx.paths.runtimeDir}/api/${ctx.sandbox.id.slice(0, 16)}.pasta` : undefined;
     if (control) {

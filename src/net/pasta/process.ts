@@ -75,6 +75,9 @@ export function parsePastaHelp(path: string, help: string, versionText: string):
 
 const memory = new Map<string, PastaFeatures>();
 
+/** Where the daemon keeps probePasta's results across restarts: one file for every pasta it starts (sandboxes', the shared namespace's). */
+export const pastaProbeCache = (paths: { stateDir: string }): string => `${paths.stateDir}/pasta-probe.json`;
+
 /**
  * Probes pasta once per binary path + mtime + size, in memory and, with
  * `cachePath`, on disk across daemons (as slirp4netns's probe does): the

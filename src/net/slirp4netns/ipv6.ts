@@ -6,6 +6,7 @@
 // forwarder reaches the sandbox over IPv6 from the first connection.
 // Daemon main thread (which never enters a sandbox's netns: nsenter does).
 import { cleanEnv } from "../../sys/env.ts";
+import { formatIp } from "../cni/ip.ts";
 
 const IFA_F_TENTATIVE = 0x40;
 const IFA_F_DADFAILED = 0x08;
@@ -16,27 +17,9 @@ export function usableGlobalIPv6(ifInet6: string, dev: string): string | null {
     const [hex, , , scope, flags, name] = line.trim().split(/\s+/);
     if (name !== dev || scope !== "00" || !hex || !/^[0-9a-f]{32}$/.test(hex)) continue;
     if (Number.parseInt(flags ?? "0", 16) & (IFA_F_TENTATIVE | IFA_F_DADFAILED)) continue;
-    const groups = hex.match(/.{4}/g)!.map((g) => Number.parseInt(g, 16).toString(16));
-    return compress(groups);
+    return formatIp(6, BigInt(`0x${hex}`));
   }
   return null;
-}
-
-/** RFC 5952 text of eight hex groups (the longest run of two or more zero groups becomes "::"). */
-function compress(groups: string[]): string {
-  let best = { at: -1, len: 0 };
-  for (let i = 0; i < groups.length; ) {
-    if (groups[i] !== "0") {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < groups.length && groups[j] === "0") j++;
-    if (j - i > best.len && j - i >= 2) best = { at: i, len: j - i };
-    i = j;
-  }
-  if (best.at < 0) return groups.join(":");
-  return `${groups.slice(0, best.at).join(":")}::${groups.slice(best.at + best.len).join(":")}`;
 }
 
 /** Polls the netns's /proc/net/if_inet6 (through nsenter) until `dev` has a usable global address; null after `timeoutMs`. */
