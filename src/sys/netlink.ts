@@ -164,12 +164,13 @@ export function addLocalDelivery(o: LocalDelivery): void {
  * there carries the mark of the SYN that opened it, so the server's replies
  * are routed by that mark. It covers IPv6 too.
  */
+const TCP_FWMARK_ACCEPT = "/proc/sys/net/ipv4/tcp_fwmark_accept";
+
 export function enableTcpFwmarkAccept(): void {
-  const path = new TextEncoder().encode("/proc/sys/net/ipv4/tcp_fwmark_accept\0");
-  const fd = check("open", libc.symbols.open(ptr(path), O_WRONLY | O_CLOEXEC, 0), "/proc/sys/net/ipv4/tcp_fwmark_accept");
+  const fd = check("open", libc.symbols.open(ptr(cstr(TCP_FWMARK_ACCEPT)), O_WRONLY | O_CLOEXEC, 0), TCP_FWMARK_ACCEPT);
   try {
     const one = new TextEncoder().encode("1\n");
-    if (Number(libc.symbols.write(fd, ptr(one), one.length)) !== one.length) throw new SysError("write", errno(), "/proc/sys/net/ipv4/tcp_fwmark_accept");
+    if (Number(libc.symbols.write(fd, ptr(one), one.length)) !== one.length) throw new SysError("write", errno(), TCP_FWMARK_ACCEPT);
   } finally {
     close(fd);
   }
@@ -217,6 +218,6 @@ export function forgetNeighbour(ip: string, device: string): boolean {
     if (e instanceof SysError && e.code === "ENOENT") return false;
     throw e;
   } finally {
-    libc.symbols.close(fd);
+    close(fd);
   }
 }

@@ -551,7 +551,8 @@ export function cniBackend(cni: CniNetworking): NetworkBackend<"cni", CniRecord>
               .catch((err) => log.warn(`rollback of ${s.name} (${s.id.slice(0, 12)}): CNI DEL on ${a.network}: ${messageOf(err)}`));
           }
         });
-        await cni.releaseShared(s.id);
+        for (const err of await cni.releaseShared(s.id))
+          log.warn(`rollback of ${s.name} (${s.id.slice(0, 12)}): the shared rootless namespace: ${messageOf(err)}`);
         throw e;
       }
       return { record, ...(await cni.dnsView(record)) };

@@ -816,7 +816,7 @@ export function netavarkBackendWith(
         for (const err of errors) log.warn(`rollback of ${s.name}: netavark teardown: ${messageOf(err)}`);
         // Tried twice now; nothing later would try again for a sandbox that was never made.
         nv.forgetJournal(s.id);
-        await releaseShared(s.id);
+        for (const err of await releaseShared(s.id)) log.warn(`rollback of ${s.name}: the shared rootless namespace: ${messageOf(err)}`);
         throw e;
       }
       return { record, ...nv.dnsView(record) };

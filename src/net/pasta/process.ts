@@ -277,7 +277,10 @@ export async function startPasta(o: PastaStartOptions): Promise<PastaProcess> {
     }
   };
   let pid = 0;
-  if (code === 0) {
+  // On a timeout too: pasta may have forked and written its pid before the
+  // foreground process was killed, and that pasta must be stopped as well
+  // (the pid file was removed before the start: what it holds is this pasta's).
+  if (code === 0 || code === "timeout") {
     try {
       const text = readFileSync(pidPath, "utf8").trim();
       // Helper output: a pid, and one of pasta's (a user's file could hold anything).
