@@ -252,7 +252,14 @@ describeWhen(why)("egress policy, rootless, in a test-made internet", () => {
           { resolve: "denied.test" },
         ],
       ),
-    ).toEqual(["ECONNREFUSED", ok(NET.allowed4, 80, "tcp"), ok(NET.denied6, 80, "tcp"), `NOERROR ${NET.denied4}`, `${NET.denied4} ${NET.denied6}`]);
+    ).toEqual([
+      "ECONNREFUSED",
+      ok(NET.allowed4, 80, "tcp"),
+      ok(NET.denied6, 80, "tcp"),
+      `NOERROR ${NET.denied4}`,
+      // burrow's resolver leaves out an address a port-less deny rule covers (docs/egress.md "Rebinding").
+      NET.denied6,
+    ]);
   });
 
   test("DNS goes to burrow's resolver only: a query straight to the upstream is refused, even inside an allowed range, unless a rule names port 53", async () => {
@@ -469,7 +476,26 @@ describeWhen(why)("egress policy, rootless, in a test-made internet", () => {
       Deny: [ruleText(parseCidrFlag("private", "--deny-cidr"), "deny")],
       Resolver: "127.0.0.53",
     };
-    await net.burrowOk(t, ["run", "-d", "--name", "kept", ...BASE, "--allow-host", "allowed.test", "--deny-cidr", "private", "--", "sleep", "600"]);
+    // slirp4netns: a per-sandbox pasta quits when a logout removes its pin
+    // (pasta without --no-netns-quit; its sandbox loses its network with or
+    // without a policy), which is not what this test is about.
+    await net.burrowOk(t, [
+      "run",
+      "-d",
+      "--name",
+      "kept",
+      "--network",
+      "slirp4netns",
+      "--dns",
+      NET.dns4,
+      "--allow-host",
+      "allowed.test",
+      "--deny-cidr",
+      "private",
+      "--",
+      "sleep",
+      "600",
+    ]);
     expect(await net.probeExec(t, "kept", check)).toEqual(expected);
     expect((await inspect("kept")).HostConfig.Egress).toMatchObject(egress);
 
