@@ -382,7 +382,7 @@ describeWhen(why)("egress policy, rootless, in a test-made internet", () => {
     expect(results.slice(17)).toEqual(expected);
   });
 
-  test("--cap-add NET_ADMIN, NET_RAW, SYS_ADMIN, ALL and --privileged are refused with a policy, in one line, exit 125, nothing made", async () => {
+  test("--cap-add NET_ADMIN, NET_RAW, SYS_ADMIN, ALL, --privileged, --network host and a bad rule are refused in one line, exit 125, nothing made", async () => {
     const cases: [string[], string][] = [
       [["--cap-add", "NET_ADMIN"], "--cap-add NET_ADMIN cannot be combined with --allow-host"],
       [["--cap-add", "net_raw"], "--cap-add NET_RAW cannot be combined with --allow-host"],
@@ -399,6 +399,11 @@ describeWhen(why)("egress policy, rootless, in a test-made internet", () => {
         stderr: expect.stringContaining(message),
       });
     }
+    const bad = await net.burrow(t, ["run", "--rm", ...BASE, "--allow-cidr", "10.0.0.0/33", "--", "true"]);
+    expect({ code: bad.code, stderr: bad.stderr.trim() }).toEqual({
+      code: 125,
+      stderr: expect.stringMatching(/^Error: invalid --allow-cidr "10\.0\.0\.0\/33": [^\n]*$/),
+    });
     const host = await net.burrow(t, ["run", "--rm", "--network", "host", "--allow-host", "allowed.test", "--", "true"]);
     expect({ code: host.code, stderr: host.stderr.trim() }).toEqual({ code: 125, stderr: expect.stringContaining("--network host") });
     expect((await net.burrowOk(t, ["ps", "-a", "--format", "{{.Names}}"])).trim()).toBe("");
