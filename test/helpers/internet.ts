@@ -144,8 +144,9 @@ def tcp(h, p):
         data += b
     s.close()
     return "ok " + data.decode().split("\\r\\n\\r\\n", 1)[-1].strip()
-# UDP may lose a datagram (the first one of a new IPv6 flow through pasta
-# does, while its neighbour entry is made): three tries, as a real client.
+# UDP and ICMP may lose a datagram (through pasta, the first IPv6 one of a
+# new sandbox sometimes is, with or without a policy): three tries, as real
+# clients do.
 def exchange(s, dest, payload):
     s.settimeout(1)
     for attempt in range(3):
@@ -160,9 +161,7 @@ def udp(h, p):
 def ping(h):
     v6 = ":" in h
     s = socket.socket(fam(h), socket.SOCK_DGRAM, socket.IPPROTO_ICMPV6 if v6 else socket.IPPROTO_ICMP)
-    s.settimeout(2)
-    s.sendto(bytes([128 if v6 else 8, 0, 0, 0, 0, 0, 0, 1]) + b"burrow", (h, 0))
-    data, _ = s.recvfrom(2048)
+    data = exchange(s, (h, 0), bytes([128 if v6 else 8, 0, 0, 0, 0, 0, 0, 1]) + b"burrow")
     return "ok" if data[0] == (129 if v6 else 0) else "type %d" % data[0]
 def resolve(n):
     return " ".join(sorted({a[4][0] for a in socket.getaddrinfo(n, 80, 0, socket.SOCK_STREAM)}))
