@@ -470,6 +470,29 @@ describeWhen(why)("egress policy, rootless, in a test-made internet", () => {
     expect(seen.filter((e) => e.destination === NET.denied4 && e.port === "8080")).toEqual([]);
   });
 
+  test("a sandbox that only reaches what it may has no refusal events (its own IPv6 multicast listener reports are no egress), only the one refusal it then makes", async () => {
+    for (const network of ["pasta", "slirp4netns:enable_ipv6=true"]) {
+      const name = `quiet-${network.slice(0, 5)}`;
+      const results = await net.probe(
+        t,
+        ["--name", name, "--network", network, "--dns", NET.dns4, "--allow-host", "allowed.test"],
+        [
+          { resolve: "allowed.test" },
+          { tcp: NET.allowed4, port: 80 },
+          { udp: NET.allowed4, port: 8080 },
+          // The marker: the one refusal, last, so that once its event is there every earlier one is too (NFLOG keeps order).
+          { tcp: NET.denied4, port: 80 },
+        ],
+      );
+      expect(results).toEqual([`${NET.allowed4} ${NET.allowed6}`, ok(NET.allowed4, 80, "tcp"), ok(NET.allowed4, 8080, "udp"), "ECONNREFUSED"]);
+      const seen = await expectEvents(name, [{ status: "egress-refused", destination: NET.denied4, port: "80", protocol: "tcp" }]);
+      expect({ network, seen }).toEqual({
+        network,
+        seen: [{ status: "egress-refused", destination: NET.denied4, port: "80", protocol: "tcp", rule: "", reason: "default deny" }],
+      });
+    }
+  });
+
   test("the policy survives restart, kill -9 of the daemon (the kernel keeps refusing while none runs) and a logout", async () => {
     const check: Probe[] = [
       { resolve: "allowed.test" },
