@@ -200,12 +200,15 @@ export interface Notification {
 /**
  * Receives the next notification from `listener` (blocks unless the fd is
  * non-blocking). The buffer is the size the kernel reported and zeroed, as
- * SECCOMP_IOCTL_NOTIF_RECV requires.
+ * SECCOMP_IOCTL_NOTIF_RECV requires; a caller that receives many passes its
+ * own `buf` (at least that size), zeroed here, instead of one per call.
  */
-export function receiveNotification(listener: number, sizes: NotifSizes): Notification {
-  const buf = new Uint8Array(Math.max(sizes.notif, 80));
+export function receiveNotification(listener: number, sizes: NotifSizes, buf = new Uint8Array(Math.max(sizes.notif, 80))): Notification {
+  if (buf.length < Math.max(sizes.notif, 80))
+    throw new Error(`a notification buffer of ${buf.length} bytes: the kernel's struct seccomp_notif needs ${sizes.notif}`);
+  buf.fill(0);
   check("ioctl", libc.symbols.ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, buf), "SECCOMP_IOCTL_NOTIF_RECV");
-  const v = new DataView(buf.buffer);
+  const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const args: bigint[] = [];
   for (let i = 0; i < 6; i++) args.push(v.getBigUint64(32 + i * 8, true));
   return { id: v.getBigUint64(0, true), pid: v.getUint32(8, true), nr: v.getInt32(16, true), arch: v.getUint32(20, true), args };
