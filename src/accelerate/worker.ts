@@ -26,6 +26,7 @@ import { acceleratedConnect } from "./connect.ts";
 import type { AcceleratorCommand, AcceleratorEgress, AcceleratorInit, AcceleratorRefusal, AcceleratorReport } from "./protocol.ts";
 import { TOKEN_LINE } from "./protocol.ts";
 import { decide, decideBind, insideSubnets, type Scope, type ScopeEgress } from "./scope.ts";
+import { ExpectedTokens } from "./tokens.ts";
 import type { Subnet } from "../net/cni/ip.ts";
 
 declare const self: Worker;
@@ -81,7 +82,7 @@ function run(init: AcceleratorInit): void {
   const nrBind = SOCKET_SYSCALLS[arch].bind;
   const ep = new Epoll(256);
   const handlers = new Map<number, (fd: number, events: number) => void>();
-  const expected = new Map<string, Expected & { since: number }>(); // by token
+  const expected = new ExpectedTokens<Expected>(TOKEN_MS);
   const egress = new Map<string, SandboxEgress>(); // by sandbox id
   let refusals: AcceleratorRefusal[] = [];
   let lastPrune = Date.now();
@@ -213,7 +214,7 @@ function run(init: AcceleratorInit): void {
       // The listener comes with the helper's one byte, after the token line (one read may bring both).
       const line = h.text.slice(0, 33);
       const token = TOKEN_LINE.test(line) && h.text.slice(33) === "L" ? line.slice(0, 32) : "";
-      const owner = token ? expected.get(token) : undefined;
+      const owner = token ? expected.take(token, Date.now()) : undefined;
       const [listener, ...extra] = r.fds;
       for (const f of extra) close(f);
       handoffs.delete(fd);
@@ -223,7 +224,6 @@ function run(init: AcceleratorInit): void {
         post({ op: "warn", message: "a listener came with an unknown token: closed" });
         return;
       }
-      expected.delete(token);
       adopt(listener!, owner, true);
       return;
     }
@@ -291,7 +291,7 @@ function run(init: AcceleratorInit): void {
     switch (m.op) {
       case "expect":
         setEgress(m.id, m.egress);
-        expected.set(m.token, { id: m.id, scope: m.scope, inside: insideSubnets(m.scope), since: Date.now() });
+        expected.expect(m.token, { id: m.id, scope: m.scope, inside: insideSubnets(m.scope) }, Date.now());
         break;
       case "adopt":
         setEgress(m.id, m.egress);
@@ -307,7 +307,7 @@ function run(init: AcceleratorInit): void {
         break;
       }
       case "forget":
-        for (const [t, e] of expected) if (e.id === m.id) expected.delete(t);
+        expected.forget(m.id);
         for (const [fd, e] of listeners) if (e.id === m.id) dropListener(fd);
         egress.delete(m.id);
         delete counts[m.id];
@@ -369,7 +369,7 @@ function run(init: AcceleratorInit): void {
       handoffs.delete(fd);
       drop(fd);
     }
-    for (const [token, e] of expected) if (now - e.since >= TOKEN_MS) expected.delete(token);
+    expected.expire(now);
   }
   for (const fd of [...listeners.keys()]) dropListener(fd);
   for (const fd of handoffs.keys()) drop(fd);

@@ -3,6 +3,7 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { listeningInodes } from "../../src/accelerate/held.ts";
+import { ExpectedTokens } from "../../src/accelerate/tokens.ts";
 import { decide, decideBind, insideSubnets, type Scope, type ScopeEgress } from "../../src/accelerate/scope.ts";
 import { LearnedAddresses } from "../../src/egress/learned.ts";
 import { compilePolicy, type EgressFlags, parseEgressFlags, type PolicyContext, verdict } from "../../src/egress/policy.ts";
@@ -228,5 +229,26 @@ describe("listeningInodes", () => {
     const tcp6 = `  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
    0: 00000000000000000000000000000000:1F90 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000  1001        0 4545 1 0000000000000000 100 0 0 10 0`;
     expect([...listeningInodes([tcp, tcp6], 8080)]).toEqual([4242, 4545]);
+  });
+});
+
+describe("ExpectedTokens (the Worker's announced enter steps)", () => {
+  test("a token serves one listener; one whose listener never came is forgotten after its age, and with its sandbox", () => {
+    const tokens = new ExpectedTokens<{ id: string }>(600_000);
+    tokens.expect("a", { id: "s1" }, 0);
+    tokens.expect("b", { id: "s1" }, 0);
+    tokens.expect("c", { id: "s2" }, 500_000);
+    expect(tokens.take("a", 1_000)).toEqual({ id: "s1" });
+    expect(tokens.take("a", 1_000)).toBeUndefined();
+    // b's enter step failed before its handoff: it does not outlive its age.
+    tokens.expire(599_999);
+    expect(tokens.size).toBe(2);
+    tokens.expire(600_000);
+    expect(tokens.size).toBe(1);
+    // Taken late (the Worker had not swept yet): expired all the same.
+    tokens.expect("d", { id: "s2" }, 0);
+    expect(tokens.take("d", 600_000)).toBeUndefined();
+    tokens.forget("s2");
+    expect(tokens.size).toBe(0);
   });
 });
