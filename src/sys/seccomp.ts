@@ -243,14 +243,19 @@ export function notificationValid(listener: number, id: bigint): boolean {
   return libc.symbols.ioctl(listener, SECCOMP_IOCTL_NOTIF_ID_VALID, cookie) === 0;
 }
 
+const responseBuffer = new Uint8Array(24);
+const responseView = new DataView(responseBuffer.buffer);
+
 /**
  * Answers notification `id`: `continue` lets the call run as the process
  * made it (in the sandbox's own namespaces); otherwise the call returns
  * `value`, or fails with `error` (a positive errno).
  */
 export function answerNotification(listener: number, id: bigint, answer: { continue: true } | { value: number } | { error: number }): void {
-  const buf = new Uint8Array(24);
-  const v = new DataView(buf.buffer);
+  // One struct seccomp_notif_resp per thread (module state is per Worker), rewritten whole for each answer.
+  const buf = responseBuffer;
+  const v = responseView;
+  buf.fill(0);
   v.setBigUint64(0, id, true);
   if ("continue" in answer) v.setUint32(20, SECCOMP_USER_NOTIF_FLAG_CONTINUE, true);
   else if ("error" in answer) v.setInt32(16, -answer.error, true);

@@ -134,6 +134,11 @@ describe("a trapped connect through a host twin", () => {
     closeSync(listener);
   });
 
+  test("a reused notification buffer must hold the kernel's struct seccomp_notif (checked before the ioctl)", () => {
+    if (why) return console.warn(`skipped: ${why}`);
+    expect(() => receiveNotification(-1, sizes(), new Uint8Array(8))).toThrow("a notification buffer of 8 bytes");
+  });
+
   test("an egress refusal: a TCP connect is answered ECONNREFUSED with no host socket; a UDP connect runs inside (the ruleset's); log-only is a host socket with the refusal", async () => {
     if (why) return console.warn(`skipped: ${why}`);
     const srv = await server();
