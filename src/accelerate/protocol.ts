@@ -17,6 +17,20 @@ import type { Scope } from "./scope.ts";
 export interface AcceleratorEgress {
   policy: EgressPolicy;
   context: PolicyContext;
+  /**
+   * Addresses learned already: after a daemon restart, what the new daemon
+   * read back from the sandbox's sets. Given here, they are the Worker's
+   * before it answers the calls that waited for it (`egress-learned` lines
+   * sent after `adopt` could come too late for those).
+   */
+  learned?: LearnedEntry[];
+}
+
+/** One address burrow's resolver answered for allow rule `allowIndex`, reachable until `expiresAt` (ms epoch). */
+export interface LearnedEntry {
+  allowIndex: number;
+  address: string;
+  expiresAt: number;
 }
 
 /** A connect the supervisor refused for sandbox `sandbox` (or, `logOnly`, let out and reports as would-be refused). */

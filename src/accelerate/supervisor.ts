@@ -258,8 +258,9 @@ export class Accelerator {
    * After a daemon restart: takes back every listener of sandbox `s` from its
    * keepers (pidfd_getfd of their fd 3) and serves them again. Calls trapped
    * while no daemon ran have waited in the kernel; they are answered now,
-   * under `egress` (as for `expect`): pass it, then feed the learned
-   * addresses read back from the sandbox's sets (`egressLearned`).
+   * under `egress` (as for `expect`), with the addresses read back from the
+   * sandbox's sets in `egress.learned` (sent with the listener, so the calls
+   * that waited are judged with them).
    */
   recover(id: string, scope: Scope, egress?: AcceleratorEgress): number {
     let n = 0;

@@ -284,6 +284,7 @@ function run(init: AcceleratorInit): void {
         message: `the egress policy of ${id.slice(0, 12)} cannot be applied to host sockets (its connects stay inside): ${(e as Error).message}`,
       });
     }
+    for (const l of given.learned ?? []) learned.addUntil(l.address, l.allowIndex, l.expiresAt);
     egress.set(id, { decide: compiled, learned });
   }
 

@@ -119,6 +119,29 @@ def attempt(host, port):
     ]);
   });
 
+  test("addresses given with the registration (a restarted daemon's read-back of the sets) count from the first connect; expired ones do not", async () => {
+    if (why) return console.warn(`skipped: ${why}`);
+    const port = listen();
+    // Rule 0 reaches the server's port, rule 1 port 9: the same address, learned for both, rule 1's entry expired.
+    const policy = parseEgressFlags(flags({ allowHost: [`svc.test:${port}`, "old.test:9"] }))!;
+    const now = Date.now();
+    const handoff = accelerator.expect("sandbox-restored", scope(), {
+      policy,
+      context: { hostAddresses: [] },
+      learned: [
+        { allowIndex: 0, address: outside!, expiresAt: now + 60_000 },
+        { allowIndex: 1, address: outside!, expiresAt: now - 1 },
+      ],
+    });
+    const child = sandboxed(handoff, `${ATTEMPT}attempt("${outside}", ${port})\nattempt("${outside}", 9)\n`);
+    child.stdin.end();
+    expect(await child.exited).toBe(0);
+    expect((await new Response(child.stdout).text()).trim().split("\n")).toEqual([`local ${outside}`, "ECONNREFUSED"]);
+    // Refused by the policy (a host socket to a closed port would be refused too, but not reported).
+    await until(() => refusals.length >= 1, 10_000, "the refusal report");
+    expect(refusals.map((r) => `${r.refusal.destination}:${r.refusal.port} ${r.refusal.reason}`)).toEqual([`${outside}:9 default deny`]);
+  });
+
   test("--egress-log-only: the connection is made and reported as the refusal it would have been", async () => {
     if (why) return console.warn(`skipped: ${why}`);
     const port = listen();
