@@ -374,7 +374,28 @@ const concat = (parts: readonly Uint8Array[]) => {
   return out;
 };
 
+const SOL_SOCKET = 1;
+const SO_SNDBUF = 7;
+const SO_SNDBUFFORCE = 32;
+/** The default send buffer (net.core.wmem_default, 208 KiB on most machines) with room to spare. */
+const DEFAULT_SEND_BUFFER = 160 * 1024;
+
+/**
+ * A batch is one datagram, and netlink refuses a datagram larger than the
+ * socket's send buffer (EMSGSIZE): a policy of 256 rules with presets and
+ * port lists takes over 1 MiB. Grows the buffer to fit, past
+ * net.core.wmem_max where the caller may (FORCE: CAP_NET_ADMIN over the
+ * host), else up to it (4 MiB on Debian's defaults).
+ */
+function fitSendBuffer(fd: number, length: number): void {
+  if (length <= DEFAULT_SEND_BUFFER) return;
+  const size = new Uint8Array(4);
+  new DataView(size.buffer).setInt32(0, length + 64 * 1024, true);
+  if (libc.symbols.setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, ptr(size), 4) !== 0) libc.symbols.setsockopt(fd, SOL_SOCKET, SO_SNDBUF, ptr(size), 4);
+}
+
 function send(fd: number, bytes: Uint8Array, what: string): void {
+  fitSendBuffer(fd, bytes.length);
   const n = Number(libc.symbols.sendto(fd, ptr(bytes), bytes.length, 0, null, 0));
   if (n < 0) throw new SysError("sendto", errno(), `nftables ${what}`);
   if (n !== bytes.length) throw new SysError("sendto", ERRNO.EIO, `nftables ${what}: ${n} of ${bytes.length} bytes sent`);
@@ -432,42 +453,62 @@ const REPLY_TIMEOUT_MS = 5000;
 
 /**
  * Sends `messages` as one transaction (BATCH_BEGIN ... BATCH_END): all of
- * them take effect, or none. Each asks for an ack; the first error the
- * kernel reports is thrown as a SysError naming that message. Synchronous.
+ * them take effect, or none. The first error the kernel reports is thrown
+ * as a SysError naming that message (or the commit). Synchronous.
+ *
+ * The kernel reports every failing message whatever its flags; an ack is
+ * asked of the first and the last only, not of each: a large policy's
+ * batch has thousands of messages, and as many acks would overflow the
+ * socket's receive buffer (ENOBUFS) before the first was read. The last
+ * one's ack says the batch was answered in full; the first one's tells a
+ * failed commit (an error on the first message, then its ack) from a
+ * failed first message (its error alone).
  */
 export function sendBatch(fd: number, messages: readonly NftMessage[]): void {
   if (messages.length === 0) return;
   const begin = takeSeq();
   const bySeq = new Map<number, NftMessage>();
   const parts = [encode(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, begin, 0, NFNL_SUBSYS_NFTABLES, [])];
-  for (const m of messages) {
+  messages.forEach((m, i) => {
     const seq = takeSeq();
     bySeq.set(seq, m);
-    parts.push(encode((NFNL_SUBSYS_NFTABLES << 8) | m.type, NLM_F_REQUEST | NLM_F_ACK | m.flags, seq, m.family, 0, m.attrs));
-  }
+    const ack = i === 0 || i === messages.length - 1 ? NLM_F_ACK : 0;
+    parts.push(encode((NFNL_SUBSYS_NFTABLES << 8) | m.type, NLM_F_REQUEST | ack | m.flags, seq, m.family, 0, m.attrs));
+  });
   parts.push(encode(NFNL_MSG_BATCH_END, NLM_F_REQUEST, takeSeq(), 0, NFNL_SUBSYS_NFTABLES, []));
   const what = `batch of ${messages.length} (${messages[0]!.what}, ...)`;
+  capErrorReplies(fd);
   send(fd, concat(parts), what);
-  // The kernel answers every message of the batch (an ack, or its error) before sendto returns.
-  // A batch whose messages all passed but whose commit failed gets an error on its first message,
-  // then the acks of all (that one's too). Read every answer, so none is left for the next call.
-  const pending = new Set(bySeq.keys());
+  // Every answer is queued before sendto returns; read them all, so none is left for the next call.
+  const first = begin + 1;
+  const last = begin + messages.length;
   const errors = new Map<number, number>();
   const acked = new Set<number>();
   for (;;) {
-    const datagram = receive(fd, pending.size > 0 && errors.size === 0 ? REPLY_TIMEOUT_MS : 0, what);
+    const waiting = !acked.has(last) && errors.size === 0;
+    const datagram = receive(fd, waiting ? REPLY_TIMEOUT_MS : 0, what);
     if (!datagram) break;
     for (const r of replies(datagram)) {
       if (r.error === undefined || !bySeq.has(r.seq)) continue;
-      pending.delete(r.seq);
       if (r.error === 0) acked.add(r.seq);
       else if (!errors.has(r.seq)) errors.set(r.seq, r.error);
     }
-    if (pending.size === 0 && errors.size === 0) return;
   }
-  if (errors.size === 0) throw new SysError("recv", ERRNO.ETIMEDOUT, `nftables ${what}: no answer for ${pending.size} messages`);
+  if (errors.size === 0) {
+    if (acked.has(last)) return;
+    throw new SysError("recv", ERRNO.ETIMEDOUT, `nftables ${what}: no answer`);
+  }
   const [seq, err] = [...errors].sort((a, b) => a[0] - b[0])[0]!;
-  throw new SysError("nftables", err, acked.has(seq) ? `commit of ${what}` : bySeq.get(seq)!.what);
+  throw new SysError("nftables", err, seq === first && acked.has(first) ? `commit of ${what}` : bySeq.get(seq)!.what);
+}
+
+const SOL_NETLINK = 270;
+const NETLINK_CAP_ACK = 10;
+
+/** An error reply carries the failed message's header only, not the whole message (a rule can be KiBs). */
+function capErrorReplies(fd: number): void {
+  const one = new Uint8Array([1, 0, 0, 0]);
+  libc.symbols.setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, ptr(one), 4);
 }
 
 /**
