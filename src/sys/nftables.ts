@@ -348,6 +348,11 @@ const takeSeq = () => {
   return nextSeq;
 };
 
+/** The bytes a batch of `messages` takes on the wire (BATCH_BEGIN and BATCH_END included): it must fit the socket's send buffer. */
+export function batchLength(messages: readonly NftMessage[]): number {
+  return 40 + messages.reduce((sum, m) => sum + 20 + m.attrs.reduce((s, a) => s + align4(attrSize(a)), 0), 0);
+}
+
 /** nlmsghdr (16) + nfgenmsg (4) + attributes. */
 function encode(type: number, flags: number, seq: number, family: number, resId: number, attrs: readonly Attr[]): Uint8Array {
   const len = 20 + attrs.reduce((s, a) => s + align4(attrSize(a)), 0);
