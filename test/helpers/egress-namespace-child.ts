@@ -43,6 +43,9 @@ const dir = mkdtempSync(join(tmpdir(), "burrow-egress-ns-"));
 let nft = -1;
 try {
   const policy = compiled(run.flags);
+  // Opened before any ruleset, so its first read finds nothing and must return at once.
+  const log = run.nflog ? openNflogSocket(NFLOG_GROUP) : -1;
+  if (log >= 0) out.logsBeforeLoad = readNflog(log);
   if (run.loader === "netlink") {
     nft = openNetfilterSocket();
     out.hasBefore = hasRuleset(nft);
@@ -72,7 +75,6 @@ try {
     out.loadMs = performance.now() - start;
   }
   out.listing = sh("nft list table inet burrow_egress");
-  const log = run.nflog ? openNflogSocket(NFLOG_GROUP) : -1;
 
   const split = (d: string) => ({ ip: d.slice(0, d.lastIndexOf(":")), port: Number(d.slice(d.lastIndexOf(":") + 1)) });
   const sends = (run.udp ?? []).map((d) => {

@@ -55,6 +55,8 @@ export interface NamespaceResult {
   /** What learnAddresses threw, if it did (netlink only). */
   learnError?: { message: string; code?: string };
   logs?: NflogPacket[];
+  /** readNflog() on the NFLOG socket before any ruleset was loaded. */
+  logsBeforeLoad?: NflogPacket[];
   /** `nft list table inet burrow_egress` once loaded. */
   listing: string;
   loadMs: number;

@@ -231,6 +231,8 @@ describe("netlink against the kernel", () => {
         "icmp 198.51.100.20": false,
         "icmp 2001:db8::7": false,
       });
+      // Nothing queued yet: the read returns at once, empty.
+      expect(r.logsBeforeLoad).toEqual([]);
       const logs = r.logs!;
       const expected: NflogPacket[] = [
         { prefix: `${LOG_PREFIX}deny[0] `, family: 4, destination: "203.0.113.5", protocol: "udp", port: 99 },
