@@ -1,0 +1,38 @@
+// Stand-ins the egress Worker (src/egress/worker.ts) loads in tests instead
+// of nftables and NFLOG (EgressServiceOptions learnerModule / nflogModule).
+// They run on the worker's thread, so they talk to the test through the fds
+// the test gave as the sandbox's `nft` and `nflog`: pipes.
+//
+//   learnAddresses: one JSON line per call, the entries, written to the `nft`
+//     fd (a pipe's write end) before it returns: the test reads the other end
+//     when the answer arrives, and so sees whether learning came first.
+//   readNflog: the `nflog` fd is a pipe's read end; each JSON line the test
+//     writes is one NflogPacket. A line {"exit": true} ends the worker's
+//     thread (to test the service's restart).
+import type { NflogPacket } from "../../src/sys/nflog.ts";
+import { readNB, writeAll } from "../../src/sys/sockets.ts";
+
+export function learnAddresses(fd: number, entries: readonly { set: string; address: string; seconds: number }[]): void {
+  writeAll(fd, new TextEncoder().encode(`${JSON.stringify(entries)}\n`));
+}
+
+const partial = new Map<number, string>();
+const buf = new Uint8Array(65536);
+
+export function readNflog(fd: number): NflogPacket[] {
+  let text = partial.get(fd) ?? "";
+  for (;;) {
+    const n = readNB(fd, buf);
+    if (n <= 0) break;
+    text += new TextDecoder().decode(buf.subarray(0, n));
+  }
+  const lines = text.split("\n");
+  partial.set(fd, lines.pop() ?? "");
+  const packets: NflogPacket[] = [];
+  for (const line of lines) {
+    const p = JSON.parse(line);
+    if (p.exit) process.exit(7);
+    packets.push(p);
+  }
+  return packets;
+}
