@@ -23,6 +23,8 @@ export interface Zone {
   truncated?: string[];
   /** Names whose queries are held until release(). */
   held?: string[];
+  /** Records for a name `records` lacks (a whole zone of names, for uncached lookups). */
+  otherwise?: (name: string) => ResourceRecord[] | undefined;
 }
 
 export interface FakeDns {
@@ -42,7 +44,7 @@ export async function fakeDns(zone: Zone, host = "127.0.0.1", port = 0, silent =
   const answer = (q: DnsMessage, transport: "udp" | "tcp"): DnsMessage => {
     const name = canonicalName(q.questions[0]!.name);
     if (transport === "udp" && zone.truncated?.includes(name)) return { ...answerTo(q, []), header: { ...answerTo(q, []).header, tc: true } };
-    const records = zone.records[name];
+    const records = zone.records[name] ?? zone.otherwise?.(name);
     return records ? answerTo(q, records) : answerTo(q, [], RCODE.NXDOMAIN);
   };
   const respond = (bytes: Uint8Array, transport: "udp" | "tcp", send: (out: Uint8Array) => void) => {
