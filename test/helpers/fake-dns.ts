@@ -23,6 +23,8 @@ export interface Zone {
   truncated?: string[];
   /** Names whose queries are held until release(). */
   held?: string[];
+  /** Names whose UDP answer is preceded by forgeries: another ID, and another question, each with the address 192.0.2.66. */
+  forged?: string[];
   /** Records for a name `records` lacks (a whole zone of names, for uncached lookups). */
   otherwise?: (name: string) => ResourceRecord[] | undefined;
 }
@@ -57,7 +59,14 @@ export async function fakeDns(zone: Zone, host = "127.0.0.1", port = 0, silent =
     const name = canonicalName(q.questions[0]?.name ?? "");
     seen.push(`${transport} ${name}`);
     if (silent) return;
-    const go = () => send(encodeMessage(answer(q, transport)));
+    const go = () => {
+      if (transport === "udp" && zone.forged?.includes(name)) {
+        const forged = answerTo(q, [{ ...(zone.records[name]?.[0] ?? a(name, "192.0.2.66")), data: { kind: "address", address: "192.0.2.66" } }]);
+        send(encodeMessage({ ...forged, header: { ...forged.header, id: (q.header.id + 1) & 0xffff } }));
+        send(encodeMessage({ ...forged, questions: [{ ...q.questions[0]!, name: `x${name}` }] }));
+      }
+      send(encodeMessage(answer(q, transport)));
+    };
     if (zone.held?.includes(name)) held.push(go);
     else go();
   };

@@ -6,7 +6,8 @@
 // (test/helpers/egress-fakes.ts) so the test sees what would be learned,
 // and when, and feeds logged packets. No root needed.
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import { type DnsMessage, RCODE, TYPE } from "../../src/egress/dns-message.ts";
+import { type DnsMessage, encodeMessage, RCODE, TYPE } from "../../src/egress/dns-message.ts";
+import { framed, TcpFrames } from "../../src/egress/forwarding.ts";
 import { type EgressPolicy, parseEgressFlags } from "../../src/egress/policy.ts";
 import { createEgressService, type EgressAttach, type EgressRefusalEvent, type EgressService } from "../../src/egress/service.ts";
 import { close } from "../../src/sys/ns.ts";
@@ -28,7 +29,9 @@ const zone = {
     "held.allowed.test": [a("held.allowed.test", "198.51.100.14")],
     "other.test": [a("other.test", "198.51.100.20")],
     "restart.allowed.test": [a("restart.allowed.test", "198.51.100.15")],
+    "forged.allowed.test": [a("forged.allowed.test", "198.51.100.16")],
   },
+  forged: ["forged.allowed.test"],
   truncated: ["big.allowed.test"],
   held: ["held.allowed.test"],
 };
@@ -205,6 +208,40 @@ describe("the egress resolver", () => {
     expect(upstream.seen.filter((x) => x.endsWith(" cached.allowed.test"))).toEqual(["udp cached.allowed.test"]);
     expect(s.learnedAtAnswer.get(q1.header.id)!.map((e) => e.address)).toEqual(["198.51.100.13"]);
     expect(other.learnedAtAnswer.get(q2.header.id)!.map((e) => e.address)).toEqual(["198.51.100.13"]);
+  });
+
+  test("an upstream answer with another ID or another question is not taken", async () => {
+    const s = await sandbox();
+    const q = query("forged.allowed.test");
+    expect(addresses(await s.client.ask(q))).toEqual(["198.51.100.16"]);
+    expect(s.learnedAtAnswer.get(q.header.id)!.map((e) => e.address)).toEqual(["198.51.100.16"]);
+  });
+
+  test("at most 16 DNS-over-TCP connections per sandbox: one more is closed unanswered", async () => {
+    const s = await sandbox();
+    const held: { close(): void }[] = [];
+    try {
+      for (let i = 0; i < 16; i++) {
+        const frames = new TcpFrames();
+        const answered = Promise.withResolvers<void>();
+        held.push(
+          await Bun.connect({
+            hostname: "127.0.0.1",
+            port: s.tcpPort,
+            socket: {
+              open: (c) => void c.write(framed(encodeMessage(query("allowed.test")))),
+              data: (_c, d) => {
+                if (frames.push(new Uint8Array(d)).length > 0) answered.resolve();
+              },
+            },
+          }),
+        );
+        await answered.promise;
+      }
+      await expect(askOverTcp(s.tcpPort, [query("allowed.test")])).rejects.toThrow("closed after 0 of 1 answers");
+    } finally {
+      for (const c of held) c.close();
+    }
   });
 
   test("DNS over TCP: several queries on one connection, each answered", async () => {
