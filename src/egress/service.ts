@@ -14,7 +14,7 @@ import { close } from "../sys/ns.ts";
 import { pipe, setBlocking, setPipeSize, writeAll } from "../sys/sockets.ts";
 import { workerUrl } from "../workers.ts";
 import { LearnedAddresses } from "./learned.ts";
-import { DEFAULT_REFUSAL_LIMITS, type RefusalEvent, RefusalEvents, type RefusalStatus, refusalStatus } from "./refusals.ts";
+import { DEFAULT_REFUSAL_LIMITS, type RefusalEvent, RefusalEvents, type RefusalLimits, type RefusalStatus, refusalStatus } from "./refusals.ts";
 import type { EgressAttach, EgressCommand, EgressInit, EgressReport } from "./worker-protocol.ts";
 
 export type { EgressAttach };
@@ -47,6 +47,8 @@ export interface EgressServiceOptions {
   learnerModule?: string;
   nflogModule?: string;
   upstreamPort?: number;
+  /** Tests only: a shorter window than a minute. */
+  refusalLimits?: RefusalLimits;
 }
 
 /** How often folded refusals are flushed while any may be due. */
@@ -91,7 +93,8 @@ export function createEgressService(deps: EgressServiceDeps, options: EgressServ
     const now = Date.now();
     let due = false;
     for (const [id, s] of served) {
-      if (now > s.lastOffer + s.events.limits.windowMs) continue;
+      // The window holding the last refusal ends within windowMs of it; one more tick after that rolls it.
+      if (now > s.lastOffer + s.events.limits.windowMs + 2 * FLUSH_MS) continue;
       deliver(id, s, s.events.flush(now));
       due = true;
     }
@@ -207,7 +210,7 @@ export function createEgressService(deps: EgressServiceDeps, options: EgressServ
   return {
     attach(a) {
       if (closed) return Promise.reject(new Error("the egress service is closed"));
-      const s: Served = { attach: a, events: new RefusalEvents(DEFAULT_REFUSAL_LIMITS), learned: new LearnedAddresses(), lastOffer: 0 };
+      const s: Served = { attach: a, events: new RefusalEvents(options.refusalLimits ?? DEFAULT_REFUSAL_LIMITS), learned: new LearnedAddresses(), lastOffer: 0 };
       // An attach of a served id replaces it (the worker closes the old fds).
       attaching.get(a.id)?.reject(new Error("attached again"));
       served.set(a.id, s);

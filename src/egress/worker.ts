@@ -70,6 +70,8 @@ export const UPSTREAM_TIMEOUT_MS = 2000;
 export const MAX_TCP_CONNECTIONS = 16;
 /** A DNS-over-TCP connection with nothing to do for this long is closed (RFC 7766 6.2.3 suggests seconds). */
 export const TCP_IDLE_MS = 10_000;
+/** Answer bytes one DNS-over-TCP connection may have waiting for its client to read; more and it is closed. */
+const MAX_TCP_QUEUED = 256 * 1024;
 /** Datagrams handled per readiness event before the loop serves others. */
 const DGRAM_BATCH = 64;
 const GC_IDLE_MS = 1000;
@@ -92,8 +94,9 @@ interface Conn {
   sandbox: Sandbox;
   fd: number;
   frames: TcpFrames;
-  /** Answers waiting for room in the socket. */
+  /** Answers waiting for room in the socket, and their bytes. */
   out: Uint8Array[];
+  queued: number;
   /** Queries read and not answered yet. */
   waiting: number;
   lastActive: number;
@@ -371,7 +374,7 @@ function run(init: EgressInit, learn: Learner, readNflog: NflogReader): void {
         continue;
       }
       madeGarbage();
-      const c: Conn = { sandbox: s, fd, frames: new TcpFrames(), out: [], waiting: 0, lastActive: Date.now(), eof: false, watchingOut: false, closed: false };
+      const c: Conn = { sandbox: s, fd, frames: new TcpFrames(), out: [], queued: 0, waiting: 0, lastActive: Date.now(), eof: false, watchingOut: false, closed: false };
       try {
         watch(fd, EPOLLIN | EPOLLRDHUP, (_fd, events) => onConn(c, events));
       } catch {
@@ -431,6 +434,12 @@ function run(init: EgressInit, learn: Learner, readNflog: NflogReader): void {
 
   function sendConn(c: Conn, bytes: Uint8Array): void {
     c.out.push(bytes);
+    c.queued += bytes.length;
+    // A client that sends queries and never reads its answers would grow this queue without end.
+    if (c.queued > MAX_TCP_QUEUED) {
+      closeConn(c);
+      return;
+    }
     if (c.out.length === 1) flushConn(c);
   }
 
@@ -443,6 +452,7 @@ function run(init: EgressInit, learn: Learner, readNflog: NflogReader): void {
         closeConn(c);
         return;
       }
+      c.queued -= n;
       if (n < head.length) c.out[0] = head.subarray(n);
       else c.out.shift();
     }

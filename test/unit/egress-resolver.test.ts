@@ -83,7 +83,7 @@ interface Sandbox {
 }
 
 let serial = 0;
-async function sandbox(p: EgressPolicy = POLICY, upstreams = ["127.0.0.1"]): Promise<Sandbox> {
+async function sandbox(p: EgressPolicy = POLICY, upstreams = ["127.0.0.1"], svc: EgressService = service): Promise<Sandbox> {
   const id = `sb${++serial}`;
   const udp = bindUdpSocket("127.0.0.1", 0);
   const tcp = listenTcpSocket("127.0.0.1", 0);
@@ -111,7 +111,7 @@ async function sandbox(p: EgressPolicy = POLICY, upstreams = ["127.0.0.1"]): Pro
     upstreams,
     fds: { dnsUdp: udp.fd, dnsTcp: tcp.fd, nft: learnWrite, nflog: nflogRead },
   };
-  await service.attach(attach);
+  await svc.attach(attach);
   let disposed = false;
   const s: Sandbox = {
     id,
@@ -126,7 +126,7 @@ async function sandbox(p: EgressPolicy = POLICY, upstreams = ["127.0.0.1"]): Pro
     dispose() {
       if (disposed) return;
       disposed = true;
-      service.detach(id);
+      svc.detach(id);
       client.close();
       close(learnRead);
       close(nflogWrite);
@@ -342,5 +342,25 @@ describe("the egress resolver", () => {
       10_000,
       "an answer from a restarted worker",
     );
+  });
+});
+
+describe("refusal events over time", () => {
+  test("repeats are delivered by the flush timer once their window ends, without a detach", async () => {
+    const short = createEgressService(
+      { onRefusal: (id, event) => refusals.push({ id, event }) },
+      { learnerModule: FAKES, nflogModule: FAKES, upstreamPort: upstream.port, refusalLimits: { windowMs: 300, perWindow: 60, maxKinds: 1024 } },
+    );
+    try {
+      const s = await sandbox(POLICY, ["127.0.0.1"], short);
+      const packet = { prefix: "burrow-egress default ", family: 4, destination: "198.51.100.77", protocol: "tcp", port: 8080 };
+      for (let i = 0; i < 4; i++) logPacket(s, packet);
+      await until(() => eventsOf(s.id).length === 2, 5000, "the first event and the folded repeats");
+      expect(eventsOf(s.id).map((e) => e.count)).toEqual([1, 3]);
+      s.dispose();
+      expect(eventsOf(s.id).length).toBe(2);
+    } finally {
+      await short.close();
+    }
   });
 });
