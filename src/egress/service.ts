@@ -210,7 +210,12 @@ export function createEgressService(deps: EgressServiceDeps, options: EgressServ
   return {
     attach(a) {
       if (closed) return Promise.reject(new Error("the egress service is closed"));
-      const s: Served = { attach: a, events: new RefusalEvents(options.refusalLimits ?? DEFAULT_REFUSAL_LIMITS), learned: new LearnedAddresses(), lastOffer: 0 };
+      const s: Served = {
+        attach: a,
+        events: new RefusalEvents(options.refusalLimits ?? DEFAULT_REFUSAL_LIMITS),
+        learned: new LearnedAddresses(),
+        lastOffer: 0,
+      };
       // An attach of a served id replaces it (the worker closes the old fds).
       attaching.get(a.id)?.reject(new Error("attached again"));
       served.set(a.id, s);

@@ -374,7 +374,18 @@ function run(init: EgressInit, learn: Learner, readNflog: NflogReader): void {
         continue;
       }
       madeGarbage();
-      const c: Conn = { sandbox: s, fd, frames: new TcpFrames(), out: [], queued: 0, waiting: 0, lastActive: Date.now(), eof: false, watchingOut: false, closed: false };
+      const c: Conn = {
+        sandbox: s,
+        fd,
+        frames: new TcpFrames(),
+        out: [],
+        queued: 0,
+        waiting: 0,
+        lastActive: Date.now(),
+        eof: false,
+        watchingOut: false,
+        closed: false,
+      };
       try {
         watch(fd, EPOLLIN | EPOLLRDHUP, (_fd, events) => onConn(c, events));
       } catch {
