@@ -49,6 +49,8 @@ export interface EgressServiceOptions {
   upstreamPort?: number;
   /** Tests only: a shorter window than a minute. */
   refusalLimits?: RefusalLimits;
+  /** Tests only: a shorter idle time for DNS-over-TCP connections. */
+  tcpIdleMs?: number;
 }
 
 /** How often folded refusals are flushed while any may be due. */
@@ -167,6 +169,7 @@ export function createEgressService(deps: EgressServiceDeps, options: EgressServ
       upstreamPort: options.upstreamPort ?? 53,
       ...(options.learnerModule ? { learnerModule: options.learnerModule } : {}),
       ...(options.nflogModule ? { nflogModule: options.nflogModule } : {}),
+      ...(options.tcpIdleMs ? { tcpIdleMs: options.tcpIdleMs } : {}),
     };
     w.postMessage(init);
     worker = w;

@@ -39,6 +39,8 @@ export type EgressInit = {
    */
   learnerModule?: string;
   nflogModule?: string;
+  /** Tests only: a shorter idle time for DNS-over-TCP connections than TCP_IDLE_MS. */
+  tcpIdleMs?: number;
 };
 
 /** Main → worker, one JSON line each on the command pipe. */

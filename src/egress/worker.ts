@@ -532,6 +532,8 @@ function run(init: EgressInit, learn: Learner, readNflog: NflogReader): void {
 
   // ---- timers: upstream deadlines, idle TCP connections, garbage ----
 
+  const tcpIdleMs = init.tcpIdleMs ?? TCP_IDLE_MS;
+  const sweepMs = Math.min(1000, Math.max(10, Math.floor(tcpIdleMs / 4)));
   let lastSweep = Date.now();
   function timers(now: number): number {
     let next = -1;
@@ -543,13 +545,13 @@ function run(init: EgressInit, learn: Learner, readNflog: NflogReader): void {
       if (pendings.has(p)) soonest(Math.max(1, p.deadline - now));
     }
     let conns = 0;
-    if (now - lastSweep >= 1000) {
+    if (now - lastSweep >= sweepMs) {
       lastSweep = now;
       for (const s of sandboxes.values())
-        for (const c of [...s.conns]) if (c.waiting === 0 && c.out.length === 0 && now - c.lastActive >= TCP_IDLE_MS) closeConn(c);
+        for (const c of [...s.conns]) if (c.waiting === 0 && c.out.length === 0 && now - c.lastActive >= tcpIdleMs) closeConn(c);
     }
     for (const s of sandboxes.values()) conns += s.conns.size;
-    if (conns > 0) soonest(1000);
+    if (conns > 0) soonest(sweepMs);
     const gc = collectIfDue(now);
     if (gc >= 0) soonest(gc);
     return next;

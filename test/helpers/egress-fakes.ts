@@ -5,14 +5,19 @@
 //
 //   learnAddresses: one JSON line per call, the entries, written to the `nft`
 //     fd (a pipe's write end) before it returns: the test reads the other end
-//     when the answer arrives, and so sees whether learning came first.
+//     when the answer arrives, and so sees whether learning came first. It
+//     throws for UNLEARNABLE, as a refused netlink batch would.
 //   readNflog: the `nflog` fd is a pipe's read end; each JSON line the test
 //     writes is one NflogPacket. A line {"exit": true} ends the worker's
 //     thread (to test the service's restart).
 import type { NflogPacket } from "../../src/sys/nflog.ts";
 import { readNB, writeAll } from "../../src/sys/sockets.ts";
 
+/** An address the learner refuses, as a netlink error would: the resolver must not answer with it. */
+export const UNLEARNABLE = "198.51.100.99";
+
 export function learnAddresses(fd: number, entries: readonly { set: string; address: string; seconds: number }[]): void {
+  if (entries.some((e) => e.address === UNLEARNABLE)) throw new Error(`the set refused ${UNLEARNABLE}`);
   writeAll(fd, new TextEncoder().encode(`${JSON.stringify(entries)}\n`));
 }
 

@@ -13,6 +13,7 @@ import { createEgressService, type EgressAttach, type EgressRefusalEvent, type E
 import { close } from "../../src/sys/ns.ts";
 import { bindUdpSocket, listenTcpSocket, pipe, readNB, writeAll } from "../../src/sys/sockets.ts";
 import { a, askOverTcp, cname, type DnsClient, dnsClient, type FakeDns, fakeDns, query } from "../helpers/fake-dns.ts";
+import { UNLEARNABLE } from "../helpers/egress-fakes.ts";
 import { until } from "../helpers/until.ts";
 
 const FAKES = new URL("../helpers/egress-fakes.ts", import.meta.url).pathname;
@@ -30,6 +31,7 @@ const zone = {
     "other.test": [a("other.test", "198.51.100.20")],
     "restart.allowed.test": [a("restart.allowed.test", "198.51.100.15")],
     "forged.allowed.test": [a("forged.allowed.test", "198.51.100.16")],
+    "unlearnable.allowed.test": [a("unlearnable.allowed.test", UNLEARNABLE)],
   },
   forged: ["forged.allowed.test"],
   truncated: ["big.allowed.test"],
@@ -244,6 +246,14 @@ describe("the egress resolver", () => {
     }
   });
 
+  test("an address that cannot be learned is not answered: SERVFAIL", async () => {
+    const s = await sandbox();
+    const q = query("unlearnable.allowed.test");
+    expect((await s.client.ask(q)).header.rcode).toBe(RCODE.SERVFAIL);
+    expect(s.learnedAtAnswer.get(q.header.id)).toEqual([]);
+    expect(service.learnedCount(s.id)).toBe(0);
+  });
+
   test("DNS over TCP: several queries on one connection, each answered", async () => {
     const s = await sandbox();
     const q1 = query("allowed.test");
@@ -361,6 +371,33 @@ describe("refusal events over time", () => {
       expect(eventsOf(s.id).length).toBe(2);
     } finally {
       await short.close();
+    }
+  });
+});
+
+describe("DNS over TCP connections", () => {
+  test("an idle connection is closed by the resolver", async () => {
+    const quick = createEgressService({ onRefusal: () => {} }, { learnerModule: FAKES, nflogModule: FAKES, upstreamPort: upstream.port, tcpIdleMs: 200 });
+    try {
+      const s = await sandbox(POLICY, ["127.0.0.1"], quick);
+      const frames = new TcpFrames();
+      const answered = Promise.withResolvers<void>();
+      const closed = Promise.withResolvers<void>();
+      await Bun.connect({
+        hostname: "127.0.0.1",
+        port: s.tcpPort,
+        socket: {
+          open: (c) => void c.write(framed(encodeMessage(query("allowed.test")))),
+          data: (_c, d) => {
+            if (frames.push(new Uint8Array(d)).length > 0) answered.resolve();
+          },
+          close: () => closed.resolve(),
+        },
+      });
+      await answered.promise;
+      await closed.promise;
+    } finally {
+      await quick.close();
     }
   });
 });
