@@ -53,6 +53,18 @@ export interface EgressServiceOptions {
   tcpIdleMs?: number;
 }
 
+/** The attach command: everything but what the main thread alone keeps. */
+function attachCommand(a: EgressAttach): EgressCommand {
+  const { learned: _learned, ...rest } = a;
+  return { op: "attach", ...rest };
+}
+
+/** The allow rule a learned set (nft.ts learnedSet: `allow_N_v4`) belongs to, or null for another name. */
+export function learnedSetRule(set: string): number | null {
+  const m = /^allow_(\d+)_v[46]$/.exec(set);
+  return m ? Number(m[1]) : null;
+}
+
 /** How often folded refusals are flushed while any may be due. */
 const FLUSH_MS = 1000;
 /** More deaths than this within RESTART_WINDOW_MS and the worker is not started again for the sandboxes it served. */
@@ -207,7 +219,7 @@ export function createEgressService(deps: EgressServiceDeps, options: EgressServ
       served.clear();
       return;
     }
-    for (const s of served.values()) send({ op: "attach", ...s.attach });
+    for (const s of served.values()) send(attachCommand(s.attach));
   }
 
   return {
@@ -223,8 +235,15 @@ export function createEgressService(deps: EgressServiceDeps, options: EgressServ
       attaching.get(a.id)?.reject(new Error("attached again"));
       served.set(a.id, s);
       const done = new Promise<void>((resolve, reject) => attaching.set(a.id, { resolve, reject }));
+      const now = Date.now();
+      for (const e of a.learned ?? []) {
+        const allowIndex = learnedSetRule(e.set);
+        if (allowIndex === null || e.expiresInMs <= 0) continue;
+        s.learned.add(e.address, allowIndex, e.expiresInMs / 1000, now);
+        deps.onLearned?.(a.id, allowIndex, e.address, now + e.expiresInMs);
+      }
       try {
-        send({ op: "attach", ...a });
+        send(attachCommand(a));
       } catch (e) {
         served.delete(a.id);
         attaching.delete(a.id);

@@ -23,6 +23,12 @@ export interface EgressAttach {
   upstreams: string[];
   /** Made in the sandbox's netns; the service owns them from here (closes them on detach). */
   fds: { dnsUdp: number; dnsTcp: number; nft: number; nflog: number };
+  /**
+   * Optional: what the sandbox's learned sets hold already (nft-netlink.ts
+   * readLearned, after a daemon restart): counted by learnedCount and handed
+   * to onLearned at once, as if learned now. Never sent to the worker.
+   */
+  learned?: readonly { set: string; address: string; expiresInMs: number }[];
 }
 
 /** Main → worker, by postMessage, once. */
@@ -46,7 +52,7 @@ export type EgressInit = {
 /** Main → worker, one JSON line each on the command pipe. */
 export type EgressCommand =
   /** Serve this sandbox's resolver sockets and read its NFLOG socket (an attach of a served id replaces it). */
-  | ({ op: "attach" } & EgressAttach)
+  | ({ op: "attach" } & Omit<EgressAttach, "learned">)
   /** Stop serving sandbox `id`: its fds closed, its queries dropped. */
   | { op: "detach"; id: string }
   /** Close everything and leave the loop. */

@@ -85,7 +85,7 @@ interface Sandbox {
 }
 
 let serial = 0;
-async function sandbox(p: EgressPolicy = POLICY, upstreams = ["127.0.0.1"], svc: EgressService = service): Promise<Sandbox> {
+async function sandbox(p: EgressPolicy = POLICY, upstreams = ["127.0.0.1"], svc: EgressService = service, learned?: EgressAttach["learned"]): Promise<Sandbox> {
   const id = `sb${++serial}`;
   const udp = bindUdpSocket("127.0.0.1", 0);
   const tcp = listenTcpSocket("127.0.0.1", 0);
@@ -112,6 +112,7 @@ async function sandbox(p: EgressPolicy = POLICY, upstreams = ["127.0.0.1"], svc:
     context: { hostAddresses: [] },
     upstreams,
     fds: { dnsUdp: udp.fd, dnsTcp: tcp.fd, nft: learnWrite, nflog: nflogRead },
+    ...(learned ? { learned } : {}),
   };
   await svc.attach(attach);
   let disposed = false;
@@ -322,6 +323,20 @@ describe("the egress resolver", () => {
     });
     logPacket(s, { prefix: "burrow-egress default ", family: 4, destination: "198.51.100.20", protocol: "tcp", port: 80 });
     expect(await until(() => eventsOf(s.id)[1], 5000, "the NFLOG event")).toMatchObject({ reason: "default deny", status: "egress-would-refuse" });
+  });
+
+  test("addresses the sets held already (after a daemon restart) are counted and handed on at attach", async () => {
+    const s = await sandbox(POLICY, ["127.0.0.1"], service, [
+      { set: "allow_1_v6", address: "2001:db8::7", expiresInMs: 120_000 },
+      { set: "allow_0_v4", address: "198.51.100.10", expiresInMs: 90_000 },
+      { set: "allow_0_v4", address: "198.51.100.30", expiresInMs: 0 },
+      { set: "someone_else", address: "198.51.100.31", expiresInMs: 90_000 },
+    ]);
+    expect(service.learnedCount(s.id)).toBe(2);
+    expect(learnedReports.filter((r) => r.id === s.id)).toEqual([
+      { id: s.id, allowIndex: 1, address: "2001:db8::7" },
+      { id: s.id, allowIndex: 0, address: "198.51.100.10" },
+    ]);
   });
 
   test("detach closes the sandbox's fds", async () => {
