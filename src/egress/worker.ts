@@ -600,7 +600,16 @@ function run(init: EgressInit, learn: Learner, readNflog: NflogReader): void {
   const onEvent = (fd: number, events: number) => handlers.get(fd)?.(fd, events);
 
   post({ op: "started" });
-  while (running) ep.wait(timers(Date.now()), onEvent);
+  try {
+    while (running) ep.wait(timers(Date.now()), onEvent);
+  } catch (e) {
+    // A bug: the main thread starts another worker and attaches every sandbox
+    // again, so their fds stay open; what only this thread knows is closed.
+    for (const p of [...pendings]) settle(p);
+    for (const s of sandboxes.values()) for (const c of [...s.conns]) closeConn(c);
+    close(ep.fd);
+    throw e;
+  }
 
   for (const s of [...sandboxes.values()]) detach(s);
   close(init.controlFd);

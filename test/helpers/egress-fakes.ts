@@ -9,7 +9,7 @@
 //     throws for UNLEARNABLE, as a refused netlink batch would.
 //   readNflog: the `nflog` fd is a pipe's read end; each JSON line the test
 //     writes is one NflogPacket. A line {"exit": true} ends the worker's
-//     thread (to test the service's restart).
+//     thread, {"poison": true} throws in its loop (the service's restarts).
 import type { NflogPacket } from "../../src/sys/nflog.ts";
 import { readNB, writeAll } from "../../src/sys/sockets.ts";
 
@@ -35,8 +35,15 @@ export function readNflog(fd: number): NflogPacket[] {
   partial.set(fd, lines.pop() ?? "");
   const packets: NflogPacket[] = [];
   for (const line of lines) {
-    const p = JSON.parse(line);
+    let p = JSON.parse(line);
     if (p.exit) process.exit(7);
+    // A packet that blows up whoever reads it: an exception in the worker's loop.
+    if (p.poison)
+      p = {
+        get prefix(): string {
+          throw new Error("poisoned packet");
+        },
+      };
     packets.push(p);
   }
   return packets;

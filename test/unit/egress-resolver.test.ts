@@ -370,6 +370,31 @@ describe("the egress resolver", () => {
   });
 });
 
+describe("a worker that fails", () => {
+  test("an exception in its loop: its connections closed, another worker serves the sandbox", async () => {
+    const s = await sandbox();
+    const closed = Promise.withResolvers<void>();
+    const frames = new TcpFrames();
+    const answered = Promise.withResolvers<void>();
+    await Bun.connect({
+      hostname: "127.0.0.1",
+      port: s.tcpPort,
+      socket: {
+        open: (c) => void c.write(framed(encodeMessage(query("allowed.test")))),
+        data: (_c, d) => {
+          if (frames.push(new Uint8Array(d)).length > 0) answered.resolve();
+        },
+        close: () => closed.resolve(),
+      },
+    });
+    await answered.promise;
+    logPacket(s, { poison: true });
+    await closed.promise;
+    const answers = await askOverTcp(s.tcpPort, [query("allowed.test")]);
+    expect(addresses(answers[0]!)).toEqual(["198.51.100.10"]);
+  });
+});
+
 describe("refusal events over time", () => {
   test("repeats are delivered by the flush timer once their window ends, without a detach", async () => {
     const short = createEgressService(
