@@ -505,7 +505,8 @@ function run(init: EgressInit, learn: Learner, readNflog: NflogReader): void {
       s = { id: m.id, policy: compilePolicy(m.policy, m.context), upstreams: [...m.upstreams], fds: m.fds, inFlight: 0, conns: new Set(), closed: false };
       watch(m.fds.dnsUdp, EPOLLIN, () => onUdp(s));
       watch(m.fds.dnsTcp, EPOLLIN, () => onAccept(s));
-      watch(m.fds.nflog, EPOLLIN, () => onNflog(s));
+      // No NFLOG socket (-1): the resolver alone.
+      if (m.fds.nflog >= 0) watch(m.fds.nflog, EPOLLIN, () => onNflog(s));
     } catch (e) {
       for (const fd of Object.values(m.fds)) {
         unwatch(fd);
