@@ -9,7 +9,7 @@
 // root through the command's /proc/PID/ns/net. The full "test internet"
 // suite (names, CNAMEs, rebinding, ICMP) is test/integration/egress.test.ts.
 import { afterEach, beforeEach, expect, test } from "bun:test";
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync, readlinkSync } from "node:fs";
 import { burrowContext, type BurrowContext, daemonPids } from "../helpers/context.ts";
 import { integrationUnavailable } from "../helpers/env.ts";
 import { describeWhen, firstMissing, missingTools } from "../helpers/requirements.ts";
@@ -59,6 +59,18 @@ for (const mode of ["rootless", "rootful"] as const) {
       const pid = JSON.parse(await t.burrowOk(["inspect", name]))[0].State.Pid as number;
       expect(pid).toBeGreaterThan(0);
       return inNetnsOf(pid, ["nft", ...args]);
+    }
+    /** The socket inodes the daemon holds now. */
+    function daemonSockets(): Set<string> {
+      const [pid] = daemonPids(t);
+      const out = new Set<string>();
+      for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+        try {
+          const link = readlinkSync(`/proc/${pid}/fd/${fd}`);
+          if (link.startsWith("socket:")) out.add(link);
+        } catch {} // closed meanwhile
+      }
+      return out;
     }
     async function inspect(name: string) {
       return JSON.parse(await t.burrowOk(["inspect", name]))[0];
@@ -140,6 +152,21 @@ for (const mode of ["rootless", "rootful"] as const) {
       const sst = inNetnsOf(pid, ["ss", "-Hlnt", "src", "127.0.0.53:53"]);
       expect(sst.stdout).toContain("127.0.0.53:53");
       await t.burrowOk(["rm", "-f", "plain", "ruled"]);
+    });
+
+    test("a create that fails after the rules were loaded gives their sockets back; so does rm", async () => {
+      await t.burrowOk(["ps"]); // the daemon, with whatever it holds at rest
+      const before = daemonSockets();
+      const extra = () => [...daemonSockets()].filter((s) => !before.has(s));
+      const r = await t.burrow(["run", "-d", "--name", "broken", "--deny-cidr", "private", "--", "/nonexistent/command"]);
+      expect(r.code).toBe(127);
+      expect(JSON.parse(await t.burrowOk(["ps", "-a", "--format", "json"]))).toEqual([]);
+      // The CLI's own connections close as its requests end; the four egress sockets must go with the rollback.
+      await until(() => extra().length === 0, 5000, "the daemon to hold no socket of the failed create");
+      await t.burrowOk(["run", "-d", "--name", "held", "--deny-cidr", "private", "--", "sleep", "300"]);
+      expect(extra().length).toBeGreaterThanOrEqual(4);
+      await t.burrowOk(["rm", "-f", "held"]);
+      await until(() => extra().length === 0, 5000, "the daemon to hold no socket of the removed sandbox");
     });
 
     test("resolv.conf names burrow's resolver alone; inspect shows the policy, its upstreams and what was learned", async () => {
