@@ -9,7 +9,7 @@
 // root through the command's /proc/PID/ns/net. The full "test internet"
 // suite (names, CNAMEs, rebinding, ICMP) is test/integration/egress.test.ts.
 import { afterEach, beforeEach, expect, test } from "bun:test";
-import { existsSync, readdirSync, readlinkSync } from "node:fs";
+import { existsSync, readdirSync, readlinkSync, rmSync } from "node:fs";
 import { burrowContext, type BurrowContext, daemonPids } from "../helpers/context.ts";
 import { integrationUnavailable } from "../helpers/env.ts";
 import { describeWhen, firstMissing, missingTools } from "../helpers/requirements.ts";
@@ -254,6 +254,19 @@ for (const mode of ["rootless", "rootful"] as const) {
       expect((await inspect("kept")).State.Error).toBe("");
       await t.burrowOk(["rm", "-f", "kept"]);
     });
+
+    if (mode === "rootless")
+      test("a logout (rm -rf of the runtime dir) takes nothing: the rules hold, the resolver's sockets stay, a start loads them again", async () => {
+        await t.burrowOk(["run", "-d", "--name", "stays", "--deny-cidr", "198.51.100.0/24", "--", "sleep", "300"]);
+        const pid = (await inspect("stays")).State.Pid;
+        rmSync(t.dirs.runtimeDir, { recursive: true, force: true }); // what systemd-logind does
+        expect((await t.burrowOk(["exec", "stays", "python3", "-c", `${UDP_SEND(DENIED, 9)}${UDP_SEND(OTHER, 9)}`])).trim()).toBe("EPERM\nsent");
+        expect(inNetnsOf(pid, ["ss", "-Hlnu", "src", "127.0.0.53:53"]).stdout).toContain("127.0.0.53:53");
+        await t.burrowOk(["stop", "-t", "1", "stays"]);
+        await t.burrowOk(["start", "stays"]);
+        expect((await t.burrowOk(["exec", "stays", "python3", "-c", `${UDP_SEND(DENIED, 9)}${UDP_SEND(OTHER, 9)}`])).trim()).toBe("EPERM\nsent");
+        await t.burrowOk(["rm", "-f", "stays"]);
+      });
 
     // Rootless: a rootful pasta needs a host interface with a route, which the test's netns does not give it.
     if (mode === "rootful") console.warn("skipping the rootful pasta case: pasta needs a host interface with a route, which the test's netns lacks");
