@@ -208,9 +208,10 @@ export async function startEgress(ctx: DaemonContext, s: Sandbox, net: EgressNet
     if (!handedOver) closeFds(fds);
   });
   await loadEgressRuleset(fds.nft, netns, compilePolicy(policy, policyContextOf(e)));
-  await ctx.egress.attach(attachOf(s, policy, e, fds));
+  // The service owns the fds from the call on, also when the attach fails (it closes them then).
   handedOver = true;
   undo.push("egress resolver", () => ctx.egress.detach(s.id));
+  await ctx.egress.attach(attachOf(s, policy, e, fds));
 }
 
 /**
@@ -230,9 +231,15 @@ export async function recoverEgress(ctx: DaemonContext, s: Sandbox): Promise<voi
       log.warn(`egress of ${sandboxLabel(s)}: its rules were gone from its network namespace; loaded again`);
       await loadEgressRuleset(fds.nft, netns, compilePolicy(policy, policyContextOf(e)));
     }
-    await ctx.egress.attach(attachOf(s, policy, e, fds));
   } catch (err) {
     closeFds(fds);
+    throw err;
+  }
+  // The service owns the fds from the call on (it closes them when the attach fails).
+  try {
+    await ctx.egress.attach(attachOf(s, policy, e, fds));
+  } catch (err) {
+    ctx.egress.detach(s.id);
     throw err;
   }
 }
@@ -268,5 +275,7 @@ export function recordRefusal(ctx: Pick<DaemonContext, "store">, id: string, eve
     return; // removed meanwhile
   }
   const { status, attributes } = refusalEventRecord(event, s.spec.egress?.logOnly === true);
-  ctx.store.event(status, s, attributes);
+  // The service's own status when it gives one (the same rule: src/egress/refusals.ts refusalStatus).
+  const given = (event as RefusalEvent & { status?: unknown }).status;
+  ctx.store.event(typeof given === "string" && given.startsWith("egress-") ? given : status, s, attributes);
 }
