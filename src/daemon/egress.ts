@@ -17,7 +17,7 @@ import type { DnsView } from "../dns/etc-content.ts";
 import { checkCapabilities, checkNetworkMode } from "../egress/conflicts.ts";
 import { nftRuleset, TABLE } from "../egress/nft.ts";
 import { type CompiledPolicy, compilePolicy, EGRESS_RESOLVER, EgressPolicy, type PolicyContext } from "../egress/policy.ts";
-import type { RefusalEvent } from "../egress/refusals.ts";
+import { DEFAULT_REFUSAL_LIMITS, type Refusal, type RefusalEvent, RefusalEvents } from "../egress/refusals.ts";
 import type { EgressAttach } from "../egress/service.ts";
 import { BurrowError, messageOf, type Rollback } from "../errors.ts";
 import { log } from "../log.ts";
@@ -278,4 +278,56 @@ export function recordRefusal(ctx: Pick<DaemonContext, "store">, id: string, eve
   // The service's own status when it gives one (the same rule: src/egress/refusals.ts refusalStatus).
   const given = (event as RefusalEvent & { status?: unknown }).status;
   ctx.store.event(typeof given === "string" && given.startsWith("egress-") ? given : status, s, attributes);
+}
+
+/**
+ * Refusals that come one by one, unfolded (--accelerate's supervisor: a
+ * connect it answered ECONNREFUSED), folded per sandbox as the resolver
+ * service folds the ruleset's (src/egress/refusals.ts), then recorded with
+ * `record`; repeats are flushed about once a second while any sandbox has
+ * some, and a released sandbox's at once (`forget`).
+ */
+export class AcceleratedRefusals {
+  readonly #bySandbox = new Map<string, { events: RefusalEvents; logOnly: boolean }>();
+  #timer: ReturnType<typeof setInterval> | undefined;
+
+  constructor(
+    private readonly record: (id: string, event: RefusalEvent & { status: string }) => void,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  offer(id: string, refusal: Refusal, logOnly: boolean): void {
+    let s = this.#bySandbox.get(id);
+    if (!s) {
+      s = { events: new RefusalEvents(DEFAULT_REFUSAL_LIMITS), logOnly };
+      this.#bySandbox.set(id, s);
+    }
+    for (const e of s.events.offer(refusal, this.now())) this.#emit(id, e, logOnly);
+    if (!this.#timer) {
+      this.#timer = setInterval(() => this.flush(), 1000);
+      this.#timer.unref?.();
+    }
+  }
+
+  /** Repeats whose window has ended are recorded. */
+  flush(): void {
+    const now = this.now();
+    for (const [id, s] of this.#bySandbox) for (const e of s.events.flush(now)) this.#emit(id, e, s.logOnly);
+  }
+
+  /** The sandbox is released: its repeats still due are recorded now, and it is forgotten. */
+  forget(id: string): void {
+    const s = this.#bySandbox.get(id);
+    if (!s) return;
+    this.#bySandbox.delete(id);
+    for (const e of s.events.flush(Number.POSITIVE_INFINITY)) this.#emit(id, e, s.logOnly);
+    if (this.#bySandbox.size === 0 && this.#timer) {
+      clearInterval(this.#timer);
+      this.#timer = undefined;
+    }
+  }
+
+  #emit(id: string, e: RefusalEvent, logOnly: boolean): void {
+    this.record(id, { ...e, status: refusalEventRecord(e, logOnly).status });
+  }
 }
