@@ -13,6 +13,8 @@ import type { Sandbox, SandboxStore } from "../state/sandboxes.ts";
 import type { HelperLedger } from "../state/helpers.ts";
 import type { SpaceReserve } from "../state/full.ts";
 import type { RequestsSeen } from "./requests-seen.ts";
+import type { EgressService } from "../egress/service.ts";
+import type { AcceleratedRefusals } from "./egress.ts";
 
 /** Creates safe to retry (issue 10 item 2): src/daemon/create-retry.ts. */
 export interface CreateBookkeeping {
@@ -60,6 +62,10 @@ export interface DaemonContext {
   readonly restarts: RestartHooks;
   /** --accelerate's supervisor (src/accelerate/supervisor.ts): started with the first accelerated sandbox. */
   readonly accelerator: Accelerator;
+  /** Egress policy's resolver and refusal log (src/egress/service.ts); src/daemon/egress.ts attaches sandboxes to it. */
+  readonly egress: EgressService;
+  /** --accelerate's refused connects, folded into events like the ruleset's (src/daemon/egress.ts). */
+  readonly acceleratedRefusals: AcceleratedRefusals;
 }
 
 export function now(): string {

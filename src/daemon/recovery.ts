@@ -11,6 +11,7 @@ import { pinHolds, removePins } from "../namespaces/pins.ts";
 import type { Sandbox } from "../state/sandboxes.ts";
 import { now, sandboxLabel, type DaemonContext } from "./context.ts";
 import type { SandboxReleases } from "./release.ts";
+import { recoverEgress } from "./egress.ts";
 import { recoverCreates, removeUnrecordedPins, retryDeps } from "./create-retry.ts";
 import { readdirSync, rmSync, statSync } from "node:fs";
 import { sandboxDir, sandboxStateDir } from "../paths.ts";
@@ -82,6 +83,14 @@ export class SandboxRecovery {
         } catch (e) {
           log.warn(`accelerate: ${sandboxLabel(s)}: ${messageOf(e)}`);
         }
+      }
+      // Egress rules: the kernel kept the table (and its learned sets); the resolver's sockets died with the old daemon.
+      if (restore && pinsOk && s.spec.egress) {
+        await recoverEgress(ctx, s).catch((e) => {
+          log.warn(`egress of ${sandboxLabel(s)}: its resolver could not be served again: ${messageOf(e)}`);
+          s.runtime.networkError = `egress resolver not restored: ${messageOf(e)}`;
+          ctx.store.update(s);
+        });
       }
       if (s.status === "running") {
         const gone = !s.pid || startTimeOf(s.pid) !== s.pidStart;

@@ -16,6 +16,8 @@ import { addPorts, removePorts, type PortChangeReply } from "./live-ports.ts";
 import { processesOf, SandboxRecovery } from "./recovery.ts";
 import { SandboxReleases } from "./release.ts";
 import { RestartSupervisor } from "./restart.ts";
+import { createEgressService, type EgressService } from "../egress/service.ts";
+import { AcceleratedRefusals, recordRefusal } from "./egress.ts";
 
 export type { SessionInfo };
 
@@ -58,6 +60,10 @@ export class SandboxService {
       creating: new Set(),
       restarts: this.restarts,
       accelerator: new Accelerator(`${deps.paths.runtimeDir}/accelerate.sock`, process.getuid?.() ?? 0, deps.bookkeeping.helpers),
+      // Refusals (the ruleset's NFLOG, the resolver) become events on their sandbox (docs/egress.md "Events and visibility").
+      egress: createEgressService({ onRefusal: (id, event) => recordRefusal(this.ctx, id, event) }),
+      // MERGE (E5's supervisor): this.ctx.accelerator.setRefusalHook((id, refusal, logOnly) => this.ctx.acceleratedRefusals.offer(id, refusal, logOnly)).
+      acceleratedRefusals: new AcceleratedRefusals((id, event) => recordRefusal(this.ctx, id, event)),
     };
     // A server in an accelerated sandbox binding a published port gets the forwarder's host socket (docs/accelerate.md "Inbound").
     this.ctx.accelerator.setLender({
@@ -91,6 +97,9 @@ export class SandboxService {
   }
   get accelerator(): Accelerator {
     return this.ctx.accelerator;
+  }
+  get egress(): EgressService {
+    return this.ctx.egress;
   }
 
   /**
