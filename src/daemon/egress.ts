@@ -15,19 +15,20 @@ import * as v from "valibot";
 import { buildResolvConf, parseResolvConf } from "../dns/resolvconf.ts";
 import type { DnsView } from "../dns/etc-content.ts";
 import { checkCapabilities, checkNetworkMode } from "../egress/conflicts.ts";
-import { nftRuleset, TABLE } from "../egress/nft.ts";
+import { hasRuleset, loadRuleset, readLearned } from "../egress/nft-netlink.ts";
+import type { AcceleratorEgress, LearnedEntry } from "../accelerate/protocol.ts";
+import { learnedSetRule } from "../egress/service.ts";
 import { type CompiledPolicy, compilePolicy, EGRESS_RESOLVER, EgressPolicy, type PolicyContext } from "../egress/policy.ts";
 import { DEFAULT_REFUSAL_LIMITS, type Refusal, type RefusalEvent, RefusalEvents } from "../egress/refusals.ts";
 import type { EgressAttach } from "../egress/service.ts";
 import { BurrowError, messageOf, type Rollback } from "../errors.ts";
 import { log } from "../log.ts";
-import { findHelper, helperConf } from "../machine/helpers.ts";
+import { helperConf } from "../machine/helpers.ts";
 import type { NetworkMode } from "../net/mode.ts";
 import { parsePastaOptionsWithConf } from "../net/pasta/options.ts";
 import { daemonConnector, type EgressFds } from "../ports/connector.ts";
 import type { CreateRequest } from "../protocol.ts";
 import { close } from "../sys/ns.ts";
-import { cleanEnv } from "../sys/env.ts";
 import type { EgressRuntime, Sandbox } from "../state/sandboxes.ts";
 import { type DaemonContext, sandboxLabel } from "./context.ts";
 
@@ -51,11 +52,6 @@ function pastaSplicesLoopback(mode: NetworkMode): boolean {
   return args.some((a, i) => (a === "--tcp-ns" || a === "--udp-ns") && args[i + 1] !== "none");
 }
 
-/** The nft command, looked up where burrow looks for helpers (PATH with the sbin directories). */
-function nftCommand(): string | null {
-  return findHelper("nft");
-}
-
 /**
  * Before anything is made: refuses a policy the sandbox could escape
  * (capabilities, modes: src/egress/conflicts.ts), or that this machine
@@ -66,17 +62,8 @@ export function checkEgressRequest(req: CreateRequest, caps: readonly string[], 
   if (!policy) return;
   checkCapabilities(policy, caps, req.privileged ?? false);
   checkNetworkMode(policy, mode.kind, pastaSplicesLoopback(mode));
-  // MERGE: removed when E5's supervisor applies the policy (src/accelerate): until then a host socket would bypass the rules.
-  if (req.accelerate)
-    throw new BurrowError("--accelerate cannot be combined with egress rules yet: its host sockets would bypass them; drop one of them", {
-      kind: "bad-input",
-    });
   // The --dns servers are the resolver's upstreams now, not resolv.conf's: checked as resolv.conf would have.
   if (req.dns.length) buildResolvConf({ hostContent: "", dns: req.dns });
-  if (!nftCommand())
-    throw new BurrowError("egress rules need nftables, and its nft command is not installed (Debian: apt install nftables; see burrow doctor)", {
-      kind: "bad-input",
-    });
 }
 
 /**
@@ -142,39 +129,9 @@ function hostInterfaceAddresses(): string[] {
 
 const policyContextOf = (e: EgressRuntime): PolicyContext => ({ hostAddresses: e.hostAddresses, sandboxAddresses: e.sandboxAddresses });
 
-/** `nft ARGS` inside the netns pinned at `netnsPath` (nsenter: the daemon may enter every sandbox's). */
-async function nftInNetns(netnsPath: string, args: string[], input?: string): Promise<{ code: number; stderr: string }> {
-  const nft = nftCommand();
-  if (!nft) return { code: 127, stderr: "nft is not installed" };
-  const p = Bun.spawn(["nsenter", `--net=${netnsPath}`, "--", nft, ...args], {
-    env: cleanEnv(),
-    stdin: input === undefined ? "ignore" : new Blob([input]),
-    stdout: "ignore",
-    stderr: "pipe",
-  });
-  const [stderr, code] = await Promise.all([new Response(p.stderr).text(), p.exited]);
-  return { code, stderr: stderr.trim() };
-}
-
-/**
- * Loads the sandbox's ruleset (table inet burrow_egress, replacing any
- * earlier one in one transaction). MERGE: the body becomes
- * `loadRuleset(fd, compiled);` (E1's src/egress/nft-netlink.ts) once that
- * lands; until then `nft -f -` with nft.ts's text, the specification.
- */
-export async function loadEgressRuleset(_fd: number, netnsPath: string, compiled: CompiledPolicy): Promise<void> {
-  const { code, stderr } = await nftInNetns(netnsPath, ["-f", "-"], nftRuleset(compiled));
-  if (code !== 0)
-    throw new BurrowError(`cannot load the egress rules in the sandbox's network namespace: ${stderr.split("\n")[0] || `nft exited with ${code}`}`);
-}
-
-/**
- * Whether the sandbox's netns still holds the ruleset (after a daemon
- * crash: reloading would flush the learned sets). MERGE: the body becomes
- * `return hasRuleset(fd);` (E1's src/egress/nft-netlink.ts).
- */
-export async function hasEgressRuleset(_fd: number, netnsPath: string): Promise<boolean> {
-  return (await nftInNetns(netnsPath, ["list", "table", "inet", TABLE])).code === 0;
+/** Loads the sandbox's ruleset (table inet burrow_egress, replacing any earlier one in one batch) through its netlink socket. */
+export function loadEgressRuleset(fd: number, compiled: CompiledPolicy): void {
+  loadRuleset(fd, compiled);
 }
 
 function closeFds(fds: EgressFds): void {
@@ -207,7 +164,7 @@ export async function startEgress(ctx: DaemonContext, s: Sandbox, net: EgressNet
   undo.push("egress sockets", () => {
     if (!handedOver) closeFds(fds);
   });
-  await loadEgressRuleset(fds.nft, netns, compilePolicy(policy, policyContextOf(e)));
+  loadEgressRuleset(fds.nft, compilePolicy(policy, policyContextOf(e)));
   // The service owns the fds from the call on, also when the attach fails (it closes them then).
   handedOver = true;
   undo.push("egress resolver", () => ctx.egress.detach(s.id));
@@ -217,19 +174,24 @@ export async function startEgress(ctx: DaemonContext, s: Sandbox, net: EgressNet
 /**
  * A new daemon, for a running sandbox with a policy (recovery's restore):
  * new sockets, the ruleset kept where the kernel still holds it (its learned
- * sets with it), loaded again where not, and the resolver attached again.
+ * sets with it, read back for the resolver and --accelerate's supervisor),
+ * loaded again where not, and the resolver attached again. Returns the
+ * addresses read back.
  */
-export async function recoverEgress(ctx: DaemonContext, s: Sandbox): Promise<void> {
+export async function recoverEgress(ctx: DaemonContext, s: Sandbox): Promise<LearnedEntry[]> {
   const policy = egressPolicyOf(s);
-  if (!policy || !s.runtime.pins) return;
+  if (!policy || !s.runtime.pins) return [];
   const netns = s.runtime.pins.net;
   // A row made before it was recorded (none yet) or damaged: resolved again now.
   const e = s.runtime.egress ?? egressContext(s, undefined);
+  const compiled = compilePolicy(policy, policyContextOf(e));
   const fds = await daemonConnector().egressSockets(netns, EGRESS_RESOLVER);
+  let learned: ReturnType<typeof readLearned> = [];
   try {
-    if (!(await hasEgressRuleset(fds.nft, netns))) {
+    if (hasRuleset(fds.nft)) learned = readLearned(fds.nft, compiled);
+    else {
       log.warn(`egress of ${sandboxLabel(s)}: its rules were gone from its network namespace; loaded again`);
-      await loadEgressRuleset(fds.nft, netns, compilePolicy(policy, policyContextOf(e)));
+      loadEgressRuleset(fds.nft, compiled);
     }
   } catch (err) {
     closeFds(fds);
@@ -237,11 +199,23 @@ export async function recoverEgress(ctx: DaemonContext, s: Sandbox): Promise<voi
   }
   // The service owns the fds from the call on (it closes them when the attach fails).
   try {
-    await ctx.egress.attach(attachOf(s, policy, e, fds));
+    await ctx.egress.attach({ ...attachOf(s, policy, e, fds), learned });
   } catch (err) {
     ctx.egress.detach(s.id);
     throw err;
   }
+  const now = Date.now();
+  return learned.flatMap((l) => {
+    const allowIndex = learnedSetRule(l.set);
+    return allowIndex === null ? [] : [{ allowIndex, address: l.address, expiresAt: now + l.expiresInMs }];
+  });
+}
+
+/** What --accelerate's supervisor applies to a sandbox's connects (undefined: no policy, or none resolved yet). */
+export function acceleratorEgress(s: Pick<Sandbox, "spec" | "name" | "runtime">, learned?: LearnedEntry[]): AcceleratorEgress | undefined {
+  const policy = egressPolicyOf(s);
+  if (!policy || !s.runtime.egress) return undefined;
+  return { policy, context: policyContextOf(s.runtime.egress), ...(learned?.length ? { learned } : {}) };
 }
 
 /** Release: the resolver stops serving the sandbox and closes its sockets; the table goes with the netns. Idempotent. */

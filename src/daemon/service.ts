@@ -61,10 +61,15 @@ export class SandboxService {
       restarts: this.restarts,
       accelerator: new Accelerator(`${deps.paths.runtimeDir}/accelerate.sock`, process.getuid?.() ?? 0, deps.bookkeeping.helpers),
       // Refusals (the ruleset's NFLOG, the resolver) become events on their sandbox (docs/egress.md "Events and visibility").
-      egress: createEgressService({ onRefusal: (id, event) => recordRefusal(this.ctx, id, event) }),
-      // MERGE (E5's supervisor): this.ctx.accelerator.setRefusalHook((id, refusal, logOnly) => this.ctx.acceleratedRefusals.offer(id, refusal, logOnly)).
+      egress: createEgressService({
+        onRefusal: (id, event) => recordRefusal(this.ctx, id, event),
+        // --accelerate's supervisor lets connects to learned addresses out through host sockets.
+        onLearned: (id, allowIndex, address, expiresAt) => this.ctx.accelerator.egressLearned(id, allowIndex, address, expiresAt),
+      }),
       acceleratedRefusals: new AcceleratedRefusals((id, event) => recordRefusal(this.ctx, id, event)),
     };
+    // Connects --accelerate's supervisor refused: folded into events like the ruleset's.
+    this.ctx.accelerator.setRefusalHook((id, refusal, logOnly) => this.ctx.acceleratedRefusals.offer(id, refusal, logOnly));
     // A server in an accelerated sandbox binding a published port gets the forwarder's host socket (docs/accelerate.md "Inbound").
     this.ctx.accelerator.setLender({
       lend: async (id, port, family) => {

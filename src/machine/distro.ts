@@ -53,7 +53,7 @@ export function hostDistro(files = ["/etc/os-release", "/usr/lib/os-release"]): 
 }
 
 /** The pieces doctor can name a package for. */
-export type Piece = "uidmap" | "slirp4netns" | "pasta" | "cni-plugins" | "dnsname" | "dnsmasq" | "iptables" | "netavark" | "nftables";
+export type Piece = "uidmap" | "slirp4netns" | "pasta" | "cni-plugins" | "dnsname" | "dnsmasq" | "iptables" | "netavark";
 
 const PACKAGES: Record<Exclude<Family, "unknown">, Record<Piece, string>> = {
   debian: {
@@ -65,7 +65,6 @@ const PACKAGES: Record<Exclude<Family, "unknown">, Record<Piece, string>> = {
     dnsmasq: "dnsmasq-base",
     iptables: "iptables",
     netavark: "netavark aardvark-dns",
-    nftables: "nftables",
   },
   fedora: {
     uidmap: "shadow-utils",
@@ -76,7 +75,6 @@ const PACKAGES: Record<Exclude<Family, "unknown">, Record<Piece, string>> = {
     dnsmasq: "dnsmasq",
     iptables: "iptables-nft",
     netavark: "netavark aardvark-dns",
-    nftables: "nftables",
   },
   arch: {
     uidmap: "shadow",
@@ -87,7 +85,6 @@ const PACKAGES: Record<Exclude<Family, "unknown">, Record<Piece, string>> = {
     dnsmasq: "dnsmasq",
     iptables: "iptables",
     netavark: "netavark aardvark-dns",
-    nftables: "nftables",
   },
   suse: {
     uidmap: "shadow",
@@ -98,7 +95,6 @@ const PACKAGES: Record<Exclude<Family, "unknown">, Record<Piece, string>> = {
     dnsmasq: "dnsmasq",
     iptables: "iptables",
     netavark: "netavark aardvark-dns",
-    nftables: "nftables",
   },
 };
 

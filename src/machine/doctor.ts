@@ -197,10 +197,6 @@ export function runChecks(input: DoctorInput = hostInput()): Check[] {
   const iptables = findHelper("iptables", conf, search);
   if (!iptables) add("iptables", "warn", "not installed: bridge networks need it for masquerade and port mapping", installCommand(distro, "iptables"));
   else add("iptables", "ok", iptables);
-  // Egress rules (docs/egress.md) are an nftables table loaded with nft in each sandbox's namespace.
-  const nft = findHelper("nft", conf, search);
-  if (!nft) add("nftables", "warn", "not installed: egress rules (--allow-host, --allow-cidr, --deny-cidr) are refused", installCommand(distro, "nftables"));
-  else add("nftables", "ok", nft);
   if (input.stateDir) {
     // Read-only, with no daemon: a damaged database stops the daemon from
     // starting, and its sandboxes would run on unmanaged (issue 19 item 8).

@@ -67,6 +67,8 @@ import {
   type Target,
 } from "./connector-protocol.ts";
 import { openNetfilterSocket } from "../sys/nfnetlink.ts";
+import { openNflogSocket } from "../sys/nflog.ts";
+import { NFLOG_GROUP } from "../egress/nft.ts";
 import { CLIENT_MARK, clientSource, familyOf, prepareClientAddressRouting } from "./client-address.ts";
 import { createHopper } from "./netns-hop.ts";
 
@@ -103,13 +105,9 @@ type Flow = { listener: UdpListener; key: string; fd: number; client: Uint8Array
 type UdpListener = { protocol: "udp"; id: number; fd: number; target: Target; idleMs: number; flows: Map<string, Flow> };
 type Listener = TcpListener | UdpListener;
 
-/**
- * The socket the ruleset's NFLOG refusals are read from, in the calling
- * thread's netns. MERGE: becomes `return openNflogSocket(NFLOG_GROUP);`
- * (E1's src/sys/nflog.ts, NFLOG_GROUP from src/egress/nft.ts) once that lands.
- */
+/** The socket the ruleset's NFLOG refusals are read from (bound to the ruleset's group), in the calling thread's netns. */
 function openRefusalLogSocket(): number {
-  return openNetfilterSocket();
+  return openNflogSocket(NFLOG_GROUP);
 }
 
 /**

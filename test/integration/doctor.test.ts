@@ -23,7 +23,7 @@ describeWhen(why)("doctor (rootless)", () => {
     expect(report.ok).toBe(true);
     expect(r.code).toBe(0);
     const names = report.checks.map((c: { check: string }) => c.check);
-    for (const n of ["XDG_RUNTIME_DIR", "/etc/subuid", "newuidmap", "/dev/net/tun", "slirp4netns", "CNI plugins", "nftables"]) expect(names).toContain(n);
+    for (const n of ["XDG_RUNTIME_DIR", "/etc/subuid", "newuidmap", "/dev/net/tun", "slirp4netns", "CNI plugins"]) expect(names).toContain(n);
   });
 
   test("without XDG_RUNTIME_DIR: doctor fails with the fix, and commands say what to do", async () => {
