@@ -37,6 +37,8 @@ const CHAIN = "output";
 const IPPROTO = { tcp: 6, udp: 17, icmpv6: 58 } as const;
 /** ICMPv6 router solicitation, neighbour solicitation and advertisement: IPv6's link layer. */
 const ND_TYPES = [133, 135, 136];
+/** Multicast listener query, report, done and MLDv2 report: sent with hop limit 1, they never leave the link. */
+const MLD_TYPES = [130, 131, 132, 143];
 const LOOPBACK_IFINDEX = 1;
 
 /** nft.ts's LOG_LIMIT as numbers: one text, so the two loaders cannot drift apart. */
@@ -243,6 +245,24 @@ export function rulesetMessages(policy: CompiledPolicy): NftMessage[] {
       expr.verdict(NF_ACCEPT),
     ],
     "icmpv6 neighbour discovery accept",
+  );
+  batch.rule(
+    [
+      expr.meta("nfproto"),
+      expr.cmp("eq", new Uint8Array([DADDR[6].nfproto])),
+      expr.meta("l4proto"),
+      expr.cmp("eq", new Uint8Array([IPPROTO.icmpv6])),
+      expr.payload("transport", 0, 1),
+      batch.anonymous(
+        "icmpv6_type",
+        MLD_TYPES.map((t) => ({ key: new Uint8Array([t]) })),
+        false,
+      ),
+      expr.payload("network", 7, 1),
+      expr.cmp("eq", new Uint8Array([1])),
+      expr.verdict(NF_ACCEPT),
+    ],
+    "icmpv6 multicast listener reports accept",
   );
   for (const rule of policy.deny) for (const m of matches(rule)) refusing(batch, m.build, m.text, rule.id, policy.logOnly, rule.protocol);
   if (policy.allow.length > 0) {
