@@ -224,7 +224,11 @@ export function createEgressService(deps: EgressServiceDeps, options: EgressServ
 
   return {
     attach(a) {
-      if (closed) return Promise.reject(new Error("the egress service is closed"));
+      if (closed) {
+        // The contract: from attach() on the fds are ours, in every case.
+        for (const fd of Object.values(a.fds)) if (fd >= 0) close(fd);
+        return Promise.reject(new Error("the egress service is closed"));
+      }
       const s: Served = {
         attach: a,
         events: new RefusalEvents(options.refusalLimits ?? DEFAULT_REFUSAL_LIMITS),
