@@ -22,6 +22,7 @@ export const ENTRYPOINTS = [
   "src/namespaces/create-worker.ts",
   "src/ports/connector-worker.ts",
   "src/accelerate/worker.ts",
+  "src/egress/worker.ts",
 ];
 
 /**

@@ -3,6 +3,7 @@
 // POST /<op> per request with a JSON body validated here on arrival.
 import * as v from "valibot";
 import { quote } from "./quote.ts";
+import { EgressPolicy } from "./egress/policy.ts";
 
 /** Names refused because they look like an id (docs/decisions.md "Names"). */
 export const ID_SHAPED_NAME = /^[0-9a-f]{12,64}$/;
@@ -51,6 +52,12 @@ export const CreateRequest = v.object({
   privileged: v.optional(v.boolean(), false),
   /** --accelerate: host sockets for the command's TCP connects (docs/accelerate.md). */
   accelerate: v.optional(v.boolean(), false),
+  /**
+   * --allow-host, --allow-cidr, --deny-cidr, --egress-log-only as the CLI
+   * parsed them (src/egress/policy.ts parseEgressFlags); absent: no policy,
+   * today's behaviour. Checked again here: the spec keeps it for every start.
+   */
+  egress: v.optional(EgressPolicy),
   /**
    * Made by the CLI, the same for every attempt of one `run`: a create sent
    * again after a broken connection gets the first attempt's answer

@@ -5,12 +5,16 @@
 // replaced by a twin made here (its options copied from the socket itself)
 // and connected the way the process asked: a non-blocking connect answers
 // EINPROGRESS at once, a blocking one is answered when the handshake ends.
+// A TCP connect the sandbox's egress policy refuses is answered ECONNREFUSED
+// here, with no host socket (what the ruleset's TCP reset gives inside).
 // Anything unexpected is answered CONTINUE: the call then runs in the
 // sandbox's own namespace, as without --accelerate.
 import { readFileSync } from "node:fs";
 import { isIPv4 } from "node:net";
+import type { Refusal } from "../egress/refusals.ts";
 import { log } from "../log.ts";
 import { formatIp } from "../net/cni/ip.ts";
+import { ERRNO } from "../sys/errno.ts";
 import { AF_INET, AF_INET6, SOCK_STREAM } from "../sys/net.ts";
 import { sockaddrOf } from "../sys/netio.ts";
 import { close } from "../sys/ns.ts";
@@ -22,8 +26,13 @@ export interface Destination {
   port: number;
 }
 
-/** Where a connect goes: a host socket to `host` (the same destination, or the host alias's loopback), or the process's own call. */
-export type Verdict = { host: Destination } | { continue: string };
+/**
+ * Where a connect goes: a host socket to `host` (the same destination, or
+ * the host alias's loopback; `wouldRefuse`: what the egress policy would
+ * have refused under --egress-log-only), refused by the egress policy, or
+ * the process's own call.
+ */
+export type Verdict = { host: Destination; wouldRefuse?: Refusal } | { refuse: Refusal } | { continue: string };
 
 /** A sockaddr_in or sockaddr_in6 read from the process; null for anything else. Pure. */
 export function parseInetSockaddr(b: Uint8Array): Destination | null {
@@ -53,9 +62,11 @@ export function processFdCloexec(pid: number, fd: number): boolean {
 
 export type ConnectOutcome =
   | { answered: "continue"; reason: string }
-  | { answered: "host"; errno: number }
+  | { answered: "host"; errno: number; wouldRefuse?: Refusal }
+  /** The egress policy refused it: answered ECONNREFUSED, no host socket made. */
+  | { answered: "refused"; refusal: Refusal }
   /** A blocking connect under way: call `finish` once `fd` is writable (or hung up), or `abandon` to give up. */
-  | { pending: { fd: number; finish: () => number; abandon: () => void } };
+  | { pending: { fd: number; finish: () => number; abandon: () => void }; wouldRefuse?: Refusal };
 
 /**
  * Handles one connect notification. `decide` sees only burrow's copy of the
@@ -94,8 +105,16 @@ export function acceleratedConnect(listener: number, n: Notification, decide: (d
     if (shape.type !== SOCK_STREAM || (shape.protocol !== 0 && shape.protocol !== 6)) return proceed("not TCP");
     if (shape.connected) return proceed("already connected");
     if (shape.boundPort !== 0) return proceed("bound before connect");
-    const wantFamily = isIPv4(verdict.host.ip) ? AF_INET : AF_INET6;
+    const wantFamily = isIPv4("refuse" in verdict ? dest.ip : verdict.host.ip) ? AF_INET : AF_INET6;
     if (shape.family !== wantFamily && !(shape.family === AF_INET6 && wantFamily === AF_INET)) return proceed("family mismatch");
+    // Refused only where a host socket would have been made: every call answered CONTINUE above meets the sandbox's own ruleset.
+    if ("refuse" in verdict) {
+      try {
+        answerNotification(listener, n.id, { error: ERRNO.ECONNREFUSED });
+      } catch {} // the task is gone or interrupted: the attempt is still reported
+      return { answered: "refused", refusal: verdict.refuse };
+    }
+    const wouldRefuse = verdict.wouldRefuse ? { wouldRefuse: verdict.wouldRefuse } : {};
     twin = tcpTwin(theirs, shape);
     const host = verdict.host;
     // A dual-stack socket connecting to an IPv4 peer: the twin is IPv6, the address mapped.
@@ -111,11 +130,11 @@ export function acceleratedConnect(listener: number, n: Notification, decide: (d
     if (started !== 0 && started !== EINPROGRESS) {
       // Refused or unreachable at once: the process sees the host's answer; its own socket stays as it was.
       answerNotification(listener, n.id, { error: started });
-      return { answered: "host", errno: started };
+      return { answered: "host", errno: started, ...wouldRefuse };
     }
     if (started === 0 || shape.nonblocking) {
       const err = install(started);
-      return { answered: "host", errno: err };
+      return { answered: "host", errno: err, ...wouldRefuse };
     }
     const fd = twin;
     twin = -1; // the pending connect owns it now
@@ -147,6 +166,7 @@ export function acceleratedConnect(listener: number, n: Notification, decide: (d
           close(fd);
         },
       },
+      ...wouldRefuse,
     };
   } catch (e) {
     return proceed(`cannot replace the socket: ${(e as Error).message}`);

@@ -3,7 +3,42 @@
 // then commands as JSON lines down a pipe in the Worker's epoll set (it
 // blocks in epoll_wait and reads no Worker messages); reports come back as
 // Worker messages. Plain types: both ends are burrow's code in one process.
+import type { EgressPolicy, PolicyContext } from "../egress/policy.ts";
+import type { Refusal } from "../egress/refusals.ts";
 import type { Scope } from "./scope.ts";
+
+/**
+ * A sandbox's egress policy for the supervisor (docs/egress.md
+ * "--accelerate"): the spec's form and this start's context; the Worker
+ * compiles it. It is the sandbox's, not one enter step's: the latest given
+ * replaces the one before (its learned addresses are kept), and `forget`
+ * drops it.
+ */
+export interface AcceleratorEgress {
+  policy: EgressPolicy;
+  context: PolicyContext;
+  /**
+   * Addresses learned already: after a daemon restart, what the new daemon
+   * read back from the sandbox's sets. Given here, they are the Worker's
+   * before it answers the calls that waited for it (`egress-learned` lines
+   * sent after `adopt` could come too late for those).
+   */
+  learned?: LearnedEntry[];
+}
+
+/** One address burrow's resolver answered for allow rule `allowIndex`, reachable until `expiresAt` (ms epoch). */
+export interface LearnedEntry {
+  allowIndex: number;
+  address: string;
+  expiresAt: number;
+}
+
+/** A connect the supervisor refused for sandbox `sandbox` (or, `logOnly`, let out and reports as would-be refused). */
+export interface AcceleratorRefusal {
+  sandbox: string;
+  refusal: Refusal;
+  logOnly: boolean;
+}
 
 export type AcceleratorInit = {
   op: "init";
@@ -19,9 +54,11 @@ export type AcceleratorInit = {
 
 export type AcceleratorCommand =
   /** An enter step of sandbox `id` will hand over a listener, announced by `token`. */
-  | { op: "expect"; id: string; token: string; scope: Scope }
+  | { op: "expect"; id: string; token: string; scope: Scope; egress?: AcceleratorEgress }
   /** A listener of sandbox `id` taken back from its keeper after a daemon restart (an fd of this process, the Worker's from now on). */
-  | { op: "adopt"; id: string; fd: number; scope: Scope }
+  | { op: "adopt"; id: string; fd: number; scope: Scope; egress?: AcceleratorEgress }
+  /** burrow's resolver answered `address` for allow rule `allowIndex` of sandbox `sandbox`'s policy: reachable until `expiresAt` (ms epoch). */
+  | { op: "egress-learned"; sandbox: string; allowIndex: number; address: string; expiresAt: number }
   /** Sandbox `id` ended: close its listeners and whatever is pending for them. */
   | { op: "forget"; id: string }
   /** The answer to `lend` number `ask`: a host listening socket (an fd of this process, the Worker's to close), or -1 for none: the bind runs inside, or fails with `errno` when given. */
@@ -38,6 +75,8 @@ export type AcceleratorReport =
   | { op: "lend"; ask: number; id: string; port: number; family: 4 | 6 }
   /** Whether the socket lent for `ask` is the server's now (else the main thread takes it back at once). */
   | { op: "borrowed"; ask: number; ok: boolean }
+  /** Connects the egress policies refused (or would have, under --egress-log-only) since the last report. */
+  | { op: "refusals"; refusals: AcceleratorRefusal[] }
   | { op: "warn"; message: string }
   | { op: "fatal"; message: string }
   | { op: "exited" };

@@ -2,8 +2,12 @@
 // without --accelerate, no more (docs/accelerate.md "Threat model"). Pure:
 // the daemon fills a Scope from the sandbox's row; the supervisor asks
 // `decide` with burrow's own copy of the destination and the trapped task's
-// network namespace.
-import { type IpAddress, parseCidr, parseIp, type Subnet, subnetContains } from "../net/cni/ip.ts";
+// network namespace. With an egress policy (issue 18), a destination that
+// would get a host socket is judged by the policy's one `verdict` too: the
+// sandbox's nftables ruleset never sees a host socket's packets.
+import { type CompiledPolicy, type Learned, unmapped, verdict } from "../egress/policy.ts";
+import type { Refusal } from "../egress/refusals.ts";
+import { type IpAddress, ipToString, parseCidr, parseIp, type Subnet, subnetContains } from "../net/cni/ip.ts";
 import type { Destination, Verdict } from "./connect.ts";
 
 export interface Scope {
@@ -33,22 +37,48 @@ export function insideSubnets(scope: Scope): Subnet[] {
   return subnets(scope.inside.map((a) => (a.includes("/") ? a : `${a}/${a.includes(":") ? 128 : 32}`)));
 }
 
+/** A sandbox's egress policy as `decide` applies it (docs/egress.md "--accelerate"). */
+export interface ScopeEgress {
+  policy: CompiledPolicy;
+  /** The allow rules an address is learned for at the call's time (the supervisor's LearnedAddresses); none when absent. */
+  learned?: Learned;
+}
+
+/**
+ * The policy's word on a host socket to `host` for a TCP connect to `dest`
+ * (the address as the sandbox names it: the ruleset would have judged that).
+ * Refused: the supervisor answers ECONNREFUSED itself; under
+ * --egress-log-only the host socket is made and the refusal only reported.
+ */
+function judged(egress: ScopeEgress | undefined, ip: IpAddress, dest: Destination, host: Destination): Verdict {
+  if (!egress) return { host };
+  const destination = ipToString(unmapped(ip));
+  const v = verdict(egress.policy, { ip: destination, port: dest.port, protocol: "tcp" }, egress.learned);
+  if (v.allow) return { host };
+  const refusal: Refusal = { destination, port: dest.port, protocol: "tcp", rule: v.rule?.text ?? null, reason: v.reason };
+  return egress.policy.logOnly ? { host, wouldRefuse: refusal } : { refuse: refusal };
+}
+
 /**
  * The verdict for a connect to `dest` by a task whose network namespace has
  * inode `taskNetns`. A host socket only for a destination outside everything
- * the sandbox's own namespace serves; the host alias maps to the host's
- * loopback only when the sandbox was given it.
+ * the sandbox's own namespace serves, and that the sandbox's egress policy
+ * (when it has one) lets out; the host alias maps to the host's loopback
+ * only when the sandbox was given it. Whatever stays inside (CONTINUE) meets
+ * the sandbox's own ruleset there.
  */
-export function decide(scope: Scope, dest: Destination, taskNetns: number | null, inside: Subnet[] = insideSubnets(scope)): Verdict {
+export function decide(scope: Scope, dest: Destination, taskNetns: number | null, inside: Subnet[] = insideSubnets(scope), egress?: ScopeEgress): Verdict {
   if (taskNetns !== scope.netnsInode) return { continue: "another network namespace" };
-  const ip = parseIp(dest.ip);
-  if (!ip) return { continue: "not an address" };
-  if (scope.hostAlias?.includes(dest.ip)) {
-    return scope.allowHostLoopback ? { host: { ip: ip.family === 4 ? "127.0.0.1" : "::1", port: dest.port } } : { continue: "host loopback not allowed" };
+  const parsed = parseIp(dest.ip);
+  if (!parsed) return { continue: "not an address" };
+  const ip = unmapped(parsed);
+  if (scope.hostAlias?.includes(ipToString(ip))) {
+    if (!scope.allowHostLoopback) return { continue: "host loopback not allowed" };
+    return judged(egress, ip, dest, { ip: ip.family === 4 ? "127.0.0.1" : "::1", port: dest.port });
   }
   if (within(LOCAL_SUBNETS, ip)) return { continue: "local address" };
   if (within(inside, ip)) return { continue: "inside the sandbox's networks" };
-  return { host: dest };
+  return judged(egress, ip, dest, dest);
 }
 
 /** A trapped bind the supervisor may answer with a published port's host socket: the container port and the socket's family. */

@@ -4,6 +4,7 @@
 // the Worker which tokens to expect. docs/accelerate.md has the design.
 import { randomBytes } from "node:crypto";
 import { readdirSync, readlinkSync, rmSync, statSync } from "node:fs";
+import type { Refusal } from "../egress/refusals.ts";
 import { BurrowError } from "../errors.ts";
 import { log } from "../log.ts";
 import { close } from "../sys/ns.ts";
@@ -14,7 +15,7 @@ import type { HelperLedger } from "../state/helpers.ts";
 import { pipe, setBlocking, writeAll } from "../sys/sockets.ts";
 import { listenUnix } from "../sys/unix-socket.ts";
 import { workerUrl } from "../workers.ts";
-import type { AcceleratorCommand, AcceleratorInit, AcceleratorReport } from "./protocol.ts";
+import type { AcceleratorCommand, AcceleratorEgress, AcceleratorInit, AcceleratorReport } from "./protocol.ts";
 import type { Scope } from "./scope.ts";
 import type { HeldPort, LentPort } from "../ports/driver.ts";
 
@@ -37,6 +38,15 @@ export interface PortLender {
   /** The pids of sandbox `id`'s processes now. */
   processes(id: string): number[];
 }
+
+/**
+ * A connect of sandbox `id` that its egress policy refused (answered
+ * ECONNREFUSED, no host socket), or with `logOnly` (--egress-log-only) let
+ * out and reported as it would have been refused. Not folded: the daemon
+ * offers each to the sandbox's RefusalEvents (src/egress/refusals.ts), as
+ * the ruleset's NFLOG refusals.
+ */
+export type RefusalHook = (id: string, refusal: Refusal, logOnly: boolean) => void;
 
 const EADDRINUSE = 98;
 
@@ -87,6 +97,9 @@ export class Accelerator {
   readonly connections = new Map<string, number>();
   /** Sandboxes with a listener attached now (at least one enter step under the filter). */
   private readonly active = new Set<string>();
+  /** Sandboxes whose egress policy the Worker was given: learned addresses are sent for these only. */
+  private readonly egressSandboxes = new Set<string>();
+  private refusalHook: RefusalHook | undefined;
 
   constructor(
     private readonly socketPath: string,
@@ -101,6 +114,24 @@ export class Accelerator {
   /** Connects the daemon's published ports (set once, by the daemon service). */
   setLender(lender: PortLender): void {
     this.lender = lender;
+  }
+
+  /** Where refused connects go (set once, by the daemon service: its refusal events). Without it they are only logged at debug level. */
+  setRefusalHook(hook: RefusalHook): void {
+    this.refusalHook = hook;
+  }
+
+  /**
+   * burrow's resolver answered `address` for allow rule `allowIndex` of
+   * sandbox `id`'s policy, reachable until `expiresAt` (ms epoch): the
+   * supervisor lets connects to it out through host sockets until then. A
+   * no-op for a sandbox whose policy the supervisor was not given (not
+   * accelerated, or not registered yet: register with `expect`/`recover`
+   * first, then feed what the resolver knows).
+   */
+  egressLearned(id: string, allowIndex: number, address: string, expiresAt: number): void {
+    if (!this.egressSandboxes.has(id)) return;
+    this.sendIfRunning({ op: "egress-learned", sandbox: id, allowIndex, address, expiresAt });
   }
 
   /** The Worker asks for a published port's host socket for a trapped bind. */
@@ -177,12 +208,19 @@ export class Accelerator {
     }
   }
 
-  /** A token for one enter step of `id` (run, exec, restart): its listener is adopted with `scope`. */
-  expect(id: string, scope: Scope): Handoff {
+  /**
+   * A token for one enter step of `id` (run, exec, restart): its listener is
+   * adopted with `scope`. `egress`: the sandbox's egress policy, applied to
+   * every connect the supervisor would hand a host socket (docs/egress.md
+   * "--accelerate"); it is the sandbox's, so the latest given stays until
+   * `forget`. A sandbox with a policy must pass it on its first registration.
+   */
+  expect(id: string, scope: Scope, egress?: AcceleratorEgress): Handoff {
     checkAccelerationSupport();
     this.ensureWorker();
     const token = randomBytes(16).toString("hex");
-    this.send({ op: "expect", id, token, scope });
+    this.send({ op: "expect", id, token, scope, ...(egress ? { egress } : {}) });
+    if (egress) this.egressSandboxes.add(id);
     return { socket: this.socketPath, token };
   }
 
@@ -190,6 +228,7 @@ export class Accelerator {
   async forget(id: string): Promise<void> {
     this.connections.delete(id);
     this.active.delete(id);
+    this.egressSandboxes.delete(id);
     for (const out of this.lent) {
       if (out.id !== id) continue;
       this.lent.delete(out);
@@ -218,9 +257,12 @@ export class Accelerator {
   /**
    * After a daemon restart: takes back every listener of sandbox `s` from its
    * keepers (pidfd_getfd of their fd 3) and serves them again. Calls trapped
-   * while no daemon ran have waited in the kernel; they are answered now.
+   * while no daemon ran have waited in the kernel; they are answered now,
+   * under `egress` (as for `expect`), with the addresses read back from the
+   * sandbox's sets in `egress.learned` (sent with the listener, so the calls
+   * that waited are judged with them).
    */
-  recover(id: string, scope: Scope): number {
+  recover(id: string, scope: Scope, egress?: AcceleratorEgress): number {
     let n = 0;
     for (const k of this.keepersOf(id)) {
       let fd: number;
@@ -231,7 +273,8 @@ export class Accelerator {
         continue;
       }
       this.ensureWorker();
-      this.send({ op: "adopt", id, fd, scope });
+      this.send({ op: "adopt", id, fd, scope, ...(egress ? { egress } : {}) });
+      if (egress) this.egressSandboxes.add(id);
       n++;
     }
     return n;
@@ -252,6 +295,22 @@ export class Accelerator {
       log.warn(`accelerate: no keeper for a listener of ${id.slice(0, 12)}: ${(e as Error).message}`);
     } finally {
       close(keepFd);
+    }
+  }
+
+  private refused(refusals: Extract<AcceleratorReport, { op: "refusals" }>["refusals"]): void {
+    for (const r of refusals) {
+      if (!this.refusalHook) {
+        log.debug(
+          `accelerate: ${r.sandbox.slice(0, 12)}: ${r.logOnly ? "would refuse" : "refused"} ${r.refusal.destination}:${r.refusal.port} (${r.refusal.reason})`,
+        );
+        continue;
+      }
+      try {
+        this.refusalHook(r.sandbox, r.refusal, r.logOnly);
+      } catch (e) {
+        log.warn(`accelerate: recording a refusal of ${r.sandbox.slice(0, 12)}: ${(e as Error).message}`);
+      }
     }
   }
 
@@ -317,6 +376,7 @@ export class Accelerator {
         this.keep(m.id, m.keepFd);
       } else if (m.op === "lend") void this.lend(m.ask, m.id, m.port, m.family);
       else if (m.op === "borrowed") this.borrowed(m.ask, m.ok);
+      else if (m.op === "refusals") this.refused(m.refusals);
       else if (m.op === "warn") log.warn(`accelerate: ${m.message}`);
       else if (m.op === "fatal") log.error(`accelerate: the supervisor stopped: ${m.message}`);
     };

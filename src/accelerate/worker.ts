@@ -9,8 +9,13 @@
 //   (src/accelerate/scope.ts), and each trapped bind on a published port
 //   with the forwarder's host socket, which it asks the main thread to lend
 //   (src/accelerate/bind.ts);
-// - waits for blocking connects to finish without ever blocking on one.
+// - waits for blocking connects to finish without ever blocking on one;
+// - applies each sandbox's egress policy (issue 18) to the connects it would
+//   hand a host socket, with the addresses burrow's resolver learned for it
+//   (docs/egress.md "--accelerate"), and reports the refusals.
 import { readlinkSync } from "node:fs";
+import { LearnedAddresses } from "../egress/learned.ts";
+import { compilePolicy } from "../egress/policy.ts";
 import { close } from "../sys/ns.ts";
 import { peerCredOfFd } from "../sys/peercred.ts";
 import { answerNotification, duplicateFd, hostSeccompArch, type NotifSizes, receiveNotification, SOCKET_SYSCALLS, syncWakeUp } from "../sys/seccomp.ts";
@@ -18,9 +23,10 @@ import { acceptNB, Epoll, EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, LinePipe } from
 import { receiveWithFds } from "../sys/unix-socket.ts";
 import { finishBind, type ParkedBind, trappedBind } from "./bind.ts";
 import { acceleratedConnect } from "./connect.ts";
-import type { AcceleratorCommand, AcceleratorInit, AcceleratorReport } from "./protocol.ts";
+import type { AcceleratorCommand, AcceleratorEgress, AcceleratorInit, AcceleratorRefusal, AcceleratorReport } from "./protocol.ts";
 import { TOKEN_LINE } from "./protocol.ts";
-import { decide, decideBind, insideSubnets, type Scope } from "./scope.ts";
+import { decide, decideBind, insideSubnets, type Scope, type ScopeEgress } from "./scope.ts";
+import { ExpectedTokens } from "./tokens.ts";
 import type { Subnet } from "../net/cni/ip.ts";
 
 declare const self: Worker;
@@ -34,11 +40,28 @@ const REPORT_MS = 500;
 const LEND_MS = 2_000;
 /** A handoff connection that sends nothing useful this long is dropped. */
 const HANDOFF_MS = 10_000;
+/**
+ * A token no listener came with in this long is forgotten: its enter step
+ * failed before the handoff (a long-lived sandbox's failed execs would
+ * otherwise pile them up). Generous: a listener that comes later is closed
+ * as unknown, and its process's trapped calls fail.
+ */
+const TOKEN_MS = 600_000;
+/** While tokens are outstanding, they are checked for age this often. */
+const TOKEN_CHECK_MS = 10_000;
+/** Expired learned addresses are forgotten at most this often. */
+const PRUNE_MS = 60_000;
 
 interface Expected {
   id: string;
   scope: Scope;
   inside: Subnet[];
+}
+
+/** A sandbox's egress policy as the Worker applies it: compiled, with its learned addresses; `decide` null: the policy could not be compiled, every connect runs inside under the sandbox's ruleset. */
+interface SandboxEgress {
+  decide: ScopeEgress | null;
+  learned: LearnedAddresses;
 }
 
 /** The inode of `pid`'s network namespace, from its "net:[INODE]" link (cheaper than a stat). */
@@ -59,7 +82,12 @@ function run(init: AcceleratorInit): void {
   const nrBind = SOCKET_SYSCALLS[arch].bind;
   const ep = new Epoll(256);
   const handlers = new Map<number, (fd: number, events: number) => void>();
-  const expected = new Map<string, Expected>(); // by token
+  const expected = new ExpectedTokens<Expected>(TOKEN_MS);
+  const egress = new Map<string, SandboxEgress>(); // by sandbox id
+  let refusals: AcceleratorRefusal[] = [];
+  let lastPrune = Date.now();
+  const notifBuffer = new Uint8Array(Math.max(sizes.notif, 80));
+  const handoffBuffer = new Uint8Array(64);
   const listeners = new Map<number, Expected>(); // by listener fd
   const pending = new Map<number, { listener: number; finish: () => number; abandon: () => void; since: number }>(); // by twin fd
   const handoffs = new Map<number, { text: string; since: number }>();
@@ -99,7 +127,7 @@ function run(init: AcceleratorInit): void {
     if (events & EPOLLIN) {
       let n: ReturnType<typeof receiveNotification>;
       try {
-        n = receiveNotification(fd, sizes);
+        n = receiveNotification(fd, sizes, notifBuffer);
       } catch {
         // ENOENT: the task died or the call was interrupted between poll and receive.
         return;
@@ -119,7 +147,14 @@ function run(init: AcceleratorInit): void {
         } catch {}
         return;
       }
-      const out = acceleratedConnect(fd, n, (dest, pid) => decide(owner.scope, dest, netnsInode(pid), owner.inside));
+      const policy = egress.get(owner.id);
+      const out = acceleratedConnect(fd, n, (dest, pid) =>
+        policy && !policy.decide
+          ? { continue: "egress policy unusable" }
+          : decide(owner.scope, dest, netnsInode(pid), owner.inside, policy?.decide ?? undefined),
+      );
+      if ("answered" in out && out.answered === "refused") refusals.push({ sandbox: owner.id, refusal: out.refusal, logOnly: false });
+      else if ("wouldRefuse" in out && out.wouldRefuse) refusals.push({ sandbox: owner.id, refusal: out.wouldRefuse, logOnly: true });
       if ("pending" in out) {
         const p = { listener: fd, ...out.pending, since: Date.now() };
         pending.set(out.pending.fd, p);
@@ -151,7 +186,7 @@ function run(init: AcceleratorInit): void {
       drop(fd);
       return;
     }
-    const buf = new Uint8Array(64);
+    const buf = handoffBuffer;
     for (;;) {
       let r: { n: number; fds: number[] };
       try {
@@ -179,7 +214,7 @@ function run(init: AcceleratorInit): void {
       // The listener comes with the helper's one byte, after the token line (one read may bring both).
       const line = h.text.slice(0, 33);
       const token = TOKEN_LINE.test(line) && h.text.slice(33) === "L" ? line.slice(0, 32) : "";
-      const owner = token ? expected.get(token) : undefined;
+      const owner = token ? expected.take(token, Date.now()) : undefined;
       const [listener, ...extra] = r.fds;
       for (const f of extra) close(f);
       handoffs.delete(fd);
@@ -189,7 +224,6 @@ function run(init: AcceleratorInit): void {
         post({ op: "warn", message: "a listener came with an unknown token: closed" });
         return;
       }
-      expected.delete(token);
       adopt(listener!, owner, true);
       return;
     }
@@ -237,17 +271,46 @@ function run(init: AcceleratorInit): void {
     if (!controlPipe.drain((line) => command(JSON.parse(line) as AcceleratorCommand))) running = false;
   }
 
+  /** Sandbox `id`'s policy from now on (before any listener that carries it is served); its learned addresses are kept. */
+  function setEgress(id: string, given: AcceleratorEgress | undefined): void {
+    if (!given) return;
+    const learned = egress.get(id)?.learned ?? new LearnedAddresses();
+    let compiled: ScopeEgress | null = null;
+    try {
+      compiled = { policy: compilePolicy(given.policy, given.context), learned: (ip) => learned.rulesFor(ip, Date.now()) };
+    } catch (e) {
+      post({
+        op: "warn",
+        message: `the egress policy of ${id.slice(0, 12)} cannot be applied to host sockets (its connects stay inside): ${(e as Error).message}`,
+      });
+    }
+    for (const l of given.learned ?? []) learned.addUntil(l.address, l.allowIndex, l.expiresAt);
+    egress.set(id, { decide: compiled, learned });
+  }
+
   function command(m: AcceleratorCommand): void {
     switch (m.op) {
       case "expect":
-        expected.set(m.token, { id: m.id, scope: m.scope, inside: insideSubnets(m.scope) });
+        setEgress(m.id, m.egress);
+        expected.expect(m.token, { id: m.id, scope: m.scope, inside: insideSubnets(m.scope) }, Date.now());
         break;
       case "adopt":
+        setEgress(m.id, m.egress);
         adopt(m.fd, { id: m.id, scope: m.scope, inside: insideSubnets(m.scope) }, false);
         break;
+      case "egress-learned": {
+        egress.get(m.sandbox)?.learned.addUntil(m.address, m.allowIndex, m.expiresAt);
+        const now = Date.now();
+        if (now - lastPrune >= PRUNE_MS) {
+          for (const e of egress.values()) e.learned.prune(now);
+          lastPrune = now;
+        }
+        break;
+      }
       case "forget":
-        for (const [t, e] of expected) if (e.id === m.id) expected.delete(t);
+        expected.forget(m.id);
         for (const [fd, e] of listeners) if (e.id === m.id) dropListener(fd);
+        egress.delete(m.id);
         delete counts[m.id];
         break;
       case "lent": {
@@ -276,8 +339,13 @@ function run(init: AcceleratorInit): void {
 
   post({ op: "started" });
   while (running) {
-    ep.wait(pending.size || handoffs.size || parked.size || countsDirty ? REPORT_MS : -1, onEvent);
+    ep.wait(pending.size || handoffs.size || parked.size || countsDirty ? REPORT_MS : expected.size ? TOKEN_CHECK_MS : -1, onEvent);
     const now = Date.now();
+    // Refusals go out with each round of events: batched under a tight loop, at once otherwise.
+    if (refusals.length) {
+      post({ op: "refusals", refusals });
+      refusals = [];
+    }
     if (countsDirty && now - lastReport >= REPORT_MS) {
       post({ op: "counts", counts: { ...counts } });
       for (const k of Object.keys(counts)) delete counts[k];
@@ -302,6 +370,7 @@ function run(init: AcceleratorInit): void {
       handoffs.delete(fd);
       drop(fd);
     }
+    expected.expire(now);
   }
   for (const fd of [...listeners.keys()]) dropListener(fd);
   for (const fd of handoffs.keys()) drop(fd);

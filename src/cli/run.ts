@@ -10,6 +10,7 @@ import { spawnOnPty } from "../client/tty.ts";
 import type { EnterTarget } from "../protocol.ts";
 import { checkRestartRequest } from "../sandbox/restart-policy.ts";
 import { splitCapabilityList } from "../sandbox/capabilities.ts";
+import { parseEgressFlags } from "../egress/policy.ts";
 
 export const runArgs = {
   detach: { type: "boolean", alias: "d", description: "Run in the background and print the sandbox id" },
@@ -32,6 +33,14 @@ export const runArgs = {
   "cap-drop": { type: "string", description: "Take a capability from the default set, or ALL (repeatable)" },
   privileged: { type: "boolean", description: "Every capability and no Landlock confinement: the command may reach other sandboxes" },
   accelerate: { type: "boolean", description: "TCP connections out of the sandbox through host sockets, at host speed (docs/accelerate.md)" },
+  "allow-host": {
+    type: "string",
+    description:
+      "Egress: only allowed destinations are reachable; this name (or *.name) resolves and its addresses are: NAME[:PORTS][/tcp|udp] (repeatable; docs/egress.md)",
+  },
+  "allow-cidr": { type: "string", description: "Egress: these addresses are reachable: CIDR, address, private or host, [:PORTS][/tcp|udp] (repeatable)" },
+  "deny-cidr": { type: "string", description: "Egress: these addresses are not reachable, whatever allows them (same forms as --allow-cidr; repeatable)" },
+  "egress-log-only": { type: "boolean", description: "Egress: report every would-be refusal as an event, refuse nothing" },
   ...processArgs,
 } as const;
 
@@ -75,7 +84,7 @@ export default defineCommand({
   args: runArgs,
   async run({ rawArgs }) {
     const p = parseStrict(rawArgs, runArgs, {
-      repeatable: ["publish", "network-alias", "dns", "label", "cap-add", "cap-drop", ...processRepeatable],
+      repeatable: ["publish", "network-alias", "dns", "label", "cap-add", "cap-drop", "allow-host", "allow-cidr", "deny-cidr", ...processRepeatable],
       stopAtPositional: true,
       command: "run",
     });
@@ -83,6 +92,13 @@ export default defineCommand({
     const detach = bool(p, "detach");
     checkRestartRequest({ restart: str(p, "restart"), rm: bool(p, "rm"), detach });
     const po = processOptions(p, { detach, command: "run" });
+    // Refused here in one line (exit 125) before anything is asked of the daemon, which checks the policy again.
+    const egress = parseEgressFlags({
+      allowHost: list(p, "allow-host"),
+      allowCidr: list(p, "allow-cidr"),
+      denyCidr: list(p, "deny-cidr"),
+      logOnly: bool(p, "egress-log-only"),
+    });
     const env: Record<string, string> = {};
     for (const [k, v] of Object.entries(process.env)) if (v !== undefined && k !== "BURROW_PATHS") env[k] = v;
     // The enter helper loads (a memfd, ~0.2 ms) while the daemon creates the sandbox.
@@ -115,6 +131,7 @@ export default defineCommand({
         capDrop: splitCapabilityList(list(p, "cap-drop")),
         privileged: bool(p, "privileged"),
         accelerate: bool(p, "accelerate"),
+        ...(egress ? { egress } : {}),
         // One id for every attempt: call() sends the create again after a
         // broken connection, and the daemon answers a retry with the first
         // attempt's result instead of meeting its half-made sandbox. Web

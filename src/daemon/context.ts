@@ -13,6 +13,8 @@ import type { Sandbox, SandboxStore } from "../state/sandboxes.ts";
 import type { HelperLedger } from "../state/helpers.ts";
 import type { SpaceReserve } from "../state/full.ts";
 import type { RequestsSeen } from "./requests-seen.ts";
+import type { EgressService } from "../egress/service.ts";
+import { acceleratorEgress, type AcceleratedRefusals } from "./egress.ts";
 
 /** Creates safe to retry (issue 10 item 2): src/daemon/create-retry.ts. */
 export interface CreateBookkeeping {
@@ -60,6 +62,10 @@ export interface DaemonContext {
   readonly restarts: RestartHooks;
   /** --accelerate's supervisor (src/accelerate/supervisor.ts): started with the first accelerated sandbox. */
   readonly accelerator: Accelerator;
+  /** Egress policy's resolver and refusal log (src/egress/service.ts); src/daemon/egress.ts attaches sandboxes to it. */
+  readonly egress: EgressService;
+  /** --accelerate's refused connects, folded into events like the ruleset's (src/daemon/egress.ts). */
+  readonly acceleratedRefusals: AcceleratedRefusals;
 }
 
 export function now(): string {
@@ -83,7 +89,7 @@ export function enterTarget(ctx: DaemonContext, s: Sandbox): EnterTarget & { cwd
   if (!s.runtime.pins) throw new BurrowError(`sandbox ${s.name} is not running`, { kind: "not-running" });
   const target: EnterTarget & { cwd: string } = { session: ctx.session.enter, ...s.runtime.pins, cwd: s.spec.cwd, ...confinement(s) };
   // Every process entering an accelerated sandbox (run, exec, a restart) carries the filter, with a listener of its own.
-  if (s.spec.accelerate && s.runtime.ino) target.accelerate = ctx.accelerator.expect(s.id, accelerationScope(s, s.runtime.ino.net));
+  if (s.spec.accelerate && s.runtime.ino) target.accelerate = ctx.accelerator.expect(s.id, accelerationScope(s, s.runtime.ino.net), acceleratorEgress(s));
   if (!ctx.backends.forKind(s.runtime.network).entersNetns) return { ...target, net: undefined };
   return target;
 }

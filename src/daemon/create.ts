@@ -28,6 +28,7 @@ import { pinsAsFds } from "./ownership.ts";
 import { quote } from "../quote.ts";
 import { knownCapabilities, PODMAN_DEFAULT_CAPABILITIES, resolveCapabilities } from "../sandbox/capabilities.ts";
 import { findHelper, helperConf } from "../machine/helpers.ts";
+import { checkEgressRequest, resolvConfServers, startEgress, type EgressNetwork } from "./egress.ts";
 import { rootlessDefault } from "../machine/rootless-default.ts";
 
 const HOSTNAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/;
@@ -94,6 +95,8 @@ export async function createSandbox(ctx: DaemonContext, releases: SandboxRelease
   }
   // Before anything is made: a plugin would catch these only half-way, in its own words.
   await backend.networks?.checkCreate(mode, req);
+  // Egress rules the command could escape, or this machine cannot enforce: one line, nothing made.
+  checkEgressRequest(req, caps, mode);
   if (req.accelerate) {
     refuseAcceleration(mode, networkRaw);
     checkAccelerationSupport();
@@ -171,7 +174,7 @@ export async function createSandbox(ctx: DaemonContext, releases: SandboxRelease
       }
       const files = etcFiles(dir);
       const sharedDir = plan.netOf && sandboxDir(ctx.paths, plan.netOf.id);
-      const initial = etcContent({ policy: backend.etc, hostname, name, dns: req.dns, sharedDir });
+      const initial = etcContent({ policy: backend.etc, hostname, name, dns: resolvConfServers(req), sharedDir });
       writeInPlace(files.hosts, initial.hosts);
       writeInPlace(files.resolv, initial.resolv);
       writeInPlace(files.hostname, `${hostname}\n`);
@@ -197,6 +200,7 @@ export async function createSandbox(ctx: DaemonContext, releases: SandboxRelease
       ctx.store.update(s);
 
       const t1 = performance.now();
+      let egressNet: EgressNetwork | undefined;
       if (portDriver) {
         s.runtime.ports = await ctx.ports.prepare(portDriver, portSpecs);
         // The undo as soon as there is something to undo: a create that fails
@@ -215,9 +219,10 @@ export async function createSandbox(ctx: DaemonContext, releases: SandboxRelease
         s.runtime.address6 = net.address6;
         undo.push("network", () => backend.teardown?.(net.record, setupContext(ctx, s)));
         ctx.store.update(s);
-        const content = etcContent({ policy: backend.etc, hostname, name, dns: req.dns, net });
+        const content = etcContent({ policy: backend.etc, hostname, name, dns: resolvConfServers(req), net });
         writeInPlace(files.hosts, content.hosts);
         writeInPlace(files.resolv, content.resolv);
+        egressNet = { ...net, networks: backend.inspectNetworks?.(net.record) };
       }
       const t2 = performance.now();
       if (portSpecs.length) {
@@ -227,9 +232,12 @@ export async function createSandbox(ctx: DaemonContext, releases: SandboxRelease
         // earlier undo then finds nothing left).
         undo.push("ports", () => ctx.ports.teardown(s));
       }
+      const t3 = performance.now();
+      // Egress rules: loaded and served before the command can send anything (run -d spawns it below, run after create returns).
+      if (req.egress) await startEgress(ctx, s, egressNet, undo);
       ctx.store.update(s);
       log.debug(
-        `create ${name}: before ns ${(t0 - tStart).toFixed(1)} ms, namespaces ${(t1 - t0).toFixed(1)} ms, network ${(t2 - t1).toFixed(1)} ms, ports ${(performance.now() - t2).toFixed(1)} ms`,
+        `create ${name}: before ns ${(t0 - tStart).toFixed(1)} ms, namespaces ${(t1 - t0).toFixed(1)} ms, network ${(t2 - t1).toFixed(1)} ms, ports ${(t3 - t2).toFixed(1)} ms${req.egress ? `, egress ${(performance.now() - t3).toFixed(1)} ms` : ""}`,
       );
       ctx.store.event("create", s, { network: networkRaw });
       if (req.detach) {

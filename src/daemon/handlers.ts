@@ -27,7 +27,12 @@ export function handlers(svc: SandboxService) {
     inspect: (a: Args<"inspect">) => {
       const s = svc.store.find(a.name);
       return withRestartView(
-        inspectView(s, { health: svc.health(s), networks: svc.inspectNetworks(s), acceleratedConnections: svc.accelerator.connections.get(s.id) ?? 0 }),
+        inspectView(s, {
+          health: svc.health(s),
+          networks: svc.inspectNetworks(s),
+          acceleratedConnections: svc.accelerator.connections.get(s.id) ?? 0,
+          egressLearned: s.spec.egress && s.status === "running" ? svc.egress.learnedCount(s.id) : 0,
+        }),
         s,
       );
     },

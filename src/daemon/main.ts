@@ -267,6 +267,8 @@ export async function daemonMain(): Promise<void> {
     }
     if (!endSession && !opts.handOver) owner.releaseFiles(false);
     service.accelerator.close();
+    // The resolver's sockets close with it; a sandbox's egress table stays in its netns for the next daemon.
+    await service.egress.close().catch((e) => log.warn(`closing the egress resolver: ${messageOf(e)}`));
     process.exit(DAEMON_EXIT.stopped);
   };
   // Notices within a second a runtime directory or socket that is gone or

@@ -12,6 +12,7 @@ import { etcContent } from "../dns/etc-content.ts";
 import { servedByDnat } from "../port-dnat.ts";
 import { etcFiles } from "../sandbox/files.ts";
 import { rewriteEtcFile } from "./ownership.ts";
+import { resolvConfServers } from "./egress.ts";
 import type { Sandbox } from "../state/sandboxes.ts";
 import type { SandboxService } from "./service.ts";
 
@@ -39,7 +40,7 @@ export function networkHandlers(svc: SandboxService) {
     svc.store.update(s);
     const files = etcFiles(sandboxDir(svc.paths, s.id));
     const policy = svc.backends.forKind(s.runtime.network).etc;
-    const content = etcContent({ policy, hostname: s.spec.hostname, name: s.name, dns: s.spec.dns, net: view });
+    const content = etcContent({ policy, hostname: s.spec.hostname, name: s.name, dns: resolvConfServers(s.spec), net: view });
     // After a logout the sandbox reads unlinked originals (src/daemon/ownership.ts).
     rewriteEtcFile(files.hosts, "/etc/hosts", s, content.hosts);
     rewriteEtcFile(files.resolv, "/etc/resolv.conf", s, content.resolv);

@@ -11,6 +11,8 @@ import { pinHolds, removePins } from "../namespaces/pins.ts";
 import type { Sandbox } from "../state/sandboxes.ts";
 import { now, sandboxLabel, type DaemonContext } from "./context.ts";
 import type { SandboxReleases } from "./release.ts";
+import { acceleratorEgress, recoverEgress } from "./egress.ts";
+import type { LearnedEntry } from "../accelerate/protocol.ts";
 import { recoverCreates, removeUnrecordedPins, retryDeps } from "./create-retry.ts";
 import { readdirSync, rmSync, statSync } from "node:fs";
 import { sandboxDir, sandboxStateDir } from "../paths.ts";
@@ -73,10 +75,21 @@ export class SandboxRecovery {
           ctx.store.update(s);
         });
       }
+      // Egress rules: the kernel kept the table (and its learned sets); the resolver's sockets died with the old daemon.
+      // Before the accelerator: it gets the learned addresses read back with the listener.
+      let learned: LearnedEntry[] = [];
+      if (restore && pinsOk && s.spec.egress) {
+        learned = await recoverEgress(ctx, s).catch((e) => {
+          log.warn(`egress of ${sandboxLabel(s)}: its resolver could not be served again: ${messageOf(e)}`);
+          s.runtime.networkError = `egress resolver not restored: ${messageOf(e)}`;
+          ctx.store.update(s);
+          return [];
+        });
+      }
       // Listeners of accelerated sandboxes, from their keepers: trapped calls have waited for this.
       if (restore && pinsOk && s.spec.accelerate && s.runtime.ino) {
         try {
-          ctx.accelerator.recover(s.id, accelerationScope(s, s.runtime.ino.net));
+          ctx.accelerator.recover(s.id, accelerationScope(s, s.runtime.ino.net), acceleratorEgress(s, learned));
           // Published ports a server of it held while no daemon ran: the forwarder takes each back once it lets go.
           for (const held of ctx.ports.heldAtRestore(s)) ctx.accelerator.watchHeld(s.id, held);
         } catch (e) {

@@ -15,6 +15,7 @@ import { removePins } from "../namespaces/pins.ts";
 import { killAll, terminate } from "../sys/processes.ts";
 import type { Sandbox } from "../state/sandboxes.ts";
 import { now, sandboxLabel, setupContext, type DaemonContext } from "./context.ts";
+import { stopEgress } from "./egress.ts";
 
 type Exiting = { visible: Promise<void>; done: Promise<Error[]> };
 
@@ -127,6 +128,9 @@ export class SandboxReleases {
     if (s.runtime.ino && s.runtime.pins) await killAll(s.runtime.ino.mnt, s.runtime.pins.mnt);
     // Its processes are gone: their listeners and pending connects go too.
     if (s.spec.accelerate) await this.ctx.accelerator.forget(s.id);
+    // Its resolver stops serving it and closes its sockets; its egress table goes with its netns.
+    stopEgress(this.ctx, s);
+    this.ctx.acceleratedRefusals.forget(s.id);
     if (s.runtime.ports?.length) errors.push(...(await this.ctx.ports.teardown(s)));
     return errors;
   }

@@ -16,6 +16,8 @@ import { addPorts, removePorts, type PortChangeReply } from "./live-ports.ts";
 import { processesOf, SandboxRecovery } from "./recovery.ts";
 import { SandboxReleases } from "./release.ts";
 import { RestartSupervisor } from "./restart.ts";
+import { createEgressService, type EgressService } from "../egress/service.ts";
+import { AcceleratedRefusals, recordRefusal } from "./egress.ts";
 
 export type { SessionInfo };
 
@@ -58,7 +60,16 @@ export class SandboxService {
       creating: new Set(),
       restarts: this.restarts,
       accelerator: new Accelerator(`${deps.paths.runtimeDir}/accelerate.sock`, process.getuid?.() ?? 0, deps.bookkeeping.helpers),
+      // Refusals (the ruleset's NFLOG, the resolver) become events on their sandbox (docs/egress.md "Events and visibility").
+      egress: createEgressService({
+        onRefusal: (id, event) => recordRefusal(this.ctx, id, event),
+        // --accelerate's supervisor lets connects to learned addresses out through host sockets.
+        onLearned: (id, allowIndex, address, expiresAt) => this.ctx.accelerator.egressLearned(id, allowIndex, address, expiresAt),
+      }),
+      acceleratedRefusals: new AcceleratedRefusals((id, event) => recordRefusal(this.ctx, id, event)),
     };
+    // Connects --accelerate's supervisor refused: folded into events like the ruleset's.
+    this.ctx.accelerator.setRefusalHook((id, refusal, logOnly) => this.ctx.acceleratedRefusals.offer(id, refusal, logOnly));
     // A server in an accelerated sandbox binding a published port gets the forwarder's host socket (docs/accelerate.md "Inbound").
     this.ctx.accelerator.setLender({
       lend: async (id, port, family) => {
@@ -91,6 +102,9 @@ export class SandboxService {
   }
   get accelerator(): Accelerator {
     return this.ctx.accelerator;
+  }
+  get egress(): EgressService {
+    return this.ctx.egress;
   }
 
   /**

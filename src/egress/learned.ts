@@ -25,10 +25,14 @@ export class LearnedAddresses {
 
   /** Learns `address` for allow rule `ruleIndex` until `now + learnedSeconds(ttl)`; a later expiry already held is kept. */
   add(address: string, ruleIndex: number, ttl: number, now: number): void {
+    this.addUntil(address, ruleIndex, now + learnedSeconds(ttl) * 1000);
+  }
+
+  /** Learns `address` for allow rule `ruleIndex` until `until` (ms epoch), as another copy reported it (--accelerate's supervisor); a later expiry already held is kept. */
+  addUntil(address: string, ruleIndex: number, until: number): void {
     const key = keyOf(address);
     if (!key) return;
     const rules = this.#entries.get(key) ?? new Map<number, number>();
-    const until = now + learnedSeconds(ttl) * 1000;
     rules.set(ruleIndex, Math.max(rules.get(ruleIndex) ?? 0, until));
     this.#entries.set(key, rules);
   }

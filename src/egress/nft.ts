@@ -72,7 +72,9 @@ function refusing(match: string, tag: string, logOnly: boolean, protocol?: "tcp"
  * 2. packets of connections already allowed (and ICMP errors about them):
  *    a learned address stays reachable while its connection lives;
  * 3. IPv6 neighbour and router discovery (hop limit 255: never routed), or
- *    IPv6 stops working;
+ *    IPv6 stops working; and multicast listener reports (hop limit 1: they
+ *    never leave the link), which the kernel sends by itself whenever an
+ *    interface comes up: refused, each one was a refusal event nobody caused;
  * 4. deny rules, in order;
  * then with any allow rule: 5. allow rules that name port 53, 6. DNS to
  * anyone else refused, 7. the other allow rules, 8. everything else refused.
@@ -88,6 +90,7 @@ export function nftRuleset(policy: CompiledPolicy): string {
     'oif "lo" accept',
     "ct state established,related accept",
     "icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept",
+    "icmpv6 type { mld-listener-query, mld-listener-report, mld-listener-done, mld2-listener-report } ip6 hoplimit 1 accept",
   ];
   for (const rule of policy.deny) for (const m of matches(rule)) chain.push(...refusing(m, rule.id, policy.logOnly, rule.protocol));
   if (policy.allow.length > 0) {

@@ -4,6 +4,8 @@
 // the daemon offers it every refusal (from NFLOG, the resolver, the
 // --accelerate supervisor) and calls flush() about once a second. Pure: the
 // clock is passed in (milliseconds).
+import { refusalTag } from "./nft.ts";
+import type { CompiledPolicy } from "./policy.ts";
 
 export interface Refusal {
   destination: string;
@@ -86,4 +88,42 @@ export class RefusalEvents {
     this.#windowStart = now;
     return out;
   }
+}
+
+/** An event's status in `burrow events` (docs/egress.md "Events and visibility"). */
+export type RefusalStatus = "egress-refused" | "egress-would-refuse" | "egress-dns-refused";
+
+/**
+ * Which status a refusal's event has: everything under --egress-log-only is
+ * a would-be refusal; otherwise a refusal with a name came from the
+ * resolver (a name not allowed, an address left out of an answer), any
+ * other from the ruleset or --accelerate's supervisor.
+ */
+export function refusalStatus(logOnly: boolean, refusal: Pick<Refusal, "name">): RefusalStatus {
+  if (logOnly) return "egress-would-refuse";
+  return refusal.name === undefined ? "egress-refused" : "egress-dns-refused";
+}
+
+/** A packet the ruleset logged to NFLOG (src/sys/nflog.ts's NflogPacket). */
+export interface LoggedPacket {
+  prefix: string;
+  destination: string;
+  protocol: string;
+  port?: number;
+}
+
+/**
+ * The refusal a logged packet stands for: its log prefix names the rule
+ * (nft.ts's refusalTag: `deny[N]`, `dns`, `default`), mapped back to the
+ * rule's flag text and a reason. null for a prefix that is not burrow's, or
+ * a deny rule the policy does not have (a table left by an older policy).
+ */
+export function loggedRefusal(policy: CompiledPolicy, packet: LoggedPacket): Refusal | null {
+  const tag = refusalTag(packet.prefix);
+  if (tag === null) return null;
+  const where = { destination: packet.destination, ...(packet.port === undefined ? {} : { port: packet.port }), protocol: packet.protocol };
+  if (tag === "dns") return { ...where, rule: null, reason: "dns to another resolver" };
+  if (tag === "default") return { ...where, rule: null, reason: "default deny" };
+  const rule = policy.deny.find((r) => r.id === tag);
+  return rule ? { ...where, rule: rule.text, reason: "deny rule" } : null;
 }

@@ -4,6 +4,7 @@ import type { Sandbox } from "../state/sandboxes.ts";
 import { askedNetworks, attachedNetworks } from "../net/registry.ts";
 import { CAPABILITIES, canonicalCapability } from "../sandbox/capabilities.ts";
 import { isStampedLog } from "../sandbox-log.ts";
+import { type EgressPolicy, inspectEgress } from "../egress/policy.ts";
 
 /** The bridge networks a sandbox is on now, or (not running) the ones it asked for. */
 export function networksOf(s: Sandbox): string[] {
@@ -43,7 +44,10 @@ function asCapNames(given: string[] | undefined): string[] {
   return (given ?? []).map(canonicalCapability);
 }
 
-export function inspectView(s: Sandbox, extra: { health: string | null; networks?: Record<string, object>; acceleratedConnections?: number }) {
+export function inspectView(
+  s: Sandbox,
+  extra: { health: string | null; networks?: Record<string, object>; acceleratedConnections?: number; egressLearned?: number },
+) {
   const statusName = s.status === "exited" ? "exited" : s.status;
   // podman v3 repeats the first network's addresses at the top level.
   const first = (Object.values(extra.networks ?? {})[0] ?? {}) as Record<string, unknown>;
@@ -99,6 +103,8 @@ export function inspectView(s: Sandbox, extra: { health: string | null; networks
       Privileged: s.spec.privileged ?? false,
       /** burrow's own: --accelerate (docs/accelerate.md). */
       Accelerate: s.spec.accelerate ?? false,
+      /** burrow's own: the egress policy (docs/egress.md), null without one; Upstream: the resolver's servers at this start. */
+      Egress: egressView(s),
       LogConfig: { Type: s.runtime.log && isStampedLog(s.runtime.log) ? "k8s-file" : "file", Path: s.runtime.log ?? "" },
     },
     NetworkSettings: {
@@ -115,8 +121,16 @@ export function inspectView(s: Sandbox, extra: { health: string | null; networks
       Networks: extra.networks ?? {},
       /** burrow's own: TCP connections made through host sockets (--accelerate) since the daemon started. */
       AcceleratedConnections: extra.acceleratedConnections ?? 0,
+      /** burrow's own: how many addresses the egress resolver has learned for --allow-host rules. */
+      EgressLearned: extra.egressLearned ?? 0,
     },
   };
+}
+
+function egressView(s: Sandbox) {
+  // A recorded policy that fails its schema is shown as recorded: inspect must work on any row.
+  const view = inspectEgress((s.spec.egress as EgressPolicy | undefined) ?? null);
+  return view && s.runtime.egress ? { ...view, Upstream: s.runtime.egress.upstreams } : view;
 }
 
 export interface PsRow {

@@ -50,8 +50,26 @@ export type ConnectorCommand =
   | { op: "pause"; id: number }
   /** The lent listener came back (no sandboxed process holds it): accept on it again. */
   | { op: "resume"; id: number }
+  /**
+   * Egress policy (docs/egress.md): make the four sockets of a sandbox with
+   * a policy inside its netns and answer "egress-sockets" with their fds
+   * (ours from then on: the thread keeps none of them).
+   */
+  | { op: "egress-sockets"; id: number; netnsPath: string; resolver: string }
   /** Close everything and leave the loop. */
   | { op: "exit" };
+
+/** A sandbox's egress sockets, made in its netns (src/egress/service.ts EgressAttach.fds). */
+export type EgressFds = {
+  /** UDP bound to the resolver's address (127.0.0.53), port 53. */
+  dnsUdp: number;
+  /** TCP listening there. */
+  dnsTcp: number;
+  /** Netfilter netlink: the ruleset and learned addresses. */
+  nft: number;
+  /** Netfilter netlink for the ruleset's NFLOG refusals. */
+  nflog: number;
+};
 
 /** Worker → main. */
 export type ConnectorReport =
@@ -61,6 +79,9 @@ export type ConnectorReport =
   | { op: "exited" }
   /** Listener `id` is out of the epoll set (or unknown): nothing accepts on it here until "resume". */
   | { op: "paused"; id: number }
+  /** Answer to "egress-sockets": the fds, or why they could not be made (none is left open then). */
+  | { op: "egress-sockets"; id: number; fds: EgressFds }
+  | { op: "egress-sockets"; id: number; error: string }
   /** The worker is gone (the main thread starts a new one). */
   | { op: "fatal"; message: string }
   /** Something the user should hear about; the worker goes on. */

@@ -31,6 +31,8 @@ import { connectStart, connectStartFrom, isIPv6Sockaddr, ownGlobalIPv6 } from ".
 import { setNonBlocking } from "../sys/socket-twin.ts";
 import {
   acceptNB,
+  bindUdpSocket,
+  listenTcpSocket,
   EAGAIN,
   Epoll,
   EPOLLERR,
@@ -60,9 +62,13 @@ import {
   type ConnectorCommand,
   type ConnectorInit,
   type ConnectorReport,
+  type EgressFds,
   type SourceAddress,
   type Target,
 } from "./connector-protocol.ts";
+import { openNetfilterSocket } from "../sys/nfnetlink.ts";
+import { openNflogSocket } from "../sys/nflog.ts";
+import { NFLOG_GROUP } from "../egress/nft.ts";
 import { CLIENT_MARK, clientSource, familyOf, prepareClientAddressRouting } from "./client-address.ts";
 import { createHopper } from "./netns-hop.ts";
 
@@ -98,6 +104,36 @@ type TcpListener = { protocol: "tcp"; id: number; fd: number; target: Target; ke
 type Flow = { listener: UdpListener; key: string; fd: number; client: Uint8Array; lastActive: number };
 type UdpListener = { protocol: "udp"; id: number; fd: number; target: Target; idleMs: number; flows: Map<string, Flow> };
 type Listener = TcpListener | UdpListener;
+
+/** The socket the ruleset's NFLOG refusals are read from (bound to the ruleset's group), in the calling thread's netns. */
+function openRefusalLogSocket(): number {
+  return openNflogSocket(NFLOG_GROUP);
+}
+
+/**
+ * In the sandbox's netns (the caller hopped in): burrow's resolver sockets
+ * on its loopback and the netfilter sockets of its ruleset. Port 53 is
+ * allowed: this thread holds CAP_NET_BIND_SERVICE in the netns's owner.
+ * Nothing is left open when one of them fails.
+ */
+function makeEgressSockets(resolver: string): EgressFds {
+  const made: number[] = [];
+  const keep = (fd: number) => {
+    made.push(fd);
+    return fd;
+  };
+  try {
+    return {
+      dnsUdp: keep(bindUdpSocket(resolver, 53).fd),
+      dnsTcp: keep(listenTcpSocket(resolver, 53).fd),
+      nft: keep(openNetfilterSocket()),
+      nflog: keep(openRefusalLogSocket()),
+    };
+  } catch (e) {
+    for (const fd of made) close(fd);
+    throw e;
+  }
+}
 
 function run(init: ConnectorInit): void {
   const counters = new Int32Array(init.counters);
@@ -471,6 +507,14 @@ function run(init: ConnectorInit): void {
           ep.add(l.fd, EPOLLIN);
         } catch (e) {
           post({ op: "error", message: `cannot serve a published port again: ${e instanceof Error ? e.message : String(e)}` });
+        }
+        break;
+      }
+      case "egress-sockets": {
+        try {
+          post({ op: "egress-sockets", id: m.id, fds: hop.inNetns(m.netnsPath, () => makeEgressSockets(m.resolver)) });
+        } catch (e) {
+          post({ op: "egress-sockets", id: m.id, error: e instanceof Error ? e.message : String(e) });
         }
         break;
       }

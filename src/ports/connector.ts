@@ -11,11 +11,20 @@ import { log } from "../log.ts";
 import { close } from "../sys/ns.ts";
 import { SysError } from "../sys/libc.ts";
 import { bindUdpSocket, EAGAIN, listenTcpSocket, pipe, setBlocking, setPipeSize, SHUT_RDWR, shutdown, writeAll, writeNB } from "../sys/sockets.ts";
-import { COUNTER, COUNTERS, type ConnectorCommand, type ConnectorInit, type ConnectorReport, type SourceAddress, type Target } from "./connector-protocol.ts";
+import {
+  COUNTER,
+  COUNTERS,
+  type ConnectorCommand,
+  type ConnectorInit,
+  type ConnectorReport,
+  type EgressFds,
+  type SourceAddress,
+  type Target,
+} from "./connector-protocol.ts";
 import { duplicateFd } from "../sys/seccomp.ts";
 import { workerUrl } from "../workers.ts";
 
-export type { SourceAddress, Target };
+export type { EgressFds, SourceAddress, Target };
 
 export type HostSocket = {
   readonly hostPort: number;
@@ -54,6 +63,8 @@ export class Connector {
   private readonly pauses = new Map<number, Array<() => void>>();
   /** listen-tcp commands waiting for the worker's "listening" (by id; a restarted worker answers the same id). */
   private readonly answers = new Map<number, (a: SourceAddress) => void>();
+  /** egress-sockets commands waiting for their fds (by id). */
+  private readonly egressAnswers = new Map<number, { resolve(fds: EgressFds): void; reject(e: Error): void }>();
 
   get running(): boolean {
     return this.worker !== undefined;
@@ -120,6 +131,39 @@ export class Connector {
     return this.serve({ op: "listen-udp", id: this.nextId++, fd, idleMs, ...target }, port, Promise.resolve({ sourceAddress: "forwarder" }), () => {});
   }
 
+  /**
+   * A sandbox's egress sockets (docs/egress.md), made by the worker inside
+   * the netns pinned at `netnsPath`: the resolver's UDP and TCP sockets on
+   * `resolver`:53 and two netfilter netlink sockets. Ours to close.
+   */
+  egressSockets(netnsPath: string, resolver: string): Promise<EgressFds> {
+    const id = this.nextId++;
+    return new Promise<EgressFds>((resolve, reject) => {
+      this.egressAnswers.set(id, { resolve, reject });
+      try {
+        this.send({ op: "egress-sockets", id, netnsPath, resolver });
+      } catch (e) {
+        this.egressAnswers.delete(id);
+        reject(e);
+      }
+    });
+  }
+
+  private answerEgress(m: Extract<ConnectorReport, { op: "egress-sockets" }>): void {
+    const waiting = this.egressAnswers.get(m.id);
+    this.egressAnswers.delete(m.id);
+    if ("fds" in m) {
+      if (waiting) waiting.resolve(m.fds);
+      else for (const fd of Object.values(m.fds)) close(fd); // nobody waits any more (the connector was closed)
+    } else waiting?.reject(new Error(m.error));
+  }
+
+  /** The worker is gone: an egress-sockets command it had not answered is failed (the caller rolls back). */
+  private failEgress(why: string): void {
+    for (const w of this.egressAnswers.values()) w.reject(new Error(why));
+    this.egressAnswers.clear();
+  }
+
   /** See HostSocket.lend. */
   private async lend(id: number, fd: number): Promise<{ fd: number; resume(): void } | null> {
     if (!this.open.has(id)) return null;
@@ -168,6 +212,7 @@ export class Connector {
     for (const id of [...this.answers.keys()]) this.settle(id, { sourceAddress: "forwarder" });
     for (const id of [...this.pauses.keys()]) this.donePausing(id);
     this.paused.clear();
+    this.failEgress("the connector was closed");
     const worker = this.worker;
     this.worker = undefined;
     if (!worker) {
@@ -274,6 +319,7 @@ export class Connector {
         const { op: _op, id, ...answer } = e.data;
         this.settle(id, answer);
       } else if (e.data.op === "paused") this.donePausing(e.data.id);
+      else if (e.data.op === "egress-sockets") this.answerEgress(e.data);
       else if (e.data.op === "fatal") this.restart(worker, new Error(e.data.message));
       else if (e.data.op === "error") log.error(`port forwarding: ${e.data.message}`);
     };
@@ -289,6 +335,7 @@ export class Connector {
   private restart(worker: Worker, e: Error): void {
     if (this.worker !== worker) return;
     log.error(`the port forwarding connector stopped, restarting it: ${e.message}`);
+    this.failEgress(`the connector thread stopped: ${e.message}`);
     this.worker = undefined;
     worker.terminate();
     close(this.controlFd);
@@ -302,4 +349,14 @@ export class Connector {
     for (const id of this.paused) this.send({ op: "pause", id });
     this.keepAlive();
   }
+}
+
+let daemonWide: Connector | undefined;
+/**
+ * The daemon's one connector: published ports (src/ports/builtin/driver.ts)
+ * and egress sockets (src/daemon/egress.ts) share its Worker thread.
+ */
+export function daemonConnector(): Connector {
+  daemonWide ??= new Connector();
+  return daemonWide;
 }

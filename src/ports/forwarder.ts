@@ -83,6 +83,8 @@ export type ForwarderStats = {
 export type ForwarderOptions = {
   /** A UDP flow with no datagram either way for this long is forgotten. Default 60 s (rootlessport's). */
   udpIdleMs?: number;
+  /** The connector to serve the ports on; default a new one of its own (the daemon passes daemonConnector(), which egress shares). */
+  connector?: Connector;
 };
 
 export type Forwarder = {
@@ -139,7 +141,7 @@ function isLoopback(ip: string): boolean {
 
 export function createForwarder(options: ForwarderOptions = {}): Forwarder {
   const udpIdleMs = options.udpIdleMs ?? 60_000;
-  const connector = new Connector();
+  const connector = options.connector ?? new Connector();
   const ports = new Set<HostSocket>();
   let closed = false;
 

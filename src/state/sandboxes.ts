@@ -50,6 +50,20 @@ export interface Runtime {
    * command's /proc/PID/fd/1 and 2, and only if they are still these.
    */
   logPipes?: { stdout: number; stderr: number };
+  /** Egress policy (spec.egress): what this start resolved for it (src/daemon/egress.ts); a new daemon attaches the resolver with it. */
+  egress?: EgressRuntime;
+}
+
+/** A policy's context at this start (src/egress/policy.ts PolicyContext) and the resolver's upstreams. */
+export interface EgressRuntime {
+  /** The `host` preset's addresses. */
+  hostAddresses: string[];
+  /** The sandbox's own addresses. */
+  sandboxAddresses: string[];
+  /** The resolver's upstream servers. */
+  upstreams: string[];
+  /** What could not be resolved (a debug line each at start). */
+  missing?: string[];
 }
 
 export interface PortRecord {

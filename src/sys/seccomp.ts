@@ -200,12 +200,15 @@ export interface Notification {
 /**
  * Receives the next notification from `listener` (blocks unless the fd is
  * non-blocking). The buffer is the size the kernel reported and zeroed, as
- * SECCOMP_IOCTL_NOTIF_RECV requires.
+ * SECCOMP_IOCTL_NOTIF_RECV requires; a caller that receives many passes its
+ * own `buf` (at least that size), zeroed here, instead of one per call.
  */
-export function receiveNotification(listener: number, sizes: NotifSizes): Notification {
-  const buf = new Uint8Array(Math.max(sizes.notif, 80));
+export function receiveNotification(listener: number, sizes: NotifSizes, buf = new Uint8Array(Math.max(sizes.notif, 80))): Notification {
+  if (buf.length < Math.max(sizes.notif, 80))
+    throw new Error(`a notification buffer of ${buf.length} bytes: the kernel's struct seccomp_notif needs ${sizes.notif}`);
+  buf.fill(0);
   check("ioctl", libc.symbols.ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, buf), "SECCOMP_IOCTL_NOTIF_RECV");
-  const v = new DataView(buf.buffer);
+  const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const args: bigint[] = [];
   for (let i = 0; i < 6; i++) args.push(v.getBigUint64(32 + i * 8, true));
   return { id: v.getBigUint64(0, true), pid: v.getUint32(8, true), nr: v.getInt32(16, true), arch: v.getUint32(20, true), args };
@@ -240,14 +243,19 @@ export function notificationValid(listener: number, id: bigint): boolean {
   return libc.symbols.ioctl(listener, SECCOMP_IOCTL_NOTIF_ID_VALID, cookie) === 0;
 }
 
+const responseBuffer = new Uint8Array(24);
+const responseView = new DataView(responseBuffer.buffer);
+
 /**
  * Answers notification `id`: `continue` lets the call run as the process
  * made it (in the sandbox's own namespaces); otherwise the call returns
  * `value`, or fails with `error` (a positive errno).
  */
 export function answerNotification(listener: number, id: bigint, answer: { continue: true } | { value: number } | { error: number }): void {
-  const buf = new Uint8Array(24);
-  const v = new DataView(buf.buffer);
+  // One struct seccomp_notif_resp per thread (module state is per Worker), rewritten whole for each answer.
+  const buf = responseBuffer;
+  const v = responseView;
+  buf.fill(0);
   v.setBigUint64(0, id, true);
   if ("continue" in answer) v.setUint32(20, SECCOMP_USER_NOTIF_FLAG_CONTINUE, true);
   else if ("error" in answer) v.setInt32(16, -answer.error, true);

@@ -217,6 +217,49 @@ describe.skipIf(!!why)("logout (rootless)", () => {
   }, 60000);
 });
 
+describe.skipIf(!!why)("logout with pasta (rootless)", () => {
+  let t: BurrowContext;
+  beforeEach(async () => {
+    t = await burrowContext("rootless");
+  });
+  afterEach(async () => {
+    await t.dispose();
+  });
+
+  /** This context's pasta processes. */
+  const pastaPids = () => listPids().filter((pid) => (argvOf(pid)[0] ?? "").endsWith("pasta") && alive(pid) && procEnv(pid).tag === t.tag);
+
+  test("a sandbox's own pasta outlives a logout: its port still answers; rm -f stops that pasta", async () => {
+    const port = 32700 + Math.floor(Math.random() * 60);
+    const dir = `${t.dirs.root}/www`;
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(`${dir}/index.html`, "pasta\n");
+    chownSync(dir, testUser().uid, testUser().gid);
+    chownSync(`${dir}/index.html`, testUser().uid, testUser().gid);
+    const get = async () => {
+      try {
+        return await (await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(1000) })).text();
+      } catch {
+        return null;
+      }
+    };
+    await t.burrowOk(["run", "-d", "--name", "web", "--network", "pasta", "-p", `127.0.0.1:${port}:80`, "--", "busybox", "httpd", "-f", "-p", "80", "-h", dir]);
+    expect(await until(async () => (await get()) === "pasta\n")).toBe(true);
+    const [pasta] = pastaPids();
+    expect(pasta).toBeGreaterThan(0);
+
+    logout(t);
+
+    // pasta used to quit when the pin went: the port would stop answering within its inotify wake-up.
+    await Bun.sleep(500);
+    expect(alive(pasta!)).toBe(true);
+    expect(await get()).toBe("pasta\n");
+    await t.burrowOk(["rm", "-f", "web"]);
+    expect(await until(() => !alive(pasta!), 5000)).toBe(true);
+    expect(await get()).toBeNull();
+  }, 60000);
+});
+
 describe.skipIf(!!why)("logout and a daemon crash (rootless)", () => {
   let t: BurrowContext;
   beforeEach(async () => {

@@ -133,4 +133,55 @@ describe("a trapped connect through a host twin", () => {
     expect((await new Response(child.stdout).text()).trim().split("\n")).toEqual(["ENETUNREACH", "ECONNREFUSED"]);
     closeSync(listener);
   });
+
+  test("a reused notification buffer must hold the kernel's struct seccomp_notif (checked before the ioctl)", () => {
+    if (why) return console.warn(`skipped: ${why}`);
+    expect(() => receiveNotification(-1, sizes(), new Uint8Array(8))).toThrow("a notification buffer of 8 bytes");
+  });
+
+  test("an egress refusal: a TCP connect is answered ECONNREFUSED with no host socket; a UDP connect runs inside (the ruleset's); log-only is a host socket with the refusal", async () => {
+    if (why) return console.warn(`skipped: ${why}`);
+    const srv = await server();
+    try {
+      const code = `import socket,errno
+def attempt(kind, port):
+  s=socket.socket(socket.AF_INET, kind)
+  try:
+    s.connect(("198.51.100.7",port))
+    print("connected")
+  except OSError as e:
+    print(errno.errorcode[e.errno])
+attempt(socket.SOCK_STREAM, 80)
+attempt(socket.SOCK_DGRAM, 53)
+s=socket.socket()
+s.connect(("127.0.0.1",${srv.port}))
+s.sendall(b"logged")
+print(s.recv(100).decode())
+`;
+      const { child, listener } = sandboxed(code);
+      const refusal = { destination: "198.51.100.7", port: 80, protocol: "tcp", rule: null, reason: "default deny" };
+      // One buffer for every notification, as the Worker receives them.
+      const buf = new Uint8Array(Math.max(sizes().notif, 80));
+      expect(waitNotification(listener, 10_000)).toBe("ready");
+      expect(acceleratedConnect(listener, receiveNotification(listener, sizes(), buf), () => ({ refuse: refusal }))).toEqual({ answered: "refused", refusal });
+      expect(waitNotification(listener, 10_000)).toBe("ready");
+      expect(acceleratedConnect(listener, receiveNotification(listener, sizes(), buf), (d) => ({ refuse: { ...refusal, port: d.port } }))).toEqual({
+        answered: "continue",
+        reason: "not TCP",
+      });
+      expect(waitNotification(listener, 10_000)).toBe("ready");
+      const wouldRefuse = { ...refusal, destination: "127.0.0.1", port: srv.port };
+      const out = acceleratedConnect(listener, receiveNotification(listener, sizes(), buf), (d) => ({ host: d, wouldRefuse }));
+      if (!("pending" in out)) throw new Error(`expected a pending connect, got ${JSON.stringify(out)}`);
+      expect(out.wouldRefuse).toEqual(wouldRefuse);
+      expect(waitWritable(out.pending.fd, 5_000)).toBe(true);
+      expect(out.pending.finish()).toBe(0);
+      expect(await child.exited).toBe(0);
+      // The namespace's loopback is down: the UDP connect, run inside, cannot route anywhere.
+      expect((await new Response(child.stdout).text()).trim().split("\n")).toEqual(["ECONNREFUSED", "ENETUNREACH", "pong:logged"]);
+      closeSync(listener);
+    } finally {
+      srv.stop();
+    }
+  });
 });

@@ -336,16 +336,21 @@ describe("learned addresses", () => {
   });
 });
 
-describe("src/egress stays pure until it is wired", () => {
-  test("imports only valibot, itself, the IP helpers, errors and quote: no fs, no ffi, no processes", async () => {
+describe("src/egress's pure modules stay pure", () => {
+  // The wiring: the resolver's Worker and its main-thread service, and nftables over netlink. Everything else is pure.
+  const WIRING = new Set(["worker.ts", "service.ts", "nft-netlink.ts"]);
+
+  test("imports only valibot, itself (not the wiring), the IP helpers, errors and quote: no fs, no ffi, no processes", async () => {
     const { readdirSync, readFileSync } = await import("node:fs");
     const dir = new URL("../../src/egress/", import.meta.url).pathname;
     const allowed = new Set(["valibot", "../net/cni/ip.ts", "../errors.ts", "../quote.ts"]);
     for (const file of readdirSync(dir)) {
+      if (WIRING.has(file)) continue;
       const text = readFileSync(`${dir}${file}`, "utf8");
       for (const m of text.matchAll(/from "([^"]+)"/g)) {
         const source = m[1]!;
-        expect(source.startsWith("./") || allowed.has(source), `${file} imports ${source}`).toBe(true);
+        const own = source.startsWith("./") && !WIRING.has(source.slice(2));
+        expect(own || allowed.has(source), `${file} imports ${source}`).toBe(true);
       }
     }
   });

@@ -2,7 +2,8 @@
 // kind at once, repeats folded into one event per window, a cap per window.
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { type Refusal, RefusalEvents } from "../../src/egress/refusals.ts";
+import { compilePolicy, parseEgressFlags } from "../../src/egress/policy.ts";
+import { loggedRefusal, type Refusal, RefusalEvents, refusalStatus } from "../../src/egress/refusals.ts";
 
 const refusal = (destination: string, port = 443): Refusal => ({ destination, port, protocol: "tcp", rule: "--deny-cidr private", reason: "deny rule" });
 
@@ -49,5 +50,42 @@ describe("refusal events", () => {
     out.push(...events.flush(60_000));
     expect(out.length).toBe(61);
     expect(out.at(-1)!.count).toBe(100_000 - 60);
+  });
+});
+
+describe("refusals from the ruleset's log and their status", () => {
+  const policy = compilePolicy(parseEgressFlags({ allowHost: ["pypi.org"], allowCidr: [], denyCidr: ["private", "[2001:db8::1]:443/tcp"], logOnly: false })!, {
+    hostAddresses: [],
+  });
+
+  test("the log prefix names the rule: its flag text and the reason", () => {
+    const at = { destination: "10.0.0.1", protocol: "tcp", port: 22 };
+    expect(loggedRefusal(policy, { ...at, prefix: "burrow-egress deny[0] " })).toEqual({ ...at, rule: "--deny-cidr private", reason: "deny rule" });
+    expect(loggedRefusal(policy, { ...at, prefix: "burrow-egress deny[1] " })).toEqual({
+      ...at,
+      rule: "--deny-cidr [2001:db8::1/128]:443/tcp",
+      reason: "deny rule",
+    });
+    expect(loggedRefusal(policy, { ...at, prefix: "burrow-egress dns " })).toEqual({ ...at, rule: null, reason: "dns to another resolver" });
+    expect(loggedRefusal(policy, { destination: "192.0.2.1", protocol: "icmp", prefix: "burrow-egress default " })).toEqual({
+      destination: "192.0.2.1",
+      protocol: "icmp",
+      rule: null,
+      reason: "default deny",
+    });
+  });
+
+  test("a prefix that is not burrow's, or a rule the policy does not have: no refusal", () => {
+    const at = { destination: "10.0.0.1", protocol: "tcp", port: 22 };
+    expect(loggedRefusal(policy, { ...at, prefix: "iptables DROP " })).toBeNull();
+    expect(loggedRefusal(policy, { ...at, prefix: "burrow-egress deny[7] " })).toBeNull();
+    expect(loggedRefusal(policy, { ...at, prefix: "burrow-egress allow[0] " })).toBeNull();
+  });
+
+  test("status: would-refuse under --egress-log-only, dns-refused for a name, refused otherwise", () => {
+    expect(refusalStatus(false, refusal("10.0.0.1"))).toBe("egress-refused");
+    expect(refusalStatus(false, { ...refusal(""), name: "evil.test" })).toBe("egress-dns-refused");
+    expect(refusalStatus(true, { ...refusal(""), name: "evil.test" })).toBe("egress-would-refuse");
+    expect(refusalStatus(true, refusal("10.0.0.1"))).toBe("egress-would-refuse");
   });
 });

@@ -52,6 +52,12 @@ export const pastaBackend: NetworkBackend<"pasta", PastaRecord> = {
       logPath: `${ctx.dir}/pasta.log`,
       pidPath: `${ctx.dir}/pasta.pid`,
       controlPath: control,
+      // A logout removes the runtime directory and the netns pin with it,
+      // which pasta takes as its signal to quit: the sandbox would lose its
+      // way out and its ports while its command runs on (slirp4netns, which
+      // watches no file, keeps going). burrow stops this pasta itself
+      // (teardown below, the helper ledger after a crash).
+      outlivePin: true,
     });
     const record: PastaRecord = { pid: p.pid, control };
     // pasta gives the sandbox the host's own address: /etc/hosts names the

@@ -9,6 +9,7 @@ import { takeHeldListener } from "../../accelerate/held.ts";
 import { pidsInMountNs } from "../../sys/processes.ts";
 import type { HeldPort, PortDriver } from "../driver.ts";
 import { createForwarder, type ForwardedPort, type Forwarder } from "../forwarder.ts";
+import { daemonConnector } from "../connector.ts";
 
 export function builtinDriver(): PortDriver {
   let fwd: Forwarder | null = null;
@@ -21,7 +22,7 @@ export function builtinDriver(): PortDriver {
   async function publish(s: Sandbox, specs: PortRecord[], append = false): Promise<PortRecord[]> {
     if (!s.runtime.pins || !s.runtime.address)
       throw new BurrowError(`cannot publish ports of ${s.name}: its network has no address to forward to`, { kind: "bad-input" });
-    fwd ??= createForwarder();
+    fwd ??= createForwarder({ connector: daemonConnector() });
     const handles: ForwardedPort[] = [];
     const out: PortRecord[] = [];
     try {
@@ -71,7 +72,7 @@ export function builtinDriver(): PortDriver {
     // namespaces and the network helper instead of after them, so the ports'
     // setup (which waits for its answer about client addresses) does not wait for it.
     async prepare(specs) {
-      fwd ??= createForwarder();
+      fwd ??= createForwarder({ connector: daemonConnector() });
       fwd.warm();
       return specs;
     },

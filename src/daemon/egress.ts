@@ -1,0 +1,307 @@
+// Egress policy's share of a sandbox's lifecycle (docs/egress.md, issue 18):
+// what `run` refuses before anything is made, and, for a sandbox with a
+// policy, the steps between its network's setup and its command's start:
+// the resolver's and netfilter's sockets made in its netns by the
+// connector thread, the nftables ruleset loaded there, and the sockets
+// handed to the resolver service (src/egress/service.ts). Release detaches;
+// the table goes with the netns. A new daemon after a crash makes the
+// sockets again and keeps the ruleset the kernel still holds. Daemon main
+// thread (it never enters a sandbox's netns itself: the connector thread
+// and nsenter do).
+import { readFileSync } from "node:fs";
+import { isIP } from "node:net";
+import { networkInterfaces } from "node:os";
+import * as v from "valibot";
+import { buildResolvConf, parseResolvConf } from "../dns/resolvconf.ts";
+import type { DnsView } from "../dns/etc-content.ts";
+import { checkCapabilities, checkNetworkMode } from "../egress/conflicts.ts";
+import { hasRuleset, loadRuleset, readLearned } from "../egress/nft-netlink.ts";
+import type { AcceleratorEgress, LearnedEntry } from "../accelerate/protocol.ts";
+import { learnedSetRule } from "../egress/service.ts";
+import { type CompiledPolicy, compilePolicy, EGRESS_RESOLVER, EgressPolicy, type PolicyContext } from "../egress/policy.ts";
+import { DEFAULT_REFUSAL_LIMITS, type Refusal, type RefusalEvent, RefusalEvents } from "../egress/refusals.ts";
+import type { EgressAttach } from "../egress/service.ts";
+import { BurrowError, messageOf, type Rollback } from "../errors.ts";
+import { log } from "../log.ts";
+import { helperConf } from "../machine/helpers.ts";
+import type { NetworkMode } from "../net/mode.ts";
+import { parsePastaOptionsWithConf } from "../net/pasta/options.ts";
+import { daemonConnector, type EgressFds } from "../ports/connector.ts";
+import type { CreateRequest } from "../protocol.ts";
+import { close } from "../sys/ns.ts";
+import type { EgressRuntime, Sandbox } from "../state/sandboxes.ts";
+import { type DaemonContext, sandboxLabel } from "./context.ts";
+
+/** The policy a sandbox's spec keeps, checked again (the state database is a file: nothing in it is trusted unchecked). */
+export function egressPolicyOf(s: Pick<Sandbox, "spec" | "name">): EgressPolicy | null {
+  if (s.spec.egress === undefined || s.spec.egress === null) return null;
+  const parsed = v.safeParse(EgressPolicy, s.spec.egress);
+  if (!parsed.success) throw new BurrowError(`sandbox ${s.name}: its recorded egress policy is not valid: ${parsed.issues[0].message}`);
+  return parsed.output;
+}
+
+/** What resolv.conf lists: burrow's resolver alone for a sandbox with a policy (search and options as without). */
+export function resolvConfServers(spec: Pick<CreateRequest, "dns" | "egress">): string[] {
+  return spec.egress ? [EGRESS_RESOLVER] : spec.dns;
+}
+
+/** Whether pasta would splice loopback ports to the host (-T/-U other than none), containers.conf's options included. */
+function pastaSplicesLoopback(mode: NetworkMode): boolean {
+  if (mode.kind !== "pasta") return false;
+  const { args } = parsePastaOptionsWithConf(helperConf().pastaOptions ?? [], mode.options ? mode.options.split(",") : []);
+  return args.some((a, i) => (a === "--tcp-ns" || a === "--udp-ns") && args[i + 1] !== "none");
+}
+
+/**
+ * Before anything is made: refuses a policy the sandbox could escape
+ * (capabilities, modes: src/egress/conflicts.ts), or that this machine
+ * cannot enforce, in one line (exit 125).
+ */
+export function checkEgressRequest(req: CreateRequest, caps: readonly string[], mode: NetworkMode): void {
+  const policy = req.egress;
+  if (!policy) return;
+  checkCapabilities(policy, caps, req.privileged ?? false);
+  checkNetworkMode(policy, mode.kind, pastaSplicesLoopback(mode));
+  // The --dns servers are the resolver's upstreams now, not resolv.conf's: checked as resolv.conf would have.
+  if (req.dns.length) buildResolvConf({ hostContent: "", dns: req.dns });
+}
+
+/**
+ * The resolver's upstreams: the --dns servers, else the nameservers of the
+ * host's /etc/resolv.conf as the daemon (in the host's netns) sees it,
+ * systemd-resolved's 127.0.0.53 stub included (docs/egress.md "Upstream").
+ */
+export function egressUpstreams(dns: readonly string[], hostResolvConf = readOrEmpty("/etc/resolv.conf")): string[] {
+  const servers = dns.length ? dns : parseResolvConf(hostResolvConf).nameservers;
+  return [...new Set(servers.filter((ns) => isIP(ns) !== 0))];
+}
+
+function readOrEmpty(path: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return "";
+  }
+}
+
+/** What the network setup tells about the host as this sandbox reaches it. */
+export interface EgressNetwork extends DnsView {
+  /** inspect's NetworkSettings.Networks of a bridge setup: every network's gateways. */
+  networks?: Record<string, object>;
+}
+
+/**
+ * The `host` preset and the sandbox's own addresses for this start
+ * (policy.ts PolicyContext): the host's interface addresses (the daemon is in
+ * the host's netns), the address the network maps to the host (slirp4netns's
+ * gateway 10.0.2.2, pasta's mapped address) and every bridge gateway.
+ * `missing` says what could not be known.
+ */
+export function egressContext(
+  s: Pick<Sandbox, "spec" | "runtime">,
+  net: EgressNetwork | undefined,
+  interfaces: () => string[] = hostInterfaceAddresses,
+): EgressRuntime {
+  const missing: string[] = [];
+  const host = new Set<string>(interfaces());
+  for (const a of [net?.gateway, net?.hostContainersInternal]) if (a && isIP(a)) host.add(a);
+  for (const n of Object.values(net?.networks ?? {}) as Array<Record<string, unknown>>)
+    for (const key of ["Gateway", "IPv6Gateway"]) {
+      const a = n[key];
+      if (typeof a === "string" && isIP(a)) host.add(a);
+    }
+  for (const a of net?.hostAddressesInside ?? []) host.delete(a); // the host's addresses copied into pasta's namespace are not the host from there
+  if (net && !net.gateway && !net.hostContainersInternal && !net.networks)
+    missing.push("the network gives no address for the host: the host preset holds its interface addresses only");
+  const own = [s.runtime.address, s.runtime.address6].filter((a): a is string => !!a && isIP(a) !== 0);
+  const upstreams = egressUpstreams(s.spec.dns);
+  if (!upstreams.length) missing.push("no upstream resolver: no --dns and the host's /etc/resolv.conf lists no nameserver");
+  return { hostAddresses: [...host], sandboxAddresses: own, upstreams, ...(missing.length ? { missing } : {}) };
+}
+
+/** The host's own interface addresses, loopback left out (the sandbox's loopback is its own). */
+function hostInterfaceAddresses(): string[] {
+  return Object.values(networkInterfaces())
+    .flat()
+    .filter((i): i is NonNullable<typeof i> => !!i && !i.internal)
+    .map((i) => i.address);
+}
+
+const policyContextOf = (e: EgressRuntime): PolicyContext => ({ hostAddresses: e.hostAddresses, sandboxAddresses: e.sandboxAddresses });
+
+/** Loads the sandbox's ruleset (table inet burrow_egress, replacing any earlier one in one batch) through its netlink socket. */
+export function loadEgressRuleset(fd: number, compiled: CompiledPolicy): void {
+  loadRuleset(fd, compiled);
+}
+
+function closeFds(fds: EgressFds): void {
+  for (const fd of Object.values(fds)) close(fd);
+}
+
+function attachOf(s: Sandbox, policy: EgressPolicy, e: EgressRuntime, fds: EgressFds): EgressAttach {
+  return { id: s.id, name: s.name, policy, context: policyContextOf(e), upstreams: e.upstreams, fds };
+}
+
+/**
+ * In a create, after the network (and before the command starts): the
+ * sockets, the ruleset, the resolver. Each step's undo goes on `undo`.
+ * Records what it resolved in `s.runtime.egress` (a new daemon needs it).
+ */
+export async function startEgress(ctx: DaemonContext, s: Sandbox, net: EgressNetwork | undefined, undo: Rollback): Promise<void> {
+  const policy = egressPolicyOf(s);
+  if (!policy || !s.runtime.pins) return;
+  const netns = s.runtime.pins.net;
+  const e = egressContext(s, net);
+  for (const m of e.missing ?? []) log.debug(`egress of ${sandboxLabel(s)}: ${m}`);
+  s.runtime.egress = e;
+  let fds: EgressFds;
+  try {
+    fds = await daemonConnector().egressSockets(netns, EGRESS_RESOLVER);
+  } catch (err) {
+    throw new BurrowError(`cannot set up the egress rules' resolver in the sandbox's network namespace: ${messageOf(err)}`, { cause: err });
+  }
+  let handedOver = false;
+  undo.push("egress sockets", () => {
+    if (!handedOver) closeFds(fds);
+  });
+  loadEgressRuleset(fds.nft, compilePolicy(policy, policyContextOf(e)));
+  // The service owns the fds from the call on, also when the attach fails (it closes them then).
+  handedOver = true;
+  undo.push("egress resolver", () => ctx.egress.detach(s.id));
+  await ctx.egress.attach(attachOf(s, policy, e, fds));
+}
+
+/**
+ * A new daemon, for a running sandbox with a policy (recovery's restore):
+ * new sockets, the ruleset kept where the kernel still holds it (its learned
+ * sets with it, read back for the resolver and --accelerate's supervisor),
+ * loaded again where not, and the resolver attached again. Returns the
+ * addresses read back.
+ */
+export async function recoverEgress(ctx: DaemonContext, s: Sandbox): Promise<LearnedEntry[]> {
+  const policy = egressPolicyOf(s);
+  if (!policy || !s.runtime.pins) return [];
+  const netns = s.runtime.pins.net;
+  // A row made before it was recorded (none yet) or damaged: resolved again now.
+  const e = s.runtime.egress ?? egressContext(s, undefined);
+  const compiled = compilePolicy(policy, policyContextOf(e));
+  const fds = await daemonConnector().egressSockets(netns, EGRESS_RESOLVER);
+  let learned: ReturnType<typeof readLearned> = [];
+  try {
+    if (hasRuleset(fds.nft)) learned = readLearned(fds.nft, compiled);
+    else {
+      log.warn(`egress of ${sandboxLabel(s)}: its rules were gone from its network namespace; loaded again`);
+      loadEgressRuleset(fds.nft, compiled);
+    }
+  } catch (err) {
+    closeFds(fds);
+    throw err;
+  }
+  // The service owns the fds from the call on (it closes them when the attach fails).
+  try {
+    await ctx.egress.attach({ ...attachOf(s, policy, e, fds), learned });
+  } catch (err) {
+    ctx.egress.detach(s.id);
+    throw err;
+  }
+  const now = Date.now();
+  return learned.flatMap((l) => {
+    const allowIndex = learnedSetRule(l.set);
+    return allowIndex === null ? [] : [{ allowIndex, address: l.address, expiresAt: now + l.expiresInMs }];
+  });
+}
+
+/** What --accelerate's supervisor applies to a sandbox's connects (undefined: no policy, or none resolved yet). */
+export function acceleratorEgress(s: Pick<Sandbox, "spec" | "name" | "runtime">, learned?: LearnedEntry[]): AcceleratorEgress | undefined {
+  const policy = egressPolicyOf(s);
+  if (!policy || !s.runtime.egress) return undefined;
+  return { policy, context: policyContextOf(s.runtime.egress), ...(learned?.length ? { learned } : {}) };
+}
+
+/** Release: the resolver stops serving the sandbox and closes its sockets; the table goes with the netns. Idempotent. */
+export function stopEgress(ctx: DaemonContext, s: Pick<Sandbox, "id" | "spec">): void {
+  if (s.spec.egress) ctx.egress.detach(s.id);
+}
+
+/** A refusal as `burrow events` shows it (docs/egress.md "Events and visibility"). */
+export function refusalEventRecord(event: RefusalEvent, logOnly: boolean): { status: string; attributes: Record<string, unknown> } {
+  const status = logOnly ? "egress-would-refuse" : event.name !== undefined ? "egress-dns-refused" : "egress-refused";
+  return {
+    status,
+    attributes: {
+      destination: event.destination,
+      ...(event.port !== undefined ? { port: event.port } : {}),
+      protocol: event.protocol,
+      rule: event.rule ?? "",
+      reason: event.reason,
+      ...(event.name !== undefined ? { name: event.name } : {}),
+      count: event.count,
+    },
+  };
+}
+
+/** The resolver service's onRefusal: one event per folded refusal, on the sandbox. */
+export function recordRefusal(ctx: Pick<DaemonContext, "store">, id: string, event: RefusalEvent): void {
+  let s: Sandbox;
+  try {
+    s = ctx.store.find(id);
+  } catch {
+    return; // removed meanwhile
+  }
+  const { status, attributes } = refusalEventRecord(event, s.spec.egress?.logOnly === true);
+  // The service's own status when it gives one (the same rule: src/egress/refusals.ts refusalStatus).
+  const given = (event as RefusalEvent & { status?: unknown }).status;
+  ctx.store.event(typeof given === "string" && given.startsWith("egress-") ? given : status, s, attributes);
+}
+
+/**
+ * Refusals that come one by one, unfolded (--accelerate's supervisor: a
+ * connect it answered ECONNREFUSED), folded per sandbox as the resolver
+ * service folds the ruleset's (src/egress/refusals.ts), then recorded with
+ * `record`; repeats are flushed about once a second while any sandbox has
+ * some, and a released sandbox's at once (`forget`).
+ */
+export class AcceleratedRefusals {
+  readonly #bySandbox = new Map<string, { events: RefusalEvents; logOnly: boolean }>();
+  #timer: ReturnType<typeof setInterval> | undefined;
+
+  constructor(
+    private readonly record: (id: string, event: RefusalEvent & { status: string }) => void,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  offer(id: string, refusal: Refusal, logOnly: boolean): void {
+    let s = this.#bySandbox.get(id);
+    if (!s) {
+      s = { events: new RefusalEvents(DEFAULT_REFUSAL_LIMITS), logOnly };
+      this.#bySandbox.set(id, s);
+    }
+    for (const e of s.events.offer(refusal, this.now())) this.#emit(id, e, logOnly);
+    if (!this.#timer) {
+      this.#timer = setInterval(() => this.flush(), 1000);
+      this.#timer.unref?.();
+    }
+  }
+
+  /** Repeats whose window has ended are recorded. */
+  flush(): void {
+    const now = this.now();
+    for (const [id, s] of this.#bySandbox) for (const e of s.events.flush(now)) this.#emit(id, e, s.logOnly);
+  }
+
+  /** The sandbox is released: its repeats still due are recorded now, and it is forgotten. */
+  forget(id: string): void {
+    const s = this.#bySandbox.get(id);
+    if (!s) return;
+    this.#bySandbox.delete(id);
+    for (const e of s.events.flush(Number.POSITIVE_INFINITY)) this.#emit(id, e, s.logOnly);
+    if (this.#bySandbox.size === 0 && this.#timer) {
+      clearInterval(this.#timer);
+      this.#timer = undefined;
+    }
+  }
+
+  #emit(id: string, e: RefusalEvent, logOnly: boolean): void {
+    this.record(id, { ...e, status: refusalEventRecord(e, logOnly).status });
+  }
+}
