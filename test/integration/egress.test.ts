@@ -493,84 +493,85 @@ describeWhen(why)("egress policy, rootless, in a test-made internet", () => {
     }
   });
 
-  test("the policy survives restart, kill -9 of the daemon (the kernel keeps refusing while none runs) and a logout", async () => {
-    const check: Probe[] = [
-      { resolve: "allowed.test" },
-      { tcp: NET.allowed4, port: 80 },
-      { tcp: NET.denied4, port: 80 },
-      { dns: "allowed.test", server: NET.dns4 },
-      { dns: "denied.test", server: "127.0.0.53" },
-    ];
-    const expected = [`${NET.allowed4} ${NET.allowed6}`, ok(NET.allowed4, 80, "tcp"), "ECONNREFUSED", "EPERM", "REFUSED"];
-    const egress = {
-      Mode: "enforce",
-      Allow: [ruleText(parseAllowHost("allowed.test"), "allow")],
-      Deny: [ruleText(parseCidrFlag("private", "--deny-cidr"), "deny")],
-      Resolver: "127.0.0.53",
-    };
-    // slirp4netns: a per-sandbox pasta quits when a logout removes its pin
-    // (pasta without --no-netns-quit; its sandbox loses its network with or
-    // without a policy), which is not what this test is about.
-    await net.burrowOk(t, [
-      "run",
-      "-d",
-      "--name",
-      "kept",
-      "--network",
-      "slirp4netns",
-      "--dns",
-      NET.dns4,
-      "--allow-host",
-      "allowed.test",
-      "--deny-cidr",
-      "private",
-      "--",
-      "sleep",
-      "600",
-    ]);
-    expect(await net.probeExec(t, "kept", check)).toEqual(expected);
-    expect((await inspect("kept")).HostConfig.Egress).toMatchObject(egress);
+  for (const network of ["slirp4netns", "pasta"])
+    test(`the policy survives restart, kill -9 of the daemon (the kernel keeps refusing while none runs, the learned addresses are read back) and a logout: ${network}`, async () => {
+      const check: Probe[] = [
+        { resolve: "allowed.test" },
+        { tcp: NET.allowed4, port: 80 },
+        { tcp: NET.denied4, port: 80 },
+        { dns: "allowed.test", server: NET.dns4 },
+        { dns: "denied.test", server: "127.0.0.53" },
+      ];
+      const expected = [`${NET.allowed4} ${NET.allowed6}`, ok(NET.allowed4, 80, "tcp"), "ECONNREFUSED", "EPERM", "REFUSED"];
+      const egress = {
+        Mode: "enforce",
+        Allow: [ruleText(parseAllowHost("allowed.test"), "allow")],
+        Deny: [ruleText(parseCidrFlag("private", "--deny-cidr"), "deny")],
+        Resolver: "127.0.0.53",
+      };
+      // pasta: before 42cdb35 a sandbox's own pasta quit when a logout removed its pin, policy or not.
+      await net.burrowOk(t, [
+        "run",
+        "-d",
+        "--name",
+        "kept",
+        "--network",
+        network,
+        "--dns",
+        NET.dns4,
+        "--allow-host",
+        "allowed.test",
+        "--deny-cidr",
+        "private",
+        "--",
+        "sleep",
+        "600",
+      ]);
+      expect(await net.probeExec(t, "kept", check)).toEqual(expected);
+      expect((await inspect("kept")).HostConfig.Egress).toMatchObject(egress);
 
-    await net.burrowOk(t, ["restart", "kept"]);
-    expect((await inspect("kept")).HostConfig.Egress).toMatchObject(egress);
-    expect(await net.probeExec(t, "kept", check)).toEqual(expected);
+      await net.burrowOk(t, ["restart", "kept"]);
+      expect((await inspect("kept")).HostConfig.Egress).toMatchObject(egress);
+      expect(await net.probeExec(t, "kept", check)).toEqual(expected);
 
-    // kill -9 with the holder stopped, so no daemon runs for a while: the ruleset is the kernel's and keeps refusing.
-    const pid = (await inspect("kept")).State.Pid as number;
-    const holder = JSON.parse(readFileSync(`${t.dirs.runtimeDir}/holder.json`, "utf8")).pid as number;
-    const [daemon] = daemonPids(t);
-    expect(daemon).toBeNumber();
-    process.kill(holder, "SIGSTOP");
-    try {
-      process.kill(daemon!, "SIGKILL");
-      await until(() => !daemonPids(t).includes(daemon!), 5_000, "the killed daemon to be gone");
-      const meanwhile = await sh(
-        ["nsenter", `--net=/proc/${pid}/ns/net`, "--", ...probeArgv()],
-        probeInput([
-          { tcp: NET.denied4, port: 80 },
-          { dns: "allowed.test", server: NET.dns4 },
-          { tcp: NET.allowed4, port: 80 },
-        ]),
+      // kill -9 with the holder stopped, so no daemon runs for a while: the ruleset is the kernel's and keeps refusing.
+      const pid = (await inspect("kept")).State.Pid as number;
+      const holder = JSON.parse(readFileSync(`${t.dirs.runtimeDir}/holder.json`, "utf8")).pid as number;
+      const [daemon] = daemonPids(t);
+      expect(daemon).toBeNumber();
+      process.kill(holder, "SIGSTOP");
+      try {
+        process.kill(daemon!, "SIGKILL");
+        await until(() => !daemonPids(t).includes(daemon!), 5_000, "the killed daemon to be gone");
+        const meanwhile = await sh(
+          ["nsenter", `--net=/proc/${pid}/ns/net`, "--", ...probeArgv()],
+          probeInput([
+            { tcp: NET.denied4, port: 80 },
+            { dns: "allowed.test", server: NET.dns4 },
+            { tcp: NET.allowed4, port: 80 },
+          ]),
+        );
+        // The learned address stays in its set: the kernel's, not the daemon's.
+        expect(probeResults(meanwhile, "probes while no daemon runs")).toEqual(["ECONNREFUSED", "EPERM", ok(NET.allowed4, 80, "tcp")]);
+      } finally {
+        process.kill(holder, "SIGCONT");
+      }
+      // The holder restarts the daemon, which reads the learned addresses back from the kernel's sets (A and AAAA) before anything is asked again...
+      await until(async () => (await inspect("kept")).NetworkSettings.EgressLearned >= 2, 10_000, "the new daemon to read the learned addresses back");
+      // ...and binds the resolver again.
+      await until(
+        async () => Bun.deepEquals(await net.probeExec(t, "kept", check).catch(() => []), expected),
+        20_000,
+        "the restarted daemon to serve the policy",
       );
-      // The learned address stays in its set: the kernel's, not the daemon's.
-      expect(probeResults(meanwhile, "probes while no daemon runs")).toEqual(["ECONNREFUSED", "EPERM", ok(NET.allowed4, 80, "tcp")]);
-    } finally {
-      process.kill(holder, "SIGCONT");
-    }
-    // The holder restarts the daemon, which binds the resolver again.
-    await until(
-      async () => Bun.deepEquals(await net.probeExec(t, "kept", check).catch(() => []), expected),
-      20_000,
-      "the restarted daemon to serve the policy",
-    );
-    expect(await net.probeExec(t, "kept", check)).toEqual(expected);
-    expect((await inspect("kept")).HostConfig.Egress).toMatchObject(egress);
+      expect(await net.probeExec(t, "kept", check)).toEqual(expected);
+      expect((await inspect("kept")).HostConfig.Egress).toMatchObject(egress);
 
-    rmSync(t.dirs.runtimeDir, { recursive: true, force: true }); // what systemd-logind does at logout
-    expect(await net.probeExec(t, "kept", check)).toEqual(expected);
-    expect(await net.probeExec(t, "kept", [{ dns: "cdn.allowed.test", server: "127.0.0.53" }])).toEqual(["REFUSED"]);
-    await net.burrowOk(t, ["rm", "-f", "kept"]);
-  });
+      rmSync(t.dirs.runtimeDir, { recursive: true, force: true }); // what systemd-logind does at logout
+      expect(await net.probeExec(t, "kept", check)).toEqual(expected);
+      expect(await net.probeExec(t, "kept", [{ dns: "cdn.allowed.test", server: "127.0.0.53" }])).toEqual(["REFUSED"]);
+      await net.burrowOk(t, ["rm", "-f", "kept"]);
+    });
 
   test("nothing is left behind: no table in any namespace left, no resolver socket in the daemon, no process", async () => {
     const fds = (pid: number) => {
