@@ -493,6 +493,46 @@ describeWhen(why)("egress policy, rootless, in a test-made internet", () => {
     }
   });
 
+  test("--accelerate: the supervisor applies the same policy to the connects it takes over, and its refusals are events like the kernel's", async () => {
+    const denyText = ruleText(parseCidrFlag(`${NET.allowed4}:8080/tcp`, "--deny-cidr"), "deny");
+    const results = await probe(
+      ["--name", "fast", "--accelerate", "--allow-host", "allowed.test", "--deny-cidr", `${NET.allowed4}:8080/tcp`],
+      [
+        { tcp: NET.allowed4, port: 80 }, // not resolved yet
+        { resolve: "allowed.test" },
+        { tcp: NET.allowed4, port: 80 },
+        { tcp: NET.allowed6, port: 80 },
+        { tcp: NET.allowed4, port: 8080 },
+        { tcp: NET.denied4, port: 80 },
+        { tcp: NET.dns4, port: 53 },
+        { udp: NET.allowed4, port: 8080 }, // UDP stays with the sandbox's ruleset
+        { udp: NET.denied4, port: 8080 },
+      ],
+    );
+    expect(results).toEqual([
+      "ECONNREFUSED",
+      `${NET.allowed4} ${NET.allowed6}`,
+      ok(NET.allowed4, 80, "tcp"),
+      ok(NET.allowed6, 80, "tcp"),
+      "ECONNREFUSED",
+      "ECONNREFUSED",
+      "ECONNREFUSED",
+      ok(NET.allowed4, 8080, "udp"),
+      "EPERM",
+    ]);
+    const expected: EgressEvent[] = [
+      { status: "egress-refused", destination: NET.allowed4, port: "80", protocol: "tcp", rule: "", reason: "default deny" },
+      { status: "egress-refused", destination: NET.allowed4, port: "8080", protocol: "tcp", rule: denyText, reason: "deny rule" },
+      { status: "egress-refused", destination: NET.denied4, port: "80", protocol: "tcp", rule: "", reason: "default deny" },
+      { status: "egress-refused", destination: NET.dns4, port: "53", protocol: "tcp", rule: "", reason: "dns to another resolver" },
+      { status: "egress-refused", destination: NET.denied4, port: "8080", protocol: "udp", rule: "", reason: "default deny" },
+    ];
+    // These and no others (a repeat of one would be folded into a count at the minute's end, so this does not show double reports).
+    const seen = await expectEvents("fast", expected);
+    const key = (e: EgressEvent) => `${e.destination} ${e.port} ${e.protocol}`;
+    expect([...seen].sort((a, b) => key(a).localeCompare(key(b)))).toEqual([...expected].sort((a, b) => key(a).localeCompare(key(b))));
+  });
+
   for (const network of ["slirp4netns", "pasta"])
     test(`the policy survives restart, kill -9 of the daemon (the kernel keeps refusing while none runs, the learned addresses are read back) and a logout: ${network}`, async () => {
       const check: Probe[] = [
