@@ -129,9 +129,13 @@ function hostInterfaceAddresses(): string[] {
 
 const policyContextOf = (e: EgressRuntime): PolicyContext => ({ hostAddresses: e.hostAddresses, sandboxAddresses: e.sandboxAddresses });
 
-/** Loads the sandbox's ruleset (table inet burrow_egress, replacing any earlier one in one batch) through its netlink socket. */
-export function loadEgressRuleset(fd: number, compiled: CompiledPolicy): void {
-  loadRuleset(fd, compiled);
+/**
+ * Loads the sandbox's ruleset (table inet burrow_egress) through its netlink
+ * socket. `fresh`: the netns is new, so there is no earlier table to replace
+ * and the batch needs no delete (one kernel object less to destroy).
+ */
+export function loadEgressRuleset(fd: number, compiled: CompiledPolicy, fresh = false): void {
+  loadRuleset(fd, compiled, fresh);
 }
 
 function closeFds(fds: EgressFds): void {
@@ -164,7 +168,7 @@ export async function startEgress(ctx: DaemonContext, s: Sandbox, net: EgressNet
   undo.push("egress sockets", () => {
     if (!handedOver) closeFds(fds);
   });
-  loadEgressRuleset(fds.nft, compilePolicy(policy, policyContextOf(e)));
+  loadEgressRuleset(fds.nft, compilePolicy(policy, policyContextOf(e)), true);
   // The service owns the fds from the call on, also when the attach fails (it closes them then).
   handedOver = true;
   undo.push("egress resolver", () => ctx.egress.detach(s.id));

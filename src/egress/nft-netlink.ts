@@ -30,7 +30,7 @@ import {
   sendBatch,
   tableExists,
 } from "../sys/nftables.ts";
-import { LOG_LIMIT, LOG_PREFIX, learnedSet, NFLOG_GROUP, TABLE } from "./nft.ts";
+import { LEARNED_SET_SIZE, LOG_LIMIT, LOG_PREFIX, learnedSet, NFLOG_GROUP, TABLE } from "./nft.ts";
 import type { CompiledPolicy, CompiledRule, PortRange } from "./policy.ts";
 
 const CHAIN = "output";
@@ -216,12 +216,13 @@ function refusing(batch: Batch, match: (b: Batch) => Expr[], text: string, tag: 
 }
 
 /** The batch that replaces the table: nftRuleset() as messages. Exported for the tests. */
-export function rulesetMessages(policy: CompiledPolicy): NftMessage[] {
+export function rulesetMessages(policy: CompiledPolicy, fresh = false): NftMessage[] {
   const batch = new Batch();
   // `table`, `delete table`, then the table: the delete never fails, and the whole is one transaction.
-  batch.messages.push(msg.newTable(NFPROTO_INET, TABLE), msg.delTable(NFPROTO_INET, TABLE), msg.newTable(NFPROTO_INET, TABLE));
+  if (!fresh) batch.messages.push(msg.newTable(NFPROTO_INET, TABLE), msg.delTable(NFPROTO_INET, TABLE));
+  batch.messages.push(msg.newTable(NFPROTO_INET, TABLE));
   for (const r of policy.allow.filter((r) => !r.subnets))
-    for (const family of [4, 6] as const) batch.set(learnedSet(r.index, family), SET_FLAG.timeout, DADDR[family].keyType, 65535);
+    for (const family of [4, 6] as const) batch.set(learnedSet(r.index, family), SET_FLAG.timeout, DADDR[family].keyType, LEARNED_SET_SIZE);
   batch.messages.push(msg.newBaseChain(NFPROTO_INET, { table: TABLE, chain: CHAIN, type: "filter", hook: NF_INET_LOCAL_OUT, priority: 0, policy: NF_ACCEPT }));
   batch.rule([expr.meta("oif"), expr.cmp("eq", host32(LOOPBACK_IFINDEX)), expr.verdict(NF_ACCEPT)], 'oif "lo" accept');
   batch.rule(
@@ -277,9 +278,9 @@ export function rulesetMessages(policy: CompiledPolicy): NftMessage[] {
   return batch.messages;
 }
 
-/** Replaces table inet burrow_egress with the policy's, in one batch (same rules, order, sets, log prefixes and NFLOG group as nft.ts's nftRuleset). */
-export function loadRuleset(fd: number, policy: CompiledPolicy): void {
-  sendBatch(fd, rulesetMessages(policy));
+/** Replaces table inet burrow_egress with the policy's (`fresh`: there is none yet, so no delete), in one batch (same rules, order, sets, log prefixes and NFLOG group as nft.ts's nftRuleset). */
+export function loadRuleset(fd: number, policy: CompiledPolicy, fresh = false): void {
+  sendBatch(fd, rulesetMessages(policy, fresh));
 }
 
 const LEARNED_SET = /^allow_(\d+)_v([46])$/;

@@ -15,6 +15,17 @@ export const LOG_LIMIT = "limit rate 20/second burst 40 packets";
 /** Every log prefix starts so; the rest is a rule id (`deny[0]`), `dns` or `default`. */
 export const LOG_PREFIX = "burrow-egress ";
 
+/**
+ * The most addresses one learned set holds (one --allow-host rule, one
+ * family): the kernel refuses more (the resolver then answers SERVFAIL:
+ * fails closed), so a hostile name server behind an allowed wildcard
+ * cannot grow kernel memory without bound. Not 65535 (nft's usual): the
+ * kernel sizes the set's hash table for it up front, 1 MiB of vmalloc per
+ * set, and with a few host rules that made a sandbox's start wait 20-50 ms
+ * on the previous sandbox's freeing of its own (measured; 4096: 1-3 ms).
+ */
+export const LEARNED_SET_SIZE = 4096;
+
 /** Set names of an allow rule's learned addresses. */
 export const learnedSet = (allowIndex: number, family: 4 | 6) => `allow_${allowIndex}_v${family}`;
 
@@ -84,7 +95,7 @@ export function nftRuleset(policy: CompiledPolicy): string {
   const hostRules = policy.allow.filter((r) => !r.subnets);
   for (const r of hostRules)
     for (const family of [4, 6] as const)
-      lines.push(`  set ${learnedSet(r.index, family)} { type ${family === 4 ? "ipv4_addr" : "ipv6_addr"}; flags timeout; size 65535; }`);
+      lines.push(`  set ${learnedSet(r.index, family)} { type ${family === 4 ? "ipv4_addr" : "ipv6_addr"}; flags timeout; size ${LEARNED_SET_SIZE}; }`);
   const chain: string[] = [
     "type filter hook output priority filter; policy accept;",
     'oif "lo" accept',

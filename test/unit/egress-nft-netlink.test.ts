@@ -6,7 +6,7 @@
 // left, replacing an earlier table, and the refused packets NFLOG reports.
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { LOG_PREFIX, learnedSet, NFLOG_GROUP } from "../../src/egress/nft.ts";
+import { LEARNED_SET_SIZE, LOG_PREFIX, learnedSet, NFLOG_GROUP } from "../../src/egress/nft.ts";
 import { learnAddresses, rulesetMessages } from "../../src/egress/nft-netlink.ts";
 import { compilePolicy, type EgressFlags, MAX_RULES, parseEgressFlags } from "../../src/egress/policy.ts";
 import { type NflogPacket, parsePacketHeader } from "../../src/sys/nflog.ts";
@@ -206,6 +206,27 @@ describe("netlink against the kernel", () => {
       expect(r.learnError?.message).toContain(`add element burrow_egress ${learnedSet(3, 4)}`);
       // The batch is one transaction: the good set's element went with the bad one.
       expect(r.learned).toEqual([]);
+    },
+    KERNEL_TEST_MS,
+  );
+
+  test.skipIf(skip !== null)(
+    "a learned set holds at most LEARNED_SET_SIZE addresses: one more is a kernel error (the resolver then fails the lookup), not unbounded kernel memory",
+    () => {
+      const addresses = (from: number, count: number) =>
+        Array.from({ length: count }, (_, i) => ({
+          set: learnedSet(0, 4),
+          address: `10.${((from + i) >> 16) & 255}.${((from + i) >> 8) & 255}.${(from + i) & 255}`,
+          seconds: 60,
+        }));
+      // Two batches, as DNS answers come: a batch adds, deletes and adds each element again (a refresh), which the kernel counts against the size within the batch.
+      const half = LEARNED_SET_SIZE / 2;
+      const full = inNamespace({ loader: "netlink", flags: { allowHost: ["a.test"] }, learn: addresses(0, half), relearn: addresses(half, half) });
+      expect(full.learnError).toBeUndefined();
+      expect(full.learned).toHaveLength(LEARNED_SET_SIZE);
+      const over = inNamespace({ loader: "netlink", flags: { allowHost: ["a.test"] }, learn: addresses(0, half), relearn: addresses(half, half + 1) });
+      expect(over.learnError?.code).toBe("ENFILE");
+      expect(over.learned).toHaveLength(half);
     },
     KERNEL_TEST_MS,
   );
