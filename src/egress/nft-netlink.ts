@@ -215,6 +215,28 @@ function refusing(batch: Batch, match: (b: Batch) => Expr[], text: string, tag: 
   batch.rule([...match(batch), expr.counter(), expr.verdict(NF_DROP)], `drop of ${tag} (${text})`);
 }
 
+/** `icmpv6 type { TYPES } ip6 hoplimit HOPS accept`. */
+function icmpv6LinkAccept(batch: Batch, types: readonly number[], hops: number, what: string): void {
+  batch.rule(
+    [
+      expr.meta("nfproto"),
+      expr.cmp("eq", new Uint8Array([DADDR[6].nfproto])),
+      expr.meta("l4proto"),
+      expr.cmp("eq", new Uint8Array([IPPROTO.icmpv6])),
+      expr.payload("transport", 0, 1),
+      batch.anonymous(
+        "icmpv6_type",
+        types.map((t) => ({ key: new Uint8Array([t]) })),
+        false,
+      ),
+      expr.payload("network", 7, 1),
+      expr.cmp("eq", new Uint8Array([hops])),
+      expr.verdict(NF_ACCEPT),
+    ],
+    what,
+  );
+}
+
 /** The batch that replaces the table: nftRuleset() as messages. Exported for the tests. */
 export function rulesetMessages(policy: CompiledPolicy, fresh = false): NftMessage[] {
   const batch = new Batch();
@@ -229,42 +251,9 @@ export function rulesetMessages(policy: CompiledPolicy, fresh = false): NftMessa
     [expr.ctState(), expr.bitwise(host32(CT_STATE.established | CT_STATE.related), host32(0)), expr.cmp("neq", host32(0)), expr.verdict(NF_ACCEPT)],
     "ct state established,related accept",
   );
-  batch.rule(
-    [
-      expr.meta("nfproto"),
-      expr.cmp("eq", new Uint8Array([DADDR[6].nfproto])),
-      expr.meta("l4proto"),
-      expr.cmp("eq", new Uint8Array([IPPROTO.icmpv6])),
-      expr.payload("transport", 0, 1),
-      batch.anonymous(
-        "icmpv6_type",
-        ND_TYPES.map((t) => ({ key: new Uint8Array([t]) })),
-        false,
-      ),
-      expr.payload("network", 7, 1),
-      expr.cmp("eq", new Uint8Array([255])),
-      expr.verdict(NF_ACCEPT),
-    ],
-    "icmpv6 neighbour discovery accept",
-  );
-  batch.rule(
-    [
-      expr.meta("nfproto"),
-      expr.cmp("eq", new Uint8Array([DADDR[6].nfproto])),
-      expr.meta("l4proto"),
-      expr.cmp("eq", new Uint8Array([IPPROTO.icmpv6])),
-      expr.payload("transport", 0, 1),
-      batch.anonymous(
-        "icmpv6_type",
-        MLD_TYPES.map((t) => ({ key: new Uint8Array([t]) })),
-        false,
-      ),
-      expr.payload("network", 7, 1),
-      expr.cmp("eq", new Uint8Array([1])),
-      expr.verdict(NF_ACCEPT),
-    ],
-    "icmpv6 multicast listener reports accept",
-  );
+  // IPv6's own link traffic, which never leaves the link: neighbour and router discovery (hop limit 255), multicast listener reports (hop limit 1).
+  icmpv6LinkAccept(batch, ND_TYPES, 255, "icmpv6 neighbour discovery accept");
+  icmpv6LinkAccept(batch, MLD_TYPES, 1, "icmpv6 multicast listener reports accept");
   for (const rule of policy.deny) for (const m of matches(rule)) refusing(batch, m.build, m.text, rule.id, policy.logOnly, rule.protocol);
   if (policy.allow.length > 0) {
     const accept = (rule: CompiledRule) => {

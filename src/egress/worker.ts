@@ -54,6 +54,7 @@ import { type CompiledPolicy, compilePolicy } from "./policy.ts";
 import { loggedRefusal, type Refusal } from "./refusals.ts";
 import { decideAnswer, decideQuery } from "./resolver-policy.ts";
 import type { EgressAttach, EgressCommand, EgressInit, EgressReport } from "./worker-protocol.ts";
+import { GcPacer } from "../gc-pacer.ts";
 
 declare const self: Worker;
 const post = (m: EgressReport) => self.postMessage(m);
@@ -124,6 +125,7 @@ interface Pending {
 }
 
 function run(init: EgressInit, learn: Learner, readNflog: NflogReader): void {
+  const gcPacer = new GcPacer(GC_IDLE_MS, GC_MAX_MS);
   const ep = new Epoll(256);
   const handlers = new Map<number, (fd: number, events: number) => void>();
   const sandboxes = new Map<string, Sandbox>();
@@ -558,19 +560,11 @@ function run(init: EgressInit, learn: Learner, readNflog: NflogReader): void {
     return next;
   }
 
-  let garbageSince = 0;
-  let garbageLast = 0;
   function madeGarbage(): void {
-    garbageLast = Date.now();
-    if (garbageSince === 0) garbageSince = garbageLast;
+    gcPacer.madeGarbage();
   }
   function collectIfDue(now: number): number {
-    if (garbageSince === 0) return -1;
-    const due = Math.min(garbageLast + GC_IDLE_MS, garbageSince + GC_MAX_MS);
-    if (now < due) return due - now;
-    garbageSince = 0;
-    Bun.gc(true);
-    return -1;
+    return gcPacer.collectIfDue(now);
   }
 
   // ---- commands ----

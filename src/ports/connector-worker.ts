@@ -71,6 +71,7 @@ import { openNflogSocket } from "../sys/nflog.ts";
 import { NFLOG_GROUP } from "../egress/nft.ts";
 import { CLIENT_MARK, clientSource, familyOf, prepareClientAddressRouting } from "./client-address.ts";
 import { createHopper } from "./netns-hop.ts";
+import { GcPacer } from "../gc-pacer.ts";
 
 declare const self: Worker;
 const post = (m: ConnectorReport) => self.postMessage(m);
@@ -137,6 +138,7 @@ function makeEgressSockets(resolver: string): EgressFds {
 
 function run(init: ConnectorInit): void {
   const counters = new Int32Array(init.counters);
+  const gcPacer = new GcPacer(GC_IDLE_MS, GC_MAX_MS, () => Atomics.add(counters, COUNTER.collections, 1));
   const hop = createHopper((e) => {
     post({ op: "fatal", message: e instanceof Error ? e.message : String(e) });
     process.exit(1);
@@ -378,22 +380,11 @@ function run(init: ConnectorInit): void {
   }
   // ---- garbage (see the top of this file) ----
 
-  /** When the first and the last garbage since the last collection were made (0: none). */
-  let garbageSince = 0;
-  let garbageLast = 0;
   function madeGarbage(): void {
-    garbageLast = Date.now();
-    if (garbageSince === 0) garbageSince = garbageLast;
+    gcPacer.madeGarbage();
   }
-  /** Collects when due; returns how long epoll may sleep until it is (-1: no garbage waiting). */
   function collectIfDue(now: number): number {
-    if (garbageSince === 0) return -1;
-    const due = Math.min(garbageLast + GC_IDLE_MS, garbageSince + GC_MAX_MS);
-    if (now < due) return due - now;
-    garbageSince = 0;
-    Bun.gc(true);
-    Atomics.add(counters, COUNTER.collections, 1);
-    return -1;
+    return gcPacer.collectIfDue(now);
   }
 
   /** How long epoll may sleep: forever without flows or garbage, else until the next sweep or collection is due. */

@@ -59,6 +59,23 @@ function triggerPath(t: BurrowContext, name: string): string {
   return `${t.dirs.root}/trigger-${name}`;
 }
 
+/** A directory the test user's busybox httpd serves, holding index.html = `text`; and a GET of it on 127.0.0.1:`port` (null when nothing answers). */
+function webRoot(t: BurrowContext, text: string): string {
+  const dir = `${t.dirs.root}/www`;
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(`${dir}/index.html`, text);
+  chownSync(dir, testUser().uid, testUser().gid);
+  chownSync(`${dir}/index.html`, testUser().uid, testUser().gid);
+  return dir;
+}
+async function getLocal(port: number): Promise<string | null> {
+  try {
+    return await (await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(1000) })).text();
+  } catch {
+    return null;
+  }
+}
+
 const logout = (t: BurrowContext) => rmSync(t.dirs.runtimeDir, { recursive: true, force: true }); // what systemd-logind does
 
 describe.skipIf(!!why)("logout (rootless)", () => {
@@ -171,18 +188,8 @@ describe.skipIf(!!why)("logout (rootless)", () => {
   test("port_handler=slirp4netns after a logout: the port answers, a slirp4netns restart publishes it again, rm -f leaves nothing", async () => {
     // Below the ephemeral range (32768+) and apart from the other files' ranges.
     const port = 31000 + Math.floor(Math.random() * 1700);
-    const dir = `${t.dirs.root}/www`;
-    mkdirSync(dir, { recursive: true });
-    writeFileSync(`${dir}/index.html`, "api\n");
-    chownSync(dir, testUser().uid, testUser().gid);
-    chownSync(`${dir}/index.html`, testUser().uid, testUser().gid);
-    const get = async () => {
-      try {
-        return await (await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(1000) })).text();
-      } catch {
-        return null;
-      }
-    };
+    const dir = webRoot(t, "api\n");
+    const get = () => getLocal(port);
     const mode = "slirp4netns:port_handler=slirp4netns";
     const httpd = ["busybox", "httpd", "-f", "-p", "80", "-h", dir];
     await t.burrowOk(["run", "-d", "--name", "api", "--restart", "on-failure", "--network", mode, "-p", `127.0.0.1:${port}:80`, "--", ...httpd]);
@@ -231,18 +238,8 @@ describe.skipIf(!!why)("logout with pasta (rootless)", () => {
 
   test("a sandbox's own pasta outlives a logout: its port still answers; rm -f stops that pasta", async () => {
     const port = 32700 + Math.floor(Math.random() * 60);
-    const dir = `${t.dirs.root}/www`;
-    mkdirSync(dir, { recursive: true });
-    writeFileSync(`${dir}/index.html`, "pasta\n");
-    chownSync(dir, testUser().uid, testUser().gid);
-    chownSync(`${dir}/index.html`, testUser().uid, testUser().gid);
-    const get = async () => {
-      try {
-        return await (await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(1000) })).text();
-      } catch {
-        return null;
-      }
-    };
+    const dir = webRoot(t, "pasta\n");
+    const get = () => getLocal(port);
     await t.burrowOk(["run", "-d", "--name", "web", "--network", "pasta", "-p", `127.0.0.1:${port}:80`, "--", "busybox", "httpd", "-f", "-p", "80", "-h", dir]);
     expect(await until(async () => (await get()) === "pasta\n")).toBe(true);
     const [pasta] = pastaPids();
