@@ -143,6 +143,26 @@ const addresses = (m: DnsMessage) => m.answers.flatMap((r) => (r.data.kind === "
 const eventsOf = (id: string) => refusals.filter((r) => r.id === id).map((r) => r.event);
 const logPacket = (s: Sandbox, packet: object) => writeAll(s.nflogWrite, new TextEncoder().encode(`${JSON.stringify(packet)}\n`));
 
+/** A DNS-over-TCP client that asks for allowed.test and stays connected: resolves once answered; `closed` when the resolver closes it. */
+async function heldTcpClient(port: number): Promise<{ socket: { close(): void }; closed: Promise<void> }> {
+  const frames = new TcpFrames();
+  const answered = Promise.withResolvers<void>();
+  const closed = Promise.withResolvers<void>();
+  const socket = await Bun.connect({
+    hostname: "127.0.0.1",
+    port,
+    socket: {
+      open: (c) => void c.write(framed(encodeMessage(query("allowed.test")))),
+      data: (_c, d) => {
+        if (frames.push(new Uint8Array(d)).length > 0) answered.resolve();
+      },
+      close: () => closed.resolve(),
+    },
+  });
+  await answered.promise;
+  return { socket, closed: closed.promise };
+}
+
 describe("the egress resolver", () => {
   test("an allowed name is answered with its addresses, learned into its rule's set before the answer arrives", async () => {
     const s = await sandbox();
@@ -224,23 +244,7 @@ describe("the egress resolver", () => {
     const s = await sandbox();
     const held: { close(): void }[] = [];
     try {
-      for (let i = 0; i < 16; i++) {
-        const frames = new TcpFrames();
-        const answered = Promise.withResolvers<void>();
-        held.push(
-          await Bun.connect({
-            hostname: "127.0.0.1",
-            port: s.tcpPort,
-            socket: {
-              open: (c) => void c.write(framed(encodeMessage(query("allowed.test")))),
-              data: (_c, d) => {
-                if (frames.push(new Uint8Array(d)).length > 0) answered.resolve();
-              },
-            },
-          }),
-        );
-        await answered.promise;
-      }
+      for (let i = 0; i < 16; i++) held.push((await heldTcpClient(s.tcpPort)).socket);
       await expect(askOverTcp(s.tcpPort, [query("allowed.test")])).rejects.toThrow("closed after 0 of 1 answers");
     } finally {
       for (const c of held) c.close();
@@ -373,23 +377,9 @@ describe("the egress resolver", () => {
 describe("a worker that fails", () => {
   test("an exception in its loop: its connections closed, another worker serves the sandbox", async () => {
     const s = await sandbox();
-    const closed = Promise.withResolvers<void>();
-    const frames = new TcpFrames();
-    const answered = Promise.withResolvers<void>();
-    await Bun.connect({
-      hostname: "127.0.0.1",
-      port: s.tcpPort,
-      socket: {
-        open: (c) => void c.write(framed(encodeMessage(query("allowed.test")))),
-        data: (_c, d) => {
-          if (frames.push(new Uint8Array(d)).length > 0) answered.resolve();
-        },
-        close: () => closed.resolve(),
-      },
-    });
-    await answered.promise;
+    const { closed } = await heldTcpClient(s.tcpPort);
     logPacket(s, { poison: true });
-    await closed.promise;
+    await closed;
     const answers = await askOverTcp(s.tcpPort, [query("allowed.test")]);
     expect(addresses(answers[0]!)).toEqual(["198.51.100.10"]);
   });
@@ -420,22 +410,7 @@ describe("DNS over TCP connections", () => {
     const quick = createEgressService({ onRefusal: () => {} }, { learnerModule: FAKES, nflogModule: FAKES, upstreamPort: upstream.port, tcpIdleMs: 200 });
     try {
       const s = await sandbox(POLICY, ["127.0.0.1"], quick);
-      const frames = new TcpFrames();
-      const answered = Promise.withResolvers<void>();
-      const closed = Promise.withResolvers<void>();
-      await Bun.connect({
-        hostname: "127.0.0.1",
-        port: s.tcpPort,
-        socket: {
-          open: (c) => void c.write(framed(encodeMessage(query("allowed.test")))),
-          data: (_c, d) => {
-            if (frames.push(new Uint8Array(d)).length > 0) answered.resolve();
-          },
-          close: () => closed.resolve(),
-        },
-      });
-      await answered.promise;
-      await closed.promise;
+      await (await heldTcpClient(s.tcpPort)).closed;
     } finally {
       await quick.close();
     }
