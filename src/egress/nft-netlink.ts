@@ -24,13 +24,14 @@ import {
   NF_INET_LOCAL_OUT,
   NFPROTO_INET,
   type NftMessage,
+  RTN_LOCAL,
   SET_ELEM_INTERVAL_END,
   SET_FLAG,
   type SetElement,
   sendBatch,
   tableExists,
 } from "../sys/nftables.ts";
-import { LEARNED_SET_SIZE, LOG_LIMIT, LOG_PREFIX, learnedSet, NFLOG_GROUP, TABLE } from "./nft.ts";
+import { FORWARDER_MARK, LEARNED_SET_SIZE, LOG_LIMIT, LOG_PREFIX, learnedSet, NFLOG_GROUP, TABLE } from "./nft.ts";
 import type { CompiledPolicy, CompiledRule, PortRange } from "./policy.ts";
 
 const CHAIN = "output";
@@ -40,6 +41,8 @@ const ND_TYPES = [133, 135, 136];
 /** Multicast listener query, report, done and MLDv2 report: sent with hop limit 1, they never leave the link. */
 const MLD_TYPES = [130, 131, 132, 143];
 const LOOPBACK_IFINDEX = 1;
+/** The RST bit of the TCP header's flags byte (offset 13). */
+const TCP_RST = 0x04;
 
 /** nft.ts's LOG_LIMIT as numbers: one text, so the two loaders cannot drift apart. */
 const LIMIT = (() => {
@@ -246,7 +249,23 @@ export function rulesetMessages(policy: CompiledPolicy, fresh = false): NftMessa
   for (const r of policy.allow.filter((r) => !r.subnets))
     for (const family of [4, 6] as const) batch.set(learnedSet(r.index, family), SET_FLAG.timeout, DADDR[family].keyType, LEARNED_SET_SIZE);
   batch.messages.push(msg.newBaseChain(NFPROTO_INET, { table: TABLE, chain: CHAIN, type: "filter", hook: NF_INET_LOCAL_OUT, priority: 0, policy: NF_ACCEPT }));
-  batch.rule([expr.meta("oif"), expr.cmp("eq", host32(LOOPBACK_IFINDEX)), expr.verdict(NF_ACCEPT)], 'oif "lo" accept');
+  // Loopback from a local source (or the forwarder's marked connections) is not egress; a forged source out of lo is refused (nft.ts says why).
+  const loopback = () => [expr.meta("oif"), expr.cmp("eq", host32(LOOPBACK_IFINDEX))];
+  batch.rule([...loopback(), expr.meta("mark"), expr.cmp("eq", host32(FORWARDER_MARK)), expr.verdict(NF_ACCEPT)], 'oif "lo" meta mark accept');
+  batch.rule([...loopback(), expr.fibSaddrType(), expr.cmp("eq", host32(RTN_LOCAL)), expr.verdict(NF_ACCEPT)], 'oif "lo" fib saddr type local accept');
+  batch.rule(
+    [
+      ...loopback(),
+      expr.meta("l4proto"),
+      expr.cmp("eq", new Uint8Array([IPPROTO.tcp])),
+      expr.payload("transport", 13, 1),
+      expr.bitwise(new Uint8Array([TCP_RST]), new Uint8Array([0])),
+      expr.cmp("eq", new Uint8Array([TCP_RST])),
+      expr.verdict(NF_ACCEPT),
+    ],
+    'oif "lo" tcp flags & rst == rst accept',
+  );
+  refusing(batch, loopback, 'oif "lo"', "spoof", policy.logOnly);
   batch.rule(
     [expr.ctState(), expr.bitwise(host32(CT_STATE.established | CT_STATE.related), host32(0)), expr.cmp("neq", host32(0)), expr.verdict(NF_ACCEPT)],
     "ct state established,related accept",

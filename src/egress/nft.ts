@@ -26,6 +26,16 @@ export const LOG_PREFIX = "burrow-egress ";
  */
 export const LEARNED_SET_SIZE = 4096;
 
+/**
+ * The mark the port forwarder's connector puts on its client-address
+ * connections into the sandbox (src/ports/client-address.ts CLIENT_MARK:
+ * a unit test holds the two equal; egress stays free of the forwarder's
+ * imports). Their source is the client's, not a local address; nothing in
+ * a sandbox with a policy can set a mark (SO_MARK needs NET_ADMIN or
+ * NET_RAW, both refused with a policy).
+ */
+export const FORWARDER_MARK = 0x6275;
+
 /** Set names of an allow rule's learned addresses. */
 export const learnedSet = (allowIndex: number, family: 4 | 6) => `allow_${allowIndex}_v${family}`;
 
@@ -79,7 +89,9 @@ function refusing(match: string, tag: string, logOnly: boolean, protocol?: "tcp"
  * The whole table, replacing any earlier one in one transaction (the
  * `table`/`delete table` pair makes the delete never fail). Order:
  * 1. the sandbox's loopback (its own addresses and burrow's resolver on
- *    127.0.0.53) is not egress;
+ *    127.0.0.53) is not egress, for packets from a local address (or the
+ *    forwarder's marked client-address connections); anything else out of
+ *    lo is a forged source, refused;
  * 2. packets of connections already allowed (and ICMP errors about them):
  *    a learned address stays reachable while its connection lives;
  * 3. IPv6 neighbour and router discovery (hop limit 255: never routed), or
@@ -98,7 +110,16 @@ export function nftRuleset(policy: CompiledPolicy): string {
       lines.push(`  set ${learnedSet(r.index, family)} { type ${family === 4 ? "ipv4_addr" : "ipv6_addr"}; flags timeout; size ${LEARNED_SET_SIZE}; }`);
   const chain: string[] = [
     "type filter hook output priority filter; policy accept;",
-    'oif "lo" accept',
+    // The loopback is not egress, but only for packets from the sandbox's own
+    // addresses: an IPv6 socket may bind any address with IPV6_FREEBIND (no
+    // capability needed) and send to its own other socket over lo, and
+    // conntrack would then take that socket's reply to the forged address,
+    // out of the sandbox, as "established".
+    `oif "lo" meta mark 0x${FORWARDER_MARK.toString(16).padStart(8, "0")} accept`,
+    'oif "lo" fib saddr type local accept',
+    // The resets our own refusals send back (`reject with tcp reset`) come from the refused address; a reset makes no connection.
+    'oif "lo" tcp flags & rst == rst accept',
+    ...refusing('oif "lo"', "spoof", policy.logOnly),
     "ct state established,related accept",
     "icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept",
     "icmpv6 type { mld-listener-query, mld-listener-report, mld-listener-done, mld2-listener-report } ip6 hoplimit 1 accept",
@@ -159,6 +180,6 @@ export function nftLearn(elements: readonly LearnedElement[]): string {
 
 /** The rule id a refusal's log prefix names (`deny[0]`, `dns`, `default`), or null for a prefix that is not burrow's. */
 export function refusalTag(prefix: string): string | null {
-  const m = new RegExp(`^${LOG_PREFIX}(deny\\[\\d+\\]|dns|default) ?$`).exec(prefix);
+  const m = new RegExp(`^${LOG_PREFIX}(deny\\[\\d+\\]|dns|default|spoof) ?$`).exec(prefix);
   return m ? m[1]! : null;
 }

@@ -124,6 +124,7 @@ export function loggedRefusal(policy: CompiledPolicy, packet: LoggedPacket): Ref
   const where = { destination: packet.destination, ...(packet.port === undefined ? {} : { port: packet.port }), protocol: packet.protocol };
   if (tag === "dns") return { ...where, rule: null, reason: "dns to another resolver" };
   if (tag === "default") return { ...where, rule: null, reason: "default deny" };
+  if (tag === "spoof") return { ...where, rule: null, reason: "forged source address" };
   const rule = policy.deny.find((r) => r.id === tag);
   return rule ? { ...where, rule: rule.text, reason: "deny rule" } : null;
 }

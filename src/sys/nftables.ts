@@ -183,12 +183,16 @@ export interface Expr {
   attrs: Attr[];
 }
 
-export const META_KEY = { oif: 5, oifname: 7, nfproto: 15, l4proto: 16 } as const;
+export const META_KEY = { mark: 3, oif: 5, oifname: 7, nfproto: 15, l4proto: 16 } as const;
 export const CMP_OP = { eq: 0, neq: 1, lt: 2, lte: 3, gt: 4, gte: 5 } as const;
 export const PAYLOAD_BASE = { network: 1, transport: 2 } as const;
 export const CT_KEY_STATE = 0;
 export const CT_STATE = { invalid: 1, established: 2, related: 4, new: 8 } as const;
 export const REJECT_TCP_RST = 1;
+/** fib's result NFT_FIB_RESULT_ADDRTYPE, its flag NFTA_FIB_F_SADDR, and the address type RTN_LOCAL it is compared with. */
+const FIB_RESULT_ADDRTYPE = 3;
+const FIB_F_SADDR = 1;
+export const RTN_LOCAL = 2;
 const LIMIT_PACKETS = 0;
 
 export const expr = {
@@ -208,6 +212,8 @@ export const expr = {
     name: "lookup",
     attrs: [str(1, set), u32(2, sreg), ...(setId === undefined ? [] : [u32(4, setId)])],
   }),
+  /** fib saddr type: the routing type of the packet's source address (RTN_LOCAL: one of this netns's). */
+  fibSaddrType: (dreg = REG_1): Expr => ({ name: "fib", attrs: [u32(1, dreg), u32(2, FIB_RESULT_ADDRTYPE), u32(3, FIB_F_SADDR)] }),
   ctState: (dreg = REG_1): Expr => ({ name: "ct", attrs: [u32(1, dreg), u32(2, CT_KEY_STATE)] }),
   /** limit rate PER/second burst BURST packets. */
   limitPackets: (perSecond: number, burst: number): Expr => ({

@@ -149,8 +149,8 @@ describeWhen(why)("the client's address behind a published port, rootless", () =
   }
 
   /** Starts the peer server in a sandbox on `network` with -p PORT:7000 and waits until a client gets an answer. */
-  async function serve(network: string): Promise<void> {
-    await burrowOkInServer(["run", "-d", "--name", "web", "--network", network, "-p", `${PORT}:7000`, "--", PYTHON, "-c", PEER_SERVER]);
+  async function serve(network: string, extra: string[] = []): Promise<void> {
+    await burrowOkInServer(["run", "-d", "--name", "web", "--network", network, "-p", `${PORT}:7000`, ...extra, "--", PYTHON, "-c", PEER_SERVER]);
     await until(() => answered(client), 15_000, "the server in the sandbox to answer through the published port");
   }
 
@@ -181,6 +181,15 @@ describeWhen(why)("the client's address behind a published port, rootless", () =
       15_000,
       "the restarted daemon to serve the port with the client's address",
     );
+    await stop();
+  });
+
+  test("slirp4netns with an egress policy: the forwarder's client-address connections are not taken for forged sources on the sandbox's loopback", async () => {
+    // An allow rule (so everything else is refused) that covers neither the client nor the host.
+    await serve("slirp4netns", ["--allow-cidr", "198.51.100.10"]);
+    for (let i = 0; i < 5; i++) expect(await peerSeen(client, SERVER)).toBe(v4(CLIENT));
+    expect(await peerSeen(server, "127.0.0.1")).toBe(v4("10.0.2.100"));
+    expect(await sourceAddresses()).toEqual([{ HostIp: "", HostPort: String(PORT), SourceAddress: "client" }]);
     await stop();
   });
 

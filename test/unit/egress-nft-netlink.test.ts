@@ -18,14 +18,16 @@ const compiled = (flags: Partial<EgressFlags>) => compilePolicy(parseEgressFlags
 describe("the batch", () => {
   test("replaces the table in one transaction: add, delete, then the table, its learned sets and its base chain", () => {
     const messages = rulesetMessages(compiled({ allowHost: ["pypi.org:443"], denyCidr: ["private"] }));
-    expect(messages.slice(0, 7).map((m) => m.what)).toEqual([
+    expect(messages.slice(0, 9).map((m) => m.what)).toEqual([
       "add table burrow_egress",
       "delete table burrow_egress",
       "add table burrow_egress",
       `add set burrow_egress ${learnedSet(0, 4)}`,
       `add set burrow_egress ${learnedSet(0, 6)}`,
       "add chain burrow_egress output",
-      'oif "lo" accept',
+      'oif "lo" meta mark accept',
+      'oif "lo" fib saddr type local accept',
+      'oif "lo" tcp flags & rst == rst accept',
     ]);
   });
 
