@@ -5,9 +5,10 @@
 // test/helpers/egress-namespace.ts, shared with egress-nft-netlink.test.ts).
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { LOG_LIMIT, LOG_PREFIX, learnedSet, NFLOG_GROUP, nftLearn, nftRuleset, refusalTag, TABLE } from "../../src/egress/nft.ts";
+import { FORWARDER_MARK, LOG_LIMIT, LOG_PREFIX, learnedSet, NFLOG_GROUP, nftLearn, nftRuleset, refusalTag, TABLE } from "../../src/egress/nft.ts";
 import { compilePolicy, type EgressFlags, parseEgressFlags } from "../../src/egress/policy.ts";
 import { describeKernelAgreement } from "../helpers/egress-namespace.ts";
+import { CLIENT_MARK } from "../../src/ports/client-address.ts";
 
 const none: EgressFlags = { allowHost: [], allowCidr: [], denyCidr: [], logOnly: false };
 const compiled = (flags: Partial<EgressFlags>, hostAddresses: string[] = []) => compilePolicy(parseEgressFlags({ ...none, ...flags })!, { hostAddresses });
@@ -18,6 +19,10 @@ const chainLines = (text: string) =>
     .slice(2)
     .map((l) => l.trim())
     .filter((l) => l !== "" && l !== "}");
+
+test("the ruleset's forwarder mark is the one the connector puts on its client-address connections", () => {
+  expect(FORWARDER_MARK).toBe(CLIENT_MARK);
+});
 
 describe("ruleset text", () => {
   const policy = compiled({ allowHost: ["pypi.org:443"], allowCidr: ["198.51.100.0/24:80,443/tcp", "[2001:db8::53]:53/udp"], denyCidr: ["private"] });
