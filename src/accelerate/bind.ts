@@ -88,7 +88,7 @@ export function trappedBind(listener: number, n: Notification, decide: (dest: De
  * or CONTINUE. True when the host socket is the process's
  * now.
  */
-export function finishBind(p: ParkedBind, fd: number, errno?: number): boolean {
+export function finishBind(p: ParkedBind, fd: number, errno?: number, committing: () => void = () => {}): boolean {
   if (fd < 0) {
     if (errno) {
       try {
@@ -100,6 +100,7 @@ export function finishBind(p: ParkedBind, fd: number, errno?: number): boolean {
   try {
     // The open file is shared with the forwarder's copy: the server gets the blocking mode it asked for; the forwarder sets it back when it takes the socket back.
     setNonBlocking(fd, p.nonblocking);
+    committing();
     installProcessFd(p.listener, p.id, fd, p.targetFd, p.cloexec);
   } catch {
     proceed(p.listener, p.id, "the socket could not be installed");

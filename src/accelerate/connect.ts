@@ -70,9 +70,16 @@ export type ConnectOutcome =
 
 /**
  * Handles one connect notification. `decide` sees only burrow's copy of the
- * destination and the trapped task's pid.
+ * destination and the trapped task's pid. `committing` is called right
+ * before the host socket is installed over the process's fd (from then on
+ * the call must never be let through as the process made it).
  */
-export function acceleratedConnect(listener: number, n: Notification, decide: (dest: Destination, pid: number) => Verdict): ConnectOutcome {
+export function acceleratedConnect(
+  listener: number,
+  n: Notification,
+  decide: (dest: Destination, pid: number) => Verdict,
+  committing: () => void = () => {},
+): ConnectOutcome {
   const proceed = (reason: string): ConnectOutcome => {
     try {
       answerNotification(listener, n.id, { continue: true });
@@ -122,6 +129,7 @@ export function acceleratedConnect(listener: number, n: Notification, decide: (d
     const cloexec = processFdCloexec(n.pid, targetFd);
     const install = (err: number): number => {
       setNonBlocking(twin, shape.nonblocking);
+      committing();
       installProcessFd(listener, n.id, twin, targetFd, cloexec);
       answerNotification(listener, n.id, err ? { error: err } : { value: 0 });
       return err;
@@ -149,6 +157,7 @@ export function acceleratedConnect(listener: number, n: Notification, decide: (d
               return err;
             }
             setNonBlocking(fd, false);
+            committing();
             installProcessFd(listener, n.id, fd, targetFd, cloexec);
             answerNotification(listener, n.id, { value: 0 });
             return 0;
