@@ -8,9 +8,17 @@
 // sandbox, as without --accelerate.
 import { AF_INET, AF_INET6, SOCK_STREAM } from "../sys/net.ts";
 import { close } from "../sys/ns.ts";
-import { answerNotification, copyProcessFd, installProcessFd, type Notification, notificationValid, readProcessMemory } from "../sys/seccomp.ts";
+import {
+  answerNotification,
+  copyTrappedFd,
+  installProcessFd,
+  type Notification,
+  notificationValid,
+  processFdCloexec,
+  readProcessMemory,
+} from "../sys/seccomp.ts";
 import { setNonBlocking, socketShape } from "../sys/socket-twin.ts";
-import { type Destination, parseInetSockaddr, processFdCloexec } from "./connect.ts";
+import { type Destination, parseInetSockaddr } from "./connect.ts";
 import type { BindVerdict } from "./scope.ts";
 
 /** A bind waiting for the main thread's answer: what it needs to finish. */
@@ -54,7 +62,7 @@ export function trappedBind(listener: number, n: Notification, decide: (dest: De
   if ("continue" in verdict) return proceed(listener, n.id, verdict.continue);
   let theirs: number;
   try {
-    theirs = copyProcessFd(n.pid, targetFd);
+    theirs = copyTrappedFd(n.pid, targetFd);
   } catch (e) {
     return proceed(listener, n.id, `pidfd_getfd: ${(e as Error).message}`);
   }

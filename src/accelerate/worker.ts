@@ -13,7 +13,6 @@
 // - applies each sandbox's egress policy (issue 18) to the connects it would
 //   hand a host socket, with the addresses burrow's resolver learned for it
 //   (docs/egress.md "--accelerate"), and reports the refusals.
-import { readlinkSync } from "node:fs";
 import { LearnedAddresses } from "../egress/learned.ts";
 import { compilePolicy } from "../egress/policy.ts";
 import { close } from "../sys/ns.ts";
@@ -22,6 +21,7 @@ import {
   answerNotification,
   duplicateFd,
   hostSeccompArch,
+  netnsInodeOf,
   type Notification,
   type NotifSizes,
   notificationValid,
@@ -79,15 +79,7 @@ interface SandboxEgress {
   learned: LearnedAddresses;
 }
 
-/** The inode of `pid`'s network namespace, from its "net:[INODE]" link (cheaper than a stat). */
-function netnsInode(pid: number): number | null {
-  try {
-    const m = /^net:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/ns/net`));
-    return m ? Number(m[1]) : null;
-  } catch {
-    return null;
-  }
-}
+const netnsInode = netnsInodeOf;
 
 function run(init: AcceleratorInit): void {
   const sizes: NotifSizes = init.sizes;
