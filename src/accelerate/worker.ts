@@ -32,7 +32,7 @@ import {
 import { acceptNB, Epoll, EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, LinePipe } from "../sys/sockets.ts";
 import { receiveWithFds } from "../sys/unix-socket.ts";
 import { finishBind, type ParkedBind, trappedBind } from "./bind.ts";
-import { acceleratedConnect } from "./connect.ts";
+import { acceleratedConnect, type Verdict } from "./connect.ts";
 import type { AcceleratorCommand, AcceleratorEgress, AcceleratorInit, AcceleratorRefusal, AcceleratorReport } from "./protocol.ts";
 import { TOKEN_LINE } from "./protocol.ts";
 import { decide, decideBind, insideSubnets, type Scope, type ScopeEgress } from "./scope.ts";
@@ -71,7 +71,12 @@ interface Expected {
   key: number;
   /** Every call answered CONTINUE: the sandbox crashed the supervisor again and again. */
   passthrough: boolean;
+  /** `decide`'s verdicts by "ip port", for a sandbox without an egress policy (then pure in the destination, for a task in the sandbox's own netns). */
+  verdicts: Map<string, Verdict>;
 }
+
+/** At most this many remembered verdicts per sandbox (a client connecting to many destinations starts over). */
+const VERDICTS = 256;
 
 /** A sandbox's egress policy as the Worker applies it: compiled, with its learned addresses; `decide` null: the policy could not be compiled, every connect runs inside under the sandbox's ruleset. */
 interface SandboxEgress {
@@ -188,10 +193,20 @@ function run(init: AcceleratorInit): void {
     const out = acceleratedConnect(
       fd,
       n,
-      (dest, pid) =>
-        policy && !policy.decide
-          ? { continue: "egress policy unusable" }
-          : decide(owner.scope, dest, netnsInode(pid), owner.inside, policy?.decide ?? undefined),
+      (dest, pid) => {
+        if (policy && !policy.decide) return { continue: "egress policy unusable" };
+        const netns = netnsInode(pid);
+        // Without a policy the verdict depends on the destination alone (the learned addresses of one change with time).
+        if (policy || netns !== owner.scope.netnsInode) return decide(owner.scope, dest, netns, owner.inside, policy?.decide ?? undefined);
+        const key = `${dest.ip} ${dest.port}`;
+        let v = owner.verdicts.get(key);
+        if (!v) {
+          v = decide(owner.scope, dest, netns, owner.inside);
+          if (owner.verdicts.size >= VERDICTS) owner.verdicts.clear();
+          owner.verdicts.set(key, v);
+        }
+        return v;
+      },
       () => unanswered.committing(slot),
     );
     if ("answered" in out && out.answered === "refused") refusals.push({ sandbox: owner.id, refusal: out.refusal, logOnly: false });
@@ -332,11 +347,15 @@ function run(init: AcceleratorInit): void {
     switch (m.op) {
       case "expect":
         setEgress(m.id, m.egress);
-        expected.expect(m.token, { id: m.id, scope: m.scope, inside: insideSubnets(m.scope), key: m.key, passthrough: !!m.passthrough }, Date.now());
+        expected.expect(
+          m.token,
+          { id: m.id, scope: m.scope, inside: insideSubnets(m.scope), key: m.key, passthrough: !!m.passthrough, verdicts: new Map() },
+          Date.now(),
+        );
         break;
       case "adopt":
         setEgress(m.id, m.egress);
-        adopt(m.fd, { id: m.id, scope: m.scope, inside: insideSubnets(m.scope), key: m.key, passthrough: !!m.passthrough }, false);
+        adopt(m.fd, { id: m.id, scope: m.scope, inside: insideSubnets(m.scope), key: m.key, passthrough: !!m.passthrough, verdicts: new Map() }, false);
         break;
       case "orphans":
         // Ids the dead Worker received: whichever listener still has one pending takes the answer it left safe.

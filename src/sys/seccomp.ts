@@ -344,8 +344,13 @@ export function copyTrappedFd(pid: number, targetFd: number): number {
 const fdinfoBuffer = new Uint8Array(512);
 const pathBuffer = new Uint8Array(64);
 const O_DIRECTORY = 0o200000;
-/** /proc/PID/fdinfo directories of the processes trapped lately (pid -> dirfd), oldest first: kept as pidfds are, for the same reason. */
-const recentFdinfoDirs = new Map<number, number>();
+/**
+ * /proc/PID directories of the processes trapped lately (pid -> dirfd),
+ * oldest first, kept as pidfds are: a lookup through one names the process
+ * it was opened for, and fails (ENOENT) once that process is gone, even
+ * when its pid is someone else's by then; a fresh one is opened then.
+ */
+const recentProcDirs = new Map<number, number>();
 
 /** `text` as a NUL-terminated string in this thread's path buffer. */
 function pathOf(text: string): Uint8Array {
@@ -362,19 +367,19 @@ function keep(cache: Map<number, number>, pid: number, fd: number): void {
   libc.symbols.close(oldFd);
 }
 
-/** Opens fd `fd`'s fdinfo of `pid` through a kept directory fd (a dead process's fails: a fresh one is opened). */
-function openFdinfo(pid: number, fd: number): number {
-  const kept = recentFdinfoDirs.get(pid);
+/** `lookup(dirfd of /proc/PID)` through a kept directory, or a fresh one when the kept one's process is gone; -1 when both fail. */
+function inProcDir(pid: number, lookup: (dir: number) => number): number {
+  const kept = recentProcDirs.get(pid);
   if (kept !== undefined) {
-    const f = libc.symbols.openat(kept, pathOf(String(fd)), O_CLOEXEC, 0);
-    if (f >= 0) return f;
-    recentFdinfoDirs.delete(pid);
+    const r = lookup(kept);
+    if (r >= 0) return r;
+    recentProcDirs.delete(pid);
     libc.symbols.close(kept);
   }
-  const dir = libc.symbols.open(pathOf(`/proc/${pid}/fdinfo`), O_DIRECTORY | O_CLOEXEC, 0);
+  const dir = libc.symbols.open(pathOf(`/proc/${pid}`), O_DIRECTORY | O_CLOEXEC, 0);
   if (dir < 0) return -1;
-  keep(recentFdinfoDirs, pid, dir);
-  return libc.symbols.openat(dir, pathOf(String(fd)), O_CLOEXEC, 0);
+  keep(recentProcDirs, pid, dir);
+  return lookup(dir);
 }
 
 /**
@@ -382,7 +387,7 @@ function openFdinfo(pid: number, fd: number): number {
  * (octal), read with three syscalls into buffers of this thread's.
  */
 export function processFdCloexec(pid: number, fd: number): boolean {
-  const f = openFdinfo(pid, fd);
+  const f = inProcDir(pid, (dir) => libc.symbols.openat(dir, pathOf(`fdinfo/${fd}`), O_CLOEXEC, 0));
   if (f < 0) return false;
   let n: number;
   try {
@@ -403,10 +408,11 @@ export function processFdCloexec(pid: number, fd: number): boolean {
 }
 
 const linkBuffer = new Uint8Array(64);
+const NS_NET = new TextEncoder().encode("ns/net\0");
 
-/** The inode of `pid`'s network namespace, from its "net:[INODE]" link (one readlink, nothing allocated but the path); null when unreadable. */
+/** The inode of `pid`'s network namespace, from its "net:[INODE]" link (one readlinkat through a kept /proc/PID); null when unreadable. */
 export function netnsInodeOf(pid: number): number | null {
-  const n = Number(libc.symbols.readlink(pathOf(`/proc/${pid}/ns/net`), linkBuffer, linkBuffer.length));
+  const n = inProcDir(pid, (dir) => Number(libc.symbols.readlinkat(dir, NS_NET, linkBuffer, linkBuffer.length)));
   if (n < 7 || linkBuffer[n - 1] !== 0x5d) return null; // "net:[" ... "]"
   let inode = 0;
   for (let i = 5; i < n - 1; i++) {
