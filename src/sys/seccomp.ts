@@ -13,7 +13,7 @@
 //   seccomp(SECCOMP_GET_NOTIF_SIZES) call.
 // - the listener's ioctls and the SCM_RIGHTS receive that brings a listener
 //   from the helper to the daemon.
-import { ptr } from "bun:ffi";
+import { type Pointer, ptr } from "bun:ffi";
 import { release } from "node:os";
 import { check, errno, libc, SysError } from "./libc.ts";
 import { POLLHUP, POLLIN, pollOnce } from "./unix-socket.ts";
@@ -231,10 +231,12 @@ const SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP = 1;
  * Linux >= 6.6: the kernel wakes the answering thread and the trapped task
  * as one hand-off on the same CPU (made for supervisors like this one), which
  * takes a scheduler round trip off every trapped call. Best effort: false
- * where the kernel lacks it.
+ * where the kernel lacks it. The flags are the ioctl's argument itself
+ * (seccomp_notify_set_flags takes `arg` by value): a pointer to them is
+ * refused with EINVAL.
  */
 export function syncWakeUp(listener: number): boolean {
-  return libc.symbols.ioctl(listener, SECCOMP_IOCTL_NOTIF_SET_FLAGS, new BigUint64Array([BigInt(SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP)])) === 0;
+  return libc.symbols.ioctl(listener, SECCOMP_IOCTL_NOTIF_SET_FLAGS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP as unknown as Pointer) === 0;
 }
 
 /** Is notification `id` still pending (its process alive, the call not interrupted)? Checked before acting on what was read for it. */

@@ -7,7 +7,16 @@ import { closeSync, existsSync, statSync } from "node:fs";
 import { buildEnterHelper } from "../../scripts/build.ts";
 import { acceleratedConnect, parseInetSockaddr, type Verdict } from "../../src/accelerate/connect.ts";
 import { sockaddrOf } from "../../src/sys/netio.ts";
-import { accelerationSupport, copyTrappedFd, netnsInodeOf, processFdCloexec, receiveNotification, waitNotification } from "../../src/sys/seccomp.ts";
+import {
+  accelerationSupport,
+  copyTrappedFd,
+  kernelVersion,
+  netnsInodeOf,
+  processFdCloexec,
+  receiveNotification,
+  syncWakeUp,
+  waitNotification,
+} from "../../src/sys/seccomp.ts";
 import { notifSizes, pythonUnderFilter } from "../helpers/accelerate.ts";
 import { intOption, socketShape, tcpTwin, waitWritable } from "../../src/sys/socket-twin.ts";
 import { repoRoot } from "../helpers/env.ts";
@@ -162,6 +171,19 @@ describe("a trapped connect through a host twin", () => {
     // The empty namespace's loopback is down: its own connect cannot reach anything.
     expect((await new Response(child.stdout).text()).trim().split("\n")).toEqual(["ENETUNREACH", "ECONNREFUSED"]);
     closeSync(listener);
+  });
+
+  test("synchronous wake-ups are really set on a listener (Linux 6.6+; the flag is the ioctl's argument itself, not a pointer to it)", async () => {
+    if (why) return console.warn(`skipped: ${why}`);
+    const v = kernelVersion();
+    if (!v || v[0] < 6 || (v[0] === 6 && v[1] < 6)) return console.warn("skipped: SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP needs Linux 6.6");
+    const { child, listener } = sandboxed("pass");
+    try {
+      expect(syncWakeUp(listener)).toBe(true);
+    } finally {
+      closeSync(listener);
+      await child.exited;
+    }
   });
 
   test("a reused notification buffer must hold the kernel's struct seccomp_notif (checked before the ioctl)", () => {
