@@ -57,7 +57,7 @@ const TAKE_BACK_MS = 500;
 const RESTART_WINDOW_MS = 60_000;
 /** A sandbox whose calls crashed the Worker this often in the window is served without acceleration (every call CONTINUE) from then on. */
 const CRASHES_PER_SANDBOX = 3;
-/** More restarts than this in the window, whoever caused them: the supervisor stays down until the daemon restarts. */
+/** More restarts than this in the window, whoever caused them: every sandbox runs unaccelerated from then on, and one more death in the window leaves the supervisor down until the daemon restarts. */
 const RESTARTS_LIMIT = 10;
 /** Tokens the Worker was told to expect are kept this long for a restarted Worker (the Worker's own TOKEN_MS). */
 const TOKEN_MS = 600_000;
@@ -125,6 +125,8 @@ export class Accelerator {
   /** Worker starts since the daemon's, for unique `lend` ask numbers. */
   private generation = 0;
   private readonly restarts: number[] = [];
+  /** Restarted too often: every sandbox, new ones too, is served with CONTINUE only. */
+  private degraded = false;
   private gaveUp = false;
   private readonly encoder = new TextEncoder();
   /** Host-socket connections made per sandbox since the daemon started. */
@@ -279,7 +281,7 @@ export class Accelerator {
   private register(id: string, scope: Scope, egress?: AcceleratorEgress): Registered {
     let r = this.registered.get(id);
     if (!r) {
-      r = { key: this.nextKey++, scope, learned: new Map(), crashes: [], passthrough: false };
+      r = { key: this.nextKey++, scope, learned: new Map(), crashes: [], passthrough: this.degraded };
       this.registered.set(id, r);
     }
     r.scope = scope;
@@ -396,7 +398,15 @@ export class Accelerator {
     clearInterval(this.takeBackTimer);
     this.takeBackTimer = undefined;
     const worker = this.worker;
-    if (!worker) return;
+    if (!worker) {
+      // Never started, or given up after too many deaths: only the handoff socket may be left.
+      if (this.handoffFd >= 0) {
+        close(this.handoffFd);
+        this.handoffFd = -1;
+        rmSync(this.socketPath, { force: true });
+      }
+      return;
+    }
     this.worker = undefined;
     try {
       writeAll(this.controlFd, this.encoder.encode(`${JSON.stringify({ op: "exit" } satisfies AcceleratorCommand)}\n`));
@@ -422,8 +432,9 @@ export class Accelerator {
    * (src/accelerate/unanswered.ts). A sandbox whose calls crashed it
    * CRASHES_PER_SANDBOX times within a minute is served without
    * acceleration from then on; more than RESTARTS_LIMIT restarts in a
-   * minute and the supervisor stays down (trapped calls wait for the next
-   * daemon, which takes the listeners back from their keepers).
+   * minute and every sandbox is (the Worker then only answers CONTINUE), and
+   * a death even so leaves the supervisor down (trapped calls wait for the
+   * next daemon, which takes the listeners back from their keepers).
    */
   private died(worker: Worker, why: string): void {
     if (this.worker !== worker) return; // already handled, or closed on purpose
@@ -448,10 +459,14 @@ export class Accelerator {
         blamed = `; ${id.slice(0, 12)} crashed it ${r.crashes.length} times within a minute and runs unaccelerated from now on`;
       }
     }
-    if (this.restarts.length > RESTARTS_LIMIT) {
+    if (this.restarts.length > RESTARTS_LIMIT && !this.degraded) {
+      this.degraded = true;
+      for (const r of this.registered.values()) r.passthrough = true;
+      blamed += `; it died ${this.restarts.length} times within a minute: every sandbox runs unaccelerated from now on, until the daemon restarts`;
+    } else if (this.restarts.length > RESTARTS_LIMIT) {
       this.gaveUp = true;
       log.error(
-        `accelerate: the supervisor died (${why}) for the ${this.restarts.length}th time within a minute: not restarted; accelerated sandboxes' calls wait for the next daemon`,
+        `accelerate: the supervisor died (${why}) for the ${this.restarts.length}th time within a minute, serving every sandbox unaccelerated: not restarted; accelerated sandboxes' calls wait for the next daemon`,
       );
       return;
     }

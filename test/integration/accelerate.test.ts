@@ -258,6 +258,22 @@ print("nested", r.stdout.strip() or r.stderr.strip())
       expect(log).toContain("crashed it 3 times within a minute and runs unaccelerated from now on");
     });
 
+    test("more than 10 restarts within a minute (4 sandboxes that kill the Worker): every sandbox runs unaccelerated from then on, new ones too, and no connect hangs", async () => {
+      const env = { BURROW_TEST_ACCEL_CRASH: "exit:1" };
+      // 3 deaths each for the first three sandboxes (then each runs unaccelerated); the fourth's second death is the 11th.
+      for (let i = 0; i < 4; i++) {
+        const out = await t.burrowOk(["run", "--rm", "--accelerate", "--network", slirp(true), "--", "python3", "-c", CONNECTS(3)], { env });
+        expect(out.trim().split("\n")).toEqual(Array(3).fill("10.0.2.100 peer 127.0.0.1"));
+      }
+      // A sandbox started afterwards is served unaccelerated from its first call: the Worker never sees its connect.
+      const later = await t.burrowOk(["run", "--rm", "--accelerate", "--network", slirp(true), "--", "python3", "-c", CONNECTS(2)], { env });
+      expect(later.trim().split("\n")).toEqual(Array(2).fill("10.0.2.100 peer 127.0.0.1"));
+      const log = daemonLog();
+      expect(log.match(/accelerate: the supervisor died \(its thread exited\): restarting it/g)?.length).toBe(11);
+      expect(log).toContain("it died 11 times within a minute: every sandbox runs unaccelerated from now on, until the daemon restarts");
+      expect(log).not.toContain("not restarted");
+    });
+
     test("kill -9 of the daemon: a connect waits for the next daemon, which takes the listener back from its keeper; rm -f leaves no keeper", async () => {
       const dir = mkdtempSync("/tmp/burrow-accel-");
       chmodSync(dir, 0o777);
