@@ -8,9 +8,17 @@
 // sandbox, as without --accelerate.
 import { AF_INET, AF_INET6, SOCK_STREAM } from "../sys/net.ts";
 import { close } from "../sys/ns.ts";
-import { answerNotification, copyProcessFd, installProcessFd, type Notification, notificationValid, readProcessMemory } from "../sys/seccomp.ts";
+import {
+  answerNotification,
+  copyTrappedFd,
+  installProcessFd,
+  type Notification,
+  notificationValid,
+  processFdCloexec,
+  readProcessMemory,
+} from "../sys/seccomp.ts";
 import { setNonBlocking, socketShape } from "../sys/socket-twin.ts";
-import { type Destination, parseInetSockaddr, processFdCloexec } from "./connect.ts";
+import { type Destination, parseInetSockaddr } from "./connect.ts";
 import type { BindVerdict } from "./scope.ts";
 
 /** A bind waiting for the main thread's answer: what it needs to finish. */
@@ -54,7 +62,7 @@ export function trappedBind(listener: number, n: Notification, decide: (dest: De
   if ("continue" in verdict) return proceed(listener, n.id, verdict.continue);
   let theirs: number;
   try {
-    theirs = copyProcessFd(n.pid, targetFd);
+    theirs = copyTrappedFd(n.pid, targetFd);
   } catch (e) {
     return proceed(listener, n.id, `pidfd_getfd: ${(e as Error).message}`);
   }
@@ -88,7 +96,7 @@ export function trappedBind(listener: number, n: Notification, decide: (dest: De
  * or CONTINUE. True when the host socket is the process's
  * now.
  */
-export function finishBind(p: ParkedBind, fd: number, errno?: number): boolean {
+export function finishBind(p: ParkedBind, fd: number, errno?: number, committing: () => void = () => {}): boolean {
   if (fd < 0) {
     if (errno) {
       try {
@@ -100,6 +108,7 @@ export function finishBind(p: ParkedBind, fd: number, errno?: number): boolean {
   try {
     // The open file is shared with the forwarder's copy: the server gets the blocking mode it asked for; the forwarder sets it back when it takes the socket back.
     setNonBlocking(fd, p.nonblocking);
+    committing();
     installProcessFd(p.listener, p.id, fd, p.targetFd, p.cloexec);
   } catch {
     proceed(p.listener, p.id, "the socket could not be installed");

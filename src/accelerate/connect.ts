@@ -9,7 +9,6 @@
 // here, with no host socket (what the ruleset's TCP reset gives inside).
 // Anything unexpected is answered CONTINUE: the call then runs in the
 // sandbox's own namespace, as without --accelerate.
-import { readFileSync } from "node:fs";
 import { isIPv4 } from "node:net";
 import type { Refusal } from "../egress/refusals.ts";
 import { log } from "../log.ts";
@@ -18,8 +17,16 @@ import { ERRNO } from "../sys/errno.ts";
 import { AF_INET, AF_INET6, SOCK_STREAM } from "../sys/net.ts";
 import { sockaddrOf } from "../sys/netio.ts";
 import { close } from "../sys/ns.ts";
-import { answerNotification, copyProcessFd, installProcessFd, type Notification, notificationValid, readProcessMemory } from "../sys/seccomp.ts";
-import { connectSockaddr, EINPROGRESS, setNonBlocking, socketError, socketShape, tcpTwin } from "../sys/socket-twin.ts";
+import {
+  answerNotification,
+  copyTrappedFd,
+  installProcessFd,
+  type Notification,
+  notificationValid,
+  processFdCloexec,
+  readProcessMemory,
+} from "../sys/seccomp.ts";
+import { connectSockaddr, EINPROGRESS, setNonBlocking, socketError, socketShape, tcpTwin, waitWritable } from "../sys/socket-twin.ts";
 
 export interface Destination {
   ip: string;
@@ -50,16 +57,6 @@ export function parseInetSockaddr(b: Uint8Array): Destination | null {
   return null;
 }
 
-/** Is fd `fd` of `pid` close-on-exec (fdinfo's flags, octal)? */
-export function processFdCloexec(pid: number, fd: number): boolean {
-  try {
-    const m = /^flags:\s+([0-7]+)$/m.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, "utf8"));
-    return m ? (Number.parseInt(m[1]!, 8) & 0o2000000) !== 0 : false;
-  } catch {
-    return false;
-  }
-}
-
 export type ConnectOutcome =
   | { answered: "continue"; reason: string }
   | { answered: "host"; errno: number; wouldRefuse?: Refusal }
@@ -70,9 +67,16 @@ export type ConnectOutcome =
 
 /**
  * Handles one connect notification. `decide` sees only burrow's copy of the
- * destination and the trapped task's pid.
+ * destination and the trapped task's pid. `committing` is called right
+ * before the host socket is installed over the process's fd (from then on
+ * the call must never be let through as the process made it).
  */
-export function acceleratedConnect(listener: number, n: Notification, decide: (dest: Destination, pid: number) => Verdict): ConnectOutcome {
+export function acceleratedConnect(
+  listener: number,
+  n: Notification,
+  decide: (dest: Destination, pid: number) => Verdict,
+  committing: () => void = () => {},
+): ConnectOutcome {
   const proceed = (reason: string): ConnectOutcome => {
     try {
       answerNotification(listener, n.id, { continue: true });
@@ -95,7 +99,7 @@ export function acceleratedConnect(listener: number, n: Notification, decide: (d
 
   let theirs: number;
   try {
-    theirs = copyProcessFd(n.pid, targetFd);
+    theirs = copyTrappedFd(n.pid, targetFd);
   } catch (e) {
     return proceed(`pidfd_getfd: ${(e as Error).message}`);
   }
@@ -121,7 +125,9 @@ export function acceleratedConnect(listener: number, n: Notification, decide: (d
     const addr = shape.family === AF_INET6 && wantFamily === AF_INET ? sockaddrOf(`::ffff:${host.ip}`, host.port).buf : sockaddrOf(host.ip, host.port).buf;
     const cloexec = processFdCloexec(n.pid, targetFd);
     const install = (err: number): number => {
-      setNonBlocking(twin, shape.nonblocking);
+      // The twin is made non-blocking: only a blocking socket needs its mode changed.
+      if (!shape.nonblocking) setNonBlocking(twin, false);
+      committing();
       installProcessFd(listener, n.id, twin, targetFd, cloexec);
       answerNotification(listener, n.id, err ? { error: err } : { value: 0 });
       return err;
@@ -136,6 +142,16 @@ export function acceleratedConnect(listener: number, n: Notification, decide: (d
       const err = install(started);
       return { answered: "host", errno: err, ...wouldRefuse };
     }
+    // A blocking connect: to the host's loopback the handshake has ended by the time connect() returns (the kernel ran it
+    // before releasing the socket), so one poll answers it now, without a round through epoll.
+    if (waitWritable(twin, 0)) {
+      const err = socketError(twin);
+      if (err) {
+        answerNotification(listener, n.id, { error: err });
+        return { answered: "host", errno: err, ...wouldRefuse };
+      }
+      return { answered: "host", errno: install(0), ...wouldRefuse };
+    }
     const fd = twin;
     twin = -1; // the pending connect owns it now
     return {
@@ -149,6 +165,7 @@ export function acceleratedConnect(listener: number, n: Notification, decide: (d
               return err;
             }
             setNonBlocking(fd, false);
+            committing();
             installProcessFd(listener, n.id, fd, targetFd, cloexec);
             answerNotification(listener, n.id, { value: 0 });
             return 0;

@@ -50,13 +50,28 @@ export type AcceleratorInit = {
   sizes: { notif: number; resp: number; data: number };
   /** The daemon's uid as SO_PEERCRED shows its own processes (0 rootless and rootful). */
   uid: number;
+  /** The table of received, unanswered calls the main thread reads if this Worker dies (src/accelerate/unanswered.ts). */
+  unanswered: SharedArrayBuffer;
+  /** This Worker's `lend` asks are numbered from here: unique across restarts, so a late answer meant for a dead Worker finds no ask. */
+  firstAsk: number;
+  /** Tests only (BURROW_TEST_ACCEL_CRASH in the daemon's environment): the Worker throws (or with `exit`, exits) on receiving its `at`-th connect. */
+  crash?: { at: number; exit: boolean };
 };
+
+/** How a sandbox is served: with its scope, or (`passthrough`) every call answered CONTINUE, after it crashed the supervisor again and again. */
+export interface Registration {
+  /** A small number naming the sandbox in the unanswered-calls table. */
+  key: number;
+  passthrough?: boolean;
+}
 
 export type AcceleratorCommand =
   /** An enter step of sandbox `id` will hand over a listener, announced by `token`. */
-  | { op: "expect"; id: string; token: string; scope: Scope; egress?: AcceleratorEgress }
+  | ({ op: "expect"; id: string; token: string; scope: Scope; egress?: AcceleratorEgress } & Registration)
   /** A listener of sandbox `id` taken back from its keeper after a daemon restart (an fd of this process, the Worker's from now on). */
-  | { op: "adopt"; id: string; fd: number; scope: Scope; egress?: AcceleratorEgress }
+  | ({ op: "adopt"; id: string; fd: number; scope: Scope; egress?: AcceleratorEgress } & Registration)
+  /** After a restart, once every listener is adopted: the calls the dead Worker left unanswered (ids in decimal), each answered CONTINUE (-1) or with an errno on whichever listener still has it pending. */
+  | { op: "orphans"; calls: Array<{ id: string; answer: number }> }
   /** burrow's resolver answered `address` for allow rule `allowIndex` of sandbox `sandbox`'s policy: reachable until `expiresAt` (ms epoch). */
   | { op: "egress-learned"; sandbox: string; allowIndex: number; address: string; expiresAt: number }
   /** Sandbox `id` ended: close its listeners and whatever is pending for them. */
@@ -69,8 +84,8 @@ export type AcceleratorReport =
   | { op: "started" }
   /** Connections made through host sockets since the last report, per sandbox. */
   | { op: "counts"; counts: Record<string, number> }
-  /** A listener of `id` was adopted; `keepFd` is a duplicate of it for the main thread to hand to a keeper (and close), or -1. */
-  | { op: "attached"; id: string; keepFd: number }
+  /** A listener of `id` was adopted (with `token`, when it came through the handoff); `keepFd` is a duplicate of it for the main thread to hand to a keeper (and close), or -1. */
+  | { op: "attached"; id: string; keepFd: number; token?: string }
   /** A server of sandbox `id` binds TCP container port `port` (wildcard or its own address): lend it that port's host socket of `family`, if it is published so. */
   | { op: "lend"; ask: number; id: string; port: number; family: 4 | 6 }
   /** Whether the socket lent for `ask` is the server's now (else the main thread takes it back at once). */

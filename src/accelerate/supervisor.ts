@@ -15,7 +15,8 @@ import type { HelperLedger } from "../state/helpers.ts";
 import { pipe, setBlocking, writeAll } from "../sys/sockets.ts";
 import { listenUnix } from "../sys/unix-socket.ts";
 import { workerUrl } from "../workers.ts";
-import type { AcceleratorCommand, AcceleratorEgress, AcceleratorInit, AcceleratorReport } from "./protocol.ts";
+import type { AcceleratorCommand, AcceleratorEgress, AcceleratorInit, AcceleratorReport, LearnedEntry } from "./protocol.ts";
+import { readUnanswered, unansweredBuffer } from "./unanswered.ts";
 import type { Scope } from "./scope.ts";
 import type { HeldPort, LentPort } from "../ports/driver.ts";
 
@@ -52,6 +53,26 @@ const EADDRINUSE = 98;
 
 /** While a port is lent, whether some process of its sandbox still holds it is checked this often. */
 const TAKE_BACK_MS = 500;
+/** The Worker's restarts are counted over this window. */
+const RESTART_WINDOW_MS = 60_000;
+/** A sandbox whose calls crashed the Worker this often in the window is served without acceleration (every call CONTINUE) from then on. */
+const CRASHES_PER_SANDBOX = 3;
+/** More restarts than this in the window, whoever caused them: every sandbox runs unaccelerated from then on, and one more death in the window leaves the supervisor down until the daemon restarts. */
+const RESTARTS_LIMIT = 10;
+/** Tokens the Worker was told to expect are kept this long for a restarted Worker (the Worker's own TOKEN_MS). */
+const TOKEN_MS = 600_000;
+
+/** What the main thread registered for a sandbox: enough to hand a restarted Worker everything again. */
+interface Registered {
+  key: number;
+  scope: Scope;
+  egress?: AcceleratorEgress;
+  /** The resolver's addresses for it (`allowIndex address` -> expiry), handed to a restarted Worker with the policy. */
+  learned: Map<string, LearnedEntry>;
+  /** When its calls crashed the Worker, within the window. */
+  crashes: number[];
+  passthrough: boolean;
+}
 
 /** The socket inode of our fd `fd` ("socket:[INODE]"). */
 function socketInode(fd: number): number {
@@ -92,6 +113,21 @@ export class Accelerator {
   private takeBackTimer: ReturnType<typeof setInterval> | undefined;
   private worker: Worker | undefined;
   private controlFd = -1;
+  /** The handoff socket: the main thread's, so that a restarted Worker accepts on the same one (a step connecting meanwhile waits in its backlog). */
+  private handoffFd = -1;
+  /** The current Worker's table of unanswered calls (src/accelerate/unanswered.ts). */
+  private unanswered: SharedArrayBuffer | undefined;
+  /** Every sandbox registered with expect/recover, until forget. */
+  private readonly registered = new Map<string, Registered>();
+  private nextKey = 1;
+  /** Tokens announced and not yet seen with a listener: a restarted Worker is told them again. */
+  private readonly tokens = new Map<string, { id: string; since: number }>();
+  /** Worker starts since the daemon's, for unique `lend` ask numbers. */
+  private generation = 0;
+  private readonly restarts: number[] = [];
+  /** Restarted too often: every sandbox, new ones too, is served with CONTINUE only. */
+  private degraded = false;
+  private gaveUp = false;
   private readonly encoder = new TextEncoder();
   /** Host-socket connections made per sandbox since the daemon started. */
   readonly connections = new Map<string, number>();
@@ -131,16 +167,29 @@ export class Accelerator {
    */
   egressLearned(id: string, allowIndex: number, address: string, expiresAt: number): void {
     if (!this.egressSandboxes.has(id)) return;
+    const r = this.registered.get(id);
+    if (r) {
+      const key = `${allowIndex} ${address}`;
+      r.learned.set(key, { allowIndex, address, expiresAt: Math.max(expiresAt, r.learned.get(key)?.expiresAt ?? 0) });
+      if (r.learned.size > 256) for (const [k, e] of r.learned) if (e.expiresAt <= Date.now()) r.learned.delete(k);
+    }
     this.sendIfRunning({ op: "egress-learned", sandbox: id, allowIndex, address, expiresAt });
   }
 
   /** The Worker asks for a published port's host socket for a trapped bind. */
   private async lend(ask: number, id: string, port: number, family: 4 | 6): Promise<void> {
+    const generation = this.generation;
     let lent: LentPort | null = null;
     try {
       lent = (await this.lender?.lend(id, port, family)) ?? null;
     } catch (e) {
       log.warn(`accelerate: cannot lend port ${port} of ${id.slice(0, 12)}: ${(e as Error).message}`);
+    }
+    if (lent && generation !== this.generation) {
+      // The Worker that asked died meanwhile (its bind was answered CONTINUE by the next): the forwarder keeps the port.
+      close(lent.fd);
+      lent.resume();
+      return;
     }
     if (!lent) {
       this.sendIfRunning({ op: "lent", ask, fd: -1 });
@@ -219,9 +268,28 @@ export class Accelerator {
     checkAccelerationSupport();
     this.ensureWorker();
     const token = randomBytes(16).toString("hex");
-    this.send({ op: "expect", id, token, scope, ...(egress ? { egress } : {}) });
+    const r = this.register(id, scope, egress);
+    const now = Date.now();
+    for (const [t, e] of this.tokens) if (now - e.since >= TOKEN_MS) this.tokens.delete(t);
+    this.tokens.set(token, { id, since: now });
+    this.send({ op: "expect", id, token, scope, ...(egress ? { egress } : {}), key: r.key, passthrough: r.passthrough });
     if (egress) this.egressSandboxes.add(id);
     return { socket: this.socketPath, token };
+  }
+
+  /** Records sandbox `id`'s scope and policy (the latest given), for a restarted Worker. */
+  private register(id: string, scope: Scope, egress?: AcceleratorEgress): Registered {
+    let r = this.registered.get(id);
+    if (!r) {
+      r = { key: this.nextKey++, scope, learned: new Map(), crashes: [], passthrough: this.degraded };
+      this.registered.set(id, r);
+    }
+    r.scope = scope;
+    if (egress) {
+      r.egress = egress;
+      for (const l of egress.learned ?? []) r.learned.set(`${l.allowIndex} ${l.address}`, l);
+    }
+    return r;
   }
 
   /** Sandbox `id` ended: its listeners are closed (its processes are gone with it) and their keepers stopped. */
@@ -229,6 +297,8 @@ export class Accelerator {
     this.connections.delete(id);
     this.active.delete(id);
     this.egressSandboxes.delete(id);
+    this.registered.delete(id);
+    for (const [t, e] of this.tokens) if (e.id === id) this.tokens.delete(t);
     for (const out of this.lent) {
       if (out.id !== id) continue;
       this.lent.delete(out);
@@ -263,6 +333,12 @@ export class Accelerator {
    * that waited are judged with them).
    */
   recover(id: string, scope: Scope, egress?: AcceleratorEgress): number {
+    const r = this.register(id, scope, egress);
+    return this.adoptFromKeepers(id, r, egress);
+  }
+
+  /** Sends the Worker a copy of every listener of `id` its keepers hold; how many. */
+  private adoptFromKeepers(id: string, r: Registered, egress?: AcceleratorEgress): number {
     let n = 0;
     for (const k of this.keepersOf(id)) {
       let fd: number;
@@ -273,7 +349,7 @@ export class Accelerator {
         continue;
       }
       this.ensureWorker();
-      this.send({ op: "adopt", id, fd, scope, ...(egress ? { egress } : {}) });
+      this.send({ op: "adopt", id, fd, scope: r.scope, ...(egress ? { egress } : {}), key: r.key, passthrough: r.passthrough });
       if (egress) this.egressSandboxes.add(id);
       n++;
     }
@@ -322,17 +398,99 @@ export class Accelerator {
     clearInterval(this.takeBackTimer);
     this.takeBackTimer = undefined;
     const worker = this.worker;
-    if (!worker) return;
+    if (!worker) {
+      // Never started, or given up after too many deaths: only the handoff socket may be left.
+      if (this.handoffFd >= 0) {
+        close(this.handoffFd);
+        this.handoffFd = -1;
+        rmSync(this.socketPath, { force: true });
+      }
+      return;
+    }
     this.worker = undefined;
     try {
       writeAll(this.controlFd, this.encoder.encode(`${JSON.stringify({ op: "exit" } satisfies AcceleratorCommand)}\n`));
     } catch {}
+    const handoffFd = this.handoffFd;
+    this.handoffFd = -1;
     worker.addEventListener("message", (e: MessageEvent<AcceleratorReport>) => {
-      if (e.data.op === "exited" || e.data.op === "fatal") worker.terminate();
+      if (e.data.op !== "exited" && e.data.op !== "fatal") return;
+      worker.terminate();
+      close(handoffFd);
     });
     close(this.controlFd);
     this.controlFd = -1;
     rmSync(this.socketPath, { force: true });
+  }
+
+  /**
+   * The Worker died (an exception, or it exited) while the daemon runs: one
+   * line in the log, and a new Worker is given every listener again (from
+   * their keepers), every token still expected, each sandbox's scope, policy
+   * and learned addresses, and the calls the dead one had received and not
+   * answered, to answer with what its table says is safe
+   * (src/accelerate/unanswered.ts). A sandbox whose calls crashed it
+   * CRASHES_PER_SANDBOX times within a minute is served without
+   * acceleration from then on; more than RESTARTS_LIMIT restarts in a
+   * minute and every sandbox is (the Worker then only answers CONTINUE), and
+   * a death even so leaves the supervisor down (trapped calls wait for the
+   * next daemon, which takes the listeners back from their keepers).
+   */
+  private died(worker: Worker, why: string): void {
+    if (this.worker !== worker) return; // already handled, or closed on purpose
+    this.worker = undefined;
+    worker.terminate();
+    close(this.controlFd);
+    this.controlFd = -1;
+    const left = this.unanswered ? readUnanswered(this.unanswered) : { calls: [], handling: 0 };
+    const now = Date.now();
+    const recent = (times: number[]) => {
+      while (times.length && now - times[0]! >= RESTART_WINDOW_MS) times.shift();
+    };
+    recent(this.restarts);
+    this.restarts.push(now);
+    let blamed = "";
+    for (const [id, r] of this.registered) {
+      if (r.key !== left.handling) continue;
+      recent(r.crashes);
+      r.crashes.push(now);
+      if (r.crashes.length >= CRASHES_PER_SANDBOX && !r.passthrough) {
+        r.passthrough = true;
+        blamed = `; ${id.slice(0, 12)} crashed it ${r.crashes.length} times within a minute and runs unaccelerated from now on`;
+      }
+    }
+    if (this.restarts.length > RESTARTS_LIMIT && !this.degraded) {
+      this.degraded = true;
+      for (const r of this.registered.values()) r.passthrough = true;
+      blamed += `; it died ${this.restarts.length} times within a minute: every sandbox runs unaccelerated from now on, until the daemon restarts`;
+    } else if (this.restarts.length > RESTARTS_LIMIT) {
+      this.gaveUp = true;
+      log.error(
+        `accelerate: the supervisor died (${why}) for the ${this.restarts.length}th time within a minute, serving every sandbox unaccelerated: not restarted; accelerated sandboxes' calls wait for the next daemon`,
+      );
+      return;
+    }
+    log.error(
+      `accelerate: the supervisor died (${why}): restarting it (sandboxes: ${this.registered.size}, calls it left unanswered: ${left.calls.length})${blamed}`,
+    );
+    // Lent sockets the dead Worker never confirmed: the take-back watch gives each back to the forwarder once no process holds it.
+    for (const out of this.lending.values()) this.watch(out);
+    this.lending.clear();
+    try {
+      this.ensureWorker();
+      for (const [id, r] of this.registered) {
+        const egress = r.egress ? { ...r.egress, learned: [...r.learned.values()].filter((l) => l.expiresAt > now) } : undefined;
+        this.adoptFromKeepers(id, r, egress);
+      }
+      for (const [token, e] of this.tokens) {
+        const r = this.registered.get(e.id);
+        if (!r || now - e.since >= TOKEN_MS) continue;
+        this.send({ op: "expect", id: e.id, token, scope: r.scope, ...(r.egress ? { egress: r.egress } : {}), key: r.key, passthrough: r.passthrough });
+      }
+      if (left.calls.length) this.send({ op: "orphans", calls: left.calls.map((c) => ({ id: c.id.toString(), answer: c.answer })) });
+    } catch (e) {
+      log.error(`accelerate: the supervisor could not be restarted: ${(e as Error).message}`);
+    }
   }
 
   /** send, unless the Worker is gone (the daemon is stopping); false then. */
@@ -358,11 +516,18 @@ export class Accelerator {
 
   private ensureWorker(): void {
     if (this.worker) return;
+    if (this.gaveUp)
+      throw new BurrowError(
+        "--accelerate: the supervisor failed again and again since the daemon started; restart the daemon (burrow system service restart) or run without --accelerate",
+      );
     const support = accelerationSupport();
     if (!support.ok) throw new BurrowError(`--accelerate needs ${support.missing}`, { kind: "bad-input" });
-    // The runtime dir is the user's alone (checked at the daemon's start); a socket left by a dead daemon is replaced.
-    rmSync(this.socketPath, { force: true });
-    const handoffFd = listenUnix(this.socketPath);
+    if (this.handoffFd < 0) {
+      // The runtime dir is the user's alone (checked at the daemon's start); a socket left by a dead daemon is replaced.
+      rmSync(this.socketPath, { force: true });
+      this.handoffFd = listenUnix(this.socketPath);
+    }
+    const handoffFd = this.handoffFd;
     const [readFd, writeFd] = pipe();
     setBlocking(writeFd);
     const worker = new Worker(workerUrl("accelerate/worker.ts"));
@@ -371,6 +536,7 @@ export class Accelerator {
       const m = e.data;
       if (m.op === "counts") for (const [id, n] of Object.entries(m.counts)) this.connections.set(id, (this.connections.get(id) ?? 0) + n);
       else if (m.op === "attached") {
+        if (m.token) this.tokens.delete(m.token);
         this.active.add(m.id);
         this.keepAlive();
         this.keep(m.id, m.keepFd);
@@ -378,12 +544,30 @@ export class Accelerator {
       else if (m.op === "borrowed") this.borrowed(m.ask, m.ok);
       else if (m.op === "refusals") this.refused(m.refusals);
       else if (m.op === "warn") log.warn(`accelerate: ${m.message}`);
-      else if (m.op === "fatal") log.error(`accelerate: the supervisor stopped: ${m.message}`);
+      else if (m.op === "fatal") this.died(worker, m.message.split("\n")[0]!.replace(/^Error: /, ""));
     };
-    worker.onerror = (e) => log.error(`accelerate: the supervisor failed: ${e.message}`);
-    const init: AcceleratorInit = { op: "init", controlFd: readFd, handoffFd, sizes: support.sizes, uid: this.uid };
+    worker.onerror = (e) => this.died(worker, e.message);
+    worker.addEventListener("close", () => this.died(worker, "its thread exited"));
+    this.unanswered = unansweredBuffer();
+    const init: AcceleratorInit = {
+      op: "init",
+      controlFd: readFd,
+      handoffFd,
+      sizes: support.sizes,
+      uid: this.uid,
+      unanswered: this.unanswered,
+      firstAsk: ++this.generation * 1_000_000_000 + 1,
+      ...testCrash(),
+    };
     worker.postMessage(init);
     this.worker = worker;
     this.controlFd = writeFd;
+    this.keepAlive(); // a restarted Worker keeps the daemon's loop alive as the dead one did
   }
+}
+
+/** BURROW_TEST_ACCEL_CRASH=N (or exit:N) in the daemon's environment, for the restart test only: each Worker throws (exits) on its Nth connect. */
+function testCrash(): Pick<AcceleratorInit, "crash"> {
+  const m = /^(exit:)?([1-9]\d*)$/.exec(process.env.BURROW_TEST_ACCEL_CRASH ?? "");
+  return m ? { crash: { at: Number(m[2]), exit: !!m[1] } } : {};
 }

@@ -13,20 +13,31 @@
 // - applies each sandbox's egress policy (issue 18) to the connects it would
 //   hand a host socket, with the addresses burrow's resolver learned for it
 //   (docs/egress.md "--accelerate"), and reports the refusals.
-import { readlinkSync } from "node:fs";
 import { LearnedAddresses } from "../egress/learned.ts";
 import { compilePolicy } from "../egress/policy.ts";
 import { close } from "../sys/ns.ts";
 import { peerCredOfFd } from "../sys/peercred.ts";
-import { answerNotification, duplicateFd, hostSeccompArch, type NotifSizes, receiveNotification, SOCKET_SYSCALLS, syncWakeUp } from "../sys/seccomp.ts";
+import {
+  answerNotification,
+  duplicateFd,
+  hostSeccompArch,
+  netnsInodeOf,
+  type Notification,
+  type NotifSizes,
+  notificationValid,
+  receiveNotification,
+  SOCKET_SYSCALLS,
+  syncWakeUp,
+} from "../sys/seccomp.ts";
 import { acceptNB, Epoll, EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, LinePipe } from "../sys/sockets.ts";
 import { receiveWithFds } from "../sys/unix-socket.ts";
 import { finishBind, type ParkedBind, trappedBind } from "./bind.ts";
-import { acceleratedConnect } from "./connect.ts";
+import { acceleratedConnect, type Verdict } from "./connect.ts";
 import type { AcceleratorCommand, AcceleratorEgress, AcceleratorInit, AcceleratorRefusal, AcceleratorReport } from "./protocol.ts";
 import { TOKEN_LINE } from "./protocol.ts";
 import { decide, decideBind, insideSubnets, type Scope, type ScopeEgress } from "./scope.ts";
 import { ExpectedTokens } from "./tokens.ts";
+import { UnansweredCalls } from "./unanswered.ts";
 import type { Subnet } from "../net/cni/ip.ts";
 
 declare const self: Worker;
@@ -56,7 +67,16 @@ interface Expected {
   id: string;
   scope: Scope;
   inside: Subnet[];
+  /** The sandbox's number in the unanswered-calls table. */
+  key: number;
+  /** Every call answered CONTINUE: the sandbox crashed the supervisor again and again. */
+  passthrough: boolean;
+  /** `decide`'s verdicts by "ip port", for a sandbox without an egress policy (then pure in the destination, for a task in the sandbox's own netns). */
+  verdicts: Map<string, Verdict>;
 }
+
+/** At most this many remembered verdicts per sandbox (a client connecting to many destinations starts over). */
+const VERDICTS = 256;
 
 /** A sandbox's egress policy as the Worker applies it: compiled, with its learned addresses; `decide` null: the policy could not be compiled, every connect runs inside under the sandbox's ruleset. */
 interface SandboxEgress {
@@ -64,15 +84,7 @@ interface SandboxEgress {
   learned: LearnedAddresses;
 }
 
-/** The inode of `pid`'s network namespace, from its "net:[INODE]" link (cheaper than a stat). */
-function netnsInode(pid: number): number | null {
-  try {
-    const m = /^net:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/ns/net`));
-    return m ? Number(m[1]) : null;
-  } catch {
-    return null;
-  }
-}
+const netnsInode = netnsInodeOf;
 
 function run(init: AcceleratorInit): void {
   const sizes: NotifSizes = init.sizes;
@@ -89,10 +101,12 @@ function run(init: AcceleratorInit): void {
   const notifBuffer = new Uint8Array(Math.max(sizes.notif, 80));
   const handoffBuffer = new Uint8Array(64);
   const listeners = new Map<number, Expected>(); // by listener fd
-  const pending = new Map<number, { listener: number; finish: () => number; abandon: () => void; since: number }>(); // by twin fd
+  const pending = new Map<number, { listener: number; finish: () => number; abandon: () => void; since: number; slot: number }>(); // by twin fd
   const handoffs = new Map<number, { text: string; since: number }>();
-  const parked = new Map<number, ParkedBind & { since: number }>(); // binds waiting for a lent socket, by ask
-  let nextAsk = 1;
+  const parked = new Map<number, ParkedBind & { since: number; slot: number }>(); // binds waiting for a lent socket, by ask
+  let nextAsk = init.firstAsk;
+  const unanswered = new UnansweredCalls(init.unanswered);
+  let connectsSeen = 0;
   const counts: Record<string, number> = {};
   let countsDirty = false;
   let lastReport = 0;
@@ -111,9 +125,15 @@ function run(init: AcceleratorInit): void {
       ep.remove(twin);
       handlers.delete(twin);
       p.abandon();
+      unanswered.answered(p.slot);
     }
     // Its binds are answered when their sockets come (the ADDFD then fails: nothing is lent).
-    for (const b of parked.values()) if (b.listener === fd) b.listener = -1;
+    for (const b of parked.values()) {
+      if (b.listener !== fd) continue;
+      b.listener = -1;
+      unanswered.answered(b.slot);
+      b.slot = -1;
+    }
     listeners.delete(fd);
     drop(fd);
   }
@@ -132,46 +152,81 @@ function run(init: AcceleratorInit): void {
         // ENOENT: the task died or the call was interrupted between poll and receive.
         return;
       }
-      if (n.nr === nrBind) {
-        const out = trappedBind(fd, n, (dest, family, pid) => decideBind(owner.scope, dest, family, netnsInode(pid)));
-        if ("park" in out) {
-          const ask = nextAsk++;
-          parked.set(ask, { ...out.park, since: Date.now() });
-          post({ op: "lend", ask, id: owner.id, port: out.park.port, family: out.park.family });
-        }
-        return;
-      }
-      if (n.nr !== nrConnect) {
+      if (owner.passthrough || (n.nr !== nrConnect && n.nr !== nrBind)) {
         try {
           answerNotification(fd, n.id, { continue: true });
         } catch {}
         return;
       }
-      const policy = egress.get(owner.id);
-      const out = acceleratedConnect(fd, n, (dest, pid) =>
-        policy && !policy.decide
-          ? { continue: "egress policy unusable" }
-          : decide(owner.scope, dest, netnsInode(pid), owner.inside, policy?.decide ?? undefined),
-      );
-      if ("answered" in out && out.answered === "refused") refusals.push({ sandbox: owner.id, refusal: out.refusal, logOnly: false });
-      else if ("wouldRefuse" in out && out.wouldRefuse) refusals.push({ sandbox: owner.id, refusal: out.wouldRefuse, logOnly: true });
-      if ("pending" in out) {
-        const p = { listener: fd, ...out.pending, since: Date.now() };
-        pending.set(out.pending.fd, p);
-        handlers.set(out.pending.fd, (twin) => {
-          pending.delete(twin);
-          ep.remove(twin);
-          handlers.delete(twin);
-          if (p.finish() === 0) count(owner.id);
-        });
-        ep.add(out.pending.fd, EPOLLOUT);
-      } else if (out.answered === "host" && (out.errno === 0 || out.errno === 115)) {
-        count(owner.id);
+      // From here until the answer, a crash leaves this call to the next Worker (src/accelerate/unanswered.ts).
+      const slot = unanswered.received(n.id, owner.key);
+      unanswered.handling(owner.key);
+      try {
+        if (n.nr === nrBind) onBind(fd, n, owner, slot);
+        else onConnect(fd, n, owner, slot);
+      } finally {
+        unanswered.handling(0);
       }
       return;
     }
     // POLLHUP: no task uses this filter any more.
     if (events & (EPOLLHUP | EPOLLERR)) dropListener(fd);
+  }
+
+  function onBind(fd: number, n: Notification, owner: Expected, slot: number): void {
+    const out = trappedBind(fd, n, (dest, family, pid) => decideBind(owner.scope, dest, family, netnsInode(pid)));
+    if (!("park" in out)) {
+      unanswered.answered(slot);
+      return;
+    }
+    const ask = nextAsk++;
+    parked.set(ask, { ...out.park, since: Date.now(), slot });
+    post({ op: "lend", ask, id: owner.id, port: out.park.port, family: out.park.family });
+  }
+
+  function onConnect(fd: number, n: Notification, owner: Expected, slot: number): void {
+    if (init.crash && ++connectsSeen === init.crash.at) {
+      if (init.crash.exit) process.exit(1);
+      throw new Error("BURROW_TEST_ACCEL_CRASH: a crash on a received connect, for the restart test");
+    }
+    const policy = egress.get(owner.id);
+    const out = acceleratedConnect(
+      fd,
+      n,
+      (dest, pid) => {
+        if (policy && !policy.decide) return { continue: "egress policy unusable" };
+        const netns = netnsInode(pid);
+        // Without a policy the verdict depends on the destination alone (the learned addresses of one change with time).
+        if (policy || netns !== owner.scope.netnsInode) return decide(owner.scope, dest, netns, owner.inside, policy?.decide ?? undefined);
+        const key = `${dest.ip} ${dest.port}`;
+        let v = owner.verdicts.get(key);
+        if (!v) {
+          v = decide(owner.scope, dest, netns, owner.inside);
+          if (owner.verdicts.size >= VERDICTS) owner.verdicts.clear();
+          owner.verdicts.set(key, v);
+        }
+        return v;
+      },
+      () => unanswered.committing(slot),
+    );
+    if ("answered" in out && out.answered === "refused") refusals.push({ sandbox: owner.id, refusal: out.refusal, logOnly: false });
+    else if ("wouldRefuse" in out && out.wouldRefuse) refusals.push({ sandbox: owner.id, refusal: out.wouldRefuse, logOnly: true });
+    if ("pending" in out) {
+      const p = { listener: fd, ...out.pending, since: Date.now(), slot };
+      pending.set(out.pending.fd, p);
+      handlers.set(out.pending.fd, (twin) => {
+        pending.delete(twin);
+        ep.remove(twin);
+        handlers.delete(twin);
+        const result = p.finish();
+        unanswered.answered(slot);
+        if (result === 0) count(owner.id);
+      });
+      ep.add(out.pending.fd, EPOLLOUT);
+      return;
+    }
+    unanswered.answered(slot);
+    if (out.answered === "host" && (out.errno === 0 || out.errno === 115)) count(owner.id);
   }
 
   function count(id: string): void {
@@ -224,13 +279,13 @@ function run(init: AcceleratorInit): void {
         post({ op: "warn", message: "a listener came with an unknown token: closed" });
         return;
       }
-      adopt(listener!, owner, true);
+      adopt(listener!, owner, true, token);
       return;
     }
   }
 
   /** Serves `listener` for `owner`; `keep`: hand a duplicate to the main thread for a keeper process (a new listener; one taken back from its keeper has one). */
-  function adopt(listener: number, owner: Expected, keep: boolean): void {
+  function adopt(listener: number, owner: Expected, keep: boolean, token?: string): void {
     syncWakeUp(listener);
     listeners.set(listener, owner);
     handlers.set(listener, onListener);
@@ -243,7 +298,7 @@ function run(init: AcceleratorInit): void {
         post({ op: "warn", message: `no keeper for a listener of ${owner.id.slice(0, 12)}: ${(e as Error).message}` });
       }
     }
-    post({ op: "attached", id: owner.id, keepFd });
+    post({ op: "attached", id: owner.id, keepFd, ...(token ? { token } : {}) });
   }
 
   function onAccept(): void {
@@ -292,11 +347,28 @@ function run(init: AcceleratorInit): void {
     switch (m.op) {
       case "expect":
         setEgress(m.id, m.egress);
-        expected.expect(m.token, { id: m.id, scope: m.scope, inside: insideSubnets(m.scope) }, Date.now());
+        expected.expect(
+          m.token,
+          { id: m.id, scope: m.scope, inside: insideSubnets(m.scope), key: m.key, passthrough: !!m.passthrough, verdicts: new Map() },
+          Date.now(),
+        );
         break;
       case "adopt":
         setEgress(m.id, m.egress);
-        adopt(m.fd, { id: m.id, scope: m.scope, inside: insideSubnets(m.scope) }, false);
+        adopt(m.fd, { id: m.id, scope: m.scope, inside: insideSubnets(m.scope), key: m.key, passthrough: !!m.passthrough, verdicts: new Map() }, false);
+        break;
+      case "orphans":
+        // Ids the dead Worker received: whichever listener still has one pending takes the answer it left safe.
+        for (const c of m.calls) {
+          const id = BigInt(c.id);
+          for (const fd of listeners.keys()) {
+            if (!notificationValid(fd, id)) continue;
+            try {
+              answerNotification(fd, id, c.answer < 0 ? { continue: true } : { error: c.answer });
+            } catch {}
+            break;
+          }
+        }
         break;
       case "egress-learned": {
         egress.get(m.sandbox)?.learned.addUntil(m.address, m.allowIndex, m.expiresAt);
@@ -321,7 +393,8 @@ function run(init: AcceleratorInit): void {
           if (b || m.fd >= 0) post({ op: "borrowed", ask: m.ask, ok: false });
           break;
         }
-        const ok = finishBind(b, m.fd, m.errno);
+        const ok = finishBind(b, m.fd, m.errno, () => unanswered.committing(b.slot));
+        unanswered.answered(b.slot);
         if (m.fd >= 0) post({ op: "borrowed", ask: m.ask, ok });
         break;
       }
@@ -338,46 +411,61 @@ function run(init: AcceleratorInit): void {
   const onEvent = (fd: number, events: number) => handlers.get(fd)?.(fd, events);
 
   post({ op: "started" });
-  while (running) {
-    ep.wait(pending.size || handoffs.size || parked.size || countsDirty ? REPORT_MS : expected.size ? TOKEN_CHECK_MS : -1, onEvent);
-    const now = Date.now();
-    // Refusals go out with each round of events: batched under a tight loop, at once otherwise.
-    if (refusals.length) {
-      post({ op: "refusals", refusals });
-      refusals = [];
+  try {
+    loop();
+  } finally {
+    // A crash too: the fds are the process's, not this thread's. The handoff socket is the main thread's (the next Worker's).
+    for (const twin of pending.keys()) close(twin);
+    for (const fd of [...listeners.keys()]) {
+      listeners.delete(fd);
+      close(fd);
     }
-    if (countsDirty && now - lastReport >= REPORT_MS) {
-      post({ op: "counts", counts: { ...counts } });
-      for (const k of Object.keys(counts)) delete counts[k];
-      countsDirty = false;
-      lastReport = now;
-    }
-    for (const [twin, p] of pending) {
-      if (now - p.since < PENDING_LIMIT_MS) continue;
-      pending.delete(twin);
-      ep.remove(twin);
-      handlers.delete(twin);
-      p.abandon();
-    }
-    for (const [ask, b] of parked) {
-      if (now - b.since < LEND_MS) continue;
-      // No answer in time: the bind runs in the sandbox; a socket lent later is given back ("lent" finds no ask).
-      parked.delete(ask);
-      if (b.listener >= 0) finishBind(b, -1);
-    }
-    for (const [fd, h] of handoffs) {
-      if (now - h.since < HANDOFF_MS) continue;
-      handoffs.delete(fd);
-      drop(fd);
-    }
-    expected.expire(now);
+    for (const fd of handoffs.keys()) close(fd);
+    close(init.controlFd);
+    close(ep.fd);
   }
-  for (const fd of [...listeners.keys()]) dropListener(fd);
-  for (const fd of handoffs.keys()) drop(fd);
-  close(init.controlFd);
-  close(init.handoffFd);
-  close(ep.fd);
   post({ op: "exited" });
+
+  function loop(): void {
+    while (running) {
+      ep.wait(pending.size || handoffs.size || parked.size || countsDirty ? REPORT_MS : expected.size ? TOKEN_CHECK_MS : -1, onEvent);
+      const now = Date.now();
+      // Refusals go out with each round of events: batched under a tight loop, at once otherwise.
+      if (refusals.length) {
+        post({ op: "refusals", refusals });
+        refusals = [];
+      }
+      if (countsDirty && now - lastReport >= REPORT_MS) {
+        post({ op: "counts", counts: { ...counts } });
+        for (const k of Object.keys(counts)) delete counts[k];
+        countsDirty = false;
+        lastReport = now;
+      }
+      for (const [twin, p] of pending) {
+        if (now - p.since < PENDING_LIMIT_MS) continue;
+        pending.delete(twin);
+        ep.remove(twin);
+        handlers.delete(twin);
+        p.abandon();
+        unanswered.answered(p.slot);
+      }
+      for (const [ask, b] of parked) {
+        if (now - b.since < LEND_MS) continue;
+        // No answer in time: the bind runs in the sandbox; a socket lent later is given back ("lent" finds no ask).
+        parked.delete(ask);
+        if (b.listener >= 0) finishBind(b, -1);
+        unanswered.answered(b.slot);
+      }
+      for (const [fd, h] of handoffs) {
+        if (now - h.since < HANDOFF_MS) continue;
+        handoffs.delete(fd);
+        drop(fd);
+      }
+      expected.expire(now);
+    }
+    // A normal exit: pending connects are answered (ETIMEDOUT), their twins closed.
+    for (const fd of [...listeners.keys()]) dropListener(fd);
+  }
 }
 
 self.onmessage = (event: MessageEvent<AcceleratorInit>) => {

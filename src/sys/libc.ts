@@ -98,6 +98,9 @@ const GROUPS = {
     recvmsg: { args: [i32, ptr, i32], returns: i64 },
     poll: { args: [ptr, u64, i32], returns: i32 },
     process_vm_readv: { args: [i32, ptr, u64, ptr, u64, u64], returns: i64 },
+    // The supervisor's per-call look at the trapped task: its netns link, its fd's flags (src/sys/seccomp.ts).
+    readlinkat: { args: [i32, ptr, ptr, u64], returns: i64 },
+    openat: { args: [i32, ptr, i32, u32], returns: i32 },
   },
   // Pseudo-terminals (src/sys/pty.ts).
   terminals: {

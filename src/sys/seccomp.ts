@@ -13,7 +13,7 @@
 //   seccomp(SECCOMP_GET_NOTIF_SIZES) call.
 // - the listener's ioctls and the SCM_RIGHTS receive that brings a listener
 //   from the helper to the daemon.
-import { ptr } from "bun:ffi";
+import { type Pointer, ptr } from "bun:ffi";
 import { release } from "node:os";
 import { check, errno, libc, SysError } from "./libc.ts";
 import { POLLHUP, POLLIN, pollOnce } from "./unix-socket.ts";
@@ -231,16 +231,19 @@ const SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP = 1;
  * Linux >= 6.6: the kernel wakes the answering thread and the trapped task
  * as one hand-off on the same CPU (made for supervisors like this one), which
  * takes a scheduler round trip off every trapped call. Best effort: false
- * where the kernel lacks it.
+ * where the kernel lacks it. The flags are the ioctl's argument itself
+ * (seccomp_notify_set_flags takes `arg` by value): a pointer to them is
+ * refused with EINVAL.
  */
 export function syncWakeUp(listener: number): boolean {
-  return libc.symbols.ioctl(listener, SECCOMP_IOCTL_NOTIF_SET_FLAGS, new BigUint64Array([BigInt(SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP)])) === 0;
+  return libc.symbols.ioctl(listener, SECCOMP_IOCTL_NOTIF_SET_FLAGS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP as unknown as Pointer) === 0;
 }
 
 /** Is notification `id` still pending (its process alive, the call not interrupted)? Checked before acting on what was read for it. */
+const validCookie = new BigUint64Array(1);
 export function notificationValid(listener: number, id: bigint): boolean {
-  const cookie = new BigUint64Array([id]);
-  return libc.symbols.ioctl(listener, SECCOMP_IOCTL_NOTIF_ID_VALID, cookie) === 0;
+  validCookie[0] = id;
+  return libc.symbols.ioctl(listener, SECCOMP_IOCTL_NOTIF_ID_VALID, validCookie) === 0;
 }
 
 const responseBuffer = new Uint8Array(24);
@@ -285,11 +288,15 @@ const O_CLOEXEC = 0o2000000;
  * of the process rewriting its sockaddr after the trap changes nothing the
  * supervisor uses. Throws when the memory cannot be read whole.
  */
+const localIovec = new BigUint64Array(2);
+const remoteIovec = new BigUint64Array(2);
 export function readProcessMemory(pid: number, addr: bigint, len: number): Uint8Array {
   const out = new Uint8Array(len);
-  const local = new BigUint64Array([BigInt(ptr(out)), BigInt(len)]);
-  const remote = new BigUint64Array([addr, BigInt(len)]);
-  const n = Number(libc.symbols.process_vm_readv(pid, local, 1, remote, 1, 0));
+  localIovec[0] = BigInt(ptr(out));
+  localIovec[1] = BigInt(len);
+  remoteIovec[0] = addr;
+  remoteIovec[1] = BigInt(len);
+  const n = Number(libc.symbols.process_vm_readv(pid, localIovec, 1, remoteIovec, 1, 0));
   check("process_vm_readv", n);
   if (n !== len) throw new Error(`process_vm_readv: read ${n} of ${len} bytes`);
   return out;
@@ -305,15 +312,130 @@ export function copyProcessFd(pid: number, targetFd: number): number {
   }
 }
 
+/** pidfds of the processes the supervisor copied fds from lately (pid -> pidfd), oldest first. */
+const recentPidfds = new Map<number, number>();
+const RECENT_PIDFDS = 32;
+
+/**
+ * copyProcessFd for the supervisor's hot path: a process's pidfd is kept for
+ * its next trapped calls (two syscalls fewer each). A pidfd names one process
+ * for good: while that process lives it has that pid, so a kept one is right
+ * for a live trapped task of that pid; once it has died pidfd_getfd fails
+ * (ESRCH, or EBADF for the fd) and a fresh pidfd is opened for the pid's
+ * present owner. At most RECENT_PIDFDS are kept.
+ */
+export function copyTrappedFd(pid: number, targetFd: number): number {
+  const kept = recentPidfds.get(pid);
+  if (kept !== undefined) {
+    const fd = Number(libc.symbols.syscall(SYS_pidfd_getfd, kept, targetFd, 0, 0));
+    if (fd >= 0) return fd;
+    recentPidfds.delete(pid);
+    libc.symbols.close(kept);
+  }
+  const pidfd = check("pidfd_open", Number(libc.symbols.syscall(SYS_pidfd_open, pid, 0, 0, 0)));
+  const fd = Number(libc.symbols.syscall(SYS_pidfd_getfd, pidfd, targetFd, 0, 0));
+  if (fd < 0) {
+    const e = errno();
+    libc.symbols.close(pidfd);
+    throw new SysError("pidfd_getfd", e);
+  }
+  keep(recentPidfds, pid, pidfd);
+  return fd;
+}
+
+const fdinfoBuffer = new Uint8Array(512);
+const pathBuffer = new Uint8Array(64);
+const O_DIRECTORY = 0o200000;
+/**
+ * /proc/PID directories of the processes trapped lately (pid -> dirfd),
+ * oldest first, kept as pidfds are: a lookup through one names the process
+ * it was opened for, and fails (ENOENT) once that process is gone, even
+ * when its pid is someone else's by then; a fresh one is opened then.
+ */
+const recentProcDirs = new Map<number, number>();
+
+/** `text` as a NUL-terminated string in this thread's path buffer. */
+function pathOf(text: string): Uint8Array {
+  for (let i = 0; i < text.length; i++) pathBuffer[i] = text.charCodeAt(i);
+  pathBuffer[text.length] = 0;
+  return pathBuffer;
+}
+
+function keep(cache: Map<number, number>, pid: number, fd: number): void {
+  cache.set(pid, fd);
+  if (cache.size <= RECENT_PIDFDS) return;
+  const [oldPid, oldFd] = cache.entries().next().value!;
+  cache.delete(oldPid);
+  libc.symbols.close(oldFd);
+}
+
+/** `lookup(dirfd of /proc/PID)` through a kept directory, or a fresh one when the kept one's process is gone; -1 when both fail. */
+function inProcDir(pid: number, lookup: (dir: number) => number): number {
+  const kept = recentProcDirs.get(pid);
+  if (kept !== undefined) {
+    const r = lookup(kept);
+    if (r >= 0) return r;
+    recentProcDirs.delete(pid);
+    libc.symbols.close(kept);
+  }
+  const dir = libc.symbols.open(pathOf(`/proc/${pid}`), O_DIRECTORY | O_CLOEXEC, 0);
+  if (dir < 0) return -1;
+  keep(recentProcDirs, pid, dir);
+  return lookup(dir);
+}
+
+/**
+ * Is fd `fd` of `pid` close-on-exec? From /proc/PID/fdinfo/FD's "flags:"
+ * (octal), read with three syscalls into buffers of this thread's.
+ */
+export function processFdCloexec(pid: number, fd: number): boolean {
+  const f = inProcDir(pid, (dir) => libc.symbols.openat(dir, pathOf(`fdinfo/${fd}`), O_CLOEXEC, 0));
+  if (f < 0) return false;
+  let n: number;
+  try {
+    n = Number(libc.symbols.read(f, fdinfoBuffer, fdinfoBuffer.length));
+  } finally {
+    libc.symbols.close(f);
+  }
+  // "pos:\t0\nflags:\t02000002\n...": the flags' octal digits after "flags:" and blanks.
+  for (let i = 0; i + 6 < n; i++) {
+    if (fdinfoBuffer[i] !== 0x66 || fdinfoBuffer[i + 5] !== 0x3a || (i > 0 && fdinfoBuffer[i - 1] !== 0x0a)) continue; // "f....:" at a line's start
+    let j = i + 6;
+    while (j < n && (fdinfoBuffer[j] === 0x09 || fdinfoBuffer[j] === 0x20)) j++;
+    let flags = 0;
+    while (j < n && fdinfoBuffer[j]! >= 0x30 && fdinfoBuffer[j]! <= 0x37) flags = flags * 8 + (fdinfoBuffer[j++]! - 0x30);
+    return (flags & O_CLOEXEC) !== 0;
+  }
+  return false;
+}
+
+const linkBuffer = new Uint8Array(64);
+const NS_NET = new TextEncoder().encode("ns/net\0");
+
+/** The inode of `pid`'s network namespace, from its "net:[INODE]" link (one readlinkat through a kept /proc/PID); null when unreadable. */
+export function netnsInodeOf(pid: number): number | null {
+  const n = inProcDir(pid, (dir) => Number(libc.symbols.readlinkat(dir, NS_NET, linkBuffer, linkBuffer.length)));
+  if (n < 7 || linkBuffer[n - 1] !== 0x5d) return null; // "net:[" ... "]"
+  let inode = 0;
+  for (let i = 5; i < n - 1; i++) {
+    const d = linkBuffer[i]! - 0x30;
+    if (d < 0 || d > 9) return null;
+    inode = inode * 10 + d;
+  }
+  return inode;
+}
+
 /**
  * Installs our fd `ours` as fd `targetFd` of the process trapped in
  * notification `id` (SECCOMP_IOCTL_NOTIF_ADDFD with SETFD: the process's old
  * file at that number is closed, as dup2 would). The call itself is still
  * pending: answer it afterwards. Close-on-exec as the process had it.
  */
+const addfdBuffer = new Uint8Array(24);
+const addfdView = new DataView(addfdBuffer.buffer);
 export function installProcessFd(listener: number, id: bigint, ours: number, targetFd: number, cloexec: boolean): void {
-  const buf = new Uint8Array(24);
-  const v = new DataView(buf.buffer);
+  const buf = addfdBuffer;
+  const v = addfdView;
   v.setBigUint64(0, id, true);
   v.setUint32(8, SECCOMP_ADDFD_FLAG_SETFD, true);
   v.setUint32(12, ours, true);

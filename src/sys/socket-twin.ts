@@ -51,29 +51,69 @@ export interface SocketShape {
   boundPort: number;
 }
 
-function intOption(fd: number, level: number, name: number): number | null {
-  const val = new Int32Array(1);
-  const len = new Uint32Array([4]);
-  return libc.symbols.getsockopt(fd, level, name, ptr(val), ptr(len)) === 0 ? val[0]! : null;
+// One set of buffers per thread (module state is per Worker): the supervisor's hot path allocates nothing here.
+// Passed as typed arrays (bun:ffi takes each one's address at the call): a pointer kept from ptr() could go stale if the engine moves a small array.
+const optionValue = new Int32Array(2);
+const optionLength = new Uint32Array(1);
+const addressBuffer = new Uint8Array(128);
+const addressLength = new Uint32Array(1);
+
+/** An int-valued socket option of `fd`; null when it cannot be read. */
+export function intOption(fd: number, level: number, name: number): number | null {
+  optionLength[0] = 4;
+  return libc.symbols.getsockopt(fd, level, name, optionValue, optionLength) === 0 ? optionValue[0]! : null;
 }
 
-/** What kind of socket `fd` is, and whether it is bound or connected yet. Throws when `fd` is not a socket. */
+function setIntOption(fd: number, level: number, name: number, value: number): void {
+  optionValue[0] = value;
+  libc.symbols.setsockopt(fd, level, name, optionValue, 4);
+}
+
+/** SO_LINGER's struct linger as [onoff, seconds]; null when unreadable. */
+function lingerOption(fd: number): [number, number] | null {
+  optionLength[0] = 8;
+  return libc.symbols.getsockopt(fd, SOL_SOCKET, SO_LINGER, optionValue, optionLength) === 0 ? [optionValue[0]!, optionValue[1]!] : null;
+}
+
+/**
+ * What kind of socket `fd` is, and whether it is bound or connected yet. Throws when `fd` is not a socket.
+ * Five syscalls: the family comes with getsockname's address (an unbound inet socket names its family too).
+ */
 export function socketShape(fd: number): SocketShape {
   const type = intOption(fd, SOL_SOCKET, SO_TYPE);
   if (type === null) check("getsockopt", -1, "SO_TYPE");
-  const family = intOption(fd, SOL_SOCKET, SO_DOMAIN) ?? -1;
   const protocol = intOption(fd, SOL_SOCKET, SO_PROTOCOL) ?? -1;
   const flags = check("fcntl", libc.symbols.fcntl(fd, F_GETFL, 0), "F_GETFL");
-  const peer = new Uint8Array(128);
-  const peerLen = new Uint32Array([peer.length]);
-  const connected = libc.symbols.getpeername(fd, ptr(peer), ptr(peerLen)) === 0 || errno() !== ENOTCONN;
-  const name = new Uint8Array(128);
-  const nameLen = new Uint32Array([name.length]);
+  addressLength[0] = addressBuffer.length;
+  const connected = libc.symbols.getpeername(fd, addressBuffer, addressLength) === 0 || errno() !== ENOTCONN;
+  addressLength[0] = addressBuffer.length;
+  let family = -1;
   let boundPort = 0;
-  if (libc.symbols.getsockname(fd, ptr(name), ptr(nameLen)) === 0 && (family === AF_INET || family === AF_INET6)) {
-    boundPort = (name[2]! << 8) | name[3]!;
-  }
+  if (libc.symbols.getsockname(fd, addressBuffer, addressLength) === 0 && addressLength[0]! >= 2) {
+    family = addressBuffer[0]! | (addressBuffer[1]! << 8);
+    if (family === AF_INET || family === AF_INET6) boundPort = (addressBuffer[2]! << 8) | addressBuffer[3]!;
+  } else family = intOption(fd, SOL_SOCKET, SO_DOMAIN) ?? -1;
   return { family, type: type!, protocol, nonblocking: (flags & O_NONBLOCK) !== 0, connected, boundPort };
+}
+
+/**
+ * The copied options' values on a fresh TCP socket of `family` in this
+ * thread's network namespace, read once: a twin is made with exactly these,
+ * so only the options whose value differs need a setsockopt (half the
+ * syscalls of reading the twin's own each time).
+ */
+const freshDefaults = new Map<number, Array<number | null>>();
+function defaultsFor(family: number): Array<number | null> {
+  let d = freshDefaults.get(family);
+  if (d) return d;
+  const fd = check("socket", libc.symbols.socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  try {
+    d = COPIED_OPTIONS.map((o) => (o.families && !o.families.includes(family) ? null : intOption(fd, o.level, o.name)));
+  } finally {
+    libc.symbols.close(fd);
+  }
+  freshDefaults.set(family, d);
+  return d;
 }
 
 /**
@@ -84,20 +124,21 @@ export function socketShape(fd: number): SocketShape {
  */
 export function tcpTwin(from: number, shape: SocketShape): number {
   if (shape.type !== SOCK_STREAM) throw new Error("only TCP sockets have twins");
+  const defaults = defaultsFor(shape.family);
   const fd = check("socket", libc.symbols.socket(shape.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  for (const o of COPIED_OPTIONS) {
+  for (let i = 0; i < COPIED_OPTIONS.length; i++) {
+    const o = COPIED_OPTIONS[i]!;
     if (o.families && !o.families.includes(shape.family)) continue;
     const v = intOption(from, o.level, o.name);
-    if (v === null) continue;
-    const now = intOption(fd, o.level, o.name);
-    if (now === v) continue;
+    if (v === null || v === defaults[i]) continue;
     // Best effort, as the process's own setsockopt was: an option the host refuses is left at its default.
-    libc.symbols.setsockopt(fd, o.level, o.name, ptr(new Int32Array([v])), 4);
+    setIntOption(fd, o.level, o.name, v);
   }
-  const linger = new Int32Array(2);
-  const len = new Uint32Array([8]);
-  if (libc.symbols.getsockopt(from, SOL_SOCKET, SO_LINGER, ptr(linger), ptr(len)) === 0 && linger[0]) {
-    libc.symbols.setsockopt(fd, SOL_SOCKET, SO_LINGER, ptr(linger), 8);
+  const linger = lingerOption(from);
+  if (linger?.[0]) {
+    optionValue[0] = linger[0];
+    optionValue[1] = linger[1];
+    libc.symbols.setsockopt(fd, SOL_SOCKET, SO_LINGER, optionValue, 8);
   }
   return fd;
 }

@@ -6,7 +6,7 @@
 // The only server the sandboxes reach is on the loopback of the daemon's
 // network namespace (the host's rootless, a test netns rootful).
 import { afterEach, beforeEach, expect, test } from "bun:test";
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { burrowContext, type BurrowContext, daemonPids } from "../helpers/context.ts";
 import { integrationUnavailable } from "../helpers/env.ts";
 import { describeWhen, firstMissing } from "../helpers/requirements.ts";
@@ -226,6 +226,53 @@ print("nested", r.stdout.strip() or r.stderr.strip())
           await all.stop();
         }
       });
+
+    // BURROW_TEST_ACCEL_CRASH (read by the daemon only) makes every supervisor Worker die on receiving its Nth connect, before answering it.
+    const CONNECTS = (n: number) =>
+      `import socket\nfor i in range(${n}):\n  s=socket.socket()\n  s.connect(("10.0.2.2",${port}))\n  print(s.getsockname()[0], s.recv(100).decode().strip(), flush=True)\n  s.close()\n`;
+    const daemonLog = () => readFileSync(`${t.dirs.runtimeDir}/daemon.log`, "utf8");
+
+    test("the supervisor Worker dies on a connect it received: a new one answers that connect (it runs inside) and the next ones get host sockets", async () => {
+      const env = { BURROW_TEST_ACCEL_CRASH: "3" };
+      await t.burrowOk(["run", "-d", "--name", "c", "--accelerate", "--network", slirp(true), "--", "sleep", "600"], { env });
+      const out = await t.burrowOk(["exec", "c", "--", "python3", "-c", CONNECTS(4)]);
+      // 1-2: host sockets; 3: the Worker died holding it, its successor let it run in the sandbox; 4: the new Worker's host socket.
+      const host = "127.0.0.1 peer 127.0.0.1";
+      expect(out.trim().split("\n")).toEqual([host, host, "10.0.2.100 peer 127.0.0.1", host]);
+      // A process that started after the restart: its listener came through the same handoff socket (the new Worker's 2nd connect).
+      const again = await t.burrowOk(["exec", "c", "--", "python3", "-c", CONNECTS(1)]);
+      expect(again.trim()).toBe("127.0.0.1 peer 127.0.0.1");
+      expect(
+        daemonLog().match(/accelerate: the supervisor died \(BURROW_TEST_ACCEL_CRASH[^\n]*restarting it \(sandboxes: 1, calls it left unanswered: 1\)/g)
+          ?.length,
+      ).toBe(1);
+      await t.burrowOk(["rm", "-f", "c"]);
+    });
+
+    test("a sandbox that kills the supervisor Worker on every connect (it exits): after 3 restarts it runs unaccelerated, and no connect hangs", async () => {
+      const env = { BURROW_TEST_ACCEL_CRASH: "exit:1" };
+      const out = await t.burrowOk(["run", "--rm", "--accelerate", "--network", slirp(true), "--", "python3", "-c", CONNECTS(5)], { env });
+      expect(out.trim().split("\n")).toEqual(Array(5).fill("10.0.2.100 peer 127.0.0.1"));
+      const log = daemonLog();
+      expect(log.match(/accelerate: the supervisor died \(its thread exited\): restarting it/g)?.length).toBe(3);
+      expect(log).toContain("crashed it 3 times within a minute and runs unaccelerated from now on");
+    });
+
+    test("more than 10 restarts within a minute (4 sandboxes that kill the Worker): every sandbox runs unaccelerated from then on, new ones too, and no connect hangs", async () => {
+      const env = { BURROW_TEST_ACCEL_CRASH: "exit:1" };
+      // 3 deaths each for the first three sandboxes (then each runs unaccelerated); the fourth's second death is the 11th.
+      for (let i = 0; i < 4; i++) {
+        const out = await t.burrowOk(["run", "--rm", "--accelerate", "--network", slirp(true), "--", "python3", "-c", CONNECTS(3)], { env });
+        expect(out.trim().split("\n")).toEqual(Array(3).fill("10.0.2.100 peer 127.0.0.1"));
+      }
+      // A sandbox started afterwards is served unaccelerated from its first call: the Worker never sees its connect.
+      const later = await t.burrowOk(["run", "--rm", "--accelerate", "--network", slirp(true), "--", "python3", "-c", CONNECTS(2)], { env });
+      expect(later.trim().split("\n")).toEqual(Array(2).fill("10.0.2.100 peer 127.0.0.1"));
+      const log = daemonLog();
+      expect(log.match(/accelerate: the supervisor died \(its thread exited\): restarting it/g)?.length).toBe(11);
+      expect(log).toContain("it died 11 times within a minute: every sandbox runs unaccelerated from now on, until the daemon restarts");
+      expect(log).not.toContain("not restarted");
+    });
 
     test("kill -9 of the daemon: a connect waits for the next daemon, which takes the listener back from its keeper; rm -f leaves no keeper", async () => {
       const dir = mkdtempSync("/tmp/burrow-accel-");

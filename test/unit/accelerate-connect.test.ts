@@ -3,13 +3,22 @@
 // namespace of its own (`unshare -rn`: only a loopback that is down), so any
 // connection it makes can only have gone through the twin socket made here.
 import { beforeAll, describe, expect, test } from "bun:test";
-import { closeSync, existsSync } from "node:fs";
+import { closeSync, existsSync, statSync } from "node:fs";
 import { buildEnterHelper } from "../../scripts/build.ts";
 import { acceleratedConnect, parseInetSockaddr, type Verdict } from "../../src/accelerate/connect.ts";
 import { sockaddrOf } from "../../src/sys/netio.ts";
-import { accelerationSupport, receiveNotification, waitNotification } from "../../src/sys/seccomp.ts";
+import {
+  accelerationSupport,
+  copyTrappedFd,
+  kernelVersion,
+  netnsInodeOf,
+  processFdCloexec,
+  receiveNotification,
+  syncWakeUp,
+  waitNotification,
+} from "../../src/sys/seccomp.ts";
 import { notifSizes, pythonUnderFilter } from "../helpers/accelerate.ts";
-import { waitWritable } from "../../src/sys/socket-twin.ts";
+import { intOption, socketShape, tcpTwin, waitWritable } from "../../src/sys/socket-twin.ts";
 import { repoRoot } from "../helpers/env.ts";
 
 describe("parseInetSockaddr", () => {
@@ -65,7 +74,7 @@ describe("a trapped connect through a host twin", () => {
     (ip: string, port: number): ((d: { ip: string; port: number }) => Verdict) =>
     () => ({ host: { ip, port } });
 
-  test("blocking connect: answered when the host handshake ends, the process talks to the host's server", async () => {
+  test("blocking connect to the host's loopback: answered at once (the handshake ended inside connect()), no round through epoll; the process talks to the host's server", async () => {
     if (why) return console.warn(`skipped: ${why}`);
     const srv = await server();
     try {
@@ -80,15 +89,47 @@ describe("a trapped connect through a host twin", () => {
         return toHost(dest.ip, dest.port)(dest);
       });
       expect(seen).toEqual([`127.0.0.1:${srv.port}`]);
-      if (!("pending" in out)) throw new Error(`expected a pending connect, got ${JSON.stringify(out)}`);
-      expect(waitWritable(out.pending.fd, 5_000)).toBe(true);
-      expect(out.pending.finish()).toBe(0);
+      expect(out).toEqual({ answered: "host", errno: 0 });
       expect(await child.exited).toBe(0);
       expect((await new Response(child.stdout).text()).trim()).toBe(`pong:ping ${srv.port}`);
       expect(srv.peers).toEqual(["127.0.0.1"]);
       closeSync(listener);
     } finally {
       srv.stop();
+    }
+  });
+
+  test("blocking connect whose handshake has not ended (the server's accept queue is full): pending, installed once the twin is writable", async () => {
+    if (why) return console.warn(`skipped: ${why}`);
+    // listen(0) holds one connection unaccepted; a SYN beyond it is dropped until the server accepts (the client retries after ~1 s).
+    const full = Bun.spawn(
+      [
+        "/usr/bin/python3",
+        "-c",
+        `import socket,sys\ns=socket.socket()\ns.bind(("127.0.0.1",0))\ns.listen(0)\nprint(s.getsockname()[1],flush=True)\nsys.stdin.readline()\nfor i in range(2):\n  c,a=s.accept(); c.sendall(b"hi"); c.close()\n`,
+      ],
+      { stdin: "pipe", stdout: "pipe" },
+    );
+    const reader = (full.stdout as ReadableStream<Uint8Array>).getReader();
+    const port = Number(new TextDecoder().decode((await reader.read()).value).trim());
+    const first = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } });
+    try {
+      const { child, listener } = sandboxed(`import socket\ns=socket.socket()\ns.connect(("127.0.0.1",${port}))\nprint(s.recv(10).decode())\n`);
+      expect(waitNotification(listener, 10_000)).toBe("ready");
+      const out = acceleratedConnect(listener, receiveNotification(listener, sizes()), (d) => ({ host: d }));
+      if (!("pending" in out)) throw new Error(`expected a pending connect, got ${JSON.stringify(out)}`);
+      expect(waitWritable(out.pending.fd, 0)).toBe(false);
+      full.stdin.write("accept\n");
+      await full.stdin.end();
+      expect(waitWritable(out.pending.fd, 10_000)).toBe(true);
+      expect(out.pending.finish()).toBe(0);
+      expect(await child.exited).toBe(0);
+      expect((await new Response(child.stdout).text()).trim()).toBe("hi");
+      closeSync(listener);
+    } finally {
+      first.end();
+      full.kill();
+      await full.exited;
     }
   });
 
@@ -123,15 +164,26 @@ describe("a trapped connect through a host twin", () => {
       reason: "inside",
     });
     expect(waitNotification(listener, 10_000)).toBe("ready");
-    // Port 1 on the host's loopback: nothing listens there; the refusal comes when the handshake ends.
+    // Port 1 on the host's loopback: nothing listens there; the refusal has come by the time connect() returns.
     const out = acceleratedConnect(listener, receiveNotification(listener, notifSizes), (d) => ({ host: d }));
-    if (!("pending" in out)) throw new Error(`expected a pending connect, got ${JSON.stringify(out)}`);
-    expect(waitWritable(out.pending.fd, 5_000)).toBe(true);
-    expect(out.pending.finish()).toBe(111);
+    expect(out).toEqual({ answered: "host", errno: 111 });
     expect(await child.exited).toBe(0);
     // The empty namespace's loopback is down: its own connect cannot reach anything.
     expect((await new Response(child.stdout).text()).trim().split("\n")).toEqual(["ENETUNREACH", "ECONNREFUSED"]);
     closeSync(listener);
+  });
+
+  test("synchronous wake-ups are really set on a listener (Linux 6.6+; the flag is the ioctl's argument itself, not a pointer to it)", async () => {
+    if (why) return console.warn(`skipped: ${why}`);
+    const v = kernelVersion();
+    if (!v || v[0] < 6 || (v[0] === 6 && v[1] < 6)) return console.warn("skipped: SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP needs Linux 6.6");
+    const { child, listener } = sandboxed("pass");
+    try {
+      expect(syncWakeUp(listener)).toBe(true);
+    } finally {
+      closeSync(listener);
+      await child.exited;
+    }
   });
 
   test("a reused notification buffer must hold the kernel's struct seccomp_notif (checked before the ioctl)", () => {
@@ -172,10 +224,7 @@ print(s.recv(100).decode())
       expect(waitNotification(listener, 10_000)).toBe("ready");
       const wouldRefuse = { ...refusal, destination: "127.0.0.1", port: srv.port };
       const out = acceleratedConnect(listener, receiveNotification(listener, sizes(), buf), (d) => ({ host: d, wouldRefuse }));
-      if (!("pending" in out)) throw new Error(`expected a pending connect, got ${JSON.stringify(out)}`);
-      expect(out.wouldRefuse).toEqual(wouldRefuse);
-      expect(waitWritable(out.pending.fd, 5_000)).toBe(true);
-      expect(out.pending.finish()).toBe(0);
+      expect(out).toEqual({ answered: "host", errno: 0, wouldRefuse });
       expect(await child.exited).toBe(0);
       // The namespace's loopback is down: the UDP connect, run inside, cannot route anywhere.
       expect((await new Response(child.stdout).text()).trim().split("\n")).toEqual(["ECONNREFUSED", "ENETUNREACH", "pong:logged"]);
@@ -183,5 +232,60 @@ print(s.recv(100).decode())
     } finally {
       srv.stop();
     }
+  });
+});
+
+describe("the supervisor's per-call look at a trapped process (kept pidfds and fdinfo dirs, buffers of its own)", () => {
+  const python = (code: string) => Bun.spawn(["/usr/bin/python3", "-c", code], { stdin: "pipe", stdout: "pipe" });
+  /** python3 holding a TCP socket with TCP_NODELAY and a keepalive idle time set, and a close-on-exec-less one: prints "FD FD2". */
+  const HOLDER = `import socket,os,sys
+a=socket.socket(); a.setsockopt(socket.IPPROTO_TCP,socket.TCP_NODELAY,1); a.setsockopt(socket.IPPROTO_TCP,socket.TCP_KEEPIDLE,77)
+b=socket.socket(); os.set_inheritable(b.fileno(), True)
+print(a.fileno(), b.fileno(), flush=True); sys.stdin.readline()
+`;
+  async function holder() {
+    const p = python(HOLDER);
+    const reader = (p.stdout as ReadableStream<Uint8Array>).getReader();
+    const [a, b] = new TextDecoder()
+      .decode((await reader.read()).value)
+      .trim()
+      .split(" ")
+      .map(Number) as [number, number];
+    return { p, a, b };
+  }
+
+  test("netns inode from the link, close-on-exec from fdinfo, fd copies: right for a live process, again from the kept handles, and fresh ones after it exits", async () => {
+    if (!existsSync("/usr/bin/python3")) return console.warn("skipped: no /usr/bin/python3");
+    expect(netnsInodeOf(process.pid)).toBe(statSync("/proc/self/ns/net").ino);
+    expect(netnsInodeOf(2 ** 22 + 1)).toBeNull(); // above pid_max: no such process
+    const first = await holder();
+    for (let i = 0; i < 2; i++) {
+      // python3 makes its sockets close-on-exec; os.set_inheritable cleared it on the second.
+      expect(processFdCloexec(first.p.pid, first.a)).toBe(true);
+      expect(processFdCloexec(first.p.pid, first.b)).toBe(false);
+      const copy = copyTrappedFd(first.p.pid, first.a);
+      const shape = socketShape(copy);
+      expect(shape).toMatchObject({ family: 2, type: 1, protocol: 6, connected: false, boundPort: 0 });
+      // Only the options that differ from a fresh socket's are set on the twin, and the twin has them.
+      const twin = tcpTwin(copy, shape);
+      expect([intOption(twin, 6, 1), intOption(twin, 6, 4)]).toEqual([1, 77]); // TCP_NODELAY, TCP_KEEPIDLE
+      expect(intOption(twin, 1, 9)).toBe(0); // SO_KEEPALIVE: not set by the process, the fresh default
+      expect(processFdCloexec(process.pid, twin)).toBe(true);
+      closeSync(twin);
+      closeSync(copy);
+    }
+    first.p.stdin.write("\n");
+    await first.p.stdin.end();
+    await first.p.exited;
+    expect(() => copyTrappedFd(first.p.pid, first.a)).toThrow();
+    expect(processFdCloexec(first.p.pid, first.a)).toBe(false);
+    // Another process (perhaps with a reused pid one day): fresh handles, right answers.
+    const second = await holder();
+    expect(processFdCloexec(second.p.pid, second.b)).toBe(false);
+    const copy = copyTrappedFd(second.p.pid, second.a);
+    expect(socketShape(copy).family).toBe(2);
+    closeSync(copy);
+    second.p.kill();
+    await second.p.exited;
   });
 });
