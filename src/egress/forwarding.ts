@@ -48,13 +48,15 @@ export function cacheKey(upstreams: readonly string[], name: string, type: numbe
 /**
  * Upstream answers, shared by every sandbox, each kept for its records'
  * smallest TTL (never longer than a learned address lives). A hit is the
- * answer as upstream gave it with the TTLs lowered by its age: every
- * sandbox still makes its own decision on it (resolver-policy.ts's
+ * answer as upstream gave it, TTLs included: lowered by its age they would
+ * tell one sandbox when another asked for the name (the cache is shared);
+ * the entry's own expiry only decides when it is dropped. Every sandbox
+ * still makes its own decision on it (resolver-policy.ts's
  * decideAnswer) and learns its addresses again. Only positive answers are
  * kept: a name's absence is asked again. Least recently used goes first.
  */
 export class AnswerCache {
-  readonly #entries = new Map<string, { message: DnsMessage; storedAt: number; expiresAt: number }>();
+  readonly #entries = new Map<string, { message: DnsMessage; expiresAt: number }>();
   constructor(readonly maxEntries = CACHE_ENTRIES) {}
 
   get size(): number {
@@ -68,9 +70,7 @@ export class AnswerCache {
     this.#entries.delete(key);
     if (entry.expiresAt <= now) return null;
     this.#entries.set(key, entry);
-    const age = Math.floor((now - entry.storedAt) / 1000);
-    const m = entry.message;
-    return { ...m, answers: m.answers.map((r) => ({ ...r, ttl: Math.max(0, r.ttl - age) })) };
+    return entry.message;
   }
 
   /** Keeps upstream's answer `m` (a whole, positive one with a TTL) under `key` from `now` (ms). */
@@ -79,7 +79,7 @@ export class AnswerCache {
     const ttl = Math.min(MAX_LEARNED_SECONDS, ...m.answers.map((r) => r.ttl));
     if (ttl <= 0) return;
     this.#entries.delete(key);
-    this.#entries.set(key, { message: { ...m, authorities: [], additionals: [] }, storedAt: now, expiresAt: now + ttl * 1000 });
+    this.#entries.set(key, { message: { ...m, authorities: [], additionals: [] }, expiresAt: now + ttl * 1000 });
     while (this.#entries.size > this.maxEntries) this.#entries.delete(this.#entries.keys().next().value!);
   }
 }
