@@ -93,29 +93,51 @@ export function framed(message: Uint8Array): Uint8Array {
   return out;
 }
 
-/** Splits a TCP byte stream into messages; several may come in one read, one may come in several. */
+/**
+ * Splits a TCP byte stream into messages; several may come in one read, one
+ * may come in several. Each byte is copied once, into a buffer of the length
+ * the message announced: a client sending a 64 KiB message a byte at a time
+ * costs 64 KiB of copying, not the whole held part again per byte.
+ */
 export class TcpFrames {
-  #buffer = new Uint8Array(0);
+  /** The length prefix read so far (a segment may split it). */
+  readonly #prefix = new Uint8Array(2);
+  #prefixHave = 0;
+  /** The message being filled, sized by its prefix; null between messages. */
+  #message: Uint8Array | null = null;
+  #have = 0;
 
   /** Bytes as read; the whole messages they complete. */
   push(bytes: Uint8Array): Uint8Array[] {
-    const joined = new Uint8Array(this.#buffer.length + bytes.length);
-    joined.set(this.#buffer);
-    joined.set(bytes, this.#buffer.length);
     const out: Uint8Array[] = [];
     let at = 0;
-    while (joined.length - at >= 2) {
-      const length = (joined[at]! << 8) | joined[at + 1]!;
-      if (joined.length - at - 2 < length) break;
-      out.push(joined.slice(at + 2, at + 2 + length));
-      at += 2 + length;
+    while (at < bytes.length) {
+      if (!this.#message) {
+        this.#prefix[this.#prefixHave++] = bytes[at++]!;
+        if (this.#prefixHave < 2) continue;
+        this.#prefixHave = 0;
+        this.#message = new Uint8Array((this.#prefix[0]! << 8) | this.#prefix[1]!);
+        this.#have = 0;
+      }
+      const n = Math.min(this.#message.length - this.#have, bytes.length - at);
+      this.#message.set(bytes.subarray(at, at + n), this.#have);
+      this.#have += n;
+      at += n;
+      if (this.#have === this.#message.length) {
+        out.push(this.#message);
+        this.#message = null;
+      }
     }
-    this.#buffer = joined.slice(at);
+    // A zero-length message whose prefix ended the read.
+    if (this.#message?.length === 0) {
+      out.push(this.#message);
+      this.#message = null;
+    }
     return out;
   }
 
-  /** Bytes of an incomplete message held. */
+  /** Bytes of an incomplete message held (its prefix included). */
   get pending(): number {
-    return this.#buffer.length;
+    return this.#message ? 2 + this.#have : this.#prefixHave;
   }
 }

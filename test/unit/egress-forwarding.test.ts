@@ -95,6 +95,42 @@ describe("the shared answer cache", () => {
 });
 
 describe("DNS over TCP framing", () => {
+  test("a message sent a byte at a time comes out once and whole, each byte copied once (not the held part again per byte)", () => {
+    const message = Uint8Array.from({ length: 4096 }, (_, i) => (i * 7) & 0xff);
+    const stream = framed(message);
+    const frames = new TcpFrames();
+    const out: Uint8Array[] = [];
+    // Bytes copied by typed-array set() while the stream is pushed.
+    let copied = 0;
+    const set = Uint8Array.prototype.set;
+    Uint8Array.prototype.set = function (this: Uint8Array, source: ArrayLike<number>, offset?: number) {
+      copied += source.length;
+      return set.call(this, source, offset);
+    } as typeof set;
+    try {
+      for (let i = 0; i < stream.length; i++) {
+        out.push(...frames.push(stream.subarray(i, i + 1)));
+        if (i < stream.length - 1) expect(out).toEqual([]);
+      }
+    } finally {
+      Uint8Array.prototype.set = set;
+    }
+    expect(out).toEqual([message]);
+    expect(frames.pending).toBe(0);
+    expect(copied).toBeLessThanOrEqual(stream.length);
+  });
+
+  test("an empty message, and a length prefix split across reads", () => {
+    const frames = new TcpFrames();
+    expect(frames.push(Uint8Array.from([0, 0]))).toEqual([new Uint8Array(0)]);
+    expect(frames.push(Uint8Array.from([0]))).toEqual([]);
+    expect(frames.pending).toBe(1);
+    expect(frames.push(Uint8Array.from([2, 9]))).toEqual([]);
+    expect(frames.pending).toBe(3);
+    expect(frames.push(Uint8Array.from([8, 0, 0, 0, 2, 5]))).toEqual([Uint8Array.from([9, 8]), new Uint8Array(0)]);
+    expect(frames.pending).toBe(3);
+  });
+
   test("property: messages cut into any chunks come out whole and in order", () => {
     fc.assert(
       fc.property(
