@@ -48,13 +48,15 @@ export function cacheKey(upstreams: readonly string[], name: string, type: numbe
 /**
  * Upstream answers, shared by every sandbox, each kept for its records'
  * smallest TTL (never longer than a learned address lives). A hit is the
- * answer as upstream gave it with the TTLs lowered by its age: every
- * sandbox still makes its own decision on it (resolver-policy.ts's
+ * answer as upstream gave it, TTLs included: lowered by its age they would
+ * tell one sandbox when another asked for the name (the cache is shared);
+ * the entry's own expiry only decides when it is dropped. Every sandbox
+ * still makes its own decision on it (resolver-policy.ts's
  * decideAnswer) and learns its addresses again. Only positive answers are
  * kept: a name's absence is asked again. Least recently used goes first.
  */
 export class AnswerCache {
-  readonly #entries = new Map<string, { message: DnsMessage; storedAt: number; expiresAt: number }>();
+  readonly #entries = new Map<string, { message: DnsMessage; expiresAt: number }>();
   constructor(readonly maxEntries = CACHE_ENTRIES) {}
 
   get size(): number {
@@ -68,9 +70,7 @@ export class AnswerCache {
     this.#entries.delete(key);
     if (entry.expiresAt <= now) return null;
     this.#entries.set(key, entry);
-    const age = Math.floor((now - entry.storedAt) / 1000);
-    const m = entry.message;
-    return { ...m, answers: m.answers.map((r) => ({ ...r, ttl: Math.max(0, r.ttl - age) })) };
+    return entry.message;
   }
 
   /** Keeps upstream's answer `m` (a whole, positive one with a TTL) under `key` from `now` (ms). */
@@ -79,7 +79,7 @@ export class AnswerCache {
     const ttl = Math.min(MAX_LEARNED_SECONDS, ...m.answers.map((r) => r.ttl));
     if (ttl <= 0) return;
     this.#entries.delete(key);
-    this.#entries.set(key, { message: { ...m, authorities: [], additionals: [] }, storedAt: now, expiresAt: now + ttl * 1000 });
+    this.#entries.set(key, { message: { ...m, authorities: [], additionals: [] }, expiresAt: now + ttl * 1000 });
     while (this.#entries.size > this.maxEntries) this.#entries.delete(this.#entries.keys().next().value!);
   }
 }
@@ -93,29 +93,51 @@ export function framed(message: Uint8Array): Uint8Array {
   return out;
 }
 
-/** Splits a TCP byte stream into messages; several may come in one read, one may come in several. */
+/**
+ * Splits a TCP byte stream into messages; several may come in one read, one
+ * may come in several. Each byte is copied once, into a buffer of the length
+ * the message announced: a client sending a 64 KiB message a byte at a time
+ * costs 64 KiB of copying, not the whole held part again per byte.
+ */
 export class TcpFrames {
-  #buffer = new Uint8Array(0);
+  /** The length prefix read so far (a segment may split it). */
+  readonly #prefix = new Uint8Array(2);
+  #prefixHave = 0;
+  /** The message being filled, sized by its prefix; null between messages. */
+  #message: Uint8Array | null = null;
+  #have = 0;
 
   /** Bytes as read; the whole messages they complete. */
   push(bytes: Uint8Array): Uint8Array[] {
-    const joined = new Uint8Array(this.#buffer.length + bytes.length);
-    joined.set(this.#buffer);
-    joined.set(bytes, this.#buffer.length);
     const out: Uint8Array[] = [];
     let at = 0;
-    while (joined.length - at >= 2) {
-      const length = (joined[at]! << 8) | joined[at + 1]!;
-      if (joined.length - at - 2 < length) break;
-      out.push(joined.slice(at + 2, at + 2 + length));
-      at += 2 + length;
+    while (at < bytes.length) {
+      if (!this.#message) {
+        this.#prefix[this.#prefixHave++] = bytes[at++]!;
+        if (this.#prefixHave < 2) continue;
+        this.#prefixHave = 0;
+        this.#message = new Uint8Array((this.#prefix[0]! << 8) | this.#prefix[1]!);
+        this.#have = 0;
+      }
+      const n = Math.min(this.#message.length - this.#have, bytes.length - at);
+      this.#message.set(bytes.subarray(at, at + n), this.#have);
+      this.#have += n;
+      at += n;
+      if (this.#have === this.#message.length) {
+        out.push(this.#message);
+        this.#message = null;
+      }
     }
-    this.#buffer = joined.slice(at);
+    // A zero-length message whose prefix ended the read.
+    if (this.#message?.length === 0) {
+      out.push(this.#message);
+      this.#message = null;
+    }
     return out;
   }
 
-  /** Bytes of an incomplete message held. */
+  /** Bytes of an incomplete message held (its prefix included). */
   get pending(): number {
-    return this.#buffer.length;
+    return this.#message ? 2 + this.#have : this.#prefixHave;
   }
 }

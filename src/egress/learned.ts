@@ -19,12 +19,21 @@ export function answeredTtl(ttl: number): number {
   return Math.min(Math.max(0, Math.floor(ttl)), MAX_LEARNED_SECONDS);
 }
 
+/** How often `add` forgets what expired: the copy shrinks without anyone asking for its count. */
+export const LEARNED_PRUNE_MS = 60_000;
+
 export class LearnedAddresses {
   /** canonical address -> allow-rule index -> expiry (ms). */
   readonly #entries = new Map<string, Map<number, number>>();
+  /** When `add` prunes next (ms). */
+  #nextPrune = 0;
 
-  /** Learns `address` for allow rule `ruleIndex` until `now + learnedSeconds(ttl)`; a later expiry already held is kept. */
+  /**
+   * Learns `address` for allow rule `ruleIndex` until `now + learnedSeconds(ttl)`; a later expiry already held is kept.
+   * Forgets what expired at most once per LEARNED_PRUNE_MS, so a sandbox that keeps resolving new names holds only the live ones.
+   */
   add(address: string, ruleIndex: number, ttl: number, now: number): void {
+    if (now >= this.#nextPrune) this.prune(now);
     this.addUntil(address, ruleIndex, now + learnedSeconds(ttl) * 1000);
   }
 
@@ -46,6 +55,7 @@ export class LearnedAddresses {
 
   /** Forgets what expired by `now`; returns how many addresses are left. */
   prune(now: number): number {
+    this.#nextPrune = now + LEARNED_PRUNE_MS;
     for (const [key, rules] of this.#entries) {
       for (const [index, until] of rules) if (until <= now) rules.delete(index);
       if (rules.size === 0) this.#entries.delete(key);

@@ -156,8 +156,11 @@ export interface LearnedElement {
 /**
  * Adds learned addresses, each with its timeout. `add` of an element already
  * there keeps its old timeout, so each is added, deleted and added again in
- * one transaction: the first add makes the delete never fail. The daemon
- * sends only addresses whose expiry moved later (learned.ts keeps the max).
+ * one transaction: the first add makes the delete never fail. The resolver
+ * (worker.ts) writes an address only when the entry it wrote before would
+ * end before an answer needs it, with LEARN_SLACK_S to spare, so a new
+ * timeout is later than the one it replaces (but for the first write after
+ * a worker restart, which may shorten one: never below what the answer needs).
  */
 export function nftLearn(elements: readonly LearnedElement[]): string {
   return elements

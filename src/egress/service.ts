@@ -51,6 +51,8 @@ export interface EgressServiceOptions {
   refusalLimits?: RefusalLimits;
   /** Tests only: a shorter idle time for DNS-over-TCP connections. */
   tcpIdleMs?: number;
+  /** Tests only: a shorter deadline for one DNS-over-TCP message to arrive whole. */
+  tcpFrameMs?: number;
 }
 
 /** The attach command: everything but what the main thread alone keeps. */
@@ -182,6 +184,7 @@ export function createEgressService(deps: EgressServiceDeps, options: EgressServ
       ...(options.learnerModule ? { learnerModule: options.learnerModule } : {}),
       ...(options.nflogModule ? { nflogModule: options.nflogModule } : {}),
       ...(options.tcpIdleMs ? { tcpIdleMs: options.tcpIdleMs } : {}),
+      ...(options.tcpFrameMs ? { tcpFrameMs: options.tcpFrameMs } : {}),
     };
     w.postMessage(init);
     worker = w;

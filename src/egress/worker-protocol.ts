@@ -47,6 +47,8 @@ export type EgressInit = {
   nflogModule?: string;
   /** Tests only: a shorter idle time for DNS-over-TCP connections than TCP_IDLE_MS. */
   tcpIdleMs?: number;
+  /** Tests only: a shorter deadline for one DNS-over-TCP message to arrive whole than TCP_FRAME_MS. */
+  tcpFrameMs?: number;
 };
 
 /** Main → worker, one JSON line each on the command pipe. */
@@ -65,7 +67,10 @@ export type EgressReport =
   | { op: "attached"; id: string }
   /** Sandbox `id` could not be served; its fds are closed. */
   | { op: "attach-failed"; id: string; message: string }
-  /** `address` is in sandbox `id`'s set of allow rule `allowIndex` until `expiresAt` (ms epoch): sent after the set has it, before the answer. */
+  /**
+   * `address` is in sandbox `id`'s set of allow rule `allowIndex` until `expiresAt` (ms epoch): sent after the set has it, before the answer.
+   * Only when the set's entry was written (its expiry moved later): an answer the entry already covers sends none.
+   */
   | { op: "learned"; id: string; allowIndex: number; address: string; expiresAt: number }
   /** A refusal (or, under --egress-log-only, a would-be one) in sandbox `id`, not folded yet. */
   | { op: "refused"; id: string; refusal: Refusal }

@@ -17,7 +17,8 @@
 // or forward), the shared answer cache, upstream (the next server after
 // UPSTREAM_TIMEOUT_MS, then SERVFAIL; again over TCP when truncated),
 // decideAnswer, then the addresses learned into the nft sets BEFORE the
-// answer is sent (the program's connect would race the set otherwise).
+// answer is sent (the program's connect would race the set otherwise), each
+// only when the entry written before does not cover the answer (LEARN_SLACK_S).
 //
 // The thread sits in epoll_wait, so Worker messages cannot reach it after
 // `init`: commands arrive as JSON lines on a pipe in the epoll set
@@ -71,6 +72,17 @@ export const UPSTREAM_TIMEOUT_MS = 2000;
 export const MAX_TCP_CONNECTIONS = 16;
 /** A DNS-over-TCP connection with nothing to do for this long is closed (RFC 7766 6.2.3 suggests seconds). */
 export const TCP_IDLE_MS = 10_000;
+/** A DNS-over-TCP message must arrive whole within this long of its first byte, or the connection is closed (bytes trickling in keep it from being idle). */
+export const TCP_FRAME_MS = 10_000;
+/**
+ * Each learned address goes into its set for this much longer than the
+ * answer needs, and is not learned again while what the set holds already
+ * covers the answer: a flood of queries for one name costs one netlink
+ * transaction per address per ~30 s, not one per query.
+ */
+export const LEARN_SLACK_S = 30;
+/** Entries of a sandbox's `learnedUntil` past which the expired ones are forgotten (the next prune at twice what is left). */
+const LEARNED_UNTIL_PRUNE_AT = 1024;
 /** Answer bytes one DNS-over-TCP connection may have waiting for its client to read; more and it is closed. */
 const MAX_TCP_QUEUED = 256 * 1024;
 /** Datagrams handled per readiness event before the loop serves others. */
@@ -89,6 +101,10 @@ interface Sandbox {
   inFlight: number;
   conns: Set<Conn>;
   closed: boolean;
+  /** What this worker put into the sandbox's learned sets: `set address` -> expiry (ms epoch) the kernel was given. */
+  learnedUntil: Map<string, number>;
+  /** Size of learnedUntil at which its expired entries are forgotten. */
+  learnedPruneAt: number;
 }
 
 interface Conn {
@@ -101,6 +117,8 @@ interface Conn {
   /** Queries read and not answered yet. */
   waiting: number;
   lastActive: number;
+  /** When the first byte of the message being read arrived (ms); 0: none is being read. */
+  frameSince: number;
   /** The client shut its side: closed once its answers are out. */
   eof: boolean;
   /** EPOLLOUT is in its epoll events. */
@@ -325,25 +343,43 @@ function run(init: EgressInit, learn: Learner, readNflog: NflogReader): void {
     for (const r of d.refused) refuse(s, { destination: r.address, protocol: "dns", rule: r.verdict.rule?.text ?? null, reason: r.verdict.reason, name });
     // --egress-log-only: the addresses the policy would leave out are reported (above) and answered all the same.
     const response = s.policy.logOnly && d.refused.length > 0 ? decideAnswer(OPEN_POLICY, query, asked, []).response : d.response;
-    if (d.learn.length > 0) {
-      const entries = d.learn.map((l) => ({
-        set: learnedSet(l.rule, l.address.includes(":") ? 6 : 4),
-        address: l.address,
-        seconds: learnedSeconds(l.ttl),
-      }));
+    // Only addresses whose entry would end before the answer needs it: the rest are in the set long enough already.
+    const now = Date.now();
+    const due: { set: string; address: string; seconds: number; rule: number; key: string }[] = [];
+    for (const l of d.learn) {
+      const set = learnedSet(l.rule, l.address.includes(":") ? 6 : 4);
+      const key = `${set} ${l.address}`;
+      const seconds = learnedSeconds(l.ttl);
+      if ((s.learnedUntil.get(key) ?? 0) >= now + seconds * 1000) continue;
+      due.push({ set, address: l.address, seconds: seconds + LEARN_SLACK_S, rule: l.rule, key });
+    }
+    if (due.length > 0) {
       try {
-        learn(s.fds.nft, entries);
+        learn(
+          s.fds.nft,
+          due.map(({ set, address, seconds }) => ({ set, address, seconds })),
+        );
       } catch (e) {
         // Not in the set: the program's connect would be refused. Fail the lookup instead (fails closed).
         post({ op: "error", message: `cannot learn ${name}'s addresses for sandbox ${s.id}: ${message(e)}` });
         reply(refusal(query, RCODE.SERVFAIL));
         return;
       }
-      const now = Date.now();
-      for (const [i, l] of d.learn.entries())
-        post({ op: "learned", id: s.id, allowIndex: l.rule, address: l.address, expiresAt: now + entries[i]!.seconds * 1000 });
+      for (const e of due) {
+        const expiresAt = now + e.seconds * 1000;
+        s.learnedUntil.set(e.key, Math.max(s.learnedUntil.get(e.key) ?? 0, expiresAt));
+        post({ op: "learned", id: s.id, allowIndex: e.rule, address: e.address, expiresAt });
+      }
+      pruneLearnedUntil(s, now);
     }
     reply(response);
+  }
+
+  /** Bounds what the worker remembers of the sets: no more than twice what is live (and the kernel holds at most LEARNED_SET_SIZE per set). */
+  function pruneLearnedUntil(s: Sandbox, now: number): void {
+    if (s.learnedUntil.size <= s.learnedPruneAt) return;
+    for (const [key, until] of s.learnedUntil) if (until <= now) s.learnedUntil.delete(key);
+    s.learnedPruneAt = Math.max(LEARNED_UNTIL_PRUNE_AT, 2 * s.learnedUntil.size);
   }
 
   // ---- the sandbox's sockets ----
@@ -384,6 +420,7 @@ function run(init: EgressInit, learn: Learner, readNflog: NflogReader): void {
         queued: 0,
         waiting: 0,
         lastActive: Date.now(),
+        frameSince: 0,
         eof: false,
         watchingOut: false,
         closed: false,
@@ -420,8 +457,13 @@ function run(init: EgressInit, learn: Learner, readNflog: NflogReader): void {
         else rewatch(c);
         return;
       }
-      c.lastActive = Date.now();
-      for (const frame of c.frames.push(buf.subarray(0, n))) {
+      const now = Date.now();
+      c.lastActive = now;
+      const frames = c.frames.push(buf.subarray(0, n));
+      // The message still incomplete began in this read if one completed in it (or none was being read).
+      if (c.frames.pending === 0) c.frameSince = 0;
+      else if (frames.length > 0 || c.frameSince === 0) c.frameSince = now;
+      for (const frame of frames) {
         c.waiting++;
         handleQuery(c.sandbox, frame, (response) => {
           c.waiting--;
@@ -504,7 +546,17 @@ function run(init: EgressInit, learn: Learner, readNflog: NflogReader): void {
     if (old) detach(old);
     let s: Sandbox;
     try {
-      s = { id: m.id, policy: compilePolicy(m.policy, m.context), upstreams: [...m.upstreams], fds: m.fds, inFlight: 0, conns: new Set(), closed: false };
+      s = {
+        id: m.id,
+        policy: compilePolicy(m.policy, m.context),
+        upstreams: [...m.upstreams],
+        fds: m.fds,
+        inFlight: 0,
+        conns: new Set(),
+        closed: false,
+        learnedUntil: new Map(),
+        learnedPruneAt: LEARNED_UNTIL_PRUNE_AT,
+      };
       watch(m.fds.dnsUdp, EPOLLIN, () => onUdp(s));
       watch(m.fds.dnsTcp, EPOLLIN, () => onAccept(s));
       // No NFLOG socket (-1): the resolver alone.
@@ -533,10 +585,11 @@ function run(init: EgressInit, learn: Learner, readNflog: NflogReader): void {
     }
   }
 
-  // ---- timers: upstream deadlines, idle TCP connections, garbage ----
+  // ---- timers: upstream deadlines, idle or slow TCP connections, garbage ----
 
   const tcpIdleMs = init.tcpIdleMs ?? TCP_IDLE_MS;
-  const sweepMs = Math.min(1000, Math.max(10, Math.floor(tcpIdleMs / 4)));
+  const tcpFrameMs = init.tcpFrameMs ?? TCP_FRAME_MS;
+  const sweepMs = Math.min(1000, Math.max(10, Math.floor(Math.min(tcpIdleMs, tcpFrameMs) / 4)));
   let lastSweep = Date.now();
   function timers(now: number): number {
     let next = -1;
@@ -551,7 +604,12 @@ function run(init: EgressInit, learn: Learner, readNflog: NflogReader): void {
     if (now - lastSweep >= sweepMs) {
       lastSweep = now;
       for (const s of sandboxes.values())
-        for (const c of [...s.conns]) if (c.waiting === 0 && c.out.length === 0 && now - c.lastActive >= tcpIdleMs) closeConn(c);
+        for (const c of [...s.conns]) {
+          const idle = c.waiting === 0 && c.out.length === 0 && now - c.lastActive >= tcpIdleMs;
+          // A message trickling in a byte at a time is never idle: it has its own deadline.
+          const slow = c.frameSince > 0 && now - c.frameSince >= tcpFrameMs;
+          if (idle || slow) closeConn(c);
+        }
     }
     for (const s of sandboxes.values()) conns += s.conns.size;
     if (conns > 0) soonest(sweepMs);

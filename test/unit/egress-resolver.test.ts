@@ -32,6 +32,8 @@ const zone = {
     "restart.allowed.test": [a("restart.allowed.test", "198.51.100.15")],
     "forged.allowed.test": [a("forged.allowed.test", "198.51.100.16")],
     "unlearnable.allowed.test": [a("unlearnable.allowed.test", UNLEARNABLE)],
+    // TTL 0: never cached, so each query is a fresh answer from upstream.
+    "slack.allowed.test": [a("slack.allowed.test", "198.51.100.17", 0)],
   },
   forged: ["forged.allowed.test"],
   truncated: ["big.allowed.test"],
@@ -171,7 +173,8 @@ describe("the egress resolver", () => {
     expect(answer.header.rcode).toBe(RCODE.NOERROR);
     expect(answer.questions[0]!.name).toBe("Allowed.Test");
     expect(addresses(answer)).toEqual(["198.51.100.10"]);
-    expect(s.learnedAtAnswer.get(q.header.id)).toEqual([{ set: "allow_0_v4", address: "198.51.100.10", seconds: 300 }]);
+    // The TTL's 300 s and LEARN_SLACK_S to spare.
+    expect(s.learnedAtAnswer.get(q.header.id)).toEqual([{ set: "allow_0_v4", address: "198.51.100.10", seconds: 330 }]);
     await until(() => learnedReports.some((r) => r.id === s.id && r.address === "198.51.100.10" && r.allowIndex === 0), 5000, "onLearned");
     expect(service.learnedCount(s.id)).toBe(1);
     expect(upstream.seen).toContain("udp allowed.test");
@@ -183,7 +186,7 @@ describe("the egress resolver", () => {
     const answer = await s.client.ask(q);
     expect(answer.answers.map((r) => r.type)).toEqual([TYPE.CNAME, TYPE.A]);
     expect(addresses(answer)).toEqual(["198.51.100.11"]);
-    expect(s.learnedAtAnswer.get(q.header.id)).toEqual([{ set: "allow_1_v4", address: "198.51.100.11", seconds: 120 }]);
+    expect(s.learnedAtAnswer.get(q.header.id)).toEqual([{ set: "allow_1_v4", address: "198.51.100.11", seconds: 150 }]);
   });
 
   test("a name no rule allows is REFUSED without asking upstream, and reported as a DNS refusal", async () => {
@@ -231,6 +234,38 @@ describe("the egress resolver", () => {
     expect(upstream.seen.filter((x) => x.endsWith(" cached.allowed.test"))).toEqual(["udp cached.allowed.test"]);
     expect(s.learnedAtAnswer.get(q1.header.id)!.map((e) => e.address)).toEqual(["198.51.100.13"]);
     expect(other.learnedAtAnswer.get(q2.header.id)!.map((e) => e.address)).toEqual(["198.51.100.13"]);
+  });
+
+  test("an address is learned again only when the answer needs more than its entry holds: a flood costs no kernel work per query", async () => {
+    const s = await sandbox();
+    const learnedAt = (q: DnsMessage) => s.learnedAtAnswer.get(q.header.id);
+    const reportsOf = () => learnedReports.filter((r) => r.id === s.id && r.address === "198.51.100.17");
+    const records = zone.records["slack.allowed.test"]!;
+    try {
+      // TTL 0: learned for 60 s and LEARN_SLACK_S to spare; the same answer again is covered by that entry.
+      const first = query("slack.allowed.test");
+      expect(addresses(await s.client.ask(first))).toEqual(["198.51.100.17"]);
+      expect(learnedAt(first)).toEqual([{ set: "allow_1_v4", address: "198.51.100.17", seconds: 90 }]);
+      const again = query("slack.allowed.test");
+      expect(addresses(await s.client.ask(again))).toEqual(["198.51.100.17"]);
+      expect(learnedAt(again)).toEqual([]);
+      expect(upstream.seen.filter((x) => x === "udp slack.allowed.test").length).toBe(2);
+      // A TTL of 120 s needs the entry past the 90 s it holds: written again.
+      zone.records["slack.allowed.test"] = [a("slack.allowed.test", "198.51.100.17", 120)];
+      const longer = query("slack.allowed.test");
+      expect(addresses(await s.client.ask(longer))).toEqual(["198.51.100.17"]);
+      expect(learnedAt(longer)).toEqual([{ set: "allow_1_v4", address: "198.51.100.17", seconds: 150 }]);
+      // And a cached hit for it is covered too.
+      const cached = query("slack.allowed.test");
+      expect(addresses(await s.client.ask(cached))).toEqual(["198.51.100.17"]);
+      expect(learnedAt(cached)).toEqual([]);
+      // One "learned" report per write, none for the answers the entry covered (each was posted before its answer was sent).
+      await until(() => reportsOf().length === 2, 5000, "two learned reports");
+      await s.client.ask(query("allowed.test"));
+      expect(reportsOf().length).toBe(2);
+    } finally {
+      zone.records["slack.allowed.test"] = records;
+    }
   });
 
   test("an upstream answer with another ID or another question is not taken", async () => {
@@ -406,6 +441,36 @@ describe("refusal events over time", () => {
 });
 
 describe("DNS over TCP connections", () => {
+  test("a message trickling in a byte at a time is closed at its deadline, though never idle", async () => {
+    // The default idle time (10 s): only the message deadline can close this connection within the test.
+    const strict = createEgressService({ onRefusal: () => {} }, { learnerModule: FAKES, nflogModule: FAKES, upstreamPort: upstream.port, tcpFrameMs: 300 });
+    try {
+      const s = await sandbox(POLICY, ["127.0.0.1"], strict);
+      let closed = false;
+      const socket = await Bun.connect({
+        hostname: "127.0.0.1",
+        port: s.tcpPort,
+        socket: {
+          data: () => {},
+          close: () => {
+            closed = true;
+          },
+        },
+      });
+      // A 65535-byte message announced, then one byte every 20 ms: at that pace it would take 20 minutes.
+      socket.write(Uint8Array.from([0xff, 0xff]));
+      const started = Date.now();
+      while (!closed && Date.now() - started < 5000) {
+        socket.write(Uint8Array.from([0]));
+        await Bun.sleep(20);
+      }
+      expect(closed).toBe(true);
+      socket.end();
+    } finally {
+      await strict.close();
+    }
+  });
+
   test("an idle connection is closed by the resolver", async () => {
     const quick = createEgressService({ onRefusal: () => {} }, { learnerModule: FAKES, nflogModule: FAKES, upstreamPort: upstream.port, tcpIdleMs: 200 });
     try {
