@@ -21,9 +21,11 @@ export const MAX_RULES = 256;
  * `private`: the ranges no public name should point into, and where a
  * sandbox's neighbours live. RFC 1918, CGNAT (RFC 6598: carrier NAT, and
  * Tailscale's and clouds' internal addresses), link-local with the cloud
- * metadata address, ULA with AWS's IPv6 metadata address. The metadata
- * addresses lie inside the wider ranges; they are listed so `inspect` and
- * the docs name them.
+ * metadata address, ULA with AWS's IPv6 metadata address, and the IPv4
+ * ranges' embeddings in the NAT64 well-known prefix (RFC 6052: on an
+ * IPv6-only network with NAT64, 64:ff9b::10.0.0.1 reaches 10.0.0.1; the
+ * prefix is 96 + the IPv4 prefix). The metadata addresses lie inside the
+ * wider ranges; they are listed so `inspect` and the docs name them.
  */
 export const PRIVATE_RANGES = [
   "10.0.0.0/8",
@@ -35,6 +37,11 @@ export const PRIVATE_RANGES = [
   "fc00::/7",
   "fe80::/10",
   "fd00:ec2::254/128",
+  "64:ff9b::10.0.0.0/104",
+  "64:ff9b::172.16.0.0/108",
+  "64:ff9b::192.168.0.0/112",
+  "64:ff9b::100.64.0.0/106",
+  "64:ff9b::169.254.0.0/112",
 ] as const;
 
 /**
@@ -64,6 +71,21 @@ const subnetsOf = (cidrs: readonly string[]): Subnet[] => cidrs.map((c) => parse
 const PRIVATE_SUBNETS = subnetsOf(PRIVATE_RANGES);
 const NEVER_LEARNED_SUBNETS = subnetsOf(NEVER_LEARNED);
 const LOOPBACK_SUBNETS = subnetsOf(LOOPBACK);
+
+/** RFC 6052's well-known NAT64 prefix: a NAT64 gateway takes 64:ff9b::a.b.c.d to a.b.c.d (the last 32 bits). */
+export const NAT64_WELL_KNOWN = "64:ff9b::/96";
+/**
+ * RFC 8215's local-use NAT64 prefix: the operator chooses the prefix length
+ * inside it, and with it where the IPv4 address sits (RFC 6052's /32../96
+ * formats), so the address it reaches cannot be read off an address in it.
+ */
+export const NAT64_LOCAL_USE = "64:ff9b:1::/48";
+const [NAT64_WELL_KNOWN_SUBNET, NAT64_LOCAL_USE_SUBNET] = subnetsOf([NAT64_WELL_KNOWN, NAT64_LOCAL_USE]) as [Subnet, Subnet];
+
+/** The IPv4 address a NAT64 gateway takes a well-known-prefix address to, or null outside the prefix. */
+export function nat64Embedded(ip: IpAddress): IpAddress | null {
+  return subnetContains(NAT64_WELL_KNOWN_SUBNET, ip) ? { family: 4, value: ip.value & 0xffffffffn } : null;
+}
 
 // ---------------------------------------------------------------- schemas
 
@@ -276,6 +298,13 @@ export interface CompiledPolicy {
   logOnly: boolean;
   /** The sandbox's own addresses, as /32 or /128: never egress. */
   own: Subnet[];
+  /**
+   * The host's own addresses (PolicyContext.hostAddresses), as /32 or /128:
+   * never learned from a DNS answer once an allow rule exists, unless an
+   * allow rule covers them (`--allow-cidr host`), or an allowed name could
+   * point at the host's services on 0.0.0.0 (answerVerdict).
+   */
+  host: Subnet[];
 }
 
 function presetSubnets(preset: Preset, ctx: PolicyContext): Subnet[] {
@@ -302,6 +331,7 @@ export function compilePolicy(policy: EgressPolicy, ctx: PolicyContext): Compile
     hosts: allow.flatMap((r) => (r.pattern ? [{ pattern: r.pattern, allowIndex: r.index }] : [])),
     logOnly: policy.logOnly,
     own: (ctx.sandboxAddresses ?? []).map((a) => parseCidr(canonicalCidr(a) ?? "")?.subnet).filter((s): s is Subnet => !!s),
+    host: presetSubnets("host", ctx),
   };
 }
 
@@ -386,18 +416,28 @@ export interface AnswerVerdict {
  * Whether an address in a DNS answer for an allowed name may be answered and
  * learned (rebinding protection): never one a port-less deny rule covers,
  * and, once any allow rule is given, never a loopback, link-local,
- * multicast or private address unless an allow rule names its range (then
- * it is reachable anyway).
+ * multicast or private address, nor one of the host's own addresses,
+ * unless an allow rule names its range (then it is reachable anyway).
+ * A NAT64 well-known-prefix address is judged by the IPv4 address it
+ * reaches as well (64:ff9b::a00:1 is 10.0.0.1 behind the network's NAT64
+ * gateway); a local-use NAT64 address, whose IPv4 address cannot be read
+ * off it, needs an allow rule that covers it once any allow rule is given.
  */
 export function answerVerdict(policy: CompiledPolicy, address: string): AnswerVerdict {
   const ip = parseIp(address);
   if (!ip) return { keep: false, reason: "not an address" };
-  const denied = policy.deny.find((r) => covers(r, ip) && !r.ports && !r.protocol);
-  if (denied) return { keep: false, reason: "denied range", rule: { id: denied.id, text: denied.text } };
+  const embedded = nat64Embedded(ip);
+  // What a connection to the address reaches: itself, and through NAT64 the IPv4 address it embeds.
+  const reached = embedded ? [ip, embedded] : [ip];
+  for (const target of reached) {
+    const denied = policy.deny.find((r) => covers(r, target) && !r.ports && !r.protocol);
+    if (denied) return { keep: false, reason: "denied range", rule: { id: denied.id, text: denied.text } };
+  }
   // With no allow rule everything not denied is reachable anyway: nothing to protect by refusing the answer.
   if (policy.allow.length === 0) return { keep: true, reason: "allowed" };
-  const special = [...NEVER_LEARNED_SUBNETS, ...PRIVATE_SUBNETS].some((s) => subnetContains(s, ip));
-  if (special && !policy.allow.some((r) => covers(r, ip))) return { keep: false, reason: "rebinding" };
+  if (policy.allow.some((r) => reached.some((target) => covers(r, target)))) return { keep: true, reason: "allowed" };
+  const refused = [...NEVER_LEARNED_SUBNETS, ...PRIVATE_SUBNETS, ...policy.host, NAT64_LOCAL_USE_SUBNET];
+  if (reached.some((target) => refused.some((s) => subnetContains(s, target)))) return { keep: false, reason: "rebinding" };
   return { keep: true, reason: "allowed" };
 }
 

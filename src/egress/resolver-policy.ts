@@ -65,8 +65,9 @@ function asChainRecord(r: ResourceRecord): ChainRecord | null {
 /**
  * Upstream's answer to a query `decideQuery` forwarded. The sandbox gets the
  * CNAME chain from the asked name and the chain's addresses that
- * `answerVerdict` keeps (rebinding into a denied, loopback or private range
- * is left out; if that leaves nothing of a non-empty answer, REFUSED), with
+ * `answerVerdict` keeps (rebinding into a denied, loopback or private
+ * range, the host's own addresses or a NAT64 form of them is left out; if
+ * that leaves nothing of a non-empty answer, REFUSED), with
  * TTLs cut to how long burrow keeps the address allowed. For other types
  * (MX, TXT, SRV, HTTPS...) the records of the chain's names of the asked
  * type pass unchanged: they open nothing, since only A/AAAA answers are

@@ -671,7 +671,7 @@ function run(init: EgressInit, learn: Learner, readNflog: NflogReader): void {
 }
 
 /** What a policy without rules keeps of an answer: all of it (--egress-log-only answers what it would refuse). */
-const OPEN_POLICY: CompiledPolicy = { allow: [], deny: [], hosts: [], logOnly: true, own: [] };
+const OPEN_POLICY: CompiledPolicy = { allow: [], deny: [], hosts: [], logOnly: true, own: [], host: [] };
 
 /** The answer's bytes; one that cannot be written (a record burrow cannot encode) is SERVFAIL. */
 function encodeAnswer(response: DnsMessage, maxSize?: number): Uint8Array {

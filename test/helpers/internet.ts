@@ -56,6 +56,12 @@ export const NAMES = {
   "edge.cdn.test": [NET.allowed4],
   "rebind.allowed.test": ["127.0.0.1"],
   "private.allowed.test": ["192.168.1.1"],
+  /** The client namespace's own address: the host, as burrow's daemon there sees it. */
+  "host.allowed.test": [NET.client4],
+  /** NAT64 (RFC 6052 well-known prefix): 10.0.0.1 and 198.51.100.10 behind a NAT64 gateway; RFC 8215's local-use prefix. */
+  "nat64.allowed.test": ["64:ff9b::a00:1"],
+  "nat64-public.allowed.test": ["64:ff9b::c633:640a"],
+  "nat64-local.allowed.test": ["64:ff9b:1::a00:1"],
 } as const;
 /** CNAMEs: cdn.allowed.test leads to a name no rule allows, alias.allowed.test to allowed.test. */
 export const CNAMES = { "cdn.allowed.test": "edge.cdn.test", "alias.allowed.test": "allowed.test" } as const;

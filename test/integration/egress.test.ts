@@ -328,6 +328,31 @@ describeWhen(why)("egress policy, rootless, in a test-made internet", () => {
     ]);
   });
 
+  test("rebinding an allowed name to a NAT64 form of a private address or to the host's own address opens nothing, unless allowed", async () => {
+    const probes: Probe[] = [
+      { dns: "nat64.allowed.test", server: "127.0.0.53", type: "AAAA" },
+      { dns: "nat64-local.allowed.test", server: "127.0.0.53", type: "AAAA" },
+      { dns: "nat64-public.allowed.test", server: "127.0.0.53", type: "AAAA" },
+      { dns: "host.allowed.test", server: "127.0.0.53" },
+    ];
+    // slirp4netns: the host's addresses (the client namespace's, where the daemon runs) are reached through it.
+    const run = ["--network", "slirp4netns", "--dns", NET.dns4, "--allow-host", "*.allowed.test"];
+    expect(await net.probe(t, run, probes)).toEqual(["REFUSED", "REFUSED", "NOERROR 64:ff9b::c633:640a", "REFUSED"]);
+    expect(await net.probe(t, [...run, "--allow-cidr", "host", "--allow-cidr", "64:ff9b:1::/48", "--allow-cidr", "10.0.0.0/8:443"], probes)).toEqual([
+      "NOERROR 64:ff9b::a00:1",
+      "NOERROR 64:ff9b:1::a00:1",
+      "NOERROR 64:ff9b::c633:640a",
+      `NOERROR ${NET.client4}`,
+    ]);
+    // Deny rules only: the host is reachable anyway; a NAT64 form of a denied address is not answered.
+    expect(await net.probe(t, ["--network", "slirp4netns", "--dns", NET.dns4, "--deny-cidr", "10.0.0.0/8"], probes)).toEqual([
+      "REFUSED",
+      "NOERROR 64:ff9b:1::a00:1",
+      "NOERROR 64:ff9b::c633:640a",
+      `NOERROR ${NET.client4}`,
+    ]);
+  });
+
   test("ICMP (ping over datagram sockets) to a denied address is refused, IPv4 and IPv6", async () => {
     expect(
       await probe(
@@ -773,5 +798,17 @@ describeWhen(why)("egress policy, rootful bridge network, in a test-made interne
     expect(await hasTable(`/proc/${pid}/ns/net`)).toBe(true);
     await t.burrowOk(["rm", "-f", "rf"]);
     expect(await hasTable(t.netns!.path)).toBe(false);
+  });
+
+  test("an allowed name pointing at the host's own address or a NAT64 form of a private one is not answered", async () => {
+    await t.burrowOk(["run", "-d", "--name", "rb", "--network", "bridge", "--dns", NET.dns4, "--allow-host", "*.allowed.test", "--", "sleep", "600"]);
+    expect(
+      await net.probeExec(t, "rb", [
+        { dns: "host.allowed.test", server: "127.0.0.53" },
+        { dns: "nat64.allowed.test", server: "127.0.0.53", type: "AAAA" },
+        { dns: "nat64-public.allowed.test", server: "127.0.0.53", type: "AAAA" },
+      ]),
+    ).toEqual(["REFUSED", "REFUSED", "NOERROR 64:ff9b::c633:640a"]);
+    await t.burrowOk(["rm", "-f", "rb"]);
   });
 });

@@ -291,6 +291,29 @@ describe("the resolver's decisions", () => {
     expect(mixed.refused[0]).toMatchObject({ address: "198.51.100.20", verdict: { reason: "denied range" } });
   });
 
+  test("rebinding through NAT64 and to the host's own address: left out; a public NAT64 address is answered", () => {
+    const withHost = compilePolicy(parseEgressFlags({ allowHost: ["allowed.test"], allowCidr: [], denyCidr: [], logOnly: false })!, {
+      hostAddresses: ["203.0.113.9"],
+    });
+    const q6 = query("allowed.test", TYPE.AAAA);
+    const six = decideAnswer(
+      withHost,
+      q6,
+      upstreamFor(q6, [aaaa("allowed.test", "64:ff9b::a00:1"), aaaa("allowed.test", "64:ff9b:1::a00:1"), aaaa("allowed.test", "64:ff9b::c633:640a")]),
+      [0],
+    );
+    expect(six.response.answers).toEqual([aaaa("allowed.test", "64:ff9b::c633:640a")]);
+    expect(six.learn.map((l) => l.address)).toEqual(["64:ff9b::c633:640a"]);
+    expect(six.refused.map((r) => [r.address, r.verdict.reason])).toEqual([
+      ["64:ff9b::a00:1", "rebinding"],
+      ["64:ff9b:1::a00:1", "rebinding"],
+    ]);
+    const q4 = query("allowed.test");
+    const host = decideAnswer(withHost, q4, upstreamFor(q4, [a("allowed.test", "203.0.113.9")]), [0]);
+    expect(host.response.header.rcode).toBe(RCODE.REFUSED);
+    expect(host.learn).toEqual([]);
+  });
+
   test("stray records, other questions, truncation and upstream errors", () => {
     const q = query("allowed.test");
     const stray = decideAnswer(policy, q, upstreamFor(q, [a("allowed.test", "198.51.100.10"), a("other.example", "203.0.113.9")]), [0]);

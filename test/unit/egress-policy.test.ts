@@ -19,7 +19,7 @@ import {
   ruleText,
   verdict as verdictOf,
 } from "../../src/egress/policy.ts";
-import { parseIp } from "../../src/net/cni/ip.ts";
+import { formatIp, parseIp } from "../../src/net/cni/ip.ts";
 import { quote } from "../../src/quote.ts";
 
 const none: EgressFlags = { allowHost: [], allowCidr: [], denyCidr: [], logOnly: false };
@@ -230,6 +230,30 @@ describe("verdict", () => {
     expect(verdictOf(p, { ip: "::ffff:127.0.0.1", port: 80, protocol: "tcp" })).toMatchObject({ allow: true, reason: "loopback" });
   });
 
+  test("--deny-cidr private covers its IPv4 ranges' NAT64 embeddings (64:ff9b::/96), not a public address's", () => {
+    const denyOnly = policyOf({ denyCidr: ["private"] });
+    for (const ip of ["64:ff9b::10.0.0.1", "64:ff9b::172.31.255.255", "64:ff9b::192.168.1.1", "64:ff9b::100.127.0.1", "64:ff9b::169.254.169.254"])
+      expect(verdictOf(denyOnly, { ip, port: 443, protocol: "tcp" }), ip).toMatchObject({ allow: false, rule: { text: "--deny-cidr private" } });
+    for (const ip of ["64:ff9b::198.51.100.10", "64:ff9b::172.32.0.1", "64:ff9b::100.128.0.1", "64:ff9b::11.0.0.1"])
+      expect(verdictOf(denyOnly, { ip, port: 443, protocol: "tcp" }).allow, ip).toBe(true);
+  });
+
+  test("property: under --deny-cidr private an IPv4 address and its NAT64 embedding get the same verdict", () => {
+    const denyOnly = policyOf({ denyCidr: ["private"] });
+    // Addresses near the private ranges' edges as often as anywhere else.
+    const edges = ["10.0.0.0", "11.0.0.0", "172.16.0.0", "172.32.0.0", "192.168.0.0", "192.169.0.0", "100.64.0.0", "100.128.0.0", "169.254.0.0", "169.255.0.0"];
+    const nearEdge = fc
+      .tuple(fc.constantFrom(...edges), fc.integer({ min: -(1 << 20), max: 1 << 20 }))
+      .map(([edge, offset]) => formatIp(4, BigInt(Number(parseIp(edge)!.value) + offset)));
+    fc.assert(
+      fc.property(fc.oneof(ipv4, nearEdge), (ip) => {
+        expect(verdictOf(denyOnly, { ip: `64:ff9b::${ip}`, port: 443, protocol: "tcp" }).allow).toBe(
+          verdictOf(denyOnly, { ip, port: 443, protocol: "tcp" }).allow,
+        );
+      }),
+    );
+  });
+
   test("deny rules only: everything else passes, DNS included", () => {
     const denyOnly = policyOf({ denyCidr: ["private"] });
     expect(verdictOf(denyOnly, { ip: "198.51.100.53", port: 53, protocol: "udp" })).toEqual({ allow: true, rule: null, reason: "no allow rules" });
@@ -303,6 +327,40 @@ describe("answers (rebinding)", () => {
     const denyOnly = policyOf({ denyCidr: ["198.51.100.20"] });
     expect(answerVerdict(denyOnly, "192.168.1.1").keep).toBe(true);
     expect(answerVerdict(denyOnly, "198.51.100.20").keep).toBe(false);
+  });
+
+  test("a NAT64 answer (64:ff9b::/96) is judged by the IPv4 address it reaches too; a public one is kept", () => {
+    for (const ip of ["64:ff9b::127.0.0.1", "64:ff9b::10.0.0.1", "64:ff9b::192.168.1.1", "64:ff9b::169.254.169.254", "64:ff9b::0.0.0.0", "64:ff9b::224.0.0.1"])
+      expect(answerVerdict(policy, ip), ip).toMatchObject({ keep: false, reason: "rebinding" });
+    expect(answerVerdict(policy, "64:ff9b::198.51.100.20")).toMatchObject({ keep: false, reason: "denied range", rule: { id: "deny[0]" } });
+    expect(answerVerdict(policy, "64:ff9b::198.51.100.10")).toMatchObject({ keep: true });
+    expect(answerVerdict(policy, "64:ff9b::10.1.2.3"), "the allowed 10.1.0.0/16 covers what it reaches").toMatchObject({ keep: true });
+    expect(answerVerdict(policyOf({ allowHost: ["a.test"], allowCidr: ["64:ff9b::/96"] }), "64:ff9b::10.0.0.1").keep).toBe(true);
+    const denyOnly = policyOf({ denyCidr: ["10.0.0.0/8"] });
+    expect(answerVerdict(denyOnly, "64:ff9b::10.0.0.1")).toMatchObject({ keep: false, reason: "denied range", rule: { id: "deny[0]" } });
+    expect(answerVerdict(denyOnly, "64:ff9b::192.168.1.1").keep).toBe(true);
+  });
+
+  test("a local-use NAT64 answer (64:ff9b:1::/48) is refused once an allow rule exists, unless an allow rule covers it", () => {
+    for (const ip of ["64:ff9b:1::a00:1", "64:ff9b:1:abcd::c633:640a"])
+      expect(answerVerdict(policy, ip), ip).toMatchObject({ keep: false, reason: "rebinding" });
+    const allowed = policyOf({ allowHost: ["a.test"], allowCidr: ["64:ff9b:1:abcd::/64"] });
+    expect(answerVerdict(allowed, "64:ff9b:1:abcd::c633:640a").keep).toBe(true);
+    expect(answerVerdict(allowed, "64:ff9b:1::a00:1").keep).toBe(false);
+    expect(answerVerdict(policyOf({ denyCidr: ["198.51.100.20"] }), "64:ff9b:1::a00:1").keep).toBe(true);
+  });
+
+  test("the host's own addresses are refused once an allow rule exists, unless an allow rule covers them", () => {
+    const host = ["203.0.113.9", "2001:db8:ff::1", "10.0.2.2"];
+    const p = policyOf({ allowHost: ["a.test"] }, host);
+    for (const ip of [...host, "64:ff9b::203.0.113.9"]) expect(answerVerdict(p, ip), ip).toMatchObject({ keep: false, reason: "rebinding" });
+    expect(answerVerdict(p, "203.0.113.10").keep).toBe(true);
+    expect(answerVerdict(p, "2001:db8:ff::2").keep).toBe(true);
+    const hostAllowed = policyOf({ allowHost: ["a.test"], allowCidr: ["host:8080/tcp"] }, host);
+    for (const ip of host) expect(answerVerdict(hostAllowed, ip).keep, ip).toBe(true);
+    expect(answerVerdict(policyOf({ allowHost: ["a.test"], allowCidr: ["203.0.113.0/24:443"] }, host), "203.0.113.9").keep).toBe(true);
+    const denyOnly = policyOf({ denyCidr: ["198.51.100.20"] }, host);
+    for (const ip of host) expect(answerVerdict(denyOnly, ip).keep, ip).toBe(true);
   });
 
   test("property: a kept answer is never one a port-less deny rule covers", () => {
