@@ -233,7 +233,7 @@ for (const mode of ["rootless", "rootful"] as const) {
       expect((await inspect("kept")).HostConfig.Egress.Deny).toEqual(["--deny-cidr 198.51.100.0/24"]);
 
       // The drop counter has counted our refused sends since the last start: a reload would reset it.
-      const counted = (await nftOf("kept", "list", "table", "inet", "burrow_egress")).stdout.match(/counter packets (\d+) bytes \d+ drop/)![1];
+      const counted = (await nftOf("kept", "list", "table", "inet", "burrow_egress")).stdout.match(/198\.51\.100\.0\/24 counter packets (\d+) bytes \d+ drop/)![1];
       expect(Number(counted)).toBeGreaterThan(0);
       const pid = (await inspect("kept")).State.Pid;
       /** The inode of the socket bound to the resolver's UDP address in the sandbox's netns ("" for none). */
@@ -247,7 +247,7 @@ for (const mode of ["rootless", "rootful"] as const) {
       const next = await t.burrowOk(["ps", "--format", "json"]); // starts the next daemon, which recovers the sandbox
       expect(JSON.parse(next)).toHaveLength(1);
       expect((await inspect("kept")).State.Pid).toBe(pid);
-      expect((await nftOf("kept", "list", "table", "inet", "burrow_egress")).stdout).toContain(`counter packets ${counted} `);
+      expect((await nftOf("kept", "list", "table", "inet", "burrow_egress")).stdout).toContain(`198.51.100.0/24 counter packets ${counted} `);
       // The next daemon's own socket: the old one died with the old daemon.
       await until(() => ![before, ""].includes(resolverSocket()), 10_000, "the next daemon's resolver socket");
       expect(await refused()).toBe("EPERM\nsent");
