@@ -57,7 +57,16 @@ function pastaSplicesLoopback(mode: NetworkMode): boolean {
  * (capabilities, modes: src/egress/conflicts.ts), or that this machine
  * cannot enforce, in one line (exit 125).
  */
-export function checkEgressRequest(req: CreateRequest, caps: readonly string[], mode: NetworkMode): void {
+export function checkEgressRequest(req: CreateRequest, caps: readonly string[], mode: NetworkMode, joined?: Pick<Sandbox, "spec" | "name">): void {
+  // --network container:NAME of a sandbox with rules: the joiner shares its netns and its table, so it may not hold what could change them.
+  const shared = joined && egressPolicyOf(joined);
+  if (shared) {
+    try {
+      checkCapabilities(shared, caps, req.privileged ?? false);
+    } catch (e) {
+      throw new BurrowError(`sandbox ${joined.name}, whose network this joins, has egress rules: ${messageOf(e)}`, { kind: "bad-input" });
+    }
+  }
   const policy = req.egress;
   if (!policy) return;
   checkCapabilities(policy, caps, req.privileged ?? false);
@@ -187,7 +196,11 @@ export async function recoverEgress(ctx: DaemonContext, s: Sandbox): Promise<Lea
   if (!policy || !s.runtime.pins) return [];
   const netns = s.runtime.pins.net;
   // A row made before it was recorded (none yet) or damaged: resolved again now.
-  const e = s.runtime.egress ?? egressContext(s, undefined);
+  if (!s.runtime.egress) {
+    s.runtime.egress = egressContext(s, undefined);
+    ctx.store.update(s);
+  }
+  const e = s.runtime.egress;
   const compiled = compilePolicy(policy, policyContextOf(e));
   const fds = await daemonConnector().egressSockets(netns, EGRESS_RESOLVER);
   let learned: ReturnType<typeof readLearned> = [];
@@ -218,8 +231,10 @@ export async function recoverEgress(ctx: DaemonContext, s: Sandbox): Promise<Lea
 /** What --accelerate's supervisor applies to a sandbox's connects (undefined: no policy, or none resolved yet). */
 export function acceleratorEgress(s: Pick<Sandbox, "spec" | "name" | "runtime">, learned?: LearnedEntry[]): AcceleratorEgress | undefined {
   const policy = egressPolicyOf(s);
-  if (!policy || !s.runtime.egress) return undefined;
-  return { policy, context: policyContextOf(s.runtime.egress), ...(learned?.length ? { learned } : {}) };
+  if (!policy) return undefined;
+  // A row without the recorded context (damaged, or older) is judged with one resolved now: never unjudged.
+  const e = s.runtime.egress ?? egressContext(s, undefined);
+  return { policy, context: policyContextOf(e), ...(learned?.length ? { learned } : {}) };
 }
 
 /** Release: the resolver stops serving the sandbox and closes its sockets; the table goes with the netns. Idempotent. */

@@ -97,9 +97,20 @@ for (const mode of ["rootless", "rootful"] as const) {
         expect(r.code, flags.join(" ")).toBe(125);
         expect(oneLine(r.stderr)).toMatch(message);
       }
+      // Joining a sandbox that has rules: the joiner shares its table, so it may not hold what could change it.
+      await t.burrowOk(["run", "-d", "--name", "guarded", "--network", "none", "--deny-cidr", "private", "--", "sleep", "300"]);
+      for (const flags of [["--cap-add", "NET_ADMIN"], ["--privileged"]]) {
+        const r = await t.burrow(["run", "--rm", "--name", "refused", "--network", "container:guarded", ...flags, "--", "true"]);
+        expect(r.code, flags.join(" ")).toBe(125);
+        expect(oneLine(r.stderr)).toMatch(
+          /^Error: sandbox guarded, whose network this joins, has egress rules: --(cap-add NET_ADMIN|privileged) cannot be combined with --deny-cidr private/,
+        );
+      }
+      const joined = await t.burrow(["run", "--rm", "--network", "container:guarded", "--", "true"]);
+      expect(joined.code).toBe(0);
       const ps = JSON.parse(await t.burrowOk(["ps", "-a", "--format", "json"]));
-      expect(ps.map((s: { Names: string[] }) => s.Names[0])).toEqual(["owner"]);
-      await t.burrowOk(["rm", "-f", "owner"]);
+      expect(ps.map((s: { Names: string[] }) => s.Names[0]).sort()).toEqual(["guarded", "owner"]);
+      await t.burrowOk(["rm", "-f", "owner", "guarded"]);
     });
 
     test("the ruleset is in the sandbox's netns before its command runs, and the kernel enforces it; no policy: no table", async () => {
@@ -233,7 +244,9 @@ for (const mode of ["rootless", "rootful"] as const) {
       expect((await inspect("kept")).HostConfig.Egress.Deny).toEqual(["--deny-cidr 198.51.100.0/24"]);
 
       // The drop counter has counted our refused sends since the last start: a reload would reset it.
-      const counted = (await nftOf("kept", "list", "table", "inet", "burrow_egress")).stdout.match(/198\.51\.100\.0\/24 counter packets (\d+) bytes \d+ drop/)![1];
+      const counted = (await nftOf("kept", "list", "table", "inet", "burrow_egress")).stdout.match(
+        /198\.51\.100\.0\/24 counter packets (\d+) bytes \d+ drop/,
+      )![1];
       expect(Number(counted)).toBeGreaterThan(0);
       const pid = (await inspect("kept")).State.Pid;
       /** The inode of the socket bound to the resolver's UDP address in the sandbox's netns ("" for none). */
