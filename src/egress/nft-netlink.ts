@@ -249,6 +249,11 @@ export function rulesetMessages(policy: CompiledPolicy, fresh = false): NftMessa
   for (const r of policy.allow.filter((r) => !r.subnets))
     for (const family of [4, 6] as const) batch.set(learnedSet(r.index, family), SET_FLAG.timeout, DADDR[family].keyType, LEARNED_SET_SIZE);
   batch.messages.push(msg.newBaseChain(NFPROTO_INET, { table: TABLE, chain: CHAIN, type: "filter", hook: NF_INET_LOCAL_OUT, priority: 0, policy: NF_ACCEPT }));
+  // First: packets of flows already judged (nft.ts says why).
+  batch.rule(
+    [expr.ctState(), expr.bitwise(host32(CT_STATE.established | CT_STATE.related), host32(0)), expr.cmp("neq", host32(0)), expr.verdict(NF_ACCEPT)],
+    "ct state established,related accept",
+  );
   // Loopback from a local source (or the forwarder's marked connections) is not egress; a forged source out of lo is refused (nft.ts says why).
   const loopback = () => [expr.meta("oif"), expr.cmp("eq", host32(LOOPBACK_IFINDEX))];
   batch.rule([...loopback(), expr.meta("mark"), expr.cmp("eq", host32(FORWARDER_MARK)), expr.verdict(NF_ACCEPT)], 'oif "lo" meta mark accept');
@@ -266,10 +271,6 @@ export function rulesetMessages(policy: CompiledPolicy, fresh = false): NftMessa
     'oif "lo" tcp flags & rst == rst accept',
   );
   refusing(batch, loopback, 'oif "lo"', "spoof", policy.logOnly);
-  batch.rule(
-    [expr.ctState(), expr.bitwise(host32(CT_STATE.established | CT_STATE.related), host32(0)), expr.cmp("neq", host32(0)), expr.verdict(NF_ACCEPT)],
-    "ct state established,related accept",
-  );
   // IPv6's own link traffic, which never leaves the link: neighbour and router discovery (hop limit 255), multicast listener reports (hop limit 1).
   icmpv6LinkAccept(batch, ND_TYPES, 255, "icmpv6 neighbour discovery accept");
   icmpv6LinkAccept(batch, MLD_TYPES, 1, "icmpv6 multicast listener reports accept");

@@ -88,12 +88,14 @@ function refusing(match: string, tag: string, logOnly: boolean, protocol?: "tcp"
 /**
  * The whole table, replacing any earlier one in one transaction (the
  * `table`/`delete table` pair makes the delete never fail). Order:
- * 1. the sandbox's loopback (its own addresses and burrow's resolver on
+ * 1. packets of connections already allowed (and ICMP errors about them):
+ *    a learned address stays reachable while its connection lives; first,
+ *    so the bulk of the traffic crosses one rule (every flow met the rules
+ *    below with its first packet);
+ * 2. the sandbox's loopback (its own addresses and burrow's resolver on
  *    127.0.0.53) is not egress, for packets from a local address (or the
  *    forwarder's marked client-address connections); anything else out of
- *    lo is a forged source, refused;
- * 2. packets of connections already allowed (and ICMP errors about them):
- *    a learned address stays reachable while its connection lives;
+ *    lo is a forged source, refused (before conntrack confirms its flow);
  * 3. IPv6 neighbour and router discovery (hop limit 255: never routed), or
  *    IPv6 stops working; and multicast listener reports (hop limit 1: they
  *    never leave the link), which the kernel sends by itself whenever an
@@ -110,6 +112,8 @@ export function nftRuleset(policy: CompiledPolicy): string {
       lines.push(`  set ${learnedSet(r.index, family)} { type ${family === 4 ? "ipv4_addr" : "ipv6_addr"}; flags timeout; size ${LEARNED_SET_SIZE}; }`);
   const chain: string[] = [
     "type filter hook output priority filter; policy accept;",
+    // First: the packets of flows already judged (every flow met the rules below at its first packet), the bulk of the traffic, cross one rule.
+    "ct state established,related accept",
     // The loopback is not egress, but only for packets from the sandbox's own
     // addresses: an IPv6 socket may bind any address with IPV6_FREEBIND (no
     // capability needed) and send to its own other socket over lo, and
@@ -120,7 +124,6 @@ export function nftRuleset(policy: CompiledPolicy): string {
     // The resets our own refusals send back (`reject with tcp reset`) come from the refused address; a reset makes no connection.
     'oif "lo" tcp flags & rst == rst accept',
     ...refusing('oif "lo"', "spoof", policy.logOnly),
-    "ct state established,related accept",
     "icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept",
     "icmpv6 type { mld-listener-query, mld-listener-report, mld-listener-done, mld2-listener-report } ip6 hoplimit 1 accept",
   ];

@@ -25,9 +25,9 @@ describe("the batch", () => {
       `add set burrow_egress ${learnedSet(0, 4)}`,
       `add set burrow_egress ${learnedSet(0, 6)}`,
       "add chain burrow_egress output",
+      "ct state established,related accept",
       'oif "lo" meta mark accept',
       'oif "lo" fib saddr type local accept',
-      'oif "lo" tcp flags & rst == rst accept',
     ]);
   });
 
