@@ -153,11 +153,33 @@ in_client_root "$b" run --rm --network bridge "${policy[@]}" --dns "$dns" -- tru
 
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 echo
-echo "start: hyperfine, $runs runs each"
-in_client hyperfine -N --warmup 3 --runs "$runs" --export-json "$work/start.json" \
-  "$b run --rm ${net_flags[*]} -- true" \
-  "$b run --rm ${net_flags[*]} --deny-cidr 198.51.100.20 -- true" \
-  "$b run --rm ${net_flags[*]} ${policy[*]} -- true"
+echo "start: $runs runs each, interleaved (none, one rule, ten rules, none, ...)"
+# Interleaved, not hyperfine's one block per command: on a shared machine the
+# load drifts between blocks, and that drift showed up as 1.07-1.24x for the
+# same build. Written in hyperfine's JSON shape (results[].median, times,
+# exit_codes), seconds.
+start_cmds=("run --rm ${net_flags[*]} -- true" "run --rm ${net_flags[*]} --deny-cidr 198.51.100.20 -- true" "run --rm ${net_flags[*]} ${policy[*]} -- true")
+for _ in 1 2 3; do for c in "${start_cmds[@]}"; do read -ra argv <<<"$c"; in_client "$b" "${argv[@]}" >/dev/null 2>&1 || true; done; done
+start_times=()
+for _ in $(seq "$runs"); do
+  for i in 0 1 2; do
+    read -ra argv <<<"${start_cmds[$i]}"
+    t0=$(date +%s%N)
+    code=0
+    in_client "$b" "${argv[@]}" >/dev/null 2>&1 || code=$?
+    start_times+=("$i $(( $(date +%s%N) - t0 )) $code")
+  done
+done
+printf '%s\n' "${start_times[@]}" | "$bench_bun" -e '
+  const lines = (await Bun.stdin.text()).trim().split("\n").map((l) => l.split(" ").map(Number));
+  const cmds = JSON.parse(process.argv[2]);
+  const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
+  const results = cmds.map((command, i) => {
+    const mine = lines.filter((l) => l[0] === i);
+    const times = mine.map((l) => l[1] / 1e9);
+    return { command, median: median(times), times, exit_codes: mine.map((l) => l[2]) };
+  });
+  await Bun.write(process.argv[1], JSON.stringify({ results }, null, 2));' "$work/start.json" "$(printf '%s\n' "${start_cmds[@]}" | "$bench_bun" -e 'console.log(JSON.stringify((await Bun.stdin.text()).trim().split("\n")))')"
 
 rows=()
 # iperf NAME [-R] -- POLICY...: one iperf3 run from a sandbox, receiver-side
