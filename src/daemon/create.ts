@@ -28,7 +28,7 @@ import { pinsAsFds } from "./ownership.ts";
 import { quote } from "../quote.ts";
 import { knownCapabilities, PODMAN_DEFAULT_CAPABILITIES, resolveCapabilities } from "../sandbox/capabilities.ts";
 import { findHelper, helperConf } from "../machine/helpers.ts";
-import { checkEgressRequest, resolvConfServers, startEgress, type EgressNetwork } from "./egress.ts";
+import { checkEgressRequest, prepareEgressSockets, resolvConfServers, startEgress, type EgressNetwork } from "./egress.ts";
 import { rootlessDefault } from "../machine/rootless-default.ts";
 
 const HOSTNAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/;
@@ -199,6 +199,8 @@ export async function createSandbox(ctx: DaemonContext, releases: SandboxRelease
       // Saved at once: a daemon killed mid-create leaves a row the next one can release.
       ctx.store.update(s);
 
+      // Egress sockets, asked for now: the connector makes them while the network is set up.
+      const earlyEgress = req.egress ? prepareEgressSockets(s, undo) : undefined;
       const t1 = performance.now();
       let egressNet: EgressNetwork | undefined;
       if (portDriver) {
@@ -234,7 +236,7 @@ export async function createSandbox(ctx: DaemonContext, releases: SandboxRelease
       }
       const t3 = performance.now();
       // Egress rules: loaded and served before the command can send anything (run -d spawns it below, run after create returns).
-      if (req.egress) await startEgress(ctx, s, egressNet, undo);
+      if (req.egress) await startEgress(ctx, s, egressNet, undo, earlyEgress);
       ctx.store.update(s);
       log.debug(
         `create ${name}: before ns ${(t0 - tStart).toFixed(1)} ms, namespaces ${(t1 - t0).toFixed(1)} ms, network ${(t2 - t1).toFixed(1)} ms, ports ${(t3 - t2).toFixed(1)} ms${req.egress ? `, egress ${(performance.now() - t3).toFixed(1)} ms` : ""}`,

@@ -155,31 +155,52 @@ function attachOf(s: Sandbox, policy: EgressPolicy, e: EgressRuntime, fds: Egres
   return { id: s.id, name: s.name, policy, context: policyContextOf(e), upstreams: e.upstreams, fds };
 }
 
+/** A sandbox's egress sockets, asked of the connector before they are needed; `taken` once startEgress hands them on. */
+export interface EarlySockets {
+  fds: Promise<EgressFds>;
+  taken: boolean;
+}
+
+/**
+ * In a create, right after the namespaces: asks the connector for the
+ * sandbox's egress sockets at once (they need only its netns), so they are
+ * made while the network is set up. The undo closes them unless
+ * startEgress took them. undefined without a policy.
+ */
+export function prepareEgressSockets(s: Sandbox, undo: Rollback): EarlySockets | undefined {
+  if (!egressPolicyOf(s) || !s.runtime.pins) return undefined;
+  const early: EarlySockets = { fds: daemonConnector().egressSockets(s.runtime.pins.net, EGRESS_RESOLVER), taken: false };
+  early.fds.catch(() => {}); // awaited by startEgress, which reports a failure
+  undo.push("egress sockets", async () => {
+    if (early.taken) return;
+    const fds = await early.fds.catch(() => null);
+    if (fds) closeFds(fds);
+  });
+  return early;
+}
+
 /**
  * In a create, after the network (and before the command starts): the
- * sockets, the ruleset, the resolver. Each step's undo goes on `undo`.
- * Records what it resolved in `s.runtime.egress` (a new daemon needs it).
+ * sockets (asked for early by prepareEgressSockets, or now), the ruleset,
+ * the resolver. Each step's undo goes on `undo`. Records what it resolved
+ * in `s.runtime.egress` (a new daemon needs it).
  */
-export async function startEgress(ctx: DaemonContext, s: Sandbox, net: EgressNetwork | undefined, undo: Rollback): Promise<void> {
+export async function startEgress(ctx: DaemonContext, s: Sandbox, net: EgressNetwork | undefined, undo: Rollback, early?: EarlySockets): Promise<void> {
   const policy = egressPolicyOf(s);
   if (!policy || !s.runtime.pins) return;
-  const netns = s.runtime.pins.net;
   const e = egressContext(s, net);
   for (const m of e.missing ?? []) log.debug(`egress of ${sandboxLabel(s)}: ${m}`);
   s.runtime.egress = e;
+  const sockets = early ?? prepareEgressSockets(s, undo)!;
   let fds: EgressFds;
   try {
-    fds = await daemonConnector().egressSockets(netns, EGRESS_RESOLVER);
+    fds = await sockets.fds;
   } catch (err) {
     throw new BurrowError(`cannot set up the egress rules' resolver in the sandbox's network namespace: ${messageOf(err)}`, { cause: err });
   }
-  let handedOver = false;
-  undo.push("egress sockets", () => {
-    if (!handedOver) closeFds(fds);
-  });
   loadEgressRuleset(fds.nft, compilePolicy(policy, policyContextOf(e)), true);
   // The service owns the fds from the call on, also when the attach fails (it closes them then).
-  handedOver = true;
+  sockets.taken = true;
   undo.push("egress resolver", () => ctx.egress.detach(s.id));
   await ctx.egress.attach(attachOf(s, policy, e, fds));
 }
