@@ -159,7 +159,12 @@ function attachOf(s: Sandbox, policy: EgressPolicy, e: EgressRuntime, fds: Egres
 export interface EarlySockets {
   fds: Promise<EgressFds>;
   taken: boolean;
+  /** The ruleset is in the netns already (loaded as soon as the sockets came: it did not need the network's addresses). */
+  loaded: boolean;
 }
+
+/** Whether the ruleset needs what only the network's setup tells: the `host` preset's addresses (the resolver's rebinding check is not the ruleset's). */
+const needsNetwork = (policy: EgressPolicy) => [...policy.allow, ...policy.deny].some((r) => r.kind === "preset" && r.preset === "host");
 
 /**
  * In a create, right after the namespaces: asks the connector for the
@@ -168,8 +173,22 @@ export interface EarlySockets {
  * startEgress took them. undefined without a policy.
  */
 export function prepareEgressSockets(s: Sandbox, undo: Rollback): EarlySockets | undefined {
-  if (!egressPolicyOf(s) || !s.runtime.pins) return undefined;
-  const early: EarlySockets = { fds: daemonConnector().egressSockets(s.runtime.pins.net, EGRESS_RESOLVER), taken: false };
+  const policy = egressPolicyOf(s);
+  if (!policy || !s.runtime.pins) return undefined;
+  const early: EarlySockets = { fds: daemonConnector().egressSockets(s.runtime.pins.net, EGRESS_RESOLVER), taken: false, loaded: false };
+  // Without the host preset the ruleset is loaded as soon as the sockets come, while the network is still being set up
+  // (setup configures over netlink; IPv6's link traffic passes the ruleset anyway).
+  if (!needsNetwork(policy))
+    early.fds = early.fds.then((fds) => {
+      try {
+        loadEgressRuleset(fds.nft, compilePolicy(policy, { hostAddresses: [] }), true);
+      } catch (err) {
+        closeFds(fds); // the promise rejects: nobody else gets them to close
+        throw err;
+      }
+      early.loaded = true;
+      return fds;
+    });
   early.fds.catch(() => {}); // awaited by startEgress, which reports a failure
   undo.push("egress sockets", async () => {
     if (early.taken) return;
@@ -196,9 +215,9 @@ export async function startEgress(ctx: DaemonContext, s: Sandbox, net: EgressNet
   try {
     fds = await sockets.fds;
   } catch (err) {
-    throw new BurrowError(`cannot set up the egress rules' resolver in the sandbox's network namespace: ${messageOf(err)}`, { cause: err });
+    throw new BurrowError(`cannot set up the egress rules in the sandbox's network namespace: ${messageOf(err)}`, { cause: err });
   }
-  loadEgressRuleset(fds.nft, compilePolicy(policy, policyContextOf(e)), true);
+  if (!sockets.loaded) loadEgressRuleset(fds.nft, compilePolicy(policy, policyContextOf(e)), true);
   // The service owns the fds from the call on, also when the attach fails (it closes them then).
   sockets.taken = true;
   undo.push("egress resolver", () => ctx.egress.detach(s.id));
