@@ -96,7 +96,7 @@ export async function createSandbox(ctx: DaemonContext, releases: SandboxRelease
   // Before anything is made: a plugin would catch these only half-way, in its own words.
   await backend.networks?.checkCreate(mode, req);
   // Egress rules the command could escape, or this machine cannot enforce: one line, nothing made.
-  checkEgressRequest(req, caps, mode, plan.netOf);
+  checkEgressRequest(req, caps, mode, backend.splicesLoopback?.(mode) ?? false, plan.netOf);
   if (req.accelerate) {
     refuseAcceleration(mode, networkRaw);
     checkAccelerationSupport();

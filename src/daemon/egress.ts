@@ -23,9 +23,7 @@ import { DEFAULT_REFUSAL_LIMITS, type Refusal, type RefusalEvent, RefusalEvents 
 import type { EgressAttach } from "../egress/service.ts";
 import { BurrowError, messageOf, type Rollback } from "../errors.ts";
 import { log } from "../log.ts";
-import { helperConf } from "../machine/helpers.ts";
 import type { NetworkMode } from "../net/mode.ts";
-import { parsePastaOptionsWithConf } from "../net/pasta/options.ts";
 import { daemonConnector, type EgressFds } from "../ports/connector.ts";
 import type { CreateRequest } from "../protocol.ts";
 import { close } from "../sys/ns.ts";
@@ -45,19 +43,19 @@ export function resolvConfServers(spec: Pick<CreateRequest, "dns" | "egress">): 
   return spec.egress ? [EGRESS_RESOLVER] : spec.dns;
 }
 
-/** Whether pasta would splice loopback ports to the host (-T/-U other than none), containers.conf's options included. */
-function pastaSplicesLoopback(mode: NetworkMode): boolean {
-  if (mode.kind !== "pasta") return false;
-  const { args } = parsePastaOptionsWithConf(helperConf().pastaOptions ?? [], mode.options ? mode.options.split(",") : []);
-  return args.some((a, i) => (a === "--tcp-ns" || a === "--udp-ns") && args[i + 1] !== "none");
-}
-
 /**
  * Before anything is made: refuses a policy the sandbox could escape
  * (capabilities, modes: src/egress/conflicts.ts), or that this machine
- * cannot enforce, in one line (exit 125).
+ * cannot enforce, in one line (exit 125). `splicesLoopback`: the mode's
+ * helper carries loopback ports past netfilter (the backend says so).
  */
-export function checkEgressRequest(req: CreateRequest, caps: readonly string[], mode: NetworkMode, joined?: Pick<Sandbox, "spec" | "name">): void {
+export function checkEgressRequest(
+  req: CreateRequest,
+  caps: readonly string[],
+  mode: NetworkMode,
+  splicesLoopback: boolean,
+  joined?: Pick<Sandbox, "spec" | "name">,
+): void {
   // --network container:NAME of a sandbox with rules: the joiner shares its netns and its table, so it may not hold what could change them.
   const shared = joined && egressPolicyOf(joined);
   if (shared) {
@@ -70,7 +68,7 @@ export function checkEgressRequest(req: CreateRequest, caps: readonly string[], 
   const policy = req.egress;
   if (!policy) return;
   checkCapabilities(policy, caps, req.privileged ?? false);
-  checkNetworkMode(policy, mode.kind, pastaSplicesLoopback(mode));
+  checkNetworkMode(policy, mode.kind, splicesLoopback);
   // The --dns servers are the resolver's upstreams now, not resolv.conf's: checked as resolv.conf would have.
   if (req.dns.length) buildResolvConf({ hostContent: "", dns: req.dns });
 }

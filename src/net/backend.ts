@@ -71,6 +71,12 @@ export interface NetworkBackend<K extends NetworkModeKind = NetworkModeKind, R =
   teardown?(record: R, ctx: SetupContext): Promise<Error[]>;
   /** Is the backend's helper still alive? (for ps/inspect) */
   healthy?(record: R): boolean;
+  /**
+   * Whether this mode's helper carries the sandbox's loopback ports to the
+   * host's beside every netfilter hook of the sandbox (pasta's -T/-U other
+   * than none): egress rules cannot hold there (src/egress/conflicts.ts).
+   */
+  splicesLoopback?(mode: NetworkModeOf<K>): boolean;
   /** inspect's NetworkSettings.Networks entries (bridge networks). */
   inspectNetworks?(record: R | undefined): Record<string, object>;
   /** Named networks: the backends of bridge networks have them (see NetworksCapability). */

@@ -84,4 +84,8 @@ export const pastaBackend: NetworkBackend<"pasta", PastaRecord> = {
     return [];
   },
   healthy: ({ pid }) => isPasta(pid),
+  splicesLoopback(mode) {
+    const { args } = optionsOf(mode);
+    return args.some((a, i) => (a === "--tcp-ns" || a === "--udp-ns") && args[i + 1] !== "none");
+  },
 };
