@@ -219,7 +219,14 @@ export async function startEgress(ctx: DaemonContext, s: Sandbox, net: EgressNet
   // The service owns the fds from the call on, also when the attach fails (it closes them then).
   sockets.taken = true;
   undo.push("egress resolver", () => ctx.egress.detach(s.id));
-  await ctx.egress.attach(attachOf(s, policy, e, fds));
+  // Not awaited (about 1 ms of every start): the sockets are bound already, so
+  // the command's first queries wait in them until the Worker serves them
+  // (adding a socket to epoll reports what is queued). A failure leaves the
+  // sandbox without DNS, which fails closed, and is logged; a detach first
+  // (a rollback, a quick --rm) is no failure.
+  ctx.egress.attach(attachOf(s, policy, e, fds)).catch((err) => {
+    if (messageOf(err) !== "detached") log.warn(`egress of ${sandboxLabel(s)}: its resolver is not served: ${messageOf(err)}`);
+  });
 }
 
 /**
