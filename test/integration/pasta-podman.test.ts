@@ -237,7 +237,8 @@ mkdir www && echo "hello host" > www/index.html
 busybox httpd -f -p 0.0.0.0:${port} -h "$HOME/www" & httpd=$!
 id=$(burrow run -d --network pasta -- sleep 600)
 # Processes may end between pgrep and the read (another command's): their reads are allowed to fail.
-for p in $(pgrep -u "$(id -u)"); do case $(cat /proc/$p/comm 2>/dev/null) in pasta*|passt*) tr '\\0' ' ' </proc/$p/cmdline; echo;; esac; done
+# A zombie has an empty cmdline: pasta's parent, which forks into the background, until the daemon reaps it.
+for p in $(pgrep -u "$(id -u)"); do case $(cat /proc/$p/comm 2>/dev/null) in pasta*|passt*) c=$(tr '\\0' ' ' 2>/dev/null </proc/$p/cmdline || true); if [ -n "$c" ]; then echo "$c"; fi;; esac; done
 dir="\${BURROW_RUNTIME_DIR:-$XDG_RUNTIME_DIR/burrow}/sandboxes/$id"
 grep host.containers.internal "$dir/hosts"
 burrow exec "$id" busybox wget -q -T 5 -O - "http://169.254.1.2:${port}/"
