@@ -3,7 +3,7 @@
 // standing in for helpers: nothing mocked but who owns what.
 import { afterEach, expect, test } from "bun:test";
 import type { Database } from "bun:sqlite";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { openState } from "../../src/state/db.ts";
 import { HELPER_MARKER, HelperLedger, markedProcesses } from "../../src/state/helpers.ts";
@@ -26,6 +26,9 @@ function db(): Database {
 function helper(env: Record<string, string> = {}): Bun.Subprocess {
   const p = Bun.spawn(["sleep", "60"], { env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...env }, stdin: "ignore", stdout: "ignore", stderr: "ignore" });
   procs.push(p);
+  // Until the child has exec'd, its /proc/PID/environ is still ours, without
+  // the marker (a scan right after the spawn missed it, one run in many).
+  for (let i = 0; i < 2000 && readFileSync(`/proc/${p.pid}/comm`, "utf8").trim() !== "sleep"; i++) Bun.sleepSync(1);
   return p;
 }
 
