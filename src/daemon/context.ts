@@ -14,7 +14,7 @@ import type { HelperLedger } from "../state/helpers.ts";
 import type { SpaceReserve } from "../state/full.ts";
 import type { RequestsSeen } from "./requests-seen.ts";
 import type { EgressService } from "../egress/service.ts";
-import { acceleratorEgress, type AcceleratedRefusals } from "./egress.ts";
+import { acceleratorEgress } from "./egress.ts";
 
 /** Creates safe to retry (issue 10 item 2): src/daemon/create-retry.ts. */
 export interface CreateBookkeeping {
@@ -65,7 +65,6 @@ export interface DaemonContext {
   /** Egress policy's resolver and refusal log (src/egress/service.ts); src/daemon/egress.ts attaches sandboxes to it. */
   readonly egress: EgressService;
   /** --accelerate's refused connects, folded into events like the ruleset's (src/daemon/egress.ts). */
-  readonly acceleratedRefusals: AcceleratedRefusals;
 }
 
 export function now(): string {

@@ -19,8 +19,8 @@ import { hasRuleset, loadRuleset, readLearned } from "../egress/nft-netlink.ts";
 import type { AcceleratorEgress, LearnedEntry } from "../accelerate/protocol.ts";
 import { learnedSetRule } from "../egress/service.ts";
 import { type CompiledPolicy, compilePolicy, EGRESS_RESOLVER, EgressPolicy, type PolicyContext } from "../egress/policy.ts";
-import { DEFAULT_REFUSAL_LIMITS, type Refusal, type RefusalEvent, RefusalEvents } from "../egress/refusals.ts";
-import type { EgressAttach } from "../egress/service.ts";
+import type { RefusalEvent } from "../egress/refusals.ts";
+import type { EgressAttach, EgressRefusalEvent } from "../egress/service.ts";
 import { BurrowError, messageOf, type Rollback } from "../errors.ts";
 import { log } from "../log.ts";
 import type { NetworkMode } from "../net/mode.ts";
@@ -287,85 +287,26 @@ export function stopEgress(ctx: DaemonContext, s: Pick<Sandbox, "id" | "spec">):
   if (s.spec.egress) ctx.egress.detach(s.id);
 }
 
-/** A refusal as `burrow events` shows it (docs/egress.md "Events and visibility"). */
-export function refusalEventRecord(event: RefusalEvent, logOnly: boolean): { status: string; attributes: Record<string, unknown> } {
-  const status = logOnly ? "egress-would-refuse" : event.name !== undefined ? "egress-dns-refused" : "egress-refused";
+/** A folded refusal as `burrow events` shows it (docs/egress.md "Events and visibility"); its status is the service's (refusals.ts refusalStatus). */
+export function refusalEventAttributes(event: RefusalEvent): Record<string, unknown> {
   return {
-    status,
-    attributes: {
-      destination: event.destination,
-      ...(event.port !== undefined ? { port: event.port } : {}),
-      protocol: event.protocol,
-      rule: event.rule ?? "",
-      reason: event.reason,
-      ...(event.name !== undefined ? { name: event.name } : {}),
-      count: event.count,
-    },
+    destination: event.destination,
+    ...(event.port !== undefined ? { port: event.port } : {}),
+    protocol: event.protocol,
+    rule: event.rule ?? "",
+    reason: event.reason,
+    ...(event.name !== undefined ? { name: event.name } : {}),
+    count: event.count,
   };
 }
 
 /** The resolver service's onRefusal: one event per folded refusal, on the sandbox. */
-export function recordRefusal(ctx: Pick<DaemonContext, "store">, id: string, event: RefusalEvent): void {
+export function recordRefusal(ctx: Pick<DaemonContext, "store">, id: string, event: EgressRefusalEvent): void {
   let s: Sandbox;
   try {
     s = ctx.store.find(id);
   } catch {
     return; // removed meanwhile
   }
-  const { status, attributes } = refusalEventRecord(event, s.spec.egress?.logOnly === true);
-  // The service's own status when it gives one (the same rule: src/egress/refusals.ts refusalStatus).
-  const given = (event as RefusalEvent & { status?: unknown }).status;
-  ctx.store.event(typeof given === "string" && given.startsWith("egress-") ? given : status, s, attributes);
-}
-
-/**
- * Refusals that come one by one, unfolded (--accelerate's supervisor: a
- * connect it answered ECONNREFUSED), folded per sandbox as the resolver
- * service folds the ruleset's (src/egress/refusals.ts), then recorded with
- * `record`; repeats are flushed about once a second while any sandbox has
- * some, and a released sandbox's at once (`forget`).
- */
-export class AcceleratedRefusals {
-  readonly #bySandbox = new Map<string, { events: RefusalEvents; logOnly: boolean }>();
-  #timer: ReturnType<typeof setInterval> | undefined;
-
-  constructor(
-    private readonly record: (id: string, event: RefusalEvent & { status: string }) => void,
-    private readonly now: () => number = Date.now,
-  ) {}
-
-  offer(id: string, refusal: Refusal, logOnly: boolean): void {
-    let s = this.#bySandbox.get(id);
-    if (!s) {
-      s = { events: new RefusalEvents(DEFAULT_REFUSAL_LIMITS), logOnly };
-      this.#bySandbox.set(id, s);
-    }
-    for (const e of s.events.offer(refusal, this.now())) this.#emit(id, e, logOnly);
-    if (!this.#timer) {
-      this.#timer = setInterval(() => this.flush(), 1000);
-      this.#timer.unref?.();
-    }
-  }
-
-  /** Repeats whose window has ended are recorded. */
-  flush(): void {
-    const now = this.now();
-    for (const [id, s] of this.#bySandbox) for (const e of s.events.flush(now)) this.#emit(id, e, s.logOnly);
-  }
-
-  /** The sandbox is released: its repeats still due are recorded now, and it is forgotten. */
-  forget(id: string): void {
-    const s = this.#bySandbox.get(id);
-    if (!s) return;
-    this.#bySandbox.delete(id);
-    for (const e of s.events.flush(Number.POSITIVE_INFINITY)) this.#emit(id, e, s.logOnly);
-    if (this.#bySandbox.size === 0 && this.#timer) {
-      clearInterval(this.#timer);
-      this.#timer = undefined;
-    }
-  }
-
-  #emit(id: string, e: RefusalEvent, logOnly: boolean): void {
-    this.record(id, { ...e, status: refusalEventRecord(e, logOnly).status });
-  }
+  ctx.store.event(event.status, s, refusalEventAttributes(event));
 }

@@ -130,7 +130,6 @@ export class SandboxReleases {
     if (s.spec.accelerate) await this.ctx.accelerator.forget(s.id);
     // Its resolver stops serving it and closes its sockets; its egress table goes with its netns.
     stopEgress(this.ctx, s);
-    this.ctx.acceleratedRefusals.forget(s.id);
     if (s.runtime.ports?.length) errors.push(...(await this.ctx.ports.teardown(s)));
     return errors;
   }

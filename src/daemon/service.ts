@@ -17,7 +17,7 @@ import { processesOf, SandboxRecovery } from "./recovery.ts";
 import { SandboxReleases } from "./release.ts";
 import { RestartSupervisor } from "./restart.ts";
 import { createEgressService, type EgressService } from "../egress/service.ts";
-import { AcceleratedRefusals, recordRefusal } from "./egress.ts";
+import { recordRefusal } from "./egress.ts";
 
 export type { SessionInfo };
 
@@ -66,10 +66,9 @@ export class SandboxService {
         // --accelerate's supervisor lets connects to learned addresses out through host sockets.
         onLearned: (id, allowIndex, address, expiresAt) => this.ctx.accelerator.egressLearned(id, allowIndex, address, expiresAt),
       }),
-      acceleratedRefusals: new AcceleratedRefusals((id, event) => recordRefusal(this.ctx, id, event)),
     };
-    // Connects --accelerate's supervisor refused: folded into events like the ruleset's.
-    this.ctx.accelerator.setRefusalHook((id, refusal, logOnly) => this.ctx.acceleratedRefusals.offer(id, refusal, logOnly));
+    // Connects --accelerate's supervisor refused: folded into events with the ruleset's and the resolver's (one policy, one path).
+    this.ctx.accelerator.setRefusalHook((id, refusal) => this.ctx.egress.report(id, refusal));
     // A server in an accelerated sandbox binding a published port gets the forwarder's host socket (docs/accelerate.md "Inbound").
     this.ctx.accelerator.setLender({
       lend: async (id, port, family) => {

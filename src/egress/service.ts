@@ -14,7 +14,7 @@ import { close } from "../sys/ns.ts";
 import { pipe, setBlocking, setPipeSize, writeAll } from "../sys/sockets.ts";
 import { workerUrl } from "../workers.ts";
 import { LearnedAddresses } from "./learned.ts";
-import { DEFAULT_REFUSAL_LIMITS, type RefusalEvent, RefusalEvents, type RefusalLimits, type RefusalStatus, refusalStatus } from "./refusals.ts";
+import { DEFAULT_REFUSAL_LIMITS, type Refusal, type RefusalEvent, RefusalEvents, type RefusalLimits, type RefusalStatus, refusalStatus } from "./refusals.ts";
 import type { EgressAttach, EgressCommand, EgressInit, EgressReport } from "./worker-protocol.ts";
 
 export type { EgressAttach };
@@ -32,6 +32,8 @@ export interface EgressService {
   detach(id: string): void;
   /** inspect's NetworkSettings.EgressLearned: addresses learned for the sandbox and not expired. */
   learnedCount(id: string): number;
+  /** A refusal made outside the ruleset and the resolver (--accelerate's supervisor): folded into events like theirs. */
+  report(id: string, refusal: Refusal): void;
   close(): Promise<void>;
 }
 
@@ -120,6 +122,19 @@ export function createEgressService(deps: EgressServiceDeps, options: EgressServ
     }
   }
 
+  /** One refusal of sandbox `id`, from wherever it was made: folded per sandbox, flushed by the timer while any is pending. */
+  function offer(id: string, refusal: Refusal): void {
+    const s = served.get(id);
+    if (!s) return;
+    const now = Date.now();
+    s.lastOffer = now;
+    deliver(id, s, s.events.offer(refusal, now));
+    if (!flushTimer) {
+      flushTimer = setInterval(flush, FLUSH_MS);
+      flushTimer.unref();
+    }
+  }
+
   function onReport(w: Worker, m: EgressReport): void {
     if (w !== worker) return;
     switch (m.op) {
@@ -140,18 +155,9 @@ export function createEgressService(deps: EgressServiceDeps, options: EgressServ
         deps.onLearned?.(m.id, m.allowIndex, m.address, m.expiresAt);
         break;
       }
-      case "refused": {
-        const s = served.get(m.id);
-        if (!s) break;
-        const now = Date.now();
-        s.lastOffer = now;
-        deliver(m.id, s, s.events.offer(m.refusal, now));
-        if (!flushTimer) {
-          flushTimer = setInterval(flush, FLUSH_MS);
-          flushTimer.unref();
-        }
+      case "refused":
+        offer(m.id, m.refusal);
         break;
-      }
       case "error":
         log.error(`egress resolver: ${m.message}`);
         break;
@@ -270,6 +276,10 @@ export function createEgressService(deps: EgressServiceDeps, options: EgressServ
       deliver(id, s, s.events.flush(Number.MAX_SAFE_INTEGER));
       if (worker) send({ op: "detach", id });
       else for (const fd of Object.values(s.attach.fds)) close(fd);
+    },
+
+    report(id, refusal) {
+      offer(id, refusal);
     },
 
     learnedCount(id) {

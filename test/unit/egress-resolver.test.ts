@@ -421,6 +421,20 @@ describe("a worker that fails", () => {
 });
 
 describe("refusal events over time", () => {
+  test("refusals reported from outside (--accelerate's supervisor) fold with the sandbox's others: the first at once, repeats at detach; log-only ones are would-refuse", async () => {
+    const s = await sandbox();
+    const refusal = { destination: "198.51.100.77", port: 443, protocol: "tcp", rule: null, reason: "default deny" };
+    for (let i = 0; i < 3; i++) service.report(s.id, refusal);
+    expect(eventsOf(s.id).map((e) => [e.status, e.destination, e.count])).toEqual([["egress-refused", "198.51.100.77", 1]]);
+    s.dispose();
+    expect(eventsOf(s.id).map((e) => e.count)).toEqual([1, 2]);
+    const quiet = await sandbox(policy({ allowHost: ["allowed.test"], logOnly: true }));
+    service.report(quiet.id, refusal);
+    expect(eventsOf(quiet.id).map((e) => e.status)).toEqual(["egress-would-refuse"]);
+    service.report("never-attached", refusal); // dropped: no sandbox to fold it for
+    expect(eventsOf("never-attached")).toEqual([]);
+  });
+
   test("repeats are delivered by the flush timer once their window ends, without a detach", async () => {
     const short = createEgressService(
       { onRefusal: (id, event) => refusals.push({ id, event }) },

@@ -3,7 +3,7 @@
 // setup, resolv.conf's servers and the shape of refusal events. The rest
 // (sockets, ruleset, recovery) is in test/integration/egress-wiring.test.ts.
 import { describe, expect, test } from "bun:test";
-import { AcceleratedRefusals, egressContext, egressUpstreams, refusalEventRecord, resolvConfServers } from "../../src/daemon/egress.ts";
+import { egressContext, egressUpstreams, refusalEventAttributes, resolvConfServers } from "../../src/daemon/egress.ts";
 import type { Sandbox } from "../../src/state/sandboxes.ts";
 
 const sandbox = (dns: string[], runtime: Partial<Sandbox["runtime"]> = {}) =>
@@ -60,57 +60,25 @@ test("resolv.conf lists burrow's resolver alone with a policy, the --dns servers
 describe("refusal events", () => {
   const base = { destination: "192.0.2.7", port: 443, protocol: "tcp", rule: "--deny-cidr 192.0.2.0/24", reason: "deny rule", count: 1 };
   test("a refused connection names destination, port, protocol, rule and reason", () => {
-    expect(refusalEventRecord(base, false)).toEqual({
-      status: "egress-refused",
-      attributes: { destination: "192.0.2.7", port: 443, protocol: "tcp", rule: "--deny-cidr 192.0.2.0/24", reason: "deny rule", count: 1 },
+    expect(refusalEventAttributes(base)).toEqual({
+      destination: "192.0.2.7",
+      port: 443,
+      protocol: "tcp",
+      rule: "--deny-cidr 192.0.2.0/24",
+      reason: "deny rule",
+      count: 1,
     });
   });
-  test("the default refusal has an empty rule; a refused name is egress-dns-refused with the name; log-only is egress-would-refuse", () => {
-    expect(refusalEventRecord({ ...base, rule: null, reason: "default deny", port: undefined, protocol: "icmp" }, false).attributes).toEqual({
+  test("the default refusal has an empty rule and no port; a refused name carries the name", () => {
+    expect(refusalEventAttributes({ ...base, rule: null, reason: "default deny", port: undefined, protocol: "icmp" })).toEqual({
       destination: "192.0.2.7",
       protocol: "icmp",
       rule: "",
       reason: "default deny",
       count: 1,
     });
-    const dns = refusalEventRecord({ destination: "", protocol: "udp", rule: null, reason: "name not allowed", name: "evil.test", count: 3 }, false);
-    expect(dns.status).toBe("egress-dns-refused");
-    expect(dns.attributes.name).toBe("evil.test");
-    expect(dns.attributes.count).toBe(3);
-    expect(refusalEventRecord(base, true).status).toBe("egress-would-refuse");
-  });
-});
-
-describe("refusals that come unfolded (--accelerate's supervisor)", () => {
-  test("the first of a kind at once, its repeats as one event when the minute ends, the rest at release; log-only ones are would-refuse", () => {
-    let clock = 1_000_000;
-    const seen: Array<{ id: string; status: string; destination: string; count: number }> = [];
-    const r = new AcceleratedRefusals(
-      (id, e) => seen.push({ id, status: e.status, destination: e.destination, count: e.count }),
-      () => clock,
-    );
-    const refusal = { destination: "192.0.2.7", port: 443, protocol: "tcp", rule: null, reason: "default deny" };
-    r.offer("a", refusal, false);
-    r.offer("a", refusal, false);
-    r.offer("a", refusal, false);
-    r.offer("b", { ...refusal, destination: "192.0.2.8" }, true);
-    expect(seen).toEqual([
-      { id: "a", status: "egress-refused", destination: "192.0.2.7", count: 1 },
-      { id: "b", status: "egress-would-refuse", destination: "192.0.2.8", count: 1 },
-    ]);
-    r.flush();
-    expect(seen).toHaveLength(2); // the minute is not over
-    clock += 60_000;
-    r.flush();
-    expect(seen[2]).toEqual({ id: "a", status: "egress-refused", destination: "192.0.2.7", count: 2 });
-    r.offer("b", { ...refusal, destination: "192.0.2.8" }, true);
-    r.offer("b", { ...refusal, destination: "192.0.2.8" }, true);
-    r.forget("b");
-    expect(seen.slice(3)).toEqual([
-      { id: "b", status: "egress-would-refuse", destination: "192.0.2.8", count: 1 },
-      { id: "b", status: "egress-would-refuse", destination: "192.0.2.8", count: 1 },
-    ]);
-    r.forget("a");
-    r.forget("unknown");
+    const dns = refusalEventAttributes({ destination: "", protocol: "udp", rule: null, reason: "name not allowed", name: "evil.test", count: 3 });
+    expect(dns.name).toBe("evil.test");
+    expect(dns.count).toBe(3);
   });
 });
