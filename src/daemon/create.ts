@@ -200,7 +200,7 @@ export async function createSandbox(ctx: DaemonContext, releases: SandboxRelease
       ctx.store.update(s);
 
       // Egress sockets, asked for now: the connector makes them while the network is set up.
-      const earlyEgress = req.egress ? prepareEgressSockets(s, undo) : undefined;
+      const earlyEgress = prepareEgressSockets(s, undo);
       const t1 = performance.now();
       let egressNet: EgressNetwork | undefined;
       if (portDriver) {
@@ -236,7 +236,7 @@ export async function createSandbox(ctx: DaemonContext, releases: SandboxRelease
       }
       const t3 = performance.now();
       // Egress rules: loaded and served before the command can send anything (run -d spawns it below, run after create returns).
-      if (req.egress) await startEgress(ctx, s, egressNet, undo, earlyEgress);
+      if (earlyEgress) await startEgress(ctx, s, egressNet, undo, earlyEgress);
       ctx.store.update(s);
       log.debug(
         `create ${name}: before ns ${(t0 - tStart).toFixed(1)} ms, namespaces ${(t1 - t0).toFixed(1)} ms, network ${(t2 - t1).toFixed(1)} ms, ports ${(t3 - t2).toFixed(1)} ms${req.egress ? `, egress ${(performance.now() - t3).toFixed(1)} ms` : ""}`,

@@ -155,6 +155,8 @@ function attachOf(s: Sandbox, policy: EgressPolicy, e: EgressRuntime, fds: Egres
 
 /** A sandbox's egress sockets, asked of the connector before they are needed; `taken` once startEgress hands them on. */
 export interface EarlySockets {
+  /** The sandbox's policy, checked once. */
+  policy: EgressPolicy;
   fds: Promise<EgressFds>;
   taken: boolean;
   /** The ruleset is in the netns already (loaded as soon as the sockets came: it did not need the network's addresses). */
@@ -173,7 +175,7 @@ const needsNetwork = (policy: EgressPolicy) => [...policy.allow, ...policy.deny]
 export function prepareEgressSockets(s: Sandbox, undo: Rollback): EarlySockets | undefined {
   const policy = egressPolicyOf(s);
   if (!policy || !s.runtime.pins) return undefined;
-  const early: EarlySockets = { fds: daemonConnector().egressSockets(s.runtime.pins.net, EGRESS_RESOLVER), taken: false, loaded: false };
+  const early: EarlySockets = { policy, fds: daemonConnector().egressSockets(s.runtime.pins.net, EGRESS_RESOLVER), taken: false, loaded: false };
   // Without the host preset the ruleset is loaded as soon as the sockets come, while the network is still being set up
   // (setup configures over netlink; IPv6's link traffic passes the ruleset anyway).
   if (!needsNetwork(policy))
@@ -198,17 +200,15 @@ export function prepareEgressSockets(s: Sandbox, undo: Rollback): EarlySockets |
 
 /**
  * In a create, after the network (and before the command starts): the
- * sockets (asked for early by prepareEgressSockets, or now), the ruleset,
- * the resolver. Each step's undo goes on `undo`. Records what it resolved
+ * sockets prepareEgressSockets asked for, the ruleset (unless it went in
+ * with them), the resolver. Each step's undo goes on `undo`. Records what it resolved
  * in `s.runtime.egress` (a new daemon needs it).
  */
-export async function startEgress(ctx: DaemonContext, s: Sandbox, net: EgressNetwork | undefined, undo: Rollback, early?: EarlySockets): Promise<void> {
-  const policy = egressPolicyOf(s);
-  if (!policy || !s.runtime.pins) return;
+export async function startEgress(ctx: DaemonContext, s: Sandbox, net: EgressNetwork | undefined, undo: Rollback, sockets: EarlySockets): Promise<void> {
+  const { policy } = sockets;
   const e = egressContext(s, net);
   for (const m of e.missing ?? []) log.debug(`egress of ${sandboxLabel(s)}: ${m}`);
   s.runtime.egress = e;
-  const sockets = early ?? prepareEgressSockets(s, undo)!;
   let fds: EgressFds;
   try {
     fds = await sockets.fds;
