@@ -249,6 +249,30 @@ export class RuntimeOwner {
     }
     const pins = lstatSync(`${dir}/pins`, { throwIfNoEntry: false })?.ino ?? null;
     if (dirChanged || pins !== this.pinsIno) await this.restoreSandboxes();
+    else if (this.sharedPending) await this.restoreShared();
+  }
+
+  /** The last restore of the shared network namespace failed: it is tried again every check. */
+  private sharedPending = false;
+  private sharedError = "";
+
+  /**
+   * The shared network namespace's pin and DNS helpers again (the backends'
+   * restore()). A check may run while a logout's rm -rf is still removing
+   * what it makes, so what fails is tried again on the next check, and said
+   * once per distinct problem.
+   */
+  private async restoreShared(): Promise<void> {
+    try {
+      await this.hooks.restoreShared();
+      this.sharedPending = false;
+      this.sharedError = "";
+    } catch (e) {
+      this.sharedPending = true;
+      const msg = messageOf(e);
+      if (msg !== this.sharedError) log.warn(`cannot restore the shared network namespace: ${msg}`);
+      this.sharedError = msg;
+    }
   }
 
   /**
@@ -257,7 +281,7 @@ export class RuntimeOwner {
    * logout must not take lost pins for ended sandboxes.
    */
   async restoreSandboxes(): Promise<void> {
-    await this.hooks.restoreShared().catch((e) => log.warn(`cannot restore the shared network namespace: ${messageOf(e)}`));
+    await this.restoreShared();
     for (const listed of this.hooks.sandboxes()) {
       await this.hooks.withLock(listed.id, async () => {
         // As it is now, under its lock: one removed while we waited (rm -f)

@@ -259,7 +259,10 @@ function combined(
       for (const c of all) c.sweep(used);
     },
     async restore() {
-      for (const c of all) await c.restore();
+      // Every backend's, also when one fails; the failures together.
+      const failed: string[] = [];
+      for (const c of all) await c.restore().catch((e) => failed.push(messageOf(e)));
+      if (failed.length) throw new Error(failed.join("; "));
     },
   };
 }

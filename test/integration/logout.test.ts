@@ -76,6 +76,38 @@ async function getLocal(port: number): Promise<string | null> {
   }
 }
 
+/**
+ * Waits (up to 5 s) for `getent hosts NAME` in sandbox `from` to answer
+ * `want`; returns what the last try printed, so a failure shows it.
+ */
+async function resolvesTo(t: BurrowContext, from: string, name: string, want: string): Promise<string> {
+  let last = "";
+  await until(async () => {
+    const r = await t.burrow(["exec", from, "--", "getent", "hosts", name]);
+    last = r.stdout.split(/\s+/)[0] || `(exit ${r.code}: ${r.stderr.trim()})`;
+    return last === want;
+  }, 5000);
+  return last;
+}
+
+/**
+ * Runs `body`; when it fails, prints the daemon's log (the one a logout
+ * unlinked, then the one it writes since) and the context's DNS helpers first (a flake here is only explainable with them).
+ */
+async function explained(t: BurrowContext, helpers: () => number[], body: () => Promise<void>): Promise<void> {
+  try {
+    await body();
+  } catch (e) {
+    const procs = helpers().map((pid) => `${pid}: ${argvOf(pid).join(" ")}`);
+    let after = "";
+    try {
+      after = readFileSync(`${t.dirs.runtimeDir}/daemon.log`, "utf8");
+    } catch {}
+    console.error(`daemon log:\n${daemonLog(t)}${after}\nDNS helpers now:\n${procs.join("\n") || "(none)"}`);
+    throw e;
+  }
+}
+
 const logout = (t: BurrowContext) => rmSync(t.dirs.runtimeDir, { recursive: true, force: true }); // what systemd-logind does
 
 describe.skipIf(!!why)("logout (rootless)", () => {
@@ -130,31 +162,65 @@ describe.skipIf(!!why)("logout (rootless)", () => {
   }, 30000);
 
   test("bridge DNS names survive a logout: older sandboxes resolve each other and a new one, and it them", async () => {
-    await t.burrowOk(["network", "create", "dnet"]);
-    await Promise.all(["a", "b"].map((n) => t.burrowOk(["run", "-d", "--network", "dnet", "--name", n, "--", "sleep", "3033"])));
-    const ip = async (n: string) => JSON.parse(await t.burrowOk(["inspect", n]))[0].NetworkSettings.Networks.dnet.IPAddress as string;
-    const resolves = async (from: string, name: string, want: string) =>
-      until(async () => (await t.burrow(["exec", from, "--", "getent", "hosts", name])).stdout.split(/\s+/)[0] === want, 5000);
-    const [ipA, ipB] = [await ip("a"), await ip("b")];
-    expect(await resolves("a", "b", ipB)).toBe(true);
-    expect(dnsmasqPids(t)).toHaveLength(1);
+    await explained(
+      t,
+      () => dnsmasqPids(t),
+      async () => {
+        await t.burrowOk(["network", "create", "dnet"]);
+        await Promise.all(["a", "b"].map((n) => t.burrowOk(["run", "-d", "--network", "dnet", "--name", n, "--", "sleep", "3033"])));
+        const ip = async (n: string) => JSON.parse(await t.burrowOk(["inspect", n]))[0].NetworkSettings.Networks.dnet.IPAddress as string;
+        const [ipA, ipB] = [await ip("a"), await ip("b")];
+        expect(await resolvesTo(t, "a", "b", ipB)).toBe(ipB);
+        expect(dnsmasqPids(t)).toHaveLength(1);
 
-    logout(t);
+        logout(t);
 
-    expect(await resolves("a", "b", ipB)).toBe(true);
-    expect(await resolves("b", "a.dns.burrow", ipA)).toBe(true);
-    await t.burrowOk(["run", "-d", "--network", "dnet", "--name", "c", "--", "sleep", "3033"]);
-    const ipC = await ip("c");
-    expect(await resolves("a", "c", ipC)).toBe(true);
-    expect(await resolves("c", "a", ipA)).toBe(true);
-    expect(await resolves("c", "b", ipB)).toBe(true);
-    // One dnsmasq, never two for one network. (Here the state dir is under
-    // /run, which the old plugin runner's mount namespace lost with the
-    // runtime dir, so it was replaced; with ~/.local/share it is the same one.)
-    expect(dnsmasqPids(t)).toHaveLength(1);
-    await t.burrowOk(["rm", "-f", "a", "b", "c"]);
-    await t.burrowOk(["network", "rm", "dnet"]);
-    expect(await until(() => dnsmasqPids(t).length === 0, 5000)).toBe(true);
+        expect(await resolvesTo(t, "a", "b", ipB)).toBe(ipB);
+        expect(await resolvesTo(t, "b", "a.dns.burrow", ipA)).toBe(ipA);
+        await t.burrowOk(["run", "-d", "--network", "dnet", "--name", "c", "--", "sleep", "3033"]);
+        const ipC = await ip("c");
+        expect(await resolvesTo(t, "a", "c", ipC)).toBe(ipC);
+        expect(await resolvesTo(t, "c", "a", ipA)).toBe(ipA);
+        expect(await resolvesTo(t, "c", "b", ipB)).toBe(ipB);
+        // One dnsmasq, never two for one network. (Here the state dir is under
+        // /run, which the old plugin runner's mount namespace lost with the
+        // runtime dir, so it was replaced; with ~/.local/share it is the same one.)
+        expect(dnsmasqPids(t)).toHaveLength(1);
+        await t.burrowOk(["rm", "-f", "a", "b", "c"]);
+        await t.burrowOk(["network", "rm", "dnet"]);
+        expect(await until(() => dnsmasqPids(t).length === 0, 5000)).toBe(true);
+      },
+    );
+  }, 60000);
+
+  test("a logout while nothing runs inside the rootless namespace (its dnsmasq killed): the daemon's handle keeps it, it is pinned again and a dnsmasq serves the names", async () => {
+    await explained(
+      t,
+      () => dnsmasqPids(t),
+      async () => {
+        await t.burrowOk(["network", "create", "knet"]);
+        await Promise.all(["a", "b"].map((n) => t.burrowOk(["run", "-d", "--network", "knet", "--name", n, "--", "sleep", "3034"])));
+        const ip = async (n: string) => JSON.parse(await t.burrowOk(["inspect", n]))[0].NetworkSettings.Networks.knet.IPAddress as string;
+        const [ipA, ipB] = [await ip("a"), await ip("b")];
+        expect(await resolvesTo(t, "a", "b", ipB)).toBe(ipB);
+        // The one process inside (slirp4netns holds no handle on it): what a
+        // check that ran during the rm -rf left when its dnsmasq failed to start.
+        const [dnsmasq] = dnsmasqPids(t);
+        process.kill(dnsmasq!, "SIGKILL");
+        expect(await until(() => dnsmasqPids(t).length === 0, 5000)).toBe(true);
+
+        logout(t);
+
+        expect(await resolvesTo(t, "a", "b", ipB)).toBe(ipB);
+        expect(await resolvesTo(t, "b", "a", ipA)).toBe(ipA);
+        await t.burrowOk(["run", "-d", "--network", "knet", "--name", "c", "--", "sleep", "3034"]);
+        expect(await resolvesTo(t, "c", "a", ipA)).toBe(ipA);
+        expect(dnsmasqPids(t)).toHaveLength(1);
+        await t.burrowOk(["rm", "-f", "a", "b", "c"]);
+        await t.burrowOk(["network", "rm", "knet"]);
+        expect(await until(() => dnsmasqPids(t).length === 0, 5000)).toBe(true);
+      },
+    );
   }, 60000);
 
   test("netavark networks after a logout: names resolve both ways, a new sandbox joins, one aardvark-dns, nothing left after rm", async () => {
@@ -162,27 +228,27 @@ describe.skipIf(!!why)("logout (rootless)", () => {
     t = await burrowContext("rootless", { networkBackend: "netavark" });
     const aardvark = () =>
       listPids().filter((pid) => (argvOf(pid)[0] ?? "").endsWith("aardvark-dns") && alive(pid) && argvOf(pid).some((a) => a.includes(t.dirs.root)));
-    await t.burrowOk(["network", "create", "nnet"]);
-    await Promise.all(["a", "b"].map((n) => t.burrowOk(["run", "-d", "--network", "nnet", "--name", n, "--", "sleep", "3036"])));
-    const ip = async (n: string) => JSON.parse(await t.burrowOk(["inspect", n]))[0].NetworkSettings.Networks.nnet.IPAddress as string;
-    const resolves = async (from: string, name: string, want: string) =>
-      until(async () => (await t.burrow(["exec", from, "--", "getent", "hosts", name])).stdout.split(/\s+/)[0] === want, 5000);
-    const [ipA, ipB] = [await ip("a"), await ip("b")];
-    expect(await resolves("a", "b", ipB)).toBe(true);
-    expect(aardvark()).toHaveLength(1);
+    await explained(t, aardvark, async () => {
+      await t.burrowOk(["network", "create", "nnet"]);
+      await Promise.all(["a", "b"].map((n) => t.burrowOk(["run", "-d", "--network", "nnet", "--name", n, "--", "sleep", "3036"])));
+      const ip = async (n: string) => JSON.parse(await t.burrowOk(["inspect", n]))[0].NetworkSettings.Networks.nnet.IPAddress as string;
+      const [ipA, ipB] = [await ip("a"), await ip("b")];
+      expect(await resolvesTo(t, "a", "b", ipB)).toBe(ipB);
+      expect(aardvark()).toHaveLength(1);
 
-    logout(t);
+      logout(t);
 
-    expect(await resolves("b", "a.dns.podman", ipA)).toBe(true);
-    await t.burrowOk(["run", "-d", "--network", "nnet", "--name", "c", "--", "sleep", "3036"]);
-    const ipC = await ip("c");
-    expect([ipA, ipB]).not.toContain(ipC);
-    expect(await resolves("a", "c", ipC)).toBe(true);
-    expect(await resolves("c", "b", ipB)).toBe(true);
-    expect(aardvark()).toHaveLength(1);
-    await t.burrowOk(["rm", "-f", "a", "b", "c"]);
-    await t.burrowOk(["network", "rm", "nnet"]);
-    expect(await until(() => aardvark().length === 0, 5000)).toBe(true);
+      expect(await resolvesTo(t, "b", "a.dns.podman", ipA)).toBe(ipA);
+      await t.burrowOk(["run", "-d", "--network", "nnet", "--name", "c", "--", "sleep", "3036"]);
+      const ipC = await ip("c");
+      expect([ipA, ipB]).not.toContain(ipC);
+      expect(await resolvesTo(t, "a", "c", ipC)).toBe(ipC);
+      expect(await resolvesTo(t, "c", "b", ipB)).toBe(ipB);
+      expect(aardvark()).toHaveLength(1);
+      await t.burrowOk(["rm", "-f", "a", "b", "c"]);
+      await t.burrowOk(["network", "rm", "nnet"]);
+      expect(await until(() => aardvark().length === 0, 5000)).toBe(true);
+    });
   }, 60000);
 
   test("port_handler=slirp4netns after a logout: the port answers, a slirp4netns restart publishes it again, rm -f leaves nothing", async () => {

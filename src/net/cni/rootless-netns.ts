@@ -7,7 +7,7 @@
 // plain `run`: src/machine/rootless-default.ts). Created on first need, torn
 // down with its helper and dnsmasq when the last bridge sandbox leaves.
 // Daemon main thread, session namespaces.
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, copyFileSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import * as v from "valibot";
 import { log } from "../../log.ts";
 import { nsId } from "../../sys/ns.ts";
@@ -193,6 +193,15 @@ async function killAndWait(pid: number): Promise<void> {
   for (let i = 0; i < 100 && startTimeOf(pid) !== null; i++) await Bun.sleep(20);
 }
 
+/** Whether a dnsname hosts file names anyone (a sandbox is on the network). */
+function hasNames(addnhosts: string): boolean {
+  try {
+    return readFileSync(addnhosts, "utf8").trim() !== "";
+  } catch {
+    return false;
+  }
+}
+
 export class RootlessNetns {
   readonly dir: string;
   readonly pin: string;
@@ -279,6 +288,7 @@ export class RootlessNetns {
   ensure(): Promise<void> {
     return this.serial(async () => {
       if (this.alive()) {
+        this.hold(this.readState()!.ino);
         if (!this.legacyChecked) await this.replaceLegacyDnsmasq();
         return;
       }
@@ -294,6 +304,7 @@ export class RootlessNetns {
         if (chosen.fallback && !this.chosen?.fallback) log.warn(chosen.fallback);
         this.chosen = chosen;
         const ino = await createPinnedNetns(this.pin);
+        this.hold(ino);
         const started = await this.startHelper(ino, chosen.helper);
         const resolv = buildResolvConf({ hostContent: readHostResolvConf().content, firstNameservers: started.nameservers });
         writeFileSync(`${this.dir}/resolv.conf`, resolv.content, { mode: 0o644 });
@@ -538,40 +549,88 @@ export class RootlessNetns {
   }
 
   /**
+   * An open handle on the namespace while this daemon serves it. A logout's
+   * rm -rf unlinks the pin file (which detaches the pin), possibly while the
+   * daemon is pinning it again, and slirp4netns holds no handle: without
+   * this one the namespace, with its bridge and every sandbox's veth, could
+   * die in a moment when dnsmasq was being replaced (seen in the logout test
+   * one run in about ten). restore() pins it again from here. Closed by
+   * teardown; a daemon's exit closes it and the pin (or a process inside)
+   * goes on holding the namespace.
+   */
+  private held: { fd: number; ino: number } | null = null;
+
+  /** Holds the namespace the pin holds now, when it is `ino`. */
+  private hold(ino: number): void {
+    if (this.held?.ino === ino) return;
+    this.release();
+    let fd: number;
+    try {
+      fd = openSync(this.pin, "r");
+    } catch {
+      return;
+    }
+    if (fstatSync(fd).ino === ino) this.held = { fd, ino };
+    else closeSync(fd);
+  }
+
+  private release(): void {
+    if (this.held) closeSync(this.held.fd);
+    this.held = null;
+  }
+
+  /** restore() pinned the namespace again and its dnsmasq processes are not settled yet. */
+  private dnsmasqUnsettled = false;
+
+  /**
    * A logout removed the runtime directory under this live namespace
    * (src/daemon/ownership.ts): makes its directory, state.json,
-   * resolv.conf and pin again (the pin from a process inside it: unlinking
-   * the pin file detached the mount) and replaces the plugin runner, whose
-   * private mount namespace lost its binds of the old directories. Nothing
-   * to do when this daemon did not make it, or it is intact, or gone.
+   * resolv.conf and pin again (from the daemon's own handle, else a
+   * process inside it: unlinking the pin file detached the mount) and
+   * replaces the plugin runner, whose private mount namespace lost its
+   * binds of the old directories; then the dnsmasq processes. Nothing to do
+   * when this daemon did not make it, or it is intact, or gone. Throws when
+   * a dnsmasq could not be started again: the caller calls again (the
+   * daemon's check may have run while the rm -rf was still under way, and
+   * the next one finds what it removed since).
    */
   restore(): Promise<void> {
     return this.mutex.run(async () => {
       const made = this.made ?? this.recall();
-      if (!made || pinHolds(this.pin, made.state.ino)) return;
-      const handle = this.namespaceHandle(made.state);
-      if (!handle) return;
-      this.made = made;
-      this.makeDirs();
-      writeFileSync(this.stateFile, JSON.stringify(made.state), { mode: 0o600 });
-      writeFileSync(`${this.dir}/resolv.conf`, made.resolv, { mode: 0o644 });
-      if (!existsSync(this.pin)) writeFileSync(this.pin, "");
-      bind(handle.path, this.pin);
-      this.runner?.stop();
-      this.runner = null;
-      log.warn(`the rootless CNI namespace was pinned again from ${handle.holder}`);
+      if (!made) return;
+      if (!pinHolds(this.pin, made.state.ino)) {
+        const handle = this.namespaceHandle(made.state);
+        if (!handle) {
+          log.warn("the rootless CNI namespace is gone: nothing held it after its pin was removed (bridge sandboxes lost their network)");
+          return;
+        }
+        this.made = made;
+        this.makeDirs();
+        writeFileSync(this.stateFile, JSON.stringify(made.state), { mode: 0o600 });
+        writeFileSync(`${this.dir}/resolv.conf`, made.resolv, { mode: 0o644 });
+        if (!existsSync(this.pin)) writeFileSync(this.pin, "");
+        bind(handle.path, this.pin);
+        this.runner?.stop();
+        this.runner = null;
+        this.dnsmasqUnsettled = true;
+        log.warn(`the rootless CNI namespace was pinned again from ${handle.holder}`);
+      }
+      this.hold(made.state.ino);
+      if (!this.dnsmasqUnsettled) return;
       await this.replaceLegacyDnsmasq();
       await this.restoreDnsmasq();
+      this.dnsmasqUnsettled = false;
     });
   }
 
   /**
-   * Something that holds the namespace open, to pin it again from: a
-   * process inside it (dnsmasq, aardvark-dns), else its pasta's open
-   * handle on the pin (pasta keeps one for its whole life; slirp4netns
-   * keeps none). Null when neither is there.
+   * Something that holds the namespace open, to pin it again from: the
+   * daemon's own handle, else a process inside it (dnsmasq, aardvark-dns),
+   * else its pasta's open handle on the pin (pasta keeps one for its whole
+   * life; slirp4netns keeps none). Null when none is there.
    */
   private namespaceHandle(st: State): { path: string; holder: string } | null {
+    if (this.held?.ino === st.ino) return { path: `/proc/self/fd/${this.held.fd}`, holder: "the daemon's own handle" };
     const inside = pidsInNs("net", st.ino);
     if (inside.length) return { path: `/proc/${inside[0]}/ns/net`, holder: `process ${inside[0]}` };
     if (helperOf(st) !== "pasta" || !this.helperAlive(st)) return null;
@@ -596,17 +655,19 @@ export class RootlessNetns {
    * namespace (the old runner's) reached them through the removed /run
    * (a state dir under /run, as in the tests) would re-read nothing on
    * that HUP: it is replaced by a dnsmasq started the way dnsname starts
-   * one, from the same config, in the new runner's mount namespace.
+   * one, from the same config, in the new runner's mount namespace. A
+   * network with names and no dnsmasq (an earlier replacement failed half
+   * way) gets one too. Throws naming the networks it could not serve.
    */
   private async restoreDnsmasq(): Promise<void> {
+    const failed: string[] = [];
     for (const net of dnsnameNetworks(this.paths)) {
       const dir = dnsnameDir(this.paths, net);
+      if (!existsSync(`${dir}/dnsmasq.conf`) || !hasNames(`${dir}/addnhosts`)) continue;
       const running = dnsmasqOf(this.paths, net);
-      // None running: the next ADD starts one from the same files (dnsname's way).
-      if (!running || existsSync(`/proc/${running.pid}/root${dir}/addnhosts`)) continue;
-      if (!existsSync(`${dir}/dnsmasq.conf`) || !existsSync(`${dir}/addnhosts`)) continue;
+      if (running && existsSync(`/proc/${running.pid}/root${dir}/addnhosts`)) continue;
       try {
-        await killAndWait(running.pid);
+        if (running) await killAndWait(running.pid);
         const track = this.hooks.helpers?.intend("dnsmasq", dnsmasqOwner(net));
         const r = await this.spawn({
           argv: [findHelper("dnsmasq") ?? "dnsmasq", "-u", "root", `--conf-file=${dir}/dnsmasq.conf`],
@@ -622,9 +683,10 @@ export class RootlessNetns {
         track?.spawned(now.pid);
         log.warn(`network ${net}: dnsmasq ${now.pid} serves its names now (its files were reached through the removed runtime directory)`);
       } catch (e) {
-        log.warn(`network ${net}: cannot start its dnsmasq again after the runtime directory was removed: ${messageOf(e)}`);
+        failed.push(`network ${net}: ${messageOf(e)}`);
       }
     }
+    if (failed.length) throw new Error(`cannot start dnsmasq again after the runtime directory was removed: ${failed.join("; ")}`);
   }
 
   /**
@@ -661,6 +723,7 @@ export class RootlessNetns {
     this.runner?.stop();
     this.runner = null;
     this.made = null;
+    this.dnsmasqUnsettled = false;
     rmSync(this.madeFile, { force: true });
     const st = this.readState();
     if (st) {
@@ -675,6 +738,7 @@ export class RootlessNetns {
         errors.push(e as Error);
       }
     }
+    this.release();
     try {
       umountIfMounted(this.pin);
     } catch (e) {
