@@ -2,6 +2,7 @@
 // started on the first accelerated sandbox, it owns the handoff socket
 // (RUNTIME_DIR/accelerate.sock, in the user's private runtime dir) and tells
 // the Worker which tokens to expect. docs/accelerate.md has the design.
+import { WindowCount } from "../window-count.ts";
 import { randomBytes } from "node:crypto";
 import { readdirSync, readlinkSync, rmSync, statSync } from "node:fs";
 import type { Refusal } from "../egress/refusals.ts";
@@ -70,7 +71,7 @@ interface Registered {
   /** The resolver's addresses for it (`allowIndex address` -> expiry), handed to a restarted Worker with the policy. */
   learned: Map<string, LearnedEntry>;
   /** When its calls crashed the Worker, within the window. */
-  crashes: number[];
+  crashes: WindowCount;
   passthrough: boolean;
 }
 
@@ -124,7 +125,7 @@ export class Accelerator {
   private readonly tokens = new Map<string, { id: string; since: number }>();
   /** Worker starts since the daemon's, for unique `lend` ask numbers. */
   private generation = 0;
-  private readonly restarts: number[] = [];
+  private readonly restarts = new WindowCount(RESTART_WINDOW_MS);
   /** Restarted too often: every sandbox, new ones too, is served with CONTINUE only. */
   private degraded = false;
   private gaveUp = false;
@@ -281,7 +282,7 @@ export class Accelerator {
   private register(id: string, scope: Scope, egress?: AcceleratorEgress): Registered {
     let r = this.registered.get(id);
     if (!r) {
-      r = { key: this.nextKey++, scope, learned: new Map(), crashes: [], passthrough: this.degraded };
+      r = { key: this.nextKey++, scope, learned: new Map(), crashes: new WindowCount(RESTART_WINDOW_MS), passthrough: this.degraded };
       this.registered.set(id, r);
     }
     r.scope = scope;
@@ -444,29 +445,24 @@ export class Accelerator {
     this.controlFd = -1;
     const left = this.unanswered ? readUnanswered(this.unanswered) : { calls: [], handling: 0 };
     const now = Date.now();
-    const recent = (times: number[]) => {
-      while (times.length && now - times[0]! >= RESTART_WINDOW_MS) times.shift();
-    };
-    recent(this.restarts);
-    this.restarts.push(now);
+    const restarts = this.restarts.add(now);
     let blamed = "";
     for (const [id, r] of this.registered) {
       if (r.key !== left.handling) continue;
-      recent(r.crashes);
-      r.crashes.push(now);
-      if (r.crashes.length >= CRASHES_PER_SANDBOX && !r.passthrough) {
+      const crashes = r.crashes.add(now);
+      if (crashes >= CRASHES_PER_SANDBOX && !r.passthrough) {
         r.passthrough = true;
-        blamed = `; ${id.slice(0, 12)} crashed it ${r.crashes.length} times within a minute and runs unaccelerated from now on`;
+        blamed = `; ${id.slice(0, 12)} crashed it ${crashes} times within a minute and runs unaccelerated from now on`;
       }
     }
-    if (this.restarts.length > RESTARTS_LIMIT && !this.degraded) {
+    if (restarts > RESTARTS_LIMIT && !this.degraded) {
       this.degraded = true;
       for (const r of this.registered.values()) r.passthrough = true;
-      blamed += `; it died ${this.restarts.length} times within a minute: every sandbox runs unaccelerated from now on, until the daemon restarts`;
-    } else if (this.restarts.length > RESTARTS_LIMIT) {
+      blamed += `; it died ${restarts} times within a minute: every sandbox runs unaccelerated from now on, until the daemon restarts`;
+    } else if (restarts > RESTARTS_LIMIT) {
       this.gaveUp = true;
       log.error(
-        `accelerate: the supervisor died (${why}) for the ${this.restarts.length}th time within a minute, serving every sandbox unaccelerated: not restarted; accelerated sandboxes' calls wait for the next daemon`,
+        `accelerate: the supervisor died (${why}) for the ${restarts}th time within a minute, serving every sandbox unaccelerated: not restarted; accelerated sandboxes' calls wait for the next daemon`,
       );
       return;
     }

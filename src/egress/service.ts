@@ -9,6 +9,7 @@
 // sandbox (refusals.ts RefusalEvents) before the daemon records them, with a
 // flush timer that runs about once a second only while some sandbox has
 // refusals whose repeats may still be due.
+import { WindowCount } from "../window-count.ts";
 import { log } from "../log.ts";
 import { close } from "../sys/ns.ts";
 import { pipe, setBlocking, setPipeSize, writeAll } from "../sys/sockets.ts";
@@ -94,8 +95,8 @@ export function createEgressService(deps: EgressServiceDeps, options: EgressServ
   let controlReadFd = -1;
   let flushTimer: ReturnType<typeof setInterval> | undefined;
   let closed = false;
-  /** When the worker died lately. */
-  let restarts: number[] = [];
+  /** The worker's deaths lately. */
+  const restarts = new WindowCount(RESTART_WINDOW_MS);
 
   function deliver(id: string, s: Served, events: RefusalEvent[]): void {
     for (const event of events) {
@@ -206,10 +207,7 @@ export function createEgressService(deps: EgressServiceDeps, options: EgressServ
   /** The worker died: another one serves every sandbox again (queries in flight and TCP connections are lost). */
   function restart(w: Worker, why: string): void {
     if (w !== worker) return;
-    const now = Date.now();
-    restarts = restarts.filter((t) => now - t < RESTART_WINDOW_MS);
-    restarts.push(now);
-    const again = restarts.length <= MAX_RESTARTS;
+    const again = restarts.add(Date.now()) <= MAX_RESTARTS;
     log.error(`the egress resolver stopped, ${again ? "restarting it" : "too often: not restarting it until the next sandbox starts"}: ${why}`);
     worker = undefined;
     w.terminate();
