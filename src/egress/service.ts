@@ -84,6 +84,13 @@ interface Served {
   learned: LearnedAddresses;
   /** When the last refusal was offered: its repeats are due within a window of it. */
   lastOffer: number;
+  /**
+   * The worker could not serve it (and closed its fds): kept for the
+   * refusals --accelerate's supervisor still reports for the sandbox, never
+   * attached again, its fds never closed again (their numbers may be
+   * someone else's by now).
+   */
+  failed?: true;
 }
 
 export function createEgressService(deps: EgressServiceDeps, options: EgressServiceOptions = {}): EgressService {
@@ -143,11 +150,13 @@ export function createEgressService(deps: EgressServiceDeps, options: EgressServ
         attaching.get(m.id)?.resolve();
         attaching.delete(m.id);
         break;
-      case "attach-failed":
-        served.delete(m.id);
+      case "attach-failed": {
+        const s = served.get(m.id);
+        if (s) s.failed = true;
         attaching.get(m.id)?.reject(new Error(`cannot serve the egress resolver: ${m.message}`));
         attaching.delete(m.id);
         break;
+      }
       case "learned": {
         const s = served.get(m.id);
         if (!s) break;
@@ -219,14 +228,14 @@ export function createEgressService(deps: EgressServiceDeps, options: EgressServ
     if (!again) {
       // A sandbox that kills the worker each time would otherwise restart it forever: theirs fail closed (no DNS).
       for (const [id, s] of served) {
-        for (const fd of Object.values(s.attach.fds)) close(fd);
+        if (!s.failed) for (const fd of Object.values(s.attach.fds)) close(fd);
         attaching.get(id)?.reject(new Error(`the egress resolver stopped: ${why}`));
       }
       attaching.clear();
       served.clear();
       return;
     }
-    for (const s of served.values()) send(attachCommand(s.attach));
+    for (const s of served.values()) if (!s.failed) send(attachCommand(s.attach));
   }
 
   return {
@@ -273,7 +282,7 @@ export function createEgressService(deps: EgressServiceDeps, options: EgressServ
       // Repeats folded but not yet due: delivered now, so every refusal is counted.
       deliver(id, s, s.events.flush(Number.MAX_SAFE_INTEGER));
       if (worker) send({ op: "detach", id });
-      else for (const fd of Object.values(s.attach.fds)) close(fd);
+      else if (!s.failed) for (const fd of Object.values(s.attach.fds)) close(fd);
     },
 
     report(id, refusal) {

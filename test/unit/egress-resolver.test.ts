@@ -435,6 +435,29 @@ describe("refusal events over time", () => {
     expect(eventsOf("never-attached")).toEqual([]);
   });
 
+  test("a sandbox the worker cannot serve (its attach failed) still gets --accelerate's refusals as events", async () => {
+    const [learnRead, learnWrite] = pipe();
+    const [nflogRead, nflogWrite] = pipe();
+    const tcp = listenTcpSocket("127.0.0.1", 0);
+    const id = `sb${++serial}`;
+    // An fd number nothing has open: the worker's epoll refuses it and the attach fails.
+    const attach: EgressAttach = {
+      id,
+      name: id,
+      policy: POLICY,
+      context: { hostAddresses: [] },
+      upstreams: ["127.0.0.1"],
+      fds: { dnsUdp: 1_000_000, dnsTcp: tcp.fd, nft: learnWrite, nflog: nflogRead },
+    };
+    await expect(service.attach(attach)).rejects.toThrow("cannot serve the egress resolver");
+    const refusal = { destination: "198.51.100.78", port: 443, protocol: "tcp", rule: null, reason: "default deny" };
+    service.report(id, refusal);
+    expect(eventsOf(id).map((e) => [e.status, e.destination, e.count])).toEqual([["egress-refused", "198.51.100.78", 1]]);
+    service.detach(id);
+    close(learnRead);
+    close(nflogWrite);
+  });
+
   test("repeats are delivered by the flush timer once their window ends, without a detach", async () => {
     const short = createEgressService(
       { onRefusal: (id, event) => refusals.push({ id, event }) },
