@@ -108,6 +108,17 @@ async function explained(t: BurrowContext, helpers: () => number[], body: () => 
   }
 }
 
+/**
+ * `network create NET`, then sandboxes a and b on it (running `sleep
+ * SECONDS`); their addresses, and how to read another one's.
+ */
+async function pairOn(t: BurrowContext, net: string, seconds: string): Promise<{ ip: (name: string) => Promise<string>; ipA: string; ipB: string }> {
+  await t.burrowOk(["network", "create", net]);
+  await Promise.all(["a", "b"].map((n) => t.burrowOk(["run", "-d", "--network", net, "--name", n, "--", "sleep", seconds])));
+  const ip = async (n: string) => JSON.parse(await t.burrowOk(["inspect", n]))[0].NetworkSettings.Networks[net].IPAddress as string;
+  return { ip, ipA: await ip("a"), ipB: await ip("b") };
+}
+
 const logout = (t: BurrowContext) => rmSync(t.dirs.runtimeDir, { recursive: true, force: true }); // what systemd-logind does
 
 describe.skipIf(!!why)("logout (rootless)", () => {
@@ -166,10 +177,7 @@ describe.skipIf(!!why)("logout (rootless)", () => {
       t,
       () => dnsmasqPids(t),
       async () => {
-        await t.burrowOk(["network", "create", "dnet"]);
-        await Promise.all(["a", "b"].map((n) => t.burrowOk(["run", "-d", "--network", "dnet", "--name", n, "--", "sleep", "3033"])));
-        const ip = async (n: string) => JSON.parse(await t.burrowOk(["inspect", n]))[0].NetworkSettings.Networks.dnet.IPAddress as string;
-        const [ipA, ipB] = [await ip("a"), await ip("b")];
+        const { ip, ipA, ipB } = await pairOn(t, "dnet", "3033");
         expect(await resolvesTo(t, "a", "b", ipB)).toBe(ipB);
         expect(dnsmasqPids(t)).toHaveLength(1);
 
@@ -198,10 +206,7 @@ describe.skipIf(!!why)("logout (rootless)", () => {
       t,
       () => dnsmasqPids(t),
       async () => {
-        await t.burrowOk(["network", "create", "knet"]);
-        await Promise.all(["a", "b"].map((n) => t.burrowOk(["run", "-d", "--network", "knet", "--name", n, "--", "sleep", "3034"])));
-        const ip = async (n: string) => JSON.parse(await t.burrowOk(["inspect", n]))[0].NetworkSettings.Networks.knet.IPAddress as string;
-        const [ipA, ipB] = [await ip("a"), await ip("b")];
+        const { ipA, ipB } = await pairOn(t, "knet", "3034");
         expect(await resolvesTo(t, "a", "b", ipB)).toBe(ipB);
         // The one process inside (slirp4netns holds no handle on it): what a
         // check that ran during the rm -rf left when its dnsmasq failed to start.
@@ -229,10 +234,7 @@ describe.skipIf(!!why)("logout (rootless)", () => {
     const aardvark = () =>
       listPids().filter((pid) => (argvOf(pid)[0] ?? "").endsWith("aardvark-dns") && alive(pid) && argvOf(pid).some((a) => a.includes(t.dirs.root)));
     await explained(t, aardvark, async () => {
-      await t.burrowOk(["network", "create", "nnet"]);
-      await Promise.all(["a", "b"].map((n) => t.burrowOk(["run", "-d", "--network", "nnet", "--name", n, "--", "sleep", "3036"])));
-      const ip = async (n: string) => JSON.parse(await t.burrowOk(["inspect", n]))[0].NetworkSettings.Networks.nnet.IPAddress as string;
-      const [ipA, ipB] = [await ip("a"), await ip("b")];
+      const { ip, ipA, ipB } = await pairOn(t, "nnet", "3036");
       expect(await resolvesTo(t, "a", "b", ipB)).toBe(ipB);
       expect(aardvark()).toHaveLength(1);
 
