@@ -9,7 +9,7 @@
 // here, with no host socket (what the ruleset's TCP reset gives inside).
 // Anything unexpected is answered CONTINUE: the call then runs in the
 // sandbox's own namespace, as without --accelerate.
-import { isIPv4 } from "node:net";
+import { isIPv4 } from "../ip-syntax.ts";
 import type { Refusal } from "../egress/refusals.ts";
 import { log } from "../log.ts";
 import { formatIp } from "../net/cni/ip.ts";

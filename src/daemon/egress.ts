@@ -9,7 +9,7 @@
 // thread (it never enters a sandbox's netns itself: the connector thread
 // and nsenter do).
 import { readFileSync } from "node:fs";
-import { isIP } from "node:net";
+import { isIP } from "../ip-syntax.ts";
 import { networkInterfaces } from "node:os";
 import * as v from "valibot";
 import { buildResolvConf, parseResolvConf } from "../dns/resolvconf.ts";

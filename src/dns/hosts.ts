@@ -5,7 +5,7 @@
 // buildHosts is pure. firstHostIPv4 reads the interfaces of the caller's
 // network namespace: call it from the daemon's main thread (host netns).
 import { readFileSync } from "node:fs";
-import { isIP, isIPv4 } from "node:net";
+import { isIP, isIPv4 } from "../ip-syntax.ts";
 import { networkInterfaces } from "node:os";
 import { BurrowError } from "../errors.ts";
 

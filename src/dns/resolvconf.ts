@@ -6,7 +6,7 @@
 // buildResolvConf is pure. readHostResolvConf reads files of the caller's
 // mount namespace (call it from the daemon: the host's /etc, /run).
 import { readFileSync, realpathSync } from "node:fs";
-import { isIP, isIPv4, isIPv6 } from "node:net";
+import { isIP, isIPv4, isIPv6 } from "../ip-syntax.ts";
 import { BurrowError } from "../errors.ts";
 
 /** Where systemd-resolved keeps the real upstream servers (podman reads the same file). */

@@ -19,7 +19,7 @@
 // valibot checks the few keys burrow reads.
 import { readdirSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
-import { isIP } from "node:net";
+import { isIP } from "../ip-syntax.ts";
 import * as v from "valibot";
 import { BurrowError } from "../errors.ts";
 

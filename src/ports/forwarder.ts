@@ -12,7 +12,7 @@
 // The target is the sandbox's own address (e.g. 10.0.2.100), never loopback:
 // forwarding to 127.0.0.1 inside the sandbox would expose services that
 // listen only on the sandbox's loopback (podman CVE-2021-20199).
-import { isIP } from "node:net";
+import { isIP } from "../ip-syntax.ts";
 import { BurrowError, messageOf } from "../errors.ts";
 import { SysError } from "../sys/libc.ts";
 import { Connector, type HostSocket, type SourceAddress } from "./connector.ts";

@@ -3,7 +3,8 @@
 // for a sandbox's life (portmap), and the sentence a failed bind becomes.
 import { readFileSync } from "node:fs";
 import { createSocket, type Socket as UdpSocket } from "node:dgram";
-import { createServer, isIPv6, type Server } from "node:net";
+import { createServer, type Server } from "node:net";
+import { isIPv6 } from "../ip-syntax.ts";
 import { BurrowError } from "../errors.ts";
 import type { PortRecord } from "../state/sandboxes.ts";
 

@@ -2,7 +2,7 @@
 // CreatePortBindings, parseSplitPort, parseAndValidateRange) and expanded
 // into one mapping per port, plus the text `burrow port` and `burrow ps`
 // print. Pure: no namespace, no I/O.
-import { isIPv4, isIPv6 } from "node:net";
+import { isIPv4, isIPv6 } from "../ip-syntax.ts";
 import * as v from "valibot";
 import { BurrowError } from "../errors.ts";
 import { quote } from "../quote.ts";

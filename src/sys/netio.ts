@@ -7,7 +7,7 @@
 // only starts the handshake; the connector's epoll loop sees it complete
 // (writable) or fail (a refusal surfaces as an error from the first splice).
 import { ptr } from "bun:ffi";
-import { isIPv4, isIPv6 } from "node:net";
+import { isIPv4, isIPv6 } from "../ip-syntax.ts";
 import { ERRNO } from "./errno.ts";
 import { check, errno, libc, SysError } from "./libc.ts";
 import { AF_INET, AF_INET6, ipv6Bytes, SOCK_CLOEXEC, SOCK_DGRAM } from "./net.ts";

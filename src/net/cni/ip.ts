@@ -3,7 +3,7 @@
 // Addresses are bigints so one code path serves both families.
 //
 // Pure: no system access.
-import { isIPv4, isIPv6 } from "node:net";
+import { isIPv4, isIPv6 } from "../../ip-syntax.ts";
 
 export type Family = 4 | 6;
 

@@ -6,7 +6,7 @@
 // is a one-line error here instead of pasta's usage text. Options burrow
 // must control itself (namespace, pid file, logging, foreground, user)
 // are refused. Pure.
-import { isIP } from "node:net";
+import { isIP } from "../../ip-syntax.ts";
 import { BurrowError } from "../../errors.ts";
 
 /** Options that take a value, long name -> short alias. */

@@ -8,7 +8,7 @@
 import { reservedOverlap } from "../reserved.ts";
 import { parseCidr } from "../cni/ip.ts";
 import { existsSync } from "node:fs";
-import { isIPv4, isIPv6 } from "node:net";
+import { isIPv4, isIPv6 } from "../../ip-syntax.ts";
 import * as v from "valibot";
 import { BurrowError } from "../../errors.ts";
 import { quote } from "../../quote.ts";

@@ -9,7 +9,7 @@
 // teardown uses it after setup, and a restarted slirp4netns (restart
 // policies) makes a new one.
 import { lstatSync } from "node:fs";
-import { isIPv6 } from "node:net";
+import { isIPv6 } from "../../ip-syntax.ts";
 import { listenAddress, probePort } from "../host-port.ts";
 import { BurrowError, messageOf } from "../../errors.ts";
 import { log } from "../../log.ts";
