@@ -3,7 +3,7 @@ import { call } from "../client/client.ts";
 import { BurrowError } from "../errors.ts";
 import { parseStrict } from "./_args.ts";
 import { processArgs, processOptions, processRepeatable } from "./_process-flags.ts";
-import { runForeground } from "./run.ts";
+import { runForeground } from "./_foreground.ts";
 import { prepareEnterHelper } from "../client/enter.ts";
 
 const args = { ...processArgs } as const;

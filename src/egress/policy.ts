@@ -3,6 +3,7 @@
 // schema a sandbox's spec keeps them in, and the one verdict function that
 // the nftables ruleset (nft.ts), the resolver and --accelerate's supervisor
 // all agree with. Pure: no system access. Not wired to the CLI yet.
+import { type EgressFlags, hasEgressFlags } from "./flags.ts";
 import * as v from "valibot";
 import { BurrowError } from "../errors.ts";
 import { type IpAddress, parseCidr, parseIp, type Subnet, subnetContains, subnetToString } from "../net/cni/ip.ts";
@@ -150,17 +151,7 @@ function canonicalCidr(text: string): string | null {
 
 // ---------------------------------------------------------------- flags
 
-export interface EgressFlags {
-  allowHost: readonly string[];
-  allowCidr: readonly string[];
-  denyCidr: readonly string[];
-  logOnly: boolean;
-}
-
-/** Whether any egress flag was given: none means today's behaviour, and no policy at all. */
-export function hasEgressFlags(f: EgressFlags): boolean {
-  return f.allowHost.length + f.allowCidr.length + f.denyCidr.length > 0 || f.logOnly;
-}
+export { type EgressFlags, hasEgressFlags } from "./flags.ts";
 
 const PORTS_HELP = "PORTS is 443, 8000-8080 or a list such as 80,443";
 const CIDR_HELP = `accepted: a CIDR (10.1.0.0/16, 2001:db8::/32), an address, [IPv6] or the preset private or host, then optionally :PORTS and /tcp or /udp; ${PORTS_HELP}`;
