@@ -47,19 +47,32 @@ export function prewarm(): void {
 }
 
 /**
+ * What a create does with the spare: takes it (a plain sandbox: new net,
+ * mount and uts namespaces, on the spare's CPU or any), drops it (a plain
+ * sandbox on another CPU: the first create found the CPU that works while
+ * this spare was already made on another, and no later create could use
+ * it), or leaves it for the next one. Pure.
+ */
+export function spareFit(req: Pick<CreateNsRequest, "newNet" | "joinNet" | "netOnly" | "cpu">, spareCpu: number | undefined): "take" | "drop" | "leave" {
+  if (!req.newNet || req.joinNet || req.netOnly) return "leave";
+  return req.cpu === undefined || req.cpu === spareCpu ? "take" : "drop";
+}
+
+/**
  * The prepared spare when it fits the request, else a fresh worker.
- * `tookSpare`: the caller starts the next spare when it is done with this one.
+ * `tookSpare`: the caller starts the next spare when it is done with this
+ * one (also when it was dropped: a spare that stayed, made for the wrong
+ * CPU, left every later create to start a Worker of its own, about 5 ms
+ * each, on about half of daemon starts on 2 cores).
  */
 async function workerFor(req: CreateNsRequest): Promise<{ worker: Worker; prepared: boolean; tookSpare: boolean }> {
-  const plain = req.newNet && !req.joinNet && !req.netOnly;
   const s = spare;
-  if (plain && s && (req.cpu === undefined || req.cpu === s.cpu)) {
-    spare = null;
-    if (await s.ready) return { worker: s.worker, prepared: true, tookSpare: true };
-    s.worker.postMessage({ done: true });
-    return { worker: spawnWorker(), prepared: false, tookSpare: true };
-  }
-  return { worker: spawnWorker(), prepared: false, tookSpare: false };
+  const fit = s ? spareFit(req, s.cpu) : "leave";
+  if (!s || fit === "leave") return { worker: spawnWorker(), prepared: false, tookSpare: false };
+  spare = null;
+  if (fit === "take" && (await s.ready)) return { worker: s.worker, prepared: true, tookSpare: true };
+  s.worker.postMessage({ done: true });
+  return { worker: spawnWorker(), prepared: false, tookSpare: true };
 }
 
 // Why the CPU matters. The kernel refuses (EINVAL) to bind-mount a mount
