@@ -96,16 +96,24 @@ function isLoopRefusal(e: unknown): boolean {
  */
 export async function createPinned(req: CreateNsRequest, pinDir: string): Promise<{ pins: Pins; ino: { net: number; uts: number; mnt: number } }> {
   const first = goodCpu;
-  for (let attempt = 0; ; attempt++) {
-    const cpu = first === undefined && attempt === 0 ? undefined : ((first ?? 0) + attempt) % cpus;
-    try {
-      const made = await createPinnedOnce({ ...req, cpu }, pinDir);
-      if (cpu !== undefined) goodCpu = cpu;
-      return made;
-    } catch (e) {
-      if (!isLoopRefusal(e) || attempt > cpus) throw e;
-      goodCpu = undefined;
+  const spareTaken = { value: false };
+  try {
+    for (let attempt = 0; ; attempt++) {
+      const cpu = first === undefined && attempt === 0 ? undefined : ((first ?? 0) + attempt) % cpus;
+      try {
+        const made = await createPinnedOnce({ ...req, cpu }, pinDir, "net", spareTaken);
+        if (cpu !== undefined) goodCpu = cpu;
+        return made;
+      } catch (e) {
+        if (!isLoopRefusal(e) || attempt > cpus) throw e;
+        goodCpu = undefined;
+      }
     }
+  } finally {
+    // The next spare, once every attempt is done: made on the CPU the last
+    // one found (a spare started between attempts was made for none, and
+    // the next create had to drop it).
+    if (spareTaken.value) setImmediate(prewarm);
   }
 }
 
@@ -120,15 +128,16 @@ async function createPinnedOnce(
   req: CreateNsRequest,
   pinDir: string,
   netName = "net",
+  spareTaken = { value: false },
 ): Promise<{ pins: Pins; ino: { net: number; uts: number; mnt: number } }> {
   const { worker, prepared, tookSpare } = await workerFor(req);
   const undo = new Rollback();
   // Starting a Worker blocks this thread for a moment (~1-3 ms): the next
-  // spare (tookSpare) is started once these namespaces are pinned, on a
-  // later turn of the event loop (the finally below), so that a create with
-  // nothing left to wait for has sent its reply by then. It used to be a
-  // 1 ms timer from when the spare was taken, which could fire in the middle
-  // of the create it was meant to follow.
+  // spare (tookSpare) is started once these namespaces are pinned and every
+  // attempt is done, on a later turn of the event loop (createPinned's
+  // finally), so that a create with nothing left to wait for has sent its
+  // reply by then. It used to be a 1 ms timer from when the spare was taken,
+  // which could fire in the middle of the create it was meant to follow.
   try {
     const reply = await new Promise<CreateNsReply>((resolve, reject) => {
       worker.onmessage = (ev) => {
@@ -161,7 +170,7 @@ async function createPinnedOnce(
     throw e;
   } finally {
     worker.postMessage({ done: true });
-    if (tookSpare) setImmediate(prewarm);
+    if (tookSpare) spareTaken.value = true;
   }
 }
 
