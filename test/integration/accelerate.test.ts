@@ -288,7 +288,18 @@ print("nested", r.stdout.strip() or r.stderr.strip())
         await until(() => !daemonPids(t).includes(daemon!), 10_000, "the daemon's end");
         // The connect is made now, by the command that was filtered under the killed daemon.
         writeFileSync(go, "");
-        const line = await until(async () => (await t.burrowOk(["logs", "k"])).split("\n").find((l) => l.startsWith("local")), 15_000, "the connect's answer");
+        const line = await until(
+          async () => (await t.burrowOk(["logs", "k"])).split("\n").find((l) => l.startsWith("local")),
+          15_000,
+          "the connect's answer",
+        ).catch(async (e) => {
+          // Once seen failing under load and never reproduced since: what the daemons and the command said, for the next time.
+          const log = await Bun.file(`${t.dirs.runtimeDir}/daemon.log`)
+            .text()
+            .catch(() => "(no daemon.log)");
+          console.error(`daemon.log:\n${log}\nlogs of k:\n${(await t.burrow(["logs", "k"])).stdout}`);
+          throw e;
+        });
         expect(line).toBe("local 127.0.0.1");
         await t.burrowOk(["rm", "-f", "k"]);
       } finally {
