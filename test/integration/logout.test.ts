@@ -119,6 +119,13 @@ async function pairOn(t: BurrowContext, net: string, seconds: string): Promise<{
   return { ip, ipA: await ip("a"), ipB: await ip("b") };
 }
 
+/** rm -f of a, b and c, network rm NET, and no DNS helper of it left (within 5 s). */
+async function removeTrio(t: BurrowContext, net: string, helpers: () => number[]): Promise<void> {
+  await t.burrowOk(["rm", "-f", "a", "b", "c"]);
+  await t.burrowOk(["network", "rm", net]);
+  expect(await until(() => helpers().length === 0, 5000)).toBe(true);
+}
+
 const logout = (t: BurrowContext) => rmSync(t.dirs.runtimeDir, { recursive: true, force: true }); // what systemd-logind does
 
 describe.skipIf(!!why)("logout (rootless)", () => {
@@ -194,9 +201,7 @@ describe.skipIf(!!why)("logout (rootless)", () => {
         // /run, which the old plugin runner's mount namespace lost with the
         // runtime dir, so it was replaced; with ~/.local/share it is the same one.)
         expect(dnsmasqPids(t)).toHaveLength(1);
-        await t.burrowOk(["rm", "-f", "a", "b", "c"]);
-        await t.burrowOk(["network", "rm", "dnet"]);
-        expect(await until(() => dnsmasqPids(t).length === 0, 5000)).toBe(true);
+        await removeTrio(t, "dnet", () => dnsmasqPids(t));
       },
     );
   }, 60000);
@@ -221,9 +226,7 @@ describe.skipIf(!!why)("logout (rootless)", () => {
         await t.burrowOk(["run", "-d", "--network", "knet", "--name", "c", "--", "sleep", "3034"]);
         expect(await resolvesTo(t, "c", "a", ipA)).toBe(ipA);
         expect(dnsmasqPids(t)).toHaveLength(1);
-        await t.burrowOk(["rm", "-f", "a", "b", "c"]);
-        await t.burrowOk(["network", "rm", "knet"]);
-        expect(await until(() => dnsmasqPids(t).length === 0, 5000)).toBe(true);
+        await removeTrio(t, "knet", () => dnsmasqPids(t));
       },
     );
   }, 60000);
@@ -247,9 +250,7 @@ describe.skipIf(!!why)("logout (rootless)", () => {
       expect(await resolvesTo(t, "a", "c", ipC)).toBe(ipC);
       expect(await resolvesTo(t, "c", "b", ipB)).toBe(ipB);
       expect(aardvark()).toHaveLength(1);
-      await t.burrowOk(["rm", "-f", "a", "b", "c"]);
-      await t.burrowOk(["network", "rm", "nnet"]);
-      expect(await until(() => aardvark().length === 0, 5000)).toBe(true);
+      await removeTrio(t, "nnet", aardvark);
     });
   }, 60000);
 
