@@ -7,15 +7,12 @@
 import { ptr } from "bun:ffi";
 import { ERRNO } from "./errno.ts";
 import { check, errno, libc, SysError } from "./libc.ts";
-import { AF_INET, AF_INET6, SOCK_CLOEXEC } from "./net.ts";
-import { NETLINK_NETFILTER } from "./nfnetlink.ts";
+import { AF_INET, AF_INET6 } from "./net.ts";
+import { openNetfilterSocket } from "./nfnetlink.ts";
 import { type Attr, be32, nfnetlinkRequest } from "./nftables.ts";
 import { close } from "./ns.ts";
 
-const AF_NETLINK = 16;
 const AF_UNSPEC = 0;
-const SOCK_RAW = 3;
-const SOCK_NONBLOCK = 0o4000;
 const SOL_SOCKET = 1;
 const SO_RCVBUF = 8;
 const SO_RCVBUFFORCE = 33;
@@ -62,7 +59,7 @@ const command = (c: number): Attr => ({ type: NFULA_CFG_CMD, value: new Uint8Arr
  * or a second). EBUSY when another socket holds the group there.
  */
 export function openNflogSocket(group: number): number {
-  const fd = check("socket", libc.symbols.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_NETFILTER), "AF_NETLINK NFLOG");
+  const fd = openNetfilterSocket({ nonblocking: true });
   try {
     const size = new Uint8Array(4);
     new DataView(size.buffer).setInt32(0, RECEIVE_BUFFER, true);
