@@ -2,6 +2,7 @@
 // started on the first accelerated sandbox, it owns the handoff socket
 // (RUNTIME_DIR/accelerate.sock, in the user's private runtime dir) and tells
 // the Worker which tokens to expect. docs/accelerate.md has the design.
+import { TOKEN_MS } from "./tokens.ts";
 import { WindowCount } from "../window-count.ts";
 import { randomBytes } from "node:crypto";
 import { readdirSync, readlinkSync, rmSync, statSync } from "node:fs";
@@ -60,8 +61,6 @@ const RESTART_WINDOW_MS = 60_000;
 const CRASHES_PER_SANDBOX = 3;
 /** More restarts than this in the window, whoever caused them: every sandbox runs unaccelerated from then on, and one more death in the window leaves the supervisor down until the daemon restarts. */
 const RESTARTS_LIMIT = 10;
-/** Tokens the Worker was told to expect are kept this long for a restarted Worker (the Worker's own TOKEN_MS). */
-const TOKEN_MS = 600_000;
 
 /** What the main thread registered for a sandbox: enough to hand a restarted Worker everything again. */
 interface Registered {

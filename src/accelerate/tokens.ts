@@ -4,6 +4,14 @@
 // before the handoff) is forgotten after `maxAgeMs`, so a long-lived
 // sandbox's failed execs cannot pile them up. Pure: the clock is passed in.
 
+/**
+ * How long a token waits for its listener: generous, since a listener that
+ * comes later is closed as unknown and its process's trapped calls fail.
+ * The Worker's table and the main thread's copy for a restarted Worker
+ * (src/accelerate/supervisor.ts) both keep tokens this long.
+ */
+export const TOKEN_MS = 600_000;
+
 export class ExpectedTokens<T extends { id: string }> {
   readonly #byToken = new Map<string, { value: T; since: number }>();
 

@@ -36,7 +36,7 @@ import { acceleratedConnect, type Verdict } from "./connect.ts";
 import type { AcceleratorCommand, AcceleratorEgress, AcceleratorInit, AcceleratorRefusal, AcceleratorReport } from "./protocol.ts";
 import { TOKEN_LINE } from "./protocol.ts";
 import { decide, decideBind, insideSubnets, type Scope, type ScopeEgress } from "./scope.ts";
-import { ExpectedTokens } from "./tokens.ts";
+import { ExpectedTokens, TOKEN_MS } from "./tokens.ts";
 import { UnansweredCalls } from "./unanswered.ts";
 import type { Subnet } from "../net/cni/ip.ts";
 
@@ -51,13 +51,6 @@ const REPORT_MS = 500;
 const LEND_MS = 2_000;
 /** A handoff connection that sends nothing useful this long is dropped. */
 const HANDOFF_MS = 10_000;
-/**
- * A token no listener came with in this long is forgotten: its enter step
- * failed before the handoff (a long-lived sandbox's failed execs would
- * otherwise pile them up). Generous: a listener that comes later is closed
- * as unknown, and its process's trapped calls fail.
- */
-const TOKEN_MS = 600_000;
 /** While tokens are outstanding, they are checked for age this often. */
 const TOKEN_CHECK_MS = 10_000;
 /** Expired learned addresses are forgotten at most this often. */
