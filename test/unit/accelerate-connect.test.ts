@@ -4,22 +4,11 @@
 // connection it makes can only have gone through the twin socket made here.
 import { beforeAll, describe, expect, test } from "bun:test";
 import { closeSync, existsSync, statSync } from "node:fs";
-import { buildEnterHelper } from "../../scripts/build.ts";
 import { acceleratedConnect, parseInetSockaddr, type Verdict } from "../../src/accelerate/connect.ts";
 import { sockaddrOf } from "../../src/sys/netio.ts";
-import {
-  accelerationSupport,
-  copyTrappedFd,
-  kernelVersion,
-  netnsInodeOf,
-  processFdCloexec,
-  receiveNotification,
-  syncWakeUp,
-  waitNotification,
-} from "../../src/sys/seccomp.ts";
-import { notifSizes, pythonUnderFilter } from "../helpers/accelerate.ts";
+import { copyTrappedFd, kernelVersion, netnsInodeOf, processFdCloexec, receiveNotification, syncWakeUp, waitNotification } from "../../src/sys/seccomp.ts";
+import { filterTestSetup, notifSizes, pythonUnderFilter } from "../helpers/accelerate.ts";
 import { intOption, socketShape, tcpTwin, waitWritable } from "../../src/sys/socket-twin.ts";
-import { repoRoot } from "../helpers/env.ts";
 
 describe("parseInetSockaddr", () => {
   test("IPv4, IPv6 (compressed), IPv4-mapped IPv6, and nothing else", () => {
@@ -38,14 +27,10 @@ describe("parseInetSockaddr", () => {
 });
 
 describe("a trapped connect through a host twin", () => {
-  let helper = `${repoRoot}/dist/burrow-enter-helper`;
+  let helper = "";
   let why = "";
   beforeAll(async () => {
-    if (!existsSync(helper)) helper = (await buildEnterHelper()) ?? "";
-    if (!helper) why = "no musl-gcc to build the enter helper (Debian: musl-tools)";
-    const s = accelerationSupport();
-    if (!why && !s.ok) why = `this machine cannot accelerate: needs ${s.missing}`;
-    if (!why && !existsSync("/usr/bin/python3")) why = "no /usr/bin/python3 (Debian: python3, scripts/setup.sh)";
+    ({ helper, why } = await filterTestSetup());
     if (!why && Bun.spawnSync(["unshare", "-rn", "true"]).exitCode !== 0) why = "unshare -rn fails here (user namespaces disabled?)";
   });
 

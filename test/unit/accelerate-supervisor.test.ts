@@ -6,16 +6,15 @@
 // reported to the refusal hook; an address learned for a host rule gets a host
 // socket; --egress-log-only lets it out and reports it.
 import { afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
-import { closeSync, existsSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { networkInterfaces, tmpdir } from "node:os";
-import { buildEnterHelper } from "../../scripts/build.ts";
 import type { AcceleratorRefusal } from "../../src/accelerate/protocol.ts";
 import type { Scope } from "../../src/accelerate/scope.ts";
 import { Accelerator, type Handoff } from "../../src/accelerate/supervisor.ts";
 import { type EgressFlags, parseEgressFlags } from "../../src/egress/policy.ts";
-import { accelerationSupport, acceleratedFilter } from "../../src/sys/seccomp.ts";
+import { acceleratedFilter } from "../../src/sys/seccomp.ts";
 import { connectUnix } from "../../src/sys/unix-socket.ts";
-import { repoRoot } from "../helpers/env.ts";
+import { filterTestSetup } from "../helpers/accelerate.ts";
 import { until } from "../helpers/until.ts";
 
 /** A non-loopback address of this machine: the supervisor never hands loopback a host socket. */
@@ -24,14 +23,10 @@ const outside = Object.values(networkInterfaces())
   .find((a) => a && !a.internal && a.family === "IPv4")?.address;
 
 describe("the supervisor applies a sandbox's egress policy", () => {
-  let helper = `${repoRoot}/dist/burrow-enter-helper`;
+  let helper = "";
   let why = "";
   beforeAll(async () => {
-    if (!existsSync(helper)) helper = (await buildEnterHelper()) ?? "";
-    if (!helper) why = "no musl-gcc to build the enter helper (Debian: musl-tools)";
-    const s = accelerationSupport();
-    if (!why && !s.ok) why = `this machine cannot accelerate: needs ${s.missing}`;
-    if (!why && !existsSync("/usr/bin/python3")) why = "no /usr/bin/python3 (Debian: python3, scripts/setup.sh)";
+    ({ helper, why } = await filterTestSetup());
     if (!why && !outside) why = "this machine has no non-loopback IPv4 address to connect to";
   });
 

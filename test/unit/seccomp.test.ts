@@ -3,13 +3,11 @@
 // helper installs it (-F/-S), hands the listener over SCM_RIGHTS, and a real
 // python3's connect() waits for this test's answer.
 import { beforeAll, describe, expect, test } from "bun:test";
-import { closeSync, existsSync, mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { buildEnterHelper } from "../../scripts/build.ts";
 import {
   ACCELERATED_CALLS,
   AUDIT_ARCH,
-  accelerationSupport,
   answerNotification,
   type BpfInstruction,
   encodeProgram,
@@ -25,8 +23,7 @@ import {
   hostSeccompArch,
 } from "../../src/sys/seccomp.ts";
 import { receiveFd, socketPair } from "../../src/sys/unix-socket.ts";
-import { pythonUnderFilter } from "../helpers/accelerate.ts";
-import { repoRoot } from "../helpers/env.ts";
+import { filterTestSetup, notifSizes, pythonUnderFilter } from "../helpers/accelerate.ts";
 
 /** Runs a classic-BPF seccomp program over (arch, nr) with the four opcodes the filter uses; anything else fails the test. */
 function run(program: BpfInstruction[], arch: number, nr: number, addrlen = 16): number {
@@ -114,9 +111,10 @@ describe("the notify filter as data", () => {
 });
 
 describe("the filter in a real process", () => {
-  let helper = `${repoRoot}/dist/burrow-enter-helper`;
+  let helper = "";
+  let why = "";
   beforeAll(async () => {
-    if (!existsSync(helper)) helper = (await buildEnterHelper()) ?? "";
+    ({ helper, why } = await filterTestSetup());
   });
 
   const accelerated = (code: string) => pythonUnderFilter(helper, code);
@@ -125,10 +123,7 @@ describe("the filter in a real process", () => {
     `import socket,errno\ns=socket.socket()\ntry:\n  s.connect(("127.0.0.1",${port}))\n  print("connected")\nexcept OSError as e:\n  print(errno.errorcode[e.errno])\n`;
 
   test("a trapped connect waits for the answer: CONTINUE runs it in place, an error answer is what the process sees", async () => {
-    if (!helper) return console.warn("skipped: no musl-gcc to build the enter helper (Debian: musl-tools)");
-    if (!existsSync("/usr/bin/python3")) return console.warn("skipped: no /usr/bin/python3 (Debian: python3, scripts/setup.sh)");
-    const support = accelerationSupport();
-    if (!support.ok) return console.warn(`skipped: this machine cannot accelerate: needs ${support.missing}`);
+    if (why) return console.warn(`skipped: ${why}`);
     expect(hostSeccompArch()).not.toBeNull();
 
     // Port 1 on loopback: nothing listens, so a connect made in place is refused.
@@ -140,7 +135,7 @@ describe("the filter in a real process", () => {
       const { child, listener } = accelerated(connectTo(1));
       expect(listener).not.toBeNull();
       expect(waitNotification(listener!, 10_000)).toBe("ready");
-      const n = receiveNotification(listener!, support.sizes);
+      const n = receiveNotification(listener!, notifSizes());
       expect(n.pid).toBe(child.pid);
       expect(n.nr).toBe(SOCKET_SYSCALLS[hostSeccompArch()!].connect);
       expect(n.arch).toBe(AUDIT_ARCH[hostSeccompArch()!]);
@@ -157,15 +152,12 @@ describe("the filter in a real process", () => {
   });
 
   test("untrapped socket calls run without a notification; a bind does notify", async () => {
-    if (!helper) return console.warn("skipped: no musl-gcc to build the enter helper (Debian: musl-tools)");
-    if (!existsSync("/usr/bin/python3")) return console.warn("skipped: no /usr/bin/python3 (Debian: python3, scripts/setup.sh)");
-    const support = accelerationSupport();
-    if (!support.ok) return console.warn(`skipped: this machine cannot accelerate: needs ${support.missing}`);
+    if (why) return console.warn(`skipped: ${why}`);
     const { child, listener } = accelerated(
       `import socket\nu=socket.socket(socket.AF_UNIX)\nu.close()\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\nprint("made",flush=True)\ns.bind(("127.0.0.1",0))\nprint("bound")\n`,
     );
     expect(waitNotification(listener!, 10_000)).toBe("ready");
-    const n = receiveNotification(listener!, support.sizes);
+    const n = receiveNotification(listener!, notifSizes());
     expect(n.nr).toBe(SOCKET_SYSCALLS[hostSeccompArch()!].bind);
     answerNotification(listener!, n.id, { continue: true });
     expect(await child.exited).toBe(0);
