@@ -249,28 +249,31 @@ export class RuntimeOwner {
     }
     const pins = lstatSync(`${dir}/pins`, { throwIfNoEntry: false })?.ino ?? null;
     if (dirChanged || pins !== this.pinsIno) await this.restoreSandboxes();
-    else if (this.sharedPending) await this.restoreShared();
+    else if (this.sharedRetry && Date.now() >= this.sharedRetry.at) await this.restoreShared();
   }
 
-  /** The last restore of the shared network namespace failed: it is tried again every check. */
-  private sharedPending = false;
+  /** The last restore of the shared network namespace failed: when to try again, and the wait after that. */
+  private sharedRetry: { at: number; waitMs: number } | null = null;
   private sharedError = "";
 
   /**
    * The shared network namespace's pin and DNS helpers again (the backends'
    * restore()). A check may run while a logout's rm -rf is still removing
-   * what it makes, so what fails is tried again on the next check, and said
+   * what it makes, so what fails is tried again: after 250 ms, then ever
+   * less often up to once a minute (a dnsmasq that cannot start at all must
+   * not be retried four times a second for the daemon's life), and said
    * once per distinct problem.
    */
   private async restoreShared(): Promise<void> {
     try {
       await this.hooks.restoreShared();
-      this.sharedPending = false;
+      this.sharedRetry = null;
       this.sharedError = "";
     } catch (e) {
-      this.sharedPending = true;
+      const waitMs = Math.min(60_000, (this.sharedRetry?.waitMs ?? 125) * 2);
+      this.sharedRetry = { at: Date.now() + waitMs, waitMs };
       const msg = messageOf(e);
-      if (msg !== this.sharedError) log.warn(`cannot restore the shared network namespace: ${msg}`);
+      if (msg !== this.sharedError) log.warn(`cannot restore the shared network namespace (tried again in ${waitMs / 1000} s, then less often): ${msg}`);
       this.sharedError = msg;
     }
   }
