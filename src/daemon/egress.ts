@@ -18,7 +18,7 @@ import { checkCapabilities, checkNetworkMode } from "../egress/conflicts.ts";
 import { hasRuleset, loadRuleset, readLearned } from "../egress/nft-netlink.ts";
 import type { AcceleratorEgress, LearnedEntry } from "../accelerate/protocol.ts";
 import { learnedSetRule } from "../egress/service.ts";
-import { type CompiledPolicy, compilePolicy, EGRESS_RESOLVER, EgressPolicy, type PolicyContext } from "../egress/policy.ts";
+import { compilePolicy, EGRESS_RESOLVER, EgressPolicy, type PolicyContext } from "../egress/policy.ts";
 import type { RefusalEvent } from "../egress/refusals.ts";
 import type { EgressAttach, EgressRefusalEvent } from "../egress/service.ts";
 import { BurrowError, messageOf, type Rollback } from "../errors.ts";
@@ -136,15 +136,6 @@ function hostInterfaceAddresses(): string[] {
 
 const policyContextOf = (e: EgressRuntime): PolicyContext => ({ hostAddresses: e.hostAddresses, sandboxAddresses: e.sandboxAddresses });
 
-/**
- * Loads the sandbox's ruleset (table inet burrow_egress) through its netlink
- * socket. `fresh`: the netns is new, so there is no earlier table to replace
- * and the batch needs no delete (one kernel object less to destroy).
- */
-export function loadEgressRuleset(fd: number, compiled: CompiledPolicy, fresh = false): void {
-  loadRuleset(fd, compiled, fresh);
-}
-
 function closeFds(fds: EgressFds): void {
   for (const fd of Object.values(fds)) close(fd);
 }
@@ -181,7 +172,7 @@ export function prepareEgressSockets(s: Sandbox, undo: Rollback): EarlySockets |
   if (!needsNetwork(policy))
     early.fds = early.fds.then((fds) => {
       try {
-        loadEgressRuleset(fds.nft, compilePolicy(policy, { hostAddresses: [] }), true);
+        loadRuleset(fds.nft, compilePolicy(policy, { hostAddresses: [] }), true);
       } catch (err) {
         closeFds(fds); // the promise rejects: nobody else gets them to close
         throw err;
@@ -215,7 +206,7 @@ export async function startEgress(ctx: DaemonContext, s: Sandbox, net: EgressNet
   } catch (err) {
     throw new BurrowError(`cannot set up the egress rules in the sandbox's network namespace: ${messageOf(err)}`, { cause: err });
   }
-  if (!sockets.loaded) loadEgressRuleset(fds.nft, compilePolicy(policy, policyContextOf(e)), true);
+  if (!sockets.loaded) loadRuleset(fds.nft, compilePolicy(policy, policyContextOf(e)), true);
   // The service owns the fds from the call on, also when the attach fails (it closes them then).
   sockets.taken = true;
   undo.push("egress resolver", () => ctx.egress.detach(s.id));
@@ -253,7 +244,7 @@ export async function recoverEgress(ctx: DaemonContext, s: Sandbox): Promise<Lea
     if (hasRuleset(fds.nft)) learned = readLearned(fds.nft, compiled);
     else {
       log.warn(`egress of ${sandboxLabel(s)}: its rules were gone from its network namespace; loaded again`);
-      loadEgressRuleset(fds.nft, compiled);
+      loadRuleset(fds.nft, compiled);
     }
   } catch (err) {
     closeFds(fds);
