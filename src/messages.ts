@@ -137,7 +137,8 @@ export type CreateNsRequest = v.InferOutput<typeof CreateNsRequest>;
 /** Everything the namespace Worker is sent: a request, "prepare as a spare", or "done, exit". */
 export const CreateNsMessage = v.union([
   v.object({ done: v.literal(true) }),
-  v.object({ prepare: v.literal(true), cpu: v.optional(v.number()) }),
+  /** reset: the worker made a sandbox's namespaces before; it goes back to the daemon's first. */
+  v.object({ prepare: v.literal(true), cpu: v.optional(v.number()), reset: v.optional(v.literal(true)) }),
   CreateNsRequest,
 ]);
 

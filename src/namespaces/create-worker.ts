@@ -1,12 +1,14 @@
-// Worker thread (daemon): makes one sandbox's namespaces, then is thrown
-// away. Network namespaces are per thread, so unshare here moves only this
-// thread; the daemon's main thread stays in the host network namespace.
-// A thread that unshared a mount namespace can never setns into another one,
-// which is why every sandbox gets a fresh Worker (the daemon keeps one warm,
-// with a plain sandbox's namespaces already made).
+// Worker thread (daemon): makes one sandbox's namespaces at a time.
+// Namespaces are per thread, so unshare here moves only this thread; the
+// daemon's main thread stays in the host's (or, rootless, the holder's).
+// Once a sandbox's namespaces are pinned, the worker goes back to the main
+// thread's mount namespace (`reset`: an unshare of a mount namespace gave
+// this thread its own fs_struct, so setns into one is allowed to it) and is
+// made the next spare, instead of a new Worker per sandbox (~5 ms of CPU
+// that competed with the run it followed: docs/decisions.md).
 import { writeFileSync } from "node:fs";
 import { bind, hideDirectory, makeRootPrivate } from "../sys/mount.ts";
-import { CLONE, gettid, join, unshare } from "../sys/ns.ts";
+import { CLONE, gettid, join, nsId, unshare } from "../sys/ns.ts";
 import { linkUp } from "../sys/net.ts";
 import { pinToCpu, sethostname } from "../sys/proc.ts";
 import { exitWorker } from "../sys/libc.ts";
@@ -18,6 +20,24 @@ const parseRequest = (data: unknown) => parseMessage(CreateNsMessage, data, "the
 
 /** Set once this (spare) worker has made a sandbox's namespaces ahead of need. */
 let prepared = false;
+
+/**
+ * Back into the main thread's mount namespace (/proc/self is the thread
+ * group leader), so that the next unshare copies the daemon's mounts, not
+ * the last sandbox's binds; it also resets this thread's root and cwd.
+ * Only that one: the next unshare makes fresh net and uts namespaces
+ * whichever this thread is in, and rootless the daemon's own (the host's)
+ * are not ours to join. Checked after, so a worker that could not go back
+ * fails its prepare and is never used again.
+ */
+function resetMountNamespace(): void {
+  const daemons = nsId("/proc/self/ns/mnt");
+  if (!daemons) throw new Error("cannot read the daemon's mount namespace");
+  // One it never left (a bare network namespace's worker) is not joined: a
+  // thread that shares its fs_struct may not.
+  if (nsId("/proc/thread-self/ns/mnt") !== daemons) join("/proc/self/ns/mnt", CLONE.NEWNS);
+  if (nsId("/proc/thread-self/ns/mnt") !== daemons) throw new Error("the namespace worker is not back in the daemon's mount namespace");
+}
 
 function makeNamespaces(cpu: number | undefined): void {
   // The CPU matters for the mount namespace pin: see namespaces.ts.
@@ -70,6 +90,8 @@ self.onmessage = (ev: MessageEvent) => {
     // A spare: the expensive part of the next plain sandbox (new net, mount
     // and uts namespaces, loopback up) happens before anyone asks for it.
     try {
+      prepared = false;
+      if (req.reset) resetMountNamespace();
       makeNamespaces(req.cpu);
       prepared = true;
       self.postMessage({ ok: true, tid: gettid() } satisfies CreateNsReply);

@@ -8,6 +8,7 @@ import { isSysError } from "../sys/libc.ts";
 import { bind, umount, umountIfMounted } from "../sys/mount.ts";
 import { CreateNsReply, parseMessage, type CreateNsRequest } from "../messages.ts";
 import { workerUrl } from "../workers.ts";
+import { log } from "../log.ts";
 
 export type { CreateNsRequest };
 
@@ -34,16 +35,31 @@ function spawnWorker(): Worker {
  */
 let spare: { worker: Worker; cpu: number | undefined; ready: Promise<boolean> } | null = null;
 
+/** A worker done with a sandbox, to be made the next spare (one at most: others exit). */
+let used: Worker | null = null;
+
 export function prewarm(): void {
   if (spare) return;
-  const worker = spawnWorker();
+  const reuse = used;
+  used = null;
+  const worker = reuse ?? spawnWorker();
   const cpu = goodCpu;
   const ready = new Promise<boolean>((resolve) => {
-    worker.onmessage = (ev) => resolve(v.is(CreateNsReply, ev.data) && ev.data.ok);
+    worker.onmessage = (ev) => {
+      const ok = v.is(CreateNsReply, ev.data) && ev.data.ok;
+      if (!ok) log.debug(`the spare namespace worker failed to prepare${reuse ? " (reused)" : ""}: ${v.is(CreateNsReply, ev.data) && !ev.data.ok ? ev.data.error : "no reply"}`);
+      resolve(ok);
+    };
     worker.onerror = () => resolve(false);
   });
-  worker.postMessage({ prepare: true, cpu });
+  worker.postMessage({ prepare: true, cpu, ...(reuse ? { reset: true } : {}) });
   spare = { worker, cpu, ready };
+}
+
+/** Keeps `worker` for the next spare, or ends it when one is kept already. */
+function release(worker: Worker): void {
+  if (used || spare) worker.postMessage({ done: true });
+  else used = worker;
 }
 
 /**
@@ -71,6 +87,7 @@ async function workerFor(req: CreateNsRequest): Promise<{ worker: Worker; prepar
   if (!s || fit === "leave") return { worker: spawnWorker(), prepared: false, tookSpare: false };
   spare = null;
   if (fit === "take" && (await s.ready)) return { worker: s.worker, prepared: true, tookSpare: true };
+  // Not ready: it failed to prepare (or to go back, reused), and is not tried again.
   s.worker.postMessage({ done: true });
   return { worker: spawnWorker(), prepared: false, tookSpare: true };
 }
@@ -113,7 +130,7 @@ export async function createPinned(req: CreateNsRequest, pinDir: string): Promis
     // The next spare, once every attempt is done: made on the CPU the last
     // one found (a spare started between attempts was made for none, and
     // the next create had to drop it).
-    if (spareTaken.value) setImmediate(prewarm);
+    if (spareTaken.value || used) setImmediate(prewarm);
   }
 }
 
@@ -169,7 +186,8 @@ async function createPinnedOnce(
     if (errs.length) throw new Error(`${messageOf(e)} (and while rolling back: ${errs.map(messageOf).join("; ")})`);
     throw e;
   } finally {
-    worker.postMessage({ done: true });
+    // Its namespaces are pinned (or given up): it can make the next ones.
+    release(worker);
     if (tookSpare) spareTaken.value = true;
   }
 }

@@ -5,7 +5,7 @@
 // and under --cap-add of each capability that would matter. The rootful
 // runs are root inside a test netns.
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { burrowContext, type BurrowContext } from "../helpers/context.ts";
 import { integrationUnavailable } from "../helpers/env.ts";
 import { until } from "../helpers/until.ts";
@@ -195,6 +195,39 @@ for (const mode of ["rootless", "rootful"] as const) {
       expect(inspected.HostConfig.CapAdd).toEqual(["CAP_NET_ADMIN"]);
       expect(inspected.HostConfig.CapDrop).toEqual(["CAP_CHOWN"]);
       await t.burrowOk(["rm", "-f", "kept"]);
+    });
+
+    test("the namespace worker, reused from one sandbox to the next, gives each fresh namespaces and none of the last one's mounts", async () => {
+      // The first sandbox's namespaces come from the spare; the worker is
+      // then sent back to the daemon's mount namespace and made the next
+      // spare (src/namespaces/create-worker.ts), for each sandbox here. All
+      // stay alive, so that no namespace number can be handed out twice.
+      const names = ["first", "next-1", "next-2", "next-3"];
+      const seen = new Set<string>();
+      const mountCounts: number[] = [];
+      for (const name of names) {
+        await t.burrowOk(["run", "-d", "--name", name, "--hostname", `${name}-host`, "--", "sleep", "300"]);
+        const id = (await t.burrowOk(["inspect", name, "--format", "{{.Id}}"])).trim();
+        const pid = Number((await t.burrowOk(["inspect", name, "--format", "{{.State.Pid}}"])).trim());
+        // The pid is the enter step's until it execs the command, in the sandbox's namespaces by then.
+        await until(() => /^Name:\s*sleep$/m.test(readFileSync(`/proc/${pid}/status`, "utf8")));
+        for (const kind of ["mnt", "net", "uts"]) {
+          const ns = readlinkSync(`/proc/${pid}/ns/${kind}`);
+          expect(seen.has(ns)).toBe(false);
+          seen.add(ns);
+        }
+        // Its own /etc binds only (their sources are under the sandbox's id),
+        // none of a sandbox before. (Pins of sandboxes that exist when a
+        // spare is made are copied into it, under the runtime directory's
+        // cover, with or without reuse: they are not counted here.)
+        const mounts = readFileSync(`/proc/${pid}/mountinfo`, "utf8");
+        expect(new Set([...mounts.matchAll(/\/sandboxes\/([0-9a-f]{64})\//g)].map((m) => m[1]))).toEqual(new Set([id]));
+        mountCounts.push(mounts.split("\n").filter((l) => l && !l.includes(" nsfs ")).length);
+        expect((await t.burrowOk(["exec", name, "--", "hostname"])).trim()).toBe(`${name}-host`);
+      }
+      // No mount is carried from one sandbox to the next.
+      expect(new Set(mountCounts).size).toBe(1);
+      await t.burrowOk(["rm", "-f", ...names]);
     });
 
     if (mode === "rootless")
