@@ -186,8 +186,12 @@ async function createPinnedOnce(
     if (errs.length) throw new Error(`${messageOf(e)} (and while rolling back: ${errs.map(messageOf).join("; ")})`);
     throw e;
   } finally {
-    // Its namespaces are pinned (or given up): it can make the next ones.
-    release(worker);
+    // Its namespaces are pinned (or given up): it can make the next ones. Not
+    // a bare network namespace's worker: no spare follows it at once, and
+    // meanwhile its thread would keep that namespace alive past its teardown
+    // (the rootless namespace of bridge networks).
+    if (req.netOnly) worker.postMessage({ done: true });
+    else release(worker);
     if (tookSpare) spareTaken.value = true;
   }
 }
