@@ -47,7 +47,10 @@ export function prewarm(): void {
   const ready = new Promise<boolean>((resolve) => {
     worker.onmessage = (ev) => {
       const ok = v.is(CreateNsReply, ev.data) && ev.data.ok;
-      if (!ok) log.debug(`the spare namespace worker failed to prepare${reuse ? " (reused)" : ""}: ${v.is(CreateNsReply, ev.data) && !ev.data.ok ? ev.data.error : "no reply"}`);
+      if (!ok)
+        log.debug(
+          `the spare namespace worker failed to prepare${reuse ? " (reused)" : ""}: ${v.is(CreateNsReply, ev.data) && !ev.data.ok ? ev.data.error : "no reply"}`,
+        );
       resolve(ok);
     };
     worker.onerror = () => resolve(false);
