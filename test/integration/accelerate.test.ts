@@ -19,7 +19,12 @@ const why = firstMissing(integrationUnavailable(), () => {
 });
 if (why) console.warn(`skipping the --accelerate tests: ${why}`);
 
-let nextPort = 32000 + Math.floor(Math.random() * 1000);
+// Host ports below the kernel's ephemeral range (32768 and up here): a port
+// in that range can be the source port of any connection made meanwhile
+// (the 200 connections of the inbound test leave theirs in TIME_WAIT), and a
+// bind there then fails with EADDRINUSE (seen in CI: "host port 32890/tcp
+// is already in use"). Not 8000-8001 either: the tests' container ports.
+let nextPort = 8100 + Math.floor(Math.random() * 1400);
 
 /**
  * 300 connects to PORT through one sockaddr buffer that a second thread
