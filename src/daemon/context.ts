@@ -15,6 +15,7 @@ import type { SpaceReserve } from "../state/full.ts";
 import type { RequestsSeen } from "./requests-seen.ts";
 import type { EgressService } from "../egress/service.ts";
 import { acceleratorEgress } from "./egress.ts";
+import { privateMountsPrefix } from "../sandbox/enter-spawn.ts";
 
 /** Creates safe to retry (issue 10 item 2): src/daemon/create-retry.ts. */
 export interface CreateBookkeeping {
@@ -72,6 +73,12 @@ export function now(): string {
 }
 
 /** What a network backend gets for one sandbox. */
+/** SetupContext.privateMounts, when the daemon has its enter helper in memory. */
+function withPrivateMounts(): Pick<SetupContext, "privateMounts"> {
+  const prefix = privateMountsPrefix();
+  return prefix ? { privateMounts: prefix } : {};
+}
+
 export function setupContext(ctx: DaemonContext, s: Sandbox): SetupContext {
   return {
     paths: ctx.paths,
@@ -80,6 +87,7 @@ export function setupContext(ctx: DaemonContext, s: Sandbox): SetupContext {
     dir: sandboxDir(ctx.paths, s.id),
     // Helpers are written down before they are spawned (src/state/helpers.ts).
     helpers: { intend: (kind) => ctx.bookkeeping.helpers.intend(kind, `sandbox:${s.id}`) },
+    ...withPrivateMounts(),
   };
 }
 

@@ -39,6 +39,12 @@ export interface SetupContext {
    * written: spawn nothing then); pass the track to the spawner.
    */
   helpers?: { intend(kind: HelperKind): HelperTrack };
+  /**
+   * A command prefix that runs a program in a mount namespace of its own
+   * that propagates nowhere (the enter helper's -P), when the daemon has the
+   * helper in memory: slirp4netns's --enable-sandbox needs one.
+   */
+  privateMounts?: string[];
 }
 
 export interface NetworkSetup<R> extends DnsView {

@@ -22,6 +22,11 @@
  *                [-C CAPMASK_HEX] [-L] [-F FD -S FD] -- COMMAND [ARG...]
  *   burrow-enter -K      (keeper: holds the seccomp listener on fd 3 until no
  *                        process uses its filter any more)
+ *   burrow-enter -P -- PROGRAM [ARG...]
+ *                        (PROGRAM, an absolute path, in a mount namespace of
+ *                        its own that propagates nowhere, as util-linux's
+ *                        `unshare --mount --propagation private` runs it:
+ *                        slirp4netns's --enable-sandbox; see private_mounts)
  *
  * It is single-threaded from its first instruction, which is what issue 16
  * (--accelerate) needs: with -F and -S, the seccomp filter read from -F's fd
@@ -46,6 +51,7 @@
 #include <string.h>
 #include <poll.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -632,8 +638,38 @@ static _Noreturn void keep_listener(void) {
   }
 }
 
+/* Signals as a shell leaves them for the program exec'd next, whoever spawned
+ * us: SIGPIPE and SIGXFSZ at their default action (Bun ignores both, and an
+ * ignored signal stays ignored across execve), nothing blocked. */
+static void default_signals(void) {
+  signal(SIGPIPE, SIG_DFL);
+  signal(SIGXFSZ, SIG_DFL);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+/*
+ * -P -- PROGRAM [ARG...]: what the daemon runs slirp4netns with, whose
+ * --enable-sandbox needs a mount namespace of its own (it pivots into an
+ * empty root there). util-linux's unshare(1) did this; this static helper,
+ * already in memory, spares that exec and its shared libraries (~0.6 ms of
+ * every slirp4netns start, issue 17).
+ */
+static _Noreturn void private_mounts(int argc, char **argv) {
+  if (argc < 4 || strcmp(argv[2], "--") != 0 || argv[3][0] != '/') die(EXIT_BURROW, "enter helper: -P takes -- and a program's absolute path");
+  if (unshare(CLONE_NEWNS) < 0) die_sys(EXIT_BURROW, "cannot make a mount namespace: ", "unshare", "CLONE_NEWNS", errno);
+  if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) die_sys(EXIT_BURROW, "cannot make a mount namespace: ", "mount", "/", errno);
+  default_signals();
+  execv(argv[3], argv + 3);
+  int e = errno;
+  say("Error: cannot run %s: execve(%s): %s (%s)\n", argv[3], argv[3], strerror(e), errno_name(e));
+  _exit(EXIT_CANNOT_INVOKE);
+}
+
 int main(int argc, char **argv) {
   if (argc == 2 && strcmp(argv[1], "-K") == 0) keep_listener();
+  if (argc >= 2 && strcmp(argv[1], "-P") == 0) private_mounts(argc, argv);
   struct request r;
   parse_args(argc, argv, &r);
 
@@ -677,14 +713,7 @@ int main(int argc, char **argv) {
     _exit(EXIT_CANNOT_INVOKE);
   }
 
-  /* Signals as a shell leaves them, whoever spawned us: SIGPIPE and SIGXFSZ
-   * at their default action (Bun ignores both, and an ignored signal stays
-   * ignored across execve), nothing blocked. */
-  signal(SIGPIPE, SIG_DFL);
-  signal(SIGXFSZ, SIG_DFL);
-  sigset_t none;
-  sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &none, NULL);
+  default_signals();
 
   /* The command must not inherit the error fd: a success leaves it only the pty. */
   if (error_fd != 2) fcntl(error_fd, F_SETFD, FD_CLOEXEC);

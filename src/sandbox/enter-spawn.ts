@@ -57,6 +57,17 @@ export function readyEnterHelper(): number | null {
   return helperFd ?? null;
 }
 
+/**
+ * The command prefix that runs a program (an absolute path) in a mount
+ * namespace of its own, private all the way down (enter-helper.c -P), when
+ * this process has the helper ready; util-linux's unshare(1) does the same
+ * with one more exec and its shared libraries.
+ */
+export function privateMountsPrefix(): string[] | null {
+  const fd = helperWanted() ? readyEnterHelper() : null;
+  return fd === null ? null : [`/proc/self/fd/${fd}`, "-P", "--"];
+}
+
 /** The hex bit mask of capability names: the helper's -C. */
 function capabilityMask(names: readonly string[]): string {
   let lo = 0;

@@ -2,7 +2,7 @@
 // network namespaces made for the test (`ip netns add`). Traffic goes only to
 // loopback and into those namespaces; everything is removed afterwards.
 import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BurrowError } from "../../src/errors.ts";
@@ -12,9 +12,15 @@ import { parseSlirp4netnsMode, slirp4netnsAddresses } from "../../src/net/slirp4
 import { probeSlirp4netns, type Slirp4netnsFeatures } from "../../src/net/slirp4netns/probe.ts";
 import { isOurSlirp4netns, startSlirp4netns, stopSlirp4netnsPid, type Slirp4netnsProcess } from "../../src/net/slirp4netns/process.ts";
 import { freePort, sh } from "../helpers/sys.ts";
+import { repoRoot } from "../helpers/env.ts";
+import { buildEnterHelper } from "../../scripts/build.ts";
 import { describeWhen, firstMissing, missingTools, needsRoot } from "../helpers/requirements.ts";
 
 const missing = firstMissing(needsRoot, () => missingTools(["slirp4netns", "ip"]));
+
+/** The enter helper for the -P case: dist's, or built now; "" without musl-gcc. */
+const helper = existsSync(`${repoRoot}/dist/burrow-enter-helper`) ? `${repoRoot}/dist/burrow-enter-helper` : ((await buildEnterHelper()) ?? "");
+if (!helper) console.warn("skipping slirp4netns under the enter helper's -P: no musl-gcc to build the helper (Debian: musl-tools)");
 
 interface AddrInfo {
   ifname: string;
@@ -69,6 +75,27 @@ describeWhen(missing)("slirp4netns (real, as root)", () => {
     expect(tap).toThrow(/tap0/);
     // ...but its --enable-sandbox must not have unmounted the pin (see slirp4netnsCommand).
     expect(readFileSync("/proc/self/mountinfo", "utf8")).toContain(` ${netnsPath} `);
+  });
+
+  test.skipIf(!helper)("under the enter helper's -P: its own mount namespace, tap0 configured, the pin left mounted", async () => {
+    const options = parseSlirp4netnsMode("slirp4netns")!;
+    const p = await startSlirp4netns({ netnsPath, options, features, logPath: join(dir, "helper.log"), privateMounts: [helper, "-P", "--"] });
+    running.push(p);
+    // The helper exec'd slirp4netns in place (same pid), in a mount namespace of its own.
+    expect(isOurSlirp4netns(p.pid, netnsPath)).toBe(true);
+    expect(readlinkSync(`/proc/${p.pid}/ns/mnt`)).not.toBe(readlinkSync("/proc/self/ns/mnt"));
+    expect(readFileSync(`/proc/${p.pid}/cmdline`, "utf8").split("\0")).toContain("--enable-sandbox");
+    expect(
+      tap()
+        .addr_info.filter((a) => a.family === "inet")
+        .map((a) => a.local),
+    ).toEqual(["10.0.2.100"]);
+    await p.stop();
+    expect(readFileSync("/proc/self/mountinfo", "utf8")).toContain(` ${netnsPath} `);
+    // A program that is no absolute path is refused in one line, nothing run.
+    const bad = Bun.spawnSync([helper, "-P", "--", "slirp4netns"], { stderr: "pipe" });
+    expect(bad.exitCode).toBe(125);
+    expect(bad.stderr.toString()).toContain("-P takes -- and a program's absolute path");
   });
 
   test("custom cidr and mtu", async () => {

@@ -80,6 +80,16 @@ describe("slirp4netnsCommand", () => {
     expect(cmd[0]).toBe("/usr/bin/slirp4netns");
     expect(cmd).toContain("--enable-sandbox");
   });
+  test("the enter helper's -P, when the daemon has it, makes the mount namespace instead of unshare(1)", () => {
+    const privateMounts = ["/proc/self/fd/64", "-P", "--"];
+    const cmd = slirp4netnsCommand({ netnsPath, options: mode("slirp4netns"), features, privateMounts }, "/usr/bin/unshare", 0);
+    expect(cmd.slice(0, 4)).toEqual([...privateMounts, "/usr/bin/slirp4netns"]);
+    expect(cmd).toContain("--enable-sandbox");
+    expect(cmd).not.toContain("/usr/bin/unshare");
+    // Not uid 0, or the sandbox off: neither wrapper.
+    expect(slirp4netnsCommand({ netnsPath, options: mode("slirp4netns"), features, privateMounts }, "/usr/bin/unshare", 1000)[0]).toBe("/usr/bin/slirp4netns");
+    expect(slirp4netnsCommand({ netnsPath, options: mode("slirp4netns"), features, privateMounts, sandbox: false }, null, 0)[0]).toBe("/usr/bin/slirp4netns");
+  });
   test("sandbox off: slirp4netns directly", () => {
     const cmd = slirp4netnsCommand({ netnsPath, options: mode("slirp4netns"), features, sandbox: false }, "/usr/bin/unshare");
     expect(cmd[0]).toBe("/usr/bin/slirp4netns");

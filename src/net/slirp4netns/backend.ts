@@ -70,6 +70,7 @@ export const slirp4netnsBackend: NetworkBackend<"slirp4netns", Slirp4netnsRecord
       features: probed,
       logPath: `${ctx.dir}/slirp4netns.log`,
       apiSocketPath: apiSocket,
+      ...(ctx.privateMounts ? { privateMounts: ctx.privateMounts } : {}),
     });
     live.set(proc.pid, proc.proc);
     proc.proc.exited.then(() => live.delete(proc.pid));
