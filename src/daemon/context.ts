@@ -72,13 +72,13 @@ export function now(): string {
   return new Date().toISOString();
 }
 
-/** What a network backend gets for one sandbox. */
 /** SetupContext.privateMounts, when the daemon has its enter helper in memory. */
 function withPrivateMounts(): Pick<SetupContext, "privateMounts"> {
   const prefix = privateMountsPrefix();
   return prefix ? { privateMounts: prefix } : {};
 }
 
+/** What a network backend gets for one sandbox. */
 export function setupContext(ctx: DaemonContext, s: Sandbox): SetupContext {
   return {
     paths: ctx.paths,
