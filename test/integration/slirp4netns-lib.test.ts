@@ -81,9 +81,8 @@ describeWhen(missing)("slirp4netns (real, as root)", () => {
     const options = parseSlirp4netnsMode("slirp4netns")!;
     const p = await startSlirp4netns({ netnsPath, options, features, logPath: join(dir, "helper.log"), privateMounts: [helper, "-P", "--"] });
     running.push(p);
-    // The helper exec'd slirp4netns in place (same pid), in a mount namespace of its own.
+    // The helper exec'd slirp4netns in place (same pid), with its sandbox on.
     expect(isOurSlirp4netns(p.pid, netnsPath)).toBe(true);
-    expect(readlinkSync(`/proc/${p.pid}/ns/mnt`)).not.toBe(readlinkSync("/proc/self/ns/mnt"));
     expect(readFileSync(`/proc/${p.pid}/cmdline`, "utf8").split("\0")).toContain("--enable-sandbox");
     expect(
       tap()
@@ -92,6 +91,15 @@ describeWhen(missing)("slirp4netns (real, as root)", () => {
     ).toEqual(["10.0.2.100"]);
     await p.stop();
     expect(readFileSync("/proc/self/mountinfo", "utf8")).toContain(` ${netnsPath} `);
+    // -P's own promise: a mount namespace of its own in which no mount
+    // propagates (`ip netns` made /run/netns shared in ours).
+    expect(readFileSync("/proc/self/mountinfo", "utf8")).toMatch(/ shared:\d+/);
+    const inside = Bun.spawnSync([helper, "-P", "--", "/bin/sh", "-c", "readlink /proc/self/ns/mnt; cat /proc/self/mountinfo"], { stderr: "pipe" });
+    expect(inside.exitCode).toBe(0);
+    const [ownNs = "", ...mounts] = inside.stdout.toString().trim().split("\n");
+    expect(ownNs).not.toBe(readlinkSync("/proc/self/ns/mnt"));
+    expect(mounts.length).toBeGreaterThan(0);
+    expect(mounts.filter((m) => / shared:\d+/.test(m))).toEqual([]);
     // A program that is no absolute path is refused in one line, nothing run.
     const bad = Bun.spawnSync([helper, "-P", "--", "slirp4netns"], { stderr: "pipe" });
     expect(bad.exitCode).toBe(125);
