@@ -3,7 +3,6 @@
 // (DESIGN.md "Hard facts about Bun").
 import { check, cstr, errno, libc } from "./libc.ts";
 import { errnoName } from "./errno.ts";
-import { readlinkSync } from "node:fs";
 
 export const CLONE = {
   FS: 0x00000200,
@@ -55,13 +54,18 @@ export function join(path: string, nstype: number): void {
   }
 }
 
-/** The inode identity of a namespace link ("net:[4026531840]"), or null if gone. */
+const AT_FDCWD = -100;
+const linkBuffer = Buffer.alloc(256);
+
+/**
+ * The inode identity of a namespace link ("net:[4026531840]"), or null if
+ * gone (or not ours to read). libc's readlinkat, not readlinkSync: a scan
+ * of /proc (pidsInNs) meets mostly other users' processes, and an
+ * exception for each cost a sandbox's exit report ~0.2 ms.
+ */
 export function nsId(path: string): string | null {
-  try {
-    return readlinkSync(path);
-  } catch {
-    return null;
-  }
+  const n = Number(libc.symbols.readlinkat(AT_FDCWD, cstr(path), linkBuffer, linkBuffer.length));
+  return n < 0 || n >= linkBuffer.length ? null : linkBuffer.toString("latin1", 0, n);
 }
 
 export function gettid(): number {

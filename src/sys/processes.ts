@@ -3,7 +3,7 @@
 // mount namespace, so "the processes of a sandbox" are those whose
 // /proc/PID/ns/mnt has the sandbox's mount namespace inode.
 import { closeSync, fstatSync, openSync, readFileSync, readdirSync, statSync } from "node:fs";
-import { cstr, libc } from "./libc.ts";
+import { nsId } from "./ns.ts";
 
 export function pidsInMountNs(ino: number): number[] {
   return pidsInNs("mnt", ino);
@@ -22,24 +22,10 @@ export function pidsWhere(test: (pid: number) => boolean): number[] {
   return out;
 }
 
-const AT_FDCWD = -100;
-const linkBuffer = Buffer.alloc(64);
-
-/**
- * The "kind:[INODE]" link of `pid`'s namespace, null when it cannot be read
- * (the process went, or is not ours). libc's readlinkat, not statSync: most
- * of /proc is other users' processes, and an exception for each cost every
- * sandbox's exit report 0.2-0.4 ms (a daemon's scan of ~70 processes).
- */
-function nsLink(pid: number, kind: string): string | null {
-  const n = Number(libc.symbols.readlinkat(AT_FDCWD, cstr(`/proc/${pid}/ns/${kind}`), linkBuffer, linkBuffer.length));
-  return n < 0 ? null : linkBuffer.toString("latin1", 0, n);
-}
-
-/** Processes whose namespace of `kind` has inode `ino`. */
+/** Processes whose namespace of `kind` has inode `ino` (its link reads "kind:[INODE]"). */
 export function pidsInNs(kind: "mnt" | "net", ino: number): number[] {
   const want = `${kind}:[${ino}]`;
-  return pidsWhere((pid) => nsLink(pid, kind) === want);
+  return pidsWhere((pid) => nsId(`/proc/${pid}/ns/${kind}`) === want);
 }
 
 export function signalAll(pids: number[], signal: NodeJS.Signals | number): void {
