@@ -57,18 +57,22 @@ export interface Slirp4netnsStartOptions {
  */
 export function slirp4netnsCommand(
   o: Omit<Slirp4netnsStartOptions, "logPath" | "readyTimeoutMs">,
-  unsharePath: string | null = Bun.which("unshare"),
+  unsharePath?: string | null,
   euid: number = process.geteuid?.() ?? 0,
 ): string[] {
   const sandbox = (o.sandbox ?? true) && o.features.enableSandbox;
-  if (sandbox && euid === 0 && o.privateMounts?.length) return [...o.privateMounts, o.features.path, ...slirp4netnsArgs({ ...o, sandbox: true })];
-  const args = slirp4netnsArgs({ ...o, sandbox: sandbox && (euid !== 0 || unsharePath !== null) });
-  // Not uid 0 in our user namespace: unshare(1) would fail for lack of
-  // CAP_SYS_ADMIN, so slirp4netns is run as is. burrow itself always starts
-  // it as uid 0 (root, or the holder's user namespace); this is for callers
-  // outside that setup.
-  if (!sandbox || euid !== 0 || unsharePath === null) return [o.features.path, ...args];
-  return [unsharePath, "--mount", "--propagation", "private", "--", o.features.path, ...args];
+  // Not uid 0 in our user namespace: no wrapper could make a mount
+  // namespace (no CAP_SYS_ADMIN), so slirp4netns is run as is. burrow itself
+  // always starts it as uid 0 (root, or the holder's user namespace); this
+  // is for callers outside that setup. unshare(1) is looked up only when
+  // the helper is not there (undefined: from PATH).
+  const unshare = () => {
+    const path = unsharePath === undefined ? Bun.which("unshare") : unsharePath;
+    return path ? [path, "--mount", "--propagation", "private", "--"] : null;
+  };
+  const wrapper = !sandbox || euid !== 0 ? null : o.privateMounts?.length ? o.privateMounts : unshare();
+  const args = slirp4netnsArgs({ ...o, sandbox: sandbox && (euid !== 0 || wrapper !== null) });
+  return [...(wrapper ?? []), o.features.path, ...args];
 }
 
 /**
