@@ -23,7 +23,8 @@ import {
   installProcessFd,
   type Notification,
   notificationValid,
-  processFdCloexec,
+  O_CLOEXEC,
+  processFdFlags,
   readProcessMemory,
 } from "../sys/seccomp.ts";
 import { connectSockaddr, EINPROGRESS, setNonBlocking, socketError, socketShape, tcpTwin, waitWritable } from "../sys/socket-twin.ts";
@@ -105,7 +106,9 @@ export function acceleratedConnect(
   }
   let twin = -1;
   try {
-    const shape = socketShape(theirs);
+    // Close-on-exec and O_NONBLOCK in one read of the process's fdinfo (the open file's flags are theirs too).
+    const fileFlags = processFdFlags(n.pid, targetFd);
+    const shape = socketShape(theirs, fileFlags);
     if (shape.type !== SOCK_STREAM || (shape.protocol !== 0 && shape.protocol !== 6)) return proceed("not TCP");
     if (shape.connected) return proceed("already connected");
     if (shape.boundPort !== 0) return proceed("bound before connect");
@@ -123,7 +126,7 @@ export function acceleratedConnect(
     const host = verdict.host;
     // A dual-stack socket connecting to an IPv4 peer: the twin is IPv6, the address mapped.
     const addr = shape.family === AF_INET6 && wantFamily === AF_INET ? sockaddrOf(`::ffff:${host.ip}`, host.port).buf : sockaddrOf(host.ip, host.port).buf;
-    const cloexec = processFdCloexec(n.pid, targetFd);
+    const cloexec = fileFlags >= 0 && (fileFlags & O_CLOEXEC) !== 0;
     const install = (err: number): number => {
       // The twin is made non-blocking: only a blocking socket needs its mode changed.
       if (!shape.nonblocking) setNonBlocking(twin, false);

@@ -26,6 +26,7 @@ const GROUPS = {
     dup2: { args: [i32, i32], returns: i32 },
     flock: { args: [i32, i32], returns: i32 },
     read: { args: [i32, ptr, u64], returns: i64 },
+    pread: { args: [i32, ptr, u64, i64], returns: i64 },
     write: { args: [i32, ptr, u64], returns: i64 },
     getdents64: { args: [i32, ptr, u64], returns: i64 },
     memfd_create: { args: [ptr, u32], returns: i32 },

@@ -280,7 +280,7 @@ const SYS_pidfd_open = 434;
 const SYS_pidfd_getfd = 438;
 const SECCOMP_IOCTL_NOTIF_ADDFD = 0x40182103;
 const SECCOMP_ADDFD_FLAG_SETFD = 1;
-const O_CLOEXEC = 0o2000000;
+export const O_CLOEXEC = 0o2000000;
 
 /**
  * Reads `len` bytes at `addr` in process `pid` into memory of ours
@@ -361,12 +361,13 @@ function pathOf(text: string): Uint8Array {
   return pathBuffer;
 }
 
-function keep(cache: Map<number, number>, pid: number, fd: number): void {
+function keep(cache: Map<number, number>, pid: number, fd: number, evicted?: (pid: number) => void): void {
   cache.set(pid, fd);
   if (cache.size <= RECENT_PIDFDS) return;
   const [oldPid, oldFd] = cache.entries().next().value!;
   cache.delete(oldPid);
   libc.symbols.close(oldFd);
+  evicted?.(oldPid);
 }
 
 /** `lookup(dirfd of /proc/PID)` through a kept directory, or a fresh one when the kept one's process is gone; -1 when both fail. */
@@ -377,36 +378,90 @@ function inProcDir(pid: number, lookup: (dir: number) => number): number {
     if (r >= 0) return r;
     recentProcDirs.delete(pid);
     libc.symbols.close(kept);
+    forgetFdinfos(pid);
   }
   const dir = libc.symbols.open(pathOf(`/proc/${pid}`), O_DIRECTORY | O_CLOEXEC, 0);
   if (dir < 0) return -1;
-  keep(recentProcDirs, pid, dir);
+  keep(recentProcDirs, pid, dir, forgetFdinfos);
   return lookup(dir);
 }
 
 /**
- * Is fd `fd` of `pid` close-on-exec? From /proc/PID/fdinfo/FD's "flags:"
- * (octal), read with three syscalls into buffers of this thread's.
+ * Kept /proc/PID/fdinfo/FD files of the processes trapped lately (pid ->
+ * fd number -> our fd), at most FDINFO_PER_PROCESS a process, for as long
+ * as that process's /proc directory is kept. procfs looks fd FD up in the
+ * process's table again at each read from offset 0, so one pread gives the
+ * flags of whatever file FD names now (a process's sockets mostly come back
+ * on the same few numbers). Like a kept /proc/PID, a kept file names the
+ * process it was opened for and fails (ENOENT) once that process is gone,
+ * or while FD is not open in it.
  */
-export function processFdCloexec(pid: number, fd: number): boolean {
-  const f = inProcDir(pid, (dir) => libc.symbols.openat(dir, pathOf(`fdinfo/${fd}`), O_CLOEXEC, 0));
-  if (f < 0) return false;
-  let n: number;
-  try {
-    n = Number(libc.symbols.read(f, fdinfoBuffer, fdinfoBuffer.length));
-  } finally {
-    libc.symbols.close(f);
+const recentFdinfos = new Map<number, Map<number, number>>();
+const FDINFO_PER_PROCESS = 4;
+
+function forgetFdinfos(pid: number): void {
+  const files = recentFdinfos.get(pid);
+  if (!files) return;
+  recentFdinfos.delete(pid);
+  for (const f of files.values()) libc.symbols.close(f);
+}
+
+/** Reads fdinfo of `fd` of `pid` into fdinfoBuffer: its length, or -1. */
+function readFdinfo(pid: number, fd: number): number {
+  let files = recentFdinfos.get(pid);
+  const kept = files?.get(fd);
+  if (kept !== undefined) {
+    const n = Number(libc.symbols.pread(kept, fdinfoBuffer, fdinfoBuffer.length, 0));
+    if (n > 0) return n;
+    files!.delete(fd);
+    libc.symbols.close(kept);
   }
+  const f = inProcDir(pid, (dir) => libc.symbols.openat(dir, pathOf(`fdinfo/${fd}`), O_CLOEXEC, 0));
+  if (f < 0) return -1;
+  const n = Number(libc.symbols.pread(f, fdinfoBuffer, fdinfoBuffer.length, 0));
+  if (n <= 0) {
+    libc.symbols.close(f);
+    return -1;
+  }
+  // Only while /proc/PID itself is kept (inProcDir drops the files of a pid it lets go).
+  if (!recentProcDirs.has(pid)) {
+    libc.symbols.close(f);
+    return n;
+  }
+  if (!files) recentFdinfos.set(pid, (files = new Map()));
+  files.set(fd, f);
+  if (files.size > FDINFO_PER_PROCESS) {
+    const [oldFd, oldFile] = files.entries().next().value!;
+    files.delete(oldFd);
+    libc.symbols.close(oldFile);
+  }
+  return n;
+}
+
+/**
+ * The open-file flags of fd `fd` of `pid` (O_NONBLOCK, ..., and O_CLOEXEC
+ * for the fd's close-on-exec), from /proc/PID/fdinfo/FD's "flags:" (octal);
+ * -1 when unreadable. One pread on a kept file, three syscalls the first time.
+ */
+export function processFdFlags(pid: number, fd: number): number {
+  const n = readFdinfo(pid, fd);
   // "pos:\t0\nflags:\t02000002\n...": the flags' octal digits after "flags:" and blanks.
   for (let i = 0; i + 6 < n; i++) {
     if (fdinfoBuffer[i] !== 0x66 || fdinfoBuffer[i + 5] !== 0x3a || (i > 0 && fdinfoBuffer[i - 1] !== 0x0a)) continue; // "f....:" at a line's start
     let j = i + 6;
     while (j < n && (fdinfoBuffer[j] === 0x09 || fdinfoBuffer[j] === 0x20)) j++;
     let flags = 0;
-    while (j < n && fdinfoBuffer[j]! >= 0x30 && fdinfoBuffer[j]! <= 0x37) flags = flags * 8 + (fdinfoBuffer[j++]! - 0x30);
-    return (flags & O_CLOEXEC) !== 0;
+    let digits = 0;
+    for (; j < n && fdinfoBuffer[j]! >= 0x30 && fdinfoBuffer[j]! <= 0x37; digits++) flags = flags * 8 + (fdinfoBuffer[j++]! - 0x30);
+    return digits ? flags : -1;
   }
-  return false;
+  return -1;
+}
+
+/** Is fd `fd` of `pid` close-on-exec? False when its flags are unreadable. */
+export function processFdCloexec(pid: number, fd: number): boolean {
+  const flags = processFdFlags(pid, fd);
+  return flags >= 0 && (flags & O_CLOEXEC) !== 0;
 }
 
 const linkBuffer = new Uint8Array(64);

@@ -77,15 +77,16 @@ function lingerOption(fd: number): [number, number] | null {
 
 /**
  * What kind of socket `fd` is, and whether it is bound or connected yet. Throws when `fd` is not a socket.
- * Five syscalls: the family comes with getsockname's address (an unbound inet socket names its family too).
+ * `fileFlags`: its open file's flags when the caller has them already (one fcntl fewer).
+ * Three to five syscalls: the family comes with getsockname's address (an unbound inet socket names its
+ * family too), and an inet socket without a local port cannot be connected (connect binds one), so
+ * getpeername is asked only of a bound one.
  */
-export function socketShape(fd: number): SocketShape {
+export function socketShape(fd: number, fileFlags = -1): SocketShape {
   const type = intOption(fd, SOL_SOCKET, SO_TYPE);
   if (type === null) check("getsockopt", -1, "SO_TYPE");
   const protocol = intOption(fd, SOL_SOCKET, SO_PROTOCOL) ?? -1;
-  const flags = check("fcntl", libc.symbols.fcntl(fd, F_GETFL, 0), "F_GETFL");
-  addressLength[0] = addressBuffer.length;
-  const connected = libc.symbols.getpeername(fd, addressBuffer, addressLength) === 0 || errno() !== ENOTCONN;
+  const flags = fileFlags >= 0 ? fileFlags : check("fcntl", libc.symbols.fcntl(fd, F_GETFL, 0), "F_GETFL");
   addressLength[0] = addressBuffer.length;
   let family = -1;
   let boundPort = 0;
@@ -93,6 +94,11 @@ export function socketShape(fd: number): SocketShape {
     family = addressBuffer[0]! | (addressBuffer[1]! << 8);
     if (family === AF_INET || family === AF_INET6) boundPort = (addressBuffer[2]! << 8) | addressBuffer[3]!;
   } else family = intOption(fd, SOL_SOCKET, SO_DOMAIN) ?? -1;
+  let connected = false;
+  if (boundPort !== 0 || (family !== AF_INET && family !== AF_INET6)) {
+    addressLength[0] = addressBuffer.length;
+    connected = libc.symbols.getpeername(fd, addressBuffer, addressLength) === 0 || errno() !== ENOTCONN;
+  }
   return { family, type: type!, protocol, nonblocking: (flags & O_NONBLOCK) !== 0, connected, boundPort };
 }
 

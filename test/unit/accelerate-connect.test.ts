@@ -6,7 +6,17 @@ import { beforeAll, describe, expect, test } from "bun:test";
 import { closeSync, existsSync, statSync } from "node:fs";
 import { acceleratedConnect, parseInetSockaddr, type Verdict } from "../../src/accelerate/connect.ts";
 import { sockaddrOf } from "../../src/sys/netio.ts";
-import { copyTrappedFd, kernelVersion, netnsInodeOf, processFdCloexec, receiveNotification, syncWakeUp, waitNotification } from "../../src/sys/seccomp.ts";
+import {
+  copyTrappedFd,
+  kernelVersion,
+  netnsInodeOf,
+  O_CLOEXEC,
+  processFdCloexec,
+  processFdFlags,
+  receiveNotification,
+  syncWakeUp,
+  waitNotification,
+} from "../../src/sys/seccomp.ts";
 import { filterTestSetup, notifSizes, pythonUnderFilter } from "../helpers/accelerate.ts";
 import { intOption, socketShape, tcpTwin, waitWritable } from "../../src/sys/socket-twin.ts";
 
@@ -272,5 +282,55 @@ print(a.fileno(), b.fileno(), flush=True); sys.stdin.readline()
     closeSync(copy);
     second.p.kill();
     await second.p.exited;
+  });
+
+  test("fdinfo flags from a kept file follow the process's fd: its flags changed, the number reused, closed; socketShape with those flags", async () => {
+    if (!existsSync("/usr/bin/python3")) return console.warn("skipped: no /usr/bin/python3");
+    // Runs each stdin line as python and answers "ok"; starts with one unbound TCP socket, close-on-exec, blocking.
+    const p = python(`import socket,os,sys,fcntl
+a=socket.socket(); print(a.fileno(), flush=True)
+for line in sys.stdin:
+    exec(line); print("ok", flush=True)
+`);
+    const reader = (p.stdout as ReadableStream<Uint8Array>).getReader();
+    const out = new TextDecoder();
+    const fd = Number(out.decode((await reader.read()).value).trim());
+    const run = async (code: string) => {
+      p.stdin.write(`${code}\n`);
+      await p.stdin.flush();
+      expect(out.decode((await reader.read()).value).trim()).toBe("ok");
+    };
+    const O_NONBLOCK = 0o4000;
+    try {
+      const flags = processFdFlags(p.pid, fd);
+      expect(flags & (O_CLOEXEC | O_NONBLOCK)).toBe(O_CLOEXEC);
+      // Read again through the kept file: the same fd, its flags changed since.
+      await run("a.setblocking(False); os.set_inheritable(a.fileno(), True)");
+      expect(processFdFlags(p.pid, fd) & (O_CLOEXEC | O_NONBLOCK)).toBe(O_NONBLOCK);
+      const copy = copyTrappedFd(p.pid, fd);
+      expect(socketShape(copy, processFdFlags(p.pid, fd))).toMatchObject({ nonblocking: true, connected: false, boundPort: 0, family: 2 });
+      closeSync(copy);
+      // The number closed: unreadable; then reused by another file: that file's flags.
+      await run("a.close()");
+      expect(processFdFlags(p.pid, fd)).toBe(-1);
+      expect(processFdCloexec(p.pid, fd)).toBe(false);
+      await run(`b=socket.socket(socket.AF_INET6); assert b.fileno() == ${fd}`);
+      expect(processFdFlags(p.pid, fd) & (O_CLOEXEC | O_NONBLOCK)).toBe(O_CLOEXEC);
+      // A bound socket is asked getpeername: a listening one is not connected, a connected one is.
+      await run("b.bind(('::1', 0)); b.listen(1); c=socket.create_connection(('::1', b.getsockname()[1]))");
+      const listening = copyTrappedFd(p.pid, fd);
+      expect(socketShape(listening, processFdFlags(p.pid, fd))).toMatchObject({ family: 10, connected: false });
+      expect(socketShape(listening).boundPort).toBeGreaterThan(0);
+      closeSync(listening);
+      await run("d=b.accept()[0]; os.dup2(d.fileno(), b.fileno())");
+      const connected = copyTrappedFd(p.pid, fd);
+      expect(socketShape(connected, processFdFlags(p.pid, fd)).connected).toBe(true);
+      closeSync(connected);
+    } finally {
+      p.kill();
+      await p.exited;
+    }
+    // The process is gone: its kept file answers nothing.
+    expect(processFdFlags(p.pid, fd)).toBe(-1);
   });
 });
