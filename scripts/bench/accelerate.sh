@@ -16,7 +16,9 @@
 # inbound   iperf3 -c on the host through -p 127.0.0.1:PORT:5201 to
 #           iperf3 -s -B 0.0.0.0 in a slirp4netns sandbox: direct (both on the
 #           host's loopback), burrow --accelerate (the server gets the
-#           forwarder's host socket), and burrow without (the forwarder)
+#           forwarder's host socket), burrow without (the forwarder), pasta's
+#           own forwarding (--network pasta) and podman's rootlessport
+#           (podman run --network slirp4netns -p, a --rootfs container)
 # BENCH_SECTIONS (default "outbound inbound latency start") picks sections.
 # Traffic is loopback only; everything is stopped on exit.
 set -euo pipefail
@@ -27,7 +29,7 @@ conns=${2:-2000}
 starts=${3:-20}
 sections=" ${BENCH_SECTIONS:-outbound inbound latency start} "
 want() { [[ $sections == *" $1 "* ]]; }
-bench_require iperf3 hyperfine
+bench_require iperf3 hyperfine podman
 b=$(bench_burrow)
 work=$(as_user mktemp -d "$bench_tmp/bench-accel.XXXXXX")
 pids=()
@@ -36,6 +38,7 @@ cleanup() {
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   burrow_cleanup "$b"
+  podman_cleanup
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -88,7 +91,7 @@ fi
 
 # inbound MODE: receiver Gbit/s of one iperf3 run from the host to a server where MODE says.
 inbound() {
-  local port out name= flag
+  local port out name= flag waited=0
   port=$(free_port $((iport + 10)))
   case $1 in
   direct)
@@ -96,17 +99,32 @@ inbound() {
     pids+=($!)
     until ss -Htln "sport = :$port" | grep -q .; do sleep 0.05; done
     ;;
-  accelerate | forwarder)
+  accelerate | forwarder | pasta)
     name=bench-inbound-$1
     # -B 0.0.0.0: an IPv4 socket, as the 127.0.0.1 host socket is (an IPv6 one binds inside: docs/accelerate.md).
-    flag=()
-    [ "$1" = forwarder ] || flag=(--accelerate)
-    as_burrow "$b" run -d --name "$name" "${flag[@]}" --network slirp4netns -p "127.0.0.1:$port:5201" -- iperf3 -s -1 -B 0.0.0.0 --forceflush >/dev/null
-    until as_burrow "$b" logs "$name" 2>/dev/null | grep -q "Server listening"; do sleep 0.05; done
+    flag=(--network slirp4netns)
+    [ "$1" != accelerate ] || flag+=(--accelerate)
+    [ "$1" != pasta ] || flag=(--network pasta)
+    as_burrow "$b" run -d --name "$name" "${flag[@]}" -p "127.0.0.1:$port:5201" -- iperf3 -s -1 -B 0.0.0.0 --forceflush >/dev/null
+    until as_burrow "$b" logs "$name" 2>/dev/null | grep -q "Server listening"; do
+      ((++waited < 200)) || { echo "$1: iperf3 did not start in 10 s" >&2; return 1; }
+      sleep 0.05
+    done
+    ;;
+  rootlessport)
+    # podman's rootless default for -p with slirp4netns; stderr to a file (podman warns that "/" is not a shared mount).
+    as_user podman run -d --network slirp4netns -p "127.0.0.1:$port:5201" --label burrow.bench=1 \
+      --rootfs "$bench_rootfs" /usr/bin/iperf3 -s -1 --forceflush >/dev/null 2>"$work/podman.log" ||
+      { cat "$work/podman.log" >&2; return 1; }
+    until as_user podman logs -l 2>/dev/null | grep -q "Server listening"; do
+      ((++waited < 200)) || { echo "rootlessport: iperf3 did not start in 10 s" >&2; return 1; }
+      sleep 0.05
+    done
     ;;
   esac
   out=$(as_user iperf3 -c 127.0.0.1 -p "$port" -t "$secs" -J)
   [ -z "${name:-}" ] || as_burrow "$b" rm -f "$name" >/dev/null
+  [ "$1" != rootlessport ] || podman_cleanup
   echo "$out" >"$work/inbound-$1.json"
   json 'j[0].end.sum_received.bits_per_second / 1e9' "$work/inbound-$1.json"
 }
@@ -114,7 +132,7 @@ inbound() {
 if want inbound; then
 echo "inbound iperf3 through -p 127.0.0.1:PORT:5201, $secs s each (receiver Gbit/s); load $(cut -d' ' -f1 /proc/loadavg)"
 declare -A ingbit
-for m in direct accelerate forwarder; do
+for m in direct accelerate forwarder pasta rootlessport; do
   ingbit[$m]=$(inbound "$m" || echo 0)
   printf '  %-12s %6.2f Gbit/s  %s of direct\n' "$m" "${ingbit[$m]}" "$(calc "${ingbit[$m]} / ${ingbit[direct]}")"
 done
