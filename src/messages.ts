@@ -120,7 +120,9 @@ export const CreateNsRequest = v.object({
   /**
    * Directories covered by an empty read-only tmpfs inside the new mount
    * namespace: burrow's runtime dir (the control socket, every sandbox's
-   * pins) and state dir are none of a sandboxed command's business.
+   * pins) and state dir are none of a sandboxed command's business. Every
+   * mount below them (the copies of other sandboxes' pins) is unmounted in
+   * the new namespace first, so that none keeps its namespace alive.
    */
   hide: v.optional(v.array(v.pipe(v.string(), v.startsWith("/"))), []),
   /** Run the unshare on this CPU (see src/namespaces/pins.ts). */
@@ -137,8 +139,16 @@ export type CreateNsRequest = v.InferOutput<typeof CreateNsRequest>;
 /** Everything the namespace Worker is sent: a request, "prepare as a spare", or "done, exit". */
 export const CreateNsMessage = v.union([
   v.object({ done: v.literal(true) }),
-  /** reset: the worker made a sandbox's namespaces before; it goes back to the daemon's first. */
-  v.object({ prepare: v.literal(true), cpu: v.optional(v.number()), reset: v.optional(v.literal(true)) }),
+  /**
+   * reset: the worker made a sandbox's namespaces before; it goes back to the daemon's first.
+   * detach: every mount below these is unmounted in the new mount namespace (CreateNsRequest.hide).
+   */
+  v.object({
+    prepare: v.literal(true),
+    cpu: v.optional(v.number()),
+    reset: v.optional(v.literal(true)),
+    detach: v.optional(v.array(v.pipe(v.string(), v.startsWith("/"))), []),
+  }),
   CreateNsRequest,
 ]);
 

@@ -15,6 +15,10 @@ export function controlSocket(p: Paths): string {
 export function pinDir(p: Paths, id: string): string {
   return `${p.runtimeDir}/pins/${id}`;
 }
+/** What every sandbox hides (and unmounts everything below) in its mount namespace: the runtime and state dirs. */
+export function hiddenFromSandboxes(p: Paths): string[] {
+  return [p.runtimeDir, p.stateDir];
+}
 export function sandboxDir(p: Paths, id: string): string {
   return `${p.runtimeDir}/sandboxes/${id}`;
 }

@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import { closeSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { BurrowError, EXIT, Rollback, messageOf } from "../errors.ts";
 import { log } from "../log.ts";
-import { pinDir, sandboxDir, sandboxLog, sandboxStateDir } from "../paths.ts";
+import { hiddenFromSandboxes, pinDir, sandboxDir, sandboxLog, sandboxStateDir } from "../paths.ts";
 import { ensurePrivateDir } from "../private-file.ts";
 import type { CreateRequest, EnterTarget } from "../protocol.ts";
 import { createPinned, removePins } from "../namespaces/pins.ts";
@@ -186,7 +186,7 @@ export async function createSandbox(ctx: DaemonContext, releases: SandboxRelease
           newNet: plan.newNet,
           joinNet: plan.joinNet,
           binds: etcBinds(files),
-          hide: [ctx.paths.runtimeDir, ctx.paths.stateDir],
+          hide: hiddenFromSandboxes(ctx.paths),
           netSysctls: plan.netSysctls,
         },
         pinDir(ctx.paths, id),

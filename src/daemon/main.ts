@@ -4,7 +4,7 @@
 import { readFileSync } from "node:fs";
 import { BurrowError, EXIT, messageOf } from "../errors.ts";
 import { log, logPlainToFd } from "../log.ts";
-import { controlSocket, resolvePaths, sandboxLog } from "../paths.ts";
+import { controlSocket, hiddenFromSandboxes, resolvePaths, sandboxLog } from "../paths.ts";
 import { reattachLog } from "./log-copy.ts";
 import type { Handlers, Op } from "../protocol.ts";
 import { RequestRefused, parseArgs, readBody, routeOf, shortMessage } from "./request.ts";
@@ -157,7 +157,7 @@ export async function daemonMain(): Promise<void> {
     .restoreSandboxes()
     .then(() => service.reconcile())
     .catch((e) => log.warn(`reconcile: ${messageOf(e)}`));
-  prewarm();
+  prewarm(hiddenFromSandboxes(paths));
 
   const sock = controlSocket(paths);
   const table = { ...handlers(service), ...networkHandlers(service) } satisfies Handlers;

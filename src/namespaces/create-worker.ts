@@ -7,7 +7,7 @@
 // made the next spare, instead of a new Worker per sandbox (~5 ms of CPU
 // that competed with the run it followed: docs/decisions.md).
 import { writeFileSync } from "node:fs";
-import { bind, hideDirectory, makeRootPrivate } from "../sys/mount.ts";
+import { bind, detachMountsBelow, hideDirectory, makeRootPrivate } from "../sys/mount.ts";
 import { CLONE, gettid, join, nsId, unshare } from "../sys/ns.ts";
 import { linkUp } from "../sys/net.ts";
 import { pinToCpu, sethostname } from "../sys/proc.ts";
@@ -93,6 +93,8 @@ self.onmessage = (ev: MessageEvent) => {
       prepared = false;
       if (req.reset) resetMountNamespace();
       makeNamespaces(req.cpu);
+      // The copies of the pins that exist now; none come later (its mounts are private).
+      detachMountsBelow(req.detach);
       prepared = true;
       self.postMessage({ ok: true, tid: gettid() } satisfies CreateNsReply);
     } catch (e) {
@@ -120,6 +122,8 @@ self.onmessage = (ev: MessageEvent) => {
     }
     if (req.newNet && !req.joinNet) writeNetSysctls(req.netSysctls ?? []);
     if (!req.netOnly) {
+      // A prepared spare did this when it was made.
+      if (!req.usePrepared) detachMountsBelow(req.hide);
       sethostname(req.hostname);
       for (const [src, dst] of req.binds) bind(src, dst);
       // After the binds: their sources may live under a hidden directory.

@@ -38,7 +38,12 @@ let spare: { worker: Worker; cpu: number | undefined; ready: Promise<boolean> } 
 /** A worker done with a sandbox, to be made the next spare (one at most: others exit). */
 let used: Worker | null = null;
 
-export function prewarm(): void {
+/** What the spare unmounts below in its new mount namespace: the sandboxes' hidden directories (prewarm's first caller says). */
+let spareDetach: string[] = [];
+
+/** Starts the spare; `detach` (the daemon's first call): the directories each sandbox hides (CreateNsRequest.hide). */
+export function prewarm(detach?: string[]): void {
+  if (detach) spareDetach = detach;
   if (spare) return;
   const reuse = used;
   used = null;
@@ -55,7 +60,7 @@ export function prewarm(): void {
     };
     worker.onerror = () => resolve(false);
   });
-  worker.postMessage({ prepare: true, cpu, ...(reuse ? { reset: true } : {}) });
+  worker.postMessage({ prepare: true, cpu, detach: spareDetach, ...(reuse ? { reset: true } : {}) });
   spare = { worker, cpu, ready };
 }
 

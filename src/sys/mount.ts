@@ -1,5 +1,6 @@
 // mount(2)/umount2(2) wrappers. Rootless, these act in the holder's mount
 // namespace (daemon) or in a sandbox's (sandbox Worker).
+import { readFileSync } from "node:fs";
 import { check, cstr, isSysError, libc } from "./libc.ts";
 
 export const MS = {
@@ -55,4 +56,50 @@ export function umountIfMounted(target: string, flags = MNT_DETACH): void {
   } catch (e) {
     if (!isSysError(e, "EINVAL", "ENOENT")) throw e;
   }
+}
+
+/** A mountinfo path field with its octal escapes (\\040 for a space, ...) undone. Pure. */
+export function unescapeMountPath(field: string): string {
+  return field.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(Number.parseInt(oct, 8)));
+}
+
+/**
+ * The mount points in `mountinfo` (the text of /proc/.../mountinfo) strictly
+ * below one of `dirs`, deepest first, so that each can be unmounted before
+ * the one it sits on. Pure.
+ */
+export function mountsBelow(mountinfo: string, dirs: readonly string[]): string[] {
+  const prefixes = dirs.map((d) => `${d.replace(/\/+$/, "")}/`);
+  const found = new Set<string>();
+  for (const line of mountinfo.split("\n")) {
+    // "ID PARENT MAJ:MIN ROOT MOUNTPOINT ...": the fifth field.
+    const point = line.split(" ", 5)[4];
+    if (!point) continue;
+    const path = unescapeMountPath(point);
+    if (prefixes.some((p) => path.startsWith(p))) found.add(path);
+  }
+  return [...found].sort((a, b) => b.split("/").length - a.split("/").length || b.localeCompare(a));
+}
+
+/**
+ * Unmounts (MNT_DETACH) every mount below `dirs` in the calling thread's
+ * mount namespace: a new sandbox's copy of the daemon's mounts holds the
+ * other sandboxes' namespace pins there, and each copy would keep its
+ * namespace alive for as long as this one lives. Returns how many went.
+ */
+export function detachMountsBelow(dirs: readonly string[]): number {
+  let n = 0;
+  for (const path of mountsBelow(readFileSync("/proc/thread-self/mountinfo", "utf8"), dirs)) {
+    // Until nothing is mounted there (EINVAL): mounts stacked on one path go one at a time.
+    for (let i = 0; i < 16; i++) {
+      try {
+        umount(path);
+        n++;
+      } catch (e) {
+        if (!isSysError(e, "EINVAL", "ENOENT")) throw e;
+        break;
+      }
+    }
+  }
+  return n;
 }

@@ -217,12 +217,16 @@ for (const mode of ["rootless", "rootful"] as const) {
           seen.add(ns);
         }
         // Its own /etc binds only (their sources are under the sandbox's id),
-        // none of a sandbox before. (Pins of sandboxes that exist when a
-        // spare is made are copied into it, under the runtime directory's
-        // cover, with or without reuse: they are not counted here.)
+        // none of a sandbox before, and no namespace pin: the copies of the
+        // other sandboxes' pins that its new mount namespace began with are
+        // unmounted there, so none keeps a removed sandbox's namespaces alive.
         const mounts = readFileSync(`/proc/${pid}/mountinfo`, "utf8");
         expect(new Set([...mounts.matchAll(/\/sandboxes\/([0-9a-f]{64})\//g)].map((m) => m[1]))).toEqual(new Set([id]));
-        mountCounts.push(mounts.split("\n").filter((l) => l && !l.includes(" nsfs ")).length);
+        // (Rootful, the host's own nsfs mounts are copied too, such as this test's netns under /run/netns: not burrow's.)
+        // Mount points (the fifth field) below burrow's dirs: only the tmpfs covers sit on the dirs themselves.
+        const burrows = [t.dirs.runtimeDir, t.dirs.stateDir].map((d) => `${d}/`);
+        expect(mounts.split("\n").filter((l) => burrows.some((d) => l.split(" ")[4]?.startsWith(d)))).toEqual([]);
+        mountCounts.push(mounts.split("\n").filter((l) => l).length);
         expect((await t.burrowOk(["exec", name, "--", "hostname"])).trim()).toBe(`${name}-host`);
       }
       // No mount is carried from one sandbox to the next.
