@@ -169,6 +169,12 @@ export const CniRunnerConfig = v.object({
   keep: v.array(v.string()),
   /** The resolv.conf plugins (dnsmasq) should see. */
   resolvConf: v.string(),
+  /**
+   * Directories whose mounts are dropped in the runner's mount namespace
+   * (the sandboxes' pins: it reaches them through /proc/<daemon>/root, and
+   * its copies would keep removed sandboxes' namespaces alive).
+   */
+  detach: v.optional(v.array(v.pipe(v.string(), v.startsWith("/"))), []),
 });
 export type CniRunnerConfig = v.InferOutput<typeof CniRunnerConfig>;
 

@@ -12,8 +12,12 @@ export type Paths = v.InferOutput<typeof PathsMessage>;
 export function controlSocket(p: Paths): string {
   return `${p.runtimeDir}/control.sock`;
 }
+/** Where every sandbox's namespace pins live, one directory each. */
+export function pinsRoot(p: Paths): string {
+  return `${p.runtimeDir}/pins`;
+}
 export function pinDir(p: Paths, id: string): string {
-  return `${p.runtimeDir}/pins/${id}`;
+  return `${pinsRoot(p)}/${id}`;
 }
 /** What every sandbox hides (and unmounts everything below) in its mount namespace: the runtime and state dirs. */
 export function hiddenFromSandboxes(p: Paths): string[] {

@@ -236,6 +236,8 @@ for (const mode of ["rootless", "rootful"] as const) {
 
     if (mode === "rootless")
       test("the rootless network namespace of bridge networks is out of reach too", async () => {
+        // A sandbox whose pins exist before the bridge network's runner starts.
+        await t.burrowOk(["run", "-d", "--name", "before", "--", "sleep", "300"]);
         await t.burrowOk(["network", "create", "isonet"]);
         await t.burrowOk(["run", "-d", "--name", "onbridge", "--network", "isonet", "--", "sleep", "300"]);
         // dnsname's dnsmasq lives in the rootless network namespace: its /proc entry is a way in.
@@ -254,7 +256,22 @@ for (const mode of ["rootless", "rootful"] as const) {
         );
         const r = await t.burrow(["run", "--rm", "--network", "none", "--", "sh", "-c", `nsenter --net=/proc/${dnsmasq}/ns/net true; echo rc=$?`]);
         expect(r.stdout.trim()).toBe("rc=1");
-        await t.burrowOk(["rm", "-f", "onbridge"]);
+        // The plugins' runner (a private mount namespace, long-lived) holds no copy of a sandbox's pins: it reaches
+        // them through /proc/<daemon>/root, and a copy would keep a removed sandbox's namespaces alive.
+        const runner = readdirSync("/proc").find((p) => {
+          try {
+            const argv = readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0");
+            return argv[1] === "__cni-runner" && argv[2]?.includes(t.dirs.runtimeDir);
+          } catch {
+            return false;
+          }
+        });
+        expect(runner).toBeDefined();
+        const pinCopies = readFileSync(`/proc/${runner}/mountinfo`, "utf8")
+          .split("\n")
+          .filter((l) => l.split(" ")[4]?.includes("/pins/"));
+        expect(pinCopies).toEqual([]);
+        await t.burrowOk(["rm", "-f", "onbridge", "before"]);
         await t.burrowOk(["network", "rm", "isonet"]);
       });
   });

@@ -12,7 +12,7 @@ import * as v from "valibot";
 import { log } from "../../log.ts";
 import { nsId } from "../../sys/ns.ts";
 import { Mutex } from "../../mutex.ts";
-import type { Paths } from "../../paths.ts";
+import { type Paths, pinsRoot } from "../../paths.ts";
 import { createPinnedNetns, pinHolds } from "../../namespaces/pins.ts";
 import { pidsInNs, signalAll, stopHelper, withNamespace } from "../../sys/processes.ts";
 import { bind, umountIfMounted } from "../../sys/mount.ts";
@@ -702,6 +702,7 @@ export class RootlessNetns {
         varDir: `${this.dir}/var`,
         keep: [this.paths.runtimeDir, cniDataDir(this.paths), dnsnameRuntimeDir(this.paths), this.paths.netavarkDir],
         resolvConf: `${this.dir}/resolv.conf`,
+        detach: [pinsRoot(this.paths)],
       };
       this.runner = new CniRunner(cfg);
     }

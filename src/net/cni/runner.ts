@@ -20,7 +20,7 @@
 import type * as v from "valibot";
 import { existsSync, mkdirSync, readlinkSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { dirname, join as pathJoin } from "node:path";
-import { MS, bind, mount } from "../../sys/mount.ts";
+import { MS, bind, detachMountsBelow, mount } from "../../sys/mount.ts";
 import { CLONE, join, unshare } from "../../sys/ns.ts";
 import { CniRunnerConfig, CniRunnerRequest, parseMessage } from "../../messages.ts";
 import { bunSpawner } from "./spawn.ts";
@@ -61,6 +61,8 @@ function enterRootlessCni(cfg: CniRunnerConfig): void {
   join(cfg.netns, CLONE.NEWNET);
   unshare(CLONE.NEWNS);
   mount("none", "/", null, MS.REC | MS.PRIVATE);
+  // Before the runtime dir is bound below /run with everything mounted in it.
+  detachMountsBelow(cfg.detach);
   for (const dir of cfg.keep) {
     if (!dir.startsWith("/run/")) continue;
     const mirror = under(cfg.runDir, dir);
