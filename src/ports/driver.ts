@@ -7,6 +7,13 @@ export interface PortDriver {
   check?(specs: PortRecord[]): void;
   /** Before the network is set up: fix host ports the driver cannot choose itself. */
   prepare?(specs: PortRecord[]): Promise<PortRecord[]>;
+  /**
+   * Ports this driver leaves to the builtin forwarder (portmap: those on
+   * [::1], which no DNAT serves). The registry publishes them through its one
+   * builtin driver, marked `forwarded`, as ports `port add` gave it; this
+   * driver never sees them.
+   */
+  forwards?(p: PortRecord): boolean;
   /** Publishes the ports; returns them with actual host ports. Rolls back its own partial work. */
   setup(s: Sandbox, specs: PortRecord[]): Promise<PortRecord[]>;
   /** Unpublishes; every error is returned, none stops the rest. */

@@ -44,19 +44,27 @@ function withPorts(s: Sandbox, ports: PortRecord[]): Sandbox {
   return { ...s, runtime: { ...s.runtime, ports } };
 }
 
-/** The sandbox as its own driver sees it, and as the builtin forwarder does (the ports `port add` gave it: `forwarded`). */
-function byPublisher(s: Sandbox): { own: Sandbox; forwarded: Sandbox } {
+/**
+ * The sandbox as its own driver sees it, and as the builtin forwarder does:
+ * the ports `port add` gave it (`forwarded`) and those the driver leaves to
+ * it (PortDriver.forwards; also in records made before they were marked).
+ */
+function byPublisher(d: PortDriver, s: Sandbox): { own: Sandbox; forwarded: Sandbox } {
   const all = s.runtime.ports ?? [];
   return {
     own: withPorts(
       s,
-      all.filter((p) => !p.forwarded),
+      all.filter((p) => !isForwarded(d, p)),
     ),
     forwarded: withPorts(
       s,
-      all.filter((p) => p.forwarded),
+      all.filter((p) => isForwarded(d, p)),
     ),
   };
+}
+
+function isForwarded(d: PortDriver, p: PortRecord): boolean {
+  return !!p.forwarded || !!d.forwards?.(p);
 }
 
 /** The driver's fixed client address on each port, where it has one (PortDriver.sourceAddress). */
@@ -86,12 +94,33 @@ export function createPortDrivers(): PortDrivers {
     },
     async setup(s, specs) {
       const d = forSandbox(s);
-      return withSourceAddress(d, await d.setup(s, specs));
+      if (d === drivers.builtin || !specs.some((p) => isForwarded(d, p))) return withSourceAddress(d, await d.setup(s, specs));
+      // Some go through the builtin forwarder (PortDriver.forwards, or `port add`'s, published again): the same
+      // order back, all or nothing.
+      const fw = await drivers.builtin.setup(
+        s,
+        specs.filter((p) => isForwarded(d, p)),
+      );
+      let own: PortRecord[];
+      try {
+        own = withSourceAddress(
+          d,
+          await d.setup(
+            s,
+            specs.filter((p) => !isForwarded(d, p)),
+          ),
+        );
+      } catch (e) {
+        await drivers.builtin.teardown(withPorts(s, fw));
+        throw e;
+      }
+      const [nextOwn, nextFw] = [own[Symbol.iterator](), fw[Symbol.iterator]()];
+      return specs.map((p) => (isForwarded(d, p) ? { ...nextFw.next().value!, forwarded: true } : nextOwn.next().value!));
     },
     async teardown(s) {
       const d = forSandbox(s);
       if (d === drivers.builtin) return d.teardown(s);
-      const { own, forwarded } = byPublisher(s);
+      const { own, forwarded } = byPublisher(d, s);
       const errors = await d.teardown(own);
       // The ports `port add` gave the forwarder (nothing when there are none).
       errors.push(...(await drivers.builtin.teardown(forwarded)));
@@ -101,13 +130,14 @@ export function createPortDrivers(): PortDrivers {
     async lend(s, containerPort, family) {
       // Only the builtin forwarder's own sockets: portmap/netavark rules and the helpers' ports keep their path.
       const d = forSandbox(s);
-      if (d !== drivers.builtin && (s.runtime.ports ?? []).some((p) => !p.forwarded && p.protocol === "tcp" && p.containerPort === containerPort)) return null;
+      if (d !== drivers.builtin && (s.runtime.ports ?? []).some((p) => !isForwarded(d, p) && p.protocol === "tcp" && p.containerPort === containerPort))
+        return null;
       return drivers.builtin.lend!(s, containerPort, family);
     },
     async restore(s) {
       const d = forSandbox(s);
       if (d === drivers.builtin) return d.restore?.(s);
-      const { own, forwarded } = byPublisher(s);
+      const { own, forwarded } = byPublisher(d, s);
       await d.restore?.(own);
       await drivers.builtin.restore?.(forwarded); // nothing when `port add` gave it none
     },
@@ -123,15 +153,15 @@ export function createPortDrivers(): PortDrivers {
     },
     refuseRemoval(s, port) {
       const d = forSandbox(s);
-      if (port.forwarded) return undefined;
+      if (isForwarded(d, port)) return undefined;
       const why = d.liveRefusal?.(s);
       if (why || d.remove) return why;
       return `host port ${port.hostPort}/${port.protocol} was published when ${s.name} started, by ${s.runtime.portDriver} rules burrow cannot change while the sandbox runs; only ports added with \`burrow port add\` can be removed from a running rootful bridge sandbox`;
     },
     async remove(s, ports) {
       const d = forSandbox(s);
-      const forwarded = ports.filter((p) => p.forwarded);
-      const own = ports.filter((p) => !p.forwarded);
+      const forwarded = ports.filter((p) => isForwarded(d, p));
+      const own = ports.filter((p) => !isForwarded(d, p));
       const errors = forwarded.length ? await drivers.builtin.remove!(s, forwarded) : [];
       if (own.length && d.remove) errors.push(...(await d.remove(s, own)));
       return errors;

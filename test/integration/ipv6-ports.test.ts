@@ -323,6 +323,11 @@ for (const backend of ["cni", "netavark"] as const) {
       process.kill(daemon!, "SIGKILL");
       expect(await until(async () => (await peerIn("::1", port)) || null, 10_000, `the server behind [::1]:${port} after kill -9 of the daemon`)).toBe(own);
       expect(await peerIn("::1", randomPort)).toBe(own);
+      // The forwarder's, so `port rm` removes it as one `port add` gave (before: refused as "published when it started").
+      expect(await t.burrowOk(["port", "rm", id, String(port)])).toBe(`7000/tcp -> [::1]:${port}\n`);
+      expect(await peerIn("::1", port)).toBe("");
+      expect(await peerIn("::1", randomPort)).toBe(own);
+      expect(await t.burrowOk(["port", id])).toBe(`7000/tcp -> [::1]:${randomPort}\n`);
       await t.burrowOk(["rm", "-f", id]);
       await t.burrowOk(["network", "rm", "v6loop"]);
     });

@@ -11,11 +11,11 @@
 // first); a connection that does (rules flushed) is closed at once.
 //
 // A port published on [::1] only is no DNAT's to serve (src/port-dnat.ts):
-// the builtin forwarder listens there and connects from inside the sandbox
-// to its own address, IPv6 where it has one, as for rootless sandboxes.
+// the registry gives it to its builtin forwarder (`forwards`), which listens
+// there and connects from inside the sandbox to its own address, IPv6 where
+// it has one, as for rootless sandboxes.
 // Daemon main thread, daemon's network namespace.
 import type { PortRecord, Sandbox } from "../../state/sandboxes.ts";
-import { builtinDriver } from "../builtin/driver.ts";
 import { servedByDnat } from "../../port-dnat.ts";
 import type { PortDriver } from "../driver.ts";
 import { holdPort, probePort, type HeldPort as Held } from "../host-port.ts";
@@ -31,8 +31,6 @@ const keyOf = (p: Pick<PortRecord, "hostIp" | "hostPort" | "protocol">) => `${p.
 
 export function portmapDriver(): PortDriver {
   const holds = new Map<string, Held[]>();
-  /** The ports on [::1]; it starts its connector thread only when one is published. */
-  const loopback6 = builtinDriver();
   /**
    * Random host ports (-p ::80) picked by prepare() and kept bound until
    * setup() adopts them. Picking by binding for a moment and releasing let
@@ -104,24 +102,12 @@ export function portmapDriver(): PortDriver {
     },
     // DNAT (the portmap plugin, netavark's rules) rewrites only the destination.
     sourceAddress: () => ({ sourceAddress: "client" }),
+    forwards: (p) => !servedByDnat(p),
     async setup(s, specs) {
-      const forwarded = specs.some((p) => !servedByDnat(p))
-        ? await loopback6.setup(
-            s,
-            specs.filter((p) => !servedByDnat(p)),
-          )
-        : [];
-      try {
-        await holdAll(s, specs.filter(servedByDnat));
-      } catch (e) {
-        await loopback6.teardown(s);
-        throw e;
-      }
-      let next = 0;
-      return specs.map((p) => (servedByDnat(p) ? p : forwarded[next++]!));
+      await holdAll(s, specs);
+      return specs;
     },
     async teardown(s) {
-      const errors = await loopback6.teardown(s);
       release(holds.get(s.id) ?? []);
       holds.delete(s.id);
       for (const p of s.runtime.ports ?? []) {
@@ -129,18 +115,11 @@ export function portmapDriver(): PortDriver {
         picked.get(keyOf(p))?.held.close();
         picked.delete(keyOf(p));
       }
-      return errors;
+      return [];
     },
     async restore(s) {
       if (holds.has(s.id) || !s.runtime.ports?.length) return;
-      const forwarded = s.runtime.ports.filter((p) => !servedByDnat(p));
-      if (forwarded.length) await loopback6.setup(s, forwarded);
-      try {
-        await holdAll(s, s.runtime.ports.filter(servedByDnat));
-      } catch (e) {
-        await loopback6.teardown(s);
-        throw e;
-      }
+      await holdAll(s, s.runtime.ports);
     },
   };
 }
