@@ -408,12 +408,11 @@ function forgetFdinfos(pid: number): void {
 
 /** Reads fdinfo of `fd` of `pid` into fdinfoBuffer: its length, or -1. */
 function readFdinfo(pid: number, fd: number): number {
-  let files = recentFdinfos.get(pid);
-  const kept = files?.get(fd);
+  const kept = recentFdinfos.get(pid)?.get(fd);
   if (kept !== undefined) {
     const n = Number(libc.symbols.pread(kept, fdinfoBuffer, fdinfoBuffer.length, 0));
     if (n > 0) return n;
-    files!.delete(fd);
+    recentFdinfos.get(pid)!.delete(fd);
     libc.symbols.close(kept);
   }
   const f = inProcDir(pid, (dir) => libc.symbols.openat(dir, pathOf(`fdinfo/${fd}`), O_CLOEXEC, 0));
@@ -428,6 +427,8 @@ function readFdinfo(pid: number, fd: number): number {
     libc.symbols.close(f);
     return n;
   }
+  // Looked up after inProcDir: a /proc/PID opened afresh (the pid is another process's now) dropped the old files.
+  let files = recentFdinfos.get(pid);
   if (!files) recentFdinfos.set(pid, (files = new Map()));
   files.set(fd, f);
   if (files.size > FDINFO_PER_PROCESS) {

@@ -294,11 +294,24 @@ for line in sys.stdin:
 `);
     const reader = (p.stdout as ReadableStream<Uint8Array>).getReader();
     const out = new TextDecoder();
-    const fd = Number(out.decode((await reader.read()).value).trim());
+    let pending = "";
+    /** The next whole line python printed (a read may bring part of one, or two). */
+    const line = async (): Promise<string> => {
+      while (!pending.includes("\n")) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error(`python3 ended: ${JSON.stringify(pending)}`);
+        pending += out.decode(value, { stream: true });
+      }
+      const nl = pending.indexOf("\n");
+      const first = pending.slice(0, nl);
+      pending = pending.slice(nl + 1);
+      return first;
+    };
+    const fd = Number(await line());
     const run = async (code: string) => {
       p.stdin.write(`${code}\n`);
       await p.stdin.flush();
-      expect(out.decode((await reader.read()).value).trim()).toBe("ok");
+      expect(await line()).toBe("ok");
     };
     const O_NONBLOCK = 0o4000;
     try {
