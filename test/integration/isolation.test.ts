@@ -8,6 +8,8 @@ import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { burrowContext, type BurrowContext } from "../helpers/context.ts";
 import { integrationUnavailable } from "../helpers/env.ts";
+import { listPids } from "../helpers/netns.ts";
+import { argvOf } from "../helpers/sys.ts";
 import { until } from "../helpers/until.ts";
 
 const why = integrationUnavailable();
@@ -258,13 +260,9 @@ for (const mode of ["rootless", "rootful"] as const) {
         expect(r.stdout.trim()).toBe("rc=1");
         // The plugins' runner (a private mount namespace, long-lived) holds no copy of a sandbox's pins: it reaches
         // them through /proc/<daemon>/root, and a copy would keep a removed sandbox's namespaces alive.
-        const runner = readdirSync("/proc").find((p) => {
-          try {
-            const argv = readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0");
-            return argv[1] === "__cni-runner" && argv[2]?.includes(t.dirs.runtimeDir);
-          } catch {
-            return false;
-          }
+        const runner = listPids().find((pid) => {
+          const argv = argvOf(pid);
+          return argv[1] === "__cni-runner" && argv[2]?.includes(t.dirs.runtimeDir);
         });
         expect(runner).toBeDefined();
         const pinCopies = readFileSync(`/proc/${runner}/mountinfo`, "utf8")
