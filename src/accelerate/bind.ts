@@ -10,11 +10,12 @@ import { AF_INET, AF_INET6, SOCK_STREAM } from "../sys/net.ts";
 import { close } from "../sys/ns.ts";
 import {
   answerNotification,
+  closeOnExec,
   copyTrappedFd,
   installProcessFd,
   type Notification,
   notificationValid,
-  processFdCloexec,
+  processFdFlags,
   readProcessMemory,
 } from "../sys/seccomp.ts";
 import { setNonBlocking, socketShape } from "../sys/socket-twin.ts";
@@ -67,7 +68,9 @@ export function trappedBind(listener: number, n: Notification, decide: (dest: De
     return proceed(listener, n.id, `pidfd_getfd: ${(e as Error).message}`);
   }
   try {
-    const shape = socketShape(theirs);
+    // Close-on-exec and O_NONBLOCK in one read of the process's fdinfo, as for a connect.
+    const fileFlags = processFdFlags(n.pid, targetFd);
+    const shape = socketShape(theirs, fileFlags);
     if (shape.type !== SOCK_STREAM || (shape.protocol !== 0 && shape.protocol !== 6)) return proceed(listener, n.id, "not TCP");
     if (shape.family !== (family === 4 ? AF_INET : AF_INET6)) return proceed(listener, n.id, "family mismatch");
     if (shape.connected || shape.boundPort !== 0) return proceed(listener, n.id, "bound or connected already");
@@ -77,7 +80,7 @@ export function trappedBind(listener: number, n: Notification, decide: (dest: De
         id: n.id,
         pid: n.pid,
         targetFd,
-        cloexec: processFdCloexec(n.pid, targetFd),
+        cloexec: closeOnExec(fileFlags),
         nonblocking: shape.nonblocking,
         port: verdict.port,
         family,

@@ -19,11 +19,11 @@ import { sockaddrOf } from "../sys/netio.ts";
 import { close } from "../sys/ns.ts";
 import {
   answerNotification,
+  closeOnExec,
   copyTrappedFd,
   installProcessFd,
   type Notification,
   notificationValid,
-  O_CLOEXEC,
   processFdFlags,
   readProcessMemory,
 } from "../sys/seccomp.ts";
@@ -126,7 +126,7 @@ export function acceleratedConnect(
     const host = verdict.host;
     // A dual-stack socket connecting to an IPv4 peer: the twin is IPv6, the address mapped.
     const addr = shape.family === AF_INET6 && wantFamily === AF_INET ? sockaddrOf(`::ffff:${host.ip}`, host.port).buf : sockaddrOf(host.ip, host.port).buf;
-    const cloexec = fileFlags >= 0 && (fileFlags & O_CLOEXEC) !== 0;
+    const cloexec = closeOnExec(fileFlags);
     const install = (err: number): number => {
       // The twin is made non-blocking: only a blocking socket needs its mode changed.
       if (!shape.nonblocking) setNonBlocking(twin, false);

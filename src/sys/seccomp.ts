@@ -459,10 +459,14 @@ export function processFdFlags(pid: number, fd: number): number {
   return -1;
 }
 
+/** Whether processFdFlags's `flags` say close-on-exec (false when they were unreadable, -1). */
+export function closeOnExec(flags: number): boolean {
+  return flags >= 0 && (flags & O_CLOEXEC) !== 0;
+}
+
 /** Is fd `fd` of `pid` close-on-exec? False when its flags are unreadable. */
 export function processFdCloexec(pid: number, fd: number): boolean {
-  const flags = processFdFlags(pid, fd);
-  return flags >= 0 && (flags & O_CLOEXEC) !== 0;
+  return closeOnExec(processFdFlags(pid, fd));
 }
 
 const linkBuffer = new Uint8Array(64);
