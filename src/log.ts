@@ -10,7 +10,7 @@
 // first warning came (issue 10). The core with this reporter: ~1.6 MiB
 // standalone against ~11.7. The lines look the same in daemon.log.
 import type { ConsolaInstance, ConsolaReporter, LogObject } from "consola";
-import { writeSync } from "node:fs";
+import { nodeFs } from "./lazy-node.ts";
 
 const levels: Record<string, number> = { silent: -999, error: 0, warn: 1, info: 3, debug: 4, trace: 5 };
 const level = levels[process.env.BURROW_LOG ?? ""] ?? 3;
@@ -45,7 +45,7 @@ function plainReporter(fd: number): ConsolaReporter {
   return {
     log(o) {
       try {
-        writeSync(fd, formatPlain(o));
+        nodeFs().writeSync(fd, formatPlain(o));
       } catch {
         // A full disk or a closed log must not take the daemon down with it.
       }

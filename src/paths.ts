@@ -1,11 +1,11 @@
 // Where burrow keeps things. Computed once by the CLI and handed to the
 // daemon through the environment (the daemon runs as uid 0 of the holder's
 // user namespace, so it cannot tell rootless from rootful by its own uid).
-import { homedir } from "node:os";
 import type * as v from "valibot";
 import { BurrowError } from "./errors.ts";
 import { PathsMessage, parseMessage } from "./messages.ts";
 import { getuid } from "./sys/proc.ts";
+import { nodeOs } from "./lazy-node.ts";
 
 export type Paths = v.InferOutput<typeof PathsMessage>;
 
@@ -44,7 +44,7 @@ export function resolvePaths(env: Record<string, string | undefined> = process.e
   if (env.BURROW_PATHS) return parseMessage(PathsMessage, env.BURROW_PATHS, "BURROW_PATHS");
   const uid = getuid();
   const rootless = uid !== 0;
-  const home = env.HOME || homedir();
+  const home = env.HOME || nodeOs().homedir();
   let runtimeDir = env.BURROW_RUNTIME_DIR;
   if (!runtimeDir) {
     if (!rootless) runtimeDir = "/run/burrow";

@@ -7,29 +7,24 @@
 // logout) never clash. The private directories themselves are made and
 // checked here too (ensurePrivateDir), for the CLI (src/client/trust.ts)
 // and the daemon alike.
-import {
-  closeSync,
-  constants,
-  fchmodSync,
-  fstatSync,
-  lstatSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-  type Stats,
-} from "node:fs";
-import { dirname } from "node:path";
+//
+// The checks on the path of every CLI call (ensurePrivateDir,
+// checkOwnedPrivate) stat through src/sys/files.ts; the rest takes node:fs
+// on first use (src/lazy-node.ts).
+import type { Stats } from "node:fs";
 import type * as v from "valibot";
 import { BurrowError } from "./errors.ts";
+import { nodeFs } from "./lazy-node.ts";
 import { parseMessage } from "./messages.ts";
+import { type FileStat, lstatPath, parentDir, statPath } from "./sys/files.ts";
 import { geteuid } from "./sys/peercred.ts";
+
+/** What the checks read of a file: node:fs's Stats or src/sys/files.ts's FileStat. */
+type StatLike = Pick<Stats | FileStat, "mode" | "uid" | "isDirectory" | "isFile" | "isSocket" | "isSymbolicLink">;
 
 /** The record at `path` if it exists and matches `schema`; null otherwise (a file that does not parse is no record). */
 export function readPrivateRecord<S extends v.GenericSchema>(path: string, schema: S, what: string): v.InferOutput<S> | null {
+  const { openSync, readFileSync, closeSync, constants } = nodeFs();
   try {
     const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
     try {
@@ -44,6 +39,7 @@ export function readPrivateRecord<S extends v.GenericSchema>(path: string, schem
 
 /** Writes `value` as JSON to `dir/name`, mode 0600, through `dir/.name.PID`. */
 export function writePrivateRecord(dir: string, name: string, value: unknown): void {
+  const { rmSync, openSync, writeFileSync, closeSync, renameSync, constants } = nodeFs();
   const tmp = `${dir}/.${name}.${process.pid}`;
   rmSync(tmp, { force: true });
   const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
@@ -72,9 +68,9 @@ export function refuse(path: string, what: string, fix: string): never {
   throw new UntrustedPath(`refusing to use ${path}: ${what}; ${fix}`);
 }
 
-const mode = (st: Stats) => `0${(st.mode & 0o7777).toString(8)}`;
+const mode = (st: StatLike) => `0${(st.mode & 0o7777).toString(8)}`;
 
-export function checkOwnedPrivate(path: string, st: Stats, uid: number, type: "directory" | "socket" | "file"): void {
+export function checkOwnedPrivate(path: string, st: StatLike, uid: number, type: "directory" | "socket" | "file"): void {
   if (st.isSymbolicLink()) refuse(path, "it is a symbolic link", `remove it (rm ${path}) and run burrow again`);
   const isType = type === "directory" ? st.isDirectory() : type === "socket" ? st.isSocket() : st.isFile();
   if (!isType) refuse(path, `it is not a ${type}`, `remove it and run burrow again`);
@@ -88,9 +84,10 @@ export function checkOwnedPrivate(path: string, st: Stats, uid: number, type: "d
  * others cannot swap it out of (writable by others only with the sticky bit).
  */
 export function ensurePrivateDir(path: string, uid = geteuid()): void {
-  const parent = dirname(path);
-  let st = lstatSync(path, { throwIfNoEntry: false });
+  const parent = parentDir(path);
+  let st = lstatPath(path);
   if (!st) {
+    const { mkdirSync, lstatSync } = nodeFs();
     mkdirSync(parent, { recursive: true, mode: 0o700 });
     try {
       // Not recursive: the last component is made here, by us, or not at all.
@@ -101,7 +98,8 @@ export function ensurePrivateDir(path: string, uid = geteuid()): void {
     st = lstatSync(path);
   }
   checkOwnedPrivate(path, st, uid, "directory");
-  const pst = statSync(parent);
+  // Gone since the lstat above (a race): node:fs's stat says so (ENOENT), as before.
+  const pst = statPath(parent) ?? nodeFs().statSync(parent);
   if (pst.mode & 0o002 && !(pst.mode & 0o1000))
     refuse(
       path,
@@ -115,6 +113,7 @@ export function ensurePrivateDir(path: string, uid = geteuid()): void {
  * through a symbolic link: there a link can only be an attack or a mistake.
  */
 export function openPrivateAppend(path: string, truncate = false): number {
+  const { openSync, fstatSync, fchmodSync, closeSync, constants } = nodeFs();
   try {
     const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW | (truncate ? constants.O_TRUNC : constants.O_APPEND), 0o600);
     try {
@@ -134,7 +133,7 @@ export function openPrivateAppend(path: string, truncate = false): number {
 
 /** True when `path` exists and is a private directory of ours (what ensurePrivateDir would accept); never makes it. */
 export function isPrivateDir(path: string, uid = geteuid()): boolean {
-  const st = lstatSync(path, { throwIfNoEntry: false });
+  const st = lstatPath(path);
   if (!st) return false;
   try {
     checkOwnedPrivate(path, st, uid, "directory");

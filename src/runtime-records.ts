@@ -4,11 +4,12 @@
 // and the rootful supervisor's supervisor.json (src/client/root-supervisor.ts
 // starts and finds the supervisor; the daemon rebuilds and removes the file).
 // A module of its own so that src/daemon needs nothing from src/client.
-import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import * as v from "valibot";
+import { nodeFs } from "./lazy-node.ts";
 import { type SupervisorInfo, SupervisorFile } from "./messages.ts";
 import type { Paths } from "./paths.ts";
 import { readPrivateRecord, writePrivateRecord } from "./private-file.ts";
+import { readTextFile } from "./sys/files.ts";
 import { startTimeOf } from "./sys/processes.ts";
 import { isSupervisor } from "./userns/supervisor.ts";
 import { version } from "./version.ts";
@@ -27,7 +28,10 @@ export function mine(): { version: string; commit: string } {
 
 export function readRecord(p: Paths): DaemonRecord | null {
   try {
-    const r = v.safeParse(Record_, JSON.parse(readFileSync(recordFile(p), "utf8")));
+    // Every CLI call reads it: libc, not node:fs (src/sys/files.ts).
+    const text = readTextFile(recordFile(p));
+    if (text === null) return null;
+    const r = v.safeParse(Record_, JSON.parse(text));
     return r.success ? r.output : null;
   } catch {
     return null;
@@ -36,6 +40,7 @@ export function readRecord(p: Paths): DaemonRecord | null {
 
 /** Called by the CLI that just started daemon PID. */
 export function writeRecord(p: Paths, pid: number): void {
+  const { writeFileSync, renameSync } = nodeFs();
   const tmp = `${recordFile(p)}.${process.pid}`;
   writeFileSync(tmp, JSON.stringify({ ...mine(), pid }), { mode: 0o600 });
   renameSync(tmp, recordFile(p));
@@ -58,7 +63,7 @@ export function writeSupervisorFile(p: Paths, info: SupervisorInfo): void {
 /** Removes supervisor.json only while it names `info` (never a newer supervisor's). */
 export function removeSupervisorFile(p: Paths, info: SupervisorInfo): void {
   const now = readSupervisorFile(p);
-  if (now && now.pid === info.pid && now.startTime === info.startTime) rmSync(supervisorFile(p), { force: true });
+  if (now && now.pid === info.pid && now.startTime === info.startTime) nodeFs().rmSync(supervisorFile(p), { force: true });
 }
 
 /** Alive and still a rootful supervisor: a reused pid or a zombie is not. */

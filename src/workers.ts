@@ -8,17 +8,19 @@
 // "namespaces/create-worker.js" for the release build, "src/ports/..." for a
 // test harness built from test/helpers. A bare name is never returned: Bun
 // would resolve it against the current directory.
-import { existsSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
+//
+// Existence is Bun.file's size (a bundle is never empty): node:fs and
+// node:path cost the CLI's start ~1.5 ms to load (src/lazy-node.ts).
+const exists = (path: string): boolean => Bun.file(path).size > 0;
 
 export function workerUrl(relFromSrc: string): string {
   const source = new URL(`./${relFromSrc}`, import.meta.url);
-  if (source.protocol === "file:" && existsSync(source.pathname)) return source.pathname;
-  const root = dirname(Bun.main);
+  if (source.protocol === "file:" && exists(source.pathname)) return source.pathname;
+  const root = Bun.main.slice(0, Bun.main.lastIndexOf("/"));
   const js = relFromSrc.replace(/\.ts$/, ".js");
-  for (const candidate of [js, `src/${js}`, basename(js)]) {
-    const p = join(root, candidate);
-    if (existsSync(p)) return p;
+  for (const candidate of [js, `src/${js}`, js.slice(js.lastIndexOf("/") + 1)]) {
+    const p = `${root}/${candidate}`;
+    if (exists(p)) return p;
   }
   throw new Error(`${relFromSrc} is not part of this build: list src/${relFromSrc} in scripts/build.ts`);
 }

@@ -2,13 +2,13 @@
 // users type them: -i, -t, -e/--env, --env-file, -w/--workdir, -u/--user.
 // Parsing here is pure where it can be (env-file text, -e lookups) so the
 // unit tests cover podman's documented forms.
-import { readFileSync, statSync } from "node:fs";
 import type { ArgsDef } from "citty";
 import { BurrowError } from "../errors.ts";
 import { resolveUser, type ProcessUser } from "../sandbox/user.ts";
 import { bool, list, str, type Parsed } from "./_args.ts";
 import { quote } from "../quote.ts";
-import { isTerminal } from "../client/host.ts";
+import { isTerminal, statPath } from "../client/host.ts";
+import { nodeFs } from "../lazy-node.ts";
 
 export const processArgs = {
   interactive: { type: "boolean", alias: "i", description: "Keep stdin open: the command reads the caller's stdin (without -i it reads /dev/null)" },
@@ -77,7 +77,7 @@ export interface ProcessOptions {
 
 function readText(path: string, what: string): string {
   try {
-    return readFileSync(path, "utf8");
+    return nodeFs().readFileSync(path, "utf8");
   } catch (e) {
     throw new BurrowError(`cannot read ${what} ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { kind: "bad-input" });
   }
@@ -100,7 +100,7 @@ export function processOptions(p: Parsed, opts: { detach: boolean; command: stri
     if (!workdir.startsWith("/")) throw new BurrowError(`-w/--workdir ${quote(workdir)} must be an absolute path`, { kind: "bad-input" });
     let isDir = false;
     try {
-      isDir = statSync(workdir).isDirectory();
+      isDir = statPath(workdir)?.isDirectory() ?? false;
     } catch {}
     if (!isDir)
       throw new BurrowError(`-w/--workdir ${quote(workdir)} is not an existing directory (the sandbox sees the host's filesystem)`, { kind: "bad-input" });

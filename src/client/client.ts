@@ -1,13 +1,13 @@
 // CLI side of the control protocol: HTTP over the control socket, starting
 // the daemon (and, rootless, the holder) on demand under a lock so that ten
 // concurrent CLIs start exactly one.
-import { closeSync, fstatSync, readFileSync, statSync } from "node:fs";
 import { BurrowError, EXIT, isErrorKind } from "../errors.ts";
 import { controlSocket, resolvePaths, type Paths } from "../paths.ts";
 import * as v from "valibot";
 import type { Op, OpArgs } from "../protocol.ts";
 import { ErrorReply, Replies, type Reply } from "../replies.ts";
 import { formatIssues } from "../messages.ts";
+import { nodeFs } from "../lazy-node.ts";
 import { ROLES, spawnRole } from "../roles.ts";
 import { LOCK, flock } from "../sys/proc.ts";
 import { ensureHolder, holderAlive, readHolder, removeHolderFiles, type HolderInfo } from "../userns/session.ts";
@@ -176,6 +176,7 @@ function endFreshHolder(p: Paths, holder: HolderInfo): void {
 
 /** Starts holder and daemon unless running; serialized by a lock file. */
 export async function ensureDaemon(): Promise<void> {
+  const { closeSync, fstatSync, readFileSync, statSync } = nodeFs();
   const p = paths();
   ensurePrivateDir(p.runtimeDir);
   const lockFd = openPrivateAppend(`${p.runtimeDir}/daemon.lock`);

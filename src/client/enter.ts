@@ -1,10 +1,10 @@
-import { constants } from "node:os";
 // Runs the enter step (the C helper, or the Bun __enter role:
 // src/sandbox/enter-spawn.ts) in the foreground: stdio passes through,
 // signals are forwarded, and the exit status comes back like a shell's
 // (128+N on signal).
 import type { EnterTarget } from "../protocol.ts";
 import { spawnEnterStep } from "../sandbox/enter-spawn.ts";
+import { nodeOs } from "../lazy-node.ts";
 
 export { prepareEnterHelper } from "../sandbox/enter-spawn.ts";
 
@@ -80,7 +80,7 @@ export async function waitForeground(child: Bun.Subprocess, signals: CaughtSigna
   signals.forward(child);
   try {
     const code = await child.exited;
-    return child.signalCode ? 128 + (constants.signals[child.signalCode as NodeJS.Signals] ?? 0) : code;
+    return child.signalCode ? 128 + (nodeOs().constants.signals[child.signalCode as NodeJS.Signals] ?? 0) : code;
   } finally {
     signals.release();
   }

@@ -17,7 +17,7 @@
 // Used by the CLI (starting and finding it) and by the daemon (keeping the
 // file true after its runtime directory was removed, and removing it when
 // it stops cleanly).
-import { closeSync, openSync, readFileSync } from "node:fs";
+import { nodeFs } from "../lazy-node.ts";
 import type { SupervisorInfo } from "../messages.ts";
 import { readSupervisorFile, supervisorAlive, writeSupervisorFile } from "../runtime-records.ts";
 import type { Paths } from "../paths.ts";
@@ -39,7 +39,7 @@ export function readSupervisor(p: Paths): SupervisorInfo | null {
 /** The supervisor's children (its launcher or daemon), for a CLI that gives up on a start. */
 export function supervisorChildren(pid: number): number[] {
   try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
+    return nodeFs().readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
   } catch {
     return [];
   }
@@ -58,7 +58,7 @@ export function startSupervisor(p: Paths, log: string): SupervisorInfo {
   // Not compiled (bun + the source, while developing): bun and the script.
   const self = selfCommand();
   const compiled = self.length === 1;
-  const exe = openSync("/proc/self/exe", "r");
+  const exe = nodeFs().openSync("/proc/self/exe", "r");
   let proc: Bun.Subprocess;
   try {
     proc = Bun.spawn(["/bin/sh", "-c", 'eval "$BURROW_SUPERVISOR"', SUPERVISOR_MARK, ...(compiled ? ["/proc/self/fd/3"] : self), ROLES.launch, "-"], {
@@ -69,7 +69,7 @@ export function startSupervisor(p: Paths, log: string): SupervisorInfo {
       detached: true,
     });
   } finally {
-    closeSync(exe);
+    nodeFs().closeSync(exe);
   }
   proc.unref();
   const info: SupervisorInfo = { pid: proc.pid, startTime: startTimeOf(proc.pid) ?? "" };

@@ -9,8 +9,9 @@
 // Ownership is compared with the effective uid of the calling process in its
 // own user namespace: the CLI's host uid, and for a rootless daemon uid 0 of
 // the holder's user namespace, which is the same user.
-import { closeSync, constants, fstatSync, lstatSync, openSync } from "node:fs";
+import { nodeFs } from "../lazy-node.ts";
 import { checkOwnedPrivate, refuse } from "../private-file.ts";
+import { lstatPath } from "../sys/files.ts";
 import { geteuid, peerCredOfSocket } from "../sys/peercred.ts";
 import { SysError } from "../sys/libc.ts";
 
@@ -19,7 +20,7 @@ export { UntrustedPath, ensurePrivateDir, isPrivateDir, openPrivateAppend } from
 
 /** Checks a file burrow opens by name in one of its directories, if it exists. */
 export function checkPrivateFile(path: string, kind: "socket" | "file", uid = geteuid()): boolean {
-  const st = lstatSync(path, { throwIfNoEntry: false });
+  const st = lstatPath(path);
   if (!st) return false;
   checkOwnedPrivate(path, st, uid, kind);
   return true;
@@ -32,6 +33,7 @@ export function checkPrivateFile(path: string, kind: "socket" | "file", uid = ge
  * swap between the check and the open cannot redirect the read.
  */
 export function openPrivateLog(path: string, uid = geteuid()): number | null {
+  const { openSync, fstatSync, closeSync, constants } = nodeFs();
   let fd: number;
   try {
     fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
@@ -74,6 +76,6 @@ export function checkControlSocket(path: string, uid = geteuid()): SocketCheck {
 /** Closes an fd, ignoring errors (for cleanup paths). */
 export function closeQuietly(fd: number): void {
   try {
-    closeSync(fd);
+    nodeFs().closeSync(fd);
   } catch {}
 }

@@ -6,7 +6,7 @@
 // is in flight; its state stays on disk) and the caller starts its own,
 // which adopts the state. A busy one is left alone and the CLI says, in one
 // line, what to do: never a protocol error from a reply it cannot read.
-import { closeSync } from "node:fs";
+import { nodeFs } from "../lazy-node.ts";
 import * as v from "valibot";
 import { BurrowError } from "../errors.ts";
 import { controlSocket, type Paths } from "../paths.ts";
@@ -106,7 +106,7 @@ export async function replaceOtherDaemon(p: Paths): Promise<void> {
     } catch {}
   } finally {
     flock(fd, LOCK.UN);
-    closeSync(fd);
+    nodeFs().closeSync(fd);
   }
   // Idle, and sent SIGTERM: wait (unlocked, so that it can end its idle
   // holder on the way out) until it has let go of the socket.

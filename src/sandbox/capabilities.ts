@@ -4,9 +4,9 @@
 // Pure: the enter child applies the result (src/sys/caps.ts), the daemon
 // resolves it once at create and keeps it in the sandbox's spec, so `start`,
 // `restart` and `exec` give the command the same set.
-import { readFileSync } from "node:fs";
 import { BurrowError } from "../errors.ts";
 import { quote } from "../quote.ts";
+import { readTextFile } from "../sys/files.ts";
 
 /** linux/capability.h, by number (CAP_CHOWN = 0 ... CAP_CHECKPOINT_RESTORE = 40). */
 export const CAPABILITIES = [
@@ -56,7 +56,8 @@ export const CAPABILITIES = [
 /** The highest capability number this kernel has (/proc/sys/kernel/cap_last_cap). */
 export function lastCapability(): number {
   try {
-    const n = Number(readFileSync("/proc/sys/kernel/cap_last_cap", "utf8").trim());
+    const text = readTextFile("/proc/sys/kernel/cap_last_cap");
+    const n = text === null ? Number.NaN : Number(text.trim());
     if (Number.isInteger(n) && n >= 0 && n < 64) return n;
   } catch {}
   return CAPABILITIES.length - 1;

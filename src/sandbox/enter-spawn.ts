@@ -4,9 +4,9 @@
 // joins, confinement and execve from the same validated EnterRequest; the
 // helper spares the second Bun start (~6 ms) of every foreground run.
 // docs/decisions.md "The enter helper" says why and when the fallback runs.
-import { closeSync, writeSync } from "node:fs";
 import { BurrowError } from "../errors.ts";
 import { acceleratedFilter } from "../sys/seccomp.ts";
+import { close } from "../sys/ns.ts";
 import { pipe, writeAll } from "../sys/sockets.ts";
 import { connectUnix } from "../sys/unix-socket.ts";
 import { ROLES, roleArgv } from "../roles.ts";
@@ -132,13 +132,13 @@ function accelerationFds(a: NonNullable<EnterRequest["accelerate"]>, first: numb
   try {
     writeAll(filterWrite, acceleratedFilter());
     handoffFd = connectUnix(a.socket);
-    writeSync(handoffFd, `${a.token}\n`);
+    writeAll(handoffFd, Buffer.from(`${a.token}\n`));
   } catch (e) {
-    closeSync(filterFd);
-    if (handoffFd >= 0) closeSync(handoffFd);
+    close(filterFd);
+    if (handoffFd >= 0) close(handoffFd);
     throw new BurrowError(`cannot hand the --accelerate listener to the daemon: ${(e as Error).message}`, { kind: "internal" });
   } finally {
-    closeSync(filterWrite);
+    close(filterWrite);
   }
   return {
     filterFd,
@@ -146,8 +146,8 @@ function accelerationFds(a: NonNullable<EnterRequest["accelerate"]>, first: numb
     child: { filterFd: first, handoffFd: first + 1 },
     /** After the spawn, which has its own copies by then. */
     close: () => {
-      closeSync(filterFd);
-      closeSync(handoffFd);
+      close(filterFd);
+      close(handoffFd);
     },
   };
 }
@@ -199,7 +199,7 @@ export function spawnEnterStep(
       log.debug(`enter: the C helper would not start (${(e as Error).message}): the Bun role from now on`);
       helperFd = null;
       try {
-        closeSync(fd);
+        close(fd);
       } catch {}
     }
   }

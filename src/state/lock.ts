@@ -5,7 +5,7 @@
 // process (kill -9 included); the fd is close-on-exec (Bun opens so), so no
 // helper the daemon spawns inherits it. The file holds the daemon's pid,
 // for messages only.
-import { closeSync, constants, ftruncateSync, openSync, readFileSync, writeSync } from "node:fs";
+import { nodeFs } from "../lazy-node.ts";
 import { isSysError } from "../sys/libc.ts";
 import { LOCK, flock } from "../sys/proc.ts";
 
@@ -20,6 +20,7 @@ export function stateLockFile(stateDir: string): string {
  * daemon that holds it.
  */
 export async function acquireStateLock(stateDir: string, waitMs = 2000): Promise<{ fd: number } | { heldBy: number | null }> {
+  const { openSync, ftruncateSync, writeSync, closeSync, constants } = nodeFs();
   const fd = openSync(stateLockFile(stateDir), constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
   const deadline = Date.now() + waitMs;
   for (;;) {
@@ -44,7 +45,7 @@ export async function acquireStateLock(stateDir: string, waitMs = 2000): Promise
 
 function lockHolderPid(stateDir: string): number | null {
   try {
-    const n = Number.parseInt(readFileSync(stateLockFile(stateDir), "utf8"), 10);
+    const n = Number.parseInt(nodeFs().readFileSync(stateLockFile(stateDir), "utf8"), 10);
     return Number.isInteger(n) && n > 0 ? n : null;
   } catch {
     return null;
@@ -58,6 +59,7 @@ function lockHolderPid(stateDir: string): number | null {
  * retries (acquireStateLock).
  */
 export function stateLockOwner(stateDir: string): number | null {
+  const { openSync, closeSync, constants } = nodeFs();
   let fd: number;
   try {
     fd = openSync(stateLockFile(stateDir), constants.O_RDONLY | constants.O_NOFOLLOW);

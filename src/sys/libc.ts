@@ -39,6 +39,8 @@ const GROUPS = {
     // Is an fd a terminal: node:tty's isatty loads Node's net and stream
     // modules, ~1 ms of a CLI start (src/sys/pty.ts isTerminal).
     isatty: { args: [i32], returns: i32 },
+    // The trust checks' stat and lstat, off node:fs (src/sys/files.ts).
+    statx: { args: [i32, ptr, i32, u32, ptr], returns: i32 },
     // The open-file limit (src/sys/rlimit.ts).
     getrlimit: { args: [i32, ptr], returns: i32 },
     setrlimit: { args: [i32, ptr], returns: i32 },

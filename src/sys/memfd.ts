@@ -1,7 +1,7 @@
 // Sealed in-memory executables (memfd_create(2)): the enter helper
 // (src/sandbox/enter-spawn.ts) runs from one without ever being a file on disk.
-import { writeSync } from "node:fs";
 import { check, cstr, errno, libc } from "./libc.ts";
+import { writeAll } from "./sockets.ts";
 
 const MFD_CLOEXEC = 0x1;
 const MFD_ALLOW_SEALING = 0x2;
@@ -29,8 +29,7 @@ export function sealedExecutable(name: string, bytes: Uint8Array, minFd: number)
   if (fd === -1 && errno() === EINVAL) fd = libc.symbols.memfd_create(n, MFD_CLOEXEC | MFD_ALLOW_SEALING);
   check("memfd_create", fd, name);
   try {
-    let off = 0;
-    while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
+    writeAll(fd, bytes);
     check("fcntl", libc.symbols.fcntl(fd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE), "F_ADD_SEALS");
     return check("fcntl", libc.symbols.fcntl(fd, F_DUPFD_CLOEXEC, minFd), "F_DUPFD_CLOEXEC");
   } finally {

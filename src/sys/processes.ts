@@ -2,8 +2,18 @@
 // helpers', by pid and start time (pids are reused). A sandbox always has its own
 // mount namespace, so "the processes of a sandbox" are those whose
 // /proc/PID/ns/mnt has the sandbox's mount namespace inode.
-import { closeSync, fstatSync, openSync, readFileSync, readdirSync, statSync } from "node:fs";
+//
+// /proc/PID/stat is read with libc (src/sys/files.ts): the CLI asks it on
+// every call, and node:fs costs its start ~1.4 ms to load (src/lazy-node.ts).
+import { nodeFs } from "../lazy-node.ts";
+import { readTextFile } from "./files.ts";
 import { nsId } from "./ns.ts";
+
+/** /proc/PID/stat's fields after the parenthesised command name (field 3 first); null when there is no such process. */
+function statFields(pid: number): string | null {
+  const stat = readTextFile(`/proc/${pid}/stat`);
+  return stat === null ? null : stat.slice(stat.lastIndexOf(")") + 2);
+}
 
 export function pidsInMountNs(ino: number): number[] {
   return pidsInNs("mnt", ino);
@@ -12,7 +22,7 @@ export function pidsInMountNs(ino: number): number[] {
 /** Every process for which `test(pid)` holds; a test that throws (the process went, or is not ours to read) is false. */
 export function pidsWhere(test: (pid: number) => boolean): number[] {
   const out: number[] = [];
-  for (const entry of readdirSync("/proc")) {
+  for (const entry of nodeFs().readdirSync("/proc")) {
     const c = entry.charCodeAt(0);
     if (c < 48 || c > 57) continue;
     try {
@@ -56,6 +66,7 @@ export function alive(pid: number): boolean {
  */
 export async function withNamespace(ino: number, pin: string | undefined, fn: () => void | Promise<void>): Promise<void> {
   if (pin === undefined) return fn(); // no pin to hold: the inode alone (a dead session's sandbox: killOtherSession)
+  const { openSync, fstatSync, closeSync } = nodeFs();
   let fd: number;
   try {
     fd = openSync(pin, "r");
@@ -115,6 +126,7 @@ async function killNow(ino: number): Promise<void> {
  * alive, so its number cannot be ours.
  */
 export async function killOtherSession(ino: { mnt: number; uts: number }): Promise<void> {
+  const { statSync } = nodeFs();
   const own = statSync("/proc/self/ns/user").ino;
   const nsOf = (pid: number, kind: string) => {
     try {
@@ -135,10 +147,9 @@ export async function killOtherSession(ino: { mnt: number; uts: number }): Promi
 /** Alive and not a zombie (kill(pid, 0) also succeeds for a zombie not yet reaped). */
 export function isRunning(pid: number): boolean {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
     // Field 3, after the parenthesised command name.
-    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
-    return state !== "Z" && state !== "X";
+    const state = statFields(pid)?.[0];
+    return state !== undefined && state !== "Z" && state !== "X";
   } catch {
     return false;
   }
@@ -163,8 +174,9 @@ export async function stopHelper(pid: number, stillOurs: () => boolean, graceMs 
 /** The parent pid of `pid` (/proc/PID/stat field 4), or null when it is gone. */
 export function parentOf(pid: number): number | null {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+    const fields = statFields(pid);
+    if (fields === null) return null;
+    const ppid = Number(fields.split(" ")[1]);
     return Number.isInteger(ppid) ? ppid : null;
   } catch {
     return null;
@@ -174,8 +186,8 @@ export function parentOf(pid: number): number | null {
 /** Field 22 of /proc/PID/stat: distinguishes a pid from its reuse. */
 export function startTimeOf(pid: number): string | null {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const fields = statFields(pid)?.split(" ");
+    if (!fields) return null;
     // A zombie (Z) or dead (X) process has lost its namespaces: it counts
     // as gone even while its pid and start time linger (issue 10 item 5).
     if (fields[0] === "Z" || fields[0] === "X") return null;
@@ -193,6 +205,7 @@ export function flockHolder(fd: number): number | null {
   let st: { dev: number; ino: number };
   let locks: string;
   try {
+    const { fstatSync, readFileSync } = nodeFs();
     st = fstatSync(fd);
     locks = readFileSync("/proc/locks", "utf8");
   } catch {
@@ -213,9 +226,8 @@ export function flockHolder(fd: number): number | null {
 /** Field 3 of /proc/PID/stat (R, S, D, T stopped, t traced, Z, X...), or null when there is no such process. */
 export function processState(pid: number): string | null {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
     // After the parenthesised command name.
-    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+    return statFields(pid)?.[0] ?? null;
   } catch {
     return null;
   }

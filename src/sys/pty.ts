@@ -4,13 +4,14 @@
 // the daemon; makeControllingTerminal runs in the single-threaded enter child
 // just before its execve.
 import { ptr } from "bun:ffi";
-import { writeSync } from "node:fs";
 import { check, errno, libc, SysError } from "./libc.ts";
 
 const TIOCGWINSZ = 0x5413;
 const TIOCSWINSZ = 0x5414;
 const TIOCSCTTY = 0x540e;
 const EPERM = 1;
+const EINTR = 4;
+const EAGAIN = 11;
 
 export interface WinSize {
   rows: number;
@@ -134,11 +135,13 @@ export async function writePty(master: number, buf: Uint8Array, cancelled: () =>
   setNonBlocking(master);
   let off = 0;
   while (off < buf.length && !cancelled()) {
-    try {
-      off += writeSync(master, buf, off, buf.length - off);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "EAGAIN") throw e;
-      await Bun.sleep(5);
+    const rest = buf.subarray(off);
+    const n = Number(libc.symbols.write(master, ptr(rest), rest.length));
+    if (n >= 0) off += n;
+    else {
+      const err = errno();
+      if (err === EAGAIN) await Bun.sleep(5);
+      else if (err !== EINTR) throw new SysError("write", err, "pty");
     }
   }
 }

@@ -14,9 +14,9 @@
 // - the listener's ioctls and the SCM_RIGHTS receive that brings a listener
 //   from the helper to the daemon.
 import { type Pointer, ptr } from "bun:ffi";
-import { release } from "node:os";
 import { check, errno, libc, SysError } from "./libc.ts";
 import { POLLHUP, POLLIN, pollOnce } from "./unix-socket.ts";
+import { nodeOs } from "../lazy-node.ts";
 
 export type SeccompArch = "x86_64" | "aarch64";
 
@@ -145,7 +145,7 @@ export interface NotifSizes {
 export type AccelerationSupport = { ok: true; sizes: NotifSizes; addfdSend: boolean } | { ok: false; missing: string };
 
 /** "6.18.44-fc" -> [6, 18]; null when the release string is not a version. */
-export function kernelVersion(rel: string = release()): [number, number] | null {
+export function kernelVersion(rel: string = nodeOs().release()): [number, number] | null {
   const m = /^(\d+)\.(\d+)/.exec(rel);
   return m ? [Number(m[1]), Number(m[2])] : null;
 }
@@ -169,7 +169,7 @@ export function accelerationSupport(): AccelerationSupport {
   const version = kernelVersion();
   if (!arch) support = { ok: false, missing: `an x86_64 or aarch64 machine (this is ${process.arch})` };
   else if (!version || !atLeast(version, 5, 9))
-    support = { ok: false, missing: `Linux 5.9 or later for SECCOMP_IOCTL_NOTIF_ADDFD (this kernel is ${release()})` };
+    support = { ok: false, missing: `Linux 5.9 or later for SECCOMP_IOCTL_NOTIF_ADDFD (this kernel is ${nodeOs().release()})` };
   else {
     const sizes = new Uint16Array(3);
     const r = Number(libc.symbols.syscall(SYS_SECCOMP[arch], SECCOMP_GET_NOTIF_SIZES, 0, Number(ptr(sizes)), 0));

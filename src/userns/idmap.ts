@@ -1,10 +1,9 @@
 // uid/gid maps for the holder's user namespace, like podman: the user's own id
 // becomes 0 and the /etc/subuid range follows from 1. Runs in the CLI (host
 // namespaces), writing the maps of the freshly unshared holder.
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { userInfo } from "node:os";
 import { cleanEnv } from "../sys/env.ts";
 import { BurrowError } from "../errors.ts";
+import { nodeFs, nodeOs } from "../lazy-node.ts";
 
 export interface IdRange {
   start: number;
@@ -26,7 +25,7 @@ export function findRange(text: string, user: string, uid: number): IdRange | nu
 
 function readRange(file: string, user: string, uid: number): IdRange | null {
   try {
-    return findRange(readFileSync(file, "utf8"), user, uid);
+    return findRange(nodeFs().readFileSync(file, "utf8"), user, uid);
   } catch {
     return null;
   }
@@ -34,7 +33,7 @@ function readRange(file: string, user: string, uid: number): IdRange | null {
 
 function which(name: string): string | null {
   for (const dir of (process.env.PATH || "/usr/local/bin:/usr/bin:/bin").split(":").concat(["/usr/bin", "/usr/sbin"])) {
-    if (existsSync(`${dir}/${name}`)) return `${dir}/${name}`;
+    if (nodeFs().existsSync(`${dir}/${name}`)) return `${dir}/${name}`;
   }
   return null;
 }
@@ -49,7 +48,7 @@ export type MapKind = "subid" | "single";
 export async function writeMaps(pid: number, uid: number, gid: number): Promise<{ map: MapKind; why?: string }> {
   let user = String(uid);
   try {
-    user = userInfo().username;
+    user = nodeOs().userInfo().username;
   } catch {}
   const subuid = readRange("/etc/subuid", user, uid);
   const subgid = readRange("/etc/subgid", user, uid);
@@ -72,8 +71,8 @@ export async function writeMaps(pid: number, uid: number, gid: number): Promise<
     return { map: "subid" };
   }
   // Single-id fallback: only our own uid and gid exist inside.
-  writeFileSync(`/proc/${pid}/uid_map`, `0 ${uid} 1\n`);
-  writeFileSync(`/proc/${pid}/setgroups`, "deny\n");
-  writeFileSync(`/proc/${pid}/gid_map`, `0 ${gid} 1\n`);
+  nodeFs().writeFileSync(`/proc/${pid}/uid_map`, `0 ${uid} 1\n`);
+  nodeFs().writeFileSync(`/proc/${pid}/setgroups`, "deny\n");
+  nodeFs().writeFileSync(`/proc/${pid}/gid_map`, `0 ${gid} 1\n`);
   return { map: "single", why };
 }

@@ -1,7 +1,6 @@
 // The rootless session: one holder per user. The CLI (host namespaces) calls
 // ensureHolder() under the daemon start lock.
 import { startTimeOf } from "../sys/processes.ts";
-import { readFileSync, rmSync } from "node:fs";
 import { BurrowError } from "../errors.ts";
 import type { Paths } from "../paths.ts";
 import { ROLES, spawnRole } from "../roles.ts";
@@ -12,6 +11,7 @@ import { readPrivateRecord, writePrivateRecord } from "../private-file.ts";
 import { writeMaps } from "./idmap.ts";
 import { isPrivateDir } from "../private-file.ts";
 import { supervisorEnv } from "./supervisor.ts";
+import { nodeFs } from "../lazy-node.ts";
 
 export type { HolderInfo };
 
@@ -96,8 +96,8 @@ export function sameHolder(a: HolderInfo | null, b: HolderInfo): boolean {
 
 /** Removes holder.json and its state dir copy, each only while it names `h`. */
 export function removeHolderFiles(p: Paths, h: HolderInfo): void {
-  if (sameHolder(readHolderFile(p), h)) rmSync(holderFile(p), { force: true });
-  if (sameHolder(readHolderStateFile(p), h)) rmSync(holderStateFile(p), { force: true });
+  if (sameHolder(readHolderFile(p), h)) nodeFs().rmSync(holderFile(p), { force: true });
+  if (sameHolder(readHolderStateFile(p), h)) nodeFs().rmSync(holderStateFile(p), { force: true });
 }
 
 /** Returns the live holder, starting one when there is none. */
@@ -128,7 +128,7 @@ export async function ensureHolder(p: Paths): Promise<HolderInfo> {
     await proc.stdin.end();
     // Wait until the holder has exec'd sleep, so its namespaces are final.
     for (let i = 0; i < 200; i++) {
-      const cmd = readFileSync(`/proc/${proc.pid}/cmdline`, "utf8");
+      const cmd = nodeFs().readFileSync(`/proc/${proc.pid}/cmdline`, "utf8");
       if (cmd.startsWith("burrow-holder")) break;
       await Bun.sleep(1);
     }
@@ -146,7 +146,7 @@ export async function ensureHolder(p: Paths): Promise<HolderInfo> {
     return info;
   } catch (e) {
     proc.kill(9);
-    rmSync(holderFile(p), { force: true });
+    nodeFs().rmSync(holderFile(p), { force: true });
     throw e;
   }
 }

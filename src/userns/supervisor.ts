@@ -21,7 +21,7 @@
 //
 // This module is imported by the holder (single-threaded, before exec) and
 // by the CLI: it must import nothing that starts threads.
-import { readFileSync } from "node:fs";
+import { nodeFs } from "../lazy-node.ts";
 
 /** Exit codes the daemon uses to tell its supervisor not to restart it. */
 export const DAEMON_EXIT = {
@@ -143,7 +143,7 @@ done
  */
 export function isSupervisor(pid: number, kind: keyof typeof SUPERVISOR_ARGV0 = "holder"): boolean {
   try {
-    const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+    const argv = nodeFs().readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
     return argv[0] === SUPERVISOR_ARGV0[kind] && argv[1] === "-c" && argv[3] === SUPERVISOR_MARK;
   } catch {
     return false;
