@@ -17,13 +17,12 @@
 //
 // Daemon main thread, session namespaces.
 import { randomBytes } from "node:crypto";
-import { readdirSync, renameSync, rmSync } from "node:fs";
+import { readdirSync, renameSync } from "node:fs";
 import type { Paths } from "../../paths.ts";
 import { pinsRoot } from "../../paths.ts";
 import { type HelperRow, type HelperTrack, warmOwner } from "../../state/helpers.ts";
 import type { SetupContext, WarmNetwork } from "../backend.ts";
-import { createPinnedNetnsFromSpare, pinHolds } from "../../namespaces/pins.ts";
-import { umountIfMounted } from "../../sys/mount.ts";
+import { createPinnedNetnsFromSpare, pinHolds, removePins } from "../../namespaces/pins.ts";
 import { isRunning } from "../../sys/processes.ts";
 import { messageOf } from "../../errors.ts";
 import { log } from "../../log.ts";
@@ -107,19 +106,8 @@ export class WarmSlirp4netns implements WarmNetwork {
 }
 
 function removePinDir(dir: string): Error[] {
-  // removeUnrecordedPins's unmount and removal, without its kill: nothing but slirp4netns (not in the netns) ever ran there.
-  const errors: Error[] = [];
-  try {
-    umountIfMounted(`${dir}/net`);
-  } catch (e) {
-    errors.push(e as Error);
-  }
-  try {
-    rmSync(dir, { recursive: true, force: true });
-  } catch (e) {
-    errors.push(e as Error);
-  }
-  return errors;
+  // Only its net pin is mounted; the others are absent, which removePins accepts.
+  return removePins({ net: `${dir}/net`, uts: `${dir}/uts`, mnt: `${dir}/mnt` }, dir);
 }
 
 /** Which options a slirp4netns made ahead was started with (only the same ones may adopt it). */
