@@ -41,18 +41,8 @@ export interface WarmMaker {
 /** A slirp4netns made ahead: its pinned netns, its process, its ledger row. */
 export class WarmSlirp4netns implements WarmNetwork {
   private state: "ready" | "adopted" | "ended" = "ready";
-  private settled: Array<() => void> = [];
+  private readonly settled: Array<() => void> = [];
 
-  /** Calls `fn` once it is adopted or ended. */
-  whenSettled(fn: () => void): void {
-    if (this.state === "ready") this.settled.push(fn);
-    else fn();
-  }
-
-  private settle(state: "adopted" | "ended"): void {
-    this.state = state;
-    for (const fn of this.settled.splice(0)) fn();
-  }
   constructor(
     /** The options it was started with, as keyOf() writes them. */
     readonly key: string,
@@ -64,6 +54,17 @@ export class WarmSlirp4netns implements WarmNetwork {
     readonly track: HelperTrack,
     readonly logPath: string,
   ) {}
+
+  /** Calls `fn` once it is adopted or ended. */
+  whenSettled(fn: () => void): void {
+    if (this.state === "ready") this.settled.push(fn);
+    else fn();
+  }
+
+  private settle(state: "adopted" | "ended"): void {
+    this.state = state;
+    for (const fn of this.settled.splice(0)) fn();
+  }
 
   /** Running, and its pin still holds the netns it was made for. */
   usable(): boolean {
