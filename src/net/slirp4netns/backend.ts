@@ -8,7 +8,8 @@ import { parseSlirp4netnsOptions, slirp4netnsAddresses, type Slirp4netnsOptions 
 import { checkSlirp4netnsFeatures, probeSlirp4netns, type Slirp4netnsFeatures } from "./probe.ts";
 import { isOurSlirp4netns, startSlirp4netns, stopSlirp4netnsPid } from "./process.ts";
 import { waitForGlobalIPv6 } from "./ipv6.ts";
-import { clearWarmLeftovers, keyOf, WarmPool, WarmSlirp4netns } from "./warm.ts";
+import { clearWarmLeftovers, keyOf, type WarmMaker, WarmPool, WarmSlirp4netns } from "./warm.ts";
+import type { HelperTrack } from "../../state/helpers.ts";
 import type { SetupContext } from "../backend.ts";
 import { log } from "../../log.ts";
 
@@ -58,37 +59,48 @@ function warmable(options: Slirp4netnsOptions, ctx: SetupContext): boolean {
 /** The next sandbox's slirp4netns, with the options this one used, made in the background. */
 function refillWarm(options: Slirp4netnsOptions, ctx: SetupContext): void {
   if (!warmable(options, ctx)) return;
-  const helpers = ctx.helpers!;
-  warm.refill(keyOf(options), ctx.paths, {
+  // Only what making one needs, never `ctx`: a closure over this sandbox's
+  // context would keep it, and the slirp4netns made ahead that it adopted
+  // (ctx.warm), alive from the next one made ahead, and so back to the
+  // daemon's first sandbox: the soak's RSS grew ~10 KB a sandbox.
+  warm.refill(keyOf(options), ctx.paths, warmMaker(options, ctx.paths, ctx.privateMounts, ctx.helpers!.intendWarm));
+}
+
+/** A module-level function, so that the closures it makes hold its arguments and nothing of the caller's scope. */
+function warmMaker(
+  options: Slirp4netnsOptions,
+  paths: Paths,
+  privateMounts: string[] | undefined,
+  intendWarm: (kind: "slirp4netns") => HelperTrack,
+): WarmMaker {
+  return {
     netSysctls: options.enableIPv6 ? IPV6_AT_ONCE : [],
-    intend: () => helpers.intendWarm("slirp4netns"),
+    intend: () => intendWarm("slirp4netns"),
     start: async (netns, logPath, track) => {
       const proc = await startSlirp4netns({
         track,
         netnsPath: netns,
         options,
-        features: await features(ctx.paths),
+        features: await features(paths),
         logPath,
-        ...(ctx.privateMounts ? { privateMounts: ctx.privateMounts } : {}),
+        ...(privateMounts ? { privateMounts } : {}),
       });
       live.set(proc.pid, proc.proc);
       proc.proc.exited.then(() => live.delete(proc.pid));
       return proc;
     },
-  });
+  };
 }
 
 /**
- * When the next sandbox's slirp4netns is started after a setup: well after
- * the create has replied (a release refills at once too). Measured back to
- * back (hyperfine, `run --rm -p`), 2 ms after setup was faster than 50 ms
- * (medians 25.4/23.7 ms against 26.2/27.2, 29.2/31.6 with none made
- * ahead), but the daemon's RSS then grew ~10 KB more per sandbox in the
- * soak (scripts/soak.ts 700 --kind light: +10.5 MB over 600 cycles against
- * +5.4 at 50 ms and +4.6 with none made ahead), and the soak test's 5 MB
- * bound failed once in CI. Not understood yet: docs/decisions.md.
+ * When the next sandbox's slirp4netns is started after a setup: once the
+ * create has replied (its ports take ~0.5 ms more), while the command runs.
+ * Measured back to back (hyperfine, `run --rm -p`): 2 ms after setup beat 50
+ * ms after setup, where the refill at the release came first and competed
+ * with the next CLI's start (medians 25.4/23.7 ms against 26.2/27.2, and
+ * 29.2/31.6 without any made ahead). A release refills at once too.
  */
-const REFILL_AFTER_SETUP_MS = 50;
+const REFILL_AFTER_SETUP_MS = 2;
 
 export const slirp4netnsBackend: NetworkBackend<"slirp4netns", Slirp4netnsRecord> = {
   kind: "slirp4netns",

@@ -106,6 +106,23 @@ export class WarmSlirp4netns implements WarmNetwork {
   }
 }
 
+/**
+ * `track`, also writing the pid into `into` when it is spawned. Module-level
+ * so that the track (kept by the slirp4netns made ahead) holds these two
+ * and nothing of refill()'s scope: the maker there holds the context of the
+ * sandbox whose setup asked for it, and through its adopted slirp4netns the
+ * one before (a chain back to the daemon's first sandbox, found by the soak).
+ */
+function recordingPid(track: HelperTrack, into: { pid?: number }): HelperTrack {
+  return {
+    ...track,
+    spawned: (pid) => {
+      into.pid = pid;
+      track.spawned(pid);
+    },
+  };
+}
+
 function removePinDir(dir: string): Error[] {
   // Only its net pin is mounted; the others are absent, which removePins accepts.
   return removePins({ net: `${dir}/net`, uts: `${dir}/uts`, mnt: `${dir}/mnt` }, dir);
@@ -156,19 +173,7 @@ export class WarmPool {
     this.ready = null;
     const making: { key: string; done: Promise<void>; pid?: number } = { key, done: Promise.resolve() };
     // The pid as soon as it is spawned: the ledger's sweep spares exactly that process meanwhile.
-    const tracked: WarmMaker = {
-      ...maker,
-      intend: () => {
-        const track = maker.intend();
-        return {
-          ...track,
-          spawned: (pid) => {
-            making.pid = pid;
-            track.spawned(pid);
-          },
-        };
-      },
-    };
+    const tracked: WarmMaker = { ...maker, intend: () => recordingPid(maker.intend(), making) };
     const done = (async () => {
       if (old) for (const e of await old.release()) log.debug(`slirp4netns made ahead for other options: ${e.message}`);
       const w = await make(key, paths, tracked);
