@@ -17,7 +17,6 @@ import { burrowBin, integrationUnavailable, testUser, TAG_VAR } from "../helpers
 import { procEnv } from "../helpers/leaks.ts";
 import { listPids } from "../helpers/netns.ts";
 import { commandFor, type RunResult } from "../helpers/run.ts";
-import { AHEAD_PIN, startedAhead } from "../helpers/sys.ts";
 import { eventually } from "../helpers/until.ts";
 
 const why = integrationUnavailable();
@@ -29,8 +28,7 @@ function slirpPids(t: BurrowContext): number[] {
       const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
       const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
       if (stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) === "Z") return false;
-      // Not one the daemon started ahead for its next sandbox: no sandbox's.
-      return argv.some((a) => a.endsWith("slirp4netns")) && !startedAhead(argv) && procEnv(pid).tag === t.tag;
+      return argv.some((a) => a.endsWith("slirp4netns")) && procEnv(pid).tag === t.tag;
     } catch {
       return false;
     }
@@ -152,10 +150,10 @@ for (const mode of ["rootless", "rootful"] as const) {
       expect(rm.stderr).toBe("");
       expect(await ps()).toEqual([]);
       expect(await until(() => slirpPids(t).length === 0)).toBe(true);
-      // No sandbox's pin is left in the test's mount namespace (rootful pins live there; the daemon's slirp4netns started ahead keeps its own).
+      // No pin is left in the test's mount namespace (rootful pins live there).
       const pins = readFileSync(`/proc/${keeper.pid}/mountinfo`, "utf8")
         .split("\n")
-        .filter((l) => l.includes(`${t.dirs.runtimeDir}/pins/`) && !AHEAD_PIN.test(l));
+        .filter((l) => l.includes(`${t.dirs.runtimeDir}/pins/`));
       expect(pins).toEqual([]);
       // Idle: the daemon exits (rootless, ending the holder too), so no copy of the tmpfs outlives the test.
       const services = () => listPids().filter((pid) => procEnv(pid).tag === t.tag);
