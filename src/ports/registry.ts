@@ -45,22 +45,19 @@ function withPorts(s: Sandbox, ports: PortRecord[]): Sandbox {
 }
 
 /**
- * The sandbox as its own driver sees it, and as the builtin forwarder does:
- * the ports `port add` gave it (`forwarded`) and those the driver leaves to
- * it (PortDriver.forwards; also in records made before they were marked).
+ * Which of `ports` are the driver's own, and which the builtin forwarder
+ * publishes for it: the ports `port add` gave it (`forwarded`) and those the
+ * driver leaves to it (PortDriver.forwards; also in records made before they
+ * were marked). Each keeps its order.
  */
+function splitByPublisher(d: PortDriver, ports: PortRecord[]): { own: PortRecord[]; forwarded: PortRecord[] } {
+  return { own: ports.filter((p) => !isForwarded(d, p)), forwarded: ports.filter((p) => isForwarded(d, p)) };
+}
+
+/** The sandbox as its own driver sees it, and as the builtin forwarder does (splitByPublisher). */
 function byPublisher(d: PortDriver, s: Sandbox): { own: Sandbox; forwarded: Sandbox } {
-  const all = s.runtime.ports ?? [];
-  return {
-    own: withPorts(
-      s,
-      all.filter((p) => !isForwarded(d, p)),
-    ),
-    forwarded: withPorts(
-      s,
-      all.filter((p) => isForwarded(d, p)),
-    ),
-  };
+  const { own, forwarded } = splitByPublisher(d, s.runtime.ports ?? []);
+  return { own: withPorts(s, own), forwarded: withPorts(s, forwarded) };
 }
 
 function isForwarded(d: PortDriver, p: PortRecord): boolean {
@@ -94,27 +91,19 @@ export function createPortDrivers(): PortDrivers {
     },
     async setup(s, specs) {
       const d = forSandbox(s);
-      if (d === drivers.builtin || !specs.some((p) => isForwarded(d, p))) return withSourceAddress(d, await d.setup(s, specs));
+      const split = splitByPublisher(d, specs);
+      if (d === drivers.builtin || !split.forwarded.length) return withSourceAddress(d, await d.setup(s, specs));
       // Some go through the builtin forwarder (PortDriver.forwards, or `port add`'s, published again): the same
       // order back, all or nothing.
-      const fw = await drivers.builtin.setup(
-        s,
-        specs.filter((p) => isForwarded(d, p)),
-      );
+      const fw = await drivers.builtin.setup(s, split.forwarded);
       let own: PortRecord[];
       try {
-        own = withSourceAddress(
-          d,
-          await d.setup(
-            s,
-            specs.filter((p) => !isForwarded(d, p)),
-          ),
-        );
+        own = withSourceAddress(d, await d.setup(s, split.own));
       } catch (e) {
         await drivers.builtin.teardown(withPorts(s, fw));
         throw e;
       }
-      const [nextOwn, nextFw] = [own[Symbol.iterator](), fw[Symbol.iterator]()];
+      const [nextOwn, nextFw] = [own.values(), fw.values()];
       return specs.map((p) => (isForwarded(d, p) ? { ...nextFw.next().value!, forwarded: true } : nextOwn.next().value!));
     },
     async teardown(s) {
@@ -160,8 +149,7 @@ export function createPortDrivers(): PortDrivers {
     },
     async remove(s, ports) {
       const d = forSandbox(s);
-      const forwarded = ports.filter((p) => isForwarded(d, p));
-      const own = ports.filter((p) => !isForwarded(d, p));
+      const { own, forwarded } = splitByPublisher(d, ports);
       const errors = forwarded.length ? await drivers.builtin.remove!(s, forwarded) : [];
       if (own.length && d.remove) errors.push(...(await d.remove(s, own)));
       return errors;

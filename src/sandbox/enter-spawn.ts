@@ -198,9 +198,7 @@ export function spawnEnterStep(
       }
       log.debug(`enter: the C helper would not start (${(e as Error).message}): the Bun role from now on`);
       helperFd = null;
-      try {
-        close(fd);
-      } catch {}
+      close(fd);
     }
   }
   log.debug("enter: the Bun __enter role");

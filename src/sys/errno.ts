@@ -22,6 +22,7 @@ export const ERRNO = {
   ENOSPC: 28,
   EROFS: 30,
   ENOSYS: 38,
+  ELOOP: 40,
   ENOTSOCK: 88,
   ENOPROTOOPT: 92,
   EOPNOTSUPP: 95,

@@ -6,6 +6,7 @@
 // CLI's path"). Everything else keeps node:fs, through src/node-lazy.ts where
 // a module is on that path.
 import { ptr } from "bun:ffi";
+import { ERRNO } from "./errno.ts";
 import { cstr, errno, libc, SysError } from "./libc.ts";
 
 const AT_FDCWD = -100;
@@ -13,8 +14,7 @@ const AT_SYMLINK_NOFOLLOW = 0x100;
 const AT_EMPTY_PATH = 0x1000;
 /** type, mode, nlink, uid, gid, ino, size: what the callers read. */
 const STATX_BASIC_STATS = 0x7ff;
-const ENOENT = 2;
-const EINTR = 4;
+const { ENOENT, EINTR } = ERRNO;
 const O_RDONLY = 0;
 const O_NOFOLLOW = 0o400000;
 const O_CLOEXEC = 0o2000000;

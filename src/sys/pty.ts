@@ -4,14 +4,14 @@
 // the daemon; makeControllingTerminal runs in the single-threaded enter child
 // just before its execve.
 import { ptr } from "bun:ffi";
+import { ERRNO } from "./errno.ts";
 import { check, errno, libc, SysError } from "./libc.ts";
 
 const TIOCGWINSZ = 0x5413;
 const TIOCSWINSZ = 0x5414;
 const TIOCSCTTY = 0x540e;
 const EPERM = 1;
-const EINTR = 4;
-const EAGAIN = 11;
+const { EINTR, EAGAIN } = ERRNO;
 
 export interface WinSize {
   rows: number;

@@ -464,11 +464,6 @@ export function closeOnExec(flags: number): boolean {
   return flags >= 0 && (flags & O_CLOEXEC) !== 0;
 }
 
-/** Is fd `fd` of `pid` close-on-exec? False when its flags are unreadable. */
-export function processFdCloexec(pid: number, fd: number): boolean {
-  return closeOnExec(processFdFlags(pid, fd));
-}
-
 const linkBuffer = new Uint8Array(64);
 const NS_NET = new TextEncoder().encode("ns/net\0");
 

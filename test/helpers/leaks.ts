@@ -29,6 +29,7 @@
 import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { basename } from "node:path";
 import { strictLeakCheck, TAG_VAR, testUser } from "./env.ts";
+import { unescapeMountPath } from "../../src/sys/mount.ts";
 import { activeNetns, listPids, netnsId } from "./netns.ts";
 
 export type ItemKind = "process" | "mount" | "link" | "iptables" | "netns" | "file";
@@ -134,8 +135,6 @@ export interface MountEntry {
   source: string;
 }
 
-const unescapeMount = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8)));
-
 /** Parses /proc/PID/mountinfo. */
 export function parseMountinfo(text: string): MountEntry[] {
   const out: MountEntry[] = [];
@@ -145,7 +144,7 @@ export function parseMountinfo(text: string): MountEntry[] {
     if (!left || !right) continue;
     const f = left.split(" ");
     const r = right.split(" ");
-    out.push({ root: unescapeMount(f[3]!), mountPoint: unescapeMount(f[4]!), fsType: r[0]!, source: unescapeMount(r[1] ?? "") });
+    out.push({ root: unescapeMountPath(f[3]!), mountPoint: unescapeMountPath(f[4]!), fsType: r[0]!, source: unescapeMountPath(r[1] ?? "") });
   }
   return out;
 }

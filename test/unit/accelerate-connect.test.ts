@@ -7,11 +7,11 @@ import { closeSync, existsSync, statSync } from "node:fs";
 import { acceleratedConnect, parseInetSockaddr, type Verdict } from "../../src/accelerate/connect.ts";
 import { sockaddrOf } from "../../src/sys/netio.ts";
 import {
+  closeOnExec,
   copyTrappedFd,
   kernelVersion,
   netnsInodeOf,
   O_CLOEXEC,
-  processFdCloexec,
   processFdFlags,
   receiveNotification,
   syncWakeUp,
@@ -256,8 +256,8 @@ print(a.fileno(), b.fileno(), flush=True); sys.stdin.readline()
     const first = await holder();
     for (let i = 0; i < 2; i++) {
       // python3 makes its sockets close-on-exec; os.set_inheritable cleared it on the second.
-      expect(processFdCloexec(first.p.pid, first.a)).toBe(true);
-      expect(processFdCloexec(first.p.pid, first.b)).toBe(false);
+      expect(closeOnExec(processFdFlags(first.p.pid, first.a))).toBe(true);
+      expect(closeOnExec(processFdFlags(first.p.pid, first.b))).toBe(false);
       const copy = copyTrappedFd(first.p.pid, first.a);
       const shape = socketShape(copy);
       expect(shape).toMatchObject({ family: 2, type: 1, protocol: 6, connected: false, boundPort: 0 });
@@ -265,7 +265,7 @@ print(a.fileno(), b.fileno(), flush=True); sys.stdin.readline()
       const twin = tcpTwin(copy, shape);
       expect([intOption(twin, 6, 1), intOption(twin, 6, 4)]).toEqual([1, 77]); // TCP_NODELAY, TCP_KEEPIDLE
       expect(intOption(twin, 1, 9)).toBe(0); // SO_KEEPALIVE: not set by the process, the fresh default
-      expect(processFdCloexec(process.pid, twin)).toBe(true);
+      expect(closeOnExec(processFdFlags(process.pid, twin))).toBe(true);
       closeSync(twin);
       closeSync(copy);
     }
@@ -273,10 +273,10 @@ print(a.fileno(), b.fileno(), flush=True); sys.stdin.readline()
     await first.p.stdin.end();
     await first.p.exited;
     expect(() => copyTrappedFd(first.p.pid, first.a)).toThrow();
-    expect(processFdCloexec(first.p.pid, first.a)).toBe(false);
+    expect(closeOnExec(processFdFlags(first.p.pid, first.a))).toBe(false);
     // Another process (perhaps with a reused pid one day): fresh handles, right answers.
     const second = await holder();
-    expect(processFdCloexec(second.p.pid, second.b)).toBe(false);
+    expect(closeOnExec(processFdFlags(second.p.pid, second.b))).toBe(false);
     const copy = copyTrappedFd(second.p.pid, second.a);
     expect(socketShape(copy).family).toBe(2);
     closeSync(copy);
@@ -326,7 +326,7 @@ for line in sys.stdin:
       // The number closed: unreadable; then reused by another file: that file's flags.
       await run("a.close()");
       expect(processFdFlags(p.pid, fd)).toBe(-1);
-      expect(processFdCloexec(p.pid, fd)).toBe(false);
+      expect(closeOnExec(processFdFlags(p.pid, fd))).toBe(false);
       await run(`b=socket.socket(socket.AF_INET6); assert b.fileno() == ${fd}`);
       expect(processFdFlags(p.pid, fd) & (O_CLOEXEC | O_NONBLOCK)).toBe(O_CLOEXEC);
       // A bound socket is asked getpeername: a listening one is not connected, a connected one is.
