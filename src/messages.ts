@@ -4,8 +4,12 @@
 // parseMessage(), since the other end may be another version of burrow (an
 // upgrade while a daemon runs), a file someone edited, or a crash's leftover.
 //
-// Not here: the connector Worker's messages (src/ports/connector-protocol.ts),
-// which stay plain types on purpose; see that file.
+// Not here: the daemon's own threads' and helpers' messages, beside their
+// two ends so that a CLI start builds none of their schemas (~0.7 ms of
+// valibot with the replies' table, issue 17): the namespace Worker's
+// (src/namespaces/messages.ts), the CNI runner's (src/net/cni/messages.ts),
+// and the connector Worker's (src/ports/connector-protocol.ts), which stay
+// plain types on purpose; see that file.
 import * as v from "valibot";
 import { BurrowError } from "./errors.ts";
 import { CAPABILITIES } from "./sandbox/capabilities.ts";
@@ -108,96 +112,3 @@ export type EnterTarget = v.InferOutput<typeof EnterTarget>;
 /** `burrow __enter REQUEST -- CMD...`: REQUEST is this, as JSON. */
 export const EnterRequest = v.object({ ...EnterTarget.entries, cwd: v.optional(v.string()) });
 export type EnterRequest = v.InferOutput<typeof EnterRequest>;
-
-// ---------------------------------------------------------------- namespace Worker
-/** Daemon main thread -> namespace Worker (src/namespaces/create-worker.ts). */
-export const CreateNsRequest = v.object({
-  hostname: v.string(),
-  newNet: v.boolean(),
-  joinNet: v.optional(v.string()),
-  /** [source, target] bind mounts inside the new mount namespace. */
-  binds: v.array(v.tuple([v.string(), v.string()])),
-  /**
-   * Directories covered by an empty read-only tmpfs inside the new mount
-   * namespace: burrow's runtime dir (the control socket, every sandbox's
-   * pins) and state dir are none of a sandboxed command's business. Every
-   * mount below them (the copies of other sandboxes' pins) is unmounted in
-   * the new namespace first, so that none keeps its namespace alive.
-   */
-  hide: v.optional(v.array(v.pipe(v.string(), v.startsWith("/"))), []),
-  /** Run the unshare on this CPU (see src/namespaces/pins.ts). */
-  cpu: v.optional(v.number()),
-  /** Only a new network namespace (the rootless CNI namespace): no mnt/uts, no binds. */
-  netOnly: v.optional(v.boolean()),
-  /** The worker is a prepared spare: its namespaces exist; only name them and bind the files. */
-  usePrepared: v.optional(v.boolean()),
-  /** A new netns's sysctls, written before the network backend sets it up (NetnsPlan.netSysctls): paths under /proc/sys/net. */
-  netSysctls: v.optional(v.array(v.tuple([v.pipe(v.string(), v.regex(/^net(\/[a-z0-9_]+)+$/)), v.pipe(v.string(), v.regex(/^[0-9 ]+$/))]))),
-});
-export type CreateNsRequest = v.InferOutput<typeof CreateNsRequest>;
-
-/** Everything the namespace Worker is sent: a request, "prepare as a spare", or "done, exit". */
-export const CreateNsMessage = v.union([
-  v.object({ done: v.literal(true) }),
-  /**
-   * reset: the worker made a sandbox's namespaces before; it goes back to the daemon's first.
-   * detach: every mount below these is unmounted in the new mount namespace (CreateNsRequest.hide).
-   */
-  v.object({
-    prepare: v.literal(true),
-    cpu: v.optional(v.number()),
-    reset: v.optional(v.literal(true)),
-    detach: v.optional(v.array(v.pipe(v.string(), v.startsWith("/"))), []),
-  }),
-  CreateNsRequest,
-]);
-
-/** Namespace Worker -> main thread: the thread whose namespaces to pin, or why not. */
-export const CreateNsReply = v.variant("ok", [v.object({ ok: v.literal(true), tid: v.number() }), v.object({ ok: v.literal(false), error: v.string() })]);
-export type CreateNsReply = v.InferOutput<typeof CreateNsReply>;
-
-// ---------------------------------------------------------------- CNI runner
-/** `burrow __cni-runner CONFIG`: CONFIG is this, as JSON. */
-export const CniRunnerConfig = v.object({
-  /** The rootless CNI netns pin. */
-  netns: v.string(),
-  /** Per-user directory that becomes /run. */
-  runDir: v.string(),
-  /** Per-user directory that becomes /var/lib/cni. */
-  varDir: v.string(),
-  /** Directories kept visible at their own paths (burrow's runtime dir with the pins, the CNI data dir). */
-  keep: v.array(v.string()),
-  /** The resolv.conf plugins (dnsmasq) should see. */
-  resolvConf: v.string(),
-  /**
-   * Directories whose mounts are dropped in the runner's mount namespace
-   * (the sandboxes' pins: it reaches them through /proc/<daemon>/root, and
-   * its copies would keep removed sandboxes' namespaces alive).
-   */
-  detach: v.optional(v.array(v.pipe(v.string(), v.startsWith("/"))), []),
-});
-export type CniRunnerConfig = v.InferOutput<typeof CniRunnerConfig>;
-
-/** One plugin process to run. */
-export const SpawnRequest = v.object({
-  argv: v.pipe(v.array(v.string()), v.minLength(1)),
-  env: v.record(v.string(), v.string()),
-  stdin: v.string(),
-  timeoutMs: v.number(),
-});
-export type SpawnRequest = v.InferOutput<typeof SpawnRequest>;
-
-export const SpawnResult = v.object({
-  /** null when killed by a signal (or the timeout). */
-  exitCode: v.nullable(v.number()),
-  stdout: v.string(),
-  stderr: v.string(),
-  timedOut: v.optional(v.boolean()),
-});
-export type SpawnResult = v.InferOutput<typeof SpawnResult>;
-
-/** Daemon -> runner, one JSON line on its stdin. */
-export const CniRunnerRequest = v.object({ id: v.number(), ...SpawnRequest.entries });
-
-/** Runner -> daemon, one JSON line on its stdout: "ready" once, then one reply per request. */
-export const CniRunnerReply = v.union([v.object({ ready: v.literal(true) }), v.object({ id: v.number(), ...SpawnResult.entries })]);

@@ -154,4 +154,4 @@ export type OpArgs<O extends Op> = v.InferInput<(typeof Ops)[O]>;
 
 // The replies, and the handler table typed by them: src/replies.ts (the CLI
 // loads that module alone, not the request schemas here).
-export { ErrorReply, type Handlers, Replies, type Reply } from "./replies.ts";
+export { ErrorReply, type Handlers, type Reply, replyOf } from "./replies.ts";

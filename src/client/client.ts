@@ -5,7 +5,7 @@ import { BurrowError, EXIT, isErrorKind } from "../errors.ts";
 import { controlSocket, resolvePaths, type Paths } from "../paths.ts";
 import * as v from "valibot";
 import type { Op, OpArgs } from "../protocol.ts";
-import { ErrorReply, Replies, type Reply } from "../replies.ts";
+import { ErrorReply, type Reply, replyOf } from "../replies.ts";
 import { formatIssues } from "../messages.ts";
 import { nodeFs } from "../lazy-node.ts";
 import { ROLES, spawnRole } from "../roles.ts";
@@ -79,7 +79,7 @@ async function rawCall(op: string, args: unknown): Promise<unknown> {
     // A kind this CLI does not know (another version's daemon) is kept generic.
     throw new BurrowError(err.output.error, { kind: isErrorKind(err.output.kind) ? err.output.kind : "error", exitCode: err.output.exitCode ?? EXIT.burrow });
   }
-  const reply = v.safeParse(Replies[op as Op], body);
+  const reply = v.safeParse(replyOf(op as Op), body);
   if (!reply.success)
     throw new BurrowError(`the daemon's reply to ${op} is not what this burrow expects (${formatIssues(reply.issues)}): is an older daemon still running?`, {
       kind: "protocol",

@@ -12,7 +12,8 @@ import { CLONE, gettid, join, nsId, unshare } from "../sys/ns.ts";
 import { linkUp } from "../sys/net.ts";
 import { pinToCpu, sethostname } from "../sys/proc.ts";
 import { exitWorker } from "../sys/libc.ts";
-import { CreateNsMessage, parseMessage, type CreateNsReply } from "../messages.ts";
+import { parseMessage } from "../messages.ts";
+import { CreateNsMessage, type CreateNsReply } from "./messages.ts";
 
 declare const self: Worker;
 

@@ -6,7 +6,8 @@ import { mkdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { Rollback, messageOf } from "../errors.ts";
 import { isSysError } from "../sys/libc.ts";
 import { bind, umount, umountIfMounted } from "../sys/mount.ts";
-import { CreateNsReply, parseMessage, type CreateNsRequest } from "../messages.ts";
+import { parseMessage } from "../messages.ts";
+import { CreateNsReply, type CreateNsRequest } from "./messages.ts";
 import { workerUrl } from "../workers.ts";
 import { log } from "../log.ts";
 

@@ -49,6 +49,11 @@ describe("the modules on the path of run and exec", () => {
     expect(found).toEqual([]);
   });
 
+  test("build none of the daemon's own message schemas (the namespace Worker's, the CNI runner's, the requests')", () => {
+    // src/protocol.ts's request schemas pull in the egress policy's; replies come from src/replies.ts.
+    for (const m of ["namespaces/messages.ts", "net/cni/messages.ts", "protocol.ts", "egress/policy.ts"]) expect(modules).not.toContain(m);
+  });
+
   test("the walk sees the whole path: the client, the trust checks, the enter step", () => {
     for (const m of ["client/client.ts", "client/trust.ts", "private-file.ts", "sandbox/enter-spawn.ts", "sys/pty.ts", "lazy-node.ts"])
       expect(modules).toContain(m);

@@ -22,7 +22,8 @@ import { existsSync, mkdirSync, readlinkSync, statSync, writeFileSync, writeSync
 import { dirname, join as pathJoin } from "node:path";
 import { MS, bind, detachMountsBelow, mount } from "../../sys/mount.ts";
 import { CLONE, join, unshare } from "../../sys/ns.ts";
-import { CniRunnerConfig, CniRunnerRequest, parseMessage } from "../../messages.ts";
+import { parseMessage } from "../../messages.ts";
+import { CniRunnerConfig, CniRunnerRequest } from "./messages.ts";
 import { bunSpawner } from "./spawn.ts";
 
 export type { CniRunnerConfig };

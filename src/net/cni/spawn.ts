@@ -3,7 +3,7 @@
 // needs nothing else from the CNI runtime.
 
 // The shapes are messages to and from the __cni-runner role: src/messages.ts.
-import type { SpawnRequest, SpawnResult } from "../../messages.ts";
+import type { SpawnRequest, SpawnResult } from "./messages.ts";
 
 export type { SpawnRequest, SpawnResult };
 /** Runs one plugin process; replace it to run plugins some other way (tests, another namespace). */
