@@ -10,7 +10,7 @@ import type { KeyedMutex } from "../mutex.ts";
 import type { PortDrivers } from "../ports/registry.ts";
 import { BurrowError } from "../errors.ts";
 import type { Sandbox, SandboxStore } from "../state/sandboxes.ts";
-import type { HelperLedger } from "../state/helpers.ts";
+import { type HelperLedger, warmOwner } from "../state/helpers.ts";
 import type { SpaceReserve } from "../state/full.ts";
 import type { RequestsSeen } from "./requests-seen.ts";
 import type { EgressService } from "../egress/service.ts";
@@ -86,7 +86,11 @@ export function setupContext(ctx: DaemonContext, s: Sandbox): SetupContext {
     netns: s.runtime.pins?.net ?? "",
     dir: sandboxDir(ctx.paths, s.id),
     // Helpers are written down before they are spawned (src/state/helpers.ts).
-    helpers: { intend: (kind) => ctx.bookkeeping.helpers.intend(kind, `sandbox:${s.id}`) },
+    helpers: {
+      intend: (kind) => ctx.bookkeeping.helpers.intend(kind, `sandbox:${s.id}`),
+      intendWarm: (kind) => ctx.bookkeeping.helpers.intend(kind, warmOwner(kind)),
+      adopt: (track) => track.reassign(`sandbox:${s.id}`),
+    },
     ...withPrivateMounts(),
   };
 }

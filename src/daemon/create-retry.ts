@@ -43,6 +43,8 @@ export interface RetryDeps extends CreateBookkeeping {
   superviseShared?(): Promise<void>;
   /** The named networks' part of the rollback and the sweep (src/net/backend.ts). */
   networks?: Pick<NetworksCapability, "settled" | "claims" | "sweep">;
+  /** Whether a ledger row is a helper started ahead that the backends hold (src/net/backend.ts WarmCapability). */
+  warmClaims?(row: HelperRow): boolean;
 }
 
 /** The deps from the daemon's context and its releases. */
@@ -63,6 +65,7 @@ export function retryDeps(ctx: DaemonContext, releases: { release(s: Sandbox): P
       await ctx.backends.networks.releaseUnrecorded(s, s.runtime.pins?.net ?? `${pinDir(ctx.paths, s.id)}/net`);
     },
     networks: ctx.backends.networks,
+    warmClaims: (row) => ctx.backends.warm.claims(row),
   };
 }
 
@@ -207,6 +210,8 @@ function networksInUse(d: RetryDeps): (network: string) => boolean {
 export function sweepHelpers(d: RetryDeps): HelperRow[] {
   const used = networksInUse(d);
   const killed = d.helpers.sweep((row) => {
+    // Started ahead, owned by no sandbox yet: live while a backend holds it.
+    if (d.warmClaims?.(row)) return true;
     // The shared namespace's helpers and each network's (dnsname's dnsmasq).
     const claimed = d.networks?.claims(row, used);
     if (claimed !== undefined) return claimed;

@@ -179,15 +179,20 @@ export async function createSandbox(ctx: DaemonContext, releases: SandboxRelease
       writeInPlace(files.resolv, initial.resolv);
       writeInPlace(files.hostname, `${hostname}\n`);
 
+      // A network made ahead for this mode (slirp4netns already running in
+      // its own netns, src/net/backend.ts WarmNetwork): joined instead of a
+      // new netns, and adopted by the backend's setup below.
+      const warm = plan.newNet && !plan.joinNet ? await backend.warm?.take(mode) : null;
+      if (warm) undo.push("network made ahead", () => warm.release());
       const t0 = performance.now();
       const { pins, ino } = await createPinned(
         {
           hostname,
-          newNet: plan.newNet,
-          joinNet: plan.joinNet,
+          newNet: plan.newNet && !warm,
+          joinNet: warm ? warm.netns : plan.joinNet,
           binds: etcBinds(files),
           hide: hiddenFromSandboxes(ctx.paths),
-          netSysctls: plan.netSysctls,
+          ...(warm ? {} : { netSysctls: plan.netSysctls }),
         },
         pinDir(ctx.paths, id),
       );
@@ -214,7 +219,7 @@ export async function createSandbox(ctx: DaemonContext, releases: SandboxRelease
         ctx.store.update(s);
       }
       if (backend.setup) {
-        const net = await backend.setup(mode, setupContext(ctx, s));
+        const net = await backend.setup(mode, { ...setupContext(ctx, s), ...(warm ? { warm } : {}) });
         s.runtime.backend = net.record;
         s.runtime.address = net.address;
         s.runtime.ipv6 = net.ipv6 || undefined;

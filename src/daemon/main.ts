@@ -233,6 +233,8 @@ export async function daemonMain(): Promise<void> {
     shuttingDown = true;
     log.debug(`daemon exiting: ${why}`);
     owner.stop();
+    // Networks made ahead first: no release below may make another.
+    await backends.warm.drop().catch((e) => log.warn(`ending the networks made ahead: ${messageOf(e)}`));
     await service.settled();
     try {
       store.compact();

@@ -118,6 +118,8 @@ export class SandboxRecovery {
     const { ctx, releases } = this;
     // Sandboxes whose rows went with the state database: nothing may run unrecorded.
     await this.stopUnrecorded();
+    // The pins of networks an earlier daemon made ahead (their helpers go with the ledger's sweep below).
+    for (const e of await ctx.backends.warm.clearLeftovers()) log.warn(`removing a network made ahead by an earlier daemon: ${e.message}`);
     const removeLocked = (s: Sandbox) =>
       ctx.locks
         .run(s.id, () => releases.remove(s))

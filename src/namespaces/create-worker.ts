@@ -8,7 +8,7 @@
 // that competed with the run it followed: docs/decisions.md).
 import { writeFileSync } from "node:fs";
 import { bind, detachMountsBelow, hideDirectory, makeRootPrivate } from "../sys/mount.ts";
-import { CLONE, gettid, join, nsId, unshare } from "../sys/ns.ts";
+import { CLONE, gettid, join, nsId, setns, unshare } from "../sys/ns.ts";
 import { linkUp } from "../sys/net.ts";
 import { pinToCpu, sethostname } from "../sys/proc.ts";
 import { exitWorker } from "../sys/libc.ts";
@@ -109,6 +109,12 @@ self.onmessage = (ev: MessageEvent) => {
     // ns:, host keeps the current one), then split off the rest.
     if (req.usePrepared) {
       if (!prepared) throw new Error("internal: the spare sandbox worker was not prepared");
+      // Its own new netns is given up for the one to join (container:, ns:, a warm slirp4netns's),
+      // by the fd the main thread opened: the path may not be a mount in this older copy of its namespace.
+      if (req.joinNet) {
+        if (req.joinNetFd === undefined) throw new Error("internal: a prepared spare joins a netns by the fd the main thread opened");
+        setns(req.joinNetFd, CLONE.NEWNET, req.joinNet);
+      }
     } else if (req.netOnly) {
       if (req.cpu !== undefined) pinToCpu(req.cpu);
       unshare(CLONE.NEWNET);

@@ -10,6 +10,12 @@ export const CreateNsRequest = v.object({
   hostname: v.string(),
   newNet: v.boolean(),
   joinNet: v.optional(v.string()),
+  /**
+   * joinNet opened by the main thread (threads share the fd table): a
+   * prepared spare's mount namespace is a private copy made earlier, where
+   * a pin made since (or detached) is not mounted, so it joins by this fd.
+   */
+  joinNetFd: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))),
   /** [source, target] bind mounts inside the new mount namespace. */
   binds: v.array(v.tuple([v.string(), v.string()])),
   /**

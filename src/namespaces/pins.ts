@@ -6,6 +6,7 @@ import { mkdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { Rollback, messageOf } from "../errors.ts";
 import { isSysError } from "../sys/libc.ts";
 import { bind, umount, umountIfMounted } from "../sys/mount.ts";
+import { close, openRO } from "../sys/ns.ts";
 import { parseMessage } from "../messages.ts";
 import { CreateNsReply, type CreateNsRequest } from "./messages.ts";
 import { workerUrl } from "../workers.ts";
@@ -72,14 +73,21 @@ function release(worker: Worker): void {
 }
 
 /**
- * What a create does with the spare: takes it (a plain sandbox: new net,
- * mount and uts namespaces, on the spare's CPU or any), drops it (a plain
+ * What a create does with the spare: takes it (a sandbox with a new net
+ * namespace, or one that joins a netns made for it ahead: the spare's
+ * mount and uts namespaces are new either way, its netns is left for the
+ * joined one; on the spare's CPU or any), drops it (a plain
  * sandbox on another CPU: the first create found the CPU that works while
  * this spare was already made on another, and no later create could use
  * it), or leaves it for the next one. Pure.
  */
-export function spareFit(req: Pick<CreateNsRequest, "newNet" | "joinNet" | "netOnly" | "cpu">, spareCpu: number | undefined): "take" | "drop" | "leave" {
-  if (!req.newNet || req.joinNet || req.netOnly) return "leave";
+export function spareFit(
+  req: Pick<CreateNsRequest, "newNet" | "joinNet" | "netOnly" | "cpu">,
+  spareCpu: number | undefined,
+  netOnlyFromSpare = false,
+): "take" | "drop" | "leave" {
+  // A bare netns only when made ahead from the spare (createPinnedNetnsFromSpare); host (no new netns, none to join) keeps the daemon's.
+  if ((req.netOnly && !netOnlyFromSpare) || (!req.newNet && !req.joinNet) || (req.newNet && req.joinNet)) return "leave";
   return req.cpu === undefined || req.cpu === spareCpu ? "take" : "drop";
 }
 
@@ -90,9 +98,9 @@ export function spareFit(req: Pick<CreateNsRequest, "newNet" | "joinNet" | "netO
  * CPU, left every later create to start a Worker of its own, about 5 ms
  * each, on about half of daemon starts on 2 cores).
  */
-async function workerFor(req: CreateNsRequest): Promise<{ worker: Worker; prepared: boolean; tookSpare: boolean }> {
+async function workerFor(req: CreateNsRequest, netOnlyFromSpare = false): Promise<{ worker: Worker; prepared: boolean; tookSpare: boolean }> {
   const s = spare;
-  const fit = s ? spareFit(req, s.cpu) : "leave";
+  const fit = s ? spareFit(req, s.cpu, netOnlyFromSpare) : "leave";
   if (!s || fit === "leave") return { worker: spawnWorker(), prepared: false, tookSpare: false };
   spare = null;
   if (fit === "take" && (await s.ready)) return { worker: s.worker, prepared: true, tookSpare: true };
@@ -143,10 +151,39 @@ export async function createPinned(req: CreateNsRequest, pinDir: string): Promis
   }
 }
 
-/** A bare network namespace with loopback up, pinned at `path`. Returns its inode. */
-export async function createPinnedNetns(path: string): Promise<number> {
+/**
+ * The prepared spare's netns (loopback up, `netSysctls` written), pinned at
+ * `path`, for a network made ahead (src/net/slirp4netns/warm.ts): no Worker
+ * is started for it (~5 ms, 1-3 of them blocking this thread); the spare
+ * goes back and is prepared again at once, giving up its mount and uts
+ * namespaces. Without a spare, a Worker of its own as createPinnedNetns.
+ * Returns the netns's inode.
+ */
+export async function createPinnedNetnsFromSpare(path: string, netSysctls: Array<[string, string]> = []): Promise<number> {
   const dir = path.slice(0, path.lastIndexOf("/"));
-  const { ino } = await createPinnedOnce({ hostname: "", newNet: true, binds: [], hide: [], netOnly: true }, dir, `${path.slice(dir.length + 1)}`);
+  const spareTaken = { value: false };
+  try {
+    const { ino } = await createPinnedOnce(
+      { hostname: "", newNet: true, binds: [], hide: [], netOnly: true, ...(netSysctls.length ? { netSysctls } : {}) },
+      dir,
+      path.slice(dir.length + 1),
+      spareTaken,
+      true,
+    );
+    return ino.net;
+  } finally {
+    if (spareTaken.value || used) setImmediate(prewarm);
+  }
+}
+
+/** A bare network namespace with loopback up (and `netSysctls` written), pinned at `path`. Returns its inode. */
+export async function createPinnedNetns(path: string, netSysctls: Array<[string, string]> = []): Promise<number> {
+  const dir = path.slice(0, path.lastIndexOf("/"));
+  const { ino } = await createPinnedOnce(
+    { hostname: "", newNet: true, binds: [], hide: [], netOnly: true, ...(netSysctls.length ? { netSysctls } : {}) },
+    dir,
+    `${path.slice(dir.length + 1)}`,
+  );
   return ino.net;
 }
 
@@ -155,9 +192,12 @@ async function createPinnedOnce(
   pinDir: string,
   netName = "net",
   spareTaken = { value: false },
+  netOnlyFromSpare = false,
 ): Promise<{ pins: Pins; ino: { net: number; uts: number; mnt: number } }> {
-  const { worker, prepared, tookSpare } = await workerFor(req);
+  const { worker, prepared, tookSpare } = await workerFor(req, netOnlyFromSpare);
   const undo = new Rollback();
+  // Opened here, in the daemon's mount namespace, for a spare to join (CreateNsRequest.joinNetFd); closed once it has.
+  let joinNetFd: number | undefined;
   // Starting a Worker blocks this thread for a moment (~1-3 ms): the next
   // spare (tookSpare) is started once these namespaces are pinned and every
   // attempt is done, on a later turn of the event loop (createPinned's
@@ -174,7 +214,8 @@ async function createPinnedOnce(
         }
       };
       worker.onerror = (ev) => reject(new Error(`sandbox worker failed: ${ev.message}`));
-      worker.postMessage({ ...req, usePrepared: prepared });
+      if (prepared && req.joinNet) joinNetFd = openRO(req.joinNet);
+      worker.postMessage({ ...req, usePrepared: prepared, ...(joinNetFd !== undefined ? { joinNetFd } : {}) });
     });
     if (!reply.ok) throw new Error(reply.error);
     mkdirSync(pinDir, { recursive: true, mode: 0o700 });
@@ -195,11 +236,13 @@ async function createPinnedOnce(
     if (errs.length) throw new Error(`${messageOf(e)} (and while rolling back: ${errs.map(messageOf).join("; ")})`);
     throw e;
   } finally {
+    if (joinNetFd !== undefined) close(joinNetFd);
     // Its namespaces are pinned (or given up): it can make the next ones. Not
     // a bare network namespace's worker: no spare follows it at once, and
     // meanwhile its thread would keep that namespace alive past its teardown
     // (the rootless namespace of bridge networks).
-    if (req.netOnly) worker.postMessage({ done: true });
+    // A spare that gave its netns (createPinnedNetnsFromSpare) goes back and is made again at once.
+    if (req.netOnly && !prepared) worker.postMessage({ done: true });
     else release(worker);
     if (tookSpare) spareTaken.value = true;
   }

@@ -38,13 +38,47 @@ export interface SetupContext {
    * Records a helper before it is spawned (throws when that cannot be
    * written: spawn nothing then); pass the track to the spawner.
    */
-  helpers?: { intend(kind: HelperKind): HelperTrack };
+  helpers?: {
+    intend(kind: HelperKind): HelperTrack;
+    /** Records a helper started ahead of any sandbox, for a network made ready (WarmCapability): owned by nobody yet. */
+    intendWarm(kind: HelperKind): HelperTrack;
+    /** Makes a helper started ahead this sandbox's: its ledger row now names it. */
+    adopt(track: HelperTrack): void;
+  };
+  /** A network made ready ahead (WarmCapability.take) whose netns this sandbox joined: setup adopts what runs there. */
+  warm?: WarmNetwork;
   /**
    * A command prefix that runs a program in a mount namespace of its own
    * that propagates nowhere (the enter helper's -P), when the daemon has the
    * helper in memory: slirp4netns's --enable-sandbox needs one.
    */
   privateMounts?: string[];
+}
+
+/**
+ * A network namespace a backend made ready before anyone asked for it, its
+ * helper already attached (slirp4netns, running and configured): a create
+ * of a mode that fits joins it instead of making a new netns, and the
+ * backend's setup adopts the helper instead of starting one, which takes
+ * slirp4netns's start (~5 ms) off the create.
+ */
+export interface WarmNetwork {
+  /** Its pinned network namespace: the create's namespace Worker joins it. */
+  readonly netns: string;
+  /** Ends it (its helper killed, its pin removed) unless setup adopted it; idempotent. A create that fails before setup calls it. */
+  release(): Promise<Error[]>;
+}
+
+/** A backend's networks made ready ahead (docs/decisions.md "slirp4netns started ahead"). */
+export interface WarmCapability<K extends NetworkModeKind = NetworkModeKind> {
+  /** The one made ready for `mode` (waiting for one being made for it), now the caller's; null when none fits. */
+  take(mode: NetworkModeOf<K>): Promise<WarmNetwork | null>;
+  /** Whether a helper ledger row is one this daemon made ahead and holds (the ledger's sweep spares it). */
+  claims(row: HelperRow): boolean;
+  /** Ends what is ready or being made, and makes no more (the daemon exits). */
+  drop(): Promise<void>;
+  /** At daemon start: removes what an earlier daemon made ahead and left (its pins; the ledger's sweep kills its helpers). */
+  clearLeftovers(paths: Paths): Promise<Error[]>;
 }
 
 export interface NetworkSetup<R> extends DnsView {
@@ -85,6 +119,8 @@ export interface NetworkBackend<K extends NetworkModeKind = NetworkModeKind, R =
   splicesLoopback?(mode: NetworkModeOf<K>): boolean;
   /** inspect's NetworkSettings.Networks entries (bridge networks). */
   inspectNetworks?(record: R | undefined): Record<string, object>;
+  /** Networks made ready ahead of the next create (slirp4netns). */
+  readonly warm?: WarmCapability<K>;
   /** Named networks: the backends of bridge networks have them (see NetworksCapability). */
   readonly networks?: NetworksCapability<K, R>;
 }

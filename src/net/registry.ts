@@ -4,7 +4,8 @@
 // and NAMING when it has named networks).
 import { BurrowError, messageOf } from "../errors.ts";
 import type { Sandbox } from "../state/sandboxes.ts";
-import type { AnyNetworkBackend, NamedNetwork, NetworkBackend, NetworkDeps, NetworkNaming, NetworksCapability } from "./backend.ts";
+import type { AnyNetworkBackend, NamedNetwork, NetworkBackend, NetworkDeps, NetworkNaming, NetworksCapability, WarmCapability } from "./backend.ts";
+import type { HelperRow } from "../state/helpers.ts";
 import { cniBackendWith, cniNaming, hasCniNetworks } from "./cni/named.ts";
 import { hasNetavarkNetworks, netavarkBackendWith, networksDirOf, netavarkInstalled, netavarkNaming } from "./netavark/backend.ts";
 import { helperConf } from "../machine/helpers.ts";
@@ -34,6 +35,15 @@ export interface NetworkBackends {
   named(): NamedChoice;
   /** Rootless: the helper connecting the shared namespace bridge networks live in, its pid while it runs, and why (`info`). */
   sharedNamespace(): SharedNamespaceInfo | null;
+  /** Every backend's networks made ready ahead (WarmCapability), for the daemon's housekeeping. */
+  readonly warm: {
+    /** Whether a helper ledger row is one of them (the sweep spares it). */
+    claims(row: HelperRow): boolean;
+    /** The daemon exits: end them all, make no more. */
+    drop(): Promise<void>;
+    /** The daemon starts: remove what an earlier one left. */
+    clearLeftovers(): Promise<Error[]>;
+  };
 }
 
 export interface SharedNamespaceInfo {
@@ -123,6 +133,7 @@ export function createNetworkBackends(deps: NetworkDeps): NetworkBackends {
     cni,
     netavark,
   };
+  const warmCaps = (): WarmCapability[] => Object.values(table).flatMap((b) => (b.warm ? [b.warm as WarmCapability] : []));
   const forKind = (kind: string): AnyNetworkBackend => {
     const b = Object.hasOwn(table, kind) ? table[kind as NetworkModeKind] : undefined;
     if (!b) throw new BurrowError(`network mode ${quote(kind)} is not available in this build`, { kind: "unsupported" });
@@ -157,6 +168,13 @@ export function createNetworkBackends(deps: NetworkDeps): NetworkBackends {
     parse: (raw) => parseNetworkMode(raw, { named: named().kind }),
     named,
     sharedNamespace: () => cni.shared?.ns.helperInfo() ?? null,
+    warm: {
+      claims: (row) => warmCaps().some((w) => w.claims(row)),
+      drop: async () => {
+        await Promise.all(warmCaps().map((w) => w.drop()));
+      },
+      clearLeftovers: async () => (await Promise.all(warmCaps().map((w) => w.clearLeftovers(deps.paths)))).flat(),
+    },
   };
 }
 

@@ -37,10 +37,15 @@ export const HELPER_SCOPE = "BURROW_HELPER_STATE";
 
 export type HelperKind = "slirp4netns" | "pasta" | "dnsmasq" | "aardvark-dns" | "accel-keeper";
 
+/** The owner of a helper started ahead of any sandbox (WarmCapability, src/net/backend.ts) until one adopts it. */
+export function warmOwner(kind: HelperKind): string {
+  return `warm:${kind}`;
+}
+
 export interface HelperRow {
   id: string;
   kind: HelperKind;
-  /** "sandbox:<id>", "rootless-netns", or "dnsname:<network>" (a network's dnsmasq). */
+  /** "sandbox:<id>", "rootless-netns", "dnsname:<network>" (a network's dnsmasq), or "warm:<kind>" (WarmCapability, src/net/backend.ts). */
   owner: string;
   pid: number | null;
   pidStart: string | null;
@@ -54,6 +59,8 @@ export interface HelperTrack {
   spawned(pid: number): void;
   /** Nothing was spawned after all (dnsname found its dnsmasq running): forgets the intent. */
   cancel(): void;
+  /** Hands the helper to another owner (a slirp4netns started ahead, adopted by a sandbox); throws if that cannot be written. */
+  reassign(owner: string): void;
 }
 
 /** Whether an owner still claims its helpers (a sandbox that runs or is being made). */
@@ -83,6 +90,10 @@ export class HelperLedger {
           .run(id, kind, owner, pid, startTimeOf(pid), new Date().toISOString());
       },
       cancel: () => this.drop(id),
+      reassign: (next) => {
+        owner = next;
+        this.db.query("UPDATE helpers SET owner = ? WHERE id = ?").run(next, id);
+      },
     };
   }
 

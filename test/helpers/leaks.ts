@@ -9,6 +9,10 @@
 //            ("burrow-supervisor") and burrow's internal `__` roles
 //            (daemon, launcher) are "service" items: the daemon exits only
 //            when idle, so the diff skips them unless asked (includeServices).
+//            So is the slirp4netns a daemon started ahead for its next
+//            sandbox (its argv names RUNTIME_DIR/pins/warm-*), with its pin
+//            and files: the daemon ends them when it exits, and
+//            slirp4netns-ahead.test.ts checks that it does.
 //   mount    nsfs mounts and mounts whose path names burrow, netns,
 //            rootless-netns or cni-, in /proc/self/mountinfo (rootful pins)
 //            and in every holder's mountinfo (rootless pins live only there).
@@ -31,6 +35,7 @@ import { basename } from "node:path";
 import { strictLeakCheck, TAG_VAR, testUser } from "./env.ts";
 import { unescapeMountPath } from "../../src/sys/mount.ts";
 import { activeNetns, listPids, netnsId } from "./netns.ts";
+import { AHEAD_PIN } from "./sys.ts";
 
 export type ItemKind = "process" | "mount" | "link" | "iptables" | "netns" | "file";
 
@@ -122,7 +127,10 @@ export function classifyProcess(p: ProcInfo, testUid: number, inTestNetns = fals
     if (role.startsWith("__")) return { label: `burrow ${role}`, service: true };
     return { label: "burrow CLI", service: false };
   }
-  if (HELPERS.test(p.comm) || HELPERS.test(arg0)) return { label: "helper", service: false };
+  if (HELPERS.test(p.comm) || HELPERS.test(arg0)) {
+    if (p.argv.some((a) => AHEAD_PIN.test(a))) return { label: "slirp4netns started ahead", service: true };
+    return { label: "helper", service: false };
+  }
   if (p.uid === testUid) return { label: "test-user process", service: false };
   if (inTestNetns) return { label: "process in test netns", service: false };
   return null;
@@ -324,7 +332,13 @@ export async function snapshot(opts: SnapshotOptions = {}): Promise<Snapshot> {
   const mountKey = (m: MountEntry) => `${m.mountPoint} ${m.fsType} ${m.root}`;
   const onHost = new Set(hostMounts.map(mountKey));
   for (const m of hostMounts.filter((m) => isSandboxMount(m))) {
-    items.push({ kind: "mount", key: `mount:host:${mountKey(m)}`, what: `${m.mountPoint} (${m.fsType} ${m.root})`, path: m.mountPoint });
+    items.push({
+      kind: "mount",
+      key: `mount:host:${mountKey(m)}`,
+      what: `${m.mountPoint} (${m.fsType} ${m.root})`,
+      path: m.mountPoint,
+      service: AHEAD_PIN.test(m.mountPoint),
+    });
   }
   for (const { pid, userns } of holders) {
     for (const m of parseMountinfo(readText(`/proc/${pid}/mountinfo`) ?? "")) {
@@ -335,6 +349,7 @@ export async function snapshot(opts: SnapshotOptions = {}): Promise<Snapshot> {
         what: `${m.mountPoint} (${m.fsType} ${m.root}) in the mount namespace of holder ${pid}`,
         path: m.mountPoint,
         userns,
+        service: AHEAD_PIN.test(m.mountPoint),
       });
     }
   }
@@ -357,7 +372,8 @@ export async function snapshot(opts: SnapshotOptions = {}): Promise<Snapshot> {
 
   for (const dir of opts.runtimeDirs ?? []) {
     for (const sub of ["pins", "sandboxes"]) {
-      for (const f of listTree(`${dir}/${sub}`)) items.push({ kind: "file", key: `file:${dir}/${sub}/${f}`, what: `${dir}/${sub}/${f}` });
+      for (const f of listTree(`${dir}/${sub}`))
+        items.push({ kind: "file", key: `file:${dir}/${sub}/${f}`, what: `${dir}/${sub}/${f}`, service: AHEAD_PIN.test(`${dir}/${sub}/${f}`) });
     }
   }
   return { items };

@@ -1,5 +1,5 @@
 // Small synchronous helpers for library-level integration tests (run as root).
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 
 /** Runs argv, throws with its stderr when it fails, returns stdout. */
@@ -28,4 +28,18 @@ export function argvOf(pid: number): string[] {
   } catch {
     return [];
   }
+}
+
+/** A path of a slirp4netns started ahead (src/net/slirp4netns/warm.ts): its pin dir and what is in it. */
+export const AHEAD_PIN = /\/pins\/warm-[0-9a-f]{12}(\/|$)/;
+
+/**
+ * A slirp4netns the daemon started ahead for its next sandbox that no
+ * sandbox has adopted yet (src/net/slirp4netns/warm.ts): its argv names
+ * RUNTIME_DIR/pins/warm-X/net, and that pin dir is there until a create
+ * adopts it. Not any sandbox's: tests counting a sandbox's helpers skip it.
+ */
+export function startedAhead(argv: string[]): boolean {
+  const pin = argv.find((a) => AHEAD_PIN.test(a) && a.endsWith("/net"));
+  return pin !== undefined && existsSync(pin.slice(0, pin.lastIndexOf("/")));
 }

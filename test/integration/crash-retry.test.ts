@@ -13,7 +13,7 @@ import { integrationUnavailable } from "../helpers/env.ts";
 import { procEnv } from "../helpers/leaks.ts";
 import { listPids } from "../helpers/netns.ts";
 import { eventually } from "../helpers/until.ts";
-import { argvOf } from "../helpers/sys.ts";
+import { argvOf, startedAhead } from "../helpers/sys.ts";
 
 const why = integrationUnavailable();
 if (why) console.warn(`skipping crash-retry integration tests: ${why}`);
@@ -21,11 +21,11 @@ if (why) console.warn(`skipping crash-retry integration tests: ${why}`);
 const ROUNDS = Number(process.env.BURROW_CRASH_ROUNDS ?? "10");
 const CLIS = Number(process.env.BURROW_CRASH_CLIS ?? "20");
 
-/** This context's live slirp4netns processes (they carry its test tag). */
+/** This context's live slirp4netns processes (they carry its test tag), but one the daemon started ahead for its next sandbox. */
 function slirpPids(t: BurrowContext): number[] {
   return listPids().filter((pid) => {
     const argv = argvOf(pid);
-    if (!argv.some((a) => a.endsWith("slirp4netns"))) return false;
+    if (!argv.some((a) => a.endsWith("slirp4netns")) || startedAhead(argv)) return false;
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
       if (stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) === "Z") return false;

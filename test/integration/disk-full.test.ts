@@ -17,6 +17,7 @@ import { burrowBin, integrationUnavailable, testUser, TAG_VAR } from "../helpers
 import { procEnv } from "../helpers/leaks.ts";
 import { listPids } from "../helpers/netns.ts";
 import { commandFor, type RunResult } from "../helpers/run.ts";
+import { AHEAD_PIN, startedAhead } from "../helpers/sys.ts";
 import { eventually } from "../helpers/until.ts";
 
 const why = integrationUnavailable();
@@ -28,7 +29,8 @@ function slirpPids(t: BurrowContext): number[] {
       const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
       const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
       if (stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) === "Z") return false;
-      return argv.some((a) => a.endsWith("slirp4netns")) && procEnv(pid).tag === t.tag;
+      // Not one the daemon started ahead for its next sandbox: no sandbox's.
+      return argv.some((a) => a.endsWith("slirp4netns")) && !startedAhead(argv) && procEnv(pid).tag === t.tag;
     } catch {
       return false;
     }
@@ -150,10 +152,10 @@ for (const mode of ["rootless", "rootful"] as const) {
       expect(rm.stderr).toBe("");
       expect(await ps()).toEqual([]);
       expect(await until(() => slirpPids(t).length === 0)).toBe(true);
-      // No pin is left in the test's mount namespace (rootful pins live there).
+      // No sandbox's pin is left in the test's mount namespace (rootful pins live there; the daemon's slirp4netns started ahead keeps its own).
       const pins = readFileSync(`/proc/${keeper.pid}/mountinfo`, "utf8")
         .split("\n")
-        .filter((l) => l.includes(`${t.dirs.runtimeDir}/pins/`));
+        .filter((l) => l.includes(`${t.dirs.runtimeDir}/pins/`) && !AHEAD_PIN.test(l));
       expect(pins).toEqual([]);
       // Idle: the daemon exits (rootless, ending the holder too), so no copy of the tmpfs outlives the test.
       const services = () => listPids().filter((pid) => procEnv(pid).tag === t.tag);

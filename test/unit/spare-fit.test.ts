@@ -16,9 +16,19 @@ describe("spareFit", () => {
     expect(spareFit({ ...plain, cpu: 0 }, 1)).toBe("drop");
   });
 
-  test("a sandbox that joins a network, or a bare netns, leaves the spare for the next one", () => {
+  test("a sandbox that joins a netns (container:, ns:, one made ahead) takes it too: its mount and uts namespaces are new all the same", () => {
+    expect(spareFit({ newNet: false, joinNet: "/proc/1/ns/net", cpu: 1 }, 1)).toBe("take");
+    expect(spareFit({ newNet: false, joinNet: "/run/user/1000/burrow/pins/warm-1/net", cpu: 0 }, 1)).toBe("drop");
+  });
+
+  test("a bare netns made ahead takes it when asked to (its mount and uts namespaces are given up); any other bare netns leaves it", () => {
+    expect(spareFit({ newNet: true, netOnly: true, cpu: undefined }, 1, true)).toBe("take");
+    expect(spareFit({ newNet: true, netOnly: true, cpu: undefined }, 1)).toBe("leave");
+  });
+
+  test("host (the daemon's own netns), a bare netns, or a contradiction leave the spare for the next one", () => {
     expect(spareFit({ newNet: false, cpu: 1 }, 1)).toBe("leave");
-    expect(spareFit({ newNet: true, joinNet: "/proc/1/ns/net", cpu: 1 }, 1)).toBe("leave");
     expect(spareFit({ newNet: true, netOnly: true, cpu: 1 }, 1)).toBe("leave");
+    expect(spareFit({ newNet: true, joinNet: "/proc/1/ns/net", cpu: 1 }, 1)).toBe("leave");
   });
 });

@@ -37,6 +37,18 @@ describe("classifyProcess", () => {
     expect(classifyProcess(p(["/usr/bin/slirp4netns", "--configure", "3"]), 1001)?.label).toBe("helper");
     expect(classifyProcess(p(["pasta.avx2", "-f"]), 1001)?.label).toBe("helper");
     expect(classifyProcess(p(["/usr/sbin/dnsmasq", "-u", "root"]), 1001)?.label).toBe("helper");
+    // A sandbox's slirp4netns (its own pin) is a leak once the sandbox is gone.
+    expect(classifyProcess(p(["/usr/bin/slirp4netns", "--netns-type=path", "/run/b/pins/0123abcd/net", "tap0"]), 1001)).toEqual({
+      label: "helper",
+      service: false,
+    });
+  });
+  test("a slirp4netns started ahead by the daemon (its pin under pins/warm-*) is the daemon's, as the daemon is", () => {
+    expect(classifyProcess(p(["/usr/bin/slirp4netns", "--configure", "--netns-type=path", "/run/b/pins/warm-0123456789ab/net", "tap0"]), 1001)).toEqual({
+      label: "slirp4netns started ahead",
+      service: true,
+    });
+    expect(classifyProcess(p(["/usr/bin/slirp4netns", "--netns-type=path", "/run/b/pins/warm-x/net", "tap0"]), 1001)?.service).toBe(false);
   });
   test("any process of the test user counts, other users' only inside a test netns", () => {
     expect(classifyProcess(p(["sleep", "100"], 1001), 1001)?.label).toBe("test-user process");
