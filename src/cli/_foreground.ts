@@ -1,6 +1,8 @@
 // The command of `run` or `exec` in the foreground, shared by both (exec
 // loads this, not run.ts and the create's flags).
 import { catchSignals, prepareEnterHelper, spawnEnter, waitForeground } from "../client/enter.ts";
+
+export { prepareEnterHelper };
 import type { EnterTarget } from "../protocol.ts";
 import { guardOutput } from "./_output.ts";
 import type { ProcessOptions } from "./_process-flags.ts";

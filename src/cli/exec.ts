@@ -3,8 +3,6 @@ import { call } from "../client/client.ts";
 import { BurrowError } from "../errors.ts";
 import { parseStrict } from "./_args.ts";
 import { processArgs, processOptions, processRepeatable } from "./_process-flags.ts";
-import { runForeground } from "./_foreground.ts";
-import { prepareEnterHelper } from "../client/enter.ts";
 
 const args = { ...processArgs } as const;
 
@@ -18,9 +16,14 @@ export default defineCommand({
     if (!name || !argv.length)
       throw new BurrowError(`"burrow exec" needs a sandbox and a command: burrow exec NAME -- COMMAND [ARG...]`, { kind: "bad-input" });
     const po = processOptions(p, { detach: false, command: "exec" });
-    // The enter helper loads while the daemon looks the sandbox up.
-    void prepareEnterHelper();
+    // What runs the command loads while the daemon looks the sandbox up (as
+    // run's, src/cli/run.ts), and the enter helper with it.
+    const foreground = import("./_foreground.ts").then((m) => {
+      void m.prepareEnterHelper();
+      return m;
+    });
     const target = await call("enter", { name });
+    const { runForeground } = await foreground;
     process.exitCode = await runForeground({ ...target.enter, cwd: process.cwd() }, argv, po, async () => {});
   },
 });

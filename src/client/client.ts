@@ -5,7 +5,7 @@ import { BurrowError, EXIT, isErrorKind } from "../errors.ts";
 import { controlSocket, resolvePaths, type Paths } from "../paths.ts";
 import * as v from "valibot";
 import type { Op, OpArgs } from "../protocol.ts";
-import { ErrorReply, type Reply, replyOf } from "../replies.ts";
+import type { Reply } from "../replies.ts";
 import { formatIssues } from "../messages.ts";
 import { nodeFs } from "../lazy-node.ts";
 import { ROLES, spawnRole } from "../roles.ts";
@@ -54,8 +54,15 @@ function daemonPathTrusted(): boolean {
   }
 }
 
+/**
+ * The reply schemas (src/replies.ts, and through it the enter target's):
+ * loaded while the first request is answered, not before it goes out.
+ */
+let replies: Promise<typeof import("../replies.ts")> | null = null;
+
 async function rawCall(op: string, args: unknown): Promise<unknown> {
   verifyDaemon();
+  replies ??= import("../replies.ts");
   // Bounded by the daemon answering at all, not by how long the request
   // takes (src/client/deadline.ts).
   const { res, body } = await withDaemonDeadline(paths(), async (signal) => {
@@ -73,6 +80,7 @@ async function rawCall(op: string, args: unknown): Promise<unknown> {
     } catch {}
     return { res, body };
   });
+  const { ErrorReply, replyOf } = await replies;
   if (res.status < 200 || res.status > 299) {
     const err = v.safeParse(ErrorReply, body);
     if (!err.success) throw new BurrowError(`the daemon failed with status ${res.status} and no readable error`, { kind: "protocol" });

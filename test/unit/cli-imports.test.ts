@@ -41,8 +41,20 @@ function closure(entries: string[]): { modules: Set<string>; bare: Map<string, s
 // node:crypto ~5, node:os 0.6, node:path 0.6; node:tty and node:net ~1.
 const SLOW = ["fs", "os", "path", "util", "crypto", "tty", "net", "child_process", "stream", "citty"];
 
+/** What a `run` or `exec` loads before its request goes out. */
+const BEFORE_REQUEST = ["main.ts", "workers.ts", "cli/main.ts", "cli/run.ts", "cli/exec.ts"];
+/** What they load while the daemon answers (dynamic imports every foreground run makes): the replies' schemas, the enter step. */
+const DURING_REQUEST = ["replies.ts", "cli/_foreground.ts"];
+
 describe("the modules on the path of run and exec", () => {
-  const { modules, bare } = closure(["main.ts", "workers.ts", "cli/main.ts", "cli/run.ts", "cli/exec.ts"]);
+  const { modules, bare } = closure([...BEFORE_REQUEST, ...DURING_REQUEST]);
+
+  test("load the replies' schemas and the enter step only after the request went out (src/cli/run.ts loadForeground)", () => {
+    const before = closure(BEFORE_REQUEST).modules;
+    for (const m of [...DURING_REQUEST, "client/enter.ts", "sandbox/enter-spawn.ts", "sys/seccomp.ts", "sys/memfd.ts"]) expect(before).not.toContain(m);
+    // Still a complete walk: the request's own path is there.
+    for (const m of ["client/client.ts", "client/unix-http.ts", "client/trust.ts", "paths.ts"]) expect(before).toContain(m);
+  });
 
   test("import none of the slow Node modules (src/lazy-node.ts loads node:fs and node:os on first use)", () => {
     const found = [...bare].filter(([spec]) => SLOW.includes(spec.replace(/^node:/, ""))).map(([spec, by]) => `${spec} <- ${by.join(", ")}`);
