@@ -1,4 +1,5 @@
 import { defineCommand } from "./_command.ts";
+import { loadForeground } from "./_load-foreground.ts";
 import { call } from "../client/client.ts";
 import { BurrowError } from "../errors.ts";
 import { parseStrict } from "./_args.ts";
@@ -16,12 +17,8 @@ export default defineCommand({
     if (!name || !argv.length)
       throw new BurrowError(`"burrow exec" needs a sandbox and a command: burrow exec NAME -- COMMAND [ARG...]`, { kind: "bad-input" });
     const po = processOptions(p, { detach: false, command: "exec" });
-    // What runs the command loads while the daemon looks the sandbox up (as
-    // run's, src/cli/run.ts), and the enter helper with it.
-    const foreground = import("./_foreground.ts").then((m) => {
-      void m.prepareEnterHelper();
-      return m;
-    });
+    // Loads while the daemon looks the sandbox up (src/cli/_load-foreground.ts).
+    const foreground = loadForeground();
     const target = await call("enter", { name });
     const { runForeground } = await foreground;
     process.exitCode = await runForeground({ ...target.enter, cwd: process.cwd() }, argv, po, async () => {});

@@ -1,4 +1,5 @@
 import { defineCommand } from "./_command.ts";
+import { loadForeground } from "./_load-foreground.ts";
 import { call } from "../client/client.ts";
 import { BurrowError } from "../errors.ts";
 import { bool, list, parseLabels, parseStrict, str } from "./_args.ts";
@@ -8,14 +9,6 @@ import { guardOutput } from "./_output.ts";
 import { checkRestartRequest } from "../sandbox/restart-policy.ts";
 import { splitCapabilityList } from "../sandbox/capabilities.ts";
 import { hasEgressFlags } from "../egress/flags.ts";
-
-/** src/cli/_foreground.ts, with the enter helper's memfd started. */
-function loadForeground(): Promise<typeof import("./_foreground.ts")> {
-  return import("./_foreground.ts").then((m) => {
-    void m.prepareEnterHelper();
-    return m;
-  });
-}
 
 export const runArgs = {
   detach: { type: "boolean", alias: "d", description: "Run in the background and print the sandbox id" },
@@ -68,10 +61,7 @@ export default defineCommand({
     const egress = hasEgressFlags(flags) ? (await import("../egress/policy.ts")).parseEgressFlags(flags) : null;
     const env: Record<string, string> = {};
     for (const [k, v] of Object.entries(process.env)) if (v !== undefined && k !== "BURROW_PATHS") env[k] = v;
-    // What runs the command (the enter step, the pty) loads while the
-    // daemon creates the sandbox, not before the create goes out (~1 ms of
-    // every run's start, docs/decisions.md "Loaded during the create"), and
-    // the enter helper with it (a memfd, ~0.2 ms).
+    // Loads while the daemon creates the sandbox (src/cli/_load-foreground.ts).
     const foreground = detach ? null : loadForeground();
     const created = await spinWhile(
       "starting the sandbox",
@@ -118,7 +108,7 @@ export default defineCommand({
       throw new BurrowError(`sandbox ${created.name} (${created.id.slice(0, 12)}) was created, but it has exited and is gone`, { kind: "not-running" });
     let pid: number | undefined;
     let started: Promise<void> = Promise.resolve();
-    const { runForeground } = await (foreground ?? loadForeground());
+    const { runForeground } = await foreground!;
     const code = await runForeground(created.enter, p.rest, po, async (childPid) => {
       pid = childPid;
       started = call("started", { id: created.id, pid }).then(

@@ -86,7 +86,7 @@ export function spareFit(
   spareCpu: number | undefined,
   netOnlyFromSpare = false,
 ): "take" | "drop" | "leave" {
-  // A bare netns only when made ahead from the spare (createPinnedNetnsFromSpare); host (no new netns, none to join) keeps the daemon's.
+  // A bare netns only when made ahead from the spare (createPinnedNetns with fromSpare); host (no new netns, none to join) keeps the daemon's.
   if ((req.netOnly && !netOnlyFromSpare) || (!req.newNet && !req.joinNet) || (req.newNet && req.joinNet)) return "leave";
   return req.cpu === undefined || req.cpu === spareCpu ? "take" : "drop";
 }
@@ -152,39 +152,31 @@ export async function createPinned(req: CreateNsRequest, pinDir: string): Promis
 }
 
 /**
- * The prepared spare's netns (loopback up, `netSysctls` written), pinned at
- * `path`, for a network made ahead (src/net/slirp4netns/warm.ts): no Worker
- * is started for it (~5 ms, 1-3 of them blocking this thread); the spare
- * goes back and is prepared again at once, giving up its mount and uts
- * namespaces. Without a spare, a Worker of its own as createPinnedNetns.
- * Returns the netns's inode.
+ * A bare network namespace with loopback up (and `netSysctls` written),
+ * pinned at `path`; returns its inode. `fromSpare` (a network made ahead,
+ * src/net/slirp4netns/warm.ts): the prepared spare's netns, so no Worker is
+ * started for it (~5 ms, 1-3 of them blocking this thread); the spare gives
+ * up its mount and uts namespaces and is prepared again at once. Without a
+ * spare, or without `fromSpare` (the rootless CNI namespace), a Worker of
+ * its own.
  */
-export async function createPinnedNetnsFromSpare(path: string, netSysctls: Array<[string, string]> = []): Promise<number> {
+export async function createPinnedNetns(path: string, opts: { netSysctls?: Array<[string, string]>; fromSpare?: boolean } = {}): Promise<number> {
   const dir = path.slice(0, path.lastIndexOf("/"));
   const spareTaken = { value: false };
+  const req: CreateNsRequest = {
+    hostname: "",
+    newNet: true,
+    binds: [],
+    hide: [],
+    netOnly: true,
+    ...(opts.netSysctls?.length ? { netSysctls: opts.netSysctls } : {}),
+  };
   try {
-    const { ino } = await createPinnedOnce(
-      { hostname: "", newNet: true, binds: [], hide: [], netOnly: true, ...(netSysctls.length ? { netSysctls } : {}) },
-      dir,
-      path.slice(dir.length + 1),
-      spareTaken,
-      true,
-    );
+    const { ino } = await createPinnedOnce(req, dir, path.slice(dir.length + 1), spareTaken, opts.fromSpare ?? false);
     return ino.net;
   } finally {
-    if (spareTaken.value || used) setImmediate(prewarm);
+    if (opts.fromSpare && (spareTaken.value || used)) setImmediate(prewarm);
   }
-}
-
-/** A bare network namespace with loopback up (and `netSysctls` written), pinned at `path`. Returns its inode. */
-export async function createPinnedNetns(path: string, netSysctls: Array<[string, string]> = []): Promise<number> {
-  const dir = path.slice(0, path.lastIndexOf("/"));
-  const { ino } = await createPinnedOnce(
-    { hostname: "", newNet: true, binds: [], hide: [], netOnly: true, ...(netSysctls.length ? { netSysctls } : {}) },
-    dir,
-    `${path.slice(dir.length + 1)}`,
-  );
-  return ino.net;
 }
 
 async function createPinnedOnce(
@@ -241,7 +233,7 @@ async function createPinnedOnce(
     // a bare network namespace's worker: no spare follows it at once, and
     // meanwhile its thread would keep that namespace alive past its teardown
     // (the rootless namespace of bridge networks).
-    // A spare that gave its netns (createPinnedNetnsFromSpare) goes back and is made again at once.
+    // A spare that gave its netns (createPinnedNetns with fromSpare) goes back and is made again at once.
     if (req.netOnly && !prepared) worker.postMessage({ done: true });
     else release(worker);
     if (tookSpare) spareTaken.value = true;

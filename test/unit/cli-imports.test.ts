@@ -49,7 +49,7 @@ const DURING_REQUEST = ["replies.ts", "cli/_foreground.ts"];
 describe("the modules on the path of run and exec", () => {
   const { modules, bare } = closure([...BEFORE_REQUEST, ...DURING_REQUEST]);
 
-  test("load the replies' schemas and the enter step only after the request went out (src/cli/run.ts loadForeground)", () => {
+  test("load the replies' schemas and the enter step only after the request went out (src/cli/_load-foreground.ts)", () => {
     const before = closure(BEFORE_REQUEST).modules;
     for (const m of [...DURING_REQUEST, "client/enter.ts", "sandbox/enter-spawn.ts", "sys/seccomp.ts", "sys/memfd.ts"]) expect(before).not.toContain(m);
     // Still a complete walk: the request's own path is there.

@@ -285,6 +285,6 @@ describe("layering", () => {
     expect(importsOf("daemon/networks.ts")).toContain("net/registry.ts");
     expect(importsOf("cli/_foreground.ts")).toContain("client/enter.ts");
     // Dynamic imports count: run loads the enter step while its create is answered.
-    expect(importsOf("cli/run.ts")).toContain("cli/_foreground.ts");
+    expect(importsOf("cli/_load-foreground.ts")).toContain("cli/_foreground.ts");
   });
 });

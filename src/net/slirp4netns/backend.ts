@@ -6,7 +6,7 @@ import type { NetworkModeOf } from "../mode.ts";
 import type { Paths } from "../../paths.ts";
 import { parseSlirp4netnsOptions, slirp4netnsAddresses, type Slirp4netnsOptions } from "./options.ts";
 import { checkSlirp4netnsFeatures, probeSlirp4netns, type Slirp4netnsFeatures } from "./probe.ts";
-import { isOurSlirp4netns, startSlirp4netns, stopSlirp4netnsPid } from "./process.ts";
+import { isOurSlirp4netns, type Slirp4netnsProcess, startSlirp4netns, stopSlirp4netnsPid } from "./process.ts";
 import { waitForGlobalIPv6 } from "./ipv6.ts";
 import { clearWarmLeftovers, keyOf, type WarmMaker, WarmPool, WarmSlirp4netns } from "./warm.ts";
 import type { HelperTrack } from "../../state/helpers.ts";
@@ -44,6 +44,17 @@ function features(paths: Paths): Promise<Slirp4netnsFeatures> {
   return probeSlirp4netns({ cachePath: `${paths.stateDir}/slirp4netns-probe.json` });
 }
 
+/** Starts slirp4netns (for a sandbox, or ahead for the next one) and keeps its process in `live` while it runs. */
+async function startLive(
+  o: Omit<Parameters<typeof startSlirp4netns>[0], "features" | "privateMounts"> & { paths: Paths; privateMounts: string[] | undefined },
+): Promise<Slirp4netnsProcess> {
+  const { paths, privateMounts, ...rest } = o;
+  const proc = await startSlirp4netns({ ...rest, features: await features(paths), ...(privateMounts ? { privateMounts } : {}) });
+  live.set(proc.pid, proc.proc);
+  proc.proc.exited.then(() => live.delete(proc.pid));
+  return proc;
+}
+
 /** slirp4netns started ahead for the next sandbox (src/net/slirp4netns/warm.ts). */
 const warm = new WarmPool();
 
@@ -76,19 +87,7 @@ function warmMaker(
   return {
     netSysctls: options.enableIPv6 ? IPV6_AT_ONCE : [],
     intend: () => intendWarm("slirp4netns"),
-    start: async (netns, logPath, track) => {
-      const proc = await startSlirp4netns({
-        track,
-        netnsPath: netns,
-        options,
-        features: await features(paths),
-        logPath,
-        ...(privateMounts ? { privateMounts } : {}),
-      });
-      live.set(proc.pid, proc.proc);
-      proc.proc.exited.then(() => live.delete(proc.pid));
-      return proc;
-    },
+    start: (netns, logPath, track) => startLive({ track, netnsPath: netns, options, paths, logPath, privateMounts }),
   };
 }
 
@@ -138,19 +137,15 @@ export const slirp4netnsBackend: NetworkBackend<"slirp4netns", Slirp4netnsRecord
       record = { pid, netns: ctx.warm.netns, apiSocket, options };
       log.debug(`slirp4netns ${pid}: made ahead, adopted by ${ctx.sandbox.id.slice(0, 12)}`);
     } else {
-      const probed = await features(ctx.paths);
-      const track = ctx.helpers?.intend("slirp4netns");
-      const proc = await startSlirp4netns({
-        track,
+      const proc = await startLive({
+        track: ctx.helpers?.intend("slirp4netns"),
         netnsPath: ctx.netns,
         options,
-        features: probed,
+        paths: ctx.paths,
         logPath: `${ctx.dir}/slirp4netns.log`,
         apiSocketPath: apiSocket,
-        ...(ctx.privateMounts ? { privateMounts: ctx.privateMounts } : {}),
+        privateMounts: ctx.privateMounts,
       });
-      live.set(proc.pid, proc.proc);
-      proc.proc.exited.then(() => live.delete(proc.pid));
       record = { pid: proc.pid, netns: ctx.netns, apiSocket, options };
     }
     if (warmable(options, ctx)) setTimeout(() => refillWarm(options, ctx), REFILL_AFTER_SETUP_MS).unref();

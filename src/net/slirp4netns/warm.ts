@@ -22,7 +22,7 @@ import type { Paths } from "../../paths.ts";
 import { pinsRoot } from "../../paths.ts";
 import { type HelperRow, type HelperTrack, warmOwner } from "../../state/helpers.ts";
 import type { SetupContext, WarmNetwork } from "../backend.ts";
-import { createPinnedNetnsFromSpare, pinHolds, removePins } from "../../namespaces/pins.ts";
+import { createPinnedNetns, pinHolds, removePins } from "../../namespaces/pins.ts";
 import { isRunning } from "../../sys/processes.ts";
 import { messageOf } from "../../errors.ts";
 import { log } from "../../log.ts";
@@ -211,7 +211,7 @@ export class WarmPool {
 async function make(key: string, paths: Paths, maker: WarmMaker): Promise<WarmSlirp4netns> {
   const dir = `${pinsRoot(paths)}/warm-${randomBytes(6).toString("hex")}`;
   const netns = `${dir}/net`;
-  const ino = await createPinnedNetnsFromSpare(netns, maker.netSysctls);
+  const ino = await createPinnedNetns(netns, { netSysctls: maker.netSysctls, fromSpare: true });
   try {
     const track = maker.intend();
     const logPath = `${dir}/slirp4netns.log`;
