@@ -150,13 +150,35 @@ function contextPids(scope: Scope): number[] {
   });
 }
 
-/** The daemons serving this context: argv[1] "__daemon" and this context's BURROW_RUNTIME_DIR. */
+/**
+ * The daemons serving this context: argv[1] "__daemon" and this context's
+ * BURROW_RUNTIME_DIR. A child the daemon is spawning shows the daemon's
+ * argv and environment until its execve (seen: the slirp4netns the daemon
+ * starts ahead 2 ms after a setup, counted as a second daemon): one whose
+ * parent is one of them is not a daemon.
+ */
 export function daemonPids(t: Pick<BurrowContext, "dirs">): number[] {
-  return listPids().filter((pid) => {
+  return daemonPidsOf(t.dirs.runtimeDir);
+}
+
+/** daemonPids, by the runtime dir. */
+export function daemonPidsOf(runtimeDir: string): number[] {
+  const found = listPids().filter((pid) => {
     try {
-      return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")[1] === "__daemon" && procEnv(pid).runtimeDir === t.dirs.runtimeDir;
+      return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")[1] === "__daemon" && procEnv(pid).runtimeDir === runtimeDir;
     } catch {
       return false; // gone
     }
   });
+  return found.filter((pid) => !found.includes(parentPid(pid) ?? 0));
+}
+
+/** The parent of `pid` (/proc/PID/stat's fourth field); null when it is gone. */
+function parentPid(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+  } catch {
+    return null;
+  }
 }

@@ -4,7 +4,7 @@
 // the unprivileged test user; every test ends with the context's leak check.
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { readFileSync, readlinkSync, rmSync, statSync } from "node:fs";
-import { burrowContext, type BurrowContext } from "../helpers/context.ts";
+import { burrowContext, type BurrowContext, daemonPids } from "../helpers/context.ts";
 import { burrowBin, integrationUnavailable, testUser } from "../helpers/env.ts";
 import { listPids } from "../helpers/netns.ts";
 import { until } from "../helpers/until.ts";
@@ -23,7 +23,7 @@ function envHas(pid: number, s: string): boolean {
 
 /** This context's live daemon, found by its runtime dir. */
 function daemonPid(t: BurrowContext): number {
-  const pids = listPids().filter((pid) => argvOf(pid)[1] === "__daemon" && envHas(pid, t.dirs.runtimeDir));
+  const pids = daemonPids(t);
   if (pids.length !== 1) throw new Error(`expected one daemon for ${t.dirs.runtimeDir}, found ${pids.length}`);
   return pids[0]!;
 }

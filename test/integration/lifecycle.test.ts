@@ -3,28 +3,14 @@
 import { afterEach, beforeEach, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
 import { readFileSync, readlinkSync, existsSync } from "node:fs";
-import { burrowContext, type BurrowContext } from "../helpers/context.ts";
+import { burrowContext, type BurrowContext, daemonPidsOf as daemonPids } from "../helpers/context.ts";
 import { integrationUnavailable, testUser } from "../helpers/env.ts";
-import { listPids } from "../helpers/netns.ts";
 import { until } from "../helpers/until.ts";
 import { freePort } from "../helpers/sys.ts";
 import { describeWhen } from "../helpers/requirements.ts";
 
 const why = integrationUnavailable();
 if (why) console.warn(`skipping lifecycle integration tests: ${why}`);
-
-function daemonPids(runtimeDir: string): number[] {
-  return listPids().filter((pid) => {
-    try {
-      const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
-      if (argv[1] !== "__daemon") return false;
-      const env = readFileSync(`/proc/${pid}/environ`, "utf8");
-      return env.includes(runtimeDir);
-    } catch {
-      return false;
-    }
-  });
-}
 
 for (const mode of ["rootless", "rootful"] as const) {
   describeWhen(why)(`lifecycle (${mode})`, () => {

@@ -6,7 +6,7 @@
 // context's leak check (dispose).
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { burrowContext, type BurrowContext } from "../helpers/context.ts";
+import { burrowContext, type BurrowContext, daemonPidsOf } from "../helpers/context.ts";
 import { integrationUnavailable, testUser } from "../helpers/env.ts";
 import { listPids } from "../helpers/netns.ts";
 import { eventually } from "../helpers/until.ts";
@@ -30,15 +30,13 @@ function envHas(pid: number, s: string): boolean {
 
 /** This context's daemons and holders (rootful: supervisors), found by their runtime dir. */
 function services(runtimeDir: string): { daemons: number[]; holders: number[] } {
-  const daemons: number[] = [];
   const holders: number[] = [];
   for (const pid of listPids()) {
     const argv = argvOf(pid);
     if (!envHas(pid, runtimeDir)) continue;
-    if (argv[1] === "__daemon") daemons.push(pid);
-    else if (argv[0] === "burrow-holder" || argv[0] === "burrow-supervisor") holders.push(pid);
+    if (argv[0] === "burrow-holder" || argv[0] === "burrow-supervisor") holders.push(pid);
   }
-  return { daemons, holders };
+  return { daemons: daemonPidsOf(runtimeDir), holders };
 }
 
 /** Ended: no such process, or a zombie nobody has reaped yet. */

@@ -6,7 +6,7 @@
 // old one deleted) does the same. Every test ends with the leak check.
 import { afterEach, beforeEach, expect, test } from "bun:test";
 import { chownSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
-import { burrowContext, type BurrowContext } from "../helpers/context.ts";
+import { burrowContext, type BurrowContext, daemonPidsOf } from "../helpers/context.ts";
 import { integrationUnavailable, testUser } from "../helpers/env.ts";
 import { listPids } from "../helpers/netns.ts";
 import { fetchFromHost } from "../helpers/published.ts";
@@ -21,14 +21,7 @@ if (why) console.warn(`skipping state recovery integration tests: ${why}`);
 let nextPort = 10000 + Math.floor(Math.random() * 2000);
 
 function daemonPid(runtimeDir: string): number | undefined {
-  return listPids().find((pid) => {
-    try {
-      const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
-      return argv[1] === "__daemon" && readFileSync(`/proc/${pid}/environ`, "utf8").includes(runtimeDir);
-    } catch {
-      return false;
-    }
-  });
+  return daemonPidsOf(runtimeDir)[0];
 }
 
 /** Processes of this context's helpers (slirp4netns, pasta, dnsmasq) and sandboxes, by the dirs in their command line or environment. */

@@ -4,7 +4,7 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
 import { chownSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { burrowContext, type BurrowContext } from "../helpers/context.ts";
+import { burrowContext, type BurrowContext, daemonPidsOf as daemonPids } from "../helpers/context.ts";
 import { burrowBin, integrationUnavailable, testUser } from "../helpers/env.ts";
 import { listPids } from "../helpers/netns.ts";
 import { until } from "../helpers/until.ts";
@@ -42,10 +42,6 @@ async function respawned(t: BurrowContext, name: string, old: number, ms = 15000
     ms,
     `${name} to come back with a new pid`,
   );
-}
-
-function daemonPids(runtimeDir: string): number[] {
-  return procsWith(runtimeDir, (argv) => argv[1] === "__daemon");
 }
 
 /** Processes whose environment or command line names `needle`, filtered by argv. */

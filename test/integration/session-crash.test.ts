@@ -5,7 +5,7 @@
 // it leaks. dist/burrow as the test user; every test ends with the leak check.
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { burrowContext, type BurrowContext } from "../helpers/context.ts";
+import { burrowContext, type BurrowContext, daemonPids } from "../helpers/context.ts";
 import { integrationUnavailable, testUser } from "../helpers/env.ts";
 import { procEnv } from "../helpers/leaks.ts";
 import { listPids } from "../helpers/netns.ts";
@@ -30,14 +30,12 @@ function alive(pid: number): boolean {
 /** This context's live holders and daemons, found by the runtime dir in their environment. */
 function services(t: BurrowContext): { holders: number[]; daemons: number[] } {
   const holders: number[] = [];
-  const daemons: number[] = [];
   for (const pid of listPids()) {
     if (!alive(pid) || procEnv(pid).runtimeDir !== t.dirs.runtimeDir) continue;
     const argv = argvOf(pid);
     if (argv[0] === "burrow-holder") holders.push(pid);
-    else if (argv[1] === "__daemon") daemons.push(pid);
   }
-  return { holders, daemons };
+  return { holders, daemons: daemonPids(t).filter(alive) };
 }
 
 function holderJsonPid(t: BurrowContext): number | null {
