@@ -21,7 +21,7 @@ export const Name = v.pipe(
   ),
 );
 
-import { ProcessUser } from "./messages.ts";
+import { ProcessUser } from "./enter-messages.ts";
 export { ProcessUser };
 
 export const CreateRequest = v.object({
@@ -73,7 +73,8 @@ export const CreateRequest = v.object({
 export type CreateRequest = v.InferOutput<typeof CreateRequest>;
 
 // Shared with the __enter child, which must not load this whole module.
-export { EnterTarget, formatIssues } from "./messages.ts";
+export { EnterTarget } from "./enter-messages.ts";
+export { formatIssues } from "./messages.ts";
 
 export const Ref = v.object({ name: v.pipe(v.string(), v.minLength(1)) });
 export const Started = v.object({ id: v.string(), pid: v.number() });

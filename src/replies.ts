@@ -6,7 +6,7 @@
 // (replyOf): a `run` checks three of the 27, and building the table at
 // load was ~0.4 ms of every CLI start.
 import * as v from "valibot";
-import { EnterTarget } from "./messages.ts";
+import { EnterTarget } from "./enter-messages.ts";
 import type { Op, Ops } from "./protocol.ts";
 
 // Checked by the CLI on arrival. Views that only get printed

@@ -12,7 +12,7 @@ import { connectUnix } from "../sys/unix-socket.ts";
 import { ROLES, roleArgv } from "../roles.ts";
 import { cleanEnv, roleEnv, SELF_ARGV0 } from "../sys/env.ts";
 import { sealedExecutable } from "../sys/memfd.ts";
-import type { EnterRequest } from "../messages.ts";
+import type { EnterRequest } from "../enter-messages.ts";
 import { capabilityNumbers } from "./capabilities.ts";
 import { log } from "../log.ts";
 

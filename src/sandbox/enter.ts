@@ -6,7 +6,8 @@
 // (--user) ids -> capabilities -> chdir -> execve.
 import { accessSync, constants, readFileSync, statSync, writeSync } from "node:fs";
 import { BurrowError, EXIT } from "../errors.ts";
-import { EnterRequest, parseMessage } from "../messages.ts";
+import { EnterRequest } from "../enter-messages.ts";
+import { parseMessage } from "../messages.ts";
 import { CLONE, close, nsId, openRO, setns } from "../sys/ns.ts";
 import { chdir, closeOnExec, execve, restoreDefaultSignals } from "../sys/proc.ts";
 import { setIds } from "../sys/ids.ts";

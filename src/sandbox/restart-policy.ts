@@ -8,30 +8,34 @@ import { quote } from "../quote.ts";
 export const POLICY_NAMES = ["no", "on-failure", "always", "unless-stopped"] as const;
 export type PolicyName = (typeof POLICY_NAMES)[number];
 
-export const RestartPolicy = v.object({
-  name: v.picklist(POLICY_NAMES),
+export interface RestartPolicy {
+  name: PolicyName;
   /** on-failure only; 0 means no limit (podman's MaximumRetryCount). */
-  maxRetries: v.pipe(v.number(), v.integer(), v.minValue(0)),
-});
-export type RestartPolicy = v.InferOutput<typeof RestartPolicy>;
+  maxRetries: number;
+}
 
 /**
  * Supervision state kept in the row (runtime.restart), so a daemon restart
  * keeps counting. A schema: the row may come from another build or an edit.
+ * Built on first use: a `run` loads this module for --restart's check, and
+ * its start need not build the daemon's schema (issue 17).
  */
-export const RestartState = v.object({
-  /** Restarts made by the policy since the last user start (inspect's RestartCount). */
-  count: v.pipe(v.number(), v.integer(), v.minValue(0)),
-  /** The command exited and waits for its back-off to end (ps: "Restarting"). */
-  pending: v.optional(v.boolean()),
-  /** The back-off used last, to double. */
-  delayMs: v.optional(v.pipe(v.number(), v.minValue(0), v.maxValue(60_000))),
-});
-export type RestartState = v.InferOutput<typeof RestartState>;
+function restartStateSchema() {
+  return v.object({
+    /** Restarts made by the policy since the last user start (inspect's RestartCount). */
+    count: v.pipe(v.number(), v.integer(), v.minValue(0)),
+    /** The command exited and waits for its back-off to end (ps: "Restarting"). */
+    pending: v.optional(v.boolean()),
+    /** The back-off used last, to double. */
+    delayMs: v.optional(v.pipe(v.number(), v.minValue(0), v.maxValue(60_000))),
+  });
+}
+let restartState: ReturnType<typeof restartStateSchema> | undefined;
+export type RestartState = v.InferOutput<ReturnType<typeof restartStateSchema>>;
 
 /** The row's supervision state, or a fresh one when it is missing or not of this shape. */
 export function restartStateOf(raw: unknown): RestartState {
-  const r = v.safeParse(RestartState, raw);
+  const r = v.safeParse((restartState ??= restartStateSchema()), raw);
   return r.success ? r.output : { count: 0 };
 }
 

@@ -1,0 +1,47 @@
+// How a process joins a sandbox: the target the daemon answers a create,
+// start or enter with, and the enter step's request. Apart from
+// src/messages.ts because a `run` first needs these schemas in the create's
+// reply (src/replies.ts, loaded while the daemon answers): built before the
+// request they cost every CLI start ~0.6 ms (issue 17, docs/decisions.md
+// "Loaded during the create").
+import * as v from "valibot";
+import { CAPABILITIES } from "./sandbox/capabilities.ts";
+
+/** --user, resolved to ids by the CLI (src/sandbox/user.ts). */
+const Id = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(0xfffffffe));
+export const ProcessUser = v.object({ uid: Id, gid: Id, groups: v.array(Id), home: v.optional(v.string()) });
+
+/** How a process joins a sandbox: the session namespaces first, then the pins. */
+export const EnterTarget = v.object({
+  session: v.object({ user: v.optional(v.string()), mnt: v.optional(v.string()) }),
+  net: v.optional(v.string()),
+  uts: v.optional(v.string()),
+  mnt: v.optional(v.string()),
+  /** stdin is a pty slave: make it the controlling terminal before execve. */
+  tty: v.optional(v.boolean()),
+  /** Where the enter child writes its own errors (closed before execve); default 2. */
+  errorFd: v.optional(v.pipe(v.number(), v.integer(), v.minValue(3))),
+  /** An explicit -w: chdir there or fail (without it, a missing cwd falls back to /). */
+  workdir: v.optional(v.string()),
+  user: v.optional(ProcessUser),
+  /**
+   * The command's capabilities (bounding, permitted, effective), resolved at
+   * create (src/sandbox/capabilities.ts). Absent: keep every capability
+   * (`burrow unshare`, and sandboxes made before 0.3).
+   */
+  caps: v.optional(v.array(v.picklist(CAPABILITIES))),
+  /** Put the command in a Landlock domain of its own (src/sys/caps.ts); off with --privileged. */
+  confine: v.optional(v.boolean()),
+  /** --accelerate: the enter step installs the notify filter and hands its listener to the daemon here (docs/accelerate.md). */
+  accelerate: v.optional(
+    v.object({
+      socket: v.pipe(v.string(), v.startsWith("/")),
+      token: v.pipe(v.string(), v.regex(/^[0-9a-f]{32}$/)),
+    }),
+  ),
+});
+export type EnterTarget = v.InferOutput<typeof EnterTarget>;
+
+/** `burrow __enter REQUEST -- CMD...`: REQUEST is this, as JSON. */
+export const EnterRequest = v.object({ ...EnterTarget.entries, cwd: v.optional(v.string()) });
+export type EnterRequest = v.InferOutput<typeof EnterRequest>;
