@@ -22,7 +22,6 @@ export const Name = v.pipe(
 );
 
 import { ProcessUser } from "./enter-messages.ts";
-export { ProcessUser };
 
 export const CreateRequest = v.object({
   name: v.optional(Name),
@@ -72,7 +71,7 @@ export const CreateRequest = v.object({
 });
 export type CreateRequest = v.InferOutput<typeof CreateRequest>;
 
-// Shared with the __enter child, which must not load this whole module.
+// Defined in src/enter-messages.ts, which the __enter child loads without this whole module.
 export { EnterTarget } from "./enter-messages.ts";
 export { formatIssues } from "./messages.ts";
 
