@@ -354,20 +354,17 @@ describeWhen(why)("egress policy, rootless, in a test-made internet", () => {
   });
 
   test("ICMP (ping over datagram sockets) to a denied address is refused, IPv4 and IPv6", async () => {
-    expect(
-      await probe(
-        ["--name", "pinger", "--allow-cidr", NET.allowed4, "--allow-cidr", NET.allowed6],
-        [{ ping: NET.allowed4 }, { ping: NET.allowed6 }, { ping: NET.denied4 }, { ping: NET.denied6 }],
-      ),
-    ).toEqual([
-      "ok",
-      "ok",
-      "EPERM",
-      // The kernel drops it just the same, but an ICMPv6 datagram socket's
-      // send does not report a netfilter drop (icmpv6_push_pending_frames
-      // ignores it): no echo comes back, and the event below says why.
-      "timeout",
-    ]);
+    const [allowed4, allowed6, denied4, denied6] = await probe(
+      ["--name", "pinger", "--allow-cidr", NET.allowed4, "--allow-cidr", NET.allowed6],
+      [{ ping: NET.allowed4 }, { ping: NET.allowed6 }, { ping: NET.denied4 }, { ping: NET.denied6 }],
+    );
+    expect([allowed4, allowed6, denied4]).toEqual(["ok", "ok", "EPERM"]);
+    // The kernel drops it just the same (tcpdump: no echo to the denied
+    // address leaves the sandbox), but an ICMPv6 datagram socket's send
+    // does not report a netfilter drop (icmpv6_push_pending_frames ignores
+    // it): no echo comes back, or, in some runs, the socket's next receive
+    // fails with EACCES; never an answer. The event below says why.
+    expect(["timeout", "EACCES"]).toContain(denied6 ?? "missing");
     await expectEvents("pinger", [
       { status: "egress-refused", destination: NET.denied4, protocol: "icmp", reason: "default deny" },
       { status: "egress-refused", destination: NET.denied6, reason: "default deny" },
