@@ -154,6 +154,44 @@ for (const mode of ["rootless", "rootful"] as const) {
       expect(existsSync(`${t.dirs.networksDir}/front.json`)).toBe(false);
     }, 90000);
 
+    test("a sandbox that leaves while another stays: its interface goes ahead of netavark's teardown, its name and address go, and the next one gets that address", async () => {
+      // The first command starts the daemon: its debug log says which teardown ran.
+      const env = { BURROW_LOG: "debug" };
+      await t.burrowOk(["network", "create", "--subnet", "10.89.64.0/24", "lv"], { env });
+      const dir = `${t.dirs.root}/www-stay`;
+      mkdirSync(dir, { recursive: true });
+      own(t, dir);
+      writeFileSync(`${dir}/index.html`, "stay\n");
+      own(t, `${dir}/index.html`);
+      await t.burrowOk(["run", "-d", "--name", "stay", "--network", "lv", "--", "busybox", "httpd", "-f", "-p", "8080", "-h", dir], { env });
+      const log = () => readFileSync(`${t.dirs.runtimeDir}/daemon.log`, "utf8");
+      const addressOf = (out: string) => /inet (10\.89\.64\.\d+)\//.exec(out)?.[1];
+      const first = addressOf(await t.burrowOk(["run", "--rm", "--name", "leaver", "--network", "lv", "--", "ip", "-4", "-o", "addr", "show", "eth0"]));
+      expect(first).toMatch(/^10\.89\.64\.\d+$/);
+      // Deleted ahead, then netavark's teardown (timed only when it succeeded, or failed only for the interface gone).
+      await until(
+        () => (/eth0 deleted ahead in [\d.]+ ms\n(.*\n)*.*netavark teardown [0-9a-f]{12}: [\d.]+ ms/.test(log()) ? true : null),
+        10000,
+        "the leave's teardown",
+      );
+      expect(log()).not.toContain("the interfaces were not deleted ahead");
+      expect(readFileSync(`${t.dirs.netavarkDir}/aardvark-dns/lv`, "utf8")).not.toContain("leaver");
+      // Its address is free again, and the next sandbox reaches the one that stayed by name.
+      const next = await until(
+        async () => {
+          const r = await t.burrow(["run", "--rm", "--network", "lv", "--", "sh", "-c", "ip -4 -o addr show eth0 && curl -sS --max-time 2 http://stay:8080/"]);
+          return r.code === 0 ? r.stdout : null;
+        },
+        15000,
+        "a sandbox after the leave",
+      );
+      expect(addressOf(next)).toBe(first);
+      expect(next).toEndWith("stay\n");
+      await t.burrowOk(["rm", "-f", "stay"]);
+      await until(async () => (netavarkState(t).length === 0 ? true : null), 10000, "netavark's state gone");
+      expect(await t.burrowOk(["network", "rm", "lv"])).toBe("lv\n");
+    }, 90000);
+
     test("connect, disconnect and reload keep the address and MAC; aardvark-dns follows", async () => {
       await t.burrowOk(["network", "create", "--subnet", "10.89.62.0/24", "n1"]);
       await t.burrowOk(["network", "create", "--subnet", "10.89.63.0/24", "n2"]);

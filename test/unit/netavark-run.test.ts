@@ -20,6 +20,7 @@ import {
   netavarkVersion,
 } from "../../src/net/netavark/run.ts";
 import { type NetworkFile, SetupOptions } from "../../src/net/netavark/schema.ts";
+import { onlyGoneInterfaces } from "../../src/net/netavark/backend.ts";
 
 function nvtest1(): NetworkFile {
   const r = parseNetworkFile("nvtest1.json", readFileSync(join(import.meta.dir, "../fixtures/netavark/podman-5.8-nvtest1.json"), "utf8"));
@@ -193,5 +194,21 @@ describe("replies and errors", () => {
     expect((await netavarkVersion("nv", f.spawn)).version).toBe("1.4.0");
     expect(f.calls[0]!.argv).toEqual(["nv", "version"]);
     await expect(netavarkVersion("nv", fake({ code: 0, stdout: "{}", stderr: "" }).spawn)).rejects.toThrow(/^netavark version's answer is malformed: /);
+  });
+});
+
+describe("a teardown after the interfaces were deleted ahead", () => {
+  // netavark 1.4's answer when the sandbox's interface is gone already (measured, docs/netavark.md).
+  const gone = "netavark teardown failed: failed to delete container veth eth0: Netlink error: No such device (os error 19)";
+  test("only the interfaces deleted ahead, each missing: the expected answer", () => {
+    expect(onlyGoneInterfaces(gone, ["eth0"])).toBe(true);
+    expect(onlyGoneInterfaces(gone.replace("eth0", "eth1"), ["eth0", "eth1"])).toBe(true);
+  });
+  test("an interface not deleted ahead, another error, or another reason: a failure", () => {
+    expect(onlyGoneInterfaces(gone, [])).toBe(false);
+    expect(onlyGoneInterfaces(gone, ["eth1"])).toBe(false);
+    expect(onlyGoneInterfaces(gone.replace("No such device (os error 19)", "Operation not permitted (os error 1)"), ["eth0"])).toBe(false);
+    expect(onlyGoneInterfaces(`${gone}; failed to remove the DNS entry: busy`, ["eth0"])).toBe(false);
+    expect(onlyGoneInterfaces("netavark teardown failed: iptables: Bad rule", ["eth0"])).toBe(false);
   });
 });

@@ -477,12 +477,25 @@ export class NetavarkNetworking {
     return (argv, stdin, env) => this.spawn(argv, stdin, { ...env, ...marker });
   }
 
-  /** Runs teardown for one attachment's options (errors thrown: netavark's own list, in one line). */
-  async detach(id: string, netns: string, options: SetupOptions): Promise<void> {
+  /**
+   * Runs teardown for one attachment's options (errors thrown: netavark's own
+   * list, in one line). `unlinked`: the sandbox's interfaces this daemon
+   * deleted already (`leave`), whose "No such device" from netavark is the
+   * expected answer, not a failure.
+   */
+  async detach(id: string, netns: string, options: SetupOptions, unlinked: readonly string[] = []): Promise<void> {
     const inv = this.invocation();
     await this.mutex.run(async () => {
+      // netavark removes a network's bridge and rules when its bridge has no
+      // port left after this teardown: an interface another leave is still
+      // deleting would count as one.
+      await this.unlinkedOn(Object.keys(options.networks));
       const t0 = performance.now();
-      await netavarkTeardown(inv, this.netnsPath(netns), options, this.spawn);
+      try {
+        await netavarkTeardown(inv, this.netnsPath(netns), options, this.spawn);
+      } catch (e) {
+        if (!unlinked.length || !onlyGoneInterfaces(messageOf(e), unlinked)) throw e;
+      }
       log.debug(`netavark teardown ${id.slice(0, 12)}: ${(performance.now() - t0).toFixed(1)} ms`);
       for (const name of Object.keys(options.networks)) {
         this.unreserve(name, id);
@@ -495,6 +508,101 @@ export class NetavarkNetworking {
         this.readJournal(id).filter((o) => !this.sameAttachment(o, options)),
       );
     });
+  }
+
+  /** Interface deletions under way (`leave`), by network. */
+  private readonly unlinking = new Map<string, Set<Promise<unknown>>>();
+  /** Leaves that delete their interfaces first, from that until their netavark teardown has run, by network. */
+  private readonly leaves = new Map<string, Set<Promise<unknown>>>();
+  /** NETWORK\nID of sandboxes whose leave decided to delete their interfaces first. */
+  private readonly leaving = new Set<string>();
+
+  /** Waits for the interface deletions under way on `networks`. */
+  private async unlinkedOn(networks: string[]): Promise<void> {
+    const waits = networks.flatMap((n) => [...(this.unlinking.get(n) ?? [])]);
+    if (waits.length) await Promise.allSettled(waits);
+  }
+
+  /**
+   * The teardown of a sandbox that is going away (its command has ended).
+   * Deleting a veth pair waits for the kernel's RCU grace periods, 15-20 ms
+   * here and most of netavark's teardown (docs/netavark.md "A teardown off
+   * the next setup's path"). While another sandbox stays on every network of
+   * the attachment, that deletion is done first, by this daemon and outside
+   * the turn-taking, so the next setup need not wait for it: netavark's
+   * teardown, which must take its turn (aardvark-dns's file, the firewall),
+   * then only removes the rules and names. A network's last sandbox is torn
+   * down by netavark whole, as it must be to remove the bridge and the
+   * network's rules.
+   */
+  async leave(id: string, netns: string, options: SetupOptions): Promise<void> {
+    const networks = Object.keys(options.networks);
+    const early = await this.mutex.run(async () => {
+      if (!networks.every((n) => this.othersStaying(n, id))) return false;
+      for (const n of networks) this.leaving.add(`${n}\n${id}`);
+      return true;
+    });
+    if (!early) {
+      // Last on a network: after the leaves under way there, whose netavark
+      // teardowns must come before the one that removes the network's rules.
+      const waits = networks.flatMap((n) => [...(this.leaves.get(n) ?? [])]);
+      if (waits.length) await Promise.allSettled(waits);
+      return this.detach(id, netns, options);
+    }
+    const whole = this.leaveEarly(id, netns, options, networks);
+    track(this.leaves, networks, whole);
+    try {
+      await whole;
+    } finally {
+      untrack(this.leaves, networks, whole);
+    }
+  }
+
+  private async leaveEarly(id: string, netns: string, options: SetupOptions, networks: string[]): Promise<void> {
+    let unlinked: string[] = [];
+    const deleting = this.unlinkInterfaces(netns, options);
+    track(this.unlinking, networks, deleting);
+    try {
+      unlinked = await deleting;
+    } catch (e) {
+      // netavark deletes what is left, in its turn.
+      log.debug(`netavark teardown ${id.slice(0, 12)}: the interfaces were not deleted ahead: ${messageOf(e)}`);
+    } finally {
+      untrack(this.unlinking, networks, deleting);
+    }
+    try {
+      await this.detach(id, netns, options, unlinked);
+    } finally {
+      for (const n of networks) this.leaving.delete(`${n}\n${id}`);
+    }
+  }
+
+  /** Deletes the attachment's interfaces in the sandbox's netns (the veth pair goes with its inner end); returns their names. */
+  private async unlinkInterfaces(netns: string, options: SetupOptions): Promise<string[]> {
+    const env = { PATH: withSbin(process.env.PATH) };
+    const done: string[] = [];
+    const t0 = performance.now();
+    for (const { interface_name: ifName } of Object.values(options.networks)) {
+      // In this daemon's own namespaces: the pin is in its mount namespace, and it may enter the sandbox's netns.
+      const r = await this.spawnLocal(["nsenter", `--net=${netns}`, "ip", "link", "del", "dev", ifName], "", env);
+      if (r.code !== 0) throw new Error(`ip link del ${ifName}: ${r.stderr.trim() || `exit ${r.code}`}`);
+      done.push(ifName);
+    }
+    log.debug(`netavark teardown: ${done.join(", ")} deleted ahead in ${(performance.now() - t0).toFixed(1)} ms`);
+    return done;
+  }
+
+  /** Is a sandbox other than `id`, and not leaving it, attached to `network` (by the rows)? */
+  private othersStaying(network: string, id: string): boolean {
+    return this.deps
+      .sandboxes()
+      .some(
+        (s) =>
+          s.id !== id &&
+          !this.leaving.has(`${network}\n${s.id}`) &&
+          s.runtime.network === "netavark" &&
+          netavarkRecordOf(s).attachments.some((a) => a.network === network),
+      );
   }
 
   /** Is a sandbox other than `id` attached to `network` (by the rows)? */
@@ -828,7 +936,7 @@ export function netavarkBackendWith(
       await nv.hold(async () => {
         for (const a of [...record.attachments].reverse()) {
           try {
-            await nv.detach(ctx.sandbox.id, netns, a.options);
+            await nv.leave(ctx.sandbox.id, netns, a.options);
           } catch (e) {
             errors.push(e as Error);
           }
@@ -844,6 +952,35 @@ export function netavarkBackendWith(
     inspectNetworks: (r) => nv.inspectEntries(r),
     networks,
   };
+}
+
+function track(by: Map<string, Set<Promise<unknown>>>, keys: string[], p: Promise<unknown>): void {
+  for (const k of keys) {
+    let set = by.get(k);
+    if (!set) by.set(k, (set = new Set()));
+    set.add(p);
+  }
+}
+
+function untrack(by: Map<string, Set<Promise<unknown>>>, keys: string[], p: Promise<unknown>): void {
+  for (const k of keys) {
+    const set = by.get(k);
+    set?.delete(p);
+    if (set && !set.size) by.delete(k);
+  }
+}
+
+/**
+ * Does netavark's teardown error say only that interfaces in `gone` were not
+ * there to delete? netavark 1.4: "failed to delete container veth eth0:
+ * Netlink error: No such device (os error 19)", after it removed the rules
+ * and the names (measured: docs/netavark.md). Pure.
+ */
+export function onlyGoneInterfaces(message: string, gone: readonly string[]): boolean {
+  const named = [...message.matchAll(/failed to delete container veth ([^\s:]+): [^"]*?No such device/g)].map((m) => m[1]!);
+  if (!named.length || !named.every((n) => gone.includes(n))) return false;
+  // Nothing else went wrong: every "failed to" in it is one of those.
+  return (message.match(/failed to/g) ?? []).length === named.length;
 }
 
 /** A name for a network created without one: podman's "podmanN" scheme, first free. */
