@@ -29,7 +29,7 @@ import {
   SOCKET_SYSCALLS,
   syncWakeUp,
 } from "../sys/seccomp.ts";
-import { acceptNB, Epoll, EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, LinePipe } from "../sys/sockets.ts";
+import { acceptNB, EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, LinePipe, PollSet } from "../sys/sockets.ts";
 import { receiveWithFds } from "../sys/unix-socket.ts";
 import { finishBind, type ParkedBind, trappedBind } from "./bind.ts";
 import { acceleratedConnect, type Verdict } from "./connect.ts";
@@ -85,7 +85,8 @@ function run(init: AcceleratorInit): void {
   if (!arch) throw new Error(`no seccomp table for ${process.arch}`);
   const nrConnect = SOCKET_SYSCALLS[arch].connect;
   const nrBind = SOCKET_SYSCALLS[arch].bind;
-  const ep = new Epoll(256);
+  // poll, not epoll: the listeners' synchronous wake-up (syncWakeUp) reaches a poll waiter only (src/sys/sockets.ts PollSet).
+  const ep = new PollSet();
   const handlers = new Map<number, (fd: number, events: number) => void>();
   const expected = new ExpectedTokens<Expected>(TOKEN_MS);
   const egress = new Map<string, SandboxEgress>(); // by sandbox id
@@ -426,7 +427,6 @@ function run(init: AcceleratorInit): void {
     }
     for (const fd of handoffs.keys()) close(fd);
     close(init.controlFd);
-    close(ep.fd);
   }
   post({ op: "exited" });
 

@@ -229,6 +229,89 @@ export class Epoll {
   }
 }
 
+/**
+ * The same watch list as Epoll, waited on with poll(2): for a thread that
+ * must be woken where the waker runs. A seccomp listener set to
+ * SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP wakes its waiters "on the current
+ * CPU"; poll's wake-up passes that on to the waiting thread, epoll's drops
+ * it (ep_poll_callback wakes its waiters plainly), so an epoll waiter may be
+ * woken on the other CPU (measured: the accelerator's short connections
+ * 10-17 % slower, docs/benchmarks.md). Costs one pass over the list per
+ * wait: for a list of a few dozen fds.
+ *
+ * Events and revents are poll(2)'s, the same numbers as EPOLLIN, EPOLLOUT,
+ * EPOLLERR and EPOLLHUP here. An fd removed, or removed and added again, by
+ * a callback of the same round is not reported from that round (its number
+ * may name another file by then).
+ */
+export class PollSet {
+  private readonly fds: number[] = [];
+  private readonly gens: number[] = [];
+  private buf = new Uint8Array(8 * 16);
+  private view = new DataView(this.buf.buffer);
+  private gen = 0;
+  private readonly ready: number[] = [];
+
+  /** Watches `fd` for `events` (POLLIN, POLLOUT; POLLERR and POLLHUP are always reported). */
+  add(fd: number, events: number): void {
+    const i = this.fds.length;
+    if (this.buf.length < (i + 1) * 8) {
+      const bigger = new Uint8Array(this.buf.length * 2);
+      bigger.set(this.buf);
+      this.buf = bigger;
+      this.view = new DataView(bigger.buffer);
+    }
+    this.fds.push(fd);
+    this.gens.push(++this.gen);
+    this.view.setInt32(i * 8, fd, true);
+    this.view.setInt16(i * 8 + 4, events, true);
+  }
+
+  remove(fd: number): void {
+    const i = this.fds.indexOf(fd);
+    if (i < 0) return;
+    // The last entry takes its place.
+    const last = this.fds.length - 1;
+    if (i !== last) {
+      this.fds[i] = this.fds[last]!;
+      this.gens[i] = this.gens[last]!;
+      this.view.setInt32(i * 8, this.view.getInt32(last * 8, true), true);
+      this.view.setInt16(i * 8 + 4, this.view.getInt16(last * 8 + 4, true), true);
+    }
+    this.fds.pop();
+    this.gens.pop();
+  }
+
+  get size(): number {
+    return this.fds.length;
+  }
+
+  /** Blocks the calling thread; calls `on(fd, revents)` for each ready fd. */
+  wait(timeoutMs: number, on: (fd: number, events: number) => void): void {
+    const n = this.fds.length;
+    const r = sym.poll(this.buf, n, timeoutMs);
+    if (r < 0) {
+      const e = errno();
+      if (e === EINTR) return;
+      throw new SysError("poll", e);
+    }
+    if (r === 0) return;
+    // Collected first: the callbacks add and remove entries.
+    const ready = this.ready;
+    ready.length = 0;
+    for (let i = 0; i < n; i++) {
+      const revents = this.view.getUint16(i * 8 + 6, true);
+      if (revents) ready.push(this.fds[i]!, this.gens[i]!, revents);
+    }
+    for (let k = 0; k < ready.length; k += 3) {
+      const fd = ready[k]!;
+      const i = this.fds.indexOf(fd);
+      if (i < 0 || this.gens[i] !== ready[k + 1]) continue;
+      on(fd, ready[k + 2]!);
+    }
+  }
+}
+
 /** read(2) into `buf`; returns bytes read, 0 at EOF, or -errno. */
 export function readNB(fd: number, buf: Uint8Array): number {
   const n = Number(sym.read(fd, ptr(buf), buf.byteLength));
