@@ -9,21 +9,12 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { NetavarkNetworking } from "../../src/net/netavark/backend.ts";
 import { buildSetupOptions, type NetavarkRun } from "../../src/net/netavark/run.ts";
-import type { NetworkFile } from "../../src/net/netavark/schema.ts";
+import { defaultNetworkConfig } from "../../src/net/netavark/networks-dir.ts";
 import type { Paths } from "../../src/paths.ts";
 import type { Sandbox } from "../../src/state/sandboxes.ts";
 
-const network: NetworkFile = {
-  name: "lv",
-  id: "a".repeat(64),
-  driver: "bridge",
-  network_interface: "podman9",
-  subnets: [{ subnet: "10.89.64.0/24", gateway: "10.89.64.1" }],
-  ipv6_enabled: false,
-  internal: false,
-  dns_enabled: true,
-  ipam_options: { driver: "host-local" },
-};
+// podman's default network's file, renamed: the recorder reads nothing in it.
+const network = defaultNetworkConfig({ name: "lv", subnet: "10.89.64.0/24", now: new Date(0) });
 
 const options = (id: string) =>
   buildSetupOptions({
@@ -66,6 +57,7 @@ function networking(): NetavarkNetworking {
         events.push(`unlink ${id}`);
         const r = await unlinkAnswer(id);
         if (r.code === 0) unlinked.add(id);
+        events.push(`unlinked ${id}`);
         return r;
       }
       const id = (JSON.parse(stdin) as { container_id: string }).container_id;
@@ -96,7 +88,7 @@ describe("a leave from a netavark network", () => {
   test("while another sandbox stays: its interface is deleted ahead, and netavark's 'No such device' for it is no failure", async () => {
     rows = [row("a"), row("b")];
     await networking().leave("a", "/pins/a/net", options("a"));
-    expect(events).toEqual(["unlink a", "teardown a"]);
+    expect(events).toEqual(["unlink a", "unlinked a", "teardown a"]);
   });
 
   test("the network's last sandbox: netavark's teardown whole, nothing deleted ahead", async () => {
@@ -110,14 +102,21 @@ describe("a leave from a netavark network", () => {
     const nv = networking();
     await Promise.all([nv.leave("a", "/pins/a/net", options("a")), nv.leave("b", "/pins/b/net", options("b"))]);
     // b saw a leaving: without waiting, its teardown (5 ms) would have come before a's deletion (30 ms) ended.
-    expect(events).toEqual(["unlink a", "teardown a", "teardown b"]);
+    expect(events).toEqual(["unlink a", "unlinked a", "teardown a", "teardown b"]);
+  });
+
+  test("any other teardown on the network (a disconnect, a rollback) waits for a deletion under way before netavark counts the bridge's ports", async () => {
+    rows = [row("a"), row("b")];
+    const nv = networking();
+    await Promise.all([nv.leave("a", "/pins/a/net", options("a")), nv.detach("b", "/pins/b/net", options("b"))]);
+    expect(events).toEqual(["unlink a", "unlinked a", "teardown b", "teardown a"]);
   });
 
   test("a deletion ahead that fails leaves the interface to netavark, whose teardown must then succeed", async () => {
     rows = [row("a"), row("b")];
     unlinkAnswer = async () => ({ code: 1, stdout: "", stderr: "nsenter: cannot open /pins/a/net: No such file or directory" });
     await networking().leave("a", "/pins/a/net", options("a"));
-    expect(events).toEqual(["unlink a", "teardown a"]);
+    expect(events).toEqual(["unlink a", "unlinked a", "teardown a"]);
     teardownAnswer = () => ({ code: 1, stdout: GONE, stderr: "" });
     events = [];
     // Nothing was deleted ahead: the same answer is now a failure.
@@ -128,6 +127,6 @@ describe("a leave from a netavark network", () => {
     rows = [row("a"), row("b")];
     teardownAnswer = () => ({ code: 1, stdout: '{"error":"failed to remove the dns entry: Permission denied (os error 13)"}', stderr: "" });
     await expect(networking().leave("a", "/pins/a/net", options("a"))).rejects.toThrow("Permission denied");
-    expect(events).toEqual(["unlink a", "teardown a"]);
+    expect(events).toEqual(["unlink a", "unlinked a", "teardown a"]);
   });
 });

@@ -489,7 +489,7 @@ export class NetavarkNetworking {
       // netavark removes a network's bridge and rules when its bridge has no
       // port left after this teardown: an interface another leave is still
       // deleting would count as one.
-      await this.unlinkedOn(Object.keys(options.networks));
+      await Promise.allSettled(this.leavesOn(Object.keys(options.networks)).map((e) => e.unlinked));
       const t0 = performance.now();
       try {
         await netavarkTeardown(inv, this.netnsPath(netns), options, this.spawn);
@@ -510,17 +510,15 @@ export class NetavarkNetworking {
     });
   }
 
-  /** Interface deletions under way (`leave`), by network. */
-  private readonly unlinking = new Map<string, Set<Promise<unknown>>>();
-  /** Leaves that delete their interfaces first, from that until their netavark teardown has run, by network. */
-  private readonly leaves = new Map<string, Set<Promise<unknown>>>();
-  /** NETWORK\nID of sandboxes whose leave decided to delete their interfaces first. */
-  private readonly leaving = new Set<string>();
+  /**
+   * Leaves that delete their interfaces first (`leave`), by network, then by
+   * sandbox id: `unlinked` settles when the deletion has ended, `done` once
+   * their netavark teardown has run too.
+   */
+  private readonly leaves = new Map<string, Map<string, { unlinked: Promise<string[]>; done: Promise<void> }>>();
 
-  /** Waits for the interface deletions under way on `networks`. */
-  private async unlinkedOn(networks: string[]): Promise<void> {
-    const waits = networks.flatMap((n) => [...(this.unlinking.get(n) ?? [])]);
-    if (waits.length) await Promise.allSettled(waits);
+  private leavesOn(networks: string[]) {
+    return networks.flatMap((n) => [...(this.leaves.get(n)?.values() ?? [])]);
   }
 
   /**
@@ -538,42 +536,40 @@ export class NetavarkNetworking {
   async leave(id: string, netns: string, options: SetupOptions): Promise<void> {
     const networks = Object.keys(options.networks);
     const early = await this.mutex.run(async () => {
-      if (!networks.every((n) => this.othersStaying(n, id))) return false;
-      for (const n of networks) this.leaving.add(`${n}\n${id}`);
-      return true;
+      // Decided in turn: of two sandboxes leaving a network at once, the second sees the first going.
+      if (!networks.every((n) => this.othersOn(n, id, (other) => !this.leaves.get(n)?.has(other)))) return null;
+      const settled = Promise.withResolvers<void>();
+      const entry = { unlinked: this.unlinkInterfaces(netns, options), done: settled.promise };
+      entry.unlinked.catch(() => {});
+      for (const n of networks) {
+        let byId = this.leaves.get(n);
+        if (!byId) this.leaves.set(n, (byId = new Map()));
+        byId.set(id, entry);
+      }
+      return { entry, settle: settled.resolve };
     });
     if (!early) {
       // Last on a network: after the leaves under way there, whose netavark
       // teardowns must come before the one that removes the network's rules.
-      const waits = networks.flatMap((n) => [...(this.leaves.get(n) ?? [])]);
-      if (waits.length) await Promise.allSettled(waits);
+      await Promise.allSettled(this.leavesOn(networks).map((e) => e.done));
       return this.detach(id, netns, options);
     }
-    const whole = this.leaveEarly(id, netns, options, networks);
-    track(this.leaves, networks, whole);
     try {
-      await whole;
-    } finally {
-      untrack(this.leaves, networks, whole);
-    }
-  }
-
-  private async leaveEarly(id: string, netns: string, options: SetupOptions, networks: string[]): Promise<void> {
-    let unlinked: string[] = [];
-    const deleting = this.unlinkInterfaces(netns, options);
-    track(this.unlinking, networks, deleting);
-    try {
-      unlinked = await deleting;
-    } catch (e) {
-      // netavark deletes what is left, in its turn.
-      log.debug(`netavark teardown ${id.slice(0, 12)}: the interfaces were not deleted ahead: ${messageOf(e)}`);
-    } finally {
-      untrack(this.unlinking, networks, deleting);
-    }
-    try {
+      let unlinked: string[] = [];
+      try {
+        unlinked = await early.entry.unlinked;
+      } catch (e) {
+        // netavark deletes what is left, in its turn.
+        log.debug(`netavark teardown ${id.slice(0, 12)}: the interfaces were not deleted ahead: ${messageOf(e)}`);
+      }
       await this.detach(id, netns, options, unlinked);
     } finally {
-      for (const n of networks) this.leaving.delete(`${n}\n${id}`);
+      early.settle();
+      for (const n of networks) {
+        const byId = this.leaves.get(n);
+        byId?.delete(id);
+        if (byId && !byId.size) this.leaves.delete(n);
+      }
     }
   }
 
@@ -592,24 +588,11 @@ export class NetavarkNetworking {
     return done;
   }
 
-  /** Is a sandbox other than `id`, and not leaving it, attached to `network` (by the rows)? */
-  private othersStaying(network: string, id: string): boolean {
+  /** Is a sandbox other than `id` (and, given `counts`, one it accepts) attached to `network` (by the rows)? */
+  private othersOn(network: string, id: string, counts: (other: string) => boolean = () => true): boolean {
     return this.deps
       .sandboxes()
-      .some(
-        (s) =>
-          s.id !== id &&
-          !this.leaving.has(`${network}\n${s.id}`) &&
-          s.runtime.network === "netavark" &&
-          netavarkRecordOf(s).attachments.some((a) => a.network === network),
-      );
-  }
-
-  /** Is a sandbox other than `id` attached to `network` (by the rows)? */
-  private othersOn(network: string, id: string): boolean {
-    return this.deps
-      .sandboxes()
-      .some((s) => s.id !== id && s.runtime.network === "netavark" && netavarkRecordOf(s).attachments.some((a) => a.network === network));
+      .some((s) => s.id !== id && counts(s.id) && s.runtime.network === "netavark" && netavarkRecordOf(s).attachments.some((a) => a.network === network));
   }
 
   /** Teardown of everything the journal says may be set up for `id` (a create that died, a row that is gone). */
@@ -952,22 +935,6 @@ export function netavarkBackendWith(
     inspectNetworks: (r) => nv.inspectEntries(r),
     networks,
   };
-}
-
-function track(by: Map<string, Set<Promise<unknown>>>, keys: string[], p: Promise<unknown>): void {
-  for (const k of keys) {
-    let set = by.get(k);
-    if (!set) by.set(k, (set = new Set()));
-    set.add(p);
-  }
-}
-
-function untrack(by: Map<string, Set<Promise<unknown>>>, keys: string[], p: Promise<unknown>): void {
-  for (const k of keys) {
-    const set = by.get(k);
-    set?.delete(p);
-    if (set && !set.size) by.delete(k);
-  }
 }
 
 /**
