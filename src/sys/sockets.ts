@@ -236,7 +236,7 @@ export class Epoll {
  * CPU"; poll's wake-up passes that on to the waiting thread, epoll's drops
  * it (ep_poll_callback wakes its waiters plainly), so an epoll waiter may be
  * woken on the other CPU (measured: the accelerator's short connections
- * 10-17 % slower, docs/benchmarks.md). Costs one pass over the list per
+ * 4-17 % slower, docs/benchmarks.md). Costs one pass over the list per
  * wait: for a list of a few dozen fds.
  *
  * Events and revents are poll(2)'s, the same numbers as EPOLLIN, EPOLLOUT,
