@@ -1,23 +1,79 @@
 // The command of `run` or `exec` in the foreground, shared by both (exec
 // loads this, not run.ts and the create's flags).
-import { catchSignals, prepareEnterHelper, spawnEnter, waitForeground } from "../client/enter.ts";
+import { type CaughtSignals, catchSignals, prepareEnterHelper, spawnEnter, spawnEnterAhead, waitForeground } from "../client/enter.ts";
+import type { EarlyEnter } from "../sandbox/enter-spawn.ts";
 
 export { prepareEnterHelper };
 import type { EnterTarget } from "../protocol.ts";
 import { guardOutput } from "./_output.ts";
 import type { ProcessOptions } from "./_process-flags.ts";
 
+/** A foreground command's enter step started ahead of the daemon's reply, and the signals caught for it since before its spawn. */
+export interface EarlyStart {
+  enter: EarlyEnter;
+  signals: CaughtSignals;
+}
+
+/**
+ * Starts the command's enter step while the daemon still makes the sandbox:
+ * the helper waits for its options (src/sandbox/enter-spawn.ts
+ * spawnEnterEarly), so the spawn is off the path from the reply to the
+ * command (issue 17). null where it cannot be: -t (the pty comes with the
+ * spawn), --accelerate (its fds come with the reply), no enter helper.
+ * Signals are caught from here on and go to the helper: a ^C while the
+ * daemon answers ends the command (130) instead of the CLI, so the sandbox
+ * is still reported and removed.
+ */
+export async function startAhead(argv: string[], po: ProcessOptions, accelerate: boolean): Promise<EarlyStart | null> {
+  if (po.tty || accelerate) return null;
+  if ((await prepareEnterHelper()) === null) return null;
+  const signals = catchSignals();
+  let enter: EarlyEnter | null;
+  try {
+    enter = spawnEnterAhead(argv, po.env, { stdin: po.interactive ? "inherit" : "ignore", stdout: "inherit", stderr: "inherit" });
+  } catch (e) {
+    signals.release();
+    throw e;
+  }
+  if (!enter) {
+    signals.release();
+    return null;
+  }
+  signals.forward(enter.child);
+  return { enter, signals };
+}
+
+/** Calls a start ahead off (the create failed, or its reply needs another spawn) and waits for the helper to end. */
+export async function cancelAhead(early: EarlyStart): Promise<void> {
+  early.enter.cancel();
+  await early.enter.child.exited;
+  early.signals.release();
+}
+
 /**
  * Runs the command of `run` or `exec` in the foreground (on a pty with -t)
- * and returns its exit status; `onStart` learns its pid.
+ * and returns its exit status; `onStart` learns its pid. `early`: its enter
+ * step, started ahead (startAhead).
  */
 export async function runForeground(
   target: EnterTarget & { cwd?: string },
   argv: string[],
   po: ProcessOptions,
   onStart: (pid: number) => Promise<void>,
+  early: EarlyStart | null = null,
 ): Promise<number> {
   const full = { ...target, workdir: po.workdir, user: po.user, ...(po.workdir ? { cwd: po.workdir } : {}) };
+  if (early && (full.tty || full.accelerate)) {
+    await cancelAhead(early);
+    early = null;
+  }
+  if (early) {
+    early.enter.go(full);
+    const started = onStart(early.enter.child.pid);
+    const code = await waitForeground(early.enter.child, early.signals);
+    await started;
+    return code;
+  }
   await prepareEnterHelper();
   if (po.tty) {
     // The relay prints the command's output through process.stdout.

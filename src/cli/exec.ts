@@ -1,5 +1,5 @@
 import { defineCommand } from "./_command.ts";
-import { loadForeground } from "./_load-foreground.ts";
+import { foregroundLoader } from "./_load-foreground.ts";
 import { call } from "../client/client.ts";
 import { BurrowError } from "../errors.ts";
 import { parseStrict } from "./_args.ts";
@@ -18,9 +18,9 @@ export default defineCommand({
       throw new BurrowError(`"burrow exec" needs a sandbox and a command: burrow exec NAME -- COMMAND [ARG...]`, { kind: "bad-input" });
     const po = processOptions(p, { detach: false, command: "exec" });
     // Loads while the daemon looks the sandbox up (src/cli/_load-foreground.ts).
-    const foreground = loadForeground();
-    const target = await call("enter", { name });
-    const { runForeground } = await foreground;
+    const foreground = foregroundLoader();
+    const target = await call("enter", { name }, { onSent: foreground });
+    const { runForeground } = await foreground();
     process.exitCode = await runForeground({ ...target.enter, cwd: process.cwd() }, argv, po, async () => {});
   },
 });

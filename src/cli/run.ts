@@ -1,5 +1,6 @@
 import { defineCommand } from "./_command.ts";
-import { loadForeground } from "./_load-foreground.ts";
+import { foregroundLoader } from "./_load-foreground.ts";
+import type { EarlyStart } from "./_foreground.ts";
 import { call } from "../client/client.ts";
 import { BurrowError } from "../errors.ts";
 import { bool, list, parseLabels, parseStrict, str } from "./_args.ts";
@@ -61,61 +62,89 @@ export default defineCommand({
     const egress = hasEgressFlags(flags) ? (await import("../egress/policy.ts")).parseEgressFlags(flags) : null;
     const env: Record<string, string> = {};
     for (const [k, v] of Object.entries(process.env)) if (v !== undefined && k !== "BURROW_PATHS") env[k] = v;
-    // Loads while the daemon creates the sandbox (src/cli/_load-foreground.ts).
-    const foreground = detach ? null : loadForeground();
+    // Loads while the daemon creates the sandbox (src/cli/_load-foreground.ts),
+    // and the command's enter step starts meanwhile, waiting for the reply
+    // (startAhead: the spawn is off the reply's path).
+    const foreground = detach ? null : foregroundLoader();
+    let ahead: Promise<EarlyStart | null> | null = null;
+    const onSent = () => {
+      ahead ??= foreground!()
+        .then((m) => m.startAhead(p.rest, po, bool(p, "accelerate")))
+        // One that cannot start is spawned after the reply, which says why.
+        .catch(() => null);
+    };
+    const callOff = async () => {
+      const early = await ahead;
+      if (early) await (await foreground!()).cancelAhead(early);
+    };
     const created = await spinWhile(
       "starting the sandbox",
-      call("create", {
-        name: str(p, "name"),
-        hostname: str(p, "hostname"),
-        network: str(p, "network"),
-        ports: list(p, "publish"),
-        dns: list(p, "dns"),
-        ip: str(p, "ip"),
-        mac: str(p, "mac-address"),
-        aliases: list(p, "network-alias"),
-        rm: bool(p, "rm"),
-        detach,
-        restart: str(p, "restart"),
-        argv: p.rest,
-        cwd: po.workdir ?? process.cwd(),
-        // The daemon needs the environment to start the command itself: now
-        // (-d), or later with `burrow start` (a kept foreground sandbox).
-        // A foreground --rm sandbox can never be started again: nothing sent.
-        env: detach || !bool(p, "rm") ? { ...env, ...po.env } : {},
-        labels: parseLabels(list(p, "label")),
-        ...(po.tty ? { tty: true } : {}),
-        ...(po.workdir ? { workdir: po.workdir } : {}),
-        ...(po.user ? { user: po.user } : {}),
-        capAdd: splitCapabilityList(list(p, "cap-add")),
-        capDrop: splitCapabilityList(list(p, "cap-drop")),
-        privileged: bool(p, "privileged"),
-        accelerate: bool(p, "accelerate"),
-        ...(egress ? { egress } : {}),
-        // One id for every attempt: call() sends the create again after a
-        // broken connection, and the daemon answers a retry with the first
-        // attempt's result instead of meeting its half-made sandbox. Web
-        // Crypto's: node:crypto costs a CLI start ~5 ms to load.
-        requestId: Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString("hex"),
-      }),
-    );
+      call(
+        "create",
+        {
+          name: str(p, "name"),
+          hostname: str(p, "hostname"),
+          network: str(p, "network"),
+          ports: list(p, "publish"),
+          dns: list(p, "dns"),
+          ip: str(p, "ip"),
+          mac: str(p, "mac-address"),
+          aliases: list(p, "network-alias"),
+          rm: bool(p, "rm"),
+          detach,
+          restart: str(p, "restart"),
+          argv: p.rest,
+          cwd: po.workdir ?? process.cwd(),
+          // The daemon needs the environment to start the command itself: now
+          // (-d), or later with `burrow start` (a kept foreground sandbox).
+          // A foreground --rm sandbox can never be started again: nothing sent.
+          env: detach || !bool(p, "rm") ? { ...env, ...po.env } : {},
+          labels: parseLabels(list(p, "label")),
+          ...(po.tty ? { tty: true } : {}),
+          ...(po.workdir ? { workdir: po.workdir } : {}),
+          ...(po.user ? { user: po.user } : {}),
+          capAdd: splitCapabilityList(list(p, "cap-add")),
+          capDrop: splitCapabilityList(list(p, "cap-drop")),
+          privileged: bool(p, "privileged"),
+          accelerate: bool(p, "accelerate"),
+          ...(egress ? { egress } : {}),
+          // One id for every attempt: call() sends the create again after a
+          // broken connection, and the daemon answers a retry with the first
+          // attempt's result instead of meeting its half-made sandbox. Web
+          // Crypto's: node:crypto costs a CLI start ~5 ms to load.
+          requestId: Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString("hex"),
+        },
+        foreground ? { onSent } : {},
+      ),
+    ).catch(async (e) => {
+      await callOff();
+      throw e;
+    });
     if (detach) {
       guardOutput();
       process.stdout.write(`${created.id}\n`);
       return;
     }
-    if (!created.enter)
+    if (!created.enter) {
+      await callOff();
       throw new BurrowError(`sandbox ${created.name} (${created.id.slice(0, 12)}) was created, but it has exited and is gone`, { kind: "not-running" });
+    }
     let pid: number | undefined;
     let started: Promise<void> = Promise.resolve();
-    const { runForeground } = await foreground!;
-    const code = await runForeground(created.enter, p.rest, po, async (childPid) => {
-      pid = childPid;
-      started = call("started", { id: created.id, pid }).then(
-        () => {},
-        () => {},
-      );
-    });
+    const { runForeground } = await foreground!();
+    const code = await runForeground(
+      created.enter,
+      p.rest,
+      po,
+      async (childPid) => {
+        pid = childPid;
+        started = call("started", { id: created.id, pid }).then(
+          () => {},
+          () => {},
+        );
+      },
+      await ahead,
+    );
     // The exit goes out without waiting for started's reply (a round trip
     // of every short command): it carries the pid, and the daemon marks the
     // sandbox started first when the started report has not come yet.

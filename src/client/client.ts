@@ -56,19 +56,33 @@ function daemonPathTrusted(): boolean {
 
 /**
  * The reply schemas (src/replies.ts, and through it the enter target's):
- * loaded while the first request is answered, not before it goes out.
+ * loaded while the first request is answered, once it is in the socket
+ * (loaded as it went out, they held it back ~0.5 ms).
  */
 let replies: Promise<typeof import("../replies.ts")> | null = null;
+const loadReplies = () => (replies ??= import("../replies.ts"));
 
-async function rawCall(op: string, args: unknown): Promise<unknown> {
+/** What a caller may ask of call() besides the request. */
+export interface CallOptions {
+  /**
+   * Runs once the request is in the control socket: work the caller needs
+   * only after the reply (run's foreground module) starts there, not ahead
+   * of the request's bytes (it held a create back ~0.7 ms).
+   */
+  onSent?: () => void;
+}
+
+async function rawCall(op: string, args: unknown, opts: CallOptions = {}): Promise<unknown> {
   verifyDaemon();
-  replies ??= import("../replies.ts");
   // Bounded by the daemon answering at all, not by how long the request
   // takes (src/client/deadline.ts).
   const { res, body } = await withDaemonDeadline(paths(), async (signal) => {
     let res: UnixReply;
     try {
-      res = await postUnix(controlSocket(paths()), `/${op}`, JSON.stringify(args ?? {}), signal);
+      res = await postUnix(controlSocket(paths()), `/${op}`, JSON.stringify(args ?? {}), signal, () => {
+        loadReplies();
+        opts.onSent?.();
+      });
     } catch (e) {
       if (signal.aborted) throw e;
       verified = false;
@@ -80,7 +94,7 @@ async function rawCall(op: string, args: unknown): Promise<unknown> {
     } catch {}
     return { res, body };
   });
-  const { ErrorReply, replyOf } = await replies;
+  const { ErrorReply, replyOf } = await loadReplies();
   if (res.status < 200 || res.status > 299) {
     const err = v.safeParse(ErrorReply, body);
     if (!err.success) throw new BurrowError(`the daemon failed with status ${res.status} and no readable error`, { kind: "protocol" });
@@ -97,7 +111,7 @@ async function rawCall(op: string, args: unknown): Promise<unknown> {
 
 let versionChecked = false;
 
-export async function call<O extends Op>(op: O, args: OpArgs<O>): Promise<Reply<O>> {
+export async function call<O extends Op>(op: O, args: OpArgs<O>, opts: CallOptions = {}): Promise<Reply<O>> {
   // A bad BURROW_DAEMON_TIMEOUT is refused before any daemon is started or waited for.
   daemonTimeoutMs();
   if (!versionChecked) {
@@ -106,12 +120,12 @@ export async function call<O extends Op>(op: O, args: OpArgs<O>): Promise<Reply<
     if (daemonPathTrusted()) await replaceOtherDaemon(paths());
   }
   try {
-    return (await rawCall(op, args)) as Reply<O>;
+    return (await rawCall(op, args, opts)) as Reply<O>;
   } catch (e) {
     if (!(e instanceof Unreachable)) throw e;
   }
   await ensureDaemon();
-  return rawCall(op, args) as Promise<Reply<O>>;
+  return rawCall(op, args, opts) as Promise<Reply<O>>;
 }
 
 /**

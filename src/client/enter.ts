@@ -3,7 +3,7 @@
 // signals are forwarded, and the exit status comes back like a shell's
 // (128+N on signal).
 import type { EnterTarget } from "../protocol.ts";
-import { spawnEnterStep } from "../sandbox/enter-spawn.ts";
+import { type EarlyEnter, spawnEnterEarly, spawnEnterStep } from "../sandbox/enter-spawn.ts";
 import { nodeOs } from "../lazy-node.ts";
 
 export { prepareEnterHelper } from "../sandbox/enter-spawn.ts";
@@ -29,6 +29,11 @@ export function spawnEnter(
     env,
     stdio: [stdio.stdin, stdio.stdout, stdio.stderr, ...(stdio.extra ?? [])],
   });
+}
+
+/** spawnEnter's helper started before the sandbox exists, waiting for its options (src/sandbox/enter-spawn.ts spawnEnterEarly). */
+export function spawnEnterAhead(argv: string[], env: Record<string, string | undefined>, stdio: EnterStdio): EarlyEnter | null {
+  return spawnEnterEarly(argv, { env, stdio: [stdio.stdin, stdio.stdout, stdio.stderr, ...(stdio.extra ?? [])] });
 }
 
 export interface CaughtSignals {

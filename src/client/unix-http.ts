@@ -14,7 +14,11 @@ export interface UnixReply {
 /** The reply could not be read as HTTP (a listener that is not a burrow daemon, a connection cut short). */
 export class MalformedReply extends Error {}
 
-export function postUnix(sock: string, path: string, body: string, signal?: AbortSignal): Promise<UnixReply> {
+/**
+ * `onSent` runs once the whole request is in the socket (the daemon can
+ * start on it): what the caller does then cannot hold the request back.
+ */
+export function postUnix(sock: string, path: string, body: string, signal?: AbortSignal, onSent?: () => void): Promise<UnixReply> {
   return new Promise<UnixReply>((resolve, reject) => {
     if (signal?.aborted) {
       reject(signal.reason);
@@ -43,6 +47,11 @@ export function postUnix(sock: string, path: string, body: string, signal?: Abor
       // A short write leaves the rest for the drain event.
       const n = s.write(pending);
       if (n > 0) pending = pending.subarray(n);
+      if (!pending.length && onSent) {
+        const sent = onSent;
+        onSent = undefined;
+        sent();
+      }
     };
     Bun.connect({
       unix: sock,

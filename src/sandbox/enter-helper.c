@@ -20,6 +20,12 @@
  *   burrow-enter [-U PATH] [-M PATH] [-n PATH] [-u PATH] [-m PATH] [-t]
  *                [-e FD] [-w DIR] [-c DIR] [-i UID:GID[:G,G...]]
  *                [-C CAPMASK_HEX] [-L] [-F FD -S FD] -- COMMAND [ARG...]
+ *   burrow-enter -R FD -- COMMAND [ARG...]
+ *                        (the options above come down FD instead, each
+ *                        followed by a NUL, up to EOF: a foreground run starts
+ *                        the helper while the daemon still makes the sandbox
+ *                        and sends them once it answers; EOF with none: the
+ *                        run was called off, exit 125 without a word)
  *   burrow-enter -K      (keeper: holds the seccomp listener on fd 3 until no
  *                        process uses its filter any more)
  *   burrow-enter -P -- PROGRAM [ARG...]
@@ -259,6 +265,57 @@ static void parse_args(int argc, char **argv, struct request *r) {
   if ((r->filter_fd < 0) != (r->notify_fd < 0)) die(EXIT_BURROW, "enter helper: -F and -S go together");
   if (i >= argc) die(EXIT_BURROW, "no command given");
   r->argv = argv + i;
+}
+
+/* Longest option block -R takes: a few paths and numbers, far below this. */
+#define MAX_OPTIONS_BYTES 65536
+
+/*
+ * -R FD -- COMMAND [ARG...]: waits for the options on FD (NUL-terminated
+ * words, up to EOF) and returns the argv parse_args reads: argv[0], those
+ * words, then "--" and the command from our own argv. The words come from
+ * the CLI that spawned us, and are checked by parse_args like argv's.
+ */
+static char **options_from_fd(int argc, char **argv, int *out_argc) {
+  if (argc < 5 || strcmp(argv[3], "--") != 0) die(EXIT_BURROW, "enter helper: -R takes FD, -- and a command");
+  int fd = parse_fd(argv[2], "enter helper: bad -R");
+  static char buf[MAX_OPTIONS_BYTES];
+  size_t len = 0;
+  for (;;) {
+    if (len == sizeof buf) die(EXIT_BURROW, "enter helper: the options on -R are too long");
+    ssize_t n = read(fd, buf + len, sizeof buf - len);
+    if (n < 0 && errno == EINTR) continue;
+    /* burrow's pipes are non-blocking (src/sys/sockets.ts pipe): wait here. */
+    if (n < 0 && errno == EAGAIN) {
+      struct pollfd p = {.fd = fd, .events = POLLIN};
+      if (poll(&p, 1, -1) < 0 && errno != EINTR) die_sys(EXIT_BURROW, "enter helper: ", "poll", "-R", errno);
+      continue;
+    }
+    if (n < 0) die_sys(EXIT_BURROW, "enter helper: ", "read", "-R", errno);
+    if (n == 0) break;
+    len += (size_t)n;
+  }
+  close(fd);
+  /* Called off before the sandbox was there: the CLI says why. */
+  if (len == 0) _exit(EXIT_BURROW);
+  if (buf[len - 1] != 0) die(EXIT_BURROW, "enter helper: the options on -R do not end with a NUL");
+  size_t words = 0;
+  for (size_t i = 0; i < len; i++) words += buf[i] == 0;
+  /* argv[0], the words, then argv[3..] ("--" and the command) and the NULL. */
+  size_t total = 1 + words + (size_t)(argc - 3);
+  char **out = calloc(total + 1, sizeof *out);
+  if (!out) die(EXIT_BURROW, "enter helper: out of memory");
+  size_t k = 0;
+  out[k++] = argv[0];
+  for (size_t at = 0; at < len; at += strlen(buf + at) + 1) {
+    /* The command is ours (argv), never the block's: no value of ours is "--". */
+    if (strcmp(buf + at, "--") == 0) die(EXIT_BURROW, "enter helper: the options on -R hold a --");
+    out[k++] = buf + at;
+  }
+  for (int i = 3; i < argc; i++) out[k++] = argv[i];
+  out[k] = NULL;
+  *out_argc = (int)k;
+  return out;
 }
 
 /* ------------------------------------------------------------ namespaces */
@@ -670,6 +727,7 @@ static _Noreturn void private_mounts(int argc, char **argv) {
 int main(int argc, char **argv) {
   if (argc == 2 && strcmp(argv[1], "-K") == 0) keep_listener();
   if (argc >= 2 && strcmp(argv[1], "-P") == 0) private_mounts(argc, argv);
+  if (argc >= 2 && strcmp(argv[1], "-R") == 0) argv = options_from_fd(argc, argv, &argc);
   struct request r;
   parse_args(argc, argv, &r);
 

@@ -5,6 +5,7 @@
 // helper spares the second Bun start (~6 ms) of every foreground run.
 // docs/decisions.md "The enter helper" says why and when the fallback runs.
 import { BurrowError } from "../errors.ts";
+import { isSysError } from "../sys/libc.ts";
 import { acceleratedFilter } from "../sys/seccomp.ts";
 import { close } from "../sys/ns.ts";
 import { pipe, writeAll } from "../sys/sockets.ts";
@@ -99,6 +100,74 @@ export function helperArgs(request: EnterRequest, argv: string[], accelerate?: {
   if (request.confine) out.push("-L");
   if (accelerate) out.push("-F", String(accelerate.filterFd), "-S", String(accelerate.handoffFd));
   return [...out, "--", ...argv];
+}
+
+/** The enter helper spawned ahead of its sandbox (spawnEnterEarly). */
+export interface EarlyEnter {
+  child: Bun.Subprocess;
+  /** Sends `request`'s options: the helper joins the sandbox and execs the command. */
+  go(request: EnterRequest): void;
+  /** Calls it off: the helper exits 125 without a word. */
+  cancel(): void;
+}
+
+/**
+ * Spawns the enter helper before its sandbox exists (its -R mode): it waits
+ * on a pipe for the options, which `go` sends once the daemon has answered,
+ * so that the spawn (~0.7 ms) happens while the daemon makes the sandbox
+ * (issue 17; docs/decisions.md "The enter step started ahead"). null when
+ * this process has no helper ready: the caller spawns after the reply.
+ * Not for --accelerate (its fds come with the reply) nor a pty.
+ */
+export function spawnEnterEarly(
+  argv: string[],
+  options: Omit<Bun.SpawnOptions.SpawnOptions<Bun.SpawnOptions.Writable, Bun.SpawnOptions.Readable, Bun.SpawnOptions.Readable>, "argv0" | "env"> & {
+    env?: Record<string, string | undefined>;
+  },
+): EarlyEnter | null {
+  const { env, ...rest } = options;
+  const fd = helperWanted() ? readyEnterHelper() : null;
+  if (fd === null) return null;
+  const stdio = rest.stdio ?? ["inherit", "inherit", "inherit"];
+  const [optionsRead, optionsWrite] = pipe();
+  let child: Bun.Subprocess;
+  try {
+    child = Bun.spawn([`/proc/self/fd/${fd}`, "-R", String(stdio.length), "--", ...argv], {
+      ...rest,
+      stdio: [...stdio, optionsRead] as typeof rest.stdio,
+      argv0: "burrow-enter",
+      env: cleanEnv(env),
+    });
+  } catch (e) {
+    close(optionsWrite);
+    throw e;
+  } finally {
+    close(optionsRead);
+  }
+  log.debug(`enter ${child.pid}: the C helper, started ahead`);
+  let open = true;
+  const cancel = () => {
+    if (!open) return;
+    open = false;
+    close(optionsWrite);
+  };
+  return {
+    child,
+    go(request) {
+      try {
+        // Its options without the "--" that ends them: the command is on its argv already.
+        const words = helperArgs(request, []).slice(0, -1);
+        if (words.some((w) => w.includes("\0"))) throw new BurrowError("a path of the sandbox holds a NUL byte", { kind: "internal" });
+        writeAll(optionsWrite, Buffer.from(words.map((w) => `${w}\0`).join("")));
+      } catch (e) {
+        // A helper gone already (a signal while the daemon answered) says so by its exit status.
+        if (!isSysError(e, "EPIPE")) throw e;
+      } finally {
+        cancel();
+      }
+    },
+    cancel,
+  };
 }
 
 /**

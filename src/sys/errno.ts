@@ -20,6 +20,7 @@ export const ERRNO = {
   ENFILE: 23,
   EMFILE: 24,
   ENOSPC: 28,
+  EPIPE: 32,
   EROFS: 30,
   ENOSYS: 38,
   ELOOP: 40,

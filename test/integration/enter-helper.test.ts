@@ -6,9 +6,11 @@
 // probes, -it, --user errors) are isolation.test.ts's and
 // process-flags.test.ts's, which run on the helper.
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { readFileSync, readlinkSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { burrowContext, type BurrowContext } from "../helpers/context.ts";
 import { integrationUnavailable } from "../helpers/env.ts";
+import { procEnv } from "../helpers/leaks.ts";
+import { argvOf } from "../helpers/sys.ts";
 import { until } from "../helpers/until.ts";
 
 const why = integrationUnavailable();
@@ -24,6 +26,14 @@ const PROBE = [
   "readlink /proc/self/ns/net /proc/self/ns/uts /proc/self/ns/mnt",
   "ls /proc/self/fd | wc -l",
 ].join("; ");
+
+/** Enter helpers (argv0 burrow-enter) started by this test's CLIs that are still there. */
+function enterHelpersOf(tag: string): number[] {
+  return readdirSync("/proc")
+    .filter((e) => /^\d+$/.test(e))
+    .map(Number)
+    .filter((pid) => argvOf(pid)[0] === "burrow-enter" && procEnv(pid).tag === tag);
+}
 
 for (const mode of ["rootless", "rootful"] as const) {
   describe.skipIf(!!why)(`the enter step (${mode})`, () => {
@@ -96,6 +106,41 @@ for (const mode of ["rootless", "rootful"] as const) {
         await t.burrowOk(["rm", "-f", name]);
       }
       expect(seen.length).toBe(2);
+    });
+
+    test("a foreground run starts its enter step while the daemon makes the sandbox; one called off leaves nothing", async () => {
+      const env = { BURROW_LOG: "debug" };
+      const ok = await t.burrow(["run", "--rm", "--network", "none", "--", "sh", "-c", "ls /proc/self/fd | wc -l; exit 5"], { env });
+      expect(ok.code).toBe(5);
+      expect(ok.stderr).toMatch(/enter \d+: the C helper, started ahead/);
+      // stdio and ls's own fd: the pipe its options came down is not the command's.
+      expect(ok.stdout.trim()).toBe("4");
+
+      // A create the daemon refuses: the helper started ahead is called off without a word.
+      const bad = await t.burrow(["run", "--rm", "--network", "no-such-net", "--", "sleep", "300"], { env });
+      expect(bad.code).toBe(125);
+      expect(bad.stderr).toMatch(/enter \d+: the C helper, started ahead/);
+      expect(bad.stderr.split("\n").filter((l) => l.startsWith("Error:"))).toEqual(['Error: no network with name or id "no-such-net" found']);
+      expect(enterHelpersOf(t.tag)).toEqual([]);
+
+      // SIGTERM as soon as the helper is there, while the daemon may still be
+      // making the sandbox: the command ends with it (143), and the sandbox goes.
+      for (let i = 0; i < 5; i++) {
+        const p = t.spawnBurrow(["run", "--rm", "--network", "none", "--", "sleep", "300"], { env });
+        const reader = (p.stderr as ReadableStream<Uint8Array>).getReader();
+        let err = "";
+        while (!/started ahead/.test(err)) {
+          const c = await reader.read();
+          if (c.done) break;
+          err += Buffer.from(c.value).toString();
+        }
+        expect(err).toMatch(/started ahead/);
+        p.kill("SIGTERM");
+        expect([i, await p.exited]).toEqual([i, 143]);
+        reader.releaseLock();
+      }
+      expect(JSON.parse(await t.burrowOk(["ps", "-a", "--format", "json"]))).toEqual([]);
+      expect(enterHelpersOf(t.tag)).toEqual([]);
     });
 
     test("exit codes and failures are the same either way: 127, 126, an exit status, a signal", async () => {

@@ -9,6 +9,8 @@ import { closeSync, existsSync, readFileSync, writeSync } from "node:fs";
 import { buildEnterHelper } from "../../scripts/build.ts";
 import { helperArgs } from "../../src/sandbox/enter-spawn.ts";
 import { sealedExecutable } from "../../src/sys/memfd.ts";
+import { close } from "../../src/sys/ns.ts";
+import { pipe, writeAll } from "../../src/sys/sockets.ts";
 import { repoRoot } from "../helpers/env.ts";
 
 describe("helperArgs", () => {
@@ -79,6 +81,61 @@ describe("the helper itself", () => {
     expect(r).toMatchObject({ code: 0, out: "/tmp\n0\n1\n" });
     // A cwd that is gone falls back to /, as enter.ts.
     expect(run(["-c", "/no/such/dir", "--", "pwd"])).toMatchObject({ code: 0, out: "/\n" });
+  });
+
+  /** The helper in its -R mode, reading its options from a pipe of burrow's (non-blocking, close-on-exec) as fd 3. */
+  function runAhead(command: string[]) {
+    const [read, write] = pipe();
+    const p = Bun.spawn([helper, "-R", "3", "--", ...command], {
+      stdio: ["ignore", "pipe", "pipe", read],
+      env: { PATH: "/usr/bin:/bin", BUN_JSC_useConcurrentJIT: "0" },
+    });
+    close(read);
+    let open = true;
+    const done = async () => ({ code: await p.exited, out: await new Response(p.stdout).text(), err: await new Response(p.stderr).text() });
+    return {
+      p,
+      send(words: Uint8Array | string) {
+        writeAll(write, typeof words === "string" ? Buffer.from(words) : words);
+      },
+      end() {
+        if (open) close(write);
+        open = false;
+        return done();
+      },
+    };
+  }
+
+  test("-R waits for its options on fd 3, then runs the command as with them on its argv, fd 3 closed", async () => {
+    if (!helper) return console.warn("skipped: no musl-gcc to build the helper");
+    const h = runAhead(["sh", "-c", "pwd; ls /proc/self/fd | wc -l; exit 4"]);
+    await Bun.sleep(100);
+    // Nothing to go on yet: it waits (and the pipe is non-blocking, as burrow's are).
+    expect(h.p.exitCode).toBeNull();
+    h.send("-c\x00/tmp\x00");
+    await Bun.sleep(50);
+    // Half a block is no block: it waits for the end.
+    expect(h.p.exitCode).toBeNull();
+    h.send("-C\x00400\x00");
+    // stdio and ls's own fd: the options' pipe is not the command's.
+    expect(await h.end()).toEqual({ code: 4, out: "/tmp\n4\n", err: "" });
+  });
+
+  test("-R called off (no options before EOF) exits 125 without a word; a bad block is refused like bad argv", async () => {
+    if (!helper) return console.warn("skipped: no musl-gcc to build the helper");
+    expect(await runAhead(["touch", "/tmp/never"]).end()).toEqual({ code: 125, out: "", err: "" });
+    const cut = runAhead(["true"]);
+    cut.send("-c\x00/tmp");
+    expect(await cut.end()).toMatchObject({ code: 125, err: "Error: enter helper: the options on -R do not end with a NUL\n" });
+    const bad = runAhead(["true"]);
+    bad.send("-Q\x00");
+    expect(await bad.end()).toMatchObject({ code: 125, err: "Error: enter helper: bad arguments\n" });
+    // The command is the helper's argv, never the block's: a "--" in it is refused.
+    const early = runAhead(["true"]);
+    early.send("--\x00/bin/echo\x00");
+    expect(await early.end()).toMatchObject({ code: 125, out: "", err: "Error: enter helper: the options on -R hold a --\n" });
+    expect(run(["-R", "3", "true"])).toMatchObject({ code: 125, err: "Error: enter helper: -R takes FD, -- and a command\n" });
+    expect(run(["-R", "x", "--", "true"])).toMatchObject({ code: 125, err: "Error: enter helper: bad -R\n" });
   });
 
   test("-C cuts the bounding set to the mask", () => {
