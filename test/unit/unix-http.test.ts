@@ -1,6 +1,7 @@
 // The CLI's HTTP/1.1 client over the control socket (src/client/unix-http.ts).
 import { afterAll, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
+import { createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { MalformedReply, parseReply, postUnix } from "../../src/client/unix-http.ts";
 
@@ -44,5 +45,67 @@ test("postUnix against Bun.serve: status and body, a large request body, a missi
     await expect(postUnix(sock, "/ping", "{}", aborted.signal)).rejects.toThrow("gave up");
   } finally {
     server.stop(true);
+  }
+});
+
+test("postUnix's onSent runs once, when the whole request is in the socket, before the reply", async () => {
+  const sock = `${dir}/sent.sock`;
+  const events: string[] = [];
+  let answer!: () => void;
+  const server = Bun.serve({
+    unix: sock,
+    fetch: async (req) => {
+      const body = await req.text();
+      events.push(`server read ${body.length}`);
+      // The reply waits until the test lets it go: onSent must not wait for it.
+      await new Promise<void>((r) => (answer = r));
+      return Response.json({ ok: true });
+    },
+  });
+  try {
+    const big = JSON.stringify({ env: "x".repeat(3 << 20) });
+    const reply = postUnix(sock, "/create", big, undefined, () => events.push("sent"));
+    while (!events.includes("sent")) await Bun.sleep(1);
+    // Nothing answered yet, and the server has the whole body.
+    while (!events.some((e) => e.startsWith("server read"))) await Bun.sleep(1);
+    expect(events).toContain(`server read ${big.length}`);
+    answer();
+    expect((await reply).status).toBe(200);
+    expect(events.filter((e) => e === "sent")).toHaveLength(1);
+    // A request that never goes out never says it did.
+    let never = false;
+    await expect(postUnix(`${dir}/none.sock`, "/ping", "{}", undefined, () => (never = true))).rejects.toBeDefined();
+    expect(never).toBe(false);
+  } finally {
+    server.stop(true);
+  }
+});
+
+test("postUnix's onSent waits for a large request's last byte: not while the daemon reads none of it", async () => {
+  const sock = `${dir}/slow.sock`;
+  let conn: Socket | null = null;
+  const server = createServer({ pauseOnConnect: true }, (c) => {
+    conn = c;
+  });
+  await new Promise<void>((r) => server.listen(sock, r));
+  try {
+    const big = JSON.stringify({ env: "x".repeat(3 << 20) });
+    let sent = false;
+    const reply = postUnix(sock, "/create", big, undefined, () => (sent = true));
+    while (!conn) await Bun.sleep(1);
+    await Bun.sleep(100);
+    // Far more than a socket buffer, and nothing read: not sent yet.
+    expect(sent).toBe(false);
+    let got = 0;
+    const c = conn as Socket;
+    c.on("data", (d: Buffer) => {
+      got += d.length;
+      if (got >= big.length && !c.writableEnded) c.end("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}");
+    });
+    c.resume();
+    expect((await reply).status).toBe(200);
+    expect(sent).toBe(true);
+  } finally {
+    server.close();
   }
 });
