@@ -24,6 +24,17 @@ export function formatIssues(issues: v.BaseIssue<unknown>[]): string {
     .join("; ");
 }
 
+/**
+ * A schema built the first time something is parsed with it, not when its
+ * module loads: every CLI start loads this module (through src/paths.ts),
+ * and valibot's constructors cost it ~0.3 ms for schemas a warm `run`
+ * never parses with (issue 17).
+ */
+export function lazySchema<S extends v.GenericSchema>(build: () => S): v.LazySchema<S> {
+  let built: S | undefined;
+  return v.lazy(() => (built ??= build()));
+}
+
 /** Parses `json` (text, or a value already parsed) against `schema`; `what` names the message in the error. */
 export function parseMessage<S extends v.GenericSchema>(schema: S, json: string | unknown, what: string): v.InferOutput<S> {
   let value: unknown = json;
@@ -41,34 +52,40 @@ export function parseMessage<S extends v.GenericSchema>(schema: S, json: string 
 
 // ---------------------------------------------------------------- paths
 /** Where burrow keeps things: computed by the CLI, handed to the daemon in BURROW_PATHS. */
-export const PathsMessage = v.object({
-  rootless: v.boolean(),
-  /** The host uid of the user burrow serves. */
-  uid: v.pipe(v.number(), v.integer(), v.minValue(0)),
-  runtimeDir: v.pipe(v.string(), v.startsWith("/")),
-  stateDir: v.pipe(v.string(), v.startsWith("/")),
-  /** CNI network configs (podman v3 layout). */
-  cniConfigDir: v.pipe(v.string(), v.startsWith("/")),
-  /** podman 4-6's network files (netavark): podman's own directory unless BURROW_NETWORKS_DIR says otherwise. */
-  networksDir: v.pipe(v.string(), v.startsWith("/")),
-  /** netavark's --config (its firewall state, aardvark-dns's files). */
-  netavarkDir: v.pipe(v.string(), v.startsWith("/")),
-});
+export const PathsMessage = lazySchema(() =>
+  v.object({
+    rootless: v.boolean(),
+    /** The host uid of the user burrow serves. */
+    uid: v.pipe(v.number(), v.integer(), v.minValue(0)),
+    runtimeDir: v.pipe(v.string(), v.startsWith("/")),
+    stateDir: v.pipe(v.string(), v.startsWith("/")),
+    /** CNI network configs (podman v3 layout). */
+    cniConfigDir: v.pipe(v.string(), v.startsWith("/")),
+    /** podman 4-6's network files (netavark): podman's own directory unless BURROW_NETWORKS_DIR says otherwise. */
+    networksDir: v.pipe(v.string(), v.startsWith("/")),
+    /** netavark's --config (its firewall state, aardvark-dns's files). */
+    netavarkDir: v.pipe(v.string(), v.startsWith("/")),
+  }),
+);
 
 // ---------------------------------------------------------------- holder
 /** RUNTIME_DIR/holder.json: the rootless session's holder, written by the CLI that started it. */
-export const HolderFile = v.object({
-  pid: v.pipe(v.number(), v.integer(), v.minValue(1)),
-  startTime: v.string(),
-  userns: v.string(),
-  mntns: v.string(),
-  map: v.picklist(["subid", "single"]),
-});
+export const HolderFile = lazySchema(() =>
+  v.object({
+    pid: v.pipe(v.number(), v.integer(), v.minValue(1)),
+    startTime: v.string(),
+    userns: v.string(),
+    mntns: v.string(),
+    map: v.picklist(["subid", "single"]),
+  }),
+);
 export type HolderInfo = v.InferOutput<typeof HolderFile>;
 
 /** RUNTIME_DIR/supervisor.json: the rootful daemon's supervisor, written by the CLI that started it (src/client/root-supervisor.ts). */
-export const SupervisorFile = v.object({
-  pid: v.pipe(v.number(), v.integer(), v.minValue(1)),
-  startTime: v.string(),
-});
+export const SupervisorFile = lazySchema(() =>
+  v.object({
+    pid: v.pipe(v.number(), v.integer(), v.minValue(1)),
+    startTime: v.string(),
+  }),
+);
 export type SupervisorInfo = v.InferOutput<typeof SupervisorFile>;

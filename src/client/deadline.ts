@@ -9,6 +9,7 @@
 // ping skips the wait for reconciling and settling (src/daemon/main.ts).
 import * as v from "valibot";
 import { BurrowError } from "../errors.ts";
+import { lazySchema } from "../messages.ts";
 import { controlSocket, type Paths } from "../paths.ts";
 import { stateLockOwner } from "../state/lock.ts";
 import { flockHolder, processState } from "../sys/processes.ts";
@@ -17,7 +18,8 @@ import { LOCK, flock } from "../sys/proc.ts";
 
 export const DEFAULT_DAEMON_TIMEOUT_S = 8;
 
-const Seconds = v.pipe(v.string(), v.trim(), v.decimal(), v.transform(Number), v.minValue(0.1), v.maxValue(86_400));
+// Built when BURROW_DAEMON_TIMEOUT is set, not by every CLI start.
+const Seconds = lazySchema(() => v.pipe(v.string(), v.trim(), v.decimal(), v.transform(Number), v.minValue(0.1), v.maxValue(86_400)));
 
 /** The last value parsed: every request asks twice (call() first, then its deadline). */
 let parsedTimeout: { raw: string; ms: number } | null = null;

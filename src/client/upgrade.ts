@@ -9,6 +9,7 @@
 import { nodeFs } from "../lazy-node.ts";
 import * as v from "valibot";
 import { BurrowError } from "../errors.ts";
+import { lazySchema } from "../messages.ts";
 import { controlSocket, type Paths } from "../paths.ts";
 import { LOCK, flock } from "../sys/proc.ts";
 import { mine, readRecord, type DaemonRecord } from "../runtime-records.ts";
@@ -33,8 +34,9 @@ async function rawPost(p: Paths, op: string, body: unknown): Promise<unknown> {
   });
 }
 
-const Pid = v.looseObject({ pid: v.number() });
-const Listing = v.array(v.looseObject({ Names: v.optional(v.array(v.string())), Id: v.optional(v.string()), State: v.optional(v.string()) }));
+// Only for a daemon of another version: not built by every CLI start.
+const Pid = lazySchema(() => v.looseObject({ pid: v.number() }));
+const Listing = lazySchema(() => v.array(v.looseObject({ Names: v.optional(v.array(v.string())), Id: v.optional(v.string()), State: v.optional(v.string()) })));
 
 async function answeringPid(p: Paths): Promise<number | null> {
   try {

@@ -104,9 +104,8 @@ export function isListening(fd: number): boolean {
   return int[0] !== 0;
 }
 
-const dents = new Uint8Array(32 * 1024);
-const dentsView = new DataView(dents.buffer);
-const procFd = cstr("/proc/self/fd");
+/** openFds's buffers: the daemon's, made on its first call (a CLI start that checks its socket never needs them). */
+let listing: { dents: Uint8Array; view: DataView; procFd: Uint8Array } | null = null;
 
 /**
  * The calling process's open fds, from /proc/self/fd (getdents64: Bun's
@@ -114,6 +113,11 @@ const procFd = cstr("/proc/self/fd");
  * and close fds meanwhile; the list is a snapshot.
  */
 export function openFds(): number[] {
+  listing ??= (() => {
+    const dents = new Uint8Array(32 * 1024);
+    return { dents, view: new DataView(dents.buffer), procFd: cstr("/proc/self/fd") };
+  })();
+  const { dents, view: dentsView, procFd } = listing;
   const dir = check("open", libc.symbols.open(ptr(procFd), O_DIRECTORY | O_CLOEXEC, 0), "/proc/self/fd");
   const fds: number[] = [];
   try {
