@@ -12,7 +12,7 @@ import { ensurePrivateDir } from "../private-file.ts";
 import type { CreateRequest, EnterTarget } from "../protocol.ts";
 import { createPinned, removePins } from "../namespaces/pins.ts";
 import { etcBinds, etcFiles, writeInPlace } from "../sandbox/files.ts";
-import { killAll, startTimeOf } from "../sys/processes.ts";
+import { killAll, pidCounter, startTimeOf } from "../sys/processes.ts";
 import { nameInUse, type Sandbox } from "../state/sandboxes.ts";
 import { spawnEnterStep } from "../sandbox/enter-spawn.ts";
 import { etcContent } from "../dns/etc-content.ts";
@@ -185,6 +185,9 @@ export async function createSandbox(ctx: DaemonContext, releases: SandboxRelease
       const warm = plan.newNet && !plan.joinNet ? await backend.warm?.take(mode) : null;
       if (warm) undo.push("network made ahead", () => warm.release());
       const t0 = performance.now();
+      // Before any process can be in its namespaces: the release then looks
+      // only at the pids handed out since (src/sys/processes.ts pidsSince).
+      s.runtime.pidMark = pidCounter() ?? undefined;
       const { pins, ino } = await createPinned(
         {
           hostname,

@@ -12,7 +12,7 @@ import { BurrowError, messageOf } from "../errors.ts";
 import { log } from "../log.ts";
 import { pinDir, sandboxDir, sandboxStateDir } from "../paths.ts";
 import { removePins } from "../namespaces/pins.ts";
-import { killAll, terminate } from "../sys/processes.ts";
+import { killAll, type PidCounter, terminate } from "../sys/processes.ts";
 import type { Sandbox } from "../state/sandboxes.ts";
 import { now, sandboxLabel, setupContext, type DaemonContext } from "./context.ts";
 import { stopEgress } from "./egress.ts";
@@ -125,7 +125,7 @@ export class SandboxReleases {
   private async releaseProcessesAndPorts(s: Sandbox): Promise<Error[]> {
     const errors: Error[] = [];
     // Only while pinned: a released sandbox's namespace is gone and its inode may name another's.
-    if (s.runtime.ino && s.runtime.pins) await killAll(s.runtime.ino.mnt, s.runtime.pins.mnt);
+    if (s.runtime.ino && s.runtime.pins) await killAll(s.runtime.ino.mnt, s.runtime.pins.mnt, sinceCreate(s));
     // Its processes are gone: their listeners and pending connects go too.
     if (s.spec.accelerate) await this.ctx.accelerator.forget(s.id);
     // Its resolver stops serving it and closes its sockets; its egress table goes with its netns.
@@ -245,6 +245,20 @@ export class SandboxReleases {
     this.ctx.store.event("remove", s);
     return errors;
   }
+}
+
+/**
+ * What killAll may look at instead of all of /proc: the pids handed out
+ * since the sandbox's namespaces were made, and its command's (a foreground
+ * run's, started ahead of them). None for a row without a mark, or with one
+ * that is not four counts (the state database is ours, but checked all the
+ * same: a bad mark would hide processes from the release).
+ */
+function sinceCreate(s: Sandbox): { mark: PidCounter; known: number[] } | undefined {
+  const m = s.runtime.pidMark;
+  const count = (n: unknown) => typeof n === "number" && Number.isSafeInteger(n) && n >= 0;
+  if (!m || ![m.lastPid, m.forks, m.forksAfter, m.threads, m.pidMax].every(count)) return undefined;
+  return { mark: m, known: s.pid !== null && s.pid > 0 ? [s.pid] : [] };
 }
 
 /** Phase timings for debug logs: lap("x") after each phase, report() at the end. */

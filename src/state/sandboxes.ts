@@ -3,6 +3,7 @@ import { type Database, SQLiteError } from "bun:sqlite";
 import { BurrowError, notFound } from "../errors.ts";
 import type { CreateRequest } from "../protocol.ts";
 import type { RestartState } from "../sandbox/restart-policy.ts";
+import type { PidCounter } from "../sys/processes.ts";
 import { checkpoint, pruneEvents, retentionFromEnv, type Retention } from "./retention.ts";
 import { quote } from "../quote.ts";
 
@@ -50,6 +51,13 @@ export interface Runtime {
    * command's /proc/PID/fd/1 and 2, and only if they are still these.
    */
   logPipes?: { stdout: number; stderr: number };
+  /**
+   * The kernel's pid counter just before its namespaces could hold a
+   * process (src/sys/processes.ts pidCounter): its release looks only at
+   * the pids handed out since (and its command's) instead of all of /proc.
+   * Absent in rows of earlier daemons, and when /proc would not say.
+   */
+  pidMark?: PidCounter;
   /** Egress policy (spec.egress): what this start resolved for it (src/daemon/egress.ts); a new daemon attaches the resolver with it. */
   egress?: EgressRuntime;
 }

@@ -99,14 +99,101 @@ export async function terminate(ino: number, timeoutMs: number, pin?: string): P
   });
 }
 
-/** SIGKILLs everything in mount namespace `ino` until nothing is left. `pin`: its pin file (see withNamespace). */
-export async function killAll(ino: number, pin?: string): Promise<void> {
-  await withNamespace(ino, pin, () => killNow(ino));
+/**
+ * SIGKILLs everything in mount namespace `ino` until nothing is left. `pin`:
+ * its pin file (see withNamespace). `since`: the kernel's pid counter taken
+ * before the namespace could hold a process (pidCounter) and the pids known
+ * to have come in before it (the command started ahead): only the pids
+ * handed out since are looked at, not all of /proc, while pidsSince can
+ * vouch for them.
+ */
+export async function killAll(ino: number, pin?: string, since?: { mark: PidCounter; known: number[] }): Promise<void> {
+  await withNamespace(ino, pin, () => killNow(ino, since));
 }
 
-async function killNow(ino: number): Promise<void> {
+/**
+ * The kernel's pid counter: the last pid handed out (/proc/loadavg's fifth
+ * field, in this pid namespace), how many tasks were ever made
+ * (/proc/stat's "processes") just before and just after that read, how
+ * many exist now, and pid_max. null when /proc will not say.
+ */
+export interface PidCounter {
+  lastPid: number;
+  /** Read before lastPid: a mark's count (every pid after lastPid is counted by a later count). */
+  forks: number;
+  /** Read after lastPid: now's count (every pid up to lastPid is counted by it). */
+  forksAfter: number;
+  threads: number;
+  pidMax: number;
+}
+
+function forksSoFar(): number | null {
+  const n = /\nprocesses (\d+)\n/.exec(readTextFile("/proc/stat") ?? "")?.[1];
+  return n === undefined ? null : Number(n);
+}
+
+export function pidCounter(): PidCounter | null {
+  const forks = forksSoFar();
+  const load = /^\S+ \S+ \S+ \d+\/(\d+) (\d+)\s*$/.exec(readTextFile("/proc/loadavg") ?? "");
+  const forksAfter = forksSoFar();
+  const pidMax = (readTextFile("/proc/sys/kernel/pid_max") ?? "").trim();
+  if (forks === null || forksAfter === null || !load || !/^\d+$/.test(pidMax)) return null;
+  return { lastPid: Number(load[2]), forks, forksAfter, threads: Number(load[1]), pidMax: Number(pidMax) };
+}
+
+/**
+ * The pids the kernel handed out after `mark` up to `now` (read in that
+ * order, see pidCounter), or null when they cannot be told from older ones
+ * or are more than `cap`. Pids are handed out in turn, on from the last
+ * one, wrapping at pid_max (to 300, or to 1 in a child pid namespace), and
+ * skipping those in use. Going once round the whole range takes at least
+ * pid_max - 300 pids handed out or skipped; a skipped pid is one that was
+ * in use (at most mark.threads of them from before the mark, and the ones
+ * handed out since, which `forks` counts), so while 2 * forks + threads
+ * stays below that, no pid after the mark can equal one from before it.
+ */
+export function pidsSince(mark: PidCounter, now: PidCounter, cap: number): number[] | null {
+  const made = now.forksAfter - mark.forks;
+  const room = Math.min(mark.pidMax, now.pidMax) - 300;
+  if (made < 0 || 2 * made + mark.threads >= room) return null;
+  const out: number[] = [];
+  const add = (from: number, to: number): boolean => {
+    for (let pid = from; pid <= to; pid++) {
+      if (out.length >= cap) return false;
+      out.push(pid);
+    }
+    return true;
+  };
+  const whole = now.lastPid >= mark.lastPid ? add(mark.lastPid + 1, now.lastPid) : add(mark.lastPid + 1, now.pidMax - 1) && add(1, now.lastPid);
+  return whole ? out : null;
+}
+
+/** Is `pid` a process (not another one's thread) in mount namespace `want` ("mnt:[INODE]")? */
+function leaderInNs(pid: number, want: string): boolean {
+  if (pid === process.pid || nsId(`/proc/${pid}/ns/mnt`) !== want) return false;
+  // /proc/TID is there for threads too: a thread of this daemon (a namespace Worker) is in the sandbox's namespace.
+  return /^Tgid:\s*(\d+)$/m.exec(readTextFile(`/proc/${pid}/status`) ?? "")?.[1] === String(pid);
+}
+
+/** The processes of mount namespace `ino`: from the pids since `since.mark` when it vouches for them, else all of /proc. */
+function processesOf(ino: number, since?: { mark: PidCounter; known: number[] }): number[] {
+  const now = since && pidCounter();
+  // Past ~2000 pids a walk of /proc is cheaper than trying each number.
+  const fresh = since && now ? pidsSince(since.mark, now, 2048) : null;
+  if (!since || !fresh) return pidsInMountNs(ino);
+  const want = `mnt:[${ino}]`;
+  return [...new Set([...since.known, ...fresh])].filter((pid) => {
+    try {
+      return leaderInNs(pid, want);
+    } catch {
+      return false;
+    }
+  });
+}
+
+async function killNow(ino: number, since?: { mark: PidCounter; known: number[] }): Promise<void> {
   for (let i = 0; i < 500; i++) {
-    const pids = pidsInMountNs(ino);
+    const pids = processesOf(ino, since);
     if (!pids.length) return;
     signalAll(pids, "SIGKILL");
     await Bun.sleep(i < 10 ? 2 : 10);

@@ -6,7 +6,7 @@
 import { afterEach, expect, test } from "bun:test";
 import { statSync } from "node:fs";
 import { cleanEnv } from "../../src/sys/env.ts";
-import { killAll, killOtherSession, pidsInMountNs, terminate } from "../../src/sys/processes.ts";
+import { killAll, killOtherSession, pidCounter, pidsInMountNs, terminate } from "../../src/sys/processes.ts";
 import { describeWhen, needsRoot } from "../helpers/requirements.ts";
 import { until } from "../helpers/until.ts";
 
@@ -17,9 +17,9 @@ let child: Bun.Subprocess | undefined;
  * and UTS namespace of its own too: like a sandbox of another session);
  * returns its pid and its namespaces' inodes.
  */
-async function sleeperInOwnMountNs(userAndUts = false): Promise<{ pid: number; ino: number; uts: number }> {
+async function sleeperInOwnMountNs(userAndUts = false, command = ["sleep", "300"]): Promise<{ pid: number; ino: number; uts: number }> {
   const flags = userAndUts ? ["--user", "--map-root-user", "--uts"] : [];
-  child = Bun.spawn(["unshare", ...flags, "--mount", "--propagation", "private", "sleep", "300"], { env: cleanEnv(), stdio: ["ignore", "ignore", "inherit"] });
+  child = Bun.spawn(["unshare", ...flags, "--mount", "--propagation", "private", ...command], { env: cleanEnv(), stdio: ["ignore", "ignore", "inherit"] });
   const pid = child.pid;
   const own = statSync("/proc/self/ns/mnt").ino;
   // unshare(1) execs sleep once the namespace is made.
@@ -51,6 +51,28 @@ describeWhen(needsRoot())("killing by mount namespace", () => {
     expect(pidsInMountNs(ino)).toEqual([pid]);
     // /proc/PID/ns/mnt stands in for the sandbox's bind-mounted pin: same inode, and opening it holds the namespace.
     await killAll(ino, `/proc/${pid}/ns/mnt`);
+    expect(await child!.exited).not.toBe(0);
+    expect(pidsInMountNs(ino)).toEqual([]);
+  });
+
+  test("with the pid counter taken before its processes came, every one made since is found and killed, children too", async () => {
+    const mark = pidCounter()!;
+    expect(mark).not.toBeNull();
+    const { pid, ino } = await sleeperInOwnMountNs(false, ["sh", "-c", "sleep 300 & sleep 300 & wait"]);
+    await until(() => pidsInMountNs(ino).length === 3);
+    await killAll(ino, `/proc/${pid}/ns/mnt`, { mark, known: [] });
+    expect(await child!.exited).not.toBe(0);
+    // The whole of /proc agrees: nothing is left.
+    await until(() => pidsInMountNs(ino).length === 0);
+  });
+
+  test("a process older than the counter is looked at only when it is known (a run's command, started ahead)", async () => {
+    const { pid, ino } = await sleeperInOwnMountNs();
+    const mark = pidCounter()!;
+    await killAll(ino, `/proc/${pid}/ns/mnt`, { mark, known: [] });
+    expect(pidsInMountNs(ino)).toEqual([pid]);
+    expect(child!.exitCode).toBeNull();
+    await killAll(ino, `/proc/${pid}/ns/mnt`, { mark, known: [pid] });
     expect(await child!.exited).not.toBe(0);
     expect(pidsInMountNs(ino)).toEqual([]);
   });

@@ -150,6 +150,52 @@ for (const mode of ["rootless", "rootful"] as const) {
       await t.burrowOk(["rm", "bg"]);
     });
 
+    test("when a foreground run returns, what is left in its sandbox is dead: its command's children and an exec's command", async () => {
+      /** Alive (not a zombie) and still in that mount namespace. */
+      const inside = (pid: number, mnt: string) => {
+        try {
+          return readlinkSync(`/proc/${pid}/ns/mnt`) === mnt && !readFileSync(`/proc/${pid}/stat`, "utf8").includes(") Z");
+        } catch {
+          return false;
+        }
+      };
+      const run = t.spawnBurrow(
+        [
+          "run",
+          "--rm",
+          "-i",
+          "--network",
+          "none",
+          "--name",
+          "leaves",
+          "--",
+          "sh",
+          "-c",
+          "sleep 300 & echo $!; sleep 300 & echo $!; readlink /proc/self/ns/mnt; read x; exit 0",
+        ],
+        { stdin: "pipe" },
+      );
+      const reader = (run.stdout as ReadableStream<Uint8Array>).getReader();
+      let out = "";
+      while (out.split("\n").length < 4) out += Buffer.from((await reader.read()).value!).toString();
+      const [a, b, mnt] = out.trim().split("\n");
+      const children = [Number(a), Number(b)];
+      // An exec'd command in the same sandbox, started after the run's.
+      const exec = t.spawnBurrow(["exec", "leaves", "--", "sh", "-c", "echo $$; exec sleep 300"]);
+      const execPid = Number(
+        Buffer.from((await (exec.stdout as ReadableStream<Uint8Array>).getReader().read()).value!)
+          .toString()
+          .trim(),
+      );
+      for (const pid of [...children, execPid]) expect(inside(pid, mnt!)).toBe(true);
+      // The run's command ends (its stdin closes): at once after the run returns, none of them is alive in there.
+      (run.stdin as import("bun").FileSink).end();
+      expect(await run.exited).toBe(0);
+      expect([...children, execPid].filter((pid) => inside(pid, mnt!))).toEqual([]);
+      expect(await exec.exited).toBe(137);
+      expect(JSON.parse(await t.burrowOk(["ps", "-a", "--format", "json"]))).toEqual([]);
+    });
+
     test("rm -f kills a running sandbox's processes; plain rm refuses", async () => {
       await t.burrowOk(["run", "-d", "--network", "none", "--name", "busy", "--", "sh", "-c", "sleep 300 & sleep 300 & wait"]);
       const ps = JSON.parse(await t.burrowOk(["ps", "--format", "json"]));
