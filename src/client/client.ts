@@ -80,7 +80,11 @@ async function rawCall(op: string, args: unknown, opts: CallOptions = {}): Promi
     let res: UnixReply;
     try {
       res = await postUnix(controlSocket(paths()), `/${op}`, JSON.stringify(args ?? {}), signal, () => {
-        loadReplies();
+        // The op's reply schema is built while the daemon works, not after its answer.
+        loadReplies().then(
+          (m) => m.replyOf(op as Op),
+          () => {},
+        );
         opts.onSent?.();
       });
     } catch (e) {
