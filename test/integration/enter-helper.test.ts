@@ -7,7 +7,7 @@
 // process-flags.test.ts's, which run on the helper.
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
-import { burrowContext, type BurrowContext } from "../helpers/context.ts";
+import { burrowContext, type BurrowContext, daemonPids } from "../helpers/context.ts";
 import { integrationUnavailable } from "../helpers/env.ts";
 import { procEnv } from "../helpers/leaks.ts";
 import { argvOf } from "../helpers/sys.ts";
@@ -141,6 +141,32 @@ for (const mode of ["rootless", "rootful"] as const) {
       }
       expect(JSON.parse(await t.burrowOk(["ps", "-a", "--format", "json"]))).toEqual([]);
       expect(enterHelpersOf(t.tag)).toEqual([]);
+    });
+
+    test("the daemon names a spare's namespaces from its main thread and comes back to its own mount namespace and directory", async () => {
+      for (let i = 0; i < 3; i++) {
+        const r = await t.burrow([
+          "run",
+          "--rm",
+          "--network",
+          "none",
+          "--name",
+          `own-${i}`,
+          "--",
+          "sh",
+          "-c",
+          `hostname; cat /etc/hostname; ls -A ${t.dirs.runtimeDir} | wc -l`,
+        ]);
+        expect(r.code).toBe(0);
+        // Named, its /etc/hostname bound, burrow's runtime directory hidden (empty).
+        expect(r.stdout).toBe(`own-${i}\nown-${i}\n0\n`);
+      }
+      const [pid] = daemonPids(t);
+      expect(pid).toBeGreaterThan(0);
+      // Its supervisor (rootless: the holder) started it in the namespace it must be back in.
+      const parent = Number(readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ")[1]);
+      expect(readlinkSync(`/proc/${pid}/task/${pid}/ns/mnt`)).toBe(readlinkSync(`/proc/${parent}/ns/mnt`));
+      expect(readlinkSync(`/proc/${pid}/task/${pid}/cwd`)).toBe(readlinkSync(`/proc/${parent}/cwd`));
     });
 
     test("exit codes and failures are the same either way: 127, 126, an exit status, a signal", async () => {
