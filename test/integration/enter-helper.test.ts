@@ -144,19 +144,9 @@ for (const mode of ["rootless", "rootful"] as const) {
     });
 
     test("the daemon names a spare's namespaces from its main thread and comes back to its own mount namespace and directory", async () => {
+      const probe = `hostname; cat /etc/hostname; ls -A ${t.dirs.runtimeDir} | wc -l`;
       for (let i = 0; i < 3; i++) {
-        const r = await t.burrow([
-          "run",
-          "--rm",
-          "--network",
-          "none",
-          "--name",
-          `own-${i}`,
-          "--",
-          "sh",
-          "-c",
-          `hostname; cat /etc/hostname; ls -A ${t.dirs.runtimeDir} | wc -l`,
-        ]);
+        const r = await t.burrow(["run", "--rm", "--name", `own-${i}`, "--network=none", "--", "sh", "-c", probe]);
         expect(r.code).toBe(0);
         // Named, its /etc/hostname bound, burrow's runtime directory hidden (empty).
         expect(r.stdout).toBe(`own-${i}\nown-${i}\n0\n`);
