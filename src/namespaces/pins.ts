@@ -280,7 +280,11 @@ function finishOnThisThread(tid: number, req: CreateNsRequest): void {
   }
   const theirs = { mnt: openRO(`/proc/self/task/${tid}/ns/mnt`), uts: -1 };
   const ours = { mnt: -1, uts: ownUts };
-  const cwd = process.cwd();
+  // The daemon's working directory is where it was started: it may be gone since (then "/" after).
+  let cwd = "/";
+  try {
+    cwd = process.cwd();
+  } catch {}
   const back = (fd: number, type: number) => {
     try {
       setns(fd, type);
