@@ -280,11 +280,7 @@ function finishOnThisThread(tid: number, req: CreateNsRequest): void {
   }
   const theirs = { mnt: openRO(`/proc/self/task/${tid}/ns/mnt`), uts: -1 };
   const ours = { mnt: -1, uts: ownUts };
-  // The daemon's working directory is where it was started: it may be gone since (then "/" after).
-  let cwd = "/";
-  try {
-    cwd = process.cwd();
-  } catch {}
+  const cwd = process.cwd();
   const back = (fd: number, type: number) => {
     try {
       setns(fd, type);

@@ -6,9 +6,9 @@
 // probes, -it, --user errors) are isolation.test.ts's and
 // process-flags.test.ts's, which run on the helper.
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { chownSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmdirSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { burrowContext, type BurrowContext, daemonPids } from "../helpers/context.ts";
-import { integrationUnavailable, testUser } from "../helpers/env.ts";
+import { integrationUnavailable } from "../helpers/env.ts";
 import { procEnv } from "../helpers/leaks.ts";
 import { argvOf } from "../helpers/sys.ts";
 import { until } from "../helpers/until.ts";
@@ -157,20 +157,6 @@ for (const mode of ["rootless", "rootful"] as const) {
       const parent = Number(readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ")[1]);
       expect(readlinkSync(`/proc/${pid}/task/${pid}/ns/mnt`)).toBe(readlinkSync(`/proc/${parent}/ns/mnt`));
       expect(readlinkSync(`/proc/${pid}/task/${pid}/cwd`)).toBe(readlinkSync(`/proc/${parent}/cwd`));
-    });
-
-    test("a daemon started from a directory removed since still makes sandboxes (it comes back to /)", async () => {
-      const dir = mkdtempSync("/tmp/burrow-gone-");
-      if (mode === "rootless") chownSync(dir, testUser().uid, testUser().gid);
-      const first = await t.burrow(["run", "--rm", "--network=none", "--name", "here-1", "--", "hostname"], { cwd: dir });
-      expect(first.stdout).toBe("here-1\n");
-      const [pid] = daemonPids(t);
-      // Rootless, it keeps the directory the holder was started in; the rootful supervisor starts it in /.
-      expect(readlinkSync(`/proc/${pid}/cwd`)).toBe(mode === "rootless" ? dir : "/");
-      rmdirSync(dir);
-      const second = await t.burrow(["run", "--rm", "--network=none", "--name", "here-2", "--", "hostname"]);
-      expect({ code: second.code, out: second.stdout, err: second.stderr }).toEqual({ code: 0, out: "here-2\n", err: "" });
-      expect(readlinkSync(`/proc/${pid}/cwd`)).toBe("/");
     });
 
     test("exit codes and failures are the same either way: 127, 126, an exit status, a signal", async () => {
