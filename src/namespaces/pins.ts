@@ -6,7 +6,7 @@ import { mkdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { Rollback, messageOf } from "../errors.ts";
 import { isSysError } from "../sys/libc.ts";
 import { bind, hideDirectory, umount, umountIfMounted } from "../sys/mount.ts";
-import { CLONE, close, nsType, openRO, setns, unshare } from "../sys/ns.ts";
+import { CLONE, close, openRO, setns, unshare } from "../sys/ns.ts";
 import { chdir, sethostname } from "../sys/proc.ts";
 import { parseMessage } from "../messages.ts";
 import { CreateNsReply, type CreateNsRequest } from "./messages.ts";
@@ -197,18 +197,11 @@ async function createPinnedOnce(
   // reply by then. It used to be a 1 ms timer from when the spare was taken,
   // which could fire in the middle of the create it was meant to follow.
   try {
-    // A prepared spare's new mount and UTS namespaces, to be named and given
-    // their files: done here, on this thread, which saves the two wake-ups
-    // of a message to the Worker and back (~0.3 ms of every such create).
-    // A netns to join (a warm network's, container:, ns:) is pinned from
-    // the fd opened above instead of joined by the Worker; sysctls for a new
-    // one are written from inside it, by the Worker.
-    if (prepared && req.joinNet) joinNetFd = openRO(req.joinNet);
-    const here = prepared && tid !== undefined && !req.netOnly && !req.netSysctls?.length;
-    if (here) {
-      if (joinNetFd !== undefined && nsType(joinNetFd) !== CLONE.NEWNET) throw new Error(`${req.joinNet} is not a network namespace`);
-      finishOnThisThread(tid, req);
-    }
+    // A prepared spare's own new namespaces, to be named and given their
+    // files: done here, on this thread, which saves the two wake-ups of a
+    // message to the Worker and back (~0.3 ms of every such create).
+    const here = prepared && tid !== undefined && req.newNet && !req.joinNet && !req.netOnly && !req.netSysctls?.length;
+    if (here) finishOnThisThread(tid, req);
     const reply: CreateNsReply = here
       ? { ok: true, tid }
       : await new Promise<CreateNsReply>((resolve, reject) => {
@@ -220,6 +213,7 @@ async function createPinnedOnce(
             }
           };
           worker.onerror = (ev) => reject(new Error(`sandbox worker failed: ${ev.message}`));
+          if (prepared && req.joinNet) joinNetFd = openRO(req.joinNet);
           worker.postMessage({ ...req, usePrepared: prepared, ...(joinNetFd !== undefined ? { joinNetFd } : {}) });
         });
     if (!reply.ok) throw new Error(reply.error);
@@ -228,8 +222,7 @@ async function createPinnedOnce(
     const pins: Pins = { net: `${pinDir}/${netName}`, uts: `${pinDir}/uts`, mnt: `${pinDir}/mnt` };
     for (const kind of req.netOnly ? (["net"] as const) : (["net", "uts", "mnt"] as const)) {
       writeFileSync(pins[kind], "");
-      // The joined netns by its fd when this thread finished the spare (its Worker never joined it).
-      bind(here && kind === "net" && joinNetFd !== undefined ? `/proc/self/fd/${joinNetFd}` : `/proc/self/task/${reply.tid}/ns/${kind}`, pins[kind]);
+      bind(`/proc/self/task/${reply.tid}/ns/${kind}`, pins[kind]);
       undo.push(`${kind} pin`, () => umount(pins[kind]));
     }
     const ino = req.netOnly

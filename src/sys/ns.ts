@@ -75,12 +75,6 @@ export function gettid(): number {
 const NS_GET_USERNS = 0xb701;
 const NS_GET_NSTYPE = 0xb703;
 
-/** The type of the namespace behind `fd` (a CLONE.NEW* value), or null when it is none. */
-export function nsType(fd: number): number | null {
-  const type = libc.symbols.ioctl(fd, NS_GET_NSTYPE, null);
-  return type < 0 ? null : type;
-}
-
 /** Why a path someone gave as a namespace cannot be joined (namespaceFile). */
 export type NamespaceFileRefusal =
   | { why: "absent" }
