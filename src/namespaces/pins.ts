@@ -5,9 +5,8 @@ import * as v from "valibot";
 import { mkdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { Rollback, messageOf } from "../errors.ts";
 import { isSysError } from "../sys/libc.ts";
-import { bind, hideDirectory, umount, umountIfMounted } from "../sys/mount.ts";
-import { CLONE, close, openRO, setns, unshare } from "../sys/ns.ts";
-import { chdir, sethostname } from "../sys/proc.ts";
+import { bind, umount, umountIfMounted } from "../sys/mount.ts";
+import { close, openRO } from "../sys/ns.ts";
 import { parseMessage } from "../messages.ts";
 import { CreateNsReply, type CreateNsRequest } from "./messages.ts";
 import { workerUrl } from "../workers.ts";
@@ -36,7 +35,7 @@ function spawnWorker(): Worker {
  * network takes it and pays only for the hostname and the /etc binds.
  * Measured: the namespace step went from 1.4-4 ms to ~0.5 ms.
  */
-let spare: { worker: Worker; cpu: number | undefined; ready: Promise<number | null> } | null = null;
+let spare: { worker: Worker; cpu: number | undefined; ready: Promise<boolean> } | null = null;
 
 /** A worker done with a sandbox, to be made the next spare (one at most: others exit). */
 let used: Worker | null = null;
@@ -52,14 +51,16 @@ export function prewarm(detach?: string[]): void {
   used = null;
   const worker = reuse ?? spawnWorker();
   const cpu = goodCpu;
-  // Its thread's id once prepared (its namespaces are /proc/self/task/TID/ns/*), null when it failed.
-  const ready = new Promise<number | null>((resolve) => {
+  const ready = new Promise<boolean>((resolve) => {
     worker.onmessage = (ev) => {
-      const reply = v.is(CreateNsReply, ev.data) ? ev.data : null;
-      if (!reply?.ok) log.debug(`the spare namespace worker failed to prepare${reuse ? " (reused)" : ""}: ${reply && !reply.ok ? reply.error : "no reply"}`);
-      resolve(reply?.ok ? reply.tid : null);
+      const ok = v.is(CreateNsReply, ev.data) && ev.data.ok;
+      if (!ok)
+        log.debug(
+          `the spare namespace worker failed to prepare${reuse ? " (reused)" : ""}: ${v.is(CreateNsReply, ev.data) && !ev.data.ok ? ev.data.error : "no reply"}`,
+        );
+      resolve(ok);
     };
-    worker.onerror = () => resolve(null);
+    worker.onerror = () => resolve(false);
   });
   worker.postMessage({ prepare: true, cpu, detach: spareDetach, ...(reuse ? { reset: true } : {}) });
   spare = { worker, cpu, ready };
@@ -97,13 +98,12 @@ export function spareFit(
  * CPU, left every later create to start a Worker of its own, about 5 ms
  * each, on about half of daemon starts on 2 cores).
  */
-async function workerFor(req: CreateNsRequest, netOnlyFromSpare = false): Promise<{ worker: Worker; prepared: boolean; tookSpare: boolean; tid?: number }> {
+async function workerFor(req: CreateNsRequest, netOnlyFromSpare = false): Promise<{ worker: Worker; prepared: boolean; tookSpare: boolean }> {
   const s = spare;
   const fit = s ? spareFit(req, s.cpu, netOnlyFromSpare) : "leave";
   if (!s || fit === "leave") return { worker: spawnWorker(), prepared: false, tookSpare: false };
   spare = null;
-  const tid = fit === "take" ? await s.ready : null;
-  if (tid !== null) return { worker: s.worker, prepared: true, tookSpare: true, tid };
+  if (fit === "take" && (await s.ready)) return { worker: s.worker, prepared: true, tookSpare: true };
   // Not ready: it failed to prepare (or to go back, reused), and is not tried again.
   s.worker.postMessage({ done: true });
   return { worker: spawnWorker(), prepared: false, tookSpare: true };
@@ -186,7 +186,7 @@ async function createPinnedOnce(
   spareTaken = { value: false },
   netOnlyFromSpare = false,
 ): Promise<{ pins: Pins; ino: { net: number; uts: number; mnt: number } }> {
-  const { worker, prepared, tookSpare, tid } = await workerFor(req, netOnlyFromSpare);
+  const { worker, prepared, tookSpare } = await workerFor(req, netOnlyFromSpare);
   const undo = new Rollback();
   // Opened here, in the daemon's mount namespace, for a spare to join (CreateNsRequest.joinNetFd); closed once it has.
   let joinNetFd: number | undefined;
@@ -197,25 +197,18 @@ async function createPinnedOnce(
   // reply by then. It used to be a 1 ms timer from when the spare was taken,
   // which could fire in the middle of the create it was meant to follow.
   try {
-    // A prepared spare's own new namespaces, to be named and given their
-    // files: done here, on this thread, which saves the two wake-ups of a
-    // message to the Worker and back (~0.3 ms of every such create).
-    const here = prepared && tid !== undefined && req.newNet && !req.joinNet && !req.netOnly && !req.netSysctls?.length;
-    if (here) finishOnThisThread(tid, req);
-    const reply: CreateNsReply = here
-      ? { ok: true, tid }
-      : await new Promise<CreateNsReply>((resolve, reject) => {
-          worker.onmessage = (ev) => {
-            try {
-              resolve(parseMessage(CreateNsReply, ev.data, "the namespace worker's reply"));
-            } catch (e) {
-              reject(e);
-            }
-          };
-          worker.onerror = (ev) => reject(new Error(`sandbox worker failed: ${ev.message}`));
-          if (prepared && req.joinNet) joinNetFd = openRO(req.joinNet);
-          worker.postMessage({ ...req, usePrepared: prepared, ...(joinNetFd !== undefined ? { joinNetFd } : {}) });
-        });
+    const reply = await new Promise<CreateNsReply>((resolve, reject) => {
+      worker.onmessage = (ev) => {
+        try {
+          resolve(parseMessage(CreateNsReply, ev.data, "the namespace worker's reply"));
+        } catch (e) {
+          reject(e);
+        }
+      };
+      worker.onerror = (ev) => reject(new Error(`sandbox worker failed: ${ev.message}`));
+      if (prepared && req.joinNet) joinNetFd = openRO(req.joinNet);
+      worker.postMessage({ ...req, usePrepared: prepared, ...(joinNetFd !== undefined ? { joinNetFd } : {}) });
+    });
     if (!reply.ok) throw new Error(reply.error);
     mkdirSync(pinDir, { recursive: true, mode: 0o700 });
     if (!req.netOnly) undo.push("pin dir", () => rmSync(pinDir, { recursive: true, force: true }));
@@ -244,67 +237,6 @@ async function createPinnedOnce(
     if (req.netOnly && !prepared) worker.postMessage({ done: true });
     else release(worker);
     if (tookSpare) spareTaken.value = true;
-  }
-}
-
-/** This (the main) thread's own UTS namespace, to come back to (finishOnThisThread). */
-let ownUts: number | null = null;
-
-/**
- * What a prepared spare's Worker does for a create (create-worker.ts: the
- * hostname, the /etc binds, the hidden directories), done by this thread
- * in the spare's namespaces and back, synchronously: nothing else runs on
- * this thread meanwhile. A mount namespace may only be joined by a thread
- * whose fs_struct is its own (Bun's threads share the main thread's), so
- * this thread takes a copy first; joining one resets its root and working
- * directory, so the working directory is set back after. A thread that
- * cannot get back into its own namespaces must not go on serving: the
- * daemon exits (its supervisor starts another).
- *
- * This thread comes back to a UTS namespace of its own, made on the first
- * call: rootless, the one it started in is the host's, which the holder's
- * user namespace does not own, so it could be left but not joined again.
- * The daemon then sees the host's hostname as it was at that first create.
- */
-function finishOnThisThread(tid: number, req: CreateNsRequest): void {
-  if (ownUts === null) {
-    unshare(CLONE.NEWUTS);
-    ownUts = openRO("/proc/thread-self/ns/uts");
-  }
-  const theirs = { mnt: openRO(`/proc/self/task/${tid}/ns/mnt`), uts: -1 };
-  const ours = { mnt: -1, uts: ownUts };
-  const cwd = process.cwd();
-  const back = (fd: number, type: number) => {
-    try {
-      setns(fd, type);
-    } catch (e) {
-      log.error(`cannot return to the daemon's own namespace after making a sandbox's: ${messageOf(e)}; exiting`);
-      process.exit(70);
-    }
-  };
-  try {
-    theirs.uts = openRO(`/proc/self/task/${tid}/ns/uts`);
-    ours.mnt = openRO("/proc/thread-self/ns/mnt");
-    unshare(CLONE.FS);
-    setns(theirs.uts, CLONE.NEWUTS);
-    try {
-      sethostname(req.hostname);
-    } finally {
-      back(ours.uts, CLONE.NEWUTS);
-    }
-    setns(theirs.mnt, CLONE.NEWNS);
-    try {
-      for (const [src, dst] of req.binds) bind(src, dst);
-      // After the binds: their sources may live under a hidden directory.
-      for (const dir of req.hide) hideDirectory(dir);
-    } finally {
-      back(ours.mnt, CLONE.NEWNS);
-      try {
-        chdir(cwd);
-      } catch {}
-    }
-  } finally {
-    for (const fd of [theirs.mnt, theirs.uts, ours.mnt]) if (fd >= 0) close(fd);
   }
 }
 

@@ -7,7 +7,7 @@
 // process-flags.test.ts's, which run on the helper.
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
-import { burrowContext, type BurrowContext, daemonPids } from "../helpers/context.ts";
+import { burrowContext, type BurrowContext } from "../helpers/context.ts";
 import { integrationUnavailable } from "../helpers/env.ts";
 import { procEnv } from "../helpers/leaks.ts";
 import { argvOf } from "../helpers/sys.ts";
@@ -143,7 +143,7 @@ for (const mode of ["rootless", "rootful"] as const) {
       expect(enterHelpersOf(t.tag)).toEqual([]);
     });
 
-    test("the daemon names a spare's namespaces from its main thread and comes back to its own mount namespace and directory", async () => {
+    test("sandboxes made from the spare are named, their /etc/hostname bound, burrow's directory hidden; the daemon's main thread stays in its own mount namespace and directory", async () => {
       const probe = `hostname; cat /etc/hostname; ls -A ${t.dirs.runtimeDir} | wc -l`;
       for (let i = 0; i < 3; i++) {
         const r = await t.burrow(["run", "--rm", "--name", `own-${i}`, "--network=none", "--", "sh", "-c", probe]);
@@ -153,7 +153,7 @@ for (const mode of ["rootless", "rootful"] as const) {
       }
       const [pid] = daemonPids(t);
       expect(pid).toBeGreaterThan(0);
-      // Its supervisor (rootless: the holder) started it in the namespace it must be back in.
+      // Its supervisor (rootless: the holder) started it in the namespace it must still be in.
       const parent = Number(readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ")[1]);
       expect(readlinkSync(`/proc/${pid}/task/${pid}/ns/mnt`)).toBe(readlinkSync(`/proc/${parent}/ns/mnt`));
       expect(readlinkSync(`/proc/${pid}/task/${pid}/cwd`)).toBe(readlinkSync(`/proc/${parent}/cwd`));
