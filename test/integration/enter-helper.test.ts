@@ -7,7 +7,7 @@
 // process-flags.test.ts's, which run on the helper.
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
-import { burrowContext, type BurrowContext } from "../helpers/context.ts";
+import { burrowContext, type BurrowContext, daemonPids } from "../helpers/context.ts";
 import { integrationUnavailable } from "../helpers/env.ts";
 import { procEnv } from "../helpers/leaks.ts";
 import { argvOf } from "../helpers/sys.ts";
