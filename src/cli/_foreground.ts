@@ -30,7 +30,7 @@ export async function startAhead(argv: string[], po: ProcessOptions, accelerate:
   const signals = catchSignals();
   let enter: EarlyEnter | null;
   try {
-    enter = spawnEnterAhead(argv, po.env, { stdin: po.interactive ? "inherit" : "ignore", stdout: "inherit", stderr: "inherit" });
+    enter = spawnEnterAhead(argv, po.env, commandStdio(po));
   } catch (e) {
     signals.release();
     throw e;
@@ -50,6 +50,33 @@ export async function cancelAhead(early: EarlyStart): Promise<void> {
   early.signals.release();
 }
 
+/** The command's stdio: the caller's, and its stdin only with -i (podman's default is /dev/null). */
+function commandStdio(po: ProcessOptions) {
+  return { stdin: po.interactive ? "inherit" : "ignore", stdout: "inherit", stderr: "inherit" } as const;
+}
+
+/** Sends a start ahead its options; one it could not send to ends here, its signals given back. */
+async function goAhead(early: EarlyStart, target: EnterTarget & { cwd?: string }): Promise<{ child: Bun.Subprocess; signals: CaughtSignals }> {
+  try {
+    early.enter.go(target);
+  } catch (e) {
+    await cancelAhead(early);
+    throw e;
+  }
+  return { child: early.enter.child, signals: early.signals };
+}
+
+/** Spawns the enter step now, with its signals caught first (catchSignals says why). */
+function spawnNow(target: EnterTarget & { cwd?: string }, argv: string[], po: ProcessOptions): { child: Bun.Subprocess; signals: CaughtSignals } {
+  const signals = catchSignals();
+  try {
+    return { child: spawnEnter(target, argv, po.env, commandStdio(po)), signals };
+  } catch (e) {
+    signals.release();
+    throw e;
+  }
+}
+
 /**
  * Runs the command of `run` or `exec` in the foreground (on a pty with -t)
  * and returns its exit status; `onStart` learns its pid. `early`: its enter
@@ -67,15 +94,8 @@ export async function runForeground(
     await cancelAhead(early);
     early = null;
   }
-  if (early) {
-    early.enter.go(full);
-    const started = onStart(early.enter.child.pid);
-    const code = await waitForeground(early.enter.child, early.signals);
-    await started;
-    return code;
-  }
-  await prepareEnterHelper();
-  if (po.tty) {
+  if (!early) await prepareEnterHelper();
+  if (!early && po.tty) {
     // The relay prints the command's output through process.stdout.
     guardOutput();
     // The pty code (and its libc calls) is loaded for -t only.
@@ -86,14 +106,7 @@ export async function runForeground(
     await started;
     return code;
   }
-  const signals = catchSignals();
-  let child: Bun.Subprocess;
-  try {
-    child = spawnEnter(full, argv, po.env, { stdin: po.interactive ? "inherit" : "ignore", stdout: "inherit", stderr: "inherit" });
-  } catch (e) {
-    signals.release();
-    throw e;
-  }
+  const { child, signals } = early ? await goAhead(early, full) : spawnNow(full, argv, po);
   const started = onStart(child.pid);
   const code = await waitForeground(child, signals);
   await started;

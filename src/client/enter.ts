@@ -25,15 +25,17 @@ export function spawnEnter(
   env: Record<string, string | undefined> = {},
   stdio: EnterStdio = { stdin: "inherit", stdout: "inherit", stderr: "inherit" },
 ) {
-  return spawnEnterStep(target, argv, {
-    env,
-    stdio: [stdio.stdin, stdio.stdout, stdio.stderr, ...(stdio.extra ?? [])],
-  });
+  return spawnEnterStep(target, argv, { env, stdio: stdioList(stdio) });
 }
 
 /** spawnEnter's helper started before the sandbox exists, waiting for its options (src/sandbox/enter-spawn.ts spawnEnterEarly). */
 export function spawnEnterAhead(argv: string[], env: Record<string, string | undefined>, stdio: EnterStdio): EarlyEnter | null {
-  return spawnEnterEarly(argv, { env, stdio: [stdio.stdin, stdio.stdout, stdio.stderr, ...(stdio.extra ?? [])] });
+  return spawnEnterEarly(argv, { env, stdio: stdioList(stdio) });
+}
+
+/** Bun.spawn's stdio list: 0, 1, 2, then the extra fds as 3, 4, ... */
+function stdioList(stdio: EnterStdio): ["inherit" | "ignore" | number, "inherit" | number, "inherit" | number, ...number[]] {
+  return [stdio.stdin, stdio.stdout, stdio.stderr, ...(stdio.extra ?? [])];
 }
 
 export interface CaughtSignals {

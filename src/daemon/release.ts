@@ -12,7 +12,7 @@ import { BurrowError, messageOf } from "../errors.ts";
 import { log } from "../log.ts";
 import { pinDir, sandboxDir, sandboxStateDir } from "../paths.ts";
 import { removePins } from "../namespaces/pins.ts";
-import { killAll, type PidCounter, terminate } from "../sys/processes.ts";
+import { killAll, type PidsSince, terminate } from "../sys/processes.ts";
 import type { Sandbox } from "../state/sandboxes.ts";
 import { now, sandboxLabel, setupContext, type DaemonContext } from "./context.ts";
 import { stopEgress } from "./egress.ts";
@@ -251,10 +251,10 @@ export class SandboxReleases {
  * What killAll may look at instead of all of /proc: the pids handed out
  * since the sandbox's namespaces were made, and its command's (a foreground
  * run's, started ahead of them). None for a row without a mark, or with one
- * that is not four counts (the state database is ours, but checked all the
- * same: a bad mark would hide processes from the release).
+ * whose fields are not all counts (the state database is ours, but checked
+ * all the same: a bad mark would hide processes from the release).
  */
-function sinceCreate(s: Sandbox): { mark: PidCounter; known: number[] } | undefined {
+function sinceCreate(s: Sandbox): PidsSince | undefined {
   const m = s.runtime.pidMark;
   const count = (n: unknown) => typeof n === "number" && Number.isSafeInteger(n) && n >= 0;
   if (!m || ![m.lastPid, m.forks, m.forksAfter, m.threads, m.pidMax].every(count)) return undefined;

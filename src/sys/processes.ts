@@ -107,8 +107,14 @@ export async function terminate(ino: number, timeoutMs: number, pin?: string): P
  * handed out since are looked at, not all of /proc, while pidsSince can
  * vouch for them.
  */
-export async function killAll(ino: number, pin?: string, since?: { mark: PidCounter; known: number[] }): Promise<void> {
+export async function killAll(ino: number, pin?: string, since?: PidsSince): Promise<void> {
   await withNamespace(ino, pin, () => killNow(ino, since));
+}
+
+/** A sandbox's pid counter at its create, and the pids known to be its own from before it (killAll's `since`). */
+export interface PidsSince {
+  mark: PidCounter;
+  known: number[];
 }
 
 /**
@@ -176,7 +182,7 @@ function leaderInNs(pid: number, want: string): boolean {
 }
 
 /** The processes of mount namespace `ino`: from the pids since `since.mark` when it vouches for them, else all of /proc. */
-function processesOf(ino: number, since?: { mark: PidCounter; known: number[] }): number[] {
+function processesOf(ino: number, since?: PidsSince): number[] {
   const now = since && pidCounter();
   // Past ~2000 pids a walk of /proc is cheaper than trying each number.
   const fresh = since && now ? pidsSince(since.mark, now, 2048) : null;
@@ -191,7 +197,7 @@ function processesOf(ino: number, since?: { mark: PidCounter; known: number[] })
   });
 }
 
-async function killNow(ino: number, since?: { mark: PidCounter; known: number[] }): Promise<void> {
+async function killNow(ino: number, since?: PidsSince): Promise<void> {
   for (let i = 0; i < 500; i++) {
     const pids = processesOf(ino, since);
     if (!pids.length) return;
