@@ -69,6 +69,11 @@ function get(): ConsolaInstance {
   return instance;
 }
 
+/** Has anything been logged (consola made, with process.stderr)? */
+export function logMade(): boolean {
+  return instance !== null;
+}
+
 type Fn = (message: unknown, ...args: unknown[]) => void;
 const at =
   (min: number, name: "error" | "warn" | "info" | "debug"): Fn =>

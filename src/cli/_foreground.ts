@@ -5,7 +5,11 @@ import type { EarlyEnter } from "../sandbox/enter-spawn.ts";
 
 export { prepareEnterHelper };
 import type { EnterTarget } from "../protocol.ts";
-import { guardOutput } from "./_output.ts";
+import { guardOutput, outputMade } from "./_output.ts";
+import { exitLeavingTeardown, prepareExit } from "../client/host.ts";
+import { logMade } from "../log.ts";
+
+export { prepareExit };
 import type { ProcessOptions } from "./_process-flags.ts";
 
 /** A foreground command's enter step started ahead of the daemon's reply, and the signals caught for it since before its spawn. */
@@ -111,4 +115,16 @@ export async function runForeground(
   const code = await waitForeground(child, signals);
   await started;
   return code;
+}
+
+/**
+ * Ends a foreground run or exec with the command's status. When the CLI
+ * printed nothing of its own (nothing can be queued for a pipe), it exits
+ * at once and leaves its address space's teardown, ~1.3 ms of the kernel's
+ * inside exit_group, to a child sharing it (src/sys/exit.ts); otherwise
+ * Bun's own exit writes out what is queued first.
+ */
+export function finishForeground(code: number): void {
+  if (!outputMade() && !logMade()) exitLeavingTeardown(code);
+  process.exitCode = code;
 }

@@ -13,6 +13,7 @@ export function foregroundLoader(): () => Promise<Foreground> {
   return () =>
     (loading ??= import("./_foreground.ts").then((m) => {
       void m.prepareEnterHelper();
+      m.prepareExit();
       return m;
     }));
 }

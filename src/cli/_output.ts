@@ -29,5 +29,10 @@ export function guardOutput(): void {
     });
 }
 
+/** Has the CLI made its own stdout and stderr (guardOutput): then it may have output still queued. */
+export function outputMade(): boolean {
+  return guarded;
+}
+
 /** Commands whose success prints nothing of the CLI's own: they guard their output when they print. */
 export const QUIET_COMMANDS: ReadonlySet<string> = new Set(["run", "exec"]);

@@ -20,7 +20,7 @@ export default defineCommand({
     // Loads while the daemon looks the sandbox up (src/cli/_load-foreground.ts).
     const foreground = foregroundLoader();
     const target = await call("enter", { name }, { onSent: foreground });
-    const { runForeground } = await foreground();
-    process.exitCode = await runForeground({ ...target.enter, cwd: process.cwd() }, argv, po, async () => {});
+    const { runForeground, finishForeground } = await foreground();
+    finishForeground(await runForeground({ ...target.enter, cwd: process.cwd() }, argv, po, async () => {}));
   },
 });

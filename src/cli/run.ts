@@ -149,6 +149,6 @@ export default defineCommand({
     // of every short command): it carries the pid, and the daemon marks the
     // sandbox started first when the started report has not come yet.
     await Promise.all([call("exited", { id: created.id, exitCode: code, ...(pid !== undefined ? { pid } : {}) }), started]);
-    process.exitCode = code;
+    (await foreground!()).finishForeground(code);
   },
 });

@@ -14,6 +14,9 @@ export { isTerminal } from "../sys/pty.ts";
 // stat(2) without node:fs (1.4 ms of a start to load): -w's check on the path of run and exec.
 export { statPath } from "../sys/files.ts";
 
+// A foreground run's exit, its address space's teardown left to a child (src/sys/exit.ts).
+export { exitLeavingTeardown, prepareExit } from "../sys/exit.ts";
+
 export function isSystemError(e: unknown): e is Error {
   return e instanceof SysError;
 }

@@ -105,6 +105,13 @@ const GROUPS = {
     readlinkat: { args: [i32, ptr, ptr, u64], returns: i64 },
     openat: { args: [i32, ptr, i32, u32], returns: i32 },
   },
+  // The CLI's exit with its address space's teardown left behind (src/sys/exit.ts).
+  exit: {
+    clone: { args: [ptr, ptr, i32, ptr, ptr, ptr, ptr], returns: i32 },
+    dlsym: { args: [ptr, ptr], returns: ptr },
+    pthread_sigmask: { args: [i32, ptr, ptr], returns: i32 },
+    close_range: { args: [u32, u32, i32], returns: i32 },
+  },
   // Pseudo-terminals (src/sys/pty.ts).
   terminals: {
     openpty: { args: [ptr, ptr, ptr, ptr, ptr], returns: i32 },
