@@ -19,7 +19,7 @@ function sub(name: string, description: string, args: ArgsDef, run: (rawArgs: st
 const createArgs = {
   subnet: { type: "string", description: "Subnet in CIDR form (repeatable)" },
   gateway: { type: "string", description: "Gateway address (needs --subnet)" },
-  "ip-range": { type: "string", description: "Allocate addresses from this CIDR range only" },
+  "ip-range": { type: "string", description: "Allocate addresses from this range only: a CIDR inside --subnet, or START-END (netavark networks)" },
   ipv6: { type: "boolean", description: "Add an IPv6 subnet too" },
   internal: { type: "boolean", description: "No outbound connectivity (no gateway, no masquerade)" },
   "disable-dns": { type: "boolean", description: "No DNS for names and aliases on this network" },

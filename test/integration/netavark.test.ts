@@ -273,6 +273,38 @@ for (const mode of ["rootless", "rootful"] as const) {
       await t.burrowOk(["rm", "-f", "p"]);
     }, 90000);
 
+    test("network create --ip-range: podman's lease range in the file, addresses only inside it, a bad range refused", async () => {
+      // A CIDR range is written as podman 4.3 and 5.8 write it: its first host to its last address.
+      await t.burrowOk(["network", "create", "--subnet", "10.89.62.0/24", "--ip-range", "10.89.62.128/25", "ranged"]);
+      expect(JSON.parse(readFileSync(`${t.dirs.networksDir}/ranged.json`, "utf8")).subnets).toEqual([
+        { subnet: "10.89.62.0/24", gateway: "10.89.62.1", lease_range: { start_ip: "10.89.62.129", end_ip: "10.89.62.255" } },
+      ]);
+      expect(await t.burrowOk(["run", "--rm", "--network", "ranged", "--", "sh", "-c", "ip -4 -o addr show eth0"])).toMatch(/inet 10\.89\.62\.129\/24 /);
+
+      // podman 5's START-END: two addresses, two sandboxes; a third is refused in one line and leaves nothing.
+      await t.burrowOk(["network", "create", "--subnet", "10.89.63.0/24", "--ip-range", "10.89.63.10-10.89.63.11", "pair"]);
+      await t.burrowOk(["run", "-d", "--name", "r1", "--network", "pair", "--", "sleep", "300"]);
+      await t.burrowOk(["run", "-d", "--name", "r2", "--network", "pair", "--", "sleep", "300"]);
+      const got = [(await inspect(t, "r1")).NetworkSettings.Networks.pair.IPAddress, (await inspect(t, "r2")).NetworkSettings.Networks.pair.IPAddress];
+      expect(got.sort()).toEqual(["10.89.63.10", "10.89.63.11"]);
+      const full = await t.burrow(["run", "--rm", "--network", "pair", "--", "true"]);
+      expect(full.code).not.toBe(0);
+      expect(full.stderr.trim()).toBe("Error: no free IP address left in 10.89.63.0/24 of network pair");
+      expect(
+        JSON.parse(await t.burrowOk(["ps", "-a", "--format", "json"]))
+          .map((x: { Names: string[] }) => x.Names[0])
+          .sort(),
+      ).toEqual(["r1", "r2"]);
+      await t.burrowOk(["rm", "-f", "r1", "r2"]);
+
+      // A range outside its subnet: one line, exit 125, no file.
+      const bad = await t.burrow(["network", "create", "--subnet", "10.89.64.0/24", "--ip-range", "10.89.65.0/25", "badrange"]);
+      expect(bad.code).toBe(125);
+      expect(bad.stderr.trim()).toBe('Error: --ip-range "10.89.65.0/25" is not inside subnet 10.89.64.0/24');
+      expect(existsSync(`${t.dirs.networksDir}/badrange.json`)).toBe(false);
+      await t.burrowOk(["network", "rm", "ranged", "pair"]);
+    }, 90000);
+
     test("a setup netavark refuses is rolled back: netavark's message in one line, exit 125, nothing left", async () => {
       // A network whose bridge is an interface that is not a bridge: planned
       // by hand (podman would never), refused by netavark half-way.

@@ -28,14 +28,49 @@ function pools(network: NetworkFile): Pool[] {
     let last = lastAddress(subnet) - 1n;
     const start = s.lease_range?.start_ip ? parseIp(s.lease_range.start_ip) : null;
     const end = s.lease_range?.end_ip ? parseIp(s.lease_range.end_ip) : null;
-    if (start && subnetContains(subnet, start)) first = start.value;
-    if (end && subnetContains(subnet, end)) last = end.value;
+    // Never the network or the last address, whatever the range says: podman
+    // writes a CIDR range's last address as its end (10.89.5.255 for .128/25).
+    if (start && subnetContains(subnet, start) && start.value > first) first = start.value;
+    if (end && subnetContains(subnet, end) && end.value < last) last = end.value;
     return { subnet, gateway, first, last };
   });
 }
 
 function bad(message: string): BurrowError {
   return new BurrowError(message, { kind: "bad-input" });
+}
+
+const IP_RANGE_FORMS = "a CIDR range such as 10.89.5.128/25 or START-END such as 10.89.5.10-10.89.5.20";
+
+/**
+ * `network create --ip-range` as podman 5 takes it: a CIDR range, stored as
+ * its first host to its last address (what podman 4 and 5 write), or
+ * START-END (podman 5), inside one of `subnets` (the --subnet values).
+ * Returns that subnet's index and the lease range to write there.
+ */
+export function leaseRangeOf(text: string, subnets: string[]): { index: number; start: string; end: string } {
+  let start: IpAddress | null;
+  let end: IpAddress | null;
+  if (text.includes("/")) {
+    const cidr = parseCidr(text);
+    if (!cidr) throw bad(`invalid --ip-range ${quote(text)}: ${IP_RANGE_FORMS}`);
+    start = { family: cidr.subnet.family, value: cidr.subnet.network + 1n };
+    end = { family: cidr.subnet.family, value: lastAddress(cidr.subnet) };
+    if (start.value > end.value) throw bad(`invalid --ip-range ${quote(text)}: it holds no address to hand out; ${IP_RANGE_FORMS}`);
+  } else {
+    const parts = text.split("-");
+    start = parts.length === 2 ? parseIp(parts[0]!) : null;
+    end = parts.length === 2 ? parseIp(parts[1]!) : null;
+    if (!start || !end) throw bad(`invalid --ip-range ${quote(text)}: ${IP_RANGE_FORMS}`);
+    if (start.family !== end.family || start.value > end.value)
+      throw bad(`invalid --ip-range ${quote(text)}: START and END of one family, START first; ${IP_RANGE_FORMS}`);
+  }
+  const index = subnets.findIndex((s) => {
+    const subnet = parseCidr(s)?.subnet;
+    return !!subnet && subnetContains(subnet, start) && subnetContains(subnet, end);
+  });
+  if (index < 0) throw bad(`--ip-range ${quote(text)} is not inside ${subnets.length ? `subnet ${subnets.join(" or ")}` : "any subnet: give --subnet too"}`);
+  return { index, start: ipToString(start), end: ipToString(end) };
 }
 
 /**

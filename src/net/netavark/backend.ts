@@ -36,7 +36,7 @@ import { readHostRoutes, readInterfaceNames } from "../cni/host.ts";
 import type { RootlessNetns } from "../cni/rootless-netns.ts";
 import { connectInterface, interfaceName } from "../cni/attachment.ts";
 import { checkAlias, checkMac } from "../cni/static.ts";
-import { pickAddresses } from "./addresses.ts";
+import { leaseRangeOf, pickAddresses } from "./addresses.ts";
 import {
   DEFAULT_NETWORK_NAME,
   defaultNetworkConfig,
@@ -739,7 +739,7 @@ export function netavarkBackendWith(
     async create(req) {
       if (req.driver && req.driver !== "bridge")
         throw new BurrowError(`unsupported network driver ${quote(req.driver)}: burrow creates bridge networks`, { kind: "bad-input" });
-      if (req.ipRange) throw new BurrowError(`--ip-range is not supported with netavark networks yet: give --subnet`, { kind: "bad-input" });
+      const lease = req.ipRange !== undefined ? leaseRangeOf(req.ipRange, req.subnets) : null;
       const existing = nv.listing().networks.map((n) => n.config);
       const name = req.name ?? firstFreeName(existing.map((n) => n.name));
       const routes = readHostRoutes().map(subnetToString);
@@ -747,7 +747,11 @@ export function netavarkBackendWith(
       const config = planNetwork(
         {
           name,
-          subnets: req.subnets.map((subnet) => ({ subnet, ...(req.gateway ? { gateway: req.gateway } : {}) })),
+          subnets: req.subnets.map((subnet, i) => ({
+            subnet,
+            ...(req.gateway ? { gateway: req.gateway } : {}),
+            ...(lease?.index === i ? { leaseRange: { start: lease.start, end: lease.end } } : {}),
+          })),
           ipv6: req.ipv6,
           internal: req.internal,
           dnsEnabled: !req.disableDns,
