@@ -146,6 +146,29 @@ ls /run/containers/networks/aardvark-dns 2>/dev/null || true
     expect(lines.slice(3)).toEqual([]);
   }, 90_000);
 
+  test("rootful, a network without DNS: a sandbox never gets the address a podman container holds (podman's ipam.db)", async () => {
+    // No aardvark-dns file says where podman's container is: only podman's ipam.db does.
+    const script = `unshare -n sh -ec '
+export PODMAN_IGNORE_CGROUPSV1_WARNING=1 BURROW_NETWORKS_DIR=/run/t/networks BURROW_STATE_DIR=/run/t/burrow-state
+P="podman --root /run/t/storage --runroot /run/t/runroot --network-config-dir /run/t/networks"
+ip link set lo up
+$P network create --subnet 10.89.93.0/24 --disable-dns quiet >/dev/null
+$P run -d --name pq --network quiet --rootfs /opt/busybox-rootfs sleep 300 >/dev/null
+$P inspect pq --format "{{.NetworkSettings.Networks.quiet.IPAddress}}"
+burrow run --rm --network quiet -- sh -c "ip -4 -o addr show eth0" | grep -o "inet [0-9.]*" | cut -d" " -f2
+test -e /run/containers/networks/ipam.db && echo ipam.db
+$P rm -f -t 0 pq >/dev/null
+$P network rm quiet >/dev/null
+'`;
+    const r = await sidRun(["sh", "-ec", script], { user: false });
+    expect(r.code).toBe(0);
+    const [podmanIp, burrowIp, file] = r.stdout.trim().split("\n");
+    expect(file).toBe("ipam.db");
+    expect(podmanIp).toBe("10.89.93.2");
+    expect(burrowIp).toMatch(/^10\.89\.93\.\d+$/);
+    expect(burrowIp).not.toBe(podmanIp);
+  }, 90_000);
+
   // busybox httpd's CGI sees the client's address in REMOTE_ADDR (bracketed): the server's view of its peer.
   const PEER_CGI = `mkdir -p www/cgi-bin && printf '#!/bin/sh\\nprintf "Content-Type: text/plain\\\\r\\\\n\\\\r\\\\n%%s\\\\n" "$REMOTE_ADDR"\\n' > www/cgi-bin/peer && chmod +x www/cgi-bin/peer
 ask() { tries=0; until peer=$(curl -fsS -g --max-time 2 "http://$1/cgi-bin/peer" 2>&1); do tries=$((tries + 1)); [ $tries -lt 50 ] || { peer=none; break; }; sleep 0.1; done; echo "$1 -> $peer"; }`;

@@ -37,6 +37,7 @@ import type { RootlessNetns } from "../cni/rootless-netns.ts";
 import { connectInterface, interfaceName } from "../cni/attachment.ts";
 import { checkAlias, checkMac } from "../cni/static.ts";
 import { leaseRangeOf, pickAddresses } from "./addresses.ts";
+import { podmanAllocations, readIpamDb } from "./ipam-db.ts";
 import {
   DEFAULT_NETWORK_NAME,
   defaultNetworkConfig,
@@ -213,6 +214,28 @@ function aardvarkAddresses(configDir: string, network: string): string[] {
   return out;
 }
 
+/** Reasons already said about podman's ipam.db: each once per daemon. */
+const ipamDbWarned = new Set<string>();
+
+/**
+ * The addresses podman's own containers hold on `network`, from its
+ * ipam.db in the config dir (rootful, shared with podman): on a network
+ * without DNS aardvark-dns's files do not have them. A file that cannot be
+ * read or is not what podman writes is said once and left out.
+ */
+function podmanIpamAddresses(configDir: string, network: string): string[] {
+  const path = `${configDir}/ipam.db`;
+  try {
+    const db = readIpamDb(path);
+    return db ? podmanAllocations(db, network) : [];
+  } catch (e) {
+    const reason = `podman's ${path} left out of the address choice: ${messageOf(e)}`;
+    if (!ipamDbWarned.has(reason)) log.warn(reason);
+    ipamDbWarned.add(reason);
+    return [];
+  }
+}
+
 export class NetavarkNetworking {
   private readonly spawnLocal: NetavarkSpawner;
   /** Setups and teardowns, one at a time: an address is picked and taken under it, and netavark's firewall setup is not safe to race. */
@@ -341,7 +364,7 @@ export class NetavarkNetworking {
 
   // ------------------------------------------------------------ attach / detach
 
-  /** Addresses in use on `network`: burrow's rows, setups under way, and aardvark-dns's entries (podman's containers). */
+  /** Addresses in use on `network`: burrow's rows, setups under way, aardvark-dns's entries and podman's ipam.db (podman's containers). */
   private usedAddresses(network: string, exceptId: string): string[] {
     const out: string[] = [];
     for (const s of this.deps.sandboxes()) {
@@ -350,6 +373,7 @@ export class NetavarkNetworking {
     }
     for (const [ip, id] of this.reserved.get(network) ?? []) if (id !== exceptId) out.push(ip);
     out.push(...aardvarkAddresses(this.deps.paths.netavarkDir, network));
+    out.push(...podmanIpamAddresses(this.deps.paths.netavarkDir, network));
     return out;
   }
 
