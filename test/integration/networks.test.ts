@@ -81,6 +81,19 @@ function inCniNetns(t: BurrowContext, cmd: string[]) {
   return t.burrow(["unshare", "--", "nsenter", `--net=${t.dirs.runtimeDir}/rootless-netns/net`, "--", ...cmd]);
 }
 
+/**
+ * The iptables command of the namespace where this mode's CNI rules live:
+ * rootful the host's (a test netns); rootless iptables-legacy once burrow
+ * chose it for its own namespace (src/net/cni/rootless-netns.ts
+ * chooseFirewall), with the lock file its plugins use (legacy takes one in
+ * /run, which is the runner's own there and root's here).
+ */
+function cniIptables(t: BurrowContext): string[] {
+  const ns = `${t.dirs.runtimeDir}/rootless-netns`;
+  if (t.mode === "rootless" && existsSync(`${ns}/firewall`)) return ["env", `XTABLES_LOCKFILE=${ns}/run/xtables.lock`, "/usr/sbin/iptables-legacy"];
+  return ["/usr/sbin/iptables"];
+}
+
 /** Processes whose command line names this context's dirs (slirp4netns, dnsmasq, httpd, ...). */
 function processesOf(t: BurrowContext, pattern: RegExp): string[] {
   return listPids().flatMap((pid) => {
@@ -295,10 +308,26 @@ for (const mode of ["rootless", "rootful"] as const) {
         return r.code === 7;
       };
       expect(await works()).toBe(true);
-      const rules = async () => (await inCniNetns(t, ["/usr/sbin/iptables", "-t", "nat", "-S"])).stdout;
+      const iptables = cniIptables(t);
+      const rules = async () => (await inCniNetns(t, [...iptables, "-t", "nat", "-S"])).stdout;
       expect(await rules()).toContain(aId);
+      if (mode === "rootless") {
+        // burrow's own namespace: its CNI plugins use iptables-legacy where it works (asked here as
+        // root in a netns of its own), and then nf_tables holds none of their rules.
+        const legacyWorks =
+          Bun.spawnSync(["unshare", "-n", "/usr/sbin/iptables-legacy", "-t", "nat", "-S"], { stdout: "ignore", stderr: "ignore" }).exitCode === 0;
+        expect(existsSync(`${t.dirs.runtimeDir}/rootless-netns/firewall`)).toBe(legacyWorks);
+        if (legacyWorks) {
+          expect(readFileSync(`${t.dirs.runtimeDir}/rootless-netns/firewall`, "utf8")).toBe("legacy\n");
+          expect((await inCniNetns(t, ["/usr/sbin/iptables-nft", "-t", "nat", "-S"])).stdout).not.toContain(aId);
+        }
+      }
 
-      const flush = await inCniNetns(t, ["sh", "-c", "for t in nat filter; do /usr/sbin/iptables -t $t -F && /usr/sbin/iptables -t $t -X || exit 1; done"]);
+      const flush = await inCniNetns(t, [
+        "sh",
+        "-c",
+        `for t in nat filter; do ${iptables.join(" ")} -t $t -F && ${iptables.join(" ")} -t $t -X || exit 1; done`,
+      ]);
       expect(flush).toMatchObject({ code: 0, stderr: "" });
       expect(await rules()).not.toContain(aId);
       expect(await works()).toBe(false);

@@ -116,7 +116,7 @@ export class CniNetworking {
       // of the same name, and from whatever the caller's session exported.
       // Rootless, the state dir (src/net/cni/dnsmasq.ts): a logout must not take them.
       env: { XDG_RUNTIME_DIR: dnsnameRuntimeDir(paths) },
-      ...(rns ? { spawn: rns.spawn } : {}),
+      ...(rns ? { spawn: rns.pluginSpawn } : {}),
     });
   }
 

@@ -7,7 +7,21 @@
 // plain `run`: src/machine/rootless-default.ts). Created on first need, torn
 // down with its helper and dnsmasq when the last bridge sandbox leaves.
 // Daemon main thread, session namespaces.
-import { closeSync, copyFileSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  copyFileSync,
+  existsSync,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import * as v from "valibot";
 import { log } from "../../log.ts";
 import { nsId } from "../../sys/ns.ts";
@@ -152,11 +166,14 @@ const helperOf = (st: Pick<State, "helper">): RootlessNetworkCmd => st.helper ??
 interface Made {
   state: State;
   resolv: string;
+  /** Its CNI plugins use iptables-legacy (chooseFirewall). */
+  firewall?: "legacy";
 }
 
 const MadeFile = v.object({
   state: StateFile,
   resolv: v.string(),
+  firewall: v.optional(v.literal("legacy")),
   bootId: v.string(),
   userns: v.nullable(v.string()),
   slirpStart: v.nullable(v.string()),
@@ -184,6 +201,25 @@ function bootId(): string {
   } catch {
     return "";
   }
+}
+
+// iptables-legacy for the CNI plugins in this namespace (docs/decisions.md
+// "The rootless namespace's CNI plugins use iptables-legacy"): nf_tables
+// commits every rule deletion only after an RCU grace period, holding the
+// namespace's commit mutex (iptables-nft -D 17 ms here, -legacy 4 ms), so a
+// DEL's deletions held up the next ADD's additions. The namespace is
+// burrow's own: nobody else reads its rules.
+const LEGACY_NAMES = ["iptables", "ip6tables", "iptables-save", "iptables-restore", "ip6tables-save", "ip6tables-restore"];
+const LEGACY_MARK = "legacy\n";
+
+/** iptables-legacy's multi-call binary, or null where the distribution has none. */
+function legacyIptablesBinary(): string | null {
+  for (const dir of ["/usr/sbin", "/sbin", "/usr/local/sbin"]) {
+    try {
+      return realpathSync(`${dir}/iptables-legacy`);
+    } catch {}
+  }
+  return null;
 }
 
 /** SIGKILL, then wait (up to 2 s) until the process is gone: its sockets closed. */
@@ -309,7 +345,9 @@ export class RootlessNetns {
         const started = await this.startHelper(ino, chosen.helper);
         const resolv = buildResolvConf({ hostContent: readHostResolvConf().content, firstNameservers: started.nameservers });
         writeFileSync(`${this.dir}/resolv.conf`, resolv.content, { mode: 0o644 });
-        this.remember({ state: started.state, resolv: resolv.content });
+        // Its plugin runner binds resolv.conf: after it is written.
+        const firewall = await this.chooseFirewall();
+        this.remember({ state: started.state, resolv: resolv.content, ...(firewall ? { firewall } : {}) });
         log.debug(`rootless CNI namespace up with ${chosen.helper} in ${(performance.now() - t0).toFixed(1)} ms`);
       } catch (e) {
         await this.teardownNow();
@@ -543,7 +581,7 @@ export class RootlessNetns {
       const raw = readPrivateRecord(this.madeFile, MadeFile, MADE_FILE);
       if (!raw || raw.bootId !== bootId() || raw.userns !== nsId("/proc/self/ns/user")) return null;
       if (startTimeOf(raw.state.slirpPid) !== raw.slirpStart || !this.helperAlive(raw.state)) return null;
-      return { state: raw.state, resolv: raw.resolv };
+      return { state: raw.state, resolv: raw.resolv, ...(raw.firewall ? { firewall: raw.firewall } : {}) };
     } catch {
       return null;
     }
@@ -609,6 +647,8 @@ export class RootlessNetns {
         this.makeDirs();
         writeFileSync(this.stateFile, JSON.stringify(made.state), { mode: 0o600 });
         writeFileSync(`${this.dir}/resolv.conf`, made.resolv, { mode: 0o644 });
+        // Its rules are where its plugins put them: the next DEL must look there too.
+        if (made.firewall === "legacy") writeFileSync(this.firewallFile, LEGACY_MARK, { mode: 0o600 });
         if (!existsSync(this.pin)) writeFileSync(this.pin, "");
         bind(handle.path, this.pin);
         this.runner?.stop();
@@ -708,6 +748,69 @@ export class RootlessNetns {
       this.runner = new CniRunner(cfg);
     }
     return this.runner.run(req);
+  };
+
+  /** The directory of the iptables names the CNI plugins find first when the namespace uses iptables-legacy. */
+  private get legacyBin(): string {
+    return `${this.dir}/bin`;
+  }
+
+  private get firewallFile(): string {
+    return `${this.dir}/firewall`;
+  }
+
+  /**
+   * A new namespace's CNI plugins get iptables-legacy when it works there
+   * for both families (the kernel may lack legacy tables: then iptables as
+   * the distribution chose, as before). Decided once per namespace and
+   * written down (the runtime dir's mark; the state dir's record, which a
+   * logout leaves), so that every later DEL looks where the ADDs wrote.
+   */
+  private async chooseFirewall(): Promise<"legacy" | undefined> {
+    try {
+      if (!this.legacyNames()) return undefined;
+      for (const tool of ["iptables", "ip6tables"]) {
+        const r = await this.spawn({ argv: [`${this.legacyBin}/${tool}`, "-w", "-t", "nat", "-S"], env: cleanEnv(), stdin: "", timeoutMs: 10_000 });
+        if (r.exitCode !== 0) throw new Error(`${tool}-legacy answered ${r.exitCode}: ${r.stderr.trim().split("\n")[0] ?? ""}`);
+      }
+      writeFileSync(this.firewallFile, LEGACY_MARK, { mode: 0o600 });
+      return "legacy";
+    } catch (e) {
+      log.debug(`the rootless namespace keeps the default iptables: ${messageOf(e)}`);
+      return undefined;
+    }
+  }
+
+  /** The legacy names in the namespace's bin dir (made again after a logout removed them); false without iptables-legacy. */
+  private legacyNames(): boolean {
+    if (existsSync(`${this.legacyBin}/iptables`)) return true;
+    const multi = legacyIptablesBinary();
+    if (!multi) return false;
+    mkdirSync(this.legacyBin, { recursive: true, mode: 0o700 });
+    for (const name of LEGACY_NAMES) {
+      try {
+        symlinkSync(multi, `${this.legacyBin}/${name}`);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+      }
+    }
+    return true;
+  }
+
+  /** Whether this namespace's CNI plugins use iptables-legacy (chooseFirewall); only this file's exact mark says so. */
+  usesLegacyIptables(): boolean {
+    try {
+      return readFileSync(this.firewallFile, "utf8") === LEGACY_MARK;
+    } catch {
+      return false;
+    }
+  }
+
+  /** spawn for the CNI plugins: iptables-legacy's names first in PATH when the namespace uses it. */
+  readonly pluginSpawn: PluginSpawner = (req) => {
+    if (!this.usesLegacyIptables()) return this.spawn(req);
+    this.legacyNames();
+    return this.spawn({ ...req, env: { ...req.env, PATH: `${this.legacyBin}:${req.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin"}` } });
   };
 
   /** A path for `pin` that resolves inside the runner's private mount namespace too. */
