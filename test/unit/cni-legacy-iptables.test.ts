@@ -18,7 +18,11 @@ function namespaceWith(mark: string | null): { rns: RootlessNetns; seen: SpawnRe
   const rns = new RootlessNetns({ rootless: true, runtimeDir, stateDir: `${runtimeDir}/state` } as Paths);
   const seen: SpawnRequest[] = [];
   // The runner itself is not started: what it would be asked to run is recorded.
-  Object.defineProperty(rns, "spawn", { value: async (req: SpawnRequest) => (seen.push(req), { exitCode: 0, stdout: "", stderr: "" }) });
+  const record = async (req: SpawnRequest) => {
+    seen.push(req);
+    return { exitCode: 0, stdout: "", stderr: "" };
+  };
+  Object.defineProperty(rns, "spawn", { value: record });
   return { rns, seen };
 }
 
