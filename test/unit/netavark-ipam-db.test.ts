@@ -71,20 +71,20 @@ describe("reading the file", () => {
   const path = join(dir, "ipam.db");
   writeFileSync(path, db);
 
-  test("the bytes as they are; no file is null", () => {
-    expect(readIpamDb(path)!.equals(db)).toBe(true);
-    expect(readIpamDb(join(dir, "none.db"))).toBeNull();
+  test("the bytes as they are; no file is null", async () => {
+    expect((await readIpamDb(path))!.equals(db)).toBe(true);
+    expect(await readIpamDb(join(dir, "none.db"))).toBeNull();
   });
 
-  test("a writer's exclusive lock is waited for, then the read is refused", () => {
+  test("a writer's exclusive lock is waited for, then the read is refused", async () => {
     // bbolt's writer (podman) holds flock(LOCK_EX) while it writes.
     const held = openRO(path);
     try {
       flock(held, LOCK.EX);
-      expect(() => readIpamDb(path, 20)).toThrow("EAGAIN");
+      await expect(readIpamDb(path, 20)).rejects.toThrow("EAGAIN");
       // A shared lock (another reader) does not stop it.
       flock(held, LOCK.SH);
-      expect(readIpamDb(path, 20)!.length).toBe(db.length);
+      expect((await readIpamDb(path, 20))!.length).toBe(db.length);
     } finally {
       close(held);
       rmSync(dir, { recursive: true, force: true });

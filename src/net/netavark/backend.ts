@@ -223,10 +223,10 @@ const ipamDbWarned = new Set<string>();
  * without DNS aardvark-dns's files do not have them. A file that cannot be
  * read or is not what podman writes is said once and left out.
  */
-function podmanIpamAddresses(configDir: string, network: string): string[] {
+async function podmanIpamAddresses(configDir: string, network: string): Promise<string[]> {
   const path = `${configDir}/ipam.db`;
   try {
-    const db = readIpamDb(path);
+    const db = await readIpamDb(path);
     return db ? podmanAllocations(db, network) : [];
   } catch (e) {
     const reason = `podman's ${path} left out of the address choice: ${messageOf(e)}`;
@@ -365,7 +365,7 @@ export class NetavarkNetworking {
   // ------------------------------------------------------------ attach / detach
 
   /** Addresses in use on `network`: burrow's rows, setups under way, aardvark-dns's entries and podman's ipam.db (podman's containers). */
-  private usedAddresses(network: string, exceptId: string): string[] {
+  private async usedAddresses(network: string, exceptId: string): Promise<string[]> {
     const out: string[] = [];
     for (const s of this.deps.sandboxes()) {
       if (s.id === exceptId || s.runtime.network !== "netavark") continue;
@@ -373,7 +373,7 @@ export class NetavarkNetworking {
     }
     for (const [ip, id] of this.reserved.get(network) ?? []) if (id !== exceptId) out.push(ip);
     out.push(...aardvarkAddresses(this.deps.paths.netavarkDir, network));
-    out.push(...podmanIpamAddresses(this.deps.paths.netavarkDir, network));
+    out.push(...(await podmanIpamAddresses(this.deps.paths.netavarkDir, network)));
     return out;
   }
 
@@ -407,7 +407,7 @@ export class NetavarkNetworking {
     return this.mutex.run(async () => {
       const waited = performance.now() - queued;
       if (waited > 1) log.debug(`netavark setup ${s.id.slice(0, 12)} waited ${waited.toFixed(1)} ms for the one before`);
-      const ips = pickAddresses(net.config, this.usedAddresses(net.name, s.id), opts.ip ? [opts.ip] : []);
+      const ips = pickAddresses(net.config, await this.usedAddresses(net.name, s.id), opts.ip ? [opts.ip] : []);
       const extra = [...new Set([s.id.slice(0, 12), ...opts.aliases])].filter((a) => a !== s.name);
       const options = buildSetupOptions({
         containerId: s.id,

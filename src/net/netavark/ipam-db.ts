@@ -18,7 +18,7 @@
 //
 // No npm package reads bbolt files (none in the registry list, env/packages/npm.tsv); this is ~100 lines (docs/decisions.md).
 import * as v from "valibot";
-import { fstatSync, readSync } from "node:fs";
+import { fstatSync, readFileSync } from "node:fs";
 import { flock, LOCK } from "../../sys/proc.ts";
 import { close, openRO } from "../../sys/ns.ts";
 import { isSysError } from "../../sys/libc.ts";
@@ -150,9 +150,10 @@ export function podmanAllocations(db: Buffer, network: string): string[] {
 /**
  * The bytes of `path` read under a shared flock(2), as bbolt's own readers
  * take it (podman holds it exclusively while it writes); null when there
- * is no such file. Waits up to `waitMs` for podman to finish; then throws.
+ * is no such file. Waits up to `waitMs` for podman to finish (off the
+ * daemon's event loop); then throws.
  */
-export function readIpamDb(path: string, waitMs = 200): Buffer | null {
+export async function readIpamDb(path: string, waitMs = 200): Promise<Buffer | null> {
   let fd: number;
   try {
     fd = openRO(path);
@@ -167,19 +168,12 @@ export function readIpamDb(path: string, waitMs = 200): Buffer | null {
         break;
       } catch (e) {
         if (!isSysError(e, "EAGAIN") || waited >= waitMs) throw e;
-        Bun.sleepSync(5);
+        await Bun.sleep(5);
       }
     }
     const size = fstatSync(fd).size;
     if (size > MAX_BYTES) throw new BadDb(`${size} bytes`);
-    const buf = Buffer.alloc(size);
-    let got = 0;
-    while (got < size) {
-      const n = readSync(fd, buf, got, size - got, got);
-      if (n <= 0) break;
-      got += n;
-    }
-    return buf.subarray(0, got);
+    return readFileSync(fd);
   } finally {
     close(fd);
   }
