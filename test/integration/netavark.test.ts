@@ -275,11 +275,12 @@ for (const mode of ["rootless", "rootful"] as const) {
 
     test("network create --ip-range: podman's lease range in the file, addresses only inside it, a bad range refused", async () => {
       // A CIDR range is written as podman 4.3 and 5.8 write it: its first host to its last address.
-      await t.burrowOk(["network", "create", "--subnet", "10.89.62.0/24", "--ip-range", "10.89.62.128/25", "ranged"]);
+      // The lower half: the address podman would reach last there is the range's end, not the subnet's.
+      await t.burrowOk(["network", "create", "--subnet", "10.89.62.0/24", "--ip-range", "10.89.62.0/25", "ranged"]);
       expect(JSON.parse(readFileSync(`${t.dirs.networksDir}/ranged.json`, "utf8")).subnets).toEqual([
-        { subnet: "10.89.62.0/24", gateway: "10.89.62.1", lease_range: { start_ip: "10.89.62.129", end_ip: "10.89.62.255" } },
+        { subnet: "10.89.62.0/24", gateway: "10.89.62.1", lease_range: { start_ip: "10.89.62.1", end_ip: "10.89.62.127" } },
       ]);
-      expect(await t.burrowOk(["run", "--rm", "--network", "ranged", "--", "sh", "-c", "ip -4 -o addr show eth0"])).toMatch(/inet 10\.89\.62\.129\/24 /);
+      expect(await t.burrowOk(["run", "--rm", "--network", "ranged", "--", "sh", "-c", "ip -4 -o addr show eth0"])).toMatch(/inet 10\.89\.62\.127\/24 /);
 
       // podman 5's START-END: two addresses, two sandboxes; a third is refused in one line and leaves nothing.
       await t.burrowOk(["network", "create", "--subnet", "10.89.63.0/24", "--ip-range", "10.89.63.10-10.89.63.11", "pair"]);

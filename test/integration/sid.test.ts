@@ -146,6 +146,37 @@ ls /run/containers/networks/aardvark-dns 2>/dev/null || true
     expect(lines.slice(3)).toEqual([]);
   }, 90_000);
 
+  test("rootful, the sandbox first: a podman container started after it gets another address, and they reach each other by name", async () => {
+    // podman allocates from its own ipam.db only, which does not list burrow's
+    // sandboxes: burrow takes the address podman's allocator would reach last.
+    // Each side serves its name over HTTP (podman's containers lack CAP_NET_RAW, so no ping); each fetches the other's by name.
+    const script = `unshare -n sh -ec '
+export PODMAN_IGNORE_CGROUPSV1_WARNING=1 BURROW_NETWORKS_DIR=/run/t/networks BURROW_STATE_DIR=/run/t/burrow-state
+P="podman --root /run/t/storage --runroot /run/t/runroot --network-config-dir /run/t/networks"
+ip link set lo up
+mkdir -p /run/t/www && echo bs > /run/t/www/name
+$P network create --subnet 10.89.94.0/24 later >/dev/null
+burrow run -d --name bs --network later -- busybox httpd -f -p 8080 -h /run/t/www >/dev/null
+$P run -d --name pc --network later --rootfs /opt/busybox-rootfs sh -c "mkdir -p /w && echo pc > /w/name && exec httpd -f -p 8080 -h /w" >/dev/null
+burrow inspect bs --format "{{.NetworkSettings.Networks.later.IPAddress}}"
+$P inspect pc --format "{{.NetworkSettings.Networks.later.IPAddress}}"
+fetch() { for i in $(seq 50); do if out=$("$@" 2>/dev/null); then echo "$out"; return; fi; sleep 0.1; done; echo unreached; }
+fetch $P exec pc wget -q -T 2 -O - http://bs:8080/name
+fetch burrow exec bs -- curl -fsS --max-time 2 http://pc:8080/name
+burrow rm -f bs >/dev/null
+$P rm -f -t 0 pc >/dev/null
+$P network rm later >/dev/null
+'`;
+    const r = await sidRun(["sh", "-ec", script], { user: false });
+    const [burrowIp, podmanIp, ...reached] = r.stdout.trim().split("\n");
+    expect(burrowIp).toMatch(/^10\.89\.94\.\d+$/);
+    expect(podmanIp).toBe("10.89.94.2");
+    expect(burrowIp).not.toBe(podmanIp);
+    // podman's container reaches the sandbox by name, and the sandbox the container.
+    expect(reached).toEqual(["bs", "pc"]);
+    expect(r.code).toBe(0);
+  }, 90_000);
+
   test("rootful, a network without DNS: a sandbox never gets the address a podman container holds (podman's ipam.db)", async () => {
     // No aardvark-dns file says where podman's container is: only podman's ipam.db does.
     const script = `unshare -n sh -ec '

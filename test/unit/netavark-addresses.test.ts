@@ -3,6 +3,7 @@
 import { expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import fc from "fast-check";
 import * as v from "valibot";
 import { leaseRangeOf, pickAddresses } from "../../src/net/netavark/addresses.ts";
 import { defaultNetworkConfig } from "../../src/net/netavark/networks-dir.ts";
@@ -10,18 +11,67 @@ import { NetworkFile } from "../../src/net/netavark/schema.ts";
 
 const file = (name: string) => v.parse(NetworkFile, JSON.parse(readFileSync(join(import.meta.dir, `../fixtures/netavark/podman-5.8-${name}.json`), "utf8")));
 
-test("the first free address, skipping the gateway and used ones; one per subnet (IPv4 and IPv6)", () => {
-  expect(pickAddresses(file("nvtest1"), [])).toEqual(["10.89.0.2"]);
-  expect(pickAddresses(file("nvtest1"), ["10.89.0.2", "10.89.0.3"])).toEqual(["10.89.0.4"]);
-  const dual = pickAddresses(file("nvtest2"), []);
-  expect(dual).toHaveLength(2);
-  expect(dual[0]).toBe("10.89.1.2");
-  expect(dual[1]).toMatch(/^fd[0-9a-f:]+::2$/);
+test("the free address podman reaches last: from the top down, skipping the gateway and used ones; one per subnet (IPv4 and IPv6)", () => {
+  expect(pickAddresses(file("nvtest1"), [])).toEqual(["10.89.0.254"]);
+  expect(pickAddresses(file("nvtest1"), ["10.89.0.254", "10.89.0.253"])).toEqual(["10.89.0.252"]);
+  // nvtest2: 10.89.1.0/24 and fd5a:4d47:7699:fab6::/64; the last address of each is kept out, as podman does.
+  expect(pickAddresses(file("nvtest2"), [])).toEqual(["10.89.1.254", "fd5a:4d47:7699:fab6:ffff:ffff:ffff:fffe"]);
+});
+
+test("podman's lastIP: down from it (podman's next allocation goes up from it), then from the top", () => {
+  const n = file("nvtest1"); // 10.89.0.0/24, gateway .1
+  const held = ["10.89.0.2", "10.89.0.3"];
+  // podman gave out up to .7 and has freed .4-.7: .7 is the free address its allocator reaches last.
+  expect(pickAddresses(n, held, [], ["10.89.0.7"])).toEqual(["10.89.0.7"]);
+  // Everything from .7 down to the range's start held (the gateway is never handed out): round to the top.
+  const low = ["2", "3", "4", "5", "6", "7"].map((x) => `10.89.0.${x}`);
+  expect(pickAddresses(n, low, [], ["10.89.0.7"])).toEqual(["10.89.0.254"]);
+  // A lastIP of another family, or outside the range, says nothing about this subnet.
+  expect(pickAddresses(n, [], [], ["fd00::7", "10.77.0.9"])).toEqual(["10.89.0.254"]);
+  // Per subnet: each family's own lastIP.
+  expect(pickAddresses(file("nvtest2"), [], [], ["10.89.1.9", "fd5a:4d47:7699:fab6::5"])).toEqual(["10.89.1.9", "fd5a:4d47:7699:fab6::5"]);
+});
+
+test("property: burrow's pick is the free address podman's allocator would reach last, so podman takes it only after every other", () => {
+  // A /27 with its gateway at .1, a lease range or none, podman's lastIP anywhere in it or absent, random held addresses.
+  fc.assert(
+    fc.property(
+      fc.option(fc.integer({ min: 1, max: 30 }), { nil: undefined }),
+      fc.subarray(Array.from({ length: 30 }, (_, i) => i + 1)),
+      fc.option(fc.tuple(fc.integer({ min: 1, max: 30 }), fc.integer({ min: 1, max: 30 })), { nil: undefined }),
+      (lastHost, heldHosts, range) => {
+        const [lo, hi] = range ? [Math.min(...range), Math.max(...range)] : [1, 30];
+        const n = {
+          ...file("nvtest1"),
+          subnets: [
+            {
+              subnet: "10.66.0.0/27",
+              gateway: "10.66.0.1",
+              ...(range ? { lease_range: { start_ip: `10.66.0.${lo}`, end_ip: `10.66.0.${hi}` } } : {}),
+            },
+          ],
+        };
+        const held = heldHosts.map((h) => `10.66.0.${h}`);
+        const last = lastHost !== undefined ? [`10.66.0.${lastHost}`] : [];
+        // podman's order: from lastIP + 1 (or the range's start) up to the range's end, then from its start; never its gateway.
+        const inRange = lastHost !== undefined && lastHost >= lo && lastHost <= hi;
+        const order: number[] = [];
+        for (let i = 0, from = inRange ? lastHost! + 1 : lo; i <= hi - lo; i++) order.push(((from - lo + i) % (hi - lo + 1)) + lo);
+        const free = order.filter((h) => h !== 1 && !heldHosts.includes(h));
+        if (!free.length) {
+          expect(() => pickAddresses(n, held, [], last)).toThrow("no free IP address left");
+          return;
+        }
+        expect(pickAddresses(n, held, [], last)).toEqual([`10.66.0.${free[free.length - 1]}`]);
+      },
+    ),
+    { numRuns: 500 },
+  );
 });
 
 test("lease_range bounds the choice; a gateway at the end of the subnet is skipped", () => {
   // nvtest3: 10.99.0.0/24, gateway .254, range .10-.20
-  expect(pickAddresses(file("nvtest3"), [])).toEqual(["10.99.0.10"]);
+  expect(pickAddresses(file("nvtest3"), [])).toEqual(["10.99.0.20"]);
   const used = Array.from({ length: 11 }, (_, i) => `10.99.0.${10 + i}`);
   expect(() => pickAddresses(file("nvtest3"), used)).toThrow("no free IP address left in 10.99.0.0/24 of network nvtest3");
 });
@@ -40,9 +90,9 @@ test("a requested address is checked: in a subnet, not network/broadcast/gateway
 test("a requested IPv4 address on a dual-stack network still gets an IPv6 one; IPAM none gets none", () => {
   const got = pickAddresses(file("nvtest2"), [], ["10.89.1.50"]);
   expect(got[0]).toBe("10.89.1.50");
-  expect(got[1]).toMatch(/::2$/);
+  expect(got[1]).toBe("fd5a:4d47:7699:fab6:ffff:ffff:ffff:fffe");
   expect(pickAddresses(file("nvnone"), [])).toEqual([]);
-  expect(pickAddresses(defaultNetworkConfig(), [])).toEqual(["10.88.0.2"]);
+  expect(pickAddresses(defaultNetworkConfig(), [])).toEqual(["10.88.255.254"]);
 });
 
 test("--ip-range: a CIDR range is written as podman writes it, START-END as given, inside its subnet", () => {
@@ -78,7 +128,7 @@ test("a lease range ending on the subnet's last address (podman's CIDR form) nev
     ...file("nvtest1"),
     subnets: [{ subnet: "10.99.7.0/24", gateway: "10.99.7.1", lease_range: { start_ip: "10.99.7.129", end_ip: "10.99.7.255" } }],
   };
-  expect(pickAddresses(n, [])).toEqual(["10.99.7.129"]);
+  expect(pickAddresses(n, [])).toEqual(["10.99.7.254"]);
   const used = Array.from({ length: 126 }, (_, i) => `10.99.7.${129 + i}`);
   expect(() => pickAddresses(n, used)).toThrow("no free IP address left in 10.99.7.0/24");
 });

@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
-import { podmanAllocations, readIpamDb } from "../../src/net/netavark/ipam-db.ts";
+import { podmanAllocations, podmanIpam, readIpamDb } from "../../src/net/netavark/ipam-db.ts";
 import { flock, LOCK } from "../../src/sys/proc.ts";
 import { close, openRO } from "../../src/sys/ns.ts";
 
@@ -20,6 +20,13 @@ describe("podman's allocations", () => {
     expect(podmanAllocations(db, "other").sort()).toEqual(["10.89.92.2", "fd49:922b:6758:d44::2"]);
     expect(podmanAllocations(db, "nosuch")).toEqual([]);
     expect(podmanAllocations(db, "ids")).toEqual([]);
+  });
+
+  test("each subnet's lastIP, where podman's allocator goes on from (4 bytes for IPv4, 16 for IPv6)", () => {
+    // quiet: podman gave out .2 and .3, then .200 by --ip (a static address leaves lastIP where it was).
+    expect(podmanIpam(db, "quiet").lastIps).toEqual(["10.89.91.3"]);
+    expect(podmanIpam(db, "other").lastIps.sort()).toEqual(["10.89.92.2", "fd49:922b:6758:d44::2"]);
+    expect(podmanIpam(db, "nosuch")).toEqual({ addresses: [], lastIps: [] });
   });
 
   test("a file that is not bbolt's, or whose both meta pages are bad, is refused", () => {

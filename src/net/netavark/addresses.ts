@@ -3,7 +3,14 @@
 // allocations in ipam.db). This is burrow's side of that: one address per
 // subnet of the network, as podman gives, either the user's --ip checked
 // against the subnets (netavark 1.17 takes an address outside every subnet
-// and fails half-way, measured), or the first free one.
+// and fails half-way, measured), or the free one podman's allocator would
+// reach last. podman hands out addresses from its ipam.db alone, which
+// lists none of burrow's: from the one after the subnet's `lastIP` upwards,
+// wrapping at the range's end (from the range's start on a new network). A
+// sandbox picked from the bottom took the very address podman gave its next
+// container on a shared rootful bridge (measured with podman 5.8); picked
+// in the reverse of podman's order, the two meet only once podman has gone
+// round the whole range (docs/netavark.md).
 //
 // Pure: the caller passes the addresses already in use on the network.
 import { BurrowError } from "../../errors.ts";
@@ -75,11 +82,14 @@ export function leaseRangeOf(text: string, subnets: string[]): { index: number; 
 
 /**
  * The addresses for a sandbox on `network`: `requested` (the --ip values,
- * each in one of its subnets) plus the first free address of every subnet
- * no requested address covers. `used` are the addresses other sandboxes and
- * containers hold there. A network without subnets (IPAM none) gets none.
+ * each in one of its subnets) plus, in every subnet no requested address
+ * covers, the free address podman would hand out last: counting down from
+ * podman's `lastIP` there (`podmanLast`, from its ipam.db) to the range's
+ * start, then from the range's end; from the range's end when podman has
+ * none. `used` are the addresses other sandboxes and containers hold
+ * there. A network without subnets (IPAM none) gets none.
  */
-export function pickAddresses(network: NetworkFile, used: string[], requested: string[] = []): string[] {
+export function pickAddresses(network: NetworkFile, used: string[], requested: string[] = [], podmanLast: string[] = []): string[] {
   const all = pools(network);
   const taken = new Set(
     used
@@ -104,10 +114,15 @@ export function pickAddresses(network: NetworkFile, used: string[], requested: s
     covered.add(pool);
     out.push(ipToString(ip));
   }
+  const lastIps = podmanLast.map((t) => parseIp(t)).filter((ip): ip is IpAddress => ip !== null);
   for (const pool of all) {
     if (covered.has(pool)) continue;
+    const last = lastIps.find((ip) => ip.family === pool.subnet.family && ip.value >= pool.first && ip.value <= pool.last);
+    // podman's order is from (lastIP or the start's predecessor) + 1 up, wrapping: burrow walks it backwards.
+    const turn = last ? last.value : pool.first - 1n;
     let found: string | null = null;
-    for (let v = pool.first; v <= pool.last; v++) {
+    for (let i = 0n, size = pool.last - pool.first + 1n; i < size; i++) {
+      const v = turn - i >= pool.first ? turn - i : turn - i + size;
       if (pool.gateway && pool.gateway.value === v) continue;
       const text = formatIp(pool.subnet.family, v);
       if (!taken.has(text)) {

@@ -37,7 +37,7 @@ import type { RootlessNetns } from "../cni/rootless-netns.ts";
 import { connectInterface, interfaceName } from "../cni/attachment.ts";
 import { checkAlias, checkMac } from "../cni/static.ts";
 import { leaseRangeOf, pickAddresses } from "./addresses.ts";
-import { podmanAllocations, readIpamDb } from "./ipam-db.ts";
+import { type PodmanIpam, podmanIpam, readIpamDb } from "./ipam-db.ts";
 import {
   DEFAULT_NETWORK_NAME,
   defaultNetworkConfig,
@@ -218,21 +218,22 @@ function aardvarkAddresses(configDir: string, network: string): string[] {
 const ipamDbWarned = new Set<string>();
 
 /**
- * The addresses podman's own containers hold on `network`, from its
- * ipam.db in the config dir (rootful, shared with podman): on a network
- * without DNS aardvark-dns's files do not have them. A file that cannot be
- * read or is not what podman writes is said once and left out.
+ * What podman's ipam.db in the config dir (rootful, shared with podman)
+ * says about `network`: the addresses its containers hold (on a network
+ * without DNS aardvark-dns's files do not have them) and where its
+ * allocator goes on from. A file that cannot be read or is not what podman
+ * writes is said once and left out.
  */
-async function podmanIpamAddresses(configDir: string, network: string): Promise<string[]> {
+async function podmanIpamOf(configDir: string, network: string): Promise<PodmanIpam> {
   const path = `${configDir}/ipam.db`;
   try {
     const db = await readIpamDb(path);
-    return db ? podmanAllocations(db, network) : [];
+    return db ? podmanIpam(db, network) : { addresses: [], lastIps: [] };
   } catch (e) {
     const reason = `podman's ${path} left out of the address choice: ${messageOf(e)}`;
     if (!ipamDbWarned.has(reason)) log.warn(reason);
     ipamDbWarned.add(reason);
-    return [];
+    return { addresses: [], lastIps: [] };
   }
 }
 
@@ -365,7 +366,8 @@ export class NetavarkNetworking {
   // ------------------------------------------------------------ attach / detach
 
   /** Addresses in use on `network`: burrow's rows, setups under way, aardvark-dns's entries and podman's ipam.db (podman's containers). */
-  private async usedAddresses(network: string, exceptId: string): Promise<string[]> {
+  /** The addresses others hold on `network`, and where podman's allocator goes on from there. */
+  private async usedAddresses(network: string, exceptId: string): Promise<{ used: string[]; podmanLast: string[] }> {
     const out: string[] = [];
     for (const s of this.deps.sandboxes()) {
       if (s.id === exceptId || s.runtime.network !== "netavark") continue;
@@ -373,8 +375,9 @@ export class NetavarkNetworking {
     }
     for (const [ip, id] of this.reserved.get(network) ?? []) if (id !== exceptId) out.push(ip);
     out.push(...aardvarkAddresses(this.deps.paths.netavarkDir, network));
-    out.push(...(await podmanIpamAddresses(this.deps.paths.netavarkDir, network)));
-    return out;
+    const podman = await podmanIpamOf(this.deps.paths.netavarkDir, network);
+    out.push(...podman.addresses);
+    return { used: out, podmanLast: podman.lastIps };
   }
 
   private reserve(network: string, ips: string[], id: string): void {
@@ -407,7 +410,8 @@ export class NetavarkNetworking {
     return this.mutex.run(async () => {
       const waited = performance.now() - queued;
       if (waited > 1) log.debug(`netavark setup ${s.id.slice(0, 12)} waited ${waited.toFixed(1)} ms for the one before`);
-      const ips = pickAddresses(net.config, await this.usedAddresses(net.name, s.id), opts.ip ? [opts.ip] : []);
+      const { used, podmanLast } = await this.usedAddresses(net.name, s.id);
+      const ips = pickAddresses(net.config, used, opts.ip ? [opts.ip] : [], podmanLast);
       const extra = [...new Set([s.id.slice(0, 12), ...opts.aliases])].filter((a) => a !== s.name);
       const options = buildSetupOptions({
         containerId: s.id,

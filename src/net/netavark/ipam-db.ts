@@ -5,7 +5,10 @@
 // sandbox an address a podman container holds (docs/netavark.md).
 //
 // Read-only and only what burrow needs: bucket NETWORK, its bucket "ids"
-// (container id -> a JSON array of addresses). bbolt's layout, read from
+// (container id -> a JSON array of addresses), and in each subnet's bucket
+// (named by the subnet, "10.89.91.0/24") the key "lastIP": the address
+// podman handed out last there (4 or 16 bytes), from which its next
+// allocation goes on upwards and wraps around. bbolt's layout, read from
 // its documentation and a file podman 5.8 wrote (test/fixtures/netavark):
 // pages of the size the meta page gives; pages 0 and 1 are meta pages (magic
 // 0xED0CDAED, version 2, the root bucket's page, a txid, an FNV-1a checksum),
@@ -22,6 +25,7 @@ import { fstatSync, readFileSync } from "node:fs";
 import { flock, LOCK } from "../../sys/proc.ts";
 import { close, openRO } from "../../sys/ns.ts";
 import { isSysError } from "../../sys/libc.ts";
+import { formatIp } from "../cni/ip.ts";
 
 const MAGIC = 0xed0cdaed;
 const VERSION = 2;
@@ -121,30 +125,67 @@ class Walk {
 
 const Addresses = v.array(v.pipe(v.string(), v.maxLength(64)));
 
+/** What podman's ipam.db says about one network. */
+export interface PodmanIpam {
+  /** Every address podman's containers hold there. */
+  addresses: string[];
+  /** Per subnet, the address podman handed out last (its allocator goes on from the next one). */
+  lastIps: string[];
+}
+
+/** A Go net.IP as bbolt holds it: 4 bytes, or 16 (IPv4 mapped or IPv6). */
+function ipOfBytes(b: Buffer): string {
+  const v4 = b.length === 4 ? b : b.length === 16 && b.subarray(0, 12).equals(V4_MAPPED) ? b.subarray(12) : null;
+  if (v4) return `${v4[0]}.${v4[1]}.${v4[2]}.${v4[3]}`;
+  if (b.length !== 16) throw new BadDb(`lastIP of ${b.length} bytes`);
+  return formatIp(6, (b.readBigUInt64BE(0) << 64n) | b.readBigUInt64BE(8));
+}
+
+const V4_MAPPED = Buffer.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]);
+
 /**
- * The addresses podman holds on `network` in the ipam.db bytes `db`: every
- * value of its "ids" bucket. Throws on a file that is not a bbolt file of
- * that shape (the caller says so and goes on without it).
+ * What podman's ipam.db bytes `db` say about `network`: the values of its
+ * "ids" bucket and each subnet bucket's "lastIP". Throws on a file that is
+ * not a bbolt file of that shape (the caller says so and goes on without it).
  */
-export function podmanAllocations(db: Buffer, network: string): string[] {
+export function podmanIpam(db: Buffer, network: string): PodmanIpam {
   const { pageSize, root } = current(db);
   const walk = new Walk(db, pageSize);
   const net = walk.bucket(walk.page(root), network);
-  const ids = net && walk.bucket(net, "ids");
-  if (!ids) return [];
-  const out: string[] = [];
-  for (const e of walk.entries(ids)) {
-    if (e.flags & BUCKET_LEAF) continue;
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(e.value.toString("utf8"));
-    } catch {
-      throw new BadDb(`container ${e.key.toString("latin1").slice(0, 12)}: not JSON`);
+  const out: PodmanIpam = { addresses: [], lastIps: [] };
+  if (!net) return out;
+  // One pass over the network's bucket (a walk reads each page once): "ids" and the subnets' buckets.
+  const inner: Array<{ name: string; node: Node }> = [];
+  for (const e of walk.entries(net)) {
+    if (!(e.flags & BUCKET_LEAF)) continue;
+    if (e.value.length < 16) throw new BadDb("short bucket header");
+    const r = e.value.readBigUInt64LE(0);
+    inner.push({ name: e.key.toString("latin1"), node: r === 0n ? { buf: e.value, off: 16 } : walk.page(r) });
+  }
+  for (const { name, node } of inner) {
+    for (const e of walk.entries(node)) {
+      if (e.flags & BUCKET_LEAF) continue;
+      if (name === "ids") out.addresses.push(...addressesOf(e.key, e.value));
+      else if (e.key.toString("latin1") === "lastIP") out.lastIps.push(ipOfBytes(e.value));
     }
-    if (!v.is(Addresses, parsed)) throw new BadDb(`container ${e.key.toString("latin1").slice(0, 12)}: not a list of addresses`);
-    out.push(...parsed);
   }
   return out;
+}
+
+function addressesOf(key: Buffer, value: Buffer): string[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value.toString("utf8"));
+  } catch {
+    throw new BadDb(`container ${key.toString("latin1").slice(0, 12)}: not JSON`);
+  }
+  if (!v.is(Addresses, parsed)) throw new BadDb(`container ${key.toString("latin1").slice(0, 12)}: not a list of addresses`);
+  return parsed;
+}
+
+/** The addresses podman holds on `network` (podmanIpam's `addresses`). */
+export function podmanAllocations(db: Buffer, network: string): string[] {
+  return podmanIpam(db, network).addresses;
 }
 
 /**
