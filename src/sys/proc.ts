@@ -1,6 +1,6 @@
-// Process-level calls: execve, setsid, flock, sethostname.
+// Process-level calls: execve, setsid, flock, fcntl record locks, sethostname.
 import { ptr } from "bun:ffi";
-import { check, cstr, libc } from "./libc.ts";
+import { check, cstr, errno, libc, SysError } from "./libc.ts";
 
 /** Replaces the calling process. Only returns by throwing SysError. */
 export function execve(path: string, argv: string[], env: Record<string, string | undefined>): never {
@@ -51,6 +51,45 @@ export const LOCK = { SH: 1, EX: 2, NB: 4, UN: 8 } as const;
 /** flock(2) on an open fd; blocks the calling thread for LOCK.EX without NB. */
 export function flock(fd: number, op: number): void {
   check("flock", libc.symbols.flock(fd, op));
+}
+
+// fcntl(2) record locks on a whole file, as open file description (OFD)
+// locks: held by the open file, not the process, so closing another fd of
+// the same file elsewhere in the daemon never drops them (a classic POSIX
+// lock would be), and they conflict with the classic POSIX locks other
+// programs take (podman's lockfile package: F_SETLKW, F_WRLCK).
+const F_OFD_GETLK = 36;
+const F_OFD_SETLK = 37;
+const F_RDLCK = 0;
+const F_WRLCK = 1;
+const F_UNLCK = 2;
+const EAGAIN = 11;
+const EACCES = 13;
+
+/** struct flock (x86_64 and aarch64): l_type, l_whence, l_start, l_len (whole file), l_pid. */
+function flockStruct(type: number): Buffer {
+  const b = Buffer.alloc(32);
+  b.writeInt16LE(type, 0);
+  return b;
+}
+
+/**
+ * Takes a whole-file OFD record lock on `fd` without waiting: exclusive
+ * (write) or shared (read). False when another holder's lock conflicts.
+ */
+export function tryRecordLock(fd: number, exclusive: boolean): boolean {
+  const l = flockStruct(exclusive ? F_WRLCK : F_RDLCK);
+  if (libc.symbols.fcntl(fd, F_OFD_SETLK, ptr(l)) === 0) return true;
+  const err = errno();
+  if (err === EAGAIN || err === EACCES) return false;
+  throw new SysError("fcntl", err, "F_OFD_SETLK");
+}
+
+/** Who holds a lock that conflicts with an exclusive one on `fd`: a pid (a classic POSIX lock's holder), -1 (an OFD lock), or null (none). */
+export function recordLockHolder(fd: number): number | null {
+  const l = flockStruct(F_WRLCK);
+  check("fcntl", libc.symbols.fcntl(fd, F_OFD_GETLK, ptr(l)), "F_OFD_GETLK");
+  return l.readInt16LE(0) === F_UNLCK ? null : l.readInt32LE(24);
 }
 
 export function getuid(): number {

@@ -306,6 +306,58 @@ for (const mode of ["rootless", "rootful"] as const) {
       await t.burrowOk(["network", "rm", "ranged", "pair"]);
     }, 90000);
 
+    test("podman's network lock is waited for: network create, and rootful a sandbox's setup, run after podman lets go", async () => {
+      // python3 takes the lock as podman's lockfile package does (a classic
+      // POSIX write lock on NETWORKS_DIR/netavark.lock: podman 4, and podman 5
+      // rootless), holds it 1.5 s, then writes a marker and exits (letting go).
+      // A command that returns with the marker absent did not wait. Rootless
+      // the file is root's (python3 made it), so the daemon may only read it:
+      // its shared lock must wait for the write lock all the same.
+      mkdirSync(t.dirs.networksDir, { recursive: true });
+      const lock = `${t.dirs.networksDir}/netavark.lock`;
+      const marker = `${t.dirs.stateDir}-podman-let-go`;
+      const holdAsPodman = async () => {
+        rmSync(marker, { force: true });
+        const p = Bun.spawn(
+          [
+            "python3",
+            "-c",
+            "import os,sys,time\nfd=os.open(sys.argv[1],os.O_RDWR|os.O_CREAT,0o644)\nos.lockf(fd,os.F_LOCK,0)\nprint('held',flush=True)\ntime.sleep(1.5)\nopen(sys.argv[2],'w').close()",
+            lock,
+            marker,
+          ],
+          { stdout: "pipe", stderr: "inherit" },
+        );
+        const out = p.stdout.getReader();
+        let said = "";
+        while (!said.includes("\n")) {
+          const { value, done } = await out.read();
+          if (done) break;
+          said += new TextDecoder().decode(value);
+        }
+        expect(said).toBe("held\n");
+        return p;
+      };
+      try {
+        let holder = await holdAsPodman();
+        await t.burrowOk(["network", "create", "--subnet", "10.89.66.0/24", "locked"]);
+        expect(existsSync(marker)).toBe(true);
+        await holder.exited;
+        if (mode === "rootful") {
+          holder = await holdAsPodman();
+          await t.burrowOk(["run", "--rm", "--network", "locked", "--", "true"]);
+          expect(existsSync(marker)).toBe(true);
+          await holder.exited;
+        }
+        holder = await holdAsPodman();
+        await t.burrowOk(["network", "rm", "locked"]);
+        expect(existsSync(marker)).toBe(true);
+        await holder.exited;
+      } finally {
+        rmSync(marker, { force: true });
+      }
+    }, 90000);
+
     test("a setup netavark refuses is rolled back: netavark's message in one line, exit 125, nothing left", async () => {
       // A network whose bridge is an interface that is not a bridge: planned
       // by hand (podman would never), refused by netavark half-way.

@@ -38,6 +38,7 @@ import { connectInterface, interfaceName } from "../cni/attachment.ts";
 import { checkAlias, checkMac } from "../cni/static.ts";
 import { leaseRangeOf, pickAddresses } from "./addresses.ts";
 import { type PodmanIpam, podmanIpam, readIpamDb } from "./ipam-db.ts";
+import { podmanLockPaths, withPodmanLock } from "./podman-lock.ts";
 import {
   DEFAULT_NETWORK_NAME,
   defaultNetworkConfig,
@@ -260,6 +261,25 @@ export class NetavarkNetworking {
     return this.deps.paths.rootless;
   }
 
+  /** podman's network locks (src/net/netavark/podman-lock.ts). */
+  get podmanLocks(): string[] {
+    return podmanLockPaths({ rootless: this.rootless, networksDir: this.networksDir, netavarkDir: this.deps.paths.netavarkDir });
+  }
+
+  /** Runs `fn` under podman's network locks: a network file created or removed (podman's own create and remove take them). */
+  lockNetworkFiles<T>(fn: () => Promise<T>): Promise<T> {
+    return withPodmanLock(this.podmanLocks, fn, { rootOwned: !this.rootless });
+  }
+
+  /**
+   * Runs a setup's or teardown's `fn` under podman's network locks where
+   * podman shares what it changes: rootful (one bridge, one config dir, one
+   * ipam.db). Rootless, podman's containers are in podman's own namespace.
+   */
+  private underPodmanLock<T>(fn: () => Promise<T>): Promise<T> {
+    return this.rootless ? fn() : withPodmanLock(this.podmanLocks, fn, { rootOwned: true });
+  }
+
   private get shared(): SharedRootlessNamespace | null {
     return this.rootless ? this.deps.shared : null;
   }
@@ -407,43 +427,45 @@ export class NetavarkNetworking {
     else mkdirSync(this.deps.paths.netavarkDir, { recursive: true, mode: 0o755 });
     const inv = this.invocation();
     const queued = performance.now();
-    return this.mutex.run(async () => {
-      const waited = performance.now() - queued;
-      if (waited > 1) log.debug(`netavark setup ${s.id.slice(0, 12)} waited ${waited.toFixed(1)} ms for the one before`);
-      const { used, podmanLast } = await this.usedAddresses(net.name, s.id);
-      const ips = pickAddresses(net.config, used, opts.ip ? [opts.ip] : [], podmanLast);
-      const extra = [...new Set([s.id.slice(0, 12), ...opts.aliases])].filter((a) => a !== s.name);
-      const options = buildSetupOptions({
-        containerId: s.id,
-        containerName: s.name,
-        hostname: s.spec.hostname,
-        attachments: [{ network: net.config, interfaceName: ifName, staticIps: ips, staticMac: opts.mac, aliases: extra }],
-        // Not the ports on [::1]: DNAT cannot serve them; [::] as all addresses (src/port-dnat.ts).
-        ports: dnatPorts(opts.ports).map((p) => ({ hostIp: p.hostIp, hostPort: p.hostPort, containerPort: p.containerPort, protocol: p.protocol })),
-        dnsServers: s.spec.dns,
-      });
-      const journal = this.readJournal(s.id);
-      this.writeJournal(s.id, [...journal, options]);
-      this.reserve(net.name, ips, s.id);
-      const track = net.config.dns_enabled && this.deps.helpers && !this.aardvark() ? this.deps.helpers.intend("aardvark-dns", "netavark") : undefined;
-      let reply: Awaited<ReturnType<typeof netavarkSetup>>;
-      const t0 = performance.now();
-      try {
-        reply = await netavarkSetup(inv, this.netnsPath(netns), options, this.markedSpawn(track?.env));
-        log.debug(`netavark setup ${s.id.slice(0, 12)} on ${net.name}: ${(performance.now() - t0).toFixed(1)} ms`);
-      } catch (e) {
-        // netavarkSetup ran netavark's teardown already; when that failed too,
-        // the journal keeps the options for the caller's rollback to try again.
-        this.unreserve(net.name, s.id);
-        if (!(e instanceof NetavarkRollbackFailed)) this.writeJournal(s.id, journal);
-        track?.cancel();
-        throw e;
-      }
-      if (net.config.dns_enabled) this.recordAardvark(track);
-      await this.freezeBridgeMac(net.config.network_interface);
-      this.forgetOldNeighbours(reply[net.name]!, net.config.network_interface);
-      return { network: net.name, ifName, options, status: reply[net.name]!, aliases: [s.name, ...extra] };
-    });
+    return this.mutex.run(() =>
+      this.underPodmanLock(async () => {
+        const waited = performance.now() - queued;
+        if (waited > 1) log.debug(`netavark setup ${s.id.slice(0, 12)} waited ${waited.toFixed(1)} ms for the one before`);
+        const { used, podmanLast } = await this.usedAddresses(net.name, s.id);
+        const ips = pickAddresses(net.config, used, opts.ip ? [opts.ip] : [], podmanLast);
+        const extra = [...new Set([s.id.slice(0, 12), ...opts.aliases])].filter((a) => a !== s.name);
+        const options = buildSetupOptions({
+          containerId: s.id,
+          containerName: s.name,
+          hostname: s.spec.hostname,
+          attachments: [{ network: net.config, interfaceName: ifName, staticIps: ips, staticMac: opts.mac, aliases: extra }],
+          // Not the ports on [::1]: DNAT cannot serve them; [::] as all addresses (src/port-dnat.ts).
+          ports: dnatPorts(opts.ports).map((p) => ({ hostIp: p.hostIp, hostPort: p.hostPort, containerPort: p.containerPort, protocol: p.protocol })),
+          dnsServers: s.spec.dns,
+        });
+        const journal = this.readJournal(s.id);
+        this.writeJournal(s.id, [...journal, options]);
+        this.reserve(net.name, ips, s.id);
+        const track = net.config.dns_enabled && this.deps.helpers && !this.aardvark() ? this.deps.helpers.intend("aardvark-dns", "netavark") : undefined;
+        let reply: Awaited<ReturnType<typeof netavarkSetup>>;
+        const t0 = performance.now();
+        try {
+          reply = await netavarkSetup(inv, this.netnsPath(netns), options, this.markedSpawn(track?.env));
+          log.debug(`netavark setup ${s.id.slice(0, 12)} on ${net.name}: ${(performance.now() - t0).toFixed(1)} ms`);
+        } catch (e) {
+          // netavarkSetup ran netavark's teardown already; when that failed too,
+          // the journal keeps the options for the caller's rollback to try again.
+          this.unreserve(net.name, s.id);
+          if (!(e instanceof NetavarkRollbackFailed)) this.writeJournal(s.id, journal);
+          track?.cancel();
+          throw e;
+        }
+        if (net.config.dns_enabled) this.recordAardvark(track);
+        await this.freezeBridgeMac(net.config.network_interface);
+        this.forgetOldNeighbours(reply[net.name]!, net.config.network_interface);
+        return { network: net.name, ifName, options, status: reply[net.name]!, aliases: [s.name, ...extra] };
+      }),
+    );
   }
 
   /** Bridges whose MAC this daemon has fixed, as NAME@NAMESPACE; forgotten when their network's last sandbox leaves (netavark removes the bridge). */
@@ -520,7 +542,7 @@ export class NetavarkNetworking {
       await Promise.allSettled(this.leavesOn(Object.keys(options.networks)).map((e) => e.unlinked));
       const t0 = performance.now();
       try {
-        await netavarkTeardown(inv, this.netnsPath(netns), options, this.spawn);
+        await this.underPodmanLock(() => netavarkTeardown(inv, this.netnsPath(netns), options, this.spawn));
       } catch (e) {
         if (!unlinked.length || !onlyGoneInterfaces(messageOf(e), unlinked)) throw e;
       }
@@ -768,28 +790,31 @@ export function netavarkBackendWith(
       if (req.driver && req.driver !== "bridge")
         throw new BurrowError(`unsupported network driver ${quote(req.driver)}: burrow creates bridge networks`, { kind: "bad-input" });
       const lease = req.ipRange !== undefined ? leaseRangeOf(req.ipRange, req.subnets) : null;
-      const existing = nv.listing().networks.map((n) => n.config);
-      const name = req.name ?? firstFreeName(existing.map((n) => n.name));
-      const routes = readHostRoutes().map(subnetToString);
-      if (req.gateway && req.subnets.length !== 1) throw new BurrowError("--gateway needs exactly one --subnet", { kind: "bad-input" });
-      const config = planNetwork(
-        {
-          name,
-          subnets: req.subnets.map((subnet, i) => ({
-            subnet,
-            ...(req.gateway ? { gateway: req.gateway } : {}),
-            ...(lease?.index === i ? { leaseRange: { start: lease.start, end: lease.end } } : {}),
-          })),
-          ipv6: req.ipv6,
-          internal: req.internal,
-          dnsEnabled: !req.disableDns,
-          labels: req.labels,
-        },
-        existing,
-        { subnets: routes, interfaces: readInterfaceNames() },
-      );
-      writeNetworkFile(nv.networksDir, config);
-      return { name: config.name, warnings: [] };
+      // As podman's own create: the name, subnet and bridge chosen against every file, and written, under podman's lock.
+      return nv.lockNetworkFiles(async () => {
+        const existing = nv.listing().networks.map((n) => n.config);
+        const name = req.name ?? firstFreeName(existing.map((n) => n.name));
+        const routes = readHostRoutes().map(subnetToString);
+        if (req.gateway && req.subnets.length !== 1) throw new BurrowError("--gateway needs exactly one --subnet", { kind: "bad-input" });
+        const config = planNetwork(
+          {
+            name,
+            subnets: req.subnets.map((subnet, i) => ({
+              subnet,
+              ...(req.gateway ? { gateway: req.gateway } : {}),
+              ...(lease?.index === i ? { leaseRange: { start: lease.start, end: lease.end } } : {}),
+            })),
+            ipv6: req.ipv6,
+            internal: req.internal,
+            dnsEnabled: !req.disableDns,
+            labels: req.labels,
+          },
+          existing,
+          { subnets: routes, interfaces: readInterfaceNames() },
+        );
+        writeNetworkFile(nv.networksDir, config);
+        return { name: config.name, warnings: [] };
+      });
     },
     async list() {
       const { networks: all, invalid } = nv.listing();
@@ -807,22 +832,23 @@ export function netavarkBackendWith(
     },
     get: async (ref) => nv.find(ref),
     async remove(net) {
-      removeNetworkFile(nv.networksDir, net.name, defaultName());
+      await nv.lockNetworkFiles(async () => removeNetworkFile(nv.networksDir, net.name, defaultName()));
     },
-    async prune(inUse) {
-      const removed: NamedNetwork[] = [];
-      const errors: Error[] = [];
-      for (const n of nv.listing().networks) {
-        if (n.name === defaultName() || inUse.has(n.name) || !n.file) continue;
-        try {
-          removeNetworkFile(nv.networksDir, n.name, defaultName());
-          removed.push({ name: n.name, isDefault: false });
-        } catch (e) {
-          errors.push(e as Error);
+    prune: (inUse) =>
+      nv.lockNetworkFiles(async () => {
+        const removed: NamedNetwork[] = [];
+        const errors: Error[] = [];
+        for (const n of nv.listing().networks) {
+          if (n.name === defaultName() || inUse.has(n.name) || !n.file) continue;
+          try {
+            removeNetworkFile(nv.networksDir, n.name, defaultName());
+            removed.push({ name: n.name, isDefault: false });
+          } catch (e) {
+            errors.push(e as Error);
+          }
         }
-      }
-      return { removed, errors };
-    },
+        return { removed, errors };
+      }),
     // netavark's teardown of a network's last sandbox removes its bridge and rules.
     forget: async () => [],
 
