@@ -58,16 +58,4 @@ loop() {
 }
 
 echo "$conns sequential short connections per run, $rounds rounds; A=$bin_a B=$bin_b"
-declare -A sum=([direct]=0 [A]=0 [B]=0)
-for r in $(seq "$rounds"); do
-  line="round $r, load $(cut -d' ' -f1 /proc/loadavg):"
-  for who in direct A B; do
-    read -r median mean < <(loop "$who")
-    sum[$who]=$("$bench_bun" -e "console.log(${sum[$who]} + $mean)")
-    line+="  $who median $median mean $mean"
-  done
-  echo "$line"
-done
-for who in direct A B; do
-  printf '  %-7s mean of means %s ms  %s x direct\n' "$who" "$("$bench_bun" -e "console.log((${sum[$who]} / $rounds).toFixed(3))")" "$(calc "${sum[$who]} / ${sum[direct]}")"
-done
+interleave_rounds "$rounds" direct A B

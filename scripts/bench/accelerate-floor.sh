@@ -56,16 +56,4 @@ loop() {
 
 echo "$conns sequential short connections per run, $rounds rounds; burrow=$burrow"
 machine_line
-declare -A sum=([direct]=0 [floor]=0 [burrow]=0)
-for r in $(seq "$rounds"); do
-  line="round $r, load $(cut -d' ' -f1 /proc/loadavg):"
-  for who in direct floor burrow; do
-    read -r median mean < <(loop "$who")
-    sum[$who]=$("$bench_bun" -e "console.log(${sum[$who]} + $mean)")
-    line+="  $who median $median mean $mean"
-  done
-  echo "$line"
-done
-for who in direct floor burrow; do
-  printf '  %-7s mean of means %s ms  %s x direct\n' "$who" "$("$bench_bun" -e "console.log((${sum[$who]} / $rounds).toFixed(3))")" "$(calc "${sum[$who]} / ${sum[direct]}")"
-done
+interleave_rounds "$rounds" direct floor burrow

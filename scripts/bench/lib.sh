@@ -179,3 +179,26 @@ cpu_busy() {
   fi
   cpu_prev=$now
 }
+
+# interleave_rounds ROUNDS WHO...: ROUNDS rounds, each running `loop WHO`
+# (defined by the caller: prints "MEDIAN MEAN" in ms) for every WHO in turn,
+# so that the machine's swings hit them alike; prints each round, then each
+# WHO's mean of means and its ratio to the first WHO's.
+interleave_rounds() {
+  local rounds=$1 who r line median mean
+  shift
+  declare -A sum=()
+  for who in "$@"; do sum[$who]=0; done
+  for r in $(seq "$rounds"); do
+    line="round $r, load $(cut -d' ' -f1 /proc/loadavg):"
+    for who in "$@"; do
+      read -r median mean < <(loop "$who")
+      sum[$who]=$("$bench_bun" -e "console.log(${sum[$who]} + $mean)")
+      line+="  $who median $median mean $mean"
+    done
+    echo "$line"
+  done
+  for who in "$@"; do
+    printf '  %-7s mean of means %s ms  %s x %s\n' "$who" "$("$bench_bun" -e "console.log((${sum[$who]} / $rounds).toFixed(3))")" "$(calc "${sum[$who]} / ${sum[$1]}")" "$1"
+  done
+}

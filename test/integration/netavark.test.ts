@@ -13,6 +13,7 @@ import { until } from "../helpers/until.ts";
 import { describeWhen } from "../helpers/requirements.ts";
 import { fetchFromHost, inspect } from "../helpers/published.ts";
 import { findNetavarkHelper } from "../../src/net/netavark/run.ts";
+import { holdPosixLock } from "../helpers/posix-lock.ts";
 
 const why = integrationUnavailable() ?? (findNetavarkHelper("netavark") ? null : "netavark is not installed (apt-get install netavark aardvark-dns)");
 if (why) console.warn(`skipping the netavark network tests: ${why}`);
@@ -316,27 +317,9 @@ for (const mode of ["rootless", "rootful"] as const) {
       mkdirSync(t.dirs.networksDir, { recursive: true });
       const lock = `${t.dirs.networksDir}/netavark.lock`;
       const marker = `${t.dirs.stateDir}-podman-let-go`;
-      const holdAsPodman = async () => {
+      const holdAsPodman = () => {
         rmSync(marker, { force: true });
-        const p = Bun.spawn(
-          [
-            "python3",
-            "-c",
-            "import os,sys,time\nfd=os.open(sys.argv[1],os.O_RDWR|os.O_CREAT,0o644)\nos.lockf(fd,os.F_LOCK,0)\nprint('held',flush=True)\ntime.sleep(1.5)\nopen(sys.argv[2],'w').close()",
-            lock,
-            marker,
-          ],
-          { stdout: "pipe", stderr: "inherit" },
-        );
-        const out = p.stdout.getReader();
-        let said = "";
-        while (!said.includes("\n")) {
-          const { value, done } = await out.read();
-          if (done) break;
-          said += new TextDecoder().decode(value);
-        }
-        expect(said).toBe("held\n");
-        return p;
+        return holdPosixLock(lock, { forMs: 1500, marker });
       };
       try {
         let holder = await holdAsPodman();

@@ -7,33 +7,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PODMAN_ROOT_LOCK, podmanLockPaths, withPodmanLock } from "../../src/net/netavark/podman-lock.ts";
 import { recordLockHolder, tryRecordLock } from "../../src/sys/proc.ts";
+import { holdPosixLock } from "../helpers/posix-lock.ts";
 
-/** A python3 process holding a POSIX write lock on `path` until its stdin closes; resolves once it holds it. */
-async function holdPosixLock(path: string) {
-  const p = Bun.spawn(
-    [
-      "python3",
-      "-c",
-      "import os,sys\nfd=os.open(sys.argv[1],os.O_RDWR|os.O_CREAT,0o644)\nos.lockf(fd,os.F_LOCK,0)\nprint('held',flush=True)\nsys.stdin.read()",
-      path,
-    ],
-    { stdin: "pipe", stdout: "pipe", stderr: "inherit" },
-  );
-  const reader = p.stdout.getReader();
-  let said = "";
-  while (!said.includes("\n")) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    said += new TextDecoder().decode(value);
+/** A fresh directory for `fn`, removed after it. */
+async function inTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "burrow-lock-"));
+  try {
+    await fn(dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
-  expect(said).toBe("held\n");
-  return {
-    pid: p.pid,
-    release: async () => {
-      p.stdin.end();
-      await p.exited;
-    },
-  };
 }
 
 describe("podman's network lock", () => {
@@ -49,8 +32,7 @@ describe("podman's network lock", () => {
   });
 
   test("an OFD record lock conflicts with podman's kind (a classic POSIX lock) and names its holder", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "burrow-lock-"));
-    try {
+    await inTempDir(async (dir) => {
       const path = join(dir, "netavark.lock");
       const holder = await holdPosixLock(path);
       const fd = openSync(path, "r+");
@@ -64,14 +46,11 @@ describe("podman's network lock", () => {
       } finally {
         closeSync(fd);
       }
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   test("withPodmanLock waits for podman's holder, runs after it lets go, and lets go itself, also on a throw", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "burrow-lock-"));
-    try {
+    await inTempDir(async (dir) => {
       const path = join(dir, "netavark.lock");
       const holder = await holdPosixLock(path);
       const order: string[] = [];
@@ -105,14 +84,11 @@ describe("podman's network lock", () => {
       ).rejects.toThrow("fn failed");
       const again = await holdPosixLock(path);
       await again.release();
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   test("a holder that stays is given up on in one line naming the file and the process", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "burrow-lock-"));
-    try {
+    await inTempDir(async (dir) => {
       const path = join(dir, "netavark.lock");
       const holder = await holdPosixLock(path);
       try {
@@ -130,14 +106,11 @@ describe("podman's network lock", () => {
       } finally {
         await holder.release();
       }
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   test("no directory: nothing to lock; a symlink, a FIFO, or (rootful) a file root does not own is not used", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "burrow-lock-"));
-    try {
+    await inTempDir(async (dir) => {
       expect(await withPodmanLock([join(dir, "none/netavark.lock")], async () => "ran", { rootOwned: true })).toBe("ran");
       writeFileSync(join(dir, "target"), "");
       symlinkSync(join(dir, "target"), join(dir, "netavark.lock"));
@@ -159,8 +132,6 @@ describe("podman's network lock", () => {
         `podman's network lock ${theirs} is not a regular file owned by root: not used`,
       );
       expect(await withPodmanLock([theirs], async () => "ran", { rootOwned: false })).toBe("ran");
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 });
