@@ -177,6 +177,40 @@ $P network rm later >/dev/null
     expect(r.code).toBe(0);
   }, 90_000);
 
+  test("rootful: a sandbox's setup waits for podman 5's network lock (/run/lock/netavark.lock) while podman holds it", async () => {
+    // perl (in every Debian root) takes the lock as podman's lockfile package
+    // does, a classic POSIX write lock, holds it 1.5 s, then writes a marker
+    // and lets go; a run that ends with the marker absent did not wait.
+    const script = `unshare -n sh -ec '
+export PODMAN_IGNORE_CGROUPSV1_WARNING=1 BURROW_NETWORKS_DIR=/run/t/networks BURROW_STATE_DIR=/run/t/burrow-state
+P="podman --root /run/t/storage --runroot /run/t/runroot --network-config-dir /run/t/networks"
+ip link set lo up
+$P network create --subnet 10.89.95.0/24 held >/dev/null
+ls /run/lock/netavark.lock
+cat > /run/t/hold.pl <<"PL"
+use Fcntl;
+$| = 1;
+open(my $f, ">>", $ARGV[0]) or die "open: $!";
+my $lock = pack("s s x4 q q i x4", F_WRLCK, 0, 0, 0, 0);
+fcntl($f, F_SETLKW, $lock) or die "fcntl: $!";
+print "held", chr(10);
+select(undef, undef, undef, 1.5);
+open(my $m, ">", $ARGV[1]) or die "marker: $!";
+close $m;
+PL
+perl /run/t/hold.pl /run/lock/netavark.lock /run/t/let-go > /run/t/hold.out &
+for i in $(seq 100); do grep -q held /run/t/hold.out && break; sleep 0.05; done
+grep -q held /run/t/hold.out
+burrow run --rm --network held -- true
+test -e /run/t/let-go && echo waited
+wait
+$P network rm held >/dev/null
+'`;
+    const r = await sidRun(["sh", "-ec", script], { user: false });
+    expect(r.stdout.trim().split("\n")).toEqual(["/run/lock/netavark.lock", "waited"]);
+    expect(r.code).toBe(0);
+  }, 90_000);
+
   test("rootful, a network without DNS: a sandbox never gets the address a podman container holds (podman's ipam.db)", async () => {
     // No aardvark-dns file says where podman's container is: only podman's ipam.db does.
     const script = `unshare -n sh -ec '
