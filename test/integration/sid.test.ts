@@ -20,6 +20,14 @@ if (archiveUnreachable) console.warn(`skipping the sid tier: ${archiveUnreachabl
 
 const tier = archiveUnreachable ? describe.skip : describeWhen(unavailable);
 
+/**
+ * The start of a rootful script in the entry (its /run is a tmpfs of its own), inside `unshare -n`: podman's and
+ * burrow's netavark share /run/containers/networks; podman's storage and burrow's state in /run/t; `$P` is podman.
+ */
+const ROOTFUL_PODMAN = `export PODMAN_IGNORE_CGROUPSV1_WARNING=1 BURROW_NETWORKS_DIR=/run/t/networks BURROW_STATE_DIR=/run/t/burrow-state
+P="podman --root /run/t/storage --runroot /run/t/runroot --network-config-dir /run/t/networks"
+ip link set lo up`;
+
 tier("sid tier", () => {
   sidTierChecks();
 
@@ -120,9 +128,7 @@ burrow network ls --format '{{.Name}}' | sort | tr '\\n' ' '; echo`;
     // aardvark-dns answers for both.
     // Everything of podman's and burrow's in the entry's own /run: nothing stays in the cached root.
     const script = `unshare -n sh -ec '
-export PODMAN_IGNORE_CGROUPSV1_WARNING=1 BURROW_NETWORKS_DIR=/run/t/networks BURROW_STATE_DIR=/run/t/burrow-state
-P="podman --root /run/t/storage --runroot /run/t/runroot --network-config-dir /run/t/networks"
-ip link set lo up
+${ROOTFUL_PODMAN}
 $P network create --subnet 10.89.90.0/24 mixed >/dev/null
 $P run -d --name pc --network mixed --rootfs /opt/busybox-rootfs sleep 300 >/dev/null
 burrow run -d --name bs --network mixed -- sleep 300 >/dev/null
@@ -151,9 +157,7 @@ ls /run/containers/networks/aardvark-dns 2>/dev/null || true
     // sandboxes: burrow takes the address podman's allocator would reach last.
     // Each side serves its name over HTTP (podman's containers lack CAP_NET_RAW, so no ping); each fetches the other's by name.
     const script = `unshare -n sh -ec '
-export PODMAN_IGNORE_CGROUPSV1_WARNING=1 BURROW_NETWORKS_DIR=/run/t/networks BURROW_STATE_DIR=/run/t/burrow-state
-P="podman --root /run/t/storage --runroot /run/t/runroot --network-config-dir /run/t/networks"
-ip link set lo up
+${ROOTFUL_PODMAN}
 mkdir -p /run/t/www && echo bs > /run/t/www/name
 $P network create --subnet 10.89.94.0/24 later >/dev/null
 burrow run -d --name bs --network later -- busybox httpd -f -p 8080 -h /run/t/www >/dev/null
@@ -182,9 +186,7 @@ $P network rm later >/dev/null
     // does, a classic POSIX write lock, holds it 1.5 s, then writes a marker
     // and lets go; a run that ends with the marker absent did not wait.
     const script = `unshare -n sh -ec '
-export PODMAN_IGNORE_CGROUPSV1_WARNING=1 BURROW_NETWORKS_DIR=/run/t/networks BURROW_STATE_DIR=/run/t/burrow-state
-P="podman --root /run/t/storage --runroot /run/t/runroot --network-config-dir /run/t/networks"
-ip link set lo up
+${ROOTFUL_PODMAN}
 $P network create --subnet 10.89.95.0/24 held >/dev/null
 ls /run/lock/netavark.lock
 cat > /run/t/hold.pl <<"PL"
@@ -214,9 +216,7 @@ $P network rm held >/dev/null
   test("rootful, a network without DNS: a sandbox never gets the address a podman container holds (podman's ipam.db)", async () => {
     // No aardvark-dns file says where podman's container is: only podman's ipam.db does.
     const script = `unshare -n sh -ec '
-export PODMAN_IGNORE_CGROUPSV1_WARNING=1 BURROW_NETWORKS_DIR=/run/t/networks BURROW_STATE_DIR=/run/t/burrow-state
-P="podman --root /run/t/storage --runroot /run/t/runroot --network-config-dir /run/t/networks"
-ip link set lo up
+${ROOTFUL_PODMAN}
 $P network create --subnet 10.89.93.0/24 --disable-dns quiet >/dev/null
 $P run -d --name pq --network quiet --rootfs /opt/busybox-rootfs sleep 300 >/dev/null
 $P inspect pq --format "{{.NetworkSettings.Networks.quiet.IPAddress}}"
