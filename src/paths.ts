@@ -9,6 +9,9 @@ import { nodeOs } from "./lazy-node.ts";
 
 export type Paths = v.InferOutput<typeof PathsMessage>;
 
+/** podman's rootful netavark run dir (aardvark-dns's config, ipam.db): burrow's too, rootful. */
+export const PODMAN_NETAVARK_RUN_DIR = "/run/containers/networks";
+
 export function controlSocket(p: Paths): string {
   return `${p.runtimeDir}/control.sock`;
 }
@@ -66,6 +69,6 @@ export function resolvePaths(env: Record<string, string | undefined> = process.e
   // Rootful: podman's, so a podman container and a sandbox on one network
   // share one aardvark-dns. Rootless: burrow's own namespace runs its own
   // bridges, so its own directory, in the state dir (a logout keeps it).
-  const netavarkDir = env.BURROW_NETAVARK_DIR || (rootless ? `${stateDir}/netavark` : "/run/containers/networks");
+  const netavarkDir = env.BURROW_NETAVARK_DIR || (rootless ? `${stateDir}/netavark` : PODMAN_NETAVARK_RUN_DIR);
   return { rootless, uid, runtimeDir, stateDir, cniConfigDir, networksDir, netavarkDir };
 }

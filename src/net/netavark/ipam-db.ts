@@ -133,15 +133,13 @@ export interface PodmanIpam {
   lastIps: string[];
 }
 
-/** A Go net.IP as bbolt holds it: 4 bytes, or 16 (IPv4 mapped or IPv6). */
+/** A Go net.IP as bbolt holds it: 4 bytes, or 16 (IPv6, or IPv4 mapped into ::ffff:0:0/96). */
 function ipOfBytes(b: Buffer): string {
-  const v4 = b.length === 4 ? b : b.length === 16 && b.subarray(0, 12).equals(V4_MAPPED) ? b.subarray(12) : null;
-  if (v4) return `${v4[0]}.${v4[1]}.${v4[2]}.${v4[3]}`;
+  if (b.length === 4) return formatIp(4, BigInt(b.readUInt32BE(0)));
   if (b.length !== 16) throw new BadDb(`lastIP of ${b.length} bytes`);
-  return formatIp(6, (b.readBigUInt64BE(0) << 64n) | b.readBigUInt64BE(8));
+  const value = (b.readBigUInt64BE(0) << 64n) | b.readBigUInt64BE(8);
+  return value >> 32n === 0xffffn ? formatIp(4, value & 0xffffffffn) : formatIp(6, value);
 }
-
-const V4_MAPPED = Buffer.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]);
 
 /**
  * What podman's ipam.db bytes `db` say about `network`: the values of its
@@ -181,11 +179,6 @@ function addressesOf(key: Buffer, value: Buffer): string[] {
   }
   if (!v.is(Addresses, parsed)) throw new BadDb(`container ${key.toString("latin1").slice(0, 12)}: not a list of addresses`);
   return parsed;
-}
-
-/** The addresses podman holds on `network` (podmanIpam's `addresses`). */
-export function podmanAllocations(db: Buffer, network: string): string[] {
-  return podmanIpam(db, network).addresses;
 }
 
 /**

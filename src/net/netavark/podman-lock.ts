@@ -11,6 +11,7 @@
 import { closeSync, constants, fstatSync, openSync } from "node:fs";
 import { BurrowError } from "../../errors.ts";
 import { log } from "../../log.ts";
+import { PODMAN_NETAVARK_RUN_DIR } from "../../paths.ts";
 import { recordLockHolder, tryRecordLock } from "../../sys/proc.ts";
 
 /** podman 5's rootful lock: only where burrow shares podman's run dir. */
@@ -24,7 +25,7 @@ export const PODMAN_ROOT_LOCK = "/run/lock/netavark.lock";
  */
 export function podmanLockPaths(o: { rootless: boolean; networksDir: string; netavarkDir: string }): string[] {
   const own = `${o.networksDir}/netavark.lock`;
-  return !o.rootless && o.netavarkDir === "/run/containers/networks" ? [PODMAN_ROOT_LOCK, own] : [own];
+  return !o.rootless && o.netavarkDir === PODMAN_NETAVARK_RUN_DIR ? [PODMAN_ROOT_LOCK, own] : [own];
 }
 
 /** How long a lock is waited for: podman holds it for one network operation (tens to hundreds of ms). */
@@ -82,13 +83,16 @@ export async function withPodmanLock<T>(paths: readonly string[], fn: () => Prom
       const { fd, writable } = opened;
       held.push(fd);
       let said = false;
+      // Who holds it: asked only when it is said (a holder's pid, or an OFD lock's -1).
+      const who = () => {
+        const holder = recordLockHolder(fd);
+        return holder === null ? "" : holder > 0 ? ` by process ${holder}` : " by another program";
+      };
       for (const t0 = performance.now(); !tryRecordLock(fd, writable); ) {
         const waited = performance.now() - t0;
-        const holder = recordLockHolder(fd);
-        const who = holder === null ? "" : holder > 0 ? ` by process ${holder}` : " by another program";
-        if (waited >= waitMs) throw new BurrowError(`podman's network lock ${path} is held${who} for more than ${waitMs / 1000} s`, { kind: "in-use" });
+        if (waited >= waitMs) throw new BurrowError(`podman's network lock ${path} is held${who()} for more than ${waitMs / 1000} s`, { kind: "in-use" });
         if (!said && waited >= SAY_AFTER_MS) {
-          log.info(`waiting for podman's network lock ${path}, held${who}`);
+          log.info(`waiting for podman's network lock ${path}, held${who()}`);
           said = true;
         }
         await Bun.sleep(POLL_MS);
