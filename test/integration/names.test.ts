@@ -5,6 +5,7 @@
 import { afterEach, beforeEach, expect, test } from "bun:test";
 import { existsSync, readdirSync } from "node:fs";
 import { burrowContext, type BurrowContext } from "../helpers/context.ts";
+import { sandboxNames as names } from "../helpers/published.ts";
 import { integrationUnavailable } from "../helpers/env.ts";
 import { describeWhen } from "../helpers/requirements.ts";
 
@@ -12,12 +13,6 @@ const why = integrationUnavailable();
 if (why) console.warn(`skipping names integration tests: ${why}`);
 
 const RESERVED = ["none", "bridge", "host", "pasta", "slirp4netns", "private", "default", "container", "ns", "podman"];
-
-/** Names of the sandboxes there are, sorted. */
-async function names(t: BurrowContext): Promise<string[]> {
-  const ps = JSON.parse(await t.burrowOk(["ps", "-a", "--format", "json"])) as Array<{ Names: string[] }>;
-  return ps.map((s) => s.Names[0]!).sort();
-}
 
 for (const mode of ["rootless", "rootful"] as const) {
   describeWhen(why)(`names (${mode})`, () => {

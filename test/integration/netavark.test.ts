@@ -11,7 +11,7 @@ import { integrationUnavailable, repoRoot, testUser } from "../helpers/env.ts";
 import { listPids } from "../helpers/netns.ts";
 import { until } from "../helpers/until.ts";
 import { describeWhen } from "../helpers/requirements.ts";
-import { fetchFromHost, inspect } from "../helpers/published.ts";
+import { fetchFromHost, inspect, sandboxNames } from "../helpers/published.ts";
 import { findNetavarkHelper } from "../../src/net/netavark/run.ts";
 import { holdPosixLock } from "../helpers/posix-lock.ts";
 
@@ -292,11 +292,7 @@ for (const mode of ["rootless", "rootful"] as const) {
       const full = await t.burrow(["run", "--rm", "--network", "pair", "--", "true"]);
       expect(full.code).not.toBe(0);
       expect(full.stderr.trim()).toBe("Error: no free IP address left in 10.89.63.0/24 of network pair");
-      expect(
-        JSON.parse(await t.burrowOk(["ps", "-a", "--format", "json"]))
-          .map((x: { Names: string[] }) => x.Names[0])
-          .sort(),
-      ).toEqual(["r1", "r2"]);
+      expect(await sandboxNames(t)).toEqual(["r1", "r2"]);
       await t.burrowOk(["rm", "-f", "r1", "r2"]);
 
       // A range outside its subnet: one line, exit 125, no file.

@@ -4,6 +4,7 @@
 // ports' setup (src/ports/portmap/driver.ts, src/daemon/create.ts).
 import { afterEach, beforeEach, expect, test } from "bun:test";
 import { burrowContext, type BurrowContext } from "../helpers/context.ts";
+import { sandboxNames } from "../helpers/published.ts";
 import { integrationUnavailable } from "../helpers/env.ts";
 import { describeWhen } from "../helpers/requirements.ts";
 
@@ -43,11 +44,7 @@ describeWhen(why)("portmap (rootful)", () => {
     await t.burrowOk(["run", "-d", "--name", "third", "--network", "pm", "-p", "127.0.0.1::80", "--", "sleep", "3042"]);
     const port = (await t.burrowOk(["port", "third"])).trim();
     expect(range.map((p) => `80/tcp -> 127.0.0.1:${p}`)).toContain(port);
-    expect(
-      JSON.parse(await t.burrowOk(["ps", "-a", "--format", "json"]))
-        .map((s: { Names: string[] }) => s.Names[0])
-        .sort(),
-    ).toEqual(["first", "third"]);
+    expect(await sandboxNames(t)).toEqual(["first", "third"]);
     await t.burrowOk(["rm", "-f", "first", "third"]);
     await t.burrowOk(["network", "rm", "pm"]);
     for (const p of range) expect(await bindable(p)).toBe(true);
