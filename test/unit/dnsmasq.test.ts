@@ -31,9 +31,18 @@ function paths(rootless: boolean): Paths {
   };
 }
 
-/** A process whose comm is `name`, with `args` on its command line. */
+let fakes = 0;
+
+/**
+ * A process whose comm is `name`, with `args` on its command line. Each has
+ * a script of its own: comm says `name` from the execve on, before the shell
+ * has read its script, so a second fake rewriting a shared one could leave
+ * the first reading an empty file and ending (it did, once in a suite run).
+ */
 async function fake(dir: string, name: string, args: string[]): Promise<Bun.Subprocess> {
-  const bin = `${dir}/${name}`;
+  const own = `${dir}/fake-${fakes++}`;
+  mkdirSync(own);
+  const bin = `${own}/${name}`;
   // A script run by its #! line has the script's name as comm while the shell runs it.
   writeFileSync(bin, "#!/bin/sh\nwhile :; do sleep 1; done\n");
   chmodSync(bin, 0o755);
