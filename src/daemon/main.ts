@@ -4,7 +4,7 @@
 import { readFileSync } from "node:fs";
 import { BurrowError, EXIT, messageOf } from "../errors.ts";
 import { log, logPlainToFd } from "../log.ts";
-import { controlSocket, hiddenFromSandboxes, resolvePaths, sandboxLog } from "../paths.ts";
+import { controlSocket, resolvePaths, sandboxLog } from "../paths.ts";
 import { reattachLog } from "./log-copy.ts";
 import type { Handlers, Op } from "../protocol.ts";
 import { RequestRefused, parseArgs, readBody, routeOf, shortMessage } from "./request.ts";
@@ -17,7 +17,6 @@ import { HelperLedger } from "../state/helpers.ts";
 import { RequestsSeen } from "./requests-seen.ts";
 import { diskFullError, SpaceReserve } from "../state/full.ts";
 import { holderAlive, readHolder, type HolderInfo } from "../userns/session.ts";
-import { prewarm } from "../namespaces/pins.ts";
 import { SandboxService } from "./service.ts";
 import { handlers } from "./handlers.ts";
 import { networkHandlers } from "./networks.ts";
@@ -157,7 +156,7 @@ export async function daemonMain(): Promise<void> {
     .restoreSandboxes()
     .then(() => service.reconcile())
     .catch((e) => log.warn(`reconcile: ${messageOf(e)}`));
-  prewarm(hiddenFromSandboxes(paths));
+  service.prepareSpare();
 
   const sock = controlSocket(paths);
   const table = { ...handlers(service), ...networkHandlers(service) } satisfies Handlers;
@@ -236,6 +235,7 @@ export async function daemonMain(): Promise<void> {
     // Networks made ahead first: no release below may make another.
     await backends.warm.drop().catch((e) => log.warn(`ending the networks made ahead: ${messageOf(e)}`));
     await service.settled();
+    service.dropSpare();
     try {
       store.compact();
     } catch (e) {

@@ -5,13 +5,14 @@
 import { Accelerator } from "../accelerate/supervisor.ts";
 import type { CreateRequest, EnterTarget } from "../protocol.ts";
 import type { NetworkBackends } from "../net/registry.ts";
-import { sandboxLog, type Paths } from "../paths.ts";
+import { hiddenFromSandboxes, sandboxLog, type Paths } from "../paths.ts";
+import { endSpare, prewarm } from "../namespaces/pins.ts";
 import { KeyedMutex } from "../mutex.ts";
 import type { PortDrivers } from "../ports/registry.ts";
 import type { Sandbox, SandboxStore } from "../state/sandboxes.ts";
 import { enterTarget, setupContext, type CreateBookkeeping, type DaemonContext, type SessionInfo } from "./context.ts";
 import { abandoned, findOrNull, replayCreate, retryDeps } from "./create-retry.ts";
-import { createSandbox, markStarted, spawnDetached, type Created } from "./create.ts";
+import { createSandbox, markStarted, removeLeftoverSpares, spareAhead, spawnDetached, type Created } from "./create.ts";
 import { addPorts, removePorts, type PortChangeReply } from "./live-ports.ts";
 import { processesOf, SandboxRecovery } from "./recovery.ts";
 import { SandboxReleases } from "./release.ts";
@@ -82,6 +83,22 @@ export class SandboxService {
     });
     this.releases = new SandboxReleases(this.ctx);
     this.recovery = new SandboxRecovery(this.ctx, this.releases);
+  }
+
+  /**
+   * Starts the spare namespace worker (src/namespaces/pins.ts) with what it
+   * makes ready for the next plain sandbox; first the files of spares an
+   * earlier daemon left.
+   */
+  prepareSpare(): void {
+    removeLeftoverSpares(this.ctx);
+    prewarm(hiddenFromSandboxes(this.ctx.paths), () => spareAhead(this.ctx));
+  }
+
+  /** The daemon is ending: the spare's files go with it. */
+  dropSpare(): void {
+    endSpare();
+    removeLeftoverSpares(this.ctx);
   }
 
   get paths(): Paths {

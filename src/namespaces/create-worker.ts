@@ -6,7 +6,7 @@
 // this thread its own fs_struct, so setns into one is allowed to it) and is
 // made the next spare, instead of a new Worker per sandbox (~5 ms of CPU
 // that competed with the run it followed: docs/decisions.md).
-import { writeFileSync } from "node:fs";
+import { statSync, writeFileSync } from "node:fs";
 import { bind, detachMountsBelow, hideDirectory, makeRootPrivate } from "../sys/mount.ts";
 import { CLONE, gettid, join, nsId, setns, unshare } from "../sys/ns.ts";
 import { linkUp } from "../sys/net.ts";
@@ -76,6 +76,19 @@ function writeNetSysctls(sysctls: Array<[string, string]>): void {
   }
 }
 
+/** A directory's [st_dev, st_ino]. */
+function identity(dir: string): [number, number] {
+  const st = statSync(dir);
+  return [st.dev, st.ino];
+}
+
+function finishMountsAndName(hostname: string, binds: ReadonlyArray<readonly [string, string]>, hide: readonly string[]): void {
+  sethostname(hostname);
+  for (const [src, dst] of binds) bind(src, dst);
+  // After the binds: their sources may live under a hidden directory.
+  for (const dir of hide) hideDirectory(dir);
+}
+
 self.onmessage = (ev: MessageEvent) => {
   let req: ReturnType<typeof parseRequest>;
   try {
@@ -96,8 +109,12 @@ self.onmessage = (ev: MessageEvent) => {
       makeNamespaces(req.cpu);
       // The copies of the pins that exist now; none come later (its mounts are private).
       detachMountsBelow(req.detach);
+      // The next plain sandbox's hostname and /etc files, off its create's path;
+      // what each hide covers, looked at before it is mounted over (see CreateNsReply).
+      const hidden = req.ahead ? req.detach.map((dir) => identity(dir)) : undefined;
+      if (req.ahead) finishMountsAndName(req.ahead.hostname, req.ahead.binds, req.detach);
       prepared = true;
-      self.postMessage({ ok: true, tid: gettid() } satisfies CreateNsReply);
+      self.postMessage({ ok: true, tid: gettid(), ...(hidden ? { hidden } : {}) } satisfies CreateNsReply);
     } catch (e) {
       self.postMessage({ ok: false, error: (e as Error).message } satisfies CreateNsReply);
     }
@@ -128,13 +145,13 @@ self.onmessage = (ev: MessageEvent) => {
       makeRootPrivate();
     }
     if (req.newNet && !req.joinNet) writeNetSysctls(req.netSysctls ?? []);
-    if (!req.netOnly) {
+    if (req.usePrepared && req.etcAhead) {
+      // Made when it was prepared: only a hostname other than the one it set.
+      if (req.hostname) sethostname(req.hostname);
+    } else if (!req.netOnly) {
       // A prepared spare did this when it was made.
       if (!req.usePrepared) detachMountsBelow(req.hide);
-      sethostname(req.hostname);
-      for (const [src, dst] of req.binds) bind(src, dst);
-      // After the binds: their sources may live under a hidden directory.
-      for (const dir of req.hide) hideDirectory(dir);
+      finishMountsAndName(req.hostname, req.binds, req.hide);
     }
     reply = { ok: true, tid: gettid() };
   } catch (e) {

@@ -32,6 +32,12 @@ export const CreateNsRequest = v.object({
   netOnly: v.optional(v.boolean()),
   /** The worker is a prepared spare: its namespaces exist; only name them and bind the files. */
   usePrepared: v.optional(v.boolean()),
+  /**
+   * The prepared spare bound the /etc files and hid the directories when it
+   * was made (SpareAhead in src/namespaces/pins.ts): binds and hide are
+   * not done again, and an empty hostname keeps the one it set.
+   */
+  etcAhead: v.optional(v.boolean()),
   /** A new netns's sysctls, written before the network backend sets it up (NetnsPlan.netSysctls): paths under /proc/sys/net. */
   netSysctls: v.optional(v.array(v.tuple([v.pipe(v.string(), v.regex(/^net(\/[a-z0-9_]+)+$/)), v.pipe(v.string(), v.regex(/^[0-9 ]+$/))]))),
 });
@@ -43,16 +49,31 @@ export const CreateNsMessage = v.union([
   /**
    * reset: the worker made a sandbox's namespaces before; it goes back to the daemon's first.
    * detach: every mount below these is unmounted in the new mount namespace (CreateNsRequest.hide).
+   * ahead: the next plain sandbox's hostname and /etc binds, made now; the
+   * detached directories are then hidden too, after the binds.
    */
   v.object({
     prepare: v.literal(true),
     cpu: v.optional(v.number()),
     reset: v.optional(v.literal(true)),
     detach: v.optional(v.array(v.pipe(v.string(), v.startsWith("/"))), []),
+    ahead: v.optional(v.object({ hostname: v.string(), binds: v.array(v.tuple([v.string(), v.string()])) })),
   }),
   CreateNsRequest,
 ]);
 
 /** Namespace Worker -> main thread: the thread whose namespaces to pin, or why not. */
-export const CreateNsReply = v.variant("ok", [v.object({ ok: v.literal(true), tid: v.number() }), v.object({ ok: v.literal(false), error: v.string() })]);
+export const CreateNsReply = v.variant("ok", [
+  v.object({
+    ok: v.literal(true),
+    tid: v.number(),
+    /**
+     * A prepare with `ahead`: each detached directory's [st_dev, st_ino] as
+     * it was hidden. A logout removes the runtime dir and a new one is made
+     * at its path, which that hide does not cover: the create compares.
+     */
+    hidden: v.optional(v.array(v.tuple([v.number(), v.number()]))),
+  }),
+  v.object({ ok: v.literal(false), error: v.string() }),
+]);
 export type CreateNsReply = v.InferOutput<typeof CreateNsReply>;

@@ -2,7 +2,7 @@
 // and pins them with bind mounts of /proc/self/task/<tid>/ns/* (the pins
 // live in the session mount namespace: the holder's when rootless).
 import * as v from "valibot";
-import { mkdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { Rollback, messageOf } from "../errors.ts";
 import { isSysError } from "../sys/libc.ts";
 import { bind, umount, umountIfMounted } from "../sys/mount.ts";
@@ -30,12 +30,42 @@ function spawnWorker(): Worker {
 }
 
 /**
+ * What a spare makes ready beyond its namespaces, for the next plain
+ * sandbox (the daemon says what: prewarm's `ahead`): its hostname, which a
+ * create given no name takes as its name (`claimSpareHostname`), and its
+ * /etc files, empty, in a directory of their own and bound over /etc; the
+ * create that takes the spare renames them into the sandbox's directory
+ * (the binds follow the inodes) and writes them. Such a create sends the
+ * spare nothing at all unless it joins a netns or wants another hostname.
+ */
+export interface SpareAhead {
+  hostname: string;
+  /** Every file made for it: removed when the spare is not used. */
+  files: string[];
+  /** [one of files, /etc target] */
+  binds: Array<[string, string]>;
+}
+
+/**
  * One spare worker, started ahead of need and already inside a plain
  * sandbox's new net/mnt/uts namespaces (made on `cpu`): a sandbox with a new
- * network takes it and pays only for the hostname and the /etc binds.
+ * network takes it and pays only for the hostname and the /etc binds, or
+ * (ahead) for nothing but its pins.
  * Measured: the namespace step went from 1.4-4 ms to ~0.5 ms.
+ * `ready`: once it is prepared, the thread whose namespaces to pin and
+ * (ahead) what its hides covered; null when it failed. `detach`: the
+ * directories it was told to hide.
  */
-let spare: { worker: Worker; cpu: number | undefined; ready: Promise<boolean> } | null = null;
+let spare: {
+  worker: Worker;
+  cpu: number | undefined;
+  ready: Promise<Prepared | null>;
+  ahead: SpareAhead | null;
+  detach: string[];
+  claimed: boolean;
+} | null = null;
+
+type Prepared = { tid: number; hidden?: Array<[number, number]> };
 
 /** A worker done with a sandbox, to be made the next spare (one at most: others exit). */
 let used: Worker | null = null;
@@ -43,27 +73,73 @@ let used: Worker | null = null;
 /** What the spare unmounts below in its new mount namespace: the sandboxes' hidden directories (prewarm's first caller says). */
 let spareDetach: string[] = [];
 
-/** Starts the spare; `detach` (the daemon's first call): the directories each sandbox hides (CreateNsRequest.hide). */
-export function prewarm(detach?: string[]): void {
+/** Makes each spare's SpareAhead (prewarm's first caller says); null: that spare prepares its namespaces only. */
+let makeAhead: () => SpareAhead | null = () => null;
+
+/**
+ * Starts the spare. The daemon's first call says `detach`, the directories
+ * each sandbox hides (CreateNsRequest.hide), and `ahead`, what each spare
+ * makes ready beyond its namespaces.
+ */
+export function prewarm(detach?: string[], ahead?: () => SpareAhead | null): void {
   if (detach) spareDetach = detach;
+  if (ahead) makeAhead = ahead;
   if (spare) return;
   const reuse = used;
   used = null;
   const worker = reuse ?? spawnWorker();
   const cpu = goodCpu;
-  const ready = new Promise<boolean>((resolve) => {
+  const made = makeAhead();
+  const ready = new Promise<Prepared | null>((resolve) => {
     worker.onmessage = (ev) => {
       const ok = v.is(CreateNsReply, ev.data) && ev.data.ok;
       if (!ok)
         log.debug(
           `the spare namespace worker failed to prepare${reuse ? " (reused)" : ""}: ${v.is(CreateNsReply, ev.data) && !ev.data.ok ? ev.data.error : "no reply"}`,
         );
-      resolve(ok);
+      resolve(v.is(CreateNsReply, ev.data) && ev.data.ok ? { tid: ev.data.tid, hidden: ev.data.hidden } : null);
     };
-    worker.onerror = () => resolve(false);
+    worker.onerror = () => resolve(null);
   });
-  worker.postMessage({ prepare: true, cpu, detach: spareDetach, ...(reuse ? { reset: true } : {}) });
-  spare = { worker, cpu, ready };
+  worker.postMessage({
+    prepare: true,
+    cpu,
+    detach: spareDetach,
+    ...(reuse ? { reset: true } : {}),
+    ...(made ? { ahead: { hostname: made.hostname, binds: made.binds } } : {}),
+  });
+  spare = { worker, cpu, ready, ahead: made, detach: spareDetach, claimed: false };
+}
+
+/**
+ * The hostname the spare set ahead, for the first create that asks (a
+ * create given no name takes it as its name): later ones get undefined, so
+ * two creates at once never pick the same name. A create that then does not
+ * take this spare only costs the next one a hostname message.
+ */
+export function claimSpareHostname(): string | undefined {
+  if (!spare?.ahead || spare.claimed) return undefined;
+  spare.claimed = true;
+  return spare.ahead.hostname;
+}
+
+/** The daemon is ending: no create takes the spare any more, and its files go (its namespaces end with the daemon's threads). */
+export function endSpare(): void {
+  const s = spare;
+  spare = null;
+  makeAhead = () => null;
+  if (s) discardAhead(s.ahead);
+}
+
+/** A spare's files that no sandbox will use (renamed away ones are gone already). */
+function discardAhead(ahead: SpareAhead | null): void {
+  for (const f of ahead?.files ?? []) {
+    try {
+      unlinkSync(f);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT") log.debug(`removing the spare's file ${f}: ${messageOf(e)}`);
+    }
+  }
 }
 
 /** Keeps `worker` for the next spare, or ends it when one is kept already. */
@@ -98,15 +174,45 @@ export function spareFit(
  * CPU, left every later create to start a Worker of its own, about 5 ms
  * each, on about half of daemon starts on 2 cores).
  */
-async function workerFor(req: CreateNsRequest, netOnlyFromSpare = false): Promise<{ worker: Worker; prepared: boolean; tookSpare: boolean }> {
+async function workerFor(
+  req: CreateNsRequest,
+  netOnlyFromSpare = false,
+): Promise<{ worker: Worker; prepared: boolean; tookSpare: boolean; made?: Prepared; ahead?: SpareAhead | null; detach?: string[] }> {
   const s = spare;
   const fit = s ? spareFit(req, s.cpu, netOnlyFromSpare) : "leave";
   if (!s || fit === "leave") return { worker: spawnWorker(), prepared: false, tookSpare: false };
   spare = null;
-  if (fit === "take" && (await s.ready)) return { worker: s.worker, prepared: true, tookSpare: true };
+  const made = fit === "take" ? await s.ready : null;
+  if (made) return { worker: s.worker, prepared: true, tookSpare: true, made, ahead: s.ahead, detach: s.detach };
   // Not ready: it failed to prepare (or to go back, reused), and is not tried again.
   s.worker.postMessage({ done: true });
+  discardAhead(s.ahead);
   return { worker: spawnWorker(), prepared: false, tookSpare: true };
+}
+
+/**
+ * The spare's files, made ahead, become the request's: when it bound
+ * exactly the targets the request binds (the host's /etc did not change
+ * meanwhile), hid the directories the request hides and they are still the
+ * ones it hid (a logout since made new ones at those paths, in view of its
+ * mount namespace), and its files are still there to be renamed to the
+ * request's paths (a logout removes them). False: the spare is used as one
+ * without them, and binds and hides again on top.
+ */
+function adoptAhead(req: CreateNsRequest, ahead: SpareAhead, detach: readonly string[], hidden: ReadonlyArray<readonly [number, number]> | undefined): boolean {
+  if (req.binds.length !== ahead.binds.length || !req.binds.every(([, dst], i) => ahead.binds[i]![1] === dst)) return false;
+  if (!hidden || req.hide.length !== detach.length || hidden.length !== detach.length) return false;
+  try {
+    for (const [i, dir] of req.hide.entries()) {
+      const st = statSync(dir);
+      if (dir !== detach[i] || st.dev !== hidden[i]![0] || st.ino !== hidden[i]![1]) return false;
+    }
+    // A later attempt on another worker binds them from there.
+    for (const [i, [src]] of req.binds.entries()) renameSync(ahead.binds[i]![0], src);
+  } catch {
+    return false;
+  }
+  return true;
 }
 
 // Why the CPU matters. The kernel refuses (EINVAL) to bind-mount a mount
@@ -125,17 +231,24 @@ function isLoopRefusal(e: unknown): boolean {
 }
 
 /**
- * Makes the namespaces and pins them under `pinDir`. On any failure, every
- * pin made so far is removed before the error is thrown.
+ * Makes the namespaces and pins them under `pinDir`. `writeEtc` writes the
+ * bind sources (req.binds) in place: called before they are bound, or,
+ * where a spare bound its own files ahead, once those are renamed to the
+ * request's paths. On any failure, every pin made so far is removed before
+ * the error is thrown.
  */
-export async function createPinned(req: CreateNsRequest, pinDir: string): Promise<{ pins: Pins; ino: { net: number; uts: number; mnt: number } }> {
+export async function createPinned(
+  req: CreateNsRequest,
+  pinDir: string,
+  writeEtc: () => void = () => {},
+): Promise<{ pins: Pins; ino: { net: number; uts: number; mnt: number } }> {
   const first = goodCpu;
   const spareTaken = { value: false };
   try {
     for (let attempt = 0; ; attempt++) {
       const cpu = first === undefined && attempt === 0 ? undefined : ((first ?? 0) + attempt) % cpus;
       try {
-        const made = await createPinnedOnce({ ...req, cpu }, pinDir, "net", spareTaken);
+        const made = await createPinnedOnce({ ...req, cpu }, pinDir, "net", spareTaken, false, writeEtc);
         if (cpu !== undefined) goodCpu = cpu;
         return made;
       } catch (e) {
@@ -185,8 +298,11 @@ async function createPinnedOnce(
   netName = "net",
   spareTaken = { value: false },
   netOnlyFromSpare = false,
+  writeEtc: () => void = () => {},
 ): Promise<{ pins: Pins; ino: { net: number; uts: number; mnt: number } }> {
-  const { worker, prepared, tookSpare } = await workerFor(req, netOnlyFromSpare);
+  const taken = await workerFor(req, netOnlyFromSpare);
+  const { tookSpare, made, ahead, detach } = taken;
+  let { worker, prepared } = taken;
   const undo = new Rollback();
   // Opened here, in the daemon's mount namespace, for a spare to join (CreateNsRequest.joinNetFd); closed once it has.
   let joinNetFd: number | undefined;
@@ -197,18 +313,32 @@ async function createPinnedOnce(
   // reply by then. It used to be a 1 ms timer from when the spare was taken,
   // which could fire in the middle of the create it was meant to follow.
   try {
-    const reply = await new Promise<CreateNsReply>((resolve, reject) => {
-      worker.onmessage = (ev) => {
-        try {
-          resolve(parseMessage(CreateNsReply, ev.data, "the namespace worker's reply"));
-        } catch (e) {
-          reject(e);
-        }
-      };
-      worker.onerror = (ev) => reject(new Error(`sandbox worker failed: ${ev.message}`));
-      if (prepared && req.joinNet) joinNetFd = openRO(req.joinNet);
-      worker.postMessage({ ...req, usePrepared: prepared, ...(joinNetFd !== undefined ? { joinNetFd } : {}) });
-    });
+    const adopt = prepared && ahead && !req.netOnly && adoptAhead(req, ahead, detach ?? [], made?.hidden) ? ahead : null;
+    // What was not renamed (a spare not adopted; a file the host's /etc has no target for).
+    if (ahead && (!adopt || adopt.files.length !== adopt.binds.length)) discardAhead(ahead);
+    if (prepared && ahead && !req.netOnly && !adopt) {
+      // Its hides may cover the request's files (a logout removed the runtime dir and made it again): a fresh worker instead, once.
+      worker.postMessage({ done: true });
+      worker = spawnWorker();
+      prepared = false;
+    }
+    writeEtc();
+    const ask: CreateNsRequest = adopt ? { ...req, etcAhead: true, binds: [], hide: [], hostname: req.hostname === adopt.hostname ? "" : req.hostname } : req;
+    const reply: CreateNsReply =
+      adopt && made && !ask.hostname && !req.joinNet && !req.netSysctls?.length
+        ? { ok: true, tid: made.tid }
+        : await new Promise<CreateNsReply>((resolve, reject) => {
+            worker.onmessage = (ev) => {
+              try {
+                resolve(parseMessage(CreateNsReply, ev.data, "the namespace worker's reply"));
+              } catch (e) {
+                reject(e);
+              }
+            };
+            worker.onerror = (ev) => reject(new Error(`sandbox worker failed: ${ev.message}`));
+            if (prepared && req.joinNet) joinNetFd = openRO(req.joinNet);
+            worker.postMessage({ ...ask, usePrepared: prepared, ...(joinNetFd !== undefined ? { joinNetFd } : {}) });
+          });
     if (!reply.ok) throw new Error(reply.error);
     mkdirSync(pinDir, { recursive: true, mode: 0o700 });
     if (!req.netOnly) undo.push("pin dir", () => rmSync(pinDir, { recursive: true, force: true }));

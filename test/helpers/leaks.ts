@@ -35,7 +35,7 @@ import { basename } from "node:path";
 import { strictLeakCheck, TAG_VAR, testUser } from "./env.ts";
 import { unescapeMountPath } from "../../src/sys/mount.ts";
 import { activeNetns, listPids, netnsId } from "./netns.ts";
-import { AHEAD_PIN } from "./sys.ts";
+import { AHEAD_PIN, SPARE_FILE } from "./sys.ts";
 
 export type ItemKind = "process" | "mount" | "link" | "iptables" | "netns" | "file";
 
@@ -373,7 +373,12 @@ export async function snapshot(opts: SnapshotOptions = {}): Promise<Snapshot> {
   for (const dir of opts.runtimeDirs ?? []) {
     for (const sub of ["pins", "sandboxes"]) {
       for (const f of listTree(`${dir}/${sub}`))
-        items.push({ kind: "file", key: `file:${dir}/${sub}/${f}`, what: `${dir}/${sub}/${f}`, service: AHEAD_PIN.test(`${dir}/${sub}/${f}`) });
+        items.push({
+          kind: "file",
+          key: `file:${dir}/${sub}/${f}`,
+          what: `${dir}/${sub}/${f}`,
+          service: AHEAD_PIN.test(`${dir}/${sub}/${f}`) || SPARE_FILE.test(`${dir}/${sub}/${f}`),
+        });
     }
   }
   return { items };

@@ -33,6 +33,9 @@ export function argvOf(pid: number): string[] {
 /** A path of a slirp4netns started ahead (src/net/slirp4netns/warm.ts): its pin dir and what is in it. */
 export const AHEAD_PIN = /\/pins\/warm-[0-9a-f]{12}(\/|$)/;
 
+/** The /etc files of the daemon's spare sandbox (src/daemon/create.ts spareAhead): its own while it runs. */
+export const SPARE_FILE = /\/sandboxes\/\.spare(\/|$)/;
+
 /**
  * A slirp4netns the daemon started ahead for its next sandbox that no
  * sandbox has adopted yet (src/net/slirp4netns/warm.ts): its argv names

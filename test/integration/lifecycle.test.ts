@@ -2,7 +2,7 @@
 // (rootless) and as root inside a test-made netns (rootful).
 import { afterEach, beforeEach, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
-import { readFileSync, readlinkSync, existsSync } from "node:fs";
+import { readFileSync, readlinkSync, existsSync, readdirSync } from "node:fs";
 import { burrowContext, type BurrowContext, daemonPidsOf as daemonPids } from "../helpers/context.ts";
 import { integrationUnavailable, testUser } from "../helpers/env.ts";
 import { until } from "../helpers/until.ts";
@@ -334,6 +334,31 @@ for (const mode of ["rootless", "rootful"] as const) {
       }
       expect(daemonPids(t.dirs.runtimeDir)).toHaveLength(1);
     });
+
+    test("runs given no name: each its own free name as hostname and in its /etc files, at once too; the spare's files do not pile up", async () => {
+      // One at a time (each takes the spare the last one left, with the name it set ahead), then four at once.
+      const script = 'printf "%s %s %s " "$(hostname)" "$(cat /etc/hostname)" "$(grep -c "$(hostname)" /etc/hosts)"; ls -A /etc/hosts /etc/hostname | wc -l';
+      const runs = [];
+      for (let i = 0; i < 3; i++) runs.push(await t.burrow(["run", "--rm", "--network", "none", "--", "sh", "-c", script]));
+      runs.push(...(await Promise.all(Array.from({ length: 4 }, () => t.burrow(["run", "--rm", "--network", "none", "--", "sh", "-c", script])))));
+      const names = runs.map((r) => {
+        expect(r.stderr).toBe("");
+        expect(r.code).toBe(0);
+        const [host, file, inHosts, files] = r.stdout.trim().split(" ");
+        expect(host).toMatch(/^[a-z]+_[a-z]+\d+$/);
+        expect(file).toBe(host);
+        expect(Number(inHosts)).toBeGreaterThan(0);
+        expect(files).toBe("2");
+        return host;
+      });
+      expect(new Set(names).size).toBe(names.length);
+      // A named run after them keeps its own name as hostname.
+      expect(await t.burrowOk(["run", "--rm", "--network", "none", "--name", "named", "--", "cat", "/etc/hostname"])).toBe("named\n");
+      // The daemon's next spare holds one set of files (hosts, resolv.conf, hostname) at most; no sandbox dir is left.
+      await until(() => readdirSync(`${t.dirs.runtimeDir}/sandboxes`).every((f) => f === ".spare"));
+      expect(readdirSync(`${t.dirs.runtimeDir}/sandboxes`).filter((f) => f !== ".spare")).toEqual([]);
+      expect(readdirSync(`${t.dirs.runtimeDir}/sandboxes/.spare`).length).toBeLessThanOrEqual(3);
+    }, 60_000);
 
     test("a daemon killed with SIGKILL is restarted by the next command, sandboxes intact", async () => {
       await t.burrowOk(["run", "-d", "--network", "none", "--name", "survivor", "--", "sleep", "300"]);

@@ -151,6 +151,11 @@ describe.skipIf(!!why)("runtime directory ownership (rootless)", () => {
     // a new sandbox beside them, then stop and rm -f end them all
     await t.burrowOk(["run", "-d", "--name", "late", "--", "sleep", "3019"]);
     expect(await t.burrowOk(["exec", "late", "--", "hostname"])).toBe("late\n");
+    // The runtime dir made again after the logout is hidden from it too (the spare made before the logout hid the old one).
+    expect(await t.burrowOk(["exec", "late", "--", "sh", "-c", `ls -A ${t.dirs.runtimeDir} | wc -l; test -e ${t.dirs.runtimeDir}/control.sock; echo $?`])).toBe(
+      "0\n1\n",
+    );
+    expect(await t.burrowOk(["run", "--rm", "--network", "none", "--", "sh", "-c", `ls -A ${t.dirs.runtimeDir} | wc -l`])).toBe("0\n");
     await t.burrowOk(["stop", "-t", "1", "idle"]);
     expect((await ps(t)).find((s) => s.Names[0] === "idle")?.State).toBe("exited");
     for (const n of ["joined", "web", "late", "idle"]) await t.burrowOk(["rm", "-f", n]);
