@@ -26,6 +26,13 @@ export function pinDir(p: Paths, id: string): string {
 export function hiddenFromSandboxes(p: Paths): string[] {
   return [p.runtimeDir, p.stateDir];
 }
+/** Where the CLI makes the FIFO a foreground run's enter step reads its options from (CreateRequest.enterFifo). */
+export function enterFifoDir(p: Paths): string {
+  return `${p.runtimeDir}/enter`;
+}
+export function enterFifo(p: Paths, requestId: string): string {
+  return `${enterFifoDir(p)}/${requestId}`;
+}
 export function sandboxDir(p: Paths, id: string): string {
   return `${p.runtimeDir}/sandboxes/${id}`;
 }

@@ -58,6 +58,15 @@ export const CreateRequest = v.object({
    */
   egress: v.optional(EgressPolicy),
   /**
+   * A foreground run's enter step, spawned ahead, waits for its options on
+   * a FIFO the CLI makes once this request is sent: RUNTIME_DIR/enter/REQUEST_ID
+   * (src/paths.ts enterFifo). The daemon writes the options into it at the
+   * end of the create when it is there, a FIFO of this user's with a reader
+   * (src/daemon/enter-ahead.ts), and says so in the reply (`entered`);
+   * otherwise the CLI writes them.
+   */
+  enterFifo: v.optional(v.literal(true)),
+  /**
    * Made by the CLI, the same for every attempt of one `run`: a create sent
    * again after a broken connection gets the first attempt's answer
    * (src/daemon/requests-seen.ts).

@@ -19,7 +19,14 @@ const Names = () => v.array(v.string());
 
 const MAKERS = {
   // No enter target: a retried create whose sandbox has exited and gone since.
-  create: () => v.looseObject({ id: v.string(), name: v.string(), enter: v.optional(v.looseObject({ ...EnterTarget.entries, cwd: v.optional(v.string()) })) }),
+  create: () =>
+    v.looseObject({
+      id: v.string(),
+      name: v.string(),
+      enter: v.optional(v.looseObject({ ...EnterTarget.entries, cwd: v.optional(v.string()) })),
+      /** The daemon wrote the enter step's options into CreateRequest.enterPipe. */
+      entered: v.optional(v.boolean()),
+    }),
   started: Done,
   exited: Done,
   list: () =>

@@ -11,6 +11,7 @@ import { logMade } from "../log.ts";
 
 export { prepareExit };
 import type { ProcessOptions } from "./_process-flags.ts";
+import { closeEnds } from "../client/enter-fifo.ts";
 
 /** A foreground command's enter step started ahead of the daemon's reply, and the signals caught for it since before its spawn. */
 export interface EarlyStart {
@@ -26,15 +27,26 @@ export interface EarlyStart {
  * spawn), --accelerate (its fds come with the reply), no enter helper.
  * Signals are caught from here on and go to the helper: a ^C while the
  * daemon answers ends the command (130) instead of the CLI, so the sandbox
- * is still reported and removed.
+ * is still reported and removed. `optionsPipe` (run.ts: the ends of the
+ * FIFO the daemon may write the options into): what the helper reads its
+ * options from, taken over here; without it, a pipe of its own.
  */
-export async function startAhead(argv: string[], po: ProcessOptions, accelerate: boolean): Promise<EarlyStart | null> {
-  if (po.tty || accelerate) return null;
-  if ((await prepareEnterHelper()) === null) return null;
+export async function startAhead(
+  argv: string[],
+  po: ProcessOptions,
+  accelerate: boolean,
+  optionsPipe: readonly [number, number] | null = null,
+): Promise<EarlyStart | null> {
+  const unused = () => {
+    closeEnds(optionsPipe);
+    return null;
+  };
+  if (po.tty || accelerate) return unused();
+  if ((await prepareEnterHelper()) === null) return unused();
   const signals = catchSignals();
   let enter: EarlyEnter | null;
   try {
-    enter = spawnEnterAhead(argv, po.env, commandStdio(po));
+    enter = spawnEnterAhead(argv, po.env, commandStdio(po), optionsPipe ?? undefined);
   } catch (e) {
     signals.release();
     throw e;
@@ -59,10 +71,10 @@ function commandStdio(po: ProcessOptions) {
   return { stdin: po.interactive ? "inherit" : "ignore", stdout: "inherit", stderr: "inherit" } as const;
 }
 
-/** Sends a start ahead its options; one it could not send to ends here, its signals given back. */
-async function goAhead(early: EarlyStart, target: EnterTarget & { cwd?: string }): Promise<{ child: Bun.Subprocess; signals: CaughtSignals }> {
+/** Sends a start ahead its options (unless the daemon did: `sent`); one it could not send to ends here, its signals given back. */
+async function goAhead(early: EarlyStart, target: EnterTarget & { cwd?: string }, sent: boolean): Promise<{ child: Bun.Subprocess; signals: CaughtSignals }> {
   try {
-    early.enter.go(target);
+    early.enter.go(target, sent);
   } catch (e) {
     await cancelAhead(early);
     throw e;
@@ -84,7 +96,7 @@ function spawnNow(target: EnterTarget & { cwd?: string }, argv: string[], po: Pr
 /**
  * Runs the command of `run` or `exec` in the foreground (on a pty with -t)
  * and returns its exit status; `onStart` learns its pid. `early`: its enter
- * step, started ahead (startAhead).
+ * step, started ahead (startAhead); `sent`: the daemon wrote its options.
  */
 export async function runForeground(
   target: EnterTarget & { cwd?: string },
@@ -92,6 +104,7 @@ export async function runForeground(
   po: ProcessOptions,
   onStart: (pid: number) => Promise<void>,
   early: EarlyStart | null = null,
+  sent = false,
 ): Promise<number> {
   const full = { ...target, workdir: po.workdir, user: po.user, ...(po.workdir ? { cwd: po.workdir } : {}) };
   if (early && (full.tty || full.accelerate)) {
@@ -110,7 +123,7 @@ export async function runForeground(
     await started;
     return code;
   }
-  const { child, signals } = early ? await goAhead(early, full) : spawnNow(full, argv, po);
+  const { child, signals } = early ? await goAhead(early, full, sent) : spawnNow(full, argv, po);
   const started = onStart(child.pid);
   const code = await waitForeground(child, signals);
   await started;

@@ -10,6 +10,8 @@ import { guardOutput } from "./_output.ts";
 import { checkRestartRequest } from "../sandbox/restart-policy.ts";
 import { splitCapabilityList } from "../sandbox/capabilities.ts";
 import { hasEgressFlags } from "../egress/flags.ts";
+import { enterFifo, resolvePaths } from "../paths.ts";
+import { forgetEnterFifo, makeEnterFifo } from "../client/enter-fifo.ts";
 
 export const runArgs = {
   detach: { type: "boolean", alias: "d", description: "Run in the background and print the sandbox id" },
@@ -66,10 +68,23 @@ export default defineCommand({
     // and the command's enter step starts meanwhile, waiting for the reply
     // (startAhead: the spawn is off the reply's path).
     const foreground = detach ? null : foregroundLoader();
+    // One id for every attempt: call() sends the create again after a
+    // broken connection, and the daemon answers a retry with the first
+    // attempt's result instead of meeting its half-made sandbox. Web
+    // Crypto's: node:crypto costs a CLI start ~5 ms to load.
+    const requestId = Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString("hex");
+    // The enter step started ahead reads its options from a FIFO named after
+    // the request, made as soon as the request is out: the daemon writes them
+    // there at the end of the create, so the command starts while the reply
+    // is on its way (docs/decisions.md "The daemon sends the enter step its
+    // options"). Not with -t or --accelerate, which are not started ahead.
+    const fifo = foreground && !po.tty && !bool(p, "accelerate") ? enterFifo(resolvePaths(), requestId) : null;
     let ahead: Promise<EarlyStart | null> | null = null;
     const onSent = () => {
-      ahead ??= foreground!()
-        .then((m) => m.startAhead(p.rest, po, bool(p, "accelerate")))
+      if (ahead) return;
+      const ends = fifo ? makeEnterFifo(fifo) : null;
+      ahead = foreground!()
+        .then((m) => m.startAhead(p.rest, po, bool(p, "accelerate"), ends))
         // One that cannot start is spawned after the reply, which says why.
         .catch(() => null);
     };
@@ -108,18 +123,20 @@ export default defineCommand({
           privileged: bool(p, "privileged"),
           accelerate: bool(p, "accelerate"),
           ...(egress ? { egress } : {}),
-          // One id for every attempt: call() sends the create again after a
-          // broken connection, and the daemon answers a retry with the first
-          // attempt's result instead of meeting its half-made sandbox. Web
-          // Crypto's: node:crypto costs a CLI start ~5 ms to load.
-          requestId: Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString("hex"),
+          ...(fifo ? { enterFifo: true as const } : {}),
+          requestId,
         },
         foreground ? { onSent } : {},
       ),
-    ).catch(async (e) => {
-      await callOff();
-      throw e;
-    });
+    )
+      .catch(async (e) => {
+        await callOff();
+        throw e;
+      })
+      // Its name is the create's business only: the open ends keep the FIFO (the daemon removes it too once it wrote).
+      .finally(() => {
+        if (fifo) forgetEnterFifo(fifo);
+      });
     if (detach) {
       guardOutput();
       process.stdout.write(`${created.id}\n`);
@@ -144,6 +161,7 @@ export default defineCommand({
         );
       },
       await ahead,
+      created.entered === true,
     );
     // The exit goes out without waiting for started's reply (a round trip
     // of every short command): it carries the pid, and the daemon marks the

@@ -29,8 +29,13 @@ export function spawnEnter(
 }
 
 /** spawnEnter's helper started before the sandbox exists, waiting for its options (src/sandbox/enter-spawn.ts spawnEnterEarly). */
-export function spawnEnterAhead(argv: string[], env: Record<string, string | undefined>, stdio: EnterStdio): EarlyEnter | null {
-  return spawnEnterEarly(argv, { env, stdio: stdioList(stdio) });
+export function spawnEnterAhead(
+  argv: string[],
+  env: Record<string, string | undefined>,
+  stdio: EnterStdio,
+  optionsPipe?: readonly [number, number],
+): EarlyEnter | null {
+  return spawnEnterEarly(argv, { env, stdio: stdioList(stdio), ...(optionsPipe ? { optionsPipe } : {}) });
 }
 
 /** Bun.spawn's stdio list: 0, 1, 2, then the extra fds as 3, 4, ... */

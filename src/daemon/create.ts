@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import { closeSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { BurrowError, EXIT, Rollback, messageOf } from "../errors.ts";
 import { log } from "../log.ts";
-import { hiddenFromSandboxes, pinDir, sandboxDir, sandboxLog, sandboxStateDir } from "../paths.ts";
+import { enterFifo, hiddenFromSandboxes, pinDir, sandboxDir, sandboxLog, sandboxStateDir } from "../paths.ts";
 import { ensurePrivateDir } from "../private-file.ts";
 import type { CreateRequest, EnterTarget } from "../protocol.ts";
 import { claimSpareHostname, createPinned, removePins, type SpareAhead } from "../namespaces/pins.ts";
@@ -30,13 +30,15 @@ import { knownCapabilities, PODMAN_DEFAULT_CAPABILITIES, resolveCapabilities } f
 import { findHelper, helperConf } from "../machine/helpers.ts";
 import { checkEgressRequest, prepareEgressSockets, resolvConfServers, startEgress, type EgressNetwork } from "./egress.ts";
 import { rootlessDefault } from "../machine/rootless-default.ts";
+import { sendEnterOptions } from "./enter-ahead.ts";
 
 const HOSTNAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/;
 
 const ADJECTIVES = ["brave", "calm", "eager", "fond", "keen", "lucid", "merry", "quiet", "swift", "witty", "bold", "gentle"];
 const ANIMALS = ["badger", "mole", "rabbit", "fox", "vole", "otter", "wombat", "marmot", "gopher", "shrew", "stoat", "hare"];
 
-export type Created = { id: string; name: string; enter: EnterTarget & { cwd: string } };
+/** `entered`: the options of the enter step started ahead were written (CreateRequest.enterPipe). */
+export type Created = { id: string; name: string; enter: EnterTarget & { cwd: string }; entered?: true };
 
 function randomName(ctx: DaemonContext): string {
   for (;;) {
@@ -44,6 +46,13 @@ function randomName(ctx: DaemonContext): string {
     const name = `${pick(ADJECTIVES)}_${pick(ANIMALS)}${Math.floor(Math.random() * 100)}`;
     if (!ctx.store.nameTaken(name)) return name;
   }
+}
+
+/** The request as the sandbox's spec keeps it: the enter FIFO was for this create's CLI only. */
+function withoutEnterFifo(req: CreateRequest): CreateRequest {
+  if (!req.enterFifo) return req;
+  const { enterFifo: _, ...rest } = req;
+  return rest;
 }
 
 /** A name for a create given none: the one the spare set as its hostname ahead when it is free. */
@@ -160,7 +169,7 @@ export async function createSandbox(ctx: DaemonContext, releases: SandboxRelease
     finishedAt: null,
     bootId: ctx.bootId,
     session: ctx.session.id,
-    spec: { ...req, name, hostname, network: networkRaw, caps },
+    spec: { ...withoutEnterFifo(req), name, hostname, network: networkRaw, caps },
     // partial until the last step: a new row still partial when no create works on it is
     // rolled back (src/daemon/create-retry.ts). Not a restarted one: that row is the user's.
     runtime: {
@@ -301,7 +310,17 @@ export async function createSandbox(ctx: DaemonContext, releases: SandboxRelease
       delete s.runtime.partial;
       ctx.store.update(s);
       undo.commit();
-      return { id, name, enter: enterTarget(ctx, s) };
+      const enter = enterTarget(ctx, s);
+      // A foreground run's enter step, started ahead, gets its options from here: the command starts while this reply travels.
+      const entered =
+        req.enterFifo && req.requestId && !req.detach && !req.tty && !req.accelerate && !reuse
+          ? sendEnterOptions(enterFifo(ctx.paths, req.requestId), {
+              ...enter,
+              ...(req.workdir ? { workdir: req.workdir, cwd: req.workdir } : {}),
+              ...(req.user ? { user: req.user } : {}),
+            })
+          : false;
+      return { id, name, enter, ...(entered ? { entered } : {}) };
     } catch (e) {
       // Out of space: the reserve makes room for the rollback's own writes.
       if (isDiskFull(e)) ctx.bookkeeping.reserve?.release();

@@ -18,6 +18,7 @@ import { RequestsSeen } from "./requests-seen.ts";
 import { diskFullError, SpaceReserve } from "../state/full.ts";
 import { holderAlive, readHolder, type HolderInfo } from "../userns/session.ts";
 import { SandboxService } from "./service.ts";
+import { removeStaleEnterFifos } from "./enter-ahead.ts";
 import { handlers } from "./handlers.ts";
 import { networkHandlers } from "./networks.ts";
 import { createPortDrivers } from "../ports/registry.ts";
@@ -157,6 +158,7 @@ export async function daemonMain(): Promise<void> {
     .then(() => service.reconcile())
     .catch((e) => log.warn(`reconcile: ${messageOf(e)}`));
   service.prepareSpare();
+  removeStaleEnterFifos(paths);
 
   const sock = controlSocket(paths);
   const table = { ...handlers(service), ...networkHandlers(service) } satisfies Handlers;

@@ -271,19 +271,27 @@ static void parse_args(int argc, char **argv, struct request *r) {
 #define MAX_OPTIONS_BYTES 65536
 
 /*
- * -R FD -- COMMAND [ARG...]: waits for the options on FD (NUL-terminated
- * words, up to EOF) and returns the argv parse_args reads: argv[0], those
- * words, then "--" and the command from our own argv. The words come from
- * the CLI that spawned us, and are checked by parse_args like argv's.
+ * -R FD -- COMMAND [ARG...]: waits for the options on FD and returns the
+ * argv parse_args reads: argv[0], those words, then "--" and the command
+ * from our own argv. On FD: one block, its length in decimal and a NUL,
+ * then that many bytes of NUL-terminated words (src/sandbox/enter-spawn.ts
+ * optionsBlock). The block ends the wait, not EOF: the daemon writes it at
+ * the end of a create while the CLI still holds the pipe, and anything
+ * after it is not read. EOF before any byte: called off. The words come
+ * from the CLI that spawned us or from its daemon, and are checked by
+ * parse_args like argv's.
  */
 static char **options_from_fd(int argc, char **argv, int *out_argc) {
   if (argc < 5 || strcmp(argv[3], "--") != 0) die(EXIT_BURROW, "enter helper: -R takes FD, -- and a command");
   int fd = parse_fd(argv[2], "enter helper: bad -R");
   static char buf[MAX_OPTIONS_BYTES];
   size_t len = 0;
+  /* The header's length and the whole block's, once the header is in. */
+  size_t head = 0, need = 0;
   for (;;) {
+    if (need && len >= need) break;
     if (len == sizeof buf) die(EXIT_BURROW, "enter helper: the options on -R are too long");
-    ssize_t n = read(fd, buf + len, sizeof buf - len);
+    ssize_t n = read(fd, buf + len, (need ? need : sizeof buf) - len);
     if (n < 0 && errno == EINTR) continue;
     /* burrow's pipes are non-blocking (src/sys/sockets.ts pipe): wait here. */
     if (n < 0 && errno == EAGAIN) {
@@ -294,23 +302,44 @@ static char **options_from_fd(int argc, char **argv, int *out_argc) {
     if (n < 0) die_sys(EXIT_BURROW, "enter helper: ", "read", "-R", errno);
     if (n == 0) break;
     len += (size_t)n;
+    if (!need) {
+      const char *z = memchr(buf, 0, len);
+      if (!z) {
+        if (len > 8) die(EXIT_BURROW, "enter helper: the options on -R do not start with their length");
+        continue;
+      }
+      head = (size_t)(z - buf) + 1;
+      size_t body = 0;
+      if (head < 2) die(EXIT_BURROW, "enter helper: the options on -R do not start with their length");
+      for (const char *c = buf; c < z; c++) {
+        if (*c < '0' || *c > '9') die(EXIT_BURROW, "enter helper: the options on -R do not start with their length");
+        body = body * 10 + (size_t)(*c - '0');
+        if (body > sizeof buf) die(EXIT_BURROW, "enter helper: the options on -R are too long");
+      }
+      need = head + body;
+      if (need > sizeof buf) die(EXIT_BURROW, "enter helper: the options on -R are too long");
+    }
   }
   close(fd);
   /* Called off before the sandbox was there: the CLI says why. */
   if (len == 0) _exit(EXIT_BURROW);
-  if (buf[len - 1] != 0) die(EXIT_BURROW, "enter helper: the options on -R do not end with a NUL");
+  if (!need || len < need) die(EXIT_BURROW, "enter helper: the options on -R end early");
+  /* The words only: after the header, up to the block's end. */
+  char *words_at = buf + head;
+  len = need - head;
+  if (len == 0 || words_at[len - 1] != 0) die(EXIT_BURROW, "enter helper: the options on -R do not end with a NUL");
   size_t words = 0;
-  for (size_t i = 0; i < len; i++) words += buf[i] == 0;
+  for (size_t i = 0; i < len; i++) words += words_at[i] == 0;
   /* argv[0], the words, then argv[3..] ("--" and the command) and the NULL. */
   size_t total = 1 + words + (size_t)(argc - 3);
   char **out = calloc(total + 1, sizeof *out);
   if (!out) die(EXIT_BURROW, "enter helper: out of memory");
   size_t k = 0;
   out[k++] = argv[0];
-  for (size_t at = 0; at < len; at += strlen(buf + at) + 1) {
+  for (size_t at = 0; at < len; at += strlen(words_at + at) + 1) {
     /* The command is ours (argv), never the block's: no value of ours is "--". */
-    if (strcmp(buf + at, "--") == 0) die(EXIT_BURROW, "enter helper: the options on -R hold a --");
-    out[k++] = buf + at;
+    if (strcmp(words_at + at, "--") == 0) die(EXIT_BURROW, "enter helper: the options on -R hold a --");
+    out[k++] = words_at + at;
   }
   for (int i = 3; i < argc; i++) out[k++] = argv[i];
   out[k] = NULL;

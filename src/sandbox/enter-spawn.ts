@@ -102,11 +102,36 @@ export function helperArgs(request: EnterRequest, argv: string[], accelerate?: {
   return [...out, "--", ...argv];
 }
 
+/**
+ * The helper's -R options for `request`: its argv words without the "--"
+ * that ends them (the command is on its argv already).
+ */
+export function aheadWords(request: EnterRequest): string[] {
+  const words = helperArgs(request, []).slice(0, -1);
+  if (words.some((w) => w.includes("\0"))) throw new BurrowError("a path of the sandbox holds a NUL byte", { kind: "internal" });
+  return words;
+}
+
+/**
+ * What the helper's -R reads (enter-helper.c options_from_fd): the words'
+ * length in decimal and a NUL, then the words, each NUL-terminated. The
+ * length ends its wait, so the daemon can write the block while the CLI
+ * still holds the pipe open.
+ */
+export function optionsBlock(words: readonly string[]): Buffer {
+  const body = Buffer.from(words.map((w) => `${w}\0`).join(""));
+  return Buffer.concat([Buffer.from(`${body.length}\0`), body]);
+}
+
 /** The enter helper spawned ahead of its sandbox (spawnEnterEarly). */
 export interface EarlyEnter {
   child: Bun.Subprocess;
-  /** Sends `request`'s options: the helper joins the sandbox and execs the command. */
-  go(request: EnterRequest): void;
+  /**
+   * Sends `request`'s options: the helper joins the sandbox and execs the
+   * command. `sent`: the daemon wrote them into the pipe already (the
+   * create's `entered`): only the CLI's end is closed.
+   */
+  go(request: EnterRequest, sent?: boolean): void;
   /** Calls it off: the helper exits 125 without a word. */
   cancel(): void;
 }
@@ -123,13 +148,18 @@ export function spawnEnterEarly(
   argv: string[],
   options: Omit<Bun.SpawnOptions.SpawnOptions<Bun.SpawnOptions.Writable, Bun.SpawnOptions.Readable, Bun.SpawnOptions.Readable>, "argv0" | "env"> & {
     env?: Record<string, string | undefined>;
+    /** [read, write] ends of what the options come on (the FIFO of CreateRequest.enterFifo); taken over, also when null is returned. Default: a new pipe. */
+    optionsPipe?: readonly [number, number];
   },
 ): EarlyEnter | null {
-  const { env, ...rest } = options;
+  const { env, optionsPipe, ...rest } = options;
   const fd = helperWanted() ? readyEnterHelper() : null;
-  if (fd === null) return null;
+  if (fd === null) {
+    if (optionsPipe) for (const end of optionsPipe) close(end);
+    return null;
+  }
   const stdio = rest.stdio ?? ["inherit", "inherit", "inherit"];
-  const [optionsRead, optionsWrite] = pipe();
+  const [optionsRead, optionsWrite] = optionsPipe ?? pipe();
   let child: Bun.Subprocess;
   try {
     child = Bun.spawn([`/proc/self/fd/${fd}`, "-R", String(stdio.length), "--", ...argv], {
@@ -153,12 +183,9 @@ export function spawnEnterEarly(
   };
   return {
     child,
-    go(request) {
+    go(request, sent = false) {
       try {
-        // Its options without the "--" that ends them: the command is on its argv already.
-        const words = helperArgs(request, []).slice(0, -1);
-        if (words.some((w) => w.includes("\0"))) throw new BurrowError("a path of the sandbox holds a NUL byte", { kind: "internal" });
-        writeAll(optionsWrite, Buffer.from(words.map((w) => `${w}\0`).join("")));
+        if (!sent) writeAll(optionsWrite, optionsBlock(aheadWords(request)));
       } catch (e) {
         // A helper gone already (a signal while the daemon answered) says so by its exit status.
         if (!isSysError(e, "EPIPE")) throw e;

@@ -96,6 +96,37 @@ export function fstatFd(fd: number): FileStat {
   return st;
 }
 
+const O_WRONLY = 1;
+const O_NONBLOCK = 0o4000;
+
+/**
+ * A FIFO made at `path` (mode 0600; it must not exist) and opened at both
+ * ends, non-blocking and close-on-exec: [read end, write end]. Nothing is
+ * left at `path` when it fails.
+ */
+export function makeFifo(path: string): [number, number] {
+  const p = cstr(path);
+  if (libc.symbols.mkfifoat(AT_FDCWD, ptr(p), 0o600) === -1) throw new SysError("mkfifo", errno(), path);
+  const ends: number[] = [];
+  try {
+    for (const flags of [O_RDONLY, O_WRONLY]) {
+      const fd = libc.symbols.open(ptr(p), flags | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW, 0);
+      if (fd === -1) throw new SysError("open", errno(), path);
+      ends.push(fd);
+    }
+    return [ends[0]!, ends[1]!];
+  } catch (e) {
+    for (const fd of ends) libc.symbols.close(fd);
+    removeFile(path);
+    throw e;
+  }
+}
+
+/** unlink(2) that accepts "already gone". */
+export function removeFile(path: string): void {
+  if (libc.symbols.unlink(ptr(cstr(path))) === -1 && errno() !== ENOENT) throw new SysError("unlink", errno(), path);
+}
+
 /**
  * A small file's whole text (utf8), or null when it does not exist. With
  * `nofollow`, a symbolic link in the last component is refused (ELOOP).

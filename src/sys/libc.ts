@@ -44,6 +44,9 @@ const GROUPS = {
     // The open-file limit (src/sys/rlimit.ts).
     getrlimit: { args: [i32, ptr], returns: i32 },
     setrlimit: { args: [i32, ptr], returns: i32 },
+    // The enter step's options FIFO (src/sys/files.ts enterFifo).
+    mkfifoat: { args: [i32, ptr, u32], returns: i32 },
+    unlink: { args: [ptr], returns: i32 },
   },
   // Sockets: the CLI's check of the control socket's listener (src/sys/peercred.ts), the forwarder.
   sockets: {

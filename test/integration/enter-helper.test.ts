@@ -6,7 +6,7 @@
 // probes, -it, --user errors) are isolation.test.ts's and
 // process-flags.test.ts's, which run on the helper.
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { burrowContext, type BurrowContext, daemonPids } from "../helpers/context.ts";
 import { integrationUnavailable } from "../helpers/env.ts";
 import { procEnv } from "../helpers/leaks.ts";
@@ -113,8 +113,21 @@ for (const mode of ["rootless", "rootful"] as const) {
       const ok = await t.burrow(["run", "--rm", "--network", "none", "--", "sh", "-c", "ls /proc/self/fd | wc -l; exit 5"], { env });
       expect(ok.code).toBe(5);
       expect(ok.stderr).toMatch(/enter \d+: the C helper, started ahead/);
-      // stdio and ls's own fd: the pipe its options came down is not the command's.
+      // stdio and ls's own fd: the FIFO its options came down is not the command's.
       expect(ok.stdout.trim()).toBe("4");
+      // The daemon wrote them, at the end of the create, into the FIFO named after the request; no name is left.
+      const daemonLog = () => readFileSync(`${t.dirs.runtimeDir}/daemon.log`, "utf8");
+      expect(daemonLog()).toMatch(/enter options written \(.*\/enter\/[0-9a-f]{32}\)/);
+      expect(daemonLog()).not.toMatch(/enter options left to the CLI/);
+      expect(readdirSync(`${t.dirs.runtimeDir}/enter`)).toEqual([]);
+
+      // Where no FIFO can be made (enter/ is a file), the CLI writes the options itself, as before.
+      rmSync(`${t.dirs.runtimeDir}/enter`, { recursive: true });
+      writeFileSync(`${t.dirs.runtimeDir}/enter`, "");
+      const fallback = await t.burrow(["run", "--rm", "-w", "/tmp", "--network", "none", "--", "sh", "-c", "pwd; exit 6"], { env });
+      expect([fallback.code, fallback.stdout]).toEqual([6, "/tmp\n"]);
+      expect(daemonLog()).toMatch(/enter options left to the CLI \(.*\/enter\/[0-9a-f]{32}\): ENOTDIR/);
+      rmSync(`${t.dirs.runtimeDir}/enter`);
 
       // A create the daemon refuses: the helper started ahead is called off without a word.
       const bad = await t.burrow(["run", "--rm", "--network", "no-such-net", "--", "sleep", "300"], { env });

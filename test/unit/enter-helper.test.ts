@@ -7,7 +7,7 @@
 import { beforeAll, describe, expect, test } from "bun:test";
 import { closeSync, existsSync, readFileSync, writeSync } from "node:fs";
 import { buildEnterHelper } from "../../scripts/build.ts";
-import { helperArgs } from "../../src/sandbox/enter-spawn.ts";
+import { helperArgs, optionsBlock } from "../../src/sandbox/enter-spawn.ts";
 import { sealedExecutable } from "../../src/sys/memfd.ts";
 import { close } from "../../src/sys/ns.ts";
 import { pipe, writeAll } from "../../src/sys/sockets.ts";
@@ -106,33 +106,59 @@ describe("the helper itself", () => {
     };
   }
 
+  test("optionsBlock: the words' length, a NUL, then each word NUL-terminated", () => {
+    expect(optionsBlock(["-c", "/tmp"]).toString("latin1")).toBe("8\x00-c\x00/tmp\x00");
+    expect(optionsBlock([]).toString("latin1")).toBe("0\x00");
+  });
+
   test("-R waits for its options on fd 3, then runs the command as with them on its argv, fd 3 closed", async () => {
     if (!helper) return console.warn("skipped: no musl-gcc to build the helper");
     const h = runAhead(["sh", "-c", "pwd; ls /proc/self/fd | wc -l; exit 4"]);
     await Bun.sleep(100);
     // Nothing to go on yet: it waits (and the pipe is non-blocking, as burrow's are).
     expect(h.p.exitCode).toBeNull();
-    h.send("-c\x00/tmp\x00");
+    const block = optionsBlock(["-c", "/tmp", "-C", "400"]);
+    h.send(block.subarray(0, 1));
     await Bun.sleep(50);
-    // Half a block is no block: it waits for the end.
+    h.send(block.subarray(1, 9));
+    await Bun.sleep(50);
+    // Half a block is no block: it waits for the rest.
     expect(h.p.exitCode).toBeNull();
-    h.send("-C\x00400\x00");
+    h.send(block.subarray(9));
+    // The block ends the wait, not EOF: the command runs while the pipe is still open (the daemon writes it so).
+    expect(await h.p.exited).toBe(4);
     // stdio and ls's own fd: the options' pipe is not the command's.
     expect(await h.end()).toEqual({ code: 4, out: "/tmp\n4\n", err: "" });
+  });
+
+  test("-R reads one block: what follows it (a second writer's copy) is left unread", async () => {
+    if (!helper) return console.warn("skipped: no musl-gcc to build the helper");
+    const h = runAhead(["pwd"]);
+    h.send(Buffer.concat([optionsBlock(["-c", "/tmp"]), optionsBlock(["-c", "/"])]));
+    expect(await h.end()).toEqual({ code: 0, out: "/tmp\n", err: "" });
   });
 
   test("-R called off (no options before EOF) exits 125 without a word; a bad block is refused like bad argv", async () => {
     if (!helper) return console.warn("skipped: no musl-gcc to build the helper");
     expect(await runAhead(["touch", "/tmp/never"]).end()).toEqual({ code: 125, out: "", err: "" });
     const cut = runAhead(["true"]);
-    cut.send("-c\x00/tmp");
-    expect(await cut.end()).toMatchObject({ code: 125, err: "Error: enter helper: the options on -R do not end with a NUL\n" });
+    cut.send(optionsBlock(["-c", "/tmp"]).subarray(0, 6));
+    expect(await cut.end()).toMatchObject({ code: 125, err: "Error: enter helper: the options on -R end early\n" });
+    const unended = runAhead(["true"]);
+    unended.send("7\x00-c\x00/tmp");
+    expect(await unended.end()).toMatchObject({ code: 125, err: "Error: enter helper: the options on -R do not end with a NUL\n" });
+    const headless = runAhead(["true"]);
+    headless.send("-c\x00/tmp\x00");
+    expect(await headless.end()).toMatchObject({ code: 125, err: "Error: enter helper: the options on -R do not start with their length\n" });
+    const huge = runAhead(["true"]);
+    huge.send("99999999\x00");
+    expect(await huge.end()).toMatchObject({ code: 125, err: "Error: enter helper: the options on -R are too long\n" });
     const bad = runAhead(["true"]);
-    bad.send("-Q\x00");
+    bad.send(optionsBlock(["-Q"]));
     expect(await bad.end()).toMatchObject({ code: 125, err: "Error: enter helper: bad arguments\n" });
     // The command is the helper's argv, never the block's: a "--" in it is refused.
     const early = runAhead(["true"]);
-    early.send("--\x00/bin/echo\x00");
+    early.send(optionsBlock(["--", "/bin/echo"]));
     expect(await early.end()).toMatchObject({ code: 125, out: "", err: "Error: enter helper: the options on -R hold a --\n" });
     expect(run(["-R", "3", "true"])).toMatchObject({ code: 125, err: "Error: enter helper: -R takes FD, -- and a command\n" });
     expect(run(["-R", "x", "--", "true"])).toMatchObject({ code: 125, err: "Error: enter helper: bad -R\n" });
