@@ -80,9 +80,15 @@ export default defineCommand({
     // options"). Not with -t or --accelerate, which are not started ahead.
     const fifo = foreground && !po.tty && !bool(p, "accelerate") ? enterFifo(resolvePaths(), requestId) : null;
     let ahead: Promise<EarlyStart | null> | null = null;
+    // Whether the enter step reads the FIFO at that name. A create the
+    // daemon finished before the CLI had both its ends open found the name
+    // (and wrote there, then removed it: `entered`) while the CLI fell back
+    // to a pipe of its own, which only the CLI writes.
+    let fifoHeld = false;
     const onSent = () => {
       if (ahead) return;
       const ends = fifo ? makeEnterFifo(fifo) : null;
+      fifoHeld = ends !== null;
       ahead = foreground!()
         .then((m) => m.startAhead(p.rest, po, bool(p, "accelerate"), ends))
         // One that cannot start is spawned after the reply, which says why.
@@ -161,7 +167,7 @@ export default defineCommand({
         );
       },
       await ahead,
-      created.entered === true,
+      created.entered === true && fifoHeld,
     );
     // The exit goes out without waiting for started's reply (a round trip
     // of every short command): it carries the pid, and the daemon marks the
