@@ -54,6 +54,19 @@ export const EnterTarget = v.object({
 });
 export type EnterTarget = v.InferOutput<typeof EnterTarget>;
 
+/**
+ * A foreground run's enter request: the sandbox's target with the run's -w
+ * and --user. One definition for both writers of a helper started ahead's
+ * options, the CLI (src/cli/_foreground.ts) and the daemon
+ * (src/daemon/create.ts, src/daemon/enter-ahead.ts).
+ */
+export function foregroundRequest<T extends EnterTarget & { cwd?: string }>(
+  target: T,
+  opts: { workdir?: string; user?: EnterTarget["user"] },
+): T & Pick<EnterTarget, "workdir" | "user"> & { cwd?: string } {
+  return { ...target, ...(opts.workdir ? { workdir: opts.workdir, cwd: opts.workdir } : {}), ...(opts.user ? { user: opts.user } : {}) };
+}
+
 /** `burrow __enter REQUEST -- CMD...`: REQUEST is this, as JSON. */
 export const EnterRequest = v.object({ ...EnterTarget.entries, cwd: v.optional(v.string()) });
 export type EnterRequest = v.InferOutput<typeof EnterRequest>;

@@ -5,6 +5,7 @@ import type { EarlyEnter } from "../sandbox/enter-spawn.ts";
 
 export { prepareEnterHelper };
 import type { EnterTarget } from "../protocol.ts";
+import { foregroundRequest } from "../enter-messages.ts";
 import { guardOutput, outputMade } from "./_output.ts";
 import { exitLeavingTeardown, prepareExit } from "../client/host.ts";
 import { logMade } from "../log.ts";
@@ -106,7 +107,7 @@ export async function runForeground(
   early: EarlyStart | null = null,
   sent = false,
 ): Promise<number> {
-  const full = { ...target, workdir: po.workdir, user: po.user, ...(po.workdir ? { cwd: po.workdir } : {}) };
+  const full = foregroundRequest(target, po);
   if (early && (full.tty || full.accelerate)) {
     await cancelAhead(early);
     early = null;

@@ -31,13 +31,14 @@ import { findHelper, helperConf } from "../machine/helpers.ts";
 import { checkEgressRequest, prepareEgressSockets, resolvConfServers, startEgress, type EgressNetwork } from "./egress.ts";
 import { rootlessDefault } from "../machine/rootless-default.ts";
 import { sendEnterOptions } from "./enter-ahead.ts";
+import { foregroundRequest } from "../enter-messages.ts";
 
 const HOSTNAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/;
 
 const ADJECTIVES = ["brave", "calm", "eager", "fond", "keen", "lucid", "merry", "quiet", "swift", "witty", "bold", "gentle"];
 const ANIMALS = ["badger", "mole", "rabbit", "fox", "vole", "otter", "wombat", "marmot", "gopher", "shrew", "stoat", "hare"];
 
-/** `entered`: the options of the enter step started ahead were written (CreateRequest.enterPipe). */
+/** `entered`: the options of the enter step started ahead were written (CreateRequest.enterFifo). */
 export type Created = { id: string; name: string; enter: EnterTarget & { cwd: string }; entered?: true };
 
 function randomName(ctx: DaemonContext): string {
@@ -77,11 +78,11 @@ export function spareAhead(ctx: DaemonContext): SpareAhead | null {
   const files = { hosts: `${dir}/${tag}.hosts`, resolv: `${dir}/${tag}.resolv.conf`, hostname: `${dir}/${tag}.hostname` };
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    for (const f of [files.hosts, files.resolv, files.hostname]) writeInPlace(f, "");
-    return { hostname: randomName(ctx), files: [files.hosts, files.resolv, files.hostname], binds: etcBinds(files) };
+    for (const f of Object.values(files)) writeInPlace(f, "");
+    return { hostname: randomName(ctx), files: Object.values(files), binds: etcBinds(files) };
   } catch (e) {
     log.debug(`the spare's /etc files: ${messageOf(e)}`);
-    for (const f of [files.hosts, files.resolv, files.hostname]) rmSync(f, { force: true });
+    for (const f of Object.values(files)) rmSync(f, { force: true });
     return null;
   }
 }
@@ -314,11 +315,7 @@ export async function createSandbox(ctx: DaemonContext, releases: SandboxRelease
       // A foreground run's enter step, started ahead, gets its options from here: the command starts while this reply travels.
       const entered =
         req.enterFifo && req.requestId && !req.detach && !req.tty && !req.accelerate && !reuse
-          ? sendEnterOptions(enterFifo(ctx.paths, req.requestId), {
-              ...enter,
-              ...(req.workdir ? { workdir: req.workdir, cwd: req.workdir } : {}),
-              ...(req.user ? { user: req.user } : {}),
-            })
+          ? sendEnterOptions(enterFifo(ctx.paths, req.requestId), foregroundRequest(enter, req))
           : false;
       return { id, name, enter, ...(entered ? { entered } : {}) };
     } catch (e) {

@@ -21,6 +21,13 @@ const parseRequest = (data: unknown) => parseMessage(CreateNsMessage, data, "the
 
 /** Set once this (spare) worker has made a sandbox's namespaces ahead of need. */
 let prepared = false;
+/**
+ * Set when that prepare also set the hostname, bound the /etc files and hid
+ * the directories (its `ahead`): a create that uses it does none of that
+ * again, and an empty hostname keeps the one set (src/namespaces/pins.ts
+ * uses such a spare only when it adopts its files).
+ */
+let preparedAhead = false;
 
 /**
  * Back into the main thread's mount namespace (/proc/self is the thread
@@ -105,6 +112,7 @@ self.onmessage = (ev: MessageEvent) => {
     // and uts namespaces, loopback up) happens before anyone asks for it.
     try {
       prepared = false;
+      preparedAhead = false;
       if (req.reset) resetMountNamespace();
       makeNamespaces(req.cpu);
       // The copies of the pins that exist now; none come later (its mounts are private).
@@ -114,6 +122,7 @@ self.onmessage = (ev: MessageEvent) => {
       const hidden = req.ahead ? req.detach.map((dir) => identity(dir)) : undefined;
       if (req.ahead) finishMountsAndName(req.ahead.hostname, req.ahead.binds, req.detach);
       prepared = true;
+      preparedAhead = req.ahead !== undefined;
       self.postMessage({ ok: true, tid: gettid(), ...(hidden ? { hidden } : {}) } satisfies CreateNsReply);
     } catch (e) {
       self.postMessage({ ok: false, error: (e as Error).message } satisfies CreateNsReply);
@@ -145,10 +154,12 @@ self.onmessage = (ev: MessageEvent) => {
       makeRootPrivate();
     }
     if (req.newNet && !req.joinNet) writeNetSysctls(req.netSysctls ?? []);
-    if (req.usePrepared && req.etcAhead) {
+    if (req.netOnly) {
+      // A bare network namespace: no hostname, no files.
+    } else if (req.usePrepared && preparedAhead) {
       // Made when it was prepared: only a hostname other than the one it set.
       if (req.hostname) sethostname(req.hostname);
-    } else if (!req.netOnly) {
+    } else {
       // A prepared spare did this when it was made.
       if (!req.usePrepared) detachMountsBelow(req.hide);
       finishMountsAndName(req.hostname, req.binds, req.hide);

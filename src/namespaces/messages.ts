@@ -32,12 +32,6 @@ export const CreateNsRequest = v.object({
   netOnly: v.optional(v.boolean()),
   /** The worker is a prepared spare: its namespaces exist; only name them and bind the files. */
   usePrepared: v.optional(v.boolean()),
-  /**
-   * The prepared spare bound the /etc files and hid the directories when it
-   * was made (SpareAhead in src/namespaces/pins.ts): binds and hide are
-   * not done again, and an empty hostname keeps the one it set.
-   */
-  etcAhead: v.optional(v.boolean()),
   /** A new netns's sysctls, written before the network backend sets it up (NetnsPlan.netSysctls): paths under /proc/sys/net. */
   netSysctls: v.optional(v.array(v.tuple([v.pipe(v.string(), v.regex(/^net(\/[a-z0-9_]+)+$/)), v.pipe(v.string(), v.regex(/^[0-9 ]+$/))]))),
 });

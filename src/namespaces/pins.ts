@@ -233,8 +233,8 @@ async function workerFor(
  * meanwhile), hid the directories the request hides and they are still the
  * ones it hid (a logout since made new ones at those paths, in view of its
  * mount namespace), and its files are still there to be renamed to the
- * request's paths (a logout removes them). False: the spare is used as one
- * without them, and binds and hides again on top.
+ * request's paths (a logout removes them). False: the create ends that
+ * spare and a fresh worker does the whole step.
  */
 function adoptAhead(req: CreateNsRequest, ahead: SpareAhead, detach: readonly string[], hidden: ReadonlyArray<readonly [number, number]> | undefined): boolean {
   if (req.binds.length !== ahead.binds.length || !req.binds.every(([, dst], i) => ahead.binds[i]![1] === dst)) return false;
@@ -360,7 +360,8 @@ async function createPinnedOnce(
       prepared = false;
     }
     writeEtc();
-    const ask: CreateNsRequest = adopt ? { ...req, etcAhead: true, binds: [], hide: [], hostname: req.hostname === adopt.hostname ? "" : req.hostname } : req;
+    // An adopted spare did the binds and hides; it sets a hostname only when the create wants another.
+    const ask: CreateNsRequest = adopt ? { ...req, hostname: req.hostname === adopt.hostname ? "" : req.hostname } : req;
     const reply: CreateNsReply =
       adopt && made && !ask.hostname && !req.joinNet && !req.netSysctls?.length
         ? { ok: true, tid: made.tid }
