@@ -101,20 +101,24 @@ const O_NONBLOCK = 0o4000;
 
 /**
  * A FIFO made at `path` (mode 0600; it must not exist) and opened at both
- * ends, non-blocking and close-on-exec: [read end, write end]. Nothing is
- * left at `path` when it fails.
+ * ends, non-blocking and close-on-exec: [read end, write end]. The write
+ * end through the read end's /proc/self/fd link, not the name: whoever
+ * removes the name once the read end is open (the daemon, done with it)
+ * cannot make it fail. Nothing is left at `path` when it fails.
  */
 export function makeFifo(path: string): [number, number] {
   const p = cstr(path);
   if (libc.symbols.mkfifoat(AT_FDCWD, ptr(p), 0o600) === -1) throw new SysError("mkfifo", errno(), path);
   const ends: number[] = [];
   try {
-    for (const flags of [O_RDONLY, O_WRONLY]) {
-      const fd = libc.symbols.open(ptr(p), flags | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW, 0);
+    const open = (target: Buffer, flags: number): number => {
+      const fd = libc.symbols.open(ptr(target), flags | O_NONBLOCK | O_CLOEXEC, 0);
       if (fd === -1) throw new SysError("open", errno(), path);
       ends.push(fd);
-    }
-    return [ends[0]!, ends[1]!];
+      return fd;
+    };
+    const read = open(p, O_RDONLY | O_NOFOLLOW);
+    return [read, open(cstr(`/proc/self/fd/${read}`), O_WRONLY)];
   } catch (e) {
     for (const fd of ends) libc.symbols.close(fd);
     removeFile(path);

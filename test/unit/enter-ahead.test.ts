@@ -3,7 +3,7 @@
 // reader, never through a link or into another kind of file, one whole
 // block, and the name removed whatever happened.
 import { afterEach, beforeEach, expect, test } from "bun:test";
-import { closeSync, existsSync, mkdtempSync, openSync, readSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdtempSync, openSync, readSync, rmSync, symlinkSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { sendEnterOptions } from "../../src/daemon/enter-ahead.ts";
 import { optionsBlock } from "../../src/sandbox/enter-spawn.ts";
@@ -75,6 +75,19 @@ test("writes nothing into a regular file, through a link, into a FIFO nobody rea
   expect(sendEnterOptions(lonely, target)).toBe(false);
 
   expect(sendEnterOptions(`${dir}/none`, target)).toBe(false);
+});
+
+test("makeFifo: both ends are one FIFO, and stay one once the name is gone", () => {
+  const path = `${dir}/fifo`;
+  const [r, w] = makeFifo(path);
+  try {
+    rmSync(path);
+    writeSync(w, "x");
+    expect(drain(r).toString()).toBe("x");
+  } finally {
+    close(r);
+    close(w);
+  }
 });
 
 test("a block over one atomic pipe write is left to the CLI", () => {
