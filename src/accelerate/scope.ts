@@ -44,17 +44,34 @@ export interface ScopeEgress {
   learned?: Learned;
 }
 
+/** Why a refusal that a learned address could lift is left to the ruleset (docs/egress.md "--accelerate"). */
+export const LEARNABLE = "a host rule may allow it: the ruleset judges";
+
+/** Every host rule as if it had learned the address: what learning could allow at most. */
+const everyHostRule = (policy: CompiledPolicy): Learned => {
+  const all = policy.hosts.map((h) => h.allowIndex);
+  return () => all;
+};
+
 /**
  * The policy's word on a host socket to `host` for a TCP connect to `dest`
  * (the address as the sandbox names it: the ruleset would have judged that).
  * Refused: the supervisor answers ECONNREFUSED itself; under
  * --egress-log-only the host socket is made and the refusal only reported.
+ * Not allowed, but an address learned for a host rule would allow it: the
+ * call runs inside, where the ruleset judges with the sets the resolver
+ * filled before its answer (the supervisor's copy may lag behind them).
  */
 function judged(egress: ScopeEgress | undefined, ip: IpAddress, dest: Destination, host: Destination): Verdict {
   if (!egress) return { host };
   const destination = ipToString(unmapped(ip));
-  const v = verdict(egress.policy, { ip: destination, port: dest.port, protocol: "tcp" }, egress.learned);
+  const asked = { ip: destination, port: dest.port, protocol: "tcp" } as const;
+  const v = verdict(egress.policy, asked, egress.learned);
   if (v.allow) return { host };
+  // Learning could still allow it: the resolver puts an address in the
+  // sandbox's sets before its answer, but the supervisor hears of it through
+  // the main thread, perhaps after the program's connect. The ruleset has it.
+  if (egress.policy.hosts.length > 0 && verdict(egress.policy, asked, everyHostRule(egress.policy)).allow) return { continue: LEARNABLE };
   const refusal: Refusal = { destination, port: dest.port, protocol: "tcp", rule: v.rule?.text ?? null, reason: v.reason };
   return egress.policy.logOnly ? { host, wouldRefuse: refusal } : { refuse: refusal };
 }

@@ -134,11 +134,11 @@ function run(init: AcceleratorInit): void {
 
   function onListener(fd: number, events: number): void {
     // Under an egress policy, what the control pipe holds first: an address
-    // burrow's resolver learned is written there before its answer reaches
-    // the sandbox, but one epoll round can hold both, the listener first (a
-    // level-triggered fd handled last round goes back on epoll's ready list
-    // ahead of the pipe), and the connect it leads to was refused (a unit
-    // test failed so once in CI). A read that finds nothing costs one syscall.
+    // burrow's resolver learned may be there already, and one epoll round can
+    // hold both, the listener first (a level-triggered fd handled last round
+    // goes back on epoll's ready list ahead of the pipe). Read late, the
+    // connect would run inside (scope.ts LEARNABLE), not on a host socket. A
+    // read that finds nothing costs one syscall.
     if (egress.has(listeners.get(fd)?.id ?? "")) {
       onControl();
       // A command read there dropped this listener: its fd is closed already.

@@ -4,7 +4,7 @@ import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { listeningInodes } from "../../src/accelerate/held.ts";
 import { ExpectedTokens } from "../../src/accelerate/tokens.ts";
-import { decide, decideBind, insideSubnets, type Scope, type ScopeEgress } from "../../src/accelerate/scope.ts";
+import { decide, decideBind, insideSubnets, LEARNABLE, type Scope, type ScopeEgress } from "../../src/accelerate/scope.ts";
 import { LearnedAddresses } from "../../src/egress/learned.ts";
 import { compilePolicy, type EgressFlags, parseEgressFlags, type PolicyContext, verdict } from "../../src/egress/policy.ts";
 
@@ -93,17 +93,25 @@ describe("decide with an egress policy (issue 18: the ruleset never sees a host 
     expect(judge(e, "192.168.1.5")).toHaveProperty("refuse.rule", "--deny-cidr private");
   });
 
-  test("a host rule reaches the addresses learned for it, until they expire", () => {
+  test("a host rule reaches the addresses learned for it, until they expire; what it could still reach unlearned is the ruleset's to judge", () => {
     const learned = new LearnedAddresses();
     learned.addUntil("203.0.113.5", 0, 10_000);
-    const at = (now: number) => egressOf({ allowHost: ["pypi.org:443"] }, (ip) => learned.rulesFor(ip, now));
+    const at = (now: number) => egressOf({ allowHost: ["pypi.org:443"], denyCidr: ["203.0.113.128/25"] }, (ip) => learned.rulesFor(ip, now));
     expect(judge(at(5_000), "203.0.113.5")).toEqual({ host: { ip: "203.0.113.5", port: 443 } });
+    // No rule reaches port 80, learned or not: refused here.
     expect(judge(at(5_000), "203.0.113.5", 80)).toHaveProperty("refuse.reason", "default deny");
-    expect(judge(at(5_000), "203.0.113.6")).toHaveProperty("refuse.reason", "default deny");
-    expect(judge(at(10_000), "203.0.113.5")).toHaveProperty("refuse.reason", "default deny");
+    // The rule's port, not learned (or expired): the address may be in the ruleset's set already (the resolver
+    // writes it there before its answer; the supervisor hears of it later), so the connect runs inside.
+    expect(judge(at(5_000), "203.0.113.6")).toEqual({ continue: LEARNABLE });
+    expect(judge(at(10_000), "203.0.113.5")).toEqual({ continue: LEARNABLE });
     // Learned for another rule (index 1, not a rule here) opens nothing.
     learned.addUntil("203.0.113.7", 1, 10_000);
-    expect(judge(at(5_000), "203.0.113.7")).toHaveProperty("refuse");
+    expect(judge(at(5_000), "203.0.113.7")).toEqual({ continue: LEARNABLE });
+    // A deny rule wins over whatever is learned: refused here.
+    expect(judge(at(5_000), "203.0.113.200")).toHaveProperty("refuse.reason", "deny rule");
+    // DNS elsewhere: a host rule without port 53 never allows it.
+    expect(judge(egressOf({ allowHost: ["pypi.org"] }), "198.51.100.53", 53)).toHaveProperty("refuse.reason", "dns to another resolver");
+    expect(judge(egressOf({ allowHost: ["pypi.org"] }), "198.51.100.53", 80)).toEqual({ continue: LEARNABLE });
   });
 
   test("LearnedAddresses.addUntil keeps the later expiry of two reports", () => {
@@ -184,12 +192,16 @@ describe("decide with an egress policy (issue 18: the ruleset never sees a host 
         fc.boolean(),
         v4,
         fc.constantFrom(22, 53, 80, 443, 8080),
-        (allowCidr, denyCidr, logOnly, ip, port) => {
-          if (allowCidr.length + denyCidr.length === 0) return true;
-          const e = egressOf({ allowCidr, denyCidr, logOnly });
+        fc.array(fc.constantFrom("a.test", "b.test:443", "c.test:53", "d.test:80,8080"), { maxLength: 2 }),
+        (allowCidr, denyCidr, logOnly, ip, port, allowHost) => {
+          if (allowCidr.length + denyCidr.length + allowHost.length === 0) return true;
+          const e = egressOf({ allowCidr, denyCidr, logOnly, allowHost });
           const out = judge(e, ip, port);
-          if ("continue" in out) return true;
-          const v = verdict(e.policy, { ip, port, protocol: "tcp" });
+          const dest = { ip, port, protocol: "tcp" } as const;
+          const v = verdict(e.policy, dest);
+          // Left to the ruleset only where learning the address for a host rule would allow it.
+          if ("continue" in out)
+            return out.continue !== LEARNABLE || (!v.allow && verdict(e.policy, dest, () => e.policy.hosts.map((h) => h.allowIndex)).allow);
           if ("refuse" in out) return !v.allow && !logOnly;
           return v.allow ? !out.wouldRefuse : logOnly && !!out.wouldRefuse;
         },

@@ -2,9 +2,11 @@
 // supervisor.ts and worker.ts): a sandbox registered with an egress policy,
 // python3 under the filter in this process's own network namespace (the
 // "sandbox" namespace here), its listener handed over with the token as an
-// enter step hands it. What the policy refuses is answered ECONNREFUSED and
-// reported to the refusal hook; an address learned for a host rule gets a host
-// socket; --egress-log-only lets it out and reports it.
+// enter step hands it. What the policy refuses whatever is learned is
+// answered ECONNREFUSED and reported to the refusal hook; what a host rule
+// could reach runs inside (the ruleset's word) until its address is learned,
+// then gets a host socket; --egress-log-only lets it out and reports it. Each
+// attempt says whether its socket became a host socket (ADDFD: a new inode).
 import { afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { closeSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { networkInterfaces, tmpdir } from "node:os";
@@ -33,7 +35,7 @@ describe("the supervisor applies a sandbox's egress policy", () => {
   let dir: string;
   let accelerator: Accelerator;
   let refusals: AcceleratorRefusal[];
-  let server: Bun.TCPSocketListener | undefined;
+  let servers: Bun.TCPSocketListener[] = [];
   beforeEach(() => {
     dir = mkdtempSync(`${tmpdir()}/burrow-accel-sup-`);
     accelerator = new Accelerator(`${dir}/accelerate.sock`, process.getuid?.() ?? 0);
@@ -41,8 +43,8 @@ describe("the supervisor applies a sandbox's egress policy", () => {
     accelerator.setRefusalHook((sandbox, refusal, logOnly) => refusals.push({ sandbox, refusal, logOnly }));
   });
   afterEach(() => {
-    server?.stop(true);
-    server = undefined;
+    for (const server of servers) server.stop(true);
+    servers = [];
     accelerator.close();
     rmSync(dir, { recursive: true, force: true });
   });
@@ -52,7 +54,7 @@ describe("the supervisor applies a sandbox's egress policy", () => {
 
   function listen(): number {
     const listening = Bun.listen({ hostname: outside!, port: 0, socket: { data() {}, open: (s) => void s.end() } });
-    server = listening;
+    servers.push(listening);
     return listening.port;
   }
 
@@ -72,43 +74,51 @@ describe("the supervisor applies a sandbox's egress policy", () => {
     return child;
   }
 
-  const ATTEMPT = `import socket,errno,sys
+  const ATTEMPT = `import socket,errno,sys,os
 def attempt(host, port):
   s=socket.socket()
   try:
+    before=os.fstat(s.fileno()).st_ino
     s.connect((host,port))
-    print("local", s.getsockname()[0], flush=True)
+    # The supervisor's host socket replaces the fd (ADDFD): another inode.
+    where="host" if os.fstat(s.fileno()).st_ino!=before else "inside"
+    print("local", s.getsockname()[0], where, flush=True)
   except OSError as e:
     print(errno.errorcode.get(e.errno, e.errno), flush=True)
   s.close()
 `;
 
-  test("refused: ECONNREFUSED and a refusal report; an address learned for a host rule: a host socket until then", async () => {
+  test("refused where no rule could allow it: ECONNREFUSED and a report; where a host rule could, inside (the ruleset judges) until learned, then a host socket", async () => {
     if (why) return console.warn(`skipped: ${why}`);
     const port = listen();
     const policy = parseEgressFlags(flags({ allowHost: [`svc.test:${port}`] }))!;
     const handoff = accelerator.expect("sandbox-enforce", scope(), { policy, context: { hostAddresses: [] } });
-    const child = sandboxed(handoff, `${ATTEMPT}attempt("${outside}", ${port})\nsys.stdin.readline()\nattempt("${outside}", ${port})\n`);
+    const child = sandboxed(
+      handoff,
+      `${ATTEMPT}attempt("${outside}", 9)\nattempt("${outside}", ${port})\nsys.stdin.readline()\nattempt("${outside}", ${port})\n`,
+    );
     const out: string[] = [];
     void (async () => {
       for await (const chunk of child.stdout as ReadableStream<Uint8Array>) out.push(...new TextDecoder().decode(chunk).split("\n").filter(Boolean));
     })();
-    // Not learned yet: the rule names svc.test, and nothing says this address is it.
-    await until(() => out.length >= 1, 10_000, "the first attempt");
-    expect(out[0]).toBe("ECONNREFUSED");
-    // burrow's resolver answered svc.test with it (rule 0); the pipe carries it before python's next connect is trapped.
+    // Port 9: no rule reaches it whatever is learned, so the supervisor refuses it (and reports it).
+    // The rule's port, not learned yet: the sandbox's ruleset has the final word (its sets may have the address
+    // before the supervisor hears of it), so the connect runs inside: here, this test's namespace, with no ruleset.
+    await until(() => out.length >= 2, 10_000, "the first two attempts");
+    expect(out).toEqual(["ECONNREFUSED", `local ${outside} inside`]);
+    // burrow's resolver answered svc.test with it (rule 0).
     accelerator.egressLearned("sandbox-enforce", 0, outside!, Date.now() + 60_000);
     // An unregistered sandbox's learned address goes nowhere (and breaks nothing).
     accelerator.egressLearned("sandbox-unknown", 0, "198.51.100.7", Date.now() + 60_000);
     child.stdin.write("go\n");
     await child.stdin.end();
     expect(await child.exited).toBe(0);
-    expect(out).toEqual(["ECONNREFUSED", `local ${outside}`]);
+    expect(out).toEqual(["ECONNREFUSED", `local ${outside} inside`, `local ${outside} host`]);
     await until(() => refusals.length >= 1, 10_000, "the refusal report");
     expect(refusals).toEqual([
       {
         sandbox: "sandbox-enforce",
-        refusal: { destination: outside!, port, protocol: "tcp", rule: null, reason: "default deny" },
+        refusal: { destination: outside!, port: 9, protocol: "tcp", rule: null, reason: "default deny" },
         logOnly: false,
       },
     ]);
@@ -116,9 +126,9 @@ def attempt(host, port):
 
   test("addresses given with the registration (a restarted daemon's read-back of the sets) count from the first connect; expired ones do not", async () => {
     if (why) return console.warn(`skipped: ${why}`);
-    const port = listen();
-    // Rule 0 reaches the server's port, rule 1 port 9: the same address, learned for both, rule 1's entry expired.
-    const policy = parseEgressFlags(flags({ allowHost: [`svc.test:${port}`, "old.test:9"] }))!;
+    const [port, other] = [listen(), listen()];
+    // Rule 0 reaches one server's port, rule 1 the other's: the same address, learned for both, rule 1's entry expired.
+    const policy = parseEgressFlags(flags({ allowHost: [`svc.test:${port}`, `old.test:${other}`] }))!;
     const now = Date.now();
     const handoff = accelerator.expect("sandbox-restored", scope(), {
       policy,
@@ -128,11 +138,11 @@ def attempt(host, port):
         { allowIndex: 1, address: outside!, expiresAt: now - 1 },
       ],
     });
-    const child = sandboxed(handoff, `${ATTEMPT}attempt("${outside}", ${port})\nattempt("${outside}", 9)\n`);
+    const child = sandboxed(handoff, `${ATTEMPT}attempt("${outside}", ${port})\nattempt("${outside}", ${other})\nattempt("${outside}", 9)\n`);
     child.stdin.end();
     expect(await child.exited).toBe(0);
-    expect((await new Response(child.stdout).text()).trim().split("\n")).toEqual([`local ${outside}`, "ECONNREFUSED"]);
-    // Refused by the policy (a host socket to a closed port would be refused too, but not reported).
+    // The expired entry opens no host socket: that connect runs inside, where the ruleset judges it. Port 9: refused here.
+    expect((await new Response(child.stdout).text()).trim().split("\n")).toEqual([`local ${outside} host`, `local ${outside} inside`, "ECONNREFUSED"]);
     await until(() => refusals.length >= 1, 10_000, "the refusal report");
     expect(refusals.map((r) => `${r.refusal.destination}:${r.refusal.port} ${r.refusal.reason}`)).toEqual([`${outside}:9 default deny`]);
   });
@@ -145,7 +155,7 @@ def attempt(host, port):
     const child = sandboxed(handoff, `${ATTEMPT}attempt("${outside}", ${port})\n`);
     child.stdin.end();
     expect(await child.exited).toBe(0);
-    expect((await new Response(child.stdout).text()).trim()).toBe(`local ${outside}`);
+    expect((await new Response(child.stdout).text()).trim()).toBe(`local ${outside} host`);
     await until(() => refusals.length >= 1, 10_000, "the would-refuse report");
     expect(refusals).toEqual([
       { sandbox: "sandbox-logged", refusal: { destination: outside!, port, protocol: "tcp", rule: null, reason: "default deny" }, logOnly: true },
