@@ -4,3 +4,10 @@ interface Worker {
   ref(): void;
   unref(): void;
 }
+
+// Bun.connect({fd}) adopts a socket connected already (bun-types declares
+// FdSocketOptions but no connect overload taking it): the CLI's request
+// goes over the connection whose listener it checked (src/client/unix-http.ts).
+declare module "bun" {
+  function connect<Data = undefined>(options: FdSocketOptions<Data>): Promise<Socket<Data>>;
+}

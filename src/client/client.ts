@@ -14,7 +14,7 @@ import { ensureHolder, holderAlive, readHolder, removeHolderFiles, type HolderIn
 import { SUPERVISOR_IDLE_LINE, isSupervisor } from "../userns/supervisor.ts";
 import { stateLockOwner } from "../state/lock.ts";
 import { parentOf } from "../sys/processes.ts";
-import { UntrustedPath, checkControlSocket, ensurePrivateDir, openPrivateAppend } from "./trust.ts";
+import { UntrustedPath, checkPrivateFile, connectControlSocket, ensurePrivateDir, openPrivateAppend } from "./trust.ts";
 import { replaceOtherDaemon, writeRecord } from "./upgrade.ts";
 import { DaemonSilent, daemonTimeoutMs, refuseIfDaemonStopped, takeDaemonLock, withDaemonDeadline } from "./deadline.ts";
 import { postUnix, type UnixReply } from "./unix-http.ts";
@@ -27,7 +27,7 @@ export function paths(): Paths {
 
 class Unreachable extends Error {}
 
-/** Set once the runtime dir, the socket and its listener passed trust.ts. */
+/** Set once the runtime dir and the socket file passed trust.ts (each request's connection checks the listener: connectDaemon). */
 let verified = false;
 
 /**
@@ -39,8 +39,15 @@ function verifyDaemon(): void {
   if (verified) return;
   const p = paths();
   ensurePrivateDir(p.runtimeDir);
-  if (checkControlSocket(controlSocket(p)) === "absent") throw new Unreachable("no daemon listening");
+  if (!checkPrivateFile(controlSocket(p), "socket")) throw new Unreachable("no daemon listening");
   verified = true;
+}
+
+/** The connection a request goes over: its listener checked on it (trust.ts); none there is Unreachable. */
+function connectDaemon(sock: string): number {
+  const fd = connectControlSocket(sock);
+  if (fd === null) throw new Unreachable("no daemon listening");
+  return fd;
 }
 
 /** True when a daemon socket exists on a path that passed trust.ts; throws UntrustedPath otherwise. */
@@ -79,16 +86,20 @@ async function rawCall(op: string, args: unknown, opts: CallOptions = {}): Promi
   const { res, body } = await withDaemonDeadline(paths(), async (signal) => {
     let res: UnixReply;
     try {
-      res = await postUnix(controlSocket(paths()), `/${op}`, JSON.stringify(args ?? {}), signal, () => {
-        // The op's reply schema is built while the daemon works, not after its answer.
-        loadReplies().then(
-          (m) => m.replyOf(op as Op),
-          () => {},
-        );
-        opts.onSent?.();
+      res = await postUnix(controlSocket(paths()), `/${op}`, JSON.stringify(args ?? {}), {
+        signal,
+        connect: connectDaemon,
+        onSent: () => {
+          // The op's reply schema is built while the daemon works, not after its answer.
+          loadReplies().then(
+            (m) => m.replyOf(op as Op),
+            () => {},
+          );
+          opts.onSent?.();
+        },
       });
     } catch (e) {
-      if (signal.aborted) throw e;
+      if (signal.aborted || e instanceof UntrustedPath) throw e;
       verified = false;
       throw new Unreachable(String(e));
     }

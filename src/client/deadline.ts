@@ -11,6 +11,7 @@ import * as v from "valibot";
 import { BurrowError } from "../errors.ts";
 import { lazySchema } from "../messages.ts";
 import { controlSocket, type Paths } from "../paths.ts";
+import { checkControlSocket } from "./trust.ts";
 import { stateLockOwner } from "../state/lock.ts";
 import { flockHolder, processState } from "../sys/processes.ts";
 import { isSysError } from "../sys/libc.ts";
@@ -108,6 +109,14 @@ export async function withDaemonDeadline<T>(p: Paths, request: (signal: AbortSig
         return;
       }
       if (pinging || quiet < bound / 4) return;
+      // The request's own connection was checked; a ping's is another one, so its listener is checked too (once).
+      if (!pings.ctl) {
+        try {
+          if (checkControlSocket(sock) === "absent") return;
+        } catch {
+          return;
+        }
+      }
       pinging = true;
       pings.ctl ??= new AbortController();
       // Any HTTP answer counts (even a refusal): the daemon is not stuck.

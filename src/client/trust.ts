@@ -12,7 +12,8 @@
 import { nodeFs } from "../lazy-node.ts";
 import { checkOwnedPrivate, refuse } from "../private-file.ts";
 import { lstatPath } from "../sys/files.ts";
-import { geteuid, peerCredOfSocket } from "../sys/peercred.ts";
+import { geteuid, type PeerCred, peerCredOfFd } from "../sys/peercred.ts";
+import { connectUnix } from "../sys/unix-stream.ts";
 import { SysError } from "../sys/libc.ts";
 
 // The daemon makes and opens its private files with the same checks (src/private-file.ts).
@@ -61,16 +62,38 @@ export type SocketCheck = "ours" | "absent";
  */
 export function checkControlSocket(path: string, uid = geteuid()): SocketCheck {
   if (!checkPrivateFile(path, "socket", uid)) return "absent";
-  let peer: ReturnType<typeof peerCredOfSocket>;
+  const fd = connectControlSocket(path, uid);
+  if (fd === null) return "absent";
+  closeQuietly(fd);
+  return "ours";
+}
+
+/**
+ * A connection to the control socket whose listener runs as the user
+ * (SO_PEERCRED on this connection, so what was checked is what the request
+ * goes to), the socket file checked by the caller. null when nothing
+ * listens there; throws (UntrustedPath) when someone else does.
+ */
+export function connectControlSocket(path: string, uid = geteuid()): number | null {
+  let fd: number;
   try {
-    peer = peerCredOfSocket(path);
+    fd = connectUnix(path);
   } catch (e) {
-    if (e instanceof SysError && (e.code === "ECONNREFUSED" || e.code === "ENOENT")) return "absent";
+    if (e instanceof SysError && (e.code === "ECONNREFUSED" || e.code === "ENOENT")) return null;
     throw e;
   }
-  if (peer.uid !== uid)
+  let peer: PeerCred;
+  try {
+    peer = peerCredOfFd(fd);
+  } catch (e) {
+    closeQuietly(fd);
+    throw e;
+  }
+  if (peer.uid !== uid) {
+    closeQuietly(fd);
     refuse(path, `the process listening on it (pid ${peer.pid}) runs as uid ${peer.uid}, not as you (uid ${uid})`, "stop that process and remove the socket");
-  return "ours";
+  }
+  return fd;
 }
 
 /** Closes an fd, ignoring errors (for cleanup paths). */

@@ -4,7 +4,13 @@
 // item 2, docs/decisions.md "A CLI that starts fast"). One request per
 // connection (Connection: close): the reply is read until the daemon closes
 // it, then its body is taken by Content-Length or chunked encoding.
+//
+// The connection is made by hand (the caller's `connect`: the CLI checks
+// the listener on it) and the request written into it at once; Bun takes
+// the fd for what the socket could not take yet and for the reply
+// (docs/decisions.md "One connection to the daemon, checked and written at once").
 import type { Socket } from "bun";
+import { connectUnix, sendSome } from "../sys/unix-stream.ts";
 
 export interface UnixReply {
   status: number;
@@ -14,11 +20,20 @@ export interface UnixReply {
 /** The reply could not be read as HTTP (a listener that is not a burrow daemon, a connection cut short). */
 export class MalformedReply extends Error {}
 
-/**
- * `onSent` runs once the whole request is in the socket (the daemon can
- * start on it): what the caller does then cannot hold the request back.
- */
-export function postUnix(sock: string, path: string, body: string, signal?: AbortSignal, onSent?: () => void): Promise<UnixReply> {
+export interface PostOptions {
+  signal?: AbortSignal;
+  /**
+   * Runs once the whole request is in the socket (the daemon can start on
+   * it): what the caller does then cannot hold the request back.
+   */
+  onSent?: () => void;
+  /** Makes the connection to `sock` (default: connectUnix); what it throws is the call's error. */
+  connect?: (sock: string) => number;
+}
+
+export function postUnix(sock: string, path: string, body: string, opts: PostOptions = {}): Promise<UnixReply> {
+  const { signal, connect = connectUnix } = opts;
+  let onSent = opts.onSent;
   return new Promise<UnixReply>((resolve, reject) => {
     if (signal?.aborted) {
       reject(signal.reason);
@@ -29,6 +44,15 @@ export function postUnix(sock: string, path: string, body: string, signal?: Abor
       Buffer.from(`POST ${path} HTTP/1.1\r\nHost: burrow\r\nContent-Type: application/json\r\nContent-Length: ${payload.length}\r\nConnection: close\r\n\r\n`),
       payload,
     ]);
+    let fd: number;
+    try {
+      fd = connect(sock);
+      // Written now, not once Bun's socket is open (a turn of its event loop later).
+      pending = pending.subarray(sendSome(fd, pending));
+    } catch (e) {
+      reject(e);
+      return;
+    }
     const chunks: Buffer[] = [];
     let socket: Socket<undefined> | undefined;
     let done = false;
@@ -43,18 +67,20 @@ export function postUnix(sock: string, path: string, body: string, signal?: Abor
     };
     const onAbort = () => finish(signal!.reason);
     signal?.addEventListener("abort", onAbort, { once: true });
+    const sentAll = () => {
+      if (pending.length || !onSent) return;
+      const sent = onSent;
+      onSent = undefined;
+      sent();
+    };
     const flush = (s: Socket<undefined>) => {
       // A short write leaves the rest for the drain event.
-      const n = s.write(pending);
+      const n = pending.length ? s.write(pending) : 0;
       if (n > 0) pending = pending.subarray(n);
-      if (!pending.length && onSent) {
-        const sent = onSent;
-        onSent = undefined;
-        sent();
-      }
+      sentAll();
     };
     Bun.connect({
-      unix: sock,
+      fd,
       socket: {
         open(s) {
           socket = s;
@@ -82,6 +108,7 @@ export function postUnix(sock: string, path: string, body: string, signal?: Abor
         },
       },
     }).catch((e) => finish(e));
+    sentAll();
   });
 }
 

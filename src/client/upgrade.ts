@@ -13,7 +13,7 @@ import { lazySchema } from "../messages.ts";
 import { controlSocket, type Paths } from "../paths.ts";
 import { LOCK, flock } from "../sys/proc.ts";
 import { mine, readRecord, type DaemonRecord } from "../runtime-records.ts";
-import { openPrivateAppend } from "./trust.ts";
+import { checkControlSocket, openPrivateAppend } from "./trust.ts";
 import { DaemonSilent, takeDaemonLock, withDaemonDeadline } from "./deadline.ts";
 
 // The record itself is shared with the daemon, which keeps it naming itself (src/runtime-records.ts).
@@ -21,6 +21,8 @@ export { writeRecord } from "../runtime-records.ts";
 
 /** POST /op without the reply schemas: an older daemon's replies may differ. */
 async function rawPost(p: Paths, op: string, body: unknown): Promise<unknown> {
+  // Its own connection: the listener is checked on another one first.
+  if (checkControlSocket(controlSocket(p)) === "absent") throw new Error("no daemon listening");
   // Bounded like every call: a stopped daemon must not hang the CLI here either.
   return withDaemonDeadline(p, async (signal) => {
     const res = await fetch(`http://burrow/${op}`, {

@@ -52,6 +52,7 @@ const GROUPS = {
   sockets: {
     socket: { args: [i32, i32, i32], returns: i32 },
     connect: { args: [i32, ptr, u32], returns: i32 },
+    send: { args: [i32, ptr, u64, i32], returns: i64 },
     bind: { args: [i32, ptr, u32], returns: i32 },
     listen: { args: [i32, i32], returns: i32 },
     accept4: { args: [i32, ptr, ptr, i32], returns: i32 },

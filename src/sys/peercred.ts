@@ -9,10 +9,9 @@
 import { ptr } from "bun:ffi";
 import { ERRNO } from "./errno.ts";
 import { check, cstr, errno, libc, SysError } from "./libc.ts";
+import { connectUnix } from "./unix-stream.ts";
 
 const AF_UNIX = 1;
-const SOCK_STREAM = 1;
-const SOCK_CLOEXEC = 0o2000000;
 const O_DIRECTORY = 0o200000;
 const O_CLOEXEC = 0o2000000;
 const SOL_SOCKET = 1;
@@ -26,26 +25,14 @@ export interface PeerCred {
   gid: number;
 }
 
-export function sockaddrUn(path: string): Uint8Array {
-  const p = cstr(path);
-  // sun_path is 108 bytes, NUL included.
-  if (p.length > 108) throw new SysError("connect", 36 /* ENAMETOOLONG */, path);
-  const buf = new Uint8Array(2 + 108);
-  new DataView(buf.buffer).setUint16(0, AF_UNIX, true);
-  buf.set(p, 2);
-  return buf;
-}
-
 /**
  * Connects to the unix socket at `path`, reads its listener's credentials
  * and closes the connection. Throws SysError (ENOENT, ECONNREFUSED, ...)
  * when nothing listens there.
  */
 export function peerCredOfSocket(path: string): PeerCred {
-  const fd = check("socket", libc.symbols.socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  const fd = connectUnix(path);
   try {
-    const addr = sockaddrUn(path);
-    check("connect", libc.symbols.connect(fd, ptr(addr), addr.length), path);
     return peerCredOfFd(fd);
   } finally {
     libc.symbols.close(fd);

@@ -6,7 +6,9 @@ import { ERRNO } from "./errno.ts";
 import { check, errno, libc } from "./libc.ts";
 import { SOCK_CLOEXEC, SOCK_STREAM } from "./net.ts";
 import { SOCK_NONBLOCK } from "./netio.ts";
-import { sockaddrUn } from "./peercred.ts";
+import { sockaddrUn } from "./unix-stream.ts";
+
+export { connectUnix } from "./unix-stream.ts";
 
 const { EINTR, EAGAIN } = ERRNO;
 const AF_UNIX = 1;
@@ -38,19 +40,6 @@ export function listenUnix(path: string, backlog = 64): number {
     const addr = sockaddrUn(path);
     check("bind", libc.symbols.bind(fd, ptr(addr), addr.length), path);
     check("listen", libc.symbols.listen(fd, backlog), path);
-    return fd;
-  } catch (e) {
-    libc.symbols.close(fd);
-    throw e;
-  }
-}
-
-/** A close-on-exec (blocking) connection to the unix socket at `path`. */
-export function connectUnix(path: string): number {
-  const fd = check("socket", libc.symbols.socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  try {
-    const addr = sockaddrUn(path);
-    check("connect", libc.symbols.connect(fd, ptr(addr), addr.length), path);
     return fd;
   } catch (e) {
     libc.symbols.close(fd);

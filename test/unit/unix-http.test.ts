@@ -1,9 +1,10 @@
 // The CLI's HTTP/1.1 client over the control socket (src/client/unix-http.ts).
 import { afterAll, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { MalformedReply, parseReply, postUnix } from "../../src/client/unix-http.ts";
+import { connectUnix } from "../../src/sys/unix-stream.ts";
 
 const dir = mkdtempSync(`${tmpdir()}/unix-http-`);
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -42,7 +43,7 @@ test("postUnix against Bun.serve: status and body, a large request body, a missi
     await expect(postUnix(`${dir}/none.sock`, "/ping", "{}")).rejects.toBeDefined();
     const aborted = new AbortController();
     aborted.abort(new Error("gave up"));
-    await expect(postUnix(sock, "/ping", "{}", aborted.signal)).rejects.toThrow("gave up");
+    await expect(postUnix(sock, "/ping", "{}", { signal: aborted.signal })).rejects.toThrow("gave up");
   } finally {
     server.stop(true);
   }
@@ -64,7 +65,7 @@ test("postUnix's onSent runs once, when the whole request is in the socket, befo
   });
   try {
     const big = JSON.stringify({ env: "x".repeat(3 << 20) });
-    const reply = postUnix(sock, "/create", big, undefined, () => events.push("sent"));
+    const reply = postUnix(sock, "/create", big, { onSent: () => events.push("sent") });
     while (!events.includes("sent")) await Bun.sleep(1);
     // Nothing answered yet, and the server has the whole body.
     while (!events.some((e) => e.startsWith("server read"))) await Bun.sleep(1);
@@ -74,7 +75,7 @@ test("postUnix's onSent runs once, when the whole request is in the socket, befo
     expect(events.filter((e) => e === "sent")).toHaveLength(1);
     // A request that never goes out never says it did.
     let never = false;
-    await expect(postUnix(`${dir}/none.sock`, "/ping", "{}", undefined, () => (never = true))).rejects.toBeDefined();
+    await expect(postUnix(`${dir}/none.sock`, "/ping", "{}", { onSent: () => (never = true) })).rejects.toBeDefined();
     expect(never).toBe(false);
   } finally {
     server.stop(true);
@@ -91,7 +92,7 @@ test("postUnix's onSent waits for a large request's last byte: not while the dae
   try {
     const big = JSON.stringify({ env: "x".repeat(3 << 20) });
     let sent = false;
-    const reply = postUnix(sock, "/create", big, undefined, () => (sent = true));
+    const reply = postUnix(sock, "/create", big, { onSent: () => (sent = true) });
     while (!conn) await Bun.sleep(1);
     await Bun.sleep(100);
     // Far more than a socket buffer, and nothing read: not sent yet.
@@ -107,5 +108,41 @@ test("postUnix's onSent waits for a large request's last byte: not while the dae
     expect(sent).toBe(true);
   } finally {
     server.close();
+  }
+});
+
+test("postUnix writes a request that fits the socket before it returns, over the connection its `connect` made; what `connect` throws is the call's error", async () => {
+  const sock = `${dir}/now.sock`;
+  const server = Bun.serve({ unix: sock, fetch: async (req) => Response.json({ body: await req.text() }) });
+  try {
+    const made: number[] = [];
+    let sent = false;
+    const reply = postUnix(sock, "/ping", '{"a":1}', {
+      connect: (path) => {
+        const fd = connectUnix(path);
+        made.push(fd);
+        return fd;
+      },
+      onSent: () => (sent = true),
+    });
+    // Written at once: not a turn of the event loop later, when Bun's socket opens.
+    expect(sent).toBe(true);
+    expect(made).toHaveLength(1);
+    expect(JSON.parse((await reply).text)).toEqual({ body: '{"a":1}' });
+    // Bun took the fd over and closed it with the connection.
+    expect(existsSync(`/proc/self/fd/${made[0]}`)).toBe(false);
+    let never = false;
+    const refused = new Error("not that listener");
+    await expect(
+      postUnix(sock, "/ping", "{}", {
+        connect: () => {
+          throw refused;
+        },
+        onSent: () => (never = true),
+      }),
+    ).rejects.toBe(refused);
+    expect(never).toBe(false);
+  } finally {
+    server.stop(true);
   }
 });
