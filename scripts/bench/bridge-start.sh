@@ -48,6 +48,14 @@ mkdir -p "$bench_out"
 b=$(bench_burrow)
 ignore=(-i)
 [ -z "${BENCH_STRICT:-}" ] || ignore=()
+# BENCH_GAP_MS: a pause before each measured run (hyperfine --prepare, not timed), for the start of a
+# run whose predecessor's deferred teardown has finished (issue 14: "a teardown can finish after the
+# command has exited"); back to back (the default), each run also waits for the one before's.
+gap=()
+if [ -n "${BENCH_GAP_MS:-}" ]; then
+  [[ $BENCH_GAP_MS =~ ^[0-9]+$ ]] || bench_die "BENCH_GAP_MS is a whole number of milliseconds, not \"$BENCH_GAP_MS\""
+  gap=(--prepare "sleep $(awk -v ms="$BENCH_GAP_MS" 'BEGIN { printf "%.3f", ms / 1000 }')")
+fi
 bnet=burrow-bstart
 pnet=podman-bstart
 keep=bench-bstart-keep
@@ -178,7 +186,7 @@ rootless() {
     # shellcheck disable=SC2086 # plain words, as hyperfine -N splits them
     as_podman $c 2>>"$work/podman.log" || as_podman $c || bench_die "failed twice: $c"
   done
-  as_podman hyperfine -N "${ignore[@]}" --warmup 3 --runs "$runs" --export-json "$work/start.json" "${cmds[@]}"
+  as_podman hyperfine -N "${ignore[@]}" "${gap[@]}" --warmup 3 --runs "$runs" --export-json "$work/start.json" "${cmds[@]}"
   cp "$work/start.json" "$bench_out/bridge-start-rootless-$stamp.json"
   report rootless "$bench_out/bridge-start-rootless-$stamp.json"
   pending=
@@ -255,7 +263,7 @@ rootful() {
     # shellcheck disable=SC2086
     as_root $c 2>>"$root/podman.log" || as_root $c || bench_die "failed twice: $c"
   done
-  as_root hyperfine -N "${ignore[@]}" --warmup 3 --runs "$runs" --export-json "$root/start.json" "${cmds[@]}"
+  as_root hyperfine -N "${ignore[@]}" "${gap[@]}" --warmup 3 --runs "$runs" --export-json "$root/start.json" "${cmds[@]}"
   cp "$root/start.json" "$bench_out/bridge-start-rootful-$stamp.json"
   report rootful "$bench_out/bridge-start-rootful-$stamp.json"
   pending=
