@@ -10,6 +10,7 @@
 // the fd for what the socket could not take yet and for the reply
 // (docs/decisions.md "One connection to the daemon, checked and written at once").
 import type { Socket } from "bun";
+import { close } from "../sys/ns.ts";
 import { connectUnix, sendSome } from "../sys/unix-stream.ts";
 
 export interface UnixReply {
@@ -47,9 +48,16 @@ export function postUnix(sock: string, path: string, body: string, opts: PostOpt
     let fd: number;
     try {
       fd = connect(sock);
+    } catch (e) {
+      reject(e);
+      return;
+    }
+    try {
       // Written now, not once Bun's socket is open (a turn of its event loop later).
       pending = pending.subarray(sendSome(fd, pending));
     } catch (e) {
+      // The daemon went away (EPIPE): the connection is not handed to Bun, so it is closed here.
+      close(fd);
       reject(e);
       return;
     }

@@ -5,6 +5,7 @@ import { createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { MalformedReply, parseReply, postUnix } from "../../src/client/unix-http.ts";
 import { connectUnix } from "../../src/sys/unix-stream.ts";
+import { POLLHUP, POLLIN, pollOnce } from "../../src/sys/unix-socket.ts";
 
 const dir = mkdtempSync(`${tmpdir()}/unix-http-`);
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -144,5 +145,22 @@ test("postUnix writes a request that fits the socket before it returns, over the
     expect(never).toBe(false);
   } finally {
     server.stop(true);
+  }
+});
+
+test("postUnix over a connection the daemon closed before the request: the send's error, and the connection closed, not left to anyone", async () => {
+  const sock = `${dir}/closed.sock`;
+  const server = createServer((c) => c.destroy());
+  await new Promise<void>((r) => server.listen(sock, r));
+  try {
+    const fd = connectUnix(sock);
+    // The server has closed its end: the first send gets EPIPE (no SIGPIPE).
+    while (!(pollOnce(fd, POLLIN, 0) & (POLLIN | POLLHUP))) await Bun.sleep(1);
+    let sent = false;
+    await expect(postUnix(sock, "/ping", "{}", { connect: () => fd, onSent: () => (sent = true) })).rejects.toThrow(/EPIPE|ECONNRESET/);
+    expect(sent).toBe(false);
+    expect(existsSync(`/proc/self/fd/${fd}`)).toBe(false);
+  } finally {
+    server.close();
   }
 });
