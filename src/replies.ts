@@ -24,7 +24,7 @@ const MAKERS = {
       id: v.string(),
       name: v.string(),
       enter: v.optional(v.looseObject({ ...EnterTarget.entries, cwd: v.optional(v.string()) })),
-      /** The daemon wrote the enter step's options into CreateRequest.enterPipe. */
+      /** The daemon wrote the enter step's options into the FIFO of CreateRequest.enterFifo. */
       entered: v.optional(v.boolean()),
     }),
   started: Done,

@@ -95,7 +95,7 @@ export class SandboxService {
     prewarm(hiddenFromSandboxes(this.ctx.paths), () => spareAhead(this.ctx));
   }
 
-  /** The daemon is ending: the spare's files go with it. */
+  /** The daemon is ending: no spare any more, and its files' directory goes. */
   dropSpare(): void {
     endSpare();
     removeLeftoverSpares(this.ctx);

@@ -157,14 +157,16 @@ export function claimSpareHostname(): string | undefined {
   return spare.ahead.hostname;
 }
 
-/** The daemon is ending: no create takes the spare any more, and its files go (its namespaces end with the daemon's threads). */
+/**
+ * The daemon is ending: no create takes the spare any more, and no other is
+ * made (its namespaces end with the daemon's threads; the caller removes
+ * the directory its files are in: SandboxService.dropSpare).
+ */
 export function endSpare(): void {
   if (pending) clearTimeout(pending);
   pending = null;
-  const s = spare;
   spare = null;
   makeAhead = () => null;
-  if (s) discardAhead(s.ahead);
 }
 
 /** A spare's files that no sandbox will use (renamed away ones are gone already). */

@@ -121,7 +121,10 @@ export function makeFifo(path: string): [number, number] {
     return [read, open(cstr(`/proc/self/fd/${read}`), O_WRONLY)];
   } catch (e) {
     for (const fd of ends) libc.symbols.close(fd);
-    removeFile(path);
+    // The open's error is the one to report, not a failed removal's.
+    try {
+      removeFile(path);
+    } catch {}
     throw e;
   }
 }
