@@ -76,7 +76,8 @@ export const HolderFile = lazySchema(() =>
     startTime: v.string(),
     userns: v.string(),
     mntns: v.string(),
-    map: v.picklist(["subid", "single"]),
+    /** "podman": the holder joined podman 5's pause process's user namespace (src/podman-pause.ts). */
+    map: v.picklist(["subid", "single", "podman"]),
   }),
 );
 export type HolderInfo = v.InferOutput<typeof HolderFile>;

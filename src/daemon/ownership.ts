@@ -63,6 +63,10 @@ import {
 import { etcFiles, writeInPlace } from "../sandbox/files.ts";
 import { readSupervisorFile, removeSupervisorFile, supervisorAlive, writeSupervisorFile, type SupervisorInfo } from "../runtime-records.ts";
 
+function holderMap(env: string | undefined): HolderInfo["map"] {
+  return env === "single" || env === "podman" ? env : "subid";
+}
+
 /**
  * The holder of a daemon started by the holder's supervisor: its parent
  * (src/userns/supervisor.ts). Null unless that parent shares our user
@@ -74,7 +78,7 @@ export function holderFromParent(): HolderInfo | null {
   const userns = nsId(`/proc/${pid}/ns/user`);
   const mntns = nsId(`/proc/${pid}/ns/mnt`);
   if (!startTime || !userns || !mntns || userns !== nsId("/proc/self/ns/user")) return null;
-  return { pid, startTime, userns, mntns, map: process.env.BURROW_HOLDER_MAP === "single" ? "single" : "subid" };
+  return { pid, startTime, userns, mntns, map: holderMap(process.env.BURROW_HOLDER_MAP) };
 }
 
 interface Listener {

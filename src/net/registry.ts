@@ -7,7 +7,16 @@ import type { Sandbox } from "../state/sandboxes.ts";
 import type { AnyNetworkBackend, NamedNetwork, NetworkBackend, NetworkDeps, NetworkNaming, NetworksCapability, WarmCapability } from "./backend.ts";
 import type { HelperRow } from "../state/helpers.ts";
 import { cniBackendWith, cniNaming, hasCniNetworks } from "./cni/named.ts";
-import { hasNetavarkNetworks, netavarkBackendWith, networksDirOf, netavarkInstalled, netavarkNaming } from "./netavark/backend.ts";
+import {
+  hasNetavarkNetworks,
+  netavarkBackendWith,
+  networksDirOf,
+  netavarkInstalled,
+  netavarkNaming,
+  type SharedRootlessNamespace,
+} from "./netavark/backend.ts";
+import { PodmanRootlessNetns } from "./netavark/podman-netns.ts";
+import { sharedPause } from "../podman-pause.ts";
 import { helperConf } from "../machine/helpers.ts";
 import { containerBackend } from "./container/backend.ts";
 import { hostBackend } from "./host/backend.ts";
@@ -118,11 +127,46 @@ export function attachedNetworks(s: Pick<Sandbox, "runtime">): string[] {
   return naming ? naming.attached(s) : [];
 }
 
+/**
+ * podman 5's rootless namespace, when the holder joined podman's user
+ * namespace (src/podman-pause.ts): netavark's networks are podman's then,
+ * bridge and names alike (src/net/netavark/podman-netns.ts). Null otherwise.
+ */
+function podmanNetns(deps: NetworkDeps): PodmanRootlessNetns | null {
+  const xdg = process.env.XDG_RUNTIME_DIR;
+  const pause = deps.paths.rootless && xdg ? sharedPause() : null;
+  // The holder is this daemon's parent, the supervisor (src/userns/supervisor.ts).
+  return pause === null || !xdg ? null : new PodmanRootlessNetns(deps.paths, pause, process.ppid, xdg);
+}
+
+/** podman's namespace as netavark's backend holds and releases it: released when no sandbox but the one leaving is on it. */
+function podmanSharing(ns: PodmanRootlessNetns, deps: NetworkDeps): SharedRootlessNamespace {
+  let busy = 0;
+  const attached = (exceptId: string) =>
+    deps.sandboxes().some((s) => s.id !== exceptId && s.runtime.network === "netavark" && !!s.runtime.backend && attachedNetworks(s).length > 0);
+  return {
+    ns,
+    podman: { configDir: ns.configDir },
+    async hold(fn) {
+      busy++;
+      try {
+        return await fn();
+      } finally {
+        busy--;
+      }
+    },
+    release: async (exceptId) => (busy > 0 || attached(exceptId) ? [] : ns.stop()),
+  };
+}
+
 export function createNetworkBackends(deps: NetworkDeps): NetworkBackends {
   // Counted lazily: the backends are made here, and asked later.
-  const onBridge = (kind: string) => forKind(kind).bridge;
+  const podmanNs = podmanNetns(deps);
+  const podman = podmanNs ? podmanSharing(podmanNs, deps) : null;
+  // netavark's sandboxes keep burrow's own rootless namespace only while they live in it.
+  const onBridge = (kind: string) => forKind(kind).bridge && !(podman && kind === "netavark");
   const cni = cniBackendWith(deps, onBridge);
-  const netavark = netavarkBackendWith({ ...deps, shared: cni.shared });
+  const netavark = netavarkBackendWith({ ...deps, shared: podman ?? cni.shared });
   const table: BackendTable = {
     none: noneBackend,
     host: hostBackend,
@@ -167,7 +211,8 @@ export function createNetworkBackends(deps: NetworkDeps): NetworkBackends {
     ),
     parse: (raw) => parseNetworkMode(raw, { named: named().kind }),
     named,
-    sharedNamespace: () => cni.shared?.ns.helperInfo() ?? null,
+    // The namespace the named networks' bridges are in: podman's, when netavark's are shared with podman.
+    sharedNamespace: () => (podmanNs && named().kind === "netavark" ? podmanNs.helperInfo() : (cni.shared?.ns.helperInfo() ?? null)),
     warm: {
       claims: (row) => warmCaps().some((w) => w.claims(row)),
       drop: async () => {

@@ -1,19 +1,27 @@
 // The holder role: keeps the user's rootless user + mount namespaces alive,
 // and supervises the daemon (src/userns/supervisor.ts).
 // Runs single-threaded (re-exec'd with SINGLE_THREAD_ENV), so unshare works.
-//   1. unshare(USER|MNT)   2. tell the parent "1"   3. wait for "go MAP" (maps
-//   written)   4. execve /bin/sh running the supervisor as "burrow-holder":
+//   1. unshare(USER|MNT), or, given BURROW_HOLDER_JOIN (podman 5's pause
+//   process, src/podman-pause.ts), setns into its user namespace and
+//   unshare(MNT)   2. tell the parent "1"   3. wait for "go MAP" (maps
+//   written, or "podman")   4. execve /bin/sh running the supervisor as "burrow-holder":
 //   no Bun left. Without BURROW_SUPERVISOR (never set by this burrow's CLI,
 //   kept for a hand-started holder) it execs `sleep infinity` as before.
 import { existsSync, openSync, readSync, writeSync } from "node:fs";
-import { CLONE, unshare } from "../sys/ns.ts";
+import { CLONE, join, unshare } from "../sys/ns.ts";
 import { dup2, execve } from "../sys/proc.ts";
 
 export function holderMain(): never {
+  const pause = process.env.BURROW_HOLDER_JOIN;
+  delete process.env.BURROW_HOLDER_JOIN;
   try {
-    unshare(CLONE.NEWUSER | CLONE.NEWNS);
+    if (pause && /^[1-9][0-9]*$/.test(pause)) {
+      // Its own mount namespace still: a copy of the host's, not podman's (where podman mounts its storage).
+      join(`/proc/${pause}/ns/user`, CLONE.NEWUSER);
+      unshare(CLONE.NEWNS);
+    } else unshare(CLONE.NEWUSER | CLONE.NEWNS);
   } catch (e) {
-    writeSync(2, `burrow: cannot create the rootless user namespace: ${(e as Error).message}\n`);
+    writeSync(2, `burrow: cannot ${pause ? "join podman's" : "create the"} rootless user namespace: ${(e as Error).message}\n`);
     process.exit(1);
   }
   writeSync(1, "1\n");

@@ -11,6 +11,7 @@ import { readPrivateRecord, writePrivateRecord } from "../private-file.ts";
 import { writeMaps } from "./idmap.ts";
 import { isPrivateDir } from "../private-file.ts";
 import { supervisorEnv } from "./supervisor.ts";
+import { pauseToJoin } from "../podman-pause.ts";
 import { nodeFs } from "../lazy-node.ts";
 
 export type { HolderInfo };
@@ -104,10 +105,11 @@ export function removeHolderFiles(p: Paths, h: HolderInfo): void {
 export async function ensureHolder(p: Paths): Promise<HolderInfo> {
   const live = readHolder(p);
   if (live) return live;
+  const pause = await pauseToJoin();
   const proc = spawnRole(ROLES.holder, [], {
     // The holder supervises the daemon (src/userns/supervisor.ts): it
     // needs the paths the daemon gets and where the daemon logs.
-    env: { BURROW_PATHS: JSON.stringify(p), ...supervisorEnv(`${p.runtimeDir}/daemon.log`) },
+    env: { BURROW_PATHS: JSON.stringify(p), ...supervisorEnv(`${p.runtimeDir}/daemon.log`), ...(pause ? { BURROW_HOLDER_JOIN: String(pause) } : {}) },
     stdin: "pipe",
     stdout: "pipe",
     stderr: "pipe",
@@ -120,7 +122,8 @@ export async function ensureHolder(p: Paths): Promise<HolderInfo> {
     throw new BurrowError(`could not start the rootless session: ${err.trim() || "holder exited"}`, { kind: "userns" });
   }
   try {
-    const { map, why } = await writeMaps(proc.pid, p.uid, getgid());
+    // In podman's user namespace the maps are podman's (written when it was made).
+    const { map, why } = pause ? { map: "podman" as const, why: "" } : await writeMaps(proc.pid, p.uid, getgid());
     // Said once: the holder lives on, and with it this choice. Plain stderr:
     // the CLI does not load the logger (it costs start-up time).
     if (map === "single") process.stderr.write(`WARN: using a single-id user namespace: ${why}; programs that change user inside a sandbox will fail\n`);

@@ -87,8 +87,8 @@ curl -fsS --max-time 5 http://127.0.0.1:${port}/
 # the conformance suite's checks: address, default route, resolv.conf, hosts, exec
 # (this minbase root has no /etc/hosts, so there is no file to bind the sandbox's over)
 burrow exec web -- sh -c 'ip -4 -o addr show eth0 | grep -q "inet 10\\.89\\." && ip route | grep -q "^default via 10\\.89\\." && grep -q "^nameserver 10\\.89\\." /etc/resolv.conf && { [ ! -e /etc/hosts ] || grep -q "[[:space:]]web\\b" /etc/hosts; } && echo conformance-ok'
-# netavark 1.17 chose nftables in burrow's rootless namespace
-burrow unshare -- nsenter --net="$XDG_RUNTIME_DIR/burrow/rootless-netns/net" -- /usr/sbin/nft list tables
+# netavark 1.17 chose nftables in the rootless namespace: podman's, which burrow shares with podman 5
+PODMAN_IGNORE_CGROUPSV1_WARNING=1 podman unshare --rootless-netns /usr/sbin/nft list tables
 burrow rm -f web >/dev/null
 burrow network rm sidnet >/dev/null
 burrow ps -a --format json`;
@@ -237,6 +237,138 @@ $P network rm quiet >/dev/null
   // busybox httpd's CGI sees the client's address in REMOTE_ADDR (bracketed): the server's view of its peer.
   const PEER_CGI = `mkdir -p www/cgi-bin && printf '#!/bin/sh\\nprintf "Content-Type: text/plain\\\\r\\\\n\\\\r\\\\n%%s\\\\n" "$REMOTE_ADDR"\\n' > www/cgi-bin/peer && chmod +x www/cgi-bin/peer
 ask() { tries=0; until peer=$(curl -fsS -g --max-time 2 "http://$1/cgi-bin/peer" 2>&1); do tries=$((tries + 1)); [ $tries -lt 50 ] || { peer=none; break; }; sleep 0.1; done; echo "$1 -> $peer"; }`;
+
+  // Rootless sharing (docs/netavark.md "Sharing podman's rootless network
+  // namespace"): burrow's session joins podman 5's user namespace, and
+  // netavark runs in podman's rootless netns with podman's --config, holding
+  // one reference there (podman's ref-count) while a sandbox is on it.
+  const ROOTLESS_SHARE = `${SID_FRESH_HOME}
+export PODMAN_IGNORE_CGROUPSV1_WARNING=1
+NS="$XDG_RUNTIME_DIR/containers/networks/rootless-netns"
+refs() { cat "$NS/ref-count" 2>/dev/null || echo gone; }
+keeper() { ps -eo stat=,args= | awk '$1 !~ /^Z/ && $2 == "/bin/sh" && /burrow-podman-netns/' | grep -q . && echo "a keeper runs" || echo "no keeper"; }
+fetch() { for i in $(seq 50); do if out=$("$@" 2>/dev/null); then echo "$out"; return; fi; sleep 0.1; done; echo unreached; }
+mkdir -p www && echo bs > www/name`;
+  const PODMAN_HTTPD = `--tmpfs /w --rootfs /opt/busybox-rootfs sh -c "echo pc > /w/name && exec httpd -f -p 8080 -h /w"`;
+
+  test("rootless, podman 5: a podman container and a burrow sandbox on one network reach each other by name through podman's aardvark-dns; each holds podman's namespace, which goes with the last", async () => {
+    const script = `${ROOTLESS_SHARE}
+podman network create --subnet 10.89.97.0/24 shared >/dev/null
+podman run -d --name pc --network shared ${PODMAN_HTTPD} >/dev/null
+echo "podman alone: $(refs)"
+burrow run -d --name bs --network shared -- busybox httpd -f -p 8080 -h "$HOME/www" >/dev/null
+echo "both: $(refs)"
+burrow info --format '{{.Network.NamedNetworks.Backend}} {{.Network.RootlessNetns.Helper}}'
+[ "$(burrow info --format '{{.Network.RootlessNetns.Pid}}')" = "$(cat "$NS/rootless-netns-conn.pid")" ] && echo "info names podman's pasta"
+burrow inspect bs --format "{{.NetworkSettings.Networks.shared.IPAddress}}"
+podman inspect pc --format "{{.NetworkSettings.Networks.shared.IPAddress}}"
+fetch podman exec pc wget -q -T 2 -O - http://bs:8080/name
+fetch burrow exec bs -- curl -fsS --max-time 2 http://pc:8080/name
+# one aardvark-dns serves both: podman's
+ps -eo stat=,comm= | awk '$1 !~ /^Z/ && $2 == "aardvark-dns"' | wc -l
+burrow rm -f bs >/dev/null
+echo "after burrow rm: $(refs)"
+fetch podman exec pc sh -c '! nslookup bs >/dev/null 2>&1 && echo bs-unnamed'
+podman rm -f -t 0 pc >/dev/null
+echo "after podman rm: $(refs)"
+keeper
+podman network rm shared >/dev/null`;
+    const r = await sidRun(["sh", "-ec", script]);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trim().split("\n");
+    expect(lines.slice(0, 4)).toEqual(["podman alone: 1", "both: 2", "netavark pasta", "info names podman's pasta"]);
+    const [burrowIp, podmanIp] = [lines[4], lines[5]];
+    expect(burrowIp).toMatch(/^10\.89\.97\.\d+$/);
+    expect(podmanIp).toBe("10.89.97.2");
+    expect(burrowIp).not.toBe(podmanIp);
+    expect(lines.slice(6)).toEqual(["bs", "pc", "1", "after burrow rm: 1", "bs-unnamed", "after podman rm: gone", "no keeper"]);
+  }, 120_000);
+
+  test("rootless, podman 5, the sandbox first: podman makes its namespace for burrow, a podman container started later joins it and they reach each other; burrow's rm ends it when it is last", async () => {
+    const script = `${ROOTLESS_SHARE}
+echo "before: $(refs)"
+burrow network create --subnet 10.89.98.0/24 later >/dev/null
+burrow run -d --name bs --network later -- busybox httpd -f -p 8080 -h "$HOME/www" >/dev/null
+echo "sandbox alone: $(refs)"
+podman run -d --name pc --network later ${PODMAN_HTTPD} >/dev/null
+echo "both: $(refs)"
+fetch podman exec pc wget -q -T 2 -O - http://bs:8080/name
+fetch burrow exec bs -- curl -fsS --max-time 2 http://pc:8080/name
+podman rm -f -t 0 pc >/dev/null
+echo "after podman rm: $(refs)"
+fetch burrow exec bs -- sh -c 'curl -fsS --max-time 2 http://pc:8080/name >/dev/null 2>&1 || echo pc-gone'
+burrow rm -f bs >/dev/null
+echo "after burrow rm: $(refs)"
+# podman's helpers (podman's cleanup sends SIGTERM; they end a moment later), not counting the zombies the entry's init has not reaped
+live() {
+  for i in $(seq 50); do ps -eo stat=,comm= | awk -v re="$1" '$1 !~ /^Z/ && $2 ~ re' | grep -q . || { echo "no $2"; return; }; sleep 0.1; done
+  echo "$2 runs"
+}
+live '^pasta' pasta
+live '^aardvark-dns$' aardvark-dns
+burrow network rm later >/dev/null`;
+    const r = await sidRun(["sh", "-ec", script]);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim().split("\n")).toEqual([
+      "before: gone",
+      "sandbox alone: 1",
+      "both: 2",
+      "bs",
+      "pc",
+      "after podman rm: 1",
+      "pc-gone",
+      "after burrow rm: gone",
+      "no pasta",
+      "no aardvark-dns",
+    ]);
+  }, 120_000);
+
+  test("rootless, podman 5: a sandbox on podman's network (default grants) enters neither podman's rootless netns nor a podman container's", async () => {
+    // docs/threat-model.md: setns needs CAP_SYS_ADMIN, and /proc/PID/ns/* of a process outside the sandbox's Landlock domain does not open.
+    const script = `${ROOTLESS_SHARE}
+podman network create --subnet 10.89.96.0/24 iso >/dev/null
+podman run -d --name pc --network iso ${PODMAN_HTTPD} >/dev/null
+burrow run -d --name bs --network iso -- sleep 300 >/dev/null
+keeper=$(ps -eo pid=,args= | awk '$2 == "/bin/sh" && /burrow-podman-netns/ { print $1 }')
+ctr=$(podman inspect pc --format '{{.State.Pid}}')
+for pid in $keeper $ctr; do
+  if out=$(burrow exec bs -- nsenter --net=/proc/$pid/ns/net true 2>&1); then echo "entered $pid"; else echo "$out" | grep -o -m1 -E "Permission denied|Operation not permitted" || echo "failed otherwise: $out"; fi
+done
+# opening the file alone (what setns would take); its own namespace's opens, as a control
+burrow exec bs -- sh -c '(exec 3</proc/self/ns/net) 2>/dev/null && echo "own opened"; (exec 3</proc/'$keeper'/ns/net) 2>/dev/null && echo opened || echo "not opened"'
+burrow rm -f bs >/dev/null
+podman rm -f -t 0 pc >/dev/null
+podman network rm iso >/dev/null`;
+    const r = await sidRun(["sh", "-ec", script]);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trim().split("\n");
+    for (const refused of lines.slice(0, 2)) expect(refused).toMatch(/^(Permission denied|Operation not permitted)$/);
+    expect(lines.slice(2)).toEqual(["own opened", "not opened"]);
+  }, 120_000);
+
+  test("rootless, podman 5: a daemon killed with a sandbox on podman's network leaves it reachable; the next daemon removes it and lets go of podman's namespace", async () => {
+    const script = `${ROOTLESS_SHARE}
+podman network create --subnet 10.89.99.0/24 kept >/dev/null
+burrow run -d --name bs --network kept -- busybox httpd -f -p 8080 -h "$HOME/www" >/dev/null
+podman run -d --name pc --network kept ${PODMAN_HTTPD} >/dev/null
+daemon=$(ps -eo pid=,args= | awk '$2 ~ /burrow$/ && $3 == "__daemon" { print $1 }')
+kill -9 $daemon
+fetch podman exec pc wget -q -T 2 -O - http://bs:8080/name
+echo "killed: $(refs)"
+burrow rm -f bs >/dev/null
+echo "after burrow rm: $(refs)"
+keeper
+podman rm -f -t 0 pc >/dev/null
+echo "after podman rm: $(refs)"
+podman network rm kept >/dev/null`;
+    const r = await sidRun(["sh", "-ec", script]);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim().split("\n")).toEqual(["bs", "killed: 2", "after burrow rm: 1", "no keeper", "after podman rm: gone"]);
+  }, 120_000);
 
   test("IPv6 ports on a netavark 1.17 network made with --ipv6, rootless: [::1] reaches the sandbox over IPv6", async () => {
     const port = await freePort();

@@ -12,6 +12,7 @@ import { log } from "../../log.ts";
 import type { Sandbox } from "../../state/sandboxes.ts";
 import type { NetworkBackend, NetworkDeps, NetworkNaming, NetworksCapability } from "../backend.ts";
 import type { SharedRootlessNamespace } from "../netavark/backend.ts";
+import type { RootlessNetns } from "./rootless-netns.ts";
 import type { Paths } from "../../paths.ts";
 import { connectInterface } from "./attachment.ts";
 import { CniNetworking, cniBackend, cniRecordOf, networkNames, type CniAttachmentRecord, type CniRecord } from "./backend.ts";
@@ -32,7 +33,7 @@ export function cniBackendWith(
   deps: NetworkDeps,
   /** Whether a row's backend (runtime.network) is one of bridge networks. */
   onBridge: (kind: string) => boolean,
-): NetworkBackend<"cni", CniRecord> & { networks: NetworksCapability<"cni", CniRecord>; shared: SharedRootlessNamespace | null } {
+): NetworkBackend<"cni", CniRecord> & { networks: NetworksCapability<"cni", CniRecord>; shared: (SharedRootlessNamespace & { ns: RootlessNetns }) | null } {
   const cni = new CniNetworking(
     deps.paths,
     (exceptId) => deps.sandboxes().filter((s) => s.id !== exceptId && s.status !== "exited" && onBridge(s.runtime.network)).length,

@@ -97,9 +97,18 @@ const BridgeLink = v.pipe(v.array(v.looseObject({ ifindex: v.number(), address: 
 /** The journal: options documents whose setup may have run, by sandbox (see the header). */
 const Journal = v.object({ pending: v.array(SetupOptions) });
 
-/** What the CNI backend lends: the rootless namespace both backends' bridges live in. */
+/** What netavark needs of the rootless namespace its bridges live in. */
+export type NetavarkNamespace = Pick<RootlessNetns, "ensure" | "spawn" | "visiblePath" | "inode" | "alive" | "hostView">;
+
+/**
+ * The rootless namespace netavark runs in: the one the CNI backend lends
+ * (both backends' bridges in burrow's own), or podman's
+ * (src/net/netavark/podman-netns.ts; `podman` set).
+ */
 export interface SharedRootlessNamespace {
-  ns: RootlessNetns;
+  ns: NetavarkNamespace;
+  /** podman's namespace: netavark's --config is podman's, aardvark-dns is podman's, its lock is taken. */
+  podman?: { configDir: string };
   /** Runs `fn` with the namespace held: no release tears it down meanwhile. */
   hold<T>(fn: () => Promise<T>): Promise<T>;
   /** Tears the namespace down when no sandbox but `exceptId` needs it. */
@@ -263,7 +272,7 @@ export class NetavarkNetworking {
 
   /** podman's network locks (src/net/netavark/podman-lock.ts). */
   get podmanLocks(): string[] {
-    return podmanLockPaths({ rootless: this.rootless, networksDir: this.networksDir, netavarkDir: this.deps.paths.netavarkDir });
+    return podmanLockPaths({ rootless: this.rootless, networksDir: this.networksDir, netavarkDir: this.configDir });
   }
 
   /** Runs `fn` under podman's network locks: a network file created or removed (podman's own create and remove take them). */
@@ -274,14 +283,25 @@ export class NetavarkNetworking {
   /**
    * Runs a setup's or teardown's `fn` under podman's network locks where
    * podman shares what it changes: rootful (one bridge, one config dir, one
-   * ipam.db). Rootless, podman's containers are in podman's own namespace.
+   * ipam.db), and rootless in podman's own namespace (podman-netns.ts).
+   * Rootless in burrow's namespace, podman's containers are elsewhere.
    */
   private underPodmanLock<T>(fn: () => Promise<T>): Promise<T> {
-    return this.rootless ? fn() : withPodmanLock(this.podmanLocks, fn, { rootOwned: true });
+    return this.rootless && !this.podmanShared ? fn() : withPodmanLock(this.podmanLocks, fn, { rootOwned: !this.rootless });
   }
 
   private get shared(): SharedRootlessNamespace | null {
     return this.rootless ? this.deps.shared : null;
+  }
+
+  /** podman's rootless namespace is shared (src/net/netavark/podman-netns.ts). */
+  get podmanShared(): boolean {
+    return !!this.shared?.podman;
+  }
+
+  /** netavark's --config: podman's where its namespace is shared, else burrow's (rootful: podman's too). */
+  get configDir(): string {
+    return this.shared?.podman?.configDir ?? this.deps.paths.netavarkDir;
   }
 
   get working(): boolean {
@@ -323,7 +343,7 @@ export class NetavarkNetworking {
     if (!binary)
       throw new BurrowError('netavark is not installed: install the netavark package (or set network_backend = "cni" in containers.conf)', { kind: "setup" });
     const aardvark = findNetavarkHelper("aardvark-dns");
-    this.found = { binary, configDir: this.deps.paths.netavarkDir, rootless: this.rootless, ...(aardvark ? { aardvarkBinary: aardvark } : {}) };
+    this.found = { binary, configDir: this.configDir, rootless: this.rootless, ...(aardvark ? { aardvarkBinary: aardvark } : {}) };
     return this.found;
   }
 
@@ -394,8 +414,8 @@ export class NetavarkNetworking {
       for (const a of netavarkRecordOf(s).attachments) if (a.network === network) for (const x of addressesOf(a.status)) out.push(x.ip);
     }
     for (const [ip, id] of this.reserved.get(network) ?? []) if (id !== exceptId) out.push(ip);
-    out.push(...aardvarkAddresses(this.deps.paths.netavarkDir, network));
-    const podman = await podmanIpamOf(this.deps.paths.netavarkDir, network);
+    out.push(...aardvarkAddresses(this.configDir, network));
+    const podman = await podmanIpamOf(this.configDir, network);
     out.push(...podman.addresses);
     return { used: out, podmanLast: podman.lastIps };
   }
@@ -424,7 +444,7 @@ export class NetavarkNetworking {
     // netavark 1.4 does not make its --config itself: a DNS-enabled setup fails
     // without it ("failed to create aardvark-dns directory"). Rootful it is
     // podman's /run/containers/networks, which a machine without podman lacks.
-    else mkdirSync(this.deps.paths.netavarkDir, { recursive: true, mode: 0o755 });
+    else mkdirSync(this.configDir, { recursive: true, mode: 0o755 });
     const inv = this.invocation();
     const queued = performance.now();
     return this.mutex.run(() =>
@@ -446,7 +466,11 @@ export class NetavarkNetworking {
         const journal = this.readJournal(s.id);
         this.writeJournal(s.id, [...journal, options]);
         this.reserve(net.name, ips, s.id);
-        const track = net.config.dns_enabled && this.deps.helpers && !this.aardvark() ? this.deps.helpers.intend("aardvark-dns", "netavark") : undefined;
+        // podman's aardvark-dns (a shared namespace) is not burrow's helper.
+        const track =
+          net.config.dns_enabled && this.deps.helpers && !this.podmanShared && !this.aardvark()
+            ? this.deps.helpers.intend("aardvark-dns", "netavark")
+            : undefined;
         let reply: Awaited<ReturnType<typeof netavarkSetup>>;
         const t0 = performance.now();
         try {
@@ -460,7 +484,7 @@ export class NetavarkNetworking {
           track?.cancel();
           throw e;
         }
-        if (net.config.dns_enabled) this.recordAardvark(track);
+        if (net.config.dns_enabled && !this.podmanShared) this.recordAardvark(track);
         await this.freezeBridgeMac(net.config.network_interface);
         this.forgetOldNeighbours(reply[net.name]!, net.config.network_interface);
         return { network: net.name, ifName, options, status: reply[net.name]!, aliases: [s.name, ...extra] };
@@ -663,7 +687,7 @@ export class NetavarkNetworking {
   /** The aardvark-dns that serves netavark's config dir now, from its pid file (checked: alive, and aardvark-dns). */
   aardvark(): { pid: number } | null {
     try {
-      const pid = Number(readFileSync(`${this.deps.paths.netavarkDir}/aardvark-dns/aardvark.pid`, "utf8").trim());
+      const pid = Number(readFileSync(`${this.configDir}/aardvark-dns/aardvark.pid`, "utf8").trim());
       if (!Number.isInteger(pid) || pid <= 0 || startTimeOf(pid) === null) return null;
       const comm = readFileSync(`/proc/${pid}/comm`, "utf8").trim();
       return comm.startsWith("aardvark") ? { pid } : null;
@@ -698,8 +722,9 @@ export class NetavarkNetworking {
   async restoreAardvark(): Promise<void> {
     const shared = this.shared;
     const running = this.aardvark();
-    const dir = `${this.deps.paths.netavarkDir}/aardvark-dns`;
-    if (!shared || !running || !shared.ns.alive() || existsSync(`/proc/${running.pid}/root${dir}`)) return;
+    const dir = `${this.configDir}/aardvark-dns`;
+    // podman's aardvark-dns is podman's to run.
+    if (!shared || this.podmanShared || !running || !shared.ns.alive() || existsSync(`/proc/${running.pid}/root${dir}`)) return;
     const binary = findNetavarkHelper("aardvark-dns");
     if (!binary) return;
     try {
@@ -903,7 +928,7 @@ export function netavarkBackendWith(
 
     async settled() {
       const end = Date.now() + 5000;
-      while (netavarkRunning(deps.paths.netavarkDir)) {
+      while (netavarkRunning(nv.configDir)) {
         if (Date.now() > end) {
           log.warn("a netavark process still runs after 5 s: rolling its create back anyway");
           return;

@@ -1,0 +1,260 @@
+// podman 5's rootless network namespace, shared (docs/netavark.md "Sharing
+// podman's rootless network namespace"; the protocol read from podman's
+// source: docs/podman-rootless-netns.md). When the holder joined podman's
+// user namespace (src/podman-pause.ts), netavark runs where podman
+// runs it: in podman's rootless netns and the private mount namespace podman
+// makes for it, with podman's --config, so that one bridge, one firewall
+// state and one aardvark-dns serve podman's containers and burrow's
+// sandboxes alike, and each reaches the other by name.
+//
+// podman counts the users of that namespace (`ref-count`, under its
+// netavark.lock) and removes it, with its pasta, when the count reaches 0.
+// burrow takes one reference the supported way: a keeper process run by
+// `podman unshare --rootless-netns`, which holds it for the keeper's life
+// (podman made the namespace for it when there was none). The keeper is a
+// shell that waits while the holder lives; the daemon ends it when the last
+// sandbox on a shared network leaves. It is detached and recorded in the
+// state dir, so a daemon killed with sandboxes attached leaves the namespace
+// to them, and the next daemon adopts the keeper. netavark, ip and the
+// like run through `nsenter --target KEEPER --mount --net`.
+import * as v from "valibot";
+import { closeSync, existsSync, openSync, readFileSync, rmSync, constants } from "node:fs";
+import { BurrowError, messageOf } from "../../errors.ts";
+import { log } from "../../log.ts";
+import { Mutex } from "../../mutex.ts";
+import type { Paths } from "../../paths.ts";
+import { readPrivateRecord, writePrivateRecord } from "../../private-file.ts";
+import { cleanEnv } from "../../sys/env.ts";
+import { nsId } from "../../sys/ns.ts";
+import { startTimeOf } from "../../sys/processes.ts";
+import type { DnsView } from "../../dns/etc-content.ts";
+import { helperConf } from "../../machine/helpers.ts";
+import { bunSpawner, type SpawnRequest, type SpawnResult } from "../cni/spawn.ts";
+
+const Keeper = v.object({
+  /** The keeper shell, inside podman's rootless netns and mount namespace. */
+  pid: v.pipe(v.number(), v.integer(), v.minValue(1)),
+  startTime: v.string(),
+  /** `podman unshare --rootless-netns`, its parent: it drops the reference when the keeper ends. */
+  podmanPid: v.pipe(v.number(), v.integer(), v.minValue(1)),
+  podmanStart: v.string(),
+});
+type Keeper = v.InferOutput<typeof Keeper>;
+
+/** podman's info.json beside its rootless netns: the addresses pasta maps to the host. */
+const Info = v.looseObject({ MapGuestIps: v.optional(v.nullable(v.array(v.pipe(v.string(), v.ip())))) });
+
+// $1: the holder's pid. Prints its own pid (the process to enter), lets go
+// of the pipe, and waits while the holder lives: a session that ended
+// without its daemon stopping the keeper still drops podman's reference.
+// SIGTERM (the daemon's stop) ends the wait at once and leaves no sleep.
+const KEEP = 'echo "$$"; exec </dev/null >/dev/null; trap \'kill "$!" 2>/dev/null; exit 0\' TERM; while kill -0 "$1" 2>/dev/null; do sleep 2 & wait "$!"; done';
+
+/** The host id the user namespace maps to `inside` (its first line that does), from /proc/self/{uid,gid}_map. */
+export function outsideId(mapText: string, inside = 0): number | null {
+  for (const line of mapText.split("\n")) {
+    const [i, o, n] = line.trim().split(/\s+/).map(Number);
+    if (i === undefined || o === undefined || n === undefined || [i, o, n].some((x) => !Number.isInteger(x))) continue;
+    if (inside >= i && inside < i + n) return o + (inside - i);
+  }
+  return null;
+}
+
+function which(name: string): string | null {
+  for (const dir of (process.env.PATH || "/usr/local/bin:/usr/bin:/bin").split(":").concat(["/usr/bin", "/usr/sbin"])) {
+    if (dir && existsSync(`${dir}/${name}`)) return `${dir}/${name}`;
+  }
+  return null;
+}
+
+export class PodmanRootlessNetns {
+  /** podman's rootless NetworkRunDir: netavark's --config, ipam.db, aardvark-dns's files. */
+  readonly configDir: string;
+  private readonly recordFile: string;
+  private readonly mutex = new Mutex();
+  private keeper: Keeper | null;
+
+  constructor(
+    readonly paths: Paths,
+    /** The pause process whose mount namespace podman runs in (its user namespace is ours). */
+    readonly pause: number,
+    /** The holder: the keeper ends when it does. */
+    readonly holder: number,
+    readonly xdgRuntimeDir: string,
+  ) {
+    this.configDir = `${xdgRuntimeDir}/containers/networks`;
+    this.recordFile = `${paths.stateDir}/podman-netns.json`;
+    this.keeper = this.recall();
+  }
+
+  private recall(): Keeper | null {
+    try {
+      const k = readPrivateRecord(this.recordFile, Keeper, "podman-netns.json");
+      return k && startTimeOf(k.pid) === k.startTime ? k : null;
+    } catch (e) {
+      log.warn(`podman-netns.json: ${messageOf(e)}`);
+      return null;
+    }
+  }
+
+  /** The keeper lives: podman's namespace is held and reachable. */
+  alive(): boolean {
+    const k = this.keeper;
+    return !!k && startTimeOf(k.pid) === k.startTime;
+  }
+
+  get inode(): number | null {
+    if (!this.alive()) return null;
+    const id = nsId(`/proc/${this.keeper!.pid}/ns/net`);
+    const m = id ? /^net:\[(\d+)\]$/.exec(id) : null;
+    return m ? Number(m[1]) : null;
+  }
+
+  /** Takes podman's namespace (made by podman when there is none), once. */
+  ensure(): Promise<void> {
+    return this.mutex.run(async () => {
+      if (this.alive()) return;
+      this.keeper = await this.start();
+    });
+  }
+
+  private async start(): Promise<Keeper> {
+    const podman = which("podman");
+    if (!podman) throw new BurrowError("podman is not installed any more: its rootless network namespace cannot be shared", { kind: "setup" });
+    const uid = outsideId(readFileSync("/proc/self/uid_map", "utf8"));
+    const gid = outsideId(readFileSync("/proc/self/gid_map", "utf8"));
+    if (uid === null || gid === null) throw new BurrowError("cannot tell the user's own ids from this user namespace's maps", { kind: "setup" });
+    const logFile = `${this.paths.runtimeDir}/podman-netns.log`;
+    const errFd = openSync(logFile, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o600);
+    let proc: ReturnType<typeof Bun.spawn<"ignore", "pipe", number>>;
+    try {
+      // podman believes it re-exec'd itself into its user namespace (which
+      // this daemon is in), in its pause process's mount namespace.
+      proc = Bun.spawn(
+        [
+          "nsenter",
+          `--mount=/proc/${this.pause}/ns/mnt`,
+          "--",
+          podman,
+          "unshare",
+          "--rootless-netns",
+          "/bin/sh",
+          "-c",
+          KEEP,
+          "burrow-podman-netns",
+          String(this.holder),
+        ],
+        {
+          env: cleanEnv({
+            _CONTAINERS_USERNS_CONFIGURED: "done",
+            _CONTAINERS_ROOTLESS_UID: String(uid),
+            _CONTAINERS_ROOTLESS_GID: String(gid),
+            XDG_RUNTIME_DIR: this.xdgRuntimeDir,
+            PODMAN_IGNORE_CGROUPSV1_WARNING: "1",
+          }),
+          stdin: "ignore",
+          stdout: "pipe",
+          stderr: errFd,
+          detached: true,
+        },
+      );
+    } finally {
+      closeSync(errFd);
+    }
+    const failure = () => {
+      let text = "";
+      try {
+        text = readFileSync(logFile, "utf8").trim().split("\n").filter(Boolean).at(-1) ?? "";
+      } catch {}
+      return text;
+    };
+    const timer = setTimeout(() => proc.kill("SIGKILL"), 30_000);
+    let line = "";
+    try {
+      const reader = proc.stdout.getReader();
+      const dec = new TextDecoder();
+      while (!line.includes("\n")) {
+        const r = await reader.read();
+        if (r.done) break;
+        line += dec.decode(r.value, { stream: true });
+      }
+      reader.releaseLock();
+    } finally {
+      clearTimeout(timer);
+    }
+    const pid = /^([1-9][0-9]*)\n/.exec(line)?.[1];
+    const startTime = pid ? startTimeOf(Number(pid)) : null;
+    const podmanStart = startTimeOf(proc.pid);
+    if (!pid || !startTime || !podmanStart || nsId(`/proc/${pid}/ns/net`) === nsId("/proc/self/ns/net")) {
+      proc.kill("SIGKILL");
+      throw new BurrowError(`podman could not lend its rootless network namespace: ${failure() || "podman unshare --rootless-netns ended"}`, { kind: "setup" });
+    }
+    proc.unref();
+    const keeper: Keeper = { pid: Number(pid), startTime, podmanPid: proc.pid, podmanStart };
+    writePrivateRecord(this.paths.stateDir, "podman-netns.json", keeper);
+    log.debug(`podman's rootless network namespace held by keeper ${pid} (podman ${proc.pid})`);
+    return keeper;
+  }
+
+  /** Lets go of podman's namespace: podman removes it when nobody else holds it. Waits until podman has done so. */
+  stop(): Promise<Error[]> {
+    return this.mutex.run(async () => {
+      const k = this.keeper ?? this.recall();
+      this.keeper = null;
+      if (!k) return [];
+      try {
+        if (startTimeOf(k.pid) === k.startTime) process.kill(k.pid, "SIGTERM");
+      } catch (e) {
+        return [new Error(`cannot end the keeper of podman's rootless network namespace (${k.pid}): ${messageOf(e)}`)];
+      }
+      // podman takes its lock, counts the reference down, and removes the namespace when it was the last.
+      const end = Date.now() + 10_000;
+      while (startTimeOf(k.podmanPid) === k.podmanStart && Date.now() < end) await Bun.sleep(10);
+      rmSync(this.recordFile, { force: true });
+      if (startTimeOf(k.podmanPid) === k.podmanStart) return [new Error(`podman ${k.podmanPid} still runs 10 s after its keeper ended`)];
+      return [];
+    });
+  }
+
+  /** Runs one process in podman's rootless netns and mount namespace. */
+  spawn(req: SpawnRequest): Promise<SpawnResult> {
+    const k = this.keeper;
+    if (!k || !this.alive())
+      return Promise.resolve({ exitCode: null, stdout: "", stderr: "podman's rootless network namespace is not held (its keeper ended)" });
+    return bunSpawner({ ...req, argv: ["nsenter", `--target=${k.pid}`, "--mount", "--net", "--", ...req.argv] });
+  }
+
+  /** A path for `pin` that resolves in podman's mount namespace too. */
+  visiblePath(pin: string): string {
+    return `/proc/${process.pid}/root${pin}`;
+  }
+
+  /**
+   * For `info`: the helper (podman's pasta or slirp4netns) serving podman's
+   * namespace now, from podman's pid file, checked by the process's name.
+   */
+  helperInfo(): { helper: string; pid: number | null; why: string } {
+    const why = "podman's rootless network namespace, shared: burrow's session is in podman 5's user namespace";
+    try {
+      const text = readFileSync(`${this.configDir}/rootless-netns/rootless-netns-conn.pid`, "utf8").trim();
+      if (/^[1-9][0-9]{0,9}$/.test(text)) {
+        const comm = readFileSync(`/proc/${text}/comm`, "utf8").trim();
+        const helper = comm.startsWith("pasta") ? "pasta" : comm.startsWith("slirp4netns") ? "slirp4netns" : null;
+        if (helper) return { helper, pid: Number(text), why };
+      }
+    } catch {}
+    // No namespace now: podman makes one, with containers.conf's helper (pasta unless it says otherwise).
+    return { helper: helperConf().defaultRootlessNetworkCmd ?? "pasta", pid: null, why: `${why} (made by podman when a sandbox first needs it)` };
+  }
+
+  /** host.containers.internal: the address pasta maps to the host (podman's --map-guest-addr). */
+  hostView(): Partial<Pick<DnsView, "hostContainersInternal" | "hostAddressesInside">> {
+    try {
+      const info = v.safeParse(Info, JSON.parse(readFileSync(`${this.configDir}/rootless-netns/info.json`, "utf8")));
+      const ip = info.success ? info.output.MapGuestIps?.[0] : undefined;
+      return ip ? { hostContainersInternal: ip } : {};
+    } catch {
+      return {};
+    }
+  }
+}
