@@ -349,6 +349,40 @@ podman network rm iso >/dev/null`;
     expect(lines.slice(2)).toEqual(["own opened", "not opened"]);
   }, 120_000);
 
+  // podman allocates from its ipam.db alone: a sandbox's addresses are written there (src/net/netavark/ipam-db-write.ts).
+  const IPAM_BOTH_WAYS = `burrow run -d --name bs --network nodns --ip 10.89.93.2 -- sleep 300 >/dev/null
+$P run -d --name pc --network nodns --rootfs /opt/busybox-rootfs sleep 300 >/dev/null
+$P inspect pc --format "{{.NetworkSettings.Networks.nodns.IPAddress}}"
+$P run -d --name taken --network nodns --ip 10.89.93.2 --rootfs /opt/busybox-rootfs true >/dev/null 2>&1 && echo "podman took the sandbox's address" || echo "podman refused the sandbox's address"
+$P rm -f -t 0 taken >/dev/null 2>&1 || true
+burrow rm -f bs >/dev/null
+$P run -d --name pc2 --network nodns --ip 10.89.93.2 --rootfs /opt/busybox-rootfs sleep 300 >/dev/null && $P inspect pc2 --format "{{.NetworkSettings.Networks.nodns.IPAddress}}"
+$P rm -f -t 0 pc pc2 >/dev/null
+$P network rm nodns >/dev/null`;
+
+  test("rootless, podman 5: podman never gives a container the address a sandbox holds (the sandbox's entry in podman's ipam.db), and has it back after rm", async () => {
+    const script = `${ROOTLESS_SHARE}
+P=podman
+$P network create --subnet 10.89.93.0/24 --disable-dns nodns >/dev/null
+${IPAM_BOTH_WAYS}`;
+    const r = await sidRun(["sh", "-ec", script]);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    // Without the entry podman's allocator starts at .2, the sandbox's (docs/netavark.md).
+    expect(r.stdout.trim().split("\n")).toEqual(["10.89.93.3", "podman refused the sandbox's address", "10.89.93.2"]);
+  }, 120_000);
+
+  test("rootful: podman never gives a container the address a sandbox holds, and has it back after rm", async () => {
+    const script = `unshare -n sh -ec '
+${ROOTFUL_PODMAN.replaceAll("'", "'\\''")}
+$P network create --subnet 10.89.93.0/24 --disable-dns nodns >/dev/null
+${IPAM_BOTH_WAYS.replaceAll("'", "'\\''")}
+'`;
+    const r = await sidRun(["sh", "-ec", script], { user: false });
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim().split("\n")).toEqual(["10.89.93.3", "podman refused the sandbox's address", "10.89.93.2"]);
+  }, 120_000);
+
   test("rootless, podman 5: a daemon killed with a sandbox on podman's network leaves it reachable; the next daemon removes it and lets go of podman's namespace", async () => {
     const script = `${ROOTLESS_SHARE}
 podman network create --subnet 10.89.99.0/24 kept >/dev/null

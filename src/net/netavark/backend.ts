@@ -14,7 +14,7 @@
 // record once setup answered. Daemon main thread.
 import { forgetNeighbour } from "../../sys/netlink.ts";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { pinDir } from "../../paths.ts";
+import { PODMAN_NETAVARK_RUN_DIR, pinDir } from "../../paths.ts";
 import * as v from "valibot";
 import { BurrowError, messageOf } from "../../errors.ts";
 import { log } from "../../log.ts";
@@ -31,7 +31,8 @@ import { cleanEnv } from "../../sys/env.ts";
 import type { DnsView } from "../../dns/etc-content.ts";
 import type { NamedNetwork, NetworkBackend, NetworkDeps, NetworkNaming, NetworkSummary, NetworksCapability, StaticAddressing } from "../backend.ts";
 import type { NetworkModeOf } from "../mode.ts";
-import { subnetToString } from "../cni/ip.ts";
+import { parseCidr, parseIp, subnetContains, subnetToString } from "../cni/ip.ts";
+import { allocate as ipamAllocate, release as ipamRelease, updateIpamDb } from "./ipam-db-write.ts";
 import { readHostRoutes, readInterfaceNames } from "../cni/host.ts";
 import type { RootlessNetns } from "../cni/rootless-netns.ts";
 import { connectInterface, interfaceName } from "../cni/attachment.ts";
@@ -247,6 +248,20 @@ async function podmanIpamOf(configDir: string, network: string): Promise<PodmanI
   }
 }
 
+/** Each address with the subnet (as the network file writes it) that holds it: podman's bucket names. */
+function addressesBySubnet(config: NetworkFile, ips: string[]): Array<{ ip: string; subnet: string }> {
+  return ips.flatMap((ip) => {
+    const addr = parseIp(ip);
+    const hit = addr
+      ? (config.subnets ?? []).find((s) => {
+          const c = parseCidr(s.subnet);
+          return !!c && subnetContains(c.subnet, addr);
+        })
+      : undefined;
+    return hit ? [{ ip, subnet: hit.subnet }] : [];
+  });
+}
+
 export class NetavarkNetworking {
   private readonly spawnLocal: NetavarkSpawner;
   /** Setups and teardowns, one at a time: an address is picked and taken under it, and netavark's firewall setup is not safe to race. */
@@ -297,6 +312,37 @@ export class NetavarkNetworking {
   /** podman's rootless namespace is shared (src/net/netavark/podman-netns.ts). */
   get podmanShared(): boolean {
     return !!this.shared?.podman;
+  }
+
+  /**
+   * podman allocates from its ipam.db only: where podman's containers share
+   * the bridge (rootful in podman's run dir, rootless in podman 5's
+   * namespace), a sandbox's addresses are written there too
+   * (src/net/netavark/ipam-db-write.ts).
+   */
+  get writesPodmanIpam(): boolean {
+    return this.rootless ? this.podmanShared : this.configDir === PODMAN_NETAVARK_RUN_DIR;
+  }
+
+  /** Adds or removes a sandbox's entries in podman's ipam.db; a failure is said once in the log, never fatal (the address choice still avoids podman's). */
+  private async podmanIpamChange(what: "add" | "remove", network: string, id: string, addresses: Array<{ ip: string; subnet: string }> = []): Promise<void> {
+    if (!this.writesPodmanIpam) return;
+    const path = `${this.configDir}/ipam.db`;
+    try {
+      await updateIpamDb(
+        path,
+        (root) => {
+          if (what === "remove") return ipamRelease(root, network, id);
+          ipamAllocate(root, network, id, addresses);
+          return true;
+        },
+        { create: what === "add" },
+      );
+    } catch (e) {
+      const reason = `cannot ${what === "add" ? "record a sandbox's addresses in" : "remove a sandbox's addresses from"} podman's ${path}: ${messageOf(e)}`;
+      if (!ipamDbWarned.has(reason)) log.warn(reason);
+      ipamDbWarned.add(reason);
+    }
   }
 
   /** netavark's --config: podman's where its namespace is shared, else burrow's (rootful: podman's too). */
@@ -466,6 +512,7 @@ export class NetavarkNetworking {
         const journal = this.readJournal(s.id);
         this.writeJournal(s.id, [...journal, options]);
         this.reserve(net.name, ips, s.id);
+        await this.podmanIpamChange("add", net.name, s.id, addressesBySubnet(net.config, ips));
         // podman's aardvark-dns (a shared namespace) is not burrow's helper.
         const track =
           net.config.dns_enabled && this.deps.helpers && !this.podmanShared && !this.aardvark()
@@ -480,7 +527,10 @@ export class NetavarkNetworking {
           // netavarkSetup ran netavark's teardown already; when that failed too,
           // the journal keeps the options for the caller's rollback to try again.
           this.unreserve(net.name, s.id);
-          if (!(e instanceof NetavarkRollbackFailed)) this.writeJournal(s.id, journal);
+          if (!(e instanceof NetavarkRollbackFailed)) {
+            this.writeJournal(s.id, journal);
+            await this.podmanIpamChange("remove", net.name, s.id);
+          }
           track?.cancel();
           throw e;
         }
@@ -566,7 +616,14 @@ export class NetavarkNetworking {
       await Promise.allSettled(this.leavesOn(Object.keys(options.networks)).map((e) => e.unlinked));
       const t0 = performance.now();
       try {
-        await this.underPodmanLock(() => netavarkTeardown(inv, this.netnsPath(netns), options, this.spawn));
+        await this.underPodmanLock(async () => {
+          try {
+            await netavarkTeardown(inv, this.netnsPath(netns), options, this.spawn);
+          } finally {
+            // Freed for podman whatever netavark answered: the sandbox is going.
+            for (const name of Object.keys(options.networks)) await this.podmanIpamChange("remove", name, id);
+          }
+        });
       } catch (e) {
         if (!unlinked.length || !onlyGoneInterfaces(messageOf(e), unlinked)) throw e;
       }

@@ -27,36 +27,37 @@ import { close, openRO } from "../../sys/ns.ts";
 import { isSysError } from "../../sys/libc.ts";
 import { formatIp } from "../cni/ip.ts";
 
-const MAGIC = 0xed0cdaed;
-const VERSION = 2;
-const HEADER = 16;
-const ELEMENT = 16;
+export const MAGIC = 0xed0cdaed;
+export const VERSION = 2;
+export const HEADER = 16;
+export const ELEMENT = 16;
 const BRANCH = 0x01;
-const LEAF = 0x02;
-const META = 0x04;
-const BUCKET_LEAF = 0x01;
+export const LEAF = 0x02;
+export const META = 0x04;
+export const FREELIST = 0x10;
+export const BUCKET_LEAF = 0x01;
 /** A meta page's fields before its checksum (magic .. txid). */
-const META_CHECKED = 56;
+export const META_CHECKED = 56;
 /** Far more than any real tree's depth: a corrupt file cannot loop. */
 const MAX_DEPTH = 32;
 /** podman's file is 32-64 KB; one much larger is not read. */
 const MAX_BYTES = 64 * 1024 * 1024;
 
-class BadDb extends Error {}
+export class BadDb extends Error {}
 
-function fnv1a64(b: Uint8Array): bigint {
+export function fnv1a64(b: Uint8Array): bigint {
   let h = 0xcbf29ce484222325n;
   for (const x of b) h = BigInt.asUintN(64, (h ^ BigInt(x)) * 0x100000001b3n);
   return h;
 }
 
-interface Node {
+export interface Node {
   buf: Buffer;
   off: number;
 }
 
-/** The current meta page's page size and root bucket page. */
-function current(db: Buffer): { pageSize: number; root: bigint } {
+/** The current meta page's page size, root bucket page and transaction id. */
+export function current(db: Buffer): { pageSize: number; root: bigint; txid: bigint } {
   if (db.length < 2 * HEADER + META_CHECKED) throw new BadDb("too short");
   const pageSize = db.readUInt32LE(HEADER + 8);
   if (pageSize < 512 || pageSize > 65536 || pageSize & (pageSize - 1)) throw new BadDb(`page size ${pageSize}`);
@@ -70,11 +71,11 @@ function current(db: Buffer): { pageSize: number; root: bigint } {
     if (!best || txid > best.txid) best = { txid, root: db.readBigUInt64LE(m + 16) };
   }
   if (!best) throw new BadDb("no valid meta page");
-  return { pageSize, root: best.root };
+  return { pageSize, root: best.root, txid: best.txid };
 }
 
 /** One walk of the file: each page is read at most once (a tree shares none), so a corrupt file cannot loop or fan out. */
-class Walk {
+export class Walk {
   private readonly seen = new Set<number>();
   constructor(
     readonly db: Buffer,
@@ -134,7 +135,7 @@ export interface PodmanIpam {
 }
 
 /** A Go net.IP as bbolt holds it: 4 bytes, or 16 (IPv6, or IPv4 mapped into ::ffff:0:0/96). */
-function ipOfBytes(b: Buffer): string {
+export function ipOfBytes(b: Buffer): string {
   if (b.length === 4) return formatIp(4, BigInt(b.readUInt32BE(0)));
   if (b.length !== 16) throw new BadDb(`lastIP of ${b.length} bytes`);
   const value = (b.readBigUInt64BE(0) << 64n) | b.readBigUInt64BE(8);
