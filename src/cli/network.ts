@@ -27,7 +27,7 @@ const createArgs = {
   driver: { type: "string", alias: "d", description: "bridge (default) or macvlan" },
 } as const satisfies ArgsDef;
 
-const create = sub("create", "Create a bridge network (a CNI conflist)", createArgs, async (raw) => {
+const create = sub("create", "Create a bridge network (podman's network file, or a CNI conflist on CNI)", createArgs, async (raw) => {
   const p = parseStrict(raw, createArgs, { repeatable: ["subnet", "label"], command: "network create" });
   if (p.positionals.length > 1) throw new BurrowError(`"burrow network create" takes at most one network name`, { kind: "bad-input" });
   const labels = parseLabels(list(p, "label"));
@@ -119,7 +119,7 @@ const ls = sub("ls", "List networks", lsArgs, async (raw) => {
 });
 
 const inspectArgs = { ...templateFormatArg } as const satisfies ArgsDef;
-const inspect = sub("inspect", "Show networks' conflists, or their fields through a Go template", inspectArgs, async (raw) => {
+const inspect = sub("inspect", "Show networks' configuration (network file or conflist), or their fields through a Go template", inspectArgs, async (raw) => {
   const p = parseStrict(raw, inspectArgs, { command: "network inspect" });
   const format = str(p, "format");
   const out: Array<Record<string, unknown>> = [];

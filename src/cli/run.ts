@@ -20,7 +20,7 @@ export const runArgs = {
   network: {
     type: "string",
     alias: "net",
-    description: "Network mode: none, host, slirp4netns[:OPT=V,...], pasta, bridge, NAME[,NAME], container:NAME, ns:PATH",
+    description: "Network mode: none, host, slirp4netns[:OPT=V,...], pasta, bridge, NAME[,NAME] (repeatable for networks), container:NAME, ns:PATH",
   },
   publish: { type: "string", alias: "p", description: "Publish a port: [IP:][HOSTPORT:]CTRPORT[/tcp|udp] (repeatable)" },
   ip: { type: "string", description: "Static IPv4 address on the first bridge network" },
@@ -50,7 +50,7 @@ export default defineCommand({
   args: runArgs,
   async run({ rawArgs }) {
     const p = parseStrict(rawArgs, runArgs, {
-      repeatable: ["publish", "network-alias", "dns", "label", "cap-add", "cap-drop", "allow-host", "allow-cidr", "deny-cidr", ...processRepeatable],
+      repeatable: ["network", "publish", "network-alias", "dns", "label", "cap-add", "cap-drop", "allow-host", "allow-cidr", "deny-cidr", ...processRepeatable],
       stopAtPositional: true,
       command: "run",
     });
@@ -105,7 +105,8 @@ export default defineCommand({
         {
           name: str(p, "name"),
           hostname: str(p, "hostname"),
-          network: str(p, "network"),
+          // Repeated, as podman takes it (--network a --network b), or comma-separated: one list.
+          network: list(p, "network").join(",") || undefined,
           ports: list(p, "publish"),
           dns: list(p, "dns"),
           ip: str(p, "ip"),

@@ -77,8 +77,14 @@ export function parseNetworkMode(raw: string, opts: { cniNetworks?: (name: strin
       if (rest.length) break;
       return { kind: named, networks: ["bridge"] };
   }
+  const listed = raw.split(",");
+  const single = listed.find((n) => n !== "bridge" && ["none", "host", "slirp4netns", "pasta", "container", "ns"].includes(n.split(":")[0]!));
+  if (listed.length > 1 && single !== undefined)
+    throw new BurrowError(`network mode ${quote(single)} cannot be combined with other networks in ${quote(raw)}: only bridge networks are listed together`, {
+      kind: "bad-input",
+    });
   if (!rest.length) {
-    const names = raw.split(",");
+    const names = listed;
     if (names.every((n) => NET_NAME.test(n)) && (!opts.cniNetworks || names.every(opts.cniNetworks))) {
       return { kind: named, networks: names };
     }

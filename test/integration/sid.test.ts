@@ -349,6 +349,42 @@ podman network rm iso >/dev/null`;
     expect(lines.slice(2)).toEqual(["own opened", "not opened"]);
   }, 120_000);
 
+  test("rootless, podman 5: what the conformance suite asks of a bridge network works in podman's namespace (static IP and MAC, names by name, alias and short id, two networks, a published port, connect, disconnect, reload keeping IP and MAC)", async () => {
+    const port = await freePort();
+    const script = `${ROOTLESS_SHARE}
+mkdir -p web && echo served > web/index.html
+burrow network create --subnet 10.89.80.0/24 n1 >/dev/null
+burrow network create --subnet 10.89.81.0/24 n2 >/dev/null
+burrow run -d --name a --network n1 --ip 10.89.80.10 --mac-address 02:42:ac:11:00:10 --network-alias alpha -p 127.0.0.1:${port}:80 -- busybox httpd -f -p 80 -h "$HOME/web" >/dev/null
+# two networks, as podman takes them: --network repeated
+burrow run -d --name b --network n1 --network n2 -- sleep 300 >/dev/null
+short=$(burrow inspect a --format '{{.Id}}' | cut -c1-12)
+for n in a alpha $short; do fetch burrow exec b -- curl -fsS --max-time 2 http://$n/; done
+fetch curl -fsS --max-time 2 http://127.0.0.1:${port}/
+burrow exec b -- ip -4 -o addr | awk '$2 != "lo" { print $2, $4 }' | sort
+nets() { burrow inspect a --format '{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{$v.IPAddress}} {{$v.MacAddress}};{{end}}'; }
+burrow network connect n2 a
+nets
+burrow network disconnect n2 a
+burrow network reload a >/dev/null
+nets
+fetch burrow exec b -- curl -fsS --max-time 2 http://alpha/
+fetch curl -fsS --max-time 2 http://127.0.0.1:${port}/
+echo "refs $(refs)"
+burrow rm -f a b >/dev/null
+burrow network rm n1 n2 >/dev/null
+echo "after rm: $(refs)"`;
+    const r = await sidRun(["sh", "-ec", script]);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trim().split("\n");
+    expect(lines.slice(0, 4)).toEqual(["served", "served", "served", "served"]);
+    expect(lines[4]).toMatch(/^eth0 10\.89\.80\.\d+\/24$/);
+    expect(lines[5]).toMatch(/^eth1 10\.89\.81\.\d+\/24$/);
+    expect(lines[6]).toMatch(/^n1 10\.89\.80\.10 02:42:ac:11:00:10;n2 10\.89\.81\.\d+ ([0-9a-f]{2}:){5}[0-9a-f]{2};$/);
+    expect(lines.slice(7)).toEqual(["n1 10.89.80.10 02:42:ac:11:00:10;", "served", "served", "refs 1", "after rm: gone"]);
+  }, 120_000);
+
   // podman allocates from its ipam.db alone: a sandbox's addresses are written there (src/net/netavark/ipam-db-write.ts).
   const IPAM_BOTH_WAYS = `burrow run -d --name bs --network nodns --ip 10.89.93.2 -- sleep 300 >/dev/null
 $P run -d --name pc --network nodns --rootfs /opt/busybox-rootfs sleep 300 >/dev/null

@@ -42,6 +42,21 @@ describe("parseNetworkMode", () => {
     }
   });
 
+  test("a mode of its own is not listed with bridge networks (repeated --network values arrive joined by commas)", () => {
+    for (const [raw, mode] of [
+      ["none,host", "none"],
+      ["bridge,none", "none"],
+      ["red,slirp4netns", "slirp4netns"],
+      ["pasta,red", "pasta"],
+      ["red,container:x", "container:x"],
+    ]) {
+      const e = thrown(() => parseNetworkMode(raw!));
+      expect(e.message).toBe(`network mode "${mode}" cannot be combined with other networks in "${raw}": only bridge networks are listed together`);
+      expect(e.kind).toBe("bad-input");
+    }
+    expect(parseNetworkMode("bridge,red")).toEqual({ kind: "cni", networks: ["bridge", "red"] });
+  });
+
   test("network names are checked against the known networks when a lookup is given", () => {
     const known = (n: string) => n === "red";
     expect(parseNetworkMode("red", { cniNetworks: known })).toEqual({ kind: "cni", networks: ["red"] });
