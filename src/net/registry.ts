@@ -134,9 +134,12 @@ export function attachedNetworks(s: Pick<Sandbox, "runtime">): string[] {
  */
 function podmanNetns(deps: NetworkDeps): PodmanRootlessNetns | null {
   const xdg = process.env.XDG_RUNTIME_DIR;
-  const pause = deps.paths.rootless && xdg ? sharedPause() : null;
+  if (!deps.paths.rootless || !xdg) return null;
+  // The holder joined podman's user namespace (its map, src/userns/holder.ts), or this daemon is in it now:
+  // the session's sandboxes stay on podman's namespace even after podman's pause process is gone.
+  if (process.env.BURROW_HOLDER_MAP !== "podman" && sharedPause() === null) return null;
   // The holder is this daemon's parent, the supervisor (src/userns/supervisor.ts).
-  return pause === null || !xdg ? null : new PodmanRootlessNetns(deps.paths, pause, process.ppid, xdg);
+  return new PodmanRootlessNetns(deps.paths, process.ppid, xdg);
 }
 
 /** podman's namespace as netavark's backend holds and releases it: released when no sandbox but the one leaving is on it. */

@@ -29,6 +29,7 @@ import { nsId } from "../../sys/ns.ts";
 import { startTimeOf } from "../../sys/processes.ts";
 import type { DnsView } from "../../dns/etc-content.ts";
 import { helperConf } from "../../machine/helpers.ts";
+import { sharedPause } from "../../podman-pause.ts";
 import { bunSpawner, type SpawnRequest, type SpawnResult } from "../cni/spawn.ts";
 
 const Keeper = v.object({
@@ -76,8 +77,6 @@ export class PodmanRootlessNetns {
 
   constructor(
     readonly paths: Paths,
-    /** The pause process whose mount namespace podman runs in (its user namespace is ours). */
-    readonly pause: number,
     /** The holder: the keeper ends when it does. */
     readonly holder: number,
     readonly xdgRuntimeDir: string,
@@ -121,6 +120,13 @@ export class PodmanRootlessNetns {
   private async start(): Promise<Keeper> {
     const podman = which("podman");
     if (!podman) throw new BurrowError("podman is not installed any more: its rootless network namespace cannot be shared", { kind: "setup" });
+    // The pause process whose mount namespace podman runs in, in this very user namespace.
+    const pause = sharedPause();
+    if (pause === null)
+      throw new BurrowError(
+        "podman's pause process is gone or in another user namespace (podman system migrate or reset?): this burrow session can no longer share podman's network namespace; remove its sandboxes (burrow rm -fa) and the next session joins podman's new one",
+        { kind: "setup" },
+      );
     const uid = outsideId(readFileSync("/proc/self/uid_map", "utf8"));
     const gid = outsideId(readFileSync("/proc/self/gid_map", "utf8"));
     if (uid === null || gid === null) throw new BurrowError("cannot tell the user's own ids from this user namespace's maps", { kind: "setup" });
@@ -133,7 +139,7 @@ export class PodmanRootlessNetns {
       proc = Bun.spawn(
         [
           "nsenter",
-          `--mount=/proc/${this.pause}/ns/mnt`,
+          `--mount=/proc/${pause}/ns/mnt`,
           "--",
           podman,
           "unshare",
