@@ -246,7 +246,13 @@ ask() { tries=0; until peer=$(curl -fsS -g --max-time 2 "http://$1/cgi-bin/peer"
 export PODMAN_IGNORE_CGROUPSV1_WARNING=1
 NS="$XDG_RUNTIME_DIR/containers/networks/rootless-netns"
 refs() { cat "$NS/ref-count" 2>/dev/null || echo gone; }
-keeper() { ps -eo stat=,args= | awk '$1 !~ /^Z/ && $2 == "/bin/sh" && /burrow-podman-netns/' | grep -q . && echo "a keeper runs" || echo "no keeper"; }
+# Scoped to this entry: other tests' sessions and podman helpers may run on the machine at the same time.
+# This session's holder (run after its first burrow command), and its keeper (the shell's last arguments: the tag, the holder).
+holder() { sed 's/.*"pid":\\([0-9]*\\).*/\\1/' "$XDG_RUNTIME_DIR/burrow/holder.json"; }
+keeper_of() { ps -eo pid=,stat=,args= | awk -v h="$1" '$2 !~ /^Z/ && $3 == "/bin/sh" && $(NF-1) == "burrow-podman-netns" && $NF == h { print $1 }'; }
+keeper() { [ -n "$(keeper_of "$H")" ] && echo "a keeper runs" || echo "no keeper"; }
+# A process by pid, not counting a zombie the entry's init has not reaped; waited for (podman's cleanup sends SIGTERM).
+ended() { for i in $(seq 50); do s=$(cut -d' ' -f3 /proc/$1/stat 2>/dev/null) && [ "$s" != Z ] || { echo "$2 ended"; return; }; sleep 0.1; done; echo "$2 runs"; }
 fetch() { for i in $(seq 50); do if out=$("$@" 2>/dev/null); then echo "$out"; return; fi; sleep 0.1; done; echo unreached; }
 mkdir -p www && echo bs > www/name`;
   const PODMAN_HTTPD = `--tmpfs /w --rootfs /opt/busybox-rootfs sh -c "echo pc > /w/name && exec httpd -f -p 8080 -h /w"`;
@@ -257,6 +263,7 @@ podman network create --subnet 10.89.97.0/24 shared >/dev/null
 podman run -d --name pc --network shared ${PODMAN_HTTPD} >/dev/null
 echo "podman alone: $(refs)"
 burrow run -d --name bs --network shared -- busybox httpd -f -p 8080 -h "$HOME/www" >/dev/null
+H=$(holder)
 echo "both: $(refs)"
 burrow info --format '{{.Network.NamedNetworks.Backend}} {{.Network.RootlessNetns.Helper}}'
 [ "$(burrow info --format '{{.Network.RootlessNetns.Pid}}')" = "$(cat "$NS/rootless-netns-conn.pid")" ] && echo "info names podman's pasta"
@@ -264,8 +271,9 @@ burrow inspect bs --format "{{.NetworkSettings.Networks.shared.IPAddress}}"
 podman inspect pc --format "{{.NetworkSettings.Networks.shared.IPAddress}}"
 fetch podman exec pc wget -q -T 2 -O - http://bs:8080/name
 fetch burrow exec bs -- curl -fsS --max-time 2 http://pc:8080/name
-# one aardvark-dns serves both: podman's
-ps -eo stat=,comm= | awk '$1 !~ /^Z/ && $2 == "aardvark-dns"' | wc -l
+# one aardvark-dns serves both: podman's (netavark's pid file in podman's --config), none in burrow's own
+aardvark=$(cat "$XDG_RUNTIME_DIR/containers/networks/aardvark-dns/aardvark.pid")
+[ "$(cat /proc/$aardvark/comm)" = aardvark-dns ] && ! ls "$HOME"/.local/share/burrow/netavark/aardvark-dns/aardvark.pid >/dev/null 2>&1 && echo "podman's aardvark-dns only"
 burrow rm -f bs >/dev/null
 echo "after burrow rm: $(refs)"
 fetch podman exec pc sh -c '! nslookup bs >/dev/null 2>&1 && echo bs-unnamed'
@@ -282,7 +290,7 @@ podman network rm shared >/dev/null`;
     expect(burrowIp).toMatch(/^10\.89\.97\.\d+$/);
     expect(podmanIp).toBe("10.89.97.2");
     expect(burrowIp).not.toBe(podmanIp);
-    expect(lines.slice(6)).toEqual(["bs", "pc", "1", "after burrow rm: 1", "bs-unnamed", "after podman rm: gone", "no keeper"]);
+    expect(lines.slice(6)).toEqual(["bs", "pc", "podman's aardvark-dns only", "after burrow rm: 1", "bs-unnamed", "after podman rm: gone", "no keeper"]);
   }, 120_000);
 
   test("rootless, podman 5, the sandbox first: podman makes its namespace for burrow, a podman container started later joins it and they reach each other; burrow's rm ends it when it is last", async () => {
@@ -291,8 +299,10 @@ echo "before: $(refs)"
 burrow network create --subnet 10.89.98.0/24 later >/dev/null
 burrow run -d --name bs --network later -- busybox httpd -f -p 8080 -h "$HOME/www" >/dev/null
 echo "sandbox alone: $(refs)"
+pasta=$(cat "$NS/rootless-netns-conn.pid")
 podman run -d --name pc --network later ${PODMAN_HTTPD} >/dev/null
 echo "both: $(refs)"
+aardvark=$(cat "$XDG_RUNTIME_DIR/containers/networks/aardvark-dns/aardvark.pid")
 fetch podman exec pc wget -q -T 2 -O - http://bs:8080/name
 fetch burrow exec bs -- curl -fsS --max-time 2 http://pc:8080/name
 podman rm -f -t 0 pc >/dev/null
@@ -300,13 +310,8 @@ echo "after podman rm: $(refs)"
 fetch burrow exec bs -- sh -c 'curl -fsS --max-time 2 http://pc:8080/name >/dev/null 2>&1 || echo pc-gone'
 burrow rm -f bs >/dev/null
 echo "after burrow rm: $(refs)"
-# podman's helpers (podman's cleanup sends SIGTERM; they end a moment later), not counting the zombies the entry's init has not reaped
-live() {
-  for i in $(seq 50); do ps -eo stat=,comm= | awk -v re="$1" '$1 !~ /^Z/ && $2 ~ re' | grep -q . || { echo "no $2"; return; }; sleep 0.1; done
-  echo "$2 runs"
-}
-live '^pasta' pasta
-live '^aardvark-dns$' aardvark-dns
+ended "$pasta" "podman's pasta"
+ended "$aardvark" "aardvark-dns"
 burrow network rm later >/dev/null`;
     const r = await sidRun(["sh", "-ec", script]);
     expect(r.stderr).toBe("");
@@ -320,8 +325,8 @@ burrow network rm later >/dev/null`;
       "after podman rm: 1",
       "pc-gone",
       "after burrow rm: gone",
-      "no pasta",
-      "no aardvark-dns",
+      "podman's pasta ended",
+      "aardvark-dns ended",
     ]);
   }, 120_000);
 
@@ -331,7 +336,7 @@ burrow network rm later >/dev/null`;
 podman network create --subnet 10.89.96.0/24 iso >/dev/null
 podman run -d --name pc --network iso ${PODMAN_HTTPD} >/dev/null
 burrow run -d --name bs --network iso -- sleep 300 >/dev/null
-keeper=$(ps -eo pid=,args= | awk '$2 == "/bin/sh" && /burrow-podman-netns/ { print $1 }')
+keeper=$(keeper_of "$(holder)")
 ctr=$(podman inspect pc --format '{{.State.Pid}}')
 for pid in $keeper $ctr; do
   if out=$(burrow exec bs -- nsenter --net=/proc/$pid/ns/net true 2>&1); then echo "entered $pid"; else echo "$out" | grep -o -m1 -E "Permission denied|Operation not permitted" || echo "failed otherwise: $out"; fi
@@ -424,7 +429,10 @@ ${IPAM_BOTH_WAYS.replaceAll("'", "'\\''")}
 podman network create --subnet 10.89.99.0/24 kept >/dev/null
 burrow run -d --name bs --network kept -- busybox httpd -f -p 8080 -h "$HOME/www" >/dev/null
 podman run -d --name pc --network kept ${PODMAN_HTTPD} >/dev/null
-daemon=$(ps -eo pid=,args= | awk '$2 ~ /burrow$/ && $3 == "__daemon" { print $1 }')
+# this session's daemon: the holder's child (other daemons may run on the machine)
+H=$(holder)
+daemon=$(ps -o pid=,args= --ppid "$H" | awk '$3 == "__daemon" { print $1 }')
+[ -n "$daemon" ] || { echo "no daemon under holder $H" >&2; exit 1; }
 kill -9 $daemon
 fetch podman exec pc wget -q -T 2 -O - http://bs:8080/name
 echo "killed: $(refs)"
