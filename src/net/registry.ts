@@ -145,8 +145,9 @@ function podmanNetns(deps: NetworkDeps): PodmanRootlessNetns | null {
 /** podman's namespace as netavark's backend holds and releases it: released when no sandbox but the one leaving is on it. */
 function podmanSharing(ns: PodmanRootlessNetns, deps: NetworkDeps): SharedRootlessNamespace {
   let busy = 0;
+  // A sandbox being made (not exited, its record not saved yet) counts, as one whose teardown has not run.
   const attached = (exceptId: string) =>
-    deps.sandboxes().some((s) => s.id !== exceptId && s.runtime.network === "netavark" && !!s.runtime.backend && attachedNetworks(s).length > 0);
+    deps.sandboxes().some((s) => s.id !== exceptId && s.runtime.network === "netavark" && (s.status !== "exited" || !!s.runtime.backend));
   return {
     ns,
     podman: { configDir: ns.configDir },

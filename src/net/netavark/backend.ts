@@ -1002,8 +1002,12 @@ export function netavarkBackendWith(
       if (nv.rootless && deps.shared && !deps.shared.ns.alive()) return [];
       return nv.hold(() => nv.detachJournaled(id, netns));
     },
-    // The shared namespace is CNI's to supervise (src/net/cni/rootless-supervisor.ts).
-    supervise: async () => {},
+    // burrow's own shared namespace is CNI's to supervise (src/net/cni/rootless-supervisor.ts); podman's is
+    // let go here when no sandbox is on it (a daemon that died between a last teardown and its release).
+    supervise: async () => {
+      if (!nv.podmanShared || !deps.shared) return;
+      for (const e of await deps.shared.release("")) log.warn(`podman's rootless network namespace: ${messageOf(e)}`);
+    },
     claims(row: HelperRow) {
       if (row.kind !== "aardvark-dns") return undefined;
       // netavark stops it when its last network's last sandbox goes; until then it is needed.
