@@ -28,6 +28,7 @@ export default defineCommand({
       sandboxes: unknown;
       networkBackend?: { kind: string; why: string };
       rootlessNetns?: { helper: string; pid: number | null; why: string } | null;
+      userNamespace?: string;
     };
     const rootless = daemon.paths.rootless;
     const holderPid = Number(/^\/proc\/(\d+)\//.exec(daemon.session.enter?.user ?? "")?.[1]) || undefined;
@@ -42,6 +43,8 @@ export default defineCommand({
           Arch: process.arch,
           Kernel: kernelRelease(),
           IdMappings: idRanges(uid, rootless ? holderPid : undefined),
+          // Rootless: "podman" when the session joined podman 5's user namespace (its bridges are podman's), else "burrow".
+          UserNamespace: daemon.userNamespace,
           KernelFeatures: kernelFeatures(),
         },
         Network: {

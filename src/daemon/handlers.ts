@@ -18,6 +18,8 @@ export function handlers(svc: SandboxService) {
       sandboxes: svc.active(),
       networkBackend: svc.backends.named(),
       rootlessNetns: svc.backends.sharedNamespace(),
+      // The session's user namespace: podman's pause process's, joined (src/podman-pause.ts), or burrow's own.
+      userNamespace: svc.paths.rootless ? (process.env.BURROW_HOLDER_MAP === "podman" ? "podman" : "burrow") : undefined,
     }),
     create: (a: Args<"create">) => svc.create(a),
     started: (a: Args<"started">) => svc.started(a.id, a.pid),

@@ -157,7 +157,7 @@ host_httpd=$!
 burrow network create pn >/dev/null
 burrow run -d --name web --network pn -p 127.0.0.1:${published}:80 -- busybox httpd -f -p 80 -h "$HOME/www" >/dev/null
 cli=$(burrow run -d --name cli --network pn -- sleep 300)
-burrow info --format '{{.Network.NamedNetworks.Backend}} {{.Network.RootlessNetns.Helper}}'
+burrow info --format '{{.Host.UserNamespace}} {{.Network.NamedNetworks.Backend}} {{.Network.RootlessNetns.Helper}}'
 # The namespace's pasta: info's pid is the one in its pid file, and a pasta serving the namespace's pin
 pasta_pid=$(burrow info --format '{{.Network.RootlessNetns.Pid}}')
 [ "$pasta_pid" = "$(cat "$XDG_RUNTIME_DIR/burrow/rootless-netns/pasta.pid")" ] && grep -a -q -- "$XDG_RUNTIME_DIR/burrow/rootless-netns/net" /proc/$pasta_pid/cmdline && echo "pasta serves the namespace"
@@ -191,7 +191,7 @@ burrow ps -a --format json`;
     expect(r.code).toBe(0);
     const lines = r.stdout.trim().split("\n");
     expect(lines.slice(0, 6)).toEqual([
-      "netavark pasta",
+      "burrow netavark pasta",
       "pasta serves the namespace",
       "hello from the host",
       "served from the sandbox",

@@ -265,7 +265,7 @@ echo "podman alone: $(refs)"
 burrow run -d --name bs --network shared -- busybox httpd -f -p 8080 -h "$HOME/www" >/dev/null
 H=$(holder)
 echo "both: $(refs)"
-burrow info --format '{{.Network.NamedNetworks.Backend}} {{.Network.RootlessNetns.Helper}}'
+burrow info --format '{{.Host.UserNamespace}} {{.Network.NamedNetworks.Backend}} {{.Network.RootlessNetns.Helper}}'
 [ "$(burrow info --format '{{.Network.RootlessNetns.Pid}}')" = "$(cat "$NS/rootless-netns-conn.pid")" ] && echo "info names podman's pasta"
 burrow inspect bs --format "{{.NetworkSettings.Networks.shared.IPAddress}}"
 podman inspect pc --format "{{.NetworkSettings.Networks.shared.IPAddress}}"
@@ -285,7 +285,7 @@ podman network rm shared >/dev/null`;
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
     const lines = r.stdout.trim().split("\n");
-    expect(lines.slice(0, 4)).toEqual(["podman alone: 1", "both: 2", "netavark pasta", "info names podman's pasta"]);
+    expect(lines.slice(0, 4)).toEqual(["podman alone: 1", "both: 2", "podman netavark pasta", "info names podman's pasta"]);
     const [burrowIp, podmanIp] = [lines[4], lines[5]];
     expect(burrowIp).toMatch(/^10\.89\.97\.\d+$/);
     expect(podmanIp).toBe("10.89.97.2");
