@@ -26,7 +26,7 @@ import type { Paths } from "../../paths.ts";
 import { readPrivateRecord, writePrivateRecord } from "../../private-file.ts";
 import { cleanEnv } from "../../sys/env.ts";
 import { nsId } from "../../sys/ns.ts";
-import { startTimeOf } from "../../sys/processes.ts";
+import { isRunning, startTimeOf } from "../../sys/processes.ts";
 import type { DnsView } from "../../dns/etc-content.ts";
 import { helperConf } from "../../machine/helpers.ts";
 import { sharedPause } from "../../podman-pause.ts";
@@ -99,7 +99,7 @@ export class PodmanRootlessNetns {
   /** The keeper lives: podman's namespace is held and reachable. */
   alive(): boolean {
     const k = this.keeper;
-    return !!k && startTimeOf(k.pid) === k.startTime;
+    return !!k && startTimeOf(k.pid) === k.startTime && isRunning(k.pid);
   }
 
   get inode(): number | null {
@@ -214,10 +214,12 @@ export class PodmanRootlessNetns {
         return [new Error(`cannot end the keeper of podman's rootless network namespace (${k.pid}): ${messageOf(e)}`)];
       }
       // podman takes its lock, counts the reference down, and removes the namespace when it was the last.
+      // A zombie counts as ended: after a daemon restart podman is not this daemon's child to reap.
+      const runs = () => startTimeOf(k.podmanPid) === k.podmanStart && isRunning(k.podmanPid);
       const end = Date.now() + 10_000;
-      while (startTimeOf(k.podmanPid) === k.podmanStart && Date.now() < end) await Bun.sleep(10);
+      while (runs() && Date.now() < end) await Bun.sleep(10);
       rmSync(this.recordFile, { force: true });
-      if (startTimeOf(k.podmanPid) === k.podmanStart) return [new Error(`podman ${k.podmanPid} still runs 10 s after its keeper ended`)];
+      if (runs()) return [new Error(`podman ${k.podmanPid} still runs 10 s after its keeper ended`)];
       return [];
     });
   }
