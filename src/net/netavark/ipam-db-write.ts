@@ -22,10 +22,25 @@
 // netavark.lock, so it always opens the new file.
 import { closeSync, constants, fstatSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
-import { isSysError } from "../../sys/libc.ts";
-import { flock, LOCK } from "../../sys/proc.ts";
+import { LOCK } from "../../sys/proc.ts";
 import { parseIp } from "../cni/ip.ts";
-import { BadDb, BUCKET_LEAF, current, ELEMENT, FREELIST, fnv1a64, HEADER, LEAF, MAGIC, META, META_CHECKED, type Node, VERSION, Walk } from "./ipam-db.ts";
+import {
+  BadDb,
+  BUCKET_LEAF,
+  current,
+  ELEMENT,
+  FREELIST,
+  flockWithin,
+  fnv1a64,
+  HEADER,
+  LEAF,
+  MAGIC,
+  META,
+  META_CHECKED,
+  type Node,
+  VERSION,
+  Walk,
+} from "./ipam-db.ts";
 
 export interface Bucket {
   seq: bigint;
@@ -217,15 +232,7 @@ export async function updateIpamDb(path: string, change: (root: Bucket) => boole
   }
   const tmp = `${dirname(path)}/.ipam.db.burrow-${process.pid}`;
   try {
-    for (let waited = 0; ; waited += 5) {
-      try {
-        flock(fd, LOCK.EX | LOCK.NB);
-        break;
-      } catch (e) {
-        if (!isSysError(e, "EAGAIN") || waited >= (o.waitMs ?? 1000)) throw e;
-        await Bun.sleep(5);
-      }
-    }
+    await flockWithin(fd, LOCK.EX, o.waitMs ?? 1000);
     const st = fstatSync(fd);
     if (!st.isFile()) throw new BadDb("not a regular file");
     if (st.size > MAX_BYTES) throw new BadDb(`${st.size} bytes`);

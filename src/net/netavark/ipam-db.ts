@@ -182,6 +182,19 @@ function addressesOf(key: Buffer, value: Buffer): string[] {
   return parsed;
 }
 
+/** bbolt's file lock (`mode`: LOCK.SH to read, LOCK.EX to write), polled every 5 ms off the event loop for up to `waitMs`; then the EAGAIN is thrown. */
+export async function flockWithin(fd: number, mode: number, waitMs: number): Promise<void> {
+  for (let waited = 0; ; waited += 5) {
+    try {
+      flock(fd, mode | LOCK.NB);
+      return;
+    } catch (e) {
+      if (!isSysError(e, "EAGAIN") || waited >= waitMs) throw e;
+      await Bun.sleep(5);
+    }
+  }
+}
+
 /**
  * The bytes of `path` read under a shared flock(2), as bbolt's own readers
  * take it (podman holds it exclusively while it writes); null when there
@@ -197,15 +210,7 @@ export async function readIpamDb(path: string, waitMs = 200): Promise<Buffer | n
     throw e;
   }
   try {
-    for (let waited = 0; ; waited += 5) {
-      try {
-        flock(fd, LOCK.SH | LOCK.NB);
-        break;
-      } catch (e) {
-        if (!isSysError(e, "EAGAIN") || waited >= waitMs) throw e;
-        await Bun.sleep(5);
-      }
-    }
+    await flockWithin(fd, LOCK.SH, waitMs);
     const size = fstatSync(fd).size;
     if (size > MAX_BYTES) throw new BadDb(`${size} bytes`);
     return readFileSync(fd);
