@@ -26,7 +26,7 @@ import type { Paths } from "../../paths.ts";
 import { readPrivateRecord, writePrivateRecord } from "../../private-file.ts";
 import { cleanEnv } from "../../sys/env.ts";
 import { nsId } from "../../sys/ns.ts";
-import { isRunning, startTimeOf } from "../../sys/processes.ts";
+import { isRunning, parentOf, startTimeOf } from "../../sys/processes.ts";
 import type { DnsView } from "../../dns/etc-content.ts";
 import { helperConf } from "../../machine/helpers.ts";
 import { sharedPause } from "../../podman-pause.ts";
@@ -188,15 +188,19 @@ export class PodmanRootlessNetns {
     } finally {
       clearTimeout(timer);
     }
-    const pid = /^([1-9][0-9]*)\n/.exec(line)?.[1];
-    const startTime = pid ? startTimeOf(Number(pid)) : null;
+    // The keeper's own word, checked: podman's child, in another network namespace.
+    const printed = /^([1-9][0-9]{0,9})\n/.exec(line)?.[1];
+    const pid = printed && parentOf(Number(printed)) === proc.pid ? Number(printed) : null;
+    const startTime = pid ? startTimeOf(pid) : null;
     const podmanStart = startTimeOf(proc.pid);
     if (!pid || !startTime || !podmanStart || nsId(`/proc/${pid}/ns/net`) === nsId("/proc/self/ns/net")) {
-      proc.kill("SIGKILL");
+      // A keeper that runs is ended, so that podman counts its reference down; otherwise podman is.
+      if (pid && startTime) process.kill(pid, "SIGTERM");
+      else proc.kill("SIGKILL");
       throw new BurrowError(`podman could not lend its rootless network namespace: ${failure() || "podman unshare --rootless-netns ended"}`, { kind: "setup" });
     }
     proc.unref();
-    const keeper: Keeper = { pid: Number(pid), startTime, podmanPid: proc.pid, podmanStart };
+    const keeper: Keeper = { pid, startTime, podmanPid: proc.pid, podmanStart };
     writePrivateRecord(this.paths.stateDir, "podman-netns.json", keeper);
     log.debug(`podman's rootless network namespace held by keeper ${pid} (podman ${proc.pid})`);
     return keeper;
