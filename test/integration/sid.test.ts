@@ -390,6 +390,31 @@ echo "after rm: $(refs)"`;
     expect(lines.slice(7)).toEqual(["n1 10.89.80.10 02:42:ac:11:00:10;", "served", "served", "refs 1", "after rm: gone"]);
   }, 120_000);
 
+  test("rootless, podman 5: podman refusing to lend its namespace fails the run in one line with podman's reason, and leaves no row, keeper or namespace", async () => {
+    const script = `${ROOTLESS_SHARE}
+burrow run --rm --network none -- true
+H=$(holder)
+mkdir -p .config/containers
+printf '[network]\\ndefault_rootless_network_cmd = "nosuchcmd"\\n' > .config/containers/containers.conf
+burrow network create --subnet 10.89.86.0/24 broken >/dev/null
+if burrow run -d --name bs --network broken -- sleep 30 2>err; then echo "ran"; else echo "exit $?"; fi
+cat err
+burrow ps -a --format '{{.Names}}' | wc -l
+echo "namespace: $(refs)"
+keeper
+burrow network rm broken >/dev/null`;
+    const r = await sidRun(["sh", "-ec", script]);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim().split("\n")).toEqual([
+      "exit 125",
+      'Error: podman could not lend its rootless network namespace: invalid rootless network command "nosuchcmd"',
+      "0",
+      "namespace: gone",
+      "no keeper",
+    ]);
+  }, 120_000);
+
   // podman allocates from its ipam.db alone: a sandbox's addresses are written there (src/net/netavark/ipam-db-write.ts).
   const IPAM_BOTH_WAYS = `burrow run -d --name bs --network nodns --ip 10.89.93.2 -- sleep 300 >/dev/null
 $P run -d --name pc --network nodns --rootfs /opt/busybox-rootfs sleep 300 >/dev/null

@@ -170,7 +170,8 @@ export class PodmanRootlessNetns {
     const failure = () => {
       let text = "";
       try {
-        text = readFileSync(logFile, "utf8").trim().split("\n").filter(Boolean).at(-1) ?? "";
+        // podman's last line, without its own "Error: ".
+        text = (readFileSync(logFile, "utf8").trim().split("\n").filter(Boolean).at(-1) ?? "").replace(/^Error: /, "");
       } catch {}
       return text;
     };
