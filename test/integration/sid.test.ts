@@ -415,6 +415,38 @@ burrow network rm broken >/dev/null`;
     ]);
   }, 120_000);
 
+  test("rootless, podman 5: after a logout (the runtime dir emptied) the sandbox on podman's network is named again, a new one joins and they reach each other by name; rm leaves no aardvark-dns, keeper or namespace", async () => {
+    const script = `${ROOTLESS_SHARE}
+burrow network create --subnet 10.89.87.0/24 lo1 >/dev/null
+burrow run -d --name a --network lo1 -- busybox httpd -f -p 8080 -h "$HOME/www" >/dev/null
+H=$(holder)
+aardvark=$(cat "$XDG_RUNTIME_DIR/containers/networks/aardvark-dns/aardvark.pid")
+rm -rf "$XDG_RUNTIME_DIR"/*
+# the daemon's checks notice within a second; its restore writes aardvark-dns's files again
+for i in $(seq 50); do [ -f "$XDG_RUNTIME_DIR/containers/networks/aardvark-dns/lo1" ] && break; sleep 0.1; done
+burrow run -d --name b --network lo1 -- sleep 300 >/dev/null
+fetch burrow exec b -- curl -fsS --max-time 2 http://a:8080/name
+burrow exec a -- getent hosts b >/dev/null && echo "a resolves b"
+ended "$aardvark" "the old aardvark-dns"
+now=$(cat "$XDG_RUNTIME_DIR/containers/networks/aardvark-dns/aardvark.pid")
+[ "$now" != "$aardvark" ] && [ "$(cat /proc/$now/comm)" = aardvark-dns ] && echo "a new aardvark-dns"
+burrow rm -f a b >/dev/null
+burrow network rm lo1 >/dev/null
+keeper
+ended "$now" "the new aardvark-dns"`;
+    const r = await sidRun(["sh", "-ec", script]);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim().split("\n")).toEqual([
+      "bs",
+      "a resolves b",
+      "the old aardvark-dns ended",
+      "a new aardvark-dns",
+      "no keeper",
+      "the new aardvark-dns ended",
+    ]);
+  }, 120_000);
+
   // podman allocates from its ipam.db alone: a sandbox's addresses are written there (src/net/netavark/ipam-db-write.ts).
   const IPAM_BOTH_WAYS = `burrow run -d --name bs --network nodns --ip 10.89.93.2 -- sleep 300 >/dev/null
 $P run -d --name pc --network nodns --rootfs /opt/busybox-rootfs sleep 300 >/dev/null

@@ -69,7 +69,7 @@ export interface RootlessNetnsHooks {
  * stdin, replies by id on its stdout. A runner that died fails what was
  * pending and is replaced on the next request.
  */
-class CniRunner {
+export class CniRunner {
   dead = false;
   private proc: Bun.Subprocess<"pipe", "pipe", "pipe">;
   private nextId = 1;

@@ -13,7 +13,7 @@
 // dies during setup leaves it for the rollback), and kept in the row's
 // record once setup answered. Daemon main thread.
 import { forgetNeighbour } from "../../sys/netlink.ts";
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { PODMAN_NETAVARK_RUN_DIR, pinDir } from "../../paths.ts";
 import * as v from "valibot";
 import { BurrowError, messageOf } from "../../errors.ts";
@@ -26,7 +26,7 @@ import { rootlessGraphRoot } from "../../machine/containers-conf.ts";
 import type { Paths } from "../../paths.ts";
 import type { HelperLedger, HelperRow } from "../../state/helpers.ts";
 import type { PortRecord, Sandbox } from "../../state/sandboxes.ts";
-import { pidsWhere, startTimeOf } from "../../sys/processes.ts";
+import { isRunning, pidsWhere, startTimeOf } from "../../sys/processes.ts";
 import { cleanEnv } from "../../sys/env.ts";
 import type { DnsView } from "../../dns/etc-content.ts";
 import type { NamedNetwork, NetworkBackend, NetworkDeps, NetworkNaming, NetworkSummary, NetworksCapability, StaticAddressing } from "../backend.ts";
@@ -99,7 +99,10 @@ const BridgeLink = v.pipe(v.array(v.looseObject({ ifindex: v.number(), address: 
 const Journal = v.object({ pending: v.array(SetupOptions) });
 
 /** What netavark needs of the rootless namespace its bridges live in. */
-export type NetavarkNamespace = Pick<RootlessNetns, "ensure" | "spawn" | "visiblePath" | "inode" | "alive" | "hostView">;
+export type NetavarkNamespace = Pick<RootlessNetns, "ensure" | "spawn" | "visiblePath" | "inode" | "alive" | "hostView"> & {
+  /** After a logout: the processes run next get a new mount namespace (podman's namespace: podman-netns.ts). */
+  dropRunner?(): void;
+};
 
 /**
  * The rootless namespace netavark runs in: the one the CNI backend lends
@@ -487,10 +490,11 @@ export class NetavarkNetworking {
     opts: { ip?: string; mac?: string; aliases: string[]; ports?: PortRecord[] },
   ): Promise<NetavarkAttachment> {
     if (this.shared) await this.shared.ns.ensure();
-    // netavark 1.4 does not make its --config itself: a DNS-enabled setup fails
+    // netavark does not make its --config itself: a DNS-enabled setup fails
     // without it ("failed to create aardvark-dns directory"). Rootful it is
-    // podman's /run/containers/networks, which a machine without podman lacks.
-    else mkdirSync(this.configDir, { recursive: true, mode: 0o755 });
+    // podman's /run/containers/networks, which a machine without podman lacks;
+    // podman's rootless one goes with a logout (podman makes it again, as here).
+    if (!this.shared || this.podmanShared) mkdirSync(this.configDir, { recursive: true, mode: this.rootless ? 0o700 : 0o755 });
     const inv = this.invocation();
     const queued = performance.now();
     return this.mutex.run(() =>
@@ -777,6 +781,10 @@ export class NetavarkNetworking {
    * runner's namespaces, from the same files: every name is in them.
    */
   async restoreAardvark(): Promise<void> {
+    if (this.podmanShared) {
+      this.shared?.ns.dropRunner?.();
+      return this.restorePodmanAardvark();
+    }
     const shared = this.shared;
     const running = this.aardvark();
     const dir = `${this.configDir}/aardvark-dns`;
@@ -797,6 +805,68 @@ export class NetavarkNetworking {
     }
     this.recordAardvark(track);
     log.warn(`aardvark-dns ${this.aardvark()?.pid ?? "?"} serves netavark's names now (the old one reached its files through the removed runtime directory)`);
+  }
+
+  /**
+   * After a logout removed podman's run dir (podman's --config, in
+   * $XDG_RUNTIME_DIR): aardvark-dns still runs in podman's namespace, but
+   * its files and pid file are gone, and the mount namespace it reads them
+   * through no longer reaches the runtime dir, so it names nobody and no
+   * teardown would ever stop it. It is ended; its files are written again
+   * from burrow's rows, as netavark writes them (a header of the network's
+   * gateways and DNS servers; per container: id, IPv4s, IPv6s, names), and
+   * a new one is started from them as netavark starts it, through a new
+   * runner: the sandboxes are named again, and netavark's teardowns stop it
+   * with the last of them. podman's own containers' lines went with
+   * podman's files (podman does not restore them either; a podman user
+   * keeps the run dir with `loginctl enable-linger`).
+   */
+  async restorePodmanAardvark(): Promise<void> {
+    const dir = `${this.configDir}/aardvark-dns`;
+    if (!this.podmanShared || existsSync(dir) || !this.shared?.ns.alive()) return;
+    // In turn with setups and teardowns, which write these files too.
+    await this.mutex.run(() => this.restorePodmanAardvarkNow(dir));
+  }
+
+  private async restorePodmanAardvarkNow(dir: string): Promise<void> {
+    if (existsSync(dir)) return;
+    // The one left running reads its files through a mount namespace the logout cut off: it is replaced.
+    const running = pidsWhere((pid) => {
+      const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+      return !!argv[0]?.endsWith("aardvark-dns") && argv.includes(dir) && isRunning(pid);
+    });
+    for (const pid of running) process.kill(pid, "SIGTERM");
+    for (let i = 0; i < 100 && running.some(isRunning); i++) await Bun.sleep(10);
+    const files = new Map<string, { header: string; lines: string[] }>();
+    for (const s of this.deps.sandboxes()) {
+      if (s.runtime.network !== "netavark") continue;
+      for (const a of netavarkRecordOf(s).attachments) {
+        const info = a.options.network_info[a.network];
+        if (!info?.dns_enabled) continue;
+        const file = files.get(a.network) ?? {
+          header: [(info.subnets ?? []).flatMap((sn) => (sn.gateway ? [sn.gateway] : [])).join(","), (info.network_dns_servers ?? []).join(",")]
+            .filter(Boolean)
+            .join(" "),
+          lines: [],
+        };
+        const ips = addressesOf(a.status).map((x) => x.ip);
+        const dns = a.options.dns_servers?.length ? ` ${a.options.dns_servers.join(",")}` : "";
+        file.lines.push(
+          `${s.id} ${ips.filter((ip) => !ip.includes(":")).join(",")} ${ips.filter((ip) => ip.includes(":")).join(",")} ${a.aliases.join(",")}${dns}`,
+        );
+        files.set(a.network, file);
+      }
+    }
+    const binary = findNetavarkHelper("aardvark-dns");
+    if (!files.size || !binary || !this.shared) return;
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    for (const [network, f] of files) writeFileSync(`${dir}/${network}`, `${[f.header, ...f.lines].join("\n")}\n`, { mode: 0o600 });
+    // Started as netavark starts it, in the namespace's runner (a new one after a logout), from the files just written.
+    const r = await this.shared.ns.spawn({ argv: [binary, "--config", dir, "-p", "53", "run"], env: cleanEnv(), stdin: "", timeoutMs: 10_000 });
+    if (r.exitCode !== 0) throw new Error(`cannot start aardvark-dns again after a logout removed its files: ${r.stderr.trim() || `exit ${r.exitCode}`}`);
+    log.warn(
+      `aardvark-dns ${this.aardvark()?.pid ?? "?"} of podman's namespace names burrow's sandboxes again (a logout removed its files): ${[...files.keys()].join(", ")}`,
+    );
   }
 
   // ------------------------------------------------------------ views
@@ -1006,6 +1076,8 @@ export function netavarkBackendWith(
     // let go here when no sandbox is on it (a daemon that died between a last teardown and its release).
     supervise: async () => {
       if (!nv.podmanShared || !deps.shared) return;
+      // A logout's rm -rf may remove podman's run dir after the daemon's own restore ran.
+      await nv.restorePodmanAardvark();
       for (const e of await deps.shared.release("")) log.warn(`podman's rootless network namespace: ${messageOf(e)}`);
     },
     claims(row: HelperRow) {

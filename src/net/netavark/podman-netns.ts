@@ -16,13 +16,13 @@
 // sandbox on a shared network leaves. It is detached and recorded in the
 // state dir, so a daemon killed with sandboxes attached leaves the namespace
 // to them, and the next daemon adopts the keeper. netavark, ip and the
-// like run through `nsenter --target KEEPER --mount --net`.
+// like run through a runner of burrow's in the keeper's netns (spawn()).
 import * as v from "valibot";
-import { closeSync, existsSync, openSync, readFileSync, rmSync, constants } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, constants } from "node:fs";
 import { BurrowError, messageOf } from "../../errors.ts";
 import { log } from "../../log.ts";
 import { Mutex } from "../../mutex.ts";
-import type { Paths } from "../../paths.ts";
+import { type Paths, pinsRoot } from "../../paths.ts";
 import { readPrivateRecord, writePrivateRecord } from "../../private-file.ts";
 import { cleanEnv } from "../../sys/env.ts";
 import { nsId } from "../../sys/ns.ts";
@@ -30,7 +30,8 @@ import { isRunning, parentOf, startTimeOf } from "../../sys/processes.ts";
 import type { DnsView } from "../../dns/etc-content.ts";
 import { helperConf } from "../../machine/helpers.ts";
 import { sharedPause } from "../../podman-pause.ts";
-import { bunSpawner, type SpawnRequest, type SpawnResult } from "../cni/spawn.ts";
+import { CniRunner } from "../cni/rootless-netns.ts";
+import type { SpawnRequest, SpawnResult } from "../cni/spawn.ts";
 
 const Keeper = v.object({
   /** The keeper shell, inside podman's rootless netns and mount namespace. */
@@ -43,7 +44,10 @@ const Keeper = v.object({
 type Keeper = v.InferOutput<typeof Keeper>;
 
 /** podman's info.json beside its rootless netns: the addresses pasta maps to the host. */
-const Info = v.looseObject({ MapGuestIps: v.optional(v.nullable(v.array(v.pipe(v.string(), v.ip())))) });
+const Info = v.looseObject({
+  MapGuestIps: v.optional(v.nullable(v.array(v.pipe(v.string(), v.ip())))),
+  DnsForwardIps: v.optional(v.nullable(v.array(v.pipe(v.string(), v.ip())))),
+});
 
 // $1: the holder's pid. Prints its own pid (the process to enter), lets go
 // of the pipe, and waits while the holder lives: a session that ended
@@ -212,6 +216,7 @@ export class PodmanRootlessNetns {
     return this.mutex.run(async () => {
       const k = this.keeper ?? this.recall();
       this.keeper = null;
+      this.dropRunner();
       if (!k) return [];
       try {
         if (startTimeOf(k.pid) === k.startTime) process.kill(k.pid, "SIGTERM");
@@ -229,12 +234,64 @@ export class PodmanRootlessNetns {
     });
   }
 
-  /** Runs one process in podman's rootless netns and mount namespace. */
+  private runner: CniRunner | null = null;
+
+  /** burrow's runner's own files (its /run, the resolv.conf it binds): in the runtime dir, made again after a logout. */
+  private get runnerDir(): string {
+    return `${this.paths.runtimeDir}/podman-netns`;
+  }
+
+  /**
+   * Runs one process in podman's rootless netns, through a runner of
+   * burrow's (the __cni-runner role, as for burrow's own namespace): it
+   * joins the keeper's netns and makes its own private /run with burrow's
+   * runtime dir and podman's --config dir kept at their paths and the
+   * namespace's resolv.conf (podman's: pasta's DNS forwarder first), as
+   * podman's own mount set-up does for netavark. Not the keeper's mount
+   * namespace: podman binds $XDG_RUNTIME_DIR into it below podman's run
+   * dir, so a logout's rm -rf detaches it there for good, whereas a runner
+   * is made again (dropRunner()).
+   */
   spawn(req: SpawnRequest): Promise<SpawnResult> {
     const k = this.keeper;
     if (!k || !this.alive())
       return Promise.resolve({ exitCode: null, stdout: "", stderr: "podman's rootless network namespace is not held (its keeper ended)" });
-    return bunSpawner({ ...req, argv: ["nsenter", `--target=${k.pid}`, "--mount", "--net", "--", ...req.argv] });
+    if (!this.runner || this.runner.dead) {
+      const dir = this.runnerDir;
+      mkdirSync(`${dir}/run`, { recursive: true, mode: 0o700 });
+      mkdirSync(`${dir}/var`, { recursive: true, mode: 0o700 });
+      mkdirSync(this.configDir, { recursive: true, mode: 0o700 });
+      writeFileSync(`${dir}/resolv.conf`, this.resolvConf(), { mode: 0o600 });
+      this.runner = new CniRunner({
+        netns: `/proc/${k.pid}/ns/net`,
+        runDir: `${dir}/run`,
+        varDir: `${dir}/var`,
+        keep: [this.paths.runtimeDir, this.configDir],
+        resolvConf: `${dir}/resolv.conf`,
+        detach: [pinsRoot(this.paths)],
+      });
+    }
+    return this.runner.run(req);
+  }
+
+  /** podman's resolv.conf for its namespace (pasta's DNS forwarder, then the host's servers), else one naming the forwarder from its info.json, else the host's. */
+  private resolvConf(): string {
+    try {
+      const text = readFileSync(`${this.configDir}/rootless-netns/resolv.conf`, "utf8");
+      if (/^nameserver\s/m.test(text)) return text;
+    } catch {}
+    try {
+      const info = v.safeParse(Info, JSON.parse(readFileSync(`${this.configDir}/rootless-netns/info.json`, "utf8")));
+      const forward = info.success ? info.output.DnsForwardIps?.[0] : undefined;
+      if (forward) return `nameserver ${forward}\n`;
+    } catch {}
+    return readFileSync("/etc/resolv.conf", "utf8");
+  }
+
+  /** After a logout: the next process runs in a new runner, whose /run sees the runtime dir made again. */
+  dropRunner(): void {
+    this.runner?.stop();
+    this.runner = null;
   }
 
   /** A path for `pin` that resolves in podman's mount namespace too. */
