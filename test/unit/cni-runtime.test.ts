@@ -6,7 +6,7 @@ import { assignInterfaces, buildAttachment, interfaceNames } from "../../src/net
 import type { Conflist } from "../../src/net/cni/conflist.ts";
 import { CniPluginError, type PluginSpawner, type SpawnRequest, cniArgsString, findPlugin } from "../../src/net/cni/plugins.ts";
 import { cacheFilePath, readCacheFile } from "../../src/net/cni/cache.ts";
-import { CniRuntime, CniTeardownError, pluginStdin } from "../../src/net/cni/runtime.ts";
+import { CniRuntime, CniTeardownError, addGroups, handedOn, pluginStdin } from "../../src/net/cni/runtime.ts";
 import { rejection } from "../helpers/rejection.ts";
 
 let dir: string;
@@ -96,6 +96,40 @@ const ATT = buildAttachment({
 function runtime(spawn: PluginSpawner, extra: Partial<ConstructorParameters<typeof CniRuntime>[0]> = {}) {
   return new CniRuntime({ cacheDir, pluginDirs: [join(dir, "nothing-here"), pluginDir], spawn, ...extra });
 }
+
+describe("the plugins that run at once", () => {
+  const types = (plugins: Array<{ type: string }>) => addGroups(plugins as Conflist["plugins"]).map((g) => g.map((p) => p.type));
+  test("after the first plugin, portmap, firewall, tuning and dnsname in a row form one group; anything else runs alone", () => {
+    expect(types(LIST.plugins)).toEqual([["bridge"], ["portmap", "firewall", "tuning", "dnsname"]]);
+    expect(types([{ type: "bridge" }, { type: "tuning" }, { type: "custom" }, { type: "portmap" }, { type: "dnsname" }])).toEqual([
+      ["bridge"],
+      ["tuning"],
+      ["custom"],
+      ["portmap", "dnsname"],
+    ]);
+    // The first plugin makes what the others read: never grouped, whatever its type.
+    expect(types([{ type: "tuning" }, { type: "portmap" }])).toEqual([["tuning"], ["portmap"]]);
+    expect(types([{ type: "macvlan" }])).toEqual([["macvlan"]]);
+  });
+
+  test("the result handed on: the one a member changed (the last such in list order), else the one given; key order is no change", () => {
+    const given = { cniVersion: "0.4.0", interfaces: [{ name: "eth0", mac: "aa:aa:aa:aa:aa:aa" }], ips: [] } as never;
+    const reordered = { ips: [], interfaces: [{ mac: "aa:aa:aa:aa:aa:aa", name: "eth0" }], cniVersion: "0.4.0" } as never;
+    const tuned = { cniVersion: "0.4.0", interfaces: [{ name: "eth0", mac: "02:00:00:00:00:01" }], ips: [] } as never;
+    const tunedAgain = { cniVersion: "0.4.0", interfaces: [{ name: "eth0", mac: "02:00:00:00:00:02" }], ips: [] } as never;
+    expect(handedOn(given, [given, reordered, given])).toBe(given);
+    expect(handedOn(given, [given, tuned, reordered])).toBe(tuned);
+    expect(handedOn(given, [tuned, tunedAgain, given])).toBe(tunedAgain);
+  });
+
+  test("an ADD keeps what tuning changed although dnsname, after it in the list, was given bridge's result", async () => {
+    const tunedResult = { ...BRIDGE_RESULT, interfaces: BRIDGE_RESULT.interfaces.map((i, n) => (n === 2 ? { ...i, mac: "02:42:00:00:00:09" } : i)) };
+    const fake = fakePlugins({ tuning: (c) => (c.command === "ADD" ? { stdout: tunedResult } : {}) });
+    const result = await runtime(fake.spawn).add(LIST, ATT);
+    expect(fake.calls.find((c) => c.type === "dnsname")!.stdin.prevResult).toEqual(BRIDGE_RESULT);
+    expect(result.interfaces[2]?.mac).toBe("02:42:00:00:00:09");
+  });
+});
 
 describe("ADD", () => {
   test("runs the plugins in order, chaining prevResult, and returns the normalized result", async () => {
@@ -211,11 +245,13 @@ describe("ADD", () => {
     expect(e).toBeInstanceOf(CniPluginError);
     expect(e.message).toBe("CNI plugin tuning failed (code 11): try again later: device busy");
     expect((e as CniPluginError).code).toBe(11);
+    // The plugins after bridge run at once (addGroups): dnsname ran beside the failing tuning.
     expect(fake.calls.map((c) => `${c.command} ${c.type}`)).toEqual([
       "ADD bridge",
       "ADD portmap",
       "ADD firewall",
       "ADD tuning",
+      "ADD dnsname",
       "DEL dnsname",
       "DEL tuning",
       "DEL firewall",
@@ -223,7 +259,7 @@ describe("ADD", () => {
       "DEL bridge",
     ]);
     // The teardown hands the plugins what was set up so far.
-    for (const c of fake.calls.slice(4)) expect(c.stdin.prevResult).toEqual(BRIDGE_RESULT);
+    for (const c of fake.calls.slice(5)) expect(c.stdin.prevResult).toEqual(BRIDGE_RESULT);
     expect(existsSync(join(cacheDir, "results", "web-c0ffee-eth0"))).toBe(false);
   });
 
@@ -343,18 +379,19 @@ describe("DEL", () => {
     const del = rt.del("web", ATT, {
       beforeEachPlugin: async () => {
         order.push(`wait after ${fake.calls.length}`);
-        if (fake.calls.length === 2) {
+        if (fake.calls.length === 4) {
           held();
           await gate;
         }
       },
     });
     await holding;
-    expect(fake.calls.map((c) => c.type)).toEqual(["dnsname", "tuning"]);
+    // One wait per group: the four that ADD ran at once, then bridge, held back here.
+    expect(fake.calls.map((c) => c.type)).toEqual(["dnsname", "tuning", "firewall", "portmap"]);
     release();
     await del;
     expect(fake.calls.map((c) => c.type)).toEqual(["dnsname", "tuning", "firewall", "portmap", "bridge"]);
-    expect(order).toEqual(["wait after 0", "wait after 1", "wait after 2", "wait after 3", "wait after 4"]);
+    expect(order).toEqual(["wait after 0", "wait after 4"]);
   });
 
   test("0.3.1 networks get no prevResult on DEL", async () => {

@@ -5,7 +5,9 @@
 //   ADD    plugins in order; each gets the previous one's result as
 //          prevResult; the last result is cached and returned. portmap
 //          without mappings is skipped: it would only echo prevResult.
-//   DEL    plugins in reverse; the cached result is prevResult (0.4.0+);
+//          After the first plugin, the ones that hand their prevResult on
+//          (portmap, firewall, tuning, dnsname) run at once (addGroups).
+//   DEL    plugins in reverse (ADD's groups at once); the cached result is prevResult (0.4.0+);
 //          every plugin runs even if one fails (the caller may hold each
 //          one back until a moment of its choosing); the cache entry goes only
 //          when all succeeded, so a retry (even after a daemon restart) can
@@ -115,17 +117,34 @@ export class CniRuntime {
     const exec = env ? { ...this.exec, env: { ...this.exec.env, ...env } } : this.exec;
 
     let prev: WireResult | undefined;
+    const run = async (plugin: PluginConf, given: WireResult | undefined): Promise<WireResult | undefined> => {
+      const call = this.call("ADD", list, plugin, given, att);
+      if (passesThrough(call.config, given)) return given;
+      const out = await execPlugin(call, exec);
+      if (out === undefined) throw new BurrowError(`CNI plugin ${plugin.type} printed no result for ADD on network ${list.name}`, { kind: "cni-result" });
+      const parsed = v.safeParse(WireResultSchema, out);
+      if (!parsed.success) {
+        throw new BurrowError(`CNI plugin ${plugin.type} printed an invalid result: ${describeIssues(parsed.issues)}`, { kind: "cni-result" });
+      }
+      return wireAsVersion(parsed.output, list.cniVersion, `the result of CNI plugin ${plugin.type}`);
+    };
     try {
-      for (const plugin of list.plugins) {
-        const call = this.call("ADD", list, plugin, prev, att);
-        if (passesThrough(call.config, prev)) continue;
-        const out = await execPlugin(call, exec);
-        if (out === undefined) throw new BurrowError(`CNI plugin ${plugin.type} printed no result for ADD on network ${list.name}`, { kind: "cni-result" });
-        const parsed = v.safeParse(WireResultSchema, out);
-        if (!parsed.success) {
-          throw new BurrowError(`CNI plugin ${plugin.type} printed an invalid result: ${describeIssues(parsed.issues)}`, { kind: "cni-result" });
+      for (const group of addGroups(list.plugins)) {
+        if (group.length === 1) {
+          prev = await run(group[0]!, prev);
+          continue;
         }
-        prev = wireAsVersion(parsed.output, list.cniVersion, `the result of CNI plugin ${plugin.type}`);
+        // Plugins that hand their prevResult on, run at once from the same one
+        // (see addGroups); every one has ended before an error is thrown, so
+        // the teardown below finds none still running.
+        const given = prev;
+        const settled = await Promise.allSettled(group.map((plugin) => run(plugin, given)));
+        const failed = settled.find((r) => r.status === "rejected");
+        if (failed) throw failed.reason;
+        prev = handedOn(
+          given,
+          settled.map((r) => (r as PromiseFulfilledResult<WireResult | undefined>).value),
+        );
       }
       await writeCacheEntry(this.cacheDir, list, att, prev!);
       return normalizeResult(prev, `network ${list.name}'s result`);
@@ -190,16 +209,22 @@ export class CniRuntime {
     };
   }
 
-  /** DEL of every plugin, last first, collecting errors. `beforeEachPlugin` may hold each run back. */
+  /**
+   * DEL of every plugin, last first, collecting errors; the groups ADD runs
+   * at once (addGroups) are deleted at once too, before the plugin that made
+   * the interface. `beforeEachPlugin` may hold each run (each group) back.
+   */
   private async runDel(list: Conflist, att: Attachment, prev: WireResult | undefined, beforeEachPlugin?: () => Promise<void>): Promise<Error[]> {
     const errors: Error[] = [];
-    for (const plugin of [...list.plugins].reverse()) {
+    for (const group of addGroups(list.plugins).reverse()) {
       try {
         await beforeEachPlugin?.();
-        await execPlugin(this.call("DEL", list, plugin, prev, att), this.exec);
       } catch (e) {
         errors.push(e instanceof Error ? e : new Error(String(e)));
+        continue;
       }
+      const settled = await Promise.allSettled([...group].reverse().map((plugin) => execPlugin(this.call("DEL", list, plugin, prev, att), this.exec)));
+      for (const r of settled) if (r.status === "rejected") errors.push(r.reason instanceof Error ? r.reason : new Error(String(r.reason)));
     }
     return errors;
   }
@@ -207,6 +232,52 @@ export class CniRuntime {
   private readCacheEntry(networkName: string, att: Pick<Attachment, "containerId" | "ifName">): Promise<CachedAttachment | undefined> {
     return readCacheEntry(this.cachePath(networkName, att));
   }
+}
+
+/**
+ * Plugins that print back the prevResult they were given, changed at most
+ * in the interface they configure (tuning: its MAC), and read nothing of a
+ * result but the addresses and interfaces the first plugin made:
+ * containernetworking-plugins' portmap, firewall and tuning, and dnsname.
+ */
+const HANDS_ON = new Set(["portmap", "firewall", "tuning", "dnsname"]);
+
+/**
+ * ADD's plugins in the order they run: each alone, except that after the
+ * first (the one that makes the interface: bridge), a run of HANDS_ON
+ * plugins forms one group run at once. Each of those gets the first's
+ * result; run one after another, each would have got the one before's,
+ * which is the same result but for what tuning changed, and none of them
+ * reads that. Measured rootful on CNI (docs/benchmarks.md): portmap,
+ * firewall, tuning and dnsname take ~45 ms in a row, mostly their own
+ * start and iptables' (which takes its lock per call).
+ */
+export function addGroups(plugins: readonly PluginConf[]): PluginConf[][] {
+  const groups: PluginConf[][] = [];
+  for (const [i, plugin] of plugins.entries()) {
+    const last = groups.at(-1);
+    // Never into the first plugin's group: it makes what the others read.
+    if (i > 0 && groups.length > 1 && last && HANDS_ON.has(plugin.type) && HANDS_ON.has(last[0]!.type)) last.push(plugin);
+    else groups.push([plugin]);
+  }
+  return groups;
+}
+
+/** A canonical JSON text: keys sorted, so that two serializers' equal values compare equal. */
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) =>
+    v && typeof v === "object" && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : 1))) : v,
+  );
+}
+
+/**
+ * The result a group hands on: the one its members changed (the last in
+ * list order whose result differs from what it was given, as a chain would
+ * end with it), else the one they were given.
+ */
+export function handedOn(given: WireResult | undefined, results: readonly (WireResult | undefined)[]): WireResult | undefined {
+  const before = canonical(given);
+  return results.findLast((r) => canonical(r) !== before) ?? given;
 }
 
 /**
