@@ -43,6 +43,16 @@ function pools(network: NetworkFile): Pool[] {
   });
 }
 
+/** Each address with the subnet that holds it, as the network file writes it (podman's ipam.db names its buckets so). */
+export function subnetsOf(network: NetworkFile, ips: readonly string[]): Array<{ ip: string; subnet: string }> {
+  const all = pools(network).map((pool, i) => ({ pool, text: network.subnets![i]!.subnet }));
+  return ips.flatMap((ip) => {
+    const addr = parseIp(ip);
+    const hit = addr ? all.find((x) => subnetContains(x.pool.subnet, addr)) : undefined;
+    return hit ? [{ ip, subnet: hit.text }] : [];
+  });
+}
+
 function bad(message: string): BurrowError {
   return new BurrowError(message, { kind: "bad-input" });
 }

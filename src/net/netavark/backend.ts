@@ -31,13 +31,13 @@ import { cleanEnv } from "../../sys/env.ts";
 import type { DnsView } from "../../dns/etc-content.ts";
 import type { NamedNetwork, NetworkBackend, NetworkDeps, NetworkNaming, NetworkSummary, NetworksCapability, StaticAddressing } from "../backend.ts";
 import type { NetworkModeOf } from "../mode.ts";
-import { parseCidr, parseIp, subnetContains, subnetToString } from "../cni/ip.ts";
+import { subnetToString } from "../cni/ip.ts";
 import { allocate as ipamAllocate, release as ipamRelease, updateIpamDb } from "./ipam-db-write.ts";
 import { readHostRoutes, readInterfaceNames } from "../cni/host.ts";
 import type { RootlessNetns } from "../cni/rootless-netns.ts";
 import { connectInterface, interfaceName } from "../cni/attachment.ts";
 import { checkAlias, checkMac } from "../cni/static.ts";
-import { leaseRangeOf, pickAddresses } from "./addresses.ts";
+import { leaseRangeOf, pickAddresses, subnetsOf } from "./addresses.ts";
 import { type PodmanIpam, podmanIpam, readIpamDb } from "./ipam-db.ts";
 import { podmanLockPaths, withPodmanLock } from "./podman-lock.ts";
 import {
@@ -249,20 +249,6 @@ async function podmanIpamOf(configDir: string, network: string): Promise<PodmanI
     ipamDbWarned.add(reason);
     return { addresses: [], lastIps: [] };
   }
-}
-
-/** Each address with the subnet (as the network file writes it) that holds it: podman's bucket names. */
-function addressesBySubnet(config: NetworkFile, ips: string[]): Array<{ ip: string; subnet: string }> {
-  return ips.flatMap((ip) => {
-    const addr = parseIp(ip);
-    const hit = addr
-      ? (config.subnets ?? []).find((s) => {
-          const c = parseCidr(s.subnet);
-          return !!c && subnetContains(c.subnet, addr);
-        })
-      : undefined;
-    return hit ? [{ ip, subnet: hit.subnet }] : [];
-  });
 }
 
 export class NetavarkNetworking {
@@ -516,7 +502,7 @@ export class NetavarkNetworking {
         const journal = this.readJournal(s.id);
         this.writeJournal(s.id, [...journal, options]);
         this.reserve(net.name, ips, s.id);
-        await this.podmanIpamChange("add", net.name, s.id, addressesBySubnet(net.config, ips));
+        await this.podmanIpamChange("add", net.name, s.id, subnetsOf(net.config, ips));
         // podman's aardvark-dns (a shared namespace) is not burrow's helper.
         const track =
           net.config.dns_enabled && this.deps.helpers && !this.podmanShared && !this.aardvark()
@@ -788,8 +774,7 @@ export class NetavarkNetworking {
     const shared = this.shared;
     const running = this.aardvark();
     const dir = `${this.configDir}/aardvark-dns`;
-    // podman's aardvark-dns is podman's to run.
-    if (!shared || this.podmanShared || !running || !shared.ns.alive() || existsSync(`/proc/${running.pid}/root${dir}`)) return;
+    if (!shared || !running || !shared.ns.alive() || existsSync(`/proc/${running.pid}/root${dir}`)) return;
     const binary = findNetavarkHelper("aardvark-dns");
     if (!binary) return;
     try {
@@ -830,13 +815,6 @@ export class NetavarkNetworking {
 
   private async restorePodmanAardvarkNow(dir: string): Promise<void> {
     if (existsSync(dir)) return;
-    // The one left running reads its files through a mount namespace the logout cut off: it is replaced.
-    const running = pidsWhere((pid) => {
-      const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
-      return !!argv[0]?.endsWith("aardvark-dns") && argv.includes(dir) && isRunning(pid);
-    });
-    for (const pid of running) process.kill(pid, "SIGTERM");
-    for (let i = 0; i < 100 && running.some(isRunning); i++) await Bun.sleep(10);
     const files = new Map<string, { header: string; lines: string[] }>();
     for (const s of this.deps.sandboxes()) {
       if (s.runtime.network !== "netavark") continue;
@@ -857,8 +835,18 @@ export class NetavarkNetworking {
         files.set(a.network, file);
       }
     }
+    // Nothing of burrow's to name (a network without DNS, podman's default among them): no /proc scan on
+    // housekeeping's every turn, and no aardvark-dns of burrow's left to stop (netavark stopped it with the last).
+    if (!files.size) return;
+    // The one left running reads its files through a mount namespace the logout cut off: it is replaced.
+    const running = pidsWhere((pid) => {
+      const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+      return !!argv[0]?.endsWith("aardvark-dns") && argv.includes(dir) && isRunning(pid);
+    });
+    for (const pid of running) process.kill(pid, "SIGTERM");
+    for (let i = 0; i < 100 && running.some(isRunning); i++) await Bun.sleep(10);
     const binary = findNetavarkHelper("aardvark-dns");
-    if (!files.size || !binary || !this.shared) return;
+    if (!binary || !this.shared) return;
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     for (const [network, f] of files) writeFileSync(`${dir}/${network}`, `${[f.header, ...f.lines].join("\n")}\n`, { mode: 0o600 });
     // Started as netavark starts it, in the namespace's runner (a new one after a logout), from the files just written.
