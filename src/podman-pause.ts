@@ -1,12 +1,13 @@
 // podman 5's pause process: the process that keeps rootless podman's user
 // and mount namespaces (docs/podman-rootless-netns.md §3). A rootless
 // holder joins its user namespace instead of making one of its own when
-// podman 5 or later is installed, so that burrow's sandboxes and podman's
-// rootless network namespace have one owner: only then can netavark, run in
-// podman's namespace, put a sandbox on podman's bridge (docs/netavark.md
-// "Sharing podman's rootless network namespace"). burrow never writes
-// pause.pid (podman would then mount into burrow's namespaces, and `podman
-// system migrate` would kill the holder).
+// podman 5 or later is installed (src/userns/podman-join.ts), so that
+// burrow's sandboxes and podman's rootless network namespace have one
+// owner: only then can netavark, run in podman's namespace, put a sandbox on
+// podman's bridge (docs/netavark.md "Sharing podman's rootless network
+// namespace"). burrow never writes pause.pid (podman would then mount into
+// burrow's namespaces, and `podman system migrate` would kill the holder).
+// Read by the CLI and by the daemon's network registry.
 import { nodeFs } from "./lazy-node.ts";
 import { nsId } from "./sys/ns.ts";
 import { startTimeOf } from "./sys/processes.ts";
@@ -50,51 +51,4 @@ export function sharedPause(env: Env = process.env): number | null {
   if (pid === null) return null;
   const own = nsId("/proc/self/ns/user");
   return own !== null && nsId(`/proc/${pid}/ns/user`) === own ? pid : null;
-}
-
-/** podman's major version from `podman --version` ("podman version 5.8.6"), or null. */
-export function podmanMajor(versionOutput: string): number | null {
-  const m = /^podman(?:\.exe)? version (\d+)\.\d+/m.exec(versionOutput);
-  return m ? Number(m[1]) : null;
-}
-
-function which(name: string, env: Env): string | null {
-  for (const dir of (env.PATH || "/usr/local/bin:/usr/bin:/bin").split(":")) {
-    if (dir && nodeFs().existsSync(`${dir}/${name}`)) return `${dir}/${name}`;
-  }
-  return null;
-}
-
-async function run(argv: string[], env: Env, timeoutMs: number): Promise<{ code: number | null; stdout: string }> {
-  const proc = Bun.spawn(argv, { env: { ...env, PODMAN_IGNORE_CGROUPSV1_WARNING: "1" }, stdin: "ignore", stdout: "pipe", stderr: "ignore" });
-  const timer = setTimeout(() => proc.kill("SIGKILL"), timeoutMs);
-  try {
-    const stdout = await new Response(proc.stdout).text();
-    await proc.exited;
-    return { code: proc.signalCode ? null : proc.exitCode, stdout };
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/**
- * The pause process a new holder should join, or null (the holder then makes
- * a user namespace of its own, as before). Only podman 5 and later: podman
- * 4 tears its rootless network namespace down when its own last container
- * stops, whoever else uses it (docs/podman-rootless-netns.md §2), so there
- * is nothing to share safely. `podman unshare true` makes the pause process
- * when there is none yet (or joins it), exactly as any podman command would.
- * BURROW_PODMAN_USERNS=0 turns this off.
- */
-export async function pauseToJoin(env: Env = process.env): Promise<number | null> {
-  if (env.BURROW_PODMAN_USERNS === "0" || !pausePidFile(env)) return null;
-  const podman = which("podman", env);
-  if (!podman) return null;
-  const version = await run([podman, "--version"], env, 10_000);
-  const major = version.code === 0 ? podmanMajor(version.stdout) : null;
-  if (major === null || major < 5) return null;
-  const live = readPausePid(env);
-  if (live !== null) return live;
-  const made = await run([podman, "unshare", "true"], env, 30_000);
-  return made.code === 0 ? readPausePid(env) : null;
 }

@@ -31,7 +31,8 @@ function readRange(file: string, user: string, uid: number): IdRange | null {
   }
 }
 
-function which(name: string): string | null {
+/** NAME in PATH (then /usr/bin, /usr/sbin), or null. */
+export function which(name: string): string | null {
   for (const dir of (process.env.PATH || "/usr/local/bin:/usr/bin:/bin").split(":").concat(["/usr/bin", "/usr/sbin"])) {
     if (nodeFs().existsSync(`${dir}/${name}`)) return `${dir}/${name}`;
   }

@@ -11,7 +11,7 @@ import { readPrivateRecord, writePrivateRecord } from "../private-file.ts";
 import { writeMaps } from "./idmap.ts";
 import { isPrivateDir } from "../private-file.ts";
 import { supervisorEnv } from "./supervisor.ts";
-import { pauseToJoin } from "../podman-pause.ts";
+import { pauseToJoin } from "./podman-join.ts";
 import { nodeFs } from "../lazy-node.ts";
 
 export type { HolderInfo };

@@ -247,9 +247,9 @@ export PODMAN_IGNORE_CGROUPSV1_WARNING=1
 NS="$XDG_RUNTIME_DIR/containers/networks/rootless-netns"
 refs() { cat "$NS/ref-count" 2>/dev/null || echo gone; }
 # Scoped to this entry: other tests' sessions and podman helpers may run on the machine at the same time.
-# This session's holder (run after its first burrow command), and its keeper (the shell's last arguments: the tag, the holder).
+# This session's holder (run after its first burrow command), and its keeper (tail --pid=HOLDER).
 holder() { sed 's/.*"pid":\\([0-9]*\\).*/\\1/' "$XDG_RUNTIME_DIR/burrow/holder.json"; }
-keeper_of() { ps -eo pid=,stat=,args= | awk -v h="$1" '$2 !~ /^Z/ && $3 == "/bin/sh" && $(NF-1) == "burrow-podman-netns" && $NF == h { print $1 }'; }
+keeper_of() { ps -eo pid=,stat=,args= | awk -v h="--pid=$1" '$2 !~ /^Z/ && $3 == "tail" && $(NF-1) == h && $NF == "/dev/null" { print $1 }'; }
 keeper() { [ -n "$(keeper_of "$H")" ] && echo "a keeper runs" || echo "no keeper"; }
 # A process by pid, not counting a zombie the entry's init has not reaped; waited for (podman's cleanup sends SIGTERM).
 ended() { for i in $(seq 50); do s=$(cut -d' ' -f3 /proc/$1/stat 2>/dev/null) && [ "$s" != Z ] || { echo "$2 ended"; return; }; sleep 0.1; done; echo "$2 runs"; }

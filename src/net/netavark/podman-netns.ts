@@ -2,23 +2,23 @@
 // podman's rootless network namespace"; the protocol read from podman's
 // source: docs/podman-rootless-netns.md). When the holder joined podman's
 // user namespace (src/podman-pause.ts), netavark runs where podman
-// runs it: in podman's rootless netns and the private mount namespace podman
-// makes for it, with podman's --config, so that one bridge, one firewall
-// state and one aardvark-dns serve podman's containers and burrow's
-// sandboxes alike, and each reaches the other by name.
+// runs it: in podman's rootless netns, with podman's --config, so that one
+// bridge, one firewall state and one aardvark-dns serve podman's containers
+// and burrow's sandboxes alike, and each reaches the other by name.
 //
 // podman counts the users of that namespace (`ref-count`, under its
 // netavark.lock) and removes it, with its pasta, when the count reaches 0.
 // burrow takes one reference the supported way: a keeper process run by
 // `podman unshare --rootless-netns`, which holds it for the keeper's life
-// (podman made the namespace for it when there was none). The keeper is a
-// shell that waits while the holder lives; the daemon ends it when the last
+// (podman made the namespace for it when there was none). The keeper is
+// `tail --pid HOLDER`, which waits while the holder lives (no fork while it
+// waits); the daemon ends it when the last
 // sandbox on a shared network leaves. It is detached and recorded in the
 // state dir, so a daemon killed with sandboxes attached leaves the namespace
 // to them, and the next daemon adopts the keeper. netavark, ip and the
 // like run through a runner of burrow's in the keeper's netns (spawn()).
 import * as v from "valibot";
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, constants } from "node:fs";
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, constants } from "node:fs";
 import { BurrowError, messageOf } from "../../errors.ts";
 import { log } from "../../log.ts";
 import { Mutex } from "../../mutex.ts";
@@ -28,13 +28,13 @@ import { cleanEnv } from "../../sys/env.ts";
 import { nsId } from "../../sys/ns.ts";
 import { isRunning, parentOf, startTimeOf } from "../../sys/processes.ts";
 import type { DnsView } from "../../dns/etc-content.ts";
-import { helperConf } from "../../machine/helpers.ts";
+import { findHelper, helperConf } from "../../machine/helpers.ts";
 import { sharedPause } from "../../podman-pause.ts";
 import { CniRunner } from "../cni/rootless-netns.ts";
 import type { SpawnRequest, SpawnResult } from "../cni/spawn.ts";
 
 const Keeper = v.object({
-  /** The keeper shell, inside podman's rootless netns and mount namespace. */
+  /** The keeper (tail), inside podman's rootless netns and mount namespace. */
   pid: v.pipe(v.number(), v.integer(), v.minValue(1)),
   startTime: v.string(),
   /** `podman unshare --rootless-netns`, its parent: it drops the reference when the keeper ends. */
@@ -49,11 +49,12 @@ const Info = v.looseObject({
   DnsForwardIps: v.optional(v.nullable(v.array(v.pipe(v.string(), v.ip())))),
 });
 
-// $1: the holder's pid. Prints its own pid (the process to enter), lets go
-// of the pipe, and waits while the holder lives: a session that ended
-// without its daemon stopping the keeper still drops podman's reference.
-// SIGTERM (the daemon's stop) ends the wait at once and leaves no sleep.
-const KEEP = 'echo "$$"; exec </dev/null >/dev/null; trap \'kill "$!" 2>/dev/null; exit 0\' TERM; while kill -0 "$1" 2>/dev/null; do sleep 2 & wait "$!"; done';
+// $1: the holder's pid. Prints its own pid (the process whose netns the
+// runner joins), lets go of the pipe and becomes `tail --pid`, which ends
+// when the holder does (it looks every 2 s, without a fork): a session that
+// ended without its daemon stopping the keeper still drops podman's
+// reference. SIGTERM (the daemon's stop) ends it at once.
+const KEEP = 'echo "$$"; exec tail -f -s 2 --pid="$1" /dev/null </dev/null >/dev/null';
 
 /** The host id the user namespace maps to `inside` (its first line that does), from /proc/self/{uid,gid}_map. */
 export function outsideId(mapText: string, inside = 0): number | null {
@@ -61,13 +62,6 @@ export function outsideId(mapText: string, inside = 0): number | null {
     const [i, o, n] = line.trim().split(/\s+/).map(Number);
     if (i === undefined || o === undefined || n === undefined || [i, o, n].some((x) => !Number.isInteger(x))) continue;
     if (inside >= i && inside < i + n) return o + (inside - i);
-  }
-  return null;
-}
-
-function which(name: string): string | null {
-  for (const dir of (process.env.PATH || "/usr/local/bin:/usr/bin:/bin").split(":").concat(["/usr/bin", "/usr/sbin"])) {
-    if (dir && existsSync(`${dir}/${name}`)) return `${dir}/${name}`;
   }
   return null;
 }
@@ -122,7 +116,7 @@ export class PodmanRootlessNetns {
   }
 
   private async start(): Promise<Keeper> {
-    const podman = which("podman");
+    const podman = findHelper("podman");
     if (!podman) throw new BurrowError("podman is not installed any more: its rootless network namespace cannot be shared", { kind: "setup" });
     // The pause process whose mount namespace podman runs in, in this very user namespace.
     const pause = sharedPause();
@@ -206,7 +200,13 @@ export class PodmanRootlessNetns {
     }
     proc.unref();
     const keeper: Keeper = { pid, startTime, podmanPid: proc.pid, podmanStart };
-    writePrivateRecord(this.paths.stateDir, "podman-netns.json", keeper);
+    try {
+      writePrivateRecord(this.paths.stateDir, "podman-netns.json", keeper);
+    } catch (e) {
+      // Unrecorded, no later daemon would find it to end: ended now (podman counts its reference down).
+      process.kill(pid, "SIGTERM");
+      throw e;
+    }
     log.debug(`podman's rootless network namespace held by keeper ${pid} (podman ${proc.pid})`);
     return keeper;
   }

@@ -1,0 +1,47 @@
+// Whether a new rootless holder joins podman's user namespace, and which
+// pause process it joins (src/podman-pause.ts says why). The CLI's side,
+// under the daemon start lock (src/userns/session.ts).
+import { pausePidFile, readPausePid } from "../podman-pause.ts";
+import { which } from "./idmap.ts";
+
+type Env = Record<string, string | undefined>;
+
+/** podman's major version from `podman --version` ("podman version 5.8.6"), or null. */
+export function podmanMajor(versionOutput: string): number | null {
+  const m = /^podman(?:\.exe)? version (\d+)\.\d+/m.exec(versionOutput);
+  return m ? Number(m[1]) : null;
+}
+
+async function run(argv: string[], env: Env, timeoutMs: number): Promise<{ code: number | null; stdout: string }> {
+  const proc = Bun.spawn(argv, { env: { ...env, PODMAN_IGNORE_CGROUPSV1_WARNING: "1" }, stdin: "ignore", stdout: "pipe", stderr: "ignore" });
+  const timer = setTimeout(() => proc.kill("SIGKILL"), timeoutMs);
+  try {
+    const stdout = await new Response(proc.stdout).text();
+    await proc.exited;
+    return { code: proc.signalCode ? null : proc.exitCode, stdout };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * The pause process a new holder should join, or null (the holder then makes
+ * a user namespace of its own, as before). Only podman 5 and later: podman
+ * 4 tears its rootless network namespace down when its own last container
+ * stops, whoever else uses it (docs/podman-rootless-netns.md §2), so there
+ * is nothing to share safely. `podman unshare true` makes the pause process
+ * when there is none yet (or joins it), exactly as any podman command would.
+ * BURROW_PODMAN_USERNS=0 turns this off.
+ */
+export async function pauseToJoin(env: Env = process.env): Promise<number | null> {
+  if (env.BURROW_PODMAN_USERNS === "0" || !pausePidFile(env)) return null;
+  const podman = which("podman");
+  if (!podman) return null;
+  const version = await run([podman, "--version"], env, 10_000);
+  const major = version.code === 0 ? podmanMajor(version.stdout) : null;
+  if (major === null || major < 5) return null;
+  const live = readPausePid(env);
+  if (live !== null) return live;
+  const made = await run([podman, "unshare", "true"], env, 30_000);
+  return made.code === 0 ? readPausePid(env) : null;
+}
