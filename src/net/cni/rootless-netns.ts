@@ -121,6 +121,11 @@ export class CniRunner {
       });
   }
 
+  /** The runner's pid (its mount namespace is the plugins'). */
+  get pid(): number {
+    return this.proc.pid;
+  }
+
   async run(req: SpawnRequest): Promise<SpawnResult> {
     await this.ready;
     const id = this.nextId++;

@@ -100,8 +100,8 @@ const Journal = v.object({ pending: v.array(SetupOptions) });
 
 /** What netavark needs of the rootless namespace its bridges live in. */
 export type NetavarkNamespace = Pick<RootlessNetns, "ensure" | "spawn" | "visiblePath" | "inode" | "alive" | "hostView"> & {
-  /** After a logout: the processes run next get a new mount namespace (podman's namespace: podman-netns.ts). */
-  dropRunner?(): void;
+  /** After a logout: the processes run next get a new mount namespace where the old one lost the runtime dir (podman's namespace: podman-netns.ts). */
+  dropStaleRunner?(): void;
 };
 
 /**
@@ -768,7 +768,7 @@ export class NetavarkNetworking {
    */
   async restoreAardvark(): Promise<void> {
     if (this.podmanShared) {
-      this.shared?.ns.dropRunner?.();
+      this.shared?.ns.dropStaleRunner?.();
       return this.restorePodmanAardvark();
     }
     const shared = this.shared;

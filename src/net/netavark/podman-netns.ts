@@ -18,7 +18,7 @@
 // to them, and the next daemon adopts the keeper. netavark, ip and the
 // like run through a runner of burrow's in the keeper's netns (spawn()).
 import * as v from "valibot";
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, constants } from "node:fs";
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync, constants } from "node:fs";
 import { BurrowError, messageOf } from "../../errors.ts";
 import { log } from "../../log.ts";
 import { Mutex } from "../../mutex.ts";
@@ -288,10 +288,28 @@ export class PodmanRootlessNetns {
     return readFileSync("/etc/resolv.conf", "utf8");
   }
 
-  /** After a logout: the next process runs in a new runner, whose /run sees the runtime dir made again. */
+  /** Ends the runner: the next process runs in a new one. */
   dropRunner(): void {
     this.runner?.stop();
     this.runner = null;
+  }
+
+  /**
+   * After a logout: a runner whose /run still holds the removed runtime dir
+   * (not the one made again) is ended, so that the next process runs in a
+   * new runner that sees the new one. A runner that sees the runtime dir as
+   * it is now is kept: this runs on every restore, also when the first
+   * sandbox's pins dir appears while that sandbox's setup runs in it.
+   */
+  dropStaleRunner(): void {
+    const r = this.runner;
+    if (!r || r.dead) return;
+    try {
+      const seen = statSync(`/proc/${r.pid}/root${this.paths.runtimeDir}`);
+      const now = statSync(this.paths.runtimeDir);
+      if (seen.ino === now.ino && seen.dev === now.dev) return;
+    } catch {}
+    this.dropRunner();
   }
 
   /** A path for `pin` that resolves in podman's mount namespace too. */
