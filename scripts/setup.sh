@@ -41,8 +41,9 @@ packages=(uidmap iptables iproute2 slirp4netns passt containernetworking-plugins
   musl-tools
   # the sid tier (scripts/sid-root.sh builds a Debian sid root with it)
   debootstrap
-  # Debian 12's netavark 1.4 (iptables) for test/integration/netavark-lib.test.ts
-  netavark aardvark-dns
+  # Debian 12's netavark 1.4 (iptables) for test/integration/netavark-lib.test.ts;
+  # podman 4.3 (runc, conmon) for test/integration/podman4-share.test.ts
+  netavark aardvark-dns podman runc
   # nft: test/unit/egress-nft.test.ts loads the egress ruleset in an unshare -rn
   # namespace (issue 18; the wiring will need it at run time too)
   nftables

@@ -14,6 +14,12 @@ import { startTimeOf } from "./sys/processes.ts";
 
 type Env = Record<string, string | undefined>;
 
+/** podman's major version from `podman --version` ("podman version 5.8.6"), or null. */
+export function podmanMajor(versionOutput: string): number | null {
+  const m = /^podman(?:\.exe)? version (\d+)\.\d+/m.exec(versionOutput);
+  return m ? Number(m[1]) : null;
+}
+
 /** Where podman 4 and 5 keep the pause process's pid (tmp_dir's default: $XDG_RUNTIME_DIR/libpod/tmp). */
 export function pausePidFile(env: Env = process.env): string | null {
   return env.XDG_RUNTIME_DIR ? `${env.XDG_RUNTIME_DIR}/libpod/tmp/pause.pid` : null;

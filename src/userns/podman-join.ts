@@ -1,16 +1,10 @@
 // Whether a new rootless holder joins podman's user namespace, and which
 // pause process it joins (src/podman-pause.ts says why). The CLI's side,
 // under the daemon start lock (src/userns/session.ts).
-import { pausePidFile, readPausePid } from "../podman-pause.ts";
+import { podmanMajor, pausePidFile, readPausePid } from "../podman-pause.ts";
 import { which } from "./idmap.ts";
 
 type Env = Record<string, string | undefined>;
-
-/** podman's major version from `podman --version` ("podman version 5.8.6"), or null. */
-export function podmanMajor(versionOutput: string): number | null {
-  const m = /^podman(?:\.exe)? version (\d+)\.\d+/m.exec(versionOutput);
-  return m ? Number(m[1]) : null;
-}
 
 async function run(argv: string[], env: Env, timeoutMs: number): Promise<{ code: number | null; stdout: string }> {
   const proc = Bun.spawn(argv, { env: { ...env, PODMAN_IGNORE_CGROUPSV1_WARNING: "1" }, stdin: "ignore", stdout: "pipe", stderr: "ignore" });
@@ -26,12 +20,14 @@ async function run(argv: string[], env: Env, timeoutMs: number): Promise<{ code:
 
 /**
  * The pause process a new holder should join, or null (the holder then makes
- * a user namespace of its own, as before). Only podman 5 and later: podman
- * 4 tears its rootless network namespace down when its own last container
- * stops, whoever else uses it (docs/podman-rootless-netns.md §2), so there
- * is nothing to share safely. `podman unshare true` makes the pause process
- * when there is none yet (or joins it), exactly as any podman command would.
- * BURROW_PODMAN_USERNS=0 turns this off.
+ * a user namespace of its own, as before). podman 5 and later by default;
+ * podman 4 only with BURROW_PODMAN_USERNS=1: podman 4 tears its rootless
+ * network namespace down when its own last container stops, whoever else
+ * uses it (docs/podman-rootless-netns.md §2), so sharing it takes a podman
+ * container of burrow's kept on it (src/net/netavark/podman-netns.ts), which
+ * shows in the user's `podman ps`: the user asks for that. `podman unshare
+ * true` makes the pause process when there is none yet (or joins it),
+ * exactly as any podman command would. BURROW_PODMAN_USERNS=0 turns this off.
  */
 export async function pauseToJoin(env: Env = process.env): Promise<number | null> {
   if (env.BURROW_PODMAN_USERNS === "0" || !pausePidFile(env)) return null;
@@ -39,7 +35,7 @@ export async function pauseToJoin(env: Env = process.env): Promise<number | null
   if (!podman) return null;
   const version = await run([podman, "--version"], env, 10_000);
   const major = version.code === 0 ? podmanMajor(version.stdout) : null;
-  if (major === null || major < 5) return null;
+  if (major === null || major < 4 || (major === 4 && env.BURROW_PODMAN_USERNS !== "1")) return null;
   const live = readPausePid(env);
   if (live !== null) return live;
   const made = await run([podman, "unshare", "true"], env, 30_000);

@@ -4,8 +4,7 @@ import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { outsideId } from "../../src/net/netavark/podman-netns.ts";
-import { pausePidFile, readPausePid, sharedPause } from "../../src/podman-pause.ts";
-import { podmanMajor } from "../../src/userns/podman-join.ts";
+import { pausePidFile, podmanMajor, readPausePid, sharedPause } from "../../src/podman-pause.ts";
 
 describe("podmanMajor", () => {
   test("reads the major version podman prints", () => {

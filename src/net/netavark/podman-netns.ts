@@ -6,11 +6,16 @@
 // bridge, one firewall state and one aardvark-dns serve podman's containers
 // and burrow's sandboxes alike, and each reaches the other by name.
 //
-// podman counts the users of that namespace (`ref-count`, under its
+// podman 5 counts the users of that namespace (`ref-count`, under its
 // netavark.lock) and removes it, with its pasta, when the count reaches 0.
 // burrow takes one reference the supported way: a keeper process run by
 // `podman unshare --rootless-netns`, which holds it for the keeper's life
-// (podman made the namespace for it when there was none). The keeper is
+// (podman made the namespace for it when there was none). podman 4 counts
+// only its own running containers on bridge networks (and its `unshare
+// --rootless-netns` holds nothing), so there burrow first starts an anchor:
+// a podman container of its own on podman's default network, `tail --pid
+// HOLDER` in a tree of nothing but /usr read-only, removed with the
+// keeper (and by podman itself when the holder ends: --rm). The keeper is
 // `tail --pid HOLDER`, which waits while the holder lives (no fork while it
 // waits); the daemon ends it when the last
 // sandbox on a shared network leaves. It is detached and recorded in the
@@ -18,7 +23,7 @@
 // to them, and the next daemon adopts the keeper. netavark, ip and the
 // like run through a runner of burrow's in the keeper's netns (spawn()).
 import * as v from "valibot";
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync, constants } from "node:fs";
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, constants } from "node:fs";
 import { BurrowError, messageOf } from "../../errors.ts";
 import { log } from "../../log.ts";
 import { Mutex } from "../../mutex.ts";
@@ -29,7 +34,8 @@ import { nsId } from "../../sys/ns.ts";
 import { isRunning, parentOf, startTimeOf } from "../../sys/processes.ts";
 import type { DnsView } from "../../dns/etc-content.ts";
 import { findHelper, helperConf } from "../../machine/helpers.ts";
-import { sharedPause } from "../../podman-pause.ts";
+import { DEFAULT_NETWORK_NAME } from "./networks-dir.ts";
+import { podmanMajor, sharedPause } from "../../podman-pause.ts";
 import { CniRunner } from "../cni/rootless-netns.ts";
 import type { SpawnRequest, SpawnResult } from "../cni/spawn.ts";
 
@@ -40,6 +46,8 @@ const Keeper = v.object({
   /** `podman unshare --rootless-netns`, its parent: it drops the reference when the keeper ends. */
   podmanPid: v.pipe(v.number(), v.integer(), v.minValue(1)),
   podmanStart: v.string(),
+  /** podman 4: the anchor container's id (podman keeps its namespace while a container of its own runs on it). */
+  anchor: v.optional(v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/))),
 });
 type Keeper = v.InferOutput<typeof Keeper>;
 
@@ -125,9 +133,153 @@ export class PodmanRootlessNetns {
         "podman's pause process is gone or in another user namespace (podman system migrate or reset?): this burrow session can no longer share podman's network namespace; remove its sandboxes (burrow rm -fa) and the next session joins podman's new one",
         { kind: "setup" },
       );
+    const env = this.podmanEnv();
+    // podman 4: its own container on the namespace first, so that podman
+    // keeps the namespace while burrow's sandboxes use it.
+    const anchor = (await this.podmanMajorOf(podman)) === 4 ? await this.startAnchor(podman, pause, env) : undefined;
+    try {
+      return await this.startKeeper(podman, pause, env, anchor);
+    } catch (e) {
+      if (anchor) for (const err of await this.removeAnchor(anchor)) log.warn(err.message);
+      throw e;
+    }
+  }
+
+  /** podman's environment when burrow runs it: podman believes it re-exec'd itself into its user namespace (which this daemon is in). */
+  private podmanEnv(): Record<string, string> {
     const uid = outsideId(readFileSync("/proc/self/uid_map", "utf8"));
     const gid = outsideId(readFileSync("/proc/self/gid_map", "utf8"));
     if (uid === null || gid === null) throw new BurrowError("cannot tell the user's own ids from this user namespace's maps", { kind: "setup" });
+    return cleanEnv({
+      _CONTAINERS_USERNS_CONFIGURED: "done",
+      _CONTAINERS_ROOTLESS_UID: String(uid),
+      _CONTAINERS_ROOTLESS_GID: String(gid),
+      XDG_RUNTIME_DIR: this.xdgRuntimeDir,
+      PODMAN_IGNORE_CGROUPSV1_WARNING: "1",
+    });
+  }
+
+  private major: number | null | undefined;
+
+  /** podman's major version, asked once per daemon. */
+  private async podmanMajorOf(podman: string): Promise<number | null> {
+    if (this.major !== undefined) return this.major;
+    const r = await this.runPodman(podman, null, ["--version"], cleanEnv({ PODMAN_IGNORE_CGROUPSV1_WARNING: "1" }), 10_000);
+    this.major = r.code === 0 ? podmanMajor(r.stdout) : null;
+    return this.major;
+  }
+
+  /** One podman command, in the pause process's mount namespace when `pause` is given; its output and exit code (null: killed at the deadline). */
+  private async runPodman(
+    podman: string,
+    pause: number | null,
+    args: string[],
+    env: Record<string, string>,
+    timeoutMs: number,
+  ): Promise<{ code: number | null; stdout: string; stderr: string }> {
+    const argv = pause === null ? [podman, ...args] : ["nsenter", `--mount=/proc/${pause}/ns/mnt`, "--", podman, ...args];
+    const proc = Bun.spawn(argv, { env, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+    const timer = setTimeout(() => proc.kill("SIGKILL"), timeoutMs);
+    try {
+      const [stdout, stderr] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
+      await proc.exited;
+      return { code: proc.signalCode ? null : proc.exitCode, stdout, stderr };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** The anchor's name: one per session (its holder). */
+  private get anchorName(): string {
+    return `burrow-anchor-${this.holder}`;
+  }
+
+  /**
+   * podman 4's anchor: a container of burrow's on podman's default network
+   * (no DNS there, so no name in anyone's resolver), `tail --pid HOLDER` in
+   * the host's pid namespace, so that it ends with the session if no daemon
+   * removes it first, and podman removes it then (--rm), and with it its
+   * namespace when it was the last. Its root is an empty directory of
+   * burrow's with /usr bound read-only; no image is pulled, no capability kept.
+   */
+  private async startAnchor(podman: string, pause: number, env: Record<string, string>): Promise<string> {
+    // One of this session's name left by a daemon that could not remove it: no sandbox is on it (the keeper ended).
+    await this.runPodman(podman, pause, ["rm", "-f", "-t", "0", "--ignore", this.anchorName], env, 30_000);
+    const root = `${this.paths.stateDir}/podman-anchor`;
+    rmSync(root, { recursive: true, force: true });
+    mkdirSync(root, { mode: 0o700 });
+    for (const dir of ["bin", "lib", "lib64", "sbin"]) symlinkSync(`usr/${dir}`, `${root}/${dir}`);
+    const net = helperConf().defaultNetwork ?? DEFAULT_NETWORK_NAME;
+    const r = await this.runPodman(
+      podman,
+      pause,
+      [
+        "run",
+        "-d",
+        "--rm",
+        "--name",
+        this.anchorName,
+        "--label",
+        "io.burrow.anchor=1",
+        "--network",
+        net,
+        "--pid",
+        "host",
+        "--read-only",
+        "--pull",
+        "never",
+        "--log-driver",
+        "none",
+        "--cap-drop",
+        "all",
+        "--security-opt",
+        "no-new-privileges",
+        "-v",
+        "/usr:/usr:ro",
+        "--rootfs",
+        root,
+        "/usr/bin/tail",
+        "-f",
+        "-s",
+        "2",
+        `--pid=${this.holder}`,
+        "/dev/null",
+      ],
+      env,
+      60_000,
+    );
+    const id = r.stdout.trim().split("\n").at(-1) ?? "";
+    if (r.code !== 0 || !/^[0-9a-f]{64}$/.test(id)) {
+      const why = (r.stderr.trim().split("\n").filter(Boolean).at(-1) ?? "").replace(/^Error: /, "");
+      if (/^[0-9a-f]{64}$/.test(id)) await this.removeAnchor(id);
+      throw new BurrowError(
+        `podman 4 could not start burrow's anchor container on network ${net}: ${why || `podman run exited with ${r.code ?? "a signal"}`}`,
+        {
+          kind: "setup",
+        },
+      );
+    }
+    log.debug(`podman 4's rootless network namespace anchored by container ${id.slice(0, 12)} (${this.anchorName})`);
+    return id;
+  }
+
+  /** Removes the anchor (podman then removes its namespace when nothing of its own is left on it). */
+  private async removeAnchor(id: string): Promise<Error[]> {
+    const podman = findHelper("podman");
+    const pause = sharedPause();
+    // Without podman's pause process it cannot be reached; it ends with the holder (tail --pid) and podman removes it.
+    if (!podman || pause === null)
+      return [new Error(`burrow's anchor container ${id.slice(0, 12)} is left to end with the session: podman or its pause process is gone`)];
+    try {
+      const r = await this.runPodman(podman, pause, ["rm", "-f", "-t", "0", "--ignore", id], this.podmanEnv(), 60_000);
+      if (r.code === 0) return [];
+      return [new Error(`podman rm of burrow's anchor container ${id.slice(0, 12)}: ${r.stderr.trim().split("\n").at(-1) ?? `exit ${r.code}`}`)];
+    } catch (e) {
+      return [new Error(`podman rm of burrow's anchor container ${id.slice(0, 12)}: ${messageOf(e)}`)];
+    }
+  }
+
+  private async startKeeper(podman: string, pause: number, env: Record<string, string>, anchor: string | undefined): Promise<Keeper> {
     const logFile = `${this.paths.runtimeDir}/podman-netns.log`;
     const errFd = openSync(logFile, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o600);
     let proc: ReturnType<typeof Bun.spawn<"ignore", "pipe", number>>;
@@ -149,13 +301,7 @@ export class PodmanRootlessNetns {
           String(this.holder),
         ],
         {
-          env: cleanEnv({
-            _CONTAINERS_USERNS_CONFIGURED: "done",
-            _CONTAINERS_ROOTLESS_UID: String(uid),
-            _CONTAINERS_ROOTLESS_GID: String(gid),
-            XDG_RUNTIME_DIR: this.xdgRuntimeDir,
-            PODMAN_IGNORE_CGROUPSV1_WARNING: "1",
-          }),
+          env,
           stdin: "ignore",
           stdout: "pipe",
           stderr: errFd,
@@ -199,7 +345,7 @@ export class PodmanRootlessNetns {
       throw new BurrowError(`podman could not lend its rootless network namespace: ${failure() || "podman unshare --rootless-netns ended"}`, { kind: "setup" });
     }
     proc.unref();
-    const keeper: Keeper = { pid, startTime, podmanPid: proc.pid, podmanStart };
+    const keeper: Keeper = { pid, startTime, podmanPid: proc.pid, podmanStart, ...(anchor ? { anchor } : {}) };
     try {
       writePrivateRecord(this.paths.stateDir, "podman-netns.json", keeper);
     } catch (e) {
@@ -228,9 +374,11 @@ export class PodmanRootlessNetns {
       const runs = () => startTimeOf(k.podmanPid) === k.podmanStart && isRunning(k.podmanPid);
       const end = Date.now() + 10_000;
       while (runs() && Date.now() < end) await Bun.sleep(10);
+      const errors = runs() ? [new Error(`podman ${k.podmanPid} still runs 10 s after its keeper ended`)] : [];
+      // podman 4: the anchor goes last, and podman removes the namespace with it when it was its last container there.
+      if (k.anchor) errors.push(...(await this.removeAnchor(k.anchor)));
       rmSync(this.recordFile, { force: true });
-      if (runs()) return [new Error(`podman ${k.podmanPid} still runs 10 s after its keeper ended`)];
-      return [];
+      return errors;
     });
   }
 
@@ -274,12 +422,19 @@ export class PodmanRootlessNetns {
     return this.runner.run(req);
   }
 
-  /** podman's resolv.conf for its namespace (pasta's DNS forwarder, then the host's servers), else one naming the forwarder from its info.json, else the host's. */
+  /** podman's own files beside its namespace: podman 5's, then podman 4's (its tmp dir). */
+  private get podmanNetnsDirs(): string[] {
+    return [`${this.configDir}/rootless-netns`, `${this.xdgRuntimeDir}/libpod/tmp/rootless-netns`];
+  }
+
+  /** podman's resolv.conf for its namespace (pasta's or slirp4netns's DNS forwarder, then the host's servers), else one naming the forwarder from its info.json, else the host's. */
   private resolvConf(): string {
-    try {
-      const text = readFileSync(`${this.configDir}/rootless-netns/resolv.conf`, "utf8");
-      if (/^nameserver\s/m.test(text)) return text;
-    } catch {}
+    for (const dir of this.podmanNetnsDirs) {
+      try {
+        const text = readFileSync(`${dir}/resolv.conf`, "utf8");
+        if (/^nameserver\s/m.test(text)) return text;
+      } catch {}
+    }
     try {
       const info = v.safeParse(Info, JSON.parse(readFileSync(`${this.configDir}/rootless-netns/info.json`, "utf8")));
       const forward = info.success ? info.output.DnsForwardIps?.[0] : undefined;
@@ -322,15 +477,18 @@ export class PodmanRootlessNetns {
    * namespace now, from podman's pid file, checked by the process's name.
    */
   helperInfo(): { helper: string; pid: number | null; why: string } {
-    const why = "podman's rootless network namespace, shared: burrow's session is in podman 5's user namespace";
-    try {
-      const text = readFileSync(`${this.configDir}/rootless-netns/rootless-netns-conn.pid`, "utf8").trim();
-      if (/^[1-9][0-9]{0,9}$/.test(text)) {
-        const comm = readFileSync(`/proc/${text}/comm`, "utf8").trim();
-        const helper = comm.startsWith("pasta") ? "pasta" : comm.startsWith("slirp4netns") ? "slirp4netns" : null;
-        if (helper) return { helper, pid: Number(text), why };
-      }
-    } catch {}
+    const why = `podman's rootless network namespace, shared: burrow's session is in podman${this.major ? ` ${this.major}` : ""}'s user namespace${this.keeper?.anchor ? `, held by burrow's anchor container ${this.anchorName}` : ""}`;
+    const pidFiles = [`${this.podmanNetnsDirs[0]}/rootless-netns-conn.pid`, `${this.podmanNetnsDirs[1]}/rootless-netns-slirp4netns.pid`];
+    for (const file of pidFiles) {
+      try {
+        const text = readFileSync(file, "utf8").trim();
+        if (/^[1-9][0-9]{0,9}$/.test(text)) {
+          const comm = readFileSync(`/proc/${text}/comm`, "utf8").trim();
+          const helper = comm.startsWith("pasta") ? "pasta" : comm.startsWith("slirp4netns") ? "slirp4netns" : null;
+          if (helper) return { helper, pid: Number(text), why };
+        }
+      } catch {}
+    }
     // No namespace now: podman makes one, with containers.conf's helper (pasta unless it says otherwise).
     return { helper: helperConf().defaultRootlessNetworkCmd ?? "pasta", pid: null, why: `${why} (made by podman when a sandbox first needs it)` };
   }
