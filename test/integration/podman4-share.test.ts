@@ -182,4 +182,21 @@ describeWhen(why)("rootless, podman 4: one network namespace with podman (BURROW
     // The sandbox's own process outlives a holder killed under it, as in burrow's own user namespace: ended here.
     process.kill(sandboxPid, "SIGKILL");
   }, 120_000);
+
+  test("podman rm -a takes the anchor, and podman its namespace, under a sandbox: the next sandbox is refused in one line saying so; once the old one is removed a new one joins podman's new namespace", async () => {
+    await burrow(["run", "-d", "--network", "podman", "--name", "before", "--", "sleep", "1000"]);
+    expect((await podman(["rm", "-fa", "-t", "0"])).code).toBe(0);
+    await until(() => (rootlessNetns().length === 0 ? true : null), 10_000, "podman's rootless namespace removed with the anchor");
+    const refused = await t.burrow(["run", "-d", "--network", "podman", "--name", "after", "--", "sleep", "1000"], { env, timeoutMs: 60_000 });
+    expect(refused.code).toBe(125);
+    expect(refused.stderr.trim().split("\n")).toHaveLength(1);
+    expect(refused.stderr).toContain("podman 4 removed its rootless network namespace under burrow's sandboxes");
+    expect((JSON.parse(await burrow(["ps", "-a", "--format", "json"])) as Array<{ Names: string[] }>).map((s) => s.Names[0])).toEqual(["before"]);
+    await burrow(["rm", "-f", "before"]);
+    await burrow(["run", "-d", "--network", "podman", "--name", "after", "--", "sleep", "1000"]);
+    expect((await containers()).filter((n) => n.startsWith("burrow-anchor-"))).toHaveLength(1);
+    expect(rootlessNetns()).toHaveLength(1);
+    await burrow(["rm", "-f", "after"]);
+    expect(await containers()).toEqual([]);
+  }, 120_000);
 });

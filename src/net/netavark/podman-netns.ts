@@ -23,7 +23,7 @@
 // to them, and the next daemon adopts the keeper. netavark, ip and the
 // like run through a runner of burrow's in the keeper's netns (spawn()).
 import * as v from "valibot";
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, constants } from "node:fs";
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, constants } from "node:fs";
 import { BurrowError, messageOf } from "../../errors.ts";
 import { log } from "../../log.ts";
 import { Mutex } from "../../mutex.ts";
@@ -118,9 +118,43 @@ export class PodmanRootlessNetns {
   /** Takes podman's namespace (made by podman when there is none), once. */
   ensure(): Promise<void> {
     return this.mutex.run(async () => {
-      if (this.alive()) return;
+      if (this.alive()) {
+        if (this.podmanLetGo(this.keeper!))
+          throw new BurrowError(
+            `podman 4 removed its rootless network namespace under burrow's sandboxes (burrow's anchor container ${this.anchorName} is gone: podman rm -a or system prune?), so they have lost their outbound connection and podman's containers; remove the sandboxes on netavark networks (burrow rm -f NAME) and run them again`,
+            { kind: "setup" },
+          );
+        return;
+      }
       this.keeper = await this.start();
     });
+  }
+
+  /**
+   * podman 4 only: podman no longer has the namespace the keeper holds. A
+   * user's `podman rm -a` or `system prune` removes the anchor, and podman
+   * then removes its namespace (its file and slirp4netns) with it; the
+   * keeper's copy lives on apart from podman's next one. Seen from the
+   * pause process's mount namespace, where podman binds its netns file.
+   */
+  private podmanLetGo(k: Keeper): boolean {
+    const pause = k.anchor ? sharedPause() : null;
+    if (pause === null) return false;
+    try {
+      const own = statSync(`/proc/${k.pid}/ns/net`);
+      const dir = `/proc/${pause}/root${this.xdgRuntimeDir}/netns`;
+      for (const f of readdirSync(dir)) {
+        if (!f.startsWith("rootless-netns-")) continue;
+        try {
+          const st = statSync(`${dir}/${f}`);
+          if (st.ino === own.ino && st.dev === own.dev) return false;
+        } catch {}
+      }
+      return true;
+    } catch {
+      // Not readable (the keeper ending, the pause process gone): not this question's to answer.
+      return false;
+    }
   }
 
   private async start(): Promise<Keeper> {
