@@ -199,4 +199,29 @@ describeWhen(why)("rootless, podman 4: one network namespace with podman (BURROW
     await burrow(["rm", "-f", "after"]);
     expect(await containers()).toEqual([]);
   }, 120_000);
+
+  test("an anchor podman cannot start fails the run in one line with podman's reason, exit 125, and leaves no sandbox, container, keeper or namespace", async () => {
+    // podman's pause process, made while podman works; then podman's OCI runtime, named in
+    // containers.conf, is not there: podman refuses the anchor's run (burrow joins the live pause
+    // process without asking podman; a podman that cannot even unshare leaves burrow in its own).
+    expect((await podman(["unshare", "true"])).code).toBe(0);
+    const conf = `${t.dirs.root}/broken.conf`;
+    writeFileSync(
+      conf,
+      '[engine]\nruntime = "burrow-no-such-runtime"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n[network]\nnetwork_backend = "netavark"\n',
+      {
+        mode: 0o644,
+      },
+    );
+    const broken = { ...env, CONTAINERS_CONF: conf };
+    const r = await t.burrow(["run", "-d", "--network", "podman", "--name", "nope", "--", "sleep", "1000"], { env: broken, timeoutMs: 60_000 });
+    expect(r.code).toBe(125);
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    expect(r.stderr).toContain("podman 4 could not start burrow's anchor container on network podman: ");
+    expect(r.stderr).toContain("burrow-no-such-runtime");
+    expect(JSON.parse(await t.burrowOk(["ps", "-a", "--format", "json"], { env: broken }))).toEqual([]);
+    expect(await containers()).toEqual([]);
+    expect(rootlessNetns()).toEqual([]);
+    expect(existsSync(`${t.dirs.stateDir}/podman-netns.json`)).toBe(false);
+  }, 120_000);
 });
