@@ -37,7 +37,7 @@ import { findHelper, helperConf } from "../../machine/helpers.ts";
 import { DEFAULT_NETWORK_NAME } from "./networks-dir.ts";
 import { podmanMajor, sharedPause } from "../../podman-pause.ts";
 import { CniRunner } from "../cni/rootless-netns.ts";
-import type { SpawnRequest, SpawnResult } from "../cni/spawn.ts";
+import { bunSpawner, type SpawnRequest, type SpawnResult } from "../cni/spawn.ts";
 
 const Keeper = v.object({
   /** The keeper (tail), inside podman's rootless netns and mount namespace. */
@@ -199,28 +199,14 @@ export class PodmanRootlessNetns {
   private async podmanMajorOf(podman: string): Promise<number | null> {
     if (this.major !== undefined) return this.major;
     const r = await this.runPodman(podman, null, ["--version"], cleanEnv({ PODMAN_IGNORE_CGROUPSV1_WARNING: "1" }), 10_000);
-    this.major = r.code === 0 ? podmanMajor(r.stdout) : null;
+    this.major = r.exitCode === 0 ? podmanMajor(r.stdout) : null;
     return this.major;
   }
 
-  /** One podman command, in the pause process's mount namespace when `pause` is given; its output and exit code (null: killed at the deadline). */
-  private async runPodman(
-    podman: string,
-    pause: number | null,
-    args: string[],
-    env: Record<string, string>,
-    timeoutMs: number,
-  ): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  /** One podman command (the plugins' spawner: output, exit code, deadline), in the pause process's mount namespace when `pause` is given. */
+  private runPodman(podman: string, pause: number | null, args: string[], env: Record<string, string>, timeoutMs: number): Promise<SpawnResult> {
     const argv = pause === null ? [podman, ...args] : ["nsenter", `--mount=/proc/${pause}/ns/mnt`, "--", podman, ...args];
-    const proc = Bun.spawn(argv, { env, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
-    const timer = setTimeout(() => proc.kill("SIGKILL"), timeoutMs);
-    try {
-      const [stdout, stderr] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
-      await proc.exited;
-      return { code: proc.signalCode ? null : proc.exitCode, stdout, stderr };
-    } finally {
-      clearTimeout(timer);
-    }
+    return bunSpawner({ argv, env, stdin: "", timeoutMs });
   }
 
   /** The anchor's name: one per session (its holder). */
@@ -237,57 +223,63 @@ export class PodmanRootlessNetns {
    * burrow's with /usr bound read-only; no image is pulled, no capability kept.
    */
   private async startAnchor(podman: string, pause: number, env: Record<string, string>): Promise<string> {
-    // One of this session's name left by a daemon that could not remove it: no sandbox is on it (the keeper ended).
-    await this.runPodman(podman, pause, ["rm", "-f", "-t", "0", "--ignore", this.anchorName], env, 30_000);
     const root = `${this.paths.stateDir}/podman-anchor`;
     rmSync(root, { recursive: true, force: true });
     mkdirSync(root, { mode: 0o700 });
     for (const dir of ["bin", "lib", "lib64", "sbin"]) symlinkSync(`usr/${dir}`, `${root}/${dir}`);
     const net = helperConf().defaultNetwork ?? DEFAULT_NETWORK_NAME;
-    const r = await this.runPodman(
-      podman,
-      pause,
-      [
-        "run",
-        "-d",
-        "--rm",
-        "--name",
-        this.anchorName,
-        "--label",
-        "io.burrow.anchor=1",
-        "--network",
-        net,
-        "--pid",
-        "host",
-        "--read-only",
-        "--pull",
-        "never",
-        "--log-driver",
-        "none",
-        "--cap-drop",
-        "all",
-        "--security-opt",
-        "no-new-privileges",
-        "-v",
-        "/usr:/usr:ro",
-        "--rootfs",
-        root,
-        "/usr/bin/tail",
-        "-f",
-        "-s",
-        "2",
-        `--pid=${this.holder}`,
-        "/dev/null",
-      ],
-      env,
-      60_000,
-    );
+    const run = () =>
+      this.runPodman(
+        podman,
+        pause,
+        [
+          "run",
+          "-d",
+          "--rm",
+          "--name",
+          this.anchorName,
+          "--label",
+          "io.burrow.anchor=1",
+          "--network",
+          net,
+          "--pid",
+          "host",
+          "--read-only",
+          "--pull",
+          "never",
+          "--log-driver",
+          "none",
+          "--cap-drop",
+          "all",
+          "--security-opt",
+          "no-new-privileges",
+          "-v",
+          "/usr:/usr:ro",
+          "--rootfs",
+          root,
+          "/usr/bin/tail",
+          "-f",
+          "-s",
+          "2",
+          `--pid=${this.holder}`,
+          "/dev/null",
+        ],
+        env,
+        60_000,
+      );
+    let r = await run();
+    // One of this session's name left by a daemon that could not remove it: no sandbox is on it (the keeper ended).
+    if (r.exitCode !== 0 && /already in use/.test(r.stderr)) {
+      await this.runPodman(podman, pause, ["rm", "-f", "-t", "0", "--ignore", this.anchorName], env, 30_000);
+      r = await run();
+    }
     const id = r.stdout.trim().split("\n").at(-1) ?? "";
-    if (r.code !== 0 || !/^[0-9a-f]{64}$/.test(id)) {
+    if (r.exitCode !== 0 || !/^[0-9a-f]{64}$/.test(id)) {
       const why = (r.stderr.trim().split("\n").filter(Boolean).at(-1) ?? "").replace(/^Error: /, "");
-      if (/^[0-9a-f]{64}$/.test(id)) await this.removeAnchor(id);
+      // A container podman made and could not start, if any, by name: nothing of the attempt stays.
+      await this.removeAnchor(this.anchorName);
       throw new BurrowError(
-        `podman 4 could not start burrow's anchor container on network ${net}: ${why || `podman run exited with ${r.code ?? "a signal"}`}`,
+        `podman 4 could not start burrow's anchor container on network ${net}: ${why || `podman run exited with ${r.exitCode ?? "a signal"}`}`,
         {
           kind: "setup",
         },
@@ -297,19 +289,23 @@ export class PodmanRootlessNetns {
     return id;
   }
 
-  /** Removes the anchor (podman then removes its namespace when nothing of its own is left on it). */
-  private async removeAnchor(id: string): Promise<Error[]> {
+  /** Removes the anchor, by id or name (podman then removes its namespace when nothing of its own is left on it). */
+  private async removeAnchor(idOrName: string): Promise<Error[]> {
+    const label = /^[0-9a-f]{64}$/.test(idOrName) ? idOrName.slice(0, 12) : idOrName;
     const podman = findHelper("podman");
     const pause = sharedPause();
     // Without podman's pause process it cannot be reached; it ends with the holder (tail --pid) and podman removes it.
     if (!podman || pause === null)
-      return [new Error(`burrow's anchor container ${id.slice(0, 12)} is left to end with the session: podman or its pause process is gone`)];
+      return [new Error(`burrow's anchor container ${label} is left to end with the session: podman or its pause process is gone`)];
     try {
-      const r = await this.runPodman(podman, pause, ["rm", "-f", "-t", "0", "--ignore", id], this.podmanEnv(), 60_000);
-      if (r.code === 0) return [];
-      return [new Error(`podman rm of burrow's anchor container ${id.slice(0, 12)}: ${r.stderr.trim().split("\n").at(-1) ?? `exit ${r.code}`}`)];
+      const r = await this.runPodman(podman, pause, ["rm", "-f", "-t", "0", "--ignore", idOrName], this.podmanEnv(), 60_000);
+      if (r.exitCode !== 0)
+        return [new Error(`podman rm of burrow's anchor container ${label}: ${r.stderr.trim().split("\n").at(-1) ?? `exit ${r.exitCode}`}`)];
+      // Its root, the state dir's scaffolding: made again with the next anchor.
+      rmSync(`${this.paths.stateDir}/podman-anchor`, { recursive: true, force: true });
+      return [];
     } catch (e) {
-      return [new Error(`podman rm of burrow's anchor container ${id.slice(0, 12)}: ${messageOf(e)}`)];
+      return [new Error(`podman rm of burrow's anchor container ${label}: ${messageOf(e)}`)];
     }
   }
 
