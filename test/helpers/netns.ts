@@ -40,6 +40,21 @@ export async function createNetns(): Promise<TestNetns> {
   return { name, path, remove: () => removeNetns(name) };
 }
 
+/**
+ * Gives a test netns what a host's rootful pasta copies into a sandbox: an
+ * interface with an IPv4 address and a default route (pasta refuses to start
+ * without one: "No external routable interface"). A veth pair inside the
+ * namespace (this kernel may lack the dummy driver), documentation addresses
+ * (RFC 5737): what is sent out goes nowhere. Deleted with the namespace.
+ */
+export async function addUplink(ns: TestNetns): Promise<void> {
+  await sh(["ip", "-n", ns.name, "link", "add", "uplink0", "type", "veth", "peer", "name", "uplink1"]);
+  await sh(["ip", "-n", ns.name, "addr", "add", "192.0.2.10/24", "dev", "uplink0"]);
+  await sh(["ip", "-n", ns.name, "link", "set", "uplink0", "up"]);
+  await sh(["ip", "-n", ns.name, "link", "set", "uplink1", "up"]);
+  await sh(["ip", "-n", ns.name, "route", "add", "default", "via", "192.0.2.1", "dev", "uplink0"]);
+}
+
 /** A namespace's identity as /proc/PID/ns/net shows it ("net:[INODE]"), for
  * a /proc/PID/ns/* link or a pin such as /run/netns/NAME. */
 export function netnsId(path: string): string | null {

@@ -8,7 +8,7 @@ import { afterEach, beforeEach, expect, test } from "bun:test";
 import { chownSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { burrowContext, type BurrowContext, daemonPidsOf } from "../helpers/context.ts";
 import { integrationUnavailable, testUser } from "../helpers/env.ts";
-import { listPids } from "../helpers/netns.ts";
+import { addUplink, listPids } from "../helpers/netns.ts";
 import { fetchFromHost } from "../helpers/published.ts";
 import { until } from "../helpers/until.ts";
 import { describeWhen } from "../helpers/requirements.ts";
@@ -87,10 +87,10 @@ for (const mode of ["rootless", "rootful"] as const) {
       const ports = { slirp: nextPort++, pasta: nextPort++, bridge: nextPort++ };
       await t.burrowOk(["network", "create", "recovernet"]);
       await web(t, "slirp", "slirp4netns", ports.slirp);
-      // pasta needs an interface with a route out, which the rootful test netns (lo only) lacks.
-      if (mode === "rootless") await web(t, "pasta", "pasta", ports.pasta);
-      else console.warn("rootful: no pasta sandbox: the test netns has no routable interface for pasta");
-      const sandboxes = mode === "rootless" ? 3 : 2;
+      // pasta needs an interface with a route out: rootful, the test netns is given one.
+      if (t.netns) await addUplink(t.netns);
+      await web(t, "pasta", "pasta", ports.pasta);
+      const sandboxes = 3;
       await web(t, "bridged", "recovernet", ports.bridge);
       expect(contextProcesses(t, /^(slirp4netns|pasta|passt)/).length).toBeGreaterThanOrEqual(sandboxes - 1);
 
