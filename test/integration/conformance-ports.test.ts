@@ -12,6 +12,7 @@ import type { Mode } from "../helpers/run.ts";
 import { until } from "../helpers/until.ts";
 import { describeWhen } from "../helpers/requirements.ts";
 import { SHARED_PASTA_CONF } from "../helpers/shared-netns.ts";
+import { addUplink } from "../helpers/netns.ts";
 import { BUN, startSandboxServers } from "../helpers/sandbox-servers.ts";
 
 const why = integrationUnavailable();
@@ -31,6 +32,8 @@ interface DriverCase {
   containersConf?: string;
   /** More `run` flags for every sandbox of the case (e.g. --accelerate). */
   runFlags?: string[];
+  /** Rootful pasta: the test netns needs a routable interface for pasta to copy (addUplink). */
+  uplink?: boolean;
 }
 
 const DRIVERS: DriverCase[] = [
@@ -45,6 +48,15 @@ const DRIVERS: DriverCase[] = [
     udp: pastaVersionLine().includes("unknown version")
       ? "Debian 12's pasta (git20230309) delivers a loopback client's datagram into the sandbox but drops the reply (a pasta 2023 limitation: docs/decisions.md)"
       : true,
+  },
+  {
+    driver: "pasta (rootful)",
+    mode: "rootful",
+    network: "pasta",
+    udp: pastaVersionLine().includes("unknown version")
+      ? "Debian 12's pasta (git20230309) delivers a loopback client's datagram into the sandbox but drops the reply (a pasta 2023 limitation: docs/decisions.md)"
+      : true,
+    uplink: true,
   },
   { driver: "builtin forwarder (rootless bridge)", mode: "rootless", network: "bridge", udp: true },
   // The same forwarder when pasta connects the bridges' shared rootless namespace (issue 15 item 1).
@@ -94,6 +106,7 @@ describeWhen(why)("port driver conformance", () => {
     describe(d.driver, () => {
       beforeEach(async () => {
         t = await burrowContext(d.mode, { containersConf: d.containersConf });
+        if (d.uplink && t.netns) await addUplink(t.netns);
       });
 
       test("TCP, UDP, a range, a random host port and a half-close are forwarded; nothing is left after", async () => {
