@@ -4,7 +4,7 @@
 import { readFileSync } from "node:fs";
 import { BurrowError, EXIT, messageOf } from "../errors.ts";
 import { log, logPlainToFd } from "../log.ts";
-import { controlSocket, resolvePaths, sandboxLog } from "../paths.ts";
+import { controlSocket, resolvePaths, sandboxLog, sandboxStateDir } from "../paths.ts";
 import { reattachLog } from "./log-copy.ts";
 import type { Handlers, Op } from "../protocol.ts";
 import { RequestRefused, parseArgs, readBody, routeOf, shortMessage } from "./request.ts";
@@ -24,7 +24,7 @@ import { networkHandlers } from "./networks.ts";
 import { createPortDrivers } from "../ports/registry.ts";
 import { createNetworkBackends, type NetworkBackends } from "../net/registry.ts";
 import { LOCK, flock } from "../sys/proc.ts";
-import { openSync, closeSync } from "node:fs";
+import { closeSync, existsSync, openSync } from "node:fs";
 import { RuntimeOwner, holderFromParent } from "./ownership.ts";
 import { acquireStateLock } from "../state/lock.ts";
 import { DAEMON_EXIT } from "../userns/supervisor.ts";
@@ -152,7 +152,22 @@ export async function daemonMain(): Promise<void> {
   // First of all: the output of detached commands that outlived the last
   // daemon waits in their pipes, and a command that exits before it is
   // read takes it with it.
-  for (const s of service.list(false)) if (s.status === "running" && s.spec.detach) reattachLog(s, sandboxLog(paths, s));
+  for (const s of service.list(false)) {
+    if (s.status !== "running" || !s.spec.detach) continue;
+    const logPath = sandboxLog(paths, s);
+    // Its directory removed with the whole state dir (written back, then this start): the command's
+    // output goes on into a new log there instead of filling its pipe until it blocks.
+    const dir = sandboxStateDir(paths, s.id);
+    if (logPath.startsWith(`${dir}/`) && !existsSync(dir)) {
+      try {
+        ensurePrivateDir(`${paths.stateDir}/sandboxes`);
+        ensurePrivateDir(dir);
+      } catch (e) {
+        log.warn(`log of ${logPath}: cannot make its directory again: ${messageOf(e)}`);
+      }
+    }
+    reattachLog(s, logPath);
+  }
   const reconciled = owner
     .restoreSandboxes()
     .then(() => service.reconcile())
@@ -228,6 +243,8 @@ export async function daemonMain(): Promise<void> {
   void prepareEnterHelper();
 
   const idleMs = Number(process.env.BURROW_IDLE_TIMEOUT ?? "30") * 1000;
+  /** The last write-back failure said (housekeeping), so that it is not said again every turn. */
+  let restoreFailed = "";
   let shuttingDown = false;
   const shutdown = async (why: string, opts: { handOver?: boolean } = {}) => {
     if (shuttingDown) return;
@@ -293,9 +310,23 @@ export async function daemonMain(): Promise<void> {
         await reconciled;
         // state.db removed under us: written back from our handle, then a
         // restart (the supervisor's, at once) opens it as any start does.
-        if (!shuttingDown && restoreDeletedState(stateDb, paths.stateDir)) {
-          log.warn(`${stateDbFile(paths.stateDir)} was deleted while the daemon ran: written back from the open database; restarting on it`);
-          process.exit(EXIT_RESTORED_STATE);
+        // Its whole directory too (an rm -rf of ~/.local/share/burrow): made
+        // again, private, as a start makes it. A write-back that fails is
+        // said once, not every turn, and keeps nothing below from running:
+        // the daemon still reaps, and still ends when idle.
+        if (!shuttingDown) {
+          try {
+            if (!existsSync(paths.stateDir)) ensurePrivateDir(paths.stateDir);
+            if (restoreDeletedState(stateDb, paths.stateDir)) {
+              log.warn(`${stateDbFile(paths.stateDir)} was deleted while the daemon ran: written back from the open database; restarting on it`);
+              process.exit(EXIT_RESTORED_STATE);
+            }
+            restoreFailed = "";
+          } catch (e) {
+            const why = messageOf(e);
+            if (why !== restoreFailed) log.warn(`cannot write ${stateDbFile(paths.stateDir)} back: ${why}`);
+            restoreFailed = why;
+          }
         }
         if (holder && !holderAlive(holder)) {
           log.warn("the rootless session holder died: every sandbox of this session is gone");

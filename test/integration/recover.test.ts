@@ -5,7 +5,7 @@
 // pins and CNI attachments; a daemon that starts on a fresh database (the
 // old one deleted) does the same. Every test ends with the leak check.
 import { afterEach, beforeEach, expect, test } from "bun:test";
-import { chownSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { chownSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { burrowContext, type BurrowContext, daemonPidsOf } from "../helpers/context.ts";
 import { integrationUnavailable, testUser } from "../helpers/env.ts";
 import { addUplink, listPids } from "../helpers/netns.ts";
@@ -198,6 +198,63 @@ for (const mode of ["rootless", "rootful"] as const) {
       expect(await until(() => fetchFromHost(t, port), 10000, "the port after the restart")).toBe("kept\n");
       expect((await t.burrow(["doctor"])).stdout).toMatch(/^ok\s+state database\s+.*1 sandbox,/m);
       await t.burrowOk(["rm", "-f", "kept"]);
+    });
+
+    test("the state directory removed under a running daemon (rm -rf): made again, private, and written back; the sandbox keeps its port, and with nothing left the daemon still ends when idle", async () => {
+      const port = nextPort++;
+      // A daemon that ends 1 s after its last sandbox: the end of the test sees that it still does.
+      await t.burrowOk(["ps"], { env: { BURROW_IDLE_TIMEOUT: "1" } });
+      await web(t, "kept", "slirp4netns", port);
+      // Its log's directory goes with the state dir: its output must go on into a new log, not fill its pipe.
+      await t.burrowOk(["run", "-d", "--name", "talker", "--network", "none", "--", "sh", "-c", "i=0; while :; do echo line $i; i=$((i+1)); sleep 0.05; done"]);
+      const daemon = daemonPid(t.dirs.runtimeDir)!;
+      rmSync(t.dirs.stateDir, { recursive: true, force: true });
+      await until(() => existsSync(`${t.dirs.stateDir}/state.db`), 5000, "state.db to be written back");
+      await until(
+        () => {
+          const d = daemonPid(t.dirs.runtimeDir);
+          return d !== undefined && d !== daemon;
+        },
+        5000,
+        "the restarted daemon",
+      );
+      const st = statSync(t.dirs.stateDir);
+      expect(st.mode & 0o777).toBe(0o700);
+      expect(st.uid).toBe(t.mode === "rootless" ? testUser().uid : 0);
+      const ps = JSON.parse(await t.burrowOk(["ps", "-a", "--format", "json"]));
+      expect(ps.map((s: { Names: string[]; State: string }) => [s.Names[0], s.State]).sort()).toEqual([
+        ["kept", "running"],
+        ["talker", "running"],
+      ]);
+      expect(await until(() => fetchFromHost(t, port), 10000, "the port after the restart")).toBe("kept\n");
+      // The new log grows: lines written after the restart, numbered on from before it.
+      const lines = async () => (await t.burrowOk(["logs", "talker"])).trim().split("\n").filter(Boolean);
+      const first = await until(async () => ((await lines()).length > 0 ? await lines() : null), 10000, "talker's new log");
+      expect(first[0]).toMatch(/^line [1-9]\d*$/);
+      await until(async () => ((await lines()).length > first.length + 5 ? true : null), 10000, "talker's log to grow");
+      expect((await t.burrow(["doctor"])).stdout).toMatch(/^ok\s+state database\s+.*2 sandboxes,/m);
+      await t.burrowOk(["rm", "-f", "kept", "talker"]);
+      // Again with nothing running: written back, and the daemon ends when idle instead of trying every second.
+      rmSync(t.dirs.stateDir, { recursive: true, force: true });
+      await until(() => daemonPidsOf(t.dirs.runtimeDir).length === 0 || null, 10000, "the daemon's idle exit");
+      expect(existsSync(`${t.dirs.stateDir}/state.db`)).toBe(true);
+    });
+
+    test("a state directory that cannot be made again (a file in its place): said once in the daemon's log, and the daemon still ends when idle", async () => {
+      await t.burrowOk(["ps"], { env: { BURROW_IDLE_TIMEOUT: "1" } });
+      expect(daemonPid(t.dirs.runtimeDir)).toBeGreaterThan(0);
+      rmSync(t.dirs.stateDir, { recursive: true, force: true });
+      writeFileSync(t.dirs.stateDir, "not a directory\n");
+      try {
+        await until(() => daemonPidsOf(t.dirs.runtimeDir).length === 0 || null, 10000, "the daemon's idle exit");
+        const said = readFileSync(`${t.dirs.runtimeDir}/daemon.log`, "utf8")
+          .split("\n")
+          .filter((l) => l.includes("cannot write") && l.includes("state.db back"));
+        expect(said).toHaveLength(1);
+        expect(said[0]).toContain(t.dirs.stateDir);
+      } finally {
+        rmSync(t.dirs.stateDir, { force: true });
+      }
     });
 
     test("state.db deleted between daemons: the next daemon stops the sandbox it has no record of", async () => {
