@@ -429,6 +429,27 @@ for (const mode of ["rootless", "rootful"] as const) {
       await t.burrowOk(["rm", "-f", "ok"]);
     }, 60000);
 
+    if (mode === "rootless")
+      test("macvlan rootless: create is refused, and one written by hand is listed but refused on run and connect in one line, nothing made", async () => {
+        const made = await t.burrow(["network", "create", "-d", "macvlan", "mv"]);
+        expect(made.code).toBe(125);
+        expect(made.stderr).toBe('Error: network driver "macvlan" needs root: a rootless sandbox has no host interface to attach it to; use bridge\n');
+        expect(existsSync(`${t.dirs.cniConfigDir}/mv.conflist`)).toBe(false);
+        // What podman v3 writes for `network create -d macvlan` (DHCP, no parent).
+        const conflist = { cniVersion: "0.4.0", name: "mvhand", plugins: [{ type: "macvlan", master: "", ipam: { type: "dhcp" } }] };
+        ownFile(t, `${t.dirs.cniConfigDir}/mvhand.conflist`, JSON.stringify(conflist));
+        expect(await t.burrowOk(["network", "ls", "--format", "{{.Name}} {{.Driver}}"])).toBe("burrow bridge\nmvhand macvlan\n");
+        const refusal =
+          'Error: network mvhand cannot be used rootless: driver "macvlan" needs a host interface, which a rootless sandbox cannot attach to; use a bridge network\n';
+        const run = await t.burrow(["run", "--rm", "--network", "mvhand", "--", "true"]);
+        expect([run.code, run.stderr]).toEqual([125, refusal]);
+        await t.burrowOk(["run", "-d", "--name", "plain", "--network", "none", "--", "sleep", "300"]);
+        const connect = await t.burrow(["network", "connect", "mvhand", "plain"]);
+        expect([connect.code, connect.stderr]).toEqual([125, refusal]);
+        expect(JSON.parse(await t.burrowOk(["ps", "-a", "--format", "json"])).map((r: { Names: string[] }) => r.Names[0])).toEqual(["plain"]);
+        await t.burrowOk(["rm", "-f", "plain"]);
+      });
+
     test("network create/ls/rm follow podman's conventions", async () => {
       expect(await t.burrowOk(["network", "create", "zeta"])).toBe("zeta\n");
       expect(await t.burrowOk(["network", "create", "alpha"])).toBe("alpha\n");

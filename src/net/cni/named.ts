@@ -82,18 +82,39 @@ async function pluginsDone(id: string, ms = 5000): Promise<void> {
   }
 }
 
+/**
+ * Rootless, the CNI plugins run in burrow's own rootless namespace, whose
+ * only link out is slirp4netns's or pasta's tap: a macvlan there has no host
+ * interface to sit on (and its default IPAM, dhcp, no daemon to ask), so
+ * the plugin fails half-way in its own words. Said first, in one line.
+ */
+function refuseRootlessMacvlan(cni: CniNetworking, net: Network): void {
+  if (cni.rootlessNetns && net.driver === "macvlan")
+    throw new BurrowError(
+      `network ${net.name} cannot be used rootless: driver "macvlan" needs a host interface, which a rootless sandbox cannot attach to; use a bridge network`,
+      { kind: "bad-input" },
+    );
+}
+
 function cniNetworks(cni: CniNetworking): NetworksCapability<"cni", CniRecord> {
   return {
     ...cniNaming,
     async checkCreate(mode, req) {
       // Before anything is made: a plugin would catch these only half-way, in its own words.
       const bridgeNetworks = networkNames(mode);
-      if (bridgeNetworks.length) checkStaticAddressing((await cni.networks(bridgeNetworks))[0], req);
+      if (!bridgeNetworks.length) return;
+      const nets = await cni.networks(bridgeNetworks);
+      for (const net of nets) refuseRootlessMacvlan(cni, net);
+      checkStaticAddressing(nets[0], req);
     },
 
     async create(a) {
       if (a.driver && a.driver !== "bridge" && a.driver !== "macvlan")
         throw new BurrowError(`unsupported network driver ${quote(a.driver)}: use bridge or macvlan`, { kind: "bad-input" });
+      if (a.driver === "macvlan" && cni.rootlessNetns)
+        throw new BurrowError(`network driver "macvlan" needs root: a rootless sandbox has no host interface to attach it to; use bridge`, {
+          kind: "bad-input",
+        });
       const { network, warnings } = await cni.store.create({
         name: a.name,
         driver: (a.driver as "bridge" | "macvlan" | undefined) ?? "bridge",
@@ -121,7 +142,10 @@ function cniNetworks(cni: CniNetworking): NetworksCapability<"cni", CniRecord> {
     // Every NamedNetwork given out here is a Network (get, prune).
     forget: (net) => cni.forget(net as Network),
 
-    checkConnect: (net, opts) => checkStaticAddressing(net as Network, opts),
+    checkConnect: (net, opts) => {
+      refuseRootlessMacvlan(cni, net as Network);
+      checkStaticAddressing(net as Network, opts);
+    },
     async connect(s, netns, net, aliases) {
       const record = cniRecordOf(s);
       const ifName = connectInterface(s.name, record.attachments, net.name);
