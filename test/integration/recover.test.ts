@@ -24,6 +24,19 @@ function daemonPid(runtimeDir: string): number | undefined {
   return daemonPidsOf(runtimeDir)[0];
 }
 
+/** Waits for state.db written back in the state dir and a daemon other than `before` (the supervisor's restart on it). */
+async function writtenBackAndRestarted(t: BurrowContext, before: number): Promise<void> {
+  await until(() => existsSync(`${t.dirs.stateDir}/state.db`), 5000, "state.db to be written back");
+  await until(
+    () => {
+      const d = daemonPid(t.dirs.runtimeDir);
+      return d !== undefined && d !== before;
+    },
+    5000,
+    "the restarted daemon",
+  );
+}
+
 /** Processes of this context's helpers (slirp4netns, pasta, dnsmasq) and sandboxes, by the dirs in their command line or environment. */
 function contextProcesses(t: BurrowContext, names: RegExp): number[] {
   return listPids().filter((pid) => {
@@ -184,15 +197,7 @@ for (const mode of ["rootless", "rootful"] as const) {
       await web(t, "kept", "slirp4netns", port);
       const daemon = daemonPid(t.dirs.runtimeDir)!;
       for (const suffix of ["", "-wal", "-shm"]) rmSync(`${t.dirs.stateDir}/state.db${suffix}`, { force: true });
-      await until(() => existsSync(`${t.dirs.stateDir}/state.db`), 5000, "state.db to be written back");
-      await until(
-        () => {
-          const d = daemonPid(t.dirs.runtimeDir);
-          return d !== undefined && d !== daemon;
-        },
-        5000,
-        "the restarted daemon",
-      );
+      await writtenBackAndRestarted(t, daemon);
       const ps = JSON.parse(await t.burrowOk(["ps", "-a", "--format", "json"]));
       expect(ps.map((s: { Names: string[]; State: string }) => [s.Names[0], s.State])).toEqual([["kept", "running"]]);
       expect(await until(() => fetchFromHost(t, port), 10000, "the port after the restart")).toBe("kept\n");
@@ -209,15 +214,7 @@ for (const mode of ["rootless", "rootful"] as const) {
       await t.burrowOk(["run", "-d", "--name", "talker", "--network", "none", "--", "sh", "-c", "i=0; while :; do echo line $i; i=$((i+1)); sleep 0.05; done"]);
       const daemon = daemonPid(t.dirs.runtimeDir)!;
       rmSync(t.dirs.stateDir, { recursive: true, force: true });
-      await until(() => existsSync(`${t.dirs.stateDir}/state.db`), 5000, "state.db to be written back");
-      await until(
-        () => {
-          const d = daemonPid(t.dirs.runtimeDir);
-          return d !== undefined && d !== daemon;
-        },
-        5000,
-        "the restarted daemon",
-      );
+      await writtenBackAndRestarted(t, daemon);
       const st = statSync(t.dirs.stateDir);
       expect(st.mode & 0o777).toBe(0o700);
       expect(st.uid).toBe(t.mode === "rootless" ? testUser().uid : 0);
