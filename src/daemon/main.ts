@@ -308,15 +308,13 @@ export async function daemonMain(): Promise<void> {
     async () => {
       try {
         await reconciled;
-        // state.db removed under us: written back from our handle, then a
-        // restart (the supervisor's, at once) opens it as any start does.
-        // Its whole directory too (an rm -rf of ~/.local/share/burrow): made
-        // again, private, as a start makes it. A write-back that fails is
-        // said once, not every turn, and keeps nothing below from running:
-        // the daemon still reaps, and still ends when idle.
+        // state.db (or its whole directory) removed under us: written back
+        // from our handle, then a restart (the supervisor's, at once) opens it
+        // as any start does. A write-back that fails is said once, not every
+        // turn, and keeps nothing below from running: the daemon still reaps,
+        // and still ends when idle.
         if (!shuttingDown) {
           try {
-            if (!existsSync(paths.stateDir)) ensurePrivateDir(paths.stateDir);
             if (restoreDeletedState(stateDb, paths.stateDir)) {
               log.warn(`${stateDbFile(paths.stateDir)} was deleted while the daemon ran: written back from the open database; restarting on it`);
               process.exit(EXIT_RESTORED_STATE);

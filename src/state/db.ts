@@ -1,7 +1,8 @@
 // The daemon's state: bun:sqlite in WAL mode with numbered migrations
 // (PRAGMA user_version). Only the daemon opens it.
 import { Database } from "bun:sqlite";
-import { mkdirSync, renameSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, renameSync, rmSync, statSync } from "node:fs";
+import { ensurePrivateDir } from "../private-file.ts";
 
 const MIGRATIONS: string[] = [
   `CREATE TABLE sandboxes (
@@ -78,14 +79,16 @@ export function openState(dir: string): Database {
 }
 
 /**
- * When state.db is gone from `dir` while `db` (opened from it) is still
- * good: writes the database back in its place from the open handle and
+ * When state.db (or `dir` itself) is gone while `db` (opened from it) is
+ * still good: writes the database back in its place from the open handle and
  * returns true; the caller must stop using `db` (it is closed) and start
  * again on the file. Synchronous from start to end, so no request of the
  * daemon runs in between. Returns false when the file is there.
  */
 export function restoreDeletedState(db: Database, dir: string): boolean {
   if (statSync(stateDbFile(dir), { throwIfNoEntry: false })) return false;
+  // Its whole directory removed (an rm -rf of ~/.local/share/burrow): made again, private, as a start makes it.
+  if (!existsSync(dir)) ensurePrivateDir(dir);
   const tmp = `${stateDbFile(dir)}.restoring`;
   rmSync(tmp, { force: true });
   // Everything into the (unlinked) main file first, then a full copy of it.

@@ -3,19 +3,16 @@
 // under the daemon start lock (src/userns/session.ts).
 import { podmanMajor, pausePidFile, readPausePid } from "../podman-pause.ts";
 import { which } from "./idmap.ts";
+import { runProcess } from "../run-process.ts";
 
 type Env = Record<string, string | undefined>;
 
+/** A podman command's exit status and output (its warnings about cgroups v1 quieted). */
 async function run(argv: string[], env: Env, timeoutMs: number): Promise<{ code: number | null; stdout: string }> {
-  const proc = Bun.spawn(argv, { env: { ...env, PODMAN_IGNORE_CGROUPSV1_WARNING: "1" }, stdin: "ignore", stdout: "pipe", stderr: "ignore" });
-  const timer = setTimeout(() => proc.kill("SIGKILL"), timeoutMs);
-  try {
-    const stdout = await new Response(proc.stdout).text();
-    await proc.exited;
-    return { code: proc.signalCode ? null : proc.exitCode, stdout };
-  } finally {
-    clearTimeout(timer);
-  }
+  const clean: Record<string, string> = {};
+  for (const [k, val] of Object.entries(env)) if (val !== undefined) clean[k] = val;
+  const r = await runProcess({ argv, env: { ...clean, PODMAN_IGNORE_CGROUPSV1_WARNING: "1" }, stdin: "", timeoutMs });
+  return { code: r.exitCode, stdout: r.stdout };
 }
 
 /**

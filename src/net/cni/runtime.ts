@@ -254,10 +254,10 @@ const HANDS_ON = new Set(["portmap", "firewall", "tuning", "dnsname"]);
  */
 export function addGroups(plugins: readonly PluginConf[]): PluginConf[][] {
   const groups: PluginConf[][] = [];
-  for (const [i, plugin] of plugins.entries()) {
+  for (const plugin of plugins) {
     const last = groups.at(-1);
     // Never into the first plugin's group: it makes what the others read.
-    if (i > 0 && groups.length > 1 && last && HANDS_ON.has(plugin.type) && HANDS_ON.has(last[0]!.type)) last.push(plugin);
+    if (groups.length > 1 && last && HANDS_ON.has(plugin.type) && HANDS_ON.has(last[0]!.type)) last.push(plugin);
     else groups.push([plugin]);
   }
   return groups;
