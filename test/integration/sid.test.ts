@@ -28,6 +28,14 @@ const ROOTFUL_PODMAN = `export PODMAN_IGNORE_CGROUPSV1_WARNING=1 BURROW_NETWORKS
 P="podman --root /run/t/storage --runroot /run/t/runroot --network-config-dir /run/t/networks"
 ip link set lo up`;
 
+/** Runs a shell script in the entry as the test user; it must succeed with nothing on stderr. Its output's lines. */
+async function scriptLines(script: string): Promise<string[]> {
+  const r = await sidRun(["sh", "-ec", script]);
+  expect(r.stderr).toBe("");
+  expect(r.code).toBe(0);
+  return r.stdout.trim().split("\n");
+}
+
 tier("sid tier", () => {
   sidTierChecks();
 
@@ -61,10 +69,7 @@ done
 echo "$body"
 burrow rm -f web >/dev/null
 burrow ps -a --format json`;
-    const r = await sidRun(["sh", "-ec", script]);
-    expect(r.stderr).toBe("");
-    expect(r.code).toBe(0);
-    const [body, ps] = r.stdout.trim().split("\n");
+    const [body, ps] = await scriptLines(script);
     expect(body).toBe("hello from sid");
     expect(JSON.parse(ps ?? "")).toEqual([]);
   }, 60_000);
@@ -92,10 +97,7 @@ PODMAN_IGNORE_CGROUPSV1_WARNING=1 podman unshare --rootless-netns /usr/sbin/nft 
 burrow rm -f web >/dev/null
 burrow network rm sidnet >/dev/null
 burrow ps -a --format json`;
-    const r = await sidRun(["sh", "-ec", script]);
-    expect(r.stderr).toBe("");
-    expect(r.code).toBe(0);
-    const lines = r.stdout.trim().split("\n");
+    const lines = await scriptLines(script);
     expect(lines[0]).toBe("netavark");
     expect(lines.slice(1, 4)).toEqual(["hello by name", "hello by name", "conformance-ok"]);
     expect(lines).toContain("table inet netavark");
@@ -281,10 +283,7 @@ podman rm -f -t 0 pc >/dev/null
 echo "after podman rm: $(refs)"
 keeper
 podman network rm shared >/dev/null`;
-    const r = await sidRun(["sh", "-ec", script]);
-    expect(r.stderr).toBe("");
-    expect(r.code).toBe(0);
-    const lines = r.stdout.trim().split("\n");
+    const lines = await scriptLines(script);
     expect(lines.slice(0, 4)).toEqual(["podman alone: 1", "both: 2", "podman netavark pasta", "info names podman's pasta"]);
     const [burrowIp, podmanIp] = [lines[4], lines[5]];
     expect(burrowIp).toMatch(/^10\.89\.97\.\d+$/);
@@ -313,10 +312,7 @@ echo "after burrow rm: $(refs)"
 ended "$pasta" "podman's pasta"
 ended "$aardvark" "aardvark-dns"
 burrow network rm later >/dev/null`;
-    const r = await sidRun(["sh", "-ec", script]);
-    expect(r.stderr).toBe("");
-    expect(r.code).toBe(0);
-    expect(r.stdout.trim().split("\n")).toEqual([
+    expect(await scriptLines(script)).toEqual([
       "before: gone",
       "sandbox alone: 1",
       "both: 2",
@@ -346,10 +342,7 @@ burrow exec bs -- sh -c '(exec 3</proc/self/ns/net) 2>/dev/null && echo "own ope
 burrow rm -f bs >/dev/null
 podman rm -f -t 0 pc >/dev/null
 podman network rm iso >/dev/null`;
-    const r = await sidRun(["sh", "-ec", script]);
-    expect(r.stderr).toBe("");
-    expect(r.code).toBe(0);
-    const lines = r.stdout.trim().split("\n");
+    const lines = await scriptLines(script);
     for (const refused of lines.slice(0, 2)) expect(refused).toMatch(/^(Permission denied|Operation not permitted)$/);
     expect(lines.slice(2)).toEqual(["own opened", "not opened"]);
   }, 120_000);
@@ -379,10 +372,7 @@ echo "refs $(refs)"
 burrow rm -f a b >/dev/null
 burrow network rm n1 n2 >/dev/null
 echo "after rm: $(refs)"`;
-    const r = await sidRun(["sh", "-ec", script]);
-    expect(r.stderr).toBe("");
-    expect(r.code).toBe(0);
-    const lines = r.stdout.trim().split("\n");
+    const lines = await scriptLines(script);
     expect(lines.slice(0, 4)).toEqual(["served", "served", "served", "served"]);
     expect(lines[4]).toMatch(/^eth0 10\.89\.80\.\d+\/24$/);
     expect(lines[5]).toMatch(/^eth1 10\.89\.81\.\d+\/24$/);
@@ -403,10 +393,7 @@ burrow ps -a --format '{{.Names}}' | wc -l
 echo "namespace: $(refs)"
 keeper
 burrow network rm broken >/dev/null`;
-    const r = await sidRun(["sh", "-ec", script]);
-    expect(r.stderr).toBe("");
-    expect(r.code).toBe(0);
-    expect(r.stdout.trim().split("\n")).toEqual([
+    expect(await scriptLines(script)).toEqual([
       "exit 125",
       'Error: podman could not lend its rootless network namespace: invalid rootless network command "nosuchcmd"',
       "0",
@@ -434,10 +421,7 @@ burrow rm -f a b >/dev/null
 burrow network rm lo1 >/dev/null
 keeper
 ended "$now" "the new aardvark-dns"`;
-    const r = await sidRun(["sh", "-ec", script]);
-    expect(r.stderr).toBe("");
-    expect(r.code).toBe(0);
-    expect(r.stdout.trim().split("\n")).toEqual([
+    expect(await scriptLines(script)).toEqual([
       "bs",
       "a resolves b",
       "the old aardvark-dns ended",
@@ -499,10 +483,7 @@ keeper
 podman rm -f -t 0 pc >/dev/null
 echo "after podman rm: $(refs)"
 podman network rm kept >/dev/null`;
-    const r = await sidRun(["sh", "-ec", script]);
-    expect(r.stderr).toBe("");
-    expect(r.code).toBe(0);
-    expect(r.stdout.trim().split("\n")).toEqual(["bs", "killed: 2", "after burrow rm: 1", "no keeper", "after podman rm: gone"]);
+    expect(await scriptLines(script)).toEqual(["bs", "killed: 2", "after burrow rm: 1", "no keeper", "after podman rm: gone"]);
   }, 120_000);
 
   test("IPv6 ports on a netavark 1.17 network made with --ipv6, rootless: [::1] reaches the sandbox over IPv6", async () => {
@@ -516,10 +497,7 @@ burrow inspect web6 --format '{{.NetworkSettings.Networks.sid6.GlobalIPv6Address
 burrow rm -f web6 >/dev/null
 burrow network rm sid6 >/dev/null
 burrow ps -a --format json`;
-    const r = await sidRun(["sh", "-ec", script]);
-    expect(r.stderr).toBe("");
-    expect(r.code).toBe(0);
-    const [peer, own, rows] = r.stdout.trim().split("\n");
+    const [peer, own, rows] = await scriptLines(script);
     expect(own).toMatch(/^fd[0-9a-f]{2}:[0-9a-f:]+$/);
     expect(peer).toBe(`[::1]:${port} -> [${own}]`);
     expect(JSON.parse(rows ?? "")).toEqual([]);
