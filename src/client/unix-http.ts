@@ -120,26 +120,58 @@ export function postUnix(sock: string, path: string, body: string, opts: PostOpt
   });
 }
 
-/** Status and body of a whole HTTP/1.1 response. */
+/**
+ * Status and body of a whole HTTP/1.1 response. Read with indexOf and
+ * character codes, no regular expression: each one compiled on its first
+ * use, ~0.1 ms of every CLI's first reply (issue 17).
+ */
 export function parseReply(raw: Buffer): UnixReply {
   const end = raw.indexOf("\r\n\r\n");
   if (end < 0) throw new MalformedReply(raw.length ? "the reply has no end of headers" : "the connection closed without a reply");
-  const lines = raw.subarray(0, end).toString("latin1").split("\r\n");
-  const status = /^HTTP\/1\.[01] (\d{3})(?: |$)/.exec(lines[0] ?? "");
-  if (!status) throw new MalformedReply(`the reply's status line is not HTTP: ${JSON.stringify((lines[0] ?? "").slice(0, 40))}`);
-  const headers = new Map<string, string>();
-  for (const line of lines.slice(1)) {
-    const colon = line.indexOf(":");
-    if (colon > 0) headers.set(line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim());
+  const head = raw.toString("latin1", 0, end);
+  const eol = head.indexOf("\r\n");
+  const first = eol < 0 ? head : head.slice(0, eol);
+  const status = statusOf(first);
+  if (status === null) throw new MalformedReply(`the reply's status line is not HTTP: ${JSON.stringify(first.slice(0, 40))}`);
+  let length: string | undefined;
+  let chunked = false;
+  for (let at = eol < 0 ? head.length : eol + 2; at < head.length; ) {
+    let next = head.indexOf("\r\n", at);
+    if (next < 0) next = head.length;
+    const colon = head.indexOf(":", at);
+    if (colon > at && colon < next) {
+      const name = head.slice(at, colon).trim().toLowerCase();
+      const value = head.slice(colon + 1, next).trim();
+      if (name === "content-length") length = value;
+      else if (name === "transfer-encoding")
+        chunked = value
+          .toLowerCase()
+          .split(",")
+          .some((coding) => coding.trim() === "chunked");
+    }
+    at = next + 2;
   }
   let body = raw.subarray(end + 4);
-  if (/\bchunked\b/i.test(headers.get("transfer-encoding") ?? "")) body = unchunk(body);
-  else if (headers.has("content-length")) {
-    const length = Number(headers.get("content-length"));
-    if (!Number.isSafeInteger(length) || length < 0 || length > body.length) throw new MalformedReply("the reply is shorter than its Content-Length");
-    body = body.subarray(0, length);
+  if (chunked) body = unchunk(body);
+  else if (length !== undefined) {
+    const n = Number(length);
+    if (!Number.isSafeInteger(n) || n < 0 || n > body.length) throw new MalformedReply("the reply is shorter than its Content-Length");
+    body = body.subarray(0, n);
   }
-  return { status: Number(status[1]), text: body.toString("utf8") };
+  return { status, text: body.toString("utf8") };
+}
+
+/** The code of a status line "HTTP/1.x NNN[ reason]", or null. */
+function statusOf(line: string): number | null {
+  if (!line.startsWith("HTTP/1.") || (line[7] !== "0" && line[7] !== "1") || line[8] !== " ") return null;
+  if (line.length > 12 && line[12] !== " ") return null;
+  let code = 0;
+  for (let i = 9; i < 12; i++) {
+    const d = line.charCodeAt(i) - 48;
+    if (!(d >= 0 && d <= 9)) return null;
+    code = code * 10 + d;
+  }
+  return code;
 }
 
 function unchunk(body: Buffer): Buffer {

@@ -17,6 +17,9 @@ test("parseReply takes the body by Content-Length, or by chunks", () => {
     text: '{"a":1}',
   });
   expect(parseReply(Buffer.from("HTTP/1.1 204 No Content\r\n\r\n"))).toEqual({ status: 204, text: "" });
+  // No reason phrase; header names in any case, with spaces around the value; a coding list.
+  expect(parseReply(Buffer.from("HTTP/1.0 201\r\ncontent-LENGTH:  2 \r\n\r\n{}xx"))).toEqual({ status: 201, text: "{}" });
+  expect(parseReply(Buffer.from("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, Chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"))).toEqual({ status: 200, text: "{}" });
 });
 
 test("parseReply refuses what is not a whole HTTP reply", () => {
@@ -26,6 +29,10 @@ test("parseReply refuses what is not a whole HTTP reply", () => {
     "SSH-2.0-OpenSSH\r\n\r\n",
     "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n{}",
     "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n9\r\n{}",
+    "HTTP/2 200 OK\r\n\r\n",
+    "HTTP/1.1 20x OK\r\n\r\n",
+    "HTTP/1.1 2000 OK\r\n\r\n",
+    "HTTP/1.1  200 OK\r\n\r\n",
   ])
     expect(() => parseReply(Buffer.from(raw))).toThrow(MalformedReply);
 });
