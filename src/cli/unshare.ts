@@ -15,7 +15,7 @@ export default defineCommand({
     const argv = p.rest.length ? p.rest : [process.env.SHELL || "/bin/sh"];
     const pp = paths();
     if (!pp.rootless) throw new BurrowError(`"burrow unshare" is for rootless use: as root, run the command directly`, { kind: "bad-input" });
-    const { ensureDaemon } = await import("../client/client.ts");
+    const { ensureDaemon } = await import("../client/start-daemon.ts");
     await ensureDaemon();
     const h = await ensureHolder(pp);
     await prepareEnterHelper();

@@ -69,6 +69,10 @@ describe("the modules on the path of run and exec", () => {
     for (const m of ["namespaces/messages.ts", "net/cni/messages.ts", "protocol.ts", "egress/policy.ts"]) expect(modules).not.toContain(m);
   });
 
+  test("load no daemon-starting code: a running daemon is the common case (src/client/start-daemon.ts is loaded when none answers)", () => {
+    for (const m of ["client/start-daemon.ts", "userns/session.ts", "userns/podman-join.ts", "client/root-supervisor.ts"]) expect(modules).not.toContain(m);
+  });
+
   test("the walk sees the whole path: the client, the trust checks, the enter step", () => {
     for (const m of ["client/client.ts", "client/trust.ts", "private-file.ts", "sandbox/enter-spawn.ts", "sys/pty.ts", "lazy-node.ts"])
       expect(modules).toContain(m);
