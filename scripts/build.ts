@@ -23,6 +23,8 @@ export const ENTRYPOINTS = [
   "src/ports/connector-worker.ts",
   "src/accelerate/worker.ts",
   "src/egress/worker.ts",
+  "src/log-consola.ts",
+  "src/log-consola-core.ts",
 ];
 
 /**

@@ -1,6 +1,8 @@
 // One tagged logger (STYLE.md #6). Level from BURROW_LOG (debug|info|warn|error).
 // consola costs ~15 ms to evaluate, which would double the CLI's start time:
-// it is loaded on the first message, not at startup.
+// it is loaded on the first message, not at startup, and by path
+// (src/log-consola.ts, an entrypoint of its own): a literal require was
+// bundled into this module's chunks, loaded by every module that logs.
 //
 // The daemon logs through consola's core with a plain reporter of ours
 // (`logPlainToFd`), not the full consola: importing "consola" makes
@@ -11,6 +13,7 @@
 // standalone against ~11.7. The lines look the same in daemon.log.
 import type { ConsolaInstance, ConsolaReporter, LogObject } from "consola";
 import { nodeFs } from "./lazy-node.ts";
+import { workerUrl } from "./workers.ts";
 
 const levels: Record<string, number> = { silent: -999, error: 0, warn: 1, info: 3, debug: 4, trace: 5 };
 const level = levels[process.env.BURROW_LOG ?? ""] ?? 3;
@@ -57,10 +60,10 @@ let instance: ConsolaInstance | null = null;
 function get(): ConsolaInstance {
   if (!instance) {
     if (plainFd !== null) {
-      const { createConsola } = require("consola/core") as typeof import("consola/core");
+      const { createConsola } = require(workerUrl("log-consola-core.ts")) as typeof import("./log-consola-core.ts");
       instance = createConsola({ level, reporters: [plainReporter(plainFd)] }).withTag("burrow");
     } else {
-      const { createConsola } = require("consola") as typeof import("consola");
+      const { createConsola } = require(workerUrl("log-consola.ts")) as typeof import("./log-consola.ts");
       // Colour only on a terminal and never with NO_COLOR (consola alone looks at stdout, not stderr).
       const colors = process.stderr.isTTY === true && !process.env.NO_COLOR;
       instance = createConsola({ level, stderr: process.stderr, stdout: process.stderr, formatOptions: { colors } }).withTag("burrow");

@@ -272,6 +272,9 @@ describeWhen(needsRoot())("builtin port forwarder", () => {
           "--compile",
           join(repo, "test/helpers/forwarder-harness.ts"),
           join(repo, "src/ports/connector-worker.ts"),
+          // What src/log.ts requires by path on a first message.
+          join(repo, "src/log-consola.ts"),
+          join(repo, "src/log-consola-core.ts"),
           "--outfile",
           bin,
         ],

@@ -73,6 +73,12 @@ describe("the modules on the path of run and exec", () => {
     for (const m of ["client/start-daemon.ts", "userns/session.ts", "userns/podman-join.ts", "client/root-supervisor.ts"]) expect(modules).not.toContain(m);
   });
 
+  test("load no consola: src/log.ts requires it by path on a first message, a literal require would bundle its 44 KB into every chunk that logs", () => {
+    const literal = [...modules].filter((m) => /\brequire\(\s*["']consola/.test(readFileSync(resolve(src, m), "utf8")));
+    expect(literal).toEqual([]);
+    expect(modules).toContain("log.ts");
+  });
+
   test("the walk sees the whole path: the client, the trust checks, the enter step", () => {
     for (const m of ["client/client.ts", "client/trust.ts", "private-file.ts", "sandbox/enter-spawn.ts", "sys/pty.ts", "lazy-node.ts"])
       expect(modules).toContain(m);
