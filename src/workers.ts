@@ -14,10 +14,13 @@
 const exists = (path: string): boolean => Bun.file(path).size > 0;
 
 export function workerUrl(relFromSrc: string): string {
-  const source = new URL(`./${relFromSrc}`, import.meta.url);
-  if (source.protocol === "file:" && exists(source.pathname)) return source.pathname;
+  // A compiled binary has no sources: no URL parsed for them (every CLI start calls this).
+  if (!Bun.main.startsWith("/$bunfs/")) {
+    const source = new URL(`./${relFromSrc}`, import.meta.url);
+    if (source.protocol === "file:" && exists(source.pathname)) return source.pathname;
+  }
   const root = Bun.main.slice(0, Bun.main.lastIndexOf("/"));
-  const js = relFromSrc.replace(/\.ts$/, ".js");
+  const js = relFromSrc.endsWith(".ts") ? `${relFromSrc.slice(0, -3)}.js` : relFromSrc;
   for (const candidate of [js, `src/${js}`, js.slice(js.lastIndexOf("/") + 1)]) {
     const p = `${root}/${candidate}`;
     if (exists(p)) return p;
