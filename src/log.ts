@@ -44,29 +44,55 @@ export function formatPlain(o: Pick<LogObject, "type" | "level" | "tag" | "args"
   return `${o.tag ? `[${o.tag}] ` : ""}${[type, message].filter(Boolean).join(" ")}\n`;
 }
 
-function plainReporter(fd: number): ConsolaReporter {
-  return {
-    log(o) {
-      try {
-        nodeFs().writeSync(fd, formatPlain(o));
-      } catch {
-        // A full disk or a closed log must not take the daemon down with it.
-      }
-    },
-  };
+function writePlain(fd: number, o: Pick<LogObject, "type" | "level" | "tag" | "args">): void {
+  try {
+    nodeFs().writeSync(fd, formatPlain(o));
+  } catch {
+    // A full disk or a closed log must not take the daemon down with it.
+  }
 }
 
-let instance: ConsolaInstance | null = null;
-function get(): ConsolaInstance {
+function plainReporter(fd: number): ConsolaReporter {
+  return { log: (o) => writePlain(fd, o) };
+}
+
+type Logger = Pick<ConsolaInstance, "error" | "warn" | "info" | "debug">;
+let instance: Logger | null = null;
+
+/**
+ * consola's createConsola from its entrypoint, or null in a build that does
+ * not embed it (a test harness that left the entry out): a log call never
+ * throws for that, it writes plain lines instead.
+ */
+function createConsolaFrom(entry: "log-consola.ts" | "log-consola-core.ts"): typeof import("./log-consola.ts").createConsola | null {
+  try {
+    return (require(workerUrl(entry)) as typeof import("./log-consola.ts")).createConsola;
+  } catch {
+    return null;
+  }
+}
+
+/** Plain lines to `fd` (formatPlain), the reporter's own format, without consola. */
+function plainLogger(fd: number): Logger {
+  const line =
+    (type: "error" | "warn" | "info" | "debug", lvl: number) =>
+    (...args: unknown[]) =>
+      writePlain(fd, { type, level: lvl, tag: "burrow", args });
+  return { error: line("error", 0), warn: line("warn", 1), info: line("info", 3), debug: line("debug", 4) } as Logger;
+}
+
+function get(): Logger {
   if (!instance) {
     if (plainFd !== null) {
-      const { createConsola } = require(workerUrl("log-consola-core.ts")) as typeof import("./log-consola-core.ts");
-      instance = createConsola({ level, reporters: [plainReporter(plainFd)] }).withTag("burrow");
+      const createConsola = createConsolaFrom("log-consola-core.ts");
+      instance = createConsola ? createConsola({ level, reporters: [plainReporter(plainFd)] }).withTag("burrow") : plainLogger(plainFd);
     } else {
-      const { createConsola } = require(workerUrl("log-consola.ts")) as typeof import("./log-consola.ts");
+      const createConsola = createConsolaFrom("log-consola.ts");
       // Colour only on a terminal and never with NO_COLOR (consola alone looks at stdout, not stderr).
-      const colors = process.stderr.isTTY === true && !process.env.NO_COLOR;
-      instance = createConsola({ level, stderr: process.stderr, stdout: process.stderr, formatOptions: { colors } }).withTag("burrow");
+      const colors = createConsola && process.stderr.isTTY === true && !process.env.NO_COLOR;
+      instance = createConsola
+        ? createConsola({ level, stderr: process.stderr, stdout: process.stderr, formatOptions: { colors: !!colors } }).withTag("burrow")
+        : plainLogger(2);
     }
   }
   return instance;
