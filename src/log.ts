@@ -89,9 +89,13 @@ function get(): Logger {
     } else {
       const createConsola = createConsolaFrom("log-consola.ts");
       // Colour only on a terminal and never with NO_COLOR (consola alone looks at stdout, not stderr).
-      const colors = createConsola && process.stderr.isTTY === true && !process.env.NO_COLOR;
       instance = createConsola
-        ? createConsola({ level, stderr: process.stderr, stdout: process.stderr, formatOptions: { colors: !!colors } }).withTag("burrow")
+        ? createConsola({
+            level,
+            stderr: process.stderr,
+            stdout: process.stderr,
+            formatOptions: { colors: process.stderr.isTTY === true && !process.env.NO_COLOR },
+          }).withTag("burrow")
         : plainLogger(2);
     }
   }
