@@ -21,7 +21,7 @@ export const Name = v.pipe(
   ),
 );
 
-import { ProcessUser } from "./enter-messages.ts";
+import { enterSchemas } from "./enter-messages.ts";
 
 export const CreateRequest = v.object({
   name: v.optional(Name),
@@ -43,7 +43,7 @@ export const CreateRequest = v.object({
   // run -t / -w / --user (src/cli/_process-flags.ts); absent: as before.
   tty: v.optional(v.boolean()),
   workdir: v.optional(v.string()),
-  user: v.optional(ProcessUser),
+  user: v.optional(enterSchemas().ProcessUser),
   // --cap-add / --cap-drop (names as given, ALL allowed) and --privileged:
   // resolved by the daemon (src/sandbox/capabilities.ts), refused there when unknown.
   capAdd: v.optional(v.array(v.string()), []),
@@ -81,7 +81,7 @@ export const CreateRequest = v.object({
 export type CreateRequest = v.InferOutput<typeof CreateRequest>;
 
 // Defined in src/enter-messages.ts, which the __enter child loads without this whole module.
-export { EnterTarget } from "./enter-messages.ts";
+export type { EnterTarget } from "./enter-messages.ts";
 export { formatIssues } from "./messages.ts";
 
 export const Ref = v.object({ name: v.pipe(v.string(), v.minLength(1)) });

@@ -72,10 +72,10 @@ function commandStdio(po: ProcessOptions) {
   return { stdin: po.interactive ? "inherit" : "ignore", stdout: "inherit", stderr: "inherit" } as const;
 }
 
-/** Sends a start ahead its options (unless the daemon did: `sent`); one it could not send to ends here, its signals given back. */
-async function goAhead(early: EarlyStart, target: EnterTarget & { cwd?: string }, sent: boolean): Promise<{ child: Bun.Subprocess; signals: CaughtSignals }> {
+/** Sends a start ahead its options (null: the daemon did); one it could not send to ends here, its signals given back. */
+async function goAhead(early: EarlyStart, target: (EnterTarget & { cwd?: string }) | null): Promise<{ child: Bun.Subprocess; signals: CaughtSignals }> {
   try {
-    early.enter.go(target, sent);
+    early.enter.go(target);
   } catch (e) {
     await cancelAhead(early);
     throw e;
@@ -97,16 +97,21 @@ function spawnNow(target: EnterTarget & { cwd?: string }, argv: string[], po: Pr
 /**
  * Runs the command of `run` or `exec` in the foreground (on a pty with -t)
  * and returns its exit status; `onStart` learns its pid. `early`: its enter
- * step, started ahead (startAhead); `sent`: the daemon wrote its options.
+ * step, started ahead (startAhead). `target` null: the daemon wrote that
+ * step's options itself (the create's `entered`), and nothing here needs
+ * the target (run.ts leaves it unchecked then).
  */
 export async function runForeground(
-  target: EnterTarget & { cwd?: string },
+  target: (EnterTarget & { cwd?: string }) | null,
   argv: string[],
   po: ProcessOptions,
   onStart: (pid: number) => Promise<void>,
   early: EarlyStart | null = null,
-  sent = false,
 ): Promise<number> {
+  if (target === null) {
+    if (!early) throw new Error("internal: a foreground command without its target needs the enter step the daemon sent its options to");
+    return foregroundChild(await goAhead(early, null), onStart);
+  }
   const full = foregroundRequest(target, po);
   if (early && (full.tty || full.accelerate)) {
     await cancelAhead(early);
@@ -124,7 +129,14 @@ export async function runForeground(
     await started;
     return code;
   }
-  const { child, signals } = early ? await goAhead(early, full, sent) : spawnNow(full, argv, po);
+  return foregroundChild(early ? await goAhead(early, full) : spawnNow(full, argv, po), onStart);
+}
+
+/** Waits for a foreground command spawned without a pty; `onStart` learns its pid first. */
+async function foregroundChild(
+  { child, signals }: { child: Bun.Subprocess; signals: CaughtSignals },
+  onStart: (pid: number) => Promise<void>,
+): Promise<number> {
   const started = onStart(child.pid);
   const code = await waitForeground(child, signals);
   await started;

@@ -156,8 +156,21 @@ export default defineCommand({
     let pid: number | undefined;
     let started: Promise<void> = Promise.resolve();
     const { runForeground } = await foreground!();
+    const early = await ahead;
+    // The daemon wrote the command's options into the FIFO the enter step
+    // started ahead reads: the reply's target goes nowhere, so it is not
+    // checked (replies.ts MAKERS.create); otherwise it is, before the spawn.
+    let target: Parameters<typeof runForeground>[0] = null;
+    if (!(created.entered === true && fifoHeld && early)) {
+      try {
+        target = (await import("../replies.ts")).enterTargetOf(created.enter);
+      } catch (e) {
+        await callOff();
+        throw e;
+      }
+    }
     const code = await runForeground(
-      created.enter,
+      target,
       p.rest,
       po,
       async (childPid) => {
@@ -167,8 +180,7 @@ export default defineCommand({
           () => {},
         );
       },
-      await ahead,
-      created.entered === true && fifoHeld,
+      early,
     );
     // The exit goes out without waiting for started's reply (a round trip
     // of every short command): it carries the pid, and the daemon marks the

@@ -6,7 +6,6 @@ import { controlSocket, resolvePaths, type Paths } from "../paths.ts";
 import * as v from "valibot";
 import type { Op, OpArgs } from "../protocol.ts";
 import type { Reply } from "../replies.ts";
-import { formatIssues } from "../messages.ts";
 import { UntrustedPath, checkPrivateFile, connectControlSocket, ensurePrivateDir } from "./trust.ts";
 import { replaceOtherDaemon } from "./upgrade.ts";
 import { DaemonSilent, daemonTimeoutMs, refuseIfDaemonStopped, withDaemonDeadline } from "./deadline.ts";
@@ -101,7 +100,7 @@ async function rawCall(op: string, args: unknown, opts: CallOptions = {}): Promi
     } catch {}
     return { res, body };
   });
-  const { ErrorReply, replyOf } = await loadReplies();
+  const { ErrorReply, replyOf, unexpectedReply } = await loadReplies();
   if (res.status < 200 || res.status > 299) {
     const err = v.safeParse(ErrorReply, body);
     if (!err.success) throw new BurrowError(`the daemon failed with status ${res.status} and no readable error`, { kind: "protocol" });
@@ -109,10 +108,7 @@ async function rawCall(op: string, args: unknown, opts: CallOptions = {}): Promi
     throw new BurrowError(err.output.error, { kind: isErrorKind(err.output.kind) ? err.output.kind : "error", exitCode: err.output.exitCode ?? EXIT.burrow });
   }
   const reply = v.safeParse(replyOf(op as Op), body);
-  if (!reply.success)
-    throw new BurrowError(`the daemon's reply to ${op} is not what this burrow expects (${formatIssues(reply.issues)}): is an older daemon still running?`, {
-      kind: "protocol",
-    });
+  if (!reply.success) throw unexpectedReply(op as Op, reply.issues);
   return reply.output;
 }
 

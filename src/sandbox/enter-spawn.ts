@@ -128,10 +128,10 @@ export interface EarlyEnter {
   child: Bun.Subprocess;
   /**
    * Sends `request`'s options: the helper joins the sandbox and execs the
-   * command. `sent`: the daemon wrote them into the pipe already (the
+   * command. null: the daemon wrote them into the pipe already (the
    * create's `entered`): only the CLI's end is closed.
    */
-  go(request: EnterRequest, sent?: boolean): void;
+  go(request: EnterRequest | null): void;
   /** Calls it off: the helper exits 125 without a word. */
   cancel(): void;
 }
@@ -183,9 +183,9 @@ export function spawnEnterEarly(
   };
   return {
     child,
-    go(request, sent = false) {
+    go(request) {
       try {
-        if (!sent) writeAll(optionsWrite, optionsBlock(aheadWords(request)));
+        if (request) writeAll(optionsWrite, optionsBlock(aheadWords(request)));
       } catch (e) {
         // A helper gone already (a signal while the daemon answered) says so by its exit status.
         if (!isSysError(e, "EPIPE")) throw e;

@@ -6,7 +6,7 @@
 // (--user) ids -> capabilities -> chdir -> execve.
 import { accessSync, constants, readFileSync, statSync, writeSync } from "node:fs";
 import { BurrowError, EXIT } from "../errors.ts";
-import { EnterRequest } from "../enter-messages.ts";
+import { type EnterRequest, enterSchemas } from "../enter-messages.ts";
 import { parseMessage } from "../messages.ts";
 import { CLONE, close, nsId, openRO, setns } from "../sys/ns.ts";
 import { chdir, closeOnExec, execve, restoreDefaultSignals } from "../sys/proc.ts";
@@ -63,7 +63,7 @@ export function enterMain(argv: string[]): never {
   const cmd = sep >= 0 ? argv.slice(sep + 1) : [];
   let target: EnterRequest;
   try {
-    target = parseMessage(EnterRequest, argv[0] ?? "", "the __enter request");
+    target = parseMessage(enterSchemas().EnterRequest, argv[0] ?? "", "the __enter request");
   } catch (e) {
     fail(EXIT.burrow, (e as Error).message);
   }
