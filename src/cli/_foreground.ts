@@ -1,9 +1,9 @@
 // The command of `run` or `exec` in the foreground, shared by both (exec
 // loads this, not run.ts and the create's flags).
-import { type CaughtSignals, catchSignals, prepareEnterHelper, spawnEnter, spawnEnterAhead, waitForeground } from "../client/enter.ts";
+import { type CaughtSignals, catchSignals, madeNothingSince, prepareEnterHelper, spawnEnter, spawnEnterAhead, waitForeground } from "../client/enter.ts";
 import type { EarlyEnter } from "../sandbox/enter-spawn.ts";
 
-export { prepareEnterHelper };
+export { madeNothingSince, prepareEnterHelper };
 import type { EnterTarget } from "../protocol.ts";
 import { foregroundRequest } from "../enter-messages.ts";
 import { guardOutput, outputMade } from "./_output.ts";

@@ -9,7 +9,7 @@ import type { Reply } from "../replies.ts";
 import { UntrustedPath, checkPrivateFile, connectControlSocket, ensurePrivateDir } from "./trust.ts";
 import { replaceOtherDaemon } from "./upgrade.ts";
 import { DaemonSilent, daemonTimeoutMs, refuseIfDaemonStopped, withDaemonDeadline } from "./deadline.ts";
-import { postUnix, type UnixReply } from "./unix-http.ts";
+import { postUnix, sendUnix, type UnixReply } from "./unix-http.ts";
 
 let cachedPaths: Paths | null = null;
 export function paths(): Paths {
@@ -110,6 +110,23 @@ async function rawCall(op: string, args: unknown, opts: CallOptions = {}): Promi
   const reply = v.safeParse(replyOf(op as Op), body);
   if (!reply.success) throw unexpectedReply(op as Op, reply.issues);
   return reply.output;
+}
+
+/**
+ * Sends `op` to the daemon this CLI already talks to and does not wait for
+ * its answer: true once the whole request is in the daemon's socket, over
+ * a connection checked as call()'s are. False when it could not be sent
+ * (no daemon, a refusal, a full socket): the caller calls instead, which
+ * starts a daemon if need be. For a report whose answer nothing needs
+ * (run's exit report when nothing of the command is left, src/cli/run.ts).
+ */
+export function notify<O extends Op>(op: O, args: OpArgs<O>): boolean {
+  try {
+    verifyDaemon();
+    return sendUnix(controlSocket(paths()), `/${op}`, JSON.stringify(args ?? {}), connectDaemon);
+  } catch {
+    return false;
+  }
 }
 
 let versionChecked = false;

@@ -7,6 +7,8 @@ import { type EarlyEnter, spawnEnterEarly, spawnEnterStep } from "../sandbox/ent
 import { nodeOs } from "../lazy-node.ts";
 
 export { prepareEnterHelper } from "../sandbox/enter-spawn.ts";
+// Whether a foreground command that has exited made any process (src/cli/run.ts: its exit report's answer).
+export { madeNothingSince } from "../sys/processes.ts";
 
 const FORWARDED = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"] as const;
 

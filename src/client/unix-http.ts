@@ -32,6 +32,31 @@ export interface PostOptions {
   connect?: (sock: string) => number;
 }
 
+/** The bytes of one POST of a JSON `body` to `path`, closing the connection after its answer. */
+export function requestBytes(path: string, body: string): Buffer {
+  const payload = Buffer.from(body, "utf8");
+  return Buffer.concat([
+    Buffer.from(`POST ${path} HTTP/1.1\r\nHost: burrow\r\nContent-Type: application/json\r\nContent-Length: ${payload.length}\r\nConnection: close\r\n\r\n`),
+    payload,
+  ]);
+}
+
+/**
+ * Writes one POST into a connection made by `connect` and closes it without
+ * reading the answer: true when the whole request went into the socket (the
+ * listener reads it even once this end has closed). A request the socket
+ * could not take at once is not sent at all (false).
+ */
+export function sendUnix(sock: string, path: string, body: string, connect: (sock: string) => number = connectUnix): boolean {
+  const bytes = requestBytes(path, body);
+  const fd = connect(sock);
+  try {
+    return sendSome(fd, bytes) === bytes.length;
+  } finally {
+    close(fd);
+  }
+}
+
 export function postUnix(sock: string, path: string, body: string, opts: PostOptions = {}): Promise<UnixReply> {
   const { signal, connect = connectUnix } = opts;
   let onSent = opts.onSent;
@@ -40,11 +65,7 @@ export function postUnix(sock: string, path: string, body: string, opts: PostOpt
       reject(signal.reason);
       return;
     }
-    const payload = Buffer.from(body, "utf8");
-    let pending: Buffer = Buffer.concat([
-      Buffer.from(`POST ${path} HTTP/1.1\r\nHost: burrow\r\nContent-Type: application/json\r\nContent-Length: ${payload.length}\r\nConnection: close\r\n\r\n`),
-      payload,
-    ]);
+    let pending: Buffer = requestBytes(path, body);
     let fd: number;
     try {
       fd = connect(sock);

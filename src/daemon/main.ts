@@ -50,6 +50,11 @@ const EXIT_RESTORED_STATE = 70;
 /** Ops that need not wait for background releases (create waits for its name only). */
 const UNSETTLED_OPS = new Set<Op>(["create", "started", "exited", "ping", "enter"]);
 
+/** Ops that never wait for the exit reports before them (exitReports). */
+const UNORDERED_OPS = new Set<Op>(["started", "exited", "ping"]);
+/** The longest an exit report whose body does not come (a client that stalls) holds the requests after it. */
+const EXIT_REPORT_HOLD_MS = 1000;
+
 export async function daemonMain(): Promise<void> {
   const paths = resolvePaths();
   process.umask(0o077);
@@ -178,6 +183,64 @@ export async function daemonMain(): Promise<void> {
   const sock = controlSocket(paths);
   const table = { ...handlers(service), ...networkHandlers(service) } satisfies Handlers;
   let lastActivity = Date.now();
+  /**
+   * Exit reports received and not yet taken in. A run whose command left
+   * nothing does not wait for its exit report's answer (src/cli/run.ts), so
+   * the next command (a `ps`, a run by the same name) can come while that
+   * report's body is still being read: every request but these reports,
+   * started and ping first waits for the ones that came before it. A
+   * report is registered as it is routed, and requests are routed in the
+   * order they arrive.
+   */
+  const exitReports = new Set<Promise<void>>();
+  const serve = async (req: Request): Promise<Response> => {
+    let op: Op;
+    let args: unknown;
+    let taken: (() => void) | undefined;
+    try {
+      op = routeOf(new URL(req.url).pathname);
+      if (op === "exited") {
+        const report = new Promise<void>((resolve) => {
+          taken = resolve;
+          setTimeout(resolve, EXIT_REPORT_HOLD_MS).unref();
+        });
+        exitReports.add(report);
+        void report.then(() => exitReports.delete(report));
+      }
+      args = parseArgs(op, await readBody(req));
+    } catch (e) {
+      taken?.();
+      if (e instanceof RequestRefused) return Response.json(e.toJSON(), { status: e.status });
+      log.error(e);
+      return Response.json({ error: "the request could not be read", kind: "protocol", exitCode: EXIT.burrow }, { status: 400 });
+    }
+    service.inflight++;
+    lastActivity = Date.now();
+    try {
+      if (op !== "ping") await reconciled;
+      if (exitReports.size && !UNORDERED_OPS.has(op)) await Promise.all(exitReports);
+      const t0 = performance.now();
+      // What observes or changes state sees sandboxes fully released
+      // (exits release their network in the background: service.exited).
+      if (!UNSETTLED_OPS.has(op)) await service.settled();
+      const result = await callHandler(table, op, args);
+      log.debug(`${op} handled in ${(performance.now() - t0).toFixed(1)} ms`);
+      return Response.json(result ?? {});
+    } catch (err) {
+      // A full state filesystem is said as such (src/state/full.ts).
+      const e = diskFullError(err, paths.stateDir) ?? err;
+      if (e instanceof BurrowError) {
+        log.debug(`${op} failed: ${e.stack}${e.cause instanceof Error ? `\ncaused by: ${e.cause.stack}` : ""}`);
+        return Response.json({ ...e.toJSON(), error: shortMessage(e.message) }, { status: 400 });
+      }
+      log.error(e);
+      return Response.json({ error: shortMessage(messageOf(e)), kind: "internal", exitCode: EXIT.burrow }, { status: 500 });
+    } finally {
+      taken?.();
+      service.inflight--;
+      lastActivity = Date.now();
+    }
+  };
   const serveOptions = {
     async fetch(req: Request) {
       // Before anything else, while this request's connection is surely
@@ -195,40 +258,7 @@ export async function daemonMain(): Promise<void> {
         );
       }
       if (foreign.length) return Response.json({ error: peerRefusal(foreign, sock), kind: "untrusted", exitCode: EXIT.burrow }, { status: 403 });
-      let op: Op;
-      let args: unknown;
-      try {
-        op = routeOf(new URL(req.url).pathname);
-        args = parseArgs(op, await readBody(req));
-      } catch (e) {
-        if (e instanceof RequestRefused) return Response.json(e.toJSON(), { status: e.status });
-        log.error(e);
-        return Response.json({ error: "the request could not be read", kind: "protocol", exitCode: EXIT.burrow }, { status: 400 });
-      }
-      service.inflight++;
-      lastActivity = Date.now();
-      try {
-        if (op !== "ping") await reconciled;
-        const t0 = performance.now();
-        // What observes or changes state sees sandboxes fully released
-        // (exits release their network in the background: service.exited).
-        if (!UNSETTLED_OPS.has(op)) await service.settled();
-        const result = await callHandler(table, op, args);
-        log.debug(`${op} handled in ${(performance.now() - t0).toFixed(1)} ms`);
-        return Response.json(result ?? {});
-      } catch (err) {
-        // A full state filesystem is said as such (src/state/full.ts).
-        const e = diskFullError(err, paths.stateDir) ?? err;
-        if (e instanceof BurrowError) {
-          log.debug(`${op} failed: ${e.stack}${e.cause instanceof Error ? `\ncaused by: ${e.cause.stack}` : ""}`);
-          return Response.json({ ...e.toJSON(), error: shortMessage(e.message) }, { status: 400 });
-        }
-        log.error(e);
-        return Response.json({ error: shortMessage(messageOf(e)), kind: "internal", exitCode: EXIT.burrow }, { status: 500 });
-      } finally {
-        service.inflight--;
-        lastActivity = Date.now();
-      }
+      return serve(req);
     },
   };
   try {

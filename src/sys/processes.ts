@@ -6,13 +6,44 @@
 // /proc/PID/stat is read with libc (src/sys/files.ts): the CLI asks it on
 // every call, and node:fs costs its start ~1.4 ms to load (src/lazy-node.ts).
 import { nodeFs } from "../lazy-node.ts";
-import { readTextFile } from "./files.ts";
+import { lstatPath, readTextFile } from "./files.ts";
 import { nsId } from "./ns.ts";
 
 /** /proc/PID/stat's fields after the parenthesised command name (field 3 first); null when there is no such process. */
 function statFields(pid: number): string | null {
   const stat = readTextFile(`/proc/${pid}/stat`);
   return stat === null ? null : stat.slice(stat.lastIndexOf(")") + 2);
+}
+
+/** The last pid the kernel handed out in this pid namespace (/proc/loadavg's fifth field), or null. */
+export function lastPid(): number | null {
+  const load = readTextFile("/proc/loadavg") ?? "";
+  const field = load.slice(load.lastIndexOf(" ") + 1).trim();
+  return /^\d+$/.test(field) ? Number(field) : null;
+}
+
+/** How many pids after a command's madeNothingSince looks at before it says no. */
+const PIDS_AFTER_CAP = 8;
+
+/**
+ * True when the process `pid` (a command that has exited and was waited
+ * for) made no process: every pid the kernel handed out since it is a
+ * thread of this process (Bun starts some as it goes), so nothing of the
+ * command can be left. False whenever that cannot be told: another
+ * process was made anywhere in this pid namespace meanwhile, more than a
+ * few pids went, the counter wrapped, or /proc is not this namespace's.
+ * Pids are handed out in turn and `pid` was taken until it was waited
+ * for, so a later pid is one made after it (issue 17: the exit report's
+ * answer is not waited for then).
+ */
+export function madeNothingSince(pid: number, last = lastPid()): boolean {
+  if (last === null || last < pid || last - pid > PIDS_AFTER_CAP) return false;
+  try {
+    for (let p = pid + 1; p <= last; p++) if (lstatPath(`/proc/self/task/${p}`) === null) return false;
+  } catch {
+    return false;
+  }
+  return true;
 }
 
 export function pidsInMountNs(ino: number): number[] {

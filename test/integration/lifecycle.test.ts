@@ -104,6 +104,38 @@ for (const mode of ["rootless", "rootful"] as const) {
       await t.burrowOk(["network", "rm", "racenet"]);
     });
 
+    test("a run whose command made no process ends without the exit report's answer; the next command sees the exit all the same, and one that left a process waits for it to be killed", async () => {
+      // src/cli/run.ts: with nothing on the host and no process made by the
+      // command, the CLI does not wait for the exit report's answer; the
+      // daemon serves no later request before it has taken the report in.
+      const debug = { env: { BURROW_LOG: "debug" } };
+      let unanswered = 0;
+      for (let i = 0; i < 10; i++) {
+        const r = await t.burrow(["run", "--rm", "--network", "none", "--name", "quick", "--", "true"], debug);
+        expect({ i, code: r.code }).toEqual({ i, code: 0 });
+        if (r.stderr.includes("exit of quick reported, its answer not waited for")) unanswered++;
+        // At once: the name is free, and nothing is listed.
+        const again = await t.burrow(["run", "--rm", "--network", "none", "--name", "quick", "--", "sh", "-c", "exit 4"]);
+        expect({ i, code: again.code, stderr: again.stderr }).toEqual({ i, code: 4, stderr: "" });
+        expect(JSON.parse(await t.burrowOk(["ps", "-a", "--format", "json"]))).toEqual([]);
+        // A kept sandbox shows its exit code at once.
+        expect((await t.burrow(["run", "--network", "none", "--name", "kept", "--", "sh", "-c", "exit 6"])).code).toBe(6);
+        const inspect = JSON.parse(await t.burrowOk(["inspect", "kept"]));
+        expect({ i, status: inspect[0].State.Status, code: inspect[0].State.ExitCode }).toEqual({ i, status: "exited", code: 6 });
+        await t.burrowOk(["rm", "kept"]);
+      }
+      // Ten runs of `true` with nothing else making processes on this machine meanwhile: most go without the answer.
+      expect(unanswered).toBeGreaterThan(0);
+      // A command that left a process: the CLI waits, and the process is gone when run returns.
+      const left = await t.burrow(["run", "--rm", "--network", "none", "--", "sh", "-c", "sleep 60 & echo $!"], debug);
+      expect(left.code).toBe(0);
+      expect(left.stderr).not.toContain("its answer not waited for");
+      const sleeper = Number(left.stdout.trim());
+      expect(sleeper).toBeGreaterThan(0);
+      const state = existsSync(`/proc/${sleeper}/stat`) ? (readFileSync(`/proc/${sleeper}/stat`, "utf8").replace(/^.*\) /, "")[0] ?? "?") : "gone";
+      expect(["gone", "Z", "X"]).toContain(state);
+    });
+
     test("a sandbox with published ports is released once: at its exit, not again by --rm's removal or by rm", async () => {
       // The daemon starts with this command: debug logs its one "release NAME:" line per release.
       const debug = { env: { BURROW_LOG: "debug" } };

@@ -46,6 +46,26 @@ describe.skipIf(!!why)("control requests (rootless)", () => {
     return JSON.stringify({ sandboxes: list.map((s) => [s.Id, s.Names, s.State]), networks: nets.networks.map((n) => n.name).sort(), daemon: ping.pid });
   }
 
+  test("an exit report whose body never comes holds the requests after it back about a second, not for ever", async () => {
+    // Requests after an exit report wait for it (a run may not wait for its
+    // answer: src/daemon/main.ts exitReports); a client that stalls after the
+    // headers must not stop the daemon.
+    let opened!: () => void;
+    const ready = new Promise<void>((r) => (opened = r));
+    const stalled = await Bun.connect({ unix: sock, socket: { open: () => opened(), data() {} } });
+    await ready;
+    stalled.write("POST /exited HTTP/1.1\r\nHost: burrow\r\nContent-Type: application/json\r\nContent-Length: 60\r\n\r\n");
+    stalled.flush();
+    await Bun.sleep(100);
+    const t0 = performance.now();
+    const list = await post("/list", '{"all":true}');
+    const waited = performance.now() - t0;
+    expect(list.status).toBe(200);
+    // It did wait for the report (the hold is 1 s), and was answered while the stalled connection is still open.
+    expect(waited).toBeGreaterThan(500);
+    stalled.end();
+  });
+
   test("malformed JSON is a 400 and changes nothing: garbage does not prune, a truncated body creates nothing", async () => {
     const before = await state();
     const prune = await post("/networkPrune", "garbage");
