@@ -188,9 +188,10 @@ export async function daemonMain(): Promise<void> {
    * nothing does not wait for its exit report's answer (src/cli/run.ts), so
    * the next command (a `ps`, a run by the same name) can come while that
    * report's body is still being read: every request but these reports,
-   * started and ping first waits for the ones that came before it. A
-   * report is registered as it is routed, and requests are routed in the
-   * order they arrive.
+   * started and ping first waits until the ones that came before it are
+   * registered as exits (then settled() and a create by the same name wait
+   * for their releases, as for any exit). A report is counted as it is
+   * routed, and requests are routed in the order they arrive.
    */
   const exitReports = new Set<Promise<void>>();
   const serve = async (req: Request): Promise<Response> => {
@@ -223,7 +224,12 @@ export async function daemonMain(): Promise<void> {
       // What observes or changes state sees sandboxes fully released
       // (exits release their network in the background: service.exited).
       if (!UNSETTLED_OPS.has(op)) await service.settled();
-      const result = await callHandler(table, op, args);
+      const handled = callHandler(table, op, args);
+      // An exit report is registered by now (src/daemon/release.ts
+      // recordExit): what comes after it waits for its release from here
+      // (settled(), a create by the same name), not for this request.
+      taken?.();
+      const result = await handled;
       log.debug(`${op} handled in ${(performance.now() - t0).toFixed(1)} ms`);
       return Response.json(result ?? {});
     } catch (err) {
