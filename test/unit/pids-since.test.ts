@@ -1,7 +1,8 @@
 // pidsSince and pidCounter (src/sys/processes.ts): the pids a sandbox's
 // release looks at instead of all of /proc, and when it may not.
 import { expect, test } from "bun:test";
-import { type PidCounter, pidCounter, pidsSince } from "../../src/sys/processes.ts";
+import { type PidCounter, madeNothingSince, pidCounter, pidsSince } from "../../src/sys/processes.ts";
+import { readdirSync } from "node:fs";
 
 const at = (lastPid: number, forks: number, o: Partial<PidCounter> = {}): PidCounter => ({
   lastPid,
@@ -57,4 +58,24 @@ test("pidCounter reads this machine's: a last pid below pid_max, counts that onl
   expect(b.forks).toBeGreaterThan(a!.forksAfter);
   // The child's pid is among those handed out since.
   expect(pidsSince(a!, b, 1 << 20)?.length).toBeGreaterThan(0);
+});
+
+test("madeNothingSince: only this process's own threads after the pid, at most 8 of them, no counter gone back", () => {
+  const tids = readdirSync("/proc/self/task").map(Number);
+  const own = Math.max(...tids);
+  const notOurs = (n: number) => !tids.includes(n);
+  // Nothing after it, or only a thread of ours.
+  expect(madeNothingSince(own, own)).toBe(true);
+  expect(madeNothingSince(own - 1, own)).toBe(true);
+  // A pid after it that is not a thread of ours: something else was made.
+  let other = own + 1;
+  while (!notOurs(other)) other++;
+  expect(madeNothingSince(other - 1, other)).toBe(false);
+  // More than eight after it, or a counter below the pid (wrapped): no.
+  expect(madeNothingSince(own - 9, own)).toBe(false);
+  expect(madeNothingSince(own + 1, own)).toBe(false);
+  // The machine's own counter: a child that ran and was waited for is after any pid taken before it.
+  const before = pidCounter()!.lastPid;
+  Bun.spawnSync(["true"]);
+  expect(madeNothingSince(before)).toBe(false);
 });
