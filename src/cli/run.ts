@@ -3,7 +3,7 @@ import { foregroundLoader } from "./_load-foreground.ts";
 import type { EarlyStart } from "./_foreground.ts";
 import { call, notify } from "../client/client.ts";
 import { log } from "../log.ts";
-import { BurrowError } from "../errors.ts";
+import { BurrowError, EXIT } from "../errors.ts";
 import { bool, list, parseLabels, parseStrict, str } from "./_args.ts";
 import { processArgs, processOptions, processRepeatable } from "./_process-flags.ts";
 import { spinWhile } from "./_spinner.ts";
@@ -167,6 +167,10 @@ export default defineCommand({
         target = (await import("../replies.ts")).enterTargetOf(created.enter);
       } catch (e) {
         await callOff();
+        // The sandbox was made and its command will never run: reported as
+        // ended, so that it is released (and removed with --rm), not left
+        // created. Best effort: this daemon's replies are not what we expect.
+        await call("exited", { id: created.id, exitCode: EXIT.burrow }).catch(() => {});
         throw e;
       }
     }

@@ -2,7 +2,8 @@
 // runtime directories, foreign listeners, symlinked files and zombie holders,
 // against the built binary as the unprivileged test user.
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { chmodSync, chownSync, lchownSync, mkdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, lchownSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { bunEval } from "../helpers/socket-peer.ts";
 import { burrowContext, type BurrowContext } from "../helpers/context.ts";
 import { integrationUnavailable, testUser } from "../helpers/env.ts";
 
@@ -157,5 +158,45 @@ describe.skipIf(!!why)("trust (rootless)", () => {
     }
     parent.kill("SIGKILL");
     await parent.exited;
+  });
+
+  test("a daemon whose create reply carries a target this burrow cannot use: one line, exit 125, and the sandbox is reported ended, not left created", async () => {
+    // A daemon of another build answering as this one (same version record):
+    // the target is checked where the CLI would spawn with it (src/cli/run.ts).
+    const version = /version (\S+) \(commit (\S+),/.exec(await t.burrowOk(["--version"]))!;
+    const fake = `
+      const fs = require("node:fs");
+      const [dir, version, commit] = process.argv.slice(-3);
+      fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+      const sock = dir + "/control.sock";
+      Bun.serve({
+        unix: sock,
+        async fetch(req) {
+          const op = new URL(req.url).pathname.slice(1);
+          const body = await req.text();
+          fs.appendFileSync(dir + "/../fake-requests", op + " " + body + "\\n");
+          if (op === "ping") return Response.json({ pid: process.pid });
+          if (op === "create") return Response.json({ id: "f".repeat(64), name: "odd", enter: { session: {}, caps: ["CAP_NONE"] } });
+          return Response.json({});
+        },
+      });
+      fs.chmodSync(sock, 0o600);
+      fs.writeFileSync(dir + "/daemon.version", JSON.stringify({ version, commit, pid: process.pid }), { mode: 0o600 });
+      console.log("ready");
+    `;
+    const p = t.spawn(bunEval(fake, [t.dirs.runtimeDir, version[1]!, version[2]!]), { env: { BUN_BE_BUN: "1" } });
+    const reader = (p.stdout as ReadableStream<Uint8Array>).getReader();
+    expect(new TextDecoder().decode((await reader.read()).value)).toContain("ready");
+    const r = await t.burrow(["run", "--rm", "--network", "none", "--", "true"]);
+    expect(r.code).toBe(125);
+    expect(oneLine(r.stderr)).toMatch(/^Error: the daemon's reply to create is not what this burrow expects \(caps\.0: Invalid capability: Received "CAP_NONE"\): is an older daemon still running\?$/);
+    const seen = readFileSync(`${t.dirs.runtimeDir}/../fake-requests`, "utf8").trim().split("\n");
+    const exited = seen.find((l) => l.startsWith("exited "));
+    expect(exited).toBeDefined();
+    expect(JSON.parse(exited!.slice("exited ".length))).toEqual({ id: "f".repeat(64), exitCode: 125 });
+    // Nothing of the run is left in the runtime dir: no enter FIFO.
+    expect(existsSync(`${t.dirs.runtimeDir}/enter`) ? readdirSync(`${t.dirs.runtimeDir}/enter`) : []).toEqual([]);
+    p.kill();
+    await p.exited;
   });
 });
