@@ -189,7 +189,9 @@ describe.skipIf(!!why)("trust (rootless)", () => {
     expect(new TextDecoder().decode((await reader.read()).value)).toContain("ready");
     const r = await t.burrow(["run", "--rm", "--network", "none", "--", "true"]);
     expect(r.code).toBe(125);
-    expect(oneLine(r.stderr)).toMatch(/^Error: the daemon's reply to create is not what this burrow expects \(caps\.0: Invalid capability: Received "CAP_NONE"\): is an older daemon still running\?$/);
+    expect(oneLine(r.stderr)).toMatch(
+      /^Error: the daemon's reply to create is not what this burrow expects \(caps\.0: Invalid capability: Received "CAP_NONE"\): is an older daemon still running\?$/,
+    );
     const seen = readFileSync(`${t.dirs.runtimeDir}/../fake-requests`, "utf8").trim().split("\n");
     const exited = seen.find((l) => l.startsWith("exited "));
     expect(exited).toBeDefined();
