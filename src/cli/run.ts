@@ -155,7 +155,8 @@ export default defineCommand({
       throw new BurrowError(`sandbox ${created.name} (${created.id.slice(0, 12)}) was created, but it has exited and is gone`, { kind: "not-running" });
     }
     let pid: number | undefined;
-    let started: Promise<void> = Promise.resolve();
+    /** The started report's outcome: true once the daemon has taken it in. */
+    let started: Promise<boolean> = Promise.resolve(false);
     const { runForeground, madeNothingSince } = await foreground!();
     const early = await ahead;
     // The daemon wrote the command's options into the FIFO the enter step
@@ -181,8 +182,8 @@ export default defineCommand({
       async (childPid) => {
         pid = childPid;
         started = call("started", { id: created.id, pid }).then(
-          () => {},
-          () => {},
+          () => true,
+          () => false,
         );
       },
       early,
@@ -197,9 +198,13 @@ export default defineCommand({
     // process has nothing left for it: the report goes out and the CLI ends
     // without waiting (~0.4 ms of every such run; the daemon serves no later
     // request before it has taken the report in: docs/decisions.md "The exit
-    // report's answer, when nothing needs it").
+    // report's answer, when nothing needs it"). Only once the daemon has
+    // answered the started report (by then, nearly always): a sandbox it
+    // knows running with a dead command is released by its reap within a
+    // second, should the report itself be refused (another user's
+    // connection open at that moment) or lost.
     const holdsNothing = !list(p, "publish").length && !bool(p, "accelerate") && !egress;
-    if (holdsNothing && pid !== undefined && madeNothingSince(pid) && notify("exited", exit))
+    if (holdsNothing && pid !== undefined && (await started) && madeNothingSince(pid) && notify("exited", exit))
       log.debug(`exit of ${created.name} reported, its answer not waited for`);
     else await Promise.all([call("exited", exit), started]);
     (await foreground!()).finishForeground(code);

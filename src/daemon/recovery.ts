@@ -97,7 +97,11 @@ export class SandboxRecovery {
         }
       }
       if (s.status === "running") {
-        const gone = !s.pid || startTimeOf(s.pid) !== s.pidStart;
+        // No start time: the command was gone when its start was reported
+        // (a started report behind a short command's exit), so its exit
+        // report is the only other news of it, and one refused or lost
+        // (a run that does not wait for its answer) would leave it running.
+        const gone = !s.pid || !s.pidStart || startTimeOf(s.pid) !== s.pidStart;
         if (gone || !pinsOk) await releases.exited(s.id, null);
       } else if (!pinsOk) {
         await releases.exited(s.id, null);

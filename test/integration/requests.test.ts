@@ -7,6 +7,7 @@ import fc from "fast-check";
 import { burrowContext, type BurrowContext } from "../helpers/context.ts";
 import { integrationUnavailable } from "../helpers/env.ts";
 import { relayAs } from "../helpers/socket-peer.ts";
+import { until } from "../helpers/until.ts";
 
 const why = integrationUnavailable();
 if (why) console.warn(`skipping request integration tests: ${why}`);
@@ -224,5 +225,24 @@ describe.skipIf(!!why)("control requests (rootless)", () => {
       .map((l) => JSON.parse(l) as { name: string; type: string });
     expect(events.filter((e) => e.name === "overtaken").map((e) => e.type)).toEqual(["create", "start", "died"]);
     await t.burrowOk(["rm", "overtaken"]);
+  });
+
+  test("a started report that comes after its command is gone, and no exit report: the reap releases the sandbox within about a second", async () => {
+    // A run that does not wait for its exit report's answer (issue 17) may
+    // have that report refused (another user's connection open at that
+    // moment: src/daemon/peers.ts). Its started report, answered first, came
+    // after a short command had exited, so no start time was recorded: the
+    // reap must still see the command gone (it once compared null to null).
+    const created = await post("/create", JSON.stringify({ name: "unreported", network: "none", argv: ["true"] }));
+    expect(created.status).toBe(200);
+    const { id } = JSON.parse(created.text) as { id: string };
+    const gone = Bun.spawn(["true"]);
+    await gone.exited;
+    expect((await post("/started", JSON.stringify({ id, pid: gone.pid }))).status).toBe(200);
+    const status = async () => JSON.parse(await t.burrowOk(["inspect", "unreported"]))[0].State.Status as string;
+    expect(await status()).toBe("running");
+    // The reap runs every second: two turns at most.
+    await until(async () => (await status()) === "exited", 2500, "the reap to release the sandbox whose command is gone");
+    await t.burrowOk(["rm", "unreported"]);
   });
 });
