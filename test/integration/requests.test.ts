@@ -39,6 +39,19 @@ describe.skipIf(!!why)("control requests (rootless)", () => {
     return { status: res.status, text: await res.text() };
   }
 
+  /**
+   * A foreground sandbox made by a raw create (`none`, `true`), and the pid
+   * of a command that has exited, as the CLI's child is when it reports (a
+   * live one's exit report is ignored).
+   */
+  async function createdWithGonePid(name: string): Promise<{ id: string; pid: number }> {
+    const created = await post("/create", JSON.stringify({ name, network: "none", argv: ["true"] }));
+    expect(created.status).toBe(200);
+    const gone = Bun.spawn(["true"]);
+    await gone.exited;
+    return { id: (JSON.parse(created.text) as { id: string }).id, pid: gone.pid };
+  }
+
   /** What a refused request must not change: sandboxes, networks, the daemon. */
   async function state(): Promise<string> {
     const list = JSON.parse((await post("/list", '{"all":true}')).text) as Array<{ Id: string; Names: string[]; State: string }>;
@@ -206,15 +219,10 @@ describe.skipIf(!!why)("control requests (rootless)", () => {
   test("an exit report that overtakes its started report: the sandbox is marked started first (events create, start, died), a late started changes nothing", async () => {
     // `run` sends its exit without waiting for started's reply (issue 17):
     // the daemon may get the exit first.
-    const created = await post("/create", JSON.stringify({ name: "overtaken", network: "none", argv: ["true"] }));
-    expect(created.status).toBe(200);
-    const { id } = JSON.parse(created.text) as { id: string };
-    // The pid of a command that has exited, as the CLI's child is when it reports (a live one's exit report is ignored).
-    const gone = Bun.spawn(["true"]);
-    await gone.exited;
-    const exited = await post("/exited", JSON.stringify({ id, exitCode: 0, pid: gone.pid }));
+    const { id, pid } = await createdWithGonePid("overtaken");
+    const exited = await post("/exited", JSON.stringify({ id, exitCode: 0, pid }));
     expect(exited.status).toBe(200);
-    const late = await post("/started", JSON.stringify({ id, pid: gone.pid }));
+    const late = await post("/started", JSON.stringify({ id, pid }));
     expect(late.status).toBe(200);
     const inspect = JSON.parse(await t.burrowOk(["inspect", "overtaken"]));
     expect(inspect[0].State.Status).toBe("exited");
@@ -233,12 +241,8 @@ describe.skipIf(!!why)("control requests (rootless)", () => {
     // moment: src/daemon/peers.ts). Its started report, answered first, came
     // after a short command had exited, so no start time was recorded: the
     // reap must still see the command gone (it once compared null to null).
-    const created = await post("/create", JSON.stringify({ name: "unreported", network: "none", argv: ["true"] }));
-    expect(created.status).toBe(200);
-    const { id } = JSON.parse(created.text) as { id: string };
-    const gone = Bun.spawn(["true"]);
-    await gone.exited;
-    expect((await post("/started", JSON.stringify({ id, pid: gone.pid }))).status).toBe(200);
+    const { id, pid } = await createdWithGonePid("unreported");
+    expect((await post("/started", JSON.stringify({ id, pid }))).status).toBe(200);
     const status = async () => JSON.parse(await t.burrowOk(["inspect", "unreported"]))[0].State.Status as string;
     expect(await status()).toBe("running");
     // The reap runs every second: two turns at most.
