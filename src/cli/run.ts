@@ -202,9 +202,11 @@ export default defineCommand({
     // answered the started report (by then, nearly always): a sandbox it
     // knows running with a dead command is released by its reap within a
     // second, should the report itself be refused (another user's
-    // connection open at that moment) or lost.
+    // connection open at that moment) or lost. The pids are looked at
+    // first, right after the command's exit: every process made anywhere
+    // in the meantime makes the answer no.
     const holdsNothing = !list(p, "publish").length && !bool(p, "accelerate") && !egress;
-    if (holdsNothing && pid !== undefined && (await started) && madeNothingSince(pid) && notify("exited", exit))
+    if (holdsNothing && pid !== undefined && madeNothingSince(pid) && (await started) && notify("exited", exit))
       log.debug(`exit of ${created.name} reported, its answer not waited for`);
     else await Promise.all([call("exited", exit), started]);
     (await foreground!()).finishForeground(code);

@@ -116,9 +116,12 @@ async function rawCall(op: string, args: unknown, opts: CallOptions = {}): Promi
  * Sends `op` to the daemon this CLI already talks to and does not wait for
  * its answer: true once the whole request is in the daemon's socket, over
  * a connection checked as call()'s are. False when it could not be sent
- * (no daemon, a refusal, a full socket): the caller calls instead, which
- * starts a daemon if need be. For a report whose answer nothing needs
- * (run's exit report when nothing of the command is left, src/cli/run.ts).
+ * (no daemon, a socket that fails the trust checks, a full socket): the
+ * caller calls instead, which starts a daemon if need be. A request sent
+ * and then refused by the daemon (another user connected meanwhile) is not
+ * seen here. For a report whose answer nothing needs (run's exit report
+ * when nothing of the command is left and the daemon has its started
+ * report, src/cli/run.ts: its reap releases a sandbox whose report is lost).
  */
 export function notify<O extends Op>(op: O, args: OpArgs<O>): boolean {
   try {
